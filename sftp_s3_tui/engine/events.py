@@ -1,0 +1,158 @@
+"""Typed events the engine emits; the UI and the metrics sampler consume them.
+
+The engine never calls into a consumer's objects: it emits frozen dataclasses on an
+:class:`EventBus`, and each subscriber turns them into what it needs (Textual messages,
+sampler counters, a progress bar).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Literal
+
+
+class TransferState(StrEnum):
+    """Where a transfer is in its life."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    PAUSED = "paused"
+    DONE = "done"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+    CANCELLED = "cancelled"
+
+    @property
+    def finished(self) -> bool:
+        return self in _FINISHED
+
+
+_FINISHED = frozenset(
+    {TransferState.DONE, TransferState.FAILED, TransferState.SKIPPED, TransferState.CANCELLED}
+)
+
+
+class PartState(StrEnum):
+    """One part's state, as the chunk map shows it."""
+
+    WAITING = "waiting"
+    READING = "reading"
+    UPLOADING = "uploading"
+    DONE = "done"
+    RETRIED = "retried"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True, slots=True)
+class TransferResult:
+    """What happened to one file; the shape of ``copy --json`` output."""
+
+    source: str
+    bucket: str
+    key: str
+    bytes: int
+    seconds: float
+    parts: int
+    sha256: str | None
+    status: TransferState
+    message: str = ""
+    resumed_parts: int = 0
+
+    def as_json(self) -> dict[str, object]:
+        out: dict[str, object] = {
+            "source": self.source,
+            "bucket": self.bucket,
+            "key": self.key,
+            "bytes": self.bytes,
+            "seconds": round(self.seconds, 3),
+            "parts": self.parts,
+            "sha256": self.sha256,
+            "status": self.status.value,
+        }
+        if self.message:
+            out["message"] = self.message
+        if self.resumed_parts:
+            out["resumed_parts"] = self.resumed_parts
+        return out
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EngineEvent:
+    """Base of every event; ``at`` is a ``time.monotonic()`` stamp."""
+
+    transfer_id: int
+    at: float = field(default_factory=time.monotonic)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TransferQueued(EngineEvent):
+    source: str
+    bucket: str
+    key: str
+    size: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TransferStarted(EngineEvent):
+    """The transfer has its plan: ``part_count`` parts of ``part_size`` bytes."""
+
+    size: int
+    part_size: int
+    part_count: int
+    multipart: bool
+    resumed_parts: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TransferStateChanged(EngineEvent):
+    state: TransferState
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TransferNotice(EngineEvent):
+    """Something the user should know that is not a failure (a restart, a raised part size)."""
+
+    message: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PartChanged(EngineEvent):
+    """A part moved to ``state``; ``size`` is its byte count, ``seconds`` the step's duration.
+
+    READING: the part's SFTP read began. UPLOADING: it was read (``seconds`` = read time) and
+    waits for or is in its upload. DONE: S3 accepted it (``seconds`` = upload time).
+    RETRIED: a read or upload attempt failed and will be tried again (``side`` says which).
+    """
+
+    part_number: int
+    state: PartState
+    size: int
+    seconds: float = 0.0
+    side: Literal["sftp", "s3", ""] = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TransferFinished(EngineEvent):
+    result: TransferResult
+
+
+EventHandler = Callable[[EngineEvent], None]
+
+
+class EventBus:
+    """Synchronous fan-out of engine events to subscribers (cheap handlers only)."""
+
+    def __init__(self) -> None:
+        self._handlers: list[EventHandler] = []
+
+    def subscribe(self, handler: EventHandler) -> Callable[[], None]:
+        """Add ``handler``; returns a function that removes it."""
+        self._handlers.append(handler)
+        return lambda: self._handlers.remove(handler) if handler in self._handlers else None
+
+    def emit(self, event: EngineEvent) -> None:
+        for handler in tuple(self._handlers):
+            handler(event)
