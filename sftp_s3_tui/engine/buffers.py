@@ -1,0 +1,90 @@
+"""The global pool of part buffers: the engine's one memory control."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict, deque
+
+from .errors import UsageError
+from .locations import format_size
+
+
+class BufferPool:
+    """Hands out ``bytearray`` part buffers while their total stays within ``budget`` bytes.
+
+    A transfer takes a buffer before it reads a part and gives it back once the part is
+    uploaded, so peak memory is about the budget whatever the file sizes or queue length.
+    Released buffers are kept for reuse (no re-allocation on the hot path); cached buffers
+    of another size are dropped when room is needed. Waiters are served first come, first
+    served, so a large part is not starved by a stream of small ones.
+    """
+
+    def __init__(self, budget: int) -> None:
+        self.budget = budget
+        self.bytes_in_use = 0
+        self.peak_bytes_in_use = 0
+        self._cached: dict[int, list[bytearray]] = defaultdict(list)
+        self._cached_bytes = 0
+        self._waiters: deque[tuple[int, asyncio.Future[None]]] = deque()
+
+    async def acquire(self, size: int) -> bytearray:
+        """Wait until ``size`` bytes fit in the budget, then return a buffer of that size."""
+        if size > self.budget:
+            raise UsageError(
+                f"A part of {format_size(size)} does not fit the memory budget of "
+                f"{format_size(self.budget)}",
+                "raise --memory or lower --part-size",
+            )
+        if self._waiters or self.bytes_in_use + size > self.budget:
+            future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            entry = (size, future)
+            self._waiters.append(entry)
+            try:
+                await future
+            except BaseException:
+                if entry in self._waiters:
+                    self._waiters.remove(entry)
+                elif future.done() and not future.cancelled():
+                    self.bytes_in_use -= size  # granted just as we were cancelled
+                    self._wake()
+                raise
+        else:
+            self.bytes_in_use += size
+        self.peak_bytes_in_use = max(self.peak_bytes_in_use, self.bytes_in_use)
+        return self._take(size)
+
+    def release(self, buffer: bytearray) -> None:
+        """Return a buffer to the pool and wake whoever it now fits."""
+        size = len(buffer)
+        self.bytes_in_use -= size
+        self._cached[size].append(buffer)
+        self._cached_bytes += size
+        self._trim()
+        self._wake()
+
+    def _take(self, size: int) -> bytearray:
+        cached = self._cached.get(size)
+        if cached:
+            self._cached_bytes -= size
+            return cached.pop()
+        return bytearray(size)
+
+    def _trim(self) -> None:
+        """Drop cached buffers so cached + in use stays within the budget."""
+        while self._cached_bytes + self.bytes_in_use > self.budget:
+            size = next(s for s, bufs in self._cached.items() if bufs)
+            self._cached[size].pop()
+            self._cached_bytes -= size
+
+    def _wake(self) -> None:
+        while self._waiters:
+            size, future = self._waiters[0]
+            if future.cancelled():
+                self._waiters.popleft()
+                continue
+            if self.bytes_in_use + size > self.budget:
+                break
+            self._waiters.popleft()
+            self.bytes_in_use += size
+            future.set_result(None)
+        self._trim()

@@ -1,0 +1,124 @@
+"""Planning: part sizes within S3's limits, and sources (files, folders, globs) → file jobs."""
+
+from __future__ import annotations
+
+import fnmatch
+import math
+import posixpath
+from dataclasses import dataclass
+
+from .config import MAX_PART_SIZE, MAX_PARTS, MiB, MIN_PART_SIZE, SftpEndpoint
+from .errors import SourceNotFound, UsageError
+from .locations import S3Location, key_for
+from .sftp import RemoteEntry, SftpPool
+
+
+def part_size_for(size: int, requested: int) -> int:
+    """The part size to use for a file of ``size`` bytes.
+
+    The requested size, clamped to S3's 5 MiB-5 GiB range and raised (in whole MiB) until the
+    file needs at most 10,000 parts.
+    """
+    part = min(max(requested, MIN_PART_SIZE), MAX_PART_SIZE)
+    if size > part * MAX_PARTS:
+        part = math.ceil(size / MAX_PARTS / MiB) * MiB
+        if part > MAX_PART_SIZE:
+            raise UsageError(
+                f"A file of {size} bytes exceeds S3's 5 TiB object limit", "split the file"
+            )
+    return part
+
+
+def part_count(size: int, part_size: int) -> int:
+    return max(1, math.ceil(size / part_size))
+
+
+@dataclass(frozen=True)
+class FileJob:
+    """One file to move: where it is, how big, and the object it becomes."""
+
+    endpoint: SftpEndpoint
+    path: str
+    size: int
+    mtime: int
+    bucket: str
+    key: str
+
+    @property
+    def source(self) -> str:
+        return f"{self.endpoint.display}{self.path}"
+
+
+def _has_glob(path: str) -> bool:
+    return any(ch in path for ch in "*?[")
+
+
+async def expand(
+    pool: SftpPool, endpoint: SftpEndpoint, path: str, dest: S3Location
+) -> list[FileJob]:
+    """Expand one source path (file, folder or glob) into file jobs under ``dest``.
+
+    A folder is walked recursively and keeps its relative layout under the destination
+    prefix (``/in/a`` → ``prefix/a/...``); a glob matches names in its folder.
+    """
+    if _has_glob(posixpath.basename(path)):
+        folder, pattern = posixpath.split(path)
+        if _has_glob(folder):
+            raise UsageError(f"Only the last part of {path!r} may be a glob", "e.g. /in/*.csv")
+        matches = [
+            e
+            for e in await pool.listdir(endpoint, folder or "/")
+            if fnmatch.fnmatch(e.name, pattern)
+        ]
+        if not matches:
+            raise SourceNotFound(f"Nothing matches {path}", "check the pattern")
+        _require_prefix(dest, path, len(matches))
+        jobs: list[FileJob] = []
+        for entry in matches:
+            if entry.is_dir:
+                jobs += await _walk(pool, endpoint, entry.path, dest, folder)
+            else:
+                jobs.append(_job(endpoint, entry, dest, None))
+        return jobs
+    entry = await pool.stat(endpoint, path)
+    if entry.is_dir:
+        _require_prefix(dest, path, 2)
+        parent = posixpath.dirname(path.rstrip("/")) or "/"
+        return await _walk(pool, endpoint, path, dest, parent)
+    return [_job(endpoint, entry, dest, None)]
+
+
+def _require_prefix(dest: S3Location, path: str, count: int) -> None:
+    if count > 1 and not dest.is_prefix:
+        raise UsageError(
+            f"{path} is several files but {dest} names one key",
+            "end the destination with / to copy into a prefix",
+        )
+
+
+def _job(endpoint: SftpEndpoint, entry: RemoteEntry, dest: S3Location, base: str | None) -> FileJob:
+    return FileJob(
+        endpoint=endpoint,
+        path=entry.path,
+        size=entry.size,
+        mtime=entry.mtime,
+        bucket=dest.bucket,
+        key=key_for(entry.path, dest, relative_to=base),
+    )
+
+
+async def _walk(
+    pool: SftpPool, endpoint: SftpEndpoint, folder: str, dest: S3Location, base: str
+) -> list[FileJob]:
+    jobs: list[FileJob] = []
+    pending = [folder]
+    while pending:
+        current = pending.pop()
+        for entry in await pool.listdir(endpoint, current):
+            if entry.is_dir:
+                if not entry.is_link:  # never follow folder links: they can loop
+                    pending.append(entry.path)
+            else:
+                jobs.append(_job(endpoint, entry, dest, base))
+    jobs.sort(key=lambda j: j.path)
+    return jobs
