@@ -7,7 +7,7 @@ import math
 import posixpath
 from dataclasses import dataclass
 
-from .config import MAX_PART_SIZE, MAX_PARTS, MiB, MIN_PART_SIZE, SftpEndpoint
+from .config import MAX_PART_SIZE, MAX_PARTS, MIN_PART_SIZE, MiB, SftpEndpoint
 from .errors import SourceNotFound, UsageError
 from .locations import S3Location, key_for
 from .sftp import RemoteEntry, SftpPool
@@ -59,7 +59,8 @@ async def expand(
     """Expand one source path (file, folder or glob) into file jobs under ``dest``.
 
     A folder is walked recursively and keeps its relative layout under the destination
-    prefix (``/in/a`` → ``prefix/a/...``); a glob matches names in its folder.
+    prefix: ``/in/a`` → ``prefix/a/…``, ``/in/a/`` → ``prefix/…`` (as rsync does); a glob
+    matches names in its folder.
     """
     if _has_glob(posixpath.basename(path)):
         folder, pattern = posixpath.split(path)
@@ -83,8 +84,9 @@ async def expand(
     entry = await pool.stat(endpoint, path)
     if entry.is_dir:
         _require_prefix(dest, path, 2)
-        parent = posixpath.dirname(path.rstrip("/")) or "/"
-        return await _walk(pool, endpoint, path, dest, parent)
+        # Like rsync: /in/ copies the folder's contents, /in copies the folder itself.
+        base = path if path.endswith("/") else posixpath.dirname(path.rstrip("/")) or "/"
+        return await _walk(pool, endpoint, path.rstrip("/") or "/", dest, base)
     return [_job(endpoint, entry, dest, None)]
 
 
