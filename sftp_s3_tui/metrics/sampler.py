@@ -534,7 +534,7 @@ class Sampler:
 
     def _io_counters(self) -> tuple[int, int] | None:
         try:
-            io = self._process.io_counters()  # type: ignore[attr-defined]
+            io = self._process.io_counters()
         except (AttributeError, NotImplementedError, psutil.Error, OSError):
             return None  # macOS has no per-process I/O counters; some sandboxes deny them
         return io.read_bytes, io.write_bytes
