@@ -465,20 +465,11 @@ class Sampler:
         self._set_state(transfer, TransferState.RUNNING, now)
 
     def _on_state(self, event: TransferStateChanged) -> None:
-        transfer = self._transfers.get(event.transfer_id)
-        if transfer is None:
-            if event.state.finished:
-                self._count_outcome(None, event.state)
-                return
-            transfer = self._transfer(event.transfer_id)
-        self._set_state(transfer, event.state, self._clock())
+        self._set_state(self._transfer(event.transfer_id), event.state, self._clock())
 
     def _on_finished(self, event: TransferFinished) -> None:
         result = event.result
-        transfer = self._transfers.get(event.transfer_id)
-        if transfer is None:
-            self._count_outcome(None, result.status)
-            return
+        transfer = self._transfer(event.transfer_id)
         transfer.message = result.message
         if not transfer.source:
             transfer.source, transfer.bucket = result.source, result.bucket
@@ -493,14 +484,10 @@ class Sampler:
             self._queued[transfer_id] = transfer
         return transfer
 
-    def _count_outcome(self, transfer: _Transfer | None, state: TransferState) -> None:
-        if not state.finished:
-            return
-        if transfer is not None:
-            if transfer.outcome is not None:  # already counted (StateChanged, then Finished)
-                return
+    def _count_outcome(self, transfer: _Transfer, state: TransferState) -> None:
+        if transfer.outcome is None:  # not yet counted (StateChanged, then Finished, count once)
             transfer.outcome = state
-        self._outcomes[state] += 1
+            self._outcomes[state] += 1
 
     def _set_state(self, transfer: _Transfer, state: TransferState, at: float) -> None:
         old = transfer.state
