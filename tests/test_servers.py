@@ -100,6 +100,11 @@ def test_moto_keeps_parts_in_memory(moto_server: EmbeddedS3Server, s3: Any, buck
         MultipartUpload={"Parts": [{"ETag": etag, "PartNumber": 1}]},
     )
     assert s3.head_object(Bucket=bucket, Key="big.bin")["ContentLength"] == len(part)
+    # moto internals: the object's SpooledTemporaryFile never rolled over to a disk file.
+    from moto.s3.models import s3_backends
+
+    key = s3_backends["123456789012"]["global"].buckets[bucket].keys["big.bin"]
+    assert key._value_buffer._rolled is False
 
 
 def test_pushgateway_accepts_a_push(pushgateway: str) -> None:
