@@ -246,9 +246,24 @@ class _CountingSFTPServer(asyncssh.SFTPServer):
 class _AuthServer(asyncssh.SSHServer):
     """Password auth against a dict; public-key auth against a set of allowed keys."""
 
-    def __init__(self, passwords: Mapping[str, str], public_keys: frozenset[bytes]):
+    def __init__(
+        self,
+        passwords: Mapping[str, str],
+        public_keys: frozenset[bytes],
+        connections: set[asyncssh.SSHServerConnection],
+    ):
         self._passwords = passwords
         self._public_keys = public_keys
+        self._connections = connections
+        self._conn: asyncssh.SSHServerConnection | None = None
+
+    def connection_made(self, conn: asyncssh.SSHServerConnection) -> None:
+        self._conn = conn
+        self._connections.add(conn)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._conn is not None:
+            self._connections.discard(self._conn)
 
     def begin_auth(self, username: str) -> bool:
         return True
@@ -294,6 +309,7 @@ class EmbeddedSftpServer:
         self.host_key = asyncssh.generate_private_key("ssh-ed25519")
         self.stats = SftpServerStats()
         self._acceptor: asyncssh.SSHAcceptor | None = None
+        self._connections: set[asyncssh.SSHServerConnection] = set()
 
     async def start(self) -> Self:
         """Start listening; returns self."""
@@ -303,7 +319,7 @@ class EmbeddedSftpServer:
             self._host,
             self._requested_port,
             server_host_keys=[self.host_key],
-            server_factory=lambda: _AuthServer(self.users, self._authorized),
+            server_factory=lambda: _AuthServer(self.users, self._authorized, self._connections),
             sftp_factory=lambda chan: _CountingSFTPServer(chan, root, stats),
             allow_scp=False,
             reuse_address=True,
@@ -316,6 +332,22 @@ class EmbeddedSftpServer:
             self._acceptor.close()
             await self._acceptor.wait_closed()
             self._acceptor = None
+        await self.close_connections()
+
+    async def close_connections(self) -> None:
+        """Drop every client connection (the listener keeps accepting new ones)."""
+        connections = list(self._connections)
+        for conn in connections:
+            conn.close()
+        for conn in connections:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(conn.wait_closed(), timeout=5)
+        self._connections.difference_update(connections)
+
+    @property
+    def connection_count(self) -> int:
+        """Client connections currently open."""
+        return len(self._connections)
 
     async def __aenter__(self) -> Self:
         return await self.start()

@@ -6,10 +6,12 @@ embedded asyncssh server lives on the test's own event loop, so it is function-s
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -92,28 +94,36 @@ async def embedded_sftp(tmp_path: Path) -> AsyncIterator[SftpServerInfo]:
         yield info
 
 
+@contextlib.contextmanager
+def _per_test_folder(info: SftpServerInfo) -> Iterator[SftpServerInfo]:
+    """``info`` narrowed to a fresh world-writable folder, removed afterwards."""
+    sub = f"t-{uuid.uuid4().hex[:12]}"
+    (info.root / sub).mkdir()
+    (info.root / sub).chmod(0o777)
+    try:
+        yield replace(info, root=info.root / sub, remote_root=info.remote_path(sub))
+    finally:
+        shutil.rmtree(info.root / sub, ignore_errors=True)
+
+
+@pytest.fixture
+def openssh_sftp(sshd: SftpServerInfo) -> Iterator[SftpServerInfo]:
+    """The session's sshd, with ``root``/``remote_root`` pointing at a fresh per-test folder."""
+    with _per_test_folder(sshd) as info:
+        yield info
+
+
 @pytest.fixture(params=["openssh", "asyncssh"])
 async def sftp_server(
     request: pytest.FixtureRequest, tmp_path: Path
 ) -> AsyncIterator[SftpServerInfo]:
-    """Each test runs against both servers: real sshd and the embedded one."""
+    """Parametrizes a test over both servers: real sshd (per-test folder) and the embedded one."""
     if request.param == "openssh":
-        info: SftpServerInfo = request.getfixturevalue("sshd")
-        sub = f"t-{uuid.uuid4().hex[:8]}"
-        (info.root / sub).mkdir(mode=0o777)
-        (info.root / sub).chmod(0o777)
-        yield _sub_info(info, sub)
-        shutil.rmtree(info.root / sub, ignore_errors=True)
+        with _per_test_folder(request.getfixturevalue("sshd")) as info:
+            yield info
     else:
         async with embedded_sftp_server(tmp_path / "embedded-sftp") as info:
             yield info
-
-
-def _sub_info(info: SftpServerInfo, sub: str) -> SftpServerInfo:
-    """``info`` narrowed to a fresh per-test folder, so tests sharing sshd don't collide."""
-    from dataclasses import replace
-
-    return replace(info, root=info.root / sub, remote_root=info.remote_path(sub))
 
 
 # ---------------------------------------------------------------------------------- S3

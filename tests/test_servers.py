@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import urllib.request
 from pathlib import Path
@@ -27,9 +28,10 @@ async def test_sshd_key_login_reads_file_with_host_key_checked(sshd: SftpServerI
     assert await read_back(sshd, file.remote_path, "key") == file.read_bytes()
 
 
-async def test_sshd_password_login_reads_file(sshd: SftpServerInfo) -> None:
-    file = sshd.write_file("password/hello.txt", b"hello from sshd\n")
-    assert await read_back(sshd, file.remote_path, "password") == b"hello from sshd\n"
+async def test_sshd_password_login_reads_file(openssh_sftp: SftpServerInfo) -> None:
+    file = openssh_sftp.write_file("password/hello.txt", b"hello from sshd\n")
+    assert file.remote_path.startswith(str(openssh_sftp.root))
+    assert await read_back(openssh_sftp, file.remote_path, "password") == b"hello from sshd\n"
 
 
 async def test_sshd_rejects_unknown_host_key(sshd: SftpServerInfo, tmp_path: Path) -> None:
@@ -67,6 +69,21 @@ async def test_embedded_server_is_chrooted(embedded_sftp: SftpServerInfo) -> Non
     ):
         assert sorted(await sftp.listdir("/..")) == [".", "..", "a.txt"]
         assert await sftp.realpath("/../..") == "/"
+
+
+async def test_embedded_server_stop_closes_client_connections(
+    embedded_sftp: SftpServerInfo,
+) -> None:
+    server = embedded_sftp.server
+    conn = await asyncssh.connect(**embedded_sftp.connect_options())
+    assert server.connection_count == 1
+    await server.close_connections()
+    await asyncio.wait_for(conn.wait_closed(), timeout=5)
+    assert server.connection_count == 0
+    conn = await asyncssh.connect(**embedded_sftp.connect_options())
+    await server.stop()
+    await asyncio.wait_for(conn.wait_closed(), timeout=5)
+    assert not port_is_open(embedded_sftp.host, embedded_sftp.port)
 
 
 async def test_both_servers_give_the_same_bytes(sftp_server: SftpServerInfo) -> None:
