@@ -1,0 +1,1 @@
+"""The Textual front: screens and widgets over the engine's public API and events."""

@@ -1,0 +1,446 @@
+"""The Textual app: screens, bindings, command palette, themes, and ``run_app`` for the CLI."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import ClassVar
+
+from rich.text import Text
+from textual import work
+from textual.app import App
+from textual.binding import Binding, BindingType
+from textual.worker import Worker, WorkerState
+
+from .. import paths
+from ..engine.config import TransferOptions
+from ..engine.errors import ConfigError, HostKeyError, TransferError
+from ..engine.events import EngineEvent, TransferFinished, TransferState
+from ..engine.journal import Journal
+from ..profiles import (
+    Profile,
+    ProfileStore,
+    S3Settings,
+    Secret,
+    SftpAuth,
+    SftpSettings,
+    SshHost,
+    import_aws_profiles,
+    import_ssh_config,
+)
+from .commands import MainCommands
+from .screens.browse import BrowseScreen
+from .screens.connect import ConnectScreen
+from .screens.dialogs import ConfirmScreen, ErrorScreen
+from .screens.help import HelpScreen
+from .screens.host_key import HostKeyScreen
+from .session import Session, Target
+
+log = logging.getLogger(__name__)
+
+DARK, LIGHT = "textual-dark", "textual-light"
+
+
+@dataclass
+class AppOptions:
+    """How the app starts; the CLI fills it from its arguments, tests build it directly."""
+
+    demo: bool = False
+    demo_large: bool = True
+    profile_name: str | None = None
+    initial: Profile | None = None
+    profiles_path: Path | None = None
+    journal_dir: Path | None = field(default_factory=paths.journal_dir)
+    push_gateway: str | None = None
+    metrics_port: int | None = None
+    sampler_interval: float = 0.25
+    transfer_options: TransferOptions | None = None
+    read_user_config: bool = True
+    subtitle: str | None = None
+
+
+def demo_profile(env: object) -> Profile:
+    """A temporary profile for the demo servers (never saved)."""
+    from ..demo import DemoEnvironment
+
+    assert isinstance(env, DemoEnvironment)
+    return Profile(
+        name="demo",
+        sftp=SftpSettings(
+            host=env.host,
+            port=env.port,
+            user=env.username,
+            auth=SftpAuth.PASSWORD,
+            password=Secret.literal(env.password),
+            known_hosts=str(env.known_hosts),
+            remote_folder="/exports",
+        ),
+        s3=S3Settings(
+            access_key_id=env.aws_access_key_id,
+            secret_access_key=Secret.literal(env.aws_secret_access_key),
+            region=env.region,
+            endpoint_url=env.endpoint_url,
+            path_style=True,
+            bucket="landing",
+            prefix="2026-11/",
+        ),
+    )
+
+
+class SftpS3App(App[int]):
+    """sftp-s3-tui: connect, browse SFTP, pick a bucket, queue transfers and watch them."""
+
+    CSS_PATH = "app.tcss"
+    TITLE = "sftp-s3-tui"
+    COMMANDS = App.COMMANDS | {MainCommands}
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("question_mark", "help", "Help", key_display="?"),
+        Binding("ctrl+t", "toggle_dark_light", "Theme", show=False),
+        Binding("ctrl+q", "quit", "Quit", key_display="^q", priority=True),
+    ]
+
+    def __init__(self, options: AppOptions | None = None) -> None:
+        super().__init__()
+        self.options = options or AppOptions()
+        self.session: Session | None = None
+        self.errors: list[TransferError] = []
+        self._stack = contextlib.AsyncExitStack()
+        self._closed = False
+        self.store = ProfileStore(self.options.profiles_path)
+        self.theme = DARK
+
+    # start ----------------------------------------------------------------------------------
+    async def on_mount(self) -> None:
+        options = self.options
+        self.store.load()
+        for problem in self.store.problems:
+            self.notify(
+                f"{problem.message}\n{problem.hint}",
+                title=problem.title,
+                severity="warning",
+                timeout=12,
+            )
+        ssh_hosts: list[SshHost] = []
+        aws_names: list[str] = []
+        if options.read_user_config:
+            try:
+                ssh_hosts = import_ssh_config()
+                aws_names = [p.name for p in import_aws_profiles()]
+            except TransferError as exc:
+                self.notify_error(exc)
+        await self.push_screen(ConnectScreen(self.store, ssh_hosts, aws_names, options.initial))
+        if options.subtitle:
+            self.sub_title = options.subtitle
+        if options.demo:
+            self.start_demo()
+        elif options.profile_name:
+            try:
+                profile = self.store.get(options.profile_name)
+            except TransferError as exc:
+                self.show_error(exc)
+            else:
+                self.connect(profile)
+        elif options.initial is not None and options.initial.sftp.host:
+            self.connect(options.initial)
+
+    @work(group="demo", exit_on_error=False)
+    async def start_demo(self) -> None:
+        """Start the embedded servers on this loop; they stop when the app closes."""
+        from ..demo import DemoEnvironment
+
+        self._set_status("Starting the demo servers (generating sample files)…")
+        env = await self._stack.enter_async_context(DemoEnvironment(large=self.options.demo_large))
+        profile = demo_profile(env)
+        screen = self._connect_screen()
+        if screen is not None:
+            screen.query_one("ProfileForm").load(profile)  # type: ignore[attr-defined]
+        self.connect(profile)
+
+    def _connect_screen(self) -> ConnectScreen | None:
+        for screen in self.screen_stack:
+            if isinstance(screen, ConnectScreen):
+                return screen
+        return None
+
+    def _set_status(self, text: str | Text) -> None:
+        screen = self._connect_screen()
+        if screen is not None:
+            screen.status = text
+
+    # connecting -----------------------------------------------------------------------------
+    @work(exclusive=True, group="connect", exit_on_error=False)
+    async def connect(self, profile: Profile, *, test_only: bool = False) -> None:
+        """Log in to SFTP (asking about unknown host keys), open S3, then browse."""
+        options = self.options
+        try:
+            target = Target(
+                name=profile.name,
+                sftp=profile.sftp_endpoint(),
+                s3=profile.s3_endpoint(),
+                options=profile.transfer_options(options.transfer_options),
+                start_folder=profile.sftp.remote_folder or "/",
+                bucket=profile.s3.bucket,
+                prefix=profile.s3.prefix,
+            )
+        except TransferError as exc:
+            self.show_error(exc)
+            return
+        if not target.sftp.host:
+            self.notify("Enter a host (or pick a profile) first.", severity="warning")
+            return
+        journal = Journal(options.journal_dir) if options.journal_dir and not test_only else None
+        session = Session(
+            target,
+            journal=journal,
+            sampler_interval=options.sampler_interval,
+            push_gateway=None if test_only else options.push_gateway,
+            metrics_port=None if test_only else options.metrics_port,
+            on_metrics_warning=lambda text: self.notify(text, severity="warning", timeout=10),
+        )
+        self._set_status(Text(f"Connecting to {target.sftp.display}…", style="italic"))
+        try:
+            await session.open()
+            if not await self._log_in(session):
+                await session.close()
+                self._set_status("")
+                return
+            self._set_status(Text(f"Listing buckets at {target.s3.display}…", style="italic"))
+            buckets = await session.list_buckets()
+            if target.bucket:
+                await session.check_bucket(target.bucket)
+        except TransferError as exc:
+            await session.close()
+            self._set_status(Text(f"✗ {exc.title}", style="bold red"))
+            self.show_error(exc)
+            return
+        except BaseException:
+            await session.close()
+            raise
+        if test_only:
+            await session.close()
+            message = f"✓ SFTP login and S3 work: {len(buckets)} bucket(s) visible"
+            self._set_status(Text(message, style="bold green"))
+            self.notify(message, title="Connection test")
+            return
+        self._set_status("")
+        await self._open_session(session)
+
+    async def _log_in(self, session: Session) -> bool:
+        """Open the SSH connection, asking the user about unknown host keys."""
+        while True:
+            try:
+                await session.connect()
+                return True
+            except HostKeyError as exc:
+                choice = await self.push_screen_wait(HostKeyScreen(exc))
+                if choice == "once":
+                    session.trust_once(exc.key_line)
+                elif choice == "always":
+                    await session.trust_always(exc.host, exc.port, exc.key_line)
+                else:
+                    self.notify(
+                        f"Not connected: the host key of {exc.host} was refused.",
+                        severity="warning",
+                    )
+                    return False
+
+    async def _open_session(self, session: Session) -> None:
+        await self._close_session()
+        self.session = session
+        self.sub_title = self.options.subtitle or session.target.label
+        session.bus.subscribe(self._on_engine_event)
+        await self.push_screen(BrowseScreen(session))
+        entries = session.resumable()
+        if entries:
+            self._offer_resume(session, entries)
+
+    @work(group="resume", exit_on_error=False)
+    async def _offer_resume(self, session: Session, entries: list[object]) -> None:
+        body = Text(
+            f"{len(entries)} transfer(s) from {session.target.sftp.display} did not "
+            "finish last time:\n\n"
+        )
+        for entry in entries[:8]:
+            body.append(f"  {entry.source} → s3://{entry.bucket}/{entry.key}\n")  # type: ignore[attr-defined]
+        body.append("\nResume them where they stopped?")
+        if await self.push_screen_wait(
+            ConfirmScreen("Resume transfers?", body, "Resume", "Not now")
+        ):
+            try:
+                transfers = await session.resume(entries)  # type: ignore[arg-type]
+            except TransferError as exc:
+                self.notify_error(exc)
+                return
+            self.notify(f"Resuming {len(transfers)} transfer(s).")
+
+    def _on_engine_event(self, event: EngineEvent) -> None:
+        """Notify failures, and say so once everything queued has finished."""
+        if not isinstance(event, TransferFinished) or self.session is None:
+            return
+        result = event.result
+        if result.status is TransferState.FAILED:
+            name = result.key.rsplit("/", 1)[-1]
+            self.notify(result.message, title=f"✗ {name} failed", severity="error", timeout=10)
+        transfers = self.session.queue.transfers.values()
+        if all(t.state.finished for t in transfers):
+            done = sum(t.state is TransferState.DONE for t in transfers)
+            self.notify(
+                f"All transfers finished: {done} of {len(transfers)} copied.",
+                title="Done",
+                timeout=6,
+            )
+
+    def disconnect(self) -> None:
+        """Back to the profiles, closing the session (asking first if transfers run)."""
+        self._disconnect()
+
+    @work(group="disconnect", exit_on_error=False)
+    async def _disconnect(self) -> None:
+        if not await self._confirm_abort("Disconnect?"):
+            return
+        await self._close_session()
+        while not isinstance(self.screen, ConnectScreen) and len(self.screen_stack) > 2:
+            self.pop_screen()
+        self.sub_title = self.options.subtitle or ""
+
+    async def _confirm_abort(self, title: str) -> bool:
+        session = self.session
+        if session is None:
+            return True
+        running = [t for t in session.queue.transfers.values() if not t.state.finished]
+        if not running:
+            return True
+        return bool(
+            await self.push_screen_wait(
+                ConfirmScreen(
+                    title,
+                    f"{len(running)} transfer(s) have not finished. Their uploads will be "
+                    "aborted (nothing partial is left in S3); they can be queued again later.",
+                    yes="Abort them",
+                    no="Keep going",
+                )
+            )
+        )
+
+    async def _close_session(self) -> None:
+        session, self.session = self.session, None
+        if session is not None:
+            await session.close()
+
+    async def close_all(self) -> None:
+        """Stop transfers, close connections, stop the demo servers (idempotent)."""
+        if self._closed:
+            return
+        self._closed = True
+        await self._close_session()
+        await self._stack.aclose()
+
+    # errors ---------------------------------------------------------------------------------
+    def show_error(self, error: TransferError) -> None:
+        """An error that stops what the user was doing: a modal with the hint."""
+        self.errors.append(error)
+        self.push_screen(ErrorScreen(error.title, error.message, error.hint))
+
+    def notify_error(self, error: TransferError) -> None:
+        """An error the user can work around: a notification with the hint."""
+        self.errors.append(error)
+        text = f"{error.message}\n{error.hint}" if error.hint else error.message
+        self.notify(text, title=error.title, severity="error", timeout=10)
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        """A bug in a worker is reported as text, never as a traceback on screen."""
+        if event.state is WorkerState.ERROR and event.worker.error is not None:
+            error = event.worker.error
+            log.error("%s failed", event.worker.name, exc_info=error)
+            if isinstance(error, TransferError):
+                self.show_error(error)
+            else:
+                self.show_error(
+                    TransferError(
+                        f"{event.worker.name}: {type(error).__name__}: {error}",
+                        "this is a bug; please report it with the steps that led here",
+                    )
+                )
+
+    # actions --------------------------------------------------------------------------------
+    def action_help(self) -> None:
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen(self.screen))
+
+    def action_toggle_dark_light(self) -> None:
+        self.theme = LIGHT if self.theme == DARK else DARK
+
+    async def action_quit(self) -> None:
+        self._quit()
+
+    @work(group="quit", exit_on_error=False)
+    async def _quit(self) -> None:
+        if not await self._confirm_abort("Quit?"):
+            return
+        await self.close_all()
+        self.exit(0)
+
+
+# --------------------------------------------------------------------------------------------
+# CLI entry
+
+
+def profile_from_args(args: argparse.Namespace) -> Profile | None:
+    """A form pre-filled from --user/--port/--identity/… and the seed's env variables."""
+    env = os.environ
+    host = env.get("SFTP_HOST")
+    endpoint = args.endpoint_url or env.get("AWS_ENDPOINT_URL_S3") or env.get("AWS_ENDPOINT_URL")
+    if not (host or args.user or args.identity or endpoint or args.aws_profile):
+        return None
+    identity = args.identity[0] if args.identity else None
+    password = env.get("SFTP_PASSWORD")
+    auth = SftpAuth.KEY if identity else SftpAuth.PASSWORD if password else SftpAuth.AGENT
+    return Profile(
+        name="command line",
+        sftp=SftpSettings(
+            host=host or "",
+            port=args.port or int(env.get("SFTP_PORT") or 22),
+            user=args.user or env.get("SFTP_USER"),
+            auth=auth,
+            key_file=identity,
+            password=Secret.from_env("SFTP_PASSWORD") if auth is SftpAuth.PASSWORD else None,
+            known_hosts=args.known_hosts,
+        ),
+        s3=S3Settings(
+            aws_profile=args.aws_profile,
+            region=args.region or env.get("AWS_REGION"),
+            endpoint_url=endpoint,
+            path_style=args.path_style,
+            bucket=env.get("S3_BUCKET"),
+        ),
+    )
+
+
+def run_app(args: argparse.Namespace) -> int:
+    """Run the TUI until the user quits; everything it started is stopped before returning."""
+    from ..metrics import push_gateway_from_env
+
+    options = AppOptions(
+        demo=args.demo,
+        profile_name=args.profile,
+        initial=None if args.demo or args.profile else profile_from_args(args),
+        push_gateway=push_gateway_from_env(args.push_gateway),
+        metrics_port=args.metrics_port,
+    )
+    if args.profile and args.demo:
+        raise ConfigError("--demo and --profile cannot be combined", "choose one")
+    app = SftpS3App(options)
+
+    async def main() -> int | None:
+        try:
+            return await app.run_async()
+        finally:
+            await app.close_all()
+
+    result = asyncio.run(main())
+    return result or 0

@@ -1,0 +1,58 @@
+"""Command palette entries for the main actions."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from textual.command import DiscoveryHit, Hit, Hits, Provider
+
+if TYPE_CHECKING:
+    from .app import SftpS3App
+
+
+class MainCommands(Provider):
+    """Copy, transfers, pause/cancel all, profiles, theme, help."""
+
+    def _commands(self) -> list[tuple[str, str, Callable[[], object]]]:
+        app: SftpS3App = self.app  # type: ignore[assignment]
+        screen = self.screen
+
+        def run(action: str) -> Callable[[], object]:
+            return lambda: app.call_later(screen.run_action, action)
+
+        commands: list[tuple[str, str, Callable[[], object]]] = [
+            ("Help", "Show the keys and how it works", lambda: app.action_help()),
+            ("Toggle dark / light theme", "Switch the colour theme", app.action_toggle_dark_light),
+        ]
+        if app.session is not None:
+            commands += [
+                ("Copy selection here", "Queue the selected files to the destination", run("copy")),
+                ("Show transfers", "The queue, chunk map and live figures", run("transfers")),
+                ("Pause or resume all transfers", "", run("pause_all")),
+                ("Cancel all transfers", "Unfinished uploads are aborted", run("cancel_all")),
+                ("Reload listings", "List the SFTP folder and the buckets again", run("reload")),
+                ("Disconnect", "Back to the profiles", lambda: app.disconnect()),
+            ]
+        else:
+            commands += [
+                ("Connect", "Connect with the form's settings", run("connect")),
+                (
+                    "Test connection",
+                    "Log in to SFTP and list buckets, then disconnect",
+                    run("test"),
+                ),
+                ("Save profile", "Save the form as a profile", run("save")),
+            ]
+        return commands
+
+    async def discover(self) -> Hits:
+        for name, help_text, callback in self._commands():
+            yield DiscoveryHit(name, callback, help=help_text)
+
+    async def search(self, query: str) -> Hits:
+        matcher = self.matcher(query)
+        for name, help_text, callback in self._commands():
+            score = matcher.match(name)
+            if score > 0:
+                yield Hit(score, matcher.highlight(name), callback, help=help_text)

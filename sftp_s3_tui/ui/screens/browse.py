@@ -1,0 +1,136 @@
+"""Browse SFTP beside the bucket picker; with a wide terminal the transfers share the screen."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, ClassVar
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal
+from textual.screen import Screen
+from textual.widgets import Footer, Header
+
+from ...engine.errors import TransferError, UsageError
+from ..formatting import format_size
+from ..session import Session
+from ..widgets.bucket_picker import BucketPicker
+from ..widgets.remote_tree import RemoteTree
+from ..widgets.transfer_panel import TransferPanel
+from .transfers import TRANSFER_BINDINGS, TransferActions, TransfersScreen
+
+if TYPE_CHECKING:
+    from ..app import SftpS3App
+
+#: Below this width the transfers get a screen of their own (key t).
+WIDE = 110
+
+
+class BrowseScreen(TransferActions, Screen[None]):
+    """The main screen: remote files, destination, and (when wide) the transfers."""
+
+    HORIZONTAL_BREAKPOINTS: ClassVar[list[tuple[int, str]]] = [(0, "-narrow"), (WIDE, "-wide")]
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("c", "copy", "Copy here"),
+        Binding("t", "transfers", "Transfers"),
+        Binding("s", "focus_s3", "S3 side", show=False),
+        Binding("f", "focus_sftp", "SFTP side", show=False),
+        Binding("f5", "reload", "Reload", show=False),
+        Binding("ctrl+d", "disconnect", "Profiles", key_display="^d"),
+        *TRANSFER_BINDINGS,
+    ]
+
+    def __init__(self, session: Session) -> None:
+        super().__init__()
+        self.session = session
+
+    @property
+    def sftp_app(self) -> SftpS3App:
+        return self.app  # type: ignore[return-value]
+
+    def compose(self) -> ComposeResult:
+        target = self.session.target
+        destination = f"{target.bucket}/{target.prefix}" if target.bucket else ""
+        yield Header()
+        with Horizontal(id="browse"):
+            yield RemoteTree(self.session.list_dir, target.start_folder, id="remote")
+            yield BucketPicker(
+                self.session.list_buckets,
+                self.session.list_prefix,
+                destination=destination,
+                id="bucket-picker",
+            )
+        yield TransferPanel(id="main-transfers")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        session = self.session
+        self.query_one(TransferPanel).attach(session.bus, session.sampler, session.queue.transfers)
+        self.query_one(RemoteTree).table.focus()
+
+    @property
+    def wide(self) -> bool:
+        return self.has_class("-wide")
+
+    # errors from the widgets ----------------------------------------------------------------
+    @on(RemoteTree.ListingFailed)
+    @on(BucketPicker.ListingFailed)
+    def _listing_failed(self, event: RemoteTree.ListingFailed | BucketPicker.ListingFailed) -> None:
+        self.sftp_app.notify_error(event.error)
+
+    # actions --------------------------------------------------------------------------------
+    def action_copy(self) -> None:
+        tree = self.query_one(RemoteTree)
+        paths = list(tree.selected)
+        if not paths:
+            entry = tree._entry(tree._cursor_key())
+            if entry is None:
+                self.notify("Select files or folders first (space).", severity="warning")
+                return
+            paths = [entry.path]
+        try:
+            dest = self.query_one(BucketPicker).location()
+        except UsageError as exc:
+            self.sftp_app.notify_error(exc)
+            return
+        if dest is None:
+            self.notify("Choose a destination bucket on the S3 side.", severity="warning")
+            self.query_one(BucketPicker).tree.focus()
+            return
+        self._queue(paths, dest)
+
+    @work(group="queue", exit_on_error=False)
+    async def _queue(self, paths: list[str], dest: object) -> None:
+        from ...engine.locations import S3Location
+
+        assert isinstance(dest, S3Location)
+        try:
+            transfers = await self.session.queue_paths(paths, dest)
+        except TransferError as exc:
+            self.sftp_app.notify_error(exc)
+            return
+        size = sum(t.job.size for t in transfers)
+        noun = "file" if len(transfers) == 1 else "files"
+        self.notify(f"Queued {len(transfers)} {noun} ({format_size(size)}) → {dest}")
+        self.query_one(RemoteTree).clear_selection()
+
+    def action_transfers(self) -> None:
+        if self.wide:
+            self.query_one(TransferPanel).transfer_list.focus()
+        else:
+            self.app.push_screen(TransfersScreen(self.session))
+
+    def action_focus_s3(self) -> None:
+        self.query_one(BucketPicker).tree.focus()
+
+    def action_focus_sftp(self) -> None:
+        self.query_one(RemoteTree).table.focus()
+
+    def action_reload(self) -> None:
+        tree = self.query_one(RemoteTree)
+        tree.load_folder(tree.path)
+        self.query_one(BucketPicker).reload()
+
+    def action_disconnect(self) -> None:
+        self.sftp_app.disconnect()

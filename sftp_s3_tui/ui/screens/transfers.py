@@ -1,0 +1,97 @@
+"""The transfers screen (narrow terminals) and the transfer keys shared with the browse screen."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.screen import Screen
+from textual.widgets import Footer, Header
+
+from ...engine.events import TransferState
+from ..session import Session
+from ..widgets.transfer_panel import TransferPanel
+
+TRANSFER_BINDINGS = [
+    Binding("p", "pause", "Pause/resume"),
+    Binding("x", "cancel", "Cancel"),
+    Binding("r", "retry", "Retry"),
+    Binding("P", "pause_all", "Pause all", show=False),
+    Binding("X", "cancel_all", "Cancel all", show=False),
+]
+
+
+class TransferActions:
+    """Pause, cancel and retry the focused transfer (the transfer list's cursor row)."""
+
+    session: Session
+
+    def _panel(self) -> TransferPanel:
+        return self.query_one(TransferPanel)  # type: ignore[attr-defined, no-any-return]
+
+    def _focused(self) -> int | None:
+        focused = self._panel().transfer_list.focused_id
+        if focused is None:
+            self.notify("No transfer selected.", severity="warning")  # type: ignore[attr-defined]
+        return focused
+
+    def action_pause(self) -> None:
+        transfer_id = self._focused()
+        if transfer_id is None:
+            return
+        queue = self.session.queue
+        if queue.transfers[transfer_id].state is TransferState.PAUSED:
+            queue.resume(transfer_id)
+        else:
+            queue.pause(transfer_id)
+
+    def action_cancel(self) -> None:
+        transfer_id = self._focused()
+        if transfer_id is not None:
+            self.session.queue.cancel(transfer_id)
+
+    def action_retry(self) -> None:
+        transfer_id = self._focused()
+        if transfer_id is None:
+            return
+        transfer = self.session.queue.transfers[transfer_id]
+        if transfer.state in (TransferState.FAILED, TransferState.CANCELLED):
+            self.session.queue.retry(transfer_id)
+        else:
+            self.notify(  # type: ignore[attr-defined]
+                "Only failed or cancelled transfers can be retried.", severity="warning"
+            )
+
+    def action_pause_all(self) -> None:
+        queue = self.session.queue
+        if any(t.state is TransferState.RUNNING for t in queue.transfers.values()):
+            queue.pause_all()
+        else:
+            queue.resume_all()
+
+    def action_cancel_all(self) -> None:
+        self.session.queue.cancel_all()
+
+
+class TransfersScreen(TransferActions, Screen[None]):
+    """The queue and the live figures on a screen of their own."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        *TRANSFER_BINDINGS,
+        Binding("escape,t", "app.pop_screen", "Back to browse"),
+    ]
+
+    def __init__(self, session: Session) -> None:
+        super().__init__()
+        self.session = session
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield TransferPanel(id="transfers-full")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        session = self.session
+        self._panel().attach(session.bus, session.sampler, session.queue.transfers)
+        self._panel().transfer_list.focus()

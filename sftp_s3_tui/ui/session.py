@@ -1,0 +1,177 @@
+"""One connection as the TUI sees it: the queue (one SSH connection, one S3 client), the sampler
+and, when asked for, the Prometheus exporter. Nothing here imports Textual."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from ..engine.config import S3Endpoint, SftpEndpoint, TransferOptions
+from ..engine.errors import TransferError, UsageError
+from ..engine.events import EventBus
+from ..engine.journal import Journal, JournalEntry
+from ..engine.locations import S3Location
+from ..engine.plan import FileJob
+from ..engine.queue import Transfer, TransferQueue
+from ..engine.s3 import S3Entry, check_bucket, list_buckets, list_prefix
+from ..engine.sftp import RemoteEntry, remember_host_key
+from ..metrics import MetricsExporter, Sampler
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where to connect: endpoints, options, and where to start browsing."""
+
+    name: str
+    sftp: SftpEndpoint
+    s3: S3Endpoint
+    options: TransferOptions
+    start_folder: str = "/"
+    bucket: str | None = None
+    prefix: str = ""
+
+    @property
+    def label(self) -> str:
+        """The title bar text: ``name: sftp://… → s3 (…)``."""
+        return f"{self.name}: {self.sftp.display} → s3 ({self.s3.display})"
+
+
+class Session:
+    """The engine objects of one connection; open with :meth:`open`, end with :meth:`close`."""
+
+    def __init__(
+        self,
+        target: Target,
+        *,
+        journal: Journal | None = None,
+        sampler_interval: float = 0.25,
+        push_gateway: str | None = None,
+        metrics_port: int | None = None,
+        on_metrics_warning: Callable[[str], None] | None = None,
+    ) -> None:
+        self.target = target
+        self.bus = EventBus()
+        self.queue = TransferQueue(target.s3, target.options, bus=self.bus, journal=journal)
+        self.journal = journal
+        self.sampler = Sampler(
+            self.bus, interval=sampler_interval, pool=self.queue.pool, history=240
+        )
+        self.exporter: MetricsExporter | None = None
+        if push_gateway or metrics_port is not None:
+            self.exporter = MetricsExporter(
+                self.sampler,
+                push_gateway_url=push_gateway,
+                metrics_port=metrics_port,
+                on_warning=on_metrics_warning,
+            )
+        self._stack = contextlib.AsyncExitStack()
+        self._closed = False
+
+    @property
+    def sftp_endpoint(self) -> SftpEndpoint:
+        return self.target.sftp
+
+    async def open(self) -> None:
+        """Open the S3 client and start sampling (the SSH connection opens in :meth:`connect`)."""
+        await self._stack.enter_async_context(self.queue)
+        await self.sampler.start()
+        self._stack.push_async_callback(self.sampler.stop)
+        if self.exporter is not None:
+            await self.exporter.start()
+            self._stack.push_async_callback(self.exporter.stop)
+
+    async def connect(self) -> None:
+        """Open the SSH connection; raises ``HostKeyError`` for a key to decide on."""
+        await self.queue.sftp.client(self.target.sftp)
+
+    def trust_once(self, key_line: str) -> None:
+        """Accept a host key for this session only."""
+        sftp = replace(self.target.sftp, trusted_host_keys=(key_line,))
+        self.target = replace(self.target, sftp=sftp)
+
+    async def trust_always(self, host: str, port: int, key_line: str) -> None:
+        """Record a host key in the endpoint's known_hosts file."""
+        path = self.target.sftp.known_hosts_path
+        await asyncio.to_thread(remember_host_key, path, host, port, key_line)
+
+    async def close(self) -> None:
+        """Cancel unfinished transfers (their uploads are aborted) and close everything."""
+        if self._closed:
+            return
+        self._closed = True
+        await self._stack.aclose()
+
+    # browsing ---------------------------------------------------------------------------------
+    async def list_dir(self, path: str) -> list[RemoteEntry]:
+        return await self.queue.sftp.listdir(self.target.sftp, path)
+
+    async def list_buckets(self) -> list[str]:
+        return await list_buckets(self.queue.s3)
+
+    async def list_prefix(self, bucket: str, prefix: str) -> list[S3Entry]:
+        return await list_prefix(self.queue.s3, bucket, prefix, limit=2000)
+
+    async def check_bucket(self, bucket: str) -> None:
+        await check_bucket(self.queue.s3, bucket)
+
+    # transfers --------------------------------------------------------------------------------
+    async def queue_paths(self, paths: list[str], dest: S3Location) -> list[Transfer]:
+        """Expand files and folders into jobs under ``dest`` and queue them."""
+        if not dest.is_prefix and len(paths) > 1:
+            raise UsageError(
+                f"{len(paths)} items selected but {dest} names one key",
+                "end the destination with / to copy into a prefix",
+            )
+        await self.check_bucket(dest.bucket)
+        jobs: list[FileJob] = []
+        for path in paths:
+            jobs += await self.queue.expand(self.target.sftp, path, dest)
+        if not jobs:
+            raise UsageError("Nothing to copy: the selected folders are empty", "")
+        return self.queue.submit(jobs)
+
+    def resumable(self) -> list[JournalEntry]:
+        """Unfinished transfers in the journal that came from this session's SFTP server."""
+        if self.journal is None:
+            return []
+        prefix = self.target.sftp.display + "/"
+        return [e for e in self.journal.entries() if e.source.startswith(prefix)]
+
+    async def resume(self, entries: list[JournalEntry]) -> list[Transfer]:
+        """Queue journal entries again; the engine continues where each upload stopped."""
+        jobs = []
+        prefix_length = len(self.target.sftp.display)
+        for entry in entries:
+            path = entry.source[prefix_length:]
+            try:
+                found = await self.queue.sftp.stat(self.target.sftp, path)
+            except TransferError as exc:
+                log.warning("cannot resume %s: %s", entry.source, exc)
+                continue
+            jobs.append(
+                FileJob(
+                    endpoint=self.target.sftp,
+                    path=path,
+                    size=found.size,
+                    mtime=found.mtime,
+                    bucket=entry.bucket,
+                    key=entry.key,
+                )
+            )
+        return self.queue.submit(jobs)
+
+    def forget(self, entries: list[JournalEntry]) -> None:
+        """Drop journal entries the user does not want to resume."""
+        if self.journal is not None:
+            for entry in entries:
+                self.journal.forget(entry.source, entry.bucket, entry.key)
+
+
+def journal_for(folder: Path | None) -> Journal | None:
+    return Journal(folder) if folder is not None else None

@@ -1,0 +1,179 @@
+"""The S3 side: buckets and prefixes in a lazily loaded tree, and the destination to type."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.containers import Vertical
+from textual.message import Message
+from textual.reactive import reactive
+from textual.widgets import Input, Static, Tree
+from textual.widgets.tree import TreeNode
+
+from ...engine.errors import TransferError, UsageError
+from ...engine.locations import S3Location, parse_s3_url
+from ...engine.s3 import S3Entry
+from ..formatting import format_size
+
+BucketLister = Callable[[], Awaitable[list[str]]]
+PrefixLister = Callable[[str, str], Awaitable[list[S3Entry]]]
+
+
+@dataclass(frozen=True)
+class S3Node:
+    """What a tree node stands for: a bucket (prefix ``""``), a prefix, or an object."""
+
+    bucket: str
+    prefix: str
+    is_object: bool = False
+
+
+class BucketPicker(Vertical):
+    """Pick where files land: browse buckets/prefixes, or type ``bucket/prefix/``."""
+
+    DEFAULT_CSS = """
+    BucketPicker { height: 1fr; }
+    BucketPicker > #s3-header { height: 1; padding: 0 1; background: $boost; }
+    BucketPicker > Tree { height: 1fr; }
+    BucketPicker > #s3-destination { height: 3; }
+    """
+
+    destination: reactive[str] = reactive("", init=False)
+
+    class DestinationChanged(Message):
+        """The destination text changed (valid or not)."""
+
+        def __init__(self, picker: BucketPicker) -> None:
+            super().__init__()
+            self.picker = picker
+
+    class ListingFailed(Message):
+        def __init__(self, error: TransferError) -> None:
+            super().__init__()
+            self.error = error
+
+    def __init__(
+        self,
+        list_buckets: BucketLister,
+        list_prefix: PrefixLister,
+        destination: str = "",
+        **kwargs: object,
+    ) -> None:
+        super().__init__(**kwargs)  # type: ignore[arg-type]
+        self._list_buckets = list_buckets
+        self._list_prefix = list_prefix
+        self._initial = destination
+
+    def compose(self) -> ComposeResult:
+        yield Static("S3", id="s3-header")
+        tree: Tree[S3Node] = Tree("buckets", id="s3-tree")
+        tree.show_root = False
+        tree.guide_depth = 2
+        yield tree
+        yield Input(
+            value=self._initial,
+            placeholder="bucket/prefix/ (type a new prefix)",
+            id="s3-destination",
+        )
+
+    def on_mount(self) -> None:
+        self.destination = self._initial
+        self.reload()
+
+    @property
+    def tree(self) -> Tree[S3Node]:
+        return self.query_one(Tree)
+
+    def reload(self) -> None:
+        """List the buckets again."""
+        self._load_buckets()
+
+    @work(exclusive=True, group="s3-buckets", exit_on_error=False)
+    async def _load_buckets(self) -> None:
+        try:
+            buckets = await self._list_buckets()
+        except TransferError as exc:
+            self.post_message(self.ListingFailed(exc))
+            return
+        root = self.tree.root
+        root.remove_children()
+        wanted = self._wanted()
+        for bucket in buckets:
+            node = root.add(f"🪣 {bucket}", data=S3Node(bucket, ""), allow_expand=True)
+            if wanted is not None and wanted.bucket == bucket:
+                node.expand()
+        root.expand()
+
+    @on(Tree.NodeExpanded, "#s3-tree")
+    def _expanded(self, event: Tree.NodeExpanded[S3Node]) -> None:
+        event.stop()
+        node = event.node
+        if node.data is not None and not node.children:
+            self._load_prefix(node)
+
+    @work(exit_on_error=False)
+    async def _load_prefix(self, node: TreeNode[S3Node]) -> None:
+        data = node.data
+        assert data is not None
+        try:
+            entries = await self._list_prefix(data.bucket, data.prefix)
+        except TransferError as exc:
+            self.post_message(self.ListingFailed(exc))
+            return
+        node.remove_children()
+        wanted = self._wanted()
+        for entry in entries:
+            if entry.is_prefix:
+                child = node.add(entry.name, data=S3Node(data.bucket, entry.key), allow_expand=True)
+                if wanted is not None and wanted.key.startswith(entry.key):
+                    child.expand()
+            else:
+                label = f"{entry.name}  [dim]{format_size(entry.size)}[/]"
+                node.add_leaf(label, data=S3Node(data.bucket, entry.key, is_object=True))
+        if not entries:
+            node.add_leaf("[dim](empty)[/]")
+
+    @on(Tree.NodeSelected, "#s3-tree")
+    def _selected(self, event: Tree.NodeSelected[S3Node]) -> None:
+        event.stop()
+        data = event.node.data
+        if data is None:
+            return
+        prefix = data.prefix
+        if data.is_object:
+            prefix = prefix.rsplit("/", 1)[0] + "/" if "/" in prefix else ""
+        self.query_one("#s3-destination", Input).value = f"{data.bucket}/{prefix}"
+
+    @on(Input.Changed, "#s3-destination")
+    def _typed(self, event: Input.Changed) -> None:
+        event.stop()
+        self.destination = event.value.strip()
+
+    def watch_destination(self) -> None:
+        header = self.query_one("#s3-header", Static)
+        try:
+            location = self.location()
+        except UsageError as exc:
+            header.update(f"[b]S3[/]  [red]{exc.message}[/]")
+        else:
+            where = str(location) if location else "choose a bucket"
+            header.update(f"[b]S3[/]  → {where}")
+        self.post_message(self.DestinationChanged(self))
+
+    def _wanted(self) -> S3Location | None:
+        try:
+            return self.location()
+        except UsageError:
+            return None
+
+    def location(self) -> S3Location | None:
+        """The destination as an S3 location; raises ``UsageError`` when it is not valid."""
+        text = self.destination.removeprefix("s3://").strip()
+        if not text:
+            return None
+        if "/" not in text:
+            text += "/"
+        return parse_s3_url(f"s3://{text}")

@@ -1,0 +1,69 @@
+"""One cell per part, coloured by state: waiting, reading, uploading, done, retried, failed."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.reactive import reactive
+from textual.widget import Widget
+
+from ...engine.events import PartState
+from ...metrics import PART_STATES
+
+#: Glyph and style of each part state (index = the sampler's part code).
+CELLS: dict[PartState, tuple[str, str]] = {
+    PartState.WAITING: ("░", "grey42"),
+    PartState.READING: ("▤", "bold yellow"),
+    PartState.UPLOADING: ("▥", "bold dodger_blue1"),
+    PartState.DONE: ("■", "green"),
+    PartState.RETRIED: ("▣", "bold dark_orange"),
+    PartState.FAILED: ("✗", "bold red"),
+}
+_BY_CODE = [CELLS[state] for state in PART_STATES]
+
+
+class ChunkMap(Widget):
+    """The focused transfer's parts; large files are folded so the map fits its area."""
+
+    DEFAULT_CSS = """
+    ChunkMap { height: auto; max-height: 6; min-height: 1; }
+    """
+
+    part_codes: reactive[bytes] = reactive(b"", layout=True)
+
+    def render(self) -> Text:
+        codes = self.part_codes
+        if not codes:
+            return Text("no transfer selected", style="dim")
+        width = max(self.size.width, 10)
+        rows = 4
+        cells = width * rows
+        text = Text(no_wrap=False, overflow="fold")
+        if len(codes) <= cells:
+            for code in codes:
+                glyph, style = _BY_CODE[code]
+                text.append(glyph, style)
+            return text
+        # Fold: each cell stands for several parts and shows the "most interesting" state.
+        per_cell = -(-len(codes) // cells)
+        priority = (5, 4, 1, 2, 0, 3)  # failed, retried, reading, uploading, waiting, done
+        for start in range(0, len(codes), per_cell):
+            group = set(codes[start : start + per_cell])
+            code = min(group, key=lambda c: priority.index(c))
+            if group == {3}:
+                code = 3
+            glyph, style = _BY_CODE[code]
+            text.append(glyph, style)
+        return text
+
+    def get_content_height(self, container: object, viewport: object, width: int) -> int:
+        codes = len(self.part_codes) or 1
+        return min(4, -(-codes // max(width, 1)))
+
+
+def legend() -> Text:
+    """The chunk map's key, for the help screen and the panel's title."""
+    text = Text()
+    for state, (glyph, style) in CELLS.items():
+        text.append(glyph, style)
+        text.append(f" {state.value}  ")
+    return text

@@ -1,0 +1,256 @@
+"""The SFTP side: one remote folder at a time, loaded lazily, filterable, multi-select."""
+
+from __future__ import annotations
+
+import posixpath
+from collections.abc import Awaitable, Callable
+from typing import ClassVar
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Vertical
+from textual.message import Message
+from textual.reactive import reactive
+from textual.widgets import DataTable, Input, Static
+
+from ...engine.errors import TransferError
+from ...engine.sftp import RemoteEntry
+from ..formatting import format_mtime, format_size
+
+Lister = Callable[[str], Awaitable[list[RemoteEntry]]]
+UP = "\0up"
+
+
+class RemoteTree(Vertical):
+    """A remote folder as a table (name, size, modified); enter opens, space selects.
+
+    Listings run in an exclusive worker, so opening a huge folder never blocks the screen and
+    a newer request supersedes an older one. The selection spans folders.
+    """
+
+    DEFAULT_CSS = """
+    RemoteTree { height: 1fr; }
+    RemoteTree > #remote-header { height: 1; padding: 0 1; background: $boost; }
+    RemoteTree > #remote-filter { height: 1; border: none; padding: 0 1; }
+    RemoteTree > DataTable { height: 1fr; }
+    """
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("space", "toggle_select", "Select", priority=False),
+        Binding("backspace", "up", "Up", show=False),
+        Binding("slash", "filter", "Filter", key_display="/"),
+        Binding("a", "select_all", "Select all", show=False),
+        Binding("escape", "clear", "Clear", show=False),
+    ]
+
+    path: reactive[str] = reactive("/", init=False)
+    filter_text: reactive[str] = reactive("")
+    loading_path: reactive[str | None] = reactive(None)
+
+    class SelectionChanged(Message):
+        """The set of selected paths changed."""
+
+        def __init__(self, tree: RemoteTree) -> None:
+            super().__init__()
+            self.tree = tree
+
+    class ListingFailed(Message):
+        """A folder could not be listed."""
+
+        def __init__(self, error: TransferError) -> None:
+            super().__init__()
+            self.error = error
+
+    def __init__(self, lister: Lister, start: str = "/", **kwargs: object) -> None:
+        super().__init__(**kwargs)  # type: ignore[arg-type]
+        self._lister = lister
+        self._start = start
+        self.entries: list[RemoteEntry] = []
+        self.selected: dict[str, RemoteEntry] = {}
+
+    def compose(self) -> ComposeResult:
+        yield Static("", id="remote-header")
+        yield Input(placeholder="/ filter…", id="remote-filter")
+        table: DataTable[Text | str] = DataTable(cursor_type="row", zebra_stripes=False)
+        table.add_column(" ", key="mark", width=1)
+        table.add_column("Name", key="name")
+        table.add_column("Size", key="size")
+        table.add_column("Modified", key="mtime")
+        yield table
+
+    def on_mount(self) -> None:
+        self.load_folder(self._start)
+
+    @property
+    def table(self) -> DataTable[Text | str]:
+        return self.query_one(DataTable)
+
+    # loading --------------------------------------------------------------------------------
+    def load_folder(self, path: str) -> None:
+        """List ``path`` (in the background) and show it."""
+        self.loading_path = path
+        self._load(path)
+
+    @work(exclusive=True, group="remote-listing", exit_on_error=False)
+    async def _load(self, path: str) -> None:
+        try:
+            entries = await self._lister(path)
+        except TransferError as exc:
+            self.loading_path = None
+            self.post_message(self.ListingFailed(exc))
+            return
+        self.entries = entries
+        self.loading_path = None
+        self.filter_text = ""
+        self.query_one("#remote-filter", Input).value = ""
+        if self.path == path:
+            self._fill()
+        else:
+            self.path = path
+
+    def watch_path(self) -> None:
+        self._fill()
+
+    def watch_filter_text(self) -> None:
+        self._fill()
+
+    def watch_loading_path(self) -> None:
+        self._update_header()
+
+    def _visible(self) -> list[RemoteEntry]:
+        needle = self.filter_text.casefold()
+        if not needle:
+            return self.entries
+        return [e for e in self.entries if needle in e.name.casefold()]
+
+    def _fill(self) -> None:
+        table = self.table
+        table.clear()
+        rows: list[tuple[Text | str, ...]] = []
+        keys: list[str] = []
+        if self.path != "/":
+            rows.append(("", Text("..", style="bold"), "", ""))
+            keys.append(UP)
+        for entry in self._visible():
+            rows.append(self._row(entry))
+            keys.append(entry.path)
+        for row, key in zip(rows, keys, strict=True):
+            table.add_row(*row, key=key)
+        self._update_header()
+
+    def _row(self, entry: RemoteEntry) -> tuple[Text | str, ...]:
+        mark = Text("✓", style="bold green") if entry.path in self.selected else ""
+        if entry.is_dir:
+            name = Text(entry.name + "/", style="bold")
+            size = ""
+        else:
+            name = Text(entry.name)
+            size = Text(format_size(entry.size), justify="right")
+        if entry.is_link:
+            name.append(" →", style="dim")
+        return (mark, name, size, format_mtime(entry.mtime))
+
+    def _update_header(self) -> None:
+        header = Text()
+        header.append("SFTP ", style="bold")
+        header.append(self.path)
+        if self.loading_path is not None:
+            header.append(f"  loading {self.loading_path}…", style="italic")
+        shown = len(self._visible())
+        if self.filter_text:
+            header.append(f"  {shown}/{len(self.entries)} match", style="dim")
+        if self.selected:
+            size = sum(e.size for e in self.selected.values() if not e.is_dir)
+            header.append(f"  ✓ {len(self.selected)} selected ({format_size(size)})")
+        self.query_one("#remote-header", Static).update(header)
+
+    # actions --------------------------------------------------------------------------------
+    def _cursor_key(self) -> str | None:
+        table = self.table
+        if table.row_count == 0:
+            return None
+        row_key, _ = table.coordinate_to_cell_key(table.cursor_coordinate)
+        return row_key.value
+
+    def _entry(self, key: str | None) -> RemoteEntry | None:
+        return next((e for e in self.entries if e.path == key), None)
+
+    @on(DataTable.RowSelected)
+    def _row_selected(self, event: DataTable.RowSelected) -> None:
+        event.stop()
+        key = event.row_key.value
+        if key == UP:
+            self.action_up()
+            return
+        entry = self._entry(key)
+        if entry is not None and entry.is_dir:
+            self.load_folder(entry.path)
+        elif entry is not None:
+            self._toggle(entry)
+
+    def action_toggle_select(self) -> None:
+        entry = self._entry(self._cursor_key())
+        if entry is not None:
+            self._toggle(entry)
+            table = self.table
+            if table.cursor_row < table.row_count - 1:
+                table.move_cursor(row=table.cursor_row + 1)
+
+    def _toggle(self, entry: RemoteEntry) -> None:
+        if entry.path in self.selected:
+            del self.selected[entry.path]
+        else:
+            self.selected[entry.path] = entry
+        self._refresh_mark(entry)
+        self._update_header()
+        self.post_message(self.SelectionChanged(self))
+
+    def _refresh_mark(self, entry: RemoteEntry) -> None:
+        mark = Text("✓", style="bold green") if entry.path in self.selected else ""
+        if entry.path in self.table.rows:
+            self.table.update_cell(entry.path, "mark", mark)
+
+    def action_select_all(self) -> None:
+        """Select every visible entry (or clear them all when all are selected)."""
+        visible = self._visible()
+        every = all(e.path in self.selected for e in visible)
+        for entry in visible:
+            if every:
+                self.selected.pop(entry.path, None)
+            else:
+                self.selected[entry.path] = entry
+            self._refresh_mark(entry)
+        self._update_header()
+        self.post_message(self.SelectionChanged(self))
+
+    def clear_selection(self) -> None:
+        for entry in list(self.selected.values()):
+            del self.selected[entry.path]
+            self._refresh_mark(entry)
+        self._update_header()
+        self.post_message(self.SelectionChanged(self))
+
+    def action_up(self) -> None:
+        if self.path != "/":
+            self.load_folder(posixpath.dirname(self.path.rstrip("/")) or "/")
+
+    def action_filter(self) -> None:
+        self.query_one("#remote-filter", Input).focus()
+
+    def action_clear(self) -> None:
+        if self.filter_text:
+            self.query_one("#remote-filter", Input).value = ""
+        elif self.selected:
+            self.clear_selection()
+
+    @on(Input.Changed, "#remote-filter")
+    def _filter_changed(self, event: Input.Changed) -> None:
+        event.stop()
+        self.filter_text = event.value
+
+    @on(Input.Submitted, "#remote-filter")
+    def _filter_done(self, event: Input.Submitted) -> None:
+        event.stop()
+        self.table.focus()

@@ -1,0 +1,151 @@
+"""The queue: one row per file with its state, a progress bar, rate, ETA and parts."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from rich.text import Text
+from textual.widgets import DataTable
+
+from ...engine.events import TransferState
+from ...metrics import TransferStats
+from ..formatting import format_duration, format_rate, format_size
+
+STATE_STYLE: dict[TransferState, tuple[str, str]] = {
+    TransferState.QUEUED: ("·", "dim"),
+    TransferState.RUNNING: ("▶", "bold dodger_blue1"),
+    TransferState.PAUSED: ("‖", "bold yellow"),
+    TransferState.DONE: ("✓", "bold green"),
+    TransferState.FAILED: ("✗", "bold red"),
+    TransferState.SKIPPED: ("→", "cyan"),
+    TransferState.CANCELLED: ("✗", "dim red"),
+}
+_EIGHTHS = " ▏▎▍▌▋▊▉█"
+
+
+def progress_bar(fraction: float, width: int = 16) -> str:
+    """A bar of ``width`` cells with eighth-cell resolution."""
+    fraction = min(max(fraction, 0.0), 1.0)
+    eighths = int(fraction * width * 8)
+    full, rest = divmod(eighths, 8)
+    bar = "█" * full + (_EIGHTHS[rest] if rest else "")
+    return bar.ljust(width, " ")
+
+
+@dataclass
+class TransferRow:
+    """What the list knows about one transfer (from events, then from snapshots)."""
+
+    transfer_id: int
+    name: str
+    key: str
+    size: int
+    state: TransferState = TransferState.QUEUED
+    bytes_done: int = 0
+    bytes_per_second: float = 0.0
+    parts_done: int = 0
+    parts_total: int = 0
+    parts_in_flight: int = 0
+    message: str = ""
+
+
+class TransferList(DataTable[Text | str]):
+    """The transfer queue as a table; the cursor row is the focused transfer."""
+
+    DEFAULT_CSS = """
+    TransferList { height: 1fr; }
+    """
+
+    def __init__(self, **kwargs: object) -> None:
+        super().__init__(cursor_type="row", **kwargs)  # type: ignore[arg-type]
+        self.rows_by_id: dict[int, TransferRow] = {}
+
+    def on_mount(self) -> None:
+        self.add_column(" ", key="state", width=1)
+        self.add_column("File", key="name", width=28)
+        self.add_column("Progress", key="bar", width=16)
+        self.add_column("%", key="pct", width=4)
+        self.add_column("Rate", key="rate", width=11)
+        self.add_column("ETA", key="eta", width=6)
+        self.add_column("Parts / note", key="note")
+
+    @property
+    def focused_id(self) -> int | None:
+        if self.row_count == 0:
+            return None
+        row_key, _ = self.coordinate_to_cell_key(self.cursor_coordinate)
+        return int(row_key.value) if row_key.value is not None else None
+
+    def add_transfer(self, row: TransferRow) -> None:
+        if row.transfer_id in self.rows_by_id:
+            self.rows_by_id[row.transfer_id] = row
+            self._render(row)
+            return
+        self.rows_by_id[row.transfer_id] = row
+        self.add_row(*self._cells(row), key=str(row.transfer_id))
+
+    def set_state(self, transfer_id: int, state: TransferState, message: str = "") -> None:
+        row = self.rows_by_id.get(transfer_id)
+        if row is None:
+            return
+        row.state = state
+        if message:
+            row.message = message
+        if state is TransferState.DONE:
+            row.bytes_done = row.size
+            row.parts_done = row.parts_total or row.parts_done
+        if state in (TransferState.QUEUED, TransferState.RUNNING):
+            row.message = ""
+        self._render(row)
+
+    def apply(self, stats: TransferStats) -> None:
+        """Update a row from the sampler's figures."""
+        row = self.rows_by_id.get(stats.transfer_id)
+        if row is None:
+            return
+        row.bytes_done = stats.bytes_done
+        row.bytes_per_second = stats.bytes_per_second
+        row.parts_done = stats.parts_done
+        row.parts_total = stats.parts_total
+        row.parts_in_flight = stats.parts_in_flight
+        if not row.state.finished:
+            row.state = stats.state
+        self._render(row)
+
+    def _render(self, row: TransferRow) -> None:
+        key = str(row.transfer_id)
+        if key not in self.rows:
+            return
+        for column, value in zip(
+            ("state", "name", "bar", "pct", "rate", "eta", "note"), self._cells(row), strict=True
+        ):
+            self.update_cell(key, column, value)
+
+    @staticmethod
+    def _cells(row: TransferRow) -> tuple[Text | str, ...]:
+        glyph, style = STATE_STYLE[row.state]
+        fraction = row.bytes_done / row.size if row.size else (1.0 if row.state.finished else 0)
+        running = row.state is TransferState.RUNNING
+        rate = format_rate(row.bytes_per_second) if running else ""
+        eta = ""
+        if running and row.bytes_per_second > 0:
+            eta = format_duration((row.size - row.bytes_done) / row.bytes_per_second)
+        if row.message and row.state not in (TransferState.RUNNING, TransferState.DONE):
+            note = Text(row.message, style="red" if row.state is TransferState.FAILED else "dim")
+        elif row.state is TransferState.QUEUED:
+            note = Text(f"waiting · {format_size(row.size)}", style="dim")
+        elif row.parts_total:
+            extra = f" ({row.parts_in_flight} in flight)" if running and row.parts_in_flight else ""
+            note = Text(f"parts {row.parts_done}/{row.parts_total}{extra}")
+        else:
+            note = Text(format_size(row.size), style="dim")
+        bar_style = "green" if row.state is TransferState.DONE else "dodger_blue1"
+        return (
+            Text(glyph, style=style),
+            Text(row.name, overflow="ellipsis", no_wrap=True),
+            Text(progress_bar(fraction), style=bar_style),
+            Text(f"{int(fraction * 100)}%", justify="right"),
+            Text(rate, justify="right"),
+            Text(eta, justify="right"),
+            note,
+        )

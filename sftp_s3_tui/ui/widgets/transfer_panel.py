@@ -1,0 +1,194 @@
+"""The transfers area: the queue, and for the focused transfer its chunk map and live figures."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from rich.text import Text
+from textual import on
+from textual.app import ComposeResult
+from textual.containers import Horizontal, Vertical
+from textual.message import Message
+from textual.reactive import reactive
+from textual.widgets import DataTable, Static
+
+from ...engine.events import (
+    EngineEvent,
+    EventBus,
+    TransferFinished,
+    TransferQueued,
+    TransferState,
+    TransferStateChanged,
+)
+from ...engine.queue import Transfer
+from ...metrics import Sampler, Snapshot, TransferStats
+from ..formatting import format_duration, format_rate, format_size
+from .chunk_map import ChunkMap, legend
+from .resources import Resources
+from .throughput import Throughput
+from .transfer_list import TransferList, TransferRow
+
+
+def _name(key: str) -> str:
+    return key.rsplit("/", 1)[-1] or key
+
+
+def row_for(transfer: Transfer) -> TransferRow:
+    """A list row for a transfer the queue already holds."""
+    job = transfer.job
+    row = TransferRow(transfer.id, _name(job.key), job.key, job.size, transfer.state)
+    if transfer.result is not None:
+        row.message = transfer.result.message
+        if transfer.state is TransferState.DONE:
+            row.bytes_done = job.size
+    return row
+
+
+class TransferPanel(Vertical):
+    """Everything about transfers; fed by engine events (rows) and sampler snapshots (figures)."""
+
+    DEFAULT_CSS = """
+    TransferPanel { height: 1fr; }
+    TransferPanel > #transfers-title { height: 1; padding: 0 1; background: $boost; }
+    TransferPanel > #focused { height: 1; padding: 0 1; }
+    TransferPanel > ChunkMap { padding: 0 1; }
+    TransferPanel > #figures { height: 1; padding: 0 1; }
+    TransferPanel > #summary { height: auto; padding: 0 1; }
+    """
+
+    snapshot: reactive[Snapshot | None] = reactive(None, always_update=True)
+
+    class EngineUpdate(Message):
+        """An engine event other than a part change, carried onto the message queue."""
+
+        def __init__(self, event: EngineEvent) -> None:
+            super().__init__()
+            self.event = event
+
+    def __init__(self, **kwargs: object) -> None:
+        super().__init__(**kwargs)  # type: ignore[arg-type]
+        self._unsubscribe: list[Callable[[], None]] = []
+        self._last_stats: dict[int, TransferStats] = {}
+        self._first_start: float | None = None
+        self._last_finish: float | None = None
+
+    def compose(self) -> ComposeResult:
+        title = Text.assemble(("Transfers  ", "bold"), legend())
+        yield Static(title, id="transfers-title")
+        yield TransferList()
+        yield Static("", id="focused")
+        yield ChunkMap()
+        with Horizontal(id="figures"):
+            yield Throughput()
+            yield Resources()
+        yield Static("", id="summary")
+
+    @property
+    def transfer_list(self) -> TransferList:
+        return self.query_one(TransferList)
+
+    # wiring ---------------------------------------------------------------------------------
+    def attach(self, bus: EventBus, sampler: Sampler, transfers: dict[int, Transfer]) -> None:
+        """Show ``transfers`` and follow the bus and the sampler from now on."""
+        for transfer in transfers.values():
+            self.transfer_list.add_transfer(row_for(transfer))
+
+        def on_event(event: EngineEvent) -> None:
+            if isinstance(event, TransferQueued | TransferStateChanged | TransferFinished):
+                self.post_message(self.EngineUpdate(event))
+
+        def on_snapshot(snapshot: Snapshot) -> None:
+            self.snapshot = snapshot
+
+        self._unsubscribe += [bus.subscribe(on_event), sampler.subscribe(on_snapshot)]
+        self.snapshot = sampler.latest
+
+    def on_unmount(self) -> None:
+        for unsubscribe in self._unsubscribe:
+            unsubscribe()
+        self._unsubscribe.clear()
+
+    @on(EngineUpdate)
+    def _engine_update(self, message: EngineUpdate) -> None:
+        event = message.event
+        table = self.transfer_list
+        if isinstance(event, TransferQueued):
+            row = TransferRow(event.transfer_id, _name(event.key), event.key, event.size)
+            table.add_transfer(row)
+        elif isinstance(event, TransferStateChanged):
+            table.set_state(event.transfer_id, event.state)
+            if event.state is TransferState.RUNNING and self._first_start is None:
+                self._first_start = event.at
+        elif isinstance(event, TransferFinished):
+            result = event.result
+            self._last_finish = event.at
+            table.set_state(event.transfer_id, result.status, result.message)
+        self._update_summary()
+
+    # rendering ------------------------------------------------------------------------------
+    def watch_snapshot(self, snapshot: Snapshot | None) -> None:
+        if snapshot is None:
+            return
+        table = self.transfer_list
+        for stats in snapshot.transfers:
+            self._last_stats[stats.transfer_id] = stats
+            table.apply(stats)
+        self.query_one(Throughput).history = snapshot.throughput_history
+        self.query_one(Throughput).bytes_per_second = snapshot.bytes_per_second
+        self.query_one(Resources).snapshot = snapshot
+        self._update_focused()
+        self._update_summary()
+
+    @on(DataTable.RowHighlighted)
+    def _row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        self._update_focused()
+
+    def _update_focused(self) -> None:
+        table = self.transfer_list
+        focused = table.focused_id
+        row = table.rows_by_id.get(focused) if focused is not None else None
+        stats = self._last_stats.get(focused) if focused is not None else None
+        label = self.query_one("#focused", Static)
+        chunk_map = self.query_one(ChunkMap)
+        if row is None:
+            label.update(Text("Queue files from the browser (space to select, c to copy).", "dim"))
+            chunk_map.part_codes = b""
+            return
+        text = Text.assemble(("chunks ", "bold"), f"{row.key}  ")
+        if stats is not None and stats.parts_total:
+            text.append(f"{stats.parts_total} × {format_size(stats.part_size)}", style="dim")
+        label.update(text)
+        chunk_map.part_codes = stats.part_codes if stats is not None else b""
+
+    def _update_summary(self) -> None:
+        rows = self.transfer_list.rows_by_id.values()
+        summary = self.query_one("#summary", Static)
+        if not rows or not all(r.state.finished for r in rows):
+            summary.display = False
+            return
+        summary.display = True
+        seconds = None
+        if self._first_start is not None and self._last_finish is not None:
+            seconds = self._last_finish - self._first_start
+        summary.update(summary_text(list(rows), seconds))
+
+
+def summary_text(rows: list[TransferRow], seconds: float | None) -> Text:
+    """``All done: 3 copied · 1 failed · 1.2 GiB in 12s (98.1 MB/s)``."""
+    counts = {state: sum(r.state is state for r in rows) for state in TransferState}
+    moved = sum(r.size for r in rows if r.state is TransferState.DONE)
+    text = Text("All done: ", style="bold")
+    text.append(f"{counts[TransferState.DONE]} copied", style="green")
+    for state, style in (
+        (TransferState.SKIPPED, "cyan"),
+        (TransferState.FAILED, "bold red"),
+        (TransferState.CANCELLED, "red"),
+    ):
+        if counts[state]:
+            text.append(f" · {counts[state]} {state.value}", style=style)
+    text.append(f" · {format_size(moved)}")
+    if seconds and seconds > 0 and moved:
+        text.append(f" in {format_duration(seconds)} ({format_rate(moved / seconds)})")
+    if counts[TransferState.FAILED] or counts[TransferState.CANCELLED]:
+        text.append("  — r retries the focused file", style="dim")
+    return text
