@@ -110,7 +110,7 @@ class SftpS3App(App[int]):
         self.session: Session | None = None
         self.errors: list[TransferError] = []
         self._stack = contextlib.AsyncExitStack()
-        self._closed = False
+        self._resources_closed = False
         self.store = ProfileStore(self.options.profiles_path)
         self.theme = DARK
 
@@ -212,7 +212,10 @@ class SftpS3App(App[int]):
             self._set_status(Text(f"Listing buckets at {target.s3.display}…", style="italic"))
             buckets = await session.list_buckets()
             if target.bucket:
-                await session.check_bucket(target.bucket)
+                try:
+                    await session.check_bucket(target.bucket)
+                except TransferError as exc:  # still browse: another bucket may do
+                    self.notify_error(exc)
         except TransferError as exc:
             await session.close()
             self._set_status(Text(f"✗ {exc.title}", style="bold red"))
@@ -334,9 +337,9 @@ class SftpS3App(App[int]):
 
     async def close_all(self) -> None:
         """Stop transfers, close connections, stop the demo servers (idempotent)."""
-        if self._closed:
+        if self._resources_closed:
             return
-        self._closed = True
+        self._resources_closed = True
         await self._close_session()
         await self._stack.aclose()
 

@@ -96,7 +96,7 @@ class BrowseScreen(TransferActions, Screen[None]):
             return
         if dest is None:
             self.notify("Choose a destination bucket on the S3 side.", severity="warning")
-            self.query_one(BucketPicker).tree.focus()
+            self.query_one(BucketPicker).s3_tree.focus()
             return
         self._queue(paths, dest)
 
@@ -122,7 +122,7 @@ class BrowseScreen(TransferActions, Screen[None]):
             self.app.push_screen(TransfersScreen(self.session))
 
     def action_focus_s3(self) -> None:
-        self.query_one(BucketPicker).tree.focus()
+        self.query_one(BucketPicker).s3_tree.focus()
 
     def action_focus_sftp(self) -> None:
         self.query_one(RemoteTree).table.focus()

@@ -84,7 +84,7 @@ class BucketPicker(Vertical):
         self.reload()
 
     @property
-    def tree(self) -> Tree[S3Node]:
+    def s3_tree(self) -> Tree[S3Node]:
         return self.query_one(Tree)
 
     def reload(self) -> None:
@@ -98,7 +98,7 @@ class BucketPicker(Vertical):
         except TransferError as exc:
             self.post_message(self.ListingFailed(exc))
             return
-        root = self.tree.root
+        root = self.s3_tree.root
         root.remove_children()
         wanted = self._wanted()
         for bucket in buckets:
