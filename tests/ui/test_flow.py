@@ -6,8 +6,6 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
-from textual.widgets import Input
-
 from sftp_s3_tui.engine.config import MiB, S3Endpoint
 from sftp_s3_tui.engine.errors import BucketNotFound, SftpAuthError
 from sftp_s3_tui.engine.events import TransferState
@@ -31,7 +29,7 @@ async def test_connect_browse_select_two_files_and_copy_them(
     tmp_path: Path,
 ) -> None:
     big = embedded_sftp.write_file("data/big file.bin", size=21 * MiB + 5, seed=1)
-    small = embedded_sftp.write_file("data/small.csv", b"id,name\n1,Ada\n")
+    embedded_sftp.write_file("data/small.csv", b"id,name\n1,Ada\n")
     embedded_sftp.write_file("data/other.bin", size=1000, seed=3)
     profile = server_profile(embedded_sftp, s3_endpoint, bucket=bucket, prefix="in/")
     app = make_app(tmp_path, initial=profile)
@@ -110,7 +108,4 @@ async def test_copy_to_a_missing_bucket_shows_a_message(
         assert "no-such-bucket-here" in error.message
         assert any("does not exist" in n.message for n in app._notifications)
         assert app.session is not None and not app.session.queue.transfers
-        # typing an existing bucket fixes it
-        app.screen.query_one("#s3-destination", Input).value = "archive-does-not-exist/x/"
-        await pilot.pause()
         await app.close_all()

@@ -110,6 +110,8 @@ class ConnectScreen(Screen[None]):
                 label = Text.assemble((host.alias, "bold"), "\n", (host.hostname, "dim"))
                 options.append(Option(label, id=f"ssh:{host.alias}"))
         option_list.add_options(options)
+        if select is None and self.store.profiles:
+            select = next(iter(self.store.profiles))
         if select is not None:
             with contextlib.suppress(OptionDoesNotExist):
                 option_list.highlighted = option_list.get_option_index(f"p:{select}")

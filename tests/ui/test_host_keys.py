@@ -1,0 +1,67 @@
+"""Unknown and changed host keys: the dialog, and what each answer does."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from sftp_s3_tui.engine.config import S3Endpoint
+from sftp_s3_tui.ui.screens.browse import BrowseScreen
+from sftp_s3_tui.ui.screens.host_key import HostKeyScreen
+from tests.servers import SftpServerInfo
+from tests.ui.helpers import make_app, server_profile, wait_for
+
+
+@pytest.mark.parametrize("answer", ["o", "a", "escape"])
+async def test_unknown_host_key_asks_trust_once_always_or_refuse(
+    answer: str, embedded_sftp: SftpServerInfo, s3_endpoint: S3Endpoint, tmp_path: Path
+) -> None:
+    known_hosts = tmp_path / "known_hosts"  # empty: the server is unknown
+    profile = server_profile(embedded_sftp, s3_endpoint, known_hosts=known_hosts)
+    app = make_app(tmp_path, initial=profile)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, HostKeyScreen), what="the dialog")
+        dialog = app.screen
+        assert isinstance(dialog, HostKeyScreen)
+        assert not dialog.error.changed
+        assert dialog.error.fingerprint.startswith("ssh-ed25519 SHA256:")
+        text = " ".join(str(s.render()) for s in dialog.query("Static"))
+        assert dialog.error.fingerprint in text
+        await pilot.press(answer)
+        if answer == "escape":
+            await pilot.pause(0.3)
+            assert app.session is None
+            assert type(app.screen).__name__ == "ConnectScreen"
+        else:
+            await wait_for(pilot, lambda: isinstance(app.screen, BrowseScreen), what="browse")
+        remembered = known_hosts.read_text() if known_hosts.exists() else ""
+        assert (embedded_sftp.server.host_public_key.split()[1] in remembered) == (answer == "a")
+        await app.close_all()
+
+
+async def test_changed_host_key_is_refused_showing_both_fingerprints(
+    embedded_sftp: SftpServerInfo, s3_endpoint: S3Endpoint, tmp_path: Path
+) -> None:
+    import asyncssh
+
+    other = asyncssh.generate_private_key("ssh-ed25519").export_public_key().decode()
+    known_hosts = tmp_path / "known_hosts"
+    known_hosts.write_text(f"[{embedded_sftp.host}]:{embedded_sftp.port} {other}")
+    profile = server_profile(embedded_sftp, s3_endpoint, known_hosts=known_hosts)
+    app = make_app(tmp_path, initial=profile)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, HostKeyScreen), what="the dialog")
+        dialog = app.screen
+        assert isinstance(dialog, HostKeyScreen) and dialog.error.changed
+        text = " ".join(str(s.render()) for s in dialog.query("Static"))
+        assert "CHANGED" in text
+        assert dialog.error.fingerprint in text
+        assert dialog.error.known_fingerprints[0] in text
+        assert not dialog.query("#once") and not dialog.query("#always")
+        await pilot.press("o")  # no way to trust it
+        assert app.screen is dialog
+        await pilot.press("escape")
+        await pilot.pause(0.3)
+        assert app.session is None
+        await app.close_all()
