@@ -343,6 +343,9 @@ class SftpS3App(App[int]):
         await self._close_session()
         await self._stack.aclose()
 
+    async def on_unmount(self) -> None:
+        await self.close_all()
+
     # errors ---------------------------------------------------------------------------------
     def show_error(self, error: TransferError) -> None:
         """An error that stops what the user was doing: a modal with the hint."""

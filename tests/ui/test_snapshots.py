@@ -1,0 +1,209 @@
+"""Snapshots of every screen with deterministic data (fixed names, sizes, times, figures).
+
+Listings come from the real demo servers (fixed sample tree and mtimes); ports are hidden
+behind a fixed subtitle; live figures (RSS, MB/s) are replaced by a fixed sampler snapshot.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sftp_s3_tui.engine.errors import HostKeyError
+from sftp_s3_tui.profiles import (
+    Profile,
+    ProfileStore,
+    S3Settings,
+    SftpAuth,
+    SftpSettings,
+)
+from sftp_s3_tui.ui.app import AppOptions, SftpS3App
+from sftp_s3_tui.ui.screens.browse import BrowseScreen
+from sftp_s3_tui.ui.screens.dialogs import ErrorScreen
+from sftp_s3_tui.ui.screens.host_key import HostKeyScreen
+from sftp_s3_tui.ui.screens.transfers import TransfersScreen
+from sftp_s3_tui.ui.widgets.bucket_picker import BucketPicker
+from sftp_s3_tui.ui.widgets.remote_tree import RemoteTree
+from sftp_s3_tui.ui.widgets.transfer_panel import TransferPanel
+from tests.ui.fake_data import fixed_rows, fixed_snapshot
+from tests.ui.helpers import wait_for
+
+SUBTITLE = "demo: sftp://demo@127.0.0.1:2222 → s3 (http://127.0.0.1:9000)"
+NARROW = (100, 32)
+WIDE = (150, 44)
+
+
+@pytest.fixture(autouse=True)
+def utc() -> Iterator[None]:
+    """Modification times shown in UTC on every machine."""
+    old = os.environ.get("TZ")
+    os.environ["TZ"] = "UTC"
+    time.tzset()
+    yield
+    if old is None:
+        del os.environ["TZ"]
+    else:
+        os.environ["TZ"] = old
+    time.tzset()
+
+
+def demo_app(tmp_path: Path) -> SftpS3App:
+    return SftpS3App(
+        AppOptions(
+            demo=True,
+            demo_large=False,
+            subtitle=SUBTITLE,
+            journal_dir=None,
+            read_user_config=False,
+            profiles_path=tmp_path / "profiles.toml",
+        )
+    )
+
+
+async def browsing(pilot: Any) -> None:
+    """Wait until the demo is connected and both sides are listed."""
+    app = pilot.app
+    await wait_for(pilot, lambda: isinstance(app.screen, BrowseScreen), 60, "browse")
+    screen = app.screen
+    tree = screen.query_one(RemoteTree)
+    await wait_for(pilot, lambda: tree.entries and tree.loading_path is None, what="listing")
+    picker = screen.query_one(BucketPicker)
+
+    def landing_listed() -> bool:
+        nodes = list(picker.s3_tree.root.children)
+        return len(nodes) == 2 and bool(nodes[1].children)
+
+    await wait_for(pilot, landing_listed, what="buckets")
+    await pilot.pause(0.2)
+
+
+def freeze_panel(panel: TransferPanel) -> None:
+    """Replace the live figures with fixed ones."""
+    panel.on_unmount()  # stop following the live sampler
+    for row in fixed_rows():
+        panel.transfer_list.add_transfer(row)
+    panel.snapshot = fixed_snapshot()
+
+
+def test_connect_screen(snap_compare: Any, tmp_path: Path) -> None:
+    store = ProfileStore(tmp_path / "profiles.toml")
+    store.save(
+        Profile(
+            name="partner-drop",
+            sftp=SftpSettings(
+                host="sftp.partner.example",
+                user="etl",
+                auth=SftpAuth.KEY,
+                key_file="~/.ssh/id_ed25519",
+                remote_folder="/outgoing",
+            ),
+            s3=S3Settings(aws_profile="data", region="eu-west-1", bucket="landing"),
+        )
+    )
+    store.save(
+        Profile(
+            name="minio-lab",
+            sftp=SftpSettings(host="10.0.0.7", port=2222, user="lab"),
+            s3=S3Settings(endpoint_url="http://minio:9000", path_style=True, bucket="raw"),
+        )
+    )
+    app = SftpS3App(
+        AppOptions(
+            journal_dir=None, read_user_config=False, profiles_path=tmp_path / "profiles.toml"
+        )
+    )
+    assert snap_compare(app, terminal_size=WIDE)
+
+
+def test_browse_screen_narrow(snap_compare: Any, tmp_path: Path) -> None:
+    async def run_before(pilot: Any) -> None:
+        await browsing(pilot)
+        await pilot.press("down", "down", "space", "down", "space")
+
+    assert snap_compare(demo_app(tmp_path), terminal_size=NARROW, run_before=run_before)
+
+
+def test_browse_and_transfers_wide(snap_compare: Any, tmp_path: Path) -> None:
+    async def run_before(pilot: Any) -> None:
+        await browsing(pilot)
+        freeze_panel(pilot.app.screen.query_one(TransferPanel))
+        await pilot.pause(0.2)
+
+    assert snap_compare(demo_app(tmp_path), terminal_size=WIDE, run_before=run_before)
+
+
+def test_transfers_screen(snap_compare: Any, tmp_path: Path) -> None:
+    async def run_before(pilot: Any) -> None:
+        await browsing(pilot)
+        app = pilot.app
+        await app.push_screen(TransfersScreen(app.session))
+        freeze_panel(app.screen.query_one(TransferPanel))
+        await pilot.pause(0.2)
+
+    assert snap_compare(demo_app(tmp_path), terminal_size=NARROW, run_before=run_before)
+
+
+def test_help_screen(snap_compare: Any, tmp_path: Path) -> None:
+    async def run_before(pilot: Any) -> None:
+        await browsing(pilot)
+        await pilot.press("question_mark")
+        await pilot.pause(0.2)
+
+    assert snap_compare(demo_app(tmp_path), terminal_size=NARROW, run_before=run_before)
+
+
+def _error_app(tmp_path: Path) -> SftpS3App:
+    return SftpS3App(
+        AppOptions(
+            journal_dir=None, read_user_config=False, profiles_path=tmp_path / "profiles.toml"
+        )
+    )
+
+
+def test_unknown_host_key_dialog(snap_compare: Any, tmp_path: Path) -> None:
+    error = HostKeyError(
+        "The host key of sftp.partner.example:22 is unknown",
+        "",
+        host="sftp.partner.example",
+        port=22,
+        fingerprint="ssh-ed25519 SHA256:Xq0t9I3w2m9QmKx8JvEo0zXh4Jm3dXl1rDkqB3l6P2E",
+    )
+
+    async def run_before(pilot: Any) -> None:
+        await pilot.app.push_screen(HostKeyScreen(error))
+
+    assert snap_compare(_error_app(tmp_path), terminal_size=NARROW, run_before=run_before)
+
+
+def test_changed_host_key_dialog(snap_compare: Any, tmp_path: Path) -> None:
+    error = HostKeyError(
+        "The host key of sftp.partner.example:22 has CHANGED",
+        "",
+        host="sftp.partner.example",
+        port=22,
+        fingerprint="ssh-ed25519 SHA256:Xq0t9I3w2m9QmKx8JvEo0zXh4Jm3dXl1rDkqB3l6P2E",
+        known_fingerprints=("ssh-rsa SHA256:7b1Yc2Q0cQhH0y9b6lVv5m1mJb0qC6k8sQx3R1aT2wU",),
+    )
+
+    async def run_before(pilot: Any) -> None:
+        await pilot.app.push_screen(HostKeyScreen(error))
+
+    assert snap_compare(_error_app(tmp_path), terminal_size=NARROW, run_before=run_before)
+
+
+def test_error_dialog(snap_compare: Any, tmp_path: Path) -> None:
+    async def run_before(pilot: Any) -> None:
+        await pilot.app.push_screen(
+            ErrorScreen(
+                "SFTP login refused",
+                "sftp://etl@sftp.partner.example refused the login for etl",
+                "check the user name, password or key (and SFTP_PASSWORD / --identity)",
+            )
+        )
+
+    assert snap_compare(_error_app(tmp_path), terminal_size=NARROW, run_before=run_before)
