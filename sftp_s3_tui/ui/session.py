@@ -12,7 +12,13 @@ from pathlib import Path
 
 from ..engine.config import S3Endpoint, SftpEndpoint, TransferOptions
 from ..engine.errors import TransferError, UsageError
-from ..engine.events import EventBus
+from ..engine.events import (
+    EngineEvent,
+    EventBus,
+    TransferFinished,
+    TransferState,
+    TransferStateChanged,
+)
 from ..engine.journal import Journal, JournalEntry
 from ..engine.locations import S3Location
 from ..engine.plan import FileJob
@@ -22,6 +28,27 @@ from ..engine.sftp import RemoteEntry, remember_host_key
 from ..metrics import MetricsExporter, Sampler
 
 log = logging.getLogger(__name__)
+
+
+@dataclass
+class TransferSpan:
+    """When the session's first transfer started and its last one finished (monotonic)."""
+
+    first_start: float | None = None
+    last_finish: float | None = None
+
+    def on_event(self, event: EngineEvent) -> None:
+        if isinstance(event, TransferStateChanged) and event.state is TransferState.RUNNING:
+            if self.first_start is None:
+                self.first_start = event.at
+        elif isinstance(event, TransferFinished):
+            self.last_finish = event.at
+
+    @property
+    def seconds(self) -> float | None:
+        if self.first_start is None or self.last_finish is None:
+            return None
+        return self.last_finish - self.first_start
 
 
 @dataclass(frozen=True)
@@ -57,6 +84,8 @@ class Session:
     ) -> None:
         self.target = target
         self.bus = EventBus()
+        self.span = TransferSpan()
+        self.bus.subscribe(self.span.on_event)
         self.queue = TransferQueue(target.s3, target.options, bus=self.bus, journal=journal)
         self.journal = journal
         self.sampler = Sampler(

@@ -142,6 +142,7 @@ def test_transfers_screen(snap_compare: Any, tmp_path: Path) -> None:
         await browsing(pilot)
         app = pilot.app
         await app.push_screen(TransfersScreen(app.session))
+        await pilot.pause(0.2)
         freeze_panel(app.screen.query_one(TransferPanel))
         await pilot.pause(0.2)
 

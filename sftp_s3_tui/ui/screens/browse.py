@@ -66,7 +66,9 @@ class BrowseScreen(TransferActions, Screen[None]):
 
     def on_mount(self) -> None:
         session = self.session
-        self.query_one(TransferPanel).attach(session.bus, session.sampler, session.queue.transfers)
+        self.query_one(TransferPanel).attach(
+            session.bus, session.sampler, session.queue.transfers, session.span
+        )
         self.query_one(RemoteTree).table.focus()
 
     @property

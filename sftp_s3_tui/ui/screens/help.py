@@ -23,19 +23,38 @@ INTRO = (
 )
 
 
+def _ours(node: object) -> set[tuple[str, str]]:
+    """(action, description) of the bindings this app's own classes declare on ``node``."""
+    found: set[tuple[str, str]] = set()
+    for cls in type(node).__mro__:
+        if not cls.__module__.startswith("sftp_s3_tui"):
+            continue
+        for binding in cls.__dict__.get("BINDINGS", []):
+            if isinstance(binding, Binding):
+                found.add((binding.action, binding.description))
+    return found
+
+
 def bindings_table(screen: Screen[object]) -> Table:
-    """Key and description of every binding active on ``screen``, app-wide ones included."""
+    """Key and description of this app's bindings active on ``screen`` (not the generic
+    cursor keys of tables and inputs)."""
     table = Table(box=None, show_header=False, padding=(0, 2, 0, 0))
     table.add_column(style="bold cyan", no_wrap=True)
     table.add_column()
     seen: set[str] = set()
+    ours: dict[int, set[tuple[str, str]]] = {}
     for key, active in screen.active_bindings.items():
         binding = active.binding
+        node_ours = ours.setdefault(id(active.node), _ours(active.node))
+        if (binding.action, binding.description) not in node_ours:
+            continue
         if not binding.description or binding.description in seen:
             continue
         seen.add(binding.description)
         display = binding.key_display or screen.app.get_key_display(binding)
         table.add_row(display or key, binding.description)
+    table.add_row("ctrl+p", "Command palette")
+    table.add_row("tab", "Next pane")
     return table
 
 

@@ -93,5 +93,6 @@ class TransfersScreen(TransferActions, Screen[None]):
 
     def on_mount(self) -> None:
         session = self.session
-        self._panel().attach(session.bus, session.sampler, session.queue.transfers)
+        panel = self._panel()
+        panel.attach(session.bus, session.sampler, session.queue.transfers, session.span)
         self._panel().transfer_list.focus()

@@ -14,7 +14,7 @@ class Resources(Widget):
     """RSS, buffer pool use of the budget, bytes written to disk, and part retries."""
 
     DEFAULT_CSS = """
-    Resources { height: 1; width: auto; }
+    Resources { height: 1; width: auto; margin-left: 2; }
     """
 
     snapshot: reactive[Snapshot | None] = reactive(None)

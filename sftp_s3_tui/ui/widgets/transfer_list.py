@@ -62,12 +62,12 @@ class TransferList(DataTable[Text | str]):
 
     def on_mount(self) -> None:
         self.add_column(" ", key="state", width=1)
-        self.add_column("File", key="name", width=28)
+        self.add_column("File", key="name", width=26)
         self.add_column("Progress", key="bar", width=16)
         self.add_column("%", key="pct", width=4)
         self.add_column("Rate", key="rate", width=11)
         self.add_column("ETA", key="eta", width=6)
-        self.add_column("Parts / note", key="note")
+        self.add_column("Parts / note", key="note", width=40)
 
     @property
     def focused_id(self) -> int | None:

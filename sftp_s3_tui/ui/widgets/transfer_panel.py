@@ -23,6 +23,7 @@ from ...engine.events import (
 from ...engine.queue import Transfer
 from ...metrics import Sampler, Snapshot, TransferStats
 from ..formatting import format_duration, format_rate, format_size
+from ..session import TransferSpan
 from .chunk_map import ChunkMap, legend
 from .resources import Resources
 from .throughput import Throughput
@@ -69,8 +70,7 @@ class TransferPanel(Vertical):
         super().__init__(**kwargs)  # type: ignore[arg-type]
         self._unsubscribe: list[Callable[[], None]] = []
         self._last_stats: dict[int, TransferStats] = {}
-        self._first_start: float | None = None
-        self._last_finish: float | None = None
+        self.span: TransferSpan | None = None
 
     def compose(self) -> ComposeResult:
         title = Text.assemble(("Transfers  ", "bold"), legend())
@@ -88,8 +88,15 @@ class TransferPanel(Vertical):
         return self.query_one(TransferList)
 
     # wiring ---------------------------------------------------------------------------------
-    def attach(self, bus: EventBus, sampler: Sampler, transfers: dict[int, Transfer]) -> None:
+    def attach(
+        self,
+        bus: EventBus,
+        sampler: Sampler,
+        transfers: dict[int, Transfer],
+        span: TransferSpan | None = None,
+    ) -> None:
         """Show ``transfers`` and follow the bus and the sampler from now on."""
+        self.span = span
         for transfer in transfers.values():
             self.transfer_list.add_transfer(row_for(transfer))
 
@@ -117,11 +124,8 @@ class TransferPanel(Vertical):
             table.add_transfer(row)
         elif isinstance(event, TransferStateChanged):
             table.set_state(event.transfer_id, event.state)
-            if event.state is TransferState.RUNNING and self._first_start is None:
-                self._first_start = event.at
         elif isinstance(event, TransferFinished):
             result = event.result
-            self._last_finish = event.at
             table.set_state(event.transfer_id, result.status, result.message)
         self._update_summary()
 
@@ -133,11 +137,24 @@ class TransferPanel(Vertical):
         for stats in snapshot.transfers:
             self._last_stats[stats.transfer_id] = stats
             table.apply(stats)
+        if not table.has_focus:
+            self._follow_running()
         self.query_one(Throughput).history = snapshot.throughput_history
         self.query_one(Throughput).bytes_per_second = snapshot.bytes_per_second
         self.query_one(Resources).snapshot = snapshot
         self._update_focused()
         self._update_summary()
+
+    def _follow_running(self) -> None:
+        """While the user is elsewhere, keep the cursor on a running transfer."""
+        table = self.transfer_list
+        focused = table.rows_by_id.get(table.focused_id or -1)
+        if focused is not None and focused.state is TransferState.RUNNING:
+            return
+        for index, row in enumerate(table.rows_by_id.values()):
+            if row.state is TransferState.RUNNING:
+                table.move_cursor(row=index, scroll=True)
+                return
 
     @on(DataTable.RowHighlighted)
     def _row_highlighted(self, event: DataTable.RowHighlighted) -> None:
@@ -167,9 +184,7 @@ class TransferPanel(Vertical):
             summary.display = False
             return
         summary.display = True
-        seconds = None
-        if self._first_start is not None and self._last_finish is not None:
-            seconds = self._last_finish - self._first_start
+        seconds = self.span.seconds if self.span is not None else None
         summary.update(summary_text(list(rows), seconds))
 
 
