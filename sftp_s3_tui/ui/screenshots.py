@@ -99,7 +99,7 @@ async def demo_screens(folder: Path, tmp: Path) -> None:
         screen = app.screen
         tree = screen.query_one(RemoteTree)
         picker = screen.query_one(BucketPicker)
-        await _until(pilot, lambda: tree.entries and tree.loading_path is None)
+        await _until(pilot, lambda: tree.entries and tree.ready)
         await _until(pilot, lambda: len(list(picker.s3_tree.root.children)) == 2)
         # rows: .., logs/, customers_2026.csv, empty.csv, orders 2026-11.csv, README, parquet
         await pilot.press("down", "down", "space", "down", "space", "down", "space")

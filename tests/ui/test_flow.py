@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import time
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +20,10 @@ from tests.ui.helpers import make_app, server_profile, wait_for
 
 
 def _browsing(app: Any) -> bool:
-    return isinstance(app.screen, BrowseScreen) and app.screen.query_one(RemoteTree).entries != []
+    if not isinstance(app.screen, BrowseScreen):
+        return False
+    tree = app.screen.query_one(RemoteTree)
+    return tree.entries != [] and tree.ready
 
 
 async def test_connect_browse_select_two_files_and_copy_them(
@@ -38,7 +43,9 @@ async def test_connect_browse_select_two_files_and_copy_them(
         tree = app.screen.query_one(RemoteTree)
         assert [e.name for e in tree.entries] == ["data"]
         await pilot.press("enter")  # open data/
-        await wait_for(pilot, lambda: tree.path == "/data" and len(tree.entries) == 3)
+        await wait_for(
+            pilot, lambda: tree.path == "/data" and len(tree.entries) == 3 and tree.ready
+        )
         # rows: .., big file.bin, other.bin, small.csv
         await pilot.press("down", "space", "down", "space")
         assert sorted(tree.selected) == ["/data/big file.bin", "/data/small.csv"]
@@ -108,4 +115,30 @@ async def test_copy_to_a_missing_bucket_shows_a_message(
         assert "no-such-bucket-here" in error.message
         assert any("does not exist" in n.message for n in app._notifications)
         assert app.session is not None and not app.session.queue.transfers
+        await app.close_all()
+
+
+async def test_a_10000_entry_folder_loads_without_freezing_and_filters(
+    embedded_sftp: SftpServerInfo, s3_endpoint: S3Endpoint, tmp_path: Path
+) -> None:
+    folder = embedded_sftp.root / "many"
+    folder.mkdir()
+    for i in range(10_000):
+        (folder / f"part-{i:05d}.json").write_bytes(b"{}")
+    profile = server_profile(embedded_sftp, s3_endpoint)
+    app = make_app(tmp_path, initial=profile)
+    async with app.run_test(size=(150, 45)) as pilot:
+        await wait_for(pilot, lambda: _browsing(app), what="the browse screen")
+        tree = app.screen.query_one(RemoteTree)
+        await pilot.press("enter")
+        longest_stall = 0.0
+        while not (tree.path == "/many" and tree.ready):
+            started = time.perf_counter()
+            await asyncio.sleep(0.01)
+            longest_stall = max(longest_stall, time.perf_counter() - started - 0.01)
+        assert tree.table.row_count == 10_001  # with ".."
+        assert longest_stall < 1.5, f"the loop stalled {longest_stall:.2f}s"
+        await pilot.press("slash", *"0999")
+        await wait_for(pilot, lambda: tree.ready and tree.table.row_count == 1 + 11)
+        assert "11/10000 match" in str(app.screen.query_one("#remote-header").render())
         await app.close_all()

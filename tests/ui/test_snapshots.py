@@ -71,7 +71,7 @@ async def browsing(pilot: Any) -> None:
     await wait_for(pilot, lambda: isinstance(app.screen, BrowseScreen), 60, "browse")
     screen = app.screen
     tree = screen.query_one(RemoteTree)
-    await wait_for(pilot, lambda: tree.entries and tree.loading_path is None, what="listing")
+    await wait_for(pilot, lambda: tree.entries and tree.ready, what="listing")
     picker = screen.query_one(BucketPicker)
 
     def landing_listed() -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import posixpath
 from collections.abc import Awaitable, Callable
 from typing import ClassVar
@@ -21,6 +22,8 @@ from ..formatting import format_mtime, format_size
 
 Lister = Callable[[str], Awaitable[list[RemoteEntry]]]
 UP = "\0up"
+#: Rows added per event-loop turn when showing a folder.
+FILL_BATCH = 500
 
 
 class RemoteTree(Vertical):
@@ -48,6 +51,7 @@ class RemoteTree(Vertical):
     path: reactive[str] = reactive("/", init=False)
     filter_text: reactive[str] = reactive("")
     loading_path: reactive[str | None] = reactive(None)
+    filling: reactive[bool] = reactive(False)
 
     class SelectionChanged(Message):
         """The set of selected paths changed."""
@@ -119,6 +123,14 @@ class RemoteTree(Vertical):
     def watch_loading_path(self) -> None:
         self._update_header()
 
+    def watch_filling(self) -> None:
+        self._update_header()
+
+    @property
+    def ready(self) -> bool:
+        """The folder is listed and all its rows are shown."""
+        return self.loading_path is None and not self.filling
+
     def _visible(self) -> list[RemoteEntry]:
         needle = self.filter_text.casefold()
         if not needle:
@@ -126,19 +138,23 @@ class RemoteTree(Vertical):
         return [e for e in self.entries if needle in e.name.casefold()]
 
     def _fill(self) -> None:
+        self.filling = True
+        self._fill_rows(self.path, self._visible())
+
+    @work(exclusive=True, group="remote-fill", exit_on_error=False)
+    async def _fill_rows(self, path: str, entries: list[RemoteEntry]) -> None:
+        """Add rows in batches, yielding between them: a 10,000-entry folder appears
+        progressively while keys keep working (the table measures each new row)."""
         table = self.table
         table.clear()
-        rows: list[tuple[Text | str, ...]] = []
-        keys: list[str] = []
-        if self.path != "/":
-            rows.append(("", Text("..", style="bold"), "", ""))
-            keys.append(UP)
-        for entry in self._visible():
-            rows.append(self._row(entry))
-            keys.append(entry.path)
-        for row, key in zip(rows, keys, strict=True):
-            table.add_row(*row, key=key)
-        self._update_header()
+        if path != "/":
+            table.add_row("", Text("..", style="bold"), "", "", key=UP)
+        for start in range(0, len(entries), FILL_BATCH):
+            for entry in entries[start : start + FILL_BATCH]:
+                table.add_row(*self._row(entry), key=entry.path)
+            if start + FILL_BATCH < len(entries):
+                await asyncio.sleep(0.005)
+        self.filling = False
 
     def _row(self, entry: RemoteEntry) -> tuple[Text | str, ...]:
         mark = Text("✓", style="bold green") if entry.path in self.selected else ""
@@ -158,6 +174,8 @@ class RemoteTree(Vertical):
         header.append(self.path)
         if self.loading_path is not None:
             header.append(f"  loading {self.loading_path}…", style="italic")
+        elif self.filling:
+            header.append(f"  showing {len(self._visible())} entries…", style="italic")
         shown = len(self._visible())
         if self.filter_text:
             header.append(f"  {shown}/{len(self.entries)} match", style="dim")

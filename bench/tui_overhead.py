@@ -1,0 +1,205 @@
+"""What the TUI costs: one transfer run from the TUI vs the same one headless, and key latency.
+
+The demo servers run in their own process (so neither client shares a loop with them); the
+headless run is ``sftp-s3-tui copy`` as a subprocess, the TUI run is the real app driven by a
+Pilot (headless terminal). Both report the engine's own per-file seconds; runs alternate.
+While the TUI transfer runs, key presses (cursor moves) are timed from the key event to the
+next frame the app renders.
+
+    uv run python bench/tui_overhead.py --size-mib 512 --runs 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+SERVER = r"""
+import asyncio, json, sys
+from pathlib import Path
+from sftp_s3_tui.demo import DemoEnvironment, write_blocks, pattern_blocks
+async def main():
+    async with DemoEnvironment(large=False) as env:
+        write_blocks(env.sample_root / "bench" / "big.bin", pattern_blocks(int(sys.argv[1]) << 20))
+        print(json.dumps({"host": env.host, "port": env.port, "known_hosts": str(env.known_hosts),
+                          "endpoint_url": env.endpoint_url}), flush=True)
+        await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
+asyncio.run(main())
+"""
+
+
+def headless(info: dict[str, Any]) -> tuple[float, float]:
+    env = dict(
+        os.environ,
+        SFTP_PASSWORD="demo",
+        AWS_ACCESS_KEY_ID="testing",
+        AWS_SECRET_ACCESS_KEY="testing",
+    )
+    started = time.monotonic()
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "sftp_s3_tui",
+            "copy",
+            "--json",
+            "--no-resume",
+            "--no-agent",
+            f"sftp://demo@{info['host']}:{info['port']}/bench/big.bin",
+            "s3://landing/bench/h.bin",
+            "--known-hosts",
+            info["known_hosts"],
+            "--endpoint-url",
+            info["endpoint_url"],
+            "--path-style",
+            "--region",
+            "us-east-1",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    wall = time.monotonic() - started
+    result = json.loads(out.stdout.splitlines()[-1])
+    return result["bytes"] / result["seconds"] / 1e6, wall
+
+
+async def tui(info: dict[str, Any], tmp: Path) -> tuple[float, list[float]]:
+    from sftp_s3_tui.profiles import Profile, S3Settings, Secret, SftpAuth, SftpSettings
+    from sftp_s3_tui.ui.app import AppOptions, SftpS3App
+    from sftp_s3_tui.ui.screens.browse import BrowseScreen
+    from sftp_s3_tui.ui.widgets.remote_tree import RemoteTree
+
+    profile = Profile(
+        name="bench",
+        sftp=SftpSettings(
+            host=info["host"],
+            port=info["port"],
+            user="demo",
+            auth=SftpAuth.PASSWORD,
+            password=Secret.literal("demo"),
+            known_hosts=info["known_hosts"],
+            remote_folder="/bench",
+        ),
+        s3=S3Settings(
+            endpoint_url=info["endpoint_url"],
+            region="us-east-1",
+            path_style=True,
+            access_key_id="testing",
+            secret_access_key=Secret.literal("testing"),
+            bucket="landing",
+            prefix="bench/t/",
+        ),
+    )
+    app = SftpS3App(
+        AppOptions(
+            initial=profile, journal_dir=None, read_user_config=False, profiles_path=tmp / "p.toml"
+        )
+    )
+    frames: list[float] = []
+    display = app._display
+
+    def timed_display(screen: Any, renderable: Any) -> None:
+        display(screen, renderable)
+        if renderable is not None:
+            frames.append(time.perf_counter())
+
+    app._display = timed_display  # type: ignore[method-assign]
+    latencies: list[float] = []
+    async with app.run_test(size=(150, 44)) as pilot:
+        while not (
+            isinstance(app.screen, BrowseScreen) and app.screen.query_one(RemoteTree).entries
+        ):
+            await pilot.pause(0.05)
+        await pilot.press("down", "c")
+        while app.session is None or not app.session.queue.transfers:
+            await pilot.pause(0.02)
+        transfer = next(iter(app.session.queue.transfers.values()))
+        keys = ["up", "down"]
+        while not transfer.state.finished:
+            await asyncio.sleep(0.15)
+            if transfer.state.finished:
+                break
+            count = len(frames)
+            sent = time.perf_counter()
+            await pilot.press(keys[len(latencies) % 2])
+            while len(frames) == count and time.perf_counter() - sent < 2:
+                await asyncio.sleep(0.001)
+            if len(frames) > count:
+                latencies.append(frames[count] - sent)
+        assert transfer.result is not None and transfer.result.status.value == "done", (
+            transfer.result
+        )
+        rate = transfer.result.bytes / transfer.result.seconds / 1e6
+        await app.close_all()
+    return rate, latencies
+
+
+def start_server(size_mib: int) -> tuple[subprocess.Popen[str], dict[str, Any]]:
+    server = subprocess.Popen(
+        [sys.executable, "-c", SERVER, str(size_mib)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    return server, json.loads(server.stdout.readline())  # type: ignore[union-attr]
+
+
+def stop_server(server: subprocess.Popen[str]) -> None:
+    server.stdin.close()  # type: ignore[union-attr]
+    server.wait(timeout=60)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--size-mib", type=int, default=512)
+    parser.add_argument("--runs", type=int, default=3)
+    args = parser.parse_args()
+    headless_rates: list[float] = []
+    tui_rates: list[float] = []
+    latencies: list[float] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for run in range(args.runs):
+            # fresh servers for each pair (moto slows down as it accumulates uploads), and
+            # the order alternates so neither side always gets the warm server
+            server, info = start_server(args.size_mib)
+            try:
+                for side in ("headless", "tui") if run % 2 == 0 else ("tui", "headless"):
+                    if side == "headless":
+                        rate, wall = headless(info)
+                        headless_rates.append(rate)
+                        print(f"run {run + 1}: headless {rate:6.1f} MB/s (wall {wall:.1f}s)")
+                    else:
+                        rate, lat = asyncio.run(tui(info, Path(tmp)))
+                        tui_rates.append(rate)
+                        latencies += lat
+                        print(
+                            f"run {run + 1}: tui      {rate:6.1f} MB/s  key→frame median "
+                            f"{statistics.median(lat) * 1000:.1f} ms max "
+                            f"{max(lat) * 1000:.1f} ms (n={len(lat)})"
+                        )
+                    sys.stdout.flush()
+            finally:
+                stop_server(server)
+    h, t = statistics.median(headless_rates), statistics.median(tui_rates)
+    print(f"median headless {h:.1f} MB/s, tui {t:.1f} MB/s: tui/headless = {t / h:.1%}")
+    latencies.sort()
+    p95 = latencies[max(int(len(latencies) * 0.95) - 1, 0)]
+    print(
+        f"key press → next frame: median {statistics.median(latencies) * 1000:.1f} ms, "
+        f"p95 {p95 * 1000:.1f} ms, max {latencies[-1] * 1000:.1f} ms, n={len(latencies)}"
+    )
+
+
+if __name__ == "__main__":
+    main()
