@@ -1,0 +1,104 @@
+"""Start-up resume offer for unfinished journal entries; metrics pushed from the TUI."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+from sftp_s3_tui.engine.config import MiB, S3Endpoint
+from sftp_s3_tui.engine.events import TransferState
+from sftp_s3_tui.engine.journal import Journal, JournalEntry
+from sftp_s3_tui.ui.screens.browse import BrowseScreen
+from sftp_s3_tui.ui.screens.dialogs import ConfirmScreen
+from sftp_s3_tui.ui.widgets.remote_tree import RemoteTree
+from tests.servers import PushGateway, SftpServerInfo
+from tests.ui.helpers import make_app, server_profile, wait_for
+
+
+async def test_unfinished_transfers_are_offered_for_resume_on_connect(
+    embedded_sftp: SftpServerInfo,
+    s3_endpoint: S3Endpoint,
+    bucket: str,
+    s3: Any,
+    tmp_path: Path,
+) -> None:
+    remote = embedded_sftp.write_file("big.bin", size=12 * MiB + 1, seed=9)
+    stat = remote.path.stat()
+    upload = s3.create_multipart_upload(Bucket=bucket, Key="resumed/big.bin")
+    source = f"sftp://{embedded_sftp.password_user}@{embedded_sftp.host}:{embedded_sftp.port}"
+    journal = Journal(tmp_path / "journal")
+    writer = journal.start(
+        JournalEntry(
+            source=f"{source}/big.bin",
+            bucket=bucket,
+            key="resumed/big.bin",
+            upload_id=upload["UploadId"],
+            part_size=8 * MiB,
+            size=stat.st_size,
+            mtime=int(stat.st_mtime),
+        )
+    )
+    writer.close()  # as if the app had crashed right after starting the upload
+
+    app = make_app(tmp_path, initial=server_profile(embedded_sftp, s3_endpoint, bucket=bucket))
+    async with app.run_test(size=(150, 45)) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="the offer")
+        offer = app.screen
+        assert isinstance(offer, ConfirmScreen)
+        assert f"s3://{bucket}/resumed/big.bin" in str(offer.body)
+        await pilot.press("y")
+        await wait_for(pilot, lambda: isinstance(app.screen, BrowseScreen))
+        session = app.session
+        assert session is not None
+        await wait_for(pilot, lambda: len(session.queue.transfers) == 1, what="resumed")
+        await wait_for(
+            pilot,
+            lambda: all(t.state.finished for t in session.queue.transfers.values()),
+            timeout=60,
+        )
+        transfer = next(iter(session.queue.transfers.values()))
+        assert transfer.state is TransferState.DONE, transfer.result
+        await app.close_all()
+    body = s3.get_object(Bucket=bucket, Key="resumed/big.bin")["Body"].read()
+    assert hashlib.sha256(body).hexdigest() == remote.sha256
+    assert journal.entries() == []
+
+
+async def test_metrics_are_pushed_while_the_tui_copies(
+    embedded_sftp: SftpServerInfo,
+    s3_endpoint: S3Endpoint,
+    bucket: str,
+    pushgateway: str,
+    pushgateway_server: PushGateway,
+    tmp_path: Path,
+) -> None:
+    embedded_sftp.write_file("m.bin", size=6 * MiB, seed=4)
+    profile = server_profile(embedded_sftp, s3_endpoint, bucket=bucket)
+    app = make_app(tmp_path, initial=profile, push_gateway=pushgateway)
+    async with app.run_test(size=(150, 45)) as pilot:
+        await wait_for(
+            pilot,
+            lambda: (
+                isinstance(app.screen, BrowseScreen)
+                and app.screen.query_one(RemoteTree).ready
+                and bool(app.screen.query_one(RemoteTree).entries)
+            ),
+        )
+        await pilot.press("c")
+        session = app.session
+        assert session is not None
+        await wait_for(
+            pilot,
+            lambda: (
+                session.queue.transfers
+                and all(t.state.finished for t in session.queue.transfers.values())
+            ),
+            timeout=60,
+        )
+        await app.close_all()  # the exporter pushes a last time on the way out
+    text = pushgateway_server.metrics_text()
+    line = next(
+        line for line in text.splitlines() if line.startswith("sftp_s3_bytes_transferred_total")
+    )
+    assert float(line.rsplit(" ", 1)[1]) == 6 * MiB
