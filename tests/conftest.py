@@ -1,0 +1,177 @@
+"""Shared fixtures: an isolated environment and the real servers every test can use.
+
+Servers that are processes or threads (sshd, moto, push gateway) are session-scoped; the
+embedded asyncssh server lives on the test's own event loop, so it is function-scoped.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sftp_s3_tui.demo import EmbeddedS3Server
+from sftp_s3_tui.engine.config import S3Endpoint
+from tests.servers import (
+    OpenSshServer,
+    PushGateway,
+    SftpServerInfo,
+    embedded_sftp_server,
+    sshd_base_dir,
+    start_pushgateway,
+)
+
+_UNSET_ENV = (
+    "AWS_PROFILE",
+    "AWS_DEFAULT_PROFILE",
+    "AWS_ENDPOINT_URL",
+    "AWS_ENDPOINT_URL_S3",
+    "AWS_SESSION_TOKEN",
+    "AWS_SECURITY_TOKEN",
+    "AWS_REGION",
+    "SSH_AUTH_SOCK",
+    "SFTP_HOST",
+    "SFTP_PORT",
+    "SFTP_USER",
+    "SFTP_PASSWORD",
+    "S3_BUCKET",
+    "PUSH_GATEWAY",
+)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def isolated_environment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Keep tests away from the real user's config, state, credentials, keyring and ~/.ssh."""
+    home = tmp_path_factory.mktemp("home")
+    with pytest.MonkeyPatch.context() as mp:
+        if "UV_CACHE_DIR" not in os.environ:  # a subprocess `uv` keeps the real cache
+            mp.setenv("UV_CACHE_DIR", str(Path.home() / ".cache" / "uv"))
+        mp.setenv("HOME", str(home))
+        for name in ("CONFIG", "STATE", "CACHE", "DATA"):
+            mp.setenv(f"XDG_{name}_HOME", str(home / f"xdg-{name.lower()}"))
+        mp.setenv("AWS_ACCESS_KEY_ID", "testing")
+        mp.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+        mp.setenv("AWS_DEFAULT_REGION", "us-east-1")
+        mp.setenv("AWS_CONFIG_FILE", str(home / "aws-config-does-not-exist"))
+        mp.setenv("AWS_SHARED_CREDENTIALS_FILE", str(home / "aws-credentials-does-not-exist"))
+        mp.setenv("AWS_EC2_METADATA_DISABLED", "true")
+        mp.setenv("PYTHON_KEYRING_BACKEND", "keyring.backends.fail.Keyring")
+        for name in _UNSET_ENV:
+            mp.delenv(name, raising=False)
+        yield home
+
+
+# ---------------------------------------------------------------------------------- SFTP
+
+
+@pytest.fixture(scope="session")
+def sshd() -> Iterator[SftpServerInfo]:
+    """A real OpenSSH sshd on loopback: key login as the current user, password login as
+    ``sftps3test`` (root only). Put files under ``sshd.root`` (``write_file``)."""
+    base = sshd_base_dir()
+    server = OpenSshServer(base)
+    try:
+        yield server.start()
+    finally:
+        server.stop()
+        shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture
+async def embedded_sftp(tmp_path: Path) -> AsyncIterator[SftpServerInfo]:
+    """The embedded asyncssh SFTP server (chrooted at ``root``), on the test's event loop.
+
+    ``embedded_sftp.server`` is the :class:`EmbeddedSftpServer` (``bytes_read``, ``stats``).
+    """
+    async with embedded_sftp_server(tmp_path / "embedded-sftp") as info:
+        yield info
+
+
+@contextlib.contextmanager
+def _per_test_folder(info: SftpServerInfo) -> Iterator[SftpServerInfo]:
+    """``info`` narrowed to a fresh world-writable folder, removed afterwards."""
+    sub = f"t-{uuid.uuid4().hex[:12]}"
+    (info.root / sub).mkdir()
+    (info.root / sub).chmod(0o777)
+    try:
+        yield replace(info, root=info.root / sub, remote_root=info.remote_path(sub))
+    finally:
+        shutil.rmtree(info.root / sub, ignore_errors=True)
+
+
+@pytest.fixture
+def openssh_sftp(sshd: SftpServerInfo) -> Iterator[SftpServerInfo]:
+    """The session's sshd, with ``root``/``remote_root`` pointing at a fresh per-test folder."""
+    with _per_test_folder(sshd) as info:
+        yield info
+
+
+@pytest.fixture(params=["openssh", "asyncssh"])
+async def sftp_server(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> AsyncIterator[SftpServerInfo]:
+    """Parametrizes a test over both servers: real sshd (per-test folder) and the embedded one."""
+    if request.param == "openssh":
+        with _per_test_folder(request.getfixturevalue("sshd")) as info:
+            yield info
+    else:
+        async with embedded_sftp_server(tmp_path / "embedded-sftp") as info:
+            yield info
+
+
+# ---------------------------------------------------------------------------------- S3
+
+
+@pytest.fixture(scope="session")
+def moto_server() -> Iterator[EmbeddedS3Server]:
+    """moto's S3 on loopback for the whole session (state is process-wide: unique buckets)."""
+    with EmbeddedS3Server() as server:
+        yield server
+
+
+@pytest.fixture
+def s3_endpoint(moto_server: EmbeddedS3Server) -> S3Endpoint:
+    """The engine's :class:`S3Endpoint` for moto (path style, dummy credentials)."""
+    return moto_server.endpoint()
+
+
+@pytest.fixture
+def s3(moto_server: EmbeddedS3Server) -> Any:
+    """A synchronous boto3 S3 client on moto, for setup and assertions."""
+    return moto_server.client()
+
+
+@pytest.fixture
+def bucket(moto_server: EmbeddedS3Server) -> Iterator[str]:
+    """A fresh, uniquely named bucket; emptied (uploads aborted) and deleted afterwards."""
+    name = f"test-{uuid.uuid4().hex[:16]}"
+    moto_server.create_bucket(name)
+    yield name
+    moto_server.delete_bucket(name)
+
+
+# ---------------------------------------------------------------------------------- metrics
+
+
+@pytest.fixture(scope="session")
+def pushgateway_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PushGateway]:
+    """A real prometheus-pushgateway (in memory, admin API on) for the session."""
+    gateway = start_pushgateway(tmp_path_factory.mktemp("pushgateway"))
+    try:
+        yield gateway
+    finally:
+        gateway.stop()
+
+
+@pytest.fixture
+def pushgateway(pushgateway_server: PushGateway) -> str:
+    """The push gateway's URL (``http://127.0.0.1:PORT``), wiped before the test."""
+    pushgateway_server.wipe()
+    return pushgateway_server.url

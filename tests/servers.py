@@ -1,0 +1,510 @@
+"""Real servers for the tests: OpenSSH sshd, the embedded asyncssh server, moto, push gateway.
+
+The fixtures in ``conftest.py`` are thin wrappers around these helpers. A missing binary skips
+the tests that need it, or fails them when ``SFTP_S3_REQUIRE_INTEROP=1`` (CI sets it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import getpass
+import hashlib
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+import urllib.request
+from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, NoReturn
+
+import asyncssh
+import pytest
+
+from sftp_s3_tui.demo import (
+    LOOPBACK,
+    EmbeddedSftpServer,
+    free_port,
+    known_hosts_entry,
+    openssh_public_key,
+    pattern_blocks,
+    write_blocks,
+)
+from sftp_s3_tui.engine.config import SftpEndpoint
+
+SSHD = os.environ.get("SFTP_S3_SSHD", "/usr/sbin/sshd")
+PUSHGATEWAY = os.environ.get("SFTP_S3_PUSHGATEWAY", "prometheus-pushgateway")
+
+#: System user created (as root) for password logins against the real sshd.
+PASSWORD_USER = "sftps3test"
+PASSWORD = "sftp-s3-test-Pw1"
+
+EMBEDDED_USER = "tester"
+EMBEDDED_PASSWORD = "tester-pw"
+
+STARTUP_TIMEOUT_SECONDS = 15.0
+
+
+# --------------------------------------------------------------------------------------------
+# Availability
+# --------------------------------------------------------------------------------------------
+
+
+def interop_required() -> bool:
+    """True when CI demands every real server (``SFTP_S3_REQUIRE_INTEROP=1``)."""
+    return os.environ.get("SFTP_S3_REQUIRE_INTEROP") == "1"
+
+
+def unavailable(reason: str) -> NoReturn:
+    """Skip the test, or fail it when interop is required."""
+    if interop_required():
+        pytest.fail(f"{reason} (SFTP_S3_REQUIRE_INTEROP=1)", pytrace=False)
+    pytest.skip(reason)
+
+
+def require_binary(name: str, hint: str) -> str:
+    """Absolute path of ``name`` on PATH, or skip/fail with ``hint``."""
+    path = shutil.which(name)
+    if path is None:
+        unavailable(f"{name} not found; {hint}")
+    return path
+
+
+# --------------------------------------------------------------------------------------------
+# Files on the servers
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RemoteFile:
+    """A file a test put on an SFTP server: where it is locally and as the client sees it."""
+
+    local_path: Path
+    remote_path: str
+    size: int
+    sha256: str
+
+    def read_bytes(self) -> bytes:
+        return self.local_path.read_bytes()
+
+
+def sha256_file(path: Path) -> str:
+    """Hex SHA-256 of a file, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        while block := f.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class SftpServerInfo:
+    """What a client needs to reach one SFTP server, and where its files live.
+
+    ``root`` is the local directory tests write into; ``remote_root`` is the same directory as
+    the client sees it (its absolute path for sshd, ``/`` for the chrooted embedded server).
+    """
+
+    kind: Literal["openssh", "asyncssh"]
+    host: str
+    port: int
+    username: str
+    identity_file: Path
+    known_hosts: Path
+    root: Path
+    remote_root: str
+    password_user: str | None = None
+    password: str | None = field(default=None, repr=False)
+    log_file: Path | None = None
+    server: Any = field(default=None, repr=False, compare=False)
+
+    def remote_path(self, relative: str = "") -> str:
+        """The client-side path of ``root / relative``."""
+        relative = relative.lstrip("/")
+        base = self.remote_root.rstrip("/")
+        return f"{base}/{relative}" if relative else (base or "/")
+
+    def endpoint(self, auth: Literal["key", "password"] = "key", **overrides: Any) -> SftpEndpoint:
+        """The engine's :class:`SftpEndpoint` for this server (host key checked, no agent)."""
+        values: dict[str, Any] = {
+            "host": self.host,
+            "port": self.port,
+            "known_hosts": str(self.known_hosts),
+            "use_agent": False,
+        }
+        if auth == "password":
+            if self.password_user is None:
+                unavailable(f"password login is not available on {self.kind}")
+            values.update(username=self.password_user, password=self.password)
+        else:
+            values.update(username=self.username, identity_files=(str(self.identity_file),))
+        values.update(overrides)
+        return SftpEndpoint(**values)
+
+    def connect_options(self, auth: Literal["key", "password"] = "key") -> dict[str, Any]:
+        """Keyword arguments for ``asyncssh.connect`` (isolated from ~/.ssh and the agent)."""
+        options: dict[str, Any] = {
+            "host": self.host,
+            "port": self.port,
+            "known_hosts": str(self.known_hosts),
+            "agent_path": None,
+            "config": None,
+        }
+        if auth == "password":
+            if self.password_user is None:
+                unavailable(f"password login is not available on {self.kind}")
+            options.update(username=self.password_user, password=self.password, client_keys=None)
+        else:
+            options.update(username=self.username, client_keys=[str(self.identity_file)])
+        return options
+
+    def write_file(
+        self,
+        relative: str,
+        data: bytes | None = None,
+        *,
+        size: int | None = None,
+        seed: int = 0,
+        mtime: float | None = None,
+    ) -> RemoteFile:
+        """Create ``root / relative`` from ``data``, or ``size`` deterministic bytes."""
+        path = self.root / relative.lstrip("/")
+        blocks: Iterable[bytes]
+        if data is not None:
+            blocks = [data]
+        elif size is not None:
+            blocks = pattern_blocks(size, seed)
+        else:
+            raise ValueError("give data or size")
+        write_blocks(path, blocks, mtime=mtime)
+        _make_readable(path, self.root)
+        return RemoteFile(path, self.remote_path(relative), path.stat().st_size, sha256_file(path))
+
+    def log_tail(self, lines: int = 50) -> str:
+        """The end of the server's log (sshd only), for failure messages."""
+        if self.log_file is None or not self.log_file.exists():
+            return ""
+        return "\n".join(self.log_file.read_text(errors="replace").splitlines()[-lines:])
+
+
+def _make_readable(path: Path, root: Path) -> None:
+    """Let the password user read what root wrote (files 0644, folders 0755 up to root)."""
+    path.chmod(0o644)
+    parent = path.parent
+    while parent != root and root in parent.parents:
+        parent.chmod(0o755)
+        parent = parent.parent
+
+
+# --------------------------------------------------------------------------------------------
+# Embedded asyncssh server
+# --------------------------------------------------------------------------------------------
+
+
+@contextlib.asynccontextmanager
+async def embedded_sftp_server(base: Path) -> AsyncIterator[SftpServerInfo]:
+    """Run an :class:`EmbeddedSftpServer` over ``base / "root"`` on the running loop."""
+    root = base / "root"
+    root.mkdir(parents=True, exist_ok=True)
+    client_key = asyncssh.generate_private_key("ssh-ed25519")
+    identity = base / "id_ed25519"
+    client_key.write_private_key(identity)
+    identity.chmod(0o600)
+    server = EmbeddedSftpServer(
+        root,
+        users={EMBEDDED_USER: EMBEDDED_PASSWORD},
+        authorized_keys=[client_key.convert_to_public()],
+    )
+    async with server:
+        yield SftpServerInfo(
+            kind="asyncssh",
+            host=server.host,
+            port=server.port,
+            username=EMBEDDED_USER,
+            identity_file=identity,
+            known_hosts=server.write_known_hosts(base / "known_hosts"),
+            root=root,
+            remote_root="/",
+            password_user=EMBEDDED_USER,
+            password=EMBEDDED_PASSWORD,
+            server=server,
+        )
+
+
+# --------------------------------------------------------------------------------------------
+# OpenSSH sshd
+# --------------------------------------------------------------------------------------------
+
+_SSHD_CONFIG = """\
+Port {port}
+ListenAddress 127.0.0.1
+HostKey {host_key}
+PidFile {pid_file}
+AuthorizedKeysFile {authorized_keys}
+StrictModes no
+PermitRootLogin yes
+PubkeyAuthentication yes
+PasswordAuthentication {password_auth}
+KbdInteractiveAuthentication no
+UsePAM no
+UseDNS no
+Subsystem sftp internal-sftp
+MaxStartups 200
+MaxSessions 64
+LoginGraceTime 30
+LogLevel VERBOSE
+"""
+
+
+def ensure_password_user() -> bool:
+    """Create (idempotently) the password-login system user; False when not root."""
+    if os.geteuid() != 0 or shutil.which("useradd") is None or shutil.which("chpasswd") is None:
+        return False
+    exists = subprocess.run(["id", PASSWORD_USER], capture_output=True).returncode == 0
+    if not exists:
+        subprocess.run(
+            ["useradd", "--create-home", "--shell", "/bin/sh", PASSWORD_USER],
+            check=True,
+            capture_output=True,
+        )
+    subprocess.run(
+        ["chpasswd"],
+        input=f"{PASSWORD_USER}:{PASSWORD}\n".encode(),
+        check=True,
+        capture_output=True,
+    )
+    return True
+
+
+def wait_for_ssh_banner(host: str, port: int, deadline: float) -> None:
+    """Block until ``host:port`` accepts a connection and sends an SSH banner."""
+    last_error: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection((host, port), timeout=2) as sock:
+                if sock.recv(64).startswith(b"SSH-"):
+                    return
+        except OSError as error:
+            last_error = error
+        time.sleep(0.05)
+    raise TimeoutError(f"no SSH banner from {host}:{port}: {last_error}")
+
+
+def run_in_fresh_loop(coro_factory: Any) -> Any:
+    """Run a coroutine to completion in a thread with its own loop (safe from sync fixtures)."""
+    result: list[Any] = []
+    errors: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            result.append(asyncio.run(coro_factory()))
+        except BaseException as error:
+            errors.append(error)
+
+    thread = threading.Thread(target=target)
+    thread.start()
+    thread.join()
+    if errors:
+        raise errors[0]
+    return result[0]
+
+
+async def read_back(
+    info: SftpServerInfo, remote_path: str, auth: Literal["key", "password"]
+) -> bytes:
+    """Log in to ``info`` and return the bytes of ``remote_path``."""
+    async with (
+        asyncssh.connect(**info.connect_options(auth)) as conn,
+        conn.start_sftp_client() as sftp,
+        sftp.open(remote_path, "rb") as f,
+    ):
+        data = await f.read()
+        assert isinstance(data, bytes)
+        return data
+
+
+class OpenSshServer:
+    """A real ``sshd -D -e`` on loopback with its own config, keys and known_hosts."""
+
+    def __init__(self, base: Path) -> None:
+        self.base = base
+        self.process: subprocess.Popen[bytes] | None = None
+        self.info: SftpServerInfo | None = None
+
+    def start(self) -> SftpServerInfo:
+        sshd = SSHD if os.path.isabs(SSHD) and os.access(SSHD, os.X_OK) else shutil.which(SSHD)
+        if sshd is None or not os.access(sshd, os.X_OK):
+            unavailable(f"{SSHD} not found; install openssh-server")
+        base = self.base
+        base.mkdir(parents=True, exist_ok=True)
+        base.chmod(0o755)
+        root = base / "files"
+        root.mkdir(exist_ok=True)
+        root.chmod(0o777)
+        if os.geteuid() == 0:
+            Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)  # privilege separation dir
+
+        host_key = asyncssh.generate_private_key("ssh-ed25519")
+        host_key_path = base / "ssh_host_ed25519_key"
+        host_key.write_private_key(host_key_path)
+        host_key_path.chmod(0o600)
+        client_key = asyncssh.generate_private_key("ssh-ed25519")
+        identity = base / "id_ed25519"
+        client_key.write_private_key(identity)
+        identity.chmod(0o600)
+        authorized_keys = base / "authorized_keys"
+        authorized_keys.write_text(openssh_public_key(client_key) + "\n")
+        authorized_keys.chmod(0o644)
+
+        password_ok = ensure_password_user()
+        log_file = base / "sshd.log"
+        config = base / "sshd_config"
+        for _attempt in range(3):
+            port = free_port()
+            config.write_text(
+                _SSHD_CONFIG.format(
+                    port=port,
+                    host_key=host_key_path,
+                    pid_file=base / "sshd.pid",
+                    authorized_keys=authorized_keys,
+                    password_auth="yes" if password_ok else "no",
+                )
+            )
+            log = log_file.open("ab")
+            self.process = subprocess.Popen(
+                [sshd, "-D", "-e", "-f", str(config)],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
+                env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8"},
+            )
+            log.close()
+            try:
+                wait_for_ssh_banner(LOOPBACK, port, time.monotonic() + STARTUP_TIMEOUT_SECONDS)
+                break
+            except TimeoutError:
+                self.stop()
+        else:
+            pytest.fail(f"sshd did not start; log:\n{log_file.read_text(errors='replace')}")
+
+        known_hosts = base / "known_hosts"
+        known_hosts.write_text(
+            known_hosts_entry(LOOPBACK, port, openssh_public_key(host_key)) + "\n"
+        )
+        info = SftpServerInfo(
+            kind="openssh",
+            host=LOOPBACK,
+            port=port,
+            username=getpass.getuser(),
+            identity_file=identity,
+            known_hosts=known_hosts,
+            root=root,
+            remote_root=str(root),
+            password_user=PASSWORD_USER if password_ok else None,
+            password=PASSWORD if password_ok else None,
+            log_file=log_file,
+            server=self,
+        )
+        self.info = info
+        self._verify_logins(info)
+        return info
+
+    def _verify_logins(self, info: SftpServerInfo) -> None:
+        """Prove key (and password) login work before any test relies on them."""
+        probe = info.write_file(".probe", b"sshd probe\n")
+        auths: list[Literal["key", "password"]] = ["key"]
+        if info.password_user is not None:
+            auths.append("password")
+        for auth in auths:
+            try:
+                data = run_in_fresh_loop(lambda a=auth: read_back(info, probe.remote_path, a))
+            except Exception as error:
+                self.stop()
+                pytest.fail(f"{auth} login to sshd failed: {error!r}\n{info.log_tail()}")
+            assert data == b"sshd probe\n"
+        probe.local_path.unlink()
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+            self.process = None
+
+
+def sshd_base_dir() -> Path:
+    """A temp dir under /tmp traversable by the password user (pytest's tmp dirs are 0700)."""
+    return Path(tempfile.mkdtemp(prefix="sftp-s3-sshd-"))
+
+
+# --------------------------------------------------------------------------------------------
+# Prometheus push gateway
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class PushGateway:
+    """A running ``prometheus-pushgateway`` (in-memory, admin API on)."""
+
+    url: str
+    process: subprocess.Popen[bytes]
+    log_file: Path
+
+    def metrics_text(self) -> str:
+        with urllib.request.urlopen(f"{self.url}/metrics", timeout=5) as response:
+            return str(response.read().decode())
+
+    def wipe(self) -> None:
+        """Delete every pushed group."""
+        request = urllib.request.Request(f"{self.url}/api/v1/admin/wipe", method="PUT")
+        with urllib.request.urlopen(request, timeout=5):
+            pass
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+def start_pushgateway(base: Path) -> PushGateway:
+    binary = require_binary(PUSHGATEWAY, "install prometheus-pushgateway")
+    base.mkdir(parents=True, exist_ok=True)
+    log_file = base / "pushgateway.log"
+    for _attempt in range(3):
+        port = free_port()
+        url = f"http://{LOOPBACK}:{port}"
+        with log_file.open("ab") as log:
+            process = subprocess.Popen(
+                [
+                    binary,
+                    f"--web.listen-address={LOOPBACK}:{port}",
+                    "--persistence.file=",
+                    "--web.enable-admin-api",
+                    "--log.level=warn",
+                ],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
+            )
+        gateway = PushGateway(url, process, log_file)
+        deadline = time.monotonic() + STARTUP_TIMEOUT_SECONDS
+        while time.monotonic() < deadline and process.poll() is None:
+            try:
+                with urllib.request.urlopen(f"{url}/-/ready", timeout=1) as response:
+                    if response.status == 200:
+                        return gateway
+            except OSError:
+                time.sleep(0.05)
+        gateway.stop()
+    pytest.fail(f"push gateway did not start; log:\n{log_file.read_text(errors='replace')}")

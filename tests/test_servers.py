@@ -1,0 +1,179 @@
+"""The test servers are real: clients log in, host keys are checked, bytes come back intact."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import asyncssh
+import pytest
+from prometheus_client import CollectorRegistry, Counter, push_to_gateway
+
+from sftp_s3_tui.demo import DemoEnvironment, EmbeddedS3Server, make_sample_tree
+from sftp_s3_tui.engine.config import S3Endpoint, SftpEndpoint
+from tests.servers import SftpServerInfo, read_back
+
+
+def port_is_open(host: str, port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(1)
+        return sock.connect_ex((host, port)) == 0
+
+
+async def test_sshd_key_login_reads_file_with_host_key_checked(sshd: SftpServerInfo) -> None:
+    file = sshd.write_file("key/data.bin", size=3 * 1024 * 1024 + 17, seed=1)
+    assert await read_back(sshd, file.remote_path, "key") == file.read_bytes()
+
+
+async def test_sshd_password_login_reads_file(openssh_sftp: SftpServerInfo) -> None:
+    file = openssh_sftp.write_file("password/hello.txt", b"hello from sshd\n")
+    assert file.remote_path.startswith(str(openssh_sftp.root))
+    assert await read_back(openssh_sftp, file.remote_path, "password") == b"hello from sshd\n"
+
+
+async def test_sshd_rejects_unknown_host_key(sshd: SftpServerInfo, tmp_path: Path) -> None:
+    other = tmp_path / "known_hosts"
+    stranger = asyncssh.generate_private_key("ssh-ed25519").export_public_key().decode()
+    other.write_text(f"[127.0.0.1]:{sshd.port} {stranger}")
+    options = sshd.connect_options("key") | {"known_hosts": str(other)}
+    with pytest.raises(asyncssh.HostKeyNotVerifiable):
+        async with asyncssh.connect(**options):
+            pass
+
+
+async def test_sshd_rejects_wrong_password(sshd: SftpServerInfo) -> None:
+    options = sshd.connect_options("password") | {"password": "wrong"}
+    with pytest.raises(asyncssh.PermissionDenied):
+        async with asyncssh.connect(**options):
+            pass
+
+
+async def test_embedded_server_serves_utf8_names_by_key_and_password(
+    embedded_sftp: SftpServerInfo,
+) -> None:
+    file = embedded_sftp.write_file("in/ünïcode name.csv", b"id,name\n1,J\xc3\xbcrgen\n")
+    assert file.remote_path == "/in/ünïcode name.csv"
+    for auth in ("key", "password"):
+        assert await read_back(embedded_sftp, file.remote_path, auth) == file.read_bytes()
+    assert embedded_sftp.server.bytes_read == 2 * file.size
+
+
+async def test_embedded_server_is_chrooted(embedded_sftp: SftpServerInfo) -> None:
+    embedded_sftp.write_file("a.txt", b"a")
+    async with (
+        asyncssh.connect(**embedded_sftp.connect_options()) as conn,
+        conn.start_sftp_client() as sftp,
+    ):
+        assert sorted(await sftp.listdir("/..")) == [".", "..", "a.txt"]
+        assert await sftp.realpath("/../..") == "/"
+
+
+async def test_embedded_server_stop_closes_client_connections(
+    embedded_sftp: SftpServerInfo,
+) -> None:
+    server = embedded_sftp.server
+    conn = await asyncssh.connect(**embedded_sftp.connect_options())
+    assert server.connection_count == 1
+    await server.close_connections()
+    await asyncio.wait_for(conn.wait_closed(), timeout=5)
+    assert server.connection_count == 0
+    conn = await asyncssh.connect(**embedded_sftp.connect_options())
+    await server.stop()
+    await asyncio.wait_for(conn.wait_closed(), timeout=5)
+    assert not port_is_open(embedded_sftp.host, embedded_sftp.port)
+
+
+async def test_both_servers_give_the_same_bytes(sftp_server: SftpServerInfo) -> None:
+    file = sftp_server.write_file("nested dir/ünï file.bin", size=9 * 1024 * 1024 + 5, seed=7)
+    assert await read_back(sftp_server, file.remote_path, "key") == file.read_bytes()
+    endpoint = sftp_server.endpoint()
+    assert isinstance(endpoint, SftpEndpoint)
+    assert endpoint.port == sftp_server.port
+    assert endpoint.known_hosts_path == sftp_server.known_hosts
+    assert sftp_server.endpoint("password").password == sftp_server.password
+
+
+def test_moto_put_and_get(s3: Any, bucket: str, s3_endpoint: S3Endpoint) -> None:
+    assert s3_endpoint.path_style and s3_endpoint.endpoint_url
+    s3.put_object(Bucket=bucket, Key="dir/ünï.txt", Body=b"payload")
+    assert s3.get_object(Bucket=bucket, Key="dir/ünï.txt")["Body"].read() == b"payload"
+    assert s3.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
+
+
+def test_moto_keeps_parts_in_memory(moto_server: EmbeddedS3Server, s3: Any, bucket: str) -> None:
+    """Multipart parts above moto's default 5 MiB spool size still complete correctly."""
+    upload = s3.create_multipart_upload(Bucket=bucket, Key="big.bin")
+    part = b"x" * (6 * 1024 * 1024)
+    etag = s3.upload_part(
+        Bucket=bucket, Key="big.bin", UploadId=upload["UploadId"], PartNumber=1, Body=part
+    )["ETag"]
+    s3.complete_multipart_upload(
+        Bucket=bucket,
+        Key="big.bin",
+        UploadId=upload["UploadId"],
+        MultipartUpload={"Parts": [{"ETag": etag, "PartNumber": 1}]},
+    )
+    assert s3.head_object(Bucket=bucket, Key="big.bin")["ContentLength"] == len(part)
+    # moto internals: the object's SpooledTemporaryFile never rolled over to a disk file.
+    from moto.s3.models import s3_backends
+
+    key = s3_backends["123456789012"]["global"].buckets[bucket].keys["big.bin"]
+    assert key._value_buffer._rolled is False
+
+
+def test_pushgateway_accepts_a_push(pushgateway: str) -> None:
+    registry = CollectorRegistry()
+    counter = Counter("sftp_s3_test_pushes", "A test counter.", registry=registry)
+    counter.inc(3)
+    push_to_gateway(pushgateway.removeprefix("http://"), job="sftp-s3-test", registry=registry)
+    with urllib.request.urlopen(f"{pushgateway}/metrics", timeout=5) as response:
+        text = response.read().decode()
+    assert 'sftp_s3_test_pushes_total{instance="",job="sftp-s3-test"} 3' in text
+
+
+def test_sample_tree_is_deterministic(tmp_path: Path) -> None:
+    first = make_sample_tree(tmp_path / "a", large=False)
+    second = make_sample_tree(tmp_path / "b", large=False)
+    assert len(first) > 200
+    for a, b in zip(first, second, strict=True):
+        assert a.read_bytes() == b.read_bytes()
+        assert a.stat().st_mtime == b.stat().st_mtime
+    assert (tmp_path / "a/exports/orders 2026-11.csv").read_bytes().startswith(b"id,customer,")
+
+
+async def test_demo_environment_serves_tree_and_buckets_then_stops() -> None:
+    async with DemoEnvironment(large=False) as env:
+        host, port, endpoint_url = env.host, env.port, env.endpoint_url
+        sftp_endpoint = env.sftp_endpoint
+        async with (
+            asyncssh.connect(
+                sftp_endpoint.host,
+                sftp_endpoint.port,
+                username=sftp_endpoint.username,
+                password=sftp_endpoint.password,
+                known_hosts=sftp_endpoint.known_hosts,
+                client_keys=None,
+                agent_path=None,
+                config=None,
+            ) as conn,
+            conn.start_sftp_client() as sftp,
+        ):
+            assert {"exports", "partners"} <= set(await sftp.listdir("/"))
+            exports = set(await sftp.listdir("/exports"))
+            assert {"orders 2026-11.csv", "ünïcode name.parquet", "logs"} <= exports
+            assert len(await sftp.listdir("/partners/acme/in")) >= 202
+
+        s3 = env.s3.client() if env.s3 else None
+        assert s3 is not None and env.s3_endpoint.endpoint_url == endpoint_url
+        assert {"landing", "archive"} <= {b["Name"] for b in s3.list_buckets()["Buckets"]}
+        keys = [
+            o["Key"] for o in s3.list_objects_v2(Bucket="landing", Prefix="2026-10/")["Contents"]
+        ]
+        assert "2026-10/orders 2026-10.csv" in keys
+        tmp_dir = env.tmp_dir
+    assert not port_is_open(host, port)
+    assert not port_is_open("127.0.0.1", int(endpoint_url.rsplit(":", 1)[1]))
+    assert not tmp_dir.exists()
