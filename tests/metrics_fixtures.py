@@ -52,7 +52,9 @@ def pushgateway_url() -> Iterator[str]:
     url = f"http://127.0.0.1:{port}"
     with tempfile.TemporaryFile() as log:
         process = subprocess.Popen(
-            [binary, f"--web.listen-address=127.0.0.1:{port}"],
+            # Debian's build persists to /var/lib/prometheus by default: keep groups in memory,
+            # so runs (and other fixtures) never see each other's pushes.
+            [binary, f"--web.listen-address=127.0.0.1:{port}", "--persistence.file="],
             stdout=log,
             stderr=subprocess.STDOUT,
         )
