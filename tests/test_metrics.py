@@ -451,3 +451,32 @@ def test_push_gateway_address_comes_from_the_option_or_the_environment():
     assert push_gateway_from_env("gw:9091", env) == "gw:9091"
     assert push_gateway_from_env(None, {}) is None
     assert push_gateway_from_env(None, {"PUSH_GATEWAY": ""}) is None
+
+
+def test_a_late_sampler_still_counts_transfers_it_never_saw_queued(bus, engine, clock):
+    engine.queue(1, 2 * MiB)  # before the sampler exists
+    sampler = Sampler(bus, clock=clock)
+    engine.part(1, 1, PartState.READING, MiB)  # a part of an unknown transfer: totals only
+    engine.part(1, 1, PartState.UPLOADING, MiB, seconds=0.1)
+    engine.part(1, 1, PartState.DONE, MiB, seconds=0.2)
+    engine.start(2, MiB, MiB)  # started but never seen queued: listed from here on
+    engine.move_part(2, 1, MiB, 0.1, 0.2)
+    engine.finish(1, TransferState.DONE, 2 * MiB)
+    engine.finish(2, TransferState.DONE, MiB)
+    snapshot = sampler.sample_now()
+    assert snapshot.bytes_transferred == 2 * MiB and snapshot.parts_done == 2
+    assert snapshot.files_done == 2  # StateChanged then Finished: one file each
+    assert snapshot.parts_in_flight == 0
+    second = snapshot.transfer(2)
+    assert second is not None and second.bytes_done == MiB and second.parts_total == 1
+    assert snapshot.transfer(99) is None
+
+
+async def test_exporter_stop_takes_a_final_sample(bus, engine):
+    sampler = Sampler(bus)
+    exporter = MetricsExporter(sampler)
+    async with exporter:
+        engine.move_part(1, 1, 4321, 0.1, 0.2)
+    value = exporter.registry.get_sample_value("sftp_s3_bytes_transferred_total")
+    assert value == 4321
+    assert sampler.latest.bytes_transferred == 4321
