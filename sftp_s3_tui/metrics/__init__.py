@@ -1,0 +1,27 @@
+"""Metrics: one sampler for the screen and Prometheus."""
+
+from sftp_s3_tui.metrics.prometheus import (
+    MetricsExporter,
+    SnapshotMetrics,
+    default_instance,
+    push_gateway_from_env,
+)
+from sftp_s3_tui.metrics.sampler import (
+    PART_STATES,
+    BufferPoolStats,
+    Sampler,
+    Snapshot,
+    TransferStats,
+)
+
+__all__ = [
+    "PART_STATES",
+    "BufferPoolStats",
+    "MetricsExporter",
+    "Sampler",
+    "Snapshot",
+    "SnapshotMetrics",
+    "TransferStats",
+    "default_instance",
+    "push_gateway_from_env",
+]

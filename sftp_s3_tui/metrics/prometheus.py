@@ -1,0 +1,383 @@
+"""Prometheus metrics fed only by sampler snapshots, pushed to a gateway and/or served on /metrics.
+
+Every number comes from a :class:`~sftp_s3_tui.metrics.sampler.Snapshot`: counters advance by the
+difference between two snapshots, gauges take the snapshot's value and histograms observe the
+part latencies the snapshot carries. Labels are bounded (``side``, ``outcome``); there is no
+per-transfer label.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+from collections.abc import Callable, Mapping
+from types import TracebackType
+from wsgiref.simple_server import WSGIServer
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.exposition import push_to_gateway, start_http_server
+
+from sftp_s3_tui.metrics.sampler import Sampler, Snapshot
+
+__all__ = [
+    "DEFAULT_JOB",
+    "LATENCY_BUCKETS",
+    "MetricsExporter",
+    "SnapshotMetrics",
+    "default_instance",
+    "push_gateway_from_env",
+]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_JOB = "sftp_s3_tui"
+PUSH_GATEWAY_ENV = "PUSH_GATEWAY"
+#: Part-level latency buckets (seconds): a 5 MiB part takes ms on a LAN, a 5 GiB one minutes.
+LATENCY_BUCKETS: tuple[float, ...] = (
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+    30.0,
+    60.0,
+    120.0,
+    300.0,
+    float("inf"),
+)
+_OUTCOMES = ("done", "failed", "skipped", "cancelled")
+
+
+def push_gateway_from_env(
+    value: str | None = None, environ: Mapping[str, str] | None = None
+) -> str | None:
+    """The push gateway address: ``value`` if given, else ``$PUSH_GATEWAY``, else None."""
+    if value:
+        return value.strip() or None
+    env = os.environ if environ is None else environ
+    return env.get(PUSH_GATEWAY_ENV, "").strip() or None
+
+
+def default_instance() -> str:
+    """The ``instance`` grouping key of this process: ``hostname-pid``."""
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+class SnapshotMetrics:
+    """The app's metrics in their own :class:`CollectorRegistry`, updated from snapshots."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry if registry is not None else CollectorRegistry()
+        r = self.registry
+        self.bytes_transferred = Counter(
+            "sftp_s3_bytes_transferred_total",
+            "Bytes of parts S3 has accepted (resumed parts from an earlier run excluded).",
+            registry=r,
+        )
+        self.parts_completed = Counter(
+            "sftp_s3_parts_completed_total", "Parts S3 has accepted.", registry=r
+        )
+        self.parts_retried = Counter(
+            "sftp_s3_parts_retried_total",
+            "Part reads (side=sftp) or uploads (side=s3) that failed and were tried again.",
+            ["side"],
+            registry=r,
+        )
+        self.parts_failed = Counter(
+            "sftp_s3_parts_failed_total", "Parts that failed after their retries.", registry=r
+        )
+        self.files = Counter(
+            "sftp_s3_files_total",
+            "Files that finished, by outcome (done, failed, skipped, cancelled).",
+            ["outcome"],
+            registry=r,
+        )
+        self.cpu_seconds = Counter(
+            "sftp_s3_process_cpu_seconds_total",
+            "User and system CPU time of the process.",
+            registry=r,
+        )
+        self.throughput = Gauge(
+            "sftp_s3_throughput_bytes_per_second",
+            "Bytes transferred per second over the sampler's sliding window.",
+            registry=r,
+        )
+        self.rss = Gauge(
+            "sftp_s3_process_resident_memory_bytes", "Resident set size of the process.", registry=r
+        )
+        self.disk_write = Gauge(
+            "sftp_s3_process_disk_write_bytes",
+            "Bytes the process caused to be written to storage since the sampler started.",
+            registry=r,
+        )
+        self.disk_read = Gauge(
+            "sftp_s3_process_disk_read_bytes",
+            "Bytes the process caused to be read from storage since the sampler started.",
+            registry=r,
+        )
+        self.cpu_percent = Gauge(
+            "sftp_s3_process_cpu_percent",
+            "CPU use of the process between the last two samples (100 = one core).",
+            registry=r,
+        )
+        self.parts_in_flight = Gauge(
+            "sftp_s3_parts_in_flight",
+            "Parts holding a buffer: being read, waiting for or in upload, or awaiting a retry.",
+            registry=r,
+        )
+        self.pool_in_use = Gauge(
+            "sftp_s3_buffer_pool_bytes_in_use", "Bytes of part buffers taken.", registry=r
+        )
+        self.pool_budget = Gauge(
+            "sftp_s3_buffer_pool_budget_bytes", "The buffer pool's memory budget.", registry=r
+        )
+        self.files_queued = Gauge("sftp_s3_files_queued", "Files waiting to start.", registry=r)
+        self.files_running = Gauge("sftp_s3_files_running", "Files being transferred.", registry=r)
+        self.files_paused = Gauge("sftp_s3_files_paused", "Files paused.", registry=r)
+        self.sftp_read_seconds = Histogram(
+            "sftp_s3_sftp_read_seconds",
+            "Time to read one part from SFTP.",
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.s3_upload_seconds = Histogram(
+            "sftp_s3_s3_upload_seconds",
+            "Time to upload one part to S3.",
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        # Create every label child now, so each series exists (at 0) from the first push.
+        for side in ("sftp", "s3"):
+            self.parts_retried.labels(side=side)
+        for outcome in _OUTCOMES:
+            self.files.labels(outcome=outcome)
+        self._last: Snapshot | None = None
+
+    def metric_names(self) -> dict[str, str]:
+        """Each exported metric's name (counters with ``_total``) and its Prometheus type."""
+        names: dict[str, str] = {}
+        for family in self.registry.collect():
+            name = f"{family.name}_total" if family.type == "counter" else family.name
+            names[name] = family.type
+        return names
+
+    def update(self, snapshot: Snapshot) -> None:
+        """Bring every metric up to ``snapshot`` (a Sampler subscriber)."""
+        last = self._last
+        self._last = snapshot
+
+        def advance(counter: Counter, now: float | None, before: float | None) -> None:
+            if now is None:
+                return
+            delta = now - (before or 0)
+            if delta > 0:  # a counter never goes back, even if a source number does
+                counter.inc(delta)
+
+        def prev(name: str) -> float | None:
+            return None if last is None else getattr(last, name)
+
+        advance(self.bytes_transferred, snapshot.bytes_transferred, prev("bytes_transferred"))
+        advance(self.parts_completed, snapshot.parts_done, prev("parts_done"))
+        advance(self.parts_failed, snapshot.parts_failed, prev("parts_failed"))
+        advance(
+            self.parts_retried.labels(side="sftp"),
+            snapshot.parts_retried_sftp,
+            prev("parts_retried_sftp"),
+        )
+        advance(
+            self.parts_retried.labels(side="s3"),
+            snapshot.parts_retried_s3,
+            prev("parts_retried_s3"),
+        )
+        for outcome in _OUTCOMES:
+            field = f"files_{outcome}"
+            advance(
+                self.files.labels(outcome=outcome),
+                getattr(snapshot, field),
+                prev(field),
+            )
+        advance(self.cpu_seconds, snapshot.cpu_seconds, prev("cpu_seconds"))
+
+        self.throughput.set(snapshot.bytes_per_second)
+        self.parts_in_flight.set(snapshot.parts_in_flight)
+        self.files_queued.set(snapshot.files_queued)
+        self.files_running.set(snapshot.files_running)
+        self.files_paused.set(snapshot.files_paused)
+        for gauge, value in (
+            (self.rss, snapshot.rss_bytes),
+            (self.disk_write, snapshot.disk_write_bytes),
+            (self.disk_read, snapshot.disk_read_bytes),
+            (self.cpu_percent, snapshot.cpu_percent),
+            (self.pool_in_use, snapshot.buffer_pool_bytes_in_use),
+            (self.pool_budget, snapshot.buffer_pool_budget_bytes),
+        ):
+            if value is not None:
+                gauge.set(value)
+        for seconds in snapshot.sftp_read_seconds:
+            self.sftp_read_seconds.observe(seconds)
+        for seconds in snapshot.s3_upload_seconds:
+            self.s3_upload_seconds.observe(seconds)
+
+
+class MetricsExporter:
+    """Publishes a sampler's snapshots: pushes to a gateway and/or serves ``/metrics``.
+
+    Pushes run in a thread (``asyncio.to_thread``) every ``push_interval`` seconds and once on
+    :meth:`stop`. A failing gateway is reported once (log warning and ``on_warning``) and never
+    raises into the caller. ``metrics_port=0`` picks a free port (see :attr:`metrics_port`).
+    """
+
+    def __init__(
+        self,
+        sampler: Sampler | None = None,
+        *,
+        push_gateway_url: str | None = None,
+        push_interval: float = 10.0,
+        metrics_port: int | None = None,
+        metrics_addr: str = "127.0.0.1",
+        job: str = DEFAULT_JOB,
+        instance: str | None = None,
+        on_warning: Callable[[str], None] | None = None,
+        push_timeout: float = 5.0,
+        metrics: SnapshotMetrics | None = None,
+    ) -> None:
+        self.metrics = metrics if metrics is not None else SnapshotMetrics()
+        self.registry = self.metrics.registry
+        self.sampler = sampler
+        self.push_gateway_url = push_gateway_url
+        self.push_interval = push_interval
+        self.metrics_addr = metrics_addr
+        self.job = job
+        self.instance = instance or default_instance()
+        self.on_warning = on_warning
+        self.push_timeout = push_timeout
+        self.pushes_ok = 0
+        self.pushes_failed = 0
+        self._requested_port = metrics_port
+        self._server: WSGIServer | None = None
+        self._push_task: asyncio.Task[None] | None = None
+        self._push_lock = asyncio.Lock()
+        self._warned: set[str] = set()
+        self._unsubscribe = sampler.subscribe(self.metrics.update) if sampler else None
+
+    @property
+    def grouping_key(self) -> dict[str, str]:
+        return {"instance": self.instance}
+
+    @property
+    def metrics_port(self) -> int | None:
+        """The port ``/metrics`` is served on, once started."""
+        return None if self._server is None else int(self._server.server_port)
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Serve ``/metrics`` (if a port was given) and start the push loop (if a URL was)."""
+        if self._requested_port is not None and self._server is None:
+            try:
+                self.serve_metrics(self._requested_port, self.metrics_addr)
+            except OSError as exc:
+                self._warn(
+                    "serve",
+                    f"Cannot serve metrics on {self.metrics_addr}:{self._requested_port}: {exc}",
+                )
+        if self.push_gateway_url and self._push_task is None:
+            self._push_task = asyncio.get_running_loop().create_task(
+                self._push_loop(), name="sftp-s3-metrics-push"
+            )
+
+    async def stop(self, *, final_sample: bool = True) -> None:
+        """Take a last sample (unless told not to), push it once more and stop serving."""
+        task, self._push_task = self._push_task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if final_sample and self.sampler is not None:
+            self.sampler.sample_now()
+        if self.push_gateway_url:
+            await self.push_now()
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+            self._unsubscribe = None
+        server, self._server = self._server, None
+        if server is not None:
+            await asyncio.to_thread(_shutdown, server)
+
+    async def __aenter__(self) -> MetricsExporter:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+    # -- /metrics -------------------------------------------------------------------------
+
+    def serve_metrics(self, port: int, addr: str = "127.0.0.1") -> WSGIServer:
+        """Serve this registry on ``http://addr:port/metrics`` in a daemon thread."""
+        server, _thread = start_http_server(port, addr, registry=self.registry)
+        self._server = server
+        log.info("serving metrics on http://%s:%d/metrics", addr, server.server_port)
+        return server
+
+    # -- push gateway ---------------------------------------------------------------------
+
+    async def push_now(self) -> bool:
+        """Push the registry to the gateway once; False (and a one-time warning) on failure."""
+        url = self.push_gateway_url
+        if not url:
+            return False
+        async with self._push_lock:
+            try:
+                await asyncio.to_thread(
+                    push_to_gateway,
+                    url,
+                    job=self.job,
+                    grouping_key=self.grouping_key,
+                    registry=self.registry,
+                    timeout=self.push_timeout,
+                )
+            except Exception as exc:  # any failure of the gateway stays out of the transfers
+                self.pushes_failed += 1
+                message = f"Cannot push metrics to {url}: {exc}. Transfers go on without it."
+                self._warn("push", message)
+                return False
+        self.pushes_ok += 1
+        return True
+
+    async def _push_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.push_interval)
+            await self.push_now()
+
+    def _warn(self, kind: str, message: str) -> None:
+        """Log and report ``message`` the first time a ``kind`` of failure happens."""
+        if kind in self._warned:
+            log.debug("%s", message)
+            return
+        self._warned.add(kind)
+        log.warning("%s", message)
+        if self.on_warning is not None:
+            try:
+                self.on_warning(message)
+            except Exception:
+                log.exception("metrics warning callback failed")
+
+
+def _shutdown(server: WSGIServer) -> None:
+    server.shutdown()
+    server.server_close()
