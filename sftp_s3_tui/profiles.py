@@ -23,7 +23,7 @@ import shlex
 import tomllib
 from collections.abc import Callable
 from contextlib import suppress
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import MISSING, dataclass, field, fields, replace
 from enum import StrEnum
 from pathlib import Path
 from secrets import token_hex
@@ -51,6 +51,7 @@ from .redaction import RedactingFilter, install_log_redaction, redact, register_
 
 __all__ = [
     "KEYRING_SERVICE",
+    "SECRET_FIELDS",
     "AwsProfile",
     "LoadResult",
     "Profile",
@@ -233,6 +234,22 @@ def _keyring_delete(profile: str, field_id: str) -> None:
         )
 
 
+def _check_keyring_entries(profile: Profile, known: set[str]) -> None:
+    """Refuse ``keyring:`` references that point at nothing (e.g. a profile saved under a
+    new name instead of renamed); fields in ``known`` were already stored that way."""
+    for field_id, secret in profile.secrets().items():
+        if secret is None or secret.kind is not SecretKind.KEYRING or field_id in known:
+            continue
+        if not keyring_available() or _keyring_get(profile.name, field_id) is None:
+            raise ConfigError(
+                f"Profile {profile.name!r} not saved: {SECRET_FIELDS[field_id]} is set to "
+                f"'keyring:' but the keyring has no entry "
+                f"{KEYRING_SERVICE} / {_keyring_user(profile.name, field_id)}",
+                "enter the secret so it can be stored, or use env:VARNAME "
+                "(use rename or duplicate to give a profile a new name)",
+            )
+
+
 def _resolve(secret: Secret | None, profile: str, field_id: str) -> str | None:
     """The value of a secret field now: from the keyring, the environment or the literal."""
     if secret is None:
@@ -338,6 +355,35 @@ class Profile:
     sftp: SftpSettings
     s3: S3Settings = field(default_factory=S3Settings)
     transfer: TransferDefaults = field(default_factory=TransferDefaults)
+
+    def normalized(self) -> Profile:
+        """A copy with text fields stripped and blank ones back at their default (None),
+        as a form's empty inputs would be meant."""
+
+        def clean(settings: Any) -> Any:
+            changes: dict[str, Any] = {}
+            for f in fields(settings):
+                value = getattr(settings, f.name)
+                if type(value) is str:  # not the StrEnum choices
+                    value = value.strip()
+                    if not value and f.default is not MISSING:
+                        value = f.default
+                    changes[f.name] = value
+            return replace(settings, **changes)
+
+        return replace(
+            self,
+            name=self.name.strip(),
+            sftp=clean(self.sftp),
+            s3=clean(self.s3),
+            transfer=clean(self.transfer),
+        )
+
+    def describe(self) -> str:
+        """One line for lists: ``sftp://etl@host:2222/exports → s3://landing/in/``."""
+        destination = self.default_destination()
+        where = str(destination) if destination else self.s3.endpoint_url or "s3"
+        return f"{self.default_source()} → {where}"
 
     def secrets(self) -> dict[str, Secret | None]:
         """Every secret field by id (``sftp.password`` …)."""
@@ -457,11 +503,10 @@ class Profile:
         return replace(base or TransferOptions(), **overrides)
 
     def default_source(self) -> SftpLocation:
-        """The SFTP folder to open first."""
+        """The SFTP folder to open first (port left out when it is 22)."""
         sftp = self.sftp
-        return SftpLocation(
-            host=sftp.host, path=sftp.remote_folder, port=sftp.port, username=sftp.user
-        )
+        port = sftp.port if sftp.port != 22 else None
+        return SftpLocation(host=sftp.host, path=sftp.remote_folder, port=port, username=sftp.user)
 
     def default_destination(self) -> S3Location | None:
         """The bucket and prefix to land files in, if the profile names a bucket."""
@@ -847,6 +892,7 @@ class ProfileStore:
         :class:`ConfigError` when the profile is invalid, the file cannot be parsed, the name
         is taken (``overwrite=False``), or a literal secret cannot go to a keyring.
         """
+        profile = profile.normalized()
         problems = profile.validate()
         if problems:
             detail = "; ".join(f"{f}: {m}" for f, m in problems)
@@ -856,22 +902,33 @@ class ProfileStore:
             raise ConfigError(
                 f"A profile named {profile.name!r} already exists", "choose another name"
             )
-        stored = profile
         literals = {
             field_id: secret.value or ""
             for field_id, secret in profile.secrets().items()
             if secret is not None and secret.kind is SecretKind.LITERAL
         }
+        stored = profile
+        for field_id in literals:
+            stored = stored.with_secret(field_id, Secret.in_keyring())
+        table = _profile_to_table(stored)
+        reloaded, problems = _profile_from_table(stored.name, table)
+        if reloaded != stored:  # whatever is saved must load back the same
+            detail = "; ".join(f"{f}: {m}" for f, m in problems) or "it would not load back"
+            raise ConfigError(f"Profile {profile.name!r} not saved: {detail}", "correct it")
+        old_keyring = _keyring_fields(state.tables.get(profile.name))
+        _check_keyring_entries(stored, set(old_keyring) | set(literals))
         if literals and not keyring_available():
             raise _no_keyring(profile.name, next(iter(literals)))
-        for field_id, value in literals.items():
-            _keyring_set(profile.name, field_id, value)
-            stored = stored.with_secret(field_id, Secret.in_keyring())
-        old_keyring = _keyring_fields(state.tables.get(profile.name))
-        tables = dict(state.tables)
-        tables[profile.name] = _profile_to_table(stored)
-        self._write(state, tables)
-        for field_id in set(old_keyring) - set(_keyring_fields(tables[profile.name])):
+        try:
+            for field_id, value in literals.items():
+                _keyring_set(profile.name, field_id, value)
+            self._write(state, {**state.tables, profile.name: table})
+        except BaseException:
+            # New entries would be orphans; a replaced entry stays (the old value is gone).
+            for field_id in set(literals) - set(old_keyring):
+                _keyring_delete(profile.name, field_id)
+            raise
+        for field_id in set(old_keyring) - set(_keyring_fields(table)):
             _keyring_delete(profile.name, field_id)
         log.info("Saved profile %r to %s", profile.name, self.path)
         return stored
@@ -911,17 +968,17 @@ class ProfileStore:
             raise ConfigError(f"A profile named {new_name!r} already exists", "choose another")
         table = state.tables[name]
         in_keyring = _keyring_fields(table)
-        copied: list[str] = []
-        for field_id in in_keyring:
-            value = _keyring_get(name, field_id) if keyring_available() else None
-            if value is None:
-                continue  # nothing to carry over; resolving will say the entry is missing
-            register_secret(value)
-            _keyring_set(new_name, field_id, value)
-            copied.append(field_id)
         tables = {(new_name if key == name and move else key): t for key, t in state.tables.items()}
         tables[new_name] = table
+        copied: list[str] = []
         try:
+            for field_id in in_keyring:
+                value = _keyring_get(name, field_id) if keyring_available() else None
+                if value is None:
+                    continue  # nothing to carry over; resolving will say the entry is missing
+                register_secret(value)
+                _keyring_set(new_name, field_id, value)
+                copied.append(field_id)
             self._write(state, tables)
         except BaseException:
             for field_id in copied:
@@ -961,8 +1018,9 @@ class ProfileStore:
             document = tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:
             message = str(exc)
+            line: int | None = getattr(exc, "lineno", None)  # Python 3.14+
+            column: int | None = getattr(exc, "colno", None)
             position = _TOML_POSITION.search(message)
-            line = column = None
             if position:
                 line, column = int(position.group(1)), int(position.group(2))
                 message = message[: position.start()]

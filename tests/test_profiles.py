@@ -6,6 +6,7 @@ import logging
 import os
 import stat
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import keyring
@@ -214,6 +215,23 @@ def test_a_loose_file_mode_is_tightened_on_save() -> None:
     assert stat.S_IMODE(store.path.stat().st_mode) == 0o600
 
 
+def test_blank_form_fields_are_saved_as_unset() -> None:
+    typed = Profile(
+        name=" nightly ",
+        sftp=SftpSettings(host=" sftp.example ", user="", key_file="", remote_folder=""),
+        s3=S3Settings(region=" ", bucket="landing", prefix=""),
+    )
+    stored = ProfileStore().save(typed)
+    expected = Profile(
+        name="nightly",
+        sftp=SftpSettings(host="sftp.example"),
+        s3=S3Settings(bucket="landing"),
+    )
+    assert stored == expected
+    assert ProfileStore().load().profiles == {"nightly": expected}
+    assert expected.describe() == "sftp://sftp.example/ → s3://landing/"
+
+
 def test_existing_name_is_refused_when_not_overwriting() -> None:
     store = ProfileStore()
     store.save(full_profile())
@@ -251,6 +269,7 @@ def test_literal_secrets_go_to_the_keyring_never_to_the_file_or_logs(
         assert secret not in caplog.text
         assert all(secret not in r.getMessage() for r in caplog.records)
         assert secret not in repr(stored) + repr(sftp) + repr(s3)
+    assert "Saved profile 'ops'" in caplog.text  # the logs were captured, and are clean
     assert stored.sftp.password == Secret.in_keyring()
     assert b'password = "keyring:"' in raw
     assert memory_keyring.entries == {
@@ -318,6 +337,16 @@ def test_a_missing_keyring_entry_is_a_clear_error(memory_keyring: MemoryKeyring)
     with pytest.raises(ConfigError, match=r"ops/sftp\.password is missing"):
         profile.sftp_endpoint()
     assert profile.sftp_endpoint(password="typed at a prompt").password == "typed at a prompt"
+
+
+def test_a_keyring_reference_without_an_entry_is_not_saved(memory_keyring: MemoryKeyring) -> None:
+    store = ProfileStore()
+    store.save(password_profile("ops"))
+    copied_by_hand = store.get("ops")  # references keyring entries stored under "ops"
+    with pytest.raises(ConfigError, match="use rename or duplicate"):
+        store.save(replace(copied_by_hand, name="ops-copy"))
+    assert set(store.load().profiles) == {"ops"}
+    store.save(copied_by_hand)  # unchanged references of the same profile are fine
 
 
 def test_a_secret_pasted_into_the_file_is_refused_without_being_echoed(
