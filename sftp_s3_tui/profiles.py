@@ -221,6 +221,8 @@ def _keyring_get(profile: str, field_id: str) -> str | None:
 
 def _keyring_delete(profile: str, field_id: str) -> None:
     """Remove a keyring entry if it exists; failures are logged, not raised."""
+    if not keyring_available():
+        return  # no keyring here, so no entry to remove
     try:
         keyring.delete_password(KEYRING_SERVICE, _keyring_user(profile, field_id))
     except keyring.errors.PasswordDeleteError:
@@ -384,6 +386,15 @@ class Profile:
         destination = self.default_destination()
         where = str(destination) if destination else self.s3.endpoint_url or "s3"
         return f"{self.default_source()} → {where}"
+
+    def secrets_to_ask(self) -> list[str]:
+        """Secret fields the user must type when connecting (password auth, none stored).
+
+        An encrypted key without a stored passphrase is only found out when it is loaded.
+        """
+        if self.sftp.auth is SftpAuth.PASSWORD and self.sftp.password is None:
+            return ["sftp.password"]
+        return []
 
     def secrets(self) -> dict[str, Secret | None]:
         """Every secret field by id (``sftp.password`` …)."""
@@ -688,7 +699,7 @@ def _profile_from_table(name: str, table: object) -> tuple[Profile | None, list[
             sections[section] = cls(**values)
     if problems:
         return None, problems
-    profile = Profile(name=name, **sections)
+    profile = Profile(name=name, **sections).normalized()
     problems = [(f, m) for f, m in profile.validate() if f != "name"]
     return (None, problems) if problems else (profile, [])
 
@@ -754,7 +765,7 @@ def _locate(text: str, target: list[str]) -> int | None:
         header = _TABLE_HEADER.match(stripped)
         if header:
             table = _key_path(header.group(1)) or []
-            if table == target:
+            if table[: len(target)] == target:
                 return number
             if table and table == target[: len(table)]:
                 fallback = number
@@ -768,8 +779,8 @@ def _locate(text: str, target: list[str]) -> int | None:
     return fallback
 
 
-def _salvage(text: str) -> dict[str, Any]:
-    """Profile tables from a file that is not valid TOML as a whole.
+def _salvage(text: str) -> tuple[dict[str, Any], list[str]]:
+    """Profile tables from a file that is not valid TOML as a whole, and the names skipped.
 
     Each profile's lines (from its ``[profiles.NAME…]`` headers to the next profile's) are
     parsed alone, so one broken profile does not hide the others.
@@ -784,15 +795,13 @@ def _salvage(text: str) -> dict[str, Any]:
         if current is not None:
             blocks.setdefault(current, []).append(line)
     tables: dict[str, Any] = {}
+    skipped: list[str] = []
     for name, lines in blocks.items():
         try:
-            document = tomllib.loads("\n".join(lines))
-        except tomllib.TOMLDecodeError:
-            continue
-        table = document.get("profiles", {}).get(name)
-        if table is not None:
-            tables[name] = table
-    return tables
+            tables[name] = tomllib.loads("\n".join(lines))["profiles"][name]
+        except (tomllib.TOMLDecodeError, KeyError, TypeError):
+            skipped.append(name)
+    return tables, skipped
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1027,7 +1036,18 @@ class ProfileStore:
             state.fatal = ProfileError(
                 f"not valid TOML: {message}", _FIX_HINT, path=self.path, line=line, column=column
             )
-            self._check_profiles(state, text, _salvage(text))
+            salvaged, skipped = _salvage(text)
+            self._check_profiles(state, text, salvaged)
+            for name in skipped:
+                state.problems.append(
+                    ProfileError(
+                        "skipped until the file is valid TOML again",
+                        _FIX_HINT,
+                        path=self.path,
+                        line=_locate(text, ["profiles", name]),
+                        profile=name,
+                    )
+                )
             return state
         version = document.get("version", FORMAT_VERSION)
         if version != FORMAT_VERSION:

@@ -431,7 +431,8 @@ def test_bad_toml_names_the_line_keeps_other_profiles_and_is_never_overwritten()
     loaded, problems = store.load()
 
     assert set(loaded) == {"first", "last"}
-    assert problems[0].line == 8
+    assert [(p.profile, p.line) for p in problems] == [(None, 8), ("broken", 6)]
+    assert "skipped until the file is valid TOML" in str(problems[1])
     assert "line 8" in str(problems[0]) and "not valid TOML" in str(problems[0])
     for change in (
         lambda: store.save(full_profile()),
@@ -572,6 +573,13 @@ def test_a_profile_becomes_engine_endpoints_and_options(
 
     assert str(profile.default_source()) == "sftp://etl@sftp.partner.example:2222/exports/daily"
     assert profile.default_destination() == S3Location("landing", "partner/2026-11/")
+
+
+def test_a_password_profile_without_a_stored_password_asks_for_it() -> None:
+    profile = Profile(name="p", sftp=SftpSettings(host="h", auth=SftpAuth.PASSWORD))
+    assert profile.secrets_to_ask() == ["sftp.password"]
+    assert profile.sftp_endpoint(password="typed").password == "typed"
+    assert password_profile().secrets_to_ask() == []
 
 
 def test_an_agent_profile_offers_no_key_or_password() -> None:
