@@ -654,6 +654,18 @@ def test_ssh_config_import(tmp_path: Path, isolated_home: Path) -> None:
     assert profile.sftp_endpoint().identity_files == (str(isolated_home / ".ssh" / "id_partner"),)
 
 
+def test_ssh_config_import_follows_include(isolated_home: Path) -> None:
+    ssh = isolated_home / ".ssh"
+    (ssh / "config.d").mkdir(parents=True)
+    (ssh / "config").write_text("Include config.d/*\n\nHost main\n    User me\n")
+    (ssh / "config.d" / "partners").write_text("Host drop\n    HostName drop.example\n")
+
+    hosts = import_ssh_config()
+
+    assert [(h.alias, h.hostname) for h in hosts] == [("drop", "drop.example"), ("main", "main")]
+    assert hosts[1].to_profile().sftp.auth is SftpAuth.AGENT
+
+
 def test_ssh_config_import_without_a_file_is_empty(tmp_path: Path) -> None:
     assert import_ssh_config(tmp_path / "missing") == []
     assert import_ssh_config() == []  # ~/.ssh/config of the isolated home
