@@ -76,8 +76,10 @@ def isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 @pytest.fixture(autouse=True)
-def restore_keyring() -> Iterator[None]:
+def no_keyring() -> Iterator[None]:
+    """No keyring unless a test asks for one: a developer's desktop keyring is never touched."""
     original = keyring.get_keyring()
+    keyring.set_keyring(keyring.backends.fail.Keyring())
     yield
     keyring.set_keyring(original)
 
@@ -87,11 +89,6 @@ def memory_keyring() -> MemoryKeyring:
     backend = MemoryKeyring()
     keyring.set_keyring(backend)
     return backend
-
-
-@pytest.fixture
-def no_keyring() -> None:
-    keyring.set_keyring(keyring.backends.fail.Keyring())
 
 
 def full_profile(name: str = "partner drop") -> Profile:
@@ -196,9 +193,10 @@ def test_hand_written_sizes_and_minimal_profile_load() -> None:
     assert loaded["min"].sftp.auth is SftpAuth.AGENT
 
 
-def test_file_is_0600_and_directory_0700_whatever_the_umask() -> None:
+@pytest.mark.parametrize("umask", [0o000, 0o022, 0o277])
+def test_file_is_0600_and_directory_0700_whatever_the_umask(umask: int) -> None:
     store = ProfileStore()
-    old_umask = os.umask(0)
+    old_umask = os.umask(umask)
     try:
         store.save(full_profile())
     finally:
@@ -280,9 +278,7 @@ def test_literal_secrets_go_to_the_keyring_never_to_the_file_or_logs(
     assert s3.secret_access_key == S3_SECRET
 
 
-def test_without_a_keyring_a_literal_secret_is_refused_and_the_file_kept(
-    no_keyring: None, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_without_a_keyring_a_literal_secret_is_refused_and_the_file_kept() -> None:
     store = ProfileStore()
     store.save(full_profile())
     before = store.path.read_bytes()
