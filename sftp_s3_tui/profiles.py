@@ -712,8 +712,8 @@ def _profile_to_table(profile: Profile) -> dict[str, Any]:
         settings = getattr(profile, section)
         for f in fields(settings):
             value = getattr(settings, f.name)
-            if value is None:
-                continue
+            if value is None or value == f.default:
+                continue  # unset or default: the file shows only what was chosen
             if isinstance(value, Secret):
                 value = value.reference
             elif isinstance(value, StrEnum):
