@@ -871,12 +871,14 @@ class ProfileStore:
         self.path = Path(path).expanduser() if path is not None else paths.profiles_file()
         self.profiles: dict[str, Profile] = {}
         self.problems: list[ProfileError] = []
+        self._loaded = False
 
     def load(self) -> LoadResult:
         """Read the file: usable profiles and a list of problems (never raises for content)."""
         state = self._read()
         self.profiles = state.profiles
         self.problems = ([state.fatal] if state.fatal else []) + state.problems
+        self._loaded = True
         log.debug(
             "Loaded %d profiles (%d problems) from %s",
             len(self.profiles),
@@ -886,7 +888,9 @@ class ProfileStore:
         return LoadResult(dict(self.profiles), list(self.problems))
 
     def get(self, name: str) -> Profile:
-        """A usable profile by name (as of the last :meth:`load`)."""
+        """A usable profile by name (as of the last :meth:`load`, which runs if none has)."""
+        if not self._loaded:
+            self.load()
         if name in self.profiles:
             return self.profiles[name]
         found = [p for p in self.problems if p.profile == name]

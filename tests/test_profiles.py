@@ -449,6 +449,7 @@ def test_a_wrong_typed_field_is_located_and_the_profile_kept_as_written() -> Non
     loaded, problems = store.load()
 
     assert set(loaded) == {"first", "last"}
+    assert ProfileStore().get("last").sftp.user == "etl"  # get() loads when needed
     [problem] = problems
     assert (problem.profile, problem.field, problem.line) == ("broken", "sftp.port", 8)
     assert "line 8, profile 'broken', sftp.port: must be an integer from 1 to 65535" in str(problem)
