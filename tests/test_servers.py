@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 import urllib.request
 from pathlib import Path
 from typing import Any
 
 import asyncssh
+import psutil
 import pytest
 from prometheus_client import CollectorRegistry, Counter, push_to_gateway
 
@@ -103,25 +105,49 @@ def test_moto_put_and_get(s3: Any, bucket: str, s3_endpoint: S3Endpoint) -> None
     assert s3.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
 
 
-def test_moto_keeps_parts_in_memory(moto_server: EmbeddedS3Server, s3: Any, bucket: str) -> None:
-    """Multipart parts above moto's default 5 MiB spool size still complete correctly."""
-    upload = s3.create_multipart_upload(Bucket=bucket, Key="big.bin")
-    part = b"x" * (6 * 1024 * 1024)
-    etag = s3.upload_part(
-        Bucket=bucket, Key="big.bin", UploadId=upload["UploadId"], PartNumber=1, Body=part
-    )["ETag"]
+def _upload_two_part_object(s3: Any, bucket: str, key: str) -> int:
+    """A 6 MiB + 1 KiB multipart object: both parts above moto's default 5 MiB spool size."""
+    upload = s3.create_multipart_upload(Bucket=bucket, Key=key)
+    parts = [b"a" * (6 * 1024 * 1024), b"b" * 1024]
+    etags = [
+        s3.upload_part(
+            Bucket=bucket, Key=key, UploadId=upload["UploadId"], PartNumber=n, Body=body
+        )["ETag"]
+        for n, body in enumerate(parts, start=1)
+    ]
     s3.complete_multipart_upload(
         Bucket=bucket,
-        Key="big.bin",
+        Key=key,
         UploadId=upload["UploadId"],
-        MultipartUpload={"Parts": [{"ETag": etag, "PartNumber": 1}]},
+        MultipartUpload={"Parts": [{"ETag": e, "PartNumber": n} for n, e in enumerate(etags, 1)]},
     )
-    assert s3.head_object(Bucket=bucket, Key="big.bin")["ContentLength"] == len(part)
-    # moto internals: the object's SpooledTemporaryFile never rolled over to a disk file.
-    from moto.s3.models import s3_backends
+    return sum(map(len, parts))
 
-    key = s3_backends["123456789012"]["global"].buckets[bucket].keys["big.bin"]
-    assert key._value_buffer._rolled is False
+
+def test_moto_process_writes_nothing_to_disk(
+    moto_server: EmbeddedS3Server, s3: Any, bucket: str
+) -> None:
+    assert moto_server.pid != os.getpid()
+    moto = psutil.Process(moto_server.pid)
+    written_before = moto.io_counters().write_bytes
+    size = _upload_two_part_object(s3, bucket, "big.bin")
+    assert s3.head_object(Bucket=bucket, Key="big.bin")["ContentLength"] == size
+    assert moto.io_counters().write_bytes == written_before
+
+
+def test_in_process_moto_keeps_objects_in_memory() -> None:
+    with EmbeddedS3Server(in_process=True) as server:
+        port = server.port
+        server.create_bucket("in-process-memory")
+        try:
+            _upload_two_part_object(server.client(), "in-process-memory", "big.bin")
+            from moto.s3.models import s3_backends
+
+            bucket = s3_backends["123456789012"]["global"].buckets["in-process-memory"]
+            assert bucket.keys["big.bin"]._value_buffer._rolled is False  # no temp file
+        finally:
+            server.delete_bucket("in-process-memory")
+    assert not port_is_open(server.host, port)
 
 
 def test_pushgateway_accepts_a_push(pushgateway: str) -> None:
