@@ -44,6 +44,7 @@ DEMO_SECRET_ACCESS_KEY = "testing"
 MOTO_KEY_BUFFER_SIZE = 64 * 1024**4  # 64 TiB: never spool to disk
 _MOTO_BUFFER_ENV = "MOTO_S3_DEFAULT_KEY_BUFFER_SIZE"
 _S3_STARTUP_TIMEOUT_SECONDS = 30.0
+_TREE_READY = b"sample tree ready"
 
 #: Fixed modification time of the sample tree (2026-11-20 09:30:00 UTC), for stable screenshots.
 SAMPLE_MTIME = 1_795_167_000
@@ -188,14 +189,30 @@ def make_sample_tree(root: Path, *, large: bool = True) -> list[Path]:
 
 
 async def make_sample_tree_in_subprocess(root: Path, *, large: bool = True) -> None:
-    """:func:`make_sample_tree` in a child process, keeping its disk writes off our counters."""
+    """:func:`make_sample_tree` in a detached grandchild process.
+
+    Linux adds a child's I/O counters to its parent's when the parent reaps it, so a plain child
+    would put the tree's hundreds of MB into *our* write_bytes. ``sh -c '… &'`` exits at once and
+    the grandchild, reaped by init, is awaited through the pipe it holds open until it ends.
+    """
     command = [sys.executable, "-m", "sftp_s3_tui.demo", "make-tree", str(root)]
+    if not large:
+        command.append("--small")
     process = await asyncio.create_subprocess_exec(
-        *command, *([] if large else ["--small"]), stderr=asyncio.subprocess.PIPE
+        "/bin/sh",
+        "-c",
+        '"$@" &',
+        "sh",
+        *command,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
     )
-    _, stderr = await process.communicate()
-    if process.returncode != 0:
-        raise RuntimeError(f"writing the sample tree failed: {stderr.decode(errors='replace')}")
+    assert process.stdout is not None
+    output = await process.stdout.read()  # EOF when the grandchild exits
+    await process.wait()
+    if _TREE_READY not in output:
+        raise RuntimeError(f"writing the sample tree failed: {output.decode(errors='replace')}")
 
 
 # --------------------------------------------------------------------------------------------
@@ -815,7 +832,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.command == "s3-server":
         _serve_s3_child(args.host, args.port)
     else:
-        make_sample_tree(args.root, large=not args.small)
+        files = make_sample_tree(args.root, large=not args.small)
+        sys.stdout.buffer.write(_TREE_READY + f" {len(files)} files\n".encode())
 
 
 if __name__ == "__main__":

@@ -171,7 +171,11 @@ def test_sample_tree_is_deterministic(tmp_path: Path) -> None:
 
 
 async def test_demo_environment_serves_tree_and_buckets_then_stops() -> None:
+    me = psutil.Process()
+    written_before = me.io_counters().write_bytes
     async with DemoEnvironment(large=False) as env:
+        # The sample tree (~20 MB here) is written by a detached process: not on our counters.
+        assert me.io_counters().write_bytes - written_before < 1024 * 1024
         host, port, endpoint_url = env.host, env.port, env.endpoint_url
         sftp_endpoint = env.sftp_endpoint
         async with (
@@ -191,6 +195,19 @@ async def test_demo_environment_serves_tree_and_buckets_then_stops() -> None:
             exports = set(await sftp.listdir("/exports"))
             assert {"orders 2026-11.csv", "ünïcode name.parquet", "logs"} <= exports
             assert len(await sftp.listdir("/partners/acme/in")) >= 202
+        async with asyncssh.connect(
+            env.host,
+            env.port,
+            username=env.username,
+            client_keys=[str(env.identity_file)],
+            known_hosts=str(env.known_hosts),
+            agent_path=None,
+            config=None,
+        ) as conn:
+            with pytest.raises(asyncssh.ChannelOpenError):  # SFTP only, no shell
+                await conn.run("true")
+            async with conn.start_sftp_client() as sftp:
+                assert await sftp.getsize("/exports/ünïcode name.parquet") == 3 * 1024 * 1024 + 123
 
         s3 = env.s3.client() if env.s3 else None
         assert s3 is not None and env.s3_endpoint.endpoint_url == endpoint_url
