@@ -160,6 +160,18 @@ def test_pushgateway_accepts_a_push(pushgateway: str) -> None:
     assert 'sftp_s3_test_pushes_total{instance="",job="sftp-s3-test"} 3' in text
 
 
+def test_environment_is_isolated_from_the_user(isolated_environment: Path) -> None:
+    import keyring
+    from keyring.backends.fail import Keyring as FailKeyring
+
+    assert Path.home() == isolated_environment
+    assert os.environ["XDG_CONFIG_HOME"].startswith(str(isolated_environment))
+    assert os.environ["AWS_ACCESS_KEY_ID"] == "testing"
+    assert "AWS_PROFILE" not in os.environ and "SSH_AUTH_SOCK" not in os.environ
+    assert not Path(os.environ["AWS_SHARED_CREDENTIALS_FILE"]).exists()
+    assert isinstance(keyring.get_keyring(), FailKeyring)
+
+
 def test_sample_tree_is_deterministic(tmp_path: Path) -> None:
     first = make_sample_tree(tmp_path / "a", large=False)
     second = make_sample_tree(tmp_path / "b", large=False)
