@@ -68,15 +68,30 @@ def isolated_environment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[P
         yield home
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    """Attach the sshd log's tail to failing tests that used the real sshd."""
+    report = yield
+    if report.failed:
+        for value in getattr(item, "funcargs", {}).values():
+            if isinstance(value, SftpServerInfo) and value.log_file is not None:
+                report.sections.append((f"{value.kind} server log (tail)", value.log_tail()))
+                break
+    return report
+
+
 # ---------------------------------------------------------------------------------- SFTP
 
 
 @pytest.fixture(scope="session")
-def sshd() -> Iterator[SftpServerInfo]:
+def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SftpServerInfo]:
     """A real OpenSSH sshd on loopback: key login as the current user, password login as
-    ``sftps3test`` (root only). Put files under ``sshd.root`` (``write_file``)."""
+    ``sftps3test`` (root only). Put files under ``sshd.root`` (``write_file``).
+
+    Its log stays in pytest's temp dir and is attached to the report of a failing test.
+    """
     base = sshd_base_dir()
-    server = OpenSshServer(base)
+    server = OpenSshServer(base, log_file=tmp_path_factory.mktemp("sshd") / "sshd.log")
     try:
         yield server.start()
     finally:

@@ -265,13 +265,16 @@ def ensure_password_user() -> bool:
     """Create (idempotently) the password-login system user; False when not root."""
     if os.geteuid() != 0 or shutil.which("useradd") is None or shutil.which("chpasswd") is None:
         return False
-    exists = subprocess.run(["id", PASSWORD_USER], capture_output=True).returncode == 0
-    if not exists:
-        subprocess.run(
-            ["useradd", "--create-home", "--shell", "/bin/sh", PASSWORD_USER],
-            check=True,
-            capture_output=True,
+
+    def exists() -> bool:
+        return subprocess.run(["id", PASSWORD_USER], capture_output=True).returncode == 0
+
+    if not exists():
+        created = subprocess.run(
+            ["useradd", "--create-home", "--shell", "/bin/sh", PASSWORD_USER], capture_output=True
         )
+        if created.returncode != 0 and not exists():  # another test session may have won
+            raise RuntimeError(f"useradd {PASSWORD_USER} failed: {created.stderr.decode()}")
     subprocess.run(
         ["chpasswd"],
         input=f"{PASSWORD_USER}:{PASSWORD}\n".encode(),
@@ -331,8 +334,9 @@ async def read_back(
 class OpenSshServer:
     """A real ``sshd -D -e`` on loopback with its own config, keys and known_hosts."""
 
-    def __init__(self, base: Path) -> None:
+    def __init__(self, base: Path, log_file: Path | None = None) -> None:
         self.base = base
+        self.log_file = log_file or base / "sshd.log"
         self.process: subprocess.Popen[bytes] | None = None
         self.info: SftpServerInfo | None = None
 
@@ -362,7 +366,7 @@ class OpenSshServer:
         authorized_keys.chmod(0o644)
 
         password_ok = ensure_password_user()
-        log_file = base / "sshd.log"
+        log_file = self.log_file
         config = base / "sshd_config"
         for _attempt in range(3):
             port = free_port()
