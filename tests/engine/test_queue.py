@@ -43,8 +43,11 @@ async def test_500_small_files_land_concurrently(
 
     bus.subscribe(track)
     results = await copy(
-        embedded_sftp.endpoint(), [embedded_sftp.remote_path("drop/")], f"s3://{bucket}/in/",
-        s3_endpoint, bus=bus,
+        embedded_sftp.endpoint(),
+        [embedded_sftp.remote_path("drop/")],
+        f"s3://{bucket}/in/",
+        s3_endpoint,
+        bus=bus,
     )
 
     assert len(results) == 500 and {r.status for r in results} == {TransferState.DONE}
@@ -57,7 +60,9 @@ async def _copy_with(
     server: SftpServerInfo, path: str, s3_endpoint: S3Endpoint, bucket: str, policy: ConflictPolicy
 ) -> TransferState:
     options = TransferOptions(part_size=PART, conflict=policy)
-    [result] = await copy(server.endpoint(), [path], f"s3://{bucket}/k/", s3_endpoint, options=options)
+    [result] = await copy(
+        server.endpoint(), [path], f"s3://{bucket}/k/", s3_endpoint, options=options
+    )
     return result.status
 
 
@@ -70,7 +75,9 @@ async def test_skip_existing_never_overwrites(
     s3.put_object(Bucket=bucket, Key="k/b.bin", Body=b"old")
 
     states = [
-        await _copy_with(sftp_server, f.remote_path, s3_endpoint, bucket, ConflictPolicy.SKIP_EXISTING)
+        await _copy_with(
+            sftp_server, f.remote_path, s3_endpoint, bucket, ConflictPolicy.SKIP_EXISTING
+        )
         for f in (small, large)
     ]
 
@@ -85,7 +92,9 @@ async def test_skip_existing_writes_missing_keys(
 ) -> None:
     large = sftp_server.write_file("b.bin", size=2 * PART + 3, seed=5)
 
-    state = await _copy_with(sftp_server, large.remote_path, s3_endpoint, bucket, ConflictPolicy.SKIP_EXISTING)
+    state = await _copy_with(
+        sftp_server, large.remote_path, s3_endpoint, bucket, ConflictPolicy.SKIP_EXISTING
+    )
 
     assert state is TransferState.DONE
     assert object_bytes(s3, bucket, "k/b.bin") == large.read_bytes()
@@ -97,7 +106,9 @@ async def test_overwrite_replaces(
     remote = sftp_server.write_file("a.csv", b"new")
     s3.put_object(Bucket=bucket, Key="k/a.csv", Body=b"old")
 
-    state = await _copy_with(sftp_server, remote.remote_path, s3_endpoint, bucket, ConflictPolicy.OVERWRITE)
+    state = await _copy_with(
+        sftp_server, remote.remote_path, s3_endpoint, bucket, ConflictPolicy.OVERWRITE
+    )
 
     assert state is TransferState.DONE and object_bytes(s3, bucket, "k/a.csv") == b"new"
 
@@ -107,8 +118,12 @@ async def test_if_newer_compares_source_mtime(
 ) -> None:
     remote = sftp_server.write_file("a.csv", b"v2", mtime=2_000_000_000)
     s3.put_object(Bucket=bucket, Key="k/a.csv", Body=b"v1", Metadata={"source-mtime": "1000"})
-    first = await _copy_with(sftp_server, remote.remote_path, s3_endpoint, bucket, ConflictPolicy.IF_NEWER)
-    second = await _copy_with(sftp_server, remote.remote_path, s3_endpoint, bucket, ConflictPolicy.IF_NEWER)
+    first = await _copy_with(
+        sftp_server, remote.remote_path, s3_endpoint, bucket, ConflictPolicy.IF_NEWER
+    )
+    second = await _copy_with(
+        sftp_server, remote.remote_path, s3_endpoint, bucket, ConflictPolicy.IF_NEWER
+    )
 
     assert (first, second) == (TransferState.DONE, TransferState.SKIPPED)
     assert object_bytes(s3, bucket, "k/a.csv") == b"v2"
@@ -118,12 +133,22 @@ async def test_if_different_uses_size_and_sha256(
     sftp_server: SftpServerInfo, s3_endpoint: S3Endpoint, s3: Any, bucket: str
 ) -> None:
     remote = sftp_server.write_file("a.bin", size=PART + 10, seed=1)
-    first = await _copy_with(sftp_server, remote.remote_path, s3_endpoint, bucket, ConflictPolicy.IF_DIFFERENT)
-    same = await _copy_with(sftp_server, remote.remote_path, s3_endpoint, bucket, ConflictPolicy.IF_DIFFERENT)
+    first = await _copy_with(
+        sftp_server, remote.remote_path, s3_endpoint, bucket, ConflictPolicy.IF_DIFFERENT
+    )
+    same = await _copy_with(
+        sftp_server, remote.remote_path, s3_endpoint, bucket, ConflictPolicy.IF_DIFFERENT
+    )
     changed = sftp_server.write_file("a.bin", size=PART + 10, seed=2)
-    different = await _copy_with(sftp_server, remote.remote_path, s3_endpoint, bucket, ConflictPolicy.IF_DIFFERENT)
+    different = await _copy_with(
+        sftp_server, remote.remote_path, s3_endpoint, bucket, ConflictPolicy.IF_DIFFERENT
+    )
 
-    assert (first, same, different) == (TransferState.DONE, TransferState.SKIPPED, TransferState.DONE)
+    assert (first, same, different) == (
+        TransferState.DONE,
+        TransferState.SKIPPED,
+        TransferState.DONE,
+    )
     assert object_bytes(s3, bucket, "k/a.bin") == changed.read_bytes()
 
 
@@ -135,7 +160,9 @@ async def test_pause_holds_parts_and_resume_finishes(
     options = TransferOptions(part_size=PART, parts_in_flight=2)
     states: list[TransferState] = []
     async with TransferQueue(s3_endpoint, options, bus=bus) as queue:
-        jobs = await queue.expand(embedded_sftp.endpoint(), remote.remote_path, parse_s3_url(f"s3://{bucket}/"))
+        jobs = await queue.expand(
+            embedded_sftp.endpoint(), remote.remote_path, parse_s3_url(f"s3://{bucket}/")
+        )
         done_while_paused: list[int] = []
         paused = asyncio.Event()
 
@@ -167,7 +194,9 @@ async def test_retry_after_failure(
 ) -> None:
     async with TransferQueue(s3_endpoint, TransferOptions()) as queue:
         remote = embedded_sftp.write_file("late.csv", b"here")
-        jobs = await queue.expand(embedded_sftp.endpoint(), remote.remote_path, parse_s3_url(f"s3://{bucket}/"))
+        jobs = await queue.expand(
+            embedded_sftp.endpoint(), remote.remote_path, parse_s3_url(f"s3://{bucket}/")
+        )
         remote.local_path.unlink()
         [failed] = await queue.run(jobs)
         embedded_sftp.write_file("late.csv", b"here now")
