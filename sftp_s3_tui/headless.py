@@ -38,6 +38,7 @@ from .engine.events import (
     PartChanged,
     PartState,
     TransferFinished,
+    TransferNotice,
     TransferQueued,
     TransferState,
     TransferStateChanged,
@@ -161,6 +162,8 @@ async def run_copy(args: argparse.Namespace) -> int:
     journal = None if args.no_resume else Journal(journal_dir())
     show = not (args.quiet or args.json) and sys.stderr.isatty()
     display = ConsoleProgress(bus, enabled=show)
+    if not args.quiet:
+        bus.subscribe(NoticePrinter(display))
     async with (
         TransferQueue(s3, options, bus=bus, journal=journal) as queue,
         metrics_for(args, bus, queue),
@@ -202,6 +205,25 @@ async def run_copy(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     return EXIT_FAILED if failed else EXIT_OK
+
+
+class NoticePrinter:
+    """Prints notices (a resume, a restart, a raised part size) on stderr: news to the user."""
+
+    def __init__(self, display: ConsoleProgress) -> None:
+        self.display = display
+        self.keys: dict[int, str] = {}
+
+    def __call__(self, event: EngineEvent) -> None:
+        if isinstance(event, TransferQueued):
+            self.keys[event.transfer_id] = f"s3://{event.bucket}/{event.key}"
+        elif isinstance(event, TransferNotice):
+            where = self.keys.get(event.transfer_id, f"transfer {event.transfer_id}")
+            text = f"sftp-s3-tui: {where}: {event.message}"
+            if self.display.enabled:
+                self.display.progress.console.print(text, highlight=False)
+            else:
+                print(text, file=sys.stderr, flush=True)
 
 
 def parse_age(text: str) -> timedelta:

@@ -29,7 +29,8 @@ def run_cli(
 
 
 def source_url(server: SftpServerInfo, relative: str, user: str | None = None) -> str:
-    return f"sftp://{user or server.username}@{server.host}:{server.port}{server.remote_path(relative)}"
+    user = user or server.username
+    return f"sftp://{user}@{server.host}:{server.port}{server.remote_path(relative)}"
 
 
 def key_args(server: SftpServerInfo, s3_endpoint: S3Endpoint) -> list[str]:
