@@ -47,7 +47,7 @@ class SftpEndpoint:
     host_key_policy: HostKeyPolicy = HostKeyPolicy.STRICT
     trusted_host_keys: tuple[str, ...] = ()
     connect_timeout_seconds: float = 15.0
-    request_timeout_seconds: float = 60.0
+    request_timeout_seconds: float = 60.0  # no answer for this long: the server stalled
     keepalive_seconds: float = 15.0
 
     @property

@@ -7,7 +7,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
 import asyncssh
@@ -144,8 +144,7 @@ class _Source:
         file = await self.file()
         timeout = self.job.endpoint.request_timeout_seconds
         try:
-            async with asyncio.timeout(timeout):
-                count = await read_into(file, offset, view)
+            count = await read_into(file, offset, view, stall_seconds=timeout)
         except (OSError, asyncssh.Error, TimeoutError) as exc:
             await self.reset()
             raise map_sftp_error(exc, self.job.path) from exc
@@ -260,7 +259,7 @@ class FileTransfer:
             size, mtime = await _with_retries(
                 ctx.options, source.attributes, lambda a, e: self._notice(f"retrying: {e}")
             )
-            self.job = _replace(self.job, size=size, mtime=mtime)
+            self.job = replace(self.job, size=size, mtime=mtime)
             skip = await self._conflict(size, mtime)
             if skip:
                 return self._result(TransferState.SKIPPED, None, 0, skip)
@@ -756,7 +755,3 @@ def _first_error(group: BaseExceptionGroup) -> BaseException:
     return leaves[0]
 
 
-def _replace(job: FileJob, **changes: Any) -> FileJob:
-    from dataclasses import replace
-
-    return replace(job, **changes)

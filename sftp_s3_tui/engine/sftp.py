@@ -297,12 +297,21 @@ def _entry(
     )
 
 
-async def read_into(file: asyncssh.SFTPClientFile, offset: int, view: memoryview) -> int:
-    """Fill ``view`` from ``offset`` with pipelined reads; returns the bytes read (short at EOF)."""
+async def read_into(
+    file: asyncssh.SFTPClientFile, offset: int, view: memoryview, *, stall_seconds: float
+) -> int:
+    """Fill ``view`` from ``offset`` with pipelined reads; returns the bytes read (short at EOF).
+
+    Raises ``TimeoutError`` when no block arrives for ``stall_seconds`` (a stalled server),
+    however long the whole part takes on a slow but moving link.
+    """
     count = 0
-    reader = await file.read_parallel(len(view), offset)
-    async for block_offset, data in reader:
-        start = block_offset - offset
-        view[start : start + len(data)] = data
-        count += len(data)
+    loop = asyncio.get_running_loop()
+    async with asyncio.timeout(stall_seconds) as deadline:
+        reader = await file.read_parallel(len(view), offset)
+        async for block_offset, data in reader:
+            start = block_offset - offset
+            view[start : start + len(data)] = data
+            count += len(data)
+            deadline.reschedule(loop.time() + stall_seconds)
     return count
