@@ -16,7 +16,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from .buffers import BufferPool
 from .config import MAX_PART_SIZE, ConflictPolicy, TransferOptions
 from .digest import StreamDigest, b64, crc64nvme
-from .errors import SourceChanged, TransferError, VerificationFailed
+from .errors import SourceChanged, TransferError, UsageError, VerificationFailed
 from .events import (
     EventBus,
     PartChanged,
@@ -253,6 +253,8 @@ class FileTransfer:
 
     async def run(self) -> TransferResult:
         ctx = self.ctx
+        if self.job.problem:
+            raise UsageError(self.job.problem)
         await ctx.ensure_bucket(self.job.bucket)
         source = _Source(ctx, self.job)
         try:
@@ -753,5 +755,3 @@ def _first_error(group: BaseExceptionGroup) -> BaseException:
             if isinstance(leaf, wanted):
                 return leaf
     return leaves[0]
-
-

@@ -146,3 +146,22 @@ async def test_wrong_s3_endpoint_fails_without_hanging(
     assert result.status is TransferState.FAILED
     assert "reach" in result.message or "unreachable" in result.message
     assert open_uploads(s3, bucket) == []
+
+
+async def test_a_name_that_is_no_valid_key_fails_alone(
+    embedded_sftp: SftpServerInfo, s3_endpoint: S3Endpoint, s3: Any, bucket: str
+) -> None:
+    embedded_sftp.write_file("drop/good.csv", b"ok")
+    embedded_sftp.write_file("drop/bad\x07bell.csv", b"no")
+
+    results = await copy(
+        embedded_sftp.endpoint(),
+        [embedded_sftp.remote_path("drop/")],
+        f"s3://{bucket}/",
+        s3_endpoint,
+    )
+
+    by_status = {r.status: r for r in results}
+    assert set(by_status) == {TransferState.DONE, TransferState.FAILED}
+    assert "control character" in by_status[TransferState.FAILED].message
+    assert keys(s3, bucket) == ["good.csv"]
