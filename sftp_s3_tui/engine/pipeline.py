@@ -352,9 +352,9 @@ class FileTransfer:
             metadata = {META_SHA256: digest.sha256_hex(), META_MTIME: str(self.job.mtime)}
             began = time.monotonic()
 
-            async def put() -> None:
+            async def put() -> dict[str, Any]:
                 try:
-                    await ctx.s3.put_object(
+                    return await ctx.s3.put_object(  # type: ignore[no-any-return]
                         Bucket=self.job.bucket,
                         Key=self.job.key,
                         Body=buffer,
@@ -371,7 +371,7 @@ class FileTransfer:
 
             try:
                 async with ctx.s3_slots:
-                    await _with_retries(
+                    response = await _with_retries(
                         ctx.options,
                         put,
                         lambda a, e: self._emit_part(1, PartState.RETRIED, size, side="s3"),
@@ -384,7 +384,13 @@ class FileTransfer:
         finally:
             view.release()
             ctx.pool.release(buffer)
-        await self._verify(size, digest)
+        # S3 checked the body against the CRC64NVME we sent (or refused it); its answer
+        # echoes the checksum it stored, so one object needs no extra HEAD round trip.
+        stored = response.get("ChecksumCRC64NVME")
+        if stored is None and ctx.options.verify:
+            await self._verify(size, digest)
+        elif stored is not None and stored != digest.crc64nvme_b64():
+            await self._reject(f"S3 stored CRC64NVME {stored} ≠ {digest.crc64nvme_b64()}")
         return self._result(TransferState.DONE, digest.sha256_hex(), 1)
 
     async def _check_unchanged(self, source: _Source) -> None:
@@ -730,12 +736,17 @@ class FileTransfer:
             if crc and "-" not in crc and crc != digest.crc64nvme_b64():
                 problems.append(f"S3's CRC64NVME {crc} ≠ {digest.crc64nvme_b64()}")
         if problems:
-            with contextlib.suppress(ClientError, BotoCoreError):
-                await self.ctx.s3.delete_object(Bucket=job.bucket, Key=job.key)
-            raise VerificationFailed(
-                f"s3://{job.bucket}/{job.key} does not match the source: " + "; ".join(problems),
-                "the object was removed; transfer it again",
-            )
+            await self._reject("; ".join(problems))
+
+    async def _reject(self, problem: str) -> None:
+        """Remove an object that does not match its source and fail the transfer."""
+        job = self.job
+        with contextlib.suppress(ClientError, BotoCoreError):
+            await self.ctx.s3.delete_object(Bucket=job.bucket, Key=job.key)
+        raise VerificationFailed(
+            f"s3://{job.bucket}/{job.key} does not match the source: {problem}",
+            "the object was removed; transfer it again",
+        )
 
 
 def _first_error(group: BaseExceptionGroup) -> BaseException:
