@@ -16,7 +16,7 @@ from prometheus_client import CollectorRegistry, Counter, push_to_gateway
 
 from sftp_s3_tui.demo import DemoEnvironment, EmbeddedS3Server, make_sample_tree
 from sftp_s3_tui.engine.config import S3Endpoint, SftpEndpoint
-from tests.servers import SftpServerInfo, read_back
+from tests.servers import PushGateway, SftpServerInfo, read_back
 
 
 def port_is_open(host: str, port: int) -> bool:
@@ -150,14 +150,17 @@ def test_in_process_moto_keeps_objects_in_memory() -> None:
     assert not port_is_open(server.host, port)
 
 
-def test_pushgateway_accepts_a_push(pushgateway: str) -> None:
+def test_pushgateway_accepts_a_push(fresh_pushgateway: PushGateway, pushgateway: str) -> None:
+    assert fresh_pushgateway.url == pushgateway
     registry = CollectorRegistry()
     counter = Counter("sftp_s3_test_pushes", "A test counter.", registry=registry)
     counter.inc(3)
-    push_to_gateway(pushgateway.removeprefix("http://"), job="sftp-s3-test", registry=registry)
+    push_to_gateway(pushgateway, job="sftp-s3-test", registry=registry)
     with urllib.request.urlopen(f"{pushgateway}/metrics", timeout=5) as response:
         text = response.read().decode()
     assert 'sftp_s3_test_pushes_total{instance="",job="sftp-s3-test"} 3' in text
+    fresh_pushgateway.wipe()
+    assert "sftp_s3_test_pushes_total" not in fresh_pushgateway.metrics_text()
 
 
 def test_environment_is_isolated_from_the_user(isolated_environment: Path) -> None:
