@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import socket
 import urllib.request
@@ -14,7 +15,7 @@ import psutil
 import pytest
 from prometheus_client import CollectorRegistry, Counter, push_to_gateway
 
-from sftp_s3_tui.demo import DemoEnvironment, EmbeddedS3Server, make_sample_tree
+from sftp_s3_tui.demo import DemoEnvironment, EmbeddedS3Server, make_sample_tree, sample_files
 from sftp_s3_tui.engine.config import S3Endpoint, SftpEndpoint
 from tests.servers import PushGateway, SftpServerInfo, read_back
 
@@ -183,6 +184,10 @@ def test_sample_tree_is_deterministic(tmp_path: Path) -> None:
         assert a.read_bytes() == b.read_bytes()
         assert a.stat().st_mtime == b.stat().st_mtime
     assert (tmp_path / "a/exports/orders 2026-11.csv").read_bytes().startswith(b"id,customer,")
+    for spec in sample_files(large=False):
+        assert (tmp_path / "a" / spec.path).stat().st_size == spec.size
+        if spec.kind == "json":
+            json.loads((tmp_path / "a" / spec.path).read_text())
 
 
 async def test_demo_environment_serves_tree_and_buckets_then_stops() -> None:
