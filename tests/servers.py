@@ -181,15 +181,22 @@ class SftpServerInfo:
             blocks = pattern_blocks(size, seed)
         else:
             raise ValueError("give data or size")
-        write_blocks(path, blocks, mtime=mtime)
+        digest = hashlib.sha256()
+        write_blocks(path, _hashing(blocks, digest), mtime=mtime)
         _make_readable(path, self.root)
-        return RemoteFile(path, self.remote_path(relative), path.stat().st_size, sha256_file(path))
+        return RemoteFile(path, self.remote_path(relative), path.stat().st_size, digest.hexdigest())
 
     def log_tail(self, lines: int = 50) -> str:
         """The end of the server's log (sshd only), for failure messages."""
         if self.log_file is None or not self.log_file.exists():
             return ""
         return "\n".join(self.log_file.read_text(errors="replace").splitlines()[-lines:])
+
+
+def _hashing(blocks: Iterable[bytes], digest: Any) -> Iterable[bytes]:
+    for block in blocks:
+        digest.update(block)
+        yield block
 
 
 def _make_readable(path: Path, root: Path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import os
 import socket
@@ -17,7 +18,7 @@ from prometheus_client import CollectorRegistry, Counter, push_to_gateway
 
 from sftp_s3_tui.demo import DemoEnvironment, EmbeddedS3Server, make_sample_tree, sample_files
 from sftp_s3_tui.engine.config import S3Endpoint, SftpEndpoint
-from tests.servers import PushGateway, SftpServerInfo, read_back
+from tests.servers import PushGateway, SftpServerInfo, read_back, sha256_file
 
 
 def port_is_open(host: str, port: int) -> bool:
@@ -28,7 +29,8 @@ def port_is_open(host: str, port: int) -> bool:
 
 async def test_sshd_key_login_reads_file_with_host_key_checked(sshd: SftpServerInfo) -> None:
     file = sshd.write_file("key/data.bin", size=3 * 1024 * 1024 + 17, seed=1)
-    assert await read_back(sshd, file.remote_path, "key") == file.read_bytes()
+    data = await read_back(sshd, file.remote_path, "key")
+    assert hashlib.sha256(data).hexdigest() == file.sha256 == sha256_file(file.local_path)
 
 
 async def test_sshd_password_login_reads_file(openssh_sftp: SftpServerInfo) -> None:
