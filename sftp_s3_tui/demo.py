@@ -240,6 +240,19 @@ async def make_sample_tree_in_subprocess(root: Path, *, large: bool = True) -> N
 # --------------------------------------------------------------------------------------------
 
 
+def die_with_parent() -> None:
+    """``preexec_fn`` for server processes: SIGTERM them when their parent dies (Linux only).
+
+    Keeps a killed test run or demo from leaving servers behind on loopback ports.
+    """
+    with contextlib.suppress(Exception):
+        import ctypes
+        import signal
+
+        pr_set_pdeathsig = 1
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+
+
 def free_port(host: str = LOOPBACK) -> int:
     """Return a TCP port that was free a moment ago (for servers that cannot bind port 0)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
@@ -536,7 +549,12 @@ class EmbeddedS3Server:
             if self._log_file is not None:
                 stderr = stack.enter_context(self._log_file.open("ab"))
             self._process = subprocess.Popen(
-                command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr, env=env
+                command,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=stderr,
+                env=env,
+                preexec_fn=die_with_parent,
             )
         assert self._process.stdout is not None
         ready, _, _ = select.select([self._process.stdout], [], [], _S3_STARTUP_TIMEOUT_SECONDS)

@@ -239,6 +239,12 @@ async def test_demo_environment_serves_tree_and_buckets_then_stops() -> None:
         ]
         assert "2026-10/orders 2026-10.csv" in keys
         tmp_dir = env.tmp_dir
-    assert not port_is_open(host, port)
+        known_hosts = tmp_dir.parent / f"{tmp_dir.name}-known_hosts"
+        known_hosts.write_text(env.known_hosts.read_text())
+    with pytest.raises((OSError, asyncssh.Error)):  # nothing of ours answers any more
+        await asyncssh.connect(
+            host, port, known_hosts=str(known_hosts), username="demo", password="demo"
+        )
     assert not port_is_open("127.0.0.1", int(endpoint_url.rsplit(":", 1)[1]))
     assert not tmp_dir.exists()
+    known_hosts.unlink()
