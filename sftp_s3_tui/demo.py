@@ -243,7 +243,8 @@ async def make_sample_tree_in_subprocess(root: Path, *, large: bool = True) -> N
 def die_with_parent() -> None:
     """``preexec_fn`` for server processes: SIGTERM them when their parent dies (Linux only).
 
-    Keeps a killed test run or demo from leaving servers behind on loopback ports.
+    Keeps a killed test run from leaving servers behind on loopback ports. The signal fires
+    when the *thread* that started the child exits, so only use it from long-lived threads.
     """
     with contextlib.suppress(Exception):
         import ctypes
@@ -553,8 +554,7 @@ class EmbeddedS3Server:
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=stderr,
-                env=env,
-                preexec_fn=die_with_parent,
+                env=env,  # no die_with_parent: start() may run in a short-lived thread
             )
         assert self._process.stdout is not None
         ready, _, _ = select.select([self._process.stdout], [], [], _S3_STARTUP_TIMEOUT_SECONDS)
