@@ -126,7 +126,7 @@ class SampleFile:
 
     path: str
     size: int
-    kind: str  # "csv", "binary" or "text"
+    kind: str  # "csv", "binary", "json" or "text"
     seed: int
     large_only: bool = False
 
@@ -149,16 +149,34 @@ def sample_files(*, large: bool = True) -> list[SampleFile]:
         )
     for i in range(200):
         size = 1024 + (i * 7919) % (16 * 1024)
-        files.append(SampleFile(f"partners/acme/in/invoice_{i:04d}.json", size, "text", 1000 + i))
+        files.append(SampleFile(f"partners/acme/in/invoice_{i:04d}.json", size, "json", 1000 + i))
     return [f for f in files if large or not f.large_only]
 
 
+_WORDS = ("lorem", "ipsum", "transfer", "part", "upload", "checksum", "partner", "export")
+
+
 def _text_blocks(size: int, seed: int) -> Iterable[bytes]:
+    """ASCII log-like lines, exactly ``size`` bytes."""
     rng = random.Random(seed)
-    words = ("lorem", "ipsum", "transfer", "part", "upload", "checksum", "partner", "ünïcode")
-    line = " ".join(rng.choice(words) for _ in range(12)) + "\n"
+    line = " ".join(rng.choice(_WORDS) for _ in range(12)) + "\n"
     data = (f"# sample {seed}\n" + line * (size // len(line) + 2)).encode()
     yield data[:size]
+
+
+def _json_blocks(size: int, seed: int) -> Iterable[bytes]:
+    """One valid JSON document of exactly ``size`` bytes (padded in a "notes" field)."""
+    rng = random.Random(seed)
+    head = (
+        f'{{"invoice": "INV-{seed:06d}", "partner": "acme", '
+        f'"amount_eur": {rng.randrange(100, 999_999) / 100:.2f}, "notes": "'
+    )
+    tail = '"}\n'
+    pad = size - len(head) - len(tail)
+    if pad < 0:
+        raise ValueError(f"a JSON sample needs at least {len(head) + len(tail)} bytes")
+    notes = (" ".join(rng.choice(_WORDS) for _ in range(pad // 5 + 1)))[:pad]
+    yield (head + notes + tail).encode()
 
 
 def make_sample_tree(root: Path, *, large: bool = True) -> list[Path]:
@@ -179,6 +197,8 @@ def make_sample_tree(root: Path, *, large: bool = True) -> list[Path]:
             blocks = csv_blocks(spec.size, spec.seed)
         elif spec.kind == "binary":
             blocks = pattern_blocks(spec.size, spec.seed)
+        elif spec.kind == "json":
+            blocks = _json_blocks(spec.size, spec.seed)
         else:
             blocks = _text_blocks(spec.size, spec.seed)
         write_blocks(path, blocks, mtime=SAMPLE_MTIME)
@@ -218,6 +238,20 @@ async def make_sample_tree_in_subprocess(root: Path, *, large: bool = True) -> N
 # --------------------------------------------------------------------------------------------
 # SFTP
 # --------------------------------------------------------------------------------------------
+
+
+def die_with_parent() -> None:
+    """``preexec_fn`` for server processes: SIGTERM them when their parent dies (Linux only).
+
+    Keeps a killed test run from leaving servers behind on loopback ports. The signal fires
+    when the *thread* that started the child exits, so only use it from long-lived threads.
+    """
+    with contextlib.suppress(Exception):
+        import ctypes
+        import signal
+
+        pr_set_pdeathsig = 1
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
 
 
 def free_port(host: str = LOOPBACK) -> int:
@@ -516,7 +550,11 @@ class EmbeddedS3Server:
             if self._log_file is not None:
                 stderr = stack.enter_context(self._log_file.open("ab"))
             self._process = subprocess.Popen(
-                command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr, env=env
+                command,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=stderr,
+                env=env,  # no die_with_parent: start() may run in a short-lived thread
             )
         assert self._process.stdout is not None
         ready, _, _ = select.select([self._process.stdout], [], [], _S3_STARTUP_TIMEOUT_SECONDS)

@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import getpass
 import hashlib
+import json
 import os
 import shutil
 import socket
@@ -29,6 +30,7 @@ import pytest
 from sftp_s3_tui.demo import (
     LOOPBACK,
     EmbeddedSftpServer,
+    die_with_parent,
     free_port,
     known_hosts_entry,
     openssh_public_key,
@@ -181,15 +183,22 @@ class SftpServerInfo:
             blocks = pattern_blocks(size, seed)
         else:
             raise ValueError("give data or size")
-        write_blocks(path, blocks, mtime=mtime)
+        digest = hashlib.sha256()
+        write_blocks(path, _hashing(blocks, digest), mtime=mtime)
         _make_readable(path, self.root)
-        return RemoteFile(path, self.remote_path(relative), path.stat().st_size, sha256_file(path))
+        return RemoteFile(path, self.remote_path(relative), path.stat().st_size, digest.hexdigest())
 
     def log_tail(self, lines: int = 50) -> str:
         """The end of the server's log (sshd only), for failure messages."""
         if self.log_file is None or not self.log_file.exists():
             return ""
         return "\n".join(self.log_file.read_text(errors="replace").splitlines()[-lines:])
+
+
+def _hashing(blocks: Iterable[bytes], digest: Any) -> Iterable[bytes]:
+    for block in blocks:
+        digest.update(block)
+        yield block
 
 
 def _make_readable(path: Path, root: Path) -> None:
@@ -386,6 +395,7 @@ class OpenSshServer:
                 stdout=log,
                 stderr=log,
                 env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8"},
+                preexec_fn=die_with_parent,
             )
             log.close()
             try:
@@ -466,11 +476,22 @@ class PushGateway:
         with urllib.request.urlopen(f"{self.url}/metrics", timeout=5) as response:
             return str(response.read().decode())
 
+    def groups(self) -> list[dict[str, Any]]:
+        """The pushed metric groups (``/api/v1/metrics``)."""
+        with urllib.request.urlopen(f"{self.url}/api/v1/metrics", timeout=5) as response:
+            data = json.load(response).get("data") or []
+            return list(data)
+
     def wipe(self) -> None:
-        """Delete every pushed group."""
+        """Delete every pushed group (the gateway queues a wipe: wait until it is done)."""
         request = urllib.request.Request(f"{self.url}/api/v1/admin/wipe", method="PUT")
         with urllib.request.urlopen(request, timeout=5):
             pass
+        deadline = time.monotonic() + 5
+        while self.groups():
+            if time.monotonic() > deadline:
+                raise TimeoutError("push gateway still has metric groups after a wipe")
+            time.sleep(0.02)
 
     def stop(self) -> None:
         self.process.terminate()
@@ -500,6 +521,7 @@ def start_pushgateway(base: Path) -> PushGateway:
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=log,
+                preexec_fn=die_with_parent,
             )
         gateway = PushGateway(url, process, log_file)
         deadline = time.monotonic() + STARTUP_TIMEOUT_SECONDS

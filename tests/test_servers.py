@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 import os
 import socket
 import urllib.request
@@ -14,9 +16,9 @@ import psutil
 import pytest
 from prometheus_client import CollectorRegistry, Counter, push_to_gateway
 
-from sftp_s3_tui.demo import DemoEnvironment, EmbeddedS3Server, make_sample_tree
+from sftp_s3_tui.demo import DemoEnvironment, EmbeddedS3Server, make_sample_tree, sample_files
 from sftp_s3_tui.engine.config import S3Endpoint, SftpEndpoint
-from tests.servers import SftpServerInfo, read_back
+from tests.servers import PushGateway, SftpServerInfo, read_back, sha256_file
 
 
 def port_is_open(host: str, port: int) -> bool:
@@ -27,7 +29,8 @@ def port_is_open(host: str, port: int) -> bool:
 
 async def test_sshd_key_login_reads_file_with_host_key_checked(sshd: SftpServerInfo) -> None:
     file = sshd.write_file("key/data.bin", size=3 * 1024 * 1024 + 17, seed=1)
-    assert await read_back(sshd, file.remote_path, "key") == file.read_bytes()
+    data = await read_back(sshd, file.remote_path, "key")
+    assert hashlib.sha256(data).hexdigest() == file.sha256 == sha256_file(file.local_path)
 
 
 async def test_sshd_password_login_reads_file(openssh_sftp: SftpServerInfo) -> None:
@@ -150,14 +153,17 @@ def test_in_process_moto_keeps_objects_in_memory() -> None:
     assert not port_is_open(server.host, port)
 
 
-def test_pushgateway_accepts_a_push(pushgateway: str) -> None:
+def test_pushgateway_accepts_a_push(fresh_pushgateway: PushGateway, pushgateway: str) -> None:
+    assert fresh_pushgateway.url == pushgateway
     registry = CollectorRegistry()
     counter = Counter("sftp_s3_test_pushes", "A test counter.", registry=registry)
     counter.inc(3)
-    push_to_gateway(pushgateway.removeprefix("http://"), job="sftp-s3-test", registry=registry)
+    push_to_gateway(pushgateway, job="sftp-s3-test", registry=registry)
     with urllib.request.urlopen(f"{pushgateway}/metrics", timeout=5) as response:
         text = response.read().decode()
     assert 'sftp_s3_test_pushes_total{instance="",job="sftp-s3-test"} 3' in text
+    fresh_pushgateway.wipe()
+    assert "sftp_s3_test_pushes_total" not in fresh_pushgateway.metrics_text()
 
 
 def test_environment_is_isolated_from_the_user(isolated_environment: Path) -> None:
@@ -180,6 +186,10 @@ def test_sample_tree_is_deterministic(tmp_path: Path) -> None:
         assert a.read_bytes() == b.read_bytes()
         assert a.stat().st_mtime == b.stat().st_mtime
     assert (tmp_path / "a/exports/orders 2026-11.csv").read_bytes().startswith(b"id,customer,")
+    for spec in sample_files(large=False):
+        assert (tmp_path / "a" / spec.path).stat().st_size == spec.size
+        if spec.kind == "json":
+            json.loads((tmp_path / "a" / spec.path).read_text())
 
 
 async def test_demo_environment_serves_tree_and_buckets_then_stops() -> None:
@@ -229,6 +239,12 @@ async def test_demo_environment_serves_tree_and_buckets_then_stops() -> None:
         ]
         assert "2026-10/orders 2026-10.csv" in keys
         tmp_dir = env.tmp_dir
-    assert not port_is_open(host, port)
+        known_hosts = tmp_dir.parent / f"{tmp_dir.name}-known_hosts"
+        known_hosts.write_text(env.known_hosts.read_text())
+    with pytest.raises((OSError, asyncssh.Error)):  # nothing of ours answers any more
+        await asyncssh.connect(
+            host, port, known_hosts=str(known_hosts), username="demo", password="demo"
+        )
     assert not port_is_open("127.0.0.1", int(endpoint_url.rsplit(":", 1)[1]))
     assert not tmp_dir.exists()
+    known_hosts.unlink()
