@@ -29,7 +29,6 @@ from sftp_s3_tui.metrics import (
     SnapshotMetrics,
     push_gateway_from_env,
 )
-from tests.metrics_fixtures import pushgateway_url  # noqa: F401  (a pytest fixture)
 
 MiB = 1024 * 1024
 
@@ -387,12 +386,12 @@ def _gateway_value(url: str, name: str, instance: str) -> float | None:
 async def test_exporter_pushes_to_a_real_gateway_and_serves_metrics(
     bus,
     engine,
-    pushgateway_url,  # noqa: F811
+    pushgateway: str,
 ):
     sampler = Sampler(bus, interval=0.05)
     exporter = MetricsExporter(
         sampler,
-        push_gateway_url=pushgateway_url,
+        push_gateway_url=pushgateway,
         push_interval=0.1,
         metrics_port=0,
         instance="test-push",
@@ -415,9 +414,9 @@ async def test_exporter_pushes_to_a_real_gateway_and_serves_metrics(
             await asyncio.sleep(0.05)
         assert exporter.pushes_ok >= 1
     # stop() pushed the final numbers once more.
-    pushed = _gateway_value(pushgateway_url, "sftp_s3_bytes_transferred_total", "test-push")
+    pushed = _gateway_value(pushgateway, "sftp_s3_bytes_transferred_total", "test-push")
     assert pushed == fed
-    assert _gateway_value(pushgateway_url, "sftp_s3_parts_completed_total", "test-push") == 3
+    assert _gateway_value(pushgateway, "sftp_s3_parts_completed_total", "test-push") == 3
     assert exporter.pushes_failed == 0
     assert exporter.metrics_port is None  # the /metrics server was shut down
 
