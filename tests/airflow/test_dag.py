@@ -12,7 +12,8 @@ from tests.airflow.conftest import REPO, AirflowEnv
 from tests.engine.helpers import keys, object_bytes, open_uploads
 from tests.servers import SftpServerInfo, unavailable
 
-pytestmark = pytest.mark.airflow
+# The first test may build the Airflow venv (a cold download takes minutes).
+pytestmark = [pytest.mark.airflow, pytest.mark.timeout(1800)]
 
 EXAMPLE_DAG = REPO / "examples" / "airflow_dag.py"
 SINGLE_COPY_DAG = Path(__file__).with_name("dags") / "single_copy.py"
