@@ -97,9 +97,12 @@ class StreamingSFTPToS3Operator(BaseOperator):
         fail_on_file_not_exist: bool = True,
         resume: bool = True,
         push_gateway: str | None = None,
+        use_temp_file: bool | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        if use_temp_file:  # accepted so SFTPToS3Operator tasks can switch over unchanged
+            self.log.info("use_temp_file is ignored: this operator always streams")
         self.s3_bucket = s3_bucket
         self.s3_key = s3_key
         self.sftp_path = sftp_path
