@@ -75,6 +75,7 @@ class StreamingSFTPToS3Operator(BaseOperator):
         "s3_bucket",
         "s3_key",
         "sftp_base_path",
+        "push_gateway",
     )
     ui_color = "#e4f0e8"
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ pytestmark = [pytest.mark.airflow, pytest.mark.timeout(1800)]
 
 EXAMPLE_DAG = REPO / "examples" / "airflow_dag.py"
 SINGLE_COPY_DAG = Path(__file__).with_name("dags") / "single_copy.py"
+PER_FILE_DAG = Path(__file__).with_name("dags") / "per_file.py"
 MiB = 1 << 20
 
 
@@ -51,6 +53,15 @@ def aws_connection(moto: EmbeddedS3Server) -> dict[str, Any]:
             "config_kwargs": {"s3": {"addressing_style": "path"}},
         },
     }
+
+
+def metric_value(text: str, series: str) -> float | None:
+    """The value of one series in Prometheus text format (``None`` when absent)."""
+    for line in text.splitlines():
+        name, _, value = line.rpartition(" ")
+        if name == series:
+            return float(value)
+    return None
 
 
 def test_example_dag_moves_a_folder_in_mapped_batches(
@@ -101,6 +112,47 @@ def test_example_dag_moves_a_folder_in_mapped_batches(
     assert {k: o["status"] for k, o in objects.items()} == dict.fromkeys(expected, "done")
     (report,) = outcome.xcom_values("report")
     assert report["sha256"] == {key: remote.sha256 for key, remote in expected.items()}
+
+
+def test_one_mapped_task_per_file_pushes_its_metrics(
+    airflow_env: AirflowEnv,
+    openssh_sftp: SftpServerInfo,
+    moto_server: EmbeddedS3Server,
+    s3: Any,
+    bucket: str,
+    pushgateway: str,
+) -> None:
+    a = openssh_sftp.write_file("drop/a.csv", size=5 * MiB + 1, seed=6)
+    b = openssh_sftp.write_file("drop/2026/b.csv", b"b\n")
+    openssh_sftp.write_file("drop/notes.txt", b"not a csv\n")
+
+    outcome = airflow_env.run_dag(
+        PER_FILE_DAG,
+        "per_file",
+        {
+            "source_dir": openssh_sftp.remote_path("drop"),
+            "bucket": bucket,
+            "push_gateway": pushgateway,
+        },
+        {
+            "sftp_default": sftp_connection(openssh_sftp, auth="key_file"),
+            "aws_default": aws_connection(moto_server),
+        },
+    )
+
+    assert outcome.state == "success", outcome.output[-8000:]
+    assert outcome.xcom_values("list_files") == [[b.remote_path, a.remote_path]]
+    assert outcome.task_states("copy") == ["success", "success"]
+    assert keys(s3, bucket) == ["landing/2026/b.csv", "landing/a.csv"]
+    assert object_bytes(s3, bucket, "landing/a.csv") == a.read_bytes()
+    with urllib.request.urlopen(f"{pushgateway}/metrics", timeout=5) as response:
+        metrics = response.read().decode()
+    for map_index, remote in enumerate((b, a)):
+        labels = (
+            f'dag_id="per_file",instance="",job="sftp_s3_airflow",map_index="{map_index}",'
+            'task_id="copy"'
+        )
+        assert metric_value(metrics, f"sftp_s3_bytes_transferred_total{{{labels}}}") == remote.size
 
 
 def test_missing_source_fails_the_task_with_the_engine_message(
