@@ -17,7 +17,7 @@ Trigger with other parameters: ``airflow dags trigger sftp_drop_to_s3 --conf
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from airflow import DAG
 
@@ -53,7 +53,7 @@ with DAG(
             params["pattern"],
             batch_size=int(params["batch_size"]),
         )
-        return found  # type: ignore[return-value]
+        return cast(list[list[str]], found)
 
     copies = StreamingSFTPToS3Operator.partial(
         task_id="copy",

@@ -163,6 +163,11 @@ def s3_endpoint_from_connection(fields: ConnectionFields | None) -> S3Endpoint:
         addressing = (extra.get("s3") or {}).get("addressing_style")
     endpoint_url = service.get("endpoint_url") or extra.get("endpoint_url") or extra.get("host")
     verify = extra.get("verify")
+    if isinstance(verify, str) and verify.strip().lower() not in _TRUE | _FALSE:
+        raise ConfigError(
+            f"Connection {conn_id!r}: extra 'verify' is a CA bundle ({verify})",
+            "set AWS_CA_BUNDLE on the worker instead, or verify: true / false",
+        )
     return S3Endpoint(
         endpoint_url=endpoint_url or None,
         region=extra.get("region_name") or extra.get("region") or None,

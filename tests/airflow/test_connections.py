@@ -149,7 +149,9 @@ def test_aws_connection_extras_and_the_default_chain() -> None:
     assert s3_endpoint_from_connection(ConnectionFields(extra={})) == S3Endpoint()
 
 
-def test_role_assumption_is_refused_rather_than_ignored() -> None:
+def test_role_assumption_and_ca_bundles_are_refused_rather_than_ignored() -> None:
+    with pytest.raises(ConfigError, match="AWS_CA_BUNDLE"):
+        s3_endpoint_from_connection(ConnectionFields(extra={"verify": "/etc/ca.pem"}))
     with pytest.raises(ConfigError, match="role_arn"):
         s3_endpoint_from_connection(ConnectionFields(conn_id="aws", extra={"role_arn": "arn:x"}))
 

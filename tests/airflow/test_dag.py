@@ -110,6 +110,7 @@ def test_example_dag_moves_a_folder_in_mapped_batches(
     assert sum(s["bytes"] for s in summaries) == sum(f.size for f in files.values())
     objects = {o["key"]: o for s in summaries for o in s["objects"]}
     assert {k: o["status"] for k, o in objects.items()} == dict.fromkeys(expected, "done")
+    assert "copied sftp://" in outcome.output and "partner-a/customers.csv" in outcome.output
     (report,) = outcome.xcom_values("report")
     assert report["sha256"] == {key: remote.sha256 for key, remote in expected.items()}
 
