@@ -29,7 +29,8 @@ def run_cli(
 
 
 def source_url(server: SftpServerInfo, relative: str, user: str | None = None) -> str:
-    return f"sftp://{user or server.username}@{server.host}:{server.port}{server.remote_path(relative)}"
+    where = f"{server.host}:{server.port}{server.remote_path(relative)}"
+    return f"sftp://{user or server.username}@{where}"
 
 
 def key_args(server: SftpServerInfo, s3_endpoint: S3Endpoint) -> list[str]:
