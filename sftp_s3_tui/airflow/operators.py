@@ -34,6 +34,7 @@ from .transfer import (
     run_sync,
     stream_to_s3,
     summarize,
+    task_message,
     transfer_options,
 )
 
@@ -152,13 +153,13 @@ class StreamingSFTPToS3Operator(BaseOperator):
                     dest,
                     s3,
                     options,
-                    base_path=self.sftp_base_path,
+                    base_path=self.sftp_base_path or None,
                     journal=journal,
                     fail_on_missing=self.fail_on_file_not_exist,
                 )
             )
         except TransferError as exc:
-            raise AirflowException(f"{exc.title}: {exc}") from None
+            raise AirflowException(task_message(exc)) from None
         summary = summarize(results, time.monotonic() - started)
         if self.push_gateway:
             self._push(summary, context)
@@ -207,4 +208,4 @@ def list_sftp_files(
             limit = parse_size(batch_bytes) if isinstance(batch_bytes, str) else int(batch_bytes)
         return batches(files, batch_size, limit)
     except TransferError as exc:
-        raise AirflowException(f"{exc.title}: {exc}") from None
+        raise AirflowException(task_message(exc)) from None

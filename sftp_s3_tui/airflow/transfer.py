@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from ..engine.config import ConflictPolicy, S3Endpoint, SftpEndpoint, TransferOptions
-from ..engine.errors import SourceNotFound, UsageError
+from ..engine.errors import HostKeyError, SftpAuthError, SourceNotFound, TransferError, UsageError
 from ..engine.events import (
     EngineEvent,
     EventBus,
@@ -213,6 +213,19 @@ def transfer_options(
             "raise memory_budget or lower part_size",
         )
     return options
+
+
+def task_message(exc: TransferError) -> str:
+    """The engine's message for a task log, with hints in Airflow's terms (not CLI flags)."""
+    hint = exc.hint
+    if isinstance(exc, HostKeyError) and not exc.changed:
+        hint = (
+            "verify the fingerprint, then put the key in the connection's host_key extra or in "
+            "its known_hosts file, or set no_host_key_check: true to trust it on first use"
+        )
+    elif isinstance(exc, SftpAuthError) and "private key" not in exc.message:
+        hint = "check the connection's login, password, key_file or private_key"
+    return f"{exc.title}: {exc.message} — {hint}" if hint else f"{exc.title}: {exc.message}"
 
 
 def summarize(results: Sequence[TransferResult], seconds: float) -> dict[str, Any]:

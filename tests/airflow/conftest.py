@@ -1,10 +1,10 @@
 """A real Apache Airflow for the ``airflow``-marked tests, in a venv of its own.
 
 Airflow is too heavy (and too pinned) for the project's venv, so a session fixture builds a
-separate one with ``uv`` — Airflow plus this project, editable — and caches it, keyed by the
-Airflow version, the Python version, this checkout and the project's dependencies:
-``$SFTP_S3_AIRFLOW_VENV_DIR`` or ``~/.cache/sftp-s3-tui-airflow-venv``. DAGs run there in a
-subprocess (``dag.test()``, SQLite metadata DB in a temporary ``AIRFLOW_HOME``).
+separate one with ``uv`` — ``sftp-s3-tui[airflow]`` (editable) with Airflow pinned — and caches
+it, keyed by the Airflow version, the Python version, this checkout and the project's
+dependencies: ``$SFTP_S3_AIRFLOW_VENV_DIR`` or ``~/.cache/sftp-s3-tui-airflow-venv``. DAGs
+run there in a subprocess (``dag.test()``, SQLite metadata DB in a temporary ``AIRFLOW_HOME``).
 
 ``SFTP_S3_AIRFLOW_VERSIONS`` (space-separated) picks the Airflow versions tested.
 """
@@ -81,7 +81,7 @@ def build_venv(version: str) -> Path:
                 str(python),
                 f"apache-airflow=={version}",
                 "-e",
-                str(REPO),
+                f"{REPO}[airflow]",  # the extra users install, pinned to the version under test
             ],
         ]
         for step in steps:

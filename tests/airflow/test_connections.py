@@ -23,10 +23,17 @@ from sftp_s3_tui.airflow.transfer import (
     destination,
     failure_message,
     summarize,
+    task_message,
     transfer_options,
 )
 from sftp_s3_tui.engine.config import ConflictPolicy, HostKeyPolicy, MiB, S3Endpoint
-from sftp_s3_tui.engine.errors import ConfigError, UsageError
+from sftp_s3_tui.engine.errors import (
+    ConfigError,
+    HostKeyError,
+    SftpAuthError,
+    SourceNotFound,
+    UsageError,
+)
 from sftp_s3_tui.engine.events import TransferResult, TransferState
 from sftp_s3_tui.engine.locations import S3Location
 
@@ -242,3 +249,24 @@ def test_summary_and_failure_message() -> None:
         "1 of 3 file(s) failed: sftp://h/in/c: Permission denied reading /in/c"
     )
     assert failure_message(results[:2]) is None
+
+
+def test_task_messages_give_hints_in_airflow_terms() -> None:
+    unknown = HostKeyError(
+        "The host key of h:22 is unknown (ssh-ed25519 SHA256:x)",
+        "verify the fingerprint, then pass --accept-new-host-key",
+        host="h",
+        port=22,
+        fingerprint="ssh-ed25519 SHA256:x",
+    )
+    assert task_message(unknown).startswith("Host key not trusted: The host key of h:22 is unknown")
+    assert "host_key extra" in task_message(unknown) and "--accept" not in task_message(unknown)
+    refused = SftpAuthError("sftp://h refused the login for u", "check SFTP_PASSWORD / --identity")
+    assert task_message(refused) == (
+        "SFTP login refused: sftp://h refused the login for u — "
+        "check the connection's login, password, key_file or private_key"
+    )
+    missing = SourceNotFound("/in/x does not exist on the SFTP server", "check the path")
+    assert task_message(missing) == (
+        "Source not found: /in/x does not exist on the SFTP server — check the path"
+    )

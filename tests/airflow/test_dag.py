@@ -209,3 +209,27 @@ def test_unreadable_file_fails_the_task_and_still_lands_the_others(
     assert object_bytes(s3, bucket, "landing/good.csv") == good.read_bytes()
     (summary,) = outcome.xcom_values("copy", key="transfer_summary")
     assert (summary["copied"], summary["failed"]) == (1, 1)
+
+
+def test_unknown_host_key_fails_the_task_with_an_airflow_hint(
+    airflow_env: AirflowEnv,
+    openssh_sftp: SftpServerInfo,
+    moto_server: EmbeddedS3Server,
+    bucket: str,
+    tmp_path: Path,
+) -> None:
+    remote = openssh_sftp.write_file("drop/a.csv", b"a\n")
+    connection = sftp_connection(openssh_sftp, auth="key_file")
+    connection["extra"]["known_hosts"] = str(tmp_path / "empty_known_hosts")
+
+    outcome = airflow_env.run_dag(
+        SINGLE_COPY_DAG,
+        "single_copy",
+        {"paths": [remote.remote_path], "bucket": bucket, "key": "landing/"},
+        {"sftp_default": connection, "aws_default": aws_connection(moto_server)},
+    )
+
+    assert outcome.task_states("copy") == ["failed"]
+    assert f"The host key of {openssh_sftp.host}:{openssh_sftp.port} is unknown" in outcome.output
+    assert "put the key in the connection's host_key extra" in outcome.output
+    assert not (tmp_path / "empty_known_hosts").exists()  # nothing trusted behind our back
