@@ -44,11 +44,21 @@ CACHE_ROOT = Path(
 INSTALL_TIMEOUT_SECONDS = 1200
 
 
+def requirements(version: str) -> list[str]:
+    """What the venv installs: the extra users install, with the Airflow under test pinned."""
+    return [f"apache-airflow=={version}", "-e", f"{REPO}[airflow]"]
+
+
 def venv_key(version: str) -> str:
     """What the cached venv depends on: a change to any of it builds a new one."""
     project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
     material = json.dumps(
-        [version, sys.version, str(REPO), project["dependencies"], project["optional-dependencies"]]
+        [
+            requirements(version),
+            sys.version,
+            project["dependencies"],
+            project["optional-dependencies"],
+        ]
     )
     return hashlib.sha256(material.encode()).hexdigest()[:16]
 
@@ -73,16 +83,7 @@ def build_venv(version: str) -> Path:
         started = time.monotonic()
         steps = [
             [uv, "venv", "--quiet", "--python", sys.executable, str(target)],
-            [
-                uv,
-                "pip",
-                "install",
-                "--python",
-                str(python),
-                f"apache-airflow=={version}",
-                "-e",
-                f"{REPO}[airflow]",  # the extra users install, pinned to the version under test
-            ],
+            [uv, "pip", "install", "--python", str(python), *requirements(version)],
         ]
         for step in steps:
             try:
