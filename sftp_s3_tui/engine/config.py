@@ -41,6 +41,8 @@ class SftpEndpoint:
     username: str | None = None
     password: str | None = field(default=None, repr=False)
     identity_files: tuple[str, ...] = ()
+    #: Private keys as text (OpenSSH/PEM), for keys kept in a secret store rather than a file.
+    private_keys: tuple[str, ...] = field(default=(), repr=False)
     passphrase: str | None = field(default=None, repr=False)
     use_agent: bool = True
     known_hosts: str | None = None

@@ -99,8 +99,10 @@ async def open_connection(endpoint: SftpEndpoint) -> asyncssh.SSHClientConnectio
     }
     if endpoint.username:
         options["username"] = endpoint.username
-    if endpoint.identity_files:
-        options["client_keys"] = [str(Path(p).expanduser()) for p in endpoint.identity_files]
+    client_keys: list[asyncssh.SSHKey | str] = _import_keys(endpoint)
+    client_keys += [str(Path(p).expanduser()) for p in endpoint.identity_files]
+    if client_keys:
+        options["client_keys"] = client_keys
     elif not endpoint.use_agent:
         options["client_keys"] = None
     if not endpoint.use_agent:
@@ -139,6 +141,19 @@ async def open_connection(endpoint: SftpEndpoint) -> asyncssh.SSHClientConnectio
         )
         log.warning("Added the host key of %s (%s) to %s", where, fingerprint(gate.presented), path)
     return conn
+
+
+def _import_keys(endpoint: SftpEndpoint) -> list[asyncssh.SSHKey | str]:
+    """The endpoint's in-memory private keys, decrypted with its passphrase."""
+    try:
+        return [
+            asyncssh.import_private_key(text, endpoint.passphrase) for text in endpoint.private_keys
+        ]
+    except (asyncssh.KeyImportError, ValueError) as exc:
+        raise SftpAuthError(
+            f"The private key for {endpoint.display} could not be loaded: {exc}",
+            "check the key text and its passphrase",
+        ) from exc
 
 
 def _read_optional(path: Path) -> bytes:
