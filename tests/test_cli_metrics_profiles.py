@@ -20,11 +20,13 @@ from tests.servers import SftpServerInfo
 from tests.test_cli_copy import key_args, run_cli, source_url
 
 
-def metric_value(text: str, name: str) -> float:
+def metric_value(text: str, name: str, *, job: str | None = None) -> float:
+    """The sum of a metric's series (only those pushed by ``job``, when given)."""
     values = [
         float(line.rsplit(" ", 1)[1])
         for line in text.splitlines()
-        if line.startswith(name + "{") or line.startswith(name + " ")
+        if (line.startswith(name + "{") or line.startswith(name + " "))
+        and (job is None or f'job="{job}"' in line)
     ]
     assert values, f"{name} not found"
     return sum(values)
@@ -49,8 +51,9 @@ def test_push_gateway_receives_bytes_transferred(
     assert done.returncode == 0, done.stderr
     with urllib.request.urlopen(f"{pushgateway}/metrics", timeout=10) as response:
         text = response.read().decode()
-    assert metric_value(text, "sftp_s3_bytes_transferred_total") == remote.size
-    assert metric_value(text, "sftp_s3_parts_completed_total") == 3
+    job = "sftp_s3_tui"
+    assert metric_value(text, "sftp_s3_bytes_transferred_total", job=job) == remote.size
+    assert metric_value(text, "sftp_s3_parts_completed_total", job=job) == 3
     assert 'outcome="done"' in text
 
 

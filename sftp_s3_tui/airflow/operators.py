@@ -30,7 +30,6 @@ from .transfer import (
     failure_message,
     journal_folder,
     list_files,
-    push_summary,
     run_sync,
     stream_to_s3,
     summarize,
@@ -156,31 +155,28 @@ class StreamingSFTPToS3Operator(BaseOperator):
                     base_path=self.sftp_base_path or None,
                     journal=journal,
                     fail_on_missing=self.fail_on_file_not_exist,
+                    push_gateway=self.push_gateway,
+                    metric_labels=task_labels(context),
                 )
             )
         except TransferError as exc:
             raise AirflowException(task_message(exc)) from None
         summary = summarize(results, time.monotonic() - started)
-        if self.push_gateway:
-            self._push(summary, context)
         message = failure_message(results)
         if message:
             context["ti"].xcom_push(key=SUMMARY_XCOM_KEY, value=summary)
             raise AirflowException(message)
         return summary
 
-    def _push(self, summary: dict[str, Any], context: Any) -> None:
-        """Push the totals; a metrics outage is logged, never fails the copy."""
-        ti = context["ti"]
-        grouping = {
-            "dag_id": ti.dag_id,
-            "task_id": ti.task_id,
-            "map_index": str(getattr(ti, "map_index", -1)),
-        }
-        try:
-            push_summary(self.push_gateway or "", summary, grouping)
-        except Exception as exc:
-            self.log.warning("Could not push metrics to %s: %s", self.push_gateway, exc)
+
+def task_labels(context: Any) -> dict[str, str]:
+    """Push-gateway grouping labels of one task instance (mapped tasks stay apart)."""
+    ti = context["ti"]
+    return {
+        "dag_id": ti.dag_id,
+        "task_id": ti.task_id,
+        "map_index": str(getattr(ti, "map_index", -1)),
+    }
 
 
 def list_sftp_files(

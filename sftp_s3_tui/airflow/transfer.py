@@ -7,12 +7,12 @@ without an Airflow installation.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import fnmatch
 import logging
 import posixpath
 import threading
-import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, TypeVar
@@ -32,6 +32,8 @@ from ..engine.locations import S3Location, format_size, key_for, parse_s3_url, p
 from ..engine.plan import FileJob, expand
 from ..engine.queue import TransferQueue
 from ..engine.sftp import SftpPool
+from ..metrics import MetricsExporter, Sampler
+from ..paths import journal_dir
 
 log = logging.getLogger(__name__)
 
@@ -131,18 +133,25 @@ async def stream_to_s3(
     base_path: str | None = None,
     journal: Journal | None = None,
     fail_on_missing: bool = True,
+    push_gateway: str | None = None,
+    metric_labels: Mapping[str, str] | None = None,
 ) -> list[TransferResult]:
     """Copy files, folders and globs from one SFTP server under ``dest`` on the engine.
 
     Raises the engine's :class:`~sftp_s3_tui.engine.errors.TransferError` when a source
     cannot be expanded (missing, no permission; a missing one is only logged when
-    ``fail_on_missing`` is false); per-file failures are in the results.
+    ``fail_on_missing`` is false); per-file failures are in the results. With a
+    ``push_gateway``, the sampler the CLI and TUI use pushes live metrics during the copy
+    and once at the end, grouped by ``metric_labels`` (an unreachable gateway only warns).
     """
     if not paths:
         raise UsageError("No SFTP path to copy", "set sftp_path or sftp_paths")
     bus = EventBus()
     bus.subscribe(_log_event)
-    async with TransferQueue(s3, options, bus=bus, journal=journal) as queue:
+    async with (
+        TransferQueue(s3, options, bus=bus, journal=journal) as queue,
+        _metrics(bus, queue, push_gateway, metric_labels),
+    ):
         jobs: list[FileJob] = []
         for path in paths:
             try:
@@ -290,38 +299,29 @@ def batches(
     return out
 
 
-def push_summary(gateway: str, summary: Mapping[str, Any], grouping_key: Mapping[str, str]) -> None:
-    """Push the task's totals to a Prometheus push gateway (one group per task instance)."""
-    from prometheus_client import CollectorRegistry, Counter, Gauge, push_to_gateway
-
-    registry = CollectorRegistry()
-    moved = Counter(
-        "sftp_s3_bytes_transferred",
-        "Bytes copied from SFTP to S3",
-        registry=registry,
+@contextlib.asynccontextmanager
+async def _metrics(
+    bus: EventBus,
+    queue: TransferQueue,
+    push_gateway: str | None,
+    labels: Mapping[str, str] | None,
+) -> AsyncIterator[None]:
+    """The one sampler and its exporter around a copy, when a push gateway is given."""
+    if not push_gateway:
+        yield
+        return
+    sampler = Sampler(bus, interval=1.0, pool=queue.pool)
+    exporter = MetricsExporter(
+        sampler,
+        push_gateway_url=push_gateway,
+        instance="airflow",  # a rerun of the task replaces its group, whichever worker ran it
+        labels=labels,
+        on_warning=lambda text: log.warning("metrics: %s", text),
     )
-    moved.inc(summary["bytes"])
-    files = Counter(
-        "sftp_s3_files",
-        "Files by final status",
-        ["status"],
-        registry=registry,
-    )
-    for status in ("copied", "skipped", "failed"):
-        files.labels(status=status).inc(summary[status])
-    Gauge(
-        "sftp_s3_task_duration_seconds", "Duration of the Airflow task's copy", registry=registry
-    ).set(summary["seconds"])
-    Gauge("sftp_s3_last_run_timestamp_seconds", "When the copy finished", registry=registry).set(
-        time.time()
-    )
-    push_to_gateway(
-        gateway, job="sftp_s3_airflow", registry=registry, grouping_key=dict(grouping_key)
-    )
+    async with sampler, exporter:
+        yield
 
 
 def journal_folder() -> Path:
     """Where resume journals live on this worker (the same place the CLI uses)."""
-    import platformdirs
-
-    return platformdirs.user_state_path("sftp-s3-tui") / "journal"
+    return journal_dir()

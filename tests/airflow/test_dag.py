@@ -55,15 +55,6 @@ def aws_connection(moto: EmbeddedS3Server) -> dict[str, Any]:
     }
 
 
-def metric_value(text: str, series: str) -> float | None:
-    """The value of one series in Prometheus text format (``None`` when absent)."""
-    for line in text.splitlines():
-        name, _, value = line.rpartition(" ")
-        if name == series:
-            return float(value)
-    return None
-
-
 def test_example_dag_moves_a_folder_in_mapped_batches(
     airflow_env: AirflowEnv,
     openssh_sftp: SftpServerInfo,
@@ -149,11 +140,15 @@ def test_one_mapped_task_per_file_pushes_its_metrics(
     with urllib.request.urlopen(f"{pushgateway}/metrics", timeout=5) as response:
         metrics = response.read().decode()
     for map_index, remote in enumerate((b, a)):
-        labels = (
-            f'dag_id="per_file",instance="",job="sftp_s3_airflow",map_index="{map_index}",'
-            'task_id="copy"'
-        )
-        assert metric_value(metrics, f"sftp_s3_bytes_transferred_total{{{labels}}}") == remote.size
+        [line] = [
+            line
+            for line in metrics.splitlines()
+            if line.startswith("sftp_s3_bytes_transferred_total{")
+            and 'dag_id="per_file"' in line
+            and f'map_index="{map_index}"' in line
+        ]
+        assert 'task_id="copy"' in line and 'job="sftp_s3_tui"' in line
+        assert float(line.rsplit(" ", 1)[1]) == remote.size
 
 
 def test_missing_source_fails_the_task_with_the_engine_message(

@@ -12,9 +12,7 @@ from sftp_s3_tui.airflow.transfer import (
     batches,
     destination,
     list_files,
-    push_summary,
     stream_to_s3,
-    summarize,
     transfer_options,
 )
 from sftp_s3_tui.engine.config import ConflictPolicy, S3Endpoint, SftpEndpoint
@@ -111,24 +109,29 @@ async def test_several_files_need_a_prefix_and_distinct_keys(
         await stream_to_s3(sftp, both, destination(bucket, "x/"), s3_endpoint, OPTIONS)
 
 
-async def test_summary_is_pushed_to_the_gateway(
+async def test_the_sampler_pushes_the_copy_to_the_gateway(
     openssh_sftp: SftpServerInfo, s3_endpoint: S3Endpoint, bucket: str, pushgateway: str
 ) -> None:
     sftp = endpoint_from_connection(openssh_sftp)
     remote = openssh_sftp.write_file("in/a.csv", size=1000, seed=2)
-    results = await stream_to_s3(
-        sftp, [remote.remote_path], destination(bucket, ""), s3_endpoint, OPTIONS
-    )
-
-    push_summary(
-        pushgateway,
-        summarize(results, 1.5),
-        {"dag_id": "drop", "task_id": "copy", "map_index": "3"},
+    await stream_to_s3(
+        sftp,
+        [remote.remote_path],
+        destination(bucket, ""),
+        s3_endpoint,
+        OPTIONS,
+        push_gateway=pushgateway,
+        metric_labels={"dag_id": "drop", "task_id": "copy", "map_index": "3"},
     )
 
     with urllib.request.urlopen(f"{pushgateway}/metrics", timeout=5) as response:
         text = response.read().decode()
-    labels = 'dag_id="drop",instance="",job="sftp_s3_airflow",map_index="3",task_id="copy"'
-    assert f"sftp_s3_bytes_transferred_total{{{labels}}} 1000" in text
-    files = 'sftp_s3_files_total{dag_id="drop",instance="",job="sftp_s3_airflow",map_index="3",'
-    assert files + 'status="copied",task_id="copy"} 1' in text
+    series = [
+        line
+        for line in text.splitlines()
+        if line.startswith("sftp_s3_bytes_transferred_total{") and 'dag_id="drop"' in line
+    ]
+    assert len(series) == 1
+    assert 'map_index="3"' in series[0] and 'task_id="copy"' in series[0]
+    assert 'job="sftp_s3_tui"' in series[0]
+    assert float(series[0].rsplit(" ", 1)[1]) == 1000
