@@ -26,6 +26,7 @@ from .engine.config import (
 from .engine.errors import TransferError, UsageError
 from .engine.events import EventBus, TransferState
 from .engine.locations import S3Location, SftpLocation, parse_s3_url, parse_sftp_url, parse_size
+from .redaction import install_log_redaction, register_secret
 
 log = logging.getLogger("sftp_s3_tui")
 
@@ -156,8 +157,29 @@ def _env(name: str) -> str | None:
     return value if value else None
 
 
-def sftp_endpoint_for(location: SftpLocation, args: argparse.Namespace) -> SftpEndpoint:
-    """The SFTP endpoint for a source: URL first, then options, then the seed's variables."""
+def sftp_endpoint_for(
+    location: SftpLocation, args: argparse.Namespace, base: SftpEndpoint | None = None
+) -> SftpEndpoint:
+    """The SFTP endpoint for a source: URL first, then options, then the seed's variables.
+
+    With a profile (``base``) for the same host, the profile fills what the URL and the
+    options leave open.
+    """
+    if base is not None and base.host == location.host:
+        changes: dict[str, object] = {}
+        if location.port or args.port:
+            changes["port"] = location.port or args.port
+        if location.username or args.user:
+            changes["username"] = location.username or args.user
+        if args.identity:
+            changes["identity_files"] = tuple(args.identity)
+        if args.known_hosts:
+            changes["known_hosts"] = args.known_hosts
+        if args.accept_new_host_key:
+            changes["host_key_policy"] = HostKeyPolicy.ACCEPT_NEW
+        if _env("SFTP_PASSWORD") and not base.password:
+            changes["password"] = _env("SFTP_PASSWORD")
+        return replace(base, **changes)  # type: ignore[arg-type]
     port = location.port or args.port or int(_env("SFTP_PORT") or 22)
     username = location.username or args.user or _env("SFTP_USER") or _env("USER")
     return SftpEndpoint(
@@ -174,8 +196,22 @@ def sftp_endpoint_for(location: SftpLocation, args: argparse.Namespace) -> SftpE
     )
 
 
-def s3_endpoint_for(args: argparse.Namespace) -> S3Endpoint:
-    """The S3 endpoint from options; unset ones fall through to the AWS chain."""
+def s3_endpoint_for(args: argparse.Namespace, base: S3Endpoint | None = None) -> S3Endpoint:
+    """The S3 endpoint from options (over a profile's); unset ones fall to the AWS chain."""
+    if base is not None:
+        changes: dict[str, object] = {}
+        for arg, name in (
+            ("endpoint_url", "endpoint_url"),
+            ("region", "region"),
+            ("aws_profile", "profile"),
+        ):
+            if getattr(args, arg):
+                changes[name] = getattr(args, arg)
+        if args.path_style:
+            changes["path_style"] = True
+        if args.no_verify_tls:
+            changes["verify_tls"] = False
+        return replace(base, **changes)  # type: ignore[arg-type]
     endpoint_url = args.endpoint_url or _env("AWS_ENDPOINT_URL_S3") or _env("AWS_ENDPOINT_URL")
     return S3Endpoint(
         endpoint_url=endpoint_url,
@@ -212,19 +248,27 @@ def options_for(args: argparse.Namespace, base: TransferOptions | None = None) -
     return options
 
 
-def split_copy_paths(paths: Sequence[str]) -> tuple[list[SftpLocation], S3Location]:
-    """SOURCE… DEST, honouring SFTP_HOST (bare /paths) and S3_BUCKET (DEST may be omitted)."""
+def split_copy_paths(
+    paths: Sequence[str],
+    *,
+    default_host: str | None = None,
+    default_dest: S3Location | None = None,
+) -> tuple[list[SftpLocation], S3Location]:
+    """SOURCE… DEST; bare /paths use SFTP_HOST (or the profile's host) and DEST may be
+    omitted when S3_BUCKET (or the profile's bucket) names one."""
     paths = list(paths)
     bucket = _env("S3_BUCKET")
     if paths[-1].startswith("s3://"):
         dest = parse_s3_url(paths.pop())
+    elif default_dest is not None:
+        dest = default_dest
     elif bucket:
         dest = parse_s3_url(f"s3://{bucket}/")
     else:
         raise UsageError("No destination", "end with s3://bucket/key or s3://bucket/prefix/")
     if not paths:
         raise UsageError("No source", "give at least one sftp://host/path")
-    host = _env("SFTP_HOST")
+    host = default_host or _env("SFTP_HOST")
     sources = [parse_sftp_url(p, default_host=host) for p in paths]
     return sources, dest
 
@@ -243,6 +287,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     _configure_logging(args.verbose)
+    install_log_redaction()
+    register_secret(_env("SFTP_PASSWORD"))
+    register_secret(_env("AWS_SECRET_ACCESS_KEY"))
+    register_secret(_env("AWS_SESSION_TOKEN"))
     try:
         if args.command == "copy":
             from .headless import run_copy

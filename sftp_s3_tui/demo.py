@@ -10,8 +10,11 @@ import asyncio
 import contextlib
 import os
 import random
+import select
 import shutil
 import socket
+import subprocess
+import sys
 import tempfile
 import threading
 from collections.abc import Iterable, Mapping, Sequence
@@ -39,6 +42,9 @@ DEMO_SECRET_ACCESS_KEY = "testing"
 # *our* process's disk writes, contradicting the "0 B written to disk" the app is about.
 # Objects therefore stay in memory (which moto's process RSS shows instead).
 MOTO_KEY_BUFFER_SIZE = 64 * 1024**4  # 64 TiB: never spool to disk
+_MOTO_BUFFER_ENV = "MOTO_S3_DEFAULT_KEY_BUFFER_SIZE"
+_S3_STARTUP_TIMEOUT_SECONDS = 30.0
+_TREE_READY = b"sample tree ready"
 
 #: Fixed modification time of the sample tree (2026-11-20 09:30:00 UTC), for stable screenshots.
 SAMPLE_MTIME = 1_795_167_000
@@ -120,7 +126,7 @@ class SampleFile:
 
     path: str
     size: int
-    kind: str  # "csv", "binary" or "text"
+    kind: str  # "csv", "binary", "json" or "text"
     seed: int
     large_only: bool = False
 
@@ -143,16 +149,34 @@ def sample_files(*, large: bool = True) -> list[SampleFile]:
         )
     for i in range(200):
         size = 1024 + (i * 7919) % (16 * 1024)
-        files.append(SampleFile(f"partners/acme/in/invoice_{i:04d}.json", size, "text", 1000 + i))
+        files.append(SampleFile(f"partners/acme/in/invoice_{i:04d}.json", size, "json", 1000 + i))
     return [f for f in files if large or not f.large_only]
 
 
+_WORDS = ("lorem", "ipsum", "transfer", "part", "upload", "checksum", "partner", "export")
+
+
 def _text_blocks(size: int, seed: int) -> Iterable[bytes]:
+    """ASCII log-like lines, exactly ``size`` bytes."""
     rng = random.Random(seed)
-    words = ("lorem", "ipsum", "transfer", "part", "upload", "checksum", "partner", "ünïcode")
-    line = " ".join(rng.choice(words) for _ in range(12)) + "\n"
+    line = " ".join(rng.choice(_WORDS) for _ in range(12)) + "\n"
     data = (f"# sample {seed}\n" + line * (size // len(line) + 2)).encode()
     yield data[:size]
+
+
+def _json_blocks(size: int, seed: int) -> Iterable[bytes]:
+    """One valid JSON document of exactly ``size`` bytes (padded in a "notes" field)."""
+    rng = random.Random(seed)
+    head = (
+        f'{{"invoice": "INV-{seed:06d}", "partner": "acme", '
+        f'"amount_eur": {rng.randrange(100, 999_999) / 100:.2f}, "notes": "'
+    )
+    tail = '"}\n'
+    pad = size - len(head) - len(tail)
+    if pad < 0:
+        raise ValueError(f"a JSON sample needs at least {len(head) + len(tail)} bytes")
+    notes = (" ".join(rng.choice(_WORDS) for _ in range(pad // 5 + 1)))[:pad]
+    yield (head + notes + tail).encode()
 
 
 def make_sample_tree(root: Path, *, large: bool = True) -> list[Path]:
@@ -173,6 +197,8 @@ def make_sample_tree(root: Path, *, large: bool = True) -> list[Path]:
             blocks = csv_blocks(spec.size, spec.seed)
         elif spec.kind == "binary":
             blocks = pattern_blocks(spec.size, spec.seed)
+        elif spec.kind == "json":
+            blocks = _json_blocks(spec.size, spec.seed)
         else:
             blocks = _text_blocks(spec.size, spec.seed)
         write_blocks(path, blocks, mtime=SAMPLE_MTIME)
@@ -182,9 +208,50 @@ def make_sample_tree(root: Path, *, large: bool = True) -> list[Path]:
     return written
 
 
+async def make_sample_tree_in_subprocess(root: Path, *, large: bool = True) -> None:
+    """:func:`make_sample_tree` in a detached grandchild process.
+
+    Linux adds a child's I/O counters to its parent's when the parent reaps it, so a plain child
+    would put the tree's hundreds of MB into *our* write_bytes. ``sh -c '… &'`` exits at once and
+    the grandchild, reaped by init, is awaited through the pipe it holds open until it ends.
+    """
+    command = [sys.executable, "-m", "sftp_s3_tui.demo", "make-tree", str(root)]
+    if not large:
+        command.append("--small")
+    process = await asyncio.create_subprocess_exec(
+        "/bin/sh",
+        "-c",
+        '"$@" &',
+        "sh",
+        *command,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    assert process.stdout is not None
+    output = await process.stdout.read()  # EOF when the grandchild exits
+    await process.wait()
+    if _TREE_READY not in output:
+        raise RuntimeError(f"writing the sample tree failed: {output.decode(errors='replace')}")
+
+
 # --------------------------------------------------------------------------------------------
 # SFTP
 # --------------------------------------------------------------------------------------------
+
+
+def die_with_parent() -> None:
+    """``preexec_fn`` for server processes: SIGTERM them when their parent dies (Linux only).
+
+    Keeps a killed test run from leaving servers behind on loopback ports. The signal fires
+    when the *thread* that started the child exits, so only use it from long-lived threads.
+    """
+    with contextlib.suppress(Exception):
+        import ctypes
+        import signal
+
+        pr_set_pdeathsig = 1
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
 
 
 def free_port(host: str = LOOPBACK) -> int:
@@ -397,58 +464,134 @@ class EmbeddedSftpServer:
 # --------------------------------------------------------------------------------------------
 
 
-class EmbeddedS3Server:
-    """moto's S3 (the same WSGI app ``ThreadedMotoServer`` runs) on loopback, in a thread.
+def _moto_wsgi_server(host: str, port: int) -> Any:
+    """moto's S3 WSGI app (what ``ThreadedMotoServer`` runs) bound to ``host:port``, quiet."""
+    from moto.moto_server.werkzeug_app import (
+        DomainDispatcherApplication,
+        MotoRequestHandler,
+        create_backend_app,
+    )
+    from werkzeug.serving import make_server
 
-    moto keeps its state in process-wide backends: every instance in one process serves the same
-    buckets, so use unique bucket names and delete what you create. Request logging is off.
-    Objects are kept in memory (see :data:`MOTO_KEY_BUFFER_SIZE`).
+    class QuietHandler(MotoRequestHandler):  # type: ignore[misc, valid-type]
+        def log_request(self, *args: object, **kwargs: object) -> None:
+            pass
+
+    app = DomainDispatcherApplication(create_backend_app)
+    return make_server(host, port, app, threaded=True, request_handler=QuietHandler)
+
+
+def _serve_s3_child(host: str, port: int) -> None:
+    """Child-process entry: serve moto, print the bound port, exit when the parent goes away."""
+    server = _moto_wsgi_server(host, port)
+    print(server.server_address[1], flush=True)
+
+    def exit_with_parent() -> None:
+        sys.stdin.buffer.read()  # EOF once the parent closes the pipe or dies
+        os._exit(0)
+
+    threading.Thread(target=exit_with_parent, daemon=True).start()
+    server.serve_forever()
+
+
+class EmbeddedS3Server:
+    """moto's S3 on loopback: in a child process (default) or in a thread of this process.
+
+    In a child process the app's own RSS and disk-write counters show only the app, not the
+    objects moto holds, and each server has its own state. ``in_process=True`` shares moto's
+    process-wide backends (use unique bucket names) and starts faster. Either way objects are
+    kept in memory (see :data:`MOTO_KEY_BUFFER_SIZE`) and request logging is off.
     """
 
-    def __init__(self, host: str = LOOPBACK, port: int = 0) -> None:
+    def __init__(
+        self,
+        host: str = LOOPBACK,
+        port: int = 0,
+        *,
+        in_process: bool = False,
+        log_file: Path | None = None,
+    ) -> None:
         self._host = host
         self._requested_port = port
+        self.in_process = in_process
+        self._log_file = log_file
+        self._port: int | None = None
         self._server: Any = None
         self._thread: threading.Thread | None = None
+        self._process: subprocess.Popen[bytes] | None = None
         self._saved_buffer_env: str | None = None
 
     def start(self) -> Self:
-        """Start serving (returns once the socket is bound); returns self."""
-        from moto.moto_server.werkzeug_app import (
-            DomainDispatcherApplication,
-            MotoRequestHandler,
-            create_backend_app,
-        )
-        from werkzeug.serving import make_server
+        """Start serving; returns once the socket accepts connections."""
+        if self.in_process:
+            self._start_thread()
+        else:
+            self._start_process()
+        return self
 
-        class QuietHandler(MotoRequestHandler):  # type: ignore[misc, valid-type]
-            def log_request(self, *args: object, **kwargs: object) -> None:
-                pass
-
-        self._saved_buffer_env = os.environ.get("MOTO_S3_DEFAULT_KEY_BUFFER_SIZE")
+    def _start_thread(self) -> None:
+        self._saved_buffer_env = os.environ.get(_MOTO_BUFFER_ENV)
         if self._saved_buffer_env is None:
-            os.environ["MOTO_S3_DEFAULT_KEY_BUFFER_SIZE"] = str(MOTO_KEY_BUFFER_SIZE)
-        app = DomainDispatcherApplication(create_backend_app)
-        self._server = make_server(
-            self._host, self._requested_port, app, threaded=True, request_handler=QuietHandler
-        )
+            os.environ[_MOTO_BUFFER_ENV] = str(MOTO_KEY_BUFFER_SIZE)
+        self._server = _moto_wsgi_server(self._host, self._requested_port)
+        self._port = int(self._server.server_address[1])
         self._thread = threading.Thread(
             target=self._server.serve_forever, name="moto-s3", daemon=True
         )
         self._thread.start()
-        return self
+
+    def _start_process(self) -> None:
+        env = dict(os.environ)
+        env.setdefault(_MOTO_BUFFER_ENV, str(MOTO_KEY_BUFFER_SIZE))
+        command = [sys.executable, "-m", "sftp_s3_tui.demo", "s3-server"]
+        command += ["--host", self._host, "--port", str(self._requested_port)]
+        with contextlib.ExitStack() as stack:
+            stderr: Any = subprocess.DEVNULL
+            if self._log_file is not None:
+                stderr = stack.enter_context(self._log_file.open("ab"))
+            self._process = subprocess.Popen(
+                command,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=stderr,
+                env=env,  # no die_with_parent: start() may run in a short-lived thread
+            )
+        assert self._process.stdout is not None
+        ready, _, _ = select.select([self._process.stdout], [], [], _S3_STARTUP_TIMEOUT_SECONDS)
+        line = self._process.stdout.readline() if ready else b""
+        if not line.strip().isdigit():
+            self.stop()
+            raise RuntimeError(f"moto S3 server did not start (see {self._log_file})")
+        self._port = int(line)
 
     def stop(self) -> None:
-        """Stop serving and close the listening socket."""
+        """Stop serving and close the listening socket (or end the child process)."""
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
             self._server = None
+            if self._saved_buffer_env is None:
+                os.environ.pop(_MOTO_BUFFER_ENV, None)
         if self._thread is not None:
             self._thread.join(timeout=10)
             self._thread = None
-        if self._saved_buffer_env is None:
-            os.environ.pop("MOTO_S3_DEFAULT_KEY_BUFFER_SIZE", None)
+        if self._process is not None:
+            self._process.terminate()
+            try:
+                self._process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait()
+            for pipe in (self._process.stdin, self._process.stdout):
+                if pipe is not None:
+                    pipe.close()
+            self._process = None
+        self._port = None
+
+    @property
+    def pid(self) -> int:
+        """The process serving S3 (this one when ``in_process``)."""
+        return self._process.pid if self._process is not None else os.getpid()
 
     def __enter__(self) -> Self:
         return self.start()
@@ -467,9 +610,9 @@ class EmbeddedS3Server:
 
     @property
     def port(self) -> int:
-        if self._server is None:
+        if self._port is None:
             raise RuntimeError("EmbeddedS3Server is not started")
-        return int(self._server.server_address[1])
+        return self._port
 
     @property
     def endpoint_url(self) -> str:
@@ -544,6 +687,9 @@ _SEED_OBJECTS = {
 class DemoEnvironment:
     """Both demo servers on loopback over a temporary sample tree; stops everything on exit.
 
+    The sample tree is written and moto runs in child processes, so this process's RSS and
+    disk-write counters (what the app displays) show only the transfers.
+
     User ``demo``/``demo`` (or the generated client key at :attr:`identity_file`); buckets
     ``landing`` (with objects under ``2026-10/``) and ``archive``.
     """
@@ -554,7 +700,9 @@ class DemoEnvironment:
         sample_root: Path | str | None = None,
         large: bool = True,
         buckets: Sequence[str] = DEMO_BUCKETS,
+        in_process_s3: bool = False,
     ) -> None:
+        self._in_process_s3 = in_process_s3
         self._given_root = Path(sample_root) if sample_root is not None else None
         self._large = large
         self._buckets = tuple(buckets)
@@ -585,18 +733,19 @@ class DemoEnvironment:
         self._tmp = tmp
         self._stack.callback(shutil.rmtree, tmp, True)
         root = self._given_root or tmp / "sftp"
-        await asyncio.to_thread(make_sample_tree, root, large=self._large)
-
-        self.identity_file.parent.mkdir(parents=True, exist_ok=True)
         self._client_key.write_private_key(self.identity_file)
         self.identity_file.chmod(0o600)
 
-        s3 = EmbeddedS3Server()
-        await asyncio.to_thread(s3.start)
+        s3 = EmbeddedS3Server(in_process=self._in_process_s3, log_file=tmp / "s3.log")
+        self._stack.callback(s3.stop)  # safe even if start fails half-way
+        await asyncio.gather(
+            make_sample_tree_in_subprocess(root, large=self._large),
+            asyncio.to_thread(s3.start),
+        )
         self.s3 = s3
-        self._stack.callback(s3.stop)
         await asyncio.to_thread(self._seed_buckets, s3)
-        self._stack.push_async_callback(asyncio.to_thread, self._delete_buckets, s3)
+        if s3.in_process:  # moto's state outlives the server thread
+            self._stack.push_async_callback(asyncio.to_thread, self._delete_buckets, s3)
 
         sftp = EmbeddedSftpServer(
             root,
@@ -698,3 +847,32 @@ class DemoEnvironment:
     @property
     def s3_endpoint(self) -> S3Endpoint:
         return self._require()[1].endpoint()
+
+
+# --------------------------------------------------------------------------------------------
+# Child-process entry points
+# --------------------------------------------------------------------------------------------
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """``python -m sftp_s3_tui.demo s3-server | make-tree ROOT [--small]``."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m sftp_s3_tui.demo")
+    commands = parser.add_subparsers(dest="command", required=True)
+    s3 = commands.add_parser("s3-server", help="serve moto S3; prints the bound port")
+    s3.add_argument("--host", default=LOOPBACK)
+    s3.add_argument("--port", type=int, default=0)
+    tree = commands.add_parser("make-tree", help="write the sample tree")
+    tree.add_argument("root", type=Path)
+    tree.add_argument("--small", action="store_true", help="leave out the big files")
+    args = parser.parse_args(argv)
+    if args.command == "s3-server":
+        _serve_s3_child(args.host, args.port)
+    else:
+        files = make_sample_tree(args.root, large=not args.small)
+        sys.stdout.buffer.write(_TREE_READY + f" {len(files)} files\n".encode())
+
+
+if __name__ == "__main__":
+    main()

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
+import os
 import sys
 import time
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
-import platformdirs
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -35,6 +38,7 @@ from .engine.events import (
     PartChanged,
     PartState,
     TransferFinished,
+    TransferNotice,
     TransferQueued,
     TransferState,
     TransferStateChanged,
@@ -44,12 +48,31 @@ from .engine.locations import parse_s3_url
 from .engine.queue import TransferQueue
 from .engine.s3 import open_client
 from .engine.uploads import abort_stale, list_stale
+from .metrics import MetricsExporter, Sampler
+from .metrics.prometheus import push_gateway_from_env
+from .paths import journal_dir
+from .profiles import Profile, ProfileStore
+from .redaction import register_secret
 
-APP_NAME = "sftp-s3-tui"
 
-
-def journal_dir() -> platformdirs.Path:  # type: ignore[name-defined]
-    return platformdirs.user_state_path(APP_NAME) / "journal"
+@contextlib.asynccontextmanager
+async def metrics_for(
+    args: argparse.Namespace, bus: EventBus, queue: TransferQueue
+) -> AsyncIterator[Sampler | None]:
+    """The sampler and its exporter when --push-gateway / PUSH_GATEWAY / --metrics-port ask."""
+    url = push_gateway_from_env(args.push_gateway)
+    if not url and args.metrics_port is None:
+        yield None
+        return
+    sampler = Sampler(bus, interval=1.0, pool=queue.pool)
+    exporter = MetricsExporter(
+        sampler,
+        push_gateway_url=url,
+        metrics_port=args.metrics_port,
+        on_warning=lambda text: print(f"sftp-s3-tui: warning: {text}", file=sys.stderr),
+    )
+    async with sampler, exporter:
+        yield sampler
 
 
 class ConsoleProgress:
@@ -111,18 +134,43 @@ class ConsoleProgress:
             progress.console.print(f"{mark} {name} {result.status.value}{extra}", highlight=False)
 
 
+def load_profile(name: str | None) -> Profile | None:
+    """The named saved profile (its secrets registered for redaction), or None."""
+    if not name:
+        return None
+    profile = ProfileStore().get(name)
+    return profile
+
+
 async def run_copy(args: argparse.Namespace) -> int:
-    sources, dest = split_copy_paths(args.paths)
-    s3 = s3_endpoint_for(args)
-    options = options_for(args)
+    profile = await asyncio.to_thread(load_profile, args.profile)
+    sftp_base = (
+        await asyncio.to_thread(profile.sftp_endpoint, password=os.environ.get("SFTP_PASSWORD"))
+        if profile
+        else None
+    )
+    sources, dest = split_copy_paths(
+        args.paths,
+        default_host=profile.sftp.host if profile else None,
+        default_dest=profile.default_destination() if profile else None,
+    )
+    s3 = s3_endpoint_for(args, await asyncio.to_thread(profile.s3_endpoint) if profile else None)
+    options = options_for(args, profile.transfer_options() if profile else None)
+    for secret in (sftp_base.password if sftp_base else None, s3.secret_access_key):
+        register_secret(secret)
     bus = EventBus()
     journal = None if args.no_resume else Journal(journal_dir())
     show = not (args.quiet or args.json) and sys.stderr.isatty()
     display = ConsoleProgress(bus, enabled=show)
-    async with TransferQueue(s3, options, bus=bus, journal=journal) as queue:
+    if not args.quiet:
+        bus.subscribe(NoticePrinter(display))
+    async with (
+        TransferQueue(s3, options, bus=bus, journal=journal) as queue,
+        metrics_for(args, bus, queue),
+    ):
         jobs = []
         for location in sources:
-            endpoint = sftp_endpoint_for(location, args)
+            endpoint = sftp_endpoint_for(location, args, sftp_base)
             jobs += await queue.expand(endpoint, location.path, dest)
         if len(sources) > 1 and not dest.is_prefix:
             raise UsageError(
@@ -157,6 +205,25 @@ async def run_copy(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     return EXIT_FAILED if failed else EXIT_OK
+
+
+class NoticePrinter:
+    """Prints notices (a resume, a restart, a raised part size) on stderr: news to the user."""
+
+    def __init__(self, display: ConsoleProgress) -> None:
+        self.display = display
+        self.keys: dict[int, str] = {}
+
+    def __call__(self, event: EngineEvent) -> None:
+        if isinstance(event, TransferQueued):
+            self.keys[event.transfer_id] = f"s3://{event.bucket}/{event.key}"
+        elif isinstance(event, TransferNotice):
+            where = self.keys.get(event.transfer_id, f"transfer {event.transfer_id}")
+            text = f"sftp-s3-tui: {where}: {event.message}"
+            if self.display.enabled:
+                self.display.progress.console.print(text, highlight=False)
+            else:
+                print(text, file=sys.stderr, flush=True)
 
 
 def parse_age(text: str) -> timedelta:

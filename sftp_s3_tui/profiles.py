@@ -23,7 +23,7 @@ import shlex
 import tomllib
 from collections.abc import Callable
 from contextlib import suppress
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import MISSING, dataclass, field, fields, replace
 from enum import StrEnum
 from pathlib import Path
 from secrets import token_hex
@@ -51,6 +51,7 @@ from .redaction import RedactingFilter, install_log_redaction, redact, register_
 
 __all__ = [
     "KEYRING_SERVICE",
+    "SECRET_FIELDS",
     "AwsProfile",
     "LoadResult",
     "Profile",
@@ -220,6 +221,8 @@ def _keyring_get(profile: str, field_id: str) -> str | None:
 
 def _keyring_delete(profile: str, field_id: str) -> None:
     """Remove a keyring entry if it exists; failures are logged, not raised."""
+    if not keyring_available():
+        return  # no keyring here, so no entry to remove
     try:
         keyring.delete_password(KEYRING_SERVICE, _keyring_user(profile, field_id))
     except keyring.errors.PasswordDeleteError:
@@ -231,6 +234,22 @@ def _keyring_delete(profile: str, field_id: str) -> None:
             _keyring_user(profile, field_id),
             type(exc).__name__,
         )
+
+
+def _check_keyring_entries(profile: Profile, known: set[str]) -> None:
+    """Refuse ``keyring:`` references that point at nothing (e.g. a profile saved under a
+    new name instead of renamed); fields in ``known`` were already stored that way."""
+    for field_id, secret in profile.secrets().items():
+        if secret is None or secret.kind is not SecretKind.KEYRING or field_id in known:
+            continue
+        if not keyring_available() or _keyring_get(profile.name, field_id) is None:
+            raise ConfigError(
+                f"Profile {profile.name!r} not saved: {SECRET_FIELDS[field_id]} is set to "
+                f"'keyring:' but the keyring has no entry "
+                f"{KEYRING_SERVICE} / {_keyring_user(profile.name, field_id)}",
+                "enter the secret so it can be stored, or use env:VARNAME "
+                "(use rename or duplicate to give a profile a new name)",
+            )
 
 
 def _resolve(secret: Secret | None, profile: str, field_id: str) -> str | None:
@@ -338,6 +357,44 @@ class Profile:
     sftp: SftpSettings
     s3: S3Settings = field(default_factory=S3Settings)
     transfer: TransferDefaults = field(default_factory=TransferDefaults)
+
+    def normalized(self) -> Profile:
+        """A copy with text fields stripped and blank ones back at their default (None),
+        as a form's empty inputs would be meant."""
+
+        def clean(settings: Any) -> Any:
+            changes: dict[str, Any] = {}
+            for f in fields(settings):
+                value = getattr(settings, f.name)
+                if type(value) is str:  # not the StrEnum choices
+                    value = value.strip()
+                    if not value and f.default is not MISSING:
+                        value = f.default
+                    changes[f.name] = value
+            return replace(settings, **changes)
+
+        return replace(
+            self,
+            name=self.name.strip(),
+            sftp=clean(self.sftp),
+            s3=clean(self.s3),
+            transfer=clean(self.transfer),
+        )
+
+    def describe(self) -> str:
+        """One line for lists: ``sftp://etl@host:2222/exports → s3://landing/in/``."""
+        destination = self.default_destination()
+        where = str(destination) if destination else self.s3.endpoint_url or "s3"
+        return f"{self.default_source()} → {where}"
+
+    def secrets_to_ask(self) -> list[str]:
+        """Secret fields the user must type when connecting (password auth, none stored).
+
+        An encrypted key without a stored passphrase is only found out when it is loaded.
+        """
+        if self.sftp.auth is SftpAuth.PASSWORD and self.sftp.password is None:
+            return ["sftp.password"]
+        return []
 
     def secrets(self) -> dict[str, Secret | None]:
         """Every secret field by id (``sftp.password`` …)."""
@@ -457,11 +514,10 @@ class Profile:
         return replace(base or TransferOptions(), **overrides)
 
     def default_source(self) -> SftpLocation:
-        """The SFTP folder to open first."""
+        """The SFTP folder to open first (port left out when it is 22)."""
         sftp = self.sftp
-        return SftpLocation(
-            host=sftp.host, path=sftp.remote_folder, port=sftp.port, username=sftp.user
-        )
+        port = sftp.port if sftp.port != 22 else None
+        return SftpLocation(host=sftp.host, path=sftp.remote_folder, port=port, username=sftp.user)
 
     def default_destination(self) -> S3Location | None:
         """The bucket and prefix to land files in, if the profile names a bucket."""
@@ -643,7 +699,7 @@ def _profile_from_table(name: str, table: object) -> tuple[Profile | None, list[
             sections[section] = cls(**values)
     if problems:
         return None, problems
-    profile = Profile(name=name, **sections)
+    profile = Profile(name=name, **sections).normalized()
     problems = [(f, m) for f, m in profile.validate() if f != "name"]
     return (None, problems) if problems else (profile, [])
 
@@ -656,8 +712,8 @@ def _profile_to_table(profile: Profile) -> dict[str, Any]:
         settings = getattr(profile, section)
         for f in fields(settings):
             value = getattr(settings, f.name)
-            if value is None:
-                continue
+            if value is None or value == f.default:
+                continue  # unset or default: the file shows only what was chosen
             if isinstance(value, Secret):
                 value = value.reference
             elif isinstance(value, StrEnum):
@@ -709,7 +765,7 @@ def _locate(text: str, target: list[str]) -> int | None:
         header = _TABLE_HEADER.match(stripped)
         if header:
             table = _key_path(header.group(1)) or []
-            if table == target:
+            if table[: len(target)] == target:
                 return number
             if table and table == target[: len(table)]:
                 fallback = number
@@ -723,8 +779,8 @@ def _locate(text: str, target: list[str]) -> int | None:
     return fallback
 
 
-def _salvage(text: str) -> dict[str, Any]:
-    """Profile tables from a file that is not valid TOML as a whole.
+def _salvage(text: str) -> tuple[dict[str, Any], list[str]]:
+    """Profile tables from a file that is not valid TOML as a whole, and the names skipped.
 
     Each profile's lines (from its ``[profiles.NAME…]`` headers to the next profile's) are
     parsed alone, so one broken profile does not hide the others.
@@ -739,15 +795,13 @@ def _salvage(text: str) -> dict[str, Any]:
         if current is not None:
             blocks.setdefault(current, []).append(line)
     tables: dict[str, Any] = {}
+    skipped: list[str] = []
     for name, lines in blocks.items():
         try:
-            document = tomllib.loads("\n".join(lines))
-        except tomllib.TOMLDecodeError:
-            continue
-        table = document.get("profiles", {}).get(name)
-        if table is not None:
-            tables[name] = table
-    return tables
+            tables[name] = tomllib.loads("\n".join(lines))["profiles"][name]
+        except (tomllib.TOMLDecodeError, KeyError, TypeError):
+            skipped.append(name)
+    return tables, skipped
 
 
 # ---------------------------------------------------------------------------------------------
@@ -817,12 +871,14 @@ class ProfileStore:
         self.path = Path(path).expanduser() if path is not None else paths.profiles_file()
         self.profiles: dict[str, Profile] = {}
         self.problems: list[ProfileError] = []
+        self._loaded = False
 
     def load(self) -> LoadResult:
         """Read the file: usable profiles and a list of problems (never raises for content)."""
         state = self._read()
         self.profiles = state.profiles
         self.problems = ([state.fatal] if state.fatal else []) + state.problems
+        self._loaded = True
         log.debug(
             "Loaded %d profiles (%d problems) from %s",
             len(self.profiles),
@@ -832,7 +888,9 @@ class ProfileStore:
         return LoadResult(dict(self.profiles), list(self.problems))
 
     def get(self, name: str) -> Profile:
-        """A usable profile by name (as of the last :meth:`load`)."""
+        """A usable profile by name (as of the last :meth:`load`, which runs if none has)."""
+        if not self._loaded:
+            self.load()
         if name in self.profiles:
             return self.profiles[name]
         found = [p for p in self.problems if p.profile == name]
@@ -847,6 +905,7 @@ class ProfileStore:
         :class:`ConfigError` when the profile is invalid, the file cannot be parsed, the name
         is taken (``overwrite=False``), or a literal secret cannot go to a keyring.
         """
+        profile = profile.normalized()
         problems = profile.validate()
         if problems:
             detail = "; ".join(f"{f}: {m}" for f, m in problems)
@@ -856,22 +915,33 @@ class ProfileStore:
             raise ConfigError(
                 f"A profile named {profile.name!r} already exists", "choose another name"
             )
-        stored = profile
         literals = {
             field_id: secret.value or ""
             for field_id, secret in profile.secrets().items()
             if secret is not None and secret.kind is SecretKind.LITERAL
         }
+        stored = profile
+        for field_id in literals:
+            stored = stored.with_secret(field_id, Secret.in_keyring())
+        table = _profile_to_table(stored)
+        reloaded, problems = _profile_from_table(stored.name, table)
+        if reloaded != stored:  # whatever is saved must load back the same
+            detail = "; ".join(f"{f}: {m}" for f, m in problems) or "it would not load back"
+            raise ConfigError(f"Profile {profile.name!r} not saved: {detail}", "correct it")
+        old_keyring = _keyring_fields(state.tables.get(profile.name))
+        _check_keyring_entries(stored, set(old_keyring) | set(literals))
         if literals and not keyring_available():
             raise _no_keyring(profile.name, next(iter(literals)))
-        for field_id, value in literals.items():
-            _keyring_set(profile.name, field_id, value)
-            stored = stored.with_secret(field_id, Secret.in_keyring())
-        old_keyring = _keyring_fields(state.tables.get(profile.name))
-        tables = dict(state.tables)
-        tables[profile.name] = _profile_to_table(stored)
-        self._write(state, tables)
-        for field_id in set(old_keyring) - set(_keyring_fields(tables[profile.name])):
+        try:
+            for field_id, value in literals.items():
+                _keyring_set(profile.name, field_id, value)
+            self._write(state, {**state.tables, profile.name: table})
+        except BaseException:
+            # New entries would be orphans; a replaced entry stays (the old value is gone).
+            for field_id in set(literals) - set(old_keyring):
+                _keyring_delete(profile.name, field_id)
+            raise
+        for field_id in set(old_keyring) - set(_keyring_fields(table)):
             _keyring_delete(profile.name, field_id)
         log.info("Saved profile %r to %s", profile.name, self.path)
         return stored
@@ -911,17 +981,17 @@ class ProfileStore:
             raise ConfigError(f"A profile named {new_name!r} already exists", "choose another")
         table = state.tables[name]
         in_keyring = _keyring_fields(table)
-        copied: list[str] = []
-        for field_id in in_keyring:
-            value = _keyring_get(name, field_id) if keyring_available() else None
-            if value is None:
-                continue  # nothing to carry over; resolving will say the entry is missing
-            register_secret(value)
-            _keyring_set(new_name, field_id, value)
-            copied.append(field_id)
         tables = {(new_name if key == name and move else key): t for key, t in state.tables.items()}
         tables[new_name] = table
+        copied: list[str] = []
         try:
+            for field_id in in_keyring:
+                value = _keyring_get(name, field_id) if keyring_available() else None
+                if value is None:
+                    continue  # nothing to carry over; resolving will say the entry is missing
+                register_secret(value)
+                _keyring_set(new_name, field_id, value)
+                copied.append(field_id)
             self._write(state, tables)
         except BaseException:
             for field_id in copied:
@@ -961,15 +1031,27 @@ class ProfileStore:
             document = tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:
             message = str(exc)
+            line: int | None = getattr(exc, "lineno", None)  # Python 3.14+
+            column: int | None = getattr(exc, "colno", None)
             position = _TOML_POSITION.search(message)
-            line = column = None
             if position:
                 line, column = int(position.group(1)), int(position.group(2))
                 message = message[: position.start()]
             state.fatal = ProfileError(
                 f"not valid TOML: {message}", _FIX_HINT, path=self.path, line=line, column=column
             )
-            self._check_profiles(state, text, _salvage(text))
+            salvaged, skipped = _salvage(text)
+            self._check_profiles(state, text, salvaged)
+            for name in skipped:
+                state.problems.append(
+                    ProfileError(
+                        "skipped until the file is valid TOML again",
+                        _FIX_HINT,
+                        path=self.path,
+                        line=_locate(text, ["profiles", name]),
+                        profile=name,
+                    )
+                )
             return state
         version = document.get("version", FORMAT_VERSION)
         if version != FORMAT_VERSION:

@@ -1,7 +1,22 @@
 """Shared fixtures: an isolated environment and the real servers every test can use.
 
-Servers that are processes or threads (sshd, moto, push gateway) are session-scoped; the
-embedded asyncssh server lives on the test's own event loop, so it is function-scoped.
+Servers that are processes (sshd, moto, push gateway) are session-scoped; the embedded asyncssh
+server lives on the test's own event loop, so it is function-scoped.
+
+SFTP (each an ``SftpServerInfo``: ``.endpoint(auth)``, ``.write_file()``, ``.remote_path()``)
+  sshd            session   real OpenSSH, shared ``root``
+  openssh_sftp    function  the same sshd, ``root`` narrowed to a fresh per-test folder
+  embedded_sftp   function  ``EmbeddedSftpServer`` chrooted at ``root`` (``.server.bytes_read``)
+  sftp_server     function  parametrized over both: ``[openssh]`` and ``[asyncssh]``
+S3
+  moto_server     session   ``EmbeddedS3Server`` (moto in a child process)
+  s3_endpoint     function  ``S3Endpoint`` for it;  s3: a sync boto3 client
+  bucket          function  a fresh bucket name, emptied and deleted afterwards
+Metrics
+  pushgateway     session   URL of a real push gateway;  pushgateway_server: its ``PushGateway``
+  fresh_pushgateway function  the ``PushGateway``, wiped first
+
+A missing sshd or push gateway skips, or fails with ``SFTP_S3_REQUIRE_INTEROP=1``.
 """
 
 from __future__ import annotations
@@ -68,15 +83,30 @@ def isolated_environment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[P
         yield home
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    """Attach the sshd log's tail to failing tests that used the real sshd."""
+    report = yield
+    if report.failed:
+        for value in getattr(item, "funcargs", {}).values():
+            if isinstance(value, SftpServerInfo) and value.log_file is not None:
+                report.sections.append((f"{value.kind} server log (tail)", value.log_tail()))
+                break
+    return report
+
+
 # ---------------------------------------------------------------------------------- SFTP
 
 
 @pytest.fixture(scope="session")
-def sshd() -> Iterator[SftpServerInfo]:
+def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SftpServerInfo]:
     """A real OpenSSH sshd on loopback: key login as the current user, password login as
-    ``sftps3test`` (root only). Put files under ``sshd.root`` (``write_file``)."""
+    ``sftps3test`` (root only). Put files under ``sshd.root`` (``write_file``).
+
+    Its log stays in pytest's temp dir and is attached to the report of a failing test.
+    """
     base = sshd_base_dir()
-    server = OpenSshServer(base)
+    server = OpenSshServer(base, log_file=tmp_path_factory.mktemp("sshd") / "sshd.log")
     try:
         yield server.start()
     finally:
@@ -170,8 +200,14 @@ def pushgateway_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pus
         gateway.stop()
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def pushgateway(pushgateway_server: PushGateway) -> str:
-    """The push gateway's URL (``http://127.0.0.1:PORT``), wiped before the test."""
-    pushgateway_server.wipe()
+    """The session's push gateway URL, ``http://127.0.0.1:PORT`` (use a unique job name)."""
     return pushgateway_server.url
+
+
+@pytest.fixture
+def fresh_pushgateway(pushgateway_server: PushGateway) -> PushGateway:
+    """The session's push gateway with every pushed group wiped before the test."""
+    pushgateway_server.wipe()
+    return pushgateway_server

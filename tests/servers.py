@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import getpass
 import hashlib
+import json
 import os
 import shutil
 import socket
@@ -29,6 +30,7 @@ import pytest
 from sftp_s3_tui.demo import (
     LOOPBACK,
     EmbeddedSftpServer,
+    die_with_parent,
     free_port,
     known_hosts_entry,
     openssh_public_key,
@@ -181,15 +183,22 @@ class SftpServerInfo:
             blocks = pattern_blocks(size, seed)
         else:
             raise ValueError("give data or size")
-        write_blocks(path, blocks, mtime=mtime)
+        digest = hashlib.sha256()
+        write_blocks(path, _hashing(blocks, digest), mtime=mtime)
         _make_readable(path, self.root)
-        return RemoteFile(path, self.remote_path(relative), path.stat().st_size, sha256_file(path))
+        return RemoteFile(path, self.remote_path(relative), path.stat().st_size, digest.hexdigest())
 
     def log_tail(self, lines: int = 50) -> str:
         """The end of the server's log (sshd only), for failure messages."""
         if self.log_file is None or not self.log_file.exists():
             return ""
         return "\n".join(self.log_file.read_text(errors="replace").splitlines()[-lines:])
+
+
+def _hashing(blocks: Iterable[bytes], digest: Any) -> Iterable[bytes]:
+    for block in blocks:
+        digest.update(block)
+        yield block
 
 
 def _make_readable(path: Path, root: Path) -> None:
@@ -265,13 +274,16 @@ def ensure_password_user() -> bool:
     """Create (idempotently) the password-login system user; False when not root."""
     if os.geteuid() != 0 or shutil.which("useradd") is None or shutil.which("chpasswd") is None:
         return False
-    exists = subprocess.run(["id", PASSWORD_USER], capture_output=True).returncode == 0
-    if not exists:
-        subprocess.run(
-            ["useradd", "--create-home", "--shell", "/bin/sh", PASSWORD_USER],
-            check=True,
-            capture_output=True,
+
+    def exists() -> bool:
+        return subprocess.run(["id", PASSWORD_USER], capture_output=True).returncode == 0
+
+    if not exists():
+        created = subprocess.run(
+            ["useradd", "--create-home", "--shell", "/bin/sh", PASSWORD_USER], capture_output=True
         )
+        if created.returncode != 0 and not exists():  # another test session may have won
+            raise RuntimeError(f"useradd {PASSWORD_USER} failed: {created.stderr.decode()}")
     subprocess.run(
         ["chpasswd"],
         input=f"{PASSWORD_USER}:{PASSWORD}\n".encode(),
@@ -331,8 +343,9 @@ async def read_back(
 class OpenSshServer:
     """A real ``sshd -D -e`` on loopback with its own config, keys and known_hosts."""
 
-    def __init__(self, base: Path) -> None:
+    def __init__(self, base: Path, log_file: Path | None = None) -> None:
         self.base = base
+        self.log_file = log_file or base / "sshd.log"
         self.process: subprocess.Popen[bytes] | None = None
         self.info: SftpServerInfo | None = None
 
@@ -362,7 +375,7 @@ class OpenSshServer:
         authorized_keys.chmod(0o644)
 
         password_ok = ensure_password_user()
-        log_file = base / "sshd.log"
+        log_file = self.log_file
         config = base / "sshd_config"
         for _attempt in range(3):
             port = free_port()
@@ -382,6 +395,7 @@ class OpenSshServer:
                 stdout=log,
                 stderr=log,
                 env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8"},
+                preexec_fn=die_with_parent,
             )
             log.close()
             try:
@@ -462,11 +476,22 @@ class PushGateway:
         with urllib.request.urlopen(f"{self.url}/metrics", timeout=5) as response:
             return str(response.read().decode())
 
+    def groups(self) -> list[dict[str, Any]]:
+        """The pushed metric groups (``/api/v1/metrics``)."""
+        with urllib.request.urlopen(f"{self.url}/api/v1/metrics", timeout=5) as response:
+            data = json.load(response).get("data") or []
+            return list(data)
+
     def wipe(self) -> None:
-        """Delete every pushed group."""
+        """Delete every pushed group (the gateway queues a wipe: wait until it is done)."""
         request = urllib.request.Request(f"{self.url}/api/v1/admin/wipe", method="PUT")
         with urllib.request.urlopen(request, timeout=5):
             pass
+        deadline = time.monotonic() + 5
+        while self.groups():
+            if time.monotonic() > deadline:
+                raise TimeoutError("push gateway still has metric groups after a wipe")
+            time.sleep(0.02)
 
     def stop(self) -> None:
         self.process.terminate()
@@ -496,6 +521,7 @@ def start_pushgateway(base: Path) -> PushGateway:
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=log,
+                preexec_fn=die_with_parent,
             )
         gateway = PushGateway(url, process, log_file)
         deadline = time.monotonic() + STARTUP_TIMEOUT_SECONDS

@@ -29,7 +29,6 @@ from sftp_s3_tui.metrics import (
     SnapshotMetrics,
     push_gateway_from_env,
 )
-from tests.metrics_fixtures import pushgateway_url  # noqa: F401  (a pytest fixture)
 
 MiB = 1024 * 1024
 
@@ -387,12 +386,12 @@ def _gateway_value(url: str, name: str, instance: str) -> float | None:
 async def test_exporter_pushes_to_a_real_gateway_and_serves_metrics(
     bus,
     engine,
-    pushgateway_url,  # noqa: F811
+    pushgateway: str,
 ):
     sampler = Sampler(bus, interval=0.05)
     exporter = MetricsExporter(
         sampler,
-        push_gateway_url=pushgateway_url,
+        push_gateway_url=pushgateway,
         push_interval=0.1,
         metrics_port=0,
         instance="test-push",
@@ -415,9 +414,9 @@ async def test_exporter_pushes_to_a_real_gateway_and_serves_metrics(
             await asyncio.sleep(0.05)
         assert exporter.pushes_ok >= 1
     # stop() pushed the final numbers once more.
-    pushed = _gateway_value(pushgateway_url, "sftp_s3_bytes_transferred_total", "test-push")
+    pushed = _gateway_value(pushgateway, "sftp_s3_bytes_transferred_total", "test-push")
     assert pushed == fed
-    assert _gateway_value(pushgateway_url, "sftp_s3_parts_completed_total", "test-push") == 3
+    assert _gateway_value(pushgateway, "sftp_s3_parts_completed_total", "test-push") == 3
     assert exporter.pushes_failed == 0
     assert exporter.metrics_port is None  # the /metrics server was shut down
 
@@ -451,3 +450,32 @@ def test_push_gateway_address_comes_from_the_option_or_the_environment():
     assert push_gateway_from_env("gw:9091", env) == "gw:9091"
     assert push_gateway_from_env(None, {}) is None
     assert push_gateway_from_env(None, {"PUSH_GATEWAY": ""}) is None
+
+
+def test_a_late_sampler_still_counts_transfers_it_never_saw_queued(bus, engine, clock):
+    engine.queue(1, 2 * MiB)  # before the sampler exists
+    sampler = Sampler(bus, clock=clock)
+    engine.part(1, 1, PartState.READING, MiB)  # a part of an unknown transfer: totals only
+    engine.part(1, 1, PartState.UPLOADING, MiB, seconds=0.1)
+    engine.part(1, 1, PartState.DONE, MiB, seconds=0.2)
+    engine.start(2, MiB, MiB)  # started but never seen queued: listed from here on
+    engine.move_part(2, 1, MiB, 0.1, 0.2)
+    engine.finish(1, TransferState.DONE, 2 * MiB)
+    engine.finish(2, TransferState.DONE, MiB)
+    snapshot = sampler.sample_now()
+    assert snapshot.bytes_transferred == 2 * MiB and snapshot.parts_done == 2
+    assert snapshot.files_done == 2  # StateChanged then Finished: one file each
+    assert snapshot.parts_in_flight == 0
+    second = snapshot.transfer(2)
+    assert second is not None and second.bytes_done == MiB and second.parts_total == 1
+    assert snapshot.transfer(99) is None
+
+
+async def test_exporter_stop_takes_a_final_sample(bus, engine):
+    sampler = Sampler(bus)
+    exporter = MetricsExporter(sampler)
+    async with exporter:
+        engine.move_part(1, 1, 4321, 0.1, 0.2)
+    value = exporter.registry.get_sample_value("sftp_s3_bytes_transferred_total")
+    assert value == 4321
+    assert sampler.latest.bytes_transferred == 4321

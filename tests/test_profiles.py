@@ -6,6 +6,7 @@ import logging
 import os
 import stat
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import keyring
@@ -75,8 +76,10 @@ def isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 @pytest.fixture(autouse=True)
-def restore_keyring() -> Iterator[None]:
+def no_keyring() -> Iterator[None]:
+    """No keyring unless a test asks for one: a developer's desktop keyring is never touched."""
     original = keyring.get_keyring()
+    keyring.set_keyring(keyring.backends.fail.Keyring())
     yield
     keyring.set_keyring(original)
 
@@ -86,11 +89,6 @@ def memory_keyring() -> MemoryKeyring:
     backend = MemoryKeyring()
     keyring.set_keyring(backend)
     return backend
-
-
-@pytest.fixture
-def no_keyring() -> None:
-    keyring.set_keyring(keyring.backends.fail.Keyring())
 
 
 def full_profile(name: str = "partner drop") -> Profile:
@@ -195,9 +193,10 @@ def test_hand_written_sizes_and_minimal_profile_load() -> None:
     assert loaded["min"].sftp.auth is SftpAuth.AGENT
 
 
-def test_file_is_0600_and_directory_0700_whatever_the_umask() -> None:
+@pytest.mark.parametrize("umask", [0o000, 0o022, 0o277])
+def test_file_is_0600_and_directory_0700_whatever_the_umask(umask: int) -> None:
     store = ProfileStore()
-    old_umask = os.umask(0)
+    old_umask = os.umask(umask)
     try:
         store.save(full_profile())
     finally:
@@ -212,6 +211,23 @@ def test_a_loose_file_mode_is_tightened_on_save() -> None:
     store.path.chmod(0o644)
     store.save(full_profile("second"))
     assert stat.S_IMODE(store.path.stat().st_mode) == 0o600
+
+
+def test_blank_form_fields_are_saved_as_unset() -> None:
+    typed = Profile(
+        name=" nightly ",
+        sftp=SftpSettings(host=" sftp.example ", user="", key_file="", remote_folder=""),
+        s3=S3Settings(region=" ", bucket="landing", prefix=""),
+    )
+    stored = ProfileStore().save(typed)
+    expected = Profile(
+        name="nightly",
+        sftp=SftpSettings(host="sftp.example"),
+        s3=S3Settings(bucket="landing"),
+    )
+    assert stored == expected
+    assert ProfileStore().load().profiles == {"nightly": expected}
+    assert expected.describe() == "sftp://sftp.example/ → s3://landing/"
 
 
 def test_existing_name_is_refused_when_not_overwriting() -> None:
@@ -251,6 +267,7 @@ def test_literal_secrets_go_to_the_keyring_never_to_the_file_or_logs(
         assert secret not in caplog.text
         assert all(secret not in r.getMessage() for r in caplog.records)
         assert secret not in repr(stored) + repr(sftp) + repr(s3)
+    assert "Saved profile 'ops'" in caplog.text  # the logs were captured, and are clean
     assert stored.sftp.password == Secret.in_keyring()
     assert b'password = "keyring:"' in raw
     assert memory_keyring.entries == {
@@ -261,9 +278,7 @@ def test_literal_secrets_go_to_the_keyring_never_to_the_file_or_logs(
     assert s3.secret_access_key == S3_SECRET
 
 
-def test_without_a_keyring_a_literal_secret_is_refused_and_the_file_kept(
-    no_keyring: None, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_without_a_keyring_a_literal_secret_is_refused_and_the_file_kept() -> None:
     store = ProfileStore()
     store.save(full_profile())
     before = store.path.read_bytes()
@@ -318,6 +333,16 @@ def test_a_missing_keyring_entry_is_a_clear_error(memory_keyring: MemoryKeyring)
     with pytest.raises(ConfigError, match=r"ops/sftp\.password is missing"):
         profile.sftp_endpoint()
     assert profile.sftp_endpoint(password="typed at a prompt").password == "typed at a prompt"
+
+
+def test_a_keyring_reference_without_an_entry_is_not_saved(memory_keyring: MemoryKeyring) -> None:
+    store = ProfileStore()
+    store.save(password_profile("ops"))
+    copied_by_hand = store.get("ops")  # references keyring entries stored under "ops"
+    with pytest.raises(ConfigError, match="use rename or duplicate"):
+        store.save(replace(copied_by_hand, name="ops-copy"))
+    assert set(store.load().profiles) == {"ops"}
+    store.save(copied_by_hand)  # unchanged references of the same profile are fine
 
 
 def test_a_secret_pasted_into_the_file_is_refused_without_being_echoed(
@@ -402,7 +427,8 @@ def test_bad_toml_names_the_line_keeps_other_profiles_and_is_never_overwritten()
     loaded, problems = store.load()
 
     assert set(loaded) == {"first", "last"}
-    assert problems[0].line == 8
+    assert [(p.profile, p.line) for p in problems] == [(None, 8), ("broken", 6)]
+    assert "skipped until the file is valid TOML" in str(problems[1])
     assert "line 8" in str(problems[0]) and "not valid TOML" in str(problems[0])
     for change in (
         lambda: store.save(full_profile()),
@@ -423,6 +449,7 @@ def test_a_wrong_typed_field_is_located_and_the_profile_kept_as_written() -> Non
     loaded, problems = store.load()
 
     assert set(loaded) == {"first", "last"}
+    assert ProfileStore().get("last").sftp.user == "etl"  # get() loads when needed
     [problem] = problems
     assert (problem.profile, problem.field, problem.line) == ("broken", "sftp.port", 8)
     assert "line 8, profile 'broken', sftp.port: must be an integer from 1 to 65535" in str(problem)
@@ -545,6 +572,13 @@ def test_a_profile_becomes_engine_endpoints_and_options(
     assert profile.default_destination() == S3Location("landing", "partner/2026-11/")
 
 
+def test_a_password_profile_without_a_stored_password_asks_for_it() -> None:
+    profile = Profile(name="p", sftp=SftpSettings(host="h", auth=SftpAuth.PASSWORD))
+    assert profile.secrets_to_ask() == ["sftp.password"]
+    assert profile.sftp_endpoint(password="typed").password == "typed"
+    assert password_profile().secrets_to_ask() == []
+
+
 def test_an_agent_profile_offers_no_key_or_password() -> None:
     profile = Profile(name="a", sftp=SftpSettings(host="h"))
     sftp = profile.sftp_endpoint()
@@ -615,6 +649,18 @@ def test_ssh_config_import(tmp_path: Path, isolated_home: Path) -> None:
     assert profile.sftp.auth is SftpAuth.KEY
     assert profile.validate() == []
     assert profile.sftp_endpoint().identity_files == (str(isolated_home / ".ssh" / "id_partner"),)
+
+
+def test_ssh_config_import_follows_include(isolated_home: Path) -> None:
+    ssh = isolated_home / ".ssh"
+    (ssh / "config.d").mkdir(parents=True)
+    (ssh / "config").write_text("Include config.d/*\n\nHost main\n    User me\n")
+    (ssh / "config.d" / "partners").write_text("Host drop\n    HostName drop.example\n")
+
+    hosts = import_ssh_config()
+
+    assert [(h.alias, h.hostname) for h in hosts] == [("drop", "drop.example"), ("main", "main")]
+    assert hosts[1].to_profile().sftp.auth is SftpAuth.AGENT
 
 
 def test_ssh_config_import_without_a_file_is_empty(tmp_path: Path) -> None:

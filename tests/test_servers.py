@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
+import os
 import socket
 import urllib.request
 from pathlib import Path
 from typing import Any
 
 import asyncssh
+import psutil
 import pytest
 from prometheus_client import CollectorRegistry, Counter, push_to_gateway
 
-from sftp_s3_tui.demo import DemoEnvironment, EmbeddedS3Server, make_sample_tree
+from sftp_s3_tui.demo import DemoEnvironment, EmbeddedS3Server, make_sample_tree, sample_files
 from sftp_s3_tui.engine.config import S3Endpoint, SftpEndpoint
-from tests.servers import SftpServerInfo, read_back
+from tests.servers import PushGateway, SftpServerInfo, read_back, sha256_file
 
 
 def port_is_open(host: str, port: int) -> bool:
@@ -25,7 +29,8 @@ def port_is_open(host: str, port: int) -> bool:
 
 async def test_sshd_key_login_reads_file_with_host_key_checked(sshd: SftpServerInfo) -> None:
     file = sshd.write_file("key/data.bin", size=3 * 1024 * 1024 + 17, seed=1)
-    assert await read_back(sshd, file.remote_path, "key") == file.read_bytes()
+    data = await read_back(sshd, file.remote_path, "key")
+    assert hashlib.sha256(data).hexdigest() == file.sha256 == sha256_file(file.local_path)
 
 
 async def test_sshd_password_login_reads_file(openssh_sftp: SftpServerInfo) -> None:
@@ -103,35 +108,74 @@ def test_moto_put_and_get(s3: Any, bucket: str, s3_endpoint: S3Endpoint) -> None
     assert s3.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
 
 
-def test_moto_keeps_parts_in_memory(moto_server: EmbeddedS3Server, s3: Any, bucket: str) -> None:
-    """Multipart parts above moto's default 5 MiB spool size still complete correctly."""
-    upload = s3.create_multipart_upload(Bucket=bucket, Key="big.bin")
-    part = b"x" * (6 * 1024 * 1024)
-    etag = s3.upload_part(
-        Bucket=bucket, Key="big.bin", UploadId=upload["UploadId"], PartNumber=1, Body=part
-    )["ETag"]
+def _upload_two_part_object(s3: Any, bucket: str, key: str) -> int:
+    """A 6 MiB + 1 KiB multipart object: both parts above moto's default 5 MiB spool size."""
+    upload = s3.create_multipart_upload(Bucket=bucket, Key=key)
+    parts = [b"a" * (6 * 1024 * 1024), b"b" * 1024]
+    etags = [
+        s3.upload_part(
+            Bucket=bucket, Key=key, UploadId=upload["UploadId"], PartNumber=n, Body=body
+        )["ETag"]
+        for n, body in enumerate(parts, start=1)
+    ]
     s3.complete_multipart_upload(
         Bucket=bucket,
-        Key="big.bin",
+        Key=key,
         UploadId=upload["UploadId"],
-        MultipartUpload={"Parts": [{"ETag": etag, "PartNumber": 1}]},
+        MultipartUpload={"Parts": [{"ETag": e, "PartNumber": n} for n, e in enumerate(etags, 1)]},
     )
-    assert s3.head_object(Bucket=bucket, Key="big.bin")["ContentLength"] == len(part)
-    # moto internals: the object's SpooledTemporaryFile never rolled over to a disk file.
-    from moto.s3.models import s3_backends
-
-    key = s3_backends["123456789012"]["global"].buckets[bucket].keys["big.bin"]
-    assert key._value_buffer._rolled is False
+    return sum(map(len, parts))
 
 
-def test_pushgateway_accepts_a_push(pushgateway: str) -> None:
+def test_moto_process_writes_nothing_to_disk(
+    moto_server: EmbeddedS3Server, s3: Any, bucket: str
+) -> None:
+    assert moto_server.pid != os.getpid()
+    moto = psutil.Process(moto_server.pid)
+    written_before = moto.io_counters().write_bytes
+    size = _upload_two_part_object(s3, bucket, "big.bin")
+    assert s3.head_object(Bucket=bucket, Key="big.bin")["ContentLength"] == size
+    assert moto.io_counters().write_bytes == written_before
+
+
+def test_in_process_moto_keeps_objects_in_memory() -> None:
+    with EmbeddedS3Server(in_process=True) as server:
+        port = server.port
+        server.create_bucket("in-process-memory")
+        try:
+            _upload_two_part_object(server.client(), "in-process-memory", "big.bin")
+            from moto.s3.models import s3_backends
+
+            bucket = s3_backends["123456789012"]["global"].buckets["in-process-memory"]
+            assert bucket.keys["big.bin"]._value_buffer._rolled is False  # no temp file
+        finally:
+            server.delete_bucket("in-process-memory")
+    assert not port_is_open(server.host, port)
+
+
+def test_pushgateway_accepts_a_push(fresh_pushgateway: PushGateway, pushgateway: str) -> None:
+    assert fresh_pushgateway.url == pushgateway
     registry = CollectorRegistry()
     counter = Counter("sftp_s3_test_pushes", "A test counter.", registry=registry)
     counter.inc(3)
-    push_to_gateway(pushgateway.removeprefix("http://"), job="sftp-s3-test", registry=registry)
+    push_to_gateway(pushgateway, job="sftp-s3-test", registry=registry)
     with urllib.request.urlopen(f"{pushgateway}/metrics", timeout=5) as response:
         text = response.read().decode()
     assert 'sftp_s3_test_pushes_total{instance="",job="sftp-s3-test"} 3' in text
+    fresh_pushgateway.wipe()
+    assert "sftp_s3_test_pushes_total" not in fresh_pushgateway.metrics_text()
+
+
+def test_environment_is_isolated_from_the_user(isolated_environment: Path) -> None:
+    import keyring
+    from keyring.backends.fail import Keyring as FailKeyring
+
+    assert Path.home() == isolated_environment
+    assert os.environ["XDG_CONFIG_HOME"].startswith(str(isolated_environment))
+    assert os.environ["AWS_ACCESS_KEY_ID"] == "testing"
+    assert "AWS_PROFILE" not in os.environ and "SSH_AUTH_SOCK" not in os.environ
+    assert not Path(os.environ["AWS_SHARED_CREDENTIALS_FILE"]).exists()
+    assert isinstance(keyring.get_keyring(), FailKeyring)
 
 
 def test_sample_tree_is_deterministic(tmp_path: Path) -> None:
@@ -142,10 +186,18 @@ def test_sample_tree_is_deterministic(tmp_path: Path) -> None:
         assert a.read_bytes() == b.read_bytes()
         assert a.stat().st_mtime == b.stat().st_mtime
     assert (tmp_path / "a/exports/orders 2026-11.csv").read_bytes().startswith(b"id,customer,")
+    for spec in sample_files(large=False):
+        assert (tmp_path / "a" / spec.path).stat().st_size == spec.size
+        if spec.kind == "json":
+            json.loads((tmp_path / "a" / spec.path).read_text())
 
 
 async def test_demo_environment_serves_tree_and_buckets_then_stops() -> None:
+    me = psutil.Process()
+    written_before = me.io_counters().write_bytes
     async with DemoEnvironment(large=False) as env:
+        # The sample tree (~20 MB here) is written by a detached process: not on our counters.
+        assert me.io_counters().write_bytes - written_before < 1024 * 1024
         host, port, endpoint_url = env.host, env.port, env.endpoint_url
         sftp_endpoint = env.sftp_endpoint
         async with (
@@ -165,6 +217,19 @@ async def test_demo_environment_serves_tree_and_buckets_then_stops() -> None:
             exports = set(await sftp.listdir("/exports"))
             assert {"orders 2026-11.csv", "ünïcode name.parquet", "logs"} <= exports
             assert len(await sftp.listdir("/partners/acme/in")) >= 202
+        async with asyncssh.connect(
+            env.host,
+            env.port,
+            username=env.username,
+            client_keys=[str(env.identity_file)],
+            known_hosts=str(env.known_hosts),
+            agent_path=None,
+            config=None,
+        ) as conn:
+            with pytest.raises(asyncssh.ChannelOpenError):  # SFTP only, no shell
+                await conn.run("true")
+            async with conn.start_sftp_client() as sftp:
+                assert await sftp.getsize("/exports/ünïcode name.parquet") == 3 * 1024 * 1024 + 123
 
         s3 = env.s3.client() if env.s3 else None
         assert s3 is not None and env.s3_endpoint.endpoint_url == endpoint_url
@@ -174,6 +239,12 @@ async def test_demo_environment_serves_tree_and_buckets_then_stops() -> None:
         ]
         assert "2026-10/orders 2026-10.csv" in keys
         tmp_dir = env.tmp_dir
-    assert not port_is_open(host, port)
+        known_hosts = tmp_dir.parent / f"{tmp_dir.name}-known_hosts"
+        known_hosts.write_text(env.known_hosts.read_text())
+    with pytest.raises((OSError, asyncssh.Error)):  # nothing of ours answers any more
+        await asyncssh.connect(
+            host, port, known_hosts=str(known_hosts), username="demo", password="demo"
+        )
     assert not port_is_open("127.0.0.1", int(endpoint_url.rsplit(":", 1)[1]))
     assert not tmp_dir.exists()
+    known_hosts.unlink()

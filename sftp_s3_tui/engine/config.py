@@ -41,13 +41,15 @@ class SftpEndpoint:
     username: str | None = None
     password: str | None = field(default=None, repr=False)
     identity_files: tuple[str, ...] = ()
+    #: Private keys as text (OpenSSH/PEM), for keys kept in a secret store rather than a file.
+    private_keys: tuple[str, ...] = field(default=(), repr=False)
     passphrase: str | None = field(default=None, repr=False)
     use_agent: bool = True
     known_hosts: str | None = None
     host_key_policy: HostKeyPolicy = HostKeyPolicy.STRICT
     trusted_host_keys: tuple[str, ...] = ()
     connect_timeout_seconds: float = 15.0
-    request_timeout_seconds: float = 60.0
+    request_timeout_seconds: float = 60.0  # no answer for this long: the server stalled
     keepalive_seconds: float = 15.0
 
     @property

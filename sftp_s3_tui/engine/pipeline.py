@@ -7,7 +7,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
 import asyncssh
@@ -16,7 +16,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from .buffers import BufferPool
 from .config import MAX_PART_SIZE, ConflictPolicy, TransferOptions
 from .digest import StreamDigest, b64, crc64nvme
-from .errors import SourceChanged, TransferError, VerificationFailed
+from .errors import SourceChanged, TransferError, UsageError, VerificationFailed
 from .events import (
     EventBus,
     PartChanged,
@@ -144,8 +144,7 @@ class _Source:
         file = await self.file()
         timeout = self.job.endpoint.request_timeout_seconds
         try:
-            async with asyncio.timeout(timeout):
-                count = await read_into(file, offset, view)
+            count = await read_into(file, offset, view, stall_seconds=timeout)
         except (OSError, asyncssh.Error, TimeoutError) as exc:
             await self.reset()
             raise map_sftp_error(exc, self.job.path) from exc
@@ -254,13 +253,15 @@ class FileTransfer:
 
     async def run(self) -> TransferResult:
         ctx = self.ctx
+        if self.job.problem:
+            raise UsageError(self.job.problem)
         await ctx.ensure_bucket(self.job.bucket)
         source = _Source(ctx, self.job)
         try:
             size, mtime = await _with_retries(
                 ctx.options, source.attributes, lambda a, e: self._notice(f"retrying: {e}")
             )
-            self.job = _replace(self.job, size=size, mtime=mtime)
+            self.job = replace(self.job, size=size, mtime=mtime)
             skip = await self._conflict(size, mtime)
             if skip:
                 return self._result(TransferState.SKIPPED, None, 0, skip)
@@ -351,9 +352,9 @@ class FileTransfer:
             metadata = {META_SHA256: digest.sha256_hex(), META_MTIME: str(self.job.mtime)}
             began = time.monotonic()
 
-            async def put() -> None:
+            async def put() -> dict[str, Any]:
                 try:
-                    await ctx.s3.put_object(
+                    return await ctx.s3.put_object(  # type: ignore[no-any-return]
                         Bucket=self.job.bucket,
                         Key=self.job.key,
                         Body=buffer,
@@ -370,7 +371,7 @@ class FileTransfer:
 
             try:
                 async with ctx.s3_slots:
-                    await _with_retries(
+                    response = await _with_retries(
                         ctx.options,
                         put,
                         lambda a, e: self._emit_part(1, PartState.RETRIED, size, side="s3"),
@@ -383,7 +384,13 @@ class FileTransfer:
         finally:
             view.release()
             ctx.pool.release(buffer)
-        await self._verify(size, digest)
+        # S3 checked the body against the CRC64NVME we sent (or refused it); its answer
+        # echoes the checksum it stored, so one object needs no extra HEAD round trip.
+        stored = response.get("ChecksumCRC64NVME")
+        if stored is None and ctx.options.verify:
+            await self._verify(size, digest)
+        elif stored is not None and stored != digest.crc64nvme_b64():
+            await self._reject(f"S3 stored CRC64NVME {stored} ≠ {digest.crc64nvme_b64()}")
         return self._result(TransferState.DONE, digest.sha256_hex(), 1)
 
     async def _check_unchanged(self, source: _Source) -> None:
@@ -729,12 +736,17 @@ class FileTransfer:
             if crc and "-" not in crc and crc != digest.crc64nvme_b64():
                 problems.append(f"S3's CRC64NVME {crc} ≠ {digest.crc64nvme_b64()}")
         if problems:
-            with contextlib.suppress(ClientError, BotoCoreError):
-                await self.ctx.s3.delete_object(Bucket=job.bucket, Key=job.key)
-            raise VerificationFailed(
-                f"s3://{job.bucket}/{job.key} does not match the source: " + "; ".join(problems),
-                "the object was removed; transfer it again",
-            )
+            await self._reject("; ".join(problems))
+
+    async def _reject(self, problem: str) -> None:
+        """Remove an object that does not match its source and fail the transfer."""
+        job = self.job
+        with contextlib.suppress(ClientError, BotoCoreError):
+            await self.ctx.s3.delete_object(Bucket=job.bucket, Key=job.key)
+        raise VerificationFailed(
+            f"s3://{job.bucket}/{job.key} does not match the source: {problem}",
+            "the object was removed; transfer it again",
+        )
 
 
 def _first_error(group: BaseExceptionGroup) -> BaseException:
@@ -754,9 +766,3 @@ def _first_error(group: BaseExceptionGroup) -> BaseException:
             if isinstance(leaf, wanted):
                 return leaf
     return leaves[0]
-
-
-def _replace(job: FileJob, **changes: Any) -> FileJob:
-    from dataclasses import replace
-
-    return replace(job, **changes)

@@ -43,6 +43,7 @@ class FileJob:
     mtime: int
     bucket: str
     key: str
+    problem: str = ""  # why this file cannot be copied (e.g. its name is no valid key)
 
     @property
     def source(self) -> str:
@@ -99,13 +100,20 @@ def _require_prefix(dest: S3Location, path: str, count: int) -> None:
 
 
 def _job(endpoint: SftpEndpoint, entry: RemoteEntry, dest: S3Location, base: str | None) -> FileJob:
+    """A job for one file; a name that makes no valid key fails that file alone, with why."""
+    problem = ""
+    try:
+        key = key_for(entry.path, dest, relative_to=base)
+    except UsageError as exc:
+        key, problem = repr(entry.name)[1:-1], str(exc)
     return FileJob(
         endpoint=endpoint,
         path=entry.path,
         size=entry.size,
         mtime=entry.mtime,
         bucket=dest.bucket,
-        key=key_for(entry.path, dest, relative_to=base),
+        key=key,
+        problem=problem,
     )
 
 

@@ -99,8 +99,10 @@ async def open_connection(endpoint: SftpEndpoint) -> asyncssh.SSHClientConnectio
     }
     if endpoint.username:
         options["username"] = endpoint.username
-    if endpoint.identity_files:
-        options["client_keys"] = [str(Path(p).expanduser()) for p in endpoint.identity_files]
+    client_keys: list[asyncssh.SSHKey | str] = _import_keys(endpoint)
+    client_keys += [str(Path(p).expanduser()) for p in endpoint.identity_files]
+    if client_keys:
+        options["client_keys"] = client_keys
     elif not endpoint.use_agent:
         options["client_keys"] = None
     if not endpoint.use_agent:
@@ -139,6 +141,19 @@ async def open_connection(endpoint: SftpEndpoint) -> asyncssh.SSHClientConnectio
         )
         log.warning("Added the host key of %s (%s) to %s", where, fingerprint(gate.presented), path)
     return conn
+
+
+def _import_keys(endpoint: SftpEndpoint) -> list[asyncssh.SSHKey | str]:
+    """The endpoint's in-memory private keys, decrypted with its passphrase."""
+    try:
+        return [
+            asyncssh.import_private_key(text, endpoint.passphrase) for text in endpoint.private_keys
+        ]
+    except (asyncssh.KeyImportError, ValueError) as exc:
+        raise SftpAuthError(
+            f"The private key for {endpoint.display} could not be loaded: {exc}",
+            "check the key text and its passphrase",
+        ) from exc
 
 
 def _read_optional(path: Path) -> bytes:
@@ -297,12 +312,21 @@ def _entry(
     )
 
 
-async def read_into(file: asyncssh.SFTPClientFile, offset: int, view: memoryview) -> int:
-    """Fill ``view`` from ``offset`` with pipelined reads; returns the bytes read (short at EOF)."""
+async def read_into(
+    file: asyncssh.SFTPClientFile, offset: int, view: memoryview, *, stall_seconds: float
+) -> int:
+    """Fill ``view`` from ``offset`` with pipelined reads; returns the bytes read (short at EOF).
+
+    Raises ``TimeoutError`` when no block arrives for ``stall_seconds`` (a stalled server),
+    however long the whole part takes on a slow but moving link.
+    """
     count = 0
-    reader = await file.read_parallel(len(view), offset)
-    async for block_offset, data in reader:
-        start = block_offset - offset
-        view[start : start + len(data)] = data
-        count += len(data)
+    loop = asyncio.get_running_loop()
+    async with asyncio.timeout(stall_seconds) as deadline:
+        reader = await file.read_parallel(len(view), offset)
+        async for block_offset, data in reader:
+            start = block_offset - offset
+            view[start : start + len(data)] = data
+            count += len(data)
+            deadline.reschedule(loop.time() + stall_seconds)
     return count

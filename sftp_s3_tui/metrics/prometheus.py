@@ -249,6 +249,7 @@ class MetricsExporter:
         on_warning: Callable[[str], None] | None = None,
         push_timeout: float = 5.0,
         metrics: SnapshotMetrics | None = None,
+        labels: Mapping[str, str] | None = None,
     ) -> None:
         self.metrics = metrics if metrics is not None else SnapshotMetrics()
         self.registry = self.metrics.registry
@@ -258,6 +259,7 @@ class MetricsExporter:
         self.metrics_addr = metrics_addr
         self.job = job
         self.instance = instance or default_instance()
+        self.labels = dict(labels or {})
         self.on_warning = on_warning
         self.push_timeout = push_timeout
         self.pushes_ok = 0
@@ -271,7 +273,8 @@ class MetricsExporter:
 
     @property
     def grouping_key(self) -> dict[str, str]:
-        return {"instance": self.instance}
+        """The push group: the instance plus any extra labels (e.g. an Airflow task's ids)."""
+        return {**self.labels, "instance": self.instance}
 
     @property
     def metrics_port(self) -> int | None:

@@ -155,6 +155,10 @@ class Snapshot:
     def files_finished(self) -> int:
         return self.files_done + self.files_failed + self.files_skipped + self.files_cancelled
 
+    def transfer(self, transfer_id: int) -> TransferStats | None:
+        """The listed transfer with this id, if the snapshot lists it."""
+        return next((t for t in self.transfers if t.transfer_id == transfer_id), None)
+
 
 SnapshotCallback = Callable[[Snapshot], None]
 
@@ -222,12 +226,11 @@ def _window_rate(samples: deque[tuple[float, int]], now: float, value: int, wind
 class Sampler:
     """Aggregates engine events and produces a :class:`Snapshot` every ``interval`` seconds.
 
-    Times come from ``clock`` (``time.monotonic``, the events' clock; tests pass a fake one).
-
     ``Sampler(bus)`` subscribes at once, so nothing emitted before ``start()`` is lost.
     ``window`` is the bytes/s averaging window, ``history`` the sparkline length in samples;
     finished transfers stay in snapshots for ``finished_linger`` seconds (at most
     ``keep_finished`` of them) and at most ``max_listed_queued`` queued ones are listed.
+    Times come from ``clock`` (``time.monotonic`` like the events; tests pass a fake one).
     """
 
     def __init__(

@@ -1,0 +1,327 @@
+"""What one Airflow task does, without Airflow: expand sources, run the queue, summarise.
+
+The operator is a thin shell over these functions, so they are tested on the real servers
+without an Airflow installation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fnmatch
+import logging
+import posixpath
+import threading
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, TypeVar
+
+from ..engine.config import ConflictPolicy, S3Endpoint, SftpEndpoint, TransferOptions
+from ..engine.errors import HostKeyError, SftpAuthError, SourceNotFound, TransferError, UsageError
+from ..engine.events import (
+    EngineEvent,
+    EventBus,
+    TransferFinished,
+    TransferNotice,
+    TransferResult,
+    TransferState,
+)
+from ..engine.journal import Journal
+from ..engine.locations import S3Location, format_size, key_for, parse_s3_url, parse_size
+from ..engine.plan import FileJob, expand
+from ..engine.queue import TransferQueue
+from ..engine.sftp import SftpPool
+from ..metrics import MetricsExporter, Sampler
+from ..paths import journal_dir
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+#: Statuses that count as success: the object is at its key (copied now or before).
+SUCCEEDED = (TransferState.DONE, TransferState.SKIPPED)
+
+
+def run_sync(make: Callable[[], Awaitable[T]]) -> T:
+    """Run a coroutine to completion from synchronous code (an Airflow ``execute``).
+
+    ``asyncio.run`` when no loop runs in this thread; otherwise (a caller that already runs
+    a loop) a fresh loop in a helper thread, so the engine never shares someone else's loop.
+    """
+
+    async def main() -> T:
+        return await make()
+
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(main())
+    outcome: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            outcome["value"] = asyncio.run(main())
+        except BaseException as exc:
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=target, name="sftp-s3-engine")
+    thread.start()
+    thread.join()
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]  # type: ignore[no-any-return]
+
+
+def rebase(jobs: Iterable[FileJob], dest: S3Location, base_path: str | None) -> list[FileJob]:
+    """Keys relative to ``base_path`` (keeps a folder's layout when tasks map over its files)."""
+    if base_path is None or not dest.is_prefix:
+        return list(jobs)
+    base = posixpath.normpath(base_path)
+    out = []
+    for job in jobs:
+        if job.path != base and not job.path.startswith(base.rstrip("/") + "/"):
+            raise UsageError(
+                f"{job.path} is not under sftp_base_path {base}",
+                "list the files from that folder or drop sftp_base_path",
+            )
+        out.append(replace(job, key=key_for(job.path, dest, relative_to=base)))
+    return out
+
+
+def _check_unique_keys(jobs: Sequence[FileJob]) -> None:
+    seen: dict[str, str] = {}
+    for job in jobs:
+        if job.key in seen:
+            raise UsageError(
+                f"{job.path} and {seen[job.key]} would both land at s3://{job.bucket}/{job.key}",
+                "copy them to different prefixes or set sftp_base_path",
+            )
+        seen[job.key] = job.path
+
+
+def _log_event(event: EngineEvent) -> None:
+    if isinstance(event, TransferNotice):
+        log.warning("%s", event.message)
+    elif isinstance(event, TransferFinished):
+        result = event.result
+        where = f"s3://{result.bucket}/{result.key}"
+        if result.status is TransferState.DONE:
+            rate = result.bytes / result.seconds / 1e6 if result.seconds > 0 else 0.0
+            log.info(
+                "copied %s → %s: %s in %.1fs (%.1f MB/s), sha256 %s",
+                result.source,
+                where,
+                format_size(result.bytes),
+                result.seconds,
+                rate,
+                result.sha256,
+            )
+        elif result.status is TransferState.SKIPPED:
+            log.info("skipped %s → %s: %s", result.source, where, result.message)
+        else:
+            log.error("%s %s → %s: %s", result.status.value, result.source, where, result.message)
+
+
+async def stream_to_s3(
+    sftp: SftpEndpoint,
+    paths: Sequence[str],
+    dest: S3Location,
+    s3: S3Endpoint,
+    options: TransferOptions,
+    *,
+    base_path: str | None = None,
+    journal: Journal | None = None,
+    fail_on_missing: bool = True,
+    push_gateway: str | None = None,
+    metric_labels: Mapping[str, str] | None = None,
+) -> list[TransferResult]:
+    """Copy files, folders and globs from one SFTP server under ``dest`` on the engine.
+
+    Raises the engine's :class:`~sftp_s3_tui.engine.errors.TransferError` when a source
+    cannot be expanded (missing, no permission; a missing one is only logged when
+    ``fail_on_missing`` is false); per-file failures are in the results. With a
+    ``push_gateway``, the sampler the CLI and TUI use pushes live metrics during the copy
+    and once at the end, grouped by ``metric_labels`` (an unreachable gateway only warns).
+    """
+    if not paths:
+        raise UsageError("No SFTP path to copy", "set sftp_path or sftp_paths")
+    bus = EventBus()
+    bus.subscribe(_log_event)
+    async with (
+        TransferQueue(s3, options, bus=bus, journal=journal) as queue,
+        _metrics(bus, queue, push_gateway, metric_labels),
+    ):
+        jobs: list[FileJob] = []
+        for path in paths:
+            try:
+                jobs += await queue.expand(sftp, path, dest)
+            except SourceNotFound as exc:
+                if fail_on_missing:
+                    raise
+                log.warning("skipping %s: %s", path, exc)
+        if len(jobs) > 1 and not dest.is_prefix:
+            raise UsageError(
+                f"{len(jobs)} files but {dest} names one key",
+                "end s3_key with / to copy into a prefix",
+            )
+        jobs = rebase(jobs, dest, base_path)
+        _check_unique_keys(jobs)
+        total = sum(job.size for job in jobs)
+        log.info("copying %d file(s), %s, to %s", len(jobs), format_size(total), dest)
+        return await queue.run(jobs)
+
+
+def destination(s3_bucket: str | None, s3_key: str) -> S3Location:
+    """``s3_bucket`` + ``s3_key`` (a key, or a prefix ending in ``/``), or an ``s3://`` key."""
+    if s3_key.startswith("s3://"):
+        if s3_bucket:
+            raise UsageError(
+                f"s3_key {s3_key!r} is a full s3:// address and s3_bucket is set too",
+                "give the bucket in one place only",
+            )
+        return parse_s3_url(s3_key)
+    if not s3_bucket:
+        raise UsageError("No S3 bucket", "set s3_bucket, or give s3_key as s3://bucket/key")
+    return parse_s3_url(f"s3://{s3_bucket}/{s3_key.lstrip('/')}")
+
+
+def _bytes(value: int | str | None, name: str) -> int | None:
+    if value is None:
+        return None
+    size = parse_size(value) if isinstance(value, str) else int(value)
+    if size <= 0:
+        raise UsageError(f"{name} must be positive, not {value!r}", "")
+    return size
+
+
+def transfer_options(
+    *,
+    conflict: ConflictPolicy,
+    part_size: int | str | None = None,
+    memory_budget: int | str | None = None,
+    parts_in_flight: int | None = None,
+    files_in_flight: int | None = None,
+) -> TransferOptions:
+    """Engine options from operator arguments (sizes as bytes or text like ``16MiB``)."""
+    changes: dict[str, Any] = {"conflict": conflict}
+    for name, value in (
+        ("part_size", _bytes(part_size, "part_size")),
+        ("memory_budget", _bytes(memory_budget, "memory_budget")),
+        ("parts_in_flight", parts_in_flight),
+        ("files_in_flight", files_in_flight),
+    ):
+        if value is not None:
+            if int(value) <= 0:
+                raise UsageError(f"{name} must be positive, not {value!r}", "")
+            changes[name] = int(value)
+    options = replace(TransferOptions(), **changes)
+    if options.part_size * min(options.parts_in_flight, 2) > options.memory_budget:
+        raise UsageError(
+            "The memory budget is smaller than two parts",
+            "raise memory_budget or lower part_size",
+        )
+    return options
+
+
+def task_message(exc: TransferError) -> str:
+    """The engine's message for a task log, with hints in Airflow's terms (not CLI flags)."""
+    hint = exc.hint
+    if isinstance(exc, HostKeyError) and not exc.changed:
+        hint = (
+            "verify the fingerprint, then put the key in the connection's host_key extra or in "
+            "its known_hosts file, or set no_host_key_check: true to trust it on first use"
+        )
+    elif isinstance(exc, SftpAuthError) and "private key" not in exc.message:
+        hint = "check the connection's login, password, key_file or private_key"
+    return f"{exc.title}: {exc.message} — {hint}" if hint else f"{exc.title}: {exc.message}"
+
+
+def summarize(results: Sequence[TransferResult], seconds: float) -> dict[str, Any]:
+    """The task's XCom: counts, bytes and one entry (key, bytes, sha256, status) per file."""
+    copied = [r for r in results if r.status is TransferState.DONE]
+    return {
+        "files": len(results),
+        "copied": len(copied),
+        "skipped": sum(r.status is TransferState.SKIPPED for r in results),
+        "failed": sum(r.status not in SUCCEEDED for r in results),
+        "bytes": sum(r.bytes for r in copied),
+        "seconds": round(seconds, 3),
+        "objects": [r.as_json() for r in results],
+    }
+
+
+def failure_message(results: Sequence[TransferResult]) -> str | None:
+    """One message naming every file that did not land, or ``None`` when all did."""
+    failed = [r for r in results if r.status not in SUCCEEDED]
+    if not failed:
+        return None
+    lines = [f"{r.source}: {r.message or r.status.value}" for r in failed]
+    return f"{len(failed)} of {len(results)} file(s) failed: " + "; ".join(lines)
+
+
+async def list_files(
+    sftp: SftpEndpoint, path: str, pattern: str = "*", *, recursive: bool = True
+) -> list[tuple[str, int]]:
+    """``(path, size)`` of the files under a folder (or matching a glob) whose names match."""
+    async with SftpPool() as pool:
+        if recursive:
+            jobs = await expand(pool, sftp, path, S3Location(bucket="listing", key=""))
+            found = [(job.path, job.size) for job in jobs]
+        else:
+            entries = await pool.listdir(sftp, path)
+            found = [(e.path, e.size) for e in entries if not e.is_dir]
+    return sorted((p, s) for p, s in found if fnmatch.fnmatch(posixpath.basename(p), pattern))
+
+
+def batches(
+    files: Sequence[tuple[str, int]],
+    batch_size: int | None = None,
+    batch_bytes: int | None = None,
+) -> list[list[str]]:
+    """Split ``(path, size)`` pairs into batches of at most ``batch_size`` files and roughly
+    ``batch_bytes`` bytes (a file larger than that gets a batch of its own)."""
+    if batch_size is not None and batch_size < 1:
+        raise UsageError(f"batch_size must be at least 1, not {batch_size}", "")
+    out: list[list[str]] = []
+    current: list[str] = []
+    current_bytes = 0
+    for path, size in files:
+        full = batch_size is not None and len(current) >= batch_size
+        heavy = batch_bytes is not None and current and current_bytes + size > batch_bytes
+        if full or heavy:
+            out.append(current)
+            current, current_bytes = [], 0
+        current.append(path)
+        current_bytes += size
+    if current:
+        out.append(current)
+    return out
+
+
+@contextlib.asynccontextmanager
+async def _metrics(
+    bus: EventBus,
+    queue: TransferQueue,
+    push_gateway: str | None,
+    labels: Mapping[str, str] | None,
+) -> AsyncIterator[None]:
+    """The one sampler and its exporter around a copy, when a push gateway is given."""
+    if not push_gateway:
+        yield
+        return
+    sampler = Sampler(bus, interval=1.0, pool=queue.pool)
+    exporter = MetricsExporter(
+        sampler,
+        push_gateway_url=push_gateway,
+        instance="airflow",  # a rerun of the task replaces its group, whichever worker ran it
+        labels=labels,
+        on_warning=lambda text: log.warning("metrics: %s", text),
+    )
+    async with sampler, exporter:
+        yield
+
+
+def journal_folder() -> Path:
+    """Where resume journals live on this worker (the same place the CLI uses)."""
+    return journal_dir()

@@ -1,0 +1,208 @@
+"""Many files at once, conflict policies, and the user's pause / resume / retry controls."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from sftp_s3_tui.engine.config import ConflictPolicy, S3Endpoint, TransferOptions
+from sftp_s3_tui.engine.events import (
+    EngineEvent,
+    EventBus,
+    PartChanged,
+    PartState,
+    TransferState,
+    TransferStateChanged,
+)
+from sftp_s3_tui.engine.locations import parse_s3_url
+from sftp_s3_tui.engine.queue import TransferQueue
+from tests.servers import SftpServerInfo
+
+from .helpers import MiB, copy, keys, object_bytes, open_uploads
+
+PART = 5 * MiB
+
+
+async def test_500_small_files_land_concurrently(
+    embedded_sftp: SftpServerInfo, s3_endpoint: S3Endpoint, s3: Any, bucket: str
+) -> None:
+    for n in range(500):
+        embedded_sftp.write_file(f"drop/f{n:03}.csv", f"row,{n}\n".encode() * 50)
+    running: set[int] = set()
+    most_at_once = 0
+    bus = EventBus()
+
+    def track(event: EngineEvent) -> None:
+        nonlocal most_at_once
+        if isinstance(event, TransferStateChanged):
+            if event.state is TransferState.RUNNING:
+                running.add(event.transfer_id)
+            else:
+                running.discard(event.transfer_id)
+            most_at_once = max(most_at_once, len(running))
+
+    bus.subscribe(track)
+    results = await copy(
+        embedded_sftp.endpoint(),
+        [embedded_sftp.remote_path("drop/")],
+        f"s3://{bucket}/in/",
+        s3_endpoint,
+        bus=bus,
+    )
+
+    assert len(results) == 500 and {r.status for r in results} == {TransferState.DONE}
+    assert len(keys(s3, bucket)) == 500
+    assert object_bytes(s3, bucket, "in/f123.csv") == b"row,123\n" * 50
+    assert most_at_once > 4
+
+
+async def _copy_with(
+    server: SftpServerInfo, path: str, s3_endpoint: S3Endpoint, bucket: str, policy: ConflictPolicy
+) -> TransferState:
+    options = TransferOptions(part_size=PART, conflict=policy)
+    [result] = await copy(
+        server.endpoint(), [path], f"s3://{bucket}/k/", s3_endpoint, options=options
+    )
+    return result.status
+
+
+async def test_skip_existing_never_overwrites(
+    sftp_server: SftpServerInfo, s3_endpoint: S3Endpoint, s3: Any, bucket: str
+) -> None:
+    small = sftp_server.write_file("a.csv", b"new")
+    large = sftp_server.write_file("b.bin", size=2 * PART + 3, seed=5)
+    s3.put_object(Bucket=bucket, Key="k/a.csv", Body=b"old")
+    s3.put_object(Bucket=bucket, Key="k/b.bin", Body=b"old")
+
+    states = [
+        await _copy_with(
+            sftp_server, f.remote_path, s3_endpoint, bucket, ConflictPolicy.SKIP_EXISTING
+        )
+        for f in (small, large)
+    ]
+
+    assert states == [TransferState.SKIPPED, TransferState.SKIPPED]
+    assert object_bytes(s3, bucket, "k/a.csv") == b"old"
+    assert object_bytes(s3, bucket, "k/b.bin") == b"old"
+    assert open_uploads(s3, bucket) == []
+
+
+async def test_skip_existing_writes_missing_keys(
+    sftp_server: SftpServerInfo, s3_endpoint: S3Endpoint, s3: Any, bucket: str
+) -> None:
+    large = sftp_server.write_file("b.bin", size=2 * PART + 3, seed=5)
+
+    state = await _copy_with(
+        sftp_server, large.remote_path, s3_endpoint, bucket, ConflictPolicy.SKIP_EXISTING
+    )
+
+    assert state is TransferState.DONE
+    assert object_bytes(s3, bucket, "k/b.bin") == large.read_bytes()
+
+
+async def test_overwrite_replaces(
+    sftp_server: SftpServerInfo, s3_endpoint: S3Endpoint, s3: Any, bucket: str
+) -> None:
+    remote = sftp_server.write_file("a.csv", b"new")
+    s3.put_object(Bucket=bucket, Key="k/a.csv", Body=b"old")
+
+    state = await _copy_with(
+        sftp_server, remote.remote_path, s3_endpoint, bucket, ConflictPolicy.OVERWRITE
+    )
+
+    assert state is TransferState.DONE and object_bytes(s3, bucket, "k/a.csv") == b"new"
+
+
+async def test_if_newer_compares_source_mtime(
+    sftp_server: SftpServerInfo, s3_endpoint: S3Endpoint, s3: Any, bucket: str
+) -> None:
+    remote = sftp_server.write_file("a.csv", b"v2", mtime=2_000_000_000)
+    s3.put_object(Bucket=bucket, Key="k/a.csv", Body=b"v1", Metadata={"source-mtime": "1000"})
+    first = await _copy_with(
+        sftp_server, remote.remote_path, s3_endpoint, bucket, ConflictPolicy.IF_NEWER
+    )
+    second = await _copy_with(
+        sftp_server, remote.remote_path, s3_endpoint, bucket, ConflictPolicy.IF_NEWER
+    )
+
+    assert (first, second) == (TransferState.DONE, TransferState.SKIPPED)
+    assert object_bytes(s3, bucket, "k/a.csv") == b"v2"
+
+
+async def test_if_different_uses_size_and_sha256(
+    sftp_server: SftpServerInfo, s3_endpoint: S3Endpoint, s3: Any, bucket: str
+) -> None:
+    remote = sftp_server.write_file("a.bin", size=PART + 10, seed=1)
+    first = await _copy_with(
+        sftp_server, remote.remote_path, s3_endpoint, bucket, ConflictPolicy.IF_DIFFERENT
+    )
+    same = await _copy_with(
+        sftp_server, remote.remote_path, s3_endpoint, bucket, ConflictPolicy.IF_DIFFERENT
+    )
+    changed = sftp_server.write_file("a.bin", size=PART + 10, seed=2)
+    different = await _copy_with(
+        sftp_server, remote.remote_path, s3_endpoint, bucket, ConflictPolicy.IF_DIFFERENT
+    )
+
+    assert (first, same, different) == (
+        TransferState.DONE,
+        TransferState.SKIPPED,
+        TransferState.DONE,
+    )
+    assert object_bytes(s3, bucket, "k/a.bin") == changed.read_bytes()
+
+
+async def test_pause_holds_parts_and_resume_finishes(
+    embedded_sftp: SftpServerInfo, s3_endpoint: S3Endpoint, s3: Any, bucket: str
+) -> None:
+    remote = embedded_sftp.write_file("big.bin", size=10 * PART, seed=3)
+    bus = EventBus()
+    options = TransferOptions(part_size=PART, parts_in_flight=2)
+    states: list[TransferState] = []
+    async with TransferQueue(s3_endpoint, options, bus=bus) as queue:
+        jobs = await queue.expand(
+            embedded_sftp.endpoint(), remote.remote_path, parse_s3_url(f"s3://{bucket}/")
+        )
+        done_while_paused: list[int] = []
+        paused = asyncio.Event()
+
+        def on_event(event: EngineEvent) -> None:
+            if isinstance(event, TransferStateChanged):
+                states.append(event.state)
+            if isinstance(event, PartChanged) and event.state is PartState.DONE:
+                if not paused.is_set() and event.part_number >= 2:
+                    queue.pause(event.transfer_id)
+                    paused.set()
+                elif paused.is_set():
+                    done_while_paused.append(event.part_number)
+
+        bus.subscribe(on_event)
+        [transfer] = queue.submit(jobs)
+        await paused.wait()
+        await asyncio.sleep(1.0)
+        held = len(done_while_paused)
+        queue.resume(transfer.id)
+        [result] = await queue.join()
+
+    assert held <= 2  # only the parts already in flight finished while paused
+    assert TransferState.PAUSED in states and result.status is TransferState.DONE
+    assert object_bytes(s3, bucket, "big.bin") == remote.read_bytes()
+
+
+async def test_retry_after_failure(
+    embedded_sftp: SftpServerInfo, s3_endpoint: S3Endpoint, s3: Any, bucket: str
+) -> None:
+    async with TransferQueue(s3_endpoint, TransferOptions()) as queue:
+        remote = embedded_sftp.write_file("late.csv", b"here")
+        jobs = await queue.expand(
+            embedded_sftp.endpoint(), remote.remote_path, parse_s3_url(f"s3://{bucket}/")
+        )
+        remote.local_path.unlink()
+        [failed] = await queue.run(jobs)
+        embedded_sftp.write_file("late.csv", b"here now")
+        queue.retry(1)
+        [result] = await queue.join()
+
+    assert failed.status is TransferState.FAILED and "does not exist" in failed.message
+    assert result.status is TransferState.DONE
+    assert object_bytes(s3, bucket, "late.csv") == b"here now"

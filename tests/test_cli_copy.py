@@ -1,0 +1,191 @@
+"""The headless command as a user runs it: exit codes, --json lines, one-line errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from sftp_s3_tui.engine.config import S3Endpoint
+from tests.engine.helpers import keys, object_bytes, open_uploads
+from tests.servers import SftpServerInfo
+
+
+def run_cli(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "sftp_s3_tui", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def source_url(server: SftpServerInfo, relative: str, user: str | None = None) -> str:
+    user = user or server.username
+    return f"sftp://{user}@{server.host}:{server.port}{server.remote_path(relative)}"
+
+
+def key_args(server: SftpServerInfo, s3_endpoint: S3Endpoint) -> list[str]:
+    assert s3_endpoint.endpoint_url
+    return [
+        "--identity",
+        str(server.identity_file),
+        "--known-hosts",
+        str(server.known_hosts),
+        "--endpoint-url",
+        s3_endpoint.endpoint_url,
+        "--no-agent",
+    ]
+
+
+def test_copy_json_reports_each_file(
+    openssh_sftp: SftpServerInfo, s3_endpoint: S3Endpoint, s3: Any, bucket: str
+) -> None:
+    big = openssh_sftp.write_file("drop/customers.csv", size=12 * 1024 * 1024 + 7, seed=1)
+    small = openssh_sftp.write_file("drop/orders 2026-11.csv", b"id\n1\n")
+
+    done = run_cli(
+        "copy",
+        source_url(openssh_sftp, "drop/"),
+        f"s3://{bucket}/landing/",
+        *key_args(openssh_sftp, s3_endpoint),
+        "--part-size",
+        "5MiB",
+        "--json",
+    )
+
+    assert done.returncode == 0, done.stderr
+    lines = [json.loads(line) for line in done.stdout.splitlines()]
+    by_key = {line["key"]: line for line in lines}
+    assert set(by_key) == {"landing/customers.csv", "landing/orders 2026-11.csv"}
+    assert by_key["landing/customers.csv"]["parts"] == 3
+    assert by_key["landing/customers.csv"]["sha256"] == big.sha256
+    assert by_key["landing/orders 2026-11.csv"]["bytes"] == small.size
+    for line in lines:
+        assert set(line) >= {
+            "source",
+            "bucket",
+            "key",
+            "bytes",
+            "seconds",
+            "parts",
+            "sha256",
+            "status",
+        }
+        assert line["status"] == "done"
+    assert object_bytes(s3, bucket, "landing/customers.csv") == big.read_bytes()
+
+
+def test_password_from_environment_and_seed_variables(
+    openssh_sftp: SftpServerInfo, s3_endpoint: S3Endpoint, s3: Any, bucket: str
+) -> None:
+    remote = openssh_sftp.write_file("in/a.csv", b"a,b\n")
+    assert openssh_sftp.password and openssh_sftp.password_user and s3_endpoint.endpoint_url
+    env = {
+        "SFTP_HOST": openssh_sftp.host,
+        "SFTP_PORT": str(openssh_sftp.port),
+        "SFTP_USER": openssh_sftp.password_user,
+        "SFTP_PASSWORD": openssh_sftp.password,
+        "S3_BUCKET": bucket,
+        "AWS_ENDPOINT_URL": s3_endpoint.endpoint_url,
+    }
+
+    done = run_cli(
+        "copy",
+        remote.remote_path,
+        "--known-hosts",
+        str(openssh_sftp.known_hosts),
+        "--no-agent",
+        env=env,
+    )
+
+    assert done.returncode == 0, done.stderr
+    assert keys(s3, bucket) == ["a.csv"]
+
+
+def test_failure_is_one_clear_line_and_exit_1(
+    openssh_sftp: SftpServerInfo, s3_endpoint: S3Endpoint, bucket: str
+) -> None:
+    done = run_cli(
+        "copy",
+        source_url(openssh_sftp, "missing.csv"),
+        f"s3://{bucket}/",
+        *key_args(openssh_sftp, s3_endpoint),
+    )
+
+    assert done.returncode == 1
+    assert "does not exist on the SFTP server" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_unknown_host_key_fails_unless_accepted(
+    openssh_sftp: SftpServerInfo, s3_endpoint: S3Endpoint, s3: Any, bucket: str, tmp_path: Path
+) -> None:
+    remote = openssh_sftp.write_file("a.csv", b"a")
+    known = tmp_path / "known_hosts"
+    args = [
+        a if a != str(openssh_sftp.known_hosts) else str(known)
+        for a in key_args(openssh_sftp, s3_endpoint)
+    ]
+
+    refused = run_cli("copy", source_url(openssh_sftp, "a.csv"), f"s3://{bucket}/", *args)
+    accepted = run_cli(
+        "copy", source_url(openssh_sftp, "a.csv"), f"s3://{bucket}/", *args, "--accept-new-host-key"
+    )
+
+    assert refused.returncode == 1 and "host key" in refused.stderr and "SHA256:" in refused.stderr
+    assert accepted.returncode == 0, accepted.stderr
+    assert known.exists() and keys(s3, bucket) == ["a.csv"]
+    assert remote.size == 1
+
+
+def test_usage_errors_exit_2(s3_endpoint: S3Endpoint) -> None:
+    bad_size = run_cli("copy", "sftp://h/x", "s3://bucket-x/", "--part-size", "lots")
+    bad_url = run_cli("copy", "ftp://h/x", "s3://bucket-x/")
+    no_dest = run_cli("copy", "sftp://h/x")
+
+    assert bad_size.returncode == 2 and "Not a size" in bad_size.stderr
+    assert bad_url.returncode == 2 and "Not an SFTP address" in bad_url.stderr
+    assert no_dest.returncode == 2 and "No destination" in no_dest.stderr
+
+
+def test_ctrl_c_aborts_the_upload(
+    openssh_sftp: SftpServerInfo, s3_endpoint: S3Endpoint, s3: Any, bucket: str
+) -> None:
+    openssh_sftp.write_file("huge.bin", size=400 * 1024 * 1024, seed=2)
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "sftp_s3_tui",
+            "copy",
+            source_url(openssh_sftp, "huge.bin"),
+            f"s3://{bucket}/",
+            *key_args(openssh_sftp, s3_endpoint),
+            "--part-size",
+            "5MiB",
+            "--concurrency",
+            "2",
+        ],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 60
+    while not open_uploads(s3, bucket) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert open_uploads(s3, bucket), "the upload never started"
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=60)
+
+    assert process.returncode == 130
+    assert "aborted" in stderr
+    assert open_uploads(s3, bucket) == []
+    assert keys(s3, bucket) == []

@@ -1,0 +1,116 @@
+"""Headless runs push their numbers to a real push gateway and use saved profiles."""
+
+from __future__ import annotations
+
+import json
+import urllib.request
+from typing import Any
+
+from sftp_s3_tui.engine.config import S3Endpoint
+from sftp_s3_tui.profiles import (
+    Profile,
+    ProfileStore,
+    S3Settings,
+    Secret,
+    SftpAuth,
+    SftpSettings,
+)
+from tests.engine.helpers import keys, object_bytes
+from tests.servers import SftpServerInfo
+from tests.test_cli_copy import key_args, run_cli, source_url
+
+
+def metric_value(text: str, name: str, *, job: str | None = None) -> float:
+    """The sum of a metric's series (only those pushed by ``job``, when given)."""
+    values = [
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if (line.startswith(name + "{") or line.startswith(name + " "))
+        and (job is None or f'job="{job}"' in line)
+    ]
+    assert values, f"{name} not found"
+    return sum(values)
+
+
+def test_push_gateway_receives_bytes_transferred(
+    openssh_sftp: SftpServerInfo, s3_endpoint: S3Endpoint, bucket: str, pushgateway: str
+) -> None:
+    remote = openssh_sftp.write_file("m/data.bin", size=11 * 1024 * 1024 + 5, seed=8)
+
+    done = run_cli(
+        "copy",
+        source_url(openssh_sftp, "m/data.bin"),
+        f"s3://{bucket}/",
+        *key_args(openssh_sftp, s3_endpoint),
+        "--part-size",
+        "5MiB",
+        "--push-gateway",
+        pushgateway,
+    )
+
+    assert done.returncode == 0, done.stderr
+    with urllib.request.urlopen(f"{pushgateway}/metrics", timeout=10) as response:
+        text = response.read().decode()
+    job = "sftp_s3_tui"
+    assert metric_value(text, "sftp_s3_bytes_transferred_total", job=job) == remote.size
+    assert metric_value(text, "sftp_s3_parts_completed_total", job=job) == 3
+    assert 'outcome="done"' in text
+
+
+def test_dead_push_gateway_warns_once_and_the_copy_succeeds(
+    openssh_sftp: SftpServerInfo, s3_endpoint: S3Endpoint, s3: Any, bucket: str
+) -> None:
+    openssh_sftp.write_file("m/a.csv", b"a")
+
+    done = run_cli(
+        "copy",
+        source_url(openssh_sftp, "m/a.csv"),
+        f"s3://{bucket}/",
+        *key_args(openssh_sftp, s3_endpoint),
+        "--push-gateway",
+        "http://127.0.0.1:9",
+    )
+
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.count("warning") == 1
+    assert keys(s3, bucket) == ["a.csv"]
+
+
+def test_copy_with_a_saved_profile(
+    openssh_sftp: SftpServerInfo, s3_endpoint: S3Endpoint, s3: Any, bucket: str
+) -> None:
+    remote = openssh_sftp.write_file("p/orders.csv", b"id\n7\n")
+    assert openssh_sftp.password_user and openssh_sftp.password
+    profile = Profile(
+        name="partner",
+        sftp=SftpSettings(
+            host=openssh_sftp.host,
+            port=openssh_sftp.port,
+            user=openssh_sftp.password_user,
+            auth=SftpAuth.PASSWORD,
+            password=Secret.from_env("PARTNER_PASSWORD"),
+            known_hosts=str(openssh_sftp.known_hosts),
+        ),
+        s3=S3Settings(
+            endpoint_url=s3_endpoint.endpoint_url,
+            region="us-east-1",
+            path_style=True,
+            bucket=bucket,
+            prefix="partner/",
+        ),
+    )
+    ProfileStore().save(profile)
+
+    done = run_cli(
+        "copy",
+        "--profile",
+        "partner",
+        remote.remote_path,
+        "--json",
+        env={"PARTNER_PASSWORD": openssh_sftp.password},
+    )
+
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["key"] == "partner/orders.csv"
+    assert object_bytes(s3, bucket, "partner/orders.csv") == b"id\n7\n"
+    assert openssh_sftp.password not in done.stdout + done.stderr
