@@ -24,7 +24,7 @@ async def test_unfinished_transfers_are_offered_for_resume_on_connect(
     tmp_path: Path,
 ) -> None:
     remote = embedded_sftp.write_file("big.bin", size=12 * MiB + 1, seed=9)
-    stat = remote.path.stat()
+    stat = remote.local_path.stat()
     upload = s3.create_multipart_upload(Bucket=bucket, Key="resumed/big.bin")
     source = f"sftp://{embedded_sftp.password_user}@{embedded_sftp.host}:{embedded_sftp.port}"
     journal = Journal(tmp_path / "journal")
@@ -69,13 +69,12 @@ async def test_metrics_are_pushed_while_the_tui_copies(
     embedded_sftp: SftpServerInfo,
     s3_endpoint: S3Endpoint,
     bucket: str,
-    pushgateway: str,
-    pushgateway_server: PushGateway,
+    fresh_pushgateway: PushGateway,
     tmp_path: Path,
 ) -> None:
     embedded_sftp.write_file("m.bin", size=6 * MiB, seed=4)
     profile = server_profile(embedded_sftp, s3_endpoint, bucket=bucket)
-    app = make_app(tmp_path, initial=profile, push_gateway=pushgateway)
+    app = make_app(tmp_path, initial=profile, push_gateway=fresh_pushgateway.url)
     async with app.run_test(size=(150, 45)) as pilot:
         await wait_for(
             pilot,
@@ -97,7 +96,7 @@ async def test_metrics_are_pushed_while_the_tui_copies(
             timeout=60,
         )
         await app.close_all()  # the exporter pushes a last time on the way out
-    text = pushgateway_server.metrics_text()
+    text = fresh_pushgateway.metrics_text()
     line = next(
         line for line in text.splitlines() if line.startswith("sftp_s3_bytes_transferred_total")
     )
