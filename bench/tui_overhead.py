@@ -127,7 +127,7 @@ async def tui(info: dict[str, Any], tmp: Path) -> tuple[float, list[float]]:
         transfer = next(iter(app.session.queue.transfers.values()))
         keys = ["up", "down"]
         while not transfer.state.finished:
-            await asyncio.sleep(0.15)
+            await asyncio.sleep(0.3)
             if transfer.state.finished:
                 break
             count = len(frames)

@@ -95,7 +95,10 @@ async def demo_screens(folder: Path, tmp: Path) -> None:
         )
     )
     async with app.run_test(size=WIDE) as pilot:
-        await _until(pilot, lambda: isinstance(app.screen, BrowseScreen))
+        await _until(
+            pilot,
+            lambda: isinstance(app.screen, BrowseScreen) and bool(app.screen.query(RemoteTree)),
+        )
         screen = app.screen
         tree = screen.query_one(RemoteTree)
         picker = screen.query_one(BucketPicker)

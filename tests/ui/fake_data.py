@@ -40,7 +40,14 @@ def fixed_rows() -> list[TransferRow]:
     return [
         TransferRow(1, "customers_2026.csv", "2026-11/customers_2026.csv", SIZE),
         TransferRow(
-            2, "orders 2026-11.csv", "2026-11/orders 2026-11.csv", 48 * MiB, TransferState.DONE
+            2,
+            "orders 2026-11.csv",
+            "2026-11/orders 2026-11.csv",
+            48 * MiB,
+            TransferState.DONE,
+            bytes_done=48 * MiB,
+            parts_done=6,
+            parts_total=6,
         ),
         TransferRow(3, "ünïcode name.parquet", "2026-11/ünïcode name.parquet", 3 * MiB + 123),
         TransferRow(

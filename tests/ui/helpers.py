@@ -78,3 +78,15 @@ def make_app(tmp_path: Path, **options: Any) -> SftpS3App:
     options.setdefault("read_user_config", False)
     options.setdefault("sampler_interval", 0.1)
     return SftpS3App(AppOptions(**options))
+
+
+def browse_ready(app: Any) -> bool:
+    """The browse screen is up, its remote folder listed and shown."""
+    from sftp_s3_tui.ui.screens.browse import BrowseScreen
+    from sftp_s3_tui.ui.widgets.remote_tree import RemoteTree
+
+    screen = app.screen
+    if not isinstance(screen, BrowseScreen) or not screen.query(RemoteTree):
+        return False
+    tree = screen.query_one(RemoteTree)
+    return tree.ready and bool(tree.entries)

@@ -20,7 +20,7 @@ from tests.ui.helpers import make_app, server_profile, wait_for
 
 
 def _browsing(app: Any) -> bool:
-    if not isinstance(app.screen, BrowseScreen):
+    if not isinstance(app.screen, BrowseScreen) or not app.screen.query(RemoteTree):
         return False
     tree = app.screen.query_one(RemoteTree)
     return tree.entries != [] and tree.ready

@@ -10,12 +10,11 @@ from textual.widgets import Checkbox, Input, OptionList, Select
 
 from sftp_s3_tui.engine.config import S3Endpoint
 from sftp_s3_tui.profiles import ProfileStore, SftpAuth
-from sftp_s3_tui.ui.screens.browse import BrowseScreen
 from sftp_s3_tui.ui.screens.connect import ConnectScreen
 from sftp_s3_tui.ui.screens.dialogs import ErrorScreen
 from sftp_s3_tui.ui.widgets.remote_tree import RemoteTree
 from tests.servers import SftpServerInfo
-from tests.ui.helpers import make_app, wait_for
+from tests.ui.helpers import browse_ready, make_app, wait_for
 
 
 async def _type(pilot: Any, widget_id: str, text: str) -> None:
@@ -60,7 +59,7 @@ async def test_create_a_profile_save_it_and_connect_with_it(
         assert isinstance(app.screen, ConnectScreen) and app.session is None
 
         await pilot.press("ctrl+o")
-        await wait_for(pilot, lambda: isinstance(app.screen, BrowseScreen), what="browse")
+        await wait_for(pilot, lambda: browse_ready(app), what="browse")
         tree = app.screen.query_one(RemoteTree)
         await wait_for(pilot, lambda: [e.name for e in tree.entries] == ["report.csv"])
         assert "nightly: sftp://" in app.sub_title
@@ -125,7 +124,7 @@ async def test_profile_option_connects_at_start(
     )
     app = make_app(tmp_path, profile_name="daily")
     async with app.run_test(size=(140, 50)) as pilot:
-        await wait_for(pilot, lambda: isinstance(app.screen, BrowseScreen), what="browse")
+        await wait_for(pilot, lambda: browse_ready(app), what="browse")
         tree = app.screen.query_one(RemoteTree)
         await wait_for(pilot, lambda: [e.name for e in tree.entries] == ["x.bin"])
         await app.close_all()

@@ -23,15 +23,13 @@ from sftp_s3_tui.profiles import (
     SftpSettings,
 )
 from sftp_s3_tui.ui.app import AppOptions, SftpS3App
-from sftp_s3_tui.ui.screens.browse import BrowseScreen
 from sftp_s3_tui.ui.screens.dialogs import ErrorScreen
 from sftp_s3_tui.ui.screens.host_key import HostKeyScreen
 from sftp_s3_tui.ui.screens.transfers import TransfersScreen
 from sftp_s3_tui.ui.widgets.bucket_picker import BucketPicker
-from sftp_s3_tui.ui.widgets.remote_tree import RemoteTree
 from sftp_s3_tui.ui.widgets.transfer_panel import TransferPanel
 from tests.ui.fake_data import fixed_rows, fixed_snapshot
-from tests.ui.helpers import wait_for
+from tests.ui.helpers import browse_ready, wait_for
 
 SUBTITLE = "demo: sftp://demo@127.0.0.1:2222 → s3 (http://127.0.0.1:9000)"
 NARROW = (100, 32)
@@ -68,10 +66,8 @@ def demo_app(tmp_path: Path) -> SftpS3App:
 async def browsing(pilot: Any) -> None:
     """Wait until the demo is connected and both sides are listed."""
     app = pilot.app
-    await wait_for(pilot, lambda: isinstance(app.screen, BrowseScreen), 60, "browse")
+    await wait_for(pilot, lambda: browse_ready(app), 60, "browse")
     screen = app.screen
-    tree = screen.query_one(RemoteTree)
-    await wait_for(pilot, lambda: tree.entries and tree.ready, what="listing")
     picker = screen.query_one(BucketPicker)
 
     def landing_listed() -> bool:

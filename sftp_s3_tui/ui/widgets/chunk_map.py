@@ -25,10 +25,10 @@ class ChunkMap(Widget):
     """The focused transfer's parts; large files are folded so the map fits its area."""
 
     DEFAULT_CSS = """
-    ChunkMap { height: auto; max-height: 6; min-height: 1; }
+    ChunkMap { height: 1; }
     """
 
-    part_codes: reactive[bytes] = reactive(b"", layout=True)
+    part_codes: reactive[bytes] = reactive(b"")
 
     def render(self) -> Text:
         codes = self.part_codes
@@ -55,9 +55,12 @@ class ChunkMap(Widget):
             text.append(glyph, style)
         return text
 
-    def get_content_height(self, container: object, viewport: object, width: int) -> int:
-        codes = len(self.part_codes) or 1
-        return min(4, -(-codes // max(width, 1)))
+    def watch_part_codes(self, codes: bytes) -> None:
+        """Grow to the rows the parts need (up to 4); layout only when that changes."""
+        width = max(self.size.width, 10)
+        rows = min(4, max(1, -(-len(codes) // width)))
+        if self.styles.height is None or self.styles.height.value != rows:
+            self.styles.height = rows
 
 
 def legend() -> Text:

@@ -169,6 +169,8 @@ class RemoteTree(Vertical):
         return (mark, name, size, format_mtime(entry.mtime))
 
     def _update_header(self) -> None:
+        if not self.is_mounted:
+            return
         header = Text()
         header.append("SFTP ", style="bold")
         header.append(self.path)
@@ -182,7 +184,7 @@ class RemoteTree(Vertical):
         if self.selected:
             size = sum(e.size for e in self.selected.values() if not e.is_dir)
             header.append(f"  ✓ {len(self.selected)} selected ({format_size(size)})")
-        self.query_one("#remote-header", Static).update(header)
+        self.query_one("#remote-header", Static).update(header, layout=False)
 
     # actions --------------------------------------------------------------------------------
     def _cursor_key(self) -> str | None:

@@ -14,7 +14,7 @@ class Resources(Widget):
     """RSS, buffer pool use of the budget, bytes written to disk, and part retries."""
 
     DEFAULT_CSS = """
-    Resources { height: 1; width: auto; margin-left: 2; }
+    Resources { height: 1; width: 66; margin-left: 2; }
     """
 
     snapshot: reactive[Snapshot | None] = reactive(None)
@@ -30,7 +30,8 @@ class Resources(Widget):
         if snap.buffer_pool_budget_bytes:
             used = snap.buffer_pool_bytes_in_use or 0
             text.append("  buffers ", "bold")
-            text.append(f"{format_size(used)} / {format_size(snap.buffer_pool_budget_bytes)}")
+            budget = format_size(snap.buffer_pool_budget_bytes)
+            text.append(f"{format_size(used).removesuffix(budget[-4:])}/{budget}")
         if snap.disk_write_bytes is not None:
             text.append("  disk writes ", "bold")
             style = "green" if snap.disk_write_bytes < 1 << 20 else "yellow"

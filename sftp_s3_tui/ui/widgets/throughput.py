@@ -32,4 +32,4 @@ class Throughput(Horizontal):
         self.query_one(Sparkline).data = [value / 1e6 for value in history[-60:]] or [0.0]
 
     def watch_bytes_per_second(self, rate: float) -> None:
-        self.query_one("#rate", Static).update(format_rate(rate))
+        self.query_one("#rate", Static).update(format_rate(rate), layout=False)

@@ -21,6 +21,7 @@ STATE_STYLE: dict[TransferState, tuple[str, str]] = {
     TransferState.CANCELLED: ("✗", "dim red"),
 }
 _EIGHTHS = " ▏▎▍▌▋▊▉█"
+COLUMNS = ("state", "name", "bar", "pct", "rate", "eta", "note")
 
 
 def progress_bar(fraction: float, width: int = 16) -> str:
@@ -59,6 +60,7 @@ class TransferList(DataTable[Text | str]):
     def __init__(self, **kwargs: object) -> None:
         super().__init__(cursor_type="row", **kwargs)  # type: ignore[arg-type]
         self.rows_by_id: dict[int, TransferRow] = {}
+        self._shown: dict[int, tuple[Text | str, ...]] = {}
 
     def on_mount(self) -> None:
         self.add_column(" ", key="state", width=1)
@@ -82,7 +84,9 @@ class TransferList(DataTable[Text | str]):
             self._render(row)
             return
         self.rows_by_id[row.transfer_id] = row
-        self.add_row(*self._cells(row), key=str(row.transfer_id))
+        cells = self._cells(row)
+        self._shown[row.transfer_id] = cells
+        self.add_row(*cells, key=str(row.transfer_id))
 
     def set_state(self, transfer_id: int, state: TransferState, message: str = "") -> None:
         row = self.rows_by_id.get(transfer_id)
@@ -116,10 +120,12 @@ class TransferList(DataTable[Text | str]):
         key = str(row.transfer_id)
         if key not in self.rows:
             return
-        for column, value in zip(
-            ("state", "name", "bar", "pct", "rate", "eta", "note"), self._cells(row), strict=True
-        ):
-            self.update_cell(key, column, value)
+        cells = self._cells(row)
+        shown = self._shown.get(row.transfer_id, ())
+        for index, (column, value) in enumerate(zip(COLUMNS, cells, strict=True)):
+            if index >= len(shown) or shown[index] != value:
+                self.update_cell(key, column, value)
+        self._shown[row.transfer_id] = cells
 
     @staticmethod
     def _cells(row: TransferRow) -> tuple[Text | str, ...]:

@@ -54,7 +54,7 @@ class TransferPanel(Vertical):
     TransferPanel > #focused { height: 1; padding: 0 1; }
     TransferPanel > ChunkMap { padding: 0 1; }
     TransferPanel > #figures { height: 1; padding: 0 1; }
-    TransferPanel > #summary { height: auto; padding: 0 1; }
+    TransferPanel > #summary { height: 1; padding: 0 1; }
     """
 
     snapshot: reactive[Snapshot | None] = reactive(None, always_update=True)
@@ -131,7 +131,7 @@ class TransferPanel(Vertical):
 
     # rendering ------------------------------------------------------------------------------
     def watch_snapshot(self, snapshot: Snapshot | None) -> None:
-        if snapshot is None:
+        if snapshot is None or not self.is_mounted:
             return
         table = self.transfer_list
         for stats in snapshot.transfers:
@@ -168,13 +168,16 @@ class TransferPanel(Vertical):
         label = self.query_one("#focused", Static)
         chunk_map = self.query_one(ChunkMap)
         if row is None:
-            label.update(Text("Queue files from the browser (space to select, c to copy).", "dim"))
+            label.update(
+                Text("Queue files from the browser (space to select, c to copy).", "dim"),
+                layout=False,
+            )
             chunk_map.part_codes = b""
             return
         text = Text.assemble(("chunks ", "bold"), f"{row.key}  ")
         if stats is not None and stats.parts_total:
             text.append(f"{stats.parts_total} × {format_size(stats.part_size)}", style="dim")
-        label.update(text)
+        label.update(text, layout=False)
         chunk_map.part_codes = stats.part_codes if stats is not None else b""
 
     def _update_summary(self) -> None:
@@ -185,7 +188,7 @@ class TransferPanel(Vertical):
             return
         summary.display = True
         seconds = self.span.seconds if self.span is not None else None
-        summary.update(summary_text(list(rows), seconds))
+        summary.update(summary_text(list(rows), seconds), layout=False)
 
 
 def summary_text(rows: list[TransferRow], seconds: float | None) -> Text:
