@@ -8,6 +8,7 @@ from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
+from textual.css.query import NoMatches
 from textual.message import Message
 from textual.reactive import reactive
 from textual.widgets import DataTable, Static
@@ -117,7 +118,10 @@ class TransferPanel(Vertical):
 
     @on(EngineUpdate)
     def _engine_update(self, message: EngineUpdate) -> None:
-        event = message.event
+        if self.is_mounted and self.query(TransferList):
+            self._apply_event(message.event)
+
+    def _apply_event(self, event: EngineEvent) -> None:
         table = self.transfer_list
         if isinstance(event, TransferQueued):
             row = TransferRow(event.transfer_id, _name(event.key), event.key, event.size)
@@ -133,14 +137,21 @@ class TransferPanel(Vertical):
     def watch_snapshot(self, snapshot: Snapshot | None) -> None:
         if snapshot is None or not self.is_mounted:
             return
+        try:
+            self._show(snapshot)
+        except NoMatches:  # the panel is being removed with its screen
+            self.on_unmount()
+
+    def _show(self, snapshot: Snapshot) -> None:
         table = self.transfer_list
         for stats in snapshot.transfers:
             self._last_stats[stats.transfer_id] = stats
             table.apply(stats)
         if not table.has_focus:
             self._follow_running()
-        self.query_one(Throughput).history = snapshot.throughput_history
-        self.query_one(Throughput).bytes_per_second = snapshot.bytes_per_second
+        throughput = self.query_one(Throughput)
+        throughput.history = snapshot.throughput_history
+        throughput.bytes_per_second = snapshot.bytes_per_second
         self.query_one(Resources).snapshot = snapshot
         self._update_focused()
         self._update_summary()
