@@ -21,7 +21,7 @@ from .. import paths
 from ..engine.config import TransferOptions
 from ..engine.errors import ConfigError, HostKeyError, TransferError
 from ..engine.events import EngineEvent, TransferFinished, TransferState
-from ..engine.journal import Journal
+from ..engine.journal import Journal, JournalEntry
 from ..profiles import (
     Profile,
     ProfileStore,
@@ -40,6 +40,7 @@ from .screens.dialogs import ConfirmScreen, ErrorScreen
 from .screens.help import HelpScreen
 from .screens.host_key import HostKeyScreen
 from .session import Session, Target
+from .widgets.profile_form import ProfileForm
 
 log = logging.getLogger(__name__)
 
@@ -158,7 +159,7 @@ class SftpS3App(App[int]):
         profile = demo_profile(env)
         screen = self._connect_screen()
         if screen is not None:
-            screen.query_one("ProfileForm").load(profile)  # type: ignore[attr-defined]
+            screen.query_one(ProfileForm).load(profile)
         self.connect(profile)
 
     def _connect_screen(self) -> ConnectScreen | None:
@@ -263,19 +264,19 @@ class SftpS3App(App[int]):
             self._offer_resume(session, entries)
 
     @work(group="resume", exit_on_error=False)
-    async def _offer_resume(self, session: Session, entries: list[object]) -> None:
+    async def _offer_resume(self, session: Session, entries: list[JournalEntry]) -> None:
         body = Text(
             f"{len(entries)} transfer(s) from {session.target.sftp.display} did not "
             "finish last time:\n\n"
         )
         for entry in entries[:8]:
-            body.append(f"  {entry.source} → s3://{entry.bucket}/{entry.key}\n")  # type: ignore[attr-defined]
+            body.append(f"  {entry.source} → s3://{entry.bucket}/{entry.key}\n")
         body.append("\nResume them where they stopped?")
         if await self.push_screen_wait(
             ConfirmScreen("Resume transfers?", body, "Resume", "Not now")
         ):
             try:
-                transfers = await session.resume(entries)  # type: ignore[arg-type]
+                transfers = await session.resume(entries)
             except TransferError as exc:
                 self.notify_error(exc)
                 return
@@ -318,17 +319,14 @@ class SftpS3App(App[int]):
         running = [t for t in session.queue.transfers.values() if not t.state.finished]
         if not running:
             return True
-        return bool(
-            await self.push_screen_wait(
-                ConfirmScreen(
-                    title,
-                    f"{len(running)} transfer(s) have not finished. Their uploads will be "
-                    "aborted (nothing partial is left in S3); they can be queued again later.",
-                    yes="Abort them",
-                    no="Keep going",
-                )
-            )
+        dialog = ConfirmScreen(
+            title,
+            f"{len(running)} transfer(s) have not finished. Their uploads will be "
+            "aborted (nothing partial is left in S3); they can be queued again later.",
+            yes="Abort them",
+            no="Keep going",
         )
+        return bool(await self.push_screen_wait(dialog))  # type: ignore[arg-type]
 
     async def _close_session(self) -> None:
         session, self.session = self.session, None

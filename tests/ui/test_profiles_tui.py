@@ -128,3 +128,21 @@ async def test_profile_option_connects_at_start(
         tree = app.screen.query_one(RemoteTree)
         await wait_for(pilot, lambda: [e.name for e in tree.entries] == ["x.bin"])
         await app.close_all()
+
+
+async def test_test_and_connect_buttons_work_with_the_mouse(
+    embedded_sftp: SftpServerInfo, s3_endpoint: S3Endpoint, tmp_path: Path
+) -> None:
+    from sftp_s3_tui.ui.widgets.profile_form import ProfileForm
+    from tests.ui.helpers import server_profile
+
+    embedded_sftp.write_file("m.txt", b"m")
+    app = make_app(tmp_path)
+    async with app.run_test(size=(140, 50)) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, ConnectScreen))
+        app.screen.query_one(ProfileForm).load(server_profile(embedded_sftp, s3_endpoint))
+        await pilot.click("#test")
+        await wait_for(pilot, lambda: "✓" in str(app.screen.status), what="test result")
+        await pilot.click("#connect")
+        await wait_for(pilot, lambda: browse_ready(app), what="browse")
+        await app.close_all()

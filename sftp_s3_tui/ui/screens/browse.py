@@ -12,6 +12,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Header
 
 from ...engine.errors import TransferError, UsageError
+from ...engine.locations import S3Location
 from ..formatting import format_size
 from ..session import Session
 from ..widgets.bucket_picker import BucketPicker
@@ -29,7 +30,7 @@ WIDE = 110
 class BrowseScreen(TransferActions, Screen[None]):
     """The main screen: remote files, destination, and (when wide) the transfers."""
 
-    HORIZONTAL_BREAKPOINTS: ClassVar[list[tuple[int, str]]] = [(0, "-narrow"), (WIDE, "-wide")]
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (WIDE, "-wide")]  # noqa: RUF012
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("c", "copy", "Copy here"),
@@ -103,10 +104,7 @@ class BrowseScreen(TransferActions, Screen[None]):
         self._queue(paths, dest)
 
     @work(group="queue", exit_on_error=False)
-    async def _queue(self, paths: list[str], dest: object) -> None:
-        from ...engine.locations import S3Location
-
-        assert isinstance(dest, S3Location)
+    async def _queue(self, paths: list[str], dest: S3Location) -> None:
         try:
             transfers = await self.session.queue_paths(paths, dest)
         except TransferError as exc:

@@ -143,9 +143,9 @@ class ConnectScreen(Screen[None]):
         if event.input.id and event.input.id.startswith("f-"):
             self.action_connect()
 
-    def on_button_pressed(self, event: Button.Pressed) -> None:
+    async def on_button_pressed(self, event: Button.Pressed) -> None:
         event.stop()
-        self.run_action(event.button.id or "")
+        await self.run_action(event.button.id or "")
 
     # actions --------------------------------------------------------------------------------
     def _form_profile(self) -> Profile | None:

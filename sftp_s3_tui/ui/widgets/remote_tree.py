@@ -157,10 +157,10 @@ class RemoteTree(Vertical):
         self.filling = False
 
     def _row(self, entry: RemoteEntry) -> tuple[Text | str, ...]:
-        mark = Text("✓", style="bold green") if entry.path in self.selected else ""
+        mark: Text | str = Text("✓", style="bold green") if entry.path in self.selected else ""
+        size: Text | str = ""
         if entry.is_dir:
             name = Text(entry.name + "/", style="bold")
-            size = ""
         else:
             name = Text(entry.name)
             size = Text(format_size(entry.size), justify="right")

@@ -81,7 +81,7 @@ class TransferList(DataTable[Text | str]):
     def add_transfer(self, row: TransferRow) -> None:
         if row.transfer_id in self.rows_by_id:
             self.rows_by_id[row.transfer_id] = row
-            self._render(row)
+            self._render_row(row)
             return
         self.rows_by_id[row.transfer_id] = row
         cells = self._cells(row)
@@ -100,7 +100,7 @@ class TransferList(DataTable[Text | str]):
             row.parts_done = row.parts_total or row.parts_done
         if state in (TransferState.QUEUED, TransferState.RUNNING):
             row.message = ""
-        self._render(row)
+        self._render_row(row)
 
     def apply(self, stats: TransferStats) -> None:
         """Update a row from the sampler's figures."""
@@ -114,9 +114,9 @@ class TransferList(DataTable[Text | str]):
         row.parts_in_flight = stats.parts_in_flight
         if not row.state.finished:
             row.state = stats.state
-        self._render(row)
+        self._render_row(row)
 
-    def _render(self, row: TransferRow) -> None:
+    def _render_row(self, row: TransferRow) -> None:
         key = str(row.transfer_id)
         if key not in self.rows:
             return
