@@ -61,9 +61,10 @@ class HostKeyScreen(ModalScreen[HostKeyChoice]):
                 body.append(f"  {error.fingerprint}\n\n", style="bold yellow")
                 body.append(
                     "Compare it with the fingerprint the server's administrator gave you "
-                    "before trusting it.",
+                    "before trusting it.\n",
                     style="italic",
                 )
+                body.append("o trust once · a trust always (known_hosts) · esc refuse", "dim")
                 yield Static(body)
                 with Horizontal(classes="buttons"):
                     yield Button("Trust once", variant="primary", id="once")
