@@ -137,7 +137,7 @@ async def test_a_10000_entry_folder_loads_without_freezing_and_filters(
             await asyncio.sleep(0.01)
             longest_stall = max(longest_stall, time.perf_counter() - started - 0.01)
         assert tree.table.row_count == 10_001  # with ".."
-        assert longest_stall < 1.5, f"the loop stalled {longest_stall:.2f}s"
+        assert longest_stall < 2.0, f"the loop stalled {longest_stall:.2f}s"
         await pilot.press("slash", *"0999")
         await wait_for(pilot, lambda: tree.ready and tree.table.row_count == 1 + 11)
         assert "11/10000 match" in str(app.screen.query_one("#remote-header").render())
