@@ -240,6 +240,8 @@ def options_for(args: argparse.Namespace, base: TransferOptions | None = None) -
             changes[name] = value
     if getattr(args, "conflict", None):
         changes["conflict"] = ConflictPolicy(args.conflict)
+    if getattr(args, "sha256_metadata", False):
+        changes["sha256_metadata"] = True
     options = replace(options, **changes)  # type: ignore[arg-type]
     if options.part_size * min(options.parts_in_flight, 2) > options.memory_budget:
         raise UsageError(

@@ -108,5 +108,6 @@ class TransferOptions:
     backoff_seconds: float = 0.5
     backoff_max_seconds: float = 10.0
     verify: bool = True
+    sha256_metadata: bool = False  # multipart too: x-amz-meta-sha256 by a server-side copy
     sftp_block_size: int = 0
     sftp_requests: int = 0
