@@ -101,7 +101,7 @@ def _trim(text: str) -> str:
 
 
 SWEEP: list[tuple[str, list[str]]] = [
-    ("defaults (8 MiB parts, 8 in flight, 2 reads/file)", []),
+    ("defaults (8 MiB parts, 8 in flight, 2 reads/file, AES-GCM)", []),
     ("parts_in_flight 16", ["--parts-in-flight", "16"]),
     ("parts_in_flight 4", ["--parts-in-flight", "4"]),
     ("part_size 16 MiB", ["--part-size", str(16 << 20)]),
@@ -111,7 +111,8 @@ SWEEP: list[tuple[str, list[str]]] = [
     ("sftp_block_size 64 KiB", ["--sftp-block-size", str(64 << 10)]),
     ("sftp_requests 16", ["--sftp-requests", "16"]),
     ("sftp_requests 256", ["--sftp-requests", "256"]),
-    ("cipher aes128-gcm", ["--cipher", "aes128-gcm@openssh.com"]),
+    ("cipher chacha20-poly1305 (asyncssh's first)", ["--cipher", "chacha20-poly1305@openssh.com"]),
+    ("what-if: no sha256 CopyObject, no HEAD", ["--no-sha256-copy"]),
 ]
 
 

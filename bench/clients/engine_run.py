@@ -12,6 +12,7 @@ import os
 
 from sftp_s3_tui.demo import DEMO_REGION
 from sftp_s3_tui.engine import pipeline
+from sftp_s3_tui.engine import sftp as engine_sftp
 from sftp_s3_tui.engine.config import S3Endpoint, SftpEndpoint, TransferOptions
 from sftp_s3_tui.engine.events import TransferState
 from sftp_s3_tui.engine.locations import parse_s3_url
@@ -62,8 +63,22 @@ def main() -> None:
     parser.add_argument("--sftp-block-size", type=int, default=0)
     parser.add_argument("--sftp-requests", type=int, default=0)
     parser.add_argument("--reads-per-file", type=int, default=pipeline.READS_PER_FILE)
+    parser.add_argument(
+        "--no-sha256-copy",
+        action="store_true",
+        help="what-if: skip the CopyObject that stores x-amz-meta-sha256 (and the HEAD verify)",
+    )
     args = parser.parse_args()
     pipeline.READS_PER_FILE = args.reads_per_file
+    if args.cipher:
+        engine_sftp.encryption_algs = lambda: [args.cipher]
+    if args.no_sha256_copy:
+
+        async def skip(*_args: object) -> None:
+            return None
+
+        pipeline.FileTransfer._store_sha256 = skip  # type: ignore[method-assign]
+        pipeline.FileTransfer._verify = skip  # type: ignore[method-assign]
     asyncio.run(run(args))
 
 
