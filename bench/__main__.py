@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import sys
 import tempfile
@@ -109,6 +110,7 @@ def run_one(setup: Setup, scenario: Scenario, round_number: int) -> dict[str, ob
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     began = time.monotonic()
+    load_at_start = ", ".join(f"{x:.2f}" for x in os.getloadavg())
     base = Path(tempfile.mkdtemp(prefix="sftp-s3-bench-"))
     base.chmod(0o755)
     label = report.size_label(args.size)
@@ -151,6 +153,7 @@ def main(argv: list[str] | None = None) -> int:
     results["summary"] = report.summarize(records)
     results["ratios"] = report.ratios(results["summary"], label, second)  # type: ignore[arg-type]
     results["machine"] = report.machine()
+    results["machine"]["load average (1, 5, 15 min) at the start"] = load_at_start
     results["config"] = {
         "size": args.size,
         "second_size": args.second_size,

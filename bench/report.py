@@ -202,6 +202,7 @@ def machine() -> dict[str, str]:
         "openssh": _command_version(["ssh", "-V"]),
         "rclone": _command_version(["rclone", "version"]),
         "commit": _command_version(["git", "rev-parse", "--short", "HEAD"]),
+        "load average (1, 5, 15 min) at the end": ", ".join(f"{x:.2f}" for x in os.getloadavg()),
     }
     for package in (
         "asyncssh",
