@@ -7,6 +7,8 @@ from typing import Any
 
 from aiobotocore.config import AioConfig
 
+from sftp_s3_tui.engine.sftp import encryption_algs
+
 
 def add_sftp_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", required=True)
@@ -14,7 +16,7 @@ def add_sftp_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--user", required=True)
     parser.add_argument("--identity", required=True)
     parser.add_argument("--known-hosts", required=True)
-    parser.add_argument("--cipher", default="", help="force one SSH cipher (default: asyncssh's)")
+    parser.add_argument("--cipher", default="", help="force one SSH cipher")
 
 
 def sftp_connect_options(args: argparse.Namespace) -> dict[str, Any]:
@@ -28,8 +30,8 @@ def sftp_connect_options(args: argparse.Namespace) -> dict[str, Any]:
         "agent_path": None,
         "config": None,
     }
-    if args.cipher:
-        options["encryption_algs"] = [args.cipher]
+    # The product's cipher preference (AES-GCM first), unless one is forced.
+    options["encryption_algs"] = [args.cipher] if args.cipher else encryption_algs()
     return options
 
 
