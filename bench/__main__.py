@@ -18,7 +18,7 @@ from sftp_s3_tui.engine.locations import format_size, parse_size
 from . import extras, report
 from .measure import run_measured
 from .scenarios import Scenario, Setup, large_file_scenarios, product_only, small_file_scenarios
-from .servers import create_data, running_servers
+from .servers import create_data, precompile, running_servers
 
 HERE = Path(__file__).resolve().parent
 FAMILIES = ("product", "raw-sftp", "openssh-sftp", "raw-s3", "rclone", "spool", "put-loop")
@@ -48,7 +48,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--no-small", action="store_true", help="skip the small-files case")
     parser.add_argument("--no-profile", action="store_true", help="skip the cProfile run")
     parser.add_argument("--no-extras", action="store_true", help="skip the CopyObject timing")
-    parser.add_argument("--tune", action="store_true", help="also sweep the engine's knobs")
+    parser.add_argument(
+        "--tune-only",
+        action="store_true",
+        help="only sweep the engine's knobs on the large file; writes tuning.json",
+    )
+    parser.add_argument(
+        "--report-only",
+        action="store_true",
+        help="only render RESULTS.md again from results.json (and tuning.json)",
+    )
     parser.add_argument("--out", type=Path, default=HERE, help="where RESULTS.md/results.json go")
     return parser.parse_args(argv)
 
@@ -112,6 +121,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     # SIGTERM unwinds like Ctrl-C, so the servers are stopped and the temp folder removed.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    if args.report_only:
+        write_markdown(args.out)
+        return 0
+    if args.tune_only:
+        return tune_only(args)
     began = time.monotonic()
     load_at_start = ", ".join(f"{x:.2f}" for x in os.getloadavg())
     base = Path(tempfile.mkdtemp(prefix="sftp-s3-bench-"))
@@ -120,6 +134,8 @@ def main(argv: list[str] | None = None) -> int:
     second = report.size_label(args.second_size)
     records: list[dict[str, object]] = []
     results: dict[str, object] = {}
+    precompile(HERE.parent)
+    print(f"bytecode compiled after {time.monotonic() - began:.0f}s", flush=True)
     try:
         with running_servers(base) as (info, moto):
             print(f"servers up: sshd {info.host}:{info.port}, moto {moto.url}", flush=True)
@@ -146,8 +162,6 @@ def main(argv: list[str] | None = None) -> int:
                     records.append(run_one(setup, scenario, round_number))
             if not args.no_extras:
                 results["copy_object"] = extras.time_copy_object(setup, args.size)
-            if args.tune:
-                results["tuning"] = extras.sweep(setup, args.size, label)
             if not args.no_profile and "product" not in args.skip:
                 results["profile"] = extras.profile_product(setup, args.size, label, args.out)
     finally:
@@ -170,10 +184,39 @@ def main(argv: list[str] | None = None) -> int:
     }
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
-    (args.out / "RESULTS.md").write_text(report.markdown(results))
+    write_markdown(args.out)
     print()
     print(report.ratios_text(results["ratios"]))  # type: ignore[arg-type]
     print(f"\nwrote {args.out / 'RESULTS.md'} and results.json in {time.monotonic() - began:.0f}s")
+    return 0
+
+
+def write_markdown(out: Path) -> None:
+    """RESULTS.md from results.json, with tuning.json's sweep when there is one."""
+    results = json.loads((out / "results.json").read_text())
+    tuning = out / "tuning.json"
+    if tuning.exists():
+        results["tuning"] = json.loads(tuning.read_text())
+    (out / "RESULTS.md").write_text(report.markdown(results))
+
+
+def tune_only(args: argparse.Namespace) -> int:
+    """Servers and the large file only, then the knob sweep; writes tuning.json."""
+    base = Path(tempfile.mkdtemp(prefix="sftp-s3-bench-"))
+    base.chmod(0o755)
+    try:
+        with running_servers(base) as (info, moto):
+            data = create_data(info, [args.size], 0, args.small_size, 0)
+            scratch = base / "scratch"
+            scratch.mkdir()
+            setup = Setup(info, moto, data, scratch)
+            tuning = extras.sweep(setup, args.size, report.size_label(args.size), args.rounds)
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "tuning.json").write_text(json.dumps(tuning, indent=2) + "\n")
+    if (args.out / "results.json").exists():
+        write_markdown(args.out)
     return 0
 
 
