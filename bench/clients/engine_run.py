@@ -42,7 +42,9 @@ async def run(args: argparse.Namespace) -> None:
         parts_in_flight=args.parts_in_flight,
         sftp_block_size=args.sftp_block_size,
         sftp_requests=args.sftp_requests,
-        sftp_concurrency=max(8, args.reads_per_file),
+        sftp_concurrency=args.sftp_concurrency,
+        s3_concurrency=args.s3_concurrency,
+        files_in_flight=args.files_in_flight,
     )
     async with TransferQueue(s3, options) as queue:
         jobs = await queue.expand(sftp, args.path, parse_s3_url(args.dest))
@@ -63,6 +65,10 @@ def main() -> None:
     parser.add_argument("--sftp-block-size", type=int, default=0)
     parser.add_argument("--sftp-requests", type=int, default=0)
     parser.add_argument("--reads-per-file", type=int, default=pipeline.READS_PER_FILE)
+    defaults = TransferOptions()
+    parser.add_argument("--sftp-concurrency", type=int, default=defaults.sftp_concurrency)
+    parser.add_argument("--s3-concurrency", type=int, default=defaults.s3_concurrency)
+    parser.add_argument("--files-in-flight", type=int, default=defaults.files_in_flight)
     parser.add_argument(
         "--no-sha256-copy",
         action="store_true",
