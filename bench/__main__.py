@@ -50,8 +50,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--no-extras", action="store_true", help="skip the CopyObject timing")
     parser.add_argument(
         "--tune-only",
-        action="store_true",
-        help="only sweep the engine's knobs on the large file; writes tuning.json",
+        nargs="?",
+        const="all",
+        choices=("all", "large", "small"),
+        help="only sweep the engine's knobs (large file, small files or both); "
+        "merges into tuning.json",
     )
     parser.add_argument(
         "--report-only",
@@ -206,15 +209,21 @@ def tune_only(args: argparse.Namespace) -> int:
     base.chmod(0o755)
     try:
         with running_servers(base) as (info, moto):
-            data = create_data(info, [args.size], 0, args.small_size, 0)
+            small = args.small_count if args.tune_only in ("small", "all") else 0
+            data = create_data(info, [args.size], small, args.small_size, 0)
             scratch = base / "scratch"
             scratch.mkdir()
             setup = Setup(info, moto, data, scratch)
-            tuning = extras.sweep(setup, args.size, report.size_label(args.size), args.rounds)
+            label = report.size_label(args.size)
+            tuning = extras.sweep(setup, args.size, label, args.rounds, args.tune_only)
     finally:
         shutil.rmtree(base, ignore_errors=True)
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "tuning.json").write_text(json.dumps(tuning, indent=2) + "\n")
+    path = args.out / "tuning.json"
+    earlier = json.loads(path.read_text()) if path.exists() else []
+    names = {item["name"] for item in tuning}
+    merged = [item for item in earlier if item["name"] not in names] + tuning
+    path.write_text(json.dumps(merged, indent=2) + "\n")
     if (args.out / "results.json").exists():
         write_markdown(args.out)
     return 0

@@ -116,8 +116,24 @@ SWEEP: list[tuple[str, list[str]]] = [
 ]
 
 
-def sweep(setup: Setup, size: int, label: str, repeats: int = 2) -> list[dict[str, Any]]:
-    """Each knob changed alone from the defaults, ``repeats`` runs each, interleaved."""
+SMALL_SWEEP: list[tuple[str, list[str]]] = [
+    ("small files: defaults (16 files, 16 uploads, 8 reads)", []),
+    ("small files: 32 files, 32 uploads", ["--files-in-flight", "32", "--s3-concurrency", "32"]),
+    (
+        "small files: 32 files, 32 uploads, 16 reads",
+        ["--files-in-flight", "32", "--s3-concurrency", "32", "--sftp-concurrency", "16"],
+    ),
+    ("small files: 64 files, 32 uploads", ["--files-in-flight", "64", "--s3-concurrency", "32"]),
+]
+
+
+def sweep(
+    setup: Setup, size: int, label: str, repeats: int = 2, which: str = "all"
+) -> list[dict[str, Any]]:
+    """Each knob changed alone from the defaults, ``repeats`` runs each, interleaved.
+
+    ``which`` is ``large`` (one large file), ``small`` (the small-files folder) or ``all``.
+    """
     info = setup.info
     base = [
         sys.executable,
@@ -133,26 +149,36 @@ def sweep(setup: Setup, size: int, label: str, repeats: int = 2) -> list[dict[st
         str(info.identity_file),
         "--known-hosts",
         str(info.known_hosts),
-        "--path",
-        setup.data.large[size],
         "--endpoint-url",
         setup.moto.url,
-        "--dest",
-        f"s3://{BUCKET}/sweep/{label}",
     ]
-    rates: dict[str, list[float]] = {name: [] for name, _ in SWEEP}
+    cases: list[tuple[str, list[str], int, str]] = []
+    if which in ("large", "all"):
+        large = ["--path", setup.data.large[size], "--dest", f"s3://{BUCKET}/sweep/{label}"]
+        cases += [(name, [*large, *extra], size, "MB/s") for name, extra in SWEEP]
+    if which in ("small", "all") and setup.data.small_count:
+        small = ["--path", setup.data.small_folder + "/", "--dest", f"s3://{BUCKET}/sweep-small/"]
+        count = setup.data.small_count
+        cases += [(name, [*small, *extra], count, "files/s") for name, extra in SMALL_SWEEP]
+    rates: dict[str, list[float]] = {name: [] for name, *_ in cases}
     for _ in range(repeats):
-        for name, extra in SWEEP:
-            measurement = run_measured([*base, *extra], env=base_env(setup), cwd=REPO)
+        for name, argv, amount, unit in cases:
+            measurement = run_measured([*base, *argv], env=base_env(setup), cwd=REPO)
             setup.moto.empty_bucket()
             if measurement.returncode == 0:
-                rates[name].append(size / measurement.seconds)
-                print(
-                    f"  sweep {name:<52} {size / measurement.seconds / 1e6:6.1f} MB/s", flush=True
-                )
+                rate = amount / measurement.seconds
+                rates[name].append(rate)
+                shown = rate / 1e6 if unit == "MB/s" else rate
+                print(f"  sweep {name:<58} {shown:6.1f} {unit}", flush=True)
             else:
                 print(f"  sweep {name}: failed {measurement.stderr[-300:]}", flush=True)
+    units = {name: unit for name, _, _, unit in cases}
     return [
-        {"name": name, "rates": r, "median": statistics.median(r) if r else 0.0}
+        {
+            "name": name,
+            "unit": units[name],
+            "rates": r,
+            "median": statistics.median(r) if r else 0.0,
+        }
         for name, r in rates.items()
     ]

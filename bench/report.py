@@ -317,11 +317,17 @@ def markdown(results: dict[str, Any]) -> str:
         ]
     tuning = results.get("tuning")
     if tuning:
-        parts += ["", "## Engine knobs (product engine, one file, median MB/s)", ""]
-        parts += ["| setting | MB/s | runs |", "|---|---:|---|"]
+        parts += [
+            "",
+            "## Engine knobs (`python -m bench --tune-only`: the engine with explicit options)",
+            "",
+            "| setting | median | runs |",
+            "|---|---:|---|",
+        ]
         for item in tuning:
-            runs = ", ".join(f"{r / 1e6:.1f}" for r in item["rates"])
-            parts.append(f"| {item['name']} | {item['median'] / 1e6:.1f} | {runs} |")
+            scale, unit = (1e6, "MB/s") if item.get("unit", "MB/s") == "MB/s" else (1, "files/s")
+            runs = ", ".join(f"{r / scale:.1f}" for r in item["rates"])
+            parts.append(f"| {item['name']} | {item['median'] / scale:.1f} {unit} | {runs} |")
     profile = results.get("profile")
     if profile:
         parts += [
