@@ -313,7 +313,9 @@ def markdown(results: dict[str, Any]) -> str:
             f"does after Complete to store `x-amz-meta-sha256`) took a median "
             f"{copy['median_seconds']:.2f} s on moto "
             f"({', '.join(f'{s:.2f}' for s in copy['seconds'])} s), against "
-            f"{copy['upload_seconds']:.2f} s for the multipart upload itself (raw client).",
+            f"{copy['upload_seconds']:.2f} s for the whole multipart upload of the same bytes "
+            "by the "
+            "raw client (start-up, parts and Complete).",
         ]
     tuning = results.get("tuning")
     if tuning:
