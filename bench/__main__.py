@@ -171,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(base, ignore_errors=True)
     results["runs"] = records
     results["summary"] = report.summarize(records)
-    results["ratios"] = report.ratios(results["summary"], label, second)  # type: ignore[arg-type]
+    results["ratios"] = report.ratios(results["summary"], records, label, second)  # type: ignore[arg-type]
     results["machine"] = report.machine()
     results["machine"]["load average (1, 5, 15 min) at the start"] = load_at_start
     results["config"] = {
@@ -197,6 +197,13 @@ def main(argv: list[str] | None = None) -> int:
 def write_markdown(out: Path) -> None:
     """RESULTS.md from results.json, with tuning.json's sweep when there is one."""
     results = json.loads((out / "results.json").read_text())
+    config = results["config"]
+    results["ratios"] = report.ratios(
+        results["summary"],
+        results["runs"],
+        report.size_label(config["size"]),
+        report.size_label(config["second_size"]),
+    )
     tuning = out / "tuning.json"
     if tuning.exists():
         results["tuning"] = json.loads(tuning.read_text())

@@ -116,14 +116,18 @@ SWEEP: list[tuple[str, list[str]]] = [
 ]
 
 
+_OLD_SMALL = ["--files-in-flight", "16", "--s3-concurrency", "16", "--sftp-concurrency", "8"]
 SMALL_SWEEP: list[tuple[str, list[str]]] = [
-    ("small files: defaults (16 files, 16 uploads, 8 reads)", []),
-    ("small files: 32 files, 32 uploads", ["--files-in-flight", "32", "--s3-concurrency", "32"]),
+    ("small files: 16 files, 16 uploads, 8 reads (the old defaults)", _OLD_SMALL),
     (
-        "small files: 32 files, 32 uploads, 16 reads",
-        ["--files-in-flight", "32", "--s3-concurrency", "32", "--sftp-concurrency", "16"],
+        "small files: 32 files, 32 uploads",
+        ["--files-in-flight", "32", "--s3-concurrency", "32", "--sftp-concurrency", "8"],
     ),
-    ("small files: 64 files, 32 uploads", ["--files-in-flight", "64", "--s3-concurrency", "32"]),
+    ("small files: 32 files, 32 uploads, 16 reads (the defaults)", []),
+    (
+        "small files: 64 files, 32 uploads",
+        ["--files-in-flight", "64", "--s3-concurrency", "32", "--sftp-concurrency", "8"],
+    ),
 ]
 
 
