@@ -549,7 +549,7 @@ class FileTransfer:
                 for n in [k for k in checkpoints if k <= done_prefix]:
                     del checkpoints[n]
                 if state is not None:
-                    writer.digest_at(done_prefix, state)
+                    writer.digest_at(done_prefix, state, sync=False)
 
         async def one_part(number: int, buffer: bytearray) -> None:
             offset = (number - 1) * part_size
@@ -591,9 +591,11 @@ class FileTransfer:
                         )
                     parts[number] = (etag, b64(crc, 8))
                     if writer is not None:
-                        writer.part_done(number, etag, b64(crc, 8))
+                        writer.part_done(number, etag, b64(crc, 8), sync=False)
                     self._emit_part(number, PartState.DONE, length, time.monotonic() - began)
                 mark_done(number)
+                if writer is not None:
+                    writer.flush()  # the part and any digest checkpoint: one append, one sync
             except BaseException:
                 self._emit_part(number, PartState.FAILED, length)
                 raise
