@@ -119,9 +119,11 @@ def build_parser() -> argparse.ArgumentParser:
     tuning.add_argument(
         "--memory", type=_size, metavar="SIZE", help="memory budget for all part buffers (512MiB)"
     )
-    tuning.add_argument("--sftp-concurrency", type=int, metavar="N", help="parallel SFTP reads (8)")
-    tuning.add_argument("--s3-concurrency", type=int, metavar="N", help="parallel S3 uploads (16)")
-    tuning.add_argument("--files", type=int, metavar="N", help="files in flight (16)")
+    tuning.add_argument(
+        "--sftp-concurrency", type=int, metavar="N", help="parallel SFTP reads (16)"
+    )
+    tuning.add_argument("--s3-concurrency", type=int, metavar="N", help="parallel S3 uploads (32)")
+    tuning.add_argument("--files", type=int, metavar="N", help="files in flight (32)")
     tuning.add_argument(
         "--conflict",
         choices=[p.value for p in ConflictPolicy],
@@ -240,6 +242,8 @@ def options_for(args: argparse.Namespace, base: TransferOptions | None = None) -
             changes[name] = value
     if getattr(args, "conflict", None):
         changes["conflict"] = ConflictPolicy(args.conflict)
+    if getattr(args, "sha256_metadata", False):
+        changes["sha256_metadata"] = True
     options = replace(options, **changes)  # type: ignore[arg-type]
     if options.part_size * min(options.parts_in_flight, 2) > options.memory_budget:
         raise UsageError(

@@ -11,7 +11,7 @@ from typing import Any
 
 from sftp_s3_tui.engine.config import S3Endpoint
 from sftp_s3_tui.paths import journal_dir
-from tests.engine.helpers import keys, object_bytes, open_uploads, sha256
+from tests.engine.helpers import keys, object_bytes, open_uploads, sha256, stored_sha256
 from tests.servers import SftpServerInfo
 
 MiB = 1 << 20
@@ -85,8 +85,7 @@ async def test_kill_9_then_rerun_resumes_and_rereads_less_than_half(
     assert embedded_sftp.server.bytes_read < SIZE / 2
     body = await asyncio.to_thread(object_bytes, s3, bucket, "big.bin")
     assert sha256(body) == remote.sha256
-    head = await asyncio.to_thread(s3.head_object, Bucket=bucket, Key="big.bin")
-    assert head["Metadata"]["sha256"] == remote.sha256
+    assert await asyncio.to_thread(stored_sha256, s3, bucket, "big.bin") == remote.sha256
     assert await asyncio.to_thread(open_uploads, s3, bucket) == []
     assert list(journal_dir().glob("*.jsonl")) == []
 

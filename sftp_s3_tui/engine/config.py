@@ -100,13 +100,14 @@ class TransferOptions:
     part_size: int = 8 * MiB
     parts_in_flight: int = 8
     memory_budget: int = 512 * MiB
-    sftp_concurrency: int = 8
-    s3_concurrency: int = 16
-    files_in_flight: int = 16
+    sftp_concurrency: int = 16
+    s3_concurrency: int = 32
+    files_in_flight: int = 32
     conflict: ConflictPolicy = ConflictPolicy.OVERWRITE
     attempts: int = 5
     backoff_seconds: float = 0.5
     backoff_max_seconds: float = 10.0
     verify: bool = True
+    sha256_metadata: bool = False  # multipart too: x-amz-meta-sha256 by a server-side copy
     sftp_block_size: int = 0
     sftp_requests: int = 0

@@ -97,25 +97,41 @@ class JournalWriter:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._fd = os.open(path, os.O_WRONLY | os.O_APPEND)
+        self._pending: list[bytes] = []
 
-    def part_done(self, number: int, etag: str, checksum: str) -> None:
-        self._append({"part": number, "etag": etag, "crc": checksum})
+    def part_done(self, number: int, etag: str, checksum: str, *, sync: bool = True) -> None:
+        self._append({"part": number, "etag": etag, "crc": checksum}, sync=sync)
 
-    def digest_at(self, number: int, state: DigestState) -> None:
+    def digest_at(self, number: int, state: DigestState, *, sync: bool = True) -> None:
         self._append(
             {
                 "digest_after": number,
                 "position": state.position,
                 "crc64": state.crc64nvme,
                 "sha": state.sha256_state,
-            }
+            },
+            sync=sync,
         )
 
-    def _append(self, record: dict[str, object]) -> None:
-        os.write(self._fd, (json.dumps(record, separators=(",", ":")) + "\n").encode())
-        os.fdatasync(self._fd) if hasattr(os, "fdatasync") else os.fsync(self._fd)
+    def _append(self, record: dict[str, object], *, sync: bool) -> None:
+        self._pending.append((json.dumps(record, separators=(",", ":")) + "\n").encode())
+        if sync:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write and sync the records held back with ``sync=False``, in one write.
+
+        Each synced append re-dirties the file's last page, which the kernel counts as a 4 KiB
+        disk write: one append per part instead of two halves the journal's disk writes.
+        """
+        if self._pending:
+            os.write(self._fd, b"".join(self._pending))
+            self._pending.clear()
+            os.fdatasync(self._fd) if hasattr(os, "fdatasync") else os.fsync(self._fd)
 
     def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self.flush()
         with contextlib.suppress(OSError):
             os.close(self._fd)
 

@@ -293,10 +293,21 @@ class FileTransfer:
                 else int(head["LastModified"].timestamp())
             )
             return "" if mtime > theirs else "the object is as new as the source"
-        same = head.get("ContentLength") == size and meta.get(META_SHA256)
-        if same and await self._same_content(meta[META_SHA256]):
+        if head.get("ContentLength") != size:
+            return ""
+        stored = meta.get(META_SHA256) or await self._sha256_tag()
+        if stored and await self._same_content(stored):
             return "the object already has the same size and sha256"
         return ""
+
+    async def _sha256_tag(self) -> str | None:
+        """The sha256 a multipart upload of ours left as an object tag, if any."""
+        try:
+            tags = await self.ctx.s3.get_object_tagging(Bucket=self.job.bucket, Key=self.job.key)
+        except (ClientError, BotoCoreError):
+            return None
+        found = [t["Value"] for t in tags.get("TagSet", []) if t.get("Key") == META_SHA256]
+        return found[0] if found else None
 
     async def _same_content(self, sha256: str) -> bool:
         """Hash the source (streaming, no upload) and compare with the stored sha256."""
@@ -388,7 +399,7 @@ class FileTransfer:
         # echoes the checksum it stored, so one object needs no extra HEAD round trip.
         stored = response.get("ChecksumCRC64NVME")
         if stored is None and ctx.options.verify:
-            await self._verify(size, digest)
+            await self._verify(size, digest, sha256_in_metadata=True)
         elif stored is not None and stored != digest.crc64nvme_b64():
             await self._reject(f"S3 stored CRC64NVME {stored} ≠ {digest.crc64nvme_b64()}")
         return self._result(TransferState.DONE, digest.sha256_hex(), 1)
@@ -506,7 +517,7 @@ class FileTransfer:
         if not self._published:
             return self._result(TransferState.SKIPPED, None, 0, "the key already exists")
         await self._store_sha256(size, digest.sha256_hex())
-        await self._verify(size, digest)
+        await self._verify(size, digest, sha256_in_metadata=self.ctx.options.sha256_metadata)
         return self._result(TransferState.DONE, digest.sha256_hex(), count)
 
     async def _transfer_parts(
@@ -538,7 +549,7 @@ class FileTransfer:
                 for n in [k for k in checkpoints if k <= done_prefix]:
                     del checkpoints[n]
                 if state is not None:
-                    writer.digest_at(done_prefix, state)
+                    writer.digest_at(done_prefix, state, sync=False)
 
         async def one_part(number: int, buffer: bytearray) -> None:
             offset = (number - 1) * part_size
@@ -580,9 +591,11 @@ class FileTransfer:
                         )
                     parts[number] = (etag, b64(crc, 8))
                     if writer is not None:
-                        writer.part_done(number, etag, b64(crc, 8))
+                        writer.part_done(number, etag, b64(crc, 8), sync=False)
                     self._emit_part(number, PartState.DONE, length, time.monotonic() - began)
                 mark_done(number)
+                if writer is not None:
+                    writer.flush()  # the part and any digest checkpoint: one append, one sync
             except BaseException:
                 self._emit_part(number, PartState.FAILED, length)
                 raise
@@ -661,11 +674,25 @@ class FileTransfer:
         self._published = True
 
     async def _store_sha256(self, size: int, sha256: str) -> None:
-        """Record the stream's SHA-256 as object metadata (server-side copy onto itself).
+        """Record the stream's SHA-256 on a multipart object.
 
-        A multipart upload's metadata is fixed when it starts, before the stream is hashed.
+        Its metadata is fixed when the upload starts, before the stream is hashed, so by
+        default the SHA-256 becomes an object tag (a small metadata-only request). With
+        ``sha256_metadata`` it goes into ``x-amz-meta-sha256`` by a server-side copy of the
+        object onto itself, which costs time in proportion to the object's size.
         """
         job = self.job
+        if not self.ctx.options.sha256_metadata:
+            try:
+                await self.ctx.s3.put_object_tagging(
+                    Bucket=job.bucket,
+                    Key=job.key,
+                    Tagging={"TagSet": [{"Key": META_SHA256, "Value": sha256}]},
+                )
+            except (ClientError, BotoCoreError) as exc:
+                reason = map_s3_error(exc, "tagging").message
+                self._notice(f"the sha256 could not be tagged on the object ({reason})")
+            return
         metadata = {META_SHA256: sha256, META_MTIME: str(job.mtime)}
         extra = {k: v for k, v in self._put_extra().items() if k != "IfNoneMatch"}
         try:
@@ -717,7 +744,7 @@ class FileTransfer:
             await asyncio.shield(abort_upload(s3, job.bucket, job.key, upload_id))
             raise
 
-    async def _verify(self, size: int, digest: StreamDigest) -> None:
+    async def _verify(self, size: int, digest: StreamDigest, *, sha256_in_metadata: bool) -> None:
         """HEAD the object and compare size, stored sha256 and S3's CRC64NVME with the stream."""
         if not self.ctx.options.verify:
             return
@@ -730,7 +757,7 @@ class FileTransfer:
             if head.get("ContentLength") != size:
                 problems.append(f"size {head.get('ContentLength')} ≠ {size}")
             stored = head.get("Metadata", {}).get(META_SHA256)
-            if stored != digest.sha256_hex():
+            if (stored is not None or sha256_in_metadata) and stored != digest.sha256_hex():
                 problems.append(f"stored sha256 {stored} ≠ {digest.sha256_hex()}")
             crc = head.get("ChecksumCRC64NVME")
             if crc and "-" not in crc and crc != digest.crc64nvme_b64():

@@ -72,6 +72,7 @@ class TransferQueue:
         self._ctx: EngineContext | None = None
         self._idle = asyncio.Event()
         self._idle.set()
+        self._unfinished: set[int] = set()  # ids whose state is not final (join waits on it)
 
     @property
     def s3(self) -> S3Client:
@@ -127,6 +128,7 @@ class TransferQueue:
         for job in jobs:
             transfer = Transfer(id=next(self._ids), job=job)
             self.transfers[transfer.id] = transfer
+            self._unfinished.add(transfer.id)
             self.bus.emit(
                 TransferQueued(
                     transfer_id=transfer.id,
@@ -147,6 +149,10 @@ class TransferQueue:
 
     def _set_state(self, transfer: Transfer, state: TransferState) -> None:
         transfer.state = state
+        if state.finished:
+            self._unfinished.discard(transfer.id)
+        else:
+            self._unfinished.add(transfer.id)
         self.bus.emit(TransferStateChanged(transfer_id=transfer.id, state=state))
 
     async def _run(self, transfer: Transfer) -> None:
@@ -173,7 +179,7 @@ class TransferQueue:
         transfer.result = result
         self._set_state(transfer, result.status)
         self.bus.emit(TransferFinished(transfer_id=transfer.id, result=result))
-        if all(t.state.finished for t in self.transfers.values()):
+        if not self._unfinished:  # O(1): checking every transfer made big queues O(n²)
             self._idle.set()
 
     async def join(self) -> list[TransferResult]:

@@ -44,5 +44,14 @@ def keys(s3: Any, bucket: str) -> list[str]:
     return sorted(o["Key"] for o in s3.list_objects_v2(Bucket=bucket).get("Contents", []))
 
 
+def stored_sha256(s3: Any, bucket: str, key: str) -> str | None:
+    """The sha256 the engine recorded: metadata (single part or --sha256-metadata) or tag."""
+    head = s3.head_object(Bucket=bucket, Key=key)
+    if "sha256" in head["Metadata"]:
+        return str(head["Metadata"]["sha256"])
+    tags = s3.get_object_tagging(Bucket=bucket, Key=key)["TagSet"]
+    return next((t["Value"] for t in tags if t["Key"] == "sha256"), None)
+
+
 def open_uploads(s3: Any, bucket: str) -> list[dict[str, Any]]:
     return s3.list_multipart_uploads(Bucket=bucket).get("Uploads", []) or []

@@ -15,7 +15,7 @@ from sftp_s3_tui.engine.events import (
 )
 from tests.servers import SftpServerInfo
 
-from .helpers import MiB, copy, keys, object_bytes, open_uploads, sha256
+from .helpers import MiB, copy, keys, object_bytes, open_uploads, sha256, stored_sha256
 
 PART = 5 * MiB
 SIZES = {
@@ -46,8 +46,7 @@ async def test_sizes_land_byte_exact_with_sha256(
     body = object_bytes(s3, bucket, f"landing/{name}")
     assert body == remote.read_bytes()
     assert result.sha256 == sha256(body) == remote.sha256
-    head = s3.head_object(Bucket=bucket, Key=f"landing/{name}")
-    assert head["Metadata"]["sha256"] == remote.sha256
+    assert stored_sha256(s3, bucket, f"landing/{name}") == remote.sha256
     assert result.parts == max(1, -(-SIZES[name] // PART)) if SIZES[name] > PART else 1
     assert open_uploads(s3, bucket) == []
 
@@ -167,3 +166,32 @@ async def test_memory_stays_within_parts_in_flight(
     assert result.status is TransferState.DONE
     assert peak <= 3 * PART
     assert object_bytes(s3, bucket, "big.bin") == remote.read_bytes()
+
+
+async def test_sha256_metadata_on_multipart_objects_when_asked(
+    embedded_sftp: SftpServerInfo, s3_endpoint: S3Endpoint, s3: Any, bucket: str
+) -> None:
+    remote = embedded_sftp.write_file("in/big.bin", size=2 * PART + 1, seed=6)
+    plain = TransferOptions(part_size=PART)
+    asked = TransferOptions(part_size=PART, sha256_metadata=True)
+
+    await copy(
+        embedded_sftp.endpoint(),
+        [remote.remote_path],
+        f"s3://{bucket}/t/",
+        s3_endpoint,
+        options=plain,
+    )
+    await copy(
+        embedded_sftp.endpoint(),
+        [remote.remote_path],
+        f"s3://{bucket}/m/",
+        s3_endpoint,
+        options=asked,
+    )
+
+    tagged = s3.get_object_tagging(Bucket=bucket, Key="t/big.bin")["TagSet"]
+    assert {"Key": "sha256", "Value": remote.sha256} in tagged
+    assert "sha256" not in s3.head_object(Bucket=bucket, Key="t/big.bin")["Metadata"]
+    assert s3.head_object(Bucket=bucket, Key="m/big.bin")["Metadata"]["sha256"] == remote.sha256
+    assert object_bytes(s3, bucket, "m/big.bin") == remote.read_bytes()
