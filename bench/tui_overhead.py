@@ -74,7 +74,9 @@ def headless(info: dict[str, Any]) -> tuple[float, float]:
     return result["bytes"] / result["seconds"] / 1e6, wall
 
 
-async def tui(info: dict[str, Any], tmp: Path) -> tuple[float, list[float]]:
+async def tui(
+    info: dict[str, Any], tmp: Path, sampler_interval: float | None = None
+) -> tuple[float, list[float]]:
     from sftp_s3_tui.profiles import Profile, S3Settings, Secret, SftpAuth, SftpSettings
     from sftp_s3_tui.ui.app import AppOptions, SftpS3App
     from sftp_s3_tui.ui.screens.browse import BrowseScreen
@@ -103,7 +105,11 @@ async def tui(info: dict[str, Any], tmp: Path) -> tuple[float, list[float]]:
     )
     app = SftpS3App(
         AppOptions(
-            initial=profile, journal_dir=None, read_user_config=False, profiles_path=tmp / "p.toml"
+            initial=profile,
+            journal_dir=None,
+            read_user_config=False,
+            profiles_path=tmp / "p.toml",
+            **({"sampler_interval": sampler_interval} if sampler_interval else {}),
         )
     )
     frames: list[float] = []
@@ -164,6 +170,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--size-mib", type=int, default=512)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--sampler-interval", type=float, help="the TUI's update interval")
     args = parser.parse_args()
     headless_rates: list[float] = []
     tui_rates: list[float] = []
@@ -180,7 +187,7 @@ def main() -> None:
                         headless_rates.append(rate)
                         print(f"run {run + 1}: headless {rate:6.1f} MB/s (wall {wall:.1f}s)")
                     else:
-                        rate, lat = asyncio.run(tui(info, Path(tmp)))
+                        rate, lat = asyncio.run(tui(info, Path(tmp), args.sampler_interval))
                         tui_rates.append(rate)
                         latencies += lat
                         print(

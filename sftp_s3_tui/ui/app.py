@@ -59,7 +59,7 @@ class AppOptions:
     journal_dir: Path | None = field(default_factory=paths.journal_dir)
     push_gateway: str | None = None
     metrics_port: int | None = None
-    sampler_interval: float = 0.25
+    sampler_interval: float = 0.5
     transfer_options: TransferOptions | None = None
     read_user_config: bool = True
     subtitle: str | None = None

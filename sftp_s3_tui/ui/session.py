@@ -77,7 +77,7 @@ class Session:
         target: Target,
         *,
         journal: Journal | None = None,
-        sampler_interval: float = 0.25,
+        sampler_interval: float = 0.5,
         push_gateway: str | None = None,
         metrics_port: int | None = None,
         on_metrics_warning: Callable[[str], None] | None = None,
