@@ -33,8 +33,9 @@ def metric_value(text: str, name: str, *, job: str | None = None) -> float:
 
 
 def test_push_gateway_receives_bytes_transferred(
-    openssh_sftp: SftpServerInfo, s3_endpoint: S3Endpoint, bucket: str, pushgateway: str
+    openssh_sftp: SftpServerInfo, s3_endpoint: S3Endpoint, bucket: str, fresh_pushgateway: Any
 ) -> None:
+    pushgateway = fresh_pushgateway.url
     remote = openssh_sftp.write_file("m/data.bin", size=11 * 1024 * 1024 + 5, seed=8)
 
     done = run_cli(

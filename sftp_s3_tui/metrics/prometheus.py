@@ -268,6 +268,7 @@ class MetricsExporter:
         self._server: WSGIServer | None = None
         self._push_task: asyncio.Task[None] | None = None
         self._push_lock = asyncio.Lock()
+        self._stopping = asyncio.Event()
         self._warned: set[str] = set()
         self._unsubscribe = sampler.subscribe(self.metrics.update) if sampler else None
 
@@ -294,6 +295,7 @@ class MetricsExporter:
                     f"Cannot serve metrics on {self.metrics_addr}:{self._requested_port}: {exc}",
                 )
         if self.push_gateway_url and self._push_task is None:
+            self._stopping = asyncio.Event()
             self._push_task = asyncio.get_running_loop().create_task(
                 self._push_loop(), name="sftp-s3-metrics-push"
             )
@@ -302,9 +304,10 @@ class MetricsExporter:
         """Take a last sample (unless told not to), push it once more and stop serving."""
         task, self._push_task = self._push_task, None
         if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            # Let a push under way finish: a cancelled push thread would still land later,
+            # possibly after (and over) the final push below.
+            self._stopping.set()
+            await task
         if final_sample and self.sampler is not None:
             self.sampler.sample_now()
         if self.push_gateway_url:
@@ -363,9 +366,11 @@ class MetricsExporter:
         return True
 
     async def _push_loop(self) -> None:
-        while True:
-            await asyncio.sleep(self.push_interval)
-            await self.push_now()
+        while not self._stopping.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), self.push_interval)
+            if not self._stopping.is_set():
+                await self.push_now()
 
     def _warn(self, kind: str, message: str) -> None:
         """Log and report ``message`` the first time a ``kind`` of failure happens."""
