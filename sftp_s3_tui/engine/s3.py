@@ -184,6 +184,8 @@ async def abort_upload(client: S3Client, bucket: str, key: str, upload_id: str) 
     except ClientError as exc:
         if error_code(exc) not in ("NoSuchUpload", "404"):
             raise map_s3_error(exc, f"Aborting the upload of s3://{bucket}/{key}") from exc
+    except BotoCoreError as exc:
+        raise map_s3_error(exc, f"Aborting the upload of s3://{bucket}/{key}") from exc
 
 
 async def list_uploaded_parts(
