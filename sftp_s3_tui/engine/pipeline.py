@@ -462,8 +462,12 @@ class FileTransfer:
         return parts, digest, checkpoint + 1, ctx.journal.resume(entry)
 
     async def _abort_quietly(self, upload_id: str) -> None:
-        with contextlib.suppress(TransferError):
+        try:
             await abort_upload(self.ctx.s3, self.job.bucket, self.job.key, upload_id)
+        except TransferError as exc:
+            # The upload still exists: keep its journal entry so `cleanup` or a rerun finds it.
+            log.warning("%s: could not abort upload %s: %s", self.job.source, upload_id, exc)
+            return
         if self.ctx.journal is not None:
             self.ctx.journal.forget(self.job.source, self.job.bucket, self.job.key)
 
