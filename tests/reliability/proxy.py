@@ -259,6 +259,11 @@ class FaultProxy:
 
     # forwarding --------------------------------------------------------------------------
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        # Swallow the cancellation at shutdown: asyncio (3.11) would log it as an error.
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._forward(reader, writer)
+
+    async def _forward(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         if self._refusing:
             _Link(writer, writer).reset()
             return
