@@ -113,7 +113,8 @@ async def open_client(endpoint: S3Endpoint, *, connections: int = 32) -> AsyncIt
         response_checksum_validation="when_required",
     )
     session = session_for(endpoint)
-    kwargs: dict[str, Any] = {"config": config, "verify": endpoint.verify_tls}
+    # verify=None (not True) keeps verification on and lets botocore honour AWS_CA_BUNDLE.
+    kwargs: dict[str, Any] = {"config": config, "verify": None if endpoint.verify_tls else False}
     if endpoint.endpoint_url:
         kwargs["endpoint_url"] = endpoint.endpoint_url
     if endpoint.region:
