@@ -14,6 +14,7 @@ from botocore.exceptions import (
     ClientError,
     EndpointConnectionError,
     NoCredentialsError,
+    SSLError,
 )
 
 from .config import S3Endpoint
@@ -77,6 +78,11 @@ def map_s3_error(exc: BaseException, what: str) -> TransferError:
         return S3AccessDenied(
             f"{what}: no AWS credentials found",
             "set AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY",
+        )
+    if isinstance(exc, SSLError):
+        return S3Error(
+            f"{what}: the endpoint's TLS certificate is not trusted ({exc})",
+            "set AWS_CA_BUNDLE to its CA certificate, or pass --no-verify-tls (unsafe)",
         )
     if isinstance(exc, EndpointConnectionError):
         return S3Error(f"{what}: cannot reach the S3 endpoint", "check --endpoint-url and network")
