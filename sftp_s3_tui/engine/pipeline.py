@@ -117,13 +117,16 @@ class _Source:
                 options = self.ctx.options
                 self._client = await self.ctx.sftp.client(self.job.endpoint)
                 try:
-                    self._file = await self._client.open(
-                        self.job.path,
-                        "rb",
-                        block_size=options.sftp_block_size or -1,
-                        max_requests=options.sftp_requests or -1,
-                    )
-                except (OSError, asyncssh.Error) as exc:
+                    async with asyncio.timeout(self.job.endpoint.request_timeout_seconds):
+                        self._file = await self._client.open(
+                            self.job.path,
+                            "rb",
+                            block_size=options.sftp_block_size or -1,
+                            max_requests=options.sftp_requests or -1,
+                        )
+                except (OSError, asyncssh.Error, TimeoutError) as exc:
+                    if isinstance(exc, TimeoutError):  # a stalled connection: reconnect next time
+                        await self.ctx.sftp.invalidate(self.job.endpoint, self._client)
                     raise map_sftp_error(exc, self.job.path) from exc
             return self._file
 

@@ -217,7 +217,14 @@ class SftpPool:
             await self._drop(key)
             conn = await open_connection(endpoint)
             try:
-                client = await conn.start_sftp_client()
+                async with asyncio.timeout(endpoint.request_timeout_seconds):
+                    client = await conn.start_sftp_client()
+            except TimeoutError as exc:
+                conn.close()
+                raise SftpConnectError(
+                    f"{endpoint.display} did not start its SFTP session in time",
+                    "the server stalled; try again",
+                ) from exc
             except (OSError, asyncssh.Error) as exc:
                 conn.close()
                 raise SftpConnectError(
