@@ -6,8 +6,19 @@ import asyncio
 import time
 from typing import Any
 
+import pytest
+
 from sftp_s3_tui.engine.config import S3Endpoint, TransferOptions
-from sftp_s3_tui.engine.events import EventBus, PartChanged, PartState, TransferState
+from sftp_s3_tui.engine.errors import TransferError
+from sftp_s3_tui.engine.events import (
+    EventBus,
+    PartChanged,
+    PartState,
+    TransferFinished,
+    TransferState,
+)
+from sftp_s3_tui.engine.locations import parse_s3_url
+from sftp_s3_tui.engine.queue import TransferQueue
 from tests.engine.helpers import MiB, copy
 from tests.servers import SftpServerInfo
 
@@ -145,3 +156,57 @@ async def test_stall_shorter_than_the_retries_recovers(
 
     assert result.status is TransferState.DONE, result.message
     assert_object(s3, bucket, "big.bin", remote.read_bytes())
+
+
+async def test_stall_between_files_fails_the_next_file_without_hanging(
+    via_proxy: SftpServerInfo,
+    sshd_proxy: FaultProxy,
+    s3_endpoint: S3Endpoint,
+    s3: Any,
+    bucket: str,
+) -> None:
+    """The server stops answering right after the first file: opening the second one must
+    time out like a read does, not wait for TCP keepalives."""
+    first = via_proxy.write_file("in/1-first.csv", size=100_000, seed=15)
+    via_proxy.write_file("in/2-second.csv", size=100_000, seed=16)
+    endpoint = via_proxy.endpoint(request_timeout_seconds=1.0, connect_timeout_seconds=1.0)
+    options = TransferOptions(files_in_flight=1, attempts=2, backoff_seconds=0.05)
+    bus = EventBus()
+    bus.subscribe(lambda e: sshd_proxy.stall() if isinstance(e, TransferFinished) else None)
+
+    began = time.monotonic()
+    results = await copy(
+        endpoint,
+        [via_proxy.remote_path("in/")],
+        f"s3://{bucket}/",
+        s3_endpoint,
+        options=options,
+        bus=bus,
+    )
+    seconds = time.monotonic() - began
+
+    by_key = {r.key: r for r in results}
+    assert by_key["1-first.csv"].status is TransferState.DONE
+    assert by_key["2-second.csv"].status is TransferState.FAILED
+    assert "timed out" in by_key["2-second.csv"].message
+    assert seconds < 15
+    assert_object(s3, bucket, "1-first.csv", first.read_bytes())
+    assert [o["Key"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"]] == ["1-first.csv"]
+
+
+async def test_stalled_listing_times_out(
+    via_proxy: SftpServerInfo, sshd_proxy: FaultProxy, s3_endpoint: S3Endpoint, bucket: str
+) -> None:
+    """Browsing (stat, listdir) on a connection that stopped answering fails in bounded time."""
+    via_proxy.write_file("in/a.csv", b"a")
+    endpoint = via_proxy.endpoint(request_timeout_seconds=1.0, connect_timeout_seconds=1.0)
+    dest = parse_s3_url(f"s3://{bucket}/")
+    async with TransferQueue(s3_endpoint) as queue:
+        assert len(await queue.expand(endpoint, via_proxy.remote_path("in/"), dest)) == 1
+        sshd_proxy.stall()
+        began = time.monotonic()
+        with pytest.raises(TransferError, match="timed out"):
+            await queue.expand(endpoint, via_proxy.remote_path("in/"), dest)
+        with pytest.raises(TransferError, match="timed out"):
+            await queue.expand(endpoint, via_proxy.remote_path("in/a.csv"), dest)
+        assert time.monotonic() - began < 10
