@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -16,7 +16,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from .buffers import BufferPool
 from .config import MAX_PART_SIZE, ConflictPolicy, TransferOptions
 from .digest import StreamDigest, b64, crc64nvme
-from .errors import SourceChanged, TransferError, VerificationFailed
+from .errors import S3Error, SourceChanged, TransferError, VerificationFailed
 from .events import (
     EventBus,
     PartChanged,
@@ -355,21 +355,21 @@ class FileTransfer:
             began = time.monotonic()
 
             async def put() -> None:
+                what = f"Writing s3://{self.job.bucket}/{self.job.key}"
                 try:
-                    await ctx.s3.put_object(
-                        Bucket=self.job.bucket,
-                        Key=self.job.key,
-                        Body=buffer,
-                        ContentLength=size,
-                        ChecksumAlgorithm="CRC64NVME",
-                        ChecksumCRC64NVME=b64(crc, 8),
-                        Metadata=metadata,
-                        **self._put_extra(),
-                    )
+                    async with _upload_deadline(ctx.options, size, what):
+                        await ctx.s3.put_object(
+                            Bucket=self.job.bucket,
+                            Key=self.job.key,
+                            Body=buffer,
+                            ContentLength=size,
+                            ChecksumAlgorithm="CRC64NVME",
+                            ChecksumCRC64NVME=b64(crc, 8),
+                            Metadata=metadata,
+                            **self._put_extra(),
+                        )
                 except (ClientError, BotoCoreError) as exc:
-                    raise map_s3_error(
-                        exc, f"Writing s3://{self.job.bucket}/{self.job.key}"
-                    ) from exc
+                    raise map_s3_error(exc, what) from exc
 
             try:
                 async with ctx.s3_slots:
@@ -609,21 +609,21 @@ class FileTransfer:
     async def _upload_part(self, number: int, buffer: bytearray, crc: int) -> str:
         """Upload one part straight from its pool buffer (sized exactly, so no copy)."""
         job = self.job
+        what = f"Uploading part {number} of s3://{job.bucket}/{job.key}"
         try:
-            response = await self.ctx.s3.upload_part(
-                Bucket=job.bucket,
-                Key=job.key,
-                UploadId=self.upload_id,
-                PartNumber=number,
-                Body=buffer,
-                ContentLength=len(buffer),
-                ChecksumAlgorithm="CRC64NVME",
-                ChecksumCRC64NVME=b64(crc, 8),
-            )
+            async with _upload_deadline(self.ctx.options, len(buffer), what):
+                response = await self.ctx.s3.upload_part(
+                    Bucket=job.bucket,
+                    Key=job.key,
+                    UploadId=self.upload_id,
+                    PartNumber=number,
+                    Body=buffer,
+                    ContentLength=len(buffer),
+                    ChecksumAlgorithm="CRC64NVME",
+                    ChecksumCRC64NVME=b64(crc, 8),
+                )
         except (ClientError, BotoCoreError) as exc:
-            raise map_s3_error(
-                exc, f"Uploading part {number} of s3://{job.bucket}/{job.key}"
-            ) from exc
+            raise map_s3_error(exc, what) from exc
         return str(response["ETag"])
 
     async def _complete(self, parts: dict[int, tuple[str, str]], digest: StreamDigest) -> None:
@@ -742,6 +742,17 @@ class FileTransfer:
                 f"s3://{job.bucket}/{job.key} does not match the source: " + "; ".join(problems),
                 "the object was removed; transfer it again",
             )
+
+
+@contextlib.asynccontextmanager
+async def _upload_deadline(options: TransferOptions, length: int, what: str) -> AsyncIterator[None]:
+    """Bound one upload attempt; a stalled S3 becomes a retryable :class:`S3Error`."""
+    seconds = options.upload_timeout_seconds or 120.0 + length / (1 << 20)
+    try:
+        async with asyncio.timeout(seconds):
+            yield
+    except TimeoutError as exc:
+        raise S3Error(f"{what}: S3 did not answer within {seconds:.0f} s", "S3 stalled") from exc
 
 
 def _first_error(group: BaseExceptionGroup) -> BaseException:
