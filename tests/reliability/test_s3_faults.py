@@ -239,3 +239,39 @@ async def test_credentials_expiring_mid_upload_fail_cleanly(
     assert "access denied (ExpiredToken)" in result.message
     assert s3_faults.requests.count("UploadPart") <= 3 + 2, "an access error is not retried"
     assert_nothing_written(s3, bucket)
+
+
+async def test_s3_stalling_mid_upload_fails_in_bounded_time(
+    openssh_sftp: SftpServerInfo,
+    s3_proxy: FaultProxy,
+    moto_server: EmbeddedS3Server,
+    s3: Any,
+    bucket: str,
+) -> None:
+    """S3 accepts the connection but never answers (a black hole): the request timeout bounds
+    the wait, the transfer fails, and the upload is aborted once S3 answers again."""
+    remote = openssh_sftp.write_file("in/big.bin", size=16 * MiB, seed=27)
+    endpoint = moto_server.endpoint(
+        endpoint_url=s3_proxy.url, max_attempts=2, read_timeout_seconds=1.0
+    )
+
+    async def black_hole() -> None:
+        await s3_proxy.wait_for(lambda p: p.bytes_up > 6 * MiB)
+        s3_proxy.stall(6.0)  # long enough to fail every attempt, then the abort gets through
+
+    stalling = asyncio.create_task(black_hole())
+    began = time.monotonic()
+    [result] = await copy(
+        openssh_sftp.endpoint(),
+        [remote.remote_path],
+        f"s3://{bucket}/",
+        endpoint,
+        options=replace(OPTIONS, attempts=2, upload_timeout_seconds=1.5),
+    )
+    seconds = time.monotonic() - began
+    await stalling
+
+    assert result.status is TransferState.FAILED
+    assert "did not answer within 2 s" in result.message
+    assert seconds < 30
+    assert_nothing_written(s3, bucket)
