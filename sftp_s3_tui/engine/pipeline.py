@@ -89,16 +89,24 @@ class _Turnstile:
 
     def __init__(self, first: int) -> None:
         self.next = first
-        self._changed = asyncio.Condition()
+        # One future per waiting part, no lock: a part cancelled while it waits (the group
+        # failing) can never leave the others stuck, as asyncio.Condition could on 3.11.
+        self._waiting: dict[int, asyncio.Future[None]] = {}
 
     async def wait(self, number: int) -> None:
-        async with self._changed:
-            await self._changed.wait_for(lambda: self.next == number)
+        if self.next == number:
+            return
+        future = self._waiting[number] = asyncio.get_running_loop().create_future()
+        try:
+            await future
+        finally:
+            self._waiting.pop(number, None)
 
     async def advance(self) -> None:
-        async with self._changed:
-            self.next += 1
-            self._changed.notify_all()
+        self.next += 1
+        future = self._waiting.get(self.next)
+        if future is not None and not future.done():
+            future.set_result(None)
 
 
 class _Source:
