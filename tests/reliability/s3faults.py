@@ -108,6 +108,7 @@ class FaultyApp:
             return self.app(environ, start_response)
         if rule.status == RESET:
             _reset(environ)
+            start_response("500 Reset", [("Content-Length", "0")])  # goes nowhere: reset
             return []
         _drain(environ)
         code, message = ERRORS.get(rule.status, ("", ""))
