@@ -43,10 +43,11 @@ def journal_of(tmp_path: Path) -> Journal:
     return Journal(tmp_path / "state" / "sftp-s3-tui" / "journal")
 
 
-def test_large_copy_writes_nothing_to_local_disk(
+def test_large_copy_writes_nothing_to_local_disk_and_empty_files_land(
     openssh_sftp: SftpServerInfo, s3_endpoint: S3Endpoint, s3: Any, bucket: str, tmp_path: Path
 ) -> None:
     remote = openssh_sftp.write_file("in/large.bin", size=96 * MiB + 17, seed=41)
+    openssh_sftp.write_file("in/empty.csv", b"")
 
     done = subprocess.run(
         [
@@ -54,7 +55,7 @@ def test_large_copy_writes_nothing_to_local_disk(
             "-c",
             IO_WRAPPER,
             "copy",
-            source_url(openssh_sftp, "in/large.bin"),
+            source_url(openssh_sftp, "in/"),
             f"s3://{bucket}/",
             *key_args(openssh_sftp, s3_endpoint),
             "--part-size",
@@ -70,8 +71,11 @@ def test_large_copy_writes_nothing_to_local_disk(
     assert done.returncode == 0, done.stderr
     io = json.loads(done.stderr.strip().splitlines()[-1].removeprefix("IO "))
     assert io["write_bytes"] < MiB, f"the copy wrote {io['write_bytes']} bytes to disk"
-    assert json.loads(done.stdout)["sha256"] == remote.sha256
+    lines = {line["key"]: line for line in map(json.loads, done.stdout.splitlines())}
+    assert lines["large.bin"]["sha256"] == remote.sha256
+    assert lines["empty.csv"]["bytes"] == 0 and lines["empty.csv"]["status"] == "done"
     assert_object(s3, bucket, "large.bin", remote.read_bytes())
+    assert_object(s3, bucket, "empty.csv", b"")
 
 
 def _start_throttled_copy(
@@ -280,17 +284,7 @@ async def test_changed_host_key_behind_the_same_address_is_refused_with_both_fin
     """
     openssh_sftp.write_file("in/a.csv", b"a")
     with FaultProxy(openssh_sftp.host, openssh_sftp.port) as proxy:
-        via = proxied(openssh_sftp, proxy, tmp_path)
-        trusted = await asyncio.to_thread(
-            run_cli,
-            "copy",
-            source_url(via, "in/a.csv"),
-            f"s3://{bucket}/",
-            *key_args(via, s3_endpoint),
-        )
-        assert trusted.returncode == 0, trusted.stderr
-        s3.delete_object(Bucket=bucket, Key="a.csv")
-
+        via = proxied(openssh_sftp, proxy, tmp_path)  # known_hosts trusts sshd's key here
         proxy.retarget(embedded_sftp.host, embedded_sftp.port)
         refused = await asyncio.to_thread(
             run_cli,

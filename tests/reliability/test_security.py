@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 import ipaddress
 import logging
@@ -191,8 +192,12 @@ def https_s3(moto_server: EmbeddedS3Server, tmp_path: Path) -> Iterator[tuple[Fa
         yield proxy, cert
 
 
-def test_tls_is_verified_unless_explicitly_disabled(
-    openssh_sftp: SftpServerInfo, https_s3: tuple[FaultProxy, Path], s3: Any, bucket: str
+async def test_tls_is_verified_unless_explicitly_disabled(
+    openssh_sftp: SftpServerInfo,
+    https_s3: tuple[FaultProxy, Path],
+    moto_server: EmbeddedS3Server,
+    s3: Any,
+    bucket: str,
 ) -> None:
     proxy, _cert = https_s3
     remote = openssh_sftp.write_file("in/a.csv", size=70_000, seed=53)
@@ -207,14 +212,24 @@ def test_tls_is_verified_unless_explicitly_disabled(
     ]
     assert proxy.url.startswith("https://")
 
-    refused = run_cli("copy", source_url(openssh_sftp, "in/a.csv"), f"s3://{bucket}/", *args)
-    assert refused.returncode == 1
-    assert "TLS certificate is not trusted" in refused.stderr
-    assert "AWS_CA_BUNDLE" in refused.stderr and "--no-verify-tls" in refused.stderr
+    # In process with one attempt: botocore would retry the handshake with backoff (~20 s).
+    endpoint = moto_server.endpoint(endpoint_url=proxy.url, max_attempts=1)
+    assert endpoint.verify_tls, "verification is on unless the user turns it off"
+    [refused] = await copy(
+        openssh_sftp.endpoint(), [remote.remote_path], f"s3://{bucket}/", endpoint
+    )
+    assert refused.status is TransferState.FAILED
+    assert "TLS certificate is not trusted" in refused.message
+    assert "AWS_CA_BUNDLE" in refused.message and "--no-verify-tls" in refused.message
     assert_nothing_written(s3, bucket)
 
-    insecure = run_cli(
-        "copy", source_url(openssh_sftp, "in/a.csv"), f"s3://{bucket}/", *args, "--no-verify-tls"
+    insecure = await asyncio.to_thread(
+        run_cli,
+        "copy",
+        source_url(openssh_sftp, "in/a.csv"),
+        f"s3://{bucket}/",
+        *args,
+        "--no-verify-tls",
     )
     assert insecure.returncode == 0, insecure.stderr
     assert_object(s3, bucket, "a.csv", remote.read_bytes())
