@@ -89,11 +89,25 @@ class _Turnstile:
 
     def __init__(self, first: int) -> None:
         self.next = first
-        # One future per waiting part, no lock: a part cancelled while it waits (the group
-        # failing) can never leave the others stuck, as asyncio.Condition could on 3.11.
+        self.broken = False
+        # One future per waiting part, no lock: a part cancelled while it waits can never
+        # leave the others stuck.
         self._waiting: dict[int, asyncio.Future[None]] = {}
 
+    def break_(self) -> None:
+        """A part failed, so some turn will never come: release every waiter (cancelled).
+
+        Waiters are cancelled by their task group too, but a cancellation that asyncio
+        swallows (3.11's wait_for / timeout races, e.g. in a read's reconnect) must not leave
+        a part waiting forever — that hung the whole transfer.
+        """
+        self.broken = True
+        for future in self._waiting.values():
+            future.cancel()
+
     async def wait(self, number: int) -> None:
+        if self.broken:
+            raise asyncio.CancelledError
         if self.next == number:
             return
         future = self._waiting[number] = asyncio.get_running_loop().create_future()
@@ -592,6 +606,7 @@ class FileTransfer:
                     self._emit_part(number, PartState.DONE, length, time.monotonic() - began)
                 mark_done(number)
             except BaseException:
+                turn.break_()
                 self._emit_part(number, PartState.FAILED, length)
                 raise
             finally:
