@@ -43,6 +43,7 @@ SIZES = [0, 1, 100_000, 5 * MiB - 1, 5 * MiB + 1, 12 * MiB + 7, 23 * MiB]
 RSS_MARGIN = 32 * MiB
 ROUND_TIMEOUT_SECONDS = 120
 WARM_UP_ROUNDS = 3
+SOAK_SECONDS = int(os.environ.get("SOAK_SECONDS", "1200"))
 
 
 @dataclass
@@ -92,6 +93,7 @@ class Midway:
 
 
 @pytest.mark.soak
+@pytest.mark.timeout(SOAK_SECONDS + 900)
 def test_soak(
     via_proxy: SftpServerInfo,
     sshd_proxy: FaultProxy,
@@ -102,7 +104,7 @@ def test_soak(
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    budget = float(os.environ.get("SOAK_SECONDS", "1200"))
+    budget = float(SOAK_SECONDS)
     report_path = Path(os.environ.get("SOAK_REPORT", "soak-report.json"))
     with (
         FaultProxy(s3_faults.host, s3_faults.port) as s3_proxy,
