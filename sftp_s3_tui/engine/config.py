@@ -82,6 +82,8 @@ class S3Endpoint:
     storage_class: str | None = None
     server_side_encryption: str | None = None
     max_attempts: int = 5
+    connect_timeout_seconds: float = 10.0
+    read_timeout_seconds: float = 120.0
 
     @property
     def display(self) -> str:
@@ -111,3 +113,7 @@ class TransferOptions:
     sha256_metadata: bool = False  # multipart too: x-amz-meta-sha256 by a server-side copy
     sftp_block_size: int = 0
     sftp_requests: int = 0
+    # One upload attempt of a part or small file (botocore's own retries included) may take
+    # this long; 0 = 120 s + 1 s per MiB. Bounds a stalled S3, which socket timeouts miss
+    # while the request body is being sent.
+    upload_timeout_seconds: float = 0.0

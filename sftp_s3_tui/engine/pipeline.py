@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
@@ -16,7 +16,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from .buffers import BufferPool
 from .config import MAX_PART_SIZE, ConflictPolicy, TransferOptions
 from .digest import StreamDigest, b64, crc64nvme
-from .errors import SourceChanged, TransferError, UsageError, VerificationFailed
+from .errors import S3Error, SourceChanged, TransferError, UsageError, VerificationFailed
 from .events import (
     EventBus,
     PartChanged,
@@ -89,16 +89,38 @@ class _Turnstile:
 
     def __init__(self, first: int) -> None:
         self.next = first
-        self._changed = asyncio.Condition()
+        self.broken = False
+        # One future per waiting part, no lock: a part cancelled while it waits can never
+        # leave the others stuck.
+        self._waiting: dict[int, asyncio.Future[None]] = {}
+
+    def break_(self) -> None:
+        """A part failed, so some turn will never come: release every waiter (cancelled).
+
+        Waiters are cancelled by their task group too, but a cancellation that asyncio
+        swallows (3.11's wait_for / timeout races, e.g. in a read's reconnect) must not leave
+        a part waiting forever — that hung the whole transfer.
+        """
+        self.broken = True
+        for future in self._waiting.values():
+            future.cancel()
 
     async def wait(self, number: int) -> None:
-        async with self._changed:
-            await self._changed.wait_for(lambda: self.next == number)
+        if self.broken:
+            raise asyncio.CancelledError
+        if self.next == number:
+            return
+        future = self._waiting[number] = asyncio.get_running_loop().create_future()
+        try:
+            await future
+        finally:
+            self._waiting.pop(number, None)
 
     async def advance(self) -> None:
-        async with self._changed:
-            self.next += 1
-            self._changed.notify_all()
+        self.next += 1
+        future = self._waiting.get(self.next)
+        if future is not None and not future.done():
+            future.set_result(None)
 
 
 class _Source:
@@ -117,13 +139,16 @@ class _Source:
                 options = self.ctx.options
                 self._client = await self.ctx.sftp.client(self.job.endpoint)
                 try:
-                    self._file = await self._client.open(
-                        self.job.path,
-                        "rb",
-                        block_size=options.sftp_block_size or -1,
-                        max_requests=options.sftp_requests or -1,
-                    )
-                except (OSError, asyncssh.Error) as exc:
+                    async with asyncio.timeout(self.job.endpoint.request_timeout_seconds):
+                        self._file = await self._client.open(
+                            self.job.path,
+                            "rb",
+                            block_size=options.sftp_block_size or -1,
+                            max_requests=options.sftp_requests or -1,
+                        )
+                except (OSError, asyncssh.Error, TimeoutError) as exc:
+                    if isinstance(exc, TimeoutError):  # a stalled connection: reconnect next time
+                        await self.ctx.sftp.invalidate(self.job.endpoint, self._client)
                     raise map_sftp_error(exc, self.job.path) from exc
             return self._file
 
@@ -364,21 +389,21 @@ class FileTransfer:
             began = time.monotonic()
 
             async def put() -> dict[str, Any]:
+                what = f"Writing s3://{self.job.bucket}/{self.job.key}"
                 try:
-                    return await ctx.s3.put_object(  # type: ignore[no-any-return]
-                        Bucket=self.job.bucket,
-                        Key=self.job.key,
-                        Body=buffer,
-                        ContentLength=size,
-                        ChecksumAlgorithm="CRC64NVME",
-                        ChecksumCRC64NVME=b64(crc, 8),
-                        Metadata=metadata,
-                        **self._put_extra(),
-                    )
+                    async with _upload_deadline(ctx.options, size, what):
+                        return await ctx.s3.put_object(  # type: ignore[no-any-return]
+                            Bucket=self.job.bucket,
+                            Key=self.job.key,
+                            Body=buffer,
+                            ContentLength=size,
+                            ChecksumAlgorithm="CRC64NVME",
+                            ChecksumCRC64NVME=b64(crc, 8),
+                            Metadata=metadata,
+                            **self._put_extra(),
+                        )
                 except (ClientError, BotoCoreError) as exc:
-                    raise map_s3_error(
-                        exc, f"Writing s3://{self.job.bucket}/{self.job.key}"
-                    ) from exc
+                    raise map_s3_error(exc, what) from exc
 
             try:
                 async with ctx.s3_slots:
@@ -480,8 +505,12 @@ class FileTransfer:
         return parts, digest, checkpoint + 1, ctx.journal.resume(entry)
 
     async def _abort_quietly(self, upload_id: str) -> None:
-        with contextlib.suppress(TransferError):
+        try:
             await abort_upload(self.ctx.s3, self.job.bucket, self.job.key, upload_id)
+        except TransferError as exc:
+            # The upload still exists: keep its journal entry so `cleanup` or a rerun finds it.
+            log.warning("%s: could not abort upload %s: %s", self.job.source, upload_id, exc)
+            return
         if self.ctx.journal is not None:
             self.ctx.journal.forget(self.job.source, self.job.bucket, self.job.key)
 
@@ -597,6 +626,7 @@ class FileTransfer:
                 if writer is not None:
                     writer.flush()  # the part and any digest checkpoint: one append, one sync
             except BaseException:
+                turn.break_()
                 self._emit_part(number, PartState.FAILED, length)
                 raise
             finally:
@@ -622,21 +652,21 @@ class FileTransfer:
     async def _upload_part(self, number: int, buffer: bytearray, crc: int) -> str:
         """Upload one part straight from its pool buffer (sized exactly, so no copy)."""
         job = self.job
+        what = f"Uploading part {number} of s3://{job.bucket}/{job.key}"
         try:
-            response = await self.ctx.s3.upload_part(
-                Bucket=job.bucket,
-                Key=job.key,
-                UploadId=self.upload_id,
-                PartNumber=number,
-                Body=buffer,
-                ContentLength=len(buffer),
-                ChecksumAlgorithm="CRC64NVME",
-                ChecksumCRC64NVME=b64(crc, 8),
-            )
+            async with _upload_deadline(self.ctx.options, len(buffer), what):
+                response = await self.ctx.s3.upload_part(
+                    Bucket=job.bucket,
+                    Key=job.key,
+                    UploadId=self.upload_id,
+                    PartNumber=number,
+                    Body=buffer,
+                    ContentLength=len(buffer),
+                    ChecksumAlgorithm="CRC64NVME",
+                    ChecksumCRC64NVME=b64(crc, 8),
+                )
         except (ClientError, BotoCoreError) as exc:
-            raise map_s3_error(
-                exc, f"Uploading part {number} of s3://{job.bucket}/{job.key}"
-            ) from exc
+            raise map_s3_error(exc, what) from exc
         return str(response["ETag"])
 
     async def _complete(self, parts: dict[int, tuple[str, str]], digest: StreamDigest) -> None:
@@ -774,6 +804,17 @@ class FileTransfer:
             f"s3://{job.bucket}/{job.key} does not match the source: {problem}",
             "the object was removed; transfer it again",
         )
+
+
+@contextlib.asynccontextmanager
+async def _upload_deadline(options: TransferOptions, length: int, what: str) -> AsyncIterator[None]:
+    """Bound one upload attempt; a stalled S3 becomes a retryable :class:`S3Error`."""
+    seconds = options.upload_timeout_seconds or 120.0 + length / (1 << 20)
+    try:
+        async with asyncio.timeout(seconds):
+            yield
+    except TimeoutError as exc:
+        raise S3Error(f"{what}: S3 did not answer within {seconds:.0f} s", "S3 stalled") from exc
 
 
 def _first_error(group: BaseExceptionGroup) -> BaseException:

@@ -14,6 +14,7 @@ from botocore.exceptions import (
     ClientError,
     EndpointConnectionError,
     NoCredentialsError,
+    SSLError,
 )
 
 from .config import S3Endpoint
@@ -78,6 +79,11 @@ def map_s3_error(exc: BaseException, what: str) -> TransferError:
             f"{what}: no AWS credentials found",
             "set AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY",
         )
+    if isinstance(exc, SSLError):
+        return S3Error(
+            f"{what}: the endpoint's TLS certificate is not trusted ({exc})",
+            "set AWS_CA_BUNDLE to its CA certificate, or pass --no-verify-tls (unsafe)",
+        )
     if isinstance(exc, EndpointConnectionError):
         return S3Error(f"{what}: cannot reach the S3 endpoint", "check --endpoint-url and network")
     if isinstance(exc, BotoCoreError | OSError):
@@ -106,14 +112,15 @@ async def open_client(endpoint: S3Endpoint, *, connections: int = 32) -> AsyncIt
     config = AioConfig(
         retries={"mode": "standard", "max_attempts": endpoint.max_attempts},
         max_pool_connections=connections,
-        connect_timeout=10,
-        read_timeout=120,
+        connect_timeout=endpoint.connect_timeout_seconds,
+        read_timeout=endpoint.read_timeout_seconds,
         s3={"addressing_style": "path" if endpoint.path_style else "auto"},
         request_checksum_calculation="when_required",
         response_checksum_validation="when_required",
     )
     session = session_for(endpoint)
-    kwargs: dict[str, Any] = {"config": config, "verify": endpoint.verify_tls}
+    # verify=None (not True) keeps verification on and lets botocore honour AWS_CA_BUNDLE.
+    kwargs: dict[str, Any] = {"config": config, "verify": None if endpoint.verify_tls else False}
     if endpoint.endpoint_url:
         kwargs["endpoint_url"] = endpoint.endpoint_url
     if endpoint.region:
@@ -184,6 +191,8 @@ async def abort_upload(client: S3Client, bucket: str, key: str, upload_id: str) 
     except ClientError as exc:
         if error_code(exc) not in ("NoSuchUpload", "404"):
             raise map_s3_error(exc, f"Aborting the upload of s3://{bucket}/{key}") from exc
+    except BotoCoreError as exc:
+        raise map_s3_error(exc, f"Aborting the upload of s3://{bucket}/{key}") from exc
 
 
 async def list_uploaded_parts(

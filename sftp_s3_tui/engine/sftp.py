@@ -246,7 +246,14 @@ class SftpPool:
             await self._drop(key)
             conn = await open_connection(endpoint)
             try:
-                client = await conn.start_sftp_client()
+                async with asyncio.timeout(endpoint.request_timeout_seconds):
+                    client = await conn.start_sftp_client()
+            except TimeoutError as exc:
+                conn.close()
+                raise SftpConnectError(
+                    f"{endpoint.display} did not start its SFTP session in time",
+                    "the server stalled; try again",
+                ) from exc
             except (OSError, asyncssh.Error) as exc:
                 conn.close()
                 raise SftpConnectError(
@@ -283,8 +290,11 @@ class SftpPool:
     async def stat(self, endpoint: SftpEndpoint, path: str) -> RemoteEntry:
         client = await self.client(endpoint)
         try:
-            attrs = await client.stat(path)
-        except (OSError, asyncssh.Error) as exc:
+            async with asyncio.timeout(endpoint.request_timeout_seconds):
+                attrs = await client.stat(path)
+        except (OSError, asyncssh.Error, TimeoutError) as exc:
+            if isinstance(exc, TimeoutError):
+                await self.invalidate(endpoint, client)
             raise map_sftp_error(exc, path) from exc
         return _entry(posixpath.basename(path) or path, path, attrs)
 
@@ -292,8 +302,11 @@ class SftpPool:
         """Entries of a remote directory (links resolved), folders first, then by name."""
         client = await self.client(endpoint)
         try:
-            names = await client.readdir(path)
-        except (OSError, asyncssh.Error) as exc:
+            async with asyncio.timeout(endpoint.request_timeout_seconds):
+                names = await client.readdir(path)
+        except (OSError, asyncssh.Error, TimeoutError) as exc:
+            if isinstance(exc, TimeoutError):
+                await self.invalidate(endpoint, client)
             raise map_sftp_error(exc, path) from exc
         entries = []
         for item in names:

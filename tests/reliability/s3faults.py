@@ -1,0 +1,234 @@
+"""S3 faults through the real server: moto's WSGI app behind a wrapper that fails chosen requests.
+
+The wrapper names each request's S3 operation (UploadPart, CompleteMultipartUpload, …) and,
+when an armed :class:`Rule` matches, answers with a real S3 XML error (500 InternalError,
+503 SlowDown, 403 ExpiredToken / InvalidAccessKeyId) or resets the connection. Everything
+else goes to moto. moto's backends are process-wide, so this server shares its buckets and
+objects with the session's ``moto_server``: the ordinary ``s3`` client sees what it stored.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import struct
+import threading
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any, Self
+from urllib.parse import parse_qs
+
+from sftp_s3_tui.demo import LOOPBACK, EmbeddedS3Server
+
+StartResponse = Callable[..., Any]
+WsgiApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
+
+ERRORS = {
+    500: ("InternalError", "We encountered an internal error. Please try again."),
+    503: ("SlowDown", "Please reduce your request rate."),
+}
+RESET = 0  # a rule "status" that resets the connection instead of answering
+
+
+def operation(environ: dict[str, Any]) -> str:
+    """The S3 operation a request performs (the subset the engine uses)."""
+    method = environ["REQUEST_METHOD"]
+    query = parse_qs(environ.get("QUERY_STRING", ""), keep_blank_values=True)
+    path = environ.get("PATH_INFO", "/").strip("/")
+    has_key = "/" in path
+    if method == "PUT" and "partNumber" in query:
+        return "UploadPartCopy" if "HTTP_X_AMZ_COPY_SOURCE" in environ else "UploadPart"
+    if method == "PUT" and has_key:
+        return "CopyObject" if "HTTP_X_AMZ_COPY_SOURCE" in environ else "PutObject"
+    if method == "POST" and "uploads" in query:
+        return "CreateMultipartUpload"
+    if method == "POST" and "uploadId" in query:
+        return "CompleteMultipartUpload"
+    if method == "DELETE" and "uploadId" in query:
+        return "AbortMultipartUpload"
+    if method == "GET" and "uploadId" in query:
+        return "ListParts"
+    if method == "HEAD":
+        return "HeadObject" if has_key else "HeadBucket"
+    return f"{method} {'object' if has_key else 'bucket'}"
+
+
+def access_key(environ: dict[str, Any]) -> str:
+    """The access key id a SigV4 request was signed with ('' if unsigned)."""
+    auth = environ.get("HTTP_AUTHORIZATION", "")
+    _, _, rest = auth.partition("Credential=")
+    return rest.split("/", 1)[0]
+
+
+@dataclass
+class Rule:
+    """Fail requests of ``operation`` (None: any): skip ``after`` matches, then fail ``times``
+    of them (None: all). ``access_key`` narrows the rule to requests signed with that key."""
+
+    operation: str | None
+    status: int
+    code: str = ""
+    message: str = ""
+    after: int = 0
+    times: int | None = 1
+    access_key: str | None = None
+    seen: int = 0
+    fired: int = 0
+
+    def matches(self, environ: dict[str, Any]) -> bool:
+        if self.operation is not None and operation(environ) != self.operation:
+            return False
+        if self.access_key is not None and access_key(environ) != self.access_key:
+            return False
+        self.seen += 1
+        if self.seen <= self.after:
+            return False
+        if self.times is not None and self.fired >= self.times:
+            return False
+        self.fired += 1
+        return True
+
+
+@dataclass
+class FaultyApp:
+    """The WSGI wrapper: armed rules first, then moto."""
+
+    app: WsgiApp
+    rules: list[Rule] = field(default_factory=list)
+    requests: list[str] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        with self.lock:
+            self.requests.append(operation(environ))
+            rule = next((r for r in self.rules if r.matches(environ)), None)
+        if rule is None:
+            return self.app(environ, start_response)
+        if rule.status == RESET:
+            _reset(environ)
+            start_response("500 Reset", [("Content-Length", "0")])  # goes nowhere: reset
+            return []
+        _drain(environ)
+        code, message = ERRORS.get(rule.status, ("", ""))
+        code, message = rule.code or code, rule.message or message
+        body = (
+            '<?xml version="1.0" encoding="UTF-8"?>\n'
+            f"<Error><Code>{code}</Code><Message>{message}</Message>"
+            f"<RequestId>{uuid.uuid4().hex[:16].upper()}</RequestId></Error>"
+        ).encode()
+        start_response(
+            f"{rule.status} {code}",
+            [("Content-Type", "application/xml"), ("Content-Length", str(len(body)))],
+        )
+        return [] if environ["REQUEST_METHOD"] == "HEAD" else [body]
+
+
+def _drain(environ: dict[str, Any]) -> None:
+    """Read the request body, as S3 does before it answers an error."""
+    length = int(environ.get("CONTENT_LENGTH") or 0)
+    stream = environ["wsgi.input"]
+    while length > 0:
+        block = stream.read(min(length, 1 << 20))
+        if not block:
+            break
+        length -= len(block)
+
+
+def _reset(environ: dict[str, Any]) -> None:
+    """Drop the connection with a RST, mid-request (the body is left unread)."""
+    sock: socket.socket | None = environ.get("werkzeug.socket")
+    if sock is None:
+        return
+    with contextlib.suppress(OSError):
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        sock.shutdown(socket.SHUT_RDWR)
+
+
+class FaultyS3Server:
+    """moto's S3 app behind :class:`FaultyApp`, served by werkzeug on loopback in a thread."""
+
+    def __init__(self, host: str = LOOPBACK) -> None:
+        self.host = host
+        self._server: Any = None
+        self._thread: threading.Thread | None = None
+        self.app: FaultyApp | None = None
+
+    def start(self) -> Self:
+        from moto.moto_server.werkzeug_app import (
+            DomainDispatcherApplication,
+            MotoRequestHandler,
+            create_backend_app,
+        )
+        from werkzeug.serving import make_server
+
+        class QuietHandler(MotoRequestHandler):  # type: ignore[misc, valid-type]
+            def log_request(self, *args: object, **kwargs: object) -> None:
+                pass
+
+            def log_error(self, *args: object, **kwargs: object) -> None:
+                pass
+
+        self.app = FaultyApp(DomainDispatcherApplication(create_backend_app))
+        self._server = make_server(
+            self.host, 0, self.app, threaded=True, request_handler=QuietHandler
+        )
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, name="faulty-s3", daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+        if self._thread is not None:
+            self._thread.join(10)
+            self._thread = None
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    @property
+    def port(self) -> int:
+        return int(self._server.server_address[1])
+
+    @property
+    def endpoint_url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def fail(self, operation: str | None, status: int, **rule: Any) -> Rule:
+        """Arm a rule (see :class:`Rule`); returns it so a test can read ``fired``."""
+        assert self.app is not None
+        armed = Rule(operation, status, **rule)
+        with self.app.lock:
+            self.app.rules.append(armed)
+        return armed
+
+    def clear(self) -> None:
+        assert self.app is not None
+        with self.app.lock:
+            self.app.rules.clear()
+            self.app.requests.clear()
+
+    @property
+    def requests(self) -> list[str]:
+        """The operations received since the last :meth:`clear`, in order."""
+        assert self.app is not None
+        with self.app.lock:
+            return list(self.app.requests)
+
+    def endpoint(self, moto: EmbeddedS3Server, **overrides: Any) -> Any:
+        """The engine's S3Endpoint for this server (moto's dummy credentials)."""
+        return moto.endpoint(endpoint_url=self.endpoint_url, **overrides)

@@ -1,0 +1,281 @@
+"""S3 misbehaves: 500 / 503 SlowDown / resets on chosen requests, credentials refused, gone."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import time
+from dataclasses import replace
+from typing import Any
+
+from sftp_s3_tui.demo import EmbeddedS3Server
+from sftp_s3_tui.engine.config import S3Endpoint, TransferOptions
+from sftp_s3_tui.engine.events import TransferState
+from sftp_s3_tui.engine.journal import Journal
+from tests.engine.helpers import MiB, copy
+from tests.servers import SftpServerInfo
+
+from .conftest import assert_nothing_written, assert_object
+from .proxy import FaultProxy
+from .s3faults import RESET, FaultyS3Server
+
+OPTIONS = TransferOptions(part_size=5 * MiB, parts_in_flight=3, attempts=3, backoff_seconds=0.05)
+
+
+async def test_500_and_503_on_some_parts_are_retried(
+    openssh_sftp: SftpServerInfo,
+    s3_faults: FaultyS3Server,
+    faulty_endpoint: S3Endpoint,
+    s3: Any,
+    bucket: str,
+) -> None:
+    remote = openssh_sftp.write_file("in/big.bin", size=21 * MiB + 1, seed=21)
+    internal = s3_faults.fail("UploadPart", 500, after=1)
+    slow_down = s3_faults.fail("UploadPart", 503, after=2, times=2)
+    complete = s3_faults.fail("CompleteMultipartUpload", 503)
+
+    [result] = await copy(
+        openssh_sftp.endpoint(),
+        [remote.remote_path],
+        f"s3://{bucket}/",
+        faulty_endpoint,
+        options=OPTIONS,
+    )
+
+    assert result.status is TransferState.DONE, result.message
+    assert (internal.fired, slow_down.fired, complete.fired) == (1, 2, 1)
+    assert s3_faults.requests.count("UploadPart") == 5 + 3
+    assert_object(s3, bucket, "big.bin", remote.read_bytes())
+    assert (s3.list_multipart_uploads(Bucket=bucket).get("Uploads") or []) == []
+
+
+async def test_connection_resets_on_part_and_complete_are_retried(
+    openssh_sftp: SftpServerInfo,
+    s3_faults: FaultyS3Server,
+    faulty_endpoint: S3Endpoint,
+    s3: Any,
+    bucket: str,
+) -> None:
+    remote = openssh_sftp.write_file("in/big.bin", size=11 * MiB, seed=22)
+    part = s3_faults.fail("UploadPart", RESET, after=1)
+    complete = s3_faults.fail("CompleteMultipartUpload", RESET)
+
+    [result] = await copy(
+        openssh_sftp.endpoint(),
+        [remote.remote_path],
+        f"s3://{bucket}/",
+        faulty_endpoint,
+        options=OPTIONS,
+    )
+
+    assert result.status is TransferState.DONE, result.message
+    assert (part.fired, complete.fired) == (1, 1)
+    assert_object(s3, bucket, "big.bin", remote.read_bytes())
+
+
+async def test_slow_down_on_a_small_put_is_retried(
+    openssh_sftp: SftpServerInfo,
+    s3_faults: FaultyS3Server,
+    faulty_endpoint: S3Endpoint,
+    s3: Any,
+    bucket: str,
+) -> None:
+    remote = openssh_sftp.write_file("in/small.csv", size=70_000, seed=23)
+    rule = s3_faults.fail("PutObject", 503, times=2)
+
+    [result] = await copy(
+        openssh_sftp.endpoint(), [remote.remote_path], f"s3://{bucket}/", faulty_endpoint
+    )
+
+    assert result.status is TransferState.DONE, result.message
+    assert rule.fired == 2
+    assert_object(s3, bucket, "small.csv", remote.read_bytes())
+
+
+async def test_parts_failing_beyond_the_retries_abort_the_upload(
+    openssh_sftp: SftpServerInfo,
+    s3_faults: FaultyS3Server,
+    faulty_endpoint: S3Endpoint,
+    s3: Any,
+    bucket: str,
+) -> None:
+    remote = openssh_sftp.write_file("in/big.bin", size=12 * MiB, seed=24)
+    s3_faults.fail("UploadPart", 500, after=1, times=None)
+    endpoint = replace(faulty_endpoint, max_attempts=2)
+
+    began = time.monotonic()
+    [result] = await copy(
+        openssh_sftp.endpoint(),
+        [remote.remote_path],
+        f"s3://{bucket}/",
+        endpoint,
+        options=replace(OPTIONS, attempts=2),
+    )
+
+    assert result.status is TransferState.FAILED
+    assert "Uploading part" in result.message and "InternalError" in result.message
+    assert "AbortMultipartUpload" in s3_faults.requests
+    assert time.monotonic() - began < 30
+    assert_nothing_written(s3, bucket)
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def test_s3_unreachable_fails_in_bounded_time(
+    openssh_sftp: SftpServerInfo, moto_server: EmbeddedS3Server, s3: Any, bucket: str
+) -> None:
+    remote = openssh_sftp.write_file("in/a.csv", b"a,b\n")
+    dead = moto_server.endpoint(endpoint_url=f"http://127.0.0.1:{_closed_port()}", max_attempts=3)
+
+    began = time.monotonic()
+    [result] = await copy(openssh_sftp.endpoint(), [remote.remote_path], f"s3://{bucket}/", dead)
+
+    assert result.status is TransferState.FAILED
+    assert "cannot reach the S3 endpoint" in result.message
+    assert time.monotonic() - began < 20
+    assert_nothing_written(s3, bucket)
+
+
+async def test_s3_lost_mid_upload_keeps_the_upload_journaled_then_resumes(
+    openssh_sftp: SftpServerInfo,
+    s3_proxy: FaultProxy,
+    moto_server: EmbeddedS3Server,
+    s3: Any,
+    bucket: str,
+    tmp_path: Any,
+) -> None:
+    """S3 vanishes after two parts: the transfer fails cleanly; the upload it could not abort
+    stays in the journal (so nothing is orphaned unknowingly), and the next run resumes it."""
+    remote = openssh_sftp.write_file("in/big.bin", size=23 * MiB, seed=25)
+    endpoint = moto_server.endpoint(endpoint_url=s3_proxy.url, max_attempts=2)
+    journal = Journal(tmp_path / "journal")
+    options = replace(OPTIONS, parts_in_flight=2, sftp_concurrency=1)
+
+    async def vanish() -> None:
+        await s3_proxy.wait_for(lambda p: p.bytes_up > 10 * MiB + 4096)
+        s3_proxy.refuse()
+        s3_proxy.reset_all()
+
+    vanishing = asyncio.create_task(vanish())
+    [failed] = await copy(
+        openssh_sftp.endpoint(),
+        [remote.remote_path],
+        f"s3://{bucket}/",
+        endpoint,
+        options=options,
+        journal=journal,
+    )
+    await vanishing
+
+    assert failed.status is TransferState.FAILED
+    assert "cannot reach the S3 endpoint" in failed.message
+    uploads = s3.list_multipart_uploads(Bucket=bucket).get("Uploads") or []
+    assert s3.list_objects_v2(Bucket=bucket).get("KeyCount", 0) == 0
+    recorded = {e.upload_id for e in journal.entries()}
+    assert len(uploads) == 1, "S3 was gone, so the upload could not be aborted"
+    assert {u["UploadId"] for u in uploads} <= recorded, "an upload left behind is not journaled"
+
+    s3_proxy.clear()
+    [resumed] = await copy(
+        openssh_sftp.endpoint(),
+        [remote.remote_path],
+        f"s3://{bucket}/",
+        endpoint,
+        options=options,
+        journal=journal,
+    )
+
+    assert resumed.status is TransferState.DONE, resumed.message
+    assert resumed.resumed_parts >= 1
+    assert_object(s3, bucket, "big.bin", remote.read_bytes())
+    assert (s3.list_multipart_uploads(Bucket=bucket).get("Uploads") or []) == []
+    assert journal.entries() == []
+
+
+async def test_wrong_access_key_is_refused_with_nothing_written(
+    openssh_sftp: SftpServerInfo,
+    s3_faults: FaultyS3Server,
+    faulty_endpoint: S3Endpoint,
+    s3: Any,
+    bucket: str,
+) -> None:
+    remote = openssh_sftp.write_file("in/a.csv", b"a,b\n")
+    s3_faults.fail(None, 403, code="InvalidAccessKeyId", access_key="AKIAWRONG", times=None)
+    wrong = replace(faulty_endpoint, access_key_id="AKIAWRONG")
+
+    [result] = await copy(openssh_sftp.endpoint(), [remote.remote_path], f"s3://{bucket}/", wrong)
+
+    assert result.status is TransferState.FAILED
+    assert "access denied" in result.message and "credentials" in result.message
+    assert_nothing_written(s3, bucket)
+
+
+async def test_credentials_expiring_mid_upload_fail_cleanly(
+    openssh_sftp: SftpServerInfo,
+    s3_faults: FaultyS3Server,
+    faulty_endpoint: S3Endpoint,
+    s3: Any,
+    bucket: str,
+) -> None:
+    remote = openssh_sftp.write_file("in/big.bin", size=16 * MiB, seed=26)
+    s3_faults.fail(
+        "UploadPart",
+        403,
+        code="ExpiredToken",
+        message="The provided token has expired.",
+        after=1,
+        times=None,
+    )
+
+    [result] = await copy(
+        openssh_sftp.endpoint(),
+        [remote.remote_path],
+        f"s3://{bucket}/",
+        faulty_endpoint,
+        options=OPTIONS,
+    )
+
+    assert result.status is TransferState.FAILED
+    assert "access denied (ExpiredToken)" in result.message
+    assert s3_faults.requests.count("UploadPart") <= 3 + 2, "an access error is not retried"
+    assert_nothing_written(s3, bucket)
+
+
+async def test_s3_stalling_mid_upload_fails_in_bounded_time(
+    openssh_sftp: SftpServerInfo,
+    s3_proxy: FaultProxy,
+    moto_server: EmbeddedS3Server,
+    s3: Any,
+    bucket: str,
+) -> None:
+    """S3 accepts the connection but never answers (a black hole): the request timeout bounds
+    the wait, the transfer fails, and the upload is aborted once S3 answers again."""
+    remote = openssh_sftp.write_file("in/big.bin", size=16 * MiB, seed=27)
+    endpoint = moto_server.endpoint(
+        endpoint_url=s3_proxy.url, max_attempts=2, read_timeout_seconds=1.0
+    )
+
+    async def black_hole() -> None:
+        await s3_proxy.wait_for(lambda p: p.bytes_up > 6 * MiB)
+        s3_proxy.stall(4.0)  # long enough to fail every attempt, then the abort gets through
+
+    stalling = asyncio.create_task(black_hole())
+    began = time.monotonic()
+    [result] = await copy(
+        openssh_sftp.endpoint(),
+        [remote.remote_path],
+        f"s3://{bucket}/",
+        endpoint,
+        options=replace(OPTIONS, attempts=2, upload_timeout_seconds=1.0),
+    )
+    seconds = time.monotonic() - began
+    await stalling
+
+    assert result.status is TransferState.FAILED
+    assert "did not answer within 1 s" in result.message
+    assert seconds < 30
+    assert_nothing_written(s3, bucket)

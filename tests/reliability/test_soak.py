@@ -1,0 +1,288 @@
+"""Soak: mixed transfers with periodic faults for SOAK_SECONDS (default 1200), then a report.
+
+Not in the default run. Run it with::
+
+    SOAK_SECONDS=1200 uv run pytest -m soak tests/reliability/test_soak.py -s
+
+The engine runs in its own process (``soak_worker.py``), so its RSS is measured apart from
+moto, the proxies and the faulty S3 that live in the test process. The report (printed, and
+written as JSON to SOAK_REPORT, default ./soak-report.json) gives transfers attempted /
+succeeded / failed, bytes verified, orphaned uploads (must be 0), leftover journal entries
+(must be 0), objects left by failed transfers (must be 0) and the engine's RSS after the
+warm-up and at the end (must not grow by more than RSS_MARGIN).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import re
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sftp_s3_tui.demo import EmbeddedS3Server
+from sftp_s3_tui.engine.config import TransferOptions
+from tests.engine.helpers import MiB
+from tests.servers import RemoteFile, SftpServerInfo
+
+from .conftest import sha256
+from .proxy import DOWN, UP, FaultProxy
+from .s3faults import RESET, FaultyS3Server
+
+SIZES = [0, 1, 100_000, 5 * MiB - 1, 5 * MiB + 1, 12 * MiB + 7, 23 * MiB]
+RSS_MARGIN = 32 * MiB
+ROUND_TIMEOUT_SECONDS = 120
+WARM_UP_ROUNDS = 3
+SOAK_SECONDS = int(os.environ.get("SOAK_SECONDS", "1200"))
+
+
+@dataclass
+class SoakReport:
+    seconds: float = 0.0
+    rounds: int = 0
+    attempted: int = 0
+    succeeded: int = 0
+    failed: int = 0
+    bytes_verified: int = 0
+    orphaned_uploads: int = 0
+    journal_entries_left: int = 0
+    objects_of_failed_transfers: int = 0
+    rss_start_bytes: int = 0
+    rss_end_bytes: int = 0
+    rss_max_bytes: int = 0
+    faults: dict[str, int] = field(default_factory=dict)
+    failures: dict[str, int] = field(default_factory=dict)
+
+
+class Midway:
+    """Runs an action once a proxy has moved another 2 MiB (a fault in mid-transfer)."""
+
+    def __init__(self) -> None:
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+
+    def arm(self, proxy: FaultProxy, action: Callable[[], None]) -> None:
+        start = proxy.bytes_up + proxy.bytes_down
+
+        def run() -> None:
+            while not self._stop.wait(0.005):
+                if proxy.bytes_up + proxy.bytes_down > start + 2 * MiB:
+                    action()
+                    return
+
+        thread = threading.Thread(target=run, daemon=True)
+        thread.start()
+        self._threads.append(thread)
+
+    def disarm(self) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join()
+        self._threads.clear()
+        self._stop.clear()
+
+
+@pytest.mark.soak
+@pytest.mark.timeout(SOAK_SECONDS + 900)
+def test_soak(
+    via_proxy: SftpServerInfo,
+    sshd_proxy: FaultProxy,
+    s3_faults: FaultyS3Server,
+    moto_server: EmbeddedS3Server,
+    s3: Any,
+    bucket: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    budget = float(SOAK_SECONDS)
+    report_path = Path(os.environ.get("SOAK_REPORT", "soak-report.json"))
+    with (
+        FaultProxy(s3_faults.host, s3_faults.port) as s3_proxy,
+        subprocess.Popen(
+            [sys.executable, "-m", "tests.reliability.soak_worker"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        ) as worker,
+    ):
+        try:
+            soak = Soak(worker, via_proxy, sshd_proxy, s3_proxy, s3_faults, s3, bucket, tmp_path)
+            report = soak.run(
+                budget,
+                moto_server.endpoint(endpoint_url=s3_proxy.url, max_attempts=3),
+                random.Random(int(os.environ.get("SOAK_SEED", "8"))),
+            )
+        finally:
+            assert worker.stdin
+            worker.stdin.close()
+            try:
+                worker.wait(30)
+            except subprocess.TimeoutExpired:
+                worker.kill()
+
+    report_path.write_text(json.dumps(asdict(report), indent=2) + "\n")
+    with capsys.disabled():
+        print("\nsoak report:", json.dumps(asdict(report), indent=2), sep="\n")
+    assert report.orphaned_uploads == 0
+    assert report.journal_entries_left == 0
+    assert report.objects_of_failed_transfers == 0
+    assert report.succeeded > report.failed
+    assert report.rss_end_bytes - report.rss_start_bytes < RSS_MARGIN
+
+
+@dataclass
+class Soak:
+    """The soak's rounds: arm a fault, have the worker copy a fresh folder, check S3."""
+
+    worker: subprocess.Popen[str]
+    via_proxy: SftpServerInfo
+    sshd_proxy: FaultProxy
+    s3_proxy: FaultProxy
+    s3_faults: FaultyS3Server
+    s3: Any
+    bucket: str
+    tmp_path: Path
+
+    def faults(self, midway: Midway) -> dict[str, Callable[[random.Random], None]]:
+        sshd, s3p, s3f = self.sshd_proxy, self.s3_proxy, self.s3_faults
+        return {
+            "none": lambda r: None,
+            "sftp-cut-once": lambda r: sshd.cut_after(r.randint(1, 20) * MiB, DOWN),
+            "sftp-cut-always": lambda r: sshd.cut_after(r.randint(2, 8) * MiB, DOWN, repeat=True),
+            "sftp-stall-3s": lambda r: midway.arm(sshd, lambda: sshd.stall(3.0)),
+            "sftp-throttle": lambda r: sshd.throttle(r.randint(8, 40) * MiB, DOWN),
+            "s3-500-part": lambda r: s3f.fail("UploadPart", 500, after=r.randint(0, 3)),
+            "s3-503-any": lambda r: s3f.fail(None, 503, after=r.randint(0, 6), times=2),
+            "s3-reset-complete": lambda r: s3f.fail("CompleteMultipartUpload", RESET),
+            "s3-cut-upload": lambda r: s3p.cut_after(r.randint(1, 15) * MiB, UP),
+            "s3-stall-2s": lambda r: midway.arm(s3p, lambda: s3p.stall(2.0)),
+        }
+
+    def run(self, budget: float, s3_endpoint: Any, rng: random.Random) -> SoakReport:
+        journal = self.tmp_path / "journal"
+        sftp_endpoint = self.via_proxy.endpoint(
+            request_timeout_seconds=2.0, connect_timeout_seconds=3.0
+        )
+        options = TransferOptions(
+            part_size=5 * MiB,
+            parts_in_flight=3,
+            memory_budget=48 * MiB,
+            files_in_flight=3,
+            attempts=4,
+            backoff_seconds=0.05,
+            backoff_max_seconds=1.0,
+            upload_timeout_seconds=10.0,
+        )
+        midway = Midway()
+        faults = self.faults(midway)
+        report = SoakReport()
+        counts: Counter[str] = Counter()
+        failures: Counter[str] = Counter()
+        rss: list[int] = []
+        began = time.monotonic()
+        number = 0
+        while number < WARM_UP_ROUNDS + 1 or time.monotonic() - began < budget:
+            number += 1
+            files = [
+                self.via_proxy.write_file(
+                    f"r{number}/f{i}.bin", size=rng.choice(SIZES), seed=rng.randrange(1 << 30)
+                )
+                for i in range(rng.randint(1, 4))
+            ]
+            name = "none" if number <= 2 else rng.choice(sorted(faults))
+            counts[name] += 1
+            faults[name](rng)
+            request = {
+                "sftp": asdict(sftp_endpoint),
+                "s3": asdict(s3_endpoint),
+                "options": asdict(options),
+                "journal": str(journal),
+                "source": self.via_proxy.remote_path(f"r{number}/"),
+                "dest": f"s3://{self.bucket}/r{number}/",
+            }
+            assert self.worker.stdin
+            self.worker.stdin.write(json.dumps(request) + "\n")
+            self.worker.stdin.flush()
+            answer = _read_answer(self.worker)
+            midway.disarm()
+            for proxy in (self.sshd_proxy, self.s3_proxy):
+                proxy.clear()
+                proxy.throttle(None)
+            self.s3_faults.clear()
+            rss.append(answer["rss"])
+            results = answer.get("results") or [
+                {
+                    "key": f"r{number}/{f.remote_path.rsplit('/', 1)[1]}",
+                    "status": "failed",
+                    "message": answer["error"],
+                }
+                for f in files
+            ]
+            _check_round(self.s3, self.bucket, files, results, report, failures)
+            uploads = self.s3.list_multipart_uploads(Bucket=self.bucket).get("Uploads") or []
+            report.orphaned_uploads += len(uploads)
+            for upload in uploads:  # counted once; cleaned so later rounds start clean
+                self.s3.abort_multipart_upload(
+                    Bucket=self.bucket, Key=upload["Key"], UploadId=upload["UploadId"]
+                )
+            for remote in files:
+                remote.local_path.unlink()
+        report.seconds = round(time.monotonic() - began, 1)
+        report.rounds = number
+        report.rss_start_bytes = rss[WARM_UP_ROUNDS - 1]
+        report.rss_end_bytes = rss[-1]
+        report.rss_max_bytes = max(rss)
+        report.journal_entries_left = len(list(journal.glob("*.jsonl"))) if journal.exists() else 0
+        report.faults = dict(counts)
+        report.failures = dict(failures)
+        return report
+
+
+def _read_answer(worker: subprocess.Popen[str]) -> dict[str, Any]:
+    """The worker's answer to one round, within ROUND_TIMEOUT_SECONDS (a hang fails)."""
+    assert worker.stdout
+    answer: list[str] = []
+    reader = threading.Thread(target=lambda: answer.append(worker.stdout.readline()), daemon=True)  # type: ignore[union-attr]
+    reader.start()
+    reader.join(ROUND_TIMEOUT_SECONDS)
+    assert answer and answer[0], f"the engine hung or died (exit {worker.poll()})"
+    parsed: dict[str, Any] = json.loads(answer[0])
+    return parsed
+
+
+def _check_round(
+    s3: Any,
+    bucket: str,
+    files: list[RemoteFile],
+    results: list[dict[str, Any]],
+    report: SoakReport,
+    failures: Counter[str],
+) -> None:
+    """Every success is byte-exact in S3; every failure left no object behind."""
+    by_name = {f.remote_path.rsplit("/", 1)[1]: f for f in files}
+    assert len(results) == len(files)
+    for result in results:
+        report.attempted += 1
+        source = by_name[result["key"].rsplit("/", 1)[1]]
+        if result["status"] == "done":
+            body = s3.get_object(Bucket=bucket, Key=result["key"])["Body"].read()
+            assert sha256(body) == source.sha256 == result["sha256"], result
+            report.succeeded += 1
+            report.bytes_verified += len(body)
+            s3.delete_object(Bucket=bucket, Key=result["key"])
+        else:
+            report.failed += 1
+            failures[re.sub(r"\S*/\S*", "…", result.get("message", ""))[:90]] += 1
+            listed = s3.list_objects_v2(Bucket=bucket, Prefix=result["key"]).get("Contents", [])
+            if any(o["Key"] == result["key"] for o in listed):
+                report.objects_of_failed_transfers += 1

@@ -1,0 +1,178 @@
+"""The source file changes under the transfer: grows, shrinks, is rewritten or deleted.
+
+A throttled proxy in front of sshd makes the timing deterministic: the change happens while
+the transfer is provably mid-file (the proxy's byte count says how far it got).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+from typing import Any
+
+from sftp_s3_tui.engine.config import S3Endpoint, TransferOptions
+from sftp_s3_tui.engine.events import TransferState
+from tests.engine.helpers import MiB, copy
+from tests.servers import SftpServerInfo
+
+from .conftest import assert_nothing_written, assert_object
+from .proxy import DOWN, FaultProxy
+
+OPTIONS = TransferOptions(part_size=5 * MiB, parts_in_flight=2, attempts=3, backoff_seconds=0.05)
+RATE = 6 * MiB  # bytes/s through the proxy: a 12 MiB file takes ~2 s
+
+
+async def _copy_changing(
+    server: SftpServerInfo,
+    proxy: FaultProxy,
+    s3_endpoint: S3Endpoint,
+    bucket: str,
+    remote_path: str,
+    at_bytes: int,
+    change: Any,
+) -> Any:
+    """Copy ``remote_path`` through a throttled proxy and ``change()`` it mid-read."""
+    proxy.throttle(RATE, DOWN)
+
+    async def change_midway() -> None:
+        await proxy.wait_for(lambda p: p.bytes_down > at_bytes)
+        change()
+
+    changing = asyncio.create_task(change_midway())
+    [result] = await copy(
+        server.endpoint(), [remote_path], f"s3://{bucket}/", s3_endpoint, options=OPTIONS
+    )
+    await changing
+    return result
+
+
+async def test_source_growing_during_the_read_is_detected_and_not_published(
+    via_proxy: SftpServerInfo, sshd_proxy: FaultProxy, s3_endpoint: S3Endpoint, s3: Any, bucket: str
+) -> None:
+    remote = via_proxy.write_file("in/growing.log", size=12 * MiB, seed=31)
+
+    def grow() -> None:
+        with remote.local_path.open("ab") as f:
+            f.write(b"late line\n" * 1000)
+
+    result = await _copy_changing(
+        via_proxy, sshd_proxy, s3_endpoint, bucket, remote.remote_path, 3 * MiB, grow
+    )
+
+    assert result.status is TransferState.FAILED
+    assert (
+        "changed while it was read" in result.message and "nothing was published" in result.message
+    )
+    assert_nothing_written(s3, bucket)
+
+
+async def test_source_shrinking_during_the_read_is_detected_and_not_published(
+    via_proxy: SftpServerInfo, sshd_proxy: FaultProxy, s3_endpoint: S3Endpoint, s3: Any, bucket: str
+) -> None:
+    remote = via_proxy.write_file("in/shrinking.bin", size=12 * MiB, seed=32)
+
+    def shrink() -> None:
+        os.truncate(remote.local_path, 4 * MiB)
+
+    result = await _copy_changing(
+        via_proxy, sshd_proxy, s3_endpoint, bucket, remote.remote_path, 2 * MiB, shrink
+    )
+
+    assert result.status is TransferState.FAILED
+    assert "shrank" in result.message or "changed while it was read" in result.message
+    assert "nothing was published" in result.message
+    assert_nothing_written(s3, bucket)
+
+
+async def test_source_rewritten_in_place_is_detected_by_its_mtime(
+    via_proxy: SftpServerInfo, sshd_proxy: FaultProxy, s3_endpoint: S3Endpoint, s3: Any, bucket: str
+) -> None:
+    remote = via_proxy.write_file("in/rewritten.bin", size=12 * MiB, seed=33)
+
+    def rewrite_same_size() -> None:
+        with remote.local_path.open("r+b") as f:
+            f.write(b"X" * MiB)
+        stat = remote.local_path.stat()
+        os.utime(remote.local_path, (stat.st_atime, stat.st_mtime + 60))
+
+    result = await _copy_changing(
+        via_proxy, sshd_proxy, s3_endpoint, bucket, remote.remote_path, 7 * MiB, rewrite_same_size
+    )
+
+    assert result.status is TransferState.FAILED
+    assert "changed while it was read" in result.message
+    assert_nothing_written(s3, bucket)
+
+
+async def test_small_file_growing_before_its_put_is_not_published(
+    via_proxy: SftpServerInfo, sshd_proxy: FaultProxy, s3_endpoint: S3Endpoint, s3: Any, bucket: str
+) -> None:
+    remote = via_proxy.write_file("in/small.csv", size=4 * MiB, seed=34)
+
+    def grow() -> None:
+        with remote.local_path.open("ab") as f:
+            f.write(b"9,9\n")
+
+    result = await _copy_changing(
+        via_proxy, sshd_proxy, s3_endpoint, bucket, remote.remote_path, MiB, grow
+    )
+
+    assert result.status is TransferState.FAILED
+    assert "changed while it was read" in result.message
+    assert_nothing_written(s3, bucket)
+
+
+async def test_source_deleted_mid_transfer_lands_whole_from_the_open_handle(
+    via_proxy: SftpServerInfo, sshd_proxy: FaultProxy, s3_endpoint: S3Endpoint, s3: Any, bucket: str
+) -> None:
+    """POSIX keeps an unlinked file readable through an open handle: the object is the
+    complete file as it was opened, never a truncated one."""
+    remote = via_proxy.write_file("in/deleted.bin", size=12 * MiB, seed=35)
+    original = remote.read_bytes()
+
+    result = await _copy_changing(
+        via_proxy,
+        sshd_proxy,
+        s3_endpoint,
+        bucket,
+        remote.remote_path,
+        3 * MiB,
+        remote.local_path.unlink,
+    )
+
+    assert result.status is TransferState.DONE, result.message
+    assert_object(s3, bucket, "deleted.bin", original)
+
+
+async def test_source_deleted_then_connection_lost_fails_as_not_found(
+    via_proxy: SftpServerInfo, sshd_proxy: FaultProxy, s3_endpoint: S3Endpoint, s3: Any, bucket: str
+) -> None:
+    """After a reconnect the file cannot be reopened: a clear failure, nothing published."""
+    remote = via_proxy.write_file("in/deleted.bin", size=12 * MiB, seed=36)
+
+    def delete_and_cut() -> None:
+        remote.local_path.unlink()
+        sshd_proxy.reset_all()
+
+    result = await _copy_changing(
+        via_proxy, sshd_proxy, s3_endpoint, bucket, remote.remote_path, 3 * MiB, delete_and_cut
+    )
+
+    assert result.status is TransferState.FAILED
+    assert "does not exist on the SFTP server" in result.message
+    assert_nothing_written(s3, bucket)
+
+
+async def test_empty_file_lands_as_an_empty_object(
+    via_proxy: SftpServerInfo, s3_endpoint: S3Endpoint, s3: Any, bucket: str, tmp_path: Path
+) -> None:
+    remote = via_proxy.write_file("in/empty.csv", b"")
+
+    [result] = await copy(
+        via_proxy.endpoint(), [remote.remote_path], f"s3://{bucket}/", s3_endpoint
+    )
+
+    assert result.status is TransferState.DONE, result.message
+    assert result.bytes == 0 and result.parts == 1
+    assert_object(s3, bucket, "empty.csv", b"")
