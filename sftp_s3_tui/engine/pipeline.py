@@ -185,14 +185,16 @@ class _Source:
         self._file = self._client = None
         if file is not None:
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(file.close(), 1)
+                async with asyncio.timeout(1):  # not wait_for: it can swallow a cancel (3.11)
+                    await file.close()
         if client is not None:
             await self.ctx.sftp.invalidate(self.job.endpoint, client)
 
     async def close(self) -> None:
         if self._file is not None:
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._file.close(), 5)
+                async with asyncio.timeout(5):  # not wait_for: it can swallow a cancel (3.11)
+                    await self._file.close()
             self._file = None
 
 

@@ -275,7 +275,8 @@ class SftpPool:
         if conn is not None:
             conn.close()
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(conn.wait_closed(), 2)
+                async with asyncio.timeout(2):  # not wait_for: it can swallow a cancel (3.11)
+                    await conn.wait_closed()
 
     async def close(self) -> None:
         for key in list(self._conns):

@@ -12,6 +12,7 @@ import pytest
 
 from sftp_s3_tui.demo import EmbeddedS3Server
 from sftp_s3_tui.engine.config import S3Endpoint
+from tests.engine.helpers import stored_sha256
 from tests.servers import SftpServerInfo
 
 from .proxy import FaultProxy
@@ -40,6 +41,13 @@ def via_proxy(
 ) -> SftpServerInfo:
     """The real sshd (per-test folder) reached through ``sshd_proxy``."""
     return proxied(openssh_sftp, sshd_proxy, tmp_path)
+
+
+@pytest.fixture(scope="session")
+def moto_server() -> Iterator[EmbeddedS3Server]:
+    """moto in this process, so the faulty S3's WSGI app shares its in-memory buckets."""
+    with EmbeddedS3Server(in_process=True) as server:
+        yield server
 
 
 @pytest.fixture(scope="session")
@@ -80,8 +88,7 @@ def assert_object(s3: Any, bucket: str, key: str, expected: bytes) -> None:
     body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
     assert len(body) == len(expected)
     assert sha256(body) == sha256(expected)
-    head = s3.head_object(Bucket=bucket, Key=key)
-    assert head["Metadata"].get("sha256") == sha256(expected)
+    assert stored_sha256(s3, bucket, key) == sha256(expected)
 
 
 def assert_nothing_written(s3: Any, bucket: str) -> None:

@@ -30,7 +30,7 @@ from .conftest import assert_nothing_written, assert_object
 GiB = 1 << 30
 
 
-def test_control_character_in_a_remote_name_refuses_the_copy(
+def test_control_character_in_a_remote_name_fails_that_file_alone(
     openssh_sftp: SftpServerInfo, s3_endpoint: S3Endpoint, s3: Any, bucket: str
 ) -> None:
     openssh_sftp.write_file("drop/good.csv", b"ok\n")
@@ -43,9 +43,11 @@ def test_control_character_in_a_remote_name_refuses_the_copy(
         *key_args(openssh_sftp, s3_endpoint),
     )
 
-    assert done.returncode == 2
+    assert done.returncode == 1
     assert "control character" in done.stderr and "'\\x07'" in done.stderr
-    assert_nothing_written(s3, bucket)
+    assert_object(s3, bucket, "in/good.csv", b"ok\n")
+    assert [o["Key"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"]] == ["in/good.csv"]
+    assert (s3.list_multipart_uploads(Bucket=bucket).get("Uploads") or []) == []
 
 
 BAD_KEYS = [
