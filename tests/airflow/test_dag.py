@@ -10,7 +10,7 @@ import pytest
 
 from sftp_s3_tui.demo import EmbeddedS3Server
 from tests.airflow.conftest import REPO, AirflowEnv
-from tests.engine.helpers import keys, object_bytes, open_uploads
+from tests.engine.helpers import keys, object_bytes, open_uploads, stored_sha256
 from tests.servers import SftpServerInfo, unavailable
 
 # The first test may build the Airflow venv (a cold download takes minutes).
@@ -94,7 +94,7 @@ def test_example_dag_moves_a_folder_in_mapped_batches(
         assert object_bytes(s3, bucket, key) == remote.read_bytes()
         head = s3.head_object(Bucket=bucket, Key=key)
         assert head["ContentLength"] == remote.size
-        assert head["Metadata"]["sha256"] == remote.sha256
+        assert stored_sha256(s3, bucket, key) == remote.sha256
     assert open_uploads(s3, bucket) == []
     summaries = outcome.xcom_values("copy")
     assert sum(s["files"] for s in summaries) == 5
