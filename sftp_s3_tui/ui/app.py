@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import importlib.util
 import logging
 import os
 from dataclasses import dataclass, field
@@ -438,6 +439,11 @@ def run_app(args: argparse.Namespace) -> int:
     )
     if args.profile and args.demo:
         raise ConfigError("--demo and --profile cannot be combined", "choose one")
+    if args.demo and importlib.util.find_spec("moto") is None:
+        raise ConfigError(
+            "--demo needs moto for its embedded S3 server",
+            "install sftp-s3-tui[demo], or run `uv run sftp-s3-tui --demo` in a checkout",
+        )
     app = SftpS3App(options)
 
     async def main() -> int | None:
