@@ -24,7 +24,6 @@ from .engine.config import (
     TransferOptions,
 )
 from .engine.errors import TransferError, UsageError
-from .engine.events import EventBus, TransferState
 from .engine.locations import S3Location, SftpLocation, parse_s3_url, parse_sftp_url, parse_size
 from .redaction import install_log_redaction, register_secret
 
@@ -337,4 +336,4 @@ def json_line(result: object) -> str:
     return json.dumps(result, ensure_ascii=False)
 
 
-__all__ = ["EXIT_FAILED", "EXIT_OK", "EventBus", "TransferState", "build_parser", "main"]
+__all__ = ["EXIT_FAILED", "EXIT_OK", "build_parser", "main"]

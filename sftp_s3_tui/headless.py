@@ -135,11 +135,8 @@ class ConsoleProgress:
 
 
 def load_profile(name: str | None) -> Profile | None:
-    """The named saved profile (its secrets registered for redaction), or None."""
-    if not name:
-        return None
-    profile = ProfileStore().get(name)
-    return profile
+    """The named saved profile, or None when no name was given."""
+    return ProfileStore().get(name) if name else None
 
 
 async def run_copy(args: argparse.Namespace) -> int:

@@ -18,6 +18,7 @@ from ..engine.config import ConflictPolicy, S3Endpoint, SftpEndpoint
 from ..engine.errors import TransferError
 from ..engine.journal import Journal
 from ..engine.locations import parse_size
+from ..paths import journal_dir
 from .connections import (
     conflict_policy_for,
     connection_fields,
@@ -28,7 +29,6 @@ from .transfer import (
     batches,
     destination,
     failure_message,
-    journal_folder,
     list_files,
     run_sync,
     stream_to_s3,
@@ -143,7 +143,7 @@ class StreamingSFTPToS3Operator(BaseOperator):
                 parts_in_flight=self.parts_in_flight,
                 files_in_flight=self.files_in_flight,
             )
-            journal = Journal(journal_folder()) if self.resume else None
+            journal = Journal(journal_dir()) if self.resume else None
             paths = self.source_paths()
             results = run_sync(
                 lambda: stream_to_s3(

@@ -14,7 +14,6 @@ import posixpath
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
-from pathlib import Path
 from typing import Any, TypeVar
 
 from ..engine.config import ConflictPolicy, S3Endpoint, SftpEndpoint, TransferOptions
@@ -33,7 +32,6 @@ from ..engine.plan import FileJob, expand
 from ..engine.queue import TransferQueue
 from ..engine.sftp import SftpPool
 from ..metrics import MetricsExporter, Sampler
-from ..paths import journal_dir
 
 log = logging.getLogger(__name__)
 
@@ -320,8 +318,3 @@ async def _metrics(
     )
     async with sampler, exporter:
         yield
-
-
-def journal_folder() -> Path:
-    """Where resume journals live on this worker (the same place the CLI uses)."""
-    return journal_dir()

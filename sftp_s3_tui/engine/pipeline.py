@@ -289,7 +289,7 @@ class FileTransfer:
                 ctx.options, source.attributes, lambda a, e: self._notice(f"retrying: {e}")
             )
             self.job = replace(self.job, size=size, mtime=mtime)
-            skip = await self._conflict(size, mtime)
+            skip = await self._conflict(source, size, mtime)
             if skip:
                 return self._result(TransferState.SKIPPED, None, 0, skip)
             part_size = part_size_for(size, ctx.options.part_size)
@@ -303,7 +303,7 @@ class FileTransfer:
         finally:
             await source.close()
 
-    async def _conflict(self, size: int, mtime: int) -> str:
+    async def _conflict(self, source: _Source, size: int, mtime: int) -> str:
         """Why the transfer is skipped under the queue's conflict policy ('' = go ahead)."""
         policy = self.ctx.options.conflict
         if policy in (ConflictPolicy.OVERWRITE, ConflictPolicy.SKIP_EXISTING):
@@ -323,7 +323,7 @@ class FileTransfer:
         if head.get("ContentLength") != size:
             return ""
         stored = meta.get(META_SHA256) or await self._sha256_tag()
-        if stored and await self._same_content(stored):
+        if stored and await self._same_content(source, stored):
             return "the object already has the same size and sha256"
         return ""
 
@@ -336,32 +336,35 @@ class FileTransfer:
         found = [t["Value"] for t in tags.get("TagSet", []) if t.get("Key") == META_SHA256]
         return found[0] if found else None
 
-    async def _same_content(self, sha256: str) -> bool:
-        """Hash the source (streaming, no upload) and compare with the stored sha256."""
+    async def _same_content(self, source: _Source, sha256: str) -> bool:
+        """Hash the already open source (streaming, no upload); compare with ``sha256``."""
         digest = StreamDigest()
-        source = _Source(self.ctx, self.job)
         step = min(self.ctx.options.part_size, max(self.job.size, 1))
         buffer = await self.ctx.pool.acquire(step)
+        view = memoryview(buffer)
         try:
-            view = memoryview(buffer)
             for offset in range(0, self.job.size, step):
-                chunk = view[: min(step, self.job.size - offset)]
-                await source.read(offset, chunk)
-                await _digest(digest, chunk)
+                with view[: min(step, self.job.size - offset)] as chunk:
+                    await source.read(offset, chunk)
+                    await _digest(digest, chunk)
         finally:
-            await source.close()
+            view.release()
             self.ctx.pool.release(buffer)
         return digest.sha256_hex() == sha256
 
-    def _put_extra(self) -> dict[str, Any]:
+    def _object_options(self) -> dict[str, Any]:
+        """Storage class and encryption, for every request that creates the object."""
         extra: dict[str, Any] = {}
         if self.ctx.storage_class:
             extra["StorageClass"] = self.ctx.storage_class
         if self.ctx.server_side_encryption:
             extra["ServerSideEncryption"] = self.ctx.server_side_encryption
-        if self.ctx.options.conflict is ConflictPolicy.SKIP_EXISTING:
-            extra["IfNoneMatch"] = "*"
         return extra
+
+    def _publish_condition(self) -> dict[str, Any]:
+        """If-None-Match on the request that publishes the key, when skipping existing ones."""
+        skip = self.ctx.options.conflict is ConflictPolicy.SKIP_EXISTING
+        return {"IfNoneMatch": "*"} if skip else {}
 
     async def _single(self, source: _Source, size: int) -> TransferResult:
         """A file of at most one part: one read, one PutObject."""
@@ -402,7 +405,8 @@ class FileTransfer:
                             ChecksumAlgorithm="CRC64NVME",
                             ChecksumCRC64NVME=b64(crc, 8),
                             Metadata=metadata,
-                            **self._put_extra(),
+                            **self._object_options(),
+                            **self._publish_condition(),
                         )
                 except (ClientError, BotoCoreError) as exc:
                     raise map_s3_error(exc, what) from exc
@@ -462,7 +466,7 @@ class FileTransfer:
                 ChecksumAlgorithm="CRC64NVME",
                 ChecksumType="FULL_OBJECT",
                 Metadata={META_MTIME: str(job.mtime)},
-                **{k: v for k, v in self._put_extra().items() if k != "IfNoneMatch"},
+                **self._object_options(),
             )
         except (ClientError, BotoCoreError) as exc:
             raise map_s3_error(exc, f"Starting the upload of s3://{job.bucket}/{job.key}") from exc
@@ -673,11 +677,7 @@ class FileTransfer:
 
     async def _complete(self, parts: dict[int, tuple[str, str]], digest: StreamDigest) -> None:
         job = self.job
-        extra = (
-            {"IfNoneMatch": "*"}
-            if self.ctx.options.conflict is ConflictPolicy.SKIP_EXISTING
-            else {}
-        )
+        extra = self._publish_condition()
         try:
             await self.ctx.s3.complete_multipart_upload(
                 Bucket=job.bucket,
@@ -726,7 +726,7 @@ class FileTransfer:
                 self._notice(f"the sha256 could not be tagged on the object ({reason})")
             return
         metadata = {META_SHA256: sha256, META_MTIME: str(job.mtime)}
-        extra = {k: v for k, v in self._put_extra().items() if k != "IfNoneMatch"}
+        extra = self._object_options()
         try:
             if size <= MAX_PART_SIZE:
                 await self.ctx.s3.copy_object(
