@@ -50,16 +50,16 @@ META_MTIME = "source-mtime"
 
 @dataclass
 class EngineContext:
-    """What every transfer of a queue shares."""
+    """What every transfer of a queue shares; the slots enforce the options' global limits."""
 
     sftp: SftpPool
     s3: S3Client
     pool: BufferPool
     options: TransferOptions
     bus: EventBus
+    sftp_slots: asyncio.Semaphore
+    s3_slots: asyncio.Semaphore
     journal: Journal | None = None
-    sftp_slots: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(8))
-    s3_slots: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(16))
     buckets_checked: dict[str, asyncio.Task[None]] = field(default_factory=dict)
     storage_class: str | None = None
     server_side_encryption: str | None = None
