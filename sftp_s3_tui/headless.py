@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import os
 import sys
 import time
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 from rich.console import Console
@@ -48,31 +46,10 @@ from .engine.locations import parse_s3_url
 from .engine.queue import TransferQueue
 from .engine.s3 import open_client
 from .engine.uploads import abort_stale, list_stale
-from .metrics import MetricsExporter, Sampler
-from .metrics.prometheus import push_gateway_from_env
+from .metrics import exporting, push_gateway_from_env
 from .paths import journal_dir
 from .profiles import Profile, ProfileStore
 from .redaction import register_secret
-
-
-@contextlib.asynccontextmanager
-async def metrics_for(
-    args: argparse.Namespace, bus: EventBus, queue: TransferQueue
-) -> AsyncIterator[Sampler | None]:
-    """The sampler and its exporter when --push-gateway / PUSH_GATEWAY / --metrics-port ask."""
-    url = push_gateway_from_env(args.push_gateway)
-    if not url and args.metrics_port is None:
-        yield None
-        return
-    sampler = Sampler(bus, interval=1.0, pool=queue.pool)
-    exporter = MetricsExporter(
-        sampler,
-        push_gateway_url=url,
-        metrics_port=args.metrics_port,
-        on_warning=lambda text: print(f"sftp-s3-tui: warning: {text}", file=sys.stderr),
-    )
-    async with sampler, exporter:
-        yield sampler
 
 
 class ConsoleProgress:
@@ -163,7 +140,13 @@ async def run_copy(args: argparse.Namespace) -> int:
         bus.subscribe(NoticePrinter(display))
     async with (
         TransferQueue(s3, options, bus=bus, journal=journal) as queue,
-        metrics_for(args, bus, queue),
+        exporting(
+            bus,
+            queue.pool,
+            push_gateway_url=push_gateway_from_env(args.push_gateway),
+            metrics_port=args.metrics_port,
+            on_warning=lambda text: print(f"sftp-s3-tui: warning: {text}", file=sys.stderr),
+        ),
     ):
         jobs = []
         for location in sources:

@@ -7,12 +7,11 @@ without an Airflow installation.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import fnmatch
 import logging
 import posixpath
 import threading
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any, TypeVar
 
@@ -31,7 +30,7 @@ from ..engine.locations import S3Location, format_size, key_for, parse_s3_url, p
 from ..engine.plan import FileJob, expand
 from ..engine.queue import TransferQueue
 from ..engine.sftp import SftpPool
-from ..metrics import MetricsExporter, Sampler
+from ..metrics import exporting
 
 log = logging.getLogger(__name__)
 
@@ -148,7 +147,14 @@ async def stream_to_s3(
     bus.subscribe(_log_event)
     async with (
         TransferQueue(s3, options, bus=bus, journal=journal) as queue,
-        _metrics(bus, queue, push_gateway, metric_labels),
+        exporting(
+            bus,
+            queue.pool,
+            push_gateway_url=push_gateway,
+            instance="airflow",  # a rerun of the task replaces its group, whichever worker ran it
+            labels=metric_labels,
+            on_warning=lambda text: log.warning("metrics: %s", text),
+        ),
     ):
         jobs: list[FileJob] = []
         for path in paths:
@@ -295,26 +301,3 @@ def batches(
     if current:
         out.append(current)
     return out
-
-
-@contextlib.asynccontextmanager
-async def _metrics(
-    bus: EventBus,
-    queue: TransferQueue,
-    push_gateway: str | None,
-    labels: Mapping[str, str] | None,
-) -> AsyncIterator[None]:
-    """The one sampler and its exporter around a copy, when a push gateway is given."""
-    if not push_gateway:
-        yield
-        return
-    sampler = Sampler(bus, interval=1.0, pool=queue.pool)
-    exporter = MetricsExporter(
-        sampler,
-        push_gateway_url=push_gateway,
-        instance="airflow",  # a rerun of the task replaces its group, whichever worker ran it
-        labels=labels,
-        on_warning=lambda text: log.warning("metrics: %s", text),
-    )
-    async with sampler, exporter:
-        yield

@@ -4,6 +4,7 @@ from sftp_s3_tui.metrics.prometheus import (
     MetricsExporter,
     SnapshotMetrics,
     default_instance,
+    exporting,
     push_gateway_from_env,
 )
 from sftp_s3_tui.metrics.sampler import (
@@ -23,5 +24,6 @@ __all__ = [
     "SnapshotMetrics",
     "TransferStats",
     "default_instance",
+    "exporting",
     "push_gateway_from_env",
 ]

@@ -13,14 +13,15 @@ import contextlib
 import logging
 import os
 import socket
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from types import TracebackType
 from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import push_to_gateway, start_http_server
 
-from sftp_s3_tui.metrics.sampler import Sampler, Snapshot
+from sftp_s3_tui.engine.events import EventBus
+from sftp_s3_tui.metrics.sampler import BufferPoolStats, Sampler, Snapshot
 
 __all__ = [
     "DEFAULT_JOB",
@@ -389,3 +390,35 @@ class MetricsExporter:
 def _shutdown(server: WSGIServer) -> None:
     server.shutdown()
     server.server_close()
+
+
+@contextlib.asynccontextmanager
+async def exporting(
+    bus: EventBus,
+    pool: BufferPoolStats | None,
+    *,
+    push_gateway_url: str | None = None,
+    metrics_port: int | None = None,
+    instance: str | None = None,
+    labels: Mapping[str, str] | None = None,
+    on_warning: Callable[[str], None] | None = None,
+) -> AsyncIterator[Sampler | None]:
+    """A sampler and its exporter around a run, when a push gateway or a port is asked for.
+
+    Yields the sampler (``None`` when neither is given); leaving takes a final sample and
+    pushes it once more.
+    """
+    if not push_gateway_url and metrics_port is None:
+        yield None
+        return
+    sampler = Sampler(bus, interval=1.0, pool=pool)
+    exporter = MetricsExporter(
+        sampler,
+        push_gateway_url=push_gateway_url,
+        metrics_port=metrics_port,
+        instance=instance,
+        labels=labels,
+        on_warning=on_warning,
+    )
+    async with sampler, exporter:
+        yield sampler
