@@ -43,6 +43,7 @@ from .engine.events import (
 )
 from .engine.journal import Journal
 from .engine.locations import parse_s3_url
+from .engine.plan import ensure_unique_keys
 from .engine.queue import TransferQueue
 from .engine.s3 import open_client
 from .engine.uploads import abort_stale, list_stale
@@ -156,14 +157,7 @@ async def run_copy(args: argparse.Namespace) -> int:
             raise UsageError(
                 f"Several sources but {dest} names one key", "end DEST with / to use a prefix"
             )
-        keys: dict[str, str] = {}
-        for job in jobs:
-            if job.key in keys:
-                raise UsageError(
-                    f"{job.path} and {keys[job.key]} would both land at {job.key}",
-                    "copy them to different prefixes",
-                )
-            keys[job.key] = job.path
+        ensure_unique_keys(jobs)
         started = time.monotonic()
         with display:
             results = await queue.run(jobs)

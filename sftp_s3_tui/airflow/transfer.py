@@ -27,7 +27,7 @@ from ..engine.events import (
 )
 from ..engine.journal import Journal
 from ..engine.locations import S3Location, format_size, key_for, parse_s3_url, parse_size
-from ..engine.plan import FileJob, expand
+from ..engine.plan import FileJob, ensure_unique_keys, expand
 from ..engine.queue import TransferQueue
 from ..engine.sftp import SftpPool
 from ..metrics import exporting
@@ -84,17 +84,6 @@ def rebase(jobs: Iterable[FileJob], dest: S3Location, base_path: str | None) -> 
             )
         out.append(replace(job, key=key_for(job.path, dest, relative_to=base)))
     return out
-
-
-def _check_unique_keys(jobs: Sequence[FileJob]) -> None:
-    seen: dict[str, str] = {}
-    for job in jobs:
-        if job.key in seen:
-            raise UsageError(
-                f"{job.path} and {seen[job.key]} would both land at s3://{job.bucket}/{job.key}",
-                "copy them to different prefixes or set sftp_base_path",
-            )
-        seen[job.key] = job.path
 
 
 def _log_event(event: EngineEvent) -> None:
@@ -170,7 +159,7 @@ async def stream_to_s3(
                 "end s3_key with / to copy into a prefix",
             )
         jobs = rebase(jobs, dest, base_path)
-        _check_unique_keys(jobs)
+        ensure_unique_keys(jobs, "copy them to different prefixes or set sftp_base_path")
         total = sum(job.size for job in jobs)
         log.info("copying %d file(s), %s, to %s", len(jobs), format_size(total), dest)
         return await queue.run(jobs)

@@ -132,3 +132,15 @@ async def _walk(
                 jobs.append(_job(endpoint, entry, dest, base))
     jobs.sort(key=lambda j: j.path)
     return jobs
+
+
+def ensure_unique_keys(jobs: list[FileJob], hint: str = "copy them to different prefixes") -> None:
+    """Refuse a plan in which two files would land at the same key (one would be lost)."""
+    seen: dict[str, str] = {}
+    for job in jobs:
+        if job.key in seen:
+            raise UsageError(
+                f"{job.path} and {seen[job.key]} would both land at s3://{job.bucket}/{job.key}",
+                hint,
+            )
+        seen[job.key] = job.path

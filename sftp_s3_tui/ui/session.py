@@ -21,7 +21,7 @@ from ..engine.events import (
 )
 from ..engine.journal import Journal, JournalEntry
 from ..engine.locations import S3Location
-from ..engine.plan import FileJob
+from ..engine.plan import FileJob, ensure_unique_keys
 from ..engine.queue import Transfer, TransferQueue
 from ..engine.s3 import S3Entry, check_bucket, list_buckets, list_prefix
 from ..engine.sftp import RemoteEntry, remember_host_key
@@ -163,6 +163,7 @@ class Session:
             jobs += await self.queue.expand(self.target.sftp, path, dest)
         if not jobs:
             raise UsageError("Nothing to copy: the selected folders are empty", "")
+        ensure_unique_keys(jobs)
         return self.queue.submit(jobs)
 
     def resumable(self) -> list[JournalEntry]:
