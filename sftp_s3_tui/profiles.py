@@ -26,7 +26,6 @@ from contextlib import suppress
 from dataclasses import MISSING, dataclass, field, fields, replace
 from enum import StrEnum
 from pathlib import Path
-from secrets import token_hex
 from typing import Any, NamedTuple, cast
 
 import keyring
@@ -36,6 +35,7 @@ import keyring.errors
 import tomli_w
 
 from . import paths
+from .engine.atomic import atomic_write
 from .engine.config import (
     MAX_PART_SIZE,
     MIN_PART_SIZE,
@@ -1117,37 +1117,10 @@ class ProfileStore:
         self.load()
 
 
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        written = os.write(fd, view)
-        view = view[written:]
-
-
 def _atomic_write(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` all or nothing: a 0600 temp file, fsync, ``os.replace``."""
+    """Write ``data`` to ``path`` all or nothing, 0600, in a private folder."""
     paths.ensure_private_dir(path.parent)
-    temp = path.with_name(f".{path.name}.{token_hex(6)}.tmp")
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o600)
-    try:
-        try:
-            if hasattr(os, "fchmod"):
-                os.fchmod(fd, 0o600)  # exactly 0600 whatever the umask
-            _write_all(fd, data)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(temp, path)
-    except BaseException:
-        with suppress(FileNotFoundError):
-            os.unlink(temp)
-        raise
-    with suppress(OSError):  # make the rename durable; not possible on every platform
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+    atomic_write(path, data)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .atomic import atomic_write
 from .digest import DigestState
 
 
@@ -73,14 +74,7 @@ class Journal:
         """Record a new upload (replacing any older record of the same transfer)."""
         self.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
         path = self._path(entry.source, entry.bucket, entry.key)
-        tmp = path.with_suffix(".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        try:
-            os.write(fd, (json.dumps(entry.header()) + "\n").encode())
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
+        atomic_write(path, (json.dumps(entry.header()) + "\n").encode())
         return JournalWriter(path)
 
     def resume(self, entry: JournalEntry) -> JournalWriter:
