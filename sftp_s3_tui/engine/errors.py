@@ -134,3 +134,13 @@ class TransferCancelled(TransferError):
     """The user cancelled the transfer; its upload was aborted."""
 
     title = "Cancelled"
+
+
+class SourceReadFailed(TransferError):
+    """The SFTP server answered a read of this file with an error (e.g. EIO).
+
+    The file's own failure: the connection stays up for the other files, and it is not
+    retried as a dropped connection.
+    """
+
+    title = "SFTP server error"
