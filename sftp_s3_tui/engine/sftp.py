@@ -665,7 +665,8 @@ class SftpPool:
                         int(item.attrs.mtime or 0),
                         is_dir=kind_of(item.attrs) == Kind.FOLDER,
                         kind=kind_of(item.attrs),
-                        problem=f"the name {full!r} is not valid UTF-8; rename it on the server",
+                        problem=f"the name {full} is not valid UTF-8 (odd bytes shown as \\xNN); "
+                        "rename it on the server",
                     )
                 elif kind_of(item.attrs) == Kind.LINK:
                     links.append((name, full, True))
