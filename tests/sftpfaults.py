@@ -38,6 +38,7 @@ class SftpFaults:
     reads: dict[str, int] = field(default_factory=dict)  # read requests served, by name
     errors_sent: int = 0  # EIO answers sent
     listing_batches: int = 0  # READDIR answers begun
+    sessions: int = 0  # SFTP sessions started (one per SSH connection the engine opens)
 
 
 def _name(path: bytes | str) -> str:
@@ -49,6 +50,7 @@ class _FaultySFTPServer(asyncssh.SFTPServer):
     def __init__(self, chan: asyncssh.SSHServerChannel, root: bytes, faults: SftpFaults) -> None:
         super().__init__(chan, chroot=root)
         self._faults = faults
+        faults.sessions += 1
 
     def _adjust(self, name: str, attrs: asyncssh.SFTPAttrs) -> asyncssh.SFTPAttrs:
         if name in self._faults.no_size:

@@ -144,3 +144,10 @@ class SourceReadFailed(TransferError):
     """
 
     title = "SFTP server error"
+
+
+class SourceUnsupported(TransferError):
+    """The source is not something that can be copied safely: not a regular file (a FIFO,
+    a device, a socket, a link to one) or a file the server reports no size for."""
+
+    title = "Not a regular file"

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import posixpath
@@ -30,9 +31,11 @@ from .errors import (
     SftpAuthError,
     SftpConnectError,
     SftpReadError,
+    SourceChanged,
     SourceNotFound,
     SourcePermissionDenied,
     SourceReadFailed,
+    SourceUnsupported,
     TransferError,
 )
 from .events import SftpLinkMeasured
@@ -480,7 +483,11 @@ class SftpPool:
         """
         host = self._host(endpoint)
         async with host.lock:
-            chosen = _pick(host.slots) if slot is None else host.slots[slot % len(host.slots)]
+            near = host.rtt_seconds is not None and host.rtt_seconds < FAR_RTT_SECONDS
+            if slot is not None:
+                chosen = host.slots[slot % len(host.slots)]
+            else:  # near hosts: one connection does (more only cost logins and CPU)
+                chosen = host.slots[0] if near else _pick(host.slots)
             chosen.files += 1
         try:
             client, generation = await self._ensure(host, chosen)
@@ -767,50 +774,216 @@ async def read_into(
     *,
     stall_seconds: float,
     bucket: TokenBucket | None = None,
+    probe_eof: bool = False,
 ) -> int:
     """Fill ``view`` from ``offset`` with pipelined reads; returns the bytes read (short at EOF).
 
     Raises ``TimeoutError`` when no block arrives for ``stall_seconds`` (a stalled server),
     however long the whole part takes on a slow but moving link. ``bucket`` paces the reads
-    (a bandwidth limit).
+    (a bandwidth limit). With ``probe_eof`` one byte more is asked for in the same pipeline
+    (no extra round trip): a result of ``len(view) + 1`` means the file goes on past it.
     """
     count = 0
     loop = asyncio.get_running_loop()
+    want = len(view) + (1 if probe_eof else 0)
+    step = max(64 * 1024, int(bucket.burst)) if bucket is not None else want
     async with asyncio.timeout(stall_seconds) as deadline:
-        if bucket is None:
-            reader = await file.read_parallel(len(view), offset)
-            async for block_offset, data in reader:
-                start = block_offset - offset
-                view[start : start + len(data)] = data
-                count += len(data)
-                deadline.reschedule(loop.time() + stall_seconds)
-            return count
-        # Paced: one bucket's burst at a time, so requests in flight stay within the limit.
-        step = max(64 * 1024, int(bucket.burst))
         position = 0
-        while position < len(view):
-            length = min(step, len(view) - position)
+        while position < want:
+            length = min(step, want - position)
             got = 0
             reader = await file.read_parallel(length, offset + position)
             async for block_offset, data in reader:
                 start = block_offset - offset
-                view[start : start + len(data)] = data
+                fits = max(0, min(len(data), len(view) - start))
+                if fits:
+                    view[start : start + fits] = data[:fits]
                 got += len(data)
                 deadline.reschedule(loop.time() + stall_seconds)
             count += got
             if got < length:
                 break
             position += got
-            deadline.reschedule(loop.time() + stall_seconds + got / bucket.rate)
-            await bucket.take(got)
+            if bucket is not None:  # paced: one bucket's burst in flight at a time
+                deadline.reschedule(loop.time() + stall_seconds + got / bucket.rate)
+                await bucket.take(got)
     return count
 
 
-async def at_end(file: asyncssh.SFTPClientFile, offset: int, *, timeout_seconds: float) -> bool:
-    """True when nothing is left at ``offset`` (one more read returns no byte: EOF)."""
-    async with asyncio.timeout(timeout_seconds):
+FAR_RTT_SECONDS = 0.005  # beyond this round trip, more connections per host pay off
+
+
+class RemoteReader:
+    """One remote file open for reading, over one or several of its host's connections.
+
+    The file's type and size are checked by path before it is opened (a FIFO is never
+    opened: that blocks OpenSSH's sftp-server). A big file is read over up to
+    ``endpoint.connections`` connections at once (parts spread across them, mscp's idea)
+    when the host is far; every read that reaches the expected size checks for EOF, so
+    bytes beyond the reported size are noticed. A file's own error leaves the connection
+    alone; a dead connection is reset once and the handle reopened on the next read.
+    """
+
+    def __init__(
+        self,
+        pool: SftpPool,
+        endpoint: SftpEndpoint,
+        path: str,
+        *,
+        block_size: int = -1,
+        max_requests: int = -1,
+    ) -> None:
+        self.pool = pool
+        self.endpoint = endpoint
+        self.path = path
+        self.block_size = block_size
+        self.max_requests = max_requests
+        self.expected_size: int | None = None
+        self._handles: dict[int, tuple[Lease, asyncssh.SFTPClientFile]] = {}
+        self._width = 1
+        self._lock = asyncio.Lock()
+        self._opening: dict[int, asyncio.Future[None]] = {}
+        self._closed = False
+
+    @property
+    def width(self) -> int:
+        """How many connections this file is read over."""
+        return self._width
+
+    async def stat(self) -> tuple[int, int]:
+        """(size, mtime) by path; refuses anything but a regular file with a known size."""
+        attrs = await self.pool.request(self.endpoint, self.path, lambda c: c.stat(self.path))
+        entry = _entry(posixpath.basename(self.path), self.path, attrs)
+        if entry.problem or entry.is_dir:
+            raise SourceUnsupported(
+                entry.problem or f"{self.path} is a folder, not a file", "copy regular files only"
+            )
+        if attrs.size is None:
+            raise SourceUnsupported(
+                f"The SFTP server reports no size for {self.path}",
+                "without a size the copy cannot be checked; nothing was published",
+            )
+        return attrs.size, int(attrs.mtime or 0)
+
+    def spread(self, size: int, part_size: int) -> int:
+        """Use up to ``endpoint.connections`` handles for a file of several parts on a far
+        host; returns how many."""
+        link = self.pool.link(self.endpoint)
+        far = link is not None and link.rtt_seconds >= FAR_RTT_SECONDS
+        parts = -(-size // max(part_size, 1))
+        self._width = max(1, min(self.endpoint.connections, parts)) if far else 1
+        return self._width
+
+    async def _handle(self, index: int) -> tuple[int, Lease, asyncssh.SFTPClientFile]:
+        """The handle for ``index``; while a further connection logs in (in the background)
+        its parts use a handle already open, so no part waits for a login."""
+        found = self._handles.get(index)
+        if found is not None:
+            return (index, *found)
+        if self._handles:
+            if index not in self._opening:
+                task = asyncio.ensure_future(self._open(index))
+                self._opening[index] = task
+                task.add_done_callback(functools.partial(self._opened, index))
+            first = min(self._handles)
+            return (first, *self._handles[first])
+        async with self._lock:
+            if index not in self._handles and not self._handles:
+                await self._open(index)
+        return await self._handle(index)
+
+    def _opened(self, index: int, task: asyncio.Future[None]) -> None:
+        self._opening.pop(index, None)
+        if not task.cancelled() and task.exception() is not None:
+            log.info("%s: a further connection failed: %s", self.path, task.exception())
+
+    async def _open(self, index: int) -> None:
         try:
-            data = await file.read(1, offset)
-        except asyncssh.SFTPEOFError:
-            return True
-    return not data
+            lease = await self.pool.lease(self.endpoint, slot=index if self._width > 1 else None)
+        except SftpConnectError as exc:
+            if type(exc) is not SftpConnectError:
+                raise  # refused login or host key: not about this file
+            raise SftpReadError(f"Reading {self.path} failed: {exc.message}", exc.hint) from exc
+        try:
+            file = await self.pool.request(
+                self.endpoint,
+                self.path,
+                lambda c: c.open(
+                    self.path, "rb", block_size=self.block_size, max_requests=self.max_requests
+                ),
+                lease=lease,
+            )
+        except BaseException:
+            self.pool.release(self.endpoint, lease)
+            raise
+        if self._closed:
+            self.pool.release(self.endpoint, lease)
+            with contextlib.suppress(Exception):
+                await file.close()
+            return
+        self._handles[index] = (lease, file)
+
+    async def read(self, offset: int, view: memoryview) -> None:
+        """Fill ``view`` from ``offset``; a short read means the file shrank, bytes beyond
+        the expected size that it grew (both :class:`SourceChanged`)."""
+        index, lease, file = await self._handle((offset // max(len(view), 1)) % self._width)
+        timeout = self.endpoint.request_timeout_seconds
+        last = self.expected_size is not None and offset + len(view) >= self.expected_size
+        try:
+            count = await read_into(
+                file,
+                offset,
+                view,
+                stall_seconds=timeout,
+                bucket=self.pool.throttle(self.endpoint),
+                probe_eof=last,
+            )
+        except (OSError, asyncssh.Error, TimeoutError) as exc:
+            if await self.pool.forget_if_dead(self.endpoint, lease, exc):
+                await self._forget(index)
+            raise map_sftp_error(exc, self.path) from exc
+        if count < len(view):
+            raise SourceChanged(
+                f"{self.path} ended at {offset + count} bytes, expected {self.expected_size}",
+                "the file shrank while it was read; nothing was published",
+            )
+        if count > len(view):
+            raise SourceChanged(
+                f"{self.path} changed while it was read: it goes on past the "
+                f"{self.expected_size} bytes the server reported",
+                "nothing was published; transfer it again once it is complete "
+                "(or the server reports a wrong size)",
+            )
+
+    async def fstat(self) -> tuple[int, int]:
+        """(size, mtime) of the open file (the first handle)."""
+        _index, lease, file = await self._handle(0)
+        attrs = await self.pool.request(
+            self.endpoint, self.path, lambda _client: file.stat(), lease=lease
+        )
+        return attrs.size or 0, int(attrs.mtime or 0)
+
+    async def _forget(self, index: int) -> None:
+        found = self._handles.pop(index, None)
+        if found is not None:
+            self.pool.release(self.endpoint, found[0])
+
+    async def reset(self) -> None:
+        """Drop every handle (their connections stay unless they failed)."""
+        await self._close_handles(1.0)
+
+    async def close(self) -> None:
+        self._closed = True
+        pending = list(self._opening.values())
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+        await self._close_handles(5.0)
+
+    async def _close_handles(self, seconds: float) -> None:
+        for index in list(self._handles):
+            file = self._handles[index][1]
+            await self._forget(index)
+            with contextlib.suppress(Exception):
+                async with asyncio.timeout(seconds):  # not wait_for: it can swallow a cancel
+                    await file.close()

@@ -39,11 +39,11 @@ def faults_of(info: SftpServerInfo) -> SftpFaults:
 async def test_a_slow_folder_of_3000_entries_lists_although_it_takes_longer_than_the_timeout(
     faulty: SftpServerInfo,
 ) -> None:
-    """Each READDIR answer takes 0.1 s; 24 of them take 2.4 s, with a 0.5 s request timeout."""
+    """Each READDIR answer takes 0.2 s; 24 of them take 4.8 s, with a 1.5 s request timeout."""
     (faulty.root / "drop").mkdir()
     faults_of(faulty).synthetic["/drop"] = 3000
-    faults_of(faulty).listing_delay_seconds = 0.1
-    endpoint = faulty.endpoint(request_timeout_seconds=0.5)
+    faults_of(faulty).listing_delay_seconds = 0.2
+    endpoint = faulty.endpoint(request_timeout_seconds=1.5)
 
     async with SftpPool() as pool:
         jobs = await expand(pool, endpoint, "/drop/", parse_s3_url("s3://bkt/in/"))
