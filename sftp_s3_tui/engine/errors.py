@@ -130,12 +130,6 @@ class VerificationFailed(TransferError):
     title = "Verification failed"
 
 
-class TransferCancelled(TransferError):
-    """The user cancelled the transfer; its upload was aborted."""
-
-    title = "Cancelled"
-
-
 class SourceReadFailed(TransferError):
     """The SFTP server answered a read of this file with an error (e.g. EIO).
 
