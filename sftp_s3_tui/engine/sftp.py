@@ -735,7 +735,7 @@ def _pick(slots: list[_Slot]) -> _Slot:
     return idle
 
 
-async def _measure_rtt(client: asyncssh.SFTPClient, samples: int = 3) -> float:
+async def _measure_rtt(client: asyncssh.SFTPClient, samples: int = 1) -> float:
     """The round trip of a cheap SFTP request (the fastest of a few), in seconds."""
     best = float("inf")
     for _ in range(samples):
