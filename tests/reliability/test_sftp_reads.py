@@ -175,6 +175,33 @@ async def test_many_files_on_a_far_host_spread_over_the_connection_cap(
     }
 
 
+async def test_a_far_host_is_measured_and_read_over_several_connections(
+    via_proxy: SftpServerInfo, sshd_proxy: FaultProxy, s3_endpoint: S3Endpoint, s3: Any, bucket: str
+) -> None:
+    """40 ms of round trip through the proxy (no bandwidth cap): the pool measures it, reports
+    the ceiling it implies, and reads the big file over more than one connection."""
+    sshd_proxy.set_rtt(0.04)
+    remote = via_proxy.write_file("in/far.bin", size=24 * MiB + 1, seed=14)
+    bus = EventBus()
+    links: list[SftpLinkMeasured] = []
+    bus.subscribe(lambda e: links.append(e) if isinstance(e, SftpLinkMeasured) else None)
+
+    [result] = await copy(
+        via_proxy.endpoint(connections=3, login_stagger_seconds=0.05),
+        [remote.remote_path],
+        f"s3://{bucket}/",
+        s3_endpoint,
+        options=OPTIONS,
+        bus=bus,
+    )
+
+    assert result.status is TransferState.DONE and result.sha256 == remote.sha256
+    assert 2 <= sshd_proxy.connections <= 3
+    assert links and min(link.rtt_seconds for link in links) >= 0.04
+    assert max(link.connections for link in links) == sshd_proxy.connections
+    assert_object(s3, bucket, "far.bin", remote.read_bytes())
+
+
 async def test_a_near_host_uses_one_connection(
     via_proxy: SftpServerInfo, sshd_proxy: FaultProxy, s3_endpoint: S3Endpoint, bucket: str
 ) -> None:
