@@ -36,7 +36,14 @@ class HostKeyPolicy(StrEnum):
 
 @dataclass(frozen=True)
 class SftpEndpoint:
-    """Where and how to log in to an SFTP server."""
+    """Where and how to log in to an SFTP server, and how hard to pull from it.
+
+    Memory beside the budget: SFTP data is copied into its part's pooled buffer block by
+    block as it arrives. Before that, asyncssh holds at most the answers to the read
+    requests in flight (each reading part asks for at most its own length, so at most
+    ``sftp_concurrency × part_size`` in all, 128 MiB with the defaults, and in practice a
+    few blocks), and the server can send at most ``window_bytes`` ahead per connection.
+    """
 
     host: str
     port: int = 22
