@@ -22,6 +22,7 @@ from sftp_s3_tui.engine.sftp import Kind, SftpPool
 from tests.engine.helpers import copy, keys
 from tests.servers import SftpServerInfo
 from tests.sftpfaults import SftpFaults, faulty_sftp_server
+from tests.test_cli_copy import key_args, run_cli, source_url
 
 from .conftest import assert_object
 
@@ -233,3 +234,29 @@ async def test_a_missing_source_folder_still_fails_the_whole_listing(
                 openssh_sftp.remote_path("nope/"),
                 parse_s3_url("s3://bkt/"),
             )
+
+
+def test_the_cli_prints_one_line_per_refused_entry_and_copies_the_rest(
+    openssh_sftp: SftpServerInfo, s3_endpoint: S3Endpoint, s3: Any, bucket: str
+) -> None:
+    openssh_sftp.write_file("drop/ok.csv", b"ok\n")
+    drop = openssh_sftp.root / "drop"
+    os.mkfifo(drop / "pipe")
+    (drop / "zero").symlink_to("/dev/zero")
+    with open(os.fsencode(drop) + b"/caf\xe9.csv", "wb") as out:
+        out.write(b"latin\n")
+
+    done = run_cli(
+        "copy",
+        source_url(openssh_sftp, "drop/"),
+        f"s3://{bucket}/in/",
+        *key_args(openssh_sftp, s3_endpoint),
+    )
+
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr
+    lines = done.stderr.splitlines()
+    assert len([line for line in lines if "is a FIFO, not a regular file" in line]) == 1
+    assert len([line for line in lines if "is a link to a character device" in line]) == 1
+    assert len([line for line in lines if "caf\\xe9.csv is not valid UTF-8" in line]) == 1
+    assert keys(s3, bucket) == ["in/ok.csv"]
