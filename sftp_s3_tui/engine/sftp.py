@@ -429,6 +429,7 @@ class SftpPool:
 
     def __init__(self, on_link: LinkHandler | None = None) -> None:
         self._hosts: dict[tuple[str, int, str | None], _Host] = {}
+        self._closing: set[asyncio.Future[None]] = set()
         #: Called with each host's measured RTT and implied ceiling (the queue emits it).
         self.on_link = on_link
 
@@ -577,7 +578,21 @@ class SftpPool:
                 async with asyncio.timeout(2):  # not wait_for: it can swallow a cancel (3.11)
                     await conn.wait_closed()
 
+    def close_later(self, file: asyncssh.SFTPClientFile) -> None:
+        """Close a remote file without waiting for the server's answer."""
+
+        async def close() -> None:
+            with contextlib.suppress(Exception):
+                async with asyncio.timeout(5):  # not wait_for: it can swallow a cancel (3.11)
+                    await file.close()
+
+        task = asyncio.ensure_future(close())
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
+
     async def close(self) -> None:
+        if self._closing:
+            await asyncio.gather(*self._closing, return_exceptions=True)
         for host in list(self._hosts.values()):
             for slot in host.slots:
                 await self._drop(slot)
@@ -851,8 +866,13 @@ class RemoteReader:
         return self._width
 
     async def stat(self) -> tuple[int, int]:
-        """(size, mtime) by path; refuses anything but a regular file with a known size."""
-        attrs = await self.pool.request(self.endpoint, self.path, lambda c: c.stat(self.path))
+        """(size, mtime) of the opened file; refuses anything but a regular file with a
+        known size. (Jobs come from listings and stats that already refused FIFOs, devices
+        and sockets by type, so opening never blocks on one.)"""
+        _index, lease, file = await self._handle(0)
+        attrs = await self.pool.request(
+            self.endpoint, self.path, lambda _client: file.stat(), lease=lease
+        )
         entry = _entry(posixpath.basename(self.path), self.path, attrs)
         if entry.problem or entry.is_dir:
             raise SourceUnsupported(
@@ -973,12 +993,17 @@ class RemoteReader:
         await self._close_handles(1.0)
 
     async def close(self) -> None:
+        """Give the connections back; the handles close in the background (saves a round
+        trip per file on a far link; the pool waits for them when it closes)."""
         self._closed = True
         pending = list(self._opening.values())
         for task in pending:
             task.cancel()
         await asyncio.gather(*pending, return_exceptions=True)
-        await self._close_handles(5.0)
+        for index in list(self._handles):
+            file = self._handles[index][1]
+            await self._forget(index)
+            self.pool.close_later(file)
 
     async def _close_handles(self, seconds: float) -> None:
         for index in list(self._handles):

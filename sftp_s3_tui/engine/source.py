@@ -12,9 +12,9 @@ SFTP_REQUESTS_PER_READ = 64
 
 
 class Source:
-    """The remote file of one transfer: checked by path before it is opened (a FIFO is never
-    opened), read over one or several connections, reopened after a connection drop; reads
-    probe for EOF, so a file longer than its reported size is caught."""
+    """The remote file of one transfer: a regular file with a known size (else refused),
+    read over one or several connections, reopened after a connection drop; reads probe for
+    EOF, so a file longer than its reported size is caught."""
 
     def __init__(self, ctx: EngineContext, job: FileJob) -> None:
         self.ctx = ctx
@@ -35,7 +35,7 @@ class Source:
         return self.reader.width
 
     async def attributes(self) -> tuple[int, int]:
-        """(size, mtime): by path before the file is opened, then of the open file."""
+        """(size, mtime) of the open file; the first call also checks what it is."""
         if self._checked:
             return await self.reader.fstat()
         size, mtime = await self.reader.stat()
