@@ -789,40 +789,42 @@ async def read_into(
     *,
     stall_seconds: float,
     bucket: TokenBucket | None = None,
-    probe_eof: bool = False,
 ) -> int:
     """Fill ``view`` from ``offset`` with pipelined reads; returns the bytes read (short at EOF).
 
     Raises ``TimeoutError`` when no block arrives for ``stall_seconds`` (a stalled server),
     however long the whole part takes on a slow but moving link. ``bucket`` paces the reads
-    (a bandwidth limit). With ``probe_eof`` one byte more is asked for in the same pipeline
-    (no extra round trip): a result of ``len(view) + 1`` means the file goes on past it.
+    (a bandwidth limit): one bucket's burst in flight at a time.
     """
     count = 0
     loop = asyncio.get_running_loop()
-    want = len(view) + (1 if probe_eof else 0)
-    step = max(64 * 1024, int(bucket.burst)) if bucket is not None else want
+    step = max(64 * 1024, int(bucket.burst)) if bucket is not None else len(view)
     async with asyncio.timeout(stall_seconds) as deadline:
-        position = 0
-        while position < want:
-            length = min(step, want - position)
+        while count < len(view):
+            length = min(step, len(view) - count)
             got = 0
-            reader = await file.read_parallel(length, offset + position)
+            reader = await file.read_parallel(length, offset + count)
             async for block_offset, data in reader:
                 start = block_offset - offset
-                fits = max(0, min(len(data), len(view) - start))
-                if fits:
-                    view[start : start + fits] = data[:fits]
+                view[start : start + len(data)] = data
                 got += len(data)
                 deadline.reschedule(loop.time() + stall_seconds)
             count += got
             if got < length:
                 break
-            position += got
-            if bucket is not None:  # paced: one bucket's burst in flight at a time
+            if bucket is not None:
                 deadline.reschedule(loop.time() + stall_seconds + got / bucket.rate)
                 await bucket.take(got)
     return count
+
+
+async def _at_end(file: asyncssh.SFTPClientFile, offset: int) -> bool:
+    """True when nothing is left at ``offset`` (a read there returns no byte: EOF)."""
+    try:
+        data = await file.read(1, offset)
+    except asyncssh.SFTPEOFError:
+        return True
+    return not data
 
 
 FAR_RTT_SECONDS = 0.005  # beyond this round trip, more connections per host pay off
@@ -948,26 +950,33 @@ class RemoteReader:
         the expected size that it grew (both :class:`SourceChanged`)."""
         index, lease, file = await self._handle((offset // max(len(view), 1)) % self._width)
         timeout = self.endpoint.request_timeout_seconds
-        last = self.expected_size is not None and offset + len(view) >= self.expected_size
+        end = offset + len(view)
+        # The read that reaches the expected size also asks for one byte past it, sent
+        # alongside (no extra round trip): EOF there, or the file is longer than reported.
+        probe = None
+        if self.expected_size is not None and end >= self.expected_size:
+            probe = asyncio.ensure_future(_at_end(file, end))
         try:
             count = await read_into(
-                file,
-                offset,
-                view,
-                stall_seconds=timeout,
-                bucket=self.pool.throttle(self.endpoint),
-                probe_eof=last,
+                file, offset, view, stall_seconds=timeout, bucket=self.pool.throttle(self.endpoint)
             )
+            at_end = True
+            if probe is not None:
+                async with asyncio.timeout(timeout):
+                    at_end = await probe
         except (OSError, asyncssh.Error, TimeoutError) as exc:
             if await self.pool.forget_if_dead(self.endpoint, lease, exc):
                 await self._forget(index)
             raise map_sftp_error(exc, self.path) from exc
+        finally:
+            if probe is not None and not probe.done():
+                probe.cancel()
         if count < len(view):
             raise SourceChanged(
                 f"{self.path} ended at {offset + count} bytes, expected {self.expected_size}",
                 "the file shrank while it was read; nothing was published",
             )
-        if count > len(view):
+        if not at_end:
             raise SourceChanged(
                 f"{self.path} changed while it was read: it goes on past the "
                 f"{self.expected_size} bytes the server reported",
