@@ -3,6 +3,7 @@ turned into the engine's endpoints and options."""
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import MISSING, dataclass, field, fields, replace
 from enum import StrEnum
@@ -223,7 +224,8 @@ class Profile:
         )
 
     def s3_endpoint(self) -> S3Endpoint:
-        """The engine's S3 endpoint, resolving the secret key reference now."""
+        """The engine's S3 endpoint, resolving the secret key reference now; an unset
+        endpoint URL or region comes from the AWS variables, as in every front."""
         s3 = self.s3
         return S3Endpoint(
             endpoint_url=s3.endpoint_url,
@@ -235,7 +237,7 @@ class Profile:
             verify_tls=s3.verify_tls,
             storage_class=s3.storage_class,
             server_side_encryption=s3.server_side_encryption,
-        )
+        ).with_env_defaults(os.environ)
 
     def transfer_options(self, base: TransferOptions | None = None) -> TransferOptions:
         """``base`` (default: engine defaults) with this profile's transfer defaults applied."""
