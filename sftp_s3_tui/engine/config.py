@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from enum import StrEnum
@@ -90,6 +91,45 @@ class S3Endpoint:
     @property
     def display(self) -> str:
         return self.endpoint_url or (f"aws ({self.region})" if self.region else "aws")
+
+    def with_env_defaults(self, env: Mapping[str, str]) -> S3Endpoint:
+        """An unset endpoint URL and region filled from the standard AWS variables
+        (AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL, AWS_REGION / AWS_DEFAULT_REGION), checked."""
+        changes: dict[str, object] = {}
+        if self.endpoint_url is None:
+            url = env.get("AWS_ENDPOINT_URL_S3") or env.get("AWS_ENDPOINT_URL")
+            if url:
+                changes["endpoint_url"] = check_endpoint_url(url, "AWS_ENDPOINT_URL")
+        if self.region is None:
+            region = env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION")
+            if region:
+                changes["region"] = check_region(region, "AWS_REGION")
+        return replace(self, **changes) if changes else self  # type: ignore[arg-type]
+
+
+_REGION = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+_URL = re.compile(r"^https?://[^/\s:]+(:\d{1,5})?(/\S*)?$")
+
+
+def check_endpoint_url(url: str | None, name: str = "--endpoint-url") -> str | None:
+    """An S3 endpoint must be an http:// or https:// URL (``localhost:9000`` is not)."""
+    if url is None:
+        return None
+    if not _URL.match(url):
+        raise UsageError(
+            f"{name} {url!r} is not an http:// or https:// URL",
+            f"write it like http://{url}" if "://" not in url else "",
+        )
+    return url
+
+
+def check_region(region: str | None, name: str = "--region") -> str | None:
+    """An AWS region name (``eu-west-1``); ``us east`` is refused before any request."""
+    if region is None:
+        return None
+    if not _REGION.match(region):
+        raise UsageError(f"{name} {region!r} is not an AWS region name", "e.g. eu-west-1")
+    return region
 
 
 @dataclass(frozen=True)
