@@ -28,6 +28,21 @@ class ConflictPolicy(StrEnum):
     IF_DIFFERENT = "if-different"
 
 
+class ChecksumChoice(StrEnum):
+    """Which checksum every part and object carries (``auto``: the strongest the store honours).
+
+    Content-MD5 goes with every choice but ``none``; ``none`` sends no checksum at all.
+    """
+
+    AUTO = "auto"
+    CRC64NVME = "crc64nvme"
+    CRC32C = "crc32c"
+    CRC32 = "crc32"
+    SHA256 = "sha256"
+    MD5 = "md5"
+    NONE = "none"
+
+
 class HostKeyPolicy(StrEnum):
     """How an unknown SSH host key is treated (a changed key is always refused)."""
 
@@ -159,6 +174,7 @@ class TransferOptions:
     # this long; 0 = 120 s + 1 s per MiB. Bounds a stalled S3, which socket timeouts miss
     # while the request body is being sent.
     upload_timeout_seconds: float = 0.0
+    checksum: ChecksumChoice = ChecksumChoice.AUTO
 
     def problems(self) -> list[tuple[str, str]]:
         """What is wrong with these options, as ``(field, message)`` pairs (empty: usable)."""
