@@ -16,6 +16,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from .engine.config import (
+    ChecksumChoice,
     ConflictPolicy,
     HostKeyPolicy,
     S3Endpoint,
@@ -103,6 +104,7 @@ class TransferFlags:
     s3_concurrency: int | None = None
     files_in_flight: int | None = None
     conflict: str | None = None
+    checksum: str | None = None
     sha256_metadata: bool = False
 
 
@@ -356,7 +358,7 @@ def transfer_options(
     changes: dict[str, object] = {}
     for f in fields(TransferFlags):
         value = getattr(flags, f.name)
-        if f.name in ("conflict", "sha256_metadata") or value is None:
+        if f.name in ("conflict", "checksum", "sha256_metadata") or value is None:
             continue
         changes[f.name] = value
     if flags.conflict:
@@ -365,6 +367,12 @@ def transfer_options(
         except ValueError as exc:
             choices = ", ".join(p.value for p in ConflictPolicy)
             raise UsageError(f"Unknown conflict policy {flags.conflict!r}", choices) from exc
+    if flags.checksum:
+        try:
+            changes["checksum"] = ChecksumChoice(flags.checksum)
+        except ValueError as exc:
+            choices = ", ".join(c.value for c in ChecksumChoice)
+            raise UsageError(f"Unknown checksum {flags.checksum!r}", choices) from exc
     if flags.sha256_metadata:
         changes["sha256_metadata"] = True
     return replace(options, **changes).validated(names)  # type: ignore[arg-type]

@@ -329,3 +329,43 @@ def test_env_file_only_from_where_the_user_says(
     assert loaded.returncode == 0, loaded.stderr
     assert f"read 2 setting(s) from {settings}" in loaded.stderr
     assert object_bytes(s3, bucket, "a.csv") == remote.read_bytes()
+
+
+def test_the_checksum_choice_is_one_option_in_every_front(
+    openssh_sftp: SftpServerInfo,
+    s3_endpoint: S3Endpoint,
+    s3: Any,
+    bucket: str,
+    tmp_path: Path,
+) -> None:
+    from sftp_s3_tui.airflow.transfer import transfer_options as operator_options
+    from sftp_s3_tui.engine.config import ChecksumChoice, ConflictPolicy
+
+    remote = openssh_sftp.write_file("sum/a.csv", b"id\n1\n2\n")
+    store = ProfileStore(tmp_path / "profiles.toml")
+    store.save(
+        Profile(
+            "sums", SftpSettings("h"), transfer=TransferDefaults(checksum=ChecksumChoice.SHA256)
+        )
+    )
+
+    done = run_cli(
+        "copy",
+        source_url(openssh_sftp, "sum/a.csv"),
+        f"s3://{bucket}/",
+        *key_args(openssh_sftp, s3_endpoint),
+        "--checksum",
+        "crc32c",
+    )
+    bogus = run_cli("copy", "sftp://h.invalid/a", f"s3://{bucket}/", "--checksum", "crc99")
+
+    assert done.returncode == 0, done.stderr
+    assert object_bytes(s3, bucket, "a.csv") == remote.read_bytes()
+    assert bogus.returncode == 2 and "invalid choice: 'crc99'" in bogus.stderr
+    assert transfer_options(TransferFlags(checksum="md5")).checksum is ChecksumChoice.MD5
+    assert store.get("sums").transfer_options().checksum is ChecksumChoice.SHA256
+    assert 'checksum = "sha256"' in store.path.read_text()
+    options = operator_options(conflict=ConflictPolicy.OVERWRITE, checksum="crc32")
+    assert options.checksum is ChecksumChoice.CRC32
+    with pytest.raises(UsageError, match="Unknown checksum 'crc99'"):
+        operator_options(conflict=ConflictPolicy.OVERWRITE, checksum="crc99")
