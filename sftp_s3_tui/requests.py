@@ -227,12 +227,14 @@ def check_known_hosts(path: str | None) -> str | None:
     return path
 
 
-def check_identity(paths: Sequence[str]) -> tuple[str, ...]:
+def check_identity(
+    paths: Sequence[str], hint: str = "check the --identity path"
+) -> tuple[str, ...]:
     """Every --identity must be a readable file (a missing key is not a network error)."""
     for path in paths:
         file = Path(path).expanduser()
         if not file.exists():
-            raise UsageError(f"No key file at {file}", "check the --identity path")
+            raise UsageError(f"No key file at {file}", hint)
         if file.is_dir():
             raise UsageError(f"--identity {file} is a folder", "give the private key file")
         try:
@@ -432,10 +434,14 @@ def copy_request(
     options = transfer_options(transfer, profile.transfer_options() if profile else None)
     if len(locations) > 1 and not dest.is_prefix:
         raise exact_key_error(len(locations), dest, "end DEST with / to copy into a prefix")
+    sources = tuple(
+        PlanSource(sftp_endpoint(loc, flags, env, sftp_base), loc.path) for loc in locations
+    )
+    if profile is not None and not flags.identity:  # the profile's key_file
+        for source in sources:
+            check_identity(source.endpoint.identity_files, f"check profile {profile.name!r}")
     return CopyRequest(
-        sources=tuple(
-            PlanSource(sftp_endpoint(loc, flags, env, sftp_base), loc.path) for loc in locations
-        ),
+        sources=sources,
         dest=dest,
         s3=s3,
         options=options,

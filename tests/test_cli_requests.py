@@ -369,3 +369,21 @@ def test_the_checksum_choice_is_one_option_in_every_front(
     assert options.checksum is ChecksumChoice.CRC32
     with pytest.raises(UsageError, match="Unknown checksum 'crc99'"):
         operator_options(conflict=ConflictPolicy.OVERWRITE, checksum="crc99")
+
+
+def test_a_profile_whose_key_file_is_missing_is_one_line_not_a_network_error(
+    bucket: str,
+) -> None:
+    ProfileStore().save(
+        Profile(
+            "lost-key",
+            SftpSettings("sftp.invalid", auth=SftpAuth.KEY, key_file="/no/such/id_partner"),
+        )
+    )
+
+    done = run_cli("copy", "--profile", "lost-key", "/in/a.csv", f"s3://{bucket}/")
+
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        "sftp-s3-tui: error: No key file at /no/such/id_partner — check profile 'lost-key'"
+    ]
