@@ -9,8 +9,7 @@ transfer options are checked, and what each exit code means. Nothing here parses
 
 from __future__ import annotations
 
-import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from datetime import timedelta
 from pathlib import Path
@@ -165,7 +164,7 @@ class AppRequest:
 # .env
 
 
-def load_env_file(path: str | Path, env: dict[str, str] | os._Environ[str]) -> int:
+def load_env_file(path: str | Path, env: MutableMapping[str, str]) -> int:
     """Read ``KEY=value`` lines of a ``.env`` file into ``env`` (set variables win).
 
     Returns how many variables it set. A missing or unreadable file is a usage error.
@@ -191,7 +190,7 @@ def load_env_file(path: str | Path, env: dict[str, str] | os._Environ[str]) -> i
 # Checks of single values (one clear line each, never a traceback later)
 
 
-def check_aws_profile(name: str | None, env: Env) -> str | None:
+def check_aws_profile(name: str | None) -> str | None:
     """An AWS profile must exist in ~/.aws/config or ~/.aws/credentials."""
     if name is None:
         return None
@@ -251,7 +250,7 @@ def check_connection_flags(flags: ConnectionFlags, env: Env) -> None:
     """Every connection flag that can be checked before connecting, checked."""
     check_endpoint_url(flags.endpoint_url)
     check_region(flags.region)
-    check_aws_profile(flags.aws_profile, env)
+    check_aws_profile(flags.aws_profile)
     check_known_hosts(flags.known_hosts)
     check_identity(flags.identity)
     if flags.port is not None and not 1 <= flags.port <= 65535:
@@ -337,7 +336,7 @@ def s3_endpoint(flags: ConnectionFlags, env: Env, base: S3Endpoint | None = None
     if flags.region:
         changes["region"] = check_region(flags.region)
     if flags.aws_profile:
-        changes["profile"] = check_aws_profile(flags.aws_profile, env)
+        changes["profile"] = check_aws_profile(flags.aws_profile)
     if flags.path_style:
         changes["path_style"] = True
     if flags.no_verify_tls:
