@@ -387,3 +387,33 @@ def test_a_profile_whose_key_file_is_missing_is_one_line_not_a_network_error(
     assert done.stderr.strip().splitlines() == [
         "sftp-s3-tui: error: No key file at /no/such/id_partner — check profile 'lost-key'"
     ]
+
+
+def test_the_tui_without_a_terminal_refuses_with_one_line() -> None:
+    done = run_cli()  # stdin and stdout are pipes here
+
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        "sftp-s3-tui: error: The TUI needs a terminal (its input or output is not one) — "
+        "run it in a terminal, or use `sftp-s3-tui copy SOURCE… DEST` in scripts"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "words"),
+    [
+        (["--port", "0"], {}, "--port 0 is not a port"),
+        (["--metrics-port", "70000"], {}, "--metrics-port 70000 is not a port"),
+        (["--concurrency", "0"], {}, "--concurrency must be positive, not 0"),
+        (["--env-file", "/no/such/file.env"], {}, "No env file at /no/such/file.env"),
+        ([], {"SFTP_PORT": "twenty-two"}, "SFTP_PORT='twenty-two' is not a port"),
+        ([], {"AWS_ENDPOINT_URL": "minio:9000"}, "AWS_ENDPOINT_URL 'minio:9000' is not an http"),
+    ],
+)
+def test_more_bad_values_are_one_line_and_exit_2(
+    args: list[str], env: dict[str, str], words: str, bucket: str
+) -> None:
+    done = run_cli("copy", "sftp://h.invalid/a.csv", f"s3://{bucket}/", *args, env=env)
+
+    assert done.returncode == 2, done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1 and words in done.stderr
