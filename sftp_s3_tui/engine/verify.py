@@ -108,7 +108,7 @@ async def verify_object(
         raise StoreChecksumWrong(
             f"{endpoint or 's3'} computes {name} differently: its {name} of s3://{bucket}/{key} "
             f"is {theirs}, the bytes' is {ours} (their MD5 matches)",
-            f"{outcome}; use --checksum crc64nvme or md5 with this store",
+            f"{outcome}; use --checksum md5 (or auto) with this store",
         )
     if problems:
         await reject(client, bucket, key, "; ".join(problems), published)
