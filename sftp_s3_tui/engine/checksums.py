@@ -214,17 +214,12 @@ class StoreProbes:
             return record, True
 
     def downgrade(self, record: StoreCapabilities, finding: str) -> StoreCapabilities:
-        """``auto`` learnt late that ``record.algorithm`` is wrong on this store: use the next
-        one of :data:`AUTO_ORDER` (else MD5) from now on, without checking it again."""
-        later = (
-            AUTO_ORDER[AUTO_ORDER.index(record.algorithm) + 1 :]
-            if (record.algorithm in AUTO_ORDER)
-            else ()
-        )
-        algorithm = later[0] if later else ChecksumChoice.MD5
+        """``auto`` learnt only from a completed object that the store computes
+        ``record.algorithm`` wrongly: MD5 alone from now on (the next CRC might be wrong too,
+        and each lesson costs a file sent again)."""
         replaced = replace(
             record,
-            algorithm=algorithm,
+            algorithm=ChecksumChoice.MD5,
             checksum_checked=False,
             findings=(*record.findings, finding),
         )
