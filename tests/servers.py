@@ -704,13 +704,19 @@ class SeaweedFsServer:
         raise RuntimeError(f"weed mini did not start; log tail:\n{self.log_tail()}")
 
     def _wait_until_ready(self, deadline: float) -> bool:
-        """Poll a signed ListBuckets until it succeeds (S3 ready, identities loaded)."""
+        """Poll until a signed PutObject lands (S3 up, identities loaded, a volume writable),
+        then remove the probe bucket."""
         client = self.client(max_attempts=1)
+        probe = "weed-readiness-probe"
         while time.monotonic() < deadline:
             if self.process is None or self.process.poll() is not None:
                 return False
             try:
-                client.list_buckets()
+                if probe not in {b["Name"] for b in client.list_buckets()["Buckets"]}:
+                    client.create_bucket(Bucket=probe)
+                client.put_object(Bucket=probe, Key="probe", Body=b"ready")
+                client.delete_object(Bucket=probe, Key="probe")
+                client.delete_bucket(Bucket=probe)
                 return True
             except Exception:
                 time.sleep(0.1)
