@@ -536,18 +536,19 @@ class FileTransfer:
         etag = str(head.get("ETag", "")).strip('"')
         digest = StreamDigest(final)
         algorithm = ChecksumChoice(entry.checksum)
-        if algorithm is ChecksumChoice.CRC64NVME:
-            proof = head.get("ChecksumCRC64NVME") == digest.crc64nvme_b64() and "crc64nvme"
-        else:
-            proof = False
-        if not proof and all(md5s) and etag == multipart_etag([m for m in md5s if m]):
-            proof = "md5-etag"
-        if not proof:
+        checked = self.store is not None and self.store.checksum_checked
+        verified_by = ""
+        if all(md5s) and etag == multipart_etag([m for m in md5s if m]):
+            verified_by = "md5-etag"
+        crc = head.get("ChecksumCRC64NVME")
+        if algorithm is ChecksumChoice.CRC64NVME and crc == digest.crc64nvme_b64() and checked:
+            verified_by = "crc64nvme-full-object"
+        if not verified_by:
             return None
         self._notice("an earlier run completed this upload; nothing to send")
-        self.ctx.journal.forget(job.source, job.bucket, job.key) if self.ctx.journal else None
+        if self.ctx.journal is not None:
+            self.ctx.journal.forget(job.source, job.bucket, job.key)
         await self._store_sha256(job.size, digest.sha256_hex(), algorithm)
-        verified_by = "crc64nvme-full-object" if proof == "crc64nvme" else "md5-etag"
         return self._result(
             TransferState.DONE,
             digest.sha256_hex(),
