@@ -22,11 +22,11 @@ from .events import (
     TransferState,
     TransferStateChanged,
 )
-from .journal import Journal
+from .journal import AWS, EndpointJournal, Journal, account_identity, endpoint_identity
 from .locations import S3Location
 from .pipeline import EngineContext, FileTransfer, TransferControl
 from .plan import FileJob, expand
-from .s3 import S3Client, open_client
+from .s3 import S3Client, open_client, session_for
 from .sftp import SftpPool
 
 log = logging.getLogger(__name__)
@@ -88,6 +88,8 @@ class TransferQueue:
         self._idle = asyncio.Event()
         self._idle.set()
         self._closing = False  # shutting down: start nothing new
+        #: The journal's records of this queue's store (set once the client is open).
+        self.records: EndpointJournal | None = None
 
     @property
     def s3(self) -> S3Client:
@@ -105,19 +107,38 @@ class TransferQueue:
             open_client(self.s3_endpoint, connections=options.s3_concurrency + 8)
         )
         self._stack.push_async_callback(self.sftp.close)
+        if self.journal is not None:
+            endpoint = endpoint_identity(client.meta.endpoint_url)
+            account = "" if endpoint.startswith(AWS) else await self._account()
+            self.records = self.journal.for_endpoint(endpoint, account)
         self._ctx = EngineContext(
             sftp=self.sftp,
             s3=client,
             pool=self.pool,
             options=options,
             bus=self.bus,
-            journal=self.journal,
+            journal=self.records,
             sftp_slots=asyncio.Semaphore(options.sftp_concurrency),
             s3_slots=asyncio.Semaphore(options.s3_concurrency),
             storage_class=self.s3_endpoint.storage_class,
             server_side_encryption=self.s3_endpoint.server_side_encryption,
         )
         return self
+
+    async def _account(self) -> str:
+        """Who the credentials are, for stores other than AWS: there, bucket names may be
+        scoped per account (Ceph tenants), so the account is part of a record's key."""
+        endpoint = self.s3_endpoint
+        if endpoint.access_key_id:
+            return account_identity(endpoint.access_key_id)
+        try:
+            credentials = await session_for(endpoint).get_credentials()
+            frozen = await credentials.get_frozen_credentials() if credentials else None
+        except Exception:  # unknown credentials: the first request reports that properly
+            frozen = None
+        if frozen is not None and frozen.access_key:
+            return account_identity(frozen.access_key)
+        return account_identity(profile=endpoint.profile)
 
     async def __aexit__(
         self,
