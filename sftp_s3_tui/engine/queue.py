@@ -260,6 +260,8 @@ class TransferQueue:
         transfer.state = state
         if state.finished:
             self._unfinished.pop(transfer.id, None)
+            if not self._unfinished:  # a dict keeps its largest table: let it go
+                self._unfinished = {}
         else:
             self._unfinished[transfer.id] = transfer
         self.bus.emit(TransferStateChanged(transfer_id=transfer.id, state=state))
