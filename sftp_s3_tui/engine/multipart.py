@@ -17,7 +17,7 @@ from . import s3
 from .context import EngineContext
 from .digest import DigestState
 from .errors import TransferError
-from .journal import JournalEntry, JournalWriter
+from .journal import JournalClaim, JournalError, JournalWriter
 from .plan import FileJob
 from .s3 import PreconditionFailed
 
@@ -42,10 +42,12 @@ class MultipartUpload:
         upload_id: str,
         writer: JournalWriter | None,
         parts: dict[int, UploadedPart] | None = None,
+        claim: JournalClaim | None = None,
     ) -> None:
         self.ctx = ctx
         self.job = job
         self.upload_id = upload_id
+        self.claim = claim  # this run's lock on the key's journal record
         self.parts: dict[int, UploadedPart] = parts or {}
         # Where a resumed stream digest restarts: its state after part ``digest_through``.
         self.digest_state: DigestState | None = None
@@ -54,9 +56,15 @@ class MultipartUpload:
 
     @classmethod
     async def start(
-        cls, ctx: EngineContext, job: FileJob, part_size: int, **params: Any
+        cls,
+        ctx: EngineContext,
+        job: FileJob,
+        claim: JournalClaim | None,
+        part_size: int,
+        **params: Any,
     ) -> MultipartUpload:
-        """Create the upload in S3 and record it in the journal."""
+        """Create the upload in S3 and record it in the journal (a record of an older upload
+        still open is kept aside, never overwritten)."""
         upload_id = await s3.create_upload(
             ctx.s3,
             job.bucket,
@@ -66,40 +74,50 @@ class MultipartUpload:
             **params,
         )
         writer = None
-        if ctx.journal is not None:
-            writer = await asyncio.to_thread(
-                ctx.journal.start,
-                JournalEntry(
-                    job.source, job.bucket, job.key, upload_id, part_size, job.size, job.mtime
-                ),
-            )
-        return cls(ctx, job, upload_id, writer)
+        if claim is not None:
+            entry = claim.new_entry(job.source, upload_id, part_size, job.size, job.mtime)
+            try:
+                writer = await asyncio.to_thread(claim.start, entry)
+            except BaseException:  # not journaled: the upload must not stay open unknown
+                await asyncio.shield(s3.abort_upload(ctx.s3, job.bucket, job.key, upload_id))
+                raise
+        return cls(ctx, job, upload_id, writer, claim=claim)
 
     @classmethod
     async def resume(
         cls,
         ctx: EngineContext,
         job: FileJob,
-        entry: JournalEntry,
+        claim: JournalClaim,
         part_size: int,
         notice: Callable[[str], None],
     ) -> MultipartUpload | None:
         """Continue the journaled upload, keeping the parts S3 still lists; None = start anew."""
-        assert ctx.journal is not None
+        entry = claim.entry
+        assert entry is not None
         if entry.size != job.size or entry.mtime != job.mtime or entry.part_size != part_size:
             notice("the source changed since the last attempt; restarting from zero")
-            await abort_quietly(ctx, job, entry.upload_id)
+            await abort_quietly(ctx, job, entry.upload_id, claim)
             return None
-        listed = await s3.list_uploaded_parts(ctx.s3, job.bucket, job.key, entry.upload_id)
+        try:
+            listed = await s3.list_uploaded_parts(ctx.s3, job.bucket, job.key, entry.upload_id)
+        except TransferError as exc:
+            if exc.retryable:
+                raise
+            # e.g. no s3:ListParts right: the record would fail this file on every run
+            notice(f"the earlier upload cannot be continued ({exc.message}); restarting from zero")
+            await abort_quietly(ctx, job, entry.upload_id, claim)
+            return None
         if listed is None:
             notice("the earlier upload is gone from S3; restarting from zero")
+            _forget(claim)
             return None
         parts = {
             n: UploadedPart(etag, crc)
             for n, (etag, crc) in entry.parts.items()
             if listed.get(n, "").strip('"') == etag.strip('"')
         }
-        upload = cls(ctx, job, entry.upload_id, ctx.journal.resume(entry), parts)
+        upload = cls(ctx, job, entry.upload_id, claim.resume(), parts, claim=claim)
         # The digest restarts at the furthest checkpoint whose parts are all uploaded.
         for n in sorted(entry.digest):
             if all(p in parts for p in range(1, n + 1)):
@@ -167,7 +185,7 @@ class MultipartUpload:
 
     async def abort(self) -> None:
         """Abort the upload; its journal record goes only if S3 confirmed the abort."""
-        await abort_quietly(self.ctx, self.job, self.upload_id)
+        await abort_quietly(self.ctx, self.job, self.upload_id, self.claim)
 
     def close(self) -> None:
         """Close the journal writer (the record itself stays until forgotten)."""
@@ -177,16 +195,34 @@ class MultipartUpload:
 
     def forget(self) -> None:
         """Drop the journal record of a finished upload."""
-        if self.ctx.journal is not None:
-            self.ctx.journal.forget(self.job.source, self.job.bucket, self.job.key)
+        if self.claim is not None:
+            _forget(self.claim)
+
+    def release(self) -> None:
+        """Close the journal writer and let other runs have the key again."""
+        self.close()
+        if self.claim is not None:
+            self.claim.release()
 
 
-async def abort_quietly(ctx: EngineContext, job: FileJob, upload_id: str) -> None:
-    """Abort an upload; if S3 refuses, keep its journal record so `cleanup` or a rerun finds it."""
+async def abort_quietly(
+    ctx: EngineContext, job: FileJob, upload_id: str, claim: JournalClaim | None
+) -> None:
+    """Abort an upload; if S3 refuses, keep its journal record so `cleanup` or a rerun finds it
+    (a new upload of the key then keeps it aside instead of overwriting it)."""
     try:
         await s3.abort_upload(ctx.s3, job.bucket, job.key, upload_id)
     except TransferError as exc:
         log.warning("%s: could not abort upload %s: %s", job.source, upload_id, exc)
         return
-    if ctx.journal is not None:
-        ctx.journal.forget(job.source, job.bucket, job.key)
+    if claim is not None and claim.entry is not None and claim.entry.upload_id == upload_id:
+        _forget(claim)
+
+
+def _forget(claim: JournalClaim) -> None:
+    """Drop the record; a journal that cannot be written then is reported, not fatal (the
+    upload it named is gone or complete, and a rerun only finds a record of nothing)."""
+    try:
+        claim.forget()
+    except JournalError as exc:
+        log.warning("%s", exc)

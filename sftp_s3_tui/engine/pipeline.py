@@ -376,20 +376,39 @@ class FileTransfer:
     async def _open_upload(self, part_size: int) -> MultipartUpload:
         """Continue the journaled upload of this file if S3 still has it, else start one."""
         ctx, job = self.ctx, self.job
-        if ctx.journal is not None:
-            entry = ctx.journal.load(job.source, job.bucket, job.key)
-            if entry is not None:
-                upload = await MultipartUpload.resume(ctx, job, entry, part_size, self._notice)
+        # The key's record stays locked until the transfer ends (MultipartUpload.release):
+        # an overlapping run gets JournalBusy instead of resuming or replacing it.
+        claim = ctx.journal.claim(job.bucket, job.key) if ctx.journal is not None else None
+        try:
+            if claim is not None and claim.entry is not None:
+                upload = await MultipartUpload.resume(ctx, job, claim, part_size, self._notice)
                 if upload is not None:
                     self.resumed_parts = len(upload.parts)
                     return upload
-        return await MultipartUpload.start(
-            ctx, job, part_size, Metadata={META_MTIME: str(job.mtime)}, **self._object_options()
-        )
+            return await MultipartUpload.start(
+                ctx,
+                job,
+                claim,
+                part_size,
+                Metadata={META_MTIME: str(job.mtime)},
+                **self._object_options(),
+            )
+        except BaseException:
+            if claim is not None:
+                claim.release()
+            raise
 
     async def _multipart(self, source: Source, size: int, part_size: int) -> TransferResult:
-        count = part_count(size, part_size)
         upload = await self._open_upload(part_size)
+        try:
+            return await self._upload_parts(source, upload, size, part_size)
+        finally:
+            upload.release()  # after forget(): the record goes while this run holds the key
+
+    async def _upload_parts(
+        self, source: Source, upload: MultipartUpload, size: int, part_size: int
+    ) -> TransferResult:
+        count = part_count(size, part_size)
         digest = StreamDigest(upload.digest_state)
         self.ctx.bus.emit(
             TransferStarted(
