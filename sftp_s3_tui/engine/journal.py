@@ -247,6 +247,9 @@ class JournalClaim:
         folder = self.lock_path.parent
         try:
             folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        except FileExistsError as exc:
+            exc.strerror = "it is a file, not a folder"
+            raise _journal_error(exc, "create", folder) from exc
         except OSError as exc:
             raise _journal_error(exc, "create", folder) from exc
         if fcntl is None:  # pragma: no cover
