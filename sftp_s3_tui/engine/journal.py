@@ -338,6 +338,26 @@ class JournalClaim:
         self.entry = entry
         return JournalWriter(self.path)
 
+    def adopt(self, entry: JournalEntry) -> None:
+        """Make a record found elsewhere (another machine's, kept in S3) this key's live
+        record here, parts and digest checkpoints included."""
+        entry.endpoint, entry.account, entry.kept = (
+            self.journal.endpoint,
+            self.journal.account,
+            False,
+        )
+        lines = [json.dumps(entry.header()).encode() + b"\n"]
+        lines += (_part_line(n, etag, crc) for n, (etag, crc) in sorted(entry.parts.items()))
+        lines += (_digest_line(n, state) for n, state in sorted(entry.digest.items()))
+        try:
+            if self.entry is not None and self.entry.upload_id != entry.upload_id:
+                self.keep()
+            atomic_write(self.path, b"".join(lines))
+        except OSError as exc:
+            raise _journal_error(exc, "write", self.path) from exc
+        entry.path = self.path
+        self.entry = entry
+
     def resume(self) -> JournalWriter:
         """Append to the live record (its upload continues)."""
         assert self.entry is not None, "nothing to resume"
@@ -385,21 +405,13 @@ class JournalWriter:
         self._pending: list[bytes] = []
 
     def part_done(self, number: int, etag: str, checksum: str, *, sync: bool = True) -> None:
-        self._append({"part": number, "etag": etag, "crc": checksum}, sync=sync)
+        self._append(_part_line(number, etag, checksum), sync=sync)
 
     def digest_at(self, number: int, state: DigestState, *, sync: bool = True) -> None:
-        self._append(
-            {
-                "digest_after": number,
-                "position": state.position,
-                "crc64": state.crc64nvme,
-                "sha": state.sha256_state,
-            },
-            sync=sync,
-        )
+        self._append(_digest_line(number, state), sync=sync)
 
-    def _append(self, record: dict[str, object], *, sync: bool) -> None:
-        self._pending.append((json.dumps(record, separators=(",", ":")) + "\n").encode())
+    def _append(self, line: bytes, *, sync: bool) -> None:
+        self._pending.append(line)
         if sync:
             self.flush()
 
@@ -425,6 +437,25 @@ class JournalWriter:
             self.flush()
         with contextlib.suppress(OSError):
             os.close(self._fd)
+
+
+def _line(record: dict[str, object]) -> bytes:
+    return (json.dumps(record, separators=(",", ":")) + "\n").encode()
+
+
+def _part_line(number: int, etag: str, checksum: str) -> bytes:
+    return _line({"part": number, "etag": etag, "crc": checksum})
+
+
+def _digest_line(number: int, state: DigestState) -> bytes:
+    return _line(
+        {
+            "digest_after": number,
+            "position": state.position,
+            "crc64": state.crc64nvme,
+            "sha": state.sha256_state,
+        }
+    )
 
 
 def _unlink(path: Path) -> None:

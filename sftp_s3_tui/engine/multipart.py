@@ -10,16 +10,17 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from . import s3
 from .context import EngineContext
 from .digest import DigestState
 from .errors import TransferError
-from .journal import JournalClaim, JournalError, JournalWriter
+from .journal import JournalClaim, JournalEntry, JournalError, JournalWriter
 from .plan import FileJob
 from .s3 import PreconditionFailed
+from .shared_resume import SharedRecord
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +49,7 @@ class MultipartUpload:
         self.job = job
         self.upload_id = upload_id
         self.claim = claim  # this run's lock on the key's journal record
+        self.shared: SharedRecord | None = None  # the record in S3 (resume_in_s3)
         self.parts: dict[int, UploadedPart] = parts or {}
         # Where a resumed stream digest restarts: its state after part ``digest_through``.
         self.digest_state: DigestState | None = None
@@ -81,7 +83,20 @@ class MultipartUpload:
             except BaseException:  # not journaled: the upload must not stay open unknown
                 await asyncio.shield(s3.abort_upload(ctx.s3, job.bucket, job.key, upload_id))
                 raise
-        return cls(ctx, job, upload_id, writer, claim=claim)
+        upload = cls(ctx, job, upload_id, writer, claim=claim)
+        if claim is not None and ctx.options.resume_in_s3:
+            await upload._share(entry)
+        return upload
+
+    async def _share(self, entry: JournalEntry) -> None:
+        """Keep the resume state in S3 too, written once now (a crash right after finds it)."""
+        shared = SharedRecord(self.ctx.s3, entry)
+        try:
+            await shared.save()
+        except TransferError as exc:
+            log.warning("%s: the resume state cannot be kept in S3: %s", self.job.source, exc)
+            return
+        self.shared = shared
 
     @classmethod
     async def resume(
@@ -124,6 +139,17 @@ class MultipartUpload:
                 upload.digest_through = n
         if upload.digest_through:
             upload.digest_state = entry.digest[upload.digest_through]
+        if ctx.options.resume_in_s3:
+            shared_entry = replace(
+                entry,
+                parts={n: (p.etag, p.crc64nvme) for n, p in parts.items()},
+                digest={upload.digest_through: upload.digest_state} if upload.digest_state else {},
+            )
+            try:
+                await upload._share(shared_entry)
+            except BaseException:
+                upload.close()
+                raise
         notice(f"resuming: {len(parts)} parts already uploaded")
         return upload
 
@@ -149,17 +175,23 @@ class MultipartUpload:
         self.parts[number] = part
         if self._writer is not None:
             self._writer.part_done(number, part.etag, part.crc64nvme, sync=False)
+        if self.shared is not None:
+            self.shared.part_done(number, part.etag, part.crc64nvme)
         return part
 
     def checkpoint(self, through: int, state: DigestState) -> None:
         """Record the stream digest after part ``through`` (written at the next flush)."""
         if self._writer is not None:
             self._writer.digest_at(through, state, sync=False)
+        if self.shared is not None:
+            self.shared.digest_at(through, state)
 
     def flush(self) -> None:
         """Write and sync the journal lines held back: one append, one sync per part."""
         if self._writer is not None:
             self._writer.flush()
+        if self.shared is not None:
+            self.shared.flush()
 
     async def complete(self, crc64nvme: str, **params: Any) -> bool:
         """Publish the object; False when a conditional write found the key taken (aborted)."""
@@ -185,7 +217,13 @@ class MultipartUpload:
 
     async def abort(self) -> None:
         """Abort the upload; its journal record goes only if S3 confirmed the abort."""
-        await abort_quietly(self.ctx, self.job, self.upload_id, self.claim)
+        if await abort_quietly(self.ctx, self.job, self.upload_id, self.claim):
+            await self._unshare()
+
+    async def _unshare(self) -> None:
+        shared, self.shared = self.shared, None
+        if shared is not None:
+            await shared.delete()
 
     def close(self) -> None:
         """Close the journal writer (the record itself stays until forgotten)."""
@@ -193,30 +231,38 @@ class MultipartUpload:
             self._writer.close()
             self._writer = None
 
-    def forget(self) -> None:
-        """Drop the journal record of a finished upload."""
+    async def forget(self) -> None:
+        """Drop the journal records (local and in S3) of a finished upload."""
         if self.claim is not None:
             _forget(self.claim)
+        await self._unshare()
 
-    def release(self) -> None:
-        """Close the journal writer and let other runs have the key again."""
+    async def release(self) -> None:
+        """Close the journal writer, save the S3 record's last state if the upload is still
+        open, and let other runs have the key again."""
         self.close()
-        if self.claim is not None:
-            self.claim.release()
+        try:
+            shared, self.shared = self.shared, None
+            if shared is not None:
+                await shared.close()
+        finally:
+            if self.claim is not None:
+                self.claim.release()
 
 
 async def abort_quietly(
     ctx: EngineContext, job: FileJob, upload_id: str, claim: JournalClaim | None
-) -> None:
+) -> bool:
     """Abort an upload; if S3 refuses, keep its journal record so `cleanup` or a rerun finds it
-    (a new upload of the key then keeps it aside instead of overwriting it)."""
+    (a new upload of the key then keeps it aside instead of overwriting it). True if aborted."""
     try:
         await s3.abort_upload(ctx.s3, job.bucket, job.key, upload_id)
     except TransferError as exc:
         log.warning("%s: could not abort upload %s: %s", job.source, upload_id, exc)
-        return
+        return False
     if claim is not None and claim.entry is not None and claim.entry.upload_id == upload_id:
         _forget(claim)
+    return True
 
 
 def _forget(claim: JournalClaim) -> None:

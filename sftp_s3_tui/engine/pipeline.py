@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import Any, TypeVar
 
-from . import s3
+from . import s3, shared_resume
 from .config import MAX_PART_SIZE, ConflictPolicy, TransferOptions
 from .context import EngineContext
 from .digest import DigestState, StreamDigest, b64, crc64nvme
@@ -380,6 +380,11 @@ class FileTransfer:
         # an overlapping run gets JournalBusy instead of resuming or replacing it.
         claim = ctx.journal.claim(job.bucket, job.key) if ctx.journal is not None else None
         try:
+            if claim is not None and claim.entry is None and ctx.options.resume_in_s3:
+                found = await shared_resume.load(ctx.s3, job.bucket, job.key)
+                if found is not None:  # a run on another machine left it
+                    self._notice("found the resume state of an earlier run in S3")
+                    await asyncio.to_thread(claim.adopt, found)
             if claim is not None and claim.entry is not None:
                 upload = await MultipartUpload.resume(ctx, job, claim, part_size, self._notice)
                 if upload is not None:
@@ -403,7 +408,8 @@ class FileTransfer:
         try:
             return await self._upload_parts(source, upload, size, part_size)
         finally:
-            upload.release()  # after forget(): the record goes while this run holds the key
+            # after forget(): the record goes while this run holds the key
+            await asyncio.shield(upload.release())
 
     async def _upload_parts(
         self, source: Source, upload: MultipartUpload, size: int, part_size: int
@@ -432,7 +438,7 @@ class FileTransfer:
             raise
         finally:
             upload.close()
-        upload.forget()
+        await upload.forget()
         if not published:
             return self._result(TransferState.SKIPPED, None, 0, "the key already exists")
         await self._store_sha256(size, digest.sha256_hex())

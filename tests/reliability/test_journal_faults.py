@@ -4,6 +4,7 @@ never traps a file."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ from sftp_s3_tui.engine.config import S3Endpoint, TransferOptions
 from sftp_s3_tui.engine.events import EventBus, TransferNotice, TransferState
 from sftp_s3_tui.engine.journal import Journal, endpoint_identity
 from sftp_s3_tui.engine.s3 import open_client
+from sftp_s3_tui.engine.shared_resume import record_key
 from sftp_s3_tui.engine.uploads import abort_stale, list_stale
 from tests.engine.helpers import MiB, copy
 from tests.servers import SftpServerInfo
@@ -41,13 +43,14 @@ async def leave_an_open_upload(
     s3_faults: FaultyS3Server,
     bucket: str,
     journal: Journal,
+    options: TransferOptions = OPTIONS,
 ) -> str:
     """A run whose part 4 is refused and whose abort is refused too: the upload stays open,
     with its record. Returns the upload id."""
     deny(s3_faults, "UploadPart", after=3, times=None)
     deny(s3_faults, "AbortMultipartUpload", times=None)
     [failed] = await copy(
-        server.endpoint(), [remote], f"s3://{bucket}/", endpoint, options=OPTIONS, journal=journal
+        server.endpoint(), [remote], f"s3://{bucket}/", endpoint, options=options, journal=journal
     )
     s3_faults.clear()
     assert failed.status is TransferState.FAILED
@@ -104,7 +107,7 @@ async def test_the_same_key_on_another_store_neither_resumes_nor_replaces_the_re
         journal=journal,
     )
     assert resumed.status is TransferState.DONE, resumed.message
-    assert resumed.resumed_parts >= 3
+    assert resumed.resumed_parts >= 2  # parts 1 and 2 surely landed before part 4 was refused
     assert_object(s3, bucket, "big.bin", remote.read_bytes())
     assert open_uploads(s3, bucket) == set()
     assert journal.entries() == []
@@ -193,3 +196,47 @@ async def test_a_changed_source_whose_old_upload_cannot_be_aborted_keeps_its_rec
         await abort_stale(client, bucket, stale, journal)
     assert open_uploads(s3, bucket) == set()
     assert journal.entries() == []
+
+
+async def test_a_retry_on_another_machine_continues_the_upload_from_its_state_in_s3(
+    openssh_sftp: SftpServerInfo,
+    s3_faults: FaultyS3Server,
+    faulty_endpoint: S3Endpoint,
+    s3: Any,
+    bucket: str,
+    tmp_path: Path,
+) -> None:
+    """An Airflow task fails on worker A; its retry runs on worker B, whose disk has no
+    journal. With resume_in_s3 the state kept beside the object lets B continue the upload."""
+    remote = openssh_sftp.write_file("in/big.bin", size=SIZE, seed=45)
+    options = replace(OPTIONS, resume_in_s3=True)
+    worker_a = Journal(tmp_path / "worker-a" / "journal")
+    worker_b = Journal(tmp_path / "worker-b" / "journal")
+    upload = await leave_an_open_upload(
+        openssh_sftp, remote.remote_path, faulty_endpoint, s3_faults, bucket, worker_a, options
+    )
+    keys_then = {o["Key"] for o in s3.list_objects_v2(Bucket=bucket).get("Contents", [])}
+    assert keys_then == {record_key("big.bin")}  # the state beside the (unpublished) object
+
+    notices: list[str] = []
+    bus = EventBus()
+    bus.subscribe(lambda e: notices.append(e.message) if isinstance(e, TransferNotice) else None)
+    [retried] = await copy(
+        openssh_sftp.endpoint(),
+        [remote.remote_path],
+        f"s3://{bucket}/",
+        faulty_endpoint,
+        options=options,
+        journal=worker_b,
+        bus=bus,
+    )
+
+    assert retried.status is TransferState.DONE, retried.message
+    assert retried.resumed_parts >= 2  # parts 1 and 2 surely landed before part 4 was refused
+    assert "found the resume state of an earlier run in S3" in notices
+    assert s3_faults.requests.count("CreateMultipartUpload") == 0  # the same upload continued
+    assert_object(s3, bucket, "big.bin", remote.read_bytes())
+    assert open_uploads(s3, bucket) == set() and upload not in open_uploads(s3, bucket)
+    keys_now = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket).get("Contents", [])]
+    assert keys_now == ["big.bin"]  # the state in S3 is gone with the finished upload
+    assert worker_b.entries() == []
