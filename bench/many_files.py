@@ -25,7 +25,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections import Counter
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -143,7 +142,11 @@ async def work(args: argparse.Namespace) -> dict[str, Any]:
     options = TransferOptions(memory_budget=args.memory)
     dest = parse_s3_url(f"s3://{BUCKET}/")
     probe = LoopLagProbe()
-    async with TransferQueue(s3, options) as queue:
+    if args.keep_finished < 0:
+        args.keep_finished = None
+    # Results come from the bus as files finish (as a long-running front would show them);
+    # the queue keeps the last 100 done ones, and every failed one.
+    async with TransferQueue(s3, options, keep_finished=args.keep_finished) as queue:
         sampler = Sampler(queue.bus, interval=1.0, pool=queue.pool)
         await sampler.start()
         await queue.sftp.client(sftp)
@@ -161,13 +164,18 @@ async def work(args: argparse.Namespace) -> dict[str, Any]:
         await sampler.stop()
         end_rss = rss_bytes()
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
-    statuses = Counter(r.status.value for r in results)
+    statuses = {state.value: n for state, n in queue.outcomes.items() if n}
     failures = [r.message for r in results if r.status.value != "done"][:5]
+    files = sum(queue.outcomes.values())
+    cpu_seconds = sum(resource.getrusage(resource.RUSAGE_SELF)[:2])
     return {
         "count": args.count,
         "listing": args.listing,
         "seconds": round(seconds, 2),
-        "files_per_second": round(len(results) / seconds, 1),
+        "files_per_second": round(files / seconds, 1),
+        "cpu_ms_per_file": round(
+            1000 * sum(resource.getrusage(resource.RUSAGE_SELF)[:2]) / files, 2
+        ),
         "baseline_rss_mib": round(baseline / MiB, 1),
         "peak_rss_mib": round(peak / MiB, 1),
         "peak_over_baseline_mib": round((peak - baseline) / MiB, 1),
@@ -177,10 +185,11 @@ async def work(args: argparse.Namespace) -> dict[str, Any]:
         "loop_stalls_over_100ms": probe.stalls_over_100ms,
         "max_loop_busy_ms": round(probe.max_busy * 1000, 1),
         "loop_busy_over_100ms": probe.busy_over_100ms,
-        "cpu_seconds": round(sum(resource.getrusage(resource.RUSAGE_SELF)[:2]), 1),
+        "cpu_seconds": round(cpu_seconds, 1),
         "probe_samples": probe.samples,
         "sampler_transfers_listed": len(snapshot.transfers),
-        "statuses": dict(statuses),
+        "statuses": statuses,
+        "results_held": len(results),
         "failures": failures,
     }
 
@@ -252,6 +261,8 @@ def run_count(count: int, args: argparse.Namespace) -> dict[str, Any]:
                     str(args.memory),
                     "--listing",
                     args.listing,
+                    "--keep-finished",
+                    str(args.keep_finished),
                     *(["--profile", str(args.profile)] if args.profile else []),
                 ],
                 capture_output=True,
@@ -286,6 +297,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--memory", type=parse_size, default=512 * MiB, help="memory budget")
     parser.add_argument("--listing", choices=("stream", "expand"), default="stream")
     parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument(
+        "--keep-finished",
+        type=int,
+        default=100,
+        help="done transfers the queue keeps (default 100; -1: all, as join() callers get)",
+    )
     parser.add_argument("--serve-sftp", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--count", type=int, help=argparse.SUPPRESS)

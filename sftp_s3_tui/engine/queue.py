@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import itertools
 import logging
-from collections import deque
+from collections import Counter, deque
 from collections.abc import AsyncGenerator, AsyncIterable, Iterable
 from dataclasses import dataclass
 from types import TracebackType
@@ -66,8 +66,16 @@ class TransferQueue:
         bus: EventBus | None = None,
         journal: Journal | None = None,
         sftp: SftpPool | None = None,
+        keep_finished: int | None = None,
     ) -> None:
         self.s3_endpoint = s3_endpoint
+        #: With a number, only that many done/skipped transfers stay in ``transfers`` (and in
+        #: join()'s results); failed and cancelled ones always stay (they can be retried).
+        #: For runs of very many files whose results are taken from the bus as they come.
+        self.keep_finished = keep_finished
+        self._finished_line: deque[int] = deque()
+        #: How many transfers ended in each state (a retried one counts where it ends).
+        self.outcomes: Counter[TransferState] = Counter()
         self.options = options or TransferOptions()
         self.bus = bus or EventBus()
         self.journal = journal
@@ -293,7 +301,13 @@ class TransferQueue:
     def _finish(self, transfer: Transfer, result: TransferResult) -> None:
         transfer.result = result
         self._set_state(transfer, result.status)
+        self.outcomes[result.status] += 1
         self.bus.emit(TransferFinished(transfer_id=transfer.id, result=result))
+        if self.keep_finished is not None and result.status in _FORGETTABLE:
+            line = self._finished_line
+            line.append(transfer.id)
+            while len(line) > self.keep_finished:
+                self.transfers.pop(line.popleft(), None)
         self._check_idle()
 
     def _check_idle(self) -> None:
@@ -310,7 +324,8 @@ class TransferQueue:
 
     async def join(self) -> list[TransferResult]:
         """Wait until every queued transfer has finished (and every feeding iterator ended);
-        their results in queue order. A feeding iterator's error is raised here."""
+        their results in queue order (those ``keep_finished`` kept, if set; ``outcomes``
+        counts them all). A feeding iterator's error is raised here."""
         await self._idle.wait()
         if self._feed_errors:
             error = self._feed_errors[0]
@@ -364,6 +379,7 @@ class TransferQueue:
         """Run a failed or cancelled transfer again."""
         transfer = self.transfers[transfer_id]
         if transfer.state in (TransferState.FAILED, TransferState.CANCELLED):
+            self.outcomes[transfer.state] -= 1
             transfer.result = None
             self._set_state(transfer, TransferState.QUEUED)
             self._idle.clear()
@@ -383,6 +399,9 @@ class TransferQueue:
     def cancel_all(self) -> None:
         for transfer_id in list(self._unfinished):
             self.cancel(transfer_id)
+
+
+_FORGETTABLE = frozenset({TransferState.DONE, TransferState.SKIPPED})
 
 
 def _failed(job: FileJob, state: TransferState, message: str) -> TransferResult:
