@@ -15,7 +15,8 @@ from dataclasses import dataclass
 
 import asyncssh
 
-from sftp_s3_tui.demo import SAMPLE_MTIME, EmbeddedSftpServer, _AuthServer
+from sftp_s3_tui.demo import SAMPLE_MTIME, EmbeddedSftpServer
+from sftp_s3_tui.demo.sftp_server import _AuthServer
 
 _LINE = 9  # bytes of one content line
 

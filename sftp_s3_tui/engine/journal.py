@@ -32,7 +32,7 @@ from urllib.parse import urlsplit
 
 from .atomic import atomic_write, fsync_dir
 from .digest import DigestState
-from .errors import TransferError
+from .errors import JournalWriteFailed, TransferError
 
 try:
     import fcntl
@@ -44,7 +44,7 @@ log = logging.getLogger(__name__)
 AWS = "aws"  # the endpoint identity of AWS S3 itself, whatever its regional URL
 
 
-class JournalError(TransferError):
+class JournalError(JournalWriteFailed):
     """The resume journal cannot be read or written (disk full, read-only, a folder in the way)."""
 
     title = "Resume journal unusable"
@@ -108,7 +108,8 @@ class JournalEntry:
     size: int
     mtime: int
     started: float = field(default_factory=time.time)
-    parts: dict[int, tuple[str, str]] = field(default_factory=dict)  # n → (etag, crc b64)
+    checksum: str = "crc64nvme"  # the upload's checksum algorithm (ChecksumChoice value)
+    parts: dict[int, tuple[str, str]] = field(default_factory=dict)  # n → (etag, checksum b64)
     digest: dict[int, DigestState] = field(default_factory=dict)  # after part n
     endpoint: str = ""  # endpoint_identity() of the store; "" in records of older versions
     account: str = ""  # account_identity() where it is part of the key
@@ -129,6 +130,7 @@ class JournalEntry:
             "size": self.size,
             "mtime": self.mtime,
             "started": self.started,
+            "checksum": self.checksum,
         }
 
     @property
@@ -308,7 +310,13 @@ class JournalClaim:
 
     # the record -------------------------------------------------------------------------
     def new_entry(
-        self, source: str, upload_id: str, part_size: int, size: int, mtime: int
+        self,
+        source: str,
+        upload_id: str,
+        part_size: int,
+        size: int,
+        mtime: int,
+        checksum: str = "crc64nvme",
     ) -> JournalEntry:
         """A record for a new upload of this key (not written yet: see :meth:`start`)."""
         return JournalEntry(
@@ -319,6 +327,7 @@ class JournalClaim:
             part_size=part_size,
             size=size,
             mtime=mtime,
+            checksum=checksum,
             endpoint=self.journal.endpoint,
             account=self.journal.account,
         )
@@ -503,6 +512,7 @@ def _read(path: Path) -> JournalEntry | None:
             size=int(head["size"]),
             mtime=int(head["mtime"]),
             started=float(head.get("started", 0)),
+            checksum=str(head.get("checksum", "crc64nvme")),
             endpoint=str(head.get("endpoint", "")),
             account=str(head.get("account", "")),
             kept=path.name.endswith(".kept.jsonl") or not head.get("endpoint"),
