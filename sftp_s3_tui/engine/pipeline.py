@@ -272,6 +272,8 @@ class FileTransfer:
         ctx = self.ctx
         if self.job.problem:
             raise UsageError(self.job.problem)
+        if self.job.skipped:
+            return self._result(TransferState.SKIPPED, None, 0, self.job.skipped)
         await ctx.ensure_bucket(self.job.bucket)
         source = Source(ctx, self.job)
         try:
@@ -665,7 +667,7 @@ class FileTransfer:
         first = upload.digest_through + 1
         order = _PartOrder(upload, digest, first)
         held = asyncio.Semaphore(ctx.options.parts_in_flight)
-        reading = asyncio.Semaphore(READS_PER_FILE)
+        reading = asyncio.Semaphore(max(READS_PER_FILE, source.width))  # a part per connection
         try:
             async with asyncio.TaskGroup() as group:
                 for number in range(first, count + 1):
