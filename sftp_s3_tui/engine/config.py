@@ -198,6 +198,9 @@ class TransferOptions:
     # while the request body is being sent.
     upload_timeout_seconds: float = 0.0
     checksum: ChecksumChoice = ChecksumChoice.AUTO
+    # Also keep each multipart upload's resume state beside its object in S3, so a run on
+    # another machine (an Airflow retry on another worker) continues it: see shared_resume.
+    resume_in_s3: bool = False
 
     def problems(self) -> list[tuple[str, str]]:
         """What is wrong with these options, as ``(field, message)`` pairs (empty: usable)."""
