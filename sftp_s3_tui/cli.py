@@ -92,6 +92,37 @@ def _common_options(*, in_command: bool) -> _Parser:
     sftp.add_argument(
         "--no-agent", action="store_true", default=flag(False), help="do not use ssh-agent"
     )
+    sftp.add_argument(
+        "--connections",
+        type=int,
+        metavar="N",
+        default=default,
+        help="SSH connections per host at most (4); a far host's big file reads over all",
+    )
+    sftp.add_argument(
+        "--window",
+        metavar="SIZE",
+        default=default,
+        help="SSH receive window per connection (16MiB): at most this much per round trip",
+    )
+    sftp.add_argument(
+        "--bwlimit",
+        metavar="RATE",
+        default=default,
+        help="read at most RATE bytes/s per host: 20M = 20 MB/s, 8Mi = 8 MiB/s (0: no limit)",
+    )
+    sftp.add_argument(
+        "--jump",
+        metavar="[USER@]HOST[:PORT]",
+        default=default,
+        help="reach the host through this bastion (like ssh -J; same keys and known_hosts)",
+    )
+    sftp.add_argument(
+        "--follow-symlinks",
+        action="store_true",
+        default=flag(False),
+        help="descend into linked folders (default: skip and count them)",
+    )
     s3 = parser.add_argument_group("S3")
     s3.add_argument(
         "--endpoint-url", default=default, help="S3-compatible endpoint (AWS_ENDPOINT_URL)"
@@ -223,6 +254,11 @@ def connection_flags(args: argparse.Namespace) -> ConnectionFlags:
         known_hosts=args.known_hosts,
         accept_new_host_key=args.accept_new_host_key,
         no_agent=args.no_agent,
+        connections=args.connections,
+        window=args.window,
+        bwlimit=args.bwlimit,
+        jump=args.jump,
+        follow_symlinks=args.follow_symlinks,
         endpoint_url=args.endpoint_url,
         region=args.region,
         aws_profile=args.aws_profile,

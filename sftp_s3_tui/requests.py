@@ -33,7 +33,14 @@ from .engine.errors import (
     TransferError,
     UsageError,
 )
-from .engine.locations import S3Location, SftpLocation, parse_s3_url, parse_sftp_url
+from .engine.locations import (
+    S3Location,
+    SftpLocation,
+    parse_rate,
+    parse_s3_url,
+    parse_sftp_url,
+    parse_size,
+)
 from .profiles import Profile, ProfileStore, S3Settings, Secret, SftpAuth, SftpSettings
 
 if TYPE_CHECKING:  # the plan pulls in asyncssh: not needed to parse flags or print --help
@@ -93,6 +100,52 @@ class ConnectionFlags:
     profile: str | None = None
     push_gateway: str | None = None
     metrics_port: int | None = None
+    # How hard to pull from a (far) SFTP host; None / False keeps the profile's or engine's.
+    connections: int | None = None
+    window: str | None = None  # SSH receive window as given: 16MiB
+    bwlimit: str | None = None  # as given: 20M (20 MB/s), 8Mi, 0 = unlimited
+    jump: str | None = None  # [user@]host[:port]
+    follow_symlinks: bool = False
+
+    def link_changes(self) -> dict[str, object]:
+        """The SftpEndpoint fields these flags set (the link tunables only), parsed."""
+        changes: dict[str, object] = {}
+        if self.connections is not None:
+            changes["connections"] = self.connections
+        if self.window is not None:
+            try:
+                changes["window_bytes"] = parse_size(self.window)
+            except UsageError as exc:
+                raise UsageError(f"--window {self.window!r} is not a size", exc.hint) from exc
+        if self.bwlimit is not None:
+            changes["bwlimit_bytes_per_second"] = parse_rate(self.bwlimit, "--bwlimit")
+        if self.jump is not None:
+            changes["jump"] = self.jump
+        if self.follow_symlinks:
+            changes["follow_symlinks"] = True
+        return changes
+
+
+#: The CLI's names for SftpEndpoint link fields, for messages.
+CLI_LINK_NAMES: dict[str, str] = {
+    "connections": "--connections",
+    "window_bytes": "--window",
+    "bwlimit_bytes_per_second": "--bwlimit",
+    "jump": "--jump",
+}
+
+
+#: SftpEndpoint link field → the profile's SftpSettings field.
+_PROFILE_LINK_NAMES = {"window_bytes": "window", "bwlimit_bytes_per_second": "bwlimit"}
+
+
+def check_link(endpoint: SftpEndpoint, names: Mapping[str, str] = CLI_LINK_NAMES) -> SftpEndpoint:
+    """``endpoint``, or :class:`UsageError` naming its first bad link tunable."""
+    problems = endpoint.link_problems()
+    if problems:
+        name, message = problems[0]
+        raise UsageError(f"{names.get(name, name)} {message}", "")
+    return endpoint
 
 
 @dataclass(frozen=True)
@@ -260,6 +313,7 @@ def check_connection_flags(flags: ConnectionFlags, env: Env) -> None:
         raise UsageError(f"--port {flags.port} is not a port", "use 1 to 65535")
     if flags.metrics_port is not None and not 0 <= flags.metrics_port <= 65535:
         raise UsageError(f"--metrics-port {flags.metrics_port} is not a port", "use 1 to 65535")
+    check_link(replace(SftpEndpoint(host="-"), **flags.link_changes()))  # type: ignore[arg-type]
 
 
 # --------------------------------------------------------------------------------------------
@@ -299,8 +353,9 @@ def sftp_endpoint(
             changes["use_agent"] = False
         if password and not base.password:
             changes["password"] = password
-        return replace(base, **changes)  # type: ignore[arg-type]
-    return SftpEndpoint(
+        changes.update(flags.link_changes())
+        return check_link(replace(base, **changes))  # type: ignore[arg-type]
+    endpoint = SftpEndpoint(
         host=location.host,
         port=location.port or flags.port or _port(env_value(env, "SFTP_PORT")),
         username=location.username
@@ -315,6 +370,7 @@ def sftp_endpoint(
         if flags.accept_new_host_key
         else HostKeyPolicy.STRICT,
     )
+    return check_link(replace(endpoint, **flags.link_changes()))  # type: ignore[arg-type]
 
 
 def _port(text: str | None) -> int:
@@ -523,6 +579,8 @@ def apply_flags(profile: Profile, flags: ConnectionFlags) -> Profile:
         sftp_changes.update(auth=SftpAuth.KEY, key_file=flags.identity[0], password=None)
     elif flags.no_agent and sftp.auth is SftpAuth.AGENT:
         sftp_changes.update(auth=SftpAuth.PASSWORD)  # no agent: ask for the password
+    for name, value in flags.link_changes().items():
+        sftp_changes[_PROFILE_LINK_NAMES.get(name, name)] = value
     s3_changes: dict[str, object] = {}
     for flag, name in (
         ("endpoint_url", "endpoint_url"),
@@ -598,6 +656,7 @@ def initial_profile(flags: ConnectionFlags, env: Env) -> Profile | None:
 
 
 __all__ = [
+    "CLI_LINK_NAMES",
     "EXIT_CODES_HELP",
     "EXIT_CONNECTION",
     "EXIT_FAILED",
@@ -612,6 +671,7 @@ __all__ = [
     "TransferFlags",
     "app_request",
     "apply_flags",
+    "check_link",
     "cleanup_request",
     "copy_request",
     "exit_code_for",

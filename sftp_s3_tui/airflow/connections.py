@@ -9,10 +9,12 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any, TypedDict
 
 from ..engine.config import ConflictPolicy, HostKeyPolicy, S3Endpoint, SftpEndpoint
-from ..engine.errors import ConfigError
+from ..engine.errors import ConfigError, UsageError
+from ..engine.locations import parse_rate, parse_size
 
 log = logging.getLogger(__name__)
 
@@ -137,7 +139,62 @@ def sftp_endpoint_from_connection(fields: ConnectionFields) -> SftpEndpoint:
     timeout = _number(extra, "conn_timeout", conn_id)
     if timeout:
         values["connect_timeout_seconds"] = timeout
-    return SftpEndpoint(**values)
+    return with_link(
+        SftpEndpoint(**values),
+        connections=extra.get("connections"),
+        window=extra.get("window"),
+        bwlimit=extra.get("bwlimit"),
+        jump=extra.get("jump") or extra.get("proxy_jump"),
+        follow_symlinks=extra.get("follow_symlinks"),
+        where=f"Connection {conn_id!r}: extra",
+    )
+
+
+def with_link(
+    endpoint: SftpEndpoint,
+    *,
+    connections: int | str | None = None,
+    window: int | str | None = None,
+    bwlimit: int | str | None = None,
+    jump: str | None = None,
+    follow_symlinks: bool | str | None = None,
+    where: str = "argument",
+) -> SftpEndpoint:
+    """``endpoint`` with the link tunables given (None keeps its value), checked: connections
+    per host, the SSH window (bytes or ``16MiB``), ``bwlimit`` (bytes/s or ``20M`` = 20 MB/s),
+    a ``jump`` host (``[user@]host[:port]``) and ``follow_symlinks``. ``where`` starts messages
+    (``Connection 'x': extra`` for connection extras)."""
+    changes: dict[str, Any] = {}
+    try:
+        if connections not in (None, ""):
+            text = str(connections).strip()
+            if not text.isdigit():
+                raise UsageError(f"'connections' is {connections!r}, not a count", "")
+            changes["connections"] = int(text)
+        if window not in (None, ""):
+            changes["window_bytes"] = window if isinstance(window, int) else parse_size(str(window))
+        if bwlimit not in (None, ""):
+            changes["bwlimit_bytes_per_second"] = (
+                bwlimit if isinstance(bwlimit, int) else parse_rate(str(bwlimit), "bwlimit")
+            )
+    except UsageError as exc:
+        raise ConfigError(f"{where}: {exc.message}", exc.hint) from exc
+    if jump:
+        changes["jump"] = str(jump).strip()
+    if follow_symlinks is not None:
+        text = str(follow_symlinks).strip().lower()
+        if not isinstance(follow_symlinks, bool) and text not in _TRUE | _FALSE:
+            raise ConfigError(
+                f"{where} 'follow_symlinks' is {follow_symlinks!r}, not true or false", ""
+            )
+        changes["follow_symlinks"] = follow_symlinks is True or text in _TRUE
+    linked = replace(endpoint, **changes)
+    problems = linked.link_problems()
+    if problems:
+        name, message = problems[0]
+        shown = {"window_bytes": "window", "bwlimit_bytes_per_second": "bwlimit"}.get(name, name)
+        raise ConfigError(f"{where} {shown!r} {message}", "")
+    return linked
 
 
 def s3_endpoint_from_connection(fields: ConnectionFields | None) -> S3Endpoint:

@@ -27,6 +27,7 @@ from .connections import (
     connection_fields,
     s3_endpoint_from_connection,
     sftp_endpoint_from_connection,
+    with_link,
 )
 from .transfer import (
     batches,
@@ -71,7 +72,9 @@ class StreamingSFTPToS3Operator(BaseOperator):
         ``if-newer``, ``if-different``) overrides it. ``sftp_base_path`` makes keys relative to
         that folder, so tasks mapped over a folder's files keep its layout. ``checksum`` picks the
     checksum every part carries (``auto``, ``crc64nvme``, ``crc32c``, ``crc32``, ``sha256``,
-    ``md5``, ``none``), as ``copy --checksum`` does.
+    ``md5``, ``none``), as ``copy --checksum`` does. ``connections``, ``window``, ``bwlimit``
+    (``"20M"`` = 20 MB/s), ``jump`` (``[user@]host[:port]``) and ``follow_symlinks`` override
+    the SFTP connection's extras of the same names, as ``copy --connections …`` does.
 
         Returns a summary (files, bytes, one entry with key, bytes, sha256 and status per file)
         as XCom; fails with the engine's message when any file did not land.
@@ -107,6 +110,11 @@ class StreamingSFTPToS3Operator(BaseOperator):
         fail_on_file_not_exist: bool = True,
         resume: bool = True,
         push_gateway: str | None = None,
+        connections: int | None = None,
+        window: int | str | None = None,
+        bwlimit: int | str | None = None,
+        jump: str | None = None,
+        follow_symlinks: bool | None = None,
         use_temp_file: bool | None = None,
         **kwargs: Any,
     ) -> None:
@@ -130,6 +138,11 @@ class StreamingSFTPToS3Operator(BaseOperator):
         self.fail_on_file_not_exist = fail_on_file_not_exist
         self.resume = resume
         self.push_gateway = push_gateway
+        self.connections = connections
+        self.window = window
+        self.bwlimit = bwlimit
+        self.jump = jump
+        self.follow_symlinks = follow_symlinks
 
     def source_paths(self) -> list[str]:
         """``sftp_path`` and ``sftp_paths`` together, in order."""
@@ -143,7 +156,14 @@ class StreamingSFTPToS3Operator(BaseOperator):
     def execute(self, context: Any) -> dict[str, Any]:
         started = time.monotonic()
         try:
-            sftp = sftp_endpoint(self.sftp_conn_id)
+            sftp = with_link(
+                sftp_endpoint(self.sftp_conn_id),
+                connections=self.connections,
+                window=self.window,
+                bwlimit=self.bwlimit,
+                jump=self.jump,
+                follow_symlinks=self.follow_symlinks,
+            )
             s3 = s3_endpoint(self.s3_conn_id)
             dest = destination(self.s3_bucket, self.s3_key)
             options = transfer_options(

@@ -50,6 +50,13 @@ class HostKeyPolicy(StrEnum):
     ACCEPT_NEW = "accept-new"
 
 
+#: Bounds of the SFTP link tunables (a server's MaxStartups is 10 by default).
+MAX_CONNECTIONS = 64
+MIN_WINDOW_BYTES = 256 * KiB
+MAX_WINDOW_BYTES = GiB
+_JUMP = re.compile(r"^(?:ssh://)?(?:[^@\s/]+@)?(?:\[[0-9A-Fa-f:.]+\]|[^@\s/:\[\]]+)(?::\d{1,5})?$")
+
+
 @dataclass(frozen=True)
 class SftpEndpoint:
     """Where and how to log in to an SFTP server, and how hard to pull from it.
@@ -92,6 +99,21 @@ class SftpEndpoint:
     jump: str | None = None
     #: Descend into linked folders (loops detected); without it they are skipped and counted.
     follow_symlinks: bool = False
+
+    def link_problems(self) -> list[tuple[str, str]]:
+        """What is wrong with the link tunables, as ``(field, message)`` pairs (empty: usable)."""
+        found: list[tuple[str, str]] = []
+        if not 1 <= self.connections <= MAX_CONNECTIONS:
+            found.append(
+                ("connections", f"must be from 1 to {MAX_CONNECTIONS}, not {self.connections}")
+            )
+        if not MIN_WINDOW_BYTES <= self.window_bytes <= MAX_WINDOW_BYTES:
+            found.append(("window_bytes", "must be from 256KiB to 1GiB"))
+        if self.bwlimit_bytes_per_second < 0:
+            found.append(("bwlimit_bytes_per_second", "must not be negative"))
+        if self.jump is not None and not _JUMP.match(self.jump):
+            found.append(("jump", f"{self.jump!r} is not [user@]host[:port]"))
+        return found
 
     @property
     def known_hosts_path(self) -> Path:

@@ -24,6 +24,36 @@ def parse_size(text: str) -> int:
     return int(float(number) * _UNITS[unit.lower()])
 
 
+_RATE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(i?)(?:b)?(?:/s|ps)?\s*$", re.IGNORECASE)
+
+
+def parse_rate(text: str, name: str = "--bwlimit") -> int:
+    """Parse a rate in bytes per second: ``20M`` (20 MB/s), ``500k``, ``1.5G``, ``8Mi``
+    (8 MiB/s), ``0`` (unlimited); k/M/G are decimal, Ki/Mi/Gi binary, ``B`` and ``/s`` optional."""
+    match = _RATE.match(text)
+    if not match:
+        raise UsageError(
+            f"{name} {text!r} is not a rate", "write it like 20M (20 MB/s), 500k or 8Mi"
+        )
+    number, unit, binary = match.groups()
+    if binary and not unit:
+        raise UsageError(f"{name} {text!r} is not a rate", "write it like 20M, 500k or 8Mi")
+    base = 1024 if binary else 1000
+    power = " kmgt".index(unit.lower()) if unit else 0
+    return int(float(number) * base**power)
+
+
+def format_rate(count: int) -> str:
+    """``20000000`` → ``"20M"``, ``8388608`` → ``"8Mi"`` (whole units only; else the number)."""
+    for base, suffix in ((1000, ""), (1024, "i")):
+        for power, unit in ((4, "T"), (3, "G"), (2, "M"), (1, "k")):
+            factor = base**power
+            if count and count % factor == 0:
+                shown = "K" if suffix and unit == "k" else unit
+                return f"{count // factor}{shown}{suffix}"
+    return str(count)
+
+
 def format_size(count: float) -> str:
     """Human-readable binary size: ``412.0 MiB``."""
     for unit in ("B", "KiB", "MiB", "GiB", "TiB"):

@@ -16,7 +16,7 @@ from ..engine.config import (
     HostKeyPolicy,
 )
 from ..engine.errors import ConfigError, UsageError
-from ..engine.locations import parse_size
+from ..engine.locations import format_rate, parse_rate, parse_size
 from ..redaction import register_secret
 from .model import Profile, S3Settings, SftpAuth, SftpSettings, TransferDefaults, _check_name
 from .secrets import SECRET_FIELDS, Secret
@@ -67,6 +67,17 @@ def _size(value: object) -> int:
     raise _Invalid('must be a size such as "64MiB" or a number of bytes')
 
 
+def _rate(value: object) -> int:
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    if isinstance(value, str):
+        try:
+            return parse_rate(value)
+        except UsageError:
+            pass
+    raise _Invalid('must be a rate in bytes per second such as "20M" (20 MB/s) or "8Mi"')
+
+
 def _choice(enum: type[StrEnum]) -> Callable[[object], StrEnum]:
     def convert(value: object) -> StrEnum:
         allowed = [member.value for member in enum]
@@ -103,6 +114,11 @@ _SCHEMA: dict[str, tuple[type, dict[str, _Converter]]] = {
             "known_hosts": _text,
             "host_key_policy": _choice(HostKeyPolicy),
             "remote_folder": _text,
+            "connections": _count,
+            "window": _size,
+            "bwlimit": _rate,
+            "jump": _text,
+            "follow_symlinks": _flag,
         },
     ),
     "s3": (
@@ -135,7 +151,7 @@ _SCHEMA: dict[str, tuple[type, dict[str, _Converter]]] = {
     ),
 }
 
-_SIZE_FIELDS = {"part_size", "memory_budget"}
+_SIZE_FIELDS = {"part_size", "memory_budget", "window"}
 _SIZE_UNITS = (("TiB", 1024**4), ("GiB", 1024**3), ("MiB", 1024**2), ("KiB", 1024))
 
 
@@ -203,6 +219,8 @@ def _profile_to_table(profile: Profile) -> dict[str, Any]:
                 value = value.value
             elif f.name in _SIZE_FIELDS:
                 value = _size_text(value)
+            elif f.name == "bwlimit":
+                value = format_rate(value)
             values[f.name] = value
         if values:
             table[section] = values

@@ -53,6 +53,24 @@ class SftpSettings:
     known_hosts: str | None = None
     host_key_policy: HostKeyPolicy = HostKeyPolicy.STRICT
     remote_folder: str = "/"
+    # The link tunables (None: the engine's default), see SftpEndpoint.
+    connections: int | None = None
+    window: int | None = None  # SSH receive window, bytes
+    bwlimit: int | None = None  # bytes per second, 0 = unlimited
+    jump: str | None = None  # a bastion, [user@]host[:port]
+    follow_symlinks: bool = False
+
+    def link_fields(self) -> dict[str, Any]:
+        """The SftpEndpoint fields these settings set (the link tunables only)."""
+        values: dict[str, Any] = {"jump": self.jump, "follow_symlinks": self.follow_symlinks}
+        for name, field_name in (
+            ("connections", "connections"),
+            ("window", "window_bytes"),
+            ("bwlimit", "bwlimit_bytes_per_second"),
+        ):
+            if getattr(self, name) is not None:
+                values[field_name] = getattr(self, name)
+        return values
 
 
 @dataclass(frozen=True)
@@ -84,6 +102,9 @@ class TransferDefaults:
     conflict: ConflictPolicy | None = None
     checksum: ChecksumChoice | None = None
 
+
+#: SftpEndpoint link field → the profile's field name.
+_LINK_NAMES = {"window_bytes": "window", "bwlimit_bytes_per_second": "bwlimit"}
 
 _NAME = re.compile(r"^\w[\w .@+-]*$")
 
@@ -170,6 +191,9 @@ class Profile:
             problems.append(("sftp.password", "is only used when auth is 'password'"))
         if not sftp.remote_folder.startswith("/"):
             problems.append(("sftp.remote_folder", "must be an absolute path (start with /)"))
+        link = SftpEndpoint(host=sftp.host or "-", **sftp.link_fields())
+        for key, message in link.link_problems():
+            problems.append((f"sftp.{_LINK_NAMES.get(key, key)}", message))
         if s3.access_key_id and s3.secret_access_key is None:
             problems.append(("s3.secret_access_key", "is required with access_key_id"))
         if s3.secret_access_key is not None and not s3.access_key_id:
@@ -223,6 +247,7 @@ class Profile:
             use_agent=sftp.auth is SftpAuth.AGENT,
             known_hosts=str(Path(sftp.known_hosts).expanduser()) if sftp.known_hosts else None,
             host_key_policy=sftp.host_key_policy,
+            **sftp.link_fields(),
         )
 
     def s3_endpoint(self) -> S3Endpoint:
