@@ -94,6 +94,9 @@ def test_every_dashboard_expression_uses_only_exported_metrics():
         "sftp_s3_files_total",
         "sftp_s3_buffer_pool_bytes_in_use",
         "sftp_s3_buffer_pool_budget_bytes",
+        "sftp_s3_sftp_rtt_seconds",
+        "sftp_s3_sftp_connections",
+        "sftp_s3_sftp_read_ceiling_bytes_per_second",
     ):
         assert required in used, f"the dashboard does not show {required}"
 
@@ -128,6 +131,8 @@ def test_dashboard_uses_the_datasource_variable_everywhere():
     assert units["Resident memory (RSS)"] == "bytes"
     assert units["Disk write bytes"] == "bytes"
     assert units["Part latency: SFTP read vs S3 upload"] == "s"
+    assert units["SFTP read ceiling vs throughput"] == "Bps"
+    assert units["SFTP round trip"] == "s"
 
 
 def test_prometheus_scrapes_the_push_gateway_keeping_pushed_labels():

@@ -11,6 +11,7 @@ from sftp_s3_tui.metrics.sampler import (
     PART_STATES,
     BufferPoolStats,
     Sampler,
+    SftpLinkStats,
     Snapshot,
     TransferStats,
 )
@@ -20,6 +21,7 @@ __all__ = [
     "BufferPoolStats",
     "MetricsExporter",
     "Sampler",
+    "SftpLinkStats",
     "Snapshot",
     "SnapshotMetrics",
     "TransferStats",

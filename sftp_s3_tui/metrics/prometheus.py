@@ -2,8 +2,8 @@
 
 Every number comes from a :class:`~sftp_s3_tui.metrics.sampler.Snapshot`: counters advance by the
 difference between two snapshots, gauges take the snapshot's value and histograms observe the
-part latencies the snapshot carries. Labels are bounded (``side``, ``outcome``); there is no
-per-transfer label.
+part latencies the snapshot carries. Labels are bounded (``side``, ``outcome``, and ``host``
+for the SFTP link figures: hosts only); there is no per-transfer label.
 """
 
 from __future__ import annotations
@@ -156,6 +156,25 @@ class SnapshotMetrics:
             buckets=LATENCY_BUCKETS,
             registry=r,
         )
+        self.sftp_rtt = Gauge(
+            "sftp_s3_sftp_rtt_seconds",
+            "An SFTP host's last measured round trip time.",
+            ["host"],
+            registry=r,
+        )
+        self.sftp_connections = Gauge(
+            "sftp_s3_sftp_connections",
+            "SSH connections open to an SFTP host.",
+            ["host"],
+            registry=r,
+        )
+        self.sftp_read_ceiling = Gauge(
+            "sftp_s3_sftp_read_ceiling_bytes_per_second",
+            "The most an SFTP host's link can deliver: window × connections ÷ RTT "
+            "(or its bandwidth limit).",
+            ["host"],
+            registry=r,
+        )
         # Create every label child now, so each series exists (at 0) from the first push.
         for side in ("sftp", "s3"):
             self.parts_retried.labels(side=side)
@@ -223,6 +242,10 @@ class SnapshotMetrics:
         ):
             if value is not None:
                 gauge.set(value)
+        for link in snapshot.sftp_links:
+            self.sftp_rtt.labels(host=link.host).set(link.rtt_seconds)
+            self.sftp_connections.labels(host=link.host).set(link.connections)
+            self.sftp_read_ceiling.labels(host=link.host).set(link.ceiling_bytes_per_second)
         for seconds in snapshot.sftp_read_seconds:
             self.sftp_read_seconds.observe(seconds)
         for seconds in snapshot.s3_upload_seconds:

@@ -26,6 +26,7 @@ from sftp_s3_tui.engine.events import (
     EventBus,
     PartChanged,
     PartState,
+    SftpLinkMeasured,
     TransferFinished,
     TransferQueued,
     TransferStarted,
@@ -37,6 +38,7 @@ __all__ = [
     "PART_STATES",
     "BufferPoolStats",
     "Sampler",
+    "SftpLinkStats",
     "Snapshot",
     "SnapshotCallback",
     "TransferStats",
@@ -61,6 +63,8 @@ _IN_FLIGHT: tuple[int, ...] = (0, 1, 1, 0, 1, 0)
 
 #: Cap on latency observations kept between two snapshots (a stalled sampler stays bounded).
 MAX_OBSERVATIONS_PER_SNAPSHOT = 65_536
+#: Cap on SFTP hosts whose link figures are kept (the oldest measured goes first).
+MAX_LINK_HOSTS = 64
 
 
 class BufferPoolStats(Protocol):
@@ -109,6 +113,19 @@ class TransferStats:
 
 
 @dataclass(frozen=True, slots=True)
+class SftpLinkStats:
+    """One SFTP host's latest link figures: one connection moves at most its window per
+    round trip, so ``ceiling_bytes_per_second = window_bytes × connections ÷ rtt_seconds``
+    (lowered to the host's ``--bwlimit``, if any)."""
+
+    host: str
+    rtt_seconds: float
+    window_bytes: int
+    connections: int
+    ceiling_bytes_per_second: float
+
+
+@dataclass(frozen=True, slots=True)
 class Snapshot:
     """Every number the UI and Prometheus show, at one instant.
 
@@ -146,6 +163,8 @@ class Snapshot:
     buffer_pool_budget_bytes: int | None
     sftp_read_seconds: tuple[float, ...]
     s3_upload_seconds: tuple[float, ...]
+    #: Each SFTP host's latest measured link (RTT, connections, read ceiling), by host.
+    sftp_links: tuple[SftpLinkStats, ...] = ()
 
     @property
     def parts_retried(self) -> int:
@@ -302,7 +321,9 @@ class Sampler:
             TransferStarted: self._on_started,  # type: ignore[dict-item]
             TransferStateChanged: self._on_state,  # type: ignore[dict-item]
             TransferFinished: self._on_finished,  # type: ignore[dict-item]
+            SftpLinkMeasured: self._on_link,  # type: ignore[dict-item]
         }
+        self._links: dict[str, SftpLinkStats] = {}
 
         # Sampling state.
         self._rate_samples: deque[tuple[float, int]] = deque(maxlen=1024)
@@ -449,6 +470,19 @@ class Sampler:
                 transfer.parts_retried += 1
         elif code == _FAILED:
             self._parts_failed += 1
+
+    def _on_link(self, event: SftpLinkMeasured) -> None:
+        links = self._links
+        links.pop(event.host, None)  # re-inserted: the dict stays in measuring order
+        links[event.host] = SftpLinkStats(
+            host=event.host,
+            rtt_seconds=event.rtt_seconds,
+            window_bytes=event.window_bytes,
+            connections=event.connections,
+            ceiling_bytes_per_second=event.ceiling_bytes_per_second,
+        )
+        if len(links) > MAX_LINK_HOSTS:
+            del links[next(iter(links))]
 
     def _on_queued(self, event: TransferQueued) -> None:
         tid = event.transfer_id
@@ -635,6 +669,7 @@ class Sampler:
             buffer_pool_budget_bytes=pool_budget,
             sftp_read_seconds=tuple(read_seconds),
             s3_upload_seconds=tuple(upload_seconds),
+            sftp_links=tuple(sorted(self._links.values(), key=lambda link: link.host)),
         )
 
     def _evict_finished(self, now: float) -> None:
