@@ -92,6 +92,32 @@ def _common_options(*, in_command: bool) -> _Parser:
     sftp.add_argument(
         "--no-agent", action="store_true", default=flag(False), help="do not use ssh-agent"
     )
+    sftp.add_argument(
+        "--jump",
+        metavar="[USER@]HOST[:PORT]",
+        default=default,
+        help="reach the SFTP host through this bastion (as ssh -J)",
+    )
+    sftp.add_argument(
+        "--follow-symlinks",
+        action="store_true",
+        default=flag(False),
+        help="descend into linked folders (without it they are skipped and counted)",
+    )
+    sftp.add_argument(
+        "--connections",
+        type=int,
+        metavar="N",
+        default=default,
+        help="SSH connections to the host at most (4)",
+    )
+    sftp.add_argument(
+        "--bwlimit",
+        type=_size,
+        metavar="RATE",
+        default=default,
+        help="read at most RATE bytes per second from the host, e.g. 50MiB (unlimited)",
+    )
     s3 = parser.add_argument_group("S3")
     s3.add_argument(
         "--endpoint-url", default=default, help="S3-compatible endpoint (AWS_ENDPOINT_URL)"
@@ -223,6 +249,10 @@ def connection_flags(args: argparse.Namespace) -> ConnectionFlags:
         known_hosts=args.known_hosts,
         accept_new_host_key=args.accept_new_host_key,
         no_agent=args.no_agent,
+        jump=args.jump,
+        follow_symlinks=args.follow_symlinks,
+        connections=args.connections,
+        bwlimit_bytes_per_second=args.bwlimit,
         endpoint_url=args.endpoint_url,
         region=args.region,
         aws_profile=args.aws_profile,

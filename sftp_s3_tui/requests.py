@@ -9,6 +9,7 @@ transfer options are checked, and what each exit code means. Nothing here parses
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from datetime import timedelta
@@ -85,6 +86,10 @@ class ConnectionFlags:
     known_hosts: str | None = None
     accept_new_host_key: bool = False
     no_agent: bool = False
+    jump: str | None = None
+    follow_symlinks: bool = False
+    connections: int | None = None
+    bwlimit_bytes_per_second: int | None = None
     endpoint_url: str | None = None
     region: str | None = None
     aws_profile: str | None = None
@@ -258,6 +263,12 @@ def check_connection_flags(flags: ConnectionFlags, env: Env) -> None:
     check_identity(flags.identity)
     if flags.port is not None and not 1 <= flags.port <= 65535:
         raise UsageError(f"--port {flags.port} is not a port", "use 1 to 65535")
+    if flags.jump:
+        check_jump(flags.jump)
+    if flags.connections is not None and flags.connections < 1:
+        raise UsageError(f"--connections must be at least 1, not {flags.connections}", "")
+    if flags.bwlimit_bytes_per_second is not None and flags.bwlimit_bytes_per_second < 0:
+        raise UsageError("--bwlimit must not be negative", "0 means unlimited")
     if flags.metrics_port is not None and not 0 <= flags.metrics_port <= 65535:
         raise UsageError(f"--metrics-port {flags.metrics_port} is not a port", "use 1 to 65535")
 
@@ -281,6 +292,39 @@ def sftp_endpoint(
 ) -> SftpEndpoint:
     """The SFTP endpoint for one source: the URL first, then flags, then (for the profile's
     own host) the profile, then the seed's variables, then ``$USER``."""
+    return _with_link_flags(_sftp_endpoint(location, flags, env, base), flags)
+
+
+def _with_link_flags(endpoint: SftpEndpoint, flags: ConnectionFlags) -> SftpEndpoint:
+    """How to reach and pull from the host: jump host, links, connections, rate limit."""
+    changes: dict[str, object] = {}
+    if flags.jump:
+        changes["jump"] = check_jump(flags.jump)
+    if flags.follow_symlinks:
+        changes["follow_symlinks"] = True
+    if flags.connections is not None:
+        changes["connections"] = flags.connections
+    if flags.bwlimit_bytes_per_second is not None:
+        changes["bwlimit_bytes_per_second"] = flags.bwlimit_bytes_per_second
+    return replace(endpoint, **changes) if changes else endpoint  # type: ignore[arg-type]
+
+
+_JUMP = re.compile(r"^(?:[^@\s:/]+@)?[^@\s:/]+(?::\d{1,5})?$")
+
+
+def check_jump(jump: str, name: str = "--jump") -> str:
+    """A jump host is ``[user@]host[:port]``, as OpenSSH's ProxyJump takes one."""
+    if not _JUMP.match(jump):
+        raise UsageError(f"{name} {jump!r} is not [user@]host[:port]", "e.g. ops@bastion:22")
+    return jump
+
+
+def _sftp_endpoint(
+    location: SftpLocation,
+    flags: ConnectionFlags,
+    env: Env,
+    base: SftpEndpoint | None = None,
+) -> SftpEndpoint:
     password = env_value(env, "SFTP_PASSWORD")
     if base is not None and base.host == location.host:
         changes: dict[str, object] = {}
@@ -519,6 +563,10 @@ def apply_flags(profile: Profile, flags: ConnectionFlags) -> Profile:
         sftp_changes["known_hosts"] = flags.known_hosts
     if flags.accept_new_host_key:
         sftp_changes["host_key_policy"] = HostKeyPolicy.ACCEPT_NEW
+    if flags.jump:
+        sftp_changes["jump"] = flags.jump
+    if flags.follow_symlinks:
+        sftp_changes["follow_symlinks"] = True
     if flags.identity:
         sftp_changes.update(auth=SftpAuth.KEY, key_file=flags.identity[0], password=None)
     elif flags.no_agent and sftp.auth is SftpAuth.AGENT:

@@ -103,6 +103,8 @@ _SCHEMA: dict[str, tuple[type, dict[str, _Converter]]] = {
             "known_hosts": _text,
             "host_key_policy": _choice(HostKeyPolicy),
             "remote_folder": _text,
+            "jump": _text,
+            "follow_symlinks": _flag,
         },
     ),
     "s3": (

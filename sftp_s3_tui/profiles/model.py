@@ -53,6 +53,8 @@ class SftpSettings:
     known_hosts: str | None = None
     host_key_policy: HostKeyPolicy = HostKeyPolicy.STRICT
     remote_folder: str = "/"
+    jump: str | None = None  # [user@]host[:port] of a bastion (OpenSSH's ProxyJump)
+    follow_symlinks: bool = False
 
 
 @dataclass(frozen=True)
@@ -223,6 +225,8 @@ class Profile:
             use_agent=sftp.auth is SftpAuth.AGENT,
             known_hosts=str(Path(sftp.known_hosts).expanduser()) if sftp.known_hosts else None,
             host_key_policy=sftp.host_key_policy,
+            jump=sftp.jump,
+            follow_symlinks=sftp.follow_symlinks,
         )
 
     def s3_endpoint(self) -> S3Endpoint:
