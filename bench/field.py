@@ -63,17 +63,7 @@ RAW_VARIANTS: dict[str, list[str]] = {
 RCLONE_VARIANTS: dict[str, list[str]] = {
     "rclone copyto (defaults)": [],
     "rclone copyto --multi-thread-streams 8": ["--multi-thread-streams", "8"],
-    "rclone copyto, tuned for a far link": [
-        "--multi-thread-streams",
-        "8",
-        "--multi-thread-cutoff",
-        "0",
-        "--sftp-chunk-size",
-        "255k",
-        "--sftp-concurrency",
-        "128",
-        "--sftp-disable-hashcheck",
-    ],
+    "rclone copyto --multi-thread-streams 16": ["--multi-thread-streams", "16"],
 }
 S5CMD_VARIANTS: dict[str, list[str]] = {
     "s5cmd cp (defaults)": [],
@@ -122,6 +112,7 @@ class Config:
     rounds: int
     rounds_at: dict[float, int]  # fewer rounds at a high RTT
     product_args: list[str]
+    rclone_variants: dict[str, list[str]]
     rss_overhead: int
     memory_budget: int
 
@@ -151,11 +142,30 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default="seaweedfs",
         help="sinks behind RTT > 0 (moto eats a core; the SFTP side is the limit there)",
     )
+    parser.add_argument(
+        "--rclone-variant",
+        action="append",
+        default=[],
+        metavar="FLAGS",
+        help="one more rclone variant for the large file, e.g. '--multi-thread-streams 16'",
+    )
+    parser.add_argument(
+        "--only-rclone-variants",
+        action="store_true",
+        help="run only the --rclone-variant ones (a sweep), not the built-in variants",
+    )
+    parser.add_argument(
+        "--skip",
+        action="append",
+        default=[],
+        choices=("product", "rclone", "raw", "s5cmd", "baseline"),
+        help="leave a kind of client out (for a look at the others)",
+    )
     parser.add_argument("--small-count", type=int, default=2000)
     parser.add_argument("--small-size", type=parse_size, default=parse_size("64KiB"))
     parser.add_argument("--small-rtt", type=float, default=50.0)
     parser.add_argument("--small-sinks", default="seaweedfs")
-    parser.add_argument("--rclone-transfers", default="16,32,64", help="small-file sweep")
+    parser.add_argument("--rclone-transfers", default="32,64", help="small-file sweep")
     parser.add_argument(
         "--product-arg",
         action="append",
@@ -205,6 +215,7 @@ def config_from(args: argparse.Namespace) -> Config:
             rounds=1,
             rounds_at={},
             product_args=args.product_arg,
+            rclone_variants=rclone_variants(args),
             rss_overhead=args.rss_overhead,
             memory_budget=args.memory_budget,
         )
@@ -224,9 +235,17 @@ def config_from(args: argparse.Namespace) -> Config:
         rounds=args.rounds,
         rounds_at=_pairs(args.rounds_at, int),
         product_args=args.product_arg,
+        rclone_variants=rclone_variants(args),
         rss_overhead=args.rss_overhead,
         memory_budget=args.memory_budget,
     )
+
+
+def rclone_variants(args: argparse.Namespace) -> dict[str, list[str]]:
+    variants = {} if args.only_rclone_variants else dict(RCLONE_VARIANTS)
+    for flags in args.rclone_variant:
+        variants[f"rclone copyto {flags}"] = flags.split()
+    return variants
 
 
 # -- the world: sshd, the proxies, the sinks -------------------------------------------------
@@ -412,7 +431,7 @@ def large_runs(world: World, config: Config, rtt: float, sink_name: str) -> list
             notes=" ".join(config.product_args),
         )
     ]
-    for name, flags in RCLONE_VARIANTS.items():
+    for name, flags in config.rclone_variants.items():
         key = f"{_slug(name)}/{tag}"
         runs.append(
             Run(
@@ -606,6 +625,7 @@ def run_one(world: World, run: Run, round_number: int) -> dict[str, Any]:
         "peak_rss_bytes": measurement.peak_rss_bytes,
         "cpu_seconds": measurement.cpu_seconds,
         "write_bytes": measurement.write_bytes,
+        "stderr_tail": measurement.stderr.strip()[-600:],
     }
 
 
@@ -625,7 +645,7 @@ def main(argv: list[str] | None = None) -> int:
     records: list[dict[str, Any]] = []
     try:
         with running_world(base, config) as world:
-            runs = all_runs(world, config)
+            runs = [r for r in all_runs(world, config) if r.role not in args.skip]
             print(
                 f"servers and data ready after {time.monotonic() - began:.0f}s; "
                 f"{len(runs)} clients",
@@ -989,6 +1009,8 @@ def glance(rows: list[dict[str, Any]]) -> list[str]:
     raw_at = {(r["rtt_ms"], r["name"]): r for r in large if r["role"] == "raw"}
     s5_at = {(r["sink"], r["name"]): r for r in large if r["role"] == "s5cmd"}
     cells = sorted({(r["rtt_ms"], r["sink"]) for r in large if r["role"] == "product"})
+    if not cells:
+        return ["(no large-file runs)"]
     out = ["| RTT · sink | " + " | ".join(columns) + " |", "|---" + "|---:" * len(columns) + "|"]
     for rtt, sink in cells:
         values = []
