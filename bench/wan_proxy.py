@@ -102,6 +102,8 @@ async def serve(target_host: str, target_port: int, rtt_seconds: float) -> None:
             await asyncio.gather(
                 _delay_line(client_r, server_w, half), _delay_line(server_r, client_w, half)
             )
+        except asyncio.CancelledError:
+            pass  # the proxy is stopping: end quietly (no traceback from the stream callback)
         finally:
             for writer in (client_w, server_w):
                 writer.close()
