@@ -70,6 +70,8 @@ S5CMD_VARIANTS: dict[str, list[str]] = {
     "s5cmd cp --concurrency 8 --part-size 8": ["--concurrency", "8", "--part-size", "8"],
 }
 RCLONE_DEFAULT = "rclone copyto (defaults)"
+#: A client still running after this is killed and its run recorded as failed.
+RUN_TIMEOUT_SECONDS = 300.0
 PRODUCT = "sftp-s3-tui copy"
 SMALL_PRODUCT = "sftp-s3-tui copy (folder)"
 
@@ -588,7 +590,9 @@ def check(world: World, run: Run) -> str:
 
 
 def run_one(world: World, run: Run, round_number: int) -> dict[str, Any]:
-    measurement = run_measured(run.argv, env=run.env, cwd=HERE.parent)
+    measurement = run_measured(
+        run.argv, env=run.env, cwd=HERE.parent, timeout_seconds=RUN_TIMEOUT_SECONDS
+    )
     problem = ""
     if measurement.returncode != 0:
         problem = f"exit {measurement.returncode}: {measurement.stderr.strip()[-400:]}"
