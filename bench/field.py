@@ -307,11 +307,12 @@ def running_world(base: Path, config: Config) -> Iterator[World]:
 # -- the clients -------------------------------------------------------------------------------
 
 
-def base_env(world: World) -> dict[str, str]:
+def base_env(world: World, sink: MotoServer | None = None) -> dict[str, str]:
+    """Our environment, isolated: the sink's credentials, no agent, own state dir and HOME."""
     env = {k: v for k, v in os.environ.items() if k not in ("AWS_CA_BUNDLE", "SSH_AUTH_SOCK")}
     env.update(
-        AWS_ACCESS_KEY_ID=DEMO_ACCESS_KEY_ID,
-        AWS_SECRET_ACCESS_KEY=DEMO_SECRET_ACCESS_KEY,
+        AWS_ACCESS_KEY_ID=sink.access_key_id if sink else DEMO_ACCESS_KEY_ID,
+        AWS_SECRET_ACCESS_KEY=sink.secret_access_key if sink else DEMO_SECRET_ACCESS_KEY,
         AWS_REGION=DEMO_REGION,
         AWS_DEFAULT_REGION=DEMO_REGION,
         XDG_STATE_HOME=str(world.scratch / "state"),
@@ -359,7 +360,7 @@ def rclone_env(world: World, info: SftpServerInfo, sink: MotoServer) -> dict[str
     """Remotes ``src`` (sftp, the test key) and ``dst`` (s3) from environment variables only."""
     config = world.scratch / "rclone.conf"  # empty: every setting is in the environment
     config.touch()
-    env = base_env(world)
+    env = base_env(world, sink)
     env.update(
         RCLONE_CONFIG=str(config),
         RCLONE_CONFIG_SRC_TYPE="sftp",
@@ -371,8 +372,8 @@ def rclone_env(world: World, info: SftpServerInfo, sink: MotoServer) -> dict[str
         RCLONE_CONFIG_DST_TYPE="s3",
         RCLONE_CONFIG_DST_PROVIDER="SeaweedFS" if sink.name == "seaweedfs" else "Other",
         RCLONE_CONFIG_DST_ENDPOINT=sink.url,
-        RCLONE_CONFIG_DST_ACCESS_KEY_ID=DEMO_ACCESS_KEY_ID,
-        RCLONE_CONFIG_DST_SECRET_ACCESS_KEY=DEMO_SECRET_ACCESS_KEY,
+        RCLONE_CONFIG_DST_ACCESS_KEY_ID=sink.access_key_id,
+        RCLONE_CONFIG_DST_SECRET_ACCESS_KEY=sink.secret_access_key,
         RCLONE_CONFIG_DST_REGION=DEMO_REGION,
         RCLONE_CONFIG_DST_FORCE_PATH_STYLE="true",
     )
@@ -426,7 +427,7 @@ def large_runs(world: World, config: Config, rtt: float, sink_name: str) -> list
                 *product_argv(info, sink, remote, f"s3://{BUCKET}/product/{tag}"),
                 *config.product_args,
             ],
-            base_env(world),
+            base_env(world, sink),
             size,
             "bytes",
             key=f"product/{tag}",
@@ -470,7 +471,7 @@ def s5cmd_runs(world: World, config: Config, sink_name: str) -> list[Run]:
                 sink_name,
                 "large",
                 [*argv, f"s3://{BUCKET}/{key}"],
-                base_env(world),
+                base_env(world, sink),
                 size,
                 "bytes",
                 key=key,
@@ -491,7 +492,7 @@ def baseline_run(world: World, sink_name: str) -> Run:
         sink_name,
         "large",
         product_argv(info, sink, remote, f"s3://{BUCKET}/baseline/f00000.bin"),
-        base_env(world),
+        base_env(world, sink),
         1,
         "files",
         key="baseline/f00000.bin",
@@ -514,7 +515,7 @@ def small_runs(world: World, config: Config, sink_name: str) -> list[Run]:
                 *product_argv(info, sink, world.small_folder + "/", f"s3://{BUCKET}/ps-{tag}/"),
                 *config.product_args,
             ],
-            base_env(world),
+            base_env(world, sink),
             count,
             "files",
             prefix=f"ps-{tag}/",
@@ -939,8 +940,8 @@ def markdown(results: dict[str, Any]) -> str:
         + (" (**--quick smoke run: figures mean nothing**)" if config.get("quick") else "")
         + ".",
         "",
-        "sshd on loopback behind a latency proxy (`bench/wan_proxy.py`: a delay line, RTT/2 "
-        "each way, no bandwidth cap) at each RTT; 0 ms is loopback without the proxy. S3 on "
+        "sshd on loopback behind a latency proxy (tests/reliability/proxy.py's delay line in "
+        "its own process: RTT/2 each way, no bandwidth cap) at each RTT; 0 ms is loopback without the proxy. S3 on "
         "loopback. Every client is its own process, measured from outside: wall time from start "
         "to exit (start-up and logins included), peak RSS of its process tree, CPU user+sys. "
         "MB/s is 10⁶ bytes/s. Medians over the rounds; the ratios pair runs of the same round. "

