@@ -940,12 +940,13 @@ def markdown(results: dict[str, Any]) -> str:
         + (" (**--quick smoke run: figures mean nothing**)" if config.get("quick") else "")
         + ".",
         "",
-        "sshd on loopback behind a latency proxy (tests/reliability/proxy.py's delay line in "
-        "its own process: RTT/2 each way, no bandwidth cap) at each RTT; 0 ms is loopback without the proxy. S3 on "
-        "loopback. Every client is its own process, measured from outside: wall time from start "
-        "to exit (start-up and logins included), peak RSS of its process tree, CPU user+sys. "
-        "MB/s is 10⁶ bytes/s. Medians over the rounds; the ratios pair runs of the same round. "
-        "Servers and the proxy run on the same cores and are not counted.",
+        "sshd on loopback behind a latency proxy (tests/reliability/proxy.py's delay line "
+        "in its own process: RTT/2 each way, no bandwidth cap) at each RTT; 0 ms is "
+        "loopback without the proxy. S3 on loopback. Every client is its own process, "
+        "measured from outside: wall time from start to exit (start-up and logins "
+        "included), peak RSS of its process tree, CPU user+sys. MB/s is 10⁶ bytes/s. "
+        "Medians over the rounds; the ratios pair runs of the same round. Servers and the "
+        "proxy run on the same cores and are not counted.",
         "",
         "## Targets (issue 15)",
         "",
