@@ -9,19 +9,20 @@ transfer options are checked, and what each exit code means. Nothing here parses
 
 from __future__ import annotations
 
-import os
-import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from datetime import timedelta
 from pathlib import Path
 
 from .engine.config import (
+    ChecksumChoice,
     ConflictPolicy,
     HostKeyPolicy,
     S3Endpoint,
     SftpEndpoint,
     TransferOptions,
+    check_endpoint_url,
+    check_region,
 )
 from .engine.errors import (
     ConfigError,
@@ -102,6 +103,7 @@ class TransferFlags:
     s3_concurrency: int | None = None
     files_in_flight: int | None = None
     conflict: str | None = None
+    checksum: str | None = None
     sha256_metadata: bool = False
 
 
@@ -162,7 +164,7 @@ class AppRequest:
 # .env
 
 
-def load_env_file(path: str | Path, env: dict[str, str] | os._Environ[str]) -> int:
+def load_env_file(path: str | Path, env: MutableMapping[str, str]) -> int:
     """Read ``KEY=value`` lines of a ``.env`` file into ``env`` (set variables win).
 
     Returns how many variables it set. A missing or unreadable file is a usage error.
@@ -187,31 +189,8 @@ def load_env_file(path: str | Path, env: dict[str, str] | os._Environ[str]) -> i
 # --------------------------------------------------------------------------------------------
 # Checks of single values (one clear line each, never a traceback later)
 
-_REGION = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
-_URL = re.compile(r"^https?://[^/\s:]+(:\d{1,5})?(/\S*)?$")
 
-
-def check_endpoint_url(url: str | None, name: str = "--endpoint-url") -> str | None:
-    """An S3 endpoint must be an http:// or https:// URL (``localhost:9000`` is not)."""
-    if url is None:
-        return None
-    if not _URL.match(url):
-        raise UsageError(
-            f"{name} {url!r} is not an http:// or https:// URL",
-            f"write it like http://{url.split('://')[-1]}" if "://" not in url else "",
-        )
-    return url
-
-
-def check_region(region: str | None, name: str = "--region") -> str | None:
-    if region is None:
-        return None
-    if not _REGION.match(region):
-        raise UsageError(f"{name} {region!r} is not an AWS region name", "e.g. eu-west-1")
-    return region
-
-
-def check_aws_profile(name: str | None, env: Env) -> str | None:
+def check_aws_profile(name: str | None) -> str | None:
     """An AWS profile must exist in ~/.aws/config or ~/.aws/credentials."""
     if name is None:
         return None
@@ -247,12 +226,14 @@ def check_known_hosts(path: str | None) -> str | None:
     return path
 
 
-def check_identity(paths: Sequence[str]) -> tuple[str, ...]:
+def check_identity(
+    paths: Sequence[str], hint: str = "check the --identity path"
+) -> tuple[str, ...]:
     """Every --identity must be a readable file (a missing key is not a network error)."""
     for path in paths:
         file = Path(path).expanduser()
         if not file.exists():
-            raise UsageError(f"No key file at {file}", "check the --identity path")
+            raise UsageError(f"No key file at {file}", hint)
         if file.is_dir():
             raise UsageError(f"--identity {file} is a folder", "give the private key file")
         try:
@@ -269,7 +250,7 @@ def check_connection_flags(flags: ConnectionFlags, env: Env) -> None:
     """Every connection flag that can be checked before connecting, checked."""
     check_endpoint_url(flags.endpoint_url)
     check_region(flags.region)
-    check_aws_profile(flags.aws_profile, env)
+    check_aws_profile(flags.aws_profile)
     check_known_hosts(flags.known_hosts)
     check_identity(flags.identity)
     if flags.port is not None and not 1 <= flags.port <= 65535:
@@ -355,7 +336,7 @@ def s3_endpoint(flags: ConnectionFlags, env: Env, base: S3Endpoint | None = None
     if flags.region:
         changes["region"] = check_region(flags.region)
     if flags.aws_profile:
-        changes["profile"] = check_aws_profile(flags.aws_profile, env)
+        changes["profile"] = check_aws_profile(flags.aws_profile)
     if flags.path_style:
         changes["path_style"] = True
     if flags.no_verify_tls:
@@ -365,16 +346,7 @@ def s3_endpoint(flags: ConnectionFlags, env: Env, base: S3Endpoint | None = None
 
 def with_aws_defaults(endpoint: S3Endpoint, env: Env) -> S3Endpoint:
     """Fill an unset endpoint URL and region from the standard AWS variables (every front)."""
-    changes: dict[str, object] = {}
-    if endpoint.endpoint_url is None:
-        url = env_value(env, "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL")
-        if url:
-            changes["endpoint_url"] = check_endpoint_url(url, "AWS_ENDPOINT_URL")
-    if endpoint.region is None:
-        region = env_value(env, "AWS_REGION", "AWS_DEFAULT_REGION")
-        if region:
-            changes["region"] = check_region(region, "AWS_REGION")
-    return replace(endpoint, **changes) if changes else endpoint  # type: ignore[arg-type]
+    return endpoint.with_env_defaults(env)
 
 
 def transfer_options(
@@ -387,7 +359,7 @@ def transfer_options(
     changes: dict[str, object] = {}
     for f in fields(TransferFlags):
         value = getattr(flags, f.name)
-        if f.name in ("conflict", "sha256_metadata") or value is None:
+        if f.name in ("conflict", "checksum", "sha256_metadata") or value is None:
             continue
         changes[f.name] = value
     if flags.conflict:
@@ -396,6 +368,12 @@ def transfer_options(
         except ValueError as exc:
             choices = ", ".join(p.value for p in ConflictPolicy)
             raise UsageError(f"Unknown conflict policy {flags.conflict!r}", choices) from exc
+    if flags.checksum:
+        try:
+            changes["checksum"] = ChecksumChoice(flags.checksum)
+        except ValueError as exc:
+            choices = ", ".join(c.value for c in ChecksumChoice)
+            raise UsageError(f"Unknown checksum {flags.checksum!r}", choices) from exc
     if flags.sha256_metadata:
         changes["sha256_metadata"] = True
     return replace(options, **changes).validated(names)  # type: ignore[arg-type]
@@ -455,10 +433,14 @@ def copy_request(
     options = transfer_options(transfer, profile.transfer_options() if profile else None)
     if len(locations) > 1 and not dest.is_prefix:
         raise exact_key_error(len(locations), dest, "end DEST with / to copy into a prefix")
+    sources = tuple(
+        PlanSource(sftp_endpoint(loc, flags, env, sftp_base), loc.path) for loc in locations
+    )
+    if profile is not None and not flags.identity:  # the profile's key_file
+        for source in sources:
+            check_identity(source.endpoint.identity_files, f"check profile {profile.name!r}")
     return CopyRequest(
-        sources=tuple(
-            PlanSource(sftp_endpoint(loc, flags, env, sftp_base), loc.path) for loc in locations
-        ),
+        sources=sources,
         dest=dest,
         s3=s3,
         options=options,

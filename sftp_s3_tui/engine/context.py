@@ -29,6 +29,7 @@ class EngineContext:
     buckets_checked: dict[str, asyncio.Task[None]] = field(default_factory=dict)
     storage_class: str | None = None
     server_side_encryption: str | None = None
+    endpoint_name: str = ""  # the S3 endpoint as people know it (its URL, or "aws (region)")
 
     async def ensure_bucket(self, bucket: str) -> None:
         task = self.buckets_checked.get(bucket)

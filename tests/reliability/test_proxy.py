@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+import sys
 import time
+from asyncio.subprocess import PIPE
 from typing import Any
 
 import pytest
@@ -51,6 +53,33 @@ async def test_latency_delays_every_chunk_by_half_the_rtt_each_way_in_parallel()
         await proxy.wait_for(lambda p: p.open_connections == 0)
     finally:
         proxy.stop()
+        server.close()
+        await server.wait_closed()
+
+
+async def test_the_proxy_runs_as_its_own_process_for_the_bench() -> None:
+    server = await asyncio.start_server(_echo, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    command = [sys.executable, "-m", "tests.reliability.proxy", "127.0.0.1", str(port)]
+    process = await asyncio.create_subprocess_exec(
+        *command, "--rtt-seconds", "0.2", stdin=PIPE, stdout=PIPE
+    )
+    try:
+        assert process.stdout is not None and process.stdin is not None
+        proxy_port = int(await asyncio.wait_for(process.stdout.readline(), timeout=60))
+        reader, writer = await asyncio.open_connection("127.0.0.1", proxy_port)
+        started = time.monotonic()
+        writer.write(b"ping")
+        assert await asyncio.wait_for(reader.readexactly(4), timeout=30) == b"ping"
+        assert time.monotonic() - started >= 0.2 - 0.01
+        writer.close()
+        await writer.wait_closed()
+        process.stdin.close()  # the parent going away ends it
+        assert await asyncio.wait_for(process.wait(), timeout=30) == 0
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
         server.close()
         await server.wait_closed()
 
