@@ -175,6 +175,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="extra flag for the product (repeat: --product-arg=--connections --product-arg=4)",
     )
     parser.add_argument(
+        "--product-checkout",
+        type=Path,
+        default=None,
+        help="run the product of another checkout (its .venv), e.g. to compare two branches",
+    )
+    parser.add_argument(
         "--memory-budget",
         type=parse_size,
         default=parse_size("512MiB"),
@@ -336,9 +342,22 @@ def tool(name: str) -> str:
     return str(path)
 
 
+#: The checkout whose product runs (``--product-checkout``); this one by default.
+PRODUCT_CHECKOUT = HERE.parent
+
+
+def product_python() -> str:
+    if HERE.parent == PRODUCT_CHECKOUT:
+        return sys.executable
+    python = PRODUCT_CHECKOUT / ".venv" / "bin" / "python"
+    if not python.exists():
+        raise SystemExit(f"no {python}: run `uv sync` in {PRODUCT_CHECKOUT}")
+    return str(python)
+
+
 def product_argv(info: SftpServerInfo, sink: MotoServer, remote: str, dest: str) -> list[str]:
     return [
-        sys.executable,
+        product_python(),
         "-m",
         "sftp_s3_tui",
         "copy",
@@ -592,7 +611,10 @@ def check(world: World, run: Run) -> str:
 
 def run_one(world: World, run: Run, round_number: int) -> dict[str, Any]:
     measurement = run_measured(
-        run.argv, env=run.env, cwd=HERE.parent, timeout_seconds=RUN_TIMEOUT_SECONDS
+        run.argv,
+        env=run.env,
+        cwd=PRODUCT_CHECKOUT if run.role in ("product", "baseline") else HERE.parent,
+        timeout_seconds=RUN_TIMEOUT_SECONDS,
     )
     problem = ""
     if measurement.returncode != 0:
@@ -642,6 +664,9 @@ def main(argv: list[str] | None = None) -> int:
         (out / "FIELD.md").write_text(markdown(json.loads((out / "field.json").read_text())))
         return 0
     config = config_from(args)
+    if args.product_checkout is not None:
+        global PRODUCT_CHECKOUT
+        PRODUCT_CHECKOUT = args.product_checkout.resolve()
     began = time.monotonic()
     load_at_start = ", ".join(f"{x:.2f}" for x in os.getloadavg())
     base = Path(tempfile.mkdtemp(prefix="sftp-s3-field-"))
@@ -673,6 +698,7 @@ def main(argv: list[str] | None = None) -> int:
             "rounds_at": {f"{k:g}": v for k, v in config.rounds_at.items()},
             "argv": sys.argv[1:] if argv is None else argv,
             "quick": args.quick,
+            "product_checkout": str(PRODUCT_CHECKOUT),
             "wall_seconds": round(time.monotonic() - began, 1),
         },
         "machine": {
