@@ -13,6 +13,7 @@ from collections.abc import Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from datetime import timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .engine.config import (
     ChecksumChoice,
@@ -33,8 +34,10 @@ from .engine.errors import (
     UsageError,
 )
 from .engine.locations import S3Location, SftpLocation, parse_s3_url, parse_sftp_url
-from .engine.plan import PlanSource, exact_key_error
 from .profiles import Profile, ProfileStore, S3Settings, Secret, SftpAuth, SftpSettings
+
+if TYPE_CHECKING:  # the plan pulls in asyncssh: not needed to parse flags or print --help
+    from .engine.plan import PlanSource
 
 #: Exit codes of every command (documented in README and ``--help``).
 EXIT_OK = 0  # every file landed (or was skipped by the conflict policy)
@@ -431,6 +434,8 @@ def copy_request(
     )
     s3 = s3_endpoint(flags, env, profile.s3_endpoint() if profile else None)
     options = transfer_options(transfer, profile.transfer_options() if profile else None)
+    from .engine.plan import PlanSource, exact_key_error
+
     if len(locations) > 1 and not dest.is_prefix:
         raise exact_key_error(len(locations), dest, "end DEST with / to copy into a prefix")
     sources = tuple(

@@ -186,6 +186,19 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         metafunc.parametrize("s3_store", stores, indirect=True, ids=stores)
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """A test over both SFTP servers and both stores runs the second store on sshd only: the
+    embedded SFTP server says nothing new about SeaweedFS (and the suite stays short)."""
+    kept, dropped = [], []
+    for item in items:
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        second_store = params.get("s3_store") not in (None, "moto")
+        (dropped if second_store and params.get("sftp_server") == "asyncssh" else kept).append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept
+
+
 #: Fixtures that exist only on moto (the faulty S3 shares moto's in-process buckets).
 _MOTO_ONLY = {"moto_server", "faulty_s3", "s3_faults", "faulty_endpoint"}
 

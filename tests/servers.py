@@ -611,6 +611,7 @@ class SeaweedFsServer:
     from an ``-s3.config`` JSON. ``start()`` returns once S3 answers a signed ListBuckets.
     It has the same surface as the demo's ``EmbeddedS3Server`` where tests use it:
     ``endpoint()``, ``client()``, ``create_bucket()``, ``delete_bucket()``, ``host``, ``port``.
+    Start it from a long-lived thread: the child gets SIGTERM when that thread ends.
     """
 
     kind = "seaweedfs"

@@ -417,3 +417,23 @@ def test_more_bad_values_are_one_line_and_exit_2(
 
     assert done.returncode == 2, done.stderr
     assert len(done.stderr.strip().splitlines()) == 1 and words in done.stderr
+
+
+def test_an_unreachable_s3_endpoint_is_one_line_naming_it_and_exit_4(
+    openssh_sftp: SftpServerInfo, s3_endpoint: S3Endpoint
+) -> None:
+    from sftp_s3_tui.demo import free_port
+
+    openssh_sftp.write_file("closed/a.csv", b"a")
+    closed = f"http://127.0.0.1:{free_port()}"
+    args = [
+        a if a != s3_endpoint.endpoint_url else closed for a in key_args(openssh_sftp, s3_endpoint)
+    ]
+
+    done = run_cli("copy", source_url(openssh_sftp, "closed/a.csv"), "s3://landing/", *args)
+
+    assert done.returncode == 4
+    assert done.stderr.strip().splitlines() == [
+        f"sftp-s3-tui: Opening bucket 'landing': cannot reach the S3 endpoint ({closed}) — "
+        "check --endpoint-url and network"
+    ]

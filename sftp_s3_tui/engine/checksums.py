@@ -310,12 +310,15 @@ async def _try(
             raise
         return _Trial(False, f"{name}: CreateMultipartUpload refused it ({_reason(exc)})")
     try:
-        return await asyncio.shield(_parts(client, bucket, key, upload_id, algorithm, encrypted))
+        trial = await asyncio.shield(_parts(client, bucket, key, upload_id, algorithm, encrypted))
     finally:
         try:
             await asyncio.shield(s3.abort_upload(client, bucket, key, upload_id))
+            left_open = ""
         except TransferError as exc:
             log.warning("could not abort the probe upload %s: %s", upload_id, exc)
+            left_open = f"; its probe upload {upload_id} could not be aborted ({_reason(exc)})"
+    return replace(trial, finding=trial.finding + left_open) if left_open else trial
 
 
 async def _parts(

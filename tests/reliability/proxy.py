@@ -337,7 +337,8 @@ class FaultProxy:
 
     def set_rtt(self, rtt_seconds: float) -> None:
         """Add ``rtt_seconds`` of round trip (RTT/2 each way), no bandwidth cap. Connections
-        accepted before latency was first set keep forwarding without a delay line."""
+        accepted before latency was first set keep forwarding without a delay line; a delayed
+        direction keeps receiving during a stall (up to 64 MiB per connection)."""
         self.rtt_seconds = rtt_seconds
 
     def flip_byte(self, nth: int = 1, match: str = "") -> None:

@@ -121,3 +121,27 @@ def _client_through(store: S3Store, url: str) -> Any:
             s3={"addressing_style": "path"}, retries={"mode": "standard", "total_max_attempts": 1}
         ),
     )
+
+
+def test_the_flip_finds_the_nth_matching_body_across_chunks_and_requests() -> None:
+    from .proxy import _FlipRule, _HttpRequests
+
+    def request(target: str, body: bytes) -> bytes:
+        head = f"PUT {target} HTTP/1.1\r\nHost: s3\r\nContent-Length: {len(body)}\r\n\r\n"
+        return head.encode() + body
+
+    stream = (
+        request("/b/k?partNumber=1", b"a" * 10)
+        + b"GET /b/k?partNumber=9 HTTP/1.1\r\nHost: s3\r\n\r\n"  # no body: not counted
+        + request("/b/k?partNumber=2", b"b" * 10)
+        + request("/b/k?partNumber=3", b"c" * 10)
+    )
+    rule = _FlipRule(nth=2, match=b"partNumber=")
+    parser = _HttpRequests()
+    out = b"".join(parser.feed(stream[i : i + 7], rule)[0] for i in range(0, len(stream), 7))
+
+    assert len(out) == len(stream)
+    changed = [i for i, (x, y) in enumerate(zip(out, stream, strict=True)) if x != y]
+    assert len(changed) == 1 and stream[changed[0]] == ord("b"), "one byte of part 2's body"
+    ssh = b"SSH-2.0-OpenSSH_9.2\r\n" + bytes(range(256))
+    assert _HttpRequests().feed(ssh, _FlipRule(nth=1, match=b""))[0] == ssh
