@@ -974,6 +974,7 @@ def markdown(results: dict[str, Any]) -> str:
         "Medians over the rounds; the ratios pair runs of the same round. Servers and the "
         "proxy run on the same cores and are not counted.",
         "",
+        *_load_warning(info),
         "## Targets (issue 15)",
         "",
         "| target | figure | must reach | verdict | detail |",
@@ -1028,6 +1029,30 @@ def markdown(results: dict[str, Any]) -> str:
         *(f"| {k} | {v} |" for k, v in info.items()),
     ]
     return "\n".join(lines) + "\n"
+
+
+def _load_warning(info: dict[str, Any]) -> list[str]:
+    """A loud line when the machine was busy with other work: the figures then mislead."""
+    try:
+        cores = int(info.get("cores", "0"))
+        loads = [
+            float(str(info.get(key, "0")).split(",")[0])
+            for key in (
+                "load average (1, 5, 15 min) at the start",
+                "load average (1, 5, 15 min) at the end",
+            )
+        ]
+    except ValueError:
+        return []
+    if not cores or max(loads) <= cores:
+        return []
+    return [
+        f"**Shared machine: load average {max(loads):.1f} on {cores} cores during this run. "
+        "Every client was starved of CPU, so rates are far below what the same clients reach "
+        "on a quiet machine and the speed ratios say little; CPU seconds per GiB are the "
+        "steadier figures. Run it again on a quiet machine before judging a target.**",
+        "",
+    ]
 
 
 def glance(rows: list[dict[str, Any]]) -> list[str]:
