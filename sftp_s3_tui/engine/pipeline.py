@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import Any, TypeVar
 
-from . import s3
+from . import s3, shared_resume
 from .checksums import (
     HEADER_NAME,
     SESSION_PROBES,
@@ -33,7 +33,6 @@ from .config import MAX_PART_SIZE, ChecksumChoice, ConflictPolicy, TransferOptio
 from .context import EngineContext
 from .digest import DigestState, StreamDigest
 from .errors import (
-    JournalWriteFailed,
     SourceChanged,
     StoreChecksumWrong,
     TransferError,
@@ -273,6 +272,8 @@ class FileTransfer:
         ctx = self.ctx
         if self.job.problem:
             raise UsageError(self.job.problem)
+        if self.job.skipped:
+            return self._result(TransferState.SKIPPED, None, 0, self.job.skipped)
         await ctx.ensure_bucket(self.job.bucket)
         source = Source(ctx, self.job)
         try:
@@ -492,32 +493,42 @@ class FileTransfer:
         result when an earlier run already completed it (killed before it could say so)."""
         ctx, job = self.ctx, self.job
         assert self.store is not None
-        if ctx.journal is not None:
-            try:
-                entry = ctx.journal.load(job.source, job.bucket, job.key)
-            except OSError as exc:
-                raise JournalWriteFailed(
-                    f"Could not read the journal ({ctx.journal.folder}): {exc.strerror or exc}",
-                    "fix the state folder (or use --no-resume); nothing was uploaded",
-                ) from exc
-            if entry is not None:
-                upload = await MultipartUpload.resume(ctx, job, entry, part_size, self._notice)
+        # The key's record stays locked until the transfer ends (MultipartUpload.release):
+        # an overlapping run gets JournalBusy instead of resuming or replacing it. A journal
+        # that cannot be read or written raises JournalError (one line; nothing uploaded).
+        claim = ctx.journal.claim(job.bucket, job.key) if ctx.journal is not None else None
+        try:
+            if claim is not None and claim.entry is None and ctx.options.resume_in_s3:
+                found = await shared_resume.load(ctx.s3, job.bucket, job.key)
+                if found is not None:  # a run on another machine left it
+                    self._notice("found the resume state of an earlier run in S3")
+                    await asyncio.to_thread(claim.adopt, found)
+            entry = claim.entry if claim is not None else None
+            if claim is not None and entry is not None:
+                upload = await MultipartUpload.resume(ctx, job, claim, part_size, self._notice)
                 if upload is not None:
                     self.resumed_parts = len(upload.parts)
                     return upload
-                if entry.size == job.size and entry.mtime == job.mtime:
+                if claim.entry is not None:  # the upload is gone from S3
                     finished = await self._finished_earlier(entry, part_size)
+                    claim.forget()
                     if finished is not None:
+                        claim.release()
                         return finished
                     self._notice("the earlier upload is gone from S3; restarting from zero")
-        return await MultipartUpload.start(
-            ctx,
-            job,
-            part_size,
-            self.store,
-            Metadata={META_MTIME: str(job.mtime)},
-            **self._object_options(),
-        )
+            return await MultipartUpload.start(
+                ctx,
+                job,
+                claim,
+                part_size,
+                self.store,
+                Metadata={META_MTIME: str(job.mtime)},
+                **self._object_options(),
+            )
+        except BaseException:
+            if claim is not None:
+                claim.release()
+            raise
 
     async def _finished_earlier(self, entry: JournalEntry, part_size: int) -> TransferResult | None:
         """The journaled upload is gone: if the key holds the object it was completing (size,
@@ -546,8 +557,6 @@ class FileTransfer:
         if not verified_by:
             return None
         self._notice("an earlier run completed this upload; nothing to send")
-        if self.ctx.journal is not None:
-            self.ctx.journal.forget(job.source, job.bucket, job.key)
         await self._store_sha256(job.size, digest.sha256_hex(), algorithm)
         return self._result(
             TransferState.DONE,
@@ -558,11 +567,19 @@ class FileTransfer:
         )
 
     async def _multipart(self, source: Source, size: int, part_size: int) -> TransferResult:
-        count = part_count(size, part_size)
         opened = await self._open_upload(part_size)
         if isinstance(opened, TransferResult):
             return opened
-        upload = opened
+        try:
+            return await self._upload_parts(source, opened, size, part_size)
+        finally:
+            # after forget(): the record goes while this run holds the key
+            await asyncio.shield(opened.release())
+
+    async def _upload_parts(
+        self, source: Source, upload: MultipartUpload, size: int, part_size: int
+    ) -> TransferResult:
+        count = part_count(size, part_size)
         digest = StreamDigest(upload.digest_state)
         self.ctx.bus.emit(
             TransferStarted(
@@ -597,7 +614,7 @@ class FileTransfer:
             raise
         finally:
             upload.close()
-        upload.forget()
+        await upload.forget()
         if answer is None:
             return self._result(TransferState.SKIPPED, None, 0, KEY_EXISTS)
         published = Published.from_answer(answer)
@@ -650,7 +667,7 @@ class FileTransfer:
         first = upload.digest_through + 1
         order = _PartOrder(upload, digest, first)
         held = asyncio.Semaphore(ctx.options.parts_in_flight)
-        reading = asyncio.Semaphore(READS_PER_FILE)
+        reading = asyncio.Semaphore(max(READS_PER_FILE, source.width))  # a part per connection
         try:
             async with asyncio.TaskGroup() as group:
                 for number in range(first, count + 1):

@@ -373,3 +373,18 @@ async def delete_object(client: S3Client, bucket: str, key: str, **params: Any) 
         await client.delete_object(Bucket=bucket, Key=key, **params)
     except (ClientError, BotoCoreError) as exc:
         raise map_s3_error(exc, f"Deleting s3://{bucket}/{key}") from exc
+
+
+async def get_small_object(client: S3Client, bucket: str, key: str) -> bytes | None:
+    """The whole body of a small object (a resume record); None when there is none."""
+    try:
+        response = await client.get_object(Bucket=bucket, Key=key)
+        async with response["Body"] as body:
+            data: bytes = await body.read()
+    except ClientError as exc:
+        if error_code(exc) in ("404", "NoSuchKey", "NotFound"):
+            return None
+        raise map_s3_error(exc, f"Reading s3://{bucket}/{key}") from exc
+    except BotoCoreError as exc:
+        raise map_s3_error(exc, f"Reading s3://{bucket}/{key}") from exc
+    return data

@@ -18,7 +18,7 @@ from sftp_s3_tui.engine.events import EventBus, PartChanged, PartState, Transfer
 from sftp_s3_tui.engine.journal import Journal
 from sftp_s3_tui.engine.s3 import open_client
 from tests.engine.helpers import MiB, copy
-from tests.servers import SftpServerInfo
+from tests.servers import S3Store, SftpServerInfo
 
 from .conftest import assert_nothing_written, assert_object
 from .proxy import FaultProxy
@@ -159,10 +159,11 @@ async def test_s3_unreachable_fails_in_bounded_time(
     assert_nothing_written(s3, bucket)
 
 
+@pytest.mark.all_stores
 async def test_s3_lost_mid_upload_keeps_the_upload_journaled_then_resumes(
     openssh_sftp: SftpServerInfo,
     s3_proxy: FaultProxy,
-    moto_server: EmbeddedS3Server,
+    s3_store: S3Store,
     s3: Any,
     bucket: str,
     tmp_path: Any,
@@ -170,7 +171,7 @@ async def test_s3_lost_mid_upload_keeps_the_upload_journaled_then_resumes(
     """S3 vanishes after two parts: the transfer fails cleanly; the upload it could not abort
     stays in the journal (so nothing is orphaned unknowingly), and the next run resumes it."""
     remote = openssh_sftp.write_file("in/big.bin", size=23 * MiB, seed=25)
-    endpoint = moto_server.endpoint(endpoint_url=s3_proxy.url, max_attempts=2)
+    endpoint = s3_store.endpoint(endpoint_url=s3_proxy.url, max_attempts=2)
     journal = Journal(tmp_path / "journal")
     options = replace(OPTIONS, parts_in_flight=2, sftp_concurrency=1)
 
