@@ -105,6 +105,7 @@ class Manifest:
 
     async def _download_existing(self, bucket: str, key: str) -> None:
         """Start the spool from the object a previous run left, so rows accumulate."""
+        assert self.s3 is not None
         try:
             response = await self.s3.get_object(Bucket=bucket, Key=key)
             async with response["Body"] as body:
