@@ -1,0 +1,57 @@
+"""The verified move under faults: a file whose upload fails keeps its source (and its row
+says why); the others of the same run are archived."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from sftp_s3_tui.engine.config import S3Endpoint, TransferOptions
+from sftp_s3_tui.engine.events import TransferState
+from sftp_s3_tui.engine.source_actions import SourceAction
+from tests.engine.helpers import MiB, open_uploads
+from tests.nightly.helpers import manifest_rows, nightly
+from tests.servers import SftpServerInfo
+
+from .conftest import assert_object
+from .s3faults import FaultyS3Server
+
+PART = 5 * MiB
+
+
+async def test_failed_upload_keeps_its_source_others_move(
+    openssh_sftp: SftpServerInfo,
+    s3_faults: FaultyS3Server,
+    faulty_endpoint: S3Endpoint,
+    s3: Any,
+    bucket: str,
+    tmp_path: Path,
+) -> None:
+    small = openssh_sftp.write_file("drop/small.csv", b"id\n1\n")
+    big = openssh_sftp.write_file("drop/big.bin", size=2 * PART + 1, seed=9)
+    small_bytes = small.read_bytes()
+    s3_faults.fail("UploadPart", 500, times=None)  # every part upload fails: big.bin fails
+
+    report = await nightly(
+        openssh_sftp,
+        openssh_sftp.remote_path("drop/"),
+        f"s3://{bucket}/in/",
+        faulty_endpoint,
+        options=TransferOptions(part_size=PART, attempts=2, backoff_seconds=0.01),
+        action=SourceAction(move_to=openssh_sftp.remote_path("processed")),
+        manifest=tmp_path / "run.jsonl",
+    )
+
+    status = {r.key: r.status for r in report.results}
+    assert status == {"in/big.bin": TransferState.FAILED, "in/small.csv": TransferState.DONE}
+    assert big.local_path.exists()  # failed: never moved
+    assert not small.local_path.exists()
+    assert (openssh_sftp.root / "processed" / "small.csv").read_bytes() == small_bytes
+    assert_object(s3, bucket, "in/small.csv", small_bytes)
+    assert open_uploads(s3, bucket) == []
+    outcome = {o.path: o for o in report.outcomes}
+    assert outcome[big.remote_path].action == "kept"
+    assert outcome[big.remote_path].reason == "the transfer failed"
+    rows = {r.get("key"): r for r in manifest_rows(tmp_path / "run.jsonl") if r["kind"] == "file"}
+    assert rows["in/big.bin"]["status"] == "failed" and rows["in/big.bin"]["reason"]
+    assert rows["in/big.bin"]["sha256"] is None and rows["in/big.bin"]["bytes"] == 0
