@@ -328,6 +328,7 @@ class S3Settings:
     region: str | None = None
     endpoint_url: str | None = None
     path_style: bool = False
+    verify_tls: bool = True
     bucket: str | None = None
     prefix: str = ""
     storage_class: str | None = None
@@ -450,13 +451,9 @@ class Profile:
             MIN_PART_SIZE <= transfer.part_size <= MAX_PART_SIZE
         ):
             problems.append(("transfer.part_size", "must be from 5MiB to 5GiB"))
-        part_size = transfer.part_size or TransferOptions.part_size
-        if transfer.memory_budget is not None and transfer.memory_budget < part_size:
-            problems.append(("transfer.memory_budget", "must hold at least one part"))
-        for key in ("parts_in_flight", "sftp_concurrency", "s3_concurrency"):
-            count = getattr(transfer, key)
-            if count is not None and count < 1:
-                problems.append((f"transfer.{key}", "must be at least 1"))
+        # The engine's own rule (the one every front applies), in the profile's words.
+        for key, message in self.transfer_options().problems():
+            problems.append((f"transfer.{key}", message))
         return problems
 
     def sftp_endpoint(
@@ -500,6 +497,7 @@ class Profile:
             access_key_id=s3.access_key_id,
             secret_access_key=_resolve(s3.secret_access_key, self.name, "s3.secret_access_key"),
             path_style=s3.path_style,
+            verify_tls=s3.verify_tls,
             storage_class=s3.storage_class,
             server_side_encryption=s3.server_side_encryption,
         )
@@ -633,6 +631,7 @@ _SCHEMA: dict[str, tuple[type, dict[str, _Converter]]] = {
             "region": _text,
             "endpoint_url": _text,
             "path_style": _flag,
+            "verify_tls": _flag,
             "bucket": _text,
             "prefix": _any_text,
             "storage_class": _text,

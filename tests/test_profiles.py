@@ -15,6 +15,7 @@ import pytest
 from keyring.backend import KeyringBackend
 
 from sftp_s3_tui import paths, profiles
+from sftp_s3_tui.engine import atomic
 from sftp_s3_tui.engine.config import (
     ConflictPolicy,
     HostKeyPolicy,
@@ -519,7 +520,7 @@ def test_a_crash_mid_save_leaves_the_old_file_and_no_temp_files(
         os.write(fd, data[: len(data) // 2])
         raise crash
 
-    monkeypatch.setattr(profiles, "_write_all", write_half_then_crash)
+    monkeypatch.setattr(atomic, "_write_all", write_half_then_crash)
     with pytest.raises((ConfigError, KeyboardInterrupt)) as caught:
         store.save(full_profile("second"))
 

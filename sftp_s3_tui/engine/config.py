@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
 from enum import StrEnum
 from pathlib import Path
+
+from .errors import UsageError
 
 KiB = 1024
 MiB = 1024 * KiB
 GiB = 1024 * MiB
-TiB = 1024 * GiB
 
 MIN_PART_SIZE = 5 * MiB
 MAX_PART_SIZE = 5 * GiB
@@ -117,3 +119,62 @@ class TransferOptions:
     # this long; 0 = 120 s + 1 s per MiB. Bounds a stalled S3, which socket timeouts miss
     # while the request body is being sent.
     upload_timeout_seconds: float = 0.0
+
+    def problems(self) -> list[tuple[str, str]]:
+        """What is wrong with these options, as ``(field, message)`` pairs (empty: usable)."""
+        found: list[tuple[str, str]] = []
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name in _POSITIVE and value <= 0:
+                found.append((f.name, f"must be positive, not {value}"))
+            elif f.name in _NOT_NEGATIVE and value < 0:
+                found.append((f.name, f"must not be negative, not {value}"))
+        if not found and self.memory_budget < self.part_size:
+            found.append(
+                (
+                    "memory_budget",
+                    f"({self.memory_budget} bytes) is smaller than one part "
+                    f"({self.part_size} bytes)",
+                )
+            )
+        return found
+
+    def validated(self, names: Mapping[str, str] | None = None) -> TransferOptions:
+        """These options, or :class:`UsageError` naming the first problem; ``names`` maps
+        fields to the front's own words (``parts_in_flight`` → ``--concurrency``)."""
+        problems = self.problems()
+        if not problems:
+            return self
+        name, message = problems[0]
+        shown = (names or {}).get(name, name)
+        if name == "memory_budget" and "one part" in message:
+            part = (names or {}).get("part_size", "part_size")
+            raise UsageError(f"The memory budget {message}", f"raise {shown} or lower {part}")
+        raise UsageError(f"{shown} {message}", "")
+
+    def with_changes(self, **changes: object) -> TransferOptions:
+        """A copy with some fields changed, checked."""
+        return replace(self, **changes).validated()  # type: ignore[arg-type]
+
+
+#: Fields that must be above zero / at least zero (0 means "automatic" for the latter).
+_POSITIVE = frozenset(
+    {
+        "part_size",
+        "parts_in_flight",
+        "memory_budget",
+        "sftp_concurrency",
+        "s3_concurrency",
+        "files_in_flight",
+        "attempts",
+    }
+)
+_NOT_NEGATIVE = frozenset(
+    {
+        "backoff_seconds",
+        "backoff_max_seconds",
+        "sftp_block_size",
+        "sftp_requests",
+        "upload_timeout_seconds",
+    }
+)

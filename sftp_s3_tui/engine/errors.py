@@ -128,9 +128,3 @@ class VerificationFailed(TransferError):
     """The object S3 holds does not match what was read from the source."""
 
     title = "Verification failed"
-
-
-class TransferCancelled(TransferError):
-    """The user cancelled the transfer; its upload was aborted."""
-
-    title = "Cancelled"

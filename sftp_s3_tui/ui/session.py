@@ -21,7 +21,7 @@ from ..engine.events import (
 )
 from ..engine.journal import Journal, JournalEntry
 from ..engine.locations import S3Location
-from ..engine.plan import FileJob, ensure_unique_keys
+from ..engine.plan import FileJob, PlanSource, exact_key_error, plan_copy
 from ..engine.queue import Transfer, TransferQueue
 from ..engine.s3 import S3Entry, check_bucket, list_buckets, list_prefix
 from ..engine.sftp import RemoteEntry, remember_host_key
@@ -153,17 +153,15 @@ class Session:
     async def queue_paths(self, paths: list[str], dest: S3Location) -> list[Transfer]:
         """Expand files and folders into jobs under ``dest`` and queue them."""
         if not dest.is_prefix and len(paths) > 1:
-            raise UsageError(
-                f"{len(paths)} items selected but {dest} names one key",
-                "end the destination with / to copy into a prefix",
+            raise exact_key_error(
+                len(paths), dest, "end the destination with / to copy into a prefix"
             )
         await self.check_bucket(dest.bucket)
-        jobs: list[FileJob] = []
-        for path in paths:
-            jobs += await self.queue.expand(self.target.sftp, path, dest)
+        jobs = await plan_copy(
+            self.queue.sftp, [PlanSource(self.target.sftp, path) for path in paths], dest
+        )
         if not jobs:
             raise UsageError("Nothing to copy: the selected folders are empty", "")
-        ensure_unique_keys(jobs)
         return self.queue.submit(jobs)
 
     def resumable(self) -> list[JournalEntry]:
