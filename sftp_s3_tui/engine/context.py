@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from .buffers import BufferPool
 from .config import TransferOptions
+from .decide import DestinationIndex
 from .errors import TransferError
 from .events import EventBus
 from .journal import Journal
@@ -29,6 +30,12 @@ class EngineContext:
     buckets_checked: dict[str, asyncio.Task[None]] = field(default_factory=dict)
     storage_class: str | None = None
     server_side_encryption: str | None = None
+    #: What is at the destination keys (a preloaded listing, else HEADs): a conflict policy
+    #: decides from it before a byte is read.
+    destination: DestinationIndex = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.destination = DestinationIndex(self.s3)
 
     async def ensure_bucket(self, bucket: str) -> None:
         task = self.buckets_checked.get(bucket)

@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 from . import s3
 from .config import MAX_PART_SIZE, ConflictPolicy, TransferOptions
 from .context import EngineContext
+from .decide import Action
 from .digest import DigestState, StreamDigest, b64, crc64nvme
 from .errors import SourceChanged, TransferError, UsageError
 from .events import (
@@ -231,29 +232,21 @@ class FileTransfer:
 
     # deciding whether to copy -----------------------------------------------------------------
     async def _conflict(self, source: Source, size: int, mtime: int) -> str:
-        """Why the transfer is skipped under the queue's conflict policy ('' = go ahead)."""
-        policy = self.ctx.options.conflict
-        if policy in (ConflictPolicy.OVERWRITE, ConflictPolicy.SKIP_EXISTING):
-            return ""  # skip-existing is decided race-free by the conditional write itself
-        head = await s3.head_object(self.ctx.s3, self.job.bucket, self.job.key)
-        if head is None:
-            return ""
-        meta = head.get("Metadata", {})
-        if policy is ConflictPolicy.IF_NEWER:
-            existing = meta.get(META_MTIME)
-            theirs = (
-                int(existing)
-                if existing and existing.isdigit()
-                else int(head["LastModified"].timestamp())
-            )
-            return "" if mtime > theirs else "the object is as new as the source"
-        if head.get("ContentLength") != size:
-            return ""
-        stored = meta.get(META_SHA256) or await s3.get_tag(
-            self.ctx.s3, self.job.bucket, self.job.key, META_SHA256
+        """Why the transfer is skipped under the queue's conflict policy ('' = go ahead).
+
+        Decided from what is at the key (the queue's listing or a HEAD) before a byte is
+        read; under skip-existing the conditional write still guards against a racing writer.
+        """
+        job = self.job
+        decision = await self.ctx.destination.decide(
+            self.ctx.options.conflict, job.bucket, job.key, size, mtime, probe_overwrite=False
         )
-        if stored and await self._same_content(source, stored):
-            return "the object already has the same size and sha256"
+        if decision.action is Action.SKIP:
+            return decision.reason
+        if decision.action is Action.COMPARE:
+            existing = await self.ctx.destination.head(job.bucket, job.key, want_sha256=True)
+            if existing and existing.sha256 and await self._same_content(source, existing.sha256):
+                return "the object already has the same size and sha256"
         return ""
 
     async def _same_content(self, source: Source, sha256: str) -> bool:
