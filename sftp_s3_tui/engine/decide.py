@@ -85,7 +85,13 @@ def decide(
         return Decision(Action.SKIP, "the object is as new as the source")
     if existing.size != size:
         return Decision(Action.OVERWRITE, f"the size differs ({existing.size} → {size} bytes)")
-    if existing.source_mtime is not None and existing.source_mtime == mtime:
+    # rsync's quick check, trusted only when the object was written at least a full second
+    # after that mtime: a rewrite in the same second would keep the same mtime.
+    if (
+        existing.source_mtime is not None
+        and existing.source_mtime == mtime
+        and existing.last_modified >= mtime + 2
+    ):
         return Decision(Action.SKIP, "the object has the same size and modification time")
     if existing.sha256:
         return Decision(Action.COMPARE, "same size: the sha256 is compared")

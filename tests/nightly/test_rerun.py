@@ -3,6 +3,7 @@ from a listing or a HEAD, before a single byte is read from SFTP."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
@@ -29,8 +30,9 @@ async def test_rerun_reads_nothing_from_sftp(
     policy: ConflictPolicy,
     preload: bool,
 ) -> None:
-    big = embedded_sftp.write_file("drop/big.bin", size=3 * PART + 5, seed=7)
-    small = embedded_sftp.write_file("drop/small.csv", b"id\n1\n")
+    written = time.time() - 60  # last night's files, written a while before the copy
+    big = embedded_sftp.write_file("drop/big.bin", size=3 * PART + 5, seed=7, mtime=written)
+    small = embedded_sftp.write_file("drop/small.csv", b"id\n1\n", mtime=written)
     options = TransferOptions(part_size=PART, conflict=policy)
     source, dest = "/drop/", f"s3://{bucket}/in/"
     first = await copy(embedded_sftp.endpoint(), [source], dest, s3_endpoint, options=options)
