@@ -8,6 +8,7 @@ from enum import StrEnum
 from pathlib import Path
 
 from .errors import UsageError
+from .object_options import ObjectOptions
 
 KiB = 1024
 MiB = 1024 * KiB
@@ -119,6 +120,8 @@ class TransferOptions:
     # this long; 0 = 120 s + 1 s per MiB. Bounds a stalled S3, which socket timeouts miss
     # while the request body is being sent.
     upload_timeout_seconds: float = 0.0
+    #: Storage class, encryption, tags, content type and metadata of the objects written.
+    object_options: ObjectOptions = field(default_factory=ObjectOptions)
 
     def problems(self) -> list[tuple[str, str]]:
         """What is wrong with these options, as ``(field, message)`` pairs (empty: usable)."""

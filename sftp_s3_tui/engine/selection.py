@@ -6,11 +6,11 @@ Done files are set aside before the filters (``--include '*.csv'`` must not hide
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from .filters import FileFilter
-from .plan import FileJob
+from .filters import FileFilter, source_root
+from .plan import FileJob, PlanSource
 from .readiness import ReadinessGate, StabilityTracker, check_ready
 from .sftp import SftpPool
 
@@ -66,4 +66,42 @@ async def select_jobs(
     else:
         selection.jobs = passed
     selection.roots = {job.path: root for job in selection.jobs}
+    return selection
+
+
+def _root_of(job: FileJob, roots: Sequence[tuple[str, str]]) -> str:
+    """The deepest source folder (of ``job``'s endpoint) that ``job`` lies under."""
+    best = "/"
+    for endpoint, root in roots:
+        if endpoint != job.endpoint.display:
+            continue
+        inside = job.path == root or root == "/" or job.path.startswith(root + "/")
+        if inside and len(root) >= len(best):
+            best = root
+    return best
+
+
+async def select_planned(
+    pool: SftpPool,
+    jobs: Sequence[FileJob],
+    sources: Sequence[PlanSource],
+    *,
+    file_filter: FileFilter | None = None,
+    gate: ReadinessGate | None = None,
+    tracker: StabilityTracker | None = None,
+    wait: bool = True,
+) -> Selection:
+    """:func:`select_jobs` over a whole plan (``plan_copy``'s jobs of several sources): each
+    file is filtered relative to the source folder it came from."""
+    roots = [(s.endpoint.display, source_root(s.path)) for s in sources]
+    groups: dict[str, list[FileJob]] = {}
+    for job in jobs:
+        groups.setdefault(_root_of(job, roots), []).append(job)
+    selection = Selection()
+    for root, group in groups.items():
+        selection.extend(
+            await select_jobs(
+                pool, group, root, file_filter=file_filter, gate=gate, tracker=tracker, wait=wait
+            )
+        )
     return selection

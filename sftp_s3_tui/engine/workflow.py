@@ -22,15 +22,30 @@ from .events import (
     TransferState,
     TransferStateChanged,
 )
+from .filters import FileFilter
 from .manifest import Manifest, iso
 from .plan import FileJob
 from .queue import TransferQueue
+from .readiness import ReadinessGate
 from .s3 import head_object
 from .selection import Selection
 from .sftp import SftpPool
 from .source_actions import SourceAction, SourceOutcome, apply_source_action
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """What a nightly run adds to a copy: which files (filters, gate), what is recorded
+    (manifest: a local path or ``s3://bucket/key``), what happens to sources afterwards,
+    and whether it only plans (``dry_run``)."""
+
+    file_filter: FileFilter = field(default_factory=FileFilter)
+    gate: ReadinessGate = field(default_factory=ReadinessGate)
+    source_action: SourceAction = field(default_factory=SourceAction)
+    manifest: str | None = None
+    dry_run: bool = False
 
 
 @dataclass
@@ -174,21 +189,21 @@ class CopyRun:
         unsubscribe = self.queue.bus.subscribe(self._on_event)
         try:
             # No await between submit and the mapping: no transfer can finish unseen.
-            pending = {id(job): job for job in selection.jobs}
-            for transfer in self.queue.submit(selection.jobs):
-                self._jobs[transfer.id] = pending.get(id(transfer.job), transfer.job)
+            transfers = self.queue.submit(selection.jobs)
+            for transfer in transfers:
+                self._jobs[transfer.id] = transfer.job
             await self.queue.join()
             while self._after:
                 await asyncio.gather(*list(self._after))
         finally:
             unsubscribe()
+        report.results = [t.result for t in transfers if t.result is not None]  # queue order
         if self.manifest is not None:
             report.manifest_rows = self.manifest.rows
         return report
 
     async def _finish(self, tid: int, result: TransferResult) -> None:
         job = self._jobs[tid]
-        self.report.results.append(result)
         try:
             await self._record_and_act(tid, job, result)
         except Exception:  # a bug here must not hide the transfer's own result
