@@ -338,6 +338,15 @@ async def run_watch(request: CopyRequest, stop: asyncio.Event) -> int:
     def on_poll(poll: PollReport) -> None:
         for error in poll.errors:
             _warn(error)
+        if request.json:  # a heartbeat per poll, so a supervisor sees the watch alive
+            record = {
+                "poll": poll.number,
+                "listed": poll.listed,
+                "copied": sum(r.status is TransferState.DONE for r in poll.run.results),
+                "failed": len(poll.run.failed),
+                "waiting": len(poll.run.waiting),
+            }
+            print(json.dumps(record), flush=True)
         for result in poll.run.results:
             if request.json:
                 print(json.dumps(result_record(result), ensure_ascii=False), flush=True)
