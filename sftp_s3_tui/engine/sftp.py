@@ -263,6 +263,13 @@ class SftpPool:
             self._conns[key], self._clients[key] = conn, client
             return client
 
+    async def host_key_fingerprint(self, endpoint: SftpEndpoint) -> str | None:
+        """The fingerprint of the host key ``endpoint``'s server showed (e.g. for a manifest)."""
+        await self.client(endpoint)
+        conn = self._conns.get(self._key(endpoint))
+        key = conn.get_server_host_key() if conn is not None else None
+        return fingerprint(key) if key is not None else None
+
     async def invalidate(self, endpoint: SftpEndpoint, client: asyncssh.SFTPClient) -> None:
         """Forget a client that failed, so the next call reconnects."""
         key = self._key(endpoint)

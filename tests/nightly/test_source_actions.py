@@ -63,6 +63,7 @@ async def test_move_to_archive_after_verified_copy(
     for row in files.values():
         assert row["status"] == "done" and row["source_action"].startswith("move to ")
         assert row["source"]["host"] == sftp_server.host and row["started"] and row["finished"]
+        assert row["host_key"].startswith("ssh-") and "SHA256:" in row["host_key"]
     # each file's row comes before what was done to its source
     order = [(r["kind"], r.get("key") or r.get("path")) for r in rows]
     for path, key in ((small.remote_path, "in/orders.csv"), (big.remote_path, "in/2026/big.bin")):
