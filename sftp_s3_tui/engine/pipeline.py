@@ -266,13 +266,19 @@ class FileTransfer:
         return digest.sha256_hex() == sha256
 
     def _object_options(self) -> dict[str, Any]:
-        """Storage class and encryption, for every request that creates the object."""
-        extra: dict[str, Any] = {}
+        """Storage class, encryption, content type and tags (the options', else the
+        endpoint's), for every request that creates the object; metadata: :meth:`_metadata`."""
+        extra: dict[str, Any] = self.ctx.options.object_options.create_args(self.job.key)
+        extra.pop("Metadata", None)
         if self.ctx.storage_class:
-            extra["StorageClass"] = self.ctx.storage_class
+            extra.setdefault("StorageClass", self.ctx.storage_class)
         if self.ctx.server_side_encryption:
-            extra["ServerSideEncryption"] = self.ctx.server_side_encryption
+            extra.setdefault("ServerSideEncryption", self.ctx.server_side_encryption)
         return extra
+
+    def _metadata(self, engine: dict[str, str]) -> dict[str, str]:
+        """The user's metadata with the engine's own (sha256, source mtime) over it."""
+        return {**dict(self.ctx.options.object_options.metadata), **engine}
 
     def _publish_condition(self) -> dict[str, Any]:
         """If-None-Match on the request that publishes the key, when skipping existing ones."""
@@ -337,7 +343,7 @@ class FileTransfer:
                         buffer,
                         ChecksumAlgorithm="CRC64NVME",
                         ChecksumCRC64NVME=b64(crc, 8),
-                        Metadata=metadata,
+                        Metadata=self._metadata(metadata),
                         **self._object_options(),
                         **self._publish_condition(),
                     )
@@ -377,7 +383,11 @@ class FileTransfer:
                     self.resumed_parts = len(upload.parts)
                     return upload
         return await MultipartUpload.start(
-            ctx, job, part_size, Metadata={META_MTIME: str(job.mtime)}, **self._object_options()
+            ctx,
+            job,
+            part_size,
+            Metadata=self._metadata({META_MTIME: str(job.mtime)}),
+            **self._object_options(),
         )
 
     async def _multipart(self, source: Source, size: int, part_size: int) -> TransferResult:
@@ -507,11 +517,18 @@ class FileTransfer:
         job = self.job
         if not self.ctx.options.sha256_metadata:
             try:
-                await s3.put_tag(self.ctx.s3, job.bucket, job.key, META_SHA256, sha256)
+                await s3.put_tag(
+                    self.ctx.s3,
+                    job.bucket,
+                    job.key,
+                    META_SHA256,
+                    sha256,
+                    keep=self.ctx.options.object_options.tags,
+                )
             except TransferError as exc:
                 self._notice(f"the sha256 could not be tagged on the object ({exc.message})")
             return
-        metadata = {META_SHA256: sha256, META_MTIME: str(job.mtime)}
+        metadata = self._metadata({META_SHA256: sha256, META_MTIME: str(job.mtime)})
         extra = self._object_options()
         if size <= MAX_PART_SIZE:
             await s3.copy_object_onto_itself(
@@ -521,7 +538,7 @@ class FileTransfer:
                 Metadata=metadata,
                 MetadataDirective="REPLACE",
                 ChecksumAlgorithm="CRC64NVME",
-                **extra,
+                **{k: v for k, v in extra.items() if k != "Tagging"},  # tags are copied
             )
         else:
             await self._copy_multipart(size, metadata, extra)
