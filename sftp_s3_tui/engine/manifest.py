@@ -143,7 +143,11 @@ class Manifest:
             return
         location = parse_s3_url(self.target)
         async with self._lock:
-            data = await asyncio.to_thread(self.path.read_bytes)
+            try:
+                data = await asyncio.to_thread(self.path.read_bytes)
+            except FileNotFoundError:  # another run took the spool over and finished it
+                self._dirty = False
+                return
             self._dirty = False
             self._uploaded_at = time.monotonic()
         try:

@@ -146,6 +146,7 @@ async def watch(
                 polls,
                 state,
                 tracker,
+                stop,
                 file_filter,
                 gate,
                 manifest,
@@ -154,14 +155,15 @@ async def watch(
         )
         stopper = asyncio.ensure_future(stop.wait())
         await asyncio.wait({poll, stopper}, return_when=asyncio.FIRST_COMPLETED)
-        if not poll.done():  # stop requested mid-poll: abort what runs, touch no source
-            queue.cancel_all()
-            poll.cancel()
         stopper.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            report = await poll
-            if on_poll is not None:
-                on_poll(report)
+        # Stop requested mid-poll: cancel the transfers (uploads aborted, sources untouched)
+        # but let the poll finish, so files that did land get their row and state entry.
+        while not poll.done():
+            queue.cancel_all()
+            await asyncio.wait({poll}, timeout=1.0)
+        report = poll.result()
+        if on_poll is not None:
+            on_poll(report)
         if stop.is_set() or (max_polls is not None and polls >= max_polls):
             break
         with contextlib.suppress(TimeoutError):
@@ -177,6 +179,7 @@ async def _poll(
     number: int,
     state: WatchState,
     tracker: StabilityTracker,
+    stop: asyncio.Event,
     file_filter: FileFilter | None,
     gate: ReadinessGate | None,
     manifest: Manifest | None,
@@ -204,7 +207,7 @@ async def _poll(
             )
         )
     tracker.forget_missing(listed)
-    fresh = [j for j in selection.jobs if not state.shipped(j)]
+    fresh = [] if stop.is_set() else [j for j in selection.jobs if not state.shipped(j)]
     ensure_unique_keys(fresh)
     todo = Selection(jobs=fresh, done_files=selection.done_files, roots=selection.roots)
 
@@ -216,6 +219,8 @@ async def _poll(
         todo
     )
     run.waiting = selection.waiting
+    for tid in [t for t, transfer in queue.transfers.items() if transfer.state.finished]:
+        del queue.transfers[tid]  # a watch runs for weeks: keep the queue's table small
     if not errors:  # a listing that failed must not make its files look gone
         state.prune(listed)
     return PollReport(number=number, listed=len(listed), run=run, errors=errors)

@@ -107,3 +107,50 @@ async def test_stop_during_a_poll_aborts_and_returns(
             state=WatchState.for_watch(tmp_path, [source.path], dest),
         )
     assert polls == 0 and keys(s3, bucket) == []
+
+
+async def test_sigterm_mid_upload_aborts_it_and_ships_it_next_time(
+    embedded_sftp: SftpServerInfo, s3_endpoint: S3Endpoint, s3: Any, bucket: str, tmp_path: Path
+) -> None:
+    from sftp_s3_tui.engine.config import TransferOptions
+    from sftp_s3_tui.engine.events import EngineEvent, PartChanged, PartState
+    from sftp_s3_tui.engine.source_actions import SourceAction
+    from tests.engine.helpers import MiB, open_uploads
+
+    big = embedded_sftp.write_file("drop/big.bin", size=8 * 5 * MiB, seed=3)
+    dest = parse_s3_url(f"s3://{bucket}/in/")
+    source = WatchSource(embedded_sftp.endpoint(), "/drop/")
+    stop = asyncio.Event()
+    options = TransferOptions(part_size=5 * MiB, parts_in_flight=2)
+
+    def stop_after_first_part(event: EngineEvent) -> None:
+        if isinstance(event, PartChanged) and event.state is PartState.DONE:
+            stop.set()  # what the SIGTERM handler does
+
+    async with TransferQueue(s3_endpoint, options) as queue:
+        queue.bus.subscribe(stop_after_first_part)
+        state = WatchState.for_watch(tmp_path, [source.path], dest)
+        await watch(
+            queue,
+            [source],
+            dest,
+            every_seconds=0.1,
+            state=state,
+            stop=stop,
+            source_action=SourceAction(delete=True),
+        )
+    assert keys(s3, bucket) == [] and open_uploads(s3, bucket) == []
+    assert big.local_path.exists() and len(state) == 0
+
+    async with TransferQueue(s3_endpoint, options) as queue:  # the next start ships it
+        state = WatchState.for_watch(tmp_path, [source.path], dest)
+        await watch(
+            queue,
+            [source],
+            dest,
+            every_seconds=0.1,
+            state=state,
+            stop=asyncio.Event(),
+            max_polls=1,
+        )
+    assert keys(s3, bucket) == ["in/big.bin"] and len(state) == 1
