@@ -143,6 +143,7 @@ class DestinationIndex:
         never more requests than half the HEADs it replaces.
         """
         if len(keys) < 2:
+            self._listed.pop(bucket, None)
             return
         wanted = set(keys)
         prefix = os.path.commonprefix(sorted(wanted))  # noqa: RUF071 (S3 prefixes are strings)
@@ -174,7 +175,8 @@ class DestinationIndex:
                     break
         except (ClientError, BotoCoreError) as exc:
             raise map_s3_error(exc, f"Listing s3://{bucket}/{prefix}") from exc
-        self._listed.setdefault(bucket, []).append(_Listed(prefix, complete, last_key, objects))
+        # A new listing replaces the bucket's last one (a watch lists again every poll).
+        self._listed[bucket] = [_Listed(prefix, complete, last_key, objects)]
 
     async def lookup(
         self, bucket: str, key: str, *, policy: ConflictPolicy, size: int, mtime: int

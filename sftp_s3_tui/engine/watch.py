@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .atomic import atomic_write, fsync_dir
-from .config import SftpEndpoint
+from .config import ConflictPolicy, SftpEndpoint
 from .errors import TransferError
 from .events import TransferResult, TransferState
 from .filters import FileFilter, source_root
@@ -172,6 +172,29 @@ async def watch(
     return polls
 
 
+async def _not_landed(
+    queue: TransferQueue, jobs: list[FileJob], state: WatchState
+) -> list[FileJob]:
+    """The jobs whose version is not in S3 already. One that is (same size and recorded
+    source mtime: it landed, but the watch stopped or died before noting it) is noted now,
+    not shipped again."""
+    if not jobs:
+        return jobs
+    index = queue.destination
+    for bucket in {j.bucket for j in jobs}:
+        await index.preload(bucket, [j.key for j in jobs if j.bucket == bucket])
+    todo = []
+    for job in jobs:
+        found = await index.lookup(
+            job.bucket, job.key, policy=ConflictPolicy.IF_DIFFERENT, size=job.size, mtime=job.mtime
+        )
+        if found is not None and found.size == job.size and found.source_mtime == job.mtime:
+            state.record(job)
+        else:
+            todo.append(job)
+    return todo
+
+
 async def _poll(
     queue: TransferQueue,
     sources: Sequence[WatchSource],
@@ -209,6 +232,7 @@ async def _poll(
     tracker.forget_missing(listed)
     fresh = [] if stop.is_set() else [j for j in selection.jobs if not state.shipped(j)]
     ensure_unique_keys(fresh)
+    fresh = await _not_landed(queue, fresh, state)
     todo = Selection(jobs=fresh, done_files=selection.done_files, roots=selection.roots)
 
     def landed(job: FileJob, result: TransferResult) -> None:
