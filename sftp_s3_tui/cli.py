@@ -431,6 +431,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_app(app_request(flags, env, demo=args.demo))
     except TransferError as exc:
         return report(exc)
+    except KeyboardInterrupt:  # before the copy started (loading a profile, say)
+        print("sftp-s3-tui: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
 
 
 def report(exc: TransferError) -> int:

@@ -57,9 +57,9 @@ class ConsoleProgress:
     """One live line on stderr driven by engine events (files n/m, bytes, rate, elapsed,
     ETA, errors, retries), with a line per finished file above it."""
 
-    def __init__(self, bus: EventBus, *, enabled: bool) -> None:
+    def __init__(self, bus: EventBus, *, enabled: bool, console: Console | None = None) -> None:
         self.enabled = enabled
-        self.console = Console(stderr=True)
+        self.console = console or Console(stderr=True)
         self.progress = Progress(
             TextColumn("files {task.fields[done]}/{task.fields[files]}"),
             BarColumn(bar_width=24),

@@ -10,7 +10,6 @@ transfer options are checked, and what each exit code means. Nothing here parses
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from datetime import timedelta
@@ -22,6 +21,8 @@ from .engine.config import (
     S3Endpoint,
     SftpEndpoint,
     TransferOptions,
+    check_endpoint_url,
+    check_region,
 )
 from .engine.errors import (
     ConfigError,
@@ -269,29 +270,6 @@ def load_env_file(path: str | Path, env: dict[str, str] | os._Environ[str]) -> i
 # --------------------------------------------------------------------------------------------
 # Checks of single values (one clear line each, never a traceback later)
 
-_REGION = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
-_URL = re.compile(r"^https?://[^/\s:]+(:\d{1,5})?(/\S*)?$")
-
-
-def check_endpoint_url(url: str | None, name: str = "--endpoint-url") -> str | None:
-    """An S3 endpoint must be an http:// or https:// URL (``localhost:9000`` is not)."""
-    if url is None:
-        return None
-    if not _URL.match(url):
-        raise UsageError(
-            f"{name} {url!r} is not an http:// or https:// URL",
-            f"write it like http://{url.split('://')[-1]}" if "://" not in url else "",
-        )
-    return url
-
-
-def check_region(region: str | None, name: str = "--region") -> str | None:
-    if region is None:
-        return None
-    if not _REGION.match(region):
-        raise UsageError(f"{name} {region!r} is not an AWS region name", "e.g. eu-west-1")
-    return region
-
 
 def check_aws_profile(name: str | None, env: Env) -> str | None:
     """An AWS profile must exist in ~/.aws/config or ~/.aws/credentials."""
@@ -447,16 +425,7 @@ def s3_endpoint(flags: ConnectionFlags, env: Env, base: S3Endpoint | None = None
 
 def with_aws_defaults(endpoint: S3Endpoint, env: Env) -> S3Endpoint:
     """Fill an unset endpoint URL and region from the standard AWS variables (every front)."""
-    changes: dict[str, object] = {}
-    if endpoint.endpoint_url is None:
-        url = env_value(env, "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL")
-        if url:
-            changes["endpoint_url"] = check_endpoint_url(url, "AWS_ENDPOINT_URL")
-    if endpoint.region is None:
-        region = env_value(env, "AWS_REGION", "AWS_DEFAULT_REGION")
-        if region:
-            changes["region"] = check_region(region, "AWS_REGION")
-    return replace(endpoint, **changes) if changes else endpoint  # type: ignore[arg-type]
+    return endpoint.with_env_defaults(env)
 
 
 def transfer_options(

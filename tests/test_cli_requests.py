@@ -141,7 +141,9 @@ def test_transfer_options_check_themselves() -> None:
     ).problems()
 
 
-def test_user_and_region_fall_back_to_the_environment_in_every_path() -> None:
+def test_user_and_region_fall_back_to_the_environment_in_every_path(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     env = {"USER": "local-user", "AWS_DEFAULT_REGION": "eu-north-1"}
     flags = ConnectionFlags()
     plain = sftp_endpoint(parse_sftp_url("sftp://host.example/in"), flags, env)
@@ -155,6 +157,11 @@ def test_user_and_region_fall_back_to_the_environment_in_every_path() -> None:
     assert s3_endpoint(flags, env, S3Endpoint(endpoint_url="http://x:1")).region == "eu-north-1"
     assert s3_endpoint(flags, {**env, "AWS_REGION": "us-west-2"}).region == "us-west-2"
     assert s3_endpoint(ConnectionFlags(region="ap-south-1"), env).region == "ap-south-1"
+    monkeypatch.setenv("AWS_REGION", "sa-east-1")  # a saved profile, as the TUI uses it
+    assert profile.s3_endpoint().region == "sa-east-1"
+    assert Profile("q", SftpSettings("h"), S3Settings(region="eu-west-3")).s3_endpoint().region == (
+        "eu-west-3"
+    )
 
 
 def test_several_sources_into_one_key_is_refused_by_the_one_rule(bucket: str) -> None:

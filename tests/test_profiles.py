@@ -780,3 +780,12 @@ def test_redacting_filter_masks_messages_arguments_and_tracebacks() -> None:
     assert "token *** in use" in text
     assert "bad token ***" in text
     assert redact("a long-secret and secret", ["secret", "long-secret"]) == "a *** and ***"
+
+
+def test_a_short_secret_is_masked_where_it_stands_alone_not_inside_words() -> None:
+    text = "uploading data.csv as pw2 (pw2x is another word)"
+
+    assert redact(text, ["a"]) == text  # masking every "a" would mangle the log and reveal it
+    assert redact(text, ["pw2"]) == "uploading data.csv as *** (pw2x is another word)"
+    assert redact("token=abcdefgh12345678;", ["abcdefgh12345678"]) == "token=***;"
+    assert redact("xabcdefgh12345678x", ["abcdefgh12345678"]) == "x***x"  # long: anywhere

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from enum import StrEnum
@@ -26,6 +27,21 @@ class ConflictPolicy(StrEnum):
     SKIP_EXISTING = "skip-existing"
     IF_NEWER = "if-newer"
     IF_DIFFERENT = "if-different"
+
+
+class ChecksumChoice(StrEnum):
+    """Which checksum every part and object carries (``auto``: the strongest the store honours).
+
+    Content-MD5 goes with every choice but ``none``; ``none`` sends no checksum at all.
+    """
+
+    AUTO = "auto"
+    CRC64NVME = "crc64nvme"
+    CRC32C = "crc32c"
+    CRC32 = "crc32"
+    SHA256 = "sha256"
+    MD5 = "md5"
+    NONE = "none"
 
 
 class HostKeyPolicy(StrEnum):
@@ -92,6 +108,45 @@ class S3Endpoint:
     def display(self) -> str:
         return self.endpoint_url or (f"aws ({self.region})" if self.region else "aws")
 
+    def with_env_defaults(self, env: Mapping[str, str]) -> S3Endpoint:
+        """An unset endpoint URL and region filled from the standard AWS variables
+        (AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL, AWS_REGION / AWS_DEFAULT_REGION), checked."""
+        changes: dict[str, object] = {}
+        if self.endpoint_url is None:
+            url = env.get("AWS_ENDPOINT_URL_S3") or env.get("AWS_ENDPOINT_URL")
+            if url:
+                changes["endpoint_url"] = check_endpoint_url(url, "AWS_ENDPOINT_URL")
+        if self.region is None:
+            region = env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION")
+            if region:
+                changes["region"] = check_region(region, "AWS_REGION")
+        return replace(self, **changes) if changes else self  # type: ignore[arg-type]
+
+
+_REGION = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+_URL = re.compile(r"^https?://[^/\s:]+(:\d{1,5})?(/\S*)?$")
+
+
+def check_endpoint_url(url: str | None, name: str = "--endpoint-url") -> str | None:
+    """An S3 endpoint must be an http:// or https:// URL (``localhost:9000`` is not)."""
+    if url is None:
+        return None
+    if not _URL.match(url):
+        raise UsageError(
+            f"{name} {url!r} is not an http:// or https:// URL",
+            f"write it like http://{url}" if "://" not in url else "",
+        )
+    return url
+
+
+def check_region(region: str | None, name: str = "--region") -> str | None:
+    """An AWS region name (``eu-west-1``); ``us east`` is refused before any request."""
+    if region is None:
+        return None
+    if not _REGION.match(region):
+        raise UsageError(f"{name} {region!r} is not an AWS region name", "e.g. eu-west-1")
+    return region
+
 
 @dataclass(frozen=True)
 class TransferOptions:
@@ -120,6 +175,7 @@ class TransferOptions:
     # this long; 0 = 120 s + 1 s per MiB. Bounds a stalled S3, which socket timeouts miss
     # while the request body is being sent.
     upload_timeout_seconds: float = 0.0
+    checksum: ChecksumChoice = ChecksumChoice.AUTO
     #: Storage class, encryption, tags, content type and metadata of the objects written.
     object_options: ObjectOptions = field(default_factory=ObjectOptions)
 

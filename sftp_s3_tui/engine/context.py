@@ -30,6 +30,7 @@ class EngineContext:
     buckets_checked: dict[str, asyncio.Task[None]] = field(default_factory=dict)
     storage_class: str | None = None
     server_side_encryption: str | None = None
+    endpoint_name: str = ""  # the S3 endpoint as people know it (its URL, or "aws (region)")
     #: What is at the destination keys (a preloaded listing, else HEADs): a conflict policy
     #: decides from it before a byte is read.
     destination: DestinationIndex = field(init=False)

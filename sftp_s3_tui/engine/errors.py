@@ -108,6 +108,7 @@ class S3Error(TransferError):
 
     title = "S3 request failed"
     retryable = True
+    code = ""  # S3's error code (e.g. BadDigest), '' for transport errors
 
 
 class BucketNotFound(S3Error):
@@ -128,3 +129,16 @@ class VerificationFailed(TransferError):
     """The object S3 holds does not match what was read from the source."""
 
     title = "Verification failed"
+
+
+class JournalWriteFailed(TransferError):
+    """The resume journal could not be written (disk full, read-only, a folder in the way)."""
+
+    title = "Journal write failed"
+
+
+class StoreChecksumWrong(VerificationFailed):
+    """The store's checksum of the object disagrees with its bytes (its ETag, the MD5 of the
+    bytes, matches): the store computes that algorithm differently."""
+
+    title = "Store checksum disagrees"

@@ -1,14 +1,15 @@
 """One file: SFTP reads → pooled part buffers → concurrent uploads → complete → verify.
 
 A part's buffer, start to end: :meth:`FileTransfer._transfer_parts` takes it from the pool,
-:meth:`FileTransfer._part` fills it from the SFTP file (``_read_part``), feeds it to the stream
-digest in byte order (``_PartOrder.hash``), sends it (``_send_part`` →
-:meth:`MultipartUpload.upload_part`) and gives it back to the pool.
+:meth:`FileTransfer._part` fills it from the SFTP file (``_read_part``), hashes it in byte
+order (``_PartOrder.hash``: the stream's SHA-256 and the part's MD5 and checksum), sends it
+(``_send_part`` → :meth:`MultipartUpload.upload_part`) and gives it back to the pool.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -16,24 +17,44 @@ from dataclasses import replace
 from typing import Any, TypeVar
 
 from . import s3
-from .config import MAX_PART_SIZE, ConflictPolicy, TransferOptions
+from .checksums import (
+    HEADER_NAME,
+    SESSION_PROBES,
+    PartSums,
+    StoreCapabilities,
+    combined_crc,
+    composite,
+    etag_md5,
+    multipart_etag,
+    part_sums,
+    request_fields,
+)
+from .config import MAX_PART_SIZE, ChecksumChoice, ConflictPolicy, TransferOptions
 from .context import EngineContext
 from .decide import Action
-from .digest import DigestState, StreamDigest, b64, crc64nvme
-from .errors import SourceChanged, TransferError, UsageError
+from .digest import DigestState, StreamDigest
+from .errors import (
+    JournalWriteFailed,
+    SourceChanged,
+    StoreChecksumWrong,
+    TransferError,
+    UsageError,
+)
 from .events import (
     PartChanged,
     PartState,
+    StoreChecked,
     TransferNotice,
     TransferResult,
     TransferStarted,
     TransferState,
 )
-from .multipart import MultipartUpload
+from .journal import JournalEntry
+from .multipart import MultipartUpload, UploadedPart
 from .plan import FileJob, part_count, part_size_for
 from .s3 import PreconditionFailed
 from .source import Source
-from .verify import META_MTIME, META_SHA256, object_problems, reject
+from .verify import META_MTIME, META_SHA256, Expected, Published, verify_object
 
 __all__ = ["EngineContext", "FileTransfer", "TransferControl"]
 
@@ -42,6 +63,7 @@ T = TypeVar("T")
 
 READS_PER_FILE = 2  # parts of one file read at once: enough to hide the gap between parts
 THREAD_HASH_MIN = 1 << 20  # hash larger buffers off the loop (OpenSSL releases the GIL)
+KEY_EXISTS = "the key already exists"
 
 
 class TransferControl:
@@ -101,15 +123,15 @@ class _PartOrder:
         self._states: dict[int, DigestState | None] = {}  # digest after part n, not yet saved
         self._done_through = first - 1  # every part up to here is hashed and in S3
 
-    async def hash(self, number: int, view: memoryview) -> str:
-        """Wait for the part's turn, feed the digest; the part's own CRC64NVME (base64)."""
+    async def hash(self, number: int, view: memoryview) -> PartSums:
+        """Wait for the part's turn, feed the stream digest; the part's own MD5 and checksum."""
         await self.turn.wait(number)
         try:
-            crc = await _digest(self.digest, view)
+            sums = await _digest(self.digest, view, self.upload.algorithm)
             self._states[number] = self.digest.save()
         finally:
             await self.turn.advance()
-        return b64(crc, 8)
+        return sums
 
     def part_finished(self) -> None:
         """Advance the uploaded prefix; journal the digest state at its new end."""
@@ -146,20 +168,40 @@ async def _with_retries(
             attempt += 1
 
 
-async def _digest(digest: StreamDigest, view: memoryview) -> int:
-    """Feed the stream digest and return the part's own CRC64NVME."""
+async def _digest(digest: StreamDigest, view: memoryview, algorithm: ChecksumChoice) -> PartSums:
+    """Feed the stream digest; the part's own MD5 and checksum (one pass each, off the loop
+    for big buffers).
 
-    def work() -> int:
+    A cancel while a thread hashes waits for the thread before it goes on: the buffer must
+    not be released (or reused) under the thread's feet.
+    """
+
+    def work() -> PartSums:
         digest.update(view)
-        return crc64nvme(view)
+        return part_sums(algorithm, view)
 
-    if len(view) >= THREAD_HASH_MIN:
-        return await asyncio.to_thread(work)
-    return work()
+    if len(view) < THREAD_HASH_MIN:
+        return work()
+    hashing = asyncio.ensure_future(asyncio.to_thread(work))
+    try:
+        return await asyncio.shield(hashing)
+    except asyncio.CancelledError:
+        while not hashing.done():
+            try:
+                await asyncio.shield(hashing)
+            except asyncio.CancelledError:
+                continue
+            except Exception:
+                break
+        raise
 
 
 class FileTransfer:
-    """Moves one file; ``run()`` returns its result or raises a :class:`TransferError`."""
+    """Moves one file; ``run()`` returns its result or raises a :class:`TransferError`.
+
+    ``abort_failed`` says, after a failure or cancel, why an upload could not be aborted
+    ('' when nothing was left open), so the front does not claim "aborted".
+    """
 
     def __init__(
         self, ctx: EngineContext, transfer_id: int, job: FileJob, control: TransferControl
@@ -170,6 +212,18 @@ class FileTransfer:
         self.control = control
         self.started = time.monotonic()
         self.resumed_parts = 0
+        self.abort_failed = ""
+        self.aborted = False  # an upload of ours was aborted after a failure or cancel
+        self.published = False  # our PutObject / Complete succeeded
+        self.store: StoreCapabilities | None = None
+
+    def cancel_note(self) -> str:
+        """What a cancel left behind, for the one line the front prints."""
+        if self.abort_failed:
+            return self.abort_failed
+        if self.published:
+            return "the object was published but not verified"
+        return "the upload was aborted" if self.aborted else "nothing was published"
 
     def _emit_part(
         self, number: int, state: PartState, size: int, seconds: float = 0.0, side: str = ""
@@ -190,7 +244,12 @@ class FileTransfer:
         self.ctx.bus.emit(TransferNotice(transfer_id=self.id, message=message))
 
     def _result(
-        self, state: TransferState, sha256: str | None, parts: int, message: str = ""
+        self,
+        state: TransferState,
+        sha256: str | None,
+        parts: int,
+        message: str = "",
+        verified_by: str = "",
     ) -> TransferResult:
         return TransferResult(
             source=self.job.source,
@@ -203,6 +262,7 @@ class FileTransfer:
             status=state,
             message=message,
             resumed_parts=self.resumed_parts,
+            verified_by=verified_by,
         )
 
     async def run(self) -> TransferResult:
@@ -219,16 +279,50 @@ class FileTransfer:
             skip = await self._conflict(source, size, mtime)
             if skip:
                 return self._result(TransferState.SKIPPED, None, 0, skip)
+            self.store = await self._store()
             part_size = part_size_for(size, ctx.options.part_size)
             if part_size != ctx.options.part_size and size > ctx.options.part_size:
                 self._notice(
                     f"part size raised to {part_size // (1 << 20)} MiB to stay within 10,000 parts"
                 )
             if size <= part_size:
-                return await self._single(source, size)
-            return await self._multipart(source, size, part_size)
+                return await self._single(source, size, self.store)
+            try:
+                return await self._multipart(source, size, part_size)
+            except StoreChecksumWrong as exc:
+                if ctx.options.checksum is not ChecksumChoice.AUTO:
+                    raise
+                # auto: the store's own value showed it only now; once per store, not per file
+                self.store = SESSION_PROBES.downgrade(self.store, exc.message)
+                self._notice(f"{exc.message}; sending it again with {self.store.algorithm}")
+                return await self._multipart(source, size, part_size)
         finally:
             await source.close()
+
+    async def _store(self) -> StoreCapabilities:
+        """What the store honours: probed by the session's first transfer, then reused."""
+        ctx, job = self.ctx, self.job
+        endpoint = ctx.endpoint_name or "s3"
+        record, probed = await _with_retries(
+            ctx.options,
+            lambda: SESSION_PROBES.capabilities(
+                ctx.s3,
+                endpoint,
+                job.bucket,
+                job.key,
+                ctx.options.checksum,
+                encrypted=(
+                    ctx.options.object_options.sse or ctx.server_side_encryption or ""
+                ).startswith("aws:kms"),
+            ),
+            lambda a, e: self._notice(f"retrying the store check: {e}"),
+        )
+        if probed:
+            self._notice(f"store check: {record.summary()}")
+            ctx.bus.emit(StoreChecked(transfer_id=self.id, capabilities=record))
+        if record.algorithm is ChecksumChoice.NONE:
+            self._notice("--checksum none: nothing is sent to check the bytes; size only")
+        return record
 
     # deciding whether to copy -----------------------------------------------------------------
     async def _conflict(self, source: Source, size: int, mtime: int) -> str:
@@ -249,6 +343,13 @@ class FileTransfer:
                 return "the object already has the same size and sha256"
         return ""
 
+    async def _taken(self) -> bool:
+        """Under skip-existing, whether the key was taken meanwhile (checked just before
+        publishing, for stores that ignore If-None-Match)."""
+        if self.ctx.options.conflict is not ConflictPolicy.SKIP_EXISTING:
+            return False
+        return await s3.head_object(self.ctx.s3, self.job.bucket, self.job.key) is not None
+
     async def _same_content(self, source: Source, sha256: str) -> bool:
         """Hash the already open source (streaming, no upload); compare with ``sha256``."""
         digest = StreamDigest()
@@ -259,7 +360,7 @@ class FileTransfer:
             for offset in range(0, self.job.size, step):
                 with view[: min(step, self.job.size - offset)] as chunk:
                     await source.read(offset, chunk)
-                    await _digest(digest, chunk)
+                    await _digest(digest, chunk, ChecksumChoice.NONE)
         finally:
             view.release()
             self.ctx.pool.release(buffer)
@@ -313,8 +414,8 @@ class FileTransfer:
         self._emit_part(number, PartState.UPLOADING, length, time.monotonic() - began)
 
     # one part: PutObject ----------------------------------------------------------------------
-    async def _single(self, source: Source, size: int) -> TransferResult:
-        """A file of at most one part: one read, one PutObject."""
+    async def _single(self, source: Source, size: int, store: StoreCapabilities) -> TransferResult:
+        """A file of at most one part: one read, one PutObject with its checksums."""
         ctx, job = self.ctx, self.job
         ctx.bus.emit(
             TransferStarted(
@@ -327,72 +428,131 @@ class FileTransfer:
         view = memoryview(buffer)
         try:
             await self._read_part(source, 1, 0, view, asyncio.Semaphore(1))
-            crc = await _digest(digest, view)
+            sums = await _digest(digest, view, store.algorithm)
             await self._check_unchanged(source)
             metadata = {META_SHA256: digest.sha256_hex(), META_MTIME: str(job.mtime)}
             began = time.monotonic()
 
             async def put() -> dict[str, Any]:
-                async with s3.deadline(
-                    self._upload_timeout(size), f"Writing s3://{job.bucket}/{job.key}"
-                ):
+                what = f"Writing s3://{job.bucket}/{job.key}"
+                async with s3.deadline(self._upload_timeout(size), what):
                     return await s3.put_object(
                         ctx.s3,
                         job.bucket,
                         job.key,
                         buffer,
-                        ChecksumAlgorithm="CRC64NVME",
-                        ChecksumCRC64NVME=b64(crc, 8),
                         Metadata=self._metadata(metadata),
+                        **request_fields(store.algorithm, sums),
                         **self._object_options(),
                         **self._publish_condition(),
                     )
 
             try:
+                if await self._taken():
+                    raise PreconditionFailed(KEY_EXISTS)
                 async with ctx.s3_slots:
-                    response = await _with_retries(
+                    answer = await _with_retries(
                         ctx.options,
                         put,
                         lambda a, e: self._emit_part(1, PartState.RETRIED, size, side="s3"),
                     )
             except PreconditionFailed:
                 self._emit_part(1, PartState.DONE, 0)
-                return self._result(TransferState.SKIPPED, None, 0, "the key already exists")
+                return self._result(TransferState.SKIPPED, None, 0, KEY_EXISTS)
+            self.published = True
             self._emit_part(1, PartState.DONE, size, time.monotonic() - began)
         finally:
             view.release()
             ctx.pool.release(buffer)
-        # S3 checked the body against the CRC64NVME we sent (or refused it); its answer
-        # echoes the checksum it stored, so one object needs no extra HEAD round trip.
-        stored = response.get("ChecksumCRC64NVME")
-        if stored is None and ctx.options.verify:
-            await self._verify(size, digest, sha256_in_metadata=True)
-        elif stored is not None and stored != digest.crc64nvme_b64():
-            await self._reject(f"S3 stored CRC64NVME {stored} ≠ {digest.crc64nvme_b64()}")
-        return self._result(TransferState.DONE, digest.sha256_hex(), 1)
+        name = HEADER_NAME.get(store.algorithm)
+        expected = Expected(
+            size=size,
+            sha256=digest.sha256_hex(),
+            algorithm=store.algorithm,
+            checksum=sums.checksum_b64 if name else None,
+            etag=sums.md5_hex or None,
+            multipart=False,
+            sha256_in_metadata=True,
+        )
+        verified_by = await self._verify(expected, Published.from_answer(answer))
+        return self._result(TransferState.DONE, digest.sha256_hex(), 1, verified_by=verified_by)
 
     # many parts: a multipart upload ----------------------------------------------------------
-    async def _open_upload(self, part_size: int) -> MultipartUpload:
-        """Continue the journaled upload of this file if S3 still has it, else start one."""
+    async def _open_upload(self, part_size: int) -> MultipartUpload | TransferResult:
+        """Continue the journaled upload of this file if S3 still has it, else start one; a
+        result when an earlier run already completed it (killed before it could say so)."""
         ctx, job = self.ctx, self.job
+        assert self.store is not None
         if ctx.journal is not None:
-            entry = ctx.journal.load(job.source, job.bucket, job.key)
+            try:
+                entry = ctx.journal.load(job.source, job.bucket, job.key)
+            except OSError as exc:
+                raise JournalWriteFailed(
+                    f"Could not read the journal ({ctx.journal.folder}): {exc.strerror or exc}",
+                    "fix the state folder (or use --no-resume); nothing was uploaded",
+                ) from exc
             if entry is not None:
                 upload = await MultipartUpload.resume(ctx, job, entry, part_size, self._notice)
                 if upload is not None:
                     self.resumed_parts = len(upload.parts)
                     return upload
+                if entry.size == job.size and entry.mtime == job.mtime:
+                    finished = await self._finished_earlier(entry, part_size)
+                    if finished is not None:
+                        return finished
+                    self._notice("the earlier upload is gone from S3; restarting from zero")
         return await MultipartUpload.start(
             ctx,
             job,
             part_size,
+            self.store,
             Metadata=self._metadata({META_MTIME: str(job.mtime)}),
             **self._object_options(),
         )
 
+    async def _finished_earlier(self, entry: JournalEntry, part_size: int) -> TransferResult | None:
+        """The journaled upload is gone: if the key holds the object it was completing (size,
+        the source's mtime and the ETag or checksum of the journaled parts match), say so."""
+        job, count = self.job, part_count(self.job.size, part_size)
+        final = entry.digest.get(count)
+        if final is None or sorted(entry.parts) != list(range(1, count + 1)):
+            return None
+        head = await s3.head_object(self.ctx.s3, job.bucket, job.key)
+        if head is None or head.get("ContentLength") != job.size:
+            return None
+        if head.get("Metadata", {}).get(META_MTIME) != str(job.mtime):
+            return None
+        parts = [entry.parts[n] for n in range(1, count + 1)]
+        md5s = [etag_md5(etag) for etag, _ in parts]
+        etag = str(head.get("ETag", "")).strip('"')
+        digest = StreamDigest(final)
+        algorithm = ChecksumChoice(entry.checksum)
+        if algorithm is ChecksumChoice.CRC64NVME:
+            proof = head.get("ChecksumCRC64NVME") == digest.crc64nvme_b64() and "crc64nvme"
+        else:
+            proof = False
+        if not proof and all(md5s) and etag == multipart_etag([m for m in md5s if m]):
+            proof = "md5-etag"
+        if not proof:
+            return None
+        self._notice("an earlier run completed this upload; nothing to send")
+        self.ctx.journal.forget(job.source, job.bucket, job.key) if self.ctx.journal else None
+        await self._store_sha256(job.size, digest.sha256_hex(), algorithm)
+        verified_by = "crc64nvme-full-object" if proof == "crc64nvme" else "md5-etag"
+        return self._result(
+            TransferState.DONE,
+            digest.sha256_hex(),
+            count,
+            "completed by an earlier run",
+            verified_by=verified_by,
+        )
+
     async def _multipart(self, source: Source, size: int, part_size: int) -> TransferResult:
         count = part_count(size, part_size)
-        upload = await self._open_upload(part_size)
+        opened = await self._open_upload(part_size)
+        if isinstance(opened, TransferResult):
+            return opened
+        upload = opened
         digest = StreamDigest(upload.digest_state)
         self.ctx.bus.emit(
             TransferStarted(
@@ -404,24 +564,67 @@ class FileTransfer:
                 resumed_parts=tuple(sorted(upload.parts)),
             )
         )
+        answer: dict[str, Any] | None = None
         completed = False
         try:
             await self._transfer_parts(source, upload, digest, size, part_size, count)
             await self._check_unchanged(source)
-            published = await upload.complete(digest.crc64nvme_b64(), **self._publish_condition())
+            if await self._taken():
+                await upload.abort()
+            else:
+                answer = await upload.complete(digest.crc64nvme_b64(), **self._publish_condition())
+                self.published = answer is not None
             completed = True
         except BaseException:
-            if not completed:
-                await asyncio.shield(upload.abort())
+            if not completed and await asyncio.shield(upload.abort()):
+                self.aborted = True
+            elif not completed:
+                self.abort_failed = (
+                    f"the upload {upload.upload_id} could not be aborted and stays open "
+                    "(its journal record is kept; `sftp-s3-tui cleanup` removes it)"
+                )
+                self._notice(self.abort_failed)
             raise
         finally:
             upload.close()
         upload.forget()
-        if not published:
-            return self._result(TransferState.SKIPPED, None, 0, "the key already exists")
-        await self._store_sha256(size, digest.sha256_hex())
-        await self._verify(size, digest, sha256_in_metadata=self.ctx.options.sha256_metadata)
-        return self._result(TransferState.DONE, digest.sha256_hex(), count)
+        if answer is None:
+            return self._result(TransferState.SKIPPED, None, 0, KEY_EXISTS)
+        published = Published.from_answer(answer)
+        verified_by = await self._verify(
+            self._expected_multipart(upload, digest, size, part_size), published
+        )
+        await self._store_sha256(size, digest.sha256_hex(), upload.algorithm)
+        if self.ctx.options.sha256_metadata:  # the copy is a new object: check it too
+            crc = digest.crc64nvme_b64() if upload.algorithm is ChecksumChoice.CRC64NVME else None
+            copied = Expected(size, digest.sha256_hex(), upload.algorithm, crc, None, False, True)
+            await self._verify(copied, Published())
+        return self._result(TransferState.DONE, digest.sha256_hex(), count, verified_by=verified_by)
+
+    def _expected_multipart(
+        self, upload: MultipartUpload, digest: StreamDigest, size: int, part_size: int
+    ) -> Expected:
+        parts: list[UploadedPart] = [upload.parts[n] for n in sorted(upload.parts)]
+        md5s = [etag_md5(p.etag) for p in parts]
+        algorithm = upload.algorithm
+        checksum = full = None
+        if algorithm is ChecksumChoice.CRC64NVME:
+            checksum = full = digest.crc64nvme_b64()
+        elif algorithm in HEADER_NAME:
+            raw = [base64.b64decode(p.checksum) for p in parts]
+            checksum = composite(algorithm, raw)
+            full = combined_crc(algorithm, raw, part_size, size)
+        return Expected(
+            size=size,
+            sha256=digest.sha256_hex(),
+            algorithm=algorithm,
+            checksum=checksum,
+            etag=multipart_etag([m for m in md5s if m])
+            if all(md5s) and upload.etag_is_md5
+            else None,
+            multipart=True,
+            checksum_full=full,
+        )
 
     async def _transfer_parts(
         self,
@@ -466,16 +669,16 @@ class FileTransfer:
         reading: asyncio.Semaphore,
         held: asyncio.Semaphore,
     ) -> None:
-        """One part's buffer: SFTP read → digest in byte order → UploadPart → back to the pool."""
+        """One part's buffer: SFTP read → hashes in byte order → UploadPart → back to the pool."""
         upload = order.upload
         view = memoryview(buffer)
         try:
             await self._read_part(source, number, offset, view, reading)
-            crc = await order.hash(number, view)
+            sums = await order.hash(number, view)
             resumed = upload.parts.get(number)
             if resumed is None:
-                await self._send_part(upload, number, buffer, crc)
-            elif resumed.crc64nvme != crc:
+                await self._send_part(upload, number, buffer, sums)
+            elif resumed.checksum != sums.checksum_b64:
                 raise SourceChanged(
                     f"{self.job.path} differs from what the earlier attempt uploaded",
                     "the source changed; transfer it again from zero",
@@ -492,7 +695,7 @@ class FileTransfer:
             held.release()
 
     async def _send_part(
-        self, upload: MultipartUpload, number: int, buffer: bytearray, crc: str
+        self, upload: MultipartUpload, number: int, buffer: bytearray, sums: PartSums
     ) -> None:
         """The part's buffer → UploadPart, with retries; one of the queue's S3 slots."""
         ctx, length = self.ctx, len(buffer)
@@ -500,13 +703,15 @@ class FileTransfer:
         async with ctx.s3_slots:
             await _with_retries(
                 ctx.options,
-                lambda: upload.upload_part(number, buffer, crc, self._upload_timeout(length)),
+                lambda: upload.upload_part(number, buffer, sums, self._upload_timeout(length)),
                 lambda a, e: self._emit_part(number, PartState.RETRIED, length, side="s3"),
             )
         self._emit_part(number, PartState.DONE, length, time.monotonic() - began)
 
     # after Complete ---------------------------------------------------------------------------
-    async def _store_sha256(self, size: int, sha256: str) -> None:
+    async def _store_sha256(
+        self, size: int, sha256: str, algorithm: ChecksumChoice = ChecksumChoice.NONE
+    ) -> None:
         """Record the stream's SHA-256 on a multipart object.
 
         Its metadata is fixed when the upload starts, before the stream is hashed, so by
@@ -537,7 +742,11 @@ class FileTransfer:
                 job.key,
                 Metadata=metadata,
                 MetadataDirective="REPLACE",
-                ChecksumAlgorithm="CRC64NVME",
+                **(
+                    {"ChecksumAlgorithm": "CRC64NVME"}
+                    if algorithm is ChecksumChoice.CRC64NVME
+                    else {}
+                ),
                 **{k: v for k, v in extra.items() if k != "Tagging"},  # tags are copied
             )
         else:
@@ -548,9 +757,7 @@ class FileTransfer:
     ) -> None:
         """Copy an object over 5 GiB onto itself part by part (CopyObject's limit)."""
         job, client = self.job, self.ctx.s3
-        upload_id = await s3.create_upload(
-            client, job.bucket, job.key, Metadata=metadata, ChecksumAlgorithm="CRC64NVME", **extra
-        )
+        upload_id = await s3.create_upload(client, job.bucket, job.key, Metadata=metadata, **extra)
         try:
             parts = []
             for number, offset in enumerate(range(0, size, MAX_PART_SIZE), start=1):
@@ -564,20 +771,21 @@ class FileTransfer:
             await asyncio.shield(s3.abort_upload(client, job.bucket, job.key, upload_id))
             raise
 
-    async def _verify(self, size: int, digest: StreamDigest, *, sha256_in_metadata: bool) -> None:
-        """HEAD the object and compare size, stored sha256 and S3's CRC64NVME with the stream."""
+    async def _verify(self, expected: Expected, published: Published) -> str:
+        """HEAD the object and compare it with the stream; what it was verified by."""
         if not self.ctx.options.verify:
-            return
+            return "none"
+        assert self.store is not None
         job = self.job
-        problems = await object_problems(
-            self.ctx.s3, job.bucket, job.key, size, digest, sha256_in_metadata=sha256_in_metadata
+        return await verify_object(
+            self.ctx.s3,
+            job.bucket,
+            job.key,
+            expected,
+            self.store,
+            published,
+            self.ctx.endpoint_name,
         )
-        if problems:
-            await self._reject("; ".join(problems))
-
-    async def _reject(self, problem: str) -> None:
-        """Remove an object that does not match its source and fail the transfer."""
-        await reject(self.ctx.s3, self.job.bucket, self.job.key, problem)
 
 
 def _first_error(group: BaseExceptionGroup) -> BaseException:

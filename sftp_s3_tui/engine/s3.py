@@ -62,6 +62,13 @@ def error_code(exc: ClientError) -> str:
 
 def map_s3_error(exc: BaseException, what: str) -> TransferError:
     """Turn a botocore error while doing ``what`` into a user-facing error."""
+    error = _map_s3_error(exc, what)
+    if isinstance(exc, ClientError) and isinstance(error, S3Error):
+        error.code = error_code(exc)
+    return error
+
+
+def _map_s3_error(exc: BaseException, what: str) -> TransferError:
     if isinstance(exc, TransferError):
         return exc
     if isinstance(exc, ClientError):
