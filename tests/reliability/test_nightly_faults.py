@@ -30,7 +30,7 @@ async def test_failed_upload_keeps_its_source_others_move(
     small = openssh_sftp.write_file("drop/small.csv", b"id\n1\n")
     big = openssh_sftp.write_file("drop/big.bin", size=2 * PART + 1, seed=9)
     small_bytes = small.read_bytes()
-    s3_faults.fail("UploadPart", 500, times=None)  # every part upload fails: big.bin fails
+    s3_faults.fail("CompleteMultipartUpload", 500, times=None)  # big.bin never completes
 
     report = await nightly(
         openssh_sftp,
