@@ -111,3 +111,58 @@ def test_option_values_are_checked() -> None:
         ObjectOptions.build(tags=[f"t{n}=v" for n in range(10)])
     assert ObjectOptions.build(sse_kms_key_id="arn:k").sse == "aws:kms"
     assert ObjectOptions(content_type="").content_type_for("a.csv") is None
+
+
+def test_a_profile_keeps_object_options_and_flags_override_them(
+    openssh_sftp: SftpServerInfo, s3_endpoint: S3Endpoint, s3: Any, bucket: str
+) -> None:
+    from sftp_s3_tui.profiles import (
+        Profile,
+        ProfileStore,
+        S3Settings,
+        Secret,
+        SftpAuth,
+        SftpSettings,
+    )
+
+    remote = openssh_sftp.write_file("p/orders.csv", b"id\n7\n")
+    assert openssh_sftp.password_user and openssh_sftp.password
+    profile = Profile(
+        name="lake",
+        sftp=SftpSettings(
+            host=openssh_sftp.host,
+            port=openssh_sftp.port,
+            user=openssh_sftp.password_user,
+            auth=SftpAuth.PASSWORD,
+            password=Secret.from_env("LAKE_PASSWORD"),
+            known_hosts=str(openssh_sftp.known_hosts),
+        ),
+        s3=S3Settings(
+            endpoint_url=s3_endpoint.endpoint_url,
+            region="us-east-1",
+            path_style=True,
+            bucket=bucket,
+            prefix="lake/",
+            storage_class="STANDARD_IA",
+            tags=(("team", "data"),),
+            metadata=(("owner", "etl"),),
+        ),
+    )
+    ProfileStore().save(profile)
+    saved = ProfileStore().get("lake")
+    assert saved.s3.tags == (("team", "data"),) and saved.s3.metadata == (("owner", "etl"),)
+
+    done = run_cli(
+        "copy",
+        "--profile",
+        "lake",
+        remote.remote_path,
+        "--tag",
+        "team=finance",
+        env={"LAKE_PASSWORD": openssh_sftp.password},
+    )
+
+    assert done.returncode == 0, done.stderr
+    head = s3.head_object(Bucket=bucket, Key="lake/orders.csv")
+    assert head["StorageClass"] == "STANDARD_IA" and head["Metadata"]["owner"] == "etl"
+    assert tags(s3, bucket, "lake/orders.csv") == {"team": "finance"}  # the flag wins
