@@ -69,7 +69,9 @@ class StreamingSFTPToS3Operator(BaseOperator):
     ending in ``/`` for many files. ``replace=False`` skips keys that already exist (a
     race-free conditional write); ``conflict_policy`` (``overwrite``, ``skip-existing``,
     ``if-newer``, ``if-different``) overrides it. ``sftp_base_path`` makes keys relative to
-    that folder, so tasks mapped over a folder's files keep its layout.
+    that folder, so tasks mapped over a folder's files keep its layout. ``checksum`` picks the
+    checksum every part carries (``auto``, ``crc64nvme``, ``crc32c``, ``crc32``, ``sha256``,
+    ``md5``, ``none``), as ``copy --checksum`` does.
 
     The nightly run, as ``copy`` has it: ``include`` / ``exclude`` (globs, rclone rules;
     excludes are tried first), ``min_size`` / ``max_size``, ``newer_than`` / ``older_than``
@@ -116,6 +118,7 @@ class StreamingSFTPToS3Operator(BaseOperator):
         memory_budget: int | str | None = None,
         parts_in_flight: int | None = None,
         files_in_flight: int | None = None,
+        checksum: str | None = None,
         sftp_base_path: str | None = None,
         fail_on_file_not_exist: bool = True,
         resume: bool = True,
@@ -156,6 +159,7 @@ class StreamingSFTPToS3Operator(BaseOperator):
         self.memory_budget = memory_budget
         self.parts_in_flight = parts_in_flight
         self.files_in_flight = files_in_flight
+        self.checksum = checksum
         self.sftp_base_path = sftp_base_path
         self.fail_on_file_not_exist = fail_on_file_not_exist
         self.resume = resume
@@ -212,6 +216,7 @@ class StreamingSFTPToS3Operator(BaseOperator):
                 memory_budget=self.memory_budget,
                 parts_in_flight=self.parts_in_flight,
                 files_in_flight=self.files_in_flight,
+                checksum=self.checksum,
             )
             flags = self.run_flags()
             options = replace(options, object_options=object_options(flags))

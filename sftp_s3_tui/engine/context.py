@@ -10,7 +10,7 @@ from .config import TransferOptions
 from .decide import DestinationIndex
 from .errors import TransferError
 from .events import EventBus
-from .journal import Journal
+from .journal import EndpointJournal
 from .s3 import S3Client, check_bucket
 from .sftp import SftpPool
 
@@ -26,7 +26,7 @@ class EngineContext:
     bus: EventBus
     sftp_slots: asyncio.Semaphore
     s3_slots: asyncio.Semaphore
-    journal: Journal | None = None
+    journal: EndpointJournal | None = None  # the journal's records of this queue's store
     buckets_checked: dict[str, asyncio.Task[None]] = field(default_factory=dict)
     storage_class: str | None = None
     server_side_encryption: str | None = None
