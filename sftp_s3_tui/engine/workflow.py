@@ -166,13 +166,12 @@ class CopyRun:
 
     def _on_event(self, event: EngineEvent) -> None:
         tid = event.transfer_id
-        if tid not in self._jobs:
-            return
+        # submit() may start transfers before it returns their ids: note every start.
         if isinstance(event, TransferStarted):
             self._part_size[tid] = event.part_size
         elif isinstance(event, TransferStateChanged) and event.state is TransferState.RUNNING:
             self._started.setdefault(tid, time.time())
-        elif isinstance(event, TransferFinished):
+        elif isinstance(event, TransferFinished) and tid in self._jobs:
             task = asyncio.create_task(self._finish(tid, event.result))
             self._after.add(task)
             task.add_done_callback(self._after.discard)
