@@ -9,6 +9,7 @@ HEAD per key; :func:`decide` turns the answer into a :class:`Decision`. The cond
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass
 from enum import StrEnum
@@ -17,7 +18,10 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from .config import ConflictPolicy
+from .errors import S3AccessDenied
 from .s3 import S3Client, head_object, map_s3_error
+
+log = logging.getLogger(__name__)
 
 META_SHA256 = "sha256"  # the same names the upload writes (pipeline.py)
 META_MTIME = "source-mtime"
@@ -174,7 +178,12 @@ class DestinationIndex:
                     complete = True
                     break
         except (ClientError, BotoCoreError) as exc:
-            raise map_s3_error(exc, f"Listing s3://{bucket}/{prefix}") from exc
+            error = map_s3_error(exc, f"Listing s3://{bucket}/{prefix}")
+            if isinstance(error, S3AccessDenied):  # no s3:ListBucket: HEAD each key instead
+                log.info("%s; deciding by HEAD per key", error.message)
+                self._listed.pop(bucket, None)
+                return
+            raise error from exc
         # A new listing replaces the bucket's last one (a watch lists again every poll).
         self._listed[bucket] = [_Listed(prefix, complete, last_key, objects)]
 
@@ -188,7 +197,14 @@ class DestinationIndex:
                 if found is None or not needs_head(policy, size, mtime, found):
                     return found
                 break
-        return await self.head(bucket, key, want_sha256=policy is ConflictPolicy.IF_DIFFERENT)
+        try:
+            return await self.head(bucket, key, want_sha256=policy is ConflictPolicy.IF_DIFFERENT)
+        except S3AccessDenied:
+            # Without s3:ListBucket a HEAD of a missing key is refused (403), not 404. Under
+            # skip-existing the conditional write still keeps an existing object: go ahead.
+            if policy is ConflictPolicy.SKIP_EXISTING:
+                return None
+            raise
 
     async def head(self, bucket: str, key: str, *, want_sha256: bool) -> ExistingObject | None:
         """HEAD ``key``; with ``want_sha256`` also the tag a multipart upload left."""

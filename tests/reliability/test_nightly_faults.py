@@ -55,3 +55,38 @@ async def test_failed_upload_keeps_its_source_others_move(
     rows = {r.get("key"): r for r in manifest_rows(tmp_path / "run.jsonl") if r["kind"] == "file"}
     assert rows["in/big.bin"]["status"] == "failed" and rows["in/big.bin"]["reason"]
     assert rows["in/big.bin"]["sha256"] is None and rows["in/big.bin"]["bytes"] == 0
+
+
+async def test_skip_existing_without_list_permission_decides_by_head(
+    openssh_sftp: SftpServerInfo,
+    s3_faults: FaultyS3Server,
+    faulty_endpoint: S3Endpoint,
+    s3: Any,
+    bucket: str,
+) -> None:
+    """An IAM user without s3:ListBucket: the listing is refused, so each key is decided by
+    a HEAD; the rerun still copies what is new and skips what is there."""
+    from sftp_s3_tui.engine.config import ConflictPolicy
+    from sftp_s3_tui.engine.locations import parse_s3_url
+    from sftp_s3_tui.engine.queue import TransferQueue
+
+    openssh_sftp.write_file("drop/new.csv", b"new\n")
+    openssh_sftp.write_file("drop/kept.csv", b"ours\n")
+    s3.put_object(Bucket=bucket, Key="in/kept.csv", Body=b"theirs\n")
+    s3_faults.fail("GET bucket", 403, code="AccessDenied", times=None)
+    options = TransferOptions(conflict=ConflictPolicy.SKIP_EXISTING)
+
+    async with TransferQueue(faulty_endpoint, options) as queue:
+        jobs = await queue.expand(
+            openssh_sftp.endpoint(),
+            openssh_sftp.remote_path("drop/"),
+            parse_s3_url(f"s3://{bucket}/in/"),
+        )
+        await queue.destination.preload(bucket, [j.key for j in jobs])
+        results = await queue.run(jobs)
+
+    status = {r.key: r.status for r in results}
+    assert status == {"in/kept.csv": TransferState.SKIPPED, "in/new.csv": TransferState.DONE}
+    assert queue.destination.head_requests >= 2  # decided by HEAD, the listing refused
+    assert s3.get_object(Bucket=bucket, Key="in/kept.csv")["Body"].read() == b"theirs\n"
+    assert s3.get_object(Bucket=bucket, Key="in/new.csv")["Body"].read() == b"new\n"
