@@ -92,15 +92,20 @@ def run_measured(
     watched = psutil.Process(proc.pid)
     peak = 0
     deadline = started + timeout_seconds
-    while True:
-        # WNOWAIT: notice the exit without reaping, so the usage is still ours to collect.
-        status = os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
-        if status is not None:
-            break
-        peak = max(peak, _tree_rss(watched))
-        if time.perf_counter() > deadline:
-            proc.kill()
-        time.sleep(POLL_SECONDS)
+    try:
+        while True:
+            # WNOWAIT: notice the exit without reaping, so the usage is still ours to collect.
+            status = os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+            if status is not None:
+                break
+            peak = max(peak, _tree_rss(watched))
+            if time.perf_counter() > deadline:
+                proc.kill()
+            time.sleep(POLL_SECONDS)
+    except BaseException:
+        proc.kill()  # the harness is stopping (Ctrl-C, SIGTERM): no client outlives it
+        proc.wait()
+        raise
     seconds = time.perf_counter() - started
     before = _self_io_write_bytes()
     _, wait_status, usage = os.wait4(proc.pid, 0)

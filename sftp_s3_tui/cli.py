@@ -13,7 +13,7 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 from .engine.config import ChecksumChoice, ConflictPolicy
 from .engine.errors import ConfigError, TransferError, UsageError
@@ -26,6 +26,7 @@ from .requests import (
     EXIT_OK,
     EXIT_USAGE,
     ConnectionFlags,
+    RunFlags,
     TransferFlags,
     app_request,
     cleanup_request,
@@ -49,6 +50,112 @@ def _size(text: str) -> int:
         return parse_size(text)
     except UsageError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from exc
+
+
+class _Rule(argparse.Action):
+    """--include / --exclude into one ordered list (the first matching rule decides)."""
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: object,
+        option_string: str | None = None,
+    ) -> None:
+        rules = list(getattr(namespace, "rules", None) or [])
+        rules.append((option_string == "--include", str(values)))
+        namespace.rules = rules
+
+
+def _add_run_options(parser: argparse.ArgumentParser, *, watch: bool) -> None:
+    """The nightly-run options of ``copy`` and ``watch``: filters, gate, source, record."""
+    pick = parser.add_argument_group("which files")
+    pick.add_argument(
+        "--include",
+        action=_Rule,
+        metavar="GLOB",
+        help="copy only matching files (repeatable; rclone rules: '*.csv', '/top/**', 'dir/')",
+    )
+    pick.add_argument(
+        "--exclude", action=_Rule, metavar="GLOB", help="skip matching files (repeatable)"
+    )
+    pick.add_argument("--min-size", type=_size, metavar="SIZE", help="skip smaller files")
+    pick.add_argument("--max-size", type=_size, metavar="SIZE", help="skip larger files")
+    pick.add_argument(
+        "--newer-than", metavar="AGE|DATE", help="only files modified after, e.g. 24h, 2026-11-30"
+    )
+    pick.add_argument("--older-than", metavar="AGE|DATE", help="only files modified before")
+    gate = parser.add_argument_group("readiness (files still being written wait)")
+    gate.add_argument("--min-age", metavar="AGE", help="only files unmodified for AGE, e.g. 5m")
+    gate.add_argument(
+        "--stable", metavar="AGE", help="only files whose size+mtime stay unchanged for AGE"
+    )
+    gate.add_argument(
+        "--done-file", metavar="SUFFIX", help="copy x.csv only once x.csv SUFFIX exists, e.g. .done"
+    )
+    gate.add_argument(
+        "--keep-done-file",
+        action="store_true",
+        help="leave the done file when the source is moved or deleted",
+    )
+    after = parser.add_argument_group("after each verified file")
+    after.add_argument(
+        "--delete-source", action="store_true", help="delete the source once its object is verified"
+    )
+    after.add_argument(
+        "--move-to", metavar="DIR", help="move the source into DIR on the SFTP server once verified"
+    )
+    after.add_argument(
+        "--manifest", metavar="PATH|s3://B/K", help="append a JSON-lines record of every file"
+    )
+    obj = parser.add_argument_group("objects")
+    obj.add_argument("--storage-class", metavar="CLASS", help="e.g. STANDARD_IA, GLACIER_IR")
+    obj.add_argument("--sse", metavar="AES256|aws:kms", help="server-side encryption")
+    obj.add_argument("--sse-kms-key-id", metavar="KEY", help="KMS key for --sse aws:kms")
+    obj.add_argument(
+        "--tag", action="append", default=[], metavar="K=V", help="object tag (repeatable)"
+    )
+    obj.add_argument(
+        "--content-type", metavar="TYPE", help="Content-Type (default: guessed from the name)"
+    )
+    obj.add_argument(
+        "--metadata", action="append", default=[], metavar="K=V", help="x-amz-meta-K (repeatable)"
+    )
+    if watch:
+        parser.add_argument(
+            "--every", default="1m", metavar="AGE", help="poll interval, e.g. 30s, 1m, 1h (1m)"
+        )
+    else:
+        parser.add_argument(
+            "--dry-run",
+            action="store_true",
+            help="print the plan and totals; write nothing",
+        )
+
+
+def run_flags(args: argparse.Namespace) -> RunFlags:
+    """The nightly-run flags of ``copy`` / ``watch``."""
+    return RunFlags(
+        rules=tuple(getattr(args, "rules", None) or ()),
+        min_size=args.min_size,
+        max_size=args.max_size,
+        newer_than=args.newer_than,
+        older_than=args.older_than,
+        min_age=args.min_age,
+        stable=args.stable,
+        done_file=args.done_file,
+        keep_done_file=args.keep_done_file,
+        delete_source=args.delete_source,
+        move_to=args.move_to,
+        manifest=args.manifest,
+        dry_run=getattr(args, "dry_run", False),
+        storage_class=args.storage_class,
+        sse=args.sse,
+        sse_kms_key_id=args.sse_kms_key_id,
+        tags=tuple(args.tag),
+        content_type=args.content_type,
+        metadata=tuple(args.metadata),
+    )
 
 
 def _common_options(*, in_command: bool) -> _Parser:
@@ -162,32 +269,9 @@ def _common_options(*, in_command: bool) -> _Parser:
     return parser
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(
-        prog="sftp-s3-tui",
-        description="Stream files from SFTP straight into S3. Without a command: the TUI.",
-        epilog=EXIT_CODES_HELP,
-        parents=[_common_options(in_command=False)],
-    )
-    parser.add_argument(
-        "--demo",
-        action="store_true",
-        help="open the app against embedded SFTP and S3 servers it starts itself",
-    )
-    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    common = _common_options(in_command=True)
-
-    copy = commands.add_parser(
-        "copy",
-        help="copy files from SFTP to S3 without the TUI",
-        description="Copy SOURCE… (sftp://[user@]host[:port]/path, a folder or a glob) to DEST "
-        "(s3://bucket/key, or s3://bucket/prefix/ with a trailing slash).",
-        epilog=EXIT_CODES_HELP,
-        parents=[common],
-    )
-    copy.add_argument("paths", nargs="+", metavar="SOURCE… DEST")
-    tuning = copy.add_argument_group("transfer")
+def _add_transfer_options(parser: argparse.ArgumentParser) -> None:
+    """Tuning and output options of ``copy`` and ``watch``."""
+    tuning = parser.add_argument_group("transfer")
     tuning.add_argument("--part-size", type=_size, metavar="SIZE", help="part size (8MiB)")
     tuning.add_argument(
         "--concurrency",
@@ -221,8 +305,50 @@ def build_parser() -> argparse.ArgumentParser:
     tuning.add_argument(
         "--no-resume", action="store_true", help="do not journal (no crash-safe resume)"
     )
-    copy.add_argument("--json", action="store_true", help="one JSON object per file on stdout")
-    copy.add_argument("--quiet", "-q", action="store_true", help="no progress display")
+    parser.add_argument("--json", action="store_true", help="one JSON object per file on stdout")
+    parser.add_argument("--quiet", "-q", action="store_true", help="no progress display")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="sftp-s3-tui",
+        description="Stream files from SFTP straight into S3. Without a command: the TUI.",
+        epilog=EXIT_CODES_HELP,
+        parents=[_common_options(in_command=False)],
+    )
+    parser.add_argument(
+        "--demo",
+        action="store_true",
+        help="open the app against embedded SFTP and S3 servers it starts itself",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    common = _common_options(in_command=True)
+
+    copy = commands.add_parser(
+        "copy",
+        help="copy files from SFTP to S3 without the TUI",
+        description="Copy SOURCE… (sftp://[user@]host[:port]/path, a folder or a glob) to DEST "
+        "(s3://bucket/key, or s3://bucket/prefix/ with a trailing slash).",
+        epilog=EXIT_CODES_HELP,
+        parents=[common],
+    )
+    copy.add_argument("paths", nargs="+", metavar="SOURCE… DEST")
+    _add_transfer_options(copy)
+    _add_run_options(copy, watch=False)
+
+    watch = commands.add_parser(
+        "watch",
+        help="poll SFTP folders and ship each new or changed file once",
+        description="Every --every, list SOURCE… with the same filters and readiness gate as "
+        "copy, and copy each new or changed file to DEST once (state in the user state dir, "
+        "so a restart ships nothing twice). Stops cleanly on SIGTERM or Ctrl-C.",
+        epilog=EXIT_CODES_HELP,
+        parents=[common],
+    )
+    watch.add_argument("paths", nargs="+", metavar="SOURCE… DEST")
+    _add_transfer_options(watch)
+    _add_run_options(watch, watch=True)
 
     cleanup = commands.add_parser(
         "cleanup",
@@ -317,8 +443,24 @@ def main(argv: Sequence[str] | None = None) -> int:
                 resume=not args.no_resume,
                 json=args.json,
                 quiet=args.quiet,
+                run=run_flags(args),
             )
             return _run(run_copy(request))
+        if args.command == "watch":
+            from .headless import run_watch
+
+            request = copy_request(
+                args.paths,
+                flags,
+                transfer_flags(args),
+                env,
+                resume=not args.no_resume,
+                json=args.json,
+                quiet=args.quiet,
+                run=run_flags(args),
+                watch_every=args.every,
+            )
+            return _run_watch(run_watch, request)
         if args.command == "cleanup":
             from .headless import run_cleanup
 
@@ -343,6 +485,25 @@ def report(exc: TransferError) -> int:
         return EXIT_USAGE
     print(f"sftp-s3-tui: {exc}", file=sys.stderr)
     return exit_code_for(exc)
+
+
+def _run_watch(run_watch: Callable[..., Awaitable[int]], request: object) -> int:
+    """Run ``watch``: SIGTERM and Ctrl-C ask it to stop (the poll under way is aborted, its
+    sources untouched) and it exits 0."""
+
+    async def watched() -> int:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, stop.set)
+        return await run_watch(request, stop)
+
+    try:
+        return asyncio.run(watched())
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        print("sftp-s3-tui: interrupted; unfinished uploads were aborted", file=sys.stderr)
+        return EXIT_INTERRUPTED
 
 
 def _run(coro: Awaitable[int]) -> int:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sys
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -20,6 +22,7 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
+from .engine.config import ConflictPolicy
 from .engine.errors import S3Error
 from .engine.events import (
     EngineEvent,
@@ -33,12 +36,18 @@ from .engine.events import (
     TransferState,
 )
 from .engine.journal import Journal
-from .engine.plan import plan_copy
+from .engine.manifest import Manifest
+from .engine.plan import FileJob, plan_copy
+from .engine.preview import CopyPlan, preview_copy
 from .engine.queue import TransferQueue
 from .engine.s3 import S3Client, check_bucket, open_client
+from .engine.selection import select_planned
+from .engine.source_actions import SourceOutcome
 from .engine.uploads import abort_stale, list_stale
+from .engine.watch import PollReport, WatchSource, WatchState, watch
+from .engine.workflow import CopyRun, RunReport
 from .metrics import exporting
-from .paths import journal_dir
+from .paths import journal_dir, state_dir
 from .redaction import register_secret
 from .requests import EXIT_FAILED, EXIT_OK, CleanupRequest, CopyRequest
 
@@ -180,23 +189,81 @@ def _warn(text: str) -> None:
     print(f"sftp-s3-tui: warning: {text}", file=sys.stderr)
 
 
-async def run_copy(request: CopyRequest) -> int:
-    """Copy every source under the destination; the exit code says how it went."""
+def _say(text: str) -> None:
+    print(f"sftp-s3-tui: {text}", file=sys.stderr, flush=True)
+
+
+def _open_queue(request: CopyRequest, bus: EventBus) -> TransferQueue:
     for source in request.sources:
         register_secret(source.endpoint.password)
     register_secret(request.s3.secret_access_key)
+    journal = Journal(journal_dir()) if request.resume and not request.run.dry_run else None
+    return TransferQueue(request.s3, request.options, bus=bus, journal=journal)
+
+
+async def _open_manifest(request: CopyRequest, queue: TransferQueue) -> Manifest | None:
+    target = request.run.manifest
+    if not target:
+        return None
+    return await Manifest.open(target, s3=queue.s3, spool_dir=state_dir() / "manifests")
+
+
+def _print_plan(plan: CopyPlan, as_json: bool) -> None:
+    if as_json:
+        for planned in plan.files:
+            print(json.dumps(planned.as_json(), ensure_ascii=False), flush=True)
+        print(json.dumps({"plan": True, **plan.totals()}), flush=True)
+        return
+    for row in plan.table():
+        print(row)
+    print(plan.summary(), file=sys.stderr)
+
+
+def _outcome_printer(request: CopyRequest) -> Callable[[SourceOutcome], None]:
+    def show(outcome: SourceOutcome) -> None:
+        if request.json:
+            print(json.dumps(outcome.as_json(), ensure_ascii=False), flush=True)
+        elif not outcome.ok:
+            _say(f"{outcome.path}: kept: {outcome.reason}")
+        elif not request.quiet:
+            where = f" → {outcome.target}" if outcome.target else ""
+            _say(f"{outcome.path}: {outcome.action}{where}")
+
+    return show
+
+
+def _waiting_record(job: FileJob, reason: str) -> dict[str, object]:
+    return {
+        "source": job.source,
+        "bucket": job.bucket,
+        "key": job.key,
+        "bytes": 0,
+        "size": job.size,
+        "status": "waiting",
+        "message": reason,
+    }
+
+
+async def run_copy(request: CopyRequest) -> int:
+    """Copy every source under the destination; the exit code says how it went.
+
+    With filters, a readiness gate, a manifest or a source action it is the nightly run:
+    the plan is filtered and gated, each file's manifest row is written as it finishes, and
+    only then is its source moved or deleted. ``--dry-run`` prints the plan and writes
+    nothing.
+    """
+    run = request.run
     bus = EventBus()
-    journal = Journal(journal_dir()) if request.resume else None
-    show = not (request.quiet or request.json) and sys.stderr.isatty()
+    show = not (request.quiet or request.json or run.dry_run) and sys.stderr.isatty()
     display = ConsoleProgress(bus, enabled=show)
     if not request.quiet:
         bus.subscribe(NoticePrinter(display))
     async with (
-        TransferQueue(request.s3, request.options, bus=bus, journal=journal) as queue,
+        _open_queue(request, bus) as queue,
         exporting(
             bus,
             queue.pool,
-            push_gateway_url=request.push_gateway,
+            push_gateway_url=None if run.dry_run else request.push_gateway,
             metrics_port=request.metrics_port,
             on_warning=_warn,
         ),
@@ -208,28 +275,131 @@ async def run_copy(request: CopyRequest) -> int:
             request.dest,
             exact_key_hint="end DEST with / to copy into a prefix",
         )
+        selection = await select_planned(
+            queue.sftp, jobs, request.sources, file_filter=run.file_filter, gate=run.gate
+        )
+        if run.dry_run:
+            plan = await preview_copy(selection, queue.destination, request.options)
+            _print_plan(plan, request.json)
+            return EXIT_OK
+        if request.options.conflict is not ConflictPolicy.OVERWRITE:
+            await queue.destination.preload(request.dest.bucket, [j.key for j in selection.jobs])
+        manifest = await _open_manifest(request, queue)
         started = time.monotonic()
-        with display:
-            results = await queue.run(jobs)
+        try:
+            with display:
+                report = await CopyRun(
+                    queue,
+                    manifest=manifest,
+                    source_action=run.source_action,
+                    on_outcome=_outcome_printer(request),
+                ).run(selection)
+        finally:
+            if manifest is not None:
+                await manifest.close()
+                if manifest.upload_error:
+                    _warn(f"the manifest was kept in {manifest.path}: {manifest.upload_error}")
         seconds = time.monotonic() - started
-    failed = [r for r in results if r.status not in (TransferState.DONE, TransferState.SKIPPED)]
+    return _report(request, report, seconds)
+
+
+def _report(request: CopyRequest, report: RunReport, seconds: float) -> int:
+    results = report.results
+    failed = report.failed
     if request.json:
         for result in results:
             print(json.dumps(result_record(result), ensure_ascii=False), flush=True)
-        print(json.dumps(summary_record(results, seconds)), flush=True)
+        for job, reason in report.waiting:
+            print(json.dumps(_waiting_record(job, reason), ensure_ascii=False), flush=True)
+        summary = summary_record(results, seconds)
+        if report.waiting or report.excluded:
+            summary.update(waiting=len(report.waiting), excluded=len(report.excluded))
+        print(json.dumps(summary), flush=True)
     for result in failed:
         print(f"sftp-s3-tui: {result.source}: {result.message}", file=sys.stderr)
     if not request.json and not request.quiet:
+        for job, reason in report.waiting:
+            _say(f"{job.source}: waiting: {reason}")
         moved = sum(r.bytes for r in results if r.status is TransferState.DONE)
         rate = moved / seconds / 1e6 if seconds > 0 else 0.0
         done = sum(r.status is TransferState.DONE for r in results)
         skipped = sum(r.status is TransferState.SKIPPED for r in results)
+        extra = f", {len(report.waiting)} waiting" if report.waiting else ""
+        extra += f", {len(report.excluded)} excluded" if report.excluded else ""
         print(
-            f"{done} copied, {skipped} skipped, {len(failed)} failed; "
+            f"{done} copied, {skipped} skipped, {len(failed)} failed{extra}; "
             f"{moved / (1 << 20):.1f} MiB in {seconds:.1f}s ({rate:.1f} MB/s)",
             file=sys.stderr,
         )
     return EXIT_FAILED if failed else EXIT_OK
+
+
+async def run_watch(request: CopyRequest, stop: asyncio.Event) -> int:
+    """Poll the sources every ``request.watch_every_seconds`` until ``stop``; push metrics
+    while it runs. Exit 0 when stopped (a file's failure is retried at the next poll)."""
+    run = request.run
+    bus = EventBus()
+    if not request.quiet:
+        bus.subscribe(NoticePrinter(ConsoleProgress(bus, enabled=False)))
+    sources = [WatchSource(s.endpoint, s.path) for s in request.sources]
+    state = WatchState.for_watch(
+        state_dir() / "watch", [f"{s.endpoint.display}{s.path}" for s in sources], request.dest
+    )
+    every = request.watch_every_seconds or 60.0
+
+    def on_poll(poll: PollReport) -> None:
+        for error in poll.errors:
+            _warn(error)
+        if request.json:  # a heartbeat per poll, so a supervisor sees the watch alive
+            record = {
+                "poll": poll.number,
+                "listed": poll.listed,
+                "copied": sum(r.status is TransferState.DONE for r in poll.run.results),
+                "failed": len(poll.run.failed),
+                "waiting": len(poll.run.waiting),
+            }
+            print(json.dumps(record), flush=True)
+        for result in poll.run.results:
+            if request.json:
+                print(json.dumps(result_record(result), ensure_ascii=False), flush=True)
+            elif not request.quiet or result.status is TransferState.FAILED:
+                extra = f" ({result.message})" if result.message else ""
+                _say(f"{result.source} {result.status.value}{extra}")
+
+    async with (
+        _open_queue(request, bus) as queue,
+        exporting(
+            bus,
+            queue.pool,
+            push_gateway_url=request.push_gateway,
+            metrics_port=request.metrics_port,
+            on_warning=_warn,
+        ),
+    ):
+        await check_bucket(queue.s3, request.dest.bucket)
+        manifest = await _open_manifest(request, queue)
+        if not request.quiet:
+            _say(f"watching {len(sources)} source(s) every {every:g} s; state in {state.path}")
+        try:
+            polls = await watch(
+                queue,
+                sources,
+                request.dest,
+                every_seconds=every,
+                state=state,
+                stop=stop,
+                file_filter=run.file_filter,
+                gate=run.gate,
+                manifest=manifest,
+                source_action=run.source_action,
+                on_poll=on_poll,
+            )
+        finally:
+            if manifest is not None:
+                await manifest.close()
+    if not request.quiet:
+        _say(f"stopped after {polls} poll(s); {len(state)} file version(s) shipped in total")
+    return EXIT_OK
 
 
 async def run_cleanup(request: CleanupRequest) -> int:

@@ -41,10 +41,12 @@ from .engine.locations import (
     parse_sftp_url,
     parse_size,
 )
+from .engine.object_options import ObjectOptions
 from .profiles import Profile, ProfileStore, S3Settings, Secret, SftpAuth, SftpSettings
 
 if TYPE_CHECKING:  # the plan pulls in asyncssh: not needed to parse flags or print --help
     from .engine.plan import PlanSource
+    from .engine.workflow import RunOptions
 
 #: Exit codes of every command (documented in README and ``--help``).
 EXIT_OK = 0  # every file landed (or was skipped by the conflict policy)
@@ -175,6 +177,92 @@ CLI_OPTION_NAMES: dict[str, str] = {
 
 
 @dataclass(frozen=True)
+class RunFlags:
+    """The nightly-run flags of ``copy`` and ``watch`` (filters, gate, manifest, source
+    action, dry run, object options) as given; see :func:`run_options`."""
+
+    rules: tuple[tuple[bool, str], ...] = ()  # (include?, pattern) in command-line order
+    min_size: int | None = None
+    max_size: int | None = None
+    newer_than: str | None = None
+    older_than: str | None = None
+    min_age: str | None = None
+    stable: str | None = None
+    done_file: str | None = None
+    keep_done_file: bool = False
+    delete_source: bool = False
+    move_to: str | None = None
+    manifest: str | None = None
+    dry_run: bool = False
+    storage_class: str | None = None
+    sse: str | None = None
+    sse_kms_key_id: str | None = None
+    tags: tuple[str, ...] = ()
+    content_type: str | None = None
+    metadata: tuple[str, ...] = ()
+
+
+def _run_options_class() -> type[RunOptions]:
+    from .engine.workflow import RunOptions
+
+    return RunOptions
+
+
+def run_options(flags: RunFlags) -> RunOptions:
+    """The engine's :class:`RunOptions` from the flags, each value checked (one line)."""
+    from .engine.filters import FileFilter, parse_duration
+    from .engine.readiness import ReadinessGate
+    from .engine.source_actions import SourceAction
+    from .engine.workflow import RunOptions
+
+    done = flags.done_file
+    if done is not None and (not done or "/" in done):
+        raise UsageError(f"--done-file {done!r} is not a suffix", "e.g. --done-file .done")
+    return RunOptions(
+        file_filter=FileFilter.build(
+            rules=flags.rules,
+            min_size=flags.min_size,
+            max_size=flags.max_size,
+            newer_than=flags.newer_than,
+            older_than=flags.older_than,
+        ),
+        gate=ReadinessGate(
+            min_age_seconds=parse_duration(flags.min_age) if flags.min_age else 0.0,
+            stable_seconds=parse_duration(flags.stable) if flags.stable else 0.0,
+            done_suffix=done or "",
+        ),
+        source_action=SourceAction(
+            delete=flags.delete_source,
+            move_to=flags.move_to,
+            done_files=not flags.keep_done_file,
+        ),
+        manifest=flags.manifest,
+        dry_run=flags.dry_run,
+    )
+
+
+def object_options(flags: RunFlags, base: ObjectOptions | None = None) -> ObjectOptions:
+    """Object options: the flags over ``base`` (the profile's), checked."""
+    base = base or ObjectOptions()
+    given = ObjectOptions.build(
+        storage_class=flags.storage_class,
+        sse=flags.sse,
+        sse_kms_key_id=flags.sse_kms_key_id,
+        tags=flags.tags,
+        content_type=flags.content_type,
+        metadata=flags.metadata,
+    )
+    return ObjectOptions(
+        storage_class=given.storage_class or base.storage_class,
+        sse=given.sse or base.sse,
+        sse_kms_key_id=given.sse_kms_key_id or base.sse_kms_key_id,
+        tags=given.tags or base.tags,
+        content_type=given.content_type if given.content_type is not None else base.content_type,
+        metadata=given.metadata or base.metadata,
+    )
+
+
+@dataclass(frozen=True)
 class CopyRequest:
     """Everything ``copy`` needs, resolved and checked."""
 
@@ -187,6 +275,8 @@ class CopyRequest:
     quiet: bool = False
     push_gateway: str | None = None
     metrics_port: int | None = None
+    run: RunOptions = field(default_factory=lambda: _run_options_class()())
+    watch_every_seconds: float | None = None  # ``watch``: poll this often
 
 
 @dataclass(frozen=True)
@@ -335,6 +425,17 @@ def sftp_endpoint(
 ) -> SftpEndpoint:
     """The SFTP endpoint for one source: the URL first, then flags, then (for the profile's
     own host) the profile, then the seed's variables, then ``$USER``."""
+    endpoint = _sftp_endpoint(location, flags, env, base)
+    # How to reach and pull from the host: jump host, links, connections, window, rate limit.
+    return check_link(replace(endpoint, **flags.link_changes()))  # type: ignore[arg-type]
+
+
+def _sftp_endpoint(
+    location: SftpLocation,
+    flags: ConnectionFlags,
+    env: Env,
+    base: SftpEndpoint | None = None,
+) -> SftpEndpoint:
     password = env_value(env, "SFTP_PASSWORD")
     if base is not None and base.host == location.host:
         changes: dict[str, object] = {}
@@ -353,9 +454,8 @@ def sftp_endpoint(
             changes["use_agent"] = False
         if password and not base.password:
             changes["password"] = password
-        changes.update(flags.link_changes())
-        return check_link(replace(base, **changes))  # type: ignore[arg-type]
-    endpoint = SftpEndpoint(
+        return replace(base, **changes)  # type: ignore[arg-type]
+    return SftpEndpoint(
         host=location.host,
         port=location.port or flags.port or _port(env_value(env, "SFTP_PORT")),
         username=location.username
@@ -370,7 +470,6 @@ def sftp_endpoint(
         if flags.accept_new_host_key
         else HostKeyPolicy.STRICT,
     )
-    return check_link(replace(endpoint, **flags.link_changes()))  # type: ignore[arg-type]
 
 
 def _port(text: str | None) -> int:
@@ -477,8 +576,11 @@ def copy_request(
     json: bool = False,
     quiet: bool = False,
     store: ProfileStore | None = None,
+    run: RunFlags | None = None,
+    watch_every: str | None = None,
 ) -> CopyRequest:
-    """``copy SOURCE… DEST`` with its flags, the environment and ``--profile``, resolved."""
+    """``copy SOURCE… DEST`` (or ``watch``) with its flags, the environment and
+    ``--profile``, resolved."""
     check_connection_flags(flags, env)
     profile = load_profile(flags.profile, store)
     sftp_base = profile.sftp_endpoint(password=env_value(env, "SFTP_PASSWORD")) if profile else None
@@ -490,8 +592,14 @@ def copy_request(
     )
     s3 = s3_endpoint(flags, env, profile.s3_endpoint() if profile else None)
     options = transfer_options(transfer, profile.transfer_options() if profile else None)
+    from .engine.filters import parse_duration
     from .engine.plan import PlanSource, exact_key_error
 
+    run = run or RunFlags()
+    options = replace(options, object_options=object_options(run, options.object_options))
+    every = parse_duration(watch_every) if watch_every is not None else None
+    if every is not None and every <= 0:
+        raise UsageError(f"--every {watch_every!r} must be positive", "e.g. --every 1m")
     if len(locations) > 1 and not dest.is_prefix:
         raise exact_key_error(len(locations), dest, "end DEST with / to copy into a prefix")
     sources = tuple(
@@ -510,6 +618,8 @@ def copy_request(
         quiet=quiet,
         push_gateway=push_gateway(flags, env),
         metrics_port=flags.metrics_port,
+        run=run_options(run),
+        watch_every_seconds=every,
     )
 
 

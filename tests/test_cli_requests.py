@@ -437,3 +437,36 @@ def test_an_unreachable_s3_endpoint_is_one_line_naming_it_and_exit_4(
         f"sftp-s3-tui: Opening bucket 'landing': cannot reach the S3 endpoint ({closed}) — "
         "check --endpoint-url and network"
     ]
+
+
+def test_follow_symlinks_is_a_flag_of_copy(
+    openssh_sftp: SftpServerInfo, s3_endpoint: S3Endpoint, s3: Any, bucket: str
+) -> None:
+    remote = openssh_sftp.write_file("links-elsewhere/b.csv", b"b\n")
+    openssh_sftp.write_file("links/a.csv", b"a\n")
+    (openssh_sftp.root / "links" / "linked").symlink_to(openssh_sftp.root / "links-elsewhere")
+    args = [source_url(openssh_sftp, "links/"), *key_args(openssh_sftp, s3_endpoint)]
+
+    skipping = run_cli("copy", *args[:1], f"s3://{bucket}/skip/", *args[1:])
+    following = run_cli("copy", *args[:1], f"s3://{bucket}/follow/", *args[1:], "--follow-symlinks")
+    bad_jump = run_cli("copy", *args[:1], f"s3://{bucket}/", "--jump", "two words")
+
+    assert skipping.returncode == 0, skipping.stderr
+    assert following.returncode == 0, following.stderr
+    assert keys(s3, bucket) == ["follow/a.csv", "follow/linked/b.csv", "skip/a.csv"]
+    assert object_bytes(s3, bucket, "follow/linked/b.csv") == remote.read_bytes()
+    assert bad_jump.returncode == 2 and "--jump 'two words' is not [user@]host[:port]" in (
+        bad_jump.stderr
+    )
+
+
+def test_a_profile_keeps_its_jump_host_and_link_choice(tmp_path: Path) -> None:
+    store = ProfileStore(tmp_path / "profiles.toml")
+    store.save(
+        Profile("hop", SftpSettings("inner.example", jump="ops@bastion:2222", follow_symlinks=True))
+    )
+
+    endpoint = store.get("hop").sftp_endpoint()
+
+    assert (endpoint.jump, endpoint.follow_symlinks) == ("ops@bastion:2222", True)
+    assert 'jump = "ops@bastion:2222"' in store.path.read_text()

@@ -9,9 +9,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from sftp_s3_tui.engine.config import S3Endpoint, TransferOptions
 from sftp_s3_tui.engine.events import EventBus, PartChanged, TransferState
-from sftp_s3_tui.engine.journal import Journal
+from sftp_s3_tui.engine.journal import Journal, JournalClaim
 from sftp_s3_tui.paths import journal_dir
 from tests.engine.helpers import copy, keys, object_bytes, open_uploads, sha256, stored_sha256
 from tests.servers import SftpServerInfo
@@ -111,28 +113,29 @@ async def test_changed_source_restarts_from_zero(
     assert await asyncio.to_thread(open_uploads, s3, bucket) == []
 
 
-class _KilledBeforeForget(Journal):
-    """The journal as a kill -9 between CompleteMultipartUpload and the entry's removal leaves
-    it: every part and the final digest recorded, the entry never removed."""
-
-    def forget(self, source: str, bucket: str, key: str) -> None:
-        return None
-
-
 async def test_a_run_killed_after_complete_is_recognised_and_not_sent_again(
-    embedded_sftp: SftpServerInfo, s3_endpoint: S3Endpoint, s3: Any, bucket: str, tmp_path: Path
+    embedded_sftp: SftpServerInfo,
+    s3_endpoint: S3Endpoint,
+    s3: Any,
+    bucket: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    """The first run stops where a kill -9 between CompleteMultipartUpload and the journal's
+    update would stop it: every part and the final digest recorded, the record never removed."""
     remote = embedded_sftp.write_file("big.bin", size=23 * MiB, seed=14)
     options = TransferOptions(part_size=5 * MiB)
     folder = tmp_path / "journal"
-    [first] = await copy(
-        embedded_sftp.endpoint(),
-        [remote.remote_path],
-        f"s3://{bucket}/",
-        s3_endpoint,
-        options=options,
-        journal=_KilledBeforeForget(folder),
-    )
+    with monkeypatch.context() as killed:
+        killed.setattr(JournalClaim, "forget", lambda self: None)
+        [first] = await copy(
+            embedded_sftp.endpoint(),
+            [remote.remote_path],
+            f"s3://{bucket}/",
+            s3_endpoint,
+            options=options,
+            journal=Journal(folder),
+        )
     assert first.status is TransferState.DONE, first.message
     assert len(Journal(folder).entries()) == 1, "the entry a kill -9 would leave"
     bus, parts = EventBus(), []

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
-
-from aiobotocore.config import AioConfig
+from typing import TYPE_CHECKING, Any
 
 from sftp_s3_tui.engine.sftp import encryption_algs
+
+if TYPE_CHECKING:
+    from aiobotocore.config import AioConfig
 
 
 def add_sftp_arguments(parser: argparse.ArgumentParser) -> None:
@@ -43,6 +44,8 @@ def add_s3_arguments(parser: argparse.ArgumentParser) -> None:
 
 def s3_config(connections: int) -> AioConfig:
     """Like the product's client: path style, no botocore-computed checksums."""
+    from aiobotocore.config import AioConfig  # here: the SFTP-only clients never pay its import
+
     return AioConfig(
         max_pool_connections=connections,
         s3={"addressing_style": "path"},

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -21,7 +21,7 @@ from ..engine.errors import TransferError
 from ..engine.journal import Journal
 from ..engine.locations import parse_size
 from ..paths import journal_dir
-from ..requests import env_value, with_aws_defaults
+from ..requests import RunFlags, env_value, object_options, run_options, with_aws_defaults
 from .connections import (
     conflict_policy_for,
     connection_fields,
@@ -34,8 +34,8 @@ from .transfer import (
     destination,
     failure_message,
     list_files,
+    nightly_to_s3,
     run_sync,
-    stream_to_s3,
     summarize,
     task_message,
     transfer_options,
@@ -62,22 +62,32 @@ def s3_endpoint(conn_id: str | None) -> S3Endpoint:
 
 class StreamingSFTPToS3Operator(BaseOperator):
     """Stream files from SFTP into S3 on the sftp-s3-tui engine: no temp disk, bounded
-        memory, every object verified (size, checksum, sha256 metadata).
+    memory, every object verified (size, checksum, sha256 metadata).
 
-        Arguments mirror ``SFTPToS3Operator``; ``sftp_path`` may also be a folder (copied
-        recursively, rsync-style: ``/in/`` copies its contents, ``/in`` the folder) or a glob
-        (``/in/*.csv``), and ``sftp_paths`` takes several. ``s3_key`` is one key, or a prefix
-        ending in ``/`` for many files. ``replace=False`` skips keys that already exist (a
-        race-free conditional write); ``conflict_policy`` (``overwrite``, ``skip-existing``,
-        ``if-newer``, ``if-different``) overrides it. ``sftp_base_path`` makes keys relative to
-        that folder, so tasks mapped over a folder's files keep its layout. ``checksum`` picks the
+    Arguments mirror ``SFTPToS3Operator``; ``sftp_path`` may also be a folder (copied
+    recursively, rsync-style: ``/in/`` copies its contents, ``/in`` the folder) or a glob
+    (``/in/*.csv``), and ``sftp_paths`` takes several. ``s3_key`` is one key, or a prefix
+    ending in ``/`` for many files. ``replace=False`` skips keys that already exist (a
+    race-free conditional write); ``conflict_policy`` (``overwrite``, ``skip-existing``,
+    ``if-newer``, ``if-different``) overrides it. ``sftp_base_path`` makes keys relative to
+    that folder, so tasks mapped over a folder's files keep its layout. ``checksum`` picks the
     checksum every part carries (``auto``, ``crc64nvme``, ``crc32c``, ``crc32``, ``sha256``,
     ``md5``, ``none``), as ``copy --checksum`` does. ``connections``, ``window``, ``bwlimit``
     (``"20M"`` = 20 MB/s), ``jump`` (``[user@]host[:port]``) and ``follow_symlinks`` override
     the SFTP connection's extras of the same names, as ``copy --connections …`` does.
 
-        Returns a summary (files, bytes, one entry with key, bytes, sha256 and status per file)
-        as XCom; fails with the engine's message when any file did not land.
+    The nightly run, as ``copy`` has it: ``include`` / ``exclude`` (globs, rclone rules;
+    excludes are tried first), ``min_size`` / ``max_size``, ``newer_than`` / ``older_than``
+    (an age like ``24h`` or a date); the readiness gate ``min_age``, ``stable`` (ages like
+    ``5m``) and ``done_file`` (a suffix: ``x.csv`` waits for ``x.csv.done``); after each
+    verified file ``delete_source`` or ``move_to`` (a folder on the SFTP server), with a
+    ``manifest`` (a worker path or ``s3://bucket/key``) row written first. Object options:
+    ``storage_class``, ``sse`` (``AES256`` / ``aws:kms``), ``sse_kms_key_id``, ``tags`` and
+    ``metadata`` (dicts), ``content_type`` (default: guessed from the name).
+
+    Returns a summary (files, bytes, one entry with key, bytes, sha256 and status per file,
+    the waiting files, what happened to sources) as XCom; fails with the engine's message
+    when any file did not land (waiting files do not fail it).
     """
 
     template_fields: Sequence[str] = (
@@ -87,6 +97,12 @@ class StreamingSFTPToS3Operator(BaseOperator):
         "s3_key",
         "sftp_base_path",
         "push_gateway",
+        "move_to",
+        "manifest",
+        "newer_than",
+        "older_than",
+        "tags",
+        "metadata",
     )
     ui_color = "#e4f0e8"
 
@@ -116,6 +132,24 @@ class StreamingSFTPToS3Operator(BaseOperator):
         jump: str | None = None,
         follow_symlinks: bool | None = None,
         use_temp_file: bool | None = None,
+        include: Sequence[str] = (),
+        exclude: Sequence[str] = (),
+        min_size: int | str | None = None,
+        max_size: int | str | None = None,
+        newer_than: str | None = None,
+        older_than: str | None = None,
+        min_age: str | None = None,
+        stable: str | None = None,
+        done_file: str | None = None,
+        delete_source: bool = False,
+        move_to: str | None = None,
+        manifest: str | None = None,
+        storage_class: str | None = None,
+        sse: str | None = None,
+        sse_kms_key_id: str | None = None,
+        tags: Mapping[str, str] | None = None,
+        content_type: str | None = None,
+        metadata: Mapping[str, str] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -143,6 +177,36 @@ class StreamingSFTPToS3Operator(BaseOperator):
         self.bwlimit = bwlimit
         self.jump = jump
         self.follow_symlinks = follow_symlinks
+        self.include, self.exclude = list(include), list(exclude)
+        self.min_size, self.max_size = min_size, max_size
+        self.newer_than, self.older_than = newer_than, older_than
+        self.min_age, self.stable, self.done_file = min_age, stable, done_file
+        self.delete_source, self.move_to, self.manifest = delete_source, move_to, manifest
+        self.storage_class, self.sse, self.sse_kms_key_id = storage_class, sse, sse_kms_key_id
+        self.tags, self.metadata = dict(tags or {}), dict(metadata or {})
+        self.content_type = content_type
+
+    def run_flags(self) -> RunFlags:
+        """The nightly-run arguments as the request layer's flags (checked there)."""
+        return RunFlags(
+            rules=tuple([(False, p) for p in self.exclude] + [(True, p) for p in self.include]),
+            min_size=_size_or_none(self.min_size),
+            max_size=_size_or_none(self.max_size),
+            newer_than=self.newer_than or None,
+            older_than=self.older_than or None,
+            min_age=self.min_age or None,
+            stable=self.stable or None,
+            done_file=self.done_file or None,
+            delete_source=self.delete_source,
+            move_to=self.move_to or None,
+            manifest=self.manifest or None,
+            storage_class=self.storage_class,
+            sse=self.sse,
+            sse_kms_key_id=self.sse_kms_key_id,
+            tags=tuple(f"{k}={v}" for k, v in self.tags.items()),
+            content_type=self.content_type,
+            metadata=tuple(f"{k}={v}" for k, v in self.metadata.items()),
+        )
 
     def source_paths(self) -> list[str]:
         """``sftp_path`` and ``sftp_paths`` together, in order."""
@@ -174,15 +238,19 @@ class StreamingSFTPToS3Operator(BaseOperator):
                 files_in_flight=self.files_in_flight,
                 checksum=self.checksum,
             )
+            flags = self.run_flags()
+            options = replace(options, object_options=object_options(flags))
+            run = run_options(flags)
             journal = Journal(journal_dir()) if self.resume else None
             paths = self.source_paths()
-            results = run_sync(
-                lambda: stream_to_s3(
+            report = run_sync(
+                lambda: nightly_to_s3(
                     sftp,
                     paths,
                     dest,
                     s3,
                     options,
+                    run,
                     base_path=self.sftp_base_path or None,
                     journal=journal,
                     fail_on_missing=self.fail_on_file_not_exist,
@@ -192,12 +260,19 @@ class StreamingSFTPToS3Operator(BaseOperator):
             )
         except TransferError as exc:
             raise AirflowException(task_message(exc)) from None
-        summary = summarize(results, time.monotonic() - started)
+        results = report.results
+        summary = summarize(results, time.monotonic() - started, report)
         message = failure_message(results)
         if message:
             context["ti"].xcom_push(key=SUMMARY_XCOM_KEY, value=summary)
             raise AirflowException(message)
         return summary
+
+
+def _size_or_none(value: int | str | None) -> int | None:
+    if value is None or value == "":
+        return None
+    return parse_size(value) if isinstance(value, str) else int(value)
 
 
 def task_labels(context: Any) -> dict[str, str]:

@@ -26,10 +26,15 @@ from ..engine.events import (
 )
 from ..engine.journal import Journal
 from ..engine.locations import S3Location, format_size, parse_s3_url, parse_size
+from ..engine.manifest import Manifest
 from ..engine.plan import PlanSource, expand, plan_copy
 from ..engine.queue import TransferQueue
+from ..engine.selection import select_planned
 from ..engine.sftp import SftpPool
+from ..engine.source_actions import SourceOutcome
+from ..engine.workflow import CopyRun, RunOptions, RunReport
 from ..metrics import exporting
+from ..paths import state_dir
 from ..requests import TransferFlags
 from ..requests import transfer_options as request_options
 
@@ -115,33 +120,101 @@ async def stream_to_s3(
     ``push_gateway``, the sampler the CLI and TUI use pushes live metrics during the copy
     and once at the end, grouped by ``metric_labels`` (an unreachable gateway only warns).
     """
+    report = await nightly_to_s3(
+        sftp,
+        paths,
+        dest,
+        s3,
+        options,
+        RunOptions(),
+        base_path=base_path,
+        journal=journal,
+        fail_on_missing=fail_on_missing,
+        push_gateway=push_gateway,
+        metric_labels=metric_labels,
+    )
+    return report.results
+
+
+async def nightly_to_s3(
+    sftp: SftpEndpoint,
+    paths: Sequence[str],
+    dest: S3Location,
+    s3: S3Endpoint,
+    options: TransferOptions,
+    run: RunOptions,
+    *,
+    base_path: str | None = None,
+    journal: Journal | None = None,
+    fail_on_missing: bool = True,
+    push_gateway: str | None = None,
+    metric_labels: Mapping[str, str] | None = None,
+) -> RunReport:
+    """:func:`stream_to_s3` with the nightly run: filters, readiness gate, a manifest and
+    the verified move or delete of sources (``run``), as ``copy`` does them."""
     if not paths:
         raise UsageError("No SFTP path to copy", "set sftp_path or sftp_paths")
     bus = EventBus()
     bus.subscribe(_log_event)
+    sources = [PlanSource(sftp, path) for path in paths]
     async with (
         TransferQueue(s3, options, bus=bus, journal=journal) as queue,
         exporting(
             bus,
             queue.pool,
             push_gateway_url=push_gateway,
-            instance="airflow",  # a rerun of the task replaces its group, whichever worker ran it
+            instance="airflow",
             labels=metric_labels,
             on_warning=lambda text: log.warning("metrics: %s", text),
         ),
     ):
         jobs = await plan_copy(
             queue.sftp,
-            [PlanSource(sftp, path) for path in paths],
+            sources,
             dest,
             base_path=base_path,
             on_missing=None if fail_on_missing else _log_missing,
             exact_key_hint="end s3_key with / to copy into a prefix",
             unique_hint="copy them to different prefixes or set sftp_base_path",
         )
-        total = sum(job.size for job in jobs)
-        log.info("copying %d file(s), %s, to %s", len(jobs), format_size(total), dest)
-        return await queue.run(jobs)
+        selection = await select_planned(
+            queue.sftp, jobs, sources, file_filter=run.file_filter, gate=run.gate
+        )
+        for job, reason in selection.waiting:
+            log.info("waiting: %s: %s", job.source, reason)
+        if options.conflict is not ConflictPolicy.OVERWRITE:
+            await queue.destination.preload(dest.bucket, [j.key for j in selection.jobs])
+        total = sum(job.size for job in selection.jobs)
+        log.info(
+            "copying %d file(s), %s, to %s (%d waiting, %d excluded)",
+            len(selection.jobs),
+            format_size(total),
+            dest,
+            len(selection.waiting),
+            len(selection.excluded),
+        )
+        manifest = None
+        if run.manifest:
+            manifest = await Manifest.open(
+                run.manifest, s3=queue.s3, spool_dir=state_dir() / "manifests"
+            )
+        try:
+            return await CopyRun(
+                queue, manifest=manifest, source_action=run.source_action, on_outcome=_log_outcome
+            ).run(selection)
+        finally:
+            if manifest is not None:
+                await manifest.close()
+                if manifest.upload_error:
+                    log.warning("manifest kept in %s: %s", manifest.path, manifest.upload_error)
+
+
+def _log_outcome(outcome: SourceOutcome) -> None:
+    if outcome.ok:
+        where = f" → {outcome.target}" if outcome.target else ""
+        log.info("%s %s%s", outcome.action, outcome.path, where)
+    else:
+        log.warning("kept %s: %s", outcome.path, outcome.reason)
 
 
 def _log_missing(source: PlanSource, exc: SourceNotFound) -> None:
@@ -206,9 +279,25 @@ def task_message(exc: TransferError) -> str:
     return f"{exc.title}: {exc.message} — {hint}" if hint else f"{exc.title}: {exc.message}"
 
 
-def summarize(results: Sequence[TransferResult], seconds: float) -> dict[str, Any]:
-    """The task's XCom: counts, bytes and one entry (key, bytes, sha256, status) per file."""
+def summarize(
+    results: Sequence[TransferResult], seconds: float, report: RunReport | None = None
+) -> dict[str, Any]:
+    """The task's XCom: counts, bytes and one entry (key, bytes, sha256, status) per file;
+    with a nightly ``report`` also the waiting files and what happened to sources."""
     copied = [r for r in results if r.status is TransferState.DONE]
+    summary = _summary(results, copied, seconds)
+    if report is not None:
+        summary["waiting"] = [
+            {"source": job.source, "key": job.key, "reason": why} for job, why in report.waiting
+        ]
+        summary["excluded"] = len(report.excluded)
+        summary["source_actions"] = [o.as_json() for o in report.outcomes]
+    return summary
+
+
+def _summary(
+    results: Sequence[TransferResult], copied: Sequence[TransferResult], seconds: float
+) -> dict[str, Any]:
     return {
         "files": len(results),
         "copied": len(copied),

@@ -9,6 +9,7 @@ from enum import StrEnum
 from pathlib import Path
 
 from .errors import UsageError
+from .object_options import ObjectOptions
 
 KiB = 1024
 MiB = 1024 * KiB
@@ -223,6 +224,8 @@ class TransferOptions:
     # Also keep each multipart upload's resume state beside its object in S3, so a run on
     # another machine (an Airflow retry on another worker) continues it: see shared_resume.
     resume_in_s3: bool = False
+    #: Storage class, encryption, tags, content type and metadata of the objects written.
+    object_options: ObjectOptions = field(default_factory=ObjectOptions)
 
     def problems(self) -> list[tuple[str, str]]:
         """What is wrong with these options, as ``(field, message)`` pairs (empty: usable)."""

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from .buffers import BufferPool
 from .config import TransferOptions
+from .decide import DestinationIndex
 from .errors import TransferError
 from .events import EventBus
 from .journal import EndpointJournal
@@ -30,6 +31,12 @@ class EngineContext:
     storage_class: str | None = None
     server_side_encryption: str | None = None
     endpoint_name: str = ""  # the S3 endpoint as people know it (its URL, or "aws (region)")
+    #: What is at the destination keys (a preloaded listing, else HEADs): a conflict policy
+    #: decides from it before a byte is read.
+    destination: DestinationIndex = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.destination = DestinationIndex(self.s3)
 
     async def ensure_bucket(self, bucket: str) -> None:
         task = self.buckets_checked.get(bucket)

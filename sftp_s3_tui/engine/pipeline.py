@@ -31,6 +31,7 @@ from .checksums import (
 )
 from .config import MAX_PART_SIZE, ChecksumChoice, ConflictPolicy, TransferOptions
 from .context import EngineContext
+from .decide import Action
 from .digest import DigestState, StreamDigest
 from .errors import (
     SourceChanged,
@@ -316,7 +317,9 @@ class FileTransfer:
                 job.bucket,
                 job.key,
                 ctx.options.checksum,
-                encrypted=(ctx.server_side_encryption or "").startswith("aws:kms"),
+                encrypted=(
+                    ctx.options.object_options.sse or ctx.server_side_encryption or ""
+                ).startswith("aws:kms"),
             ),
             lambda a, e: self._notice(f"retrying the store check: {e}"),
         )
@@ -329,33 +332,21 @@ class FileTransfer:
 
     # deciding whether to copy -----------------------------------------------------------------
     async def _conflict(self, source: Source, size: int, mtime: int) -> str:
-        """Why the transfer is skipped under the queue's conflict policy ('' = go ahead)."""
-        policy = self.ctx.options.conflict
-        if policy is ConflictPolicy.OVERWRITE:
-            return ""
-        head = await s3.head_object(self.ctx.s3, self.job.bucket, self.job.key)
-        if head is None:
-            return ""
-        if policy is ConflictPolicy.SKIP_EXISTING:
-            # Checked here too, not only by the conditional write: a store that ignores
-            # If-None-Match would otherwise overwrite (and the upload is saved).
-            return KEY_EXISTS
-        meta = head.get("Metadata", {})
-        if policy is ConflictPolicy.IF_NEWER:
-            existing = meta.get(META_MTIME)
-            theirs = (
-                int(existing)
-                if existing and existing.isdigit()
-                else int(head["LastModified"].timestamp())
-            )
-            return "" if mtime > theirs else "the object is as new as the source"
-        if head.get("ContentLength") != size:
-            return ""
-        stored = meta.get(META_SHA256) or await s3.get_tag(
-            self.ctx.s3, self.job.bucket, self.job.key, META_SHA256
+        """Why the transfer is skipped under the queue's conflict policy ('' = go ahead).
+
+        Decided from what is at the key (the queue's listing or a HEAD) before a byte is
+        read; under skip-existing the conditional write still guards against a racing writer.
+        """
+        job = self.job
+        decision = await self.ctx.destination.decide(
+            self.ctx.options.conflict, job.bucket, job.key, size, mtime, probe_overwrite=False
         )
-        if stored and await self._same_content(source, stored):
-            return "the object already has the same size and sha256"
+        if decision.action is Action.SKIP:
+            return decision.reason
+        if decision.action is Action.COMPARE:
+            existing = await self.ctx.destination.head(job.bucket, job.key, want_sha256=True)
+            if existing and existing.sha256 and await self._same_content(source, existing.sha256):
+                return "the object already has the same size and sha256"
         return ""
 
     async def _taken(self) -> bool:
@@ -382,13 +373,19 @@ class FileTransfer:
         return digest.sha256_hex() == sha256
 
     def _object_options(self) -> dict[str, Any]:
-        """Storage class and encryption, for every request that creates the object."""
-        extra: dict[str, Any] = {}
+        """Storage class, encryption, content type and tags (the options', else the
+        endpoint's), for every request that creates the object; metadata: :meth:`_metadata`."""
+        extra: dict[str, Any] = self.ctx.options.object_options.create_args(self.job.key)
+        extra.pop("Metadata", None)
         if self.ctx.storage_class:
-            extra["StorageClass"] = self.ctx.storage_class
+            extra.setdefault("StorageClass", self.ctx.storage_class)
         if self.ctx.server_side_encryption:
-            extra["ServerSideEncryption"] = self.ctx.server_side_encryption
+            extra.setdefault("ServerSideEncryption", self.ctx.server_side_encryption)
         return extra
+
+    def _metadata(self, engine: dict[str, str]) -> dict[str, str]:
+        """The user's metadata with the engine's own (sha256, source mtime) over it."""
+        return {**dict(self.ctx.options.object_options.metadata), **engine}
 
     def _publish_condition(self) -> dict[str, Any]:
         """If-None-Match on the request that publishes the key, when skipping existing ones."""
@@ -451,7 +448,7 @@ class FileTransfer:
                         job.bucket,
                         job.key,
                         buffer,
-                        Metadata=metadata,
+                        Metadata=self._metadata(metadata),
                         **request_fields(store.algorithm, sums),
                         **self._object_options(),
                         **self._publish_condition(),
@@ -522,7 +519,7 @@ class FileTransfer:
                 claim,
                 part_size,
                 self.store,
-                Metadata={META_MTIME: str(job.mtime)},
+                Metadata=self._metadata({META_MTIME: str(job.mtime)}),
                 **self._object_options(),
             )
         except BaseException:
@@ -749,11 +746,18 @@ class FileTransfer:
         job = self.job
         if not self.ctx.options.sha256_metadata:
             try:
-                await s3.put_tag(self.ctx.s3, job.bucket, job.key, META_SHA256, sha256)
+                await s3.put_tag(
+                    self.ctx.s3,
+                    job.bucket,
+                    job.key,
+                    META_SHA256,
+                    sha256,
+                    keep=self.ctx.options.object_options.tags,
+                )
             except TransferError as exc:
                 self._notice(f"the sha256 could not be tagged on the object ({exc.message})")
             return
-        metadata = {META_SHA256: sha256, META_MTIME: str(job.mtime)}
+        metadata = self._metadata({META_SHA256: sha256, META_MTIME: str(job.mtime)})
         extra = self._object_options()
         if size <= MAX_PART_SIZE:
             await s3.copy_object_onto_itself(
@@ -767,7 +771,7 @@ class FileTransfer:
                     if algorithm is ChecksumChoice.CRC64NVME
                     else {}
                 ),
-                **extra,
+                **{k: v for k, v in extra.items() if k != "Tagging"},  # tags are copied
             )
         else:
             await self._copy_multipart(size, metadata, extra)

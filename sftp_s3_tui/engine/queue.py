@@ -13,6 +13,7 @@ from types import TracebackType
 
 from .buffers import BufferPool
 from .config import S3Endpoint, SftpEndpoint, TransferOptions
+from .decide import DestinationIndex
 from .errors import TransferError
 from .events import (
     EventBus,
@@ -108,6 +109,12 @@ class TransferQueue:
     def waiting(self) -> int:
         """Files queued and not started (paused ones included)."""
         return len(self._line)
+
+    @property
+    def destination(self) -> DestinationIndex:
+        """What is at the destination keys; preload a listing here before a big rerun."""
+        assert self._ctx is not None, "use the queue as an async context manager"
+        return self._ctx.destination
 
     async def __aenter__(self) -> TransferQueue:
         options = self.options

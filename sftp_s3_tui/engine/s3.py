@@ -10,7 +10,7 @@ import asyncio
 import base64
 import contextlib
 import hashlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -357,12 +357,20 @@ async def get_tag(client: S3Client, bucket: str, key: str, name: str) -> str | N
     return str(found[0]) if found else None
 
 
-async def put_tag(client: S3Client, bucket: str, key: str, name: str, value: str) -> None:
-    """Set the object's tags to the one tag ``name=value``."""
+async def put_tag(
+    client: S3Client,
+    bucket: str,
+    key: str,
+    name: str,
+    value: str,
+    *,
+    keep: Sequence[tuple[str, str]] = (),
+) -> None:
+    """Set the object's tags to ``name=value`` plus ``keep`` (the user's tags: a
+    PutObjectTagging replaces the whole set)."""
+    tags = [{"Key": k, "Value": v} for k, v in keep if k != name] + [{"Key": name, "Value": value}]
     try:
-        await client.put_object_tagging(
-            Bucket=bucket, Key=key, Tagging={"TagSet": [{"Key": name, "Value": value}]}
-        )
+        await client.put_object_tagging(Bucket=bucket, Key=key, Tagging={"TagSet": tags})
     except (ClientError, BotoCoreError) as exc:
         raise map_s3_error(exc, f"Tagging s3://{bucket}/{key}") from exc
 

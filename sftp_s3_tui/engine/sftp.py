@@ -509,6 +509,13 @@ class SftpPool:
         client, _generation = await self._ensure(host, host.slots[0])
         return client
 
+    async def host_key_fingerprint(self, endpoint: SftpEndpoint) -> str | None:
+        """The fingerprint of the host key ``endpoint``'s server showed (e.g. for a manifest)."""
+        await self.client(endpoint)
+        conn = self._host(endpoint).slots[0].conn
+        key = conn.get_server_host_key() if conn is not None else None
+        return fingerprint(key) if key is not None else None
+
     async def _ensure(self, host: _Host, slot: _Slot) -> tuple[asyncssh.SFTPClient, int]:
         """``slot``'s client, logging in (again) when needed, staggered per host."""
         endpoint = host.endpoint

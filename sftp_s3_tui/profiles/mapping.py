@@ -98,6 +98,15 @@ def _secret(value: object) -> Secret:
         raise _Invalid(str(exc)) from None
 
 
+def _pairs(value: object) -> tuple[tuple[str, str], ...]:
+    """A TOML table of strings (``tags = { team = "data" }``) as ordered pairs."""
+    if not isinstance(value, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+    ):
+        raise _Invalid('must be a table of strings, e.g. { team = "data" }')
+    return tuple(value.items())
+
+
 _Converter = Callable[[object], object]
 
 _SCHEMA: dict[str, tuple[type, dict[str, _Converter]]] = {
@@ -135,6 +144,10 @@ _SCHEMA: dict[str, tuple[type, dict[str, _Converter]]] = {
             "prefix": _any_text,
             "storage_class": _text,
             "server_side_encryption": _text,
+            "sse_kms_key_id": _text,
+            "content_type": _any_text,
+            "tags": _pairs,
+            "metadata": _pairs,
         },
     ),
     "transfer": (
@@ -221,6 +234,8 @@ def _profile_to_table(profile: Profile) -> dict[str, Any]:
                 value = _size_text(value)
             elif f.name == "bwlimit":
                 value = format_rate(value)
+            elif f.name in ("tags", "metadata"):
+                value = dict(value)
             values[f.name] = value
         if values:
             table[section] = values

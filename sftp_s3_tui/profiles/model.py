@@ -3,6 +3,7 @@ turned into the engine's endpoints and options."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 from dataclasses import MISSING, dataclass, field, fields, replace
@@ -22,6 +23,7 @@ from ..engine.config import (
 )
 from ..engine.errors import UsageError
 from ..engine.locations import S3Location, SftpLocation, parse_s3_url
+from ..engine.object_options import ObjectOptions
 from .secrets import Secret, _resolve
 
 MAX_NAME_LENGTH = 64
@@ -88,6 +90,21 @@ class S3Settings:
     prefix: str = ""
     storage_class: str | None = None
     server_side_encryption: str | None = None
+    sse_kms_key_id: str | None = None
+    content_type: str | None = None  # None: guessed from each file's name
+    tags: tuple[tuple[str, str], ...] = ()
+    metadata: tuple[tuple[str, str], ...] = ()
+
+    def object_options(self) -> ObjectOptions:
+        """The options of every object this destination gets (checked: UsageError)."""
+        return ObjectOptions.build(
+            storage_class=self.storage_class,
+            sse=self.server_side_encryption,
+            sse_kms_key_id=self.sse_kms_key_id,
+            tags=dict(self.tags),
+            content_type=self.content_type,
+            metadata=dict(self.metadata),
+        )
 
 
 @dataclass(frozen=True)
@@ -209,6 +226,18 @@ class Profile:
                 parse_s3_url(f"s3://{s3.bucket}/{s3.prefix}")
             except UsageError as exc:
                 problems.append(("s3.bucket" if not s3.prefix else "s3.prefix", str(exc)))
+        try:
+            s3.object_options()
+        except UsageError as exc:
+            words = {
+                "storage class": "storage_class",
+                "encryption": "server_side_encryption",
+                "KMS": "sse_kms_key_id",
+                "Tag": "tags",
+                "tags": "tags",
+            }
+            name = next((f for w, f in words.items() if w in exc.message), "metadata")
+            problems.append((f"s3.{name}", exc.message))
         if transfer.part_size is not None and not (
             MIN_PART_SIZE <= transfer.part_size <= MAX_PART_SIZE
         ):
@@ -273,6 +302,8 @@ class Profile:
             for f in fields(self.transfer)
             if getattr(self.transfer, f.name) is not None
         }
+        with contextlib.suppress(UsageError):  # validate() reports invalid object options
+            overrides["object_options"] = self.s3.object_options()
         return replace(base or TransferOptions(), **overrides)
 
     def default_source(self) -> SftpLocation:

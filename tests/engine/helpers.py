@@ -55,3 +55,16 @@ def stored_sha256(s3: Any, bucket: str, key: str) -> str | None:
 
 def open_uploads(s3: Any, bucket: str) -> list[dict[str, Any]]:
     return s3.list_multipart_uploads(Bucket=bucket).get("Uploads", []) or []
+
+
+async def check_store(endpoint: S3Endpoint, bucket: str) -> None:
+    """Do the session's store check (the checksum probe) of ``endpoint``/``bucket`` now, as a
+    long session has it done, so faults armed afterwards meet the files' own requests only."""
+    from sftp_s3_tui.engine.checksums import SESSION_PROBES
+    from sftp_s3_tui.engine.config import ChecksumChoice
+    from sftp_s3_tui.engine.s3 import open_client
+
+    async with open_client(endpoint) as client:
+        await SESSION_PROBES.capabilities(
+            client, endpoint.display, bucket, "probe", ChecksumChoice.AUTO
+        )

@@ -11,6 +11,8 @@ import pytest
 
 from sftp_s3_tui.engine.checksums import (
     SESSION_PROBES,
+    checksum_of,
+    combined_crc,
     composite,
     multipart_etag,
     part_sums,
@@ -139,6 +141,17 @@ def test_local_multipart_etag_and_composite_match_what_s3_defines() -> None:
         base64.b64encode(hashlib.sha256(b"".join(digests)).digest()).decode() + "-3"
     )
     assert part_sums(ChecksumChoice.NONE, parts[0]).md5 is None
+
+
+@pytest.mark.parametrize("choice", [ChecksumChoice.CRC32, ChecksumChoice.CRC32C])
+def test_the_whole_objects_crc_is_combined_from_the_parts(choice: ChecksumChoice) -> None:
+    data = bytes(range(256)) * 1000 + b"tail"
+    step = 10_000
+    raw = [checksum_of(choice, data[o : o + step]) for o in range(0, len(data), step)]
+    assert (
+        combined_crc(choice, raw, step, len(data))
+        == base64.b64encode(checksum_of(choice, data)).decode()
+    )
 
 
 async def test_sha256_metadata_records_the_stream_hash_on_the_object(

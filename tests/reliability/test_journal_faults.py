@@ -16,7 +16,7 @@ from sftp_s3_tui.engine.journal import Journal, endpoint_identity
 from sftp_s3_tui.engine.s3 import open_client
 from sftp_s3_tui.engine.shared_resume import record_key
 from sftp_s3_tui.engine.uploads import abort_stale, list_stale
-from tests.engine.helpers import MiB, copy
+from tests.engine.helpers import MiB, check_store, copy
 from tests.servers import SftpServerInfo
 
 from .conftest import assert_object
@@ -47,6 +47,7 @@ async def leave_an_open_upload(
 ) -> str:
     """A run whose part 4 is refused and whose abort is refused too: the upload stays open,
     with its record. Returns the upload id."""
+    await check_store(endpoint, bucket)  # its probe parts are not the file's parts
     deny(s3_faults, "UploadPart", after=3, times=None)
     deny(s3_faults, "AbortMultipartUpload", times=None)
     [failed] = await copy(

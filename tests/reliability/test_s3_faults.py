@@ -367,11 +367,12 @@ async def test_cancel_during_upload_start_leaves_no_open_upload(
     assert journal.entries() == []
 
 
-async def test_a_journal_that_cannot_be_written_aborts_the_upload_with_one_line(
+async def test_a_journal_that_cannot_be_written_fails_in_one_line_and_leaves_no_upload(
     openssh_sftp: SftpServerInfo, s3_endpoint: S3Endpoint, s3: Any, bucket: str
 ) -> None:
     """The journal folder takes no new file (as on a full or read-only disk; procfs refuses
-    even root): the upload just created is aborted and the file fails with one line."""
+    even root): the file fails with one line and leaves no upload open (the journal is locked
+    before the upload is created, so nothing is even started)."""
     remote = openssh_sftp.write_file("in/big.bin", size=11 * MiB, seed=30)
 
     [result] = await copy(
@@ -384,9 +385,9 @@ async def test_a_journal_that_cannot_be_written_aborts_the_upload_with_one_line(
     )
 
     assert result.status is TransferState.FAILED
-    assert "journal" in result.message and "the upload was aborted" in result.message
+    assert "journal" in result.message and "--no-resume" in result.message
     assert "\n" not in result.message and "Traceback" not in result.message
-    assert_nothing_written(s3, bucket)
+    assert_nothing_written(s3, bucket)  # no object and no upload left open
 
 
 async def test_a_folder_in_the_way_of_the_journal_fails_with_one_line_and_no_upload(
@@ -406,7 +407,7 @@ async def test_a_folder_in_the_way_of_the_journal_fails_with_one_line_and_no_upl
     )
 
     assert result.status is TransferState.FAILED
-    assert "journal" in result.message and "nothing was uploaded" in result.message
+    assert "journal" in result.message and "Not a directory" in result.message
     assert "\n" not in result.message
     assert_nothing_written(s3, bucket)
 

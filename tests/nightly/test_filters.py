@@ -1,0 +1,144 @@
+"""A user narrows a nightly drop with globs, sizes and ages; only what passes lands in S3."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+
+from sftp_s3_tui.engine.config import S3Endpoint
+from sftp_s3_tui.engine.errors import UsageError
+from sftp_s3_tui.engine.filters import FileFilter, filter_jobs, parse_when, source_root
+from sftp_s3_tui.engine.locations import parse_s3_url
+from sftp_s3_tui.engine.plan import expand
+from sftp_s3_tui.engine.queue import TransferQueue
+from sftp_s3_tui.engine.sftp import SftpPool
+from tests.engine.helpers import keys
+from tests.servers import SftpServerInfo
+
+DAY = 86400
+
+
+def drop(server: SftpServerInfo) -> None:
+    now = time.time()
+    server.write_file("drop/orders.csv", b"a" * 100, mtime=now - 2 * DAY)
+    server.write_file("drop/customers.csv", b"b" * 5000, mtime=now - 3600)
+    server.write_file("drop/.hidden.csv", b"h", mtime=now - 3600)
+    server.write_file("drop/readme.txt", b"c" * 10, mtime=now - 3600)
+    server.write_file("drop/tmp/partial.csv", b"d" * 10, mtime=now - 60)
+    server.write_file("drop/2026/11/sales.csv", b"e" * 300, mtime=now - 10 * DAY)
+    server.write_file("drop/2026/11/sales.json", b"f" * 300, mtime=now - 10 * DAY)
+
+
+async def listed(server: SftpServerInfo, source: str, file_filter: FileFilter) -> list[str]:
+    """The relative paths a copy of ``source`` takes under ``file_filter``."""
+    async with SftpPool() as pool:
+        jobs = await expand(pool, server.endpoint(), source, parse_s3_url("s3://bucket/p/"))
+    root = source_root(source)
+    return sorted(
+        [j.path[len(root) :].lstrip("/") async for j in filter_jobs(jobs, file_filter, root)]
+    )
+
+
+@pytest.mark.parametrize(
+    ("rules", "expected"),
+    [
+        # a pattern without / matches the name at any depth, * stays within a segment
+        (
+            [(True, "*.csv")],
+            [".hidden.csv", "2026/11/sales.csv", "customers.csv", "orders.csv", "tmp/partial.csv"],
+        ),
+        # anchored at the source folder
+        ([(True, "/*.csv")], [".hidden.csv", "customers.csv", "orders.csv"]),
+        # first match wins: the exclude of tmp/ comes first
+        (
+            [(False, "tmp/"), (True, "*.csv")],
+            [".hidden.csv", "2026/11/sales.csv", "customers.csv", "orders.csv"],
+        ),
+        # ** crosses folders; braces
+        ([(True, "/2026/**/*.{csv,json}")], ["2026/11/sales.csv", "2026/11/sales.json"]),
+        # excludes only: everything else passes
+        (
+            [(False, "*.txt"), (False, ".*")],
+            [
+                "2026/11/sales.csv",
+                "2026/11/sales.json",
+                "customers.csv",
+                "orders.csv",
+                "tmp/partial.csv",
+            ],
+        ),
+    ],
+)
+async def test_globs_follow_rclone_rules(
+    sftp_server: SftpServerInfo, rules: list[tuple[bool, str]], expected: list[str]
+) -> None:
+    drop(sftp_server)
+    got = await listed(
+        sftp_server, sftp_server.remote_path("drop/"), FileFilter(rules=tuple(rules))
+    )
+    assert got == expected
+
+
+async def test_size_and_age_bounds(sftp_server: SftpServerInfo) -> None:
+    drop(sftp_server)
+    source = sftp_server.remote_path("drop")
+    assert await listed(sftp_server, source, FileFilter.build(min_size=100, max_size=300)) == [
+        "2026/11/sales.csv",
+        "2026/11/sales.json",
+        "orders.csv",
+    ]
+    assert await listed(sftp_server, source, FileFilter.build(newer_than="1d")) == [
+        ".hidden.csv",
+        "customers.csv",
+        "readme.txt",
+        "tmp/partial.csv",
+    ]
+    assert await listed(
+        sftp_server, source, FileFilter.build(older_than="1d", include=["*.csv"])
+    ) == ["2026/11/sales.csv", "orders.csv"]
+
+
+async def test_glob_source_filters_relative_to_its_folder(sftp_server: SftpServerInfo) -> None:
+    drop(sftp_server)
+    got = await listed(
+        sftp_server, sftp_server.remote_path("drop/*.csv"), FileFilter.build(exclude=["/o*"])
+    )
+    assert got == [".hidden.csv", "customers.csv"]
+
+
+async def test_filtered_copy_lands_only_what_passes(
+    openssh_sftp: SftpServerInfo, s3_endpoint: S3Endpoint, s3: Any, bucket: str
+) -> None:
+    drop(openssh_sftp)
+    source = openssh_sftp.remote_path("drop/")
+    file_filter = FileFilter.build(include=["*.csv"], exclude=["tmp/"], min_size=200)
+    excluded: list[str] = []
+    async with TransferQueue(s3_endpoint) as queue:
+        jobs = await queue.expand(
+            openssh_sftp.endpoint(), source, parse_s3_url(f"s3://{bucket}/in/")
+        )
+        chosen = [
+            j
+            async for j in filter_jobs(
+                jobs,
+                file_filter,
+                source_root(source),
+                on_excluded=lambda j, why: excluded.append(why),
+            )
+        ]
+        results = await queue.run(chosen)
+    assert keys(s3, bucket) == ["in/2026/11/sales.csv", "in/customers.csv"]
+    assert all(r.status.value == "done" for r in results)
+    assert len(excluded) == 5
+    assert "excluded by --exclude tmp/" in excluded
+
+
+def test_bad_input_is_one_clear_line() -> None:
+    with pytest.raises(UsageError, match="Not a time or age"):
+        FileFilter.build(newer_than="yesterday")
+    with pytest.raises(UsageError, match="larger than --max-size"):
+        FileFilter.build(min_size=10, max_size=5)
+    assert parse_when("2026-11-30", now=0) == 1795996800.0
+    assert parse_when("1h", now=7200) == 3600
