@@ -308,3 +308,22 @@ def test_the_request_layer_refuses_a_bad_rate_without_the_cli() -> None:
         )
 
     assert str(caught.value).startswith("--bwlimit '1x' is not a rate")
+
+
+def test_a_single_hop_proxyjump_from_ssh_config_becomes_the_profile_s_jump(
+    tmp_path: Path,
+) -> None:
+    from sftp_s3_tui.profiles import import_ssh_config
+
+    config = tmp_path / "ssh_config"
+    config.write_text(
+        "Host inner\n    HostName 10.0.0.5\n    ProxyJump ops@bastion.example:2200\n"
+        "Host deep\n    HostName 10.0.0.6\n    ProxyJump a.example,b.example\n"
+    )
+
+    hosts = {host.alias: host for host in import_ssh_config(config)}
+
+    inner = hosts["inner"].to_profile()
+    assert inner.sftp.jump == "ops@bastion.example:2200" and inner.validate() == []
+    assert inner.sftp_endpoint().jump == "ops@bastion.example:2200"
+    assert hosts["deep"].to_profile().sftp.jump is None  # a chain: not one bastion

@@ -34,8 +34,8 @@ class SshHost:
     def to_sftp_settings(self) -> SftpSettings:
         """The SFTP part of a profile: key auth with the first IdentityFile, else the agent.
 
-        ProxyJump is not carried over (the engine does not support jump hosts yet); check
-        ``proxy_jump`` and tell the user.
+        A single-hop ProxyJump becomes the profile's ``jump``; a chain of hops (``a,b``) is
+        not carried over (the engine takes one bastion): check ``proxy_jump`` and tell the user.
         """
         key_file = self.identity_files[0] if self.identity_files else None
         return SftpSettings(
@@ -45,6 +45,7 @@ class SshHost:
             auth=SftpAuth.KEY if key_file else SftpAuth.AGENT,
             key_file=key_file,
             known_hosts=self.known_hosts,
+            jump=self.proxy_jump if self.proxy_jump and "," not in self.proxy_jump else None,
         )
 
     def to_profile(self, name: str | None = None) -> Profile:
