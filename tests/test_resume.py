@@ -11,7 +11,7 @@ from typing import Any
 
 from sftp_s3_tui.engine.config import S3Endpoint, TransferOptions
 from sftp_s3_tui.engine.events import EventBus, PartChanged, TransferState
-from sftp_s3_tui.engine.journal import Journal
+from sftp_s3_tui.engine.journal import EndpointJournal, Journal, JournalClaim
 from sftp_s3_tui.paths import journal_dir
 from tests.engine.helpers import copy, keys, object_bytes, open_uploads, sha256, stored_sha256
 from tests.servers import SftpServerInfo
@@ -115,8 +115,17 @@ class _KilledBeforeForget(Journal):
     """The journal as a kill -9 between CompleteMultipartUpload and the entry's removal leaves
     it: every part and the final digest recorded, the entry never removed."""
 
-    def forget(self, source: str, bucket: str, key: str) -> None:
-        return None
+    def for_endpoint(self, endpoint: str, account: str = "") -> EndpointJournal:
+        records = super().for_endpoint(endpoint, account)
+        claim_record = records.claim
+
+        def claim(bucket: str, key: str) -> JournalClaim:
+            held = claim_record(bucket, key)
+            held.forget = lambda: None  # type: ignore[method-assign]
+            return held
+
+        records.claim = claim  # type: ignore[method-assign]
+        return records
 
 
 async def test_a_run_killed_after_complete_is_recognised_and_not_sent_again(
