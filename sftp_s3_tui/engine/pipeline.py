@@ -122,10 +122,11 @@ class _PartOrder:
         self._done_through = first - 1  # every part up to here is hashed and in S3
 
     async def hash(self, number: int, view: memoryview) -> PartSums:
-        """Wait for the part's turn, feed the stream digest; the part's own MD5 and checksum."""
+        """The part's own MD5 and checksum, then (in its turn) the stream digest."""
+        sums = await _part_sums(self.upload.algorithm, view)
         await self.turn.wait(number)
         try:
-            sums = await _digest(self.digest, view, self.upload.algorithm)
+            await _digest(self.digest, view)
             self._states[number] = self.digest.save()
         finally:
             await self.turn.advance()
@@ -166,32 +167,36 @@ async def _with_retries(
             attempt += 1
 
 
-async def _digest(digest: StreamDigest, view: memoryview, algorithm: ChecksumChoice) -> PartSums:
-    """Feed the stream digest; the part's own MD5 and checksum (one pass each, off the loop
-    for big buffers).
+async def _off_loop(work: Callable[[], T], length: int) -> T:
+    """Run CPU work on a buffer of ``length`` bytes, in a thread when it is big.
 
-    A cancel while a thread hashes waits for the thread before it goes on: the buffer must
+    A cancel while a thread works waits for the thread before it goes on: the buffer must
     not be released (or reused) under the thread's feet.
     """
-
-    def work() -> PartSums:
-        digest.update(view)
-        return part_sums(algorithm, view)
-
-    if len(view) < THREAD_HASH_MIN:
+    if length < THREAD_HASH_MIN:
         return work()
-    hashing = asyncio.ensure_future(asyncio.to_thread(work))
+    running = asyncio.ensure_future(asyncio.to_thread(work))
     try:
-        return await asyncio.shield(hashing)
+        return await asyncio.shield(running)
     except asyncio.CancelledError:
-        while not hashing.done():
+        while not running.done():
             try:
-                await asyncio.shield(hashing)
+                await asyncio.shield(running)
             except asyncio.CancelledError:
                 continue
             except Exception:
                 break
         raise
+
+
+async def _digest(digest: StreamDigest, view: memoryview) -> None:
+    """Feed the stream digest (SHA-256 and CRC64NVME of the whole file, in byte order)."""
+    await _off_loop(lambda: digest.update(view), len(view))
+
+
+async def _part_sums(algorithm: ChecksumChoice, view: memoryview) -> PartSums:
+    """The part's own MD5 and checksum; parts need no order, so several hash at once."""
+    return await _off_loop(lambda: part_sums(algorithm, view), len(view))
 
 
 class FileTransfer:
@@ -267,6 +272,8 @@ class FileTransfer:
         ctx = self.ctx
         if self.job.problem:
             raise UsageError(self.job.problem)
+        if self.job.skipped:
+            return self._result(TransferState.SKIPPED, None, 0, self.job.skipped)
         await ctx.ensure_bucket(self.job.bucket)
         source = Source(ctx, self.job)
         try:
@@ -368,7 +375,7 @@ class FileTransfer:
             for offset in range(0, self.job.size, step):
                 with view[: min(step, self.job.size - offset)] as chunk:
                     await source.read(offset, chunk)
-                    await _digest(digest, chunk, ChecksumChoice.NONE)
+                    await _digest(digest, chunk)
         finally:
             view.release()
             self.ctx.pool.release(buffer)
@@ -430,7 +437,8 @@ class FileTransfer:
         view = memoryview(buffer)
         try:
             await self._read_part(source, 1, 0, view, asyncio.Semaphore(1))
-            sums = await _digest(digest, view, store.algorithm)
+            sums = await _part_sums(store.algorithm, view)
+            await _digest(digest, view)
             await self._check_unchanged(source)
             metadata = {META_SHA256: digest.sha256_hex(), META_MTIME: str(job.mtime)}
             began = time.monotonic()
@@ -539,17 +547,17 @@ class FileTransfer:
         etag = str(head.get("ETag", "")).strip('"')
         digest = StreamDigest(final)
         algorithm = ChecksumChoice(entry.checksum)
-        if algorithm is ChecksumChoice.CRC64NVME:
-            proof = head.get("ChecksumCRC64NVME") == digest.crc64nvme_b64() and "crc64nvme"
-        else:
-            proof = False
-        if not proof and all(md5s) and etag == multipart_etag([m for m in md5s if m]):
-            proof = "md5-etag"
-        if not proof:
+        checked = self.store is not None and self.store.checksum_checked
+        verified_by = ""
+        if all(md5s) and etag == multipart_etag([m for m in md5s if m]):
+            verified_by = "md5-etag"
+        crc = head.get("ChecksumCRC64NVME")
+        if algorithm is ChecksumChoice.CRC64NVME and crc == digest.crc64nvme_b64() and checked:
+            verified_by = "crc64nvme-full-object"
+        if not verified_by:
             return None
         self._notice("an earlier run completed this upload; nothing to send")
         await self._store_sha256(job.size, digest.sha256_hex(), algorithm)
-        verified_by = "crc64nvme-full-object" if proof == "crc64nvme" else "md5-etag"
         return self._result(
             TransferState.DONE,
             digest.sha256_hex(),
@@ -659,7 +667,7 @@ class FileTransfer:
         first = upload.digest_through + 1
         order = _PartOrder(upload, digest, first)
         held = asyncio.Semaphore(ctx.options.parts_in_flight)
-        reading = asyncio.Semaphore(READS_PER_FILE)
+        reading = asyncio.Semaphore(max(READS_PER_FILE, source.width))  # a part per connection
         try:
             async with asyncio.TaskGroup() as group:
                 for number in range(first, count + 1):

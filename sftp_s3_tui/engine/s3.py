@@ -7,7 +7,9 @@ errors to one user-facing :class:`TransferError` the same way.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
+import hashlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -138,7 +140,19 @@ async def open_client(endpoint: S3Endpoint, *, connections: int = 32) -> AsyncIt
     if endpoint.region:
         kwargs["region_name"] = endpoint.region
     async with session.client("s3", **kwargs) as client:
+        client.meta.events.register("before-sign.s3.PutObjectTagging", _md5_instead_of_crc)
         yield client
+
+
+def _md5_instead_of_crc(request: Any, **_: Any) -> None:
+    """PutObjectTagging must carry a checksum; botocore adds CRC32, which stores that refuse
+    x-amz-checksum-* reject. Content-MD5 is the one every store takes."""
+    headers = request.headers
+    for name in [h for h in headers if h.lower().startswith(("x-amz-checksum-", "x-amz-sdk-c"))]:
+        del headers[name]
+    body = request.body if isinstance(request.body, bytes) else b""
+    digest = hashlib.md5(body, usedforsecurity=False).digest()
+    headers["Content-MD5"] = base64.b64encode(digest).decode()
 
 
 async def list_buckets(client: S3Client) -> list[str]:

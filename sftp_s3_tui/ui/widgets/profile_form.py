@@ -173,6 +173,7 @@ class ProfileForm(VerticalScroll):
                 s3,
                 storage_class=old_s3.storage_class,
                 server_side_encryption=old_s3.server_side_encryption,
+                verify_tls=old_s3.verify_tls,  # e.g. --no-verify-tls: not a form field yet
             )
         transfer = loaded.transfer if loaded else Profile(name="x", sftp=sftp).transfer
         return Profile(
