@@ -156,6 +156,10 @@ async def work(args: argparse.Namespace) -> dict[str, Any]:
         if args.listing == "expand":
             jobs = await queue.expand(sftp, "/many/", dest)
             results = await queue.run(jobs)
+        elif args.listing == "walk":  # the engine's streaming listing (plan.walk)
+            from sftp_s3_tui.engine.plan import walk
+
+            results = await queue.run(walk(queue.sftp, sftp, "/many/", dest))
         else:
             results = await queue.run(stream_jobs(queue, sftp, "/many", dest))
         seconds = time.monotonic() - began
@@ -295,7 +299,13 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.many_files", description=__doc__)
     parser.add_argument("--counts", default="2000,10000,100000")
     parser.add_argument("--memory", type=parse_size, default=512 * MiB, help="memory budget")
-    parser.add_argument("--listing", choices=("stream", "expand"), default="stream")
+    parser.add_argument(
+        "--listing",
+        choices=("stream", "walk", "expand"),
+        default="stream",
+        help="stream: asyncssh scandir batches into the queue (measured); walk: the engine's "
+        "plan.walk; expand: the whole list first",
+    )
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument(
         "--keep-finished",
