@@ -10,6 +10,17 @@ objects are counted and a sample is checked byte for byte.
 
     uv run python -m bench.many_files                        # 2,000, 10,000 and 100,000 files
     uv run python -m bench.many_files --counts 2000 --listing expand   # the list-based path
+
+Measured on 2026-12-01 (commit 3c0ac4a, --listing stream, 512 MiB budget; a 2-core VM shared
+with seven other jobs, load average 15-20, so wall-clock figures are the box's, not the
+engine's; CPU per file is the comparable one):
+
+    files    files/s  CPU/file  baseline  peak RSS  peak-base  max stall wall (loop busy)
+    2,000    34.3     7.3 ms    95.4 MiB  97.2 MiB  1.8 MiB    828 ms (116 ms)
+    10,000   32.3     5.1 ms    95.3 MiB  97.6 MiB  2.3 MiB    1588 ms (111 ms)
+    100,000  34.7     5.3 ms    95.4 MiB  97.5 MiB  2.1 MiB    1567 ms (150 ms)
+
+Every object landed (count checked; 50 sampled objects byte for byte).
 """
 
 from __future__ import annotations
