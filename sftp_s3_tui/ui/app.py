@@ -8,12 +8,13 @@ import contextlib
 import importlib.util
 import logging
 import os
+from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
 
 from rich.text import Text
-from textual import work
+from textual import on, work
 from textual.app import App
 from textual.binding import Binding, BindingType
 from textual.worker import Worker, WorkerState
@@ -35,6 +36,7 @@ from ..profiles import (
     import_ssh_config,
 )
 from .commands import MainCommands
+from .messages import ConnectRequested, DisconnectRequested, ErrorRaised
 from .screens.browse import BrowseScreen
 from .screens.connect import ConnectScreen
 from .screens.dialogs import ConfirmScreen, ErrorScreen
@@ -46,6 +48,8 @@ from .widgets.profile_form import ProfileForm
 log = logging.getLogger(__name__)
 
 DARK, LIGHT = "textual-dark", "textual-light"
+#: How many recent errors ``SftpS3App.errors`` keeps.
+ERRORS_KEPT = 20
 
 
 @dataclass
@@ -110,7 +114,8 @@ class SftpS3App(App[int]):
         super().__init__()
         self.options = options or AppOptions()
         self.session: Session | None = None
-        self.errors: list[TransferError] = []
+        #: The last few errors shown to the user (newest last): a hook for tests, bounded.
+        self.errors: deque[TransferError] = deque(maxlen=ERRORS_KEPT)
         self._stack = contextlib.AsyncExitStack()
         self._resources_closed = False
         self.store = ProfileStore(self.options.profiles_path)
@@ -300,9 +305,21 @@ class SftpS3App(App[int]):
                 timeout=6,
             )
 
-    def disconnect(self) -> None:
-        """Back to the profiles, closing the session (asking first if transfers run)."""
+    # messages from the screens --------------------------------------------------------------
+    @on(ConnectRequested)
+    def _connect_requested(self, message: ConnectRequested) -> None:
+        self.connect(message.profile, test_only=message.test_only)
+
+    @on(DisconnectRequested)
+    def _disconnect_requested(self) -> None:
         self._disconnect()
+
+    @on(ErrorRaised)
+    def _error_raised(self, message: ErrorRaised) -> None:
+        if message.modal:
+            self.show_error(message.error)
+        else:
+            self.notify_error(message.error)
 
     @work(group="disconnect", exit_on_error=False)
     async def _disconnect(self) -> None:

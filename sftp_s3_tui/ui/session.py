@@ -8,7 +8,6 @@ import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from pathlib import Path
 
 from ..engine.config import S3Endpoint, SftpEndpoint, TransferOptions
 from ..engine.errors import TransferError, UsageError
@@ -102,10 +101,6 @@ class Session:
         self._stack = contextlib.AsyncExitStack()
         self._closed = False
 
-    @property
-    def sftp_endpoint(self) -> SftpEndpoint:
-        return self.target.sftp
-
     async def open(self) -> None:
         """Open the S3 client and start sampling (the SSH connection opens in :meth:`connect`)."""
         await self._stack.enter_async_context(self.queue)
@@ -195,13 +190,3 @@ class Session:
                 )
             )
         return self.queue.submit(jobs)
-
-    def forget(self, entries: list[JournalEntry]) -> None:
-        """Drop journal entries the user does not want to resume."""
-        if self.journal is not None:
-            for entry in entries:
-                self.journal.forget(entry.source, entry.bucket, entry.key)
-
-
-def journal_for(folder: Path | None) -> Journal | None:
-    return Journal(folder) if folder is not None else None

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, ClassVar
+from typing import ClassVar
 
 from textual import on, work
 from textual.app import ComposeResult
@@ -14,14 +14,12 @@ from textual.widgets import Footer, Header
 from ...engine.errors import TransferError, UsageError
 from ...engine.locations import S3Location
 from ..formatting import format_size
+from ..messages import DisconnectRequested, ErrorRaised
 from ..session import Session
 from ..widgets.bucket_picker import BucketPicker
 from ..widgets.remote_tree import RemoteTree
 from ..widgets.transfer_panel import TransferPanel
 from .transfers import TRANSFER_BINDINGS, TransferActions, TransfersScreen
-
-if TYPE_CHECKING:
-    from ..app import SftpS3App
 
 #: Below this width the transfers get a screen of their own (key t).
 WIDE = 110
@@ -45,10 +43,6 @@ class BrowseScreen(TransferActions, Screen[None]):
     def __init__(self, session: Session) -> None:
         super().__init__()
         self.session = session
-
-    @property
-    def sftp_app(self) -> SftpS3App:
-        return self.app  # type: ignore[return-value]
 
     def compose(self) -> ComposeResult:
         target = self.session.target
@@ -80,7 +74,7 @@ class BrowseScreen(TransferActions, Screen[None]):
     @on(RemoteTree.ListingFailed)
     @on(BucketPicker.ListingFailed)
     def _listing_failed(self, event: RemoteTree.ListingFailed | BucketPicker.ListingFailed) -> None:
-        self.sftp_app.notify_error(event.error)
+        self.post_message(ErrorRaised(event.error))
 
     # actions --------------------------------------------------------------------------------
     def action_copy(self) -> None:
@@ -95,7 +89,7 @@ class BrowseScreen(TransferActions, Screen[None]):
         try:
             dest = self.query_one(BucketPicker).location()
         except UsageError as exc:
-            self.sftp_app.notify_error(exc)
+            self.post_message(ErrorRaised(exc))
             return
         if dest is None:
             self.notify("Choose a destination bucket on the S3 side.", severity="warning")
@@ -108,7 +102,7 @@ class BrowseScreen(TransferActions, Screen[None]):
         try:
             transfers = await self.session.queue_paths(paths, dest)
         except TransferError as exc:
-            self.sftp_app.notify_error(exc)
+            self.post_message(ErrorRaised(exc))
             return
         size = sum(t.job.size for t in transfers)
         noun = "file" if len(transfers) == 1 else "files"
@@ -133,4 +127,4 @@ class BrowseScreen(TransferActions, Screen[None]):
         self.query_one(BucketPicker).reload()
 
     def action_disconnect(self) -> None:
-        self.sftp_app.disconnect()
+        self.post_message(DisconnectRequested())
