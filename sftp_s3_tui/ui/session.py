@@ -9,7 +9,8 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-from ..engine.config import S3Endpoint, SftpEndpoint, TransferOptions
+from ..engine.config import ConflictPolicy, S3Endpoint, SftpEndpoint, TransferOptions
+from ..engine.decide import ExistingObject, PlannedFile, find_existing
 from ..engine.errors import TransferError, UsageError
 from ..engine.events import (
     EngineEvent,
@@ -85,7 +86,11 @@ class Session:
         self.bus = EventBus()
         self.span = TransferSpan()
         self.bus.subscribe(self.span.on_event)
-        self.queue = TransferQueue(target.s3, target.options, bus=self.bus, journal=journal)
+        # The TUI decides overwrite / skip / if-newer per copy in its plan (before reading a
+        # byte) and queues only what is to be sent; the queue itself runs if-different, so a
+        # same-size object is compared by sha256 rather than re-uploaded when identical.
+        queue_options = replace(target.options, conflict=ConflictPolicy.IF_DIFFERENT)
+        self.queue = TransferQueue(target.s3, queue_options, bus=self.bus, journal=journal)
         self.journal = journal
         self.sampler = Sampler(
             self.bus, interval=sampler_interval, pool=self.queue.pool, history=240
@@ -145,8 +150,14 @@ class Session:
         await check_bucket(self.queue.s3, bucket)
 
     # transfers --------------------------------------------------------------------------------
-    async def queue_paths(self, paths: list[str], dest: S3Location) -> list[Transfer]:
-        """Expand files and folders into jobs under ``dest`` and queue them."""
+    @property
+    def default_conflict(self) -> ConflictPolicy:
+        """The conflict policy the plan dialog starts with (the profile's)."""
+        return self.target.options.conflict
+
+    async def expand_paths(self, paths: list[str], dest: S3Location) -> list[FileJob]:
+        """Files and folders as jobs under ``dest``; a path inside a selected folder counts once
+        (as part of the folder)."""
         if not dest.is_prefix and len(paths) > 1:
             raise UsageError(
                 f"{len(paths)} items selected but {dest} names one key",
@@ -154,12 +165,28 @@ class Session:
             )
         await self.check_bucket(dest.bucket)
         jobs: list[FileJob] = []
-        for path in paths:
-            jobs += await self.queue.expand(self.target.sftp, path, dest)
+        seen: set[str] = set()
+        for path in outermost(paths):
+            for job in await self.queue.expand(self.target.sftp, path, dest):
+                if job.path not in seen:
+                    seen.add(job.path)
+                    jobs.append(job)
         if not jobs:
             raise UsageError("Nothing to copy: the selected folders are empty", "")
         ensure_unique_keys(jobs)
-        return self.queue.submit(jobs)
+        return jobs
+
+    async def existing(self, jobs: list[FileJob]) -> dict[str, ExistingObject]:
+        """What is already at the jobs' keys (for the plan)."""
+        return await find_existing(self.queue.s3, jobs)
+
+    def submit(self, planned: list[PlannedFile]) -> list[Transfer]:
+        """Queue the files the plan sends (skipped ones are not queued)."""
+        return self.queue.submit([item.job for item in planned if item.sends])
+
+    async def queue_paths(self, paths: list[str], dest: S3Location) -> list[Transfer]:
+        """Expand files and folders into jobs under ``dest`` and queue them (overwriting)."""
+        return self.queue.submit(await self.expand_paths(paths, dest))
 
     def resumable(self) -> list[JournalEntry]:
         """Unfinished transfers in the journal that came from this session's SFTP server."""
@@ -190,3 +217,18 @@ class Session:
                 )
             )
         return self.queue.submit(jobs)
+
+
+def outermost(paths: list[str]) -> list[str]:
+    """``paths`` without repeats and without those inside another of them (``/a/x`` goes when
+    ``/a`` is there: the folder's copy includes it, at the folder's layout)."""
+    bare = [p.rstrip("/") or "/" for p in paths]
+
+    def inside(path: str, folder: str) -> bool:
+        return path != folder and (folder == "/" or path.startswith(folder + "/"))
+
+    kept: dict[str, str] = {}
+    for path, stripped in zip(paths, bare, strict=True):
+        if stripped not in kept and not any(inside(stripped, other) for other in bare):
+            kept[stripped] = path
+    return list(kept.values())

@@ -11,6 +11,7 @@ from textual.containers import Horizontal
 from textual.screen import Screen
 from textual.widgets import Footer, Header
 
+from ...engine.decide import Decision, PlanTotals, decide_all
 from ...engine.errors import TransferError, UsageError
 from ...engine.locations import S3Location
 from ..formatting import format_size
@@ -19,10 +20,15 @@ from ..session import Session
 from ..widgets.bucket_picker import BucketPicker
 from ..widgets.remote_tree import RemoteTree
 from ..widgets.transfer_panel import TransferPanel
+from .plan import POLICY_LABELS, PlanScreen
 from .transfers import TRANSFER_BINDINGS, TransferActions, TransfersScreen
 
 #: Below this width the transfers get a screen of their own (key t).
 WIDE = 110
+#: A copy this large (or of this many files) shows its plan first, as does one that would
+#: overwrite anything.
+LARGE_COPY_BYTES = 1 << 30
+LARGE_COPY_FILES = 100
 
 
 class BrowseScreen(TransferActions, Screen[None]):
@@ -32,6 +38,7 @@ class BrowseScreen(TransferActions, Screen[None]):
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("c", "copy", "Copy here"),
+        Binding("C", "copy(True)", "Plan copy…", key_display="C"),
         Binding("t", "transfers", "Transfers"),
         Binding("s", "focus_s3", "S3 side", show=False),
         Binding("f", "focus_sftp", "SFTP side", show=False),
@@ -77,11 +84,13 @@ class BrowseScreen(TransferActions, Screen[None]):
         self.post_message(ErrorRaised(event.error))
 
     # actions --------------------------------------------------------------------------------
-    def action_copy(self) -> None:
+    def action_copy(self, always_plan: bool = False) -> None:
+        """Copy the selection (or the file under the cursor) to the destination; a copy that
+        would overwrite, or a large one, shows its plan first."""
         tree = self.query_one(RemoteTree)
         paths = list(tree.selected)
         if not paths:
-            entry = tree._entry(tree._cursor_key())
+            entry = tree.cursor_entry()
             if entry is None:
                 self.notify("Select files or folders first (space).", severity="warning")
                 return
@@ -95,19 +104,35 @@ class BrowseScreen(TransferActions, Screen[None]):
             self.notify("Choose a destination bucket on the S3 side.", severity="warning")
             self.query_one(BucketPicker).s3_tree.focus()
             return
-        self._queue(paths, dest)
+        self._queue(paths, dest, always_plan)
 
     @work(group="queue", exit_on_error=False)
-    async def _queue(self, paths: list[str], dest: S3Location) -> None:
+    async def _queue(self, paths: list[str], dest: S3Location, always_plan: bool = False) -> None:
+        session = self.session
+        self.notify(f"Planning the copy to {dest}…", timeout=2)
         try:
-            transfers = await self.session.queue_paths(paths, dest)
+            jobs = await session.expand_paths(paths, dest)
+            existing = await session.existing(jobs)
         except TransferError as exc:
             self.post_message(ErrorRaised(exc))
             return
-        size = sum(t.job.size for t in transfers)
-        noun = "file" if len(transfers) == 1 else "files"
-        self.notify(f"Queued {len(transfers)} {noun} ({format_size(size)}) → {dest}")
+        policy = session.default_conflict
+        planned = decide_all(jobs, existing, policy)
+        large = sum(j.size for j in jobs) >= LARGE_COPY_BYTES or len(jobs) > LARGE_COPY_FILES
+        if always_plan or existing or large:
+            choice = await self.app.push_screen_wait(PlanScreen(jobs, existing, dest, policy))
+            if choice is None:
+                self.notify("Copy cancelled; nothing was queued.", severity="warning")
+                return
+            policy, planned = choice
+        transfers = session.submit(planned)
         self.query_one(RemoteTree).clear_selection()
+        totals = PlanTotals.of(planned)
+        noun = "file" if len(transfers) == 1 else "files"
+        text = f"Queued {len(transfers)} {noun} ({format_size(totals.bytes_to_send)}) → {dest}"
+        if totals.files[Decision.SKIP]:
+            text += f"; {totals.files[Decision.SKIP]} skipped ({POLICY_LABELS[policy].lower()})"
+        self.notify(text)
 
     def action_transfers(self) -> None:
         if self.wide:

@@ -194,6 +194,10 @@ class RemoteTree(Vertical):
         row_key, _ = table.coordinate_to_cell_key(table.cursor_coordinate)
         return row_key.value
 
+    def cursor_entry(self) -> RemoteEntry | None:
+        """The entry under the cursor (None on ``..`` or an empty folder)."""
+        return self._entry(self._cursor_key())
+
     def _entry(self, key: str | None) -> RemoteEntry | None:
         return next((e for e in self.entries if e.path == key), None)
 
