@@ -12,6 +12,7 @@ from textual.widgets import Footer, Header
 from ...engine.events import TransferState
 from ..session import Session
 from ..widgets.transfer_panel import TransferPanel
+from .detail import TransferDetailScreen
 
 TRANSFER_BINDINGS = [
     Binding("p", "pause", "Pause/resume"),
@@ -62,6 +63,13 @@ class TransferActions:
             self.notify(  # type: ignore[attr-defined]
                 "Only failed or cancelled transfers can be retried.", severity="warning"
             )
+
+    def on_transfer_panel_detail_requested(self, message: TransferPanel.DetailRequested) -> None:
+        """Enter on a transfer: everything about it, in a dialog."""
+        transfer = self.session.queue.transfers.get(message.transfer_id)
+        if transfer is not None:
+            screen = TransferDetailScreen(transfer, message.stats, self.session.sampler)
+            self.app.push_screen(screen)  # type: ignore[attr-defined]
 
     def action_pause_all(self) -> None:
         queue = self.session.queue

@@ -33,6 +33,21 @@ def progress_bar(fraction: float, width: int = 16) -> str:
     return bar.ljust(width, " ")
 
 
+def short_note(message: str, key: str) -> str:
+    """A failure's message for the narrow note column: without its hint, and with paths cut to
+    their last part (``…/name``) so the text never stops mid-path; Enter shows it all."""
+    text = message.partition(" — ")[0]
+    name = key.rsplit("/", 1)[-1] or key
+    words = []
+    for word in text.replace(key, name).split(" "):
+        bare = word.strip("'\",;:()")
+        if "/" in bare and len(bare) > 24:
+            tail = bare.rstrip("/").rsplit("/", 1)[-1]
+            word = word.replace(bare, "…/" + tail)
+        words.append(word)
+    return " ".join(words)
+
+
 @dataclass
 class TransferRow:
     """What the list knows about one transfer (from events, then from snapshots)."""
@@ -130,14 +145,22 @@ class TransferList(DataTable[Text | str]):
     @staticmethod
     def _cells(row: TransferRow) -> tuple[Text | str, ...]:
         glyph, style = STATE_STYLE[row.state]
-        fraction = row.bytes_done / row.size if row.size else (1.0 if row.state.finished else 0)
+        done = row.state in (TransferState.DONE, TransferState.SKIPPED)
+        fraction = min(row.bytes_done / row.size, 1.0) if row.size else (1.0 if done else 0.0)
+        if not done and row.state.finished:
+            fraction = min(fraction, 0.99)  # a failed or cancelled file never shows as complete
         running = row.state is TransferState.RUNNING
         rate = format_rate(row.bytes_per_second) if running else ""
         eta = ""
         if running and row.bytes_per_second > 0:
             eta = format_duration((row.size - row.bytes_done) / row.bytes_per_second)
         if row.message and row.state not in (TransferState.RUNNING, TransferState.DONE):
-            note = Text(row.message, style="red" if row.state is TransferState.FAILED else "dim")
+            note = Text(
+                short_note(row.message, row.key),
+                style="red" if row.state is TransferState.FAILED else "dim",
+                overflow="ellipsis",
+                no_wrap=True,
+            )
         elif row.state is TransferState.QUEUED:
             note = Text(f"waiting · {format_size(row.size)}", style="dim")
         elif row.parts_total:
@@ -145,12 +168,19 @@ class TransferList(DataTable[Text | str]):
             note = Text(f"parts {row.parts_done}/{row.parts_total}{extra}")
         else:
             note = Text(format_size(row.size), style="dim")
-        bar_style = "green" if row.state is TransferState.DONE else "dodger_blue1"
+        bar_style = {
+            TransferState.DONE: "green",
+            TransferState.FAILED: "red",
+            TransferState.CANCELLED: "grey50",
+        }.get(row.state, "dodger_blue1")
+        percent = f"{int(fraction * 100)}%"
+        if row.state is TransferState.FAILED:
+            percent = "fail"
         return (
             Text(glyph, style=style),
             Text(row.name, overflow="ellipsis", no_wrap=True),
             Text(progress_bar(fraction), style=bar_style),
-            Text(f"{int(fraction * 100)}%", justify="right"),
+            Text(percent, justify="right", style="red" if percent == "fail" else ""),
             Text(rate, justify="right"),
             Text(eta, justify="right"),
             note,

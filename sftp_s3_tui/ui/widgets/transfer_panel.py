@@ -67,6 +67,14 @@ class TransferPanel(Vertical):
             super().__init__()
             self.event = event
 
+    class DetailRequested(Message):
+        """The user asked for everything about one transfer (Enter on its row)."""
+
+        def __init__(self, transfer_id: int, stats: TransferStats | None) -> None:
+            super().__init__()
+            self.transfer_id = transfer_id
+            self.stats = stats
+
     def __init__(self, **kwargs: object) -> None:
         super().__init__(**kwargs)  # type: ignore[arg-type]
         self._unsubscribe: list[Callable[[], None]] = []
@@ -166,6 +174,13 @@ class TransferPanel(Vertical):
             if row.state is TransferState.RUNNING:
                 table.move_cursor(row=index, scroll=True)
                 return
+
+    @on(DataTable.RowSelected)
+    def _row_selected(self, event: DataTable.RowSelected) -> None:
+        event.stop()
+        if event.row_key.value is not None:
+            transfer_id = int(event.row_key.value)
+            self.post_message(self.DetailRequested(transfer_id, self._last_stats.get(transfer_id)))
 
     @on(DataTable.RowHighlighted)
     def _row_highlighted(self, event: DataTable.RowHighlighted) -> None:
