@@ -42,7 +42,7 @@ class BrowseScreen(TransferActions, Screen[None]):
         Binding("t", "transfers", "Transfers"),
         Binding("s", "focus_s3", "S3 side", show=False),
         Binding("f", "focus_sftp", "SFTP side", show=False),
-        Binding("f5", "reload", "Reload", show=False),
+        Binding("f5", "reload", "Reload"),
         Binding("ctrl+d", "disconnect", "Profiles", key_display="^d"),
         *TRANSFER_BINDINGS,
     ]

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import ClassVar
 
 from textual import on, work
 from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
 from textual.containers import Vertical
 from textual.message import Message
 from textual.reactive import reactive
@@ -29,6 +31,18 @@ class S3Node:
     bucket: str
     prefix: str
     is_object: bool = False
+
+
+class DestinationInput(Input):
+    """The typed destination; Escape goes back to the bucket tree."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "leave", "Back to the tree", key_display="esc"),
+    ]
+
+    def action_leave(self) -> None:
+        if self.parent is not None:
+            self.parent.query_one(Tree).focus()
 
 
 class BucketPicker(Vertical):
@@ -73,7 +87,7 @@ class BucketPicker(Vertical):
         tree.show_root = False
         tree.guide_depth = 2
         yield tree
-        yield Input(
+        yield DestinationInput(
             value=self._initial,
             placeholder="bucket/prefix/ (type a new prefix)",
             id="s3-destination",

@@ -15,6 +15,7 @@ from textual.containers import Vertical
 from textual.message import Message
 from textual.reactive import reactive
 from textual.widgets import DataTable, Input, Static
+from wcmatch import fnmatch as wcfnmatch
 
 from ...engine.errors import TransferError
 from ...engine.sftp import RemoteEntry
@@ -24,6 +25,39 @@ Lister = Callable[[str], Awaitable[list[RemoteEntry]]]
 UP = "\0up"
 #: Rows added per event-loop turn when showing a folder.
 FILL_BATCH = 500
+
+
+GLOB_FLAGS = wcfnmatch.IGNORECASE | wcfnmatch.BRACE | wcfnmatch.EXTMATCH
+
+
+def has_glob(text: str) -> bool:
+    return any(ch in text for ch in "*?[{")
+
+
+def filter_entries(entries: list[RemoteEntry], text: str) -> list[RemoteEntry]:
+    """Entries whose name matches ``text``: a glob (``*.csv``, ``part-0[0-4]*``) when it has
+    glob characters, as the CLI takes them; otherwise a case-blind substring."""
+    if not text:
+        return entries
+    if has_glob(text):
+        return [e for e in entries if wcfnmatch.fnmatch(e.name, text, flags=GLOB_FLAGS)]
+    needle = text.casefold()
+    return [e for e in entries if needle in e.name.casefold()]
+
+
+class FilterInput(Input):
+    """The filter box: Down, Space, Enter and Escape go back to the list instead of typing."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("down,space", "leave", "To the list", key_display="↓", priority=True),
+        Binding("escape", "leave", "Done filtering", key_display="esc"),
+    ]
+
+    class Left(Message):
+        """The user left the filter box."""
+
+    def action_leave(self) -> None:
+        self.post_message(self.Left())
 
 
 class RemoteTree(Vertical):
@@ -73,10 +107,11 @@ class RemoteTree(Vertical):
         self._start = start
         self.entries: list[RemoteEntry] = []
         self.selected: dict[str, RemoteEntry] = {}
+        self._cursor_to: str | None = None  # the row to put the cursor on once shown
 
     def compose(self) -> ComposeResult:
         yield Static("", id="remote-header")
-        yield Input(placeholder="/ filter…", id="remote-filter")
+        yield FilterInput(placeholder="/ filter: text or glob (*.csv)…", id="remote-filter")
         table: DataTable[Text | str] = DataTable(cursor_type="row", zebra_stripes=False)
         table.add_column(" ", key="mark", width=1)
         table.add_column("Name", key="name")
@@ -94,6 +129,7 @@ class RemoteTree(Vertical):
     # loading --------------------------------------------------------------------------------
     def load_folder(self, path: str) -> None:
         """List ``path`` (in the background) and show it."""
+        self._cursor_to = None
         self.loading_path = path
         self._load(path)
 
@@ -132,10 +168,7 @@ class RemoteTree(Vertical):
         return self.loading_path is None and not self.filling
 
     def _visible(self) -> list[RemoteEntry]:
-        needle = self.filter_text.casefold()
-        if not needle:
-            return self.entries
-        return [e for e in self.entries if needle in e.name.casefold()]
+        return filter_entries(self.entries, self.filter_text)
 
     def _fill(self) -> None:
         self.filling = True
@@ -152,6 +185,9 @@ class RemoteTree(Vertical):
         for start in range(0, len(entries), FILL_BATCH):
             for entry in entries[start : start + FILL_BATCH]:
                 table.add_row(*self._row(entry), key=entry.path)
+            if self._cursor_to is not None and self._cursor_to in table.rows:
+                table.move_cursor(row=table.get_row_index(self._cursor_to), scroll=True)
+                self._cursor_to = None
             if start + FILL_BATCH < len(entries):
                 await asyncio.sleep(0.005)
         self.filling = False
@@ -257,8 +293,11 @@ class RemoteTree(Vertical):
         self.post_message(self.SelectionChanged(self))
 
     def action_up(self) -> None:
+        """The parent folder, with the cursor on the folder we came from."""
         if self.path != "/":
-            self.load_folder(posixpath.dirname(self.path.rstrip("/")) or "/")
+            left = self.path.rstrip("/")
+            self.load_folder(posixpath.dirname(left) or "/")
+            self._cursor_to = left
 
     def action_filter(self) -> None:
         self.query_one("#remote-filter", Input).focus()
@@ -276,5 +315,10 @@ class RemoteTree(Vertical):
 
     @on(Input.Submitted, "#remote-filter")
     def _filter_done(self, event: Input.Submitted) -> None:
+        event.stop()
+        self.table.focus()
+
+    @on(FilterInput.Left)
+    def _filter_left(self, event: FilterInput.Left) -> None:
         event.stop()
         self.table.focus()
