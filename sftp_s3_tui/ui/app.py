@@ -323,28 +323,36 @@ class SftpS3App(App[int]):
 
     @work(group="disconnect", exit_on_error=False)
     async def _disconnect(self) -> None:
-        if not await self._confirm_abort("Disconnect?"):
+        aborted = await self._confirm_abort("Disconnect?")
+        if aborted is None:
             return
         await self._close_session()
         while not isinstance(self.screen, ConnectScreen) and len(self.screen_stack) > 2:
             self.pop_screen()
         self.sub_title = self.options.subtitle or ""
+        if aborted:
+            self.notify(aborted_text(aborted), title="Aborted", severity="warning", timeout=15)
 
-    async def _confirm_abort(self, title: str) -> bool:
+    async def _confirm_abort(self, title: str) -> list[str] | None:
+        """None when the user keeps the transfers running; else the unfinished transfers
+        (``source → s3://…``) that closing will abort (empty when nothing runs)."""
         session = self.session
         if session is None:
-            return True
+            return []
         running = [t for t in session.queue.transfers.values() if not t.state.finished]
         if not running:
-            return True
+            return []
         dialog = ConfirmScreen(
             title,
-            f"{len(running)} transfer(s) have not finished. Their uploads will be "
+            f"{len(running)} transfer(s) have not finished. If you go on, their uploads are "
             "aborted (nothing partial is left in S3); they can be queued again later.",
             yes="Abort them",
-            no="Keep going",
+            no="Keep running",
+            safe_is_no=True,
         )
-        return bool(await self.push_screen_wait(dialog))  # type: ignore[arg-type]
+        if not await self.push_screen_wait(dialog):
+            return None
+        return [f"{t.job.source} → s3://{t.job.bucket}/{t.job.key}" for t in running]
 
     async def _close_session(self) -> None:
         session, self.session = self.session, None
@@ -402,10 +410,20 @@ class SftpS3App(App[int]):
 
     @work(group="quit", exit_on_error=False)
     async def _quit(self) -> None:
-        if not await self._confirm_abort("Quit?"):
+        aborted = await self._confirm_abort("Quit?")
+        if aborted is None:
             return
         await self.close_all()
-        self.exit(0)
+        self.exit(0, message=aborted_text(aborted) if aborted else None)
+
+
+def aborted_text(aborted: list[str], shown: int = 10) -> str:
+    """What closing aborted, for the notification or the line printed after quitting."""
+    lines = [f"Aborted {len(aborted)} unfinished transfer(s); nothing partial was left in S3:"]
+    lines += [f"  {item}" for item in aborted[:shown]]
+    if len(aborted) > shown:
+        lines.append(f"  … and {len(aborted) - shown} more")
+    return "\n".join(lines)
 
 
 # --------------------------------------------------------------------------------------------
