@@ -12,9 +12,12 @@ from sftp_s3_tui.ui.terminal import require_terminal
 
 
 def test_piped_output_is_refused_with_one_clear_message(tmp_path: Path) -> None:
-    with open(tmp_path / "out.txt", "w") as piped, open(os.devnull) as no_tty_in:
-        with pytest.raises(ConfigError) as raised:
-            require_terminal(stdin=no_tty_in, stdout=piped)
+    with (
+        open(tmp_path / "out.txt", "w") as piped,
+        open(os.devnull) as no_tty_in,
+        pytest.raises(ConfigError) as raised,
+    ):
+        require_terminal(stdin=no_tty_in, stdout=piped)
     assert "needs a terminal" in raised.value.message
     assert "sftp-s3-tui copy" in raised.value.hint
 
@@ -27,4 +30,3 @@ def test_a_real_terminal_passes() -> None:
     finally:
         os.close(main)
         os.close(secondary)
-
