@@ -29,6 +29,9 @@ from ..metrics import MetricsExporter, Sampler
 
 log = logging.getLogger(__name__)
 
+#: At most this many destination entries are read to mark SFTP files already there.
+MARKS_LIMIT = 20_000
+
 
 @dataclass
 class TransferSpan:
@@ -145,6 +148,10 @@ class Session:
 
     async def list_prefix(self, bucket: str, prefix: str) -> list[S3Entry]:
         return await list_prefix(self.queue.s3, bucket, prefix, limit=2000)
+
+    async def list_destination(self, bucket: str, prefix: str) -> list[S3Entry]:
+        """What is directly under a destination prefix (to mark files already there)."""
+        return await list_prefix(self.queue.s3, bucket, prefix, limit=MARKS_LIMIT)
 
     async def check_bucket(self, bucket: str) -> None:
         await check_bucket(self.queue.s3, bucket)

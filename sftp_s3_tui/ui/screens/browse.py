@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
 from typing import ClassVar
 
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal
+from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Footer, Header
 
 from ...engine.decide import Decision, PlanTotals, decide_all
 from ...engine.errors import TransferError, UsageError
+from ...engine.events import EngineEvent, TransferFinished, TransferState
 from ...engine.locations import S3Location
 from ..formatting import format_size
 from ..messages import DisconnectRequested, ErrorRaised
@@ -29,6 +33,10 @@ WIDE = 110
 #: overwrite anything.
 LARGE_COPY_BYTES = 1 << 30
 LARGE_COPY_FILES = 100
+#: Objects landed this long ago (batched) refresh the bucket tree and the marks.
+LANDED_REFRESH_SECONDS = 0.5
+MARKS_DELAY_SECONDS = 0.3
+LANDED = (TransferState.DONE, TransferState.SKIPPED)
 
 
 class BrowseScreen(TransferActions, Screen[None]):
@@ -47,9 +55,19 @@ class BrowseScreen(TransferActions, Screen[None]):
         *TRANSFER_BINDINGS,
     ]
 
+    class Landed(Message):
+        """An object landed (or was found identical) at ``bucket/key``."""
+
+        def __init__(self, bucket: str, key: str) -> None:
+            super().__init__()
+            self.bucket = bucket
+            self.key = key
+
     def __init__(self, session: Session) -> None:
         super().__init__()
         self.session = session
+        self._landed_folders: set[tuple[str, str]] = set()
+        self._unsubscribe: Callable[[], None] | None = None
 
     def compose(self) -> ComposeResult:
         target = self.session.target
@@ -72,6 +90,57 @@ class BrowseScreen(TransferActions, Screen[None]):
             session.bus, session.sampler, session.queue.transfers, session.span
         )
         self.query_one(RemoteTree).table.focus()
+
+        def on_event(event: EngineEvent) -> None:
+            if isinstance(event, TransferFinished) and event.result.status in LANDED:
+                self.post_message(self.Landed(event.result.bucket, event.result.key))
+
+        self._unsubscribe = session.bus.subscribe(on_event)
+
+    def on_unmount(self) -> None:
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+
+    # the destination: what is there already --------------------------------------------------
+    @on(Landed)
+    def _landed(self, message: Landed) -> None:
+        """Refresh the bucket tree and the marks shortly after objects land (batched)."""
+        folder = message.key.rsplit("/", 1)[0] + "/" if "/" in message.key else ""
+        if not self._landed_folders:
+            self.set_timer(LANDED_REFRESH_SECONDS, self._refresh_landed)
+        self._landed_folders.add((message.bucket, folder))
+
+    def _refresh_landed(self) -> None:
+        picker = self.query_one(BucketPicker)
+        for bucket, folder in self._landed_folders:
+            picker.refresh_prefix(bucket, folder)
+        self._landed_folders.clear()
+        self._update_marks()
+
+    @on(RemoteTree.FolderShown)
+    @on(BucketPicker.DestinationChanged)
+    def _destination_or_folder_changed(self) -> None:
+        self._update_marks()
+
+    @work(exclusive=True, group="dest-marks", exit_on_error=False)
+    async def _update_marks(self) -> None:
+        """Mark the SFTP entries that already exist under the destination prefix."""
+        await asyncio.sleep(MARKS_DELAY_SECONDS)  # typing a destination: wait for a pause
+        tree = self.query_one(RemoteTree)
+        path = tree.path
+        try:
+            dest = self.query_one(BucketPicker).location()
+        except UsageError:
+            dest = None
+        if dest is None or not dest.is_prefix:
+            tree.set_existing(path, {})
+            return
+        try:
+            entries = await self.session.list_destination(dest.bucket, dest.key)
+        except TransferError:
+            tree.set_existing(path, {})  # a missing bucket is reported when copying
+            return
+        tree.set_existing(path, {entry.name: entry.size for entry in entries})
 
     @property
     def wide(self) -> bool:

@@ -6,6 +6,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import ClassVar
 
+from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
@@ -18,7 +19,7 @@ from textual.widgets.tree import TreeNode
 from ...engine.errors import TransferError, UsageError
 from ...engine.locations import S3Location, parse_s3_url
 from ...engine.s3 import S3Entry
-from ..formatting import format_size
+from ..formatting import format_mtime, format_size
 
 BucketLister = Callable[[], Awaitable[list[str]]]
 PrefixLister = Callable[[str, str], Awaitable[list[S3Entry]]]
@@ -31,6 +32,15 @@ class S3Node:
     bucket: str
     prefix: str
     is_object: bool = False
+
+
+def object_label(entry: S3Entry) -> Text:
+    """``name  2.0 KiB  2026-11-21 10:04`` for an object leaf."""
+    label = Text(entry.name)
+    label.append(f"  {format_size(entry.size)}", style="dim")
+    if entry.modified:
+        label.append(f"  {format_mtime(int(entry.modified))}", style="dim")
+    return label
 
 
 class DestinationInput(Input):
@@ -145,10 +155,26 @@ class BucketPicker(Vertical):
                 if wanted is not None and wanted.key.startswith(entry.key):
                     child.expand()
             else:
-                label = f"{entry.name}  [dim]{format_size(entry.size)}[/]"
-                node.add_leaf(label, data=S3Node(data.bucket, entry.key, is_object=True))
+                node.add_leaf(object_label(entry), data=S3Node(data.bucket, entry.key, True))
         if not entries:
             node.add_leaf("[dim](empty)[/]")
+
+    def refresh_prefix(self, bucket: str, prefix: str) -> None:
+        """List again the deepest loaded node above ``bucket/prefix`` (after a copy landed
+        objects there), so new objects and their sizes show without F5."""
+        deepest: TreeNode[S3Node] | None = None
+        deepest_length = -1
+        pending = [self.s3_tree.root]
+        while pending:
+            node = pending.pop()
+            pending.extend(node.children)
+            data = node.data
+            if data is None or data.bucket != bucket or data.is_object or not node.children:
+                continue
+            if prefix.startswith(data.prefix) and len(data.prefix) > deepest_length:
+                deepest, deepest_length = node, len(data.prefix)
+        if deepest is not None:
+            self._load_prefix(deepest)
 
     @on(Tree.NodeSelected, "#s3-tree")
     def _selected(self, event: Tree.NodeSelected[S3Node]) -> None:

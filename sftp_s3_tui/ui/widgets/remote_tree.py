@@ -79,10 +79,14 @@ class RemoteTree(Vertical):
         Binding("backspace", "up", "Up", show=False),
         Binding("slash", "filter", "Filter", key_display="/"),
         Binding("a", "select_all", "Select all", show=False),
+        Binding("plus", "select_glob", "Select by glob", key_display="+", show=False),
+        Binding("o", "cycle_sort", "Sort", show=False),
+        Binding("z", "folder_size", "Folder size", show=False),
         Binding("escape", "clear", "Clear", show=False),
     ]
 
     path: reactive[str] = reactive("/", init=False)
+    sort_by: reactive[str] = reactive("name", init=False)
     filter_text: reactive[str] = reactive("")
     loading_path: reactive[str | None] = reactive(None)
     filling: reactive[bool] = reactive(False)
@@ -93,6 +97,14 @@ class RemoteTree(Vertical):
         def __init__(self, tree: RemoteTree) -> None:
             super().__init__()
             self.tree = tree
+
+    class FolderShown(Message):
+        """A folder's listing is in the table (after a load or a reload)."""
+
+        def __init__(self, tree: RemoteTree, path: str) -> None:
+            super().__init__()
+            self.tree = tree
+            self.path = path
 
     class ListingFailed(Message):
         """A folder could not be listed."""
@@ -108,12 +120,17 @@ class RemoteTree(Vertical):
         self.entries: list[RemoteEntry] = []
         self.selected: dict[str, RemoteEntry] = {}
         self._cursor_to: str | None = None  # the row to put the cursor on once shown
+        #: Names in this folder that already exist at the destination → the object's size.
+        self.existing: dict[str, int] = {}
+        #: Folder sizes counted on demand (path → bytes of every file below it).
+        self.folder_sizes: dict[str, int] = {}
 
     def compose(self) -> ComposeResult:
         yield Static("", id="remote-header")
         yield FilterInput(placeholder="/ filter: text or glob (*.csv)…", id="remote-filter")
         table: DataTable[Text | str] = DataTable(cursor_type="row", zebra_stripes=False)
         table.add_column(" ", key="mark", width=1)
+        table.add_column(" ", key="dest", width=1)
         table.add_column("Name", key="name")
         table.add_column("Size", key="size")
         table.add_column("Modified", key="mtime")
@@ -151,6 +168,10 @@ class RemoteTree(Vertical):
             self.path = path
 
     def watch_path(self) -> None:
+        self.existing = {}
+        self._fill()
+
+    def watch_sort_by(self) -> None:
         self._fill()
 
     def watch_filter_text(self) -> None:
@@ -168,7 +189,15 @@ class RemoteTree(Vertical):
         return self.loading_path is None and not self.filling
 
     def _visible(self) -> list[RemoteEntry]:
-        return filter_entries(self.entries, self.filter_text)
+        shown = filter_entries(self.entries, self.filter_text)
+        if self.sort_by == "size":
+            return sorted(shown, key=lambda e: (not e.is_dir, -self._size_of(e), e.name))
+        if self.sort_by == "date":
+            return sorted(shown, key=lambda e: (not e.is_dir, -e.mtime, e.name))
+        return shown
+
+    def _size_of(self, entry: RemoteEntry) -> int:
+        return self.folder_sizes.get(entry.path, 0) if entry.is_dir else entry.size
 
     def _fill(self) -> None:
         self.filling = True
@@ -181,7 +210,7 @@ class RemoteTree(Vertical):
         table = self.table
         table.clear()
         if path != "/":
-            table.add_row("", Text("..", style="bold"), "", "", key=UP)
+            table.add_row("", "", Text("..", style="bold"), "", "", key=UP)
         for start in range(0, len(entries), FILL_BATCH):
             for entry in entries[start : start + FILL_BATCH]:
                 table.add_row(*self._row(entry), key=entry.path)
@@ -191,18 +220,42 @@ class RemoteTree(Vertical):
             if start + FILL_BATCH < len(entries):
                 await asyncio.sleep(0.005)
         self.filling = False
+        self.post_message(self.FolderShown(self, path))
 
     def _row(self, entry: RemoteEntry) -> tuple[Text | str, ...]:
         mark: Text | str = Text("✓", style="bold green") if entry.path in self.selected else ""
         size: Text | str = ""
         if entry.is_dir:
             name = Text(entry.name + "/", style="bold")
+            if entry.path in self.folder_sizes:
+                size = Text(format_size(self.folder_sizes[entry.path]), justify="right")
         else:
             name = Text(entry.name)
             size = Text(format_size(entry.size), justify="right")
         if entry.is_link:
             name.append(" →", style="dim")
-        return (mark, name, size, format_mtime(entry.mtime))
+        return (mark, self._dest_mark(entry), name, size, format_mtime(entry.mtime))
+
+    def _dest_mark(self, entry: RemoteEntry) -> Text | str:
+        """``=`` already at the destination with the same size, ``≠`` with another size."""
+        key = entry.name + "/" if entry.is_dir else entry.name
+        if key not in self.existing:
+            return ""
+        if entry.is_dir or self.existing[key] == entry.size:
+            return Text("=", style="bold cyan")
+        return Text("≠", style="bold yellow")
+
+    def set_existing(self, path: str, existing: dict[str, int]) -> None:
+        """Mark the entries of ``path`` that exist at the destination (name → object size;
+        folders as ``name/``)."""
+        if path != self.path:
+            return
+        old, self.existing = self.existing, existing
+        for entry in self.entries:
+            key = entry.name + "/" if entry.is_dir else entry.name
+            if (key in old or key in existing) and entry.path in self.table.rows:
+                self.table.update_cell(entry.path, "dest", self._dest_mark(entry))
+        self._update_header()
 
     def _update_header(self) -> None:
         if not self.is_mounted:
@@ -217,9 +270,17 @@ class RemoteTree(Vertical):
         shown = len(self._visible())
         if self.filter_text:
             header.append(f"  {shown}/{len(self.entries)} match", style="dim")
+        if self.sort_by != "name":
+            header.append(f"  by {self.sort_by}", style="dim")
+        if self.existing:
+            there = sum(1 for e in self.entries if (e.name + "/" * e.is_dir) in self.existing)
+            header.append(f"  = {there} at the destination", style="cyan")
         if self.selected:
-            size = sum(e.size for e in self.selected.values() if not e.is_dir)
-            header.append(f"  ✓ {len(self.selected)} selected ({format_size(size)})")
+            chosen = self.selected.values()
+            size = sum(self._size_of(e) for e in chosen)
+            uncounted = sum(1 for e in chosen if e.is_dir and e.path not in self.folder_sizes)
+            more = f" + {uncounted} folder(s), z counts" if uncounted else ""
+            header.append(f"  ✓ {len(self.selected)} selected ({format_size(size)}{more})")
         self.query_one("#remote-header", Static).update(header, layout=False)
 
     # actions --------------------------------------------------------------------------------
@@ -284,6 +345,71 @@ class RemoteTree(Vertical):
             self._refresh_mark(entry)
         self._update_header()
         self.post_message(self.SelectionChanged(self))
+
+    def select_matching(self, pattern: str) -> int:
+        """Select the visible entries whose name matches the glob ``pattern``; how many."""
+        matched = [
+            e for e in self._visible() if wcfnmatch.fnmatch(e.name, pattern, flags=GLOB_FLAGS)
+        ]
+        for entry in matched:
+            self.selected[entry.path] = entry
+            self._refresh_mark(entry)
+        self._update_header()
+        self.post_message(self.SelectionChanged(self))
+        return len(matched)
+
+    def action_select_glob(self) -> None:
+        """Ask for a glob and select what matches it (in this folder, after the filter)."""
+        from ..screens.dialogs import PromptScreen
+
+        def chosen(pattern: str | None) -> None:
+            if pattern:
+                count = self.select_matching(pattern)
+                self.notify(
+                    f"{count} entr{'y' if count == 1 else 'ies'} match {pattern}", timeout=3
+                )
+
+        prompt = PromptScreen("Select by glob", placeholder="*.csv, part-0[0-4]*, *.{csv,json}")
+        self.app.push_screen(prompt, chosen)
+
+    def action_cycle_sort(self) -> None:
+        """Sort by name, then size (largest first), then date (newest first)."""
+        order = ["name", "size", "date"]
+        self.sort_by = order[(order.index(self.sort_by) + 1) % len(order)]
+        self._update_header()
+
+    def action_folder_size(self) -> None:
+        """Count the size of the folder under the cursor, or of every selected folder."""
+        folders = [e for e in self.selected.values() if e.is_dir]
+        entry = self.cursor_entry()
+        if entry is not None and entry.is_dir and entry not in folders:
+            folders.append(entry)
+        if not folders:
+            self.notify("Put the cursor on a folder (or select folders) first.", timeout=4)
+            return
+        self._count_sizes(folders)
+
+    @work(group="folder-sizes", exit_on_error=False)
+    async def _count_sizes(self, folders: list[RemoteEntry]) -> None:
+        for folder in folders:
+            total, pending = 0, [folder.path]
+            try:
+                while pending:
+                    for child in await self._lister(pending.pop()):
+                        if child.is_dir:
+                            if not child.is_link:
+                                pending.append(child.path)
+                        else:
+                            total += child.size
+            except TransferError as exc:
+                self.post_message(self.ListingFailed(exc))
+                return
+            self.folder_sizes[folder.path] = total
+            if folder.path in self.table.rows:
+                self.table.update_cell(
+                    folder.path, "size", Text(format_size(total), justify="right")
+                )
+        self._update_header()
 
     def clear_selection(self) -> None:
         for entry in list(self.selected.values()):
