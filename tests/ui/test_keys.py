@@ -14,7 +14,7 @@ from tests.ui.helpers import browse_ready, make_app, server_profile, wait_for
 
 
 def _names(tree: RemoteTree) -> list[str]:
-    return [str(tree.table.get_row_at(i)[1]) for i in range(tree.table.row_count)]
+    return [str(tree.table.get_row_at(i)[2]) for i in range(tree.table.row_count)]
 
 
 async def test_the_filter_takes_globs_and_down_or_space_go_back_to_the_list(
