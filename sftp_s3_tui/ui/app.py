@@ -48,6 +48,10 @@ from .widgets.profile_form import ProfileForm
 log = logging.getLogger(__name__)
 
 DARK, LIGHT = "textual-dark", "textual-light"
+DEMO_MEMORY_NOTE = (
+    "demo: the embedded S3 server runs inside this process and keeps every object in memory, "
+    "so RSS grows with what you copy (a real S3 would not)"
+)
 #: How many recent errors ``SftpS3App.errors`` keeps.
 ERRORS_KEPT = 20
 
@@ -208,6 +212,7 @@ class SftpS3App(App[int]):
             push_gateway=None if test_only else options.push_gateway,
             metrics_port=None if test_only else options.metrics_port,
             on_metrics_warning=lambda text: self.notify(text, severity="warning", timeout=10),
+            memory_note=DEMO_MEMORY_NOTE if options.demo and profile.name == "demo" else "",
         )
         self._set_status(Text(f"Connecting to {target.sftp.display}…", style="italic"))
         try:

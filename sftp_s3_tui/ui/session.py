@@ -6,8 +6,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from ..engine.config import ConflictPolicy, S3Endpoint, SftpEndpoint, TransferOptions
 from ..engine.decide import ExistingObject, PlannedFile, find_existing
@@ -16,6 +17,7 @@ from ..engine.events import (
     EngineEvent,
     EventBus,
     TransferFinished,
+    TransferStarted,
     TransferState,
     TransferStateChanged,
 )
@@ -35,23 +37,57 @@ MARKS_LIMIT = 20_000
 
 @dataclass
 class TransferSpan:
-    """When the session's first transfer started and its last one finished (monotonic)."""
+    """The session's transfer time and bytes, as averages should count them: time during which
+    some transfer was running (paused and idle time left out), and bytes resumed from an
+    earlier run (which this session did not send)."""
 
     first_start: float | None = None
     last_finish: float | None = None
+    #: Bytes of parts that landed in an earlier run, per transfer (from its latest start).
+    resumed_bytes: dict[int, int] = field(default_factory=dict)
+    _active_total: float = 0.0
+    _active_since: float | None = None
+    _running: set[int] = field(default_factory=set)
 
     def on_event(self, event: EngineEvent) -> None:
-        if isinstance(event, TransferStateChanged) and event.state is TransferState.RUNNING:
-            if self.first_start is None:
-                self.first_start = event.at
+        if isinstance(event, TransferStarted):
+            self.resumed_bytes[event.transfer_id] = sum(
+                min(event.part_size, event.size - event.part_size * (number - 1))
+                for number in event.resumed_parts
+            )
+        elif isinstance(event, TransferStateChanged):
+            if event.state is TransferState.RUNNING:
+                if self.first_start is None:
+                    self.first_start = event.at
+                self._running.add(event.transfer_id)
+            else:
+                self._running.discard(event.transfer_id)
+            self._clock(event.at)
         elif isinstance(event, TransferFinished):
             self.last_finish = event.at
+            self._running.discard(event.transfer_id)
+            self._clock(event.at)
+
+    def _clock(self, at: float) -> None:
+        if self._running and self._active_since is None:
+            self._active_since = at
+        elif not self._running and self._active_since is not None:
+            self._active_total += at - self._active_since
+            self._active_since = None
 
     @property
     def seconds(self) -> float | None:
+        """From the first start to the last finish (wall time, pauses included)."""
         if self.first_start is None or self.last_finish is None:
             return None
         return self.last_finish - self.first_start
+
+    def active_seconds(self, now: float | None = None) -> float:
+        """Seconds during which at least one transfer was running."""
+        running = 0.0
+        if self._active_since is not None:
+            running = (time.monotonic() if now is None else now) - self._active_since
+        return self._active_total + running
 
 
 @dataclass(frozen=True)
@@ -84,8 +120,11 @@ class Session:
         push_gateway: str | None = None,
         metrics_port: int | None = None,
         on_metrics_warning: Callable[[str], None] | None = None,
+        memory_note: str = "",
     ) -> None:
         self.target = target
+        #: Said beside the RSS figure (the demo's in-process S3 holds objects in memory).
+        self.memory_note = memory_note
         self.bus = EventBus()
         self.span = TransferSpan()
         self.bus.subscribe(self.span.on_event)

@@ -87,7 +87,11 @@ class BrowseScreen(TransferActions, Screen[None]):
     def on_mount(self) -> None:
         session = self.session
         self.query_one(TransferPanel).attach(
-            session.bus, session.sampler, session.queue.transfers, session.span
+            session.bus,
+            session.sampler,
+            session.queue.transfers,
+            session.span,
+            note=session.memory_note,
         )
         self.query_one(RemoteTree).table.focus()
 

@@ -102,5 +102,11 @@ class TransfersScreen(TransferActions, Screen[None]):
     def on_mount(self) -> None:
         session = self.session
         panel = self._panel()
-        panel.attach(session.bus, session.sampler, session.queue.transfers, session.span)
+        panel.attach(
+            session.bus,
+            session.sampler,
+            session.queue.transfers,
+            session.span,
+            note=session.memory_note,
+        )
         self._panel().transfer_list.focus()

@@ -63,6 +63,8 @@ class TransferRow:
     parts_total: int = 0
     parts_in_flight: int = 0
     message: str = ""
+    #: Queued again (a retry) and not started yet: the sampler's figures are the old run's.
+    restarting: bool = False
 
 
 class TransferList(DataTable[Text | str]):
@@ -115,13 +117,25 @@ class TransferList(DataTable[Text | str]):
             row.parts_done = row.parts_total or row.parts_done
         if state in (TransferState.QUEUED, TransferState.RUNNING):
             row.message = ""
+        if state is TransferState.QUEUED and row.bytes_done:  # a retry: it starts afresh
+            row.bytes_done = row.parts_done = row.parts_in_flight = 0
+            row.bytes_per_second = 0.0
+            row.restarting = True
         self._render_row(row)
+
+    def started(self, transfer_id: int) -> None:
+        """The transfer's run began: the sampler's figures are this run's from now on."""
+        row = self.rows_by_id.get(transfer_id)
+        if row is not None:
+            row.restarting = False
 
     def apply(self, stats: TransferStats) -> None:
         """Update a row from the sampler's figures."""
         row = self.rows_by_id.get(stats.transfer_id)
         if row is None:
             return
+        if row.restarting or stats.state is TransferState.QUEUED:
+            return  # nothing sent yet this run (a retry's old figures are not its progress)
         row.bytes_done = stats.bytes_done
         row.bytes_per_second = stats.bytes_per_second
         row.parts_done = stats.parts_done
