@@ -35,7 +35,7 @@ def test_the_average_leaves_out_paused_time_and_resumed_bytes() -> None:
     """200 MiB file, 100 MiB of it resumed from an earlier run; ran 10 s, paused 90 s."""
     span = TransferSpan()
     size, part = 200 * MiB, 8 * MiB
-    resumed = tuple(range(1, 13)) + (13,)  # 13 parts of 8 MiB = 104 MiB landed before
+    resumed = tuple(range(1, 14))  # 13 parts of 8 MiB = 104 MiB landed before
     for event in (
         TransferStateChanged(transfer_id=1, state=TransferState.RUNNING, at=100.0),
         TransferStarted(
