@@ -44,6 +44,7 @@ from .screens.help import HelpScreen
 from .screens.host_key import HostKeyScreen
 from .session import Session, Target
 from .widgets.profile_form import ProfileForm
+from .wording import for_the_tui
 
 log = logging.getLogger(__name__)
 
@@ -203,6 +204,10 @@ class SftpS3App(App[int]):
             return
         if not target.sftp.host:
             self.notify("Enter a host (or pick a profile) first.", severity="warning")
+            return
+        problem = key_file_problem(profile)
+        if problem is not None:
+            self.show_error(problem)
             return
         journal = Journal(options.journal_dir) if options.journal_dir and not test_only else None
         session = Session(
@@ -378,11 +383,13 @@ class SftpS3App(App[int]):
     # errors ---------------------------------------------------------------------------------
     def show_error(self, error: TransferError) -> None:
         """An error that stops what the user was doing: a modal with the hint."""
+        error = for_the_tui(error)
         self.errors.append(error)
         self.push_screen(ErrorScreen(error.title, error.message, error.hint))
 
     def notify_error(self, error: TransferError) -> None:
         """An error the user can work around: a notification with the hint."""
+        error = for_the_tui(error)
         self.errors.append(error)
         text = f"{error.message}\n{error.hint}" if error.hint else error.message
         self.notify(text, title=error.title, severity="error", timeout=10)
@@ -420,6 +427,21 @@ class SftpS3App(App[int]):
             return
         await self.close_all()
         self.exit(0, message=aborted_text(aborted) if aborted else None)
+
+
+def key_file_problem(profile: Profile) -> ConfigError | None:
+    """A key login whose key file is missing: said as such, not as a network error."""
+    key_file = profile.sftp.key_file
+    if profile.sftp.auth is not SftpAuth.KEY or not key_file:
+        return None
+    path = Path(key_file).expanduser()
+    if path.is_file():
+        return None
+    what = "is a folder" if path.is_dir() else "does not exist"
+    return ConfigError(
+        f"The key file {key_file} {what}",
+        "choose your private key in Key file (e.g. ~/.ssh/id_ed25519), or log in another way",
+    )
 
 
 def aborted_text(aborted: list[str], shown: int = 10) -> str:

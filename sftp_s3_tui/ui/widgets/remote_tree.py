@@ -17,7 +17,7 @@ from textual.reactive import reactive
 from textual.widgets import DataTable, Input, Static
 from wcmatch import fnmatch as wcfnmatch
 
-from ...engine.errors import TransferError
+from ...engine.errors import ConfigError, TransferError
 from ...engine.sftp import RemoteEntry
 from ..formatting import format_mtime, format_size
 
@@ -120,6 +120,7 @@ class RemoteTree(Vertical):
         self.entries: list[RemoteEntry] = []
         self.selected: dict[str, RemoteEntry] = {}
         self._cursor_to: str | None = None  # the row to put the cursor on once shown
+        self._shown_once = False  # a folder was listed (the start folder, or / instead)
         #: Names in this folder that already exist at the destination → the object's size.
         self.existing: dict[str, int] = {}
         #: Folder sizes counted on demand (path → bytes of every file below it).
@@ -156,8 +157,21 @@ class RemoteTree(Vertical):
             entries = await self._lister(path)
         except TransferError as exc:
             self.loading_path = None
+            if not self._shown_once and path != "/":
+                # the start folder is missing or unreadable: say so, and show / instead
+                self.post_message(
+                    self.ListingFailed(
+                        ConfigError(
+                            f"The start folder {path} cannot be opened: {exc.message}",
+                            "showing / instead; change Start folder in the profile",
+                        )
+                    )
+                )
+                self.load_folder("/")
+                return
             self.post_message(self.ListingFailed(exc))
             return
+        self._shown_once = True
         self.entries = entries
         self.loading_path = None
         self.filter_text = ""
