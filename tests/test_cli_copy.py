@@ -63,7 +63,17 @@ def test_copy_json_reports_each_file(
     )
 
     assert done.returncode == 0, done.stderr
-    lines = [json.loads(line) for line in done.stdout.splitlines()]
+    *lines, summary = [json.loads(line) for line in done.stdout.splitlines()]
+    assert summary == {
+        "summary": True,
+        "files": 2,
+        "copied": 2,
+        "skipped": 0,
+        "failed": 0,
+        "bytes": big.size + small.size,
+        "seconds": summary["seconds"],
+        "exit_code": 0,
+    }
     by_key = {line["key"]: line for line in lines}
     assert set(by_key) == {"landing/customers.csv", "landing/orders 2026-11.csv"}
     assert by_key["landing/customers.csv"]["parts"] == 3
@@ -111,7 +121,7 @@ def test_password_from_environment_and_seed_variables(
     assert keys(s3, bucket) == ["a.csv"]
 
 
-def test_failure_is_one_clear_line_and_exit_1(
+def test_nothing_matched_is_one_clear_line_and_exit_3(
     openssh_sftp: SftpServerInfo, s3_endpoint: S3Endpoint, bucket: str
 ) -> None:
     done = run_cli(
@@ -121,7 +131,7 @@ def test_failure_is_one_clear_line_and_exit_1(
         *key_args(openssh_sftp, s3_endpoint),
     )
 
-    assert done.returncode == 1
+    assert done.returncode == 3
     assert "does not exist on the SFTP server" in done.stderr
     assert "Traceback" not in done.stderr
 
@@ -141,7 +151,7 @@ def test_unknown_host_key_fails_unless_accepted(
         "copy", source_url(openssh_sftp, "a.csv"), f"s3://{bucket}/", *args, "--accept-new-host-key"
     )
 
-    assert refused.returncode == 1 and "host key" in refused.stderr and "SHA256:" in refused.stderr
+    assert refused.returncode == 4 and "host key" in refused.stderr and "SHA256:" in refused.stderr
     assert accepted.returncode == 0, accepted.stderr
     assert known.exists() and keys(s3, bucket) == ["a.csv"]
     assert remote.size == 1

@@ -112,6 +112,6 @@ def test_copy_with_a_saved_profile(
     )
 
     assert done.returncode == 0, done.stderr
-    assert json.loads(done.stdout)["key"] == "partner/orders.csv"
+    assert json.loads(done.stdout.splitlines()[0])["key"] == "partner/orders.csv"
     assert object_bytes(s3, bucket, "partner/orders.csv") == b"id\n7\n"
     assert openssh_sftp.password not in done.stdout + done.stderr

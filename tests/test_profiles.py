@@ -15,6 +15,7 @@ import pytest
 from keyring.backend import KeyringBackend
 
 from sftp_s3_tui import paths, profiles
+from sftp_s3_tui.engine import atomic
 from sftp_s3_tui.engine.config import (
     ConflictPolicy,
     HostKeyPolicy,
@@ -519,7 +520,7 @@ def test_a_crash_mid_save_leaves_the_old_file_and_no_temp_files(
         os.write(fd, data[: len(data) // 2])
         raise crash
 
-    monkeypatch.setattr(profiles, "_write_all", write_half_then_crash)
+    monkeypatch.setattr(atomic, "_write_all", write_half_then_crash)
     with pytest.raises((ConfigError, KeyboardInterrupt)) as caught:
         store.save(full_profile("second"))
 
@@ -779,3 +780,12 @@ def test_redacting_filter_masks_messages_arguments_and_tracebacks() -> None:
     assert "token *** in use" in text
     assert "bad token ***" in text
     assert redact("a long-secret and secret", ["secret", "long-secret"]) == "a *** and ***"
+
+
+def test_a_short_secret_is_masked_where_it_stands_alone_not_inside_words() -> None:
+    text = "uploading data.csv as pw2 (pw2x is another word)"
+
+    assert redact(text, ["a"]) == text  # masking every "a" would mangle the log and reveal it
+    assert redact(text, ["pw2"]) == "uploading data.csv as *** (pw2x is another word)"
+    assert redact("token=abcdefgh12345678;", ["abcdefgh12345678"]) == "token=***;"
+    assert redact("xabcdefgh12345678x", ["abcdefgh12345678"]) == "x***x"  # long: anywhere

@@ -9,9 +9,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from sftp_s3_tui.engine.config import S3Endpoint
+from sftp_s3_tui.engine.config import S3Endpoint, TransferOptions
+from sftp_s3_tui.engine.events import EventBus, PartChanged, TransferState
+from sftp_s3_tui.engine.journal import Journal
 from sftp_s3_tui.paths import journal_dir
-from tests.engine.helpers import keys, object_bytes, open_uploads, sha256, stored_sha256
+from tests.engine.helpers import copy, keys, object_bytes, open_uploads, sha256, stored_sha256
 from tests.servers import SftpServerInfo
 
 MiB = 1 << 20
@@ -106,4 +108,54 @@ async def test_changed_source_restarts_from_zero(
     body = await asyncio.to_thread(object_bytes, s3, bucket, "big.bin")
     assert sha256(body) == changed.sha256
     assert await asyncio.to_thread(keys, s3, bucket) == ["big.bin"]
+    assert await asyncio.to_thread(open_uploads, s3, bucket) == []
+
+
+class _KilledBeforeForget(Journal):
+    """The journal as a kill -9 between CompleteMultipartUpload and the entry's removal leaves
+    it: every part and the final digest recorded, the entry never removed."""
+
+    def forget(self, source: str, bucket: str, key: str) -> None:
+        return None
+
+
+async def test_a_run_killed_after_complete_is_recognised_and_not_sent_again(
+    embedded_sftp: SftpServerInfo, s3_endpoint: S3Endpoint, s3: Any, bucket: str, tmp_path: Path
+) -> None:
+    remote = embedded_sftp.write_file("big.bin", size=23 * MiB, seed=14)
+    options = TransferOptions(part_size=5 * MiB)
+    folder = tmp_path / "journal"
+    [first] = await copy(
+        embedded_sftp.endpoint(),
+        [remote.remote_path],
+        f"s3://{bucket}/",
+        s3_endpoint,
+        options=options,
+        journal=_KilledBeforeForget(folder),
+    )
+    assert first.status is TransferState.DONE, first.message
+    assert len(Journal(folder).entries()) == 1, "the entry a kill -9 would leave"
+    bus, parts = EventBus(), []
+    bus.subscribe(lambda e: parts.append(e) if isinstance(e, PartChanged) else None)
+    embedded_sftp.server.stats.reset()
+
+    [again] = await copy(
+        embedded_sftp.endpoint(),
+        [remote.remote_path],
+        f"s3://{bucket}/",
+        s3_endpoint,
+        options=options,
+        journal=Journal(folder),
+        bus=bus,
+    )
+
+    assert again.status is TransferState.DONE, again.message
+    assert again.message == "completed by an earlier run"
+    assert again.sha256 == remote.sha256
+    assert again.verified_by in ("md5-etag", "crc64nvme-full-object")
+    assert parts == [] and embedded_sftp.server.bytes_read == 0, "nothing read or sent again"
+    body = await asyncio.to_thread(object_bytes, s3, bucket, "big.bin")
+    assert sha256(body) == remote.sha256
+    assert await asyncio.to_thread(stored_sha256, s3, bucket, "big.bin") == remote.sha256
+    assert Journal(folder).entries() == []
     assert await asyncio.to_thread(open_uploads, s3, bucket) == []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 import json
 import os
@@ -14,11 +15,19 @@ from typing import Any
 import asyncssh
 import psutil
 import pytest
+from botocore.exceptions import ClientError
 from prometheus_client import CollectorRegistry, Counter, push_to_gateway
 
 from sftp_s3_tui.demo import DemoEnvironment, EmbeddedS3Server, make_sample_tree, sample_files
 from sftp_s3_tui.engine.config import S3Endpoint, SftpEndpoint
-from tests.servers import PushGateway, SftpServerInfo, read_back, sha256_file
+from tests.servers import (
+    PushGateway,
+    S3Store,
+    SeaweedFsServer,
+    SftpServerInfo,
+    read_back,
+    sha256_file,
+)
 
 
 def port_is_open(host: str, port: int) -> bool:
@@ -151,6 +160,69 @@ def test_in_process_moto_keeps_objects_in_memory() -> None:
         finally:
             server.delete_bucket("in-process-memory")
     assert not port_is_open(server.host, port)
+
+
+def _md5_b64(data: bytes) -> str:
+    return base64.b64encode(hashlib.md5(data).digest()).decode()
+
+
+def test_seaweedfs_is_a_working_s3(seaweedfs_server: SeaweedFsServer) -> None:
+    s3 = seaweedfs_server.client()
+    bucket = "seaweed-works"
+    seaweedfs_server.create_bucket(bucket)
+    try:
+        md5 = _md5_b64(b"payload")
+        s3.put_object(Bucket=bucket, Key="dir/ünï.txt", Body=b"payload", ContentMD5=md5)
+        assert s3.get_object(Bucket=bucket, Key="dir/ünï.txt")["Body"].read() == b"payload"
+        size = _upload_two_part_object(s3, bucket, "big.bin")
+        head = s3.head_object(Bucket=bucket, Key="big.bin")
+        assert head["ContentLength"] == size
+        assert head["ETag"].endswith('-2"')
+        body = s3.get_object(Bucket=bucket, Key="big.bin")["Body"].read()
+        assert body == b"a" * (6 * 1024 * 1024) + b"b" * 1024
+        assert s3.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
+    finally:
+        seaweedfs_server.delete_bucket(bucket)
+    assert bucket not in [b["Name"] for b in s3.list_buckets()["Buckets"]]
+
+
+def test_seaweedfs_refuses_a_bad_content_md5_and_a_bad_part_checksum(
+    seaweedfs_server: SeaweedFsServer,
+) -> None:
+    s3 = seaweedfs_server.client()
+    bucket = "seaweed-digests"
+    seaweedfs_server.create_bucket(bucket)
+    try:
+        with pytest.raises(ClientError) as refused:
+            s3.put_object(Bucket=bucket, Key="k", Body=b"payload", ContentMD5=_md5_b64(b"other"))
+        assert refused.value.response["Error"]["Code"] == "BadDigest"
+        upload = s3.create_multipart_upload(Bucket=bucket, Key="m", ChecksumAlgorithm="CRC32")
+        zero_crc = base64.b64encode(b"\0\0\0\0").decode()
+        with pytest.raises(ClientError) as bad_part:
+            s3.upload_part(
+                Bucket=bucket,
+                Key="m",
+                UploadId=upload["UploadId"],
+                PartNumber=1,
+                Body=b"part",
+                ChecksumCRC32=zero_crc,
+            )
+        assert bad_part.value.response["Error"]["Code"] == "BadDigest"
+        assert s3.list_objects_v2(Bucket=bucket).get("KeyCount", 0) == 0
+    finally:
+        seaweedfs_server.delete_bucket(bucket)
+
+
+@pytest.mark.all_stores
+def test_every_store_gives_a_fresh_bucket_and_lists_open_uploads(
+    s3_store: S3Store, s3: Any, bucket: str, s3_endpoint: S3Endpoint
+) -> None:
+    assert bucket == s3_store.bucket and s3_endpoint.endpoint_url == s3_store.endpoint_url
+    assert s3.list_objects_v2(Bucket=bucket).get("KeyCount", 0) == 0
+    upload = s3.create_multipart_upload(Bucket=bucket, Key="open.bin")
+    assert [u["UploadId"] for u in s3_store.open_uploads()] == [upload["UploadId"]]
+    s3.abort_multipart_upload(Bucket=bucket, Key="open.bin", UploadId=upload["UploadId"])
+    assert s3_store.open_uploads() == []
 
 
 def test_pushgateway_accepts_a_push(fresh_pushgateway: PushGateway, pushgateway: str) -> None:

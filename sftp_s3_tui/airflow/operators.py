@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 from airflow.exceptions import AirflowException
@@ -19,6 +21,7 @@ from ..engine.errors import TransferError
 from ..engine.journal import Journal
 from ..engine.locations import parse_size
 from ..paths import journal_dir
+from ..requests import env_value, with_aws_defaults
 from .connections import (
     conflict_policy_for,
     connection_fields,
@@ -42,15 +45,18 @@ SUMMARY_XCOM_KEY = "transfer_summary"
 
 
 def sftp_endpoint(conn_id: str) -> SftpEndpoint:
-    """The engine's SFTP endpoint for an Airflow SSH/SFTP connection id."""
-    return sftp_endpoint_from_connection(connection_fields(BaseHook.get_connection(conn_id)))
+    """The engine's SFTP endpoint for an Airflow SSH/SFTP connection id (no login: $USER,
+    as in every front)."""
+    endpoint = sftp_endpoint_from_connection(connection_fields(BaseHook.get_connection(conn_id)))
+    user = env_value(os.environ, "USER")
+    return endpoint if endpoint.username or not user else replace(endpoint, username=user)
 
 
 def s3_endpoint(conn_id: str | None) -> S3Endpoint:
-    """The engine's S3 endpoint for an Airflow AWS connection id (``None``: the AWS chain)."""
-    if not conn_id:
-        return s3_endpoint_from_connection(None)
-    return s3_endpoint_from_connection(connection_fields(BaseHook.get_connection(conn_id)))
+    """The engine's S3 endpoint for an Airflow AWS connection id (``None``: the AWS chain);
+    an unset endpoint URL or region comes from the AWS variables, as in every front."""
+    fields = connection_fields(BaseHook.get_connection(conn_id)) if conn_id else None
+    return with_aws_defaults(s3_endpoint_from_connection(fields), os.environ)
 
 
 class StreamingSFTPToS3Operator(BaseOperator):

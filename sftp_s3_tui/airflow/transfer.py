@@ -11,8 +11,7 @@ import fnmatch
 import logging
 import posixpath
 import threading
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from dataclasses import replace
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from ..engine.config import ConflictPolicy, S3Endpoint, SftpEndpoint, TransferOptions
@@ -26,11 +25,13 @@ from ..engine.events import (
     TransferState,
 )
 from ..engine.journal import Journal
-from ..engine.locations import S3Location, format_size, key_for, parse_s3_url, parse_size
-from ..engine.plan import FileJob, ensure_unique_keys, expand
+from ..engine.locations import S3Location, format_size, parse_s3_url, parse_size
+from ..engine.plan import PlanSource, expand, plan_copy
 from ..engine.queue import TransferQueue
 from ..engine.sftp import SftpPool
 from ..metrics import exporting
+from ..requests import TransferFlags
+from ..requests import transfer_options as request_options
 
 log = logging.getLogger(__name__)
 
@@ -68,22 +69,6 @@ def run_sync(make: Callable[[], Awaitable[T]]) -> T:
     if "error" in outcome:
         raise outcome["error"]
     return outcome["value"]  # type: ignore[no-any-return]
-
-
-def rebase(jobs: Iterable[FileJob], dest: S3Location, base_path: str | None) -> list[FileJob]:
-    """Keys relative to ``base_path`` (keeps a folder's layout when tasks map over its files)."""
-    if base_path is None or not dest.is_prefix:
-        return list(jobs)
-    base = posixpath.normpath(base_path)
-    out = []
-    for job in jobs:
-        if job.path != base and not job.path.startswith(base.rstrip("/") + "/"):
-            raise UsageError(
-                f"{job.path} is not under sftp_base_path {base}",
-                "list the files from that folder or drop sftp_base_path",
-            )
-        out.append(replace(job, key=key_for(job.path, dest, relative_to=base)))
-    return out
 
 
 def _log_event(event: EngineEvent) -> None:
@@ -145,24 +130,22 @@ async def stream_to_s3(
             on_warning=lambda text: log.warning("metrics: %s", text),
         ),
     ):
-        jobs: list[FileJob] = []
-        for path in paths:
-            try:
-                jobs += await queue.expand(sftp, path, dest)
-            except SourceNotFound as exc:
-                if fail_on_missing:
-                    raise
-                log.warning("skipping %s: %s", path, exc)
-        if len(jobs) > 1 and not dest.is_prefix:
-            raise UsageError(
-                f"{len(jobs)} files but {dest} names one key",
-                "end s3_key with / to copy into a prefix",
-            )
-        jobs = rebase(jobs, dest, base_path)
-        ensure_unique_keys(jobs, "copy them to different prefixes or set sftp_base_path")
+        jobs = await plan_copy(
+            queue.sftp,
+            [PlanSource(sftp, path) for path in paths],
+            dest,
+            base_path=base_path,
+            on_missing=None if fail_on_missing else _log_missing,
+            exact_key_hint="end s3_key with / to copy into a prefix",
+            unique_hint="copy them to different prefixes or set sftp_base_path",
+        )
         total = sum(job.size for job in jobs)
         log.info("copying %d file(s), %s, to %s", len(jobs), format_size(total), dest)
         return await queue.run(jobs)
+
+
+def _log_missing(source: PlanSource, exc: SourceNotFound) -> None:
+    log.warning("skipping %s: %s", source.path, exc)
 
 
 def destination(s3_bucket: str | None, s3_key: str) -> S3Location:
@@ -196,25 +179,16 @@ def transfer_options(
     parts_in_flight: int | None = None,
     files_in_flight: int | None = None,
 ) -> TransferOptions:
-    """Engine options from operator arguments (sizes as bytes or text like ``16MiB``)."""
-    changes: dict[str, Any] = {"conflict": conflict}
-    for name, value in (
-        ("part_size", _bytes(part_size, "part_size")),
-        ("memory_budget", _bytes(memory_budget, "memory_budget")),
-        ("parts_in_flight", parts_in_flight),
-        ("files_in_flight", files_in_flight),
-    ):
-        if value is not None:
-            if int(value) <= 0:
-                raise UsageError(f"{name} must be positive, not {value!r}", "")
-            changes[name] = int(value)
-    options = replace(TransferOptions(), **changes)
-    if options.part_size * min(options.parts_in_flight, 2) > options.memory_budget:
-        raise UsageError(
-            "The memory budget is smaller than two parts",
-            "raise memory_budget or lower part_size",
-        )
-    return options
+    """Engine options from operator arguments (sizes as bytes or text like ``16MiB``),
+    checked by the same rule as every front's."""
+    flags = TransferFlags(
+        part_size=_bytes(part_size, "part_size"),
+        memory_budget=_bytes(memory_budget, "memory_budget"),
+        parts_in_flight=None if parts_in_flight is None else int(parts_in_flight),
+        files_in_flight=None if files_in_flight is None else int(files_in_flight),
+        conflict=ConflictPolicy(conflict).value,
+    )
+    return request_options(flags, names={})
 
 
 def task_message(exc: TransferError) -> str:

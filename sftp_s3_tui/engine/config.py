@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
 from enum import StrEnum
 from pathlib import Path
+
+from .errors import UsageError
 
 KiB = 1024
 MiB = 1024 * KiB
 GiB = 1024 * MiB
-TiB = 1024 * GiB
 
 MIN_PART_SIZE = 5 * MiB
 MAX_PART_SIZE = 5 * GiB
@@ -23,6 +26,21 @@ class ConflictPolicy(StrEnum):
     SKIP_EXISTING = "skip-existing"
     IF_NEWER = "if-newer"
     IF_DIFFERENT = "if-different"
+
+
+class ChecksumChoice(StrEnum):
+    """Which checksum every part and object carries (``auto``: the strongest the store honours).
+
+    Content-MD5 goes with every choice but ``none``; ``none`` sends no checksum at all.
+    """
+
+    AUTO = "auto"
+    CRC64NVME = "crc64nvme"
+    CRC32C = "crc32c"
+    CRC32 = "crc32"
+    SHA256 = "sha256"
+    MD5 = "md5"
+    NONE = "none"
 
 
 class HostKeyPolicy(StrEnum):
@@ -89,6 +107,45 @@ class S3Endpoint:
     def display(self) -> str:
         return self.endpoint_url or (f"aws ({self.region})" if self.region else "aws")
 
+    def with_env_defaults(self, env: Mapping[str, str]) -> S3Endpoint:
+        """An unset endpoint URL and region filled from the standard AWS variables
+        (AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL, AWS_REGION / AWS_DEFAULT_REGION), checked."""
+        changes: dict[str, object] = {}
+        if self.endpoint_url is None:
+            url = env.get("AWS_ENDPOINT_URL_S3") or env.get("AWS_ENDPOINT_URL")
+            if url:
+                changes["endpoint_url"] = check_endpoint_url(url, "AWS_ENDPOINT_URL")
+        if self.region is None:
+            region = env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION")
+            if region:
+                changes["region"] = check_region(region, "AWS_REGION")
+        return replace(self, **changes) if changes else self  # type: ignore[arg-type]
+
+
+_REGION = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+_URL = re.compile(r"^https?://[^/\s:]+(:\d{1,5})?(/\S*)?$")
+
+
+def check_endpoint_url(url: str | None, name: str = "--endpoint-url") -> str | None:
+    """An S3 endpoint must be an http:// or https:// URL (``localhost:9000`` is not)."""
+    if url is None:
+        return None
+    if not _URL.match(url):
+        raise UsageError(
+            f"{name} {url!r} is not an http:// or https:// URL",
+            f"write it like http://{url}" if "://" not in url else "",
+        )
+    return url
+
+
+def check_region(region: str | None, name: str = "--region") -> str | None:
+    """An AWS region name (``eu-west-1``); ``us east`` is refused before any request."""
+    if region is None:
+        return None
+    if not _REGION.match(region):
+        raise UsageError(f"{name} {region!r} is not an AWS region name", "e.g. eu-west-1")
+    return region
+
 
 @dataclass(frozen=True)
 class TransferOptions:
@@ -117,3 +174,63 @@ class TransferOptions:
     # this long; 0 = 120 s + 1 s per MiB. Bounds a stalled S3, which socket timeouts miss
     # while the request body is being sent.
     upload_timeout_seconds: float = 0.0
+    checksum: ChecksumChoice = ChecksumChoice.AUTO
+
+    def problems(self) -> list[tuple[str, str]]:
+        """What is wrong with these options, as ``(field, message)`` pairs (empty: usable)."""
+        found: list[tuple[str, str]] = []
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name in _POSITIVE and value <= 0:
+                found.append((f.name, f"must be positive, not {value}"))
+            elif f.name in _NOT_NEGATIVE and value < 0:
+                found.append((f.name, f"must not be negative, not {value}"))
+        if not found and self.memory_budget < self.part_size:
+            found.append(
+                (
+                    "memory_budget",
+                    f"({self.memory_budget} bytes) is smaller than one part "
+                    f"({self.part_size} bytes)",
+                )
+            )
+        return found
+
+    def validated(self, names: Mapping[str, str] | None = None) -> TransferOptions:
+        """These options, or :class:`UsageError` naming the first problem; ``names`` maps
+        fields to the front's own words (``parts_in_flight`` → ``--concurrency``)."""
+        problems = self.problems()
+        if not problems:
+            return self
+        name, message = problems[0]
+        shown = (names or {}).get(name, name)
+        if name == "memory_budget" and "one part" in message:
+            part = (names or {}).get("part_size", "part_size")
+            raise UsageError(f"The memory budget {message}", f"raise {shown} or lower {part}")
+        raise UsageError(f"{shown} {message}", "")
+
+    def with_changes(self, **changes: object) -> TransferOptions:
+        """A copy with some fields changed, checked."""
+        return replace(self, **changes).validated()  # type: ignore[arg-type]
+
+
+#: Fields that must be above zero / at least zero (0 means "automatic" for the latter).
+_POSITIVE = frozenset(
+    {
+        "part_size",
+        "parts_in_flight",
+        "memory_budget",
+        "sftp_concurrency",
+        "s3_concurrency",
+        "files_in_flight",
+        "attempts",
+    }
+)
+_NOT_NEGATIVE = frozenset(
+    {
+        "backoff_seconds",
+        "backoff_max_seconds",
+        "sftp_block_size",
+        "sftp_requests",
+        "upload_timeout_seconds",
+    }
+)

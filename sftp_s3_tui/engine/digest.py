@@ -76,10 +76,6 @@ class StreamDigest:
                 raise ValueError("digest state cannot be restored without OpenSSL")
             self._hashlib = hashlib.sha256()
 
-    @staticmethod
-    def resumable() -> bool:
-        return _OPENSSL is not None
-
     def update(self, data: memoryview) -> None:
         """Feed the next bytes (a writable buffer's view); releases the GIL for the hash."""
         self.crc64nvme = checksums.crc64nvme(data, self.crc64nvme)

@@ -108,6 +108,7 @@ class S3Error(TransferError):
 
     title = "S3 request failed"
     retryable = True
+    code = ""  # S3's error code (e.g. BadDigest), '' for transport errors
 
 
 class BucketNotFound(S3Error):
@@ -130,7 +131,14 @@ class VerificationFailed(TransferError):
     title = "Verification failed"
 
 
-class TransferCancelled(TransferError):
-    """The user cancelled the transfer; its upload was aborted."""
+class JournalWriteFailed(TransferError):
+    """The resume journal could not be written (disk full, read-only, a folder in the way)."""
 
-    title = "Cancelled"
+    title = "Journal write failed"
+
+
+class StoreChecksumWrong(VerificationFailed):
+    """The store's checksum of the object disagrees with its bytes (its ETag, the MD5 of the
+    bytes, matches): the store computes that algorithm differently."""
+
+    title = "Store checksum disagrees"

@@ -11,7 +11,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    from .checksums import StoreCapabilities
 
 
 class TransferState(StrEnum):
@@ -60,6 +63,9 @@ class TransferResult:
     status: TransferState
     message: str = ""
     resumed_parts: int = 0
+    # What the object in S3 was compared by: crc64nvme-full-object, crc32c-composite,
+    # md5-etag, size-only, or none (nothing compared).
+    verified_by: str = ""
 
     def as_json(self) -> dict[str, object]:
         out: dict[str, object] = {
@@ -76,6 +82,8 @@ class TransferResult:
             out["message"] = self.message
         if self.resumed_parts:
             out["resumed_parts"] = self.resumed_parts
+        if self.verified_by:
+            out["verified_by"] = self.verified_by
         return out
 
 
@@ -116,6 +124,13 @@ class TransferNotice(EngineEvent):
     """Something the user should know that is not a failure (a restart, a raised part size)."""
 
     message: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StoreChecked(EngineEvent):
+    """The first transfer to a store and bucket probed what checksums it honours."""
+
+    capabilities: StoreCapabilities
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

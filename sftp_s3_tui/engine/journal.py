@@ -31,7 +31,8 @@ class JournalEntry:
     size: int
     mtime: int
     started: float = field(default_factory=time.time)
-    parts: dict[int, tuple[str, str]] = field(default_factory=dict)  # n → (etag, crc b64)
+    checksum: str = "crc64nvme"  # the upload's checksum algorithm (ChecksumChoice value)
+    parts: dict[int, tuple[str, str]] = field(default_factory=dict)  # n → (etag, checksum b64)
     digest: dict[int, DigestState] = field(default_factory=dict)  # after part n
 
     def header(self) -> dict[str, object]:
@@ -44,6 +45,7 @@ class JournalEntry:
             "size": self.size,
             "mtime": self.mtime,
             "started": self.started,
+            "checksum": self.checksum,
         }
 
 
@@ -146,6 +148,7 @@ def _read(path: Path) -> JournalEntry | None:
             size=int(head["size"]),
             mtime=int(head["mtime"]),
             started=float(head.get("started", 0)),
+            checksum=str(head.get("checksum", "crc64nvme")),
         )
     except (IndexError, ValueError, KeyError, TypeError):
         return None

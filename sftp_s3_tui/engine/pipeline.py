@@ -1,79 +1,68 @@
-"""One file: SFTP reads → pooled part buffers → concurrent uploads → complete → verify."""
+"""One file: SFTP reads → pooled part buffers → concurrent uploads → complete → verify.
+
+A part's buffer, start to end: :meth:`FileTransfer._transfer_parts` takes it from the pool,
+:meth:`FileTransfer._part` fills it from the SFTP file (``_read_part``), hashes it in byte
+order (``_PartOrder.hash``: the stream's SHA-256 and the part's MD5 and checksum), sends it
+(``_send_part`` → :meth:`MultipartUpload.upload_part`) and gives it back to the pool.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import base64
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field, replace
+from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from typing import Any, TypeVar
 
-import asyncssh
-from botocore.exceptions import BotoCoreError, ClientError
-
-from .buffers import BufferPool
-from .config import MAX_PART_SIZE, ConflictPolicy, TransferOptions
-from .digest import StreamDigest, b64, crc64nvme
-from .errors import S3Error, SourceChanged, TransferError, UsageError, VerificationFailed
+from . import s3
+from .checksums import (
+    HEADER_NAME,
+    SESSION_PROBES,
+    PartSums,
+    StoreCapabilities,
+    combined_crc,
+    composite,
+    etag_md5,
+    multipart_etag,
+    part_sums,
+    request_fields,
+)
+from .config import MAX_PART_SIZE, ChecksumChoice, ConflictPolicy, TransferOptions
+from .context import EngineContext
+from .digest import DigestState, StreamDigest
+from .errors import (
+    JournalWriteFailed,
+    SourceChanged,
+    StoreChecksumWrong,
+    TransferError,
+    UsageError,
+)
 from .events import (
-    EventBus,
     PartChanged,
     PartState,
+    StoreChecked,
     TransferNotice,
     TransferResult,
     TransferStarted,
     TransferState,
 )
-from .journal import Journal, JournalEntry, JournalWriter
+from .journal import JournalEntry
+from .multipart import MultipartUpload, UploadedPart
 from .plan import FileJob, part_count, part_size_for
-from .s3 import (
-    PreconditionFailed,
-    S3Client,
-    abort_upload,
-    check_bucket,
-    head_object,
-    list_uploaded_parts,
-    map_s3_error,
-)
-from .sftp import SftpPool, map_sftp_error, read_into
+from .s3 import PreconditionFailed
+from .source import Source
+from .verify import META_MTIME, META_SHA256, Expected, Published, verify_object
+
+__all__ = ["EngineContext", "FileTransfer", "TransferControl"]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 READS_PER_FILE = 2  # parts of one file read at once: enough to hide the gap between parts
 THREAD_HASH_MIN = 1 << 20  # hash larger buffers off the loop (OpenSSL releases the GIL)
-META_SHA256 = "sha256"
-META_MTIME = "source-mtime"
-
-
-@dataclass
-class EngineContext:
-    """What every transfer of a queue shares; the slots enforce the options' global limits."""
-
-    sftp: SftpPool
-    s3: S3Client
-    pool: BufferPool
-    options: TransferOptions
-    bus: EventBus
-    sftp_slots: asyncio.Semaphore
-    s3_slots: asyncio.Semaphore
-    journal: Journal | None = None
-    buckets_checked: dict[str, asyncio.Task[None]] = field(default_factory=dict)
-    storage_class: str | None = None
-    server_side_encryption: str | None = None
-
-    async def ensure_bucket(self, bucket: str) -> None:
-        task = self.buckets_checked.get(bucket)
-        if task is None:
-            task = asyncio.ensure_future(check_bucket(self.s3, bucket))
-            self.buckets_checked[bucket] = task
-        try:
-            await asyncio.shield(task)
-        except TransferError:
-            self.buckets_checked.pop(bucket, None)
-            raise
+KEY_EXISTS = "the key already exists"
 
 
 class TransferControl:
@@ -123,79 +112,40 @@ class _Turnstile:
             future.set_result(None)
 
 
-class _Source:
-    """The open remote file, reopened (with a new connection if need be) after a drop."""
+class _PartOrder:
+    """Feeds parts to the stream digest in byte order; checkpoints it behind the uploaded prefix."""
 
-    def __init__(self, ctx: EngineContext, job: FileJob) -> None:
-        self.ctx = ctx
-        self.job = job
-        self._file: asyncssh.SFTPClientFile | None = None
-        self._client: asyncssh.SFTPClient | None = None
-        self._lock = asyncio.Lock()
+    def __init__(self, upload: MultipartUpload, digest: StreamDigest, first: int) -> None:
+        self.upload = upload
+        self.digest = digest
+        self.turn = _Turnstile(first)
+        self._states: dict[int, DigestState | None] = {}  # digest after part n, not yet saved
+        self._done_through = first - 1  # every part up to here is hashed and in S3
 
-    async def file(self) -> asyncssh.SFTPClientFile:
-        async with self._lock:
-            if self._file is None:
-                options = self.ctx.options
-                self._client = await self.ctx.sftp.client(self.job.endpoint)
-                try:
-                    async with asyncio.timeout(self.job.endpoint.request_timeout_seconds):
-                        self._file = await self._client.open(
-                            self.job.path,
-                            "rb",
-                            block_size=options.sftp_block_size or -1,
-                            max_requests=options.sftp_requests or -1,
-                        )
-                except (OSError, asyncssh.Error, TimeoutError) as exc:
-                    if isinstance(exc, TimeoutError):  # a stalled connection: reconnect next time
-                        await self.ctx.sftp.invalidate(self.job.endpoint, self._client)
-                    raise map_sftp_error(exc, self.job.path) from exc
-            return self._file
-
-    async def attributes(self) -> tuple[int, int]:
-        """Current (size, mtime) of the open file."""
-        file = await self.file()
-        timeout = self.job.endpoint.request_timeout_seconds
+    async def hash(self, number: int, view: memoryview) -> PartSums:
+        """Wait for the part's turn, feed the stream digest; the part's own MD5 and checksum."""
+        await self.turn.wait(number)
         try:
-            async with asyncio.timeout(timeout):
-                attrs = await file.stat()
-        except (OSError, asyncssh.Error, TimeoutError) as exc:
-            await self.reset()
-            raise map_sftp_error(exc, self.job.path) from exc
-        return attrs.size or 0, int(attrs.mtime or 0)
+            sums = await _digest(self.digest, view, self.upload.algorithm)
+            self._states[number] = self.digest.save()
+        finally:
+            await self.turn.advance()
+        return sums
 
-    async def read(self, offset: int, view: memoryview) -> None:
-        """Fill ``view`` from ``offset``; a short read means the file shrank."""
-        file = await self.file()
-        timeout = self.job.endpoint.request_timeout_seconds
-        try:
-            count = await read_into(file, offset, view, stall_seconds=timeout)
-        except (OSError, asyncssh.Error, TimeoutError) as exc:
-            await self.reset()
-            raise map_sftp_error(exc, self.job.path) from exc
-        if count != len(view):
-            raise SourceChanged(
-                f"{self.job.path} ended at {offset + count} bytes, expected {self.job.size}",
-                "the file shrank while it was read; nothing was published",
-            )
-
-    async def reset(self) -> None:
-        """Forget the file and its connection so the next read reconnects."""
-        file, client = self._file, self._client
-        self._file = self._client = None
-        if file is not None:
-            with contextlib.suppress(Exception):
-                async with asyncio.timeout(1):  # not wait_for: it can swallow a cancel (3.11)
-                    await file.close()
-        if client is not None:
-            await self.ctx.sftp.invalidate(self.job.endpoint, client)
-
-    async def close(self) -> None:
-        if self._file is not None:
-            with contextlib.suppress(Exception):
-                async with asyncio.timeout(5):  # not wait_for: it can swallow a cancel (3.11)
-                    await self._file.close()
-            self._file = None
+    def part_finished(self) -> None:
+        """Advance the uploaded prefix; journal the digest state at its new end."""
+        start = self._done_through
+        while (
+            self._done_through + 1 in self.upload.parts and self._done_through + 1 in self._states
+        ):
+            self._done_through += 1
+        if self._done_through == start:
+            return
+        state = self._states[self._done_through]
+        for n in [k for k in self._states if k <= self._done_through]:
+            del self._states[n]
+        if state is not None:
+            self.upload.checkpoint(self._done_through, state)
 
 
 async def _with_retries(
@@ -217,20 +167,40 @@ async def _with_retries(
             attempt += 1
 
 
-async def _digest(digest: StreamDigest, view: memoryview) -> int:
-    """Feed the stream digest and return the part's own CRC64NVME."""
+async def _digest(digest: StreamDigest, view: memoryview, algorithm: ChecksumChoice) -> PartSums:
+    """Feed the stream digest; the part's own MD5 and checksum (one pass each, off the loop
+    for big buffers).
 
-    def work() -> int:
+    A cancel while a thread hashes waits for the thread before it goes on: the buffer must
+    not be released (or reused) under the thread's feet.
+    """
+
+    def work() -> PartSums:
         digest.update(view)
-        return crc64nvme(view)
+        return part_sums(algorithm, view)
 
-    if len(view) >= THREAD_HASH_MIN:
-        return await asyncio.to_thread(work)
-    return work()
+    if len(view) < THREAD_HASH_MIN:
+        return work()
+    hashing = asyncio.ensure_future(asyncio.to_thread(work))
+    try:
+        return await asyncio.shield(hashing)
+    except asyncio.CancelledError:
+        while not hashing.done():
+            try:
+                await asyncio.shield(hashing)
+            except asyncio.CancelledError:
+                continue
+            except Exception:
+                break
+        raise
 
 
 class FileTransfer:
-    """Moves one file; ``run()`` returns its result or raises a :class:`TransferError`."""
+    """Moves one file; ``run()`` returns its result or raises a :class:`TransferError`.
+
+    ``abort_failed`` says, after a failure or cancel, why an upload could not be aborted
+    ('' when nothing was left open), so the front does not claim "aborted".
+    """
 
     def __init__(
         self, ctx: EngineContext, transfer_id: int, job: FileJob, control: TransferControl
@@ -240,9 +210,19 @@ class FileTransfer:
         self.job = job
         self.control = control
         self.started = time.monotonic()
-        self.upload_id: str | None = None
         self.resumed_parts = 0
-        self._published = False
+        self.abort_failed = ""
+        self.aborted = False  # an upload of ours was aborted after a failure or cancel
+        self.published = False  # our PutObject / Complete succeeded
+        self.store: StoreCapabilities | None = None
+
+    def cancel_note(self) -> str:
+        """What a cancel left behind, for the one line the front prints."""
+        if self.abort_failed:
+            return self.abort_failed
+        if self.published:
+            return "the object was published but not verified"
+        return "the upload was aborted" if self.aborted else "nothing was published"
 
     def _emit_part(
         self, number: int, state: PartState, size: int, seconds: float = 0.0, side: str = ""
@@ -263,7 +243,12 @@ class FileTransfer:
         self.ctx.bus.emit(TransferNotice(transfer_id=self.id, message=message))
 
     def _result(
-        self, state: TransferState, sha256: str | None, parts: int, message: str = ""
+        self,
+        state: TransferState,
+        sha256: str | None,
+        parts: int,
+        message: str = "",
+        verified_by: str = "",
     ) -> TransferResult:
         return TransferResult(
             source=self.job.source,
@@ -276,6 +261,7 @@ class FileTransfer:
             status=state,
             message=message,
             resumed_parts=self.resumed_parts,
+            verified_by=verified_by,
         )
 
     async def run(self) -> TransferResult:
@@ -283,7 +269,7 @@ class FileTransfer:
         if self.job.problem:
             raise UsageError(self.job.problem)
         await ctx.ensure_bucket(self.job.bucket)
-        source = _Source(ctx, self.job)
+        source = Source(ctx, self.job)
         try:
             size, mtime = await _with_retries(
                 ctx.options, source.attributes, lambda a, e: self._notice(f"retrying: {e}")
@@ -292,25 +278,62 @@ class FileTransfer:
             skip = await self._conflict(source, size, mtime)
             if skip:
                 return self._result(TransferState.SKIPPED, None, 0, skip)
+            self.store = await self._store()
             part_size = part_size_for(size, ctx.options.part_size)
             if part_size != ctx.options.part_size and size > ctx.options.part_size:
                 self._notice(
                     f"part size raised to {part_size // (1 << 20)} MiB to stay within 10,000 parts"
                 )
             if size <= part_size:
-                return await self._single(source, size)
-            return await self._multipart(source, size, part_size)
+                return await self._single(source, size, self.store)
+            try:
+                return await self._multipart(source, size, part_size)
+            except StoreChecksumWrong as exc:
+                if ctx.options.checksum is not ChecksumChoice.AUTO:
+                    raise
+                # auto: the store's own value showed it only now; once per store, not per file
+                self.store = SESSION_PROBES.downgrade(self.store, exc.message)
+                self._notice(f"{exc.message}; sending it again with {self.store.algorithm}")
+                return await self._multipart(source, size, part_size)
         finally:
             await source.close()
 
-    async def _conflict(self, source: _Source, size: int, mtime: int) -> str:
+    async def _store(self) -> StoreCapabilities:
+        """What the store honours: probed by the session's first transfer, then reused."""
+        ctx, job = self.ctx, self.job
+        endpoint = ctx.endpoint_name or "s3"
+        record, probed = await _with_retries(
+            ctx.options,
+            lambda: SESSION_PROBES.capabilities(
+                ctx.s3,
+                endpoint,
+                job.bucket,
+                job.key,
+                ctx.options.checksum,
+                encrypted=(ctx.server_side_encryption or "").startswith("aws:kms"),
+            ),
+            lambda a, e: self._notice(f"retrying the store check: {e}"),
+        )
+        if probed:
+            self._notice(f"store check: {record.summary()}")
+            ctx.bus.emit(StoreChecked(transfer_id=self.id, capabilities=record))
+        if record.algorithm is ChecksumChoice.NONE:
+            self._notice("--checksum none: nothing is sent to check the bytes; size only")
+        return record
+
+    # deciding whether to copy -----------------------------------------------------------------
+    async def _conflict(self, source: Source, size: int, mtime: int) -> str:
         """Why the transfer is skipped under the queue's conflict policy ('' = go ahead)."""
         policy = self.ctx.options.conflict
-        if policy in (ConflictPolicy.OVERWRITE, ConflictPolicy.SKIP_EXISTING):
-            return ""  # skip-existing is decided race-free by the conditional write itself
-        head = await head_object(self.ctx.s3, self.job.bucket, self.job.key)
+        if policy is ConflictPolicy.OVERWRITE:
+            return ""
+        head = await s3.head_object(self.ctx.s3, self.job.bucket, self.job.key)
         if head is None:
             return ""
+        if policy is ConflictPolicy.SKIP_EXISTING:
+            # Checked here too, not only by the conditional write: a store that ignores
+            # If-None-Match would otherwise overwrite (and the upload is saved).
+            return KEY_EXISTS
         meta = head.get("Metadata", {})
         if policy is ConflictPolicy.IF_NEWER:
             existing = meta.get(META_MTIME)
@@ -322,21 +345,21 @@ class FileTransfer:
             return "" if mtime > theirs else "the object is as new as the source"
         if head.get("ContentLength") != size:
             return ""
-        stored = meta.get(META_SHA256) or await self._sha256_tag()
+        stored = meta.get(META_SHA256) or await s3.get_tag(
+            self.ctx.s3, self.job.bucket, self.job.key, META_SHA256
+        )
         if stored and await self._same_content(source, stored):
             return "the object already has the same size and sha256"
         return ""
 
-    async def _sha256_tag(self) -> str | None:
-        """The sha256 a multipart upload of ours left as an object tag, if any."""
-        try:
-            tags = await self.ctx.s3.get_object_tagging(Bucket=self.job.bucket, Key=self.job.key)
-        except (ClientError, BotoCoreError):
-            return None
-        found = [t["Value"] for t in tags.get("TagSet", []) if t.get("Key") == META_SHA256]
-        return found[0] if found else None
+    async def _taken(self) -> bool:
+        """Under skip-existing, whether the key was taken meanwhile (checked just before
+        publishing, for stores that ignore If-None-Match)."""
+        if self.ctx.options.conflict is not ConflictPolicy.SKIP_EXISTING:
+            return False
+        return await s3.head_object(self.ctx.s3, self.job.bucket, self.job.key) is not None
 
-    async def _same_content(self, source: _Source, sha256: str) -> bool:
+    async def _same_content(self, source: Source, sha256: str) -> bool:
         """Hash the already open source (streaming, no upload); compare with ``sha256``."""
         digest = StreamDigest()
         step = min(self.ctx.options.part_size, max(self.job.size, 1))
@@ -346,7 +369,7 @@ class FileTransfer:
             for offset in range(0, self.job.size, step):
                 with view[: min(step, self.job.size - offset)] as chunk:
                     await source.read(offset, chunk)
-                    await _digest(digest, chunk)
+                    await _digest(digest, chunk, ChecksumChoice.NONE)
         finally:
             view.release()
             self.ctx.pool.release(buffer)
@@ -366,10 +389,38 @@ class FileTransfer:
         skip = self.ctx.options.conflict is ConflictPolicy.SKIP_EXISTING
         return {"IfNoneMatch": "*"} if skip else {}
 
-    async def _single(self, source: _Source, size: int) -> TransferResult:
-        """A file of at most one part: one read, one PutObject."""
-        ctx = self.ctx
-        self.ctx.bus.emit(
+    def _upload_timeout(self, length: int) -> float:
+        """Seconds one upload attempt of ``length`` bytes may take before it counts as stalled."""
+        return self.ctx.options.upload_timeout_seconds or 120.0 + length / (1 << 20)
+
+    async def _check_unchanged(self, source: Source) -> None:
+        size, mtime = await _with_retries(self.ctx.options, source.attributes, lambda a, e: None)
+        if size != self.job.size or mtime != self.job.mtime:
+            raise SourceChanged(
+                f"{self.job.path} changed while it was read (size {self.job.size} → {size})",
+                "nothing was published; transfer it again once it is complete",
+            )
+
+    async def _read_part(
+        self, source: Source, number: int, offset: int, view: memoryview, reading: asyncio.Semaphore
+    ) -> None:
+        """SFTP → the part's buffer, with retries; one of the file's ``reading`` slots."""
+        ctx, length = self.ctx, len(view)
+        self._emit_part(number, PartState.READING, length)
+        began = time.monotonic()
+        async with reading, ctx.sftp_slots:
+            await _with_retries(
+                ctx.options,
+                lambda: source.read(offset, view),
+                lambda a, e: self._emit_part(number, PartState.RETRIED, length, side="sftp"),
+            )
+        self._emit_part(number, PartState.UPLOADING, length, time.monotonic() - began)
+
+    # one part: PutObject ----------------------------------------------------------------------
+    async def _single(self, source: Source, size: int, store: StoreCapabilities) -> TransferResult:
+        """A file of at most one part: one read, one PutObject with its checksums."""
+        ctx, job = self.ctx, self.job
+        ctx.bus.emit(
             TransferStarted(
                 transfer_id=self.id, size=size, part_size=size, part_count=1, multipart=False
             )
@@ -379,267 +430,220 @@ class FileTransfer:
         buffer = await ctx.pool.acquire(size)
         view = memoryview(buffer)
         try:
-            self._emit_part(1, PartState.READING, size)
-            began = time.monotonic()
-            async with ctx.sftp_slots:
-                await _with_retries(
-                    ctx.options,
-                    lambda: source.read(0, view),
-                    lambda a, e: self._emit_part(1, PartState.RETRIED, size, side="sftp"),
-                )
-            self._emit_part(1, PartState.UPLOADING, size, time.monotonic() - began)
-            crc = await _digest(digest, view)
+            await self._read_part(source, 1, 0, view, asyncio.Semaphore(1))
+            sums = await _digest(digest, view, store.algorithm)
             await self._check_unchanged(source)
-            metadata = {META_SHA256: digest.sha256_hex(), META_MTIME: str(self.job.mtime)}
+            metadata = {META_SHA256: digest.sha256_hex(), META_MTIME: str(job.mtime)}
             began = time.monotonic()
 
             async def put() -> dict[str, Any]:
-                what = f"Writing s3://{self.job.bucket}/{self.job.key}"
-                try:
-                    async with _upload_deadline(ctx.options, size, what):
-                        return await ctx.s3.put_object(  # type: ignore[no-any-return]
-                            Bucket=self.job.bucket,
-                            Key=self.job.key,
-                            Body=buffer,
-                            ContentLength=size,
-                            ChecksumAlgorithm="CRC64NVME",
-                            ChecksumCRC64NVME=b64(crc, 8),
-                            Metadata=metadata,
-                            **self._object_options(),
-                            **self._publish_condition(),
-                        )
-                except (ClientError, BotoCoreError) as exc:
-                    raise map_s3_error(exc, what) from exc
+                what = f"Writing s3://{job.bucket}/{job.key}"
+                async with s3.deadline(self._upload_timeout(size), what):
+                    return await s3.put_object(
+                        ctx.s3,
+                        job.bucket,
+                        job.key,
+                        buffer,
+                        Metadata=metadata,
+                        **request_fields(store.algorithm, sums),
+                        **self._object_options(),
+                        **self._publish_condition(),
+                    )
 
             try:
+                if await self._taken():
+                    raise PreconditionFailed(KEY_EXISTS)
                 async with ctx.s3_slots:
-                    response = await _with_retries(
+                    answer = await _with_retries(
                         ctx.options,
                         put,
                         lambda a, e: self._emit_part(1, PartState.RETRIED, size, side="s3"),
                     )
             except PreconditionFailed:
                 self._emit_part(1, PartState.DONE, 0)
-                return self._result(TransferState.SKIPPED, None, 0, "the key already exists")
-            self._published = True
+                return self._result(TransferState.SKIPPED, None, 0, KEY_EXISTS)
+            self.published = True
             self._emit_part(1, PartState.DONE, size, time.monotonic() - began)
         finally:
             view.release()
             ctx.pool.release(buffer)
-        # S3 checked the body against the CRC64NVME we sent (or refused it); its answer
-        # echoes the checksum it stored, so one object needs no extra HEAD round trip.
-        stored = response.get("ChecksumCRC64NVME")
-        if stored is None and ctx.options.verify:
-            await self._verify(size, digest, sha256_in_metadata=True)
-        elif stored is not None and stored != digest.crc64nvme_b64():
-            await self._reject(f"S3 stored CRC64NVME {stored} ≠ {digest.crc64nvme_b64()}")
-        return self._result(TransferState.DONE, digest.sha256_hex(), 1)
+        name = HEADER_NAME.get(store.algorithm)
+        expected = Expected(
+            size=size,
+            sha256=digest.sha256_hex(),
+            algorithm=store.algorithm,
+            checksum=sums.checksum_b64 if name else None,
+            etag=sums.md5_hex or None,
+            multipart=False,
+            sha256_in_metadata=True,
+        )
+        verified_by = await self._verify(expected, Published.from_answer(answer))
+        return self._result(TransferState.DONE, digest.sha256_hex(), 1, verified_by=verified_by)
 
-    async def _check_unchanged(self, source: _Source) -> None:
-        size, mtime = await _with_retries(self.ctx.options, source.attributes, lambda a, e: None)
-        if size != self.job.size or mtime != self.job.mtime:
-            raise SourceChanged(
-                f"{self.job.path} changed while it was read (size {self.job.size} → {size})",
-                "nothing was published; transfer it again once it is complete",
-            )
-
-    async def _start_upload(
-        self, size: int, part_size: int
-    ) -> tuple[dict[int, tuple[str, str]], StreamDigest, int, JournalWriter | None]:
-        """Create the multipart upload, or continue a journaled one.
-
-        Returns the parts already uploaded, the digest restored to the last checkpoint, the
-        first part to read, and the journal writer.
-        """
+    # many parts: a multipart upload ----------------------------------------------------------
+    async def _open_upload(self, part_size: int) -> MultipartUpload | TransferResult:
+        """Continue the journaled upload of this file if S3 still has it, else start one; a
+        result when an earlier run already completed it (killed before it could say so)."""
         ctx, job = self.ctx, self.job
-        journal = ctx.journal
-        if journal is not None:
-            entry = journal.load(job.source, job.bucket, job.key)
+        assert self.store is not None
+        if ctx.journal is not None:
+            try:
+                entry = ctx.journal.load(job.source, job.bucket, job.key)
+            except OSError as exc:
+                raise JournalWriteFailed(
+                    f"Could not read the journal ({ctx.journal.folder}): {exc.strerror or exc}",
+                    "fix the state folder (or use --no-resume); nothing was uploaded",
+                ) from exc
             if entry is not None:
-                resumed = await self._reconcile(entry, size, part_size)
-                if resumed is not None:
-                    return resumed
-        try:
-            response = await ctx.s3.create_multipart_upload(
-                Bucket=job.bucket,
-                Key=job.key,
-                ChecksumAlgorithm="CRC64NVME",
-                ChecksumType="FULL_OBJECT",
-                Metadata={META_MTIME: str(job.mtime)},
-                **self._object_options(),
-            )
-        except (ClientError, BotoCoreError) as exc:
-            raise map_s3_error(exc, f"Starting the upload of s3://{job.bucket}/{job.key}") from exc
-        self.upload_id = response["UploadId"]
-        writer = None
-        if journal is not None:
-            writer = await asyncio.to_thread(
-                journal.start,
-                JournalEntry(
-                    job.source, job.bucket, job.key, self.upload_id, part_size, size, job.mtime
-                ),
-            )
-        return {}, StreamDigest(), 1, writer
+                upload = await MultipartUpload.resume(ctx, job, entry, part_size, self._notice)
+                if upload is not None:
+                    self.resumed_parts = len(upload.parts)
+                    return upload
+                if entry.size == job.size and entry.mtime == job.mtime:
+                    finished = await self._finished_earlier(entry, part_size)
+                    if finished is not None:
+                        return finished
+                    self._notice("the earlier upload is gone from S3; restarting from zero")
+        return await MultipartUpload.start(
+            ctx,
+            job,
+            part_size,
+            self.store,
+            Metadata={META_MTIME: str(job.mtime)},
+            **self._object_options(),
+        )
 
-    async def _reconcile(
-        self, entry: JournalEntry, size: int, part_size: int
-    ) -> tuple[dict[int, tuple[str, str]], StreamDigest, int, JournalWriter | None] | None:
-        ctx, job = self.ctx, self.job
-        assert ctx.journal is not None
-        if entry.size != size or entry.mtime != job.mtime or entry.part_size != part_size:
-            self._notice("the source changed since the last attempt; restarting from zero")
-            await self._abort_quietly(entry.upload_id)
+    async def _finished_earlier(self, entry: JournalEntry, part_size: int) -> TransferResult | None:
+        """The journaled upload is gone: if the key holds the object it was completing (size,
+        the source's mtime and the ETag or checksum of the journaled parts match), say so."""
+        job, count = self.job, part_count(self.job.size, part_size)
+        final = entry.digest.get(count)
+        if final is None or sorted(entry.parts) != list(range(1, count + 1)):
             return None
-        listed = await list_uploaded_parts(ctx.s3, job.bucket, job.key, entry.upload_id)
-        if listed is None:
-            self._notice("the earlier upload is gone from S3; restarting from zero")
+        head = await s3.head_object(self.ctx.s3, job.bucket, job.key)
+        if head is None or head.get("ContentLength") != job.size:
             return None
-        parts = {
-            n: etag_crc
-            for n, etag_crc in entry.parts.items()
-            if listed.get(n, "").strip('"') == etag_crc[0].strip('"')
-        }
-        self.upload_id = entry.upload_id
-        # The digest restarts at the furthest checkpoint whose parts are all uploaded.
-        checkpoint = 0
-        for n in sorted(entry.digest):
-            if all(p in parts for p in range(1, n + 1)):
-                checkpoint = n
-        digest = StreamDigest(entry.digest[checkpoint]) if checkpoint else StreamDigest()
-        self.resumed_parts = len(parts)
-        self._notice(f"resuming: {len(parts)} parts already uploaded")
-        return parts, digest, checkpoint + 1, ctx.journal.resume(entry)
+        if head.get("Metadata", {}).get(META_MTIME) != str(job.mtime):
+            return None
+        parts = [entry.parts[n] for n in range(1, count + 1)]
+        md5s = [etag_md5(etag) for etag, _ in parts]
+        etag = str(head.get("ETag", "")).strip('"')
+        digest = StreamDigest(final)
+        algorithm = ChecksumChoice(entry.checksum)
+        if algorithm is ChecksumChoice.CRC64NVME:
+            proof = head.get("ChecksumCRC64NVME") == digest.crc64nvme_b64() and "crc64nvme"
+        else:
+            proof = False
+        if not proof and all(md5s) and etag == multipart_etag([m for m in md5s if m]):
+            proof = "md5-etag"
+        if not proof:
+            return None
+        self._notice("an earlier run completed this upload; nothing to send")
+        self.ctx.journal.forget(job.source, job.bucket, job.key) if self.ctx.journal else None
+        await self._store_sha256(job.size, digest.sha256_hex(), algorithm)
+        verified_by = "crc64nvme-full-object" if proof == "crc64nvme" else "md5-etag"
+        return self._result(
+            TransferState.DONE,
+            digest.sha256_hex(),
+            count,
+            "completed by an earlier run",
+            verified_by=verified_by,
+        )
 
-    async def _abort_quietly(self, upload_id: str) -> None:
-        try:
-            await abort_upload(self.ctx.s3, self.job.bucket, self.job.key, upload_id)
-        except TransferError as exc:
-            # The upload still exists: keep its journal entry so `cleanup` or a rerun finds it.
-            log.warning("%s: could not abort upload %s: %s", self.job.source, upload_id, exc)
-            return
-        if self.ctx.journal is not None:
-            self.ctx.journal.forget(self.job.source, self.job.bucket, self.job.key)
-
-    async def _multipart(self, source: _Source, size: int, part_size: int) -> TransferResult:
-        ctx, job = self.ctx, self.job
+    async def _multipart(self, source: Source, size: int, part_size: int) -> TransferResult:
         count = part_count(size, part_size)
-        parts, digest, first, writer = await self._start_upload(size, part_size)
-        ctx.bus.emit(
+        opened = await self._open_upload(part_size)
+        if isinstance(opened, TransferResult):
+            return opened
+        upload = opened
+        digest = StreamDigest(upload.digest_state)
+        self.ctx.bus.emit(
             TransferStarted(
                 transfer_id=self.id,
                 size=size,
                 part_size=part_size,
                 part_count=count,
                 multipart=True,
-                resumed_parts=tuple(sorted(parts)),
+                resumed_parts=tuple(sorted(upload.parts)),
             )
         )
+        answer: dict[str, Any] | None = None
         completed = False
         try:
-            await self._transfer_parts(source, size, part_size, count, parts, digest, first, writer)
+            await self._transfer_parts(source, upload, digest, size, part_size, count)
             await self._check_unchanged(source)
-            await self._complete(parts, digest)
+            if await self._taken():
+                await upload.abort()
+            else:
+                answer = await upload.complete(digest.crc64nvme_b64(), **self._publish_condition())
+                self.published = answer is not None
             completed = True
         except BaseException:
-            if not completed and self.upload_id:
-                await asyncio.shield(self._abort_quietly(self.upload_id))
+            if not completed and await asyncio.shield(upload.abort()):
+                self.aborted = True
+            elif not completed:
+                self.abort_failed = (
+                    f"the upload {upload.upload_id} could not be aborted and stays open "
+                    "(its journal record is kept; `sftp-s3-tui cleanup` removes it)"
+                )
+                self._notice(self.abort_failed)
             raise
         finally:
-            if writer is not None:
-                writer.close()
-        if ctx.journal is not None:
-            ctx.journal.forget(job.source, job.bucket, job.key)
-        if not self._published:
-            return self._result(TransferState.SKIPPED, None, 0, "the key already exists")
-        await self._store_sha256(size, digest.sha256_hex())
-        await self._verify(size, digest, sha256_in_metadata=self.ctx.options.sha256_metadata)
-        return self._result(TransferState.DONE, digest.sha256_hex(), count)
+            upload.close()
+        upload.forget()
+        if answer is None:
+            return self._result(TransferState.SKIPPED, None, 0, KEY_EXISTS)
+        published = Published.from_answer(answer)
+        verified_by = await self._verify(
+            self._expected_multipart(upload, digest, size, part_size), published
+        )
+        await self._store_sha256(size, digest.sha256_hex(), upload.algorithm)
+        if self.ctx.options.sha256_metadata:  # the copy is a new object: check it too
+            crc = digest.crc64nvme_b64() if upload.algorithm is ChecksumChoice.CRC64NVME else None
+            copied = Expected(size, digest.sha256_hex(), upload.algorithm, crc, None, False, True)
+            await self._verify(copied, Published())
+        return self._result(TransferState.DONE, digest.sha256_hex(), count, verified_by=verified_by)
+
+    def _expected_multipart(
+        self, upload: MultipartUpload, digest: StreamDigest, size: int, part_size: int
+    ) -> Expected:
+        parts: list[UploadedPart] = [upload.parts[n] for n in sorted(upload.parts)]
+        md5s = [etag_md5(p.etag) for p in parts]
+        algorithm = upload.algorithm
+        checksum = full = None
+        if algorithm is ChecksumChoice.CRC64NVME:
+            checksum = full = digest.crc64nvme_b64()
+        elif algorithm in HEADER_NAME:
+            raw = [base64.b64decode(p.checksum) for p in parts]
+            checksum = composite(algorithm, raw)
+            full = combined_crc(algorithm, raw, part_size, size)
+        return Expected(
+            size=size,
+            sha256=digest.sha256_hex(),
+            algorithm=algorithm,
+            checksum=checksum,
+            etag=multipart_etag([m for m in md5s if m])
+            if all(md5s) and upload.etag_is_md5
+            else None,
+            multipart=True,
+            checksum_full=full,
+        )
 
     async def _transfer_parts(
         self,
-        source: _Source,
+        source: Source,
+        upload: MultipartUpload,
+        digest: StreamDigest,
         size: int,
         part_size: int,
         count: int,
-        parts: dict[int, tuple[str, str]],
-        digest: StreamDigest,
-        first: int,
-        writer: JournalWriter | None,
     ) -> None:
-        ctx, job = self.ctx, self.job
-        turn = _Turnstile(first)
+        """Every part not yet in S3: a pool buffer each, at most ``parts_in_flight`` held."""
+        ctx = self.ctx
+        first = upload.digest_through + 1
+        order = _PartOrder(upload, digest, first)
         held = asyncio.Semaphore(ctx.options.parts_in_flight)
         reading = asyncio.Semaphore(READS_PER_FILE)
-        checkpoints: dict[int, Any] = {}
-        done_prefix = first - 1
-
-        def mark_done(number: int) -> None:
-            nonlocal done_prefix
-            advanced = False
-            while done_prefix + 1 in parts and done_prefix + 1 in checkpoints:
-                done_prefix += 1
-                advanced = True
-            if advanced and writer is not None:
-                state = checkpoints[done_prefix]
-                for n in [k for k in checkpoints if k <= done_prefix]:
-                    del checkpoints[n]
-                if state is not None:
-                    writer.digest_at(done_prefix, state, sync=False)
-
-        async def one_part(number: int, buffer: bytearray) -> None:
-            offset = (number - 1) * part_size
-            length = min(part_size, size - offset)
-            view = memoryview(buffer)[:length]
-            try:
-                self._emit_part(number, PartState.READING, length)
-                began = time.monotonic()
-                async with reading, ctx.sftp_slots:
-                    await _with_retries(
-                        ctx.options,
-                        lambda: source.read(offset, view),
-                        lambda a, e: self._emit_part(
-                            number, PartState.RETRIED, length, side="sftp"
-                        ),
-                    )
-                self._emit_part(number, PartState.UPLOADING, length, time.monotonic() - began)
-                await turn.wait(number)
-                try:
-                    crc = await _digest(digest, view)
-                    checkpoints[number] = digest.save()
-                finally:
-                    await turn.advance()
-                if number in parts:
-                    if parts[number][1] != b64(crc, 8):
-                        raise SourceChanged(
-                            f"{job.path} differs from what the earlier attempt uploaded",
-                            "the source changed; transfer it again from zero",
-                        )
-                else:
-                    began = time.monotonic()
-                    async with ctx.s3_slots:
-                        etag = await _with_retries(
-                            ctx.options,
-                            lambda: self._upload_part(number, buffer, crc),
-                            lambda a, e: self._emit_part(
-                                number, PartState.RETRIED, length, side="s3"
-                            ),
-                        )
-                    parts[number] = (etag, b64(crc, 8))
-                    if writer is not None:
-                        writer.part_done(number, etag, b64(crc, 8), sync=False)
-                    self._emit_part(number, PartState.DONE, length, time.monotonic() - began)
-                mark_done(number)
-                if writer is not None:
-                    writer.flush()  # the part and any digest checkpoint: one append, one sync
-            except BaseException:
-                turn.break_()
-                self._emit_part(number, PartState.FAILED, length)
-                raise
-            finally:
-                view.release()
-                ctx.pool.release(buffer)
-                held.release()
-
         try:
             async with asyncio.TaskGroup() as group:
                 for number in range(first, count + 1):
@@ -651,61 +655,66 @@ class FileTransfer:
                     except BaseException:
                         held.release()
                         raise
-                    group.create_task(one_part(number, buffer))
+                    offset = (number - 1) * part_size
+                    group.create_task(
+                        self._part(source, order, number, offset, buffer, reading, held)
+                    )
         except BaseExceptionGroup as group_error:
             raise _first_error(group_error) from None
 
-    async def _upload_part(self, number: int, buffer: bytearray, crc: int) -> str:
-        """Upload one part straight from its pool buffer (sized exactly, so no copy)."""
-        job = self.job
-        what = f"Uploading part {number} of s3://{job.bucket}/{job.key}"
+    async def _part(
+        self,
+        source: Source,
+        order: _PartOrder,
+        number: int,
+        offset: int,
+        buffer: bytearray,
+        reading: asyncio.Semaphore,
+        held: asyncio.Semaphore,
+    ) -> None:
+        """One part's buffer: SFTP read → hashes in byte order → UploadPart → back to the pool."""
+        upload = order.upload
+        view = memoryview(buffer)
         try:
-            async with _upload_deadline(self.ctx.options, len(buffer), what):
-                response = await self.ctx.s3.upload_part(
-                    Bucket=job.bucket,
-                    Key=job.key,
-                    UploadId=self.upload_id,
-                    PartNumber=number,
-                    Body=buffer,
-                    ContentLength=len(buffer),
-                    ChecksumAlgorithm="CRC64NVME",
-                    ChecksumCRC64NVME=b64(crc, 8),
+            await self._read_part(source, number, offset, view, reading)
+            sums = await order.hash(number, view)
+            resumed = upload.parts.get(number)
+            if resumed is None:
+                await self._send_part(upload, number, buffer, sums)
+            elif resumed.checksum != sums.checksum_b64:
+                raise SourceChanged(
+                    f"{self.job.path} differs from what the earlier attempt uploaded",
+                    "the source changed; transfer it again from zero",
                 )
-        except (ClientError, BotoCoreError) as exc:
-            raise map_s3_error(exc, what) from exc
-        return str(response["ETag"])
+            order.part_finished()
+            upload.flush()  # the part and any digest checkpoint: one append, one sync
+        except BaseException:
+            order.turn.break_()
+            self._emit_part(number, PartState.FAILED, len(buffer))
+            raise
+        finally:
+            view.release()
+            self.ctx.pool.release(buffer)
+            held.release()
 
-    async def _complete(self, parts: dict[int, tuple[str, str]], digest: StreamDigest) -> None:
-        job = self.job
-        extra = self._publish_condition()
-        try:
-            await self.ctx.s3.complete_multipart_upload(
-                Bucket=job.bucket,
-                Key=job.key,
-                UploadId=self.upload_id,
-                MultipartUpload={
-                    "Parts": [
-                        {"PartNumber": n, "ETag": etag, "ChecksumCRC64NVME": crc}
-                        for n, (etag, crc) in sorted(parts.items())
-                    ]
-                },
-                ChecksumCRC64NVME=digest.crc64nvme_b64(),
-                ChecksumType="FULL_OBJECT",
-                **extra,
+    async def _send_part(
+        self, upload: MultipartUpload, number: int, buffer: bytearray, sums: PartSums
+    ) -> None:
+        """The part's buffer → UploadPart, with retries; one of the queue's S3 slots."""
+        ctx, length = self.ctx, len(buffer)
+        began = time.monotonic()
+        async with ctx.s3_slots:
+            await _with_retries(
+                ctx.options,
+                lambda: upload.upload_part(number, buffer, sums, self._upload_timeout(length)),
+                lambda a, e: self._emit_part(number, PartState.RETRIED, length, side="s3"),
             )
-        except ClientError as exc:
-            error = map_s3_error(exc, f"Completing s3://{job.bucket}/{job.key}")
-            if isinstance(error, PreconditionFailed):
-                assert self.upload_id is not None
-                await self._abort_quietly(self.upload_id)
-                self.upload_id = None
-                return
-            raise error from exc
-        except BotoCoreError as exc:
-            raise map_s3_error(exc, f"Completing s3://{job.bucket}/{job.key}") from exc
-        self._published = True
+        self._emit_part(number, PartState.DONE, length, time.monotonic() - began)
 
-    async def _store_sha256(self, size: int, sha256: str) -> None:
+    # after Complete ---------------------------------------------------------------------------
+    async def _store_sha256(
+        self, size: int, sha256: str, algorithm: ChecksumChoice = ChecksumChoice.NONE
+    ) -> None:
         """Record the stream's SHA-256 on a multipart object.
 
         Its metadata is fixed when the upload starts, before the stream is hashed, so by
@@ -716,107 +725,63 @@ class FileTransfer:
         job = self.job
         if not self.ctx.options.sha256_metadata:
             try:
-                await self.ctx.s3.put_object_tagging(
-                    Bucket=job.bucket,
-                    Key=job.key,
-                    Tagging={"TagSet": [{"Key": META_SHA256, "Value": sha256}]},
-                )
-            except (ClientError, BotoCoreError) as exc:
-                reason = map_s3_error(exc, "tagging").message
-                self._notice(f"the sha256 could not be tagged on the object ({reason})")
+                await s3.put_tag(self.ctx.s3, job.bucket, job.key, META_SHA256, sha256)
+            except TransferError as exc:
+                self._notice(f"the sha256 could not be tagged on the object ({exc.message})")
             return
         metadata = {META_SHA256: sha256, META_MTIME: str(job.mtime)}
         extra = self._object_options()
-        try:
-            if size <= MAX_PART_SIZE:
-                await self.ctx.s3.copy_object(
-                    Bucket=job.bucket,
-                    Key=job.key,
-                    CopySource={"Bucket": job.bucket, "Key": job.key},
-                    Metadata=metadata,
-                    MetadataDirective="REPLACE",
-                    ChecksumAlgorithm="CRC64NVME",
-                    **extra,
-                )
-            else:
-                await self._copy_multipart(size, metadata, extra)
-        except (ClientError, BotoCoreError) as exc:
-            raise map_s3_error(exc, f"Recording the sha256 of s3://{job.bucket}/{job.key}") from exc
+        if size <= MAX_PART_SIZE:
+            await s3.copy_object_onto_itself(
+                self.ctx.s3,
+                job.bucket,
+                job.key,
+                Metadata=metadata,
+                MetadataDirective="REPLACE",
+                **(
+                    {"ChecksumAlgorithm": "CRC64NVME"}
+                    if algorithm is ChecksumChoice.CRC64NVME
+                    else {}
+                ),
+                **extra,
+            )
+        else:
+            await self._copy_multipart(size, metadata, extra)
 
     async def _copy_multipart(
         self, size: int, metadata: dict[str, str], extra: dict[str, Any]
     ) -> None:
-        job, s3 = self.job, self.ctx.s3
-        created = await s3.create_multipart_upload(
-            Bucket=job.bucket,
-            Key=job.key,
-            Metadata=metadata,
-            ChecksumAlgorithm="CRC64NVME",
-            **extra,
-        )
-        upload_id = created["UploadId"]
+        """Copy an object over 5 GiB onto itself part by part (CopyObject's limit)."""
+        job, client = self.job, self.ctx.s3
+        upload_id = await s3.create_upload(client, job.bucket, job.key, Metadata=metadata, **extra)
         try:
-            step = MAX_PART_SIZE
             parts = []
-            for number, offset in enumerate(range(0, size, step), start=1):
-                last = min(offset + step, size) - 1
-                response = await s3.upload_part_copy(
-                    Bucket=job.bucket,
-                    Key=job.key,
-                    UploadId=upload_id,
-                    PartNumber=number,
-                    CopySource={"Bucket": job.bucket, "Key": job.key},
-                    CopySourceRange=f"bytes={offset}-{last}",
+            for number, offset in enumerate(range(0, size, MAX_PART_SIZE), start=1):
+                last = min(offset + MAX_PART_SIZE, size) - 1
+                etag = await s3.copy_part(
+                    client, job.bucket, job.key, upload_id, number, f"bytes={offset}-{last}"
                 )
-                parts.append({"PartNumber": number, "ETag": response["CopyPartResult"]["ETag"]})
-            await s3.complete_multipart_upload(
-                Bucket=job.bucket, Key=job.key, UploadId=upload_id, MultipartUpload={"Parts": parts}
-            )
+                parts.append({"PartNumber": number, "ETag": etag})
+            await s3.complete_upload(client, job.bucket, job.key, upload_id, parts)
         except BaseException:
-            await asyncio.shield(abort_upload(s3, job.bucket, job.key, upload_id))
+            await asyncio.shield(s3.abort_upload(client, job.bucket, job.key, upload_id))
             raise
 
-    async def _verify(self, size: int, digest: StreamDigest, *, sha256_in_metadata: bool) -> None:
-        """HEAD the object and compare size, stored sha256 and S3's CRC64NVME with the stream."""
+    async def _verify(self, expected: Expected, published: Published) -> str:
+        """HEAD the object and compare it with the stream; what it was verified by."""
         if not self.ctx.options.verify:
-            return
+            return "none"
+        assert self.store is not None
         job = self.job
-        head = await head_object(self.ctx.s3, job.bucket, job.key)
-        problems = []
-        if head is None:
-            problems.append("the object is missing after the upload")
-        else:
-            if head.get("ContentLength") != size:
-                problems.append(f"size {head.get('ContentLength')} ≠ {size}")
-            stored = head.get("Metadata", {}).get(META_SHA256)
-            if (stored is not None or sha256_in_metadata) and stored != digest.sha256_hex():
-                problems.append(f"stored sha256 {stored} ≠ {digest.sha256_hex()}")
-            crc = head.get("ChecksumCRC64NVME")
-            if crc and "-" not in crc and crc != digest.crc64nvme_b64():
-                problems.append(f"S3's CRC64NVME {crc} ≠ {digest.crc64nvme_b64()}")
-        if problems:
-            await self._reject("; ".join(problems))
-
-    async def _reject(self, problem: str) -> None:
-        """Remove an object that does not match its source and fail the transfer."""
-        job = self.job
-        with contextlib.suppress(ClientError, BotoCoreError):
-            await self.ctx.s3.delete_object(Bucket=job.bucket, Key=job.key)
-        raise VerificationFailed(
-            f"s3://{job.bucket}/{job.key} does not match the source: {problem}",
-            "the object was removed; transfer it again",
+        return await verify_object(
+            self.ctx.s3,
+            job.bucket,
+            job.key,
+            expected,
+            self.store,
+            published,
+            self.ctx.endpoint_name,
         )
-
-
-@contextlib.asynccontextmanager
-async def _upload_deadline(options: TransferOptions, length: int, what: str) -> AsyncIterator[None]:
-    """Bound one upload attempt; a stalled S3 becomes a retryable :class:`S3Error`."""
-    seconds = options.upload_timeout_seconds or 120.0 + length / (1 << 20)
-    try:
-        async with asyncio.timeout(seconds):
-            yield
-    except TimeoutError as exc:
-        raise S3Error(f"{what}: S3 did not answer within {seconds:.0f} s", "S3 stalled") from exc
 
 
 def _first_error(group: BaseExceptionGroup) -> BaseException:

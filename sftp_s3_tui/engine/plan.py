@@ -5,7 +5,8 @@ from __future__ import annotations
 import fnmatch
 import math
 import posixpath
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, replace
 
 from .config import MAX_PART_SIZE, MAX_PARTS, MIN_PART_SIZE, MiB, SftpEndpoint
 from .errors import SourceNotFound, UsageError
@@ -144,3 +145,66 @@ def ensure_unique_keys(jobs: list[FileJob], hint: str = "copy them to different 
                 hint,
             )
         seen[job.key] = job.path
+
+
+def exact_key_error(count: int, dest: S3Location, hint: str) -> UsageError:
+    """Several sources or files for one exact key: the one wording every front uses."""
+    return UsageError(f"{count} sources but {dest} names one key", hint)
+
+
+def rebase(jobs: Iterable[FileJob], dest: S3Location, base_path: str | None) -> list[FileJob]:
+    """Keys relative to ``base_path`` (keeps a folder's layout when Airflow tasks map over
+    its files one by one); no change without a base path or into an exact key."""
+    if base_path is None or not dest.is_prefix:
+        return list(jobs)
+    base = posixpath.normpath(base_path)
+    out = []
+    for job in jobs:
+        if job.path != base and not job.path.startswith(base.rstrip("/") + "/"):
+            raise UsageError(
+                f"{job.path} is not under the base path {base}",
+                "list the files from that folder or drop the base path",
+            )
+        out.append(replace(job, key=key_for(job.path, dest, relative_to=base)))
+    return out
+
+
+@dataclass(frozen=True)
+class PlanSource:
+    """One source of a copy: the server and a file, folder or glob on it."""
+
+    endpoint: SftpEndpoint
+    path: str
+
+
+async def plan_copy(
+    pool: SftpPool,
+    sources: Sequence[PlanSource],
+    dest: S3Location,
+    *,
+    base_path: str | None = None,
+    on_missing: Callable[[PlanSource, SourceNotFound], None] | None = None,
+    exact_key_hint: str = "end the destination with / to copy into a prefix",
+    unique_hint: str = "copy them to different prefixes",
+) -> list[FileJob]:
+    """Every file job of a copy: sources expanded, the exact-key rule (several sources or
+    files need a prefix), keys rebased on ``base_path``, no two files for one key.
+
+    A source that matches nothing raises :class:`SourceNotFound`, unless ``on_missing`` is
+    given: then it is told and the plan goes on without it.
+    """
+    if len(sources) > 1 and not dest.is_prefix:
+        raise exact_key_error(len(sources), dest, exact_key_hint)
+    jobs: list[FileJob] = []
+    for source in sources:
+        try:
+            jobs += await expand(pool, source.endpoint, source.path, dest)
+        except SourceNotFound as exc:
+            if on_missing is None:
+                raise
+            on_missing(source, exc)
+    if len(jobs) > 1 and not dest.is_prefix:
+        raise exact_key_error(len(jobs), dest, exact_key_hint)
+    jobs = rebase(jobs, dest, base_path)
+    ensure_unique_keys(jobs, unique_hint)
+    return jobs

@@ -96,6 +96,7 @@ class TransferQueue:
             s3_slots=asyncio.Semaphore(options.s3_concurrency),
             storage_class=self.s3_endpoint.storage_class,
             server_side_encryption=self.s3_endpoint.server_side_encryption,
+            endpoint_name=self.s3_endpoint.display,
         )
         return self
 
@@ -158,15 +159,18 @@ class TransferQueue:
     async def _run(self, transfer: Transfer) -> None:
         assert self._ctx is not None
         job = transfer.job
+        file_transfer: FileTransfer | None = None
         try:
             await transfer.control.running.wait()
             async with self._file_slots:
                 self._set_state(transfer, TransferState.RUNNING)
-                result = await FileTransfer(self._ctx, transfer.id, job, transfer.control).run()
+                file_transfer = FileTransfer(self._ctx, transfer.id, job, transfer.control)
+                result = await file_transfer.run()
         except TransferError as exc:
             result = _failed(job, TransferState.FAILED, str(exc))
         except asyncio.CancelledError:
-            result = _failed(job, TransferState.CANCELLED, "cancelled; the upload was aborted")
+            note = file_transfer.cancel_note() if file_transfer else "nothing was published"
+            result = _failed(job, TransferState.CANCELLED, f"cancelled; {note}")
             if not transfer.cancel_requested:
                 self._finish(transfer, result)
                 raise

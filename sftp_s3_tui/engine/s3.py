@@ -1,7 +1,12 @@
-"""S3 side: client factory, bucket/prefix listing, multipart primitives and error mapping."""
+"""S3 side: client factory, bucket/prefix listing, multipart primitives and error mapping.
+
+Every S3 request the engine makes goes through a function here, so each maps botocore's
+errors to one user-facing :class:`TransferError` the same way.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -58,6 +63,13 @@ def error_code(exc: ClientError) -> str:
 
 def map_s3_error(exc: BaseException, what: str) -> TransferError:
     """Turn a botocore error while doing ``what`` into a user-facing error."""
+    error = _map_s3_error(exc, what)
+    if isinstance(exc, ClientError) and isinstance(error, S3Error):
+        error.code = error_code(exc)
+    return error
+
+
+def _map_s3_error(exc: BaseException, what: str) -> TransferError:
     if isinstance(exc, TransferError):
         return exc
     if isinstance(exc, ClientError):
@@ -212,3 +224,140 @@ async def list_uploaded_parts(
             return None
         raise map_s3_error(exc, f"Listing parts of s3://{bucket}/{key}") from exc
     return parts
+
+
+@contextlib.asynccontextmanager
+async def deadline(seconds: float, what: str) -> AsyncIterator[None]:
+    """Bound one request; a stalled S3 becomes a retryable :class:`S3Error`."""
+    try:
+        async with asyncio.timeout(seconds):
+            yield
+    except TimeoutError as exc:
+        raise S3Error(f"{what}: S3 did not answer within {seconds:.0f} s", "S3 stalled") from exc
+
+
+async def put_object(
+    client: S3Client, bucket: str, key: str, body: bytearray, **params: Any
+) -> dict[str, Any]:
+    """PutObject of one in-memory body; ``params`` are the request's other fields."""
+    what = f"Writing s3://{bucket}/{key}"
+    try:
+        response: dict[str, Any] = await client.put_object(
+            Bucket=bucket, Key=key, Body=body, ContentLength=len(body), **params
+        )
+    except (ClientError, BotoCoreError) as exc:
+        raise map_s3_error(exc, what) from exc
+    return response
+
+
+async def create_upload(client: S3Client, bucket: str, key: str, **params: Any) -> str:
+    """CreateMultipartUpload; returns the upload id."""
+    try:
+        response = await client.create_multipart_upload(Bucket=bucket, Key=key, **params)
+    except (ClientError, BotoCoreError) as exc:
+        raise map_s3_error(exc, f"Starting the upload of s3://{bucket}/{key}") from exc
+    return str(response["UploadId"])
+
+
+async def upload_part(
+    client: S3Client,
+    bucket: str,
+    key: str,
+    upload_id: str,
+    number: int,
+    body: bytearray,
+    **params: Any,
+) -> dict[str, Any]:
+    """UploadPart straight from ``body`` (a pool buffer sized exactly, so no copy)."""
+    what = f"Uploading part {number} of s3://{bucket}/{key}"
+    try:
+        response: dict[str, Any] = await client.upload_part(
+            Bucket=bucket,
+            Key=key,
+            UploadId=upload_id,
+            PartNumber=number,
+            Body=body,
+            ContentLength=len(body),
+            **params,
+        )
+    except (ClientError, BotoCoreError) as exc:
+        raise map_s3_error(exc, what) from exc
+    return response
+
+
+async def complete_upload(
+    client: S3Client,
+    bucket: str,
+    key: str,
+    upload_id: str,
+    parts: list[dict[str, Any]],
+    **params: Any,
+) -> dict[str, Any]:
+    """CompleteMultipartUpload; a lost conditional write raises :class:`PreconditionFailed`."""
+    try:
+        response: dict[str, Any] = await client.complete_multipart_upload(
+            Bucket=bucket,
+            Key=key,
+            UploadId=upload_id,
+            MultipartUpload={"Parts": parts},
+            **params,
+        )
+    except (ClientError, BotoCoreError) as exc:
+        raise map_s3_error(exc, f"Completing s3://{bucket}/{key}") from exc
+    return response
+
+
+async def copy_part(
+    client: S3Client, bucket: str, key: str, upload_id: str, number: int, byte_range: str
+) -> str:
+    """UploadPartCopy of a range of the object onto itself; returns the part's ETag."""
+    try:
+        response = await client.upload_part_copy(
+            Bucket=bucket,
+            Key=key,
+            UploadId=upload_id,
+            PartNumber=number,
+            CopySource={"Bucket": bucket, "Key": key},
+            CopySourceRange=byte_range,
+        )
+    except (ClientError, BotoCoreError) as exc:
+        raise map_s3_error(exc, f"Copying part {number} of s3://{bucket}/{key}") from exc
+    return str(response["CopyPartResult"]["ETag"])
+
+
+async def copy_object_onto_itself(client: S3Client, bucket: str, key: str, **params: Any) -> None:
+    """CopyObject of a key onto itself (to replace its metadata)."""
+    try:
+        await client.copy_object(
+            Bucket=bucket, Key=key, CopySource={"Bucket": bucket, "Key": key}, **params
+        )
+    except (ClientError, BotoCoreError) as exc:
+        raise map_s3_error(exc, f"Copying s3://{bucket}/{key} onto itself") from exc
+
+
+async def get_tag(client: S3Client, bucket: str, key: str, name: str) -> str | None:
+    """The value of one object tag; None when absent or not readable."""
+    try:
+        tags = await client.get_object_tagging(Bucket=bucket, Key=key)
+    except (ClientError, BotoCoreError):
+        return None
+    found = [t["Value"] for t in tags.get("TagSet", []) if t.get("Key") == name]
+    return str(found[0]) if found else None
+
+
+async def put_tag(client: S3Client, bucket: str, key: str, name: str, value: str) -> None:
+    """Set the object's tags to the one tag ``name=value``."""
+    try:
+        await client.put_object_tagging(
+            Bucket=bucket, Key=key, Tagging={"TagSet": [{"Key": name, "Value": value}]}
+        )
+    except (ClientError, BotoCoreError) as exc:
+        raise map_s3_error(exc, f"Tagging s3://{bucket}/{key}") from exc
+
+
+async def delete_object(client: S3Client, bucket: str, key: str, **params: Any) -> None:
+    """DeleteObject; ``params`` may carry a condition (IfMatch) or a VersionId."""
+    try:
+        await client.delete_object(Bucket=bucket, Key=key, **params)
+    except (ClientError, BotoCoreError) as exc:
+        raise map_s3_error(exc, f"Deleting s3://{bucket}/{key}") from exc

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import importlib.util
 import logging
-import os
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
@@ -35,6 +34,7 @@ from ..profiles import (
     import_aws_profiles,
     import_ssh_config,
 )
+from ..requests import AppRequest
 from .commands import MainCommands
 from .messages import ConnectRequested, DisconnectRequested, ErrorRaised
 from .screens.browse import BrowseScreen
@@ -73,6 +73,8 @@ class AppOptions:
     transfer_options: TransferOptions | None = None
     read_user_config: bool = True
     subtitle: str | None = None
+    #: The command line's connection flags over a saved profile (``--profile``).
+    profile_overrides: Callable[[Profile], Profile] | None = None
 
 
 def demo_profile(env: object) -> Profile:
@@ -153,6 +155,8 @@ class SftpS3App(App[int]):
         elif options.profile_name:
             try:
                 profile = self.store.get(options.profile_name)
+                if options.profile_overrides is not None:
+                    profile = options.profile_overrides(profile)
             except TransferError as exc:
                 self.show_error(exc)
             else:
@@ -457,51 +461,17 @@ def aborted_text(aborted: list[str], shown: int = 10) -> str:
 # CLI entry
 
 
-def profile_from_args(args: argparse.Namespace) -> Profile | None:
-    """A form pre-filled from --user/--port/--identity/… and the seed's env variables."""
-    env = os.environ
-    host = env.get("SFTP_HOST")
-    endpoint = args.endpoint_url or env.get("AWS_ENDPOINT_URL_S3") or env.get("AWS_ENDPOINT_URL")
-    if not (host or args.user or args.identity or endpoint or args.aws_profile):
-        return None
-    identity = args.identity[0] if args.identity else None
-    password = env.get("SFTP_PASSWORD")
-    auth = SftpAuth.KEY if identity else SftpAuth.PASSWORD if password else SftpAuth.AGENT
-    return Profile(
-        name="command line",
-        sftp=SftpSettings(
-            host=host or "",
-            port=args.port or int(env.get("SFTP_PORT") or 22),
-            user=args.user or env.get("SFTP_USER"),
-            auth=auth,
-            key_file=identity,
-            password=Secret.from_env("SFTP_PASSWORD") if auth is SftpAuth.PASSWORD else None,
-            known_hosts=args.known_hosts,
-        ),
-        s3=S3Settings(
-            aws_profile=args.aws_profile,
-            region=args.region or env.get("AWS_REGION"),
-            endpoint_url=endpoint,
-            path_style=args.path_style,
-            bucket=env.get("S3_BUCKET"),
-        ),
-    )
-
-
-def run_app(args: argparse.Namespace) -> int:
+def run_app(request: AppRequest) -> int:
     """Run the TUI until the user quits; everything it started is stopped before returning."""
-    from ..metrics import push_gateway_from_env
-
     options = AppOptions(
-        demo=args.demo,
-        profile_name=args.profile,
-        initial=None if args.demo or args.profile else profile_from_args(args),
-        push_gateway=push_gateway_from_env(args.push_gateway),
-        metrics_port=args.metrics_port,
+        demo=request.demo,
+        profile_name=request.profile_name,
+        initial=request.initial,
+        profile_overrides=request.with_flags,
+        push_gateway=request.push_gateway,
+        metrics_port=request.metrics_port,
     )
-    if args.profile and args.demo:
-        raise ConfigError("--demo and --profile cannot be combined", "choose one")
-    if args.demo and importlib.util.find_spec("moto") is None:
+    if request.demo and importlib.util.find_spec("moto") is None:
         raise ConfigError(
             "--demo needs moto for its embedded S3 server",
             "install sftp-s3-tui[demo], or run `uv run sftp-s3-tui --demo` in a checkout",

@@ -27,7 +27,7 @@ from ..engine.events import (
 )
 from ..engine.journal import Journal, JournalEntry
 from ..engine.locations import S3Location
-from ..engine.plan import FileJob, ensure_unique_keys
+from ..engine.plan import FileJob, PlanSource, exact_key_error, plan_copy
 from ..engine.queue import Transfer, TransferQueue
 from ..engine.s3 import S3Entry, check_bucket, list_buckets, list_prefix
 from ..engine.sftp import RemoteEntry, remember_host_key
@@ -224,21 +224,14 @@ class Session:
         """Files and folders as jobs under ``dest``; a path inside a selected folder counts once
         (as part of the folder)."""
         if not dest.is_prefix and len(paths) > 1:
-            raise UsageError(
-                f"{len(paths)} items selected but {dest} names one key",
-                "end the destination with / to copy into a prefix",
+            raise exact_key_error(
+                len(paths), dest, "end the destination with / to copy into a prefix"
             )
         await self.check_bucket(dest.bucket)
-        jobs: list[FileJob] = []
-        seen: set[str] = set()
-        for path in outermost(paths):
-            for job in await self.queue.expand(self.target.sftp, path, dest):
-                if job.path not in seen:
-                    seen.add(job.path)
-                    jobs.append(job)
+        sources = [PlanSource(self.target.sftp, path) for path in outermost(paths)]
+        jobs = await plan_copy(self.queue.sftp, sources, dest)
         if not jobs:
             raise UsageError("Nothing to copy: the selected folders are empty", "")
-        ensure_unique_keys(jobs)
         return jobs
 
     async def existing(self, jobs: list[FileJob]) -> dict[str, ExistingObject]:

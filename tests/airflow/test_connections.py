@@ -209,9 +209,9 @@ def test_transfer_options_take_sizes_as_text_and_refuse_a_tiny_budget() -> None:
         64 * MiB,
         4,
     )
-    with pytest.raises(UsageError, match="smaller than two parts"):
+    with pytest.raises(UsageError, match="smaller than one part"):
         transfer_options(
-            conflict=ConflictPolicy.OVERWRITE, part_size="64MiB", memory_budget="64MiB"
+            conflict=ConflictPolicy.OVERWRITE, part_size="64MiB", memory_budget="32MiB"
         )
     with pytest.raises(UsageError, match="parts_in_flight must be positive"):
         transfer_options(conflict=ConflictPolicy.OVERWRITE, parts_in_flight=0)

@@ -7,11 +7,18 @@ It forwards every accepted connection to a target and can, while running:
 * throttle a direction to B bytes/s,
 * refuse new connections (a closed port) or reset the live ones,
 * retarget new connections to another server (a man in the middle),
-* terminate TLS with a given certificate (an https endpoint in front of a plain server).
+* terminate TLS with a given certificate (an https endpoint in front of a plain server),
+* add latency without a bandwidth cap (``rtt_seconds``: each chunk leaves RTT/2 after it
+  arrived, per direction, in order: a delay line, not a sleep per chunk),
+* flip one byte in the body of the N-th matching HTTP request on its way up (once), so a
+  store that checks Content-MD5 / x-amz-checksum-* refuses it.
 
 It counts bytes each way. The thread owns the loop, so the same proxy serves an in-process
 async test (its loop is never blocked by the proxy) and a CLI subprocess alike. Setters are
 thread-safe and take effect before they return.
+
+The bench imports it too: ``proxy = start(host, port, rtt_seconds=0.05)``, then connect to
+``proxy.port`` and ``proxy.stop()`` at the end.
 """
 
 from __future__ import annotations
@@ -23,8 +30,8 @@ import ssl
 import struct
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Literal, Self, TypeVar
 
@@ -35,6 +42,11 @@ Which = Literal["up", "down", "both"]
 T = TypeVar("T")
 
 _CHUNK = 64 * 1024
+#: Chunks a delay line holds per direction and connection (x 64 KiB = 64 MiB): far above any
+#: bandwidth-delay product the tests or the bench reach, so it never becomes the limit.
+_DELAY_LINE_CHUNKS = 1024
+_HTTP_METHODS = (b"GET ", b"PUT ", b"POST ", b"HEAD ", b"DELETE ", b"OPTIONS ", b"PATCH ")
+_MAX_HEADER_BYTES = 64 * 1024
 
 
 @dataclass
@@ -45,6 +57,83 @@ class _Fault:
     cut_every: int | None = None  # re-arm value after a cut (repeat mode)
     cuts: int = 0
     throttle_bytes_per_second: int | None = None
+    delay_seconds: float = 0.0  # one-way latency (RTT / 2)
+
+
+@dataclass
+class _FlipRule:
+    """Flip one byte of the ``nth`` request (from arming) whose request line has ``match``."""
+
+    nth: int
+    match: bytes
+    seen: int = 0
+    done: bool = False
+
+
+@dataclass
+class _HttpRequests:
+    """Finds request boundaries in one connection's upstream bytes (Content-Length bodies).
+
+    A connection that does not start like HTTP, or sends a chunked body, is left alone.
+    """
+
+    opaque: bool = False
+    head: bytearray = field(default_factory=bytearray)
+    body_left: int = 0
+    flip_at: int | None = None  # offset into the current body still to flip
+
+    def feed(self, data: bytes, rule: _FlipRule | None) -> tuple[bytes, bool]:
+        """``data`` with the armed flip applied if it falls here; True when it flipped."""
+        if self.opaque:
+            return data, False
+        out = bytearray(data)
+        flipped = False
+        position = 0
+        while position < len(out):
+            if self.body_left > 0:
+                take = min(self.body_left, len(out) - position)
+                if self.flip_at is not None and self.flip_at < take:
+                    out[position + self.flip_at] ^= 0xFF
+                    self.flip_at = None
+                    flipped = True
+                elif self.flip_at is not None:
+                    self.flip_at -= take
+                self.body_left -= take
+                position += take
+                continue
+            self.head += out[position:]
+            end = self.head.find(b"\r\n\r\n")
+            if end < 0:
+                if len(self.head) > _MAX_HEADER_BYTES or not _could_be_http(self.head):
+                    self.opaque = True
+                return bytes(out), flipped
+            consumed = end + 4 - (len(self.head) - (len(out) - position))
+            head, self.head = bytes(self.head[: end + 4]), bytearray()
+            position += consumed
+            if not _could_be_http(head):
+                self.opaque = True
+                return bytes(out), flipped
+            lines = head.split(b"\r\n")
+            headers = {
+                k.strip().lower(): v.strip()
+                for k, _, v in (line.partition(b":") for line in lines[1:] if line)
+            }
+            if b"chunked" in headers.get(b"transfer-encoding", b"").lower():
+                self.opaque = True
+                return bytes(out), flipped
+            self.body_left = int(headers.get(b"content-length", b"0") or 0)
+            self.flip_at = None
+            if rule is not None and not rule.done and self.body_left > 0 and rule.match in lines[0]:
+                rule.seen += 1
+                if rule.seen == rule.nth:
+                    rule.done = True
+                    self.flip_at = self.body_left // 2
+        return bytes(out), flipped
+
+
+def _could_be_http(head: bytes | bytearray) -> bool:
+    sample = bytes(head[:8])
+    return any(m.startswith(sample) or sample.startswith(m) for m in _HTTP_METHODS)
 
 
 class _Link:
@@ -73,13 +162,18 @@ class FaultProxy:
         *,
         host: str = "127.0.0.1",
         tls: ssl.SSLContext | None = None,
+        rtt_seconds: float = 0.0,
     ) -> None:
         self.target = (target_host, target_port)
         self.host = host
         self.port = 0
         self._tls = tls
         self._faults = {UP: _Fault(), DOWN: _Fault()}
+        self.rtt_seconds = rtt_seconds
+        self._flip: _FlipRule | None = None
+        self.flips = 0
         self._bytes = {UP: 0, DOWN: 0}
+        self._held = {UP: 0, DOWN: 0}
         self._links: set[_Link] = set()
         self.connections = 0
         self._refusing = False
@@ -162,6 +256,15 @@ class FaultProxy:
         return self._bytes[DOWN]
 
     @property
+    def bytes_delayed(self) -> int:
+        """Bytes received but still waiting in a delay line (both directions)."""
+        return self._held[UP] + self._held[DOWN]
+
+    def reset_counters(self) -> None:
+        """Zero :attr:`bytes_up` and :attr:`bytes_down` (e.g. before a rerun)."""
+        self._call(lambda: self._bytes.update({UP: 0, DOWN: 0}))
+
+    @property
     def cuts(self) -> int:
         """Connections cut by an armed byte limit so far."""
         return self._faults[UP].cuts + self._faults[DOWN].cuts
@@ -229,6 +332,20 @@ class FaultProxy:
 
         self._call(apply)
 
+    def set_rtt(self, rtt_seconds: float) -> None:
+        """Add ``rtt_seconds`` of round trip (RTT/2 each way), no bandwidth cap. Connections
+        accepted before latency was first set keep forwarding without a delay line."""
+        self.rtt_seconds = rtt_seconds
+
+    def flip_byte(self, nth: int = 1, match: str = "") -> None:
+        """Flip one byte in the middle of the body of the ``nth`` HTTP request from now on
+        whose request line contains ``match`` (e.g. ``"partNumber=2"``), once. Requests
+        without a body are not counted. :attr:`flips` counts the flips done."""
+        if nth < 1:
+            raise ValueError("nth counts from 1")
+        rule = _FlipRule(nth=nth, match=match.encode())
+        self._call(lambda: setattr(self, "_flip", rule))
+
     def refuse(self, refusing: bool = True) -> None:
         """Close new connections at once (the port looks dead); live ones are untouched."""
         self._refusing = refusing
@@ -254,6 +371,8 @@ class FaultProxy:
                 self._faults[direction] = _Fault(cuts=self._faults[direction].cuts)
                 self._flowing[direction].set()
             self._refusing = False
+            self._flip = None
+            self.rtt_seconds = 0.0
 
         self._call(apply)
 
@@ -293,16 +412,19 @@ class FaultProxy:
         link: _Link,
     ) -> None:
         fault = self._faults
+        requests = _HttpRequests() if direction == UP else None
+        delayed = self.rtt_seconds > 0
+        chunks = self._delay_line(reader, direction) if delayed else self._read(reader, direction)
         try:
-            while True:
-                rate = fault[direction].throttle_bytes_per_second
-                size = max(1, min(_CHUNK, rate // 20)) if rate else _CHUNK
-                data = await reader.read(size)
+            async for data in chunks:
                 if not data:
                     if writer.can_write_eof():
                         writer.write_eof()
                     return
                 await self._flowing[direction].wait()
+                if requests is not None:
+                    data, flipped = requests.feed(data, self._flip)
+                    self.flips += int(flipped)
                 current = fault[direction]
                 if current.cut_after is not None and len(data) >= current.cut_after:
                     head = data[: current.cut_after]
@@ -325,6 +447,63 @@ class FaultProxy:
                     await asyncio.sleep(len(data) / rate)
         except (ConnectionError, OSError, ssl.SSLError):
             link.reset()
+        finally:
+            await chunks.aclose()
+
+    async def _read(
+        self, reader: asyncio.StreamReader, direction: Direction
+    ) -> AsyncIterator[bytes]:
+        """Chunks as they arrive (small ones under a throttle); ``b""`` at EOF."""
+        while True:
+            rate = self._faults[direction].throttle_bytes_per_second
+            size = max(1, min(_CHUNK, rate // 20)) if rate else _CHUNK
+            data = await reader.read(size)
+            yield data
+            if not data:
+                return
+
+    async def _delay_line(
+        self, reader: asyncio.StreamReader, direction: Direction
+    ) -> AsyncIterator[bytes]:
+        """Chunks (then ``b""`` at EOF), each released RTT/2 after it arrived, in order.
+
+        A reader task keeps receiving while earlier chunks wait, so the delay is paid once
+        per chunk in parallel (latency), never summed (which would cap the bandwidth).
+        """
+        loop = asyncio.get_running_loop()
+        line: asyncio.Queue[tuple[float, bytes | BaseException]] = asyncio.Queue(_DELAY_LINE_CHUNKS)
+
+        async def receive() -> None:
+            try:
+                async for data in self._read(reader, direction):
+                    self._held[direction] += len(data)
+                    await line.put((loop.time() + self.rtt_seconds / 2, data))
+            except (ConnectionError, OSError, ssl.SSLError) as error:
+                await line.put((loop.time() + self.rtt_seconds / 2, error))
+
+        receiver = asyncio.create_task(receive())
+        try:
+            while True:
+                due, item = await line.get()
+                wait = due - loop.time()
+                if wait > 0:
+                    await asyncio.sleep(wait)
+                if isinstance(item, BaseException):
+                    raise item
+                self._held[direction] -= len(item)
+                yield item
+                if not item:
+                    return
+        finally:
+            receiver.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await receiver
+
+
+def start(target_host: str, target_port: int, *, rtt_seconds: float = 0.0) -> FaultProxy:
+    """A started proxy to ``target_host:target_port`` adding ``rtt_seconds`` of round trip
+    (connect to ``.port``; ``.stop()`` when done; ``.bytes_up`` / ``.bytes_down`` count)."""
+    return FaultProxy(target_host, target_port, rtt_seconds=rtt_seconds).start()
 
 
 def _directions(which: Which) -> tuple[Direction, ...]:

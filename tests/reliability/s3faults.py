@@ -5,11 +5,22 @@ when an armed :class:`Rule` matches, answers with a real S3 XML error (500 Inter
 503 SlowDown, 403 ExpiredToken / InvalidAccessKeyId) or resets the connection. Everything
 else goes to moto. moto's backends are process-wide, so this server shares its buckets and
 objects with the session's ``moto_server``: the ordinary ``s3`` client sees what it stored.
+
+It can also play a store that handles ``x-amz-checksum-*`` badly (:meth:`FaultyS3Server.checksums`):
+
+* ``refuse``: any request carrying a checksum header of the chosen algorithms gets 400
+  InvalidArgument or 501 NotImplemented (as stores that do not know CRC64NVME answer);
+* ``ignore``: those headers are dropped before moto sees them, and no checksum comes back
+  (no echo, nothing on HEAD, none in the Complete / ListParts XML);
+* ``disagree``: moto stores and checks nothing differently, but every checksum value it
+  answers (headers and XML) is altered, so it never matches the client's.
 """
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import re
 import socket
 import struct
 import threading
@@ -17,7 +28,7 @@ import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Literal, Self
 from urllib.parse import parse_qs
 
 from sftp_s3_tui.demo import LOOPBACK, EmbeddedS3Server
@@ -30,6 +41,19 @@ ERRORS = {
     503: ("SlowDown", "Please reduce your request rate."),
 }
 RESET = 0  # a rule "status" that resets the connection instead of answering
+
+ChecksumBehaviour = Literal["refuse", "ignore", "disagree"]
+CHECKSUM_ALGORITHMS = ("crc32", "crc32c", "crc64nvme", "sha1", "sha256")
+_CHECKSUM_REFUSALS = {
+    400: ("InvalidArgument", "x-amz-checksum-{algorithm} is not supported by this store"),
+    501: (
+        "NotImplemented",
+        "A header you provided implies functionality that is not implemented",
+    ),
+}
+_XML_CHECKSUM = re.compile(
+    rb"<Checksum(CRC32C?|CRC64NVME|SHA1|SHA256|Type|Algorithm)>([^<]*)</Checksum\1>"
+)
 
 
 def operation(environ: dict[str, Any]) -> str:
@@ -92,18 +116,55 @@ class Rule:
 
 
 @dataclass
+class ChecksumMode:
+    """How the store treats ``x-amz-checksum-*`` of ``algorithms`` (see the module doc)."""
+
+    behaviour: ChecksumBehaviour
+    algorithms: frozenset[str]
+    status: int = 400
+    hits: int = 0  # requests refused, stripped or answered with altered values
+
+    def requested(self, environ: dict[str, Any]) -> list[str]:
+        """The environ keys of this request that ask for one of our checksums."""
+        found = []
+        for key, value in environ.items():
+            if not key.startswith("HTTP_X_AMZ_"):
+                continue
+            name = key[len("HTTP_X_AMZ_") :].lower()
+            if name.startswith("checksum_") and name[len("checksum_") :] in self.algorithms:
+                found.append(key)  # x-amz-checksum-crc64nvme: <value>
+            elif name in ("sdk_checksum_algorithm", "checksum_algorithm") and (
+                str(value).lower() in self.algorithms
+            ):
+                found.append(key)  # x-amz-checksum-algorithm: CRC64NVME
+        if found and "HTTP_X_AMZ_CHECKSUM_TYPE" in environ:
+            found.append("HTTP_X_AMZ_CHECKSUM_TYPE")
+        return found
+
+    def applies_to_answer(self, name: str) -> bool:
+        """True when a checksum header or element ``name`` (e.g. 'crc64nvme') is ours."""
+        if name in ("type", "algorithm"):  # kept as they are, unless the store ignores it all
+            return self.behaviour == "ignore"
+        return name in self.algorithms
+
+
+@dataclass
 class FaultyApp:
-    """The WSGI wrapper: armed rules first, then moto."""
+    """The WSGI wrapper: armed rules first, then the checksum mode, then moto."""
 
     app: WsgiApp
     rules: list[Rule] = field(default_factory=list)
     requests: list[str] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    checksum_mode: ChecksumMode | None = None
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         with self.lock:
             self.requests.append(operation(environ))
             rule = next((r for r in self.rules if r.matches(environ)), None)
+            mode = self.checksum_mode
+        if rule is None and mode is not None:
+            return self._with_checksum_mode(mode, environ, start_response)
         if rule is None:
             return self.app(environ, start_response)
         if rule.status == RESET:
@@ -112,17 +173,127 @@ class FaultyApp:
             return []
         _drain(environ)
         code, message = ERRORS.get(rule.status, ("", ""))
-        code, message = rule.code or code, rule.message or message
-        body = (
-            '<?xml version="1.0" encoding="UTF-8"?>\n'
-            f"<Error><Code>{code}</Code><Message>{message}</Message>"
-            f"<RequestId>{uuid.uuid4().hex[:16].upper()}</RequestId></Error>"
-        ).encode()
-        start_response(
-            f"{rule.status} {code}",
-            [("Content-Type", "application/xml"), ("Content-Length", str(len(body)))],
+        return _error(
+            environ, start_response, rule.status, rule.code or code, rule.message or message
         )
-        return [] if environ["REQUEST_METHOD"] == "HEAD" else [body]
+
+    def _with_checksum_mode(
+        self, mode: ChecksumMode, environ: dict[str, Any], start_response: StartResponse
+    ) -> Iterable[bytes]:
+        asked = mode.requested(environ)
+        if asked and mode.behaviour == "refuse":
+            with self.lock:
+                mode.hits += 1
+            _drain(environ)
+            algorithm = next(
+                (k[len("HTTP_X_AMZ_CHECKSUM_") :].lower() for k in asked if "_CHECKSUM_" in k),
+                "",
+            )
+            code, message = _CHECKSUM_REFUSALS[mode.status]
+            return _error(
+                environ,
+                start_response,
+                mode.status,
+                code,
+                message.format(algorithm=algorithm or environ.get(asked[0], "")),
+            )
+        if mode.behaviour == "ignore":
+            for key in asked:
+                del environ[key]
+        captured: dict[str, Any] = {}
+
+        def capture(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            captured.update(status=status, headers=headers, exc_info=exc_info)
+            return lambda data: None  # moto never uses write()
+
+        answer = self.app(environ, capture)
+        try:
+            body = b"".join(answer)
+        finally:
+            close = getattr(answer, "close", None)
+            if close is not None:
+                close()
+        headers, altered = _answer_headers(mode, captured["headers"])
+        if b"<Checksum" in body[: 1 << 20] and _is_xml(headers):
+            body, altered_xml = _answer_xml(mode, body)
+            altered = altered or altered_xml
+            headers = [(k, v) for k, v in headers if k.lower() != "content-length"]
+            headers.append(("Content-Length", str(len(body))))
+        if altered or asked:
+            with self.lock:
+                mode.hits += 1
+        start_response(captured["status"], headers, captured["exc_info"])
+        return [body]
+
+
+def _is_xml(headers: list[tuple[str, str]]) -> bool:
+    return any(k.lower() == "content-type" and "xml" in v for k, v in headers)
+
+
+def _altered(value: str) -> str:
+    """A checksum of the same shape as ``value`` that is not ``value``."""
+    core, dash, count = value.partition("-")
+    try:
+        raw = bytearray(base64.b64decode(core, validate=True))
+    except ValueError:
+        return value + "x"
+    raw[0] ^= 0x5A
+    return base64.b64encode(bytes(raw)).decode() + dash + count
+
+
+def _answer_headers(
+    mode: ChecksumMode, headers: list[tuple[str, str]]
+) -> tuple[list[tuple[str, str]], bool]:
+    out: list[tuple[str, str]] = []
+    altered = False
+    for name, value in headers:
+        lower = name.lower()
+        if lower.startswith("x-amz-checksum-") and mode.applies_to_answer(lower[15:]):
+            altered = True
+            if mode.behaviour == "ignore":
+                continue
+            if lower != "x-amz-checksum-type":
+                value = _altered(value)
+        elif lower == "x-amz-sdk-checksum-algorithm" and mode.behaviour == "ignore":
+            continue
+        out.append((name, value))
+    return out, altered
+
+
+def _answer_xml(mode: ChecksumMode, body: bytes) -> tuple[bytes, bool]:
+    altered = False
+
+    def replace(match: re.Match[bytes]) -> bytes:
+        nonlocal altered
+        name = match.group(1).decode().lower()
+        if not mode.applies_to_answer(name):
+            return match.group(0)
+        altered = True
+        if mode.behaviour == "ignore":
+            return b""
+        if name in ("type", "algorithm"):
+            return match.group(0)
+        tag = match.group(1)
+        value = _altered(match.group(2).decode()).encode()
+        return b"<Checksum" + tag + b">" + value + b"</Checksum" + tag + b">"
+
+    return _XML_CHECKSUM.sub(replace, body), altered
+
+
+def _error(
+    environ: dict[str, Any], start_response: StartResponse, status: int, code: str, message: str
+) -> list[bytes]:
+    """An S3 XML error answer."""
+    body = (
+        '<?xml version="1.0" encoding="UTF-8"?>\n'
+        f"<Error><Code>{code}</Code><Message>{message}</Message>"
+        f"<RequestId>{uuid.uuid4().hex[:16].upper()}</RequestId></Error>"
+    ).encode()
+    start_response(
+        f"{status} {code}",
+        [("Content-Type", "application/xml"), ("Content-Length", str(len(body)))],
+    )
+    return [] if environ["REQUEST_METHOD"] == "HEAD" else [body]
 
 
 def _drain(environ: dict[str, Any]) -> None:
@@ -216,11 +387,33 @@ class FaultyS3Server:
             self.app.rules.append(armed)
         return armed
 
+    def checksums(
+        self,
+        behaviour: ChecksumBehaviour | None,
+        *,
+        algorithms: Iterable[str] = CHECKSUM_ALGORITHMS,
+        status: int = 400,
+    ) -> ChecksumMode | None:
+        """Play a store that refuses / ignores / disagrees on ``x-amz-checksum-*`` of
+        ``algorithms`` (lower case, e.g. ``("crc64nvme",)``) until :meth:`clear`;
+        ``status`` 400 (InvalidArgument) or 501 (NotImplemented) for ``refuse``.
+        Returns the mode (``hits`` counts the requests it changed); None turns it off."""
+        assert self.app is not None
+        if status not in _CHECKSUM_REFUSALS:
+            raise ValueError(f"status must be one of {sorted(_CHECKSUM_REFUSALS)}")
+        mode = None
+        if behaviour is not None:
+            mode = ChecksumMode(behaviour, frozenset(a.lower() for a in algorithms), status)
+        with self.app.lock:
+            self.app.checksum_mode = mode
+        return mode
+
     def clear(self) -> None:
         assert self.app is not None
         with self.app.lock:
             self.app.rules.clear()
             self.app.requests.clear()
+            self.app.checksum_mode = None
 
     @property
     def requests(self) -> list[str]:

@@ -71,7 +71,7 @@ def test_large_copy_writes_nothing_to_local_disk_and_empty_files_land(
     assert done.returncode == 0, done.stderr
     io = json.loads(done.stderr.strip().splitlines()[-1].removeprefix("IO "))
     assert io["write_bytes"] < MiB, f"the copy wrote {io['write_bytes']} bytes to disk"
-    lines = {line["key"]: line for line in map(json.loads, done.stdout.splitlines())}
+    lines = {line["key"]: line for line in map(json.loads, done.stdout.splitlines()[:-1])}
     assert lines["large.bin"]["sha256"] == remote.sha256
     assert lines["empty.csv"]["bytes"] == 0 and lines["empty.csv"]["status"] == "done"
     assert_object(s3, bucket, "large.bin", remote.read_bytes())
@@ -186,7 +186,7 @@ def test_killed_mid_transfer_leaves_a_consistent_journal_and_the_rerun_resumes(
     )
 
     assert rerun.returncode == 0, rerun.stderr
-    line = json.loads(rerun.stdout)
+    line = json.loads(rerun.stdout.splitlines()[0])
     assert line["status"] == "done" and line["resumed_parts"] >= len(entry.parts)
     assert line["sha256"] == remote.sha256
     assert_object(s3, bucket, "big.bin", remote.read_bytes())
@@ -217,7 +217,7 @@ def test_permission_denied_exits_1_with_one_line(
     assert_nothing_written(s3, bucket)
 
 
-def test_expired_credentials_exit_1_without_leaking_the_secret(
+def test_expired_credentials_exit_4_without_leaking_the_secret(
     openssh_sftp: SftpServerInfo, s3_faults: FaultyS3Server, s3: Any, bucket: str
 ) -> None:
     openssh_sftp.write_file("in/a.csv", b"a,b\n")
@@ -247,13 +247,13 @@ def test_expired_credentials_exit_1_without_leaking_the_secret(
         },
     )
 
-    assert done.returncode == 1
+    assert done.returncode == 4  # S3 refused access: checked once, up front
     assert "access denied" in done.stderr
     assert secret not in done.stderr + done.stdout
     assert_nothing_written(s3, bucket)
 
 
-def test_missing_bucket_exits_1_with_one_line(
+def test_missing_bucket_exits_4_with_one_line(
     openssh_sftp: SftpServerInfo, s3_endpoint: S3Endpoint
 ) -> None:
     openssh_sftp.write_file("in/a.csv", b"a")
@@ -265,8 +265,9 @@ def test_missing_bucket_exits_1_with_one_line(
         *key_args(openssh_sftp, s3_endpoint),
     )
 
-    assert done.returncode == 1
+    assert done.returncode == 4
     assert "does not exist" in done.stderr and "no-such-bucket-reliability" in done.stderr
+    assert done.stderr.count("no-such-bucket-reliability") == 1  # checked once, up front
     assert "Traceback" not in done.stderr
 
 
@@ -297,7 +298,7 @@ async def test_changed_host_key_behind_the_same_address_is_refused_with_both_fin
 
     real = asyncssh.import_public_key(openssh_sftp.known_hosts.read_text().split(None, 1)[1])
     impostor = embedded_sftp.known_hosts.read_text().split(None, 1)[1]
-    assert refused.returncode == 1
+    assert refused.returncode == 4
     assert "CHANGED" in refused.stderr
     assert real.get_fingerprint("sha256") in refused.stderr
     assert asyncssh.import_public_key(impostor).get_fingerprint("sha256") in refused.stderr

@@ -6,12 +6,17 @@ import asyncio
 import socket
 import time
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
+import pytest
+
 from sftp_s3_tui.demo import EmbeddedS3Server
-from sftp_s3_tui.engine.config import S3Endpoint, TransferOptions
+from sftp_s3_tui.engine.checksums import SESSION_PROBES
+from sftp_s3_tui.engine.config import ChecksumChoice, S3Endpoint, TransferOptions
 from sftp_s3_tui.engine.events import TransferState
 from sftp_s3_tui.engine.journal import Journal
+from sftp_s3_tui.engine.s3 import open_client
 from tests.engine.helpers import MiB, copy
 from tests.servers import SftpServerInfo
 
@@ -20,6 +25,20 @@ from .proxy import FaultProxy
 from .s3faults import RESET, FaultyS3Server
 
 OPTIONS = TransferOptions(part_size=5 * MiB, parts_in_flight=3, attempts=3, backoff_seconds=0.05)
+
+
+@pytest.fixture(autouse=True)
+async def store_checked(request: pytest.FixtureRequest, bucket: str) -> None:
+    """The session's store check of the faulty S3 done before a test arms its faults, as a
+    long session has it: the rules and request counts below concern the file's own requests."""
+    if "faulty_endpoint" not in request.fixturenames:
+        return
+    endpoint: S3Endpoint = request.getfixturevalue("faulty_endpoint")
+    async with open_client(endpoint) as client:
+        await SESSION_PROBES.capabilities(
+            client, endpoint.display, bucket, "probe", ChecksumChoice.AUTO
+        )
+    request.getfixturevalue("s3_faults").clear()
 
 
 async def test_500_and_503_on_some_parts_are_retried(
@@ -278,4 +297,174 @@ async def test_s3_stalling_mid_upload_fails_in_bounded_time(
     assert result.status is TransferState.FAILED
     assert "did not answer within 1 s" in result.message
     assert seconds < 30
+    assert_nothing_written(s3, bucket)
+
+
+async def _cancelled_after(
+    queue_files: list[str],
+    sftp: SftpServerInfo,
+    endpoint: S3Endpoint,
+    bucket: str,
+    journal: Journal,
+    seconds: float,
+) -> list[Any]:
+    """Start copying ``queue_files`` and cancel everything ``seconds`` later (Ctrl-C's path)."""
+    from sftp_s3_tui.engine.locations import parse_s3_url
+    from sftp_s3_tui.engine.queue import TransferQueue
+
+    async with TransferQueue(endpoint, OPTIONS, journal=journal) as queue:
+        jobs = []
+        for path in queue_files:
+            jobs += await queue.expand(sftp.endpoint(), path, parse_s3_url(f"s3://{bucket}/"))
+        queue.submit(jobs)
+        await asyncio.sleep(seconds)
+        queue.cancel_all()
+        return await queue.join()
+
+
+@pytest.mark.parametrize("seconds", [0.0, 0.06, 0.2])
+async def test_cancel_during_upload_start_leaves_no_open_upload(
+    openssh_sftp: SftpServerInfo,
+    s3_endpoint: S3Endpoint,
+    s3: Any,
+    bucket: str,
+    tmp_path: Any,
+    seconds: float,
+) -> None:
+    """32 files just over one part, all cancelled while their uploads are being created and
+    journaled: none stays open in S3, none is journaled, and none claims what did not happen."""
+    files = [
+        openssh_sftp.write_file(f"in/f{n:02}.bin", size=5 * MiB + 1, seed=n) for n in range(32)
+    ]
+    journal = Journal(tmp_path / "journal")
+
+    results = await _cancelled_after(
+        [f.remote_path for f in files], openssh_sftp, s3_endpoint, bucket, journal, seconds
+    )
+
+    assert len(results) == 32
+    for result in results:
+        if result.status is TransferState.CANCELLED:
+            assert result.message in (
+                "cancelled; the upload was aborted",
+                "cancelled; nothing was published",
+                "cancelled; the object was published but not verified",
+            )
+        else:
+            assert result.status is TransferState.DONE, result.message
+    assert (s3.list_multipart_uploads(Bucket=bucket).get("Uploads") or []) == []
+    assert journal.entries() == []
+
+
+async def test_a_journal_that_cannot_be_written_aborts_the_upload_with_one_line(
+    openssh_sftp: SftpServerInfo, s3_endpoint: S3Endpoint, s3: Any, bucket: str
+) -> None:
+    """The journal folder takes no new file (as on a full or read-only disk; procfs refuses
+    even root): the upload just created is aborted and the file fails with one line."""
+    remote = openssh_sftp.write_file("in/big.bin", size=11 * MiB, seed=30)
+
+    [result] = await copy(
+        openssh_sftp.endpoint(),
+        [remote.remote_path],
+        f"s3://{bucket}/",
+        s3_endpoint,
+        options=OPTIONS,
+        journal=Journal(Path("/proc/self/fdinfo")),
+    )
+
+    assert result.status is TransferState.FAILED
+    assert "journal" in result.message and "the upload was aborted" in result.message
+    assert "\n" not in result.message and "Traceback" not in result.message
+    assert_nothing_written(s3, bucket)
+
+
+async def test_a_folder_in_the_way_of_the_journal_fails_with_one_line_and_no_upload(
+    openssh_sftp: SftpServerInfo, s3_endpoint: S3Endpoint, s3: Any, bucket: str, tmp_path: Path
+) -> None:
+    remote = openssh_sftp.write_file("in/big.bin", size=11 * MiB, seed=30)
+    in_the_way = tmp_path / "state"
+    in_the_way.write_text("a file where the journal folder should be")
+
+    [result] = await copy(
+        openssh_sftp.endpoint(),
+        [remote.remote_path],
+        f"s3://{bucket}/",
+        s3_endpoint,
+        options=OPTIONS,
+        journal=Journal(in_the_way / "journal"),
+    )
+
+    assert result.status is TransferState.FAILED
+    assert "journal" in result.message and "nothing was uploaded" in result.message
+    assert "\n" not in result.message
+    assert_nothing_written(s3, bucket)
+
+
+async def test_cancel_without_the_right_to_abort_says_the_upload_stays_open(
+    openssh_sftp: SftpServerInfo,
+    s3_faults: FaultyS3Server,
+    faulty_endpoint: S3Endpoint,
+    s3: Any,
+    bucket: str,
+    tmp_path: Any,
+) -> None:
+    """No s3:AbortMultipartUpload: the cancel cannot remove the upload, so it must not say it
+    did, and the journal keeps the record that `cleanup` (or a rerun) needs."""
+    from sftp_s3_tui.engine.events import EventBus, PartChanged, PartState
+    from sftp_s3_tui.engine.locations import parse_s3_url
+    from sftp_s3_tui.engine.queue import TransferQueue
+
+    remote = openssh_sftp.write_file("in/big.bin", size=16 * MiB, seed=31)
+    s3_faults.fail("AbortMultipartUpload", 403, code="AccessDenied", times=None)
+    journal = Journal(tmp_path / "journal")
+    bus = EventBus()
+
+    async with TransferQueue(faulty_endpoint, OPTIONS, bus=bus, journal=journal) as queue:
+
+        def cancel_after_first_part(event: Any) -> None:
+            if isinstance(event, PartChanged) and event.state is PartState.DONE:
+                queue.cancel_all()
+
+        bus.subscribe(cancel_after_first_part)
+        jobs = await queue.expand(
+            openssh_sftp.endpoint(), remote.remote_path, parse_s3_url(f"s3://{bucket}/")
+        )
+        [result] = await queue.run(jobs)
+
+    assert result.status is TransferState.CANCELLED
+    assert "could not be aborted" in result.message and "stays open" in result.message
+    assert "was aborted" not in result.message
+    open_ids = {u["UploadId"] for u in s3.list_multipart_uploads(Bucket=bucket).get("Uploads", [])}
+    assert len(open_ids) == 1
+    assert {e.upload_id for e in journal.entries()} == open_ids
+    assert s3.list_objects_v2(Bucket=bucket).get("KeyCount", 0) == 0
+
+
+async def test_cancel_while_a_big_part_is_hashed_returns_its_memory(
+    openssh_sftp: SftpServerInfo, s3_endpoint: S3Endpoint, s3: Any, bucket: str
+) -> None:
+    """Cancelled at the moment a 16 MiB part goes to be hashed in a thread: the cancel waits
+    for the thread, then gives the part's buffer back — no BufferError, no leak."""
+    from sftp_s3_tui.engine.events import EventBus, PartChanged, PartState
+    from sftp_s3_tui.engine.locations import parse_s3_url
+    from sftp_s3_tui.engine.queue import TransferQueue
+
+    remote = openssh_sftp.write_file("in/big.bin", size=48 * MiB, seed=32)
+    options = replace(OPTIONS, part_size=16 * MiB)
+    bus = EventBus()
+    async with TransferQueue(s3_endpoint, options, bus=bus) as queue:
+
+        def cancel_at_hashing(event: Any) -> None:
+            if isinstance(event, PartChanged) and event.state is PartState.UPLOADING:
+                queue.cancel_all()
+
+        bus.subscribe(cancel_at_hashing)
+        jobs = await queue.expand(
+            openssh_sftp.endpoint(), remote.remote_path, parse_s3_url(f"s3://{bucket}/")
+        )
+        [result] = await queue.run(jobs)
+        assert queue.pool.bytes_in_use == 0
+
+    assert result.status is TransferState.CANCELLED, result.message
+    assert "unexpected" not in result.message
     assert_nothing_written(s3, bucket)

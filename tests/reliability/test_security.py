@@ -113,7 +113,7 @@ def test_no_secret_in_cli_output_with_vv_json_and_metrics(
     )
 
     assert good.returncode == 0, good.stderr
-    assert bad.returncode == 1 and "refused the login" in bad.stderr
+    assert bad.returncode == 4 and "refused the login" in bad.stderr
     metrics = pushgateway_server.metrics_text()
     for text in (good.stdout, good.stderr, bad.stdout, bad.stderr, metrics):
         assert openssh_sftp.password not in text and SFTP_SECRET not in text
@@ -140,7 +140,7 @@ def test_host_keys_are_checked_by_default(
         s3_endpoint.endpoint_url,
     )
 
-    assert done.returncode == 1
+    assert done.returncode == 4
     assert "is unknown" in done.stderr and "SHA256:" in done.stderr
     assert not default_known_hosts.exists()
     assert SftpEndpoint(host="h").host_key_policy is HostKeyPolicy.STRICT

@@ -1,0 +1,43 @@
+"""What every transfer of a queue shares: connections, the buffer pool, slots and the journal."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+
+from .buffers import BufferPool
+from .config import TransferOptions
+from .errors import TransferError
+from .events import EventBus
+from .journal import Journal
+from .s3 import S3Client, check_bucket
+from .sftp import SftpPool
+
+
+@dataclass
+class EngineContext:
+    """What every transfer of a queue shares; the slots enforce the options' global limits."""
+
+    sftp: SftpPool
+    s3: S3Client
+    pool: BufferPool
+    options: TransferOptions
+    bus: EventBus
+    sftp_slots: asyncio.Semaphore
+    s3_slots: asyncio.Semaphore
+    journal: Journal | None = None
+    buckets_checked: dict[str, asyncio.Task[None]] = field(default_factory=dict)
+    storage_class: str | None = None
+    server_side_encryption: str | None = None
+    endpoint_name: str = ""  # the S3 endpoint as people know it (its URL, or "aws (region)")
+
+    async def ensure_bucket(self, bucket: str) -> None:
+        task = self.buckets_checked.get(bucket)
+        if task is None:
+            task = asyncio.ensure_future(check_bucket(self.s3, bucket))
+            self.buckets_checked[bucket] = task
+        try:
+            await asyncio.shield(task)
+        except TransferError:
+            self.buckets_checked.pop(bucket, None)
+            raise

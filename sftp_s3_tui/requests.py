@@ -1,0 +1,606 @@
+"""Flags + environment + ``.env`` + a profile → the typed requests the fronts run.
+
+The CLI (``copy``, ``cleanup``, the TUI start) and the Airflow operator turn what the user
+gave into engine requests here and nowhere else, so they agree on every rule: which value
+wins (URL, then flag, then profile, then the seed's variables, then the AWS chain), how the
+transfer options are checked, and what each exit code means. Nothing here parses argv
+(that is ``cli.py``) or runs anything (that is ``headless.py``, ``ui/app.py``, ``airflow/``).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, fields, replace
+from datetime import timedelta
+from pathlib import Path
+
+from .engine.config import (
+    ConflictPolicy,
+    HostKeyPolicy,
+    S3Endpoint,
+    SftpEndpoint,
+    TransferOptions,
+    check_endpoint_url,
+    check_region,
+)
+from .engine.errors import (
+    ConfigError,
+    S3Error,
+    SftpConnectError,
+    SourceNotFound,
+    TransferError,
+    UsageError,
+)
+from .engine.locations import S3Location, SftpLocation, parse_s3_url, parse_sftp_url
+from .engine.plan import PlanSource, exact_key_error
+from .profiles import Profile, ProfileStore, S3Settings, Secret, SftpAuth, SftpSettings
+
+#: Exit codes of every command (documented in README and ``--help``).
+EXIT_OK = 0  # every file landed (or was skipped by the conflict policy)
+EXIT_FAILED = 1  # some files failed; the others landed
+EXIT_USAGE = 2  # a bad flag, address, profile or setting: nothing was copied
+EXIT_NOTHING_MATCHED = 3  # a source matched no file
+EXIT_CONNECTION = 4  # SFTP or S3 could not be reached or refused the login
+EXIT_INTERRUPTED = 130  # Ctrl-C or SIGTERM: unfinished uploads were aborted
+
+EXIT_CODES_HELP = (
+    "exit codes: 0 every file landed, 1 some files failed, 2 usage or settings error, "
+    "3 nothing matched, 4 connection or login failed, 130 interrupted"
+)
+
+Env = Mapping[str, str]
+
+
+def exit_code_for(error: TransferError) -> int:
+    """The exit code of an error that stopped a whole command (not one file's failure)."""
+    if isinstance(error, UsageError | ConfigError):
+        return EXIT_USAGE
+    if isinstance(error, SourceNotFound):
+        return EXIT_NOTHING_MATCHED
+    if isinstance(error, SftpConnectError | S3Error):
+        return EXIT_CONNECTION
+    return EXIT_FAILED
+
+
+def env_value(env: Env, *names: str) -> str | None:
+    """The first of ``names`` that is set to something non-empty."""
+    for name in names:
+        value = env.get(name)
+        if value:
+            return value
+    return None
+
+
+@dataclass(frozen=True)
+class ConnectionFlags:
+    """Connection options as the user gave them (None / empty: not given)."""
+
+    user: str | None = None
+    port: int | None = None
+    identity: tuple[str, ...] = ()
+    known_hosts: str | None = None
+    accept_new_host_key: bool = False
+    no_agent: bool = False
+    endpoint_url: str | None = None
+    region: str | None = None
+    aws_profile: str | None = None
+    path_style: bool = False
+    no_verify_tls: bool = False
+    profile: str | None = None
+    push_gateway: str | None = None
+    metrics_port: int | None = None
+
+
+@dataclass(frozen=True)
+class TransferFlags:
+    """Transfer options as the user gave them; None keeps the profile's or engine's value."""
+
+    part_size: int | None = None
+    parts_in_flight: int | None = None
+    memory_budget: int | None = None
+    sftp_concurrency: int | None = None
+    s3_concurrency: int | None = None
+    files_in_flight: int | None = None
+    conflict: str | None = None
+    sha256_metadata: bool = False
+
+
+#: The CLI's names for TransferOptions fields, for messages.
+CLI_OPTION_NAMES: dict[str, str] = {
+    "part_size": "--part-size",
+    "parts_in_flight": "--concurrency",
+    "memory_budget": "--memory",
+    "sftp_concurrency": "--sftp-concurrency",
+    "s3_concurrency": "--s3-concurrency",
+    "files_in_flight": "--files",
+}
+
+
+@dataclass(frozen=True)
+class CopyRequest:
+    """Everything ``copy`` needs, resolved and checked."""
+
+    sources: tuple[PlanSource, ...]
+    dest: S3Location
+    s3: S3Endpoint
+    options: TransferOptions
+    resume: bool = True
+    json: bool = False
+    quiet: bool = False
+    push_gateway: str | None = None
+    metrics_port: int | None = None
+
+
+@dataclass(frozen=True)
+class CleanupRequest:
+    """Everything ``cleanup`` needs: where to look, how old is stale, whether to abort."""
+
+    s3: S3Endpoint
+    location: S3Location
+    older_than: timedelta
+    abort: bool = False
+
+
+@dataclass(frozen=True)
+class AppRequest:
+    """How the TUI starts: the demo, a saved profile (with the flags over it), or a form
+    pre-filled from flags and the seed's variables."""
+
+    demo: bool = False
+    profile_name: str | None = None
+    initial: Profile | None = None
+    flags: ConnectionFlags = field(default_factory=ConnectionFlags)
+    push_gateway: str | None = None
+    metrics_port: int | None = None
+
+    def with_flags(self, profile: Profile) -> Profile:
+        """A saved profile with the command line's connection flags applied over it."""
+        return apply_flags(profile, self.flags)
+
+
+# --------------------------------------------------------------------------------------------
+# .env
+
+
+def load_env_file(path: str | Path, env: dict[str, str] | os._Environ[str]) -> int:
+    """Read ``KEY=value`` lines of a ``.env`` file into ``env`` (set variables win).
+
+    Returns how many variables it set. A missing or unreadable file is a usage error.
+    """
+    from dotenv import dotenv_values
+
+    file = Path(path).expanduser()
+    if not file.is_file():
+        raise UsageError(f"No env file at {file}", "give --env-file the path of a KEY=value file")
+    try:
+        values = dotenv_values(file)
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"Cannot read the env file {file}: {exc}", "") from exc
+    count = 0
+    for name, value in values.items():
+        if value is not None and name not in env:
+            env[name] = value
+            count += 1
+    return count
+
+
+# --------------------------------------------------------------------------------------------
+# Checks of single values (one clear line each, never a traceback later)
+
+
+def check_aws_profile(name: str | None, env: Env) -> str | None:
+    """An AWS profile must exist in ~/.aws/config or ~/.aws/credentials."""
+    if name is None:
+        return None
+    import botocore.session
+
+    try:
+        known = botocore.session.Session().available_profiles
+    except Exception:  # an unreadable AWS config: let the credential chain report it
+        return name
+    if name not in known:
+        raise UsageError(
+            f"No AWS profile named {name!r}",
+            "check ~/.aws/config (known: " + (", ".join(sorted(known)) or "none") + ")",
+        )
+    return name
+
+
+def check_known_hosts(path: str | None) -> str | None:
+    """A known_hosts file given by the user must be a readable file (or not exist yet)."""
+    if path is None:
+        return None
+    file = Path(path).expanduser()
+    if file.is_dir():
+        raise UsageError(f"--known-hosts {file} is a folder", "give the known_hosts file")
+    if file.exists():
+        try:
+            with file.open("rb"):
+                pass
+        except OSError as exc:
+            raise UsageError(
+                f"Cannot read --known-hosts {file}: {exc.strerror}", "check its permissions"
+            ) from exc
+    return path
+
+
+def check_identity(paths: Sequence[str]) -> tuple[str, ...]:
+    """Every --identity must be a readable file (a missing key is not a network error)."""
+    for path in paths:
+        file = Path(path).expanduser()
+        if not file.exists():
+            raise UsageError(f"No key file at {file}", "check the --identity path")
+        if file.is_dir():
+            raise UsageError(f"--identity {file} is a folder", "give the private key file")
+        try:
+            with file.open("rb"):
+                pass
+        except OSError as exc:
+            raise UsageError(
+                f"Cannot read the key file {file}: {exc.strerror}", "check its permissions"
+            ) from exc
+    return tuple(paths)
+
+
+def check_connection_flags(flags: ConnectionFlags, env: Env) -> None:
+    """Every connection flag that can be checked before connecting, checked."""
+    check_endpoint_url(flags.endpoint_url)
+    check_region(flags.region)
+    check_aws_profile(flags.aws_profile, env)
+    check_known_hosts(flags.known_hosts)
+    check_identity(flags.identity)
+    if flags.port is not None and not 1 <= flags.port <= 65535:
+        raise UsageError(f"--port {flags.port} is not a port", "use 1 to 65535")
+    if flags.metrics_port is not None and not 0 <= flags.metrics_port <= 65535:
+        raise UsageError(f"--metrics-port {flags.metrics_port} is not a port", "use 1 to 65535")
+
+
+# --------------------------------------------------------------------------------------------
+# Endpoints
+
+
+def load_profile(name: str | None, store: ProfileStore | None = None) -> Profile | None:
+    """The named saved profile, or None when no name was given."""
+    if not name:
+        return None
+    return (store or ProfileStore()).get(name)
+
+
+def sftp_endpoint(
+    location: SftpLocation,
+    flags: ConnectionFlags,
+    env: Env,
+    base: SftpEndpoint | None = None,
+) -> SftpEndpoint:
+    """The SFTP endpoint for one source: the URL first, then flags, then (for the profile's
+    own host) the profile, then the seed's variables, then ``$USER``."""
+    password = env_value(env, "SFTP_PASSWORD")
+    if base is not None and base.host == location.host:
+        changes: dict[str, object] = {}
+        if location.port or flags.port:
+            changes["port"] = location.port or flags.port
+        username = location.username or flags.user or base.username or env_value(env, "USER")
+        if username != base.username:
+            changes["username"] = username
+        if flags.identity:
+            changes["identity_files"] = tuple(flags.identity)
+        if flags.known_hosts:
+            changes["known_hosts"] = flags.known_hosts
+        if flags.accept_new_host_key:
+            changes["host_key_policy"] = HostKeyPolicy.ACCEPT_NEW
+        if flags.no_agent:
+            changes["use_agent"] = False
+        if password and not base.password:
+            changes["password"] = password
+        return replace(base, **changes)  # type: ignore[arg-type]
+    return SftpEndpoint(
+        host=location.host,
+        port=location.port or flags.port or _port(env_value(env, "SFTP_PORT")),
+        username=location.username
+        or flags.user
+        or env_value(env, "SFTP_USER")
+        or env_value(env, "USER"),
+        password=password,
+        identity_files=tuple(flags.identity),
+        use_agent=not flags.no_agent,
+        known_hosts=flags.known_hosts,
+        host_key_policy=HostKeyPolicy.ACCEPT_NEW
+        if flags.accept_new_host_key
+        else HostKeyPolicy.STRICT,
+    )
+
+
+def _port(text: str | None) -> int:
+    if not text:
+        return 22
+    try:
+        port = int(text)
+    except ValueError:
+        port = 0
+    if not 1 <= port <= 65535:
+        raise UsageError(f"SFTP_PORT={text!r} is not a port", "use 1 to 65535")
+    return port
+
+
+def s3_endpoint(flags: ConnectionFlags, env: Env, base: S3Endpoint | None = None) -> S3Endpoint:
+    """The S3 endpoint: flags over the profile's (``base``), then the AWS variables; what is
+    still unset falls to the AWS chain."""
+    endpoint = base or S3Endpoint()
+    changes: dict[str, object] = {}
+    if flags.endpoint_url:
+        changes["endpoint_url"] = check_endpoint_url(flags.endpoint_url)
+    if flags.region:
+        changes["region"] = check_region(flags.region)
+    if flags.aws_profile:
+        changes["profile"] = check_aws_profile(flags.aws_profile, env)
+    if flags.path_style:
+        changes["path_style"] = True
+    if flags.no_verify_tls:
+        changes["verify_tls"] = False
+    return with_aws_defaults(replace(endpoint, **changes), env)  # type: ignore[arg-type]
+
+
+def with_aws_defaults(endpoint: S3Endpoint, env: Env) -> S3Endpoint:
+    """Fill an unset endpoint URL and region from the standard AWS variables (every front)."""
+    return endpoint.with_env_defaults(env)
+
+
+def transfer_options(
+    flags: TransferFlags,
+    base: TransferOptions | None = None,
+    names: Mapping[str, str] = CLI_OPTION_NAMES,
+) -> TransferOptions:
+    """``base`` (the profile's or the engine's defaults) with the flags over it, checked."""
+    options = base or TransferOptions()
+    changes: dict[str, object] = {}
+    for f in fields(TransferFlags):
+        value = getattr(flags, f.name)
+        if f.name in ("conflict", "sha256_metadata") or value is None:
+            continue
+        changes[f.name] = value
+    if flags.conflict:
+        try:
+            changes["conflict"] = ConflictPolicy(flags.conflict)
+        except ValueError as exc:
+            choices = ", ".join(p.value for p in ConflictPolicy)
+            raise UsageError(f"Unknown conflict policy {flags.conflict!r}", choices) from exc
+    if flags.sha256_metadata:
+        changes["sha256_metadata"] = True
+    return replace(options, **changes).validated(names)  # type: ignore[arg-type]
+
+
+# --------------------------------------------------------------------------------------------
+# Requests
+
+
+def split_copy_paths(
+    paths: Sequence[str],
+    env: Env,
+    *,
+    default_host: str | None = None,
+    default_dest: S3Location | None = None,
+) -> tuple[list[SftpLocation], S3Location]:
+    """SOURCE… DEST; bare /paths use SFTP_HOST (or the profile's host) and DEST may be
+    omitted when the profile's bucket (or S3_BUCKET) names one."""
+    paths = list(paths)
+    bucket = env_value(env, "S3_BUCKET")
+    if paths and paths[-1].startswith("s3://"):
+        dest = parse_s3_url(paths.pop())
+    elif default_dest is not None:
+        dest = default_dest
+    elif bucket:
+        dest = parse_s3_url(f"s3://{bucket}/")
+    else:
+        raise UsageError("No destination", "end with s3://bucket/key or s3://bucket/prefix/")
+    if not paths:
+        raise UsageError("No source", "give at least one sftp://host/path")
+    host = default_host or env_value(env, "SFTP_HOST")
+    return [parse_sftp_url(p, default_host=host) for p in paths], dest
+
+
+def copy_request(
+    paths: Sequence[str],
+    flags: ConnectionFlags,
+    transfer: TransferFlags,
+    env: Env,
+    *,
+    resume: bool = True,
+    json: bool = False,
+    quiet: bool = False,
+    store: ProfileStore | None = None,
+) -> CopyRequest:
+    """``copy SOURCE… DEST`` with its flags, the environment and ``--profile``, resolved."""
+    check_connection_flags(flags, env)
+    profile = load_profile(flags.profile, store)
+    sftp_base = profile.sftp_endpoint(password=env_value(env, "SFTP_PASSWORD")) if profile else None
+    locations, dest = split_copy_paths(
+        paths,
+        env,
+        default_host=profile.sftp.host if profile else None,
+        default_dest=profile.default_destination() if profile else None,
+    )
+    s3 = s3_endpoint(flags, env, profile.s3_endpoint() if profile else None)
+    options = transfer_options(transfer, profile.transfer_options() if profile else None)
+    if len(locations) > 1 and not dest.is_prefix:
+        raise exact_key_error(len(locations), dest, "end DEST with / to copy into a prefix")
+    return CopyRequest(
+        sources=tuple(
+            PlanSource(sftp_endpoint(loc, flags, env, sftp_base), loc.path) for loc in locations
+        ),
+        dest=dest,
+        s3=s3,
+        options=options,
+        resume=resume,
+        json=json,
+        quiet=quiet,
+        push_gateway=push_gateway(flags, env),
+        metrics_port=flags.metrics_port,
+    )
+
+
+def push_gateway(flags: ConnectionFlags, env: Env) -> str | None:
+    """``--push-gateway``, else PUSH_GATEWAY (the seed's variable)."""
+    from .metrics import push_gateway_from_env
+
+    return push_gateway_from_env(flags.push_gateway, env)
+
+
+def parse_age(text: str) -> timedelta:
+    """``30m``, ``24h``, ``7d`` → a duration."""
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    try:
+        seconds = float(text[:-1]) * units[text[-1]]
+    except (KeyError, ValueError, IndexError) as exc:
+        raise UsageError(f"Not an age: {text!r}", "write it like 30m, 24h or 7d") from exc
+    if seconds < 0:
+        raise UsageError(f"Not an age: {text!r}", "write it like 30m, 24h or 7d")
+    return timedelta(seconds=seconds)
+
+
+def cleanup_request(
+    bucket: str | None,
+    flags: ConnectionFlags,
+    env: Env,
+    *,
+    older_than: str = "24h",
+    abort: bool = False,
+    store: ProfileStore | None = None,
+) -> CleanupRequest:
+    """``cleanup [s3://BUCKET[/PREFIX]]``: the profile's S3 (and bucket) unless given."""
+    if flags.push_gateway or flags.metrics_port is not None:
+        raise UsageError(
+            "cleanup exports no metrics", "drop --push-gateway / --metrics-port for cleanup"
+        )
+    check_connection_flags(flags, env)
+    profile = load_profile(flags.profile, store)
+    if bucket:
+        location = parse_s3_url(bucket if bucket.startswith("s3://") else f"s3://{bucket}")
+    elif profile is not None and profile.default_destination() is not None:
+        location = profile.default_destination()  # type: ignore[assignment]
+    else:
+        raise UsageError("No bucket", "give s3://BUCKET[/PREFIX] (or a --profile with a bucket)")
+    assert location is not None
+    return CleanupRequest(
+        s3=s3_endpoint(flags, env, profile.s3_endpoint() if profile else None),
+        location=location,
+        older_than=parse_age(older_than),
+        abort=abort,
+    )
+
+
+def apply_flags(profile: Profile, flags: ConnectionFlags) -> Profile:
+    """A profile with the command line's connection flags over it (for the TUI)."""
+    sftp, s3 = profile.sftp, profile.s3
+    sftp_changes: dict[str, object] = {}
+    if flags.user:
+        sftp_changes["user"] = flags.user
+    if flags.port:
+        sftp_changes["port"] = flags.port
+    if flags.known_hosts:
+        sftp_changes["known_hosts"] = flags.known_hosts
+    if flags.accept_new_host_key:
+        sftp_changes["host_key_policy"] = HostKeyPolicy.ACCEPT_NEW
+    if flags.identity:
+        sftp_changes.update(auth=SftpAuth.KEY, key_file=flags.identity[0], password=None)
+    elif flags.no_agent and sftp.auth is SftpAuth.AGENT:
+        sftp_changes.update(auth=SftpAuth.PASSWORD)  # no agent: ask for the password
+    s3_changes: dict[str, object] = {}
+    for flag, name in (
+        ("endpoint_url", "endpoint_url"),
+        ("region", "region"),
+        ("aws_profile", "aws_profile"),
+    ):
+        if getattr(flags, flag):
+            s3_changes[name] = getattr(flags, flag)
+    if flags.aws_profile:
+        s3_changes.update(access_key_id=None, secret_access_key=None)
+    if flags.path_style:
+        s3_changes["path_style"] = True
+    if flags.no_verify_tls:
+        s3_changes["verify_tls"] = False
+    return replace(
+        profile,
+        sftp=replace(sftp, **sftp_changes),  # type: ignore[arg-type]
+        s3=replace(s3, **s3_changes),  # type: ignore[arg-type]
+    )
+
+
+def app_request(flags: ConnectionFlags, env: Env, *, demo: bool = False) -> AppRequest:
+    """How the TUI starts, from its flags and the environment."""
+    if flags.profile and demo:
+        raise ConfigError("--demo and --profile cannot be combined", "choose one")
+    check_connection_flags(flags, env)
+    initial = None if demo or flags.profile else initial_profile(flags, env)
+    return AppRequest(
+        demo=demo,
+        profile_name=flags.profile,
+        initial=initial,
+        flags=flags,
+        push_gateway=push_gateway(flags, env),
+        metrics_port=flags.metrics_port,
+    )
+
+
+def initial_profile(flags: ConnectionFlags, env: Env) -> Profile | None:
+    """The connect form pre-filled from the flags and the seed's variables (None: nothing
+    was given, the form starts empty)."""
+    host = env_value(env, "SFTP_HOST")
+    endpoint_url = flags.endpoint_url or env_value(env, "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL")
+    given = (
+        host,
+        flags.user,
+        flags.identity,
+        endpoint_url,
+        flags.aws_profile,
+        flags.accept_new_host_key,
+        flags.no_agent,
+        flags.no_verify_tls,
+    )
+    if not any(given):
+        return None
+    password = env_value(env, "SFTP_PASSWORD")
+    auth = SftpAuth.PASSWORD if password or flags.no_agent else SftpAuth.AGENT
+    base = Profile(
+        name="command line",
+        sftp=SftpSettings(
+            host=host or "",
+            port=_port(env_value(env, "SFTP_PORT")),
+            user=env_value(env, "SFTP_USER", "USER"),
+            auth=auth,
+            password=Secret.from_env("SFTP_PASSWORD") if password else None,
+        ),
+        s3=S3Settings(
+            region=env_value(env, "AWS_REGION", "AWS_DEFAULT_REGION"),
+            endpoint_url=check_endpoint_url(endpoint_url, "AWS_ENDPOINT_URL"),
+            bucket=env_value(env, "S3_BUCKET"),
+        ),
+    )
+    return apply_flags(base, flags)
+
+
+__all__ = [
+    "EXIT_CODES_HELP",
+    "EXIT_CONNECTION",
+    "EXIT_FAILED",
+    "EXIT_INTERRUPTED",
+    "EXIT_NOTHING_MATCHED",
+    "EXIT_OK",
+    "EXIT_USAGE",
+    "AppRequest",
+    "CleanupRequest",
+    "ConnectionFlags",
+    "CopyRequest",
+    "TransferFlags",
+    "app_request",
+    "apply_flags",
+    "cleanup_request",
+    "copy_request",
+    "exit_code_for",
+    "initial_profile",
+    "load_env_file",
+    "s3_endpoint",
+    "sftp_endpoint",
+    "transfer_options",
+    "with_aws_defaults",
+]
