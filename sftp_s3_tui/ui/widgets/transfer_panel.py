@@ -167,8 +167,11 @@ class TransferPanel(Vertical):
 
     def _show(self, snapshot: Snapshot) -> None:
         table = self.transfer_list
+        last = self._last_stats
         for stats in snapshot.transfers:
-            self._last_stats[stats.transfer_id] = stats
+            if last.get(stats.transfer_id) == stats:
+                continue  # unchanged (a long queue is mostly waiting rows): nothing to redraw
+            last[stats.transfer_id] = stats
             table.apply(stats)
         if not table.has_focus:
             self._follow_running()
