@@ -15,7 +15,6 @@ from botocore.exceptions import HTTPClientError
 from botocore.parsers import ResponseParserError
 
 from ..engine.config import ConflictPolicy, S3Endpoint, SftpEndpoint, TransferOptions
-from ..engine.decide import ExistingObject, PlannedFile, find_existing
 from ..engine.errors import S3Error, TransferError, UsageError
 from ..engine.events import (
     EngineEvent,
@@ -32,6 +31,7 @@ from ..engine.queue import Transfer, TransferQueue
 from ..engine.s3 import S3Entry, check_bucket, list_buckets, list_prefix
 from ..engine.sftp import RemoteEntry, remember_host_key
 from ..metrics import MetricsExporter, Sampler
+from .decisions import ExistingObject, PlannedFile, find_existing
 
 log = logging.getLogger(__name__)
 

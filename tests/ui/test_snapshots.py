@@ -15,7 +15,6 @@ from typing import Any
 import pytest
 
 from sftp_s3_tui.engine.config import ConflictPolicy, MiB, SftpEndpoint
-from sftp_s3_tui.engine.decide import ExistingObject
 from sftp_s3_tui.engine.errors import HostKeyError
 from sftp_s3_tui.engine.events import TransferResult, TransferState
 from sftp_s3_tui.engine.locations import parse_s3_url
@@ -29,6 +28,7 @@ from sftp_s3_tui.profiles import (
     SftpSettings,
 )
 from sftp_s3_tui.ui.app import AppOptions, SftpS3App
+from sftp_s3_tui.ui.decisions import ExistingObject
 from sftp_s3_tui.ui.screens.detail import TransferDetailScreen
 from sftp_s3_tui.ui.screens.dialogs import ConfirmScreen, ErrorScreen
 from sftp_s3_tui.ui.screens.host_key import HostKeyScreen

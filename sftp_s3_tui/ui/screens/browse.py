@@ -14,10 +14,10 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Footer, Header
 
-from ...engine.decide import Decision, PlanTotals, decide_all
 from ...engine.errors import TransferError, UsageError
 from ...engine.events import EngineEvent, TransferFinished, TransferState
 from ...engine.locations import S3Location
+from ..decisions import Decision, PlanTotals, decide_all
 from ..formatting import format_size
 from ..messages import DisconnectRequested, ErrorRaised
 from ..session import Session

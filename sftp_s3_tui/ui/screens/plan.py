@@ -13,9 +13,9 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, DataTable, RadioButton, RadioSet, Static
 
 from ...engine.config import ConflictPolicy
-from ...engine.decide import Decision, ExistingObject, PlannedFile, PlanTotals, decide_all
 from ...engine.locations import S3Location
 from ...engine.plan import FileJob
+from ..decisions import Decision, ExistingObject, PlannedFile, PlanTotals, decide_all
 from ..formatting import format_mtime, format_size
 
 POLICY_LABELS = {

@@ -1,4 +1,7 @@
-"""Decide per file, before reading a byte, what a copy does at an existing key.
+"""Decide per file, before reading a byte, what a TUI copy does at an existing key.
+
+Textual-free. Kept in ui/ until the engine's own decision module (the nightly work's
+``engine/decide.py``) is on main; then the plan dialog uses that one instead.
 
 The plan of a copy under a conflict policy: each file is copied (nothing at its key), overwrites
 an object, or is skipped — decided from one listing of the destination (or a HEAD per key for a
@@ -16,9 +19,9 @@ from enum import StrEnum
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from .config import ConflictPolicy
-from .plan import FileJob
-from .s3 import S3Client, head_object, map_s3_error
+from ..engine.config import ConflictPolicy
+from ..engine.plan import FileJob
+from ..engine.s3 import S3Client, head_object, map_s3_error
 
 #: Up to this many files, HEAD each key (it also reads the recorded source mtime and sha256);
 #: more than that, list the destination once, then HEAD up to ``HEAD_FOUND_LIMIT`` of the keys
