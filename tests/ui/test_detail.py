@@ -79,6 +79,7 @@ async def test_enter_on_a_failed_and_a_done_transfer_shows_their_details(
         fields = _fields(app.screen.text)  # type: ignore[attr-defined]
         assert fields["State"] == "done"
         assert fields["sha256"] == good.sha256
+        assert fields["Verified by"] not in ("", "none")  # what the object was compared by
         assert fields["Destination"] == f"s3://{bucket}/in/good.csv"
         assert fields["Size"] == "2.9 KiB (3,000 bytes)"
         await app.close_all()

@@ -54,9 +54,8 @@ def detail_lines(transfer: Transfer, stats: TransferStats | None) -> list[tuple[
         if result.parts:
             resumed = f" ({result.resumed_parts} resumed)" if result.resumed_parts else ""
             rows.append(("Parts uploaded", f"{result.parts}{resumed}"))
-        verified_by = getattr(result, "verified_by", None)  # engines that report it
-        if verified_by:
-            rows.append(("Verified by", str(verified_by)))
+        if result.verified_by:
+            rows.append(("Verified by", result.verified_by))
         rows.append(("sha256", result.sha256 or "—"))
         if result.message:
             message, _, hint = result.message.partition(" — ")
