@@ -35,6 +35,7 @@ class MainCommands(Provider):
                 ("Show transfers", "The queue, chunk map and live figures", run("transfers")),
                 ("Pause or resume all transfers", "", run("pause_all")),
                 ("Cancel all transfers", "Unfinished uploads are aborted", run("cancel_all")),
+                ("Show history", "Past runs from their manifests", run("history")),
                 ("Reload listings", "List the SFTP folder and the buckets again", run("reload")),
                 (
                     "Disconnect",

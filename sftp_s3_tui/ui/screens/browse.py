@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from pathlib import Path
 from typing import ClassVar
 
 from textual import on, work
@@ -14,6 +15,7 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Footer, Header
 
+from ... import paths
 from ...engine.errors import TransferError, UsageError
 from ...engine.events import EngineEvent, TransferFinished, TransferState
 from ...engine.locations import S3Location
@@ -24,6 +26,8 @@ from ..session import Session
 from ..widgets.bucket_picker import BucketPicker
 from ..widgets.remote_tree import RemoteTree
 from ..widgets.transfer_panel import TransferPanel
+from .dialogs import PromptScreen
+from .history import HistoryScreen
 from .plan import POLICY_LABELS, PlanScreen
 from .transfers import TRANSFER_BINDINGS, TransferActions, TransfersScreen
 
@@ -51,6 +55,7 @@ class BrowseScreen(TransferActions, Screen[None]):
         Binding("s", "focus_s3", "S3 side", show=False),
         Binding("f", "focus_sftp", "SFTP side", show=False),
         Binding("f5", "reload", "Reload"),
+        Binding("H", "history", "History", key_display="H", show=False),
         Binding("ctrl+d", "disconnect", "Profiles", key_display="^d"),
         *TRANSFER_BINDINGS,
     ]
@@ -223,6 +228,22 @@ class BrowseScreen(TransferActions, Screen[None]):
         tree = self.query_one(RemoteTree)
         tree.load_folder(tree.path)
         self.query_one(BucketPicker).reload()
+
+    def action_history(self) -> None:
+        """Past runs from their manifests: ask for a manifest file or a folder of them."""
+        default = str(paths.state_dir() / "manifests")
+
+        def chosen(text: str | None) -> None:
+            if not text:
+                return
+            where = Path(text).expanduser()
+            if not where.exists():
+                self.notify(f"No manifest at {where}", severity="warning")
+                return
+            self.app.push_screen(HistoryScreen(where))
+
+        prompt = PromptScreen("History: a manifest (.jsonl) or a folder of them", value=default)
+        self.app.push_screen(prompt, chosen)
 
     def action_disconnect(self) -> None:
         self.post_message(DisconnectRequested())
