@@ -136,6 +136,24 @@ class TransferList(DataTable[Text | str]):
             return
         if row.restarting or stats.state is TransferState.QUEUED:
             return  # nothing sent yet this run (a retry's old figures are not its progress)
+        state = stats.state if not row.state.finished else row.state
+        shown = (
+            row.bytes_done,
+            row.bytes_per_second,
+            row.parts_done,
+            row.parts_total,
+            row.parts_in_flight,
+            row.state,
+        )
+        if shown == (
+            stats.bytes_done,
+            stats.bytes_per_second,
+            stats.parts_done,
+            stats.parts_total,
+            stats.parts_in_flight,
+            state,
+        ):
+            return  # what the row shows is unchanged (most rows of a long queue wait)
         row.bytes_done = stats.bytes_done
         row.bytes_per_second = stats.bytes_per_second
         row.parts_done = stats.parts_done
