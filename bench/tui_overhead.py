@@ -132,7 +132,9 @@ async def tui(
     latencies: list[float] = []
     async with app.run_test(size=(150, 44)) as pilot:
         while not (
-            isinstance(app.screen, BrowseScreen) and app.screen.query_one(RemoteTree).entries
+            isinstance(app.screen, BrowseScreen)
+            and app.screen.query(RemoteTree)
+            and app.screen.query_one(RemoteTree).entries
         ):
             await pilot.pause(0.05)
         session = app.session

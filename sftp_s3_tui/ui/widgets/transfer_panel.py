@@ -251,20 +251,27 @@ def overall_text(
     rows: list[TransferRow], bytes_per_second: float, active_seconds: float | None
 ) -> Text:
     """``files 3/10 · 1.2 GiB of 4.0 GiB · 61.2 MB/s · ETA 47s · running 20s`` for the queue."""
-    finished = sum(r.state.finished for r in rows)
-    failed = sum(r.state is TransferState.FAILED for r in rows)
-    total = sum(r.size for r in rows)
-    done = sum(min(r.bytes_done, r.size) for r in rows if r.state is not TransferState.SKIPPED)
-    skipped = sum(r.size for r in rows if r.state is TransferState.SKIPPED)
+    finished = failed = total = done = remaining = 0
+    running = False
+    for r in rows:  # one pass: a queue may hold 10,000 rows, refreshed twice a second
+        state, size = r.state, r.size
+        total += size
+        if state.finished:
+            finished += 1
+            if state is TransferState.FAILED:
+                failed += 1
+            done += size if state is TransferState.SKIPPED else min(r.bytes_done, size)
+        else:
+            done += min(r.bytes_done, size)
+            remaining += max(size - r.bytes_done, 0)
+            running = running or state is TransferState.RUNNING
     text = Text()
     text.append("all ", "bold")
     text.append(f"files {finished}/{len(rows)}")
     if failed:
         text.append(f" ({failed} failed)", "bold red")
-    text.append(f" · {format_size(done + skipped)} of {format_size(total)}")
-    running = any(r.state is TransferState.RUNNING for r in rows)
+    text.append(f" · {format_size(done)} of {format_size(total)}")
     if running and bytes_per_second > 0:
-        remaining = sum(max(r.size - r.bytes_done, 0) for r in rows if not r.state.finished)
         eta = format_duration(remaining / bytes_per_second)
         text.append(f" · {format_rate(bytes_per_second)} · ETA {eta}")
     if active_seconds:
