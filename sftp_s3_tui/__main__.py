@@ -2,6 +2,10 @@
 
 import sys
 
-from .cli import main
+try:
+    from .cli import main
+except KeyboardInterrupt:  # Ctrl-C while starting: one line, never a traceback
+    sys.stderr.write("sftp-s3-tui: interrupted\n")
+    sys.exit(130)
 
 sys.exit(main())

@@ -15,7 +15,7 @@ import signal
 import sys
 from collections.abc import Awaitable, Sequence
 
-from .engine.config import ConflictPolicy
+from .engine.config import ChecksumChoice, ConflictPolicy
 from .engine.errors import ConfigError, TransferError, UsageError
 from .engine.locations import parse_size
 from .redaction import install_log_redaction, register_secret
@@ -178,6 +178,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="when the key exists (overwrite)",
     )
     tuning.add_argument(
+        "--checksum",
+        choices=[c.value for c in ChecksumChoice],
+        help="the checksum every part carries (auto: the strongest the store honours)",
+    )
+    tuning.add_argument(
         "--sha256-metadata",
         action="store_true",
         help="store the sha256 as x-amz-meta-sha256 on multipart objects too",
@@ -238,6 +243,7 @@ def transfer_flags(args: argparse.Namespace) -> TransferFlags:
         s3_concurrency=args.s3_concurrency,
         files_in_flight=args.files,
         conflict=args.conflict,
+        checksum=args.checksum,
         sha256_metadata=args.sha256_metadata,
     )
 

@@ -20,6 +20,7 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
+from .engine.errors import S3Error
 from .engine.events import (
     EngineEvent,
     EventBus,
@@ -34,7 +35,7 @@ from .engine.events import (
 from .engine.journal import Journal
 from .engine.plan import plan_copy
 from .engine.queue import TransferQueue
-from .engine.s3 import check_bucket, open_client
+from .engine.s3 import S3Client, check_bucket, open_client
 from .engine.uploads import abort_stale, list_stale
 from .metrics import exporting
 from .paths import journal_dir
@@ -164,6 +165,17 @@ def summary_record(results: list[TransferResult], seconds: float) -> dict[str, o
     }
 
 
+async def _check_destination(client: S3Client, request: CopyRequest) -> None:
+    """The bucket checked once, up front (not one failure per file), naming the endpoint."""
+    try:
+        await check_bucket(client, request.dest.bucket)
+    except S3Error as exc:
+        where = request.s3.display
+        if where not in exc.message:
+            exc.message = f"{exc.message} ({where})"
+        raise
+
+
 def _warn(text: str) -> None:
     print(f"sftp-s3-tui: warning: {text}", file=sys.stderr)
 
@@ -189,7 +201,7 @@ async def run_copy(request: CopyRequest) -> int:
             on_warning=_warn,
         ),
     ):
-        await check_bucket(queue.s3, request.dest.bucket)  # once, not once per file
+        await _check_destination(queue.s3, request)
         jobs = await plan_copy(
             queue.sftp,
             request.sources,

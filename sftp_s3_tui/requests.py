@@ -9,13 +9,14 @@ transfer options are checked, and what each exit code means. Nothing here parses
 
 from __future__ import annotations
 
-import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from datetime import timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .engine.config import (
+    ChecksumChoice,
     ConflictPolicy,
     HostKeyPolicy,
     S3Endpoint,
@@ -33,8 +34,10 @@ from .engine.errors import (
     UsageError,
 )
 from .engine.locations import S3Location, SftpLocation, parse_s3_url, parse_sftp_url
-from .engine.plan import PlanSource, exact_key_error
 from .profiles import Profile, ProfileStore, S3Settings, Secret, SftpAuth, SftpSettings
+
+if TYPE_CHECKING:  # the plan pulls in asyncssh: not needed to parse flags or print --help
+    from .engine.plan import PlanSource
 
 #: Exit codes of every command (documented in README and ``--help``).
 EXIT_OK = 0  # every file landed (or was skipped by the conflict policy)
@@ -103,6 +106,7 @@ class TransferFlags:
     s3_concurrency: int | None = None
     files_in_flight: int | None = None
     conflict: str | None = None
+    checksum: str | None = None
     sha256_metadata: bool = False
 
 
@@ -163,7 +167,7 @@ class AppRequest:
 # .env
 
 
-def load_env_file(path: str | Path, env: dict[str, str] | os._Environ[str]) -> int:
+def load_env_file(path: str | Path, env: MutableMapping[str, str]) -> int:
     """Read ``KEY=value`` lines of a ``.env`` file into ``env`` (set variables win).
 
     Returns how many variables it set. A missing or unreadable file is a usage error.
@@ -189,7 +193,7 @@ def load_env_file(path: str | Path, env: dict[str, str] | os._Environ[str]) -> i
 # Checks of single values (one clear line each, never a traceback later)
 
 
-def check_aws_profile(name: str | None, env: Env) -> str | None:
+def check_aws_profile(name: str | None) -> str | None:
     """An AWS profile must exist in ~/.aws/config or ~/.aws/credentials."""
     if name is None:
         return None
@@ -225,12 +229,14 @@ def check_known_hosts(path: str | None) -> str | None:
     return path
 
 
-def check_identity(paths: Sequence[str]) -> tuple[str, ...]:
+def check_identity(
+    paths: Sequence[str], hint: str = "check the --identity path"
+) -> tuple[str, ...]:
     """Every --identity must be a readable file (a missing key is not a network error)."""
     for path in paths:
         file = Path(path).expanduser()
         if not file.exists():
-            raise UsageError(f"No key file at {file}", "check the --identity path")
+            raise UsageError(f"No key file at {file}", hint)
         if file.is_dir():
             raise UsageError(f"--identity {file} is a folder", "give the private key file")
         try:
@@ -247,7 +253,7 @@ def check_connection_flags(flags: ConnectionFlags, env: Env) -> None:
     """Every connection flag that can be checked before connecting, checked."""
     check_endpoint_url(flags.endpoint_url)
     check_region(flags.region)
-    check_aws_profile(flags.aws_profile, env)
+    check_aws_profile(flags.aws_profile)
     check_known_hosts(flags.known_hosts)
     check_identity(flags.identity)
     if flags.port is not None and not 1 <= flags.port <= 65535:
@@ -333,7 +339,7 @@ def s3_endpoint(flags: ConnectionFlags, env: Env, base: S3Endpoint | None = None
     if flags.region:
         changes["region"] = check_region(flags.region)
     if flags.aws_profile:
-        changes["profile"] = check_aws_profile(flags.aws_profile, env)
+        changes["profile"] = check_aws_profile(flags.aws_profile)
     if flags.path_style:
         changes["path_style"] = True
     if flags.no_verify_tls:
@@ -356,7 +362,7 @@ def transfer_options(
     changes: dict[str, object] = {}
     for f in fields(TransferFlags):
         value = getattr(flags, f.name)
-        if f.name in ("conflict", "sha256_metadata") or value is None:
+        if f.name in ("conflict", "checksum", "sha256_metadata") or value is None:
             continue
         changes[f.name] = value
     if flags.conflict:
@@ -365,6 +371,12 @@ def transfer_options(
         except ValueError as exc:
             choices = ", ".join(p.value for p in ConflictPolicy)
             raise UsageError(f"Unknown conflict policy {flags.conflict!r}", choices) from exc
+    if flags.checksum:
+        try:
+            changes["checksum"] = ChecksumChoice(flags.checksum)
+        except ValueError as exc:
+            choices = ", ".join(c.value for c in ChecksumChoice)
+            raise UsageError(f"Unknown checksum {flags.checksum!r}", choices) from exc
     if flags.sha256_metadata:
         changes["sha256_metadata"] = True
     return replace(options, **changes).validated(names)  # type: ignore[arg-type]
@@ -422,12 +434,18 @@ def copy_request(
     )
     s3 = s3_endpoint(flags, env, profile.s3_endpoint() if profile else None)
     options = transfer_options(transfer, profile.transfer_options() if profile else None)
+    from .engine.plan import PlanSource, exact_key_error
+
     if len(locations) > 1 and not dest.is_prefix:
         raise exact_key_error(len(locations), dest, "end DEST with / to copy into a prefix")
+    sources = tuple(
+        PlanSource(sftp_endpoint(loc, flags, env, sftp_base), loc.path) for loc in locations
+    )
+    if profile is not None and not flags.identity:  # the profile's key_file
+        for source in sources:
+            check_identity(source.endpoint.identity_files, f"check profile {profile.name!r}")
     return CopyRequest(
-        sources=tuple(
-            PlanSource(sftp_endpoint(loc, flags, env, sftp_base), loc.path) for loc in locations
-        ),
+        sources=sources,
         dest=dest,
         s3=s3,
         options=options,

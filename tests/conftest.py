@@ -179,9 +179,28 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    """``@pytest.mark.all_stores`` parametrizes ``s3_store`` (and what uses it) over STORES."""
+    """``@pytest.mark.all_stores`` parametrizes ``s3_store`` (and what uses it) over STORES
+    (or the comma-separated ``$SFTP_S3_ALL_STORES``, e.g. ``moto`` for a quick run)."""
     if "s3_store" in metafunc.fixturenames and metafunc.definition.get_closest_marker("all_stores"):
-        metafunc.parametrize("s3_store", STORES, indirect=True, ids=list(STORES))
+        stores = os.environ.get("SFTP_S3_ALL_STORES", ",".join(STORES)).split(",")
+        metafunc.parametrize("s3_store", stores, indirect=True, ids=stores)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """A test over both SFTP servers and both stores runs the second store on sshd only: the
+    embedded SFTP server says nothing new about SeaweedFS (and the suite stays short)."""
+    kept, dropped = [], []
+    for item in items:
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        second_store = params.get("s3_store") not in (None, "moto")
+        (dropped if second_store and params.get("sftp_server") == "asyncssh" else kept).append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept
+
+
+#: Fixtures that exist only on moto (the faulty S3 shares moto's in-process buckets).
+_MOTO_ONLY = {"moto_server", "faulty_s3", "s3_faults", "faulty_endpoint"}
 
 
 def default_store() -> str:
@@ -229,6 +248,8 @@ def moto_without_awscrt_server() -> Iterator[MotoWithoutAwscrt]:
 def s3_store(request: pytest.FixtureRequest) -> Iterator[S3Store]:
     """The test's S3 store with a fresh bucket (moto, or each store under ``all_stores``)."""
     kind = getattr(request, "param", None) or default_store()
+    if not hasattr(request, "param") and _MOTO_ONLY & set(request.fixturenames):
+        kind = "moto"  # the faulty S3 wraps moto: its tests stay on moto's buckets
     server = request.getfixturevalue(f"{kind}_server")
     store = S3Store(kind=kind, server=server, bucket=f"test-{uuid.uuid4().hex[:16]}")
     server.create_bucket(store.bucket)

@@ -31,6 +31,9 @@ import asyncssh
 import pytest
 
 from sftp_s3_tui.demo import (
+    DEMO_ACCESS_KEY_ID,
+    DEMO_REGION,
+    DEMO_SECRET_ACCESS_KEY,
     LOOPBACK,
     EmbeddedS3Server,
     EmbeddedSftpServer,
@@ -559,9 +562,11 @@ def start_pushgateway(base: Path) -> PushGateway:
 #: * ``If-None-Match: *`` is honoured on PutObject and on CompleteMultipartUpload (412
 #:   PreconditionFailed when the key exists; after a refused Complete the upload stays open
 #:   and must be aborted).
-SEAWEED_ACCESS_KEY_ID = "seaweed-test-key"
-SEAWEED_SECRET_ACCESS_KEY = "seaweed-test-secret"  # a throwaway test identity
-SEAWEED_REGION = "us-east-1"
+#: The identity is the one the isolated test environment exports (AWS_ACCESS_KEY_ID etc.) and
+#: moto uses, so a CLI subprocess reaches either store with the same environment.
+SEAWEED_ACCESS_KEY_ID = DEMO_ACCESS_KEY_ID
+SEAWEED_SECRET_ACCESS_KEY = DEMO_SECRET_ACCESS_KEY
+SEAWEED_REGION = DEMO_REGION
 
 #: weed's admin worker dials the admin gRPC port at ``admin.port + 10000`` whatever
 #: ``-admin.port.grpc`` says, so both are given and both must be free.
@@ -601,10 +606,12 @@ class SeaweedFsServer:
     """``weed mini`` on loopback: master, volume, filer and S3 gateway in one process.
 
     Every port is given explicitly (free ones picked here), iceberg, lance and webdav are off,
-    telemetry is off, its data and sockets live under ``base``. One identity (admin rights)
+    telemetry is off, buckets are not created on upload (S3's NoSuchBucket instead), its
+    data and sockets live under ``base``. One identity (admin rights)
     from an ``-s3.config`` JSON. ``start()`` returns once S3 answers a signed ListBuckets.
     It has the same surface as the demo's ``EmbeddedS3Server`` where tests use it:
     ``endpoint()``, ``client()``, ``create_bucket()``, ``delete_bucket()``, ``host``, ``port``.
+    Start it from a long-lived thread: the child gets SIGTERM when that thread ends.
     """
 
     kind = "seaweedfs"
@@ -645,6 +652,7 @@ class SeaweedFsServer:
             "-s3.port.iceberg=0",
             "-s3.port.lance=0",
             f"-s3.config={self.base / 's3.json'}",
+            "-s3.autoCreateBucket=false",  # as S3: a missing bucket is NoSuchBucket
             "-webdav=false",
             f"-webdav.port={ports['webdav']}",
             "-admin.ui=false",
@@ -697,13 +705,19 @@ class SeaweedFsServer:
         raise RuntimeError(f"weed mini did not start; log tail:\n{self.log_tail()}")
 
     def _wait_until_ready(self, deadline: float) -> bool:
-        """Poll a signed ListBuckets until it succeeds (S3 ready, identities loaded)."""
+        """Poll until a signed PutObject lands (S3 up, identities loaded, a volume writable),
+        then remove the probe bucket."""
         client = self.client(max_attempts=1)
+        probe = "weed-readiness-probe"
         while time.monotonic() < deadline:
             if self.process is None or self.process.poll() is not None:
                 return False
             try:
-                client.list_buckets()
+                if probe not in {b["Name"] for b in client.list_buckets()["Buckets"]}:
+                    client.create_bucket(Bucket=probe)
+                client.put_object(Bucket=probe, Key="probe", Body=b"ready")
+                client.delete_object(Bucket=probe, Key="probe")
+                client.delete_bucket(Bucket=probe)
                 return True
             except Exception:
                 time.sleep(0.1)

@@ -11,6 +11,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from sftp_s3_tui.engine.config import S3Endpoint
 from tests.engine.helpers import keys, object_bytes, open_uploads
 from tests.servers import SftpServerInfo
@@ -46,6 +48,7 @@ def key_args(server: SftpServerInfo, s3_endpoint: S3Endpoint) -> list[str]:
     ]
 
 
+@pytest.mark.all_stores
 def test_copy_json_reports_each_file(
     openssh_sftp: SftpServerInfo, s3_endpoint: S3Endpoint, s3: Any, bucket: str
 ) -> None:
@@ -167,6 +170,7 @@ def test_usage_errors_exit_2(s3_endpoint: S3Endpoint) -> None:
     assert no_dest.returncode == 2 and "No destination" in no_dest.stderr
 
 
+@pytest.mark.all_stores
 def test_ctrl_c_aborts_the_upload(
     openssh_sftp: SftpServerInfo, s3_endpoint: S3Endpoint, s3: Any, bucket: str
 ) -> None:

@@ -329,3 +329,111 @@ def test_env_file_only_from_where_the_user_says(
     assert loaded.returncode == 0, loaded.stderr
     assert f"read 2 setting(s) from {settings}" in loaded.stderr
     assert object_bytes(s3, bucket, "a.csv") == remote.read_bytes()
+
+
+def test_the_checksum_choice_is_one_option_in_every_front(
+    openssh_sftp: SftpServerInfo,
+    s3_endpoint: S3Endpoint,
+    s3: Any,
+    bucket: str,
+    tmp_path: Path,
+) -> None:
+    from sftp_s3_tui.airflow.transfer import transfer_options as operator_options
+    from sftp_s3_tui.engine.config import ChecksumChoice, ConflictPolicy
+
+    remote = openssh_sftp.write_file("sum/a.csv", b"id\n1\n2\n")
+    store = ProfileStore(tmp_path / "profiles.toml")
+    store.save(
+        Profile(
+            "sums", SftpSettings("h"), transfer=TransferDefaults(checksum=ChecksumChoice.SHA256)
+        )
+    )
+
+    done = run_cli(
+        "copy",
+        source_url(openssh_sftp, "sum/a.csv"),
+        f"s3://{bucket}/",
+        *key_args(openssh_sftp, s3_endpoint),
+        "--checksum",
+        "crc32c",
+    )
+    bogus = run_cli("copy", "sftp://h.invalid/a", f"s3://{bucket}/", "--checksum", "crc99")
+
+    assert done.returncode == 0, done.stderr
+    assert object_bytes(s3, bucket, "a.csv") == remote.read_bytes()
+    assert bogus.returncode == 2 and "invalid choice: 'crc99'" in bogus.stderr
+    assert transfer_options(TransferFlags(checksum="md5")).checksum is ChecksumChoice.MD5
+    assert store.get("sums").transfer_options().checksum is ChecksumChoice.SHA256
+    assert 'checksum = "sha256"' in store.path.read_text()
+    options = operator_options(conflict=ConflictPolicy.OVERWRITE, checksum="crc32")
+    assert options.checksum is ChecksumChoice.CRC32
+    with pytest.raises(UsageError, match="Unknown checksum 'crc99'"):
+        operator_options(conflict=ConflictPolicy.OVERWRITE, checksum="crc99")
+
+
+def test_a_profile_whose_key_file_is_missing_is_one_line_not_a_network_error(
+    bucket: str,
+) -> None:
+    ProfileStore().save(
+        Profile(
+            "lost-key",
+            SftpSettings("sftp.invalid", auth=SftpAuth.KEY, key_file="/no/such/id_partner"),
+        )
+    )
+
+    done = run_cli("copy", "--profile", "lost-key", "/in/a.csv", f"s3://{bucket}/")
+
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        "sftp-s3-tui: error: No key file at /no/such/id_partner — check profile 'lost-key'"
+    ]
+
+
+def test_the_tui_without_a_terminal_refuses_with_one_line() -> None:
+    done = run_cli()  # stdin and stdout are pipes here
+
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        "sftp-s3-tui: error: The TUI needs a terminal (its input or output is not one) — "
+        "run it in a terminal, or use `sftp-s3-tui copy SOURCE… DEST` in scripts"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "words"),
+    [
+        (["--port", "0"], {}, "--port 0 is not a port"),
+        (["--metrics-port", "70000"], {}, "--metrics-port 70000 is not a port"),
+        (["--concurrency", "0"], {}, "--concurrency must be positive, not 0"),
+        (["--env-file", "/no/such/file.env"], {}, "No env file at /no/such/file.env"),
+        ([], {"SFTP_PORT": "twenty-two"}, "SFTP_PORT='twenty-two' is not a port"),
+        ([], {"AWS_ENDPOINT_URL": "minio:9000"}, "AWS_ENDPOINT_URL 'minio:9000' is not an http"),
+    ],
+)
+def test_more_bad_values_are_one_line_and_exit_2(
+    args: list[str], env: dict[str, str], words: str, bucket: str
+) -> None:
+    done = run_cli("copy", "sftp://h.invalid/a.csv", f"s3://{bucket}/", *args, env=env)
+
+    assert done.returncode == 2, done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1 and words in done.stderr
+
+
+def test_an_unreachable_s3_endpoint_is_one_line_naming_it_and_exit_4(
+    openssh_sftp: SftpServerInfo, s3_endpoint: S3Endpoint
+) -> None:
+    from sftp_s3_tui.demo import free_port
+
+    openssh_sftp.write_file("closed/a.csv", b"a")
+    closed = f"http://127.0.0.1:{free_port()}"
+    args = [
+        a if a != s3_endpoint.endpoint_url else closed for a in key_args(openssh_sftp, s3_endpoint)
+    ]
+
+    done = run_cli("copy", source_url(openssh_sftp, "closed/a.csv"), "s3://landing/", *args)
+
+    assert done.returncode == 4
+    assert done.stderr.strip().splitlines() == [
+        f"sftp-s3-tui: Opening bucket 'landing': cannot reach the S3 endpoint ({closed}) — "
+        "check --endpoint-url and network"
+    ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+import tracemalloc
 import urllib.request
 from dataclasses import dataclass
 
@@ -479,3 +480,31 @@ async def test_exporter_stop_takes_a_final_sample(bus, engine):
     value = exporter.registry.get_sample_value("sftp_s3_bytes_transferred_total")
     assert value == 4321
     assert sampler.latest.bytes_transferred == 4321
+
+
+def test_a_queue_of_many_files_costs_the_sampler_a_small_record_each(bus, engine, clock):
+    """The sampler keeps aggregates plus a bounded window: queued files are small records,
+    finished ones are dropped beyond the last ``keep_finished`` (it used to keep every
+    transfer, ~1.2 KB each while queued)."""
+    count = 5_000
+    sampler = Sampler(bus, clock=clock, keep_finished=20, max_listed_queued=50)
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for tid in range(1, count + 1):
+            engine.queue(tid, 1000, name=f"f{tid:07d}.csv")
+        per_queued = (tracemalloc.get_traced_memory()[0] - before) / count
+        for tid in range(1, count + 1):
+            engine.start(tid, 1000, 1000)
+            engine.move_part(tid, 1, 1000, 0.01, 0.01)
+            engine.finish(tid, TransferState.DONE, 1000)
+        sampler.sample_now()  # hands over the latency observations gathered meanwhile
+        snapshot = sampler.sample_now()
+        left = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+
+    assert per_queued < 400
+    assert left < 128 * 1024  # 20 finished transfers, not 5,000
+    assert snapshot.files_done == count and snapshot.bytes_transferred == count * 1000
+    assert len(snapshot.transfers) == 20

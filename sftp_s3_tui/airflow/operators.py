@@ -61,18 +61,20 @@ def s3_endpoint(conn_id: str | None) -> S3Endpoint:
 
 class StreamingSFTPToS3Operator(BaseOperator):
     """Stream files from SFTP into S3 on the sftp-s3-tui engine: no temp disk, bounded
-    memory, every object verified (size, checksum, sha256 metadata).
+        memory, every object verified (size, checksum, sha256 metadata).
 
-    Arguments mirror ``SFTPToS3Operator``; ``sftp_path`` may also be a folder (copied
-    recursively, rsync-style: ``/in/`` copies its contents, ``/in`` the folder) or a glob
-    (``/in/*.csv``), and ``sftp_paths`` takes several. ``s3_key`` is one key, or a prefix
-    ending in ``/`` for many files. ``replace=False`` skips keys that already exist (a
-    race-free conditional write); ``conflict_policy`` (``overwrite``, ``skip-existing``,
-    ``if-newer``, ``if-different``) overrides it. ``sftp_base_path`` makes keys relative to
-    that folder, so tasks mapped over a folder's files keep its layout.
+        Arguments mirror ``SFTPToS3Operator``; ``sftp_path`` may also be a folder (copied
+        recursively, rsync-style: ``/in/`` copies its contents, ``/in`` the folder) or a glob
+        (``/in/*.csv``), and ``sftp_paths`` takes several. ``s3_key`` is one key, or a prefix
+        ending in ``/`` for many files. ``replace=False`` skips keys that already exist (a
+        race-free conditional write); ``conflict_policy`` (``overwrite``, ``skip-existing``,
+        ``if-newer``, ``if-different``) overrides it. ``sftp_base_path`` makes keys relative to
+        that folder, so tasks mapped over a folder's files keep its layout. ``checksum`` picks the
+    checksum every part carries (``auto``, ``crc64nvme``, ``crc32c``, ``crc32``, ``sha256``,
+    ``md5``, ``none``), as ``copy --checksum`` does.
 
-    Returns a summary (files, bytes, one entry with key, bytes, sha256 and status per file)
-    as XCom; fails with the engine's message when any file did not land.
+        Returns a summary (files, bytes, one entry with key, bytes, sha256 and status per file)
+        as XCom; fails with the engine's message when any file did not land.
     """
 
     template_fields: Sequence[str] = (
@@ -100,6 +102,7 @@ class StreamingSFTPToS3Operator(BaseOperator):
         memory_budget: int | str | None = None,
         parts_in_flight: int | None = None,
         files_in_flight: int | None = None,
+        checksum: str | None = None,
         sftp_base_path: str | None = None,
         fail_on_file_not_exist: bool = True,
         resume: bool = True,
@@ -122,6 +125,7 @@ class StreamingSFTPToS3Operator(BaseOperator):
         self.memory_budget = memory_budget
         self.parts_in_flight = parts_in_flight
         self.files_in_flight = files_in_flight
+        self.checksum = checksum
         self.sftp_base_path = sftp_base_path
         self.fail_on_file_not_exist = fail_on_file_not_exist
         self.resume = resume
@@ -148,6 +152,7 @@ class StreamingSFTPToS3Operator(BaseOperator):
                 memory_budget=self.memory_budget,
                 parts_in_flight=self.parts_in_flight,
                 files_in_flight=self.files_in_flight,
+                checksum=self.checksum,
             )
             journal = Journal(journal_dir()) if self.resume else None
             paths = self.source_paths()

@@ -178,6 +178,7 @@ def transfer_options(
     memory_budget: int | str | None = None,
     parts_in_flight: int | None = None,
     files_in_flight: int | None = None,
+    checksum: str | None = None,
 ) -> TransferOptions:
     """Engine options from operator arguments (sizes as bytes or text like ``16MiB``),
     checked by the same rule as every front's."""
@@ -187,6 +188,7 @@ def transfer_options(
         parts_in_flight=None if parts_in_flight is None else int(parts_in_flight),
         files_in_flight=None if files_in_flight is None else int(files_in_flight),
         conflict=ConflictPolicy(conflict).value,
+        checksum=checksum,
     )
     return request_options(flags, names={})
 

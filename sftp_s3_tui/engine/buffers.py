@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections import defaultdict, deque
+from collections import OrderedDict, deque
 
 from .errors import UsageError
 from .locations import format_size
@@ -14,16 +14,26 @@ class BufferPool:
 
     A transfer takes a buffer before it reads a part and gives it back once the part is
     uploaded, so peak memory is about the budget whatever the file sizes or queue length.
-    Released buffers are kept for reuse (no re-allocation on the hot path); cached buffers
-    of another size are dropped when room is needed. Waiters are served first come, first
-    served, so a large part is not starved by a stream of small ones.
+    Released buffers are kept for reuse (no re-allocation on the hot path), for the
+    ``cached_sizes`` sizes released most recently: the full-part size stays hot while the odd
+    sizes of small files and last parts pass through, so the cache never fills with buffers
+    nobody asks for again (with 100k small files of distinct sizes it would otherwise grow to
+    the whole budget). Buffers under ``min_cached_size`` are not kept: allocating them is
+    cheap. When room is needed the least recently released size is dropped first; every
+    step is O(1) whatever the number of distinct sizes seen. Waiters are served first come,
+    first served, so a large part is not starved by a stream of small ones.
     """
 
-    def __init__(self, budget: int) -> None:
+    def __init__(
+        self, budget: int, *, cached_sizes: int = 4, min_cached_size: int = 256 * 1024
+    ) -> None:
         self.budget = budget
         self.bytes_in_use = 0
         self.peak_bytes_in_use = 0
-        self._cached: dict[int, list[bytearray]] = defaultdict(list)
+        self.cached_sizes = cached_sizes
+        self.min_cached_size = min_cached_size
+        # size → free buffers of that size; least recently released size first
+        self._cached: OrderedDict[int, list[bytearray]] = OrderedDict()
         self._cached_bytes = 0
         self._waiters: deque[tuple[int, asyncio.Future[None]]] = deque()
 
@@ -57,24 +67,46 @@ class BufferPool:
         """Return a buffer to the pool and wake whoever it now fits."""
         size = len(buffer)
         self.bytes_in_use -= size
-        self._cached[size].append(buffer)
-        self._cached_bytes += size
+        if size >= self.min_cached_size and self.cached_sizes > 0:
+            cached = self._cached.get(size)
+            if cached is None:
+                cached = self._cached[size] = []
+                if len(self._cached) > self.cached_sizes:
+                    self._drop_size(next(iter(self._cached)))
+            else:
+                self._cached.move_to_end(size)
+            cached.append(buffer)
+            self._cached_bytes += size
         self._trim()
         self._wake()
+
+    @property
+    def cached_bytes(self) -> int:
+        """Bytes held in free buffers kept for reuse."""
+        return self._cached_bytes
 
     def _take(self, size: int) -> bytearray:
         cached = self._cached.get(size)
         if cached:
             self._cached_bytes -= size
-            return cached.pop()
+            buffer = cached.pop()
+            if not cached:
+                del self._cached[size]
+            return buffer
         return bytearray(size)
 
+    def _drop_size(self, size: int) -> None:
+        self._cached_bytes -= size * len(self._cached.pop(size))
+
     def _trim(self) -> None:
-        """Drop cached buffers so cached + in use stays within the budget."""
+        """Drop cached buffers, least recently released size first, so cached + in use stays
+        within the budget."""
         while self._cached_bytes + self.bytes_in_use > self.budget:
-            size = next(s for s, bufs in self._cached.items() if bufs)
-            self._cached[size].pop()
+            size, cached = next(iter(self._cached.items()))
+            cached.pop()
             self._cached_bytes -= size
+            if not cached:
+                del self._cached[size]
 
     def _wake(self) -> None:
         while self._waiters:

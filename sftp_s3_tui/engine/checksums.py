@@ -214,17 +214,12 @@ class StoreProbes:
             return record, True
 
     def downgrade(self, record: StoreCapabilities, finding: str) -> StoreCapabilities:
-        """``auto`` learnt late that ``record.algorithm`` is wrong on this store: use the next
-        one of :data:`AUTO_ORDER` (else MD5) from now on, without checking it again."""
-        later = (
-            AUTO_ORDER[AUTO_ORDER.index(record.algorithm) + 1 :]
-            if (record.algorithm in AUTO_ORDER)
-            else ()
-        )
-        algorithm = later[0] if later else ChecksumChoice.MD5
+        """``auto`` learnt only from a completed object that the store computes
+        ``record.algorithm`` wrongly: MD5 alone from now on (the next CRC might be wrong too,
+        and each lesson costs a file sent again)."""
         replaced = replace(
             record,
-            algorithm=algorithm,
+            algorithm=ChecksumChoice.MD5,
             checksum_checked=False,
             findings=(*record.findings, finding),
         )
@@ -315,12 +310,15 @@ async def _try(
             raise
         return _Trial(False, f"{name}: CreateMultipartUpload refused it ({_reason(exc)})")
     try:
-        return await asyncio.shield(_parts(client, bucket, key, upload_id, algorithm, encrypted))
+        trial = await asyncio.shield(_parts(client, bucket, key, upload_id, algorithm, encrypted))
     finally:
         try:
             await asyncio.shield(s3.abort_upload(client, bucket, key, upload_id))
+            left_open = ""
         except TransferError as exc:
             log.warning("could not abort the probe upload %s: %s", upload_id, exc)
+            left_open = f"; its probe upload {upload_id} could not be aborted ({_reason(exc)})"
+    return replace(trial, finding=trial.finding + left_open) if left_open else trial
 
 
 async def _parts(

@@ -52,7 +52,14 @@ class HostKeyPolicy(StrEnum):
 
 @dataclass(frozen=True)
 class SftpEndpoint:
-    """Where and how to log in to an SFTP server."""
+    """Where and how to log in to an SFTP server, and how hard to pull from it.
+
+    Memory beside the budget: SFTP data is copied into its part's pooled buffer block by
+    block as it arrives. Before that, asyncssh holds at most the answers to the read
+    requests in flight (each reading part asks for at most its own length, so at most
+    ``sftp_concurrency × part_size`` in all, 128 MiB with the defaults, and in practice a
+    few blocks), and the server can send at most ``window_bytes`` ahead per connection.
+    """
 
     host: str
     port: int = 22
@@ -69,6 +76,22 @@ class SftpEndpoint:
     connect_timeout_seconds: float = 15.0
     request_timeout_seconds: float = 60.0  # no answer for this long: the server stalled
     keepalive_seconds: float = 15.0
+    #: SSH receive window per channel: at most this many bytes per round trip on one
+    #: connection, so it should cover bandwidth × RTT (16 MiB: ~160 MB/s at 100 ms).
+    #: The server's unread data is bounded by it (``connections × window_bytes`` per host).
+    window_bytes: int = 16 * MiB
+    max_packet_bytes: int = 256 * KiB
+    #: SSH connections opened to this host at most (servers cap MaxStartups / MaxSessions);
+    #: a big file is read over all of them at once, small files are spread across them.
+    connections: int = 4
+    login_stagger_seconds: float = 0.25  # between two logins to the same host
+    #: Read at most this many bytes per second from this host (0 = unlimited).
+    bwlimit_bytes_per_second: int = 0
+    #: A bastion to reach the host through (OpenSSH's ProxyJump): ``[user@]host[:port]``;
+    #: same keys and known_hosts as the endpoint. ``~/.ssh/config``'s ProxyJump also applies.
+    jump: str | None = None
+    #: Descend into linked folders (loops detected); without it they are skipped and counted.
+    follow_symlinks: bool = False
 
     @property
     def known_hosts_path(self) -> Path:
@@ -175,6 +198,9 @@ class TransferOptions:
     # while the request body is being sent.
     upload_timeout_seconds: float = 0.0
     checksum: ChecksumChoice = ChecksumChoice.AUTO
+    # Also keep each multipart upload's resume state beside its object in S3, so a run on
+    # another machine (an Airflow retry on another worker) continues it: see shared_resume.
+    resume_in_s3: bool = False
 
     def problems(self) -> list[tuple[str, str]]:
         """What is wrong with these options, as ``(field, message)`` pairs (empty: usable)."""

@@ -9,7 +9,7 @@ from .buffers import BufferPool
 from .config import TransferOptions
 from .errors import TransferError
 from .events import EventBus
-from .journal import Journal
+from .journal import EndpointJournal
 from .s3 import S3Client, check_bucket
 from .sftp import SftpPool
 
@@ -25,7 +25,7 @@ class EngineContext:
     bus: EventBus
     sftp_slots: asyncio.Semaphore
     s3_slots: asyncio.Semaphore
-    journal: Journal | None = None
+    journal: EndpointJournal | None = None  # the journal's records of this queue's store
     buckets_checked: dict[str, asyncio.Task[None]] = field(default_factory=dict)
     storage_class: str | None = None
     server_side_encryption: str | None = None

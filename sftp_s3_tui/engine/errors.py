@@ -131,6 +131,23 @@ class VerificationFailed(TransferError):
     title = "Verification failed"
 
 
+class SourceReadFailed(TransferError):
+    """The SFTP server answered a read of this file with an error (e.g. EIO).
+
+    The file's own failure: the connection stays up for the other files, and it is not
+    retried as a dropped connection.
+    """
+
+    title = "SFTP server error"
+
+
+class SourceUnsupported(TransferError):
+    """The source is not something that can be copied safely: not a regular file (a FIFO,
+    a device, a socket, a link to one) or a file the server reports no size for."""
+
+    title = "Not a regular file"
+
+
 class JournalWriteFailed(TransferError):
     """The resume journal could not be written (disk full, read-only, a folder in the way)."""
 

@@ -154,6 +154,19 @@ class TransferFinished(EngineEvent):
     result: TransferResult
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SftpLinkMeasured(EngineEvent):
+    """An SFTP host's measured round trip and the read ceiling it implies (per host,
+    ``transfer_id`` 0): one connection moves at most its window per round trip, so
+    ``ceiling_bytes_per_second = window_bytes × connections ÷ rtt_seconds``."""
+
+    host: str
+    rtt_seconds: float
+    window_bytes: int
+    connections: int
+    ceiling_bytes_per_second: float
+
+
 EventHandler = Callable[[EngineEvent], None]
 
 

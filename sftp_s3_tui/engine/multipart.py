@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from . import s3
@@ -26,9 +26,10 @@ from .config import ChecksumChoice
 from .context import EngineContext
 from .digest import DigestState
 from .errors import JournalWriteFailed, S3Error, TransferError
-from .journal import JournalEntry, JournalWriter
+from .journal import JournalClaim, JournalEntry, JournalError, JournalWriter
 from .plan import FileJob
 from .s3 import PreconditionFailed
+from .shared_resume import SharedRecord
 
 log = logging.getLogger(__name__)
 
@@ -53,10 +54,13 @@ class MultipartUpload:
         algorithm: ChecksumChoice,
         writer: JournalWriter | None,
         parts: dict[int, UploadedPart] | None = None,
+        claim: JournalClaim | None = None,
     ) -> None:
         self.ctx = ctx
         self.job = job
         self.upload_id = upload_id
+        self.claim = claim  # this run's lock on the key's journal record
+        self.shared: SharedRecord | None = None  # the record in S3 (resume_in_s3)
         self.algorithm = algorithm
         self.parts: dict[int, UploadedPart] = parts or {}
         # Where a resumed stream digest restarts: its state after part ``digest_through``.
@@ -74,16 +78,18 @@ class MultipartUpload:
         cls,
         ctx: EngineContext,
         job: FileJob,
+        claim: JournalClaim | None,
         part_size: int,
         store: StoreCapabilities,
         **params: Any,
     ) -> MultipartUpload:
-        """Create the upload in S3 and record it in the journal.
+        """Create the upload in S3 and record it in the journal (a record of an older upload
+        still open is kept aside, never overwritten).
 
         Both steps finish even if the transfer is cancelled meanwhile; the upload is then
         aborted before the cancellation goes on, so a cancel at any moment leaves no upload.
         """
-        task = asyncio.ensure_future(cls._create(ctx, job, part_size, store, **params))
+        task = asyncio.ensure_future(cls._create(ctx, job, claim, part_size, store, **params))
         try:
             return await asyncio.shield(task)
         except asyncio.CancelledError:
@@ -103,6 +109,7 @@ class MultipartUpload:
         cls,
         ctx: EngineContext,
         job: FileJob,
+        claim: JournalClaim | None,
         part_size: int,
         store: StoreCapabilities,
         **params: Any,
@@ -114,50 +121,66 @@ class MultipartUpload:
             if algorithm in FULL_OBJECT:  # the others are COMPOSITE, S3's default
                 params["ChecksumType"] = "FULL_OBJECT"
         upload_id = await s3.create_upload(ctx.s3, job.bucket, job.key, **params)
-        upload = cls(ctx, job, upload_id, algorithm, None)
+        upload = cls(ctx, job, upload_id, algorithm, None, claim=claim)
         upload.etag_is_md5 = store.etag_is_md5
-        if ctx.journal is not None:
-            entry = JournalEntry(
-                job.source, job.bucket, job.key, upload_id, part_size, job.size, job.mtime
+        if claim is not None:
+            entry = claim.new_entry(
+                job.source, upload_id, part_size, job.size, job.mtime, algorithm.value
             )
-            entry.checksum = algorithm.value
             try:
-                upload._writer = await asyncio.to_thread(ctx.journal.start, entry)
-            except OSError as exc:
-                aborted = await abort_quietly(ctx, job, upload_id)
+                upload._writer = await asyncio.to_thread(claim.start, entry)
+            except JournalError as exc:
+                aborted = await abort_quietly(ctx, job, upload_id, None)
                 raise JournalWriteFailed(
-                    f"Could not record the upload of {upload.what} in the journal "
-                    f"({ctx.journal.folder}): {exc.strerror or exc}",
+                    exc.message,
                     "free disk space or fix the state folder (or use --no-resume); "
                     + ("the upload was aborted" if aborted else "the upload is still open"),
                 ) from exc
+            if ctx.options.resume_in_s3:
+                await upload._share(entry)
         return upload
+
+    async def _share(self, entry: JournalEntry) -> None:
+        """Keep the resume state in S3 too, written once now (a crash right after finds it)."""
+        shared = SharedRecord(self.ctx.s3, entry)
+        try:
+            await shared.save()
+        except TransferError as exc:
+            log.warning("%s: the resume state cannot be kept in S3: %s", self.job.source, exc)
+            return
+        self.shared = shared
 
     @classmethod
     async def resume(
         cls,
         ctx: EngineContext,
         job: FileJob,
-        entry: JournalEntry,
+        claim: JournalClaim,
         part_size: int,
         notice: Callable[[str], None],
     ) -> MultipartUpload | None:
         """Continue the journaled upload, keeping the parts S3 still lists.
 
         None when there is nothing to continue: the source changed (the old upload is
-        aborted) or the upload is gone from S3 (completed or aborted since).
+        aborted, or, if S3 refuses that, its record is kept aside for `cleanup`), the
+        credentials may not list its parts (the same), or the upload is gone from S3
+        (completed or aborted since): then only is ``claim.entry`` still set.
         """
-        assert ctx.journal is not None
+        entry = claim.entry
+        assert entry is not None
         if entry.size != job.size or entry.mtime != job.mtime or entry.part_size != part_size:
             notice("the source changed since the last attempt; restarting from zero")
-            if not await abort_quietly(ctx, job, entry.upload_id):
-                raise S3Error(
-                    f"The earlier upload {entry.upload_id} of s3://{job.bucket}/{job.key} "
-                    "could not be aborted, and its journal record is kept",
-                    "abort it with `sftp-s3-tui cleanup` (needs s3:AbortMultipartUpload)",
-                )
+            await _abort_or_keep(ctx, job, claim, notice)
             return None
-        listed = await s3.list_uploaded_parts(ctx.s3, job.bucket, job.key, entry.upload_id)
+        try:
+            listed = await s3.list_uploaded_parts(ctx.s3, job.bucket, job.key, entry.upload_id)
+        except TransferError as exc:
+            if exc.retryable:
+                raise
+            # e.g. no s3:ListParts right: the record would fail this file on every run
+            notice(f"the earlier upload cannot be continued ({exc.message}); restarting from zero")
+            await _abort_or_keep(ctx, job, claim, notice)
+            return None
         if listed is None:
             return None
         parts = {
@@ -166,13 +189,24 @@ class MultipartUpload:
             if listed.get(n, "").strip('"') == etag.strip('"')
         }
         algorithm = ChecksumChoice(entry.checksum)
-        upload = cls(ctx, job, entry.upload_id, algorithm, ctx.journal.resume(entry), parts)
+        upload = cls(ctx, job, entry.upload_id, algorithm, claim.resume(), parts, claim=claim)
         # The digest restarts at the furthest checkpoint whose parts are all uploaded.
         for n in sorted(entry.digest):
             if all(p in parts for p in range(1, n + 1)):
                 upload.digest_through = n
         if upload.digest_through:
             upload.digest_state = entry.digest[upload.digest_through]
+        if ctx.options.resume_in_s3:
+            shared_entry = replace(
+                entry,
+                parts={n: (p.etag, p.checksum) for n, p in parts.items()},
+                digest={upload.digest_through: upload.digest_state} if upload.digest_state else {},
+            )
+            try:
+                await upload._share(shared_entry)
+            except BaseException:
+                upload.close()
+                raise
         notice(f"resuming: {len(parts)} parts already uploaded")
         return upload
 
@@ -210,24 +244,24 @@ class MultipartUpload:
         self.parts[number] = part
         if self._writer is not None:
             self._writer.part_done(number, part.etag, part.checksum, sync=False)
+        if self.shared is not None:
+            self.shared.part_done(number, part.etag, part.checksum)
         return part
 
     def checkpoint(self, through: int, state: DigestState) -> None:
         """Record the stream digest after part ``through`` (written at the next flush)."""
         if self._writer is not None:
             self._writer.digest_at(through, state, sync=False)
+        if self.shared is not None:
+            self.shared.digest_at(through, state)
 
     def flush(self) -> None:
-        """Write and sync the journal lines held back: one append, one sync per part."""
-        if self._writer is None:
-            return
-        try:
+        """Write and sync the journal lines held back: one append, one sync per part (a
+        journal that cannot be written raises JournalError, a JournalWriteFailed)."""
+        if self._writer is not None:
             self._writer.flush()
-        except OSError as exc:
-            raise JournalWriteFailed(
-                f"Could not record progress of {self.what} in the journal: {exc.strerror or exc}",
-                "free disk space or fix the state folder (or use --no-resume)",
-            ) from exc
+        if self.shared is not None:
+            self.shared.flush()
 
     async def complete(self, crc64nvme: str, **params: Any) -> dict[str, Any] | None:
         """Publish the object; its answer, or None when a conditional write found the key
@@ -251,7 +285,15 @@ class MultipartUpload:
 
     async def abort(self) -> bool:
         """Abort the upload; its journal record goes only if S3 confirmed the abort."""
-        return await abort_quietly(self.ctx, self.job, self.upload_id)
+        if not await abort_quietly(self.ctx, self.job, self.upload_id, self.claim):
+            return False
+        await self._unshare()
+        return True
+
+    async def _unshare(self) -> None:
+        shared, self.shared = self.shared, None
+        if shared is not None:
+            await shared.delete()
 
     def close(self) -> None:
         """Close the journal writer (the record itself stays until forgotten)."""
@@ -259,19 +301,59 @@ class MultipartUpload:
             self._writer.close()
             self._writer = None
 
-    def forget(self) -> None:
-        """Drop the journal record of a finished upload."""
-        if self.ctx.journal is not None:
-            self.ctx.journal.forget(self.job.source, self.job.bucket, self.job.key)
+    async def forget(self) -> None:
+        """Drop the journal records (local and in S3) of a finished upload."""
+        if self.claim is not None:
+            _forget(self.claim)
+        await self._unshare()
+
+    async def release(self) -> None:
+        """Close the journal writer, save the S3 record's last state if the upload is still
+        open, and let other runs have the key again."""
+        self.close()
+        try:
+            shared, self.shared = self.shared, None
+            if shared is not None:
+                await shared.close()
+        finally:
+            if self.claim is not None:
+                self.claim.release()
 
 
-async def abort_quietly(ctx: EngineContext, job: FileJob, upload_id: str) -> bool:
-    """Abort an upload; False (journal record kept, for `cleanup` or a rerun) if S3 refuses."""
+async def abort_quietly(
+    ctx: EngineContext, job: FileJob, upload_id: str, claim: JournalClaim | None
+) -> bool:
+    """Abort an upload; False (journal record kept, for `cleanup` or a rerun) if S3 refuses.
+    A new upload of the key then keeps that record aside instead of overwriting it."""
     try:
         await s3.abort_upload(ctx.s3, job.bucket, job.key, upload_id)
     except TransferError as exc:
         log.warning("%s: could not abort upload %s: %s", job.source, upload_id, exc)
         return False
-    if ctx.journal is not None:
-        ctx.journal.forget(job.source, job.bucket, job.key)
+    if claim is not None and claim.entry is not None and claim.entry.upload_id == upload_id:
+        _forget(claim)
     return True
+
+
+async def _abort_or_keep(
+    ctx: EngineContext, job: FileJob, claim: JournalClaim, notice: Callable[[str], None]
+) -> None:
+    """The earlier upload will not be continued: abort it (its record goes) or, if S3 refuses,
+    keep its record aside for `cleanup` (never lost, never overwritten)."""
+    assert claim.entry is not None
+    upload_id = claim.entry.upload_id
+    if not await abort_quietly(ctx, job, upload_id, claim):
+        claim.keep()
+        notice(
+            f"the earlier upload {upload_id} could not be aborted; its journal record is "
+            "kept for `sftp-s3-tui cleanup`"
+        )
+
+
+def _forget(claim: JournalClaim) -> None:
+    """Drop the record; a journal that cannot be written then is reported, not fatal (the
+    upload it named is gone or complete, and a rerun only finds a record of nothing)."""
+    try:
+        claim.forget()
+    except JournalError as exc:
+        log.warning("%s", exc)

@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import Any, TypeVar
 
-from . import s3
+from . import s3, shared_resume
 from .checksums import (
     HEADER_NAME,
     SESSION_PROBES,
@@ -33,7 +33,6 @@ from .config import MAX_PART_SIZE, ChecksumChoice, ConflictPolicy, TransferOptio
 from .context import EngineContext
 from .digest import DigestState, StreamDigest
 from .errors import (
-    JournalWriteFailed,
     SourceChanged,
     StoreChecksumWrong,
     TransferError,
@@ -123,10 +122,11 @@ class _PartOrder:
         self._done_through = first - 1  # every part up to here is hashed and in S3
 
     async def hash(self, number: int, view: memoryview) -> PartSums:
-        """Wait for the part's turn, feed the stream digest; the part's own MD5 and checksum."""
+        """The part's own MD5 and checksum, then (in its turn) the stream digest."""
+        sums = await _part_sums(self.upload.algorithm, view)
         await self.turn.wait(number)
         try:
-            sums = await _digest(self.digest, view, self.upload.algorithm)
+            await _digest(self.digest, view)
             self._states[number] = self.digest.save()
         finally:
             await self.turn.advance()
@@ -167,32 +167,36 @@ async def _with_retries(
             attempt += 1
 
 
-async def _digest(digest: StreamDigest, view: memoryview, algorithm: ChecksumChoice) -> PartSums:
-    """Feed the stream digest; the part's own MD5 and checksum (one pass each, off the loop
-    for big buffers).
+async def _off_loop(work: Callable[[], T], length: int) -> T:
+    """Run CPU work on a buffer of ``length`` bytes, in a thread when it is big.
 
-    A cancel while a thread hashes waits for the thread before it goes on: the buffer must
+    A cancel while a thread works waits for the thread before it goes on: the buffer must
     not be released (or reused) under the thread's feet.
     """
-
-    def work() -> PartSums:
-        digest.update(view)
-        return part_sums(algorithm, view)
-
-    if len(view) < THREAD_HASH_MIN:
+    if length < THREAD_HASH_MIN:
         return work()
-    hashing = asyncio.ensure_future(asyncio.to_thread(work))
+    running = asyncio.ensure_future(asyncio.to_thread(work))
     try:
-        return await asyncio.shield(hashing)
+        return await asyncio.shield(running)
     except asyncio.CancelledError:
-        while not hashing.done():
+        while not running.done():
             try:
-                await asyncio.shield(hashing)
+                await asyncio.shield(running)
             except asyncio.CancelledError:
                 continue
             except Exception:
                 break
         raise
+
+
+async def _digest(digest: StreamDigest, view: memoryview) -> None:
+    """Feed the stream digest (SHA-256 and CRC64NVME of the whole file, in byte order)."""
+    await _off_loop(lambda: digest.update(view), len(view))
+
+
+async def _part_sums(algorithm: ChecksumChoice, view: memoryview) -> PartSums:
+    """The part's own MD5 and checksum; parts need no order, so several hash at once."""
+    return await _off_loop(lambda: part_sums(algorithm, view), len(view))
 
 
 class FileTransfer:
@@ -268,6 +272,8 @@ class FileTransfer:
         ctx = self.ctx
         if self.job.problem:
             raise UsageError(self.job.problem)
+        if self.job.skipped:
+            return self._result(TransferState.SKIPPED, None, 0, self.job.skipped)
         await ctx.ensure_bucket(self.job.bucket)
         source = Source(ctx, self.job)
         try:
@@ -369,7 +375,7 @@ class FileTransfer:
             for offset in range(0, self.job.size, step):
                 with view[: min(step, self.job.size - offset)] as chunk:
                     await source.read(offset, chunk)
-                    await _digest(digest, chunk, ChecksumChoice.NONE)
+                    await _digest(digest, chunk)
         finally:
             view.release()
             self.ctx.pool.release(buffer)
@@ -431,7 +437,8 @@ class FileTransfer:
         view = memoryview(buffer)
         try:
             await self._read_part(source, 1, 0, view, asyncio.Semaphore(1))
-            sums = await _digest(digest, view, store.algorithm)
+            sums = await _part_sums(store.algorithm, view)
+            await _digest(digest, view)
             await self._check_unchanged(source)
             metadata = {META_SHA256: digest.sha256_hex(), META_MTIME: str(job.mtime)}
             began = time.monotonic()
@@ -486,32 +493,42 @@ class FileTransfer:
         result when an earlier run already completed it (killed before it could say so)."""
         ctx, job = self.ctx, self.job
         assert self.store is not None
-        if ctx.journal is not None:
-            try:
-                entry = ctx.journal.load(job.source, job.bucket, job.key)
-            except OSError as exc:
-                raise JournalWriteFailed(
-                    f"Could not read the journal ({ctx.journal.folder}): {exc.strerror or exc}",
-                    "fix the state folder (or use --no-resume); nothing was uploaded",
-                ) from exc
-            if entry is not None:
-                upload = await MultipartUpload.resume(ctx, job, entry, part_size, self._notice)
+        # The key's record stays locked until the transfer ends (MultipartUpload.release):
+        # an overlapping run gets JournalBusy instead of resuming or replacing it. A journal
+        # that cannot be read or written raises JournalError (one line; nothing uploaded).
+        claim = ctx.journal.claim(job.bucket, job.key) if ctx.journal is not None else None
+        try:
+            if claim is not None and claim.entry is None and ctx.options.resume_in_s3:
+                found = await shared_resume.load(ctx.s3, job.bucket, job.key)
+                if found is not None:  # a run on another machine left it
+                    self._notice("found the resume state of an earlier run in S3")
+                    await asyncio.to_thread(claim.adopt, found)
+            entry = claim.entry if claim is not None else None
+            if claim is not None and entry is not None:
+                upload = await MultipartUpload.resume(ctx, job, claim, part_size, self._notice)
                 if upload is not None:
                     self.resumed_parts = len(upload.parts)
                     return upload
-                if entry.size == job.size and entry.mtime == job.mtime:
+                if claim.entry is not None:  # the upload is gone from S3
                     finished = await self._finished_earlier(entry, part_size)
+                    claim.forget()
                     if finished is not None:
+                        claim.release()
                         return finished
                     self._notice("the earlier upload is gone from S3; restarting from zero")
-        return await MultipartUpload.start(
-            ctx,
-            job,
-            part_size,
-            self.store,
-            Metadata={META_MTIME: str(job.mtime)},
-            **self._object_options(),
-        )
+            return await MultipartUpload.start(
+                ctx,
+                job,
+                claim,
+                part_size,
+                self.store,
+                Metadata={META_MTIME: str(job.mtime)},
+                **self._object_options(),
+            )
+        except BaseException:
+            if claim is not None:
+                claim.release()
+            raise
 
     async def _finished_earlier(self, entry: JournalEntry, part_size: int) -> TransferResult | None:
         """The journaled upload is gone: if the key holds the object it was completing (size,
@@ -530,18 +547,17 @@ class FileTransfer:
         etag = str(head.get("ETag", "")).strip('"')
         digest = StreamDigest(final)
         algorithm = ChecksumChoice(entry.checksum)
-        if algorithm is ChecksumChoice.CRC64NVME:
-            proof = head.get("ChecksumCRC64NVME") == digest.crc64nvme_b64() and "crc64nvme"
-        else:
-            proof = False
-        if not proof and all(md5s) and etag == multipart_etag([m for m in md5s if m]):
-            proof = "md5-etag"
-        if not proof:
+        checked = self.store is not None and self.store.checksum_checked
+        verified_by = ""
+        if all(md5s) and etag == multipart_etag([m for m in md5s if m]):
+            verified_by = "md5-etag"
+        crc = head.get("ChecksumCRC64NVME")
+        if algorithm is ChecksumChoice.CRC64NVME and crc == digest.crc64nvme_b64() and checked:
+            verified_by = "crc64nvme-full-object"
+        if not verified_by:
             return None
         self._notice("an earlier run completed this upload; nothing to send")
-        self.ctx.journal.forget(job.source, job.bucket, job.key) if self.ctx.journal else None
         await self._store_sha256(job.size, digest.sha256_hex(), algorithm)
-        verified_by = "crc64nvme-full-object" if proof == "crc64nvme" else "md5-etag"
         return self._result(
             TransferState.DONE,
             digest.sha256_hex(),
@@ -551,11 +567,19 @@ class FileTransfer:
         )
 
     async def _multipart(self, source: Source, size: int, part_size: int) -> TransferResult:
-        count = part_count(size, part_size)
         opened = await self._open_upload(part_size)
         if isinstance(opened, TransferResult):
             return opened
-        upload = opened
+        try:
+            return await self._upload_parts(source, opened, size, part_size)
+        finally:
+            # after forget(): the record goes while this run holds the key
+            await asyncio.shield(opened.release())
+
+    async def _upload_parts(
+        self, source: Source, upload: MultipartUpload, size: int, part_size: int
+    ) -> TransferResult:
+        count = part_count(size, part_size)
         digest = StreamDigest(upload.digest_state)
         self.ctx.bus.emit(
             TransferStarted(
@@ -590,7 +614,7 @@ class FileTransfer:
             raise
         finally:
             upload.close()
-        upload.forget()
+        await upload.forget()
         if answer is None:
             return self._result(TransferState.SKIPPED, None, 0, KEY_EXISTS)
         published = Published.from_answer(answer)
@@ -643,7 +667,7 @@ class FileTransfer:
         first = upload.digest_through + 1
         order = _PartOrder(upload, digest, first)
         held = asyncio.Semaphore(ctx.options.parts_in_flight)
-        reading = asyncio.Semaphore(READS_PER_FILE)
+        reading = asyncio.Semaphore(max(READS_PER_FILE, source.width))  # a part per connection
         try:
             async with asyncio.TaskGroup() as group:
                 for number in range(first, count + 1):

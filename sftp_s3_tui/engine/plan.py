@@ -5,11 +5,18 @@ from __future__ import annotations
 import fnmatch
 import math
 import posixpath
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 
 from .config import MAX_PART_SIZE, MAX_PARTS, MIN_PART_SIZE, MiB, SftpEndpoint
-from .errors import SourceNotFound, UsageError
+from .errors import (
+    SftpConnectError,
+    SftpReadError,
+    SourceNotFound,
+    SourceReadFailed,
+    TransferError,
+    UsageError,
+)
 from .locations import S3Location, key_for
 from .sftp import RemoteEntry, SftpPool
 
@@ -45,6 +52,7 @@ class FileJob:
     bucket: str
     key: str
     problem: str = ""  # why this file cannot be copied (e.g. its name is no valid key)
+    skipped: str = ""  # why this entry is deliberately not copied (e.g. a folder link)
 
     @property
     def source(self) -> str:
@@ -62,7 +70,25 @@ async def expand(
 
     A folder is walked recursively and keeps its relative layout under the destination
     prefix: ``/in/a`` → ``prefix/a/…``, ``/in/a/`` → ``prefix/…`` (as rsync does); a glob
-    matches names in its folder.
+    matches names in its folder. The whole plan as a list, sorted by path; :func:`walk`
+    streams the same jobs.
+
+    Entries that cannot be copied become jobs that fail alone with one line each (a FIFO,
+    device or socket, a name that is not UTF-8, a folder that cannot be listed, a dangling
+    link); linked folders are skipped jobs unless ``endpoint.follow_symlinks``.
+    """
+    jobs = [job async for job in walk(pool, endpoint, path, dest)]
+    jobs.sort(key=lambda j: j.path)
+    return jobs
+
+
+async def walk(
+    pool: SftpPool, endpoint: SftpEndpoint, path: str, dest: S3Location
+) -> AsyncIterator[FileJob]:
+    """Stream the jobs of one source path as it is listed (see :func:`expand`).
+
+    Only the folders still to visit are held, never the whole tree; each listing request has
+    its own timeout.
     """
     if _has_glob(posixpath.basename(path)):
         folder, pattern = posixpath.split(path)
@@ -76,20 +102,23 @@ async def expand(
         if not matches:
             raise SourceNotFound(f"Nothing matches {path}", "check the pattern")
         _require_prefix(dest, path, len(matches))
-        jobs: list[FileJob] = []
         for entry in matches:
-            if entry.is_dir:
-                jobs += await _walk(pool, endpoint, entry.path, dest, folder)
+            if entry.is_dir and not entry.problem:
+                async for job in _walk(pool, endpoint, entry, dest, folder or "/"):
+                    yield job
             else:
-                jobs.append(_job(endpoint, entry, dest, None))
-        return jobs
+                yield _job(endpoint, entry, dest, None)
+        return
     entry = await pool.stat(endpoint, path)
     if entry.is_dir:
         _require_prefix(dest, path, 2)
         # Like rsync: /in/ copies the folder's contents, /in copies the folder itself.
         base = path if path.endswith("/") else posixpath.dirname(path.rstrip("/")) or "/"
-        return await _walk(pool, endpoint, path.rstrip("/") or "/", dest, base)
-    return [_job(endpoint, entry, dest, None)]
+        top = replace(entry, path=path.rstrip("/") or "/", is_link=False)
+        async for job in _walk(pool, endpoint, top, dest, base):
+            yield job
+        return
+    yield _job(endpoint, entry, dest, None)
 
 
 def _require_prefix(dest: S3Location, path: str, count: int) -> None:
@@ -100,13 +129,21 @@ def _require_prefix(dest: S3Location, path: str, count: int) -> None:
         )
 
 
-def _job(endpoint: SftpEndpoint, entry: RemoteEntry, dest: S3Location, base: str | None) -> FileJob:
+def _job(
+    endpoint: SftpEndpoint,
+    entry: RemoteEntry,
+    dest: S3Location,
+    base: str | None,
+    *,
+    problem: str = "",
+    skipped: str = "",
+) -> FileJob:
     """A job for one file; a name that makes no valid key fails that file alone, with why."""
-    problem = ""
+    problem = problem or entry.problem
     try:
         key = key_for(entry.path, dest, relative_to=base)
     except UsageError as exc:
-        key, problem = repr(entry.name)[1:-1], str(exc)
+        key, problem = repr(entry.name)[1:-1], problem or str(exc)
     return FileJob(
         endpoint=endpoint,
         path=entry.path,
@@ -115,24 +152,53 @@ def _job(endpoint: SftpEndpoint, entry: RemoteEntry, dest: S3Location, base: str
         bucket=dest.bucket,
         key=key,
         problem=problem,
+        skipped=skipped,
     )
 
 
 async def _walk(
-    pool: SftpPool, endpoint: SftpEndpoint, folder: str, dest: S3Location, base: str
-) -> list[FileJob]:
-    jobs: list[FileJob] = []
-    pending = [folder]
+    pool: SftpPool, endpoint: SftpEndpoint, top: RemoteEntry, dest: S3Location, base: str
+) -> AsyncIterator[FileJob]:
+    """Depth-first over ``top``; a folder that cannot be listed fails alone, the rest goes on.
+
+    With ``follow_symlinks`` every folder's real path is tracked, so a link back into what
+    was already visited (a loop) is skipped with a line instead of walked again.
+    """
+    follow = endpoint.follow_symlinks
+    real_top = await pool.realpath(endpoint, top.path) if follow else top.path
+    seen: set[str] = {real_top}
+    pending: list[tuple[RemoteEntry, str]] = [(top, real_top)]
     while pending:
-        current = pending.pop()
-        for entry in await pool.listdir(endpoint, current):
-            if entry.is_dir:
-                if not entry.is_link:  # never follow folder links: they can loop
-                    pending.append(entry.path)
-            else:
-                jobs.append(_job(endpoint, entry, dest, base))
-    jobs.sort(key=lambda j: j.path)
-    return jobs
+        folder, real = pending.pop()
+        try:
+            async for entry in pool.scandir(endpoint, folder.path):
+                if not entry.is_dir or entry.problem:
+                    yield _job(endpoint, entry, dest, base)
+                elif not entry.is_link:
+                    child = posixpath.join(real, entry.name)
+                    if follow:
+                        seen.add(child)
+                    pending.append((entry, child))
+                elif not follow:
+                    why = "is a link to a folder; not followed (follow symlinks to copy it)"
+                    yield _job(endpoint, entry, dest, base, skipped=f"{entry.path} {why}")
+                else:
+                    target = await pool.realpath(endpoint, entry.path)
+                    if target in seen:
+                        why = f"links to {target}, which is already copied (a link loop?)"
+                        yield _job(endpoint, entry, dest, base, skipped=f"{entry.path} {why}")
+                    else:
+                        seen.add(target)
+                        pending.append((entry, target))
+        except TransferError as exc:
+            if (
+                folder is top
+                or isinstance(exc, SftpConnectError)
+                or (isinstance(exc, SftpReadError) and not isinstance(exc, SourceReadFailed))
+            ):
+                raise  # the connection or the source itself: the listing cannot go on
+            problem = f"Cannot list the folder {folder.path}: {exc.message}"
+            yield _job(endpoint, folder, dest, base, problem=problem)
 
 
 def ensure_unique_keys(jobs: list[FileJob], hint: str = "copy them to different prefixes") -> None:

@@ -7,7 +7,9 @@ errors to one user-facing :class:`TransferError` the same way.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
+import hashlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -139,7 +141,19 @@ async def open_client(endpoint: S3Endpoint, *, connections: int = 32) -> AsyncIt
     if endpoint.region:
         kwargs["region_name"] = endpoint.region
     async with session.client("s3", **kwargs) as client:
+        client.meta.events.register("before-sign.s3.PutObjectTagging", _md5_instead_of_crc)
         yield client
+
+
+def _md5_instead_of_crc(request: Any, **_: Any) -> None:
+    """PutObjectTagging must carry a checksum; botocore adds CRC32, which stores that refuse
+    x-amz-checksum-* reject. Content-MD5 is the one every store takes."""
+    headers = request.headers
+    for name in [h for h in headers if h.lower().startswith(("x-amz-checksum-", "x-amz-sdk-c"))]:
+        del headers[name]
+    body = request.body if isinstance(request.body, bytes) else b""
+    digest = hashlib.md5(body, usedforsecurity=False).digest()
+    headers["Content-MD5"] = base64.b64encode(digest).decode()
 
 
 async def list_buckets(client: S3Client) -> list[str]:
@@ -361,3 +375,18 @@ async def delete_object(client: S3Client, bucket: str, key: str, **params: Any) 
         await client.delete_object(Bucket=bucket, Key=key, **params)
     except (ClientError, BotoCoreError) as exc:
         raise map_s3_error(exc, f"Deleting s3://{bucket}/{key}") from exc
+
+
+async def get_small_object(client: S3Client, bucket: str, key: str) -> bytes | None:
+    """The whole body of a small object (a resume record); None when there is none."""
+    try:
+        response = await client.get_object(Bucket=bucket, Key=key)
+        async with response["Body"] as body:
+            data: bytes = await body.read()
+    except ClientError as exc:
+        if error_code(exc) in ("404", "NoSuchKey", "NotFound"):
+            return None
+        raise map_s3_error(exc, f"Reading s3://{bucket}/{key}") from exc
+    except BotoCoreError as exc:
+        raise map_s3_error(exc, f"Reading s3://{bucket}/{key}") from exc
+    return data

@@ -1,15 +1,26 @@
-"""SFTP side: one SSH connection per host, host-key checks, listings and pipelined reads."""
+"""SFTP side: a few SSH connections per host, host-key checks, listings and pipelined reads.
+
+Latency, not bandwidth, limits SFTP over a far link: one channel moves at most its SSH window
+per round trip. So each connection gets a window sized for bandwidth × RTT, reads keep many
+requests in flight, and a host gets up to ``SftpEndpoint.connections`` connections (opened on
+demand, logins staggered) so a big file is read over several at once and small files spread
+across them. The pool measures each host's RTT and reports the ceiling it implies.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import posixpath
 import stat
-from dataclasses import dataclass
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TypeVar
 
 import asyncssh
 from asyncssh.encryption import get_default_encryption_algs
@@ -20,12 +31,17 @@ from .errors import (
     SftpAuthError,
     SftpConnectError,
     SftpReadError,
+    SourceChanged,
     SourceNotFound,
     SourcePermissionDenied,
+    SourceReadFailed,
+    SourceUnsupported,
     TransferError,
 )
+from .events import SftpLinkMeasured
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 # asyncssh runs chacha20-poly1305 in Python, packet by packet, and AES-GCM in one OpenSSL call:
 # preferring AES-GCM cuts client CPU per GiB read by about a quarter (bench/RESULTS.md).
@@ -40,9 +56,54 @@ def encryption_algs() -> list[str]:
     ]
 
 
+class Kind:
+    """What a remote entry is (only regular files are copied)."""
+
+    FILE = "file"
+    FOLDER = "folder"
+    LINK = "symlink"  # a link whose target could not be resolved
+    FIFO = "FIFO"
+    SOCKET = "socket"
+    CHAR_DEVICE = "character device"
+    BLOCK_DEVICE = "block device"
+    OTHER = "special file"
+
+
+_KIND_BY_MODE = {
+    stat.S_IFREG: Kind.FILE,
+    stat.S_IFDIR: Kind.FOLDER,
+    stat.S_IFLNK: Kind.LINK,
+    stat.S_IFIFO: Kind.FIFO,
+    stat.S_IFSOCK: Kind.SOCKET,
+    stat.S_IFCHR: Kind.CHAR_DEVICE,
+    stat.S_IFBLK: Kind.BLOCK_DEVICE,
+}
+_KIND_BY_TYPE = {
+    asyncssh.FILEXFER_TYPE_REGULAR: Kind.FILE,
+    asyncssh.FILEXFER_TYPE_DIRECTORY: Kind.FOLDER,
+    asyncssh.FILEXFER_TYPE_SYMLINK: Kind.LINK,
+    asyncssh.FILEXFER_TYPE_FIFO: Kind.FIFO,
+    asyncssh.FILEXFER_TYPE_SOCKET: Kind.SOCKET,
+    asyncssh.FILEXFER_TYPE_CHAR_DEVICE: Kind.CHAR_DEVICE,
+    asyncssh.FILEXFER_TYPE_BLOCK_DEVICE: Kind.BLOCK_DEVICE,
+    asyncssh.FILEXFER_TYPE_SPECIAL: Kind.OTHER,
+}
+
+
+def kind_of(attrs: asyncssh.SFTPAttrs) -> str:
+    """The entry's kind, from its mode bits (SFTP v3) or its type field."""
+    if attrs.permissions is not None and stat.S_IFMT(attrs.permissions):
+        return _KIND_BY_MODE.get(stat.S_IFMT(attrs.permissions), Kind.OTHER)
+    return _KIND_BY_TYPE.get(attrs.type, Kind.FILE)
+
+
 @dataclass(frozen=True, slots=True)
 class RemoteEntry:
-    """One entry of a remote directory listing."""
+    """One entry of a remote directory listing.
+
+    ``kind`` says what it is (links are resolved: a link to a file is a file with
+    ``is_link``); ``problem`` says why it cannot be copied or descended into ('' = it can).
+    """
 
     name: str
     path: str
@@ -50,6 +111,8 @@ class RemoteEntry:
     mtime: int
     is_dir: bool
     is_link: bool = False
+    kind: str = Kind.FILE
+    problem: str = ""
 
 
 def fingerprint(key: asyncssh.SSHKey) -> str:
@@ -95,8 +158,61 @@ def remember_host_key(path: Path, host: str, port: int, key_line: str) -> None:
         out.write(known_hosts_line(host, port, key))
 
 
-async def open_connection(endpoint: SftpEndpoint) -> asyncssh.SSHClientConnection:
-    """Open and authenticate an SSH connection, verifying the host key; map errors to text."""
+_TUNNEL_CLOSERS: set[asyncio.Future[None]] = set()
+
+
+async def _close_after(
+    conn: asyncssh.SSHClientConnection, tunnel: asyncssh.SSHClientConnection
+) -> None:
+    with contextlib.suppress(Exception):
+        await conn.wait_closed()
+    tunnel.close()
+
+
+def jump_endpoint(endpoint: SftpEndpoint) -> SftpEndpoint | None:
+    """The bastion of ``endpoint.jump`` (``[user@]host[:port]``), with the endpoint's keys."""
+    if not endpoint.jump:
+        return None
+    spec = endpoint.jump.removeprefix("ssh://")
+    user, _, hostport = spec.rpartition("@")
+    host, port = hostport, 22
+    if hostport.startswith("["):
+        host, _, rest = hostport[1:].partition("]")
+        port_text = rest.removeprefix(":")
+    else:
+        host, _, port_text = hostport.partition(":")
+    if port_text:
+        if not port_text.isdigit() or not 0 < int(port_text) < 65536:
+            raise SftpConnectError(
+                f"The jump host {endpoint.jump!r} has no valid port", "use [user@]host[:port]"
+            )
+        port = int(port_text)
+    if not host:
+        raise SftpConnectError(f"The jump host {endpoint.jump!r} has no host", "use [user@]host")
+    return replace(endpoint, host=host, port=port, username=user or endpoint.username, jump=None)
+
+
+async def open_connection(
+    endpoint: SftpEndpoint, *, tunnel: asyncssh.SSHClientConnection | None = None
+) -> asyncssh.SSHClientConnection:
+    """Open and authenticate an SSH connection, verifying the host key; map errors to text.
+
+    With ``endpoint.jump`` the connection goes through that bastion (its host key checked
+    against the same known_hosts); the bastion connection closes with this one.
+    """
+    bastion = jump_endpoint(endpoint) if tunnel is None else None
+    if bastion is not None:
+        tunnel = await open_connection(bastion)
+        try:
+            conn = await open_connection(endpoint, tunnel=tunnel)
+        except BaseException:
+            tunnel.close()
+            raise
+        # asyncssh closes a tunnel it opened itself, not one passed in: close it with conn.
+        closer = asyncio.ensure_future(_close_after(conn, tunnel))
+        _TUNNEL_CLOSERS.add(closer)
+        closer.add_done_callback(_TUNNEL_CLOSERS.discard)
+        return conn
     path = endpoint.known_hosts_path
     known_hosts = await asyncio.to_thread(_read_optional, path)
     gate = _HostKeyGate(endpoint, known_hosts)
@@ -108,6 +224,8 @@ async def open_connection(endpoint: SftpEndpoint) -> asyncssh.SSHClientConnectio
         "keepalive_interval": endpoint.keepalive_seconds,
         "keepalive_count_max": 3,
         "encryption_algs": encryption_algs(),
+        "window": endpoint.window_bytes,
+        "max_pktsize": endpoint.max_packet_bytes,
         "password": endpoint.password,
         "passphrase": endpoint.passphrase,
     }
@@ -121,6 +239,8 @@ async def open_connection(endpoint: SftpEndpoint) -> asyncssh.SSHClientConnectio
         options["client_keys"] = None
     if not endpoint.use_agent:
         options["agent_path"] = None
+    if tunnel is not None:
+        options["tunnel"] = tunnel
     where = f"{endpoint.host}:{endpoint.port}"
     try:
         conn = await asyncssh.connect(endpoint.host, **options)  # type: ignore[arg-type]
@@ -206,11 +326,26 @@ def _host_key_error(endpoint: SftpEndpoint, gate: _HostKeyGate) -> HostKeyError:
     )
 
 
+def is_connection_error(exc: BaseException) -> bool:
+    """True when ``exc`` means the connection (not the file) failed: lost, closed, stalled.
+
+    A file's own error (an I/O error or refusal the server reports for one request) leaves
+    the connection healthy for every other file on it.
+    """
+    if isinstance(exc, asyncssh.SFTPConnectionLost | asyncssh.SFTPNoConnection):
+        return True
+    if isinstance(exc, asyncssh.SFTPError):
+        return False  # an answer from a live server about this one request
+    return isinstance(
+        exc, asyncssh.DisconnectError | asyncssh.ChannelOpenError | OSError | TimeoutError
+    )
+
+
 def map_sftp_error(exc: BaseException, path: str) -> TransferError:
     """Turn an asyncssh/OS error about ``path`` into a user-facing error."""
     if isinstance(exc, TransferError):
         return exc
-    if isinstance(exc, asyncssh.SFTPNoSuchFile | FileNotFoundError):
+    if isinstance(exc, asyncssh.SFTPNoSuchFile | asyncssh.SFTPNoSuchPath | FileNotFoundError):
         return SourceNotFound(f"{path} does not exist on the SFTP server", "check the path")
     if isinstance(exc, asyncssh.SFTPPermissionDenied | PermissionError):
         return SourcePermissionDenied(
@@ -219,35 +354,181 @@ def map_sftp_error(exc: BaseException, path: str) -> TransferError:
     if isinstance(exc, TimeoutError | asyncio.TimeoutError):
         return SftpReadError(f"Reading {path} timed out", "the server stalled; try again")
     reason = getattr(exc, "reason", None) or str(exc) or type(exc).__name__
+    if isinstance(exc, asyncssh.SFTPError) and not is_connection_error(exc):
+        return SourceReadFailed(
+            f"The SFTP server failed reading {path}: {reason}",
+            "the server reported an error for this file (an I/O error?); check it there",
+        )
     return SftpReadError(f"Reading {path} failed: {reason}", "the connection may have dropped")
 
 
-class SftpPool:
-    """One SSH connection (and SFTP session) per endpoint, reopened after a drop."""
+@dataclass
+class _Slot:
+    """One SSH connection to a host (opened on demand) and its SFTP session."""
 
-    def __init__(self) -> None:
-        self._clients: dict[tuple[str, int, str | None], asyncssh.SFTPClient] = {}
-        self._conns: dict[tuple[str, int, str | None], asyncssh.SSHClientConnection] = {}
-        self._locks: dict[tuple[str, int, str | None], asyncio.Lock] = {}
+    index: int
+    conn: asyncssh.SSHClientConnection | None = None
+    client: asyncssh.SFTPClient | None = None
+    generation: int = 0  # bumped by every reconnect: a failure resets one generation once
+    files: int = 0  # open files leased on this connection
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    @property
+    def alive(self) -> bool:
+        return self.client is not None and self.conn is not None and not self.conn.is_closed()
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    """A connection lent to one open file (or one request): which slot, which generation."""
+
+    slot: int
+    generation: int
+    client: asyncssh.SFTPClient
+
+
+@dataclass
+class _Host:
+    endpoint: SftpEndpoint
+    slots: list[_Slot]
+    bucket: TokenBucket | None
+    next_login_at: float = 0.0
+    rtt_seconds: float | None = None
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+
+class TokenBucket:
+    """``--bwlimit``: lets ``rate`` bytes per second through on average (bursts ≤ 1/4 s)."""
+
+    def __init__(self, bytes_per_second: int) -> None:
+        self.rate = float(bytes_per_second)
+        self.burst = max(self.rate / 4, 256 * 1024.0)
+        self._tokens = self.burst
+        self._stamp = time.monotonic()
+
+    async def take(self, count: int) -> None:
+        """Account ``count`` bytes just read; sleep while the bucket is in debt."""
+        now = time.monotonic()
+        self._tokens = min(self.burst, self._tokens + (now - self._stamp) * self.rate)
+        self._stamp = now
+        self._tokens -= count
+        if self._tokens < 0:
+            await asyncio.sleep(-self._tokens / self.rate)
+
+
+LinkHandler = Callable[[SftpLinkMeasured], None]
+
+
+class SftpPool:
+    """Up to ``endpoint.connections`` SSH connections per host, reopened after a drop.
+
+    Files lease a connection (the least busy one; a new one while under the cap and all are
+    busy); a big file leases several and reads its parts over all of them. A connection is
+    reset once per failure (the lease's generation), never for a file's own error.
+    """
+
+    def __init__(self, on_link: LinkHandler | None = None) -> None:
+        self._hosts: dict[tuple[str, int, str | None], _Host] = {}
+        self._closing: set[asyncio.Future[None]] = set()
+        #: Called with each host's measured RTT and implied ceiling (the queue emits it).
+        self.on_link = on_link
 
     @staticmethod
     def _key(endpoint: SftpEndpoint) -> tuple[str, int, str | None]:
         return (endpoint.host, endpoint.port, endpoint.username)
 
-    async def client(self, endpoint: SftpEndpoint) -> asyncssh.SFTPClient:
-        """The shared SFTP client for ``endpoint``, connecting (again) when needed."""
+    def _host(self, endpoint: SftpEndpoint) -> _Host:
         key = self._key(endpoint)
-        lock = self._locks.setdefault(key, asyncio.Lock())
-        async with lock:
-            conn = self._conns.get(key)
-            client = self._clients.get(key)
-            if conn is not None and client is not None and not conn.is_closed():
-                return client
-            await self._drop(key)
+        host = self._hosts.get(key)
+        if host is None:
+            cap = max(1, endpoint.connections)
+            rate = endpoint.bwlimit_bytes_per_second
+            host = _Host(
+                endpoint, [_Slot(i) for i in range(cap)], TokenBucket(rate) if rate else None
+            )
+            self._hosts[key] = host
+        return host
+
+    def link(self, endpoint: SftpEndpoint) -> SftpLinkMeasured | None:
+        """The last RTT measured for ``endpoint``'s host and the ceiling it implies."""
+        host = self._hosts.get(self._key(endpoint))
+        if host is None or host.rtt_seconds is None:
+            return None
+        return self._link_event(host)
+
+    def _link_event(self, host: _Host) -> SftpLinkMeasured:
+        endpoint = host.endpoint
+        rtt = host.rtt_seconds or 0.0
+        connections = sum(1 for slot in host.slots if slot.alive) or 1
+        ceiling = endpoint.window_bytes * connections / rtt if rtt > 0 else 0.0
+        if endpoint.bwlimit_bytes_per_second:
+            ceiling = min(ceiling, endpoint.bwlimit_bytes_per_second) if ceiling else ceiling
+        return SftpLinkMeasured(
+            transfer_id=0,
+            host=endpoint.display,
+            rtt_seconds=rtt,
+            window_bytes=endpoint.window_bytes,
+            connections=connections,
+            ceiling_bytes_per_second=ceiling,
+        )
+
+    def throttle(self, endpoint: SftpEndpoint) -> TokenBucket | None:
+        """The host's bandwidth limiter (None when unlimited)."""
+        return self._host(endpoint).bucket
+
+    async def lease(self, endpoint: SftpEndpoint, *, slot: int | None = None) -> Lease:
+        """Lend a connection for one open file; give it back with :meth:`release`.
+
+        ``slot`` asks for that connection (a big file reading over several); otherwise the
+        least busy one, or a new one when every open one is busy and the cap allows.
+        """
+        host = self._host(endpoint)
+        async with host.lock:
+            near = host.rtt_seconds is not None and host.rtt_seconds < FAR_RTT_SECONDS
+            if slot is not None:
+                chosen = host.slots[slot % len(host.slots)]
+            else:  # near hosts: one connection does (more only cost logins and CPU)
+                chosen = host.slots[0] if near else _pick(host.slots)
+            chosen.files += 1
+        try:
+            client, generation = await self._ensure(host, chosen)
+        except BaseException:
+            chosen.files -= 1
+            raise
+        return Lease(chosen.index, generation, client)
+
+    def release(self, endpoint: SftpEndpoint, lease: Lease) -> None:
+        host = self._hosts.get(self._key(endpoint))
+        if host is not None:
+            slot = host.slots[lease.slot]
+            slot.files = max(0, slot.files - 1)
+
+    async def client(self, endpoint: SftpEndpoint) -> asyncssh.SFTPClient:
+        """An SFTP client for one-off requests (listings, stats): the first connection."""
+        host = self._host(endpoint)
+        client, _generation = await self._ensure(host, host.slots[0])
+        return client
+
+    async def _ensure(self, host: _Host, slot: _Slot) -> tuple[asyncssh.SFTPClient, int]:
+        """``slot``'s client, logging in (again) when needed, staggered per host."""
+        endpoint = host.endpoint
+        async with slot.lock:
+            if slot.alive:
+                assert slot.client is not None
+                return slot.client, slot.generation
+            await self._drop(slot)
+            loop = asyncio.get_running_loop()
+            wait = host.next_login_at - loop.time()
+            host.next_login_at = (
+                max(host.next_login_at, loop.time()) + endpoint.login_stagger_seconds
+            )
+            if wait > 0:
+                await asyncio.sleep(wait)
             conn = await open_connection(endpoint)
             try:
                 async with asyncio.timeout(endpoint.request_timeout_seconds):
                     client = await conn.start_sftp_client()
+                    rtt = await _measure_rtt(client)
             except TimeoutError as exc:
                 conn.close()
                 raise SftpConnectError(
@@ -260,27 +541,62 @@ class SftpPool:
                     f"{endpoint.display} has no SFTP subsystem: {exc}",
                     "check that the server allows SFTP for this user",
                 ) from exc
-            self._conns[key], self._clients[key] = conn, client
-            return client
+            slot.conn, slot.client = conn, client
+            slot.generation += 1
+            host.rtt_seconds = rtt if host.rtt_seconds is None else min(host.rtt_seconds, rtt)
+            if self.on_link is not None:
+                self.on_link(self._link_event(host))
+            return client, slot.generation
 
-    async def invalidate(self, endpoint: SftpEndpoint, client: asyncssh.SFTPClient) -> None:
-        """Forget a client that failed, so the next call reconnects."""
-        key = self._key(endpoint)
-        if self._clients.get(key) is client:
-            await self._drop(key)
+    async def invalidate(self, endpoint: SftpEndpoint, client: asyncssh.SFTPClient | Lease) -> None:
+        """Forget a connection that failed, so the next call reconnects — once per failure.
 
-    async def _drop(self, key: tuple[str, int, str | None]) -> None:
-        self._clients.pop(key, None)
-        conn = self._conns.pop(key, None)
+        Given a :class:`Lease`, only the generation it was lent from is dropped: a second
+        part failing on the same dead connection does not close its replacement.
+        """
+        host = self._hosts.get(self._key(endpoint))
+        if host is None:
+            return
+        for slot in host.slots:
+            if isinstance(client, Lease):
+                if slot.index != client.slot or slot.generation != client.generation:
+                    continue
+            elif slot.client is not client:
+                continue
+            async with slot.lock:
+                if slot.client is not None and (
+                    not isinstance(client, Lease) or slot.generation == client.generation
+                ):
+                    await self._drop(slot)
+
+    @staticmethod
+    async def _drop(slot: _Slot) -> None:
+        conn, slot.conn, slot.client = slot.conn, None, None
         if conn is not None:
             conn.close()
             with contextlib.suppress(Exception):
                 async with asyncio.timeout(2):  # not wait_for: it can swallow a cancel (3.11)
                     await conn.wait_closed()
 
+    def close_later(self, file: asyncssh.SFTPClientFile) -> None:
+        """Close a remote file without waiting for the server's answer."""
+
+        async def close() -> None:
+            with contextlib.suppress(Exception):
+                async with asyncio.timeout(5):  # not wait_for: it can swallow a cancel (3.11)
+                    await file.close()
+
+        task = asyncio.ensure_future(close())
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
+
     async def close(self) -> None:
-        for key in list(self._conns):
-            await self._drop(key)
+        if self._closing:
+            await asyncio.gather(*self._closing, return_exceptions=True)
+        for host in list(self._hosts.values()):
+            for slot in host.slots:
+                await self._drop(slot)
+        self._hosts.clear()
 
     async def __aenter__(self) -> SftpPool:
         return self
@@ -288,73 +604,420 @@ class SftpPool:
     async def __aexit__(self, *exc_info: object) -> None:
         await self.close()
 
-    async def stat(self, endpoint: SftpEndpoint, path: str) -> RemoteEntry:
-        client = await self.client(endpoint)
+    async def request(
+        self,
+        endpoint: SftpEndpoint,
+        path: str,
+        operation: Callable[[asyncssh.SFTPClient], Awaitable[T]],
+        *,
+        lease: Lease | None = None,
+    ) -> T:
+        """Run one SFTP request within the request timeout; translate its errors.
+
+        The one place that tells a file's own error (raised as is, mapped) from a dead or
+        stalled connection (reset once, then mapped as retryable).
+        """
+        if lease is None:
+            host = self._host(endpoint)
+            client, generation = await self._ensure(host, host.slots[0])
+            lease = Lease(0, generation, client)
         try:
             async with asyncio.timeout(endpoint.request_timeout_seconds):
-                attrs = await client.stat(path)
+                return await operation(lease.client)
         except (OSError, asyncssh.Error, TimeoutError) as exc:
-            if isinstance(exc, TimeoutError):
-                await self.invalidate(endpoint, client)
+            await self.forget_if_dead(endpoint, lease, exc)
             raise map_sftp_error(exc, path) from exc
-        return _entry(posixpath.basename(path) or path, path, attrs)
+
+    async def forget_if_dead(
+        self, endpoint: SftpEndpoint, lease: Lease, exc: BaseException
+    ) -> bool:
+        """Reset ``lease``'s connection when ``exc`` means it failed; True if it did."""
+        host = self._hosts.get(self._key(endpoint))
+        slot = host.slots[lease.slot] if host is not None else None
+        closed = slot is not None and slot.conn is not None and slot.conn.is_closed()
+        dead = is_connection_error(exc) or closed
+        if dead:
+            await self.invalidate(endpoint, lease)
+        return dead
+
+    async def stat(self, endpoint: SftpEndpoint, path: str) -> RemoteEntry:
+        """The entry at ``path`` (links followed; a dangling link is a LINK entry)."""
+        attrs = await self.request(endpoint, path, lambda c: c.stat(path))
+        return _entry(posixpath.basename(path.rstrip("/")) or path, path, attrs)
 
     async def listdir(self, endpoint: SftpEndpoint, path: str) -> list[RemoteEntry]:
         """Entries of a remote directory (links resolved), folders first, then by name."""
-        client = await self.client(endpoint)
-        try:
-            async with asyncio.timeout(endpoint.request_timeout_seconds):
-                names = await client.readdir(path)
-        except (OSError, asyncssh.Error, TimeoutError) as exc:
-            if isinstance(exc, TimeoutError):
-                await self.invalidate(endpoint, client)
-            raise map_sftp_error(exc, path) from exc
-        entries = []
-        for item in names:
-            name = item.filename if isinstance(item.filename, str) else item.filename.decode()
-            if name in (".", ".."):
-                continue
-            full = posixpath.join(path, name)
-            attrs = item.attrs
-            is_link = attrs.type == asyncssh.FILEXFER_TYPE_SYMLINK
-            if is_link:
-                with contextlib.suppress(OSError, asyncssh.Error):
-                    attrs = await client.stat(full)
-            entries.append(_entry(name, full, attrs, is_link=is_link))
+        entries = [entry async for entry in self.scandir(endpoint, path)]
         entries.sort(key=lambda e: (not e.is_dir, e.name.casefold()))
         return entries
+
+    async def scandir(self, endpoint: SftpEndpoint, path: str) -> AsyncIterator[RemoteEntry]:
+        """Stream a directory's entries as the server sends them.
+
+        The request timeout applies to each request (one batch of names, one link's stat),
+        never to the whole listing, so a huge folder over a slow link succeeds. Links are
+        resolved concurrently, each within the timeout; a name that is not valid UTF-8 is
+        kept (escaped for display) with a ``problem`` so it fails alone.
+        """
+        client = await self.client(endpoint)
+        timeout = endpoint.request_timeout_seconds
+        names = client.scandir(path.encode("utf-8", "surrogateescape")).__aiter__()
+        links: list[tuple[str, str, bool]] = []
+        try:
+            while True:
+                try:
+                    async with asyncio.timeout(timeout):
+                        item = await anext(names)
+                except StopAsyncIteration:
+                    break
+                raw = item.filename
+                assert isinstance(raw, bytes)
+                if raw in (b".", b".."):
+                    continue
+                try:
+                    name, bad = raw.decode("utf-8"), False
+                except UnicodeDecodeError:
+                    name, bad = raw.decode("utf-8", "backslashreplace"), True
+                full = posixpath.join(path, name)
+                if bad:
+                    yield RemoteEntry(
+                        name,
+                        full,
+                        item.attrs.size or 0,
+                        int(item.attrs.mtime or 0),
+                        is_dir=kind_of(item.attrs) == Kind.FOLDER,
+                        kind=kind_of(item.attrs),
+                        problem=f"the name {full} is not valid UTF-8 (odd bytes shown as \\xNN); "
+                        "rename it on the server",
+                    )
+                elif kind_of(item.attrs) == Kind.LINK:
+                    links.append((name, full, True))
+                else:
+                    yield _entry(name, full, item.attrs)
+        except (OSError, asyncssh.Error, TimeoutError) as exc:
+            if is_connection_error(exc):
+                await self.invalidate(endpoint, client)
+            raise map_sftp_error(exc, path) from exc
+        finally:
+            with contextlib.suppress(Exception):
+                await names.aclose()  # type: ignore[attr-defined]
+        for start in range(0, len(links), LINK_STATS_AT_ONCE):
+            batch = links[start : start + LINK_STATS_AT_ONCE]
+            for entry in await asyncio.gather(
+                *(self._resolve(endpoint, n, f) for n, f, _ in batch)
+            ):
+                yield entry
+
+    async def _resolve(self, endpoint: SftpEndpoint, name: str, full: str) -> RemoteEntry:
+        """A link's target as an entry; a dangling, looping or slow link gets a problem."""
+        try:
+            attrs = await self.request(endpoint, full, lambda c: c.stat(full))
+        except TransferError as exc:
+            cause = exc.__cause__
+            if is_connection_error(cause or exc) and not isinstance(cause, TimeoutError):
+                raise  # the connection died: not this link's problem
+            return RemoteEntry(
+                name,
+                full,
+                0,
+                0,
+                is_dir=False,
+                is_link=True,
+                kind=Kind.LINK,
+                problem=f"the link {full} cannot be followed ({exc.message})",
+            )
+        return _entry(name, full, attrs, is_link=True)
+
+    async def realpath(self, endpoint: SftpEndpoint, path: str) -> str:
+        """The canonical path of ``path`` (links resolved by the server)."""
+        result = await self.request(endpoint, path, lambda c: c.realpath(path))
+        return str(result)
+
+
+LINK_STATS_AT_ONCE = 32  # a folder of links over a far link: resolve them concurrently
+
+
+def _pick(slots: list[_Slot]) -> _Slot:
+    """The least busy open connection, or a new one if all open ones are busy."""
+    open_slots = [s for s in slots if s.alive or s.conn is not None or s.files]
+    idle = min(open_slots, key=lambda s: s.files, default=None)
+    if idle is not None and idle.files == 0:
+        return idle
+    closed = [s for s in slots if s not in open_slots]
+    if closed:
+        return closed[0]
+    assert idle is not None
+    return idle
+
+
+async def _measure_rtt(client: asyncssh.SFTPClient, samples: int = 1) -> float:
+    """The round trip of a cheap SFTP request (the fastest of a few), in seconds."""
+    best = float("inf")
+    for _ in range(samples):
+        began = time.monotonic()
+        await client.realpath(".")
+        best = min(best, time.monotonic() - began)
+    return best
 
 
 def _entry(
     name: str, path: str, attrs: asyncssh.SFTPAttrs, *, is_link: bool = False
 ) -> RemoteEntry:
-    mode = attrs.permissions or 0
-    is_dir = attrs.type == asyncssh.FILEXFER_TYPE_DIRECTORY or stat.S_ISDIR(mode)
+    kind = kind_of(attrs)
+    problem = ""
+    if kind == Kind.LINK:
+        problem = f"the link {path} cannot be followed"
+    elif kind not in (Kind.FILE, Kind.FOLDER):
+        what = f"a link to a {kind}" if is_link else f"a {kind}"
+        problem = f"{path} is {what}, not a regular file; only regular files are copied"
     return RemoteEntry(
         name=name,
         path=path,
         size=attrs.size or 0,
         mtime=int(attrs.mtime or 0),
-        is_dir=is_dir,
+        is_dir=kind == Kind.FOLDER,
         is_link=is_link,
+        kind=kind,
+        problem=problem,
     )
 
 
 async def read_into(
-    file: asyncssh.SFTPClientFile, offset: int, view: memoryview, *, stall_seconds: float
+    file: asyncssh.SFTPClientFile,
+    offset: int,
+    view: memoryview,
+    *,
+    stall_seconds: float,
+    bucket: TokenBucket | None = None,
 ) -> int:
     """Fill ``view`` from ``offset`` with pipelined reads; returns the bytes read (short at EOF).
 
     Raises ``TimeoutError`` when no block arrives for ``stall_seconds`` (a stalled server),
-    however long the whole part takes on a slow but moving link.
+    however long the whole part takes on a slow but moving link. ``bucket`` paces the reads
+    (a bandwidth limit): one bucket's burst in flight at a time.
     """
     count = 0
     loop = asyncio.get_running_loop()
+    step = max(64 * 1024, int(bucket.burst)) if bucket is not None else len(view)
     async with asyncio.timeout(stall_seconds) as deadline:
-        reader = await file.read_parallel(len(view), offset)
-        async for block_offset, data in reader:
-            start = block_offset - offset
-            view[start : start + len(data)] = data
-            count += len(data)
-            deadline.reschedule(loop.time() + stall_seconds)
+        while count < len(view):
+            length = min(step, len(view) - count)
+            got = 0
+            reader = await file.read_parallel(length, offset + count)
+            async for block_offset, data in reader:
+                start = block_offset - offset
+                view[start : start + len(data)] = data
+                got += len(data)
+                deadline.reschedule(loop.time() + stall_seconds)
+            count += got
+            if got < length:
+                break
+            if bucket is not None:
+                deadline.reschedule(loop.time() + stall_seconds + got / bucket.rate)
+                await bucket.take(got)
     return count
+
+
+async def _at_end(file: asyncssh.SFTPClientFile, offset: int) -> bool:
+    """True when nothing is left at ``offset`` (a read there returns no byte: EOF)."""
+    try:
+        data = await file.read(1, offset)
+    except asyncssh.SFTPEOFError:
+        return True
+    return not data
+
+
+FAR_RTT_SECONDS = 0.005  # beyond this round trip, more connections per host pay off
+
+
+class RemoteReader:
+    """One remote file open for reading, over one or several of its host's connections.
+
+    The file's type and size are checked by path before it is opened (a FIFO is never
+    opened: that blocks OpenSSH's sftp-server). A big file is read over up to
+    ``endpoint.connections`` connections at once (parts spread across them, mscp's idea)
+    when the host is far; every read that reaches the expected size checks for EOF, so
+    bytes beyond the reported size are noticed. A file's own error leaves the connection
+    alone; a dead connection is reset once and the handle reopened on the next read.
+    """
+
+    def __init__(
+        self,
+        pool: SftpPool,
+        endpoint: SftpEndpoint,
+        path: str,
+        *,
+        block_size: int = -1,
+        max_requests: int = -1,
+    ) -> None:
+        self.pool = pool
+        self.endpoint = endpoint
+        self.path = path
+        self.block_size = block_size
+        self.max_requests = max_requests
+        self.expected_size: int | None = None
+        self._handles: dict[int, tuple[Lease, asyncssh.SFTPClientFile]] = {}
+        self._width = 1
+        self._lock = asyncio.Lock()
+        self._opening: dict[int, asyncio.Future[None]] = {}
+        self._closed = False
+
+    @property
+    def width(self) -> int:
+        """How many connections this file is read over."""
+        return self._width
+
+    async def stat(self) -> tuple[int, int]:
+        """(size, mtime) of the opened file; refuses anything but a regular file with a
+        known size. (Jobs come from listings and stats that already refused FIFOs, devices
+        and sockets by type, so opening never blocks on one.)"""
+        _index, lease, file = await self._handle(0)
+        attrs = await self.pool.request(
+            self.endpoint, self.path, lambda _client: file.stat(), lease=lease
+        )
+        entry = _entry(posixpath.basename(self.path), self.path, attrs)
+        if entry.problem or entry.is_dir:
+            raise SourceUnsupported(
+                entry.problem or f"{self.path} is a folder, not a file", "copy regular files only"
+            )
+        if attrs.size is None:
+            raise SourceUnsupported(
+                f"The SFTP server reports no size for {self.path}",
+                "without a size the copy cannot be checked; nothing was published",
+            )
+        return attrs.size, int(attrs.mtime or 0)
+
+    def spread(self, size: int, part_size: int) -> int:
+        """Use up to ``endpoint.connections`` handles for a file of several parts on a far
+        host; returns how many."""
+        link = self.pool.link(self.endpoint)
+        far = link is not None and link.rtt_seconds >= FAR_RTT_SECONDS
+        parts = -(-size // max(part_size, 1))
+        self._width = max(1, min(self.endpoint.connections, parts)) if far else 1
+        return self._width
+
+    async def _handle(self, index: int) -> tuple[int, Lease, asyncssh.SFTPClientFile]:
+        """The handle for ``index``; while a further connection logs in (in the background)
+        its parts use a handle already open, so no part waits for a login."""
+        found = self._handles.get(index)
+        if found is not None:
+            return (index, *found)
+        if self._handles:
+            if index not in self._opening:
+                task = asyncio.ensure_future(self._open(index))
+                self._opening[index] = task
+                task.add_done_callback(functools.partial(self._opened, index))
+            first = min(self._handles)
+            return (first, *self._handles[first])
+        async with self._lock:
+            if index not in self._handles and not self._handles:
+                await self._open(index)
+        return await self._handle(index)
+
+    def _opened(self, index: int, task: asyncio.Future[None]) -> None:
+        self._opening.pop(index, None)
+        if not task.cancelled() and task.exception() is not None:
+            log.info("%s: a further connection failed: %s", self.path, task.exception())
+
+    async def _open(self, index: int) -> None:
+        try:
+            lease = await self.pool.lease(self.endpoint, slot=index if self._width > 1 else None)
+        except SftpConnectError as exc:
+            if type(exc) is not SftpConnectError:
+                raise  # refused login or host key: not about this file
+            raise SftpReadError(f"Reading {self.path} failed: {exc.message}", exc.hint) from exc
+        try:
+            file = await self.pool.request(
+                self.endpoint,
+                self.path,
+                lambda c: c.open(
+                    self.path, "rb", block_size=self.block_size, max_requests=self.max_requests
+                ),
+                lease=lease,
+            )
+        except BaseException:
+            self.pool.release(self.endpoint, lease)
+            raise
+        if self._closed:
+            self.pool.release(self.endpoint, lease)
+            with contextlib.suppress(Exception):
+                await file.close()
+            return
+        self._handles[index] = (lease, file)
+
+    async def read(self, offset: int, view: memoryview) -> None:
+        """Fill ``view`` from ``offset``; a short read means the file shrank, bytes beyond
+        the expected size that it grew (both :class:`SourceChanged`)."""
+        index, lease, file = await self._handle((offset // max(len(view), 1)) % self._width)
+        timeout = self.endpoint.request_timeout_seconds
+        end = offset + len(view)
+        # The read that reaches the expected size also asks for one byte past it, sent
+        # alongside (no extra round trip): EOF there, or the file is longer than reported.
+        probe = None
+        if self.expected_size is not None and end >= self.expected_size:
+            probe = asyncio.ensure_future(_at_end(file, end))
+        try:
+            count = await read_into(
+                file, offset, view, stall_seconds=timeout, bucket=self.pool.throttle(self.endpoint)
+            )
+            at_end = True
+            if probe is not None:
+                async with asyncio.timeout(timeout):
+                    at_end = await probe
+        except (OSError, asyncssh.Error, TimeoutError) as exc:
+            if await self.pool.forget_if_dead(self.endpoint, lease, exc):
+                await self._forget(index)
+            raise map_sftp_error(exc, self.path) from exc
+        finally:
+            if probe is not None and not probe.done():
+                probe.cancel()
+        if count < len(view):
+            raise SourceChanged(
+                f"{self.path} ended at {offset + count} bytes, expected {self.expected_size}",
+                "the file shrank while it was read; nothing was published",
+            )
+        if not at_end:
+            raise SourceChanged(
+                f"{self.path} changed while it was read: it goes on past the "
+                f"{self.expected_size} bytes the server reported",
+                "nothing was published; transfer it again once it is complete "
+                "(or the server reports a wrong size)",
+            )
+
+    async def fstat(self) -> tuple[int, int]:
+        """(size, mtime) of the open file (the first handle)."""
+        _index, lease, file = await self._handle(0)
+        attrs = await self.pool.request(
+            self.endpoint, self.path, lambda _client: file.stat(), lease=lease
+        )
+        return attrs.size or 0, int(attrs.mtime or 0)
+
+    async def _forget(self, index: int) -> None:
+        found = self._handles.pop(index, None)
+        if found is not None:
+            self.pool.release(self.endpoint, found[0])
+
+    async def reset(self) -> None:
+        """Drop every handle (their connections stay unless they failed)."""
+        await self._close_handles(1.0)
+
+    async def close(self) -> None:
+        """Give the connections back; the handles close in the background (saves a round
+        trip per file on a far link; the pool waits for them when it closes)."""
+        self._closed = True
+        pending = list(self._opening.values())
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+        for index in list(self._handles):
+            file = self._handles[index][1]
+            await self._forget(index)
+            self.pool.close_later(file)
+
+    async def _close_handles(self, seconds: float) -> None:
+        for index in list(self._handles):
+            file = self._handles[index][1]
+            await self._forget(index)
+            with contextlib.suppress(Exception):
+                async with asyncio.timeout(seconds):  # not wait_for: it can swallow a cancel
+                    await file.close()

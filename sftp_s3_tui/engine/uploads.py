@@ -51,4 +51,4 @@ async def abort_stale(
         await abort_upload(client, bucket, upload.key, upload.upload_id)
         entry = by_id.get(upload.upload_id)
         if entry is not None and journal is not None:
-            journal.forget(entry.source, entry.bucket, entry.key)
+            journal.forget(entry)

@@ -163,8 +163,22 @@ class Snapshot:
 SnapshotCallback = Callable[[Snapshot], None]
 
 
+class _Queued:
+    """A transfer that waits in the queue: just what its row shows (a queue of 100k files
+    costs ~200 bytes a file here; full counters are made when it starts)."""
+
+    __slots__ = ("bucket", "key", "size", "source")
+
+    def __init__(self, source: str, bucket: str, key: str, size: int) -> None:
+        self.source = source
+        self.bucket = bucket
+        self.key = key
+        self.size = size
+
+
 class _Transfer:
-    """Mutable per-transfer counters, owned by the sampler."""
+    """Mutable per-transfer counters, owned by the sampler (active and recently finished
+    transfers only)."""
 
     __slots__ = (
         "bucket",
@@ -210,6 +224,12 @@ class _Transfer:
         self.finished_at: float | None = None
         self.message = ""
         self.rate_samples: deque[tuple[float, int]] = deque(maxlen=64)
+
+    @classmethod
+    def from_queued(cls, transfer_id: int, queued: _Queued) -> _Transfer:
+        transfer = cls(transfer_id, queued.source, queued.bucket, queued.key)
+        transfer.size = queued.size
+        return transfer
 
 
 def _window_rate(samples: deque[tuple[float, int]], now: float, value: int, window: float) -> float:
@@ -269,9 +289,11 @@ class Sampler:
         self._outcomes: dict[TransferState, int] = dict.fromkeys(TransferState, 0)
         self._read_seconds: list[float] = []
         self._upload_seconds: list[float] = []
-        self._transfers: dict[int, _Transfer] = {}
         # Insertion-ordered views by life stage, so a snapshot never scans every transfer.
-        self._queued: dict[int, _Transfer] = {}
+        # Queued ones are small records; ``_transfers`` holds the counters of the active and
+        # the recently finished ones (bounded by ``keep_finished``), never every transfer.
+        self._queued: dict[int, _Queued] = {}
+        self._transfers: dict[int, _Transfer] = {}
         self._active: dict[int, _Transfer] = {}
         self._finished: dict[int, _Transfer] = {}
         self._dispatch: dict[type, Callable[[EngineEvent], None]] = {
@@ -429,15 +451,14 @@ class Sampler:
             self._parts_failed += 1
 
     def _on_queued(self, event: TransferQueued) -> None:
-        transfer = self._transfers.get(event.transfer_id)
-        if transfer is None:
-            transfer = _Transfer(event.transfer_id, event.source, event.bucket, event.key)
-            self._transfers[event.transfer_id] = transfer
-            self._queued[event.transfer_id] = transfer
-        else:
-            transfer.source, transfer.bucket, transfer.key = event.source, event.bucket, event.key
-        transfer.size = event.size
-        self._set_state(transfer, TransferState.QUEUED, self._clock())
+        tid = event.transfer_id
+        transfer = self._transfers.get(tid)
+        if transfer is not None:  # queued again (a retry): back to a small record
+            if transfer.state.finished:
+                self._forget(tid)
+            else:
+                self._set_state(transfer, TransferState.QUEUED, self._clock())
+        self._queued[tid] = _Queued(event.source, event.bucket, event.key, event.size)
 
     def _on_started(self, event: TransferStarted) -> None:
         transfer = self._transfer(event.transfer_id)
@@ -468,6 +489,8 @@ class Sampler:
         self._set_state(transfer, TransferState.RUNNING, now)
 
     def _on_state(self, event: TransferStateChanged) -> None:
+        if event.state is TransferState.QUEUED and event.transfer_id in self._queued:
+            return  # still waiting: nothing to do
         self._set_state(self._transfer(event.transfer_id), event.state, self._clock())
 
     def _on_finished(self, event: TransferFinished) -> None:
@@ -480,12 +503,23 @@ class Sampler:
         self._set_state(transfer, result.status, self._clock())
 
     def _transfer(self, transfer_id: int) -> _Transfer:
+        """The counters of a transfer leaving the queue (made now) or already out of it."""
         transfer = self._transfers.get(transfer_id)
-        if transfer is None:  # first seen after its TransferQueued (a late subscriber)
-            transfer = _Transfer(transfer_id)
+        if transfer is None:
+            queued = self._queued.pop(transfer_id, None)
+            if queued is not None:
+                if not self._queued:  # a dict keeps its largest table: let a drained queue go
+                    self._queued = {}
+                transfer = _Transfer.from_queued(transfer_id, queued)
+            else:  # first seen after its TransferQueued (a late subscriber)
+                transfer = _Transfer(transfer_id)
             self._transfers[transfer_id] = transfer
-            self._queued[transfer_id] = transfer
         return transfer
+
+    def _forget(self, transfer_id: int) -> None:
+        self._transfers.pop(transfer_id, None)
+        self._active.pop(transfer_id, None)
+        self._finished.pop(transfer_id, None)
 
     def _count_outcome(self, transfer: _Transfer, state: TransferState) -> None:
         if transfer.outcome is None:  # not yet counted (StateChanged, then Finished, count once)
@@ -502,19 +536,21 @@ class Sampler:
                 self._parts_in_flight -= transfer.in_flight
                 transfer.in_flight = 0
             if not old.finished or tid not in self._finished:
-                self._queued.pop(tid, None)
                 self._active.pop(tid, None)
                 self._finished[tid] = transfer
                 transfer.finished_at = at
+                if len(self._finished) > self.keep_finished:  # bounded between snapshots too
+                    self._forget(next(iter(self._finished)))
             return
         transfer.outcome = None  # back in play (a retry): its next ending counts again
         transfer.finished_at = None
         self._finished.pop(tid, None)
-        if state is TransferState.QUEUED:
-            self._active.pop(tid, None)
-            self._queued[tid] = transfer
+        if state is TransferState.QUEUED:  # back in line (a paused queued file resumed)
+            self._forget(tid)
+            self._queued[tid] = _Queued(
+                transfer.source, transfer.bucket, transfer.key, transfer.size
+            )
         else:
-            self._queued.pop(tid, None)
             if tid not in self._active:
                 self._active[tid] = transfer
             if transfer.started_at is None:
@@ -614,35 +650,53 @@ class Sampler:
             del self._transfers[tid]
 
     def _transfer_stats(self, now: float) -> tuple[TransferStats, ...]:
-        window = self.window
-        stats: list[TransferStats] = []
-        listed_queued = islice(self._queued.values(), self.max_listed_queued)
-        for group in (self._active.values(), listed_queued, self._finished.values()):
-            for t in group:
-                rate = 0.0
-                if t.state is TransferState.RUNNING:
-                    rate = _window_rate(t.rate_samples, now, t.bytes_transferred, window)
-                elif t.rate_samples:
-                    t.rate_samples.clear()  # a paused transfer restarts its window on resume
-                end = t.finished_at if t.finished_at is not None else now
-                stats.append(
-                    TransferStats(
-                        transfer_id=t.transfer_id,
-                        source=t.source,
-                        bucket=t.bucket,
-                        key=t.key,
-                        state=t.state,
-                        size=t.size,
-                        bytes_done=t.bytes_done,
-                        bytes_per_second=rate,
-                        part_size=t.part_size,
-                        parts_total=max(t.parts_total, len(t.part_codes)),
-                        parts_done=t.parts_done,
-                        parts_in_flight=t.in_flight,
-                        parts_retried=t.parts_retried,
-                        part_codes=bytes(t.part_codes),
-                        elapsed_seconds=end - t.started_at if t.started_at is not None else 0.0,
-                        message=t.message,
-                    )
+        """Active transfers, the first queued ones, then the recently finished ones."""
+        stats = [self._stats_of(t, now) for t in self._active.values()]
+        for tid, queued in islice(self._queued.items(), self.max_listed_queued):
+            stats.append(
+                TransferStats(
+                    transfer_id=tid,
+                    source=queued.source,
+                    bucket=queued.bucket,
+                    key=queued.key,
+                    state=TransferState.QUEUED,
+                    size=queued.size,
+                    bytes_done=0,
+                    bytes_per_second=0.0,
+                    part_size=0,
+                    parts_total=0,
+                    parts_done=0,
+                    parts_in_flight=0,
+                    parts_retried=0,
+                    part_codes=b"",
+                    elapsed_seconds=0.0,
                 )
+            )
+        stats += (self._stats_of(t, now) for t in self._finished.values())
         return tuple(stats)
+
+    def _stats_of(self, t: _Transfer, now: float) -> TransferStats:
+        rate = 0.0
+        if t.state is TransferState.RUNNING:
+            rate = _window_rate(t.rate_samples, now, t.bytes_transferred, self.window)
+        elif t.rate_samples:
+            t.rate_samples.clear()  # a paused transfer restarts its window on resume
+        end = t.finished_at if t.finished_at is not None else now
+        return TransferStats(
+            transfer_id=t.transfer_id,
+            source=t.source,
+            bucket=t.bucket,
+            key=t.key,
+            state=t.state,
+            size=t.size,
+            bytes_done=t.bytes_done,
+            bytes_per_second=rate,
+            part_size=t.part_size,
+            parts_total=max(t.parts_total, len(t.part_codes)),
+            parts_done=t.parts_done,
+            parts_in_flight=t.in_flight,
+            parts_retried=t.parts_retried,
+            part_codes=bytes(t.part_codes),
+            elapsed_seconds=end - t.started_at if t.started_at is not None else 0.0,
+            message=t.message,
+        )

@@ -11,6 +11,7 @@ from enum import StrEnum
 from typing import Any
 
 from ..engine.config import (
+    ChecksumChoice,
     ConflictPolicy,
     HostKeyPolicy,
 )
@@ -129,6 +130,7 @@ _SCHEMA: dict[str, tuple[type, dict[str, _Converter]]] = {
             "sftp_concurrency": _count,
             "s3_concurrency": _count,
             "conflict": _choice(ConflictPolicy),
+            "checksum": _choice(ChecksumChoice),
         },
     ),
 }

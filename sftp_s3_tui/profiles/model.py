@@ -13,6 +13,7 @@ from typing import Any
 from ..engine.config import (
     MAX_PART_SIZE,
     MIN_PART_SIZE,
+    ChecksumChoice,
     ConflictPolicy,
     HostKeyPolicy,
     S3Endpoint,
@@ -81,6 +82,7 @@ class TransferDefaults:
     sftp_concurrency: int | None = None
     s3_concurrency: int | None = None
     conflict: ConflictPolicy | None = None
+    checksum: ChecksumChoice | None = None
 
 
 _NAME = re.compile(r"^\w[\w .@+-]*$")

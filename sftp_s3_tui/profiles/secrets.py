@@ -9,11 +9,6 @@ import re
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-import keyring
-import keyring.backends.fail
-import keyring.backends.null
-import keyring.errors
-
 from ..engine.errors import ConfigError
 from ..redaction import redact, register_secret
 
@@ -103,6 +98,10 @@ class Secret:
 
 def keyring_available() -> bool:
     """Whether a system keyring backend is usable here (False on most headless Linux)."""
+    import keyring  # imported when needed: it takes a while, and --help needs none of it
+    import keyring.backends.fail
+    import keyring.backends.null
+
     try:
         backend = keyring.get_keyring()
     except Exception:
@@ -129,6 +128,8 @@ def _keyring_set(profile: str, field_id: str, value: str) -> None:
     """Store a secret and read it back, so a backend that silently drops it is caught."""
     if not keyring_available():
         raise _no_keyring(profile, field_id)
+    import keyring
+
     user = _keyring_user(profile, field_id)
     try:
         keyring.set_password(KEYRING_SERVICE, user, value)
@@ -141,6 +142,8 @@ def _keyring_set(profile: str, field_id: str, value: str) -> None:
 
 
 def _keyring_get(profile: str, field_id: str) -> str | None:
+    import keyring
+
     try:
         return keyring.get_password(KEYRING_SERVICE, _keyring_user(profile, field_id))
     except Exception as exc:
@@ -155,6 +158,9 @@ def _keyring_delete(profile: str, field_id: str) -> None:
     """Remove a keyring entry if it exists; failures are logged, not raised."""
     if not keyring_available():
         return  # no keyring here, so no entry to remove
+    import keyring
+    import keyring.errors
+
     try:
         keyring.delete_password(KEYRING_SERVICE, _keyring_user(profile, field_id))
     except keyring.errors.PasswordDeleteError:

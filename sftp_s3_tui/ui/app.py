@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import importlib.util
 import logging
+import sys
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -20,7 +21,7 @@ from textual.worker import Worker, WorkerState
 
 from .. import paths
 from ..engine.config import TransferOptions
-from ..engine.errors import ConfigError, HostKeyError, TransferError
+from ..engine.errors import ConfigError, HostKeyError, TransferError, UsageError
 from ..engine.events import EngineEvent, TransferFinished, TransferState
 from ..engine.journal import Journal, JournalEntry
 from ..profiles import (
@@ -471,6 +472,11 @@ def run_app(request: AppRequest) -> int:
         push_gateway=request.push_gateway,
         metrics_port=request.metrics_port,
     )
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        raise UsageError(
+            "The TUI needs a terminal (its input or output is not one)",
+            "run it in a terminal, or use `sftp-s3-tui copy SOURCE… DEST` in scripts",
+        )
     if request.demo and importlib.util.find_spec("moto") is None:
         raise ConfigError(
             "--demo needs moto for its embedded S3 server",

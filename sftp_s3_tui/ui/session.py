@@ -248,10 +248,11 @@ class Session:
 
     def resumable(self) -> list[JournalEntry]:
         """Unfinished transfers in the journal that came from this session's SFTP server."""
-        if self.journal is None:
+        records = self.queue.records  # only this store's (and account's) records
+        if records is None:
             return []
         prefix = self.target.sftp.display + "/"
-        return [e for e in self.journal.entries() if e.source.startswith(prefix)]
+        return [e for e in records.resumable() if e.source.startswith(prefix)]
 
     async def resume(self, entries: list[JournalEntry]) -> list[Transfer]:
         """Queue journal entries again; the engine continues where each upload stopped."""

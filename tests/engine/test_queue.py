@@ -6,6 +6,7 @@ import asyncio
 from typing import Any
 
 from sftp_s3_tui.engine.config import ConflictPolicy, S3Endpoint, TransferOptions
+from sftp_s3_tui.engine.errors import UsageError
 from sftp_s3_tui.engine.events import (
     EngineEvent,
     EventBus,
@@ -206,3 +207,112 @@ async def test_retry_after_failure(
     assert failed.status is TransferState.FAILED and "does not exist" in failed.message
     assert result.status is TransferState.DONE
     assert object_bytes(s3, bucket, "late.csv") == b"here now"
+
+
+async def test_pausing_a_queued_file_keeps_it_waiting_and_resume_lands_it(
+    embedded_sftp: SftpServerInfo, s3_endpoint: S3Endpoint, s3: Any, bucket: str
+) -> None:
+    """Pausing a file that waits for a slot used to hang the queue: it became RUNNING when its
+    slot came while staying paused, so `p` could not resume it and join() never returned."""
+    first = embedded_sftp.write_file("q/first.bin", size=3 * PART, seed=1)
+    second = embedded_sftp.write_file("q/second.csv", b"second\n" * 100)
+    options = TransferOptions(part_size=PART, files_in_flight=1)
+    finished: list[int] = []
+    async with TransferQueue(s3_endpoint, options) as queue:
+        queue.bus.subscribe(
+            lambda e: (
+                finished.append(e.transfer_id)
+                if isinstance(e, TransferStateChanged) and e.state.finished
+                else None
+            )
+        )
+        jobs = []
+        for remote in (first, second):
+            jobs += await queue.expand(
+                embedded_sftp.endpoint(), remote.remote_path, parse_s3_url(f"s3://{bucket}/q/")
+            )
+        big, small = queue.submit(jobs)
+        await asyncio.sleep(0.2)  # the second waits for the one file slot
+        queue.pause(small.id)
+        assert small.state is TransferState.PAUSED
+        while big.id not in finished:
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.3)  # the slot is free: a paused file must not take it
+        assert small.state is TransferState.PAUSED
+        assert keys(s3, bucket) == ["q/first.bin"]
+
+        queue.resume(small.id)
+        results = await asyncio.wait_for(queue.join(), 60)
+
+    assert [r.status for r in results] == [TransferState.DONE, TransferState.DONE]
+    assert object_bytes(s3, bucket, "q/second.csv") == second.read_bytes()
+    assert open_uploads(s3, bucket) == []
+
+
+async def test_pause_all_then_cancel_a_queued_file_ends_the_queue(
+    embedded_sftp: SftpServerInfo, s3_endpoint: S3Endpoint, s3: Any, bucket: str
+) -> None:
+    for n in range(6):
+        embedded_sftp.write_file(f"p/f{n}.csv", f"{n}\n".encode() * 1000)
+    options = TransferOptions(files_in_flight=2)
+    async with TransferQueue(s3_endpoint, options) as queue:
+        jobs = await queue.expand(
+            embedded_sftp.endpoint(),
+            embedded_sftp.remote_path("p/"),
+            parse_s3_url(f"s3://{bucket}/"),
+        )
+        transfers = queue.submit(jobs)
+        queue.pause_all()
+        assert {t.state for t in transfers} == {TransferState.PAUSED}
+        queue.cancel(transfers[-1].id)
+        queue.resume_all()
+        results = await asyncio.wait_for(queue.join(), 60)
+
+    states = [r.status for r in results]
+    assert states == [TransferState.DONE] * 5 + [TransferState.CANCELLED]
+    assert results[-1].message == "cancelled before it started"
+    assert keys(s3, bucket) == [f"f{n}.csv" for n in range(5)]
+
+
+async def test_jobs_are_queued_as_a_listing_yields_them_with_bounded_look_ahead(
+    embedded_sftp: SftpServerInfo, s3_endpoint: S3Endpoint, s3: Any, bucket: str
+) -> None:
+    """A listing that streams feeds the queue while files already move; the queue never
+    holds more than the look-ahead waiting, and a listing's error reaches join()."""
+    for n in range(300):
+        embedded_sftp.write_file(f"s/f{n:03}.csv", f"{n}\n".encode() * 10)
+    most_waiting = 0
+    options = TransferOptions(files_in_flight=4)
+    async with TransferQueue(s3_endpoint, options, keep_finished=25) as queue:
+        listed = await queue.expand(
+            embedded_sftp.endpoint(),
+            embedded_sftp.remote_path("s/"),
+            parse_s3_url(f"s3://{bucket}/"),
+        )
+
+        async def listing() -> Any:
+            nonlocal most_waiting
+            for job in listed:
+                most_waiting = max(most_waiting, queue.waiting)
+                yield job
+
+        queue.submit_stream(listing(), lookahead=20)
+        results = await asyncio.wait_for(queue.join(), 120)
+
+        async def broken() -> Any:
+            yield listed[0]
+            raise UsageError("the listing of /s failed", "")
+
+        queue.submit_stream(broken())
+        try:
+            await asyncio.wait_for(queue.join(), 60)
+        except UsageError as exc:
+            failure = str(exc)
+
+    # the queue kept the last 25 records (results come from the bus for such runs), but
+    # counted every outcome
+    assert len(results) == 25 and {r.status for r in results} == {TransferState.DONE}
+    assert queue.outcomes[TransferState.DONE] == 301  # and the broken listing's one file
+    assert most_waiting <= 20
+    assert len(keys(s3, bucket)) == 300
+    assert failure == "the listing of /s failed"

@@ -27,6 +27,7 @@ SIZES = {
 }
 
 
+@pytest.mark.all_stores
 @pytest.mark.parametrize("name", list(SIZES))
 async def test_sizes_land_byte_exact_with_sha256(
     sftp_server: SftpServerInfo, s3_endpoint: S3Endpoint, s3: Any, bucket: str, name: str
@@ -51,6 +52,7 @@ async def test_sizes_land_byte_exact_with_sha256(
     assert open_uploads(s3, bucket) == []
 
 
+@pytest.mark.all_stores
 async def test_utf8_and_spaces_keep_their_names(
     sftp_server: SftpServerInfo, s3_endpoint: S3Endpoint, s3: Any, bucket: str
 ) -> None:
@@ -122,6 +124,7 @@ async def test_exact_key_destination(
     assert keys(s3, bucket) == ["renamed.csv"]
 
 
+@pytest.mark.all_stores
 async def test_cancelled_transfer_leaves_nothing_behind(
     sftp_server: SftpServerInfo, s3_endpoint: S3Endpoint, s3: Any, bucket: str
 ) -> None:
@@ -168,6 +171,7 @@ async def test_memory_stays_within_parts_in_flight(
     assert object_bytes(s3, bucket, "big.bin") == remote.read_bytes()
 
 
+@pytest.mark.all_stores
 async def test_sha256_metadata_on_multipart_objects_when_asked(
     embedded_sftp: SftpServerInfo, s3_endpoint: S3Endpoint, s3: Any, bucket: str
 ) -> None:

@@ -13,7 +13,7 @@ import pytest
 from sftp_s3_tui.demo import EmbeddedS3Server
 from sftp_s3_tui.engine.config import S3Endpoint
 from tests.engine.helpers import stored_sha256
-from tests.servers import SftpServerInfo
+from tests.servers import S3Store, SftpServerInfo
 
 from .proxy import FaultProxy
 from .s3faults import FaultyS3Server
@@ -73,9 +73,9 @@ def faulty_endpoint(s3_faults: FaultyS3Server, moto_server: EmbeddedS3Server) ->
 
 
 @pytest.fixture
-def s3_proxy(moto_server: EmbeddedS3Server) -> Iterator[FaultProxy]:
-    """A fault proxy in front of moto."""
-    with FaultProxy(moto_server.host, moto_server.port) as proxy:
+def s3_proxy(s3_store: S3Store) -> Iterator[FaultProxy]:
+    """A fault proxy in front of the test's S3 store (moto unless marked ``all_stores``)."""
+    with FaultProxy(s3_store.host, s3_store.port) as proxy:
         yield proxy
 
 

@@ -18,7 +18,10 @@ async test (its loop is never blocked by the proxy) and a CLI subprocess alike. 
 thread-safe and take effect before they return.
 
 The bench imports it too: ``proxy = start(host, port, rtt_seconds=0.05)``, then connect to
-``proxy.port`` and ``proxy.stop()`` at the end.
+``proxy.port`` and ``proxy.stop()`` at the end. In the measured process the proxy's thread
+shares the GIL with the client; to keep it apart, run it as its own process:
+``python -m tests.reliability.proxy HOST PORT --rtt-seconds 0.05`` prints the port it listens
+on, then forwards until stdin closes (or SIGTERM).
 """
 
 from __future__ import annotations
@@ -334,7 +337,8 @@ class FaultProxy:
 
     def set_rtt(self, rtt_seconds: float) -> None:
         """Add ``rtt_seconds`` of round trip (RTT/2 each way), no bandwidth cap. Connections
-        accepted before latency was first set keep forwarding without a delay line."""
+        accepted before latency was first set keep forwarding without a delay line; a delayed
+        direction keeps receiving during a stall (up to 64 MiB per connection)."""
         self.rtt_seconds = rtt_seconds
 
     def flip_byte(self, nth: int = 1, match: str = "") -> None:
@@ -508,3 +512,28 @@ def start(target_host: str, target_port: int, *, rtt_seconds: float = 0.0) -> Fa
 
 def _directions(which: Which) -> tuple[Direction, ...]:
     return (UP, DOWN) if which == "both" else (which,)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m tests.reliability.proxy HOST PORT [--rtt-seconds S]``: print the port, then
+    forward until stdin reaches EOF (the parent closed it or died) or SIGTERM."""
+    import argparse
+    import signal
+    import sys
+
+    parser = argparse.ArgumentParser(prog="python -m tests.reliability.proxy")
+    parser.add_argument("host")
+    parser.add_argument("port", type=int)
+    parser.add_argument("--rtt-seconds", type=float, default=0.0)
+    args = parser.parse_args(argv)
+    proxy = start(args.host, args.port, rtt_seconds=args.rtt_seconds)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    print(proxy.port, flush=True)
+    try:
+        sys.stdin.buffer.read()
+    finally:
+        proxy.stop()
+
+
+if __name__ == "__main__":
+    main()

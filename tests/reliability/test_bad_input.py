@@ -104,6 +104,7 @@ async def test_leading_slashes_and_dot_segments_are_dropped(
     assert_object(s3, bucket, "x/y/a.csv", b"a\n")
 
 
+@pytest.mark.all_stores
 async def test_a_key_of_exactly_1024_bytes_lands(
     openssh_sftp: SftpServerInfo, s3_endpoint: S3Endpoint, s3: Any, bucket: str
 ) -> None:

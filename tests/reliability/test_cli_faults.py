@@ -149,6 +149,7 @@ def test_signal_mid_transfer_aborts_the_upload_and_clears_the_journal(
     assert journal_of(tmp_path).entries() == []
 
 
+@pytest.mark.all_stores
 def test_killed_mid_transfer_leaves_a_consistent_journal_and_the_rerun_resumes(
     via_proxy: SftpServerInfo,
     sshd_proxy: FaultProxy,
@@ -253,6 +254,7 @@ def test_expired_credentials_exit_4_without_leaking_the_secret(
     assert_nothing_written(s3, bucket)
 
 
+@pytest.mark.all_stores
 def test_missing_bucket_exits_4_with_one_line(
     openssh_sftp: SftpServerInfo, s3_endpoint: S3Endpoint
 ) -> None:

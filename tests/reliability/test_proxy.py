@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+import sys
 import time
+from asyncio.subprocess import PIPE
 from typing import Any
 
 import pytest
@@ -55,6 +57,33 @@ async def test_latency_delays_every_chunk_by_half_the_rtt_each_way_in_parallel()
         await server.wait_closed()
 
 
+async def test_the_proxy_runs_as_its_own_process_for_the_bench() -> None:
+    server = await asyncio.start_server(_echo, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    command = [sys.executable, "-m", "tests.reliability.proxy", "127.0.0.1", str(port)]
+    process = await asyncio.create_subprocess_exec(
+        *command, "--rtt-seconds", "0.2", stdin=PIPE, stdout=PIPE
+    )
+    try:
+        assert process.stdout is not None and process.stdin is not None
+        proxy_port = int(await asyncio.wait_for(process.stdout.readline(), timeout=60))
+        reader, writer = await asyncio.open_connection("127.0.0.1", proxy_port)
+        started = time.monotonic()
+        writer.write(b"ping")
+        assert await asyncio.wait_for(reader.readexactly(4), timeout=30) == b"ping"
+        assert time.monotonic() - started >= 0.2 - 0.01
+        writer.close()
+        await writer.wait_closed()
+        process.stdin.close()  # the parent going away ends it
+        assert await asyncio.wait_for(process.wait(), timeout=30) == 0
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+        server.close()
+        await server.wait_closed()
+
+
 def _md5(data: bytes) -> str:
     return base64.b64encode(hashlib.md5(data).digest()).decode()
 
@@ -92,3 +121,27 @@ def _client_through(store: S3Store, url: str) -> Any:
             s3={"addressing_style": "path"}, retries={"mode": "standard", "total_max_attempts": 1}
         ),
     )
+
+
+def test_the_flip_finds_the_nth_matching_body_across_chunks_and_requests() -> None:
+    from .proxy import _FlipRule, _HttpRequests
+
+    def request(target: str, body: bytes) -> bytes:
+        head = f"PUT {target} HTTP/1.1\r\nHost: s3\r\nContent-Length: {len(body)}\r\n\r\n"
+        return head.encode() + body
+
+    stream = (
+        request("/b/k?partNumber=1", b"a" * 10)
+        + b"GET /b/k?partNumber=9 HTTP/1.1\r\nHost: s3\r\n\r\n"  # no body: not counted
+        + request("/b/k?partNumber=2", b"b" * 10)
+        + request("/b/k?partNumber=3", b"c" * 10)
+    )
+    rule = _FlipRule(nth=2, match=b"partNumber=")
+    parser = _HttpRequests()
+    out = b"".join(parser.feed(stream[i : i + 7], rule)[0] for i in range(0, len(stream), 7))
+
+    assert len(out) == len(stream)
+    changed = [i for i, (x, y) in enumerate(zip(out, stream, strict=True)) if x != y]
+    assert len(changed) == 1 and stream[changed[0]] == ord("b"), "one byte of part 2's body"
+    ssh = b"SSH-2.0-OpenSSH_9.2\r\n" + bytes(range(256))
+    assert _HttpRequests().feed(ssh, _FlipRule(nth=1, match=b""))[0] == ssh

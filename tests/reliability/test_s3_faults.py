@@ -14,11 +14,11 @@ import pytest
 from sftp_s3_tui.demo import EmbeddedS3Server
 from sftp_s3_tui.engine.checksums import SESSION_PROBES
 from sftp_s3_tui.engine.config import ChecksumChoice, S3Endpoint, TransferOptions
-from sftp_s3_tui.engine.events import TransferState
+from sftp_s3_tui.engine.events import EventBus, PartChanged, PartState, TransferState
 from sftp_s3_tui.engine.journal import Journal
 from sftp_s3_tui.engine.s3 import open_client
 from tests.engine.helpers import MiB, copy
-from tests.servers import SftpServerInfo
+from tests.servers import S3Store, SftpServerInfo
 
 from .conftest import assert_nothing_written, assert_object
 from .proxy import FaultProxy
@@ -159,10 +159,11 @@ async def test_s3_unreachable_fails_in_bounded_time(
     assert_nothing_written(s3, bucket)
 
 
+@pytest.mark.all_stores
 async def test_s3_lost_mid_upload_keeps_the_upload_journaled_then_resumes(
     openssh_sftp: SftpServerInfo,
     s3_proxy: FaultProxy,
-    moto_server: EmbeddedS3Server,
+    s3_store: S3Store,
     s3: Any,
     bucket: str,
     tmp_path: Any,
@@ -170,12 +171,21 @@ async def test_s3_lost_mid_upload_keeps_the_upload_journaled_then_resumes(
     """S3 vanishes after two parts: the transfer fails cleanly; the upload it could not abort
     stays in the journal (so nothing is orphaned unknowingly), and the next run resumes it."""
     remote = openssh_sftp.write_file("in/big.bin", size=23 * MiB, seed=25)
-    endpoint = moto_server.endpoint(endpoint_url=s3_proxy.url, max_attempts=2)
+    endpoint = s3_store.endpoint(endpoint_url=s3_proxy.url, max_attempts=2)
     journal = Journal(tmp_path / "journal")
     options = replace(OPTIONS, parts_in_flight=2, sftp_concurrency=1)
 
+    bus, parts_done = EventBus(), asyncio.Event()
+    bus.subscribe(
+        lambda e: (
+            parts_done.set()
+            if isinstance(e, PartChanged) and e.state is PartState.DONE and e.part_number == 2
+            else None
+        )
+    )
+
     async def vanish() -> None:
-        await s3_proxy.wait_for(lambda p: p.bytes_up > 10 * MiB + 4096)
+        await parts_done.wait()  # two parts are in S3 and journaled
         s3_proxy.refuse()
         s3_proxy.reset_all()
 
@@ -187,6 +197,7 @@ async def test_s3_lost_mid_upload_keeps_the_upload_journaled_then_resumes(
         endpoint,
         options=options,
         journal=journal,
+        bus=bus,
     )
     await vanishing
 
@@ -410,7 +421,6 @@ async def test_cancel_without_the_right_to_abort_says_the_upload_stays_open(
 ) -> None:
     """No s3:AbortMultipartUpload: the cancel cannot remove the upload, so it must not say it
     did, and the journal keeps the record that `cleanup` (or a rerun) needs."""
-    from sftp_s3_tui.engine.events import EventBus, PartChanged, PartState
     from sftp_s3_tui.engine.locations import parse_s3_url
     from sftp_s3_tui.engine.queue import TransferQueue
 
@@ -445,7 +455,6 @@ async def test_cancel_while_a_big_part_is_hashed_returns_its_memory(
 ) -> None:
     """Cancelled at the moment a 16 MiB part goes to be hashed in a thread: the cancel waits
     for the thread, then gives the part's buffer back — no BufferError, no leak."""
-    from sftp_s3_tui.engine.events import EventBus, PartChanged, PartState
     from sftp_s3_tui.engine.locations import parse_s3_url
     from sftp_s3_tui.engine.queue import TransferQueue
 

@@ -210,3 +210,32 @@ async def test_stalled_listing_times_out(
         with pytest.raises(TransferError, match="timed out"):
             await queue.expand(endpoint, via_proxy.remote_path("in/a.csv"), dest)
         assert time.monotonic() - began < 10
+
+
+async def test_one_drop_costs_one_reconnect_however_many_parts_were_reading(
+    via_proxy: SftpServerInfo,
+    sshd_proxy: FaultProxy,
+    s3_endpoint: S3Endpoint,
+    s3: Any,
+    bucket: str,
+) -> None:
+    """Four parts are mid-read when the connection dies: each fails, but the connection is
+    reset once (its generation), not once per part under the others' feet."""
+    remote = via_proxy.write_file("in/wide.bin", size=30 * MiB, seed=15)
+    sshd_proxy.cut_after(7 * MiB, DOWN)
+    options = TransferOptions(
+        part_size=5 * MiB, parts_in_flight=6, attempts=4, backoff_seconds=0.05
+    )
+
+    [result] = await copy(
+        via_proxy.endpoint(),
+        [remote.remote_path],
+        f"s3://{bucket}/",
+        s3_endpoint,
+        options=options,
+    )
+
+    assert result.status is TransferState.DONE and result.sha256 == remote.sha256
+    assert sshd_proxy.cuts == 1
+    assert sshd_proxy.connections == 2  # the first, and exactly one replacement
+    assert_object(s3, bucket, "wide.bin", remote.read_bytes())

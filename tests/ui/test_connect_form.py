@@ -8,7 +8,7 @@ from pathlib import Path
 
 from textual.widgets import Checkbox, Input, Select
 
-from sftp_s3_tui.engine.config import ConflictPolicy, HostKeyPolicy, MiB, S3Endpoint
+from sftp_s3_tui.engine.config import ChecksumChoice, ConflictPolicy, HostKeyPolicy, MiB, S3Endpoint
 from sftp_s3_tui.profiles import ProfileStore, SftpAuth
 from sftp_s3_tui.ui.screens.connect import ConnectScreen
 from sftp_s3_tui.ui.screens.dialogs import ErrorScreen
@@ -48,6 +48,7 @@ async def test_key_login_disables_the_password_and_tab_skips_it(
         box.value = True
         await pilot.pause()
         assert "✓" in str(box.render())
+        assert "✓" in str(form.query_one("#f-verify-tls", Checkbox).render())  # on by default
         await app.close_all()
 
 
@@ -68,6 +69,8 @@ async def test_every_profile_field_round_trips_through_the_form_and_the_store(
         form.query_one("#f-storage-class", Input).value = "standard_ia"
         form.query_one("#f-sse", Select).value = "AES256"
         form.query_one("#f-host-key-policy", Select).value = HostKeyPolicy.ACCEPT_NEW
+        form.query_one("#f-checksum", Select).value = ChecksumChoice.CRC32C
+        form.query_one("#f-verify-tls", Checkbox).value = False
         await pilot.pause()
         profile = form.profile()
         assert profile.transfer.part_size == 16 * MiB
@@ -79,6 +82,8 @@ async def test_every_profile_field_round_trips_through_the_form_and_the_store(
         assert profile.s3.storage_class == "STANDARD_IA"
         assert profile.s3.server_side_encryption == "AES256"
         assert profile.sftp.host_key_policy is HostKeyPolicy.ACCEPT_NEW
+        assert profile.transfer.checksum is ChecksumChoice.CRC32C
+        assert profile.s3.verify_tls is False
         await pilot.press("f2")  # save
         await wait_for(pilot, lambda: (tmp_path / "profiles.toml").exists(), what="saved")
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from sftp_s3_tui.engine.config import MiB, S3Endpoint
 from sftp_s3_tui.engine.events import TransferState
-from sftp_s3_tui.engine.journal import Journal, JournalEntry
+from sftp_s3_tui.engine.journal import Journal, account_identity, endpoint_identity
 from sftp_s3_tui.ui.screens.browse import BrowseScreen
 from sftp_s3_tui.ui.screens.dialogs import ConfirmScreen
 from sftp_s3_tui.ui.widgets.remote_tree import RemoteTree
@@ -28,18 +28,16 @@ async def test_unfinished_transfers_are_offered_for_resume_on_connect(
     upload = s3.create_multipart_upload(Bucket=bucket, Key="resumed/big.bin")
     source = f"sftp://{embedded_sftp.password_user}@{embedded_sftp.host}:{embedded_sftp.port}"
     journal = Journal(tmp_path / "journal")
-    writer = journal.start(
-        JournalEntry(
-            source=f"{source}/big.bin",
-            bucket=bucket,
-            key="resumed/big.bin",
-            upload_id=upload["UploadId"],
-            part_size=8 * MiB,
-            size=stat.st_size,
-            mtime=int(stat.st_mtime),
+    store = endpoint_identity(s3_endpoint.endpoint_url)
+    records = journal.for_endpoint(store, account_identity(s3_endpoint.access_key_id))
+    with records.claim(bucket, "resumed/big.bin") as claim:
+        entry = claim.new_entry(
+            f"{source}/big.bin", upload["UploadId"], 8 * MiB, stat.st_size, int(stat.st_mtime)
         )
-    )
-    writer.close()  # as if the app had crashed right after starting the upload
+        claim.start(entry).close()  # as if the app had crashed right after starting the upload
+    # the same bucket/key on another store is not offered
+    with journal.for_endpoint("https://elsewhere.example").claim(bucket, "resumed/big.bin") as c:
+        c.start(c.new_entry(f"{source}/big.bin", "other-store", 8 * MiB, 1, 1)).close()
 
     app = make_app(tmp_path, initial=server_profile(embedded_sftp, s3_endpoint, bucket=bucket))
     async with app.run_test(size=(150, 45)) as pilot:
@@ -62,7 +60,7 @@ async def test_unfinished_transfers_are_offered_for_resume_on_connect(
         await app.close_all()
     body = s3.get_object(Bucket=bucket, Key="resumed/big.bin")["Body"].read()
     assert hashlib.sha256(body).hexdigest() == remote.sha256
-    assert journal.entries() == []
+    assert [e.upload_id for e in journal.entries()] == ["other-store"]
 
 
 async def test_metrics_are_pushed_while_the_tui_copies(

@@ -12,7 +12,7 @@ from textual.suggester import SuggestFromList
 from textual.widget import Widget
 from textual.widgets import Checkbox, Input, Label, Select, Static
 
-from ...engine.config import ConflictPolicy, HostKeyPolicy
+from ...engine.config import ChecksumChoice, ConflictPolicy, HostKeyPolicy
 from ...engine.errors import ConfigError, UsageError
 from ...engine.locations import format_size, parse_size
 from ...profiles import (
@@ -73,6 +73,10 @@ class OnOffCheckbox(Checkbox):
     """A checkbox whose box is empty when off (the compact one shows a dim X either way)."""
 
     BUTTON_INNER = " "
+
+    def on_mount(self) -> None:
+        self.BUTTON_INNER = "✓" if self.value else " "
+        self.refresh()
 
     def watch_value(self) -> None:
         self.BUTTON_INNER = "✓" if self.value else " "
@@ -147,6 +151,12 @@ class ProfileForm(VerticalScroll):
         yield row(
             "Path-style", OnOffCheckbox("path-style addressing", id="f-path-style", compact=True)
         )
+        yield row(
+            "Verify TLS",
+            OnOffCheckbox(
+                "check the endpoint's certificate", value=True, id="f-verify-tls", compact=True
+            ),
+        )
         yield row("Bucket", field("f-bucket", "default bucket"))
         yield row("Prefix", field("f-prefix", "default prefix, e.g. incoming/"))
         storage = field("f-storage-class", "empty: the bucket's default (STANDARD)")
@@ -161,6 +171,13 @@ class ProfileForm(VerticalScroll):
             CONFLICT_CHOICES, prompt="overwrite (default)", id="f-conflict", compact=True
         )
         yield row("Existing keys", conflict)
+        checksum: Select[ChecksumChoice] = Select(
+            [(choice.value, choice) for choice in ChecksumChoice],
+            prompt="auto (the strongest the store checks)",
+            id="f-checksum",
+            compact=True,
+        )
+        yield row("Checksum", checksum)
         for widget_id, _, label, placeholder, _ in TRANSFER_FIELDS:
             yield row(label, field(widget_id, placeholder))
 
@@ -214,6 +231,8 @@ class ProfileForm(VerticalScroll):
         self.query_one("#f-host-key-policy", Select).value = sftp.host_key_policy
         transfer = profile.transfer if profile else TransferDefaults()
         self._choose("#f-conflict", transfer.conflict)
+        self._choose("#f-checksum", transfer.checksum)
+        self.query_one("#f-verify-tls", Checkbox).value = s3.verify_tls
         for widget_id, name, _, _, is_size in TRANSFER_FIELDS:
             value = getattr(transfer, name)
             text = "" if value is None else format_size(value) if is_size else str(value)
@@ -244,6 +263,8 @@ class ProfileForm(VerticalScroll):
                 raise ConfigError(f"{label}: {text!r} is not a whole number", "e.g. 8")
         conflict = self.query_one("#f-conflict", Select).value
         changes["conflict"] = conflict if isinstance(conflict, ConflictPolicy) else None
+        checksum = self.query_one("#f-checksum", Select).value
+        changes["checksum"] = checksum if isinstance(checksum, ChecksumChoice) else None
         return replace(loaded, **changes)
 
     def _secret(self, widget_id: str, previous: Secret | None) -> Secret | None:
@@ -294,6 +315,7 @@ class ProfileForm(VerticalScroll):
             region=self._get("f-region") or None,
             endpoint_url=self._get("f-endpoint") or None,
             path_style=self.query_one("#f-path-style", Checkbox).value,
+            verify_tls=self.query_one("#f-verify-tls", Checkbox).value,
             bucket=self._get("f-bucket") or None,
             prefix=self._get("f-prefix"),
             storage_class=self._get("f-storage-class").upper() or None,

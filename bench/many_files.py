@@ -1,0 +1,352 @@
+"""Memory and event-loop stalls against the number of files (issue 17's must-reach).
+
+For each file count, a synthetic SFTP server (tests/synthetic_sftp.py: the embedded asyncssh
+server serving files that exist only as numbers, in its own process) and moto (its own process)
+are started, and a fresh worker process copies the whole folder with the engine's
+TransferQueue (jobs streamed from the listing, the sampler running as in the TUI). The worker
+reports its RSS after connecting (the baseline), its peak RSS (``ru_maxrss``), files/s and the
+longest event-loop stall seen by a probe task that sleeps 10 ms in a loop. Afterwards the
+objects are counted and a sample is checked byte for byte.
+
+    uv run python -m bench.many_files                        # 2,000, 10,000 and 100,000 files
+    uv run python -m bench.many_files --counts 2000 --listing expand   # the list-based path
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import random
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+BUCKET = "many"
+USER, PASSWORD = "bench", "bench"
+MiB = 1 << 20
+
+
+# -- the SFTP server process ---------------------------------------------------------------------
+
+
+async def serve_sftp(count: int) -> None:
+    """Serve a synthetic tree of ``count`` files until stdin closes; print port and key."""
+    from tests.synthetic_sftp import SyntheticSftpServer, SyntheticTree
+
+    async with SyntheticSftpServer(SyntheticTree(count), users={USER: PASSWORD}) as server:
+        print(json.dumps({"port": server.port, "known_hosts": server.known_hosts_line}), flush=True)
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(None, sys.stdin.read)
+
+
+# -- the worker process --------------------------------------------------------------------------
+
+
+class LoopLagProbe:
+    """Sleeps ``interval`` seconds in a loop and records how late each wake-up was.
+
+    A late wake-up has two causes: callbacks that kept the loop busy (what a key press in the
+    TUI would wait for) and a process that did not get a core (the box is shared). The loop
+    thread's CPU time over the same span tells them apart: ``max_busy`` is the most CPU the
+    loop thread spent between two wake-ups beyond the sleep, ``max_stall`` the wall time.
+    """
+
+    def __init__(self, interval: float = 0.01) -> None:
+        self.interval = interval
+        self.max_stall = 0.0
+        self.max_busy = 0.0
+        self.stalls_over_100ms = 0
+        self.busy_over_100ms = 0
+        self.samples = 0
+        self._task: asyncio.Task[None] | None = None
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            began, cpu_began = loop.time(), time.thread_time()
+            await asyncio.sleep(self.interval)
+            stall = loop.time() - began - self.interval
+            busy = min(stall, time.thread_time() - cpu_began)
+            self.samples += 1
+            self.max_stall = max(self.max_stall, stall)
+            self.max_busy = max(self.max_busy, busy)
+            self.stalls_over_100ms += stall > 0.1
+            self.busy_over_100ms += busy > 0.1
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+
+def rss_bytes() -> int:
+    import psutil
+
+    return int(psutil.Process().memory_info().rss)
+
+
+async def stream_jobs(queue: Any, endpoint: Any, folder: str, dest: Any) -> AsyncIterator[Any]:
+    """File jobs as the server's listing yields them (asyncssh's scandir reads in batches)."""
+    from sftp_s3_tui.engine.locations import key_for
+    from sftp_s3_tui.engine.plan import FileJob
+
+    client = await queue.sftp.client(endpoint)
+    async for name in client.scandir(folder):
+        attrs = name.attrs
+        if name.filename in (".", "..") or attrs.type != 1:  # regular files only
+            continue
+        path = f"{folder.rstrip('/')}/{name.filename}"
+        yield FileJob(
+            endpoint=endpoint,
+            path=path,
+            size=attrs.size or 0,
+            mtime=int(attrs.mtime or 0),
+            bucket=dest.bucket,
+            key=key_for(path, dest, relative_to=folder + "/"),
+        )
+
+
+async def work(args: argparse.Namespace) -> dict[str, Any]:
+    from sftp_s3_tui.engine.config import S3Endpoint, SftpEndpoint, TransferOptions
+    from sftp_s3_tui.engine.locations import parse_s3_url
+    from sftp_s3_tui.engine.queue import TransferQueue
+    from sftp_s3_tui.metrics.sampler import Sampler
+
+    sftp = SftpEndpoint(
+        host="127.0.0.1",
+        port=args.port,
+        username=USER,
+        password=PASSWORD,
+        known_hosts=args.known_hosts,
+        use_agent=False,
+    )
+    s3 = S3Endpoint(
+        endpoint_url=args.s3_url,
+        region="us-east-1",
+        access_key_id="testing",
+        secret_access_key="testing",
+        path_style=True,
+    )
+    options = TransferOptions(memory_budget=args.memory)
+    dest = parse_s3_url(f"s3://{BUCKET}/")
+    probe = LoopLagProbe()
+    if args.keep_finished < 0:
+        args.keep_finished = None
+    # Results come from the bus as files finish (as a long-running front would show them);
+    # the queue keeps the last 100 done ones, and every failed one.
+    async with TransferQueue(s3, options, keep_finished=args.keep_finished) as queue:
+        sampler = Sampler(queue.bus, interval=1.0, pool=queue.pool)
+        await sampler.start()
+        await queue.sftp.client(sftp)
+        baseline = rss_bytes()
+        probe.start()
+        began = time.monotonic()
+        if args.listing == "expand":
+            jobs = await queue.expand(sftp, "/many/", dest)
+            results = await queue.run(jobs)
+        else:
+            results = await queue.run(stream_jobs(queue, sftp, "/many", dest))
+        seconds = time.monotonic() - began
+        await probe.stop()
+        snapshot = sampler.sample_now()
+        await sampler.stop()
+        end_rss = rss_bytes()
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
+    statuses = {state.value: n for state, n in queue.outcomes.items() if n}
+    failures = [r.message for r in results if r.status.value != "done"][:5]
+    files = sum(queue.outcomes.values())
+    cpu_seconds = sum(resource.getrusage(resource.RUSAGE_SELF)[:2])
+    return {
+        "count": args.count,
+        "listing": args.listing,
+        "seconds": round(seconds, 2),
+        "files_per_second": round(files / seconds, 1),
+        "cpu_ms_per_file": round(
+            1000 * sum(resource.getrusage(resource.RUSAGE_SELF)[:2]) / files, 2
+        ),
+        "baseline_rss_mib": round(baseline / MiB, 1),
+        "peak_rss_mib": round(peak / MiB, 1),
+        "peak_over_baseline_mib": round((peak - baseline) / MiB, 1),
+        "end_rss_mib": round(end_rss / MiB, 1),
+        "budget_mib": args.memory // MiB,
+        "max_loop_stall_ms": round(probe.max_stall * 1000, 1),
+        "loop_stalls_over_100ms": probe.stalls_over_100ms,
+        "max_loop_busy_ms": round(probe.max_busy * 1000, 1),
+        "loop_busy_over_100ms": probe.busy_over_100ms,
+        "cpu_seconds": round(cpu_seconds, 1),
+        "probe_samples": probe.samples,
+        "sampler_transfers_listed": len(snapshot.transfers),
+        "statuses": statuses,
+        "results_held": len(results),
+        "failures": failures,
+    }
+
+
+# -- the orchestrator ----------------------------------------------------------------------------
+
+
+def check_objects(s3_url: str, count: int, sample: int = 50) -> tuple[int, int]:
+    """(objects in the bucket, sampled objects whose bytes match their source)."""
+    import boto3
+
+    from tests.synthetic_sftp import SyntheticTree
+
+    client = boto3.client(
+        "s3",
+        endpoint_url=s3_url,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+    listed = 0
+    for page in client.get_paginator("list_objects_v2").paginate(Bucket=BUCKET):
+        listed += len(page.get("Contents", []))
+    tree = SyntheticTree(count)
+    matching = 0
+    for index in random.Random(count).sample(range(count), min(sample, count)):
+        body = client.get_object(Bucket=BUCKET, Key=tree.key(index))["Body"].read()
+        matching += body == tree.content(index)
+    return listed, matching
+
+
+def run_count(count: int, args: argparse.Namespace) -> dict[str, Any]:
+    import boto3
+
+    from sftp_s3_tui.demo import EmbeddedS3Server
+
+    me = [sys.executable, "-m", "bench.many_files"]
+    server = subprocess.Popen(
+        [*me, "--serve-sftp", str(count)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert server.stdout is not None
+        ready = json.loads(server.stdout.readline())
+        with EmbeddedS3Server() as s3, tempfile.TemporaryDirectory() as scratch:
+            known_hosts = Path(scratch) / "known_hosts"
+            known_hosts.write_text(ready["known_hosts"] + "\n")
+            s3_url = s3.endpoint().endpoint_url
+            assert s3_url is not None
+            boto3.client(
+                "s3",
+                endpoint_url=s3_url,
+                region_name="us-east-1",
+                aws_access_key_id="testing",
+                aws_secret_access_key="testing",
+            ).create_bucket(Bucket=BUCKET)
+            worker = subprocess.run(
+                [
+                    *me,
+                    "--worker",
+                    "--count",
+                    str(count),
+                    "--port",
+                    str(ready["port"]),
+                    "--known-hosts",
+                    str(known_hosts),
+                    "--s3-url",
+                    s3_url,
+                    "--memory",
+                    str(args.memory),
+                    "--listing",
+                    args.listing,
+                    "--keep-finished",
+                    str(args.keep_finished),
+                    *(["--profile", str(args.profile)] if args.profile else []),
+                ],
+                capture_output=True,
+                text=True,
+                env={**os.environ, "XDG_STATE_HOME": scratch},
+            )
+            if worker.returncode != 0:
+                raise SystemExit(f"worker for {count} files failed:\n{worker.stderr[-3000:]}")
+            result: dict[str, Any] = json.loads(worker.stdout.strip().splitlines()[-1])
+            result["objects"], result["sample_matching"] = check_objects(s3_url, count)
+            return result
+    finally:
+        if server.stdin is not None:
+            server.stdin.close()
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+
+
+def parse_size(text: str) -> int:
+    units = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
+    text = text.strip().lower().removesuffix("ib").removesuffix("b")
+    if text and text[-1] in units:
+        return int(float(text[:-1]) * units[text[-1]])
+    return int(text)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.many_files", description=__doc__)
+    parser.add_argument("--counts", default="2000,10000,100000")
+    parser.add_argument("--memory", type=parse_size, default=512 * MiB, help="memory budget")
+    parser.add_argument("--listing", choices=("stream", "expand"), default="stream")
+    parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument(
+        "--keep-finished",
+        type=int,
+        default=100,
+        help="done transfers the queue keeps (default 100; -1: all, as join() callers get)",
+    )
+    parser.add_argument("--serve-sftp", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--count", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--known-hosts", help=argparse.SUPPRESS)
+    parser.add_argument("--s3-url", help=argparse.SUPPRESS)
+    parser.add_argument("--profile", type=Path, help=argparse.SUPPRESS)  # worker: cProfile
+    args = parser.parse_args(argv)
+    if args.worker and args.profile:
+        import cProfile
+
+        cProfile.runctx(
+            "print(json.dumps(asyncio.run(work(args))))", globals(), locals(), str(args.profile)
+        )
+        return
+    if args.serve_sftp is not None:
+        asyncio.run(serve_sftp(args.serve_sftp))
+        return
+    if args.worker:
+        print(json.dumps(asyncio.run(work(args))), flush=True)
+        return
+    results = []
+    for count in (int(c) for c in args.counts.split(",")):
+        result = run_count(count, args)
+        results.append(result)
+        print(json.dumps(result), flush=True)
+    header = (
+        "| files | listing | files/s | baseline RSS | peak RSS | peak − baseline | budget "
+        "| max loop stall (busy) | stalls > 100 ms (busy) | objects | sample ok |"
+    )
+    print("\n" + header)
+    print("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for r in results:
+        print(
+            f"| {r['count']:,} | {r['listing']} | {r['files_per_second']} "
+            f"| {r['baseline_rss_mib']} MiB | {r['peak_rss_mib']} MiB "
+            f"| {r['peak_over_baseline_mib']} MiB | {r['budget_mib']} MiB "
+            f"| {r['max_loop_stall_ms']} ms ({r['max_loop_busy_ms']} ms) "
+            f"| {r['loop_stalls_over_100ms']} ({r['loop_busy_over_100ms']}) "
+            f"| {r['objects']:,} | {r['sample_matching']} |"
+        )
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()

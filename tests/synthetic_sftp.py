@@ -1,0 +1,173 @@
+"""An embedded asyncssh SFTP server whose files exist only as numbers: a folder of any number of
+small files, listed, stat'ed and read over real SFTP without a byte on disk.
+
+File ``i`` of the tree is ``/many/f{i:07d}.csv``; its size cycles through ``min_size`` to
+``max_size`` (so the engine sees thousands of distinct sizes) and its content repeats the line
+``f"{i:08d}\\n"``, so any object can be checked against :meth:`SyntheticTree.content`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import posixpath
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import asyncssh
+
+from sftp_s3_tui.demo import SAMPLE_MTIME, EmbeddedSftpServer
+from sftp_s3_tui.demo.sftp_server import _AuthServer
+
+_LINE = 9  # bytes of one content line
+
+
+@dataclass(frozen=True)
+class SyntheticTree:
+    """``count`` files in ``/folder``; sizes ``min_size``..``max_size`` bytes."""
+
+    count: int
+    folder: str = "many"
+    min_size: int = 1000
+    max_size: int = 16_000
+    mtime: int = SAMPLE_MTIME
+
+    def name(self, index: int) -> str:
+        return f"f{index:07d}.csv"
+
+    def path(self, index: int) -> str:
+        return f"/{self.folder}/{self.name(index)}"
+
+    def key(self, index: int, prefix: str = "") -> str:
+        return f"{prefix}{self.name(index)}"
+
+    def size(self, index: int) -> int:
+        return self.min_size + (index * 7919) % (self.max_size - self.min_size + 1)
+
+    @property
+    def total_bytes(self) -> int:
+        return sum(self.size(i) for i in range(self.count))
+
+    def content(self, index: int, offset: int = 0, length: int | None = None) -> bytes:
+        size = self.size(index)
+        end = size if length is None else min(size, offset + length)
+        if offset >= end:
+            return b""
+        first = offset // _LINE
+        lines = (end - first * _LINE + _LINE - 1) // _LINE
+        block = f"{index:08d}\n".encode() * lines
+        return block[offset - first * _LINE : end - first * _LINE]
+
+    def sha256(self, index: int) -> str:
+        return hashlib.sha256(self.content(index)).hexdigest()
+
+    def index_of(self, path: bytes) -> int | None:
+        """The file a path names, or None."""
+        folder, name = posixpath.split(posixpath.normpath(path.decode(errors="replace")))
+        if folder != f"/{self.folder}" or not (name.startswith("f") and name.endswith(".csv")):
+            return None
+        digits = name[1:-4]
+        if not digits.isdigit() or len(digits) != 7:
+            return None
+        index = int(digits)
+        return index if index < self.count else None
+
+
+def _attrs(kind: int, size: int, mtime: int) -> asyncssh.SFTPAttrs:
+    permissions = 0o100644 if kind == asyncssh.FILEXFER_TYPE_REGULAR else 0o40755
+    return asyncssh.SFTPAttrs(
+        type=kind, size=size, permissions=permissions, atime=mtime, mtime=mtime, uid=0, gid=0
+    )
+
+
+class _Open:
+    """An open file of the tree (asyncssh wants a truthy file object: not the int 0)."""
+
+    __slots__ = ("index",)
+
+    def __init__(self, index: int) -> None:
+        self.index = index
+
+
+class _TreeSFTPServer(asyncssh.SFTPServer):
+    """Serves a :class:`SyntheticTree` read-only: ``/``, ``/folder`` and its files."""
+
+    def __init__(self, chan: asyncssh.SSHServerChannel, tree: SyntheticTree) -> None:
+        super().__init__(chan)
+        self.tree = tree
+
+    def _lookup(self, path: bytes) -> asyncssh.SFTPAttrs:
+        tree = self.tree
+        normal = posixpath.normpath(path.decode(errors="replace") or "/")
+        if normal in ("/", ".", f"/{tree.folder}"):
+            return _attrs(asyncssh.FILEXFER_TYPE_DIRECTORY, 4096, tree.mtime)
+        index = tree.index_of(path)
+        if index is None:
+            raise asyncssh.SFTPNoSuchFile(f"{normal} does not exist")
+        return _attrs(asyncssh.FILEXFER_TYPE_REGULAR, tree.size(index), tree.mtime)
+
+    def realpath(self, path: bytes) -> bytes:
+        text = path.decode(errors="replace") or "/"
+        return posixpath.normpath(posixpath.join("/", text)).encode()
+
+    def stat(self, path: bytes) -> asyncssh.SFTPAttrs:
+        return self._lookup(self.realpath(path))
+
+    def lstat(self, path: bytes) -> asyncssh.SFTPAttrs:
+        return self._lookup(self.realpath(path))
+
+    async def scandir(self, path: bytes) -> AsyncIterator[asyncssh.SFTPName]:
+        tree = self.tree
+        normal = self.realpath(path).decode()
+        here = self._lookup(path)
+        yield asyncssh.SFTPName(b".", attrs=here)
+        yield asyncssh.SFTPName(b"..", attrs=here)
+        if normal == "/":
+            folder = _attrs(asyncssh.FILEXFER_TYPE_DIRECTORY, 4096, tree.mtime)
+            yield asyncssh.SFTPName(tree.folder.encode(), attrs=folder)
+            return
+        if normal != f"/{tree.folder}":
+            raise asyncssh.SFTPNoSuchFile(f"{normal} is not a folder")
+        for index in range(tree.count):
+            attrs = _attrs(asyncssh.FILEXFER_TYPE_REGULAR, tree.size(index), tree.mtime)
+            yield asyncssh.SFTPName(tree.name(index).encode(), attrs=attrs)
+
+    def open(self, path: bytes, pflags: int, attrs: asyncssh.SFTPAttrs) -> object:
+        if pflags & (asyncssh.FXF_WRITE | asyncssh.FXF_CREAT | asyncssh.FXF_APPEND):
+            raise asyncssh.SFTPPermissionDenied("the synthetic tree is read-only")
+        index = self.tree.index_of(self.realpath(path))
+        if index is None:
+            raise asyncssh.SFTPNoSuchFile(f"{path.decode(errors='replace')} does not exist")
+        return _Open(index)
+
+    def read(self, file_obj: object, offset: int, size: int) -> bytes:
+        assert isinstance(file_obj, _Open)
+        return self.tree.content(file_obj.index, offset, size)
+
+    def fstat(self, file_obj: object) -> asyncssh.SFTPAttrs:
+        assert isinstance(file_obj, _Open)
+        size = self.tree.size(file_obj.index)
+        return _attrs(asyncssh.FILEXFER_TYPE_REGULAR, size, self.tree.mtime)
+
+    def close(self, file_obj: object) -> None:
+        return None
+
+
+class SyntheticSftpServer(EmbeddedSftpServer):
+    """The embedded server (same logins and host key handling) serving a synthetic tree."""
+
+    def __init__(self, tree: SyntheticTree, **kwargs: object) -> None:
+        super().__init__("/", **kwargs)  # type: ignore[arg-type]
+        self.tree = tree
+
+    async def start(self) -> SyntheticSftpServer:
+        tree = self.tree
+        self._acceptor = await asyncssh.listen(
+            self._host,
+            self._requested_port,
+            server_host_keys=[self.host_key],
+            server_factory=lambda: _AuthServer(self.users, self._authorized, self._connections),
+            sftp_factory=lambda chan: _TreeSFTPServer(chan, tree),
+            allow_scp=False,
+            reuse_address=True,
+        )
+        return self
