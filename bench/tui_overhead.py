@@ -9,8 +9,8 @@ next frame the app renders.
     uv run python bench/tui_overhead.py --size-mib 512 --runs 3
     uv run python bench/tui_overhead.py --size-mib 512 --runs 1 --queue-rows 10000
 
-``--queue-rows N`` first queues N small files (paused, so they stay in the queue as rows) and
-then runs the big transfer: key latency with a long queue on screen.
+``--queue-rows N`` runs one file at a time and queues N small files behind the big one, so
+they wait as rows while it transfers: key latency with a long queue on screen.
 """
 
 from __future__ import annotations
@@ -111,9 +111,12 @@ async def tui(
             prefix="bench/t/",
         ),
     )
+    from sftp_s3_tui.engine.config import TransferOptions
+
     app = SftpS3App(
         AppOptions(
             initial=profile,
+            transfer_options=TransferOptions(files_in_flight=1) if queue_rows else None,
             journal_dir=None,
             read_user_config=False,
             profiles_path=tmp / "p.toml",
@@ -139,19 +142,19 @@ async def tui(
             await pilot.pause(0.05)
         session = app.session
         assert session is not None
+        await pilot.press("down", "c")
+        while not session.queue.transfers:
+            await pilot.pause(0.02)
+        transfer = next(iter(session.queue.transfers.values()))
         if queue_rows:
             from sftp_s3_tui.engine.locations import parse_s3_url
 
+            # one file at a time: the big one runs, the rows wait behind it (queued)
             jobs = await session.expand_paths(["/many"], parse_s3_url("s3://landing/bench/rows/"))
             session.queue.submit(jobs)
-            session.queue.pause_all()  # they stay queued: rows on screen, no traffic
-            while len(app.screen.query_one("TransferList").rows_by_id) < queue_rows:  # type: ignore[attr-defined]
+            rows = app.screen.query_one("TransferList").rows_by_id  # type: ignore[attr-defined]
+            while len(rows) < queue_rows + 1:
                 await pilot.pause(0.1)
-        before = set(session.queue.transfers)
-        await pilot.press("down", "c")
-        while not set(session.queue.transfers) - before:
-            await pilot.pause(0.02)
-        transfer = session.queue.transfers[min(set(session.queue.transfers) - before)]
         keys = ["up", "down"]
         while not transfer.state.finished:
             await asyncio.sleep(0.3)
