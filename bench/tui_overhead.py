@@ -149,12 +149,17 @@ async def tui(
         if queue_rows:
             from sftp_s3_tui.engine.locations import parse_s3_url
 
-            # one file at a time: the big one runs, the rows wait behind it (queued)
+            # one file at a time: the big one holds the slot (paused while the rows are
+            # listed and queued, then resumed), the rows wait behind it as queued
+            while transfer.state.value != "running":
+                await pilot.pause(0.02)
+            session.queue.pause(transfer.id)
             jobs = await session.expand_paths(["/many"], parse_s3_url("s3://landing/bench/rows/"))
             session.queue.submit(jobs)
             rows = app.screen.query_one("TransferList").rows_by_id  # type: ignore[attr-defined]
             while len(rows) < queue_rows + 1:
                 await pilot.pause(0.1)
+            session.queue.resume(transfer.id)
         keys = ["up", "down"]
         while not transfer.state.finished:
             await asyncio.sleep(0.3)
