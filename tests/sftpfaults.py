@@ -141,7 +141,7 @@ class FaultySftpServer(EmbeddedSftpServer):
 
 
 def _auth_server(server: EmbeddedSftpServer) -> asyncssh.SSHServer:
-    from sftp_s3_tui.demo import _AuthServer
+    from sftp_s3_tui.demo.sftp_server import _AuthServer
 
     return _AuthServer(server.users, server._authorized, server._connections)
 
