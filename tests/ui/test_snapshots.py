@@ -58,6 +58,15 @@ def utc() -> Iterator[None]:
     time.tzset()
 
 
+@pytest.fixture(autouse=True)
+def fixed_object_dates(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The bucket tree shows each object's upload time; the demo uploads at test time."""
+    monkeypatch.setattr(
+        "sftp_s3_tui.ui.widgets.bucket_picker.format_mtime",
+        lambda mtime: "2026-11-20 09:30" if mtime else "",
+    )
+
+
 def demo_app(tmp_path: Path) -> SftpS3App:
     return SftpS3App(
         AppOptions(
