@@ -7,6 +7,10 @@ While the TUI transfer runs, key presses (cursor moves) are timed from the key e
 next frame the app renders.
 
     uv run python bench/tui_overhead.py --size-mib 512 --runs 3
+    uv run python bench/tui_overhead.py --size-mib 512 --runs 1 --queue-rows 10000
+
+``--queue-rows N`` runs one file at a time and queues N small files behind the big one, so
+they wait as rows while it transfers: key latency with a long queue on screen.
 """
 
 from __future__ import annotations
@@ -30,6 +34,10 @@ from sftp_s3_tui.demo import DemoEnvironment, write_blocks, pattern_blocks
 async def main():
     async with DemoEnvironment(large=False) as env:
         write_blocks(env.sample_root / "bench" / "big.bin", pattern_blocks(int(sys.argv[1]) << 20))
+        many = env.sample_root / "many"
+        many.mkdir(exist_ok=True)
+        for i in range(int(sys.argv[2])):
+            (many / f"row-{i:05d}.csv").write_bytes(b"id\n1\n")
         print(json.dumps({"host": env.host, "port": env.port, "known_hosts": str(env.known_hosts),
                           "endpoint_url": env.endpoint_url}), flush=True)
         await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
@@ -75,7 +83,7 @@ def headless(info: dict[str, Any]) -> tuple[float, float]:
 
 
 async def tui(
-    info: dict[str, Any], tmp: Path, sampler_interval: float | None = None
+    info: dict[str, Any], tmp: Path, sampler_interval: float | None = None, queue_rows: int = 0
 ) -> tuple[float, list[float]]:
     from sftp_s3_tui.profiles import Profile, S3Settings, Secret, SftpAuth, SftpSettings
     from sftp_s3_tui.ui.app import AppOptions, SftpS3App
@@ -103,9 +111,12 @@ async def tui(
             prefix="bench/t/",
         ),
     )
+    from sftp_s3_tui.engine.config import TransferOptions
+
     app = SftpS3App(
         AppOptions(
             initial=profile,
+            transfer_options=TransferOptions(files_in_flight=1) if queue_rows else None,
             journal_dir=None,
             read_user_config=False,
             profiles_path=tmp / "p.toml",
@@ -124,13 +135,31 @@ async def tui(
     latencies: list[float] = []
     async with app.run_test(size=(150, 44)) as pilot:
         while not (
-            isinstance(app.screen, BrowseScreen) and app.screen.query_one(RemoteTree).entries
+            isinstance(app.screen, BrowseScreen)
+            and app.screen.query(RemoteTree)
+            and app.screen.query_one(RemoteTree).entries
         ):
             await pilot.pause(0.05)
+        session = app.session
+        assert session is not None
         await pilot.press("down", "c")
-        while app.session is None or not app.session.queue.transfers:
+        while not session.queue.transfers:
             await pilot.pause(0.02)
-        transfer = next(iter(app.session.queue.transfers.values()))
+        transfer = next(iter(session.queue.transfers.values()))
+        if queue_rows:
+            from sftp_s3_tui.engine.locations import parse_s3_url
+
+            # one file at a time: the big one holds the slot (paused while the rows are
+            # listed and queued, then resumed), the rows wait behind it as queued
+            while transfer.state.value != "running":
+                await pilot.pause(0.02)
+            session.queue.pause(transfer.id)
+            jobs = await session.expand_paths(["/many"], parse_s3_url("s3://landing/bench/rows/"))
+            session.queue.submit(jobs)
+            rows = app.screen.query_one("TransferList").rows_by_id  # type: ignore[attr-defined]
+            while len(rows) < queue_rows + 1:
+                await pilot.pause(0.1)
+            session.queue.resume(transfer.id)
         keys = ["up", "down"]
         while not transfer.state.finished:
             await asyncio.sleep(0.3)
@@ -151,9 +180,11 @@ async def tui(
     return rate, latencies
 
 
-def start_server(size_mib: int) -> tuple[subprocess.Popen[str], dict[str, Any]]:
+def start_server(
+    size_mib: int, queue_rows: int = 0
+) -> tuple[subprocess.Popen[str], dict[str, Any]]:
     server = subprocess.Popen(
-        [sys.executable, "-c", SERVER, str(size_mib)],
+        [sys.executable, "-c", SERVER, str(size_mib), str(queue_rows)],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
@@ -171,6 +202,7 @@ def main() -> None:
     parser.add_argument("--size-mib", type=int, default=512)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--sampler-interval", type=float, help="the TUI's update interval")
+    parser.add_argument("--queue-rows", type=int, default=0, help="paused rows queued first")
     args = parser.parse_args()
     headless_rates: list[float] = []
     tui_rates: list[float] = []
@@ -179,7 +211,7 @@ def main() -> None:
         for run in range(args.runs):
             # fresh servers for each pair (moto slows down as it accumulates uploads), and
             # the order alternates so neither side always gets the warm server
-            server, info = start_server(args.size_mib)
+            server, info = start_server(args.size_mib, args.queue_rows)
             try:
                 for side in ("headless", "tui") if run % 2 == 0 else ("tui", "headless"):
                     if side == "headless":
@@ -187,7 +219,9 @@ def main() -> None:
                         headless_rates.append(rate)
                         print(f"run {run + 1}: headless {rate:6.1f} MB/s (wall {wall:.1f}s)")
                     else:
-                        rate, lat = asyncio.run(tui(info, Path(tmp), args.sampler_interval))
+                        rate, lat = asyncio.run(
+                            tui(info, Path(tmp), args.sampler_interval, args.queue_rows)
+                        )
                         tui_rates.append(rate)
                         latencies += lat
                         print(

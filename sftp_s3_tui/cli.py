@@ -298,6 +298,12 @@ def _add_transfer_options(parser: argparse.ArgumentParser) -> None:
         help="store the sha256 as x-amz-meta-sha256 on multipart objects too",
     )
     tuning.add_argument(
+        "--resume-in-s3",
+        action="store_true",
+        help="keep each upload's resume state in S3 beside the object, so a retry on another "
+        "machine continues it",
+    )
+    tuning.add_argument(
         "--no-resume", action="store_true", help="do not journal (no crash-safe resume)"
     )
     parser.add_argument("--json", action="store_true", help="one JSON object per file on stdout")
@@ -401,6 +407,7 @@ def transfer_flags(args: argparse.Namespace) -> TransferFlags:
         conflict=args.conflict,
         checksum=args.checksum,
         sha256_metadata=args.sha256_metadata,
+        resume_in_s3=getattr(args, "resume_in_s3", False),
     )
 
 

@@ -115,6 +115,7 @@ class TransferFlags:
     conflict: str | None = None
     checksum: str | None = None
     sha256_metadata: bool = False
+    resume_in_s3: bool = False
 
 
 #: The CLI's names for TransferOptions fields, for messages.
@@ -496,7 +497,7 @@ def transfer_options(
     changes: dict[str, object] = {}
     for f in fields(TransferFlags):
         value = getattr(flags, f.name)
-        if f.name in ("conflict", "checksum", "sha256_metadata") or value is None:
+        if f.name in ("conflict", "checksum", "sha256_metadata", "resume_in_s3") or value is None:
             continue
         changes[f.name] = value
     if flags.conflict:
@@ -513,6 +514,8 @@ def transfer_options(
             raise UsageError(f"Unknown checksum {flags.checksum!r}", choices) from exc
     if flags.sha256_metadata:
         changes["sha256_metadata"] = True
+    if flags.resume_in_s3:
+        changes["resume_in_s3"] = True
     return replace(options, **changes).validated(names)  # type: ignore[arg-type]
 
 

@@ -71,7 +71,8 @@ class StreamingSFTPToS3Operator(BaseOperator):
     ``if-newer``, ``if-different``) overrides it. ``sftp_base_path`` makes keys relative to
     that folder, so tasks mapped over a folder's files keep its layout. ``checksum`` picks the
     checksum every part carries (``auto``, ``crc64nvme``, ``crc32c``, ``crc32``, ``sha256``,
-    ``md5``, ``none``), as ``copy --checksum`` does.
+    ``md5``, ``none``), as ``copy --checksum`` does. ``resume_in_s3`` keeps each upload's resume
+    state beside its object in S3, so a retry that lands on another worker continues the upload.
 
     The nightly run, as ``copy`` has it: ``include`` / ``exclude`` (globs, rclone rules;
     excludes are tried first), ``min_size`` / ``max_size``, ``newer_than`` / ``older_than``
@@ -119,6 +120,7 @@ class StreamingSFTPToS3Operator(BaseOperator):
         parts_in_flight: int | None = None,
         files_in_flight: int | None = None,
         checksum: str | None = None,
+        resume_in_s3: bool = False,
         sftp_base_path: str | None = None,
         fail_on_file_not_exist: bool = True,
         resume: bool = True,
@@ -160,6 +162,7 @@ class StreamingSFTPToS3Operator(BaseOperator):
         self.parts_in_flight = parts_in_flight
         self.files_in_flight = files_in_flight
         self.checksum = checksum
+        self.resume_in_s3 = resume_in_s3
         self.sftp_base_path = sftp_base_path
         self.fail_on_file_not_exist = fail_on_file_not_exist
         self.resume = resume
@@ -217,6 +220,7 @@ class StreamingSFTPToS3Operator(BaseOperator):
                 parts_in_flight=self.parts_in_flight,
                 files_in_flight=self.files_in_flight,
                 checksum=self.checksum,
+                resume_in_s3=self.resume_in_s3,
             )
             flags = self.run_flags()
             options = replace(options, object_options=object_options(flags))

@@ -252,6 +252,7 @@ def transfer_options(
     parts_in_flight: int | None = None,
     files_in_flight: int | None = None,
     checksum: str | None = None,
+    resume_in_s3: bool = False,
 ) -> TransferOptions:
     """Engine options from operator arguments (sizes as bytes or text like ``16MiB``),
     checked by the same rule as every front's."""
@@ -262,6 +263,7 @@ def transfer_options(
         files_in_flight=None if files_in_flight is None else int(files_in_flight),
         conflict=ConflictPolicy(conflict).value,
         checksum=checksum,
+        resume_in_s3=resume_in_s3,
     )
     return request_options(flags, names={})
 

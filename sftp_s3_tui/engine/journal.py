@@ -56,12 +56,14 @@ class JournalBusy(TransferError):
     title = "Upload in progress elsewhere"
 
 
-def _journal_error(exc: OSError, what: str, path: Path) -> JournalError:
+_HINT = "free disk space or fix the folder's permissions, or run with --no-resume"
+#: For errors before the upload starts (claiming the record): S3 was not touched.
+BEFORE_UPLOAD = f"{_HINT}; nothing was uploaded"
+
+
+def _journal_error(exc: OSError, what: str, path: Path, hint: str = _HINT) -> JournalError:
     reason = exc.strerror or type(exc).__name__
-    return JournalError(
-        f"The resume journal cannot {what} {path}: {reason}",
-        "free disk space or fix the folder's permissions, or run with --no-resume",
-    )
+    return JournalError(f"The resume journal cannot {what} {path}: {reason}", hint)
 
 
 def endpoint_identity(endpoint_url: str | None) -> str:
@@ -226,6 +228,9 @@ class EndpointJournal:
         claim._lock(destination)
         try:
             claim.entry = _read(claim.path)
+        except JournalError as exc:
+            claim.release()
+            raise JournalError(exc.message, BEFORE_UPLOAD) from exc
         except BaseException:
             claim.release()
             raise
@@ -251,16 +256,16 @@ class JournalClaim:
             folder.mkdir(parents=True, exist_ok=True, mode=0o700)
         except FileExistsError as exc:
             exc.strerror = "it is a file, not a folder"
-            raise _journal_error(exc, "create", folder) from exc
+            raise _journal_error(exc, "create", folder, BEFORE_UPLOAD) from exc
         except OSError as exc:
-            raise _journal_error(exc, "create", folder) from exc
+            raise _journal_error(exc, "create", folder, BEFORE_UPLOAD) from exc
         if fcntl is None:  # pragma: no cover
             return
         for _ in range(100):  # another run may remove the lock file between open and flock
             try:
                 fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o600)
             except OSError as exc:
-                raise _journal_error(exc, "lock", self.lock_path) from exc
+                raise _journal_error(exc, "lock", self.lock_path, BEFORE_UPLOAD) from exc
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
@@ -272,7 +277,7 @@ class JournalClaim:
                 ) from None
             except OSError as exc:
                 os.close(fd)
-                raise _journal_error(exc, "lock", self.lock_path) from exc
+                raise _journal_error(exc, "lock", self.lock_path, BEFORE_UPLOAD) from exc
             try:
                 same = _same_file(fd, self.lock_path)
             except OSError:

@@ -49,6 +49,7 @@ class S3Entry:
     key: str
     size: int = 0
     is_prefix: bool = False
+    modified: float = 0.0  # an object's LastModified, seconds since the epoch
 
 
 class PreconditionFailed(S3Error):
@@ -176,7 +177,8 @@ async def list_prefix(
                 entries.append(S3Entry(key[len(prefix) :], key, is_prefix=True))
             for obj in page.get("Contents", []):
                 if obj["Key"] != prefix:
-                    entries.append(S3Entry(obj["Key"][len(prefix) :], obj["Key"], obj["Size"]))
+                    name, modified = obj["Key"][len(prefix) :], obj["LastModified"].timestamp()
+                    entries.append(S3Entry(name, obj["Key"], obj["Size"], modified=modified))
             if len(entries) >= limit:
                 break
     except (ClientError, BotoCoreError) as exc:

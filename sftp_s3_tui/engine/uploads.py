@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import datetime
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from .journal import Journal
+from .journal import Journal, JournalBusy
 from .s3 import S3Client, abort_upload, map_s3_error
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -46,9 +49,23 @@ async def list_stale(
 async def abort_stale(
     client: S3Client, bucket: str, uploads: list[StaleUpload], journal: Journal | None
 ) -> None:
+    """Abort ``uploads`` and drop their journal records; an upload whose key a running
+    transfer holds (its journal record is locked) is left alone, with a warning."""
     by_id = {e.upload_id: e for e in journal.entries()} if journal else {}
     for upload in uploads:
-        await abort_upload(client, bucket, upload.key, upload.upload_id)
         entry = by_id.get(upload.upload_id)
-        if entry is not None and journal is not None:
-            journal.forget(entry)
+        if journal is None or entry is None or entry.kept or not entry.endpoint:
+            await abort_upload(client, bucket, upload.key, upload.upload_id)
+            if journal is not None and entry is not None:
+                journal.forget(entry)
+            continue
+        records = journal.for_endpoint(entry.endpoint, entry.account)
+        try:
+            claim = records.claim(entry.bucket, entry.key)
+        except JournalBusy as exc:
+            log.warning("not aborting upload %s: %s", upload.upload_id, exc)
+            continue
+        with claim:
+            await abort_upload(client, bucket, upload.key, upload.upload_id)
+            if claim.entry is not None and claim.entry.upload_id == upload.upload_id:
+                claim.forget()

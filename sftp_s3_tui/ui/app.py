@@ -7,13 +7,14 @@ import contextlib
 import importlib.util
 import logging
 import sys
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
 
 from rich.text import Text
-from textual import work
+from textual import on, work
 from textual.app import App
 from textual.binding import Binding, BindingType
 from textual.worker import Worker, WorkerState
@@ -36,6 +37,7 @@ from ..profiles import (
 )
 from ..requests import AppRequest
 from .commands import MainCommands
+from .messages import ConnectRequested, DisconnectRequested, ErrorRaised
 from .screens.browse import BrowseScreen
 from .screens.connect import ConnectScreen
 from .screens.dialogs import ConfirmScreen, ErrorScreen
@@ -43,10 +45,17 @@ from .screens.help import HelpScreen
 from .screens.host_key import HostKeyScreen
 from .session import Session, Target
 from .widgets.profile_form import ProfileForm
+from .wording import for_the_tui
 
 log = logging.getLogger(__name__)
 
 DARK, LIGHT = "textual-dark", "textual-light"
+DEMO_MEMORY_NOTE = (
+    "demo: the embedded S3 server runs inside this process and keeps every object in memory, "
+    "so RSS grows with what you copy (a real S3 would not)"
+)
+#: How many recent errors ``SftpS3App.errors`` keeps.
+ERRORS_KEPT = 20
 
 
 @dataclass
@@ -113,7 +122,8 @@ class SftpS3App(App[int]):
         super().__init__()
         self.options = options or AppOptions()
         self.session: Session | None = None
-        self.errors: list[TransferError] = []
+        #: The last few errors shown to the user (newest last): a hook for tests, bounded.
+        self.errors: deque[TransferError] = deque(maxlen=ERRORS_KEPT)
         self._stack = contextlib.AsyncExitStack()
         self._resources_closed = False
         self.store = ProfileStore(self.options.profiles_path)
@@ -200,6 +210,10 @@ class SftpS3App(App[int]):
         if not target.sftp.host:
             self.notify("Enter a host (or pick a profile) first.", severity="warning")
             return
+        problem = key_file_problem(profile)
+        if problem is not None:
+            self.show_error(problem)
+            return
         journal = Journal(options.journal_dir) if options.journal_dir and not test_only else None
         session = Session(
             target,
@@ -208,6 +222,7 @@ class SftpS3App(App[int]):
             push_gateway=None if test_only else options.push_gateway,
             metrics_port=None if test_only else options.metrics_port,
             on_metrics_warning=lambda text: self.notify(text, severity="warning", timeout=10),
+            memory_note=DEMO_MEMORY_NOTE if options.demo and profile.name == "demo" else "",
         )
         self._set_status(Text(f"Connecting to {target.sftp.display}…", style="italic"))
         try:
@@ -305,34 +320,54 @@ class SftpS3App(App[int]):
                 timeout=6,
             )
 
-    def disconnect(self) -> None:
-        """Back to the profiles, closing the session (asking first if transfers run)."""
+    # messages from the screens --------------------------------------------------------------
+    @on(ConnectRequested)
+    def _connect_requested(self, message: ConnectRequested) -> None:
+        self.connect(message.profile, test_only=message.test_only)
+
+    @on(DisconnectRequested)
+    def _disconnect_requested(self) -> None:
         self._disconnect()
+
+    @on(ErrorRaised)
+    def _error_raised(self, message: ErrorRaised) -> None:
+        if message.modal:
+            self.show_error(message.error)
+        else:
+            self.notify_error(message.error)
 
     @work(group="disconnect", exit_on_error=False)
     async def _disconnect(self) -> None:
-        if not await self._confirm_abort("Disconnect?"):
+        aborted = await self._confirm_abort("Disconnect?")
+        if aborted is None:
             return
         await self._close_session()
         while not isinstance(self.screen, ConnectScreen) and len(self.screen_stack) > 2:
             self.pop_screen()
         self.sub_title = self.options.subtitle or ""
+        if aborted:
+            self.notify(aborted_text(aborted), title="Aborted", severity="warning", timeout=15)
 
-    async def _confirm_abort(self, title: str) -> bool:
+    async def _confirm_abort(self, title: str) -> list[str] | None:
+        """None when the user keeps the transfers running; else the unfinished transfers
+        (``source → s3://…``) that closing will abort (empty when nothing runs)."""
         session = self.session
         if session is None:
-            return True
+            return []
         running = [t for t in session.queue.transfers.values() if not t.state.finished]
         if not running:
-            return True
+            return []
         dialog = ConfirmScreen(
             title,
-            f"{len(running)} transfer(s) have not finished. Their uploads will be "
+            f"{len(running)} transfer(s) have not finished. If you go on, their uploads are "
             "aborted (nothing partial is left in S3); they can be queued again later.",
             yes="Abort them",
-            no="Keep going",
+            no="Keep running",
+            safe_is_no=True,
         )
-        return bool(await self.push_screen_wait(dialog))  # type: ignore[arg-type]
+        if not await self.push_screen_wait(dialog):
+            return None
+        return [f"{t.job.source} → s3://{t.job.bucket}/{t.job.key}" for t in running]
 
     async def _close_session(self) -> None:
         session, self.session = self.session, None
@@ -353,11 +388,13 @@ class SftpS3App(App[int]):
     # errors ---------------------------------------------------------------------------------
     def show_error(self, error: TransferError) -> None:
         """An error that stops what the user was doing: a modal with the hint."""
+        error = for_the_tui(error)
         self.errors.append(error)
         self.push_screen(ErrorScreen(error.title, error.message, error.hint))
 
     def notify_error(self, error: TransferError) -> None:
         """An error the user can work around: a notification with the hint."""
+        error = for_the_tui(error)
         self.errors.append(error)
         text = f"{error.message}\n{error.hint}" if error.hint else error.message
         self.notify(text, title=error.title, severity="error", timeout=10)
@@ -390,10 +427,35 @@ class SftpS3App(App[int]):
 
     @work(group="quit", exit_on_error=False)
     async def _quit(self) -> None:
-        if not await self._confirm_abort("Quit?"):
+        aborted = await self._confirm_abort("Quit?")
+        if aborted is None:
             return
         await self.close_all()
-        self.exit(0)
+        self.exit(0, message=aborted_text(aborted) if aborted else None)
+
+
+def key_file_problem(profile: Profile) -> ConfigError | None:
+    """A key login whose key file is missing: said as such, not as a network error."""
+    key_file = profile.sftp.key_file
+    if profile.sftp.auth is not SftpAuth.KEY or not key_file:
+        return None
+    path = Path(key_file).expanduser()
+    if path.is_file():
+        return None
+    what = "is a folder" if path.is_dir() else "does not exist"
+    return ConfigError(
+        f"The key file {key_file} {what}",
+        "choose your private key in Key file (e.g. ~/.ssh/id_ed25519), or log in another way",
+    )
+
+
+def aborted_text(aborted: list[str], shown: int = 10) -> str:
+    """What closing aborted, for the notification or the line printed after quitting."""
+    lines = [f"Aborted {len(aborted)} unfinished transfer(s); nothing partial was left in S3:"]
+    lines += [f"  {item}" for item in aborted[:shown]]
+    if len(aborted) > shown:
+        lines.append(f"  … and {len(aborted) - shown} more")
+    return "\n".join(lines)
 
 
 # --------------------------------------------------------------------------------------------

@@ -3,36 +3,45 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 
-if TYPE_CHECKING:
-    from .app import SftpS3App
+from .messages import DisconnectRequested
+from .screens.connect import ConnectScreen
 
 
 class MainCommands(Provider):
     """Copy, transfers, pause/cancel all, profiles, theme, help."""
 
     def _commands(self) -> list[tuple[str, str, Callable[[], object]]]:
-        app: SftpS3App = self.app  # type: ignore[assignment]
+        app = self.app
         screen = self.screen
+        connected = not isinstance(screen, ConnectScreen)
 
         def run(action: str) -> Callable[[], object]:
             return lambda: app.call_later(screen.run_action, action)
 
         commands: list[tuple[str, str, Callable[[], object]]] = [
-            ("Help", "Show the keys and how it works", lambda: app.action_help()),
-            ("Toggle dark / light theme", "Switch the colour theme", app.action_toggle_dark_light),
+            ("Help", "Show the keys and how it works", lambda: app.run_action("help")),
+            (
+                "Toggle dark / light theme",
+                "Switch the colour theme",
+                lambda: app.run_action("toggle_dark_light"),
+            ),
         ]
-        if app.session is not None:
+        if connected:
             commands += [
                 ("Copy selection here", "Queue the selected files to the destination", run("copy")),
                 ("Show transfers", "The queue, chunk map and live figures", run("transfers")),
                 ("Pause or resume all transfers", "", run("pause_all")),
                 ("Cancel all transfers", "Unfinished uploads are aborted", run("cancel_all")),
+                ("Show history", "Past runs from their manifests", run("history")),
                 ("Reload listings", "List the SFTP folder and the buckets again", run("reload")),
-                ("Disconnect", "Back to the profiles", lambda: app.disconnect()),
+                (
+                    "Disconnect",
+                    "Back to the profiles",
+                    lambda: app.post_message(DisconnectRequested()),
+                ),
             ]
         else:
             commands += [

@@ -2,7 +2,8 @@
 
 Runs the real app headless against the demo servers, drives it with a Pilot like a user would
 (select files, copy, watch), and saves ``connect``, ``browse``, ``transfers`` (mid-transfer, the
-wide combined view and the narrow transfers screen), ``help`` and the host key dialog.
+wide combined view and the narrow transfers screen), a transfer's ``detail``, ``help``, the
+copy ``plan`` and the host key dialog.
 """
 
 from __future__ import annotations
@@ -20,7 +21,9 @@ from ..engine.events import TransferState
 from ..profiles import Profile, ProfileStore, S3Settings, SftpAuth, SftpSettings
 from .app import AppOptions, SftpS3App
 from .screens.browse import BrowseScreen
+from .screens.detail import TransferDetailScreen
 from .screens.host_key import HostKeyScreen
+from .screens.plan import PlanScreen
 from .screens.transfers import TransfersScreen
 from .widgets.bucket_picker import BucketPicker
 from .widgets.remote_tree import RemoteTree
@@ -131,9 +134,23 @@ async def demo_screens(folder: Path, tmp: Path) -> None:
         await pilot.pause(0.5)
         assert all(t.state is TransferState.DONE for t in session.queue.transfers.values())
         _save(app, folder, "transfers-done")
+        await pilot.press("enter")  # everything about the focused transfer
+        await _until(pilot, lambda: isinstance(app.screen, TransferDetailScreen))
+        await pilot.pause(0.3)
+        _save(app, folder, "detail")
+        await pilot.press("escape")
+        await _until(pilot, lambda: isinstance(app.screen, TransfersScreen))
         await pilot.press("escape", "question_mark")
         await pilot.pause(0.3)
         _save(app, folder, "help")
+        await pilot.press("escape")
+        await _until(pilot, lambda: isinstance(app.screen, BrowseScreen))
+        # the same files again: they exist now, so the plan asks what to do with them
+        await pilot.press("a", "C")
+        await _until(pilot, lambda: isinstance(app.screen, PlanScreen))
+        await pilot.pause(0.3)
+        _save(app, folder, "plan")
+        await pilot.press("escape")
         await app.close_all()
 
 

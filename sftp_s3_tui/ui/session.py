@@ -6,16 +6,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
-from pathlib import Path
+from dataclasses import dataclass, field, replace
+from urllib.parse import urlsplit
 
-from ..engine.config import S3Endpoint, SftpEndpoint, TransferOptions
-from ..engine.errors import TransferError, UsageError
+from botocore.exceptions import HTTPClientError
+from botocore.parsers import ResponseParserError
+
+from ..engine.config import ConflictPolicy, S3Endpoint, SftpEndpoint, TransferOptions
+from ..engine.errors import S3Error, TransferError, UsageError
 from ..engine.events import (
     EngineEvent,
     EventBus,
     TransferFinished,
+    TransferStarted,
     TransferState,
     TransferStateChanged,
 )
@@ -26,29 +31,69 @@ from ..engine.queue import Transfer, TransferQueue
 from ..engine.s3 import S3Entry, check_bucket, list_buckets, list_prefix
 from ..engine.sftp import RemoteEntry, remember_host_key
 from ..metrics import MetricsExporter, Sampler
+from .decisions import ExistingObject, PlannedFile, find_existing
 
 log = logging.getLogger(__name__)
+
+#: How long the TCP probe of an S3 endpoint waits before saying it does not answer.
+PROBE_TIMEOUT_SECONDS = 5.0
+#: At most this many destination entries are read to mark SFTP files already there.
+MARKS_LIMIT = 20_000
 
 
 @dataclass
 class TransferSpan:
-    """When the session's first transfer started and its last one finished (monotonic)."""
+    """The session's transfer time and bytes, as averages should count them: time during which
+    some transfer was running (paused and idle time left out), and bytes resumed from an
+    earlier run (which this session did not send)."""
 
     first_start: float | None = None
     last_finish: float | None = None
+    #: Bytes of parts that landed in an earlier run, per transfer (from its latest start).
+    resumed_bytes: dict[int, int] = field(default_factory=dict)
+    _active_total: float = 0.0
+    _active_since: float | None = None
+    _running: set[int] = field(default_factory=set)
 
     def on_event(self, event: EngineEvent) -> None:
-        if isinstance(event, TransferStateChanged) and event.state is TransferState.RUNNING:
-            if self.first_start is None:
-                self.first_start = event.at
+        if isinstance(event, TransferStarted):
+            self.resumed_bytes[event.transfer_id] = sum(
+                min(event.part_size, event.size - event.part_size * (number - 1))
+                for number in event.resumed_parts
+            )
+        elif isinstance(event, TransferStateChanged):
+            if event.state is TransferState.RUNNING:
+                if self.first_start is None:
+                    self.first_start = event.at
+                self._running.add(event.transfer_id)
+            else:
+                self._running.discard(event.transfer_id)
+            self._clock(event.at)
         elif isinstance(event, TransferFinished):
             self.last_finish = event.at
+            self._running.discard(event.transfer_id)
+            self._clock(event.at)
+
+    def _clock(self, at: float) -> None:
+        if self._running and self._active_since is None:
+            self._active_since = at
+        elif not self._running and self._active_since is not None:
+            self._active_total += at - self._active_since
+            self._active_since = None
 
     @property
     def seconds(self) -> float | None:
+        """From the first start to the last finish (wall time, pauses included)."""
         if self.first_start is None or self.last_finish is None:
             return None
         return self.last_finish - self.first_start
+
+    def active_seconds(self, now: float | None = None) -> float:
+        """Seconds during which at least one transfer was running."""
+        running = 0.0
+        if self._active_since is not None:
+            running = (time.monotonic() if now is None else now) - self._active_since
+        return self._active_total + running
 
 
 @dataclass(frozen=True)
@@ -81,12 +126,19 @@ class Session:
         push_gateway: str | None = None,
         metrics_port: int | None = None,
         on_metrics_warning: Callable[[str], None] | None = None,
+        memory_note: str = "",
     ) -> None:
         self.target = target
+        #: Said beside the RSS figure (the demo's in-process S3 holds objects in memory).
+        self.memory_note = memory_note
         self.bus = EventBus()
         self.span = TransferSpan()
         self.bus.subscribe(self.span.on_event)
-        self.queue = TransferQueue(target.s3, target.options, bus=self.bus, journal=journal)
+        # The TUI decides overwrite / skip / if-newer per copy in its plan (before reading a
+        # byte) and queues only what is to be sent; the queue itself runs if-different, so a
+        # same-size object is compared by sha256 rather than re-uploaded when identical.
+        queue_options = replace(target.options, conflict=ConflictPolicy.IF_DIFFERENT)
+        self.queue = TransferQueue(target.s3, queue_options, bus=self.bus, journal=journal)
         self.journal = journal
         self.sampler = Sampler(
             self.bus, interval=sampler_interval, pool=self.queue.pool, history=240
@@ -101,10 +153,6 @@ class Session:
             )
         self._stack = contextlib.AsyncExitStack()
         self._closed = False
-
-    @property
-    def sftp_endpoint(self) -> SftpEndpoint:
-        return self.target.sftp
 
     async def open(self) -> None:
         """Open the S3 client and start sampling (the SSH connection opens in :meth:`connect`)."""
@@ -141,28 +189,62 @@ class Session:
         return await self.queue.sftp.listdir(self.target.sftp, path)
 
     async def list_buckets(self) -> list[str]:
-        return await list_buckets(self.queue.s3)
+        """The buckets; a closed port is told at once and an endpoint that is not S3 plainly."""
+        url = self.target.s3.endpoint_url
+        if url:
+            await probe_endpoint(url)
+        try:
+            return await list_buckets(self.queue.s3)
+        except S3Error as exc:
+            if url and isinstance(exc.__cause__, HTTPClientError | ResponseParserError):
+                raise S3Error(
+                    f"{url} does not answer like an S3 server",
+                    "check the Endpoint URL: it must be the S3 API's address and port "
+                    "(for MinIO the API port, often :9000, not the web console)",
+                ) from exc
+            raise
 
     async def list_prefix(self, bucket: str, prefix: str) -> list[S3Entry]:
         return await list_prefix(self.queue.s3, bucket, prefix, limit=2000)
+
+    async def list_destination(self, bucket: str, prefix: str) -> list[S3Entry]:
+        """What is directly under a destination prefix (to mark files already there)."""
+        return await list_prefix(self.queue.s3, bucket, prefix, limit=MARKS_LIMIT)
 
     async def check_bucket(self, bucket: str) -> None:
         await check_bucket(self.queue.s3, bucket)
 
     # transfers --------------------------------------------------------------------------------
-    async def queue_paths(self, paths: list[str], dest: S3Location) -> list[Transfer]:
-        """Expand files and folders into jobs under ``dest`` and queue them."""
+    @property
+    def default_conflict(self) -> ConflictPolicy:
+        """The conflict policy the plan dialog starts with (the profile's)."""
+        return self.target.options.conflict
+
+    async def expand_paths(self, paths: list[str], dest: S3Location) -> list[FileJob]:
+        """Files and folders as jobs under ``dest``; a path inside a selected folder counts once
+        (as part of the folder)."""
         if not dest.is_prefix and len(paths) > 1:
             raise exact_key_error(
                 len(paths), dest, "end the destination with / to copy into a prefix"
             )
         await self.check_bucket(dest.bucket)
-        jobs = await plan_copy(
-            self.queue.sftp, [PlanSource(self.target.sftp, path) for path in paths], dest
-        )
+        sources = [PlanSource(self.target.sftp, path) for path in outermost(paths)]
+        jobs = await plan_copy(self.queue.sftp, sources, dest)
         if not jobs:
             raise UsageError("Nothing to copy: the selected folders are empty", "")
-        return self.queue.submit(jobs)
+        return jobs
+
+    async def existing(self, jobs: list[FileJob]) -> dict[str, ExistingObject]:
+        """What is already at the jobs' keys (for the plan)."""
+        return await find_existing(self.queue.s3, jobs)
+
+    def submit(self, planned: list[PlannedFile]) -> list[Transfer]:
+        """Queue the files the plan sends (skipped ones are not queued)."""
+        return self.queue.submit([item.job for item in planned if item.sends])
+
+    async def queue_paths(self, paths: list[str], dest: S3Location) -> list[Transfer]:
+        """Expand files and folders into jobs under ``dest`` and queue them (overwriting)."""
+        return self.queue.submit(await self.expand_paths(paths, dest))
 
     def resumable(self) -> list[JournalEntry]:
         """Unfinished transfers in the journal that came from this session's SFTP server."""
@@ -195,15 +277,46 @@ class Session:
             )
         return self.queue.submit(jobs)
 
-    def forget(self, entries: list[JournalEntry]) -> None:
-        """Drop journal entries the user does not want to resume."""
-        if self.journal is not None:
-            for entry in entries:
-                try:
-                    self.journal.forget(entry)
-                except TransferError as exc:  # another run holds it: leave it to that run
-                    log.warning("%s", exc)
+
+def outermost(paths: list[str]) -> list[str]:
+    """``paths`` without repeats and without those inside another of them (``/a/x`` goes when
+    ``/a`` is there: the folder's copy includes it, at the folder's layout)."""
+    bare = [p.rstrip("/") or "/" for p in paths]
+
+    def inside(path: str, folder: str) -> bool:
+        return path != folder and (folder == "/" or path.startswith(folder + "/"))
+
+    kept: dict[str, str] = {}
+    for path, stripped in zip(paths, bare, strict=True):
+        if stripped not in kept and not any(inside(stripped, other) for other in bare):
+            kept[stripped] = path
+    return list(kept.values())
 
 
-def journal_for(folder: Path | None) -> Journal | None:
-    return Journal(folder) if folder is not None else None
+async def probe_endpoint(url: str, timeout: float = PROBE_TIMEOUT_SECONDS) -> None:
+    """Open (and close) one TCP connection to ``url``'s host and port, so a closed port or a
+    dead host is reported in moments, naming the URL, rather than after the S3 client's
+    retries (13-21 s)."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError as exc:
+        raise S3Error(f"The Endpoint URL {url} has a bad port", "e.g. http://host:9000") from exc
+    try:
+        async with asyncio.timeout(timeout):
+            _, writer = await asyncio.open_connection(host, port)
+    except TimeoutError as exc:
+        raise S3Error(
+            f"No answer from the S3 endpoint {url} within {timeout:.0f} s",
+            "check the Endpoint URL's host and port, and the network or firewall",
+        ) from exc
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        raise S3Error(
+            f"Cannot reach the S3 endpoint {url}: {reason}",
+            "check the Endpoint URL's host and port, and that the S3 server runs",
+        ) from exc
+    writer.close()
+    with contextlib.suppress(OSError):
+        await writer.wait_closed()

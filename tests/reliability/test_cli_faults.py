@@ -16,7 +16,7 @@ import pytest
 
 from sftp_s3_tui.engine.config import S3Endpoint
 from sftp_s3_tui.engine.journal import Journal
-from tests.engine.helpers import MiB
+from tests.engine.helpers import MiB, keys
 from tests.servers import SftpServerInfo
 from tests.test_cli_copy import key_args, run_cli, source_url
 
@@ -79,7 +79,12 @@ def test_large_copy_writes_nothing_to_local_disk_and_empty_files_land(
 
 
 def _start_throttled_copy(
-    via: SftpServerInfo, s3_endpoint: S3Endpoint, bucket: str, tmp_path: Path, name: str
+    via: SftpServerInfo,
+    s3_endpoint: S3Endpoint,
+    bucket: str,
+    tmp_path: Path,
+    name: str,
+    *extra: str,
 ) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [
@@ -95,6 +100,7 @@ def _start_throttled_copy(
             "--concurrency",
             "2",
             "--json",
+            *extra,
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -193,6 +199,50 @@ def test_killed_mid_transfer_leaves_a_consistent_journal_and_the_rerun_resumes(
     assert_object(s3, bucket, "big.bin", remote.read_bytes())
     assert (s3.list_multipart_uploads(Bucket=bucket).get("Uploads") or []) == []
     assert journal_of(tmp_path).entries() == []
+
+
+def test_a_retry_on_another_machine_continues_from_the_state_kept_in_s3(
+    via_proxy: SftpServerInfo,
+    sshd_proxy: FaultProxy,
+    s3_endpoint: S3Endpoint,
+    s3: Any,
+    bucket: str,
+    tmp_path: Path,
+) -> None:
+    """`--resume-in-s3`: a run killed on one machine is continued by a run whose state folder is
+    empty (an Airflow retry on another worker) — the same upload, not a new one."""
+    remote = via_proxy.write_file("in/big.bin", size=40 * MiB + 3, seed=44)
+    sshd_proxy.throttle(8 * MiB, DOWN)
+    first_machine = tmp_path / "a"
+    process = _start_throttled_copy(
+        via_proxy, s3_endpoint, bucket, first_machine, "in/big.bin", "--resume-in-s3"
+    )
+    upload_id = _wait_until_parts_uploaded(sshd_proxy, s3, bucket, process)
+    process.kill()
+    process.communicate(timeout=30)
+
+    sshd_proxy.clear()
+    other_machine = tmp_path / "b"
+    rerun = run_cli(
+        "copy",
+        source_url(via_proxy, "in/big.bin"),
+        f"s3://{bucket}/",
+        *key_args(via_proxy, s3_endpoint),
+        "--part-size",
+        "5MiB",
+        "--json",
+        "--resume-in-s3",
+        env=state_env(other_machine),
+    )
+
+    assert rerun.returncode == 0, rerun.stderr
+    assert "resume state of an earlier run in S3" in rerun.stderr
+    line = json.loads(rerun.stdout.splitlines()[0])
+    assert line["status"] == "done" and line["resumed_parts"] >= 1
+    assert line["sha256"] == remote.sha256
+    assert_object(s3, bucket, "big.bin", remote.read_bytes())
+    assert (s3.list_multipart_uploads(Bucket=bucket).get("Uploads") or []) == []
+    assert upload_id and keys(s3, bucket) == ["big.bin"], "the resume state is gone with it"
 
 
 def test_permission_denied_exits_1_with_one_line(

@@ -16,7 +16,7 @@ from sftp_s3_tui.engine.journal import Journal, endpoint_identity
 from sftp_s3_tui.engine.s3 import open_client
 from sftp_s3_tui.engine.shared_resume import record_key
 from sftp_s3_tui.engine.uploads import abort_stale, list_stale
-from tests.engine.helpers import MiB, check_store, copy
+from tests.engine.helpers import MiB, copy
 from tests.servers import SftpServerInfo
 
 from .conftest import assert_object
@@ -36,6 +36,18 @@ def open_uploads(s3: Any, bucket: str) -> set[str]:
     return {u["UploadId"] for u in s3.list_multipart_uploads(Bucket=bucket).get("Uploads") or []}
 
 
+async def check_store(
+    server: SftpServerInfo, endpoint: S3Endpoint, bucket: str, options: TransferOptions
+) -> None:
+    """Copy a small file first, so the session's one store check (a probe that uploads parts
+    of its own) is done before the faults count UploadPart requests."""
+    small = server.write_file("warm/first.csv", b"first\n")
+    [result] = await copy(
+        server.endpoint(), [small.remote_path], f"s3://{bucket}/warm/", endpoint, options=options
+    )
+    assert result.status is TransferState.DONE, result.message
+
+
 async def leave_an_open_upload(
     server: SftpServerInfo,
     remote: str,
@@ -47,7 +59,7 @@ async def leave_an_open_upload(
 ) -> str:
     """A run whose part 4 is refused and whose abort is refused too: the upload stays open,
     with its record. Returns the upload id."""
-    await check_store(endpoint, bucket)  # its probe parts are not the file's parts
+    await check_store(server, endpoint, bucket, options)
     deny(s3_faults, "UploadPart", after=3, times=None)
     deny(s3_faults, "AbortMultipartUpload", times=None)
     [failed] = await copy(
@@ -217,7 +229,7 @@ async def test_a_retry_on_another_machine_continues_the_upload_from_its_state_in
         openssh_sftp, remote.remote_path, faulty_endpoint, s3_faults, bucket, worker_a, options
     )
     keys_then = {o["Key"] for o in s3.list_objects_v2(Bucket=bucket).get("Contents", [])}
-    assert keys_then == {record_key("big.bin")}  # the state beside the (unpublished) object
+    assert keys_then == {"warm/first.csv", record_key("big.bin")}  # beside the object-to-be
 
     notices: list[str] = []
     bus = EventBus()
@@ -239,5 +251,5 @@ async def test_a_retry_on_another_machine_continues_the_upload_from_its_state_in
     assert_object(s3, bucket, "big.bin", remote.read_bytes())
     assert open_uploads(s3, bucket) == set() and upload not in open_uploads(s3, bucket)
     keys_now = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket).get("Contents", [])]
-    assert keys_now == ["big.bin"]  # the state in S3 is gone with the finished upload
+    assert keys_now == ["big.bin", "warm/first.csv"]  # the state went with the upload
     assert worker_b.entries() == []

@@ -37,6 +37,7 @@ async def test_create_a_profile_save_it_and_connect_with_it(
         await _type(pilot, "f-port", str(openssh_sftp.port))
         await _type(pilot, "f-user", openssh_sftp.username)
         app.screen.query_one("#f-auth", Select).value = SftpAuth.KEY
+        await pilot.pause()  # the form enables the key fields
         await _type(pilot, "f-key", str(openssh_sftp.identity_file))
         await _type(pilot, "f-known-hosts", str(openssh_sftp.known_hosts))
         await _type(pilot, "f-folder", openssh_sftp.remote_root)

@@ -14,7 +14,12 @@ from typing import Any
 
 import pytest
 
+from sftp_s3_tui.engine.config import ConflictPolicy, MiB, SftpEndpoint
 from sftp_s3_tui.engine.errors import HostKeyError
+from sftp_s3_tui.engine.events import TransferResult, TransferState
+from sftp_s3_tui.engine.locations import parse_s3_url
+from sftp_s3_tui.engine.plan import FileJob
+from sftp_s3_tui.engine.queue import Transfer
 from sftp_s3_tui.profiles import (
     Profile,
     ProfileStore,
@@ -23,8 +28,11 @@ from sftp_s3_tui.profiles import (
     SftpSettings,
 )
 from sftp_s3_tui.ui.app import AppOptions, SftpS3App
-from sftp_s3_tui.ui.screens.dialogs import ErrorScreen
+from sftp_s3_tui.ui.decisions import ExistingObject
+from sftp_s3_tui.ui.screens.detail import TransferDetailScreen
+from sftp_s3_tui.ui.screens.dialogs import ConfirmScreen, ErrorScreen
 from sftp_s3_tui.ui.screens.host_key import HostKeyScreen
+from sftp_s3_tui.ui.screens.plan import PlanScreen
 from sftp_s3_tui.ui.screens.transfers import TransfersScreen
 from sftp_s3_tui.ui.widgets.bucket_picker import BucketPicker
 from sftp_s3_tui.ui.widgets.transfer_panel import TransferPanel
@@ -48,6 +56,15 @@ def utc() -> Iterator[None]:
     else:
         os.environ["TZ"] = old
     time.tzset()
+
+
+@pytest.fixture(autouse=True)
+def fixed_object_dates(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The bucket tree shows each object's upload time; the demo uploads at test time."""
+    monkeypatch.setattr(
+        "sftp_s3_tui.ui.widgets.bucket_picker.format_mtime",
+        lambda mtime: "2026-11-20 09:30" if mtime else "",
+    )
 
 
 def demo_app(tmp_path: Path) -> SftpS3App:
@@ -202,5 +219,79 @@ def test_error_dialog(snap_compare: Any, tmp_path: Path) -> None:
                 "check the user name, password or key (and SFTP_PASSWORD / --identity)",
             )
         )
+
+    assert snap_compare(_error_app(tmp_path), terminal_size=NARROW, run_before=run_before)
+
+
+def _plan_screen() -> PlanScreen:
+    endpoint = SftpEndpoint("sftp.partner.example", username="etl")
+    jobs = [
+        FileJob(endpoint, f"/outgoing/{name}", size, 1_795_100_000, "landing", f"2026-11/{name}")
+        for name, size in (
+            ("customers_2026.csv", 300 * MiB),
+            ("orders 2026-11.csv", 48 * MiB),
+            ("ünïcode name.parquet", 3 * MiB + 123),
+            ("README.txt", 2048),
+        )
+    ]
+    existing = {
+        "2026-11/orders 2026-11.csv": ExistingObject(
+            "2026-11/orders 2026-11.csv", 40 * MiB, 1_795_000_000.0
+        ),
+        "2026-11/README.txt": ExistingObject("2026-11/README.txt", 2048, 1_795_200_000.0),
+    }
+    dest = parse_s3_url("s3://landing/2026-11/")
+    return PlanScreen(jobs, existing, dest, ConflictPolicy.SKIP_EXISTING)
+
+
+def test_plan_dialog(snap_compare: Any, tmp_path: Path) -> None:
+    async def run_before(pilot: Any) -> None:
+        await pilot.app.push_screen(_plan_screen())
+        await pilot.pause(0.2)
+
+    assert snap_compare(_error_app(tmp_path), terminal_size=WIDE, run_before=run_before)
+
+
+def test_transfer_detail_dialog(snap_compare: Any, tmp_path: Path) -> None:
+    job = FileJob(
+        SftpEndpoint("demo-host", username="demo"),
+        "/exports/README.txt",
+        2048,
+        1_795_100_000,
+        "landing",
+        "2026-11/README.txt",
+    )
+    result = TransferResult(
+        source=job.source,
+        bucket=job.bucket,
+        key=job.key,
+        bytes=2048,
+        seconds=0.4,
+        parts=0,
+        sha256=None,
+        status=TransferState.FAILED,
+        message="Permission denied reading /exports/README.txt — check the SFTP user's rights",
+    )
+    transfer = Transfer(4, job, TransferState.FAILED, result)
+
+    async def run_before(pilot: Any) -> None:
+        await pilot.app.push_screen(TransferDetailScreen(transfer))
+        await pilot.pause(0.2)
+
+    assert snap_compare(_error_app(tmp_path), terminal_size=WIDE, run_before=run_before)
+
+
+def test_quit_mid_run_dialog(snap_compare: Any, tmp_path: Path) -> None:
+    async def run_before(pilot: Any) -> None:
+        dialog = ConfirmScreen(
+            "Quit?",
+            "2 transfer(s) have not finished. If you go on, their uploads are aborted "
+            "(nothing partial is left in S3); they can be queued again later.",
+            yes="Abort them",
+            no="Keep running",
+            safe_is_no=True,
+        )
+        await pilot.app.push_screen(dialog)
+        await pilot.pause(0.2)
 
     assert snap_compare(_error_app(tmp_path), terminal_size=NARROW, run_before=run_before)

@@ -2,29 +2,45 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, ClassVar
+import asyncio
+from collections.abc import Callable
+from pathlib import Path
+from typing import ClassVar
 
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal
+from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Footer, Header
 
+from ... import paths
 from ...engine.errors import TransferError, UsageError
+from ...engine.events import EngineEvent, TransferFinished, TransferState
 from ...engine.locations import S3Location
+from ..decisions import Decision, PlanTotals, decide_all
 from ..formatting import format_size
+from ..messages import DisconnectRequested, ErrorRaised
 from ..session import Session
 from ..widgets.bucket_picker import BucketPicker
 from ..widgets.remote_tree import RemoteTree
 from ..widgets.transfer_panel import TransferPanel
+from .dialogs import PromptScreen
+from .history import HistoryScreen
+from .plan import POLICY_LABELS, PlanScreen
 from .transfers import TRANSFER_BINDINGS, TransferActions, TransfersScreen
-
-if TYPE_CHECKING:
-    from ..app import SftpS3App
 
 #: Below this width the transfers get a screen of their own (key t).
 WIDE = 110
+#: A copy this large (or of this many files) shows its plan first, as does one that would
+#: overwrite anything.
+LARGE_COPY_BYTES = 1 << 30
+LARGE_COPY_FILES = 100
+#: Objects landed this long ago (batched) refresh the bucket tree and the marks.
+LANDED_REFRESH_SECONDS = 0.5
+MARKS_DELAY_SECONDS = 0.3
+LANDED = (TransferState.DONE, TransferState.SKIPPED)
 
 
 class BrowseScreen(TransferActions, Screen[None]):
@@ -34,21 +50,29 @@ class BrowseScreen(TransferActions, Screen[None]):
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("c", "copy", "Copy here"),
+        Binding("C", "copy(True)", "Plan copy…", key_display="C"),
         Binding("t", "transfers", "Transfers"),
         Binding("s", "focus_s3", "S3 side", show=False),
         Binding("f", "focus_sftp", "SFTP side", show=False),
-        Binding("f5", "reload", "Reload", show=False),
+        Binding("f5", "reload", "Reload"),
+        Binding("H", "history", "History", key_display="H", show=False),
         Binding("ctrl+d", "disconnect", "Profiles", key_display="^d"),
         *TRANSFER_BINDINGS,
     ]
 
+    class Landed(Message):
+        """An object landed (or was found identical) at ``bucket/key``."""
+
+        def __init__(self, bucket: str, key: str) -> None:
+            super().__init__()
+            self.bucket = bucket
+            self.key = key
+
     def __init__(self, session: Session) -> None:
         super().__init__()
         self.session = session
-
-    @property
-    def sftp_app(self) -> SftpS3App:
-        return self.app  # type: ignore[return-value]
+        self._landed_folders: set[tuple[str, str]] = set()
+        self._unsubscribe: Callable[[], None] | None = None
 
     def compose(self) -> ComposeResult:
         target = self.session.target
@@ -68,9 +92,64 @@ class BrowseScreen(TransferActions, Screen[None]):
     def on_mount(self) -> None:
         session = self.session
         self.query_one(TransferPanel).attach(
-            session.bus, session.sampler, session.queue.transfers, session.span
+            session.bus,
+            session.sampler,
+            session.queue.transfers,
+            session.span,
+            note=session.memory_note,
         )
         self.query_one(RemoteTree).table.focus()
+
+        def on_event(event: EngineEvent) -> None:
+            if isinstance(event, TransferFinished) and event.result.status in LANDED:
+                self.post_message(self.Landed(event.result.bucket, event.result.key))
+
+        self._unsubscribe = session.bus.subscribe(on_event)
+
+    def on_unmount(self) -> None:
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+
+    # the destination: what is there already --------------------------------------------------
+    @on(Landed)
+    def _landed(self, message: Landed) -> None:
+        """Refresh the bucket tree and the marks shortly after objects land (batched)."""
+        folder = message.key.rsplit("/", 1)[0] + "/" if "/" in message.key else ""
+        if not self._landed_folders:
+            self.set_timer(LANDED_REFRESH_SECONDS, self._refresh_landed)
+        self._landed_folders.add((message.bucket, folder))
+
+    def _refresh_landed(self) -> None:
+        picker = self.query_one(BucketPicker)
+        for bucket, folder in self._landed_folders:
+            picker.refresh_prefix(bucket, folder)
+        self._landed_folders.clear()
+        self._update_marks()
+
+    @on(RemoteTree.FolderShown)
+    @on(BucketPicker.DestinationChanged)
+    def _destination_or_folder_changed(self) -> None:
+        self._update_marks()
+
+    @work(exclusive=True, group="dest-marks", exit_on_error=False)
+    async def _update_marks(self) -> None:
+        """Mark the SFTP entries that already exist under the destination prefix."""
+        await asyncio.sleep(MARKS_DELAY_SECONDS)  # typing a destination: wait for a pause
+        tree = self.query_one(RemoteTree)
+        path = tree.path
+        try:
+            dest = self.query_one(BucketPicker).location()
+        except UsageError:
+            dest = None
+        if dest is None or not dest.is_prefix:
+            tree.set_existing(path, {})
+            return
+        try:
+            entries = await self.session.list_destination(dest.bucket, dest.key)
+        except TransferError:
+            tree.set_existing(path, {})  # a missing bucket is reported when copying
+            return
+        tree.set_existing(path, {entry.name: entry.size for entry in entries})
 
     @property
     def wide(self) -> bool:
@@ -80,14 +159,16 @@ class BrowseScreen(TransferActions, Screen[None]):
     @on(RemoteTree.ListingFailed)
     @on(BucketPicker.ListingFailed)
     def _listing_failed(self, event: RemoteTree.ListingFailed | BucketPicker.ListingFailed) -> None:
-        self.sftp_app.notify_error(event.error)
+        self.post_message(ErrorRaised(event.error))
 
     # actions --------------------------------------------------------------------------------
-    def action_copy(self) -> None:
+    def action_copy(self, always_plan: bool = False) -> None:
+        """Copy the selection (or the file under the cursor) to the destination; a copy that
+        would overwrite, or a large one, shows its plan first."""
         tree = self.query_one(RemoteTree)
         paths = list(tree.selected)
         if not paths:
-            entry = tree._entry(tree._cursor_key())
+            entry = tree.cursor_entry()
             if entry is None:
                 self.notify("Select files or folders first (space).", severity="warning")
                 return
@@ -95,25 +176,41 @@ class BrowseScreen(TransferActions, Screen[None]):
         try:
             dest = self.query_one(BucketPicker).location()
         except UsageError as exc:
-            self.sftp_app.notify_error(exc)
+            self.post_message(ErrorRaised(exc))
             return
         if dest is None:
             self.notify("Choose a destination bucket on the S3 side.", severity="warning")
             self.query_one(BucketPicker).s3_tree.focus()
             return
-        self._queue(paths, dest)
+        self._queue(paths, dest, always_plan)
 
     @work(group="queue", exit_on_error=False)
-    async def _queue(self, paths: list[str], dest: S3Location) -> None:
+    async def _queue(self, paths: list[str], dest: S3Location, always_plan: bool = False) -> None:
+        session = self.session
+        self.notify(f"Planning the copy to {dest}…", timeout=2)
         try:
-            transfers = await self.session.queue_paths(paths, dest)
+            jobs = await session.expand_paths(paths, dest)
+            existing = await session.existing(jobs)
         except TransferError as exc:
-            self.sftp_app.notify_error(exc)
+            self.post_message(ErrorRaised(exc))
             return
-        size = sum(t.job.size for t in transfers)
-        noun = "file" if len(transfers) == 1 else "files"
-        self.notify(f"Queued {len(transfers)} {noun} ({format_size(size)}) → {dest}")
+        policy = session.default_conflict
+        planned = decide_all(jobs, existing, policy)
+        large = sum(j.size for j in jobs) >= LARGE_COPY_BYTES or len(jobs) > LARGE_COPY_FILES
+        if always_plan or existing or large:
+            choice = await self.app.push_screen_wait(PlanScreen(jobs, existing, dest, policy))
+            if choice is None:
+                self.notify("Copy cancelled; nothing was queued.", severity="warning")
+                return
+            policy, planned = choice
+        transfers = session.submit(planned)
         self.query_one(RemoteTree).clear_selection()
+        totals = PlanTotals.of(planned)
+        noun = "file" if len(transfers) == 1 else "files"
+        text = f"Queued {len(transfers)} {noun} ({format_size(totals.bytes_to_send)}) → {dest}"
+        if totals.files[Decision.SKIP]:
+            text += f"; {totals.files[Decision.SKIP]} skipped ({POLICY_LABELS[policy].lower()})"
+        self.notify(text)
 
     def action_transfers(self) -> None:
         if self.wide:
@@ -132,5 +229,21 @@ class BrowseScreen(TransferActions, Screen[None]):
         tree.load_folder(tree.path)
         self.query_one(BucketPicker).reload()
 
+    def action_history(self) -> None:
+        """Past runs from their manifests: ask for a manifest file or a folder of them."""
+        default = str(paths.state_dir() / "manifests")
+
+        def chosen(text: str | None) -> None:
+            if not text:
+                return
+            where = Path(text).expanduser()
+            if not where.exists():
+                self.notify(f"No manifest at {where}", severity="warning")
+                return
+            self.app.push_screen(HistoryScreen(where))
+
+        prompt = PromptScreen("History: a manifest (.jsonl) or a folder of them", value=default)
+        self.app.push_screen(prompt, chosen)
+
     def action_disconnect(self) -> None:
-        self.sftp_app.disconnect()
+        self.post_message(DisconnectRequested())

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from typing import TYPE_CHECKING, ClassVar
+from typing import ClassVar
 
 from rich.text import Text
 from textual import on, work
@@ -17,11 +17,9 @@ from textual.widgets.option_list import Option, OptionDoesNotExist
 
 from ...engine.errors import TransferError
 from ...profiles import Profile, ProfileStore, SshHost
+from ..messages import ConnectRequested, ErrorRaised
 from ..widgets.profile_form import ProfileForm
 from .dialogs import ConfirmScreen, PromptScreen
-
-if TYPE_CHECKING:
-    from ..app import SftpS3App
 
 
 class ConnectScreen(Screen[None]):
@@ -50,10 +48,6 @@ class ConnectScreen(Screen[None]):
         self.ssh_hosts = ssh_hosts or []
         self.aws_profiles = aws_profiles or []
         self.initial = initial
-
-    @property
-    def sftp_app(self) -> SftpS3App:
-        return self.app  # type: ignore[return-value]
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -152,18 +146,18 @@ class ConnectScreen(Screen[None]):
         try:
             return self.query_one(ProfileForm).profile()
         except TransferError as exc:
-            self.sftp_app.show_error(exc)
+            self.post_message(ErrorRaised(exc, modal=True))
             return None
 
     def action_connect(self) -> None:
         profile = self._form_profile()
         if profile is not None:
-            self.sftp_app.connect(profile)
+            self.post_message(ConnectRequested(profile))
 
     def action_test(self) -> None:
         profile = self._form_profile()
         if profile is not None:
-            self.sftp_app.connect(profile, test_only=True)
+            self.post_message(ConnectRequested(profile, test_only=True))
 
     def action_new(self) -> None:
         self.query_one(ProfileForm).load(None)
@@ -182,7 +176,7 @@ class ConnectScreen(Screen[None]):
         try:
             stored = self.store.save(profile)
         except TransferError as exc:
-            self.sftp_app.show_error(exc)
+            self.post_message(ErrorRaised(exc, modal=True))
             return
         self.store.load()
         form.load(stored)
@@ -210,7 +204,7 @@ class ConnectScreen(Screen[None]):
         try:
             self.store.duplicate(name, new_name)
         except TransferError as exc:
-            self.sftp_app.show_error(exc)
+            self.post_message(ErrorRaised(exc, modal=True))
             return
         self.store.load()
         self.refresh_profiles(select=new_name)
@@ -235,7 +229,7 @@ class ConnectScreen(Screen[None]):
         try:
             self.store.delete(name)
         except TransferError as exc:
-            self.sftp_app.show_error(exc)
+            self.post_message(ErrorRaised(exc, modal=True))
             return
         self.store.load()
         self.refresh_profiles()

@@ -49,20 +49,37 @@ class ConfirmScreen(ModalScreen[bool]):
         Binding("y", "answer(True)", "Yes"),
     ]
 
-    def __init__(self, title: str, body: str | Text, yes: str = "Yes", no: str = "No") -> None:
+    def __init__(
+        self,
+        title: str,
+        body: str | Text,
+        yes: str = "Yes",
+        no: str = "No",
+        *,
+        safe_is_no: bool = False,
+    ) -> None:
+        """``safe_is_no``: "yes" destroys something, so "no" has the focus and the colour."""
         super().__init__()
         self.question = title
         self.body = body
         self.yes = yes
         self.no = no
+        self.safe_is_no = safe_is_no
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
             yield Static(Text(self.question, style="bold"), classes="title")
             yield Static(self.body)
             with Horizontal(classes="buttons"):
-                yield Button(self.yes, variant="primary", id="yes")
-                yield Button(self.no, id="no")
+                if self.safe_is_no:
+                    yield Button(self.yes, variant="error", id="yes")
+                    yield Button(self.no, variant="primary", id="no")
+                else:
+                    yield Button(self.yes, variant="primary", id="yes")
+                    yield Button(self.no, id="no")
+
+    def on_mount(self) -> None:
+        self.query_one("#no" if self.safe_is_no else "#yes", Button).focus()
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         event.stop()

@@ -12,6 +12,7 @@ from textual.widgets import Footer, Header
 from ...engine.events import TransferState
 from ..session import Session
 from ..widgets.transfer_panel import TransferPanel
+from .detail import TransferDetailScreen
 
 TRANSFER_BINDINGS = [
     Binding("p", "pause", "Pause/resume"),
@@ -63,6 +64,13 @@ class TransferActions:
                 "Only failed or cancelled transfers can be retried.", severity="warning"
             )
 
+    def on_transfer_panel_detail_requested(self, message: TransferPanel.DetailRequested) -> None:
+        """Enter on a transfer: everything about it, in a dialog."""
+        transfer = self.session.queue.transfers.get(message.transfer_id)
+        if transfer is not None:
+            screen = TransferDetailScreen(transfer, message.stats, self.session.sampler)
+            self.app.push_screen(screen)  # type: ignore[attr-defined]
+
     def action_pause_all(self) -> None:
         queue = self.session.queue
         if any(t.state is TransferState.RUNNING for t in queue.transfers.values()):
@@ -94,5 +102,11 @@ class TransfersScreen(TransferActions, Screen[None]):
     def on_mount(self) -> None:
         session = self.session
         panel = self._panel()
-        panel.attach(session.bus, session.sampler, session.queue.transfers, session.span)
+        panel.attach(
+            session.bus,
+            session.sampler,
+            session.queue.transfers,
+            session.span,
+            note=session.memory_note,
+        )
         self._panel().transfer_list.focus()

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import ClassVar
 
+from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
 from textual.containers import Vertical
 from textual.message import Message
 from textual.reactive import reactive
@@ -16,7 +19,7 @@ from textual.widgets.tree import TreeNode
 from ...engine.errors import TransferError, UsageError
 from ...engine.locations import S3Location, parse_s3_url
 from ...engine.s3 import S3Entry
-from ..formatting import format_size
+from ..formatting import format_mtime, format_size
 
 BucketLister = Callable[[], Awaitable[list[str]]]
 PrefixLister = Callable[[str, str], Awaitable[list[S3Entry]]]
@@ -29,6 +32,27 @@ class S3Node:
     bucket: str
     prefix: str
     is_object: bool = False
+
+
+def object_label(entry: S3Entry) -> Text:
+    """``name  2.0 KiB  2026-11-21 10:04`` for an object leaf."""
+    label = Text(entry.name)
+    label.append(f"  {format_size(entry.size)}", style="dim")
+    if entry.modified:
+        label.append(f"  {format_mtime(int(entry.modified))}", style="dim")
+    return label
+
+
+class DestinationInput(Input):
+    """The typed destination; Escape goes back to the bucket tree."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "leave", "Back to the tree", key_display="esc"),
+    ]
+
+    def action_leave(self) -> None:
+        if self.parent is not None:
+            self.parent.query_one(Tree).focus()
 
 
 class BucketPicker(Vertical):
@@ -73,7 +97,7 @@ class BucketPicker(Vertical):
         tree.show_root = False
         tree.guide_depth = 2
         yield tree
-        yield Input(
+        yield DestinationInput(
             value=self._initial,
             placeholder="bucket/prefix/ (type a new prefix)",
             id="s3-destination",
@@ -131,10 +155,26 @@ class BucketPicker(Vertical):
                 if wanted is not None and wanted.key.startswith(entry.key):
                     child.expand()
             else:
-                label = f"{entry.name}  [dim]{format_size(entry.size)}[/]"
-                node.add_leaf(label, data=S3Node(data.bucket, entry.key, is_object=True))
+                node.add_leaf(object_label(entry), data=S3Node(data.bucket, entry.key, True))
         if not entries:
             node.add_leaf("[dim](empty)[/]")
+
+    def refresh_prefix(self, bucket: str, prefix: str) -> None:
+        """List again the deepest loaded node above ``bucket/prefix`` (after a copy landed
+        objects there), so new objects and their sizes show without F5."""
+        deepest: TreeNode[S3Node] | None = None
+        deepest_length = -1
+        pending = [self.s3_tree.root]
+        while pending:
+            node = pending.pop()
+            pending.extend(node.children)
+            data = node.data
+            if data is None or data.bucket != bucket or data.is_object or not node.children:
+                continue
+            if prefix.startswith(data.prefix) and len(data.prefix) > deepest_length:
+                deepest, deepest_length = node, len(data.prefix)
+        if deepest is not None:
+            self._load_prefix(deepest)
 
     @on(Tree.NodeSelected, "#s3-tree")
     def _selected(self, event: Tree.NodeSelected[S3Node]) -> None:

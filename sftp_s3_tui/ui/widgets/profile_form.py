@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any
 
+from textual import on
 from textual.app import ComposeResult
 from textual.containers import Horizontal, VerticalScroll
 from textual.suggester import SuggestFromList
+from textual.widget import Widget
 from textual.widgets import Checkbox, Input, Label, Select, Static
 
-from ...engine.config import HostKeyPolicy
-from ...engine.errors import ConfigError
+from ...engine.config import ChecksumChoice, ConflictPolicy, HostKeyPolicy
+from ...engine.errors import ConfigError, UsageError
+from ...engine.locations import format_size, parse_size
 from ...profiles import (
     Profile,
     S3Settings,
@@ -18,6 +22,7 @@ from ...profiles import (
     SecretKind,
     SftpAuth,
     SftpSettings,
+    TransferDefaults,
 )
 
 AUTH_CHOICES = [
@@ -25,6 +30,58 @@ AUTH_CHOICES = [
     ("key file", SftpAuth.KEY),
     ("ssh-agent", SftpAuth.AGENT),
 ]
+
+
+HOST_KEY_CHOICES = [
+    ("ask (known_hosts, strict)", HostKeyPolicy.STRICT),
+    ("accept new keys (trust on first use)", HostKeyPolicy.ACCEPT_NEW),
+]
+CONFLICT_CHOICES = [
+    ("overwrite", ConflictPolicy.OVERWRITE),
+    ("skip existing", ConflictPolicy.SKIP_EXISTING),
+    ("if newer", ConflictPolicy.IF_NEWER),
+    ("if different", ConflictPolicy.IF_DIFFERENT),
+]
+SSE_CHOICES = [("AES256 (S3-managed keys)", "AES256"), ("aws:kms", "aws:kms")]
+STORAGE_CLASSES = [
+    "STANDARD",
+    "STANDARD_IA",
+    "ONEZONE_IA",
+    "INTELLIGENT_TIERING",
+    "GLACIER_IR",
+    "GLACIER",
+    "DEEP_ARCHIVE",
+    "REDUCED_REDUNDANCY",
+]
+#: Inputs that only apply to one login method.
+ONLY_FOR = {
+    "f-password": SftpAuth.PASSWORD,
+    "f-key": SftpAuth.KEY,
+    "f-passphrase": SftpAuth.KEY,
+}
+#: Transfer defaults: input id, TransferDefaults field, label, placeholder, is a size.
+TRANSFER_FIELDS = [
+    ("f-part-size", "part_size", "Part size", "8MiB (5MiB – 5GiB)", True),
+    ("f-memory", "memory_budget", "Memory budget", "512MiB: all part buffers together", True),
+    ("f-parts-in-flight", "parts_in_flight", "Parts in flight", "8 per file", False),
+    ("f-sftp-concurrency", "sftp_concurrency", "SFTP requests", "16 at once", False),
+    ("f-s3-concurrency", "s3_concurrency", "S3 uploads", "32 at once", False),
+]
+
+
+class OnOffCheckbox(Checkbox):
+    """A checkbox whose box is empty when off (the compact one shows a dim X either way)."""
+
+    BUTTON_INNER = " "
+
+    def on_mount(self) -> None:
+        self.BUTTON_INNER = "✓" if self.value else " "
+        self.refresh()
+
+    def watch_value(self) -> None:
+        self.BUTTON_INNER = "✓" if self.value else " "
+        super().watch_value()
+        self.refresh()
 
 
 def _placeholder(secret: Secret | None, default: str) -> str:
@@ -54,7 +111,7 @@ class ProfileForm(VerticalScroll):
         self._loaded: Profile | None = None
 
     def compose(self) -> ComposeResult:
-        def row(label: str, widget: Input | Select[SftpAuth] | Checkbox) -> Horizontal:
+        def row(label: str, widget: Widget) -> Horizontal:
             return Horizontal(Label(label), widget, classes="row")
 
         def field(name: str, placeholder: str = "", *, password: bool = False) -> Input:
@@ -73,6 +130,14 @@ class ProfileForm(VerticalScroll):
         yield row("Key file", field("f-key", "~/.ssh/id_ed25519"))
         yield row("Key passphrase", field("f-passphrase", "if the key is encrypted", password=True))
         yield row("known_hosts", field("f-known-hosts", "~/.ssh/known_hosts"))
+        host_keys: Select[HostKeyPolicy] = Select(
+            HOST_KEY_CHOICES,
+            value=HostKeyPolicy.STRICT,
+            allow_blank=False,
+            id="f-host-key-policy",
+            compact=True,
+        )
+        yield row("Unknown host key", host_keys)
         yield row("Start folder", field("f-folder", "/"))
         yield Static("S3 destination", classes="section")
         yield row("Endpoint URL", field("f-endpoint", "empty for AWS; http://host:9000 for MinIO"))
@@ -83,9 +148,47 @@ class ProfileForm(VerticalScroll):
         yield row("AWS profile", profile_input)
         yield row("Access key id", field("f-access-key", "or use an AWS profile"))
         yield row("Secret key", field("f-secret-key", "secret, or env:VARNAME", password=True))
-        yield row("Path-style", Checkbox("path-style addressing", id="f-path-style", compact=True))
+        yield row(
+            "Path-style", OnOffCheckbox("path-style addressing", id="f-path-style", compact=True)
+        )
+        yield row(
+            "Verify TLS",
+            OnOffCheckbox(
+                "check the endpoint's certificate", value=True, id="f-verify-tls", compact=True
+            ),
+        )
         yield row("Bucket", field("f-bucket", "default bucket"))
         yield row("Prefix", field("f-prefix", "default prefix, e.g. incoming/"))
+        storage = field("f-storage-class", "empty: the bucket's default (STANDARD)")
+        storage.suggester = SuggestFromList(STORAGE_CLASSES, case_sensitive=False)
+        yield row("Storage class", storage)
+        sse: Select[str] = Select(
+            SSE_CHOICES, prompt="none (the bucket's default)", id="f-sse", compact=True
+        )
+        yield row("Encryption (SSE)", sse)
+        yield Static("Transfer defaults", classes="section")
+        conflict: Select[ConflictPolicy] = Select(
+            CONFLICT_CHOICES, prompt="overwrite (default)", id="f-conflict", compact=True
+        )
+        yield row("Existing keys", conflict)
+        checksum: Select[ChecksumChoice] = Select(
+            [(choice.value, choice) for choice in ChecksumChoice],
+            prompt="auto (the strongest the store checks)",
+            id="f-checksum",
+            compact=True,
+        )
+        yield row("Checksum", checksum)
+        for widget_id, _, label, placeholder, _ in TRANSFER_FIELDS:
+            yield row(label, field(widget_id, placeholder))
+
+    @on(Select.Changed, "#f-auth")
+    def _auth_changed(self, event: Select.Changed) -> None:
+        self._apply_auth(event.value)
+
+    def _apply_auth(self, auth: object) -> None:
+        """Disable the inputs the chosen login does not use (Tab then skips them)."""
+        for widget_id, needs in ONLY_FOR.items():
+            self.query_one(f"#{widget_id}", Input).disabled = auth is not needs
 
     # -- profile ↔ fields ----------------------------------------------------------------------
     def _set(self, widget_id: str, value: str) -> None:
@@ -123,6 +226,46 @@ class ProfileForm(VerticalScroll):
         self.query_one("#f-path-style", Checkbox).value = s3.path_style
         self._set("f-bucket", s3.bucket or "")
         self._set("f-prefix", s3.prefix)
+        self._set("f-storage-class", s3.storage_class or "")
+        self._choose("#f-sse", s3.server_side_encryption)
+        self.query_one("#f-host-key-policy", Select).value = sftp.host_key_policy
+        transfer = profile.transfer if profile else TransferDefaults()
+        self._choose("#f-conflict", transfer.conflict)
+        self._choose("#f-checksum", transfer.checksum)
+        self.query_one("#f-verify-tls", Checkbox).value = s3.verify_tls
+        for widget_id, name, _, _, is_size in TRANSFER_FIELDS:
+            value = getattr(transfer, name)
+            text = "" if value is None else format_size(value) if is_size else str(value)
+            self._set(widget_id, text.replace(" ", ""))
+        self._apply_auth(self.query_one("#f-auth", Select).value)
+
+    def _choose(self, selector: str, value: object) -> None:
+        select = self.query_one(selector, Select)
+        if value is None:
+            select.clear()
+        else:
+            select.value = value
+
+    def _transfer(self, loaded: TransferDefaults) -> TransferDefaults:
+        changes: dict[str, Any] = {}
+        for widget_id, name, label, _, is_size in TRANSFER_FIELDS:
+            text = self._get(widget_id)
+            if not text:
+                changes[name] = None
+            elif is_size:
+                try:
+                    changes[name] = parse_size(text)
+                except UsageError as exc:
+                    raise ConfigError(f"{label}: {exc.message}", exc.hint) from exc
+            elif text.isdigit() and int(text) > 0:
+                changes[name] = int(text)
+            else:
+                raise ConfigError(f"{label}: {text!r} is not a whole number", "e.g. 8")
+        conflict = self.query_one("#f-conflict", Select).value
+        changes["conflict"] = conflict if isinstance(conflict, ConflictPolicy) else None
+        checksum = self.query_one("#f-checksum", Select).value
+        changes["checksum"] = checksum if isinstance(checksum, ChecksumChoice) else None
+        return replace(loaded, **changes)
 
     def _secret(self, widget_id: str, previous: Secret | None) -> Secret | None:
         text = self.query_one(f"#{widget_id}", Input).value
@@ -144,7 +287,10 @@ class ProfileForm(VerticalScroll):
         old_s3 = loaded.s3 if loaded else None
         password = self._secret("f-password", old_sftp.password if old_sftp else None)
         passphrase = self._secret("f-passphrase", old_sftp.passphrase if old_sftp else None)
-        sftp = SftpSettings(
+        host_key_policy = self.query_one("#f-host-key-policy", Select).value
+        # replace() on what was loaded keeps any field this form does not show
+        sftp = replace(
+            old_sftp or SftpSettings(host=""),
             host=self._get("f-host"),
             port=int(port_text),
             user=self._get("f-user") or None,
@@ -153,29 +299,29 @@ class ProfileForm(VerticalScroll):
             passphrase=passphrase if auth is SftpAuth.KEY else None,
             password=password if auth is SftpAuth.PASSWORD else None,
             known_hosts=self._get("f-known-hosts") or None,
-            host_key_policy=old_sftp.host_key_policy if old_sftp else HostKeyPolicy.STRICT,
+            host_key_policy=host_key_policy
+            if isinstance(host_key_policy, HostKeyPolicy)
+            else HostKeyPolicy.STRICT,
             remote_folder=self._get("f-folder") or "/",
         )
         access_key = self._get("f-access-key") or None
         secret_key = self._secret("f-secret-key", old_s3.secret_access_key if old_s3 else None)
-        s3 = S3Settings(
+        sse = self.query_one("#f-sse", Select).value
+        s3 = replace(
+            old_s3 or S3Settings(),
             aws_profile=self._get("f-aws-profile") or None,
             access_key_id=access_key,
             secret_access_key=secret_key if access_key else None,
             region=self._get("f-region") or None,
             endpoint_url=self._get("f-endpoint") or None,
             path_style=self.query_one("#f-path-style", Checkbox).value,
+            verify_tls=self.query_one("#f-verify-tls", Checkbox).value,
             bucket=self._get("f-bucket") or None,
             prefix=self._get("f-prefix"),
+            storage_class=self._get("f-storage-class").upper() or None,
+            server_side_encryption=sse if isinstance(sse, str) else None,
         )
-        if old_s3 is not None:
-            s3 = replace(
-                s3,
-                storage_class=old_s3.storage_class,
-                server_side_encryption=old_s3.server_side_encryption,
-                verify_tls=old_s3.verify_tls,  # e.g. --no-verify-tls: not a form field yet
-            )
-        transfer = loaded.transfer if loaded else Profile(name="x", sftp=sftp).transfer
+        transfer = self._transfer(loaded.transfer if loaded else TransferDefaults())
         return Profile(
             name=self._get("f-name") or default_name, sftp=sftp, s3=s3, transfer=transfer
         )

@@ -15,8 +15,9 @@ from textual.containers import Vertical
 from textual.message import Message
 from textual.reactive import reactive
 from textual.widgets import DataTable, Input, Static
+from wcmatch import fnmatch as wcfnmatch
 
-from ...engine.errors import TransferError
+from ...engine.errors import ConfigError, TransferError
 from ...engine.sftp import RemoteEntry
 from ..formatting import format_mtime, format_size
 
@@ -24,6 +25,39 @@ Lister = Callable[[str], Awaitable[list[RemoteEntry]]]
 UP = "\0up"
 #: Rows added per event-loop turn when showing a folder.
 FILL_BATCH = 500
+
+
+GLOB_FLAGS = wcfnmatch.IGNORECASE | wcfnmatch.BRACE | wcfnmatch.EXTMATCH
+
+
+def has_glob(text: str) -> bool:
+    return any(ch in text for ch in "*?[{")
+
+
+def filter_entries(entries: list[RemoteEntry], text: str) -> list[RemoteEntry]:
+    """Entries whose name matches ``text``: a glob (``*.csv``, ``part-0[0-4]*``) when it has
+    glob characters, as the CLI takes them; otherwise a case-blind substring."""
+    if not text:
+        return entries
+    if has_glob(text):
+        return [e for e in entries if wcfnmatch.fnmatch(e.name, text, flags=GLOB_FLAGS)]
+    needle = text.casefold()
+    return [e for e in entries if needle in e.name.casefold()]
+
+
+class FilterInput(Input):
+    """The filter box: Down, Space, Enter and Escape go back to the list instead of typing."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("down,space", "leave", "To the list", key_display="↓", priority=True),
+        Binding("escape", "leave", "Done filtering", key_display="esc"),
+    ]
+
+    class Left(Message):
+        """The user left the filter box."""
+
+    def action_leave(self) -> None:
+        self.post_message(self.Left())
 
 
 class RemoteTree(Vertical):
@@ -45,10 +79,14 @@ class RemoteTree(Vertical):
         Binding("backspace", "up", "Up", show=False),
         Binding("slash", "filter", "Filter", key_display="/"),
         Binding("a", "select_all", "Select all", show=False),
+        Binding("plus", "select_glob", "Select by glob", key_display="+", show=False),
+        Binding("o", "cycle_sort", "Sort", show=False),
+        Binding("z", "folder_size", "Folder size", show=False),
         Binding("escape", "clear", "Clear", show=False),
     ]
 
     path: reactive[str] = reactive("/", init=False)
+    sort_by: reactive[str] = reactive("name", init=False)
     filter_text: reactive[str] = reactive("")
     loading_path: reactive[str | None] = reactive(None)
     filling: reactive[bool] = reactive(False)
@@ -59,6 +97,14 @@ class RemoteTree(Vertical):
         def __init__(self, tree: RemoteTree) -> None:
             super().__init__()
             self.tree = tree
+
+    class FolderShown(Message):
+        """A folder's listing is in the table (after a load or a reload)."""
+
+        def __init__(self, tree: RemoteTree, path: str) -> None:
+            super().__init__()
+            self.tree = tree
+            self.path = path
 
     class ListingFailed(Message):
         """A folder could not be listed."""
@@ -73,12 +119,19 @@ class RemoteTree(Vertical):
         self._start = start
         self.entries: list[RemoteEntry] = []
         self.selected: dict[str, RemoteEntry] = {}
+        self._cursor_to: str | None = None  # the row to put the cursor on once shown
+        self._shown_once = False  # a folder was listed (the start folder, or / instead)
+        #: Names in this folder that already exist at the destination → the object's size.
+        self.existing: dict[str, int] = {}
+        #: Folder sizes counted on demand (path → bytes of every file below it).
+        self.folder_sizes: dict[str, int] = {}
 
     def compose(self) -> ComposeResult:
         yield Static("", id="remote-header")
-        yield Input(placeholder="/ filter…", id="remote-filter")
+        yield FilterInput(placeholder="/ filter: text or glob (*.csv)…", id="remote-filter")
         table: DataTable[Text | str] = DataTable(cursor_type="row", zebra_stripes=False)
         table.add_column(" ", key="mark", width=1)
+        table.add_column(" ", key="dest", width=1)
         table.add_column("Name", key="name")
         table.add_column("Size", key="size")
         table.add_column("Modified", key="mtime")
@@ -94,6 +147,7 @@ class RemoteTree(Vertical):
     # loading --------------------------------------------------------------------------------
     def load_folder(self, path: str) -> None:
         """List ``path`` (in the background) and show it."""
+        self._cursor_to = None
         self.loading_path = path
         self._load(path)
 
@@ -103,8 +157,21 @@ class RemoteTree(Vertical):
             entries = await self._lister(path)
         except TransferError as exc:
             self.loading_path = None
+            if not self._shown_once and path != "/":
+                # the start folder is missing or unreadable: say so, and show / instead
+                self.post_message(
+                    self.ListingFailed(
+                        ConfigError(
+                            f"The start folder {path} cannot be opened: {exc.message}",
+                            "showing / instead; change Start folder in the profile",
+                        )
+                    )
+                )
+                self.load_folder("/")
+                return
             self.post_message(self.ListingFailed(exc))
             return
+        self._shown_once = True
         self.entries = entries
         self.loading_path = None
         self.filter_text = ""
@@ -115,6 +182,10 @@ class RemoteTree(Vertical):
             self.path = path
 
     def watch_path(self) -> None:
+        self.existing = {}
+        self._fill()
+
+    def watch_sort_by(self) -> None:
         self._fill()
 
     def watch_filter_text(self) -> None:
@@ -132,10 +203,15 @@ class RemoteTree(Vertical):
         return self.loading_path is None and not self.filling
 
     def _visible(self) -> list[RemoteEntry]:
-        needle = self.filter_text.casefold()
-        if not needle:
-            return self.entries
-        return [e for e in self.entries if needle in e.name.casefold()]
+        shown = filter_entries(self.entries, self.filter_text)
+        if self.sort_by == "size":
+            return sorted(shown, key=lambda e: (not e.is_dir, -self._size_of(e), e.name))
+        if self.sort_by == "date":
+            return sorted(shown, key=lambda e: (not e.is_dir, -e.mtime, e.name))
+        return shown
+
+    def _size_of(self, entry: RemoteEntry) -> int:
+        return self.folder_sizes.get(entry.path, 0) if entry.is_dir else entry.size
 
     def _fill(self) -> None:
         self.filling = True
@@ -148,25 +224,52 @@ class RemoteTree(Vertical):
         table = self.table
         table.clear()
         if path != "/":
-            table.add_row("", Text("..", style="bold"), "", "", key=UP)
+            table.add_row("", "", Text("..", style="bold"), "", "", key=UP)
         for start in range(0, len(entries), FILL_BATCH):
             for entry in entries[start : start + FILL_BATCH]:
                 table.add_row(*self._row(entry), key=entry.path)
+            if self._cursor_to is not None and self._cursor_to in table.rows:
+                table.move_cursor(row=table.get_row_index(self._cursor_to), scroll=True)
+                self._cursor_to = None
             if start + FILL_BATCH < len(entries):
                 await asyncio.sleep(0.005)
         self.filling = False
+        self.post_message(self.FolderShown(self, path))
 
     def _row(self, entry: RemoteEntry) -> tuple[Text | str, ...]:
         mark: Text | str = Text("✓", style="bold green") if entry.path in self.selected else ""
         size: Text | str = ""
         if entry.is_dir:
             name = Text(entry.name + "/", style="bold")
+            if entry.path in self.folder_sizes:
+                size = Text(format_size(self.folder_sizes[entry.path]), justify="right")
         else:
             name = Text(entry.name)
             size = Text(format_size(entry.size), justify="right")
         if entry.is_link:
             name.append(" →", style="dim")
-        return (mark, name, size, format_mtime(entry.mtime))
+        return (mark, self._dest_mark(entry), name, size, format_mtime(entry.mtime))
+
+    def _dest_mark(self, entry: RemoteEntry) -> Text | str:
+        """``=`` already at the destination with the same size, ``≠`` with another size."""
+        key = entry.name + "/" if entry.is_dir else entry.name
+        if key not in self.existing:
+            return ""
+        if entry.is_dir or self.existing[key] == entry.size:
+            return Text("=", style="bold cyan")
+        return Text("≠", style="bold yellow")
+
+    def set_existing(self, path: str, existing: dict[str, int]) -> None:
+        """Mark the entries of ``path`` that exist at the destination (name → object size;
+        folders as ``name/``)."""
+        if path != self.path:
+            return
+        old, self.existing = self.existing, existing
+        for entry in self.entries:
+            key = entry.name + "/" if entry.is_dir else entry.name
+            if (key in old or key in existing) and entry.path in self.table.rows:
+                self.table.update_cell(entry.path, "dest", self._dest_mark(entry))
+        self._update_header()
 
     def _update_header(self) -> None:
         if not self.is_mounted:
@@ -181,9 +284,17 @@ class RemoteTree(Vertical):
         shown = len(self._visible())
         if self.filter_text:
             header.append(f"  {shown}/{len(self.entries)} match", style="dim")
+        if self.sort_by != "name":
+            header.append(f"  by {self.sort_by}", style="dim")
+        if self.existing:
+            there = sum(1 for e in self.entries if (e.name + "/" * e.is_dir) in self.existing)
+            header.append(f"  = {there} at the destination", style="cyan")
         if self.selected:
-            size = sum(e.size for e in self.selected.values() if not e.is_dir)
-            header.append(f"  ✓ {len(self.selected)} selected ({format_size(size)})")
+            chosen = self.selected.values()
+            size = sum(self._size_of(e) for e in chosen)
+            uncounted = sum(1 for e in chosen if e.is_dir and e.path not in self.folder_sizes)
+            more = f" + {uncounted} folder(s), z counts" if uncounted else ""
+            header.append(f"  ✓ {len(self.selected)} selected ({format_size(size)}{more})")
         self.query_one("#remote-header", Static).update(header, layout=False)
 
     # actions --------------------------------------------------------------------------------
@@ -193,6 +304,10 @@ class RemoteTree(Vertical):
             return None
         row_key, _ = table.coordinate_to_cell_key(table.cursor_coordinate)
         return row_key.value
+
+    def cursor_entry(self) -> RemoteEntry | None:
+        """The entry under the cursor (None on ``..`` or an empty folder)."""
+        return self._entry(self._cursor_key())
 
     def _entry(self, key: str | None) -> RemoteEntry | None:
         return next((e for e in self.entries if e.path == key), None)
@@ -245,6 +360,71 @@ class RemoteTree(Vertical):
         self._update_header()
         self.post_message(self.SelectionChanged(self))
 
+    def select_matching(self, pattern: str) -> int:
+        """Select the visible entries whose name matches the glob ``pattern``; how many."""
+        matched = [
+            e for e in self._visible() if wcfnmatch.fnmatch(e.name, pattern, flags=GLOB_FLAGS)
+        ]
+        for entry in matched:
+            self.selected[entry.path] = entry
+            self._refresh_mark(entry)
+        self._update_header()
+        self.post_message(self.SelectionChanged(self))
+        return len(matched)
+
+    def action_select_glob(self) -> None:
+        """Ask for a glob and select what matches it (in this folder, after the filter)."""
+        from ..screens.dialogs import PromptScreen
+
+        def chosen(pattern: str | None) -> None:
+            if pattern:
+                count = self.select_matching(pattern)
+                self.notify(
+                    f"{count} entr{'y' if count == 1 else 'ies'} match {pattern}", timeout=3
+                )
+
+        prompt = PromptScreen("Select by glob", placeholder="*.csv, part-0[0-4]*, *.{csv,json}")
+        self.app.push_screen(prompt, chosen)
+
+    def action_cycle_sort(self) -> None:
+        """Sort by name, then size (largest first), then date (newest first)."""
+        order = ["name", "size", "date"]
+        self.sort_by = order[(order.index(self.sort_by) + 1) % len(order)]
+        self._update_header()
+
+    def action_folder_size(self) -> None:
+        """Count the size of the folder under the cursor, or of every selected folder."""
+        folders = [e for e in self.selected.values() if e.is_dir]
+        entry = self.cursor_entry()
+        if entry is not None and entry.is_dir and entry not in folders:
+            folders.append(entry)
+        if not folders:
+            self.notify("Put the cursor on a folder (or select folders) first.", timeout=4)
+            return
+        self._count_sizes(folders)
+
+    @work(group="folder-sizes", exit_on_error=False)
+    async def _count_sizes(self, folders: list[RemoteEntry]) -> None:
+        for folder in folders:
+            total, pending = 0, [folder.path]
+            try:
+                while pending:
+                    for child in await self._lister(pending.pop()):
+                        if child.is_dir:
+                            if not child.is_link:
+                                pending.append(child.path)
+                        else:
+                            total += child.size
+            except TransferError as exc:
+                self.post_message(self.ListingFailed(exc))
+                return
+            self.folder_sizes[folder.path] = total
+            if folder.path in self.table.rows:
+                self.table.update_cell(
+                    folder.path, "size", Text(format_size(total), justify="right")
+                )
+        self._update_header()
+
     def clear_selection(self) -> None:
         for entry in list(self.selected.values()):
             del self.selected[entry.path]
@@ -253,8 +433,11 @@ class RemoteTree(Vertical):
         self.post_message(self.SelectionChanged(self))
 
     def action_up(self) -> None:
+        """The parent folder, with the cursor on the folder we came from."""
         if self.path != "/":
-            self.load_folder(posixpath.dirname(self.path.rstrip("/")) or "/")
+            left = self.path.rstrip("/")
+            self.load_folder(posixpath.dirname(left) or "/")
+            self._cursor_to = left
 
     def action_filter(self) -> None:
         self.query_one("#remote-filter", Input).focus()
@@ -272,5 +455,10 @@ class RemoteTree(Vertical):
 
     @on(Input.Submitted, "#remote-filter")
     def _filter_done(self, event: Input.Submitted) -> None:
+        event.stop()
+        self.table.focus()
+
+    @on(FilterInput.Left)
+    def _filter_left(self, event: FilterInput.Left) -> None:
         event.stop()
         self.table.focus()

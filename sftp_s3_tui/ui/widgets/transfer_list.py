@@ -33,6 +33,21 @@ def progress_bar(fraction: float, width: int = 16) -> str:
     return bar.ljust(width, " ")
 
 
+def short_note(message: str, key: str) -> str:
+    """A failure's message for the narrow note column: without its hint, and with paths cut to
+    their last part (``…/name``) so the text never stops mid-path; Enter shows it all."""
+    text = message.partition(" — ")[0]
+    name = key.rsplit("/", 1)[-1] or key
+    words = []
+    for word in text.replace(key, name).split(" "):
+        bare = word.strip("'\",;:()")
+        if "/" in bare and len(bare) > 24:
+            tail = bare.rstrip("/").rsplit("/", 1)[-1]
+            word = word.replace(bare, "…/" + tail)
+        words.append(word)
+    return " ".join(words)
+
+
 @dataclass
 class TransferRow:
     """What the list knows about one transfer (from events, then from snapshots)."""
@@ -48,6 +63,8 @@ class TransferRow:
     parts_total: int = 0
     parts_in_flight: int = 0
     message: str = ""
+    #: Queued again (a retry) and not started yet: the sampler's figures are the old run's.
+    restarting: bool = False
 
 
 class TransferList(DataTable[Text | str]):
@@ -100,13 +117,43 @@ class TransferList(DataTable[Text | str]):
             row.parts_done = row.parts_total or row.parts_done
         if state in (TransferState.QUEUED, TransferState.RUNNING):
             row.message = ""
+        if state is TransferState.QUEUED and row.bytes_done:  # a retry: it starts afresh
+            row.bytes_done = row.parts_done = row.parts_in_flight = 0
+            row.bytes_per_second = 0.0
+            row.restarting = True
         self._render_row(row)
+
+    def started(self, transfer_id: int) -> None:
+        """The transfer's run began: the sampler's figures are this run's from now on."""
+        row = self.rows_by_id.get(transfer_id)
+        if row is not None:
+            row.restarting = False
 
     def apply(self, stats: TransferStats) -> None:
         """Update a row from the sampler's figures."""
         row = self.rows_by_id.get(stats.transfer_id)
         if row is None:
             return
+        if row.restarting or stats.state is TransferState.QUEUED:
+            return  # nothing sent yet this run (a retry's old figures are not its progress)
+        state = stats.state if not row.state.finished else row.state
+        shown = (
+            row.bytes_done,
+            row.bytes_per_second,
+            row.parts_done,
+            row.parts_total,
+            row.parts_in_flight,
+            row.state,
+        )
+        if shown == (
+            stats.bytes_done,
+            stats.bytes_per_second,
+            stats.parts_done,
+            stats.parts_total,
+            stats.parts_in_flight,
+            state,
+        ):
+            return  # what the row shows is unchanged (most rows of a long queue wait)
         row.bytes_done = stats.bytes_done
         row.bytes_per_second = stats.bytes_per_second
         row.parts_done = stats.parts_done
@@ -130,14 +177,22 @@ class TransferList(DataTable[Text | str]):
     @staticmethod
     def _cells(row: TransferRow) -> tuple[Text | str, ...]:
         glyph, style = STATE_STYLE[row.state]
-        fraction = row.bytes_done / row.size if row.size else (1.0 if row.state.finished else 0)
+        done = row.state in (TransferState.DONE, TransferState.SKIPPED)
+        fraction = min(row.bytes_done / row.size, 1.0) if row.size else (1.0 if done else 0.0)
+        if not done and row.state.finished:
+            fraction = min(fraction, 0.99)  # a failed or cancelled file never shows as complete
         running = row.state is TransferState.RUNNING
         rate = format_rate(row.bytes_per_second) if running else ""
         eta = ""
         if running and row.bytes_per_second > 0:
             eta = format_duration((row.size - row.bytes_done) / row.bytes_per_second)
         if row.message and row.state not in (TransferState.RUNNING, TransferState.DONE):
-            note = Text(row.message, style="red" if row.state is TransferState.FAILED else "dim")
+            note = Text(
+                short_note(row.message, row.key),
+                style="red" if row.state is TransferState.FAILED else "dim",
+                overflow="ellipsis",
+                no_wrap=True,
+            )
         elif row.state is TransferState.QUEUED:
             note = Text(f"waiting · {format_size(row.size)}", style="dim")
         elif row.parts_total:
@@ -145,12 +200,19 @@ class TransferList(DataTable[Text | str]):
             note = Text(f"parts {row.parts_done}/{row.parts_total}{extra}")
         else:
             note = Text(format_size(row.size), style="dim")
-        bar_style = "green" if row.state is TransferState.DONE else "dodger_blue1"
+        bar_style = {
+            TransferState.DONE: "green",
+            TransferState.FAILED: "red",
+            TransferState.CANCELLED: "grey50",
+        }.get(row.state, "dodger_blue1")
+        percent = f"{int(fraction * 100)}%"
+        if row.state is TransferState.FAILED:
+            percent = "fail"
         return (
             Text(glyph, style=style),
             Text(row.name, overflow="ellipsis", no_wrap=True),
             Text(progress_bar(fraction), style=bar_style),
-            Text(f"{int(fraction * 100)}%", justify="right"),
+            Text(percent, justify="right", style="red" if percent == "fail" else ""),
             Text(rate, justify="right"),
             Text(eta, justify="right"),
             note,

@@ -1,0 +1,146 @@
+"""Everything about one transfer: source, key, sizes, parts, retries, timings, verification,
+sha256, the full error and its hint — as text the user can select and copy."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import ClassVar
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Button, Static, TextArea
+
+from ...engine.events import TransferState
+from ...engine.queue import Transfer
+from ...metrics import PART_STATES, Sampler, TransferStats
+from ..formatting import format_duration, format_rate, format_size
+from ..widgets.chunk_map import ChunkMap
+from ..widgets.transfer_list import STATE_STYLE
+
+#: How often an open detail view of a running transfer refreshes.
+REFRESH_SECONDS = 0.5
+
+
+def detail_lines(transfer: Transfer, stats: TransferStats | None) -> list[tuple[str, str]]:
+    """(label, value) rows describing ``transfer`` as of ``stats`` (the sampler's latest)."""
+    job, result = transfer.job, transfer.result
+    rows: list[tuple[str, str]] = [
+        ("State", transfer.state.value),
+        ("Source", job.source),
+        ("Destination", f"s3://{job.bucket}/{job.key}"),
+        ("Size", f"{format_size(job.size)} ({job.size:,} bytes)"),
+    ]
+    if stats is not None:
+        done = f"{format_size(stats.bytes_done)} ({stats.fraction_done:.0%})"
+        rows.append(("Sent", done))
+        if stats.parts_total:
+            counts = Counter(PART_STATES[code] for code in stats.part_codes)
+            states = ", ".join(f"{n} {state.value}" for state, n in counts.items() if n)
+            rows.append(
+                ("Parts", f"{stats.parts_total} × {format_size(stats.part_size)}: {states}")
+            )
+        rows.append(("Retries", f"{stats.parts_retried} part attempt(s) retried"))
+        if stats.elapsed_seconds:
+            rows.append(("Running for", format_duration(stats.elapsed_seconds)))
+        if stats.state is TransferState.RUNNING and stats.bytes_per_second:
+            rows.append(("Rate", format_rate(stats.bytes_per_second)))
+    if result is not None:
+        if result.seconds:
+            rate = format_rate(result.bytes / result.seconds) if result.bytes else ""
+            rows.append(("Took", f"{format_duration(result.seconds)}  {rate}".rstrip()))
+        if result.parts:
+            resumed = f" ({result.resumed_parts} resumed)" if result.resumed_parts else ""
+            rows.append(("Parts uploaded", f"{result.parts}{resumed}"))
+        if result.verified_by:
+            rows.append(("Verified by", result.verified_by))
+        rows.append(("sha256", result.sha256 or "—"))
+        if result.message:
+            message, _, hint = result.message.partition(" — ")
+            label = "Error" if result.status is TransferState.FAILED else "Note"
+            rows.append((label, message))
+            if hint:
+                rows.append(("Hint", hint))
+    return rows
+
+
+def detail_text(transfer: Transfer, stats: TransferStats | None) -> str:
+    """The details as plain text (what the copy key puts on the clipboard)."""
+    rows = detail_lines(transfer, stats)
+    width = max(len(label) for label, _ in rows)
+    return "\n".join(f"{label.ljust(width)}  {value}" for label, value in rows)
+
+
+class TransferDetailScreen(ModalScreen[None]):
+    """One transfer in full; ``c`` copies the text, Esc closes."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape,enter,q", "close", "Close"),
+        Binding("c", "copy_text", "Copy text"),
+    ]
+
+    def __init__(
+        self, transfer: Transfer, stats: TransferStats | None = None, sampler: Sampler | None = None
+    ) -> None:
+        super().__init__()
+        self.transfer = transfer
+        self.stats = stats
+        self.sampler = sampler
+
+    def compose(self) -> ComposeResult:
+        name = self.transfer.job.key.rsplit("/", 1)[-1] or self.transfer.job.key
+        glyph, style = STATE_STYLE[self.transfer.state]
+        danger = " danger" if self.transfer.state is TransferState.FAILED else ""
+        with Vertical(classes="dialog detail" + danger):
+            yield Static(Text.assemble((glyph + " ", style), (name, "bold")), classes="title")
+            yield TextArea(detail_text(self.transfer, self.stats), read_only=True, id="detail-text")
+            yield ChunkMap(id="detail-chunks")
+            yield Static(
+                Text("select with the mouse or shift+arrows · c copies all · esc closes", "dim")
+            )
+            with Horizontal(classes="buttons"):
+                yield Button("Copy text", id="copy")
+                yield Button("Close", variant="primary", id="close")
+
+    def on_mount(self) -> None:
+        self._show()
+        self.query_one("#close", Button).focus()
+        if not self.transfer.state.finished:
+            self.set_interval(REFRESH_SECONDS, self._refresh_from_sampler)
+        else:
+            self._refresh_from_sampler()
+
+    def _show(self) -> None:
+        self.query_one(ChunkMap).part_codes = self.stats.part_codes if self.stats else b""
+
+    def _refresh_from_sampler(self) -> None:
+        latest = self.sampler.latest if self.sampler is not None else None
+        if latest is not None:
+            for stats in latest.transfers:
+                if stats.transfer_id == self.transfer.id:
+                    self.stats = stats
+        text = detail_text(self.transfer, self.stats)
+        area = self.query_one(TextArea)
+        if area.text != text:
+            area.load_text(text)
+        self._show()
+
+    @property
+    def text(self) -> str:
+        return detail_text(self.transfer, self.stats)
+
+    def action_copy_text(self) -> None:
+        self.app.copy_to_clipboard(self.text)
+        self.notify("Copied the details to the clipboard.", timeout=3)
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        event.stop()
+        if event.button.id == "copy":
+            self.action_copy_text()
+        else:
+            self.action_close()
+
+    def action_close(self) -> None:
+        self.dismiss(None)

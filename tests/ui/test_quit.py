@@ -1,0 +1,94 @@
+"""Quitting or disconnecting mid-run: the safe choice has the focus, and the user is told what
+was aborted."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+from textual.widgets import Button
+
+from sftp_s3_tui.engine.config import MiB, S3Endpoint
+from sftp_s3_tui.ui.screens.connect import ConnectScreen
+from sftp_s3_tui.ui.screens.dialogs import ConfirmScreen
+from tests.reliability.proxy import FaultProxy
+from tests.servers import SftpServerInfo
+from tests.ui.helpers import browse_ready, make_app, server_profile, wait_for
+
+
+@pytest.fixture
+def slow_sftp(embedded_sftp: SftpServerInfo, tmp_path: Path) -> Iterator[SftpServerInfo]:
+    """The embedded server behind a proxy throttled to 256 KiB/s: a copy stays running."""
+    with FaultProxy(embedded_sftp.host, embedded_sftp.port) as proxy:
+        known = tmp_path / "known_hosts-proxy"
+        lines = embedded_sftp.known_hosts.read_text()
+        known.write_text(lines.replace(f"]:{embedded_sftp.port} ", f"]:{proxy.port} "))
+        proxy.throttle(256 * 1024, "down")
+        yield replace(embedded_sftp, port=proxy.port, known_hosts=known)
+
+
+def _running(app: Any) -> bool:
+    session = app.session
+    return session is not None and any(
+        t.state.value == "running" for t in session.queue.transfers.values()
+    )
+
+
+async def test_quit_mid_run_focuses_keep_running_then_says_what_was_aborted(
+    slow_sftp: SftpServerInfo,
+    s3_endpoint: S3Endpoint,
+    bucket: str,
+    s3: Any,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    slow_sftp.write_file("big.bin", size=16 * MiB, seed=5)
+    app = make_app(tmp_path, initial=server_profile(slow_sftp, s3_endpoint, bucket=bucket))
+    async with app.run_test(size=(150, 45)) as pilot:
+        await wait_for(pilot, lambda: browse_ready(app), what="browse")
+        await pilot.press("c")
+        await wait_for(pilot, lambda: _running(app), timeout=60, what="a running copy")
+        await pilot.press("ctrl+q")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="the question")
+        focused = app.focused
+        assert isinstance(focused, Button) and focused.id == "no"
+        assert "Keep running" in str(focused.label)
+        await pilot.press("enter")  # the default keeps the work
+        await wait_for(pilot, lambda: not isinstance(app.screen, ConfirmScreen))
+        assert _running(app)
+
+        await pilot.press("ctrl+q")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="the question")
+        await pilot.press("y")  # abort them
+        await wait_for(pilot, lambda: app._exit, timeout=60, what="the app to exit")
+    printed = capsys.readouterr().err
+    assert "Aborted 1 unfinished transfer(s); nothing partial was left in S3" in printed
+    assert f"big.bin → s3://{bucket}/big.bin" in printed
+    assert "Contents" not in s3.list_objects_v2(Bucket=bucket)
+    assert s3.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
+
+
+async def test_disconnect_mid_run_notifies_what_was_aborted(
+    slow_sftp: SftpServerInfo, s3_endpoint: S3Endpoint, bucket: str, s3: Any, tmp_path: Path
+) -> None:
+    slow_sftp.write_file("big.bin", size=16 * MiB, seed=6)
+    app = make_app(tmp_path, initial=server_profile(slow_sftp, s3_endpoint, bucket=bucket))
+    async with app.run_test(size=(150, 45)) as pilot:
+        await wait_for(pilot, lambda: browse_ready(app), what="browse")
+        await pilot.press("c")
+        await wait_for(pilot, lambda: _running(app), timeout=60, what="a running copy")
+        await pilot.press("ctrl+d")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="the question")
+        await pilot.press("y")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConnectScreen), timeout=60)
+
+        def told() -> bool:
+            messages = [n.message for n in app._notifications]
+            return any("Aborted 1 unfinished transfer(s)" in m and "big.bin" in m for m in messages)
+
+        await wait_for(pilot, told, what="the notification of what was aborted")
+        await app.close_all()
+    assert s3.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
