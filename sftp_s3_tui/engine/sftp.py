@@ -17,7 +17,7 @@ import os
 import posixpath
 import stat
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TypeVar
@@ -120,19 +120,49 @@ def fingerprint(key: asyncssh.SSHKey) -> str:
 
 
 class _HostKeyGate(asyncssh.SSHClient):
-    """Decides on host keys asyncssh did not find in known_hosts, and remembers what it saw."""
+    """Decides on host keys asyncssh did not find in known_hosts, and remembers what it saw.
+
+    As OpenSSH does: a certificate signed by a ``@cert-authority`` of the host is accepted
+    (by asyncssh) without being recorded; a plain key of such a host is judged like any other
+    (refused, or recorded under accept-new); a ``@revoked`` key, or a CA that known_hosts does
+    not trust, is refused under every policy.
+    """
 
     def __init__(self, endpoint: SftpEndpoint, known_hosts: bytes) -> None:
         self._endpoint = endpoint
         self._known_hosts = known_hosts
         self.presented: asyncssh.SSHKey | None = None
         self.known: tuple[asyncssh.SSHKey, ...] = ()
+        self.revoked: tuple[asyncssh.SSHKey, ...] = ()
+        self.untrusted_ca: asyncssh.SSHKey | None = None
         self.accepted_new = False
+
+    def match(self, host: str, addr: str, port: int | None) -> tuple[Sequence[object], ...]:
+        """known_hosts matched for asyncssh, with ``@revoked [host]:port`` lines kept.
+
+        asyncssh drops port-specific ``@revoked`` lines when no trusted key matches the port
+        (it falls back to the port-less match), so they are matched here as plain lines.
+        """
+        matched = asyncssh.match_known_hosts(self._known_hosts, host, addr, port)
+        revoked_lines = [
+            line.strip()[len(b"@revoked") :].strip()
+            for line in self._known_hosts.splitlines()
+            if line.strip().startswith(b"@revoked")
+        ]
+        as_plain = b"\n".join(revoked_lines)
+        revoked = list(matched[2])
+        for key in asyncssh.match_known_hosts(as_plain, host, addr, port)[0]:
+            if key not in revoked:
+                revoked.append(key)
+        self.revoked = tuple(revoked)
+        return (matched[0], matched[1], revoked, *matched[3:])
 
     def validate_host_public_key(
         self, host: str, addr: str, port: int, key: asyncssh.SSHKey
     ) -> bool:
         self.presented = key
+        if key in self.revoked:
+            return False
         trusted_lines = self._endpoint.trusted_host_keys
         if any(asyncssh.import_public_key(line) == key for line in trusted_lines):
             return True
@@ -142,6 +172,20 @@ class _HostKeyGate(asyncssh.SSHClient):
             self.accepted_new = True
             return True
         return False
+
+    def validate_host_ca_key(self, host: str, addr: str, port: int, key: asyncssh.SSHKey) -> bool:
+        self.untrusted_ca = key
+        return False
+
+
+def _host_key_algs(known_hosts: bytes, host: str, port: int) -> str | None:
+    """``'default'`` (certificates and plain keys) when only a CA of ``host`` is known.
+
+    asyncssh offers only certificate algorithms then, so a host showing a plain key could
+    not be reached at all; OpenSSH prefers certificates but still takes plain keys.
+    """
+    matched = asyncssh.match_known_hosts(known_hosts, host, "", port if port != 22 else None)
+    return "default" if matched[1] and not matched[0] else None
 
 
 def known_hosts_line(host: str, port: int, key: asyncssh.SSHKey) -> str:
@@ -218,7 +262,7 @@ async def open_connection(
     gate = _HostKeyGate(endpoint, known_hosts)
     options: dict[str, object] = {
         "port": endpoint.port,
-        "known_hosts": known_hosts,
+        "known_hosts": gate.match,
         "client_factory": lambda: gate,
         "connect_timeout": endpoint.connect_timeout_seconds,
         "keepalive_interval": endpoint.keepalive_seconds,
@@ -231,6 +275,8 @@ async def open_connection(
     }
     if endpoint.username:
         options["username"] = endpoint.username
+    if host_key_algs := _host_key_algs(known_hosts, endpoint.host, endpoint.port):
+        options["server_host_key_algs"] = host_key_algs
     client_keys: list[asyncssh.SSHKey | str] = _import_keys(endpoint)
     client_keys += [str(Path(p).expanduser()) for p in endpoint.identity_files]
     if client_keys:
@@ -302,6 +348,27 @@ def _host_key_error(endpoint: SftpEndpoint, gate: _HostKeyGate) -> HostKeyError:
     key = gate.presented
     seen = fingerprint(key) if key else "unknown"
     line = key.export_public_key().decode().strip() if key else ""
+    if (key in gate.revoked) if key is not None else bool(gate.revoked):
+        revoked = tuple(fingerprint(k) for k in gate.revoked)
+        return HostKeyError(
+            f"The host key of {where} is REVOKED in known_hosts ({', '.join(revoked)})",
+            "this may be an attack; ask the server's administrator "
+            f"(see {endpoint.known_hosts_path})",
+            host=endpoint.host,
+            port=endpoint.port,
+            fingerprint=seen if key else revoked[0],
+            known_fingerprints=revoked,
+        )
+    if gate.untrusted_ca is not None:
+        ca = fingerprint(gate.untrusted_ca)
+        return HostKeyError(
+            f"The host certificate of {where} is signed by a CA known_hosts does not trust ({ca})",
+            f"verify the CA, then add a @cert-authority line to {endpoint.known_hosts_path}",
+            host=endpoint.host,
+            port=endpoint.port,
+            fingerprint=ca,
+            known_fingerprints=(ca,),
+        )
     if gate.known:
         known = tuple(fingerprint(k) for k in gate.known)
         return HostKeyError(

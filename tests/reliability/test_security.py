@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime
 import ipaddress
 import logging
+import os
 import ssl
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import asyncssh
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -20,7 +23,7 @@ from cryptography.x509.oid import NameOID
 
 from sftp_s3_tui.demo import EmbeddedS3Server
 from sftp_s3_tui.engine.config import HostKeyPolicy, S3Endpoint, SftpEndpoint
-from sftp_s3_tui.engine.errors import TransferError
+from sftp_s3_tui.engine.errors import HostKeyError, TransferError
 from sftp_s3_tui.engine.events import TransferState
 from tests.engine.helpers import copy
 from tests.servers import SftpServerInfo
@@ -258,3 +261,147 @@ def test_a_private_ca_from_aws_ca_bundle_is_trusted(
 
     assert done.returncode == 0, done.stderr
     assert_object(s3, bucket, "a.csv", remote.read_bytes())
+
+
+# --------------------------------------------------------------------------------------------
+# known_hosts markers: @cert-authority and @revoked, as OpenSSH reads them
+# --------------------------------------------------------------------------------------------
+
+
+class _PasswordLogin(asyncssh.SSHServer):
+    def begin_auth(self, username: str) -> bool:
+        return True
+
+    def password_auth_supported(self) -> bool:
+        return True
+
+    def validate_password(self, username: str, password: str) -> bool:
+        return password == SFTP_SECRET
+
+
+@contextlib.asynccontextmanager
+async def _sshd(
+    root: Path, host_key: asyncssh.SSHKey, signed_by: asyncssh.SSHKey | None
+) -> AsyncIterator[int]:
+    """An asyncssh SFTP server over ``root``; with ``signed_by`` it shows a host certificate."""
+    keys: list[Any] = [host_key]
+    if signed_by is not None:
+        cert = signed_by.generate_host_certificate(host_key, "sftp", principals=["127.0.0.1"])
+        keys = [(host_key, cert)]
+    acceptor = await asyncssh.listen(
+        "127.0.0.1",
+        0,
+        server_host_keys=keys,
+        server_factory=_PasswordLogin,
+        sftp_factory=lambda chan: asyncssh.SFTPServer(chan, chroot=os.fsencode(root)),
+    )
+    try:
+        yield acceptor.sockets[0].getsockname()[1]
+    finally:
+        acceptor.close()
+        await acceptor.wait_closed()
+
+
+def _ca_line(ca: asyncssh.SSHKey) -> str:
+    return f"@cert-authority 127.0.0.1 {ca.export_public_key().decode().strip()}\n"
+
+
+def _endpoint(port: int, known: Path, policy: HostKeyPolicy) -> SftpEndpoint:
+    return SftpEndpoint(
+        host="127.0.0.1",
+        port=port,
+        username="etl",
+        password=SFTP_SECRET,
+        use_agent=False,
+        known_hosts=str(known),
+        host_key_policy=policy,
+    )
+
+
+@pytest.mark.parametrize("policy", [HostKeyPolicy.STRICT, HostKeyPolicy.ACCEPT_NEW])
+async def test_a_host_certificate_signed_by_a_known_ca_is_trusted_and_not_recorded(
+    policy: HostKeyPolicy, s3_endpoint: S3Endpoint, s3: Any, bucket: str, tmp_path: Path
+) -> None:
+    (tmp_path / "a.csv").write_bytes(b"certified\n")
+    ca = asyncssh.generate_private_key("ssh-ed25519")
+    known = tmp_path / "known_hosts"
+    known.write_text(_ca_line(ca))
+
+    async with _sshd(tmp_path, asyncssh.generate_private_key("ssh-ed25519"), ca) as port:
+        [result] = await copy(
+            _endpoint(port, known, policy), ["/a.csv"], f"s3://{bucket}/", s3_endpoint
+        )
+
+    assert result.status is TransferState.DONE
+    assert_object(s3, bucket, "a.csv", b"certified\n")
+    assert known.read_text() == _ca_line(ca)
+
+
+async def test_a_plain_key_of_a_ca_covered_host_is_judged_like_any_unknown_key(
+    s3_endpoint: S3Endpoint, s3: Any, bucket: str, tmp_path: Path
+) -> None:
+    """As OpenSSH: refused when strict, recorded under accept-new (not "no compatible key")."""
+    (tmp_path / "a.csv").write_bytes(b"plain\n")
+    ca = asyncssh.generate_private_key("ssh-ed25519")
+    host_key = asyncssh.generate_private_key("ssh-ed25519")
+    known = tmp_path / "known_hosts"
+    known.write_text(_ca_line(ca))
+
+    async with _sshd(tmp_path, host_key, None) as port:
+        strict = _endpoint(port, known, HostKeyPolicy.STRICT)
+        with pytest.raises(HostKeyError) as refused:
+            await copy(strict, ["/a.csv"], f"s3://{bucket}/", s3_endpoint)
+        assert_nothing_written(s3, bucket)
+        accept_new = replace(strict, host_key_policy=HostKeyPolicy.ACCEPT_NEW)
+        [result] = await copy(accept_new, ["/a.csv"], f"s3://{bucket}/", s3_endpoint)
+
+    assert "unknown" in refused.value.message and not refused.value.changed
+    assert host_key.get_fingerprint("sha256") in refused.value.message
+    assert result.status is TransferState.DONE
+    assert_object(s3, bucket, "a.csv", b"plain\n")
+    public = host_key.export_public_key().decode().strip()
+    assert known.read_text() == _ca_line(ca) + f"[127.0.0.1]:{port} {public}\n"
+
+
+async def test_a_certificate_from_an_untrusted_ca_is_refused_even_with_accept_new(
+    s3_endpoint: S3Endpoint, s3: Any, bucket: str, tmp_path: Path
+) -> None:
+    (tmp_path / "a.csv").write_bytes(b"x")
+    trusted, rogue = (asyncssh.generate_private_key("ssh-ed25519") for _ in range(2))
+    known = tmp_path / "known_hosts"
+    known.write_text(_ca_line(trusted))
+
+    async with _sshd(tmp_path, asyncssh.generate_private_key("ssh-ed25519"), rogue) as port:
+        endpoint = _endpoint(port, known, HostKeyPolicy.ACCEPT_NEW)
+        with pytest.raises(HostKeyError) as refused:
+            await copy(endpoint, ["/a.csv"], f"s3://{bucket}/", s3_endpoint)
+
+    assert "CA known_hosts does not trust" in refused.value.message
+    assert rogue.get_fingerprint("sha256") in refused.value.message
+    assert refused.value.changed  # nothing to "trust once": the TUI only offers to close
+    assert_nothing_written(s3, bucket)
+    assert known.read_text() == _ca_line(trusted)
+
+
+@pytest.mark.parametrize("pattern", ["[127.0.0.1]:{port}", "127.0.0.1"])
+async def test_a_revoked_host_key_is_refused_even_with_accept_new_or_trust_once(
+    pattern: str, s3_endpoint: S3Endpoint, s3: Any, bucket: str, tmp_path: Path
+) -> None:
+    (tmp_path / "a.csv").write_bytes(b"x")
+    host_key = asyncssh.generate_private_key("ssh-ed25519")
+    public = host_key.export_public_key().decode().strip()
+    known = tmp_path / "known_hosts"
+
+    async with _sshd(tmp_path, host_key, None) as port:
+        revoked = f"@revoked {pattern.format(port=port)} {public}\n"
+        known.write_text(revoked)
+        endpoint = replace(
+            _endpoint(port, known, HostKeyPolicy.ACCEPT_NEW), trusted_host_keys=(public,)
+        )
+        with pytest.raises(HostKeyError) as refused:
+            await copy(endpoint, ["/a.csv"], f"s3://{bucket}/", s3_endpoint)
+
+    assert "REVOKED" in refused.value.message and refused.value.changed
+    assert host_key.get_fingerprint("sha256") in refused.value.message
+    assert_nothing_written(s3, bucket)
+    assert known.read_text() == revoked
