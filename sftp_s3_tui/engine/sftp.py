@@ -464,6 +464,14 @@ class _Host:
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
+def _with_trusted_keys(endpoint: SftpEndpoint, lines: tuple[str, ...]) -> SftpEndpoint:
+    """``endpoint`` also trusting ``lines``: a key trusted once holds for every later login."""
+    added = tuple(line for line in lines if line not in endpoint.trusted_host_keys)
+    if not added:
+        return endpoint
+    return replace(endpoint, trusted_host_keys=endpoint.trusted_host_keys + added)
+
+
 class TokenBucket:
     """``--bwlimit``: lets ``rate`` bytes per second through on average (bursts ≤ 1/4 s)."""
 
@@ -514,6 +522,8 @@ class SftpPool:
                 endpoint, [_Slot(i) for i in range(cap)], TokenBucket(rate) if rate else None
             )
             self._hosts[key] = host
+        else:
+            host.endpoint = _with_trusted_keys(host.endpoint, endpoint.trusted_host_keys)
         return host
 
     def link(self, endpoint: SftpEndpoint) -> SftpLinkMeasured | None:

@@ -17,6 +17,7 @@ from sftp_s3_tui.engine.errors import (
     SourceNotFound,
 )
 from sftp_s3_tui.engine.events import TransferState
+from sftp_s3_tui.engine.sftp import SftpPool
 from tests.servers import SftpServerInfo
 
 from .helpers import copy, keys, open_uploads
@@ -70,6 +71,31 @@ async def test_unknown_host_key_is_refused_with_its_fingerprint(
     assert "unknown" in caught.value.message
     assert caught.value.fingerprint.split()[1].startswith("SHA256:")
     assert not caught.value.changed
+    assert empty.read_text() == ""
+
+
+async def test_a_key_trusted_once_holds_for_every_connection_of_the_session(
+    sftp_server: SftpServerInfo, tmp_path: Path
+) -> None:
+    """The TUI's "trust once": refused first, then trusted for this pool only — its second
+    connection (a big file read over two) logs in without asking again, nothing recorded."""
+    empty = tmp_path / "known_hosts"
+    empty.write_text("")
+    endpoint = sftp_server.endpoint(known_hosts=str(empty), connections=2)
+    async with SftpPool() as pool:
+        with pytest.raises(HostKeyError) as caught:
+            await pool.client(endpoint)
+        trusted = replace(endpoint, trusted_host_keys=(caught.value.key_line,))
+
+        listing = await pool.listdir(trusted, sftp_server.remote_root)
+        first = await pool.lease(trusted, slot=0)
+        second = await pool.lease(endpoint, slot=1)  # a caller still holding the first endpoint
+
+        assert isinstance(listing, list)
+        assert first.client is not second.client
+        assert (await second.client.stat(sftp_server.remote_root)).type is not None
+        pool.release(trusted, first)
+        pool.release(endpoint, second)
     assert empty.read_text() == ""
 
 
