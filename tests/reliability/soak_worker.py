@@ -2,6 +2,8 @@
 
 It runs apart from the test process (which hosts moto, the fault proxies and the faulty S3),
 so its RSS is the engine's own. Each answer carries the results and the RSS after the copy.
+A request with ``cancel_after_seconds`` cancels every transfer that long after the run starts
+(the path Ctrl-C, SIGTERM and quitting the TUI take).
 """
 
 from __future__ import annotations
@@ -44,7 +46,14 @@ async def run_one(request: dict[str, Any]) -> dict[str, Any]:
     try:
         async with TransferQueue(s3, options, journal=journal) as queue:
             jobs = await queue.expand(sftp, request["source"], parse_s3_url(request["dest"]))
-            results = await queue.run(jobs)
+            cancel_after = request.get("cancel_after_seconds")
+            if cancel_after is None:
+                results = await queue.run(jobs)
+            else:  # an interrupt during upload start: Ctrl-C / SIGTERM / quit take this path
+                running = asyncio.create_task(queue.run(jobs))
+                await asyncio.sleep(float(cancel_after))
+                queue.cancel_all()
+                results = await running
     except TransferError as exc:
         return {"error": str(exc), "rss": rss_bytes()}
     return {"results": [r.as_json() for r in results], "rss": rss_bytes()}
