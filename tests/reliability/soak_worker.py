@@ -23,6 +23,7 @@ from sftp_s3_tui.engine.config import S3Endpoint, SftpEndpoint, TransferOptions
 from sftp_s3_tui.engine.errors import TransferError
 from sftp_s3_tui.engine.journal import Journal
 from sftp_s3_tui.engine.locations import parse_s3_url
+from sftp_s3_tui.engine.object_options import ObjectOptions
 from sftp_s3_tui.engine.queue import TransferQueue
 
 WATCHDOG_SECONDS = 90.0
@@ -41,7 +42,15 @@ async def run_one(request: dict[str, Any]) -> dict[str, Any]:
         **{**request["sftp"], "identity_files": tuple(request["sftp"]["identity_files"])}
     )
     s3 = S3Endpoint(**request["s3"])
-    options = TransferOptions(**request["options"])
+    raw_object = request["options"].get("object_options") or {}
+    object_options = ObjectOptions(
+        **{
+            **raw_object,
+            "tags": tuple(tuple(p) for p in raw_object.get("tags", ())),
+            "metadata": tuple(tuple(p) for p in raw_object.get("metadata", ())),
+        }
+    )
+    options = TransferOptions(**{**request["options"], "object_options": object_options})
     journal = Journal(Path(request["journal"]))
     try:
         async with TransferQueue(s3, options, journal=journal) as queue:

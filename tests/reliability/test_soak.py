@@ -266,7 +266,9 @@ class Soak:
             if fifo is not None:
                 results = _check_fifo(fifo, results, report)
             if kind in ("many-files", "fifo"):  # no fault: every regular file lands
-                assert all(r["status"] == "done" for r in results), results
+                assert all(r["status"] == "done" for r in results), [
+                    (r["key"], r["status"], r.get("message")) for r in results
+                ]
             _check_round(self.s3, self.bucket, files, results, report, failures)
             uploads = self.s3.list_multipart_uploads(Bucket=self.bucket).get("Uploads") or []
             report.orphaned_uploads += len(uploads)
