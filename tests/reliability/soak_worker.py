@@ -9,10 +9,12 @@ A request with ``cancel_after_seconds`` cancels every transfer that long after t
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import ctypes
 import gc
 import json
+import pickle
 import sys
 from pathlib import Path
 from typing import Any
@@ -23,7 +25,6 @@ from sftp_s3_tui.engine.config import S3Endpoint, SftpEndpoint, TransferOptions
 from sftp_s3_tui.engine.errors import TransferError
 from sftp_s3_tui.engine.journal import Journal
 from sftp_s3_tui.engine.locations import parse_s3_url
-from sftp_s3_tui.engine.object_options import ObjectOptions
 from sftp_s3_tui.engine.queue import TransferQueue
 
 WATCHDOG_SECONDS = 90.0
@@ -37,20 +38,15 @@ def rss_bytes() -> int:
     return int(psutil.Process().memory_info().rss)
 
 
+def _unpickle(text: str) -> Any:
+    """A config object the test process sent (pickled: enums and nested options survive)."""
+    return pickle.loads(base64.b64decode(text))
+
+
 async def run_one(request: dict[str, Any]) -> dict[str, Any]:
-    sftp = SftpEndpoint(
-        **{**request["sftp"], "identity_files": tuple(request["sftp"]["identity_files"])}
-    )
-    s3 = S3Endpoint(**request["s3"])
-    raw_object = request["options"].get("object_options") or {}
-    object_options = ObjectOptions(
-        **{
-            **raw_object,
-            "tags": tuple(tuple(p) for p in raw_object.get("tags", ())),
-            "metadata": tuple(tuple(p) for p in raw_object.get("metadata", ())),
-        }
-    )
-    options = TransferOptions(**{**request["options"], "object_options": object_options})
+    sftp: SftpEndpoint = _unpickle(request["sftp"])
+    s3: S3Endpoint = _unpickle(request["s3"])
+    options: TransferOptions = _unpickle(request["options"])
     journal = Journal(Path(request["journal"]))
     try:
         async with TransferQueue(s3, options, journal=journal) as queue:

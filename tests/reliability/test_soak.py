@@ -14,8 +14,10 @@ warm-up and at the end (must not grow by more than RSS_MARGIN).
 
 from __future__ import annotations
 
+import base64
 import json
 import os
+import pickle
 import random
 import re
 import subprocess
@@ -236,9 +238,9 @@ class Soak:
             report.many_file_rounds += kind == "many-files"
             report.fifo_rounds += kind == "fifo"
             request = {
-                "sftp": asdict(sftp_endpoint),
-                "s3": asdict(s3_endpoint),
-                "options": asdict(round_options),
+                "sftp": _pickled(sftp_endpoint),
+                "s3": _pickled(s3_endpoint),
+                "options": _pickled(round_options),
                 "journal": str(journal),
                 "source": self.via_proxy.remote_path(f"r{number}/"),
                 "dest": f"s3://{self.bucket}/r{number}/",
@@ -289,6 +291,11 @@ class Soak:
         report.faults = dict(counts)
         report.failures = dict(failures)
         return report
+
+
+def _pickled(config: object) -> str:
+    """A config object for the worker (pickled: enums and nested options survive)."""
+    return base64.b64encode(pickle.dumps(config)).decode()
 
 
 def _read_answer(worker: subprocess.Popen[str]) -> dict[str, Any]:
