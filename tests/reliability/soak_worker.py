@@ -2,15 +2,19 @@
 
 It runs apart from the test process (which hosts moto, the fault proxies and the faulty S3),
 so its RSS is the engine's own. Each answer carries the results and the RSS after the copy.
+A request with ``cancel_after_seconds`` cancels every transfer that long after the run starts
+(the path Ctrl-C, SIGTERM and quitting the TUI take).
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import ctypes
 import gc
 import json
+import pickle
 import sys
 from pathlib import Path
 from typing import Any
@@ -34,17 +38,27 @@ def rss_bytes() -> int:
     return int(psutil.Process().memory_info().rss)
 
 
+def _unpickle(text: str) -> Any:
+    """A config object the test process sent (pickled: enums and nested options survive)."""
+    return pickle.loads(base64.b64decode(text))
+
+
 async def run_one(request: dict[str, Any]) -> dict[str, Any]:
-    sftp = SftpEndpoint(
-        **{**request["sftp"], "identity_files": tuple(request["sftp"]["identity_files"])}
-    )
-    s3 = S3Endpoint(**request["s3"])
-    options = TransferOptions(**request["options"])
+    sftp: SftpEndpoint = _unpickle(request["sftp"])
+    s3: S3Endpoint = _unpickle(request["s3"])
+    options: TransferOptions = _unpickle(request["options"])
     journal = Journal(Path(request["journal"]))
     try:
         async with TransferQueue(s3, options, journal=journal) as queue:
             jobs = await queue.expand(sftp, request["source"], parse_s3_url(request["dest"]))
-            results = await queue.run(jobs)
+            cancel_after = request.get("cancel_after_seconds")
+            if cancel_after is None:
+                results = await queue.run(jobs)
+            else:  # an interrupt during upload start: Ctrl-C / SIGTERM / quit take this path
+                running = asyncio.create_task(queue.run(jobs))
+                await asyncio.sleep(float(cancel_after))
+                queue.cancel_all()
+                results = await running
     except TransferError as exc:
         return {"error": str(exc), "rss": rss_bytes()}
     return {"results": [r.as_json() for r in results], "rss": rss_bytes()}

@@ -14,8 +14,10 @@ warm-up and at the end (must not grow by more than RSS_MARGIN).
 
 from __future__ import annotations
 
+import base64
 import json
 import os
+import pickle
 import random
 import re
 import subprocess
@@ -24,7 +26,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +46,11 @@ RSS_MARGIN = 32 * MiB
 ROUND_TIMEOUT_SECONDS = 120
 WARM_UP_ROUNDS = 3
 SOAK_SECONDS = int(os.environ.get("SOAK_SECONDS", "1200"))
+#: After the warm-up the rounds cycle through these kinds: a mixed round with a random fault,
+#: an interrupt during upload start, a many-file folder and a folder with a FIFO in it.
+ROUND_KINDS = ["mixed", "interrupt", "mixed", "many-files", "mixed", "fifo"]
+INTERRUPT_FILES = 8  # of 5 MiB + 1 B, all started at once, cancelled 0-100 ms after the start
+MANY_FILES = 200
 
 
 @dataclass
@@ -60,6 +67,11 @@ class SoakReport:
     rss_start_bytes: int = 0
     rss_end_bytes: int = 0
     rss_max_bytes: int = 0
+    interrupt_rounds: int = 0
+    cancelled: int = 0
+    many_file_rounds: int = 0
+    fifo_rounds: int = 0
+    fifos_refused: int = 0
     faults: dict[str, int] = field(default_factory=dict)
     failures: dict[str, int] = field(default_factory=dict)
 
@@ -168,6 +180,27 @@ class Soak:
             "s3-stall-2s": lambda r: midway.arm(s3p, lambda: s3p.stall(2.0)),
         }
 
+    def write_round(
+        self, kind: str, number: int, rng: random.Random
+    ) -> tuple[list[RemoteFile], Path | None]:
+        """The round's folder: its regular files, and the FIFO beside them in a FIFO round."""
+        count, sizes = rng.randint(1, 4), SIZES
+        if kind == "interrupt":
+            count, sizes = INTERRUPT_FILES, [5 * MiB + 1]
+        elif kind == "many-files":
+            count, sizes = MANY_FILES, [0, 1, 100, 4096, 100_000]
+        files = [
+            self.via_proxy.write_file(
+                f"r{number}/f{i}.bin", size=rng.choice(sizes), seed=rng.randrange(1 << 30)
+            )
+            for i in range(count)
+        ]
+        fifo = None
+        if kind == "fifo":
+            fifo = self.via_proxy.root / f"r{number}" / "pipe.fifo"
+            os.mkfifo(fifo, 0o644)
+        return files, fifo
+
     def run(self, budget: float, s3_endpoint: Any, rng: random.Random) -> SoakReport:
         journal = self.tmp_path / "journal"
         sftp_endpoint = self.via_proxy.endpoint(
@@ -193,23 +226,27 @@ class Soak:
         number = 0
         while number < WARM_UP_ROUNDS + 1 or time.monotonic() - began < budget:
             number += 1
-            files = [
-                self.via_proxy.write_file(
-                    f"r{number}/f{i}.bin", size=rng.choice(SIZES), seed=rng.randrange(1 << 30)
-                )
-                for i in range(rng.randint(1, 4))
-            ]
-            name = "none" if number <= 2 else rng.choice(sorted(faults))
+            kind = "mixed" if number <= WARM_UP_ROUNDS else ROUND_KINDS[number % len(ROUND_KINDS)]
+            files, fifo = self.write_round(kind, number, rng)
+            name = "none" if number <= 2 or kind != "mixed" else rng.choice(sorted(faults))
             counts[name] += 1
             faults[name](rng)
+            round_options = options
+            if kind == "interrupt":  # every file starts its upload at once
+                round_options = replace(options, files_in_flight=INTERRUPT_FILES)
+                report.interrupt_rounds += 1
+            report.many_file_rounds += kind == "many-files"
+            report.fifo_rounds += kind == "fifo"
             request = {
-                "sftp": asdict(sftp_endpoint),
-                "s3": asdict(s3_endpoint),
-                "options": asdict(options),
+                "sftp": _pickled(sftp_endpoint),
+                "s3": _pickled(s3_endpoint),
+                "options": _pickled(round_options),
                 "journal": str(journal),
                 "source": self.via_proxy.remote_path(f"r{number}/"),
                 "dest": f"s3://{self.bucket}/r{number}/",
             }
+            if kind == "interrupt":
+                request["cancel_after_seconds"] = rng.uniform(0.0, 0.1)
             assert self.worker.stdin
             self.worker.stdin.write(json.dumps(request) + "\n")
             self.worker.stdin.flush()
@@ -228,6 +265,12 @@ class Soak:
                 }
                 for f in files
             ]
+            if fifo is not None:
+                results = _check_fifo(fifo, results, report)
+            if kind in ("many-files", "fifo"):  # no fault: every regular file lands
+                assert all(r["status"] == "done" for r in results), [
+                    (r["key"], r["status"], r.get("message")) for r in results
+                ]
             _check_round(self.s3, self.bucket, files, results, report, failures)
             uploads = self.s3.list_multipart_uploads(Bucket=self.bucket).get("Uploads") or []
             report.orphaned_uploads += len(uploads)
@@ -237,6 +280,8 @@ class Soak:
                 )
             for remote in files:
                 remote.local_path.unlink()
+            if fifo is not None:
+                fifo.unlink()
         report.seconds = round(time.monotonic() - began, 1)
         report.rounds = number
         report.rss_start_bytes = rss[WARM_UP_ROUNDS - 1]
@@ -246,6 +291,11 @@ class Soak:
         report.faults = dict(counts)
         report.failures = dict(failures)
         return report
+
+
+def _pickled(config: object) -> str:
+    """A config object for the worker (pickled: enums and nested options survive)."""
+    return base64.b64encode(pickle.dumps(config)).decode()
 
 
 def _read_answer(worker: subprocess.Popen[str]) -> dict[str, Any]:
@@ -258,6 +308,19 @@ def _read_answer(worker: subprocess.Popen[str]) -> dict[str, Any]:
     assert answer and answer[0], f"the engine hung or died (exit {worker.poll()})"
     parsed: dict[str, Any] = json.loads(answer[0])
     return parsed
+
+
+def _check_fifo(
+    fifo: Path, results: list[dict[str, Any]], report: SoakReport
+) -> list[dict[str, Any]]:
+    """The FIFO was refused by its type, with one line; the other results are returned."""
+    refused = [r for r in results if r["key"].endswith(fifo.name)]
+    assert len(refused) == 1, results
+    message = refused[0].get("message", "")
+    assert refused[0]["status"] == "failed", refused[0]
+    assert "not a regular file" in message and "\n" not in message, message
+    report.fifos_refused += 1
+    return [r for r in results if r is not refused[0]]
 
 
 def _check_round(
@@ -281,6 +344,7 @@ def _check_round(
             report.bytes_verified += len(body)
             s3.delete_object(Bucket=bucket, Key=result["key"])
         else:
+            report.cancelled += result["status"] == "cancelled"
             report.failed += 1
             failures[re.sub(r"\S*/\S*", "…", result.get("message", ""))[:90]] += 1
             listed = s3.list_objects_v2(Bucket=bucket, Prefix=result["key"]).get("Contents", [])
