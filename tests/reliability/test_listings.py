@@ -20,7 +20,7 @@ from sftp_s3_tui.engine.locations import parse_s3_url
 from sftp_s3_tui.engine.plan import expand, walk
 from sftp_s3_tui.engine.sftp import Kind, SftpPool
 from tests.engine.helpers import copy, keys
-from tests.servers import SftpServerInfo
+from tests.servers import SftpServerInfo, unavailable
 from tests.sftpfaults import SftpFaults, faulty_sftp_server
 from tests.test_cli_copy import key_args, run_cli, source_url
 
@@ -92,7 +92,7 @@ async def test_a_folder_that_cannot_be_listed_is_reported_and_the_rest_lands(
     openssh_sftp: SftpServerInfo, s3_endpoint: S3Endpoint, s3: Any, bucket: str
 ) -> None:
     if openssh_sftp.password_user is None:
-        pytest.skip("needs the unprivileged password user (root reads every folder)")
+        unavailable("needs the unprivileged password user (root reads every folder)")
     openssh_sftp.write_file("drop/a.csv", b"a\n")
     openssh_sftp.write_file("drop/locked/secret.csv", b"s\n")
     openssh_sftp.write_file("drop/open/b.csv", b"b\n")
