@@ -1,4 +1,5 @@
-"""Process resources while transferring: RSS against the memory budget, disk writes, retries."""
+"""Process resources while transferring: RSS against the memory budget, disk writes, retries,
+and the SFTP link's measured round trip with the read ceiling it implies."""
 
 from __future__ import annotations
 
@@ -7,14 +8,20 @@ from textual.reactive import reactive
 from textual.widget import Widget
 
 from ...metrics import Snapshot
+from ...metrics.sampler import SftpLinkStats
 from ..formatting import format_size
+from ..screens.connection_details import LinkFigures, link_line
+
+#: The knobs of the ceiling, in the profile form's words (i opens the details).
+LINK_HINT = "⇡ Connections, SSH window (i: details)"
 
 
 class Resources(Widget):
-    """RSS, buffer pool use of the budget, bytes written to disk, and part retries."""
+    """RSS, buffer pool use of the budget, bytes written to disk, and part retries; under
+    them, once a host's link is measured, ``sftp rtt 48 ms · ceiling 1.3 GB/s · 4 conns``."""
 
     DEFAULT_CSS = """
-    Resources { height: 1; width: 66; margin-left: 2; }
+    Resources { height: auto; width: auto; min-width: 66; margin-left: 2; }
     """
 
     snapshot: reactive[Snapshot | None] = reactive(None)
@@ -38,4 +45,25 @@ class Resources(Widget):
             text.append(format_size(snap.disk_write_bytes), style)
         text.append("  retries ", "bold")
         text.append(str(snap.parts_retried), "dark_orange" if snap.parts_retried else "")
+        if snap.sftp_links:
+            text.append("\n")
+            text.append_text(link_text(snap.sftp_links))
         return text
+
+
+def link_text(links: tuple[SftpLinkStats, ...]) -> Text:
+    """The slowest host's link, compactly, and the knobs that raise its ceiling."""
+    slowest = min(links, key=lambda link: link.ceiling_bytes_per_second)
+    figures = LinkFigures(
+        rtt_seconds=slowest.rtt_seconds,
+        window_bytes=slowest.window_bytes,
+        connections=slowest.connections,
+        ceiling_bytes_per_second=slowest.ceiling_bytes_per_second,
+    )
+    text = Text()
+    text.append("sftp ", "bold")
+    text.append(link_line(figures))
+    if len(links) > 1:
+        text.append(f" (+{len(links) - 1} host)", "dim")
+    text.append("  " + LINK_HINT, "dim")
+    return text

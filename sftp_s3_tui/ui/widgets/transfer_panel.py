@@ -55,7 +55,7 @@ class TransferPanel(Vertical):
     TransferPanel > #transfers-title { height: 1; padding: 0 1; background: $boost; }
     TransferPanel > #focused { height: 1; padding: 0 1; }
     TransferPanel > ChunkMap { padding: 0 1; }
-    TransferPanel > #figures { height: 1; padding: 0 1; }
+    TransferPanel > #figures { height: auto; padding: 0 1; }
     TransferPanel > #summary { height: 1; padding: 0 1; }
     TransferPanel > #overall { height: 1; padding: 0 1; }
     TransferPanel > #resource-note { height: 1; padding: 0 1; display: none; }
