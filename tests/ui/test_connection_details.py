@@ -23,7 +23,7 @@ from sftp_s3_tui.ui.screens.connection_details import (
     ServerLimits,
     format_ceiling,
 )
-from sftp_s3_tui.ui.widgets.resources import Resources
+from sftp_s3_tui.ui.widgets.resources import LinkLine
 from tests.reliability.proxy import FaultProxy
 from tests.servers import S3Store, SftpServerInfo
 from tests.ui.helpers import browse_ready, make_app, server_profile, wait_for
@@ -112,13 +112,14 @@ async def test_a_far_hosts_rtt_and_ceiling_are_shown_with_the_knobs(
     app = make_app(tmp_path, initial=profile)
     async with app.run_test(size=(150, 50)) as pilot:
         await wait_for(pilot, lambda: browse_ready(app), 60, "browse")
-        resources = app.screen.query_one(Resources)
-        await wait_for(pilot, lambda: "sftp rtt" in str(resources.render()), what="figures")
-        line = str(resources.render()).splitlines()[1]
+        figures = app.screen.query_one(LinkLine)
+        await wait_for(pilot, lambda: "sftp rtt" in str(figures.render()), what="figures")
+        assert figures.display
+        line = str(figures.render())
         rtt_ms = int(re.search(r"rtt (\d+) ms", line).group(1))  # type: ignore[union-attr]
         assert rtt_ms >= 50
         assert "1 conn" in line  # one login so far (listing); more open while reading
-        assert "Connections, SSH window" in line
+        assert "raise the profile's Connections or SSH window" in line
 
         await pilot.press("i")
         await wait_for(pilot, lambda: "Read ceiling" in _details(app), what="details")

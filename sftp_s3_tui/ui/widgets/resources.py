@@ -13,15 +13,14 @@ from ..formatting import format_size
 from ..screens.connection_details import LinkFigures, link_line
 
 #: The knobs of the ceiling, in the profile form's words (i opens the details).
-LINK_HINT = "⇡ Connections, SSH window (i: details)"
+LINK_HINT = "faster: raise the profile's Connections or SSH window · i: details"
 
 
 class Resources(Widget):
-    """RSS, buffer pool use of the budget, bytes written to disk, and part retries; under
-    them, once a host's link is measured, ``sftp rtt 48 ms · ceiling 1.3 GB/s · 4 conns``."""
+    """RSS, buffer pool use of the budget, bytes written to disk, and part retries."""
 
     DEFAULT_CSS = """
-    Resources { height: auto; width: auto; min-width: 66; margin-left: 2; }
+    Resources { height: 1; width: 66; margin-left: 2; }
     """
 
     snapshot: reactive[Snapshot | None] = reactive(None)
@@ -45,10 +44,27 @@ class Resources(Widget):
             text.append(format_size(snap.disk_write_bytes), style)
         text.append("  retries ", "bold")
         text.append(str(snap.parts_retried), "dark_orange" if snap.parts_retried else "")
-        if snap.sftp_links:
-            text.append("\n")
-            text.append_text(link_text(snap.sftp_links))
         return text
+
+
+class LinkLine(Widget):
+    """Under the figures, once a host's link is measured:
+    ``sftp rtt 48 ms · ceiling 1.3 GB/s · 4 conns`` and the knobs that raise the ceiling."""
+
+    DEFAULT_CSS = """
+    LinkLine { height: 1; padding: 0 1; display: none; }
+    """
+
+    snapshot: reactive[Snapshot | None] = reactive(None)
+
+    def watch_snapshot(self, snapshot: Snapshot | None) -> None:
+        self.display = bool(snapshot is not None and snapshot.sftp_links)
+
+    def render(self) -> Text:
+        snap = self.snapshot
+        if snap is None or not snap.sftp_links:
+            return Text()
+        return link_text(snap.sftp_links)
 
 
 def link_text(links: tuple[SftpLinkStats, ...]) -> Text:
