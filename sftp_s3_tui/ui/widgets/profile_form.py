@@ -148,7 +148,7 @@ class ProfileForm(VerticalScroll):
     """Edit a :class:`Profile`; :meth:`profile` reads it back (raising on bad numbers)."""
 
     DEFAULT_CSS = """
-    ProfileForm { height: auto; max-height: 1fr; padding: 0 1; }
+    ProfileForm { height: 1fr; padding: 0 1; }
     ProfileForm .section { margin-top: 1; text-style: bold; color: $accent; }
     ProfileForm .row { height: 1; margin-bottom: 0; }
     ProfileForm .row > Label { width: 18; color: $text-muted; }
