@@ -16,6 +16,7 @@ from sftp_s3_tui.engine.checksums import SESSION_PROBES, StoreCapabilities
 from sftp_s3_tui.engine.config import ChecksumChoice, ConflictPolicy, HostKeyPolicy, KiB, MiB
 from sftp_s3_tui.engine.events import TransferState
 from sftp_s3_tui.engine.locations import parse_s3_url
+from sftp_s3_tui.metrics.sampler import SftpLinkStats
 from sftp_s3_tui.ui.screens.connection_details import (
     ConnectionDetailsScreen,
     ConnectionInfo,
@@ -23,7 +24,7 @@ from sftp_s3_tui.ui.screens.connection_details import (
     ServerLimits,
     format_ceiling,
 )
-from sftp_s3_tui.ui.widgets.resources import LinkLine
+from sftp_s3_tui.ui.widgets.resources import LinkLine, link_text
 from tests.reliability.proxy import FaultProxy
 from tests.servers import S3Store, SftpServerInfo
 from tests.ui.helpers import browse_ready, make_app, server_profile, wait_for
@@ -119,7 +120,7 @@ async def test_a_far_hosts_rtt_and_ceiling_are_shown_with_the_knobs(
         rtt_ms = int(re.search(r"rtt (\d+) ms", line).group(1))  # type: ignore[union-attr]
         assert rtt_ms >= 50
         assert "1 conn" in line  # one login so far (listing); more open while reading
-        assert "raise the profile's Connections or SSH window" in line
+        assert "knobs: the profile's Connections, SSH window" in line
 
         await pilot.press("i")
         await wait_for(pilot, lambda: "Read ceiling" in _details(app), what="details")
@@ -190,3 +191,22 @@ def test_connection_details_snapshot(snap_compare: Any, tmp_path: Path) -> None:
 
     app = make_app(tmp_path, journal_dir=None)
     assert snap_compare(app, terminal_size=(150, 62), run_before=run_before)
+
+
+def test_the_link_line_says_when_the_link_is_the_limit() -> None:
+    """100 ms and a 2 MiB window: at most 21 MB/s; a copy at 90 % of it is told the knobs."""
+    link = SftpLinkStats(
+        host="sftp://etl@far.example",
+        rtt_seconds=0.1,
+        window_bytes=2 * MiB,
+        connections=1,
+        ceiling_bytes_per_second=2 * MiB / 0.1,
+    )
+    near = str(link_text((link,), bytes_per_second=0.9 * link.ceiling_bytes_per_second))
+    assert near.startswith("sftp rtt 100 ms · ceiling 21 MB/s · 1 conn  ")
+    assert "the link limits this copy: raise the profile's Connections or SSH window" in near
+    idle = str(link_text((link,), bytes_per_second=1e6))
+    assert "knobs: the profile's Connections, SSH window" in idle
+    other = replace(link, host="sftp://b", ceiling_bytes_per_second=5e9, rtt_seconds=0.001)
+    assert "(+1 host)" in str(link_text((other, link)))  # the slowest host is shown
+    assert "rtt 100 ms" in str(link_text((other, link)))

@@ -13,7 +13,11 @@ from ..formatting import format_size
 from ..screens.connection_details import LinkFigures, link_line
 
 #: The knobs of the ceiling, in the profile form's words (i opens the details).
-LINK_HINT = "faster: raise the profile's Connections or SSH window · i: details"
+LINK_KNOBS = "knobs: the profile's Connections, SSH window · i: details"
+#: Said instead when the copy runs near the ceiling: the link is what limits it.
+LINK_LIMITS = "the link limits this copy: raise the profile's Connections or SSH window · i"
+#: From this share of the ceiling on, the link counts as the limit.
+NEAR_CEILING = 0.7
 
 
 class Resources(Widget):
@@ -64,11 +68,12 @@ class LinkLine(Widget):
         snap = self.snapshot
         if snap is None or not snap.sftp_links:
             return Text()
-        return link_text(snap.sftp_links)
+        return link_text(snap.sftp_links, snap.bytes_per_second)
 
 
-def link_text(links: tuple[SftpLinkStats, ...]) -> Text:
-    """The slowest host's link, compactly, and the knobs that raise its ceiling."""
+def link_text(links: tuple[SftpLinkStats, ...], bytes_per_second: float = 0.0) -> Text:
+    """The slowest host's link, compactly, and the knobs that raise its ceiling (said as the
+    limit when the copy runs at ``NEAR_CEILING`` of it or more)."""
     slowest = min(links, key=lambda link: link.ceiling_bytes_per_second)
     figures = LinkFigures(
         rtt_seconds=slowest.rtt_seconds,
@@ -81,5 +86,9 @@ def link_text(links: tuple[SftpLinkStats, ...]) -> Text:
     text.append(link_line(figures))
     if len(links) > 1:
         text.append(f" (+{len(links) - 1} host)", "dim")
-    text.append("  " + LINK_HINT, "dim")
+    ceiling = slowest.ceiling_bytes_per_second
+    if ceiling and bytes_per_second >= NEAR_CEILING * ceiling:
+        text.append("  " + LINK_LIMITS, "yellow")
+    else:
+        text.append("  " + LINK_KNOBS, "dim")
     return text
