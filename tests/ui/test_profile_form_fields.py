@@ -49,18 +49,22 @@ async def test_link_and_object_fields_round_trip_and_reach_the_engine(
         await pilot.pause()
         kms = form.query_one("#f-kms-key", Input)
         assert kms.disabled  # no SSE-KMS chosen: the key id does not apply
-        await _type(pilot, "f-connections", "3")
-        await _type(pilot, "f-window", "8MiB")
-        await _type(pilot, "f-bwlimit", "50M")
-        await _type(pilot, "f-jump", "etl@bastion.example:2222")
+        await _type(pilot, "f-connections", "3")  # typed; the rest set as a paste would
+        values = {
+            "f-window": "8MiB",
+            "f-bwlimit": "50M",
+            "f-jump": "etl@bastion.example:2222",
+            "f-content-type": "text/csv",
+            "f-tags": "team=data, src=partner",
+            "f-metadata": "batch=42",
+        }
+        for widget_id, text in values.items():
+            form.query_one(f"#{widget_id}", Input).value = text
         form.query_one("#f-follow-symlinks", Checkbox).value = True
         form.query_one("#f-sse", Select).value = "aws:kms"
         await pilot.pause()
         assert not kms.disabled
-        await _type(pilot, "f-kms-key", "alias/landing")
-        await _type(pilot, "f-content-type", "text/csv")
-        await _type(pilot, "f-tags", "team=data, src=partner")
-        await _type(pilot, "f-metadata", "batch=42")
+        kms.value = "alias/landing"
         profile = form.profile()
         sftp, s3 = profile.sftp, profile.s3
         assert (sftp.connections, sftp.window, sftp.bwlimit) == (3, 8 * MiB, 50_000_000)

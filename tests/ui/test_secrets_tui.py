@@ -19,9 +19,9 @@ from sftp_s3_tui.ui.widgets.profile_form import ProfileForm
 from tests.servers import SftpServerInfo
 from tests.ui.helpers import make_app, server_profile, wait_for
 
-PASSWORD = "Hunter2-pw-9Q"
-PASSPHRASE = "Kx7-passphrase"
-SECRET_KEY = "wJalrXUtn-SECRET"
+PASSWORD = "Hu2-pw9Q"
+PASSPHRASE = "Kx7-pass"
+SECRET_KEY = "wJa-SeCr"
 
 #: Types each secret into its field key by key, pastes one, submits (Enter), then leaves.
 SCRIPT = textwrap.dedent(
