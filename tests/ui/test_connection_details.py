@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from textual.command import CommandList, CommandPalette
 from textual.widgets import TextArea
 
 from sftp_s3_tui.engine.checksums import SESSION_PROBES, StoreCapabilities
@@ -35,6 +36,14 @@ def _details(app: Any) -> str:
     if not isinstance(screen, ConnectionDetailsScreen) or not screen.query(TextArea):
         return ""
     return screen.query_one(TextArea).text
+
+
+def _palette_hits(app: Any) -> str:
+    screen = app.screen
+    if not isinstance(screen, CommandPalette) or not screen.query(CommandList):
+        return ""
+    hits = screen.query_one(CommandList)
+    return " ".join(str(hits.get_option_at_index(i).prompt) for i in range(hits.option_count))
 
 
 def _row(text: str, label: str) -> str:
@@ -122,7 +131,9 @@ async def test_a_far_hosts_rtt_and_ceiling_are_shown_with_the_knobs(
         assert "1 conn" in line  # one login so far (listing); more open while reading
         assert "knobs: the profile's Connections, SSH window" in line
 
-        await pilot.press("i")
+        await pilot.press("ctrl+p", *"connection details")  # from the command palette
+        await wait_for(pilot, lambda: "Connection details" in _palette_hits(app), what="hit")
+        await pilot.press("enter")
         await wait_for(pilot, lambda: "Read ceiling" in _details(app), what="details")
         text = _details(app)
         session = app.session
