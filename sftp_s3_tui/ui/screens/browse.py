@@ -56,6 +56,7 @@ class BrowseScreen(TransferActions, Screen[None]):
         Binding("f", "focus_sftp", "SFTP side", show=False),
         Binding("f5", "reload", "Reload"),
         Binding("H", "history", "History", key_display="H", show=False),
+        Binding("i", "app.connection_details", "Details", show=False),
         Binding("ctrl+d", "disconnect", "Profiles", key_display="^d"),
         *TRANSFER_BINDINGS,
     ]
