@@ -62,6 +62,9 @@ async def test_the_store_record_is_shown_after_the_first_copy_and_reused(
     openssh_sftp.write_file("a.csv", b"id\n1\n")
     openssh_sftp.write_file("b.csv", b"id\n2\n")
     endpoint = s3_store.endpoint()
+    # The records are the process's (one per store and bucket): forget those earlier tests in
+    # this worker left for this store, so this test sees the first probe.
+    SESSION_PROBES.records.clear()
     profile = server_profile(openssh_sftp, endpoint, bucket=s3_store.bucket)
     app = make_app(tmp_path, initial=profile)
     async with app.run_test(size=(150, 50)) as pilot:
