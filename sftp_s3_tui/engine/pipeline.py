@@ -124,7 +124,8 @@ class _PartOrder:
 
     async def hash(self, number: int, view: memoryview) -> PartSums:
         """The part's own MD5 and checksum, then (in its turn) the stream digest."""
-        sums = await _part_sums(self.upload.algorithm, view)
+        upload = self.upload
+        sums = await _part_sums(upload.algorithm, view, upload.sends_md5, upload.signs_payload)
         await self.turn.wait(number)
         try:
             await _digest(self.digest, view)
@@ -195,9 +196,14 @@ async def _digest(digest: StreamDigest, view: memoryview) -> None:
     await _off_loop(lambda: digest.update(view), len(view))
 
 
-async def _part_sums(algorithm: ChecksumChoice, view: memoryview) -> PartSums:
-    """The part's own MD5 and checksum; parts need no order, so several hash at once."""
-    return await _off_loop(lambda: part_sums(algorithm, view), len(view))
+async def _part_sums(
+    algorithm: ChecksumChoice, view: memoryview, md5: bool, payload_sha256: bool
+) -> PartSums:
+    """The part's own MD5 and checksum (and its SHA-256 for SigV4 on http, else botocore
+    hashes it on the event loop); parts need no order, so several hash at once."""
+    return await _off_loop(
+        lambda: part_sums(algorithm, view, md5=md5, payload_sha256=payload_sha256), len(view)
+    )
 
 
 class FileTransfer:
@@ -434,7 +440,9 @@ class FileTransfer:
         view = memoryview(buffer)
         try:
             await self._read_part(source, 1, 0, view, asyncio.Semaphore(1))
-            sums = await _part_sums(store.algorithm, view)
+            sums = await _part_sums(
+                store.algorithm, view, store.sends_md5, s3.signs_payload(ctx.s3)
+            )
             await _digest(digest, view)
             await self._check_unchanged(source)
             metadata = {META_SHA256: digest.sha256_hex(), META_MTIME: str(job.mtime)}
@@ -448,6 +456,7 @@ class FileTransfer:
                         job.bucket,
                         job.key,
                         buffer,
+                        payload_sha256=sums.payload_sha256,
                         Metadata=self._metadata(metadata),
                         **request_fields(store.algorithm, sums),
                         **self._object_options(),
