@@ -17,6 +17,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import aioboto3
+import aiohttp.payload
 import botocore.auth
 from aiobotocore.config import AioConfig
 from botocore.exceptions import (
@@ -97,6 +98,60 @@ def _choose_known_payload_signer(
     (its own choice, asked first; None lets botocore's handlers decide as usual)."""
     chosen = set_operation_specific_signer(context=context, signing_name=signing_name)
     return KNOWN_PAYLOAD_SIGNER if (chosen or signature_version) == "s3v4" else None
+
+
+#: Slices a part body is written in: each goes to the socket as a view of the pool buffer and
+#: the writer waits for the socket between them, so asyncio (Python 3.11) copies at most the
+#: unsent rest of one slice into its own buffer.
+BODY_SLICE = 1 << 20
+
+
+class BufferBody(aiohttp.payload.Payload):
+    """A request body sent straight from a pool buffer, without the copies aiohttp's bytes
+    payload makes on Python < 3.12.9 (a slice of the whole body, then headers + body joined
+    into one new bytes: two 8 MiB copies per part, and the RSS for them).
+
+    It is also the file-like object botocore expects of a streaming body (``read``, ``seek``,
+    ``tell``), so a retry rewinds it and a signer that must hash it can."""
+
+    def __init__(self, buffer: bytearray) -> None:
+        super().__init__(buffer, content_type="application/octet-stream")
+        self.buffer = buffer
+        self._size = len(buffer)
+        self._position = 0
+
+    def read(self, size: int = -1) -> bytes:
+        end = self._size if size is None or size < 0 else min(self._size, self._position + size)
+        data = bytes(memoryview(self.buffer)[self._position : end])
+        self._position = end
+        return data
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        base = {0: 0, 1: self._position, 2: self._size}[whence]
+        self._position = max(0, min(self._size, base + offset))
+        return self._position
+
+    def tell(self) -> int:
+        return self._position
+
+    def __len__(self) -> int:
+        return self._size
+
+    def decode(self, encoding: str = "utf-8", errors: str = "strict") -> str:
+        return self.buffer.decode(encoding, errors)
+
+    async def write(self, writer: Any) -> None:
+        await self.write_with_length(writer, None)
+
+    async def write_with_length(self, writer: Any, content_length: int | None) -> None:
+        end = self._size if content_length is None else min(self._size, content_length)
+        view = memoryview(self.buffer)
+        try:
+            await writer.write(b"")  # the headers alone: not joined with (copied into) the body
+            for start in range(0, end, BODY_SLICE):
+                await writer.write(view[start : min(start + BODY_SLICE, end)])
+        finally:
+            view.release()
 
 
 def signs_payload(client: S3Client) -> bool:
@@ -345,7 +400,7 @@ async def put_object(
     token = _PAYLOAD_SHA256.set((str(len(body)), payload_sha256) if payload_sha256 else None)
     try:
         response: dict[str, Any] = await client.put_object(
-            Bucket=bucket, Key=key, Body=body, ContentLength=len(body), **params
+            Bucket=bucket, Key=key, Body=BufferBody(body), ContentLength=len(body), **params
         )
     except (ClientError, BotoCoreError) as exc:
         raise map_s3_error(exc, what) from exc
@@ -384,7 +439,7 @@ async def upload_part(
             Key=key,
             UploadId=upload_id,
             PartNumber=number,
-            Body=body,
+            Body=BufferBody(body),
             ContentLength=len(body),
             **params,
         )
