@@ -115,27 +115,27 @@ class BufferBody(aiohttp.payload.Payload):
     ``tell``), so a retry rewinds it and a signer that must hash it can."""
 
     def __init__(self, buffer: bytearray) -> None:
-        super().__init__(buffer, content_type="application/octet-stream")
+        super().__init__(buffer, size=len(buffer), content_type="application/octet-stream")
         self.buffer = buffer
-        self._size = len(buffer)
+        self._length = len(buffer)
         self._position = 0
 
     def read(self, size: int = -1) -> bytes:
-        end = self._size if size is None or size < 0 else min(self._size, self._position + size)
+        end = self._length if size is None or size < 0 else min(self._length, self._position + size)
         data = bytes(memoryview(self.buffer)[self._position : end])
         self._position = end
         return data
 
     def seek(self, offset: int, whence: int = 0) -> int:
-        base = {0: 0, 1: self._position, 2: self._size}[whence]
-        self._position = max(0, min(self._size, base + offset))
+        base = {0: 0, 1: self._position, 2: self._length}[whence]
+        self._position = max(0, min(self._length, base + offset))
         return self._position
 
     def tell(self) -> int:
         return self._position
 
     def __len__(self) -> int:
-        return self._size
+        return self._length
 
     def decode(self, encoding: str = "utf-8", errors: str = "strict") -> str:
         return self.buffer.decode(encoding, errors)
@@ -144,7 +144,7 @@ class BufferBody(aiohttp.payload.Payload):
         await self.write_with_length(writer, None)
 
     async def write_with_length(self, writer: Any, content_length: int | None) -> None:
-        end = self._size if content_length is None else min(self._size, content_length)
+        end = self._length if content_length is None else min(self._length, content_length)
         view = memoryview(self.buffer)
         try:
             await writer.write(b"")  # the headers alone: not joined with (copied into) the body
