@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 from . import s3, shared_resume
 from .checksums import (
     HEADER_NAME,
+    KMS_VALUES,
     SESSION_PROBES,
     PartSums,
     StoreCapabilities,
@@ -490,7 +491,9 @@ class FileTransfer:
             multipart=False,
             sha256_in_metadata=True,
         )
-        verified_by = await self._verify(expected, Published.from_answer(answer))
+        verified_by = _put_answer_proves(expected, answer, store) if ctx.options.verify else ""
+        if not verified_by:
+            verified_by = await self._verify(expected, Published.from_answer(answer))
         return self._result(TransferState.DONE, digest.sha256_hex(), 1, verified_by=verified_by)
 
     # many parts: a multipart upload ----------------------------------------------------------
@@ -819,6 +822,27 @@ class FileTransfer:
             published,
             self.ctx.endpoint_name,
         )
+
+
+def _put_answer_proves(expected: Expected, answer: dict[str, Any], store: StoreCapabilities) -> str:
+    """What a PutObject's answer proves by itself ('' = HEAD the object to verify it).
+
+    A store that refused a wrong checksum in the store check and answers with ours computed
+    it from the bytes it stored (size and metadata came in the same request); else an ETag
+    that is a plain MD5 (no SSE-KMS / SSE-C) equal to ours is the MD5 of what it stored. Any
+    disagreement in the answer goes to the HEAD, which names and cleans up the problem.
+    """
+    name = HEADER_NAME.get(expected.algorithm)
+    echoed = answer.get(f"Checksum{name}") if name else None
+    if echoed is not None and echoed != expected.checksum:
+        return ""
+    if echoed is not None and store.checksum_checked:
+        return expected.checksum_kind(full_object=True)
+    encrypted = answer.get("ServerSideEncryption") in KMS_VALUES or "SSECustomerAlgorithm" in answer
+    etag = str(answer.get("ETag", "")).strip('"')
+    if expected.etag and store.etag_is_md5 and not encrypted and etag == expected.etag:
+        return "md5-etag"
+    return ""
 
 
 def _first_error(group: BaseExceptionGroup) -> BaseException:

@@ -1,5 +1,6 @@
 """What each part costs the client: Content-MD5 only where the store does not check CRC64NVME,
-and the SigV4 payload hash computed by the engine (off the event loop), not by botocore."""
+the SigV4 payload hash computed by the engine (off the event loop), not by botocore, and no
+HEAD after a PutObject whose answer already proves the object."""
 
 from __future__ import annotations
 
@@ -33,7 +34,11 @@ async def test_content_md5_is_left_out_only_where_the_store_checks_crc64nvme(
     big = openssh_sftp.write_file("in/big.bin", size=2 * PART + 7, seed=5)
     sent: list[tuple[str, dict[str, str], bytes]] = []
 
+    heads: list[str] = []
+
     def record(request: Any, **_: Any) -> None:
+        if request.method == "HEAD":
+            heads.append(request.url)
         body = request.body
         body = getattr(body, "buffer", body)
         if isinstance(body, bytes | bytearray) and body and "/in/" not in request.url:
@@ -74,3 +79,7 @@ async def test_content_md5_is_left_out_only_where_the_store_checks_crc64nvme(
         assert ("content-md5" in headers) is not s3_store.validates_checksums
         assert headers["x-amz-content-sha256"] == hashlib.sha256(body).hexdigest()
     assert signers and set(signers) == {KNOWN_PAYLOAD_SIGNER}
+    # the PutObject's answer proved the small file (its checked CRC64NVME, or its ETag): no
+    # HEAD for it; the multipart object is still checked by HEAD after Complete
+    assert not [url for url in heads if "small.csv" in url]
+    assert [url for url in heads if "big.bin" in url]
