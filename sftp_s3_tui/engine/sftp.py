@@ -952,13 +952,22 @@ class RemoteReader:
         return self._width
 
     async def stat(self) -> tuple[int, int]:
-        """(size, mtime) of the opened file; refuses anything but a regular file with a
-        known size. (Jobs come from listings and stats that already refused FIFOs, devices
-        and sockets by type, so opening never blocks on one.)"""
-        _index, lease, file = await self._handle(0)
-        attrs = await self.pool.request(
-            self.endpoint, self.path, lambda _client: file.stat(), lease=lease
-        )
+        """(size, mtime) of the file, opened meanwhile; refuses anything but a regular file
+        with a known size. (Jobs come from listings and stats that already refused FIFOs,
+        devices and sockets by type, so opening never blocks on one.)
+
+        The stat by path goes out together with the open, not after it: one round trip for
+        both on a far link, where small files cost round trips, not bytes. The read's EOF
+        probe and the fstat after the read (:meth:`fstat`) check the open file against it.
+        """
+        opening = asyncio.ensure_future(self._handle(0))
+        try:
+            attrs = await self.pool.request(self.endpoint, self.path, lambda c: c.stat(self.path))
+        except BaseException:
+            opening.cancel()
+            await asyncio.gather(opening, return_exceptions=True)
+            raise
+        await opening  # the open's own error (e.g. no read permission) if it failed
         entry = _entry(posixpath.basename(self.path), self.path, attrs)
         if entry.problem or entry.is_dir:
             raise SourceUnsupported(
