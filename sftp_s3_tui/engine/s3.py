@@ -154,6 +154,14 @@ class BufferBody(aiohttp.payload.Payload):
             view.release()
 
 
+def _no_expect_continue(request: Any, **_: Any) -> None:
+    """botocore asks for ``Expect: 100-continue`` on every file-like body, and aiohttp then
+    waits for the store's 100 before sending it: a round trip per part to a far store. A
+    :class:`BufferBody` is sent as a bytes body would be, at once."""
+    if isinstance(request.body, BufferBody) and "Expect" in request.headers:
+        del request.headers["Expect"]
+
+
 def signs_payload(client: S3Client) -> bool:
     """Whether SigV4 signs each body's SHA-256 for ``client`` (botocore does on http://; on
     https:// with a checksum header it sends UNSIGNED-PAYLOAD)."""
@@ -277,6 +285,7 @@ async def open_client(endpoint: S3Endpoint, *, connections: int = 32) -> AsyncIt
             client.meta.events.register(
                 f"choose-signer.s3.{operation}", _choose_known_payload_signer
             )
+            client.meta.events.register(f"before-sign.s3.{operation}", _no_expect_continue)
         yield client
 
 
