@@ -39,6 +39,12 @@ HEADER_NAME = {
     ChecksumChoice.SHA256: "SHA256",
 }
 FULL_OBJECT = {ChecksumChoice.CRC64NVME}  # the others are COMPOSITE on a multipart object
+#: Where a store proved it checks one of these (it refused a wrong value), parts and objects
+#: go without Content-MD5: the 64-bit CRC every part carries, checked by the store, and the
+#: whole object's CRC64NVME checked at Complete and compared after it, replace it (AWS treats
+#: x-amz-checksum-* as Content-MD5's successor). MD5 costs more CPU than everything else the
+#: engine hashes together.
+REPLACES_MD5 = {ChecksumChoice.CRC64NVME}
 KMS_VALUES = {"aws:kms", "aws:kms:dsse"}
 PROBE_BODY = b"sftp-s3-tui checksum probe"
 TRANSIENT_CODES = {"", "InternalError", "SlowDown", "ServiceUnavailable", "500", "503"}
@@ -69,8 +75,9 @@ def b64(raw: bytes) -> str:
 class PartSums:
     """What one part (or a single-part object) is sent with: Content-MD5 and the checksum."""
 
-    md5: bytes | None  # raw 16 bytes; None when nothing is sent (``none``)
+    md5: bytes | None  # raw 16 bytes; None when not sent (``none``; a store checking CRC64NVME)
     checksum: bytes | None  # raw digest in the upload's algorithm; None for md5 / none
+    payload_sha256: str | None = None  # hex SHA-256 of the body, for SigV4 on http:// endpoints
 
     @property
     def md5_hex(self) -> str:
@@ -84,13 +91,28 @@ class PartSums:
         return b64(self.md5) if self.md5 is not None else ""
 
 
-def part_sums(algorithm: ChecksumChoice, data: memoryview | bytes) -> PartSums:
-    """Hash one part for ``algorithm`` (thread-safe; OpenSSL and awscrt release the GIL)."""
+def part_sums(
+    algorithm: ChecksumChoice,
+    data: memoryview | bytes,
+    *,
+    md5: bool = True,
+    payload_sha256: bool = False,
+) -> PartSums:
+    """Hash one part for ``algorithm`` (thread-safe; OpenSSL and awscrt release the GIL).
+
+    ``md5=False`` leaves Content-MD5 out (a store that checks CRC64NVME, see
+    :data:`REPLACES_MD5`; ``md5`` and ``none`` uploads ignore it). ``payload_sha256`` also
+    computes the body's SHA-256 that SigV4 signs on a plain-http endpoint, here in the
+    caller's worker thread instead of by botocore on the event loop.
+    """
+    sha = hashlib.sha256(data).hexdigest() if payload_sha256 else None
     if algorithm is ChecksumChoice.NONE:
-        return PartSums(None, None)
-    md5 = hashlib.md5(data, usedforsecurity=False).digest()
+        return PartSums(None, None, sha)
+    if algorithm is ChecksumChoice.MD5:
+        md5 = True
+    digest = hashlib.md5(data, usedforsecurity=False).digest() if md5 else None
     checksum = checksum_of(algorithm, data) if algorithm in HEADER_NAME else None
-    return PartSums(md5, checksum)
+    return PartSums(digest, checksum, sha)
 
 
 def request_fields(algorithm: ChecksumChoice, sums: PartSums) -> dict[str, str]:
@@ -173,7 +195,17 @@ class StoreCapabilities:
         if self.algorithm is not ChecksumChoice.NONE:
             checks.append(f"Content-MD5 {'checked' if self.md5_checked else 'not checked'}")
             checks.append("ETag is MD5" if self.etag_is_md5 else "ETag is not an MD5")
+        if not self.sends_md5 and self.algorithm is not ChecksumChoice.NONE:
+            checks.append("no Content-MD5 sent: the store checks the CRC64NVME")
         return f"{self.endpoint} / {self.bucket}: checksum {self.algorithm} ({', '.join(checks)})"
+
+    @property
+    def sends_md5(self) -> bool:
+        """Whether parts and PutObjects carry Content-MD5: always, unless the store proved it
+        checks a checksum that replaces it (:data:`REPLACES_MD5`)."""
+        if self.algorithm is ChecksumChoice.NONE:
+            return False
+        return not (self.checksum_checked and self.algorithm in REPLACES_MD5)
 
 
 @dataclass

@@ -67,6 +67,8 @@ class MultipartUpload:
         self.digest_state: DigestState | None = None
         self.digest_through = 0
         self.etag_is_md5 = True  # part ETags are compared with our MD5 while this holds
+        self.sends_md5 = True  # Content-MD5 on every part (not where the store checks CRC64NVME)
+        self.signs_payload = s3.signs_payload(ctx.s3)  # SigV4 signs each body's SHA-256
         self._writer = writer
 
     @property
@@ -123,6 +125,7 @@ class MultipartUpload:
         upload_id = await s3.create_upload(ctx.s3, job.bucket, job.key, **params)
         upload = cls(ctx, job, upload_id, algorithm, None, claim=claim)
         upload.etag_is_md5 = store.etag_is_md5
+        upload.sends_md5 = store.sends_md5
         if claim is not None:
             entry = claim.new_entry(
                 job.source, upload_id, part_size, job.size, job.mtime, algorithm.value
@@ -224,6 +227,7 @@ class MultipartUpload:
                 self.upload_id,
                 number,
                 buffer,
+                payload_sha256=sums.payload_sha256,
                 **request_fields(self.algorithm, sums),
             )
         etag = str(response["ETag"])

@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 from . import s3, shared_resume
 from .checksums import (
     HEADER_NAME,
+    KMS_VALUES,
     SESSION_PROBES,
     PartSums,
     StoreCapabilities,
@@ -124,7 +125,8 @@ class _PartOrder:
 
     async def hash(self, number: int, view: memoryview) -> PartSums:
         """The part's own MD5 and checksum, then (in its turn) the stream digest."""
-        sums = await _part_sums(self.upload.algorithm, view)
+        upload = self.upload
+        sums = await _part_sums(upload.algorithm, view, upload.sends_md5, upload.signs_payload)
         await self.turn.wait(number)
         try:
             await _digest(self.digest, view)
@@ -195,9 +197,14 @@ async def _digest(digest: StreamDigest, view: memoryview) -> None:
     await _off_loop(lambda: digest.update(view), len(view))
 
 
-async def _part_sums(algorithm: ChecksumChoice, view: memoryview) -> PartSums:
-    """The part's own MD5 and checksum; parts need no order, so several hash at once."""
-    return await _off_loop(lambda: part_sums(algorithm, view), len(view))
+async def _part_sums(
+    algorithm: ChecksumChoice, view: memoryview, md5: bool, payload_sha256: bool
+) -> PartSums:
+    """The part's own MD5 and checksum (and its SHA-256 for SigV4 on http, else botocore
+    hashes it on the event loop); parts need no order, so several hash at once."""
+    return await _off_loop(
+        lambda: part_sums(algorithm, view, md5=md5, payload_sha256=payload_sha256), len(view)
+    )
 
 
 class FileTransfer:
@@ -434,7 +441,9 @@ class FileTransfer:
         view = memoryview(buffer)
         try:
             await self._read_part(source, 1, 0, view, asyncio.Semaphore(1))
-            sums = await _part_sums(store.algorithm, view)
+            sums = await _part_sums(
+                store.algorithm, view, store.sends_md5, s3.signs_payload(ctx.s3)
+            )
             await _digest(digest, view)
             await self._check_unchanged(source)
             metadata = {META_SHA256: digest.sha256_hex(), META_MTIME: str(job.mtime)}
@@ -448,6 +457,7 @@ class FileTransfer:
                         job.bucket,
                         job.key,
                         buffer,
+                        payload_sha256=sums.payload_sha256,
                         Metadata=self._metadata(metadata),
                         **request_fields(store.algorithm, sums),
                         **self._object_options(),
@@ -481,7 +491,9 @@ class FileTransfer:
             multipart=False,
             sha256_in_metadata=True,
         )
-        verified_by = await self._verify(expected, Published.from_answer(answer))
+        verified_by = _put_answer_proves(expected, answer, store) if ctx.options.verify else ""
+        if not verified_by:
+            verified_by = await self._verify(expected, Published.from_answer(answer))
         return self._result(TransferState.DONE, digest.sha256_hex(), 1, verified_by=verified_by)
 
     # many parts: a multipart upload ----------------------------------------------------------
@@ -810,6 +822,27 @@ class FileTransfer:
             published,
             self.ctx.endpoint_name,
         )
+
+
+def _put_answer_proves(expected: Expected, answer: dict[str, Any], store: StoreCapabilities) -> str:
+    """What a PutObject's answer proves by itself ('' = HEAD the object to verify it).
+
+    A store that refused a wrong checksum in the store check and answers with ours computed
+    it from the bytes it stored (size and metadata came in the same request); else an ETag
+    that is a plain MD5 (no SSE-KMS / SSE-C) equal to ours is the MD5 of what it stored. Any
+    disagreement in the answer goes to the HEAD, which names and cleans up the problem.
+    """
+    name = HEADER_NAME.get(expected.algorithm)
+    echoed = answer.get(f"Checksum{name}") if name else None
+    if echoed is not None and echoed != expected.checksum:
+        return ""
+    if echoed is not None and store.checksum_checked:
+        return expected.checksum_kind(full_object=True)
+    encrypted = answer.get("ServerSideEncryption") in KMS_VALUES or "SSECustomerAlgorithm" in answer
+    etag = str(answer.get("ETag", "")).strip('"')
+    if expected.etag and store.etag_is_md5 and not encrypted and etag == expected.etag:
+        return "md5-etag"
+    return ""
 
 
 def _first_error(group: BaseExceptionGroup) -> BaseException:

@@ -9,12 +9,16 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import contextvars
 import hashlib
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import aioboto3
+import aiohttp.payload
+import botocore.auth
 from aiobotocore.config import AioConfig
 from botocore.exceptions import (
     BotoCoreError,
@@ -23,11 +27,146 @@ from botocore.exceptions import (
     NoCredentialsError,
     SSLError,
 )
+from botocore.handlers import set_operation_specific_signer
 
 from .config import S3Endpoint
 from .errors import BucketNotFound, S3AccessDenied, S3Error, TransferError
 
 S3Client = Any  # aiobotocore's client is generated at run time
+
+#: (Content-Length, hex SHA-256) of the body the current task is about to send, when the
+#: engine hashed it already (:func:`upload_part`, :func:`put_object` with ``payload_sha256``).
+_PAYLOAD_SHA256: contextvars.ContextVar[tuple[str, str] | None] = contextvars.ContextVar(
+    "payload_sha256", default=None
+)
+KNOWN_PAYLOAD_SIGNER = "s3v4-sftp-s3-tui-known-payload"
+
+
+def _known_payload(request: Any) -> str | None:
+    """The precomputed SHA-256 of ``request``'s body, if this task set one for its length."""
+    known = _PAYLOAD_SHA256.get()
+    if known is None or request.headers.get("Content-Length") != known[0]:
+        return None
+    return known[1]
+
+
+def _known_payload_signer(base: type) -> type:
+    """botocore's S3 SigV4 signer (``base``: its CRT or pure-Python one), taking the body's
+    SHA-256 the engine computed in a worker thread instead of hashing the body on the event
+    loop. On a plain-http endpoint SigV4 signs every body's SHA-256; the signature and what
+    the store checks are the same (a wrong value is refused as XAmzContentSHA256Mismatch)."""
+
+    class KnownPayloadAuth(base):  # type: ignore[misc, valid-type]
+        def _should_sha256_sign_payload(self, request: Any) -> bool:
+            if _known_payload(request) is not None:
+                return True
+            return bool(super()._should_sha256_sign_payload(request))
+
+        def _get_existing_sha256(self, request: Any) -> str | None:  # the CRT signer
+            return _known_payload(request) or super()._get_existing_sha256(request)
+
+        def _crt_request_from_aws_request(self, aws_request: Any) -> Any:
+            if _known_payload(aws_request) is None:
+                return super()._crt_request_from_aws_request(aws_request)
+            # botocore's request without its body (it would copy it, and need not read it)
+            import awscrt.http
+
+            url = urlsplit(aws_request.url)
+            path = url.path or "/"
+            if aws_request.params:
+                path += "?" + "&".join(f"{k}={v}" for k, v in aws_request.params.items())
+            elif url.query:
+                path += f"?{url.query}"
+            headers = awscrt.http.HttpHeaders(aws_request.headers.items())
+            return awscrt.http.HttpRequest(method=aws_request.method, path=path, headers=headers)
+
+        def payload(self, request: Any) -> str:  # the pure-Python signer
+            return _known_payload(request) or str(super().payload(request))
+
+    return KnownPayloadAuth
+
+
+botocore.auth.AUTH_TYPE_MAPS.setdefault(
+    KNOWN_PAYLOAD_SIGNER, _known_payload_signer(botocore.auth.AUTH_TYPE_MAPS["s3v4"])
+)
+
+
+def _choose_known_payload_signer(
+    context: dict[str, Any], signing_name: str, signature_version: Any, **_: Any
+) -> str | None:
+    """Sign with :data:`KNOWN_PAYLOAD_SIGNER` where botocore would use plain SigV4 for S3
+    (its own choice, asked first; None lets botocore's handlers decide as usual)."""
+    chosen = set_operation_specific_signer(context=context, signing_name=signing_name)
+    return KNOWN_PAYLOAD_SIGNER if (chosen or signature_version) == "s3v4" else None
+
+
+#: Slices a part body is written in: each goes to the socket as a view of the pool buffer and
+#: the writer waits for the socket between them, so asyncio (Python 3.11) copies at most the
+#: unsent rest of one slice into its own buffer.
+BODY_SLICE = 1 << 20
+
+
+class BufferBody(aiohttp.payload.Payload):
+    """A request body sent straight from a pool buffer, without the copies aiohttp's bytes
+    payload makes on Python < 3.12.9 (a slice of the whole body, then headers + body joined
+    into one new bytes: two 8 MiB copies per part, and the RSS for them).
+
+    It is also the file-like object botocore expects of a streaming body (``read``, ``seek``,
+    ``tell``), so a retry rewinds it and a signer that must hash it can."""
+
+    def __init__(self, buffer: bytearray) -> None:
+        super().__init__(buffer, size=len(buffer), content_type="application/octet-stream")
+        self.buffer = buffer
+        self._length = len(buffer)
+        self._position = 0
+
+    def read(self, size: int = -1) -> bytes:
+        end = self._length if size is None or size < 0 else min(self._length, self._position + size)
+        data = bytes(memoryview(self.buffer)[self._position : end])
+        self._position = end
+        return data
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        base = {0: 0, 1: self._position, 2: self._length}[whence]
+        self._position = max(0, min(self._length, base + offset))
+        return self._position
+
+    def tell(self) -> int:
+        return self._position
+
+    def __len__(self) -> int:
+        return self._length
+
+    def decode(self, encoding: str = "utf-8", errors: str = "strict") -> str:
+        return self.buffer.decode(encoding, errors)
+
+    async def write(self, writer: Any) -> None:
+        await self.write_with_length(writer, None)
+
+    async def write_with_length(self, writer: Any, content_length: int | None) -> None:
+        end = self._length if content_length is None else min(self._length, content_length)
+        view = memoryview(self.buffer)
+        try:
+            await writer.write(b"")  # the headers alone: not joined with (copied into) the body
+            for start in range(0, end, BODY_SLICE):
+                await writer.write(view[start : min(start + BODY_SLICE, end)])
+        finally:
+            view.release()
+
+
+def _no_expect_continue(request: Any, **_: Any) -> None:
+    """botocore asks for ``Expect: 100-continue`` on every file-like body, and aiohttp then
+    waits for the store's 100 before sending it: a round trip per part to a far store. A
+    :class:`BufferBody` is sent as a bytes body would be, at once."""
+    if isinstance(request.body, BufferBody) and "Expect" in request.headers:
+        del request.headers["Expect"]
+
+
+def signs_payload(client: S3Client) -> bool:
+    """Whether SigV4 signs each body's SHA-256 for ``client`` (botocore does on http://; on
+    https:// with a checksum header it sends UNSIGNED-PAYLOAD)."""
+    return not str(client.meta.endpoint_url).startswith("https:")
+
 
 _ACCESS_CODES = {
     "AccessDenied",
@@ -142,6 +281,11 @@ async def open_client(endpoint: S3Endpoint, *, connections: int = 32) -> AsyncIt
         kwargs["region_name"] = endpoint.region
     async with session.client("s3", **kwargs) as client:
         client.meta.events.register("before-sign.s3.PutObjectTagging", _md5_instead_of_crc)
+        for operation in ("UploadPart", "PutObject"):
+            client.meta.events.register(
+                f"choose-signer.s3.{operation}", _choose_known_payload_signer
+            )
+            client.meta.events.register(f"before-sign.s3.{operation}", _no_expect_continue)
         yield client
 
 
@@ -251,16 +395,26 @@ async def deadline(seconds: float, what: str) -> AsyncIterator[None]:
 
 
 async def put_object(
-    client: S3Client, bucket: str, key: str, body: bytearray, **params: Any
+    client: S3Client,
+    bucket: str,
+    key: str,
+    body: bytearray,
+    *,
+    payload_sha256: str | None = None,
+    **params: Any,
 ) -> dict[str, Any]:
-    """PutObject of one in-memory body; ``params`` are the request's other fields."""
+    """PutObject of one in-memory body; ``params`` are the request's other fields.
+    ``payload_sha256``: the body's hex SHA-256, if already computed (SigV4 on http)."""
     what = f"Writing s3://{bucket}/{key}"
+    token = _PAYLOAD_SHA256.set((str(len(body)), payload_sha256) if payload_sha256 else None)
     try:
         response: dict[str, Any] = await client.put_object(
-            Bucket=bucket, Key=key, Body=body, ContentLength=len(body), **params
+            Bucket=bucket, Key=key, Body=BufferBody(body), ContentLength=len(body), **params
         )
     except (ClientError, BotoCoreError) as exc:
         raise map_s3_error(exc, what) from exc
+    finally:
+        _PAYLOAD_SHA256.reset(token)
     return response
 
 
@@ -280,22 +434,28 @@ async def upload_part(
     upload_id: str,
     number: int,
     body: bytearray,
+    *,
+    payload_sha256: str | None = None,
     **params: Any,
 ) -> dict[str, Any]:
-    """UploadPart straight from ``body`` (a pool buffer sized exactly, so no copy)."""
+    """UploadPart straight from ``body`` (a pool buffer sized exactly, so no copy).
+    ``payload_sha256``: the body's hex SHA-256, if already computed (SigV4 on http)."""
     what = f"Uploading part {number} of s3://{bucket}/{key}"
+    token = _PAYLOAD_SHA256.set((str(len(body)), payload_sha256) if payload_sha256 else None)
     try:
         response: dict[str, Any] = await client.upload_part(
             Bucket=bucket,
             Key=key,
             UploadId=upload_id,
             PartNumber=number,
-            Body=body,
+            Body=BufferBody(body),
             ContentLength=len(body),
             **params,
         )
     except (ClientError, BotoCoreError) as exc:
         raise map_s3_error(exc, what) from exc
+    finally:
+        _PAYLOAD_SHA256.reset(token)
     return response
 
 

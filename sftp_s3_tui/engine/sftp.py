@@ -952,13 +952,22 @@ class RemoteReader:
         return self._width
 
     async def stat(self) -> tuple[int, int]:
-        """(size, mtime) of the opened file; refuses anything but a regular file with a
-        known size. (Jobs come from listings and stats that already refused FIFOs, devices
-        and sockets by type, so opening never blocks on one.)"""
-        _index, lease, file = await self._handle(0)
-        attrs = await self.pool.request(
-            self.endpoint, self.path, lambda _client: file.stat(), lease=lease
-        )
+        """(size, mtime) of the file, opened meanwhile; refuses anything but a regular file
+        with a known size. (Jobs come from listings and stats that already refused FIFOs,
+        devices and sockets by type, so opening never blocks on one.)
+
+        The stat by path goes out together with the open, not after it: one round trip for
+        both on a far link, where small files cost round trips, not bytes. The read's EOF
+        probe and the fstat after the read (:meth:`fstat`) check the open file against it.
+        """
+        opening = asyncio.ensure_future(self._handle(0))
+        try:
+            attrs = await self.pool.request(self.endpoint, self.path, lambda c: c.stat(self.path))
+        except BaseException:
+            opening.cancel()
+            await asyncio.gather(opening, return_exceptions=True)
+            raise
+        await opening  # the open's own error (e.g. no read permission) if it failed
         entry = _entry(posixpath.basename(self.path), self.path, attrs)
         if entry.problem or entry.is_dir:
             raise SourceUnsupported(
@@ -978,7 +987,18 @@ class RemoteReader:
         far = link is not None and link.rtt_seconds >= FAR_RTT_SECONDS
         parts = -(-size // max(part_size, 1))
         self._width = max(1, min(self.endpoint.connections, parts)) if far else 1
+        if self._handles:  # log the further connections in now, not at their first part:
+            for index in range(1, self._width):  # the file's first parts come meanwhile
+                self._open_later(index)
         return self._width
+
+    def _open_later(self, index: int) -> None:
+        """Open handle ``index`` in the background (its connection may need a login)."""
+        if index in self._handles or index in self._opening or self._closed:
+            return
+        task = asyncio.ensure_future(self._open(index))
+        self._opening[index] = task
+        task.add_done_callback(functools.partial(self._opened, index))
 
     async def _handle(self, index: int) -> tuple[int, Lease, asyncssh.SFTPClientFile]:
         """The handle for ``index``; while a further connection logs in (in the background)
@@ -987,10 +1007,7 @@ class RemoteReader:
         if found is not None:
             return (index, *found)
         if self._handles:
-            if index not in self._opening:
-                task = asyncio.ensure_future(self._open(index))
-                self._opening[index] = task
-                task.add_done_callback(functools.partial(self._opened, index))
+            self._open_later(index)
             first = min(self._handles)
             return (first, *self._handles[first])
         async with self._lock:
