@@ -98,6 +98,15 @@ class LoopLagProbe:
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run())
 
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "max_loop_stall_ms": round(self.max_stall * 1000, 1),
+            "loop_stalls_over_100ms": self.stalls_over_100ms,
+            "max_loop_busy_ms": round(self.max_busy * 1000, 1),
+            "loop_busy_over_100ms": self.busy_over_100ms,
+            "probe_samples": self.samples,
+        }
+
     async def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()
@@ -212,6 +221,88 @@ async def work(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+# -- the real CLI ---------------------------------------------------------------------------------
+
+
+def cli_worker(probe_out: Path, argv: list[str]) -> int:
+    """``sftp-s3-tui copy`` exactly as ``python -m sftp_s3_tui`` runs it, plus the loop probe
+    around the command's coroutine (its figures go to ``probe_out``)."""
+    from sftp_s3_tui import cli
+
+    probe = LoopLagProbe()
+    run = cli._run
+
+    def run_with_probe(coro: Any) -> int:
+        async def probed() -> int:
+            probe.start()
+            try:
+                return int(await coro)
+            finally:
+                await probe.stop()
+
+        return run(probed())
+
+    cli._run = run_with_probe  # main() looks it up when it runs the command
+    code = cli.main(argv)
+    probe_out.write_text(json.dumps(probe.as_dict()))
+    return code
+
+
+def run_cli(
+    source: str, dest: str, *, env: dict[str, str], scratch: Path, extra: list[str]
+) -> dict[str, Any]:
+    """Run the CLI as its own process; its peak RSS and CPU from its own rusage (wait4),
+    the copy's seconds and counts from its ``--json`` summary."""
+    probe_out = scratch / f"probe-{time.monotonic_ns()}.json"
+    stdout_path = scratch / "cli-stdout.jsonl"
+    command = [
+        sys.executable,
+        "-m",
+        "bench.many_files",
+        "--cli-worker",
+        str(probe_out),
+        "--",
+        "copy",
+        source,
+        dest,
+        "--json",
+        *extra,
+    ]
+    began = time.monotonic()
+    with stdout_path.open("w") as out, (scratch / "cli-stderr.txt").open("w") as err:
+        proc = subprocess.Popen(command, stdout=out, stderr=err, env=env)
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+    wall = time.monotonic() - began
+    if proc.returncode not in (0, 1):
+        tail = (scratch / "cli-stderr.txt").read_text()[-3000:]
+        raise SystemExit(f"the CLI exited {proc.returncode}:\n{tail}")
+    with stdout_path.open() as lines:
+        rows = 0
+        last = ""
+        for line in lines:
+            rows += 1
+            last = line
+    summary = json.loads(last)
+    probe = json.loads(probe_out.read_text())
+    files = int(summary["files"])
+    cpu = usage.ru_utime + usage.ru_stime
+    return {
+        "exit_code": proc.returncode,
+        "files": files,
+        "copied": summary["copied"],
+        "failed": summary["failed"],
+        "json_rows": rows - 1,
+        "seconds": summary["seconds"],
+        "wall_seconds": round(wall, 2),
+        "files_per_second": round(files / summary["seconds"], 1) if summary["seconds"] else 0,
+        "cpu_seconds": round(cpu, 2),
+        "cpu_ms_per_file": round(1000 * cpu / max(files, 1), 2),
+        "peak_rss_mib": round(usage.ru_maxrss * 1024 / MiB, 1),  # KiB on Linux
+        **probe,
+    }
+
+
 # -- the orchestrator ----------------------------------------------------------------------------
 
 
@@ -263,6 +354,16 @@ def run_count(count: int, args: argparse.Namespace) -> dict[str, Any]:
                 aws_access_key_id="testing",
                 aws_secret_access_key="testing",
             ).create_bucket(Bucket=BUCKET)
+            if args.front == "cli":
+                boto3.client(
+                    "s3",
+                    endpoint_url=s3_url,
+                    region_name="us-east-1",
+                    aws_access_key_id="testing",
+                    aws_secret_access_key="testing",
+                ).create_bucket(Bucket="baseline")
+            if args.front == "cli":
+                return cli_count(count, args, ready["port"], known_hosts, s3_url, Path(scratch))
             worker = subprocess.run(
                 [
                     *me,
@@ -290,6 +391,7 @@ def run_count(count: int, args: argparse.Namespace) -> dict[str, Any]:
             if worker.returncode != 0:
                 raise SystemExit(f"worker for {count} files failed:\n{worker.stderr[-3000:]}")
             result: dict[str, Any] = json.loads(worker.stdout.strip().splitlines()[-1])
+            result["front"] = "engine"
             result["objects"], result["sample_matching"] = check_objects(s3_url, count)
             return result
     finally:
@@ -299,6 +401,47 @@ def run_count(count: int, args: argparse.Namespace) -> dict[str, Any]:
             server.wait(timeout=10)
         except subprocess.TimeoutExpired:
             server.kill()
+
+
+def cli_count(
+    count: int, args: argparse.Namespace, port: int, known_hosts: Path, s3_url: str, scratch: Path
+) -> dict[str, Any]:
+    """The real ``sftp-s3-tui copy`` of the whole folder; its baseline is the same command
+    copying one file of it (same flags, same servers), run first."""
+    env = {
+        **os.environ,
+        "XDG_STATE_HOME": str(scratch),
+        "SFTP_PASSWORD": PASSWORD,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_REGION": "us-east-1",
+    }
+    env.pop("AWS_PROFILE", None)
+    flags = [
+        "--endpoint-url",
+        s3_url,
+        "--path-style",
+        "--known-hosts",
+        str(known_hosts),
+        "--no-agent",
+        "--memory",
+        str(args.memory),
+    ]
+    base = f"sftp://{USER}@127.0.0.1:{port}/many"
+    one = run_cli(
+        f"{base}/f0000000.csv", "s3://baseline/one.csv", env=env, scratch=scratch, extra=flags
+    )
+    result = run_cli(f"{base}/", f"s3://{BUCKET}/", env=env, scratch=scratch, extra=flags)
+    result.update(
+        front="cli",
+        count=count,
+        listing="cli",
+        budget_mib=args.memory // MiB,
+        baseline_rss_mib=one["peak_rss_mib"],
+        peak_over_baseline_mib=round(result["peak_rss_mib"] - one["peak_rss_mib"], 1),
+    )
+    result["objects"], result["sample_matching"] = check_objects(s3_url, count)
+    return result
 
 
 def parse_size(text: str) -> int:
@@ -320,6 +463,13 @@ def main(argv: list[str] | None = None) -> None:
         help="stream: asyncssh scandir batches into the queue (measured); walk: the engine's "
         "plan.walk; expand: the whole list first",
     )
+    parser.add_argument(
+        "--front",
+        choices=("engine", "cli"),
+        default="engine",
+        help="engine: a worker drives TransferQueue directly; cli: the real `sftp-s3-tui copy` "
+        "as its own process (peak RSS and CPU from its rusage), baseline = it copying one file",
+    )
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument(
         "--keep-finished",
@@ -328,6 +478,8 @@ def main(argv: list[str] | None = None) -> None:
         help="done transfers the queue keeps (default 100; -1: all, as join() callers get)",
     )
     parser.add_argument("--serve-sftp", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--cli-worker", type=Path, help=argparse.SUPPRESS)  # probe output
+    parser.add_argument("cli_args", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--count", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
@@ -335,6 +487,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--s3-url", help=argparse.SUPPRESS)
     parser.add_argument("--profile", type=Path, help=argparse.SUPPRESS)  # worker: cProfile
     args = parser.parse_args(argv)
+    if args.cli_worker is not None:
+        raise SystemExit(cli_worker(args.cli_worker, [a for a in args.cli_args if a != "--"]))
     if args.worker and args.profile:
         import cProfile
 
