@@ -80,18 +80,25 @@ class LoopLagProbe:
         self.stalls_over_100ms = 0
         self.busy_over_100ms = 0
         self.samples = 0
+        self.max_busy_at = 0.0  # seconds after the probe started
+        self.startup_busy = 0.0  # the first interval: start-up (connecting, loading models)
         self._task: asyncio.Task[None] | None = None
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
+        start = loop.time()
         while True:
             began, cpu_began = loop.time(), time.thread_time()
             await asyncio.sleep(self.interval)
             stall = loop.time() - began - self.interval
             busy = min(stall, time.thread_time() - cpu_began)
             self.samples += 1
+            if self.samples == 1:  # the first wake-up waited for the command's start-up
+                self.startup_busy = busy
+                continue
             self.max_stall = max(self.max_stall, stall)
-            self.max_busy = max(self.max_busy, busy)
+            if busy > self.max_busy:
+                self.max_busy, self.max_busy_at = busy, began - start
             self.stalls_over_100ms += stall > 0.1
             self.busy_over_100ms += busy > 0.1
 
@@ -103,6 +110,8 @@ class LoopLagProbe:
             "max_loop_stall_ms": round(self.max_stall * 1000, 1),
             "loop_stalls_over_100ms": self.stalls_over_100ms,
             "max_loop_busy_ms": round(self.max_busy * 1000, 1),
+            "max_loop_busy_at_s": round(self.max_busy_at, 1),
+            "startup_loop_busy_ms": round(self.startup_busy * 1000, 1),
             "loop_busy_over_100ms": self.busy_over_100ms,
             "probe_samples": self.samples,
         }
@@ -112,6 +121,66 @@ class LoopLagProbe:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+
+
+class SlowCallbacks:
+    """Names the loop's callbacks that ran longest in CPU time (``thread_time``, so a busy
+    box does not count): for finding what stalls the loop. Patches ``Handle._run``."""
+
+    def __init__(self, threshold: float = 0.01, keep: int = 40) -> None:
+        self.threshold = threshold
+        self.keep = keep
+        self.slow: list[tuple[float, str]] = []
+        self.gc_pauses: list[tuple[float, int, int]] = []  # ms, generation, collected
+        self._gc_began = 0.0
+
+    def _on_gc(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._gc_began = time.thread_time()
+            return
+        spent = time.thread_time() - self._gc_began
+        if spent >= self.threshold / 4:
+            self.gc_pauses.append(
+                (round(spent * 1000, 1), info["generation"], info.get("collected", 0))
+            )
+
+    def install(self) -> None:
+        import gc
+        from asyncio import events
+
+        gc.callbacks.append(self._on_gc)
+
+        original = events.Handle._run
+        slow = self
+
+        def timed(handle: Any) -> None:
+            began = time.thread_time()
+            original(handle)
+            spent = time.thread_time() - began
+            if spent >= slow.threshold:
+                slow.note(spent, handle)
+
+        events.Handle._run = timed  # type: ignore[method-assign]
+
+    def note(self, spent: float, handle: Any) -> None:
+        callback = getattr(handle, "_callback", None)
+        owner = getattr(callback, "__self__", None)
+        if isinstance(owner, asyncio.Task):
+            coro = owner.get_coro()
+            frame = getattr(coro, "cr_frame", None)
+            where = f"task {owner.get_name()} {getattr(coro, '__qualname__', coro)}"
+            inner = coro
+            while getattr(inner, "cr_await", None) is not None:  # the innermost await
+                inner = inner.cr_await
+            for one in {id(coro): coro, id(inner): inner}.values():
+                frame = getattr(one, "cr_frame", None) or getattr(one, "gi_frame", None)
+                if frame is not None:
+                    where += f" at {frame.f_code.co_filename}:{frame.f_lineno}"
+        else:
+            where = repr(callback)[:200]
+        self.slow.append((round(spent * 1000, 1), where))
+        self.slow.sort(reverse=True)
+        del self.slow[self.keep :]
 
 
 def rss_bytes() -> int:
@@ -230,11 +299,15 @@ def cli_worker(probe_out: Path, argv: list[str]) -> int:
     from sftp_s3_tui import cli
 
     probe = LoopLagProbe()
+    slow = SlowCallbacks() if os.environ.get("BENCH_SLOW_CALLBACKS") else None
+    if slow is not None:
+        slow.install()
     run = cli._run
 
     def run_with_probe(coro: Any) -> int:
         async def probed() -> int:
             probe.start()
+            await asyncio.sleep(0)  # the probe's first interval covers the start-up too
             try:
                 return int(await coro)
             finally:
@@ -244,7 +317,12 @@ def cli_worker(probe_out: Path, argv: list[str]) -> int:
 
     cli._run = run_with_probe  # main() looks it up when it runs the command
     code = cli.main(argv)
-    probe_out.write_text(json.dumps(probe.as_dict()))
+    figures = probe.as_dict()
+    if slow is not None:
+        figures["slow_callbacks_ms"] = slow.slow
+        figures["gc_pauses_ms"] = sorted(slow.gc_pauses, reverse=True)[:20]
+        figures["gc_pauses_count"] = len(slow.gc_pauses)
+    probe_out.write_text(json.dumps(figures))
     return code
 
 
