@@ -173,6 +173,8 @@ def summary_record(results: list[TransferResult], seconds: float) -> dict[str, o
 #: Done/skipped transfers the queue keeps while a CLI copy runs (results are printed as they
 #: arrive and counted, so the queue need not keep them): memory stays flat in file count.
 KEEP_FINISHED = 100
+#: Files listed ahead of the copy at most (None: the queue's default, 256 or 4 × --files).
+LOOKAHEAD: int | None = None
 #: Failures named one per line at the end; beyond that they are counted ("and N more").
 FAILED_LINES = 100
 
@@ -382,6 +384,7 @@ async def run_copy(request: CopyRequest) -> int:
                     report = await copy.run_stream(
                         _filtered(listed, request, roots, tally),
                         root_of=lambda job: root_of(job, roots),
+                        lookahead=LOOKAHEAD,
                     )
                 else:
                     report = await copy.run(selection)

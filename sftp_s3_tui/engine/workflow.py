@@ -206,17 +206,22 @@ class CopyRun:
         return report
 
     async def run_stream(
-        self, jobs: AsyncIterable[FileJob], *, root_of: Callable[[FileJob], str]
+        self,
+        jobs: AsyncIterable[FileJob],
+        *,
+        root_of: Callable[[FileJob], str],
+        lookahead: int | None = None,
     ) -> RunReport:
         """Copy ``jobs`` as they are listed (the queue's bounded look-ahead): nothing per
         file is kept once its row and source action are done; results reach ``on_file`` and
         source outcomes ``on_outcome``, so the report holds no results and no outcomes.
-        ``root_of`` names the source folder a job is under (for the source action)."""
+        ``root_of`` names the source folder a job is under (for the source action);
+        ``lookahead`` bounds the files listed ahead (the queue's default if None)."""
         self._root_of = root_of
         self._keep_outcomes = False
         unsubscribe = self.queue.bus.subscribe(self._on_event)
         try:
-            self.queue.submit_stream(jobs, on_queued=self._note)
+            self.queue.submit_stream(jobs, lookahead=lookahead, on_queued=self._note)
             await self.queue.join()
             while self._after:
                 await asyncio.gather(*list(self._after))
