@@ -476,6 +476,13 @@ async def run_watch(request: CopyRequest, stop: asyncio.Event) -> int:
     )
     every = request.watch_every_seconds or 60.0
 
+    def on_file(job: FileJob, result: TransferResult) -> None:  # as each file lands
+        if request.json:
+            print(json.dumps(result_record(result), ensure_ascii=False), flush=True)
+        elif not request.quiet or result.status is TransferState.FAILED:
+            extra = f" ({result.message})" if result.message else ""
+            _say(f"{result.source} {result.status.value}{extra}")
+
     def on_poll(poll: PollReport) -> None:
         for error in poll.errors:
             _warn(error)
@@ -488,12 +495,6 @@ async def run_watch(request: CopyRequest, stop: asyncio.Event) -> int:
                 "waiting": len(poll.run.waiting),
             }
             print(json.dumps(record), flush=True)
-        for result in poll.run.results:
-            if request.json:
-                print(json.dumps(result_record(result), ensure_ascii=False), flush=True)
-            elif not request.quiet or result.status is TransferState.FAILED:
-                extra = f" ({result.message})" if result.message else ""
-                _say(f"{result.source} {result.status.value}{extra}")
 
     async with (
         _open_queue(request, bus) as queue,
@@ -522,6 +523,7 @@ async def run_watch(request: CopyRequest, stop: asyncio.Event) -> int:
                 manifest=manifest,
                 source_action=run.source_action,
                 on_poll=on_poll,
+                on_file=on_file,
             )
         finally:
             if manifest is not None:
