@@ -279,47 +279,56 @@ async def plan_copy(
 
 
 class KeyTable:
-    """The destination keys a streamed plan has handed out, at 16 bytes a key or less.
+    """The destination keys a streamed plan has handed out, at 16-32 bytes a key.
 
-    An open-addressing table of 64-bit digests (``hash`` of bucket and key), not the keys
-    themselves, so a plan of a million files holds 16 MiB at most, not the keys' text. Two
+    Open-addressing tables of 64-bit digests (``hash`` of bucket and key), not the keys
+    themselves, so a plan of a million files holds 32 MiB at most, not the keys' text. Two
     different keys share a digest with a chance of about n²/2⁶⁵ (10⁻⁸ at a million files);
-    that would report a collision that is not one, never miss a real one.
+    that would report a collision that is not one, never miss a real one. The digests are
+    spread over 256 tables that grow one at a time, so no growth rehashes more than 1/256
+    of the keys at once (a single table of a million keys would hold the loop for ~0.5 s).
     """
 
-    __slots__ = ("_mask", "_slots", "count")
+    __slots__ = ("_masks", "_shards", "_used", "count")
+
+    _SHARDS = 256
 
     def __init__(self) -> None:
-        self._slots = array("Q", bytes(8 * 1024))
-        self._mask = 1023
+        self._shards = [array("Q", bytes(8 * 64)) for _ in range(self._SHARDS)]
+        self._masks = [63] * self._SHARDS
+        self._used = [0] * self._SHARDS
         self.count = 0
 
     def add(self, bucket: str, key: str) -> bool:
         """Note ``key``; False if it was given out before (the same digest)."""
         digest = (hash((bucket, key)) & 0xFFFF_FFFF_FFFF_FFFF) or 1  # 0 marks an empty slot
-        if not self._insert(digest):
+        shard = digest & (self._SHARDS - 1)
+        slots, mask = self._shards[shard], self._masks[shard]
+        if not _insert(slots, mask, digest):
             return False
         self.count += 1
-        if 2 * self.count > self._mask:  # keep the load under a half
-            old = self._slots
-            self._slots = array("Q", bytes(16 * len(old)))
-            self._mask = 2 * len(old) - 1
-            for value in old:
+        self._used[shard] = used = self._used[shard] + 1
+        if 2 * used > mask:  # keep each table's load under a half
+            grown = array("Q", bytes(16 * len(slots)))
+            self._masks[shard] = mask = 2 * len(slots) - 1
+            for value in slots:
                 if value:
-                    self._insert(value)
+                    _insert(grown, mask, value)
+            self._shards[shard] = grown
         return True
 
-    def _insert(self, digest: int) -> bool:
-        slots, mask = self._slots, self._mask
-        at = digest & mask
-        while True:
-            value = slots[at]
-            if value == 0:
-                slots[at] = digest
-                return True
-            if value == digest:
-                return False
-            at = (at + 1) & mask
+
+def _insert(slots: array[int], mask: int, digest: int) -> bool:
+    """Put ``digest`` in ``slots`` (linear probing); False if it is there already."""
+    at = (digest >> 8) & mask
+    while True:
+        value = slots[at]
+        if value == 0:
+            slots[at] = digest
+            return True
+        if value == digest:
+            return False
+        at = (at + 1) & mask
 
 
 def _key_root(path: str, dest: S3Location) -> str | None:
