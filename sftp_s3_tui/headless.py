@@ -315,6 +315,7 @@ async def run_copy(request: CopyRequest) -> int:
     is decided) and writes nothing.
     """
     global last_tally
+    _settle_heap()  # what the imports built; again once connected
     run = request.run
     bus = EventBus()
     show = not (request.quiet or request.json or run.dry_run) and sys.stderr.isatty()
