@@ -10,8 +10,35 @@ objects are counted and a sample is checked byte for byte.
 
     uv run python -m bench.many_files                        # 2,000, 10,000 and 100,000 files
     uv run python -m bench.many_files --counts 2000 --listing expand   # the list-based path
+    uv run python -m bench.many_files --front cli            # the real `sftp-s3-tui copy`
+    BENCH_SLOW_CALLBACKS=1 uv run python -m bench.many_files --front cli --counts 3000 --json x.json
+                                       # + the slowest loop callbacks and GC pauses (CPU time)
 
-Measured on 2026-12-01 (commit 3c0ac4a, --listing stream, 512 MiB budget; a 2-core VM shared
+``--front cli`` runs ``sftp-s3-tui copy sftp://…/many/ s3://many/ --json`` as its own process
+(the same ``cli.main``, with only the loop probe wrapped around the command) and reads its peak
+RSS and CPU from its own rusage (``wait4``); the baseline is the same command copying one file
+of the folder. Files/s is from the copy's ``--json`` summary (start-up excluded). The probe's
+first interval (start-up: imports, connecting, loading botocore's models, before any file) is
+reported apart as ``startup_loop_busy_ms``.
+
+The CLI, measured on 2026-12-02 (commit 70b073f: streamed plan, results counted as they come,
+``gc.freeze()`` once connected; 512 MiB budget; the same 2-core VM shared with the other
+helpers' test runs, load average 6-9, so wall-clock stalls are the box's; CPU/file and loop
+busy time are the comparable figures):
+
+    files    files/s  CPU/file  baseline  peak RSS   peak-base  max stall wall (loop busy)
+    2,000    22.4     11.7 ms   95.9 MiB  98.7 MiB   2.8 MiB    542 ms (77 ms; 0 > 100 ms)
+    10,000   24.6     10.3 ms   95.8 MiB  101.5 MiB  5.7 MiB    889 ms (88 ms; 0 > 100 ms)
+    100,000  44.1     8.8 ms    95.6 MiB  105.8 MiB  10.2 MiB   883 ms (118 ms; 1 of 32,698
+                                                                  10 ms intervals > 100 ms)
+
+Start-up held the loop 321-364 ms once, before the first file. Every object landed. Before
+``gc.freeze()`` full collections walked the ~100k objects start-up leaves (botocore's models
+above all) and took 90-120 ms each, during the copy; after it they take ~6 ms. Of the 100k
+run's extra 4 MiB over 10k, ~3 MiB was the key table's single rehash buffer (now 256 tables).
+
+The engine alone (``--front engine``), measured on 2026-12-01 (commit 3c0ac4a, --listing stream,
+512 MiB budget, before the GC fix; a 2-core VM shared
 with seven other jobs, load average 15-20, so wall-clock figures are the box's, not the
 engine's; CPU per file is the comparable one):
 
@@ -80,29 +107,107 @@ class LoopLagProbe:
         self.stalls_over_100ms = 0
         self.busy_over_100ms = 0
         self.samples = 0
+        self.max_busy_at = 0.0  # seconds after the probe started
+        self.startup_busy = 0.0  # the first interval: start-up (connecting, loading models)
         self._task: asyncio.Task[None] | None = None
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
+        start = loop.time()
         while True:
             began, cpu_began = loop.time(), time.thread_time()
             await asyncio.sleep(self.interval)
             stall = loop.time() - began - self.interval
             busy = min(stall, time.thread_time() - cpu_began)
             self.samples += 1
+            if self.samples == 1:  # the first wake-up waited for the command's start-up
+                self.startup_busy = busy
+                continue
             self.max_stall = max(self.max_stall, stall)
-            self.max_busy = max(self.max_busy, busy)
+            if busy > self.max_busy:
+                self.max_busy, self.max_busy_at = busy, began - start
             self.stalls_over_100ms += stall > 0.1
             self.busy_over_100ms += busy > 0.1
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run())
 
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "max_loop_stall_ms": round(self.max_stall * 1000, 1),
+            "loop_stalls_over_100ms": self.stalls_over_100ms,
+            "max_loop_busy_ms": round(self.max_busy * 1000, 1),
+            "max_loop_busy_at_s": round(self.max_busy_at, 1),
+            "startup_loop_busy_ms": round(self.startup_busy * 1000, 1),
+            "loop_busy_over_100ms": self.busy_over_100ms,
+            "probe_samples": self.samples,
+        }
+
     async def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+
+
+class SlowCallbacks:
+    """Names the loop's callbacks that ran longest in CPU time (``thread_time``, so a busy
+    box does not count): for finding what stalls the loop. Patches ``Handle._run``."""
+
+    def __init__(self, threshold: float = 0.01, keep: int = 40) -> None:
+        self.threshold = threshold
+        self.keep = keep
+        self.slow: list[tuple[float, str]] = []
+        self.gc_pauses: list[tuple[float, int, int]] = []  # ms, generation, collected
+        self._gc_began = 0.0
+
+    def _on_gc(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._gc_began = time.thread_time()
+            return
+        spent = time.thread_time() - self._gc_began
+        if spent >= self.threshold / 4:
+            self.gc_pauses.append(
+                (round(spent * 1000, 1), info["generation"], info.get("collected", 0))
+            )
+
+    def install(self) -> None:
+        import gc
+        from asyncio import events
+
+        gc.callbacks.append(self._on_gc)
+
+        original = events.Handle._run
+        slow = self
+
+        def timed(handle: Any) -> None:
+            began = time.thread_time()
+            original(handle)
+            spent = time.thread_time() - began
+            if spent >= slow.threshold:
+                slow.note(spent, handle)
+
+        events.Handle._run = timed  # type: ignore[method-assign]
+
+    def note(self, spent: float, handle: Any) -> None:
+        callback = getattr(handle, "_callback", None)
+        owner = getattr(callback, "__self__", None)
+        if isinstance(owner, asyncio.Task):
+            coro = owner.get_coro()
+            frame = getattr(coro, "cr_frame", None)
+            where = f"task {owner.get_name()} {getattr(coro, '__qualname__', coro)}"
+            inner = coro
+            while getattr(inner, "cr_await", None) is not None:  # the innermost await
+                inner = inner.cr_await
+            for one in {id(coro): coro, id(inner): inner}.values():
+                frame = getattr(one, "cr_frame", None) or getattr(one, "gi_frame", None)
+                if frame is not None:
+                    where += f" at {frame.f_code.co_filename}:{frame.f_lineno}"
+        else:
+            where = repr(callback)[:200]
+        self.slow.append((round(spent * 1000, 1), where))
+        self.slow.sort(reverse=True)
+        del self.slow[self.keep :]
 
 
 def rss_bytes() -> int:
@@ -212,6 +317,97 @@ async def work(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+# -- the real CLI ---------------------------------------------------------------------------------
+
+
+def cli_worker(probe_out: Path, argv: list[str]) -> int:
+    """``sftp-s3-tui copy`` exactly as ``python -m sftp_s3_tui`` runs it, plus the loop probe
+    around the command's coroutine (its figures go to ``probe_out``)."""
+    from sftp_s3_tui import cli
+
+    probe = LoopLagProbe()
+    slow = SlowCallbacks() if os.environ.get("BENCH_SLOW_CALLBACKS") else None
+    if slow is not None:
+        slow.install()
+    run = cli._run
+
+    def run_with_probe(coro: Any) -> int:
+        async def probed() -> int:
+            probe.start()
+            await asyncio.sleep(0)  # the probe's first interval covers the start-up too
+            try:
+                return int(await coro)
+            finally:
+                await probe.stop()
+
+        return run(probed())
+
+    cli._run = run_with_probe  # main() looks it up when it runs the command
+    code = cli.main(argv)
+    figures = probe.as_dict()
+    if slow is not None:
+        figures["slow_callbacks_ms"] = slow.slow
+        figures["gc_pauses_ms"] = sorted(slow.gc_pauses, reverse=True)[:20]
+        figures["gc_pauses_count"] = len(slow.gc_pauses)
+    probe_out.write_text(json.dumps(figures))
+    return code
+
+
+def run_cli(
+    source: str, dest: str, *, env: dict[str, str], scratch: Path, extra: list[str]
+) -> dict[str, Any]:
+    """Run the CLI as its own process; its peak RSS and CPU from its own rusage (wait4),
+    the copy's seconds and counts from its ``--json`` summary."""
+    probe_out = scratch / f"probe-{time.monotonic_ns()}.json"
+    stdout_path = scratch / "cli-stdout.jsonl"
+    command = [
+        sys.executable,
+        "-m",
+        "bench.many_files",
+        "--cli-worker",
+        str(probe_out),
+        "--",
+        "copy",
+        source,
+        dest,
+        "--json",
+        *extra,
+    ]
+    began = time.monotonic()
+    with stdout_path.open("w") as out, (scratch / "cli-stderr.txt").open("w") as err:
+        proc = subprocess.Popen(command, stdout=out, stderr=err, env=env)
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+    wall = time.monotonic() - began
+    if proc.returncode not in (0, 1):
+        tail = (scratch / "cli-stderr.txt").read_text()[-3000:]
+        raise SystemExit(f"the CLI exited {proc.returncode}:\n{tail}")
+    with stdout_path.open() as lines:
+        rows = 0
+        last = ""
+        for line in lines:
+            rows += 1
+            last = line
+    summary = json.loads(last)
+    probe = json.loads(probe_out.read_text())
+    files = int(summary["files"])
+    cpu = usage.ru_utime + usage.ru_stime
+    return {
+        "exit_code": proc.returncode,
+        "files": files,
+        "copied": summary["copied"],
+        "failed": summary["failed"],
+        "json_rows": rows - 1,
+        "seconds": summary["seconds"],
+        "wall_seconds": round(wall, 2),
+        "files_per_second": round(files / summary["seconds"], 1) if summary["seconds"] else 0,
+        "cpu_seconds": round(cpu, 2),
+        "cpu_ms_per_file": round(1000 * cpu / max(files, 1), 2),
+        "peak_rss_mib": round(usage.ru_maxrss * 1024 / MiB, 1),  # KiB on Linux
+        **probe,
+    }
+
+
 # -- the orchestrator ----------------------------------------------------------------------------
 
 
@@ -263,6 +459,16 @@ def run_count(count: int, args: argparse.Namespace) -> dict[str, Any]:
                 aws_access_key_id="testing",
                 aws_secret_access_key="testing",
             ).create_bucket(Bucket=BUCKET)
+            if args.front == "cli":
+                boto3.client(
+                    "s3",
+                    endpoint_url=s3_url,
+                    region_name="us-east-1",
+                    aws_access_key_id="testing",
+                    aws_secret_access_key="testing",
+                ).create_bucket(Bucket="baseline")
+            if args.front == "cli":
+                return cli_count(count, args, ready["port"], known_hosts, s3_url, Path(scratch))
             worker = subprocess.run(
                 [
                     *me,
@@ -290,6 +496,7 @@ def run_count(count: int, args: argparse.Namespace) -> dict[str, Any]:
             if worker.returncode != 0:
                 raise SystemExit(f"worker for {count} files failed:\n{worker.stderr[-3000:]}")
             result: dict[str, Any] = json.loads(worker.stdout.strip().splitlines()[-1])
+            result["front"] = "engine"
             result["objects"], result["sample_matching"] = check_objects(s3_url, count)
             return result
     finally:
@@ -299,6 +506,47 @@ def run_count(count: int, args: argparse.Namespace) -> dict[str, Any]:
             server.wait(timeout=10)
         except subprocess.TimeoutExpired:
             server.kill()
+
+
+def cli_count(
+    count: int, args: argparse.Namespace, port: int, known_hosts: Path, s3_url: str, scratch: Path
+) -> dict[str, Any]:
+    """The real ``sftp-s3-tui copy`` of the whole folder; its baseline is the same command
+    copying one file of it (same flags, same servers), run first."""
+    env = {
+        **os.environ,
+        "XDG_STATE_HOME": str(scratch),
+        "SFTP_PASSWORD": PASSWORD,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_REGION": "us-east-1",
+    }
+    env.pop("AWS_PROFILE", None)
+    flags = [
+        "--endpoint-url",
+        s3_url,
+        "--path-style",
+        "--known-hosts",
+        str(known_hosts),
+        "--no-agent",
+        "--memory",
+        str(args.memory),
+    ]
+    base = f"sftp://{USER}@127.0.0.1:{port}/many"
+    one = run_cli(
+        f"{base}/f0000000.csv", "s3://baseline/one.csv", env=env, scratch=scratch, extra=flags
+    )
+    result = run_cli(f"{base}/", f"s3://{BUCKET}/", env=env, scratch=scratch, extra=flags)
+    result.update(
+        front="cli",
+        count=count,
+        listing="cli",
+        budget_mib=args.memory // MiB,
+        baseline_rss_mib=one["peak_rss_mib"],
+        peak_over_baseline_mib=round(result["peak_rss_mib"] - one["peak_rss_mib"], 1),
+    )
+    result["objects"], result["sample_matching"] = check_objects(s3_url, count)
+    return result
 
 
 def parse_size(text: str) -> int:
@@ -320,6 +568,13 @@ def main(argv: list[str] | None = None) -> None:
         help="stream: asyncssh scandir batches into the queue (measured); walk: the engine's "
         "plan.walk; expand: the whole list first",
     )
+    parser.add_argument(
+        "--front",
+        choices=("engine", "cli"),
+        default="engine",
+        help="engine: a worker drives TransferQueue directly; cli: the real `sftp-s3-tui copy` "
+        "as its own process (peak RSS and CPU from its rusage), baseline = it copying one file",
+    )
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument(
         "--keep-finished",
@@ -328,6 +583,8 @@ def main(argv: list[str] | None = None) -> None:
         help="done transfers the queue keeps (default 100; -1: all, as join() callers get)",
     )
     parser.add_argument("--serve-sftp", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--cli-worker", type=Path, help=argparse.SUPPRESS)  # probe output
+    parser.add_argument("cli_args", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--count", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
@@ -335,6 +592,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--s3-url", help=argparse.SUPPRESS)
     parser.add_argument("--profile", type=Path, help=argparse.SUPPRESS)  # worker: cProfile
     args = parser.parse_args(argv)
+    if args.cli_worker is not None:
+        raise SystemExit(cli_worker(args.cli_worker, [a for a in args.cli_args if a != "--"]))
     if args.worker and args.profile:
         import cProfile
 

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -35,13 +36,14 @@ from .engine.events import (
     TransferResult,
     TransferState,
 )
+from .engine.filters import source_root
 from .engine.journal import Journal
 from .engine.manifest import Manifest
-from .engine.plan import FileJob, plan_copy
-from .engine.preview import CopyPlan, preview_copy
+from .engine.plan import FileJob, can_stream, plan_copy, stream_plan
+from .engine.preview import CopyPlan, PlannedFile, preview_copy
 from .engine.queue import TransferQueue
 from .engine.s3 import S3Client, check_bucket, open_client
-from .engine.selection import select_planned
+from .engine.selection import root_of, select_planned
 from .engine.source_actions import SourceOutcome
 from .engine.uploads import abort_stale, list_stale
 from .engine.watch import PollReport, WatchSource, WatchState, watch
@@ -122,7 +124,7 @@ class ConsoleProgress:
             # Skipped and failed files count as finished, so the total stays honest.
             uploaded = result.bytes if result.status is not TransferState.DONE else 0
             self._update(advance=uploaded)
-            name = self._names.get(event.transfer_id, result.key)
+            name = self._names.pop(event.transfer_id, result.key)
             extra = f" ({result.message})" if result.message else ""
             self.progress.console.print(
                 f"{_MARKS[result.status]} {name} {result.status.value}{extra}", highlight=False
@@ -139,6 +141,8 @@ class NoticePrinter:
     def __call__(self, event: EngineEvent) -> None:
         if isinstance(event, TransferQueued):
             self.keys[event.transfer_id] = f"s3://{event.bucket}/{event.key}"
+        elif isinstance(event, TransferFinished):
+            self.keys.pop(event.transfer_id, None)  # held only while a file is under way
         elif isinstance(event, TransferNotice):
             where = self.keys.get(event.transfer_id, f"transfer {event.transfer_id}")
             text = f"sftp-s3-tui: {where}: {event.message}"
@@ -160,18 +164,59 @@ def result_record(result: TransferResult) -> dict[str, object]:
 
 def summary_record(results: list[TransferResult], seconds: float) -> dict[str, object]:
     """The final ``--json`` record: counts, bytes moved, time, and the exit code."""
-    failed = sum(r.status not in (TransferState.DONE, TransferState.SKIPPED) for r in results)
-    moved = sum(r.bytes for r in results if r.status is TransferState.DONE)
-    return {
-        "summary": True,
-        "files": len(results),
-        "copied": sum(r.status is TransferState.DONE for r in results),
-        "skipped": sum(r.status is TransferState.SKIPPED for r in results),
-        "failed": failed,
-        "bytes": moved,
-        "seconds": round(seconds, 3),
-        "exit_code": EXIT_FAILED if failed else EXIT_OK,
-    }
+    tally = RunTally()
+    for result in results:
+        tally.add(result)
+    return tally.summary(seconds)
+
+
+#: Done/skipped transfers the queue keeps while a CLI copy runs (results are printed as they
+#: arrive and counted, so the queue need not keep them): memory stays flat in file count.
+KEEP_FINISHED = 100
+#: Files listed ahead of the copy at most (None: the queue's default, 256 or 4 × --files).
+LOOKAHEAD: int | None = None
+#: Failures named one per line at the end; beyond that they are counted ("and N more").
+FAILED_LINES = 100
+
+
+class RunTally:
+    """A run's summary from running counts: nothing per file is kept but the first
+    :data:`FAILED_LINES` failures (every one is a ``--json`` row as it happens)."""
+
+    def __init__(self) -> None:
+        self.files = self.copied = self.skipped = self.failed = self.bytes = 0
+        self.excluded = 0
+        self.failures: list[TransferResult] = []
+        #: The most transfer records the queue held at once (a check that they stay bounded).
+        self.most_held = 0
+
+    def add(self, result: TransferResult) -> None:
+        self.files += 1
+        if result.status is TransferState.DONE:
+            self.copied += 1
+            self.bytes += result.bytes
+        elif result.status is TransferState.SKIPPED:
+            self.skipped += 1
+        else:
+            self.failed += 1
+            if len(self.failures) < FAILED_LINES:
+                self.failures.append(result)
+
+    def summary(self, seconds: float) -> dict[str, object]:
+        return {
+            "summary": True,
+            "files": self.files,
+            "copied": self.copied,
+            "skipped": self.skipped,
+            "failed": self.failed,
+            "bytes": self.bytes,
+            "seconds": round(seconds, 3),
+            "exit_code": EXIT_FAILED if self.failed else EXIT_OK,
+        }
+
+
+#: The last CLI copy's tally in this process (tests read it: how many records were held).
+last_tally: RunTally | None = None
 
 
 async def _check_destination(client: S3Client, request: CopyRequest) -> None:
@@ -198,7 +243,9 @@ def _open_queue(request: CopyRequest, bus: EventBus) -> TransferQueue:
         register_secret(source.endpoint.password)
     register_secret(request.s3.secret_access_key)
     journal = Journal(journal_dir()) if request.resume and not request.run.dry_run else None
-    return TransferQueue(request.s3, request.options, bus=bus, journal=journal)
+    return TransferQueue(
+        request.s3, request.options, bus=bus, journal=journal, keep_finished=KEEP_FINISHED
+    )
 
 
 async def _open_manifest(request: CopyRequest, queue: TransferQueue) -> Manifest | None:
@@ -208,15 +255,23 @@ async def _open_manifest(request: CopyRequest, queue: TransferQueue) -> Manifest
     return await Manifest.open(target, s3=queue.s3, spool_dir=state_dir() / "manifests")
 
 
-def _print_plan(plan: CopyPlan, as_json: bool) -> None:
-    if as_json:
-        for planned in plan.files:
+def _plan_row_printer(as_json: bool) -> Callable[[PlannedFile], None]:
+    """Prints each file of a ``--dry-run`` plan as soon as it is decided."""
+
+    def show(planned: PlannedFile) -> None:
+        if as_json:
             print(json.dumps(planned.as_json(), ensure_ascii=False), flush=True)
+        else:
+            print(CopyPlan(files=[planned]).table()[0], flush=True)
+
+    return show
+
+
+def _print_plan_totals(plan: CopyPlan, as_json: bool) -> None:
+    if as_json:
         print(json.dumps({"plan": True, **plan.totals()}), flush=True)
-        return
-    for row in plan.table():
-        print(row)
-    print(plan.summary(), file=sys.stderr)
+    else:
+        print(plan.summary(), file=sys.stderr)
 
 
 def _outcome_printer(request: CopyRequest) -> Callable[[SourceOutcome], None]:
@@ -247,17 +302,27 @@ def _waiting_record(job: FileJob, reason: str) -> dict[str, object]:
 async def run_copy(request: CopyRequest) -> int:
     """Copy every source under the destination; the exit code says how it went.
 
+    Files are planned and queued as the sources are listed (a bounded look-ahead), and
+    each result is printed and counted as it arrives: memory does not grow with the number
+    of files. Two cases still list everything first: a readiness gate (it judges a folder
+    as a whole: done files, stability) and several sources whose keys could collide (the
+    plan is refused before anything moves). Without a listing up front, ``skip-existing``,
+    ``if-newer`` and ``if-different`` decide each streamed file by a HEAD.
+
     With filters, a readiness gate, a manifest or a source action it is the nightly run:
     the plan is filtered and gated, each file's manifest row is written as it finishes, and
-    only then is its source moved or deleted. ``--dry-run`` prints the plan and writes
-    nothing.
+    only then is its source moved or deleted. ``--dry-run`` prints the plan (each file as it
+    is decided) and writes nothing.
     """
+    global last_tally
+    _settle_heap()  # what the imports built; again once connected
     run = request.run
     bus = EventBus()
     show = not (request.quiet or request.json or run.dry_run) and sys.stderr.isatty()
     display = ConsoleProgress(bus, enabled=show)
     if not request.quiet:
         bus.subscribe(NoticePrinter(display))
+    tally = last_tally = RunTally()
     async with (
         _open_queue(request, bus) as queue,
         exporting(
@@ -269,69 +334,134 @@ async def run_copy(request: CopyRequest) -> int:
         ),
     ):
         await _check_destination(queue.s3, request)
-        jobs = await plan_copy(
-            queue.sftp,
-            request.sources,
-            request.dest,
-            exact_key_hint="end DEST with / to copy into a prefix",
+        _settle_heap()
+        streaming = (
+            not run.dry_run and not run.gate.active and can_stream(request.sources, request.dest)
         )
-        selection = await select_planned(
-            queue.sftp, jobs, request.sources, file_filter=run.file_filter, gate=run.gate
-        )
-        if run.dry_run:
-            plan = await preview_copy(selection, queue.destination, request.options)
-            _print_plan(plan, request.json)
-            return EXIT_OK
-        if request.options.conflict is not ConflictPolicy.OVERWRITE:
-            await queue.destination.preload(request.dest.bucket, [j.key for j in selection.jobs])
+        selection = None
+        if not streaming:
+            jobs = await plan_copy(
+                queue.sftp, request.sources, request.dest, exact_key_hint=_EXACT_KEY_HINT
+            )
+            selection = await select_planned(
+                queue.sftp, jobs, request.sources, file_filter=run.file_filter, gate=run.gate
+            )
+            del jobs
+            if run.dry_run:
+                plan = await preview_copy(
+                    selection,
+                    queue.destination,
+                    request.options,
+                    on_planned=_plan_row_printer(request.json),
+                )
+                _print_plan_totals(plan, request.json)
+                return EXIT_OK
+            if request.options.conflict is not ConflictPolicy.OVERWRITE:
+                keys = [j.key for j in selection.jobs]
+                await queue.destination.preload(request.dest.bucket, keys)
         manifest = await _open_manifest(request, queue)
+
+        def on_file(job: FileJob, result: TransferResult) -> None:
+            tally.add(result)
+            tally.most_held = max(tally.most_held, len(queue.transfers))
+            if request.json:
+                print(json.dumps(result_record(result), ensure_ascii=False), flush=True)
+
+        copy = CopyRun(
+            queue,
+            manifest=manifest,
+            source_action=run.source_action,
+            on_outcome=_outcome_printer(request),
+            on_file=on_file,
+        )
         started = time.monotonic()
         try:
             with display:
-                report = await CopyRun(
-                    queue,
-                    manifest=manifest,
-                    source_action=run.source_action,
-                    on_outcome=_outcome_printer(request),
-                ).run(selection)
+                if selection is None:
+                    roots = [(s.endpoint.display, source_root(s.path)) for s in request.sources]
+                    listed = stream_plan(
+                        queue.sftp, request.sources, request.dest, exact_key_hint=_EXACT_KEY_HINT
+                    )
+                    report = await copy.run_stream(
+                        _filtered(listed, request, roots, tally),
+                        root_of=lambda job: root_of(job, roots),
+                        lookahead=LOOKAHEAD,
+                    )
+                else:
+                    report = await copy.run(selection)
+                    tally.excluded = len(report.excluded)
+                    report.results = []  # counted in the tally already
         finally:
             if manifest is not None:
                 await manifest.close()
                 if manifest.upload_error:
                     _warn(f"the manifest was kept in {manifest.path}: {manifest.upload_error}")
         seconds = time.monotonic() - started
-    return _report(request, report, seconds)
+    return _report(request, tally, report, seconds)
 
 
-def _report(request: CopyRequest, report: RunReport, seconds: float) -> int:
-    results = report.results
-    failed = report.failed
+_EXACT_KEY_HINT = "end DEST with / to copy into a prefix"
+
+
+def _settle_heap() -> None:
+    """Take what start-up built (botocore's service models, asyncssh, rich: ~100k objects
+    that live as long as the process) out of the garbage collector's reach.
+
+    Otherwise every full collection walks them all, and one took 90-120 ms of the event
+    loop's CPU during a copy of many small files (measured: bench/many_files.py). Frozen
+    objects are never collected; what a copy allocates afterwards still is."""
+    gc.freeze()
+
+
+async def _filtered(
+    jobs: AsyncIterator[FileJob],
+    request: CopyRequest,
+    roots: list[tuple[str, str]],
+    tally: RunTally,
+) -> AsyncIterator[FileJob]:
+    """The streamed jobs the filters let through (each relative to its source folder, as
+    ``select_planned`` does); the others are counted as excluded."""
+    file_filter = request.run.file_filter
+    if not file_filter.rules:
+        async for job in jobs:
+            yield job
+        return
+    async for job in jobs:
+        if file_filter.why_excluded(job, root_of(job, roots)) is None:
+            yield job
+        else:
+            tally.excluded += 1
+
+
+def _report(request: CopyRequest, tally: RunTally, report: RunReport, seconds: float) -> int:
     if request.json:
-        for result in results:
-            print(json.dumps(result_record(result), ensure_ascii=False), flush=True)
         for job, reason in report.waiting:
             print(json.dumps(_waiting_record(job, reason), ensure_ascii=False), flush=True)
-        summary = summary_record(results, seconds)
-        if report.waiting or report.excluded:
-            summary.update(waiting=len(report.waiting), excluded=len(report.excluded))
+        summary = tally.summary(seconds)
+        if report.waiting or tally.excluded:
+            summary.update(waiting=len(report.waiting), excluded=tally.excluded)
         print(json.dumps(summary), flush=True)
-    for result in failed:
+    for result in tally.failures:
         print(f"sftp-s3-tui: {result.source}: {result.message}", file=sys.stderr)
+    if tally.failed > len(tally.failures):
+        more = tally.failed - len(tally.failures)
+        print(
+            f"sftp-s3-tui: and {more} more failed"
+            + (" (each is a --json row)" if request.json else " (--json lists every file)"),
+            file=sys.stderr,
+        )
     if not request.json and not request.quiet:
         for job, reason in report.waiting:
             _say(f"{job.source}: waiting: {reason}")
-        moved = sum(r.bytes for r in results if r.status is TransferState.DONE)
-        rate = moved / seconds / 1e6 if seconds > 0 else 0.0
-        done = sum(r.status is TransferState.DONE for r in results)
-        skipped = sum(r.status is TransferState.SKIPPED for r in results)
+        rate = tally.bytes / seconds / 1e6 if seconds > 0 else 0.0
         extra = f", {len(report.waiting)} waiting" if report.waiting else ""
-        extra += f", {len(report.excluded)} excluded" if report.excluded else ""
+        extra += f", {tally.excluded} excluded" if tally.excluded else ""
         print(
-            f"{done} copied, {skipped} skipped, {len(failed)} failed{extra}; "
-            f"{moved / (1 << 20):.1f} MiB in {seconds:.1f}s ({rate:.1f} MB/s)",
+            f"{tally.copied} copied, {tally.skipped} skipped, {tally.failed} failed{extra}; "
+            f"{tally.bytes / (1 << 20):.1f} MiB in {seconds:.1f}s ({rate:.1f} MB/s)",
             file=sys.stderr,
         )
-    return EXIT_FAILED if failed else EXIT_OK
+    return EXIT_FAILED if tally.failed else EXIT_OK
 
 
 async def run_watch(request: CopyRequest, stop: asyncio.Event) -> int:
@@ -347,6 +477,13 @@ async def run_watch(request: CopyRequest, stop: asyncio.Event) -> int:
     )
     every = request.watch_every_seconds or 60.0
 
+    def on_file(job: FileJob, result: TransferResult) -> None:  # as each file lands
+        if request.json:
+            print(json.dumps(result_record(result), ensure_ascii=False), flush=True)
+        elif not request.quiet or result.status is TransferState.FAILED:
+            extra = f" ({result.message})" if result.message else ""
+            _say(f"{result.source} {result.status.value}{extra}")
+
     def on_poll(poll: PollReport) -> None:
         for error in poll.errors:
             _warn(error)
@@ -359,12 +496,6 @@ async def run_watch(request: CopyRequest, stop: asyncio.Event) -> int:
                 "waiting": len(poll.run.waiting),
             }
             print(json.dumps(record), flush=True)
-        for result in poll.run.results:
-            if request.json:
-                print(json.dumps(result_record(result), ensure_ascii=False), flush=True)
-            elif not request.quiet or result.status is TransferState.FAILED:
-                extra = f" ({result.message})" if result.message else ""
-                _say(f"{result.source} {result.status.value}{extra}")
 
     async with (
         _open_queue(request, bus) as queue,
@@ -393,6 +524,7 @@ async def run_watch(request: CopyRequest, stop: asyncio.Event) -> int:
                 manifest=manifest,
                 source_action=run.source_action,
                 on_poll=on_poll,
+                on_file=on_file,
             )
         finally:
             if manifest is not None:

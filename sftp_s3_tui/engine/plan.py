@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import fnmatch
+import itertools
 import math
 import posixpath
+from array import array
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 
@@ -17,7 +19,7 @@ from .errors import (
     TransferError,
     UsageError,
 )
-from .locations import S3Location, key_for
+from .locations import S3Location, key_for, sanitize_key
 from .sftp import RemoteEntry, SftpPool
 
 
@@ -274,3 +276,124 @@ async def plan_copy(
     jobs = rebase(jobs, dest, base_path)
     ensure_unique_keys(jobs, unique_hint)
     return jobs
+
+
+class KeyTable:
+    """The destination keys a streamed plan has handed out, at 16-32 bytes a key.
+
+    Open-addressing tables of 64-bit digests (``hash`` of bucket and key), not the keys
+    themselves, so a plan of a million files holds 32 MiB at most, not the keys' text. Two
+    different keys share a digest with a chance of about n²/2⁶⁵ (10⁻⁸ at a million files);
+    that would report a collision that is not one, never miss a real one. The digests are
+    spread over 256 tables that grow one at a time, so no growth rehashes more than 1/256
+    of the keys at once (a single table of a million keys would hold the loop for ~0.5 s).
+    """
+
+    __slots__ = ("_masks", "_shards", "_used", "count")
+
+    _SHARDS = 256
+
+    def __init__(self) -> None:
+        self._shards = [array("Q", bytes(8 * 64)) for _ in range(self._SHARDS)]
+        self._masks = [63] * self._SHARDS
+        self._used = [0] * self._SHARDS
+        self.count = 0
+
+    def add(self, bucket: str, key: str) -> bool:
+        """Note ``key``; False if it was given out before (the same digest)."""
+        digest = (hash((bucket, key)) & 0xFFFF_FFFF_FFFF_FFFF) or 1  # 0 marks an empty slot
+        shard = digest & (self._SHARDS - 1)
+        slots, mask = self._shards[shard], self._masks[shard]
+        if not _insert(slots, mask, digest):
+            return False
+        self.count += 1
+        self._used[shard] = used = self._used[shard] + 1
+        if 2 * used > mask:  # keep each table's load under a half
+            grown = array("Q", bytes(16 * len(slots)))
+            self._masks[shard] = mask = 2 * len(slots) - 1
+            for value in slots:
+                if value:
+                    _insert(grown, mask, value)
+            self._shards[shard] = grown
+        return True
+
+
+def _insert(slots: array[int], mask: int, digest: int) -> bool:
+    """Put ``digest`` in ``slots`` (linear probing); False if it is there already."""
+    at = (digest >> 8) & mask
+    while True:
+        value = slots[at]
+        if value == 0:
+            slots[at] = digest
+            return True
+        if value == digest:
+            return False
+        at = (at + 1) & mask
+
+
+def _key_root(path: str, dest: S3Location) -> str | None:
+    """The key a plain source path lands at (a file) or under (a folder, ``root/…``); None
+    when its keys cannot be bounded (a glob, a folder's contents ``/in/``, an odd name)."""
+    name = posixpath.basename(path)
+    if not name or path.endswith("/") or _has_glob(name):
+        return None
+    try:
+        return sanitize_key(dest.key + name)
+    except UsageError:
+        return None
+
+
+def can_stream(sources: Sequence[PlanSource], dest: S3Location) -> bool:
+    """Whether :func:`stream_plan` keeps :func:`plan_copy`'s rules for these sources.
+
+    One source always (its own files cannot collide but by Unicode normalization, which
+    the stream catches per file). Several sources only when their keys cannot meet (each
+    lands at or under a key of its own): then a collision between sources is impossible,
+    and the stream need not see the whole plan before the first file moves.
+    """
+    if len(sources) <= 1:
+        return True
+    if not dest.is_prefix:
+        return True  # refused up front, as plan_copy does
+    roots = []
+    for source in sources:
+        root = _key_root(source.path, dest)
+        if root is None:
+            return False
+        roots.append(root)
+    roots.sort()
+    return all(b != a and not b.startswith(a + "/") for a, b in itertools.pairwise(roots))
+
+
+async def stream_plan(
+    pool: SftpPool,
+    sources: Sequence[PlanSource],
+    dest: S3Location,
+    *,
+    exact_key_hint: str = "end the destination with / to copy into a prefix",
+    unique_hint: str = "copy them to different prefixes",
+) -> AsyncIterator[FileJob]:
+    """:func:`plan_copy`'s jobs as the sources are listed, never the whole plan in memory.
+
+    For the sources :func:`can_stream` accepts. The exact-key rule holds before the first
+    job is yielded (several sources into one key are refused up front; one source that is
+    several files is refused by :func:`walk` before it yields). Every source is checked to
+    exist before the first job, so a missing one fails the run before anything moves, as in
+    :func:`plan_copy`. A file whose key another file of this plan already took (two names
+    that differ only in Unicode normalization) becomes a job that fails alone, with why.
+    """
+    if len(sources) > 1 and not dest.is_prefix:
+        raise exact_key_error(len(sources), dest, exact_key_hint)
+    if len(sources) > 1:
+        for source in sources:  # plain paths (can_stream): a stat each
+            await pool.stat(source.endpoint, source.path)
+    seen = KeyTable()
+    for source in sources:
+        async for job in walk(pool, source.endpoint, source.path, dest):
+            if not (job.problem or job.skipped or seen.add(job.bucket, job.key)):
+                job = replace(
+                    job,
+                    problem=f"{job.path} would land at s3://{job.bucket}/{job.key}, which "
+                    f"another file of this copy already takes; {unique_hint}",
+                )
+            yield job

@@ -5,6 +5,7 @@ source, key, size, decision and part size, and the totals. Asks S3 only read-onl
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from .config import TransferOptions
@@ -132,10 +133,15 @@ def plan_file(job: FileJob, action: Action, reason: str, options: TransferOption
 
 
 async def preview_copy(
-    selection: Selection, index: DestinationIndex, options: TransferOptions
+    selection: Selection,
+    index: DestinationIndex,
+    options: TransferOptions,
+    *,
+    on_planned: Callable[[PlannedFile], None] | None = None,
 ) -> CopyPlan:
     """The plan for ``selection`` under ``options.conflict``, from a listing of the
-    destination (one bounded ListObjectsV2 per bucket) and HEADs where it cannot tell."""
+    destination (one bounded ListObjectsV2 per bucket) and HEADs where it cannot tell.
+    ``on_planned`` is told each file as it is decided (a front prints it at once)."""
     before = index.list_requests + index.head_requests
     by_bucket: dict[str, list[str]] = {}
     for job in selection.jobs:
@@ -143,15 +149,21 @@ async def preview_copy(
     for bucket, keys in by_bucket.items():
         await index.preload(bucket, keys)
     plan = CopyPlan()
+
+    def add(planned: PlannedFile) -> None:
+        plan.files.append(planned)
+        if on_planned is not None:
+            on_planned(planned)
+
     for job in selection.jobs:
         if job.problem:
-            plan.files.append(plan_file(job, Action.INVALID, job.problem, options))
+            add(plan_file(job, Action.INVALID, job.problem, options))
             continue
         decision = await index.decide(options.conflict, job.bucket, job.key, job.size, job.mtime)
-        plan.files.append(plan_file(job, decision.action, decision.reason, options))
+        add(plan_file(job, decision.action, decision.reason, options))
     for job, reason in selection.waiting:
-        plan.files.append(plan_file(job, Action.WAITING, reason, options))
+        add(plan_file(job, Action.WAITING, reason, options))
     for job, reason in selection.excluded:
-        plan.files.append(plan_file(job, Action.EXCLUDED, reason, options))
+        add(plan_file(job, Action.EXCLUDED, reason, options))
     plan.lookup_requests = index.list_requests + index.head_requests - before
     return plan

@@ -7,7 +7,7 @@ import contextlib
 import itertools
 import logging
 from collections import Counter, deque
-from collections.abc import AsyncGenerator, AsyncIterable, Iterable
+from collections.abc import AsyncGenerator, AsyncIterable, Callable, Iterable
 from dataclasses import dataclass
 from types import TracebackType
 
@@ -196,29 +196,43 @@ class TransferQueue:
         return added
 
     def submit_stream(
-        self, jobs: AsyncIterable[FileJob], *, lookahead: int | None = None
+        self,
+        jobs: AsyncIterable[FileJob],
+        *,
+        lookahead: int | None = None,
+        on_queued: Callable[[Transfer], None] | None = None,
     ) -> asyncio.Task[None]:
         """Queue jobs as ``jobs`` yields them, never more than ``lookahead`` waiting at once.
 
         A listing that streams is thus planned and queued while the first files already
         move, and a folder of a million files is never held in memory at once. :meth:`join`
         waits for the iterator to end too, and raises what it raised (after the files
-        queued so far have finished).
+        queued so far have finished). ``on_queued`` is told each transfer as it is queued,
+        before it can start (so a caller can map its id to its job without a scan).
         """
         limit = lookahead or max(256, 4 * self.options.files_in_flight)
-        feeder = asyncio.create_task(self._feed(jobs, limit), name="transfer-queue-feeder")
+        feeder = asyncio.create_task(
+            self._feed(jobs, limit, on_queued), name="transfer-queue-feeder"
+        )
         self._feeders.add(feeder)
         self._idle.clear()
         feeder.add_done_callback(self._feeder_done)
         return feeder
 
-    async def _feed(self, jobs: AsyncIterable[FileJob], limit: int) -> None:
+    async def _feed(
+        self,
+        jobs: AsyncIterable[FileJob],
+        limit: int,
+        on_queued: Callable[[Transfer], None] | None,
+    ) -> None:
         try:
             async for job in jobs:
                 while len(self._line) >= limit:
                     self._room.clear()
                     await self._room.wait()
-                self._add(job)
+                transfer = self._add(job)
+                if on_queued is not None:
+                    on_queued(transfer)
                 self._pump()
         except asyncio.CancelledError:
             raise

@@ -69,7 +69,7 @@ async def select_jobs(
     return selection
 
 
-def _root_of(job: FileJob, roots: Sequence[tuple[str, str]]) -> str:
+def root_of(job: FileJob, roots: Sequence[tuple[str, str]]) -> str:
     """The deepest source folder (of ``job``'s endpoint) that ``job`` lies under."""
     best = "/"
     for endpoint, root in roots:
@@ -96,7 +96,7 @@ async def select_planned(
     roots = [(s.endpoint.display, source_root(s.path)) for s in sources]
     groups: dict[str, list[FileJob]] = {}
     for job in jobs:
-        groups.setdefault(_root_of(job, roots), []).append(job)
+        groups.setdefault(root_of(job, roots), []).append(job)
     selection = Selection()
     for root, group in groups.items():
         selection.extend(

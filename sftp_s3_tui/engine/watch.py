@@ -132,8 +132,10 @@ async def watch(
     source_action: SourceAction | None = None,
     on_poll: Callable[[PollReport], None] | None = None,
     max_polls: int | None = None,
+    on_file: Callable[[FileJob, TransferResult], None] | None = None,
 ) -> int:
-    """Poll until ``stop`` is set (or ``max_polls`` polls); returns the number of polls."""
+    """Poll until ``stop`` is set (or ``max_polls`` polls); returns the number of polls.
+    ``on_file`` is told each file's result as it lands (``on_poll`` after the poll)."""
     tracker = StabilityTracker()
     polls = 0
     while not stop.is_set() and (max_polls is None or polls < max_polls):
@@ -151,6 +153,7 @@ async def watch(
                 gate,
                 manifest,
                 source_action,
+                on_file,
             )
         )
         stopper = asyncio.ensure_future(stop.wait())
@@ -207,6 +210,7 @@ async def _poll(
     gate: ReadinessGate | None,
     manifest: Manifest | None,
     source_action: SourceAction | None,
+    on_file: Callable[[FileJob, TransferResult], None] | None = None,
 ) -> PollReport:
     listed: list[FileJob] = []
     selection = Selection()
@@ -238,6 +242,8 @@ async def _poll(
     def landed(job: FileJob, result: TransferResult) -> None:
         if result.status in (TransferState.DONE, TransferState.SKIPPED):
             state.record(job)
+        if on_file is not None:
+            on_file(job, result)
 
     run = await CopyRun(queue, manifest=manifest, source_action=source_action, on_file=landed).run(
         todo

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,7 +25,7 @@ from .events import (
 from .filters import FileFilter
 from .manifest import Manifest, iso
 from .plan import FileJob
-from .queue import TransferQueue
+from .queue import Transfer, TransferQueue
 from .readiness import ReadinessGate
 from .s3 import head_object
 from .selection import Selection
@@ -162,6 +162,10 @@ class CopyRun:
         self._after: set[asyncio.Task[None]] = set()
         self._host_keys: dict[str, str | None] = {}
         self._selection = Selection()
+        self._root_of: Callable[[FileJob], str] = lambda job: self._selection.roots.get(
+            job.path, "/"
+        )
+        self._keep_outcomes = True
         self.report = RunReport()
 
     def _on_event(self, event: EngineEvent) -> None:
@@ -201,12 +205,47 @@ class CopyRun:
             report.manifest_rows = self.manifest.rows
         return report
 
+    async def run_stream(
+        self,
+        jobs: AsyncIterable[FileJob],
+        *,
+        root_of: Callable[[FileJob], str],
+        lookahead: int | None = None,
+    ) -> RunReport:
+        """Copy ``jobs`` as they are listed (the queue's bounded look-ahead): nothing per
+        file is kept once its row and source action are done; results reach ``on_file`` and
+        source outcomes ``on_outcome``, so the report holds no results and no outcomes.
+        ``root_of`` names the source folder a job is under (for the source action);
+        ``lookahead`` bounds the files listed ahead (the queue's default if None)."""
+        self._root_of = root_of
+        self._keep_outcomes = False
+        unsubscribe = self.queue.bus.subscribe(self._on_event)
+        try:
+            self.queue.submit_stream(jobs, lookahead=lookahead, on_queued=self._note)
+            await self.queue.join()
+            while self._after:
+                await asyncio.gather(*list(self._after))
+        finally:
+            unsubscribe()
+        if self.manifest is not None:
+            self.report.manifest_rows = self.manifest.rows
+        return self.report
+
+    def _note(self, transfer: Transfer) -> None:
+        self._jobs[transfer.id] = transfer.job
+
     async def _finish(self, tid: int, result: TransferResult) -> None:
         job = self._jobs[tid]
         try:
             await self._record_and_act(tid, job, result)
         except Exception:  # a bug here must not hide the transfer's own result
             log.exception("after-copy step of %s failed", job.source)
+        finally:
+            if result.status in (TransferState.DONE, TransferState.SKIPPED):
+                # Final: forget it (a failed one may be retried and finish again).
+                self._jobs.pop(tid, None)
+                self._part_size.pop(tid, None)
+                self._started.pop(tid, None)
         if self.on_file is not None:
             self.on_file(job, result)
 
@@ -238,12 +277,13 @@ class CopyRun:
             job,
             result,
             action,
-            root=self._selection.roots.get(job.path, "/"),
+            root=self._root_of(job),
             verify_enabled=self.queue.options.verify,
             done_file=self._selection.done_files.get(job.path),
         )
         for outcome in outcomes:
-            self.report.outcomes.append(outcome)
+            if self._keep_outcomes:
+                self.report.outcomes.append(outcome)
             if self.manifest is not None:
                 await self.manifest.write(
                     {"kind": "source_action", **outcome.as_json(), "finished": iso(time.time())}

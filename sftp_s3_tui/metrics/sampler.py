@@ -349,10 +349,6 @@ class Sampler:
             self._unsubscribe_bus()
             self._unsubscribe_bus = None
 
-    def set_pool(self, pool: BufferPoolStats | None) -> None:
-        """Read buffer-pool figures from ``pool`` (the engine may create it after the sampler)."""
-        self.pool = pool
-
     def subscribe(self, callback: SnapshotCallback) -> Callable[[], None]:
         """Call ``callback`` with every new snapshot; returns a function that unsubscribes."""
         self._subscribers.append(callback)
