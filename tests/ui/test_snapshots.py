@@ -14,11 +14,13 @@ from typing import Any
 
 import pytest
 
-from sftp_s3_tui.engine.config import ConflictPolicy, MiB, SftpEndpoint
+from sftp_s3_tui.engine.config import ConflictPolicy, MiB, SftpEndpoint, TransferOptions
+from sftp_s3_tui.engine.decide import ExistingObject, decide
 from sftp_s3_tui.engine.errors import HostKeyError
 from sftp_s3_tui.engine.events import TransferResult, TransferState
 from sftp_s3_tui.engine.locations import parse_s3_url
 from sftp_s3_tui.engine.plan import FileJob
+from sftp_s3_tui.engine.preview import CopyPlan, plan_file
 from sftp_s3_tui.engine.queue import Transfer
 from sftp_s3_tui.profiles import (
     Profile,
@@ -28,7 +30,6 @@ from sftp_s3_tui.profiles import (
     SftpSettings,
 )
 from sftp_s3_tui.ui.app import AppOptions, SftpS3App
-from sftp_s3_tui.ui.decisions import ExistingObject
 from sftp_s3_tui.ui.screens.detail import TransferDetailScreen
 from sftp_s3_tui.ui.screens.dialogs import ConfirmScreen, ErrorScreen
 from sftp_s3_tui.ui.screens.host_key import HostKeyScreen
@@ -241,7 +242,23 @@ def _plan_screen() -> PlanScreen:
         "2026-11/README.txt": ExistingObject("2026-11/README.txt", 2048, 1_795_200_000.0),
     }
     dest = parse_s3_url("s3://landing/2026-11/")
-    return PlanScreen(jobs, existing, dest, ConflictPolicy.SKIP_EXISTING)
+    options = TransferOptions()
+
+    def plan_for(policy: ConflictPolicy) -> CopyPlan:
+        """The engine's plan from a fixed destination (what preview_copy does after its
+        lookups)."""
+        plan = CopyPlan()
+        for job in jobs:
+            found = existing.get(job.key)
+            decision = decide(policy, job.size, job.mtime, found)
+            plan.files.append(plan_file(job, decision.action, decision.reason, options, found))
+        return plan
+
+    async def replan(policy: ConflictPolicy) -> CopyPlan:
+        return plan_for(policy)
+
+    policy = ConflictPolicy.SKIP_EXISTING
+    return PlanScreen(plan_for(policy), dest, policy, replan)
 
 
 def test_plan_dialog(snap_compare: Any, tmp_path: Path) -> None:

@@ -16,10 +16,12 @@ from textual.screen import Screen
 from textual.widgets import Footer, Header
 
 from ... import paths
+from ...engine.config import ConflictPolicy
+from ...engine.decide import Action
 from ...engine.errors import TransferError, UsageError
 from ...engine.events import EngineEvent, TransferFinished, TransferState
 from ...engine.locations import S3Location
-from ..decisions import Decision, PlanTotals, decide_all
+from ...engine.preview import CopyPlan
 from ..formatting import format_size
 from ..messages import DisconnectRequested, ErrorRaised
 from ..session import Session
@@ -28,7 +30,7 @@ from ..widgets.remote_tree import RemoteTree
 from ..widgets.transfer_panel import TransferPanel
 from .dialogs import PromptScreen
 from .history import HistoryScreen
-from .plan import POLICY_LABELS, PlanScreen
+from .plan import POLICY_LABELS, PlanScreen, found_at_keys
 from .transfers import TRANSFER_BINDINGS, TransferActions, TransfersScreen
 
 #: Below this width the transfers get a screen of their own (key t).
@@ -188,28 +190,35 @@ class BrowseScreen(TransferActions, Screen[None]):
     async def _queue(self, paths: list[str], dest: S3Location, always_plan: bool = False) -> None:
         session = self.session
         self.notify(f"Planning the copy to {dest}…", timeout=2)
+        policy = session.default_conflict
         try:
-            jobs = await session.expand_paths(paths, dest)
-            existing = await session.existing(jobs)
+            selection = await session.select(paths, dest)
+            plan = await session.preview(selection, policy)
         except TransferError as exc:
             self.post_message(ErrorRaised(exc))
             return
-        policy = session.default_conflict
-        planned = decide_all(jobs, existing, policy)
+        jobs = selection.jobs
         large = sum(j.size for j in jobs) >= LARGE_COPY_BYTES or len(jobs) > LARGE_COPY_FILES
-        if always_plan or existing or large:
-            choice = await self.app.push_screen_wait(PlanScreen(jobs, existing, dest, policy))
+        if always_plan or found_at_keys(plan) or large:
+
+            async def replan(chosen: ConflictPolicy) -> CopyPlan:
+                return await session.preview(selection, chosen)
+
+            dialog = PlanScreen(plan, dest, policy, replan)
+            choice = await self.app.push_screen_wait(dialog)
             if choice is None:
                 self.notify("Copy cancelled; nothing was queued.", severity="warning")
                 return
-            policy, planned = choice
-        transfers = session.submit(planned)
+            policy, plan = choice
+        transfers = session.submit(plan)
         self.query_one(RemoteTree).clear_selection()
-        totals = PlanTotals.of(planned)
+        totals = plan.tally
         noun = "file" if len(transfers) == 1 else "files"
         text = f"Queued {len(transfers)} {noun} ({format_size(totals.bytes_to_send)}) → {dest}"
-        if totals.files[Decision.SKIP]:
-            text += f"; {totals.files[Decision.SKIP]} skipped ({POLICY_LABELS[policy].lower()})"
+        if skipped := totals.files[Action.SKIP]:
+            text += f"; {skipped} skipped ({POLICY_LABELS[policy].lower()})"
+        if invalid := totals.files[Action.INVALID]:
+            text += f"; {invalid} cannot be copied (see the plan, C)"
         self.notify(text)
 
     def action_transfers(self) -> None:
