@@ -132,10 +132,17 @@ async def watch(
     source_action: SourceAction | None = None,
     on_poll: Callable[[PollReport], None] | None = None,
     max_polls: int | None = None,
+    forget_finished: bool = True,
 ) -> int:
-    """Poll until ``stop`` is set (or ``max_polls`` polls); returns the number of polls."""
+    """Poll until ``stop`` is set (or ``max_polls`` polls); returns the number of polls.
+
+    The queue may carry other transfers (the TUI's): a stop cancels only the poll's, and
+    ``forget_finished`` drops only the poll's finished ones from ``queue.transfers`` (a
+    front that lists them keeps them with ``False``).
+    """
     tracker = StabilityTracker()
     polls = 0
+    runs: list[CopyRun] = []  # the copy of the poll under way, once it starts
     while not stop.is_set() and (max_polls is None or polls < max_polls):
         polls += 1
         poll = asyncio.ensure_future(
@@ -151,6 +158,8 @@ async def watch(
                 gate,
                 manifest,
                 source_action,
+                runs,
+                forget_finished,
             )
         )
         stopper = asyncio.ensure_future(stop.wait())
@@ -159,8 +168,10 @@ async def watch(
         # Stop requested mid-poll: cancel the transfers (uploads aborted, sources untouched)
         # but let the poll finish, so files that did land get their row and state entry.
         while not poll.done():
-            queue.cancel_all()
+            for run in runs:
+                run.cancel()
             await asyncio.wait({poll}, timeout=1.0)
+        runs.clear()
         report = poll.result()
         if on_poll is not None:
             on_poll(report)
@@ -207,6 +218,8 @@ async def _poll(
     gate: ReadinessGate | None,
     manifest: Manifest | None,
     source_action: SourceAction | None,
+    runs: list[CopyRun],
+    forget_finished: bool,
 ) -> PollReport:
     listed: list[FileJob] = []
     selection = Selection()
@@ -239,12 +252,15 @@ async def _poll(
         if result.status in (TransferState.DONE, TransferState.SKIPPED):
             state.record(job)
 
-    run = await CopyRun(queue, manifest=manifest, source_action=source_action, on_file=landed).run(
-        todo
-    )
+    copy = CopyRun(queue, manifest=manifest, source_action=source_action, on_file=landed)
+    runs.append(copy)  # a stop from now on cancels its transfers
+    run = await copy.run(todo)
     run.waiting = selection.waiting
-    for tid in [t for t, transfer in queue.transfers.items() if transfer.state.finished]:
-        del queue.transfers[tid]  # a watch runs for weeks: keep the queue's table small
+    if forget_finished:  # a watch runs for weeks: keep the queue's table small
+        for tid in copy.transfer_ids:
+            transfer = queue.transfers.get(tid)
+            if transfer is not None and transfer.state.finished:
+                del queue.transfers[tid]
     if not errors:  # a listing that failed must not make its files look gone
         state.prune(listed)
     return PollReport(number=number, listed=len(listed), run=run, errors=errors)

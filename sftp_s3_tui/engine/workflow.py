@@ -162,6 +162,8 @@ class CopyRun:
         self._after: set[asyncio.Task[None]] = set()
         self._host_keys: dict[str, str | None] = {}
         self._selection = Selection()
+        self._pending: set[int] = set()  # this run's transfers not finished yet
+        self._all_finished = asyncio.Event()
         self.report = RunReport()
 
     def _on_event(self, event: EngineEvent) -> None:
@@ -175,6 +177,9 @@ class CopyRun:
             task = asyncio.create_task(self._finish(tid, event.result))
             self._after.add(task)
             task.add_done_callback(self._after.discard)
+            self._pending.discard(tid)
+            if not self._pending:
+                self._all_finished.set()
 
     async def run(self, selection: Selection) -> RunReport:
         """Copy ``selection.jobs``; returns when every file's row and source action are done."""
@@ -191,7 +196,10 @@ class CopyRun:
             transfers = self.queue.submit(selection.jobs)
             for transfer in transfers:
                 self._jobs[transfer.id] = transfer.job
-            await self.queue.join()
+            # Only this run's transfers: the queue may carry others (the TUI's own copies).
+            self._pending = {t.id for t in transfers if not t.state.finished}
+            if self._pending:
+                await self._all_finished.wait()
             while self._after:
                 await asyncio.gather(*list(self._after))
         finally:
@@ -200,6 +208,18 @@ class CopyRun:
         if self.manifest is not None:
             report.manifest_rows = self.manifest.rows
         return report
+
+    def cancel(self) -> None:
+        """Cancel this run's unfinished transfers (their uploads are aborted); others on
+        the queue go on."""
+        for tid in list(self._pending):
+            if tid in self.queue.transfers:
+                self.queue.cancel(tid)
+
+    @property
+    def transfer_ids(self) -> list[int]:
+        """The ids of this run's transfers on the queue."""
+        return list(self._jobs)
 
     async def _finish(self, tid: int, result: TransferResult) -> None:
         job = self._jobs[tid]

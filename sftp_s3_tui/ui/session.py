@@ -34,6 +34,8 @@ from ..engine.s3 import S3Entry, check_bucket, list_buckets, list_prefix
 from ..engine.selection import Selection, select_planned
 from ..engine.sftp import RemoteEntry, remember_host_key
 from ..metrics import MetricsExporter, Sampler
+from ..paths import state_dir
+from .watches import RunningWatch, Watches, WatchSpec
 
 log = logging.getLogger(__name__)
 
@@ -153,6 +155,8 @@ class Session:
                 metrics_port=metrics_port,
                 on_warning=on_metrics_warning,
             )
+        #: Watches started from the TUI; their files are transfers on this queue.
+        self.watches = Watches(self.queue, state_dir() / "watch")
         self._stack = contextlib.AsyncExitStack()
         self._closed = False
 
@@ -184,6 +188,7 @@ class Session:
         if self._closed:
             return
         self._closed = True
+        await self.watches.stop_all()  # each cancels its own poll's uploads first
         await self._stack.aclose()
 
     # browsing ---------------------------------------------------------------------------------
@@ -253,6 +258,16 @@ class Session:
     async def queue_paths(self, paths: list[str], dest: S3Location) -> list[Transfer]:
         """Expand files and folders into jobs under ``dest`` and queue them (overwriting)."""
         return self.queue.submit(await self.expand_paths(paths, dest))
+
+    async def start_watch(self, spec: WatchSpec) -> RunningWatch:
+        """Watch ``spec.folder`` on this session's server (the bucket is checked first)."""
+        if not spec.dest.is_prefix:
+            raise UsageError(
+                f"A watch ships many files, but {spec.dest} names one key",
+                "end the destination with / to watch into a prefix",
+            )
+        await self.check_bucket(spec.dest.bucket)
+        return self.watches.start(self.target.sftp, spec)
 
     def resumable(self) -> list[JournalEntry]:
         """Unfinished transfers in the journal that came from this session's SFTP server."""

@@ -172,8 +172,8 @@ async def test_the_dialog_shows_the_plan_copy_dry_run_prints(
     s3: Any,
     tmp_path: Path,
 ) -> None:
-    """The same folder and destination: the dialog's rows and totals are the dry run's, under
-    the profile's policy and after choosing another in the dialog."""
+    """The same folder and destination: after choosing ``if newer`` in the dialog (the
+    engine plans again), its rows and totals are those ``copy --dry-run --json`` prints."""
     server = openssh_sftp
     server.write_file("drop/same.csv", size=700, seed=1)  # same size as its object
     server.write_file("drop/grown.csv", size=900, seed=2)  # an older, smaller object
@@ -184,6 +184,8 @@ async def test_the_dialog_shows_the_plan_copy_dry_run_prints(
         os.utime(server.root / "drop" / name, (old, old))  # older than their objects
     s3.put_object(Bucket=bucket, Key="in/drop/same.csv", Body=b"s" * 700)
     s3.put_object(Bucket=bucket, Key="in/drop/grown.csv", Body=b"g" * 10)
+    # The CLI runs beside the TUI (it only reads).
+    cli = asyncio.ensure_future(_cli_plan(server, s3_endpoint, bucket, "if-newer"))
     profile = server_profile(server, s3_endpoint, bucket=bucket, prefix="in/")
     app = make_app(tmp_path, initial=profile)
     async with app.run_test(size=(150, 45)) as pilot:
@@ -194,20 +196,19 @@ async def test_the_dialog_shows_the_plan_copy_dry_run_prints(
         await wait_for(pilot, lambda: isinstance(app.screen, PlanScreen), what="the plan")
         dialog = app.screen
         assert isinstance(dialog, PlanScreen)
-        rows, totals = _dialog_plan(dialog.plan)
-        assert (rows, totals) == await _cli_plan(server, s3_endpoint, bucket, "overwrite")
+        rows, totals = _dialog_plan(dialog.plan)  # the profile's policy: overwrite
         assert {r["key"]: r["decision"] for r in rows} == {
             "in/drop/big.bin": "copy",
             "in/drop/grown.csv": "overwrite",
             "in/drop/new.txt": "copy",
             "in/drop/same.csv": "overwrite",
         }
-        assert totals["parts"] == 2 + 1 + 1 + 1
+        assert totals["files"] == 4 and totals["parts"] == 2 + 1 + 1 + 1
 
         await pilot.press("3")  # if newer: the two older sources are skipped
         await wait_for(pilot, lambda: not dialog.planning and dialog.policy.value == "if-newer")
         rows, totals = _dialog_plan(dialog.plan)
-        assert (rows, totals) == await _cli_plan(server, s3_endpoint, bucket, "if-newer")
+        assert (rows, totals) == await cli
         assert totals["skip"] == 2 and totals["files"] == 2
         text = str(dialog.query_one("#plan-totals").render())
         assert "2 new (8.0 MiB)" in text and "2 skipped (1.6 KiB)" in text

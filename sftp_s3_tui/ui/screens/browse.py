@@ -32,6 +32,7 @@ from .dialogs import PromptScreen
 from .history import HistoryScreen
 from .plan import POLICY_LABELS, PlanScreen, found_at_keys
 from .transfers import TRANSFER_BINDINGS, TransferActions, TransfersScreen
+from .watch import WatchDialog, WatchesScreen
 
 #: Below this width the transfers get a screen of their own (key t).
 WIDE = 110
@@ -58,6 +59,8 @@ class BrowseScreen(TransferActions, Screen[None]):
         Binding("f", "focus_sftp", "SFTP side", show=False),
         Binding("f5", "reload", "Reload"),
         Binding("H", "history", "History", key_display="H", show=False),
+        Binding("w", "watch", "Watch folder…"),
+        Binding("W", "watches", "Watches", key_display="W", show=False),
         Binding("ctrl+d", "disconnect", "Profiles", key_display="^d"),
         *TRANSFER_BINDINGS,
     ]
@@ -253,6 +256,38 @@ class BrowseScreen(TransferActions, Screen[None]):
 
         prompt = PromptScreen("History: a manifest (.jsonl) or a folder of them", value=default)
         self.app.push_screen(prompt, chosen)
+
+    def action_watch(self) -> None:
+        """Watch the folder under the cursor (else the folder shown): new and changed files
+        are shipped at each poll, like ``sftp-s3-tui watch``."""
+        tree = self.query_one(RemoteTree)
+        entry = tree.cursor_entry()
+        folder = entry.path if entry is not None and entry.is_dir else tree.path
+        try:
+            dest = self.query_one(BucketPicker).location()
+        except UsageError:
+            dest = None
+        if dest is not None and not dest.is_prefix:
+            dest = None
+        source = f"{self.session.target.sftp.display}{folder}"
+        self._start_watch(WatchDialog(folder, source, dest))
+
+    @work(group="watch", exit_on_error=False)
+    async def _start_watch(self, dialog: WatchDialog) -> None:
+        spec = await self.app.push_screen_wait(dialog)
+        if spec is None:
+            return
+        try:
+            started = await self.session.start_watch(spec)
+        except TransferError as exc:
+            self.post_message(ErrorRaised(exc))
+            return
+        status = started.status
+        self.notify(f"Watching {status.source} → {status.dest} (W shows the watches)")
+
+    def action_watches(self) -> None:
+        watches = self.session.watches
+        self.app.push_screen(WatchesScreen(watches.statuses, watches.stop))
 
     def action_disconnect(self) -> None:
         self.post_message(DisconnectRequested())
