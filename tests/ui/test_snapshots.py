@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from textual.widgets import Input
 
 from sftp_s3_tui.engine.config import ConflictPolicy, MiB, SftpEndpoint, TransferOptions
 from sftp_s3_tui.engine.decide import ExistingObject, decide
@@ -35,6 +36,8 @@ from sftp_s3_tui.ui.screens.dialogs import ConfirmScreen, ErrorScreen
 from sftp_s3_tui.ui.screens.host_key import HostKeyScreen
 from sftp_s3_tui.ui.screens.plan import PlanScreen
 from sftp_s3_tui.ui.screens.transfers import TransfersScreen
+from sftp_s3_tui.ui.screens.watch import WatchDialog, WatchesScreen
+from sftp_s3_tui.ui.watches import WatchPhase, WatchStatus
 from sftp_s3_tui.ui.widgets.bucket_picker import BucketPicker
 from sftp_s3_tui.ui.widgets.transfer_panel import TransferPanel
 from tests.ui.fake_data import fixed_rows, fixed_snapshot
@@ -312,3 +315,69 @@ def test_quit_mid_run_dialog(snap_compare: Any, tmp_path: Path) -> None:
         await pilot.pause(0.2)
 
     assert snap_compare(_error_app(tmp_path), terminal_size=NARROW, run_before=run_before)
+
+
+def test_watch_dialog(snap_compare: Any, tmp_path: Path) -> None:
+    async def run_before(pilot: Any) -> None:
+        dest = parse_s3_url("s3://landing/2026-11/")
+        dialog = WatchDialog("/outgoing", "sftp://etl@sftp.partner.example/outgoing", dest)
+        await pilot.app.push_screen(dialog)
+        dialog.query_one("#watch-include", Input).value = "*.csv"
+        dialog.query_one("#watch-done-file", Input).value = ".done"
+        for field in dialog.query(Input):
+            field.cursor_blink = False  # a blinking cursor makes the snapshot flaky
+        await pilot.pause(0.2)
+
+    assert snap_compare(_error_app(tmp_path), terminal_size=WIDE, run_before=run_before)
+
+
+def _watch_statuses() -> list[WatchStatus]:
+    at = 1_795_100_000.0  # 2026-11-19 14:53:20 UTC
+    return [
+        WatchStatus(
+            1,
+            "sftp://etl@sftp.partner.example/outgoing",
+            "s3://landing/2026-11/",
+            60.0,
+            phase=WatchPhase.IDLE,
+            polls=42,
+            last_poll=at,
+            next_poll=at + 60,
+            listed=12,
+            shipped=9,
+            waiting=2,
+        ),
+        WatchStatus(
+            2,
+            "sftp://etl@sftp.partner.example/refunds",
+            "s3://landing/refunds/",
+            300.0,
+            phase=WatchPhase.POLLING,
+            polls=3,
+            last_poll=at - 300,
+            next_poll=at,
+            shipped=1,
+            failed=1,
+            message="",
+        ),
+        WatchStatus(
+            3,
+            "sftp://etl@sftp.partner.example/archive",
+            "s3://landing/archive/",
+            30.0,
+            phase=WatchPhase.STOPPED,
+            polls=7,
+            last_poll=at - 900,
+        ),
+    ]
+
+
+def test_watches_list(snap_compare: Any, tmp_path: Path) -> None:
+    async def stop(watch_id: int) -> None:
+        raise AssertionError("nothing is stopped in this snapshot")
+
+    async def run_before(pilot: Any) -> None:
+        await pilot.app.push_screen(WatchesScreen(_watch_statuses, stop, live=False))
+        await pilot.pause(0.2)
+
+    assert snap_compare(_error_app(tmp_path), terminal_size=WIDE, run_before=run_before)

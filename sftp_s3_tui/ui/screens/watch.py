@@ -76,14 +76,6 @@ def watch_spec(
 class WatchDialog(ModalScreen[WatchSpec | None]):
     """Start watching ``folder``: where to, how often, which files, when they are ready."""
 
-    DEFAULT_CSS = """
-    WatchDialog .dialog { width: 86; }
-    WatchDialog .watch-row { height: auto; }
-    WatchDialog .watch-row > Label { width: 14; padding: 1 1 0 0; }
-    WatchDialog .watch-row > Input { width: 1fr; }
-    WatchDialog #watch-error { color: $error; height: auto; }
-    """
-
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "cancel", "Cancel"),
         Binding("ctrl+o", "start", "Start watching", key_display="^o"),
@@ -97,7 +89,7 @@ class WatchDialog(ModalScreen[WatchSpec | None]):
 
     def compose(self) -> ComposeResult:
         values = {"watch-dest": str(self.dest) if self.dest else "", "watch-every": DEFAULT_EVERY}
-        with Vertical(classes="dialog"):
+        with Vertical(classes="dialog watch"):
             yield Static(Text(f"Watch {self.source}", style="bold"), classes="title")
             yield Static(
                 Text(
@@ -180,12 +172,6 @@ def count(number: int, style: str) -> Text:
 class WatchesScreen(ModalScreen[None]):
     """Every watch of the session: what it watches, when it polled, what it shipped."""
 
-    DEFAULT_CSS = """
-    WatchesScreen .dialog { width: 150; height: 70%; }
-    WatchesScreen #watches-table { height: 1fr; }
-    WatchesScreen #watches-note { height: auto; margin-top: 1; color: $text-muted; }
-    """
-
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape,W", "close", "Close", key_display="esc"),
         Binding("x", "stop", "Stop watch"),
@@ -207,7 +193,7 @@ class WatchesScreen(ModalScreen[None]):
         self.live = live
 
     def compose(self) -> ComposeResult:
-        with Vertical(classes="dialog"):
+        with Vertical(classes="dialog watches"):
             yield Static(Text("Watches", style="bold"), classes="title")
             table: DataTable[Text | str] = DataTable(cursor_type="row", id="watches-table")
             yield table
