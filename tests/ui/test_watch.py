@@ -11,6 +11,7 @@ from textual.widgets import DataTable, Input
 from sftp_s3_tui.engine.config import S3Endpoint
 from sftp_s3_tui.engine.events import TransferState
 from sftp_s3_tui.ui.screens.browse import BrowseScreen
+from sftp_s3_tui.ui.screens.dialogs import ConfirmScreen
 from sftp_s3_tui.ui.screens.watch import WatchDialog, WatchesScreen
 from sftp_s3_tui.ui.watches import WatchPhase
 from sftp_s3_tui.ui.widgets.remote_tree import RemoteTree
@@ -102,7 +103,7 @@ async def test_quitting_stops_a_watch_mid_upload_and_leaves_no_upload(
     s3: Any,
     tmp_path: Path,
 ) -> None:
-    """Closing the session while the watch's file is being uploaded: the watch stops, its
+    """Quitting while the watch's file is being uploaded: the watch stops, its
     multipart upload is aborted (none left open), and nothing partial lands."""
     server = openssh_sftp
     server.write_file("drop/big.bin", size=16 * 1024 * 1024 + 1, seed=4)
@@ -126,9 +127,12 @@ async def test_quitting_stops_a_watch_mid_upload_and_leaves_no_upload(
             return bool(transfers) and transfers[0].state is TransferState.RUNNING
 
         await wait_for(pilot, uploading, timeout=30, what="the upload")
-        await app.close_all()
-        assert not running.running and running.status.phase is WatchPhase.STOPPED
-        (transfer,) = _queued(session, "in/drop/big.bin")
-        assert transfer.state is TransferState.CANCELLED
+        await pilot.press("ctrl+q")  # the quit dialog names the watch's transfer
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="quit?")
+        await pilot.press("y")  # abort it
+        await wait_for(pilot, lambda: not running.running, timeout=30, what="the watch's end")
+    assert running.status.phase is WatchPhase.STOPPED
+    (transfer,) = _queued(session, "in/drop/big.bin")
+    assert transfer.state is TransferState.CANCELLED
     assert _keys(s3, bucket) == []
     assert s3.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
