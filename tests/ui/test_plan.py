@@ -31,6 +31,15 @@ def _plan_rows(screen: PlanScreen) -> list[tuple[str, str]]:
     return rows
 
 
+def _plan_shown(app: Any) -> bool:
+    """The plan dialog is up and filled (pushed is not enough: it composes after)."""
+    screen = app.screen
+    if not isinstance(screen, PlanScreen) or not screen.is_mounted:
+        return False
+    tables = screen.query("#plan-table")
+    return bool(tables) and tables.first(DataTable).row_count > 0
+
+
 def _all_finished(app: Any, count: int) -> bool:
     session = app.session
     transfers = session.queue.transfers.values() if session else []
@@ -56,7 +65,7 @@ async def test_copy_onto_an_existing_key_asks_first_and_honours_the_choice(
         await pilot.press("space", "space")  # a.csv, b.csv
         assert sorted(tree.selected) == ["/a.csv", "/b.csv"]
         await pilot.press("c")
-        await wait_for(pilot, lambda: isinstance(app.screen, PlanScreen), what="the plan")
+        await wait_for(pilot, lambda: _plan_shown(app), what="the plan")
         plan = app.screen
         assert isinstance(plan, PlanScreen)
         # the profile's default (overwrite) is chosen; the dialog says what it would do
@@ -76,7 +85,7 @@ async def test_copy_onto_an_existing_key_asks_first_and_honours_the_choice(
         await pilot.press("up", "space")  # a.csv
         assert list(tree.selected) == ["/a.csv"]
         await pilot.press("c")
-        await wait_for(pilot, lambda: isinstance(app.screen, PlanScreen), what="the plan")
+        await wait_for(pilot, lambda: _plan_shown(app), what="the plan")
         await pilot.press("1", "y")
         await wait_for(pilot, lambda: _all_finished(app, 2), timeout=60, what="the overwrite")
         await app.close_all()
@@ -98,7 +107,7 @@ async def test_cancelling_the_plan_queues_nothing(
     async with app.run_test(size=(150, 45)) as pilot:
         await wait_for(pilot, lambda: browse_ready(app), what="browse")
         await pilot.press("c")
-        await wait_for(pilot, lambda: isinstance(app.screen, PlanScreen), what="the plan")
+        await wait_for(pilot, lambda: _plan_shown(app), what="the plan")
         await pilot.press("escape")
         await wait_for(pilot, lambda: isinstance(app.screen, BrowseScreen))
         assert app.session is not None and not app.session.queue.transfers
@@ -193,7 +202,7 @@ async def test_the_dialog_shows_the_plan_copy_dry_run_prints(
         tree = app.screen.query_one(RemoteTree)
         tree.table.move_cursor(row=tree.table.get_row_index(server.remote_path("drop")))
         await pilot.press("C")  # always plan
-        await wait_for(pilot, lambda: isinstance(app.screen, PlanScreen), what="the plan")
+        await wait_for(pilot, lambda: _plan_shown(app), what="the plan")
         dialog = app.screen
         assert isinstance(dialog, PlanScreen)
         rows, totals = _dialog_plan(dialog.plan)  # the profile's policy: overwrite

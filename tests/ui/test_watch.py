@@ -3,13 +3,16 @@ runs, once, shows it in the queue and in the watches list, and stops cleanly."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from textual.screen import Screen
 from textual.widgets import DataTable, Input
 
 from sftp_s3_tui.engine.config import S3Endpoint
-from sftp_s3_tui.engine.events import TransferState
+from sftp_s3_tui.engine.events import EngineEvent, PartChanged, PartState, TransferState
+from sftp_s3_tui.profiles.model import TransferDefaults
 from sftp_s3_tui.ui.screens.browse import BrowseScreen
 from sftp_s3_tui.ui.screens.dialogs import ConfirmScreen
 from sftp_s3_tui.ui.screens.watch import WatchDialog, WatchesScreen
@@ -21,6 +24,13 @@ from tests.ui.helpers import browse_ready, make_app, server_profile, wait_for
 
 def _keys(s3: Any, bucket: str) -> list[str]:
     return sorted(o["Key"] for o in s3.list_objects_v2(Bucket=bucket).get("Contents", []))
+
+
+def _shown(app: Any, kind: type[Screen[Any]], part: str) -> bool:
+    """``kind`` is the screen and its ``part`` is there (pushed is not enough: it composes
+    after)."""
+    screen = app.screen
+    return isinstance(screen, kind) and screen.is_mounted and bool(screen.query(part))
 
 
 def _queued(session: Any, key: str) -> list[Any]:
@@ -45,7 +55,7 @@ async def test_a_watch_started_on_a_folder_ships_a_dropped_file_once(
         tree = browse.query_one(RemoteTree)
         tree.table.move_cursor(row=tree.table.get_row_index(server.remote_path("drop")))
         await pilot.press("w")
-        await wait_for(pilot, lambda: isinstance(app.screen, WatchDialog), what="the dialog")
+        await wait_for(pilot, lambda: _shown(app, WatchDialog, "#watch-done-file"), what="dialog")
         dialog = app.screen
         assert dialog.query_one("#watch-dest", Input).value == f"s3://{bucket}/in/"
         dialog.query_one("#watch-every", Input).value = "0.3s"
@@ -76,8 +86,9 @@ async def test_a_watch_started_on_a_folder_ships_a_dropped_file_once(
 
         # the watches list shows it; x stops it
         await pilot.press("W")
-        await wait_for(pilot, lambda: isinstance(app.screen, WatchesScreen), what="the list")
+        await wait_for(pilot, lambda: _shown(app, WatchesScreen, "#watches-table"), what="list")
         table = app.screen.query_one("#watches-table", DataTable)
+        await wait_for(pilot, lambda: table.row_count == 1, what="the watch's row")
         row = [str(cell) for cell in table.get_row_at(0)]
         assert row[0] == f"{status.source} → s3://{bucket}/in/"
         assert row[1] == "0.3s" and row[4] == "2" and row[6] == "0"
@@ -103,11 +114,12 @@ async def test_quitting_stops_a_watch_mid_upload_and_leaves_no_upload(
     s3: Any,
     tmp_path: Path,
 ) -> None:
-    """Quitting while the watch's file is being uploaded: the watch stops, its
-    multipart upload is aborted (none left open), and nothing partial lands."""
+    """Quitting while the watch's file is being uploaded (one part landed, the rest held):
+    the watch stops, its multipart upload is aborted (none left open), nothing lands."""
     server = openssh_sftp
-    server.write_file("drop/big.bin", size=16 * 1024 * 1024 + 1, seed=4)
+    server.write_file("drop/big.bin", size=16 * 1024 * 1024 + 1, seed=4)  # three parts
     profile = server_profile(server, s3_endpoint, bucket=bucket, prefix="in/")
+    profile = replace(profile, transfer=TransferDefaults(parts_in_flight=1))  # one at a time
     app = make_app(tmp_path, initial=profile)
     async with app.run_test(size=(150, 45)) as pilot:
         await wait_for(pilot, lambda: browse_ready(app), what="browse")
@@ -115,8 +127,17 @@ async def test_quitting_stops_a_watch_mid_upload_and_leaves_no_upload(
         tree.table.move_cursor(row=tree.table.get_row_index(server.remote_path("drop")))
         session = app.session
         assert session is not None
+
+        def hold_after_first_part(event: EngineEvent) -> None:
+            """What a user's ``p`` does: the upload is open, its other parts held."""
+            if isinstance(event, PartChanged) and event.state is PartState.DONE:
+                transfer = session.queue.transfers.get(event.transfer_id)
+                if transfer is not None and transfer.state is TransferState.RUNNING:
+                    session.queue.pause(event.transfer_id)
+
+        session.bus.subscribe(hold_after_first_part)
         await pilot.press("w")
-        await wait_for(pilot, lambda: isinstance(app.screen, WatchDialog), what="the dialog")
+        await wait_for(pilot, lambda: _shown(app, WatchDialog, "#watch-done-file"), what="dialog")
         app.screen.query_one("#watch-every", Input).value = "0.3s"
         await pilot.press("ctrl+o")
         await wait_for(pilot, lambda: session.watches.active, what="a running watch")
@@ -124,9 +145,9 @@ async def test_quitting_stops_a_watch_mid_upload_and_leaves_no_upload(
 
         def uploading() -> bool:
             transfers = _queued(session, "in/drop/big.bin")
-            return bool(transfers) and transfers[0].state is TransferState.RUNNING
+            return bool(transfers) and transfers[0].state is TransferState.PAUSED
 
-        await wait_for(pilot, uploading, timeout=30, what="the upload")
+        await wait_for(pilot, uploading, timeout=30, what="the upload, held after a part")
         await pilot.press("ctrl+q")  # the quit dialog names the watch's transfer
         await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="quit?")
         await pilot.press("y")  # abort it
