@@ -15,7 +15,7 @@ from botocore.exceptions import HTTPClientError
 from botocore.parsers import ResponseParserError
 
 from ..engine.config import ConflictPolicy, S3Endpoint, SftpEndpoint, TransferOptions
-from ..engine.decide import DestinationIndex
+from ..engine.decide import Action, DestinationIndex
 from ..engine.errors import S3Error, TransferError, UsageError
 from ..engine.events import (
     EngineEvent,
@@ -252,8 +252,11 @@ class Session:
         return await preview_copy(selection, DestinationIndex(self.queue.s3), options)
 
     def submit(self, plan: CopyPlan) -> list[Transfer]:
-        """Queue the files the plan reads (skipped, waiting, excluded ones are not queued)."""
-        return self.queue.submit([f.job for f in plan.to_copy if f.job is not None])
+        """Queue the files the plan reads, and (as ``copy`` does) those that cannot be
+        copied, so each fails alone with its reason in the queue; skipped, waiting and
+        excluded ones are not queued."""
+        queued = [f for f in plan.files if f.action.reads_source or f.action is Action.INVALID]
+        return self.queue.submit([f.job for f in queued if f.job is not None])
 
     async def queue_paths(self, paths: list[str], dest: S3Location) -> list[Transfer]:
         """Expand files and folders into jobs under ``dest`` and queue them (overwriting)."""

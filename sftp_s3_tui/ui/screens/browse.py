@@ -221,7 +221,7 @@ class BrowseScreen(TransferActions, Screen[None]):
         if skipped := totals.files[Action.SKIP]:
             text += f"; {skipped} skipped ({POLICY_LABELS[policy].lower()})"
         if invalid := totals.files[Action.INVALID]:
-            text += f"; {invalid} cannot be copied (see the plan, C)"
+            text += f"; {invalid} cannot be copied (they fail in the queue: enter for why)"
         self.notify(text)
 
     def action_transfers(self) -> None:
