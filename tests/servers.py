@@ -292,13 +292,14 @@ def ensure_password_user() -> bool:
         )
         if created.returncode != 0 and not exists():  # another test session may have won
             raise RuntimeError(f"useradd {PASSWORD_USER} failed: {created.stderr.decode()}")
-    subprocess.run(
-        ["chpasswd"],
-        input=f"{PASSWORD_USER}:{PASSWORD}\n".encode(),
-        check=True,
-        capture_output=True,
-    )
-    return True
+    for attempt in range(20):  # xdist workers may hold /etc/shadow's lock at the same moment
+        done = subprocess.run(
+            ["chpasswd"], input=f"{PASSWORD_USER}:{PASSWORD}\n".encode(), capture_output=True
+        )
+        if done.returncode == 0:
+            return True
+        time.sleep(0.1 * (attempt + 1))
+    raise RuntimeError(f"chpasswd failed: {done.stderr.decode()}")
 
 
 def wait_for_ssh_banner(host: str, port: int, deadline: float) -> None:

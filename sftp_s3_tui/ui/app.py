@@ -40,6 +40,7 @@ from .commands import MainCommands
 from .messages import ConnectRequested, DisconnectRequested, ErrorRaised
 from .screens.browse import BrowseScreen
 from .screens.connect import ConnectScreen
+from .screens.connection_details import ConnectionDetailsScreen
 from .screens.dialogs import ConfirmScreen, ErrorScreen
 from .screens.help import HelpScreen
 from .screens.host_key import HostKeyScreen
@@ -418,6 +419,13 @@ class SftpS3App(App[int]):
     def action_help(self) -> None:
         if not isinstance(self.screen, HelpScreen):
             self.push_screen(HelpScreen(self.screen))
+
+    def action_connection_details(self) -> None:
+        """The S3 store's capability record and the SFTP link's RTT and ceiling (key i)."""
+        if self.session is None:
+            self.notify("Not connected.", severity="warning")
+        elif not isinstance(self.screen, ConnectionDetailsScreen):
+            self.push_screen(ConnectionDetailsScreen(self.session))
 
     def action_toggle_dark_light(self) -> None:
         self.theme = LIGHT if self.theme == DARK else DARK

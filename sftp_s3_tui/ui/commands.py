@@ -36,6 +36,11 @@ class MainCommands(Provider):
                 ("Pause or resume all transfers", "", run("pause_all")),
                 ("Cancel all transfers", "Unfinished uploads are aborted", run("cancel_all")),
                 ("Show history", "Past runs from their manifests", run("history")),
+                (
+                    "Connection details",
+                    "What the S3 store checks; the SFTP link's RTT and ceiling",
+                    lambda: app.run_action("connection_details"),
+                ),
                 ("Reload listings", "List the SFTP folder and the buckets again", run("reload")),
                 (
                     "Disconnect",

@@ -3,7 +3,7 @@
 Runs the real app headless against the demo servers, drives it with a Pilot like a user would
 (select files, copy, watch), and saves ``connect``, ``browse``, ``transfers`` (mid-transfer, the
 wide combined view and the narrow transfers screen), a transfer's ``detail``, ``help``, the
-copy ``plan`` and the host key dialog.
+copy ``plan``, the ``connection-details`` (store check and SFTP link) and the host key dialog.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from ..engine.events import TransferState
 from ..profiles import Profile, ProfileStore, S3Settings, SftpAuth, SftpSettings
 from .app import AppOptions, SftpS3App
 from .screens.browse import BrowseScreen
+from .screens.connection_details import ConnectionDetailsScreen
 from .screens.detail import TransferDetailScreen
 from .screens.host_key import HostKeyScreen
 from .screens.plan import PlanScreen
@@ -150,6 +151,18 @@ async def demo_screens(folder: Path, tmp: Path) -> None:
         await _until(pilot, lambda: isinstance(app.screen, PlanScreen))
         await pilot.pause(0.3)
         _save(app, folder, "plan")
+        await pilot.press("escape")
+        await _until(pilot, lambda: isinstance(app.screen, BrowseScreen))
+        await pilot.press("i")  # what the store was found to check, and the SFTP link
+        await _until(
+            pilot,
+            lambda: (
+                isinstance(app.screen, ConnectionDetailsScreen)
+                and "Store check:" in app.screen.text
+            ),
+        )
+        await pilot.pause(0.3)
+        _save(app, folder, "connection-details")
         await pilot.press("escape")
         await app.close_all()
 

@@ -88,6 +88,7 @@ class TransfersScreen(TransferActions, Screen[None]):
     BINDINGS: ClassVar[list[BindingType]] = [
         *TRANSFER_BINDINGS,
         Binding("escape,t", "app.pop_screen", "Back to browse"),
+        Binding("i", "app.connection_details", "Details", show=False),
     ]
 
     def __init__(self, session: Session) -> None:

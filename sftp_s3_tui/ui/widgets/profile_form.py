@@ -12,9 +12,19 @@ from textual.suggester import SuggestFromList
 from textual.widget import Widget
 from textual.widgets import Checkbox, Input, Label, Select, Static
 
-from ...engine.config import ChecksumChoice, ConflictPolicy, HostKeyPolicy
-from ...engine.errors import ConfigError, UsageError
-from ...engine.locations import format_size, parse_size
+from ...engine.config import (
+    MAX_PART_SIZE,
+    MIN_PART_SIZE,
+    ChecksumChoice,
+    ConflictPolicy,
+    HostKeyPolicy,
+    SftpEndpoint,
+    check_endpoint_url,
+    check_region,
+)
+from ...engine.errors import ConfigError, TransferError, UsageError
+from ...engine.locations import format_rate, format_size, parse_rate, parse_size
+from ...engine.object_options import ObjectOptions, parse_pairs
 from ...profiles import (
     Profile,
     S3Settings,
@@ -24,6 +34,7 @@ from ...profiles import (
     SftpSettings,
     TransferDefaults,
 )
+from .secret_input import SecretInput
 
 AUTH_CHOICES = [
     ("password", SftpAuth.PASSWORD),
@@ -42,7 +53,11 @@ CONFLICT_CHOICES = [
     ("if newer", ConflictPolicy.IF_NEWER),
     ("if different", ConflictPolicy.IF_DIFFERENT),
 ]
-SSE_CHOICES = [("AES256 (S3-managed keys)", "AES256"), ("aws:kms", "aws:kms")]
+SSE_CHOICES = [
+    ("AES256 (S3-managed keys)", "AES256"),
+    ("aws:kms", "aws:kms"),
+    ("aws:kms:dsse (dual-layer)", "aws:kms:dsse"),
+]
 STORAGE_CLASSES = [
     "STANDARD",
     "STANDARD_IA",
@@ -67,6 +82,41 @@ TRANSFER_FIELDS = [
     ("f-sftp-concurrency", "sftp_concurrency", "SFTP requests", "16 at once", False),
     ("f-s3-concurrency", "s3_concurrency", "S3 uploads", "32 at once", False),
 ]
+#: The SFTP link: input id, SftpSettings field, label, placeholder, kind (int, size, rate).
+LINK_FIELDS = [
+    ("f-connections", "connections", "Connections", "4 SSH connections to the host at most", "int"),
+    ("f-window", "window", "SSH window", "16MiB per connection (≥ bandwidth × RTT)", "size"),
+    ("f-bwlimit", "bwlimit", "Bandwidth limit", "empty: unlimited; 20M = 20 MB/s", "rate"),
+]
+#: Profile fields (as ``Profile.validate`` and the engine name them) → the form's labels.
+LABELS = {
+    "sftp.port": "Port",
+    "sftp.connections": "Connections",
+    "sftp.window": "SSH window",
+    "sftp.bwlimit": "Bandwidth limit",
+    "sftp.jump": "Jump host",
+    "s3.endpoint_url": "Endpoint URL",
+    "s3.region": "Region",
+    "s3.storage_class": "Storage class",
+    "s3.server_side_encryption": "Encryption (SSE)",
+    "s3.sse_kms_key_id": "KMS key id",
+    "s3.tags": "Tags",
+    "s3.metadata": "Metadata",
+    **{f"transfer.{name}": label for _, name, label, _, _ in TRANSFER_FIELDS},
+}
+#: Which input shows each profile field (marked when the field is wrong).
+WIDGET_OF = {
+    "sftp.port": "f-port",
+    "sftp.jump": "f-jump",
+    "s3.endpoint_url": "f-endpoint",
+    "s3.region": "f-region",
+    "s3.storage_class": "f-storage-class",
+    "s3.sse_kms_key_id": "f-kms-key",
+    "s3.tags": "f-tags",
+    "s3.metadata": "f-metadata",
+    **{f"sftp.{name}": widget_id for widget_id, name, _, _, _ in LINK_FIELDS},
+    **{f"transfer.{name}": widget_id for widget_id, name, _, _, _ in TRANSFER_FIELDS},
+}
 
 
 class OnOffCheckbox(Checkbox):
@@ -98,7 +148,7 @@ class ProfileForm(VerticalScroll):
     """Edit a :class:`Profile`; :meth:`profile` reads it back (raising on bad numbers)."""
 
     DEFAULT_CSS = """
-    ProfileForm { height: auto; max-height: 1fr; padding: 0 1; }
+    ProfileForm { height: 1fr; padding: 0 1; }
     ProfileForm .section { margin-top: 1; text-style: bold; color: $accent; }
     ProfileForm .row { height: 1; margin-bottom: 0; }
     ProfileForm .row > Label { width: 18; color: $text-muted; }
@@ -115,7 +165,9 @@ class ProfileForm(VerticalScroll):
             return Horizontal(Label(label), widget, classes="row")
 
         def field(name: str, placeholder: str = "", *, password: bool = False) -> Input:
-            return Input(id=name, placeholder=placeholder, password=password, compact=True)
+            if password:  # never in TEXTUAL_LOG, reprs or messages (see SecretInput)
+                return SecretInput(id=name, placeholder=placeholder, compact=True)
+            return Input(id=name, placeholder=placeholder, compact=True)
 
         yield row("Profile name", field("f-name", "name to save it under (optional)"))
         yield Static("SFTP source", classes="section")
@@ -138,7 +190,14 @@ class ProfileForm(VerticalScroll):
             compact=True,
         )
         yield row("Unknown host key", host_keys)
+        yield row("Jump host", field("f-jump", "[user@]bastion[:port], optional"))
         yield row("Start folder", field("f-folder", "/"))
+        yield row(
+            "Symlinked folders",
+            OnOffCheckbox("descend into linked folders", id="f-follow-symlinks", compact=True),
+        )
+        for widget_id, _, label, placeholder, _ in LINK_FIELDS:
+            yield row(label, field(widget_id, placeholder))
         yield Static("S3 destination", classes="section")
         yield row("Endpoint URL", field("f-endpoint", "empty for AWS; http://host:9000 for MinIO"))
         yield row("Region", field("f-region", "us-east-1"))
@@ -166,6 +225,10 @@ class ProfileForm(VerticalScroll):
             SSE_CHOICES, prompt="none (the bucket's default)", id="f-sse", compact=True
         )
         yield row("Encryption (SSE)", sse)
+        yield row("KMS key id", field("f-kms-key", "with aws:kms: key id or ARN (empty: default)"))
+        yield row("Content type", field("f-content-type", "empty: guessed from each file's name"))
+        yield row("Tags", field("f-tags", "key=value, key=value"))
+        yield row("Metadata", field("f-metadata", "key=value, key=value (x-amz-meta-*)"))
         yield Static("Transfer defaults", classes="section")
         conflict: Select[ConflictPolicy] = Select(
             CONFLICT_CHOICES, prompt="overwrite (default)", id="f-conflict", compact=True
@@ -189,6 +252,15 @@ class ProfileForm(VerticalScroll):
         """Disable the inputs the chosen login does not use (Tab then skips them)."""
         for widget_id, needs in ONLY_FOR.items():
             self.query_one(f"#{widget_id}", Input).disabled = auth is not needs
+
+    @on(Select.Changed, "#f-sse")
+    def _sse_changed(self, event: Select.Changed) -> None:
+        self._apply_sse(event.value)
+
+    def _apply_sse(self, sse: object) -> None:
+        """The KMS key id only applies to SSE-KMS."""
+        kms = isinstance(sse, str) and sse.startswith("aws:kms")
+        self.query_one("#f-kms-key", Input).disabled = not kms
 
     # -- profile ↔ fields ----------------------------------------------------------------------
     def _set(self, widget_id: str, value: str) -> None:
@@ -227,8 +299,18 @@ class ProfileForm(VerticalScroll):
         self._set("f-bucket", s3.bucket or "")
         self._set("f-prefix", s3.prefix)
         self._set("f-storage-class", s3.storage_class or "")
-        self._choose("#f-sse", s3.server_side_encryption)
+        sse = s3.server_side_encryption or ("aws:kms" if s3.sse_kms_key_id else None)
+        self._choose("#f-sse", sse)
+        self._set("f-kms-key", s3.sse_kms_key_id or "")
+        self._set("f-content-type", s3.content_type or "")
+        self._set("f-tags", _pairs_text(s3.tags))
+        self._set("f-metadata", _pairs_text(s3.metadata))
         self.query_one("#f-host-key-policy", Select).value = sftp.host_key_policy
+        self._set("f-jump", sftp.jump or "")
+        self.query_one("#f-follow-symlinks", Checkbox).value = sftp.follow_symlinks
+        for widget_id, name, _, _, kind in LINK_FIELDS:
+            value = getattr(sftp, name)
+            self._set(widget_id, "" if value is None else _link_text(kind, value))
         transfer = profile.transfer if profile else TransferDefaults()
         self._choose("#f-conflict", transfer.conflict)
         self._choose("#f-checksum", transfer.checksum)
@@ -238,6 +320,8 @@ class ProfileForm(VerticalScroll):
             text = "" if value is None else format_size(value) if is_size else str(value)
             self._set(widget_id, text.replace(" ", ""))
         self._apply_auth(self.query_one("#f-auth", Select).value)
+        self._apply_sse(sse)
+        self._mark({})
 
     def _choose(self, selector: str, value: object) -> None:
         select = self.query_one(selector, Select)
@@ -246,9 +330,9 @@ class ProfileForm(VerticalScroll):
         else:
             select.value = value
 
-    def _transfer(self, loaded: TransferDefaults) -> TransferDefaults:
+    def _transfer(self, loaded: TransferDefaults, problems: dict[str, str]) -> TransferDefaults:
         changes: dict[str, Any] = {}
-        for widget_id, name, label, _, is_size in TRANSFER_FIELDS:
+        for widget_id, name, _label, _, is_size in TRANSFER_FIELDS:
             text = self._get(widget_id)
             if not text:
                 changes[name] = None
@@ -256,16 +340,50 @@ class ProfileForm(VerticalScroll):
                 try:
                     changes[name] = parse_size(text)
                 except UsageError as exc:
-                    raise ConfigError(f"{label}: {exc.message}", exc.hint) from exc
+                    problems[f"transfer.{name}"] = exc.message
             elif text.isdigit() and int(text) > 0:
                 changes[name] = int(text)
             else:
-                raise ConfigError(f"{label}: {text!r} is not a whole number", "e.g. 8")
+                problems[f"transfer.{name}"] = f"{text!r} is not a whole number (e.g. 8)"
         conflict = self.query_one("#f-conflict", Select).value
         changes["conflict"] = conflict if isinstance(conflict, ConflictPolicy) else None
         checksum = self.query_one("#f-checksum", Select).value
         changes["checksum"] = checksum if isinstance(checksum, ChecksumChoice) else None
-        return replace(loaded, **changes)
+        return replace(
+            loaded, **{k: v for k, v in changes.items() if f"transfer.{k}" not in problems}
+        )
+
+    def _link(self, problems: dict[str, str]) -> dict[str, Any]:
+        """The SFTP link fields (connections, window, bandwidth limit) as typed."""
+        values: dict[str, Any] = {}
+        for widget_id, name, _, _, kind in LINK_FIELDS:
+            text = self._get(widget_id)
+            if not text:
+                values[name] = None
+                continue
+            try:
+                if kind == "int":
+                    if not text.isdigit():
+                        raise UsageError(f"{text!r} is not a whole number", "")
+                    values[name] = int(text)
+                elif kind == "size":
+                    values[name] = parse_size(text)
+                else:
+                    values[name] = parse_rate(text, "")
+            except UsageError as exc:
+                problems[f"sftp.{name}"] = exc.message.strip()
+        return values
+
+    def _pairs(
+        self, widget_id: str, what: str, problems: dict[str, str]
+    ) -> tuple[tuple[str, str], ...]:
+        text = self._get(widget_id)
+        items = [item.strip() for item in text.split(",") if item.strip()]
+        try:
+            return parse_pairs(items, what.lower())
+        except UsageError as exc:
+            problems[f"s3.{what.lower()}"] = exc.message.replace(f"{what.lower()} ", "", 1)
+            return ()
 
     def _secret(self, widget_id: str, previous: Secret | None) -> Secret | None:
         text = self.query_one(f"#{widget_id}", Input).value
@@ -276,11 +394,13 @@ class ProfileForm(VerticalScroll):
         return Secret.literal(text)
 
     def profile(self, default_name: str = "unsaved") -> Profile:
-        """The profile the form describes; raises ``ConfigError`` for an invalid field."""
+        """The profile the form describes; raises ``ConfigError`` naming every invalid field
+        (one line each, in the form's words), and marks those inputs."""
         loaded = self._loaded
+        problems: dict[str, str] = {}
         port_text = self._get("f-port") or "22"
         if not port_text.isdigit():
-            raise ConfigError(f"Port {port_text!r} is not a number", "e.g. 22")
+            problems["sftp.port"] = f"{port_text!r} is not a number (e.g. 22)"
         auth = self.query_one("#f-auth", Select).value
         assert isinstance(auth, SftpAuth)
         old_sftp = loaded.sftp if loaded else None
@@ -288,11 +408,12 @@ class ProfileForm(VerticalScroll):
         password = self._secret("f-password", old_sftp.password if old_sftp else None)
         passphrase = self._secret("f-passphrase", old_sftp.passphrase if old_sftp else None)
         host_key_policy = self.query_one("#f-host-key-policy", Select).value
+        link = self._link(problems)
         # replace() on what was loaded keeps any field this form does not show
         sftp = replace(
             old_sftp or SftpSettings(host=""),
             host=self._get("f-host"),
-            port=int(port_text),
+            port=int(port_text) if port_text.isdigit() else 22,
             user=self._get("f-user") or None,
             auth=auth,
             key_file=(self._get("f-key") or None) if auth is SftpAuth.KEY else None,
@@ -303,10 +424,14 @@ class ProfileForm(VerticalScroll):
             if isinstance(host_key_policy, HostKeyPolicy)
             else HostKeyPolicy.STRICT,
             remote_folder=self._get("f-folder") or "/",
+            jump=self._get("f-jump") or None,
+            follow_symlinks=self.query_one("#f-follow-symlinks", Checkbox).value,
+            **{name: value for name, value in link.items() if f"sftp.{name}" not in problems},
         )
         access_key = self._get("f-access-key") or None
         secret_key = self._secret("f-secret-key", old_s3.secret_access_key if old_s3 else None)
         sse = self.query_one("#f-sse", Select).value
+        sse_text = sse if isinstance(sse, str) else None
         s3 = replace(
             old_s3 or S3Settings(),
             aws_profile=self._get("f-aws-profile") or None,
@@ -319,9 +444,89 @@ class ProfileForm(VerticalScroll):
             bucket=self._get("f-bucket") or None,
             prefix=self._get("f-prefix"),
             storage_class=self._get("f-storage-class").upper() or None,
-            server_side_encryption=sse if isinstance(sse, str) else None,
+            server_side_encryption=sse_text,
+            sse_kms_key_id=(self._get("f-kms-key") or None)
+            if sse_text and sse_text.startswith("aws:kms")
+            else None,
+            content_type=self._get("f-content-type") or None,
+            tags=self._pairs("f-tags", "Tags", problems),
+            metadata=self._pairs("f-metadata", "Metadata", problems),
         )
-        transfer = self._transfer(loaded.transfer if loaded else TransferDefaults())
-        return Profile(
+        transfer = self._transfer(loaded.transfer if loaded else TransferDefaults(), problems)
+        profile = Profile(
             name=self._get("f-name") or default_name, sftp=sftp, s3=s3, transfer=transfer
         )
+        for key, message in field_problems(profile):
+            problems.setdefault(key, message)
+        self._mark(problems)
+        if problems:
+            lines = [f"{LABELS.get(key, key)}: {message}" for key, message in problems.items()]
+            raise ConfigError(
+                "\n".join(lines),
+                "correct the field(s) above; nothing was saved or connected",
+            )
+        return profile
+
+    def _mark(self, problems: dict[str, str]) -> None:
+        """Flag the inputs of the invalid fields (and clear the others)."""
+        wrong = {WIDGET_OF.get(key) for key in problems}
+        for widget_id in set(WIDGET_OF.values()):
+            self.query_one(f"#{widget_id}", Input).set_class(widget_id in wrong, "-invalid")
+
+
+def field_problems(profile: Profile) -> list[tuple[str, str]]:
+    """What is wrong with the fields the form edits, by profile field, through the engine's
+    own checks (the link's, the object options', the transfer options'): one message per
+    field. Missing host, key file or bucket are told when connecting."""
+    found: list[tuple[str, str]] = []
+    sftp, s3 = profile.sftp, profile.s3
+    link = SftpEndpoint(host=sftp.host or "-", **sftp.link_fields())
+    names = {"window_bytes": "window", "bwlimit_bytes_per_second": "bwlimit"}
+    for key, message in link.link_problems():
+        found.append((f"sftp.{names.get(key, key)}", message))
+    for key, check in (("endpoint_url", check_endpoint_url), ("region", check_region)):
+        try:
+            check(getattr(s3, key), "")
+        except UsageError as exc:
+            found.append((f"s3.{key}", exc.message.strip()))
+    for key, build in (
+        ("storage_class", lambda: ObjectOptions.build(storage_class=s3.storage_class)),
+        (
+            "sse_kms_key_id",
+            lambda: ObjectOptions.build(
+                sse=s3.server_side_encryption, sse_kms_key_id=s3.sse_kms_key_id
+            ),
+        ),
+        ("tags", lambda: ObjectOptions.build(tags=dict(s3.tags))),
+        ("metadata", lambda: ObjectOptions.build(metadata=dict(s3.metadata))),
+    ):
+        try:
+            build()
+        except UsageError as exc:
+            found.append((f"s3.{key}", f"{exc.message} ({exc.hint})" if exc.hint else exc.message))
+    transfer = profile.transfer
+    if transfer.part_size is not None and not (
+        MIN_PART_SIZE <= transfer.part_size <= MAX_PART_SIZE
+    ):
+        found.append(("transfer.part_size", "must be from 5MiB to 5GiB"))
+    else:
+        try:
+            options = profile.transfer_options()
+        except TransferError as exc:
+            found.append(("transfer", exc.message))
+        else:
+            for key, message in options.problems():
+                found.append((f"transfer.{key}", message))
+    return found
+
+
+def _pairs_text(pairs: tuple[tuple[str, str], ...]) -> str:
+    return ", ".join(f"{key}={value}" for key, value in pairs)
+
+
+def _link_text(kind: str, value: int) -> str:
+    if kind == "size":
+        return format_size(value).replace(" ", "").replace(".0", "")
+    if kind == "rate":
+        return format_rate(value)
+    return str(value)

@@ -1,4 +1,5 @@
-"""Process resources while transferring: RSS against the memory budget, disk writes, retries."""
+"""Process resources while transferring: RSS against the memory budget, disk writes, retries,
+and the SFTP link's measured round trip with the read ceiling it implies."""
 
 from __future__ import annotations
 
@@ -7,7 +8,16 @@ from textual.reactive import reactive
 from textual.widget import Widget
 
 from ...metrics import Snapshot
+from ...metrics.sampler import SftpLinkStats
 from ..formatting import format_size
+from ..screens.connection_details import LinkFigures, link_line
+
+#: The knobs of the ceiling, in the profile form's words (i opens the details).
+LINK_KNOBS = "knobs: the profile's Connections, SSH window · i: details"
+#: Said instead when the copy runs near the ceiling: the link is what limits it.
+LINK_LIMITS = "the link limits this copy: raise the profile's Connections or SSH window · i"
+#: From this share of the ceiling on, the link counts as the limit.
+NEAR_CEILING = 0.7
 
 
 class Resources(Widget):
@@ -39,3 +49,46 @@ class Resources(Widget):
         text.append("  retries ", "bold")
         text.append(str(snap.parts_retried), "dark_orange" if snap.parts_retried else "")
         return text
+
+
+class LinkLine(Widget):
+    """Under the figures, once a host's link is measured:
+    ``sftp rtt 48 ms · ceiling 1.3 GB/s · 4 conns`` and the knobs that raise the ceiling."""
+
+    DEFAULT_CSS = """
+    LinkLine { height: 1; padding: 0 1; display: none; }
+    """
+
+    snapshot: reactive[Snapshot | None] = reactive(None)
+
+    def watch_snapshot(self, snapshot: Snapshot | None) -> None:
+        self.display = bool(snapshot is not None and snapshot.sftp_links)
+
+    def render(self) -> Text:
+        snap = self.snapshot
+        if snap is None or not snap.sftp_links:
+            return Text()
+        return link_text(snap.sftp_links, snap.bytes_per_second)
+
+
+def link_text(links: tuple[SftpLinkStats, ...], bytes_per_second: float = 0.0) -> Text:
+    """The slowest host's link, compactly, and the knobs that raise its ceiling (said as the
+    limit when the copy runs at ``NEAR_CEILING`` of it or more)."""
+    slowest = min(links, key=lambda link: link.ceiling_bytes_per_second)
+    figures = LinkFigures(
+        rtt_seconds=slowest.rtt_seconds,
+        window_bytes=slowest.window_bytes,
+        connections=slowest.connections,
+        ceiling_bytes_per_second=slowest.ceiling_bytes_per_second,
+    )
+    text = Text()
+    text.append("sftp ", "bold")
+    text.append(link_line(figures))
+    if len(links) > 1:
+        text.append(f" (+{len(links) - 1} host)", "dim")
+    ceiling = slowest.ceiling_bytes_per_second
+    if ceiling and bytes_per_second >= NEAR_CEILING * ceiling:
+        text.append("  " + LINK_LIMITS, "yellow")
+    else:
+        text.append("  " + LINK_KNOBS, "dim")
+    return text

@@ -27,7 +27,7 @@ from ...metrics import Sampler, Snapshot, TransferStats
 from ..formatting import format_duration, format_rate, format_size
 from ..session import TransferSpan
 from .chunk_map import ChunkMap, legend
-from .resources import Resources
+from .resources import LinkLine, Resources
 from .throughput import Throughput
 from .transfer_list import TransferList, TransferRow
 
@@ -94,6 +94,7 @@ class TransferPanel(Vertical):
         with Horizontal(id="figures"):
             yield Throughput()
             yield Resources()
+        yield LinkLine()
         yield Static("", id="resource-note")
         yield Static("", id="summary")
 
@@ -179,6 +180,7 @@ class TransferPanel(Vertical):
         throughput.history = snapshot.throughput_history
         throughput.bytes_per_second = snapshot.bytes_per_second
         self.query_one(Resources).snapshot = snapshot
+        self.query_one(LinkLine).snapshot = snapshot
         self._update_focused()
         self._update_overall(snapshot)
         self._update_summary()
