@@ -595,14 +595,11 @@ def copy_request(
     )
     s3 = s3_endpoint(flags, env, profile.s3_endpoint() if profile else None)
     options = transfer_options(transfer, profile.transfer_options() if profile else None)
-    from .engine.filters import parse_duration
     from .engine.plan import PlanSource, exact_key_error
 
     run = run or RunFlags()
     options = replace(options, object_options=object_options(run, options.object_options))
-    every = parse_duration(watch_every) if watch_every is not None else None
-    if every is not None and every <= 0:
-        raise UsageError(f"--every {watch_every!r} must be positive", "e.g. --every 1m")
+    every = parse_every(watch_every) if watch_every is not None else None
     if len(locations) > 1 and not dest.is_prefix:
         raise exact_key_error(len(locations), dest, "end DEST with / to copy into a prefix")
     sources = tuple(
@@ -624,6 +621,16 @@ def copy_request(
         run=run_options(run),
         watch_every_seconds=every,
     )
+
+
+def parse_every(text: str, name: str = "--every") -> float:
+    """A watch's poll interval in seconds (``30s``, ``1m``), checked to be positive."""
+    from .engine.filters import parse_duration
+
+    every = parse_duration(text)
+    if every <= 0:
+        raise UsageError(f"{name} {text!r} must be positive", "e.g. --every 1m")
+    return every
 
 
 def push_gateway(flags: ConnectionFlags, env: Env) -> str | None:

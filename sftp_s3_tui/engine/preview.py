@@ -5,11 +5,11 @@ source, key, size, decision and part size, and the totals. Asks S3 only read-onl
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from .config import TransferOptions
-from .decide import Action, DestinationIndex
+from .decide import Action, DestinationIndex, ExistingObject, decide
 from .errors import UsageError
 from .locations import format_size
 from .plan import FileJob, part_count, part_size_for
@@ -32,6 +32,10 @@ class PlannedFile:
     part_size: int = 0
     parts: int = 0
     requests: int = 0
+    #: What is at the key now (a front shows it; not in the JSON rows).
+    existing: ExistingObject | None = field(default=None, compare=False)
+    #: The job itself, for a front that queues the plan it showed.
+    job: FileJob | None = field(default=None, repr=False, compare=False)
 
     def as_json(self) -> dict[str, object]:
         return {
@@ -45,6 +49,49 @@ class PlannedFile:
             "part_size": self.part_size,
             "parts": self.parts,
             "requests": self.requests,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class PlanTotals:
+    """Files and bytes per action, and the parts and S3 requests of the files to copy."""
+
+    files: dict[Action, int]
+    bytes: dict[Action, int]
+    parts: int = 0
+    requests: int = 0
+
+    @classmethod
+    def of(cls, planned: Iterable[PlannedFile]) -> PlanTotals:
+        files = dict.fromkeys(Action, 0)
+        sizes = dict.fromkeys(Action, 0)
+        parts = requests = 0
+        for item in planned:
+            files[item.action] += 1
+            sizes[item.action] += item.size
+            parts += item.parts
+            requests += item.requests
+        return cls(files, sizes, parts, requests)
+
+    @property
+    def files_to_copy(self) -> int:
+        """Files the copy reads (copied, overwritten or compared)."""
+        return sum(n for action, n in self.files.items() if action.reads_source)
+
+    @property
+    def bytes_to_send(self) -> int:
+        """Bytes read from SFTP at most (a compared file may turn out identical)."""
+        return sum(n for action, n in self.bytes.items() if action.reads_source)
+
+    def as_json(self) -> dict[str, int]:
+        """``files``, ``bytes``, ``parts``, ``requests`` of the files to copy, then the
+        number of files per action (only actions that occur)."""
+        return {
+            "files": self.files_to_copy,
+            "bytes": self.bytes_to_send,
+            "parts": self.parts,
+            "requests": self.requests,
+            **{a.value: n for a, n in sorted(self.files.items()) if n},
         }
 
 
@@ -63,15 +110,14 @@ class CopyPlan:
     def counts(self) -> Counter[Action]:
         return Counter(f.action for f in self.files)
 
+    @property
+    def tally(self) -> PlanTotals:
+        """The totals, per action (what the TUI's dialog and ``--dry-run`` show)."""
+        return PlanTotals.of(self.files)
+
     def totals(self) -> dict[str, int]:
-        copying = self.to_copy
-        return {
-            "files": len(copying),
-            "bytes": sum(f.size for f in copying),
-            "parts": sum(f.parts for f in copying),
-            "requests": sum(f.requests for f in copying),
-            **{f"{a.value}": n for a, n in sorted(self.counts.items())},
-        }
+        """The totals as the ``--dry-run --json`` summary gives them."""
+        return self.tally.as_json()
 
     def summary(self) -> str:
         """One line: ``3 files to copy (1.2 GiB, 160 parts, 175 requests); 2 skip, …``."""
@@ -110,7 +156,13 @@ def requests_for(size: int, part_size: int, *, verify: bool) -> tuple[int, int, 
     return part, count, count + 3 + int(verify)
 
 
-def plan_file(job: FileJob, action: Action, reason: str, options: TransferOptions) -> PlannedFile:
+def plan_file(
+    job: FileJob,
+    action: Action,
+    reason: str,
+    options: TransferOptions,
+    existing: ExistingObject | None = None,
+) -> PlannedFile:
     part = parts = requests = 0
     if action.reads_source:
         try:
@@ -129,6 +181,8 @@ def plan_file(job: FileJob, action: Action, reason: str, options: TransferOption
         part_size=part,
         parts=parts,
         requests=requests,
+        existing=existing,
+        job=job,
     )
 
 
@@ -159,8 +213,12 @@ async def preview_copy(
         if job.problem:
             add(plan_file(job, Action.INVALID, job.problem, options))
             continue
-        decision = await index.decide(options.conflict, job.bucket, job.key, job.size, job.mtime)
-        add(plan_file(job, decision.action, decision.reason, options))
+        policy = options.conflict
+        existing = await index.lookup(
+            job.bucket, job.key, policy=policy, size=job.size, mtime=job.mtime
+        )
+        decision = decide(policy, job.size, job.mtime, existing)
+        add(plan_file(job, decision.action, decision.reason, options, existing))
     for job, reason in selection.waiting:
         add(plan_file(job, Action.WAITING, reason, options))
     for job, reason in selection.excluded:

@@ -133,11 +133,18 @@ async def watch(
     on_poll: Callable[[PollReport], None] | None = None,
     max_polls: int | None = None,
     on_file: Callable[[FileJob, TransferResult], None] | None = None,
+    forget_finished: bool = True,
 ) -> int:
     """Poll until ``stop`` is set (or ``max_polls`` polls); returns the number of polls.
-    ``on_file`` is told each file's result as it lands (``on_poll`` after the poll)."""
+
+    ``on_file`` is told each file's result as it lands (``on_poll`` after the poll). The
+    queue may carry other transfers (the TUI's): a stop cancels only the poll's, and
+    ``forget_finished`` drops only the poll's finished ones from ``queue.transfers`` (a
+    front that lists them keeps them with ``False``).
+    """
     tracker = StabilityTracker()
     polls = 0
+    runs: list[CopyRun] = []  # the copy of the poll under way, once it starts
     while not stop.is_set() and (max_polls is None or polls < max_polls):
         polls += 1
         poll = asyncio.ensure_future(
@@ -154,6 +161,8 @@ async def watch(
                 manifest,
                 source_action,
                 on_file,
+                runs,
+                forget_finished,
             )
         )
         stopper = asyncio.ensure_future(stop.wait())
@@ -162,8 +171,10 @@ async def watch(
         # Stop requested mid-poll: cancel the transfers (uploads aborted, sources untouched)
         # but let the poll finish, so files that did land get their row and state entry.
         while not poll.done():
-            queue.cancel_all()
+            for run in runs:
+                run.cancel()
             await asyncio.wait({poll}, timeout=1.0)
+        runs.clear()
         report = poll.result()
         if on_poll is not None:
             on_poll(report)
@@ -210,7 +221,9 @@ async def _poll(
     gate: ReadinessGate | None,
     manifest: Manifest | None,
     source_action: SourceAction | None,
-    on_file: Callable[[FileJob, TransferResult], None] | None = None,
+    on_file: Callable[[FileJob, TransferResult], None] | None,
+    runs: list[CopyRun],
+    forget_finished: bool,
 ) -> PollReport:
     listed: list[FileJob] = []
     selection = Selection()
@@ -245,12 +258,15 @@ async def _poll(
         if on_file is not None:
             on_file(job, result)
 
-    run = await CopyRun(queue, manifest=manifest, source_action=source_action, on_file=landed).run(
-        todo
-    )
+    copy = CopyRun(queue, manifest=manifest, source_action=source_action, on_file=landed)
+    runs.append(copy)  # a stop from now on cancels its transfers
+    run = await copy.run(todo)
     run.waiting = selection.waiting
-    for tid in [t for t, transfer in queue.transfers.items() if transfer.state.finished]:
-        del queue.transfers[tid]  # a watch runs for weeks: keep the queue's table small
+    if forget_finished:  # a watch runs for weeks: keep the queue's table small
+        for tid in copy.transfer_ids:
+            transfer = queue.transfers.get(tid)
+            if transfer is not None and transfer.state.finished:
+                del queue.transfers[tid]
     if not errors:  # a listing that failed must not make its files look gone
         state.prune(listed)
     return PollReport(number=number, listed=len(listed), run=run, errors=errors)

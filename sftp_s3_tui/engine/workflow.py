@@ -166,6 +166,9 @@ class CopyRun:
             job.path, "/"
         )
         self._keep_outcomes = True
+        self._ids: list[int] = []  # run()'s transfers, in queue order
+        self._pending: set[int] = set()  # this run's transfers not finished yet
+        self._all_finished = asyncio.Event()
         self.report = RunReport()
 
     def _on_event(self, event: EngineEvent) -> None:
@@ -179,6 +182,9 @@ class CopyRun:
             task = asyncio.create_task(self._finish(tid, event.result))
             self._after.add(task)
             task.add_done_callback(self._after.discard)
+            self._pending.discard(tid)
+            if not self._pending:
+                self._all_finished.set()
 
     async def run(self, selection: Selection) -> RunReport:
         """Copy ``selection.jobs``; returns when every file's row and source action are done."""
@@ -195,7 +201,11 @@ class CopyRun:
             transfers = self.queue.submit(selection.jobs)
             for transfer in transfers:
                 self._jobs[transfer.id] = transfer.job
-            await self.queue.join()
+            self._ids += [t.id for t in transfers]
+            # Only this run's transfers: the queue may carry others (the TUI's own copies).
+            self._pending = {t.id for t in transfers if not t.state.finished}
+            if self._pending:
+                await self._all_finished.wait()
             while self._after:
                 await asyncio.gather(*list(self._after))
         finally:
@@ -233,6 +243,18 @@ class CopyRun:
 
     def _note(self, transfer: Transfer) -> None:
         self._jobs[transfer.id] = transfer.job
+
+    def cancel(self) -> None:
+        """Cancel this run's unfinished transfers (their uploads are aborted); others on
+        the queue go on."""
+        for tid in list(self._pending):
+            if tid in self.queue.transfers:
+                self.queue.cancel(tid)
+
+    @property
+    def transfer_ids(self) -> list[int]:
+        """The ids of this run's transfers on the queue."""
+        return list(self._ids)
 
     async def _finish(self, tid: int, result: TransferResult) -> None:
         job = self._jobs[tid]

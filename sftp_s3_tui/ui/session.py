@@ -15,6 +15,7 @@ from botocore.exceptions import HTTPClientError
 from botocore.parsers import ResponseParserError
 
 from ..engine.config import ConflictPolicy, S3Endpoint, SftpEndpoint, TransferOptions
+from ..engine.decide import Action, DestinationIndex
 from ..engine.errors import S3Error, TransferError, UsageError
 from ..engine.events import (
     EngineEvent,
@@ -27,11 +28,14 @@ from ..engine.events import (
 from ..engine.journal import Journal, JournalEntry
 from ..engine.locations import S3Location
 from ..engine.plan import FileJob, PlanSource, exact_key_error, plan_copy
+from ..engine.preview import CopyPlan, preview_copy
 from ..engine.queue import Transfer, TransferQueue
 from ..engine.s3 import S3Entry, check_bucket, list_buckets, list_prefix
+from ..engine.selection import Selection, select_planned
 from ..engine.sftp import RemoteEntry, remember_host_key
 from ..metrics import MetricsExporter, Sampler
-from .decisions import ExistingObject, PlannedFile, find_existing
+from ..paths import state_dir
+from .watches import RunningWatch, Watches, WatchSpec
 
 log = logging.getLogger(__name__)
 
@@ -151,6 +155,8 @@ class Session:
                 metrics_port=metrics_port,
                 on_warning=on_metrics_warning,
             )
+        #: Watches started from the TUI; their files are transfers on this queue.
+        self.watches = Watches(self.queue, state_dir() / "watch")
         self._stack = contextlib.AsyncExitStack()
         self._closed = False
 
@@ -182,6 +188,7 @@ class Session:
         if self._closed:
             return
         self._closed = True
+        await self.watches.stop_all()  # each cancels its own poll's uploads first
         await self._stack.aclose()
 
     # browsing ---------------------------------------------------------------------------------
@@ -223,6 +230,10 @@ class Session:
     async def expand_paths(self, paths: list[str], dest: S3Location) -> list[FileJob]:
         """Files and folders as jobs under ``dest``; a path inside a selected folder counts once
         (as part of the folder)."""
+        return (await self.select(paths, dest)).jobs
+
+    async def select(self, paths: list[str], dest: S3Location) -> Selection:
+        """The files a copy of ``paths`` to ``dest`` takes, as ``copy`` selects them."""
         if not dest.is_prefix and len(paths) > 1:
             raise exact_key_error(
                 len(paths), dest, "end the destination with / to copy into a prefix"
@@ -232,19 +243,34 @@ class Session:
         jobs = await plan_copy(self.queue.sftp, sources, dest)
         if not jobs:
             raise UsageError("Nothing to copy: the selected folders are empty", "")
-        return jobs
+        return await select_planned(self.queue.sftp, jobs, sources)
 
-    async def existing(self, jobs: list[FileJob]) -> dict[str, ExistingObject]:
-        """What is already at the jobs' keys (for the plan)."""
-        return await find_existing(self.queue.s3, jobs)
+    async def preview(self, selection: Selection, policy: ConflictPolicy) -> CopyPlan:
+        """The plan of ``selection`` under ``policy``: the engine's ``copy --dry-run`` plan
+        (one listing of the destination, HEADs where it cannot tell; nothing written)."""
+        options = replace(self.target.options, conflict=policy)
+        return await preview_copy(selection, DestinationIndex(self.queue.s3), options)
 
-    def submit(self, planned: list[PlannedFile]) -> list[Transfer]:
-        """Queue the files the plan sends (skipped ones are not queued)."""
-        return self.queue.submit([item.job for item in planned if item.sends])
+    def submit(self, plan: CopyPlan) -> list[Transfer]:
+        """Queue the files the plan reads, and (as ``copy`` does) those that cannot be
+        copied, so each fails alone with its reason in the queue; skipped, waiting and
+        excluded ones are not queued."""
+        queued = [f for f in plan.files if f.action.reads_source or f.action is Action.INVALID]
+        return self.queue.submit([f.job for f in queued if f.job is not None])
 
     async def queue_paths(self, paths: list[str], dest: S3Location) -> list[Transfer]:
         """Expand files and folders into jobs under ``dest`` and queue them (overwriting)."""
         return self.queue.submit(await self.expand_paths(paths, dest))
+
+    async def start_watch(self, spec: WatchSpec) -> RunningWatch:
+        """Watch ``spec.folder`` on this session's server (the bucket is checked first)."""
+        if not spec.dest.is_prefix:
+            raise UsageError(
+                f"A watch ships many files, but {spec.dest} names one key",
+                "end the destination with / to watch into a prefix",
+            )
+        await self.check_bucket(spec.dest.bucket)
+        return self.watches.start(self.target.sftp, spec)
 
     def resumable(self) -> list[JournalEntry]:
         """Unfinished transfers in the journal that came from this session's SFTP server."""

@@ -13,12 +13,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from textual.widgets import Input
 
-from sftp_s3_tui.engine.config import ConflictPolicy, MiB, SftpEndpoint
+from sftp_s3_tui.engine.config import ConflictPolicy, MiB, SftpEndpoint, TransferOptions
+from sftp_s3_tui.engine.decide import ExistingObject, decide
 from sftp_s3_tui.engine.errors import HostKeyError
 from sftp_s3_tui.engine.events import TransferResult, TransferState
 from sftp_s3_tui.engine.locations import parse_s3_url
 from sftp_s3_tui.engine.plan import FileJob
+from sftp_s3_tui.engine.preview import CopyPlan, plan_file
 from sftp_s3_tui.engine.queue import Transfer
 from sftp_s3_tui.profiles import (
     Profile,
@@ -28,12 +31,13 @@ from sftp_s3_tui.profiles import (
     SftpSettings,
 )
 from sftp_s3_tui.ui.app import AppOptions, SftpS3App
-from sftp_s3_tui.ui.decisions import ExistingObject
 from sftp_s3_tui.ui.screens.detail import TransferDetailScreen
 from sftp_s3_tui.ui.screens.dialogs import ConfirmScreen, ErrorScreen
 from sftp_s3_tui.ui.screens.host_key import HostKeyScreen
 from sftp_s3_tui.ui.screens.plan import PlanScreen
 from sftp_s3_tui.ui.screens.transfers import TransfersScreen
+from sftp_s3_tui.ui.screens.watch import WatchDialog, WatchesScreen
+from sftp_s3_tui.ui.watches import WatchPhase, WatchStatus
 from sftp_s3_tui.ui.widgets.bucket_picker import BucketPicker
 from sftp_s3_tui.ui.widgets.transfer_panel import TransferPanel
 from tests.ui.fake_data import fixed_rows, fixed_snapshot
@@ -241,7 +245,23 @@ def _plan_screen() -> PlanScreen:
         "2026-11/README.txt": ExistingObject("2026-11/README.txt", 2048, 1_795_200_000.0),
     }
     dest = parse_s3_url("s3://landing/2026-11/")
-    return PlanScreen(jobs, existing, dest, ConflictPolicy.SKIP_EXISTING)
+    options = TransferOptions()
+
+    def plan_for(policy: ConflictPolicy) -> CopyPlan:
+        """The engine's plan from a fixed destination (what preview_copy does after its
+        lookups)."""
+        plan = CopyPlan()
+        for job in jobs:
+            found = existing.get(job.key)
+            decision = decide(policy, job.size, job.mtime, found)
+            plan.files.append(plan_file(job, decision.action, decision.reason, options, found))
+        return plan
+
+    async def replan(policy: ConflictPolicy) -> CopyPlan:
+        return plan_for(policy)
+
+    policy = ConflictPolicy.SKIP_EXISTING
+    return PlanScreen(plan_for(policy), dest, policy, replan)
 
 
 def test_plan_dialog(snap_compare: Any, tmp_path: Path) -> None:
@@ -295,3 +315,69 @@ def test_quit_mid_run_dialog(snap_compare: Any, tmp_path: Path) -> None:
         await pilot.pause(0.2)
 
     assert snap_compare(_error_app(tmp_path), terminal_size=NARROW, run_before=run_before)
+
+
+def test_watch_dialog(snap_compare: Any, tmp_path: Path) -> None:
+    async def run_before(pilot: Any) -> None:
+        dest = parse_s3_url("s3://landing/2026-11/")
+        dialog = WatchDialog("/outgoing", "sftp://etl@sftp.partner.example/outgoing", dest)
+        await pilot.app.push_screen(dialog)
+        dialog.query_one("#watch-include", Input).value = "*.csv"
+        dialog.query_one("#watch-done-file", Input).value = ".done"
+        for field in dialog.query(Input):
+            field.cursor_blink = False  # a blinking cursor makes the snapshot flaky
+        await pilot.pause(0.2)
+
+    assert snap_compare(_error_app(tmp_path), terminal_size=WIDE, run_before=run_before)
+
+
+def _watch_statuses() -> list[WatchStatus]:
+    at = 1_795_100_000.0  # 2026-11-19 14:53:20 UTC
+    return [
+        WatchStatus(
+            1,
+            "sftp://etl@sftp.partner.example/outgoing",
+            "s3://landing/2026-11/",
+            60.0,
+            phase=WatchPhase.IDLE,
+            polls=42,
+            last_poll=at,
+            next_poll=at + 60,
+            listed=12,
+            shipped=9,
+            waiting=2,
+        ),
+        WatchStatus(
+            2,
+            "sftp://etl@sftp.partner.example/refunds",
+            "s3://landing/refunds/",
+            300.0,
+            phase=WatchPhase.POLLING,
+            polls=3,
+            last_poll=at - 300,
+            next_poll=at,
+            shipped=1,
+            failed=1,
+            message="",
+        ),
+        WatchStatus(
+            3,
+            "sftp://etl@sftp.partner.example/archive",
+            "s3://landing/archive/",
+            30.0,
+            phase=WatchPhase.STOPPED,
+            polls=7,
+            last_poll=at - 900,
+        ),
+    ]
+
+
+def test_watches_list(snap_compare: Any, tmp_path: Path) -> None:
+    async def stop(watch_id: int) -> None:
+        raise AssertionError("nothing is stopped in this snapshot")
+
+    async def run_before(pilot: Any) -> None:
+        await pilot.app.push_screen(WatchesScreen(_watch_statuses, stop, live=False))
+        await pilot.pause(0.2)
+
+    assert snap_compare(_error_app(tmp_path), terminal_size=WIDE, run_before=run_before)

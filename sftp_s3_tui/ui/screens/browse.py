@@ -16,10 +16,12 @@ from textual.screen import Screen
 from textual.widgets import Footer, Header
 
 from ... import paths
+from ...engine.config import ConflictPolicy
+from ...engine.decide import Action
 from ...engine.errors import TransferError, UsageError
 from ...engine.events import EngineEvent, TransferFinished, TransferState
 from ...engine.locations import S3Location
-from ..decisions import Decision, PlanTotals, decide_all
+from ...engine.preview import CopyPlan
 from ..formatting import format_size
 from ..messages import DisconnectRequested, ErrorRaised
 from ..session import Session
@@ -28,8 +30,9 @@ from ..widgets.remote_tree import RemoteTree
 from ..widgets.transfer_panel import TransferPanel
 from .dialogs import PromptScreen
 from .history import HistoryScreen
-from .plan import POLICY_LABELS, PlanScreen
+from .plan import POLICY_LABELS, PlanScreen, found_at_keys
 from .transfers import TRANSFER_BINDINGS, TransferActions, TransfersScreen
+from .watch import WatchDialog, WatchesScreen
 
 #: Below this width the transfers get a screen of their own (key t).
 WIDE = 110
@@ -57,6 +60,8 @@ class BrowseScreen(TransferActions, Screen[None]):
         Binding("f5", "reload", "Reload"),
         Binding("H", "history", "History", key_display="H", show=False),
         Binding("i", "app.connection_details", "Details", show=False),
+        Binding("w", "watch", "Watch folder…", show=False),
+        Binding("W", "watches", "Watches", key_display="W", show=False),
         Binding("ctrl+d", "disconnect", "Profiles", key_display="^d"),
         *TRANSFER_BINDINGS,
     ]
@@ -189,28 +194,35 @@ class BrowseScreen(TransferActions, Screen[None]):
     async def _queue(self, paths: list[str], dest: S3Location, always_plan: bool = False) -> None:
         session = self.session
         self.notify(f"Planning the copy to {dest}…", timeout=2)
+        policy = session.default_conflict
         try:
-            jobs = await session.expand_paths(paths, dest)
-            existing = await session.existing(jobs)
+            selection = await session.select(paths, dest)
+            plan = await session.preview(selection, policy)
         except TransferError as exc:
             self.post_message(ErrorRaised(exc))
             return
-        policy = session.default_conflict
-        planned = decide_all(jobs, existing, policy)
+        jobs = selection.jobs
         large = sum(j.size for j in jobs) >= LARGE_COPY_BYTES or len(jobs) > LARGE_COPY_FILES
-        if always_plan or existing or large:
-            choice = await self.app.push_screen_wait(PlanScreen(jobs, existing, dest, policy))
+        if always_plan or found_at_keys(plan) or large:
+
+            async def replan(chosen: ConflictPolicy) -> CopyPlan:
+                return await session.preview(selection, chosen)
+
+            dialog = PlanScreen(plan, dest, policy, replan)
+            choice = await self.app.push_screen_wait(dialog)
             if choice is None:
                 self.notify("Copy cancelled; nothing was queued.", severity="warning")
                 return
-            policy, planned = choice
-        transfers = session.submit(planned)
+            policy, plan = choice
+        transfers = session.submit(plan)
         self.query_one(RemoteTree).clear_selection()
-        totals = PlanTotals.of(planned)
+        totals = plan.tally
         noun = "file" if len(transfers) == 1 else "files"
         text = f"Queued {len(transfers)} {noun} ({format_size(totals.bytes_to_send)}) → {dest}"
-        if totals.files[Decision.SKIP]:
-            text += f"; {totals.files[Decision.SKIP]} skipped ({POLICY_LABELS[policy].lower()})"
+        if skipped := totals.files[Action.SKIP]:
+            text += f"; {skipped} skipped ({POLICY_LABELS[policy].lower()})"
+        if invalid := totals.files[Action.INVALID]:
+            text += f"; {invalid} cannot be copied (they fail in the queue: enter for why)"
         self.notify(text)
 
     def action_transfers(self) -> None:
@@ -245,6 +257,38 @@ class BrowseScreen(TransferActions, Screen[None]):
 
         prompt = PromptScreen("History: a manifest (.jsonl) or a folder of them", value=default)
         self.app.push_screen(prompt, chosen)
+
+    def action_watch(self) -> None:
+        """Watch the folder under the cursor (else the folder shown): new and changed files
+        are shipped at each poll, like ``sftp-s3-tui watch``."""
+        tree = self.query_one(RemoteTree)
+        entry = tree.cursor_entry()
+        folder = entry.path if entry is not None and entry.is_dir else tree.path
+        try:
+            dest = self.query_one(BucketPicker).location()
+        except UsageError:
+            dest = None
+        if dest is not None and not dest.is_prefix:
+            dest = None
+        source = f"{self.session.target.sftp.display}{folder}"
+        self._start_watch(WatchDialog(folder, source, dest))
+
+    @work(group="watch", exit_on_error=False)
+    async def _start_watch(self, dialog: WatchDialog) -> None:
+        spec = await self.app.push_screen_wait(dialog)
+        if spec is None:
+            return
+        try:
+            started = await self.session.start_watch(spec)
+        except TransferError as exc:
+            self.post_message(ErrorRaised(exc))
+            return
+        status = started.status
+        self.notify(f"Watching {status.source} → {status.dest} (W shows the watches)")
+
+    def action_watches(self) -> None:
+        watches = self.session.watches
+        self.app.push_screen(WatchesScreen(watches.statuses, watches.stop))
 
     def action_disconnect(self) -> None:
         self.post_message(DisconnectRequested())

@@ -1,11 +1,16 @@
-"""The plan of a copy, before it starts: the conflict choice and what each file will do."""
+"""The plan of a copy, before it starts: the conflict choice and what each file will do.
+
+The plan is the engine's (``engine/preview.py``), the same as ``copy --dry-run`` prints: a
+new conflict choice asks the engine again.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import ClassVar
 
 from rich.text import Text
-from textual import on
+from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
@@ -13,10 +18,12 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, DataTable, RadioButton, RadioSet, Static
 
 from ...engine.config import ConflictPolicy
+from ...engine.decide import Action
+from ...engine.errors import TransferError
 from ...engine.locations import S3Location
-from ...engine.plan import FileJob
-from ..decisions import Decision, ExistingObject, PlannedFile, PlanTotals, decide_all
+from ...engine.preview import CopyPlan, PlanTotals
 from ..formatting import format_mtime, format_size
+from ..messages import ErrorRaised
 
 POLICY_LABELS = {
     ConflictPolicy.OVERWRITE: "Overwrite",
@@ -25,25 +32,39 @@ POLICY_LABELS = {
     ConflictPolicy.IF_DIFFERENT: "If different",
 }
 DECISION_STYLE = {
-    Decision.COPY: ("+ copy", "green"),
-    Decision.OVERWRITE: ("! overwrite", "bold yellow"),
-    Decision.COMPARE: ("≟ compare", "cyan"),
-    Decision.SKIP: ("– skip", "dim"),
+    Action.COPY: ("+ copy", "green"),
+    Action.OVERWRITE: ("! overwrite", "bold yellow"),
+    Action.COMPARE: ("≟ compare", "cyan"),
+    Action.SKIP: ("– skip", "dim"),
+    Action.WAITING: ("… waiting", "magenta"),
+    Action.EXCLUDED: ("– excluded", "dim"),
+    Action.INVALID: ("✗ invalid", "bold red"),
 }
+#: What is at the key already, for these actions.
+FOUND = frozenset({Action.OVERWRITE, Action.COMPARE, Action.SKIP})
 #: Rows the dialog lists; the totals always count every file.
 ROWS_SHOWN = 500
 
-PlanChoice = tuple[ConflictPolicy, list[PlannedFile]]
+PlanChoice = tuple[ConflictPolicy, CopyPlan]
+Replan = Callable[[ConflictPolicy], Awaitable[CopyPlan]]
+
+
+def found_at_keys(plan: CopyPlan) -> int:
+    """How many of the plan's files have an object at their key already."""
+    return sum(f.action in FOUND for f in plan.files)
 
 
 def totals_text(totals: PlanTotals) -> Text:
     """``3 copied new (1.2 GiB) · 1 overwritten (2.0 KiB) · 2 skipped (4 B) · to send 1.2 GiB``."""
     text = Text()
     words = {
-        Decision.COPY: "new",
-        Decision.OVERWRITE: "overwritten",
-        Decision.COMPARE: "compared (copied if different)",
-        Decision.SKIP: "skipped",
+        Action.COPY: "new",
+        Action.OVERWRITE: "overwritten",
+        Action.COMPARE: "compared (copied if different)",
+        Action.SKIP: "skipped",
+        Action.WAITING: "waiting",
+        Action.EXCLUDED: "excluded",
+        Action.INVALID: "cannot be copied",
     }
     parts = []
     for decision, word in words.items():
@@ -60,6 +81,7 @@ def totals_text(totals: PlanTotals) -> Text:
             text.append(" · ")
         text.append_text(part)
     text.append(f"  —  to send at most {format_size(totals.bytes_to_send)}", style="bold")
+    text.append(f" in {totals.parts} part(s), {totals.requests} S3 request(s)", style="dim")
     return text
 
 
@@ -76,29 +98,25 @@ class PlanScreen(ModalScreen[PlanChoice | None]):
     ]
 
     def __init__(
-        self,
-        jobs: list[FileJob],
-        existing: dict[str, ExistingObject],
-        dest: S3Location,
-        policy: ConflictPolicy,
+        self, plan: CopyPlan, dest: S3Location, policy: ConflictPolicy, replan: Replan
     ) -> None:
+        """``plan`` is ``policy``'s; ``replan`` asks the engine for another policy's."""
         super().__init__()
-        self.jobs = jobs
-        self.existing = existing
+        self.plan = plan
         self.dest = dest
         self.policy = policy
-        self.planned = decide_all(jobs, existing, policy)
+        self.replan = replan
+        self.planning = False  # a new conflict choice is being planned
 
     def compose(self) -> ComposeResult:
-        noun = "file" if len(self.jobs) == 1 else "files"
+        count = len(self.plan.files)
+        noun = "file" if count == 1 else "files"
+        found = found_at_keys(self.plan)
         with Vertical(classes="dialog plan"):
             yield Static(
                 Text.assemble(
-                    (f"Copy {len(self.jobs)} {noun} to {self.dest}", "bold"),
-                    (
-                        f"   {len(self.existing)} already there",
-                        "yellow" if self.existing else "dim",
-                    ),
+                    (f"Copy {count} {noun} to {self.dest}", "bold"),
+                    (f"   {found} already there", "yellow" if found else "dim"),
                 ),
                 classes="title",
             )
@@ -127,24 +145,24 @@ class PlanScreen(ModalScreen[PlanChoice | None]):
     def _show(self) -> None:
         table = self.query_one("#plan-table", DataTable)
         table.clear()
-        for item in self.planned[:ROWS_SHOWN]:
-            label, style = DECISION_STYLE[item.decision]
+        files = self.plan.files
+        for item in files[:ROWS_SHOWN]:
+            label, style = DECISION_STYLE[item.action]
             there: Text | str = ""
             if (found := item.existing) is not None:
-                when = format_mtime(int(found.modified))
+                when = format_mtime(int(found.last_modified))
                 there = Text(f"{format_size(found.size)}  {when}", style="dim")
             table.add_row(
                 Text(label, style=style),
-                Text(item.job.path, overflow="ellipsis", no_wrap=True),
-                Text(format_size(item.job.size), justify="right"),
+                Text(item.path, overflow="ellipsis", no_wrap=True),
+                Text(format_size(item.size), justify="right"),
                 there,
                 Text(item.reason, style="dim"),
             )
-        if len(self.planned) > ROWS_SHOWN:
-            more = len(self.planned) - ROWS_SHOWN
+        if len(files) > ROWS_SHOWN:
+            more = len(files) - ROWS_SHOWN
             table.add_row("", Text(f"… and {more} more (counted in the totals)", "dim"), "", "", "")
-        totals = PlanTotals.of(self.planned)
-        self.query_one("#plan-totals", Static).update(totals_text(totals))
+        self.query_one("#plan-totals", Static).update(totals_text(self.plan.tally))
 
     @on(RadioSet.Changed, "#conflict")
     def _policy_changed(self, event: RadioSet.Changed) -> None:
@@ -152,12 +170,28 @@ class PlanScreen(ModalScreen[PlanChoice | None]):
         self.set_policy(list(POLICY_LABELS)[event.index])
 
     def set_policy(self, policy: ConflictPolicy) -> None:
-        """Decide every file again under ``policy``."""
+        """Ask the engine for the plan under ``policy`` (in the background)."""
         if policy is self.policy:
             return
         self.policy = policy
-        self.planned = decide_all(self.jobs, self.existing, policy)
-        self._show()
+        self.planning = True
+        self.query_one("#plan-totals", Static).update(
+            Text(f"Planning under {POLICY_LABELS[policy].lower()}…", style="italic")
+        )
+        self._replan(policy)
+
+    @work(exclusive=True, group="replan", exit_on_error=False)
+    async def _replan(self, policy: ConflictPolicy) -> None:
+        try:
+            plan = await self.replan(policy)
+        except TransferError as exc:
+            self.post_message(ErrorRaised(exc))
+            self.dismiss(None)
+            return
+        if policy is self.policy:  # not chosen again meanwhile
+            self.plan = plan
+            self.planning = False
+            self._show()
 
     def action_policy(self, index: int) -> None:
         buttons = list(self.query(RadioButton))
@@ -171,7 +205,10 @@ class PlanScreen(ModalScreen[PlanChoice | None]):
             self.action_cancel()
 
     def action_start(self) -> None:
-        self.dismiss((self.policy, self.planned))
+        if self.planning:
+            self.notify("Still planning the new choice…", severity="warning", timeout=2)
+            return
+        self.dismiss((self.policy, self.plan))
 
     def action_cancel(self) -> None:
         self.dismiss(None)

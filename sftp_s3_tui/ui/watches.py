@@ -1,0 +1,195 @@
+"""Watches started from the TUI: the engine's ``watch`` on the session's queue, one task each.
+
+Textual-free. Each watch polls one SFTP folder into one S3 prefix with the filters and the
+readiness gate the user chose; the files it ships are transfers on the session's queue (the
+TUI lists them like any other), and its state file is the one ``sftp-s3-tui watch`` keeps for
+the same source and destination, so neither ships again what the other shipped. Stopping a
+watch cancels only its own poll's transfers (their uploads are aborted) and waits for it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+
+from ..engine.config import SftpEndpoint
+from ..engine.events import TransferState
+from ..engine.locations import S3Location
+from ..engine.queue import TransferQueue
+from ..engine.watch import PollReport, WatchSource, WatchState, watch
+from ..engine.workflow import RunOptions
+
+log = logging.getLogger(__name__)
+
+
+class WatchPhase(StrEnum):
+    STARTING = "starting"
+    POLLING = "polling"
+    IDLE = "idle"  # between polls
+    STOPPING = "stopping"
+    STOPPED = "stopped"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class WatchSpec:
+    """What to watch: a folder, where its files go, how often, which files and when."""
+
+    folder: str
+    dest: S3Location
+    every_seconds: float
+    run: RunOptions = field(default_factory=RunOptions)
+
+
+@dataclass
+class WatchStatus:
+    """Where a watch stands (times are epoch seconds; ``None``: not yet)."""
+
+    id: int
+    source: str
+    dest: str
+    every_seconds: float
+    phase: WatchPhase = WatchPhase.STARTING
+    polls: int = 0
+    last_poll: float | None = None
+    next_poll: float | None = None
+    listed: int = 0
+    shipped: int = 0  # files copied by this watch since it started
+    waiting: int = 0  # not ready at the last poll
+    failed: int = 0  # failed at the last poll (tried again at the next)
+    message: str = ""  # the last poll's listing errors, or why the watch ended
+
+
+class RunningWatch:
+    """One watch task on ``queue``; :meth:`stop` ends it cleanly."""
+
+    def __init__(
+        self,
+        watch_id: int,
+        queue: TransferQueue,
+        endpoint: SftpEndpoint,
+        spec: WatchSpec,
+        state_folder: Path,
+    ) -> None:
+        self.spec = spec
+        self.queue = queue
+        self.endpoint = endpoint
+        source = f"{endpoint.display}{spec.folder}"
+        self.state = WatchState.for_watch(state_folder, [source], spec.dest)
+        self.status = WatchStatus(watch_id, source, str(spec.dest), spec.every_seconds)
+        self._stop = asyncio.Event()
+        self.task: asyncio.Task[None] = asyncio.create_task(
+            self._run(), name=f"tui-watch-{watch_id}"
+        )
+
+    @property
+    def id(self) -> int:
+        return self.status.id
+
+    @property
+    def running(self) -> bool:
+        return not self.task.done()
+
+    async def _run(self) -> None:
+        status = self.status
+        status.phase = WatchPhase.POLLING
+        run = self.spec.run
+        try:
+            await watch(
+                self.queue,
+                [WatchSource(self.endpoint, self.spec.folder)],
+                self.spec.dest,
+                every_seconds=self.spec.every_seconds,
+                state=self.state,
+                stop=self._stop,
+                file_filter=run.file_filter,
+                gate=run.gate,
+                on_poll=self._polled,
+                forget_finished=False,  # the TUI lists them (details, retry)
+            )
+        except asyncio.CancelledError:
+            status.phase = WatchPhase.STOPPED
+            raise
+        except Exception as exc:  # the watch ends; the panel says why
+            log.warning("watch of %s failed: %s", status.source, exc, exc_info=True)
+            status.phase = WatchPhase.FAILED
+            status.message = str(exc)
+            status.next_poll = None
+            return
+        status.phase = WatchPhase.STOPPED
+        status.next_poll = None
+
+    def _polled(self, poll: PollReport) -> None:
+        status = self.status
+        now = time.time()
+        status.polls = poll.number
+        status.last_poll = now
+        status.next_poll = None if self._stop.is_set() else now + self.spec.every_seconds
+        status.listed = poll.listed
+        status.shipped += sum(r.status is TransferState.DONE for r in poll.run.results)
+        status.waiting = len(poll.run.waiting)
+        status.failed = len(poll.run.failed)
+        status.message = "; ".join(poll.errors)
+        if not self._stop.is_set():
+            status.phase = WatchPhase.IDLE
+
+    def poll_started(self) -> None:
+        """Note a poll under way (the engine says when one ends, not when it begins)."""
+        status = self.status
+        due = status.next_poll
+        if status.phase is WatchPhase.IDLE and due is not None and time.time() >= due:
+            status.phase = WatchPhase.POLLING
+
+    async def stop(self) -> None:
+        """Ask the watch to stop (its poll's transfers are cancelled) and wait until it has."""
+        if self.running:
+            self.status.phase = WatchPhase.STOPPING
+            self._stop.set()
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.shield(self.task)
+
+
+class Watches:
+    """The watches of one session, in the order they were started."""
+
+    def __init__(self, queue: TransferQueue, state_folder: Path) -> None:
+        self.queue = queue
+        self.state_folder = state_folder
+        self._watches: dict[int, RunningWatch] = {}
+        self._next_id = 1
+
+    def start(self, endpoint: SftpEndpoint, spec: WatchSpec) -> RunningWatch:
+        """Start watching (or the watch already running for the same folder and prefix)."""
+        for running in self._watches.values():
+            same = running.spec.folder == spec.folder and running.spec.dest == spec.dest
+            if same and running.running:
+                return running  # one watch per source and destination (one state file)
+        started = RunningWatch(self._next_id, self.queue, endpoint, spec, self.state_folder)
+        self._watches[started.id] = started
+        self._next_id += 1
+        return started
+
+    def get(self, watch_id: int) -> RunningWatch | None:
+        return self._watches.get(watch_id)
+
+    def statuses(self) -> list[WatchStatus]:
+        for running in self._watches.values():
+            running.poll_started()
+        return [w.status for w in self._watches.values()]
+
+    @property
+    def active(self) -> list[RunningWatch]:
+        return [w for w in self._watches.values() if w.running]
+
+    async def stop(self, watch_id: int) -> None:
+        running = self._watches.get(watch_id)
+        if running is not None:
+            await running.stop()
+
+    async def stop_all(self) -> None:
+        await asyncio.gather(*(w.stop() for w in self._watches.values()))
