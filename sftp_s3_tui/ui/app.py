@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import importlib.util
 import logging
 import sys
@@ -490,6 +491,9 @@ def run_app(request: AppRequest) -> int:
             "--demo needs moto for its embedded S3 server",
             "install sftp-s3-tui[demo], or run `uv run sftp-s3-tui --demo` in a checkout",
         )
+    # The imports' objects (botocore's models above all) live as long as the process: move them
+    # out of the collector's sight, or every full collection walks them and stalls the loop.
+    gc.freeze()
     app = SftpS3App(options)
 
     async def main() -> int | None:
