@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Callable
 
 from rich.text import Text
@@ -11,7 +12,7 @@ from textual.containers import Horizontal, Vertical
 from textual.css.query import NoMatches
 from textual.message import Message
 from textual.reactive import reactive
-from textual.widgets import DataTable, Static
+from textual.widgets import Static
 
 from ...engine.events import (
     EngineEvent,
@@ -29,7 +30,11 @@ from ..session import TransferSpan
 from .chunk_map import ChunkMap, legend
 from .resources import Resources
 from .throughput import Throughput
-from .transfer_list import TransferList, TransferRow
+from .transfer_list import QueueTotals, TransferList, TransferRow
+
+#: The latest sampler figures kept for transfers the sampler no longer lists (the detail view
+#: of a finished transfer shows its parts from them); older ones are let go.
+STATS_KEPT = 2000
 
 
 def _name(key: str) -> str:
@@ -64,11 +69,9 @@ class TransferPanel(Vertical):
     snapshot: reactive[Snapshot | None] = reactive(None, always_update=True)
 
     class EngineUpdate(Message):
-        """An engine event other than a part change, carried onto the message queue."""
-
-        def __init__(self, event: EngineEvent) -> None:
-            super().__init__()
-            self.event = event
+        """Engine events (other than part changes) waiting to be shown: one message carries
+        every event that arrived since the last one was handled (10,000 files queued at once
+        are one update of the list, not 10,000)."""
 
     class DetailRequested(Message):
         """The user asked for everything about one transfer (Enter on its row)."""
@@ -81,7 +84,9 @@ class TransferPanel(Vertical):
     def __init__(self, **kwargs: object) -> None:
         super().__init__(**kwargs)  # type: ignore[arg-type]
         self._unsubscribe: list[Callable[[], None]] = []
-        self._last_stats: dict[int, TransferStats] = {}
+        self._last_stats: OrderedDict[int, TransferStats] = OrderedDict()
+        self._pending: list[EngineEvent] = []
+        self._summary_key: tuple[object, ...] | None = None
         self.span: TransferSpan | None = None
 
     def compose(self) -> ComposeResult:
@@ -124,7 +129,9 @@ class TransferPanel(Vertical):
             if isinstance(
                 event, TransferQueued | TransferStarted | TransferStateChanged | TransferFinished
             ):
-                self.post_message(self.EngineUpdate(event))
+                if not self._pending:
+                    self.post_message(self.EngineUpdate())
+                self._pending.append(event)
 
         def on_snapshot(snapshot: Snapshot) -> None:
             self.snapshot = snapshot
@@ -140,10 +147,17 @@ class TransferPanel(Vertical):
     @on(EngineUpdate)
     def _engine_update(self, message: EngineUpdate) -> None:
         if self.is_mounted and self.query(TransferList):
-            self._apply_event(message.event)
+            self._apply_pending()
+            self._update_summary()
 
-    def _apply_event(self, event: EngineEvent) -> None:
+    def _apply_pending(self) -> None:
+        pending, self._pending = self._pending, []
         table = self.transfer_list
+        for event in pending:
+            self._apply_event(table, event)
+
+    @staticmethod
+    def _apply_event(table: TransferList, event: EngineEvent) -> None:
         if isinstance(event, TransferQueued):
             row = TransferRow(event.transfer_id, _name(event.key), event.key, event.size)
             table.add_transfer(row)
@@ -154,7 +168,6 @@ class TransferPanel(Vertical):
         elif isinstance(event, TransferFinished):
             result = event.result
             table.set_state(event.transfer_id, result.status, result.message)
-        self._update_summary()
 
     # rendering ------------------------------------------------------------------------------
     def watch_snapshot(self, snapshot: Snapshot | None) -> None:
@@ -167,14 +180,18 @@ class TransferPanel(Vertical):
 
     def _show(self, snapshot: Snapshot) -> None:
         table = self.transfer_list
+        self._apply_pending()  # rows the snapshot may speak of are added first
         last = self._last_stats
-        for stats in snapshot.transfers:
+        for stats in snapshot.transfers:  # active, a few queued, recently finished: bounded
             if last.get(stats.transfer_id) == stats:
                 continue  # unchanged (a long queue is mostly waiting rows): nothing to redraw
-            last[stats.transfer_id] = stats
-            table.apply(stats)
+            if table.apply(stats):
+                last[stats.transfer_id] = stats
+                last.move_to_end(stats.transfer_id)
+        while len(last) > STATS_KEPT:
+            last.popitem(last=False)
         if not table.has_focus:
-            self._follow_running()
+            self._follow_running(snapshot)
         throughput = self.query_one(Throughput)
         throughput.history = snapshot.throughput_history
         throughput.bytes_per_second = snapshot.bytes_per_second
@@ -183,27 +200,32 @@ class TransferPanel(Vertical):
         self._update_overall(snapshot)
         self._update_summary()
 
-    def _follow_running(self) -> None:
-        """While the user is elsewhere, keep the cursor on a running transfer."""
+    def _follow_running(self, snapshot: Snapshot) -> None:
+        """While the user is elsewhere, keep the cursor on a running transfer (the sampler
+        lists the active ones first, so no row is searched for)."""
         table = self.transfer_list
         focused = table.rows_by_id.get(table.focused_id or -1)
         if focused is not None and focused.state is TransferState.RUNNING:
             return
-        for index, row in enumerate(table.rows_by_id.values()):
-            if row.state is TransferState.RUNNING:
-                table.move_cursor(row=index, scroll=True)
+        for stats in snapshot.transfers:
+            row = table.rows_by_id.get(stats.transfer_id)
+            if row is not None and row.state is TransferState.RUNNING:
+                index = table.index_of(stats.transfer_id)
+                if index is not None:
+                    table.move_cursor(row=index, scroll=True)
                 return
 
-    @on(DataTable.RowSelected)
-    def _row_selected(self, event: DataTable.RowSelected) -> None:
+    @on(TransferList.Selected)
+    def _row_selected(self, event: TransferList.Selected) -> None:
         event.stop()
-        if event.row_key.value is not None:
-            transfer_id = int(event.row_key.value)
-            self.post_message(self.DetailRequested(transfer_id, self._last_stats.get(transfer_id)))
+        transfer_id = event.transfer_id
+        self.post_message(self.DetailRequested(transfer_id, self._last_stats.get(transfer_id)))
 
-    @on(DataTable.RowHighlighted)
-    def _row_highlighted(self, event: DataTable.RowHighlighted) -> None:
-        self._update_focused()
+    @on(TransferList.Highlighted)
+    def _row_highlighted(self, event: TransferList.Highlighted) -> None:
+        event.stop()
+        if self.is_mounted:
+            self._update_focused()
 
     def _update_focused(self) -> None:
         table = self.transfer_list
@@ -226,48 +248,51 @@ class TransferPanel(Vertical):
         chunk_map.part_codes = stats.part_codes if stats is not None else b""
 
     def _update_overall(self, snapshot: Snapshot) -> None:
-        rows = self.transfer_list.rows_by_id.values()
+        totals = self.transfer_list.totals
         overall = self.query_one("#overall", Static)
-        if not rows:
+        if not totals.rows:
             overall.update("", layout=False)
             return
         seconds = self.span.active_seconds() if self.span is not None else None
-        overall.update(overall_text(list(rows), snapshot.bytes_per_second, seconds), layout=False)
+        overall.update(overall_text(totals, snapshot.bytes_per_second, seconds), layout=False)
 
     def _update_summary(self) -> None:
-        rows = self.transfer_list.rows_by_id.values()
+        table = self.transfer_list
+        totals = table.totals
         summary = self.query_one("#summary", Static)
-        if not rows or not all(r.state.finished for r in rows):
+        if not totals.all_finished:
             summary.display = False
+            self._summary_key = None
             return
         summary.display = True
         span = self.span
         seconds = span.active_seconds() if span is not None else None
+        key = (table.state_version, seconds)
+        if key == self._summary_key:
+            return  # nothing changed since it was said (no walk over the rows again)
+        self._summary_key = key
         resumed = span.resumed_bytes if span is not None else {}
-        summary.update(summary_text(list(rows), seconds, resumed), layout=False)
+        rows = table.rows_by_id
+        earlier = sum(
+            count
+            for transfer_id, count in resumed.items()
+            if (row := rows.get(transfer_id)) is not None and row.state is TransferState.DONE
+        )
+        summary.update(summary_text(totals, seconds, earlier), layout=False)
 
 
 def overall_text(
-    rows: list[TransferRow], bytes_per_second: float, active_seconds: float | None
+    totals: QueueTotals, bytes_per_second: float, active_seconds: float | None
 ) -> Text:
-    """``files 3/10 · 1.2 GiB of 4.0 GiB · 61.2 MB/s · ETA 47s · running 20s`` for the queue."""
-    finished = failed = total = done = remaining = 0
-    running = False
-    for r in rows:  # one pass: a queue may hold 10,000 rows, refreshed twice a second
-        state, size = r.state, r.size
-        total += size
-        if state.finished:
-            finished += 1
-            if state is TransferState.FAILED:
-                failed += 1
-            done += size if state is TransferState.SKIPPED else min(r.bytes_done, size)
-        else:
-            done += min(r.bytes_done, size)
-            remaining += max(size - r.bytes_done, 0)
-            running = running or state is TransferState.RUNNING
+    """``files 3/10 · 1.2 GiB of 4.0 GiB · 61.2 MB/s · ETA 47s · running 20s`` for the queue
+    (from the list's running totals: no walk over the rows)."""
+    finished = totals.finished
+    failed = totals.count_by_state[TransferState.FAILED]
+    total, done, remaining = totals.size, totals.done_bytes, totals.remaining_bytes
+    running = totals.running > 0
     text = Text()
     text.append("all ", "bold")
-    text.append(f"files {finished}/{len(rows)}")
+    text.append(f"files {finished}/{totals.rows}")
     if failed:
         text.append(f" ({failed} failed)", "bold red")
     text.append(f" · {format_size(done)} of {format_size(total)}")
@@ -279,15 +304,12 @@ def overall_text(
     return text
 
 
-def summary_text(
-    rows: list[TransferRow], seconds: float | None, resumed: dict[int, int] | None = None
-) -> Text:
+def summary_text(totals: QueueTotals, seconds: float | None, earlier: int = 0) -> Text:
     """``All done: 3 copied · 1 failed · 1.2 GiB (200.0 MiB resumed) · sent 1.0 GiB in 12s
-    (85.0 MB/s)``: the rate counts only bytes this run sent, over the time something ran."""
-    counts = {state: sum(r.state is state for r in rows) for state in TransferState}
-    done_rows = [r for r in rows if r.state is TransferState.DONE]
-    moved = sum(r.size for r in done_rows)
-    earlier = sum((resumed or {}).get(r.transfer_id, 0) for r in done_rows)
+    (85.0 MB/s)``: the rate counts only bytes this run sent (``earlier`` bytes of the copied
+    files were resumed from an earlier run), over the time something ran."""
+    counts = totals.count_by_state
+    moved = totals.size_by_state[TransferState.DONE]
     sent = moved - earlier
     text = Text("All done: ", style="bold")
     text.append(f"{counts[TransferState.DONE]} copied", style="green")
