@@ -12,7 +12,7 @@ from rich.style import Style
 from rich.text import Text
 from textual import events
 from textual.binding import Binding, BindingType
-from textual.geometry import Size
+from textual.geometry import Region, Size
 from textual.message import Message
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
@@ -226,6 +226,8 @@ class TransferList(ScrollView, can_focus=True):
         self._lines: dict[int, Strip] = {}
         self._lines_key: tuple[object, ...] = ()
         self._size_pending = False
+        #: The content area as of the last paint (asking the layout for it per row is slow).
+        self._area = Size(0, 0)
 
     # the rows -----------------------------------------------------------------------------
     @property
@@ -251,25 +253,29 @@ class TransferList(ScrollView, can_focus=True):
         return self._cells(self.rows_by_id[transfer_id])
 
     def add_transfer(self, row: TransferRow) -> None:
-        known = self.rows_by_id.get(row.transfer_id)
-        if known is not None:  # the same transfer again: take the new record in its place
-            self.totals.add(known, -1)
-            index = self._index[row.transfer_id]
-            self.rows[index] = row
-            self.rows_by_id[row.transfer_id] = row
-            self.totals.add(row)
-            self.state_version += 1
-            self._row_changed(index)
-            return
-        index = len(self.rows)
-        self.rows.append(row)
-        self.rows_by_id[row.transfer_id] = row
-        self._index[row.transfer_id] = index
-        self.totals.add(row)
+        self.add_transfers((row,))
+
+    def add_transfers(self, rows: Iterable[TransferRow]) -> None:
+        """Append rows (a transfer already listed takes the new record in its place)."""
+        first_new = len(self.rows)
+        by_id, index, totals = self.rows_by_id, self._index, self.totals
+        for row in rows:
+            known = by_id.get(row.transfer_id)
+            if known is not None:
+                totals.add(known, -1)
+                self.rows[index[row.transfer_id]] = row
+                self._lines.pop(index[row.transfer_id], None)
+            else:
+                index[row.transfer_id] = len(self.rows)
+                self.rows.append(row)
+            by_id[row.transfer_id] = row
+            totals.add(row)
         self.state_version += 1
-        if index == 0:
-            self.post_message(self.Highlighted(self, row.transfer_id))
-        self._row_changed(index)
+        if first_new == 0 and self.rows:
+            self.post_message(self.Highlighted(self, self.rows[0].transfer_id))
+        top = round(self.scroll_y)
+        if first_new < top + self._visible_rows() or len(self.rows) == first_new:
+            self.refresh()  # new rows on screen (or a replaced record): one repaint
         self._size_changed()
 
     def set_state(self, transfer_id: int, state: TransferState, message: str = "") -> None:
@@ -364,7 +370,12 @@ class TransferList(ScrollView, can_focus=True):
             self.scroll_to(y=row - visible + 1, animate=False, immediate=True)
 
     def _visible_rows(self) -> int:
-        return max(self.scrollable_content_region.height - 1, 1)  # the header takes a line
+        if not self._area.height:
+            self._area = self.scrollable_content_region.size
+        return max(self._area.height - 1, 1)  # the header takes a line
+
+    def on_resize(self) -> None:
+        self._area = Size(0, 0)
 
     def action_cursor_up(self) -> None:
         self.move_cursor(self._cursor - 1)
@@ -418,6 +429,8 @@ class TransferList(ScrollView, can_focus=True):
 
     def _sync_size(self) -> None:
         self._size_pending = False
+        #: The content area as of the last paint (asking the layout for it per row is slow).
+        self._area = Size(0, 0)
         height = len(self.rows) + 1
         if self.virtual_size.height != height:
             self.virtual_size = Size(0, height)
@@ -435,8 +448,12 @@ class TransferList(ScrollView, can_focus=True):
         widths[-1] = max(width - used, COLUMNS[-1].width)
         return widths
 
+    def render_lines(self, crop: Region) -> list[Strip]:
+        self._area = self.scrollable_content_region.size  # once per paint, not per line
+        return super().render_lines(crop)
+
     def render_line(self, y: int) -> Strip:
-        width = self.scrollable_content_region.width
+        width = self._area.width or self.scrollable_content_region.width
         base = self.rich_style
         key = (width, self.has_focus, base, self.app.theme)
         if key != self._lines_key:  # another width, focus or theme: every line changes

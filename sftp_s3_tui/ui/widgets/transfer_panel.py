@@ -122,8 +122,7 @@ class TransferPanel(Vertical):
         note_widget = self.query_one("#resource-note", Static)
         note_widget.update(Text("ⓘ " + note, style="dim italic") if note else "")
         note_widget.display = bool(note)
-        for transfer in transfers.values():
-            self.transfer_list.add_transfer(row_for(transfer))
+        self.transfer_list.add_transfers(row_for(transfer) for transfer in transfers.values())
 
         def on_event(event: EngineEvent) -> None:
             if isinstance(
@@ -153,14 +152,26 @@ class TransferPanel(Vertical):
     def _apply_pending(self) -> None:
         pending, self._pending = self._pending, []
         table = self.transfer_list
+        queued: list[TransferRow] = []  # consecutive new rows are added in one go
         for event in pending:
+            if isinstance(event, TransferQueued):
+                queued.append(
+                    TransferRow(event.transfer_id, _name(event.key), event.key, event.size)
+                )
+                continue
+            if queued:
+                table.add_transfers(queued)
+                queued = []
             self._apply_event(table, event)
+        if queued:
+            table.add_transfers(queued)
 
     @staticmethod
     def _apply_event(table: TransferList, event: EngineEvent) -> None:
         if isinstance(event, TransferQueued):
-            row = TransferRow(event.transfer_id, _name(event.key), event.key, event.size)
-            table.add_transfer(row)
+            table.add_transfer(
+                TransferRow(event.transfer_id, _name(event.key), event.key, event.size)
+            )
         elif isinstance(event, TransferStarted):
             table.started(event.transfer_id)
         elif isinstance(event, TransferStateChanged):
