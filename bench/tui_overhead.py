@@ -10,7 +10,15 @@ next frame the app renders.
     uv run python bench/tui_overhead.py --size-mib 512 --runs 1 --queue-rows 10000
 
 ``--queue-rows N`` runs one file at a time and queues N small files behind the big one, so
-they wait as rows while it transfers: key latency with a long queue on screen.
+they wait as rows while it transfers: key latency with a long queue on screen. At most
+``MAX_FILES_ON_DISK`` small files are written; beyond that the jobs repeat them under distinct
+keys (real jobs of real files, 100,000 of them without 100,000 inodes).
+
+``--keys list`` (the default) focuses the queue and moves its cursor (end, up, page up, home,
+down, page down: the list scrolls from one end of the queue to the other); ``--keys browse``
+moves the SFTP browser's cursor while the queue is on screen beside it.
+
+    uv run python bench/tui_overhead.py --size-mib 256 --runs 1 --queue-rows 100000
 """
 
 from __future__ import annotations
@@ -24,8 +32,17 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
+
+#: The most small files the server writes for ``--queue-rows`` (the rest are repeats).
+MAX_FILES_ON_DISK = 10_000
+#: The keys pressed, in turn, while the transfer runs (``--keys list`` / ``--keys browse``).
+KEYS = {
+    "list": ["end", "up", "pageup", "home", "down", "pagedown"],
+    "browse": ["up", "down"],
+}
 
 SERVER = r"""
 import asyncio, json, sys
@@ -83,7 +100,11 @@ def headless(info: dict[str, Any]) -> tuple[float, float]:
 
 
 async def tui(
-    info: dict[str, Any], tmp: Path, sampler_interval: float | None = None, queue_rows: int = 0
+    info: dict[str, Any],
+    tmp: Path,
+    sampler_interval: float | None = None,
+    queue_rows: int = 0,
+    keys_in: str = "list",
 ) -> tuple[float, list[float]]:
     from sftp_s3_tui.profiles import Profile, S3Settings, Secret, SftpAuth, SftpSettings
     from sftp_s3_tui.ui.app import AppOptions, SftpS3App
@@ -154,20 +175,27 @@ async def tui(
             while transfer.state.value != "running":
                 await pilot.pause(0.02)
             session.queue.pause(transfer.id)
-            jobs = await session.expand_paths(["/many"], parse_s3_url("s3://landing/bench/rows/"))
+            files = await session.expand_paths(["/many"], parse_s3_url("s3://landing/bench/rows/"))
+            jobs = [
+                replace(files[i % len(files)], key=f"bench/rows/{i:06d}.csv")
+                for i in range(queue_rows)
+            ]
             session.queue.submit(jobs)
             rows = app.screen.query_one("TransferList").rows_by_id  # type: ignore[attr-defined]
             while len(rows) < queue_rows + 1:
                 await pilot.pause(0.1)
             session.queue.resume(transfer.id)
-        keys = ["up", "down"]
+        keys = KEYS[keys_in]
+        if keys_in == "list":
+            await pilot.press("t")  # wide: focuses the queue beside the browser
+            assert app.focused is app.screen.query_one("TransferList"), app.focused
         while not transfer.state.finished:
             await asyncio.sleep(0.3)
             if transfer.state.finished:
                 break
             count = len(frames)
             sent = time.perf_counter()
-            await pilot.press(keys[len(latencies) % 2])
+            await pilot.press(keys[len(latencies) % len(keys)])
             while len(frames) == count and time.perf_counter() - sent < 2:
                 await asyncio.sleep(0.001)
             if len(frames) > count:
@@ -184,7 +212,7 @@ def start_server(
     size_mib: int, queue_rows: int = 0
 ) -> tuple[subprocess.Popen[str], dict[str, Any]]:
     server = subprocess.Popen(
-        [sys.executable, "-c", SERVER, str(size_mib), str(queue_rows)],
+        [sys.executable, "-c", SERVER, str(size_mib), str(min(queue_rows, MAX_FILES_ON_DISK))],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
@@ -202,7 +230,8 @@ def main() -> None:
     parser.add_argument("--size-mib", type=int, default=512)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--sampler-interval", type=float, help="the TUI's update interval")
-    parser.add_argument("--queue-rows", type=int, default=0, help="paused rows queued first")
+    parser.add_argument("--queue-rows", type=int, default=0, help="rows queued behind the file")
+    parser.add_argument("--keys", choices=sorted(KEYS), default="list", help="where keys go")
     args = parser.parse_args()
     headless_rates: list[float] = []
     tui_rates: list[float] = []
@@ -220,7 +249,7 @@ def main() -> None:
                         print(f"run {run + 1}: headless {rate:6.1f} MB/s (wall {wall:.1f}s)")
                     else:
                         rate, lat = asyncio.run(
-                            tui(info, Path(tmp), args.sampler_interval, args.queue_rows)
+                            tui(info, Path(tmp), args.sampler_interval, args.queue_rows, args.keys)
                         )
                         tui_rates.append(rate)
                         latencies += lat
