@@ -27,6 +27,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import cProfile
+import gc
 import json
 import os
 import statistics
@@ -107,6 +109,7 @@ async def tui(
     sampler_interval: float | None = None,
     queue_rows: int = 0,
     keys_in: str = "list",
+    profile_path: str | None = None,
 ) -> tuple[float, list[tuple[float, float]]]:
     from sftp_s3_tui.profiles import Profile, S3Settings, Secret, SftpAuth, SftpSettings
     from sftp_s3_tui.ui.app import AppOptions, SftpS3App
@@ -156,6 +159,18 @@ async def tui(
 
     app._display = timed_display  # type: ignore[method-assign]
     latencies: list[tuple[float, float]] = []  # (wall, CPU) from key to frame
+    full_gcs: list[float] = []  # seconds of each full (generation 2) collection while timing
+    gc_started = 0.0
+
+    def on_gc(phase: str, info: dict[str, int]) -> None:
+        nonlocal gc_started
+        if info["generation"] == 2 and latencies:
+            if phase == "start":
+                gc_started = time.perf_counter()
+            else:
+                full_gcs.append(time.perf_counter() - gc_started)
+
+    gc.callbacks.append(on_gc)
     async with app.run_test(size=(150, 44)) as pilot:
         while not (
             isinstance(app.screen, BrowseScreen)
@@ -191,6 +206,9 @@ async def tui(
         if keys_in == "list":
             await pilot.press("t")  # wide: focuses the queue beside the browser
             assert app.focused is app.screen.query_one("TransferList"), app.focused
+        profiler = cProfile.Profile() if profile_path else None
+        if profiler is not None:
+            profiler.enable()  # the timed phase only: the transfer with its queue on screen
         while not transfer.state.finished:
             await asyncio.sleep(0.3)
             if transfer.state.finished:
@@ -206,7 +224,16 @@ async def tui(
         assert transfer.result is not None and transfer.result.status.value == "done", (
             transfer.result
         )
+        if profiler is not None and profile_path:
+            profiler.disable()
+            profiler.dump_stats(profile_path)
         rate = transfer.result.bytes / transfer.result.seconds / 1e6
+        gc.callbacks.remove(on_gc)
+        if full_gcs:
+            print(
+                f"  full garbage collections while timing keys: {len(full_gcs)}, longest "
+                f"{max(full_gcs) * 1000:.1f} ms"
+            )
         await app.close_all()
     return rate, latencies
 
@@ -235,6 +262,7 @@ def main() -> None:
     parser.add_argument("--sampler-interval", type=float, help="the TUI's update interval")
     parser.add_argument("--queue-rows", type=int, default=0, help="rows queued behind the file")
     parser.add_argument("--keys", choices=sorted(KEYS), default="list", help="where keys go")
+    parser.add_argument("--profile", help="write a cProfile of the TUI's timed phase here")
     args = parser.parse_args()
     headless_rates: list[float] = []
     tui_rates: list[float] = []
@@ -252,7 +280,14 @@ def main() -> None:
                         print(f"run {run + 1}: headless {rate:6.1f} MB/s (wall {wall:.1f}s)")
                     else:
                         rate, lat = asyncio.run(
-                            tui(info, Path(tmp), args.sampler_interval, args.queue_rows, args.keys)
+                            tui(
+                                info,
+                                Path(tmp),
+                                args.sampler_interval,
+                                args.queue_rows,
+                                args.keys,
+                                args.profile,
+                            )
                         )
                         tui_rates.append(rate)
                         latencies += lat
