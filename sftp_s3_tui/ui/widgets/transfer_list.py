@@ -57,7 +57,7 @@ def short_note(message: str, key: str) -> str:
     return " ".join(words)
 
 
-@dataclass
+@dataclass(slots=True)
 class TransferRow:
     """What the list knows about one transfer (from events, then from snapshots)."""
 
