@@ -4,19 +4,31 @@ The demo servers run in their own process (so neither client shares a loop with 
 headless run is ``sftp-s3-tui copy`` as a subprocess, the TUI run is the real app driven by a
 Pilot (headless terminal). Both report the engine's own per-file seconds; runs alternate.
 While the TUI transfer runs, key presses (cursor moves) are timed from the key event to the
-next frame the app renders.
+next frame the app renders: wall time, and the event loop thread's CPU time over the same span
+(what the TUI itself spent; on a box loaded by other work the wall time also counts waiting
+for a core).
 
     uv run python bench/tui_overhead.py --size-mib 512 --runs 3
     uv run python bench/tui_overhead.py --size-mib 512 --runs 1 --queue-rows 10000
 
 ``--queue-rows N`` runs one file at a time and queues N small files behind the big one, so
-they wait as rows while it transfers: key latency with a long queue on screen.
+they wait as rows while it transfers: key latency with a long queue on screen. At most
+``MAX_FILES_ON_DISK`` small files are written; beyond that the jobs repeat them under distinct
+keys (real jobs of real files, 100,000 of them without 100,000 inodes).
+
+``--keys list`` (the default) focuses the queue and moves its cursor (end, up, page up, home,
+down, page down: the list scrolls from one end of the queue to the other); ``--keys browse``
+moves the SFTP browser's cursor while the queue is on screen beside it.
+
+    uv run python bench/tui_overhead.py --size-mib 256 --runs 1 --queue-rows 100000
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import cProfile
+import gc
 import json
 import os
 import statistics
@@ -24,8 +36,17 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
+
+#: The most small files the server writes for ``--queue-rows`` (the rest are repeats).
+MAX_FILES_ON_DISK = 10_000
+#: The keys pressed, in turn, while the transfer runs (``--keys list`` / ``--keys browse``).
+KEYS = {
+    "list": ["end", "up", "pageup", "home", "down", "pagedown"],
+    "browse": ["up", "down"],
+}
 
 SERVER = r"""
 import asyncio, json, sys
@@ -83,8 +104,13 @@ def headless(info: dict[str, Any]) -> tuple[float, float]:
 
 
 async def tui(
-    info: dict[str, Any], tmp: Path, sampler_interval: float | None = None, queue_rows: int = 0
-) -> tuple[float, list[float]]:
+    info: dict[str, Any],
+    tmp: Path,
+    sampler_interval: float | None = None,
+    queue_rows: int = 0,
+    keys_in: str = "list",
+    profile_path: str | None = None,
+) -> tuple[float, list[tuple[float, float]]]:
     from sftp_s3_tui.profiles import Profile, S3Settings, Secret, SftpAuth, SftpSettings
     from sftp_s3_tui.ui.app import AppOptions, SftpS3App
     from sftp_s3_tui.ui.screens.browse import BrowseScreen
@@ -123,16 +149,28 @@ async def tui(
             **({"sampler_interval": sampler_interval} if sampler_interval else {}),
         )
     )
-    frames: list[float] = []
+    frames: list[tuple[float, float]] = []  # (wall, loop thread CPU) when each frame was out
     display = app._display
 
     def timed_display(screen: Any, renderable: Any) -> None:
         display(screen, renderable)
         if renderable is not None:
-            frames.append(time.perf_counter())
+            frames.append((time.perf_counter(), time.thread_time()))
 
     app._display = timed_display  # type: ignore[method-assign]
-    latencies: list[float] = []
+    latencies: list[tuple[float, float]] = []  # (wall, CPU) from key to frame
+    full_gcs: list[float] = []  # seconds of each full (generation 2) collection while timing
+    gc_started = 0.0
+
+    def on_gc(phase: str, info: dict[str, int]) -> None:
+        nonlocal gc_started
+        if info["generation"] == 2 and latencies:
+            if phase == "start":
+                gc_started = time.perf_counter()
+            else:
+                full_gcs.append(time.perf_counter() - gc_started)
+
+    gc.callbacks.append(on_gc)
     async with app.run_test(size=(150, 44)) as pilot:
         while not (
             isinstance(app.screen, BrowseScreen)
@@ -146,6 +184,7 @@ async def tui(
         while not session.queue.transfers:
             await pilot.pause(0.02)
         transfer = next(iter(session.queue.transfers.values()))
+        paused_seconds = 0.0  # the big file's result counts its pause: taken out of its rate
         if queue_rows:
             from sftp_s3_tui.engine.locations import parse_s3_url
 
@@ -154,28 +193,50 @@ async def tui(
             while transfer.state.value != "running":
                 await pilot.pause(0.02)
             session.queue.pause(transfer.id)
-            jobs = await session.expand_paths(["/many"], parse_s3_url("s3://landing/bench/rows/"))
+            paused_at = time.monotonic()
+            files = await session.expand_paths(["/many"], parse_s3_url("s3://landing/bench/rows/"))
+            jobs = [
+                replace(files[i % len(files)], key=f"bench/rows/{i:06d}.csv")
+                for i in range(queue_rows)
+            ]
             session.queue.submit(jobs)
             rows = app.screen.query_one("TransferList").rows_by_id  # type: ignore[attr-defined]
             while len(rows) < queue_rows + 1:
                 await pilot.pause(0.1)
             session.queue.resume(transfer.id)
-        keys = ["up", "down"]
+            paused_seconds = time.monotonic() - paused_at
+        keys = KEYS[keys_in]
+        if keys_in == "list":
+            await pilot.press("t")  # wide: focuses the queue beside the browser
+            assert app.focused is app.screen.query_one("TransferList"), app.focused
+        profiler = cProfile.Profile() if profile_path else None
+        if profiler is not None:
+            profiler.enable()  # the timed phase only: the transfer with its queue on screen
         while not transfer.state.finished:
             await asyncio.sleep(0.3)
             if transfer.state.finished:
                 break
             count = len(frames)
-            sent = time.perf_counter()
-            await pilot.press(keys[len(latencies) % 2])
+            sent, sent_cpu = time.perf_counter(), time.thread_time()
+            await pilot.press(keys[len(latencies) % len(keys)])
             while len(frames) == count and time.perf_counter() - sent < 2:
                 await asyncio.sleep(0.001)
             if len(frames) > count:
-                latencies.append(frames[count] - sent)
+                wall, cpu = frames[count]
+                latencies.append((wall - sent, cpu - sent_cpu))
         assert transfer.result is not None and transfer.result.status.value == "done", (
             transfer.result
         )
-        rate = transfer.result.bytes / transfer.result.seconds / 1e6
+        if profiler is not None and profile_path:
+            profiler.disable()
+            profiler.dump_stats(profile_path)
+        rate = transfer.result.bytes / (transfer.result.seconds - paused_seconds) / 1e6
+        gc.callbacks.remove(on_gc)
+        if full_gcs:
+            print(
+                f"  full garbage collections while timing keys: {len(full_gcs)}, longest "
+                f"{max(full_gcs) * 1000:.1f} ms"
+            )
         await app.close_all()
     return rate, latencies
 
@@ -184,7 +245,7 @@ def start_server(
     size_mib: int, queue_rows: int = 0
 ) -> tuple[subprocess.Popen[str], dict[str, Any]]:
     server = subprocess.Popen(
-        [sys.executable, "-c", SERVER, str(size_mib), str(queue_rows)],
+        [sys.executable, "-c", SERVER, str(size_mib), str(min(queue_rows, MAX_FILES_ON_DISK))],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
@@ -202,11 +263,13 @@ def main() -> None:
     parser.add_argument("--size-mib", type=int, default=512)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--sampler-interval", type=float, help="the TUI's update interval")
-    parser.add_argument("--queue-rows", type=int, default=0, help="paused rows queued first")
+    parser.add_argument("--queue-rows", type=int, default=0, help="rows queued behind the file")
+    parser.add_argument("--keys", choices=sorted(KEYS), default="list", help="where keys go")
+    parser.add_argument("--profile", help="write a cProfile of the TUI's timed phase here")
     args = parser.parse_args()
     headless_rates: list[float] = []
     tui_rates: list[float] = []
-    latencies: list[float] = []
+    latencies: list[tuple[float, float]] = []
     with tempfile.TemporaryDirectory() as tmp:
         for run in range(args.runs):
             # fresh servers for each pair (moto slows down as it accumulates uploads), and
@@ -220,26 +283,37 @@ def main() -> None:
                         print(f"run {run + 1}: headless {rate:6.1f} MB/s (wall {wall:.1f}s)")
                     else:
                         rate, lat = asyncio.run(
-                            tui(info, Path(tmp), args.sampler_interval, args.queue_rows)
+                            tui(
+                                info,
+                                Path(tmp),
+                                args.sampler_interval,
+                                args.queue_rows,
+                                args.keys,
+                                args.profile,
+                            )
                         )
                         tui_rates.append(rate)
                         latencies += lat
+                        walls = [wall for wall, _ in lat]
                         print(
                             f"run {run + 1}: tui      {rate:6.1f} MB/s  key→frame median "
-                            f"{statistics.median(lat) * 1000:.1f} ms max "
-                            f"{max(lat) * 1000:.1f} ms (n={len(lat)})"
+                            f"{statistics.median(walls) * 1000:.1f} ms max "
+                            f"{max(walls) * 1000:.1f} ms (n={len(lat)})"
                         )
                     sys.stdout.flush()
             finally:
                 stop_server(server)
     h, t = statistics.median(headless_rates), statistics.median(tui_rates)
     print(f"median headless {h:.1f} MB/s, tui {t:.1f} MB/s: tui/headless = {t / h:.1%}")
-    latencies.sort()
-    p95 = latencies[max(int(len(latencies) * 0.95) - 1, 0)]
-    print(
-        f"key press → next frame: median {statistics.median(latencies) * 1000:.1f} ms, "
-        f"p95 {p95 * 1000:.1f} ms, max {latencies[-1] * 1000:.1f} ms, n={len(latencies)}"
-    )
+    for what, values in (
+        ("wall", sorted(wall for wall, _ in latencies)),
+        ("loop CPU", sorted(cpu for _, cpu in latencies)),
+    ):
+        p95 = values[max(int(len(values) * 0.95) - 1, 0)]
+        print(
+            f"key press → next frame ({what}): median {statistics.median(values) * 1000:.1f} ms, "
+            f"p95 {p95 * 1000:.1f} ms, max {values[-1] * 1000:.1f} ms, n={len(values)}"
+        )
 
 
 if __name__ == "__main__":

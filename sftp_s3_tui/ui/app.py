@@ -313,11 +313,11 @@ class SftpS3App(App[int]):
         if result.status is TransferState.FAILED:
             name = result.key.rsplit("/", 1)[-1]
             self.notify(result.message, title=f"✗ {name} failed", severity="error", timeout=10)
-        transfers = self.session.queue.transfers.values()
-        if all(t.state.finished for t in transfers):
-            done = sum(t.state is TransferState.DONE for t in transfers)
+        if not self.session.unfinished:  # O(1): no walk over every transfer per finish
+            queue = self.session.queue
+            done = queue.outcomes[TransferState.DONE]
             self.notify(
-                f"All transfers finished: {done} of {len(transfers)} copied.",
+                f"All transfers finished: {done} of {len(queue.transfers)} copied.",
                 title="Done",
                 timeout=6,
             )

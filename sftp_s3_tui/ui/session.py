@@ -21,6 +21,7 @@ from ..engine.events import (
     EngineEvent,
     EventBus,
     TransferFinished,
+    TransferQueued,
     TransferStarted,
     TransferState,
     TransferStateChanged,
@@ -138,6 +139,10 @@ class Session:
         self.bus = EventBus()
         self.span = TransferSpan()
         self.bus.subscribe(self.span.on_event)
+        #: Transfers queued and not finished, kept from events (so "all finished?" never
+        #: walks every transfer: that was O(n²) over a queue of many files).
+        self.unfinished: set[int] = set()
+        self.bus.subscribe(self._track_unfinished)
         # The TUI decides overwrite / skip / if-newer per copy in its plan (before reading a
         # byte) and queues only what is to be sent; the queue itself runs if-different, so a
         # same-size object is compared by sha256 rather than re-uploaded when identical.
@@ -159,6 +164,15 @@ class Session:
         self.watches = Watches(self.queue, state_dir() / "watch")
         self._stack = contextlib.AsyncExitStack()
         self._closed = False
+
+    def _track_unfinished(self, event: EngineEvent) -> None:
+        if isinstance(event, TransferQueued):
+            self.unfinished.add(event.transfer_id)
+        elif isinstance(event, TransferStateChanged):
+            if event.state.finished:
+                self.unfinished.discard(event.transfer_id)
+            else:
+                self.unfinished.add(event.transfer_id)
 
     async def open(self) -> None:
         """Open the S3 client and start sampling (the SSH connection opens in :meth:`connect`)."""

@@ -49,12 +49,13 @@ async def test_enter_on_a_failed_and_a_done_transfer_shows_their_details(
         panel = app.screen.query_one(TransferPanel)
         table = panel.transfer_list
         failed_row = next(r for r in table.rows_by_id.values() if r.state is TransferState.FAILED)
-        await wait_for(pilot, lambda: str(table.get_row(str(failed_row.transfer_id))[3]) == "fail")
-        bar = str(table.get_row(str(failed_row.transfer_id))[2])
+        await wait_for(pilot, lambda: str(table.cells(failed_row.transfer_id)[3]) == "fail")
+        bar = str(table.cells(failed_row.transfer_id)[2])
         assert "█" * 16 not in bar  # never a full bar for a failed file
 
         await pilot.press("t")  # focus the queue
-        index = table.get_row_index(str(failed_row.transfer_id))
+        index = table.index_of(failed_row.transfer_id)
+        assert index is not None
         table.move_cursor(row=index)
         await pilot.press("enter")
         await wait_for(pilot, lambda: isinstance(app.screen, TransferDetailScreen), what="details")
@@ -73,7 +74,9 @@ async def test_enter_on_a_failed_and_a_done_transfer_shows_their_details(
 
         done_row = next(r for r in table.rows_by_id.values() if r.state is TransferState.DONE)
         table.focus()
-        table.move_cursor(row=table.get_row_index(str(done_row.transfer_id)))
+        index = table.index_of(done_row.transfer_id)
+        assert index is not None
+        table.move_cursor(row=index)
         await pilot.press("enter")
         await wait_for(pilot, lambda: isinstance(app.screen, TransferDetailScreen), what="details")
         fields = _fields(app.screen.text)  # type: ignore[attr-defined]

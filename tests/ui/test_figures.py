@@ -20,7 +20,7 @@ from sftp_s3_tui.engine.events import (
 )
 from sftp_s3_tui.ui.app import DEMO_MEMORY_NOTE, AppOptions, SftpS3App
 from sftp_s3_tui.ui.session import TransferSpan
-from sftp_s3_tui.ui.widgets.transfer_list import TransferRow
+from sftp_s3_tui.ui.widgets.transfer_list import QueueTotals, TransferRow
 from sftp_s3_tui.ui.widgets.transfer_panel import TransferPanel, summary_text
 from tests.reliability.proxy import FaultProxy
 from tests.servers import SftpServerInfo
@@ -57,7 +57,7 @@ def test_the_average_leaves_out_paused_time_and_resumed_bytes() -> None:
     assert span.active_seconds() == 10.0  # running only
     assert span.resumed_bytes == {1: 13 * part}
     row = TransferRow(1, "f", "f", size, TransferState.DONE, bytes_done=size)
-    text = str(summary_text([row], span.active_seconds(), span.resumed_bytes))
+    text = str(summary_text(QueueTotals.of([row]), span.active_seconds(), span.resumed_bytes[1]))
     assert "200.0 MiB (104.0 MiB resumed from before)" in text
     assert "sent 96.0 MiB in 10s (10.1 MB/s)" in text  # 96 MiB / 10 s, not 200 MiB / 100 s
 
@@ -99,7 +99,7 @@ async def test_retry_after_cancel_starts_from_zero_on_screen_and_overall_counts_
         await pilot.press("r")  # retry: restarts from zero, and the row says so
         await wait_for(pilot, lambda: not row.state.finished, what="the retry")
         assert row.bytes_done == 0
-        assert str(table.get_row(str(row.transfer_id))[3]) == "0%"
+        assert str(table.cells(row.transfer_id)[3]) == "0%"
         await wait_for(pilot, lambda: row.state is TransferState.DONE, timeout=180)
         await wait_for(pilot, lambda: "files 1/1" in str(overall.render()))
         await app.close_all()
