@@ -192,12 +192,22 @@ def test_ctrl_c_aborts_the_upload(
         stderr=subprocess.PIPE,
         text=True,
     )
-    deadline = time.monotonic() + 60
-    while not open_uploads(s3, bucket) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert open_uploads(s3, bucket), "the upload never started"
-    process.send_signal(signal.SIGINT)
-    _, stderr = process.communicate(timeout=60)
+    try:
+        deadline = time.monotonic() + 60
+        while not open_uploads(s3, bucket) and time.monotonic() < deadline:
+            if process.poll() is not None:
+                break
+            time.sleep(0.1)
+        if not open_uploads(s3, bucket):
+            process.kill()
+            _, stderr = process.communicate(timeout=30)
+            raise AssertionError(f"the upload never started (exit {process.returncode}): {stderr}")
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:  # never leave a copy running into the next test's journal
+            process.kill()
+            process.communicate(timeout=30)
 
     assert process.returncode == 130
     assert "aborted" in stderr

@@ -313,6 +313,10 @@ class TransferList(ScrollView, can_focus=True):
         if row.restarting or stats.state is TransferState.QUEUED:
             return True  # nothing sent yet this run (a retry's old figures are not its progress)
         state = stats.state if not row.state.finished else row.state
+        # A done row is whole, whatever a sampler tick taken before the end still says.
+        done = state is TransferState.DONE
+        bytes_done = row.size if done else stats.bytes_done
+        parts_done = (stats.parts_total or stats.parts_done) if done else stats.parts_done
         shown = (
             row.bytes_done,
             row.bytes_per_second,
@@ -322,18 +326,18 @@ class TransferList(ScrollView, can_focus=True):
             row.state,
         )
         if shown == (
-            stats.bytes_done,
+            bytes_done,
             stats.bytes_per_second,
-            stats.parts_done,
+            parts_done,
             stats.parts_total,
             stats.parts_in_flight,
             state,
         ):
             return True  # what the row shows is unchanged (most rows of a long queue wait)
         self.totals.add(row, -1)
-        row.bytes_done = stats.bytes_done
+        row.bytes_done = bytes_done
         row.bytes_per_second = stats.bytes_per_second
-        row.parts_done = stats.parts_done
+        row.parts_done = parts_done
         row.parts_total = stats.parts_total
         row.parts_in_flight = stats.parts_in_flight
         if row.state is not state:
