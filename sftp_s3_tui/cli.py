@@ -13,7 +13,7 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 
 from .engine.config import ChecksumChoice, ConflictPolicy
 from .engine.errors import ConfigError, TransferError, UsageError
@@ -26,6 +26,7 @@ from .requests import (
     EXIT_OK,
     EXIT_USAGE,
     ConnectionFlags,
+    CopyRequest,
     RunFlags,
     TransferFlags,
     app_request,
@@ -417,6 +418,21 @@ def transfer_flags(args: argparse.Namespace) -> TransferFlags:
     )
 
 
+def copy_request_of(args: argparse.Namespace, env: Mapping[str, str]) -> CopyRequest:
+    """The typed request of a parsed ``copy`` or ``watch`` command line."""
+    return copy_request(
+        args.paths,
+        connection_flags(args),
+        transfer_flags(args),
+        env,
+        resume=not args.no_resume,
+        json=args.json,
+        quiet=args.quiet,
+        run=run_flags(args),
+        watch_every=getattr(args, "every", None),
+    )
+
+
 def _configure_logging(verbose: int) -> None:
     level = logging.WARNING - 10 * min(verbose, 2)
     logging.basicConfig(
@@ -442,32 +458,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "copy":
             from .headless import run_copy
 
-            request = copy_request(
-                args.paths,
-                flags,
-                transfer_flags(args),
-                env,
-                resume=not args.no_resume,
-                json=args.json,
-                quiet=args.quiet,
-                run=run_flags(args),
-            )
-            return _run(run_copy(request))
+            return _run(run_copy(copy_request_of(args, env)))
         if args.command == "watch":
             from .headless import run_watch
 
-            request = copy_request(
-                args.paths,
-                flags,
-                transfer_flags(args),
-                env,
-                resume=not args.no_resume,
-                json=args.json,
-                quiet=args.quiet,
-                run=run_flags(args),
-                watch_every=args.every,
-            )
-            return _run_watch(run_watch, request)
+            return _run_watch(run_watch, copy_request_of(args, env))
         if args.command == "cleanup":
             from .headless import run_cleanup
 

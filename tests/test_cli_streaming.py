@@ -12,11 +12,10 @@ from typing import Any
 import pytest
 
 from sftp_s3_tui import headless
-from sftp_s3_tui.cli import build_parser, connection_flags, run_flags, transfer_flags
+from sftp_s3_tui.cli import build_parser, copy_request_of
 from sftp_s3_tui.engine.config import S3Endpoint, SftpEndpoint
 from sftp_s3_tui.engine.locations import parse_s3_url
 from sftp_s3_tui.engine.plan import KeyTable, PlanSource, can_stream
-from sftp_s3_tui.requests import copy_request
 from tests.engine.helpers import keys
 from tests.servers import SftpServerInfo
 from tests.synthetic_sftp import SyntheticSftpServer, SyntheticTree
@@ -28,17 +27,7 @@ async def copy_in_process(argv: list[str], env: dict[str, str]) -> int:
     """``sftp-s3-tui copy ARGV`` as cli.main runs it, on the test's loop (so the run's
     tally can be read afterwards)."""
     args = build_parser().parse_args(["copy", *argv])
-    request = copy_request(
-        args.paths,
-        connection_flags(args),
-        transfer_flags(args),
-        env,
-        resume=not args.no_resume,
-        json=args.json,
-        quiet=args.quiet,
-        run=run_flags(args),
-    )
-    return await headless.run_copy(request)
+    return await headless.run_copy(copy_request_of(args, env))
 
 
 def s3_args(s3_endpoint: S3Endpoint) -> list[str]:

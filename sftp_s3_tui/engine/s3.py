@@ -11,7 +11,7 @@ import base64
 import contextlib
 import contextvars
 import hashlib
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -40,6 +40,16 @@ _PAYLOAD_SHA256: contextvars.ContextVar[tuple[str, str] | None] = contextvars.Co
     "payload_sha256", default=None
 )
 KNOWN_PAYLOAD_SIGNER = "s3v4-sftp-s3-tui-known-payload"
+
+
+@contextlib.contextmanager
+def _sending(body: bytearray, payload_sha256: str | None) -> Iterator[None]:
+    """Within: the signer takes ``payload_sha256`` as ``body``'s SHA-256 (if given)."""
+    token = _PAYLOAD_SHA256.set((str(len(body)), payload_sha256) if payload_sha256 else None)
+    try:
+        yield
+    finally:
+        _PAYLOAD_SHA256.reset(token)
 
 
 def _known_payload(request: Any) -> str | None:
@@ -406,15 +416,13 @@ async def put_object(
     """PutObject of one in-memory body; ``params`` are the request's other fields.
     ``payload_sha256``: the body's hex SHA-256, if already computed (SigV4 on http)."""
     what = f"Writing s3://{bucket}/{key}"
-    token = _PAYLOAD_SHA256.set((str(len(body)), payload_sha256) if payload_sha256 else None)
     try:
-        response: dict[str, Any] = await client.put_object(
-            Bucket=bucket, Key=key, Body=BufferBody(body), ContentLength=len(body), **params
-        )
+        with _sending(body, payload_sha256):
+            response: dict[str, Any] = await client.put_object(
+                Bucket=bucket, Key=key, Body=BufferBody(body), ContentLength=len(body), **params
+            )
     except (ClientError, BotoCoreError) as exc:
         raise map_s3_error(exc, what) from exc
-    finally:
-        _PAYLOAD_SHA256.reset(token)
     return response
 
 
@@ -441,21 +449,19 @@ async def upload_part(
     """UploadPart straight from ``body`` (a pool buffer sized exactly, so no copy).
     ``payload_sha256``: the body's hex SHA-256, if already computed (SigV4 on http)."""
     what = f"Uploading part {number} of s3://{bucket}/{key}"
-    token = _PAYLOAD_SHA256.set((str(len(body)), payload_sha256) if payload_sha256 else None)
     try:
-        response: dict[str, Any] = await client.upload_part(
-            Bucket=bucket,
-            Key=key,
-            UploadId=upload_id,
-            PartNumber=number,
-            Body=BufferBody(body),
-            ContentLength=len(body),
-            **params,
-        )
+        with _sending(body, payload_sha256):
+            response: dict[str, Any] = await client.upload_part(
+                Bucket=bucket,
+                Key=key,
+                UploadId=upload_id,
+                PartNumber=number,
+                Body=BufferBody(body),
+                ContentLength=len(body),
+                **params,
+            )
     except (ClientError, BotoCoreError) as exc:
         raise map_s3_error(exc, what) from exc
-    finally:
-        _PAYLOAD_SHA256.reset(token)
     return response
 
 

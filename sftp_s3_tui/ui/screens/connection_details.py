@@ -19,7 +19,6 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
-from textual.screen import ModalScreen
 from textual.widgets import Button, Static, TextArea
 
 from ...engine.checksums import FULL_OBJECT, HEADER_NAME, SESSION_PROBES, StoreCapabilities
@@ -28,6 +27,7 @@ from ...engine.errors import TransferError
 from ...engine.events import EngineEvent, SftpLinkMeasured, StoreChecked
 from ..formatting import format_size
 from ..session import Session
+from .detail import CopyableTextScreen
 
 #: How the details name the knobs of a slow SFTP link (the profile form's labels, then the CLI).
 LINK_KNOBS = "raise the profile's Connections or SSH window (CLI: --connections / --window)"
@@ -355,7 +355,7 @@ async def gather(session: Session) -> ConnectionInfo:
     )
 
 
-class ConnectionDetailsScreen(ModalScreen[None]):
+class ConnectionDetailsScreen(CopyableTextScreen):
     """The session's connection details; refreshed when a store is checked or a link measured.
 
     ``c`` copies the text, ``r`` reads it again, Esc closes.
@@ -366,6 +366,8 @@ class ConnectionDetailsScreen(ModalScreen[None]):
         Binding("c", "copy_text", "Copy text"),
         Binding("r", "refresh_details", "Refresh"),
     ]
+
+    copied = "the connection details"
 
     DEFAULT_CSS = """
     ConnectionDetailsScreen > .dialog { width: 120; height: 90%; }
@@ -424,17 +426,3 @@ class ConnectionDetailsScreen(ModalScreen[None]):
     @property
     def text(self) -> str:
         return details_text(self.info) if self.info else ""
-
-    def action_copy_text(self) -> None:
-        self.app.copy_to_clipboard(self.text)
-        self.notify("Copied the connection details to the clipboard.", timeout=3)
-
-    def on_button_pressed(self, event: Button.Pressed) -> None:
-        event.stop()
-        if event.button.id == "copy":
-            self.action_copy_text()
-        else:
-            self.action_close()
-
-    def action_close(self) -> None:
-        self.dismiss(None)

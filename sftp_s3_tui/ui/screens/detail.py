@@ -73,7 +73,32 @@ def detail_text(transfer: Transfer, stats: TransferStats | None) -> str:
     return "\n".join(f"{label.ljust(width)}  {value}" for label, value in rows)
 
 
-class TransferDetailScreen(ModalScreen[None]):
+class CopyableTextScreen(ModalScreen[None]):
+    """A modal of text the user can copy (``c`` or the Copy button) and close; subclasses
+    give :attr:`text` and what it is in :attr:`copied` ("the details")."""
+
+    copied = "the details"
+
+    @property
+    def text(self) -> str:
+        raise NotImplementedError
+
+    def action_copy_text(self) -> None:
+        self.app.copy_to_clipboard(self.text)
+        self.notify(f"Copied {self.copied} to the clipboard.", timeout=3)
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        event.stop()
+        if event.button.id == "copy":
+            self.action_copy_text()
+        else:
+            self.action_close()
+
+    def action_close(self) -> None:
+        self.dismiss(None)
+
+
+class TransferDetailScreen(CopyableTextScreen):
     """One transfer in full; ``c`` copies the text, Esc closes."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -130,17 +155,3 @@ class TransferDetailScreen(ModalScreen[None]):
     @property
     def text(self) -> str:
         return detail_text(self.transfer, self.stats)
-
-    def action_copy_text(self) -> None:
-        self.app.copy_to_clipboard(self.text)
-        self.notify("Copied the details to the clipboard.", timeout=3)
-
-    def on_button_pressed(self, event: Button.Pressed) -> None:
-        event.stop()
-        if event.button.id == "copy":
-            self.action_copy_text()
-        else:
-            self.action_close()
-
-    def action_close(self) -> None:
-        self.dismiss(None)

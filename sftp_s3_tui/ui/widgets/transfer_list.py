@@ -190,29 +190,23 @@ class TransferList(ScrollView, can_focus=True):
     }
     """
 
-    class Highlighted(Message):
+    class _RowMessage(Message):
+        """A message about one transfer of the list."""
+
+        def __init__(self, transfer_list: TransferList, transfer_id: int) -> None:
+            super().__init__()
+            self.transfer_list = transfer_list
+            self.transfer_id = transfer_id
+
+        @property
+        def control(self) -> TransferList:
+            return self.transfer_list
+
+    class Highlighted(_RowMessage):
         """The cursor moved to another transfer."""
 
-        def __init__(self, transfer_list: TransferList, transfer_id: int) -> None:
-            super().__init__()
-            self.transfer_list = transfer_list
-            self.transfer_id = transfer_id
-
-        @property
-        def control(self) -> TransferList:
-            return self.transfer_list
-
-    class Selected(Message):
+    class Selected(_RowMessage):
         """Enter (or a click on the cursor row): the user wants this transfer's details."""
-
-        def __init__(self, transfer_list: TransferList, transfer_id: int) -> None:
-            super().__init__()
-            self.transfer_list = transfer_list
-            self.transfer_id = transfer_id
-
-        @property
-        def control(self) -> TransferList:
-            return self.transfer_list
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
