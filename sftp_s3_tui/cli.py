@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import importlib
 import logging
 import os
 import signal
@@ -456,9 +457,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             register_secret(env.get(name))
         flags = connection_flags(args)
         if args.command == "copy":
-            from .headless import run_copy
-
-            return _run(run_copy(copy_request_of(args, env)))
+            return _run(_copy(copy_request_of(args, env)))
         if args.command == "watch":
             from .headless import run_watch
 
@@ -506,6 +505,23 @@ def _run_watch(run_watch: Callable[..., Awaitable[int]], request: object) -> int
     except (KeyboardInterrupt, asyncio.CancelledError):
         print("sftp-s3-tui: interrupted; unfinished uploads were aborted", file=sys.stderr)
         return EXIT_INTERRUPTED
+
+
+async def _copy(request: CopyRequest) -> int:
+    """``copy``: the SSH logins start first, and the S3 stack (aioboto3, botocore, aiohttp:
+    most of a second) is imported in a thread meanwhile, so the handshake's round trips to a
+    far host cost no extra start-up time."""
+    from .engine.sftp import SftpPool  # asyncssh only
+
+    async with SftpPool() as sftp:  # closed again by the queue; a no-op then
+        logins = sftp.start_logins([source.endpoint for source in request.sources])
+        try:
+            headless = await asyncio.to_thread(importlib.import_module, "sftp_s3_tui.headless")
+        except BaseException:
+            logins.discard()
+            raise
+        run_copy: Callable[..., Awaitable[int]] = headless.run_copy
+        return await run_copy(request, sftp=sftp, logins=logins)
 
 
 def _run(coro: Awaitable[int]) -> int:

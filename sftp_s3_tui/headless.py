@@ -44,6 +44,7 @@ from .engine.preview import CopyPlan, PlannedFile, preview_copy
 from .engine.queue import TransferQueue
 from .engine.s3 import S3Client, check_bucket, open_client
 from .engine.selection import root_of, select_planned
+from .engine.sftp import Logins, SftpPool
 from .engine.source_actions import SourceOutcome
 from .engine.uploads import abort_stale, list_stale
 from .engine.watch import PollReport, WatchSource, WatchState, watch
@@ -238,13 +239,18 @@ def _say(text: str) -> None:
     print(f"sftp-s3-tui: {text}", file=sys.stderr, flush=True)
 
 
-def _open_queue(request: CopyRequest, bus: EventBus) -> TransferQueue:
+def _open_queue(request: CopyRequest, bus: EventBus, sftp: SftpPool | None = None) -> TransferQueue:
     for source in request.sources:
         register_secret(source.endpoint.password)
     register_secret(request.s3.secret_access_key)
     journal = Journal(journal_dir()) if request.resume and not request.run.dry_run else None
     return TransferQueue(
-        request.s3, request.options, bus=bus, journal=journal, keep_finished=KEEP_FINISHED
+        request.s3,
+        request.options,
+        bus=bus,
+        journal=journal,
+        keep_finished=KEEP_FINISHED,
+        sftp=sftp,
     )
 
 
@@ -299,7 +305,9 @@ def _waiting_record(job: FileJob, reason: str) -> dict[str, object]:
     }
 
 
-async def run_copy(request: CopyRequest) -> int:
+async def run_copy(
+    request: CopyRequest, *, sftp: SftpPool | None = None, logins: Logins | None = None
+) -> int:
     """Copy every source under the destination; the exit code says how it went.
 
     Files are planned and queued as the sources are listed (a bounded look-ahead), and
@@ -313,6 +321,9 @@ async def run_copy(request: CopyRequest) -> int:
     the plan is filtered and gated, each file's manifest row is written as it finishes, and
     only then is its source moved or deleted. ``--dry-run`` prints the plan (each file as it
     is decided) and writes nothing.
+
+    ``sftp`` and ``logins``: a pool whose logins started before this module was imported
+    (:meth:`SftpPool.start_logins`); they are waited for once the bucket is checked.
     """
     global last_tally
     _settle_heap()  # what the imports built; again once connected
@@ -323,8 +334,24 @@ async def run_copy(request: CopyRequest) -> int:
     if not request.quiet:
         bus.subscribe(NoticePrinter(display))
     tally = last_tally = RunTally()
+    try:
+        return await _copy(request, bus, display, tally, sftp, logins)
+    finally:
+        if logins is not None:
+            logins.discard()
+
+
+async def _copy(
+    request: CopyRequest,
+    bus: EventBus,
+    display: ConsoleProgress,
+    tally: RunTally,
+    sftp: SftpPool | None,
+    logins: Logins | None,
+) -> int:
+    run = request.run
     async with (
-        _open_queue(request, bus) as queue,
+        _open_queue(request, bus, sftp) as queue,
         exporting(
             bus,
             queue.pool,
@@ -334,6 +361,8 @@ async def run_copy(request: CopyRequest) -> int:
         ),
     ):
         await _check_destination(queue.s3, request)
+        if logins is not None:
+            await logins.wait()
         _settle_heap()
         streaming = (
             not run.dry_run and not run.gate.active and can_stream(request.sources, request.dest)

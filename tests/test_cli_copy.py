@@ -160,6 +160,25 @@ def test_unknown_host_key_fails_unless_accepted(
     assert remote.size == 1
 
 
+def test_a_missing_bucket_is_reported_alone_while_the_early_login_fails(
+    openssh_sftp: SftpServerInfo, s3_endpoint: S3Endpoint, bucket: str, tmp_path: Path
+) -> None:
+    """The SSH login starts before the S3 side is checked; when both fail, the bucket is the
+    one line (as when they ran in turn), and the discarded login leaves no asyncio noise."""
+    openssh_sftp.write_file("a.csv", b"a")
+    args = [
+        a if a != str(openssh_sftp.known_hosts) else str(tmp_path / "empty_known_hosts")
+        for a in key_args(openssh_sftp, s3_endpoint)
+    ]
+
+    done = run_cli("copy", source_url(openssh_sftp, "a.csv"), f"s3://{bucket}-missing/", *args)
+
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert done.returncode == 4, done.stderr
+    assert len(lines) == 1 and f"{bucket}-missing" in lines[0], done.stderr
+    assert "host key" not in done.stderr and "Traceback" not in done.stderr
+
+
 def test_usage_errors_exit_2(s3_endpoint: S3Endpoint) -> None:
     bad_size = run_cli("copy", "sftp://h/x", "s3://bucket-x/", "--part-size", "lots")
     bad_url = run_cli("copy", "ftp://h/x", "s3://bucket-x/")

@@ -80,7 +80,9 @@ class TransferQueue:
         self.options = options or TransferOptions()
         self.bus = bus or EventBus()
         self.journal = journal
-        self.sftp = sftp or SftpPool(on_link=self.bus.emit)  # hosts' RTT and ceiling
+        self.sftp = sftp or SftpPool()
+        if self.sftp.on_link is None:
+            self.sftp.on_link = self.bus.emit  # hosts' RTT and ceiling
         self.pool = BufferPool(self.options.memory_budget)
         self.transfers: dict[int, Transfer] = {}
         self._ids = itertools.count(1)

@@ -494,6 +494,29 @@ class TokenBucket:
 LinkHandler = Callable[[SftpLinkMeasured], None]
 
 
+class Logins:
+    """Logins started early by :meth:`SftpPool.start_logins`.
+
+    :meth:`wait` raises the first one's error (the same one the first listing would
+    meet, so it is reported once, in its place); :meth:`discard` cancels the rest and
+    consumes their errors (a run that stopped for another reason says nothing of them).
+    """
+
+    def __init__(self, tasks: list[asyncio.Future[asyncssh.SFTPClient]]) -> None:
+        self._tasks = tasks
+
+    async def wait(self) -> None:
+        for task in self._tasks:
+            await task
+
+    def discard(self) -> None:
+        for task in self._tasks:
+            if not task.done():
+                task.cancel()
+            elif not task.cancelled():
+                task.exception()
+
+
 class SftpPool:
     """Up to ``endpoint.connections`` SSH connections per host, reopened after a drop.
 
@@ -585,6 +608,12 @@ class SftpPool:
         host = self._host(endpoint)
         client, _generation = await self._ensure(host, host.slots[0])
         return client
+
+    def start_logins(self, endpoints: Sequence[SftpEndpoint]) -> Logins:
+        """Begin the first login to each host now, so its handshake round trips overlap
+        other start-up work (importing the S3 stack, checking the bucket); see :class:`Logins`."""
+        hosts = {self._key(e): e for e in endpoints}
+        return Logins([asyncio.ensure_future(self.client(e)) for e in hosts.values()])
 
     async def host_key_fingerprint(self, endpoint: SftpEndpoint) -> str | None:
         """The fingerprint of the host key ``endpoint``'s server showed (e.g. for a manifest)."""
