@@ -22,6 +22,7 @@ import json
 import logging
 import os
 import socket
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -417,6 +418,8 @@ class JournalWriter:
         except OSError as exc:
             raise _journal_error(exc, "open", path) from exc
         self._pending: list[bytes] = []
+        self._taking = threading.Lock()  # held only to swap the pending list
+        self._writing = threading.Lock()  # one write + sync at a time
 
     def part_done(self, number: int, etag: str, checksum: str, *, sync: bool = True) -> None:
         self._append(_part_line(number, etag, checksum), sync=sync)
@@ -425,7 +428,8 @@ class JournalWriter:
         self._append(_digest_line(number, state), sync=sync)
 
     def _append(self, line: bytes, *, sync: bool) -> None:
-        self._pending.append(line)
+        with self._taking:
+            self._pending.append(line)
         if sync:
             self.flush()
 
@@ -434,9 +438,15 @@ class JournalWriter:
 
         Each synced append re-dirties the file's last page, which the kernel counts as a 4 KiB
         disk write: one append per part instead of two halves the journal's disk writes.
+        Safe from a worker thread (the engine syncs off the event loop) while records are
+        appended on the loop.
         """
-        if self._pending:
-            data = b"".join(self._pending)
+        with self._writing:
+            with self._taking:
+                pending, self._pending = self._pending, []
+            if not pending:
+                return
+            data = b"".join(pending)
             try:
                 written = os.write(self._fd, data)
                 if written != len(data):
@@ -444,7 +454,6 @@ class JournalWriter:
                 os.fdatasync(self._fd) if hasattr(os, "fdatasync") else os.fsync(self._fd)
             except OSError as exc:
                 raise _journal_error(exc, "write", self.path) from exc
-            self._pending.clear()
 
     def close(self) -> None:
         with contextlib.suppress(OSError, JournalError):

@@ -259,11 +259,12 @@ class MultipartUpload:
         if self.shared is not None:
             self.shared.digest_at(through, state)
 
-    def flush(self) -> None:
-        """Write and sync the journal lines held back: one append, one sync per part (a
-        journal that cannot be written raises JournalError, a JournalWriteFailed)."""
+    async def flush(self) -> None:
+        """Write and sync the journal lines held back: one append, one sync per part, in a
+        worker thread (a slow disk's sync would stall the loop); a journal that cannot be
+        written raises JournalError, a JournalWriteFailed."""
         if self._writer is not None:
-            self._writer.flush()
+            await asyncio.to_thread(self._writer.flush)
         if self.shared is not None:
             self.shared.flush()
 

@@ -720,7 +720,7 @@ class FileTransfer:
                     "the source changed; transfer it again from zero",
                 )
             order.part_finished()
-            upload.flush()  # the part and any digest checkpoint: one append, one sync
+            await upload.flush()  # the part and any digest checkpoint: one append, one sync
         except BaseException:
             order.turn.break_()
             self._emit_part(number, PartState.FAILED, len(buffer))
