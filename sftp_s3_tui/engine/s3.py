@@ -290,6 +290,7 @@ async def open_client(endpoint: S3Endpoint, *, connections: int = 32) -> AsyncIt
     if endpoint.region:
         kwargs["region_name"] = endpoint.region
     async with session.client("s3", **kwargs) as client:
+        _resolve_endpoints_by_what_rules_read(client)
         client.meta.events.register("before-sign.s3.PutObjectTagging", _md5_instead_of_crc)
         for operation in ("UploadPart", "PutObject"):
             client.meta.events.register(
@@ -297,6 +298,52 @@ async def open_client(endpoint: S3Endpoint, *, connections: int = 32) -> AsyncIt
             )
             client.meta.events.register(f"before-sign.s3.{operation}", _no_expect_continue)
         yield client
+
+
+def _resolve_endpoints_by_what_rules_read(client: S3Client) -> None:
+    """botocore resolves each request's endpoint from S3's rule set and keeps the last 100
+    answers, keyed by every parameter: the object key too, which no rule reads. A new key
+    per request then runs the whole rule set each time (a fifth of a small PutObject's CPU).
+    The parameters no rule reads are dropped before that cached resolution."""
+    resolver = getattr(client, "_ruleset_resolver", None)
+    provider = getattr(resolver, "_provider", None)
+    loader = getattr(client, "_loader", None)
+    if provider is None or loader is None:
+        return
+    try:
+        rules = loader.load_service_model("s3", "endpoint-rule-set-1")
+    except Exception:  # another botocore: leave its resolution alone
+        return
+    unread = set(rules.get("parameters", {})) - _references(rules)
+    if not unread:
+        return
+    resolve = provider.resolve_endpoint
+
+    def resolve_endpoint(**params: Any) -> Any:
+        for name in unread:
+            params.pop(name, None)
+        return resolve(**params)
+
+    provider.resolve_endpoint = resolve_endpoint
+
+
+def _references(node: Any) -> set[str]:
+    """Every parameter name a rule set refers to (``{"ref": name}``, and ``{name}`` in
+    templates)."""
+    found: set[str] = set()
+    stack = [node]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            ref = item.get("ref")
+            if isinstance(ref, str):
+                found.add(ref)
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+        elif isinstance(item, str) and "{" in item:
+            found.update(part.split("}")[0].split("#")[0] for part in item.split("{")[1:])
+    return found
 
 
 def _md5_instead_of_crc(request: Any, **_: Any) -> None:
