@@ -363,6 +363,7 @@ async def _copy(
         await _check_destination(queue.s3, request)
         if logins is not None:
             await logins.wait()
+            queue.sftp.announce_links()  # measured before the metrics listened
         _settle_heap()
         streaming = (
             not run.dry_run and not run.gate.active and can_stream(request.sources, request.dest)

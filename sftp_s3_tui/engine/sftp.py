@@ -556,6 +556,15 @@ class SftpPool:
             return None
         return self._link_event(host)
 
+    def announce_links(self) -> None:
+        """Tell ``on_link`` every host measured so far (logins that finished before anyone
+        listened: see :meth:`start_logins`)."""
+        if self.on_link is None:
+            return
+        for host in self._hosts.values():
+            if host.rtt_seconds is not None:
+                self.on_link(self._link_event(host))
+
     def _link_event(self, host: _Host) -> SftpLinkMeasured:
         endpoint = host.endpoint
         rtt = host.rtt_seconds or 0.0
