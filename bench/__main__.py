@@ -12,6 +12,7 @@ import tempfile
 import time
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 from sftp_s3_tui.engine.locations import format_size, parse_size
 
@@ -136,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     label = report.size_label(args.size)
     second = report.size_label(args.second_size)
     records: list[dict[str, object]] = []
-    results: dict[str, object] = {}
+    results: dict[str, Any] = {}
     precompile(HERE.parent)
     print(f"bytecode compiled after {time.monotonic() - began:.0f}s", flush=True)
     try:

@@ -35,7 +35,7 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
@@ -49,6 +49,7 @@ from tests.servers import (
     S3Store,
     SeaweedFsServer,
     SftpServerInfo,
+    StoreKind,
     embedded_sftp_server,
     sshd_base_dir,
     start_pushgateway,
@@ -189,7 +190,8 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """A test over both SFTP servers and both stores runs the second store on sshd only: the
     embedded SFTP server says nothing new about SeaweedFS (and the suite stays short)."""
-    kept, dropped = [], []
+    kept: list[pytest.Item] = []
+    dropped: list[pytest.Item] = []
     for item in items:
         params = getattr(getattr(item, "callspec", None), "params", {})
         second_store = params.get("s3_store") not in (None, "moto")
@@ -251,7 +253,9 @@ def s3_store(request: pytest.FixtureRequest) -> Iterator[S3Store]:
     if not hasattr(request, "param") and _MOTO_ONLY & set(request.fixturenames):
         kind = "moto"  # the faulty S3 wraps moto: its tests stay on moto's buckets
     server = request.getfixturevalue(f"{kind}_server")
-    store = S3Store(kind=kind, server=server, bucket=f"test-{uuid.uuid4().hex[:16]}")
+    store = S3Store(
+        kind=cast(StoreKind, kind), server=server, bucket=f"test-{uuid.uuid4().hex[:16]}"
+    )
     server.create_bucket(store.bucket)
     yield store
     server.delete_bucket(store.bucket)

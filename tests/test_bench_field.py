@@ -98,7 +98,7 @@ def one_round(n: int) -> list[dict[str, Any]]:
                 round_number=n,
             ),
         ]
-    small = {"case": "small", "round_number": n}
+    small: dict[str, Any] = {"case": "small", "round_number": n}
     runs += [
         record(field.SMALL_PRODUCT, "product", 50, "seaweedfs", 150, **small),
         record("rclone copy --transfers 32", "rclone", 50, "seaweedfs", 80, **small),

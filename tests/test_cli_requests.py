@@ -213,7 +213,7 @@ def test_the_tui_takes_no_verify_tls_no_agent_and_accept_new_host_key() -> None:
         assert profile.s3_endpoint().verify_tls is False
 
 
-def _tui_flags() -> dict[str, bool]:
+def _tui_flags() -> dict[str, Any]:
     return {"no_verify_tls": True, "no_agent": True, "accept_new_host_key": True}
 
 

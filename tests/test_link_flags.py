@@ -203,7 +203,7 @@ def test_a_profile_file_with_a_bad_link_value_names_the_field(tmp_path: Path) ->
     problems = " ".join(str(p) for p in result.problems)
     assert "sftp.bwlimit" in problems and "rate" in problems
     assert "sftp.connections" in problems
-    assert "partner" not in {p.name for p in result.profiles}
+    assert "partner" not in result.profiles
 
 
 def test_a_profile_with_a_bad_window_or_jump_does_not_validate() -> None:

@@ -41,7 +41,7 @@ async def test_sampler_and_metrics_endpoint_agree_with_the_transfer(
     assert snapshot.parts_done == 4 + 1
     assert snapshot.files_done == 2 and snapshot.files_failed == 0
     assert snapshot.parts_in_flight == 0
-    assert snapshot.rss_bytes > 0
+    assert snapshot.rss_bytes is not None and snapshot.rss_bytes > 0
     assert metric_value(text, "sftp_s3_bytes_transferred_total") == big.size + small.size
     assert metric_value(text, "sftp_s3_parts_completed_total") == 5
     assert metric_value(text, "sftp_s3_sftp_read_seconds_count") == 5

@@ -38,7 +38,7 @@ MOTO_CRC32C_IS_CRC32 = importlib.util.find_spec("crc32c") is None
 
 
 def _recording() -> tuple[EventBus, list[EngineEvent]]:
-    bus, seen = EventBus(), []
+    bus, seen = EventBus(), list[EngineEvent]()
     bus.subscribe(seen.append)
     return bus, seen
 

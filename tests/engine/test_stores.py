@@ -27,7 +27,7 @@ PART = 5 * MiB
 
 
 def _recording() -> tuple[EventBus, list[EngineEvent]]:
-    bus, seen = EventBus(), []
+    bus, seen = EventBus(), list[EngineEvent]()
     bus.subscribe(seen.append)
     return bus, seen
 

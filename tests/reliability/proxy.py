@@ -33,7 +33,7 @@ import ssl
 import struct
 import threading
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Literal, Self, TypeVar
@@ -456,7 +456,7 @@ class FaultProxy:
 
     async def _read(
         self, reader: asyncio.StreamReader, direction: Direction
-    ) -> AsyncIterator[bytes]:
+    ) -> AsyncGenerator[bytes]:
         """Chunks as they arrive (small ones under a throttle); ``b""`` at EOF."""
         while True:
             rate = self._faults[direction].throttle_bytes_per_second
@@ -468,7 +468,7 @@ class FaultProxy:
 
     async def _delay_line(
         self, reader: asyncio.StreamReader, direction: Direction
-    ) -> AsyncIterator[bytes]:
+    ) -> AsyncGenerator[bytes]:
         """Chunks (then ``b""`` at EOF), each released RTT/2 after it arrived, in order.
 
         A reader task keeps receiving while earlier chunks wait, so the delay is paid once

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import functools
 import hashlib
 import sys
 import time
@@ -41,7 +42,7 @@ async def test_latency_delays_every_chunk_by_half_the_rtt_each_way_in_parallel()
             await writer.drain()
             sent_at.append(time.monotonic())
             # The proxy takes the next chunk while the earlier ones still wait: a delay line.
-            await proxy.wait_for(lambda p, n=n: p.bytes_delayed + p.bytes_up >= 1000 * (n + 1))
+            await proxy.wait_for(functools.partial(_holds, wanted=1000 * (n + 1)))
         assert proxy.bytes_delayed > 1000, "several chunks are held at once"
         echoed = await asyncio.wait_for(reader.readexactly(5000), timeout=30)
         round_trip = time.monotonic() - sent_at[-1]
@@ -145,3 +146,8 @@ def test_the_flip_finds_the_nth_matching_body_across_chunks_and_requests() -> No
     assert len(changed) == 1 and stream[changed[0]] == ord("b"), "one byte of part 2's body"
     ssh = b"SSH-2.0-OpenSSH_9.2\r\n" + bytes(range(256))
     assert _HttpRequests().feed(ssh, _FlipRule(nth=1, match=b""))[0] == ssh
+
+
+def _holds(proxy: FaultProxy, *, wanted: int) -> bool:
+    """The proxy has taken ``wanted`` bytes in (held or sent on)."""
+    return proxy.bytes_delayed + proxy.bytes_up >= wanted

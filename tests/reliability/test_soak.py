@@ -165,7 +165,7 @@ class Soak:
     bucket: str
     tmp_path: Path
 
-    def faults(self, midway: Midway) -> dict[str, Callable[[random.Random], None]]:
+    def faults(self, midway: Midway) -> dict[str, Callable[[random.Random], object]]:
         sshd, s3p, s3f = self.sshd_proxy, self.s3_proxy, self.s3_faults
         return {
             "none": lambda r: None,
@@ -237,7 +237,7 @@ class Soak:
                 report.interrupt_rounds += 1
             report.many_file_rounds += kind == "many-files"
             report.fifo_rounds += kind == "fifo"
-            request = {
+            request: dict[str, object] = {
                 "sftp": _pickled(sftp_endpoint),
                 "s3": _pickled(s3_endpoint),
                 "options": _pickled(round_options),

@@ -63,7 +63,8 @@ async def test_escape_leaves_the_destination_box_and_up_lands_on_the_folder_left
         await wait_for(pilot, lambda: tree.path == "/gamma" and tree.ready)
         await pilot.press("backspace")  # up
         await wait_for(pilot, lambda: tree.path == "/" and tree.ready)
-        assert tree.cursor_entry() is not None and tree.cursor_entry().name == "gamma"
+        entry = tree.cursor_entry()
+        assert entry is not None and entry.name == "gamma"
 
         picker = app.screen.query_one(BucketPicker)
         picker.query_one("#s3-destination", Input).focus()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from rich.table import Table
 from rich.text import Text
@@ -35,7 +35,7 @@ def _ours(node: object) -> set[tuple[str, str]]:
     return found
 
 
-def bindings_table(screen: Screen[object]) -> Table:
+def bindings_table(screen: Screen[Any]) -> Table:
     """Key and description of this app's bindings active on ``screen`` (not the generic
     cursor keys of tables and inputs)."""
     table = Table(box=None, show_header=False, padding=(0, 2, 0, 0))
