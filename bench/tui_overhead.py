@@ -184,16 +184,23 @@ async def tui(
         while not session.queue.transfers:
             await pilot.pause(0.02)
         transfer = next(iter(session.queue.transfers.values()))
-        paused_seconds = 0.0  # the big file's result counts its pause: taken out of its rate
+        idle_seconds = 0.0  # the big file's result counts its pause: taken out of its rate
         if queue_rows:
             from sftp_s3_tui.engine.locations import parse_s3_url
 
-            # one file at a time: the big one holds the slot (paused while the rows are
-            # listed and queued, then resumed), the rows wait behind it as queued
-            while transfer.state.value != "running":
-                await pilot.pause(0.02)
+            # One file at a time: the big one holds the slot (paused while the rows are
+            # listed and queued, then resumed), the rows wait behind it as queued. A pause
+            # holds only the next parts: those in flight still move. So it is paused once
+            # its parts flow (its setup done), and only the span from its last part's
+            # return to the resume (nothing of it in flight, every buffer back in the
+            # pool) is taken out of its seconds: none of its bytes move in that span.
+            pool = session.queue.pool
+            while transfer.state.value != "running" or not pool.bytes_in_use:
+                await asyncio.sleep(0.002)
             session.queue.pause(transfer.id)
-            paused_at = time.monotonic()
+            while pool.bytes_in_use:
+                await asyncio.sleep(0.002)
+            drained_at = time.monotonic()
             files = await session.expand_paths(["/many"], parse_s3_url("s3://landing/bench/rows/"))
             jobs = [
                 replace(files[i % len(files)], key=f"bench/rows/{i:06d}.csv")
@@ -204,7 +211,8 @@ async def tui(
             while len(rows) < queue_rows + 1:
                 await pilot.pause(0.1)
             session.queue.resume(transfer.id)
-            paused_seconds = time.monotonic() - paused_at
+            idle_seconds = time.monotonic() - drained_at
+            print(f"  the file's pause taken out of its seconds: {idle_seconds:.1f} s")
         keys = KEYS[keys_in]
         if keys_in == "list":
             await pilot.press("t")  # wide: focuses the queue beside the browser
@@ -230,7 +238,7 @@ async def tui(
         if profiler is not None and profile_path:
             profiler.disable()
             profiler.dump_stats(profile_path)
-        rate = transfer.result.bytes / (transfer.result.seconds - paused_seconds) / 1e6
+        rate = transfer.result.bytes / (transfer.result.seconds - idle_seconds) / 1e6
         gc.callbacks.remove(on_gc)
         if full_gcs:
             print(
