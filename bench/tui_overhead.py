@@ -27,10 +27,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import cProfile
 import gc
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -111,6 +113,9 @@ async def tui(
     keys_in: str = "list",
     profile_path: str | None = None,
 ) -> tuple[float, list[tuple[float, float]]]:
+    from textual import events
+
+    from sftp_s3_tui.engine.events import PartChanged, PartState
     from sftp_s3_tui.profiles import Profile, S3Settings, Secret, SftpAuth, SftpSettings
     from sftp_s3_tui.ui.app import AppOptions, SftpS3App
     from sftp_s3_tui.ui.screens.browse import BrowseScreen
@@ -152,10 +157,13 @@ async def tui(
     frames: list[tuple[float, float]] = []  # (wall, loop thread CPU) when each frame was out
     display = app._display
 
+    frame_out = asyncio.Event()
+
     def timed_display(screen: Any, renderable: Any) -> None:
         display(screen, renderable)
         if renderable is not None:
             frames.append((time.perf_counter(), time.thread_time()))
+            frame_out.set()
 
     app._display = timed_display  # type: ignore[method-assign]
     latencies: list[tuple[float, float]] = []  # (wall, CPU) from key to frame
@@ -220,15 +228,31 @@ async def tui(
         profiler = cProfile.Profile() if profile_path else None
         if profiler is not None:
             profiler.enable()  # the timed phase only: the transfer with its queue on screen
+        # the app's CPU while the file moves with its queue on screen: the loop thread's
+        # (UI and engine) and the whole process's (with the hashing threads)
+        timed_from = (time.perf_counter(), time.thread_time(), time.process_time())
+        moved = [0]  # bytes of parts uploaded since
+
+        def count_done(event: Any) -> None:
+            if isinstance(event, PartChanged) and event.state is PartState.DONE:
+                moved[0] += event.size
+
+        stop_counting = session.bus.subscribe(count_done)
         while not transfer.state.finished:
             await asyncio.sleep(0.3)
             if transfer.state.finished:
                 break
+            # the key as the terminal driver sends it (Pilot.press would also wait for every
+            # widget on screen to go idle: loop work no user's key press costs), then the
+            # frame it brings, awaited without polling
             count = len(frames)
+            frame_out.clear()
+            key = events.Key(keys[len(latencies) % len(keys)], None)
+            key.set_sender(app)
             sent, sent_cpu = time.perf_counter(), time.thread_time()
-            await pilot.press(keys[len(latencies) % len(keys)])
-            while len(frames) == count and time.perf_counter() - sent < 2:
-                await asyncio.sleep(0.001)
+            app._driver.send_message(key)  # type: ignore[union-attr]
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(frame_out.wait(), 2)
             if len(frames) > count:
                 wall, cpu = frames[count]
                 latencies.append((wall - sent, cpu - sent_cpu))
@@ -239,6 +263,16 @@ async def tui(
             profiler.disable()
             profiler.dump_stats(profile_path)
         rate = transfer.result.bytes / (transfer.result.seconds - idle_seconds) / 1e6
+        wall = time.perf_counter() - timed_from[0]
+        loop_cpu = time.thread_time() - timed_from[1]
+        process_cpu = time.process_time() - timed_from[2]
+        stop_counting()
+        moved_mib = max(moved[0], 1) / (1 << 20)
+        print(
+            f"  timed phase {wall:.1f} s, {moved_mib:.0f} MiB: loop thread CPU {loop_cpu:.2f} s "
+            f"({loop_cpu / wall:.0%} of a core, {loop_cpu / moved_mib * 1000:.1f} ms/MiB), "
+            f"process CPU {process_cpu:.2f} s ({process_cpu / moved_mib * 1000:.1f} ms/MiB)"
+        )
         gc.callbacks.remove(on_gc)
         if full_gcs:
             print(
@@ -247,6 +281,18 @@ async def tui(
             )
         await app.close_all()
     return rate, latencies
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process and its children (the demo's moto S3 child)."""
+    import psutil
+
+    process = psutil.Process(pid)
+    total = 0.0
+    for each in (process, *process.children(recursive=True)):
+        times = each.cpu_times()
+        total += times.user + times.system
+    return total
 
 
 def start_server(
@@ -285,6 +331,15 @@ def main() -> None:
             server, info = start_server(args.size_mib, args.queue_rows)
             try:
                 for side in ("headless", "tui") if run % 2 == 0 else ("tui", "headless"):
+                    # CPU seconds of the servers and of the client over each side's whole run
+                    # (the headless client's include its start; the TUI's, the app's start
+                    # and the queued rows): on 2 cores, what the client spends the servers miss
+                    server_cpu = tree_cpu_seconds(server.pid)
+                    client_cpu = (
+                        resource.getrusage(resource.RUSAGE_CHILDREN)
+                        if side == "headless"
+                        else resource.getrusage(resource.RUSAGE_SELF)
+                    )
                     if side == "headless":
                         rate, wall = headless(info)
                         headless_rates.append(rate)
@@ -308,6 +363,16 @@ def main() -> None:
                             f"{statistics.median(walls) * 1000:.1f} ms max "
                             f"{max(walls) * 1000:.1f} ms (n={len(lat)})"
                         )
+                    after = resource.getrusage(
+                        resource.RUSAGE_CHILDREN if side == "headless" else resource.RUSAGE_SELF
+                    )
+                    client = (after.ru_utime + after.ru_stime) - (
+                        client_cpu.ru_utime + client_cpu.ru_stime
+                    )
+                    print(
+                        f"  CPU seconds: client {client:.1f}, servers "
+                        f"{tree_cpu_seconds(server.pid) - server_cpu:.1f}"
+                    )
                     sys.stdout.flush()
             finally:
                 stop_server(server)
