@@ -151,7 +151,7 @@ async def tui(
             journal_dir=None,
             read_user_config=False,
             profiles_path=tmp / "p.toml",
-            **({"sampler_interval": sampler_interval} if sampler_interval else {}),
+            sampler_interval=sampler_interval or AppOptions.sampler_interval,
         )
     )
     frames: list[tuple[float, float]] = []  # (wall, loop thread CPU) when each frame was out
