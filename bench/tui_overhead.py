@@ -27,10 +27,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import cProfile
 import gc
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -111,6 +113,9 @@ async def tui(
     keys_in: str = "list",
     profile_path: str | None = None,
 ) -> tuple[float, list[tuple[float, float]]]:
+    from textual import events
+
+    from sftp_s3_tui.engine.events import PartChanged, PartState
     from sftp_s3_tui.profiles import Profile, S3Settings, Secret, SftpAuth, SftpSettings
     from sftp_s3_tui.ui.app import AppOptions, SftpS3App
     from sftp_s3_tui.ui.screens.browse import BrowseScreen
@@ -146,16 +151,19 @@ async def tui(
             journal_dir=None,
             read_user_config=False,
             profiles_path=tmp / "p.toml",
-            **({"sampler_interval": sampler_interval} if sampler_interval else {}),
+            sampler_interval=sampler_interval or AppOptions.sampler_interval,
         )
     )
     frames: list[tuple[float, float]] = []  # (wall, loop thread CPU) when each frame was out
     display = app._display
 
+    frame_out = asyncio.Event()
+
     def timed_display(screen: Any, renderable: Any) -> None:
         display(screen, renderable)
         if renderable is not None:
             frames.append((time.perf_counter(), time.thread_time()))
+            frame_out.set()
 
     app._display = timed_display  # type: ignore[method-assign]
     latencies: list[tuple[float, float]] = []  # (wall, CPU) from key to frame
@@ -184,16 +192,23 @@ async def tui(
         while not session.queue.transfers:
             await pilot.pause(0.02)
         transfer = next(iter(session.queue.transfers.values()))
-        paused_seconds = 0.0  # the big file's result counts its pause: taken out of its rate
+        idle_seconds = 0.0  # the big file's result counts its pause: taken out of its rate
         if queue_rows:
             from sftp_s3_tui.engine.locations import parse_s3_url
 
-            # one file at a time: the big one holds the slot (paused while the rows are
-            # listed and queued, then resumed), the rows wait behind it as queued
-            while transfer.state.value != "running":
-                await pilot.pause(0.02)
+            # One file at a time: the big one holds the slot (paused while the rows are
+            # listed and queued, then resumed), the rows wait behind it as queued. A pause
+            # holds only the next parts: those in flight still move. So it is paused once
+            # its parts flow (its setup done), and only the span from its last part's
+            # return to the resume (nothing of it in flight, every buffer back in the
+            # pool) is taken out of its seconds: none of its bytes move in that span.
+            pool = session.queue.pool
+            while transfer.state.value != "running" or not pool.bytes_in_use:
+                await asyncio.sleep(0.002)
             session.queue.pause(transfer.id)
-            paused_at = time.monotonic()
+            while pool.bytes_in_use:
+                await asyncio.sleep(0.002)
+            drained_at = time.monotonic()
             files = await session.expand_paths(["/many"], parse_s3_url("s3://landing/bench/rows/"))
             jobs = [
                 replace(files[i % len(files)], key=f"bench/rows/{i:06d}.csv")
@@ -204,7 +219,8 @@ async def tui(
             while len(rows) < queue_rows + 1:
                 await pilot.pause(0.1)
             session.queue.resume(transfer.id)
-            paused_seconds = time.monotonic() - paused_at
+            idle_seconds = time.monotonic() - drained_at
+            print(f"  the file's pause taken out of its seconds: {idle_seconds:.1f} s")
         keys = KEYS[keys_in]
         if keys_in == "list":
             await pilot.press("t")  # wide: focuses the queue beside the browser
@@ -212,15 +228,31 @@ async def tui(
         profiler = cProfile.Profile() if profile_path else None
         if profiler is not None:
             profiler.enable()  # the timed phase only: the transfer with its queue on screen
+        # the app's CPU while the file moves with its queue on screen: the loop thread's
+        # (UI and engine) and the whole process's (with the hashing threads)
+        timed_from = (time.perf_counter(), time.thread_time(), time.process_time())
+        moved = [0]  # bytes of parts uploaded since
+
+        def count_done(event: Any) -> None:
+            if isinstance(event, PartChanged) and event.state is PartState.DONE:
+                moved[0] += event.size
+
+        stop_counting = session.bus.subscribe(count_done)
         while not transfer.state.finished:
             await asyncio.sleep(0.3)
             if transfer.state.finished:
                 break
+            # the key as the terminal driver sends it (Pilot.press would also wait for every
+            # widget on screen to go idle: loop work no user's key press costs), then the
+            # frame it brings, awaited without polling
             count = len(frames)
+            frame_out.clear()
+            key = events.Key(keys[len(latencies) % len(keys)], None)
+            key.set_sender(app)
             sent, sent_cpu = time.perf_counter(), time.thread_time()
-            await pilot.press(keys[len(latencies) % len(keys)])
-            while len(frames) == count and time.perf_counter() - sent < 2:
-                await asyncio.sleep(0.001)
+            app._driver.send_message(key)  # type: ignore[union-attr]
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(frame_out.wait(), 2)
             if len(frames) > count:
                 wall, cpu = frames[count]
                 latencies.append((wall - sent, cpu - sent_cpu))
@@ -230,7 +262,17 @@ async def tui(
         if profiler is not None and profile_path:
             profiler.disable()
             profiler.dump_stats(profile_path)
-        rate = transfer.result.bytes / (transfer.result.seconds - paused_seconds) / 1e6
+        rate = transfer.result.bytes / (transfer.result.seconds - idle_seconds) / 1e6
+        wall = time.perf_counter() - timed_from[0]
+        loop_cpu = time.thread_time() - timed_from[1]
+        process_cpu = time.process_time() - timed_from[2]
+        stop_counting()
+        moved_mib = max(moved[0], 1) / (1 << 20)
+        print(
+            f"  timed phase {wall:.1f} s, {moved_mib:.0f} MiB: loop thread CPU {loop_cpu:.2f} s "
+            f"({loop_cpu / wall:.0%} of a core, {loop_cpu / moved_mib * 1000:.1f} ms/MiB), "
+            f"process CPU {process_cpu:.2f} s ({process_cpu / moved_mib * 1000:.1f} ms/MiB)"
+        )
         gc.callbacks.remove(on_gc)
         if full_gcs:
             print(
@@ -239,6 +281,18 @@ async def tui(
             )
         await app.close_all()
     return rate, latencies
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process and its children (the demo's moto S3 child)."""
+    import psutil
+
+    process = psutil.Process(pid)
+    total = 0.0
+    for each in (process, *process.children(recursive=True)):
+        times = each.cpu_times()
+        total += times.user + times.system
+    return total
 
 
 def start_server(
@@ -277,6 +331,15 @@ def main() -> None:
             server, info = start_server(args.size_mib, args.queue_rows)
             try:
                 for side in ("headless", "tui") if run % 2 == 0 else ("tui", "headless"):
+                    # CPU seconds of the servers and of the client over each side's whole run
+                    # (the headless client's include its start; the TUI's, the app's start
+                    # and the queued rows): on 2 cores, what the client spends the servers miss
+                    server_cpu = tree_cpu_seconds(server.pid)
+                    client_cpu = (
+                        resource.getrusage(resource.RUSAGE_CHILDREN)
+                        if side == "headless"
+                        else resource.getrusage(resource.RUSAGE_SELF)
+                    )
                     if side == "headless":
                         rate, wall = headless(info)
                         headless_rates.append(rate)
@@ -300,6 +363,16 @@ def main() -> None:
                             f"{statistics.median(walls) * 1000:.1f} ms max "
                             f"{max(walls) * 1000:.1f} ms (n={len(lat)})"
                         )
+                    after = resource.getrusage(
+                        resource.RUSAGE_CHILDREN if side == "headless" else resource.RUSAGE_SELF
+                    )
+                    client = (after.ru_utime + after.ru_stime) - (
+                        client_cpu.ru_utime + client_cpu.ru_stime
+                    )
+                    print(
+                        f"  CPU seconds: client {client:.1f}, servers "
+                        f"{tree_cpu_seconds(server.pid) - server_cpu:.1f}"
+                    )
                     sys.stdout.flush()
             finally:
                 stop_server(server)

@@ -37,22 +37,24 @@ class ChunkMap(Widget):
         width = max(self.size.width, 10)
         rows = 4
         cells = width * rows
+        if len(codes) > cells:
+            # Fold: each cell stands for several parts and shows the "most interesting" state.
+            per_cell = -(-len(codes) // cells)
+            priority = (5, 4, 1, 2, 0, 3)  # failed, retried, reading, uploading, waiting, done
+            folded = bytearray()
+            for start in range(0, len(codes), per_cell):
+                group = set(codes[start : start + per_cell])
+                folded.append(min(group, key=lambda c: priority.index(c)))
+            codes = bytes(folded)
+        # One span per run of equal cells (mostly done, then waiting), not one per cell: a map
+        # of hundreds of parts repaints at every sampler tick, on the loop the transfer uses.
         text = Text(no_wrap=False, overflow="fold")
-        if len(codes) <= cells:
-            for code in codes:
-                glyph, style = _BY_CODE[code]
-                text.append(glyph, style)
-            return text
-        # Fold: each cell stands for several parts and shows the "most interesting" state.
-        per_cell = -(-len(codes) // cells)
-        priority = (5, 4, 1, 2, 0, 3)  # failed, retried, reading, uploading, waiting, done
-        for start in range(0, len(codes), per_cell):
-            group = set(codes[start : start + per_cell])
-            code = min(group, key=lambda c: priority.index(c))
-            if group == {3}:
-                code = 3
-            glyph, style = _BY_CODE[code]
-            text.append(glyph, style)
+        start = 0
+        for end in range(1, len(codes) + 1):
+            if end == len(codes) or codes[end] != codes[start]:
+                glyph, style = _BY_CODE[codes[start]]
+                text.append(glyph * (end - start), style)
+                start = end
         return text
 
     def watch_part_codes(self, codes: bytes) -> None:

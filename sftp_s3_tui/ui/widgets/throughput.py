@@ -20,8 +20,9 @@ class Throughput(Horizontal):
     Throughput > #rate { width: 12; text-align: right; }
     """
 
-    history: reactive[tuple[float, ...]] = reactive(())
-    bytes_per_second: reactive[float] = reactive(0.0)
+    # the sparkline and the rate repaint themselves; the container needs no repaint
+    history: reactive[tuple[float, ...]] = reactive((), repaint=False)
+    bytes_per_second: reactive[float] = reactive(0.0, repaint=False)
 
     def compose(self) -> ComposeResult:
         yield Static("MB/s", classes="label")
@@ -29,7 +30,13 @@ class Throughput(Horizontal):
         yield Static(format_rate(0), id="rate")
 
     def watch_history(self, history: tuple[float, ...]) -> None:
-        self.query_one(Sparkline).data = [value / 1e6 for value in history[-60:]] or [0.0]
+        data = [value / 1e6 for value in history[-60:]] or [0.0]
+        sparkline = self.query_one(Sparkline)
+        if sparkline.data != data:  # an idle queue's history stays the same: no repaint
+            sparkline.data = data
 
     def watch_bytes_per_second(self, rate: float) -> None:
-        self.query_one("#rate", Static).update(format_rate(rate), layout=False)
+        text = format_rate(rate)
+        label = self.query_one("#rate", Static)
+        if str(label.content) != text:
+            label.update(text, layout=False)

@@ -71,7 +71,9 @@ class TransferPanel(Vertical):
     TransferPanel > #resource-note { height: 1; padding: 0 1; display: none; }
     """
 
-    snapshot: reactive[Snapshot | None] = reactive(None, always_update=True)
+    #: Each snapshot updates the lines it changes; the panel itself is never repainted for
+    #: it (a repaint of the container would redraw the whole area at every tick).
+    snapshot: reactive[Snapshot | None] = reactive(None, always_update=True, repaint=False)
 
     class EngineUpdate(Message):
         """Engine events (other than part changes) waiting to be shown: one message carries
@@ -92,6 +94,7 @@ class TransferPanel(Vertical):
         self._last_stats: OrderedDict[int, TransferStats] = OrderedDict()
         self._pending: list[EngineEvent] = []
         self._summary_key: tuple[object, ...] | None = None
+        self._said: dict[str, Text | str] = {}  # what each label line shows now
         self.span: TransferSpan | None = None
 
     def compose(self) -> ComposeResult:
@@ -255,26 +258,33 @@ class TransferPanel(Vertical):
         label = self.query_one("#focused", Static)
         chunk_map = self.query_one(ChunkMap)
         if row is None:
-            label.update(
-                Text("Queue files from the browser (space to select, c to copy).", "dim"),
-                layout=False,
+            self._say(
+                label, Text("Queue files from the browser (space to select, c to copy).", "dim")
             )
             chunk_map.part_codes = b""
             return
         text = Text.assemble(("chunks ", "bold"), f"{row.key}  ")
         if stats is not None and stats.parts_total:
             text.append(f"{stats.parts_total} × {format_size(stats.part_size)}", style="dim")
-        label.update(text, layout=False)
+        self._say(label, text)
         chunk_map.part_codes = stats.part_codes if stats is not None else b""
+
+    def _say(self, label: Static, text: Text | str) -> None:
+        """Put ``text`` in ``label`` unless it says that already: an update always repaints,
+        and each repaint is loop time the transfer on the same loop loses."""
+        key = label.id or ""
+        if self._said.get(key) != text:
+            self._said[key] = text
+            label.update(text, layout=False)
 
     def _update_overall(self, snapshot: Snapshot) -> None:
         totals = self.transfer_list.totals
         overall = self.query_one("#overall", Static)
         if not totals.rows:
-            overall.update("", layout=False)
+            self._say(overall, "")
             return
         seconds = self.span.active_seconds() if self.span is not None else None
-        overall.update(overall_text(totals, snapshot.bytes_per_second, seconds), layout=False)
+        self._say(overall, overall_text(totals, snapshot.bytes_per_second, seconds))
 
     def _update_summary(self) -> None:
         table = self.transfer_list
