@@ -83,8 +83,8 @@ def main() -> None:
         async def skip(*_args: object) -> None:
             return None
 
-        pipeline.FileTransfer._store_sha256 = skip  # type: ignore[method-assign]
-        pipeline.FileTransfer._verify = skip  # type: ignore[method-assign]
+        pipeline.FileTransfer._store_sha256 = skip  # type: ignore[method-assign,assignment]
+        pipeline.FileTransfer._verify = skip  # type: ignore[method-assign,assignment]
     asyncio.run(run(args))
 
 

@@ -138,7 +138,7 @@ async def test_a_row_change_repaints_only_that_row_and_totals_follow() -> None:
             painted.append(strip.text)
             return strip
 
-        table._line = counting_line  # type: ignore[method-assign]
+        table._line = counting_line  # type: ignore[method-assign,assignment]
 
         far = rows // 2  # not on screen
         app.bus.emit(TransferStateChanged(transfer_id=far, state=TransferState.RUNNING))
