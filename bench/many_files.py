@@ -227,7 +227,7 @@ class SlowCallbacks:
             if spent >= slow.threshold:
                 slow.note(spent, handle)
 
-        events.Handle._run = timed  # type: ignore[method-assign]
+        events.Handle._run = timed  # type: ignore[method-assign,assignment]
 
         base_loop = asyncio.base_events.BaseEventLoop
         run_once = base_loop._run_once  # type: ignore[attr-defined]
@@ -272,7 +272,7 @@ class SlowCallbacks:
             coro = owner.get_coro()
             frame = getattr(coro, "cr_frame", None)
             where = f"task {owner.get_name()} {getattr(coro, '__qualname__', coro)}"
-            inner = coro
+            inner: Any = coro
             while getattr(inner, "cr_await", None) is not None:  # the innermost await
                 inner = inner.cr_await
             for one in {id(coro): coro, id(inner): inner}.values():

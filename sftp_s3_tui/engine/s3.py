@@ -318,7 +318,7 @@ def _resolve_endpoints_per_bucket(client: S3Client) -> None:
         return
     try:
         rules = loader.load_service_model("s3", "endpoint-rule-set-1")["rules"]
-    except Exception:  # noqa: BLE001 - an optimisation only
+    except Exception:  # an optimisation only: keep botocore as it is
         return
     referenced = _references(rules)
     unread = {"Key", "Prefix", "CopySource"} - referenced
