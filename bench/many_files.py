@@ -32,6 +32,24 @@ busy time are the comparable figures):
     100,000  44.1     8.8 ms    95.6 MiB  105.8 MiB  10.2 MiB   883 ms (118 ms; 1 of 32,698
                                                                   10 ms intervals > 100 ms)
 
+With the loop shared between the transfers' heavy steps (engine/loop_share.py, commit
+fbd1b17 and after) and botocore's endpoint cache hitting per bucket, measured on 2026-12-02,
+the same box; 2k and 10k against the base commit 3a6da8f in back-to-back runs (load 2.6-3.6):
+
+    files    files/s  CPU/file  baseline  peak RSS   peak-base  max stall wall (loop busy)
+    2,000    95.8     -         91.2 MiB  94.5 MiB   3.3 MiB    44.6 ms (40.2 ms)
+      base   90.1               91.1 MiB  94.7 MiB   3.6 MiB    89.1 ms (88.4 ms)
+    10,000   98.2     -         91.3 MiB  94.9 MiB   3.6 MiB    50.7 ms (41.7 ms)
+      base   94.1               91.1 MiB  95.3 MiB   4.2 MiB    85.8 ms (81.4 ms)
+    100,000  58.2     8.95 ms   91.2 MiB  97.5 MiB   6.3 MiB    448 ms (64.2 ms; 0 of 37,943
+                                                                  10 ms intervals > 100 ms busy)
+
+(100k at load 5-7, tests of other helpers and ours beside it: its wall stalls are the box's.)
+What the loop waited for before (``BENCH_SLOW_CALLBACKS=1``, ``slow_iterations_ms`` and
+``cpu_by_step_ms``): no single callback (<= 17 ms), but loop iterations of 55-66 ms in which
+30-60 transfers answered by one SSH read all took their next step, above all a PutObject's
+start (~3.5 ms each: botocore serialising, signing and re-resolving the endpoint per key).
+
 Start-up held the loop 321-364 ms once, before the first file. Every object landed. Before
 ``gc.freeze()`` full collections walked the ~100k objects start-up leaves (botocore's models
 above all) and took 90-120 ms each, during the copy; after it they take ~6 ms. Of the 100k
@@ -343,6 +361,9 @@ async def work(args: argparse.Namespace) -> dict[str, Any]:
         sampler = Sampler(queue.bus, interval=1.0, pool=queue.pool)
         await sampler.start()
         await queue.sftp.client(sftp)
+        import gc
+
+        gc.freeze()  # as the CLI and the TUI do once started (headless._settle_heap)
         baseline = rss_bytes()
         probe.start()
         began = time.monotonic()
