@@ -32,6 +32,24 @@ busy time are the comparable figures):
     100,000  44.1     8.8 ms    95.6 MiB  105.8 MiB  10.2 MiB   883 ms (118 ms; 1 of 32,698
                                                                   10 ms intervals > 100 ms)
 
+With the loop shared between the transfers' heavy steps (engine/loop_share.py, commit
+fbd1b17 and after) and botocore's endpoint cache hitting per bucket, measured on 2026-12-02,
+the same box; 2k and 10k against the base commit 3a6da8f in back-to-back runs (load 2.6-3.6):
+
+    files    files/s  CPU/file  baseline  peak RSS   peak-base  max stall wall (loop busy)
+    2,000    95.8     -         91.2 MiB  94.5 MiB   3.3 MiB    44.6 ms (40.2 ms)
+      base   90.1               91.1 MiB  94.7 MiB   3.6 MiB    89.1 ms (88.4 ms)
+    10,000   98.2     -         91.3 MiB  94.9 MiB   3.6 MiB    50.7 ms (41.7 ms)
+      base   94.1               91.1 MiB  95.3 MiB   4.2 MiB    85.8 ms (81.4 ms)
+    100,000  58.2     8.95 ms   91.2 MiB  97.5 MiB   6.3 MiB    448 ms (64.2 ms; 0 of 37,943
+                                                                  10 ms intervals > 100 ms busy)
+
+(100k at load 5-7, tests of other helpers and ours beside it: its wall stalls are the box's.)
+What the loop waited for before (``BENCH_SLOW_CALLBACKS=1``, ``slow_iterations_ms`` and
+``cpu_by_step_ms``): no single callback (<= 17 ms), but loop iterations of 55-66 ms in which
+30-60 transfers answered by one SSH read all took their next step, above all a PutObject's
+start (~3.5 ms each: botocore serialising, signing and re-resolving the endpoint per key).
+
 Start-up held the loop 321-364 ms once, before the first file. Every object landed. Before
 ``gc.freeze()`` full collections walked the ~100k objects start-up leaves (botocore's models
 above all) and took 90-120 ms each, during the copy; after it they take ~6 ms. Of the 100k
@@ -160,12 +178,47 @@ class SlowCallbacks:
         self.slow: list[tuple[float, str]] = []
         self.gc_pauses: list[tuple[float, int, int]] = []  # ms, generation, collected
         self._gc_began = 0.0
+        # The slowest loop iterations (what a late timer waits for is one or two of them):
+        # (ms, callbacks run, ms of GC in it, its costliest kinds of step as (ms in all, step)).
+        self.iterations: list[tuple[float, int, float, list[tuple[float, str]]]] = []
+        self._in_iteration: list[tuple[float, str]] = []  # (seconds, step) in this one
+        self._iteration_gc = 0.0
+        # CPU by a task's step, from where the loop resumed it to where it stopped next
+        # (our code's innermost frame): (seconds, steps, longest step).
+        self.by_resume_point: dict[str, tuple[float, int, float]] = {}
+
+    @staticmethod
+    def resume_point(handle: Any) -> str:
+        """The innermost frame of our code (or the outermost) a task's step starts from."""
+        owner = getattr(getattr(handle, "_callback", None), "__self__", None)
+        if not isinstance(owner, asyncio.Task):
+            return getattr(getattr(handle, "_callback", None), "__qualname__", "callback")
+        inner: Any = owner.get_coro()
+        point = "task start"
+        while inner is not None:
+            frame = getattr(inner, "cr_frame", None) or getattr(inner, "gi_frame", None)
+            if frame is None:
+                break
+            name = frame.f_code.co_filename
+            if "sftp_s3_tui" in name or point == "task start":
+                point = f"{name.rsplit('/', 2)[-1]}:{frame.f_lineno} {frame.f_code.co_name}"
+            inner = getattr(inner, "cr_await", None) or getattr(inner, "gi_yieldfrom", None)
+        return point
+
+    def top_resume_points(self, keep: int = 25) -> list[tuple[float, int, float, str]]:
+        """(ms in all, steps, longest step ms, where), most CPU first."""
+        rows = sorted(self.by_resume_point.items(), key=lambda one: one[1][0], reverse=True)
+        return [
+            (round(total * 1000), count, round(most * 1000, 1), where)
+            for where, (total, count, most) in rows[:keep]
+        ]
 
     def _on_gc(self, phase: str, info: dict[str, int]) -> None:
         if phase == "start":
             self._gc_began = time.thread_time()
             return
         spent = time.thread_time() - self._gc_began
+        self._iteration_gc += spent
         if spent >= self.threshold / 4:
             self.gc_pauses.append(
                 (round(spent * 1000, 1), info["generation"], info.get("collected", 0))
@@ -181,22 +234,63 @@ class SlowCallbacks:
         slow = self
 
         def timed(handle: Any) -> None:
+            resumed_at = slow.resume_point(handle)
             began = time.thread_time()
             original(handle)
             spent = time.thread_time() - began
+            step = f"{resumed_at} -> {slow.resume_point(handle)}"
+            slow._in_iteration.append((spent, step))
+            total, count, most = slow.by_resume_point.get(step, (0.0, 0, 0.0))
+            slow.by_resume_point[step] = (total + spent, count + 1, max(most, spent))
             if spent >= slow.threshold:
                 slow.note(spent, handle)
 
-        events.Handle._run = timed  # type: ignore[method-assign]
+        events.Handle._run = timed  # type: ignore[method-assign,assignment]
+
+        base_loop = asyncio.base_events.BaseEventLoop
+        run_once = base_loop._run_once  # type: ignore[attr-defined]
+
+        def timed_once(loop: Any) -> None:
+            slow._in_iteration = []
+            slow._iteration_gc = 0.0
+            began = time.thread_time()
+            run_once(loop)
+            spent = time.thread_time() - began
+            if spent >= slow.threshold * 3 and (
+                len(slow.iterations) < slow.keep or spent * 1000 > slow.iterations[-1][0]
+            ):
+                slow.note_iteration(spent)
+
+        base_loop._run_once = timed_once  # type: ignore[attr-defined]
+
+    def note_iteration(self, spent: float) -> None:
+        steps: dict[str, float] = {}
+        for seconds, step in self._in_iteration:
+            steps[step] = steps.get(step, 0.0) + seconds
+        handles = self._in_iteration
+        rows = sorted(steps.items(), key=lambda one: one[1], reverse=True)[:6]
+        top = [(round(seconds * 1000, 1), step) for step, seconds in rows]
+        self.iterations.append(
+            (round(spent * 1000, 1), len(handles), round(self._iteration_gc * 1000, 1), top)
+        )
+        self.iterations.sort(key=lambda one: one[0], reverse=True)
+        del self.iterations[self.keep // 4 :]
 
     def note(self, spent: float, handle: Any) -> None:
+        self.slow.append((round(spent * 1000, 1), self.where(handle)))
+        self.slow.sort(reverse=True)
+        del self.slow[self.keep :]
+
+    @staticmethod
+    def where(handle: Any) -> str:
+        """A handle's task and where its coroutine stands, or its callback's repr."""
         callback = getattr(handle, "_callback", None)
         owner = getattr(callback, "__self__", None)
         if isinstance(owner, asyncio.Task):
             coro = owner.get_coro()
             frame = getattr(coro, "cr_frame", None)
             where = f"task {owner.get_name()} {getattr(coro, '__qualname__', coro)}"
-            inner = coro
+            inner: Any = coro
             while getattr(inner, "cr_await", None) is not None:  # the innermost await
                 inner = inner.cr_await
             for one in {id(coro): coro, id(inner): inner}.values():
@@ -205,9 +299,7 @@ class SlowCallbacks:
                     where += f" at {frame.f_code.co_filename}:{frame.f_lineno}"
         else:
             where = repr(callback)[:200]
-        self.slow.append((round(spent * 1000, 1), where))
-        self.slow.sort(reverse=True)
-        del self.slow[self.keep :]
+        return where
 
 
 def rss_bytes() -> int:
@@ -269,6 +361,9 @@ async def work(args: argparse.Namespace) -> dict[str, Any]:
         sampler = Sampler(queue.bus, interval=1.0, pool=queue.pool)
         await sampler.start()
         await queue.sftp.client(sftp)
+        import gc
+
+        gc.freeze()  # as the CLI and the TUI do once started (headless._settle_heap)
         baseline = rss_bytes()
         probe.start()
         began = time.monotonic()
@@ -349,6 +444,8 @@ def cli_worker(probe_out: Path, argv: list[str]) -> int:
         figures["slow_callbacks_ms"] = slow.slow
         figures["gc_pauses_ms"] = sorted(slow.gc_pauses, reverse=True)[:20]
         figures["gc_pauses_count"] = len(slow.gc_pauses)
+        figures["slow_iterations_ms"] = slow.iterations
+        figures["cpu_by_step_ms"] = slow.top_resume_points()
     probe_out.write_text(json.dumps(figures))
     return code
 

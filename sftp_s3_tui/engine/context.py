@@ -11,6 +11,7 @@ from .decide import DestinationIndex
 from .errors import TransferError
 from .events import EventBus
 from .journal import EndpointJournal
+from .loop_share import LoopShare
 from .s3 import S3Client, check_bucket
 from .sftp import SftpPool
 
@@ -31,6 +32,8 @@ class EngineContext:
     storage_class: str | None = None
     server_side_encryption: str | None = None
     endpoint_name: str = ""  # the S3 endpoint as people know it (its URL, or "aws (region)")
+    #: Spreads the transfers' CPU-heavy steps (a request's start) over the loop's turns.
+    loop_share: LoopShare = field(default_factory=LoopShare)
     #: What is at the destination keys (a preloaded listing, else HEADs): a conflict policy
     #: decides from it before a byte is read.
     destination: DestinationIndex = field(init=False)

@@ -451,6 +451,7 @@ class FileTransfer:
 
             async def put() -> dict[str, Any]:
                 what = f"Writing s3://{job.bucket}/{job.key}"
+                await ctx.loop_share.turn()  # the request's start is ~3 ms of the loop's CPU
                 async with s3.deadline(self._upload_timeout(size), what):
                     return await s3.put_object(
                         ctx.s3,
@@ -481,6 +482,7 @@ class FileTransfer:
         finally:
             view.release()
             ctx.pool.release(buffer)
+        await ctx.loop_share.turn()  # verifying and reporting the result: ~1 ms more
         name = HEADER_NAME.get(store.algorithm)
         expected = Expected(
             size=size,
@@ -737,6 +739,7 @@ class FileTransfer:
         ctx, length = self.ctx, len(buffer)
         began = time.monotonic()
         async with ctx.s3_slots:
+            await ctx.loop_share.turn()
             await _with_retries(
                 ctx.options,
                 lambda: upload.upload_part(number, buffer, sums, self._upload_timeout(length)),

@@ -11,6 +11,7 @@ import base64
 import contextlib
 import contextvars
 import hashlib
+import re
 from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -290,7 +291,7 @@ async def open_client(endpoint: S3Endpoint, *, connections: int = 32) -> AsyncIt
     if endpoint.region:
         kwargs["region_name"] = endpoint.region
     async with session.client("s3", **kwargs) as client:
-        _resolve_endpoints_by_what_rules_read(client)
+        _resolve_endpoints_per_bucket(client)
         client.meta.events.register("before-sign.s3.PutObjectTagging", _md5_instead_of_crc)
         for operation in ("UploadPart", "PutObject"):
             client.meta.events.register(
@@ -300,49 +301,49 @@ async def open_client(endpoint: S3Endpoint, *, connections: int = 32) -> AsyncIt
         yield client
 
 
-def _resolve_endpoints_by_what_rules_read(client: S3Client) -> None:
-    """botocore resolves each request's endpoint from S3's rule set and keeps the last 100
-    answers, keyed by every parameter: the object key too, which no rule reads. A new key
-    per request then runs the whole rule set each time (a fifth of a small PutObject's CPU).
-    The parameters no rule reads are dropped before that cached resolution."""
+def _resolve_endpoints_per_bucket(client: S3Client) -> None:
+    """Let botocore's endpoint cache hit for every object of a bucket.
+
+    S3's endpoint rule set declares ``Key``, ``Prefix`` and ``CopySource`` parameters that no
+    rule reads, and they are part of the cache's key: each new key re-evaluated the whole
+    rule set, ~0.5 ms of the event loop's CPU per request (botocore issue 3528, fixed the
+    same way by dropping them in botocore PR 3692; aiobotocore has its own copy of that
+    code). Parameters a rule does reference are kept, so a rule set that starts using one
+    is still honoured. Does nothing when botocore's internals differ.
+    """
     resolver = getattr(client, "_ruleset_resolver", None)
-    provider = getattr(resolver, "_provider", None)
+    definitions = getattr(resolver, "_param_definitions", None)
     loader = getattr(client, "_loader", None)
-    if provider is None or loader is None:
+    if not isinstance(definitions, dict) or loader is None:
         return
     try:
-        rules = loader.load_service_model("s3", "endpoint-rule-set-1")
-    except Exception:  # another botocore: leave its resolution alone
+        rules = loader.load_service_model("s3", "endpoint-rule-set-1")["rules"]
+    except Exception:  # an optimisation only: keep botocore as it is
         return
-    unread = set(rules.get("parameters", {})) - _references(rules)
-    if not unread:
-        return
-    resolve = provider.resolve_endpoint
-
-    def resolve_endpoint(**params: Any) -> Any:
-        for name in unread:
-            params.pop(name, None)
-        return resolve(**params)
-
-    provider.resolve_endpoint = resolve_endpoint
+    referenced = _references(rules)
+    unread = {"Key", "Prefix", "CopySource"} - referenced
+    if unread & definitions.keys():
+        resolver._param_definitions = {  # type: ignore[union-attr]
+            name: definition for name, definition in definitions.items() if name not in unread
+        }
 
 
-def _references(node: Any) -> set[str]:
-    """Every parameter name a rule set refers to (``{"ref": name}``, and ``{name}`` in
-    templates)."""
+def _references(rules: Any) -> set[str]:
+    """The parameter names an endpoint rule tree reads (its ``{"ref": name}`` nodes and
+    ``{name}`` templates)."""
     found: set[str] = set()
-    stack = [node]
+    stack = [rules]
     while stack:
-        item = stack.pop()
-        if isinstance(item, dict):
-            ref = item.get("ref")
+        node = stack.pop()
+        if isinstance(node, dict):
+            ref = node.get("ref")
             if isinstance(ref, str):
                 found.add(ref)
-            stack.extend(item.values())
-        elif isinstance(item, list):
-            stack.extend(item)
-        elif isinstance(item, str) and "{" in item:
-            found.update(part.split("}")[0].split("#")[0] for part in item.split("{")[1:])
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+        elif isinstance(node, str) and "{" in node:
+            found.update(re.findall(r"\{([A-Za-z]+)[}#]", node))
     return found
 
 

@@ -84,26 +84,3 @@ async def test_content_md5_is_left_out_only_where_the_store_checks_crc64nvme(
     # HEAD for it; the multipart object is still checked by HEAD after Complete
     assert not [url for url in heads if "small.csv" in url]
     assert [url for url in heads if "big.bin" in url]
-
-
-@pytest.mark.all_stores
-async def test_the_endpoint_rules_run_once_not_once_per_key(
-    s3_endpoint: S3Endpoint, s3: Any, bucket: str
-) -> None:
-    """botocore keys its endpoint cache by the object key too, though no S3 rule reads it;
-    the client drops such parameters, so puts under new keys reuse the first resolution
-    and still land where they should."""
-    from botocore.endpoint_provider import EndpointProvider
-
-    from sftp_s3_tui.engine.s3 import open_client
-
-    cache = EndpointProvider.resolve_endpoint.cache_info  # type: ignore[attr-defined]
-    async with open_client(s3_endpoint) as client:
-        await client.put_object(Bucket=bucket, Key="rules/first", Body=b"1")
-        before = cache()
-        for n in range(5):
-            await client.put_object(Bucket=bucket, Key=f"rules/{n}.csv", Body=b"x")
-        after = cache()
-
-    assert after.misses == before.misses and after.hits >= before.hits + 5
-    assert object_bytes(s3, bucket, "rules/4.csv") == b"x"
