@@ -15,6 +15,7 @@ import os
 import signal
 import sys
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING
 
 from .engine.config import ChecksumChoice, ConflictPolicy
 from .engine.errors import ConfigError, TransferError, UsageError
@@ -36,6 +37,9 @@ from .requests import (
     exit_code_for,
     load_env_file,
 )
+
+if TYPE_CHECKING:
+    from .engine.sftp import SftpPool
 
 log = logging.getLogger("sftp_s3_tui")
 
@@ -457,7 +461,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             register_secret(env.get(name))
         flags = connection_flags(args)
         if args.command == "copy":
-            return _run(_copy(copy_request_of(args, env)))
+            from .engine.sftp import SftpPool  # asyncssh only, imported before the loop runs
+
+            return _run(_copy(copy_request_of(args, env), SftpPool()))
         if args.command == "watch":
             from .headless import run_watch
 
@@ -507,13 +513,11 @@ def _run_watch(run_watch: Callable[..., Awaitable[int]], request: object) -> int
         return EXIT_INTERRUPTED
 
 
-async def _copy(request: CopyRequest) -> int:
+async def _copy(request: CopyRequest, sftp: SftpPool) -> int:
     """``copy``: the SSH logins start first, and the S3 stack (aioboto3, botocore, aiohttp:
     most of a second) is imported in a thread meanwhile, so the handshake's round trips to a
     far host cost no extra start-up time."""
-    from .engine.sftp import SftpPool  # asyncssh only
-
-    async with SftpPool() as sftp:  # closed again by the queue; a no-op then
+    async with sftp:  # closed again by the queue; a no-op then
         logins = sftp.start_logins([source.endpoint for source in request.sources])
         try:
             headless = await asyncio.to_thread(importlib.import_module, "sftp_s3_tui.headless")
