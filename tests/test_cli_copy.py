@@ -212,12 +212,17 @@ def test_ctrl_c_aborts_the_upload(
         text=True,
     )
     try:
+        # The store check opens and aborts an upload of its own at the same key (moto lists
+        # it for a moment): wait for one that is still open a poll later, the copy's own.
         deadline = time.monotonic() + 60
-        while not open_uploads(s3, bucket) and time.monotonic() < deadline:
-            if process.poll() is not None:
+        seen: set[str] = set()
+        while time.monotonic() < deadline and process.poll() is None:
+            ids = {u["UploadId"] for u in open_uploads(s3, bucket)}
+            if ids & seen:
                 break
-            time.sleep(0.1)
-        if not open_uploads(s3, bucket):
+            seen = ids
+            time.sleep(0.3)
+        if not {u["UploadId"] for u in open_uploads(s3, bucket)} & seen:
             process.kill()
             _, stderr = process.communicate(timeout=30)
             raise AssertionError(f"the upload never started (exit {process.returncode}): {stderr}")
