@@ -27,6 +27,7 @@ from . import s3
 from .config import ChecksumChoice
 from .errors import S3AccessDenied, TransferError, UsageError
 from .s3 import S3Client
+from .uninterrupted import run_to_end
 
 log = logging.getLogger(__name__)
 
@@ -328,7 +329,15 @@ class _Trial:
 async def _try(
     client: S3Client, bucket: str, key: str, algorithm: ChecksumChoice, *, encrypted: bool
 ) -> _Trial:
-    """One candidate: a throw-away upload with a good part, a bad checksum and a bad MD5."""
+    """One candidate: a throw-away upload with a good part, a bad checksum and a bad MD5.
+    It runs to its end (the upload aborted) even if the transfer is cancelled meanwhile: a
+    cancel while CreateMultipartUpload is on the wire would leave an upload open in S3."""
+    return await run_to_end(_trial(client, bucket, key, algorithm, encrypted=encrypted))
+
+
+async def _trial(
+    client: S3Client, bucket: str, key: str, algorithm: ChecksumChoice, *, encrypted: bool
+) -> _Trial:
     name = HEADER_NAME.get(algorithm, "MD5")
     params: dict[str, str] = {}
     if algorithm in HEADER_NAME:
@@ -342,10 +351,10 @@ async def _try(
             raise
         return _Trial(False, f"{name}: CreateMultipartUpload refused it ({_reason(exc)})")
     try:
-        trial = await asyncio.shield(_parts(client, bucket, key, upload_id, algorithm, encrypted))
+        trial = await _parts(client, bucket, key, upload_id, algorithm, encrypted)
     finally:
         try:
-            await asyncio.shield(s3.abort_upload(client, bucket, key, upload_id))
+            await s3.abort_upload(client, bucket, key, upload_id)
             left_open = ""
         except TransferError as exc:
             log.warning("could not abort the probe upload %s: %s", upload_id, exc)

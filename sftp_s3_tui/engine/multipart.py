@@ -30,6 +30,7 @@ from .journal import JournalClaim, JournalEntry, JournalError, JournalWriter
 from .plan import FileJob
 from .s3 import PreconditionFailed
 from .shared_resume import SharedRecord
+from .uninterrupted import run_to_end
 
 log = logging.getLogger(__name__)
 
@@ -91,20 +92,10 @@ class MultipartUpload:
         Both steps finish even if the transfer is cancelled meanwhile; the upload is then
         aborted before the cancellation goes on, so a cancel at any moment leaves no upload.
         """
-        task = asyncio.ensure_future(cls._create(ctx, job, claim, part_size, store, **params))
-        try:
-            return await asyncio.shield(task)
-        except asyncio.CancelledError:
-            while not task.done():
-                try:
-                    await asyncio.shield(task)
-                except asyncio.CancelledError:
-                    continue
-                except BaseException:
-                    break
-            if task.done() and not task.cancelled() and task.exception() is None:
-                await asyncio.shield(task.result().abort())
-            raise
+        return await run_to_end(
+            cls._create(ctx, job, claim, part_size, store, **params),
+            undo=lambda upload: upload.abort(),
+        )
 
     @classmethod
     async def _create(

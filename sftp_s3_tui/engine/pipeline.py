@@ -54,6 +54,7 @@ from .multipart import MultipartUpload, UploadedPart
 from .plan import FileJob, part_count, part_size_for
 from .s3 import PreconditionFailed
 from .source import Source
+from .uninterrupted import run_to_end
 from .verify import META_MTIME, META_SHA256, Expected, Published, verify_object
 
 __all__ = ["EngineContext", "FileTransfer", "TransferControl"]
@@ -178,18 +179,7 @@ async def _off_loop(work: Callable[[], T], length: int) -> T:
     """
     if length < THREAD_HASH_MIN:
         return work()
-    running = asyncio.ensure_future(asyncio.to_thread(work))
-    try:
-        return await asyncio.shield(running)
-    except asyncio.CancelledError:
-        while not running.done():
-            try:
-                await asyncio.shield(running)
-            except asyncio.CancelledError:
-                continue
-            except Exception:
-                break
-        raise
+    return await run_to_end(asyncio.to_thread(work))
 
 
 async def _digest(digest: StreamDigest, view: memoryview) -> None:
@@ -796,7 +786,10 @@ class FileTransfer:
     ) -> None:
         """Copy an object over 5 GiB onto itself part by part (CopyObject's limit)."""
         job, client = self.job, self.ctx.s3
-        upload_id = await s3.create_upload(client, job.bucket, job.key, Metadata=metadata, **extra)
+        upload_id = await run_to_end(
+            s3.create_upload(client, job.bucket, job.key, Metadata=metadata, **extra),
+            undo=lambda made: s3.abort_upload(client, job.bucket, job.key, made),
+        )
         try:
             parts = []
             for number, offset in enumerate(range(0, size, MAX_PART_SIZE), start=1):
@@ -807,7 +800,7 @@ class FileTransfer:
                 parts.append({"PartNumber": number, "ETag": etag})
             await s3.complete_upload(client, job.bucket, job.key, upload_id, parts)
         except BaseException:
-            await asyncio.shield(s3.abort_upload(client, job.bucket, job.key, upload_id))
+            await run_to_end(s3.abort_upload(client, job.bucket, job.key, upload_id))
             raise
 
     async def _verify(self, expected: Expected, published: Published) -> str:

@@ -24,6 +24,7 @@ import re
 import socket
 import struct
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -41,6 +42,7 @@ ERRORS = {
     503: ("SlowDown", "Please reduce your request rate."),
 }
 RESET = 0  # a rule "status" that resets the connection instead of answering
+LATE = -1  # a rule "status" that lets moto act, then holds the answer back ``delay`` seconds
 
 ChecksumBehaviour = Literal["refuse", "ignore", "disagree"]
 CHECKSUM_ALGORITHMS = ("crc32", "crc32c", "crc64nvme", "sha1", "sha256")
@@ -89,7 +91,8 @@ def access_key(environ: dict[str, Any]) -> str:
 @dataclass
 class Rule:
     """Fail requests of ``operation`` (None: any): skip ``after`` matches, then fail ``times``
-    of them (None: all). ``access_key`` narrows the rule to requests signed with that key."""
+    of them (None: all). ``access_key`` narrows the rule to requests signed with that key.
+    ``status`` RESET resets the connection; LATE lets moto act and answers ``delay`` s late."""
 
     operation: str | None
     status: int
@@ -98,6 +101,7 @@ class Rule:
     after: int = 0
     times: int | None = 1
     access_key: str | None = None
+    delay: float = 0.0
     seen: int = 0
     fired: int = 0
 
@@ -167,6 +171,10 @@ class FaultyApp:
             return self._with_checksum_mode(mode, environ, start_response)
         if rule is None:
             return self.app(environ, start_response)
+        if rule.status == LATE:
+            answer = list(self.app(environ, start_response))
+            time.sleep(rule.delay)
+            return answer
         if rule.status == RESET:
             _reset(environ)
             start_response("500 Reset", [("Content-Length", "0")])  # goes nowhere: reset
