@@ -575,7 +575,7 @@ class FileTransfer:
             return await self._upload_parts(source, opened, size, part_size)
         finally:
             # after forget(): the record goes while this run holds the key
-            await asyncio.shield(opened.release())
+            await run_to_end(opened.release())
 
     async def _upload_parts(
         self, source: Source, upload: MultipartUpload, size: int, part_size: int
@@ -604,7 +604,7 @@ class FileTransfer:
                 self.published = answer is not None
             completed = True
         except BaseException:
-            if not completed and await asyncio.shield(upload.abort()):
+            if not completed and await run_to_end(upload.abort()):
                 self.aborted = True
             elif not completed:
                 self.abort_failed = (
