@@ -46,7 +46,7 @@ from .profiles import Profile, ProfileStore, S3Settings, Secret, SftpAuth, SftpS
 
 if TYPE_CHECKING:  # the plan pulls in asyncssh: not needed to parse flags or print --help
     from .engine.plan import PlanSource
-    from .engine.workflow import RunOptions
+    from .engine.run_options import RunOptions
 
 #: Exit codes of every command (documented in README and ``--help``).
 EXIT_OK = 0  # every file landed (or was skipped by the conflict policy)
@@ -204,7 +204,7 @@ class RunFlags:
 
 
 def _run_options_class() -> type[RunOptions]:
-    from .engine.workflow import RunOptions
+    from .engine.run_options import RunOptions
 
     return RunOptions
 
@@ -213,8 +213,8 @@ def run_options(flags: RunFlags) -> RunOptions:
     """The engine's :class:`RunOptions` from the flags, each value checked (one line)."""
     from .engine.filters import FileFilter, parse_duration
     from .engine.readiness import ReadinessGate
+    from .engine.run_options import RunOptions
     from .engine.source_actions import SourceAction
-    from .engine.workflow import RunOptions
 
     done = flags.done_file
     if done is not None and (not done or "/" in done):

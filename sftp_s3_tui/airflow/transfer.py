@@ -29,10 +29,11 @@ from ..engine.locations import S3Location, format_size, parse_s3_url, parse_size
 from ..engine.manifest import Manifest
 from ..engine.plan import PlanSource, expand, plan_copy
 from ..engine.queue import TransferQueue
+from ..engine.run_options import RunOptions
 from ..engine.selection import select_planned
 from ..engine.sftp import SftpPool
 from ..engine.source_actions import SourceOutcome
-from ..engine.workflow import CopyRun, RunOptions, RunReport
+from ..engine.workflow import CopyRun, RunReport
 from ..metrics import exporting
 from ..paths import state_dir
 from ..requests import TransferFlags

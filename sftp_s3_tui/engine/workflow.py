@@ -22,30 +22,15 @@ from .events import (
     TransferState,
     TransferStateChanged,
 )
-from .filters import FileFilter
 from .manifest import Manifest, iso
 from .plan import FileJob
 from .queue import Transfer, TransferQueue
-from .readiness import ReadinessGate
 from .s3 import head_object
 from .selection import Selection
 from .sftp import SftpPool
 from .source_actions import SourceAction, SourceOutcome, apply_source_action
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class RunOptions:
-    """What a nightly run adds to a copy: which files (filters, gate), what is recorded
-    (manifest: a local path or ``s3://bucket/key``), what happens to sources afterwards,
-    and whether it only plans (``dry_run``)."""
-
-    file_filter: FileFilter = field(default_factory=FileFilter)
-    gate: ReadinessGate = field(default_factory=ReadinessGate)
-    source_action: SourceAction = field(default_factory=SourceAction)
-    manifest: str | None = None
-    dry_run: bool = False
 
 
 @dataclass

@@ -21,8 +21,8 @@ from ..engine.config import SftpEndpoint
 from ..engine.events import TransferState
 from ..engine.locations import S3Location
 from ..engine.queue import TransferQueue
+from ..engine.run_options import RunOptions
 from ..engine.watch import PollReport, WatchSource, WatchState, watch
-from ..engine.workflow import RunOptions
 
 log = logging.getLogger(__name__)
 
