@@ -17,10 +17,10 @@ import os
 import posixpath
 import stat
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import asyncssh
 from asyncssh.encryption import get_default_encryption_algs
@@ -528,6 +528,7 @@ class SftpPool:
     def __init__(self, on_link: LinkHandler | None = None) -> None:
         self._hosts: dict[tuple[str, int, str | None], _Host] = {}
         self._closing: set[asyncio.Future[None]] = set()
+        self._measuring: set[asyncio.Future[None]] = set()  # RTT samples after a far login
         #: Called with each host's measured RTT and implied ceiling (the queue emits it).
         self.on_link = on_link
 
@@ -651,8 +652,6 @@ class SftpPool:
                 async with asyncio.timeout(endpoint.request_timeout_seconds):
                     client = await conn.start_sftp_client()
                     rtt = await _measure_rtt(client)
-                    if rtt >= FAR_RTT_SECONDS:  # far, or a busy moment: the best of three
-                        rtt = min(rtt, await _measure_rtt(client, samples=2))
             except TimeoutError as exc:
                 conn.close()
                 raise SftpConnectError(
@@ -670,7 +669,27 @@ class SftpPool:
             host.rtt_seconds = rtt if host.rtt_seconds is None else min(host.rtt_seconds, rtt)
             if self.on_link is not None:
                 self.on_link(self._link_event(host))
+            if rtt >= FAR_RTT_SECONDS:  # far, or a busy moment: two more samples
+                measuring = self._in_background(self._remeasure(host, client))
+                self._measuring.add(measuring)
+                measuring.add_done_callback(self._measuring.discard)
             return client, slot.generation
+
+    async def _remeasure(self, host: _Host, client: asyncssh.SFTPClient) -> None:
+        """Two more RTT samples of a host that measured far, taken while the first requests
+        go out (not before them: two round trips less per far login); the best one is kept.
+        The first answer comes before the file's first stat's, so a busy moment that made a
+        near host look far is corrected before a file decides to spread."""
+        for _ in range(2):
+            try:
+                async with asyncio.timeout(host.endpoint.request_timeout_seconds):
+                    rtt = await _measure_rtt(client)
+            except (OSError, asyncssh.Error, TimeoutError):
+                return
+            if host.rtt_seconds is not None and rtt < host.rtt_seconds:
+                host.rtt_seconds = rtt
+                if self.on_link is not None:
+                    self.on_link(self._link_event(host))
 
     async def invalidate(self, endpoint: SftpEndpoint, client: asyncssh.SFTPClient | Lease) -> None:
         """Forget a connection that failed, so the next call reconnects — once per failure.
@@ -710,11 +729,19 @@ class SftpPool:
                 async with asyncio.timeout(5):  # not wait_for: it can swallow a cancel (3.11)
                     await file.close()
 
-        task = asyncio.ensure_future(close())
+        self._in_background(close())
+
+    def _in_background(self, work: Coroutine[Any, Any, None]) -> asyncio.Future[None]:
+        """Run ``work`` on its own; :meth:`close` waits for it."""
+        task = asyncio.ensure_future(work)
         self._closing.add(task)
         task.add_done_callback(self._closing.discard)
+        return task
 
     async def close(self) -> None:
+        for measuring in self._measuring:
+            measuring.cancel()
+        self._measuring.clear()
         if self._closing:
             await asyncio.gather(*self._closing, return_exceptions=True)
         for host in list(self._hosts.values()):
