@@ -15,6 +15,7 @@ import os
 import signal
 import sys
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from types import ModuleType
 from typing import TYPE_CHECKING
 
 from .engine.config import ChecksumChoice, ConflictPolicy
@@ -513,6 +514,13 @@ def _run_watch(run_watch: Callable[..., Awaitable[int]], request: object) -> int
         return EXIT_INTERRUPTED
 
 
+def _load_s3_stack() -> ModuleType:
+    """The headless front and the S3 stack it needs, and S3's models read (run in a thread)."""
+    headless = importlib.import_module("sftp_s3_tui.headless")
+    importlib.import_module("sftp_s3_tui.engine.s3").warm_up()
+    return headless
+
+
 async def _copy(request: CopyRequest, sftp: SftpPool) -> int:
     """``copy``: the SSH logins start first, and the S3 stack (aioboto3, botocore, aiohttp:
     most of a second) is imported in a thread meanwhile, so the handshake's round trips to a
@@ -520,7 +528,7 @@ async def _copy(request: CopyRequest, sftp: SftpPool) -> int:
     async with sftp:  # closed again by the queue; a no-op then
         logins = sftp.start_logins([source.endpoint for source in request.sources])
         try:
-            headless = await asyncio.to_thread(importlib.import_module, "sftp_s3_tui.headless")
+            headless = await asyncio.to_thread(_load_s3_stack)
         except BaseException:
             logins.discard()
             raise
