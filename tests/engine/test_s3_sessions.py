@@ -1,0 +1,29 @@
+"""S3 sessions: one data loader for all (read once, in a thread), credentials per session."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+
+from sftp_s3_tui.engine.config import S3Endpoint
+from sftp_s3_tui.engine.s3 import check_bucket, open_client, session_for, warm_up
+
+
+async def test_sessions_share_one_loader_and_keep_their_own_credentials() -> None:
+    first = session_for(S3Endpoint(access_key_id="AKIAONE", secret_access_key="one"))
+    second = session_for(S3Endpoint(access_key_id="AKIATWO", secret_access_key="two"))
+    loaders = [s._session.get_component("data_loader") for s in (first, second)]
+    assert loaders[0] is loaders[1]
+    paths = loaders[0].search_paths
+    assert len(paths) == len(set(paths))  # boto3's folder once, however many sessions
+    keys = [(await s.get_credentials()).access_key for s in (first, second)]
+    assert keys == ["AKIAONE", "AKIATWO"]
+
+
+async def test_a_client_made_after_the_warm_up_in_a_thread_talks_to_the_store(
+    s3_endpoint: S3Endpoint, bucket: str
+) -> None:
+    await asyncio.to_thread(warm_up)
+    for endpoint in (s3_endpoint, dataclasses.replace(s3_endpoint, path_style=False)):
+        async with open_client(endpoint) as client:
+            await check_bucket(client, bucket)
