@@ -328,15 +328,20 @@ class FileTransfer:
         return record
 
     # deciding whether to copy -----------------------------------------------------------------
+    @property
+    def _policy(self) -> ConflictPolicy:
+        """The job's own conflict policy (a TUI copy's), else the queue's."""
+        return self.job.conflict or self.ctx.options.conflict
+
     async def _conflict(self, source: Source, size: int, mtime: int) -> str:
-        """Why the transfer is skipped under the queue's conflict policy ('' = go ahead).
+        """Why the transfer is skipped under its conflict policy ('' = go ahead).
 
         Decided from what is at the key (the queue's listing or a HEAD) before a byte is
         read; under skip-existing the conditional write still guards against a racing writer.
         """
         job = self.job
         decision = await self.ctx.destination.decide(
-            self.ctx.options.conflict, job.bucket, job.key, size, mtime, probe_overwrite=False
+            self._policy, job.bucket, job.key, size, mtime, probe_overwrite=False
         )
         if decision.action is Action.SKIP:
             return decision.reason
@@ -349,7 +354,7 @@ class FileTransfer:
     async def _taken(self) -> bool:
         """Under skip-existing, whether the key was taken meanwhile (checked just before
         publishing, for stores that ignore If-None-Match)."""
-        if self.ctx.options.conflict is not ConflictPolicy.SKIP_EXISTING:
+        if self._policy is not ConflictPolicy.SKIP_EXISTING:
             return False
         return await s3.head_object(self.ctx.s3, self.job.bucket, self.job.key) is not None
 
@@ -386,7 +391,7 @@ class FileTransfer:
 
     def _publish_condition(self) -> dict[str, Any]:
         """If-None-Match on the request that publishes the key, when skipping existing ones."""
-        skip = self.ctx.options.conflict is ConflictPolicy.SKIP_EXISTING
+        skip = self._policy is ConflictPolicy.SKIP_EXISTING
         return {"IfNoneMatch": "*"} if skip else {}
 
     def _upload_timeout(self, length: int) -> float:

@@ -10,7 +10,7 @@ from array import array
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 
-from .config import MAX_PART_SIZE, MAX_PARTS, MIN_PART_SIZE, MiB, SftpEndpoint
+from .config import MAX_PART_SIZE, MAX_PARTS, MIN_PART_SIZE, ConflictPolicy, MiB, SftpEndpoint
 from .errors import (
     SftpConnectError,
     SftpReadError,
@@ -55,6 +55,8 @@ class FileJob:
     key: str
     problem: str = ""  # why this file cannot be copied (e.g. its name is no valid key)
     skipped: str = ""  # why this entry is deliberately not copied (e.g. a folder link)
+    #: This file's own conflict policy, over the queue's (the TUI decides one per copy).
+    conflict: ConflictPolicy | None = None
 
     @property
     def source(self) -> str:

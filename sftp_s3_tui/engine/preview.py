@@ -8,7 +8,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from .config import TransferOptions
+from .config import ConflictPolicy, TransferOptions
 from .decide import Action, DestinationIndex, ExistingObject, decide
 from .errors import UsageError
 from .locations import format_size
@@ -101,6 +101,7 @@ class CopyPlan:
 
     files: list[PlannedFile] = field(default_factory=list)
     lookup_requests: int = 0  # the read-only S3 requests the plan itself made
+    policy: ConflictPolicy = ConflictPolicy.OVERWRITE  # what the files were decided under
 
     @property
     def to_copy(self) -> list[PlannedFile]:
@@ -202,7 +203,7 @@ async def preview_copy(
         by_bucket.setdefault(job.bucket, []).append(job.key)
     for bucket, keys in by_bucket.items():
         await index.preload(bucket, keys)
-    plan = CopyPlan()
+    plan = CopyPlan(policy=options.conflict)
 
     def add(planned: PlannedFile) -> None:
         plan.files.append(planned)

@@ -143,8 +143,8 @@ class Session:
         #: walks every transfer: that was O(n²) over a queue of many files).
         self.unfinished: set[int] = set()
         self.bus.subscribe(self._track_unfinished)
-        # The TUI decides overwrite / skip / if-newer per copy in its plan (before reading a
-        # byte) and queues only what is to be sent; the queue itself runs if-different, so a
+        # Each copy's jobs carry the policy its plan was decided under (see :meth:`submit`);
+        # what comes without one (a watch's files, a resumed upload) runs if-different, so a
         # same-size object is compared by sha256 rather than re-uploaded when identical.
         queue_options = replace(target.options, conflict=ConflictPolicy.IF_DIFFERENT)
         self.queue = TransferQueue(target.s3, queue_options, bus=self.bus, journal=journal)
@@ -268,13 +268,17 @@ class Session:
     def submit(self, plan: CopyPlan) -> list[Transfer]:
         """Queue the files the plan reads, and (as ``copy`` does) those that cannot be
         copied, so each fails alone with its reason in the queue; skipped, waiting and
-        excluded ones are not queued."""
+        excluded ones are not queued. Each runs under the plan's policy: what the user chose
+        to overwrite is overwritten, a skip-existing copy still writes with If-None-Match."""
         queued = [f for f in plan.files if f.action.reads_source or f.action is Action.INVALID]
-        return self.queue.submit([f.job for f in queued if f.job is not None])
+        return self.queue.submit(
+            [replace(f.job, conflict=plan.policy) for f in queued if f.job is not None]
+        )
 
     async def queue_paths(self, paths: list[str], dest: S3Location) -> list[Transfer]:
         """Expand files and folders into jobs under ``dest`` and queue them (overwriting)."""
-        return self.queue.submit(await self.expand_paths(paths, dest))
+        jobs = await self.expand_paths(paths, dest)
+        return self.queue.submit([replace(j, conflict=ConflictPolicy.OVERWRITE) for j in jobs])
 
     async def start_watch(self, spec: WatchSpec) -> RunningWatch:
         """Watch ``spec.folder`` on this session's server (the bucket is checked first)."""

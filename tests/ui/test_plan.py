@@ -94,6 +94,50 @@ async def test_copy_onto_an_existing_key_asks_first_and_honours_the_choice(
     assert hashlib.sha256(body).hexdigest() == new.sha256
 
 
+async def test_overwrite_rewrites_an_identical_object_and_if_different_skips_it(
+    embedded_sftp: SftpServerInfo,
+    s3_endpoint: S3Endpoint,
+    bucket: str,
+    s3: Any,
+    tmp_path: Path,
+) -> None:
+    """The policy chosen in the dialog is the one the queue runs: "Overwrite" sends the file
+    again even when the object is the same bytes (it used to be compared and skipped)."""
+    embedded_sftp.write_file("a.csv", size=4096, seed=3)
+    profile = server_profile(embedded_sftp, s3_endpoint, bucket=bucket)
+    app = make_app(tmp_path, initial=profile)
+    async with app.run_test(size=(150, 45)) as pilot:
+        await wait_for(pilot, lambda: browse_ready(app), what="browse")
+        browse = app.screen
+        states = lambda: [t.state.value for t in app.session.queue.transfers.values()]  # noqa: E731
+        await pilot.press("space", "c")  # nothing at the key: no dialog, straight in
+        await wait_for(pilot, lambda: _all_finished(app, 1), timeout=60, what="the copy")
+        first = s3.head_object(Bucket=bucket, Key="a.csv")["LastModified"]
+        await asyncio.sleep(1.1)  # S3 dates have whole seconds
+        await pilot.press("space", "c")
+        await wait_for(pilot, lambda: _plan_shown(app), what="the plan")
+        assert _plan_rows(app.screen)[0] == ("! overwrite", "/a.csv")
+        await pilot.press("1", "y")  # overwrite
+        await wait_for(pilot, lambda: _all_finished(app, 2), timeout=60, what="the overwrite")
+        assert states() == ["done", "done"]
+        assert s3.head_object(Bucket=bucket, Key="a.csv")["LastModified"] > first
+        await pilot.press("space", "c")
+        await wait_for(pilot, lambda: _plan_shown(app), what="the plan")
+        second = s3.head_object(Bucket=bucket, Key="a.csv")["LastModified"]
+        await pilot.press("4")  # if different: same size and mtime (or sha256): left as it is
+        await wait_for(pilot, lambda: _plan_rows(app.screen)[0][0] in ("≟ compare", "– skip"))
+        compared = _plan_rows(app.screen)[0][0] == "≟ compare"
+        await pilot.press("y")
+        if compared:  # queued, hashed, and skipped for the same sha256
+            await wait_for(pilot, lambda: _all_finished(app, 3), timeout=60, what="the compare")
+            assert states() == ["done", "done", "skipped"]
+        else:  # decided in the plan: not queued
+            await wait_for(pilot, lambda: app.screen is browse)
+            assert any("1 skipped (if different)" in n.message for n in app._notifications)
+        await app.close_all()
+    assert s3.head_object(Bucket=bucket, Key="a.csv")["LastModified"] == second
+
+
 async def test_cancelling_the_plan_queues_nothing(
     embedded_sftp: SftpServerInfo,
     s3_endpoint: S3Endpoint,
