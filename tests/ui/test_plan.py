@@ -109,14 +109,22 @@ async def test_overwrite_rewrites_an_identical_object_and_if_different_skips_it(
     async with app.run_test(size=(150, 45)) as pilot:
         await wait_for(pilot, lambda: browse_ready(app), what="browse")
         browse = app.screen
-        states = lambda: [t.state.value for t in app.session.queue.transfers.values()]  # noqa: E731
+
+        def states() -> list[str]:
+            assert app.session is not None
+            return [t.state.value for t in app.session.queue.transfers.values()]
+
+        def first_row() -> tuple[str, str]:
+            assert isinstance(app.screen, PlanScreen)
+            return _plan_rows(app.screen)[0]
+
         await pilot.press("space", "c")  # nothing at the key: no dialog, straight in
         await wait_for(pilot, lambda: _all_finished(app, 1), timeout=60, what="the copy")
         first = s3.head_object(Bucket=bucket, Key="a.csv")["LastModified"]
         await asyncio.sleep(1.1)  # S3 dates have whole seconds
         await pilot.press("space", "c")
         await wait_for(pilot, lambda: _plan_shown(app), what="the plan")
-        assert _plan_rows(app.screen)[0] == ("! overwrite", "/a.csv")
+        assert first_row() == ("! overwrite", "/a.csv")
         await pilot.press("1", "y")  # overwrite
         await wait_for(pilot, lambda: _all_finished(app, 2), timeout=60, what="the overwrite")
         assert states() == ["done", "done"]
@@ -125,8 +133,8 @@ async def test_overwrite_rewrites_an_identical_object_and_if_different_skips_it(
         await wait_for(pilot, lambda: _plan_shown(app), what="the plan")
         second = s3.head_object(Bucket=bucket, Key="a.csv")["LastModified"]
         await pilot.press("4")  # if different: same size and mtime (or sha256): left as it is
-        await wait_for(pilot, lambda: _plan_rows(app.screen)[0][0] in ("≟ compare", "– skip"))
-        compared = _plan_rows(app.screen)[0][0] == "≟ compare"
+        await wait_for(pilot, lambda: first_row()[0] in ("≟ compare", "– skip"))
+        compared = first_row()[0] == "≟ compare"
         await pilot.press("y")
         if compared:  # queued, hashed, and skipped for the same sha256
             await wait_for(pilot, lambda: _all_finished(app, 3), timeout=60, what="the compare")
