@@ -83,6 +83,7 @@ import resource
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -490,7 +491,15 @@ def run_cli(
     began = time.monotonic()
     with stdout_path.open("w") as out, (scratch / "cli-stderr.txt").open("w") as err:
         proc = subprocess.Popen(command, stdout=out, stderr=err, env=env)
+        stop = threading.Event()
+        timeline: list[tuple[float, float, int]] = []
+        watcher = threading.Thread(
+            target=_watch_progress, args=(proc.pid, stdout_path, timeline, stop), daemon=True
+        )
+        watcher.start()
         _, status, usage = os.wait4(proc.pid, 0)
+        stop.set()
+        watcher.join()
         proc.returncode = os.waitstatus_to_exitcode(status)
     wall = time.monotonic() - began
     if proc.returncode not in (0, 1):
@@ -518,8 +527,47 @@ def run_cli(
         "cpu_seconds": round(cpu, 2),
         "cpu_ms_per_file": round(1000 * cpu / max(files, 1), 2),
         "peak_rss_mib": round(usage.ru_maxrss * 1024 / MiB, 1),  # KiB on Linux
+        **_steady_rates(timeline),
         **probe,
     }
+
+
+def _watch_progress(
+    pid: int, rows_path: Path, timeline: list[tuple[float, float, int]], stop: threading.Event
+) -> None:
+    """Every 2 s: (seconds, the CLI's CPU seconds, ``--json`` rows so far), until ``stop``."""
+    import psutil
+
+    began = time.monotonic()
+    try:
+        process = psutil.Process(pid)
+        while not stop.wait(2.0):
+            times = process.cpu_times()
+            with rows_path.open("rb") as rows:
+                count = sum(chunk.count(b"\n") for chunk in iter(lambda: rows.read(1 << 20), b""))
+            timeline.append((time.monotonic() - began, times.user + times.system, count))
+    except (psutil.Error, OSError):
+        return
+
+
+def _steady_rates(timeline: list[tuple[float, float, int]]) -> dict[str, float]:
+    """files/s and CPU ms per file in the first and the last fifth of the files (start-up
+    left out: from the first sample with files done): does the per-file cost grow?"""
+    moving = [s for s in timeline if s[2] > 0]
+    if len(moving) < 10:
+        return {}
+    fifth = len(moving) // 5
+    out: dict[str, float] = {}
+    for name, (a, b) in {
+        "first": (moving[0], moving[fifth]),
+        "last": (moving[-fifth - 1], moving[-1]),
+    }.items():
+        files = b[2] - a[2]
+        if files <= 0:
+            return {}
+        out[f"files_per_second_{name}_fifth"] = round(files / (b[0] - a[0]), 1)
+        out[f"cpu_ms_per_file_{name}_fifth"] = round(1000 * (b[1] - a[1]) / files, 2)
+    return out
 
 
 # -- the orchestrator ----------------------------------------------------------------------------
