@@ -516,8 +516,10 @@ def _run_watch(run_watch: Callable[..., Awaitable[int]], request: object) -> int
 
 def _load_s3_stack() -> ModuleType:
     """The headless front and the S3 stack it needs, and S3's models read (run in a thread)."""
+    from .engine.s3 import warm_up
+
     headless = importlib.import_module("sftp_s3_tui.headless")
-    importlib.import_module("sftp_s3_tui.engine.s3").warm_up()
+    warm_up()
     return headless
 
 

@@ -29,7 +29,7 @@ ROUND_BUDGET_SECONDS = 0.005
 
 
 class LoopShare:
-    """Admits heavy steps while the current round of the loop is under its CPU budget.
+    """Admits heavy steps while the current round of the loop is under its time budget.
 
     Waiting steps form one line and are woken one at a time, each as the one before it has
     run: waking the whole line every round woke ~30 transfers to admit two or three (the

@@ -10,6 +10,7 @@ import asyncio
 import base64
 import contextlib
 import contextvars
+import functools
 import hashlib
 import re
 from collections.abc import AsyncIterator, Iterator, Sequence
@@ -279,17 +280,12 @@ def session_for(endpoint: S3Endpoint) -> aioboto3.Session:
     return session
 
 
-_LOADER: botocore.loaders.Loader | None = None
-
-
+@functools.cache
 def _data_loader() -> botocore.loaders.Loader:
     """One botocore data loader for every session: its cache keeps S3's models after the
     first client (or :func:`warm_up`), and a new session's client skips ~0.1 s of JSON."""
-    global _LOADER
-    if _LOADER is None:
-        loader = aiobotocore.session.get_session().get_component("data_loader")
-        _LOADER = loader
-    return _LOADER
+    loader: botocore.loaders.Loader = aiobotocore.session.get_session().get_component("data_loader")
+    return loader
 
 
 def warm_up() -> None:
