@@ -313,8 +313,7 @@ async def open_client(endpoint: S3Endpoint, *, connections: int = 32) -> AsyncIt
         response_checksum_validation="when_required",
     )
     session = session_for(endpoint)
-    # verify=None (not True) keeps verification on and lets botocore honour AWS_CA_BUNDLE.
-    kwargs: dict[str, Any] = {"config": config, "verify": None if endpoint.verify_tls else False}
+    kwargs: dict[str, Any] = {"config": config, "verify": _verify(endpoint)}
     if endpoint.endpoint_url:
         kwargs["endpoint_url"] = endpoint.endpoint_url
     if endpoint.region:
@@ -328,6 +327,18 @@ async def open_client(endpoint: S3Endpoint, *, connections: int = 32) -> AsyncIt
             )
             client.meta.events.register(f"before-sign.s3.{operation}", _no_expect_continue)
         yield client
+
+
+def _verify(endpoint: S3Endpoint) -> bool | None:
+    """botocore's ``verify``: None (not True) keeps verification on and honours AWS_CA_BUNDLE.
+
+    A plain ``http://`` endpoint has no TLS to verify: False there spares each client's
+    connector loading the CA bundle on the event loop (~60 ms per client here).
+    """
+    if not endpoint.verify_tls:
+        return False
+    url = (endpoint.endpoint_url or "").lower()
+    return False if url.startswith("http://") else None
 
 
 def _resolve_endpoints_per_bucket(client: S3Client) -> None:

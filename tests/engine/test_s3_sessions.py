@@ -27,3 +27,18 @@ async def test_a_client_made_after_the_warm_up_in_a_thread_talks_to_the_store(
     for endpoint in (s3_endpoint, dataclasses.replace(s3_endpoint, path_style=False)):
         async with open_client(endpoint) as client:
             await check_bucket(client, bucket)
+
+
+async def test_a_plain_http_endpoint_loads_no_ca_bundle_and_https_still_verifies(
+    s3_endpoint: S3Endpoint, bucket: str
+) -> None:
+    assert (s3_endpoint.endpoint_url or "").startswith("http://")
+    async with open_client(s3_endpoint) as client:
+        await check_bucket(client, bucket)
+        http = client._endpoint.http_session
+        assert http._verify is False
+        connectors = [session.connector for session in http._sessions.values()]
+        assert connectors and all(c is not None and c._ssl is False for c in connectors)
+    tls = dataclasses.replace(s3_endpoint, endpoint_url="https://s3.example.invalid")
+    async with open_client(tls) as client:
+        assert client._endpoint.http_session._verify not in (False, None)
