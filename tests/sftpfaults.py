@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import os
 import posixpath
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,12 +33,14 @@ class SftpFaults:
     no_size: set[str] = field(default_factory=set)  # attributes without a size
     eio_on_read: set[str] = field(default_factory=set)  # every read fails with EIO
     hang_stat: set[str] = field(default_factory=set)  # stat never answers (a hung mount)
+    hang_close: set[str] = field(default_factory=set)  # a handle's close never answers
     listing_delay_seconds: float = 0.0  # before each READDIR answer
     synthetic: dict[str, int] = field(default_factory=dict)  # folder → extra names "f000001"
     reads: dict[str, int] = field(default_factory=dict)  # read requests served, by name
     errors_sent: int = 0  # EIO answers sent
     listing_batches: int = 0  # READDIR answers begun
     sessions: int = 0  # SFTP sessions started (one per SSH connection the engine opens)
+    on_fstat: Callable[[str], None] | None = None  # called with the name as an fstat is served
 
 
 def _name(path: bytes | str) -> str:
@@ -75,7 +77,14 @@ class _FaultySFTPServer(asyncssh.SFTPServer):
     def fstat(self, file_obj: object) -> asyncssh.SFTPAttrs:  # type: ignore[override]
         result = super().fstat(file_obj)
         assert isinstance(result, os.stat_result)
+        if self._faults.on_fstat is not None:
+            self._faults.on_fstat(_name(file_obj.name))  # type: ignore[attr-defined]
         return self._adjust(_name(file_obj.name), asyncssh.SFTPAttrs.from_local(result))  # type: ignore[attr-defined]
+
+    async def close(self, file_obj: object) -> None:  # type: ignore[override]
+        if _name(file_obj.name) in self._faults.hang_close:  # type: ignore[attr-defined]
+            await asyncio.Event().wait()
+        super().close(file_obj)
 
     def read(self, file_obj: object, offset: int, size: int) -> bytes:  # type: ignore[override]
         name = _name(file_obj.name)  # type: ignore[attr-defined]

@@ -152,6 +152,36 @@ class _PartOrder:
             self.upload.checkpoint(self._done_through, state)
 
 
+class _ReadsLeft:
+    """Counts a file's part reads down; the source's unchanged-check starts after the last
+    one, while the last parts are still uploading (a round trip less at the end of a far
+    file). Nothing is published before :meth:`checked` has passed."""
+
+    def __init__(self, count: int, check: Callable[[], Awaitable[None]]) -> None:
+        self._left = count
+        self._check = check
+        self._task: asyncio.Future[None] | None = None
+
+    def one_read(self) -> None:
+        self._left -= 1
+        if self._left == 0 and self._task is None:
+            self._task = asyncio.ensure_future(self._check())
+
+    async def checked(self) -> None:
+        """The check's outcome (run now if no read started it: every part was resumed)."""
+        if self._task is None:
+            await self._check()
+            return
+        await self._task
+
+    def discard(self) -> None:
+        """Stop a check nobody will wait for (the file failed first)."""
+        if self._task is not None and not self._task.done():
+            self._task.cancel()
+        elif self._task is not None and not self._task.cancelled():
+            self._task.exception()  # retrieved: no "never retrieved" at exit
+
+
 async def _with_retries(
     options: TransferOptions,
     step: Callable[[], Awaitable[T]],
@@ -599,9 +629,10 @@ class FileTransfer:
         )
         answer: dict[str, Any] | None = None
         completed = False
+        reads = _ReadsLeft(count - upload.digest_through, lambda: self._check_unchanged(source))
         try:
-            await self._transfer_parts(source, upload, digest, size, part_size, count)
-            await self._check_unchanged(source)
+            await self._transfer_parts(source, upload, digest, size, part_size, count, reads)
+            await reads.checked()
             if await self._taken():
                 await upload.abort()
             else:
@@ -619,6 +650,7 @@ class FileTransfer:
                 self._notice(self.abort_failed)
             raise
         finally:
+            reads.discard()
             upload.close()
         await upload.forget()
         if answer is None:
@@ -667,6 +699,7 @@ class FileTransfer:
         size: int,
         part_size: int,
         count: int,
+        reads: _ReadsLeft,
     ) -> None:
         """Every part not yet in S3: a pool buffer each, at most ``parts_in_flight`` held."""
         ctx = self.ctx
@@ -687,7 +720,7 @@ class FileTransfer:
                         raise
                     offset = (number - 1) * part_size
                     group.create_task(
-                        self._part(source, order, number, offset, buffer, reading, held)
+                        self._part(source, order, number, offset, buffer, reading, held, reads)
                     )
         except BaseExceptionGroup as group_error:
             raise _first_error(group_error) from None
@@ -701,12 +734,14 @@ class FileTransfer:
         buffer: bytearray,
         reading: asyncio.Semaphore,
         held: asyncio.Semaphore,
+        reads: _ReadsLeft,
     ) -> None:
         """One part's buffer: SFTP read → hashes in byte order → UploadPart → back to the pool."""
         upload = order.upload
         view = memoryview(buffer)
         try:
             await self._read_part(source, number, offset, view, reading)
+            reads.one_read()
             sums = await order.hash(number, view)
             resumed = upload.parts.get(number)
             if resumed is None:

@@ -648,10 +648,10 @@ class SftpPool:
             if wait > 0:
                 await asyncio.sleep(wait)
             conn = await open_connection(endpoint)
+            _quiet_read_teardown(loop)
             try:
                 async with asyncio.timeout(endpoint.request_timeout_seconds):
                     client = await conn.start_sftp_client()
-                    rtt = await _measure_rtt(client)
             except TimeoutError as exc:
                 conn.close()
                 raise SftpConnectError(
@@ -666,30 +666,32 @@ class SftpPool:
                 ) from exc
             slot.conn, slot.client = conn, client
             slot.generation += 1
-            host.rtt_seconds = rtt if host.rtt_seconds is None else min(host.rtt_seconds, rtt)
-            if self.on_link is not None:
-                self.on_link(self._link_event(host))
-            if rtt >= FAR_RTT_SECONDS:  # far, or a busy moment: two more samples
-                measuring = self._in_background(self._remeasure(host, client))
-                self._measuring.add(measuring)
-                measuring.add_done_callback(self._measuring.discard)
+            measuring = self._in_background(self._measure(host, client))
+            self._measuring.add(measuring)
+            measuring.add_done_callback(self._measuring.discard)
+            await asyncio.sleep(0)  # its first request is sent before the caller's
             return client, slot.generation
 
-    async def _remeasure(self, host: _Host, client: asyncssh.SFTPClient) -> None:
-        """Two more RTT samples of a host that measured far, taken while the first requests
-        go out (not before them: two round trips less per far login); the best one is kept.
-        The first answer comes before the file's first stat's, so a busy moment that made a
-        near host look far is corrected before a file decides to spread."""
-        for _ in range(2):
+    async def _measure(self, host: _Host, client: asyncssh.SFTPClient) -> None:
+        """RTT samples of a new connection, taken while the first requests go out (not
+        before them: a round trip less per login, three per far one); the best one is kept.
+        The first request goes out before the caller's, so its answer comes before the
+        file's first stat's: a file decides whether to spread on a measured link. A host
+        that measured far (or a busy moment) gets two more samples."""
+        for sample in range(3):
             try:
                 async with asyncio.timeout(host.endpoint.request_timeout_seconds):
                     rtt = await _measure_rtt(client)
             except (OSError, asyncssh.Error, TimeoutError):
                 return
-            if host.rtt_seconds is not None and rtt < host.rtt_seconds:
+            if host.rtt_seconds is None or rtt < host.rtt_seconds:
                 host.rtt_seconds = rtt
                 if self.on_link is not None:
                     self.on_link(self._link_event(host))
+            elif sample == 0 and self.on_link is not None:
+                self.on_link(self._link_event(host))  # one more connection: a new ceiling
+            if rtt < FAR_RTT_SECONDS:
+                return
 
     async def invalidate(self, endpoint: SftpEndpoint, client: asyncssh.SFTPClient | Lease) -> None:
         """Forget a connection that failed, so the next call reconnects — once per failure.
@@ -739,10 +741,15 @@ class SftpPool:
         return task
 
     async def close(self) -> None:
+        """Log out of every host. Handle closes still waiting for their answer are dropped:
+        the server closes a session's handles when it ends (a round trip less at the end of
+        a run on a far link)."""
         for measuring in self._measuring:
             measuring.cancel()
         self._measuring.clear()
         if self._closing:
+            for pending in self._closing:
+                pending.cancel()
             await asyncio.gather(*self._closing, return_exceptions=True)
         for host in list(self._hosts.values()):
             for slot in host.slots:
@@ -899,6 +906,30 @@ def _pick(slots: list[_Slot]) -> _Slot:
         return closed[0]
     assert idle is not None
     return idle
+
+
+def _quiet_read_teardown(loop: asyncio.AbstractEventLoop) -> None:
+    """Drop asyncio's "Task exception was never retrieved" for asyncssh's own read-ahead
+    requests that a closed connection ended (a cancelled or finished read leaves them in
+    flight; nobody is waiting for their blocks). Every other report goes on as before."""
+    previous = loop.get_exception_handler()
+    if getattr(previous, "_quiet_read_teardown", False):
+        return
+
+    def handler(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        future = context.get("future")
+        coro = getattr(future, "get_coro", lambda: None)()
+        if isinstance(context.get("exception"), asyncssh.SFTPError) and getattr(
+            coro, "__qualname__", ""
+        ).startswith("_SFTPParallelIO."):
+            return
+        if previous is not None:
+            previous(loop, context)
+        else:
+            loop.default_exception_handler(context)
+
+    handler._quiet_read_teardown = True  # type: ignore[attr-defined]
+    loop.set_exception_handler(handler)
 
 
 async def _measure_rtt(client: asyncssh.SFTPClient, samples: int = 1) -> float:

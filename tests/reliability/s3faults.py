@@ -159,10 +159,17 @@ class FaultyApp:
     app: WsgiApp
     rules: list[Rule] = field(default_factory=list)
     requests: list[str] = field(default_factory=list)
+    answered: list[str] = field(default_factory=list)  # operations whose answer went out
     lock: threading.Lock = field(default_factory=threading.Lock)
     checksum_mode: ChecksumMode | None = None
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        answer = list(self._answer(environ, start_response))
+        with self.lock:
+            self.answered.append(operation(environ))
+        return answer
+
+    def _answer(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         with self.lock:
             self.requests.append(operation(environ))
             rule = next((r for r in self.rules if r.matches(environ)), None)
@@ -421,7 +428,15 @@ class FaultyS3Server:
         with self.app.lock:
             self.app.rules.clear()
             self.app.requests.clear()
+            self.app.answered.clear()
             self.app.checksum_mode = None
+
+    @property
+    def answered(self) -> list[str]:
+        """The operations answered since the last :meth:`clear`, in order."""
+        assert self.app is not None
+        with self.app.lock:
+            return list(self.app.answered)
 
     @property
     def requests(self) -> list[str]:

@@ -6,6 +6,7 @@ with EIO; the fault proxy in front of sshd counts connections and bytes.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,8 @@ from sftp_s3_tui.engine.events import (
     SftpLinkMeasured,
     TransferState,
 )
+from sftp_s3_tui.engine.locations import parse_s3_url
+from sftp_s3_tui.engine.queue import TransferQueue
 from sftp_s3_tui.engine.sftp import SftpPool
 from tests.engine.helpers import MiB, copy, keys, open_uploads
 from tests.servers import SftpServerInfo
@@ -29,6 +32,7 @@ from tests.sftpfaults import SftpFaults, faulty_sftp_server
 
 from .conftest import assert_nothing_written, assert_object
 from .proxy import FaultProxy
+from .s3faults import LATE, FaultyS3Server
 
 OPTIONS = TransferOptions(part_size=5 * MiB, parts_in_flight=4, attempts=5, backoff_seconds=0.05)
 
@@ -60,6 +64,64 @@ async def test_a_size_1_mib_short_of_the_content_is_not_published(
     assert "changed while it was read" in result.message
     assert f"past the {size - MiB} bytes" in result.message
     assert_nothing_written(s3, bucket)
+
+
+async def test_the_size_check_after_the_last_read_goes_out_while_parts_still_upload(
+    faulty: SftpServerInfo,
+    s3_faults: FaultyS3Server,
+    faulty_endpoint: S3Endpoint,
+    s3: Any,
+    bucket: str,
+) -> None:
+    """The fstat that proves the source unchanged is sent once every part is read, not
+    after the last upload is answered (a round trip less at the end of a far file); the
+    object is published only after it passed."""
+    remote = faulty.write_file("in/end.bin", size=12 * MiB, seed=8)
+    answered_at_fstat: list[int] = []
+    faults_of(faulty).on_fstat = lambda name: answered_at_fstat.append(
+        s3_faults.answered.count("UploadPart")
+    )
+    s3_faults.fail("UploadPart", LATE, delay=0.4, times=None)
+
+    [result] = await copy(
+        faulty.endpoint(),
+        [remote.remote_path],
+        f"s3://{bucket}/",
+        faulty_endpoint,
+        options=OPTIONS,
+    )
+
+    assert result.status is TransferState.DONE, result.message
+    assert_object(s3, bucket, "end.bin", remote.read_bytes())
+    assert answered_at_fstat, "no fstat was served"
+    uploads = s3_faults.answered.count("UploadPart")
+    assert answered_at_fstat[-1] < uploads
+    answers = s3_faults.answered
+    last_part = len(answers) - 1 - answers[::-1].index("UploadPart")
+    assert last_part < answers.index("CompleteMultipartUpload")
+
+
+async def test_the_end_of_a_run_does_not_wait_for_the_answers_to_handle_closes(
+    faulty: SftpServerInfo, s3_endpoint: S3Endpoint, s3: Any, bucket: str
+) -> None:
+    """A file's handle closes in the background; logging out does not wait for the answer
+    (the server closes a session's handles itself): a close that never answers holds the
+    run up neither for its 5 s timeout nor at all."""
+    remote = faulty.write_file("in/close.bin", size=2 * MiB, seed=9)
+    faults_of(faulty).hang_close.add("close.bin")
+    loop = asyncio.get_running_loop()
+
+    async with TransferQueue(s3_endpoint, OPTIONS) as queue:
+        jobs = await queue.expand(
+            faulty.endpoint(), remote.remote_path, parse_s3_url(f"s3://{bucket}/")
+        )
+        [result] = await queue.run(jobs)
+        assert result.status is TransferState.DONE, result.message
+        began = loop.time()
+    logged_out_in = loop.time() - began
+
+    assert logged_out_in < 2.0
+    assert_object(s3, bucket, "close.bin", remote.read_bytes())
 
 
 async def test_a_missing_size_is_refused_not_taken_for_zero(
