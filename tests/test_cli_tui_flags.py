@@ -44,6 +44,7 @@ async def test_accept_new_host_key_over_a_saved_profile_connects_without_asking(
                 return isinstance(app.screen, wanted)
 
             await wait_for(pilot, up, what=wanted.__name__)
+            await pilot.pause()  # the headers' title watchers run before the app closes
             await app.close_all()
 
     assert embedded_sftp.server.host_public_key.split()[1] in known_hosts.read_text()
