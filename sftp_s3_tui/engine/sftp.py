@@ -528,7 +528,7 @@ class SftpPool:
     def __init__(self, on_link: LinkHandler | None = None) -> None:
         self._hosts: dict[tuple[str, int, str | None], _Host] = {}
         self._closing: set[asyncio.Future[None]] = set()
-        self._measuring: set[asyncio.Future[None]] = set()  # RTT samples after a far login
+        self._measuring: set[asyncio.Future[None]] = set()  # RTT samples after each login
         #: Called with each host's measured RTT and implied ceiling (the queue emits it).
         self.on_link = on_link
 
