@@ -890,3 +890,13 @@ class S3Store:
         """The multipart uploads still open in ``bucket`` (the test's by default)."""
         response = self.client().list_multipart_uploads(Bucket=bucket or self.bucket)
         return list(response.get("Uploads") or [])
+
+
+def default_sigint() -> None:
+    """``preexec_fn`` for a child a test interrupts with SIGINT: Ctrl-C acts as at a terminal
+    whatever the test runner's worker passes down (a SIGINT ignored or blocked is inherited
+    across exec, and Python then installs no KeyboardInterrupt handler)."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})

@@ -15,7 +15,7 @@ import pytest
 
 from sftp_s3_tui.engine.config import S3Endpoint
 from tests.engine.helpers import keys, object_bytes, open_uploads
-from tests.servers import SftpServerInfo
+from tests.servers import SftpServerInfo, default_sigint
 
 
 def run_cli(
@@ -210,6 +210,7 @@ def test_ctrl_c_aborts_the_upload(
         ],
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=default_sigint,
     )
     try:
         # The store check opens and aborts an upload of its own at the same key (moto lists

@@ -17,7 +17,7 @@ import pytest
 from sftp_s3_tui.engine.config import S3Endpoint
 from sftp_s3_tui.engine.journal import Journal
 from tests.engine.helpers import MiB, keys
-from tests.servers import SftpServerInfo
+from tests.servers import SftpServerInfo, default_sigint
 from tests.test_cli_copy import key_args, run_cli, source_url
 
 from .conftest import assert_nothing_written, assert_object, proxied
@@ -106,6 +106,7 @@ def _start_throttled_copy(
         stderr=subprocess.PIPE,
         text=True,
         env={**os.environ, **state_env(tmp_path)},
+        preexec_fn=default_sigint,
     )
 
 
