@@ -15,6 +15,7 @@ import json
 import os
 import select
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -896,7 +897,5 @@ def default_sigint() -> None:
     """``preexec_fn`` for a child a test interrupts with SIGINT: Ctrl-C acts as at a terminal
     whatever the test runner's worker passes down (a SIGINT ignored or blocked is inherited
     across exec, and Python then installs no KeyboardInterrupt handler)."""
-    import signal
-
     signal.signal(signal.SIGINT, signal.SIG_DFL)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})

@@ -176,9 +176,11 @@ class _ReadsLeft:
 
     def discard(self) -> None:
         """Stop a check nobody will wait for (the file failed first)."""
-        if self._task is not None and not self._task.done():
+        if self._task is None:
+            return
+        if not self._task.done():
             self._task.cancel()
-        elif self._task is not None and not self._task.cancelled():
+        elif not self._task.cancelled():
             self._task.exception()  # retrieved: no "never retrieved" at exit
 
 

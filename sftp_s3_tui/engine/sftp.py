@@ -527,8 +527,7 @@ class SftpPool:
 
     def __init__(self, on_link: LinkHandler | None = None) -> None:
         self._hosts: dict[tuple[str, int, str | None], _Host] = {}
-        self._closing: set[asyncio.Future[None]] = set()
-        self._measuring: set[asyncio.Future[None]] = set()  # RTT samples after each login
+        self._closing: set[asyncio.Future[None]] = set()  # background work: closes, RTTs
         #: Called with each host's measured RTT and implied ceiling (the queue emits it).
         self.on_link = on_link
 
@@ -666,9 +665,7 @@ class SftpPool:
                 ) from exc
             slot.conn, slot.client = conn, client
             slot.generation += 1
-            measuring = self._in_background(self._measure(host, client))
-            self._measuring.add(measuring)
-            measuring.add_done_callback(self._measuring.discard)
+            self._in_background(self._measure(host, client))
             await asyncio.sleep(0)  # its first request is sent before the caller's
             return client, slot.generation
 
@@ -684,12 +681,11 @@ class SftpPool:
                     rtt = await _measure_rtt(client)
             except (OSError, asyncssh.Error, TimeoutError):
                 return
-            if host.rtt_seconds is None or rtt < host.rtt_seconds:
+            better = host.rtt_seconds is None or rtt < host.rtt_seconds
+            if better:
                 host.rtt_seconds = rtt
-                if self.on_link is not None:
-                    self.on_link(self._link_event(host))
-            elif sample == 0 and self.on_link is not None:
-                self.on_link(self._link_event(host))  # one more connection: a new ceiling
+            if (better or sample == 0) and self.on_link is not None:  # 0: a new connection
+                self.on_link(self._link_event(host))
             if rtt < FAR_RTT_SECONDS:
                 return
 
@@ -741,12 +737,9 @@ class SftpPool:
         return task
 
     async def close(self) -> None:
-        """Log out of every host. Handle closes still waiting for their answer are dropped:
-        the server closes a session's handles when it ends (a round trip less at the end of
-        a run on a far link)."""
-        for measuring in self._measuring:
-            measuring.cancel()
-        self._measuring.clear()
+        """Log out of every host. Background work still under way (handle closes waiting
+        for their answer, RTT samples) is dropped: the server closes a session's handles
+        when it ends (a round trip less at the end of a run on a far link)."""
         if self._closing:
             for pending in self._closing:
                 pending.cancel()
@@ -932,14 +925,11 @@ def _quiet_read_teardown(loop: asyncio.AbstractEventLoop) -> None:
     loop.set_exception_handler(handler)
 
 
-async def _measure_rtt(client: asyncssh.SFTPClient, samples: int = 1) -> float:
-    """The round trip of a cheap SFTP request (the fastest of a few), in seconds."""
-    best = float("inf")
-    for _ in range(samples):
-        began = time.monotonic()
-        await client.realpath(".")
-        best = min(best, time.monotonic() - began)
-    return best
+async def _measure_rtt(client: asyncssh.SFTPClient) -> float:
+    """The round trip of a cheap SFTP request, in seconds."""
+    began = time.monotonic()
+    await client.realpath(".")
+    return time.monotonic() - began
 
 
 def _entry(
@@ -1202,7 +1192,7 @@ class RemoteReader:
 
     async def close(self) -> None:
         """Give the connections back; the handles close in the background (saves a round
-        trip per file on a far link; the pool waits for them when it closes)."""
+        trip per file on a far link; logging out does not wait for their answers)."""
         self._closed = True
         pending = list(self._opening.values())
         for task in pending:
