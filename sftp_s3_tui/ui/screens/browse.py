@@ -13,7 +13,7 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import Footer, Header
+from textual.widgets import Footer
 
 from ... import paths
 from ...engine.config import ConflictPolicy
@@ -27,6 +27,7 @@ from ..messages import DisconnectRequested, ErrorRaised
 from ..session import Session
 from ..widgets.bucket_picker import BucketPicker
 from ..widgets.remote_tree import RemoteTree
+from ..widgets.title_header import TitleHeader
 from ..widgets.transfer_panel import TransferPanel
 from .dialogs import PromptScreen
 from .history import HistoryScreen
@@ -83,7 +84,7 @@ class BrowseScreen(TransferActions, Screen[None]):
     def compose(self) -> ComposeResult:
         target = self.session.target
         destination = f"{target.bucket}/{target.prefix}" if target.bucket else ""
-        yield Header()
+        yield TitleHeader()
         with Horizontal(id="browse"):
             yield RemoteTree(self.session.list_dir, target.start_folder, id="remote")
             yield BucketPicker(

@@ -12,13 +12,14 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.reactive import reactive
 from textual.screen import Screen
-from textual.widgets import Button, Footer, Header, Input, OptionList, Static
+from textual.widgets import Button, Footer, Input, OptionList, Static
 from textual.widgets.option_list import Option, OptionDoesNotExist
 
 from ...engine.errors import TransferError
 from ...profiles import Profile, ProfileStore, SshHost
 from ..messages import ConnectRequested, ErrorRaised
 from ..widgets.profile_form import ProfileForm
+from ..widgets.title_header import TitleHeader
 from .dialogs import ConfirmScreen, PromptScreen
 
 
@@ -50,7 +51,7 @@ class ConnectScreen(Screen[None]):
         self.initial = initial
 
     def compose(self) -> ComposeResult:
-        yield Header()
+        yield TitleHeader()
         with Horizontal(id="connect-body"):
             with Vertical(id="profile-pane"):
                 yield Static("Profiles", classes="pane-title")

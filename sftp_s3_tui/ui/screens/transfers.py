@@ -7,10 +7,11 @@ from typing import ClassVar
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.screen import Screen
-from textual.widgets import Footer, Header
+from textual.widgets import Footer
 
 from ...engine.events import TransferState
 from ..session import Session
+from ..widgets.title_header import TitleHeader
 from ..widgets.transfer_panel import TransferPanel
 from .detail import TransferDetailScreen
 
@@ -96,7 +97,7 @@ class TransfersScreen(TransferActions, Screen[None]):
         self.session = session
 
     def compose(self) -> ComposeResult:
-        yield Header()
+        yield TitleHeader()
         yield TransferPanel(id="transfers-full")
         yield Footer()
 
