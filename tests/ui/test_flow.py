@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import time
 from pathlib import Path
 from typing import Any
 
@@ -131,13 +130,16 @@ async def test_a_10000_entry_folder_loads_without_freezing_and_filters(
         await wait_for(pilot, lambda: _browsing(app), what="the browse screen")
         tree = app.screen.query_one(RemoteTree)
         await pilot.press("enter")
-        longest_stall = 0.0
+        # Not frozen: while the rows are added, the loop keeps turning, so this watcher sees
+        # the table part-filled several times (counted in rows seen, not in seconds, so a
+        # loaded machine cannot fail it).
+        part_filled: set[int] = set()
         while not (tree.path == "/many" and tree.ready):
-            started = time.perf_counter()
             await asyncio.sleep(0.01)
-            longest_stall = max(longest_stall, time.perf_counter() - started - 0.01)
+            if tree.path == "/many" and 1 < tree.table.row_count < 10_001:
+                part_filled.add(tree.table.row_count)
         assert tree.table.row_count == 10_001  # with ".."
-        assert longest_stall < 2.0, f"the loop stalled {longest_stall:.2f}s"
+        assert len(part_filled) >= 3, f"the folder appeared in one go: {sorted(part_filled)}"
         await pilot.press("slash", *"0999")
         await wait_for(pilot, lambda: tree.ready and tree.table.row_count == 1 + 11)
         assert "11/10000 match" in str(app.screen.query_one("#remote-header").render())
