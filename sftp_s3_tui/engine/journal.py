@@ -116,6 +116,10 @@ class JournalEntry:
     digest: dict[int, DigestState] = field(default_factory=dict)  # after part n
     endpoint: str = ""  # endpoint_identity() of the store; "" in records of older versions
     account: str = ""  # account_identity() where it is part of the key
+    #: The fingerprint(s) of the SFTP server's host key the source was read from: with
+    #: ``source`` (endpoint and path), size and mtime, what proves a rerun reads the same file.
+    #: "" in records of older versions (never resumed: not provably the same source).
+    host_key: str = ""
     #: True for the record of an upload that could not be aborted when a new one replaced it:
     #: kept so that ``cleanup`` finds the upload, never resumed.
     kept: bool = False
@@ -134,6 +138,7 @@ class JournalEntry:
             "mtime": self.mtime,
             "started": self.started,
             "checksum": self.checksum,
+            "host_key": self.host_key,
         }
 
     @property
@@ -323,6 +328,7 @@ class JournalClaim:
         size: int,
         mtime: int,
         checksum: str = "crc64nvme",
+        host_key: str = "",
     ) -> JournalEntry:
         """A record for a new upload of this key (not written yet: see :meth:`start`)."""
         return JournalEntry(
@@ -334,6 +340,7 @@ class JournalClaim:
             size=size,
             mtime=mtime,
             checksum=checksum,
+            host_key=host_key,
             endpoint=self.journal.endpoint,
             account=self.journal.account,
         )
@@ -529,6 +536,7 @@ def _read(path: Path) -> JournalEntry | None:
             checksum=str(head.get("checksum", "crc64nvme")),
             endpoint=str(head.get("endpoint", "")),
             account=str(head.get("account", "")),
+            host_key=str(head.get("host_key", "")),
             kept=path.name.endswith(".kept.jsonl") or not head.get("endpoint"),
             path=path,
         )
