@@ -120,6 +120,7 @@ class JournalEntry:
     #: ``source`` (endpoint and path), size and mtime, what proves a rerun reads the same file.
     #: "" in records of older versions (never resumed: not provably the same source).
     host_key: str = ""
+    login: str = ""  # the user the source was read as (the URL may name none)
     #: True for the record of an upload that could not be aborted when a new one replaced it:
     #: kept so that ``cleanup`` finds the upload, never resumed.
     kept: bool = False
@@ -139,6 +140,7 @@ class JournalEntry:
             "started": self.started,
             "checksum": self.checksum,
             "host_key": self.host_key,
+            "login": self.login,
         }
 
     @property
@@ -329,6 +331,7 @@ class JournalClaim:
         mtime: int,
         checksum: str = "crc64nvme",
         host_key: str = "",
+        login: str = "",
     ) -> JournalEntry:
         """A record for a new upload of this key (not written yet: see :meth:`start`)."""
         return JournalEntry(
@@ -341,6 +344,7 @@ class JournalClaim:
             mtime=mtime,
             checksum=checksum,
             host_key=host_key,
+            login=login,
             endpoint=self.journal.endpoint,
             account=self.journal.account,
         )
@@ -537,6 +541,7 @@ def _read(path: Path) -> JournalEntry | None:
             endpoint=str(head.get("endpoint", "")),
             account=str(head.get("account", "")),
             host_key=str(head.get("host_key", "")),
+            login=str(head.get("login", "")),
             kept=path.name.endswith(".kept.jsonl") or not head.get("endpoint"),
             path=path,
         )

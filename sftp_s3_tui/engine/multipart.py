@@ -114,7 +114,7 @@ class MultipartUpload:
             if algorithm in FULL_OBJECT:  # the others are COMPOSITE, S3's default
                 params["ChecksumType"] = "FULL_OBJECT"
         # the source's identity is known before the upload exists (a login may fail)
-        host_key = await ctx.sftp.host_keys_seen(job.endpoint) if claim is not None else ""
+        host_key, login = await ctx.sftp.server_seen(job.endpoint) if claim else ("", "")
         upload_id = await s3.create_upload(ctx.s3, job.bucket, job.key, **params)
         upload = cls(ctx, job, upload_id, algorithm, None, claim=claim)
         upload.etag_is_md5 = store.etag_is_md5
@@ -128,6 +128,7 @@ class MultipartUpload:
                 job.mtime,
                 algorithm.value,
                 host_key=host_key,
+                login=login,
             )
             try:
                 upload._writer = await asyncio.to_thread(claim.start, entry)
@@ -163,10 +164,11 @@ class MultipartUpload:
     ) -> MultipartUpload | None:
         """Continue the journaled upload, keeping the parts S3 still lists.
 
-        Only an upload of the same source is continued: the same SFTP endpoint (user, host,
-        port) and path, a server showing the same host key, the same size and mtime (a file
-        rewritten in place at the same size and mtime is the limit: the parts not re-read
-        are trusted). Resumed parts are not read again, so nothing else could tell.
+        Only an upload of the same source is continued: the same SFTP endpoint (host, port,
+        the user logged in as) and path, a server showing the same host key, the same size
+        and mtime (a file rewritten in place at the same size and mtime is the limit: the
+        parts not re-read are trusted). Resumed parts are not read again, so nothing else
+        could tell.
 
         None when there is nothing to continue: the upload was started from another source
         or the source changed (the old upload is aborted, or, if S3 refuses that, its record
@@ -176,7 +178,7 @@ class MultipartUpload:
         """
         entry = claim.entry
         assert entry is not None
-        other = _other_source(entry, job, await ctx.sftp.host_keys_seen(job.endpoint))
+        other = _other_source(entry, job, *await ctx.sftp.server_seen(job.endpoint))
         if other:
             notice(f"not resuming: the upload at {entry.destination} {other}; starting over")
             await _abort_or_keep(ctx, job, claim, notice)
@@ -350,7 +352,7 @@ async def abort_quietly(
     return True
 
 
-def _other_source(entry: JournalEntry, job: FileJob, host_key: str) -> str:
+def _other_source(entry: JournalEntry, job: FileJob, host_key: str, login: str) -> str:
     """Why the journaled upload cannot be proven to continue ``job``'s source ('' = it is
     the same source): the rest of the line "not resuming: the upload at KEY …"."""
     if not entry.host_key:
@@ -362,6 +364,8 @@ def _other_source(entry: JournalEntry, job: FileJob, host_key: str) -> str:
             f"was started from {entry.source} on a server with another host key "
             f"({entry.host_key}, now {host_key})"
         )
+    if entry.login != login:
+        return f"was started from {entry.source} as user {entry.login or '?'} (now {login})"
     return ""
 
 

@@ -10,6 +10,7 @@ second file would be deleted as "verified"). It starts over and says so in one l
 from __future__ import annotations
 
 import asyncio
+import getpass
 import json
 import os
 import subprocess
@@ -320,4 +321,44 @@ async def test_another_server_behind_the_same_address_and_path_is_not_continued(
     assert_object(s3, bucket, KEY, other)
     assert not served.exists(), "the new server's file is deleted once verified"
     assert sha256(day1.read_bytes()) == day1.sha256, "the old server's file is untouched"
+    assert open_uploads(s3, bucket) == []
+
+
+def test_the_same_path_read_as_another_user_is_not_continued(
+    via_proxy: SftpServerInfo,
+    sshd_proxy: FaultProxy,
+    s3_endpoint: S3Endpoint,
+    s3: Any,
+    bucket: str,
+    tmp_path: Path,
+) -> None:
+    """The URL names no user, so the login is ~/.ssh/config's User or the local user — which
+    changed between the runs (another worker, an edited config). Behind a per-user chroot the
+    same path is another file; the resume cannot prove otherwise, so it starts over."""
+    if not via_proxy.password_user:
+        pytest.skip("no second user on this sshd (needs root)")
+    day1 = via_proxy.write_file("drop/day1/data.bin", size=SIZE, seed=248, mtime=MTIME)
+    no_user = (
+        f"sftp://{via_proxy.host}:{via_proxy.port}{via_proxy.remote_path('drop/day1/data.bin')}"
+    )
+    args = [no_user, *copy_args(via_proxy, "drop/day1/data.bin", s3_endpoint, bucket)[2:]]
+    sshd_proxy.throttle(2 * MiB, DOWN)
+    state = tmp_path / "state"
+    kill_after_two_parts(start_copy(["copy", *args], state), state)
+    sshd_proxy.clear()
+    [entry] = journal_of(state).entries()
+    local_user = getpass.getuser()  # whom the first run logged in as
+    other_home = tmp_path / "other-home"
+    (other_home / ".ssh").mkdir(parents=True)
+    (other_home / ".ssh" / "config").write_text(
+        f"Host {via_proxy.host}\n  User {via_proxy.password_user}\n"
+    )
+
+    done = run_cli("copy", *args, env={**state_env(state), "HOME": str(other_home)})
+
+    assert done.returncode == 0, done.stderr
+    why = f"was started from {entry.source} as user {local_user} (now {via_proxy.password_user})"
+    assert not_resuming(bucket, why) in done.stderr
+    assert file_record(done.stdout).get("resumed_parts", 0) == 0
+    assert_object(s3, bucket, KEY, day1.read_bytes())
     assert open_uploads(s3, bucket) == []
