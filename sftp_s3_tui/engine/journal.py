@@ -116,6 +116,11 @@ class JournalEntry:
     digest: dict[int, DigestState] = field(default_factory=dict)  # after part n
     endpoint: str = ""  # endpoint_identity() of the store; "" in records of older versions
     account: str = ""  # account_identity() where it is part of the key
+    #: The fingerprint(s) of the SFTP server's host key the source was read from: with
+    #: ``source`` (endpoint and path), size and mtime, what proves a rerun reads the same file.
+    #: "" in records of older versions (never resumed: not provably the same source).
+    host_key: str = ""
+    login: str = ""  # the user the source was read as (the URL may name none)
     #: True for the record of an upload that could not be aborted when a new one replaced it:
     #: kept so that ``cleanup`` finds the upload, never resumed.
     kept: bool = False
@@ -134,6 +139,8 @@ class JournalEntry:
             "mtime": self.mtime,
             "started": self.started,
             "checksum": self.checksum,
+            "host_key": self.host_key,
+            "login": self.login,
         }
 
     @property
@@ -323,6 +330,8 @@ class JournalClaim:
         size: int,
         mtime: int,
         checksum: str = "crc64nvme",
+        host_key: str = "",
+        login: str = "",
     ) -> JournalEntry:
         """A record for a new upload of this key (not written yet: see :meth:`start`)."""
         return JournalEntry(
@@ -334,6 +343,8 @@ class JournalClaim:
             size=size,
             mtime=mtime,
             checksum=checksum,
+            host_key=host_key,
+            login=login,
             endpoint=self.journal.endpoint,
             account=self.journal.account,
         )
@@ -529,6 +540,8 @@ def _read(path: Path) -> JournalEntry | None:
             checksum=str(head.get("checksum", "crc64nvme")),
             endpoint=str(head.get("endpoint", "")),
             account=str(head.get("account", "")),
+            host_key=str(head.get("host_key", "")),
+            login=str(head.get("login", "")),
             kept=path.name.endswith(".kept.jsonl") or not head.get("endpoint"),
             path=path,
         )

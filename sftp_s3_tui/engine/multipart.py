@@ -113,13 +113,22 @@ class MultipartUpload:
             params["ChecksumAlgorithm"] = name
             if algorithm in FULL_OBJECT:  # the others are COMPOSITE, S3's default
                 params["ChecksumType"] = "FULL_OBJECT"
+        # the source's identity is known before the upload exists (a login may fail)
+        host_key, login = await ctx.sftp.server_seen(job.endpoint) if claim else ("", "")
         upload_id = await s3.create_upload(ctx.s3, job.bucket, job.key, **params)
         upload = cls(ctx, job, upload_id, algorithm, None, claim=claim)
         upload.etag_is_md5 = store.etag_is_md5
         upload.sends_md5 = store.sends_md5
         if claim is not None:
             entry = claim.new_entry(
-                job.source, upload_id, part_size, job.size, job.mtime, algorithm.value
+                job.source,
+                upload_id,
+                part_size,
+                job.size,
+                job.mtime,
+                algorithm.value,
+                host_key=host_key,
+                login=login,
             )
             try:
                 upload._writer = await asyncio.to_thread(claim.start, entry)
@@ -155,13 +164,25 @@ class MultipartUpload:
     ) -> MultipartUpload | None:
         """Continue the journaled upload, keeping the parts S3 still lists.
 
-        None when there is nothing to continue: the source changed (the old upload is
-        aborted, or, if S3 refuses that, its record is kept aside for `cleanup`), the
-        credentials may not list its parts (the same), or the upload is gone from S3
-        (completed or aborted since): then only is ``claim.entry`` still set.
+        Only an upload of the same source is continued: the same SFTP endpoint (host, port,
+        the user logged in as) and path, a server showing the same host key, the same size
+        and mtime (a file rewritten in place at the same size and mtime is the limit: the
+        parts not re-read are trusted). Resumed parts are not read again, so nothing else
+        could tell.
+
+        None when there is nothing to continue: the upload was started from another source
+        or the source changed (the old upload is aborted, or, if S3 refuses that, its record
+        is kept aside for `cleanup`), the credentials may not list its parts (the same), or
+        the upload is gone from S3 (completed or aborted since): then only is
+        ``claim.entry`` still set.
         """
         entry = claim.entry
         assert entry is not None
+        other = _other_source(entry, job, *await ctx.sftp.server_seen(job.endpoint))
+        if other:
+            notice(f"not resuming: the upload at {entry.destination} {other}; starting over")
+            await _abort_or_keep(ctx, job, claim, notice)
+            return None
         if entry.size != job.size or entry.mtime != job.mtime or entry.part_size != part_size:
             notice("the source changed since the last attempt; restarting from zero")
             await _abort_or_keep(ctx, job, claim, notice)
@@ -329,6 +350,23 @@ async def abort_quietly(
     if claim is not None and claim.entry is not None and claim.entry.upload_id == upload_id:
         _forget(claim)
     return True
+
+
+def _other_source(entry: JournalEntry, job: FileJob, host_key: str, login: str) -> str:
+    """Why the journaled upload cannot be proven to continue ``job``'s source ('' = it is
+    the same source): the rest of the line "not resuming: the upload at KEY …"."""
+    if not entry.host_key:
+        return "was recorded without its source's identity (by an older version)"
+    if entry.source != job.source:
+        return f"was started from {entry.source}"
+    if entry.host_key != host_key:
+        return (
+            f"was started from {entry.source} on a server with another host key "
+            f"({entry.host_key}, now {host_key})"
+        )
+    if entry.login != login:
+        return f"was started from {entry.source} as user {entry.login or '?'} (now {login})"
+    return ""
 
 
 async def _abort_or_keep(

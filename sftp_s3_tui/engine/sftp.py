@@ -462,6 +462,11 @@ class _Host:
     next_login_at: float = 0.0
     rtt_seconds: float | None = None
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    #: Fingerprints of the host keys this host's logins showed (one, unless the address
+    #: hides several servers), and the user names they logged in as (the endpoint's, else
+    #: ~/.ssh/config's or the local one): part of what identifies a source to a resume.
+    host_keys: set[str] = field(default_factory=set)
+    login_users: set[str] = field(default_factory=set)
 
 
 def _with_trusted_keys(endpoint: SftpEndpoint, lines: tuple[str, ...]) -> SftpEndpoint:
@@ -631,6 +636,15 @@ class SftpPool:
         key = conn.get_server_host_key() if conn is not None else None
         return fingerprint(key) if key is not None else None
 
+    async def server_seen(self, endpoint: SftpEndpoint) -> tuple[str, str]:
+        """The fingerprints of the host keys ``endpoint``'s logins showed and the users they
+        logged in as, each sorted and joined (logging in first if none has yet): what a
+        resume compares to know it reads the same server as the same user."""
+        host = self._host(endpoint)
+        if not host.host_keys:
+            await self.client(endpoint)
+        return ", ".join(sorted(host.host_keys)), ", ".join(sorted(host.login_users))
+
     async def _ensure(self, host: _Host, slot: _Slot) -> tuple[asyncssh.SFTPClient, int]:
         """``slot``'s client, logging in (again) when needed, staggered per host."""
         endpoint = host.endpoint
@@ -648,6 +662,10 @@ class SftpPool:
                 await asyncio.sleep(wait)
             conn = await open_connection(endpoint)
             _quiet_read_teardown(loop)
+            if (host_key := conn.get_server_host_key()) is not None:
+                host.host_keys.add(fingerprint(host_key))
+            if user := conn.get_extra_info("username"):
+                host.login_users.add(str(user))
             try:
                 async with asyncio.timeout(endpoint.request_timeout_seconds):
                     client = await conn.start_sftp_client()

@@ -69,6 +69,8 @@ def _decode(data: bytes) -> JournalEntry | None:
             started=float(record.get("started", 0)),
             endpoint=str(record.get("endpoint", "")),
             account=str(record.get("account", "")),
+            host_key=str(record.get("host_key", "")),
+            login=str(record.get("login", "")),
         )
         for number, (etag, crc) in record.get("parts", {}).items():
             entry.parts[int(number)] = (str(etag), str(crc))

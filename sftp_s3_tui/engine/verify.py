@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from secrets import token_hex
 from typing import Any, NoReturn
 
 from . import s3
@@ -22,6 +23,7 @@ from .s3 import PreconditionFailed, S3Client
 META_SHA256 = "sha256"
 META_MTIME = "source-mtime"
 NOT_IF_MATCH = {"NotImplemented", "InvalidArgument", "InvalidRequest", "501"}
+GONE = {"NoSuchKey", "404", "NotFound"}
 
 
 @dataclass(frozen=True)
@@ -53,6 +55,23 @@ class Published:
     @classmethod
     def from_answer(cls, answer: dict[str, Any]) -> Published:
         return cls(answer.get("ETag"), answer.get("VersionId"))
+
+    @property
+    def own_version(self) -> str | None:
+        """A version id that names our object alone. ``null`` does not: an unversioned or
+        versioning-suspended bucket gives it to every new object (moto answers Complete
+        with it), so ``DELETE ?versionId=null`` removes whoever's object is current."""
+        return self.version_id if self.version_id and self.version_id != "null" else None
+
+    def is_not(self, head: dict[str, Any] | None) -> bool:
+        """True when ``head`` (a HEAD of the key) shows another object than ours: its ETag is
+        not the one our request was answered with (both known)."""
+        theirs = _etag(head.get("ETag") if head else None)
+        return bool(theirs and _etag(self.etag) and theirs != _etag(self.etag))
+
+
+def _etag(value: object) -> str:
+    return str(value).strip('"') if value else ""
 
 
 async def verify_object(
@@ -107,6 +126,8 @@ async def verify_object(
             problems.append(wrong)
         elif store.checksum_checked:
             verified_by = expected.checksum_kind(full_object=kinds[theirs])
+    if problems and published.is_not(head):
+        await _someone_elses(client, bucket, key, published, head)
     if problems == [wrong] and verified_by == "md5-etag":
         # The bytes are right (the ETag is their MD5) but the stored checksum is not: readers
         # that check it would refuse the object, so it goes, and the store's limit is named.
@@ -131,29 +152,82 @@ async def reject(
     )
 
 
+async def _someone_elses(
+    client: S3Client, bucket: str, key: str, ours: Published, head: dict[str, Any]
+) -> NoReturn:
+    """The key holds another writer's object (it replaced ours after we published): theirs
+    is never touched; our own version goes only where a real version id names it."""
+    left = "it was left in place"
+    if ours.own_version:
+        try:
+            await s3.delete_object(client, bucket, key, VersionId=ours.own_version)
+            left += "; our version was removed"
+        except TransferError as exc:
+            left += f"; our version could not be removed ({exc.message})"
+    raise VerificationFailed(
+        f"s3://{bucket}/{key} now holds someone else's object (ETag {_etag(head.get('ETag'))}, "
+        f"ours was {_etag(ours.etag)})",
+        f"{left}; transfer it again once the other writer is done",
+    )
+
+
 async def _delete_ours(client: S3Client, bucket: str, key: str, ours: Published) -> str:
-    """Delete the key only while it still holds our object; what happened, for the hint."""
+    """Delete the key only while it provably holds our object; what happened, for the hint.
+
+    Proof is a real version id (ours alone), else a HEAD showing the ETag our request was
+    answered with, followed by a DELETE with If-Match on that ETag where the store honours
+    it (probed: a store that ignores it would delete anyone's object), else an unconditional
+    DELETE right after the HEAD (a small race remains). Without proof the object stays.
+    """
     try:
-        if ours.version_id:
-            await s3.delete_object(client, bucket, key, VersionId=ours.version_id)
+        if ours.own_version:
+            await s3.delete_object(client, bucket, key, VersionId=ours.own_version)
             return "our version of the object was removed"
         if not ours.etag:
-            return "the object was left in place (its ETag is unknown, so it may not be ours)"
-        try:
-            await s3.delete_object(client, bucket, key, IfMatch=ours.etag)
-            return "the object was removed"
-        except PreconditionFailed:
-            return "the object was left in place: the key now holds another writer's object"
-        except TransferError as exc:
-            if getattr(exc, "code", "") not in NOT_IF_MATCH:
-                raise
-        # The store does not take If-Match on DELETE: compare a HEAD first (a small race).
+            return (
+                "the object was left in place: it could not be proven ours "
+                "(S3 named no ETag or version for it)"
+            )
         head = await s3.head_object(client, bucket, key)
         if head is None:
             return "the object is already gone"
-        if head.get("ETag") != ours.etag:
+        if ours.is_not(head):
             return "the object was left in place: the key now holds another writer's object"
-        await s3.delete_object(client, bucket, key)
+        honoured = await _honours_if_match(client, bucket, key)
+        try:
+            await s3.delete_object(
+                client, bucket, key, **({"IfMatch": ours.etag} if honoured else {})
+            )
+        except PreconditionFailed:
+            return "the object was left in place: the key now holds another writer's object"
+        except TransferError as exc:
+            if getattr(exc, "code", "") not in GONE:
+                raise
+            return "the object is already gone"
+        if honoured:
+            return "the object was removed"
         return "the object was removed (checked by HEAD first: the store ignores If-Match)"
     except TransferError as exc:
         return f"the object could not be removed ({exc.message})"
+
+
+async def _honours_if_match(client: S3Client, bucket: str, key: str) -> bool:
+    """Whether the store honours If-Match on DeleteObject: asked of a key that does not exist
+    (beside ``key``, so the same rights cover it), with an ETag nothing has. A store that
+    honours it answers 412 (SeaweedFS) or 404 NoSuchKey (moto); one that ignores it deletes
+    "nothing" and answers 204 (found on moto 5 and SeaweedFS 4.48, 2026-12-06: both honour
+    it, and keep the object on a wrong ETag)."""
+    folder, _, _ = key.rpartition("/")
+    probe = f"{folder}/" if folder else ""
+    probe += f".sftp-s3-tui-if-match-probe-{token_hex(8)}"
+    try:
+        await s3.delete_object(client, bucket, probe, IfMatch=f'"{token_hex(16)}"')
+    except PreconditionFailed:
+        return True
+    except TransferError as exc:
+        if getattr(exc, "code", "") in GONE:
+            return True
+        if getattr(exc, "code", "") in NOT_IF_MATCH:
+            return False
+        raise
+    return False

@@ -2,9 +2,11 @@
 
 The wrapper names each request's S3 operation (UploadPart, CompleteMultipartUpload, …) and,
 when an armed :class:`Rule` matches, answers with a real S3 XML error (500 InternalError,
-503 SlowDown, 403 ExpiredToken / InvalidAccessKeyId) or resets the connection. Everything
-else goes to moto. moto's backends are process-wide, so this server shares its buckets and
-objects with the session's ``moto_server``: the ordinary ``s3`` client sees what it stored.
+503 SlowDown, 403 ExpiredToken / InvalidAccessKeyId) or resets the connection; or lets moto
+act and then answers late (LATE) or only after a callback ran (THEN: another writer's request
+landing while ours is in flight). Everything else goes to moto. moto's backends are
+process-wide, so this server shares its buckets and objects with the session's
+``moto_server``: the ordinary ``s3`` client sees what it stored.
 
 It can also play a store that handles ``x-amz-checksum-*`` badly (:meth:`FaultyS3Server.checksums`):
 
@@ -43,6 +45,7 @@ ERRORS = {
 }
 RESET = 0  # a rule "status" that resets the connection instead of answering
 LATE = -1  # a rule "status" that lets moto act, then holds the answer back ``delay`` seconds
+THEN = -2  # a rule "status" that lets moto act, then runs ``then()`` before answering
 
 ChecksumBehaviour = Literal["refuse", "ignore", "disagree"]
 CHECKSUM_ALGORITHMS = ("crc32", "crc32c", "crc64nvme", "sha1", "sha256")
@@ -92,7 +95,8 @@ def access_key(environ: dict[str, Any]) -> str:
 class Rule:
     """Fail requests of ``operation`` (None: any): skip ``after`` matches, then fail ``times``
     of them (None: all). ``access_key`` narrows the rule to requests signed with that key.
-    ``status`` RESET resets the connection; LATE lets moto act and answers ``delay`` s late."""
+    ``status`` RESET resets the connection; LATE lets moto act and answers ``delay`` s late;
+    THEN lets moto act and runs ``then()`` (another client's request, say) before answering."""
 
     operation: str | None
     status: int
@@ -102,6 +106,7 @@ class Rule:
     times: int | None = 1
     access_key: str | None = None
     delay: float = 0.0
+    then: Callable[[], object] | None = None
     seen: int = 0
     fired: int = 0
 
@@ -181,6 +186,11 @@ class FaultyApp:
         if rule.status == LATE:
             answer = list(self.app(environ, start_response))
             time.sleep(rule.delay)
+            return answer
+        if rule.status == THEN:
+            answer = list(self.app(environ, start_response))
+            assert rule.then is not None, "a THEN rule needs then="
+            rule.then()
             return answer
         if rule.status == RESET:
             _reset(environ)
