@@ -288,7 +288,8 @@ def _outcome_printer(request: CopyRequest) -> Callable[[SourceOutcome], None]:
             _say(f"{outcome.path}: kept: {outcome.reason}")
         elif not request.quiet:
             where = f" → {outcome.target}" if outcome.target else ""
-            _say(f"{outcome.path}: {outcome.action}{where}")
+            note = f" ({outcome.note})" if outcome.note else ""
+            _say(f"{outcome.path}: {outcome.action}{where}{note}")
 
     return show
 
