@@ -556,6 +556,7 @@ async def run_watch(request: CopyRequest, stop: asyncio.Event) -> int:
                 source_action=run.source_action,
                 on_poll=on_poll,
                 on_file=on_file,
+                on_outcome=_outcome_printer(request),  # as copy reports them
             )
         finally:
             if manifest is not None:

@@ -5,6 +5,7 @@ front, and a file whose mtime is in the future says the server's clock may be ah
 
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from tests.servers import SftpServerInfo
 from tests.test_cli_copy import key_args, run_cli, source_url
 
 from .helpers import manifest_rows, nightly
+from .test_cli_nightly import Watcher, wait_for
 
 
 def archived(server: SftpServerInfo, folder: str = "processed") -> dict[str, bytes]:
@@ -82,3 +84,56 @@ def test_cli_says_where_the_second_a_csv_went(
     assert f"{processed}a.csv already held an archived file" in second
     assert archived(openssh_sftp) == {"a.csv": b"monday\n", target.rsplit("/", 1)[1]: b"tuesday\n"}
     assert object_bytes(s3, bucket, "in/a.csv") == b"tuesday\n"
+
+
+def test_watch_reports_a_move_the_server_refuses_as_copy_does(
+    openssh_sftp: SftpServerInfo, s3_endpoint: S3Endpoint, s3: Any, bucket: str, tmp_path: Path
+) -> None:
+    openssh_sftp.write_file("drop/a.csv", b"a\n")
+    openssh_sftp.write_file("archive", b"a file where the archive folder should be\n")
+    refused = openssh_sftp.remote_path("archive/processed/")
+    source = openssh_sftp.remote_path("drop/a.csv")
+
+    def watch(prefix: str, *extra: str) -> tuple[Watcher, str]:
+        """A watch into ``prefix`` stopped once its manifest records the source action."""
+        manifest = tmp_path / f"{prefix}.jsonl"
+        watcher = Watcher(
+            [
+                sys.executable,
+                "-m",
+                "sftp_s3_tui",
+                "watch",
+                source_url(openssh_sftp, "drop/"),
+                f"s3://{bucket}/{prefix}/",
+                *key_args(openssh_sftp, s3_endpoint),
+                "--every",
+                "0.3s",
+                "--move-to",
+                refused,
+                "--manifest",
+                str(manifest),
+                *extra,
+            ]
+        )
+        try:
+            wait_for(
+                lambda: (
+                    manifest.exists()
+                    and any(r["kind"] == "source_action" for r in manifest_rows(manifest))
+                )
+            )
+        finally:
+            code, err = watcher.stop()
+        assert code == 0, err
+        assert "Traceback" not in err
+        return watcher, err
+
+    as_json, _ = watch("j", "--json")
+    [record] = [line for line in as_json.lines if "source_action" in line]
+    assert record["path"] == source and record["source_action"] == "kept"
+    assert record["ok"] is False and "could not move it to" in record["reason"]
+
+    _, err = watch("t")
+    assert f"{source}: kept: could not move it to {refused}a.csv" in err
+    assert object_bytes(s3, bucket, "t/a.csv") == b"a\n"
+    assert (openssh_sftp.root / "drop" / "a.csv").read_bytes() == b"a\n"
