@@ -17,8 +17,10 @@ used.
 from __future__ import annotations
 
 import asyncio
+import fnmatch
 import posixpath
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import asyncssh
@@ -56,6 +58,39 @@ class SourceAction:
     @property
     def describe(self) -> str:
         return "delete" if self.delete else f"move to {self.move_to}" if self.move_to else "keep"
+
+    def check_archive(self, sources: Iterable[str]) -> None:
+        """Refuse (:class:`UsageError`) a ``move_to`` that is a source's folder — nothing
+        would move and every run would ship the files again — or inside a folder the source
+        walks (every run would ship the archive again: ``processed/processed/a.csv``).
+
+        A glob ``/drop/*.csv`` walks only the names it matches, so ``/drop/processed/`` is a
+        fine archive for it; a single file's own folder is caught per file, as the move."""
+        if not self.move_to:
+            return
+        archive = _normal(self.move_to)
+        for source in sources:
+            if not source.startswith("/"):  # relative to the login folder: cannot compare
+                continue
+            name = posixpath.basename(source.rstrip("/"))
+            pattern = name if any(ch in name for ch in "*?[") else None
+            folder = _normal(posixpath.dirname(source.rstrip("/")) if pattern else source)
+            hint = "archive outside the folder being copied, e.g. /processed/"
+            if archive == folder:
+                raise UsageError(
+                    f"--move-to {self.move_to} is the source folder {folder}: nothing would "
+                    "move, and every run would ship its files again",
+                    hint,
+                )
+            inside = relative_path(archive, folder)
+            if archive.startswith(folder.rstrip("/") + "/") and (
+                pattern is None or fnmatch.fnmatch(inside.split("/")[0], pattern)
+            ):
+                raise UsageError(
+                    f"--move-to {self.move_to} is inside the source {source}: every run would "
+                    f"ship the archived files again (as {inside}/…)",
+                    hint,
+                )
 
     def target_for(self, path: str, root: str) -> str | None:
         """Where ``path`` goes under ``move_to`` (``None`` when deleting or keeping)."""
@@ -199,6 +234,11 @@ async def _act(
         return SourceOutcome(
             path, "kept", ok=False, target=target, reason=f"could not {what}: {why}"
         )
+
+
+def _normal(path: str) -> str:
+    """An absolute path without ``.``, ``..``, doubled or trailing slashes."""
+    return "/" + posixpath.normpath(path).lstrip("/") if path.strip("/") else "/"
 
 
 def archive_names(target: str, stamp: str) -> list[str]:

@@ -10,9 +10,13 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from sftp_s3_tui.engine.config import S3Endpoint
+from sftp_s3_tui.engine.errors import UsageError
 from sftp_s3_tui.engine.source_actions import SourceAction
-from tests.engine.helpers import object_bytes
+from sftp_s3_tui.requests import RunFlags, run_options
+from tests.engine.helpers import keys, object_bytes
 from tests.servers import SftpServerInfo
 from tests.test_cli_copy import key_args, run_cli, source_url
 
@@ -137,3 +141,63 @@ def test_watch_reports_a_move_the_server_refuses_as_copy_does(
     assert f"{source}: kept: could not move it to {refused}a.csv" in err
     assert object_bytes(s3, bucket, "t/a.csv") == b"a\n"
     assert (openssh_sftp.root / "drop" / "a.csv").read_bytes() == b"a\n"
+
+
+def test_an_archive_that_is_the_drop_or_inside_it_is_refused_up_front(
+    openssh_sftp: SftpServerInfo, s3_endpoint: S3Endpoint, s3: Any, bucket: str
+) -> None:
+    openssh_sftp.write_file("drop/a.csv", b"a\n")
+    drop = openssh_sftp.remote_path("drop")
+    args = [f"s3://{bucket}/in/", *key_args(openssh_sftp, s3_endpoint)]
+
+    same = run_cli("copy", source_url(openssh_sftp, "drop/"), *args, "--move-to", f"{drop}/")
+    watched = source_url(openssh_sftp, "drop")
+    inside = run_cli("watch", watched, *args, "--move-to", f"{drop}/processed/", timeout=60)
+    everything = run_cli(
+        "copy", source_url(openssh_sftp, "drop/*"), *args, "--move-to", f"{drop}/x"
+    )
+
+    assert same.returncode == 2 and same.stderr.count("\n") == 1, same.stderr
+    assert f"--move-to {drop}/ is the source folder {drop}: nothing would move" in same.stderr
+    assert inside.returncode == 2 and inside.stderr.count("\n") == 1, inside.stderr
+    assert f"--move-to {drop}/processed/ is inside the source {drop}" in inside.stderr
+    assert "(as processed/…)" in inside.stderr
+    assert everything.returncode == 2 and "is inside the source" in everything.stderr
+    assert keys(s3, bucket) == []
+    assert (openssh_sftp.root / "drop" / "a.csv").read_bytes() == b"a\n"
+
+    # one file named alone: whether it is a file is known once listed, so it is kept then
+    alone = run_cli("copy", source_url(openssh_sftp, "drop/a.csv"), *args, "--move-to", drop)
+    assert alone.returncode == 0, alone.stderr
+    source = f"{drop}/a.csv"
+    assert f"{source}: kept: --move-to {drop} is the folder it is in" in alone.stderr
+    assert (openssh_sftp.root / "drop" / "a.csv").read_bytes() == b"a\n"
+
+
+def test_a_glob_may_archive_beside_the_files_it_picks(
+    openssh_sftp: SftpServerInfo, s3_endpoint: S3Endpoint, s3: Any, bucket: str
+) -> None:
+    """``/drop/*.csv`` never walks ``/drop/processed/``: a rerun finds nothing to ship."""
+    openssh_sftp.write_file("drop/a.csv", b"a\n")
+    drop = openssh_sftp.remote_path("drop")
+    args = [f"s3://{bucket}/in/", *key_args(openssh_sftp, s3_endpoint)]
+    glob = source_url(openssh_sftp, "drop/*.csv")
+
+    first = run_cli("copy", glob, *args, "--move-to", f"{drop}/processed/")
+    again = run_cli("copy", glob, *args, "--move-to", f"{drop}/processed/")
+
+    assert first.returncode == 0, first.stderr
+    assert archived(openssh_sftp, "drop/processed") == {"a.csv": b"a\n"}
+    # the archive is not listed again: nothing left in the drop
+    assert again.returncode == 3 and "Nothing matches" in again.stderr
+    assert keys(s3, bucket) == ["in/a.csv"]
+
+
+def test_the_airflow_task_refuses_an_archive_inside_its_paths() -> None:
+    """The operator builds its run through the same request layer as ``copy``."""
+    flags = RunFlags(move_to="/drop/./processed")
+    run_options(flags, ["/other/x.csv", "/srv/*.csv"])  # neither walks /drop
+    with pytest.raises(UsageError, match=r"inside the source /drop/: every run would ship"):
+        run_options(flags, ["/other/x.csv", "/drop/"])
+    with pytest.raises(UsageError, match="is the source folder /drop"):
+        run_options(RunFlags(move_to="/drop//"), ["/drop/*.csv"])
