@@ -5,6 +5,7 @@ front, and a file whose mtime is in the future says the server's clock may be ah
 
 from __future__ import annotations
 
+import re
 import sys
 import time
 from pathlib import Path
@@ -201,3 +202,28 @@ def test_the_airflow_task_refuses_an_archive_inside_its_paths() -> None:
         run_options(flags, ["/other/x.csv", "/drop/"])
     with pytest.raises(UsageError, match="is the source folder /drop"):
         run_options(RunFlags(move_to="/drop//"), ["/drop/*.csv"])
+
+
+def test_a_file_from_the_future_says_the_server_clock_may_be_ahead(
+    openssh_sftp: SftpServerInfo, s3_endpoint: S3Endpoint, s3: Any, bucket: str
+) -> None:
+    """A server whose clock runs an hour ahead stamps its files an hour into our future."""
+    ahead = openssh_sftp.write_file("drop/a.csv", b"a\n", mtime=time.time() + 3600)
+
+    done = run_cli(
+        "copy",
+        source_url(openssh_sftp, "drop/"),
+        f"s3://{bucket}/in/",
+        *key_args(openssh_sftp, s3_endpoint),
+        "--min-age",
+        "5m",
+    )
+
+    assert done.returncode == 0, done.stderr
+    [line] = [line for line in done.stderr.splitlines() if ": waiting: " in line]
+    assert f"{source_url(openssh_sftp, 'drop/a.csv')}: waiting: " in line
+    seconds = re.search(r"its mtime is (\d+) s in the future", line)
+    assert seconds is not None and 0 < int(seconds[1]) <= 3600, line
+    assert "the server's clock may be ahead of ours" in line
+    assert "waiting until it is 300 s old" in line
+    assert keys(s3, bucket) == [] and ahead.local_path.exists()
