@@ -96,7 +96,7 @@ class SourceAction:
         """Where ``path`` goes under ``move_to`` (``None`` when deleting or keeping)."""
         if not self.move_to:
             return None
-        return posixpath.join(self.move_to, relative_path(path, root))
+        return _normal(posixpath.join(self.move_to, relative_path(path, root)))
 
 
 @dataclass(frozen=True, slots=True)

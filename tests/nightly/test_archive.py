@@ -100,7 +100,7 @@ def test_watch_reports_a_move_the_server_refuses_as_copy_does(
     source = openssh_sftp.remote_path("drop/a.csv")
 
     def watch(prefix: str, *extra: str) -> tuple[Watcher, str]:
-        """A watch into ``prefix`` stopped once its manifest records the source action."""
+        """A watch into ``prefix`` stopped once it recorded the source action."""
         manifest = tmp_path / f"{prefix}.jsonl"
         watcher = Watcher(
             [
@@ -125,6 +125,8 @@ def test_watch_reports_a_move_the_server_refuses_as_copy_does(
                 lambda: (
                     manifest.exists()
                     and any(r["kind"] == "source_action" for r in manifest_rows(manifest))
+                    # --json: its record read too (stop() would race the reader for stdout)
+                    and (not extra or any("source_action" in line for line in watcher.lines))
                 )
             )
         finally:
@@ -168,10 +170,11 @@ def test_an_archive_that_is_the_drop_or_inside_it_is_refused_up_front(
     assert (openssh_sftp.root / "drop" / "a.csv").read_bytes() == b"a\n"
 
     # one file named alone: whether it is a file is known once listed, so it is kept then
-    alone = run_cli("copy", source_url(openssh_sftp, "drop/a.csv"), *args, "--move-to", drop)
+    same_folder = f"{drop}/./"
+    alone = run_cli("copy", source_url(openssh_sftp, "drop/a.csv"), *args, "--move-to", same_folder)
     assert alone.returncode == 0, alone.stderr
     source = f"{drop}/a.csv"
-    assert f"{source}: kept: --move-to {drop} is the folder it is in" in alone.stderr
+    assert f"{source}: kept: --move-to {same_folder} is the folder it is in" in alone.stderr
     assert (openssh_sftp.root / "drop" / "a.csv").read_bytes() == b"a\n"
 
 
