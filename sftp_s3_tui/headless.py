@@ -288,7 +288,8 @@ def _outcome_printer(request: CopyRequest) -> Callable[[SourceOutcome], None]:
             _say(f"{outcome.path}: kept: {outcome.reason}")
         elif not request.quiet:
             where = f" → {outcome.target}" if outcome.target else ""
-            _say(f"{outcome.path}: {outcome.action}{where}")
+            note = f" ({outcome.note})" if outcome.note else ""
+            _say(f"{outcome.path}: {outcome.action}{where}{note}")
 
     return show
 
@@ -555,6 +556,7 @@ async def run_watch(request: CopyRequest, stop: asyncio.Event) -> int:
                 source_action=run.source_action,
                 on_poll=on_poll,
                 on_file=on_file,
+                on_outcome=_outcome_printer(request),  # as copy reports them
             )
         finally:
             if manifest is not None:

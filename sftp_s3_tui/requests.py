@@ -209,8 +209,9 @@ def _run_options_class() -> type[RunOptions]:
     return RunOptions
 
 
-def run_options(flags: RunFlags) -> RunOptions:
-    """The engine's :class:`RunOptions` from the flags, each value checked (one line)."""
+def run_options(flags: RunFlags, source_paths: Sequence[str] = ()) -> RunOptions:
+    """The engine's :class:`RunOptions` from the flags, each value checked (one line);
+    ``source_paths`` (the SFTP paths copied) to refuse a ``--move-to`` inside them."""
     from .engine.filters import FileFilter, parse_duration
     from .engine.readiness import ReadinessGate
     from .engine.run_options import RunOptions
@@ -219,7 +220,7 @@ def run_options(flags: RunFlags) -> RunOptions:
     done = flags.done_file
     if done is not None and (not done or "/" in done):
         raise UsageError(f"--done-file {done!r} is not a suffix", "e.g. --done-file .done")
-    return RunOptions(
+    options = RunOptions(
         file_filter=FileFilter.build(
             rules=flags.rules,
             min_size=flags.min_size,
@@ -240,6 +241,8 @@ def run_options(flags: RunFlags) -> RunOptions:
         manifest=flags.manifest,
         dry_run=flags.dry_run,
     )
+    options.source_action.check_archive(source_paths)
+    return options
 
 
 def object_options(flags: RunFlags, base: ObjectOptions | None = None) -> ObjectOptions:
@@ -618,7 +621,7 @@ def copy_request(
         quiet=quiet,
         push_gateway=push_gateway(flags, env),
         metrics_port=flags.metrics_port,
-        run=run_options(run),
+        run=run_options(run, [s.path for s in sources]),
         watch_every_seconds=every,
     )
 

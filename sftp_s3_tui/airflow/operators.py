@@ -245,9 +245,9 @@ class StreamingSFTPToS3Operator(BaseOperator):
             )
             flags = self.run_flags()
             options = replace(options, object_options=object_options(flags))
-            run = run_options(flags)
-            journal = Journal(journal_dir()) if self.resume else None
             paths = self.source_paths()
+            run = run_options(flags, paths)  # refuses a move_to inside the paths
+            journal = Journal(journal_dir()) if self.resume else None
             report = run_sync(
                 lambda: nightly_to_s3(
                     sftp,

@@ -213,7 +213,8 @@ async def nightly_to_s3(
 def _log_outcome(outcome: SourceOutcome) -> None:
     if outcome.ok:
         where = f" → {outcome.target}" if outcome.target else ""
-        log.info("%s %s%s", outcome.action, outcome.path, where)
+        note = f" ({outcome.note})" if outcome.note else ""
+        log.info("%s %s%s%s", outcome.action, outcome.path, where, note)
     else:
         log.warning("kept %s: %s", outcome.path, outcome.reason)
 

@@ -126,9 +126,7 @@ async def check_ready(
         now = time.time() if now is None else now
         young = [j for j in result.ready if now - j.mtime < gate.min_age_seconds]
         for job in young:
-            age = max(0.0, now - job.mtime)
-            wanted = f"{gate.min_age_seconds:g}"
-            result.waiting.append((job, f"modified {age:.0f} s ago; waiting until {wanted} s old"))
+            result.waiting.append((job, _too_young(now - job.mtime, gate.min_age_seconds)))
         result.ready = [j for j in result.ready if now - j.mtime >= gate.min_age_seconds]
     if gate.stable_seconds and result.ready:
         tracker = tracker or StabilityTracker()
@@ -152,6 +150,18 @@ async def check_ready(
                     )
                 )
     return result
+
+
+def _too_young(age_seconds: float, min_age_seconds: float) -> str:
+    """Why a file under the minimum age waits; a negative age (an mtime in our future) most
+    likely means the server's clock is ahead, and says so: "modified 0 s ago" hid it."""
+    wanted = f"{min_age_seconds:g}"
+    if age_seconds < 0:
+        return (
+            f"its mtime is {-age_seconds:.0f} s in the future (the server's clock may be ahead "
+            f"of ours); waiting until it is {wanted} s old"
+        )
+    return f"modified {age_seconds:.0f} s ago; waiting until {wanted} s old"
 
 
 async def _restat(pool: SftpPool, jobs: list[FileJob], result: GateResult) -> list[FileJob]:

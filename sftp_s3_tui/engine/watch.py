@@ -32,7 +32,7 @@ from .plan import FileJob, ensure_unique_keys
 from .queue import TransferQueue
 from .readiness import ReadinessGate, StabilityTracker
 from .selection import Selection, select_jobs
-from .source_actions import SourceAction
+from .source_actions import SourceAction, SourceOutcome
 from .workflow import CopyRun, RunReport
 
 log = logging.getLogger(__name__)
@@ -134,10 +134,12 @@ async def watch(
     max_polls: int | None = None,
     on_file: Callable[[FileJob, TransferResult], None] | None = None,
     forget_finished: bool = True,
+    on_outcome: Callable[[SourceOutcome], None] | None = None,
 ) -> int:
     """Poll until ``stop`` is set (or ``max_polls`` polls); returns the number of polls.
 
-    ``on_file`` is told each file's result as it lands (``on_poll`` after the poll). The
+    ``on_file`` is told each file's result as it lands (``on_poll`` after the poll), and
+    ``on_outcome`` what the source action did to it (a move refused included). The
     queue may carry other transfers (the TUI's): a stop cancels only the poll's, and
     ``forget_finished`` drops only the poll's finished ones from ``queue.transfers`` (a
     front that lists them keeps them with ``False``).
@@ -163,6 +165,7 @@ async def watch(
                 on_file,
                 runs,
                 forget_finished,
+                on_outcome,
             )
         )
         stopper = asyncio.ensure_future(stop.wait())
@@ -224,6 +227,7 @@ async def _poll(
     on_file: Callable[[FileJob, TransferResult], None] | None,
     runs: list[CopyRun],
     forget_finished: bool,
+    on_outcome: Callable[[SourceOutcome], None] | None = None,
 ) -> PollReport:
     listed: list[FileJob] = []
     selection = Selection()
@@ -258,7 +262,13 @@ async def _poll(
         if on_file is not None:
             on_file(job, result)
 
-    copy = CopyRun(queue, manifest=manifest, source_action=source_action, on_file=landed)
+    copy = CopyRun(
+        queue,
+        manifest=manifest,
+        source_action=source_action,
+        on_file=landed,
+        on_outcome=on_outcome,
+    )
     runs.append(copy)  # a stop from now on cancels its transfers
     run = await copy.run(todo)
     run.waiting = selection.waiting
