@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from sftp_s3_tui.engine.journal import (
+from sftp_s3_tui.engine.resume.journal import (
     Journal,
     JournalBusy,
     JournalError,

@@ -13,9 +13,9 @@ import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field, replace
 
-from .errors import TransferError
-from .plan import FileJob
-from .sftp import SftpPool
+from ..errors import TransferError
+from ..sftp.pool import SftpPool
+from .sources import FileJob
 
 RESTAT_CONCURRENCY = 16  # stats in flight at once when re-checking stability
 

@@ -14,11 +14,11 @@ from dataclasses import dataclass
 
 import asyncssh
 
-from .errors import TransferError, UsageError
-from .events import TransferResult, TransferState
-from .filters import relative_path
-from .plan import FileJob
-from .sftp import SftpPool
+from ..errors import TransferError, UsageError
+from ..events import TransferResult, TransferState
+from ..plan.filters import relative_path
+from ..plan.sources import FileJob
+from ..sftp.pool import SftpPool
 
 UNVERIFIED = frozenset({"", "none", "size-only"})
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .filters import FileFilter
-from .readiness import ReadinessGate
+from ..plan.filters import FileFilter
+from ..plan.readiness import ReadinessGate
 from .source_actions import SourceAction
 
 

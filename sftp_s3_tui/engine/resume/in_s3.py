@@ -20,9 +20,9 @@ import logging
 import posixpath
 from typing import Any
 
-from . import s3
-from .digest import DigestState
-from .errors import TransferError
+from ..digest import DigestState
+from ..errors import TransferError
+from ..s3 import operations as s3
 from .journal import JournalEntry
 
 log = logging.getLogger(__name__)

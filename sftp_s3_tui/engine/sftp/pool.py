@@ -25,8 +25,8 @@ from typing import Any, TypeVar
 import asyncssh
 from asyncssh.encryption import get_default_encryption_algs
 
-from .config import HostKeyPolicy, SftpEndpoint
-from .errors import (
+from ..config import HostKeyPolicy, SftpEndpoint
+from ..errors import (
     HostKeyError,
     SftpAuthError,
     SftpConnectError,
@@ -38,7 +38,7 @@ from .errors import (
     SourceUnsupported,
     TransferError,
 )
-from .events import SftpLinkMeasured
+from ..events import SftpLinkMeasured
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

@@ -13,11 +13,11 @@ import re
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
-from . import s3
-from .checksums import HEADER_NAME, KMS_VALUES, StoreCapabilities
-from .config import ChecksumChoice
-from .errors import StoreChecksumWrong, TransferError, VerificationFailed
-from .s3 import PreconditionFailed, S3Client
+from ..config import ChecksumChoice
+from ..errors import StoreChecksumWrong, TransferError, VerificationFailed
+from ..s3 import operations as s3
+from ..s3.checksums import HEADER_NAME, KMS_VALUES, StoreCapabilities
+from ..s3.operations import PreconditionFailed, S3Client
 
 META_SHA256 = "sha256"
 META_MTIME = "source-mtime"

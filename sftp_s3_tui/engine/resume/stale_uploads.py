@@ -8,8 +8,8 @@ from datetime import datetime
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from ..s3.operations import S3Client, abort_upload, map_s3_error
 from .journal import Journal, JournalBusy
-from .s3 import S3Client, abort_upload, map_s3_error
 
 log = logging.getLogger(__name__)
 

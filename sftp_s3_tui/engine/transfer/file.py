@@ -16,8 +16,30 @@ from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import Any, TypeVar
 
-from . import s3, shared_resume
-from .checksums import (
+from ..aio import run_to_end
+from ..config import MAX_PART_SIZE, ChecksumChoice, ConflictPolicy, TransferOptions
+from ..digest import DigestState, StreamDigest
+from ..errors import (
+    SourceChanged,
+    StoreChecksumWrong,
+    TransferError,
+    UsageError,
+)
+from ..events import (
+    PartChanged,
+    PartState,
+    StoreChecked,
+    TransferNotice,
+    TransferResult,
+    TransferStarted,
+    TransferState,
+)
+from ..plan.conflicts import Action
+from ..plan.sources import FileJob, part_count, part_size_for
+from ..resume import in_s3 as shared_resume
+from ..resume.journal import JournalEntry
+from ..s3 import operations as s3
+from ..s3.checksums import (
     HEADER_NAME,
     KMS_VALUES,
     SESSION_PROBES,
@@ -30,31 +52,10 @@ from .checksums import (
     part_sums,
     request_fields,
 )
-from .config import MAX_PART_SIZE, ChecksumChoice, ConflictPolicy, TransferOptions
+from ..s3.operations import PreconditionFailed
 from .context import EngineContext
-from .decide import Action
-from .digest import DigestState, StreamDigest
-from .errors import (
-    SourceChanged,
-    StoreChecksumWrong,
-    TransferError,
-    UsageError,
-)
-from .events import (
-    PartChanged,
-    PartState,
-    StoreChecked,
-    TransferNotice,
-    TransferResult,
-    TransferStarted,
-    TransferState,
-)
-from .journal import JournalEntry
 from .multipart import MultipartUpload, UploadedPart
-from .plan import FileJob, part_count, part_size_for
-from .s3 import PreconditionFailed
-from .source import Source
-from .uninterrupted import run_to_end
+from .source_file import Source
 from .verify import META_MTIME, META_SHA256, Expected, Published, verify_object
 
 __all__ = ["EngineContext", "FileTransfer", "TransferControl"]

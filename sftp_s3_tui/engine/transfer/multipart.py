@@ -13,8 +13,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
-from . import s3
-from .checksums import (
+from ..aio import run_to_end
+from ..config import ChecksumChoice
+from ..digest import DigestState
+from ..errors import JournalWriteFailed, S3Error, TransferError
+from ..plan.sources import FileJob
+from ..resume.in_s3 import SharedRecord
+from ..resume.journal import JournalClaim, JournalEntry, JournalError, JournalWriter
+from ..s3 import operations as s3
+from ..s3.checksums import (
     FULL_OBJECT,
     HEADER_NAME,
     PartSums,
@@ -22,15 +29,8 @@ from .checksums import (
     etag_md5,
     request_fields,
 )
-from .config import ChecksumChoice
+from ..s3.operations import PreconditionFailed
 from .context import EngineContext
-from .digest import DigestState
-from .errors import JournalWriteFailed, S3Error, TransferError
-from .journal import JournalClaim, JournalEntry, JournalError, JournalWriter
-from .plan import FileJob
-from .s3 import PreconditionFailed
-from .shared_resume import SharedRecord
-from .uninterrupted import run_to_end
 
 log = logging.getLogger(__name__)
 

@@ -22,10 +22,10 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from .atomic import fsync_dir
-from .errors import UsageError
-from .locations import parse_s3_url
-from .s3 import S3Client, error_code, map_s3_error
+from ..addresses import parse_s3_url
+from ..durable import fsync_dir
+from ..errors import UsageError
+from ..s3.operations import S3Client, error_code, map_s3_error
 
 UPLOAD_INTERVAL_SECONDS = 5.0  # an s3:// manifest is re-uploaded at most this often
 

@@ -9,10 +9,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
+from ..sftp.pool import SftpPool
 from .filters import FileFilter, source_root
-from .plan import FileJob, PlanSource
 from .readiness import ReadinessGate, StabilityTracker, check_ready
-from .sftp import SftpPool
+from .sources import FileJob, PlanSource
 
 
 @dataclass

@@ -11,11 +11,11 @@ from collections.abc import AsyncGenerator, AsyncIterable, Callable, Iterable
 from dataclasses import dataclass
 from types import TracebackType
 
-from .buffers import BufferPool
-from .config import S3Endpoint, SftpEndpoint, TransferOptions
-from .decide import DestinationIndex
-from .errors import TransferError
-from .events import (
+from ..addresses import S3Location
+from ..aio import LoopShare
+from ..config import S3Endpoint, SftpEndpoint, TransferOptions
+from ..errors import TransferError
+from ..events import (
     EventBus,
     TransferFinished,
     TransferQueued,
@@ -23,13 +23,13 @@ from .events import (
     TransferState,
     TransferStateChanged,
 )
-from .journal import AWS, EndpointJournal, Journal, account_identity, endpoint_identity
-from .locations import S3Location
-from .loop_share import LoopShare
-from .pipeline import EngineContext, FileTransfer, TransferControl
-from .plan import FileJob, expand
-from .s3 import S3Client, open_client, session_for
-from .sftp import SftpPool
+from ..plan.conflicts import DestinationIndex
+from ..plan.sources import FileJob, expand
+from ..resume.journal import AWS, EndpointJournal, Journal, account_identity, endpoint_identity
+from ..s3.operations import S3Client, open_client, session_for
+from ..sftp.pool import SftpPool
+from .buffers import BufferPool
+from .file import EngineContext, FileTransfer, TransferControl
 
 log = logging.getLogger(__name__)
 

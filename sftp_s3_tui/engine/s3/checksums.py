@@ -23,11 +23,11 @@ from dataclasses import dataclass, field, replace
 
 from awscrt import checksums as crt
 
-from . import s3
-from .config import ChecksumChoice
-from .errors import S3AccessDenied, TransferError, UsageError
-from .s3 import S3Client
-from .uninterrupted import run_to_end
+from ..aio import run_to_end
+from ..config import ChecksumChoice
+from ..errors import S3AccessDenied, TransferError, UsageError
+from . import operations as s3
+from .operations import S3Client
 
 log = logging.getLogger(__name__)
 

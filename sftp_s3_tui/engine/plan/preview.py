@@ -8,12 +8,12 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from .config import ConflictPolicy, TransferOptions
-from .decide import Action, DestinationIndex, ExistingObject, decide
-from .errors import UsageError
-from .locations import format_size
-from .plan import FileJob, part_count, part_size_for
+from ..addresses import format_size
+from ..config import ConflictPolicy, TransferOptions
+from ..errors import UsageError
+from .conflicts import Action, DestinationIndex, ExistingObject, decide
 from .selection import Selection
+from .sources import FileJob, part_count, part_size_for
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 from collections import OrderedDict, deque
 
-from .errors import UsageError
-from .locations import format_size
+from ..addresses import format_size
+from ..errors import UsageError
 
 
 class BufferPool:

@@ -10,8 +10,9 @@ from array import array
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 
-from .config import MAX_PART_SIZE, MAX_PARTS, MIN_PART_SIZE, ConflictPolicy, MiB, SftpEndpoint
-from .errors import (
+from ..addresses import S3Location, key_for, sanitize_key
+from ..config import MAX_PART_SIZE, MAX_PARTS, MIN_PART_SIZE, ConflictPolicy, MiB, SftpEndpoint
+from ..errors import (
     SftpConnectError,
     SftpReadError,
     SourceNotFound,
@@ -19,8 +20,7 @@ from .errors import (
     TransferError,
     UsageError,
 )
-from .locations import S3Location, key_for, sanitize_key
-from .sftp import RemoteEntry, SftpPool
+from ..sftp.pool import RemoteEntry, SftpPool
 
 
 def part_size_for(size: int, requested: int) -> int:

@@ -17,9 +17,9 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from .config import ConflictPolicy
-from .errors import S3AccessDenied
-from .s3 import S3Client, head_object, map_s3_error
+from ..config import ConflictPolicy
+from ..errors import S3AccessDenied
+from ..s3.operations import S3Client, head_object, map_s3_error
 
 log = logging.getLogger(__name__)
 

@@ -21,19 +21,19 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .atomic import atomic_write, fsync_dir
-from .config import ConflictPolicy, SftpEndpoint
-from .errors import TransferError
-from .events import TransferResult, TransferState
-from .filters import FileFilter, source_root
-from .locations import S3Location
+from ..addresses import S3Location
+from ..config import ConflictPolicy, SftpEndpoint
+from ..durable import atomic_write, fsync_dir
+from ..errors import TransferError
+from ..events import TransferResult, TransferState
+from ..plan.filters import FileFilter, source_root
+from ..plan.readiness import ReadinessGate, StabilityTracker
+from ..plan.selection import Selection, select_jobs
+from ..plan.sources import FileJob, ensure_unique_keys
+from ..transfer.queue import TransferQueue
 from .manifest import Manifest
-from .plan import FileJob, ensure_unique_keys
-from .queue import TransferQueue
-from .readiness import ReadinessGate, StabilityTracker
-from .selection import Selection, select_jobs
+from .run import CopyRun, RunReport
 from .source_actions import SourceAction
-from .workflow import CopyRun, RunReport
 
 log = logging.getLogger(__name__)
 

@@ -33,8 +33,8 @@ from botocore.exceptions import (
 )
 from botocore.handlers import set_operation_specific_signer
 
-from .config import S3Endpoint
-from .errors import BucketNotFound, S3AccessDenied, S3Error, TransferError
+from ..config import S3Endpoint
+from ..errors import BucketNotFound, S3AccessDenied, S3Error, TransferError
 
 S3Client = Any  # aiobotocore's client is generated at run time
 

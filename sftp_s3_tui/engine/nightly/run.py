@@ -14,7 +14,7 @@ from collections.abc import AsyncIterable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .events import (
+from ..events import (
     EngineEvent,
     TransferFinished,
     TransferResult,
@@ -22,12 +22,12 @@ from .events import (
     TransferState,
     TransferStateChanged,
 )
+from ..plan.selection import Selection
+from ..plan.sources import FileJob
+from ..s3.operations import head_object
+from ..sftp.pool import SftpPool
+from ..transfer.queue import Transfer, TransferQueue
 from .manifest import Manifest, iso
-from .plan import FileJob
-from .queue import Transfer, TransferQueue
-from .s3 import head_object
-from .selection import Selection
-from .sftp import SftpPool
 from .source_actions import SourceAction, SourceOutcome, apply_source_action
 
 log = logging.getLogger(__name__)

@@ -31,9 +31,9 @@ from secrets import token_hex
 from types import TracebackType
 from urllib.parse import urlsplit
 
-from .atomic import atomic_write, fsync_dir
-from .digest import DigestState
-from .errors import JournalWriteFailed, TransferError
+from ..digest import DigestState
+from ..durable import atomic_write, fsync_dir
+from ..errors import JournalWriteFailed, TransferError
 
 try:
     import fcntl

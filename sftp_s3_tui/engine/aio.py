@@ -1,4 +1,15 @@
-"""Spreading the transfers' CPU-heavy steps over turns of the event loop.
+"""asyncio helpers the engine shares: steps that must run to their end, and spreading CPU-heavy
+steps over turns of the event loop.
+
+**Run to the end.** Steps that must run to their end even when the transfer is cancelled meanwhile.
+
+A request already sent to S3 (CreateMultipartUpload, an abort) takes effect whether or not
+we wait for its answer: cancelling the wait only loses the answer (an upload id we then
+cannot abort). A thread working on a pool buffer must not have the buffer released under
+it. Such steps run in their own task; a cancel waits for that task, undoes what it made if
+asked, and only then goes on.
+
+**Share the loop.** Spreading the transfers' CPU-heavy steps over turns of the event loop.
 
 Many small files keep ~32 transfers in flight, and one socket read can answer many of them
 at once (one SSH connection multiplexes every SFTP request). All of those then take their
@@ -20,6 +31,8 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 #: Time a round may spend before the next heavy step waits for the next round. With
 #: ~3 ms steps, 5 ms lets two or three through per round and bounds a round's share of a
@@ -103,3 +116,23 @@ class LoopShare:
                 self._passing = True
                 waiter.set_result(None)
                 return
+
+
+T = TypeVar("T")
+
+
+async def run_to_end(step: Awaitable[T], *, undo: Callable[[T], Awaitable[Any]] | None = None) -> T:
+    """Await ``step`` to its end; a cancel meanwhile is raised once it has ended, after
+    ``undo(result)`` (itself run to its end) if the step succeeded."""
+    task = asyncio.ensure_future(step)
+    try:
+        return await asyncio.shield(task)
+    except asyncio.CancelledError:
+        while not task.done():
+            try:
+                await asyncio.wait([task])
+            except asyncio.CancelledError:
+                continue
+        if undo is not None and not task.cancelled() and task.exception() is None:
+            await run_to_end(undo(task.result()))
+        raise

@@ -5,15 +5,15 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 
+from ..aio import LoopShare
+from ..config import TransferOptions
+from ..errors import TransferError
+from ..events import EventBus
+from ..plan.conflicts import DestinationIndex
+from ..resume.journal import EndpointJournal
+from ..s3.operations import S3Client, check_bucket
+from ..sftp.pool import SftpPool
 from .buffers import BufferPool
-from .config import TransferOptions
-from .decide import DestinationIndex
-from .errors import TransferError
-from .events import EventBus
-from .journal import EndpointJournal
-from .loop_share import LoopShare
-from .s3 import S3Client, check_bucket
-from .sftp import SftpPool
 
 
 @dataclass

@@ -22,8 +22,8 @@ from datetime import UTC, datetime
 
 from wcmatch import glob
 
-from .errors import UsageError
-from .plan import FileJob
+from ..errors import UsageError
+from .sources import FileJob
 
 _FLAGS = glob.GLOBSTAR | glob.BRACE | glob.DOTGLOB
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*$", re.IGNORECASE)

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from ..plan.sources import FileJob, part_size_for
+from ..sftp.pool import RemoteReader
 from .context import EngineContext
-from .plan import FileJob, part_size_for
-from .sftp import RemoteReader
 
 #: Read requests of one part in flight at once (255 KiB each on OpenSSH): a whole 8 MiB part
 #: per round trip, however far the server. Their data is bounded by the part's buffer.
