@@ -32,7 +32,7 @@ busy time are the comparable figures):
     100,000  44.1     8.8 ms    95.6 MiB  105.8 MiB  10.2 MiB   883 ms (118 ms; 1 of 32,698
                                                                   10 ms intervals > 100 ms)
 
-With the loop shared between the transfers' heavy steps (engine/loop_share.py, commit
+With the loop shared between the transfers' heavy steps (engine/aio.py, commit
 fbd1b17 and after) and botocore's endpoint cache hitting per bucket, measured on 2026-12-02,
 the same box; 2k and 10k against the base commit 3a6da8f in back-to-back runs (load 2.6-3.6):
 
@@ -315,8 +315,8 @@ def rss_bytes() -> int:
 
 async def stream_jobs(queue: Any, endpoint: Any, folder: str, dest: Any) -> AsyncIterator[Any]:
     """File jobs as the server's listing yields them (asyncssh's scandir reads in batches)."""
-    from sftp_s3_tui.engine.locations import key_for
-    from sftp_s3_tui.engine.plan import FileJob
+    from sftp_s3_tui.engine.addresses import key_for
+    from sftp_s3_tui.engine.plan.sources import FileJob
 
     client = await queue.sftp.client(endpoint)
     async for name in client.scandir(folder):
@@ -335,9 +335,9 @@ async def stream_jobs(queue: Any, endpoint: Any, folder: str, dest: Any) -> Asyn
 
 
 async def work(args: argparse.Namespace) -> dict[str, Any]:
+    from sftp_s3_tui.engine.addresses import parse_s3_url
     from sftp_s3_tui.engine.config import S3Endpoint, SftpEndpoint, TransferOptions
-    from sftp_s3_tui.engine.locations import parse_s3_url
-    from sftp_s3_tui.engine.queue import TransferQueue
+    from sftp_s3_tui.engine.transfer.queue import TransferQueue
     from sftp_s3_tui.metrics.sampler import Sampler
 
     sftp = SftpEndpoint(
@@ -376,7 +376,7 @@ async def work(args: argparse.Namespace) -> dict[str, Any]:
             jobs = await queue.expand(sftp, "/many/", dest)
             results = await queue.run(jobs)
         elif args.listing == "walk":  # the engine's streaming listing (plan.walk)
-            from sftp_s3_tui.engine.plan import walk
+            from sftp_s3_tui.engine.plan.sources import walk
 
             results = await queue.run(walk(queue.sftp, sftp, "/many/", dest))
         else:
@@ -424,7 +424,7 @@ def cli_worker(probe_out: Path, argv: list[str]) -> int:
     """``sftp-s3-tui copy`` exactly as ``python -m sftp_s3_tui`` runs it, plus the loop probe
     around the command's coroutine (its figures go to ``probe_out``)."""
     from sftp_s3_tui import cli
-    from sftp_s3_tui.engine.queue import TransferQueue
+    from sftp_s3_tui.engine.transfer.queue import TransferQueue
 
     probe = LoopLagProbe()
     add = TransferQueue._add

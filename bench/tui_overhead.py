@@ -194,7 +194,7 @@ async def tui(
         transfer = next(iter(session.queue.transfers.values()))
         idle_seconds = 0.0  # the big file's result counts its pause: taken out of its rate
         if queue_rows:
-            from sftp_s3_tui.engine.locations import parse_s3_url
+            from sftp_s3_tui.engine.addresses import parse_s3_url
 
             # One file at a time: the big one holds the slot (paused while the rows are
             # listed and queued, then resumed), the rows wait behind it as queued. A pause

@@ -18,9 +18,9 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from types import ModuleType
 from typing import TYPE_CHECKING
 
+from .engine.addresses import parse_size
 from .engine.config import ChecksumChoice, ConflictPolicy
 from .engine.errors import ConfigError, TransferError, UsageError
-from .engine.locations import parse_size
 from .redaction import install_log_redaction, register_secret
 from .requests import (
     EXIT_CODES_HELP,
@@ -40,7 +40,7 @@ from .requests import (
 )
 
 if TYPE_CHECKING:
-    from .engine.sftp import SftpPool
+    from .engine.sftp.pool import SftpPool
 
 log = logging.getLogger("sftp_s3_tui")
 
@@ -462,7 +462,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             register_secret(env.get(name))
         flags = connection_flags(args)
         if args.command == "copy":
-            from .engine.sftp import SftpPool  # asyncssh only, imported before the loop runs
+            from .engine.sftp.pool import SftpPool  # asyncssh only, imported before the loop runs
 
             return _run(_copy(copy_request_of(args, env), SftpPool()))
         if args.command == "watch":
@@ -516,7 +516,7 @@ def _run_watch(run_watch: Callable[..., Awaitable[int]], request: object) -> int
 
 def _load_s3_stack() -> ModuleType:
     """The headless front and the S3 stack it needs, and S3's models read (run in a thread)."""
-    from .engine.s3 import warm_up
+    from .engine.s3.operations import warm_up
 
     headless = importlib.import_module("sftp_s3_tui.headless")
     warm_up()

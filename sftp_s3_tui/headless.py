@@ -36,19 +36,19 @@ from .engine.events import (
     TransferResult,
     TransferState,
 )
-from .engine.filters import source_root
-from .engine.journal import Journal
-from .engine.manifest import Manifest
-from .engine.plan import FileJob, can_stream, plan_copy, stream_plan
-from .engine.preview import CopyPlan, PlannedFile, preview_copy
-from .engine.queue import TransferQueue
-from .engine.s3 import S3Client, check_bucket, open_client
-from .engine.selection import root_of, select_planned
-from .engine.sftp import Logins, SftpPool
-from .engine.source_actions import SourceOutcome
-from .engine.uploads import abort_stale, list_stale
-from .engine.watch import PollReport, WatchSource, WatchState, watch
-from .engine.workflow import CopyRun, RunReport
+from .engine.nightly.manifest import Manifest
+from .engine.nightly.run import CopyRun, RunReport
+from .engine.nightly.source_actions import SourceOutcome
+from .engine.nightly.watch import PollReport, WatchSource, WatchState, watch
+from .engine.plan.filters import source_root
+from .engine.plan.preview import CopyPlan, PlannedFile, preview_copy
+from .engine.plan.selection import root_of, select_planned
+from .engine.plan.sources import FileJob, can_stream, plan_copy, stream_plan
+from .engine.resume.journal import Journal
+from .engine.resume.stale_uploads import abort_stale, list_stale
+from .engine.s3.operations import S3Client, check_bucket, open_client
+from .engine.sftp.pool import Logins, SftpPool
+from .engine.transfer.queue import TransferQueue
 from .metrics import exporting
 from .paths import journal_dir, state_dir
 from .redaction import register_secret

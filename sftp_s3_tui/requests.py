@@ -15,6 +15,14 @@ from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from .engine.addresses import (
+    S3Location,
+    SftpLocation,
+    parse_rate,
+    parse_s3_url,
+    parse_sftp_url,
+    parse_size,
+)
 from .engine.config import (
     ChecksumChoice,
     ConflictPolicy,
@@ -33,20 +41,12 @@ from .engine.errors import (
     TransferError,
     UsageError,
 )
-from .engine.locations import (
-    S3Location,
-    SftpLocation,
-    parse_rate,
-    parse_s3_url,
-    parse_sftp_url,
-    parse_size,
-)
 from .engine.object_options import ObjectOptions
 from .profiles import Profile, ProfileStore, S3Settings, Secret, SftpAuth, SftpSettings
 
 if TYPE_CHECKING:  # the plan pulls in asyncssh: not needed to parse flags or print --help
-    from .engine.plan import PlanSource
-    from .engine.run_options import RunOptions
+    from .engine.nightly.options import RunOptions
+    from .engine.plan.sources import PlanSource
 
 #: Exit codes of every command (documented in README and ``--help``).
 EXIT_OK = 0  # every file landed (or was skipped by the conflict policy)
@@ -204,7 +204,7 @@ class RunFlags:
 
 
 def _run_options_class() -> type[RunOptions]:
-    from .engine.run_options import RunOptions
+    from .engine.nightly.options import RunOptions
 
     return RunOptions
 
@@ -212,10 +212,10 @@ def _run_options_class() -> type[RunOptions]:
 def run_options(flags: RunFlags, source_paths: Sequence[str] = ()) -> RunOptions:
     """The engine's :class:`RunOptions` from the flags, each value checked (one line);
     ``source_paths`` (the SFTP paths copied) to refuse a ``--move-to`` inside them."""
-    from .engine.filters import FileFilter, parse_duration
-    from .engine.readiness import ReadinessGate
-    from .engine.run_options import RunOptions
-    from .engine.source_actions import SourceAction
+    from .engine.nightly.options import RunOptions
+    from .engine.nightly.source_actions import SourceAction
+    from .engine.plan.filters import FileFilter, parse_duration
+    from .engine.plan.readiness import ReadinessGate
 
     done = flags.done_file
     if done is not None and (not done or "/" in done):
@@ -598,7 +598,7 @@ def copy_request(
     )
     s3 = s3_endpoint(flags, env, profile.s3_endpoint() if profile else None)
     options = transfer_options(transfer, profile.transfer_options() if profile else None)
-    from .engine.plan import PlanSource, exact_key_error
+    from .engine.plan.sources import PlanSource, exact_key_error
 
     run = run or RunFlags()
     options = replace(options, object_options=object_options(run, options.object_options))
@@ -628,7 +628,7 @@ def copy_request(
 
 def parse_every(text: str, name: str = "--every") -> float:
     """A watch's poll interval in seconds (``30s``, ``1m``), checked to be positive."""
-    from .engine.filters import parse_duration
+    from .engine.plan.filters import parse_duration
 
     every = parse_duration(text)
     if every <= 0:

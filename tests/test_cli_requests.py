@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 
 from sftp_s3_tui.cli import build_parser, connection_flags
+from sftp_s3_tui.engine.addresses import parse_sftp_url
 from sftp_s3_tui.engine.config import HostKeyPolicy, MiB, S3Endpoint, TransferOptions
 from sftp_s3_tui.engine.errors import UsageError
-from sftp_s3_tui.engine.locations import parse_sftp_url
 from sftp_s3_tui.profiles import (
     Profile,
     ProfileStore,

@@ -16,9 +16,9 @@ from sftp_s3_tui.airflow.connections import (
     with_link,
 )
 from sftp_s3_tui.cli import build_parser, connection_flags
+from sftp_s3_tui.engine.addresses import format_rate, parse_rate
 from sftp_s3_tui.engine.config import MiB, S3Endpoint, SftpEndpoint
 from sftp_s3_tui.engine.errors import ConfigError, UsageError
-from sftp_s3_tui.engine.locations import format_rate, parse_rate
 from sftp_s3_tui.profiles import Profile, ProfileStore, SftpSettings
 from sftp_s3_tui.requests import (
     ConnectionFlags,

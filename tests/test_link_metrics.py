@@ -7,11 +7,11 @@ from typing import Any
 
 import pytest
 
-from sftp_s3_tui.engine import sftp as engine_sftp
+from sftp_s3_tui.engine.addresses import parse_s3_url
 from sftp_s3_tui.engine.config import S3Endpoint, TransferOptions
 from sftp_s3_tui.engine.events import EventBus, SftpLinkMeasured
-from sftp_s3_tui.engine.locations import parse_s3_url
-from sftp_s3_tui.engine.queue import TransferQueue
+from sftp_s3_tui.engine.sftp import pool as engine_sftp
+from sftp_s3_tui.engine.transfer.queue import TransferQueue
 from sftp_s3_tui.metrics import Sampler, SnapshotMetrics
 from sftp_s3_tui.metrics.sampler import MAX_LINK_HOSTS
 from tests.engine.helpers import object_bytes, open_uploads

@@ -8,13 +8,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from sftp_s3_tui.engine.addresses import parse_s3_url
 from sftp_s3_tui.engine.config import MiB, S3Endpoint, TransferOptions
 from sftp_s3_tui.engine.events import EngineEvent, PartChanged, PartState, TransferState
-from sftp_s3_tui.engine.journal import Journal
-from sftp_s3_tui.engine.locations import parse_s3_url
-from sftp_s3_tui.engine.queue import TransferQueue
-from sftp_s3_tui.engine.s3 import open_client
-from sftp_s3_tui.engine.uploads import abort_stale, list_stale
+from sftp_s3_tui.engine.resume.journal import Journal
+from sftp_s3_tui.engine.resume.stale_uploads import abort_stale, list_stale
+from sftp_s3_tui.engine.s3.operations import open_client
+from sftp_s3_tui.engine.transfer.queue import TransferQueue
 from tests.engine.helpers import keys, object_bytes, open_uploads
 from tests.servers import SftpServerInfo
 from tests.test_cli_copy import key_args, run_cli, source_url

@@ -15,7 +15,8 @@ import pytest
 from keyring.backend import KeyringBackend
 
 from sftp_s3_tui import paths, profiles
-from sftp_s3_tui.engine import atomic
+from sftp_s3_tui.engine import durable as atomic
+from sftp_s3_tui.engine.addresses import S3Location
 from sftp_s3_tui.engine.config import (
     ConflictPolicy,
     HostKeyPolicy,
@@ -23,7 +24,6 @@ from sftp_s3_tui.engine.config import (
     TransferOptions,
 )
 from sftp_s3_tui.engine.errors import ConfigError
-from sftp_s3_tui.engine.locations import S3Location
 from sftp_s3_tui.profiles import (
     Profile,
     ProfileStore,

@@ -5,10 +5,10 @@ from __future__ import annotations
 import urllib.request
 from typing import Any
 
+from sftp_s3_tui.engine.addresses import parse_s3_url
 from sftp_s3_tui.engine.config import S3Endpoint, TransferOptions
 from sftp_s3_tui.engine.events import EventBus
-from sftp_s3_tui.engine.locations import parse_s3_url
-from sftp_s3_tui.engine.queue import TransferQueue
+from sftp_s3_tui.engine.transfer.queue import TransferQueue
 from sftp_s3_tui.metrics import MetricsExporter, Sampler
 from tests.servers import SftpServerInfo
 from tests.test_cli_metrics_profiles import metric_value

@@ -11,12 +11,12 @@ import asyncio
 import os
 
 from sftp_s3_tui.demo import DEMO_REGION
-from sftp_s3_tui.engine import pipeline
-from sftp_s3_tui.engine import sftp as engine_sftp
+from sftp_s3_tui.engine.addresses import parse_s3_url
 from sftp_s3_tui.engine.config import S3Endpoint, SftpEndpoint, TransferOptions
 from sftp_s3_tui.engine.events import TransferState
-from sftp_s3_tui.engine.locations import parse_s3_url
-from sftp_s3_tui.engine.queue import TransferQueue
+from sftp_s3_tui.engine.sftp import pool as engine_sftp
+from sftp_s3_tui.engine.transfer import file as pipeline
+from sftp_s3_tui.engine.transfer.queue import TransferQueue
 
 from .common import add_sftp_arguments
 

@@ -16,10 +16,10 @@ except ImportError:  # Airflow 2
     from airflow.hooks.base import BaseHook  # type: ignore[no-redef]
     from airflow.models import BaseOperator  # type: ignore[no-redef,assignment]
 
+from ..engine.addresses import parse_size
 from ..engine.config import ConflictPolicy, S3Endpoint, SftpEndpoint
 from ..engine.errors import TransferError
-from ..engine.journal import Journal
-from ..engine.locations import parse_size
+from ..engine.resume.journal import Journal
 from ..paths import journal_dir
 from ..requests import RunFlags, env_value, object_options, run_options, with_aws_defaults
 from .connections import (

@@ -14,6 +14,7 @@ import threading
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
+from ..engine.addresses import S3Location, format_size, parse_s3_url, parse_size
 from ..engine.config import ConflictPolicy, S3Endpoint, SftpEndpoint, TransferOptions
 from ..engine.errors import HostKeyError, SftpAuthError, SourceNotFound, TransferError, UsageError
 from ..engine.events import (
@@ -24,16 +25,15 @@ from ..engine.events import (
     TransferResult,
     TransferState,
 )
-from ..engine.journal import Journal
-from ..engine.locations import S3Location, format_size, parse_s3_url, parse_size
-from ..engine.manifest import Manifest
-from ..engine.plan import PlanSource, expand, plan_copy
-from ..engine.queue import TransferQueue
-from ..engine.run_options import RunOptions
-from ..engine.selection import select_planned
-from ..engine.sftp import SftpPool
-from ..engine.source_actions import SourceOutcome
-from ..engine.workflow import CopyRun, RunReport
+from ..engine.nightly.manifest import Manifest
+from ..engine.nightly.options import RunOptions
+from ..engine.nightly.run import CopyRun, RunReport
+from ..engine.nightly.source_actions import SourceOutcome
+from ..engine.plan.selection import select_planned
+from ..engine.plan.sources import PlanSource, expand, plan_copy
+from ..engine.resume.journal import Journal
+from ..engine.sftp.pool import SftpPool
+from ..engine.transfer.queue import TransferQueue
 from ..metrics import exporting
 from ..paths import state_dir
 from ..requests import TransferFlags

@@ -14,7 +14,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Literal
 
 if TYPE_CHECKING:
-    from .checksums import StoreCapabilities
+    from .s3.checksums import StoreCapabilities
 
 
 class TransferState(StrEnum):

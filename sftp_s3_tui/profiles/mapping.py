@@ -10,13 +10,13 @@ from dataclasses import fields
 from enum import StrEnum
 from typing import Any
 
+from ..engine.addresses import format_rate, parse_rate, parse_size
 from ..engine.config import (
     ChecksumChoice,
     ConflictPolicy,
     HostKeyPolicy,
 )
 from ..engine.errors import ConfigError, UsageError
-from ..engine.locations import format_rate, parse_rate, parse_size
 from ..redaction import register_secret
 from .model import Profile, S3Settings, SftpAuth, SftpSettings, TransferDefaults, _check_name
 from .secrets import SECRET_FIELDS, Secret

@@ -11,6 +11,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+from ..engine.addresses import S3Location, SftpLocation, parse_s3_url
 from ..engine.config import (
     MAX_PART_SIZE,
     MIN_PART_SIZE,
@@ -22,7 +23,6 @@ from ..engine.config import (
     TransferOptions,
 )
 from ..engine.errors import UsageError
-from ..engine.locations import S3Location, SftpLocation, parse_s3_url
 from ..engine.object_options import ObjectOptions
 from .secrets import Secret, _resolve
 

@@ -14,7 +14,7 @@ from typing import Any, NamedTuple
 import tomli_w
 
 from .. import paths
-from ..engine.atomic import atomic_write
+from ..engine.durable import atomic_write
 from ..engine.errors import ConfigError
 from ..redaction import register_secret
 from .mapping import (

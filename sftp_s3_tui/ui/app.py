@@ -24,7 +24,7 @@ from .. import paths
 from ..engine.config import TransferOptions
 from ..engine.errors import ConfigError, HostKeyError, TransferError, UsageError
 from ..engine.events import EngineEvent, TransferFinished, TransferState
-from ..engine.journal import Journal, JournalEntry
+from ..engine.resume.journal import Journal, JournalEntry
 from ..profiles import (
     Profile,
     ProfileStore,

@@ -14,8 +14,8 @@ from urllib.parse import urlsplit
 from botocore.exceptions import HTTPClientError
 from botocore.parsers import ResponseParserError
 
+from ..engine.addresses import S3Location
 from ..engine.config import ConflictPolicy, S3Endpoint, SftpEndpoint, TransferOptions
-from ..engine.decide import Action, DestinationIndex
 from ..engine.errors import S3Error, TransferError, UsageError
 from ..engine.events import (
     EngineEvent,
@@ -26,14 +26,14 @@ from ..engine.events import (
     TransferState,
     TransferStateChanged,
 )
-from ..engine.journal import Journal, JournalEntry
-from ..engine.locations import S3Location
-from ..engine.plan import FileJob, PlanSource, exact_key_error, plan_copy
-from ..engine.preview import CopyPlan, preview_copy
-from ..engine.queue import Transfer, TransferQueue
-from ..engine.s3 import S3Entry, check_bucket, list_buckets, list_prefix
-from ..engine.selection import Selection, select_planned
-from ..engine.sftp import RemoteEntry, remember_host_key
+from ..engine.plan.conflicts import Action, DestinationIndex
+from ..engine.plan.preview import CopyPlan, preview_copy
+from ..engine.plan.selection import Selection, select_planned
+from ..engine.plan.sources import FileJob, PlanSource, exact_key_error, plan_copy
+from ..engine.resume.journal import Journal, JournalEntry
+from ..engine.s3.operations import S3Entry, check_bucket, list_buckets, list_prefix
+from ..engine.sftp.pool import RemoteEntry, remember_host_key
+from ..engine.transfer.queue import Transfer, TransferQueue
 from ..metrics import MetricsExporter, Sampler
 from ..paths import state_dir
 from .watches import RunningWatch, Watches, WatchSpec

@@ -17,12 +17,12 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 
+from ..engine.addresses import S3Location
 from ..engine.config import SftpEndpoint
 from ..engine.events import TransferState
-from ..engine.locations import S3Location
-from ..engine.queue import TransferQueue
-from ..engine.run_options import RunOptions
-from ..engine.watch import PollReport, WatchSource, WatchState, watch
+from ..engine.nightly.options import RunOptions
+from ..engine.nightly.watch import PollReport, WatchSource, WatchState, watch
+from ..engine.transfer.queue import TransferQueue
 
 log = logging.getLogger(__name__)
 

@@ -26,6 +26,7 @@ from sftp_s3_tui.airflow.transfer import (
     task_message,
     transfer_options,
 )
+from sftp_s3_tui.engine.addresses import S3Location
 from sftp_s3_tui.engine.config import ConflictPolicy, HostKeyPolicy, MiB, S3Endpoint
 from sftp_s3_tui.engine.errors import (
     ConfigError,
@@ -35,7 +36,6 @@ from sftp_s3_tui.engine.errors import (
     UsageError,
 )
 from sftp_s3_tui.engine.events import TransferResult, TransferState
-from sftp_s3_tui.engine.locations import S3Location
 
 ED25519 = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHPbU1bSj0dxTSOKbCSNXXPOFLAnqH3wIxXdB8qCmW9W"
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
+from sftp_s3_tui.engine.addresses import parse_s3_url
 from sftp_s3_tui.engine.config import S3Endpoint, SftpEndpoint, TransferOptions
 from sftp_s3_tui.engine.events import EventBus, TransferResult
-from sftp_s3_tui.engine.journal import Journal
-from sftp_s3_tui.engine.locations import parse_s3_url
-from sftp_s3_tui.engine.queue import TransferQueue
+from sftp_s3_tui.engine.resume.journal import Journal
+from sftp_s3_tui.engine.transfer.queue import TransferQueue
 
 MiB = 1 << 20
 
@@ -60,9 +60,9 @@ def open_uploads(s3: Any, bucket: str) -> list[dict[str, Any]]:
 async def check_store(endpoint: S3Endpoint, bucket: str) -> None:
     """Do the session's store check (the checksum probe) of ``endpoint``/``bucket`` now, as a
     long session has it done, so faults armed afterwards meet the files' own requests only."""
-    from sftp_s3_tui.engine.checksums import SESSION_PROBES
     from sftp_s3_tui.engine.config import ChecksumChoice
-    from sftp_s3_tui.engine.s3 import open_client
+    from sftp_s3_tui.engine.s3.checksums import SESSION_PROBES
+    from sftp_s3_tui.engine.s3.operations import open_client
 
     async with open_client(endpoint) as client:
         await SESSION_PROBES.capabilities(

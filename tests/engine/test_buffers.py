@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from sftp_s3_tui.engine.buffers import BufferPool
+from sftp_s3_tui.engine.transfer.buffers import BufferPool
 
 MiB = 1 << 20
 

@@ -9,15 +9,6 @@ from typing import Any
 
 import pytest
 
-from sftp_s3_tui.engine.checksums import (
-    SESSION_PROBES,
-    checksum_of,
-    combined_crc,
-    composite,
-    multipart_etag,
-    part_sums,
-    probe,
-)
 from sftp_s3_tui.engine.config import ChecksumChoice, S3Endpoint, TransferOptions
 from sftp_s3_tui.engine.events import (
     EngineEvent,
@@ -26,7 +17,16 @@ from sftp_s3_tui.engine.events import (
     TransferNotice,
     TransferState,
 )
-from sftp_s3_tui.engine.s3 import open_client
+from sftp_s3_tui.engine.s3.checksums import (
+    SESSION_PROBES,
+    checksum_of,
+    combined_crc,
+    composite,
+    multipart_etag,
+    part_sums,
+    probe,
+)
+from sftp_s3_tui.engine.s3.operations import open_client
 from tests.servers import SftpServerInfo
 
 from .helpers import MiB, copy, object_bytes, open_uploads, stored_sha256

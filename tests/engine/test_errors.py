@@ -17,7 +17,7 @@ from sftp_s3_tui.engine.errors import (
     SourceNotFound,
 )
 from sftp_s3_tui.engine.events import TransferState
-from sftp_s3_tui.engine.sftp import SftpPool
+from sftp_s3_tui.engine.sftp.pool import SftpPool
 from tests.servers import SftpServerInfo
 
 from .helpers import copy, keys, open_uploads

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from sftp_s3_tui.engine.journal import (
+from sftp_s3_tui.engine.resume.journal import (
     Journal,
     JournalBusy,
     JournalError,
@@ -62,7 +62,7 @@ def test_a_second_run_cannot_claim_a_key_that_a_running_one_holds(tmp_path: Path
     other_run = textwrap.dedent(
         f"""
         from pathlib import Path
-        from sftp_s3_tui.engine.journal import Journal, JournalBusy
+        from sftp_s3_tui.engine.resume.journal import Journal, JournalBusy
         try:
             records = Journal(Path({str(folder)!r})).for_endpoint("aws")
             records.claim("landing", "k/big.bin").release()

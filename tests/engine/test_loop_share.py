@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
+from sftp_s3_tui.engine.aio import LoopShare
 from sftp_s3_tui.engine.config import S3Endpoint
-from sftp_s3_tui.engine.loop_share import LoopShare
-from sftp_s3_tui.engine.s3 import open_client, put_object
+from sftp_s3_tui.engine.s3.operations import open_client, put_object
 
 STEP_SECONDS = 0.003  # a PutObject's start on the loop, as measured
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from sftp_s3_tui.engine.addresses import parse_s3_url
 from sftp_s3_tui.engine.config import ConflictPolicy, S3Endpoint, TransferOptions
 from sftp_s3_tui.engine.errors import UsageError
 from sftp_s3_tui.engine.events import (
@@ -15,8 +16,7 @@ from sftp_s3_tui.engine.events import (
     TransferState,
     TransferStateChanged,
 )
-from sftp_s3_tui.engine.locations import parse_s3_url
-from sftp_s3_tui.engine.queue import TransferQueue
+from sftp_s3_tui.engine.transfer.queue import TransferQueue
 from tests.servers import SftpServerInfo
 
 from .helpers import MiB, copy, keys, object_bytes, open_uploads

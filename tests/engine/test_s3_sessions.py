@@ -6,7 +6,7 @@ import asyncio
 import dataclasses
 
 from sftp_s3_tui.engine.config import S3Endpoint
-from sftp_s3_tui.engine.s3 import check_bucket, open_client, session_for, warm_up
+from sftp_s3_tui.engine.s3.operations import check_bucket, open_client, session_for, warm_up
 
 
 async def test_sessions_share_one_loader_and_keep_their_own_credentials() -> None:

@@ -9,11 +9,11 @@ from typing import Any
 
 import pytest
 
+from sftp_s3_tui.engine.addresses import parse_s3_url
 from sftp_s3_tui.engine.config import S3Endpoint, TransferOptions
 from sftp_s3_tui.engine.events import TransferState
-from sftp_s3_tui.engine.locations import parse_s3_url
-from sftp_s3_tui.engine.queue import TransferQueue
-from sftp_s3_tui.engine.s3 import KNOWN_PAYLOAD_SIGNER
+from sftp_s3_tui.engine.s3.operations import KNOWN_PAYLOAD_SIGNER
+from sftp_s3_tui.engine.transfer.queue import TransferQueue
 from tests.servers import S3Store, SftpServerInfo
 
 from .helpers import MiB, object_bytes

@@ -6,7 +6,6 @@ from typing import Any
 
 import pytest
 
-from sftp_s3_tui.engine.checksums import SESSION_PROBES
 from sftp_s3_tui.engine.config import ChecksumChoice, S3Endpoint, TransferOptions
 from sftp_s3_tui.engine.events import (
     EngineEvent,
@@ -17,7 +16,8 @@ from sftp_s3_tui.engine.events import (
     TransferNotice,
     TransferState,
 )
-from sftp_s3_tui.engine.s3 import open_client
+from sftp_s3_tui.engine.s3.checksums import SESSION_PROBES
+from sftp_s3_tui.engine.s3.operations import open_client
 from tests.reliability.proxy import FaultProxy
 from tests.servers import S3Store, SftpServerInfo
 

@@ -128,8 +128,8 @@ async def test_exact_key_destination(
 async def test_cancelled_transfer_leaves_nothing_behind(
     sftp_server: SftpServerInfo, s3_endpoint: S3Endpoint, s3: Any, bucket: str
 ) -> None:
-    from sftp_s3_tui.engine.locations import parse_s3_url
-    from sftp_s3_tui.engine.queue import TransferQueue
+    from sftp_s3_tui.engine.addresses import parse_s3_url
+    from sftp_s3_tui.engine.transfer.queue import TransferQueue
 
     remote = sftp_server.write_file("in/big.bin", size=12 * PART, seed=9)
     bus = EventBus()
@@ -154,8 +154,8 @@ async def test_cancelled_transfer_leaves_nothing_behind(
 async def test_memory_stays_within_parts_in_flight(
     embedded_sftp: SftpServerInfo, s3_endpoint: S3Endpoint, s3: Any, bucket: str
 ) -> None:
-    from sftp_s3_tui.engine.locations import parse_s3_url
-    from sftp_s3_tui.engine.queue import TransferQueue
+    from sftp_s3_tui.engine.addresses import parse_s3_url
+    from sftp_s3_tui.engine.transfer.queue import TransferQueue
 
     remote = embedded_sftp.write_file("in/big.bin", size=20 * PART, seed=4)
     options = TransferOptions(part_size=PART, parts_in_flight=3)

@@ -9,12 +9,12 @@ from typing import Any
 
 import pytest
 
-from sftp_s3_tui.engine import s3 as s3_requests
 from sftp_s3_tui.engine.config import ConflictPolicy, S3Endpoint, TransferOptions
 from sftp_s3_tui.engine.errors import VerificationFailed
 from sftp_s3_tui.engine.events import EngineEvent, EventBus, PartChanged, PartState, TransferState
-from sftp_s3_tui.engine.s3 import open_client
-from sftp_s3_tui.engine.verify import Published, reject
+from sftp_s3_tui.engine.s3 import operations as s3_requests
+from sftp_s3_tui.engine.s3.operations import open_client
+from sftp_s3_tui.engine.transfer.verify import Published, reject
 from tests.servers import SftpServerInfo
 
 from .helpers import MiB, copy, object_bytes, open_uploads

@@ -11,15 +11,15 @@ from typing import Any
 
 import asyncssh
 
+from sftp_s3_tui.engine.addresses import parse_s3_url
 from sftp_s3_tui.engine.config import S3Endpoint, TransferOptions
-from sftp_s3_tui.engine.filters import FileFilter, source_root
-from sftp_s3_tui.engine.locations import parse_s3_url
-from sftp_s3_tui.engine.manifest import Manifest
-from sftp_s3_tui.engine.queue import TransferQueue
-from sftp_s3_tui.engine.readiness import ReadinessGate
-from sftp_s3_tui.engine.selection import select_jobs
-from sftp_s3_tui.engine.source_actions import SourceAction
-from sftp_s3_tui.engine.workflow import CopyRun, RunReport
+from sftp_s3_tui.engine.nightly.manifest import Manifest
+from sftp_s3_tui.engine.nightly.run import CopyRun, RunReport
+from sftp_s3_tui.engine.nightly.source_actions import SourceAction
+from sftp_s3_tui.engine.plan.filters import FileFilter, source_root
+from sftp_s3_tui.engine.plan.readiness import ReadinessGate
+from sftp_s3_tui.engine.plan.selection import select_jobs
+from sftp_s3_tui.engine.transfer.queue import TransferQueue
 from tests.servers import SftpServerInfo
 
 

@@ -15,7 +15,7 @@ import pytest
 
 from sftp_s3_tui.engine.config import S3Endpoint
 from sftp_s3_tui.engine.errors import UsageError
-from sftp_s3_tui.engine.source_actions import SourceAction
+from sftp_s3_tui.engine.nightly.source_actions import SourceAction
 from sftp_s3_tui.requests import RunFlags, run_options
 from tests.engine.helpers import keys, object_bytes
 from tests.servers import SftpServerInfo

@@ -7,13 +7,13 @@ from typing import Any
 
 import pytest
 
+from sftp_s3_tui.engine.addresses import parse_s3_url
 from sftp_s3_tui.engine.config import S3Endpoint
 from sftp_s3_tui.engine.errors import UsageError
-from sftp_s3_tui.engine.filters import FileFilter, filter_jobs, parse_when, source_root
-from sftp_s3_tui.engine.locations import parse_s3_url
-from sftp_s3_tui.engine.plan import expand
-from sftp_s3_tui.engine.queue import TransferQueue
-from sftp_s3_tui.engine.sftp import SftpPool
+from sftp_s3_tui.engine.plan.filters import FileFilter, filter_jobs, parse_when, source_root
+from sftp_s3_tui.engine.plan.sources import expand
+from sftp_s3_tui.engine.sftp.pool import SftpPool
+from sftp_s3_tui.engine.transfer.queue import TransferQueue
 from tests.engine.helpers import keys
 from tests.servers import SftpServerInfo
 

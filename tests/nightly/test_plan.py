@@ -7,14 +7,14 @@ import os
 import time
 from typing import Any
 
+from sftp_s3_tui.engine.addresses import parse_s3_url
 from sftp_s3_tui.engine.config import ConflictPolicy, S3Endpoint, TransferOptions
-from sftp_s3_tui.engine.decide import Action, DestinationIndex
 from sftp_s3_tui.engine.events import TransferState
-from sftp_s3_tui.engine.filters import FileFilter, source_root
-from sftp_s3_tui.engine.locations import parse_s3_url
-from sftp_s3_tui.engine.preview import CopyPlan, preview_copy
-from sftp_s3_tui.engine.queue import TransferQueue
-from sftp_s3_tui.engine.selection import select_jobs
+from sftp_s3_tui.engine.plan.conflicts import Action, DestinationIndex
+from sftp_s3_tui.engine.plan.filters import FileFilter, source_root
+from sftp_s3_tui.engine.plan.preview import CopyPlan, preview_copy
+from sftp_s3_tui.engine.plan.selection import select_jobs
+from sftp_s3_tui.engine.transfer.queue import TransferQueue
 from tests.engine.helpers import MiB, copy, keys, open_uploads
 from tests.servers import SftpServerInfo
 

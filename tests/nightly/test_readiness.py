@@ -8,14 +8,14 @@ import time
 from pathlib import Path
 from typing import Any
 
+from sftp_s3_tui.engine.addresses import parse_s3_url
 from sftp_s3_tui.engine.config import S3Endpoint, SftpEndpoint
 from sftp_s3_tui.engine.events import TransferState
-from sftp_s3_tui.engine.filters import FileFilter
-from sftp_s3_tui.engine.locations import parse_s3_url
-from sftp_s3_tui.engine.plan import FileJob, expand
-from sftp_s3_tui.engine.readiness import ReadinessGate, StabilityTracker, check_ready
-from sftp_s3_tui.engine.sftp import SftpPool
-from sftp_s3_tui.engine.source_actions import SourceAction
+from sftp_s3_tui.engine.nightly.source_actions import SourceAction
+from sftp_s3_tui.engine.plan.filters import FileFilter
+from sftp_s3_tui.engine.plan.readiness import ReadinessGate, StabilityTracker, check_ready
+from sftp_s3_tui.engine.plan.sources import FileJob, expand
+from sftp_s3_tui.engine.sftp.pool import SftpPool
 from tests.engine.helpers import keys, object_bytes
 from tests.servers import SftpServerInfo
 

@@ -9,15 +9,15 @@ import time
 from pathlib import Path
 from typing import Any
 
+from sftp_s3_tui.engine.addresses import parse_s3_url
 from sftp_s3_tui.engine.config import ConflictPolicy, S3Endpoint, TransferOptions
 from sftp_s3_tui.engine.events import TransferState
-from sftp_s3_tui.engine.filters import source_root
-from sftp_s3_tui.engine.locations import parse_s3_url
-from sftp_s3_tui.engine.manifest import Manifest
-from sftp_s3_tui.engine.queue import TransferQueue
-from sftp_s3_tui.engine.selection import select_jobs
-from sftp_s3_tui.engine.source_actions import SourceAction
-from sftp_s3_tui.engine.workflow import CopyRun
+from sftp_s3_tui.engine.nightly.manifest import Manifest
+from sftp_s3_tui.engine.nightly.run import CopyRun
+from sftp_s3_tui.engine.nightly.source_actions import SourceAction
+from sftp_s3_tui.engine.plan.filters import source_root
+from sftp_s3_tui.engine.plan.selection import select_jobs
+from sftp_s3_tui.engine.transfer.queue import TransferQueue
 from tests.engine.helpers import MiB, object_bytes, sha256
 from tests.servers import SftpServerInfo
 
@@ -173,7 +173,7 @@ async def test_manifest_appends_across_runs(tmp_path: Path) -> None:
 async def test_s3_manifest_survives_a_crash_through_its_spool(
     s3_endpoint: S3Endpoint, s3: Any, bucket: str, tmp_path: Path
 ) -> None:
-    from sftp_s3_tui.engine.s3 import open_client
+    from sftp_s3_tui.engine.s3.operations import open_client
 
     target = f"s3://{bucket}/manifests/run.jsonl"
     async with open_client(s3_endpoint) as client:

@@ -21,11 +21,11 @@ from typing import Any
 
 import psutil
 
+from sftp_s3_tui.engine.addresses import parse_s3_url
 from sftp_s3_tui.engine.config import S3Endpoint, SftpEndpoint, TransferOptions
 from sftp_s3_tui.engine.errors import TransferError
-from sftp_s3_tui.engine.journal import Journal
-from sftp_s3_tui.engine.locations import parse_s3_url
-from sftp_s3_tui.engine.queue import TransferQueue
+from sftp_s3_tui.engine.resume.journal import Journal
+from sftp_s3_tui.engine.transfer.queue import TransferQueue
 
 WATCHDOG_SECONDS = 90.0
 

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from sftp_s3_tui.engine.addresses import MAX_KEY_BYTES, parse_s3_url
 from sftp_s3_tui.engine.config import MAX_PARTS, S3Endpoint, TransferOptions
 from sftp_s3_tui.engine.errors import UsageError
 from sftp_s3_tui.engine.events import (
@@ -18,9 +19,8 @@ from sftp_s3_tui.engine.events import (
     TransferStarted,
     TransferState,
 )
-from sftp_s3_tui.engine.locations import MAX_KEY_BYTES, parse_s3_url
-from sftp_s3_tui.engine.plan import part_count, part_size_for
-from sftp_s3_tui.engine.queue import TransferQueue
+from sftp_s3_tui.engine.plan.sources import part_count, part_size_for
+from sftp_s3_tui.engine.transfer.queue import TransferQueue
 from tests.engine.helpers import MiB, copy
 from tests.servers import SftpServerInfo
 from tests.test_cli_copy import key_args, run_cli, source_url

@@ -12,10 +12,10 @@ from typing import Any
 from sftp_s3_tui.demo import EmbeddedS3Server
 from sftp_s3_tui.engine.config import S3Endpoint, TransferOptions
 from sftp_s3_tui.engine.events import EventBus, TransferNotice, TransferState
-from sftp_s3_tui.engine.journal import Journal, endpoint_identity
-from sftp_s3_tui.engine.s3 import open_client
-from sftp_s3_tui.engine.shared_resume import record_key
-from sftp_s3_tui.engine.uploads import abort_stale, list_stale
+from sftp_s3_tui.engine.resume.in_s3 import record_key
+from sftp_s3_tui.engine.resume.journal import Journal, endpoint_identity
+from sftp_s3_tui.engine.resume.stale_uploads import abort_stale, list_stale
+from sftp_s3_tui.engine.s3.operations import open_client
 from tests.engine.helpers import MiB, copy
 from tests.servers import SftpServerInfo
 

@@ -13,12 +13,12 @@ from typing import Any
 
 import pytest
 
+from sftp_s3_tui.engine.addresses import parse_s3_url
 from sftp_s3_tui.engine.config import S3Endpoint
 from sftp_s3_tui.engine.errors import TransferError
 from sftp_s3_tui.engine.events import TransferState
-from sftp_s3_tui.engine.locations import parse_s3_url
-from sftp_s3_tui.engine.plan import expand, walk
-from sftp_s3_tui.engine.sftp import Kind, SftpPool
+from sftp_s3_tui.engine.plan.sources import expand, walk
+from sftp_s3_tui.engine.sftp.pool import Kind, SftpPool
 from tests.engine.helpers import copy, keys
 from tests.servers import SftpServerInfo, unavailable
 from tests.sftpfaults import SftpFaults, faulty_sftp_server

@@ -8,7 +8,7 @@ from typing import Any
 
 from sftp_s3_tui.engine.config import S3Endpoint, TransferOptions
 from sftp_s3_tui.engine.events import TransferState
-from sftp_s3_tui.engine.source_actions import SourceAction
+from sftp_s3_tui.engine.nightly.source_actions import SourceAction
 from tests.engine.helpers import MiB, open_uploads
 from tests.nightly.helpers import manifest_rows, nightly
 from tests.servers import SftpServerInfo
@@ -66,9 +66,9 @@ async def test_skip_existing_without_list_permission_decides_by_head(
 ) -> None:
     """An IAM user without s3:ListBucket: the listing is refused, so each key is decided by
     a HEAD; the rerun still copies what is new and skips what is there."""
+    from sftp_s3_tui.engine.addresses import parse_s3_url
     from sftp_s3_tui.engine.config import ConflictPolicy
-    from sftp_s3_tui.engine.locations import parse_s3_url
-    from sftp_s3_tui.engine.queue import TransferQueue
+    from sftp_s3_tui.engine.transfer.queue import TransferQueue
 
     openssh_sftp.write_file("drop/new.csv", b"new\n")
     openssh_sftp.write_file("drop/kept.csv", b"ours\n")

@@ -25,7 +25,7 @@ import pytest
 
 from sftp_s3_tui.demo.sftp_server import EmbeddedSftpServer, known_hosts_entry
 from sftp_s3_tui.engine.config import S3Endpoint
-from sftp_s3_tui.engine.journal import Journal
+from sftp_s3_tui.engine.resume.journal import Journal
 from tests.engine.helpers import MiB, keys
 from tests.servers import SftpServerInfo, default_sigint
 from tests.test_cli_copy import key_args, run_cli, source_url

@@ -12,11 +12,11 @@ from typing import Any
 import pytest
 
 from sftp_s3_tui.demo import EmbeddedS3Server
-from sftp_s3_tui.engine.checksums import SESSION_PROBES
 from sftp_s3_tui.engine.config import ChecksumChoice, S3Endpoint, TransferOptions
 from sftp_s3_tui.engine.events import EventBus, PartChanged, PartState, TransferState
-from sftp_s3_tui.engine.journal import Journal
-from sftp_s3_tui.engine.s3 import open_client
+from sftp_s3_tui.engine.resume.journal import Journal
+from sftp_s3_tui.engine.s3.checksums import SESSION_PROBES
+from sftp_s3_tui.engine.s3.operations import open_client
 from tests.engine.helpers import MiB, copy
 from tests.servers import S3Store, SftpServerInfo
 
@@ -320,8 +320,8 @@ async def _cancelled_after(
     seconds: float,
 ) -> list[Any]:
     """Start copying ``queue_files`` and cancel everything ``seconds`` later (Ctrl-C's path)."""
-    from sftp_s3_tui.engine.locations import parse_s3_url
-    from sftp_s3_tui.engine.queue import TransferQueue
+    from sftp_s3_tui.engine.addresses import parse_s3_url
+    from sftp_s3_tui.engine.transfer.queue import TransferQueue
 
     async with TransferQueue(endpoint, OPTIONS, journal=journal) as queue:
         jobs = []
@@ -391,8 +391,8 @@ async def test_a_cancel_while_create_multipart_upload_is_answered_leaves_no_uplo
         await asyncio.sleep(0.1)  # moto has made the upload; its answer waits
         queue.cancel_all()
 
-    from sftp_s3_tui.engine.locations import parse_s3_url
-    from sftp_s3_tui.engine.queue import TransferQueue
+    from sftp_s3_tui.engine.addresses import parse_s3_url
+    from sftp_s3_tui.engine.transfer.queue import TransferQueue
 
     async with TransferQueue(faulty_endpoint, OPTIONS, journal=Journal(tmp_path / "j")) as queue:
         jobs = await queue.expand(
@@ -468,8 +468,8 @@ async def test_cancel_without_the_right_to_abort_says_the_upload_stays_open(
 ) -> None:
     """No s3:AbortMultipartUpload: the cancel cannot remove the upload, so it must not say it
     did, and the journal keeps the record that `cleanup` (or a rerun) needs."""
-    from sftp_s3_tui.engine.locations import parse_s3_url
-    from sftp_s3_tui.engine.queue import TransferQueue
+    from sftp_s3_tui.engine.addresses import parse_s3_url
+    from sftp_s3_tui.engine.transfer.queue import TransferQueue
 
     remote = openssh_sftp.write_file("in/big.bin", size=16 * MiB, seed=31)
     s3_faults.fail("AbortMultipartUpload", 403, code="AccessDenied", times=None)
@@ -502,8 +502,8 @@ async def test_cancel_while_a_big_part_is_hashed_returns_its_memory(
 ) -> None:
     """Cancelled at the moment a 16 MiB part goes to be hashed in a thread: the cancel waits
     for the thread, then gives the part's buffer back — no BufferError, no leak."""
-    from sftp_s3_tui.engine.locations import parse_s3_url
-    from sftp_s3_tui.engine.queue import TransferQueue
+    from sftp_s3_tui.engine.addresses import parse_s3_url
+    from sftp_s3_tui.engine.transfer.queue import TransferQueue
 
     remote = openssh_sftp.write_file("in/big.bin", size=48 * MiB, seed=32)
     options = replace(OPTIONS, part_size=16 * MiB)

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from sftp_s3_tui.engine.addresses import parse_s3_url
 from sftp_s3_tui.engine.config import S3Endpoint, TransferOptions
 from sftp_s3_tui.engine.errors import TransferError
 from sftp_s3_tui.engine.events import (
@@ -17,8 +18,7 @@ from sftp_s3_tui.engine.events import (
     TransferFinished,
     TransferState,
 )
-from sftp_s3_tui.engine.locations import parse_s3_url
-from sftp_s3_tui.engine.queue import TransferQueue
+from sftp_s3_tui.engine.transfer.queue import TransferQueue
 from tests.engine.helpers import MiB, copy
 from tests.servers import SftpServerInfo
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from sftp_s3_tui.engine import sftp as engine_sftp
+from sftp_s3_tui.engine.addresses import parse_s3_url
 from sftp_s3_tui.engine.config import S3Endpoint, TransferOptions
 from sftp_s3_tui.engine.events import (
     EngineEvent,
@@ -23,9 +23,9 @@ from sftp_s3_tui.engine.events import (
     SftpLinkMeasured,
     TransferState,
 )
-from sftp_s3_tui.engine.locations import parse_s3_url
-from sftp_s3_tui.engine.queue import TransferQueue
-from sftp_s3_tui.engine.sftp import SftpPool
+from sftp_s3_tui.engine.sftp import pool as engine_sftp
+from sftp_s3_tui.engine.sftp.pool import SftpPool
+from sftp_s3_tui.engine.transfer.queue import TransferQueue
 from tests.engine.helpers import MiB, copy, keys, open_uploads
 from tests.servers import SftpServerInfo
 from tests.sftpfaults import SftpFaults, faulty_sftp_server
@@ -322,8 +322,8 @@ async def _copy_with_pool(
     s3_endpoint: S3Endpoint,
     bus: EventBus,
 ) -> Any:
-    from sftp_s3_tui.engine.locations import parse_s3_url
-    from sftp_s3_tui.engine.queue import TransferQueue
+    from sftp_s3_tui.engine.addresses import parse_s3_url
+    from sftp_s3_tui.engine.transfer.queue import TransferQueue
 
     async with TransferQueue(s3_endpoint, OPTIONS, bus=bus, sftp=pool) as queue:
         jobs = await queue.expand(endpoint, path, parse_s3_url(f"s3://{bucket}/"))

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from sftp_s3_tui.engine.pipeline import _Turnstile
+from sftp_s3_tui.engine.transfer.file import _Turnstile
 
 
 async def test_a_waiting_part_is_released_when_the_turnstile_breaks() -> None:

@@ -13,10 +13,10 @@ import pytest
 from textual.command import CommandList, CommandPalette
 from textual.widgets import TextArea
 
-from sftp_s3_tui.engine.checksums import SESSION_PROBES, StoreCapabilities
+from sftp_s3_tui.engine.addresses import parse_s3_url
 from sftp_s3_tui.engine.config import ChecksumChoice, ConflictPolicy, HostKeyPolicy, KiB, MiB
 from sftp_s3_tui.engine.events import TransferState
-from sftp_s3_tui.engine.locations import parse_s3_url
+from sftp_s3_tui.engine.s3.checksums import SESSION_PROBES, StoreCapabilities
 from sftp_s3_tui.metrics.sampler import SftpLinkStats
 from sftp_s3_tui.ui.screens.connection_details import (
     ConnectionDetailsScreen,

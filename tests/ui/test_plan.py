@@ -12,7 +12,7 @@ from typing import Any
 from textual.widgets import DataTable
 
 from sftp_s3_tui.engine.config import S3Endpoint
-from sftp_s3_tui.engine.preview import CopyPlan
+from sftp_s3_tui.engine.plan.preview import CopyPlan
 from sftp_s3_tui.ui.screens.browse import BrowseScreen
 from sftp_s3_tui.ui.screens.plan import PlanScreen
 from sftp_s3_tui.ui.widgets.remote_tree import RemoteTree

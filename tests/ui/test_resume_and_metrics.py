@@ -8,7 +8,7 @@ from typing import Any
 
 from sftp_s3_tui.engine.config import MiB, S3Endpoint
 from sftp_s3_tui.engine.events import TransferState
-from sftp_s3_tui.engine.journal import Journal, account_identity, endpoint_identity
+from sftp_s3_tui.engine.resume.journal import Journal, account_identity, endpoint_identity
 from sftp_s3_tui.ui.screens.browse import BrowseScreen
 from sftp_s3_tui.ui.screens.dialogs import ConfirmScreen
 from sftp_s3_tui.ui.widgets.remote_tree import RemoteTree

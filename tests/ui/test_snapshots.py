@@ -15,14 +15,14 @@ from typing import Any
 import pytest
 from textual.widgets import Input
 
+from sftp_s3_tui.engine.addresses import parse_s3_url
 from sftp_s3_tui.engine.config import ConflictPolicy, MiB, SftpEndpoint, TransferOptions
-from sftp_s3_tui.engine.decide import ExistingObject, decide
 from sftp_s3_tui.engine.errors import HostKeyError
 from sftp_s3_tui.engine.events import TransferResult, TransferState
-from sftp_s3_tui.engine.locations import parse_s3_url
-from sftp_s3_tui.engine.plan import FileJob
-from sftp_s3_tui.engine.preview import CopyPlan, plan_file
-from sftp_s3_tui.engine.queue import Transfer
+from sftp_s3_tui.engine.plan.conflicts import ExistingObject, decide
+from sftp_s3_tui.engine.plan.preview import CopyPlan, plan_file
+from sftp_s3_tui.engine.plan.sources import FileJob
+from sftp_s3_tui.engine.transfer.queue import Transfer
 from sftp_s3_tui.profiles import (
     Profile,
     ProfileStore,

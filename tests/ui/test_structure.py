@@ -39,9 +39,9 @@ def test_screens_and_commands_do_not_import_the_app() -> None:
 
 def test_the_session_and_engine_import_no_textual() -> None:
     textual_free = [UI / "session.py", UI / "watches.py", UI / "wording.py"]
-    for path in [*textual_free, *sorted((UI.parent / "engine").glob("*.py"))]:
+    for path in [*textual_free, *sorted((UI.parent / "engine").rglob("*.py"))]:
         textual = sorted(n for n in _imports(path) if n.startswith("textual"))
         assert textual == [], path
-    for path in sorted((UI.parent / "engine").glob("*.py")):
+    for path in sorted((UI.parent / "engine").rglob("*.py")):
         ui = sorted(n for n in _imports(path) if n.startswith("sftp_s3_tui.ui"))
         assert ui == [], path

@@ -16,12 +16,12 @@ from textual.screen import Screen
 from textual.widgets import Footer
 
 from ... import paths
+from ...engine.addresses import S3Location
 from ...engine.config import ConflictPolicy
-from ...engine.decide import Action
 from ...engine.errors import TransferError, UsageError
 from ...engine.events import EngineEvent, TransferFinished, TransferState
-from ...engine.locations import S3Location
-from ...engine.preview import CopyPlan
+from ...engine.plan.conflicts import Action
+from ...engine.plan.preview import CopyPlan
 from ..formatting import format_size
 from ..messages import DisconnectRequested, ErrorRaised
 from ..session import Session

@@ -21,10 +21,10 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Button, Static, TextArea
 
-from ...engine.checksums import FULL_OBJECT, HEADER_NAME, SESSION_PROBES, StoreCapabilities
 from ...engine.config import ChecksumChoice, ConflictPolicy, HostKeyPolicy
 from ...engine.errors import TransferError
 from ...engine.events import EngineEvent, SftpLinkMeasured, StoreChecked
+from ...engine.s3.checksums import FULL_OBJECT, HEADER_NAME, SESSION_PROBES, StoreCapabilities
 from ..formatting import format_size
 from ..session import Session
 from .detail import CopyableTextScreen

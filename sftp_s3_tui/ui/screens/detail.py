@@ -14,7 +14,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Static, TextArea
 
 from ...engine.events import TransferState
-from ...engine.queue import Transfer
+from ...engine.transfer.queue import Transfer
 from ...metrics import PART_STATES, Sampler, TransferStats
 from ..formatting import format_duration, format_rate, format_size
 from ..widgets.chunk_map import ChunkMap

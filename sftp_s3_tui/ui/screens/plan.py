@@ -1,6 +1,6 @@
 """The plan of a copy, before it starts: the conflict choice and what each file will do.
 
-The plan is the engine's (``engine/preview.py``), the same as ``copy --dry-run`` prints: a
+The plan is the engine's (``engine/plan/preview.py``), the same as ``copy --dry-run`` prints: a
 new conflict choice asks the engine again.
 """
 
@@ -17,11 +17,11 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, DataTable, RadioButton, RadioSet, Static
 
+from ...engine.addresses import S3Location
 from ...engine.config import ConflictPolicy
-from ...engine.decide import Action
 from ...engine.errors import TransferError
-from ...engine.locations import S3Location
-from ...engine.preview import CopyPlan, PlanTotals
+from ...engine.plan.conflicts import Action
+from ...engine.plan.preview import CopyPlan, PlanTotals
 from ..formatting import format_mtime, format_size
 from ..messages import ErrorRaised
 

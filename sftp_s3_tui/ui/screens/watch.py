@@ -18,8 +18,8 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, DataTable, Input, Label, Static
 
+from ...engine.addresses import S3Location, parse_s3_url
 from ...engine.errors import UsageError
-from ...engine.locations import S3Location, parse_s3_url
 from ...requests import RunFlags, parse_every, run_options
 from ..watches import WatchPhase, WatchSpec, WatchStatus
 

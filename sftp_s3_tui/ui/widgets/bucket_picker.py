@@ -16,9 +16,9 @@ from textual.reactive import reactive
 from textual.widgets import Input, Static, Tree
 from textual.widgets.tree import TreeNode
 
+from ...engine.addresses import S3Location, parse_s3_url
 from ...engine.errors import TransferError, UsageError
-from ...engine.locations import S3Location, parse_s3_url
-from ...engine.s3 import S3Entry
+from ...engine.s3.operations import S3Entry
 from ..formatting import format_mtime, format_size
 
 BucketLister = Callable[[], Awaitable[list[str]]]

@@ -12,6 +12,7 @@ from textual.suggester import SuggestFromList
 from textual.widget import Widget
 from textual.widgets import Checkbox, Input, Label, Select, Static
 
+from ...engine.addresses import format_rate, format_size, parse_rate, parse_size
 from ...engine.config import (
     MAX_PART_SIZE,
     MIN_PART_SIZE,
@@ -23,7 +24,6 @@ from ...engine.config import (
     check_region,
 )
 from ...engine.errors import ConfigError, TransferError, UsageError
-from ...engine.locations import format_rate, format_size, parse_rate, parse_size
 from ...engine.object_options import ObjectOptions, parse_pairs
 from ...profiles import (
     Profile,

@@ -24,7 +24,7 @@ from ...engine.events import (
     TransferState,
     TransferStateChanged,
 )
-from ...engine.queue import Transfer
+from ...engine.transfer.queue import Transfer
 from ...metrics import Sampler, Snapshot, TransferStats
 from ..formatting import format_duration, format_rate, format_size
 from ..session import TransferSpan

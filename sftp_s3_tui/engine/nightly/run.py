@@ -1,0 +1,310 @@
+"""The nightly run on a queue: copy the selected files, and for each one as it finishes write
+its manifest row, then (only if verified and unchanged) move or delete its source.
+
+The fronts (``copy``, ``watch``, the TUI, the Airflow operator) build a :class:`Selection`
+and call :meth:`CopyRun.run`; everything per file happens here, in the same order for all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..events import (
+    EngineEvent,
+    TransferFinished,
+    TransferResult,
+    TransferStarted,
+    TransferState,
+    TransferStateChanged,
+)
+from ..plan.selection import Selection
+from ..plan.sources import FileJob
+from ..s3.operations import head_object
+from ..sftp.pool import SftpPool
+from ..transfer.queue import Transfer, TransferQueue
+from .manifest import Manifest, iso
+from .source_actions import SourceAction, SourceOutcome, apply_source_action
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RunReport:
+    """What a run did: a result per file copied or skipped, the waiting ones, the excluded
+    ones, and what happened to sources."""
+
+    results: list[TransferResult] = field(default_factory=list)
+    waiting: list[tuple[FileJob, str]] = field(default_factory=list)
+    excluded: list[tuple[FileJob, str]] = field(default_factory=list)
+    outcomes: list[SourceOutcome] = field(default_factory=list)
+    manifest_rows: int = 0
+
+    @property
+    def failed(self) -> list[TransferResult]:
+        return [
+            r for r in self.results if r.status not in (TransferState.DONE, TransferState.SKIPPED)
+        ]
+
+
+async def host_key_fingerprint(pool: SftpPool, job: FileJob) -> str | None:
+    """The SFTP server's host key fingerprint, as the manifest records it."""
+    finder = getattr(pool, "host_key_fingerprint", None)
+    if finder is None:
+        return None
+    try:
+        return str(await finder(job.endpoint))
+    except Exception:  # the row is still written without it
+        return None
+
+
+def file_row(
+    job: FileJob,
+    result: TransferResult,
+    *,
+    part_size: int | None,
+    started: float | None,
+    finished: float,
+    head: dict[str, Any] | None,
+    host_key: str | None,
+    source_action: str | None,
+) -> dict[str, Any]:
+    """The manifest row of one file."""
+    endpoint = job.endpoint
+    return {
+        "kind": "file",
+        "status": result.status.value,
+        "reason": result.message or None,
+        "source": {
+            "host": endpoint.host,
+            "port": endpoint.port,
+            "user": endpoint.username,
+            "path": job.path,
+            "size": job.size,
+            "mtime": job.mtime,
+            "mtime_iso": iso(job.mtime),
+        },
+        "host_key": host_key,
+        "bucket": result.bucket,
+        "key": result.key,
+        "bytes": result.bytes if result.status is TransferState.DONE else 0,
+        "sha256": result.sha256,
+        "verified_by": getattr(result, "verified_by", None),
+        "etag": (head or {}).get("ETag"),
+        "version_id": (head or {}).get("VersionId"),
+        "part_size": part_size,
+        "parts": result.parts,
+        "started": iso(started),
+        "finished": iso(finished),
+        "source_action": source_action,
+    }
+
+
+def waiting_row(job: FileJob, reason: str) -> dict[str, Any]:
+    return {
+        "kind": "file",
+        "status": "waiting",
+        "reason": reason,
+        "source": {
+            "host": job.endpoint.host,
+            "port": job.endpoint.port,
+            "user": job.endpoint.username,
+            "path": job.path,
+            "size": job.size,
+            "mtime": job.mtime,
+            "mtime_iso": iso(job.mtime),
+        },
+        "bucket": job.bucket,
+        "key": job.key,
+        "finished": iso(time.time()),
+    }
+
+
+class CopyRun:
+    """Copies a selection on ``queue`` with a manifest and a source action (both optional)."""
+
+    def __init__(
+        self,
+        queue: TransferQueue,
+        *,
+        manifest: Manifest | None = None,
+        source_action: SourceAction | None = None,
+        on_outcome: Callable[[SourceOutcome], None] | None = None,
+        on_file: Callable[[FileJob, TransferResult], None] | None = None,
+    ) -> None:
+        self.queue = queue
+        self.manifest = manifest
+        self.source_action = source_action or SourceAction()
+        self.on_outcome = on_outcome
+        self.on_file = on_file
+        self._jobs: dict[int, FileJob] = {}
+        self._part_size: dict[int, int] = {}
+        self._started: dict[int, float] = {}
+        self._after: set[asyncio.Task[None]] = set()
+        self._host_keys: dict[str, str | None] = {}
+        self._selection = Selection()
+        self._root_of: Callable[[FileJob], str] = lambda job: self._selection.roots.get(
+            job.path, "/"
+        )
+        self._keep_outcomes = True
+        self._ids: list[int] = []  # run()'s transfers, in queue order
+        self._pending: set[int] = set()  # this run's transfers not finished yet
+        self._all_finished = asyncio.Event()
+        self.report = RunReport()
+
+    def _on_event(self, event: EngineEvent) -> None:
+        tid = event.transfer_id
+        # submit() may start transfers before it returns their ids: note every start.
+        if isinstance(event, TransferStarted):
+            self._part_size[tid] = event.part_size
+        elif isinstance(event, TransferStateChanged) and event.state is TransferState.RUNNING:
+            self._started.setdefault(tid, time.time())
+        elif isinstance(event, TransferFinished) and tid in self._jobs:
+            task = asyncio.create_task(self._finish(tid, event.result))
+            self._after.add(task)
+            task.add_done_callback(self._after.discard)
+            self._pending.discard(tid)
+            if not self._pending:
+                self._all_finished.set()
+
+    async def run(self, selection: Selection) -> RunReport:
+        """Copy ``selection.jobs``; returns when every file's row and source action are done."""
+        self._selection = selection
+        report = self.report
+        report.waiting += selection.waiting
+        report.excluded += selection.excluded
+        if self.manifest is not None:
+            for job, reason in selection.waiting:
+                await self.manifest.write(waiting_row(job, reason))
+        unsubscribe = self.queue.bus.subscribe(self._on_event)
+        try:
+            # No await between submit and the mapping: no transfer can finish unseen.
+            transfers = self.queue.submit(selection.jobs)
+            for transfer in transfers:
+                self._jobs[transfer.id] = transfer.job
+            self._ids += [t.id for t in transfers]
+            # Only this run's transfers: the queue may carry others (the TUI's own copies).
+            self._pending = {t.id for t in transfers if not t.state.finished}
+            if self._pending:
+                await self._all_finished.wait()
+            while self._after:
+                await asyncio.gather(*list(self._after))
+        finally:
+            unsubscribe()
+        report.results = [t.result for t in transfers if t.result is not None]  # queue order
+        if self.manifest is not None:
+            report.manifest_rows = self.manifest.rows
+        return report
+
+    async def run_stream(
+        self,
+        jobs: AsyncIterable[FileJob],
+        *,
+        root_of: Callable[[FileJob], str],
+        lookahead: int | None = None,
+    ) -> RunReport:
+        """Copy ``jobs`` as they are listed (the queue's bounded look-ahead): nothing per
+        file is kept once its row and source action are done; results reach ``on_file`` and
+        source outcomes ``on_outcome``, so the report holds no results and no outcomes.
+        ``root_of`` names the source folder a job is under (for the source action);
+        ``lookahead`` bounds the files listed ahead (the queue's default if None)."""
+        self._root_of = root_of
+        self._keep_outcomes = False
+        unsubscribe = self.queue.bus.subscribe(self._on_event)
+        try:
+            self.queue.submit_stream(jobs, lookahead=lookahead, on_queued=self._note)
+            await self.queue.join()
+            while self._after:
+                await asyncio.gather(*list(self._after))
+        finally:
+            unsubscribe()
+        if self.manifest is not None:
+            self.report.manifest_rows = self.manifest.rows
+        return self.report
+
+    def _note(self, transfer: Transfer) -> None:
+        self._jobs[transfer.id] = transfer.job
+
+    def cancel(self) -> None:
+        """Cancel this run's unfinished transfers (their uploads are aborted); others on
+        the queue go on."""
+        for tid in list(self._pending):
+            if tid in self.queue.transfers:
+                self.queue.cancel(tid)
+
+    @property
+    def transfer_ids(self) -> list[int]:
+        """The ids of this run's transfers on the queue."""
+        return list(self._ids)
+
+    async def _finish(self, tid: int, result: TransferResult) -> None:
+        job = self._jobs[tid]
+        try:
+            await self._record_and_act(tid, job, result)
+        except Exception:  # a bug here must not hide the transfer's own result
+            log.exception("after-copy step of %s failed", job.source)
+        finally:
+            if result.status in (TransferState.DONE, TransferState.SKIPPED):
+                # Final: forget it (a failed one may be retried and finish again).
+                self._jobs.pop(tid, None)
+                self._part_size.pop(tid, None)
+                self._started.pop(tid, None)
+        if self.on_file is not None:
+            self.on_file(job, result)
+
+    async def _record_and_act(self, tid: int, job: FileJob, result: TransferResult) -> None:
+        action = self.source_action
+        finished = time.time()
+        if self.manifest is not None:
+            head = None
+            if result.status is TransferState.DONE:
+                head = await _head_quietly(self.queue, result)
+            endpoint = job.endpoint.display
+            if endpoint not in self._host_keys:
+                self._host_keys[endpoint] = await host_key_fingerprint(self.queue.sftp, job)
+            row = file_row(
+                job,
+                result,
+                part_size=self._part_size.get(tid),
+                started=self._started.get(tid),
+                finished=finished,
+                head=head,
+                host_key=self._host_keys[endpoint],
+                source_action=action.describe if action.active else None,
+            )
+            await self.manifest.write(row)  # durable before the source is touched
+        if not action.active:
+            return
+        outcomes = await apply_source_action(
+            self.queue.sftp,
+            job,
+            result,
+            action,
+            root=self._root_of(job),
+            verify_enabled=self.queue.options.verify,
+            done_file=self._selection.done_files.get(job.path),
+        )
+        for outcome in outcomes:
+            if self._keep_outcomes:
+                self.report.outcomes.append(outcome)
+            if self.manifest is not None:
+                await self.manifest.write(
+                    {"kind": "source_action", **outcome.as_json(), "finished": iso(time.time())}
+                )
+            if self.on_outcome is not None:
+                self.on_outcome(outcome)
+
+
+async def _head_quietly(queue: TransferQueue, result: TransferResult) -> dict[str, Any] | None:
+    """The object's ETag and VersionId for the row; a failing HEAD leaves them empty."""
+    etag = getattr(result, "etag", None)
+    if etag:
+        return {"ETag": etag, "VersionId": getattr(result, "version_id", None)}
+    try:
+        return await head_object(queue.s3, result.bucket, result.key)
+    except Exception:
+        return None

@@ -1,0 +1,9 @@
+"""Level 3, moving bytes: buffers from the global pool, one file from reads to a verified
+object, and the queue of many files. Imports levels 0–2.
+
+- :mod:`.queue` — many files under one memory budget, with pause / cancel / retry
+- :mod:`.file` — one file: reads → parts → uploads → complete → verify (first to open)
+- :mod:`.multipart` — one multipart upload: start or resume, parts, complete or abort
+- :mod:`.verify` — what S3 holds against what was read
+- :mod:`.buffers`, :mod:`.context`, :mod:`.source_file` — what the transfers share
+"""

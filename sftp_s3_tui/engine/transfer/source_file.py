@@ -1,0 +1,57 @@
+"""The open remote file of one transfer (see :class:`~.sftp.RemoteReader`)."""
+
+from __future__ import annotations
+
+from ..plan.sources import FileJob, part_size_for
+from ..sftp.pool import RemoteReader
+from .context import EngineContext
+
+#: Read requests of one part in flight at once (255 KiB each on OpenSSH): a whole 8 MiB part
+#: per round trip, however far the server. Their data is bounded by the part's buffer.
+SFTP_REQUESTS_PER_READ = 64
+
+
+class Source:
+    """The remote file of one transfer: a regular file with a known size (else refused),
+    read over one or several connections, reopened after a connection drop; reads probe for
+    EOF, so a file longer than its reported size is caught."""
+
+    def __init__(self, ctx: EngineContext, job: FileJob) -> None:
+        self.ctx = ctx
+        self.job = job
+        options = ctx.options
+        self.reader = RemoteReader(
+            ctx.sftp,
+            job.endpoint,
+            job.path,
+            block_size=options.sftp_block_size or -1,
+            max_requests=options.sftp_requests or SFTP_REQUESTS_PER_READ,
+        )
+        self._checked = False
+
+    @property
+    def width(self) -> int:
+        """How many connections this file is read over (read that many parts at once)."""
+        return self.reader.width
+
+    async def attributes(self) -> tuple[int, int]:
+        """(size, mtime) of the open file; the first call also checks what it is."""
+        if self._checked:
+            return await self.reader.fstat()
+        size, mtime = await self.reader.stat()
+        self._checked = True
+        self.reader.expected_size = size
+        self.reader.spread(size, part_size_for(size, self.ctx.options.part_size))
+        return size, mtime
+
+    async def read(self, offset: int, view: memoryview) -> None:
+        """Fill ``view`` from ``offset``; :class:`SourceChanged` when the file ends early or
+        goes on past its expected size."""
+        await self.reader.read(offset, view)
+
+    async def reset(self) -> None:
+        """Drop the open handles (a failed connection is already reset by the pool)."""
+        await self.reader.reset()
+
+    async def close(self) -> None:
+        await self.reader.close()
