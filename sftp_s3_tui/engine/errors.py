@@ -159,3 +159,10 @@ class StoreChecksumWrong(VerificationFailed):
     bytes, matches): the store computes that algorithm differently."""
 
     title = "Store checksum disagrees"
+
+
+class ManifestWriteFailed(TransferError):
+    """A manifest row could not be made durable (disk full, EIO, a folder in the way): the
+    file it records keeps its source, and the run fails."""
+
+    title = "Manifest write failed"
