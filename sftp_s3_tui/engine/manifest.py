@@ -137,6 +137,7 @@ class Manifest:
         self._dirty = False
         self._upload_task: asyncio.Task[None] | None = None
         self.upload_error: str | None = None
+        self.failure: str | None = None  # the last row that could not be written, why
         self._spool: _Spool | None = None
         self._orphans: list[_Spool] = []  # crashed runs' spools, merged with ours
         self._merged_offset = 0  # our spool's bytes the object is known to hold
@@ -213,11 +214,13 @@ class Manifest:
             try:
                 await asyncio.to_thread(_append_durably, self.path, line)
             except OSError as exc:
-                raise ManifestWriteFailed(
+                error = ManifestWriteFailed(
                     f"the manifest {self.path} could not be written: "
                     f"{exc.strerror or type(exc).__name__}",
                     "free space or fix the path; sources without a row are kept",
-                ) from exc
+                )
+                self.failure = error.message
+                raise error from exc
             self.rows += 1
         if self.s3 is not None:
             self._dirty = True
