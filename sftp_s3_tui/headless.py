@@ -575,6 +575,7 @@ async def run_watch(request: CopyRequest, stop: asyncio.Event) -> int:
                 on_file=on_file,
             )
         finally:
+            state.close()  # the next watch of these sources may start
             if manifest is not None:
                 await manifest.close()
                 if manifest.upload_error:
