@@ -341,6 +341,8 @@ async def run_copy(
     if not request.quiet:
         bus.subscribe(NoticePrinter(display))
     tally = last_tally = RunTally()
+    for note in run.file_filter.notes:  # an --exclude that can never apply, say
+        _warn(note)
     try:
         return await _copy(request, bus, display, tally, sftp, logins)
     finally:
@@ -518,6 +520,8 @@ async def run_watch(request: CopyRequest, stop: asyncio.Event) -> int:
         state_dir() / "watch", [f"{s.endpoint.display}{s.path}" for s in sources], request.dest
     )
     every = request.watch_every_seconds or 60.0
+    for note in run.file_filter.notes:
+        _warn(note)
 
     def on_file(job: FileJob, result: TransferResult) -> None:  # as each file lands
         if request.json:

@@ -183,6 +183,8 @@ class RunFlags:
     action, dry run, object options) as given; see :func:`run_options`."""
 
     rules: tuple[tuple[bool, str], ...] = ()  # (include?, pattern) in command-line order
+    # --filter RULE / --filter-from FILE in command-line order: ("rule" | "from", value)
+    filters: tuple[tuple[str, str], ...] = ()
     min_size: int | None = None
     max_size: int | None = None
     newer_than: str | None = None
@@ -211,7 +213,7 @@ def _run_options_class() -> type[RunOptions]:
 
 def run_options(flags: RunFlags) -> RunOptions:
     """The engine's :class:`RunOptions` from the flags, each value checked (one line)."""
-    from .engine.filters import FileFilter, parse_duration
+    from .engine.filters import FileFilter, parse_duration, read_filter_file
     from .engine.readiness import ReadinessGate
     from .engine.run_options import RunOptions
     from .engine.source_actions import SourceAction
@@ -222,6 +224,11 @@ def run_options(flags: RunFlags) -> RunOptions:
     return RunOptions(
         file_filter=FileFilter.build(
             rules=flags.rules,
+            filters=[
+                line
+                for kind, value in flags.filters
+                for line in (read_filter_file(value) if kind == "from" else [value])
+            ],
             min_size=flags.min_size,
             max_size=flags.max_size,
             newer_than=flags.newer_than,
