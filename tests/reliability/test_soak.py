@@ -374,6 +374,7 @@ class ConcurrentReport:
     watch_refused: int = 0  # the second watcher, refused by the lock
     watch_shipped_twice: int = 0
     tracebacks: int = 0
+    failures: dict[str, int] = field(default_factory=dict)  # message → count
 
 
 @pytest.mark.soak
@@ -444,6 +445,9 @@ def test_soak_concurrent_runs_on_one_drop_manifest_and_state(
                 report.copied += status == "done"
                 report.skipped += status == "skipped"
                 report.failed += status == "failed"
+                if status == "failed":
+                    why = re.sub(r"\S*/\S*", "…", record.get("message", ""))[:120]
+                    report.failures[why] = report.failures.get(why, 0) + 1
         body = s3.get_object(Bucket=bucket, Key=manifest_key)["Body"].read().decode()
         rows = [json.loads(line) for line in body.splitlines()]
         report.manifest_rows_in_object = len(rows)
