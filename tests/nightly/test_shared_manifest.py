@@ -95,7 +95,8 @@ async def test_a_killed_runs_rows_reach_the_object_with_the_next_run(
     """Killed (-9) after its rows were durable but before it merged them: the next run
     finds its spool and merges those rows with its own; a live run's spool is left alone."""
     target = f"s3://{bucket}/manifests/run.jsonl"
-    assert s3_endpoint.endpoint_url
+    endpoint_url = s3_endpoint.endpoint_url
+    assert endpoint_url
 
     def start(first: int) -> subprocess.Popen[str]:
         worker = subprocess.Popen(
@@ -104,7 +105,7 @@ async def test_a_killed_runs_rows_reach_the_object_with_the_next_run(
                 "-m",
                 "tests.nightly.manifest_worker",
                 target,
-                s3_endpoint.endpoint_url,
+                endpoint_url,
                 str(tmp_path),
                 str(first),
                 "3",
