@@ -74,6 +74,21 @@ class _Rule(argparse.Action):
         namespace.rules = rules
 
 
+class _Filter(argparse.Action):
+    """--filter / --filter-from into one ordered list of ("rule" | "from", value)."""
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: object,
+        option_string: str | None = None,
+    ) -> None:
+        filters = list(getattr(namespace, "filters", None) or [])
+        filters.append(("from" if option_string == "--filter-from" else "rule", str(values)))
+        namespace.filters = filters
+
+
 def _add_run_options(parser: argparse.ArgumentParser, *, watch: bool) -> None:
     """The nightly-run options of ``copy`` and ``watch``: filters, gate, source, record."""
     pick = parser.add_argument_group("which files")
@@ -85,6 +100,19 @@ def _add_run_options(parser: argparse.ArgumentParser, *, watch: bool) -> None:
     )
     pick.add_argument(
         "--exclude", action=_Rule, metavar="GLOB", help="skip matching files (repeatable)"
+    )
+    pick.add_argument(
+        "--filter",
+        action=_Filter,
+        metavar="RULE",
+        help="'+ GLOB' includes, '- GLOB' excludes, tried in order after --include/--exclude; "
+        "the first match decides (repeatable)",
+    )
+    pick.add_argument(
+        "--filter-from",
+        action=_Filter,
+        metavar="FILE",
+        help="--filter rules from FILE, one a line (# comments)",
     )
     pick.add_argument("--min-size", type=_size, metavar="SIZE", help="skip smaller files")
     pick.add_argument("--max-size", type=_size, metavar="SIZE", help="skip larger files")
@@ -144,6 +172,7 @@ def run_flags(args: argparse.Namespace) -> RunFlags:
     """The nightly-run flags of ``copy`` / ``watch``."""
     return RunFlags(
         rules=tuple(getattr(args, "rules", None) or ()),
+        filters=tuple(getattr(args, "filters", None) or ()),
         min_size=args.min_size,
         max_size=args.max_size,
         newer_than=args.newer_than,

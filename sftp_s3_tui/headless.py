@@ -261,6 +261,13 @@ async def _open_manifest(request: CopyRequest, queue: TransferQueue) -> Manifest
     return await Manifest.open(target, s3=queue.s3, spool_dir=state_dir() / "manifests")
 
 
+def _kept_rows(manifest: Manifest) -> str:
+    return (
+        f"the manifest's rows were kept in {manifest.path} (the next run with --manifest "
+        f"{manifest.target} merges them): {manifest.upload_error}"
+    )
+
+
 def _plan_row_printer(as_json: bool) -> Callable[[PlannedFile], None]:
     """Prints each file of a ``--dry-run`` plan as soon as it is decided."""
 
@@ -335,6 +342,8 @@ async def run_copy(
     if not request.quiet:
         bus.subscribe(NoticePrinter(display))
     tally = last_tally = RunTally()
+    for note in run.file_filter.notes:  # an --exclude that can never apply, say
+        _warn(note)
     try:
         return await _copy(request, bus, display, tally, sftp, logins)
     finally:
@@ -426,9 +435,12 @@ async def _copy(
             if manifest is not None:
                 await manifest.close()
                 if manifest.upload_error:
-                    _warn(f"the manifest was kept in {manifest.path}: {manifest.upload_error}")
+                    _say(_kept_rows(manifest))
         seconds = time.monotonic() - started
-    return _report(request, tally, report, seconds)
+    code = _report(request, tally, report, seconds)
+    if manifest is not None and manifest.upload_error:
+        return EXIT_FAILED  # a manifest that lacks rows is a failed run
+    return code
 
 
 _EXACT_KEY_HINT = "end DEST with / to copy into a prefix"
@@ -474,6 +486,8 @@ def _report(request: CopyRequest, tally: RunTally, report: RunReport, seconds: f
         print(json.dumps(summary), flush=True)
     for result in tally.failures:
         print(f"sftp-s3-tui: {result.source}: {result.message}", file=sys.stderr)
+    for line in report.unrecorded:  # waiting files whose row could not be written
+        _say(line)
     if tally.failed > len(tally.failures):
         more = tally.failed - len(tally.failures)
         print(
@@ -492,7 +506,7 @@ def _report(request: CopyRequest, tally: RunTally, report: RunReport, seconds: f
             f"{tally.bytes / (1 << 20):.1f} MiB in {seconds:.1f}s ({rate:.1f} MB/s)",
             file=sys.stderr,
         )
-    return EXIT_FAILED if tally.failed else EXIT_OK
+    return EXIT_FAILED if tally.failed or report.unrecorded else EXIT_OK
 
 
 async def run_watch(request: CopyRequest, stop: asyncio.Event) -> int:
@@ -507,6 +521,8 @@ async def run_watch(request: CopyRequest, stop: asyncio.Event) -> int:
         state_dir() / "watch", [f"{s.endpoint.display}{s.path}" for s in sources], request.dest
     )
     every = request.watch_every_seconds or 60.0
+    for note in run.file_filter.notes:
+        _warn(note)
 
     def on_file(job: FileJob, result: TransferResult) -> None:  # as each file lands
         if request.json:
@@ -515,9 +531,15 @@ async def run_watch(request: CopyRequest, stop: asyncio.Event) -> int:
             extra = f" ({result.message})" if result.message else ""
             _say(f"{result.source} {result.status.value}{extra}")
 
+    manifest: Manifest | None = None
+
     def on_poll(poll: PollReport) -> None:
         for error in poll.errors:
             _warn(error)
+        if manifest is not None and manifest.failure and not stop.is_set():
+            # Rows cannot be written: every later file would land without one. Stop.
+            _say(f"the watch stops: {manifest.failure}")
+            stop.set()
         if request.json:  # a heartbeat per poll, so a supervisor sees the watch alive
             record = {
                 "poll": poll.number,
@@ -559,10 +581,15 @@ async def run_watch(request: CopyRequest, stop: asyncio.Event) -> int:
                 on_outcome=_outcome_printer(request),  # as copy reports them
             )
         finally:
+            state.close()  # the next watch of these sources may start
             if manifest is not None:
                 await manifest.close()
+                if manifest.upload_error:
+                    _say(_kept_rows(manifest))
     if not request.quiet:
         _say(f"stopped after {polls} poll(s); {len(state)} file version(s) shipped in total")
+    if manifest is not None and (manifest.failure or manifest.upload_error):
+        return EXIT_FAILED  # a manifest that lacks rows is a failed run
     return EXIT_OK
 
 

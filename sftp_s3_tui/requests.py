@@ -183,6 +183,8 @@ class RunFlags:
     action, dry run, object options) as given; see :func:`run_options`."""
 
     rules: tuple[tuple[bool, str], ...] = ()  # (include?, pattern) in command-line order
+    # --filter RULE / --filter-from FILE in command-line order: ("rule" | "from", value)
+    filters: tuple[tuple[str, str], ...] = ()
     min_size: int | None = None
     max_size: int | None = None
     newer_than: str | None = None
@@ -214,7 +216,7 @@ def run_options(flags: RunFlags, source_paths: Sequence[str] = ()) -> RunOptions
     ``source_paths`` (the SFTP paths copied) to refuse a ``--move-to`` inside them."""
     from .engine.nightly.options import RunOptions
     from .engine.nightly.source_actions import SourceAction
-    from .engine.plan.filters import FileFilter, parse_duration
+    from .engine.plan.filters import FileFilter, parse_duration, read_filter_file
     from .engine.plan.readiness import ReadinessGate
 
     done = flags.done_file
@@ -223,6 +225,11 @@ def run_options(flags: RunFlags, source_paths: Sequence[str] = ()) -> RunOptions
     options = RunOptions(
         file_filter=FileFilter.build(
             rules=flags.rules,
+            filters=[
+                line
+                for kind, value in flags.filters
+                for line in (read_filter_file(value) if kind == "from" else [value])
+            ],
             min_size=flags.min_size,
             max_size=flags.max_size,
             newer_than=flags.newer_than,

@@ -159,3 +159,23 @@ class StoreChecksumWrong(VerificationFailed):
     bytes, matches): the store computes that algorithm differently."""
 
     title = "Store checksum disagrees"
+
+
+class ManifestWriteFailed(TransferError):
+    """A manifest row could not be made durable (disk full, EIO, a folder in the way): the
+    file it records keeps its source, and the run fails."""
+
+    title = "Manifest write failed"
+
+
+class WatchStateBusy(TransferError):
+    """Another watch holds the lock of this watch's state: two would ship every file twice."""
+
+    title = "Watch already running"
+
+
+class WatchStateUnreadable(TransferError):
+    """The watch's state file is not one (binary data, a folder, a line that is not a row):
+    it is left as it is for the user to look at, never overwritten."""
+
+    title = "Watch state unreadable"

@@ -80,7 +80,7 @@ class RunningWatch:
         self.queue = queue
         self.endpoint = endpoint
         source = f"{endpoint.display}{spec.folder}"
-        self.state = WatchState.for_watch(state_folder, [source], spec.dest)
+        self._state_folder = state_folder
         self.status = WatchStatus(watch_id, source, str(spec.dest), spec.every_seconds)
         self._stop = asyncio.Event()
         self.task: asyncio.Task[None] = asyncio.create_task(
@@ -99,13 +99,17 @@ class RunningWatch:
         status = self.status
         status.phase = WatchPhase.POLLING
         run = self.spec.run
+        state: WatchState | None = None
         try:
+            # Locked for this watch: another one (a CLI watch, say) may hold it; then the
+            # panel says who, as for a corrupt state.
+            state = WatchState.for_watch(self._state_folder, [status.source], self.spec.dest)
             await watch(
                 self.queue,
                 [WatchSource(self.endpoint, self.spec.folder)],
                 self.spec.dest,
                 every_seconds=self.spec.every_seconds,
-                state=self.state,
+                state=state,
                 stop=self._stop,
                 file_filter=run.file_filter,
                 gate=run.gate,
@@ -121,6 +125,9 @@ class RunningWatch:
             status.message = str(exc)
             status.next_poll = None
             return
+        finally:
+            if state is not None:
+                state.close()
         status.phase = WatchPhase.STOPPED
         status.next_poll = None
 

@@ -3,7 +3,6 @@ manifest row written first; anything doubtful leaves the source where it was."""
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from pathlib import Path
@@ -168,29 +167,3 @@ async def test_manifest_appends_across_runs(tmp_path: Path) -> None:
         await manifest.close()
     assert [r["n"] for r in manifest_rows(path)] == [0, 1]
     assert os.stat(path).st_size > 0
-
-
-async def test_s3_manifest_survives_a_crash_through_its_spool(
-    s3_endpoint: S3Endpoint, s3: Any, bucket: str, tmp_path: Path
-) -> None:
-    from sftp_s3_tui.engine.s3.operations import open_client
-
-    target = f"s3://{bucket}/manifests/run.jsonl"
-    async with open_client(s3_endpoint) as client:
-        crashed = await Manifest.open(target, s3=client, spool_dir=tmp_path)
-        await crashed.write({"kind": "file", "n": 0})  # first row: uploaded at once
-        await crashed.write({"kind": "file", "n": 1})  # within 5 s: only in the spool
-        # the process dies here: no close(); the next run opens the same manifest
-        next_run = await Manifest.open(target, s3=client, spool_dir=tmp_path)
-        await next_run.write({"kind": "file", "n": 2})
-        await next_run.close()
-    body = s3.get_object(Bucket=bucket, Key="manifests/run.jsonl")["Body"].read().decode()
-    assert [json.loads(line)["n"] for line in body.splitlines()] == [0, 1, 2]
-    assert list(tmp_path.iterdir()) == []  # the spool is gone once S3 has every row
-
-    async with open_client(s3_endpoint) as client:  # a later run appends to the object
-        later = await Manifest.open(target, s3=client, spool_dir=tmp_path)
-        await later.write({"kind": "file", "n": 3})
-        await later.close()
-    body = s3.get_object(Bucket=bucket, Key="manifests/run.jsonl")["Body"].read().decode()
-    assert [json.loads(line)["n"] for line in body.splitlines()] == [0, 1, 2, 3]

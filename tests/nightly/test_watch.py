@@ -56,6 +56,7 @@ async def test_watch_ships_new_files_once_across_a_restart(
     assert len(polls) >= 2
 
     # restart: the state remembers; nothing is shipped again, a changed file is
+    state.close()  # the first watch's process ends: its lock goes
     s3.delete_object(Bucket=bucket, Key="in/first.csv")  # would reappear if shipped again
     again: list[PollReport] = []
     async with TransferQueue(s3_endpoint) as queue:
@@ -143,6 +144,7 @@ async def test_sigterm_mid_upload_aborts_it_and_ships_it_next_time(
         )
     assert keys(s3, bucket) == [] and open_uploads(s3, bucket) == []
     assert big.local_path.exists() and len(state) == 0
+    state.close()  # the watch's process ends: its lock goes
 
     async with TransferQueue(s3_endpoint, options) as queue:  # the next start ships it
         state = WatchState.for_watch(tmp_path, [source.path], dest)

@@ -20,6 +20,7 @@ import os
 import pickle
 import random
 import re
+import signal
 import subprocess
 import sys
 import threading
@@ -350,3 +351,170 @@ def _check_round(
             listed = s3.list_objects_v2(Bucket=bucket, Prefix=result["key"]).get("Contents", [])
             if any(o["Key"] == result["key"] for o in listed):
                 report.objects_of_failed_transfers += 1
+
+
+CONCURRENT_ROUNDS = int(os.environ.get("SOAK_CONCURRENT_ROUNDS", "6"))
+
+
+@dataclass
+class ConcurrentReport:
+    """Rounds of two ``copy`` runs on one drop with one ``s3://`` manifest, and two
+    ``watch`` processes started at once on one state."""
+
+    rounds: int = 0
+    files: int = 0
+    copied: int = 0  # by either run (the other skipped it: skip-existing)
+    skipped: int = 0
+    failed: int = 0
+    moved: int = 0
+    left_in_drop: int = 0
+    manifest_rows_printed: int = 0  # rows both runs reported (--json), every round so far
+    manifest_rows_in_object: int = 0
+    moved_without_row: int = 0
+    watch_refused: int = 0  # the second watcher, refused by the lock
+    watch_shipped_twice: int = 0
+    tracebacks: int = 0
+    failures: dict[str, int] = field(default_factory=dict)  # message → count
+
+
+@pytest.mark.soak
+@pytest.mark.timeout(CONCURRENT_ROUNDS * 300 + 300)
+def test_soak_concurrent_runs_on_one_drop_manifest_and_state(
+    openssh_sftp: SftpServerInfo, moto_server: EmbeddedS3Server, s3: Any, bucket: str
+) -> None:
+    """A cron overlap every round: both runs copy the same drop (skip-existing, --move-to)
+    into one prefix with one s3:// manifest; then two watchers of one folder start at once.
+    Nothing is lost (every file is in S3 byte-exact and in the drop or the archive), every
+    moved source has its row, the object holds every row either run reported, one watcher
+    runs and the other is refused, and no file is shipped twice."""
+    endpoint = moto_server.endpoint()
+    assert endpoint.endpoint_url
+    common = [
+        "--identity",
+        str(openssh_sftp.identity_file),
+        "--known-hosts",
+        str(openssh_sftp.known_hosts),
+        "--endpoint-url",
+        endpoint.endpoint_url,
+        "--no-agent",
+        "--json",
+    ]
+    url = f"sftp://{openssh_sftp.username}@{openssh_sftp.host}:{openssh_sftp.port}"
+    manifest_key = "manifests/soak.jsonl"
+    rng = random.Random(int(os.environ.get("SOAK_SEED", "8")))
+    report = ConcurrentReport()
+    for number in range(1, CONCURRENT_ROUNDS + 1):
+        report.rounds = number
+        drop, archive = f"drop{number}", f"processed{number}"
+        files = [
+            openssh_sftp.write_file(
+                f"{drop}/f{i}.bin", size=rng.choice(SIZES[:5]), seed=rng.randrange(1 << 30)
+            )
+            for i in range(rng.randint(3, 8))
+        ]
+        report.files += len(files)
+        args = [
+            sys.executable,
+            "-m",
+            "sftp_s3_tui",
+            "copy",
+            f"{url}{openssh_sftp.remote_path(drop + '/')}",
+            f"s3://{bucket}/in{number}/",
+            *common,
+            "--conflict",
+            "skip-existing",
+            "--move-to",
+            openssh_sftp.remote_path(archive),
+            "--manifest",
+            f"s3://{bucket}/{manifest_key}",
+        ]
+        runs = [
+            subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            for _ in range(2)
+        ]
+        outputs = [run.communicate(timeout=240) for run in runs]
+        for run, (out, err) in zip(runs, outputs, strict=True):
+            report.tracebacks += "Traceback" in err
+            assert run.returncode in (0, 1), err
+            for line in out.splitlines():
+                record = json.loads(line)
+                if record.get("summary"):
+                    continue
+                report.manifest_rows_printed += 1  # a file's result or its source's outcome
+                status = record.get("status")
+                report.copied += status == "done"
+                report.skipped += status == "skipped"
+                report.failed += status == "failed"
+                if status == "failed":
+                    why = re.sub(r"\S*/\S*", "…", record.get("message", ""))[:120]
+                    report.failures[why] = report.failures.get(why, 0) + 1
+        body = s3.get_object(Bucket=bucket, Key=manifest_key)["Body"].read().decode()
+        rows = [json.loads(line) for line in body.splitlines()]
+        report.manifest_rows_in_object = len(rows)
+        recorded = {
+            r["source"]["path"] for r in rows if r["kind"] == "file" and r["status"] == "done"
+        }
+        archived = openssh_sftp.root / archive
+        for remote in files:
+            name = remote.remote_path.rsplit("/", 1)[1]
+            got = s3.get_object(Bucket=bucket, Key=f"in{number}/{name}")["Body"].read()
+            assert sha256(got) == remote.sha256, name
+            moved, left = archived / name, openssh_sftp.root / drop / name
+            assert moved.exists() != left.exists(), name  # in one place, never lost
+            kept = moved if moved.exists() else left
+            assert sha256(kept.read_bytes()) == remote.sha256, name
+            report.moved += moved.exists()
+            report.left_in_drop += left.exists()
+            report.moved_without_row += moved.exists() and remote.remote_path not in recorded
+        assert report.manifest_rows_in_object == report.manifest_rows_printed, report
+
+        # two watchers of one folder, started at once: one runs, one is refused
+        wfiles = [
+            openssh_sftp.write_file(f"wdrop/r{number}-{i}.csv", f"{number},{i}\n".encode())
+            for i in range(2)
+        ]
+        wargs = [
+            sys.executable,
+            "-m",
+            "sftp_s3_tui",
+            "watch",
+            f"{url}{openssh_sftp.remote_path('wdrop/')}",
+            f"s3://{bucket}/w/",
+            *common,
+            "--every",
+            "0.5s",
+        ]
+        watchers = [
+            subprocess.Popen(wargs, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            for _ in range(2)
+        ]
+        expected = {f"w/{f.remote_path.rsplit('/', 1)[1]}" for f in wfiles}
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline:
+            listed = s3.list_objects_v2(Bucket=bucket, Prefix="w/").get("Contents", [])
+            one_refused = any(w.poll() is not None for w in watchers)
+            if one_refused and expected <= {o["Key"] for o in listed}:
+                break
+            time.sleep(0.2)
+        for watcher in watchers:
+            if watcher.poll() is None:
+                watcher.send_signal(signal.SIGTERM)
+        finished = [w.communicate(timeout=120) for w in watchers]
+        codes = sorted(w.returncode for w in watchers)
+        assert codes == [0, 1], (codes, [err for _, err in finished])
+        refused = next(err for w, (_, err) in zip(watchers, finished, strict=True) if w.returncode)
+        assert "another watch of these sources into this destination is running" in refused
+        report.watch_refused += 1
+        shipped = Counter(
+            json.loads(line)["key"]
+            for out, _ in finished
+            for line in out.splitlines()
+            if '"key"' in line and json.loads(line).get("status") == "done"
+        )
+        report.watch_shipped_twice += sum(n > 1 for n in shipped.values())
+        assert set(shipped) == expected, shipped  # this round's files, once each
+
+    print("\nconcurrent soak report:", json.dumps(asdict(report), indent=2), sep="\n")
+    assert report.tracebacks == 0
+    assert report.moved_without_row == 0
+    assert report.watch_shipped_twice == 0

@@ -8,12 +8,14 @@ and call :meth:`CopyRun.run`; everything per file happens here, in the same orde
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from collections.abc import AsyncIterable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..errors import ManifestWriteFailed
 from ..events import (
     EngineEvent,
     TransferFinished,
@@ -43,6 +45,9 @@ class RunReport:
     excluded: list[tuple[FileJob, str]] = field(default_factory=list)
     outcomes: list[SourceOutcome] = field(default_factory=list)
     manifest_rows: int = 0
+    # One line per waiting file whose row could not be written (a copied file whose row
+    # failed is a failed result instead).
+    unrecorded: list[str] = field(default_factory=list)
 
     @property
     def failed(self) -> list[TransferResult]:
@@ -145,6 +150,7 @@ class CopyRun:
         self._part_size: dict[int, int] = {}
         self._started: dict[int, float] = {}
         self._after: set[asyncio.Task[None]] = set()
+        self._final: dict[int, TransferResult] = {}  # results a failed row made failures
         self._host_keys: dict[str, str | None] = {}
         self._selection = Selection()
         self._root_of: Callable[[FileJob], str] = lambda job: self._selection.roots.get(
@@ -179,7 +185,10 @@ class CopyRun:
         report.excluded += selection.excluded
         if self.manifest is not None:
             for job, reason in selection.waiting:
-                await self.manifest.write(waiting_row(job, reason))
+                try:
+                    await self.manifest.write(waiting_row(job, reason))
+                except ManifestWriteFailed as exc:
+                    report.unrecorded.append(f"{job.source}: waiting, but {exc.message}")
         unsubscribe = self.queue.bus.subscribe(self._on_event)
         try:
             # No await between submit and the mapping: no transfer can finish unseen.
@@ -195,7 +204,9 @@ class CopyRun:
                 await asyncio.gather(*list(self._after))
         finally:
             unsubscribe()
-        report.results = [t.result for t in transfers if t.result is not None]  # queue order
+        report.results = [  # queue order
+            self._final.get(t.id, t.result) for t in transfers if t.result is not None
+        ]
         if self.manifest is not None:
             report.manifest_rows = self.manifest.rows
         return report
@@ -244,7 +255,7 @@ class CopyRun:
     async def _finish(self, tid: int, result: TransferResult) -> None:
         job = self._jobs[tid]
         try:
-            await self._record_and_act(tid, job, result)
+            result = await self._record_and_act(tid, job, result)
         except Exception:  # a bug here must not hide the transfer's own result
             log.exception("after-copy step of %s failed", job.source)
         finally:
@@ -256,7 +267,11 @@ class CopyRun:
         if self.on_file is not None:
             self.on_file(job, result)
 
-    async def _record_and_act(self, tid: int, job: FileJob, result: TransferResult) -> None:
+    async def _record_and_act(
+        self, tid: int, job: FileJob, result: TransferResult
+    ) -> TransferResult:
+        """Write the file's row, then act on its source; returns the file's result, made a
+        failure when its row (or its source action's row) could not be written."""
         action = self.source_action
         finished = time.time()
         if self.manifest is not None:
@@ -276,9 +291,14 @@ class CopyRun:
                 host_key=self._host_keys[endpoint],
                 source_action=action.describe if action.active else None,
             )
-            await self.manifest.write(row)  # durable before the source is touched
+            try:
+                await self.manifest.write(row)  # durable before the source is touched
+            except ManifestWriteFailed as exc:
+                kept = "; its source was kept" if action.active else ""
+                message = f"{_what_happened(result)}, but {exc.message}{kept}"
+                return self._failed(tid, result, message)
         if not action.active:
-            return
+            return result
         outcomes = await apply_source_action(
             self.queue.sftp,
             job,
@@ -292,11 +312,37 @@ class CopyRun:
             if self._keep_outcomes:
                 self.report.outcomes.append(outcome)
             if self.manifest is not None:
-                await self.manifest.write(
-                    {"kind": "source_action", **outcome.as_json(), "finished": iso(time.time())}
-                )
+                try:
+                    await self.manifest.write(
+                        {"kind": "source_action", **outcome.as_json(), "finished": iso(time.time())}
+                    )
+                except ManifestWriteFailed as exc:
+                    did = (
+                        f"{outcome.action} → {outcome.target}" if outcome.target else outcome.action
+                    )
+                    result = self._failed(
+                        tid,
+                        result,
+                        f"{_what_happened(result)} and its source {did}, but {exc.message}",
+                    )
             if self.on_outcome is not None:
                 self.on_outcome(outcome)
+        return result
+
+    def _failed(self, tid: int, result: TransferResult, message: str) -> TransferResult:
+        """``result`` as a failure of the run: a file without its row is not done."""
+        failed = dataclasses.replace(result, status=TransferState.FAILED, message=message)
+        self._final[tid] = failed
+        return failed
+
+
+def _what_happened(result: TransferResult) -> str:
+    """What happened to a file before its row failed, for the message that reports it."""
+    if result.status is TransferState.DONE:
+        return f"copied to s3://{result.bucket}/{result.key}"
+    if result.status is TransferState.SKIPPED:
+        return f"skipped ({result.message})" if result.message else "skipped"
+    return result.message or result.status.value
 
 
 async def _head_quietly(queue: TransferQueue, result: TransferResult) -> dict[str, Any] | None:

@@ -13,18 +13,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import hashlib
 import json
 import logging
 import os
+import socket
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 from ..addresses import S3Location
 from ..config import ConflictPolicy, SftpEndpoint
 from ..durable import atomic_write, fsync_dir
-from ..errors import TransferError
+from ..errors import TransferError, WatchStateBusy, WatchStateUnreadable
 from ..events import TransferResult, TransferState
 from ..plan.filters import FileFilter, source_root
 from ..plan.readiness import ReadinessGate, StabilityTracker
@@ -44,28 +47,91 @@ def shipped_key(job: FileJob) -> str:
 
 
 class WatchState:
-    """The versions of files a watch has shipped, kept in ``path`` (JSON lines)."""
+    """The versions of files a watch has shipped, kept in ``path`` (JSON lines).
+
+    One watch per state: :meth:`for_watch` takes an ``flock`` on ``<state>.lock`` (holding
+    who took it: pid, host, since) that lasts until :meth:`close` or the process ends, so a
+    second watch of the same sources and destination stops with one line instead of shipping
+    every file a second time. A state that is not one (binary data, a folder) stops the
+    watch too, and is left as it is: never silently overwritten."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self._shipped: set[str] = set()
+        self._lock_fd = -1
+        self._torn_tail = False  # the last line was cut by a crash: the next record starts anew
 
     @classmethod
     def for_watch(cls, folder: Path, sources: Sequence[str], dest: S3Location) -> WatchState:
-        """The state of the watch of ``sources`` into ``dest`` (one file per such watch)."""
+        """The state of the watch of ``sources`` into ``dest`` (one file per such watch),
+        locked for this watch: :class:`WatchStateBusy` when another watch holds it,
+        :class:`WatchStateUnreadable` when the file is not a state."""
         name = hashlib.sha256("\0".join([*sorted(sources), str(dest)]).encode()).hexdigest()
         state = cls(folder / f"{name[:24]}.jsonl")
-        state.load()
+        state.lock()
+        try:
+            state.load()
+        except BaseException:
+            state.close()
+            raise
         return state
+
+    @property
+    def lock_path(self) -> Path:
+        return self.path.with_name(self.path.name + ".lock")
+
+    def lock(self) -> None:
+        """Take the state's lock, or say who holds it (:class:`WatchStateBusy`)."""
+        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 4096, 0).decode("utf-8", "replace").strip()
+            os.close(fd)
+            raise WatchStateBusy(
+                f"another watch of these sources into this destination is running "
+                f"({holder or 'holder unknown'}; lock {self.lock_path})",
+                "stop it first: two watches would ship every file twice",
+            ) from None
+        since = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()}, since {since}\n".encode(), 0)
+        self._lock_fd = fd
+
+    def close(self) -> None:
+        """Release the lock (the process ending releases it too)."""
+        if self._lock_fd >= 0:
+            os.close(self._lock_fd)
+            self._lock_fd = -1
 
     def load(self) -> None:
         try:
-            text = self.path.read_text(encoding="utf-8")
+            data = self.path.read_bytes()
         except FileNotFoundError:
             return
-        for line in text.splitlines():
-            with contextlib.suppress(ValueError, KeyError, TypeError):  # a torn last line
+        except OSError as exc:  # a folder at its path, no rights
+            raise self._unreadable(exc.strerror or type(exc).__name__) from exc
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise self._unreadable(f"binary data at byte {exc.start}") from exc
+        lines = text.splitlines()
+        for number, line in enumerate(lines, start=1):
+            try:
                 self._shipped.add(str(json.loads(line)["id"]))
+            except (ValueError, KeyError, TypeError) as exc:
+                if number == len(lines) and not text.endswith("\n"):
+                    self._torn_tail = True  # a crash cut the last append: that file is
+                    continue  # found in S3 by the next poll, not shipped twice
+                raise self._unreadable(f"line {number} is not a state row") from exc
+
+    def _unreadable(self, why: str) -> WatchStateUnreadable:
+        return WatchStateUnreadable(
+            f"the watch state {self.path} cannot be read ({why}); it was left as it is",
+            f"move it aside (mv {self.path} {self.path}.bad) and start again: the watch "
+            "then finds what is in S3 already and ships only the rest",
+        )
 
     def __len__(self) -> int:
         return len(self._shipped)
@@ -82,6 +148,8 @@ class WatchState:
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         new = not self.path.exists()
         line = json.dumps({"id": key}, ensure_ascii=False) + "\n"
+        if self._torn_tail:
+            line, self._torn_tail = "\n" + line, False
         fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         try:
             os.write(fd, line.encode())

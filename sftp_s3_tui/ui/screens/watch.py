@@ -62,7 +62,8 @@ def watch_spec(
             f"A watch ships many files, but {location} names one key",
             "end the destination with / to watch into a prefix",
         )
-    rules = tuple((True, p) for p in include.split()) + tuple((False, p) for p in exclude.split())
+    # Excludes first: after the includes they could never apply (see engine/filters.py).
+    rules = tuple((False, p) for p in exclude.split()) + tuple((True, p) for p in include.split())
     flags = RunFlags(
         rules=rules,
         min_age=min_age.strip() or None,
