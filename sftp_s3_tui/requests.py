@@ -42,6 +42,7 @@ from .engine.locations import (
     parse_size,
 )
 from .engine.object_options import ObjectOptions
+from .observe.options import ObserveOptions
 from .profiles import Profile, ProfileStore, S3Settings, Secret, SftpAuth, SftpSettings
 
 if TYPE_CHECKING:  # the plan pulls in asyncssh: not needed to parse flags or print --help
@@ -278,6 +279,43 @@ class CopyRequest:
     metrics_port: int | None = None
     run: RunOptions = field(default_factory=lambda: _run_options_class()())
     watch_every_seconds: float | None = None  # ``watch``: poll this often
+    observe: ObserveOptions = field(default_factory=ObserveOptions)  # hooks, JSON logs, drops
+
+
+@dataclass(frozen=True)
+class ObserveFlags:
+    """``--hook-url``, ``--notify-on``, ``--log-format`` and a drop expectation (``--expect``
+    GLOB, ``--expect-count``, ``--expect-by``, ``--expect-tz``) as given."""
+
+    hook_url: str | None = None
+    notify_on: str | None = None
+    log_format: str | None = None
+    expect: str | None = None
+    expect_count: str | None = None
+    expect_by: str | None = None
+    expect_tz: str | None = None
+
+
+def observe_options(flags: ObserveFlags, env: Env) -> ObserveOptions:
+    """The checked observing settings; ``SFTP_S3_HOOK_URL`` stands in for ``--hook-url``."""
+    from .observe.expectations import Expectation
+    from .observe.options import observe_options as build
+
+    expectations: tuple[Expectation, ...] = ()
+    if flags.expect:
+        if not flags.expect_by:
+            raise UsageError("--expect needs --expect-by", "e.g. --expect-by 'weekdays 06:00'")
+        expectations = (
+            Expectation.build(flags.expect, flags.expect_count, flags.expect_by, flags.expect_tz),
+        )
+    elif flags.expect_count or flags.expect_by or flags.expect_tz:
+        raise UsageError("--expect-count/--expect-by/--expect-tz need --expect GLOB", "")
+    return build(
+        hook_url=flags.hook_url or env_value(env, "SFTP_S3_HOOK_URL"),
+        notify_on=flags.notify_on,
+        log_format=flags.log_format,
+        expectations=expectations,
+    )
 
 
 @dataclass(frozen=True)
@@ -581,6 +619,7 @@ def copy_request(
     store: ProfileStore | None = None,
     run: RunFlags | None = None,
     watch_every: str | None = None,
+    observe: ObserveFlags | None = None,
 ) -> CopyRequest:
     """``copy SOURCE… DEST`` (or ``watch``) with its flags, the environment and
     ``--profile``, resolved."""
@@ -620,6 +659,7 @@ def copy_request(
         metrics_port=flags.metrics_port,
         run=run_options(run),
         watch_every_seconds=every,
+        observe=observe_options(observe or ObserveFlags(), env),
     )
 
 

@@ -33,7 +33,7 @@ from .queue import TransferQueue
 from .readiness import ReadinessGate, StabilityTracker
 from .selection import Selection, select_jobs
 from .source_actions import SourceAction
-from .workflow import CopyRun, RunReport
+from .workflow import CopyRun, RunObserver, RunReport
 
 log = logging.getLogger(__name__)
 
@@ -134,13 +134,15 @@ async def watch(
     max_polls: int | None = None,
     on_file: Callable[[FileJob, TransferResult], None] | None = None,
     forget_finished: bool = True,
+    observe_poll: Callable[[int], RunObserver | None] | None = None,
 ) -> int:
     """Poll until ``stop`` is set (or ``max_polls`` polls); returns the number of polls.
 
     ``on_file`` is told each file's result as it lands (``on_poll`` after the poll). The
     queue may carry other transfers (the TUI's): a stop cancels only the poll's, and
     ``forget_finished`` drops only the poll's finished ones from ``queue.transfers`` (a
-    front that lists them keeps them with ``False``).
+    front that lists them keeps them with ``False``). ``observe_poll`` gives each poll its
+    observer (a run id and lineage rows: one run per poll).
     """
     tracker = StabilityTracker()
     polls = 0
@@ -163,6 +165,7 @@ async def watch(
                 on_file,
                 runs,
                 forget_finished,
+                observe_poll(polls) if observe_poll is not None else None,
             )
         )
         stopper = asyncio.ensure_future(stop.wait())
@@ -224,6 +227,7 @@ async def _poll(
     on_file: Callable[[FileJob, TransferResult], None] | None,
     runs: list[CopyRun],
     forget_finished: bool,
+    observer: RunObserver | None = None,
 ) -> PollReport:
     listed: list[FileJob] = []
     selection = Selection()
@@ -258,7 +262,9 @@ async def _poll(
         if on_file is not None:
             on_file(job, result)
 
-    copy = CopyRun(queue, manifest=manifest, source_action=source_action, on_file=landed)
+    copy = CopyRun(
+        queue, manifest=manifest, source_action=source_action, on_file=landed, observer=observer
+    )
     runs.append(copy)  # a stop from now on cancels its transfers
     run = await copy.run(todo)
     run.waiting = selection.waiting

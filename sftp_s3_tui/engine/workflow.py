@@ -12,7 +12,7 @@ import logging
 import time
 from collections.abc import AsyncIterable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from .events import (
     EngineEvent,
@@ -124,6 +124,14 @@ def waiting_row(job: FileJob, reason: str) -> dict[str, Any]:
     }
 
 
+class RunObserver(Protocol):
+    """Told each file's manifest row (lineage, hooks): its ``run_id`` goes into the rows."""
+
+    run_id: str
+
+    def row(self, row: dict[str, Any]) -> None: ...
+
+
 class CopyRun:
     """Copies a selection on ``queue`` with a manifest and a source action (both optional)."""
 
@@ -135,9 +143,11 @@ class CopyRun:
         source_action: SourceAction | None = None,
         on_outcome: Callable[[SourceOutcome], None] | None = None,
         on_file: Callable[[FileJob, TransferResult], None] | None = None,
+        observer: RunObserver | None = None,
     ) -> None:
         self.queue = queue
         self.manifest = manifest
+        self.observer = observer
         self.source_action = source_action or SourceAction()
         self.on_outcome = on_outcome
         self.on_file = on_file
@@ -259,7 +269,7 @@ class CopyRun:
     async def _record_and_act(self, tid: int, job: FileJob, result: TransferResult) -> None:
         action = self.source_action
         finished = time.time()
-        if self.manifest is not None:
+        if self.manifest is not None or self.observer is not None:
             head = None
             if result.status is TransferState.DONE:
                 head = await _head_quietly(self.queue, result)
@@ -276,7 +286,11 @@ class CopyRun:
                 host_key=self._host_keys[endpoint],
                 source_action=action.describe if action.active else None,
             )
-            await self.manifest.write(row)  # durable before the source is touched
+            if self.observer is not None:
+                row["run_id"] = self.observer.run_id
+                self.observer.row(row)
+            if self.manifest is not None:
+                await self.manifest.write(row)  # durable before the source is touched
         if not action.active:
             return
         outcomes = await apply_source_action(
