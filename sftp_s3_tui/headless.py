@@ -586,13 +586,15 @@ async def run_watch(
     *,
     clock: Callable[[], datetime] | None = None,
     max_polls: int | None = None,
+    after_poll: Callable[[PollReport], None] | None = None,
 ) -> int:
     """Poll the sources every ``request.watch_every_seconds`` until ``stop``; push metrics
     while it runs. Exit 0 when stopped (a file's failure is retried at the next poll).
 
     Each poll is a run (its own run id, lineage events and hooks); drop expectations are
     checked after each poll against ``clock`` (tests pass theirs), and a deadline that
-    passed unmet fires the ``late`` hook once."""
+    passed unmet fires the ``late`` hook once. ``after_poll`` is told each poll's report
+    once all of that is done."""
     run = request.run
     bus = EventBus()
     observers = _observers(request, "watch")
@@ -654,6 +656,8 @@ async def run_watch(
         metrics.drops.show(drops)
         if request.json and drops:
             print(json.dumps({"drops": [d.as_json() for d in drops]}), flush=True)
+        if after_poll is not None:
+            after_poll(poll)
         if request.json:  # a heartbeat per poll, so a supervisor sees the watch alive
             record = {
                 "poll": poll.number,

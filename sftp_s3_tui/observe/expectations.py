@@ -188,14 +188,16 @@ class DropTracker:
         return due
 
     def status(self, now: datetime) -> DropStatus:
-        """The drop to show: the last deadline's while it is incomplete, else the next one's."""
+        """The drop to show: the last deadline's while it is incomplete or the next drop has
+        no file yet (so a late drop's outcome stays visible), else the next deadline's."""
         expectation = self.expectation
+        upcoming = self._drop(expectation.next_deadline(now))
         passed = [d for d in self._drops.values() if d.deadline <= now]
         if passed:
             last = max(passed, key=lambda d: d.deadline)
-            if last.arrived < expectation.count:
+            if last.arrived < expectation.count or not upcoming.arrived:
                 return self._status(last, now)
-        return self._status(self._drop(expectation.next_deadline(now)), now)
+        return self._status(upcoming, now)
 
     def _status(self, drop: _Drop, now: datetime) -> DropStatus:
         count = self.expectation.count
