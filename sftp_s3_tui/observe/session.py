@@ -64,6 +64,7 @@ class Observers:
         on_warning: Callable[[str], None] | None = None,
         env: Mapping[str, str] | None = None,
         clock: Clock = utc_now,
+        lineage: bool = True,
     ) -> None:
         self.options = options
         self.clock = clock
@@ -77,7 +78,7 @@ class Observers:
                 on_warning=on_warning,
                 env=env,
             )
-            if lineage_configured(env)
+            if lineage and lineage_configured(env)
             else None
         )
         self.hooks = (
@@ -89,9 +90,12 @@ class Observers:
         self.drops = [DropTracker(e) for e in options.expectations]
         self.current: ObservedRun | None = None
 
-    def begin(self, summary: Mapping[str, Any] | None = None) -> ObservedRun:
-        """A new run (a copy, or one watch poll): START events and the ``/start`` hook."""
-        run = ObservedRun(new_run_id(), keep_rows=self.lineage is not None)
+    def begin(
+        self, summary: Mapping[str, Any] | None = None, *, keep_rows: bool = False
+    ) -> ObservedRun:
+        """A new run (a copy, or one watch poll): START events and the ``/start`` hook.
+        Its rows are kept for lineage (or when ``keep_rows``: the Airflow operator's)."""
+        run = ObservedRun(new_run_id(), keep_rows=keep_rows or self.lineage is not None)
         self.current = run
         if self.json_log is not None:
             self.json_log.run_id = run.run_id
