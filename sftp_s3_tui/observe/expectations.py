@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from ..engine.errors import UsageError
 
+_EXPECT_LINE = re.compile(r"^(?:(\d+)\s+)?(\S+)\s+by\s+(.+)$")
 _TIME_OF_DAY = re.compile(r"^(?:(daily|weekdays)\s+)?([01]?\d|2[0-3]):([0-5]\d)$")
 
 
@@ -78,6 +79,25 @@ class Expectation:
         zone = tz or "UTC"
         time_zone(zone)
         return cls(pattern, number, deadline_cron(by), zone, name)
+
+    @classmethod
+    def parse(cls, text: str) -> Expectation:
+        """One line as a user writes it (the TUI's field, a profile's or operator's list):
+        ``[COUNT] GLOB by WHEN [ZONE]``, e.g. ``3 invoice_*.csv by weekdays 06:00
+        Europe/Berlin`` or ``orders.csv by 0 6 * * 1-5``."""
+        match = _EXPECT_LINE.match(" ".join(text.split()))
+        if not match:
+            raise UsageError(
+                f"Expect {text!r} is not a drop",
+                "write [COUNT] GLOB by WHEN [ZONE], e.g. 3 invoice_*.csv by weekdays 06:00 "
+                "Europe/Berlin",
+            )
+        count, pattern, when = match.group(1), match.group(2), match.group(3)
+        zone = None
+        words = when.split()
+        if len(words) > 1 and ("/" in words[-1] or words[-1] == "UTC"):
+            zone, when = words[-1], " ".join(words[:-1])
+        return cls.build(pattern, count, when, zone)
 
     def matches(self, path: str) -> bool:
         return fnmatchcase(path.rsplit("/", 1)[-1], self.pattern)
