@@ -296,12 +296,18 @@ class ObserveFlags:
     expect_tz: str | None = None
 
 
-def observe_options(flags: ObserveFlags, env: Env) -> ObserveOptions:
-    """The checked observing settings; ``SFTP_S3_HOOK_URL`` stands in for ``--hook-url``."""
+def observe_options(
+    flags: ObserveFlags, env: Env, profile: Profile | None = None
+) -> ObserveOptions:
+    """The checked observing settings: the flags, else ``SFTP_S3_HOOK_URL``, else the
+    profile's ``[notify]`` table (``hook_url``, ``notify_on``, ``expect``)."""
     from .observe.expectations import Expectation
     from .observe.options import observe_options as build
 
+    notify = profile.notify if profile is not None else None
     expectations: tuple[Expectation, ...] = ()
+    if notify is not None and not flags.expect:
+        expectations = tuple(Expectation.parse(line) for line in notify.expect)
     if flags.expect:
         if not flags.expect_by:
             raise UsageError("--expect needs --expect-by", "e.g. --expect-by 'weekdays 06:00'")
@@ -311,8 +317,10 @@ def observe_options(flags: ObserveFlags, env: Env) -> ObserveOptions:
     elif flags.expect_count or flags.expect_by or flags.expect_tz:
         raise UsageError("--expect-count/--expect-by/--expect-tz need --expect GLOB", "")
     return build(
-        hook_url=flags.hook_url or env_value(env, "SFTP_S3_HOOK_URL"),
-        notify_on=flags.notify_on,
+        hook_url=flags.hook_url
+        or env_value(env, "SFTP_S3_HOOK_URL")
+        or (notify.hook_url if notify else None),
+        notify_on=flags.notify_on or (notify.notify_on if notify else None),
         log_format=flags.log_format,
         expectations=expectations,
     )
@@ -659,7 +667,7 @@ def copy_request(
         metrics_port=flags.metrics_port,
         run=run_options(run),
         watch_every_seconds=every,
-        observe=observe_options(observe or ObserveFlags(), env),
+        observe=observe_options(observe or ObserveFlags(), env, profile),
     )
 
 

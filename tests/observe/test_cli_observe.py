@@ -202,3 +202,68 @@ def test_without_lineage_configured_the_client_is_not_imported(tmp_path: Path) -
         [sys.executable, "-c", probe], capture_output=True, text=True, cwd=tmp_path, env=env
     )
     assert done.stdout.strip() == "False", done.stderr
+
+
+def test_a_profiles_notify_table_with_a_password_login_leaks_nothing(
+    openssh_sftp: SftpServerInfo, s3_endpoint: S3Endpoint, s3: Any, bucket: str, tmp_path: Path
+) -> None:
+    """The partner's profile logs in with a password and names the hook; every event, log
+    line and hook body of the run is free of the password and the AWS secret key."""
+    from sftp_s3_tui.profiles import (
+        NotifySettings,
+        Profile,
+        ProfileStore,
+        S3Settings,
+        Secret,
+        SftpAuth,
+        SftpSettings,
+    )
+
+    remote = openssh_sftp.write_file("p/orders.csv", b"id\n7\n")
+    assert openssh_sftp.password_user and openssh_sftp.password
+    with http_receiver() as receiver:
+        ProfileStore().save(
+            Profile(
+                name="partner-notify",
+                sftp=SftpSettings(
+                    host=openssh_sftp.host,
+                    port=openssh_sftp.port,
+                    user=openssh_sftp.password_user,
+                    auth=SftpAuth.PASSWORD,
+                    password=Secret.from_env("PARTNER_PASSWORD"),
+                    known_hosts=str(openssh_sftp.known_hosts),
+                ),
+                s3=S3Settings(
+                    endpoint_url=s3_endpoint.endpoint_url,
+                    region="us-east-1",
+                    path_style=True,
+                    bucket=bucket,
+                    prefix="partner/",
+                ),
+                notify=NotifySettings(hook_url=f"{receiver.url}/ping/partner"),
+            )
+        )
+        done = run_cli(
+            "copy",
+            "--profile",
+            "partner-notify",
+            remote.remote_path,
+            "--log-format",
+            "json",
+            "-v",
+            env={
+                "PARTNER_PASSWORD": openssh_sftp.password,
+                "AWS_SECRET_ACCESS_KEY": AWS_SECRET,
+                "OPENLINEAGE_URL": receiver.url,
+            },
+        )
+        everything_sent = receiver.all_bodies()
+        paths = sorted(r.path for r in receiver.requests)
+
+    assert done.returncode == 0, done.stderr
+    assert keys(s3, bucket) == ["partner/orders.csv"]
+    assert paths == ["/api/v1/lineage", "/api/v1/lineage", "/ping/partner", "/ping/partner/start"]
+    assert json_lines(done.stderr)  # every stderr line is a JSON object, -v included
+    for text in (everything_sent, done.stderr, done.stdout):
+        assert openssh_sftp.password not in text
+        assert AWS_SECRET not in text

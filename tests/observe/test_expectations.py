@@ -4,6 +4,7 @@ saving time included), late files completing a drop, and one clear line for a ba
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -77,3 +78,24 @@ def test_the_cli_says_what_is_wrong_with_an_expectation() -> None:
         "sftp-s3-tui: error: --expect-by 'weekdays 6am' is not a deadline — give HH:MM, "
         "'weekdays HH:MM' or a cron expression like '0 6 * * 1-5'"
     ]
+
+
+def test_a_profile_keeps_its_notify_table_and_names_a_bad_expectation(tmp_path: Path) -> None:
+    from sftp_s3_tui.profiles import NotifySettings, Profile, ProfileStore, SftpSettings
+
+    store = ProfileStore(tmp_path / "profiles.toml")
+    notify = NotifySettings(
+        hook_url="https://hc-ping.example/abc",
+        notify_on="late,fail",
+        expect=("3 invoice_*.csv by weekdays 06:00 Europe/Berlin",),
+    )
+    store.save(Profile(name="partner", sftp=SftpSettings(host="sftp.example"), notify=notify))
+    assert store.load().profiles["partner"].notify == notify
+    text = (tmp_path / "profiles.toml").read_text()
+    assert '"3 invoice_*.csv by weekdays 06:00 Europe/Berlin"' in text
+
+    (tmp_path / "profiles.toml").write_text(
+        text.replace("weekdays 06:00 Europe/Berlin", "weekdays 6am")
+    )
+    (problem,) = ProfileStore(tmp_path / "profiles.toml").load().problems
+    assert "notify.expect" in str(problem) and "is not a deadline" in str(problem)
