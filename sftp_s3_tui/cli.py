@@ -496,6 +496,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def report(exc: TransferError) -> int:
     """One stderr line for an error that stopped the whole command; its exit code."""
+    code = EXIT_USAGE if isinstance(exc, UsageError | ConfigError) else exit_code_for(exc)
+    from .observe import json_log
+
+    if json_log.active:  # --log-format json: the line is a JSON object too
+        line = json_log.json_line("error", "error", None, error=exc.message, hint=exc.hint or None)
+        print(line, file=sys.stderr)
+        return code
     if isinstance(exc, UsageError | ConfigError):
         print(f"sftp-s3-tui: error: {exc}", file=sys.stderr)
         return EXIT_USAGE

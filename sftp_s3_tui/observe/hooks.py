@@ -12,8 +12,6 @@ from __future__ import annotations
 import json
 import logging
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -81,6 +79,9 @@ class Hooks:
 
     def _post(self, url: str, data: bytes) -> None:
         """In the dispatcher's thread: POST with a few quick retries."""
+        import urllib.error  # here, not at start-up: most runs have no hook
+        import urllib.request
+
         error = ""
         for attempt in range(ATTEMPTS):
             request = urllib.request.Request(

@@ -121,7 +121,13 @@ class JsonFormatter(logging.Formatter):
         )
 
 
+#: Whether ``--log-format json`` is on in this process (the CLI's last error line follows it).
+active = False
+
+
 def use_json_logging(run_id: Callable[[], str | None] = lambda: None) -> None:
     """Make the root logger's handlers write JSON objects."""
+    global active
+    active = True
     for handler in logging.getLogger().handlers:
         handler.setFormatter(JsonFormatter(run_id))

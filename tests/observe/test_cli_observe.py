@@ -267,3 +267,53 @@ def test_a_profiles_notify_table_with_a_password_login_leaks_nothing(
     for text in (everything_sent, done.stderr, done.stdout):
         assert openssh_sftp.password not in text
         assert AWS_SECRET not in text
+
+
+def test_json_logs_on_a_terminal_have_no_progress_line_and_the_error_is_json(
+    openssh_sftp: SftpServerInfo, s3_endpoint: S3Endpoint, s3: Any, bucket: str
+) -> None:
+    """A pipeline may run the CLI under a pseudo-terminal: with --log-format json, stderr is
+    still nothing but JSON objects, the closing error included."""
+    import pty
+
+    openssh_sftp.write_file("drop/a.csv", b"a\n")
+
+    def on_a_terminal(*args: str) -> tuple[int, str]:
+        master, slave = pty.openpty()
+        process = subprocess.Popen(
+            [sys.executable, "-m", "sftp_s3_tui", *args],
+            stdout=subprocess.DEVNULL,
+            stderr=slave,
+            env=dict(os.environ),
+        )
+        os.close(slave)
+        chunks = []
+        while True:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:  # EIO: the child closed the terminal
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+        os.close(master)
+        return process.wait(timeout=120), b"".join(chunks).decode()
+
+    common = [*key_args(openssh_sftp, s3_endpoint), "--log-format", "json"]
+    code, stderr = on_a_terminal(
+        "copy", source_url(openssh_sftp, "drop/"), f"s3://{bucket}/in/", *common
+    )
+    assert code == 0, stderr
+    logs = json_lines(stderr.replace("\r\n", "\n"))  # no progress line: only objects
+    events = [line["event"] for line in logs]
+    assert events[0] == "run.start" and events[-1] == "run.end", events
+    assert "file.done" in events and not any("files 1/1" in line for line in stderr.splitlines())
+    assert keys(s3, bucket) == ["in/a.csv"]
+
+    code, stderr = on_a_terminal(
+        "copy", source_url(openssh_sftp, "drop/none.csv"), f"s3://{bucket}/in/", *common
+    )
+    assert code == 3
+    last = json_lines(stderr.replace("\r\n", "\n"))[-1]
+    assert last["event"] == "error" and last["level"] == "error"
+    assert "none.csv" in last["error"] and last["hint"]
