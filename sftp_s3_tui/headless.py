@@ -8,6 +8,7 @@ import json
 import sys
 import time
 from collections.abc import AsyncIterator, Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -256,8 +257,10 @@ def _observers(request: CopyRequest, command: str) -> Observers:
     """The command's lineage, hooks, JSON log and drop trackers (no-ops when unset)."""
     global _json_observers
     gate = request.run.gate
+    dry_run = request.run.dry_run  # a plan moves nothing: no lineage, no pings
     observers = Observers(
-        request.observe,
+        replace(request.observe, hook_url=None) if dry_run else request.observe,
+        lineage=not dry_run,
         job_name=f"{command}:{request.dest}",
         job_type="COPY" if command == "copy" else "WATCH_POLL",
         gate=_describe_gate(gate) if gate.active else None,

@@ -317,3 +317,25 @@ def test_json_logs_on_a_terminal_have_no_progress_line_and_the_error_is_json(
     last = json_lines(stderr.replace("\r\n", "\n"))[-1]
     assert last["event"] == "error" and last["level"] == "error"
     assert "none.csv" in last["error"] and last["hint"]
+
+
+def test_a_dry_run_tells_nobody(
+    openssh_sftp: SftpServerInfo, s3_endpoint: S3Endpoint, s3: Any, bucket: str
+) -> None:
+    """A plan moves nothing: no lineage run, no ping."""
+    openssh_sftp.write_file("drop/a.csv", b"a\n")
+    with http_receiver() as receiver:
+        planned = run_cli(
+            "copy",
+            source_url(openssh_sftp, "drop/"),
+            f"s3://{bucket}/in/",
+            *key_args(openssh_sftp, s3_endpoint),
+            "--dry-run",
+            "--hook-url",
+            f"{receiver.url}/ping/abc",
+            env={"OPENLINEAGE_URL": receiver.url},
+        )
+        sent = list(receiver.requests)
+    assert planned.returncode == 0, planned.stderr
+    assert "a.csv" in planned.stdout
+    assert sent == [] and keys(s3, bucket) == []
