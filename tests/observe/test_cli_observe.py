@@ -14,7 +14,7 @@ from typing import Any
 from sftp_s3_tui.engine.config import S3Endpoint
 from tests.engine.helpers import keys
 from tests.nightly.helpers import manifest_rows
-from tests.servers import SftpServerInfo
+from tests.servers import PushGateway, SftpServerInfo
 from tests.test_cli_copy import key_args, run_cli, source_url
 
 from .receiver import closed_port_url, http_receiver
@@ -43,7 +43,12 @@ def json_lines(text: str) -> list[dict[str, Any]]:
 
 
 def test_lineage_hooks_and_json_logs_share_the_manifests_run_id(
-    openssh_sftp: SftpServerInfo, s3_endpoint: S3Endpoint, s3: Any, bucket: str, tmp_path: Path
+    openssh_sftp: SftpServerInfo,
+    s3_endpoint: S3Endpoint,
+    s3: Any,
+    bucket: str,
+    tmp_path: Path,
+    fresh_pushgateway: PushGateway,
 ) -> None:
     orders = openssh_sftp.write_file("drop/orders.csv", b"id,total\n1,20\n")
     big = openssh_sftp.write_file("drop/customers.csv", size=6 * 1024 * 1024 + 3, seed=2)
@@ -63,6 +68,8 @@ def test_lineage_hooks_and_json_logs_share_the_manifests_run_id(
             f"{receiver.url}/ping/abc",
             "--log-format",
             "json",
+            "--push-gateway",
+            fresh_pushgateway.url,
             env={**secrets_env(), "OPENLINEAGE_URL": receiver.url},
         )
         assert done.returncode == 0, done.stderr
@@ -113,7 +120,12 @@ def test_lineage_hooks_and_json_logs_share_the_manifests_run_id(
     assert landed == {f"s3://{bucket}/landing/customers.csv", f"s3://{bucket}/landing/orders.csv"}
     assert logs[-1]["event"] == "run.end" and logs[-1]["copied"] == 2
 
-    assert_no_secret(everything_sent, done.stderr, done.stdout, manifest.read_text())
+    # Metrics: the pushed run is the same run.
+    metrics = fresh_pushgateway.metrics_text()
+    info = [line for line in metrics.splitlines() if line.startswith("sftp_s3_run_info{")]
+    assert len(info) == 1 and f'run_id="{run_id}"' in info[0] and 'command="copy"' in info[0]
+
+    assert_no_secret(everything_sent, done.stderr, done.stdout, manifest.read_text(), metrics)
 
 
 def test_a_failed_copy_is_a_fail_event_in_the_file_transport_and_a_fail_ping(
