@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 from .engine.addresses import parse_size
 from .engine.config import ChecksumChoice, ConflictPolicy
 from .engine.errors import ConfigError, TransferError, UsageError
+from .observe.flags import add_observe_options, observe_flags
 from .redaction import install_log_redaction, register_secret
 from .requests import (
     EXIT_CODES_HELP,
@@ -378,6 +379,7 @@ def build_parser() -> argparse.ArgumentParser:
     copy.add_argument("paths", nargs="+", metavar="SOURCE… DEST")
     _add_transfer_options(copy)
     _add_run_options(copy, watch=False)
+    add_observe_options(copy, watch=False)
 
     watch = commands.add_parser(
         "watch",
@@ -391,6 +393,7 @@ def build_parser() -> argparse.ArgumentParser:
     watch.add_argument("paths", nargs="+", metavar="SOURCE… DEST")
     _add_transfer_options(watch)
     _add_run_options(watch, watch=True)
+    add_observe_options(watch, watch=True)
 
     cleanup = commands.add_parser(
         "cleanup",
@@ -465,6 +468,7 @@ def copy_request_of(args: argparse.Namespace, env: Mapping[str, str]) -> CopyReq
         quiet=args.quiet,
         run=run_flags(args),
         watch_every=getattr(args, "every", None),
+        observe=observe_flags(args),
     )
 
 
@@ -481,6 +485,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     _configure_logging(args.verbose)
+    if getattr(args, "log_format", None) == "json":
+        from .observe.json_log import use_json_logging
+
+        use_json_logging()
     install_log_redaction()
     env = os.environ
     try:
@@ -517,6 +525,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def report(exc: TransferError) -> int:
     """One stderr line for an error that stopped the whole command; its exit code."""
+    code = EXIT_USAGE if isinstance(exc, UsageError | ConfigError) else exit_code_for(exc)
+    from .observe import json_log
+
+    if json_log.active:  # --log-format json: the line is a JSON object too
+        line = json_log.json_line("error", "error", None, error=exc.message, hint=exc.hint or None)
+        print(line, file=sys.stderr)
+        return code
     if isinstance(exc, UsageError | ConfigError):
         print(f"sftp-s3-tui: error: {exc}", file=sys.stderr)
         return EXIT_USAGE

@@ -8,6 +8,7 @@ import json
 import sys
 import time
 from collections.abc import AsyncIterator, Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -49,7 +50,9 @@ from .engine.resume.stale_uploads import abort_stale, list_stale
 from .engine.s3.operations import S3Client, check_bucket, open_client
 from .engine.sftp.pool import Logins, SftpPool
 from .engine.transfer.queue import TransferQueue
-from .metrics import exporting
+from .metrics import SnapshotMetrics, exporting
+from .observe.expectations import DropStatus
+from .observe.session import ObservedRun, Observers
 from .paths import journal_dir, state_dir
 from .redaction import register_secret
 from .requests import EXIT_FAILED, EXIT_OK, CleanupRequest, CopyRequest
@@ -231,12 +234,60 @@ async def _check_destination(client: S3Client, request: CopyRequest) -> None:
         raise
 
 
+#: The running command's observers while ``--log-format json`` is on: warnings and notices
+#: then go out as JSON objects.
+_json_observers: Observers | None = None
+
+
 def _warn(text: str) -> None:
+    if _json_observers is not None and _json_observers.json_log is not None:
+        _json_observers.json_log.log("warning", "warning", message=text)
+        return
     print(f"sftp-s3-tui: warning: {text}", file=sys.stderr)
 
 
 def _say(text: str) -> None:
+    if _json_observers is not None and _json_observers.json_log is not None:
+        _json_observers.json_log.log("notice", message=text)
+        return
     print(f"sftp-s3-tui: {text}", file=sys.stderr, flush=True)
+
+
+def _observers(request: CopyRequest, command: str) -> Observers:
+    """The command's lineage, hooks, JSON log and drop trackers (no-ops when unset)."""
+    global _json_observers
+    gate = request.run.gate
+    dry_run = request.run.dry_run  # a plan moves nothing: no lineage, no pings
+    observers = Observers(
+        replace(request.observe, hook_url=None) if dry_run else request.observe,
+        lineage=not dry_run,
+        job_name=f"{command}:{request.dest}",
+        job_type="COPY" if command == "copy" else "WATCH_POLL",
+        gate=_describe_gate(gate) if gate.active else None,
+        on_warning=_warn,
+    )
+    _json_observers = observers if observers.json_log is not None else None
+    return observers
+
+
+def _describe_gate(gate: Any) -> str:
+    parts = []
+    if gate.min_age_seconds:
+        parts.append(f"min-age {gate.min_age_seconds:g}s")
+    if gate.stable_seconds:
+        parts.append(f"stable {gate.stable_seconds:g}s")
+    if gate.done_suffix:
+        parts.append(f"done-file {gate.done_suffix}")
+    return ", ".join(parts)
+
+
+def _run_summary(request: CopyRequest, command: str) -> dict[str, object]:
+    """What a hook's ``/start`` carries: the command and where (no user, no secret)."""
+    return {
+        "command": command,
+        "sources": [f"{s.endpoint.display}{s.path}" for s in request.sources],
+        "dest": str(request.dest),
+    }
 
 
 def _open_queue(request: CopyRequest, bus: EventBus, sftp: SftpPool | None = None) -> TransferQueue:
@@ -337,18 +388,40 @@ async def run_copy(
     _settle_heap()  # what the imports built; again once connected
     run = request.run
     bus = EventBus()
-    show = not (request.quiet or request.json or run.dry_run) and sys.stderr.isatty()
+    observers = _observers(request, "copy")
+    json_logs = observers.json_log is not None
+    show = not (request.quiet or request.json or run.dry_run or json_logs) and sys.stderr.isatty()
     display = ConsoleProgress(bus, enabled=show)
-    if not request.quiet:
+    if observers.json_log is not None:
+        bus.subscribe(observers.json_log.on_event)
+    elif not request.quiet:
         bus.subscribe(NoticePrinter(display))
     tally = last_tally = RunTally()
     for note in run.file_filter.notes:  # an --exclude that can never apply, say
         _warn(note)
+    started = time.monotonic()
+    observed = observers.begin(_run_summary(request, "copy"))
+    metrics = SnapshotMetrics()
+    metrics.drops.run(observed.run_id, "copy")
+    code = EXIT_FAILED
+    error: str | None = None
     try:
-        return await _copy(request, bus, display, tally, sftp, logins)
+        code = await _copy(request, bus, display, tally, sftp, logins, observers, metrics)
+        return code
+    except BaseException as exc:
+        error = str(exc) if isinstance(exc, Exception) else "interrupted"
+        raise
     finally:
         if logins is not None:
             logins.discard()
+        summary = {
+            **_run_summary(request, "copy"),
+            **tally.summary(time.monotonic() - started),
+        }
+        if error is not None:
+            summary["exit_code"] = EXIT_FAILED
+        observers.end(observed, summary, ok=error is None and code == EXIT_OK, error=error)
+        await observers.close()
 
 
 async def _copy(
@@ -358,6 +431,8 @@ async def _copy(
     tally: RunTally,
     sftp: SftpPool | None,
     logins: Logins | None,
+    observers: Observers,
+    metrics: SnapshotMetrics,
 ) -> int:
     run = request.run
     async with (
@@ -368,6 +443,7 @@ async def _copy(
             push_gateway_url=None if run.dry_run else request.push_gateway,
             metrics_port=request.metrics_port,
             on_warning=_warn,
+            metrics=metrics,
         ),
     ):
         await _check_destination(queue.s3, request)
@@ -413,6 +489,7 @@ async def _copy(
             source_action=run.source_action,
             on_outcome=_outcome_printer(request),
             on_file=on_file,
+            observer=_row_observer(observers, manifest),
         )
         started = time.monotonic()
         try:
@@ -444,6 +521,14 @@ async def _copy(
 
 
 _EXACT_KEY_HINT = "end DEST with / to copy into a prefix"
+
+
+def _row_observer(observers: Observers, manifest: Manifest | None) -> ObservedRun | None:
+    """The current run, told each file's row, when a manifest (its rows carry the run id)
+    or lineage needs the rows; otherwise none (a row costs a HEAD)."""
+    if observers.current is None or (manifest is None and observers.lineage is None):
+        return None
+    return observers.current
 
 
 def _settle_heap() -> None:
@@ -484,6 +569,10 @@ def _report(request: CopyRequest, tally: RunTally, report: RunReport, seconds: f
         if report.waiting or tally.excluded:
             summary.update(waiting=len(report.waiting), excluded=tally.excluded)
         print(json.dumps(summary), flush=True)
+    if _json_observers is not None:  # each failure and the summary are JSON objects already
+        for job, reason in report.waiting:
+            _say(f"{job.source}: waiting: {reason}")
+        return EXIT_FAILED if tally.failed else EXIT_OK
     for result in tally.failures:
         print(f"sftp-s3-tui: {result.source}: {result.message}", file=sys.stderr)
     for line in report.unrecorded:  # waiting files whose row could not be written
@@ -509,13 +598,45 @@ def _report(request: CopyRequest, tally: RunTally, report: RunReport, seconds: f
     return EXIT_FAILED if tally.failed or report.unrecorded else EXIT_OK
 
 
-async def run_watch(request: CopyRequest, stop: asyncio.Event) -> int:
+async def run_watch(
+    request: CopyRequest,
+    stop: asyncio.Event,
+    *,
+    clock: Callable[[], datetime] | None = None,
+    max_polls: int | None = None,
+    after_poll: Callable[[PollReport], None] | None = None,
+) -> int:
     """Poll the sources every ``request.watch_every_seconds`` until ``stop``; push metrics
-    while it runs. Exit 0 when stopped (a file's failure is retried at the next poll)."""
+    while it runs. Exit 0 when stopped (a file's failure is retried at the next poll).
+
+    Each poll is a run (its own run id, lineage events and hooks); drop expectations are
+    checked after each poll against ``clock`` (tests pass theirs), and a deadline that
+    passed unmet fires the ``late`` hook once. ``after_poll`` is told each poll's report
+    once all of that is done."""
     run = request.run
     bus = EventBus()
-    if not request.quiet:
+    observers = _observers(request, "watch")
+    if clock is not None:
+        observers.clock = clock
+    if observers.json_log is not None:
+        bus.subscribe(observers.json_log.on_event)
+    elif not request.quiet:
         bus.subscribe(NoticePrinter(ConsoleProgress(bus, enabled=False)))
+    metrics = SnapshotMetrics()
+    observers.start_drops()
+    metrics.drops.show(observers.check_drops())
+    poll_started = [time.monotonic()]
+
+    def observe_poll(number: int) -> ObservedRun:
+        poll_started[0] = time.monotonic()
+        observed = observers.begin({**_run_summary(request, "watch"), "poll": number})
+        metrics.drops.run(observed.run_id, "watch")
+        return observed
+
+    def on_late(drop: DropStatus) -> None:
+        if observers.json_log is None:
+            _warn(f"drop {drop.line()}")
+
     sources = [WatchSource(s.endpoint, s.path) for s in request.sources]
     state = WatchState.for_watch(
         state_dir() / "watch", [f"{s.endpoint.display}{s.path}" for s in sources], request.dest
@@ -525,7 +646,11 @@ async def run_watch(request: CopyRequest, stop: asyncio.Event) -> int:
         _warn(note)
 
     def on_file(job: FileJob, result: TransferResult) -> None:  # as each file lands
-        if request.json:
+        if result.status is TransferState.DONE:
+            observers.file_landed(job.path)
+        if observers.json_log is not None:
+            pass  # the JSON log has the file's object already
+        elif request.json:
             print(json.dumps(result_record(result), ensure_ascii=False), flush=True)
         elif not request.quiet or result.status is TransferState.FAILED:
             extra = f" ({result.message})" if result.message else ""
@@ -540,6 +665,25 @@ async def run_watch(request: CopyRequest, stop: asyncio.Event) -> int:
             # Rows cannot be written: every later file would land without one. Stop.
             _say(f"the watch stops: {manifest.failure}")
             stop.set()
+        if observers.current is not None:
+            failed = len(poll.run.failed)
+            summary = {
+                **_run_summary(request, "watch"),
+                "poll": poll.number,
+                "listed": poll.listed,
+                "copied": sum(r.status is TransferState.DONE for r in poll.run.results),
+                "failed": failed,
+                "waiting": len(poll.run.waiting),
+                "seconds": round(time.monotonic() - poll_started[0], 3),
+                "errors": poll.errors,
+            }
+            observers.end(observers.current, summary, ok=not failed and not poll.errors)
+        drops = observers.check_drops(on_late)
+        metrics.drops.show(drops)
+        if request.json and drops:
+            print(json.dumps({"drops": [d.as_json() for d in drops]}), flush=True)
+        if after_poll is not None:
+            after_poll(poll)
         if request.json:  # a heartbeat per poll, so a supervisor sees the watch alive
             record = {
                 "poll": poll.number,
@@ -558,6 +702,7 @@ async def run_watch(request: CopyRequest, stop: asyncio.Event) -> int:
             push_gateway_url=request.push_gateway,
             metrics_port=request.metrics_port,
             on_warning=_warn,
+            metrics=metrics,
         ),
     ):
         await check_bucket(queue.s3, request.dest.bucket)
@@ -579,6 +724,8 @@ async def run_watch(request: CopyRequest, stop: asyncio.Event) -> int:
                 on_poll=on_poll,
                 on_file=on_file,
                 on_outcome=_outcome_printer(request),  # as copy reports them
+                max_polls=max_polls,
+                observe_poll=observe_poll,
             )
         finally:
             state.close()  # the next watch of these sources may start
@@ -586,6 +733,7 @@ async def run_watch(request: CopyRequest, stop: asyncio.Event) -> int:
                 await manifest.close()
                 if manifest.upload_error:
                     _say(_kept_rows(manifest))
+            await observers.close()
     if not request.quiet:
         _say(f"stopped after {polls} poll(s); {len(state)} file version(s) shipped in total")
     if manifest is not None and (manifest.failure or manifest.upload_error):

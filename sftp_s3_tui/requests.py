@@ -42,6 +42,7 @@ from .engine.errors import (
     UsageError,
 )
 from .engine.object_options import ObjectOptions
+from .observe.options import ObserveOptions
 from .profiles import Profile, ProfileStore, S3Settings, Secret, SftpAuth, SftpSettings
 
 if TYPE_CHECKING:  # the plan pulls in asyncssh: not needed to parse flags or print --help
@@ -288,6 +289,51 @@ class CopyRequest:
     metrics_port: int | None = None
     run: RunOptions = field(default_factory=lambda: _run_options_class()())
     watch_every_seconds: float | None = None  # ``watch``: poll this often
+    observe: ObserveOptions = field(default_factory=ObserveOptions)  # hooks, JSON logs, drops
+
+
+@dataclass(frozen=True)
+class ObserveFlags:
+    """``--hook-url``, ``--notify-on``, ``--log-format`` and a drop expectation (``--expect``
+    GLOB, ``--expect-count``, ``--expect-by``, ``--expect-tz``) as given."""
+
+    hook_url: str | None = None
+    notify_on: str | None = None
+    log_format: str | None = None
+    expect: str | None = None
+    expect_count: str | None = None
+    expect_by: str | None = None
+    expect_tz: str | None = None
+
+
+def observe_options(
+    flags: ObserveFlags, env: Env, profile: Profile | None = None
+) -> ObserveOptions:
+    """The checked observing settings: the flags, else ``SFTP_S3_HOOK_URL``, else the
+    profile's ``[notify]`` table (``hook_url``, ``notify_on``, ``expect``)."""
+    from .observe.expectations import Expectation
+    from .observe.options import observe_options as build
+
+    notify = profile.notify if profile is not None else None
+    expectations: tuple[Expectation, ...] = ()
+    if notify is not None and not flags.expect:
+        expectations = tuple(Expectation.parse(line) for line in notify.expect)
+    if flags.expect:
+        if not flags.expect_by:
+            raise UsageError("--expect needs --expect-by", "e.g. --expect-by 'weekdays 06:00'")
+        expectations = (
+            Expectation.build(flags.expect, flags.expect_count, flags.expect_by, flags.expect_tz),
+        )
+    elif flags.expect_count or flags.expect_by or flags.expect_tz:
+        raise UsageError("--expect-count/--expect-by/--expect-tz need --expect GLOB", "")
+    return build(
+        hook_url=flags.hook_url
+        or env_value(env, "SFTP_S3_HOOK_URL")
+        or (notify.hook_url if notify else None),
+        notify_on=flags.notify_on or (notify.notify_on if notify else None),
+        log_format=flags.log_format,
+        expectations=expectations,
+    )
 
 
 @dataclass(frozen=True)
@@ -591,6 +637,7 @@ def copy_request(
     store: ProfileStore | None = None,
     run: RunFlags | None = None,
     watch_every: str | None = None,
+    observe: ObserveFlags | None = None,
 ) -> CopyRequest:
     """``copy SOURCE… DEST`` (or ``watch``) with its flags, the environment and
     ``--profile``, resolved."""
@@ -630,6 +677,7 @@ def copy_request(
         metrics_port=flags.metrics_port,
         run=run_options(run, [s.path for s in sources]),
         watch_every_seconds=every,
+        observe=observe_options(observe or ObserveFlags(), env, profile),
     )
 
 

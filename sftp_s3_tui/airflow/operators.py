@@ -11,8 +11,10 @@ from typing import Any
 from airflow.exceptions import AirflowException
 
 try:  # Airflow 3: the task SDK
-    from airflow.sdk import BaseHook, BaseOperator
-except ImportError:  # Airflow 2
+    from airflow.sdk import Asset, AssetAlias, BaseHook, BaseOperator
+except ImportError:  # Airflow 2 (2.10: datasets are what Airflow 3 calls assets)
+    from airflow.datasets import Dataset as Asset  # type: ignore[no-redef,assignment]
+    from airflow.datasets import DatasetAlias as AssetAlias  # type: ignore[no-redef,assignment]
     from airflow.hooks.base import BaseHook  # type: ignore[no-redef]
     from airflow.models import BaseOperator  # type: ignore[no-redef,assignment]
 
@@ -20,8 +22,17 @@ from ..engine.addresses import parse_size
 from ..engine.config import ConflictPolicy, S3Endpoint, SftpEndpoint
 from ..engine.errors import TransferError
 from ..engine.resume.journal import Journal
+from ..observe.session import Observers
 from ..paths import journal_dir
-from ..requests import RunFlags, env_value, object_options, run_options, with_aws_defaults
+from ..requests import (
+    ObserveFlags,
+    RunFlags,
+    env_value,
+    object_options,
+    observe_options,
+    run_options,
+    with_aws_defaults,
+)
 from .connections import (
     conflict_policy_for,
     connection_fields,
@@ -87,6 +98,14 @@ class StreamingSFTPToS3Operator(BaseOperator):
     ``storage_class``, ``sse`` (``AES256`` / ``aws:kms``), ``sse_kms_key_id``, ``tags`` and
     ``metadata`` (dicts), ``content_type`` (default: guessed from the name).
 
+    Telling the platform: ``asset_alias`` (a name) makes each landed object an Asset event
+    ``s3://bucket/key`` through that AssetAlias (keys are known only at run time), so a DAG
+    scheduled on the alias runs once a partner's file landed and was verified; the event's
+    extra carries size, sha256, ETag and the source. OpenLineage comes through the provider:
+    :meth:`get_openlineage_facets_on_complete` gives each file's ``sftp://host:port`` input
+    and ``s3://bucket`` output with the ``sftpS3File`` facet. ``hook_url`` / ``notify_on``
+    send healthchecks-style pings as ``copy --hook-url`` does.
+
     Returns a summary (files, bytes, one entry with key, bytes, sha256 and status per file,
     the waiting files, what happened to sources) as XCom; fails with the engine's message
     when any file did not land (waiting files do not fail it).
@@ -105,6 +124,7 @@ class StreamingSFTPToS3Operator(BaseOperator):
         "older_than",
         "tags",
         "metadata",
+        "hook_url",
     )
     ui_color = "#e4f0e8"
 
@@ -153,9 +173,17 @@ class StreamingSFTPToS3Operator(BaseOperator):
         tags: Mapping[str, str] | None = None,
         content_type: str | None = None,
         metadata: Mapping[str, str] | None = None,
+        asset_alias: str | None = None,
+        hook_url: str | None = None,
+        notify_on: str | None = None,
         **kwargs: Any,
     ) -> None:
+        if asset_alias:  # declared as an outlet, so Airflow links the events to the alias
+            kwargs["outlets"] = [*(kwargs.get("outlets") or []), AssetAlias(asset_alias)]
         super().__init__(**kwargs)
+        self.asset_alias = asset_alias
+        self.hook_url, self.notify_on = hook_url, notify_on
+        self._rows: list[dict[str, Any]] = []  # this run's manifest rows (lineage, assets)
         if use_temp_file:  # accepted so SFTPToS3Operator tasks can switch over unchanged
             self.log.info("use_temp_file is ignored: this operator always streams")
         self.s3_bucket = s3_bucket
@@ -248,30 +276,104 @@ class StreamingSFTPToS3Operator(BaseOperator):
             paths = self.source_paths()
             run = run_options(flags, paths)  # refuses a move_to inside the paths
             journal = Journal(journal_dir()) if self.resume else None
-            report = run_sync(
-                lambda: nightly_to_s3(
-                    sftp,
-                    paths,
-                    dest,
-                    s3,
-                    options,
-                    run,
-                    base_path=self.sftp_base_path or None,
-                    journal=journal,
-                    fail_on_missing=self.fail_on_file_not_exist,
-                    push_gateway=self.push_gateway,
-                    metric_labels=task_labels(context),
-                )
+            observe = observe_options(
+                ObserveFlags(hook_url=self.hook_url, notify_on=self.notify_on), os.environ
             )
+            self._gate = run.gate
+            self._rows = []
+
+            async def observed() -> tuple[dict[str, Any], str | None]:
+                # Lineage goes through the provider (OperatorLineage), not our own client.
+                observers = Observers(
+                    observe,
+                    job_name=self.task_id,
+                    lineage=False,
+                    on_warning=lambda text: self.log.warning("%s", text),
+                )
+                about = {"dag_id": context["ti"].dag_id, "task_id": self.task_id}
+                observed_run = observers.begin(about, keep_rows=True)
+                try:
+                    try:
+                        report = await nightly_to_s3(
+                            sftp,
+                            paths,
+                            dest,
+                            s3,
+                            options,
+                            run,
+                            base_path=self.sftp_base_path or None,
+                            journal=journal,
+                            fail_on_missing=self.fail_on_file_not_exist,
+                            push_gateway=self.push_gateway,
+                            metric_labels=task_labels(context),
+                            observer=observed_run,
+                        )
+                    except TransferError as exc:
+                        observers.end(observed_run, about, ok=False, error=str(exc))
+                        raise
+                    finally:
+                        self._rows = observed_run.rows
+                    summary = summarize(report.results, time.monotonic() - started, report)
+                    message = failure_message(report.results)
+                    counts = {k: v for k, v in summary.items() if not isinstance(v, list | dict)}
+                    observers.end(observed_run, {**about, **counts}, ok=not message, error=message)
+                    return summary, message
+                finally:
+                    await observers.close()
+
+            summary, message = run_sync(observed)
         except TransferError as exc:
             raise AirflowException(task_message(exc)) from None
-        results = report.results
-        summary = summarize(results, time.monotonic() - started, report)
-        message = failure_message(results)
+        self._emit_assets(context)
         if message:
             context["ti"].xcom_push(key=SUMMARY_XCOM_KEY, value=summary)
             raise AirflowException(message)
         return summary
+
+    def _emit_assets(self, context: Any) -> None:
+        """One Asset event per landed object, through the alias (names known only now)."""
+        if not self.asset_alias:
+            return
+        events = context["outlet_events"][AssetAlias(self.asset_alias)]
+        for row in self._rows:
+            if row.get("status") != "done":
+                continue
+            source = row.get("source") or {}
+            events.add(
+                Asset(f"s3://{row['bucket']}/{row['key']}"),
+                extra={
+                    "size": source.get("size"),
+                    "sha256": row.get("sha256"),
+                    "etag": row.get("etag"),
+                    "version_id": row.get("version_id"),
+                    "verified_by": row.get("verified_by"),
+                    "source": f"sftp://{source.get('host')}:{source.get('port')}"
+                    f"{source.get('path')}",
+                    "run_id": row.get("run_id"),
+                },
+            )
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """The provider's OperatorLineage: an input and an output dataset per landed file."""
+        from airflow.providers.openlineage.extractors import OperatorLineage
+
+        from ..observe.lineage_facets import datasets
+
+        gate = getattr(self, "_gate", None)
+        inputs, outputs = datasets(self._rows, _describe_gate(gate))
+        return OperatorLineage(inputs=inputs, outputs=outputs)
+
+    def get_openlineage_facets_on_failure(self, task_instance: Any) -> Any:
+        """What did land before the failure."""
+        return self.get_openlineage_facets_on_complete(task_instance)
+
+
+def _describe_gate(gate: Any) -> str | None:
+    if gate is None or not gate.active:
+        return None
+    from ..headless import _describe_gate as describe
+
+    return describe(gate)
 
 
 def _size_or_none(value: int | str | None) -> int | None:

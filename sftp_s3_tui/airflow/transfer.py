@@ -27,7 +27,7 @@ from ..engine.events import (
 )
 from ..engine.nightly.manifest import Manifest
 from ..engine.nightly.options import RunOptions
-from ..engine.nightly.run import CopyRun, RunReport
+from ..engine.nightly.run import CopyRun, RunObserver, RunReport
 from ..engine.nightly.source_actions import SourceOutcome
 from ..engine.plan.selection import select_planned
 from ..engine.plan.sources import PlanSource, expand, plan_copy
@@ -150,9 +150,11 @@ async def nightly_to_s3(
     fail_on_missing: bool = True,
     push_gateway: str | None = None,
     metric_labels: Mapping[str, str] | None = None,
+    observer: RunObserver | None = None,
 ) -> RunReport:
     """:func:`stream_to_s3` with the nightly run: filters, readiness gate, a manifest and
-    the verified move or delete of sources (``run``), as ``copy`` does them."""
+    the verified move or delete of sources (``run``), as ``copy`` does them. ``observer``
+    is told each file's manifest row (lineage, asset events)."""
     if not paths:
         raise UsageError("No SFTP path to copy", "set sftp_path or sftp_paths")
     bus = EventBus()
@@ -201,7 +203,11 @@ async def nightly_to_s3(
             )
         try:
             return await CopyRun(
-                queue, manifest=manifest, source_action=run.source_action, on_outcome=_log_outcome
+                queue,
+                manifest=manifest,
+                source_action=run.source_action,
+                on_outcome=_log_outcome,
+                observer=observer,
             ).run(selection)
         finally:
             if manifest is not None:

@@ -21,6 +21,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import push_to_gateway, start_http_server
 
 from sftp_s3_tui.engine.events import EventBus
+from sftp_s3_tui.metrics.drops import DropGauges
 from sftp_s3_tui.metrics.sampler import BufferPoolStats, Sampler, Snapshot
 
 __all__ = [
@@ -180,6 +181,7 @@ class SnapshotMetrics:
             self.parts_retried.labels(side=side)
         for outcome in _OUTCOMES:
             self.files.labels(outcome=outcome)
+        self.drops = DropGauges(r)  # set by the watch (expectations) and the fronts
         self._last: Snapshot | None = None
 
     def metric_names(self) -> dict[str, str]:
@@ -425,6 +427,7 @@ async def exporting(
     instance: str | None = None,
     labels: Mapping[str, str] | None = None,
     on_warning: Callable[[str], None] | None = None,
+    metrics: SnapshotMetrics | None = None,
 ) -> AsyncIterator[Sampler | None]:
     """A sampler and its exporter around a run, when a push gateway or a port is asked for.
 
@@ -442,6 +445,7 @@ async def exporting(
         instance=instance,
         labels=labels,
         on_warning=on_warning,
+        metrics=metrics,
     )
     async with sampler, exporter:
         yield sampler

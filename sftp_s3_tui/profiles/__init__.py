@@ -18,7 +18,7 @@ checks), ``mapping`` (TOML tables), ``store`` (the file), ``imports`` (~/.ssh, ~
 from __future__ import annotations
 
 from .imports import AwsProfile, SshHost, import_aws_profiles, import_ssh_config
-from .model import Profile, S3Settings, SftpAuth, SftpSettings, TransferDefaults
+from .model import NotifySettings, Profile, S3Settings, SftpAuth, SftpSettings, TransferDefaults
 from .secrets import KEYRING_SERVICE, SECRET_FIELDS, Secret, SecretKind, keyring_available
 from .store import LoadResult, ProfileError, ProfileStore
 
@@ -27,6 +27,7 @@ __all__ = [
     "SECRET_FIELDS",
     "AwsProfile",
     "LoadResult",
+    "NotifySettings",
     "Profile",
     "ProfileError",
     "ProfileStore",

@@ -18,7 +18,15 @@ from ..engine.config import (
 )
 from ..engine.errors import ConfigError, UsageError
 from ..redaction import register_secret
-from .model import Profile, S3Settings, SftpAuth, SftpSettings, TransferDefaults, _check_name
+from .model import (
+    NotifySettings,
+    Profile,
+    S3Settings,
+    SftpAuth,
+    SftpSettings,
+    TransferDefaults,
+    _check_name,
+)
 from .secrets import SECRET_FIELDS, Secret
 
 
@@ -107,6 +115,21 @@ def _pairs(value: object) -> tuple[tuple[str, str], ...]:
     return tuple(value.items())
 
 
+def _expectations(value: object) -> tuple[str, ...]:
+    """Drop expectations, each checked: ``["3 invoice_*.csv by weekdays 06:00 Europe/Berlin"]``."""
+    from ..engine.errors import UsageError
+    from ..observe.expectations import Expectation
+
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise _Invalid('must be a list of strings, e.g. ["3 invoice_*.csv by weekdays 06:00"]')
+    for line in value:
+        try:
+            Expectation.parse(line)
+        except UsageError as exc:
+            raise _Invalid(str(exc)) from None
+    return tuple(value)
+
+
 _Converter = Callable[[object], object]
 
 _SCHEMA: dict[str, tuple[type, dict[str, _Converter]]] = {
@@ -162,6 +185,10 @@ _SCHEMA: dict[str, tuple[type, dict[str, _Converter]]] = {
             "checksum": _choice(ChecksumChoice),
         },
     ),
+    "notify": (
+        NotifySettings,
+        {"hook_url": _text, "notify_on": _text, "expect": _expectations},
+    ),
 }
 
 _SIZE_FIELDS = {"part_size", "memory_budget", "window"}
@@ -186,7 +213,7 @@ def _profile_from_table(name: str, table: object) -> tuple[Profile | None, list[
         problems.append(("", name_problem))
     for key in table:
         if key not in _SCHEMA:
-            problems.append((key, "unknown section (expected sftp, s3 or transfer)"))
+            problems.append((key, "unknown section (expected sftp, s3, transfer or notify)"))
     sections: dict[str, Any] = {}
     for section, (cls, converters) in _SCHEMA.items():
         raw = table.get(section, {})
@@ -236,6 +263,8 @@ def _profile_to_table(profile: Profile) -> dict[str, Any]:
                 value = format_rate(value)
             elif f.name in ("tags", "metadata"):
                 value = dict(value)
+            elif f.name == "expect":
+                value = list(value)
             values[f.name] = value
         if values:
             table[section] = values

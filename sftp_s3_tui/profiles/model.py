@@ -120,6 +120,16 @@ class TransferDefaults:
     checksum: ChecksumChoice | None = None
 
 
+@dataclass(frozen=True)
+class NotifySettings:
+    """Who hears of a copy or watch run with this profile: a healthchecks-style hook URL,
+    which pings it gets, and the drops a watch expects (``[COUNT] GLOB by WHEN [ZONE]``)."""
+
+    hook_url: str | None = None
+    notify_on: str | None = None  # late,fail,success
+    expect: tuple[str, ...] = ()
+
+
 #: SftpEndpoint link field → the profile's field name.
 _LINK_NAMES = {"window_bytes": "window", "bwlimit_bytes_per_second": "bwlimit"}
 
@@ -134,6 +144,7 @@ class Profile:
     sftp: SftpSettings
     s3: S3Settings = field(default_factory=S3Settings)
     transfer: TransferDefaults = field(default_factory=TransferDefaults)
+    notify: NotifySettings = field(default_factory=NotifySettings)
 
     def normalized(self) -> Profile:
         """A copy with text fields stripped and blank ones back at their default (None),
@@ -156,6 +167,7 @@ class Profile:
             sftp=clean(self.sftp),
             s3=clean(self.s3),
             transfer=clean(self.transfer),
+            notify=clean(self.notify),
         )
 
     def describe(self) -> str:

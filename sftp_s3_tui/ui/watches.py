@@ -22,7 +22,10 @@ from ..engine.config import SftpEndpoint
 from ..engine.events import TransferState
 from ..engine.nightly.options import RunOptions
 from ..engine.nightly.watch import PollReport, WatchSource, WatchState, watch
+from ..engine.plan.sources import FileJob
 from ..engine.transfer.queue import TransferQueue
+from ..observe.expectations import DropStatus, DropTracker, Expectation
+from ..observe.session import Clock, utc_now
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +47,7 @@ class WatchSpec:
     dest: S3Location
     every_seconds: float
     run: RunOptions = field(default_factory=RunOptions)
+    expectations: tuple[Expectation, ...] = ()  # drops due by a deadline
 
 
 @dataclass
@@ -63,6 +67,7 @@ class WatchStatus:
     waiting: int = 0  # not ready at the last poll
     failed: int = 0  # failed at the last poll (tried again at the next)
     message: str = ""  # the last poll's listing errors, or why the watch ended
+    drops: list[DropStatus] = field(default_factory=list)  # each expectation's drop
 
 
 class RunningWatch:
@@ -75,13 +80,19 @@ class RunningWatch:
         endpoint: SftpEndpoint,
         spec: WatchSpec,
         state_folder: Path,
+        clock: Clock = utc_now,
     ) -> None:
         self.spec = spec
+        self.clock = clock
+        self.drops = [DropTracker(e) for e in spec.expectations]
+        for tracker in self.drops:
+            tracker.start(clock())
         self.queue = queue
         self.endpoint = endpoint
         source = f"{endpoint.display}{spec.folder}"
         self._state_folder = state_folder
         self.status = WatchStatus(watch_id, source, str(spec.dest), spec.every_seconds)
+        self.status.drops = [t.status(clock()) for t in self.drops]
         self._stop = asyncio.Event()
         self.task: asyncio.Task[None] = asyncio.create_task(
             self._run(), name=f"tui-watch-{watch_id}"
@@ -114,6 +125,7 @@ class RunningWatch:
                 file_filter=run.file_filter,
                 gate=run.gate,
                 on_poll=self._polled,
+                on_file=self._landed,
                 forget_finished=False,  # the TUI lists them (details, retry)
             )
         except asyncio.CancelledError:
@@ -131,9 +143,19 @@ class RunningWatch:
         status.phase = WatchPhase.STOPPED
         status.next_poll = None
 
+    def _landed(self, job: FileJob, result: object) -> None:
+        if getattr(result, "status", None) is TransferState.DONE:
+            for tracker in self.drops:
+                tracker.arrived(job.path, self.clock())
+
     def _polled(self, poll: PollReport) -> None:
         status = self.status
         now = time.time()
+        moment = self.clock()
+        for tracker in self.drops:
+            for late in tracker.check(moment):
+                log.warning("drop late: %s", late.line())
+        status.drops = [tracker.status(moment) for tracker in self.drops]
         status.polls = poll.number
         status.last_poll = now
         status.next_poll = None if self._stop.is_set() else now + self.spec.every_seconds
@@ -164,9 +186,10 @@ class RunningWatch:
 class Watches:
     """The watches of one session, in the order they were started."""
 
-    def __init__(self, queue: TransferQueue, state_folder: Path) -> None:
+    def __init__(self, queue: TransferQueue, state_folder: Path, clock: Clock = utc_now) -> None:
         self.queue = queue
         self.state_folder = state_folder
+        self.clock = clock  # drop deadlines are judged by it (tests pass theirs)
         self._watches: dict[int, RunningWatch] = {}
         self._next_id = 1
 
@@ -176,7 +199,9 @@ class Watches:
             same = running.spec.folder == spec.folder and running.spec.dest == spec.dest
             if same and running.running:
                 return running  # one watch per source and destination (one state file)
-        started = RunningWatch(self._next_id, self.queue, endpoint, spec, self.state_folder)
+        started = RunningWatch(
+            self._next_id, self.queue, endpoint, spec, self.state_folder, self.clock
+        )
         self._watches[started.id] = started
         self._next_id += 1
         return started

@@ -9,8 +9,10 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from textual.widgets import Input
@@ -23,6 +25,7 @@ from sftp_s3_tui.engine.plan.conflicts import ExistingObject, decide
 from sftp_s3_tui.engine.plan.preview import CopyPlan, plan_file
 from sftp_s3_tui.engine.plan.sources import FileJob
 from sftp_s3_tui.engine.transfer.queue import Transfer
+from sftp_s3_tui.observe.expectations import DropStatus
 from sftp_s3_tui.profiles import (
     Profile,
     ProfileStore,
@@ -324,6 +327,7 @@ def test_watch_dialog(snap_compare: Any, tmp_path: Path) -> None:
         await pilot.app.push_screen(dialog)
         dialog.query_one("#watch-include", Input).value = "*.csv"
         dialog.query_one("#watch-done-file", Input).value = ".done"
+        dialog.query_one("#watch-expect", Input).value = "3 invoice_*.csv by weekdays 06:00"
         for field in dialog.query(Input):
             field.cursor_blink = False  # a blinking cursor makes the snapshot flaky
         await pilot.pause(0.2)
@@ -346,6 +350,16 @@ def _watch_statuses() -> list[WatchStatus]:
             listed=12,
             shipped=9,
             waiting=2,
+            drops=[
+                DropStatus(
+                    "invoice_*.csv",
+                    datetime(2026, 11, 19, 6, 0, tzinfo=ZoneInfo("Europe/Berlin")),
+                    expected=3,
+                    arrived=2,
+                    late=0,
+                    missing=1,
+                )
+            ],
         ),
         WatchStatus(
             2,

@@ -4,11 +4,13 @@ runs, once, shows it in the queue and in the watches list, and stops cleanly."""
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from textual.screen import Screen
-from textual.widgets import DataTable, Input
+from textual.widgets import DataTable, Input, Static
 
 from sftp_s3_tui.engine.config import S3Endpoint
 from sftp_s3_tui.engine.events import EngineEvent, PartChanged, PartState, TransferState
@@ -105,6 +107,54 @@ async def test_a_watch_started_on_a_folder_ships_a_dropped_file_once(
         assert not _queued(session, "in/drop/third.csv")
         await app.close_all()
     assert _keys(s3, bucket) == ["in/drop/first.csv", "in/drop/second.csv"]
+
+
+async def test_the_watches_list_says_when_an_expected_drop_is_late(
+    openssh_sftp: SftpServerInfo,
+    s3_endpoint: S3Endpoint,
+    bucket: str,
+    s3: Any,
+    tmp_path: Path,
+) -> None:
+    """Two invoices are due by 06:00 Berlin time; one came. Before six the list says 1/2,
+    after six it says one is missing (the watch's clock is the test's, not the wall's)."""
+    server = openssh_sftp
+    server.write_file("drop/invoice_1.csv", b"n\n1\n")
+    profile = server_profile(server, s3_endpoint, bucket=bucket, prefix="in/")
+    app = make_app(tmp_path, initial=profile)
+    clock = {"now": datetime(2026, 12, 7, 5, 0, tzinfo=ZoneInfo("Europe/Berlin"))}
+    async with app.run_test(size=(170, 45)) as pilot:
+        await wait_for(pilot, lambda: browse_ready(app), what="browse")
+        session = app.session
+        assert session is not None
+        session.watches.clock = lambda: clock["now"]
+        tree = app.screen.query_one(RemoteTree)
+        tree.table.move_cursor(row=tree.table.get_row_index(server.remote_path("drop")))
+        await pilot.press("w")
+        await wait_for(pilot, lambda: _shown(app, WatchDialog, "#watch-expect"), what="dialog")
+        app.screen.query_one("#watch-every", Input).value = "0.3s"
+        app.screen.query_one(
+            "#watch-expect", Input
+        ).value = "2 invoice_*.csv by weekdays 06:00 Europe/Berlin"
+        await pilot.press("ctrl+o")
+        await wait_for(pilot, lambda: session.watches.active, what="a running watch")
+        (running,) = session.watches.active
+        status = running.status
+        await wait_for(pilot, lambda: status.shipped == 1, timeout=30, what="the first invoice")
+
+        await pilot.press("W")
+        await wait_for(pilot, lambda: _shown(app, WatchesScreen, "#watches-table"), what="list")
+        table = app.screen.query_one("#watches-table", DataTable)
+        await wait_for(pilot, lambda: table.row_count == 1, what="the watch's row")
+        drops = app.screen.query_one("#watches-drops", Static)
+        await wait_for(pilot, lambda: str(table.get_row_at(0)[8]) == "1/2")
+        assert str(drops.render()) == f"#{status.id} invoice_*.csv: 1/2 by Mon 06:00 CET (on time)"
+
+        clock["now"] = datetime(2026, 12, 7, 6, 1, tzinfo=ZoneInfo("Europe/Berlin"))
+        late = f"#{status.id} invoice_*.csv: 1/2 by Mon 06:00 CET (1 missing)"
+        await wait_for(pilot, lambda: str(drops.render()) == late, timeout=30, what="lateness")
+        assert table.get_row_at(0)[8].spans[0].style == "bold red"
+        await app.close_all()
 
 
 async def test_quitting_stops_a_watch_mid_upload_and_leaves_no_upload(

@@ -13,7 +13,7 @@ import logging
 import time
 from collections.abc import AsyncIterable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from ..errors import ManifestWriteFailed
 from ..events import (
@@ -129,6 +129,14 @@ def waiting_row(job: FileJob, reason: str) -> dict[str, Any]:
     }
 
 
+class RunObserver(Protocol):
+    """Told each file's manifest row (lineage, hooks): its ``run_id`` goes into the rows."""
+
+    run_id: str
+
+    def row(self, row: dict[str, Any]) -> None: ...
+
+
 class CopyRun:
     """Copies a selection on ``queue`` with a manifest and a source action (both optional)."""
 
@@ -140,9 +148,11 @@ class CopyRun:
         source_action: SourceAction | None = None,
         on_outcome: Callable[[SourceOutcome], None] | None = None,
         on_file: Callable[[FileJob, TransferResult], None] | None = None,
+        observer: RunObserver | None = None,
     ) -> None:
         self.queue = queue
         self.manifest = manifest
+        self.observer = observer
         self.source_action = source_action or SourceAction()
         self.on_outcome = on_outcome
         self.on_file = on_file
@@ -274,7 +284,7 @@ class CopyRun:
         failure when its row (or its source action's row) could not be written."""
         action = self.source_action
         finished = time.time()
-        if self.manifest is not None:
+        if self.manifest is not None or self.observer is not None:
             head = None
             if result.status is TransferState.DONE:
                 head = await _head_quietly(self.queue, result)
@@ -291,12 +301,16 @@ class CopyRun:
                 host_key=self._host_keys[endpoint],
                 source_action=action.describe if action.active else None,
             )
-            try:
-                await self.manifest.write(row)  # durable before the source is touched
-            except ManifestWriteFailed as exc:
-                kept = "; its source was kept" if action.active else ""
-                message = f"{_what_happened(result)}, but {exc.message}{kept}"
-                return self._failed(tid, result, message)
+            if self.observer is not None:
+                row["run_id"] = self.observer.run_id
+                self.observer.row(row)
+            if self.manifest is not None:
+                try:
+                    await self.manifest.write(row)  # durable before the source is touched
+                except ManifestWriteFailed as exc:
+                    kept = "; its source was kept" if action.active else ""
+                    message = f"{_what_happened(result)}, but {exc.message}{kept}"
+                    return self._failed(tid, result, message)
         if not action.active:
             return result
         outcomes = await apply_source_action(

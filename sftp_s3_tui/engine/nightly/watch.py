@@ -35,7 +35,7 @@ from ..plan.selection import Selection, select_jobs
 from ..plan.sources import FileJob, ensure_unique_keys
 from ..transfer.queue import TransferQueue
 from .manifest import Manifest
-from .run import CopyRun, RunReport
+from .run import CopyRun, RunObserver, RunReport
 from .source_actions import SourceAction, SourceOutcome
 
 log = logging.getLogger(__name__)
@@ -203,6 +203,7 @@ async def watch(
     on_file: Callable[[FileJob, TransferResult], None] | None = None,
     forget_finished: bool = True,
     on_outcome: Callable[[SourceOutcome], None] | None = None,
+    observe_poll: Callable[[int], RunObserver | None] | None = None,
 ) -> int:
     """Poll until ``stop`` is set (or ``max_polls`` polls); returns the number of polls.
 
@@ -210,7 +211,8 @@ async def watch(
     ``on_outcome`` what the source action did to it (a move refused included). The
     queue may carry other transfers (the TUI's): a stop cancels only the poll's, and
     ``forget_finished`` drops only the poll's finished ones from ``queue.transfers`` (a
-    front that lists them keeps them with ``False``).
+    front that lists them keeps them with ``False``). ``observe_poll`` gives each poll its
+    observer (a run id and lineage rows: one run per poll).
     """
     tracker = StabilityTracker()
     polls = 0
@@ -234,6 +236,7 @@ async def watch(
                 runs,
                 forget_finished,
                 on_outcome,
+                observe_poll(polls) if observe_poll is not None else None,
             )
         )
         stopper = asyncio.ensure_future(stop.wait())
@@ -296,6 +299,7 @@ async def _poll(
     runs: list[CopyRun],
     forget_finished: bool,
     on_outcome: Callable[[SourceOutcome], None] | None = None,
+    observer: RunObserver | None = None,
 ) -> PollReport:
     listed: list[FileJob] = []
     selection = Selection()
@@ -336,6 +340,7 @@ async def _poll(
         source_action=source_action,
         on_file=landed,
         on_outcome=on_outcome,
+        observer=observer,
     )
     runs.append(copy)  # a stop from now on cancels its transfers
     run = await copy.run(todo)

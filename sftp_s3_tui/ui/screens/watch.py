@@ -20,6 +20,7 @@ from textual.widgets import Button, DataTable, Input, Label, Static
 
 from ...engine.addresses import S3Location, parse_s3_url
 from ...engine.errors import UsageError
+from ...observe.expectations import DropStatus, Expectation
 from ...requests import RunFlags, parse_every, run_options
 from ..watches import WatchPhase, WatchSpec, WatchStatus
 
@@ -32,6 +33,7 @@ FIELDS = (
     ("watch-min-age", "Min age", "5m   (unmodified this long)"),
     ("watch-stable", "Stable for", "30s   (size and mtime unchanged)"),
     ("watch-done-file", "Done file", ".done   (x.csv only once x.csv.done exists)"),
+    ("watch-expect", "Expect", "3 invoice_*.csv by weekdays 06:00 Europe/Berlin"),
 )
 DEFAULT_EVERY = "1m"
 PHASE_STYLE = {
@@ -54,6 +56,7 @@ def watch_spec(
     min_age: str = "",
     stable: str = "",
     done_file: str = "",
+    expect: str = "",
 ) -> WatchSpec:
     """The watch the dialog's fields describe, checked as ``watch``'s flags are."""
     location = parse_s3_url(dest.strip())
@@ -71,7 +74,8 @@ def watch_spec(
         done_file=done_file.strip() or None,
     )
     every_seconds = parse_every(every.strip() or DEFAULT_EVERY, "Poll every")
-    return WatchSpec(folder, location, every_seconds, run_options(flags))
+    expectations = (Expectation.parse(expect),) if expect.strip() else ()
+    return WatchSpec(folder, location, every_seconds, run_options(flags), expectations)
 
 
 class WatchDialog(ModalScreen[WatchSpec | None]):
@@ -125,6 +129,7 @@ class WatchDialog(ModalScreen[WatchSpec | None]):
             min_age=self._value("watch-min-age"),
             stable=self._value("watch-stable"),
             done_file=self._value("watch-done-file"),
+            expect=self._value("watch-expect"),
         )
 
     @on(Input.Submitted)
@@ -165,6 +170,31 @@ def every_text(seconds: float) -> str:
     return f"{seconds:g}s"
 
 
+def drops_text(drops: list[DropStatus]) -> Text:
+    """The drops' column: ``2/3`` (arrived of expected), red when files are missing past
+    the deadline, yellow when some came late."""
+    text = Text()
+    for drop in drops:
+        if text:
+            text.append(" ")
+        style = "bold red" if drop.missing else "yellow" if drop.late else "green"
+        text.append(f"{drop.arrived}/{drop.expected}", style=style)
+    return text
+
+
+def drop_lines(statuses: list[WatchStatus]) -> Text:
+    """One line per expected drop under the table: its deadline and what is missing."""
+    text = Text()
+    for status in statuses:
+        for drop in status.drops:
+            if text:
+                text.append("\n")
+            style = "bold red" if drop.missing else "yellow" if drop.late else ""
+            text.append(f"#{status.id} ", style="dim")
+            text.append(drop.line(), style=style)
+    return text
+
+
 def count(number: int, style: str) -> Text:
     """A right-aligned count, in ``style`` when not zero."""
     return Text(str(number), justify="right", style=style if number else "")
@@ -198,6 +228,7 @@ class WatchesScreen(ModalScreen[None]):
             yield Static(Text("Watches", style="bold"), classes="title")
             table: DataTable[Text | str] = DataTable(cursor_type="row", id="watches-table")
             yield table
+            yield Static("", id="watches-drops")
             yield Static(
                 "x stops the watch under the cursor (its uploads under way are aborted); "
                 "w on a folder starts one. Shipped files are in the transfers (t).",
@@ -214,6 +245,7 @@ class WatchesScreen(ModalScreen[None]):
         table.add_column("Waiting", key="waiting", width=7)
         table.add_column("Failed", key="failed", width=6)
         table.add_column("State", key="state")
+        table.add_column("Drop", key="drop")  # arrived/expected; the line below says more
         self.show()
         if self.live:
             self.set_interval(self.REFRESH_SECONDS, self.show)
@@ -238,10 +270,12 @@ class WatchesScreen(ModalScreen[None]):
                 count(status.waiting, "magenta"),
                 count(status.failed, "red"),
                 state,
+                drops_text(status.drops),
                 key=str(status.id),
             )
+        self.query_one("#watches-drops", Static).update(drop_lines(statuses))
         if not statuses:
-            table.add_row(Text("No watches yet: w on an SFTP folder starts one.", "dim"), *[""] * 7)
+            table.add_row(Text("No watches yet: w on an SFTP folder starts one.", "dim"), *[""] * 8)
         elif cursor < table.row_count:
             table.move_cursor(row=cursor)
 
