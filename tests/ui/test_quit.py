@@ -3,6 +3,8 @@ was aborted."""
 
 from __future__ import annotations
 
+import asyncio
+import gc
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -44,6 +46,7 @@ async def test_quit_mid_run_focuses_keep_running_then_says_what_was_aborted(
     s3: Any,
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     slow_sftp.write_file("big.bin", size=16 * MiB, seed=5)
     app = make_app(tmp_path, initial=server_profile(slow_sftp, s3_endpoint, bucket=bucket))
@@ -64,6 +67,10 @@ async def test_quit_mid_run_focuses_keep_running_then_says_what_was_aborted(
         await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="the question")
         await pilot.press("y")  # abort them
         await wait_for(pilot, lambda: app._exit, timeout=60, what="the app to exit")
+    gc.collect()  # an HTTP session nobody closed says so when it is collected
+    await asyncio.sleep(0.1)  # (through the loop's exception handler)
+    leaks = [r.getMessage() for r in caplog.records if "Unclosed" in r.getMessage()]
+    assert leaks == [], "quitting mid-run left connections open"
     printed = capsys.readouterr().err
     assert "Aborted 1 unfinished transfer(s); nothing partial was left in S3" in printed
     assert f"big.bin → s3://{bucket}/big.bin" in printed
