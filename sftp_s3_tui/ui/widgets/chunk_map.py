@@ -75,10 +75,10 @@ class ChunkMap(Widget):
 
 def legend() -> Text:
     """The chunk map's key, for the help screen and the panel's title."""
-    text = Text()
+    text = Text()  # one blank between entries: the whole key fits an 80-column title
     for state, (glyph, style) in CELLS.items():
         text.append(glyph, style)
-        text.append(f" {state.value}  ")
+        text.append(f" {state.value} ")
     glyph, style = CANCELLED_CELL
     text.append(glyph, style)
     text.append(" cancelled")
