@@ -14,8 +14,10 @@ import pytest
 from textual.widgets import Button
 
 from sftp_s3_tui.engine.config import MiB, S3Endpoint
+from sftp_s3_tui.engine.locations import parse_s3_url
 from sftp_s3_tui.ui.screens.connect import ConnectScreen
 from sftp_s3_tui.ui.screens.dialogs import ConfirmScreen
+from sftp_s3_tui.ui.watches import WatchSpec
 from tests.reliability.proxy import FaultProxy
 from tests.servers import SftpServerInfo
 from tests.ui.helpers import browse_ready, make_app, server_profile, wait_for
@@ -98,4 +100,38 @@ async def test_disconnect_mid_run_notifies_what_was_aborted(
 
         await wait_for(pilot, told, what="the notification of what was aborted")
         await app.close_all()
+    assert s3.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
+
+
+@pytest.mark.parametrize("how", ["copy", "watch"])
+async def test_an_app_torn_down_mid_run_leaves_no_http_session_open(
+    slow_sftp: SftpServerInfo,
+    s3_endpoint: S3Endpoint,
+    bucket: str,
+    s3: Any,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    how: str,
+) -> None:
+    """The app ends while a copy (or a watch's copy) runs, without the quit dialog's orderly
+    close (the terminal closed, an error): its S3 client is still closed, and the upload
+    still aborted."""
+    slow_sftp.write_file("drop/big.bin", size=16 * MiB, seed=7)
+    app = make_app(tmp_path, initial=server_profile(slow_sftp, s3_endpoint, bucket=bucket))
+    with pytest.raises(RuntimeError, match="the terminal went away"):
+        async with app.run_test(size=(150, 45)) as pilot:
+            await wait_for(pilot, lambda: browse_ready(app), what="browse")
+            if how == "copy":
+                await pilot.press("c")
+            else:
+                dest = parse_s3_url(f"s3://{bucket}/in/")
+                folder = slow_sftp.remote_path("drop")
+                await app.session.start_watch(WatchSpec(folder, dest, 0.3))
+            await wait_for(pilot, lambda: _running(app), timeout=60, what="a running copy")
+            raise RuntimeError("the terminal went away")
+    await app.close_all()  # what run_app's finally does
+    gc.collect()
+    await asyncio.sleep(0.1)
+    leaks = [r.getMessage() for r in caplog.records if "Unclosed" in r.getMessage()]
+    assert leaks == [], "the app's end left an HTTP session open"
     assert s3.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
