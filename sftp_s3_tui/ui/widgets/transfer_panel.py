@@ -104,7 +104,7 @@ class TransferPanel(Vertical):
         self.span: TransferSpan | None = None
 
     def compose(self) -> ComposeResult:
-        title = Text.assemble(("Transfers  ", "bold"), legend())
+        title = Text.assemble(("Transfers ", "bold"), legend())
         yield Static(title, id="transfers-title")
         yield TransferList()
         yield Static("", id="overall")
