@@ -115,9 +115,28 @@ class SftpS3App(App[int]):
     TITLE = "sftp-s3-tui"
     COMMANDS = App.COMMANDS | {MainCommands}
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("question_mark", "help", "Help", key_display="?"),
-        Binding("ctrl+t", "toggle_dark_light", "Theme", show=False),
-        Binding("ctrl+q", "quit", "Quit", key_display="^q", priority=True),
+        Binding(
+            "question_mark",
+            "help",
+            "Help",
+            key_display="?",
+            tooltip="these keys, grouped by where they work",
+        ),
+        Binding(
+            "ctrl+t",
+            "toggle_dark_light",
+            "Theme",
+            show=False,
+            tooltip="switch between dark and light",
+        ),
+        Binding(
+            "ctrl+q",
+            "quit",
+            "Quit",
+            key_display="^q",
+            priority=True,
+            tooltip="quit (asks first while transfers run)",
+        ),
     ]
 
     def __init__(self, options: AppOptions | None = None) -> None:

@@ -1,19 +1,40 @@
-"""Command palette entries for the main actions."""
+"""Command palette entries for the main actions, each with the key that does it."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from textual.command import DiscoveryHit, Hit, Hits, Provider
+from textual.css.query import NoMatches
+from textual.markup import escape
 
 from .messages import DisconnectRequested
 from .screens.connect import ConnectScreen
+from .widgets.remote_tree import RemoteTree
+
+
+@dataclass(frozen=True)
+class Command:
+    """A palette entry: its name, what it does, the key that does the same, and the call."""
+
+    name: str
+    help: str
+    key: str
+    run: Callable[[], object]
+
+    def help_text(self) -> str:
+        """``key c · what it does`` (as the palette's markup): the palette teaches the keys
+        as it runs the commands."""
+        parts = [f"key {self.key}"] if self.key else []
+        parts += [self.help] if self.help else []
+        return escape(" · ".join(parts))
 
 
 class MainCommands(Provider):
-    """Copy, transfers, pause/cancel all, profiles, theme, help."""
+    """Copy, plan, watch, transfers, pause/cancel all, profiles, theme, help."""
 
-    def _commands(self) -> list[tuple[str, str, Callable[[], object]]]:
+    def _commands(self) -> list[Command]:
         app = self.app
         screen = self.screen
         connected = not isinstance(screen, ConnectScreen)
@@ -21,52 +42,103 @@ class MainCommands(Provider):
         def run(action: str) -> Callable[[], object]:
             return lambda: app.call_later(screen.run_action, action)
 
-        commands: list[tuple[str, str, Callable[[], object]]] = [
-            ("Help", "Show the keys and how it works", lambda: app.run_action("help")),
-            (
+        def on_sftp_list(action: str) -> Callable[[], object]:
+            def call() -> None:
+                try:
+                    tree = screen.query_one(RemoteTree)
+                except NoMatches:
+                    return
+                app.call_later(tree.run_action, action)
+
+            return call
+
+        commands = [
+            Command("Help", "The keys, grouped by where they work", "?", run("app.help")),
+            Command(
                 "Toggle dark / light theme",
                 "Switch the colour theme",
+                "ctrl+t",
                 lambda: app.run_action("toggle_dark_light"),
             ),
         ]
         if connected:
             commands += [
-                ("Copy selection here", "Queue the selected files to the destination", run("copy")),
-                ("Show transfers", "The queue, chunk map and live figures", run("transfers")),
-                ("Pause or resume all transfers", "", run("pause_all")),
-                ("Cancel all transfers", "Unfinished uploads are aborted", run("cancel_all")),
-                ("Show history", "Past runs from their manifests", run("history")),
-                (
+                Command(
+                    "Copy selection here",
+                    "Queue the selected files to the destination",
+                    "c",
+                    run("copy"),
+                ),
+                Command(
+                    "Plan copy",
+                    "What each file would do (new, skip, overwrite), then copy",
+                    "C",
+                    run("copy(True)"),
+                ),
+                Command(
+                    "Select by glob",
+                    "Select the SFTP files matching a glob (*.csv)",
+                    "+",
+                    on_sftp_list("select_glob"),
+                ),
+                Command(
+                    "Watch this folder",
+                    "Ship the folder's new files at every poll",
+                    "w",
+                    run("watch"),
+                ),
+                Command("Show watches", "The watches running, their polls", "W", run("watches")),
+                Command(
+                    "Show transfers", "The queue, chunk map and live figures", "t", run("transfers")
+                ),
+                Command("Pause or resume all transfers", "", "P", run("pause_all")),
+                Command(
+                    "Cancel all transfers", "Unfinished uploads are aborted", "X", run("cancel_all")
+                ),
+                Command("Show history", "Past runs from their manifests", "H", run("history")),
+                Command(
                     "Connection details",
                     "What the S3 store checks; the SFTP link's RTT and ceiling",
+                    "i",
                     lambda: app.run_action("connection_details"),
                 ),
-                ("Reload listings", "List the SFTP folder and the buckets again", run("reload")),
-                (
+                Command(
+                    "Reload listings",
+                    "List the SFTP folder and the buckets again",
+                    "f5",
+                    run("reload"),
+                ),
+                Command(
                     "Disconnect",
-                    "Back to the profiles",
+                    "Back to the profiles (to save or edit one)",
+                    "ctrl+d",
                     lambda: app.post_message(DisconnectRequested()),
                 ),
             ]
         else:
             commands += [
-                ("Connect", "Connect with the form's settings", run("connect")),
-                (
+                Command("Connect", "Connect with the form's settings", "ctrl+o", run("connect")),
+                Command(
                     "Test connection",
                     "Log in to SFTP and list buckets, then disconnect",
+                    "f4",
                     run("test"),
                 ),
-                ("Save profile", "Save the form as a profile", run("save")),
+                Command("Save profile", "Save the form as a profile", "f2", run("save")),
+                Command("Duplicate profile", "A copy under a new name", "f3", run("duplicate")),
+                Command("New profile", "An empty form", "ctrl+n", run("new")),
             ]
         return commands
 
     async def discover(self) -> Hits:
-        for name, help_text, callback in self._commands():
-            yield DiscoveryHit(name, callback, help=help_text)
+        for command in self._commands():
+            yield DiscoveryHit(command.name, command.run, help=command.help_text())
 
     async def search(self, query: str) -> Hits:
         matcher = self.matcher(query)
-        for name, help_text, callback in self._commands():
-            score = matcher.match(name)
+        for command in self._commands():
+            score = matcher.match(command.name)
             if score > 0:
-                yield Hit(score, matcher.highlight(name), callback, help=help_text)
+                yield Hit(
+                    score, matcher.highlight(command.name), command.run, help=command.help_text()
+                )

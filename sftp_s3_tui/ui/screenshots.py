@@ -3,7 +3,8 @@
 Runs the real app headless against the demo servers, drives it with a Pilot like a user would
 (select files, copy, watch), and saves ``connect``, ``browse``, ``transfers`` (mid-transfer, the
 wide combined view and the narrow transfers screen), a transfer's ``detail``, ``help``, the
-copy ``plan``, the ``connection-details`` (store check and SFTP link) and the host key dialog.
+copy ``plan``, the ``connection-details`` (store check and SFTP link) and the host key dialog;
+then browse, plan and transfers again at 80x24, the default terminal.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from .widgets.remote_tree import RemoteTree
 
 WIDE = (150, 44)
 NARROW = (100, 32)
+SMALL = (80, 24)  # the default terminal
 SUBTITLE = "demo: sftp://demo@127.0.0.1:2222 → s3 (http://127.0.0.1:9000)"
 
 
@@ -167,11 +169,55 @@ async def demo_screens(folder: Path, tmp: Path) -> None:
         await app.close_all()
 
 
+async def small_screens(folder: Path, tmp: Path) -> None:
+    """The default terminal (80x24): browse, the plan and the transfers screen mid-copy."""
+    app = SftpS3App(
+        AppOptions(
+            demo=True,
+            subtitle=SUBTITLE,
+            journal_dir=None,
+            read_user_config=False,
+            profiles_path=tmp / "small-profiles.toml",
+        )
+    )
+    async with app.run_test(size=SMALL) as pilot:
+        await _until(
+            pilot,
+            lambda: isinstance(app.screen, BrowseScreen) and bool(app.screen.query(RemoteTree)),
+        )
+        tree = app.screen.query_one(RemoteTree)
+        await _until(pilot, lambda: tree.entries and tree.ready)
+        await pilot.press("down", "down", "space", "down", "space", "down", "space")
+        await pilot.pause(0.5)
+        _save(app, folder, "browse-80x24")
+        await pilot.press("C")
+        await _until(pilot, lambda: isinstance(app.screen, PlanScreen))
+        await pilot.pause(0.3)
+        _save(app, folder, "plan-80x24")
+        await pilot.press("y")
+        session = app.session
+        assert session is not None
+
+        def mid_transfer() -> bool:
+            for stats in session.sampler.latest.transfers:
+                if stats.key.endswith("customers_2026.csv"):
+                    return 0.35 < stats.fraction_done < 0.9
+            return False
+
+        await _until(pilot, mid_transfer)
+        await pilot.press("t")
+        await _until(pilot, lambda: isinstance(app.screen, TransfersScreen))
+        await pilot.pause(0.5)
+        _save(app, folder, "transfers-80x24")
+        await app.close_all()
+
+
 async def main(folder: Path) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="sftp-s3-shots-") as tmp:
         await connect_screen(folder, Path(tmp))
         await demo_screens(folder, Path(tmp))
+        await small_screens(folder, Path(tmp))
 
 
 if __name__ == "__main__":

@@ -59,6 +59,10 @@ class TransferSpan:
     _active_total: float = 0.0
     _active_since: float | None = None
     _running: set[int] = field(default_factory=set)
+    #: Each transfer's own running time on the same clock (pauses left out too), so its
+    #: details never say "Running for 18s" beside an overall "running 14s".
+    _file_total: dict[int, float] = field(default_factory=dict)
+    _file_since: dict[int, float] = field(default_factory=dict)
 
     def on_event(self, event: EngineEvent) -> None:
         if isinstance(event, TransferStarted):
@@ -71,13 +75,29 @@ class TransferSpan:
                 if self.first_start is None:
                     self.first_start = event.at
                 self._running.add(event.transfer_id)
+                self._file_since.setdefault(event.transfer_id, event.at)
             else:
                 self._running.discard(event.transfer_id)
+                self._file_stopped(event.transfer_id, event.at)
             self._clock(event.at)
         elif isinstance(event, TransferFinished):
             self.last_finish = event.at
             self._running.discard(event.transfer_id)
+            self._file_stopped(event.transfer_id, event.at)
             self._clock(event.at)
+
+    def _file_stopped(self, transfer_id: int, at: float) -> None:
+        since = self._file_since.pop(transfer_id, None)
+        if since is not None:
+            self._file_total[transfer_id] = self._file_total.get(transfer_id, 0.0) + at - since
+
+    def transfer_seconds(self, transfer_id: int, now: float | None = None) -> float | None:
+        """Seconds transfer ``transfer_id`` has been running (None: it never ran)."""
+        total = self._file_total.get(transfer_id)
+        since = self._file_since.get(transfer_id)
+        if since is not None:
+            total = (total or 0.0) + (time.monotonic() if now is None else now) - since
+        return total
 
     def _clock(self, at: float) -> None:
         if self._running and self._active_since is None:

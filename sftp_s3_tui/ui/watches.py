@@ -64,6 +64,9 @@ class WatchStatus:
     next_poll: float | None = None
     listed: int = 0
     shipped: int = 0  # files copied by this watch since it started
+    #: Files found already at the destination (same size and source time, or skipped by the
+    #: conflict policy) since it started: not sent, and not counted as shipped.
+    already_there: int = 0
     waiting: int = 0  # not ready at the last poll
     failed: int = 0  # failed at the last poll (tried again at the next)
     message: str = ""  # the last poll's listing errors, or why the watch ended
@@ -160,7 +163,10 @@ class RunningWatch:
         status.last_poll = now
         status.next_poll = None if self._stop.is_set() else now + self.spec.every_seconds
         status.listed = poll.listed
-        status.shipped += sum(r.status is TransferState.DONE for r in poll.run.results)
+        results = poll.run.results
+        status.shipped += sum(r.status is TransferState.DONE for r in results)
+        skipped = sum(r.status is TransferState.SKIPPED for r in results)
+        status.already_there += poll.already_there + skipped
         status.waiting = len(poll.run.waiting)
         status.failed = len(poll.run.failed)
         status.message = "; ".join(poll.errors)

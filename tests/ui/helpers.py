@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import io
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from rich.console import Console
+from textual.app import App
 from textual.pilot import Pilot
 
 from sftp_s3_tui.engine.config import S3Endpoint
@@ -90,3 +93,21 @@ def browse_ready(app: Any) -> bool:
         return False
     tree = screen.query_one(RemoteTree)
     return tree.ready and bool(tree.entries)
+
+
+def screen_text(app: App[Any]) -> str:
+    """What the terminal shows now, as plain text (the lines a person reads in tmux)."""
+    width, height = app.size
+    console = Console(
+        width=width,
+        height=height,
+        file=io.StringIO(),
+        force_terminal=True,
+        color_system=None,
+        record=True,
+        legacy_windows=False,
+    )
+    console.print(
+        app.screen._compositor.render_update(full=True, screen_stack=app._background_screens)
+    )
+    return console.export_text()

@@ -49,6 +49,8 @@ from tests.ui.helpers import browse_ready, wait_for
 SUBTITLE = "demo: sftp://demo@127.0.0.1:2222 → s3 (http://127.0.0.1:9000)"
 NARROW = (100, 32)
 WIDE = (150, 44)
+#: The default terminal: every screen and dialog is also taken at this size.
+SMALL = (80, 24)
 
 
 @pytest.fixture(autouse=True)
@@ -110,7 +112,8 @@ def freeze_panel(panel: TransferPanel) -> None:
     panel.snapshot = fixed_snapshot()
 
 
-def test_connect_screen(snap_compare: Any, tmp_path: Path) -> None:
+@pytest.mark.parametrize("small", [False, True], ids=["own-size", "80x24"])
+def test_connect_screen(snap_compare: Any, tmp_path: Path, small: bool) -> None:
     store = ProfileStore(tmp_path / "profiles.toml")
     store.save(
         Profile(
@@ -137,27 +140,34 @@ def test_connect_screen(snap_compare: Any, tmp_path: Path) -> None:
             journal_dir=None, read_user_config=False, profiles_path=tmp_path / "profiles.toml"
         )
     )
-    assert snap_compare(app, terminal_size=WIDE)
+    assert snap_compare(app, terminal_size=SMALL if small else WIDE)
 
 
-def test_browse_screen_narrow(snap_compare: Any, tmp_path: Path) -> None:
+@pytest.mark.parametrize("small", [False, True], ids=["own-size", "80x24"])
+def test_browse_screen_narrow(snap_compare: Any, tmp_path: Path, small: bool) -> None:
     async def run_before(pilot: Any) -> None:
         await browsing(pilot)
         await pilot.press("down", "down", "space", "down", "space")
 
-    assert snap_compare(demo_app(tmp_path), terminal_size=NARROW, run_before=run_before)
+    assert snap_compare(
+        demo_app(tmp_path), terminal_size=SMALL if small else NARROW, run_before=run_before
+    )
 
 
-def test_browse_and_transfers_wide(snap_compare: Any, tmp_path: Path) -> None:
+@pytest.mark.parametrize("small", [False, True], ids=["own-size", "80x24"])
+def test_browse_and_transfers_wide(snap_compare: Any, tmp_path: Path, small: bool) -> None:
     async def run_before(pilot: Any) -> None:
         await browsing(pilot)
         freeze_panel(pilot.app.screen.query_one(TransferPanel))
         await pilot.pause(0.2)
 
-    assert snap_compare(demo_app(tmp_path), terminal_size=WIDE, run_before=run_before)
+    assert snap_compare(
+        demo_app(tmp_path), terminal_size=SMALL if small else WIDE, run_before=run_before
+    )
 
 
-def test_transfers_screen(snap_compare: Any, tmp_path: Path) -> None:
+@pytest.mark.parametrize("small", [False, True], ids=["own-size", "80x24"])
+def test_transfers_screen(snap_compare: Any, tmp_path: Path, small: bool) -> None:
     async def run_before(pilot: Any) -> None:
         await browsing(pilot)
         app = pilot.app
@@ -166,16 +176,21 @@ def test_transfers_screen(snap_compare: Any, tmp_path: Path) -> None:
         freeze_panel(app.screen.query_one(TransferPanel))
         await pilot.pause(0.2)
 
-    assert snap_compare(demo_app(tmp_path), terminal_size=NARROW, run_before=run_before)
+    assert snap_compare(
+        demo_app(tmp_path), terminal_size=SMALL if small else NARROW, run_before=run_before
+    )
 
 
-def test_help_screen(snap_compare: Any, tmp_path: Path) -> None:
+@pytest.mark.parametrize("small", [False, True], ids=["own-size", "80x24"])
+def test_help_screen(snap_compare: Any, tmp_path: Path, small: bool) -> None:
     async def run_before(pilot: Any) -> None:
         await browsing(pilot)
         await pilot.press("question_mark")
         await pilot.pause(0.2)
 
-    assert snap_compare(demo_app(tmp_path), terminal_size=NARROW, run_before=run_before)
+    assert snap_compare(
+        demo_app(tmp_path), terminal_size=SMALL if small else NARROW, run_before=run_before
+    )
 
 
 def _error_app(tmp_path: Path) -> SftpS3App:
@@ -186,7 +201,8 @@ def _error_app(tmp_path: Path) -> SftpS3App:
     )
 
 
-def test_unknown_host_key_dialog(snap_compare: Any, tmp_path: Path) -> None:
+@pytest.mark.parametrize("small", [False, True], ids=["own-size", "80x24"])
+def test_unknown_host_key_dialog(snap_compare: Any, tmp_path: Path, small: bool) -> None:
     error = HostKeyError(
         "The host key of sftp.partner.example:22 is unknown",
         "",
@@ -198,10 +214,13 @@ def test_unknown_host_key_dialog(snap_compare: Any, tmp_path: Path) -> None:
     async def run_before(pilot: Any) -> None:
         await pilot.app.push_screen(HostKeyScreen(error))
 
-    assert snap_compare(_error_app(tmp_path), terminal_size=NARROW, run_before=run_before)
+    assert snap_compare(
+        _error_app(tmp_path), terminal_size=SMALL if small else NARROW, run_before=run_before
+    )
 
 
-def test_changed_host_key_dialog(snap_compare: Any, tmp_path: Path) -> None:
+@pytest.mark.parametrize("small", [False, True], ids=["own-size", "80x24"])
+def test_changed_host_key_dialog(snap_compare: Any, tmp_path: Path, small: bool) -> None:
     error = HostKeyError(
         "The host key of sftp.partner.example:22 has CHANGED",
         "",
@@ -214,10 +233,13 @@ def test_changed_host_key_dialog(snap_compare: Any, tmp_path: Path) -> None:
     async def run_before(pilot: Any) -> None:
         await pilot.app.push_screen(HostKeyScreen(error))
 
-    assert snap_compare(_error_app(tmp_path), terminal_size=NARROW, run_before=run_before)
+    assert snap_compare(
+        _error_app(tmp_path), terminal_size=SMALL if small else NARROW, run_before=run_before
+    )
 
 
-def test_error_dialog(snap_compare: Any, tmp_path: Path) -> None:
+@pytest.mark.parametrize("small", [False, True], ids=["own-size", "80x24"])
+def test_error_dialog(snap_compare: Any, tmp_path: Path, small: bool) -> None:
     async def run_before(pilot: Any) -> None:
         await pilot.app.push_screen(
             ErrorScreen(
@@ -227,7 +249,9 @@ def test_error_dialog(snap_compare: Any, tmp_path: Path) -> None:
             )
         )
 
-    assert snap_compare(_error_app(tmp_path), terminal_size=NARROW, run_before=run_before)
+    assert snap_compare(
+        _error_app(tmp_path), terminal_size=SMALL if small else NARROW, run_before=run_before
+    )
 
 
 def _plan_screen() -> PlanScreen:
@@ -267,15 +291,19 @@ def _plan_screen() -> PlanScreen:
     return PlanScreen(plan_for(policy), dest, policy, replan)
 
 
-def test_plan_dialog(snap_compare: Any, tmp_path: Path) -> None:
+@pytest.mark.parametrize("small", [False, True], ids=["own-size", "80x24"])
+def test_plan_dialog(snap_compare: Any, tmp_path: Path, small: bool) -> None:
     async def run_before(pilot: Any) -> None:
         await pilot.app.push_screen(_plan_screen())
         await pilot.pause(0.2)
 
-    assert snap_compare(_error_app(tmp_path), terminal_size=WIDE, run_before=run_before)
+    assert snap_compare(
+        _error_app(tmp_path), terminal_size=SMALL if small else WIDE, run_before=run_before
+    )
 
 
-def test_transfer_detail_dialog(snap_compare: Any, tmp_path: Path) -> None:
+@pytest.mark.parametrize("small", [False, True], ids=["own-size", "80x24"])
+def test_transfer_detail_dialog(snap_compare: Any, tmp_path: Path, small: bool) -> None:
     job = FileJob(
         SftpEndpoint("demo-host", username="demo"),
         "/exports/README.txt",
@@ -301,10 +329,13 @@ def test_transfer_detail_dialog(snap_compare: Any, tmp_path: Path) -> None:
         await pilot.app.push_screen(TransferDetailScreen(transfer))
         await pilot.pause(0.2)
 
-    assert snap_compare(_error_app(tmp_path), terminal_size=WIDE, run_before=run_before)
+    assert snap_compare(
+        _error_app(tmp_path), terminal_size=SMALL if small else WIDE, run_before=run_before
+    )
 
 
-def test_quit_mid_run_dialog(snap_compare: Any, tmp_path: Path) -> None:
+@pytest.mark.parametrize("small", [False, True], ids=["own-size", "80x24"])
+def test_quit_mid_run_dialog(snap_compare: Any, tmp_path: Path, small: bool) -> None:
     async def run_before(pilot: Any) -> None:
         dialog = ConfirmScreen(
             "Quit?",
@@ -317,10 +348,13 @@ def test_quit_mid_run_dialog(snap_compare: Any, tmp_path: Path) -> None:
         await pilot.app.push_screen(dialog)
         await pilot.pause(0.2)
 
-    assert snap_compare(_error_app(tmp_path), terminal_size=NARROW, run_before=run_before)
+    assert snap_compare(
+        _error_app(tmp_path), terminal_size=SMALL if small else NARROW, run_before=run_before
+    )
 
 
-def test_watch_dialog(snap_compare: Any, tmp_path: Path) -> None:
+@pytest.mark.parametrize("small", [False, True], ids=["own-size", "80x24"])
+def test_watch_dialog(snap_compare: Any, tmp_path: Path, small: bool) -> None:
     async def run_before(pilot: Any) -> None:
         dest = parse_s3_url("s3://landing/2026-11/")
         dialog = WatchDialog("/outgoing", "sftp://etl@sftp.partner.example/outgoing", dest)
@@ -332,7 +366,9 @@ def test_watch_dialog(snap_compare: Any, tmp_path: Path) -> None:
             field.cursor_blink = False  # a blinking cursor makes the snapshot flaky
         await pilot.pause(0.2)
 
-    assert snap_compare(_error_app(tmp_path), terminal_size=WIDE, run_before=run_before)
+    assert snap_compare(
+        _error_app(tmp_path), terminal_size=SMALL if small else WIDE, run_before=run_before
+    )
 
 
 def _watch_statuses() -> list[WatchStatus]:
@@ -386,7 +422,8 @@ def _watch_statuses() -> list[WatchStatus]:
     ]
 
 
-def test_watches_list(snap_compare: Any, tmp_path: Path) -> None:
+@pytest.mark.parametrize("small", [False, True], ids=["own-size", "80x24"])
+def test_watches_list(snap_compare: Any, tmp_path: Path, small: bool) -> None:
     async def stop(watch_id: int) -> None:
         raise AssertionError("nothing is stopped in this snapshot")
 
@@ -394,4 +431,6 @@ def test_watches_list(snap_compare: Any, tmp_path: Path) -> None:
         await pilot.app.push_screen(WatchesScreen(_watch_statuses, stop, live=False))
         await pilot.pause(0.2)
 
-    assert snap_compare(_error_app(tmp_path), terminal_size=WIDE, run_before=run_before)
+    assert snap_compare(
+        _error_app(tmp_path), terminal_size=SMALL if small else WIDE, run_before=run_before
+    )

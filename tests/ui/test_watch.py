@@ -93,11 +93,11 @@ async def test_a_watch_started_on_a_folder_ships_a_dropped_file_once(
         await wait_for(pilot, lambda: table.row_count == 1, what="the watch's row")
         row = [str(cell) for cell in table.get_row_at(0)]
         assert row[0] == f"{status.source} → s3://{bucket}/in/"
-        assert row[1] == "0.3s" and row[4] == "2" and row[6] == "0"
+        assert row[1] == "0.3s" and row[4] == "2" and row[5] == "0" and row[7] == "0"
         await pilot.press("x")
         await wait_for(pilot, lambda: not running.running, timeout=30, what="the stop")
         assert status.phase is WatchPhase.STOPPED and status.next_poll is None
-        await wait_for(pilot, lambda: "stopped" in str(table.get_row_at(0)[7]))
+        await wait_for(pilot, lambda: "stopped" in str(table.get_row_at(0)[8]))
         await pilot.press("escape")
         await wait_for(pilot, lambda: isinstance(app.screen, BrowseScreen))
 

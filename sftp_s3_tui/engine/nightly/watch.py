@@ -184,6 +184,9 @@ class PollReport:
     listed: int
     run: RunReport
     errors: list[str] = field(default_factory=list)
+    #: New to this watch's state but already at the destination (same size and source mtime):
+    #: noted as shipped without sending them, and counted here so no one takes them for sent.
+    already_there: int = 0
 
 
 async def watch(
@@ -262,12 +265,12 @@ async def watch(
 
 async def _not_landed(
     queue: TransferQueue, jobs: list[FileJob], state: WatchState
-) -> list[FileJob]:
+) -> tuple[list[FileJob], int]:
     """The jobs whose version is not in S3 already. One that is (same size and recorded
     source mtime: it landed, but the watch stopped or died before noting it) is noted now,
     not shipped again."""
     if not jobs:
-        return jobs
+        return jobs, 0
     index = queue.destination
     for bucket in {j.bucket for j in jobs}:
         await index.preload(bucket, [j.key for j in jobs if j.bucket == bucket])
@@ -280,7 +283,7 @@ async def _not_landed(
             state.record(job)
         else:
             todo.append(job)
-    return todo
+    return todo, len(jobs) - len(todo)
 
 
 async def _poll(
@@ -325,7 +328,7 @@ async def _poll(
     tracker.forget_missing(listed)
     fresh = [] if stop.is_set() else [j for j in selection.jobs if not state.shipped(j)]
     ensure_unique_keys(fresh)
-    fresh = await _not_landed(queue, fresh, state)
+    fresh, already_there = await _not_landed(queue, fresh, state)
     todo = Selection(jobs=fresh, done_files=selection.done_files, roots=selection.roots)
 
     def landed(job: FileJob, result: TransferResult) -> None:
@@ -352,4 +355,6 @@ async def _poll(
                 del queue.transfers[tid]
     if not errors:  # a listing that failed must not make its files look gone
         state.prune(listed)
-    return PollReport(number=number, listed=len(listed), run=run, errors=errors)
+    return PollReport(
+        number=number, listed=len(listed), run=run, errors=errors, already_there=already_there
+    )

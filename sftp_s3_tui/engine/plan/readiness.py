@@ -97,7 +97,7 @@ def split_done_files(
             result.done_files[job.path] = marker
             result.ready.append(job)
         else:
-            result.waiting.append((job, f"waiting for its done file {marker}"))
+            result.waiting.append((job, f"its done file {marker} is not there yet"))
     return result
 
 

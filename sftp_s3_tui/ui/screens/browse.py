@@ -30,6 +30,7 @@ from ..widgets.remote_tree import RemoteTree
 from ..widgets.title_header import TitleHeader
 from ..widgets.transfer_panel import TransferPanel
 from .dialogs import PromptScreen
+from .help import HELP_KEY
 from .history import HistoryScreen
 from .plan import POLICY_LABELS, PlanScreen, found_at_keys
 from .transfers import TRANSFER_BINDINGS, TransferActions, TransfersScreen
@@ -53,17 +54,61 @@ class BrowseScreen(TransferActions, Screen[None]):
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (WIDE, "-wide")]  # noqa: RUF012
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("c", "copy", "Copy here"),
-        Binding("C", "copy(True)", "Plan copy…", key_display="C"),
-        Binding("t", "transfers", "Transfers"),
-        Binding("s", "focus_s3", "S3 side", show=False),
-        Binding("f", "focus_sftp", "SFTP side", show=False),
-        Binding("f5", "reload", "Reload"),
-        Binding("H", "history", "History", key_display="H", show=False),
-        Binding("i", "app.connection_details", "Details", show=False),
-        Binding("w", "watch", "Watch folder…", show=False),
-        Binding("W", "watches", "Watches", key_display="W", show=False),
-        Binding("ctrl+d", "disconnect", "Profiles", key_display="^d"),
+        HELP_KEY,
+        Binding(
+            "c",
+            "copy",
+            "Copy here",
+            tooltip="queue the selected files (or the one under the cursor) to the S3 destination",
+        ),
+        Binding(
+            "C",
+            "copy(True)",
+            "Plan copy…",
+            key_display="C",
+            tooltip="show what each file would do (new, skip, overwrite) before copying",
+        ),
+        Binding("t", "transfers", "Transfers", tooltip="the queue, chunk map and live figures"),
+        Binding("s", "focus_s3", "S3 side", show=False, tooltip="move to the bucket tree"),
+        Binding("f", "focus_sftp", "SFTP side", show=False, tooltip="move to the SFTP list"),
+        Binding("f5", "reload", "Reload", tooltip="list the SFTP folder and the buckets again"),
+        Binding(
+            "H",
+            "history",
+            "History",
+            key_display="H",
+            show=False,
+            tooltip="past runs from their manifests",
+        ),
+        Binding(
+            "i",
+            "app.connection_details",
+            "Details",
+            show=False,
+            tooltip="what the S3 store checks; the SFTP link's RTT and ceiling",
+        ),
+        Binding(
+            "w",
+            "watch",
+            "Watch folder…",
+            show=False,
+            tooltip="ship new files of this folder at every poll",
+        ),
+        Binding(
+            "W",
+            "watches",
+            "Watches",
+            key_display="W",
+            show=False,
+            tooltip="the watches running, their polls and counts",
+        ),
+        Binding(
+            "ctrl+d",
+            "disconnect",
+            "Profiles",
+            key_display="^d",
+            tooltip="disconnect and go back to the profiles",
+        ),
         *TRANSFER_BINDINGS,
     ]
 

@@ -21,18 +21,26 @@ from ..messages import ConnectRequested, ErrorRaised
 from ..widgets.profile_form import ProfileForm
 from ..widgets.title_header import TitleHeader
 from .dialogs import ConfirmScreen, PromptScreen
+from .help import HELP_KEY
 
 
 class ConnectScreen(Screen[None]):
     """Saved profiles on the left, the selected one's fields on the right."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("ctrl+o", "connect", "Connect", key_display="^o"),
-        Binding("f2", "save", "Save profile"),
-        Binding("f3", "duplicate", "Duplicate"),
-        Binding("f4", "test", "Test"),
-        Binding("f8", "delete", "Delete"),
-        Binding("ctrl+n", "new", "New", key_display="^n"),
+        HELP_KEY,
+        Binding(
+            "ctrl+o",
+            "connect",
+            "Connect",
+            key_display="^o",
+            tooltip="connect with the form's settings",
+        ),
+        Binding("f2", "save", "Save profile", tooltip="save the form as a profile"),
+        Binding("f3", "duplicate", "Duplicate", tooltip="a copy of this profile under a new name"),
+        Binding("f4", "test", "Test", tooltip="log in to SFTP and list buckets, then disconnect"),
+        Binding("f8", "delete", "Delete", tooltip="delete the selected profile"),
+        Binding("ctrl+n", "new", "New", key_display="^n", tooltip="an empty form"),
     ]
 
     status: reactive[Text | str] = reactive("")

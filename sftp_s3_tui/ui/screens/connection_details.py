@@ -28,6 +28,7 @@ from ...engine.s3.checksums import FULL_OBJECT, HEADER_NAME, SESSION_PROBES, Sto
 from ..formatting import format_size
 from ..session import Session
 from .detail import CopyableTextScreen
+from .dialogs import ARROW_FOCUS
 
 #: How the details name the knobs of a slow SFTP link (the profile form's labels, then the CLI).
 LINK_KNOBS = "raise the profile's Connections or SSH window (CLI: --connections / --window)"
@@ -164,9 +165,32 @@ def store_rows(record: StoreCapabilities) -> list[tuple[str, str]]:
     return rows
 
 
+def link_rows(info: ConnectionInfo) -> list[tuple[str, str]]:
+    """The SFTP link's measured figures: what the figures line sends the user here for (i),
+    so they come first, where an 80x24 terminal shows them without scrolling."""
+    rows: list[tuple[str, str]] = [("", "SFTP link (why a copy is as fast as it is)")]
+    link = info.link
+    if link is None:
+        rows.append(("Round trip", "not measured yet (measured at each login)"))
+    else:
+        rows += [
+            ("Round trip", f"{link.rtt_seconds * 1000:.1f} ms (measured at login)"),
+            ("Connections", f"{link.connections} open of {info.connections_cap}"),
+            ("Window", f"{format_size(link.window_bytes)} per connection"),
+            (
+                "Read ceiling",
+                f"{format_ceiling(link.ceiling_bytes_per_second)} = window × connections ÷ RTT"
+                + (" (lowered to the bandwidth limit)" if info.bwlimit_bytes_per_second else ""),
+            ),
+            ("To go faster", LINK_KNOBS),
+        ]
+    return rows
+
+
 def detail_rows(info: ConnectionInfo) -> list[tuple[str, str]]:
     """Everything, as label/value rows; a row with an empty label is a section title."""
-    rows: list[tuple[str, str]] = [("", "S3 endpoint")]
+    rows: list[tuple[str, str]] = link_rows(info)
+    rows.append(("", "S3 endpoint"))
     rows += [
         ("URL", info.s3_endpoint),
         ("Region", info.region or "(the AWS chain's default)"),
@@ -249,21 +273,6 @@ def detail_rows(info: ConnectionInfo) -> list[tuple[str, str]]:
             _yes(info.follow_symlinks, "followed (loops detected)", "skipped and counted"),
         )
     )
-    link = info.link
-    if link is None:
-        rows.append(("Round trip", "not measured yet (measured at each login)"))
-    else:
-        rows += [
-            ("Round trip", f"{link.rtt_seconds * 1000:.1f} ms (measured at login)"),
-            ("Connections", f"{link.connections} open of {info.connections_cap}"),
-            ("Window", f"{format_size(link.window_bytes)} per connection"),
-            (
-                "Read ceiling",
-                f"{format_ceiling(link.ceiling_bytes_per_second)} = window × connections ÷ RTT"
-                + (" (lowered to the bandwidth limit)" if info.bwlimit_bytes_per_second else ""),
-            ),
-            ("To go faster", LINK_KNOBS),
-        ]
     for problem in info.problems:
         rows.append(("Note", problem))
     return rows
@@ -365,6 +374,7 @@ class ConnectionDetailsScreen(CopyableTextScreen):
         Binding("escape,q,i", "close", "Close"),
         Binding("c", "copy_text", "Copy text"),
         Binding("r", "refresh_details", "Refresh"),
+        *ARROW_FOCUS,
     ]
 
     copied = "the connection details"

@@ -17,15 +17,20 @@ from ...engine.events import TransferState
 from ...engine.transfer.queue import Transfer
 from ...metrics import PART_STATES, Sampler, TransferStats
 from ..formatting import format_duration, format_rate, format_size
+from ..session import TransferSpan
 from ..widgets.chunk_map import ChunkMap
 from ..widgets.transfer_list import STATE_STYLE
+from .dialogs import ARROW_FOCUS
 
 #: How often an open detail view of a running transfer refreshes.
 REFRESH_SECONDS = 0.5
 
 
-def detail_lines(transfer: Transfer, stats: TransferStats | None) -> list[tuple[str, str]]:
-    """(label, value) rows describing ``transfer`` as of ``stats`` (the sampler's latest)."""
+def detail_lines(
+    transfer: Transfer, stats: TransferStats | None, span: TransferSpan | None = None
+) -> list[tuple[str, str]]:
+    """(label, value) rows describing ``transfer`` as of ``stats`` (the sampler's latest);
+    its running time from ``span``, the clock of the overall ``running`` line."""
     job, result = transfer.job, transfer.result
     rows: list[tuple[str, str]] = [
         ("State", transfer.state.value),
@@ -43,8 +48,12 @@ def detail_lines(transfer: Transfer, stats: TransferStats | None) -> list[tuple[
                 ("Parts", f"{stats.parts_total} × {format_size(stats.part_size)}: {states}")
             )
         rows.append(("Retries", f"{stats.parts_retried} part attempt(s) retried"))
-        if stats.elapsed_seconds:
-            rows.append(("Running for", format_duration(stats.elapsed_seconds)))
+        seconds = span.transfer_seconds(transfer.id) if span is not None else None
+        if seconds is None:
+            seconds = stats.elapsed_seconds
+        if seconds:
+            label = "Ran for" if transfer.state.finished else "Running for"
+            rows.append((label, format_duration(seconds)))
         if stats.state is TransferState.RUNNING and stats.bytes_per_second:
             rows.append(("Rate", format_rate(stats.bytes_per_second)))
     if result is not None:
@@ -66,9 +75,11 @@ def detail_lines(transfer: Transfer, stats: TransferStats | None) -> list[tuple[
     return rows
 
 
-def detail_text(transfer: Transfer, stats: TransferStats | None) -> str:
+def detail_text(
+    transfer: Transfer, stats: TransferStats | None, span: TransferSpan | None = None
+) -> str:
     """The details as plain text (what the copy key puts on the clipboard)."""
-    rows = detail_lines(transfer, stats)
+    rows = detail_lines(transfer, stats, span)
     width = max(len(label) for label, _ in rows)
     return "\n".join(f"{label.ljust(width)}  {value}" for label, value in rows)
 
@@ -104,15 +115,21 @@ class TransferDetailScreen(CopyableTextScreen):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape,enter,q", "close", "Close"),
         Binding("c", "copy_text", "Copy text"),
+        *ARROW_FOCUS,
     ]
 
     def __init__(
-        self, transfer: Transfer, stats: TransferStats | None = None, sampler: Sampler | None = None
+        self,
+        transfer: Transfer,
+        stats: TransferStats | None = None,
+        sampler: Sampler | None = None,
+        span: TransferSpan | None = None,
     ) -> None:
         super().__init__()
         self.transfer = transfer
         self.stats = stats
         self.sampler = sampler
+        self.span = span
 
     def compose(self) -> ComposeResult:
         name = self.transfer.job.key.rsplit("/", 1)[-1] or self.transfer.job.key
@@ -120,7 +137,9 @@ class TransferDetailScreen(CopyableTextScreen):
         danger = " danger" if self.transfer.state is TransferState.FAILED else ""
         with Vertical(classes="dialog detail" + danger):
             yield Static(Text.assemble((glyph + " ", style), (name, "bold")), classes="title")
-            yield TextArea(detail_text(self.transfer, self.stats), read_only=True, id="detail-text")
+            yield TextArea(
+                detail_text(self.transfer, self.stats, self.span), read_only=True, id="detail-text"
+            )
             yield ChunkMap(id="detail-chunks")
             yield Static(
                 Text("select with the mouse or shift+arrows · c copies all · esc closes", "dim")
@@ -138,7 +157,9 @@ class TransferDetailScreen(CopyableTextScreen):
             self._refresh_from_sampler()
 
     def _show(self) -> None:
-        self.query_one(ChunkMap).part_codes = self.stats.part_codes if self.stats else b""
+        chunk_map = self.query_one(ChunkMap)
+        chunk_map.cancelled = self.transfer.state is TransferState.CANCELLED
+        chunk_map.part_codes = self.stats.part_codes if self.stats else b""
 
     def _refresh_from_sampler(self) -> None:
         latest = self.sampler.latest if self.sampler is not None else None
@@ -146,7 +167,7 @@ class TransferDetailScreen(CopyableTextScreen):
             for stats in latest.transfers:
                 if stats.transfer_id == self.transfer.id:
                     self.stats = stats
-        text = detail_text(self.transfer, self.stats)
+        text = detail_text(self.transfer, self.stats, self.span)
         area = self.query_one(TextArea)
         if area.text != text:
             area.load_text(text)
@@ -154,4 +175,4 @@ class TransferDetailScreen(CopyableTextScreen):
 
     @property
     def text(self) -> str:
-        return detail_text(self.transfer, self.stats)
+        return detail_text(self.transfer, self.stats, self.span)

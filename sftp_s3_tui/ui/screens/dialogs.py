@@ -12,11 +12,21 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Static
 
+#: Arrow keys move between a dialog's buttons and fields (Tab does too). A focused widget
+#: that uses an arrow itself (a table, a radio set, an input's left / right) keeps it.
+ARROW_FOCUS: list[BindingType] = [
+    Binding("left,up", "app.focus_previous", "Previous", show=False),
+    Binding("right,down", "app.focus_next", "Next", show=False),
+]
+
 
 class ErrorScreen(ModalScreen[None]):
     """A failure as the user should read it: title, what happened, what to do."""
 
-    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape,enter", "dismiss", "Close")]
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape,enter", "dismiss", "Close"),
+        *ARROW_FOCUS,
+    ]
 
     def __init__(self, title: str, message: str, hint: str = "") -> None:
         super().__init__()
@@ -47,6 +57,7 @@ class ConfirmScreen(ModalScreen[bool]):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "answer(False)", "No"),
         Binding("y", "answer(True)", "Yes"),
+        *ARROW_FOCUS,
     ]
 
     def __init__(
@@ -92,7 +103,7 @@ class ConfirmScreen(ModalScreen[bool]):
 class PromptScreen(ModalScreen[str | None]):
     """Ask for one line of text (a new profile name)."""
 
-    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Cancel")]
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Cancel"), *ARROW_FOCUS]
 
     def __init__(self, title: str, value: str = "", placeholder: str = "") -> None:
         super().__init__()

@@ -12,6 +12,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Static
 
 from ...engine.errors import HostKeyError
+from .dialogs import ARROW_FOCUS
 
 HostKeyChoice = Literal["once", "always", "refuse"]
 
@@ -26,6 +27,7 @@ class HostKeyScreen(ModalScreen[HostKeyChoice]):
         Binding("escape", "choose('refuse')", "Refuse"),
         Binding("o", "choose('once')", "Trust once", show=False),
         Binding("a", "choose('always')", "Trust always", show=False),
+        *ARROW_FOCUS,
     ]
 
     def __init__(self, error: HostKeyError) -> None:

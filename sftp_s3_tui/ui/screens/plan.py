@@ -24,6 +24,7 @@ from ...engine.plan.conflicts import Action
 from ...engine.plan.preview import CopyPlan, PlanTotals
 from ..formatting import format_mtime, format_size
 from ..messages import ErrorRaised
+from .dialogs import ARROW_FOCUS
 
 POLICY_LABELS = {
     ConflictPolicy.OVERWRITE: "Overwrite",
@@ -44,6 +45,12 @@ DECISION_STYLE = {
 FOUND = frozenset({Action.OVERWRITE, Action.COMPARE, Action.SKIP})
 #: Rows the dialog lists; the totals always count every file.
 ROWS_SHOWN = 500
+#: From this table width on, each row says why in a column of its own; below it, the line
+#: under the table says why for the row under the cursor (at 80 columns a Why column was
+#: cut to nothing, and at 160 cut on the right).
+WHY_COLUMN_FROM = 110
+#: Widths of the fixed columns (the file name takes the rest).
+DECISION_WIDTH, SIZE_WIDTH, THERE_WIDTH, THERE_NARROW_WIDTH = 11, 10, 26, 20
 
 PlanChoice = tuple[ConflictPolicy, CopyPlan]
 Replan = Callable[[ConflictPolicy], Awaitable[CopyPlan]]
@@ -95,6 +102,7 @@ class PlanScreen(ModalScreen[PlanChoice | None]):
         Binding("2", "policy(1)", "Skip existing", show=False),
         Binding("3", "policy(2)", "If newer", show=False),
         Binding("4", "policy(3)", "If different", show=False),
+        *ARROW_FOCUS,
     ]
 
     def __init__(
@@ -120,49 +128,97 @@ class PlanScreen(ModalScreen[PlanChoice | None]):
                 ),
                 classes="title",
             )
-            with Horizontal(id="plan-policy"):
-                yield Static("At existing keys:", id="plan-policy-label")
-                with RadioSet(id="conflict"):
-                    for index, (policy, label) in enumerate(POLICY_LABELS.items(), 1):
-                        yield RadioButton(f"{index} {label}", value=policy is self.policy)
+            yield Static(
+                Text.assemble("At existing keys ", ("(keys 1–4):", "dim")), id="plan-policy-label"
+            )
+            with RadioSet(id="conflict"):
+                for index, (policy, label) in enumerate(POLICY_LABELS.items(), 1):
+                    yield RadioButton(f"{index} {label}", value=policy is self.policy)
             yield Static("", id="plan-totals")
             table: DataTable[Text | str] = DataTable(cursor_type="row", id="plan-table")
             yield table
+            yield Static("", id="plan-why")
             with Horizontal(classes="buttons"):
-                yield Button("Copy", variant="primary", id="start")
-                yield Button("Cancel", id="cancel")
+                yield Button("Copy", variant="primary", id="start", compact=True)
+                yield Button("Cancel", id="cancel", compact=True)
 
     def on_mount(self) -> None:
-        table = self.query_one("#plan-table", DataTable)
-        table.add_column("Decision", key="decision", width=11)
-        table.add_column("File", key="file")
-        table.add_column("Size", key="size", width=10)
-        table.add_column("At the key now", key="there", width=28)
-        table.add_column("Why", key="why")
+        self._table_width = 0
         self._show()
         self.query_one("#start", Button).focus()
 
+    def on_resize(self) -> None:
+        table = self.query_one("#plan-table", DataTable)
+        if table.size.width and table.size.width != self._table_width:
+            self._show()
+
+    def _columns(self, table: DataTable[Text | str]) -> None:
+        """The columns for the table's width: the name gets what the others leave."""
+        width = table.size.width or max(self.app.size.width - 8, 40)
+        self._table_width = table.size.width
+        self._why_column = width >= WHY_COLUMN_FROM
+        there = THERE_WIDTH if width >= 90 else THERE_NARROW_WIDTH
+        columns = 5 if self._why_column else 4
+        rest = width - DECISION_WIDTH - SIZE_WIDTH - there - 2 * columns - 2  # cell padding
+        name = max(rest // 2 if self._why_column else rest, 12)
+        table.clear(columns=True)
+        table.add_column("Decision", key="decision", width=DECISION_WIDTH)
+        table.add_column("File", key="file", width=name)
+        table.add_column("Size", key="size", width=SIZE_WIDTH)
+        table.add_column("At the key now", key="there", width=there)
+        if self._why_column:
+            table.add_column("Why", key="why", width=max(rest - name, 12))
+        self._there_width = there
+
     def _show(self) -> None:
         table = self.query_one("#plan-table", DataTable)
-        table.clear()
+        cursor = table.cursor_row
+        self._columns(table)
         files = self.plan.files
         for item in files[:ROWS_SHOWN]:
             label, style = DECISION_STYLE[item.action]
             there: Text | str = ""
             if (found := item.existing) is not None:
                 when = format_mtime(int(found.last_modified))
+                if self._there_width < THERE_WIDTH:
+                    when = when[:10]  # the day is enough where room is short
                 there = Text(f"{format_size(found.size)}  {when}", style="dim")
-            table.add_row(
+            cells: list[Text | str] = [
                 Text(label, style=style),
                 Text(item.path, overflow="ellipsis", no_wrap=True),
                 Text(format_size(item.size), justify="right"),
                 there,
-                Text(item.reason, style="dim"),
-            )
+            ]
+            if self._why_column:
+                cells.append(Text(item.reason, style="dim"))
+            table.add_row(*cells)
         if len(files) > ROWS_SHOWN:
             more = len(files) - ROWS_SHOWN
-            table.add_row("", Text(f"… and {more} more (counted in the totals)", "dim"), "", "", "")
+            blanks = [""] * (3 if self._why_column else 2)
+            table.add_row("", Text(f"… and {more} more (counted in the totals)", "dim"), *blanks)
+        if 0 < cursor < table.row_count:
+            table.move_cursor(row=cursor)
         self.query_one("#plan-totals", Static).update(totals_text(self.plan.tally))
+        self._show_why()
+
+    @on(DataTable.RowHighlighted, "#plan-table")
+    def _row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        event.stop()
+        self._show_why()
+
+    def _show_why(self) -> None:
+        """Under a narrow table: why the file under the cursor gets its decision."""
+        why = self.query_one("#plan-why", Static)
+        why.display = not self._why_column
+        table = self.query_one("#plan-table", DataTable)
+        row = table.cursor_row
+        files = self.plan.files
+        if self._why_column or not 0 <= row < min(len(files), ROWS_SHOWN):
+            why.update("")
+            return
+        item = files[row]
+        name = item.path.rsplit("/", 1)[-1]
+        why.update(Text.assemble(("why ", "bold"), (f"{name}: ", "dim"), item.reason))
 
     @on(RadioSet.Changed, "#conflict")
     def _policy_changed(self, event: RadioSet.Changed) -> None:

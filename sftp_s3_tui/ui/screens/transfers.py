@@ -14,13 +14,22 @@ from ..session import Session
 from ..widgets.title_header import TitleHeader
 from ..widgets.transfer_panel import TransferPanel
 from .detail import TransferDetailScreen
+from .help import HELP_KEY
 
 TRANSFER_BINDINGS = [
-    Binding("p", "pause", "Pause/resume"),
-    Binding("x", "cancel", "Cancel"),
-    Binding("r", "retry", "Retry"),
-    Binding("P", "pause_all", "Pause all", show=False),
-    Binding("X", "cancel_all", "Cancel all", show=False),
+    Binding("p", "pause", "Pause/resume", tooltip="pause or resume the transfer under the cursor"),
+    Binding("x", "cancel", "Cancel", tooltip="cancel it (its upload is aborted)"),
+    Binding("r", "retry", "Retry", tooltip="queue a failed or cancelled transfer again"),
+    Binding(
+        "P",
+        "pause_all",
+        "Pause all",
+        show=False,
+        tooltip="pause every running transfer (again: resume all)",
+    ),
+    Binding(
+        "X", "cancel_all", "Cancel all", show=False, tooltip="cancel every unfinished transfer"
+    ),
 ]
 
 
@@ -69,7 +78,9 @@ class TransferActions:
         """Enter on a transfer: everything about it, in a dialog."""
         transfer = self.session.queue.transfers.get(message.transfer_id)
         if transfer is not None:
-            screen = TransferDetailScreen(transfer, message.stats, self.session.sampler)
+            screen = TransferDetailScreen(
+                transfer, message.stats, self.session.sampler, self.session.span
+            )
             self.app.push_screen(screen)  # type: ignore[attr-defined]
 
     def action_pause_all(self) -> None:
@@ -87,8 +98,9 @@ class TransfersScreen(TransferActions, Screen[None]):
     """The queue and the live figures on a screen of their own."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
+        HELP_KEY,
         *TRANSFER_BINDINGS,
-        Binding("escape,t", "app.pop_screen", "Back to browse"),
+        Binding("escape,t", "app.pop_screen", "Back to browse", tooltip="back to the file lists"),
         Binding("i", "app.connection_details", "Details", show=False),
     ]
 

@@ -23,6 +23,7 @@ from ...engine.errors import UsageError
 from ...observe.expectations import DropStatus, Expectation
 from ...requests import RunFlags, parse_every, run_options
 from ..watches import WatchPhase, WatchSpec, WatchStatus
+from .dialogs import ARROW_FOCUS
 
 #: The dialog's fields: (id, label, placeholder).
 FIELDS = (
@@ -84,6 +85,7 @@ class WatchDialog(ModalScreen[WatchSpec | None]):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "cancel", "Cancel"),
         Binding("ctrl+o", "start", "Start watching", key_display="^o"),
+        *ARROW_FOCUS,
     ]
 
     def __init__(self, folder: str, source: str, dest: S3Location | None) -> None:
@@ -231,7 +233,8 @@ class WatchesScreen(ModalScreen[None]):
             yield Static("", id="watches-drops")
             yield Static(
                 "x stops the watch under the cursor (its uploads under way are aborted); "
-                "w on a folder starts one. Shipped files are in the transfers (t).",
+                "w on a folder starts one. Shipped files are in the transfers (t); There "
+                "counts files found already at the destination (not sent again).",
                 id="watches-note",
             )
 
@@ -242,6 +245,7 @@ class WatchesScreen(ModalScreen[None]):
         table.add_column("Last poll", key="last", width=9)
         table.add_column("Next poll", key="next", width=9)
         table.add_column("Shipped", key="shipped", width=7)
+        table.add_column("There", key="there", width=5)
         table.add_column("Waiting", key="waiting", width=7)
         table.add_column("Failed", key="failed", width=6)
         table.add_column("State", key="state")
@@ -267,6 +271,7 @@ class WatchesScreen(ModalScreen[None]):
                 clock(status.last_poll),
                 clock(status.next_poll),
                 Text(str(status.shipped), justify="right"),
+                count(status.already_there, "cyan"),
                 count(status.waiting, "magenta"),
                 count(status.failed, "red"),
                 state,

@@ -19,6 +19,10 @@ CELLS: dict[PartState, tuple[str, str]] = {
     PartState.FAILED: ("✗", "bold red"),
 }
 _BY_CODE = [CELLS[state] for state in PART_STATES]
+#: A cancelled transfer's unfinished parts: stopped by the user, not failed (its upload was
+#: aborted, so they will not land).
+CANCELLED_CELL = ("⊘", "grey62")
+_DONE_CODE = PART_STATES.index(PartState.DONE)
 
 
 class ChunkMap(Widget):
@@ -29,6 +33,8 @@ class ChunkMap(Widget):
     """
 
     part_codes: reactive[bytes] = reactive(b"")
+    #: The transfer was cancelled: its unfinished parts show as cancelled, not as failed.
+    cancelled: reactive[bool] = reactive(False)
 
     def render(self) -> Text:
         codes = self.part_codes
@@ -52,7 +58,9 @@ class ChunkMap(Widget):
         start = 0
         for end in range(1, len(codes) + 1):
             if end == len(codes) or codes[end] != codes[start]:
-                glyph, style = _BY_CODE[codes[start]]
+                code = codes[start]
+                cancelled = self.cancelled and code != _DONE_CODE
+                glyph, style = CANCELLED_CELL if cancelled else _BY_CODE[code]
                 text.append(glyph * (end - start), style)
                 start = end
         return text
@@ -67,8 +75,11 @@ class ChunkMap(Widget):
 
 def legend() -> Text:
     """The chunk map's key, for the help screen and the panel's title."""
-    text = Text()
+    text = Text()  # one blank between entries: the whole key fits an 80-column title
     for state, (glyph, style) in CELLS.items():
         text.append(glyph, style)
-        text.append(f" {state.value}  ")
+        text.append(f" {state.value} ")
+    glyph, style = CANCELLED_CELL
+    text.append(glyph, style)
+    text.append(" cancelled")
     return text

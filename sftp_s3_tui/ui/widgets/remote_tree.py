@@ -20,6 +20,7 @@ from wcmatch import fnmatch as wcfnmatch
 from ...engine.errors import ConfigError, TransferError
 from ...engine.sftp.pool import RemoteEntry
 from ..formatting import format_mtime, format_size
+from .row_table import RowTable
 
 Lister = Callable[[str], Awaitable[list[RemoteEntry]]]
 UP = "\0up"
@@ -75,14 +76,39 @@ class RemoteTree(Vertical):
     """
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("space", "toggle_select", "Select", priority=False),
-        Binding("backspace", "up", "Up", show=False),
-        Binding("slash", "filter", "Filter", key_display="/"),
-        Binding("a", "select_all", "Select all", show=False),
-        Binding("plus", "select_glob", "Select by glob", key_display="+", show=False),
-        Binding("o", "cycle_sort", "Sort", show=False),
-        Binding("z", "folder_size", "Folder size", show=False),
-        Binding("escape", "clear", "Clear", show=False),
+        Binding(
+            "space",
+            "toggle_select",
+            "Select",
+            priority=False,
+            tooltip="select or unselect the file under the cursor",
+        ),
+        Binding("backspace", "up", "Up", show=False, tooltip="the parent folder"),
+        Binding(
+            "slash",
+            "filter",
+            "Filter",
+            key_display="/",
+            tooltip="show only names containing text or matching a glob",
+        ),
+        Binding("a", "select_all", "Select all", show=False, tooltip="select every file shown"),
+        Binding(
+            "plus",
+            "select_glob",
+            "Select by glob",
+            key_display="+",
+            show=False,
+            tooltip="select the files matching a glob (*.csv)",
+        ),
+        Binding("o", "cycle_sort", "Sort", show=False, tooltip="sort by name, size or time"),
+        Binding(
+            "z",
+            "folder_size",
+            "Folder size",
+            show=False,
+            tooltip="add up the folder under the cursor",
+        ),
+        Binding("escape", "clear", "Clear", show=False, tooltip="clear the selection"),
     ]
 
     path: reactive[str] = reactive("/", init=False)
@@ -129,7 +155,7 @@ class RemoteTree(Vertical):
     def compose(self) -> ComposeResult:
         yield Static("", id="remote-header")
         yield FilterInput(placeholder="/ filter: text or glob (*.csv)…", id="remote-filter")
-        table: DataTable[Text | str] = DataTable(cursor_type="row", zebra_stripes=False)
+        table: DataTable[Text | str] = RowTable(cursor_type="row", zebra_stripes=False)
         table.add_column(" ", key="mark", width=1)
         table.add_column(" ", key="dest", width=1)
         table.add_column("Name", key="name")

@@ -28,8 +28,12 @@ STATE_STYLE: dict[TransferState, tuple[str, str]] = {
     TransferState.DONE: ("✓", "bold green"),
     TransferState.FAILED: ("✗", "bold red"),
     TransferState.SKIPPED: ("→", "cyan"),
-    TransferState.CANCELLED: ("✗", "dim red"),
+    # not the ✗ of a failure: the user stopped it, nothing went wrong
+    TransferState.CANCELLED: ("⊘", "grey62"),
 }
+#: No ETA before a transfer has run this long: the first second's rate is mostly the
+#: pipeline filling (it once said ``2h05m`` one second into a 40 s copy).
+ETA_AFTER_SECONDS = 3.0
 _EIGHTHS = " ▏▎▍▌▋▊▉█"
 
 
@@ -71,6 +75,8 @@ class TransferRow:
     parts_done: int = 0
     parts_total: int = 0
     parts_in_flight: int = 0
+    #: Seconds since the transfer's run started (the sampler's), for the ETA's warm-up.
+    elapsed_seconds: float = 0.0
     message: str = ""
     #: Queued again (a retry) and not started yet: the sampler's figures are the old run's.
     restarting: bool = False
@@ -134,20 +140,38 @@ class Column:
     justify: Literal["left", "right"] = "left"
 
 
-#: The list's columns; the note takes what is left of the width (at least its own width).
+#: The list's columns at their widest; ``column_widths`` fits them to the line.
 COLUMNS: tuple[Column, ...] = (
     Column("state", " ", 1),
     Column("name", "File", 26),
     Column("bar", "Progress", 16),
     Column("pct", "%", 4, "right"),
-    Column("rate", "Rate", 11, "right"),
+    Column("rate", "Rate", 10, "right"),
     Column("eta", "ETA", 6, "right"),
     Column("note", "Parts / note", 12),
 )
-#: Cells are padded by one blank on each side.
+#: The narrowest the name, bar and note columns get before the line is cut, and the
+#: name's width before the note and bar grow.
+MIN_NAME, MIN_BAR, MIN_NOTE, FIRST_NAME = 12, 8, 12, 16
+#: What the note column wants at most ("parts 18/38 (8 in flight)").
+WANTED_NOTE = 25
+#: Blanks between two columns (and at each end of the line).
 CELL_PADDING = 1
 #: Rendered lines kept between frames (only visible rows are ever rendered).
 LINE_CACHE_LIMIT = 512
+
+
+def column_widths(width: int) -> list[int]:
+    """Each column's width (padding excluded) for a line ``width`` cells wide: the rate, ETA
+    and note are never cut (at 80 columns they once showed as ``Par``); the bar, then the
+    name give way first, and a wide line gives the name and note the room."""
+    state, _, widest_bar, pct, rate, eta, _ = (column.width for column in COLUMNS)
+    free = width - CELL_PADDING * (len(COLUMNS) + 1) - state - pct - rate - eta
+    name = max(MIN_NAME, min(FIRST_NAME, free - MIN_BAR - MIN_NOTE))
+    note = max(MIN_NOTE, min(WANTED_NOTE, free - name - MIN_BAR))
+    bar = max(MIN_BAR, min(widest_bar, free - name - note))
+    name = max(name, free - note - bar)
+    return [state, name, bar, pct, rate, eta, note]
 
 
 class TransferList(ScrollView, can_focus=True):
@@ -163,7 +187,13 @@ class TransferList(ScrollView, can_focus=True):
         Binding("pagedown", "page_down", "Page down", show=False),
         Binding("home,ctrl+home", "first", "First", show=False),
         Binding("end,ctrl+end", "last", "Last", show=False),
-        Binding("enter", "select", "Details", show=False),
+        Binding(
+            "enter",
+            "select",
+            "Details",
+            show=False,
+            tooltip="everything about the transfer under the cursor",
+        ),
     ]
     COMPONENT_CLASSES: ClassVar[set[str]] = {"transfer-list--header", "transfer-list--cursor"}
     DEFAULT_CSS = """
@@ -318,6 +348,7 @@ class TransferList(ScrollView, can_focus=True):
             row.parts_total,
             row.parts_in_flight,
             row.state,
+            row.elapsed_seconds >= ETA_AFTER_SECONDS,
         )
         if shown == (
             bytes_done,
@@ -326,6 +357,7 @@ class TransferList(ScrollView, can_focus=True):
             stats.parts_total,
             stats.parts_in_flight,
             state,
+            stats.elapsed_seconds >= ETA_AFTER_SECONDS,
         ):
             return True  # what the row shows is unchanged (most rows of a long queue wait)
         self.totals.add(row, -1)
@@ -334,6 +366,7 @@ class TransferList(ScrollView, can_focus=True):
         row.parts_done = parts_done
         row.parts_total = stats.parts_total
         row.parts_in_flight = stats.parts_in_flight
+        row.elapsed_seconds = stats.elapsed_seconds
         if row.state is not state:
             row.state = state
             self.state_version += 1
@@ -440,11 +473,7 @@ class TransferList(ScrollView, can_focus=True):
         self.refresh()
 
     def _widths(self, width: int) -> list[int]:
-        """Each column's width (padding excluded) for a line ``width`` cells wide."""
-        widths = [column.width for column in COLUMNS]
-        used = sum(widths[:-1]) + CELL_PADDING * 2 * len(COLUMNS)
-        widths[-1] = max(width - used, COLUMNS[-1].width)
-        return widths
+        return column_widths(width)
 
     def render_lines(self, crop: Region) -> list[Strip]:
         self._area = self.scrollable_content_region.size  # once per paint, not per line
@@ -482,52 +511,75 @@ class TransferList(ScrollView, can_focus=True):
             cell.no_wrap = True
             cell.overflow = "ellipsis"
             cell.align(column.justify, cell_width)
-            text.append(pad)
+            text.append(pad)  # one blank between columns (and at each end)
             text.append_text(cell)
-            text.append(pad)
+        text.append(pad)
         segments = list(text.render(self.app.console, end=""))
         return Strip(segments).adjust_cell_length(width).apply_style(style)
 
-    @staticmethod
-    def _cells(row: TransferRow) -> tuple[Text, ...]:
-        glyph, style = STATE_STYLE[row.state]
-        done = row.state in (TransferState.DONE, TransferState.SKIPPED)
-        fraction = min(row.bytes_done / row.size, 1.0) if row.size else (1.0 if done else 0.0)
-        if not done and row.state.finished:
-            fraction = min(fraction, 0.99)  # a failed or cancelled file never shows as complete
-        running = row.state is TransferState.RUNNING
-        rate = format_rate(row.bytes_per_second) if running else ""
-        eta = ""
-        if running and row.bytes_per_second > 0:
-            eta = format_duration((row.size - row.bytes_done) / row.bytes_per_second)
-        if row.message and row.state not in (TransferState.RUNNING, TransferState.DONE):
-            note = Text(
-                short_note(row.message, row.key),
-                style="red" if row.state is TransferState.FAILED else "dim",
-                overflow="ellipsis",
-                no_wrap=True,
-            )
-        elif row.state is TransferState.QUEUED:
-            note = Text(f"waiting · {format_size(row.size)}", style="dim")
+    def _cells(self, row: TransferRow) -> tuple[Text, ...]:
+        width = self._area.width or self.scrollable_content_region.width
+        return row_cells(row, column_widths(width)[2])
+
+
+def eta_text(remaining_bytes: int, bytes_per_second: float, elapsed_seconds: float) -> str:
+    """The time left at the current rate, or ``""`` while the rate means nothing yet (before
+    ``ETA_AFTER_SECONDS`` of running, or with nothing moving)."""
+    if elapsed_seconds < ETA_AFTER_SECONDS or bytes_per_second <= 0:
+        return ""
+    return format_duration(max(remaining_bytes, 0) / bytes_per_second)
+
+
+def row_cells(row: TransferRow, bar_width: int = 16) -> tuple[Text, ...]:
+    """The row's cells: state, name, bar (``bar_width`` cells), %, rate, ETA, note."""
+    glyph, style = STATE_STYLE[row.state]
+    done = row.state in (TransferState.DONE, TransferState.SKIPPED)
+    fraction = min(row.bytes_done / row.size, 1.0) if row.size else (1.0 if done else 0.0)
+    if not done and row.state.finished:
+        fraction = min(fraction, 0.99)  # a failed or cancelled file never shows as complete
+    running = row.state is TransferState.RUNNING
+    rate = format_rate(row.bytes_per_second) if running else ""
+    eta = ""
+    if running:
+        eta = eta_text(row.size - row.bytes_done, row.bytes_per_second, row.elapsed_seconds)
+    if row.state is TransferState.PAUSED:
+        # Parts already sent keep landing after p: say so, or a "paused" bar that still
+        # rises looks like a pause that did not work.
+        if row.parts_in_flight:
+            parts = "part" if row.parts_in_flight == 1 else "parts"
+            note = Text(f"pausing… {row.parts_in_flight} {parts} draining", style="yellow")
         elif row.parts_total:
-            extra = f" ({row.parts_in_flight} in flight)" if running and row.parts_in_flight else ""
-            note = Text(f"parts {row.parts_done}/{row.parts_total}{extra}")
+            note = Text(f"paused · parts {row.parts_done}/{row.parts_total}", style="yellow")
         else:
-            note = Text(format_size(row.size), style="dim")
-        bar_style = {
-            TransferState.DONE: "green",
-            TransferState.FAILED: "red",
-            TransferState.CANCELLED: "grey50",
-        }.get(row.state, "dodger_blue1")
-        percent = f"{int(fraction * 100)}%"
-        if row.state is TransferState.FAILED:
-            percent = "fail"
-        return (
-            Text(glyph, style=style),
-            Text(row.name, overflow="ellipsis", no_wrap=True),
-            Text(progress_bar(fraction), style=bar_style),
-            Text(percent, justify="right", style="red" if percent == "fail" else ""),
-            Text(rate, justify="right"),
-            Text(eta, justify="right"),
-            note,
+            note = Text("paused", style="yellow")
+    elif row.message and row.state not in (TransferState.RUNNING, TransferState.DONE):
+        note = Text(
+            short_note(row.message, row.key),
+            style="red" if row.state is TransferState.FAILED else "dim",
+            overflow="ellipsis",
+            no_wrap=True,
         )
+    elif row.state is TransferState.QUEUED:
+        note = Text(f"waiting · {format_size(row.size)}", style="dim")
+    elif row.parts_total:
+        extra = f" ({row.parts_in_flight} in flight)" if running and row.parts_in_flight else ""
+        note = Text(f"parts {row.parts_done}/{row.parts_total}{extra}")
+    else:
+        note = Text(format_size(row.size), style="dim")
+    bar_style = {
+        TransferState.DONE: "green",
+        TransferState.FAILED: "red",
+        TransferState.CANCELLED: "grey50",
+    }.get(row.state, "dodger_blue1")
+    percent = f"{int(fraction * 100)}%"
+    if row.state is TransferState.FAILED:
+        percent = "fail"
+    return (
+        Text(glyph, style=style),
+        Text(row.name, overflow="ellipsis", no_wrap=True),
+        Text(progress_bar(fraction, bar_width), style=bar_style),
+        Text(percent, justify="right", style="red" if percent == "fail" else ""),
+        Text(rate, justify="right"),
+        Text(eta, justify="right"),
+        note,
+    )

@@ -31,7 +31,7 @@ from ..session import TransferSpan
 from .chunk_map import ChunkMap, legend
 from .resources import LinkLine, Resources
 from .throughput import Throughput
-from .transfer_list import QueueTotals, TransferList, TransferRow
+from .transfer_list import QueueTotals, TransferList, TransferRow, eta_text
 
 #: After this many rows arrive in one batch, the objects alive are frozen out of the garbage
 #: collector (see ``_freeze_heap``).
@@ -69,7 +69,13 @@ class TransferPanel(Vertical):
     TransferPanel > #summary { height: 1; padding: 0 1; }
     TransferPanel > #overall { height: 1; padding: 0 1; }
     TransferPanel > #resource-note { height: 1; padding: 0 1; display: none; }
+    TransferPanel.-narrow > #figures { layout: vertical; height: 2; }
+    TransferPanel.-narrow > #figures > Resources { width: 1fr; margin-left: 0; }
     """
+
+    #: Below this width the rate and the resources take a line each (at 80 columns, side by
+    #: side, the rate was cut to ``MB/s █ 3``).
+    NARROW_BELOW = 120
 
     #: Each snapshot updates the lines it changes; the panel itself is never repainted for
     #: it (a repaint of the container would redraw the whole area at every tick).
@@ -98,7 +104,7 @@ class TransferPanel(Vertical):
         self.span: TransferSpan | None = None
 
     def compose(self) -> ComposeResult:
-        title = Text.assemble(("Transfers  ", "bold"), legend())
+        title = Text.assemble(("Transfers ", "bold"), legend())
         yield Static(title, id="transfers-title")
         yield TransferList()
         yield Static("", id="overall")
@@ -110,6 +116,9 @@ class TransferPanel(Vertical):
         yield LinkLine()
         yield Static("", id="resource-note")
         yield Static("", id="summary")
+
+    def on_resize(self) -> None:
+        self.set_class(self.size.width < self.NARROW_BELOW, "-narrow")
 
     @property
     def transfer_list(self) -> TransferList:
@@ -267,6 +276,7 @@ class TransferPanel(Vertical):
         if stats is not None and stats.parts_total:
             text.append(f"{stats.parts_total} × {format_size(stats.part_size)}", style="dim")
         self._say(label, text)
+        chunk_map.cancelled = row.state is TransferState.CANCELLED
         chunk_map.part_codes = stats.part_codes if stats is not None else b""
 
     def _say(self, label: Static, text: Text | str) -> None:
@@ -337,8 +347,10 @@ def overall_text(
         text.append(f" ({failed} failed)", "bold red")
     text.append(f" · {format_size(done)} of {format_size(total)}")
     if running and bytes_per_second > 0:
-        eta = format_duration(remaining / bytes_per_second)
-        text.append(f" · {format_rate(bytes_per_second)} · ETA {eta}")
+        text.append(f" · {format_rate(bytes_per_second)}")
+        eta = eta_text(remaining, bytes_per_second, active_seconds or 0.0)
+        if eta:
+            text.append(f" · ETA {eta}")
     if active_seconds:
         text.append(f" · running {format_duration(active_seconds)}", "dim")
     return text
