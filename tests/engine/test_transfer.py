@@ -28,6 +28,7 @@ SIZES = {
 
 
 @pytest.mark.all_stores
+@pytest.mark.sftp_families
 @pytest.mark.parametrize("name", list(SIZES))
 async def test_sizes_land_byte_exact_with_sha256(
     sftp_server: SftpServerInfo, s3_endpoint: S3Endpoint, s3: Any, bucket: str, name: str
