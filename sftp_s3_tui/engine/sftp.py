@@ -39,6 +39,14 @@ from .errors import (
     TransferError,
 )
 from .events import SftpLinkMeasured
+from .server_profile import (
+    HostProfile,
+    ServerProfile,
+    count_sessions,
+    handshake_profile,
+    needs_read_probe,
+    probe_read_size,
+)
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -462,6 +470,8 @@ class _Host:
     next_login_at: float = 0.0
     rtt_seconds: float | None = None
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    #: What the server grants (probed once per session: see server_profile).
+    server: HostProfile = field(default_factory=HostProfile)
 
 
 def _with_trusted_keys(endpoint: SftpEndpoint, lines: tuple[str, ...]) -> SftpEndpoint:
@@ -579,7 +589,42 @@ class SftpPool:
             window_bytes=endpoint.window_bytes,
             connections=connections,
             ceiling_bytes_per_second=ceiling,
+            server=host.server.profile,
         )
+
+    def server_profile(self, endpoint: SftpEndpoint) -> ServerProfile | None:
+        """What ``endpoint``'s server was found to grant (None before its first login)."""
+        host = self._hosts.get(self._key(endpoint))
+        return host.server.profile if host is not None else None
+
+    def read_block_bytes(self, endpoint: SftpEndpoint) -> int:
+        """The block size a new read of ``endpoint``'s files uses (-1: the server's own)."""
+        profile = self.server_profile(endpoint)
+        return profile.read_bytes if profile is not None else -1
+
+    async def settle_read_size(
+        self, endpoint: SftpEndpoint, file: asyncssh.SFTPClientFile, file_size: int
+    ) -> int:
+        """The host's read size, probed with ``file`` (open, ``file_size`` bytes) when it is
+        still unknown; a probe already under way for the host is waited for instead."""
+        host = self._host(endpoint)
+        state = host.server
+        if state.profile is None:
+            return -1
+        if state.probing is not None and not state.probing.done():
+            await asyncio.shield(state.probing)
+        elif needs_read_probe(state.profile, file_size):
+            probing = asyncio.ensure_future(
+                probe_read_size(state.profile, file, file_size, endpoint.request_timeout_seconds)
+            )
+            state.probing = probing
+            found = await asyncio.shield(probing)
+            state.profile = _merged(state.profile, found)
+            log.info("%s: %s", endpoint.display, state.profile.summary())
+            if self.on_link is not None and host.rtt_seconds is not None:
+                self.on_link(self._link_event(host))
+        assert state.profile is not None
+        return state.profile.read_bytes
 
     def throttle(self, endpoint: SftpEndpoint) -> TokenBucket | None:
         """The host's bandwidth limiter (None when unlimited)."""
@@ -665,6 +710,9 @@ class SftpPool:
                 ) from exc
             slot.conn, slot.client = conn, client
             slot.generation += 1
+            if host.server.profile is None:
+                host.server.profile = handshake_profile(conn, client, endpoint.read_block_bytes)
+                self._in_background(self._count_sessions(host, conn))
             self._in_background(self._measure(host, client))
             await asyncio.sleep(0)  # its first request is sent before the caller's
             return client, slot.generation
@@ -688,6 +736,12 @@ class SftpPool:
                 self.on_link(self._link_event(host))
             if rtt < FAR_RTT_SECONDS:
                 return
+
+    async def _count_sessions(self, host: _Host, conn: asyncssh.SSHClientConnection) -> None:
+        """Record how many SFTP sessions one connection grants (a second one is tried)."""
+        sessions = await count_sessions(conn, host.endpoint.request_timeout_seconds)
+        if host.server.profile is not None:
+            host.server.profile = replace(host.server.profile, sessions_per_connection=sessions)
 
     async def invalidate(self, endpoint: SftpEndpoint, client: asyncssh.SFTPClient | Lease) -> None:
         """Forget a connection that failed, so the next call reconnects — once per failure.
@@ -888,6 +942,18 @@ class SftpPool:
 LINK_STATS_AT_ONCE = 32  # a folder of links over a far link: resolve them concurrently
 
 
+def _merged(current: ServerProfile, probed: ServerProfile) -> ServerProfile:
+    """``current`` (which a background task may have updated meanwhile) with the probe's
+    read-size findings."""
+    return replace(
+        current,
+        read_bytes=probed.read_bytes,
+        read_source=probed.read_source,
+        largest_full_read_bytes=probed.largest_full_read_bytes,
+        short_read_bytes=probed.short_read_bytes,
+    )
+
+
 def _pick(slots: list[_Slot]) -> _Slot:
     """The least busy open connection, or a new one if all open ones are busy."""
     open_slots = [s for s in slots if s.alive or s.conn is not None or s.files]
@@ -1057,6 +1123,8 @@ class RemoteReader:
             raise
         await opening  # the open's own error (e.g. no read permission) if it failed
         entry = _entry(posixpath.basename(self.path), self.path, attrs)
+        if self.block_size <= 0 and attrs.size and self._handles and not entry.problem:
+            await self._use_server_read_size(attrs.size)
         if entry.problem or entry.is_dir:
             raise SourceUnsupported(
                 entry.problem or f"{self.path} is a folder, not a file", "copy regular files only"
@@ -1067,6 +1135,19 @@ class RemoteReader:
                 "without a size the copy cannot be checked; nothing was published",
             )
         return attrs.size, int(attrs.mtime or 0)
+
+    async def _use_server_read_size(self, size: int) -> None:
+        """Read in the block size the server's profile found (probing it with this file
+        when the host's read size is still unknown)."""
+        first = self._handles[min(self._handles)][1]
+        try:
+            read_bytes = await self.pool.settle_read_size(self.endpoint, first, size)
+        except (OSError, asyncssh.Error, TimeoutError) as exc:
+            log.info("%s: no read-size probe: %s", self.path, exc)
+            return
+        if read_bytes > 0:
+            for _lease, file in self._handles.values():
+                file.read_len = read_bytes
 
     def spread(self, size: int, part_size: int) -> int:
         """Use up to ``endpoint.connections`` handles for a file of several parts on a far
@@ -1120,7 +1201,12 @@ class RemoteReader:
                 self.endpoint,
                 self.path,
                 lambda c: c.open(
-                    self.path, "rb", block_size=self.block_size, max_requests=self.max_requests
+                    self.path,
+                    "rb",
+                    block_size=self.block_size
+                    if self.block_size > 0
+                    else self.pool.read_block_bytes(self.endpoint),
+                    max_requests=self.max_requests,
                 ),
                 lease=lease,
             )
