@@ -11,11 +11,10 @@ A short answer is data, never EOF: the reads themselves ask again for the rest (
 reader does), the probe only learns the size from it.
 
 The rest of the profile is what the server says about itself: its banner, SFTP version and
-extensions (posix-rename, fsync, statvfs, hardlink, check-file / md5-hash, limits), the
-limits it advertises, and how many SFTP sessions one connection grants (a second session is
-tried once). A value pinned on the endpoint (``SftpEndpoint.read_block_bytes``) or by the
-options (``--sftp-block-size``) is used as given and never probed: for a server that
-misbehaves under probing.
+extensions (posix-rename, fsync, statvfs, hardlink, check-file / md5-hash, limits) and the
+limits it advertises (open handles among them). A value pinned on the endpoint
+(``SftpEndpoint.read_block_bytes``) or by the options (``--sftp-block-size``) is used as given
+and never probed: for a server that misbehaves under probing.
 """
 
 from __future__ import annotations
@@ -90,8 +89,6 @@ class ServerProfile:
     #: (0: none seen), e.g. 102,400 from a server that cuts reads above 100 KiB.
     largest_full_read_bytes: int = 0
     short_read_bytes: int = 0
-    #: SFTP sessions one SSH connection granted: 1, 2 (a second one opened) or 0 (not tried).
-    sessions_per_connection: int = 0
 
     @property
     def posix_rename(self) -> bool:
@@ -108,15 +105,11 @@ class ServerProfile:
         return found[0] if found else ""
 
     def summary(self) -> str:
-        """One line for people: ``SFTP v3 · reads 256 KiB (probed) · 1 session · …``."""
+        """One line for people: ``SFTP v3 · reads 256 KiB (probed) · posix-rename``."""
         parts = [f"SFTP v{self.sftp_version}" if self.sftp_version else "SFTP"]
         parts.append(f"reads {_size(self.read_bytes)} ({self.read_source})")
         if self.short_read_bytes:
             parts.append(f"cuts reads to {self.short_read_bytes:,} bytes")
-        if self.sessions_per_connection == 1:
-            parts.append("1 session per connection")
-        elif self.sessions_per_connection > 1:
-            parts.append("several sessions per connection")
         if self.advertised_open_handles:
             parts.append(f"{self.advertised_open_handles} handles")
         parts.append("posix-rename" if self.posix_rename else "plain rename only")
@@ -134,7 +127,6 @@ class ServerProfile:
             "short_read_bytes": self.short_read_bytes,
             "advertised_read_bytes": self.advertised_read_bytes,
             "advertised_open_handles": self.advertised_open_handles,
-            "sessions_per_connection": self.sessions_per_connection,
         }
 
 
@@ -228,21 +220,6 @@ async def probe_read_size(
     if grew and largest_full >= MIN_READ_BYTES:
         return replace(found, read_bytes=largest_full, read_source="probed")
     return found
-
-
-async def count_sessions(conn: asyncssh.SSHClientConnection, timeout: float) -> int:
-    """1 when the connection refuses a second SFTP session, else 2 (it granted one more:
-    closed again at once). Some appliances grant one session per connection."""
-    try:
-        async with asyncio.timeout(timeout):
-            second = await conn.start_sftp_client()
-    except (OSError, asyncssh.Error, TimeoutError):
-        return 1
-    second.exit()
-    with contextlib.suppress(Exception):
-        async with asyncio.timeout(timeout):
-            await second.wait_closed()
-    return 2
 
 
 def _keep_extension_names() -> None:

@@ -42,7 +42,6 @@ from .events import SftpLinkMeasured
 from .server_profile import (
     HostProfile,
     ServerProfile,
-    count_sessions,
     handshake_profile,
     needs_read_probe,
     probe_read_size,
@@ -472,6 +471,8 @@ class _Host:
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     #: What the server grants (probed once per session: see server_profile).
     server: HostProfile = field(default_factory=HostProfile)
+    #: Set once the first connection's RTT samples are all in: only then is a host far.
+    measured: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 def _with_trusted_keys(endpoint: SftpEndpoint, lines: tuple[str, ...]) -> SftpEndpoint:
@@ -638,7 +639,7 @@ class SftpPool:
         """
         host = self._host(endpoint)
         async with host.lock:
-            near = host.rtt_seconds is not None and host.rtt_seconds < FAR_RTT_SECONDS
+            near = host.rtt_seconds is not None and not _is_far(host)
             if slot is not None:
                 chosen = host.slots[slot % len(host.slots)]
             else:  # near hosts: one connection does (more only cost logins and CPU)
@@ -712,36 +713,45 @@ class SftpPool:
             slot.generation += 1
             if host.server.profile is None:
                 host.server.profile = handshake_profile(conn, client, endpoint.read_block_bytes)
-                self._in_background(self._count_sessions(host, conn))
             self._in_background(self._measure(host, client))
             await asyncio.sleep(0)  # its first request is sent before the caller's
             return client, slot.generation
 
     async def _measure(self, host: _Host, client: asyncssh.SFTPClient) -> None:
         """RTT samples of a new connection, taken while the first requests go out (not
-        before them: a round trip less per login, three per far one); the best one is kept.
-        The first request goes out before the caller's, so its answer comes before the
-        file's first stat's: a file decides whether to spread on a measured link. A host
-        that measured far (or a busy moment) gets two more samples."""
-        for sample in range(3):
-            try:
-                async with asyncio.timeout(host.endpoint.request_timeout_seconds):
-                    rtt = await _measure_rtt(client)
-            except (OSError, asyncssh.Error, TimeoutError):
-                return
-            better = host.rtt_seconds is None or rtt < host.rtt_seconds
-            if better:
-                host.rtt_seconds = rtt
-            if (better or sample == 0) and self.on_link is not None:  # 0: a new connection
-                self.on_link(self._link_event(host))
-            if rtt < FAR_RTT_SECONDS:
-                return
+        before them: a round trip less per login); the minimum is kept. The first request
+        goes out before the caller's, so its answer comes before the file's first stat's.
+        A sample above the far threshold may be a busy moment (a loaded machine makes a
+        loopback round trip take 10 ms), so a host is far only when the minimum of
+        RTT_SAMPLES samples is: the decision waits for them (:meth:`settled_far`)."""
+        try:
+            for sample in range(RTT_SAMPLES):
+                try:
+                    async with asyncio.timeout(host.endpoint.request_timeout_seconds):
+                        rtt = await _measure_rtt(client)
+                except (OSError, asyncssh.Error, TimeoutError):
+                    return
+                better = host.rtt_seconds is None or rtt < host.rtt_seconds
+                if better:
+                    host.rtt_seconds = rtt
+                if (better or sample == 0) and self.on_link is not None:  # 0: a new connection
+                    self.on_link(self._link_event(host))
+                if host.rtt_seconds is not None and host.rtt_seconds < FAR_RTT_SECONDS:
+                    return  # near: no later sample can make it far
+        finally:
+            host.measured.set()
 
-    async def _count_sessions(self, host: _Host, conn: asyncssh.SSHClientConnection) -> None:
-        """Record how many SFTP sessions one connection grants (a second one is tried)."""
-        sessions = await count_sessions(conn, host.endpoint.request_timeout_seconds)
-        if host.server.profile is not None:
-            host.server.profile = replace(host.server.profile, sessions_per_connection=sessions)
+    async def settled_far(self, endpoint: SftpEndpoint) -> bool:
+        """Whether ``endpoint``'s host is far, from the minimum of its RTT samples (waits for
+        them while the samples so far say far; a near sample decides at once)."""
+        host = self._hosts.get(self._key(endpoint))
+        if host is None or host.rtt_seconds is None:
+            return False
+        if host.rtt_seconds >= FAR_RTT_SECONDS and not host.measured.is_set():
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(host.endpoint.request_timeout_seconds):
+                    await host.measured.wait()
+        return _is_far(host)
 
     async def invalidate(self, endpoint: SftpEndpoint, client: asyncssh.SFTPClient | Lease) -> None:
         """Forget a connection that failed, so the next call reconnects — once per failure.
@@ -942,6 +952,12 @@ class SftpPool:
 LINK_STATS_AT_ONCE = 32  # a folder of links over a far link: resolve them concurrently
 
 
+def _is_far(host: _Host) -> bool:
+    """Far: every RTT sample taken (the minimum of several) at or above the threshold."""
+    rtt = host.rtt_seconds
+    return rtt is not None and rtt >= FAR_RTT_SECONDS and host.measured.is_set()
+
+
 def _merged(current: ServerProfile, probed: ServerProfile) -> ServerProfile:
     """``current`` (which a background task may have updated meanwhile) with the probe's
     read-size findings."""
@@ -1066,6 +1082,7 @@ async def _at_end(file: asyncssh.SFTPClientFile, offset: int) -> bool:
 
 
 FAR_RTT_SECONDS = 0.005  # beyond this round trip, more connections per host pay off
+RTT_SAMPLES = 4  # a host is far when the minimum of this many round trips is
 
 
 class RemoteReader:
@@ -1149,12 +1166,11 @@ class RemoteReader:
             for _lease, file in self._handles.values():
                 file.read_len = read_bytes
 
-    def spread(self, size: int, part_size: int) -> int:
+    async def spread(self, size: int, part_size: int) -> int:
         """Use up to ``endpoint.connections`` handles for a file of several parts on a far
-        host; returns how many."""
-        link = self.pool.link(self.endpoint)
-        far = link is not None and link.rtt_seconds >= FAR_RTT_SECONDS
+        host (the minimum of several RTT samples decides); returns how many."""
         parts = -(-size // max(part_size, 1))
+        far = parts > 1 and await self.pool.settled_far(self.endpoint)
         self._width = max(1, min(self.endpoint.connections, parts)) if far else 1
         if self._handles:  # log the further connections in now, not at their first part:
             for index in range(1, self._width):  # the file's first parts come meanwhile
