@@ -7,7 +7,8 @@ File ``i`` of the tree is ``/many/f{i:07d}.csv``; its size cycles through ``min_
 
 :class:`Quirks` make it behave like servers that are not at hand: Windows OpenSSH (reads
 above 100 KiB answered with 102,400 bytes), appliances refusing a second connection, servers
-refusing a second open of a file, and servers with no rename at all.
+refusing a second open of a file. (A server with no rename at all is
+``tests/nightly/helpers.py``'s ``stubborn_sftp``.)
 """
 
 from __future__ import annotations
@@ -91,8 +92,6 @@ class Quirks:
     max_connections: int = 0
     #: Refuse to open a file that is already open (some Windows and MFT servers).
     exclusive_opens: bool = False
-    #: False: no rename at all (SSH_FX_OP_UNSUPPORTED), as on some appliances.
-    rename: bool = True
 
 
 @dataclass
@@ -102,7 +101,6 @@ class QuirkStats:
     read_sizes: list[int] = field(default_factory=list)
     refused_connections: int = 0
     refused_opens: int = 0
-    refused_renames: int = 0
 
 
 def _attrs(kind: int, size: int, mtime: int) -> asyncssh.SFTPAttrs:
@@ -194,15 +192,6 @@ class _TreeSFTPServer(asyncssh.SFTPServer):
         if cut and size > cut:
             size = cut
         return self.tree.content(file_obj.index, offset, size)
-
-    def rename(self, oldpath: bytes, newpath: bytes) -> None:
-        if not self.quirks.rename:
-            self.stats.refused_renames += 1
-            raise asyncssh.SFTPOpUnsupported("rename is not supported")
-        raise asyncssh.SFTPPermissionDenied("the synthetic tree is read-only")
-
-    def posix_rename(self, oldpath: bytes, newpath: bytes) -> None:
-        self.rename(oldpath, newpath)
 
     def fstat(self, file_obj: object) -> asyncssh.SFTPAttrs:
         assert isinstance(file_obj, _Open)

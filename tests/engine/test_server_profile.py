@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from sftp_s3_tui.engine import sftp as engine_sftp
 from sftp_s3_tui.engine.config import S3Endpoint, SftpEndpoint, TransferOptions
 from sftp_s3_tui.engine.events import EngineEvent, EventBus, SftpLinkMeasured, TransferState
 from sftp_s3_tui.engine.server_profile import ServerProfile
@@ -140,21 +141,41 @@ async def test_a_pinned_read_size_is_used_without_probing(
 
 
 async def test_a_server_refusing_a_second_connection_is_copied_exact(
-    tree: SyntheticTree, tmp_path: Path, s3_endpoint: S3Endpoint, s3: Any, bucket: str
+    tree: SyntheticTree,
+    tmp_path: Path,
+    s3_endpoint: S3Endpoint,
+    s3: Any,
+    bucket: str,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """Asked for 4 connections, the server takes one: the files still land, over it."""
+    """A far host (every host counts as far here) gets up to 4 connections; this server
+    takes one and refuses the rest: the files still land exact, over the one it took."""
+    monkeypatch.setattr(engine_sftp, "FAR_RTT_SECONDS", 0.0)
     quirks = Quirks(max_connections=1)
     async with SyntheticSftpServer(tree, quirks, users={USER: PASSWORD}) as server:
         results = await copy_tree(server, tree, tmp_path, s3_endpoint, bucket, connections=4)
+        refused = server.quirk_stats.refused_connections
 
     assert_tree_landed(s3, bucket, tree, results)
+    assert refused >= 1
 
 
 async def test_a_server_refusing_concurrent_opens_of_a_file_is_copied_exact(
-    tree: SyntheticTree, tmp_path: Path, s3_endpoint: S3Endpoint, s3: Any, bucket: str
+    tree: SyntheticTree,
+    tmp_path: Path,
+    s3_endpoint: S3Endpoint,
+    s3: Any,
+    bucket: str,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    """A big file on a far host is opened once per connection; this server refuses a
+    second open of a file that is open: the parts are read over the handle it granted."""
+    monkeypatch.setattr(engine_sftp, "FAR_RTT_SECONDS", 0.0)
     quirks = Quirks(exclusive_opens=True)
-    async with SyntheticSftpServer(tree, quirks, users={USER: PASSWORD}) as server:
-        results = await copy_tree(server, tree, tmp_path, s3_endpoint, bucket, connections=4)
+    big = SyntheticTree(1, min_size=12 * MiB, max_size=12 * MiB)
+    async with SyntheticSftpServer(big, quirks, users={USER: PASSWORD}) as server:
+        results = await copy_tree(server, big, tmp_path, s3_endpoint, bucket, connections=4)
+        refused = server.quirk_stats.refused_opens
 
-    assert_tree_landed(s3, bucket, tree, results)
+    assert_tree_landed(s3, bucket, big, results)
+    assert refused >= 1
