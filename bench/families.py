@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import json
 import os
 import statistics
@@ -28,6 +29,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from bench import wan_proxy
 from bench.field import tool
 from bench.measure import run_measured
 from bench.servers import BUCKET, MotoServer, start_moto
@@ -54,6 +56,22 @@ def server(kind: str, base: Path) -> Iterator[SftpServerInfo]:
     else:
         with running(kind, base) as info:  # type: ignore[arg-type]
             yield info
+
+
+@contextlib.contextmanager
+def far(info: SftpServerInfo, rtt_ms: float) -> Iterator[SftpServerInfo]:
+    """``info`` behind bench.wan_proxy's latency line (its port added to known_hosts)."""
+    if not rtt_ms:
+        yield info
+        return
+    proxy = wan_proxy.start(info.host, info.port, rtt_ms / 1000)
+    try:
+        host_key = info.known_hosts.read_text().split(maxsplit=1)[1].strip()
+        with info.known_hosts.open("a") as known:
+            known.write(f"[{info.host}]:{proxy.port} {host_key}\n")
+        yield dataclasses.replace(info, port=proxy.port)
+    finally:
+        proxy.stop()
 
 
 def env_for(info: SftpServerInfo, sink: MotoServer, scratch: Path, kind: str) -> dict[str, str]:
@@ -89,7 +107,7 @@ def env_for(info: SftpServerInfo, sink: MotoServer, scratch: Path, kind: str) ->
 
 
 def clients(
-    kind: str, info: SftpServerInfo, sink: MotoServer, remote: str, tag: str
+    kind: str, info: SftpServerInfo, sink: MotoServer, remote: str, tag: str, rtt_ms: float
 ) -> dict[str, list[str]]:
     """name → argv of every client of one cell."""
     login = ["--identity", str(info.identity_file), "--known-hosts", str(info.known_hosts)]
@@ -101,6 +119,21 @@ def clients(
     product += [f"s3://{BUCKET}/product/{tag}", *login, "--no-agent"]
     product += ["--endpoint-url", sink.url, "--path-style", "--json"]
     rclone = [tool("rclone"), "copyto", f"src:{remote}", f"dst:{BUCKET}/rclone/{tag}"]
+    if rtt_ms:  # far: rclone's best multi-thread streams, hash check off (see below)
+        return {
+            f"raw asyncssh, {PROBED_READ[kind] // KiB} KiB reads": raw,
+            "sftp-s3-tui copy": product,
+            **{
+                f"rclone copyto --multi-thread-streams {n}": [
+                    *rclone[:-1],
+                    f"dst:{BUCKET}/rclone-mts{n}/{tag}",
+                    "--sftp-disable-hashcheck",
+                    "--multi-thread-streams",
+                    str(n),
+                ]
+                for n in (4, 8, 16)
+            },
+        }
     # rclone checks an md5sum it runs over SSH; ProFTPD and gesftpserver run no commands, so
     # the sums differ ("" vs the object's) and a defaults copy fails there: also without it.
     return {
@@ -121,6 +154,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--size", type=parse_size, default=parse_size("64MiB"))
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--out", type=Path, default=HERE)
+    parser.add_argument("--rtt-ms", type=float, default=0.0, help="latency proxy in front")
     args = parser.parse_args(argv)
     records: list[dict[str, Any]] = []
     started = time.time()
@@ -130,12 +164,13 @@ def main(argv: list[str] | None = None) -> int:
         try:
             for kind in args.servers.split(","):
                 base = Path(tempfile.mkdtemp(prefix=f"bench-{kind}-"))
-                with server(kind, base) as info:
-                    remote = info.write_file("big.bin", size=args.size).remote_path
+                with server(kind, base) as direct, far(direct, args.rtt_ms) as info:
+                    remote = direct.write_file("big.bin", size=args.size).remote_path
                     env = env_for(info, sink, scratch, kind)
                     for round_number in range(args.rounds):
                         tag = f"{kind}-{round_number}"
-                        for name, command in clients(kind, info, sink, remote, tag).items():
+                        cell = clients(kind, info, sink, remote, tag, args.rtt_ms)
+                        for name, command in cell.items():
                             measured = run_measured(command, env=env, cwd=HERE.parent)
                             rate = args.size / measured.seconds / 1e6
                             record = {
@@ -158,6 +193,7 @@ def main(argv: list[str] | None = None) -> int:
     load = os.getloadavg()
     results = {
         "size": args.size,
+        "rtt_ms": args.rtt_ms,
         "rounds": args.rounds,
         "started": started,
         "seconds": round(time.time() - started),
@@ -165,8 +201,9 @@ def main(argv: list[str] | None = None) -> int:
         "records": records,
     }
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "families.json").write_text(json.dumps(results, indent=1))
-    (args.out / "FAMILIES.md").write_text(markdown(results))
+    suffix = f"-{args.rtt_ms:g}ms" if args.rtt_ms else ""
+    (args.out / f"families{suffix}.json").write_text(json.dumps(results, indent=1))
+    (args.out / f"FAMILIES{suffix}.md").write_text(markdown(results))
     print(markdown(results))
     return 0
 
@@ -194,6 +231,8 @@ def markdown(results: dict[str, Any]) -> str:
         "| rclone no hashcheck MB/s | ÷ rclone defaults (≥ 1.2) | ÷ raw (≥ 0.8) |",
         "|---|---:|---:|---:|---:|---:|---:|",
     ]
+    if results.get("rtt_ms"):
+        return far_markdown(results)
     for server in dict.fromkeys(r["server"] for r in records):
         raw = _median(records, server, "raw")
         ours = _median(records, server, "sftp-s3-tui")
@@ -208,6 +247,37 @@ def markdown(results: dict[str, Any]) -> str:
     failed = [r for r in records if not r["ok"]]
     for record in failed:
         lines.append(f"\nFAILED: {record['server']} {record['client']}: {record['stderr_tail']}")
+    return "\n".join(lines) + "\n"
+
+
+def far_markdown(results: dict[str, Any]) -> str:
+    records = results["records"]
+    one, five, fifteen = results["load_average"]
+    lines = [
+        f"# SFTP server families at {results['rtt_ms']:g} ms: one "
+        f"{results['size'] // MiB} MiB file into moto",
+        "",
+        f"{results['rounds']} round(s), {results['seconds']} s, load average at the end "
+        f"{one:.1f} / {five:.1f} / {fifteen:.1f} on 2 cores.",
+        "",
+        "| server | raw asyncssh MB/s | sftp-s3-tui MB/s | rclone best MB/s (streams) "
+        "| ÷ rclone best (≥ 1.5) |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for server in dict.fromkeys(r["server"] for r in records):
+        raw = _median(records, server, "raw")
+        ours = _median(records, server, "sftp-s3-tui")
+        best_name, best = max(
+            (
+                (r["client"].rsplit(" ", 1)[-1], _median(records, server, r["client"]))
+                for r in records
+                if r["server"] == server and r["client"].startswith("rclone")
+            ),
+            key=lambda item: item[1],
+            default=("–", 0.0),
+        )
+        ratio = f"{ours / best:.2f}" if best else "–"
+        lines.append(f"| {server} | {raw:.1f} | {ours:.1f} | {best:.1f} ({best_name}) | {ratio} |")
     return "\n".join(lines) + "\n"
 
 

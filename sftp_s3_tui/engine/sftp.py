@@ -747,7 +747,7 @@ class SftpPool:
         host = self._hosts.get(self._key(endpoint))
         if host is None or host.rtt_seconds is None:
             return False
-        if host.rtt_seconds >= FAR_RTT_SECONDS and not host.measured.is_set():
+        if not _is_far(host) and host.rtt_seconds >= FAR_RTT_SECONDS:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(host.endpoint.request_timeout_seconds):
                     await host.measured.wait()
@@ -953,9 +953,12 @@ LINK_STATS_AT_ONCE = 32  # a folder of links over a far link: resolve them concu
 
 
 def _is_far(host: _Host) -> bool:
-    """Far: every RTT sample taken (the minimum of several) at or above the threshold."""
+    """Far: every RTT sample taken (the minimum of several) at or above the threshold, or
+    one already ten times above it (a busy machine does not add that: no need to wait)."""
     rtt = host.rtt_seconds
-    return rtt is not None and rtt >= FAR_RTT_SECONDS and host.measured.is_set()
+    if rtt is None or rtt < FAR_RTT_SECONDS:
+        return False
+    return host.measured.is_set() or rtt >= SURELY_FAR * FAR_RTT_SECONDS
 
 
 def _merged(current: ServerProfile, probed: ServerProfile) -> ServerProfile:
@@ -1083,6 +1086,7 @@ async def _at_end(file: asyncssh.SFTPClientFile, offset: int) -> bool:
 
 FAR_RTT_SECONDS = 0.005  # beyond this round trip, more connections per host pay off
 RTT_SAMPLES = 4  # a host is far when the minimum of this many round trips is
+SURELY_FAR = 10  # ... or as soon as one is this many times the threshold (50 ms)
 
 
 class RemoteReader:
