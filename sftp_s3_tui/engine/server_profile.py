@@ -3,10 +3,11 @@
 Servers differ more than their handshakes say. ProFTPD's mod_sftp and Green End's
 gesftpserver (behind Dropbear) speak SFTP v3 without ``limits@openssh.com``, so a client that
 trusts only the advertisement reads in 16 KiB blocks (asyncssh's safe default) although both
-honour 256 KiB: a third to a half of their speed lost. Windows OpenSSH advertises nothing and
-answers any read above 100 KiB with 102,400 bytes. So the largest read is *probed*: a few
-single READ requests of growing size at the start of the first file read from the host; the
-largest one answered in full (or the length of a short answer) becomes the host's block size.
+honour 256 KiB: a third to a half of their speed lost. Windows OpenSSH (the releases without
+``limits@openssh.com``) answers any read above 100 KiB with 102,400 bytes. So where no limit
+is advertised the largest read is *probed*: a few single READ requests of growing size at the
+start of the first file read from the host; the largest one answered in full (or the length
+of a short answer) becomes the host's block size.
 A short answer is data, never EOF: the reads themselves ask again for the rest (asyncssh's
 reader does), the probe only learns the size from it.
 
@@ -165,18 +166,17 @@ def handshake_profile(
 
 
 def _probe_sizes(profile: ServerProfile) -> list[int]:
-    """The read sizes still worth trying: above the largest seen answered in full, and up
-    to the advertised limit (that one included) when the server advertises one."""
-    cap = profile.advertised_read_bytes
-    sizes = {s for s in PROBE_READ_SIZES if not cap or s < cap}
-    if cap and cap <= PROBE_READ_SIZES[-1]:
-        sizes.add(cap)  # the advertisement itself is checked too (a server may cut below it)
-    return sorted(s for s in sizes if s > profile.largest_full_read_bytes)
+    """The read sizes still worth trying: above the largest seen answered in full."""
+    return [s for s in PROBE_READ_SIZES if s > profile.largest_full_read_bytes]
 
 
 def needs_read_probe(profile: ServerProfile, file_size: int) -> bool:
-    """True when a read of a ``file_size``-byte file can still teach the read size."""
-    if profile.read_source == "pinned" or profile.short_read_bytes:
+    """True when a read of a ``file_size``-byte file can still teach the read size: not for
+    a pinned size, nor for a server that advertises its limit (``limits@openssh.com``, which
+    OpenSSH honours; trusting it costs no probe bytes), nor once a short answer was seen."""
+    if profile.read_source != "default" and profile.read_source != "probed":
+        return False
+    if profile.short_read_bytes:
         return False
     sizes = _probe_sizes(profile)
     return bool(sizes) and file_size >= sizes[0]
@@ -190,8 +190,8 @@ async def probe_read_size(
 
     A single request is needed: asyncssh's own readers ask again after a short answer,
     which keeps the data whole but hides the server's limit. So the handler's raw read is
-    used (asyncssh has no public single-request read). Even an advertised limit is checked
-    (Windows OpenSSH cuts reads above 100 KiB whatever it advertises)."""
+    used (asyncssh has no public single-request read). The probe reads at most 480 KiB,
+    once per host per session."""
     sizes = [s for s in _probe_sizes(profile) if s <= file_size]
     handler, handle = file._handler, file._handle
     if not sizes or handle is None:  # nothing to learn here, or closed meanwhile

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from asyncssh.sftp import SFTPServerHandler
 
 from sftp_s3_tui.engine import sftp as engine_sftp
 from sftp_s3_tui.engine.config import S3Endpoint, SftpEndpoint, TransferOptions
@@ -105,11 +106,19 @@ def assert_tree_landed(s3: Any, bucket: str, tree: SyntheticTree, results: list[
 
 
 async def test_a_windows_server_that_cuts_reads_at_100_kib_is_read_in_100_kib_blocks(
-    tree: SyntheticTree, tmp_path: Path, s3_endpoint: S3Endpoint, s3: Any, bucket: str
+    tree: SyntheticTree,
+    tmp_path: Path,
+    s3_endpoint: S3Endpoint,
+    s3: Any,
+    bucket: str,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Windows OpenSSH answers reads above 100 KiB with 102,400 bytes (Win32-OpenSSH #1395):
     the short answer is data, not EOF; the probe finds the cut and reads use it, so no read
-    after the probe is cut."""
+    after the probe is cut. (Those releases advertise no ``limits@openssh.com``: neither
+    does the emulation.)"""
+    without_limits = [e for e in SFTPServerHandler._extensions if e[0] != b"limits@openssh.com"]
+    monkeypatch.setattr(SFTPServerHandler, "_extensions", without_limits)
     quirks = Quirks(cut_reads_above=WINDOWS_READ_CUT)
     bus = EventBus()
     profiles = profiles_seen(bus)
