@@ -49,6 +49,7 @@ from .engine.resume.journal import Journal
 from .engine.resume.stale_uploads import abort_stale, list_stale
 from .engine.s3.operations import S3Client, check_bucket, open_client
 from .engine.sftp.pool import Logins, SftpPool
+from .engine.sftp.server_profile import ServerProfile
 from .engine.transfer.queue import TransferQueue
 from .metrics import SnapshotMetrics, exporting
 from .observe.expectations import DropStatus
@@ -156,13 +157,15 @@ class NoticePrinter:
                 print(text, file=sys.stderr, flush=True)
 
 
-def result_record(result: TransferResult) -> dict[str, object]:
+def result_record(result: TransferResult, server: ServerProfile | None = None) -> dict[str, object]:
     """A file's ``--json`` record: ``bytes`` is what this run moved (0 for a skipped file),
-    ``size`` the file's size."""
+    ``size`` the file's size, ``server`` the SFTP server's profile (read size, extensions)."""
     record = result.as_json()
     record["size"] = result.bytes
     if result.status is not TransferState.DONE:
         record["bytes"] = 0
+    if server is not None:
+        record["server"] = server.to_json()
     return record
 
 
@@ -481,7 +484,8 @@ async def _copy(
             tally.add(result)
             tally.most_held = max(tally.most_held, len(queue.transfers))
             if request.json:
-                print(json.dumps(result_record(result), ensure_ascii=False), flush=True)
+                server = queue.sftp.server_profile(job.endpoint)
+                print(json.dumps(result_record(result, server), ensure_ascii=False), flush=True)
 
         copy = CopyRun(
             queue,

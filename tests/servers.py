@@ -121,7 +121,7 @@ class SftpServerInfo:
     the client sees it (its absolute path for sshd, ``/`` for the chrooted embedded server).
     """
 
-    kind: Literal["openssh", "asyncssh"]
+    kind: Literal["openssh", "asyncssh", "proftpd", "dropbear"]
     host: str
     port: int
     username: str

@@ -4,6 +4,11 @@ small files, listed, stat'ed and read over real SFTP without a byte on disk.
 File ``i`` of the tree is ``/many/f{i:07d}.csv``; its size cycles through ``min_size`` to
 ``max_size`` (so the engine sees thousands of distinct sizes) and its content repeats the line
 ``f"{i:08d}\\n"``, so any object can be checked against :meth:`SyntheticTree.content`.
+
+:class:`Quirks` make it behave like servers that are not at hand: Windows OpenSSH (reads
+above 100 KiB answered with 102,400 bytes), appliances refusing a second connection, servers
+refusing a second open of a file. (A server with no rename at all is
+``tests/nightly/helpers.py``'s ``stubborn_sftp``.)
 """
 
 from __future__ import annotations
@@ -11,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import posixpath
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import asyncssh
 
@@ -72,6 +77,32 @@ class SyntheticTree:
         return index if index < self.count else None
 
 
+#: Win32-OpenSSH answers any read above 100 KiB with this many bytes (PowerShell/Win32-OpenSSH
+#: #1395); a client that takes the short answer for EOF loses data.
+WINDOWS_READ_CUT = 102_400
+
+
+@dataclass(frozen=True)
+class Quirks:
+    """How the synthetic server misbehaves (all off by default)."""
+
+    #: Answer a read of more than this many bytes with this many (0: answer in full).
+    cut_reads_above: int = 0
+    #: Refuse a connection while this many are open (0: any number).
+    max_connections: int = 0
+    #: Refuse to open a file that is already open (some Windows and MFT servers).
+    exclusive_opens: bool = False
+
+
+@dataclass
+class QuirkStats:
+    """What the quirky server saw (for assertions)."""
+
+    read_sizes: list[int] = field(default_factory=list)
+    refused_connections: int = 0
+    refused_opens: int = 0
+
+
 def _attrs(kind: int, size: int, mtime: int) -> asyncssh.SFTPAttrs:
     permissions = 0o100644 if kind == asyncssh.FILEXFER_TYPE_REGULAR else 0o40755
     return asyncssh.SFTPAttrs(
@@ -91,9 +122,19 @@ class _Open:
 class _TreeSFTPServer(asyncssh.SFTPServer):
     """Serves a :class:`SyntheticTree` read-only: ``/``, ``/folder`` and its files."""
 
-    def __init__(self, chan: asyncssh.SSHServerChannel, tree: SyntheticTree) -> None:
+    def __init__(
+        self,
+        chan: asyncssh.SSHServerChannel,
+        tree: SyntheticTree,
+        quirks: Quirks | None = None,
+        stats: QuirkStats | None = None,
+        open_files: set[int] | None = None,
+    ) -> None:
         super().__init__(chan)
         self.tree = tree
+        self.quirks = quirks or Quirks()
+        self.stats = stats or QuirkStats()
+        self.open_files = open_files if open_files is not None else set()
 
     def _lookup(self, path: bytes) -> asyncssh.SFTPAttrs:
         tree = self.tree
@@ -137,10 +178,19 @@ class _TreeSFTPServer(asyncssh.SFTPServer):
         index = self.tree.index_of(self.realpath(path))
         if index is None:
             raise asyncssh.SFTPNoSuchFile(f"{path.decode(errors='replace')} does not exist")
+        if self.quirks.exclusive_opens:
+            if index in self.open_files:
+                self.stats.refused_opens += 1
+                raise asyncssh.SFTPFailure("The process cannot access the file: it is in use")
+            self.open_files.add(index)
         return _Open(index)
 
     def read(self, file_obj: object, offset: int, size: int) -> bytes:
         assert isinstance(file_obj, _Open)
+        self.stats.read_sizes.append(size)
+        cut = self.quirks.cut_reads_above
+        if cut and size > cut:
+            size = cut
         return self.tree.content(file_obj.index, offset, size)
 
     def fstat(self, file_obj: object) -> asyncssh.SFTPAttrs:
@@ -149,24 +199,52 @@ class _TreeSFTPServer(asyncssh.SFTPServer):
         return _attrs(asyncssh.FILEXFER_TYPE_REGULAR, size, self.tree.mtime)
 
     def close(self, file_obj: object) -> None:
+        if isinstance(file_obj, _Open):
+            self.open_files.discard(file_obj.index)
         return None
+
+
+class _QuirkAuth(_AuthServer):
+    """Logins as the embedded server's, refusing connections beyond ``max_connections``."""
+
+    def __init__(self, *args: object, quirks: Quirks, stats: QuirkStats) -> None:
+        super().__init__(*args)  # type: ignore[arg-type]
+        self.quirks = quirks
+        self.stats = stats
+
+    def begin_auth(self, username: str) -> bool:
+        limit = self.quirks.max_connections
+        if limit and len(self._connections) > limit and self._conn is not None:
+            self.stats.refused_connections += 1
+            self._conn.disconnect(
+                asyncssh.DISC_TOO_MANY_CONNECTIONS, "Too many connections for this user"
+            )
+        return True
 
 
 class SyntheticSftpServer(EmbeddedSftpServer):
     """The embedded server (same logins and host key handling) serving a synthetic tree."""
 
-    def __init__(self, tree: SyntheticTree, **kwargs: object) -> None:
+    def __init__(self, tree: SyntheticTree, quirks: Quirks | None = None, **kwargs: object) -> None:
         super().__init__("/", **kwargs)  # type: ignore[arg-type]
         self.tree = tree
+        self.quirks = quirks or Quirks()
+        self.quirk_stats = QuirkStats()
+        self._open_files: set[int] = set()
+
+    def _sftp_session(self, chan: asyncssh.SSHServerChannel) -> _TreeSFTPServer:
+        return _TreeSFTPServer(chan, self.tree, self.quirks, self.quirk_stats, self._open_files)
 
     async def start(self) -> SyntheticSftpServer:
-        tree = self.tree
+        quirks, stats = self.quirks, self.quirk_stats
         self._acceptor = await asyncssh.listen(
             self._host,
             self._requested_port,
             server_host_keys=[self.host_key],
-            server_factory=lambda: _AuthServer(self.users, self._authorized, self._connections),
-            sftp_factory=lambda chan: _TreeSFTPServer(chan, tree),
+            server_factory=lambda: _QuirkAuth(
+                self.users, self._authorized, self._connections, quirks=quirks, stats=stats
+            ),
+            sftp_factory=self._sftp_session,
             allow_scp=False,
             reuse_address=True,
         )

@@ -49,9 +49,11 @@ def key_args(server: SftpServerInfo, s3_endpoint: S3Endpoint) -> list[str]:
 
 
 @pytest.mark.all_stores
+@pytest.mark.sftp_families
 def test_copy_json_reports_each_file(
     openssh_sftp: SftpServerInfo, s3_endpoint: S3Endpoint, s3: Any, bucket: str
 ) -> None:
+    """On each server family; every record names the server's profile (read size)."""
     big = openssh_sftp.write_file("drop/customers.csv", size=12 * 1024 * 1024 + 7, seed=1)
     small = openssh_sftp.write_file("drop/orders 2026-11.csv", b"id\n1\n")
 
@@ -94,7 +96,15 @@ def test_copy_json_reports_each_file(
             "status",
         }
         assert line["status"] == "done"
+        assert line["server"]["banner"].startswith("SSH-2.0-")
+    server = by_key["landing/customers.csv"]["server"]  # read after the probe
+    assert server["sftp_version"] == 3
+    if openssh_sftp.kind == "openssh":
+        assert server["read_source"] == "limits@openssh.com"
+    else:  # ProFTPD and Dropbear advertise nothing: the probe found 256 KiB reads
+        assert (server["read_source"], server["read_bytes"]) == ("probed", 256 * 1024)
     assert object_bytes(s3, bucket, "landing/customers.csv") == big.read_bytes()
+    assert object_bytes(s3, bucket, "landing/orders 2026-11.csv") == small.read_bytes()
 
 
 def test_password_from_environment_and_seed_variables(

@@ -109,3 +109,9 @@ async def test_a_real_transfer_s_link_figures_reach_the_registry(
     assert value("sftp_s3_sftp_read_ceiling_bytes_per_second", labels) == pytest.approx(
         8 * MiB * 2 / rtt
     )
+    # The server's profile: OpenSSH advertises 255 KiB reads (limits@openssh.com) and
+    # honours them, so that is the read size.
+    assert value("sftp_s3_sftp_read_block_bytes", labels) == 255 * 1024
+    assert figures.server is not None and figures.server.banner.startswith("SSH-2.0-OpenSSH")
+    info = {**labels, "banner": figures.server.banner, "sftp_version": "3"}
+    assert value("sftp_s3_sftp_server_info", {**info, "read_source": "limits@openssh.com"}) == 1

@@ -138,9 +138,10 @@ def sanitize_key(key: str, *, keep_trailing_slash: bool = False) -> str:
     """Return a safe S3 key: no leading ``/``, no ``.``/``..``/empty segments, no controls.
 
     Control characters are refused rather than silently replaced, so a user never gets an
-    object under a name they did not expect.
+    object under a name they did not expect. The name is otherwise kept byte for byte: no
+    Unicode normalisation (an S3 key is any UTF-8 string, and rclone keeps names as given),
+    so ``café.csv`` in NFC and in NFD (as macOS writes it) are two files and two keys.
     """
-    key = unicodedata.normalize("NFC", key)
     bad = next((ch for ch in key if unicodedata.category(ch) == "Cc"), None)
     if bad is not None:
         raise UsageError(

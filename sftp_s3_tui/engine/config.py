@@ -100,6 +100,9 @@ class SftpEndpoint:
     jump: str | None = None
     #: Descend into linked folders (loops detected); without it they are skipped and counted.
     follow_symlinks: bool = False
+    #: Read in blocks of this many bytes instead of probing the server for its largest read
+    #: (0 = probe): for a server that misbehaves under probing.
+    read_block_bytes: int = 0
 
     def link_problems(self) -> list[tuple[str, str]]:
         """What is wrong with the link tunables, as ``(field, message)`` pairs (empty: usable)."""

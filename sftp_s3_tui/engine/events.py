@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Literal
 
 if TYPE_CHECKING:
     from .s3.checksums import StoreCapabilities
+    from .sftp.server_profile import ServerProfile
 
 
 class TransferState(StrEnum):
@@ -165,6 +166,8 @@ class SftpLinkMeasured(EngineEvent):
     window_bytes: int
     connections: int
     ceiling_bytes_per_second: float
+    #: What the server grants (read size, sessions, extensions): None before it is known.
+    server: ServerProfile | None = None
 
 
 EventHandler = Callable[[EngineEvent], None]

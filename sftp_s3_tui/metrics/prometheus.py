@@ -176,6 +176,20 @@ class SnapshotMetrics:
             ["host"],
             registry=r,
         )
+        self.sftp_read_block = Gauge(
+            "sftp_s3_sftp_read_block_bytes",
+            "The read size used for an SFTP host: its advertised limit, the largest read it "
+            "was found to honour, or a pinned value.",
+            ["host"],
+            registry=r,
+        )
+        self.sftp_server_info = Gauge(
+            "sftp_s3_sftp_server_info",
+            "An SFTP host's profile (always 1): banner, SFTP version and where the read "
+            "size came from (limits@openssh.com, probed, pinned or default).",
+            ["host", "banner", "sftp_version", "read_source"],
+            registry=r,
+        )
         # Create every label child now, so each series exists (at 0) from the first push.
         for side in ("sftp", "s3"):
             self.parts_retried.labels(side=side)
@@ -248,6 +262,15 @@ class SnapshotMetrics:
             self.sftp_rtt.labels(host=link.host).set(link.rtt_seconds)
             self.sftp_connections.labels(host=link.host).set(link.connections)
             self.sftp_read_ceiling.labels(host=link.host).set(link.ceiling_bytes_per_second)
+            server = link.server
+            if server is not None:
+                self.sftp_read_block.labels(host=link.host).set(server.read_bytes)
+                self.sftp_server_info.labels(
+                    host=link.host,
+                    banner=server.banner,
+                    sftp_version=str(server.sftp_version),
+                    read_source=server.read_source,
+                ).set(1)
         for seconds in snapshot.sftp_read_seconds:
             self.sftp_read_seconds.observe(seconds)
         for seconds in snapshot.s3_upload_seconds:

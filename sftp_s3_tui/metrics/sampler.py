@@ -33,6 +33,7 @@ from sftp_s3_tui.engine.events import (
     TransferState,
     TransferStateChanged,
 )
+from sftp_s3_tui.engine.sftp.server_profile import ServerProfile
 
 __all__ = [
     "PART_STATES",
@@ -123,6 +124,8 @@ class SftpLinkStats:
     window_bytes: int
     connections: int
     ceiling_bytes_per_second: float
+    #: What the server grants (read size, extensions), once known.
+    server: ServerProfile | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -476,6 +479,7 @@ class Sampler:
             window_bytes=event.window_bytes,
             connections=event.connections,
             ceiling_bytes_per_second=event.ceiling_bytes_per_second,
+            server=event.server,
         )
         if len(links) > MAX_LINK_HOSTS:
             del links[next(iter(links))]

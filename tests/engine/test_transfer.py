@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from typing import Any
 
 import pytest
@@ -28,6 +29,7 @@ SIZES = {
 
 
 @pytest.mark.all_stores
+@pytest.mark.sftp_families
 @pytest.mark.parametrize("name", list(SIZES))
 async def test_sizes_land_byte_exact_with_sha256(
     sftp_server: SftpServerInfo, s3_endpoint: S3Endpoint, s3: Any, bucket: str, name: str
@@ -72,6 +74,29 @@ async def test_utf8_and_spaces_keep_their_names(
             object_bytes(s3, bucket, f"x/{remote.remote_path.rsplit('/', 1)[1]}")
             == remote.read_bytes()
         )
+
+
+@pytest.mark.all_stores
+async def test_nfc_and_nfd_names_land_side_by_side_byte_for_byte(
+    openssh_sftp: SftpServerInfo, s3_endpoint: S3Endpoint, s3: Any, bucket: str
+) -> None:
+    """``café.csv`` composed (NFC) and decomposed (NFD, as macOS writes it) are two files on
+    the server: each lands at a key spelled exactly as its name, with its own bytes."""
+    nfc = unicodedata.normalize("NFC", "café.csv")
+    nfd = unicodedata.normalize("NFD", "café.csv")
+    assert nfc.encode() != nfd.encode()
+    openssh_sftp.write_file(f"drop/{nfc}", b"composed\n")
+    openssh_sftp.write_file(f"drop/{nfd}", b"decomposed\n")
+
+    results = await copy(
+        openssh_sftp.endpoint(), [openssh_sftp.remote_path("drop/")], f"s3://{bucket}/", s3_endpoint
+    )
+
+    assert [r.status for r in results] == [TransferState.DONE] * 2, [r.message for r in results]
+    listed = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"]]
+    assert sorted(k.encode() for k in listed) == sorted([nfc.encode(), nfd.encode()])
+    assert object_bytes(s3, bucket, nfc) == b"composed\n"
+    assert object_bytes(s3, bucket, nfd) == b"decomposed\n"
 
 
 async def test_folder_copies_keep_the_relative_layout(

@@ -8,6 +8,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from sftp_s3_tui.engine.addresses import parse_s3_url
 from sftp_s3_tui.engine.config import S3Endpoint, SftpEndpoint
 from sftp_s3_tui.engine.events import TransferState
@@ -87,6 +89,7 @@ async def test_min_age_holds_back_young_files(
     assert statuses == {"new.csv": "waiting", "old.csv": "done"}
 
 
+@pytest.mark.sftp_families
 async def test_done_file_pairing_and_cleanup(
     openssh_sftp: SftpServerInfo, s3_endpoint: S3Endpoint, s3: Any, bucket: str
 ) -> None:

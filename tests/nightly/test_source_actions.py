@@ -8,6 +8,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from sftp_s3_tui.engine.addresses import parse_s3_url
 from sftp_s3_tui.engine.config import ConflictPolicy, S3Endpoint, TransferOptions
 from sftp_s3_tui.engine.events import TransferState
@@ -25,6 +27,7 @@ from .helpers import manifest_rows, nightly, stubborn_sftp
 PART = 5 * MiB
 
 
+@pytest.mark.sftp_families
 async def test_move_to_archive_after_verified_copy(
     sftp_server: SftpServerInfo, s3_endpoint: S3Endpoint, s3: Any, bucket: str, tmp_path: Path
 ) -> None:
@@ -64,12 +67,15 @@ async def test_move_to_archive_after_verified_copy(
         assert row["status"] == "done" and row["source_action"].startswith("move to ")
         assert row["source"]["host"] == sftp_server.host and row["started"] and row["finished"]
         assert row["host_key"].startswith("ssh-") and "SHA256:" in row["host_key"]
+        assert row["server"]["banner"].startswith("SSH-2.0-")  # the server's profile
+        assert row["server"]["read_bytes"] >= 16 * 1024
     # each file's row comes before what was done to its source
     order = [(r["kind"], r.get("key") or r.get("path")) for r in rows]
     for path, key in ((small.remote_path, "in/orders.csv"), (big.remote_path, "in/2026/big.bin")):
         assert order.index(("file", key)) < order.index(("source_action", path))
 
 
+@pytest.mark.sftp_families
 async def test_delete_source_after_verified_copy(
     openssh_sftp: SftpServerInfo, s3_endpoint: S3Endpoint, s3: Any, bucket: str
 ) -> None:

@@ -137,6 +137,7 @@ async def test_a_name_that_is_not_utf8_fails_alone_with_its_escaped_name(
     assert_object(s3, bucket, "good.csv", b"good\n")
 
 
+@pytest.mark.sftp_families
 async def test_special_files_are_refused_by_type_and_the_folder_lands(
     openssh_sftp: SftpServerInfo, s3_endpoint: S3Endpoint, s3: Any, bucket: str
 ) -> None:
@@ -179,6 +180,7 @@ async def test_a_fifo_named_directly_is_refused_without_opening_it(
     assert "is a FIFO, not a regular file" in result.message
 
 
+@pytest.mark.sftp_families
 async def test_folder_links_are_skipped_by_default_and_followed_once_when_asked(
     openssh_sftp: SftpServerInfo, s3_endpoint: S3Endpoint, s3: Any, bucket: str
 ) -> None:

@@ -30,6 +30,7 @@ FAST_RETRIES = TransferOptions(
 )
 
 
+@pytest.mark.sftp_families
 async def test_cut_mid_file_reconnects_and_finishes(
     via_proxy: SftpServerInfo,
     sshd_proxy: FaultProxy,
@@ -134,6 +135,7 @@ async def test_stall_longer_than_the_timeout_fails_without_hanging(
     assert_nothing_written(s3, bucket)
 
 
+@pytest.mark.sftp_families
 async def test_stall_shorter_than_the_retries_recovers(
     via_proxy: SftpServerInfo,
     sshd_proxy: FaultProxy,

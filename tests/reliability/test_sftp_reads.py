@@ -271,12 +271,56 @@ async def test_a_far_host_is_measured_and_read_over_several_connections(
 
 
 async def test_a_near_host_uses_one_connection(
-    via_proxy: SftpServerInfo, sshd_proxy: FaultProxy, s3_endpoint: S3Endpoint, bucket: str
+    via_proxy: SftpServerInfo,
+    sshd_proxy: FaultProxy,
+    s3_endpoint: S3Endpoint,
+    bucket: str,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    """A host 2 ms away (the latency proxy's delay, not loopback's luck) against a 50 ms
+    threshold: however busy the machine, the minimum of the RTT samples says near, so one
+    connection reads the whole file (a busy moment once made it 4)."""
+    monkeypatch.setattr(engine_sftp, "FAR_RTT_SECONDS", 0.05)
+    sshd_proxy.set_rtt(0.002)
     remote = via_proxy.write_file("in/big.bin", size=20 * MiB, seed=9)
     [result] = await copy(
         via_proxy.endpoint(), [remote.remote_path], f"s3://{bucket}/", s3_endpoint, options=OPTIONS
     )
+    assert result.status is TransferState.DONE and result.sha256 == remote.sha256
+    assert sshd_proxy.connections == 1
+
+
+async def test_one_slow_round_trip_at_login_does_not_make_a_near_host_far(
+    via_proxy: SftpServerInfo,
+    sshd_proxy: FaultProxy,
+    s3_endpoint: S3Endpoint,
+    bucket: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The login's round trips take 200 ms until a quarter of a second after the first
+    sample (a busy moment), then 2 ms: against a 50 ms threshold the minimum of all the
+    samples decides, so the host is near and one connection reads the file (the first
+    three samples, all slow, said far, and 4 connections were opened)."""
+    monkeypatch.setattr(engine_sftp, "FAR_RTT_SECONDS", 0.05)
+    sshd_proxy.set_rtt(0.2)
+    remote = via_proxy.write_file("in/big.bin", size=20 * MiB, seed=11)
+    bus = EventBus()
+    calm: list[asyncio.TimerHandle] = []
+
+    def after_the_first_sample(event: EngineEvent) -> None:
+        if isinstance(event, SftpLinkMeasured) and not calm:  # the busy moment ends
+            calm.append(asyncio.get_running_loop().call_later(0.25, sshd_proxy.set_rtt, 0.002))
+
+    bus.subscribe(after_the_first_sample)
+    [result] = await copy(
+        via_proxy.endpoint(),
+        [remote.remote_path],
+        f"s3://{bucket}/",
+        s3_endpoint,
+        options=OPTIONS,
+        bus=bus,
+    )
+
     assert result.status is TransferState.DONE and result.sha256 == remote.sha256
     assert sshd_proxy.connections == 1
 

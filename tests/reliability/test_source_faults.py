@@ -11,6 +11,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from sftp_s3_tui.engine.config import S3Endpoint, TransferOptions
 from sftp_s3_tui.engine.events import TransferState
 from tests.engine.helpers import MiB, copy
@@ -47,6 +49,7 @@ async def _copy_changing(
     return result
 
 
+@pytest.mark.sftp_families
 async def test_source_growing_during_the_read_is_detected_and_not_published(
     via_proxy: SftpServerInfo, sshd_proxy: FaultProxy, s3_endpoint: S3Endpoint, s3: Any, bucket: str
 ) -> None:

@@ -157,6 +157,12 @@ async def test_a_far_hosts_rtt_and_ceiling_are_shown_with_the_knobs(
         limits = _row(text, "Server limits")
         assert limits == "read 255.0 KiB, write 255.0 KiB per request (limits@openssh.com)"
         assert _row(text, "Link settings") == "up to 3 connection(s), SSH window 8.0 MiB each"
+        # The server's profile, probed at its first login: banner, reads, extensions.
+        assert _row(text, "Banner").startswith("SSH-2.0-OpenSSH")
+        assert _row(text, "Server profile").startswith(
+            "SFTP v3 · reads 255 KiB (limits@openssh.com)"
+        )
+        assert "posix-rename@openssh.com" in _row(text, "Extensions")
         await app.close_all()
 
 

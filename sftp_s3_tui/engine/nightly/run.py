@@ -67,6 +67,13 @@ async def host_key_fingerprint(pool: SftpPool, job: FileJob) -> str | None:
         return None
 
 
+def _server_json(pool: Any, job: FileJob) -> dict[str, Any] | None:
+    """The SFTP server's profile for the manifest row (None when the pool has none)."""
+    finder = getattr(pool, "server_profile", None)
+    profile = finder(job.endpoint) if finder is not None else None
+    return profile.to_json() if profile is not None else None
+
+
 def file_row(
     job: FileJob,
     result: TransferResult,
@@ -77,6 +84,7 @@ def file_row(
     head: dict[str, Any] | None,
     host_key: str | None,
     source_action: str | None,
+    server: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The manifest row of one file."""
     endpoint = job.endpoint
@@ -94,6 +102,7 @@ def file_row(
             "mtime_iso": iso(job.mtime),
         },
         "host_key": host_key,
+        "server": server,
         "bucket": result.bucket,
         "key": result.key,
         "bytes": result.bytes if result.status is TransferState.DONE else 0,
@@ -300,6 +309,7 @@ class CopyRun:
                 head=head,
                 host_key=self._host_keys[endpoint],
                 source_action=action.describe if action.active else None,
+                server=_server_json(self.queue.sftp, job),
             )
             if self.observer is not None:
                 row["run_id"] = self.observer.run_id

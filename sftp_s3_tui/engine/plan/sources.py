@@ -348,8 +348,8 @@ def _key_root(path: str, dest: S3Location) -> str | None:
 def can_stream(sources: Sequence[PlanSource], dest: S3Location) -> bool:
     """Whether :func:`stream_plan` keeps :func:`plan_copy`'s rules for these sources.
 
-    One source always (its own files cannot collide but by Unicode normalization, which
-    the stream catches per file). Several sources only when their keys cannot meet (each
+    One source always (its own files have distinct names, so distinct keys; the stream
+    still catches a clash per file). Several sources only when their keys cannot meet (each
     lands at or under a key of its own): then a collision between sources is impossible,
     and the stream need not see the whole plan before the first file moves.
     """

@@ -39,6 +39,13 @@ from ..errors import (
     TransferError,
 )
 from ..events import SftpLinkMeasured
+from .server_profile import (
+    HostProfile,
+    ServerProfile,
+    handshake_profile,
+    needs_read_probe,
+    probe_read_size,
+)
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -467,6 +474,10 @@ class _Host:
     #: ~/.ssh/config's or the local one): part of what identifies a source to a resume.
     host_keys: set[str] = field(default_factory=set)
     login_users: set[str] = field(default_factory=set)
+    #: What the server grants (probed once per session: see server_profile).
+    server: HostProfile = field(default_factory=HostProfile)
+    #: Set once the first connection's RTT samples are all in: only then is a host far.
+    measured: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 def _with_trusted_keys(endpoint: SftpEndpoint, lines: tuple[str, ...]) -> SftpEndpoint:
@@ -584,7 +595,42 @@ class SftpPool:
             window_bytes=endpoint.window_bytes,
             connections=connections,
             ceiling_bytes_per_second=ceiling,
+            server=host.server.profile,
         )
+
+    def server_profile(self, endpoint: SftpEndpoint) -> ServerProfile | None:
+        """What ``endpoint``'s server was found to grant (None before its first login)."""
+        host = self._hosts.get(self._key(endpoint))
+        return host.server.profile if host is not None else None
+
+    def read_block_bytes(self, endpoint: SftpEndpoint) -> int:
+        """The block size a new read of ``endpoint``'s files uses (-1: the server's own)."""
+        profile = self.server_profile(endpoint)
+        return profile.read_bytes if profile is not None else -1
+
+    async def settle_read_size(
+        self, endpoint: SftpEndpoint, file: asyncssh.SFTPClientFile, file_size: int
+    ) -> int:
+        """The host's read size, probed with ``file`` (open, ``file_size`` bytes) when it is
+        still unknown; a probe already under way for the host is waited for instead."""
+        host = self._host(endpoint)
+        state = host.server
+        if state.profile is None:
+            return -1
+        if state.probing is not None and not state.probing.done():
+            await asyncio.shield(state.probing)
+        elif needs_read_probe(state.profile, file_size):
+            probing = asyncio.ensure_future(
+                probe_read_size(state.profile, file, file_size, endpoint.request_timeout_seconds)
+            )
+            state.probing = probing
+            found = await asyncio.shield(probing)
+            state.profile = _merged(state.profile, found)
+            log.info("%s: %s", endpoint.display, state.profile.summary())
+            if self.on_link is not None and host.rtt_seconds is not None:
+                self.on_link(self._link_event(host))
+        assert state.profile is not None
+        return state.profile.read_bytes
 
     def throttle(self, endpoint: SftpEndpoint) -> TokenBucket | None:
         """The host's bandwidth limiter (None when unlimited)."""
@@ -598,7 +644,7 @@ class SftpPool:
         """
         host = self._host(endpoint)
         async with host.lock:
-            near = host.rtt_seconds is not None and host.rtt_seconds < FAR_RTT_SECONDS
+            near = host.rtt_seconds is not None and not _is_far(host)
             if slot is not None:
                 chosen = host.slots[slot % len(host.slots)]
             else:  # near hosts: one connection does (more only cost logins and CPU)
@@ -683,29 +729,47 @@ class SftpPool:
                 ) from exc
             slot.conn, slot.client = conn, client
             slot.generation += 1
+            if host.server.profile is None:
+                host.server.profile = handshake_profile(conn, client, endpoint.read_block_bytes)
             self._in_background(self._measure(host, client))
             await asyncio.sleep(0)  # its first request is sent before the caller's
             return client, slot.generation
 
     async def _measure(self, host: _Host, client: asyncssh.SFTPClient) -> None:
         """RTT samples of a new connection, taken while the first requests go out (not
-        before them: a round trip less per login, three per far one); the best one is kept.
-        The first request goes out before the caller's, so its answer comes before the
-        file's first stat's: a file decides whether to spread on a measured link. A host
-        that measured far (or a busy moment) gets two more samples."""
-        for sample in range(3):
-            try:
+        before them: a round trip less per login); the minimum is kept. The first request
+        goes out before the caller's, so its answer comes before the file's first stat's.
+        A sample above the far threshold may be a busy moment (a loaded machine makes a
+        loopback round trip take 10 ms), so a host is far only when the minimum of
+        RTT_SAMPLES samples is: the decision waits for them (:meth:`settled_far`)."""
+        try:
+            for sample in range(RTT_SAMPLES):
+                try:
+                    async with asyncio.timeout(host.endpoint.request_timeout_seconds):
+                        rtt = await _measure_rtt(client)
+                except (OSError, asyncssh.Error, TimeoutError):
+                    return
+                better = host.rtt_seconds is None or rtt < host.rtt_seconds
+                if better:
+                    host.rtt_seconds = rtt
+                if (better or sample == 0) and self.on_link is not None:  # 0: a new connection
+                    self.on_link(self._link_event(host))
+                if host.rtt_seconds is not None and host.rtt_seconds < FAR_RTT_SECONDS:
+                    return  # near: no later sample can make it far
+        finally:
+            host.measured.set()
+
+    async def settled_far(self, endpoint: SftpEndpoint) -> bool:
+        """Whether ``endpoint``'s host is far, from the minimum of its RTT samples (waits for
+        them while the samples so far say far; a near sample decides at once)."""
+        host = self._hosts.get(self._key(endpoint))
+        if host is None or host.rtt_seconds is None:
+            return False
+        if not _is_far(host) and host.rtt_seconds >= FAR_RTT_SECONDS:
+            with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(host.endpoint.request_timeout_seconds):
-                    rtt = await _measure_rtt(client)
-            except (OSError, asyncssh.Error, TimeoutError):
-                return
-            better = host.rtt_seconds is None or rtt < host.rtt_seconds
-            if better:
-                host.rtt_seconds = rtt
-            if (better or sample == 0) and self.on_link is not None:  # 0: a new connection
-                self.on_link(self._link_event(host))
-            if rtt < FAR_RTT_SECONDS:
-                return
+                    await host.measured.wait()
+        return _is_far(host)
 
     async def invalidate(self, endpoint: SftpEndpoint, client: asyncssh.SFTPClient | Lease) -> None:
         """Forget a connection that failed, so the next call reconnects — once per failure.
@@ -906,6 +970,27 @@ class SftpPool:
 LINK_STATS_AT_ONCE = 32  # a folder of links over a far link: resolve them concurrently
 
 
+def _is_far(host: _Host) -> bool:
+    """Far: every RTT sample taken (the minimum of several) at or above the threshold, or
+    one already ten times above it (a busy machine does not add that: no need to wait)."""
+    rtt = host.rtt_seconds
+    if rtt is None or rtt < FAR_RTT_SECONDS:
+        return False
+    return host.measured.is_set() or rtt >= SURELY_FAR * FAR_RTT_SECONDS
+
+
+def _merged(current: ServerProfile, probed: ServerProfile) -> ServerProfile:
+    """``current`` (which a background task may have updated meanwhile) with the probe's
+    read-size findings."""
+    return replace(
+        current,
+        read_bytes=probed.read_bytes,
+        read_source=probed.read_source,
+        largest_full_read_bytes=probed.largest_full_read_bytes,
+        short_read_bytes=probed.short_read_bytes,
+    )
+
+
 def _pick(slots: list[_Slot]) -> _Slot:
     """The least busy open connection, or a new one if all open ones are busy."""
     open_slots = [s for s in slots if s.alive or s.conn is not None or s.files]
@@ -1018,6 +1103,8 @@ async def _at_end(file: asyncssh.SFTPClientFile, offset: int) -> bool:
 
 
 FAR_RTT_SECONDS = 0.005  # beyond this round trip, more connections per host pay off
+RTT_SAMPLES = 4  # a host is far when the minimum of this many round trips is
+SURELY_FAR = 10  # ... or as soon as one is this many times the threshold (50 ms)
 
 
 class RemoteReader:
@@ -1075,6 +1162,8 @@ class RemoteReader:
             raise
         await opening  # the open's own error (e.g. no read permission) if it failed
         entry = _entry(posixpath.basename(self.path), self.path, attrs)
+        if self.block_size <= 0 and attrs.size and self._handles and not entry.problem:
+            await self._use_server_read_size(attrs.size)
         if entry.problem or entry.is_dir:
             raise SourceUnsupported(
                 entry.problem or f"{self.path} is a folder, not a file", "copy regular files only"
@@ -1086,12 +1175,24 @@ class RemoteReader:
             )
         return attrs.size, int(attrs.mtime or 0)
 
-    def spread(self, size: int, part_size: int) -> int:
+    async def _use_server_read_size(self, size: int) -> None:
+        """Read in the block size the server's profile found (probing it with this file
+        when the host's read size is still unknown)."""
+        first = self._handles[min(self._handles)][1]
+        try:
+            read_bytes = await self.pool.settle_read_size(self.endpoint, first, size)
+        except (OSError, asyncssh.Error, TimeoutError) as exc:
+            log.info("%s: no read-size probe: %s", self.path, exc)
+            return
+        if read_bytes > 0:
+            for _lease, file in self._handles.values():
+                file.read_len = read_bytes
+
+    async def spread(self, size: int, part_size: int) -> int:
         """Use up to ``endpoint.connections`` handles for a file of several parts on a far
-        host; returns how many."""
-        link = self.pool.link(self.endpoint)
-        far = link is not None and link.rtt_seconds >= FAR_RTT_SECONDS
+        host (the minimum of several RTT samples decides); returns how many."""
         parts = -(-size // max(part_size, 1))
+        far = parts > 1 and await self.pool.settled_far(self.endpoint)
         self._width = max(1, min(self.endpoint.connections, parts)) if far else 1
         if self._handles:  # log the further connections in now, not at their first part:
             for index in range(1, self._width):  # the file's first parts come meanwhile
@@ -1138,7 +1239,12 @@ class RemoteReader:
                 self.endpoint,
                 self.path,
                 lambda c: c.open(
-                    self.path, "rb", block_size=self.block_size, max_requests=self.max_requests
+                    self.path,
+                    "rb",
+                    block_size=self.block_size
+                    if self.block_size > 0
+                    else self.pool.read_block_bytes(self.endpoint),
+                    max_requests=self.max_requests,
                 ),
                 lease=lease,
             )

@@ -41,7 +41,7 @@ class Source:
         size, mtime = await self.reader.stat()
         self._checked = True
         self.reader.expected_size = size
-        self.reader.spread(size, part_size_for(size, self.ctx.options.part_size))
+        await self.reader.spread(size, part_size_for(size, self.ctx.options.part_size))
         return size, mtime
 
     async def read(self, offset: int, view: memoryview) -> None:

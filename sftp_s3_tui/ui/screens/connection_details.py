@@ -25,6 +25,7 @@ from ...engine.config import ChecksumChoice, ConflictPolicy, HostKeyPolicy
 from ...engine.errors import TransferError
 from ...engine.events import EngineEvent, SftpLinkMeasured, StoreChecked
 from ...engine.s3.checksums import FULL_OBJECT, HEADER_NAME, SESSION_PROBES, StoreCapabilities
+from ...engine.sftp.server_profile import ServerProfile
 from ..formatting import format_size
 from ..session import Session
 from .detail import CopyableTextScreen
@@ -84,6 +85,8 @@ class ConnectionInfo:
     follow_symlinks: bool
     link: LinkFigures | None = None
     problems: tuple[str, ...] = field(default=())
+    #: What the server was found to grant (None before its first login).
+    server: ServerProfile | None = None
 
 
 def format_ceiling(bytes_per_second: float) -> str:
@@ -252,6 +255,13 @@ def detail_rows(info: ConnectionInfo) -> list[tuple[str, str]]:
                 ),
             )
         )
+    server = info.server
+    if server is not None:
+        rows += [
+            ("Banner", server.banner or "(none)"),
+            ("Server profile", server.summary()),
+            ("Extensions", ", ".join(server.extensions) or "none"),
+        ]
     block = format_size(info.block_size) if info.block_size else "the server's read limit"
     requests = str(info.requests_in_flight) if info.requests_in_flight else "automatic"
     rows.append(("Read block", f"{block}; requests in flight per file: {requests}"))
@@ -361,6 +371,7 @@ async def gather(session: Session) -> ConnectionInfo:
         follow_symlinks=sftp.follow_symlinks,
         link=_link(pool.link(sftp)),
         problems=tuple(problems),
+        server=pool.server_profile(sftp),
     )
 
 

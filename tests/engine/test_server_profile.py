@@ -1,0 +1,190 @@
+"""A user copies from the SFTP servers partners run: each is probed once (its largest read,
+sessions, extensions) and read at what it honours, and every object lands byte-exact."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from asyncssh.sftp import SFTPServerHandler
+
+from sftp_s3_tui.engine.config import S3Endpoint, SftpEndpoint, TransferOptions
+from sftp_s3_tui.engine.events import EngineEvent, EventBus, SftpLinkMeasured, TransferState
+from sftp_s3_tui.engine.sftp import pool as engine_sftp
+from sftp_s3_tui.engine.sftp.server_profile import ServerProfile
+from tests.servers import SftpServerInfo
+from tests.synthetic_sftp import WINDOWS_READ_CUT, Quirks, SyntheticSftpServer, SyntheticTree
+
+from .helpers import MiB, copy, object_bytes, sha256
+
+KiB = 1024
+USER, PASSWORD = "partner", "partner-secret"
+
+BANNERS = {"openssh": "OpenSSH", "proftpd": "mod_sftp", "dropbear": "dropbear"}
+
+
+def profiles_seen(bus: EventBus) -> list[ServerProfile]:
+    """The server profiles the run's link events carried, in order."""
+    seen: list[ServerProfile] = []
+
+    def on_event(event: EngineEvent) -> None:
+        if isinstance(event, SftpLinkMeasured) and event.server is not None:
+            seen.append(event.server)
+
+    bus.subscribe(on_event)
+    return seen
+
+
+@pytest.mark.sftp_families
+async def test_each_server_family_is_read_at_the_largest_read_it_honours(
+    openssh_sftp: SftpServerInfo, sftp_family: str, s3_endpoint: S3Endpoint, s3: Any, bucket: str
+) -> None:
+    """ProFTPD and Dropbear advertise no read limit: without the probe they were read in
+    16 KiB blocks (a third to a half of their speed). OpenSSH's advertised limit is used."""
+    remote = openssh_sftp.write_file("drop/export.bin", size=3 * MiB + 17, seed=5)
+    bus = EventBus()
+    profiles = profiles_seen(bus)
+
+    [result] = await copy(
+        openssh_sftp.endpoint(), [remote.remote_path], f"s3://{bucket}/in/", s3_endpoint, bus=bus
+    )
+
+    assert result.status is TransferState.DONE, result.message
+    assert object_bytes(s3, bucket, "in/export.bin") == remote.read_bytes()
+    profile = profiles[-1]
+    assert BANNERS[sftp_family] in profile.banner
+    assert profile.sftp_version == 3
+    assert profile.posix_rename
+    if sftp_family == "openssh":
+        assert profile.read_source == "limits@openssh.com"
+        assert profile.read_bytes == profile.advertised_read_bytes >= 64 * KiB
+    else:
+        assert profile.advertised_read_bytes == 0
+        assert (profile.read_source, profile.read_bytes) == ("probed", 256 * KiB)
+    assert f"reads {profile.read_bytes // KiB} KiB ({profile.read_source})" in profile.summary()
+
+
+@pytest.fixture
+def tree() -> SyntheticTree:
+    """Three files of 1–3 MiB (each several probe sizes long)."""
+    return SyntheticTree(3, min_size=1 * MiB, max_size=3 * MiB)
+
+
+async def copy_tree(
+    server: SyntheticSftpServer,
+    tree: SyntheticTree,
+    tmp_path: Path,
+    s3_endpoint: S3Endpoint,
+    bucket: str,
+    *,
+    bus: EventBus | None = None,
+    **endpoint: Any,
+) -> list[Any]:
+    known_hosts = tmp_path / "known_hosts"
+    known_hosts.write_text(server.known_hosts_line + "\n")
+    sftp = SftpEndpoint(
+        "127.0.0.1",
+        server.port,
+        username=USER,
+        password=PASSWORD,
+        known_hosts=str(known_hosts),
+        use_agent=False,
+        **endpoint,
+    )
+    options = TransferOptions(part_size=5 * MiB)
+    return await copy(sftp, ["/many/"], f"s3://{bucket}/in/", s3_endpoint, options=options, bus=bus)
+
+
+def assert_tree_landed(s3: Any, bucket: str, tree: SyntheticTree, results: list[Any]) -> None:
+    assert [r.status for r in results] == [TransferState.DONE] * tree.count, [
+        r.message for r in results
+    ]
+    for index in range(tree.count):
+        body = object_bytes(s3, bucket, f"in/{tree.name(index)}")
+        assert sha256(body) == tree.sha256(index)
+
+
+async def test_a_windows_server_that_cuts_reads_at_100_kib_is_read_in_100_kib_blocks(
+    tree: SyntheticTree,
+    tmp_path: Path,
+    s3_endpoint: S3Endpoint,
+    s3: Any,
+    bucket: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Windows OpenSSH answers reads above 100 KiB with 102,400 bytes (Win32-OpenSSH #1395):
+    the short answer is data, not EOF; the probe finds the cut and reads use it, so no read
+    after the probe is cut. (Those releases advertise no ``limits@openssh.com``: neither
+    does the emulation.)"""
+    without_limits = [e for e in SFTPServerHandler._extensions if e[0] != b"limits@openssh.com"]
+    monkeypatch.setattr(SFTPServerHandler, "_extensions", without_limits)
+    quirks = Quirks(cut_reads_above=WINDOWS_READ_CUT)
+    bus = EventBus()
+    profiles = profiles_seen(bus)
+    async with SyntheticSftpServer(tree, quirks, users={USER: PASSWORD}) as server:
+        results = await copy_tree(server, tree, tmp_path, s3_endpoint, bucket, bus=bus)
+        sizes = server.quirk_stats.read_sizes
+
+    assert_tree_landed(s3, bucket, tree, results)
+    profile = profiles[-1]
+    assert (profile.read_bytes, profile.short_read_bytes) == (WINDOWS_READ_CUT, WINDOWS_READ_CUT)
+    assert "cuts reads to 102,400 bytes" in profile.summary()
+    cut = [size for size in sizes if size > WINDOWS_READ_CUT]
+    assert len(cut) == 2  # the probe's 128 KiB and 256 KiB reads, nothing after them
+
+
+async def test_a_pinned_read_size_is_used_without_probing(
+    tree: SyntheticTree, tmp_path: Path, s3_endpoint: S3Endpoint, s3: Any, bucket: str
+) -> None:
+    """A server that misbehaves under probing: the endpoint pins the read size."""
+    quirks = Quirks(cut_reads_above=WINDOWS_READ_CUT)
+    async with SyntheticSftpServer(tree, quirks, users={USER: PASSWORD}) as server:
+        results = await copy_tree(
+            server, tree, tmp_path, s3_endpoint, bucket, read_block_bytes=64 * KiB
+        )
+        sizes = server.quirk_stats.read_sizes
+
+    assert_tree_landed(s3, bucket, tree, results)
+    assert max(sizes) == 64 * KiB
+
+
+async def test_a_server_refusing_a_second_connection_is_copied_exact(
+    tree: SyntheticTree,
+    tmp_path: Path,
+    s3_endpoint: S3Endpoint,
+    s3: Any,
+    bucket: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A far host (every host counts as far here) gets up to 4 connections; this server
+    takes one and refuses the rest: the files still land exact, over the one it took."""
+    monkeypatch.setattr(engine_sftp, "FAR_RTT_SECONDS", 0.0)
+    quirks = Quirks(max_connections=1)
+    async with SyntheticSftpServer(tree, quirks, users={USER: PASSWORD}) as server:
+        results = await copy_tree(server, tree, tmp_path, s3_endpoint, bucket, connections=4)
+        refused = server.quirk_stats.refused_connections
+
+    assert_tree_landed(s3, bucket, tree, results)
+    assert refused >= 1
+
+
+async def test_a_server_refusing_concurrent_opens_of_a_file_is_copied_exact(
+    tree: SyntheticTree,
+    tmp_path: Path,
+    s3_endpoint: S3Endpoint,
+    s3: Any,
+    bucket: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A big file on a far host is opened once per connection; this server refuses a
+    second open of a file that is open: the parts are read over the handle it granted."""
+    monkeypatch.setattr(engine_sftp, "FAR_RTT_SECONDS", 0.0)
+    quirks = Quirks(exclusive_opens=True)
+    big = SyntheticTree(1, min_size=12 * MiB, max_size=12 * MiB)
+    async with SyntheticSftpServer(big, quirks, users={USER: PASSWORD}) as server:
+        results = await copy_tree(server, big, tmp_path, s3_endpoint, bucket, connections=4)
+        refused = server.quirk_stats.refused_opens
+
+    assert_tree_landed(s3, bucket, big, results)
+    assert refused >= 1
