@@ -297,7 +297,8 @@ def _add_transfer_options(parser: argparse.ArgumentParser) -> None:
     tuning.add_argument(
         "--conflict",
         choices=[p.value for p in ConflictPolicy],
-        help="when the key exists (overwrite)",
+        help="when the key exists (copy: if-different, i.e. skip what is there with the same "
+        "size and not older than the source, or the same sha256; watch: overwrite)",
     )
     tuning.add_argument(
         "--checksum",

@@ -48,6 +48,11 @@ if TYPE_CHECKING:  # the plan pulls in asyncssh: not needed to parse flags or pr
     from .engine.plan import PlanSource
     from .engine.run_options import RunOptions
 
+#: ``copy``'s conflict policy unless --conflict or the profile says otherwise: a rerun skips
+#: what is already there and unchanged, as rclone users expect (same size, and the source not
+#: newer or the same sha256). The engine's default (and Airflow's ``replace``) stays as it is.
+COPY_DEFAULT_CONFLICT = ConflictPolicy.IF_DIFFERENT
+
 #: Exit codes of every command (documented in README and ``--help``).
 EXIT_OK = 0  # every file landed (or was skipped by the conflict policy)
 EXIT_FAILED = 1  # some files failed; the others landed
@@ -595,6 +600,12 @@ def copy_request(
     )
     s3 = s3_endpoint(flags, env, profile.s3_endpoint() if profile else None)
     options = transfer_options(transfer, profile.transfer_options() if profile else None)
+    if (
+        watch_every is None
+        and not transfer.conflict
+        and not (profile and profile.transfer.conflict)
+    ):
+        options = replace(options, conflict=COPY_DEFAULT_CONFLICT)
     from .engine.plan import PlanSource, exact_key_error
 
     run = run or RunFlags()

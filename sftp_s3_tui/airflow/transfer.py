@@ -19,6 +19,7 @@ from ..engine.errors import HostKeyError, SftpAuthError, SourceNotFound, Transfe
 from ..engine.events import (
     EngineEvent,
     EventBus,
+    StoreChecked,
     TransferFinished,
     TransferNotice,
     TransferResult,
@@ -80,6 +81,8 @@ def run_sync(make: Callable[[], Awaitable[T]]) -> T:
 def _log_event(event: EngineEvent) -> None:
     if isinstance(event, TransferNotice):
         log.warning("%s", event.message)
+    elif isinstance(event, StoreChecked):
+        log.info("store check: %s", event.capabilities.summary())
     elif isinstance(event, TransferFinished):
         result = event.result
         where = f"s3://{result.bucket}/{result.key}"
