@@ -53,6 +53,21 @@ from .requests import EXIT_FAILED, EXIT_OK, CleanupRequest, CopyRequest
 _MARKS = {"done": "✓", "skipped": "→", "failed": "✗", "cancelled": "✗"}
 
 
+def status_text(result: TransferResult) -> str:
+    """``cancelled (unfinished upload aborted)``: the status, then the message without the
+    status word it may start with (not "cancelled (cancelled; …)")."""
+    status = result.status.value
+    message = result.message or ""
+    if message.startswith(status):
+        rest = message[len(status) :]
+        if not rest.strip(" ;:"):
+            return status
+        if not rest.startswith((";", ":")):
+            return f"{status}{rest}"  # "cancelled before it started"
+        message = rest.lstrip(" ;:")
+    return f"{status} ({message})" if message else status
+
+
 class ConsoleProgress:
     """The live progress block on stderr, driven by engine events, and its one clock.
 
@@ -189,8 +204,7 @@ class ConsoleProgress:
             self.total_bytes -= result.bytes
             self.errors += result.status is not TransferState.SKIPPED
         name = self._names.pop(event.transfer_id, result.key)
-        extra = f" ({result.message})" if result.message else ""
-        self.print(f"{_MARKS[result.status]} {name} {result.status.value}{extra}")
+        self.print(f"{_MARKS[result.status]} {name} {status_text(result)}")
 
 
 @dataclass
@@ -630,8 +644,7 @@ async def run_watch(request: CopyRequest, stop: asyncio.Event) -> int:
         if request.json:
             print(json.dumps(result_record(result), ensure_ascii=False), flush=True)
         elif not request.quiet or result.status is TransferState.FAILED:
-            extra = f" ({result.message})" if result.message else ""
-            _say(f"{result.source} {result.status.value}{extra}")
+            _say(f"{result.source} {status_text(result)}")
 
     def on_poll(poll: PollReport) -> None:
         for error in poll.errors:

@@ -42,6 +42,16 @@ from .engine.locations import (
     parse_size,
 )
 from .engine.object_options import ObjectOptions
+from .exit_codes import (  # re-exported: the fronts import them from here
+    CLEANUP_EXIT_CODES_HELP,
+    EXIT_CODES_HELP,
+    EXIT_CONNECTION,
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_NOTHING_MATCHED,
+    EXIT_OK,
+    EXIT_USAGE,
+)
 from .profiles import Profile, ProfileStore, S3Settings, Secret, SftpAuth, SftpSettings
 
 if TYPE_CHECKING:  # the plan pulls in asyncssh: not needed to parse flags or print --help
@@ -52,19 +62,6 @@ if TYPE_CHECKING:  # the plan pulls in asyncssh: not needed to parse flags or pr
 #: what is already there and unchanged, as rclone users expect (same size, and the source not
 #: newer or the same sha256). The engine's default (and Airflow's ``replace``) stays as it is.
 COPY_DEFAULT_CONFLICT = ConflictPolicy.IF_DIFFERENT
-
-#: Exit codes of every command (documented in README and ``--help``).
-EXIT_OK = 0  # every file landed (or was skipped by the conflict policy)
-EXIT_FAILED = 1  # some files failed; the others landed
-EXIT_USAGE = 2  # a bad flag, address, profile or setting: nothing was copied
-EXIT_NOTHING_MATCHED = 3  # a source matched no file
-EXIT_CONNECTION = 4  # SFTP or S3 could not be reached or refused the login
-EXIT_INTERRUPTED = 130  # Ctrl-C or SIGTERM: unfinished uploads were aborted
-
-EXIT_CODES_HELP = (
-    "exit codes: 0 every file landed, 1 some files failed, 2 usage or settings error, "
-    "3 nothing matched, 4 connection or login failed, 130 interrupted"
-)
 
 Env = Mapping[str, str]
 
@@ -787,6 +784,7 @@ def initial_profile(flags: ConnectionFlags, env: Env) -> Profile | None:
 
 
 __all__ = [
+    "CLEANUP_EXIT_CODES_HELP",
     "CLI_LINK_NAMES",
     "EXIT_CODES_HELP",
     "EXIT_CONNECTION",

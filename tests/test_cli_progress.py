@@ -120,3 +120,37 @@ def test_a_run_that_skipped_everything_says_nothing_was_sent_and_why() -> None:
         "nothing to send: 21 skipped "
         "(already there: same size, and the source is not newer than the object)"
     ]
+
+
+def test_a_cancelled_file_says_cancelled_once() -> None:
+    display, bus, out = _display(80)
+    _queue(bus, 0, "a.bin", 10)
+    _queue(bus, 1, "b.bin", 10)
+    aborted = TransferResult(
+        "/in/a",
+        "b",
+        "a.bin",
+        10,
+        0.1,
+        0,
+        None,
+        TransferState.CANCELLED,
+        "cancelled; the unfinished upload was aborted",
+    )
+    early = TransferResult(
+        "/in/b",
+        "b",
+        "b.bin",
+        10,
+        0.0,
+        0,
+        None,
+        TransferState.CANCELLED,
+        "cancelled before it started",
+    )
+    bus.emit(TransferFinished(transfer_id=0, result=aborted))
+    bus.emit(TransferFinished(transfer_id=1, result=early))
+    text = out.getvalue()
+    assert "a.bin cancelled (the unfinished upload was aborted)" in text
+    assert "b.bin cancelled before it started" in text
+    assert "cancelled (cancelled" not in text

@@ -273,7 +273,8 @@ class SnapshotMetrics:
             self.files_paused,
         ):
             gauge.set(0)
-        self.sftp_connections.clear()
+        # The SFTP link figures (RTT, connections, ceiling) stay: what the run measured; the
+        # dashboard shows them for live runs only (sftp_s3_last_sample_timestamp_seconds).
 
 
 class MetricsExporter:
