@@ -123,7 +123,7 @@ def test_a_run_that_skipped_everything_says_nothing_was_sent_and_why() -> None:
 
 
 def test_a_cancelled_file_says_cancelled_once() -> None:
-    display, bus, out = _display(80)
+    _display_unused, bus, out = _display(80)
     _queue(bus, 0, "a.bin", 10)
     _queue(bus, 1, "b.bin", 10)
     aborted = TransferResult(
