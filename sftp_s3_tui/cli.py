@@ -391,6 +391,21 @@ def build_parser() -> argparse.ArgumentParser:
     cleanup.add_argument("bucket", nargs="?", metavar="s3://BUCKET[/PREFIX]")
     cleanup.add_argument("--older-than", default="24h", help="age, e.g. 30m, 24h, 7d (24h)")
     cleanup.add_argument("--abort", action="store_true", help="abort them (default: only list)")
+    for name, what in (
+        ("monitoring", "the Grafana dashboard and provisioning and the Prometheus config"),
+        ("examples", "the example Airflow DAGs"),
+    ):
+        bundle = commands.add_parser(
+            name, help=f"{what}: export them", description=f"{what.capitalize()}."
+        )
+        actions = bundle.add_subparsers(dest="bundle_action", metavar="ACTION", required=True)
+        export = actions.add_parser(
+            "export",
+            help=f"copy {what} into DIR",
+            description=f"Copy {what} into DIR (created); an existing file is kept unless --force.",
+        )
+        export.add_argument("dir", metavar="DIR")
+        export.add_argument("--force", action="store_true", help="overwrite existing files")
     return parser
 
 
@@ -502,6 +517,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 args.bucket, flags, env, older_than=args.older_than, abort=args.abort
             )
             return _run(run_cleanup(cleanup))
+        if args.command in ("monitoring", "examples"):
+            return _export(args.command, args.dir, force=args.force)
         from .ui.app import run_app
 
         return run_app(app_request(flags, env, demo=args.demo))
@@ -510,6 +527,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:  # before the copy started (loading a profile, say)
         print("sftp-s3-tui: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+
+
+def _export(name: str, dest: str, *, force: bool) -> int:
+    """``monitoring export DIR`` / ``examples export DIR``: the files, one line each."""
+    from pathlib import Path
+
+    from .bundled import export_bundle
+
+    for path in export_bundle(name, Path(dest), force=force):
+        print(path)
+    print(f"sftp-s3-tui: {name} files written to {dest}", file=sys.stderr)
+    return EXIT_OK
 
 
 def report(exc: TransferError) -> int:
