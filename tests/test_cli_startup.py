@@ -3,8 +3,10 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 from tests.test_cli_copy import run_cli
 
@@ -84,3 +86,27 @@ def test_asyncssh_dsa_deprecation_warnings_are_not_shown() -> None:
         assert "DSA" not in done.stderr, done.stderr
         if script is as_raised:
             assert "something else" in done.stderr  # only that warning is hidden
+
+
+def test_uv_run_starts_quietly() -> None:
+    """Every `uv run` once printed "Bytecode compiled 7331 files" (the whole venv, each time)."""
+    root = Path(__file__).resolve().parent.parent
+    first = subprocess.run(
+        ["uv", "run", "--offline", "python", "-c", "pass"],
+        capture_output=True,
+        text=True,
+        cwd=root,
+        timeout=300,
+        env={k: v for k, v in os.environ.items() if k != "UV_COMPILE_BYTECODE"},
+    )
+    assert first.returncode == 0, first.stderr
+    again = subprocess.run(
+        ["uv", "run", "--offline", "python", "-c", "pass"],
+        capture_output=True,
+        text=True,
+        cwd=root,
+        timeout=300,
+        env={k: v for k, v in os.environ.items() if k != "UV_COMPILE_BYTECODE"},
+    )
+    assert "Bytecode compiled" not in first.stderr + again.stderr
+    assert again.stderr == ""
