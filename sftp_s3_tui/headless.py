@@ -92,8 +92,7 @@ class ConsoleProgress:
             auto_refresh=enabled,
             refresh_per_second=4,
             transient=True,  # the summary line says where it ended
-            redirect_stderr=False,
-        )
+        )  # stdout and stderr written meanwhile go above the block (rich redirects them)
         self.started: float | None = None
         self.stopped: float | None = None
         self._names: dict[int, str] = {}

@@ -30,6 +30,11 @@ def test_the_same_copy_twice_sends_nothing_the_second_time_and_says_so(
     first = run_cli(*args)
     assert first.returncode == 0, first.stderr
     assert "2 copied, 0 skipped, 0 failed" in first.stderr
+    # The store's checksum check is said once, as a line about the store, not as a notice
+    # about whichever file came first.
+    store_lines = [line for line in first.stderr.splitlines() if "checksum" in line]
+    assert len(store_lines) == 1 and store_lines[0].startswith("sftp-s3-tui: store: "), store_lines
+    assert bucket in store_lines[0] and "customers.csv" not in store_lines[0]
     written = {
         key: s3.head_object(Bucket=bucket, Key=key)["LastModified"]
         for key in ("landing/customers.csv", "landing/orders.csv")

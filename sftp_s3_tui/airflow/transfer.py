@@ -26,7 +26,7 @@ from ..engine.events import (
     TransferState,
 )
 from ..engine.journal import Journal
-from ..engine.locations import S3Location, format_size, parse_s3_url, parse_size
+from ..engine.locations import S3Location, format_size, format_speed, parse_s3_url, parse_size
 from ..engine.manifest import Manifest
 from ..engine.plan import PlanSource, expand, plan_copy
 from ..engine.queue import TransferQueue
@@ -87,14 +87,14 @@ def _log_event(event: EngineEvent) -> None:
         result = event.result
         where = f"s3://{result.bucket}/{result.key}"
         if result.status is TransferState.DONE:
-            rate = result.bytes / result.seconds / 1e6 if result.seconds > 0 else 0.0
+            rate = result.bytes / result.seconds if result.seconds > 0 else 0.0
             log.info(
-                "copied %s → %s: %s in %.1fs (%.1f MB/s), sha256 %s",
+                "copied %s → %s: %s in %.1fs (%s), sha256 %s",
                 result.source,
                 where,
                 format_size(result.bytes),
                 result.seconds,
-                rate,
+                format_speed(rate),  # MiB/s, as sizes are MiB: one family everywhere
                 result.sha256,
             )
         elif result.status is TransferState.SKIPPED:
