@@ -7,41 +7,33 @@ This module only parses: :mod:`sftp_s3_tui.requests` turns the parsed flags into
 from __future__ import annotations
 
 import argparse
-import asyncio
-import contextlib
-import importlib
 import logging
 import os
-import signal
 import sys
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from types import ModuleType
 from typing import TYPE_CHECKING
 
 from .engine.addresses import parse_size
+
+# Only what building the parser needs is imported here: ``--help`` and a usage error answer
+# without loading requests, profiles or asyncio (what a command needs comes in ``main``).
 from .engine.config import ChecksumChoice, ConflictPolicy
 from .engine.errors import ConfigError, TransferError, UsageError
-from .observe.flags import add_observe_options, observe_flags
-from .redaction import install_log_redaction, register_secret
-from .requests import (
+from .exit_codes import (
+    CLEANUP_EXIT_CODES_HELP,
     EXIT_CODES_HELP,
     EXIT_FAILED,
     EXIT_INTERRUPTED,
     EXIT_OK,
     EXIT_USAGE,
-    ConnectionFlags,
-    CopyRequest,
-    RunFlags,
-    TransferFlags,
-    app_request,
-    cleanup_request,
-    copy_request,
-    exit_code_for,
-    load_env_file,
 )
+from .observe.flags import add_observe_options, observe_flags
 
 if TYPE_CHECKING:
+    from types import ModuleType
+
     from .engine.sftp.pool import SftpPool
+    from .requests import ConnectionFlags, CopyRequest, RunFlags, TransferFlags
 
 log = logging.getLogger("sftp_s3_tui")
 
@@ -171,6 +163,8 @@ def _add_run_options(parser: argparse.ArgumentParser, *, watch: bool) -> None:
 
 def run_flags(args: argparse.Namespace) -> RunFlags:
     """The nightly-run flags of ``copy`` / ``watch``."""
+    from .requests import RunFlags
+
     return RunFlags(
         rules=tuple(getattr(args, "rules", None) or ()),
         filters=tuple(getattr(args, "filters", None) or ()),
@@ -195,12 +189,13 @@ def run_flags(args: argparse.Namespace) -> RunFlags:
     )
 
 
-def _common_options(*, in_command: bool) -> _Parser:
+def _common_options(*, in_command: bool, s3_only: bool = False) -> _Parser:
     """The options every command takes, declared once.
 
     They may stand before or after the command (``sftp-s3-tui --user x copy …`` and
     ``sftp-s3-tui copy --user x …``). The copy under a command has no defaults, so it only
     sets what was given there and never hides what was given before the command.
+    ``s3_only``: what ``cleanup`` takes (no SFTP, no metrics: it would refuse them).
     """
     parser = _Parser(add_help=False)
     default: object = argparse.SUPPRESS if in_command else None
@@ -208,6 +203,19 @@ def _common_options(*, in_command: bool) -> _Parser:
     def flag(default_value: object) -> object:
         return argparse.SUPPRESS if in_command else default_value
 
+    if not s3_only:
+        _add_sftp_options(parser, default, flag, in_command=in_command)
+    _add_s3_and_settings_options(parser, default, flag, metrics=not s3_only)
+    return parser
+
+
+def _add_sftp_options(
+    parser: argparse.ArgumentParser,
+    default: object,
+    flag: Callable[[object], object],
+    *,
+    in_command: bool,
+) -> None:
     sftp = parser.add_argument_group("SFTP")
     sftp.add_argument(
         "--user", default=default, help="SFTP user (default: the URL, SFTP_USER or $USER)"
@@ -267,6 +275,15 @@ def _common_options(*, in_command: bool) -> _Parser:
         default=flag(False),
         help="descend into linked folders (default: skip and count them)",
     )
+
+
+def _add_s3_and_settings_options(
+    parser: argparse.ArgumentParser,
+    default: object,
+    flag: Callable[[object], object],
+    *,
+    metrics: bool,
+) -> None:
     s3 = parser.add_argument_group("S3")
     s3.add_argument(
         "--endpoint-url", default=default, help="S3-compatible endpoint (AWS_ENDPOINT_URL)"
@@ -293,17 +310,17 @@ def _common_options(*, in_command: bool) -> _Parser:
         default=default,
         help="read KEY=value settings (SFTP_HOST, S3_BUCKET, …) from this file",
     )
-    other.add_argument(
-        "--push-gateway",
-        metavar="URL",
-        default=default,
-        help="push metrics to this Prometheus push gateway (PUSH_GATEWAY)",
-    )
-    other.add_argument(
-        "--metrics-port", type=int, metavar="N", default=default, help="serve /metrics on N"
-    )
+    if metrics:
+        other.add_argument(
+            "--push-gateway",
+            metavar="URL",
+            default=default,
+            help="push metrics to this Prometheus push gateway (PUSH_GATEWAY)",
+        )
+        other.add_argument(
+            "--metrics-port", type=int, metavar="N", default=default, help="serve /metrics on N"
+        )
     other.add_argument("-v", "--verbose", action="count", default=flag(0), help="more log output")
-    return parser
 
 
 def _add_transfer_options(parser: argparse.ArgumentParser) -> None:
@@ -327,7 +344,8 @@ def _add_transfer_options(parser: argparse.ArgumentParser) -> None:
     tuning.add_argument(
         "--conflict",
         choices=[p.value for p in ConflictPolicy],
-        help="when the key exists (overwrite)",
+        help="when the key exists (copy: if-different, i.e. skip what is there with the same "
+        "size and not older than the source, or the same sha256; watch: overwrite)",
     )
     tuning.add_argument(
         "--checksum",
@@ -400,12 +418,27 @@ def build_parser() -> argparse.ArgumentParser:
         help="list (and abort) stale multipart uploads",
         description="List multipart uploads in BUCKET older than --older-than; abort them with "
         "--abort. Without BUCKET: the --profile's bucket.",
-        epilog=EXIT_CODES_HELP,
-        parents=[common],
+        epilog=CLEANUP_EXIT_CODES_HELP,
+        parents=[_common_options(in_command=True, s3_only=True)],
     )
     cleanup.add_argument("bucket", nargs="?", metavar="s3://BUCKET[/PREFIX]")
     cleanup.add_argument("--older-than", default="24h", help="age, e.g. 30m, 24h, 7d (24h)")
     cleanup.add_argument("--abort", action="store_true", help="abort them (default: only list)")
+    for name, what in (
+        ("monitoring", "the Grafana dashboard and provisioning and the Prometheus config"),
+        ("examples", "the example Airflow DAGs"),
+    ):
+        bundle = commands.add_parser(
+            name, help=f"{what}: export them", description=f"{what.capitalize()}."
+        )
+        actions = bundle.add_subparsers(dest="bundle_action", metavar="ACTION", required=True)
+        export = actions.add_parser(
+            "export",
+            help=f"copy {what} into DIR",
+            description=f"Copy {what} into DIR (created); an existing file is kept unless --force.",
+        )
+        export.add_argument("dir", metavar="DIR")
+        export.add_argument("--force", action="store_true", help="overwrite existing files")
     return parser
 
 
@@ -417,6 +450,8 @@ def _version() -> str:
 
 def connection_flags(args: argparse.Namespace) -> ConnectionFlags:
     """The connection flags, wherever on the command line they were given."""
+    from .requests import ConnectionFlags
+
     identity = [*args.identity, *getattr(args, "identity_in_command", [])]
     return ConnectionFlags(
         user=args.user,
@@ -442,6 +477,8 @@ def connection_flags(args: argparse.Namespace) -> ConnectionFlags:
 
 
 def transfer_flags(args: argparse.Namespace) -> TransferFlags:
+    from .requests import TransferFlags
+
     return TransferFlags(
         part_size=args.part_size,
         parts_in_flight=args.concurrency,
@@ -458,6 +495,8 @@ def transfer_flags(args: argparse.Namespace) -> TransferFlags:
 
 def copy_request_of(args: argparse.Namespace, env: Mapping[str, str]) -> CopyRequest:
     """The typed request of a parsed ``copy`` or ``watch`` command line."""
+    from .requests import copy_request
+
     return copy_request(
         args.paths,
         connection_flags(args),
@@ -485,10 +524,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     _configure_logging(args.verbose)
+    from .redaction import install_log_redaction, register_secret
+    from .requests import app_request, cleanup_request, load_env_file
+
     if getattr(args, "log_format", None) == "json":
         from .observe.json_log import use_json_logging
 
         use_json_logging()
+
     install_log_redaction()
     env = os.environ
     try:
@@ -513,6 +556,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 args.bucket, flags, env, older_than=args.older_than, abort=args.abort
             )
             return _run(run_cleanup(cleanup))
+        if args.command in ("monitoring", "examples"):
+            return _export(args.command, args.dir, force=args.force)
         from .ui.app import run_app
 
         return run_app(app_request(flags, env, demo=args.demo))
@@ -523,25 +568,41 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_INTERRUPTED
 
 
+def _export(name: str, dest: str, *, force: bool) -> int:
+    """``monitoring export DIR`` / ``examples export DIR``: the files, one line each."""
+    from pathlib import Path
+
+    from .bundled import export_bundle
+
+    for path in export_bundle(name, Path(dest), force=force):
+        print(path)
+    print(f"sftp-s3-tui: {name} files written to {dest}", file=sys.stderr)
+    return EXIT_OK
+
+
 def report(exc: TransferError) -> int:
     """One stderr line for an error that stopped the whole command; its exit code."""
-    code = EXIT_USAGE if isinstance(exc, UsageError | ConfigError) else exit_code_for(exc)
     from .observe import json_log
+    from .requests import exit_code_for
 
+    code = EXIT_USAGE if isinstance(exc, UsageError | ConfigError) else exit_code_for(exc)
     if json_log.active:  # --log-format json: the line is a JSON object too
         line = json_log.json_line("error", "error", None, error=exc.message, hint=exc.hint or None)
         print(line, file=sys.stderr)
-        return code
-    if isinstance(exc, UsageError | ConfigError):
+    elif code == EXIT_USAGE:
         print(f"sftp-s3-tui: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    print(f"sftp-s3-tui: {exc}", file=sys.stderr)
-    return exit_code_for(exc)
+    else:
+        print(f"sftp-s3-tui: {exc}", file=sys.stderr)
+    return code
 
 
 def _run_watch(run_watch: Callable[..., Awaitable[int]], request: object) -> int:
     """Run ``watch``: SIGTERM and Ctrl-C ask it to stop (the poll under way is aborted, its
     sources untouched) and it exits 0."""
+
+    import asyncio
+    import contextlib
+    import signal
 
     async def watched() -> int:
         stop = asyncio.Event()
@@ -560,6 +621,8 @@ def _run_watch(run_watch: Callable[..., Awaitable[int]], request: object) -> int
 
 def _load_s3_stack() -> ModuleType:
     """The headless front and the S3 stack it needs, and S3's models read (run in a thread)."""
+    import importlib
+
     from .engine.s3.operations import warm_up
 
     headless = importlib.import_module("sftp_s3_tui.headless")
@@ -571,6 +634,8 @@ async def _copy(request: CopyRequest, sftp: SftpPool) -> int:
     """``copy``: the SSH logins start first, and the S3 stack (aioboto3, botocore, aiohttp:
     most of a second) is imported in a thread meanwhile, so the handshake's round trips to a
     far host cost no extra start-up time."""
+    import asyncio
+
     async with sftp:  # closed again by the queue; a no-op then
         logins = sftp.start_logins([source.endpoint for source in request.sources])
         try:
@@ -584,6 +649,9 @@ async def _copy(request: CopyRequest, sftp: SftpPool) -> int:
 
 def _run(coro: Awaitable[int]) -> int:
     """Run a headless command; SIGTERM cancels like Ctrl-C (uploads are aborted)."""
+    import asyncio
+    import contextlib
+    import signal
 
     async def guarded() -> int:
         task = asyncio.current_task()

@@ -7,23 +7,17 @@ import gc
 import json
 import sys
 import time
+from collections import Counter
 from collections.abc import AsyncIterator, Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    DownloadColumn,
-    Progress,
-    TaskID,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-    TransferSpeedColumn,
-)
+from rich.console import Console, ConsoleOptions, RenderResult
+from rich.live import Live
+from rich.text import Text
 
+from .engine.addresses import format_duration, format_size, format_speed
 from .engine.config import ConflictPolicy
 from .engine.errors import S3Error
 from .engine.events import (
@@ -31,10 +25,12 @@ from .engine.events import (
     EventBus,
     PartChanged,
     PartState,
+    StoreChecked,
     TransferFinished,
     TransferNotice,
     TransferQueued,
     TransferResult,
+    TransferStarted,
     TransferState,
 )
 from .engine.nightly.manifest import Manifest
@@ -61,83 +57,189 @@ from .requests import EXIT_FAILED, EXIT_OK, CleanupRequest, CopyRequest
 _MARKS = {"done": "✓", "skipped": "→", "failed": "✗", "cancelled": "✗"}
 
 
+def status_text(result: TransferResult) -> str:
+    """``cancelled (unfinished upload aborted)``: the status, then the message without the
+    status word it may start with (not "cancelled (cancelled; …)")."""
+    status = result.status.value
+    message = result.message or ""
+    if message.startswith(status):
+        rest = message[len(status) :]
+        if not rest.strip(" ;:"):
+            return status
+        if not rest.startswith((";", ":")):
+            return f"{status}{rest}"  # "cancelled before it started"
+        message = rest.lstrip(" ;:")
+    return f"{status} ({message})" if message else status
+
+
 class ConsoleProgress:
-    """One live line on stderr driven by engine events (files n/m, bytes, rate, elapsed,
-    ETA, errors, retries), with a line per finished file above it."""
+    """The live progress block on stderr, driven by engine events, and its one clock.
+
+    Like rclone ``-P``: one unit family (MiB, MiB/s), every line cut to the terminal's width
+    (80 columns fit), and the files in flight listed under the totals, each with its own
+    share; beyond rclone, the files done / total, errors and retries on the totals line. A
+    line per finished file is printed above it. The rate is the bytes sent over the time
+    since :meth:`__enter__`, the same clock the summary reads (:attr:`elapsed`), so the last
+    rate shown and the summary's agree.
+    """
+
+    #: Files in flight listed by name at most; the rest are counted ("and N more").
+    SHOWN_IN_FLIGHT = 4
+    BAR_WIDTH = 20
 
     def __init__(self, bus: EventBus, *, enabled: bool, console: Console | None = None) -> None:
         self.enabled = enabled
         self.console = console or Console(stderr=True)
-        self.progress = Progress(
-            TextColumn("files {task.fields[done]}/{task.fields[files]}"),
-            BarColumn(bar_width=24),
-            DownloadColumn(binary_units=True),
-            TransferSpeedColumn(),
-            TimeElapsedColumn(),
-            TextColumn("ETA"),
-            TimeRemainingColumn(),
-            TextColumn("errors {task.fields[errors]} · retries {task.fields[retries]}"),
+        self.live = Live(
+            _Rendered(self),
             console=self.console,
-            disable=not enabled,
-            transient=False,
-        )
-        self._total: TaskID | None = None
+            auto_refresh=enabled,
+            refresh_per_second=4,
+            transient=True,  # the summary line says where it ended
+        )  # stdout and stderr written meanwhile go above the block (rich redirects them)
+        self.started: float | None = None
+        self.stopped: float | None = None
         self._names: dict[int, str] = {}
+        #: Files whose parts are moving: name, size and bytes sent so far, by transfer id.
+        self.in_flight: dict[int, _FileProgress] = {}
         self.files = self.done = self.errors = self.retries = 0
+        self.total_bytes = self.sent_bytes = 0
         if enabled:
             bus.subscribe(self._on_event)
 
     def __enter__(self) -> ConsoleProgress:
-        self.progress.__enter__()
+        self.started = time.monotonic()
+        if self.enabled:
+            self.live.__enter__()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.progress.__exit__(None, None, None)
+        self.stopped = time.monotonic()
+        if self.enabled:
+            self.live.__exit__(None, None, None)
 
-    def _update(self, advance: int = 0, total: int = 0) -> None:
-        if self._total is None:
-            self._total = self.progress.add_task("copy", total=0, **self._fields())
-        task = self.progress.tasks[0]
-        self.progress.update(
-            self._total, total=(task.total or 0) + total, advance=advance, **self._fields()
+    @property
+    def elapsed(self) -> float:
+        """Seconds the display ran (so far): the clock of the rate and of the summary."""
+        if self.started is None:
+            return 0.0
+        return (self.stopped or time.monotonic()) - self.started
+
+    def print(self, text: str) -> None:
+        """A line above the live block (or plain stderr when there is none)."""
+        if self.enabled:
+            self.console.print(text, highlight=False, markup=False, soft_wrap=True)
+        else:
+            print(text, file=sys.stderr, flush=True)
+
+    def lines(self) -> list[str]:
+        """The block as text: the totals, then the files in flight."""
+        elapsed = self.elapsed
+        total = max(self.total_bytes, self.sent_bytes)
+        share = self.sent_bytes / total if total else 0.0
+        filled = round(share * self.BAR_WIDTH)
+        bar = "█" * filled + "░" * (self.BAR_WIDTH - filled)
+        # The average since the start (the summary's figure); within the first second it
+        # would be noise. An ETA only once a few seconds have told the rate.
+        rate = self.sent_bytes / elapsed if elapsed >= 1 else 0.0
+        left = total - self.sent_bytes
+        speed = format_speed(rate) if elapsed >= 1 else "-/s"
+        eta = f"ETA {format_duration(left / rate)}" if rate > 0 and elapsed >= 3 else "ETA -"
+        head = (
+            f"{share:4.0%} {bar} {format_size(self.sent_bytes)} / {format_size(total)}"
+            f"  {speed}  {eta}"
         )
+        counts = (
+            f"files {self.done}/{self.files} · errors {self.errors} · retries {self.retries}"
+            f" · {format_duration(elapsed)}"
+        )
+        lines = [head, counts]
+        moving = list(self.in_flight.values())
+        for item in moving[: self.SHOWN_IN_FLIGHT]:
+            part = item.sent / item.size if item.size else 0.0
+            lines.append(f"  {part:4.0%} {format_size(item.size):>10}  {item.name}")
+        if len(moving) > self.SHOWN_IN_FLIGHT:
+            lines.append(f"  and {len(moving) - self.SHOWN_IN_FLIGHT} more in flight")
+        return lines
 
-    def _fields(self) -> dict[str, Any]:
-        return {
-            "files": self.files,
-            "done": self.done,
-            "errors": self.errors,
-            "retries": self.retries,
-        }
+    def _refresh(self) -> None:
+        if self.enabled and self.live.is_started:
+            self.live.refresh()
 
     def _on_event(self, event: EngineEvent) -> None:
         if isinstance(event, TransferQueued):
             self._names[event.transfer_id] = event.key.rsplit("/", 1)[-1]
             self.files += 1
-            self._update(total=event.size)
+            self.total_bytes += event.size
         elif isinstance(event, PartChanged):
+            item = self.in_flight.get(event.transfer_id)
+            if item is None:
+                name = self._names.get(event.transfer_id, str(event.transfer_id))
+                item = self.in_flight[event.transfer_id] = _FileProgress(name)
             if event.state is PartState.DONE:
-                self._update(advance=event.size)
+                item.sent += event.size
+                self.sent_bytes += event.size
             elif event.state is PartState.RETRIED:
                 self.retries += 1
-                self._update()
-        elif isinstance(event, TransferFinished):
-            result = event.result
-            self.done += 1
-            failed = result.status not in (TransferState.DONE, TransferState.SKIPPED)
-            self.errors += failed
-            # Skipped and failed files count as finished, so the total stays honest.
-            uploaded = result.bytes if result.status is not TransferState.DONE else 0
-            self._update(advance=uploaded)
-            name = self._names.pop(event.transfer_id, result.key)
-            extra = f" ({result.message})" if result.message else ""
-            self.progress.console.print(
-                f"{_MARKS[result.status]} {name} {result.status.value}{extra}", highlight=False
+        elif isinstance(event, TransferStarted):
+            item = self.in_flight.setdefault(
+                event.transfer_id,
+                _FileProgress(self._names.get(event.transfer_id, str(event.transfer_id))),
             )
+            item.size = event.size
+        elif isinstance(event, TransferFinished):
+            self._finished(event)
+        else:
+            return
+        self._refresh()
+
+    def _finished(self, event: TransferFinished) -> None:
+        result = event.result
+        self.done += 1
+        item = self.in_flight.pop(event.transfer_id, None)
+        sent = item.sent if item is not None else 0
+        if result.status is TransferState.DONE:
+            # Parts a resume found already uploaded count once the file is verified, so the
+            # bar ends where the summary's bytes do.
+            self.sent_bytes += max(0, result.bytes - sent)
+        else:
+            # A skipped or failed file leaves the total: the bar measures what is sent.
+            self.total_bytes -= result.bytes
+            self.errors += result.status is not TransferState.SKIPPED
+        name = self._names.pop(event.transfer_id, result.key)
+        self.print(f"{_MARKS[result.status]} {name} {status_text(result)}")
+
+
+@dataclass
+class _FileProgress:
+    """One file in flight on the progress block."""
+
+    name: str
+    size: int = 0
+    sent: int = 0
+
+
+class _Rendered:
+    """The progress block as a rich renderable, every line cut to the console's width (a
+    wrapped line would scroll the live block and leave copies of itself behind)."""
+
+    def __init__(self, display: ConsoleProgress) -> None:
+        self.display = display
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        width = options.max_width
+        for line in self.display.lines():
+            text = Text(line, no_wrap=True, overflow="ellipsis")
+            text.truncate(width, overflow="ellipsis")
+            yield text
 
 
 class NoticePrinter:
-    """Prints notices (a resume, a restart, a raised part size) on stderr: news to the user."""
+    """Prints notices (a resume, a restart, a raised part size) on stderr: news to the user.
+
+    A store's checksum check (done once per store and bucket) is a line of its own, said
+    once: it is about the store, not about the file that happened to come first.
+    """
 
     def __init__(self, display: ConsoleProgress) -> None:
         self.display = display
@@ -148,13 +250,11 @@ class NoticePrinter:
             self.keys[event.transfer_id] = f"s3://{event.bucket}/{event.key}"
         elif isinstance(event, TransferFinished):
             self.keys.pop(event.transfer_id, None)  # held only while a file is under way
+        elif isinstance(event, StoreChecked):
+            self.display.print(f"sftp-s3-tui: store: {event.capabilities.summary()}")
         elif isinstance(event, TransferNotice):
             where = self.keys.get(event.transfer_id, f"transfer {event.transfer_id}")
-            text = f"sftp-s3-tui: {where}: {event.message}"
-            if self.display.enabled:
-                self.display.progress.console.print(text, highlight=False)
-            else:
-                print(text, file=sys.stderr, flush=True)
+            self.display.print(f"sftp-s3-tui: {where}: {event.message}")
 
 
 def result_record(result: TransferResult, server: ServerProfile | None = None) -> dict[str, object]:
@@ -194,6 +294,8 @@ class RunTally:
         self.files = self.copied = self.skipped = self.failed = self.bytes = 0
         self.excluded = 0
         self.failures: list[TransferResult] = []
+        #: Why files were skipped (the conflict policy's reasons: a handful of texts).
+        self.skip_reasons: Counter[str] = Counter()
         #: The most transfer records the queue held at once (a check that they stay bounded).
         self.most_held = 0
 
@@ -204,6 +306,7 @@ class RunTally:
             self.bytes += result.bytes
         elif result.status is TransferState.SKIPPED:
             self.skipped += 1
+            self.skip_reasons[result.message or "skipped"] += 1
         else:
             self.failed += 1
             if len(self.failures) < FAILED_LINES:
@@ -376,8 +479,9 @@ async def run_copy(
     each result is printed and counted as it arrives: memory does not grow with the number
     of files. Two cases still list everything first: a readiness gate (it judges a folder
     as a whole: done files, stability) and several sources whose keys could collide (the
-    plan is refused before anything moves). Without a listing up front, ``skip-existing``,
-    ``if-newer`` and ``if-different`` decide each streamed file by a HEAD.
+    plan is refused before anything moves). Without a listing of the sources up front,
+    ``skip-existing``, ``if-newer`` and ``if-different`` decide each streamed file from one
+    listing of the destination prefix (a HEAD only beyond its page budget).
 
     With filters, a readiness gate, a manifest or a source action it is the nightly run:
     the plan is filtered and gated, each file's manifest row is written as it finishes, and
@@ -458,6 +562,10 @@ async def _copy(
             not run.dry_run and not run.gate.active and can_stream(request.sources, request.dest)
         )
         selection = None
+        if streaming and request.options.conflict is not ConflictPolicy.OVERWRITE:
+            # The keys come as the listing streams: one listing of the destination decides
+            # a rerun's files (rclone's way), a HEAD each only beyond its page budget.
+            await queue.destination.preload_prefix(request.dest.bucket, _listing_prefix(request))
         if not streaming:
             jobs = await plan_copy(
                 queue.sftp, request.sources, request.dest, exact_key_hint=_EXACT_KEY_HINT
@@ -495,9 +603,8 @@ async def _copy(
             on_file=on_file,
             observer=_row_observer(observers, manifest),
         )
-        started = time.monotonic()
         try:
-            with display:
+            with display:  # the one clock of the progress and of the summary
                 if selection is None:
                     roots = [(s.endpoint.display, source_root(s.path)) for s in request.sources]
                     listed = stream_plan(
@@ -512,12 +619,12 @@ async def _copy(
                     report = await copy.run(selection)
                     tally.excluded = len(report.excluded)
                     report.results = []  # counted in the tally already
+            seconds = display.elapsed
         finally:
             if manifest is not None:
                 await manifest.close()
                 if manifest.upload_error:
                     _say(_kept_rows(manifest))
-        seconds = time.monotonic() - started
     code = _report(request, tally, report, seconds)
     if manifest is not None and manifest.upload_error:
         return EXIT_FAILED  # a manifest that lacks rows is a failed run
@@ -533,6 +640,12 @@ def _row_observer(observers: Observers, manifest: Manifest | None) -> ObservedRu
     if observers.current is None or (manifest is None and observers.lineage is None):
         return None
     return observers.current
+
+
+def _listing_prefix(request: CopyRequest) -> str:
+    """The destination prefix every key of the copy starts with: DEST's prefix, or for an
+    exact key, the key itself (a listing of it finds the one object or nothing)."""
+    return request.dest.key
 
 
 def _settle_heap() -> None:
@@ -591,15 +704,34 @@ def _report(request: CopyRequest, tally: RunTally, report: RunReport, seconds: f
     if not request.json and not request.quiet:
         for job, reason in report.waiting:
             _say(f"{job.source}: waiting: {reason}")
-        rate = tally.bytes / seconds / 1e6 if seconds > 0 else 0.0
-        extra = f", {len(report.waiting)} waiting" if report.waiting else ""
-        extra += f", {tally.excluded} excluded" if tally.excluded else ""
-        print(
-            f"{tally.copied} copied, {tally.skipped} skipped, {tally.failed} failed{extra}; "
-            f"{tally.bytes / (1 << 20):.1f} MiB in {seconds:.1f}s ({rate:.1f} MB/s)",
-            file=sys.stderr,
-        )
+        for line in summary_lines(tally, seconds, waiting=len(report.waiting)):
+            print(line, file=sys.stderr)
     return EXIT_FAILED if tally.failed or report.unrecorded else EXIT_OK
+
+
+def summary_lines(tally: RunTally, seconds: float, *, waiting: int = 0) -> list[str]:
+    """The end of a CLI copy for people: what moved, at what rate, and what was skipped and
+    why (a rerun that sent nothing says so, not "0.0 MiB in 0.2s")."""
+    extra = f", {waiting} waiting" if waiting else ""
+    extra += f", {tally.excluded} excluded" if tally.excluded else ""
+    skipped = ""
+    if tally.skip_reasons:
+        reasons = "; ".join(
+            f"{count} {reason}" if len(tally.skip_reasons) > 1 else reason
+            for reason, count in tally.skip_reasons.most_common(3)
+        )
+        more = len(tally.skip_reasons) - 3
+        skipped = f" (already there: {reasons}{f'; {more} other reasons' if more > 0 else ''})"
+    if tally.copied == 0 and tally.failed == 0:
+        if tally.skipped:
+            return [f"nothing to send: {tally.skipped} skipped{skipped}{extra}"]
+        return [f"nothing to send: no file{extra}"]
+    rate = tally.bytes / seconds if seconds > 0 else 0.0
+    return [
+        f"{tally.copied} copied, {tally.skipped} skipped, {tally.failed} failed{extra}; "
+        f"{format_size(tally.bytes)} in {format_duration(seconds)} ({format_speed(rate)})",
+        *([f"{tally.skipped} skipped{skipped}"] if tally.skipped else []),
+    ]
 
 
 async def run_watch(
@@ -657,8 +789,7 @@ async def run_watch(
         elif request.json:
             print(json.dumps(result_record(result), ensure_ascii=False), flush=True)
         elif not request.quiet or result.status is TransferState.FAILED:
-            extra = f" ({result.message})" if result.message else ""
-            _say(f"{result.source} {result.status.value}{extra}")
+            _say(f"{result.source} {status_text(result)}")
 
     manifest: Manifest | None = None
 

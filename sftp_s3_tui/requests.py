@@ -42,6 +42,16 @@ from .engine.errors import (
     UsageError,
 )
 from .engine.object_options import ObjectOptions
+from .exit_codes import (  # re-exported: the fronts import them from here
+    CLEANUP_EXIT_CODES_HELP,
+    EXIT_CODES_HELP,
+    EXIT_CONNECTION,
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_NOTHING_MATCHED,
+    EXIT_OK,
+    EXIT_USAGE,
+)
 from .observe.options import ObserveOptions
 from .profiles import Profile, ProfileStore, S3Settings, Secret, SftpAuth, SftpSettings
 
@@ -49,18 +59,10 @@ if TYPE_CHECKING:  # the plan pulls in asyncssh: not needed to parse flags or pr
     from .engine.nightly.options import RunOptions
     from .engine.plan.sources import PlanSource
 
-#: Exit codes of every command (documented in README and ``--help``).
-EXIT_OK = 0  # every file landed (or was skipped by the conflict policy)
-EXIT_FAILED = 1  # some files failed; the others landed
-EXIT_USAGE = 2  # a bad flag, address, profile or setting: nothing was copied
-EXIT_NOTHING_MATCHED = 3  # a source matched no file
-EXIT_CONNECTION = 4  # SFTP or S3 could not be reached or refused the login
-EXIT_INTERRUPTED = 130  # Ctrl-C or SIGTERM: unfinished uploads were aborted
-
-EXIT_CODES_HELP = (
-    "exit codes: 0 every file landed, 1 some files failed, 2 usage or settings error, "
-    "3 nothing matched, 4 connection or login failed, 130 interrupted"
-)
+#: ``copy``'s conflict policy unless --conflict or the profile says otherwise: a rerun skips
+#: what is already there and unchanged, as rclone users expect (same size, and the source not
+#: newer or the same sha256). The engine's default (and Airflow's ``replace``) stays as it is.
+COPY_DEFAULT_CONFLICT = ConflictPolicy.IF_DIFFERENT
 
 Env = Mapping[str, str]
 
@@ -652,6 +654,12 @@ def copy_request(
     )
     s3 = s3_endpoint(flags, env, profile.s3_endpoint() if profile else None)
     options = transfer_options(transfer, profile.transfer_options() if profile else None)
+    if (
+        watch_every is None
+        and not transfer.conflict
+        and not (profile and profile.transfer.conflict)
+    ):
+        options = replace(options, conflict=COPY_DEFAULT_CONFLICT)
     from .engine.plan.sources import PlanSource, exact_key_error
 
     run = run or RunFlags()
@@ -834,6 +842,7 @@ def initial_profile(flags: ConnectionFlags, env: Env) -> Profile | None:
 
 
 __all__ = [
+    "CLEANUP_EXIT_CODES_HELP",
     "CLI_LINK_NAMES",
     "EXIT_CODES_HELP",
     "EXIT_CONNECTION",

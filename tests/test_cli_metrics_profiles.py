@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 import urllib.request
 from typing import Any
 
@@ -115,3 +116,42 @@ def test_copy_with_a_saved_profile(
     assert json.loads(done.stdout.splitlines()[0])["key"] == "partner/orders.csv"
     assert object_bytes(s3, bucket, "partner/orders.csv") == b"id\n7\n"
     assert openssh_sftp.password not in done.stdout + done.stderr
+
+
+def test_after_a_run_the_gateway_shows_it_finished_not_still_sending(
+    openssh_sftp: SftpServerInfo, s3_endpoint: S3Endpoint, bucket: str, fresh_pushgateway: Any
+) -> None:
+    """The group a run leaves in the gateway tells the truth once it has ended: no rate,
+    nothing in flight, its totals kept; cumulative numbers are counters, no ``_created``."""
+    remote = openssh_sftp.write_file("m/data.bin", size=11 * 1024 * 1024 + 5, seed=8)
+    done = run_cli(
+        "copy",
+        source_url(openssh_sftp, "m/data.bin"),
+        f"s3://{bucket}/",
+        *key_args(openssh_sftp, s3_endpoint),
+        "--part-size",
+        "5MiB",
+        "--push-gateway",
+        fresh_pushgateway.url,
+    )
+    assert done.returncode == 0, done.stderr
+
+    text = fresh_pushgateway.metrics_text()
+    job = "sftp_s3_tui"
+    assert metric_value(text, "sftp_s3_bytes_transferred_total", job=job) == remote.size
+    for live in (
+        "sftp_s3_throughput_bytes_per_second",
+        "sftp_s3_parts_in_flight",
+        "sftp_s3_files_running",
+        "sftp_s3_files_queued",
+        "sftp_s3_buffer_pool_bytes_in_use",
+    ):
+        assert metric_value(text, live, job=job) == 0, live
+    pushed_at = metric_value(text, "sftp_s3_last_sample_timestamp_seconds", job=job)
+    assert time.time() - 120 < pushed_at <= time.time()
+    types = dict(
+        line.split()[2:4] for line in text.splitlines() if line.startswith("# TYPE sftp_s3_")
+    )
+    assert types["sftp_s3_process_disk_write_bytes_total"] == "counter"
+    assert types["sftp_s3_process_cpu_seconds_total"] == "counter"
+    assert not [name for name in types if name.endswith("_created") or "percent" in name]

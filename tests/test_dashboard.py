@@ -86,7 +86,7 @@ def test_every_dashboard_expression_uses_only_exported_metrics():
         "sftp_s3_throughput_bytes_per_second",
         "sftp_s3_bytes_transferred_total",
         "sftp_s3_process_resident_memory_bytes",
-        "sftp_s3_process_disk_write_bytes",
+        "sftp_s3_process_disk_write_bytes_total",
         "sftp_s3_parts_in_flight",
         "sftp_s3_parts_retried_total",
         "sftp_s3_sftp_read_seconds",
@@ -129,7 +129,7 @@ def test_dashboard_uses_the_datasource_variable_everywhere():
     }
     assert units["Throughput"] == "Bps"
     assert units["Resident memory (RSS)"] == "bytes"
-    assert units["Disk write bytes"] == "bytes"
+    assert units["Disk writes and reads"] == "Bps"  # rate() of the _total counters
     assert units["Part latency: SFTP read vs S3 upload"] == "s"
     assert units["SFTP read ceiling vs throughput"] == "Bps"
     assert units["SFTP round trip"] == "s"
@@ -147,3 +147,45 @@ def test_prometheus_scrapes_the_push_gateway_keeping_pushed_labels():
     assert datasources["datasources"][0]["type"] == "prometheus"
     providers = yaml.safe_load((provisioning / "dashboards" / "dashboards.yml").read_text())
     assert providers["providers"][0]["type"] == "file"
+
+
+def test_the_now_stats_count_only_runs_that_are_still_sampling():
+    """A push gateway keeps every run's last push: the Throughput and RSS stats must not add
+    up finished or killed runs (an idle system once showed 100+ MB/s)."""
+    live = "(time() - sftp_s3_last_sample_timestamp_seconds"
+    stats = {
+        panel["title"]: [t["expr"] for t in panel["targets"]]
+        for panel in all_panels(load_dashboard()["panels"])
+        if panel["type"] == "stat"
+    }
+    for title in ("Throughput", "Resident memory"):
+        [expr] = stats[title]
+        assert live in expr and "< 60)" in expr, expr
+
+
+def test_cumulative_numbers_are_counters_in_base_units():
+    exported = SnapshotMetrics().metric_names()
+    assert exported["sftp_s3_process_disk_write_bytes_total"] == "counter"
+    assert exported["sftp_s3_process_disk_read_bytes_total"] == "counter"
+    assert not [name for name in exported if "percent" in name]
+    for name, kind in exported.items():
+        assert (kind == "counter") == name.endswith("_total"), name
+
+
+def test_the_monitoring_readme_lists_every_exported_metric_and_one_metrics_port():
+    readme = (MONITORING / "README.md").read_text(encoding="utf-8")
+    table = {
+        name
+        for line in readme.splitlines()
+        if line.startswith("| `sftp_s3_")
+        for name in METRIC_NAME.findall(line.split("|")[1])
+    }
+    missing = [name for name in SnapshotMetrics().metric_names() if name not in table]
+    assert not missing, f"monitoring/README.md's table lacks {missing}"
+    ports = set(
+        re.findall(r"localhost:(9\d\d\d)", (MONITORING / "prometheus/prometheus.yml").read_text())
+    )
+    ports |= set(re.findall(r"--metrics-port (\d+)", readme))
+    top = (MONITORING.parent / "README.md").read_text(encoding="utf-8")
+    ports |= set(re.findall(r"--metrics-port (\d+)", top))
+    assert ports == {"9091", "9300"}, ports  # the gateway, and the one /metrics port

@@ -14,12 +14,13 @@ import threading
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
-from ..engine.addresses import S3Location, format_size, parse_s3_url, parse_size
+from ..engine.addresses import S3Location, format_size, format_speed, parse_s3_url, parse_size
 from ..engine.config import ConflictPolicy, S3Endpoint, SftpEndpoint, TransferOptions
 from ..engine.errors import HostKeyError, SftpAuthError, SourceNotFound, TransferError, UsageError
 from ..engine.events import (
     EngineEvent,
     EventBus,
+    StoreChecked,
     TransferFinished,
     TransferNotice,
     TransferResult,
@@ -80,18 +81,20 @@ def run_sync(make: Callable[[], Awaitable[T]]) -> T:
 def _log_event(event: EngineEvent) -> None:
     if isinstance(event, TransferNotice):
         log.warning("%s", event.message)
+    elif isinstance(event, StoreChecked):
+        log.info("store check: %s", event.capabilities.summary())
     elif isinstance(event, TransferFinished):
         result = event.result
         where = f"s3://{result.bucket}/{result.key}"
         if result.status is TransferState.DONE:
-            rate = result.bytes / result.seconds / 1e6 if result.seconds > 0 else 0.0
+            rate = result.bytes / result.seconds if result.seconds > 0 else 0.0
             log.info(
-                "copied %s → %s: %s in %.1fs (%.1f MB/s), sha256 %s",
+                "copied %s → %s: %s in %.1fs (%s), sha256 %s",
                 result.source,
                 where,
                 format_size(result.bytes),
                 result.seconds,
-                rate,
+                format_speed(rate),  # MiB/s, as sizes are MiB: one family everywhere
                 result.sha256,
             )
         elif result.status is TransferState.SKIPPED:

@@ -27,14 +27,16 @@ from .settings import (
 
 def _moto_wsgi_server(host: str, port: int) -> Any:
     """moto's S3 WSGI app (what ``ThreadedMotoServer`` runs) bound to ``host:port``, quiet."""
-    from moto.moto_server.werkzeug_app import (
-        DomainDispatcherApplication,
-        MotoRequestHandler,
-        create_backend_app,
-    )
-    from werkzeug.serving import make_server
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+    from werkzeug.serving import WSGIRequestHandler, make_server
 
-    class QuietHandler(MotoRequestHandler):  # type: ignore[misc, valid-type]
+    handler: type[WSGIRequestHandler] = WSGIRequestHandler  # older moto (the demo allows 5.0)
+    with contextlib.suppress(ImportError):  # moto >= 5.2.5 keeps x-amz-meta-a_b headers
+        from moto.moto_server.werkzeug_app import MotoRequestHandler
+
+        handler = MotoRequestHandler
+
+    class QuietHandler(handler):  # type: ignore[misc, valid-type]
         def log_request(self, *args: object, **kwargs: object) -> None:
             pass
 

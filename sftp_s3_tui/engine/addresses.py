@@ -63,6 +63,22 @@ def format_size(count: float) -> str:
     raise AssertionError("unreachable")
 
 
+def format_speed(bytes_per_second: float) -> str:
+    """A transfer rate in the same binary family as :func:`format_size`: ``38.4 MiB/s``
+    (rclone's unit; one family everywhere, so a size and a rate can be compared by eye)."""
+    return f"{format_size(bytes_per_second)}/s"
+
+
+def format_duration(seconds: float) -> str:
+    """``7.2s``, ``1m05s``, ``2h05m``: short enough for an 80-column progress line."""
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    whole = int(seconds)
+    if whole < 3600:
+        return f"{whole // 60}m{whole % 60:02d}s"
+    return f"{whole // 3600}h{whole % 3600 // 60:02d}m"
+
+
 @dataclass(frozen=True)
 class SftpLocation:
     """A parsed ``sftp://[user@]host[:port]/absolute/path``."""

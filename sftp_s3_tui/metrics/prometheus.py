@@ -13,11 +13,12 @@ import contextlib
 import logging
 import os
 import socket
+import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from types import TracebackType
 from wsgiref.simple_server import WSGIServer
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
 from prometheus_client.exposition import push_to_gateway, start_http_server
 
 from sftp_s3_tui.engine.events import EventBus
@@ -34,6 +35,11 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+# prometheus_client adds a ``<counter>_created`` series per counter and histogram; a push
+# gateway stores them as gauges of their own (untyped timestamps nobody queries). Off for
+# the process: this app's registries are the only ones it pushes or serves.
+disable_created_metrics()
 
 DEFAULT_JOB = "sftp_s3_tui"
 PUSH_GATEWAY_ENV = "PUSH_GATEWAY"
@@ -116,19 +122,22 @@ class SnapshotMetrics:
         self.rss = Gauge(
             "sftp_s3_process_resident_memory_bytes", "Resident set size of the process.", registry=r
         )
-        self.disk_write = Gauge(
-            "sftp_s3_process_disk_write_bytes",
-            "Bytes the process caused to be written to storage since the sampler started.",
+        self.disk_write = Counter(
+            "sftp_s3_process_disk_write_bytes_total",
+            "Bytes the process caused to be written to storage (Linux, Windows).",
             registry=r,
         )
-        self.disk_read = Gauge(
-            "sftp_s3_process_disk_read_bytes",
-            "Bytes the process caused to be read from storage since the sampler started.",
+        self.disk_read = Counter(
+            "sftp_s3_process_disk_read_bytes_total",
+            "Bytes the process caused to be read from storage (Linux, Windows).",
             registry=r,
         )
-        self.cpu_percent = Gauge(
-            "sftp_s3_process_cpu_percent",
-            "CPU use of the process between the last two samples (100 = one core).",
+        # CPU: rate(sftp_s3_process_cpu_seconds_total) is the base-unit form (1 = one core);
+        # no percent gauge beside it.
+        self.last_sample = Gauge(
+            "sftp_s3_last_sample_timestamp_seconds",
+            "Unix time of the run's last sample: a run that stopped pushing (finished or "
+            "killed) is told apart from a live one by its age.",
             registry=r,
         )
         self.parts_in_flight = Gauge(
@@ -242,6 +251,9 @@ class SnapshotMetrics:
                 prev(field),
             )
         advance(self.cpu_seconds, snapshot.cpu_seconds, prev("cpu_seconds"))
+        advance(self.disk_write, snapshot.disk_write_bytes, prev("disk_write_bytes"))
+        advance(self.disk_read, snapshot.disk_read_bytes, prev("disk_read_bytes"))
+        self.last_sample.set(time.time())
 
         self.throughput.set(snapshot.bytes_per_second)
         self.parts_in_flight.set(snapshot.parts_in_flight)
@@ -250,9 +262,6 @@ class SnapshotMetrics:
         self.files_paused.set(snapshot.files_paused)
         for gauge, value in (
             (self.rss, snapshot.rss_bytes),
-            (self.disk_write, snapshot.disk_write_bytes),
-            (self.disk_read, snapshot.disk_read_bytes),
-            (self.cpu_percent, snapshot.cpu_percent),
             (self.pool_in_use, snapshot.buffer_pool_bytes_in_use),
             (self.pool_budget, snapshot.buffer_pool_budget_bytes),
         ):
@@ -275,6 +284,22 @@ class SnapshotMetrics:
             self.sftp_read_seconds.observe(seconds)
         for seconds in snapshot.s3_upload_seconds:
             self.s3_upload_seconds.observe(seconds)
+
+    def finish(self) -> None:
+        """The run is over: what it is doing now is nothing. The live gauges go to zero (the
+        counters keep the run's totals), so the group a gateway keeps after the run never
+        shows its last throughput, parts or files in flight as if it were still going."""
+        for gauge in (
+            self.throughput,
+            self.parts_in_flight,
+            self.pool_in_use,
+            self.files_queued,
+            self.files_running,
+            self.files_paused,
+        ):
+            gauge.set(0)
+        # The SFTP link figures (RTT, connections, ceiling) stay: what the run measured; the
+        # dashboard shows them for live runs only (sftp_s3_last_sample_timestamp_seconds).
 
 
 class MetricsExporter:
@@ -359,6 +384,7 @@ class MetricsExporter:
             await task
         if final_sample and self.sampler is not None:
             self.sampler.sample_now()
+        self.metrics.finish()
         if self.push_gateway_url:
             await self.push_now()
         if self._unsubscribe is not None:

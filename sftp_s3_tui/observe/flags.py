@@ -4,9 +4,12 @@ CLI module only adds the group and reads it back."""
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
-from ..requests import ObserveFlags
 from .options import NOTIFY_CHOICES
+
+if TYPE_CHECKING:
+    from ..requests import ObserveFlags
 
 
 def add_observe_options(parser: argparse.ArgumentParser, *, watch: bool) -> None:
@@ -40,6 +43,10 @@ def add_observe_options(parser: argparse.ArgumentParser, *, watch: bool) -> None
 
 
 def observe_flags(args: argparse.Namespace) -> ObserveFlags:
+    # requests is imported here, not at the top: building the parser (--help, a usage
+    # error) must not load it
+    from ..requests import ObserveFlags
+
     return ObserveFlags(
         hook_url=getattr(args, "hook_url", None),
         notify_on=getattr(args, "notify_on", None),

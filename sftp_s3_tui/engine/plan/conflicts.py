@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -70,7 +71,9 @@ def decide(
 
     Pure: given what S3 holds at the key (``None``: nothing). ``if-newer`` compares with the
     source mtime our upload recorded, else the object's date; ``if-different`` skips on the
-    same size and recorded mtime (rsync's quick check) and otherwise compares the sha256.
+    same size and recorded mtime (rsync's quick check), or, known from a listing only, the
+    same size and an object written after the source last changed (rclone's rerun), and
+    otherwise compares the sha256.
     """
     if existing is None:
         return Decision(Action.COPY, "new")
@@ -97,6 +100,10 @@ def decide(
         and existing.last_modified >= mtime + 2
     ):
         return Decision(Action.SKIP, "the object has the same size and modification time")
+    if existing.source_mtime is None and _written_after(existing, mtime):
+        # What a listing tells (rclone's rerun: size, and the source not newer): an object
+        # of the same size written after the source last changed holds it. No HEAD needed.
+        return Decision(Action.SKIP, "same size, and the source is not newer than the object")
     if existing.sha256:
         return Decision(Action.COMPARE, "same size: the sha256 is compared")
     return Decision(Action.OVERWRITE, "same size, but no sha256 recorded to compare")
@@ -110,7 +117,15 @@ def needs_head(policy: ConflictPolicy, size: int, mtime: int, listed: ExistingOb
         # The recorded source mtime is never later than the upload, so a source newer than
         # the object's date is newer than both.
         return mtime <= int(listed.last_modified)
-    return listed.size == size
+    # if-different: the listing alone decides a different size, and a same-size object
+    # written after the source last changed (:func:`decide`); only the rest need a HEAD.
+    return listed.size == size and not _written_after(listed, mtime)
+
+
+def _written_after(existing: ExistingObject, mtime: int) -> bool:
+    """Whether the object was written at least a full second after the source's ``mtime``
+    (whole seconds on both sides: a rewrite within the same second is not told apart)."""
+    return existing.last_modified >= mtime + 2
 
 
 @dataclass
@@ -152,6 +167,18 @@ class DestinationIndex:
         wanted = set(keys)
         prefix = os.path.commonprefix(sorted(wanted))  # noqa: RUF071 (S3 prefixes are strings)
         budget = max_pages if max_pages is not None else max(1, len(wanted) // 2)
+        await self._list(bucket, prefix, budget, wanted.__contains__)
+
+    async def preload_prefix(self, bucket: str, prefix: str, *, max_pages: int = 20) -> None:
+        """List everything under ``prefix`` (at most ``max_pages`` requests of 1000 keys),
+        for a copy whose keys are not known yet (a streamed listing): every later lookup
+        up to the last key seen is answered from it, without a HEAD. The page budget bounds
+        the memory (a small record per object); keys beyond it fall back to a HEAD."""
+        await self._list(bucket, prefix, max_pages, lambda key: True)
+
+    async def _list(
+        self, bucket: str, prefix: str, budget: int, keep: Callable[[str], bool]
+    ) -> None:
         objects: dict[str, ExistingObject] = {}
         last_key = ""
         complete = False
@@ -166,7 +193,7 @@ class DestinationIndex:
                 for item in page.get("Contents", []):
                     key = item["Key"]
                     last_key = key
-                    if key in wanted:
+                    if keep(key):
                         objects[key] = ExistingObject(
                             key=key,
                             size=int(item.get("Size", 0)),

@@ -354,7 +354,9 @@ class FileTransfer:
             lambda a, e: self._notice(f"retrying the store check: {e}"),
         )
         if probed:
-            self._notice(f"store check: {record.summary()}")
+            # A fact about the store, not about this file: fronts print the event once, as
+            # a store line (a notice here read like a warning about whichever file came first).
+            log.info("store check: %s", record.summary())
             ctx.bus.emit(StoreChecked(transfer_id=self.id, capabilities=record))
         if record.algorithm is ChecksumChoice.NONE:
             self._notice("--checksum none: nothing is sent to check the bytes; size only")
