@@ -14,7 +14,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from sftp_s3_tui.engine.addresses import format_size, parse_size
+from sftp_s3_tui.engine.units import format_size, parse_size
 
 from . import extras, report
 from .measure import run_measured

@@ -34,7 +34,7 @@ from bench.field import tool
 from bench.measure import run_measured
 from bench.servers import BUCKET, MotoServer, start_moto
 from sftp_s3_tui.demo import DEMO_REGION
-from sftp_s3_tui.engine.addresses import parse_size
+from sftp_s3_tui.engine.units import parse_size
 from tests.servers import OpenSshServer, SftpServerInfo
 from tests.sftp_families import running
 

@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from sftp_s3_tui.demo import DEMO_ACCESS_KEY_ID, DEMO_REGION, DEMO_SECRET_ACCESS_KEY
-from sftp_s3_tui.engine.addresses import format_size, parse_size
+from sftp_s3_tui.engine.units import format_size, parse_size
 from tests.servers import OpenSshServer, SftpServerInfo
 
 from . import report, wan_proxy

@@ -13,12 +13,11 @@ import sys
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
-from .engine.addresses import parse_size
-
 # Only what building the parser needs is imported here: ``--help`` and a usage error answer
 # without loading requests, profiles or asyncio (what a command needs comes in ``main``).
 from .engine.config import ChecksumChoice, ConflictPolicy
 from .engine.errors import ConfigError, TransferError, UsageError
+from .engine.units import parse_size
 from .exit_codes import (
     CLEANUP_EXIT_CODES_HELP,
     EXIT_CODES_HELP,

@@ -17,7 +17,6 @@ from rich.console import Console, ConsoleOptions, RenderResult
 from rich.live import Live
 from rich.text import Text
 
-from .engine.addresses import format_duration, format_size, format_speed
 from .engine.config import ConflictPolicy
 from .engine.errors import S3Error
 from .engine.events import (
@@ -47,6 +46,7 @@ from .engine.s3.operations import S3Client, check_bucket, open_client
 from .engine.sftp.pool import Logins, SftpPool
 from .engine.sftp.server_profile import ServerProfile
 from .engine.transfer.queue import TransferQueue
+from .engine.units import format_duration, format_size, format_speed
 from .metrics import SnapshotMetrics, exporting
 from .observe.expectations import DropStatus
 from .observe.session import ObservedRun, Observers

@@ -15,14 +15,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .engine.addresses import (
-    S3Location,
-    SftpLocation,
-    parse_rate,
-    parse_s3_url,
-    parse_sftp_url,
-    parse_size,
-)
+from .engine.addresses import S3Location, SftpLocation, parse_s3_url, parse_sftp_url
 from .engine.config import (
     ChecksumChoice,
     ConflictPolicy,
@@ -42,6 +35,7 @@ from .engine.errors import (
     UsageError,
 )
 from .engine.object_options import ObjectOptions
+from .engine.units import parse_rate, parse_size
 from .exit_codes import (  # re-exported: the fronts import them from here
     CLEANUP_EXIT_CODES_HELP,
     EXIT_CODES_HELP,

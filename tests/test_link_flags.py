@@ -16,9 +16,9 @@ from sftp_s3_tui.airflow.connections import (
     with_link,
 )
 from sftp_s3_tui.cli import build_parser, connection_flags
-from sftp_s3_tui.engine.addresses import format_rate, parse_rate
 from sftp_s3_tui.engine.config import MiB, S3Endpoint, SftpEndpoint
 from sftp_s3_tui.engine.errors import ConfigError, UsageError
+from sftp_s3_tui.engine.units import format_rate_limit, parse_rate
 from sftp_s3_tui.profiles import Profile, ProfileStore, SftpSettings
 from sftp_s3_tui.requests import (
     ConnectionFlags,
@@ -59,7 +59,7 @@ LINK_ARGS = [
 )
 def test_a_rate_takes_decimal_and_binary_suffixes(text: str, bytes_per_second: int) -> None:
     assert parse_rate(text) == bytes_per_second
-    assert parse_rate(format_rate(bytes_per_second)) == bytes_per_second
+    assert parse_rate(format_rate_limit(bytes_per_second)) == bytes_per_second
 
 
 def test_the_flags_reach_the_sftp_endpoint_before_or_after_the_command() -> None:

@@ -12,9 +12,9 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any, TypedDict
 
-from ..engine.addresses import parse_rate, parse_size
 from ..engine.config import ConflictPolicy, HostKeyPolicy, S3Endpoint, SftpEndpoint
 from ..engine.errors import ConfigError, UsageError
+from ..engine.units import parse_rate, parse_size
 
 log = logging.getLogger(__name__)
 

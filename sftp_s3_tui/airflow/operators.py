@@ -18,10 +18,10 @@ except ImportError:  # Airflow 2 (2.10: datasets are what Airflow 3 calls assets
     from airflow.hooks.base import BaseHook  # type: ignore[no-redef]
     from airflow.models import BaseOperator  # type: ignore[no-redef,assignment]
 
-from ..engine.addresses import parse_size
 from ..engine.config import ConflictPolicy, S3Endpoint, SftpEndpoint
 from ..engine.errors import TransferError
 from ..engine.resume.journal import Journal
+from ..engine.units import parse_size
 from ..observe.session import Observers
 from ..paths import journal_dir
 from ..requests import (

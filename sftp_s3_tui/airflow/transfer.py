@@ -14,7 +14,7 @@ import threading
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
-from ..engine.addresses import S3Location, format_size, format_speed, parse_s3_url, parse_size
+from ..engine.addresses import S3Location, parse_s3_url
 from ..engine.config import ConflictPolicy, S3Endpoint, SftpEndpoint, TransferOptions
 from ..engine.errors import HostKeyError, SftpAuthError, SourceNotFound, TransferError, UsageError
 from ..engine.events import (
@@ -35,6 +35,7 @@ from ..engine.plan.sources import PlanSource, expand, plan_copy
 from ..engine.resume.journal import Journal
 from ..engine.sftp.pool import SftpPool
 from ..engine.transfer.queue import TransferQueue
+from ..engine.units import format_size, format_speed, parse_size
 from ..metrics import exporting
 from ..paths import state_dir
 from ..requests import TransferFlags

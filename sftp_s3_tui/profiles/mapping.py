@@ -10,13 +10,13 @@ from dataclasses import fields
 from enum import StrEnum
 from typing import Any
 
-from ..engine.addresses import format_rate, parse_rate, parse_size
 from ..engine.config import (
     ChecksumChoice,
     ConflictPolicy,
     HostKeyPolicy,
 )
 from ..engine.errors import ConfigError, UsageError
+from ..engine.units import format_rate_limit, parse_rate, parse_size
 from ..redaction import register_secret
 from .model import (
     NotifySettings,
@@ -260,7 +260,7 @@ def _profile_to_table(profile: Profile) -> dict[str, Any]:
             elif f.name in _SIZE_FIELDS:
                 value = _size_text(value)
             elif f.name == "bwlimit":
-                value = format_rate(value)
+                value = format_rate_limit(value)
             elif f.name in ("tags", "metadata"):
                 value = dict(value)
             elif f.name == "expect":

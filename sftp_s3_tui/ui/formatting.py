@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from ..engine.addresses import format_size
+from ..engine.units import format_size
 
 __all__ = ["format_duration", "format_mtime", "format_rate", "format_size"]
 

@@ -8,9 +8,9 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from ..addresses import format_size
 from ..config import ConflictPolicy, TransferOptions
 from ..errors import UsageError
+from ..units import format_size
 from .conflicts import Action, DestinationIndex, ExistingObject, decide
 from .selection import Selection
 from .sources import FileJob, part_count, part_size_for

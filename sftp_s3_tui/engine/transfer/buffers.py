@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 from collections import OrderedDict, deque
 
-from ..addresses import format_size
 from ..errors import UsageError
+from ..units import format_size
 
 
 class BufferPool:

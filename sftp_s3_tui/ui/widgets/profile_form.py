@@ -12,7 +12,6 @@ from textual.suggester import SuggestFromList
 from textual.widget import Widget
 from textual.widgets import Checkbox, Input, Label, Select, Static
 
-from ...engine.addresses import format_rate, format_size, parse_rate, parse_size
 from ...engine.config import (
     MAX_PART_SIZE,
     MIN_PART_SIZE,
@@ -25,6 +24,7 @@ from ...engine.config import (
 )
 from ...engine.errors import ConfigError, TransferError, UsageError
 from ...engine.object_options import ObjectOptions, parse_pairs
+from ...engine.units import format_rate_limit, format_size, parse_rate, parse_size
 from ...profiles import (
     Profile,
     S3Settings,
@@ -528,5 +528,5 @@ def _link_text(kind: str, value: int) -> str:
     if kind == "size":
         return format_size(value).replace(" ", "").replace(".0", "")
     if kind == "rate":
-        return format_rate(value)
+        return format_rate_limit(value)
     return str(value)
