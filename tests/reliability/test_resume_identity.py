@@ -10,12 +10,14 @@ second file would be deleted as "verified"). It starts over and says so in one l
 from __future__ import annotations
 
 import asyncio
+import base64
 import getpass
 import json
 import os
 import subprocess
 import sys
 import time
+import zlib
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -25,6 +27,7 @@ import pytest
 
 from sftp_s3_tui.demo.sftp_server import EmbeddedSftpServer, known_hosts_entry
 from sftp_s3_tui.engine.config import S3Endpoint
+from sftp_s3_tui.engine.resume.in_s3 import record_key
 from sftp_s3_tui.engine.resume.journal import Journal
 from tests.engine.helpers import MiB, keys
 from tests.servers import SftpServerInfo, default_sigint
@@ -118,6 +121,14 @@ def file_record(stdout: str) -> dict[str, Any]:
     return record
 
 
+def crc32_composite(data: bytes) -> str:
+    """The object's CRC32 as S3 names a multipart upload's (5 MiB parts): the CRC32 of the
+    parts' CRC32s, ``-N`` (moto answers without the suffix)."""
+    parts = [data[i : i + 5 * MiB] for i in range(0, len(data), 5 * MiB)]
+    raw = b"".join(zlib.crc32(p).to_bytes(4, "big") for p in parts)
+    return f"{base64.b64encode(zlib.crc32(raw).to_bytes(4, 'big')).decode()}-{len(parts)}"
+
+
 def not_resuming(bucket: str, why: str) -> str:
     return f"not resuming: the upload at s3://{bucket}/{KEY} {why}; starting over"
 
@@ -195,6 +206,53 @@ def test_the_same_source_resumes_without_reading_its_finished_parts_again(
     left = SIZE - finished * 5 * MiB
     assert sshd_proxy.bytes_down < left + MiB // 2, "the finished parts were read again"
     assert open_uploads(s3, bucket) == []
+
+
+@pytest.mark.all_stores
+def test_a_retry_on_another_machine_continues_a_crc32_upload_from_its_state_in_s3(
+    via_proxy: SftpServerInfo,
+    sshd_proxy: FaultProxy,
+    s3_endpoint: S3Endpoint,
+    s3: Any,
+    bucket: str,
+    tmp_path: Path,
+) -> None:
+    """`--resume-in-s3 --checksum crc32`: the retry on another machine (no local journal)
+    continues the upload with the checksum its parts were sent with (the record keeps it),
+    reads only what is left, and the object lands byte for byte."""
+    day1 = via_proxy.write_file("drop/day1/data.bin", size=SIZE, seed=246, mtime=MTIME)
+    sshd_proxy.throttle(2 * MiB, DOWN)
+    first_machine, other_machine = tmp_path / "a", tmp_path / "b"
+    args = [
+        *copy_args(via_proxy, "drop/day1/data.bin", s3_endpoint, bucket),
+        "--resume-in-s3",
+        "--checksum",
+        "crc32",
+    ]
+    kill_after_two_parts(start_copy(args, first_machine), first_machine)
+    kept = json.loads(s3.get_object(Bucket=bucket, Key=record_key(KEY))["Body"].read())
+    finished = int(kept.get("digest", {}).get("after", 0))
+    assert kept["checksum"] == "crc32" and finished >= 1, "S3 holds a checkpoint to resume from"
+    sshd_proxy.clear()
+    sshd_proxy.reset_counters()
+
+    done = run_cli(*args, env=state_env(other_machine))
+
+    assert done.returncode == 0, done.stderr
+    assert "resume state of an earlier run in S3" in done.stderr
+    assert "not resuming" not in done.stderr
+    record = file_record(done.stdout)
+    assert record["status"] == "done" and record["resumed_parts"] >= finished
+    assert record["sha256"] == day1.sha256
+    assert_object(s3, bucket, KEY, day1.read_bytes())
+    head = s3.head_object(Bucket=bucket, Key=KEY, ChecksumMode="ENABLED")
+    composite = crc32_composite(day1.read_bytes())
+    stored = str(head.get("ChecksumCRC32", ""))
+    assert stored.split("-")[0] == composite.split("-")[0], "every part was sent with its CRC32"
+    left = SIZE - finished * 5 * MiB
+    assert sshd_proxy.bytes_down < left + MiB // 2, "the finished parts were read again"
+    assert open_uploads(s3, bucket) == []
+    assert keys(s3, bucket) == [KEY], "the resume state in S3 is gone with the upload"
 
 
 @pytest.mark.all_stores

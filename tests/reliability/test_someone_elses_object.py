@@ -63,3 +63,50 @@ def test_an_object_put_over_ours_while_our_upload_completes_survives_and_we_fail
     assert keys(s3, bucket) == ["data.bin"]
     assert remote.local_path.exists() and sha256(remote.read_bytes()) == remote.sha256
     assert (s3.list_multipart_uploads(Bucket=bucket).get("Uploads") or []) == []
+
+
+def test_an_object_put_over_ours_before_the_sha256_tag_keeps_no_tag_of_ours_and_the_source_stays(
+    openssh_sftp: SftpServerInfo,
+    s3_faults: FaultyS3Server,
+    faulty_endpoint: S3Endpoint,
+    s3: Any,
+    bucket: str,
+    tmp_path: Path,
+) -> None:
+    """Their PutObject lands right after our check's HEAD, before our sha256 tag (an
+    unversioned bucket: no version id names our object). Their object must not carry our
+    sha256 (a later run's compare policy would skip the file on it), and with
+    ``--delete-source`` the source must stay: the file fails with one line."""
+    remote = openssh_sftp.write_file("drop/data.bin", size=12 * MiB + 5, seed=252)
+    landed: list[object] = []
+
+    def theirs_after_our_check() -> None:
+        # the first HEAD that finds the key is our check's (the key is empty before Complete)
+        if not landed and s3.list_objects_v2(Bucket=bucket).get("KeyCount"):
+            landed.append(s3.put_object(Bucket=bucket, Key="data.bin", Body=THEIRS))
+
+    s3_faults.fail("HeadObject", THEN, times=None, then=theirs_after_our_check)
+
+    done = run_cli(
+        "copy",
+        source_url(openssh_sftp, "drop/data.bin"),
+        f"s3://{bucket}/",
+        *key_args(openssh_sftp, faulty_endpoint),
+        "--part-size",
+        "5MiB",
+        "--delete-source",
+        env={"XDG_STATE_HOME": str(tmp_path / "state")},
+    )
+
+    assert landed, "the other writer's PutObject landed between our check and our tag"
+    assert done.returncode == 1, done.stderr
+    assert "Traceback" not in done.stderr
+    [line] = [x for x in done.stderr.splitlines() if "someone else's object" in x]
+    assert f"s3://{bucket}/data.bin now holds someone else's object" in line
+    assert "left in place" in line
+    body = s3.get_object(Bucket=bucket, Key="data.bin")["Body"].read()
+    assert sha256(body) == sha256(THEIRS), "their object is untouched"
+    tags = s3.get_object_tagging(Bucket=bucket, Key="data.bin")["TagSet"]
+    assert [t for t in tags if t["Key"] == "sha256"] == [], "no sha256 of ours on their object"
+    assert remote.local_path.exists() and sha256(remote.read_bytes()) == remote.sha256
+    assert (s3.list_multipart_uploads(Bucket=bucket).get("Uploads") or []) == []

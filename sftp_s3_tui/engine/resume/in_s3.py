@@ -20,6 +20,7 @@ import logging
 import posixpath
 from typing import Any
 
+from ..config import ChecksumChoice
 from ..digest import DigestState
 from ..errors import TransferError
 from ..s3 import operations as s3
@@ -67,6 +68,9 @@ def _decode(data: bytes) -> JournalEntry | None:
             size=int(record["size"]),
             mtime=int(record["mtime"]),
             started=float(record.get("started", 0)),
+            # the algorithm the parts were sent with (the store check may have chosen CRC32,
+            # CRC32C or MD5): a retry must send the rest and Complete with the same one
+            checksum=ChecksumChoice(record.get("checksum", "crc64nvme")).value,
             endpoint=str(record.get("endpoint", "")),
             account=str(record.get("account", "")),
             host_key=str(record.get("host_key", "")),

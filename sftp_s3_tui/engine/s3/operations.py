@@ -576,9 +576,16 @@ async def complete_upload(
 
 
 async def copy_part(
-    client: S3Client, bucket: str, key: str, upload_id: str, number: int, byte_range: str
+    client: S3Client,
+    bucket: str,
+    key: str,
+    upload_id: str,
+    number: int,
+    byte_range: str,
+    **params: Any,
 ) -> str:
-    """UploadPartCopy of a range of the object onto itself; returns the part's ETag."""
+    """UploadPartCopy of a range of the object onto itself; returns the part's ETag.
+    ``params`` may carry a condition on the source (CopySourceIfMatch)."""
     try:
         response = await client.upload_part_copy(
             Bucket=bucket,
@@ -587,20 +594,26 @@ async def copy_part(
             PartNumber=number,
             CopySource={"Bucket": bucket, "Key": key},
             CopySourceRange=byte_range,
+            **params,
         )
     except (ClientError, BotoCoreError) as exc:
         raise map_s3_error(exc, f"Copying part {number} of s3://{bucket}/{key}") from exc
     return str(response["CopyPartResult"]["ETag"])
 
 
-async def copy_object_onto_itself(client: S3Client, bucket: str, key: str, **params: Any) -> None:
-    """CopyObject of a key onto itself (to replace its metadata)."""
+async def copy_object_onto_itself(
+    client: S3Client, bucket: str, key: str, **params: Any
+) -> dict[str, Any]:
+    """CopyObject of a key onto itself (to replace its metadata); the answer. ``params`` may
+    carry a condition on the source (CopySourceIfMatch: a lost one raises
+    :class:`PreconditionFailed`)."""
     try:
-        await client.copy_object(
+        answer: dict[str, Any] = await client.copy_object(
             Bucket=bucket, Key=key, CopySource={"Bucket": bucket, "Key": key}, **params
         )
     except (ClientError, BotoCoreError) as exc:
         raise map_s3_error(exc, f"Copying s3://{bucket}/{key} onto itself") from exc
+    return answer
 
 
 async def get_tag(client: S3Client, bucket: str, key: str, name: str) -> str | None:
@@ -613,6 +626,37 @@ async def get_tag(client: S3Client, bucket: str, key: str, name: str) -> str | N
     return str(found[0]) if found else None
 
 
+async def get_tags(client: S3Client, bucket: str, key: str) -> list[tuple[str, str]] | None:
+    """The object's tags; None when they cannot be read (or there is no object)."""
+    try:
+        tags = await client.get_object_tagging(Bucket=bucket, Key=key)
+    except (ClientError, BotoCoreError):
+        return None
+    return [(str(t["Key"]), str(t["Value"])) for t in tags.get("TagSet", [])]
+
+
+async def put_tags(
+    client: S3Client, bucket: str, key: str, tags: Sequence[tuple[str, str]], **params: Any
+) -> None:
+    """PutObjectTagging: the object's whole tag set becomes ``tags``; ``params`` may name
+    the version (VersionId) to tag."""
+    tag_set = [{"Key": k, "Value": v} for k, v in tags]
+    try:
+        await client.put_object_tagging(
+            Bucket=bucket, Key=key, Tagging={"TagSet": tag_set}, **params
+        )
+    except (ClientError, BotoCoreError) as exc:
+        raise map_s3_error(exc, f"Tagging s3://{bucket}/{key}") from exc
+
+
+async def delete_tags(client: S3Client, bucket: str, key: str) -> None:
+    """DeleteObjectTagging (an empty PutObjectTagging is refused by some stores)."""
+    try:
+        await client.delete_object_tagging(Bucket=bucket, Key=key)
+    except (ClientError, BotoCoreError) as exc:
+        raise map_s3_error(exc, f"Removing the tags of s3://{bucket}/{key}") from exc
+
+
 async def put_tag(
     client: S3Client,
     bucket: str,
@@ -621,14 +665,12 @@ async def put_tag(
     value: str,
     *,
     keep: Sequence[tuple[str, str]] = (),
+    **params: Any,
 ) -> None:
     """Set the object's tags to ``name=value`` plus ``keep`` (the user's tags: a
-    PutObjectTagging replaces the whole set)."""
-    tags = [{"Key": k, "Value": v} for k, v in keep if k != name] + [{"Key": name, "Value": value}]
-    try:
-        await client.put_object_tagging(Bucket=bucket, Key=key, Tagging={"TagSet": tags})
-    except (ClientError, BotoCoreError) as exc:
-        raise map_s3_error(exc, f"Tagging s3://{bucket}/{key}") from exc
+    PutObjectTagging replaces the whole set); ``params`` may name the version to tag."""
+    tags = [(k, v) for k, v in keep if k != name] + [(name, value)]
+    await put_tags(client, bucket, key, tags, **params)
 
 
 async def delete_object(client: S3Client, bucket: str, key: str, **params: Any) -> None:

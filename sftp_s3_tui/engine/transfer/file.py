@@ -24,6 +24,7 @@ from ..errors import (
     StoreChecksumWrong,
     TransferError,
     UsageError,
+    VerificationFailed,
 )
 from ..events import (
     PartChanged,
@@ -56,7 +57,7 @@ from ..s3.operations import PreconditionFailed
 from .context import EngineContext
 from .multipart import MultipartUpload, UploadedPart
 from .source_file import Source
-from .verify import META_MTIME, META_SHA256, Expected, Published, verify_object
+from .verify import META_MTIME, META_SHA256, Expected, Published, tag_ours, verify_object
 
 __all__ = ["EngineContext", "FileTransfer", "TransferControl"]
 
@@ -598,7 +599,9 @@ class FileTransfer:
         if not verified_by:
             return None
         self._notice("an earlier run completed this upload; nothing to send")
-        await self._store_sha256(job.size, digest.sha256_hex(), algorithm)
+        await self._store_sha256(
+            job.size, digest.sha256_hex(), Published.from_answer(head), algorithm
+        )
         return self._result(
             TransferState.DONE,
             digest.sha256_hex(),
@@ -664,8 +667,10 @@ class FileTransfer:
         verified_by = await self._verify(
             self._expected_multipart(upload, digest, size, part_size), published
         )
-        await self._store_sha256(size, digest.sha256_hex(), upload.algorithm)
-        if self.ctx.options.sha256_metadata:  # the copy is a new object: check it too
+        if await self._store_sha256(size, digest.sha256_hex(), published, upload.algorithm):
+            # The copy is a new object: check it too. Not called ours (Published()): on a
+            # store that ignores CopySourceIfMatch it may be a copy of another writer's
+            # bytes, so a failed check must not delete it.
             crc = digest.crc64nvme_b64() if upload.algorithm is ChecksumChoice.CRC64NVME else None
             copied = Expected(size, digest.sha256_hex(), upload.algorithm, crc, None, False, True)
             await self._verify(copied, Published())
@@ -784,36 +789,54 @@ class FileTransfer:
 
     # after Complete ---------------------------------------------------------------------------
     async def _store_sha256(
-        self, size: int, sha256: str, algorithm: ChecksumChoice = ChecksumChoice.NONE
-    ) -> None:
-        """Record the stream's SHA-256 on a multipart object.
+        self,
+        size: int,
+        sha256: str,
+        ours: Published,
+        algorithm: ChecksumChoice = ChecksumChoice.NONE,
+    ) -> bool:
+        """Record the stream's SHA-256 on the multipart object ``ours`` names (never on
+        another writer's: a later run would skip the file there); True if it was copied.
 
         Its metadata is fixed when the upload starts, before the stream is hashed, so by
-        default the SHA-256 becomes an object tag (a small metadata-only request). With
-        ``sha256_metadata`` it goes into ``x-amz-meta-sha256`` by a server-side copy of the
-        object onto itself, which costs time in proportion to the object's size.
+        default the SHA-256 becomes an object tag (a small metadata-only request, see
+        :func:`tag_ours`). With ``sha256_metadata`` it goes into ``x-amz-meta-sha256`` by a
+        server-side copy of the object onto itself, which costs time in proportion to the
+        object's size.
         """
         job = self.job
         if not self.ctx.options.sha256_metadata:
             try:
-                await s3.put_tag(
+                await tag_ours(
                     self.ctx.s3,
                     job.bucket,
                     job.key,
-                    META_SHA256,
                     sha256,
+                    ours,
                     keep=self.ctx.options.object_options.tags,
                 )
+            except VerificationFailed:
+                raise
             except TransferError as exc:
                 self._notice(f"the sha256 could not be tagged on the object ({exc.message})")
-            return
+            return False
         metadata = self._metadata({META_SHA256: sha256, META_MTIME: str(job.mtime)})
         extra = self._object_options()
-        if size <= MAX_PART_SIZE:
+        # CopySourceIfMatch: the copy is of our object or of nothing. Without it an object
+        # put over ours after our HEAD would get our sha256 and pass the copy's check (same
+        # size), and the source would be deleted. AWS and SeaweedFS honour it (412); moto
+        # 5.2 ignores it (it checks only copy-source-if-none-match): there an overwrite
+        # between our HEAD and the copy is not caught (probed 2026-12-07).
+        if_match = {"CopySourceIfMatch": ours.etag} if ours.etag else {}
+        try:
+            if size > MAX_PART_SIZE:
+                await self._copy_multipart(size, metadata, extra, if_match)
+                return True
             await s3.copy_object_onto_itself(
                 self.ctx.s3,
                 job.bucket,
                 job.key,
+                **if_match,
                 Metadata=metadata,
                 MetadataDirective="REPLACE",
                 **(
@@ -823,13 +846,19 @@ class FileTransfer:
                 ),
                 **{k: v for k, v in extra.items() if k != "Tagging"},  # tags are copied
             )
-        else:
-            await self._copy_multipart(size, metadata, extra)
+        except PreconditionFailed:
+            raise VerificationFailed(
+                f"s3://{job.bucket}/{job.key} now holds someone else's object "
+                f"(ours was {str(ours.etag).strip(chr(34))}), so its sha256 was not stored",
+                "it was left in place; transfer it again once the other writer is done",
+            ) from None
+        return True
 
     async def _copy_multipart(
-        self, size: int, metadata: dict[str, str], extra: dict[str, Any]
+        self, size: int, metadata: dict[str, str], extra: dict[str, Any], if_match: dict[str, str]
     ) -> None:
-        """Copy an object over 5 GiB onto itself part by part (CopyObject's limit)."""
+        """Copy an object over 5 GiB onto itself part by part (CopyObject's limit), each part
+        only from our object (``if_match``)."""
         job, client = self.job, self.ctx.s3
         upload_id = await run_to_end(
             s3.create_upload(client, job.bucket, job.key, Metadata=metadata, **extra),
@@ -840,7 +869,13 @@ class FileTransfer:
             for number, offset in enumerate(range(0, size, MAX_PART_SIZE), start=1):
                 last = min(offset + MAX_PART_SIZE, size) - 1
                 etag = await s3.copy_part(
-                    client, job.bucket, job.key, upload_id, number, f"bytes={offset}-{last}"
+                    client,
+                    job.bucket,
+                    job.key,
+                    upload_id,
+                    number,
+                    f"bytes={offset}-{last}",
+                    **if_match,
                 )
                 parts.append({"PartNumber": number, "ETag": etag})
             await s3.complete_upload(client, job.bucket, job.key, upload_id, parts)

@@ -231,3 +231,63 @@ async def _honours_if_match(client: S3Client, bucket: str, key: str) -> bool:
             return False
         raise
     return False
+
+
+async def tag_ours(
+    client: S3Client,
+    bucket: str,
+    key: str,
+    sha256: str,
+    ours: Published,
+    keep: tuple[tuple[str, str], ...] = (),
+) -> None:
+    """Tag the object our request published with its ``sha256`` (and the user's tags), never
+    another writer's: a later run's compare policy would skip the file on their object.
+
+    PutObjectTagging takes no If-Match (on AWS, SeaweedFS or moto), so the strongest proof
+    is a real version id: the tag names our version, whatever is current (both stores tag a
+    version exactly, probed 2026-12-07). Without one (an unversioned bucket: moto answers
+    ``null``, SeaweedFS nothing) the key is tagged and then HEADed: our ETag still there
+    proves the tag is on our object (an object put between would have to hold our bytes).
+    Another ETag means the tag may be on theirs: our sha256 tag is taken off it and the
+    transfer fails (the source stays); tags of theirs that our PutObjectTagging replaced
+    cannot be restored (S3 keeps no history of them). A tag the store refuses is only a
+    notice (raised as TransferError for the caller to word).
+    """
+    version = ours.own_version
+    await s3.put_tag(
+        client,
+        bucket,
+        key,
+        META_SHA256,
+        sha256,
+        keep=keep,
+        **({"VersionId": version} if version else {}),
+    )
+    if version or not ours.etag:
+        return
+    head = await s3.head_object(client, bucket, key)
+    if head is not None and not ours.is_not(head):
+        return
+    if head is None:
+        raise VerificationFailed(
+            f"s3://{bucket}/{key} was deleted while its sha256 was being tagged",
+            "another writer may have deleted it; transfer it again",
+        )
+    left = "it was left in place"
+    tags = await s3.get_tags(client, bucket, key)
+    if tags is not None and (META_SHA256, sha256) in tags:
+        rest = [(k, v) for k, v in tags if (k, v) != (META_SHA256, sha256)]
+        try:
+            if rest:
+                await s3.put_tags(client, bucket, key, rest)
+            else:
+                await s3.delete_tags(client, bucket, key)
+            left += " and our sha256 tag taken off it"
+        except TransferError as exc:
+            left += f"; our sha256 tag could not be taken off it ({exc.message})"
+    raise VerificationFailed(
+        f"s3://{bucket}/{key} now holds someone else's object (ETag {_etag(head.get('ETag'))}, "
+        f"ours was {_etag(ours.etag)})",
+        f"{left}; transfer it again once the other writer is done",
+    )
