@@ -147,13 +147,14 @@ async def test_the_watches_list_says_when_an_expected_drop_is_late(
         table = app.screen.query_one("#watches-table", DataTable)
         await wait_for(pilot, lambda: table.row_count == 1, what="the watch's row")
         drops = app.screen.query_one("#watches-drops", Static)
-        await wait_for(pilot, lambda: str(table.get_row_at(0)[8]) == "1/2")
+        drop = table.get_column_index("drop")
+        await wait_for(pilot, lambda: str(table.get_row_at(0)[drop]) == "1/2")
         assert str(drops.render()) == f"#{status.id} invoice_*.csv: 1/2 by Mon 06:00 CET (on time)"
 
         clock["now"] = datetime(2026, 12, 7, 6, 1, tzinfo=ZoneInfo("Europe/Berlin"))
         late = f"#{status.id} invoice_*.csv: 1/2 by Mon 06:00 CET (1 missing)"
         await wait_for(pilot, lambda: str(drops.render()) == late, timeout=30, what="lateness")
-        assert table.get_row_at(0)[8].spans[0].style == "bold red"
+        assert table.get_row_at(0)[drop].spans[0].style == "bold red"
         await app.close_all()
 
 
