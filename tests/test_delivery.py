@@ -294,3 +294,45 @@ def test_a_prefix_into_a_file_path_is_one_usage_line(
         "is not a folder — end the sftp:// destination with / to deliver every object into it"
     )
     assert len(done.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("s3_store", ["moto_without_awscrt"], indirect=True)
+def test_a_checksum_that_disagrees_with_the_bytes_fails_and_leaves_nothing(
+    openssh_sftp: SftpServerInfo, s3_endpoint: S3Endpoint, s3: Any, bucket: str
+) -> None:
+    """This store records a wrong full-object CRC64NVME for a multipart object (the CRC32
+    value; tests/README.md): the bytes read disagree with it, so nothing is delivered."""
+    data = pattern(6 * MiB, seed=7)
+    upload = s3.create_multipart_upload(
+        Bucket=bucket, Key="odd.bin", ChecksumAlgorithm="CRC64NVME", ChecksumType="FULL_OBJECT"
+    )
+    parts = []
+    for number, start in enumerate(range(0, len(data), 5 * MiB), start=1):
+        answer = s3.upload_part(
+            Bucket=bucket,
+            Key="odd.bin",
+            UploadId=upload["UploadId"],
+            PartNumber=number,
+            Body=data[start : start + 5 * MiB],
+            ChecksumAlgorithm="CRC64NVME",
+        )
+        parts.append({"PartNumber": number, "ETag": answer["ETag"]})
+    s3.complete_multipart_upload(
+        Bucket=bucket, Key="odd.bin", UploadId=upload["UploadId"], MultipartUpload={"Parts": parts}
+    )
+    assert s3.head_object(Bucket=bucket, Key="odd.bin", ChecksumMode="ENABLED").get(
+        "ChecksumCRC64NVME"
+    )
+
+    done = run_cli(
+        "copy",
+        f"s3://{bucket}/odd.bin",
+        target_url(openssh_sftp, "out/"),
+        *key_args(openssh_sftp, s3_endpoint),
+        "--delete-source",
+    )
+
+    assert done.returncode == 1
+    assert f"✗ s3://{bucket}/odd.bin: The bytes read have CRC64NVME" in (done.stderr)
+    assert files_under(openssh_sftp.root / "out") == {}
+    assert s3.head_object(Bucket=bucket, Key="odd.bin")["ContentLength"] == len(data)

@@ -43,8 +43,8 @@ def test_ssh_cut_mid_write_leaves_no_temporary_file_and_nothing_at_the_final_nam
     assert done.returncode == 1
     errors = [line for line in done.stderr.splitlines() if "✗" in line]
     assert len(errors) == 1, done.stderr
-    assert f"✗ s3://{bucket}/nightly/big.bin: The SSH connection dropped while writing" in (
-        errors[0]
+    assert (
+        f"✗ s3://{bucket}/nightly/big.bin: The SSH connection dropped while writing" in (errors[0])
     )
     assert "Traceback" not in done.stderr
     assert files_under(via_proxy.root) == {}  # no .partial, nothing at partner/big.bin

@@ -107,15 +107,14 @@ class _Digest:
             read = b64(self.crc, 8)
             if read != info.crc64nvme:
                 raise VerificationFailed(
-                    f"{info.url}: the bytes read have CRC64NVME {read}, the store holds "
-                    f"{info.crc64nvme}",
+                    f"The bytes read have CRC64NVME {read}, the store holds {info.crc64nvme}",
                     "nothing was left at the final name; run the copy again",
                 )
             return "crc64nvme"
         if info.single_part_md5 is not None and self.md5 is not None:
             if self.md5.digest() != info.single_part_md5:
                 raise VerificationFailed(
-                    f"{info.url}: the bytes read do not match the ETag's MD5 {info.etag}",
+                    f"The bytes read do not match the ETag's MD5 {info.etag}",
                     "nothing was left at the final name; run the copy again",
                 )
             return "md5"
