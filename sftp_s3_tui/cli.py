@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from types import ModuleType
 
     from .engine.sftp.pool import SftpPool
-    from .requests import ConnectionFlags, CopyRequest, RunFlags, TransferFlags
+    from .requests import ConnectionFlags, CopyRequest, DeliveryRequest, RunFlags, TransferFlags
 
 log = logging.getLogger("sftp_s3_tui")
 
@@ -389,7 +389,9 @@ def build_parser() -> argparse.ArgumentParser:
         "copy",
         help="copy files from SFTP to S3 without the TUI",
         description="Copy SOURCE… (sftp://[user@]host[:port]/path, a folder or a glob) to DEST "
-        "(s3://bucket/key, or s3://bucket/prefix/ with a trailing slash).",
+        "(s3://bucket/key, or s3://bucket/prefix/ with a trailing slash); or deliver "
+        "s3://bucket/key|prefix/ to sftp://[user@]host[:port]/path[/] (the direction "
+        "follows the addresses).",
         epilog=EXIT_CODES_HELP,
         parents=[common],
     )
@@ -510,6 +512,21 @@ def copy_request_of(args: argparse.Namespace, env: Mapping[str, str]) -> CopyReq
     )
 
 
+def delivery_request_of(args: argparse.Namespace, env: Mapping[str, str]) -> DeliveryRequest:
+    """The typed request of ``copy s3://… sftp://…`` (delivery to a partner's SFTP)."""
+    from .requests import delivery_request
+
+    return delivery_request(
+        args.paths,
+        connection_flags(args),
+        transfer_flags(args),
+        env,
+        json=args.json,
+        quiet=args.quiet,
+        run=run_flags(args),
+    )
+
+
 def _configure_logging(verbose: int) -> None:
     level = logging.WARNING - 10 * min(verbose, 2)
     logging.basicConfig(
@@ -524,7 +541,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     _configure_logging(args.verbose)
     from .redaction import install_log_redaction, register_secret
-    from .requests import app_request, cleanup_request, load_env_file
+    from .requests import app_request, cleanup_request, is_delivery, load_env_file
 
     if getattr(args, "log_format", None) == "json":
         from .observe.json_log import use_json_logging
@@ -540,6 +557,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         for name in ("SFTP_PASSWORD", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
             register_secret(env.get(name))
         flags = connection_flags(args)
+        if args.command == "copy" and is_delivery(args.paths):  # S3 → SFTP
+            from .headless_delivery import run_delivery
+
+            return _run(run_delivery(delivery_request_of(args, env)))
         if args.command == "copy":
             from .engine.sftp.pool import SftpPool  # asyncssh only, imported before the loop runs
 

@@ -51,7 +51,9 @@ from .profiles import Profile, ProfileStore, S3Settings, Secret, SftpAuth, SftpS
 
 if TYPE_CHECKING:  # the plan pulls in asyncssh: not needed to parse flags or print --help
     from .engine.nightly.options import RunOptions
+    from .engine.plan.delivery import DeliveryTarget
     from .engine.plan.sources import PlanSource
+    from .engine.transfer.delivery import DeliveryOptions
 
 #: ``copy``'s conflict policy unless --conflict or the profile says otherwise: a rerun skips
 #: what is already there and unchanged, as rclone users expect (same size, and the source not
@@ -680,6 +682,117 @@ def copy_request(
         run=run_options(run, [s.path for s in sources]),
         watch_every_seconds=every,
         observe=observe_options(observe or ObserveFlags(), env, profile),
+    )
+
+
+@dataclass(frozen=True)
+class DeliveryRequest:
+    """``copy s3://… sftp://…``: objects delivered to an SFTP folder or file, resolved."""
+
+    source: S3Location
+    target: DeliveryTarget
+    s3: S3Endpoint
+    options: DeliveryOptions
+    json: bool = False
+    quiet: bool = False
+    dry_run: bool = False
+
+
+def is_delivery(paths: Sequence[str]) -> bool:
+    """True when the addresses say S3 → SFTP (the direction follows the addresses)."""
+    return len(paths) >= 2 and paths[-1].startswith("sftp://") and paths[0].startswith("s3://")
+
+
+#: Run flags that S3 → SFTP delivery does not honour yet: refused, never silently ignored.
+_NOT_YET_FOR_DELIVERY = {
+    "rules": "--include/--exclude",
+    "filters": "--filter",
+    "min_size": "--min-size",
+    "max_size": "--max-size",
+    "newer_than": "--newer-than",
+    "older_than": "--older-than",
+    "min_age": "--min-age",
+    "stable": "--stable",
+    "done_file": "--done-file",
+    "move_to": "--move-to",
+    "manifest": "--manifest",
+    "storage_class": "--storage-class",
+    "sse": "--sse",
+    "sse_kms_key_id": "--sse-kms-key-id",
+    "tags": "--tag",
+    "content_type": "--content-type",
+    "metadata": "--metadata",
+}
+
+
+def parse_s3_source(text: str) -> S3Location:
+    """``s3://bucket/key`` or ``s3://bucket/prefix/`` as a source: the key kept byte for byte
+    (no normalisation, no cleaning: it names an object that exists)."""
+    bucket, _, key = text[len("s3://") :].partition("/")
+    parse_s3_url(f"s3://{bucket}/")  # the bucket name checked
+    return S3Location(bucket=bucket, key=key)
+
+
+def delivery_request(
+    paths: Sequence[str],
+    flags: ConnectionFlags,
+    transfer: TransferFlags,
+    env: Env,
+    *,
+    json: bool = False,
+    quiet: bool = False,
+    run: RunFlags | None = None,
+    store: ProfileStore | None = None,
+) -> DeliveryRequest:
+    """``copy s3://bucket/key|prefix/ sftp://[user@]host[:port]/path[/]``, resolved.
+
+    The conflict policy defaults to ``skip-existing`` here (not the upload default,
+    ``overwrite``): a partner may already be reading the file at the final name.
+    """
+    from .engine.plan.delivery import DeliveryTarget, check_addresses
+    from .engine.transfer.delivery import DeliveryOptions
+
+    check_connection_flags(flags, env)
+    run = run or RunFlags()
+    for name, flag in _NOT_YET_FOR_DELIVERY.items():
+        if getattr(run, name) not in (None, (), False):
+            raise UsageError(f"{flag} is not supported for S3 → SFTP delivery yet", "")
+    if len(paths) != 2:
+        raise UsageError(
+            "Deliver one s3:// source at a time",
+            "copy s3://bucket/key|prefix/ sftp://[user@]host[:port]/path[/]",
+        )
+    profile = load_profile(flags.profile, store)
+    sftp_base = profile.sftp_endpoint(password=env_value(env, "SFTP_PASSWORD")) if profile else None
+    source = parse_s3_source(paths[0])
+    location = parse_sftp_url(paths[-1])
+    target = DeliveryTarget(
+        endpoint=sftp_endpoint(location, flags, env, sftp_base),
+        path=location.path,
+        is_folder=paths[-1].endswith("/"),
+    )
+    check_addresses(source, target)
+    options = transfer_options(transfer, profile.transfer_options() if profile else None)
+    conflict = ConflictPolicy.SKIP_EXISTING
+    if transfer.conflict:
+        conflict = options.conflict
+    return DeliveryRequest(
+        source=source,
+        target=target,
+        s3=s3_endpoint(flags, env, profile.s3_endpoint() if profile else None),
+        options=DeliveryOptions(
+            part_size=options.part_size,
+            parts_in_flight=options.parts_in_flight,
+            files_in_flight=transfer.files_in_flight or DeliveryOptions.files_in_flight,
+            memory_budget=options.memory_budget,
+            conflict=conflict,
+            delete_source=run.delete_source,
+            sftp_block_size=options.sftp_block_size,
+            sftp_requests=options.sftp_requests,
+        ),
+        json=json,
+        quiet=quiet,
+        dry_run=run.dry_run,
     )
 
 

@@ -179,3 +179,24 @@ class WatchStateUnreadable(TransferError):
     it is left as it is for the user to look at, never overwritten."""
 
     title = "Watch state unreadable"
+
+
+class DestinationRefused(TransferError):
+    """The SFTP destination refused a write, a folder or a rename (rights, a full disk, a
+    server that forbids rename): the file is not delivered and no temporary file is left."""
+
+    title = "Destination refused"
+
+
+class DestinationWriteFailed(TransferError):
+    """The SSH connection to the destination dropped (or stalled) while a file was written."""
+
+    title = "SFTP write failed"
+    retryable = True
+
+
+class UnsafeKey(TransferError):
+    """An S3 key that cannot become a path under the target folder (``..``, a leading
+    ``/``, a control character): refused by name, never written anywhere."""
+
+    title = "Key refused"

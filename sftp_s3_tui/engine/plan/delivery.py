@@ -1,0 +1,136 @@
+"""S3 sources → delivery jobs, and the S3 key → SFTP path mapping (S3 → SFTP).
+
+A key is the object's name under its prefix, kept byte for byte as a relative path under
+the target folder (like the SFTP → S3 folder rule, the other way). S3 lets a key hold
+anything; a partner's server must never see a path that climbs out of the target folder or
+carries a control character, so such a key is refused by name rather than "cleaned" into a
+name nobody asked for.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import unicodedata
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from ..addresses import S3Location
+from ..config import SftpEndpoint
+from ..errors import UnsafeKey, UsageError
+from ..s3.operations import S3Client
+from ..s3.reader import list_objects
+
+
+@dataclass(frozen=True)
+class DeliveryTarget:
+    """Where objects go: a file path, or a folder (the address ended with ``/``)."""
+
+    endpoint: SftpEndpoint
+    path: str
+    is_folder: bool
+
+    @property
+    def display(self) -> str:
+        return f"{self.endpoint.display}{self.path}"
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryJob:
+    """One object to deliver and the path it will have on the destination."""
+
+    bucket: str
+    key: str
+    remote_path: str
+
+
+@dataclass(frozen=True, slots=True)
+class RefusedKey:
+    """An object whose key cannot be a path under the target: reported, never written."""
+
+    bucket: str
+    key: str
+    error: UnsafeKey
+
+
+def check_relative_name(relative: str, key: str) -> None:
+    """Refuse (by the key's name) a relative path that is not plain segments under a folder."""
+    shown = repr(key)
+    bad = next((ch for ch in relative if unicodedata.category(ch) == "Cc"), None)
+    if bad is not None:
+        raise UnsafeKey(
+            f"The key {shown} holds a control character ({bad!r})",
+            "a partner's server must not see it; rename the object",
+        )
+    if relative.startswith("/"):
+        raise UnsafeKey(
+            f"The key {shown} starts with '/'",
+            "it would name a path outside the target folder; rename the object",
+        )
+    segments = relative.split("/")
+    if ".." in segments:
+        raise UnsafeKey(
+            f"The key {shown} has a '..' segment",
+            "it would write outside the target folder; rename the object",
+        )
+    if "." in segments or "" in segments:
+        raise UnsafeKey(
+            f"The key {shown} has an empty or '.' segment",
+            "two keys could map to one file; rename the object",
+        )
+
+
+def remote_path_for(key: str, source: S3Location, target: DeliveryTarget) -> str:
+    """The destination path of ``key`` (an object under ``source``), or :class:`UnsafeKey`.
+
+    An exact source key into a file path: that path. Into a folder: the folder plus the
+    key's last segment (exact key) or the key relative to the source prefix.
+    """
+    if not target.is_folder:
+        return target.path
+    relative = key[len(source.key) :] if source.is_prefix else key.rsplit("/", 1)[-1]
+    check_relative_name(relative, key)
+    path = posixpath.join(target.path, relative)
+    folder = target.path.rstrip("/") or "/"
+    # Belt and braces: the checks above already keep the path under the folder.
+    if posixpath.commonpath([folder, posixpath.normpath(path)]) != folder:
+        raise UnsafeKey(f"The key {key!r} maps outside {target.path}", "rename the object")
+    return path
+
+
+def check_addresses(source: S3Location, target: DeliveryTarget) -> None:
+    """A prefix is delivered into a folder only (one line before anything runs)."""
+    if source.is_prefix and not target.is_folder:
+        raise UsageError(
+            f"{source} is a prefix but {target.display} is not a folder",
+            "end the sftp:// destination with / to deliver every object into it",
+        )
+    if not target.path.startswith("/"):
+        raise UsageError(f"The path in {target.display} is not absolute", "start it with /")
+
+
+async def plan_delivery(
+    client: S3Client, source: S3Location, target: DeliveryTarget
+) -> AsyncIterator[DeliveryJob | RefusedKey]:
+    """The objects under ``source`` as jobs, as the listing streams (nothing held per key).
+
+    Folder markers (keys ending in ``/``) are not files and are passed over. An exact key is
+    one job; it is described (HEAD) when it is delivered, so a missing key fails there.
+    """
+    check_addresses(source, target)
+    if not source.is_prefix:
+        keys: AsyncIterator[str] = _one(source.key)
+    else:
+        keys = list_objects(client, source.bucket, source.key)
+    async for key in keys:
+        if key.endswith("/"):
+            continue
+        try:
+            path = remote_path_for(key, source, target)
+        except UnsafeKey as exc:
+            yield RefusedKey(source.bucket, key, exc)
+            continue
+        yield DeliveryJob(source.bucket, key, path)
+
+
+async def _one(key: str) -> AsyncIterator[str]:
+    yield key

@@ -1,0 +1,128 @@
+"""Reading objects for delivery: what an object is (size, ETag, stored checksum, mtime),
+the objects under a prefix, and ranged GETs straight into a pool buffer.
+
+Every ranged GET carries ``If-Match: <ETag>``, so an object replaced while it is being
+delivered fails the delivery (412) instead of mixing the bytes of two versions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+from botocore.exceptions import BotoCoreError, ClientError
+
+from ..errors import S3Error, SourceChanged, SourceNotFound
+from .checksums import etag_md5
+from .operations import S3Client, error_code, map_s3_error
+
+#: Bytes asked of the response stream at a time while filling a buffer.
+_READ_CHUNK = 1 << 20
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectInfo:
+    """One S3 object as HEAD describes it: what a delivery reads and checks against."""
+
+    bucket: str
+    key: str
+    size: int
+    etag: str
+    last_modified: float  # seconds since the epoch
+    version_id: str | None = None
+    crc64nvme: str | None = None  # base64, the full-object CRC64NVME the store holds
+    single_part_md5: bytes | None = None  # the ETag's MD5, when the ETag is one
+
+    @property
+    def url(self) -> str:
+        return f"s3://{self.bucket}/{self.key}"
+
+
+def object_info(bucket: str, key: str, head: dict[str, Any]) -> ObjectInfo:
+    """An :class:`ObjectInfo` from a HEAD answer (``ChecksumMode=ENABLED``).
+
+    The ETag is an MD5 of the bytes only for a single-part object stored without SSE-KMS or
+    SSE-C (those make the ETag opaque); a multipart ETag ends in ``-N``.
+    """
+    etag = str(head.get("ETag", ""))
+    encrypted = head.get("ServerSideEncryption") == "aws:kms" or head.get("SSECustomerAlgorithm")
+    md5 = None if encrypted else etag_md5(etag)
+    return ObjectInfo(
+        bucket=bucket,
+        key=key,
+        size=int(head.get("ContentLength", 0)),
+        etag=etag,
+        last_modified=head["LastModified"].timestamp(),
+        version_id=head.get("VersionId") or None,
+        crc64nvme=head.get("ChecksumCRC64NVME") or None,
+        single_part_md5=md5,
+    )
+
+
+async def describe_object(client: S3Client, bucket: str, key: str) -> ObjectInfo:
+    """HEAD one object with its checksum; :class:`SourceNotFound` when it is not there."""
+    what = f"Reading s3://{bucket}/{key}"
+    try:
+        head = await client.head_object(Bucket=bucket, Key=key, ChecksumMode="ENABLED")
+    except ClientError as exc:
+        if error_code(exc) in ("404", "NoSuchKey", "NotFound"):
+            raise SourceNotFound(f"s3://{bucket}/{key} does not exist", "check the key") from exc
+        raise map_s3_error(exc, what) from exc
+    except BotoCoreError as exc:
+        raise map_s3_error(exc, what) from exc
+    return object_info(bucket, key, head)
+
+
+async def list_objects(client: S3Client, bucket: str, prefix: str) -> AsyncIterator[str]:
+    """Every key under ``prefix`` (all depths), as the listing pages arrive."""
+    paginator = client.get_paginator("list_objects_v2")
+    try:
+        async for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
+            for entry in page.get("Contents", []):
+                yield str(entry["Key"])
+    except (ClientError, BotoCoreError) as exc:
+        raise map_s3_error(exc, f"Listing s3://{bucket}/{prefix}") from exc
+
+
+async def read_range_into(
+    client: S3Client, info: ObjectInfo, offset: int, view: memoryview
+) -> None:
+    """Fill ``view`` with the object's bytes from ``offset`` (one ranged GET, If-Match).
+
+    The body is copied into the buffer chunk by chunk as it arrives, so nothing beyond the
+    buffer and one network chunk is held; a short body is an error, never padding.
+    """
+    what = f"Reading {info.url}"
+    end = offset + len(view) - 1
+    params: dict[str, Any] = {"Range": f"bytes={offset}-{end}", "IfMatch": info.etag}
+    if info.version_id:
+        params["VersionId"] = info.version_id
+    try:
+        response = await client.get_object(Bucket=info.bucket, Key=info.key, **params)
+        filled = 0
+        body = response["Body"]  # aiobotocore's StreamingBody: read(n) gives at most n
+        try:
+            while filled < len(view):
+                chunk = await body.read(min(_READ_CHUNK, len(view) - filled))
+                if not chunk:
+                    break
+                view[filled : filled + len(chunk)] = chunk
+                filled += len(chunk)
+        finally:
+            body.close()
+    except ClientError as exc:
+        if error_code(exc) in ("PreconditionFailed", "412"):
+            raise SourceChanged(
+                f"{info.url} changed while it was being delivered",
+                "nothing was left at the final name; run the copy again",
+            ) from exc
+        raise map_s3_error(exc, what) from exc
+    except (BotoCoreError, OSError, aiohttp.ClientError) as exc:
+        raise map_s3_error(exc, what) from exc
+    if filled != len(view):
+        raise S3Error(
+            f"{what}: the store sent {filled} of {len(view)} bytes at offset {offset}",
+            "the connection may have dropped; run the copy again",
+        )

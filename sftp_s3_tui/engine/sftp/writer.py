@@ -1,0 +1,220 @@
+"""Writing one file to an SFTP destination: a temporary name beside the target, pipelined
+writes at offsets, a final fstat, then a rename into place.
+
+Partners' pollers pick up whatever appears under a final name, so nothing is ever written
+there directly: the bytes go to ``.NAME.<token>.partial`` in the target folder (a dot-name
+pollers skip, as rclone and NiFi do) and only a verified, complete file is renamed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import posixpath
+import secrets
+
+import asyncssh
+
+from ..config import SftpEndpoint
+from ..errors import DestinationRefused, DestinationWriteFailed, TransferError
+from .pool import Lease, SftpPool, is_connection_error
+
+#: The extension that renames over an existing file atomically (POSIX rename(2)).
+POSIX_RENAME = "posix-rename@openssh.com"
+
+
+def supports_posix_rename(client: asyncssh.SFTPClient) -> bool:
+    """True when the server offered ``posix-rename@openssh.com`` in its SFTP version reply.
+
+    asyncssh records the server's extensions on the session handler and exposes no public
+    accessor for this one (only ``supports_remote_copy``); its ``posix_rename`` would raise
+    ``SFTPOpUnsupported`` after a round trip. Kept small so it can move into the server
+    profile when that lands.
+    """
+    handler = getattr(client, "_handler", None)
+    return bool(getattr(handler, "_supports_posix_rename", False))
+
+
+def temporary_name(final_path: str, token: str | None = None) -> str:
+    """``/out/a/report.csv`` → ``/out/a/.report.csv.<token>.partial`` (same folder, so the
+    rename never crosses a file system)."""
+    folder, name = posixpath.split(final_path)
+    token = token or secrets.token_hex(4)
+    return posixpath.join(folder, f".{name}.{token}.partial")
+
+
+def map_write_error(exc: BaseException, path: str, endpoint: SftpEndpoint) -> TransferError:
+    """An asyncssh / OS error while writing ``path`` as one clear line naming it."""
+    if isinstance(exc, TransferError):
+        return exc
+    where = f"{path} on {endpoint.display}"
+    folder = posixpath.dirname(path) or "/"
+    if isinstance(exc, asyncssh.SFTPPermissionDenied | PermissionError):
+        return DestinationRefused(
+            f"Permission denied writing {where}",
+            f"the SFTP user may not write into {folder}; check its rights there",
+        )
+    if isinstance(exc, asyncssh.SFTPNoSpaceOnFilesystem | asyncssh.SFTPQuotaExceeded):
+        return DestinationRefused(
+            f"The destination is full writing {where}", "free space or raise the quota there"
+        )
+    if isinstance(exc, asyncssh.SFTPNoSuchFile | asyncssh.SFTPNoSuchPath):
+        return DestinationRefused(
+            f"The folder {folder} does not exist on {endpoint.display}", "create it first"
+        )
+    if isinstance(exc, TimeoutError):
+        return DestinationWriteFailed(f"Writing {where} timed out", "the server stalled")
+    reason = getattr(exc, "reason", None) or str(exc) or type(exc).__name__
+    if is_connection_error(exc):
+        return DestinationWriteFailed(
+            f"The SSH connection dropped while writing {where}: {reason}",
+            "nothing was left at the final name; run the copy again",
+        )
+    return DestinationRefused(f"The server refused writing {where}: {reason}", "")
+
+
+class RemoteWriter:
+    """One temporary file on the destination, written at offsets by many requests at once.
+
+    asyncssh splits each buffer given to :meth:`write_at` into blocks of the session's write
+    size and keeps ``requests`` of them in flight (its ``_SFTPFileWriter``), so a part is one
+    pipelined burst; several parts may be written at once at their own offsets.
+    """
+
+    def __init__(
+        self,
+        pool: SftpPool,
+        endpoint: SftpEndpoint,
+        final_path: str,
+        *,
+        block_size: int = 0,
+        requests: int = 0,
+    ) -> None:
+        self.pool = pool
+        self.endpoint = endpoint
+        self.final_path = final_path
+        self.temp_path = temporary_name(final_path)
+        self.block_size = block_size or -1  # -1: the size the server's limits allow
+        self.requests = requests or -1
+        self._lease: Lease | None = None
+        self._file: asyncssh.SFTPClientFile | None = None
+        self.created = False  # the temporary file exists on the server (remove it on failure)
+
+    async def connect(self) -> None:
+        """Lease a connection to the destination (before the conflict check)."""
+        if self._lease is None:
+            self._lease = await self.pool.lease(self.endpoint)
+
+    async def open(self) -> None:
+        """Create the folders up to the target and the temporary file (exclusively)."""
+        await self.connect()
+        client = self.client
+        folder = posixpath.dirname(self.final_path) or "/"
+        try:
+            async with asyncio.timeout(self.endpoint.request_timeout_seconds):
+                await client.makedirs(folder, exist_ok=True)
+                self._file = await client.open(
+                    self.temp_path, "xb", block_size=self.block_size, max_requests=self.requests
+                )
+        except (OSError, asyncssh.Error, TimeoutError) as exc:
+            raise await self._failed(exc, self.temp_path) from exc
+        self.created = True
+
+    @property
+    def client(self) -> asyncssh.SFTPClient:
+        assert self._lease is not None, "open() first"
+        return self._lease.client
+
+    async def write_at(self, offset: int, data: memoryview) -> None:
+        """Write ``data`` at ``offset`` of the temporary file (pipelined by asyncssh)."""
+        assert self._file is not None, "open() first"
+        try:
+            # No overall timeout: a big part over a slow link takes long; a stalled
+            # connection is caught by the SSH keepalive, which closes it.
+            await self._file.write(data, offset)  # type: ignore[type-var]  # any buffer
+        except (OSError, asyncssh.Error) as exc:
+            raise await self._failed(exc, self.temp_path) from exc
+
+    async def finish(self, mtime: float | None) -> int:
+        """Set the file's mtime, fstat it and close it; the size the server holds."""
+        assert self._file is not None, "open() first"
+        file = self._file
+        try:
+            async with asyncio.timeout(self.endpoint.request_timeout_seconds):
+                if mtime is not None:
+                    await file.utime((mtime, mtime))
+                attrs = await file.stat()
+                self._file = None
+                await file.close()
+        except (OSError, asyncssh.Error, TimeoutError) as exc:
+            raise await self._failed(exc, self.temp_path) from exc
+        return int(attrs.size or 0)
+
+    async def exists(self, path: str) -> asyncssh.SFTPAttrs | None:
+        """The attributes of ``path`` on the destination, or None when nothing is there."""
+        try:
+            async with asyncio.timeout(self.endpoint.request_timeout_seconds):
+                return await self.client.stat(path)
+        except (asyncssh.SFTPNoSuchFile, asyncssh.SFTPNoSuchPath):
+            return None
+        except (OSError, asyncssh.Error, TimeoutError) as exc:
+            raise await self._failed(exc, path) from exc
+
+    async def publish(self, *, replace: bool) -> None:
+        """Rename the temporary file to the final name.
+
+        ``replace``: over an existing file, atomically, with ``posix-rename@openssh.com``
+        (refused with one line when the server does not offer it: a remove then rename
+        would leave a moment with no file, and a partner's poller may see it). Otherwise a
+        plain SFTP rename, which fails when the final name is taken (SFTP v3 semantics), so
+        a file that appeared meanwhile is never overwritten.
+        """
+        client = self.client
+        if replace and not supports_posix_rename(client):
+            raise DestinationRefused(
+                f"{self.endpoint.display} offers no atomic replace ({POSIX_RENAME}) for "
+                f"{self.final_path}",
+                "the existing file was kept; use --conflict skip-existing or remove it",
+            )
+        try:
+            async with asyncio.timeout(self.endpoint.request_timeout_seconds):
+                if replace:
+                    await client.posix_rename(self.temp_path, self.final_path)
+                else:
+                    await client.rename(self.temp_path, self.final_path)
+        except (OSError, asyncssh.Error, TimeoutError) as exc:
+            raise await self._failed(exc, self.final_path) from exc
+        self.created = False
+
+    async def discard(self) -> bool:
+        """Close and remove the temporary file (on a fresh connection if this one dropped).
+
+        True when nothing is left; never raises (it runs while another error is reported).
+        """
+        file, self._file = self._file, None
+        if file is not None:
+            with contextlib.suppress(OSError, asyncssh.Error, TimeoutError):
+                async with asyncio.timeout(self.endpoint.request_timeout_seconds):
+                    await file.close()
+        if not self.created:
+            return True
+        temp = self.temp_path
+        try:
+            await self.pool.request(self.endpoint, temp, lambda c: c.remove(temp))
+        except TransferError as exc:
+            if "does not exist" not in exc.message:
+                return False
+        self.created = False
+        return True
+
+    def release(self) -> None:
+        """Give the connection back to the pool."""
+        if self._lease is not None:
+            self.pool.release(self.endpoint, self._lease)
+            self._lease = None
+
+    async def _failed(self, exc: BaseException, path: str) -> TransferError:
+        """The error to raise; a dead connection is reset so the cleanup reconnects."""
+        if self._lease is not None:
+            await self.pool.forget_if_dead(self.endpoint, self._lease, exc)
+        return map_write_error(exc, path, self.endpoint)

@@ -1,0 +1,338 @@
+"""Delivering S3 objects to a partner's SFTP folder, as a user runs it:
+``sftp-s3-tui copy s3://bucket/key|prefix/ sftp://host/folder/`` against real sshd + S3."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sftp_s3_tui.engine.config import S3Endpoint
+from tests.servers import SftpServerInfo
+from tests.test_cli_copy import key_args, run_cli
+
+MiB = 1 << 20
+
+
+def target_url(server: SftpServerInfo, relative: str, user: str | None = None) -> str:
+    """``sftp://user@host:port/<root>/relative`` (a trailing / kept: a folder)."""
+    user = user or server.username
+    path = server.remote_path(relative.rstrip("/")) + ("/" if relative.endswith("/") else "")
+    return f"sftp://{user}@{server.host}:{server.port}{path}"
+
+
+def pattern(size: int, seed: int = 0) -> bytes:
+    block = hashlib.sha256(f"{seed}".encode()).digest() * 2048  # 64 KiB
+    return (block * (size // len(block) + 1))[:size]
+
+
+def files_under(folder: Path) -> dict[str, bytes]:
+    """Every file under ``folder`` (temporary ones included) by its relative path."""
+    return {
+        str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()
+    }
+
+
+def records(stdout: str) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    *rows, summary = [json.loads(line) for line in stdout.splitlines()]
+    return rows, summary
+
+
+@pytest.mark.all_stores
+def test_one_object_lands_whole_verified_with_its_mtime(
+    openssh_sftp: SftpServerInfo, s3_endpoint: S3Endpoint, s3: Any, bucket: str
+) -> None:
+    data = pattern(3 * MiB + 5, seed=1)
+    s3.put_object(Bucket=bucket, Key="exports/report 2026-11.csv", Body=data)
+    modified = s3.head_object(Bucket=bucket, Key="exports/report 2026-11.csv")["LastModified"]
+
+    done = run_cli(
+        "copy",
+        f"s3://{bucket}/exports/report 2026-11.csv",
+        target_url(openssh_sftp, "outbound/"),
+        *key_args(openssh_sftp, s3_endpoint),
+        "--part-size",
+        "1MiB",
+        "--json",
+    )
+
+    assert done.returncode == 0, done.stderr
+    (row,), summary = records(done.stdout)
+    assert row["status"] == "done" and row["bytes"] == len(data)
+    assert row["verified_by"] == "md5+size"  # a single-part object: its ETag is the MD5
+    assert summary["copied"] == 1 and summary["exit_code"] == 0
+    landed = openssh_sftp.root / "outbound"
+    assert files_under(landed) == {"report 2026-11.csv": data}  # no .partial left beside it
+    assert os.stat(landed / "report 2026-11.csv").st_mtime == int(modified.timestamp())
+
+
+@pytest.mark.all_stores
+def test_multipart_object_verified_by_its_full_object_crc64nvme(
+    openssh_sftp: SftpServerInfo, s3_endpoint: S3Endpoint, s3: Any, bucket: str
+) -> None:
+    data = pattern(11 * MiB + 3, seed=2)
+    upload = s3.create_multipart_upload(
+        Bucket=bucket, Key="big.bin", ChecksumAlgorithm="CRC64NVME", ChecksumType="FULL_OBJECT"
+    )
+    parts = []
+    for number, start in enumerate(range(0, len(data), 5 * MiB), start=1):
+        answer = s3.upload_part(
+            Bucket=bucket,
+            Key="big.bin",
+            UploadId=upload["UploadId"],
+            PartNumber=number,
+            Body=data[start : start + 5 * MiB],
+            ChecksumAlgorithm="CRC64NVME",
+        )
+        parts.append(
+            {
+                "PartNumber": number,
+                "ETag": answer["ETag"],
+                "ChecksumCRC64NVME": answer["ChecksumCRC64NVME"],
+            }
+        )
+    s3.complete_multipart_upload(
+        Bucket=bucket,
+        Key="big.bin",
+        UploadId=upload["UploadId"],
+        MultipartUpload={"Parts": parts},
+    )
+
+    done = run_cli(
+        "copy",
+        f"s3://{bucket}/big.bin",
+        target_url(openssh_sftp, "drop/big.bin"),  # an exact file name
+        *key_args(openssh_sftp, s3_endpoint),
+        "--part-size",
+        "5MiB",
+        "--memory",
+        "10MiB",  # two parts at a time: memory stays bounded whatever the object's size
+        "--json",
+    )
+
+    assert done.returncode == 0, done.stderr
+    (row,), _ = records(done.stdout)
+    assert row["verified_by"] == "crc64nvme+size"
+    assert files_under(openssh_sftp.root / "drop") == {"big.bin": data}
+
+
+@pytest.mark.all_stores
+def test_prefix_keeps_relative_paths_and_empty_objects(
+    openssh_sftp: SftpServerInfo, s3_endpoint: S3Endpoint, s3: Any, bucket: str
+) -> None:
+    objects = {
+        "exports/a.csv": b"id\n1\n",
+        "exports/2026/11/b.csv": pattern(70_000, seed=3),
+        "exports/2026/11/c d ü.csv": b"x" * 10,
+        "exports/zero.bin": b"",
+    }
+    for key, body in objects.items():
+        s3.put_object(Bucket=bucket, Key=key, Body=body)
+    s3.put_object(Bucket=bucket, Key="exports/empty-folder/", Body=b"")  # a folder marker
+    s3.put_object(Bucket=bucket, Key="elsewhere.csv", Body=b"not under the prefix")
+
+    done = run_cli(
+        "copy",
+        f"s3://{bucket}/exports/",
+        target_url(openssh_sftp, "in/"),
+        *key_args(openssh_sftp, s3_endpoint),
+    )
+
+    assert done.returncode == 0, done.stderr
+    assert files_under(openssh_sftp.root / "in") == {
+        key.removeprefix("exports/"): body for key, body in objects.items()
+    }
+    assert "4 delivered, 0 skipped, 0 failed" in done.stderr
+
+
+def test_dry_run_lists_the_plan_and_writes_nothing(
+    openssh_sftp: SftpServerInfo, s3_endpoint: S3Endpoint, s3: Any, bucket: str
+) -> None:
+    s3.put_object(Bucket=bucket, Key="p/x/y.csv", Body=b"1")
+
+    plan = run_cli(
+        "copy",
+        f"s3://{bucket}/p/",
+        target_url(openssh_sftp, "in/"),
+        *key_args(openssh_sftp, s3_endpoint),
+        "--dry-run",
+    )
+
+    assert plan.returncode == 0, plan.stderr
+    assert plan.stdout.splitlines() == [
+        f"s3://{bucket}/p/x/y.csv → {openssh_sftp.remote_path('in')}/x/y.csv"
+    ]
+    assert not (openssh_sftp.root / "in").exists()
+
+
+def test_keys_that_would_leave_the_folder_are_refused_by_name(
+    openssh_sftp: SftpServerInfo, s3_endpoint: S3Endpoint, s3: Any, bucket: str
+) -> None:
+    s3.put_object(Bucket=bucket, Key="exports/ok.csv", Body=b"fine")
+    s3.put_object(Bucket=bucket, Key="exports/../../escape.csv", Body=b"evil")
+    s3.put_object(Bucket=bucket, Key="exports/bell\x07.csv", Body=b"evil")
+    assert {o["Key"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"]} >= {
+        "exports/../../escape.csv"
+    }  # the store kept the key as given
+
+    try:
+        done = run_cli(
+            "copy",
+            f"s3://{bucket}/exports/",
+            target_url(openssh_sftp, "partner/in/"),
+            *key_args(openssh_sftp, s3_endpoint),
+        )
+    finally:  # the bucket's teardown lists versions as XML, which cannot carry \x07
+        s3.delete_object(Bucket=bucket, Key="exports/bell\x07.csv")
+
+    assert done.returncode == 1
+    assert "The key 'exports/../../escape.csv' has a '..' segment" in done.stderr
+    assert "The key 'exports/bell\\x07.csv' holds a control character" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert files_under(openssh_sftp.root) == {"partner/in/ok.csv": b"fine"}
+
+
+def test_an_existing_file_is_kept_by_default_and_replaced_atomically_on_request(
+    openssh_sftp: SftpServerInfo, s3_endpoint: S3Endpoint, s3: Any, bucket: str
+) -> None:
+    s3.put_object(Bucket=bucket, Key="daily.csv", Body=b"new export\n")
+    openssh_sftp.write_file("out/daily.csv", b"what the partner already has\n")
+    args = [f"s3://{bucket}/daily.csv", target_url(openssh_sftp, "out/")]
+
+    kept = run_cli("copy", *args, *key_args(openssh_sftp, s3_endpoint))
+
+    assert kept.returncode == 0, kept.stderr
+    assert "skipped (exists)" in kept.stderr
+    assert files_under(openssh_sftp.root / "out") == {
+        "daily.csv": b"what the partner already has\n"
+    }
+
+    replaced = run_cli(
+        "copy", *args, *key_args(openssh_sftp, s3_endpoint), "--conflict", "overwrite", "--json"
+    )
+
+    assert replaced.returncode == 0, replaced.stderr
+    (row,), _ = records(replaced.stdout)
+    assert row["status"] == "done"
+    assert files_under(openssh_sftp.root / "out") == {"daily.csv": b"new export\n"}
+
+
+def test_read_only_target_folder_is_one_clear_line_and_the_object_stays(
+    openssh_sftp: SftpServerInfo, s3_endpoint: S3Endpoint, s3: Any, bucket: str
+) -> None:
+    if openssh_sftp.password_user is None or openssh_sftp.password is None:
+        pytest.skip("needs the password user (root only)")
+    s3.put_object(Bucket=bucket, Key="feed.csv", Body=b"a,b\n")
+    locked = openssh_sftp.root / "locked"
+    locked.mkdir()
+    locked.chmod(0o555)  # the password user may read, not write
+
+    done = run_cli(
+        "copy",
+        f"s3://{bucket}/feed.csv",
+        target_url(openssh_sftp, "locked/", user=openssh_sftp.password_user),
+        "--known-hosts",
+        str(openssh_sftp.known_hosts),
+        "--endpoint-url",
+        str(s3_endpoint.endpoint_url),
+        "--no-agent",
+        "--delete-source",
+        env={"SFTP_PASSWORD": openssh_sftp.password},
+    )
+
+    assert done.returncode == 1
+    errors = [line for line in done.stderr.splitlines() if "✗" in line]
+    assert errors == [
+        f"sftp-s3-tui: ✗ s3://{bucket}/feed.csv: Permission denied writing "
+        f"{openssh_sftp.remote_path('locked')}/.feed.csv."
+        + errors[0].split("/.feed.csv.")[1]  # the temporary name's random token
+    ]
+    assert "the SFTP user may not write into" in errors[0]
+    assert "Traceback" not in done.stderr
+    assert list(locked.iterdir()) == []
+    assert s3.get_object(Bucket=bucket, Key="feed.csv")["Body"].read() == b"a,b\n"
+
+
+@pytest.mark.all_stores
+def test_delete_source_removes_the_object_only_after_a_verified_delivery(
+    openssh_sftp: SftpServerInfo, s3_endpoint: S3Endpoint, s3: Any, bucket: str
+) -> None:
+    s3.put_object(Bucket=bucket, Key="send/once.csv", Body=b"ship me\n")
+
+    done = run_cli(
+        "copy",
+        f"s3://{bucket}/send/",
+        target_url(openssh_sftp, "in/"),
+        *key_args(openssh_sftp, s3_endpoint),
+        "--delete-source",
+        "--json",
+    )
+
+    assert done.returncode == 0, done.stderr
+    (row,), _ = records(done.stdout)
+    assert row["source_deleted"] is True and row["verified_by"] == "md5+size"
+    assert files_under(openssh_sftp.root / "in") == {"once.csv": b"ship me\n"}
+    assert "Contents" not in s3.list_objects_v2(Bucket=bucket, Prefix="send/")
+
+
+def test_a_prefix_into_a_file_path_is_one_usage_line(
+    openssh_sftp: SftpServerInfo, s3_endpoint: S3Endpoint, bucket: str
+) -> None:
+    done = run_cli(
+        "copy",
+        f"s3://{bucket}/exports/",
+        target_url(openssh_sftp, "in"),
+        *key_args(openssh_sftp, s3_endpoint),
+    )
+
+    assert done.returncode == 2
+    assert done.stderr.strip().endswith(
+        "is not a folder — end the sftp:// destination with / to deliver every object into it"
+    )
+    assert len(done.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("s3_store", ["moto_without_awscrt"], indirect=True)
+def test_a_checksum_that_disagrees_with_the_bytes_fails_and_leaves_nothing(
+    openssh_sftp: SftpServerInfo, s3_endpoint: S3Endpoint, s3: Any, bucket: str
+) -> None:
+    """This store records a wrong full-object CRC64NVME for a multipart object (the CRC32
+    value; tests/README.md): the bytes read disagree with it, so nothing is delivered."""
+    data = pattern(6 * MiB, seed=7)
+    upload = s3.create_multipart_upload(
+        Bucket=bucket, Key="odd.bin", ChecksumAlgorithm="CRC64NVME", ChecksumType="FULL_OBJECT"
+    )
+    parts = []
+    for number, start in enumerate(range(0, len(data), 5 * MiB), start=1):
+        answer = s3.upload_part(
+            Bucket=bucket,
+            Key="odd.bin",
+            UploadId=upload["UploadId"],
+            PartNumber=number,
+            Body=data[start : start + 5 * MiB],
+            ChecksumAlgorithm="CRC64NVME",
+        )
+        parts.append({"PartNumber": number, "ETag": answer["ETag"]})
+    s3.complete_multipart_upload(
+        Bucket=bucket, Key="odd.bin", UploadId=upload["UploadId"], MultipartUpload={"Parts": parts}
+    )
+    assert s3.head_object(Bucket=bucket, Key="odd.bin", ChecksumMode="ENABLED").get(
+        "ChecksumCRC64NVME"
+    )
+
+    done = run_cli(
+        "copy",
+        f"s3://{bucket}/odd.bin",
+        target_url(openssh_sftp, "out/"),
+        *key_args(openssh_sftp, s3_endpoint),
+        "--delete-source",
+    )
+
+    assert done.returncode == 1
+    assert f"✗ s3://{bucket}/odd.bin: The bytes read have CRC64NVME" in (done.stderr)
+    assert files_under(openssh_sftp.root / "out") == {}
+    assert s3.head_object(Bucket=bucket, Key="odd.bin")["ContentLength"] == len(data)
