@@ -8,8 +8,10 @@ import os
 import subprocess
 import sys
 from dataclasses import replace
+from datetime import datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from textual.widgets import Input
@@ -238,3 +240,51 @@ def test_the_tuis_observers_do_not_import_openlineage_when_unconfigured(tmp_path
         [sys.executable, "-c", probe], capture_output=True, text=True, cwd=tmp_path, env=env
     )
     assert done.stdout.strip() == "False", done.stderr
+
+
+async def test_a_tui_watchs_late_drop_fires_the_profiles_late_hook_once(
+    openssh_sftp: SftpServerInfo,
+    s3_endpoint: S3Endpoint,
+    bucket: str,
+    s3: Any,
+    tmp_path: Path,
+) -> None:
+    """Two invoices are due by 06:00 Berlin time and one came: after six, the profile's hook
+    hears ``late`` once (not again at each later poll), and nothing else (notify_on late)."""
+    server = openssh_sftp
+    server.write_file("drop/invoice_1.csv", b"n\n1\n")
+    clock = {"now": datetime(2026, 12, 7, 5, 0, tzinfo=ZoneInfo("Europe/Berlin"))}
+    with http_receiver() as receiver:
+        profile = server_profile(server, s3_endpoint, bucket=bucket, prefix="in/")
+        notify = NotifySettings(hook_url=f"{receiver.url}/ping/drop", notify_on="late")
+        app = make_app(tmp_path, initial=replace(profile, notify=notify))
+        async with app.run_test(size=(170, 45)) as pilot:
+            await wait_for(pilot, lambda: browse_ready(app), what="browse")
+            session = app.session
+            assert session is not None
+            session.watches.clock = lambda: clock["now"]
+            tree = app.screen.query_one(RemoteTree)
+            tree.table.move_cursor(row=tree.table.get_row_index(server.remote_path("drop")))
+            await pilot.press("w")
+            await wait_for(pilot, lambda: isinstance(app.screen, WatchDialog), what="dialog")
+            await wait_for(pilot, lambda: bool(app.screen.query("#watch-expect")))
+            app.screen.query_one("#watch-every", Input).value = "0.3s"
+            app.screen.query_one(
+                "#watch-expect", Input
+            ).value = "2 invoice_*.csv by weekdays 06:00 Europe/Berlin"
+            await pilot.press("ctrl+o")
+            await wait_for(pilot, lambda: session.watches.active, what="a running watch")
+            (running,) = session.watches.active
+            await wait_for(pilot, lambda: running.status.shipped == 1, timeout=30)
+            clock["now"] = datetime(2026, 12, 7, 6, 1, tzinfo=ZoneInfo("Europe/Berlin"))
+            await wait_for(pilot, lambda: receiver.at("/ping/drop/fail"), what="the late ping")
+            polls = running.status.polls
+            await wait_for(pilot, lambda: running.status.polls >= polls + 3, what="more polls")
+            await running.stop()
+            await app.close_all()
+        everything = [(r.path, r.json()) for r in receiver.requests]
+
+    assert [path for path, _ in everything] == ["/ping/drop/fail"]
+    body = everything[0][1]
+    assert body["event"] == "late" and body["drop"] == "invoice_*.csv"
+    assert body["expected"] == 2 and body["arrived"] == 1 and body["missing"] == 1
