@@ -7,6 +7,7 @@ import contextlib
 import gc
 import importlib.util
 import logging
+import os
 import sys
 from collections import deque
 from collections.abc import Callable
@@ -36,7 +37,7 @@ from ..profiles import (
     import_aws_profiles,
     import_ssh_config,
 )
-from ..requests import AppRequest
+from ..requests import AppRequest, ObserveFlags, observe_options
 from .commands import MainCommands
 from .messages import ConnectRequested, DisconnectRequested, ErrorRaised
 from .screens.browse import BrowseScreen
@@ -225,6 +226,8 @@ class SftpS3App(App[int]):
                 bucket=profile.s3.bucket,
                 prefix=profile.s3.prefix,
             )
+            # The profile's [notify] hooks (or SFTP_S3_HOOK_URL), as copy and watch use them.
+            observe = observe_options(ObserveFlags(), os.environ, profile)
         except TransferError as exc:
             self.show_error(exc)
             return
@@ -244,6 +247,8 @@ class SftpS3App(App[int]):
             metrics_port=None if test_only else options.metrics_port,
             on_metrics_warning=lambda text: self.notify(text, severity="warning", timeout=10),
             memory_note=DEMO_MEMORY_NOTE if options.demo and profile.name == "demo" else "",
+            observe=observe,
+            on_observe_warning=lambda text: self.notify(text, severity="warning", timeout=10),
         )
         self._set_status(Text(f"Connecting to {target.sftp.display}…", style="italic"))
         try:

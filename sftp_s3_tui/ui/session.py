@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import posixpath
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -26,6 +27,7 @@ from ..engine.events import (
     TransferState,
     TransferStateChanged,
 )
+from ..engine.nightly.run import CopyRun
 from ..engine.plan.conflicts import Action, DestinationIndex
 from ..engine.plan.preview import CopyPlan, preview_copy
 from ..engine.plan.selection import Selection, select_planned
@@ -35,6 +37,9 @@ from ..engine.s3.operations import S3Entry, check_bucket, list_buckets, list_pre
 from ..engine.sftp.pool import RemoteEntry, remember_host_key
 from ..engine.transfer.queue import Transfer, TransferQueue
 from ..metrics import MetricsExporter, Sampler
+from ..observe.expectations import Expectation
+from ..observe.options import ObserveOptions
+from ..observe.session import ObservedRun, Observers
 from ..paths import state_dir
 from .watches import RunningWatch, Watches, WatchSpec
 
@@ -44,6 +49,8 @@ log = logging.getLogger(__name__)
 PROBE_TIMEOUT_SECONDS = 5.0
 #: At most this many destination entries are read to mark SFTP files already there.
 MARKS_LIMIT = 20_000
+#: How long closing waits for the copies' last lineage events and hooks to go out.
+OBSERVE_CLOSE_SECONDS = 30.0
 
 
 @dataclass
@@ -152,8 +159,16 @@ class Session:
         metrics_port: int | None = None,
         on_metrics_warning: Callable[[str], None] | None = None,
         memory_note: str = "",
+        observe: ObserveOptions | None = None,
+        on_observe_warning: Callable[[str], None] | None = None,
     ) -> None:
         self.target = target
+        #: The profile's hooks (``[notify]``); lineage is OpenLineage's own configuration.
+        self.observe = observe or ObserveOptions()
+        #: Told (on the loop) when a lineage endpoint or hook does not answer.
+        self.on_observe_warning = on_observe_warning
+        #: Each copy action's run, until its files have finished and its end is sent.
+        self._copies: set[asyncio.Task[None]] = set()
         #: Said beside the RSS figure (the demo's in-process S3 holds objects in memory).
         self.memory_note = memory_note
         self.bus = EventBus()
@@ -181,7 +196,7 @@ class Session:
                 on_warning=on_metrics_warning,
             )
         #: Watches started from the TUI; their files are transfers on this queue.
-        self.watches = Watches(self.queue, state_dir() / "watch")
+        self.watches = Watches(self.queue, state_dir() / "watch", observers=self.observers)
         self._stack = contextlib.AsyncExitStack()
         self._closed = False
 
@@ -223,7 +238,31 @@ class Session:
             return
         self._closed = True
         await self.watches.stop_all()  # each cancels its own poll's uploads first
-        await self._stack.aclose()
+        await self._stack.aclose()  # the queue cancels what is unfinished: each copy ends
+        if self._copies:  # its FAIL event and hook go out (bounded: a dead endpoint waits)
+            await asyncio.wait(set(self._copies), timeout=OBSERVE_CLOSE_SECONDS)
+
+    def observers(
+        self, job_name: str, job_type: str, expectations: tuple[Expectation, ...] = ()
+    ) -> Observers:
+        """Lineage (when OpenLineage is configured: ``OPENLINEAGE_URL``, ``openlineage.yml``)
+        and the profile's hooks for one copy action or watch, as the CLI's ``copy`` and
+        ``watch`` send them. Their warnings come from the notifiers' thread: they are handed
+        to the loop."""
+        warn = self.on_observe_warning
+        on_warning: Callable[[str], None] | None = None
+        if warn is not None:
+            loop = asyncio.get_running_loop()
+
+            def on_warning(text: str) -> None:
+                loop.call_soon_threadsafe(warn, text)
+
+        return Observers(
+            replace(self.observe, expectations=expectations),
+            job_name=job_name,
+            job_type=job_type,
+            on_warning=on_warning,
+        )
 
     # browsing ---------------------------------------------------------------------------------
     async def list_dir(self, path: str) -> list[RemoteEntry]:
@@ -291,14 +330,64 @@ class Session:
         excluded ones are not queued. Each runs under the plan's policy: what the user chose
         to overwrite is overwritten, a skip-existing copy still writes with If-None-Match."""
         queued = [f for f in plan.files if f.action.reads_source or f.action is Action.INVALID]
-        return self.queue.submit(
+        return self._copy(
             [replace(f.job, conflict=plan.policy) for f in queued if f.job is not None]
         )
 
     async def queue_paths(self, paths: list[str], dest: S3Location) -> list[Transfer]:
         """Expand files and folders into jobs under ``dest`` and queue them (overwriting)."""
         jobs = await self.expand_paths(paths, dest)
-        return self.queue.submit([replace(j, conflict=ConflictPolicy.OVERWRITE) for j in jobs])
+        return self._copy([replace(j, conflict=ConflictPolicy.OVERWRITE) for j in jobs])
+
+    def _copy(self, jobs: list[FileJob]) -> list[Transfer]:
+        """Queue one copy action's files as one run through the engine's :class:`CopyRun`
+        (as ``sftp-s3-tui copy`` does): lineage START and the ``/start`` hook now, COMPLETE
+        or FAIL and the success or ``/fail`` hook once all its files have finished."""
+        dest = copy_destination(jobs)
+        observers = self.observers(f"copy:{dest}", "COPY")
+        summary: dict[str, object] = {
+            "command": "copy",
+            "source": self.target.sftp.display,
+            "dest": dest,
+            "files": len(jobs),
+        }
+        observed = observers.begin(summary)
+        # Rows (a HEAD each when the upload did not return the ETag) only when lineage
+        # lists them, as for the CLI.
+        run = CopyRun(self.queue, observer=observed if observers.lineage is not None else None)
+        transfers = run.start(Selection(jobs=jobs))
+        task = asyncio.create_task(self._end_copy(run, observers, observed, summary))
+        self._copies.add(task)
+        task.add_done_callback(self._copies.discard)
+        return transfers
+
+    async def _end_copy(
+        self,
+        run: CopyRun,
+        observers: Observers,
+        observed: ObservedRun,
+        summary: dict[str, object],
+    ) -> None:
+        started = time.monotonic()
+        ok, error = False, "the copy was interrupted"
+        try:
+            report = await run.finished()
+            failed = report.failed
+            ok = not failed
+            summary = {
+                **summary,
+                "copied": sum(r.status is TransferState.DONE for r in report.results),
+                "skipped": sum(r.status is TransferState.SKIPPED for r in report.results),
+                "failed": len(failed),
+                "seconds": round(time.monotonic() - started, 3),
+            }
+            if failed:
+                first = failed[0]
+                error = f"{len(failed)} of {len(report.results)} file(s) failed"
+                error += f"; {first.source}: {first.message or first.status.value}"
+        finally:
+            observers.end(observed, summary, ok=ok, error=None if ok else error)
+            await observers.close()
 
     async def start_watch(self, spec: WatchSpec) -> RunningWatch:
         """Watch ``spec.folder`` on this session's server (the bucket is checked first)."""
@@ -340,6 +429,18 @@ class Session:
                 )
             )
         return self.queue.submit(jobs)
+
+
+def copy_destination(jobs: list[FileJob]) -> str:
+    """Where a copy action's files went, for its lineage job name and hooks: the bucket and
+    the folder its keys share (``s3://bucket/in/``), or the one key it wrote."""
+    if not jobs:
+        return "s3://"
+    keys = [job.key for job in jobs]
+    if len(set(keys)) == 1 and len(jobs) == 1:
+        return f"s3://{jobs[0].bucket}/{keys[0]}"
+    folder = posixpath.commonpath([posixpath.dirname(key) or "." for key in keys])
+    return f"s3://{jobs[0].bucket}/{folder + '/' if folder not in ('', '.') else ''}"
 
 
 def outermost(paths: list[str]) -> list[str]:

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -21,13 +22,31 @@ from ..engine.addresses import S3Location
 from ..engine.config import SftpEndpoint
 from ..engine.events import TransferState
 from ..engine.nightly.options import RunOptions
+from ..engine.nightly.run import RunObserver
 from ..engine.nightly.watch import PollReport, WatchSource, WatchState, watch
 from ..engine.plan.sources import FileJob
 from ..engine.transfer.queue import TransferQueue
-from ..observe.expectations import DropStatus, DropTracker, Expectation
-from ..observe.session import Clock, utc_now
+from ..observe.expectations import DropStatus, Expectation
+from ..observe.options import ObserveOptions
+from ..observe.session import Clock, ObservedRun, Observers, utc_now
 
 log = logging.getLogger(__name__)
+
+#: Makes a watch's observers: (job name, job type, its drop expectations) → lineage and
+#: hooks as the session configures them (:meth:`Session.observers`).
+ObserversFactory = Callable[[str, str, tuple[Expectation, ...]], Observers]
+
+
+def quiet_observers(
+    job_name: str, job_type: str, expectations: tuple[Expectation, ...]
+) -> Observers:
+    """Drop trackers only: no lineage, no hooks (a watch outside a session's settings)."""
+    return Observers(
+        ObserveOptions(expectations=expectations),
+        job_name=job_name,
+        job_type=job_type,
+        lineage=False,
+    )
 
 
 class WatchPhase(StrEnum):
@@ -84,12 +103,18 @@ class RunningWatch:
         spec: WatchSpec,
         state_folder: Path,
         clock: Clock = utc_now,
+        observers: ObserversFactory = quiet_observers,
     ) -> None:
         self.spec = spec
         self.clock = clock
-        self.drops = [DropTracker(e) for e in spec.expectations]
-        for tracker in self.drops:
-            tracker.start(clock())
+        #: Each poll is one run (lineage START then COMPLETE or FAIL, the hooks), as for
+        #: ``sftp-s3-tui watch``; the drop trackers fire the ``late`` hook once per deadline.
+        self.observers = observers(f"watch:{spec.dest}", "WATCH_POLL", spec.expectations)
+        self.observers.clock = clock
+        self.observers.start_drops()
+        self.drops = self.observers.drops
+        self._poll_run: ObservedRun | None = None  # the poll under way's run
+        self._poll_started = time.monotonic()
         self.queue = queue
         self.endpoint = endpoint
         source = f"{endpoint.display}{spec.folder}"
@@ -130,6 +155,7 @@ class RunningWatch:
                 on_poll=self._polled,
                 on_file=self._landed,
                 forget_finished=False,  # the TUI lists them (details, retry)
+                observe_poll=self._begin_poll,
             )
         except asyncio.CancelledError:
             status.phase = WatchPhase.STOPPED
@@ -139,26 +165,54 @@ class RunningWatch:
             status.phase = WatchPhase.FAILED
             status.message = str(exc)
             status.next_poll = None
+            if self._poll_run is not None:  # its poll's run ends too
+                self.observers.end(self._poll_run, self._summary(), ok=False, error=str(exc))
+                self._poll_run = None
             return
         finally:
             if state is not None:
                 state.close()
+            await self.observers.close()  # the last poll's events and hooks go out
         status.phase = WatchPhase.STOPPED
         status.next_poll = None
 
+    def _summary(self, **more: object) -> dict[str, object]:
+        """What a poll's hooks carry (no user, no secret)."""
+        status = self.status
+        return {"command": "watch", "source": status.source, "dest": status.dest, **more}
+
+    def _begin_poll(self, number: int) -> RunObserver | None:
+        """A poll starts: its run (START, ``/start``); the rows go to lineage if it is on."""
+        self._poll_started = time.monotonic()
+        run = self._poll_run = self.observers.begin(self._summary(poll=number))
+        return run if self.observers.lineage is not None else None
+
     def _landed(self, job: FileJob, result: object) -> None:
         if getattr(result, "status", None) is TransferState.DONE:
-            for tracker in self.drops:
-                tracker.arrived(job.path, self.clock())
+            self.observers.file_landed(job.path)
 
     def _polled(self, poll: PollReport) -> None:
         status = self.status
         now = time.time()
-        moment = self.clock()
-        for tracker in self.drops:
-            for late in tracker.check(moment):
-                log.warning("drop late: %s", late.line())
-        status.drops = [tracker.status(moment) for tracker in self.drops]
+        if self._poll_run is not None:
+            failed = len(poll.run.failed)
+            summary = self._summary(
+                poll=poll.number,
+                listed=poll.listed,
+                copied=sum(r.status is TransferState.DONE for r in poll.run.results),
+                failed=failed,
+                waiting=len(poll.run.waiting),
+                seconds=round(time.monotonic() - self._poll_started, 3),
+                errors=poll.errors,
+            )
+            error = "; ".join(poll.errors) or (f"{failed} file(s) failed" if failed else None)
+            self.observers.end(self._poll_run, summary, ok=error is None, error=error)
+            self._poll_run = None
+
+        def on_late(drop: DropStatus) -> None:
+            log.warning("drop late: %s", drop.line())
+
+        status.drops = self.observers.check_drops(on_late)
         status.polls = poll.number
         status.last_poll = now
         status.next_poll = None if self._stop.is_set() else now + self.spec.every_seconds
@@ -192,10 +246,17 @@ class RunningWatch:
 class Watches:
     """The watches of one session, in the order they were started."""
 
-    def __init__(self, queue: TransferQueue, state_folder: Path, clock: Clock = utc_now) -> None:
+    def __init__(
+        self,
+        queue: TransferQueue,
+        state_folder: Path,
+        clock: Clock = utc_now,
+        observers: ObserversFactory = quiet_observers,
+    ) -> None:
         self.queue = queue
         self.state_folder = state_folder
         self.clock = clock  # drop deadlines are judged by it (tests pass theirs)
+        self.observers = observers  # each watch's lineage and hooks
         self._watches: dict[int, RunningWatch] = {}
         self._next_id = 1
 
@@ -206,7 +267,13 @@ class Watches:
             if same and running.running:
                 return running  # one watch per source and destination (one state file)
         started = RunningWatch(
-            self._next_id, self.queue, endpoint, spec, self.state_folder, self.clock
+            self._next_id,
+            self.queue,
+            endpoint,
+            spec,
+            self.state_folder,
+            self.clock,
+            self.observers,
         )
         self._watches[started.id] = started
         self._next_id += 1

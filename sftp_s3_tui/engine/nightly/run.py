@@ -179,6 +179,8 @@ class CopyRun:
         self._ids: list[int] = []  # run()'s transfers, in queue order
         self._pending: set[int] = set()  # this run's transfers not finished yet
         self._all_finished = asyncio.Event()
+        self._transfers: list[Transfer] = []  # start()'s, in queue order
+        self._unsubscribe: Callable[[], None] = lambda: None
         self.report = RunReport()
 
     def _on_event(self, event: EngineEvent) -> None:
@@ -198,33 +200,51 @@ class CopyRun:
 
     async def run(self, selection: Selection) -> RunReport:
         """Copy ``selection.jobs``; returns when every file's row and source action are done."""
-        self._selection = selection
-        report = self.report
-        report.waiting += selection.waiting
-        report.excluded += selection.excluded
         if self.manifest is not None:
             for job, reason in selection.waiting:
                 try:
                     await self.manifest.write(waiting_row(job, reason))
                 except ManifestWriteFailed as exc:
-                    report.unrecorded.append(f"{job.source}: waiting, but {exc.message}")
-        unsubscribe = self.queue.bus.subscribe(self._on_event)
+                    self.report.unrecorded.append(f"{job.source}: waiting, but {exc.message}")
+        self.start(selection)
+        return await self.finished()
+
+    def start(self, selection: Selection) -> list[Transfer]:
+        """Queue ``selection.jobs`` now and return their transfers (a front that lists them,
+        the TUI, needs them at once); :meth:`finished` waits for them. Waiting files' rows
+        are :meth:`run`'s to write."""
+        self._selection = selection
+        self.report.waiting += selection.waiting
+        self.report.excluded += selection.excluded
+        self._unsubscribe = self.queue.bus.subscribe(self._on_event)
         try:
             # No await between submit and the mapping: no transfer can finish unseen.
             transfers = self.queue.submit(selection.jobs)
-            for transfer in transfers:
-                self._jobs[transfer.id] = transfer.job
-            self._ids += [t.id for t in transfers]
-            # Only this run's transfers: the queue may carry others (the TUI's own copies).
-            self._pending = {t.id for t in transfers if not t.state.finished}
-            if self._pending:
-                await self._all_finished.wait()
+        except BaseException:
+            self._unsubscribe()
+            raise
+        for transfer in transfers:
+            self._jobs[transfer.id] = transfer.job
+        self._ids += [t.id for t in transfers]
+        self._transfers = transfers
+        # Only this run's transfers: the queue may carry others (the TUI's own copies).
+        self._pending = {t.id for t in transfers if not t.state.finished}
+        if not self._pending:
+            self._all_finished.set()
+        return transfers
+
+    async def finished(self) -> RunReport:
+        """Wait until every transfer :meth:`start` queued has finished and its row and
+        source action are done; the report holds their results in queue order."""
+        report = self.report
+        try:
+            await self._all_finished.wait()
             while self._after:
                 await asyncio.gather(*list(self._after))
         finally:
-            unsubscribe()
+            self._unsubscribe()
         report.results = [  # queue order
-            self._final.get(t.id, t.result) for t in transfers if t.result is not None
+            self._final.get(t.id, t.result) for t in self._transfers if t.result is not None
         ]
         if self.manifest is not None:
             report.manifest_rows = self.manifest.rows
