@@ -524,6 +524,7 @@ def delivery_request_of(args: argparse.Namespace, env: Mapping[str, str]) -> Del
         json=args.json,
         quiet=args.quiet,
         run=run_flags(args),
+        observe=observe_flags(args),
     )
 
 

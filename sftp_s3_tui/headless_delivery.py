@@ -1,8 +1,10 @@
 """The headless front of ``copy s3://… sftp://…``: runs a delivery and reports each object.
 
 Kept apart from :mod:`.headless` (the SFTP → S3 front) while delivery has its own, smaller
-engine surface; they share the exit codes and the ``--json`` shape (one record a file, then
-a summary).
+engine surface; they share the exit codes, the ``--json`` shape (one record a file, then
+a summary) and the observers (:mod:`.observe`): one OpenLineage run per delivery with the
+reversed datasets (``s3://bucket`` + key in, ``sftp://host:port`` + path out), the hooks
+and ``--log-format json``.
 """
 
 from __future__ import annotations
@@ -10,6 +12,8 @@ from __future__ import annotations
 import json
 import sys
 import time
+from dataclasses import replace
+from typing import Any
 
 from .engine.errors import SourceNotFound
 from .engine.plan.delivery import RefusedKey, plan_delivery
@@ -17,16 +21,25 @@ from .engine.s3.operations import open_client
 from .engine.sftp.pool import SftpPool
 from .engine.transfer.delivery import DeliveryResult, deliver
 from .engine.units import format_size
+from .observe.json_log import JsonLog
+from .observe.lineage import DELIVERY
+from .observe.session import ObservedRun, Observers
+from .redaction import register_secret
 from .requests import EXIT_FAILED, EXIT_OK, DeliveryRequest
 
 _MARKS = {"done": "✓", "skipped": "→", "failed": "✗"}
 
 
 class DeliveryTally:
-    """Counts of a run, and the results' lines as they arrive (nothing kept per file)."""
+    """Counts of a run, and the results' lines as they arrive (nothing kept per file but
+    the lineage rows the observers keep, bounded)."""
 
-    def __init__(self, request: DeliveryRequest) -> None:
+    def __init__(self, request: DeliveryRequest, observers: Observers | None = None) -> None:
         self.request = request
+        self.observers = observers
+        self.observed: ObservedRun | None = None
+        self.host_key: str | None = None  # the fingerprint the destination showed
+        self.started = time.monotonic()
         self.files = self.copied = self.skipped = self.failed = self.bytes = 0
 
     def __call__(self, result: DeliveryResult) -> None:
@@ -38,12 +51,54 @@ class DeliveryTally:
             self.skipped += 1
         else:
             self.failed += 1
+        if self.observed is not None:
+            self.observed.row(self.row(result))
         if self.request.json:
             print(json.dumps(result.as_json(), ensure_ascii=False), flush=True)
+        if self.json_log is not None:
+            failed = result.status == "failed"
+            self.json_log.log(
+                f"file.{result.status}",
+                "error" if failed else "info",
+                file=self.remote_url(result) if result.remote_path else None,
+                key=result.source,
+                error=result.message or None if failed else None,
+                message=None if failed else result.message or None,
+                bytes=result.bytes,
+                verified_by=result.verified_by or None,
+                source_deleted=result.source_deleted,
+            )
+        elif self.request.json:
+            return  # the record on stdout says it all
         elif result.status == "failed":
             print(f"sftp-s3-tui: ✗ {result.source}: {result.message}", file=sys.stderr)
         elif not self.request.quiet:
             print(_line(result), file=sys.stderr)
+
+    @property
+    def json_log(self) -> JsonLog | None:
+        return self.observers.json_log if self.observers is not None else None
+
+    def remote_url(self, result: DeliveryResult) -> str:
+        return f"{self.request.target.endpoint.display}{result.remote_path}"
+
+    def row(self, result: DeliveryResult) -> dict[str, Any]:
+        """The result as the observers' row (what lineage's per-file facet is built from)."""
+        endpoint = self.request.target.endpoint
+        return {
+            "kind": "file",
+            "direction": DELIVERY,
+            "status": result.status,
+            "bucket": result.bucket,
+            "key": result.key,
+            "size": result.bytes,
+            "target": {"host": endpoint.host, "port": endpoint.port, "path": result.remote_path},
+            "verified_by": result.verified_by or None,
+            "etag": result.etag or None,
+            "version_id": result.version_id,
+            "host_key": self.host_key,
+            "source_action": "delete" if result.source_deleted else None,
+        }
 
     def summary(self, seconds: float) -> dict[str, object]:
         return {
@@ -69,24 +124,85 @@ def _line(result: DeliveryResult) -> str:
     )
 
 
+def _run_summary(request: DeliveryRequest) -> dict[str, object]:
+    """What a hook's ``/start`` carries: the command and where (no password, no key)."""
+    return {
+        "command": "copy",
+        "direction": DELIVERY,
+        "sources": [str(request.source)],
+        "dest": request.target.display,
+    }
+
+
+def _observers(request: DeliveryRequest) -> Observers:
+    """The delivery's lineage, hooks and JSON log (the same as a copy's; a dry run, which
+    moves nothing, tells nobody)."""
+    observers: Observers
+
+    def warn(text: str) -> None:
+        if observers.json_log is not None:
+            observers.json_log.log("warning", "warning", message=text)
+        else:
+            print(f"sftp-s3-tui: warning: {text}", file=sys.stderr)
+
+    observers = Observers(
+        replace(request.observe, hook_url=None) if request.dry_run else request.observe,
+        lineage=not request.dry_run,
+        job_name=f"deliver:{request.target.endpoint.host}:{request.target.endpoint.port}"
+        f"{request.target.path}",
+        job_type="DELIVERY",
+        on_warning=warn,
+    )
+    return observers
+
+
 async def run_delivery(request: DeliveryRequest) -> int:
-    """Run (or with ``--dry-run`` only plan) a delivery; the exit code."""
-    started = time.monotonic()
-    tally = DeliveryTally(request)
+    """Run (or with ``--dry-run`` only plan) a delivery; the exit code. Lineage (START,
+    then COMPLETE or FAIL), the hooks and the JSON log hear of it whatever the outcome."""
+    register_secret(request.target.endpoint.password)
+    register_secret(request.s3.secret_access_key)
+    observers = _observers(request)
+    tally = DeliveryTally(request, observers)
+    tally.observed = observers.begin(_run_summary(request))
+    code = EXIT_FAILED
+    error: str | None = None
+    try:
+        code = await _deliver(request, tally)
+        return code
+    except BaseException as exc:
+        error = str(exc) if isinstance(exc, Exception) else "interrupted"
+        raise
+    finally:
+        summary: dict[str, Any] = {
+            **_run_summary(request),
+            **tally.summary(time.monotonic() - tally.started),
+        }
+        del summary["summary"]
+        if error is not None:
+            summary["exit_code"] = EXIT_FAILED
+        failed = error if error is not None else None
+        if failed is None and code != EXIT_OK:
+            failed = f"{tally.failed} of {tally.files} object(s) failed"
+        observers.end(tally.observed, summary, ok=failed is None, error=failed)
+        await observers.close()
+
+
+async def _deliver(request: DeliveryRequest, tally: DeliveryTally) -> int:
     if request.dry_run:
         await _dry_run(request, tally)
     else:
         async with SftpPool() as sftp:
             await sftp.client(request.target.endpoint)  # a refused login: one line, exit 4
+            tally.host_key = await sftp.host_key_fingerprint(request.target.endpoint)
             await deliver(
                 request.source, request.target, request.s3, request.options, tally, sftp=sftp
             )
     if tally.files == 0:
         raise SourceNotFound(f"No object under {request.source}", "check the bucket and prefix")
-    summary = tally.summary(time.monotonic() - started)
+    summary = tally.summary(time.monotonic() - tally.started)
     if request.json:
         print(json.dumps(summary), flush=True)
-    elif not request.quiet:
+    elif tally.json_log is None and not request.quiet:
         print(
             f"sftp-s3-tui: {tally.copied} delivered, {tally.skipped} skipped, "
             f"{tally.failed} failed ({format_size(tally.bytes)})",

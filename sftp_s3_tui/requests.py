@@ -696,6 +696,7 @@ class DeliveryRequest:
     json: bool = False
     quiet: bool = False
     dry_run: bool = False
+    observe: ObserveOptions = field(default_factory=ObserveOptions)  # hooks, JSON logs
 
 
 def is_delivery(paths: Sequence[str]) -> bool:
@@ -743,6 +744,7 @@ def delivery_request(
     quiet: bool = False,
     run: RunFlags | None = None,
     store: ProfileStore | None = None,
+    observe: ObserveFlags | None = None,
 ) -> DeliveryRequest:
     """``copy s3://bucket/key|prefix/ sftp://[user@]host[:port]/path[/]``, resolved.
 
@@ -793,6 +795,7 @@ def delivery_request(
         json=json,
         quiet=quiet,
         dry_run=run.dry_run,
+        observe=observe_options(observe or ObserveFlags(), env, profile),
     )
 
 

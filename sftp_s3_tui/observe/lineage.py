@@ -24,6 +24,9 @@ log = logging.getLogger(__name__)
 
 PRODUCER = "https://github.com/abyssnlp/sftp-streaming-s3"
 DEFAULT_NAMESPACE = "sftp-s3-tui"
+#: A row's ``direction`` for an S3 → SFTP delivery (its SFTP side under ``target``): its
+#: datasets are the reverse of a copy's (copies' rows have no direction).
+DELIVERY = "s3-to-sftp"
 
 
 def lineage_configured(env: Mapping[str, str] | None = None, cwd: Path | None = None) -> bool:

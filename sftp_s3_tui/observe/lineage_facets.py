@@ -13,6 +13,8 @@ import attr
 from openlineage.client.event_v2 import InputDataset, OutputDataset
 from openlineage.client.generated.base import DatasetFacet
 
+from .lineage import DELIVERY
+
 #: Where the custom facet's schema is described (the README section on lineage).
 FILE_FACET_SCHEMA = (
     "https://github.com/abyssnlp/sftp-streaming-s3/blob/main/README.md#lineage-facets"
@@ -49,7 +51,7 @@ def sftp_namespace(host: str, port: int | None) -> str:
 def file_facet(row: Mapping[str, Any], gate: str | None) -> SftpS3FileDatasetFacet:
     source = row.get("source") or {}
     return SftpS3FileDatasetFacet(
-        size=source.get("size"),
+        size=row["size"] if "size" in row else source.get("size"),
         sha256=row.get("sha256"),
         verifiedBy=row.get("verified_by"),
         etag=row.get("etag"),
@@ -64,27 +66,25 @@ def file_facet(row: Mapping[str, Any], gate: str | None) -> SftpS3FileDatasetFac
 def datasets(
     rows: Iterable[Mapping[str, Any]], gate: str | None = None
 ) -> tuple[list[InputDataset], list[OutputDataset]]:
-    """Input ``sftp://host:port`` + path and output ``s3://bucket`` + key per landed file
-    (manifest rows with status ``done``), each with the file facet."""
+    """Per landed file (rows with status ``done``), each with the file facet: input
+    ``sftp://host:port`` + path and output ``s3://bucket`` + key — or, for a delivery row
+    (``direction`` :data:`DELIVERY`, the SFTP side under ``target``), the reverse."""
     inputs: list[InputDataset] = []
     outputs: list[OutputDataset] = []
     for row in rows:
         if row.get("kind", "file") != "file" or row.get("status") != "done":
             continue
-        source = row.get("source") or {}
+        delivery = row.get("direction") == DELIVERY
+        remote = (row.get("target") if delivery else row.get("source")) or {}
         facet = file_facet(row, gate)
-        inputs.append(
-            InputDataset(
-                namespace=sftp_namespace(source.get("host", ""), source.get("port")),
-                name=source.get("path", ""),
-                facets={FILE_FACET_KEY: facet},
-            )
+        file_side = (
+            sftp_namespace(remote.get("host", ""), remote.get("port")),
+            remote.get("path", ""),
         )
+        object_side = (f"s3://{row.get('bucket')}", str(row.get("key")))
+        read, written = (object_side, file_side) if delivery else (file_side, object_side)
+        inputs.append(InputDataset(namespace=read[0], name=read[1], facets={FILE_FACET_KEY: facet}))
         outputs.append(
-            OutputDataset(
-                namespace=f"s3://{row.get('bucket')}",
-                name=str(row.get("key")),
-                facets={FILE_FACET_KEY: facet},
-            )
+            OutputDataset(namespace=written[0], name=written[1], facets={FILE_FACET_KEY: facet})
         )
     return inputs, outputs

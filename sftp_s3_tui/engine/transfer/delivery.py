@@ -67,6 +67,8 @@ class DeliveryResult:
     verified_by: str = ""
     message: str = ""
     source_deleted: bool = False
+    etag: str = ""  # of the object read (what lineage and a manifest name it by)
+    version_id: str | None = None
 
     @property
     def source(self) -> str:
@@ -264,6 +266,8 @@ async def deliver_object(
             info.size,
             verified_by=verified_by,
             source_deleted=deleted,
+            etag=info.etag,
+            version_id=info.version_id,
         )
     except TransferError as exc:
         left = await run_to_end(writer.discard())
