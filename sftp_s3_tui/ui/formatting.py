@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import time
 
-from ..engine.units import format_size
+from ..engine.units import format_size, format_speed
 
 __all__ = ["format_duration", "format_mtime", "format_rate", "format_size"]
 
 
 def format_rate(bytes_per_second: float) -> str:
-    """Decimal megabytes per second, the unit transfer tools (and the seed) report."""
-    return f"{bytes_per_second / 1e6:.1f} MB/s"
+    """``58.4 MiB/s``: the binary family of the sizes beside it, as the CLI, the Airflow log
+    and rclone show rates (one unit family everywhere)."""
+    return format_speed(bytes_per_second)
 
 
 def format_duration(seconds: float | None) -> str:

@@ -214,7 +214,7 @@ def test_connection_details_snapshot(snap_compare: Any, tmp_path: Path) -> None:
 
 
 def test_the_link_line_says_when_the_link_is_the_limit() -> None:
-    """100 ms and a 2 MiB window: at most 21 MB/s; a copy at 90 % of it is told the knobs."""
+    """100 ms and a 2 MiB window: at most 20 MiB/s; a copy at 90 % of it is told the knobs."""
     link = SftpLinkStats(
         host="sftp://etl@far.example",
         rtt_seconds=0.1,
@@ -223,7 +223,7 @@ def test_the_link_line_says_when_the_link_is_the_limit() -> None:
         ceiling_bytes_per_second=2 * MiB / 0.1,
     )
     near = str(link_text((link,), bytes_per_second=0.9 * link.ceiling_bytes_per_second))
-    assert near.startswith("sftp rtt 100 ms · ceiling 21 MB/s · 1 conn  ")
+    assert near.startswith("sftp rtt 100 ms · ceiling 20 MiB/s · 1 conn  ")
     assert "the link limits this copy: raise the profile's Connections or SSH window" in near
     idle = str(link_text((link,), bytes_per_second=1e6))
     assert "knobs: the profile's Connections, SSH window" in idle

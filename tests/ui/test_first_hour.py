@@ -29,7 +29,7 @@ from sftp_s3_tui.ui.widgets.throughput import spark_text
 from sftp_s3_tui.ui.widgets.transfer_list import QueueTotals, TransferRow, row_cells
 from sftp_s3_tui.ui.widgets.transfer_panel import TransferPanel, overall_text
 from tests.ui.fake_data import fixed_stats
-from tests.ui.helpers import screen_text
+from tests.ui.helpers import screen_text, wait_for
 from tests.ui.test_connection_details import _fixed_info
 from tests.ui.test_snapshots import _error_app, _plan_screen, browsing, demo_app, freeze_panel
 
@@ -77,17 +77,25 @@ async def test_the_transfers_screen_at_80x24_keeps_the_rate_the_parts_and_help(
     app = demo_app(tmp_path)
     async with app.run_test(size=SMALL) as pilot:
         await browsing(pilot)
-        assert "? Help" in screen_text(app).splitlines()[-1]  # the browse footer
+        await wait_for(  # the browse footer keeps its help key
+            pilot, lambda: "? Help" in screen_text(app).splitlines()[-1], what="the footer"
+        )
         assert app.session is not None
         await app.push_screen(TransfersScreen(app.session))
-        await pilot.pause(0.2)
+        await wait_for(pilot, lambda: app.screen.query(TransferPanel), what="the transfers screen")
         freeze_panel(app.screen.query_one(TransferPanel))
-        await pilot.pause(0.3)
+
+        def rate_shown() -> bool:  # the frozen figures painted (waited for, not slept for)
+            lines = screen_text(app).splitlines()
+            rate = any(line.lstrip().startswith("58.4 MiB/s") for line in lines)
+            return rate and "? Help" in lines[-1]
+
+        await wait_for(pilot, rate_shown, what="the frozen rate")
         text = screen_text(app)
         lines = text.splitlines()
         assert "Parts / note" in text
         assert "parts 18/38 (8 in flight)" in text
-        assert any(line.lstrip().startswith("61.2 MB/s") for line in lines), text
+        assert any(line.lstrip().startswith("58.4 MiB/s") for line in lines), text
         assert "? Help" in lines[-1]
 
 

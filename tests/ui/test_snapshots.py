@@ -1,7 +1,7 @@
 """Snapshots of every screen with deterministic data (fixed names, sizes, times, figures).
 
 Listings come from the real demo servers (fixed sample tree and mtimes); ports are hidden
-behind a fixed subtitle; live figures (RSS, MB/s) are replaced by a fixed sampler snapshot.
+behind a fixed subtitle; live figures (RSS, MiB/s) are replaced by a fixed sampler snapshot.
 """
 
 from __future__ import annotations

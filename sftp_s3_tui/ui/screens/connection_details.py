@@ -90,12 +90,12 @@ class ConnectionInfo:
 
 
 def format_ceiling(bytes_per_second: float) -> str:
-    """``1.3 GB/s`` / ``412 MB/s`` / ``3.1 MB/s`` (decimal, as the throughput figures)."""
-    if bytes_per_second >= 1e9:
-        return f"{bytes_per_second / 1e9:.1f} GB/s"
-    if bytes_per_second >= 10e6:
-        return f"{bytes_per_second / 1e6:.0f} MB/s"
-    return f"{bytes_per_second / 1e6:.1f} MB/s"
+    """``1.3 GiB/s`` / ``412 MiB/s`` / ``3.1 MiB/s`` (binary, as the throughput figures)."""
+    if bytes_per_second >= 1 << 30:
+        return f"{bytes_per_second / (1 << 30):.1f} GiB/s"
+    if bytes_per_second >= 10 << 20:
+        return f"{bytes_per_second / (1 << 20):.0f} MiB/s"
+    return f"{bytes_per_second / (1 << 20):.1f} MiB/s"
 
 
 def link_line(link: LinkFigures) -> str:

@@ -1,4 +1,4 @@
-"""MB/s now, and a sparkline of the recent history."""
+"""MiB/s now, and a sparkline of the recent history."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ def spark_text(values: Sequence[float], width: int) -> str:
     blank where there is no sample, and blank while nothing has moved.
 
     Textual's Sparkline scales from the minimum to the maximum and draws a lone sample as a
-    full bar: before any data it showed a full-height bar, and a steady 60 MB/s looked like
+    full bar: before any data it showed a full-height bar, and a steady 60 MiB/s looked like
     a saw from 0 to the top. A rate's zero is a real zero, so these bars start there."""
     if width <= 0:
         return ""

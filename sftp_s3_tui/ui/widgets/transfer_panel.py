@@ -334,7 +334,7 @@ def _freeze_heap() -> None:
 def overall_text(
     totals: QueueTotals, bytes_per_second: float, active_seconds: float | None
 ) -> Text:
-    """``files 3/10 · 1.2 GiB of 4.0 GiB · 61.2 MB/s · ETA 47s · running 20s`` for the queue
+    """``files 3/10 · 1.2 GiB of 4.0 GiB · 58.4 MiB/s · ETA 47s · running 20s`` for the queue
     (from the list's running totals: no walk over the rows)."""
     finished = totals.finished
     failed = totals.count_by_state[TransferState.FAILED]
@@ -358,7 +358,7 @@ def overall_text(
 
 def summary_text(totals: QueueTotals, seconds: float | None, earlier: int = 0) -> Text:
     """``All done: 3 copied · 1 failed · 1.2 GiB (200.0 MiB resumed) · sent 1.0 GiB in 12s
-    (85.0 MB/s)``: the rate counts only bytes this run sent (``earlier`` bytes of the copied
+    (81.1 MiB/s)``: the rate counts only bytes this run sent (``earlier`` bytes of the copied
     files were resumed from an earlier run), over the time something ran."""
     counts = totals.count_by_state
     moved = totals.size_by_state[TransferState.DONE]
