@@ -601,19 +601,34 @@ def _export(name: str, dest: str, *, force: bool) -> int:
     return EXIT_OK
 
 
+#: The settings an engine error can be about (``TransferError.setting``), as the CLI names
+#: them: its flags, its environment variables, a profile's keys.
+CLI_SETTINGS: dict[str, str] = {
+    "sftp_login": "SFTP_PASSWORD / --identity",
+    "identity": "--identity",
+    "accept_new_host_key": "pass --accept-new-host-key",
+    "endpoint_url": "--endpoint-url",
+    "password_env": "the profile's sftp.password",
+    "passphrase_env": "the profile's sftp.passphrase",
+    "secret_access_key_env": "the profile's s3.secret_access_key",
+}
+
+
 def report(exc: TransferError) -> int:
     """One stderr line for an error that stopped the whole command; its exit code."""
     from .observe import json_log
     from .requests import exit_code_for
 
     code = EXIT_USAGE if isinstance(exc, UsageError | ConfigError) else exit_code_for(exc)
+    message, hint = exc.worded(CLI_SETTINGS)
+    text = f"{message} — {hint}" if hint else message
     if json_log.active:  # --log-format json: the line is a JSON object too
-        line = json_log.json_line("error", "error", None, error=exc.message, hint=exc.hint or None)
+        line = json_log.json_line("error", "error", None, error=message, hint=hint or None)
         print(line, file=sys.stderr)
     elif code == EXIT_USAGE:
-        print(f"sftp-s3-tui: error: {exc}", file=sys.stderr)
+        print(f"sftp-s3-tui: error: {text}", file=sys.stderr)
     else:
-        print(f"sftp-s3-tui: {exc}", file=sys.stderr)
+        print(f"sftp-s3-tui: {text}", file=sys.stderr)
     return code
 
 

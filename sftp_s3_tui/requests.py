@@ -436,7 +436,7 @@ def check_identity(
         if not file.exists():
             raise UsageError(f"No key file at {file}", hint)
         if file.is_dir():
-            raise UsageError(f"--identity {file} is a folder", "give the private key file")
+            raise UsageError(f"The key file {file} is a folder", "give the private key file")
         try:
             with file.open("rb"):
                 pass

@@ -155,3 +155,32 @@ def test_after_a_run_the_gateway_shows_it_finished_not_still_sending(
     assert types["sftp_s3_process_disk_write_bytes_total"] == "counter"
     assert types["sftp_s3_process_cpu_seconds_total"] == "counter"
     assert not [name for name in types if name.endswith("_created") or "percent" in name]
+
+
+def test_a_profile_whose_password_variable_is_unset_says_so_in_one_line(
+    openssh_sftp: SftpServerInfo, s3_endpoint: S3Endpoint, monkeypatch: Any
+) -> None:
+    monkeypatch.delenv("SFTP_PASSWORD", raising=False)
+    ProfileStore().save(
+        Profile(
+            name="partner",
+            sftp=SftpSettings(
+                host=openssh_sftp.host,
+                port=openssh_sftp.port,
+                user="etl",
+                auth=SftpAuth.PASSWORD,
+                password=Secret.from_env("SFTP_PASSWORD"),
+                known_hosts=str(openssh_sftp.known_hosts),
+            ),
+            s3=S3Settings(endpoint_url=s3_endpoint.endpoint_url, bucket="landing"),
+        )
+    )
+
+    done = run_cli("copy", "--profile", "partner", "/in/orders.csv")
+
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        "sftp-s3-tui: error: Profile 'partner' takes the SFTP password from the environment "
+        "variable SFTP_PASSWORD, which is not set — set SFTP_PASSWORD before starting "
+        "sftp-s3-tui, or edit the profile's sftp.password"
+    ]

@@ -404,6 +404,59 @@ def test_switching_away_from_a_stored_password_removes_its_keyring_entry(
 
 # --- hand-edited and broken files --------------------------------------------------------------
 
+COMMENTED = """\
+# Our team's SFTP drops. Ask #data-eng before changing the partner one.
+version = 1
+
+# The partner's nightly export.
+[profiles.partner.sftp]
+host = "sftp.partner.example"  # the new host since March
+# they rotate this key every quarter
+user = "etl"
+
+[profiles.partner.transfer]
+part_size = 67108864  # 64 MiB, agreed with the partner
+
+# Our own test box; keep it.
+[profiles.lab.sftp]
+host = "lab.internal"  # behind the VPN
+"""
+
+
+def test_the_users_comments_survive_save_rename_duplicate_and_delete() -> None:
+    store = ProfileStore()
+    store.path.parent.mkdir(parents=True)
+    store.path.write_text(COMMENTED)
+    partner = store.get("partner")
+
+    store.save(replace(partner, sftp=replace(partner.sftp, port=2222)))
+    text = store.path.read_text()
+    assert text.startswith(COMMENTED.split("[profiles.partner.transfer]")[0].rstrip("\n"))
+    assert "port = 2222" in text
+    assert "part_size = 67108864  # 64 MiB, agreed with the partner" in text  # same meaning
+
+    store.rename("partner", "partner-eu")
+    assert store.path.read_text() == text.replace("[profiles.partner.", "[profiles.partner-eu.")
+    store.duplicate("lab", "lab-2")
+    store.save(Profile(name="new one", sftp=SftpSettings(host="new.example")))
+    store.delete("lab-2")
+    text = store.path.read_text()
+    for comment in (
+        "# Our team's SFTP drops. Ask #data-eng before changing the partner one.",
+        "# The partner's nightly export.",
+        'host = "sftp.partner.example"  # the new host since March',
+        "# they rotate this key every quarter",
+        "part_size = 67108864  # 64 MiB, agreed with the partner",
+        "# Our own test box; keep it.",
+        'host = "lab.internal"  # behind the VPN',
+    ):
+        assert text.count(comment) == 1, comment
+    assert "[profiles.partner-eu.sftp]" in text and "[profiles.partner." not in text
+    assert set(store.load().profiles) == {"partner-eu", "lab", "new one"}
+    assert store.get("partner-eu").sftp.port == 2222
+    assert stat.S_IMODE(store.path.stat().st_mode) == 0o600
+
+
 GOOD_AND_BAD = """\
 version = 1
 

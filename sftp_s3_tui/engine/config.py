@@ -262,10 +262,6 @@ class TransferOptions:
             raise UsageError(f"The memory budget {message}", f"raise {shown} or lower {part}")
         raise UsageError(f"{shown} {message}", "")
 
-    def with_changes(self, **changes: object) -> TransferOptions:
-        """A copy with some fields changed, checked."""
-        return replace(self, **changes).validated()  # type: ignore[arg-type]
-
 
 #: Fields that must be above zero / at least zero (0 means "automatic" for the latter).
 _POSITIVE = frozenset(

@@ -2,21 +2,67 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
+#: The settings an error can be about, named in words no front owns. An error about one
+#: carries ``setting`` and writes ``{setting}`` where its name goes; each front names it its
+#: own way (the CLI as a flag, the TUI as a form field) through :meth:`TransferError.worded`,
+#: so no front rewrites another's wording (and a user's own words, such as the name of an
+#: environment variable, are never touched).
+SETTINGS: dict[str, str] = {
+    "sftp_login": "the login settings",
+    "identity": "the key file",
+    "accept_new_host_key": "accept the new host key",
+    "endpoint_url": "the endpoint URL",
+    "password_env": "the profile's SFTP password",
+    "passphrase_env": "the profile's key passphrase",
+    "secret_access_key_env": "the profile's S3 secret key",
+}
+
 
 class TransferError(Exception):
     """Base of every error the engine reports to a user.
 
     ``title`` names the class of failure, ``message`` says what happened to what, ``hint``
     says what the user can do. ``retryable`` tells the retry loops whether trying again may help.
+    ``setting`` names the setting (a key of :data:`SETTINGS`) that ``{setting}`` in the
+    message and hint stands for; ``message`` and ``hint`` hold it in the neutral words.
     """
 
     title = "Transfer failed"
     retryable = False
 
-    def __init__(self, message: str, hint: str = "") -> None:
-        super().__init__(message)
-        self.message = message
-        self.hint = hint
+    def __init__(self, message: str, hint: str = "", *, setting: str | None = None) -> None:
+        self.setting = setting
+        self._message, self._hint = message, hint  # with ``{setting}`` where it is named
+        super().__init__(self.message)
+
+    # ``message`` and ``hint`` read in the neutral words; assigning one (e.g. to add where the
+    # error happened) keeps the setting's place, so each front can still name it its own way.
+    @property
+    def message(self) -> str:
+        return self.worded({})[0]
+
+    @message.setter
+    def message(self, value: str) -> None:
+        self._message = value
+
+    @property
+    def hint(self) -> str:
+        return self.worded({})[1]
+
+    @hint.setter
+    def hint(self, value: str) -> None:
+        self._hint = value
+
+    def worded(self, names: Mapping[str, str]) -> tuple[str, str]:
+        """The message and the hint with the setting named as a front calls it (``names``:
+        setting → the front's name; the neutral words where it has none)."""
+        message, hint = self._message, self._hint
+        if self.setting is None:
+            return message, hint
+        name = names.get(self.setting) or SETTINGS.get(self.setting, self.setting)
+        return message.replace("{setting}", name), hint.replace("{setting}", name)
 
     def __str__(self) -> str:
         return f"{self.message} — {self.hint}" if self.hint else self.message
@@ -64,8 +110,9 @@ class HostKeyError(SftpConnectError):
         fingerprint: str,
         known_fingerprints: tuple[str, ...] = (),
         key_line: str = "",
+        setting: str | None = None,
     ) -> None:
-        super().__init__(message, hint)
+        super().__init__(message, hint, setting=setting)
         self.host = host
         self.port = port
         self.fingerprint = fingerprint

@@ -188,7 +188,8 @@ def _resolve(secret: Secret | None, profile: str, field_id: str) -> str | None:
             raise ConfigError(
                 f"Profile {profile!r} takes {what} from the environment variable "
                 f"{secret.env_var}, which {state}",
-                f"set {secret.env_var} before starting sftp-s3-tui, or edit the profile",
+                f"set {secret.env_var} before starting sftp-s3-tui, or edit {{setting}}",
+                setting=f"{field_id.split('.')[-1]}_env",
             )
     else:
         if not keyring_available():

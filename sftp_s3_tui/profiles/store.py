@@ -1,8 +1,13 @@
 """The profile file: load (reporting each bad profile with its line), save, rename, duplicate
-and delete, with secrets moved to the keyring and the file written atomically, 0600."""
+and delete, with secrets moved to the keyring and the file written atomically, 0600.
+
+The file is also the user's: it is edited in place with tomlkit, which keeps comments and
+layout, so a save changes only the keys that changed (tomllib still does the checking, for
+its error positions)."""
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
 import re
@@ -11,7 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
-import tomli_w
+import tomlkit
+from tomlkit.items import Table
+from tomlkit.toml_document import TOMLDocument
 
 from .. import paths
 from ..engine.durable import atomic_write
@@ -43,7 +50,7 @@ log = logging.getLogger(__name__)
 FORMAT_VERSION = 1
 
 _FILE_HEADER = """\
-# sftp-s3-tui connection profiles. Written by sftp-s3-tui (comments are not kept).
+# sftp-s3-tui connection profiles. Written by sftp-s3-tui (your comments are kept).
 # Secrets are never stored here: a secret field holds "keyring:" (system keyring, service
 # "sftp-s3-tui", user "<profile>/<field>") or "env:VARNAME" (read from the environment).
 
@@ -109,6 +116,7 @@ class _FileState:
     """The profile file as read: raw tables (kept for writing back) and their meaning."""
 
     tables: dict[str, Any] = field(default_factory=dict)
+    document: TOMLDocument | None = None  # the file as tomlkit read it (None: no file yet)
     extra: dict[str, Any] = field(default_factory=dict)
     profiles: dict[str, Profile] = field(default_factory=dict)
     problems: list[ProfileError] = field(default_factory=list)
@@ -193,7 +201,7 @@ class ProfileStore:
         try:
             for field_id, value in literals.items():
                 _keyring_set(profile.name, field_id, value)
-            self._write(state, {**state.tables, profile.name: table})
+            self._write(state, _Change(profile.name, table, state.profiles.get(profile.name)))
         except BaseException:
             # New entries would be orphans; a replaced entry stays (the old value is gone).
             for field_id in set(literals) - set(old_keyring):
@@ -209,9 +217,8 @@ class ProfileStore:
         state = self._writable_state()
         if name not in state.tables:
             raise ConfigError(f"No profile named {name!r}", f"saved profiles are in {self.path}")
-        tables = dict(state.tables)
-        table = tables.pop(name)
-        self._write(state, tables)
+        table = state.tables[name]
+        self._write(state, _Change(name, None))
         for field_id in _keyring_fields(table):
             _keyring_delete(name, field_id)
         log.info("Deleted profile %r from %s", name, self.path)
@@ -239,8 +246,6 @@ class ProfileStore:
             raise ConfigError(f"A profile named {new_name!r} already exists", "choose another")
         table = state.tables[name]
         in_keyring = _keyring_fields(table)
-        tables = {(new_name if key == name and move else key): t for key, t in state.tables.items()}
-        tables[new_name] = table
         copied: list[str] = []
         try:
             for field_id in in_keyring:
@@ -250,7 +255,7 @@ class ProfileStore:
                 register_secret(value)
                 _keyring_set(new_name, field_id, value)
                 copied.append(field_id)
-            self._write(state, tables)
+            self._write(state, _Change(name, table, rename_to=new_name, keep_old=not move))
         except BaseException:
             for field_id in copied:
                 _keyring_delete(new_name, field_id)
@@ -287,6 +292,7 @@ class ProfileStore:
             return state
         try:
             document = tomllib.loads(text)
+            state.document = tomlkit.parse(text)
         except tomllib.TOMLDecodeError as exc:
             message = str(exc)
             line: int | None = getattr(exc, "lineno", None)  # Python 3.14+
@@ -361,9 +367,10 @@ class ProfileStore:
                     )
                 )
 
-    def _write(self, state: _FileState, tables: dict[str, Any]) -> None:
-        document = {"version": FORMAT_VERSION, **state.extra, "profiles": tables}
-        data = (_FILE_HEADER + tomli_w.dumps(document)).encode("utf-8")
+    def _write(self, state: _FileState, change: _Change) -> None:
+        document = state.document if state.document is not None else _new_document()
+        _apply(document, change)
+        data = tomlkit.dumps(document).encode("utf-8")
         target = Path(os.path.realpath(self.path))  # keep a symlinked file a symlink
         try:
             _atomic_write(target, data)
@@ -373,6 +380,100 @@ class ProfileStore:
                 "the previous file is unchanged; check the disk and the directory's rights",
             ) from exc
         self.load()
+
+
+class _Change(NamedTuple):
+    """One change to the file: profile ``name`` gets ``table`` (``None`` deletes it); with
+    ``rename_to`` the table moves (or, with ``keep_old``, is copied) to that name."""
+
+    name: str
+    table: dict[str, Any] | None
+    before: Profile | None = None  # the profile as it loaded, to tell changed keys apart
+    rename_to: str | None = None
+    keep_old: bool = False
+
+
+def _new_document() -> TOMLDocument:
+    """A new file: the header comments, the format version, then the profiles."""
+    document = tomlkit.document()
+    for line in _FILE_HEADER.strip().splitlines():
+        document.add(tomlkit.comment(line.removeprefix("# ")))
+    document.add(tomlkit.nl())
+    document["version"] = FORMAT_VERSION
+    return document
+
+
+def _apply(document: TOMLDocument, change: _Change) -> None:
+    """Change the tomlkit document in place, so comments and layout elsewhere stay."""
+    if "profiles" not in document:
+        document["profiles"] = tomlkit.table(is_super_table=True)
+    profiles = document["profiles"]
+    if change.rename_to is not None:
+        _rename(profiles, change)
+    elif change.table is None:
+        del profiles[change.name]
+    elif change.name in profiles:
+        _update_profile(profiles[change.name], change.table, change.before)
+    else:
+        profiles[change.name] = _new_profile_table(change.table)
+
+
+def _new_profile_table(table: dict[str, Any]) -> Table:
+    """A profile's table written as ``[profiles.NAME.section]`` headers only."""
+    item = tomlkit.table(is_super_table=True)
+    for section, values in table.items():
+        item[section] = values
+    return item
+
+
+def _update_profile(item: Any, table: dict[str, Any], before: Profile | None) -> None:
+    """Set the keys whose meaning changed and drop the ones now unset; a key that means the
+    same (``67108864`` and ``"64MiB"``) keeps the user's spelling."""
+    old = _profile_to_table(before) if before is not None else {}
+    for section in list(item):
+        if section not in table:
+            del item[section]
+    for section, values in table.items():
+        if section not in item or not isinstance(item[section], dict):
+            item[section] = values
+            continue
+        current = item[section]
+        for key in list(current):
+            if key not in values:
+                del current[key]
+        for key, value in values.items():
+            if key not in current or old.get(section, {}).get(key) != value:
+                current[key] = value
+
+
+def _forget_headers(item: Any) -> None:
+    """Let tomlkit spell the headers of a moved table from its new place."""
+    if isinstance(item, Table):
+        item.display_name = None
+        for child in item.values():
+            _forget_headers(child)
+
+
+def _rename(profiles: Any, change: _Change) -> None:
+    """Move or copy one profile's table under a new name, keeping the profiles' order (a
+    rename stays in place, a copy goes last) and every comment inside the table."""
+    assert change.rename_to is not None
+    source = profiles[change.name]
+    moved = copy.deepcopy(source) if change.keep_old else source
+    _forget_headers(moved)
+    if change.keep_old:
+        profiles.append(change.rename_to, moved)
+        return
+    # tomlkit has no public "rename a key in place": take the tables out and put them back
+    # in order, each with the blank lines it had before (append would add one of its own).
+    ordered = [(key, profiles[key]) for key in list(profiles)]
+    indents = [getattr(getattr(value, "trivia", None), "indent", None) for _, value in ordered]
+    for key, _ in ordered:
+        profiles.remove(key)
+    for (key, value), indent in zip(ordered, indents, strict=True):
+        profiles.append(change.rename_to if key == change.name else key, value)
+        if indent is not None:
+            value.trivia.indent = indent
 
 
 def _atomic_write(path: Path, data: bytes) -> None:

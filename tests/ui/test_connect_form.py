@@ -6,10 +6,11 @@ import socket
 from dataclasses import replace
 from pathlib import Path
 
+import pytest
 from textual.widgets import Checkbox, Input, Select
 
 from sftp_s3_tui.engine.config import ChecksumChoice, ConflictPolicy, HostKeyPolicy, MiB, S3Endpoint
-from sftp_s3_tui.profiles import ProfileStore, SftpAuth
+from sftp_s3_tui.profiles import ProfileStore, Secret, SftpAuth
 from sftp_s3_tui.ui.screens.connect import ConnectScreen
 from sftp_s3_tui.ui.screens.dialogs import ErrorScreen
 from sftp_s3_tui.ui.widgets.profile_form import ProfileForm
@@ -182,4 +183,31 @@ async def test_a_start_folder_that_does_not_exist_falls_back_to_the_root(
         assert tree.path == "/" and [e.name for e in tree.entries] == ["here.txt"]
         messages = [n.message for n in app._notifications]
         assert any("The start folder /no/such/folder cannot be opened" in m for m in messages)
+        await app.close_all()
+
+
+async def test_an_unset_password_variable_is_named_as_the_profile_names_it(
+    embedded_sftp: SftpServerInfo,
+    s3_endpoint: S3Endpoint,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A profile whose password is ``env:SFTP_PASSWORD``, started where it is not set: the
+    error names SFTP_PASSWORD (the TUI once turned it into "Password") and the form field."""
+    monkeypatch.delenv("SFTP_PASSWORD", raising=False)
+    profile = server_profile(embedded_sftp, s3_endpoint)
+    profile = replace(
+        profile, sftp=replace(profile.sftp, password=Secret.from_env("SFTP_PASSWORD"))
+    )
+    app = make_app(tmp_path, initial=profile)
+    async with app.run_test(size=(140, 45)) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, ErrorScreen), what="the error")
+        screen = app.screen
+        assert screen.message == (  # type: ignore[attr-defined]
+            "Profile 'test' takes the SFTP password from the environment variable "
+            "SFTP_PASSWORD, which is not set"
+        )
+        assert screen.hint == (  # type: ignore[attr-defined]
+            "set SFTP_PASSWORD before starting sftp-s3-tui, or edit the profile's Password field"
+        )
         await app.close_all()

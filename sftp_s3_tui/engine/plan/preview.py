@@ -104,10 +104,6 @@ class CopyPlan:
     policy: ConflictPolicy = ConflictPolicy.OVERWRITE  # what the files were decided under
 
     @property
-    def to_copy(self) -> list[PlannedFile]:
-        return [f for f in self.files if f.action.reads_source]
-
-    @property
     def counts(self) -> Counter[Action]:
         return Counter(f.action for f in self.files)
 

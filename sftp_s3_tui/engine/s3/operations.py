@@ -253,7 +253,11 @@ def _map_s3_error(exc: BaseException, what: str) -> TransferError:
             "set AWS_CA_BUNDLE to its CA certificate, or pass --no-verify-tls (unsafe)",
         )
     if isinstance(exc, EndpointConnectionError):
-        return S3Error(f"{what}: cannot reach the S3 endpoint", "check --endpoint-url and network")
+        return S3Error(
+            f"{what}: cannot reach the S3 endpoint",
+            "check {setting} and network",
+            setting="endpoint_url",
+        )
     if isinstance(exc, BotoCoreError | OSError):
         return S3Error(f"{what}: {exc}", "the S3 endpoint may be unreachable")
     return S3Error(f"{what}: {exc}", "")

@@ -302,12 +302,14 @@ async def open_connection(
     except asyncssh.PermissionDenied as exc:
         raise SftpAuthError(
             f"{endpoint.display} refused the login for {endpoint.username or 'the current user'}",
-            "check the user name, password or key (and SFTP_PASSWORD / --identity)",
+            "check the user name, password or key ({setting})",
+            setting="sftp_login",
         ) from exc
     except asyncssh.KeyImportError as exc:
         raise SftpAuthError(
             f"The private key could not be loaded: {exc}",
-            "check --identity and the key's passphrase",
+            "check {setting} and the key's passphrase",
+            setting="identity",
         ) from exc
     except TimeoutError as exc:
         raise SftpConnectError(
@@ -391,8 +393,8 @@ def _host_key_error(endpoint: SftpEndpoint, gate: _HostKeyGate) -> HostKeyError:
         )
     return HostKeyError(
         f"The host key of {where} is unknown ({seen})",
-        "verify the fingerprint, then pass --accept-new-host-key or add it to "
-        f"{endpoint.known_hosts_path}",
+        f"verify the fingerprint, then {{setting}} or add it to {endpoint.known_hosts_path}",
+        setting="accept_new_host_key",
         host=endpoint.host,
         port=endpoint.port,
         fingerprint=seen,
