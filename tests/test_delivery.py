@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from sftp_s3_tui.engine.config import S3Endpoint
-from tests.servers import SftpServerInfo
+from tests.servers import SftpServerInfo, unavailable
 from tests.test_cli_copy import key_args, run_cli
 
 MiB = 1 << 20
@@ -225,7 +225,7 @@ def test_read_only_target_folder_is_one_clear_line_and_the_object_stays(
     openssh_sftp: SftpServerInfo, s3_endpoint: S3Endpoint, s3: Any, bucket: str
 ) -> None:
     if openssh_sftp.password_user is None or openssh_sftp.password is None:
-        pytest.skip("needs the password user (root only)")
+        unavailable("needs the password user (the sshd fixture makes it when run as root)")
     s3.put_object(Bucket=bucket, Key="feed.csv", Body=b"a,b\n")
     locked = openssh_sftp.root / "locked"
     locked.mkdir()

@@ -30,7 +30,7 @@ from sftp_s3_tui.engine.config import S3Endpoint
 from sftp_s3_tui.engine.resume.in_s3 import record_key
 from sftp_s3_tui.engine.resume.journal import Journal
 from tests.engine.helpers import MiB, keys
-from tests.servers import SftpServerInfo, default_sigint
+from tests.servers import SftpServerInfo, default_sigint, unavailable
 from tests.test_cli_copy import key_args, run_cli, source_url
 
 from .conftest import assert_object, sha256
@@ -394,7 +394,7 @@ def test_the_same_path_read_as_another_user_is_not_continued(
     changed between the runs (another worker, an edited config). Behind a per-user chroot the
     same path is another file; the resume cannot prove otherwise, so it starts over."""
     if not via_proxy.password_user:
-        pytest.skip("no second user on this sshd (needs root)")
+        unavailable("no second user on this sshd (the fixture makes it when run as root)")
     day1 = via_proxy.write_file("drop/day1/data.bin", size=SIZE, seed=248, mtime=MTIME)
     no_user = (
         f"sftp://{via_proxy.host}:{via_proxy.port}{via_proxy.remote_path('drop/day1/data.bin')}"
