@@ -53,6 +53,7 @@ from .observe.session import ObservedRun, Observers
 from .paths import journal_dir, state_dir
 from .redaction import register_secret
 from .requests import EXIT_FAILED, EXIT_OK, CleanupRequest, CopyRequest
+from .tally import FileCounts
 
 _MARKS = {"done": "✓", "skipped": "→", "failed": "✗", "cancelled": "✗"}
 
@@ -286,12 +287,12 @@ LOOKAHEAD: int | None = None
 FAILED_LINES = 100
 
 
-class RunTally:
+class RunTally(FileCounts):
     """A run's summary from running counts: nothing per file is kept but the first
     :data:`FAILED_LINES` failures (every one is a ``--json`` row as it happens)."""
 
     def __init__(self) -> None:
-        self.files = self.copied = self.skipped = self.failed = self.bytes = 0
+        super().__init__()
         self.excluded = 0
         self.failures: list[TransferResult] = []
         #: Why files were skipped (the conflict policy's reasons: a handful of texts).
@@ -300,29 +301,11 @@ class RunTally:
         self.most_held = 0
 
     def add(self, result: TransferResult) -> None:
-        self.files += 1
-        if result.status is TransferState.DONE:
-            self.copied += 1
-            self.bytes += result.bytes
-        elif result.status is TransferState.SKIPPED:
-            self.skipped += 1
+        self.count(result.status, result.bytes)
+        if result.status is TransferState.SKIPPED:
             self.skip_reasons[result.message or "skipped"] += 1
-        else:
-            self.failed += 1
-            if len(self.failures) < FAILED_LINES:
-                self.failures.append(result)
-
-    def summary(self, seconds: float) -> dict[str, object]:
-        return {
-            "summary": True,
-            "files": self.files,
-            "copied": self.copied,
-            "skipped": self.skipped,
-            "failed": self.failed,
-            "bytes": self.bytes,
-            "seconds": round(seconds, 3),
-            "exit_code": EXIT_FAILED if self.failed else EXIT_OK,
-        }
+        elif result.status is not TransferState.DONE and len(self.failures) < FAILED_LINES:
+            self.failures.append(result)
 
 
 #: The last CLI copy's tally in this process (tests read it: how many records were held).

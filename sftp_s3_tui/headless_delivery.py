@@ -26,11 +26,12 @@ from .observe.lineage import DELIVERY
 from .observe.session import ObservedRun, Observers
 from .redaction import register_secret
 from .requests import EXIT_FAILED, EXIT_OK, DeliveryRequest
+from .tally import FileCounts
 
 _MARKS = {"done": "✓", "skipped": "→", "failed": "✗"}
 
 
-class DeliveryTally:
+class DeliveryTally(FileCounts):
     """Counts of a run, and the results' lines as they arrive (nothing kept per file but
     the lineage rows the observers keep, bounded)."""
 
@@ -40,17 +41,10 @@ class DeliveryTally:
         self.observed: ObservedRun | None = None
         self.host_key: str | None = None  # the fingerprint the destination showed
         self.started = time.monotonic()
-        self.files = self.copied = self.skipped = self.failed = self.bytes = 0
+        super().__init__()
 
     def __call__(self, result: DeliveryResult) -> None:
-        self.files += 1
-        if result.status == "done":
-            self.copied += 1
-            self.bytes += result.bytes
-        elif result.status == "skipped":
-            self.skipped += 1
-        else:
-            self.failed += 1
+        self.count(result.status, result.bytes)
         if self.observed is not None:
             self.observed.row(self.row(result))
         if self.request.json:
@@ -98,18 +92,6 @@ class DeliveryTally:
             "version_id": result.version_id,
             "host_key": self.host_key,
             "source_action": "delete" if result.source_deleted else None,
-        }
-
-    def summary(self, seconds: float) -> dict[str, object]:
-        return {
-            "summary": True,
-            "files": self.files,
-            "copied": self.copied,
-            "skipped": self.skipped,
-            "failed": self.failed,
-            "bytes": self.bytes,
-            "seconds": round(seconds, 3),
-            "exit_code": EXIT_FAILED if self.failed else EXIT_OK,
         }
 
 
