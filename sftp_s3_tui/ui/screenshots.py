@@ -90,21 +90,31 @@ async def connect_screen(folder: Path, tmp: Path) -> None:
         _save(app, folder, "host-key")
 
 
-async def demo_screens(folder: Path, tmp: Path) -> None:
-    app = SftpS3App(
+def _demo_app(profiles_path: Path) -> SftpS3App:
+    """The demo as the screenshots show it: a fixed subtitle, no journal, no user config."""
+    return SftpS3App(
         AppOptions(
             demo=True,
             subtitle=SUBTITLE,
             journal_dir=None,
             read_user_config=False,
-            profiles_path=tmp / "demo-profiles.toml",
+            profiles_path=profiles_path,
         )
     )
+
+
+async def _browsing(pilot: Any, app: SftpS3App) -> None:
+    """Until the demo has connected and the browse screen shows its SFTP tree."""
+    await _until(
+        pilot,
+        lambda: isinstance(app.screen, BrowseScreen) and bool(app.screen.query(RemoteTree)),
+    )
+
+
+async def demo_screens(folder: Path, tmp: Path) -> None:
+    app = _demo_app(tmp / "demo-profiles.toml")
     async with app.run_test(size=WIDE) as pilot:
-        await _until(
-            pilot,
-            lambda: isinstance(app.screen, BrowseScreen) and bool(app.screen.query(RemoteTree)),
-        )
+        await _browsing(pilot, app)
         screen = app.screen
         tree = screen.query_one(RemoteTree)
         picker = screen.query_one(BucketPicker)
@@ -171,20 +181,9 @@ async def demo_screens(folder: Path, tmp: Path) -> None:
 
 async def small_screens(folder: Path, tmp: Path) -> None:
     """The default terminal (80x24): browse, the plan and the transfers screen mid-copy."""
-    app = SftpS3App(
-        AppOptions(
-            demo=True,
-            subtitle=SUBTITLE,
-            journal_dir=None,
-            read_user_config=False,
-            profiles_path=tmp / "small-profiles.toml",
-        )
-    )
+    app = _demo_app(tmp / "small-profiles.toml")
     async with app.run_test(size=SMALL) as pilot:
-        await _until(
-            pilot,
-            lambda: isinstance(app.screen, BrowseScreen) and bool(app.screen.query(RemoteTree)),
-        )
+        await _browsing(pilot, app)
         tree = app.screen.query_one(RemoteTree)
         await _until(pilot, lambda: tree.entries and tree.ready)
         await pilot.press("down", "down", "space", "down", "space", "down", "space")
