@@ -35,8 +35,8 @@ from bench.measure import run_measured
 from bench.servers import BUCKET, MotoServer, start_moto
 from sftp_s3_tui.demo import DEMO_REGION
 from sftp_s3_tui.engine.units import parse_size
-from tests.servers import OpenSshServer, SftpServerInfo
-from tests.sftp_families import running
+from tests.support.servers import OpenSshServer, SftpServerInfo
+from tests.support.sftp_families import running
 
 HERE = Path(__file__).resolve().parent
 KiB = 1024

@@ -37,7 +37,7 @@ from typing import Any
 
 from sftp_s3_tui.demo import DEMO_ACCESS_KEY_ID, DEMO_REGION, DEMO_SECRET_ACCESS_KEY
 from sftp_s3_tui.engine.units import format_size, parse_size
-from tests.servers import OpenSshServer, SftpServerInfo
+from tests.support.servers import OpenSshServer, SftpServerInfo
 
 from . import report, wan_proxy
 from .measure import run_measured
@@ -966,7 +966,7 @@ def markdown(results: dict[str, Any]) -> str:
         + (" (**--quick smoke run: figures mean nothing**)" if config.get("quick") else "")
         + ".",
         "",
-        "sshd on loopback behind a latency proxy (tests/reliability/proxy.py's delay line "
+        "sshd on loopback behind a latency proxy (tests/support/fault_proxy.py's delay line "
         "in its own process: RTT/2 each way, no bandwidth cap) at each RTT; 0 ms is "
         "loopback without the proxy. S3 on loopback. Every client is its own process, "
         "measured from outside: wall time from start to exit (start-up and logins "

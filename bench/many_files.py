@@ -1,6 +1,6 @@
 """Memory and event-loop stalls against the number of files (issue 17's must-reach).
 
-For each file count, a synthetic SFTP server (tests/synthetic_sftp.py: the embedded asyncssh
+For each file count, a synthetic SFTP server (tests/support/synthetic_sftp.py: the embedded asyncssh
 server serving files that exist only as numbers, in its own process) and moto (its own process)
 are started, and a fresh worker process copies the whole folder with the engine's
 TransferQueue (jobs streamed from the listing, the sampler running as in the TUI). The worker
@@ -99,7 +99,7 @@ MiB = 1 << 20
 
 async def serve_sftp(count: int) -> None:
     """Serve a synthetic tree of ``count`` files until stdin closes; print port and key."""
-    from tests.synthetic_sftp import SyntheticSftpServer, SyntheticTree
+    from tests.support.synthetic_sftp import SyntheticSftpServer, SyntheticTree
 
     async with SyntheticSftpServer(SyntheticTree(count), users={USER: PASSWORD}) as server:
         print(json.dumps({"port": server.port, "known_hosts": server.known_hosts_line}), flush=True)
@@ -579,7 +579,7 @@ def check_objects(s3_url: str, count: int, sample: int = 50) -> tuple[int, int]:
     """(objects in the bucket, sampled objects whose bytes match their source)."""
     import boto3
 
-    from tests.synthetic_sftp import SyntheticTree
+    from tests.support.synthetic_sftp import SyntheticTree
 
     client = boto3.client(
         "s3",

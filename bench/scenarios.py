@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Literal
 
 from sftp_s3_tui.demo import DEMO_ACCESS_KEY_ID, DEMO_REGION, DEMO_SECRET_ACCESS_KEY
-from tests.servers import SftpServerInfo
+from tests.support.servers import SftpServerInfo
 
 from .servers import BUCKET, DataSet, MotoServer
 

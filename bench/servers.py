@@ -23,7 +23,7 @@ from sftp_s3_tui.demo import (
     pattern_blocks,
     write_blocks,
 )
-from tests.servers import (
+from tests.support.servers import (
     SEAWEED_ACCESS_KEY_ID,
     SEAWEED_SECRET_ACCESS_KEY,
     OpenSshServer,

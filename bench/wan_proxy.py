@@ -1,7 +1,7 @@
 """A far SFTP server on loopback: the test suite's latency proxy, in a process of its own.
 
 ``python -m bench.wan_proxy --target-port P --rtt-ms 50`` (or :func:`start` from Python) runs
-``tests/reliability/proxy.py``'s delay line: each chunk forwarded RTT/2 after it arrived, per
+``tests/support/fault_proxy.py``'s delay line: each chunk forwarded RTT/2 after it arrived, per
 direction, in order, with no bandwidth cap. The SSH flow-control window and the requests in
 flight are then what limits a client, as on a real long link. Its own process keeps its CPU
 out of the harness (which polls the clients' RSS) and out of the measured clients, like
@@ -72,7 +72,7 @@ def start(target_host: str, target_port: int, rtt_seconds: float) -> LatencyProx
 
 
 def main() -> None:
-    from tests.reliability import proxy
+    from tests.support import fault_proxy as proxy
 
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--target-host", default="127.0.0.1")

@@ -8,7 +8,7 @@ SFTP (each an ``SftpServerInfo``: ``.endpoint(auth)``, ``.write_file()``, ``.rem
   openssh_sftp    function  the same sshd, ``root`` narrowed to a fresh per-test folder
   embedded_sftp   function  ``EmbeddedSftpServer`` chrooted at ``root`` (``.server.bytes_read``)
   sftp_server     function  parametrized over both: ``[openssh]`` and ``[asyncssh]``
-  proftpd, dropbear session  ProFTPD mod_sftp; Dropbear + gesftpserver (tests/sftp_families.py)
+  proftpd, dropbear session  ProFTPD mod_sftp; Dropbear + gesftpserver (support/sftp_families.py)
   sftp_family     function  "openssh" unless ``@pytest.mark.sftp_families``: then the test's
                             ``openssh_sftp`` (and ``sftp_server[openssh]``) is each of
                             ``[openssh]``, ``[proftpd]``, ``[dropbear]`` in turn
@@ -45,7 +45,7 @@ import pytest
 
 from sftp_s3_tui.demo import EmbeddedS3Server
 from sftp_s3_tui.engine.config import S3Endpoint
-from tests.servers import (
+from tests.support.servers import (
     STORES,
     MotoWithoutAwscrt,
     OpenSshServer,
@@ -60,7 +60,7 @@ from tests.servers import (
     unavailable,
     weed_binary,
 )
-from tests.sftp_families import FAMILIES, running
+from tests.support.sftp_families import FAMILIES, running
 
 _UNSET_ENV = (
     "AWS_PROFILE",

@@ -27,7 +27,7 @@ from typing import Any
 
 import pytest
 
-from tests.servers import unavailable
+from tests.support.servers import unavailable
 
 REPO = Path(__file__).resolve().parents[2]
 RUNNER = Path(__file__).with_name("dag_runner.py")

@@ -11,8 +11,8 @@ import pytest
 
 from sftp_s3_tui.demo import EmbeddedS3Server
 from tests.airflow.conftest import AirflowEnv
-from tests.engine.helpers import keys, object_bytes
-from tests.servers import SftpServerInfo
+from tests.support.servers import SftpServerInfo
+from tests.support.transfers import keys, object_bytes
 
 from .test_dag import aws_connection, sftp_connection
 

@@ -10,8 +10,8 @@ import pytest
 
 from sftp_s3_tui.demo import EmbeddedS3Server
 from tests.airflow.conftest import REPO, AirflowEnv
-from tests.engine.helpers import keys, object_bytes, open_uploads, stored_sha256
-from tests.servers import SftpServerInfo, unavailable
+from tests.support.servers import SftpServerInfo, unavailable
+from tests.support.transfers import keys, object_bytes, open_uploads, stored_sha256
 
 # The first test may build the Airflow venv (a cold download takes minutes).
 pytestmark = [pytest.mark.airflow, pytest.mark.timeout(1800)]

@@ -18,8 +18,8 @@ from sftp_s3_tui.airflow.transfer import (
 from sftp_s3_tui.engine.config import ConflictPolicy, S3Endpoint, SftpEndpoint
 from sftp_s3_tui.engine.errors import SourceNotFound, UsageError
 from sftp_s3_tui.engine.events import TransferState
-from tests.engine.helpers import keys, object_bytes
-from tests.servers import SftpServerInfo
+from tests.support.servers import SftpServerInfo
+from tests.support.transfers import keys, object_bytes
 
 OPTIONS = transfer_options(conflict=ConflictPolicy.OVERWRITE, part_size="5MiB")
 

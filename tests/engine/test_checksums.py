@@ -27,9 +27,8 @@ from sftp_s3_tui.engine.s3.checksums import (
     probe,
 )
 from sftp_s3_tui.engine.s3.operations import open_client
-from tests.servers import SftpServerInfo
-
-from .helpers import MiB, copy, object_bytes, open_uploads, stored_sha256
+from tests.support.servers import SftpServerInfo
+from tests.support.transfers import MiB, copy, object_bytes, open_uploads, stored_sha256
 
 PART = 5 * MiB
 # moto computes a multipart object's CRC32C with the optional `crc32c` package, else (as here)

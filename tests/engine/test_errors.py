@@ -18,9 +18,8 @@ from sftp_s3_tui.engine.errors import (
 )
 from sftp_s3_tui.engine.events import TransferState
 from sftp_s3_tui.engine.sftp.pool import SftpPool
-from tests.servers import SftpServerInfo
-
-from .helpers import copy, keys, open_uploads
+from tests.support.servers import SftpServerInfo
+from tests.support.transfers import copy, keys, open_uploads
 
 
 async def test_missing_source_says_so(

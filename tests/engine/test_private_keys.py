@@ -10,9 +10,8 @@ import pytest
 from sftp_s3_tui.engine.config import S3Endpoint
 from sftp_s3_tui.engine.errors import SftpAuthError
 from sftp_s3_tui.engine.events import TransferState
-from tests.servers import SftpServerInfo
-
-from .helpers import copy, object_bytes
+from tests.support.servers import SftpServerInfo
+from tests.support.transfers import copy, object_bytes
 
 
 async def test_private_key_text_logs_in(

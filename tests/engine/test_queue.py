@@ -17,9 +17,8 @@ from sftp_s3_tui.engine.events import (
     TransferStateChanged,
 )
 from sftp_s3_tui.engine.transfer.queue import TransferQueue
-from tests.servers import SftpServerInfo
-
-from .helpers import MiB, copy, keys, object_bytes, open_uploads
+from tests.support.servers import SftpServerInfo
+from tests.support.transfers import MiB, copy, keys, object_bytes, open_uploads
 
 PART = 5 * MiB
 

@@ -13,10 +13,14 @@ from sftp_s3_tui.engine.config import S3Endpoint, SftpEndpoint, TransferOptions
 from sftp_s3_tui.engine.events import EngineEvent, EventBus, SftpLinkMeasured, TransferState
 from sftp_s3_tui.engine.sftp import pool as engine_sftp
 from sftp_s3_tui.engine.sftp.server_profile import ServerProfile
-from tests.servers import SftpServerInfo
-from tests.synthetic_sftp import WINDOWS_READ_CUT, Quirks, SyntheticSftpServer, SyntheticTree
-
-from .helpers import MiB, copy, object_bytes, sha256
+from tests.support.servers import SftpServerInfo
+from tests.support.synthetic_sftp import (
+    WINDOWS_READ_CUT,
+    Quirks,
+    SyntheticSftpServer,
+    SyntheticTree,
+)
+from tests.support.transfers import MiB, copy, object_bytes, sha256
 
 KiB = 1024
 USER, PASSWORD = "partner", "partner-secret"

@@ -21,9 +21,8 @@ import pytest
 from sftp_s3_tui.engine.config import ChecksumChoice, S3Endpoint, TransferOptions
 from sftp_s3_tui.engine.events import TransferState
 from sftp_s3_tui.engine.s3 import operations as s3_requests
-from tests.servers import SftpServerInfo
-
-from .helpers import MiB, copy, object_bytes, open_uploads
+from tests.support.servers import SftpServerInfo
+from tests.support.transfers import MiB, copy, object_bytes, open_uploads
 
 PART = 5 * MiB
 SIZE = 2 * PART + 3

@@ -14,9 +14,8 @@ from sftp_s3_tui.engine.config import S3Endpoint, TransferOptions
 from sftp_s3_tui.engine.events import TransferState
 from sftp_s3_tui.engine.s3.operations import KNOWN_PAYLOAD_SIGNER
 from sftp_s3_tui.engine.transfer.queue import TransferQueue
-from tests.servers import S3Store, SftpServerInfo
-
-from .helpers import MiB, object_bytes
+from tests.support.servers import S3Store, SftpServerInfo
+from tests.support.transfers import MiB, object_bytes
 
 PART = 5 * MiB
 

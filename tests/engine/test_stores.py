@@ -18,10 +18,9 @@ from sftp_s3_tui.engine.events import (
 )
 from sftp_s3_tui.engine.s3.checksums import SESSION_PROBES
 from sftp_s3_tui.engine.s3.operations import open_client
-from tests.reliability.proxy import FaultProxy
-from tests.servers import S3Store, SftpServerInfo
-
-from .helpers import MiB, copy, object_bytes, stored_sha256
+from tests.support.fault_proxy import FaultProxy
+from tests.support.servers import S3Store, SftpServerInfo
+from tests.support.transfers import MiB, copy, object_bytes, stored_sha256
 
 PART = 5 * MiB
 

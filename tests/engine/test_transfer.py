@@ -14,9 +14,16 @@ from sftp_s3_tui.engine.events import (
     PartState,
     TransferState,
 )
-from tests.servers import SftpServerInfo
-
-from .helpers import MiB, copy, keys, object_bytes, open_uploads, sha256, stored_sha256
+from tests.support.servers import SftpServerInfo
+from tests.support.transfers import (
+    MiB,
+    copy,
+    keys,
+    object_bytes,
+    open_uploads,
+    sha256,
+    stored_sha256,
+)
 
 PART = 5 * MiB
 SIZES = {

@@ -15,9 +15,8 @@ from sftp_s3_tui.engine.events import EngineEvent, EventBus, PartChanged, PartSt
 from sftp_s3_tui.engine.s3 import operations as s3_requests
 from sftp_s3_tui.engine.s3.operations import open_client
 from sftp_s3_tui.engine.transfer.verify import Published, reject
-from tests.servers import SftpServerInfo
-
-from .helpers import MiB, copy, object_bytes, open_uploads
+from tests.support.servers import SftpServerInfo
+from tests.support.transfers import MiB, copy, object_bytes, open_uploads
 
 PART = 5 * MiB
 

@@ -14,10 +14,9 @@ from sftp_s3_tui.airflow.transfer import (
 )
 from sftp_s3_tui.engine.config import ConflictPolicy, S3Endpoint
 from sftp_s3_tui.requests import RunFlags, run_options
-from tests.engine.helpers import keys, object_bytes
-from tests.servers import SftpServerInfo
-
-from .helpers import manifest_rows
+from tests.support.nightly import manifest_rows
+from tests.support.servers import SftpServerInfo
+from tests.support.transfers import keys, object_bytes
 
 
 async def test_the_nightly_task_lands_archives_and_records(

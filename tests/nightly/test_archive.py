@@ -17,11 +17,11 @@ from sftp_s3_tui.engine.config import S3Endpoint
 from sftp_s3_tui.engine.errors import UsageError
 from sftp_s3_tui.engine.nightly.source_actions import SourceAction
 from sftp_s3_tui.requests import RunFlags, run_options
-from tests.engine.helpers import keys, object_bytes
-from tests.servers import SftpServerInfo
-from tests.test_cli_copy import key_args, run_cli, source_url
+from tests.support.cli import key_args, run_cli, source_url
+from tests.support.nightly import manifest_rows, nightly
+from tests.support.servers import SftpServerInfo
+from tests.support.transfers import keys, object_bytes
 
-from .helpers import manifest_rows, nightly
 from .test_cli_nightly import Watcher, wait_for
 
 

@@ -16,14 +16,13 @@ from pathlib import Path
 from typing import Any
 
 from sftp_s3_tui.engine.config import S3Endpoint
-from tests.engine.helpers import keys, object_bytes, open_uploads, sha256, stored_sha256
 from tests.reliability.conftest import proxied
-from tests.reliability.proxy import FaultProxy
-from tests.servers import SftpServerInfo
-from tests.test_cli_copy import key_args, run_cli, source_url
-from tests.test_cli_metrics_profiles import metric_value
-
-from .helpers import manifest_rows
+from tests.support.cli import key_args, run_cli, source_url
+from tests.support.fault_proxy import FaultProxy
+from tests.support.metrics import metric_value
+from tests.support.nightly import manifest_rows
+from tests.support.servers import SftpServerInfo
+from tests.support.transfers import keys, object_bytes, open_uploads, sha256, stored_sha256
 
 
 def drop(server: SftpServerInfo) -> None:

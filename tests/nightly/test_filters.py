@@ -16,9 +16,9 @@ from sftp_s3_tui.engine.plan.filters import FileFilter, filter_jobs, parse_when,
 from sftp_s3_tui.engine.plan.sources import expand
 from sftp_s3_tui.engine.sftp.pool import SftpPool
 from sftp_s3_tui.engine.transfer.queue import TransferQueue
-from tests.engine.helpers import keys
-from tests.servers import SftpServerInfo
-from tests.test_cli_copy import key_args, run_cli, source_url
+from tests.support.cli import key_args, run_cli, source_url
+from tests.support.servers import SftpServerInfo
+from tests.support.transfers import keys
 
 DAY = 86400
 

@@ -13,11 +13,10 @@ from typing import Any
 
 from sftp_s3_tui.engine.config import S3Endpoint
 from tests.reliability.conftest import proxied
-from tests.reliability.proxy import FaultProxy
-from tests.servers import SftpServerInfo
-from tests.test_cli_copy import key_args, source_url
-
-from .helpers import manifest_rows
+from tests.support.cli import key_args, source_url
+from tests.support.fault_proxy import FaultProxy
+from tests.support.nightly import manifest_rows
+from tests.support.servers import SftpServerInfo
 
 
 def test_a_manifest_swapped_for_a_folder_mid_run_fails_the_run_and_keeps_sources(

@@ -11,9 +11,9 @@ from sftp_s3_tui.engine.config import S3Endpoint, TransferOptions
 from sftp_s3_tui.engine.errors import UsageError
 from sftp_s3_tui.engine.events import TransferState
 from sftp_s3_tui.engine.object_options import ObjectOptions
-from tests.engine.helpers import MiB, copy, stored_sha256
-from tests.servers import SftpServerInfo
-from tests.test_cli_copy import key_args, run_cli, source_url
+from tests.support.cli import key_args, run_cli, source_url
+from tests.support.servers import SftpServerInfo
+from tests.support.transfers import MiB, copy, stored_sha256
 
 PART = 5 * MiB
 

@@ -15,8 +15,8 @@ from sftp_s3_tui.engine.plan.filters import FileFilter, source_root
 from sftp_s3_tui.engine.plan.preview import CopyPlan, preview_copy
 from sftp_s3_tui.engine.plan.selection import select_jobs
 from sftp_s3_tui.engine.transfer.queue import TransferQueue
-from tests.engine.helpers import MiB, copy, keys, open_uploads
-from tests.servers import SftpServerInfo
+from tests.support.servers import SftpServerInfo
+from tests.support.transfers import MiB, copy, keys, open_uploads
 
 PART = 5 * MiB
 

@@ -18,10 +18,9 @@ from sftp_s3_tui.engine.plan.filters import FileFilter
 from sftp_s3_tui.engine.plan.readiness import ReadinessGate, StabilityTracker, check_ready
 from sftp_s3_tui.engine.plan.sources import FileJob, expand
 from sftp_s3_tui.engine.sftp.pool import SftpPool
-from tests.engine.helpers import keys, object_bytes
-from tests.servers import SftpServerInfo
-
-from .helpers import manifest_rows, nightly
+from tests.support.nightly import manifest_rows, nightly
+from tests.support.servers import SftpServerInfo
+from tests.support.transfers import keys, object_bytes
 
 
 async def test_a_growing_file_waits_until_it_is_stable(

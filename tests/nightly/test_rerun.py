@@ -12,8 +12,8 @@ from sftp_s3_tui.engine.addresses import parse_s3_url
 from sftp_s3_tui.engine.config import ConflictPolicy, S3Endpoint, TransferOptions
 from sftp_s3_tui.engine.events import TransferState
 from sftp_s3_tui.engine.transfer.queue import TransferQueue
-from tests.engine.helpers import MiB, copy, object_bytes, open_uploads
-from tests.servers import SftpServerInfo
+from tests.support.servers import SftpServerInfo
+from tests.support.transfers import MiB, copy, object_bytes, open_uploads
 
 PART = 5 * MiB
 

@@ -18,8 +18,7 @@ from sftp_s3_tui.engine.config import S3Endpoint
 from sftp_s3_tui.engine.nightly import manifest as manifest_module
 from sftp_s3_tui.engine.nightly.manifest import Manifest
 from sftp_s3_tui.engine.s3.operations import open_client
-
-from .helpers import manifest_rows
+from tests.support.nightly import manifest_rows
 
 
 def object_rows(s3: Any, bucket: str, key: str) -> list[int]:

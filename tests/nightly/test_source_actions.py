@@ -19,10 +19,9 @@ from sftp_s3_tui.engine.nightly.source_actions import SourceAction
 from sftp_s3_tui.engine.plan.filters import source_root
 from sftp_s3_tui.engine.plan.selection import select_jobs
 from sftp_s3_tui.engine.transfer.queue import TransferQueue
-from tests.engine.helpers import MiB, object_bytes, sha256
-from tests.servers import SftpServerInfo
-
-from .helpers import manifest_rows, nightly, stubborn_sftp
+from tests.support.nightly import manifest_rows, nightly, stubborn_sftp
+from tests.support.servers import SftpServerInfo
+from tests.support.transfers import MiB, object_bytes, sha256
 
 PART = 5 * MiB
 

@@ -11,8 +11,8 @@ from sftp_s3_tui.engine.addresses import parse_s3_url
 from sftp_s3_tui.engine.config import S3Endpoint
 from sftp_s3_tui.engine.nightly.watch import PollReport, WatchSource, WatchState, watch
 from sftp_s3_tui.engine.transfer.queue import TransferQueue
-from tests.engine.helpers import keys, object_bytes
-from tests.servers import SftpServerInfo
+from tests.support.servers import SftpServerInfo
+from tests.support.transfers import keys, object_bytes
 
 
 async def until(condition: Any, timeout: float = 60.0) -> None:
@@ -118,7 +118,7 @@ async def test_sigterm_mid_upload_aborts_it_and_ships_it_next_time(
     from sftp_s3_tui.engine.config import TransferOptions
     from sftp_s3_tui.engine.events import EngineEvent, PartChanged, PartState
     from sftp_s3_tui.engine.nightly.source_actions import SourceAction
-    from tests.engine.helpers import MiB, open_uploads
+    from tests.support.transfers import MiB, open_uploads
 
     big = embedded_sftp.write_file("drop/big.bin", size=8 * 5 * MiB, seed=3)
     dest = parse_s3_url(f"s3://{bucket}/in/")

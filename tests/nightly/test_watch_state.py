@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import Any
 
 from sftp_s3_tui.engine.config import S3Endpoint
-from tests.engine.helpers import keys
-from tests.servers import SftpServerInfo
-from tests.test_cli_copy import key_args, run_cli, source_url
+from tests.support.cli import key_args, run_cli, source_url
+from tests.support.servers import SftpServerInfo
+from tests.support.transfers import keys
 
 from .test_cli_nightly import Watcher, wait_for
 

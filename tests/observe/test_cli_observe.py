@@ -12,12 +12,11 @@ from pathlib import Path
 from typing import Any
 
 from sftp_s3_tui.engine.config import S3Endpoint
-from tests.engine.helpers import keys
-from tests.nightly.helpers import manifest_rows
-from tests.servers import PushGateway, SftpServerInfo
-from tests.test_cli_copy import key_args, run_cli, source_url
-
-from .receiver import closed_port_url, http_receiver
+from tests.support.cli import key_args, run_cli, source_url
+from tests.support.nightly import manifest_rows
+from tests.support.receiver import closed_port_url, http_receiver
+from tests.support.servers import PushGateway, SftpServerInfo
+from tests.support.transfers import keys
 
 SFTP_PASSWORD = "Sftp-Pw-never-shown-4711"
 AWS_SECRET = "AwsSecret/never+shown/0123456789abcdef"

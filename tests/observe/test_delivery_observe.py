@@ -11,11 +11,11 @@ from typing import Any
 import asyncssh
 
 from sftp_s3_tui.engine.config import S3Endpoint
-from tests.servers import SftpServerInfo
-from tests.test_cli_copy import key_args, run_cli
-from tests.test_delivery import files_under, target_url
+from tests.support.cli import key_args, run_cli
+from tests.support.delivery import files_under, target_url
+from tests.support.receiver import closed_port_url, http_receiver
+from tests.support.servers import SftpServerInfo
 
-from .receiver import closed_port_url, http_receiver
 from .test_cli_observe import LOG_KEYS, assert_no_secret, json_lines, secrets_env
 
 

@@ -11,7 +11,7 @@ import pytest
 
 from sftp_s3_tui.engine.errors import UsageError
 from sftp_s3_tui.observe.expectations import DropTracker, Expectation
-from tests.test_cli_copy import run_cli
+from tests.support.cli import run_cli
 
 BERLIN = ZoneInfo("Europe/Berlin")
 

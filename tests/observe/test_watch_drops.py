@@ -21,12 +21,11 @@ from sftp_s3_tui.requests import (
     TransferFlags,
     copy_request,
 )
-from tests.engine.helpers import keys
-from tests.servers import PushGateway, SftpServerInfo
-from tests.test_cli_copy import source_url
-from tests.test_cli_metrics_profiles import metric_value
-
-from .receiver import Receiver, http_receiver
+from tests.support.cli import source_url
+from tests.support.metrics import metric_value
+from tests.support.receiver import Receiver, http_receiver
+from tests.support.servers import PushGateway, SftpServerInfo
+from tests.support.transfers import keys
 
 BERLIN = ZoneInfo("Europe/Berlin")
 

@@ -12,10 +12,10 @@ import pytest
 
 from sftp_s3_tui.demo import EmbeddedS3Server
 from sftp_s3_tui.engine.config import S3Endpoint
-from tests.engine.helpers import stored_sha256
-from tests.servers import S3Store, SftpServerInfo
+from tests.support.fault_proxy import FaultProxy
+from tests.support.servers import S3Store, SftpServerInfo
+from tests.support.transfers import stored_sha256
 
-from .proxy import FaultProxy
 from .s3faults import FaultyS3Server
 
 

@@ -21,9 +21,9 @@ from sftp_s3_tui.engine.events import (
 )
 from sftp_s3_tui.engine.plan.sources import part_count, part_size_for
 from sftp_s3_tui.engine.transfer.queue import TransferQueue
-from tests.engine.helpers import MiB, copy
-from tests.servers import SftpServerInfo
-from tests.test_cli_copy import key_args, run_cli, source_url
+from tests.support.cli import key_args, run_cli, source_url
+from tests.support.servers import SftpServerInfo
+from tests.support.transfers import MiB, copy
 
 from .conftest import assert_nothing_written, assert_object
 

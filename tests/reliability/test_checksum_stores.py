@@ -16,8 +16,8 @@ from sftp_s3_tui.engine.events import (
     StoreChecked,
     TransferState,
 )
-from tests.engine.helpers import MiB, copy
-from tests.servers import SftpServerInfo
+from tests.support.servers import SftpServerInfo
+from tests.support.transfers import MiB, copy
 
 from .conftest import assert_nothing_written, assert_object
 from .s3faults import FaultyS3Server

@@ -16,12 +16,12 @@ import pytest
 
 from sftp_s3_tui.engine.config import S3Endpoint
 from sftp_s3_tui.engine.resume.journal import Journal
-from tests.engine.helpers import MiB, keys
-from tests.servers import SftpServerInfo, default_sigint
-from tests.test_cli_copy import key_args, run_cli, source_url
+from tests.support.cli import key_args, run_cli, source_url
+from tests.support.fault_proxy import DOWN, FaultProxy
+from tests.support.servers import SftpServerInfo, default_sigint
+from tests.support.transfers import MiB, keys
 
 from .conftest import assert_nothing_written, assert_object, proxied
-from .proxy import DOWN, FaultProxy
 from .s3faults import FaultyS3Server
 
 #: Runs the CLI's main and reports the process's own I/O counters as its last stderr line.

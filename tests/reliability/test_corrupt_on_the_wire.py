@@ -14,11 +14,11 @@ import pytest
 
 from sftp_s3_tui.engine.config import TransferOptions
 from sftp_s3_tui.engine.events import TransferState
-from tests.engine.helpers import MiB, copy
-from tests.servers import S3Store, SftpServerInfo
+from tests.support.fault_proxy import FaultProxy
+from tests.support.servers import S3Store, SftpServerInfo
+from tests.support.transfers import MiB, copy
 
 from .conftest import assert_object
-from .proxy import FaultProxy
 
 OPTIONS = TransferOptions(part_size=5 * MiB, parts_in_flight=2, attempts=3, backoff_seconds=0.05)
 SEAWEEDFS_ONLY = pytest.mark.parametrize("s3_store", ["seaweedfs"], indirect=True)

@@ -10,11 +10,10 @@ import time
 from typing import Any
 
 from sftp_s3_tui.engine.config import S3Endpoint
-from tests.servers import SftpServerInfo, default_sigint
-from tests.test_cli_copy import key_args, run_cli
-from tests.test_delivery import files_under, pattern, target_url
-
-from .proxy import UP, FaultProxy
+from tests.support.cli import key_args, run_cli
+from tests.support.delivery import files_under, pattern, target_url
+from tests.support.fault_proxy import UP, FaultProxy
+from tests.support.servers import SftpServerInfo, default_sigint
 
 MiB = 1 << 20
 

@@ -14,7 +14,7 @@ from awscrt import checksums
 from botocore.exceptions import ClientError, FlexibleChecksumError
 
 from sftp_s3_tui.demo import EmbeddedS3Server
-from tests.servers import S3Store
+from tests.support.servers import S3Store
 
 from .s3faults import FaultyS3Server
 

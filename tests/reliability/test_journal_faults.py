@@ -16,8 +16,8 @@ from sftp_s3_tui.engine.resume.in_s3 import record_key
 from sftp_s3_tui.engine.resume.journal import Journal, endpoint_identity
 from sftp_s3_tui.engine.resume.stale_uploads import abort_stale, list_stale
 from sftp_s3_tui.engine.s3.operations import open_client
-from tests.engine.helpers import MiB, copy
-from tests.servers import SftpServerInfo
+from tests.support.servers import SftpServerInfo
+from tests.support.transfers import MiB, copy
 
 from .conftest import assert_object
 from .s3faults import FaultyS3Server

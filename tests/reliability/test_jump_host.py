@@ -16,11 +16,11 @@ from sftp_s3_tui.engine.errors import HostKeyError, TransferError
 from sftp_s3_tui.engine.events import TransferState
 from sftp_s3_tui.engine.sftp.pool import jump_endpoint
 from sftp_s3_tui.engine.transfer.queue import TransferQueue
-from tests.engine.helpers import MiB, copy
-from tests.servers import OpenSshServer, SftpServerInfo, sshd_base_dir
+from tests.support.fault_proxy import FaultProxy
+from tests.support.servers import OpenSshServer, SftpServerInfo, sshd_base_dir
+from tests.support.transfers import MiB, copy
 
 from .conftest import assert_object, proxied
-from .proxy import FaultProxy
 
 
 @pytest.fixture(scope="module")

@@ -19,10 +19,10 @@ from sftp_s3_tui.engine.errors import TransferError
 from sftp_s3_tui.engine.events import TransferState
 from sftp_s3_tui.engine.plan.sources import expand, walk
 from sftp_s3_tui.engine.sftp.pool import Kind, SftpPool
-from tests.engine.helpers import copy, keys
-from tests.servers import SftpServerInfo, unavailable
-from tests.sftpfaults import SftpFaults, faulty_sftp_server
-from tests.test_cli_copy import key_args, run_cli, source_url
+from tests.support.cli import key_args, run_cli, source_url
+from tests.support.servers import SftpServerInfo, unavailable
+from tests.support.sftpfaults import SftpFaults, faulty_sftp_server
+from tests.support.transfers import copy, keys
 
 from .conftest import assert_object
 

@@ -9,9 +9,9 @@ from typing import Any
 from sftp_s3_tui.engine.config import S3Endpoint, TransferOptions
 from sftp_s3_tui.engine.events import TransferState
 from sftp_s3_tui.engine.nightly.source_actions import SourceAction
-from tests.engine.helpers import MiB, open_uploads
-from tests.nightly.helpers import manifest_rows, nightly
-from tests.servers import SftpServerInfo
+from tests.support.nightly import manifest_rows, nightly
+from tests.support.servers import SftpServerInfo
+from tests.support.transfers import MiB, open_uploads
 
 from .conftest import assert_object
 from .s3faults import FaultyS3Server

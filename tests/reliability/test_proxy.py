@@ -14,10 +14,9 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.servers import S3Store
-
-from . import proxy as proxy_module
-from .proxy import FaultProxy
+from tests.support import fault_proxy as proxy_module
+from tests.support.fault_proxy import FaultProxy
+from tests.support.servers import S3Store
 
 RTT_SECONDS = 2.0  # long, so a loaded box still sends every chunk within RTT/2
 
@@ -61,7 +60,7 @@ async def test_latency_delays_every_chunk_by_half_the_rtt_each_way_in_parallel()
 async def test_the_proxy_runs_as_its_own_process_for_the_bench() -> None:
     server = await asyncio.start_server(_echo, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
-    command = [sys.executable, "-m", "tests.reliability.proxy", "127.0.0.1", str(port)]
+    command = [sys.executable, "-m", "tests.support.fault_proxy", "127.0.0.1", str(port)]
     process = await asyncio.create_subprocess_exec(
         *command, "--rtt-seconds", "0.2", stdin=PIPE, stdout=PIPE
     )
@@ -125,7 +124,7 @@ def _client_through(store: S3Store, url: str) -> Any:
 
 
 def test_the_flip_finds_the_nth_matching_body_across_chunks_and_requests() -> None:
-    from .proxy import _FlipRule, _HttpRequests
+    from tests.support.fault_proxy import _FlipRule, _HttpRequests
 
     def request(target: str, body: bytes) -> bytes:
         head = f"PUT {target} HTTP/1.1\r\nHost: s3\r\nContent-Length: {len(body)}\r\n\r\n"

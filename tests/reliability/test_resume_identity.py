@@ -29,12 +29,12 @@ from sftp_s3_tui.demo.sftp_server import EmbeddedSftpServer, known_hosts_entry
 from sftp_s3_tui.engine.config import S3Endpoint
 from sftp_s3_tui.engine.resume.in_s3 import record_key
 from sftp_s3_tui.engine.resume.journal import Journal
-from tests.engine.helpers import MiB, keys
-from tests.servers import SftpServerInfo, default_sigint, unavailable
-from tests.test_cli_copy import key_args, run_cli, source_url
+from tests.support.cli import key_args, run_cli, source_url
+from tests.support.fault_proxy import DOWN, FaultProxy
+from tests.support.servers import SftpServerInfo, default_sigint, unavailable
+from tests.support.transfers import MiB, keys
 
 from .conftest import assert_object, sha256
-from .proxy import DOWN, FaultProxy
 
 SIZE = 20 * MiB  # four 5 MiB parts
 #: The mtime both days' files have (2026-05-05 05:05:05 UTC), as `rsync -t` would leave it.

@@ -17,11 +17,11 @@ from sftp_s3_tui.engine.events import EventBus, PartChanged, PartState, Transfer
 from sftp_s3_tui.engine.resume.journal import Journal
 from sftp_s3_tui.engine.s3.checksums import SESSION_PROBES
 from sftp_s3_tui.engine.s3.operations import open_client
-from tests.engine.helpers import MiB, copy
-from tests.servers import S3Store, SftpServerInfo
+from tests.support.fault_proxy import FaultProxy
+from tests.support.servers import S3Store, SftpServerInfo
+from tests.support.transfers import MiB, copy
 
 from .conftest import assert_nothing_written, assert_object
-from .proxy import FaultProxy
 from .s3faults import LATE, RESET, FaultyS3Server
 
 OPTIONS = TransferOptions(part_size=5 * MiB, parts_in_flight=3, attempts=3, backoff_seconds=0.05)

@@ -25,12 +25,12 @@ from sftp_s3_tui.demo import EmbeddedS3Server
 from sftp_s3_tui.engine.config import HostKeyPolicy, S3Endpoint, SftpEndpoint
 from sftp_s3_tui.engine.errors import HostKeyError, TransferError
 from sftp_s3_tui.engine.events import TransferState
-from tests.engine.helpers import copy
-from tests.servers import SftpServerInfo
-from tests.test_cli_copy import run_cli, source_url
+from tests.support.cli import run_cli, source_url
+from tests.support.fault_proxy import FaultProxy
+from tests.support.servers import SftpServerInfo
+from tests.support.transfers import copy
 
 from .conftest import assert_nothing_written, assert_object
-from .proxy import FaultProxy
 from .s3faults import FaultyS3Server
 
 SFTP_SECRET = "sftp-Pass/word+0123456789"

@@ -19,11 +19,11 @@ from sftp_s3_tui.engine.events import (
     TransferState,
 )
 from sftp_s3_tui.engine.transfer.queue import TransferQueue
-from tests.engine.helpers import MiB, copy
-from tests.servers import SftpServerInfo
+from tests.support.fault_proxy import DOWN, FaultProxy
+from tests.support.servers import SftpServerInfo
+from tests.support.transfers import MiB, copy
 
 from .conftest import assert_nothing_written, assert_object
-from .proxy import DOWN, FaultProxy
 
 FAST_RETRIES = TransferOptions(
     part_size=5 * MiB, parts_in_flight=3, attempts=4, backoff_seconds=0.05

@@ -1,7 +1,7 @@
 """Reading from servers that lie or fail, and from far ones: what lands is whole or nothing.
 
-The misbehaving server (tests/sftpfaults.py) reports wrong or missing sizes and answers reads
-with EIO; the fault proxy in front of sshd counts connections and bytes.
+The misbehaving server (tests/support/sftpfaults.py) reports wrong or missing sizes and answers
+reads with EIO; the fault proxy in front of sshd counts connections and bytes.
 """
 
 from __future__ import annotations
@@ -26,12 +26,12 @@ from sftp_s3_tui.engine.events import (
 from sftp_s3_tui.engine.sftp import pool as engine_sftp
 from sftp_s3_tui.engine.sftp.pool import SftpPool
 from sftp_s3_tui.engine.transfer.queue import TransferQueue
-from tests.engine.helpers import MiB, copy, keys, open_uploads
-from tests.servers import SftpServerInfo
-from tests.sftpfaults import SftpFaults, faulty_sftp_server
+from tests.support.fault_proxy import FaultProxy
+from tests.support.servers import SftpServerInfo
+from tests.support.sftpfaults import SftpFaults, faulty_sftp_server
+from tests.support.transfers import MiB, copy, keys, open_uploads
 
 from .conftest import assert_nothing_written, assert_object
-from .proxy import FaultProxy
 from .s3faults import LATE, FaultyS3Server
 
 OPTIONS = TransferOptions(part_size=5 * MiB, parts_in_flight=4, attempts=5, backoff_seconds=0.05)

@@ -35,11 +35,11 @@ import pytest
 
 from sftp_s3_tui.demo import EmbeddedS3Server
 from sftp_s3_tui.engine.config import TransferOptions
-from tests.engine.helpers import MiB
-from tests.servers import RemoteFile, SftpServerInfo
+from tests.support.fault_proxy import DOWN, UP, FaultProxy
+from tests.support.servers import RemoteFile, SftpServerInfo
+from tests.support.transfers import MiB
 
 from .conftest import sha256
-from .proxy import DOWN, UP, FaultProxy
 from .s3faults import RESET, FaultyS3Server
 
 SIZES = [0, 1, 100_000, 5 * MiB - 1, 5 * MiB + 1, 12 * MiB + 7, 23 * MiB]

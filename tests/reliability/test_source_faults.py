@@ -15,11 +15,11 @@ import pytest
 
 from sftp_s3_tui.engine.config import S3Endpoint, TransferOptions
 from sftp_s3_tui.engine.events import TransferState
-from tests.engine.helpers import MiB, copy
-from tests.servers import SftpServerInfo
+from tests.support.fault_proxy import DOWN, FaultProxy
+from tests.support.servers import SftpServerInfo
+from tests.support.transfers import MiB, copy
 
 from .conftest import assert_nothing_written, assert_object
-from .proxy import DOWN, FaultProxy
 
 OPTIONS = TransferOptions(part_size=5 * MiB, parts_in_flight=2, attempts=3, backoff_seconds=0.05)
 RATE = 6 * MiB  # bytes/s through the proxy: a 12 MiB file takes ~2 s

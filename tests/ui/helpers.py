@@ -15,7 +15,7 @@ from textual.pilot import Pilot
 from sftp_s3_tui.engine.config import S3Endpoint
 from sftp_s3_tui.profiles import Profile, S3Settings, Secret, SftpAuth, SftpSettings
 from sftp_s3_tui.ui.app import AppOptions, SftpS3App
-from tests.servers import SftpServerInfo
+from tests.support.servers import SftpServerInfo
 
 
 async def wait_for(

@@ -26,8 +26,8 @@ from sftp_s3_tui.ui.screens.connection_details import (
     format_ceiling,
 )
 from sftp_s3_tui.ui.widgets.resources import LinkLine, link_text
-from tests.reliability.proxy import FaultProxy
-from tests.servers import S3Store, SftpServerInfo
+from tests.support.fault_proxy import FaultProxy
+from tests.support.servers import S3Store, SftpServerInfo
 from tests.ui.helpers import browse_ready, make_app, server_profile, wait_for
 
 

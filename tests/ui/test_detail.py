@@ -9,7 +9,7 @@ from sftp_s3_tui.engine.config import S3Endpoint
 from sftp_s3_tui.engine.events import TransferState
 from sftp_s3_tui.ui.screens.detail import TransferDetailScreen
 from sftp_s3_tui.ui.widgets.transfer_panel import TransferPanel
-from tests.servers import SftpServerInfo
+from tests.support.servers import SftpServerInfo
 from tests.ui.helpers import browse_ready, make_app, server_profile, wait_for
 
 

@@ -22,8 +22,8 @@ from sftp_s3_tui.ui.app import DEMO_MEMORY_NOTE, AppOptions, SftpS3App
 from sftp_s3_tui.ui.session import TransferSpan
 from sftp_s3_tui.ui.widgets.transfer_list import QueueTotals, TransferRow
 from sftp_s3_tui.ui.widgets.transfer_panel import TransferPanel, summary_text
-from tests.reliability.proxy import FaultProxy
-from tests.servers import SftpServerInfo
+from tests.support.fault_proxy import FaultProxy
+from tests.support.servers import SftpServerInfo
 from tests.ui.helpers import browse_ready, make_app, server_profile, wait_for
 
 

@@ -14,7 +14,7 @@ from sftp_s3_tui.ui.screens.browse import BrowseScreen
 from sftp_s3_tui.ui.screens.dialogs import ErrorScreen
 from sftp_s3_tui.ui.widgets.remote_tree import RemoteTree
 from sftp_s3_tui.ui.widgets.transfer_panel import TransferPanel
-from tests.servers import SftpServerInfo
+from tests.support.servers import SftpServerInfo
 from tests.ui.helpers import make_app, server_profile, wait_for
 
 

@@ -10,7 +10,7 @@ from textual.widgets import DataTable, Input
 from sftp_s3_tui.engine.config import S3Endpoint
 from sftp_s3_tui.ui.screens.dialogs import PromptScreen
 from sftp_s3_tui.ui.screens.history import HistoryScreen
-from tests.servers import SftpServerInfo
+from tests.support.servers import SftpServerInfo
 from tests.ui.helpers import browse_ready, make_app, server_profile, wait_for
 
 

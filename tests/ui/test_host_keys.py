@@ -9,7 +9,7 @@ import pytest
 from sftp_s3_tui.engine.config import S3Endpoint
 from sftp_s3_tui.ui.screens.browse import BrowseScreen
 from sftp_s3_tui.ui.screens.host_key import HostKeyScreen
-from tests.servers import SftpServerInfo
+from tests.support.servers import SftpServerInfo
 from tests.ui.helpers import make_app, server_profile, wait_for
 
 

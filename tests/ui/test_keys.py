@@ -9,7 +9,7 @@ from textual.widgets import Input, Tree
 from sftp_s3_tui.engine.config import S3Endpoint
 from sftp_s3_tui.ui.widgets.bucket_picker import BucketPicker
 from sftp_s3_tui.ui.widgets.remote_tree import RemoteTree
-from tests.servers import SftpServerInfo
+from tests.support.servers import SftpServerInfo
 from tests.ui.helpers import browse_ready, make_app, server_profile, wait_for
 
 

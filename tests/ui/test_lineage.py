@@ -21,8 +21,8 @@ from sftp_s3_tui.profiles.model import NotifySettings
 from sftp_s3_tui.ui.screens.plan import PlanScreen
 from sftp_s3_tui.ui.screens.watch import WatchDialog
 from sftp_s3_tui.ui.widgets.remote_tree import RemoteTree
-from tests.observe.receiver import Receiver, http_receiver
-from tests.servers import SftpServerInfo
+from tests.support.receiver import Receiver, http_receiver
+from tests.support.servers import SftpServerInfo
 from tests.ui.helpers import browse_ready, make_app, server_profile, wait_for
 
 AWS_SECRET = "AwsSecret/tui+never+shown/0123456789"

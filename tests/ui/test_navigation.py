@@ -9,7 +9,7 @@ from sftp_s3_tui.ui.screens.browse import BrowseScreen
 from sftp_s3_tui.ui.screens.help import PANES, HelpScreen, key_groups
 from sftp_s3_tui.ui.screens.transfers import TransfersScreen
 from sftp_s3_tui.ui.widgets.transfer_panel import TransferPanel
-from tests.servers import SftpServerInfo
+from tests.support.servers import SftpServerInfo
 from tests.ui.helpers import browse_ready, make_app, server_profile, wait_for
 
 

@@ -16,8 +16,8 @@ from sftp_s3_tui.engine.plan.preview import CopyPlan
 from sftp_s3_tui.ui.screens.browse import BrowseScreen
 from sftp_s3_tui.ui.screens.plan import PlanScreen
 from sftp_s3_tui.ui.widgets.remote_tree import RemoteTree
-from tests.servers import SftpServerInfo
-from tests.test_cli_copy import key_args, run_cli, source_url
+from tests.support.cli import key_args, run_cli, source_url
+from tests.support.servers import SftpServerInfo
 from tests.ui.helpers import browse_ready, make_app, server_profile, wait_for
 
 

@@ -17,7 +17,7 @@ from sftp_s3_tui.profiles import ProfileStore, S3Settings, SftpSettings, Transfe
 from sftp_s3_tui.ui.screens.connect import ConnectScreen
 from sftp_s3_tui.ui.screens.dialogs import ErrorScreen
 from sftp_s3_tui.ui.widgets.profile_form import LABELS, ProfileForm
-from tests.servers import SftpServerInfo
+from tests.support.servers import SftpServerInfo
 from tests.ui.helpers import browse_ready, make_app, server_profile, wait_for
 
 

@@ -13,7 +13,7 @@ from sftp_s3_tui.profiles import ProfileStore, SftpAuth
 from sftp_s3_tui.ui.screens.connect import ConnectScreen
 from sftp_s3_tui.ui.screens.dialogs import ErrorScreen
 from sftp_s3_tui.ui.widgets.remote_tree import RemoteTree
-from tests.servers import SftpServerInfo
+from tests.support.servers import SftpServerInfo
 from tests.ui.helpers import browse_ready, make_app, wait_for
 
 

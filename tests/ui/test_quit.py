@@ -18,8 +18,8 @@ from sftp_s3_tui.engine.config import MiB, S3Endpoint
 from sftp_s3_tui.ui.screens.connect import ConnectScreen
 from sftp_s3_tui.ui.screens.dialogs import ConfirmScreen
 from sftp_s3_tui.ui.watches import WatchSpec
-from tests.reliability.proxy import FaultProxy
-from tests.servers import SftpServerInfo
+from tests.support.fault_proxy import FaultProxy
+from tests.support.servers import SftpServerInfo
 from tests.ui.helpers import browse_ready, make_app, server_profile, wait_for
 
 

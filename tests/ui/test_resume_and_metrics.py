@@ -12,7 +12,7 @@ from sftp_s3_tui.engine.resume.journal import Journal, account_identity, endpoin
 from sftp_s3_tui.ui.screens.browse import BrowseScreen
 from sftp_s3_tui.ui.screens.dialogs import ConfirmScreen
 from sftp_s3_tui.ui.widgets.remote_tree import RemoteTree
-from tests.servers import PushGateway, SftpServerInfo
+from tests.support.servers import PushGateway, SftpServerInfo
 from tests.ui.helpers import make_app, server_profile, wait_for
 
 

@@ -16,7 +16,7 @@ from sftp_s3_tui.engine.config import S3Endpoint
 from sftp_s3_tui.ui.screens.connect import ConnectScreen
 from sftp_s3_tui.ui.screens.dialogs import ErrorScreen
 from sftp_s3_tui.ui.widgets.profile_form import ProfileForm
-from tests.servers import SftpServerInfo
+from tests.support.servers import SftpServerInfo
 from tests.ui.helpers import make_app, server_profile, wait_for
 
 PASSWORD = "Hu2-pw9Q"

@@ -20,7 +20,7 @@ from sftp_s3_tui.ui.screens.dialogs import ConfirmScreen
 from sftp_s3_tui.ui.screens.watch import WatchDialog, WatchesScreen
 from sftp_s3_tui.ui.watches import WatchPhase
 from sftp_s3_tui.ui.widgets.remote_tree import RemoteTree
-from tests.servers import SftpServerInfo
+from tests.support.servers import SftpServerInfo
 from tests.ui.helpers import browse_ready, make_app, server_profile, wait_for
 
 

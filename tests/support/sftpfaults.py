@@ -20,7 +20,7 @@ from typing import Any
 import asyncssh
 
 from sftp_s3_tui.demo import EmbeddedSftpServer
-from tests.servers import EMBEDDED_PASSWORD, EMBEDDED_USER, SftpServerInfo
+from tests.support.servers import EMBEDDED_PASSWORD, EMBEDDED_USER, SftpServerInfo
 
 READDIR_BATCH = 128  # names asyncssh's server sends per READDIR answer
 

@@ -33,9 +33,9 @@ from sftp_s3_tui.requests import (
     sftp_endpoint,
     transfer_options,
 )
-from tests.engine.helpers import keys, object_bytes, open_uploads
-from tests.servers import SftpServerInfo
-from tests.test_cli_copy import key_args, run_cli, source_url
+from tests.support.cli import key_args, run_cli, source_url
+from tests.support.servers import SftpServerInfo
+from tests.support.transfers import keys, object_bytes, open_uploads
 
 
 def test_connection_options_before_the_command_are_used(
@@ -323,7 +323,7 @@ def test_env_file_only_from_where_the_user_says(
             text=True,
             timeout=120,
             cwd=trap,  # a shared drop folder with a .env in it
-            env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])},
+            env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])},
         )
 
     ignored = run()

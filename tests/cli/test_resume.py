@@ -15,8 +15,8 @@ from sftp_s3_tui.engine.config import S3Endpoint, TransferOptions
 from sftp_s3_tui.engine.events import EventBus, PartChanged, TransferState
 from sftp_s3_tui.engine.resume.journal import Journal, JournalClaim
 from sftp_s3_tui.paths import journal_dir
-from tests.engine.helpers import copy, keys, object_bytes, open_uploads, sha256, stored_sha256
-from tests.servers import SftpServerInfo
+from tests.support.servers import SftpServerInfo
+from tests.support.transfers import copy, keys, object_bytes, open_uploads, sha256, stored_sha256
 
 MiB = 1 << 20
 SIZE = 300 * MiB

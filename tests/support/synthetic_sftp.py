@@ -8,7 +8,7 @@ File ``i`` of the tree is ``/many/f{i:07d}.csv``; its size cycles through ``min_
 :class:`Quirks` make it behave like servers that are not at hand: Windows OpenSSH (reads
 above 100 KiB answered with 102,400 bytes), appliances refusing a second connection, servers
 refusing a second open of a file. (A server with no rename at all is
-``tests/nightly/helpers.py``'s ``stubborn_sftp``.)
+``tests/support/nightly.py``'s ``stubborn_sftp``.)
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ import pytest
 
 from sftp_s3_tui.metrics import SnapshotMetrics
 
-MONITORING = Path(__file__).resolve().parent.parent / "monitoring"
+MONITORING = Path(__file__).resolve().parents[2] / "monitoring"
 DASHBOARD = MONITORING / "grafana" / "dashboards" / "sftp-s3-streaming.json"
 METRIC_NAME = re.compile(r"\bsftp_s3_[A-Za-z0-9_:]*")
 HISTOGRAM_SUFFIXES = ("_bucket", "_sum", "_count")

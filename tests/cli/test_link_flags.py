@@ -26,10 +26,10 @@ from sftp_s3_tui.requests import (
     app_request,
     copy_request,
 )
-from tests.engine.helpers import object_bytes, open_uploads, sha256, stored_sha256
-from tests.servers import SftpServerInfo
-from tests.test_cli_copy import key_args, run_cli, source_url
-from tests.test_cli_metrics_profiles import metric_value
+from tests.support.cli import key_args, run_cli, source_url
+from tests.support.metrics import metric_value
+from tests.support.servers import SftpServerInfo
+from tests.support.transfers import object_bytes, open_uploads, sha256, stored_sha256
 
 LINK_ARGS = [
     "--connections",

@@ -10,8 +10,8 @@ from sftp_s3_tui.engine.config import S3Endpoint, TransferOptions
 from sftp_s3_tui.engine.events import EventBus
 from sftp_s3_tui.engine.transfer.queue import TransferQueue
 from sftp_s3_tui.metrics import MetricsExporter, Sampler
-from tests.servers import SftpServerInfo
-from tests.test_cli_metrics_profiles import metric_value
+from tests.support.metrics import metric_value
+from tests.support.servers import SftpServerInfo
 
 MiB = 1 << 20
 

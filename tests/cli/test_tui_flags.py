@@ -12,7 +12,7 @@ from sftp_s3_tui.requests import ConnectionFlags, app_request
 from sftp_s3_tui.ui.app import SftpS3App
 from sftp_s3_tui.ui.screens.browse import BrowseScreen
 from sftp_s3_tui.ui.screens.host_key import HostKeyScreen
-from tests.servers import SftpServerInfo
+from tests.support.servers import SftpServerInfo
 from tests.ui.helpers import make_app, server_profile, wait_for
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -14,38 +13,9 @@ from typing import Any
 import pytest
 
 from sftp_s3_tui.engine.config import S3Endpoint
-from tests.engine.helpers import keys, object_bytes, open_uploads
-from tests.servers import SftpServerInfo, default_sigint
-
-
-def run_cli(
-    *args: str, env: dict[str, str] | None = None, timeout: float = 120
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "sftp_s3_tui", *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env={**os.environ, **(env or {})},
-    )
-
-
-def source_url(server: SftpServerInfo, relative: str, user: str | None = None) -> str:
-    user = user or server.username
-    return f"sftp://{user}@{server.host}:{server.port}{server.remote_path(relative)}"
-
-
-def key_args(server: SftpServerInfo, s3_endpoint: S3Endpoint) -> list[str]:
-    assert s3_endpoint.endpoint_url
-    return [
-        "--identity",
-        str(server.identity_file),
-        "--known-hosts",
-        str(server.known_hosts),
-        "--endpoint-url",
-        s3_endpoint.endpoint_url,
-        "--no-agent",
-    ]
+from tests.support.cli import key_args, run_cli, source_url
+from tests.support.servers import SftpServerInfo, default_sigint
+from tests.support.transfers import keys, object_bytes, open_uploads
 
 
 @pytest.mark.all_stores

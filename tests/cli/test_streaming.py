@@ -16,9 +16,9 @@ from sftp_s3_tui.cli import build_parser, copy_request_of
 from sftp_s3_tui.engine.addresses import parse_s3_url
 from sftp_s3_tui.engine.config import S3Endpoint, SftpEndpoint
 from sftp_s3_tui.engine.plan.sources import KeyTable, PlanSource, can_stream
-from tests.engine.helpers import keys
-from tests.servers import SftpServerInfo
-from tests.synthetic_sftp import SyntheticSftpServer, SyntheticTree
+from tests.support.servers import SftpServerInfo
+from tests.support.synthetic_sftp import SyntheticSftpServer, SyntheticTree
+from tests.support.transfers import keys
 
 USER, PASSWORD = "many", "many-secret"
 

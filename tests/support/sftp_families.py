@@ -31,7 +31,7 @@ from sftp_s3_tui.demo import (
     known_hosts_entry,
     openssh_public_key,
 )
-from tests.servers import (
+from tests.support.servers import (
     STARTUP_TIMEOUT_SECONDS,
     SftpServerInfo,
     read_back,

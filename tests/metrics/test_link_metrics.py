@@ -14,8 +14,8 @@ from sftp_s3_tui.engine.sftp import pool as engine_sftp
 from sftp_s3_tui.engine.transfer.queue import TransferQueue
 from sftp_s3_tui.metrics import Sampler, SnapshotMetrics
 from sftp_s3_tui.metrics.sampler import MAX_LINK_HOSTS
-from tests.engine.helpers import object_bytes, open_uploads
-from tests.servers import SftpServerInfo
+from tests.support.servers import SftpServerInfo
+from tests.support.transfers import object_bytes, open_uploads
 
 MiB = 1 << 20
 

@@ -3,38 +3,18 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from sftp_s3_tui.engine.config import S3Endpoint
-from tests.servers import SftpServerInfo, unavailable
-from tests.test_cli_copy import key_args, run_cli
+from tests.support.cli import key_args, run_cli
+from tests.support.delivery import files_under, pattern, target_url
+from tests.support.servers import SftpServerInfo, unavailable
 
 MiB = 1 << 20
-
-
-def target_url(server: SftpServerInfo, relative: str, user: str | None = None) -> str:
-    """``sftp://user@host:port/<root>/relative`` (a trailing / kept: a folder)."""
-    user = user or server.username
-    path = server.remote_path(relative.rstrip("/")) + ("/" if relative.endswith("/") else "")
-    return f"sftp://{user}@{server.host}:{server.port}{path}"
-
-
-def pattern(size: int, seed: int = 0) -> bytes:
-    block = hashlib.sha256(f"{seed}".encode()).digest() * 2048  # 64 KiB
-    return (block * (size // len(block) + 1))[:size]
-
-
-def files_under(folder: Path) -> dict[str, bytes]:
-    """Every file under ``folder`` (temporary ones included) by its relative path."""
-    return {
-        str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()
-    }
 
 
 def records(stdout: str) -> tuple[list[dict[str, Any]], dict[str, Any]]:

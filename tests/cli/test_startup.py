@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.test_cli_copy import run_cli
+from tests.support.cli import run_cli
 
 #: Modules a --help or a usage error must not load: each costs tens of ms to seconds of CPU.
 HEAVY = (
@@ -90,7 +90,7 @@ def test_asyncssh_dsa_deprecation_warnings_are_not_shown() -> None:
 
 def test_uv_run_starts_quietly() -> None:
     """Every `uv run` once printed "Bytecode compiled 7331 files" (the whole venv, each time)."""
-    root = Path(__file__).resolve().parent.parent
+    root = Path(__file__).resolve().parents[2]
     first = subprocess.run(
         ["uv", "run", "--offline", "python", "-c", "pass"],
         capture_output=True,

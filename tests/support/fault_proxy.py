@@ -20,7 +20,7 @@ thread-safe and take effect before they return.
 The bench imports it too: ``proxy = start(host, port, rtt_seconds=0.05)``, then connect to
 ``proxy.port`` and ``proxy.stop()`` at the end. In the measured process the proxy's thread
 shares the GIL with the client; to keep it apart, run it as its own process:
-``python -m tests.reliability.proxy HOST PORT --rtt-seconds 0.05`` prints the port it listens
+``python -m tests.support.fault_proxy HOST PORT --rtt-seconds 0.05`` prints the port it listens
 on, then forwards until stdin closes (or SIGTERM).
 """
 
@@ -515,13 +515,13 @@ def _directions(which: Which) -> tuple[Direction, ...]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """``python -m tests.reliability.proxy HOST PORT [--rtt-seconds S]``: print the port, then
+    """``python -m tests.support.fault_proxy HOST PORT [--rtt-seconds S]``: print the port, then
     forward until stdin reaches EOF (the parent closed it or died) or SIGTERM."""
     import argparse
     import signal
     import sys
 
-    parser = argparse.ArgumentParser(prog="python -m tests.reliability.proxy")
+    parser = argparse.ArgumentParser(prog="python -m tests.support.fault_proxy")
     parser.add_argument("host")
     parser.add_argument("port", type=int)
     parser.add_argument("--rtt-seconds", type=float, default=0.0)

@@ -7,9 +7,9 @@ import time
 from typing import Any
 
 from sftp_s3_tui.engine.config import S3Endpoint
-from tests.engine.helpers import object_bytes
-from tests.servers import SftpServerInfo
-from tests.test_cli_copy import key_args, run_cli, source_url
+from tests.support.cli import key_args, run_cli, source_url
+from tests.support.servers import SftpServerInfo
+from tests.support.transfers import object_bytes
 
 MiB = 1 << 20
 

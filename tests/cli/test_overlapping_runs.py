@@ -15,9 +15,9 @@ from sftp_s3_tui.engine.resume.journal import Journal
 from sftp_s3_tui.engine.resume.stale_uploads import abort_stale, list_stale
 from sftp_s3_tui.engine.s3.operations import open_client
 from sftp_s3_tui.engine.transfer.queue import TransferQueue
-from tests.engine.helpers import keys, object_bytes, open_uploads
-from tests.servers import SftpServerInfo
-from tests.test_cli_copy import key_args, run_cli, source_url
+from tests.support.cli import key_args, run_cli, source_url
+from tests.support.servers import SftpServerInfo
+from tests.support.transfers import keys, object_bytes, open_uploads
 
 
 def state_env(tmp_path: Path) -> dict[str, str]:

@@ -16,21 +16,10 @@ from sftp_s3_tui.profiles import (
     SftpAuth,
     SftpSettings,
 )
-from tests.engine.helpers import keys, object_bytes
-from tests.servers import SftpServerInfo
-from tests.test_cli_copy import key_args, run_cli, source_url
-
-
-def metric_value(text: str, name: str, *, job: str | None = None) -> float:
-    """The sum of a metric's series (only those pushed by ``job``, when given)."""
-    values = [
-        float(line.rsplit(" ", 1)[1])
-        for line in text.splitlines()
-        if (line.startswith(name + "{") or line.startswith(name + " "))
-        and (job is None or f'job="{job}"' in line)
-    ]
-    assert values, f"{name} not found"
-    return sum(values)
+from tests.support.cli import key_args, run_cli, source_url
+from tests.support.metrics import metric_value
+from tests.support.servers import SftpServerInfo
+from tests.support.transfers import keys, object_bytes
 
 
 def test_push_gateway_receives_bytes_transferred(

@@ -20,7 +20,7 @@ from sftp_s3_tui.engine.plan.filters import FileFilter, source_root
 from sftp_s3_tui.engine.plan.readiness import ReadinessGate
 from sftp_s3_tui.engine.plan.selection import select_jobs
 from sftp_s3_tui.engine.transfer.queue import TransferQueue
-from tests.servers import SftpServerInfo
+from tests.support.servers import SftpServerInfo
 
 
 async def nightly(
