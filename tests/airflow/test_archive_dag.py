@@ -11,10 +11,9 @@ import pytest
 
 from sftp_s3_tui.demo import EmbeddedS3Server
 from tests.airflow.conftest import AirflowEnv
+from tests.airflow.connections import aws_connection, sftp_connection
 from tests.support.servers import SftpServerInfo
 from tests.support.transfers import keys, object_bytes
-
-from .test_dag import aws_connection, sftp_connection
 
 pytestmark = [pytest.mark.airflow, pytest.mark.timeout(1800)]
 

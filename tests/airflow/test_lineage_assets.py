@@ -14,7 +14,7 @@ import pytest
 
 from sftp_s3_tui.demo import EmbeddedS3Server
 from tests.airflow.conftest import AIRFLOW_VERSIONS, AirflowEnv
-from tests.airflow.test_dag import aws_connection, sftp_connection
+from tests.airflow.connections import aws_connection, sftp_connection
 from tests.support.receiver import http_receiver
 from tests.support.servers import SftpServerInfo
 from tests.support.transfers import keys

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import importlib.util
 from typing import Any
 
@@ -19,11 +17,6 @@ from sftp_s3_tui.engine.events import (
 )
 from sftp_s3_tui.engine.s3.checksums import (
     SESSION_PROBES,
-    checksum_of,
-    combined_crc,
-    composite,
-    multipart_etag,
-    part_sums,
     probe,
 )
 from sftp_s3_tui.engine.s3.operations import open_client
@@ -128,29 +121,6 @@ async def test_the_probe_publishes_nothing_and_leaves_no_upload(
 
     assert s3.list_objects_v2(Bucket=bucket).get("KeyCount", 0) == 0
     assert open_uploads(s3, bucket) == []
-
-
-def test_local_multipart_etag_and_composite_match_what_s3_defines() -> None:
-    parts = [b"a" * 10, b"b" * 20, b"c"]
-    md5s = [hashlib.md5(p).digest() for p in parts]
-    assert multipart_etag(md5s) == hashlib.md5(b"".join(md5s)).hexdigest() + "-3"
-    sums = [part_sums(ChecksumChoice.SHA256, p) for p in parts]
-    digests = [s.checksum for s in sums if s.checksum is not None]
-    assert composite(ChecksumChoice.SHA256, digests) == (
-        base64.b64encode(hashlib.sha256(b"".join(digests)).digest()).decode() + "-3"
-    )
-    assert part_sums(ChecksumChoice.NONE, parts[0]).md5 is None
-
-
-@pytest.mark.parametrize("choice", [ChecksumChoice.CRC32, ChecksumChoice.CRC32C])
-def test_the_whole_objects_crc_is_combined_from_the_parts(choice: ChecksumChoice) -> None:
-    data = bytes(range(256)) * 1000 + b"tail"
-    step = 10_000
-    raw = [checksum_of(choice, data[o : o + step]) for o in range(0, len(data), step)]
-    assert (
-        combined_crc(choice, raw, step, len(data))
-        == base64.b64encode(checksum_of(choice, data)).decode()
-    )
 
 
 async def test_sha256_metadata_records_the_stream_hash_on_the_object(

@@ -21,8 +21,7 @@ from tests.support.cli import key_args, run_cli, source_url
 from tests.support.nightly import manifest_rows, nightly
 from tests.support.servers import SftpServerInfo
 from tests.support.transfers import keys, object_bytes
-
-from .test_cli_nightly import Watcher, wait_for
+from tests.support.watcher import Watcher, wait_for
 
 
 def archived(server: SftpServerInfo, folder: str = "processed") -> dict[str, bytes]:

@@ -9,7 +9,6 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -23,6 +22,7 @@ from tests.support.metrics import metric_value
 from tests.support.nightly import manifest_rows
 from tests.support.servers import SftpServerInfo
 from tests.support.transfers import keys, object_bytes, open_uploads, sha256, stored_sha256
+from tests.support.watcher import Watcher, wait_for
 
 
 def drop(server: SftpServerInfo) -> None:
@@ -142,47 +142,6 @@ def test_manifest_matches_s3_after_kill_9_midway(
         assert len(body) == row["bytes"] == size
         assert sha256(body) == row["sha256"]
     assert len(landed) <= len(rows) + 1  # at most the file in flight has no row yet
-
-
-class Watcher:
-    """A ``watch`` subprocess whose --json lines are collected as they come."""
-
-    def __init__(self, args: list[str]) -> None:
-        self.lines: list[dict[str, Any]] = []
-        self.process = subprocess.Popen(
-            args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-        )
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            self.lines.append(json.loads(line))
-
-    def files(self) -> list[str]:
-        return [line["key"] for line in self.lines if "key" in line]
-
-    def polls(self) -> int:
-        return max((line["poll"] for line in self.lines if "poll" in line), default=0)
-
-    def stop(self) -> tuple[int, str]:
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            _, err = self.process.communicate(timeout=60)
-        finally:
-            if self.process.poll() is None:
-                self.process.kill()
-                self.process.wait()
-        self._reader.join(timeout=10)
-        return self.process.returncode, err
-
-
-def wait_for(condition: Any, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.05)
 
 
 def test_watch_ships_dropped_files_once_pushes_metrics_and_stops_on_sigterm(

@@ -13,8 +13,7 @@ from sftp_s3_tui.engine.config import S3Endpoint
 from tests.support.cli import key_args, run_cli, source_url
 from tests.support.servers import SftpServerInfo
 from tests.support.transfers import keys
-
-from .test_cli_nightly import Watcher, wait_for
+from tests.support.watcher import Watcher, wait_for
 
 
 def watch_args(server: SftpServerInfo, s3_endpoint: S3Endpoint, bucket: str) -> list[str]:

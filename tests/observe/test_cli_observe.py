@@ -4,7 +4,6 @@ lines on stderr) — each with the same run id as the manifest, and never a secr
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -14,31 +13,10 @@ from typing import Any
 from sftp_s3_tui.engine.config import S3Endpoint
 from tests.support.cli import key_args, run_cli, source_url
 from tests.support.nightly import manifest_rows
+from tests.support.observe import AWS_SECRET, LOG_KEYS, assert_no_secret, json_lines, secrets_env
 from tests.support.receiver import closed_port_url, http_receiver
 from tests.support.servers import PushGateway, SftpServerInfo
 from tests.support.transfers import keys
-
-SFTP_PASSWORD = "Sftp-Pw-never-shown-4711"
-AWS_SECRET = "AwsSecret/never+shown/0123456789abcdef"
-LOG_KEYS = {"time", "level", "event", "run_id", "file", "key", "part", "attempt", "error", "hint"}
-
-
-def secrets_env() -> dict[str, str]:
-    """A password and an AWS secret key the run knows (moto accepts any secret key; the
-    SFTP login is by key, the password is only offered)."""
-    return {"SFTP_PASSWORD": SFTP_PASSWORD, "AWS_SECRET_ACCESS_KEY": AWS_SECRET}
-
-
-def assert_no_secret(*texts: str) -> None:
-    for text in texts:
-        assert SFTP_PASSWORD not in text
-        assert AWS_SECRET not in text
-
-
-def json_lines(text: str) -> list[dict[str, Any]]:
-    lines = [line for line in text.splitlines() if line.strip()]
-    parsed = [json.loads(line) for line in lines]  # every line is one JSON object
-    return parsed
 
 
 def test_lineage_hooks_and_json_logs_share_the_manifests_run_id(

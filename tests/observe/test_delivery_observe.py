@@ -13,10 +13,9 @@ import asyncssh
 from sftp_s3_tui.engine.config import S3Endpoint
 from tests.support.cli import key_args, run_cli
 from tests.support.delivery import files_under, target_url
+from tests.support.observe import LOG_KEYS, assert_no_secret, json_lines, secrets_env
 from tests.support.receiver import closed_port_url, http_receiver
 from tests.support.servers import SftpServerInfo
-
-from .test_cli_observe import LOG_KEYS, assert_no_secret, json_lines, secrets_env
 
 
 def test_a_delivery_is_one_lineage_run_from_the_objects_to_the_partners_files(

@@ -14,21 +14,18 @@ from textual.command import CommandList, CommandPalette
 from textual.widgets import TextArea
 
 from sftp_s3_tui.engine.addresses import parse_s3_url
-from sftp_s3_tui.engine.config import ChecksumChoice, ConflictPolicy, HostKeyPolicy, KiB, MiB
+from sftp_s3_tui.engine.config import ChecksumChoice, MiB
 from sftp_s3_tui.engine.events import TransferState
-from sftp_s3_tui.engine.s3.checksums import SESSION_PROBES, StoreCapabilities
+from sftp_s3_tui.engine.s3.checksums import SESSION_PROBES
 from sftp_s3_tui.metrics.sampler import SftpLinkStats
 from sftp_s3_tui.ui.screens.connection_details import (
     ConnectionDetailsScreen,
-    ConnectionInfo,
-    LinkFigures,
-    ServerLimits,
     format_ceiling,
 )
 from sftp_s3_tui.ui.widgets.resources import LinkLine, link_text
 from tests.support.fault_proxy import FaultProxy
 from tests.support.servers import S3Store, SftpServerInfo
-from tests.ui.helpers import browse_ready, make_app, server_profile, wait_for
+from tests.ui.helpers import _fixed_info, browse_ready, make_app, server_profile, wait_for
 
 
 def _details(app: Any) -> str:
@@ -164,44 +161,6 @@ async def test_a_far_hosts_rtt_and_ceiling_are_shown_with_the_knobs(
         )
         assert "posix-rename@openssh.com" in _row(text, "Extensions")
         await app.close_all()
-
-
-def _fixed_info() -> ConnectionInfo:
-    record = StoreCapabilities(
-        endpoint="https://s3.eu-west-1.amazonaws.com",
-        bucket="landing",
-        requested=ChecksumChoice.AUTO,
-        algorithm=ChecksumChoice.CRC64NVME,
-        checksum_checked=True,
-        md5_checked=True,
-        etag_is_md5=True,
-        findings=("CRC64NVME: accepted (CRC64NVME checked, Content-MD5 checked, ETag is MD5)",),
-    )
-    return ConnectionInfo(
-        s3_endpoint="https://s3.eu-west-1.amazonaws.com",
-        region="eu-west-1",
-        path_style=False,
-        verify_tls=True,
-        checksum=ChecksumChoice.AUTO,
-        conflict=ConflictPolicy.SKIP_EXISTING,
-        storage_class="STANDARD_IA",
-        sse="aws:kms",
-        stores=(record,),
-        sftp_display="sftp://etl@sftp.partner.example",
-        login="key file /home/etl/.ssh/id_ed25519",
-        host_key_fingerprint="ssh-ed25519 SHA256:Xq0t9I3w2m9QmKx8JvEo0zXh4Jm3dXl1rDkqB3l6P2E",
-        host_key_policy=HostKeyPolicy.STRICT,
-        known_hosts="/home/etl/.ssh/known_hosts",
-        limits=ServerLimits(255 * KiB, 255 * KiB, reported=True),
-        block_size=0,
-        requests_in_flight=0,
-        connections_cap=4,
-        window_bytes=16 * MiB,
-        bwlimit_bytes_per_second=0,
-        jump="bastion.partner.example",
-        follow_symlinks=False,
-        link=LinkFigures(0.048, 16 * MiB, 4, 16 * MiB * 4 / 0.048),
-    )
 
 
 def test_connection_details_snapshot(snap_compare: Any, tmp_path: Path) -> None:

@@ -29,9 +29,16 @@ from sftp_s3_tui.ui.widgets.throughput import spark_text
 from sftp_s3_tui.ui.widgets.transfer_list import QueueTotals, TransferRow, row_cells
 from sftp_s3_tui.ui.widgets.transfer_panel import TransferPanel, overall_text
 from tests.ui.fake_data import fixed_stats
-from tests.ui.helpers import screen_text, wait_for
-from tests.ui.test_connection_details import _fixed_info
-from tests.ui.test_snapshots import _error_app, _plan_screen, browsing, demo_app, freeze_panel
+from tests.ui.helpers import (
+    _error_app,
+    _fixed_info,
+    _plan_screen,
+    browsing,
+    demo_app,
+    freeze_panel,
+    screen_text,
+    wait_for,
+)
 
 SMALL = (80, 24)
 

@@ -18,11 +18,9 @@ import pytest
 from textual.widgets import Input
 
 from sftp_s3_tui.engine.addresses import parse_s3_url
-from sftp_s3_tui.engine.config import ConflictPolicy, MiB, SftpEndpoint, TransferOptions
+from sftp_s3_tui.engine.config import SftpEndpoint
 from sftp_s3_tui.engine.errors import HostKeyError
 from sftp_s3_tui.engine.events import TransferResult, TransferState
-from sftp_s3_tui.engine.plan.conflicts import ExistingObject, decide
-from sftp_s3_tui.engine.plan.preview import CopyPlan, plan_file
 from sftp_s3_tui.engine.plan.sources import FileJob
 from sftp_s3_tui.engine.transfer.queue import Transfer
 from sftp_s3_tui.observe.expectations import DropStatus
@@ -37,16 +35,18 @@ from sftp_s3_tui.ui.app import AppOptions, SftpS3App
 from sftp_s3_tui.ui.screens.detail import TransferDetailScreen
 from sftp_s3_tui.ui.screens.dialogs import ConfirmScreen, ErrorScreen
 from sftp_s3_tui.ui.screens.host_key import HostKeyScreen
-from sftp_s3_tui.ui.screens.plan import PlanScreen
 from sftp_s3_tui.ui.screens.transfers import TransfersScreen
 from sftp_s3_tui.ui.screens.watch import WatchDialog, WatchesScreen
 from sftp_s3_tui.ui.watches import WatchPhase, WatchStatus
-from sftp_s3_tui.ui.widgets.bucket_picker import BucketPicker
 from sftp_s3_tui.ui.widgets.transfer_panel import TransferPanel
-from tests.ui.fake_data import fixed_rows, fixed_snapshot
-from tests.ui.helpers import browse_ready, wait_for
+from tests.ui.helpers import (
+    _error_app,
+    _plan_screen,
+    browsing,
+    demo_app,
+    freeze_panel,
+)
 
-SUBTITLE = "demo: sftp://demo@127.0.0.1:2222 → s3 (http://127.0.0.1:9000)"
 NARROW = (100, 32)
 WIDE = (150, 44)
 #: The default terminal: every screen and dialog is also taken at this size.
@@ -74,42 +74,6 @@ def fixed_object_dates(monkeypatch: pytest.MonkeyPatch) -> None:
         "sftp_s3_tui.ui.widgets.bucket_picker.format_mtime",
         lambda mtime: "2026-11-20 09:30" if mtime else "",
     )
-
-
-def demo_app(tmp_path: Path) -> SftpS3App:
-    return SftpS3App(
-        AppOptions(
-            demo=True,
-            demo_large=False,
-            subtitle=SUBTITLE,
-            journal_dir=None,
-            read_user_config=False,
-            profiles_path=tmp_path / "profiles.toml",
-        )
-    )
-
-
-async def browsing(pilot: Any) -> None:
-    """Wait until the demo is connected and both sides are listed."""
-    app = pilot.app
-    await wait_for(pilot, lambda: browse_ready(app), 60, "browse")
-    screen = app.screen
-    picker = screen.query_one(BucketPicker)
-
-    def landing_listed() -> bool:
-        nodes = list(picker.s3_tree.root.children)
-        return len(nodes) == 2 and bool(nodes[1].children)
-
-    await wait_for(pilot, landing_listed, what="buckets")
-    await pilot.pause(0.2)
-
-
-def freeze_panel(panel: TransferPanel) -> None:
-    """Replace the live figures with fixed ones."""
-    panel.on_unmount()  # stop following the live sampler
-    for row in fixed_rows():
-        panel.transfer_list.add_transfer(row)
-    panel.snapshot = fixed_snapshot()
 
 
 @pytest.mark.parametrize("small", [False, True], ids=["own-size", "80x24"])
@@ -193,14 +157,6 @@ def test_help_screen(snap_compare: Any, tmp_path: Path, small: bool) -> None:
     )
 
 
-def _error_app(tmp_path: Path) -> SftpS3App:
-    return SftpS3App(
-        AppOptions(
-            journal_dir=None, read_user_config=False, profiles_path=tmp_path / "profiles.toml"
-        )
-    )
-
-
 @pytest.mark.parametrize("small", [False, True], ids=["own-size", "80x24"])
 def test_unknown_host_key_dialog(snap_compare: Any, tmp_path: Path, small: bool) -> None:
     error = HostKeyError(
@@ -252,43 +208,6 @@ def test_error_dialog(snap_compare: Any, tmp_path: Path, small: bool) -> None:
     assert snap_compare(
         _error_app(tmp_path), terminal_size=SMALL if small else NARROW, run_before=run_before
     )
-
-
-def _plan_screen() -> PlanScreen:
-    endpoint = SftpEndpoint("sftp.partner.example", username="etl")
-    jobs = [
-        FileJob(endpoint, f"/outgoing/{name}", size, 1_795_100_000, "landing", f"2026-11/{name}")
-        for name, size in (
-            ("customers_2026.csv", 300 * MiB),
-            ("orders 2026-11.csv", 48 * MiB),
-            ("ünïcode name.parquet", 3 * MiB + 123),
-            ("README.txt", 2048),
-        )
-    ]
-    existing = {
-        "2026-11/orders 2026-11.csv": ExistingObject(
-            "2026-11/orders 2026-11.csv", 40 * MiB, 1_795_000_000.0
-        ),
-        "2026-11/README.txt": ExistingObject("2026-11/README.txt", 2048, 1_795_200_000.0),
-    }
-    dest = parse_s3_url("s3://landing/2026-11/")
-    options = TransferOptions()
-
-    def plan_for(policy: ConflictPolicy) -> CopyPlan:
-        """The engine's plan from a fixed destination (what preview_copy does after its
-        lookups)."""
-        plan = CopyPlan()
-        for job in jobs:
-            found = existing.get(job.key)
-            decision = decide(policy, job.size, job.mtime, found)
-            plan.files.append(plan_file(job, decision.action, decision.reason, options, found))
-        return plan
-
-    async def replan(policy: ConflictPolicy) -> CopyPlan:
-        return plan_for(policy)
-
-    policy = ConflictPolicy.SKIP_EXISTING
-    return PlanScreen(plan_for(policy), dest, policy, replan)
 
 
 @pytest.mark.parametrize("small", [False, True], ids=["own-size", "80x24"])
