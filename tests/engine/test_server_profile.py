@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import asyncssh
 import pytest
 from asyncssh.sftp import SFTPServerHandler
 
@@ -171,6 +172,44 @@ async def test_a_server_refusing_a_second_connection_is_copied_exact(
 
     assert_tree_landed(s3, bucket, tree, results)
     assert refused >= 1
+
+
+async def test_a_server_granting_one_session_per_connection_is_copied_exact(
+    tree: SyntheticTree,
+    tmp_path: Path,
+    s3_endpoint: S3Endpoint,
+    s3: Any,
+    bucket: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Appliances and MFT suites grant one SFTP session per SSH connection: the engine never
+    opens a second one on a connection (listing, probes, RTT samples and reads share it), so
+    with several connections every file still lands exact and no session is refused."""
+    monkeypatch.setattr(engine_sftp, "FAR_RTT_SECONDS", 0.0)
+    quirks = Quirks(one_session_per_connection=True)
+    async with SyntheticSftpServer(tree, quirks, users={USER: PASSWORD}) as server:
+        results = await copy_tree(server, tree, tmp_path, s3_endpoint, bucket, connections=4)
+        stats = server.quirk_stats
+        assert_tree_landed(s3, bucket, tree, results)
+        assert stats.sessions >= 1 and stats.refused_sessions == 0
+        # The quirk bites: a client that starts a second session on its connection fails.
+        async with (
+            asyncssh.connect(
+                "127.0.0.1",
+                server.port,
+                username=USER,
+                password=PASSWORD,
+                known_hosts=None,
+                client_keys=None,
+                agent_path=None,
+            ) as conn,
+            conn.start_sftp_client() as first,
+        ):
+            await first.stat("/many")
+            with pytest.raises((asyncssh.Error, OSError)):
+                async with conn.start_sftp_client() as second:
+                    await second.stat("/many")
+        assert stats.refused_sessions == 1
 
 
 async def test_a_server_refusing_concurrent_opens_of_a_file_is_copied_exact(

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import posixpath
+import weakref
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
@@ -92,6 +93,9 @@ class Quirks:
     max_connections: int = 0
     #: Refuse to open a file that is already open (some Windows and MFT servers).
     exclusive_opens: bool = False
+    #: Grant one SFTP session per SSH connection, closing any further one at once (MFT
+    #: suites and appliances that map one session to one licensed login).
+    one_session_per_connection: bool = False
 
 
 @dataclass
@@ -101,6 +105,8 @@ class QuirkStats:
     read_sizes: list[int] = field(default_factory=list)
     refused_connections: int = 0
     refused_opens: int = 0
+    sessions: int = 0
+    refused_sessions: int = 0
 
 
 def _attrs(kind: int, size: int, mtime: int) -> asyncssh.SFTPAttrs:
@@ -231,8 +237,18 @@ class SyntheticSftpServer(EmbeddedSftpServer):
         self.quirks = quirks or Quirks()
         self.quirk_stats = QuirkStats()
         self._open_files: set[int] = set()
+        self._sessions_per_connection: weakref.WeakKeyDictionary[object, int] = (
+            weakref.WeakKeyDictionary()
+        )
 
     def _sftp_session(self, chan: asyncssh.SSHServerChannel) -> _TreeSFTPServer:
+        self.quirk_stats.sessions += 1
+        conn = chan.get_connection()
+        count = self._sessions_per_connection.get(conn, 0) + 1
+        self._sessions_per_connection[conn] = count
+        if self.quirks.one_session_per_connection and count > 1:
+            self.quirk_stats.refused_sessions += 1
+            chan.close()  # what such a server does: the second session ends before its init
         return _TreeSFTPServer(chan, self.tree, self.quirks, self.quirk_stats, self._open_files)
 
     async def start(self) -> SyntheticSftpServer:
