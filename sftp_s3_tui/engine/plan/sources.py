@@ -20,7 +20,8 @@ from ..errors import (
     TransferError,
     UsageError,
 )
-from ..sftp.pool import RemoteEntry, SftpPool
+from ..sftp.entries import RemoteEntry
+from ..sftp.pool import SftpPool
 
 
 def part_size_for(size: int, requested: int) -> int:

@@ -17,7 +17,8 @@ import asyncssh
 
 from ..config import SftpEndpoint
 from ..errors import DestinationRefused, DestinationWriteFailed, TransferError
-from .pool import Lease, SftpPool, is_connection_error
+from .errors import is_connection_error
+from .pool import Lease, SftpPool
 
 #: The extension that renames over an existing file atomically (POSIX rename(2)).
 POSIX_RENAME = "posix-rename@openssh.com"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..plan.sources import FileJob, part_size_for
-from ..sftp.pool import RemoteReader
+from ..sftp.reader import RemoteReader
 from .context import EngineContext
 
 #: Read requests of one part in flight at once (255 KiB each on OpenSSH): a whole 8 MiB part
