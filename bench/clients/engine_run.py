@@ -16,6 +16,7 @@ from sftp_s3_tui.engine.config import S3Endpoint, SftpEndpoint, TransferOptions
 from sftp_s3_tui.engine.events import TransferState
 from sftp_s3_tui.engine.sftp import connect as sftp_connect
 from sftp_s3_tui.engine.transfer import file as pipeline
+from sftp_s3_tui.engine.transfer import finish
 from sftp_s3_tui.engine.transfer.queue import TransferQueue
 
 from .common import add_sftp_arguments
@@ -83,8 +84,8 @@ def main() -> None:
         async def skip(*_args: object) -> None:
             return None
 
-        pipeline.FileTransfer._store_sha256 = skip  # type: ignore[method-assign,assignment]
-        pipeline.FileTransfer._verify = skip  # type: ignore[method-assign,assignment]
+        finish.Finish.store_sha256 = skip  # type: ignore[method-assign,assignment]
+        finish.Finish.verify = skip  # type: ignore[method-assign,assignment]
     asyncio.run(run(args))
 
 
