@@ -186,7 +186,7 @@ class Session:
         self.queue = TransferQueue(target.s3, queue_options, bus=self.bus, journal=journal)
         self.journal = journal
         self.sampler = Sampler(
-            self.bus, interval=sampler_interval, pool=self.queue.pool, history=240
+            self.bus, interval=sampler_interval, buffers=self.queue.buffers, history=240
         )
         self.exporter: MetricsExporter | None = None
         if push_gateway or metrics_port is not None:

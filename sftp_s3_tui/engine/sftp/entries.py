@@ -108,20 +108,20 @@ def remote_entry(
     )
 
 
-async def stat_entry(pool: SftpPool, endpoint: SftpEndpoint, path: str) -> RemoteEntry:
+async def stat_entry(sftp: SftpPool, endpoint: SftpEndpoint, path: str) -> RemoteEntry:
     """The entry at ``path`` (links followed; a dangling link is a LINK entry)."""
-    attrs = await pool.request(endpoint, path, lambda c: c.stat(path))
+    attrs = await sftp.request(endpoint, path, lambda c: c.stat(path))
     return remote_entry(posixpath.basename(path.rstrip("/")) or path, path, attrs)
 
 
-async def listdir(pool: SftpPool, endpoint: SftpEndpoint, path: str) -> list[RemoteEntry]:
+async def listdir(sftp: SftpPool, endpoint: SftpEndpoint, path: str) -> list[RemoteEntry]:
     """Entries of a remote directory (links resolved), folders first, then by name."""
-    entries = [entry async for entry in scandir(pool, endpoint, path)]
+    entries = [entry async for entry in scandir(sftp, endpoint, path)]
     entries.sort(key=lambda e: (not e.is_dir, e.name.casefold()))
     return entries
 
 
-async def scandir(pool: SftpPool, endpoint: SftpEndpoint, path: str) -> AsyncIterator[RemoteEntry]:
+async def scandir(sftp: SftpPool, endpoint: SftpEndpoint, path: str) -> AsyncIterator[RemoteEntry]:
     """Stream a directory's entries as the server sends them.
 
     The request timeout applies to each request (one batch of names, one link's stat),
@@ -129,7 +129,7 @@ async def scandir(pool: SftpPool, endpoint: SftpEndpoint, path: str) -> AsyncIte
     resolved concurrently, each within the timeout; a name that is not valid UTF-8 is
     kept (escaped for display) with a ``problem`` so it fails alone.
     """
-    client = await pool.client(endpoint)
+    client = await sftp.client(endpoint)
     timeout = endpoint.request_timeout_seconds
     names = client.scandir(path.encode("utf-8", "surrogateescape")).__aiter__()
     links: list[tuple[str, str, bool]] = []
@@ -166,7 +166,7 @@ async def scandir(pool: SftpPool, endpoint: SftpEndpoint, path: str) -> AsyncIte
                 yield remote_entry(name, full, item.attrs)
     except (OSError, asyncssh.Error, TimeoutError) as exc:
         if is_connection_error(exc):
-            await pool.invalidate(endpoint, client)
+            await sftp.invalidate(endpoint, client)
         raise map_sftp_error(exc, path) from exc
     finally:
         with contextlib.suppress(Exception):
@@ -174,15 +174,15 @@ async def scandir(pool: SftpPool, endpoint: SftpEndpoint, path: str) -> AsyncIte
     for start in range(0, len(links), LINK_STATS_AT_ONCE):
         batch = links[start : start + LINK_STATS_AT_ONCE]
         for entry in await asyncio.gather(
-            *(resolve_link(pool, endpoint, n, f) for n, f, _ in batch)
+            *(resolve_link(sftp, endpoint, n, f) for n, f, _ in batch)
         ):
             yield entry
 
 
-async def resolve_link(pool: SftpPool, endpoint: SftpEndpoint, name: str, full: str) -> RemoteEntry:
+async def resolve_link(sftp: SftpPool, endpoint: SftpEndpoint, name: str, full: str) -> RemoteEntry:
     """A link's target as an entry; a dangling, looping or slow link gets a problem."""
     try:
-        attrs = await pool.request(endpoint, full, lambda c: c.stat(full))
+        attrs = await sftp.request(endpoint, full, lambda c: c.stat(full))
     except TransferError as exc:
         cause = exc.__cause__
         if is_connection_error(cause or exc) and not isinstance(cause, TimeoutError):
@@ -200,7 +200,7 @@ async def resolve_link(pool: SftpPool, endpoint: SftpEndpoint, name: str, full: 
     return remote_entry(name, full, attrs, is_link=True)
 
 
-async def realpath(pool: SftpPool, endpoint: SftpEndpoint, path: str) -> str:
+async def realpath(sftp: SftpPool, endpoint: SftpEndpoint, path: str) -> str:
     """The canonical path of ``path`` (links resolved by the server)."""
-    result = await pool.request(endpoint, path, lambda c: c.realpath(path))
+    result = await sftp.request(endpoint, path, lambda c: c.realpath(path))
     return str(result)

@@ -79,14 +79,14 @@ class RemoteReader:
 
     def __init__(
         self,
-        pool: SftpPool,
+        sftp: SftpPool,
         endpoint: SftpEndpoint,
         path: str,
         *,
         block_size: int = -1,
         max_requests: int = -1,
     ) -> None:
-        self.pool = pool
+        self.sftp = sftp
         self.endpoint = endpoint
         self.path = path
         self.block_size = block_size
@@ -114,7 +114,7 @@ class RemoteReader:
         """
         opening = asyncio.ensure_future(self._handle(0))
         try:
-            attrs = await self.pool.request(self.endpoint, self.path, lambda c: c.stat(self.path))
+            attrs = await self.sftp.request(self.endpoint, self.path, lambda c: c.stat(self.path))
         except BaseException:
             opening.cancel()
             await asyncio.gather(opening, return_exceptions=True)
@@ -139,7 +139,7 @@ class RemoteReader:
         when the host's read size is still unknown)."""
         first = self._handles[min(self._handles)][1]
         try:
-            read_bytes = await self.pool.settle_read_size(self.endpoint, first, size)
+            read_bytes = await self.sftp.settle_read_size(self.endpoint, first, size)
         except (OSError, asyncssh.Error, TimeoutError) as exc:
             log.info("%s: no read-size probe: %s", self.path, exc)
             return
@@ -151,7 +151,7 @@ class RemoteReader:
         """Use up to ``endpoint.connections`` handles for a file of several parts on a far
         host (the minimum of several RTT samples decides); returns how many."""
         parts = -(-size // max(part_size, 1))
-        far = parts > 1 and await self.pool.settled_far(self.endpoint)
+        far = parts > 1 and await self.sftp.settled_far(self.endpoint)
         self._width = max(1, min(self.endpoint.connections, parts)) if far else 1
         if self._handles:  # log the further connections in now, not at their first part:
             for index in range(1, self._width):  # the file's first parts come meanwhile
@@ -188,13 +188,13 @@ class RemoteReader:
 
     async def _open(self, index: int) -> None:
         try:
-            lease = await self.pool.lease(self.endpoint, slot=index if self._width > 1 else None)
+            lease = await self.sftp.lease(self.endpoint, slot=index if self._width > 1 else None)
         except SftpConnectError as exc:
             if type(exc) is not SftpConnectError:
                 raise  # refused login or host key: not about this file
             raise SftpReadError(f"Reading {self.path} failed: {exc.message}", exc.hint) from exc
         try:
-            file = await self.pool.request(
+            file = await self.sftp.request(
                 self.endpoint,
                 self.path,
                 lambda c: c.open(
@@ -202,16 +202,16 @@ class RemoteReader:
                     "rb",
                     block_size=self.block_size
                     if self.block_size > 0
-                    else self.pool.read_block_bytes(self.endpoint),
+                    else self.sftp.read_block_bytes(self.endpoint),
                     max_requests=self.max_requests,
                 ),
                 lease=lease,
             )
         except BaseException:
-            self.pool.release(self.endpoint, lease)
+            self.sftp.release(self.endpoint, lease)
             raise
         if self._closed:
-            self.pool.release(self.endpoint, lease)
+            self.sftp.release(self.endpoint, lease)
             with contextlib.suppress(Exception):
                 await file.close()
             return
@@ -230,14 +230,14 @@ class RemoteReader:
             probe = asyncio.ensure_future(_at_end(file, end))
         try:
             count = await read_into(
-                file, offset, view, stall_seconds=timeout, bucket=self.pool.throttle(self.endpoint)
+                file, offset, view, stall_seconds=timeout, bucket=self.sftp.throttle(self.endpoint)
             )
             at_end = True
             if probe is not None:
                 async with asyncio.timeout(timeout):
                     at_end = await probe
         except (OSError, asyncssh.Error, TimeoutError) as exc:
-            if await self.pool.forget_if_dead(self.endpoint, lease, exc):
+            if await self.sftp.forget_if_dead(self.endpoint, lease, exc):
                 await self._forget(index)
             raise map_sftp_error(exc, self.path) from exc
         finally:
@@ -259,7 +259,7 @@ class RemoteReader:
     async def fstat(self) -> tuple[int, int]:
         """(size, mtime) of the open file (the first handle)."""
         _index, lease, file = await self._handle(0)
-        attrs = await self.pool.request(
+        attrs = await self.sftp.request(
             self.endpoint, self.path, lambda _client: file.stat(), lease=lease
         )
         return attrs.size or 0, int(attrs.mtime or 0)
@@ -267,7 +267,7 @@ class RemoteReader:
     async def _forget(self, index: int) -> None:
         found = self._handles.pop(index, None)
         if found is not None:
-            self.pool.release(self.endpoint, found[0])
+            self.sftp.release(self.endpoint, found[0])
 
     async def reset(self) -> None:
         """Drop every handle (their connections stay unless they failed)."""
@@ -284,7 +284,7 @@ class RemoteReader:
         for index in list(self._handles):
             file = self._handles[index][1]
             await self._forget(index)
-            self.pool.close_later(file)
+            self.sftp.close_later(file)
 
     async def _close_handles(self, seconds: float) -> None:
         for index in list(self._handles):

@@ -23,7 +23,7 @@ class EngineContext:
 
     sftp: SftpPool
     s3: S3Client
-    pool: BufferPool
+    buffers: BufferPool
     options: TransferOptions
     bus: EventBus
     sftp_slots: asyncio.Semaphore

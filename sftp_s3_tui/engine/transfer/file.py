@@ -57,7 +57,7 @@ from .parts import (
     upload_timeout,
     with_retries,
 )
-from .source_file import Source
+from .source_file import SourceFile
 from .verify import META_MTIME, META_SHA256, Expected, Published
 
 __all__ = ["EngineContext", "FileTransfer", "TransferControl"]
@@ -113,7 +113,7 @@ class FileTransfer:
         if self.job.skipped:
             return self._result(TransferState.SKIPPED, None, 0, self.job.skipped)
         await ctx.ensure_bucket(self.job.bucket)
-        source = Source(ctx, self.job)
+        source = SourceFile(ctx, self.job)
         try:
             size, mtime = await with_retries(
                 ctx.options, source.attributes, lambda a, e: self._notice(f"retrying: {e}")
@@ -143,7 +143,9 @@ class FileTransfer:
             await source.close()
 
     # one part: PutObject ----------------------------------------------------------------------
-    async def _single(self, source: Source, size: int, store: StoreCapabilities) -> TransferResult:
+    async def _single(
+        self, source: SourceFile, size: int, store: StoreCapabilities
+    ) -> TransferResult:
         """A file of at most one part: one read, one PutObject with its checksums."""
         ctx, job = self.ctx, self.job
         ctx.bus.emit(
@@ -153,7 +155,7 @@ class FileTransfer:
         )
         digest = StreamDigest()
         await self.control.running.wait()
-        buffer = await ctx.pool.acquire(size)
+        buffer = await ctx.buffers.acquire(size)
         view = memoryview(buffer)
         try:
             await read_part(ctx, source, self.part_events, 1, 0, view, asyncio.Semaphore(1))
@@ -197,7 +199,7 @@ class FileTransfer:
             self.part_events.changed(1, PartState.DONE, size, time.monotonic() - began)
         finally:
             view.release()
-            ctx.pool.release(buffer)
+            ctx.buffers.release(buffer)
         await ctx.loop_share.turn()  # verifying and reporting the result: ~1 ms more
         name = HEADER_NAME.get(store.algorithm)
         expected = Expected(
@@ -215,7 +217,7 @@ class FileTransfer:
         return self._result(TransferState.DONE, digest.sha256_hex(), 1, verified_by=verified_by)
 
     # many parts: a multipart upload ----------------------------------------------------------
-    async def _multipart(self, source: Source, size: int, part_size: int) -> TransferResult:
+    async def _multipart(self, source: SourceFile, size: int, part_size: int) -> TransferResult:
         opened = await self._open_upload(part_size)
         if isinstance(opened, TransferResult):
             return opened
@@ -268,7 +270,7 @@ class FileTransfer:
             raise
 
     async def _upload_parts(
-        self, source: Source, upload: MultipartUpload, size: int, part_size: int
+        self, source: SourceFile, upload: MultipartUpload, size: int, part_size: int
     ) -> TransferResult:
         count = part_count(size, part_size)
         digest = StreamDigest(upload.digest_state)
@@ -326,7 +328,7 @@ class FileTransfer:
 
     async def _transfer_parts(
         self,
-        source: Source,
+        source: SourceFile,
         upload: MultipartUpload,
         digest: StreamDigest,
         size: int,
@@ -347,7 +349,7 @@ class FileTransfer:
                     await held.acquire()
                     try:
                         length = min(part_size, size - (number - 1) * part_size)
-                        buffer = await ctx.pool.acquire(length)
+                        buffer = await ctx.buffers.acquire(length)
                     except BaseException:
                         held.release()
                         raise
@@ -360,7 +362,7 @@ class FileTransfer:
 
     async def _part(
         self,
-        source: Source,
+        source: SourceFile,
         order: PartOrder,
         number: int,
         offset: int,
@@ -392,7 +394,7 @@ class FileTransfer:
             raise
         finally:
             view.release()
-            self.ctx.pool.release(buffer)
+            self.ctx.buffers.release(buffer)
             held.release()
 
     # before the first byte: the store's abilities, the conflict policy ------------------------
@@ -428,7 +430,7 @@ class FileTransfer:
         """The job's own conflict policy (a TUI copy's), else the queue's."""
         return self.job.conflict or self.ctx.options.conflict
 
-    async def _conflict(self, source: Source, size: int, mtime: int) -> str:
+    async def _conflict(self, source: SourceFile, size: int, mtime: int) -> str:
         """Why the transfer is skipped under its conflict policy ('' = go ahead).
 
         Decided from what is at the key (the queue's listing or a HEAD) before a byte is
@@ -453,11 +455,11 @@ class FileTransfer:
             return False
         return await s3.head_object(self.ctx.s3, self.job.bucket, self.job.key) is not None
 
-    async def _same_content(self, source: Source, sha256: str) -> bool:
+    async def _same_content(self, source: SourceFile, sha256: str) -> bool:
         """Hash the already open source (streaming, no upload); compare with ``sha256``."""
         digest = StreamDigest()
         step = min(self.ctx.options.part_size, max(self.job.size, 1))
-        buffer = await self.ctx.pool.acquire(step)
+        buffer = await self.ctx.buffers.acquire(step)
         view = memoryview(buffer)
         try:
             for offset in range(0, self.job.size, step):
@@ -466,11 +468,11 @@ class FileTransfer:
                     await digest_into(digest, chunk)
         finally:
             view.release()
-            self.ctx.pool.release(buffer)
+            self.ctx.buffers.release(buffer)
         return digest.sha256_hex() == sha256
 
     # checks and helpers -------------------------------------------------------------------------
-    async def _check_unchanged(self, source: Source) -> None:
+    async def _check_unchanged(self, source: SourceFile) -> None:
         size, mtime = await with_retries(self.ctx.options, source.attributes, lambda a, e: None)
         if size != self.job.size or mtime != self.job.mtime:
             raise SourceChanged(

@@ -22,7 +22,7 @@ from ..events import EventBus, PartChanged, PartState
 from ..s3.checksums import PartSums, part_sums
 from .context import EngineContext
 from .multipart import MultipartUpload
-from .source_file import Source
+from .source_file import SourceFile
 
 T = TypeVar("T")
 
@@ -207,7 +207,7 @@ async def hash_part(
 
 async def read_part(
     ctx: EngineContext,
-    source: Source,
+    source: SourceFile,
     events: PartEvents,
     number: int,
     offset: int,
