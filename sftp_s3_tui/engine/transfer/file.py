@@ -28,6 +28,7 @@ from ..events import (
     TransferStarted,
     TransferState,
 )
+from ..object_options import META_MTIME, META_SHA256
 from ..plan.conflicts import Action
 from ..plan.sources import FileJob, part_count, part_size_for
 from ..resume import in_s3 as shared_resume
@@ -58,7 +59,7 @@ from .parts import (
     with_retries,
 )
 from .source_file import SourceFile
-from .verify import META_MTIME, META_SHA256, Expected, Published
+from .verify import Expected, Published
 
 __all__ = ["EngineContext", "FileTransfer", "TransferControl"]
 

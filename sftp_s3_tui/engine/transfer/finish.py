@@ -13,6 +13,7 @@ from ..aio import run_to_end
 from ..config import MAX_PART_SIZE, ChecksumChoice
 from ..digest import StreamDigest
 from ..errors import TransferError, VerificationFailed
+from ..object_options import META_MTIME, META_SHA256
 from ..plan.sources import FileJob
 from ..s3 import operations as s3
 from ..s3.checksums import (
@@ -27,7 +28,7 @@ from ..s3.checksums import (
 from ..s3.operations import PreconditionFailed
 from .context import EngineContext
 from .multipart import MultipartUpload, UploadedPart
-from .verify import META_MTIME, META_SHA256, Expected, Published, tag_ours, verify_object
+from .verify import Expected, Published, tag_ours, verify_object
 
 
 class Finish:
