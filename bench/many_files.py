@@ -363,7 +363,7 @@ async def work(args: argparse.Namespace) -> dict[str, Any]:
     # Results come from the bus as files finish (as a long-running front would show them);
     # the queue keeps the last 100 done ones, and every failed one.
     async with TransferQueue(s3, options, keep_finished=args.keep_finished) as queue:
-        sampler = Sampler(queue.bus, interval=1.0, pool=queue.pool)
+        sampler = Sampler(queue.bus, interval=1.0, buffers=queue.buffers)
         await sampler.start()
         await queue.sftp.client(sftp)
         import gc

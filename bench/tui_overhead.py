@@ -202,7 +202,7 @@ async def tui(
             # its parts flow (its setup done), and only the span from its last part's
             # return to the resume (nothing of it in flight, every buffer back in the
             # pool) is taken out of its seconds: none of its bytes move in that span.
-            pool = session.queue.pool
+            pool = session.queue.buffers
             while transfer.state.value != "running" or not pool.bytes_in_use:
                 await asyncio.sleep(0.002)
             session.queue.pause(transfer.id)

@@ -529,7 +529,7 @@ async def _copy(
         _open_queue(request, bus, sftp) as queue,
         exporting(
             bus,
-            queue.pool,
+            queue.buffers,
             push_gateway_url=None if run.dry_run else request.push_gateway,
             metrics_port=request.metrics_port,
             on_warning=_warn,
@@ -816,7 +816,7 @@ async def run_watch(
         _open_queue(request, bus) as queue,
         exporting(
             bus,
-            queue.pool,
+            queue.buffers,
             push_gateway_url=request.push_gateway,
             metrics_port=request.metrics_port,
             on_warning=_warn,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING, Any
 
-from sftp_s3_tui.engine.sftp.pool import encryption_algs
+from sftp_s3_tui.engine.sftp.connect import encryption_algs
 
 if TYPE_CHECKING:
     from aiobotocore.config import AioConfig

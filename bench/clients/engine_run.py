@@ -14,8 +14,9 @@ from sftp_s3_tui.demo import DEMO_REGION
 from sftp_s3_tui.engine.addresses import parse_s3_url
 from sftp_s3_tui.engine.config import S3Endpoint, SftpEndpoint, TransferOptions
 from sftp_s3_tui.engine.events import TransferState
-from sftp_s3_tui.engine.sftp import pool as engine_sftp
+from sftp_s3_tui.engine.sftp import connect as sftp_connect
 from sftp_s3_tui.engine.transfer import file as pipeline
+from sftp_s3_tui.engine.transfer import finish
 from sftp_s3_tui.engine.transfer.queue import TransferQueue
 
 from .common import add_sftp_arguments
@@ -77,14 +78,14 @@ def main() -> None:
     args = parser.parse_args()
     pipeline.READS_PER_FILE = args.reads_per_file
     if args.cipher:
-        engine_sftp.encryption_algs = lambda: [args.cipher]
+        sftp_connect.encryption_algs = lambda: [args.cipher]
     if args.no_sha256_copy:
 
         async def skip(*_args: object) -> None:
             return None
 
-        pipeline.FileTransfer._store_sha256 = skip  # type: ignore[method-assign,assignment]
-        pipeline.FileTransfer._verify = skip  # type: ignore[method-assign,assignment]
+        finish.Finish.store_sha256 = skip  # type: ignore[method-assign,assignment]
+        finish.Finish.verify = skip  # type: ignore[method-assign,assignment]
     asyncio.run(run(args))
 
 

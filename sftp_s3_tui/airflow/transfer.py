@@ -168,7 +168,7 @@ async def nightly_to_s3(
         TransferQueue(s3, options, bus=bus, journal=journal) as queue,
         exporting(
             bus,
-            queue.pool,
+            queue.buffers,
             push_gateway_url=push_gateway,
             instance="airflow",
             labels=metric_labels,

@@ -15,7 +15,11 @@ from urllib.parse import quote
 
 from .errors import UsageError
 
-RESERVED_METADATA = frozenset({"sha256", "source-mtime"})  # the engine's own
+#: The engine's own metadata (and tag) names: the upload writes them, the conflict check and
+#: the verification read them back. Users cannot set them.
+META_SHA256 = "sha256"
+META_MTIME = "source-mtime"
+RESERVED_METADATA = frozenset({META_SHA256, META_MTIME})
 MAX_TAGS = 10  # S3's limit per object
 MAX_METADATA_BYTES = 2048  # S3's limit on user metadata (keys + values)
 SSE_NAMES = {
@@ -29,7 +33,6 @@ SSE_NAMES = {
 }
 _STORAGE_CLASS = re.compile(r"^[A-Z][A-Z_]*$")
 _META_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
-_SHA256_TAG = "sha256"
 
 
 def parse_pairs(items: Iterable[str], what: str) -> tuple[tuple[str, str], ...]:
@@ -88,7 +91,7 @@ class ObjectOptions:
                 f"give at most {MAX_TAGS - 1} --tag",
             )
         for key, value in self.tags:
-            if key == _SHA256_TAG or len(key) > 128 or len(value) > 256:
+            if key == META_SHA256 or len(key) > 128 or len(value) > 256:
                 raise UsageError(
                     f"Tag {key!r} cannot be used",
                     "tag keys are ≤ 128 characters (not 'sha256'), values ≤ 256",
@@ -146,11 +149,6 @@ class ObjectOptions:
         """The URL-encoded ``Tagging`` header value (user tags plus ``extra``)."""
         items = list(self.tags) + list((extra or {}).items())
         return "&".join(f"{quote(k, safe='')}={quote(v, safe='')}" for k, v in items)
-
-    def tag_set(self, extra: Mapping[str, str] | None = None) -> list[dict[str, str]]:
-        """The TagSet for PutObjectTagging (which replaces all tags: keep the user's)."""
-        items = list(self.tags) + list((extra or {}).items())
-        return [{"Key": k, "Value": v} for k, v in items]
 
     def create_args(
         self, key: str, *, engine_metadata: Mapping[str, str] | None = None

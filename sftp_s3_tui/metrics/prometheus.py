@@ -469,7 +469,7 @@ def _shutdown(server: WSGIServer) -> None:
 @contextlib.asynccontextmanager
 async def exporting(
     bus: EventBus,
-    pool: BufferPoolStats | None,
+    buffers: BufferPoolStats | None,
     *,
     push_gateway_url: str | None = None,
     metrics_port: int | None = None,
@@ -486,7 +486,7 @@ async def exporting(
     if not push_gateway_url and metrics_port is None:
         yield None
         return
-    sampler = Sampler(bus, interval=1.0, pool=pool)
+    sampler = Sampler(bus, interval=1.0, buffers=buffers)
     exporter = MetricsExporter(
         sampler,
         push_gateway_url=push_gateway_url,

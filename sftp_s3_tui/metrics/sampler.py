@@ -279,7 +279,7 @@ class Sampler:
         self,
         bus: EventBus | None = None,
         interval: float = 1.0,
-        pool: BufferPoolStats | None = None,
+        buffers: BufferPoolStats | None = None,
         *,
         window: float = 5.0,
         history: int = 120,
@@ -292,7 +292,7 @@ class Sampler:
             raise ValueError("interval and window must be positive")
         self.interval = interval
         self.window = window
-        self.pool = pool
+        self.buffers = buffers
         self.keep_finished = keep_finished
         self.finished_linger = finished_linger
         self.max_listed_queued = max_listed_queued
@@ -629,10 +629,10 @@ class Sampler:
             disk_read = io[0] - self._io_base[0]
             disk_write = io[1] - self._io_base[1]
 
-        pool = self.pool
+        buffers = self.buffers
         pool_in_use = pool_budget = None
-        if pool is not None:
-            pool_in_use, pool_budget = int(pool.bytes_in_use), int(pool.budget)
+        if buffers is not None:
+            pool_in_use, pool_budget = int(buffers.bytes_in_use), int(buffers.budget)
 
         read_seconds, self._read_seconds = self._read_seconds, []
         upload_seconds, self._upload_seconds = self._upload_seconds, []

@@ -34,7 +34,8 @@ from ..engine.plan.selection import Selection, select_planned
 from ..engine.plan.sources import FileJob, PlanSource, exact_key_error, plan_copy
 from ..engine.resume.journal import Journal, JournalEntry
 from ..engine.s3.operations import S3Entry, check_bucket, list_buckets, list_prefix
-from ..engine.sftp.pool import RemoteEntry, remember_host_key
+from ..engine.sftp.entries import RemoteEntry
+from ..engine.sftp.host_keys import remember_host_key
 from ..engine.transfer.queue import Transfer, TransferQueue
 from ..metrics import MetricsExporter, Sampler
 from ..observe.expectations import Expectation
@@ -185,7 +186,7 @@ class Session:
         self.queue = TransferQueue(target.s3, queue_options, bus=self.bus, journal=journal)
         self.journal = journal
         self.sampler = Sampler(
-            self.bus, interval=sampler_interval, pool=self.queue.pool, history=240
+            self.bus, interval=sampler_interval, buffers=self.queue.buffers, history=240
         )
         self.exporter: MetricsExporter | None = None
         if push_gateway or metrics_port is not None:

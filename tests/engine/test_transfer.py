@@ -196,7 +196,7 @@ async def test_memory_stays_within_parts_in_flight(
             embedded_sftp.endpoint(), remote.remote_path, parse_s3_url(f"s3://{bucket}/")
         )
         [result] = await queue.run(jobs)
-        peak = queue.pool.peak_bytes_in_use
+        peak = queue.buffers.peak_bytes_in_use
 
     assert result.status is TransferState.DONE
     assert peak <= 3 * PART

@@ -88,7 +88,7 @@ async def test_a_real_transfer_s_link_figures_reach_the_registry(
     bus = EventBus()
     metrics = SnapshotMetrics()
     async with TransferQueue(s3_endpoint, TransferOptions(part_size=5 * MiB), bus=bus) as queue:
-        sampler = Sampler(bus, interval=0.2, pool=queue.pool)
+        sampler = Sampler(bus, interval=0.2, buffers=queue.buffers)
         sampler.subscribe(metrics.update)
         jobs = await queue.expand(
             endpoint, openssh_sftp.remote_path("link/big.bin"), parse_s3_url(f"s3://{bucket}/")

@@ -289,7 +289,7 @@ def test_resumed_parts_count_as_done_but_not_as_transferred(bus, engine, clock):
 
 def test_process_and_pool_figures(bus, clock):
     pool = FakePool(bytes_in_use=3 * MiB, budget=64 * MiB)
-    sampler = Sampler(bus, clock=clock, pool=pool)
+    sampler = Sampler(bus, clock=clock, buffers=pool)
     pool.bytes_in_use = 5 * MiB
     clock.advance(1.0)
     snapshot = sampler.sample_now()
@@ -335,7 +335,7 @@ async def test_the_sampling_task_ticks_on_its_own(bus, engine):
 
 
 def test_prometheus_metrics_follow_snapshots(bus, engine, clock):
-    sampler = Sampler(bus, clock=clock, pool=FakePool(MiB, 8 * MiB))
+    sampler = Sampler(bus, clock=clock, buffers=FakePool(MiB, 8 * MiB))
     metrics = SnapshotMetrics()
     sampler.subscribe(metrics.update)
     engine.queue(1, 3 * MiB)

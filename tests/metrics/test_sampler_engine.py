@@ -24,7 +24,7 @@ async def test_sampler_and_metrics_endpoint_agree_with_the_transfer(
     bus = EventBus()
     options = TransferOptions(part_size=5 * MiB)
     async with TransferQueue(s3_endpoint, options, bus=bus) as queue:
-        sampler = Sampler(bus, interval=0.2, pool=queue.pool)
+        sampler = Sampler(bus, interval=0.2, buffers=queue.buffers)
         async with sampler, MetricsExporter(sampler, metrics_port=0) as exporter:
             jobs = await queue.expand(
                 embedded_sftp.endpoint(),

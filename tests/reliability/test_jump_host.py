@@ -14,7 +14,7 @@ from sftp_s3_tui.engine.addresses import parse_s3_url
 from sftp_s3_tui.engine.config import S3Endpoint, SftpEndpoint
 from sftp_s3_tui.engine.errors import HostKeyError, TransferError
 from sftp_s3_tui.engine.events import TransferState
-from sftp_s3_tui.engine.sftp.pool import jump_endpoint
+from sftp_s3_tui.engine.sftp.connect import jump_endpoint
 from sftp_s3_tui.engine.transfer.queue import TransferQueue
 from tests.support.fault_proxy import FaultProxy
 from tests.support.servers import OpenSshServer, SftpServerInfo, sshd_base_dir

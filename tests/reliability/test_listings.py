@@ -18,7 +18,8 @@ from sftp_s3_tui.engine.config import S3Endpoint
 from sftp_s3_tui.engine.errors import TransferError
 from sftp_s3_tui.engine.events import TransferState
 from sftp_s3_tui.engine.plan.sources import expand, walk
-from sftp_s3_tui.engine.sftp.pool import Kind, SftpPool
+from sftp_s3_tui.engine.sftp.entries import Kind
+from sftp_s3_tui.engine.sftp.pool import SftpPool
 from tests.support.cli import key_args, run_cli, source_url
 from tests.support.servers import SftpServerInfo, unavailable
 from tests.support.sftpfaults import SftpFaults, faulty_sftp_server

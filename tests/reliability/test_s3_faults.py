@@ -519,7 +519,7 @@ async def test_cancel_while_a_big_part_is_hashed_returns_its_memory(
             openssh_sftp.endpoint(), remote.remote_path, parse_s3_url(f"s3://{bucket}/")
         )
         [result] = await queue.run(jobs)
-        assert queue.pool.bytes_in_use == 0
+        assert queue.buffers.bytes_in_use == 0
 
     assert result.status is TransferState.CANCELLED, result.message
     assert "unexpected" not in result.message

@@ -6,12 +6,12 @@ import asyncio
 
 import pytest
 
-from sftp_s3_tui.engine.transfer.file import _Turnstile
+from sftp_s3_tui.engine.transfer.parts import Turnstile
 
 
 async def test_a_waiting_part_is_released_when_the_turnstile_breaks() -> None:
     """Even if the waiter's own cancellation was lost, breaking the turnstile frees it."""
-    turn = _Turnstile(1)
+    turn = Turnstile(1)
     waiter = asyncio.create_task(turn.wait(3))
     await asyncio.sleep(0)
     assert not waiter.done()
@@ -25,7 +25,7 @@ async def test_a_waiting_part_is_released_when_the_turnstile_breaks() -> None:
 
 
 async def test_turns_come_in_part_order() -> None:
-    turn = _Turnstile(1)
+    turn = Turnstile(1)
     order: list[int] = []
 
     async def part(number: int) -> None:

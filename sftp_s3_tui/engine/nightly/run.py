@@ -56,9 +56,9 @@ class RunReport:
         ]
 
 
-async def host_key_fingerprint(pool: SftpPool, job: FileJob) -> str | None:
+async def host_key_fingerprint(sftp: SftpPool, job: FileJob) -> str | None:
     """The SFTP server's host key fingerprint, as the manifest records it."""
-    finder = getattr(pool, "host_key_fingerprint", None)
+    finder = getattr(sftp, "host_key_fingerprint", None)
     if finder is None:
         return None
     try:
@@ -67,9 +67,9 @@ async def host_key_fingerprint(pool: SftpPool, job: FileJob) -> str | None:
         return None
 
 
-def _server_json(pool: Any, job: FileJob) -> dict[str, Any] | None:
+def _server_json(sftp: Any, job: FileJob) -> dict[str, Any] | None:
     """The SFTP server's profile for the manifest row (None when the pool has none)."""
-    finder = getattr(pool, "server_profile", None)
+    finder = getattr(sftp, "server_profile", None)
     profile = finder(job.endpoint) if finder is not None else None
     return profile.to_json() if profile is not None else None
 

@@ -142,7 +142,7 @@ def why_kept(result: TransferResult, *, verify_enabled: bool) -> str | None:
 
 
 async def apply_source_action(
-    pool: SftpPool,
+    sftp: SftpPool,
     job: FileJob,
     result: TransferResult,
     action: SourceAction,
@@ -156,21 +156,21 @@ async def apply_source_action(
         return []
     kept = why_kept(result, verify_enabled=verify_enabled)
     if kept is None:
-        kept = await _changed_since(pool, job)
+        kept = await _changed_since(sftp, job)
     if kept is not None:
         return [SourceOutcome(job.path, "kept", ok=False, reason=kept)]
     # One suffix for the file and its done file, so a renamed pair still pairs.
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-    outcomes = [await _act(pool, job, job.path, action, root, stamp)]
+    outcomes = [await _act(sftp, job, job.path, action, root, stamp)]
     if done_file and action.done_files and outcomes[0].ok:
-        outcomes.append(await _act(pool, job, done_file, action, root, stamp))
+        outcomes.append(await _act(sftp, job, done_file, action, root, stamp))
     return outcomes
 
 
-async def _changed_since(pool: SftpPool, job: FileJob) -> str | None:
+async def _changed_since(sftp: SftpPool, job: FileJob) -> str | None:
     """Why the source no longer is what was copied (None: same size and mtime)."""
     try:
-        entry = await pool.stat(job.endpoint, job.path)
+        entry = await sftp.stat(job.endpoint, job.path)
     except TransferError as exc:
         return f"it could not be checked again: {exc.message}"
     if (entry.size, entry.mtime) != (job.size, job.mtime):
@@ -182,11 +182,11 @@ async def _changed_since(pool: SftpPool, job: FileJob) -> str | None:
 
 
 async def _act(
-    pool: SftpPool, job: FileJob, path: str, action: SourceAction, root: str, stamp: str
+    sftp: SftpPool, job: FileJob, path: str, action: SourceAction, root: str, stamp: str
 ) -> SourceOutcome:
     timeout = job.endpoint.request_timeout_seconds
     try:
-        client = await pool.client(job.endpoint)
+        client = await sftp.client(job.endpoint)
     except TransferError as exc:
         return SourceOutcome(path, "kept", ok=False, reason=exc.message)
     target = action.target_for(path, root)

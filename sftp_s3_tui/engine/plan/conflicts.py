@@ -20,12 +20,11 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from ..config import ConflictPolicy
 from ..errors import S3AccessDenied
+from ..object_options import META_MTIME, META_SHA256
 from ..s3.operations import S3Client, head_object, map_s3_error
 
 log = logging.getLogger(__name__)
 
-META_SHA256 = "sha256"  # the same names the upload writes (pipeline.py)
-META_MTIME = "source-mtime"
 LIST_PAGE_KEYS = 1000  # ListObjectsV2 returns at most this many keys per request
 
 

@@ -104,7 +104,7 @@ def split_done_files(
 async def check_ready(
     jobs: Iterable[FileJob],
     gate: ReadinessGate,
-    pool: SftpPool,
+    sftp: SftpPool,
     *,
     tracker: StabilityTracker | None = None,
     markers: set[str] | None = None,
@@ -136,7 +136,7 @@ async def check_ready(
             for job in candidates:
                 tracker.observe(job)
             await sleep(gate.stable_seconds)
-            candidates = await _restat(pool, candidates, result)
+            candidates = await _restat(sftp, candidates, result)
         for job in candidates:
             unchanged = tracker.observe(job)
             if unchanged >= gate.stable_seconds:
@@ -164,14 +164,14 @@ def _too_young(age_seconds: float, min_age_seconds: float) -> str:
     return f"modified {age_seconds:.0f} s ago; waiting until {wanted} s old"
 
 
-async def _restat(pool: SftpPool, jobs: list[FileJob], result: GateResult) -> list[FileJob]:
+async def _restat(sftp: SftpPool, jobs: list[FileJob], result: GateResult) -> list[FileJob]:
     """The jobs with their current size and mtime; a file gone meanwhile is waiting."""
     slots = asyncio.Semaphore(RESTAT_CONCURRENCY)
 
     async def one(job: FileJob) -> FileJob | None:
         async with slots:
             try:
-                entry = await pool.stat(job.endpoint, job.path)
+                entry = await sftp.stat(job.endpoint, job.path)
             except TransferError as exc:
                 result.waiting.append((job, f"could not be checked again: {exc.message}"))
                 return None

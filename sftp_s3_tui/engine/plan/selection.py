@@ -34,7 +34,7 @@ class Selection:
 
 
 async def select_jobs(
-    pool: SftpPool,
+    sftp: SftpPool,
     jobs: Iterable[FileJob],
     root: str,
     *,
@@ -59,7 +59,7 @@ async def select_jobs(
         else:
             selection.excluded.append((job, reason))
     if gate.active:
-        verdict = await check_ready(passed, gate, pool, tracker=tracker, markers=markers, wait=wait)
+        verdict = await check_ready(passed, gate, sftp, tracker=tracker, markers=markers, wait=wait)
         selection.jobs = verdict.ready
         selection.waiting = verdict.waiting
         selection.done_files = verdict.done_files
@@ -82,7 +82,7 @@ def root_of(job: FileJob, roots: Sequence[tuple[str, str]]) -> str:
 
 
 async def select_planned(
-    pool: SftpPool,
+    sftp: SftpPool,
     jobs: Sequence[FileJob],
     sources: Sequence[PlanSource],
     *,
@@ -101,7 +101,7 @@ async def select_planned(
     for root, group in groups.items():
         selection.extend(
             await select_jobs(
-                pool, group, root, file_filter=file_filter, gate=gate, tracker=tracker, wait=wait
+                sftp, group, root, file_filter=file_filter, gate=gate, tracker=tracker, wait=wait
             )
         )
     return selection

@@ -20,7 +20,8 @@ from ..errors import (
     TransferError,
     UsageError,
 )
-from ..sftp.pool import RemoteEntry, SftpPool
+from ..sftp.entries import RemoteEntry
+from ..sftp.pool import SftpPool
 
 
 def part_size_for(size: int, requested: int) -> int:
@@ -68,7 +69,7 @@ def _has_glob(path: str) -> bool:
 
 
 async def expand(
-    pool: SftpPool, endpoint: SftpEndpoint, path: str, dest: S3Location
+    sftp: SftpPool, endpoint: SftpEndpoint, path: str, dest: S3Location
 ) -> list[FileJob]:
     """Expand one source path (file, folder or glob) into file jobs under ``dest``.
 
@@ -81,13 +82,13 @@ async def expand(
     device or socket, a name that is not UTF-8, a folder that cannot be listed, a dangling
     link); linked folders are skipped jobs unless ``endpoint.follow_symlinks``.
     """
-    jobs = [job async for job in walk(pool, endpoint, path, dest)]
+    jobs = [job async for job in walk(sftp, endpoint, path, dest)]
     jobs.sort(key=lambda j: j.path)
     return jobs
 
 
 async def walk(
-    pool: SftpPool, endpoint: SftpEndpoint, path: str, dest: S3Location
+    sftp: SftpPool, endpoint: SftpEndpoint, path: str, dest: S3Location
 ) -> AsyncIterator[FileJob]:
     """Stream the jobs of one source path as it is listed (see :func:`expand`).
 
@@ -100,7 +101,7 @@ async def walk(
             raise UsageError(f"Only the last part of {path!r} may be a glob", "e.g. /in/*.csv")
         matches = [
             e
-            for e in await pool.listdir(endpoint, folder or "/")
+            for e in await sftp.listdir(endpoint, folder or "/")
             if fnmatch.fnmatch(e.name, pattern)
         ]
         if not matches:
@@ -108,18 +109,18 @@ async def walk(
         _require_prefix(dest, path, len(matches))
         for entry in matches:
             if entry.is_dir and not entry.problem:
-                async for job in _walk(pool, endpoint, entry, dest, folder or "/"):
+                async for job in _walk(sftp, endpoint, entry, dest, folder or "/"):
                     yield job
             else:
                 yield _job(endpoint, entry, dest, None)
         return
-    entry = await pool.stat(endpoint, path)
+    entry = await sftp.stat(endpoint, path)
     if entry.is_dir:
         _require_prefix(dest, path, 2)
         # Like rsync: /in/ copies the folder's contents, /in copies the folder itself.
         base = path if path.endswith("/") else posixpath.dirname(path.rstrip("/")) or "/"
         top = replace(entry, path=path.rstrip("/") or "/", is_link=False)
-        async for job in _walk(pool, endpoint, top, dest, base):
+        async for job in _walk(sftp, endpoint, top, dest, base):
             yield job
         return
     yield _job(endpoint, entry, dest, None)
@@ -161,7 +162,7 @@ def _job(
 
 
 async def _walk(
-    pool: SftpPool, endpoint: SftpEndpoint, top: RemoteEntry, dest: S3Location, base: str
+    sftp: SftpPool, endpoint: SftpEndpoint, top: RemoteEntry, dest: S3Location, base: str
 ) -> AsyncIterator[FileJob]:
     """Depth-first over ``top``; a folder that cannot be listed fails alone, the rest goes on.
 
@@ -169,13 +170,13 @@ async def _walk(
     was already visited (a loop) is skipped with a line instead of walked again.
     """
     follow = endpoint.follow_symlinks
-    real_top = await pool.realpath(endpoint, top.path) if follow else top.path
+    real_top = await sftp.realpath(endpoint, top.path) if follow else top.path
     seen: set[str] = {real_top}
     pending: list[tuple[RemoteEntry, str]] = [(top, real_top)]
     while pending:
         folder, real = pending.pop()
         try:
-            async for entry in pool.scandir(endpoint, folder.path):
+            async for entry in sftp.scandir(endpoint, folder.path):
                 if not entry.is_dir or entry.problem:
                     yield _job(endpoint, entry, dest, base)
                 elif not entry.is_link:
@@ -187,7 +188,7 @@ async def _walk(
                     why = "is a link to a folder; not followed (follow symlinks to copy it)"
                     yield _job(endpoint, entry, dest, base, skipped=f"{entry.path} {why}")
                 else:
-                    target = await pool.realpath(endpoint, entry.path)
+                    target = await sftp.realpath(endpoint, entry.path)
                     if target in seen:
                         why = f"links to {target}, which is already copied (a link loop?)"
                         yield _job(endpoint, entry, dest, base, skipped=f"{entry.path} {why}")
@@ -248,7 +249,7 @@ class PlanSource:
 
 
 async def plan_copy(
-    pool: SftpPool,
+    sftp: SftpPool,
     sources: Sequence[PlanSource],
     dest: S3Location,
     *,
@@ -268,7 +269,7 @@ async def plan_copy(
     jobs: list[FileJob] = []
     for source in sources:
         try:
-            jobs += await expand(pool, source.endpoint, source.path, dest)
+            jobs += await expand(sftp, source.endpoint, source.path, dest)
         except SourceNotFound as exc:
             if on_missing is None:
                 raise
@@ -368,7 +369,7 @@ def can_stream(sources: Sequence[PlanSource], dest: S3Location) -> bool:
 
 
 async def stream_plan(
-    pool: SftpPool,
+    sftp: SftpPool,
     sources: Sequence[PlanSource],
     dest: S3Location,
     *,
@@ -388,10 +389,10 @@ async def stream_plan(
         raise exact_key_error(len(sources), dest, exact_key_hint)
     if len(sources) > 1:
         for source in sources:  # plain paths (can_stream): a stat each
-            await pool.stat(source.endpoint, source.path)
+            await sftp.stat(source.endpoint, source.path)
     seen = KeyTable()
     for source in sources:
-        async for job in walk(pool, source.endpoint, source.path, dest):
+        async for job in walk(sftp, source.endpoint, source.path, dest):
             if not (job.problem or job.skipped or seen.add(job.bucket, job.key)):
                 job = replace(
                     job,

@@ -37,10 +37,6 @@ def record_key(key: str) -> str:
     return posixpath.join(folder, RECORD_FOLDER, f"{name}.json")
 
 
-def is_record_key(key: str) -> bool:
-    return f"{RECORD_FOLDER}/" in key or key.startswith(f"{RECORD_FOLDER}/")
-
-
 def _encode(entry: JournalEntry) -> bytes:
     record: dict[str, Any] = dict(entry.header())
     record["parts"] = {str(n): [etag, crc] for n, (etag, crc) in sorted(entry.parts.items())}

@@ -620,16 +620,6 @@ async def copy_object_onto_itself(
     return answer
 
 
-async def get_tag(client: S3Client, bucket: str, key: str, name: str) -> str | None:
-    """The value of one object tag; None when absent or not readable."""
-    try:
-        tags = await client.get_object_tagging(Bucket=bucket, Key=key)
-    except (ClientError, BotoCoreError):
-        return None
-    found = [t["Value"] for t in tags.get("TagSet", []) if t.get("Key") == name]
-    return str(found[0]) if found else None
-
-
 async def get_tags(client: S3Client, bucket: str, key: str) -> list[tuple[str, str]] | None:
     """The object's tags; None when they cannot be read (or there is no object)."""
     try:

@@ -17,7 +17,8 @@ import asyncssh
 
 from ..config import SftpEndpoint
 from ..errors import DestinationRefused, DestinationWriteFailed, TransferError
-from .pool import Lease, SftpPool, is_connection_error
+from .errors import is_connection_error
+from .pool import Lease, SftpPool
 
 #: The extension that renames over an existing file atomically (POSIX rename(2)).
 POSIX_RENAME = "posix-rename@openssh.com"
@@ -83,14 +84,14 @@ class RemoteWriter:
 
     def __init__(
         self,
-        pool: SftpPool,
+        sftp: SftpPool,
         endpoint: SftpEndpoint,
         final_path: str,
         *,
         block_size: int = 0,
         requests: int = 0,
     ) -> None:
-        self.pool = pool
+        self.sftp = sftp
         self.endpoint = endpoint
         self.final_path = final_path
         self.temp_path = temporary_name(final_path)
@@ -103,7 +104,7 @@ class RemoteWriter:
     async def connect(self) -> None:
         """Lease a connection to the destination (before the conflict check)."""
         if self._lease is None:
-            self._lease = await self.pool.lease(self.endpoint)
+            self._lease = await self.sftp.lease(self.endpoint)
 
     async def open(self) -> None:
         """Create the folders up to the target and the temporary file (exclusively)."""
@@ -200,7 +201,7 @@ class RemoteWriter:
             return True
         temp = self.temp_path
         try:
-            await self.pool.request(self.endpoint, temp, lambda c: c.remove(temp))
+            await self.sftp.request(self.endpoint, temp, lambda c: c.remove(temp))
         except TransferError as exc:
             if "does not exist" not in exc.message:
                 return False
@@ -210,11 +211,11 @@ class RemoteWriter:
     def release(self) -> None:
         """Give the connection back to the pool."""
         if self._lease is not None:
-            self.pool.release(self.endpoint, self._lease)
+            self.sftp.release(self.endpoint, self._lease)
             self._lease = None
 
     async def _failed(self, exc: BaseException, path: str) -> TransferError:
         """The error to raise; a dead connection is reset so the cleanup reconnects."""
         if self._lease is not None:
-            await self.pool.forget_if_dead(self.endpoint, self._lease, exc)
+            await self.sftp.forget_if_dead(self.endpoint, self._lease, exc)
         return map_write_error(exc, path, self.endpoint)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
+from typing import Any
 
 from ..aio import LoopShare
 from ..config import TransferOptions
@@ -22,7 +23,7 @@ class EngineContext:
 
     sftp: SftpPool
     s3: S3Client
-    pool: BufferPool
+    buffers: BufferPool
     options: TransferOptions
     bus: EventBus
     sftp_slots: asyncio.Semaphore
@@ -40,6 +41,21 @@ class EngineContext:
 
     def __post_init__(self) -> None:
         self.destination = DestinationIndex(self.s3)
+
+    def object_args(self, key: str) -> dict[str, Any]:
+        """Storage class, encryption, content type and tags (the options', else the
+        endpoint's), for every request that creates an object; metadata: :meth:`metadata`."""
+        extra: dict[str, Any] = self.options.object_options.create_args(key)
+        extra.pop("Metadata", None)
+        if self.storage_class:
+            extra.setdefault("StorageClass", self.storage_class)
+        if self.server_side_encryption:
+            extra.setdefault("ServerSideEncryption", self.server_side_encryption)
+        return extra
+
+    def metadata(self, engine: dict[str, str]) -> dict[str, str]:
+        """The user's metadata with the engine's own (sha256, source mtime) over it."""
+        return {**dict(self.options.object_options.metadata), **engine}
 
     async def ensure_bucket(self, bucket: str) -> None:
         task = self.buckets_checked.get(bucket)

@@ -84,7 +84,7 @@ class TransferQueue:
         self.sftp = sftp or SftpPool()
         if self.sftp.on_link is None:
             self.sftp.on_link = self.bus.emit  # hosts' RTT and ceiling
-        self.pool = BufferPool(self.options.memory_budget)
+        self.buffers = BufferPool(self.options.memory_budget)
         #: Spreads the transfers' CPU-heavy steps over the event loop's turns.
         self.loop_share = LoopShare()
         self.transfers: dict[int, Transfer] = {}
@@ -134,7 +134,7 @@ class TransferQueue:
         self._ctx = EngineContext(
             sftp=self.sftp,
             s3=client,
-            pool=self.pool,
+            buffers=self.buffers,
             options=options,
             bus=self.bus,
             journal=self.records,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..plan.sources import FileJob, part_size_for
-from ..sftp.pool import RemoteReader
+from ..sftp.reader import RemoteReader
 from .context import EngineContext
 
 #: Read requests of one part in flight at once (255 KiB each on OpenSSH): a whole 8 MiB part
@@ -11,7 +11,7 @@ from .context import EngineContext
 SFTP_REQUESTS_PER_READ = 64
 
 
-class Source:
+class SourceFile:
     """The remote file of one transfer: a regular file with a known size (else refused),
     read over one or several connections, reopened after a connection drop; reads probe for
     EOF, so a file longer than its reported size is caught."""

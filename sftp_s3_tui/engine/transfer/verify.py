@@ -16,12 +16,11 @@ from typing import Any, NoReturn
 
 from ..config import ChecksumChoice
 from ..errors import StoreChecksumWrong, TransferError, VerificationFailed
+from ..object_options import META_SHA256
 from ..s3 import operations as s3
 from ..s3.checksums import HEADER_NAME, KMS_VALUES, StoreCapabilities
 from ..s3.operations import PreconditionFailed, S3Client
 
-META_SHA256 = "sha256"
-META_MTIME = "source-mtime"
 NOT_IF_MATCH = {"NotImplemented", "InvalidArgument", "InvalidRequest", "501"}
 GONE = {"NoSuchKey", "404", "NotFound"}
 

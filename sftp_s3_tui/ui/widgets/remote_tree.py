@@ -18,7 +18,7 @@ from textual.widgets import DataTable, Input, Static
 from wcmatch import fnmatch as wcfnmatch
 
 from ...engine.errors import ConfigError, TransferError
-from ...engine.sftp.pool import RemoteEntry
+from ...engine.sftp.entries import RemoteEntry
 from ..formatting import format_mtime, format_size
 from .row_table import RowTable
 
