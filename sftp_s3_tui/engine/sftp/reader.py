@@ -15,7 +15,7 @@ import asyncssh
 from ..config import SftpEndpoint
 from ..errors import SftpConnectError, SftpReadError, SourceChanged, SourceUnsupported
 from .entries import remote_entry
-from .errors import map_sftp_error
+from .errors import is_connection_error, map_sftp_error
 from .pool import Lease, SftpPool, TokenBucket
 
 log = logging.getLogger(__name__)
@@ -237,8 +237,14 @@ class RemoteReader:
                 async with asyncio.timeout(timeout):
                     at_end = await probe
         except (OSError, asyncssh.Error, TimeoutError) as exc:
+            # Drop this handle before awaiting the reconnect's teardown: a part retrying
+            # meanwhile must not be lent the same dead handle (it would fail at once with
+            # "Connection not open" and spend its attempts). Only this handle: another part
+            # may already have opened a fresh one at the same index.
+            if is_connection_error(exc):
+                self._forget_handle(index, file)
             if await self.sftp.forget_if_dead(self.endpoint, lease, exc):
-                await self._forget(index)
+                self._forget_handle(index, file)
             raise map_sftp_error(exc, self.path) from exc
         finally:
             if probe is not None and not probe.done():
@@ -264,9 +270,11 @@ class RemoteReader:
         )
         return attrs.size or 0, int(attrs.mtime or 0)
 
-    async def _forget(self, index: int) -> None:
-        found = self._handles.pop(index, None)
-        if found is not None:
+    def _forget_handle(self, index: int, file: asyncssh.SFTPClientFile) -> None:
+        """Stop lending handle ``index`` if it is still ``file`` (not a newer one)."""
+        found = self._handles.get(index)
+        if found is not None and found[1] is file:
+            del self._handles[index]
             self.sftp.release(self.endpoint, found[0])
 
     async def reset(self) -> None:
@@ -283,13 +291,13 @@ class RemoteReader:
         await asyncio.gather(*pending, return_exceptions=True)
         for index in list(self._handles):
             file = self._handles[index][1]
-            await self._forget(index)
+            self._forget_handle(index, file)
             self.sftp.close_later(file)
 
     async def _close_handles(self, seconds: float) -> None:
         for index in list(self._handles):
             file = self._handles[index][1]
-            await self._forget(index)
+            self._forget_handle(index, file)
             with contextlib.suppress(Exception):
                 async with asyncio.timeout(seconds):  # not wait_for: it can swallow a cancel
                     await file.close()

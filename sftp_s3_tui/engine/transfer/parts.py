@@ -254,7 +254,9 @@ def upload_timeout(options: TransferOptions, length: int) -> float:
 
 
 def first_error(group: BaseExceptionGroup) -> BaseException:
-    """The error to report from a failed part group: a user-facing one if there is one."""
+    """The error to report from a failed part group: a user-facing one if there is one,
+    and among those a definitive answer (not retryable: the file is gone, a checksum
+    differs) before a symptom such as a dropped connection another part met meanwhile."""
     leaves: list[BaseException] = []
 
     def walk(error: BaseException) -> None:
@@ -265,6 +267,9 @@ def first_error(group: BaseExceptionGroup) -> BaseException:
             leaves.append(error)
 
     walk(group)
+    for leaf in leaves:
+        if isinstance(leaf, TransferError) and not leaf.retryable:
+            return leaf
     for wanted in (TransferError, Exception):
         for leaf in leaves:
             if isinstance(leaf, wanted):
