@@ -21,6 +21,7 @@ from tests.servers import SftpServerInfo
 pytestmark = [pytest.mark.airflow, pytest.mark.timeout(1800)]
 
 DELIVERY_DAG = REPO / "examples" / "airflow_delivery_dag.py"
+OPTIONS_DAG = Path(__file__).with_name("dags") / "delivery_options.py"
 MiB = 1 << 20
 
 
@@ -116,3 +117,41 @@ def test_a_key_that_would_leave_the_inbox_fails_the_task_with_one_line(
     assert files_under(openssh_sftp.root) == {"in/ok.csv": b"fine\n"}  # nothing else, no temp
     (summary,) = outcome.xcom_values("deliver", key="transfer_summary")
     assert (summary["delivered"], summary["failed"]) == (1, 1)
+
+
+def test_replace_swaps_the_partners_file_whole_and_delete_source_follows(
+    airflow_env: AirflowEnv,
+    openssh_sftp: SftpServerInfo,
+    moto_server: EmbeddedS3Server,
+    s3: Any,
+    bucket: str,
+) -> None:
+    data = pattern(5 * MiB + 3, seed=4)
+    s3.put_object(Bucket=bucket, Key="out/today.csv", Body=data)
+    old = openssh_sftp.write_file("inbox/current.csv", b"yesterday\n")
+
+    with http_receiver() as receiver:
+        outcome = airflow_env.run_dag(
+            OPTIONS_DAG,
+            "delivery_options",
+            {
+                "key": f"s3://{bucket}/out/today.csv",
+                "path": old.remote_path,
+                "hook_url": f"{receiver.url}/ping/deliver",
+            },
+            {
+                "sftp_default": sftp_connection(openssh_sftp),
+                "aws_default": aws_connection(moto_server),
+            },
+        )
+        pings = [(r.path, r.json()) for r in receiver.requests]
+
+    assert outcome.state == "success", outcome.output[-8000:]
+    assert files_under(openssh_sftp.root / "inbox") == {"current.csv": data}  # no temp file
+    assert "Contents" not in s3.list_objects_v2(Bucket=bucket)  # deleted after delivery
+    (summary,) = outcome.xcom_values("deliver")
+    (record,) = summary["objects"]
+    assert record["status"] == "done" and record["source_deleted"] is True
+    assert [path for path, _ in pings] == ["/ping/deliver/start", "/ping/deliver"]
+    body = pings[1][1]
+    assert body["event"] == "success" and body["delivered"] == 1 and body["bytes"] == len(data)
