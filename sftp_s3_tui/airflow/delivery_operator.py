@@ -17,13 +17,14 @@ except ImportError:  # Airflow 2
 from ..engine.config import ConflictPolicy
 from ..engine.errors import TransferError, UsageError
 from ..engine.plan.delivery import DeliveryTarget
+from ..engine.units import parse_size
 from ..observe.lineage import DELIVERY
 from ..observe.session import Observers
 from ..requests import ObserveFlags, TransferFlags, observe_options, task_delivery_request
 from .connections import with_link
 from .delivery import DeliveryRun, deliver_for_task
 from .operators import SUMMARY_XCOM_KEY, s3_endpoint, sftp_endpoint
-from .transfer import _bytes, run_sync, task_message
+from .transfer import run_sync, task_message
 
 
 class StreamingS3ToSFTPOperator(BaseOperator):
@@ -96,10 +97,10 @@ class StreamingS3ToSFTPOperator(BaseOperator):
         """The tunables as the request layer's flags (checked there)."""
         conflict = self.conflict_policy or ("overwrite" if self.replace else None)
         return TransferFlags(
-            part_size=_bytes(self.part_size, "part_size"),
+            part_size=_size(self.part_size, "part_size"),
             parts_in_flight=None if self.parts_in_flight is None else int(self.parts_in_flight),
             files_in_flight=None if self.files_in_flight is None else int(self.files_in_flight),
-            memory_budget=_bytes(self.memory_budget, "memory_budget"),
+            memory_budget=_size(self.memory_budget, "memory_budget"),
             conflict=ConflictPolicy(conflict).value if conflict else None,
         )
 
@@ -197,3 +198,13 @@ class StreamingS3ToSFTPOperator(BaseOperator):
     def get_openlineage_facets_on_failure(self, task_instance: Any) -> Any:
         """What was delivered before the failure."""
         return self.get_openlineage_facets_on_complete(task_instance)
+
+
+def _size(value: int | str | None, name: str) -> int | None:
+    """Bytes from an argument given as a number or text like ``8MiB``; positive."""
+    if value is None or value == "":
+        return None
+    size = parse_size(value) if isinstance(value, str) else int(value)
+    if size <= 0:
+        raise UsageError(f"{name} must be positive, not {value!r}", "e.g. 8MiB")
+    return size
