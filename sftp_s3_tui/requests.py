@@ -752,7 +752,6 @@ def delivery_request(
     ``overwrite``): a partner may already be reading the file at the final name.
     """
     from .engine.plan.delivery import DeliveryTarget, check_addresses
-    from .engine.transfer.delivery import DeliveryOptions
 
     check_connection_flags(flags, env)
     run = run or RunFlags()
@@ -774,28 +773,78 @@ def delivery_request(
         is_folder=paths[-1].endswith("/"),
     )
     check_addresses(source, target)
-    options = transfer_options(transfer, profile.transfer_options() if profile else None)
-    conflict = ConflictPolicy.SKIP_EXISTING
-    if transfer.conflict:
-        conflict = options.conflict
     return DeliveryRequest(
         source=source,
         target=target,
         s3=s3_endpoint(flags, env, profile.s3_endpoint() if profile else None),
-        options=DeliveryOptions(
-            part_size=options.part_size,
-            parts_in_flight=options.parts_in_flight,
-            files_in_flight=transfer.files_in_flight or DeliveryOptions.files_in_flight,
-            memory_budget=options.memory_budget,
-            conflict=conflict,
-            delete_source=run.delete_source,
-            sftp_block_size=options.sftp_block_size,
-            sftp_requests=options.sftp_requests,
+        options=delivery_options(
+            transfer, run.delete_source, profile.transfer_options() if profile else None
         ),
         json=json,
         quiet=quiet,
         dry_run=run.dry_run,
         observe=observe_options(observe or ObserveFlags(), env, profile),
+    )
+
+
+def delivery_options(
+    transfer: TransferFlags,
+    delete_source: bool = False,
+    base: TransferOptions | None = None,
+    names: Mapping[str, str] = CLI_OPTION_NAMES,
+) -> DeliveryOptions:
+    """A delivery's tunables from the transfer flags, checked as every front's are; the
+    conflict policy is ``skip-existing`` unless one is given."""
+    from .engine.transfer.delivery import DeliveryOptions
+
+    options = transfer_options(transfer, base, names)
+    return DeliveryOptions(
+        part_size=options.part_size,
+        parts_in_flight=options.parts_in_flight,
+        files_in_flight=transfer.files_in_flight or DeliveryOptions.files_in_flight,
+        memory_budget=options.memory_budget,
+        conflict=options.conflict if transfer.conflict else ConflictPolicy.SKIP_EXISTING,
+        delete_source=delete_source,
+        sftp_block_size=options.sftp_block_size,
+        sftp_requests=options.sftp_requests,
+    )
+
+
+def task_delivery_request(
+    s3_bucket: str | None,
+    s3_key: str,
+    target: DeliveryTarget,
+    s3: S3Endpoint,
+    transfer: TransferFlags,
+    *,
+    delete_source: bool = False,
+    observe: ObserveOptions | None = None,
+) -> DeliveryRequest:
+    """A delivery for a task front (the Airflow operator): ``s3_bucket`` + ``s3_key`` (a key,
+    or a prefix ending in ``/``; or ``s3_key`` as ``s3://bucket/key``), endpoints from its
+    connections, checked by the same rules as ``copy s3://… sftp://…``."""
+    from .engine.plan.delivery import check_addresses
+
+    if s3_key.startswith("s3://"):
+        if s3_bucket:
+            raise UsageError(
+                f"s3_key {s3_key!r} is a full s3:// address and s3_bucket is set too",
+                "give the bucket in one place only",
+            )
+        source = parse_s3_source(s3_key)
+    elif not s3_bucket:
+        raise UsageError("No S3 bucket", "set s3_bucket, or give s3_key as s3://bucket/key")
+    else:
+        source = parse_s3_source(f"s3://{s3_bucket}/{s3_key}")
+    if not source.key:
+        raise UsageError(f"No S3 key in {source}", "set s3_key to a key, or a prefix ending in /")
+    check_addresses(source, target)
+    return DeliveryRequest(
+        source=source,
+        target=target,
+        s3=s3,
+        options=delivery_options(transfer, delete_source, names={}),
+        observe=observe or ObserveOptions(),
     )
 
 

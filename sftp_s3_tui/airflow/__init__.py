@@ -1,4 +1,5 @@
-"""Apache Airflow integration: ``StreamingSFTPToS3Operator`` and ``list_sftp_files``.
+"""Apache Airflow integration: ``StreamingSFTPToS3Operator``, ``StreamingS3ToSFTPOperator``
+and ``list_sftp_files``.
 
 Install with ``pip install 'sftp-s3-tui[airflow]'``. Importing this package does not import
 Airflow; the operator and the listing helper load it on first access.
@@ -16,9 +17,11 @@ from .connections import (
 )
 
 if TYPE_CHECKING:
+    from .delivery_operator import StreamingS3ToSFTPOperator
     from .operators import StreamingSFTPToS3Operator, list_sftp_files
 
 __all__ = [
+    "StreamingS3ToSFTPOperator",
     "StreamingSFTPToS3Operator",
     "conflict_policy_for",
     "connection_fields",
@@ -31,6 +34,10 @@ _LAZY = {"StreamingSFTPToS3Operator", "list_sftp_files", "SUMMARY_XCOM_KEY"}
 
 
 def __getattr__(name: str) -> Any:
+    if name == "StreamingS3ToSFTPOperator":
+        from . import delivery_operator
+
+        return delivery_operator.StreamingS3ToSFTPOperator
     if name in _LAZY:
         from . import operators
 

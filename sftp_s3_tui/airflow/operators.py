@@ -40,7 +40,9 @@ from .connections import (
     sftp_endpoint_from_connection,
     with_link,
 )
+from .drops import check_run_drops, late_message, parse_expect
 from .transfer import (
+    SUCCEEDED,
     batches,
     destination,
     failure_message,
@@ -101,10 +103,15 @@ class StreamingSFTPToS3Operator(BaseOperator):
     Telling the platform: ``asset_alias`` (a name) makes each landed object an Asset event
     ``s3://bucket/key`` through that AssetAlias (keys are known only at run time), so a DAG
     scheduled on the alias runs once a partner's file landed and was verified; the event's
-    extra carries size, sha256, ETag and the source. OpenLineage comes through the provider:
-    :meth:`get_openlineage_facets_on_complete` gives each file's ``sftp://host:port`` input
-    and ``s3://bucket`` output with the ``sftpS3File`` facet. ``hook_url`` / ``notify_on``
-    send healthchecks-style pings as ``copy --hook-url`` does.
+    extra carries the bucket and key, size, sha256, ETag and the source. OpenLineage comes
+    through the provider: :meth:`get_openlineage_facets_on_complete` gives each file's
+    ``sftp://host:port`` input and ``s3://bucket`` output with the ``sftpS3File`` facet.
+    ``hook_url`` / ``notify_on`` send healthchecks-style pings as ``copy --hook-url`` does.
+    ``expect`` (a line or a list: ``3 invoice_*.csv by weekdays 06:00 Europe/Berlin``)
+    checks the drop due at the last deadline before the run ends (schedule the task after
+    the deadline): the run's matching files, copied or already there, are its arrivals;
+    fewer is a late drop — the ``late`` hook fires once, the summary's ``drops`` say
+    expected / arrived / missing, and the task fails (``expect_fail=False``: warns).
 
     Returns a summary (files, bytes, one entry with key, bytes, sha256 and status per file,
     the waiting files, what happened to sources) as XCom; fails with the engine's message
@@ -125,6 +132,7 @@ class StreamingSFTPToS3Operator(BaseOperator):
         "tags",
         "metadata",
         "hook_url",
+        "expect",
     )
     ui_color = "#e4f0e8"
 
@@ -176,6 +184,8 @@ class StreamingSFTPToS3Operator(BaseOperator):
         asset_alias: str | None = None,
         hook_url: str | None = None,
         notify_on: str | None = None,
+        expect: str | Sequence[str] | None = None,
+        expect_fail: bool = True,
         **kwargs: Any,
     ) -> None:
         if asset_alias:  # declared as an outlet, so Airflow links the events to the alias
@@ -183,6 +193,7 @@ class StreamingSFTPToS3Operator(BaseOperator):
         super().__init__(**kwargs)
         self.asset_alias = asset_alias
         self.hook_url, self.notify_on = hook_url, notify_on
+        self.expect, self.expect_fail = expect, expect_fail
         self._rows: list[dict[str, Any]] = []  # this run's manifest rows (lineage, assets)
         if use_temp_file:  # accepted so SFTPToS3Operator tasks can switch over unchanged
             self.log.info("use_temp_file is ignored: this operator always streams")
@@ -279,6 +290,7 @@ class StreamingSFTPToS3Operator(BaseOperator):
             observe = observe_options(
                 ObserveFlags(hook_url=self.hook_url, notify_on=self.notify_on), os.environ
             )
+            observe = replace(observe, expectations=parse_expect(self.expect))
             self._gate = run.gate
             self._rows = []
 
@@ -315,6 +327,8 @@ class StreamingSFTPToS3Operator(BaseOperator):
                         self._rows = observed_run.rows
                     summary = summarize(report.results, time.monotonic() - started, report)
                     message = failure_message(report.results)
+                    if observers.drops:
+                        message = self._check_drops(observers, report.results, summary, message)
                     counts = {k: v for k, v in summary.items() if not isinstance(v, list | dict)}
                     observers.end(observed_run, {**about, **counts}, ok=not message, error=message)
                     return summary, message
@@ -330,6 +344,29 @@ class StreamingSFTPToS3Operator(BaseOperator):
             raise AirflowException(message)
         return summary
 
+    def _check_drops(
+        self,
+        observers: Observers,
+        results: Sequence[Any],
+        summary: dict[str, Any],
+        message: str | None,
+    ) -> str | None:
+        """The ``expect`` drops of this run (see :mod:`.drops`): their statuses in the
+        summary, the late hook once per late drop, and the task's failure message when
+        ``expect_fail`` (else a warning)."""
+        landed = [r.source for r in results if r.status in SUCCEEDED]
+        statuses, late = check_run_drops(observers, landed)
+        summary["drops"] = [status.as_json() for status in statuses]
+        for status in statuses:
+            self.log.info("drop %s", status.line())
+        if not late:
+            return message
+        text = late_message(late)
+        if not self.expect_fail:
+            self.log.warning("%s", text)
+            return message
+        return f"{message}; {text}" if message else text
+
     def _emit_assets(self, context: Any) -> None:
         """One Asset event per landed object, through the alias (names known only now)."""
         if not self.asset_alias:
@@ -342,6 +379,8 @@ class StreamingSFTPToS3Operator(BaseOperator):
             events.add(
                 Asset(f"s3://{row['bucket']}/{row['key']}"),
                 extra={
+                    "bucket": row["bucket"],
+                    "key": row["key"],
                     "size": source.get("size"),
                     "sha256": row.get("sha256"),
                     "etag": row.get("etag"),

@@ -27,7 +27,7 @@ from ..engine.events import (
     TransferState,
     TransferStateChanged,
 )
-from ..engine.nightly.run import CopyRun
+from ..engine.nightly.run import RETRYABLE, CopyRun
 from ..engine.plan.conflicts import Action, DestinationIndex
 from ..engine.plan.preview import CopyPlan, preview_copy
 from ..engine.plan.selection import Selection, select_planned
@@ -170,6 +170,8 @@ class Session:
         self.on_observe_warning = on_observe_warning
         #: Each copy action's run, until its files have finished and its end is sent.
         self._copies: set[asyncio.Task[None]] = set()
+        #: The run following each unfinished transfer of a copy action (a retry moves it).
+        self._run_of: dict[int, CopyRun] = {}
         #: Said beside the RSS figure (the demo's in-process S3 holds objects in memory).
         self.memory_note = memory_note
         self.bus = EventBus()
@@ -344,10 +346,30 @@ class Session:
         """Queue one copy action's files as one run through the engine's :class:`CopyRun`
         (as ``sftp-s3-tui copy`` does): lineage START and the ``/start`` hook now, COMPLETE
         or FAIL and the success or ``/fail`` hook once all its files have finished."""
+        return self._observed_run("copy", jobs, lambda run: run.start(Selection(jobs=jobs)))
+
+    def retry(self, transfer_ids: list[int]) -> list[Transfer]:
+        """Run failed or cancelled transfers again as a new run of the same copy job: its
+        own lineage START / COMPLETE or FAIL and hooks, as the first attempt had."""
+        transfers = self.queue.transfers
+        jobs = [
+            transfers[tid].job
+            for tid in transfer_ids
+            if tid in transfers and transfers[tid].state in RETRYABLE
+        ]
+        if not jobs:
+            return []
+        return self._observed_run("retry", jobs, lambda run: run.retry(transfer_ids))
+
+    def _observed_run(
+        self, command: str, jobs: list[FileJob], queue_them: Callable[[CopyRun], list[Transfer]]
+    ) -> list[Transfer]:
+        """One observed run of ``jobs`` (a copy, a retry, a resume): ``queue_them`` puts
+        them on the queue through the run; its end is sent once they have all finished."""
         dest = copy_destination(jobs)
         observers = self.observers(f"copy:{dest}", "COPY")
         summary: dict[str, object] = {
-            "command": "copy",
+            "command": command,
             "source": self.target.sftp.display,
             "dest": dest,
             "files": len(jobs),
@@ -356,7 +378,12 @@ class Session:
         # Rows (a HEAD each when the upload did not return the ETag) only when lineage
         # lists them, as for the CLI.
         run = CopyRun(self.queue, observer=observed if observers.lineage is not None else None)
-        transfers = run.start(Selection(jobs=jobs))
+        transfers = queue_them(run)
+        for transfer in transfers:  # a retried file leaves the run that had it
+            previous = self._run_of.get(transfer.id)
+            if previous is not None and previous is not run:
+                previous.release(transfer.id)
+            self._run_of[transfer.id] = run
         task = asyncio.create_task(self._end_copy(run, observers, observed, summary))
         self._copies.add(task)
         task.add_done_callback(self._copies.discard)
@@ -387,6 +414,9 @@ class Session:
                 error = f"{len(failed)} of {len(report.results)} file(s) failed"
                 error += f"; {first.source}: {first.message or first.status.value}"
         finally:
+            for tid in run.transfer_ids:
+                if self._run_of.get(tid) is run:
+                    del self._run_of[tid]
             observers.end(observed, summary, ok=ok, error=None if ok else error)
             await observers.close()
 
@@ -429,7 +459,10 @@ class Session:
                     key=entry.key,
                 )
             )
-        return self.queue.submit(jobs)
+        if not jobs:
+            return []
+        # One run, like a copy action: lineage and hooks hear of the resumed files.
+        return self._observed_run("resume", jobs, lambda run: run.start(Selection(jobs=jobs)))
 
 
 def copy_destination(jobs: list[FileJob]) -> str:

@@ -110,6 +110,14 @@ def test_landed_files_schedule_the_consumer_and_reach_the_lineage_catalog(
     (consumer,) = outcome["consumer_runs"]
     assert consumer["run_type"] == "asset_triggered"
     assert consumer["consumed"] == uris
+    # ... and runs it: its task read each event's extra (bucket, key, sha256).
+    assert consumer["state"] == "success", json.dumps(consumer)[:3000] + output[-6000:]
+    (loaded,) = [t for t in consumer["tasks"] if t["task_id"] == "load"]
+    assert loaded["state"] == "success"
+    assert loaded["value"] == [
+        {"uri": uris[0], "bucket": bucket, "key": "partner-a/a.csv", "sha256": a.sha256},
+        {"uri": uris[1], "bucket": bucket, "key": "partner-a/b.csv", "sha256": b.sha256},
+    ]
 
     # The OpenLineage provider sent the operator's datasets.
     complete = [

@@ -17,7 +17,10 @@ import pytest
 from textual.widgets import Input
 
 from sftp_s3_tui.engine.config import MiB, S3Endpoint
+from sftp_s3_tui.engine.events import TransferState
+from sftp_s3_tui.engine.resume.journal import Journal, account_identity, endpoint_identity
 from sftp_s3_tui.profiles.model import NotifySettings
+from sftp_s3_tui.ui.screens.dialogs import ConfirmScreen
 from sftp_s3_tui.ui.screens.plan import PlanScreen
 from sftp_s3_tui.ui.screens.watch import WatchDialog
 from sftp_s3_tui.ui.widgets.remote_tree import RemoteTree
@@ -288,3 +291,115 @@ async def test_a_tui_watchs_late_drop_fires_the_profiles_late_hook_once(
     body = everything[0][1]
     assert body["event"] == "late" and body["drop"] == "invoice_*.csv"
     assert body["expected"] == 2 and body["arrived"] == 1 and body["missing"] == 1
+
+
+async def test_a_tui_retry_is_a_new_lineage_run_with_its_own_hooks(
+    embedded_sftp: SftpServerInfo,
+    s3_endpoint: S3Endpoint,
+    bucket: str,
+    s3: Any,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    aws_secret: str,
+) -> None:
+    """A planned file vanishes before the copy (FAIL run, fail ping); the partner puts it
+    back and the user retries it: a second run of the same job, START then COMPLETE with
+    the file, and its own start and success pings."""
+    embedded_sftp.write_file("data/late.csv", b"id\n1\n")
+    assert embedded_sftp.password
+    with http_receiver() as receiver:
+        monkeypatch.setenv("OPENLINEAGE_URL", receiver.url)
+        profile = server_profile(embedded_sftp, s3_endpoint, bucket=bucket, prefix="in/")
+        profile = replace(profile, notify=NotifySettings(hook_url=f"{receiver.url}/ping/tui"))
+        app = make_app(tmp_path, initial=profile)
+        async with app.run_test(size=(150, 45)) as pilot:
+            await _open_data_folder(pilot, app, 1)
+            await pilot.press("down", "space", "C")  # plan the copy
+            await wait_for(pilot, lambda: isinstance(app.screen, PlanScreen), what="the plan")
+            (embedded_sftp.root / "data/late.csv").unlink()
+            await pilot.press("y")
+            await wait_for(pilot, lambda: receiver.at("/ping/tui/fail"), what="the fail ping")
+            back = embedded_sftp.write_file("data/late.csv", b"id\n1\n2\n")
+            session = app.session
+            assert session is not None
+            (transfer,) = session.queue.transfers.values()
+            await pilot.press("t", "r")  # focus the queue, retry the failed transfer
+            await wait_for(pilot, lambda: len(receiver.at(LINEAGE)) == 4, timeout=60)
+            await wait_for(pilot, lambda: receiver.at("/ping/tui"), what="the success ping")
+            assert transfer.state is TransferState.DONE
+            await app.close_all()
+        events = _events(receiver, 4)
+        pings = [(r.path, r.query) for r in receiver.requests if r.path.startswith("/ping")]
+        everything_sent = receiver.all_bodies()
+
+    first, second = events[:2], events[2:]
+    assert [e["eventType"] for e in first] == ["START", "FAIL"]
+    assert [e["eventType"] for e in second] == ["START", "COMPLETE"]
+    (first_id,) = {e["run"]["runId"] for e in first}
+    (second_id,) = {e["run"]["runId"] for e in second}
+    assert first_id != second_id
+    assert {e["job"]["name"] for e in events} == {f"copy:s3://{bucket}/in/late.csv"}
+    (output,) = second[1]["outputs"]
+    assert output["name"] == "in/late.csv"
+    assert output["facets"]["sftpS3File"]["sha256"] == back.sha256
+    assert pings == [
+        ("/ping/tui/start", f"rid={first_id}"),
+        ("/ping/tui/fail", f"rid={first_id}"),
+        ("/ping/tui/start", f"rid={second_id}"),
+        ("/ping/tui", f"rid={second_id}"),
+    ]
+    assert s3.get_object(Bucket=bucket, Key="in/late.csv")["Body"].read() == b"id\n1\n2\n"
+    assert embedded_sftp.password not in everything_sent
+    assert aws_secret not in everything_sent
+
+
+async def test_transfers_resumed_at_start_up_are_a_lineage_run_with_hooks(
+    embedded_sftp: SftpServerInfo,
+    s3_endpoint: S3Endpoint,
+    bucket: str,
+    s3: Any,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    aws_secret: str,
+) -> None:
+    """An upload cut by a crash is offered at start-up; resuming it is a run like a copy:
+    START, COMPLETE with the file, and the start and success pings."""
+    remote = embedded_sftp.write_file("big.bin", size=12 * MiB + 1, seed=9)
+    stat = remote.local_path.stat()
+    upload = s3.create_multipart_upload(Bucket=bucket, Key="resumed/big.bin")
+    source = f"sftp://{embedded_sftp.password_user}@{embedded_sftp.host}:{embedded_sftp.port}"
+    journal = Journal(tmp_path / "journal")
+    records = journal.for_endpoint(
+        endpoint_identity(s3_endpoint.endpoint_url), account_identity(s3_endpoint.access_key_id)
+    )
+    with records.claim(bucket, "resumed/big.bin") as claim:
+        entry = claim.new_entry(
+            f"{source}/big.bin", upload["UploadId"], 8 * MiB, stat.st_size, int(stat.st_mtime)
+        )
+        claim.start(entry).close()  # as if the app had crashed right after starting it
+    assert embedded_sftp.password
+    with http_receiver() as receiver:
+        monkeypatch.setenv("OPENLINEAGE_URL", receiver.url)
+        profile = server_profile(embedded_sftp, s3_endpoint, bucket=bucket)
+        profile = replace(profile, notify=NotifySettings(hook_url=f"{receiver.url}/ping/tui"))
+        app = make_app(tmp_path, initial=profile)
+        async with app.run_test(size=(150, 45)) as pilot:
+            await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="offer")
+            await pilot.press("y")
+            await wait_for(pilot, lambda: len(receiver.at(LINEAGE)) == 2, timeout=60)
+            await wait_for(pilot, lambda: receiver.at("/ping/tui"), what="the success ping")
+            await app.close_all()
+        events = _events(receiver, 2)
+        pings = [r.path for r in receiver.requests if r.path.startswith("/ping")]
+        success = receiver.at("/ping/tui")[0].json()
+        everything_sent = receiver.all_bodies()
+
+    assert [e["eventType"] for e in events] == ["START", "COMPLETE"]
+    assert {e["job"]["name"] for e in events} == {f"copy:s3://{bucket}/resumed/big.bin"}
+    (output,) = events[1]["outputs"]
+    assert (output["namespace"], output["name"]) == (f"s3://{bucket}", "resumed/big.bin")
+    assert output["facets"]["sftpS3File"]["sha256"] == remote.sha256
+    assert pings == ["/ping/tui/start", "/ping/tui"]
+    assert success["command"] == "resume" and success["copied"] == 1
+    assert embedded_sftp.password not in everything_sent
+    assert aws_secret not in everything_sent

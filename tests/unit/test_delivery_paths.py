@@ -5,10 +5,11 @@ from __future__ import annotations
 import pytest
 
 from sftp_s3_tui.engine.addresses import S3Location
-from sftp_s3_tui.engine.config import SftpEndpoint
+from sftp_s3_tui.engine.config import ConflictPolicy, S3Endpoint, SftpEndpoint
 from sftp_s3_tui.engine.errors import UnsafeKey, UsageError
 from sftp_s3_tui.engine.plan.delivery import DeliveryTarget, check_addresses, remote_path_for
 from sftp_s3_tui.engine.sftp.writer import temporary_name
+from sftp_s3_tui.requests import TransferFlags, task_delivery_request
 
 PARTNER = SftpEndpoint(host="partner.example")
 FOLDER = DeliveryTarget(PARTNER, "/in/", is_folder=True)
@@ -64,3 +65,27 @@ def test_a_prefix_needs_a_folder_target() -> None:
 
 def test_the_temporary_name_is_a_dot_name_beside_the_target() -> None:
     assert temporary_name("/in/2026/report.csv", "ab12") == "/in/2026/.report.csv.ab12.partial"
+
+
+def test_a_task_delivery_request_checks_its_addresses_as_copy_does() -> None:
+    """The Airflow operator's request: bucket + key (or one s3:// address), a prefix only
+    into a folder; the conflict policy skip-existing unless one is given."""
+    folder = DeliveryTarget(SftpEndpoint(host="partner"), "/inbox/", True)
+    request = task_delivery_request("exports", "daily/", folder, S3Endpoint(), TransferFlags())
+    assert (request.source.bucket, request.source.key) == ("exports", "daily/")
+    assert request.options.conflict is ConflictPolicy.SKIP_EXISTING
+    request = task_delivery_request(
+        None, "s3://exports/a b.csv", folder, S3Endpoint(), TransferFlags(conflict="overwrite")
+    )
+    assert request.source.key == "a b.csv"
+    assert request.options.conflict is ConflictPolicy.OVERWRITE
+
+    one_file = DeliveryTarget(SftpEndpoint(host="partner"), "/inbox/x.csv", False)
+    for bucket, key, target, words in (
+        ("exports", "s3://exports/x.csv", folder, "s3_bucket is set too"),
+        (None, "x.csv", folder, "No S3 bucket"),
+        ("exports", "", folder, "No S3 key"),
+        ("exports", "daily/", one_file, "is not a folder"),
+    ):
+        with pytest.raises(UsageError, match=words):
+            task_delivery_request(bucket, key, target, S3Endpoint(), TransferFlags())

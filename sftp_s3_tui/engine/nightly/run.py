@@ -11,7 +11,7 @@ import asyncio
 import dataclasses
 import logging
 import time
-from collections.abc import AsyncIterable, Callable
+from collections.abc import AsyncIterable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -33,6 +33,9 @@ from .manifest import Manifest, iso
 from .source_actions import SourceAction, SourceOutcome, apply_source_action
 
 log = logging.getLogger(__name__)
+
+#: What :meth:`CopyRun.retry` queues again (what the queue's own retry accepts).
+RETRYABLE = (TransferState.FAILED, TransferState.CANCELLED)
 
 
 @dataclass
@@ -232,6 +235,33 @@ class CopyRun:
         if not self._pending:
             self._all_finished.set()
         return transfers
+
+    def retry(self, transfer_ids: Sequence[int]) -> list[Transfer]:
+        """Queue failed or cancelled transfers again as this run's (a TUI retry: a new run
+        of the same files, told to lineage and hooks like the first); others are passed
+        over. :meth:`finished` waits for them, as for :meth:`start`'s."""
+        self._unsubscribe = self.queue.bus.subscribe(self._on_event)
+        retried: list[Transfer] = []
+        for tid in transfer_ids:
+            transfer = self.queue.transfers.get(tid)
+            if transfer is None or transfer.state not in RETRYABLE:
+                continue
+            self._jobs[tid] = transfer.job  # before it can finish: no await until mapped
+            self.queue.retry(tid)
+            retried.append(transfer)
+        self._ids += [t.id for t in retried]
+        self._transfers = retried
+        self._pending = {t.id for t in retried if not t.state.finished}
+        if not self._pending:
+            self._all_finished.set()
+        return retried
+
+    def release(self, transfer_id: int) -> None:
+        """Stop following a transfer another run took over (retried while this one runs)."""
+        self._jobs.pop(transfer_id, None)
+        self._pending.discard(transfer_id)
+        if not self._pending:
+            self._all_finished.set()
 
     async def finished(self) -> RunReport:
         """Wait until every transfer :meth:`start` queued has finished and its row and

@@ -68,7 +68,7 @@ class TransferActions:
             return
         transfer = self.session.queue.transfers[transfer_id]
         if transfer.state in (TransferState.FAILED, TransferState.CANCELLED):
-            self.session.queue.retry(transfer_id)
+            self.session.retry([transfer_id])  # a new run: lineage and hooks hear of it
         else:
             self.notify(  # type: ignore[attr-defined]
                 "Only failed or cancelled transfers can be retried.", severity="warning"

@@ -37,11 +37,21 @@ with DAG(
 ) as consumer:
 
     @task
-    def load(triggering_asset_events: dict | None = None) -> list[str]:  # type: ignore[type-arg]
+    def load(triggering_asset_events: dict | None = None) -> list[dict]:  # type: ignore[type-arg]
+        """What a loader needs from each landed object's event (listed under the alias; Airflow
+        also lists each under its own asset): where the object is and what it holds."""
+        events = (triggering_asset_events or {})[AssetAlias("partner-a-landed")]
         return sorted(
-            event.asset.uri
-            for events in (triggering_asset_events or {}).values()
-            for event in events
+            (
+                {
+                    "uri": event.asset.uri,
+                    "bucket": event.extra["bucket"],
+                    "key": event.extra["key"],
+                    "sha256": event.extra["sha256"],
+                }
+                for event in events
+            ),
+            key=lambda loaded: loaded["uri"],
         )
 
     load()

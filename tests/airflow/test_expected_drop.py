@@ -1,0 +1,88 @@
+"""A drop expectation on the operator, in a real Airflow against the real sshd and moto: the
+task run is the pickup of the drop due at the last deadline, counts what arrived, fires the
+late hook once when files are missing and fails the task (or only warns, as asked)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sftp_s3_tui.demo import EmbeddedS3Server
+from tests.airflow.conftest import AirflowEnv
+from tests.airflow.test_dag import aws_connection, sftp_connection
+from tests.engine.helpers import keys
+from tests.observe.receiver import http_receiver
+from tests.servers import SftpServerInfo
+
+pytestmark = [pytest.mark.airflow, pytest.mark.timeout(1800)]
+
+EXPECTED_DROP_DAG = Path(__file__).with_name("dags") / "expected_drop.py"
+
+
+def test_a_short_drop_fires_the_late_hook_once_and_fails_or_warns(
+    airflow_env: AirflowEnv,
+    openssh_sftp: SftpServerInfo,
+    moto_server: EmbeddedS3Server,
+    s3: Any,
+    bucket: str,
+) -> None:
+    openssh_sftp.write_file("drop/invoice_1.csv", b"n\n1\n")
+    openssh_sftp.write_file("drop/notes.txt", b"not an invoice\n")
+
+    with http_receiver() as receiver:
+        outcome = airflow_env.run_dag(
+            EXPECTED_DROP_DAG,
+            "expected_drop",
+            {
+                "source": openssh_sftp.remote_path("drop/"),
+                "bucket": bucket,
+                "hook_url": f"{receiver.url}/ping",
+            },
+            {
+                "sftp_default": sftp_connection(openssh_sftp),
+                "aws_default": aws_connection(moto_server),
+            },
+        )
+        pings = [(r.path, r.json()) for r in receiver.requests]
+
+    # The files landed in every case: the expectation judges the drop, not the copy.
+    assert keys(s3, bucket) == [
+        f"{task}/{name}"
+        for task in ("met", "short_fail", "short_warn")
+        for name in ("invoice_1.csv", "notes.txt")
+    ]
+    assert outcome.task_states("met") == ["success"], outcome.output[-8000:]
+    assert outcome.task_states("short_warn") == ["success"], outcome.output[-8000:]
+    assert outcome.task_states("short_fail") == ["failed"], outcome.output[-8000:]
+
+    (met,) = outcome.xcom_values("met")
+    (drop,) = met["drops"]
+    assert drop["drop"] == "invoice_*.csv" and drop["deadline"].endswith("00:00:00+00:00")
+    assert (drop["expected"], drop["arrived"], drop["missing"]) == (1, 1, 0)
+
+    (warned,) = outcome.xcom_values("short_warn")
+    assert [(d["expected"], d["arrived"], d["missing"]) for d in warned["drops"]] == [(2, 1, 1)]
+    assert "drop late: invoice_*.csv: 1/2 by" in outcome.output
+
+    (failed,) = outcome.xcom_values("short_fail", key="transfer_summary")
+    assert [(d["drop"], d["arrived"], d["missing"]) for d in failed["drops"]] == [
+        ("invoice_*.csv", 1, 1),
+        ("orders.csv", 0, 1),
+    ]
+    assert "drop late: invoice_*.csv: 1/2 by" in outcome.output
+    assert "orders.csv: 0/1 by" in outcome.output
+
+    # One late ping per late drop, nothing for the met one; the failing task's fail ping.
+    late = [(path, body["drop"]) for path, body in pings if body["event"] == "late"]
+    assert sorted(late) == [
+        ("/ping/short_fail/fail", "invoice_*.csv"),
+        ("/ping/short_fail/fail", "orders.csv"),
+        ("/ping/short_warn/fail", "invoice_*.csv"),
+    ]
+    fails = [body for path, body in pings if body["event"] == "fail"]
+    assert [path for path, body in pings if body["event"] == "fail"] == ["/ping/short_fail/fail"]
+    assert "drop late" in fails[0]["error"]
+    # The met drop: only the /start ping (sent with notify_on fail, to pair with one).
+    assert [path for path, _ in pings if path.startswith("/ping/met")] == ["/ping/met/start"]
