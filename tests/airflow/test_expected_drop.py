@@ -11,10 +11,10 @@ import pytest
 
 from sftp_s3_tui.demo import EmbeddedS3Server
 from tests.airflow.conftest import AirflowEnv
-from tests.airflow.test_dag import aws_connection, sftp_connection
-from tests.engine.helpers import keys
-from tests.observe.receiver import http_receiver
-from tests.servers import SftpServerInfo
+from tests.airflow.connections import aws_connection, sftp_connection
+from tests.support.receiver import http_receiver
+from tests.support.servers import SftpServerInfo
+from tests.support.transfers import keys
 
 pytestmark = [pytest.mark.airflow, pytest.mark.timeout(1800)]
 
