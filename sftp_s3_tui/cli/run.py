@@ -1,4 +1,5 @@
-"""The headless front: runs a ``copy`` or ``cleanup`` request on the engine the TUI uses."""
+"""Runs the headless commands on the engine the TUI uses: ``copy`` (SFTP → S3), ``watch``
+and ``cleanup``; :mod:`.console` shows them, :mod:`.delivery` runs S3 → SFTP."""
 
 from __future__ import annotations
 
@@ -7,306 +8,52 @@ import gc
 import json
 import sys
 import time
-from collections import Counter
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import UTC, datetime
-from typing import Any
+from pathlib import Path
 
-from rich.console import Console, ConsoleOptions, RenderResult
-from rich.live import Live
-from rich.text import Text
-
-from .engine.config import ConflictPolicy
-from .engine.errors import S3Error
-from .engine.events import (
-    EngineEvent,
-    EventBus,
-    PartChanged,
-    PartState,
-    StoreChecked,
-    TransferFinished,
-    TransferNotice,
-    TransferQueued,
-    TransferResult,
-    TransferStarted,
-    TransferState,
+from ..engine.config import ConflictPolicy
+from ..engine.errors import S3Error
+from ..engine.events import EngineEvent, EventBus, RunSelected, TransferResult, TransferState
+from ..engine.nightly.manifest import Manifest
+from ..engine.nightly.run import CopyRun, PlanRules, opened_manifest, run_nightly
+from ..engine.nightly.watch import PollReport, Watcher, WatchHooks, WatchSource, WatchState
+from ..engine.plan.filters import source_root
+from ..engine.plan.selection import root_of
+from ..engine.plan.sources import FileJob, can_stream, stream_plan
+from ..engine.resume.journal import Journal
+from ..engine.resume.stale_uploads import abort_stale, list_stale
+from ..engine.s3.operations import S3Client, check_bucket, open_client
+from ..engine.sftp.pool import Logins, SftpPool
+from ..engine.transfer.queue import TransferQueue
+from ..metrics import SnapshotMetrics, exporting
+from ..observe.expectations import DropStatus
+from ..observe.session import ObservedRun, Observers
+from ..paths import journal_dir, state_dir
+from ..redaction import register_secret
+from ..requests import EXIT_FAILED, EXIT_OK, CleanupRequest, CopyRequest
+from .console import (
+    ConsoleProgress,
+    NoticePrinter,
+    RunTally,
+    log_as_json,
+    outcome_printer,
+    plan_row_printer,
+    print_plan_totals,
+    print_report,
+    result_record,
+    say,
+    say_kept_rows,
+    status_text,
+    warn,
 )
-from .engine.nightly.manifest import Manifest
-from .engine.nightly.run import CopyRun, RunReport
-from .engine.nightly.source_actions import SourceOutcome
-from .engine.nightly.watch import PollReport, WatchSource, WatchState, watch
-from .engine.plan.filters import source_root
-from .engine.plan.preview import CopyPlan, PlannedFile, preview_copy
-from .engine.plan.selection import root_of, select_planned
-from .engine.plan.sources import FileJob, can_stream, plan_copy, stream_plan
-from .engine.resume.journal import Journal
-from .engine.resume.stale_uploads import abort_stale, list_stale
-from .engine.s3.operations import S3Client, check_bucket, open_client
-from .engine.sftp.pool import Logins, SftpPool
-from .engine.sftp.server_profile import ServerProfile
-from .engine.transfer.queue import TransferQueue
-from .engine.units import format_duration, format_size, format_speed
-from .metrics import SnapshotMetrics, exporting
-from .observe.expectations import DropStatus
-from .observe.session import ObservedRun, Observers
-from .paths import journal_dir, state_dir
-from .redaction import register_secret
-from .requests import EXIT_FAILED, EXIT_OK, CleanupRequest, CopyRequest
-from .tally import FileCounts
-
-_MARKS = {"done": "✓", "skipped": "→", "failed": "✗", "cancelled": "✗"}
-
-
-def status_text(result: TransferResult) -> str:
-    """``cancelled (unfinished upload aborted)``: the status, then the message without the
-    status word it may start with (not "cancelled (cancelled; …)")."""
-    status = result.status.value
-    message = result.message or ""
-    if message.startswith(status):
-        rest = message[len(status) :]
-        if not rest.strip(" ;:"):
-            return status
-        if not rest.startswith((";", ":")):
-            return f"{status}{rest}"  # "cancelled before it started"
-        message = rest.lstrip(" ;:")
-    return f"{status} ({message})" if message else status
-
-
-class ConsoleProgress:
-    """The live progress block on stderr, driven by engine events, and its one clock.
-
-    Like rclone ``-P``: one unit family (MiB, MiB/s), every line cut to the terminal's width
-    (80 columns fit), and the files in flight listed under the totals, each with its own
-    share; beyond rclone, the files done / total, errors and retries on the totals line. A
-    line per finished file is printed above it. The rate is the bytes sent over the time
-    since :meth:`__enter__`, the same clock the summary reads (:attr:`elapsed`), so the last
-    rate shown and the summary's agree.
-    """
-
-    #: Files in flight listed by name at most; the rest are counted ("and N more").
-    SHOWN_IN_FLIGHT = 4
-    BAR_WIDTH = 20
-
-    def __init__(self, bus: EventBus, *, enabled: bool, console: Console | None = None) -> None:
-        self.enabled = enabled
-        self.console = console or Console(stderr=True)
-        self.live = Live(
-            _Rendered(self),
-            console=self.console,
-            auto_refresh=enabled,
-            refresh_per_second=4,
-            transient=True,  # the summary line says where it ended
-        )  # stdout and stderr written meanwhile go above the block (rich redirects them)
-        self.started: float | None = None
-        self.stopped: float | None = None
-        self._names: dict[int, str] = {}
-        #: Files whose parts are moving: name, size and bytes sent so far, by transfer id.
-        self.in_flight: dict[int, _FileProgress] = {}
-        self.files = self.done = self.errors = self.retries = 0
-        self.total_bytes = self.sent_bytes = 0
-        if enabled:
-            bus.subscribe(self._on_event)
-
-    def __enter__(self) -> ConsoleProgress:
-        self.started = time.monotonic()
-        if self.enabled:
-            self.live.__enter__()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stopped = time.monotonic()
-        if self.enabled:
-            self.live.__exit__(None, None, None)
-
-    @property
-    def elapsed(self) -> float:
-        """Seconds the display ran (so far): the clock of the rate and of the summary."""
-        if self.started is None:
-            return 0.0
-        return (self.stopped or time.monotonic()) - self.started
-
-    def print(self, text: str) -> None:
-        """A line above the live block (or plain stderr when there is none)."""
-        if self.enabled:
-            self.console.print(text, highlight=False, markup=False, soft_wrap=True)
-        else:
-            print(text, file=sys.stderr, flush=True)
-
-    def lines(self) -> list[str]:
-        """The block as text: the totals, then the files in flight."""
-        elapsed = self.elapsed
-        total = max(self.total_bytes, self.sent_bytes)
-        share = self.sent_bytes / total if total else 0.0
-        filled = round(share * self.BAR_WIDTH)
-        bar = "█" * filled + "░" * (self.BAR_WIDTH - filled)
-        # The average since the start (the summary's figure); within the first second it
-        # would be noise. An ETA only once a few seconds have told the rate.
-        rate = self.sent_bytes / elapsed if elapsed >= 1 else 0.0
-        left = total - self.sent_bytes
-        speed = format_speed(rate) if elapsed >= 1 else "-/s"
-        eta = f"ETA {format_duration(left / rate)}" if rate > 0 and elapsed >= 3 else "ETA -"
-        head = (
-            f"{share:4.0%} {bar} {format_size(self.sent_bytes)} / {format_size(total)}"
-            f"  {speed}  {eta}"
-        )
-        counts = (
-            f"files {self.done}/{self.files} · errors {self.errors} · retries {self.retries}"
-            f" · {format_duration(elapsed)}"
-        )
-        lines = [head, counts]
-        moving = list(self.in_flight.values())
-        for item in moving[: self.SHOWN_IN_FLIGHT]:
-            part = item.sent / item.size if item.size else 0.0
-            lines.append(f"  {part:4.0%} {format_size(item.size):>10}  {item.name}")
-        if len(moving) > self.SHOWN_IN_FLIGHT:
-            lines.append(f"  and {len(moving) - self.SHOWN_IN_FLIGHT} more in flight")
-        return lines
-
-    def _refresh(self) -> None:
-        if self.enabled and self.live.is_started:
-            self.live.refresh()
-
-    def _on_event(self, event: EngineEvent) -> None:
-        if isinstance(event, TransferQueued):
-            self._names[event.transfer_id] = event.key.rsplit("/", 1)[-1]
-            self.files += 1
-            self.total_bytes += event.size
-        elif isinstance(event, PartChanged):
-            item = self.in_flight.get(event.transfer_id)
-            if item is None:
-                name = self._names.get(event.transfer_id, str(event.transfer_id))
-                item = self.in_flight[event.transfer_id] = _FileProgress(name)
-            if event.state is PartState.DONE:
-                item.sent += event.size
-                self.sent_bytes += event.size
-            elif event.state is PartState.RETRIED:
-                self.retries += 1
-        elif isinstance(event, TransferStarted):
-            item = self.in_flight.setdefault(
-                event.transfer_id,
-                _FileProgress(self._names.get(event.transfer_id, str(event.transfer_id))),
-            )
-            item.size = event.size
-        elif isinstance(event, TransferFinished):
-            self._finished(event)
-        else:
-            return
-        self._refresh()
-
-    def _finished(self, event: TransferFinished) -> None:
-        result = event.result
-        self.done += 1
-        item = self.in_flight.pop(event.transfer_id, None)
-        sent = item.sent if item is not None else 0
-        if result.status is TransferState.DONE:
-            # Parts a resume found already uploaded count once the file is verified, so the
-            # bar ends where the summary's bytes do.
-            self.sent_bytes += max(0, result.bytes - sent)
-        else:
-            # A skipped or failed file leaves the total: the bar measures what is sent.
-            self.total_bytes -= result.bytes
-            self.errors += result.status is not TransferState.SKIPPED
-        name = self._names.pop(event.transfer_id, result.key)
-        self.print(f"{_MARKS[result.status]} {name} {status_text(result)}")
-
-
-@dataclass
-class _FileProgress:
-    """One file in flight on the progress block."""
-
-    name: str
-    size: int = 0
-    sent: int = 0
-
-
-class _Rendered:
-    """The progress block as a rich renderable, every line cut to the console's width (a
-    wrapped line would scroll the live block and leave copies of itself behind)."""
-
-    def __init__(self, display: ConsoleProgress) -> None:
-        self.display = display
-
-    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
-        width = options.max_width
-        for line in self.display.lines():
-            text = Text(line, no_wrap=True, overflow="ellipsis")
-            text.truncate(width, overflow="ellipsis")
-            yield text
-
-
-class NoticePrinter:
-    """Prints notices (a resume, a restart, a raised part size) on stderr: news to the user.
-
-    A store's checksum check (done once per store and bucket) is a line of its own, said
-    once: it is about the store, not about the file that happened to come first.
-    """
-
-    def __init__(self, display: ConsoleProgress) -> None:
-        self.display = display
-        self.keys: dict[int, str] = {}
-
-    def __call__(self, event: EngineEvent) -> None:
-        if isinstance(event, TransferQueued):
-            self.keys[event.transfer_id] = f"s3://{event.bucket}/{event.key}"
-        elif isinstance(event, TransferFinished):
-            self.keys.pop(event.transfer_id, None)  # held only while a file is under way
-        elif isinstance(event, StoreChecked):
-            self.display.print(f"sftp-s3-tui: store: {event.capabilities.summary()}")
-        elif isinstance(event, TransferNotice):
-            where = self.keys.get(event.transfer_id, f"transfer {event.transfer_id}")
-            self.display.print(f"sftp-s3-tui: {where}: {event.message}")
-
-
-def result_record(result: TransferResult, server: ServerProfile | None = None) -> dict[str, object]:
-    """A file's ``--json`` record: ``bytes`` is what this run moved (0 for a skipped file),
-    ``size`` the file's size, ``server`` the SFTP server's profile (read size, extensions)."""
-    record = result.as_json()
-    record["size"] = result.bytes
-    if result.status is not TransferState.DONE:
-        record["bytes"] = 0
-    if server is not None:
-        record["server"] = server.to_json()
-    return record
-
-
-def summary_record(results: list[TransferResult], seconds: float) -> dict[str, object]:
-    """The final ``--json`` record: counts, bytes moved, time, and the exit code."""
-    tally = RunTally()
-    for result in results:
-        tally.add(result)
-    return tally.summary(seconds)
-
 
 #: Done/skipped transfers the queue keeps while a CLI copy runs (results are printed as they
 #: arrive and counted, so the queue need not keep them): memory stays flat in file count.
 KEEP_FINISHED = 100
 #: Files listed ahead of the copy at most (None: the queue's default, 256 or 4 × --files).
 LOOKAHEAD: int | None = None
-#: Failures named one per line at the end; beyond that they are counted ("and N more").
-FAILED_LINES = 100
-
-
-class RunTally(FileCounts):
-    """A run's summary from running counts: nothing per file is kept but the first
-    :data:`FAILED_LINES` failures (every one is a ``--json`` row as it happens)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.excluded = 0
-        self.failures: list[TransferResult] = []
-        #: Why files were skipped (the conflict policy's reasons: a handful of texts).
-        self.skip_reasons: Counter[str] = Counter()
-        #: The most transfer records the queue held at once (a check that they stay bounded).
-        self.most_held = 0
-
-    def add(self, result: TransferResult) -> None:
-        self.count(result.status, result.bytes)
-        if result.status is TransferState.SKIPPED:
-            self.skip_reasons[result.message or "skipped"] += 1
-        elif result.status is not TransferState.DONE and len(self.failures) < FAILED_LINES:
-            self.failures.append(result)
-
 
 #: The last CLI copy's tally in this process (tests read it: how many records were held).
 last_tally: RunTally | None = None
@@ -323,28 +70,8 @@ async def _check_destination(client: S3Client, request: CopyRequest) -> None:
         raise
 
 
-#: The running command's observers while ``--log-format json`` is on: warnings and notices
-#: then go out as JSON objects.
-_json_observers: Observers | None = None
-
-
-def _warn(text: str) -> None:
-    if _json_observers is not None and _json_observers.json_log is not None:
-        _json_observers.json_log.log("warning", "warning", message=text)
-        return
-    print(f"sftp-s3-tui: warning: {text}", file=sys.stderr)
-
-
-def _say(text: str) -> None:
-    if _json_observers is not None and _json_observers.json_log is not None:
-        _json_observers.json_log.log("notice", message=text)
-        return
-    print(f"sftp-s3-tui: {text}", file=sys.stderr, flush=True)
-
-
 def _observers(request: CopyRequest, command: str) -> Observers:
     """The command's lineage, hooks, JSON log and drop trackers (no-ops when unset)."""
-    global _json_observers
     gate = request.run.gate
     dry_run = request.run.dry_run  # a plan moves nothing: no lineage, no pings
     observers = Observers(
@@ -352,22 +79,11 @@ def _observers(request: CopyRequest, command: str) -> Observers:
         lineage=not dry_run,
         job_name=f"{command}:{request.dest}",
         job_type="COPY" if command == "copy" else "WATCH_POLL",
-        gate=_describe_gate(gate) if gate.active else None,
-        on_warning=_warn,
+        gate=gate.describe if gate.active else None,
+        on_warning=warn,
     )
-    _json_observers = observers if observers.json_log is not None else None
+    log_as_json(observers)
     return observers
-
-
-def _describe_gate(gate: Any) -> str:
-    parts = []
-    if gate.min_age_seconds:
-        parts.append(f"min-age {gate.min_age_seconds:g}s")
-    if gate.stable_seconds:
-        parts.append(f"stable {gate.stable_seconds:g}s")
-    if gate.done_suffix:
-        parts.append(f"done-file {gate.done_suffix}")
-    return ", ".join(parts)
 
 
 def _run_summary(request: CopyRequest, command: str) -> dict[str, object]:
@@ -392,65 +108,6 @@ def _open_queue(request: CopyRequest, bus: EventBus, sftp: SftpPool | None = Non
         keep_finished=KEEP_FINISHED,
         sftp=sftp,
     )
-
-
-async def _open_manifest(request: CopyRequest, queue: TransferQueue) -> Manifest | None:
-    target = request.run.manifest
-    if not target:
-        return None
-    return await Manifest.open(target, s3=queue.s3, spool_dir=state_dir() / "manifests")
-
-
-def _kept_rows(manifest: Manifest) -> str:
-    return (
-        f"the manifest's rows were kept in {manifest.path} (the next run with --manifest "
-        f"{manifest.target} merges them): {manifest.upload_error}"
-    )
-
-
-def _plan_row_printer(as_json: bool) -> Callable[[PlannedFile], None]:
-    """Prints each file of a ``--dry-run`` plan as soon as it is decided."""
-
-    def show(planned: PlannedFile) -> None:
-        if as_json:
-            print(json.dumps(planned.as_json(), ensure_ascii=False), flush=True)
-        else:
-            print(CopyPlan(files=[planned]).table()[0], flush=True)
-
-    return show
-
-
-def _print_plan_totals(plan: CopyPlan, as_json: bool) -> None:
-    if as_json:
-        print(json.dumps({"plan": True, **plan.totals()}), flush=True)
-    else:
-        print(plan.summary(), file=sys.stderr)
-
-
-def _outcome_printer(request: CopyRequest) -> Callable[[SourceOutcome], None]:
-    def show(outcome: SourceOutcome) -> None:
-        if request.json:
-            print(json.dumps(outcome.as_json(), ensure_ascii=False), flush=True)
-        elif not outcome.ok:
-            _say(f"{outcome.path}: kept: {outcome.reason}")
-        elif not request.quiet:
-            where = f" → {outcome.target}" if outcome.target else ""
-            note = f" ({outcome.note})" if outcome.note else ""
-            _say(f"{outcome.path}: {outcome.action}{where}{note}")
-
-    return show
-
-
-def _waiting_record(job: FileJob, reason: str) -> dict[str, object]:
-    return {
-        "source": job.source,
-        "bucket": job.bucket,
-        "key": job.key,
-        "bytes": 0,
-        "size": job.size,
-        "status": "waiting",
-        "message": reason,
-    }
 
 
 async def run_copy(
@@ -488,7 +145,7 @@ async def run_copy(
         bus.subscribe(NoticePrinter(display))
     tally = last_tally = RunTally()
     for note in run.file_filter.notes:  # an --exclude that can never apply, say
-        _warn(note)
+        warn(note)
     started = time.monotonic()
     observed = observers.begin(_run_summary(request, "copy"))
     metrics = SnapshotMetrics()
@@ -525,6 +182,7 @@ async def _copy(
     metrics: SnapshotMetrics,
 ) -> int:
     run = request.run
+    bus.subscribe(say_kept_rows)
     async with (
         _open_queue(request, bus, sftp) as queue,
         exporting(
@@ -532,7 +190,7 @@ async def _copy(
             queue.pool,
             push_gateway_url=None if run.dry_run else request.push_gateway,
             metrics_port=request.metrics_port,
-            on_warning=_warn,
+            on_warning=warn,
             metrics=metrics,
         ),
     ):
@@ -544,83 +202,107 @@ async def _copy(
         streaming = (
             not run.dry_run and not run.gate.active and can_stream(request.sources, request.dest)
         )
-        selection = None
-        if streaming and request.options.conflict is not ConflictPolicy.OVERWRITE:
+        if not streaming:
+            return await _copy_selected(request, queue, display, tally, observers)
+        if request.options.conflict is not ConflictPolicy.OVERWRITE:
             # The keys come as the listing streams: one listing of the destination decides
             # a rerun's files (rclone's way), a HEAD each only beyond its page budget.
             await queue.destination.preload_prefix(request.dest.bucket, _listing_prefix(request))
-        if not streaming:
-            jobs = await plan_copy(
-                queue.sftp, request.sources, request.dest, exact_key_hint=_EXACT_KEY_HINT
+        async with opened_manifest(run, queue, _spool_dir()) as manifest:
+            copy = CopyRun(
+                queue,
+                manifest=manifest,
+                source_action=run.source_action,
+                on_outcome=outcome_printer(request),
+                on_file=_file_printer(request, queue, tally),
+                observer=_row_observer(observers, request),
             )
-            selection = await select_planned(
-                queue.sftp, jobs, request.sources, file_filter=run.file_filter, gate=run.gate
-            )
-            del jobs
-            if run.dry_run:
-                plan = await preview_copy(
-                    selection,
-                    queue.destination,
-                    request.options,
-                    on_planned=_plan_row_printer(request.json),
-                )
-                _print_plan_totals(plan, request.json)
-                return EXIT_OK
-            if request.options.conflict is not ConflictPolicy.OVERWRITE:
-                keys = [j.key for j in selection.jobs]
-                await queue.destination.preload(request.dest.bucket, keys)
-        manifest = await _open_manifest(request, queue)
-
-        def on_file(job: FileJob, result: TransferResult) -> None:
-            tally.add(result)
-            tally.most_held = max(tally.most_held, len(queue.transfers))
-            if request.json:
-                server = queue.sftp.server_profile(job.endpoint)
-                print(json.dumps(result_record(result, server), ensure_ascii=False), flush=True)
-
-        copy = CopyRun(
-            queue,
-            manifest=manifest,
-            source_action=run.source_action,
-            on_outcome=_outcome_printer(request),
-            on_file=on_file,
-            observer=_row_observer(observers, manifest),
-        )
-        try:
             with display:  # the one clock of the progress and of the summary
-                if selection is None:
-                    roots = [(s.endpoint.display, source_root(s.path)) for s in request.sources]
-                    listed = stream_plan(
-                        queue.sftp, request.sources, request.dest, exact_key_hint=_EXACT_KEY_HINT
-                    )
-                    report = await copy.run_stream(
-                        _filtered(listed, request, roots, tally),
-                        root_of=lambda job: root_of(job, roots),
-                        lookahead=LOOKAHEAD,
-                    )
-                else:
-                    report = await copy.run(selection)
-                    tally.excluded = len(report.excluded)
-                    report.results = []  # counted in the tally already
+                roots = [(s.endpoint.display, source_root(s.path)) for s in request.sources]
+                listed = stream_plan(
+                    queue.sftp, request.sources, request.dest, exact_key_hint=_EXACT_KEY_HINT
+                )
+                report = await copy.run_stream(
+                    _filtered(listed, request, roots, tally),
+                    root_of=lambda job: root_of(job, roots),
+                    lookahead=LOOKAHEAD,
+                )
             seconds = display.elapsed
-        finally:
-            if manifest is not None:
-                await manifest.close()
-                if manifest.upload_error:
-                    _say(_kept_rows(manifest))
-    code = _report(request, tally, report, seconds)
+    code = print_report(request, tally, report, seconds)
     if manifest is not None and manifest.upload_error:
         return EXIT_FAILED  # a manifest that lacks rows is a failed run
     return code
 
 
+async def _copy_selected(
+    request: CopyRequest,
+    queue: TransferQueue,
+    display: ConsoleProgress,
+    tally: RunTally,
+    observers: Observers,
+) -> int:
+    """The copy that lists everything first (a readiness gate, sources whose keys could
+    collide, ``--dry-run``): the engine's nightly run, shown as it goes."""
+    if request.run.dry_run:
+        queue.bus.subscribe(plan_row_printer(request.json))
+
+    def copy_starts(event: EngineEvent) -> None:
+        if isinstance(event, RunSelected):
+            display.start()  # the clock of the progress and of the summary
+
+    queue.bus.subscribe(copy_starts)
+    try:
+        report = await run_nightly(
+            queue,
+            request.sources,
+            request.dest,
+            request.run,
+            rules=PlanRules(exact_key_hint=_EXACT_KEY_HINT),
+            spool_dir=_spool_dir(),
+            on_file=_file_printer(request, queue, tally),
+            on_outcome=outcome_printer(request),
+            observer=_row_observer(observers, request),
+        )
+    finally:
+        display.stop()
+    if report.plan is not None:
+        print_plan_totals(report.plan, request.json)
+        return EXIT_OK
+    tally.excluded = len(report.excluded)
+    report.results = []  # counted in the tally already
+    code = print_report(request, tally, report, display.elapsed)
+    if report.manifest_upload_error:
+        return EXIT_FAILED  # a manifest that lacks rows is a failed run
+    return code
+
+
+def _file_printer(
+    request: CopyRequest, queue: TransferQueue, tally: RunTally
+) -> Callable[[FileJob, TransferResult], None]:
+    """Counts each file's result as it arrives, and with ``--json`` prints its record."""
+
+    def on_file(job: FileJob, result: TransferResult) -> None:
+        tally.add(result)
+        tally.most_held = max(tally.most_held, len(queue.transfers))
+        if request.json:
+            server = queue.sftp.server_profile(job.endpoint)
+            print(json.dumps(result_record(result, server), ensure_ascii=False), flush=True)
+
+    return on_file
+
+
+def _spool_dir() -> Path:
+    """Where an ``s3://`` manifest's rows wait for their upload."""
+    return state_dir() / "manifests"
+
+
 _EXACT_KEY_HINT = "end DEST with / to copy into a prefix"
 
 
-def _row_observer(observers: Observers, manifest: Manifest | None) -> ObservedRun | None:
+def _row_observer(observers: Observers, request: CopyRequest) -> ObservedRun | None:
     """The current run, told each file's row, when a manifest (its rows carry the run id)
     or lineage needs the rows; otherwise none (a row costs a HEAD)."""
-    if observers.current is None or (manifest is None and observers.lineage is None):
+    if observers.current is None or (not request.run.manifest and observers.lineage is None):
         return None
     return observers.current
 
@@ -661,62 +343,6 @@ async def _filtered(
             tally.excluded += 1
 
 
-def _report(request: CopyRequest, tally: RunTally, report: RunReport, seconds: float) -> int:
-    if request.json:
-        for job, reason in report.waiting:
-            print(json.dumps(_waiting_record(job, reason), ensure_ascii=False), flush=True)
-        summary = tally.summary(seconds)
-        if report.waiting or tally.excluded:
-            summary.update(waiting=len(report.waiting), excluded=tally.excluded)
-        print(json.dumps(summary), flush=True)
-    if _json_observers is not None:  # each failure and the summary are JSON objects already
-        for job, reason in report.waiting:
-            _say(f"{job.source}: waiting: {reason}")
-        return EXIT_FAILED if tally.failed else EXIT_OK
-    for result in tally.failures:
-        print(f"sftp-s3-tui: {result.source}: {result.message}", file=sys.stderr)
-    for line in report.unrecorded:  # waiting files whose row could not be written
-        _say(line)
-    if tally.failed > len(tally.failures):
-        more = tally.failed - len(tally.failures)
-        print(
-            f"sftp-s3-tui: and {more} more failed"
-            + (" (each is a --json row)" if request.json else " (--json lists every file)"),
-            file=sys.stderr,
-        )
-    if not request.json and not request.quiet:
-        for job, reason in report.waiting:
-            _say(f"{job.source}: waiting: {reason}")
-        for line in summary_lines(tally, seconds, waiting=len(report.waiting)):
-            print(line, file=sys.stderr)
-    return EXIT_FAILED if tally.failed or report.unrecorded else EXIT_OK
-
-
-def summary_lines(tally: RunTally, seconds: float, *, waiting: int = 0) -> list[str]:
-    """The end of a CLI copy for people: what moved, at what rate, and what was skipped and
-    why (a rerun that sent nothing says so, not "0.0 MiB in 0.2s")."""
-    extra = f", {waiting} waiting" if waiting else ""
-    extra += f", {tally.excluded} excluded" if tally.excluded else ""
-    skipped = ""
-    if tally.skip_reasons:
-        reasons = "; ".join(
-            f"{count} {reason}" if len(tally.skip_reasons) > 1 else reason
-            for reason, count in tally.skip_reasons.most_common(3)
-        )
-        more = len(tally.skip_reasons) - 3
-        skipped = f" (already there: {reasons}{f'; {more} other reasons' if more > 0 else ''})"
-    if tally.copied == 0 and tally.failed == 0:
-        if tally.skipped:
-            return [f"nothing to send: {tally.skipped} skipped{skipped}{extra}"]
-        return [f"nothing to send: no file{extra}"]
-    rate = tally.bytes / seconds if seconds > 0 else 0.0
-    return [
-        f"{tally.copied} copied, {tally.skipped} skipped, {tally.failed} failed{extra}; "
-        f"{format_size(tally.bytes)} in {format_duration(seconds)} ({format_speed(rate)})",
-        *([f"{tally.skipped} skipped{skipped}"] if tally.skipped else []),
-    ]
-
-
 async def run_watch(
     request: CopyRequest,
     stop: asyncio.Event,
@@ -741,6 +367,7 @@ async def run_watch(
         bus.subscribe(observers.json_log.on_event)
     elif not request.quiet:
         bus.subscribe(NoticePrinter(ConsoleProgress(bus, enabled=False)))
+    bus.subscribe(say_kept_rows)
     metrics = SnapshotMetrics()
     observers.start_drops()
     metrics.drops.show(observers.check_drops())
@@ -754,7 +381,7 @@ async def run_watch(
 
     def on_late(drop: DropStatus) -> None:
         if observers.json_log is None:
-            _warn(f"drop {drop.line()}")
+            warn(f"drop {drop.line()}")
 
     sources = [WatchSource(s.endpoint, s.path) for s in request.sources]
     state = WatchState.for_watch(
@@ -762,7 +389,7 @@ async def run_watch(
     )
     every = request.watch_every_seconds or 60.0
     for note in run.file_filter.notes:
-        _warn(note)
+        warn(note)
 
     def on_file(job: FileJob, result: TransferResult) -> None:  # as each file lands
         if result.status is TransferState.DONE:
@@ -772,16 +399,16 @@ async def run_watch(
         elif request.json:
             print(json.dumps(result_record(result), ensure_ascii=False), flush=True)
         elif not request.quiet or result.status is TransferState.FAILED:
-            _say(f"{result.source} {status_text(result)}")
+            say(f"{result.source} {status_text(result)}")
 
     manifest: Manifest | None = None
 
     def on_poll(poll: PollReport) -> None:
         for error in poll.errors:
-            _warn(error)
+            warn(error)
         if manifest is not None and manifest.failure and not stop.is_set():
             # Rows cannot be written: every later file would land without one. Stop.
-            _say(f"the watch stops: {manifest.failure}")
+            say(f"the watch stops: {manifest.failure}")
             stop.set()
         if observers.current is not None:
             failed = len(poll.run.failed)
@@ -819,41 +446,40 @@ async def run_watch(
             queue.pool,
             push_gateway_url=request.push_gateway,
             metrics_port=request.metrics_port,
-            on_warning=_warn,
+            on_warning=warn,
             metrics=metrics,
         ),
     ):
-        await check_bucket(queue.s3, request.dest.bucket)
-        manifest = await _open_manifest(request, queue)
-        if not request.quiet:
-            _say(f"watching {len(sources)} source(s) every {every:g} s; state in {state.path}")
+        where = f"state in {state.path}"
         try:
-            polls = await watch(
-                queue,
-                sources,
-                request.dest,
-                every_seconds=every,
-                state=state,
-                stop=stop,
-                file_filter=run.file_filter,
-                gate=run.gate,
-                manifest=manifest,
-                source_action=run.source_action,
-                on_poll=on_poll,
-                on_file=on_file,
-                on_outcome=_outcome_printer(request),  # as copy reports them
-                max_polls=max_polls,
-                observe_poll=observe_poll,
-            )
+            await check_bucket(queue.s3, request.dest.bucket)
+            async with opened_manifest(run, queue, _spool_dir()) as manifest:
+                if not request.quiet:
+                    say(f"watching {len(sources)} source(s) every {every:g} s; {where}")
+                watcher = Watcher(
+                    queue,
+                    sources,
+                    request.dest,
+                    run,
+                    state=state,
+                    every_seconds=every,
+                    manifest=manifest,
+                    hooks=WatchHooks(
+                        on_file=on_file,
+                        on_outcome=outcome_printer(request),  # as copy reports them
+                        on_poll=on_poll,
+                        observe_poll=observe_poll,
+                    ),
+                )
+                try:
+                    polls = await watcher.run(stop, max_polls=max_polls)
+                finally:
+                    state.close()  # the next watch of these sources may start
         finally:
-            state.close()  # the next watch of these sources may start
-            if manifest is not None:
-                await manifest.close()
-                if manifest.upload_error:
-                    _say(_kept_rows(manifest))
+            state.close()  # (a no-op unless the bucket or the manifest failed first)
             await observers.close()
     if not request.quiet:
-        _say(f"stopped after {polls} poll(s); {len(state)} file version(s) shipped in total")
+        say(f"stopped after {polls} poll(s); {len(state)} file version(s) shipped in total")
     if manifest is not None and (manifest.failure or manifest.upload_error):
         return EXIT_FAILED  # a manifest that lacks rows is a failed run
     return EXIT_OK
