@@ -311,6 +311,7 @@ _json_observers: Observers | None = None
 
 
 def warn(text: str) -> None:
+    """``sftp-s3-tui: warning: …`` on stderr (a JSON object under ``--log-format json``)."""
     if _json_observers is not None and _json_observers.json_log is not None:
         _json_observers.json_log.log("warning", "warning", message=text)
         return
@@ -318,6 +319,7 @@ def warn(text: str) -> None:
 
 
 def say(text: str) -> None:
+    """``sftp-s3-tui: …`` on stderr: news for the user (JSON under ``--log-format json``)."""
     if _json_observers is not None and _json_observers.json_log is not None:
         _json_observers.json_log.log("notice", message=text)
         return
@@ -329,11 +331,6 @@ def log_as_json(observers: Observers) -> None:
     (``--log-format json``): then every line on stderr is a JSON object."""
     global _json_observers
     _json_observers = observers if observers.json_log is not None else None
-
-
-def logging_json() -> bool:
-    """Whether ``--log-format json`` is on for the running command."""
-    return _json_observers is not None
 
 
 def say_kept_rows(event: EngineEvent) -> None:
@@ -381,7 +378,7 @@ def outcome_printer(request: CopyRequest) -> Callable[[SourceOutcome], None]:
     return show
 
 
-def waiting_record(job: FileJob, reason: str) -> dict[str, object]:
+def _waiting_record(job: FileJob, reason: str) -> dict[str, object]:
     return {
         "source": job.source,
         "bucket": job.bucket,
@@ -396,7 +393,7 @@ def waiting_record(job: FileJob, reason: str) -> dict[str, object]:
 def print_report(request: CopyRequest, tally: RunTally, report: RunReport, seconds: float) -> int:
     if request.json:
         for job, reason in report.waiting:
-            print(json.dumps(waiting_record(job, reason), ensure_ascii=False), flush=True)
+            print(json.dumps(_waiting_record(job, reason), ensure_ascii=False), flush=True)
         summary = tally.summary(seconds)
         if report.waiting or tally.excluded:
             summary.update(waiting=len(report.waiting), excluded=tally.excluded)
