@@ -15,7 +15,7 @@ objects are counted and a sample is checked byte for byte.
                                        # + the slowest loop callbacks and GC pauses (CPU time)
 
 ``--front cli`` runs ``sftp-s3-tui copy sftp://…/many/ s3://many/ --json`` as its own process
-(the same ``cli.main``, with only the loop probe wrapped around the command) and reads its peak
+(the same ``cli.main.main``, with only the loop probe wrapped around the command) and reads its peak
 RSS and CPU from its own rusage (``wait4``); the baseline is the same command copying one file
 of the folder. Files/s is from the copy's ``--json`` summary (start-up excluded). Start-up
 (imports, connecting, creating the S3 client: until the first file is queued) is reported
@@ -368,7 +368,7 @@ async def work(args: argparse.Namespace) -> dict[str, Any]:
         await queue.sftp.client(sftp)
         import gc
 
-        gc.freeze()  # as the CLI and the TUI do once started (headless._settle_heap)
+        gc.freeze()  # as the CLI and the TUI do once started (cli/run.py's _settle_heap)
         baseline = rss_bytes()
         probe.start()
         began = time.monotonic()
@@ -423,7 +423,7 @@ async def work(args: argparse.Namespace) -> dict[str, Any]:
 def cli_worker(probe_out: Path, argv: list[str]) -> int:
     """``sftp-s3-tui copy`` exactly as ``python -m sftp_s3_tui`` runs it, plus the loop probe
     around the command's coroutine (its figures go to ``probe_out``)."""
-    from sftp_s3_tui import cli
+    from sftp_s3_tui.cli import main as cli
     from sftp_s3_tui.engine.transfer.queue import TransferQueue
 
     probe = LoopLagProbe()

@@ -3,7 +3,7 @@
 import sys
 
 try:
-    from .cli import main
+    from .cli.main import main
 except KeyboardInterrupt:  # Ctrl-C while starting: one line, never a traceback
     sys.stderr.write("sftp-s3-tui: interrupted\n")
     sys.exit(130)

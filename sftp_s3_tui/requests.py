@@ -4,7 +4,7 @@ The CLI (``copy``, ``cleanup``, the TUI start) and the Airflow operator turn wha
 gave into engine requests here and nowhere else, so they agree on every rule: which value
 wins (URL, then flag, then profile, then the seed's variables, then the AWS chain), how the
 transfer options are checked, and what each exit code means. Nothing here parses argv
-(that is ``cli.py``) or runs anything (that is ``headless.py``, ``ui/app.py``, ``airflow/``).
+(that is ``cli/parser.py``) or runs anything (that is ``cli/run.py``, ``ui/app.py``, ``airflow/``).
 """
 
 from __future__ import annotations
@@ -127,12 +127,21 @@ class ConnectionFlags:
         return changes
 
 
-#: The CLI's names for SftpEndpoint link fields, for messages.
-CLI_LINK_NAMES: dict[str, str] = {
+#: What the CLI calls the engine's settings, for messages: the SftpEndpoint link fields
+#: (:func:`check_link`) and the settings an engine error can be about
+#: (``TransferError.setting``): its flags, its environment variables, a profile's keys.
+CLI_NAMES: dict[str, str] = {
     "connections": "--connections",
     "window_bytes": "--window",
     "bwlimit_bytes_per_second": "--bwlimit",
     "jump": "--jump",
+    "sftp_login": "SFTP_PASSWORD / --identity",
+    "identity": "--identity",
+    "accept_new_host_key": "pass --accept-new-host-key",
+    "endpoint_url": "--endpoint-url",
+    "password_env": "the profile's sftp.password",
+    "passphrase_env": "the profile's sftp.passphrase",
+    "secret_access_key_env": "the profile's s3.secret_access_key",
 }
 
 
@@ -140,7 +149,7 @@ CLI_LINK_NAMES: dict[str, str] = {
 _PROFILE_LINK_NAMES = {"window_bytes": "window", "bwlimit_bytes_per_second": "bwlimit"}
 
 
-def check_link(endpoint: SftpEndpoint, names: Mapping[str, str] = CLI_LINK_NAMES) -> SftpEndpoint:
+def check_link(endpoint: SftpEndpoint, names: Mapping[str, str] = CLI_NAMES) -> SftpEndpoint:
     """``endpoint``, or :class:`UsageError` naming its first bad link tunable."""
     problems = endpoint.link_problems()
     if problems:
@@ -1002,7 +1011,7 @@ def initial_profile(flags: ConnectionFlags, env: Env) -> Profile | None:
 
 __all__ = [
     "CLEANUP_EXIT_CODES_HELP",
-    "CLI_LINK_NAMES",
+    "CLI_NAMES",
     "EXIT_CODES_HELP",
     "EXIT_CONNECTION",
     "EXIT_FAILED",

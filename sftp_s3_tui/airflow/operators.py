@@ -410,9 +410,7 @@ class StreamingSFTPToS3Operator(BaseOperator):
 def _describe_gate(gate: Any) -> str | None:
     if gate is None or not gate.active:
         return None
-    from ..headless import _describe_gate as describe
-
-    return describe(gate)
+    return str(gate.describe)
 
 
 def _size_or_none(value: int | str | None) -> int | None:

@@ -20,18 +20,18 @@ from ..engine.errors import HostKeyError, SftpAuthError, SourceNotFound, Transfe
 from ..engine.events import (
     EngineEvent,
     EventBus,
+    ManifestKept,
+    RunSelected,
     StoreChecked,
     TransferFinished,
     TransferNotice,
     TransferResult,
     TransferState,
 )
-from ..engine.nightly.manifest import Manifest
 from ..engine.nightly.options import RunOptions
-from ..engine.nightly.run import CopyRun, RunObserver, RunReport
+from ..engine.nightly.run import PlanRules, RunObserver, RunReport, run_nightly
 from ..engine.nightly.source_actions import SourceOutcome
-from ..engine.plan.selection import select_planned
-from ..engine.plan.sources import PlanSource, expand, plan_copy
+from ..engine.plan.sources import PlanSource, expand
 from ..engine.resume.journal import Journal
 from ..engine.sftp.pool import SftpPool
 from ..engine.transfer.queue import TransferQueue
@@ -80,7 +80,20 @@ def run_sync(make: Callable[[], Awaitable[T]]) -> T:
 
 
 def _log_event(event: EngineEvent) -> None:
-    if isinstance(event, TransferNotice):
+    if isinstance(event, RunSelected):
+        for source, reason in event.waiting:
+            log.info("waiting: %s: %s", source, reason)
+        log.info(
+            "copying %d file(s), %s, to %s (%d waiting, %d excluded)",
+            event.files,
+            format_size(event.bytes),
+            event.dest,
+            len(event.waiting),
+            event.excluded,
+        )
+    elif isinstance(event, ManifestKept):
+        log.warning("manifest kept in %s: %s", event.path, event.error)
+    elif isinstance(event, TransferNotice):
         log.warning("%s", event.message)
     elif isinstance(event, StoreChecked):
         log.info("store check: %s", event.capabilities.summary())
@@ -175,49 +188,21 @@ async def nightly_to_s3(
             on_warning=lambda text: log.warning("metrics: %s", text),
         ),
     ):
-        jobs = await plan_copy(
-            queue.sftp,
+        return await run_nightly(
+            queue,
             sources,
             dest,
-            base_path=base_path,
-            on_missing=None if fail_on_missing else _log_missing,
-            exact_key_hint="end s3_key with / to copy into a prefix",
-            unique_hint="copy them to different prefixes or set sftp_base_path",
+            run,
+            rules=PlanRules(
+                base_path=base_path,
+                on_missing=None if fail_on_missing else _log_missing,
+                exact_key_hint="end s3_key with / to copy into a prefix",
+                unique_hint="copy them to different prefixes or set sftp_base_path",
+            ),
+            spool_dir=state_dir() / "manifests",
+            on_outcome=_log_outcome,
+            observer=observer,
         )
-        selection = await select_planned(
-            queue.sftp, jobs, sources, file_filter=run.file_filter, gate=run.gate
-        )
-        for job, reason in selection.waiting:
-            log.info("waiting: %s: %s", job.source, reason)
-        if options.conflict is not ConflictPolicy.OVERWRITE:
-            await queue.destination.preload(dest.bucket, [j.key for j in selection.jobs])
-        total = sum(job.size for job in selection.jobs)
-        log.info(
-            "copying %d file(s), %s, to %s (%d waiting, %d excluded)",
-            len(selection.jobs),
-            format_size(total),
-            dest,
-            len(selection.waiting),
-            len(selection.excluded),
-        )
-        manifest = None
-        if run.manifest:
-            manifest = await Manifest.open(
-                run.manifest, s3=queue.s3, spool_dir=state_dir() / "manifests"
-            )
-        try:
-            return await CopyRun(
-                queue,
-                manifest=manifest,
-                source_action=run.source_action,
-                on_outcome=_log_outcome,
-                observer=observer,
-            ).run(selection)
-        finally:
-            if manifest is not None:
-                await manifest.close()
-                if manifest.upload_error:
-                    log.warning("manifest kept in %s: %s", manifest.path, manifest.upload_error)
 
 
 def _log_outcome(outcome: SourceOutcome) -> None:

@@ -14,6 +14,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Literal
 
 if TYPE_CHECKING:
+    from .plan.preview import PlannedFile
     from .s3.checksums import StoreCapabilities
     from .sftp.server_profile import ServerProfile
 
@@ -171,6 +172,38 @@ class SftpLinkMeasured(EngineEvent):
 
 
 EventHandler = Callable[[EngineEvent], None]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunSelected(EngineEvent):
+    """A nightly run chose its files and starts copying them now (or, for a dry run,
+    planning them); ``transfer_id`` 0. ``files`` are ready (``bytes`` in all), ``waiting``
+    holds each file the readiness gate holds back (source, why), ``excluded`` counts the
+    files the filters left out."""
+
+    dest: str
+    files: int
+    bytes: int
+    waiting: tuple[tuple[str, str], ...] = ()
+    excluded: int = 0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FilePlanned(EngineEvent):
+    """A dry run decided what it would do with one file (``transfer_id`` 0)."""
+
+    planned: PlannedFile
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ManifestKept(EngineEvent):
+    """A run's manifest could not be uploaded when it closed (``transfer_id`` 0): its rows
+    are kept in the local spool ``path``, and the next run with the same ``target`` merges
+    them."""
+
+    path: str
+    target: str
+    error: str
 
 
 class EventBus:

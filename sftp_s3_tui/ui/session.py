@@ -27,11 +27,12 @@ from ..engine.events import (
     TransferState,
     TransferStateChanged,
 )
-from ..engine.nightly.run import RETRYABLE, CopyRun
+from ..engine.nightly.options import RunOptions
+from ..engine.nightly.run import RETRYABLE, CopyRun, select_files
 from ..engine.plan.conflicts import Action, DestinationIndex
 from ..engine.plan.preview import CopyPlan, preview_copy
-from ..engine.plan.selection import Selection, select_planned
-from ..engine.plan.sources import FileJob, PlanSource, exact_key_error, plan_copy
+from ..engine.plan.selection import Selection
+from ..engine.plan.sources import FileJob, PlanSource, exact_key_error
 from ..engine.resume.journal import Journal, JournalEntry
 from ..engine.s3.operations import S3Entry, check_bucket, list_buckets, list_prefix
 from ..engine.sftp.entries import RemoteEntry
@@ -316,10 +317,10 @@ class Session:
             )
         await self.check_bucket(dest.bucket)
         sources = [PlanSource(self.target.sftp, path) for path in outermost(paths)]
-        jobs = await plan_copy(self.queue.sftp, sources, dest)
-        if not jobs:
+        selection = await select_files(self.queue.sftp, sources, dest, RunOptions())
+        if not (selection.jobs or selection.waiting or selection.excluded):
             raise UsageError("Nothing to copy: the selected folders are empty", "")
-        return await select_planned(self.queue.sftp, jobs, sources)
+        return selection
 
     async def preview(self, selection: Selection, policy: ConflictPolicy) -> CopyPlan:
         """The plan of ``selection`` under ``policy``: the engine's ``copy --dry-run`` plan

@@ -23,7 +23,7 @@ from ..engine.config import SftpEndpoint
 from ..engine.events import TransferState
 from ..engine.nightly.options import RunOptions
 from ..engine.nightly.run import RunObserver
-from ..engine.nightly.watch import PollReport, WatchSource, WatchState, watch
+from ..engine.nightly.watch import PollReport, Watcher, WatchHooks, WatchSource, WatchState
 from ..engine.plan.sources import FileJob
 from ..engine.transfer.queue import TransferQueue
 from ..observe.expectations import DropStatus, Expectation
@@ -143,20 +143,21 @@ class RunningWatch:
             # Locked for this watch: another one (a CLI watch, say) may hold it; then the
             # panel says who, as for a corrupt state.
             state = WatchState.for_watch(self._state_folder, [status.source], self.spec.dest)
-            await watch(
+            watcher = Watcher(
                 self.queue,
                 [WatchSource(self.endpoint, self.spec.folder)],
                 self.spec.dest,
-                every_seconds=self.spec.every_seconds,
+                run,
                 state=state,
-                stop=self._stop,
-                file_filter=run.file_filter,
-                gate=run.gate,
-                on_poll=self._polled,
-                on_file=self._landed,
+                every_seconds=self.spec.every_seconds,
+                hooks=WatchHooks(
+                    on_file=self._landed,
+                    on_poll=self._polled,
+                    observe_poll=self._begin_poll,
+                ),
                 forget_finished=False,  # the TUI lists them (details, retry)
-                observe_poll=self._begin_poll,
             )
+            await watcher.run(self._stop)
         except asyncio.CancelledError:
             status.phase = WatchPhase.STOPPED
             raise

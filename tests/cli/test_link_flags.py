@@ -15,7 +15,7 @@ from sftp_s3_tui.airflow.connections import (
     sftp_endpoint_from_connection,
     with_link,
 )
-from sftp_s3_tui.cli import build_parser, connection_flags
+from sftp_s3_tui.cli.parser import build_parser, connection_flags
 from sftp_s3_tui.engine.config import MiB, S3Endpoint, SftpEndpoint
 from sftp_s3_tui.engine.errors import ConfigError, UsageError
 from sftp_s3_tui.engine.units import format_rate_limit, parse_rate

@@ -9,6 +9,7 @@ import time
 
 from rich.console import Console
 
+from sftp_s3_tui.cli.console import ConsoleProgress, RunTally, summary_lines
 from sftp_s3_tui.engine.events import (
     EventBus,
     PartChanged,
@@ -19,7 +20,6 @@ from sftp_s3_tui.engine.events import (
     TransferStarted,
     TransferState,
 )
-from sftp_s3_tui.headless import ConsoleProgress, RunTally, summary_lines
 
 MiB = 1 << 20
 

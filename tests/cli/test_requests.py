@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from sftp_s3_tui.cli import build_parser, connection_flags
+from sftp_s3_tui.cli.parser import build_parser, connection_flags
 from sftp_s3_tui.engine.addresses import parse_sftp_url
 from sftp_s3_tui.engine.config import HostKeyPolicy, MiB, S3Endpoint, TransferOptions
 from sftp_s3_tui.engine.errors import UsageError
@@ -481,7 +481,7 @@ def test_a_copy_request_is_built_without_the_s3_stack() -> None:
     building a ``copy`` request, nightly options and all, pulls in neither."""
     code = (
         "import sys\n"
-        "from sftp_s3_tui.cli import build_parser, copy_request_of\n"
+        "from sftp_s3_tui.cli.parser import build_parser, copy_request_of\n"
         "args = build_parser().parse_args(['copy', 'sftp://u@h/in/*.csv', 's3://bkt/p/',"
         " '--include', '*.csv', '--min-age', '5m', '--manifest', 's3://bkt/m.jsonl',"
         " '--move-to', '/done'])\n"

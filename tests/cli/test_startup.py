@@ -29,7 +29,7 @@ HEAVY = (
 def _loaded_after(*argv: str) -> tuple[list[str], str]:
     script = (
         "import sys\n"
-        "from sftp_s3_tui.cli import main\n"
+        "from sftp_s3_tui.cli.main import main\n"
         "try:\n"
         f"    main({list(argv)!r})\n"
         "except SystemExit:\n"

@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from sftp_s3_tui import headless
-from sftp_s3_tui.cli import build_parser, copy_request_of
+from sftp_s3_tui.cli import console, run
+from sftp_s3_tui.cli.parser import build_parser, copy_request_of
 from sftp_s3_tui.engine.addresses import parse_s3_url
 from sftp_s3_tui.engine.config import S3Endpoint, SftpEndpoint
 from sftp_s3_tui.engine.plan.sources import KeyTable, PlanSource, can_stream
@@ -24,10 +24,10 @@ USER, PASSWORD = "many", "many-secret"
 
 
 async def copy_in_process(argv: list[str], env: dict[str, str]) -> int:
-    """``sftp-s3-tui copy ARGV`` as cli.main runs it, on the test's loop (so the run's
+    """``sftp-s3-tui copy ARGV`` as cli/main.py runs it, on the test's loop (so the run's
     tally can be read afterwards)."""
     args = build_parser().parse_args(["copy", *argv])
-    return await headless.run_copy(copy_request_of(args, env))
+    return await run.run_copy(copy_request_of(args, env))
 
 
 def s3_args(s3_endpoint: S3Endpoint) -> list[str]:
@@ -48,8 +48,8 @@ async def test_a_copy_of_many_files_holds_a_bounded_number_of_records(
     done records + the look-ahead + the files in flight (not one record per file; the
     knobs are turned down so a small folder shows it, bench/many_files.py does 100,000)."""
     count = 150
-    monkeypatch.setattr(headless, "KEEP_FINISHED", 5)
-    monkeypatch.setattr(headless, "LOOKAHEAD", 8)
+    monkeypatch.setattr(run, "KEEP_FINISHED", 5)
+    monkeypatch.setattr(run, "LOOKAHEAD", 8)
     tree = SyntheticTree(count, min_size=10, max_size=200)
     async with SyntheticSftpServer(tree, users={USER: PASSWORD}) as server:
         known_hosts = tmp_path / "known_hosts"
@@ -82,7 +82,7 @@ async def test_a_copy_of_many_files_holds_a_bounded_number_of_records(
     }
     assert sorted(r["key"] for r in rows) == [tree.key(i, "drop/") for i in range(count)]
     assert {r["status"] for r in rows} == {"done"}
-    tally = headless.last_tally
+    tally = run.last_tally
     assert tally is not None and tally.files == count
     # kept done records (5) + listed ahead (8) + running (4), and a little slack for the
     # moment a finished file is counted before its slot is refilled
@@ -101,7 +101,7 @@ async def test_failures_are_counted_past_the_listed_ones_and_nfc_nfd_names_both_
     """FIFOs fail one by one; only the first FAILED_LINES are named, the rest counted.
     Two names that differ only in Unicode normalization (NFC, and NFD as macOS writes it)
     are two files: each lands at its own key, byte for byte."""
-    monkeypatch.setattr(headless, "FAILED_LINES", 2)
+    monkeypatch.setattr(console, "FAILED_LINES", 2)
     for n in range(3):
         embedded_sftp.write_file(f"in/ok{n}.csv", f"{n}\n".encode())
     for n in range(4):

@@ -9,7 +9,14 @@ from typing import Any
 
 from sftp_s3_tui.engine.addresses import parse_s3_url
 from sftp_s3_tui.engine.config import S3Endpoint
-from sftp_s3_tui.engine.nightly.watch import PollReport, WatchSource, WatchState, watch
+from sftp_s3_tui.engine.nightly.options import RunOptions
+from sftp_s3_tui.engine.nightly.watch import (
+    PollReport,
+    Watcher,
+    WatchHooks,
+    WatchSource,
+    WatchState,
+)
 from sftp_s3_tui.engine.transfer.queue import TransferQueue
 from tests.support.servers import SftpServerInfo
 from tests.support.transfers import keys, object_bytes
@@ -34,15 +41,15 @@ async def test_watch_ships_new_files_once_across_a_restart(
     async with TransferQueue(s3_endpoint) as queue:
         state = WatchState.for_watch(state_dir, [source.path], dest)
         running = asyncio.create_task(
-            watch(
+            Watcher(
                 queue,
                 [source],
                 dest,
+                RunOptions(),
                 every_seconds=0.2,
                 state=state,
-                stop=stop,
-                on_poll=polls.append,
-            )
+                hooks=WatchHooks(on_poll=polls.append),
+            ).run(stop)
         )
         await until(lambda: keys(s3, bucket) == ["in/first.csv"])
         sftp_server.write_file("drop/sub/second.csv", b"2\n")  # dropped while it runs
@@ -63,30 +70,28 @@ async def test_watch_ships_new_files_once_across_a_restart(
         state = WatchState.for_watch(state_dir, [source.path], dest)
         # (a file whose object landed just as the watch stopped may not be noted yet: the
         # next poll finds its object in S3 and notes it instead of shipping it again)
-        await watch(
+        await Watcher(
             queue,
             [source],
             dest,
+            RunOptions(),
             every_seconds=0.05,
             state=state,
-            stop=asyncio.Event(),
-            on_poll=again.append,
-            max_polls=2,
-        )
+            hooks=WatchHooks(on_poll=again.append),
+        ).run(asyncio.Event(), max_polls=2)
         assert [r for p in again for r in p.run.results] == []
         assert len(state) == 2
         sftp_server.write_file("drop/sub/second.csv", b"2\n3\n")
         changed: list[PollReport] = []
-        await watch(
+        await Watcher(
             queue,
             [source],
             dest,
+            RunOptions(),
             every_seconds=0.05,
             state=state,
-            stop=asyncio.Event(),
-            on_poll=changed.append,
-            max_polls=1,
-        )
+            hooks=WatchHooks(on_poll=changed.append),
+        ).run(asyncio.Event(), max_polls=1)
     assert [r.key for p in changed for r in p.run.results] == ["in/sub/second.csv"]
     assert keys(s3, bucket) == ["in/sub/second.csv"]
     assert object_bytes(s3, bucket, "in/sub/second.csv") == b"2\n3\n"
@@ -101,14 +106,14 @@ async def test_stop_during_a_poll_aborts_and_returns(
     dest = parse_s3_url(f"s3://{bucket}/")
     async with TransferQueue(s3_endpoint) as queue:
         source = WatchSource(openssh_sftp.endpoint(), openssh_sftp.remote_path("drop/"))
-        polls = await watch(
+        polls = await Watcher(
             queue,
             [source],
             dest,
+            RunOptions(),
             every_seconds=60,
-            stop=stop,
             state=WatchState.for_watch(tmp_path, [source.path], dest),
-        )
+        ).run(stop)
     assert polls == 0 and keys(s3, bucket) == []
 
 
@@ -133,28 +138,26 @@ async def test_sigterm_mid_upload_aborts_it_and_ships_it_next_time(
     async with TransferQueue(s3_endpoint, options) as queue:
         queue.bus.subscribe(stop_after_first_part)
         state = WatchState.for_watch(tmp_path, [source.path], dest)
-        await watch(
+        await Watcher(
             queue,
             [source],
             dest,
+            RunOptions(source_action=SourceAction(delete=True)),
             every_seconds=0.1,
             state=state,
-            stop=stop,
-            source_action=SourceAction(delete=True),
-        )
+        ).run(stop)
     assert keys(s3, bucket) == [] and open_uploads(s3, bucket) == []
     assert big.local_path.exists() and len(state) == 0
     state.close()  # the watch's process ends: its lock goes
 
     async with TransferQueue(s3_endpoint, options) as queue:  # the next start ships it
         state = WatchState.for_watch(tmp_path, [source.path], dest)
-        await watch(
+        await Watcher(
             queue,
             [source],
             dest,
+            RunOptions(),
             every_seconds=0.1,
             state=state,
-            stop=asyncio.Event(),
-            max_polls=1,
-        )
+        ).run(asyncio.Event(), max_polls=1)
     assert keys(s3, bucket) == ["in/big.bin"] and len(state) == 1

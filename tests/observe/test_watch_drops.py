@@ -12,9 +12,9 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from sftp_s3_tui.cli.run import run_watch
 from sftp_s3_tui.engine.config import S3Endpoint
 from sftp_s3_tui.engine.nightly.watch import PollReport
-from sftp_s3_tui.headless import run_watch
 from sftp_s3_tui.requests import (
     ConnectionFlags,
     ObserveFlags,

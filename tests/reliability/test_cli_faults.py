@@ -29,7 +29,7 @@ IO_WRAPPER = """\
 import atexit, json, sys, psutil
 atexit.register(lambda: print("IO " + json.dumps(psutil.Process().io_counters()._asdict()),
                               file=sys.stderr, flush=True))
-from sftp_s3_tui.cli import main
+from sftp_s3_tui.cli.main import main
 sys.exit(main(sys.argv[1:]))
 """
 

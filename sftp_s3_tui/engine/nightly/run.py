@@ -1,8 +1,10 @@
 """The nightly run on a queue: copy the selected files, and for each one as it finishes write
 its manifest row, then (only if verified and unchanged) move or delete its source.
 
-The fronts (``copy``, ``watch``, the TUI, the Airflow operator) build a :class:`Selection`
-and call :meth:`CopyRun.run`; everything per file happens here, in the same order for all.
+:func:`run_nightly` is the whole run as ``copy`` and the Airflow operator do it: plan the
+sources, select (filters, readiness gate), preload the destination's listing, open the
+manifest, copy. :class:`CopyRun` is its last step, which ``watch`` and the TUI call with a
+selection of their own; everything per file happens there, in the same order for all.
 """
 
 from __future__ import annotations
@@ -11,25 +13,34 @@ import asyncio
 import dataclasses
 import logging
 import time
-from collections.abc import AsyncIterable, Callable, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
-from ..errors import ManifestWriteFailed
+from ..addresses import S3Location
+from ..config import ConflictPolicy
+from ..errors import ManifestWriteFailed, SourceNotFound
 from ..events import (
     EngineEvent,
+    FilePlanned,
+    ManifestKept,
+    RunSelected,
     TransferFinished,
     TransferResult,
     TransferStarted,
     TransferState,
     TransferStateChanged,
 )
-from ..plan.selection import Selection
-from ..plan.sources import FileJob
+from ..plan.preview import CopyPlan, preview_copy
+from ..plan.selection import Selection, select_planned
+from ..plan.sources import FileJob, PlanSource, plan_copy
 from ..s3.operations import head_object
 from ..sftp.pool import SftpPool
 from ..transfer.queue import Transfer, TransferQueue
 from .manifest import Manifest, iso
+from .options import RunOptions
 from .source_actions import SourceAction, SourceOutcome, apply_source_action
 
 log = logging.getLogger(__name__)
@@ -51,6 +62,11 @@ class RunReport:
     # One line per waiting file whose row could not be written (a copied file whose row
     # failed is a failed result instead).
     unrecorded: list[str] = field(default_factory=list)
+    #: A dry run's plan (nothing was copied); None for a run that copied.
+    plan: CopyPlan | None = None
+    #: Why the manifest could not be uploaded when it closed (its rows kept locally): a
+    #: run whose manifest lacks rows failed.
+    manifest_upload_error: str | None = None
 
     @property
     def failed(self) -> list[TransferResult]:
@@ -428,3 +444,124 @@ async def _head_quietly(queue: TransferQueue, result: TransferResult) -> dict[st
         return await head_object(queue.s3, result.bucket, result.key)
     except Exception:
         return None
+
+
+@dataclass(frozen=True)
+class PlanRules:
+    """How a front's plan treats its sources: keys rebased on ``base_path``, a source that
+    matches nothing told to ``on_missing`` instead of raised, and the hints of the plan's
+    refusals in the front's own terms (a flag, an operator argument)."""
+
+    base_path: str | None = None
+    on_missing: Callable[[PlanSource, SourceNotFound], None] | None = None
+    exact_key_hint: str = "end the destination with / to copy into a prefix"
+    unique_hint: str = "copy them to different prefixes"
+
+
+async def select_files(
+    pool: SftpPool,
+    sources: Sequence[PlanSource],
+    dest: S3Location,
+    run: RunOptions,
+    rules: PlanRules = PlanRules(),
+) -> Selection:
+    """The files a run of ``sources`` into ``dest`` takes: the plan (``rules``), then the
+    run's filters and readiness gate (the waiting and excluded ones are in the selection)."""
+    jobs = await plan_copy(
+        pool,
+        sources,
+        dest,
+        base_path=rules.base_path,
+        on_missing=rules.on_missing,
+        exact_key_hint=rules.exact_key_hint,
+        unique_hint=rules.unique_hint,
+    )
+    return await select_planned(pool, jobs, sources, file_filter=run.file_filter, gate=run.gate)
+
+
+@asynccontextmanager
+async def opened_manifest(
+    run: RunOptions, queue: TransferQueue, spool_dir: Path | None = None
+) -> AsyncIterator[Manifest | None]:
+    """The run's manifest (None when it keeps none), closed on the way out. An upload that
+    fails at close keeps the rows in the spool: :class:`ManifestKept` on the queue's bus
+    says where, and ``manifest.upload_error`` why."""
+    if not run.manifest:
+        yield None
+        return
+    manifest = await Manifest.open(run.manifest, s3=queue.s3, spool_dir=spool_dir)
+    try:
+        yield manifest
+    finally:
+        await manifest.close()
+        if manifest.upload_error:
+            queue.bus.emit(
+                ManifestKept(
+                    transfer_id=0,
+                    path=str(manifest.path),
+                    target=manifest.target,
+                    error=manifest.upload_error,
+                )
+            )
+
+
+async def run_nightly(
+    queue: TransferQueue,
+    sources: Sequence[PlanSource],
+    dest: S3Location,
+    run: RunOptions,
+    *,
+    rules: PlanRules = PlanRules(),
+    spool_dir: Path | None = None,
+    on_file: Callable[[FileJob, TransferResult], None] | None = None,
+    on_outcome: Callable[[SourceOutcome], None] | None = None,
+    observer: RunObserver | None = None,
+) -> RunReport:
+    """A whole nightly run of ``sources`` into ``dest`` on ``queue``: plan, select, preload
+    the destination's keys (one listing, unless every file is overwritten), open the
+    manifest, copy with :class:`CopyRun`.
+
+    The queue's bus hears :class:`RunSelected` as the copy starts (a dry run: as the plan
+    starts, then :class:`FilePlanned` per file; nothing is written and the report holds the
+    plan) and :class:`ManifestKept` if the manifest's upload fails. ``spool_dir`` holds an
+    ``s3://`` manifest's rows until it is uploaded; ``on_file``, ``on_outcome`` and
+    ``observer`` are :class:`CopyRun`'s."""
+    selection = await select_files(queue.sftp, sources, dest, run, rules)
+    if run.dry_run:
+        _selected(queue, dest, selection)
+        plan = await preview_copy(
+            selection,
+            queue.destination,
+            queue.options,
+            on_planned=lambda planned: queue.bus.emit(FilePlanned(transfer_id=0, planned=planned)),
+        )
+        return RunReport(waiting=selection.waiting, excluded=selection.excluded, plan=plan)
+    if queue.options.conflict is not ConflictPolicy.OVERWRITE:
+        await queue.destination.preload(dest.bucket, [j.key for j in selection.jobs])
+    async with opened_manifest(run, queue, spool_dir) as manifest:
+        copy = CopyRun(
+            queue,
+            manifest=manifest,
+            source_action=run.source_action,
+            on_outcome=on_outcome,
+            on_file=on_file,
+            observer=observer,
+        )
+        _selected(queue, dest, selection)
+        report = await copy.run(selection)
+    if manifest is not None:
+        report.manifest_upload_error = manifest.upload_error
+    return report
+
+
+def _selected(queue: TransferQueue, dest: S3Location, selection: Selection) -> None:
+    queue.bus.emit(
+        RunSelected(
+            transfer_id=0,
+            dest=str(dest),
+            files=len(selection.jobs),
+            bytes=sum(job.size for job in selection.jobs),
+            waiting=tuple((job.source, why) for job, why in selection.waiting),
+            excluded=len(selection.excluded),
+        )
+    )

@@ -7,6 +7,9 @@ mtime) — lives in the user state dir, is appended durably as each file lands a
 files no longer listed, so a restart ships nothing twice and memory stays bounded by what the
 folders hold. A stop request (SIGTERM) cancels the poll under way (its uploads are aborted,
 its sources untouched) and returns.
+
+:class:`Watcher` holds a watch's state between polls (the stability tracker, the poll under
+way) and takes the run's options as one value, as :func:`.run.run_nightly` does.
 """
 
 from __future__ import annotations
@@ -29,14 +32,15 @@ from ..config import ConflictPolicy, SftpEndpoint
 from ..durable import atomic_write, fsync_dir
 from ..errors import TransferError, WatchStateBusy, WatchStateUnreadable
 from ..events import TransferResult, TransferState
-from ..plan.filters import FileFilter, source_root
-from ..plan.readiness import ReadinessGate, StabilityTracker
+from ..plan.filters import source_root
+from ..plan.readiness import StabilityTracker
 from ..plan.selection import Selection, select_jobs
 from ..plan.sources import FileJob, ensure_unique_keys
 from ..transfer.queue import TransferQueue
 from .manifest import Manifest
+from .options import RunOptions
 from .run import CopyRun, RunObserver, RunReport
-from .source_actions import SourceAction, SourceOutcome
+from .source_actions import SourceOutcome
 
 log = logging.getLogger(__name__)
 
@@ -189,172 +193,172 @@ class PollReport:
     already_there: int = 0
 
 
-async def watch(
-    queue: TransferQueue,
-    sources: Sequence[WatchSource],
-    dest: S3Location,
-    *,
-    every_seconds: float,
-    state: WatchState,
-    stop: asyncio.Event,
-    file_filter: FileFilter | None = None,
-    gate: ReadinessGate | None = None,
-    manifest: Manifest | None = None,
-    source_action: SourceAction | None = None,
-    on_poll: Callable[[PollReport], None] | None = None,
-    max_polls: int | None = None,
-    on_file: Callable[[FileJob, TransferResult], None] | None = None,
-    forget_finished: bool = True,
-    on_outcome: Callable[[SourceOutcome], None] | None = None,
-    observe_poll: Callable[[int], RunObserver | None] | None = None,
-) -> int:
-    """Poll until ``stop`` is set (or ``max_polls`` polls); returns the number of polls.
+@dataclass(frozen=True)
+class WatchHooks:
+    """What a front is told as a watch runs (each optional): ``on_file`` each file's result
+    as it lands, ``on_outcome`` what the source action did to it (a move refused
+    included), ``on_poll`` each poll's report once it is done, and ``observe_poll`` is asked
+    for each poll's observer (a run id and lineage rows: one run per poll)."""
 
-    ``on_file`` is told each file's result as it lands (``on_poll`` after the poll), and
-    ``on_outcome`` what the source action did to it (a move refused included). The
-    queue may carry other transfers (the TUI's): a stop cancels only the poll's, and
-    ``forget_finished`` drops only the poll's finished ones from ``queue.transfers`` (a
-    front that lists them keeps them with ``False``). ``observe_poll`` gives each poll its
-    observer (a run id and lineage rows: one run per poll).
-    """
-    tracker = StabilityTracker()
-    polls = 0
-    runs: list[CopyRun] = []  # the copy of the poll under way, once it starts
-    while not stop.is_set() and (max_polls is None or polls < max_polls):
-        polls += 1
-        poll = asyncio.ensure_future(
-            _poll(
-                queue,
-                sources,
-                dest,
-                polls,
-                state,
-                tracker,
-                stop,
-                file_filter,
-                gate,
-                manifest,
-                source_action,
-                on_file,
-                runs,
-                forget_finished,
-                on_outcome,
-                observe_poll(polls) if observe_poll is not None else None,
+    on_file: Callable[[FileJob, TransferResult], None] | None = None
+    on_outcome: Callable[[SourceOutcome], None] | None = None
+    on_poll: Callable[[PollReport], None] | None = None
+    observe_poll: Callable[[int], RunObserver | None] | None = None
+
+
+class Watcher:
+    """A watch of ``sources`` into ``dest``: what it holds between polls, and one method
+    per step (:meth:`run` polls until stopped, :meth:`poll` lists, selects and copies what
+    is new, :meth:`not_landed` notes what S3 has already)."""
+
+    def __init__(
+        self,
+        queue: TransferQueue,
+        sources: Sequence[WatchSource],
+        dest: S3Location,
+        run: RunOptions,
+        *,
+        state: WatchState,
+        every_seconds: float,
+        manifest: Manifest | None = None,
+        hooks: WatchHooks = WatchHooks(),
+        forget_finished: bool = True,
+    ) -> None:
+        #: The queue the polls copy on; it may carry other transfers (the TUI's): a stop
+        #: cancels only the poll's.
+        self.queue = queue
+        self.sources = sources
+        self.dest = dest
+        #: Which files (filters, readiness gate) and what happens to their sources; its
+        #: ``manifest`` is opened by the front and given as ``manifest``.
+        self.run_options = run
+        #: The versions shipped so far (durable, locked for this watch).
+        self.state = state
+        self.every_seconds = every_seconds
+        self.manifest = manifest
+        self.hooks = hooks
+        #: Drop each poll's finished transfers from ``queue.transfers`` (a watch runs for
+        #: weeks); a front that lists them (the TUI) keeps them with ``False``.
+        self.forget_finished = forget_finished
+        #: Each file's size and mtime across polls: the gate's stability check never waits.
+        self.tracker = StabilityTracker()
+        #: Polls begun so far.
+        self.polls = 0
+        #: The copy of the poll under way, once it starts (a stop cancels its transfers).
+        self._runs: list[CopyRun] = []
+
+    async def run(self, stop: asyncio.Event, *, max_polls: int | None = None) -> int:
+        """Poll until ``stop`` is set (or ``max_polls`` polls); returns the number of polls.
+
+        A stop mid-poll cancels the poll's transfers (uploads aborted, sources untouched)
+        but lets the poll finish, so the files that did land get their row and state entry."""
+        while not stop.is_set() and (max_polls is None or self.polls < max_polls):
+            self.polls += 1
+            poll = asyncio.ensure_future(self.poll(self.polls, stop))
+            stopper = asyncio.ensure_future(stop.wait())
+            await asyncio.wait({poll, stopper}, return_when=asyncio.FIRST_COMPLETED)
+            stopper.cancel()
+            while not poll.done():
+                for copy in self._runs:
+                    copy.cancel()
+                await asyncio.wait({poll}, timeout=1.0)
+            self._runs.clear()
+            report = poll.result()
+            if self.hooks.on_poll is not None:
+                self.hooks.on_poll(report)
+            if stop.is_set() or (max_polls is not None and self.polls >= max_polls):
+                break
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.every_seconds):
+                    await stop.wait()
+        return self.polls
+
+    async def poll(self, number: int, stop: asyncio.Event) -> PollReport:
+        """One poll: list every source, select (filters, gate), copy the versions not
+        shipped yet, and note each one that lands."""
+        queue, run = self.queue, self.run_options
+        observe = self.hooks.observe_poll
+        observer = observe(number) if observe is not None else None
+        listed: list[FileJob] = []
+        selection = Selection()
+        errors: list[str] = []
+        for source in self.sources:
+            try:
+                jobs = await queue.expand(source.endpoint, source.path, self.dest)
+            except TransferError as exc:  # a folder not there yet, a dropped link: next poll
+                errors.append(f"{source.endpoint.display}{source.path}: {exc}")
+                continue
+            listed += jobs
+            selection.extend(
+                await select_jobs(
+                    queue.sftp,
+                    jobs,
+                    source_root(source.path),
+                    file_filter=run.file_filter,
+                    gate=run.gate,
+                    tracker=self.tracker,
+                    wait=False,
+                )
             )
+        self.tracker.forget_missing(listed)
+        fresh = [] if stop.is_set() else [j for j in selection.jobs if not self.state.shipped(j)]
+        ensure_unique_keys(fresh)
+        fresh, already_there = await self.not_landed(fresh)
+        todo = Selection(jobs=fresh, done_files=selection.done_files, roots=selection.roots)
+        on_file = self.hooks.on_file
+
+        def landed(job: FileJob, result: TransferResult) -> None:
+            if result.status in (TransferState.DONE, TransferState.SKIPPED):
+                self.state.record(job)
+            if on_file is not None:
+                on_file(job, result)
+
+        copy = CopyRun(
+            queue,
+            manifest=self.manifest,
+            source_action=run.source_action,
+            on_file=landed,
+            on_outcome=self.hooks.on_outcome,
+            observer=observer,
         )
-        stopper = asyncio.ensure_future(stop.wait())
-        await asyncio.wait({poll, stopper}, return_when=asyncio.FIRST_COMPLETED)
-        stopper.cancel()
-        # Stop requested mid-poll: cancel the transfers (uploads aborted, sources untouched)
-        # but let the poll finish, so files that did land get their row and state entry.
-        while not poll.done():
-            for run in runs:
-                run.cancel()
-            await asyncio.wait({poll}, timeout=1.0)
-        runs.clear()
-        report = poll.result()
-        if on_poll is not None:
-            on_poll(report)
-        if stop.is_set() or (max_polls is not None and polls >= max_polls):
-            break
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(every_seconds):
-                await stop.wait()
-    return polls
-
-
-async def _not_landed(
-    queue: TransferQueue, jobs: list[FileJob], state: WatchState
-) -> tuple[list[FileJob], int]:
-    """The jobs whose version is not in S3 already. One that is (same size and recorded
-    source mtime: it landed, but the watch stopped or died before noting it) is noted now,
-    not shipped again."""
-    if not jobs:
-        return jobs, 0
-    index = queue.destination
-    for bucket in {j.bucket for j in jobs}:
-        await index.preload(bucket, [j.key for j in jobs if j.bucket == bucket])
-    todo = []
-    for job in jobs:
-        found = await index.lookup(
-            job.bucket, job.key, policy=ConflictPolicy.IF_DIFFERENT, size=job.size, mtime=job.mtime
+        self._runs.append(copy)  # a stop from now on cancels its transfers
+        report = await copy.run(todo)
+        report.waiting = selection.waiting
+        if self.forget_finished:  # a watch runs for weeks: keep the queue's table small
+            for tid in copy.transfer_ids:
+                transfer = queue.transfers.get(tid)
+                if transfer is not None and transfer.state.finished:
+                    del queue.transfers[tid]
+        if not errors:  # a listing that failed must not make its files look gone
+            self.state.prune(listed)
+        return PollReport(
+            number=number,
+            listed=len(listed),
+            run=report,
+            errors=errors,
+            already_there=already_there,
         )
-        if found is not None and found.size == job.size and found.source_mtime == job.mtime:
-            state.record(job)
-        else:
-            todo.append(job)
-    return todo, len(jobs) - len(todo)
 
-
-async def _poll(
-    queue: TransferQueue,
-    sources: Sequence[WatchSource],
-    dest: S3Location,
-    number: int,
-    state: WatchState,
-    tracker: StabilityTracker,
-    stop: asyncio.Event,
-    file_filter: FileFilter | None,
-    gate: ReadinessGate | None,
-    manifest: Manifest | None,
-    source_action: SourceAction | None,
-    on_file: Callable[[FileJob, TransferResult], None] | None,
-    runs: list[CopyRun],
-    forget_finished: bool,
-    on_outcome: Callable[[SourceOutcome], None] | None = None,
-    observer: RunObserver | None = None,
-) -> PollReport:
-    listed: list[FileJob] = []
-    selection = Selection()
-    errors: list[str] = []
-    for source in sources:
-        try:
-            jobs = await queue.expand(source.endpoint, source.path, dest)
-        except TransferError as exc:  # a folder not there yet, a dropped link: next poll
-            errors.append(f"{source.endpoint.display}{source.path}: {exc}")
-            continue
-        listed += jobs
-        selection.extend(
-            await select_jobs(
-                queue.sftp,
-                jobs,
-                source_root(source.path),
-                file_filter=file_filter,
-                gate=gate,
-                tracker=tracker,
-                wait=False,
+    async def not_landed(self, jobs: list[FileJob]) -> tuple[list[FileJob], int]:
+        """The jobs whose version is not in S3 already, and how many were. One that is (same
+        size and recorded source mtime: it landed, but the watch stopped or died before
+        noting it) is noted now, not shipped again."""
+        if not jobs:
+            return jobs, 0
+        index = self.queue.destination
+        for bucket in {j.bucket for j in jobs}:
+            await index.preload(bucket, [j.key for j in jobs if j.bucket == bucket])
+        todo = []
+        for job in jobs:
+            found = await index.lookup(
+                job.bucket,
+                job.key,
+                policy=ConflictPolicy.IF_DIFFERENT,
+                size=job.size,
+                mtime=job.mtime,
             )
-        )
-    tracker.forget_missing(listed)
-    fresh = [] if stop.is_set() else [j for j in selection.jobs if not state.shipped(j)]
-    ensure_unique_keys(fresh)
-    fresh, already_there = await _not_landed(queue, fresh, state)
-    todo = Selection(jobs=fresh, done_files=selection.done_files, roots=selection.roots)
-
-    def landed(job: FileJob, result: TransferResult) -> None:
-        if result.status in (TransferState.DONE, TransferState.SKIPPED):
-            state.record(job)
-        if on_file is not None:
-            on_file(job, result)
-
-    copy = CopyRun(
-        queue,
-        manifest=manifest,
-        source_action=source_action,
-        on_file=landed,
-        on_outcome=on_outcome,
-        observer=observer,
-    )
-    runs.append(copy)  # a stop from now on cancels its transfers
-    run = await copy.run(todo)
-    run.waiting = selection.waiting
-    if forget_finished:  # a watch runs for weeks: keep the queue's table small
-        for tid in copy.transfer_ids:
-            transfer = queue.transfers.get(tid)
-            if transfer is not None and transfer.state.finished:
-                del queue.transfers[tid]
-    if not errors:  # a listing that failed must not make its files look gone
-        state.prune(listed)
-    return PollReport(
-        number=number, listed=len(listed), run=run, errors=errors, already_there=already_there
-    )
+            if found is not None and found.size == job.size and found.source_mtime == job.mtime:
+                self.state.record(job)
+            else:
+                todo.append(job)
+        return todo, len(jobs) - len(todo)

@@ -32,6 +32,18 @@ class ReadinessGate:
     def active(self) -> bool:
         return bool(self.min_age_seconds or self.stable_seconds or self.done_suffix)
 
+    @property
+    def describe(self) -> str:
+        """The rules in a few words (lineage's gate facet, the hooks): ``min-age 300s``."""
+        parts = []
+        if self.min_age_seconds:
+            parts.append(f"min-age {self.min_age_seconds:g}s")
+        if self.stable_seconds:
+            parts.append(f"stable {self.stable_seconds:g}s")
+        if self.done_suffix:
+            parts.append(f"done-file {self.done_suffix}")
+        return ", ".join(parts)
+
 
 @dataclass
 class GateResult:

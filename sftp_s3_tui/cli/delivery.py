@@ -1,6 +1,6 @@
 """The headless front of ``copy s3://… sftp://…``: runs a delivery and reports each object.
 
-Kept apart from :mod:`.headless` (the SFTP → S3 front) while delivery has its own, smaller
+Kept apart from :mod:`.run` (the SFTP → S3 front) while delivery has its own, smaller
 engine surface; they share the exit codes, the ``--json`` shape (one record a file, then
 a summary) and the observers (:mod:`.observe`): one OpenLineage run per delivery with the
 reversed datasets (``s3://bucket`` + key in, ``sftp://host:port`` + path out), the hooks
@@ -15,18 +15,18 @@ import time
 from dataclasses import replace
 from typing import Any
 
-from .engine.errors import SourceNotFound
-from .engine.plan.delivery import RefusedKey, plan_delivery
-from .engine.s3.operations import open_client
-from .engine.sftp.pool import SftpPool
-from .engine.transfer.delivery import DeliveryResult, deliver
-from .engine.units import format_size
-from .observe.json_log import JsonLog
-from .observe.lineage import DELIVERY
-from .observe.session import ObservedRun, Observers
-from .redaction import register_secret
-from .requests import EXIT_FAILED, EXIT_OK, DeliveryRequest
-from .tally import FileCounts
+from ..engine.errors import SourceNotFound
+from ..engine.plan.delivery import RefusedKey, plan_delivery
+from ..engine.s3.operations import open_client
+from ..engine.sftp.pool import SftpPool
+from ..engine.transfer.delivery import DeliveryResult, deliver
+from ..engine.units import format_size
+from ..observe.json_log import JsonLog
+from ..observe.lineage import DELIVERY
+from ..observe.session import ObservedRun, Observers
+from ..redaction import register_secret
+from ..requests import EXIT_FAILED, EXIT_OK, DeliveryRequest
+from ..tally import FileCounts
 
 _MARKS = {"done": "✓", "skipped": "→", "failed": "✗"}
 
