@@ -52,6 +52,7 @@ from .profiles import Profile, ProfileStore, S3Settings, Secret, SftpAuth, SftpS
 if TYPE_CHECKING:  # the plan pulls in asyncssh: not needed to parse flags or print --help
     from .engine.nightly.options import RunOptions
     from .engine.plan.delivery import DeliveryTarget
+    from .engine.plan.filters import FileFilter
     from .engine.plan.sources import PlanSource
     from .engine.transfer.delivery import DeliveryOptions
 
@@ -202,6 +203,7 @@ class RunFlags:
     tags: tuple[str, ...] = ()
     content_type: str | None = None
     metadata: tuple[str, ...] = ()
+    inplace: bool = False  # S3 → SFTP delivery only: write to the final name
 
 
 def _run_options_class() -> type[RunOptions]:
@@ -221,6 +223,8 @@ def run_options(flags: RunFlags, source_paths: Sequence[str] = ()) -> RunOptions
     done = flags.done_file
     if done is not None and (not done or "/" in done):
         raise UsageError(f"--done-file {done!r} is not a suffix", "e.g. --done-file .done")
+    if flags.inplace:
+        raise UsageError("--inplace is for S3 → SFTP delivery", "copy s3://… sftp://… --inplace")
     options = RunOptions(
         file_filter=FileFilter.build(
             rules=flags.rules,
@@ -697,6 +701,35 @@ class DeliveryRequest:
     quiet: bool = False
     dry_run: bool = False
     observe: ObserveOptions = field(default_factory=ObserveOptions)  # hooks, JSON logs
+    manifest: str | None = None  # --manifest PATH|s3://B/K: a JSON-lines row per object
+
+
+def delivery_done_suffix(done: str | None) -> str:
+    """``--done-file SUFFIX`` of a delivery (the marker written after each file), checked."""
+    if done is None:
+        return ""
+    if not done or "/" in done:
+        raise UsageError(f"--done-file {done!r} is not a suffix", "e.g. --done-file .done")
+    return done
+
+
+def delivery_filter(flags: RunFlags) -> FileFilter | None:
+    """The filters of a delivery (over a prefix's objects by their relative keys)."""
+    from .engine.plan.filters import FileFilter, read_filter_file
+
+    built = FileFilter.build(
+        rules=flags.rules,
+        filters=[
+            line
+            for kind, value in flags.filters
+            for line in (read_filter_file(value) if kind == "from" else [value])
+        ],
+        min_size=flags.min_size,
+        max_size=flags.max_size,
+        newer_than=flags.newer_than,
+        older_than=flags.older_than,
+    )
+    return built if built.active else None
 
 
 def is_delivery(paths: Sequence[str]) -> bool:
@@ -706,17 +739,10 @@ def is_delivery(paths: Sequence[str]) -> bool:
 
 #: Run flags that S3 → SFTP delivery does not honour yet: refused, never silently ignored.
 _NOT_YET_FOR_DELIVERY = {
-    "rules": "--include/--exclude",
-    "filters": "--filter",
-    "min_size": "--min-size",
-    "max_size": "--max-size",
-    "newer_than": "--newer-than",
-    "older_than": "--older-than",
     "min_age": "--min-age",
     "stable": "--stable",
-    "done_file": "--done-file",
+    "keep_done_file": "--keep-done-file",
     "move_to": "--move-to",
-    "manifest": "--manifest",
     "storage_class": "--storage-class",
     "sse": "--sse",
     "sse_kms_key_id": "--sse-kms-key-id",
@@ -791,10 +817,14 @@ def delivery_request(
             delete_source=run.delete_source,
             sftp_block_size=options.sftp_block_size,
             sftp_requests=options.sftp_requests,
+            inplace=run.inplace,
+            done_suffix=delivery_done_suffix(run.done_file),
+            file_filter=delivery_filter(run),
         ),
         json=json,
         quiet=quiet,
         dry_run=run.dry_run,
+        manifest=run.manifest,
         observe=observe_options(observe or ObserveFlags(), env, profile),
     )
 

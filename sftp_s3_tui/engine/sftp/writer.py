@@ -89,11 +89,14 @@ class RemoteWriter:
         *,
         block_size: int = 0,
         requests: int = 0,
+        inplace: bool = False,
     ) -> None:
         self.pool = pool
         self.endpoint = endpoint
         self.final_path = final_path
-        self.temp_path = temporary_name(final_path)
+        self.inplace = inplace
+        # --inplace: no temporary name, the bytes go to the final name itself.
+        self.temp_path = final_path if inplace else temporary_name(final_path)
         self.block_size = block_size or -1  # -1: the size the server's limits allow
         self.requests = requests or -1
         self._lease: Lease | None = None
@@ -105,16 +108,20 @@ class RemoteWriter:
         if self._lease is None:
             self._lease = await self.pool.lease(self.endpoint)
 
-    async def open(self) -> None:
-        """Create the folders up to the target and the temporary file (exclusively)."""
+    async def open(self, *, truncate: bool = False) -> None:
+        """Create the folders up to the target and the temporary file (exclusively).
+
+        ``truncate`` (``--inplace`` replacing a file): open the final name over what is there.
+        """
         await self.connect()
         client = self.client
         folder = posixpath.dirname(self.final_path) or "/"
+        mode = "wb" if truncate else "xb"
         try:
             async with asyncio.timeout(self.endpoint.request_timeout_seconds):
                 await client.makedirs(folder, exist_ok=True)
                 self._file = await client.open(
-                    self.temp_path, "xb", block_size=self.block_size, max_requests=self.requests
+                    self.temp_path, mode, block_size=self.block_size, max_requests=self.requests
                 )
         except (OSError, asyncssh.Error, TimeoutError) as exc:
             raise await self._failed(exc, self.temp_path) from exc
@@ -160,31 +167,74 @@ class RemoteWriter:
         except (OSError, asyncssh.Error, TimeoutError) as exc:
             raise await self._failed(exc, path) from exc
 
-    async def publish(self, *, replace: bool) -> None:
-        """Rename the temporary file to the final name.
+    async def publish(self, *, replace: bool) -> str:
+        """Rename the temporary file to the final name; how it was done (for the result).
 
-        ``replace``: over an existing file, atomically, with ``posix-rename@openssh.com``
-        (refused with one line when the server does not offer it: a remove then rename
-        would leave a moment with no file, and a partner's poller may see it). Otherwise a
-        plain SFTP rename, which fails when the final name is taken (SFTP v3 semantics), so
-        a file that appeared meanwhile is never overwritten.
+        ``replace`` over an existing file: atomically with ``posix-rename@openssh.com`` where
+        offered. Else (ProFTPD, some appliances: a plain SFTP rename refuses an existing
+        target) the safest sequence there is: the old file renamed aside to a dot-name, the
+        new one renamed in, the old one removed — the final name is missing only between
+        two renames, never holds a partial file, and a failed rename-in puts the old file
+        back. Without ``replace``: a plain rename, which fails when the final name is taken
+        (SFTP v3), so a file that appeared meanwhile is never overwritten.
         """
+        if self.inplace:
+            self.created = False
+            return "in place"
         client = self.client
-        if replace and not supports_posix_rename(client):
-            raise DestinationRefused(
-                f"{self.endpoint.display} offers no atomic replace ({POSIX_RENAME}) for "
-                f"{self.final_path}",
-                "the existing file was kept; use --conflict skip-existing or remove it",
-            )
+        how = "rename"
         try:
             async with asyncio.timeout(self.endpoint.request_timeout_seconds):
-                if replace:
+                if replace and supports_posix_rename(client):
                     await client.posix_rename(self.temp_path, self.final_path)
+                    how = "posix-rename"
+                elif replace:
+                    how = await self._replace_by_renames(client)
                 else:
                     await client.rename(self.temp_path, self.final_path)
+        except TransferError:
+            raise
+        except asyncssh.SFTPOpUnsupported as exc:
+            raise DestinationRefused(
+                f"{self.endpoint.display} does not allow renaming {self.temp_path} to "
+                f"{self.final_path}",
+                "the server forbids rename; --inplace writes to the final name instead",
+            ) from exc
         except (OSError, asyncssh.Error, TimeoutError) as exc:
             raise await self._failed(exc, self.final_path) from exc
         self.created = False
+        return how
+
+    async def _replace_by_renames(self, client: asyncssh.SFTPClient) -> str:
+        """Old aside, new in, old removed (a server without posix-rename); see publish."""
+        aside = temporary_name(self.final_path).removesuffix(".partial") + ".old"
+        try:
+            await client.rename(self.final_path, aside)
+        except (asyncssh.SFTPNoSuchFile, asyncssh.SFTPNoSuchPath):
+            await client.rename(self.temp_path, self.final_path)  # it went meanwhile
+            return "rename"
+        try:
+            await client.rename(self.temp_path, self.final_path)
+        except BaseException:
+            with contextlib.suppress(OSError, asyncssh.Error):
+                await client.rename(aside, self.final_path)  # the old file back in place
+            raise
+        try:
+            await client.remove(aside)
+        except (OSError, asyncssh.Error) as exc:
+            # The new file is in place (delivered); the old one is left under a dot-name.
+            return f"rename aside (the old file {aside} could not be removed: {exc})"
+        return "rename aside"
+
+    async def write_marker(self, path: str) -> None:
+        """Create the empty file ``path`` (a done marker; empty, so never seen partial)."""
+        client = self.client
+        try:
+            async with asyncio.timeout(self.endpoint.request_timeout_seconds):
+                async with await client.open(path, "wb"):
+                    pass
+        except (OSError, asyncssh.Error, TimeoutError) as exc:
+            raise await self._failed(exc, path) from exc
 
     async def discard(self) -> bool:
         """Close and remove the temporary file (on a fresh connection if this one dropped).

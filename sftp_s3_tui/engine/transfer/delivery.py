@@ -15,21 +15,24 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from dataclasses import replace as replace_result
 from typing import Any
 
 from ..addresses import S3Location
 from ..aio import run_to_end
 from ..config import ConflictPolicy, MiB, S3Endpoint
 from ..digest import b64, crc64nvme
-from ..errors import TransferError, VerificationFailed
+from ..errors import DestinationRefused, TransferError, VerificationFailed
 from ..plan.delivery import DeliveryJob, DeliveryTarget, RefusedKey, plan_delivery
-from ..s3.operations import S3Client, delete_object, open_client
+from ..plan.filters import FileFilter
+from ..s3.operations import PreconditionFailed, S3Client, delete_object, open_client
 from ..s3.reader import ObjectInfo, describe_object, read_range_into
 from ..sftp.pool import SftpPool
-from ..sftp.writer import RemoteWriter, supports_posix_rename
+from ..sftp.writer import RemoteWriter
 from .buffers import BufferPool
+from .verify import GONE, honours_if_match
 
 #: Parts at least this big are hashed in a thread (the loop keeps serving the writes).
 _HASH_OFF_LOOP = 1 * MiB
@@ -53,6 +56,19 @@ class DeliveryOptions:
     delete_source: bool = False
     sftp_block_size: int = 0  # 0: what the server's limits allow
     sftp_requests: int = 0  # 0: asyncssh's default (128 writes in flight)
+    #: --inplace: write to the final name (servers that forbid rename; see INPLACE_RISK).
+    inplace: bool = False
+    #: --done-file SUFFIX: an empty NAME+SUFFIX written once NAME is in place.
+    done_suffix: str = ""
+    #: --include / --exclude / --filter / sizes / times over a prefix's objects.
+    file_filter: FileFilter | None = None
+
+
+#: What --inplace risks, said once per run by the fronts.
+INPLACE_RISK = (
+    "--inplace writes straight to the final name: a partner polling the folder may pick up "
+    "a partial file, and a failed delivery removes it (a file it replaced is lost)"
+)
 
 
 @dataclass(frozen=True)
@@ -69,6 +85,8 @@ class DeliveryResult:
     source_deleted: bool = False
     etag: str = ""  # of the object read (what lineage and a manifest name it by)
     version_id: str | None = None
+    published_by: str = ""  # posix-rename, rename, rename aside, in place
+    done_file: str = ""  # the marker written after the file was in place
 
     @property
     def source(self) -> str:
@@ -87,6 +105,10 @@ class DeliveryResult:
             record["message"] = self.message
         if self.source_deleted:
             record["source_deleted"] = True
+        if self.published_by:
+            record["published_by"] = self.published_by
+        if self.done_file:
+            record["done_file"] = self.done_file
         return record
 
 
@@ -188,11 +210,9 @@ async def _conflict(
     """(replace?, why skipped) for the final name under ``policy``; ``""``: go ahead."""
     existing = await writer.exists(writer.final_path)
     if existing is None:
-        # Nothing there: a plain rename, which refuses a file that appears meanwhile —
-        # unless the policy allows replacing and the server can do so atomically.
-        return policy is not ConflictPolicy.SKIP_EXISTING and supports_posix_rename(
-            writer.client
-        ), ""
+        # Nothing there: skip-existing publishes with a plain rename, which refuses a file
+        # that appears meanwhile; the other policies would replace such a file.
+        return policy is not ConflictPolicy.SKIP_EXISTING, ""
     if policy is ConflictPolicy.SKIP_EXISTING:
         return False, "exists"
     mtime = float(existing.mtime or 0)
@@ -207,6 +227,44 @@ async def _conflict(
     return True, ""
 
 
+async def _write_done_file(writer: RemoteWriter, suffix: str) -> str:
+    """The empty marker NAME+SUFFIX a partner polls for, once NAME is in place."""
+    marker = writer.final_path + suffix
+    try:
+        await writer.write_marker(marker)
+    except TransferError as exc:
+        raise DestinationRefused(
+            f"{writer.final_path} was delivered but its done file could not be written: "
+            f"{exc.message}",
+            "the partner will not pick the file up; write the marker by hand",
+        ) from exc
+    return marker
+
+
+async def _delete_delivered(s3: S3Client, info: ObjectInfo) -> str:
+    """Delete the object only while it is the one delivered: ``""`` when deleted, else why
+    it was kept. DeleteObject carries If-Match on the delivered ETag (and its VersionId when
+    there is one) where the store honours If-Match (probed), so an object replaced since it
+    was read stays."""
+    params: dict[str, Any] = {}
+    if info.version_id:
+        params["VersionId"] = info.version_id  # exactly the version read: never another
+    elif await honours_if_match(s3, info.bucket, info.key):
+        params["IfMatch"] = info.etag
+    else:
+        current = await describe_object(s3, info.bucket, info.key)
+        if current.etag != info.etag:
+            return "the object changed after it was read, so it was kept"
+    try:
+        await delete_object(s3, info.bucket, info.key, **params)
+    except PreconditionFailed:
+        return "the object changed after it was read, so it was kept"
+    except TransferError as exc:
+        if getattr(exc, "code", "") not in GONE:
+            raise
+    return ""
+
+
 async def deliver_object(
     job: DeliveryJob,
     *,
@@ -215,9 +273,11 @@ async def deliver_object(
     target: DeliveryTarget,
     buffers: BufferPool,
     options: DeliveryOptions,
+    on_delivered: Callable[[DeliveryResult], Awaitable[None]] | None = None,
 ) -> DeliveryResult:
     """Deliver one object (see the module's story); a failure is a result, never raised
-    (a cancel is raised, after the temporary file is removed)."""
+    (a cancel is raised, after the temporary file is removed). ``on_delivered`` runs once
+    the file is in place, before the source is deleted (a manifest row made durable)."""
     info: ObjectInfo | None = None
     writer = RemoteWriter(
         sftp,
@@ -225,6 +285,7 @@ async def deliver_object(
         job.remote_path,
         block_size=options.sftp_block_size,
         requests=options.sftp_requests,
+        inplace=options.inplace,
     )
     try:
         info = await describe_object(s3, job.bucket, job.key)
@@ -234,7 +295,7 @@ async def deliver_object(
             return DeliveryResult(
                 job.bucket, job.key, job.remote_path, "skipped", info.size, message=skipped
             )
-        await writer.open()
+        await writer.open(truncate=options.inplace and replace)
         digest = await _stream(s3, info, writer, buffers, options)
         checked = digest.check(info)
         written = await writer.finish(mtime=info.last_modified)
@@ -244,7 +305,7 @@ async def deliver_object(
                 "nothing was left at the final name; run the copy again",
             )
         try:
-            await writer.publish(replace=replace)
+            published_by = await writer.publish(replace=replace)
         except TransferError:
             if not replace and await writer.exists(job.remote_path) is not None:
                 # skip-existing lost a race: a file appeared at the final name meanwhile
@@ -254,21 +315,27 @@ async def deliver_object(
                 )
             raise
         verified_by = f"{checked}+size" if checked else "size"
-        deleted = False
-        if options.delete_source:
-            await delete_object(s3, job.bucket, job.key)
-            deleted = True
-        return DeliveryResult(
+        result = DeliveryResult(
             job.bucket,
             job.key,
             job.remote_path,
             "done",
             info.size,
             verified_by=verified_by,
-            source_deleted=deleted,
             etag=info.etag,
             version_id=info.version_id,
+            published_by=published_by,
         )
+        if options.done_suffix:
+            result = replace_result(
+                result, done_file=await _write_done_file(writer, options.done_suffix)
+            )
+        if on_delivered is not None:
+            await on_delivered(result)
+        if options.delete_source:
+            kept = await _delete_delivered(s3, info)
+            result = replace_result(result, source_deleted=not kept, message=kept)
+        return result
     except TransferError as exc:
         left = await run_to_end(writer.discard())
         message = str(exc)
@@ -291,9 +358,13 @@ async def deliver(
     on_result: Callable[[DeliveryResult], None],
     *,
     sftp: SftpPool | None = None,
+    on_delivered: Callable[[DeliveryResult], Awaitable[None]] | None = None,
+    on_excluded: Callable[[str, str], None] | None = None,
 ) -> None:
     """Deliver every object of ``source`` into ``target``, ``files_in_flight`` at once,
-    under one memory budget; each result is handed to ``on_result`` as it is known."""
+    under one memory budget; each result is handed to ``on_result`` as it is known
+    (``on_delivered``: see :func:`deliver_object`; ``on_excluded``: ``(key, why)`` of each
+    object the filter leaves out)."""
     buffers = BufferPool(options.memory_budget)
     async with open_client(s3_endpoint) as s3, sftp or SftpPool() as pool:
         slots = asyncio.Semaphore(max(1, options.files_in_flight))
@@ -302,7 +373,13 @@ async def deliver(
             try:
                 on_result(
                     await deliver_object(
-                        job, s3=s3, sftp=pool, target=target, buffers=buffers, options=options
+                        job,
+                        s3=s3,
+                        sftp=pool,
+                        target=target,
+                        buffers=buffers,
+                        options=options,
+                        on_delivered=on_delivered,
                     )
                 )
             finally:
@@ -310,7 +387,14 @@ async def deliver(
 
         try:
             async with asyncio.TaskGroup() as group:
-                async for job in planned(s3, source, target, on_result):
+                async for job in planned(
+                    s3,
+                    source,
+                    target,
+                    on_result,
+                    file_filter=options.file_filter,
+                    on_excluded=on_excluded,
+                ):
                     await slots.acquire()
                     group.create_task(one(job))
         except BaseExceptionGroup as group_error:
@@ -322,9 +406,14 @@ async def planned(
     source: S3Location,
     target: DeliveryTarget,
     on_refused: Callable[[DeliveryResult], None],
+    *,
+    file_filter: FileFilter | None = None,
+    on_excluded: Callable[[str, str], None] | None = None,
 ) -> AsyncIterator[DeliveryJob]:
     """The plan's jobs; a refused key becomes a failed result naming it."""
-    async for item in plan_delivery(s3, source, target):
+    async for item in plan_delivery(
+        s3, source, target, file_filter=file_filter, on_excluded=on_excluded
+    ):
         if isinstance(item, RefusedKey):
             on_refused(DeliveryResult(item.bucket, item.key, "", "failed", message=str(item.error)))
         else:
