@@ -704,6 +704,13 @@ class DeliveryRequest:
     manifest: str | None = None  # --manifest PATH|s3://B/K: a JSON-lines row per object
 
 
+def _delivery_record_dir() -> Path:
+    """Where deliveries in progress are recorded (found again after a kill -9)."""
+    from .paths import state_dir
+
+    return state_dir() / "deliveries"
+
+
 def delivery_done_suffix(done: str | None) -> str:
     """``--done-file SUFFIX`` of a delivery (the marker written after each file), checked."""
     if done is None:
@@ -819,6 +826,7 @@ def delivery_request(
             sftp_requests=options.sftp_requests,
             inplace=run.inplace,
             done_suffix=delivery_done_suffix(run.done_file),
+            record_dir=_delivery_record_dir(),
             file_filter=delivery_filter(run),
         ),
         json=json,

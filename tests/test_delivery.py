@@ -43,6 +43,7 @@ def records(stdout: str) -> tuple[list[dict[str, Any]], dict[str, Any]]:
 
 
 @pytest.mark.all_stores
+@pytest.mark.sftp_families
 def test_one_object_lands_whole_verified_with_its_mtime(
     openssh_sftp: SftpServerInfo, s3_endpoint: S3Endpoint, s3: Any, bucket: str
 ) -> None:
@@ -71,6 +72,7 @@ def test_one_object_lands_whole_verified_with_its_mtime(
 
 
 @pytest.mark.all_stores
+@pytest.mark.sftp_families
 def test_multipart_object_verified_by_its_full_object_crc64nvme(
     openssh_sftp: SftpServerInfo, s3_endpoint: S3Endpoint, s3: Any, bucket: str
 ) -> None:
@@ -121,6 +123,7 @@ def test_multipart_object_verified_by_its_full_object_crc64nvme(
 
 
 @pytest.mark.all_stores
+@pytest.mark.sftp_families
 def test_prefix_keeps_relative_paths_and_empty_objects(
     openssh_sftp: SftpServerInfo, s3_endpoint: S3Endpoint, s3: Any, bucket: str
 ) -> None:
@@ -196,6 +199,7 @@ def test_keys_that_would_leave_the_folder_are_refused_by_name(
     assert files_under(openssh_sftp.root) == {"partner/in/ok.csv": b"fine"}
 
 
+@pytest.mark.sftp_families
 def test_an_existing_file_is_kept_by_default_and_replaced_atomically_on_request(
     openssh_sftp: SftpServerInfo, s3_endpoint: S3Endpoint, s3: Any, bucket: str
 ) -> None:
@@ -258,6 +262,7 @@ def test_read_only_target_folder_is_one_clear_line_and_the_object_stays(
 
 
 @pytest.mark.all_stores
+@pytest.mark.sftp_families
 def test_delete_source_removes_the_object_only_after_a_verified_delivery(
     openssh_sftp: SftpServerInfo, s3_endpoint: S3Endpoint, s3: Any, bucket: str
 ) -> None:

@@ -257,6 +257,14 @@ class RemoteWriter:
         self.created = False
         return True
 
+    async def remove_left(self, path: str) -> bool:
+        """Remove a temporary file an interrupted run left (True: it is gone)."""
+        try:
+            await self.pool.request(self.endpoint, path, lambda c: c.remove(path))
+        except TransferError as exc:
+            return "does not exist" in exc.message
+        return True
+
     def release(self) -> None:
         """Give the connection back to the pool."""
         if self._lease is not None:

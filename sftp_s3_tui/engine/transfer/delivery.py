@@ -18,6 +18,7 @@ import hashlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from dataclasses import replace as replace_result
+from pathlib import Path
 from typing import Any
 
 from ..addresses import S3Location
@@ -27,6 +28,7 @@ from ..digest import b64, crc64nvme
 from ..errors import DestinationRefused, TransferError, VerificationFailed
 from ..plan.delivery import DeliveryJob, DeliveryTarget, RefusedKey, plan_delivery
 from ..plan.filters import FileFilter
+from ..resume.delivery_record import DeliveryRecord, DeliveryState
 from ..s3.operations import PreconditionFailed, S3Client, delete_object, open_client
 from ..s3.reader import ObjectInfo, describe_object, read_range_into
 from ..sftp.pool import SftpPool
@@ -62,6 +64,9 @@ class DeliveryOptions:
     done_suffix: str = ""
     #: --include / --exclude / --filter / sizes / times over a prefix's objects.
     file_filter: FileFilter | None = None
+    #: Where each delivery in progress is recorded (its temporary file, for the next run
+    #: after a kill -9); None: not recorded.
+    record_dir: Path | None = None
 
 
 #: What --inplace risks, said once per run by the fronts.
@@ -287,13 +292,40 @@ async def deliver_object(
         requests=options.sftp_requests,
         inplace=options.inplace,
     )
+    record: DeliveryRecord | None = None
+    notes: list[str] = []
     try:
         info = await describe_object(s3, job.bucket, job.key)
         await writer.connect()
+        if options.record_dir is not None:
+            claimed = DeliveryRecord(
+                options.record_dir, f"{target.endpoint.display}{job.remote_path}"
+            )
+            left = claimed.claim()  # DeliveryBusy: another run's; never touched here
+            record = claimed
+            if left is not None:
+                notes.append(await _clear_left(writer, record, left))
         replace, skipped = await _conflict(writer, info, options.conflict)
         if skipped:
             return DeliveryResult(
-                job.bucket, job.key, job.remote_path, "skipped", info.size, message=skipped
+                job.bucket,
+                job.key,
+                job.remote_path,
+                "skipped",
+                info.size,
+                message="; ".join([skipped, *notes]),
+            )
+        if record is not None:
+            record.write(
+                DeliveryState(
+                    temp_path=writer.temp_path,
+                    bucket=info.bucket,
+                    key=info.key,
+                    etag=info.etag,
+                    version_id=info.version_id,
+                    size=info.size,
+                    inplace=options.inplace,
+                )
             )
         await writer.open(truncate=options.inplace and replace)
         digest = await _stream(s3, info, writer, buffers, options)
@@ -314,6 +346,8 @@ async def deliver_object(
                     job.bucket, job.key, job.remote_path, "skipped", info.size, message="exists"
                 )
             raise
+        if record is not None:
+            record.forget()
         verified_by = f"{checked}+size" if checked else "size"
         result = DeliveryResult(
             job.bucket,
@@ -325,6 +359,7 @@ async def deliver_object(
             etag=info.etag,
             version_id=info.version_id,
             published_by=published_by,
+            message="; ".join(notes),
         )
         if options.done_suffix:
             result = replace_result(
@@ -334,20 +369,38 @@ async def deliver_object(
             await on_delivered(result)
         if options.delete_source:
             kept = await _delete_delivered(s3, info)
-            result = replace_result(result, source_deleted=not kept, message=kept)
+            message = "; ".join(n for n in (result.message, kept) if n)
+            result = replace_result(result, source_deleted=not kept, message=message)
         return result
     except TransferError as exc:
-        left = await run_to_end(writer.discard())
+        gone = await run_to_end(writer.discard())
         message = str(exc)
-        if not left:
-            message += f" (the temporary file {writer.temp_path} could not be removed)"
+        if not gone:
+            message += f" (the temporary file {writer.temp_path} could not be removed"
+            message += "; the next run removes it)" if record is not None else ")"
+        elif record is not None:
+            record.forget()
         size = info.size if info is not None else 0
         return DeliveryResult(job.bucket, job.key, job.remote_path, "failed", size, message=message)
     except BaseException:  # cancelled, Ctrl-C: the temporary file must not outlive us
-        await run_to_end(writer.discard())
+        if await run_to_end(writer.discard()) and record is not None:
+            record.forget()
         raise
     finally:
         writer.release()
+        if record is not None:
+            record.release()
+
+
+async def _clear_left(writer: RemoteWriter, record: DeliveryRecord, left: DeliveryState) -> str:
+    """Remove the temporary file a killed run left (its record says which); what was done."""
+    if not await writer.remove_left(left.temp_path):
+        raise DestinationRefused(
+            f"{left.temp_path}, left by an interrupted run, could not be removed",
+            "remove it by hand; nothing new was written",
+        )
+    record.forget()
+    return f"the temporary file {left.temp_path} of an interrupted run was removed"
 
 
 async def deliver(
