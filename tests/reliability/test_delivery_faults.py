@@ -145,7 +145,7 @@ def test_a_full_destination_disk_is_one_line_and_leaves_nothing(
 
     assert done.returncode == 1
     error = one_error(done.stderr)
-    assert f"s3://{bucket}/big.bin" in error
+    assert f"✗ s3://{bucket}/big.bin: The destination is full writing " in error
     assert openssh_sftp.remote_path("small") in error  # the folder on the server is named
     assert left == {}  # neither the final name nor the temporary file
     assert s3.head_object(Bucket=bucket, Key="big.bin")["ContentLength"] == 6 * MiB
@@ -168,7 +168,8 @@ def test_a_read_only_target_folder_is_one_line_and_the_object_stays(
 
     assert done.returncode == 1
     error = one_error(done.stderr)
-    assert openssh_sftp.remote_path("locked") in error
+    assert f"The folder {openssh_sftp.remote_path('locked')} on " in error
+    assert "is read-only" in error
     assert left == {}
     assert s3.get_object(Bucket=bucket, Key="feed.csv")["Body"].read() == b"a,b\n"
 
@@ -198,7 +199,7 @@ def test_a_get_reset_mid_body_leaves_nothing_at_the_final_name(
     assert s3_proxy.cuts == 1
     assert done.returncode == 1, done.stderr
     error = one_error(done.stderr)
-    assert f"✗ s3://{bucket}/cut.bin: " in error
+    assert f"✗ s3://{bucket}/cut.bin: Reading s3://{bucket}/cut.bin: the connection to " in error
     assert files_under(openssh_sftp.root / "partner") == {}
     assert s3.head_object(Bucket=bucket, Key="cut.bin")["ContentLength"] == len(data)
 

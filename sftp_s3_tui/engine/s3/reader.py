@@ -145,6 +145,11 @@ async def read_range_into(
                 "nothing was left at the final name; run the copy again",
             ) from exc
         raise map_s3_error(exc, what) from exc
+    except aiohttp.ClientPayloadError as exc:  # the body cut short (a reset, a proxy)
+        raise S3Error(
+            f"{what}: the connection to the store dropped at offset {offset + filled}",
+            "nothing was left at the final name; run the copy again",
+        ) from exc
     except (BotoCoreError, OSError, aiohttp.ClientError) as exc:
         raise map_s3_error(exc, what) from exc
     if filled != len(view):

@@ -55,9 +55,7 @@ def map_write_error(exc: BaseException, path: str, endpoint: SftpEndpoint) -> Tr
             f"the SFTP user may not write into {folder}; check its rights there",
         )
     if isinstance(exc, asyncssh.SFTPNoSpaceOnFilesystem | asyncssh.SFTPQuotaExceeded):
-        return DestinationRefused(
-            f"The destination is full writing {where}", "free space or raise the quota there"
-        )
+        return full(where)
     if isinstance(exc, asyncssh.SFTPNoSuchFile | asyncssh.SFTPNoSuchPath):
         return DestinationRefused(
             f"The folder {folder} does not exist on {endpoint.display}", "create it first"
@@ -65,12 +63,35 @@ def map_write_error(exc: BaseException, path: str, endpoint: SftpEndpoint) -> Tr
     if isinstance(exc, TimeoutError):
         return DestinationWriteFailed(f"Writing {where} timed out", "the server stalled")
     reason = getattr(exc, "reason", None) or str(exc) or type(exc).__name__
+    said = reason.lower()
+    if any(words in said for words in ("no space", "out of disk", "disk full", "quota")):
+        return full(where)
+    if "read-only" in said:
+        return read_only(folder, endpoint)
     if is_connection_error(exc):
         return DestinationWriteFailed(
             f"The SSH connection dropped while writing {where}: {reason}",
             "nothing was left at the final name; run the copy again",
         )
     return DestinationRefused(f"The server refused writing {where}: {reason}", "")
+
+
+def full(where: str) -> DestinationRefused:
+    return DestinationRefused(
+        f"The destination is full writing {where}",
+        "free space or raise the quota there; nothing was left at the final name",
+    )
+
+
+def read_only(folder: str, endpoint: SftpEndpoint) -> DestinationRefused:
+    return DestinationRefused(
+        f"The folder {folder} on {endpoint.display} is read-only",
+        "the server's disk there refuses writes; deliver elsewhere or ask the partner",
+    )
+
+
+#: statvfs's flag of a file system mounted read-only.
+_ST_RDONLY = 1
 
 
 class RemoteWriter:
@@ -275,4 +296,26 @@ class RemoteWriter:
         """The error to raise; a dead connection is reset so the cleanup reconnects."""
         if self._lease is not None:
             await self.pool.forget_if_dead(self.endpoint, self._lease, exc)
+            if type(exc) is asyncssh.SFTPFailure:
+                diagnosed = await self._diagnose(path)
+                if diagnosed is not None:
+                    return diagnosed
         return map_write_error(exc, path, self.endpoint)
+
+    async def _diagnose(self, path: str) -> TransferError | None:
+        """Why a bare SFTP v3 "Failure" (OpenSSH's answer to ENOSPC and EROFS) happened,
+        from ``statvfs@openssh.com`` where the server offers it; None when it cannot tell."""
+        folder = posixpath.dirname(path) or "/"
+        try:
+            async with asyncio.timeout(self.endpoint.request_timeout_seconds):
+                vfs = await self.client.statvfs(folder)
+        except (OSError, asyncssh.Error, TimeoutError):
+            return None
+        if vfs.flags & _ST_RDONLY:
+            return read_only(folder, self.endpoint)
+        if vfs.bavail * (vfs.frsize or vfs.bsize) < self._FULL_BELOW:
+            return full(f"{path} on {self.endpoint.display}")
+        return None
+
+    #: Free space below this after a failed write: the write failed for want of space.
+    _FULL_BELOW = 1 << 20
