@@ -4,6 +4,7 @@ nothing, no temporary file is left, and the user reads one clear line."""
 from __future__ import annotations
 
 import contextlib
+import json
 import signal
 import subprocess
 import sys
@@ -15,6 +16,7 @@ from typing import Any
 import pytest
 
 from sftp_s3_tui.engine.config import S3Endpoint
+from sftp_s3_tui.paths import state_dir
 from tests.servers import S3Store, SftpServerInfo, default_sigint, unavailable
 from tests.test_cli_copy import key_args, run_cli
 from tests.test_delivery import files_under, pattern, records, target_url
@@ -256,7 +258,9 @@ def test_kill_9_mid_delivery_the_next_run_removes_the_temporary_file(
     assert again.returncode == 0, again.stderr
     (row,), _ = records(again.stdout)
     assert row["status"] == "done"
-    assert f"the temporary file {via_proxy.remote_path('partner')}/{left.name}" in row["message"]
+    temp = f"{via_proxy.remote_path('partner')}/{left.name}"
+    # killed before its first checkpoint, it is removed; after one, resumed (see below)
+    assert f"the temporary file {temp}" in row["message"] or f"resumed {temp}" in row["message"]
     assert files_under(folder) == {"slow.bin": data}
 
 
@@ -289,3 +293,82 @@ def test_delete_source_keeps_an_object_replaced_after_it_was_read(
     assert "changed after it was read, so it was kept" in row["message"]
     assert files_under(openssh_sftp.root / "in") == {"feed.csv": b"first\n"}
     assert s3.get_object(Bucket=bucket, Key="feed.csv")["Body"].read() == b"second\n"
+
+
+def _record_of(folder: str) -> dict[str, Any] | None:
+    """The delivery record (in this session's state folder) of a file in ``folder``."""
+    for path in (state_dir() / "deliveries").glob("*.json"):
+        try:
+            record: dict[str, Any] = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue  # being replaced right now
+        if record["temp_path"].startswith(folder + "/"):
+            return record
+    return None
+
+
+def _killed_mid_delivery(
+    command: list[str], folder: str, proxy: FaultProxy, at_least: int
+) -> dict[str, Any]:
+    """Run the CLI, SIGKILL it once its record says ``at_least`` bytes are written; the
+    record it left."""
+    child = subprocess.Popen(
+        [sys.executable, "-m", "sftp_s3_tui", *command],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while (record := _record_of(folder)) is None or record["written"] < at_least:
+            assert child.poll() is None, "the delivery ended before it could be killed"
+            assert time.monotonic() < deadline, "the delivery never got that far"
+            time.sleep(0.1)
+        child.kill()
+        child.wait(timeout=60)
+    finally:
+        if child.poll() is None:
+            child.kill()
+    proxy.throttle(None)
+    return record
+
+
+@pytest.mark.parametrize("changed", [False, True], ids=["unchanged", "object-replaced"])
+def test_after_kill_9_the_next_run_resumes_from_the_verified_prefix_or_starts_over(
+    via_proxy: SftpServerInfo,
+    sshd_proxy: FaultProxy,
+    s3_endpoint: S3Endpoint,
+    s3: Any,
+    bucket: str,
+    changed: bool,
+) -> None:
+    data = pattern(16 * MiB, seed=24)
+    s3.put_object(Bucket=bucket, Key="resume.bin", Body=data)
+    sshd_proxy.throttle(2 * MiB, "up")
+    command = [
+        "copy",
+        f"s3://{bucket}/resume.bin",
+        target_url(via_proxy, "partner/"),
+        *key_args(via_proxy, s3_endpoint),
+        "--part-size",
+        "1MiB",
+    ]
+    record = _killed_mid_delivery(command, via_proxy.remote_path("partner"), sshd_proxy, 2 * MiB)
+    left = via_proxy.root / "partner" / record["temp_path"].rsplit("/", 1)[1]
+    assert left.stat().st_size >= record["written"]
+    assert not (via_proxy.root / "partner" / "resume.bin").exists()
+    if changed:
+        data = pattern(16 * MiB, seed=25)
+        s3.put_object(Bucket=bucket, Key="resume.bin", Body=data)
+
+    again = run_cli(*command, "--json")
+
+    assert again.returncode == 0, again.stderr
+    (row,), _ = records(again.stdout)
+    assert row["status"] == "done" and row["verified_by"] == "md5+size"
+    if changed:
+        assert "the object changed since" in row["message"]
+        assert "started over" in row["message"]
+    else:
+        assert f"resumed {record['temp_path']} from byte {record['written']} " in row["message"]
+    assert files_under(via_proxy.root / "partner") == {"resume.bin": data}
+    assert _record_of(via_proxy.remote_path("partner")) is None

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import posixpath
 import secrets
+from collections.abc import AsyncIterator
 
 import asyncssh
 
@@ -246,6 +247,39 @@ class RemoteWriter:
             # The new file is in place (delivered); the old one is left under a dot-name.
             return f"rename aside (the old file {aside} could not be removed: {exc})"
         return "rename aside"
+
+    async def read_back(self, path: str, length: int, chunk: int) -> AsyncIterator[bytes]:
+        """The first ``length`` bytes of ``path`` on the server, ``chunk`` at a time
+        (pipelined reads; stops early when the file is shorter)."""
+        try:
+            async with asyncio.timeout(self.endpoint.request_timeout_seconds):
+                file = await self.client.open(path, "rb", block_size=self.block_size)
+            try:
+                offset = 0
+                while offset < length:
+                    data = await file.read(min(chunk, length - offset), offset)
+                    assert isinstance(data, bytes)  # a binary-mode file
+                    if not data:
+                        return
+                    offset += len(data)
+                    yield data
+            finally:
+                with contextlib.suppress(OSError, asyncssh.Error):
+                    await file.close()
+        except (OSError, asyncssh.Error, TimeoutError) as exc:
+            raise await self._failed(exc, path) from exc
+
+    async def reopen(self, temp_path: str) -> None:
+        """Continue writing an existing temporary file (a resume): no create, no truncate."""
+        self.temp_path = temp_path
+        try:
+            async with asyncio.timeout(self.endpoint.request_timeout_seconds):
+                self._file = await self.client.open(
+                    temp_path, "r+b", block_size=self.block_size, max_requests=self.requests
+                )
+        except (OSError, asyncssh.Error, TimeoutError) as exc:
+            raise await self._failed(exc, temp_path) from exc
+        self.created = True
 
     async def write_marker(self, path: str) -> None:
         """Create the empty file ``path`` (a done marker; empty, so never seen partial)."""

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from dataclasses import replace as replace_result
@@ -159,20 +160,45 @@ def _first_error(group: BaseExceptionGroup[BaseException]) -> BaseException:
     return first
 
 
+class _Frontier:
+    """The bytes ``[0, end)`` written in order, with their CRC64NVME: what a checkpoint
+    records (parts finish out of order; the frontier moves only over finished ones)."""
+
+    def __init__(self, start: int, crc: int) -> None:
+        self.end = start
+        self.crc = crc
+        self._finished: dict[int, tuple[int, int]] = {}  # offset → (end, crc at end)
+
+    def finished(self, offset: int, end: int, crc: int) -> bool:
+        """A part is on the server; True when the frontier moved."""
+        self._finished[offset] = (end, crc)
+        moved = False
+        while self.end in self._finished:
+            self.end, self.crc = self._finished.pop(self.end)
+            moved = True
+        return moved
+
+
 async def _stream(
     s3: S3Client,
     info: ObjectInfo,
     writer: RemoteWriter,
     buffers: BufferPool,
     options: DeliveryOptions,
+    *,
+    digest: _Digest | None = None,
+    start: int = 0,
+    on_written: Callable[[int, int], None] | None = None,
 ) -> _Digest:
     """Ranged GETs into pool buffers → writes at offsets; the digest fed in byte order.
 
     Parts start in order, at most ``parts_in_flight`` at once; each waits for the part
     before it to be hashed (never for its write), so reads and writes overlap freely while
-    the digest sees the bytes in order.
+    the digest sees the bytes in order. A resume starts at ``start`` with ``digest`` fed
+    the verified prefix; ``on_written(end, crc)`` hears each move of the written frontier.
     """
-    digest = _Digest(info)
+    digest = digest or _Digest(info)
+    frontier = _Frontier(start, digest.crc)
     part_size = max(1, options.part_size)
     slots = asyncio.Semaphore(max(1, options.parts_in_flight))
 
@@ -187,8 +213,11 @@ async def _stream(
                     await run_to_end(asyncio.to_thread(digest.update, view))
                 else:
                     digest.update(view)
+                crc = digest.crc
                 hashed.set()
                 await writer.write_at(offset, view)
+                if frontier.finished(offset, offset + length, crc) and on_written is not None:
+                    on_written(frontier.end, frontier.crc)
             finally:
                 buffers.release(buffer)
         finally:
@@ -198,7 +227,7 @@ async def _stream(
         async with asyncio.TaskGroup() as group:
             before = asyncio.Event()
             before.set()
-            for offset in range(0, info.size, part_size):
+            for offset in range(start, info.size, part_size):
                 await slots.acquire()
                 hashed = asyncio.Event()
                 length = min(part_size, info.size - offset)
@@ -206,6 +235,27 @@ async def _stream(
                 before = hashed
     except BaseExceptionGroup as group_error:
         raise _first_error(group_error) from None
+    return digest
+
+
+async def _verified_prefix(
+    writer: RemoteWriter, info: ObjectInfo, left: DeliveryState, buffers: BufferPool
+) -> _Digest | None:
+    """The digest of the left temporary file's first ``left.written`` bytes, read back over
+    SFTP, when they hash to the CRC64NVME the record holds; None when they do not (or the
+    file is shorter): then the delivery starts over."""
+    digest = _Digest(info)
+    chunk = min(8 * MiB, max(1, left.written))
+    offset = 0
+    buffer = await buffers.acquire(chunk)  # the budget counts the chunk read back
+    try:
+        async for data in writer.read_back(left.temp_path, left.written, chunk):
+            digest.update(memoryview(data))
+            offset += len(data)
+    finally:
+        buffers.release(buffer)
+    if offset != left.written or digest.crc != left.crc64nvme:
+        return None
     return digest
 
 
@@ -297,16 +347,17 @@ async def deliver_object(
     try:
         info = await describe_object(s3, job.bucket, job.key)
         await writer.connect()
+        left: DeliveryState | None = None
         if options.record_dir is not None:
             claimed = DeliveryRecord(
                 options.record_dir, f"{target.endpoint.display}{job.remote_path}"
             )
             left = claimed.claim()  # DeliveryBusy: another run's; never touched here
             record = claimed
-            if left is not None:
-                notes.append(await _clear_left(writer, record, left))
         replace, skipped = await _conflict(writer, info, options.conflict)
         if skipped:
+            if left is not None and record is not None:
+                notes.append(await _clear_left(writer, record, left))
             return DeliveryResult(
                 job.bucket,
                 job.key,
@@ -315,20 +366,40 @@ async def deliver_object(
                 info.size,
                 message="; ".join([skipped, *notes]),
             )
-        if record is not None:
-            record.write(
-                DeliveryState(
-                    temp_path=writer.temp_path,
-                    bucket=info.bucket,
-                    key=info.key,
-                    etag=info.etag,
-                    version_id=info.version_id,
-                    size=info.size,
-                    inplace=options.inplace,
+        resumed: _Digest | None = None
+        start = 0
+        if left is not None and record is not None:
+            resumed, why = await _resumable(writer, info, left, buffers, options)
+            if resumed is None:
+                notes.append(await _clear_left(writer, record, left, why))
+            else:
+                start = left.written
+                notes.append(
+                    f"resumed {left.temp_path} from byte {start} of {info.size} "
+                    "(its prefix read back and checked; the object is unchanged)"
                 )
+        on_written: Callable[[int, int], None] | None = None
+        if record is not None:
+            state = DeliveryState(
+                temp_path=left.temp_path if resumed and left else writer.temp_path,
+                bucket=info.bucket,
+                key=info.key,
+                etag=info.etag,
+                version_id=info.version_id,
+                size=info.size,
+                inplace=options.inplace,
+                written=start,
+                crc64nvme=resumed.crc if resumed else 0,
             )
-        await writer.open(truncate=options.inplace and replace)
-        digest = await _stream(s3, info, writer, buffers, options)
+            record.write(state)
+            on_written = _checkpoints(record, state)
+        if resumed is not None and left is not None:
+            await writer.reopen(left.temp_path)
+        else:
+            await writer.open(truncate=options.inplace and replace)
+        digest = await _stream(
+            s3, info, writer, buffers, options, digest=resumed, start=start, on_written=on_written
+        )
         checked = digest.check(info)
         written = await writer.finish(mtime=info.last_modified)
         if written != info.size:
@@ -392,7 +463,9 @@ async def deliver_object(
             record.release()
 
 
-async def _clear_left(writer: RemoteWriter, record: DeliveryRecord, left: DeliveryState) -> str:
+async def _clear_left(
+    writer: RemoteWriter, record: DeliveryRecord, left: DeliveryState, why: str = ""
+) -> str:
     """Remove the temporary file a killed run left (its record says which); what was done."""
     if not await writer.remove_left(left.temp_path):
         raise DestinationRefused(
@@ -400,7 +473,53 @@ async def _clear_left(writer: RemoteWriter, record: DeliveryRecord, left: Delive
             "remove it by hand; nothing new was written",
         )
     record.forget()
-    return f"the temporary file {left.temp_path} of an interrupted run was removed"
+    said = f"the temporary file {left.temp_path} of an interrupted run was removed"
+    return f"{said} ({why}; started over)" if why else said
+
+
+async def _resumable(
+    writer: RemoteWriter,
+    info: ObjectInfo,
+    left: DeliveryState,
+    buffers: BufferPool,
+    options: DeliveryOptions,
+) -> tuple[_Digest | None, str]:
+    """(the digest of the left file's verified prefix, "") when the delivery can continue
+    from it; (None, why not) when it must start over."""
+    if options.inplace or left.inplace:
+        return None, "--inplace does not resume"
+    if (left.etag, left.version_id, left.size) != (info.etag, info.version_id, info.size):
+        now = info.version_id or info.etag
+        return None, f"the object changed since (it was {left.version_id or left.etag}, now {now})"
+    if left.written <= 0:
+        return None, "none of it was recorded as written"
+    try:
+        digest = await _verified_prefix(writer, info, left, buffers)
+    except TransferError as exc:
+        return None, f"it could not be read back: {exc.message}"
+    if digest is None:
+        return None, f"its first {left.written} bytes did not match the record"
+    return digest, ""
+
+
+#: A delivery in progress records how far it got at most this often (a few hundred bytes of
+#: local disk, fsync'd, whatever the speed).
+CHECKPOINT_SECONDS = 1.0
+
+
+def _checkpoints(record: DeliveryRecord, state: DeliveryState) -> Callable[[int, int], None]:
+    """The frontier's listener: records ``(written, crc)`` at most every CHECKPOINT_SECONDS."""
+    last = time.monotonic()
+    current = state
+
+    def on_written(end: int, crc: int) -> None:
+        nonlocal last, current
+        now = time.monotonic()
+        if now - last >= CHECKPOINT_SECONDS:
+            current = record.checkpoint(current, end, crc)
+            last = now
+
+    return on_written
 
 
 async def deliver(
