@@ -232,9 +232,14 @@ class RemoteWriter:
         aside = temporary_name(self.final_path).removesuffix(".partial") + ".old"
         try:
             await client.rename(self.final_path, aside)
-        except (asyncssh.SFTPNoSuchFile, asyncssh.SFTPNoSuchPath):
-            await client.rename(self.temp_path, self.final_path)  # it went meanwhile
-            return "rename"
+        except asyncssh.SFTPError:
+            # Servers word "no such file" differently (some a bare Failure): look.
+            try:
+                await client.stat(self.final_path)
+            except (asyncssh.SFTPNoSuchFile, asyncssh.SFTPNoSuchPath):
+                await client.rename(self.temp_path, self.final_path)  # nothing to set aside
+                return "rename"
+            raise
         try:
             await client.rename(self.temp_path, self.final_path)
         except BaseException:

@@ -1,14 +1,18 @@
 """Delivering objects to an SFTP destination (S3 → SFTP): one object, and many in a run.
 
 One object's story (:func:`deliver_object`): describe it (size, ETag, stored checksum,
-LastModified) → apply the conflict policy to the final name → create
-``.NAME.<token>.partial`` beside it → ranged GETs (If-Match the ETag) fill pool buffers
-that go straight into pipelined SFTP writes at their offsets, several parts at once → the
-bytes read checked against the object's checksum (CRC64NVME, else the ETag's MD5), the
-written size against a final fstat, the mtime set to LastModified → rename into place →
-only then, if asked, the object deleted. Any failure, cancel or Ctrl-C removes the
-temporary file; nothing is ever written under the final name but a whole, checked file.
-Nothing touches local disk.
+LastModified) → claim its record (a killed run's temporary file is resumed from its
+read-back, verified prefix when the object is unchanged, else removed) → apply the conflict
+policy to the final name → record, then create ``.NAME.<token>.partial`` beside it → ranged
+GETs (If-Match the ETag) fill pool buffers that go straight into pipelined SFTP writes at
+their offsets, several parts at once, the written frontier checkpointed → the bytes read
+checked against the object's checksum (CRC64NVME, else the ETag's MD5), the written size
+against a final fstat, the mtime set to LastModified → rename into place (posix-rename, or
+old aside / new in / old removed where the server has no posix-rename) → ``--done-file``'s
+marker → only then, if asked, the object deleted (only if it is still the one delivered).
+Any failure, cancel or Ctrl-C removes the temporary file; nothing is ever written under the
+final name but a whole, checked file — except with ``--inplace`` (see :data:`INPLACE_RISK`).
+Nothing touches local disk but the record.
 """
 
 from __future__ import annotations
@@ -48,7 +52,8 @@ class DeliveryOptions:
     The default conflict policy is ``skip-existing``: a partner may already have picked up
     (or be reading) the file at the final name, so it is never replaced unless asked;
     ``overwrite`` / ``if-newer`` / ``if-different`` replace it atomically with
-    ``posix-rename@openssh.com`` only (one line where the server does not offer it).
+    ``posix-rename@openssh.com``, else by renaming the old file aside first (see
+    :meth:`RemoteWriter.publish`).
     """
 
     part_size: int = 8 * MiB
