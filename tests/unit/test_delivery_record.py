@@ -26,7 +26,7 @@ def test_a_crashed_runs_record_is_found_and_a_live_one_is_busy(tmp_path: Path) -
     first.write(STATE)
     first.checkpoint(STATE, 10, 1234)
 
-    with pytest.raises(DeliveryBusy, match="Another run is delivering sftp://u@h:22/in/a.csv"):
+    with pytest.raises(DeliveryBusy, match=r"Another run is delivering sftp://u@h:22/in/a\.csv"):
         DeliveryRecord(tmp_path, "sftp://u@h:22/in/a.csv").claim()
 
     first.release()  # as a kill -9 would: the lock goes with the process, the record stays
