@@ -1008,8 +1008,9 @@ def _pick(slots: list[_Slot]) -> _Slot:
 
 def _quiet_read_teardown(loop: asyncio.AbstractEventLoop) -> None:
     """Drop asyncio's "Task exception was never retrieved" for asyncssh's own read-ahead
-    requests that a closed connection ended (a cancelled or finished read leaves them in
-    flight; nobody is waiting for their blocks). Every other report goes on as before."""
+    (and pipelined write) requests that a closed or reset connection ended (a cancelled or
+    finished read or write leaves them in flight; nobody is waiting for their blocks, and
+    the awaited request already reported the failure). Every other report goes on as before."""
     previous = loop.get_exception_handler()
     if getattr(previous, "_quiet_read_teardown", False):
         return
@@ -1017,7 +1018,7 @@ def _quiet_read_teardown(loop: asyncio.AbstractEventLoop) -> None:
     def handler(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
         future = context.get("future")
         coro = getattr(future, "get_coro", lambda: None)()
-        if isinstance(context.get("exception"), asyncssh.SFTPError) and getattr(
+        if isinstance(context.get("exception"), asyncssh.Error | OSError) and getattr(
             coro, "__qualname__", ""
         ).startswith("_SFTPParallelIO."):
             return
