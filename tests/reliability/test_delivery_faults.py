@@ -372,3 +372,38 @@ def test_after_kill_9_the_next_run_resumes_from_the_verified_prefix_or_starts_ov
         assert f"resumed {record['temp_path']} from byte {record['written']} " in row["message"]
     assert files_under(via_proxy.root / "partner") == {"resume.bin": data}
     assert _record_of(via_proxy.remote_path("partner")) is None
+
+
+def test_after_kill_9_of_an_inplace_delivery_its_partial_file_is_removed_and_redone(
+    via_proxy: SftpServerInfo,
+    sshd_proxy: FaultProxy,
+    s3_endpoint: S3Endpoint,
+    s3: Any,
+    bucket: str,
+) -> None:
+    """--inplace risks a partial file at the final name (said when it runs); the record
+    lets the next run tell that file from the partner's and replace it."""
+    data = pattern(16 * MiB, seed=26)
+    s3.put_object(Bucket=bucket, Key="inplace.bin", Body=data)
+    sshd_proxy.throttle(2 * MiB, "up")
+    command = [
+        "copy",
+        f"s3://{bucket}/inplace.bin",
+        target_url(via_proxy, "partner/"),
+        *key_args(via_proxy, s3_endpoint),
+        "--part-size",
+        "1MiB",
+        "--inplace",
+    ]
+    record = _killed_mid_delivery(command, via_proxy.remote_path("partner"), sshd_proxy, MiB)
+    final = via_proxy.root / "partner" / "inplace.bin"
+    assert record["temp_path"] == via_proxy.remote_path("partner/inplace.bin")
+    assert 0 < final.stat().st_size < len(data)  # what --inplace risks
+
+    again = run_cli(*command, "--json")  # the default conflict policy: skip-existing
+
+    assert again.returncode == 0, again.stderr
+    (row,), _ = records(again.stdout)
+    assert row["status"] == "done" and row["published_by"] == "in place"
+    assert "it was written in place; started over" in row["message"]
+    assert files_under(via_proxy.root / "partner") == {"inplace.bin": data}

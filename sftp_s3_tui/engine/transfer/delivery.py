@@ -359,6 +359,11 @@ async def deliver_object(
             )
             left = claimed.claim()  # DeliveryBusy: another run's; never touched here
             record = claimed
+            if left is not None and left.temp_path == job.remote_path:
+                # an --inplace run was killed: the final name holds its partial file, which
+                # the conflict check must not take for the partner's
+                notes.append(await _clear_left(writer, claimed, left, "it was written in place"))
+                left = None
         replace, skipped = await _conflict(writer, info, options.conflict)
         if skipped:
             if left is not None and record is not None:
