@@ -27,6 +27,7 @@ from .s3faults import THEN, FaultyS3Server
 MiB = 1 << 20
 
 
+@pytest.mark.sftp_families
 def test_ssh_cut_mid_write_leaves_no_temporary_file_and_nothing_at_the_final_name(
     via_proxy: SftpServerInfo,
     sshd_proxy: FaultProxy,
@@ -58,6 +59,7 @@ def test_ssh_cut_mid_write_leaves_no_temporary_file_and_nothing_at_the_final_nam
     assert files_under(via_proxy.root) == {}  # no .partial, nothing at partner/big.bin
 
 
+@pytest.mark.sftp_families
 def test_ctrl_c_mid_delivery_removes_the_temporary_file(
     via_proxy: SftpServerInfo,
     sshd_proxy: FaultProxy,
@@ -216,6 +218,7 @@ def test_a_get_reset_mid_body_leaves_nothing_at_the_final_name(
     assert files_under(openssh_sftp.root / "partner") == {"cut.bin": data}
 
 
+@pytest.mark.sftp_families
 def test_kill_9_mid_delivery_the_next_run_removes_the_temporary_file(
     via_proxy: SftpServerInfo,
     sshd_proxy: FaultProxy,
@@ -332,6 +335,7 @@ def _killed_mid_delivery(
     return record
 
 
+@pytest.mark.sftp_families
 @pytest.mark.parametrize("changed", [False, True], ids=["unchanged", "object-replaced"])
 def test_after_kill_9_the_next_run_resumes_from_the_verified_prefix_or_starts_over(
     via_proxy: SftpServerInfo,
@@ -374,6 +378,7 @@ def test_after_kill_9_the_next_run_resumes_from_the_verified_prefix_or_starts_ov
     assert _record_of(via_proxy.remote_path("partner")) is None
 
 
+@pytest.mark.sftp_families
 def test_after_kill_9_of_an_inplace_delivery_its_partial_file_is_removed_and_redone(
     via_proxy: SftpServerInfo,
     sshd_proxy: FaultProxy,
