@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -216,3 +217,35 @@ async def test_a_server_that_refuses_rename_is_one_line_and_inplace_delivers(
     (row,), _ = records(inplace.stdout)
     assert row["published_by"] == "in place" and row["verified_by"] == "md5+size"
     assert files_under(server.root / "box") == {"drop.bin": data}
+
+
+@pytest.mark.sftp_families
+def test_if_different_reads_back_a_file_with_another_time_and_skips_the_same_bytes(
+    openssh_sftp: SftpServerInfo, s3_endpoint: S3Endpoint, s3: Any, bucket: str
+) -> None:
+    s3.put_object(Bucket=bucket, Key="d/same.csv", Body=b"same bytes\n")
+    s3.put_object(Bucket=bucket, Key="d/changed.csv", Body=b"new bytes\n")
+    folder = openssh_sftp.root / "in"
+    folder.mkdir()
+    (folder / "same.csv").write_bytes(b"same bytes\n")
+    (folder / "changed.csv").write_bytes(b"old bytes\n")  # the same size, other bytes
+    for name in ("same.csv", "changed.csv"):
+        os.utime(folder / name, (1_600_000_000, 1_600_000_000))  # older than the objects
+
+    done = run_cli(
+        "copy",
+        f"s3://{bucket}/d/",
+        target_url(openssh_sftp, "in/"),
+        *key_args(openssh_sftp, s3_endpoint),
+        "--conflict",
+        "if-different",
+        "--json",
+    )
+
+    assert done.returncode == 0, done.stderr
+    rows, _ = records(done.stdout)
+    by_key = {r["source"].rsplit("/", 1)[1]: r for r in rows}
+    assert by_key["same.csv"]["status"] == "skipped"
+    assert by_key["same.csv"]["message"] == "same size and checksum (read back)"
+    assert by_key["changed.csv"]["status"] == "done"
+    assert files_under(folder) == {"same.csv": b"same bytes\n", "changed.csv": b"new bytes\n"}

@@ -278,13 +278,38 @@ async def _conflict(
     mtime = float(existing.mtime or 0)
     if policy is ConflictPolicy.IF_NEWER and mtime >= int(info.last_modified):
         return False, "not newer"
-    if (
-        policy is ConflictPolicy.IF_DIFFERENT
-        and existing.size == info.size
-        and int(mtime) == int(info.last_modified)
-    ):
-        return False, "same size and time"
+    if policy is ConflictPolicy.IF_DIFFERENT and existing.size == info.size:
+        if int(mtime) >= int(info.last_modified):
+            return False, "same size and time" if int(mtime) == int(info.last_modified) else (
+                "same size, not older"
+            )
+        if await _same_bytes(writer, info):
+            return False, "same size and checksum (read back)"
     return True, ""
+
+
+async def _same_bytes(writer: RemoteWriter, info: ObjectInfo) -> bool:
+    """Whether the file at the final name holds the object's bytes, by reading it back and
+    checking it against the object's stored checksum (CRC64NVME, else the ETag's MD5) — as
+    the other direction compares sha256 when the times differ. False when the object has no
+    checksum to compare with, or the file cannot be read."""
+    if not info.crc64nvme and info.single_part_md5 is None:
+        return False
+    digest = _Digest(info)
+    read = 0
+    try:
+        async for data in writer.read_back(writer.final_path, info.size, MiB):
+            digest.update(memoryview(data))
+            read += len(data)
+    except TransferError:
+        return False
+    if read != info.size:
+        return False
+    try:
+        digest.check(info)
+    except VerificationFailed:
+        return False
+    return True
 
 
 async def _write_done_file(writer: RemoteWriter, suffix: str) -> str:
