@@ -70,8 +70,14 @@ class DeliveryTally(FileCounts):
     def excluded(self, key: str, why: str) -> None:
         """An object the filters leave out: named in a dry run's plan, else only counted."""
         self.excluded_count += 1
-        if self.request.dry_run and not self.request.quiet and not self.request.json:
-            print(f"s3://{self.request.source.bucket}/{key} excluded ({why})")
+        if not self.request.dry_run:
+            return
+        source = f"s3://{self.request.source.bucket}/{key}"
+        if self.request.json:
+            record = {"source": source, "status": "excluded", "reason": why}
+            print(json.dumps(record, ensure_ascii=False))
+        elif not self.request.quiet:
+            print(f"{source} excluded ({why})")
 
     def __call__(self, result: DeliveryResult) -> None:
         self.count(result.status, result.bytes)

@@ -94,9 +94,11 @@ def test_filters_pick_objects_by_their_key_under_the_prefix(
     assert plan.returncode == 0, plan.stderr
     rows, summary = records(plan.stdout)
     assert summary["files"] == 2
-    assert [(r["source"], r["status"]) for r in rows] == [
-        (f"s3://{bucket}/exp/a.csv", "planned"),
-        (f"s3://{bucket}/exp/sub/c.csv", "planned"),
+    assert [(r["source"], r["status"], r.get("reason")) for r in rows] == [
+        (f"s3://{bucket}/exp/a.csv", "planned", None),
+        (f"s3://{bucket}/exp/b.tmp", "excluded", "matches no --include"),
+        (f"s3://{bucket}/exp/sub/c.csv", "planned", None),
+        (f"s3://{bucket}/exp/sub/d.csv", "excluded", "excluded by --exclude sub/d.csv"),
     ]
     assert not (openssh_sftp.root / "in").exists()
 
