@@ -416,7 +416,7 @@ async def deliver_object(
         on_written: Callable[[int, int], None] | None = None
         if record is not None:
             state = DeliveryState(
-                temp_path=left.temp_path if resumed and left else writer.temp_path,
+                temp_path=left.temp_path if resumed is not None and left else writer.temp_path,
                 bucket=info.bucket,
                 key=info.key,
                 etag=info.etag,
@@ -424,7 +424,7 @@ async def deliver_object(
                 size=info.size,
                 inplace=options.inplace,
                 written=start,
-                crc64nvme=resumed.crc if resumed else 0,
+                crc64nvme=resumed.crc if resumed is not None else 0,
             )
             record.write(state)
             on_written = _checkpoints(record, state)
