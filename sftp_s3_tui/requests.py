@@ -13,7 +13,7 @@ from collections.abc import Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from datetime import timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .engine.addresses import S3Location, SftpLocation, parse_s3_url, parse_sftp_url
 from .engine.config import (
@@ -52,6 +52,7 @@ from .profiles import Profile, ProfileStore, S3Settings, Secret, SftpAuth, SftpS
 if TYPE_CHECKING:  # the plan pulls in asyncssh: not needed to parse flags or print --help
     from .engine.nightly.options import RunOptions
     from .engine.plan.delivery import DeliveryTarget
+    from .engine.plan.filters import FileFilter
     from .engine.plan.sources import PlanSource
     from .engine.transfer.delivery import DeliveryOptions
 
@@ -211,6 +212,7 @@ class RunFlags:
     tags: tuple[str, ...] = ()
     content_type: str | None = None
     metadata: tuple[str, ...] = ()
+    inplace: bool = False  # S3 → SFTP delivery only: write to the final name
 
 
 def _run_options_class() -> type[RunOptions]:
@@ -230,6 +232,8 @@ def run_options(flags: RunFlags, source_paths: Sequence[str] = ()) -> RunOptions
     done = flags.done_file
     if done is not None and (not done or "/" in done):
         raise UsageError(f"--done-file {done!r} is not a suffix", "e.g. --done-file .done")
+    if flags.inplace:
+        raise UsageError("--inplace is for S3 → SFTP delivery", "copy s3://… sftp://… --inplace")
     options = RunOptions(
         file_filter=FileFilter.build(
             rules=flags.rules,
@@ -706,6 +710,42 @@ class DeliveryRequest:
     quiet: bool = False
     dry_run: bool = False
     observe: ObserveOptions = field(default_factory=ObserveOptions)  # hooks, JSON logs
+    manifest: str | None = None  # --manifest PATH|s3://B/K: a JSON-lines row per object
+
+
+def _delivery_record_dir() -> Path:
+    """Where deliveries in progress are recorded (found again after a kill -9)."""
+    from .paths import state_dir
+
+    return state_dir() / "deliveries"
+
+
+def delivery_done_suffix(done: str | None) -> str:
+    """``--done-file SUFFIX`` of a delivery (the marker written after each file), checked."""
+    if done is None:
+        return ""
+    if not done or "/" in done:
+        raise UsageError(f"--done-file {done!r} is not a suffix", "e.g. --done-file .done")
+    return done
+
+
+def delivery_filter(flags: RunFlags) -> FileFilter | None:
+    """The filters of a delivery (over a prefix's objects by their relative keys)."""
+    from .engine.plan.filters import FileFilter, read_filter_file
+
+    built = FileFilter.build(
+        rules=flags.rules,
+        filters=[
+            line
+            for kind, value in flags.filters
+            for line in (read_filter_file(value) if kind == "from" else [value])
+        ],
+        min_size=flags.min_size,
+        max_size=flags.max_size,
+        newer_than=flags.newer_than,
+        older_than=flags.older_than,
+    )
+    return built if built.active else None
 
 
 def is_delivery(paths: Sequence[str]) -> bool:
@@ -715,17 +755,10 @@ def is_delivery(paths: Sequence[str]) -> bool:
 
 #: Run flags that S3 → SFTP delivery does not honour yet: refused, never silently ignored.
 _NOT_YET_FOR_DELIVERY = {
-    "rules": "--include/--exclude",
-    "filters": "--filter",
-    "min_size": "--min-size",
-    "max_size": "--max-size",
-    "newer_than": "--newer-than",
-    "older_than": "--older-than",
     "min_age": "--min-age",
     "stable": "--stable",
-    "done_file": "--done-file",
+    "keep_done_file": "--keep-done-file",
     "move_to": "--move-to",
-    "manifest": "--manifest",
     "storage_class": "--storage-class",
     "sse": "--sse",
     "sse_kms_key_id": "--sse-kms-key-id",
@@ -787,11 +820,18 @@ def delivery_request(
         target=target,
         s3=s3_endpoint(flags, env, profile.s3_endpoint() if profile else None),
         options=delivery_options(
-            transfer, run.delete_source, profile.transfer_options() if profile else None
+            transfer,
+            run.delete_source,
+            profile.transfer_options() if profile else None,
+            inplace=run.inplace,
+            done_suffix=delivery_done_suffix(run.done_file),
+            record_dir=_delivery_record_dir(),
+            file_filter=delivery_filter(run),
         ),
         json=json,
         quiet=quiet,
         dry_run=run.dry_run,
+        manifest=run.manifest,
         observe=observe_options(observe or ObserveFlags(), env, profile),
     )
 
@@ -801,13 +841,16 @@ def delivery_options(
     delete_source: bool = False,
     base: TransferOptions | None = None,
     names: Mapping[str, str] = CLI_OPTION_NAMES,
+    **delivery: Any,
 ) -> DeliveryOptions:
     """A delivery's tunables from the transfer flags, checked as every front's are; the
-    conflict policy is ``skip-existing`` unless one is given."""
+    conflict policy is ``skip-existing`` unless one is given. ``delivery``: the
+    delivery-only fields (``inplace``, ``done_suffix``, ``record_dir``, ``file_filter``)."""
     from .engine.transfer.delivery import DeliveryOptions
 
     options = transfer_options(transfer, base, names)
     return DeliveryOptions(
+        **delivery,
         part_size=options.part_size,
         parts_in_flight=options.parts_in_flight,
         files_in_flight=transfer.files_in_flight or DeliveryOptions.files_in_flight,

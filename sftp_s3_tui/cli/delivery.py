@@ -9,21 +9,26 @@ and ``--log-format json``.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import sys
 import time
+from collections.abc import AsyncIterator
 from dataclasses import replace
 from typing import Any
 
 from ..engine.errors import SourceNotFound
+from ..engine.nightly.manifest import Manifest, iso
 from ..engine.plan.delivery import RefusedKey, plan_delivery
 from ..engine.s3.operations import open_client
 from ..engine.sftp.pool import SftpPool
-from ..engine.transfer.delivery import DeliveryResult, deliver
+from ..engine.transfer.delivery import INPLACE_RISK, DeliveryResult, deliver
 from ..engine.units import format_size
 from ..observe.json_log import JsonLog
 from ..observe.lineage import DELIVERY
 from ..observe.session import ObservedRun, Observers
+from ..paths import state_dir
 from ..redaction import register_secret
 from ..requests import EXIT_FAILED, EXIT_OK, DeliveryRequest
 from ..tally import FileCounts
@@ -41,10 +46,46 @@ class DeliveryTally(FileCounts):
         self.observed: ObservedRun | None = None
         self.host_key: str | None = None  # the fingerprint the destination showed
         self.started = time.monotonic()
+        self.manifest: Manifest | None = None
+        self.excluded_count = 0
+        self.pending: list[asyncio.Future[None]] = []  # manifest rows of skips and failures
         super().__init__()
+
+    def manifest_row(self, result: DeliveryResult) -> dict[str, Any]:
+        """The ``--manifest`` row of one object (the observers' row, and when)."""
+        return {
+            **self.row(result),
+            "reason": result.message or None,
+            "published_by": result.published_by or None,
+            "done_file": result.done_file or None,
+            "finished": iso(time.time()),
+        }
+
+    async def delivered(self, result: DeliveryResult) -> None:
+        """A file is in place: its row made durable before its source may be deleted."""
+        if self.manifest is not None:
+            planned = replace(result, source_deleted=self.request.options.delete_source)
+            await self.manifest.write(self.manifest_row(planned))
+
+    def excluded(self, key: str, why: str) -> None:
+        """An object the filters leave out: named in a dry run's plan, else only counted."""
+        self.excluded_count += 1
+        if not self.request.dry_run:
+            return
+        source = f"s3://{self.request.source.bucket}/{key}"
+        if self.request.json:
+            record = {"source": source, "status": "excluded", "reason": why}
+            print(json.dumps(record, ensure_ascii=False))
+        elif not self.request.quiet:
+            print(f"{source} excluded ({why})")
 
     def __call__(self, result: DeliveryResult) -> None:
         self.count(result.status, result.bytes)
+        if self.manifest is not None and result.status != "done":
+            # a delivered object's row was written (durably) before its source was touched
+            self.pending.append(
+                asyncio.ensure_future(self.manifest.write(self.manifest_row(result)))
+            )
         if self.observed is not None:
             self.observed.row(self.row(result))
         if self.request.json:
@@ -68,6 +109,13 @@ class DeliveryTally(FileCounts):
             print(f"sftp-s3-tui: ✗ {result.source}: {result.message}", file=sys.stderr)
         elif not self.request.quiet:
             print(_line(result), file=sys.stderr)
+
+    def warn(self, text: str) -> None:
+        """One warning line (a JSON record under --log-format json)."""
+        if self.json_log is not None:
+            self.json_log.log("warning", "warning", message=text)
+        else:
+            print(f"sftp-s3-tui: warning: {text}", file=sys.stderr)
 
     @property
     def json_log(self) -> JsonLog | None:
@@ -100,9 +148,11 @@ def _line(result: DeliveryResult) -> str:
     if result.status == "skipped":
         return f"{mark} {result.source} → {result.remote_path} skipped ({result.message})"
     deleted = ", source deleted" if result.source_deleted else ""
+    done = f", {result.done_file} written" if result.done_file else ""
+    note = f"; {result.message}" if result.message else ""
     return (
         f"{mark} {result.source} → {result.remote_path} ({format_size(result.bytes)}, "
-        f"verified by {result.verified_by}{deleted})"
+        f"verified by {result.verified_by}{done}{deleted}){note}"
     )
 
 
@@ -173,13 +223,33 @@ async def _deliver(request: DeliveryRequest, tally: DeliveryTally) -> int:
     if request.dry_run:
         await _dry_run(request, tally)
     else:
-        async with SftpPool() as sftp:
+        if request.options.inplace and not request.quiet:
+            tally.warn(INPLACE_RISK)
+        async with SftpPool() as sftp, _manifest(request) as manifest:
+            tally.manifest = manifest
             await sftp.client(request.target.endpoint)  # a refused login: one line, exit 4
             tally.host_key = await sftp.host_key_fingerprint(request.target.endpoint)
-            await deliver(
-                request.source, request.target, request.s3, request.options, tally, sftp=sftp
-            )
+            try:
+                await deliver(
+                    request.source,
+                    request.target,
+                    request.s3,
+                    request.options,
+                    tally,
+                    sftp=sftp,
+                    on_delivered=tally.delivered,
+                    on_excluded=tally.excluded,
+                )
+            finally:
+                if tally.pending:
+                    await asyncio.gather(*tally.pending)
     if tally.files == 0:
+        if tally.excluded_count:
+            raise SourceNotFound(
+                f"The filters leave out all {tally.excluded_count} object(s) under "
+                f"{request.source}",
+                "check --include / --exclude / --filter",
+            )
         raise SourceNotFound(f"No object under {request.source}", "check the bucket and prefix")
     summary = tally.summary(time.monotonic() - tally.started)
     if request.json:
@@ -196,7 +266,13 @@ async def _deliver(request: DeliveryRequest, tally: DeliveryTally) -> int:
 async def _dry_run(request: DeliveryRequest, tally: DeliveryTally) -> None:
     """The plan only: each key and the path it would get (refused keys fail by name)."""
     async with open_client(request.s3) as s3:
-        async for item in plan_delivery(s3, request.source, request.target):
+        async for item in plan_delivery(
+            s3,
+            request.source,
+            request.target,
+            file_filter=request.options.file_filter,
+            on_excluded=tally.excluded,
+        ):
             if isinstance(item, RefusedKey):
                 tally(DeliveryResult(item.bucket, item.key, "", "failed", message=str(item.error)))
                 continue
@@ -206,3 +282,17 @@ async def _dry_run(request: DeliveryRequest, tally: DeliveryTally) -> None:
                 print(json.dumps({**record, "status": "planned"}, ensure_ascii=False))
             else:
                 print(f"{record['source']} → {record['path']}")
+
+
+@contextlib.asynccontextmanager
+async def _manifest(request: DeliveryRequest) -> AsyncIterator[Manifest | None]:
+    """The run's ``--manifest`` (a local path or s3://), closed (merged) at the end."""
+    if request.manifest is None:
+        yield None
+        return
+    async with open_client(request.s3) as s3:
+        manifest = await Manifest.open(request.manifest, s3=s3, spool_dir=state_dir() / "manifests")
+        try:
+            yield manifest
+        finally:
+            await manifest.close()

@@ -102,7 +102,10 @@ def _add_run_options(parser: argparse.ArgumentParser, *, watch: bool) -> None:
         "--stable", metavar="AGE", help="only files whose size+mtime stay unchanged for AGE"
     )
     gate.add_argument(
-        "--done-file", metavar="SUFFIX", help="copy x.csv only once x.csv SUFFIX exists, e.g. .done"
+        "--done-file",
+        metavar="SUFFIX",
+        help="copy x.csv only once x.csv SUFFIX exists, e.g. .done "
+        "(s3:// → sftp://: write x.csv SUFFIX once x.csv is in place)",
     )
     gate.add_argument(
         "--keep-done-file",
@@ -119,6 +122,13 @@ def _add_run_options(parser: argparse.ArgumentParser, *, watch: bool) -> None:
     after.add_argument(
         "--manifest", metavar="PATH|s3://B/K", help="append a JSON-lines record of every file"
     )
+    if not watch:
+        after.add_argument(
+            "--inplace",
+            action="store_true",
+            help="s3:// → sftp:// only: write to the final name, for servers that forbid "
+            "rename (a partner may see a partial file)",
+        )
     obj = parser.add_argument_group("objects")
     obj.add_argument("--storage-class", metavar="CLASS", help="e.g. STANDARD_IA, GLACIER_IR")
     obj.add_argument("--sse", metavar="AES256|aws:kms", help="server-side encryption")
@@ -163,6 +173,7 @@ def run_flags(args: argparse.Namespace) -> RunFlags:
         move_to=args.move_to,
         manifest=args.manifest,
         dry_run=getattr(args, "dry_run", False),
+        inplace=getattr(args, "inplace", False),
         storage_class=args.storage_class,
         sse=args.sse,
         sse_kms_key_id=args.sse_kms_key_id,

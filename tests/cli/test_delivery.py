@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 from typing import Any
 
@@ -11,18 +10,14 @@ import pytest
 
 from sftp_s3_tui.engine.config import S3Endpoint
 from tests.support.cli import key_args, run_cli
-from tests.support.delivery import files_under, pattern, target_url
+from tests.support.delivery import files_under, pattern, records, target_url
 from tests.support.servers import SftpServerInfo, unavailable
 
 MiB = 1 << 20
 
 
-def records(stdout: str) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    *rows, summary = [json.loads(line) for line in stdout.splitlines()]
-    return rows, summary
-
-
 @pytest.mark.all_stores
+@pytest.mark.sftp_families
 def test_one_object_lands_whole_verified_with_its_mtime(
     openssh_sftp: SftpServerInfo, s3_endpoint: S3Endpoint, s3: Any, bucket: str
 ) -> None:
@@ -51,6 +46,7 @@ def test_one_object_lands_whole_verified_with_its_mtime(
 
 
 @pytest.mark.all_stores
+@pytest.mark.sftp_families
 def test_multipart_object_verified_by_its_full_object_crc64nvme(
     openssh_sftp: SftpServerInfo, s3_endpoint: S3Endpoint, s3: Any, bucket: str
 ) -> None:
@@ -101,6 +97,7 @@ def test_multipart_object_verified_by_its_full_object_crc64nvme(
 
 
 @pytest.mark.all_stores
+@pytest.mark.sftp_families
 def test_prefix_keeps_relative_paths_and_empty_objects(
     openssh_sftp: SftpServerInfo, s3_endpoint: S3Endpoint, s3: Any, bucket: str
 ) -> None:
@@ -176,6 +173,7 @@ def test_keys_that_would_leave_the_folder_are_refused_by_name(
     assert files_under(openssh_sftp.root) == {"partner/in/ok.csv": b"fine"}
 
 
+@pytest.mark.sftp_families
 def test_an_existing_file_is_kept_by_default_and_replaced_atomically_on_request(
     openssh_sftp: SftpServerInfo, s3_endpoint: S3Endpoint, s3: Any, bucket: str
 ) -> None:
@@ -238,6 +236,7 @@ def test_read_only_target_folder_is_one_clear_line_and_the_object_stays(
 
 
 @pytest.mark.all_stores
+@pytest.mark.sftp_families
 def test_delete_source_removes_the_object_only_after_a_verified_delivery(
     openssh_sftp: SftpServerInfo, s3_endpoint: S3Endpoint, s3: Any, bucket: str
 ) -> None:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from pathlib import Path
+from typing import Any
 
 from tests.support.servers import SftpServerInfo
 
@@ -25,3 +27,8 @@ def files_under(folder: Path) -> dict[str, bytes]:
     return {
         str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()
     }
+
+
+def records(stdout: str) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    *rows, summary = [json.loads(line) for line in stdout.splitlines()]
+    return rows, summary

@@ -11,14 +11,15 @@ from __future__ import annotations
 
 import posixpath
 import unicodedata
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 from ..addresses import S3Location
 from ..config import SftpEndpoint
 from ..errors import UnsafeKey, UsageError
 from ..s3.operations import S3Client
-from ..s3.reader import list_objects
+from ..s3.reader import ListedObject, list_object_entries
+from .filters import FileFilter
 
 
 @dataclass(frozen=True)
@@ -109,21 +110,39 @@ def check_addresses(source: S3Location, target: DeliveryTarget) -> None:
 
 
 async def plan_delivery(
-    client: S3Client, source: S3Location, target: DeliveryTarget
+    client: S3Client,
+    source: S3Location,
+    target: DeliveryTarget,
+    *,
+    file_filter: FileFilter | None = None,
+    on_excluded: Callable[[str, str], None] | None = None,
 ) -> AsyncIterator[DeliveryJob | RefusedKey]:
     """The objects under ``source`` as jobs, as the listing streams (nothing held per key).
 
     Folder markers (keys ending in ``/``) are not files and are passed over. An exact key is
     one job; it is described (HEAD) when it is delivered, so a missing key fails there.
+    ``file_filter`` (``--include`` / ``--exclude`` / ``--filter``, sizes, times) applies to
+    a prefix's objects by their path relative to the prefix, as the other direction does to
+    a folder's files; an exact key was named, so it is not filtered. ``on_excluded`` hears
+    ``(key, why)`` of each object left out.
     """
     check_addresses(source, target)
     if not source.is_prefix:
-        keys: AsyncIterator[str] = _one(source.key)
+        entries: AsyncIterator[ListedObject] = _one(source.key)
     else:
-        keys = list_objects(client, source.bucket, source.key)
-    async for key in keys:
+        entries = list_object_entries(client, source.bucket, source.key)
+    active = file_filter is not None and file_filter.active
+    async for entry in entries:
+        key = entry.key
         if key.endswith("/"):
             continue
+        if active and source.is_prefix:
+            assert file_filter is not None
+            why = file_filter.why_excluded_entry(key[len(source.key) :], entry.size, entry.mtime)
+            if why is not None:
+                if on_excluded is not None:
+                    on_excluded(key, why)
+                continue
         try:
             path = remote_path_for(key, source, target)
         except UnsafeKey as exc:
@@ -132,5 +151,5 @@ async def plan_delivery(
         yield DeliveryJob(source.bucket, key, path)
 
 
-async def _one(key: str) -> AsyncIterator[str]:
-    yield key
+async def _one(key: str) -> AsyncIterator[ListedObject]:
+    yield ListedObject(key, 0, 0.0)

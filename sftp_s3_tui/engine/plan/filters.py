@@ -317,7 +317,11 @@ class FileFilter:
 
     def why_excluded(self, job: FileJob, root: str) -> str | None:
         """Why ``job`` is left out (``None``: it passes)."""
-        relative = relative_path(job.path, root)
+        return self.why_excluded_entry(relative_path(job.path, root), job.size, job.mtime)
+
+    def why_excluded_entry(self, relative: str, size: int, mtime: float) -> str | None:
+        """Why a file (or object) at ``relative`` is left out (``None``: it passes)."""
+        job = _Entry(size, mtime)
         if self.rules or self.exclude_unmatched:
             for include, pattern, regex in self._compiled:
                 if regex.search(relative):
@@ -336,6 +340,12 @@ class FileFilter:
         if self.older_than is not None and job.mtime > self.older_than:
             return f"modified {_iso(job.mtime)}, after --older-than {_iso(self.older_than)}"
         return None
+
+
+@dataclass(frozen=True, slots=True)
+class _Entry:
+    size: int
+    mtime: float
 
 
 def source_root(path: str) -> str:

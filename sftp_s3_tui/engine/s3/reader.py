@@ -86,6 +86,32 @@ async def list_objects(client: S3Client, bucket: str, prefix: str) -> AsyncItera
         raise map_s3_error(exc, f"Listing s3://{bucket}/{prefix}") from exc
 
 
+@dataclass(frozen=True, slots=True)
+class ListedObject:
+    """One entry of a listing: what filters look at before anything is read."""
+
+    key: str
+    size: int
+    mtime: float  # LastModified, seconds since the epoch
+
+
+async def list_object_entries(
+    client: S3Client, bucket: str, prefix: str
+) -> AsyncIterator[ListedObject]:
+    """Every object under ``prefix`` (all depths) with its size and LastModified."""
+    paginator = client.get_paginator("list_objects_v2")
+    try:
+        async for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
+            for entry in page.get("Contents", []):
+                yield ListedObject(
+                    str(entry["Key"]),
+                    int(entry.get("Size", 0)),
+                    entry["LastModified"].timestamp() if "LastModified" in entry else 0.0,
+                )
+    except (ClientError, BotoCoreError) as exc:
+        raise map_s3_error(exc, f"Listing s3://{bucket}/{prefix}") from exc
+
+
 async def read_range_into(
     client: S3Client, info: ObjectInfo, offset: int, view: memoryview
 ) -> None:
@@ -119,6 +145,11 @@ async def read_range_into(
                 "nothing was left at the final name; run the copy again",
             ) from exc
         raise map_s3_error(exc, what) from exc
+    except aiohttp.ClientPayloadError as exc:  # the body cut short (a reset, a proxy)
+        raise S3Error(
+            f"{what}: the connection to the store dropped at offset {offset + filled}",
+            "nothing was left at the final name; run the copy again",
+        ) from exc
     except (BotoCoreError, OSError, aiohttp.ClientError) as exc:
         raise map_s3_error(exc, what) from exc
     if filled != len(view):

@@ -55,16 +55,18 @@ def map_sftp_error(exc: BaseException, path: str) -> TransferError:
 
 def quiet_read_teardown(loop: asyncio.AbstractEventLoop) -> None:
     """Drop asyncio's "Task exception was never retrieved" for asyncssh's own read-ahead
-    requests that a closed connection ended (a cancelled or finished read leaves them in
-    flight; nobody is waiting for their blocks). Every other report goes on as before."""
+    (and pipelined write) requests that a closed or reset connection ended (a cancelled or
+    finished read or write leaves them in flight; nobody is waiting for their blocks, and
+    the awaited request already reported the failure). Every other report goes on as before.
+    Installed once per loop: a handler already in place is not wrapped again."""
     previous = loop.get_exception_handler()
-    if getattr(previous, "quiet_read_teardown", False):
+    if getattr(previous, "_quiet_read_teardown", False):
         return
 
     def handler(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
         future = context.get("future")
         coro = getattr(future, "get_coro", lambda: None)()
-        if isinstance(context.get("exception"), asyncssh.SFTPError) and getattr(
+        if isinstance(context.get("exception"), asyncssh.Error | OSError) and getattr(
             coro, "__qualname__", ""
         ).startswith("_SFTPParallelIO."):
             return

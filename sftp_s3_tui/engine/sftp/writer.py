@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import posixpath
 import secrets
+from collections.abc import AsyncIterator
 
 import asyncssh
 
@@ -56,9 +57,7 @@ def map_write_error(exc: BaseException, path: str, endpoint: SftpEndpoint) -> Tr
             f"the SFTP user may not write into {folder}; check its rights there",
         )
     if isinstance(exc, asyncssh.SFTPNoSpaceOnFilesystem | asyncssh.SFTPQuotaExceeded):
-        return DestinationRefused(
-            f"The destination is full writing {where}", "free space or raise the quota there"
-        )
+        return full(where)
     if isinstance(exc, asyncssh.SFTPNoSuchFile | asyncssh.SFTPNoSuchPath):
         return DestinationRefused(
             f"The folder {folder} does not exist on {endpoint.display}", "create it first"
@@ -66,12 +65,35 @@ def map_write_error(exc: BaseException, path: str, endpoint: SftpEndpoint) -> Tr
     if isinstance(exc, TimeoutError):
         return DestinationWriteFailed(f"Writing {where} timed out", "the server stalled")
     reason = getattr(exc, "reason", None) or str(exc) or type(exc).__name__
+    said = reason.lower()
+    if any(words in said for words in ("no space", "out of disk", "disk full", "quota")):
+        return full(where)
+    if "read-only" in said:
+        return read_only(folder, endpoint)
     if is_connection_error(exc):
         return DestinationWriteFailed(
             f"The SSH connection dropped while writing {where}: {reason}",
             "nothing was left at the final name; run the copy again",
         )
     return DestinationRefused(f"The server refused writing {where}: {reason}", "")
+
+
+def full(where: str) -> DestinationRefused:
+    return DestinationRefused(
+        f"The destination is full writing {where}",
+        "free space or raise the quota there; nothing was left at the final name",
+    )
+
+
+def read_only(folder: str, endpoint: SftpEndpoint) -> DestinationRefused:
+    return DestinationRefused(
+        f"The folder {folder} on {endpoint.display} is read-only",
+        "the server's disk there refuses writes; deliver elsewhere or ask the partner",
+    )
+
+
+#: statvfs's flag of a file system mounted read-only.
+_ST_RDONLY = 1
 
 
 class RemoteWriter:
@@ -90,11 +112,14 @@ class RemoteWriter:
         *,
         block_size: int = 0,
         requests: int = 0,
+        inplace: bool = False,
     ) -> None:
         self.sftp = sftp
         self.endpoint = endpoint
         self.final_path = final_path
-        self.temp_path = temporary_name(final_path)
+        self.inplace = inplace
+        # --inplace: no temporary name, the bytes go to the final name itself.
+        self.temp_path = final_path if inplace else temporary_name(final_path)
         self.block_size = block_size or -1  # -1: the size the server's limits allow
         self.requests = requests or -1
         self._lease: Lease | None = None
@@ -106,16 +131,20 @@ class RemoteWriter:
         if self._lease is None:
             self._lease = await self.sftp.lease(self.endpoint)
 
-    async def open(self) -> None:
-        """Create the folders up to the target and the temporary file (exclusively)."""
+    async def open(self, *, truncate: bool = False) -> None:
+        """Create the folders up to the target and the temporary file (exclusively).
+
+        ``truncate`` (``--inplace`` replacing a file): open the final name over what is there.
+        """
         await self.connect()
         client = self.client
         folder = posixpath.dirname(self.final_path) or "/"
+        mode = "wb" if truncate else "xb"
         try:
             async with asyncio.timeout(self.endpoint.request_timeout_seconds):
                 await client.makedirs(folder, exist_ok=True)
                 self._file = await client.open(
-                    self.temp_path, "xb", block_size=self.block_size, max_requests=self.requests
+                    self.temp_path, mode, block_size=self.block_size, max_requests=self.requests
                 )
         except (OSError, asyncssh.Error, TimeoutError) as exc:
             raise await self._failed(exc, self.temp_path) from exc
@@ -161,31 +190,112 @@ class RemoteWriter:
         except (OSError, asyncssh.Error, TimeoutError) as exc:
             raise await self._failed(exc, path) from exc
 
-    async def publish(self, *, replace: bool) -> None:
-        """Rename the temporary file to the final name.
+    async def publish(self, *, replace: bool) -> str:
+        """Rename the temporary file to the final name; how it was done (for the result).
 
-        ``replace``: over an existing file, atomically, with ``posix-rename@openssh.com``
-        (refused with one line when the server does not offer it: a remove then rename
-        would leave a moment with no file, and a partner's poller may see it). Otherwise a
-        plain SFTP rename, which fails when the final name is taken (SFTP v3 semantics), so
-        a file that appeared meanwhile is never overwritten.
+        ``replace`` over an existing file: atomically with ``posix-rename@openssh.com`` where
+        offered. Else (ProFTPD, some appliances: a plain SFTP rename refuses an existing
+        target) the safest sequence there is: the old file renamed aside to a dot-name, the
+        new one renamed in, the old one removed — the final name is missing only between
+        two renames, never holds a partial file, and a failed rename-in puts the old file
+        back. Without ``replace``: a plain rename, which fails when the final name is taken
+        (SFTP v3), so a file that appeared meanwhile is never overwritten.
         """
+        if self.inplace:
+            self.created = False
+            return "in place"
         client = self.client
-        if replace and not supports_posix_rename(client):
-            raise DestinationRefused(
-                f"{self.endpoint.display} offers no atomic replace ({POSIX_RENAME}) for "
-                f"{self.final_path}",
-                "the existing file was kept; use --conflict skip-existing or remove it",
-            )
+        how = "rename"
         try:
             async with asyncio.timeout(self.endpoint.request_timeout_seconds):
-                if replace:
+                if replace and supports_posix_rename(client):
                     await client.posix_rename(self.temp_path, self.final_path)
+                    how = "posix-rename"
+                elif replace:
+                    how = await self._replace_by_renames(client)
                 else:
                     await client.rename(self.temp_path, self.final_path)
+        except TransferError:
+            raise
+        except asyncssh.SFTPOpUnsupported as exc:
+            raise DestinationRefused(
+                f"{self.endpoint.display} does not allow renaming {self.temp_path} to "
+                f"{self.final_path}",
+                "the server forbids rename; --inplace writes to the final name instead",
+            ) from exc
         except (OSError, asyncssh.Error, TimeoutError) as exc:
             raise await self._failed(exc, self.final_path) from exc
         self.created = False
+        return how
+
+    async def _replace_by_renames(self, client: asyncssh.SFTPClient) -> str:
+        """Old aside, new in, old removed (a server without posix-rename); see publish."""
+        aside = temporary_name(self.final_path).removesuffix(".partial") + ".old"
+        try:
+            await client.rename(self.final_path, aside)
+        except asyncssh.SFTPError:
+            # Servers word "no such file" differently (some a bare Failure): look.
+            try:
+                await client.stat(self.final_path)
+            except (asyncssh.SFTPNoSuchFile, asyncssh.SFTPNoSuchPath):
+                await client.rename(self.temp_path, self.final_path)  # nothing to set aside
+                return "rename"
+            raise
+        try:
+            await client.rename(self.temp_path, self.final_path)
+        except BaseException:
+            with contextlib.suppress(OSError, asyncssh.Error):
+                await client.rename(aside, self.final_path)  # the old file back in place
+            raise
+        try:
+            await client.remove(aside)
+        except (OSError, asyncssh.Error) as exc:
+            # The new file is in place (delivered); the old one is left under a dot-name.
+            return f"rename aside (the old file {aside} could not be removed: {exc})"
+        return "rename aside"
+
+    async def read_back(self, path: str, length: int, chunk: int) -> AsyncIterator[bytes]:
+        """The first ``length`` bytes of ``path`` on the server, ``chunk`` at a time
+        (pipelined reads; stops early when the file is shorter)."""
+        try:
+            async with asyncio.timeout(self.endpoint.request_timeout_seconds):
+                file = await self.client.open(path, "rb", block_size=self.block_size)
+            try:
+                offset = 0
+                while offset < length:
+                    data = await file.read(min(chunk, length - offset), offset)
+                    assert isinstance(data, bytes)  # a binary-mode file
+                    if not data:
+                        return
+                    offset += len(data)
+                    yield data
+            finally:
+                with contextlib.suppress(OSError, asyncssh.Error):
+                    await file.close()
+        except (OSError, asyncssh.Error, TimeoutError) as exc:
+            raise await self._failed(exc, path) from exc
+
+    async def reopen(self, temp_path: str) -> None:
+        """Continue writing an existing temporary file (a resume): no create, no truncate."""
+        self.temp_path = temp_path
+        try:
+            async with asyncio.timeout(self.endpoint.request_timeout_seconds):
+                self._file = await self.client.open(
+                    temp_path, "r+b", block_size=self.block_size, max_requests=self.requests
+                )
+        except (OSError, asyncssh.Error, TimeoutError) as exc:
+            raise await self._failed(exc, temp_path) from exc
+        self.created = True
+
+    async def write_marker(self, path: str) -> None:
+        """Create the empty file ``path`` (a done marker; empty, so never seen partial)."""
+        client = self.client
+        try:
+            async with asyncio.timeout(self.endpoint.request_timeout_seconds):
+                async with await client.open(path, "wb"):
+                    pass
+        except (OSError, asyncssh.Error, TimeoutError) as exc:
+            raise await self._failed(exc, path) from exc
 
     async def discard(self) -> bool:
         """Close and remove the temporary file (on a fresh connection if this one dropped).
@@ -208,6 +318,14 @@ class RemoteWriter:
         self.created = False
         return True
 
+    async def remove_left(self, path: str) -> bool:
+        """Remove a temporary file an interrupted run left (True: it is gone)."""
+        try:
+            await self.sftp.request(self.endpoint, path, lambda c: c.remove(path))
+        except TransferError as exc:
+            return "does not exist" in exc.message
+        return True
+
     def release(self) -> None:
         """Give the connection back to the pool."""
         if self._lease is not None:
@@ -218,4 +336,26 @@ class RemoteWriter:
         """The error to raise; a dead connection is reset so the cleanup reconnects."""
         if self._lease is not None:
             await self.sftp.forget_if_dead(self.endpoint, self._lease, exc)
+            if type(exc) is asyncssh.SFTPFailure:
+                diagnosed = await self._diagnose(path)
+                if diagnosed is not None:
+                    return diagnosed
         return map_write_error(exc, path, self.endpoint)
+
+    async def _diagnose(self, path: str) -> TransferError | None:
+        """Why a bare SFTP v3 "Failure" (OpenSSH's answer to ENOSPC and EROFS) happened,
+        from ``statvfs@openssh.com`` where the server offers it; None when it cannot tell."""
+        folder = posixpath.dirname(path) or "/"
+        try:
+            async with asyncio.timeout(self.endpoint.request_timeout_seconds):
+                vfs = await self.client.statvfs(folder)
+        except (OSError, asyncssh.Error, TimeoutError):
+            return None
+        if vfs.flags & _ST_RDONLY:
+            return read_only(folder, self.endpoint)
+        if vfs.bavail * (vfs.frsize or vfs.bsize) < self._FULL_BELOW:
+            return full(f"{path} on {self.endpoint.display}")
+        return None
+
+    #: Free space below this after a failed write: the write failed for want of space.
+    _FULL_BELOW = 1 << 20

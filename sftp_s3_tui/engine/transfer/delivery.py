@@ -1,35 +1,45 @@
 """Delivering objects to an SFTP destination (S3 → SFTP): one object, and many in a run.
 
 One object's story (:func:`deliver_object`): describe it (size, ETag, stored checksum,
-LastModified) → apply the conflict policy to the final name → create
-``.NAME.<token>.partial`` beside it → ranged GETs (If-Match the ETag) fill pool buffers
-that go straight into pipelined SFTP writes at their offsets, several parts at once → the
-bytes read checked against the object's checksum (CRC64NVME, else the ETag's MD5), the
-written size against a final fstat, the mtime set to LastModified → rename into place →
-only then, if asked, the object deleted. Any failure, cancel or Ctrl-C removes the
-temporary file; nothing is ever written under the final name but a whole, checked file.
-Nothing touches local disk.
+LastModified) → claim its record (a killed run's temporary file is resumed from its
+read-back, verified prefix when the object is unchanged, else removed) → apply the conflict
+policy to the final name → record, then create ``.NAME.<token>.partial`` beside it → ranged
+GETs (If-Match the ETag) fill pool buffers that go straight into pipelined SFTP writes at
+their offsets, several parts at once, the written frontier checkpointed → the bytes read
+checked against the object's checksum (CRC64NVME, else the ETag's MD5), the written size
+against a final fstat, the mtime set to LastModified → rename into place (posix-rename, or
+old aside / new in / old removed where the server has no posix-rename) → ``--done-file``'s
+marker → only then, if asked, the object deleted (only if it is still the one delivered).
+Any failure, cancel or Ctrl-C removes the temporary file; nothing is ever written under the
+final name but a whole, checked file — except with ``--inplace`` (see :data:`INPLACE_RISK`).
+Nothing touches local disk but the record.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import AsyncIterator, Callable
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from dataclasses import replace as replace_result
+from pathlib import Path
 from typing import Any
 
 from ..addresses import S3Location
 from ..aio import run_to_end
 from ..config import ConflictPolicy, MiB, S3Endpoint
 from ..digest import b64, crc64nvme
-from ..errors import TransferError, VerificationFailed
+from ..errors import DestinationRefused, TransferError, VerificationFailed
 from ..plan.delivery import DeliveryJob, DeliveryTarget, RefusedKey, plan_delivery
-from ..s3.operations import S3Client, delete_object, open_client
+from ..plan.filters import FileFilter
+from ..resume.delivery_record import DeliveryRecord, DeliveryState
+from ..s3.operations import PreconditionFailed, S3Client, delete_object, open_client
 from ..s3.reader import ObjectInfo, describe_object, read_range_into
 from ..sftp.pool import SftpPool
-from ..sftp.writer import RemoteWriter, supports_posix_rename
+from ..sftp.writer import RemoteWriter
 from .buffers import BufferPool
+from .verify import GONE, honours_if_match
 
 #: Parts at least this big are hashed in a thread (the loop keeps serving the writes).
 _HASH_OFF_LOOP = 1 * MiB
@@ -42,7 +52,8 @@ class DeliveryOptions:
     The default conflict policy is ``skip-existing``: a partner may already have picked up
     (or be reading) the file at the final name, so it is never replaced unless asked;
     ``overwrite`` / ``if-newer`` / ``if-different`` replace it atomically with
-    ``posix-rename@openssh.com`` only (one line where the server does not offer it).
+    ``posix-rename@openssh.com``, else by renaming the old file aside first (see
+    :meth:`RemoteWriter.publish`).
     """
 
     part_size: int = 8 * MiB
@@ -53,6 +64,22 @@ class DeliveryOptions:
     delete_source: bool = False
     sftp_block_size: int = 0  # 0: what the server's limits allow
     sftp_requests: int = 0  # 0: asyncssh's default (128 writes in flight)
+    #: --inplace: write to the final name (servers that forbid rename; see INPLACE_RISK).
+    inplace: bool = False
+    #: --done-file SUFFIX: an empty NAME+SUFFIX written once NAME is in place.
+    done_suffix: str = ""
+    #: --include / --exclude / --filter / sizes / times over a prefix's objects.
+    file_filter: FileFilter | None = None
+    #: Where each delivery in progress is recorded (its temporary file, for the next run
+    #: after a kill -9); None: not recorded.
+    record_dir: Path | None = None
+
+
+#: What --inplace risks, said once per run by the fronts.
+INPLACE_RISK = (
+    "--inplace writes straight to the final name: a partner polling the folder may pick up "
+    "a partial file, and a failed delivery removes it (a file it replaced is lost)"
+)
 
 
 @dataclass(frozen=True)
@@ -69,6 +96,8 @@ class DeliveryResult:
     source_deleted: bool = False
     etag: str = ""  # of the object read (what lineage and a manifest name it by)
     version_id: str | None = None
+    published_by: str = ""  # posix-rename, rename, rename aside, in place
+    done_file: str = ""  # the marker written after the file was in place
 
     @property
     def source(self) -> str:
@@ -87,6 +116,10 @@ class DeliveryResult:
             record["message"] = self.message
         if self.source_deleted:
             record["source_deleted"] = True
+        if self.published_by:
+            record["published_by"] = self.published_by
+        if self.done_file:
+            record["done_file"] = self.done_file
         return record
 
 
@@ -132,20 +165,45 @@ def _first_error(group: BaseExceptionGroup[BaseException]) -> BaseException:
     return first
 
 
+class _Frontier:
+    """The bytes ``[0, end)`` written in order, with their CRC64NVME: what a checkpoint
+    records (parts finish out of order; the frontier moves only over finished ones)."""
+
+    def __init__(self, start: int, crc: int) -> None:
+        self.end = start
+        self.crc = crc
+        self._finished: dict[int, tuple[int, int]] = {}  # offset → (end, crc at end)
+
+    def finished(self, offset: int, end: int, crc: int) -> bool:
+        """A part is on the server; True when the frontier moved."""
+        self._finished[offset] = (end, crc)
+        moved = False
+        while self.end in self._finished:
+            self.end, self.crc = self._finished.pop(self.end)
+            moved = True
+        return moved
+
+
 async def _stream(
     s3: S3Client,
     info: ObjectInfo,
     writer: RemoteWriter,
     buffers: BufferPool,
     options: DeliveryOptions,
+    *,
+    digest: _Digest | None = None,
+    start: int = 0,
+    on_written: Callable[[int, int], None] | None = None,
 ) -> _Digest:
     """Ranged GETs into pool buffers → writes at offsets; the digest fed in byte order.
 
     Parts start in order, at most ``parts_in_flight`` at once; each waits for the part
     before it to be hashed (never for its write), so reads and writes overlap freely while
-    the digest sees the bytes in order.
+    the digest sees the bytes in order. A resume starts at ``start`` with ``digest`` fed
+    the verified prefix; ``on_written(end, crc)`` hears each move of the written frontier.
     """
-    digest = _Digest(info)
+    digest = digest or _Digest(info)
+    frontier = _Frontier(start, digest.crc)
     part_size = max(1, options.part_size)
     slots = asyncio.Semaphore(max(1, options.parts_in_flight))
 
@@ -160,8 +218,11 @@ async def _stream(
                     await run_to_end(asyncio.to_thread(digest.update, view))
                 else:
                     digest.update(view)
+                crc = digest.crc
                 hashed.set()
                 await writer.write_at(offset, view)
+                if frontier.finished(offset, offset + length, crc) and on_written is not None:
+                    on_written(frontier.end, frontier.crc)
             finally:
                 buffers.release(buffer)
         finally:
@@ -171,7 +232,7 @@ async def _stream(
         async with asyncio.TaskGroup() as group:
             before = asyncio.Event()
             before.set()
-            for offset in range(0, info.size, part_size):
+            for offset in range(start, info.size, part_size):
                 await slots.acquire()
                 hashed = asyncio.Event()
                 length = min(part_size, info.size - offset)
@@ -182,29 +243,111 @@ async def _stream(
     return digest
 
 
+async def _verified_prefix(
+    writer: RemoteWriter, info: ObjectInfo, left: DeliveryState, buffers: BufferPool
+) -> _Digest | None:
+    """The digest of the left temporary file's first ``left.written`` bytes, read back over
+    SFTP, when they hash to the CRC64NVME the record holds; None when they do not (or the
+    file is shorter): then the delivery starts over."""
+    digest = _Digest(info)
+    chunk = min(8 * MiB, max(1, left.written))
+    offset = 0
+    buffer = await buffers.acquire(chunk)  # the budget counts the chunk read back
+    try:
+        async for data in writer.read_back(left.temp_path, left.written, chunk):
+            digest.update(memoryview(data))
+            offset += len(data)
+    finally:
+        buffers.release(buffer)
+    if offset != left.written or digest.crc != left.crc64nvme:
+        return None
+    return digest
+
+
 async def _conflict(
     writer: RemoteWriter, info: ObjectInfo, policy: ConflictPolicy
 ) -> tuple[bool, str]:
     """(replace?, why skipped) for the final name under ``policy``; ``""``: go ahead."""
     existing = await writer.exists(writer.final_path)
     if existing is None:
-        # Nothing there: a plain rename, which refuses a file that appears meanwhile —
-        # unless the policy allows replacing and the server can do so atomically.
-        return policy is not ConflictPolicy.SKIP_EXISTING and supports_posix_rename(
-            writer.client
-        ), ""
+        # Nothing there: skip-existing publishes with a plain rename, which refuses a file
+        # that appears meanwhile; the other policies would replace such a file.
+        return policy is not ConflictPolicy.SKIP_EXISTING, ""
     if policy is ConflictPolicy.SKIP_EXISTING:
         return False, "exists"
     mtime = float(existing.mtime or 0)
     if policy is ConflictPolicy.IF_NEWER and mtime >= int(info.last_modified):
         return False, "not newer"
-    if (
-        policy is ConflictPolicy.IF_DIFFERENT
-        and existing.size == info.size
-        and int(mtime) == int(info.last_modified)
-    ):
-        return False, "same size and time"
+    if policy is ConflictPolicy.IF_DIFFERENT and existing.size == info.size:
+        if int(mtime) >= int(info.last_modified):
+            return False, "same size and time" if int(mtime) == int(info.last_modified) else (
+                "same size, not older"
+            )
+        if await _same_bytes(writer, info):
+            return False, "same size and checksum (read back)"
     return True, ""
+
+
+async def _same_bytes(writer: RemoteWriter, info: ObjectInfo) -> bool:
+    """Whether the file at the final name holds the object's bytes, by reading it back and
+    checking it against the object's stored checksum (CRC64NVME, else the ETag's MD5) — as
+    the other direction compares sha256 when the times differ. False when the object has no
+    checksum to compare with, or the file cannot be read."""
+    if not info.crc64nvme and info.single_part_md5 is None:
+        return False
+    digest = _Digest(info)
+    read = 0
+    try:
+        async for data in writer.read_back(writer.final_path, info.size, MiB):
+            digest.update(memoryview(data))
+            read += len(data)
+    except TransferError:
+        return False
+    if read != info.size:
+        return False
+    try:
+        digest.check(info)
+    except VerificationFailed:
+        return False
+    return True
+
+
+async def _write_done_file(writer: RemoteWriter, suffix: str) -> str:
+    """The empty marker NAME+SUFFIX a partner polls for, once NAME is in place."""
+    marker = writer.final_path + suffix
+    try:
+        await writer.write_marker(marker)
+    except TransferError as exc:
+        raise DestinationRefused(
+            f"{writer.final_path} was delivered but its done file could not be written: "
+            f"{exc.message}",
+            "the partner will not pick the file up; write the marker by hand",
+        ) from exc
+    return marker
+
+
+async def _delete_delivered(s3: S3Client, info: ObjectInfo) -> str:
+    """Delete the object only while it is the one delivered: ``""`` when deleted, else why
+    it was kept. DeleteObject carries If-Match on the delivered ETag (and its VersionId when
+    there is one) where the store honours If-Match (probed), so an object replaced since it
+    was read stays."""
+    params: dict[str, Any] = {}
+    if info.version_id:
+        params["VersionId"] = info.version_id  # exactly the version read: never another
+    elif await honours_if_match(s3, info.bucket, info.key):
+        params["IfMatch"] = info.etag
+    else:
+        current = await describe_object(s3, info.bucket, info.key)
+        if current.etag != info.etag:
+            return "the object changed after it was read, so it was kept"
+    try:
+        await delete_object(s3, info.bucket, info.key, **params)
+    except PreconditionFailed:
+        return "the object changed after it was read, so it was kept"
+    except TransferError as exc:
+        if getattr(exc, "code", "") not in GONE:
+            raise
+    return ""
 
 
 async def deliver_object(
@@ -215,9 +358,11 @@ async def deliver_object(
     target: DeliveryTarget,
     buffers: BufferPool,
     options: DeliveryOptions,
+    on_delivered: Callable[[DeliveryResult], Awaitable[None]] | None = None,
 ) -> DeliveryResult:
     """Deliver one object (see the module's story); a failure is a result, never raised
-    (a cancel is raised, after the temporary file is removed)."""
+    (a cancel is raised, after the temporary file is removed). ``on_delivered`` runs once
+    the file is in place, before the source is deleted (a manifest row made durable)."""
     info: ObjectInfo | None = None
     writer = RemoteWriter(
         sftp,
@@ -225,17 +370,71 @@ async def deliver_object(
         job.remote_path,
         block_size=options.sftp_block_size,
         requests=options.sftp_requests,
+        inplace=options.inplace,
     )
+    record: DeliveryRecord | None = None
+    notes: list[str] = []
     try:
         info = await describe_object(s3, job.bucket, job.key)
         await writer.connect()
+        left: DeliveryState | None = None
+        if options.record_dir is not None:
+            claimed = DeliveryRecord(
+                options.record_dir, f"{target.endpoint.display}{job.remote_path}"
+            )
+            left = claimed.claim()  # DeliveryBusy: another run's; never touched here
+            record = claimed
+            if left is not None and left.temp_path == job.remote_path:
+                # an --inplace run was killed: the final name holds its partial file, which
+                # the conflict check must not take for the partner's
+                notes.append(await _clear_left(writer, claimed, left, "it was written in place"))
+                left = None
         replace, skipped = await _conflict(writer, info, options.conflict)
         if skipped:
+            if left is not None and record is not None:
+                notes.append(await _clear_left(writer, record, left))
             return DeliveryResult(
-                job.bucket, job.key, job.remote_path, "skipped", info.size, message=skipped
+                job.bucket,
+                job.key,
+                job.remote_path,
+                "skipped",
+                info.size,
+                message="; ".join([skipped, *notes]),
             )
-        await writer.open()
-        digest = await _stream(s3, info, writer, buffers, options)
+        resumed: _Digest | None = None
+        start = 0
+        if left is not None and record is not None:
+            resumed, why = await _resumable(writer, info, left, buffers, options)
+            if resumed is None:
+                notes.append(await _clear_left(writer, record, left, why))
+            else:
+                start = left.written
+                notes.append(
+                    f"resumed {left.temp_path} from byte {start} of {info.size} "
+                    "(its prefix read back and checked; the object is unchanged)"
+                )
+        on_written: Callable[[int, int], None] | None = None
+        if record is not None:
+            state = DeliveryState(
+                temp_path=left.temp_path if resumed is not None and left else writer.temp_path,
+                bucket=info.bucket,
+                key=info.key,
+                etag=info.etag,
+                version_id=info.version_id,
+                size=info.size,
+                inplace=options.inplace,
+                written=start,
+                crc64nvme=resumed.crc if resumed is not None else 0,
+            )
+            record.write(state)
+            on_written = _checkpoints(record, state)
+        if resumed is not None and left is not None:
+            await writer.reopen(left.temp_path)
+        else:
+            await writer.open(truncate=options.inplace and replace)
+        digest = await _stream(
+            s3, info, writer, buffers, options, digest=resumed, start=start, on_written=on_written
+        )
         checked = digest.check(info)
         written = await writer.finish(mtime=info.last_modified)
         if written != info.size:
@@ -244,7 +443,7 @@ async def deliver_object(
                 "nothing was left at the final name; run the copy again",
             )
         try:
-            await writer.publish(replace=replace)
+            published_by = await writer.publish(replace=replace)
         except TransferError:
             if not replace and await writer.exists(job.remote_path) is not None:
                 # skip-existing lost a race: a file appeared at the final name meanwhile
@@ -253,34 +452,109 @@ async def deliver_object(
                     job.bucket, job.key, job.remote_path, "skipped", info.size, message="exists"
                 )
             raise
+        if record is not None:
+            record.forget()
         verified_by = f"{checked}+size" if checked else "size"
-        deleted = False
-        if options.delete_source:
-            await delete_object(s3, job.bucket, job.key)
-            deleted = True
-        return DeliveryResult(
+        result = DeliveryResult(
             job.bucket,
             job.key,
             job.remote_path,
             "done",
             info.size,
             verified_by=verified_by,
-            source_deleted=deleted,
             etag=info.etag,
             version_id=info.version_id,
+            published_by=published_by,
+            message="; ".join(notes),
         )
+        if options.done_suffix:
+            result = replace_result(
+                result, done_file=await _write_done_file(writer, options.done_suffix)
+            )
+        if on_delivered is not None:
+            await on_delivered(result)
+        if options.delete_source:
+            kept = await _delete_delivered(s3, info)
+            message = "; ".join(n for n in (result.message, kept) if n)
+            result = replace_result(result, source_deleted=not kept, message=message)
+        return result
     except TransferError as exc:
-        left = await run_to_end(writer.discard())
+        gone = await run_to_end(writer.discard())
         message = str(exc)
-        if not left:
-            message += f" (the temporary file {writer.temp_path} could not be removed)"
+        if not gone:
+            message += f" (the temporary file {writer.temp_path} could not be removed"
+            message += "; the next run removes it)" if record is not None else ")"
+        elif record is not None:
+            record.forget()
         size = info.size if info is not None else 0
         return DeliveryResult(job.bucket, job.key, job.remote_path, "failed", size, message=message)
     except BaseException:  # cancelled, Ctrl-C: the temporary file must not outlive us
-        await run_to_end(writer.discard())
+        if await run_to_end(writer.discard()) and record is not None:
+            record.forget()
         raise
     finally:
         writer.release()
+        if record is not None:
+            record.release()
+
+
+async def _clear_left(
+    writer: RemoteWriter, record: DeliveryRecord, left: DeliveryState, why: str = ""
+) -> str:
+    """Remove the temporary file a killed run left (its record says which); what was done."""
+    if not await writer.remove_left(left.temp_path):
+        raise DestinationRefused(
+            f"{left.temp_path}, left by an interrupted run, could not be removed",
+            "remove it by hand; nothing new was written",
+        )
+    record.forget()
+    said = f"the temporary file {left.temp_path} of an interrupted run was removed"
+    return f"{said} ({why}; started over)" if why else said
+
+
+async def _resumable(
+    writer: RemoteWriter,
+    info: ObjectInfo,
+    left: DeliveryState,
+    buffers: BufferPool,
+    options: DeliveryOptions,
+) -> tuple[_Digest | None, str]:
+    """(the digest of the left file's verified prefix, "") when the delivery can continue
+    from it; (None, why not) when it must start over."""
+    if options.inplace or left.inplace:
+        return None, "--inplace does not resume"
+    if (left.etag, left.version_id, left.size) != (info.etag, info.version_id, info.size):
+        now = info.version_id or info.etag
+        return None, f"the object changed since (it was {left.version_id or left.etag}, now {now})"
+    if left.written <= 0:
+        return None, "none of it was recorded as written"
+    try:
+        digest = await _verified_prefix(writer, info, left, buffers)
+    except TransferError as exc:
+        return None, f"it could not be read back: {exc.message}"
+    if digest is None:
+        return None, f"its first {left.written} bytes did not match the record"
+    return digest, ""
+
+
+#: A delivery in progress records how far it got at most this often (a few hundred bytes of
+#: local disk, fsync'd, whatever the speed).
+CHECKPOINT_SECONDS = 1.0
+
+
+def _checkpoints(record: DeliveryRecord, state: DeliveryState) -> Callable[[int, int], None]:
+    """The frontier's listener: records ``(written, crc)`` at most every CHECKPOINT_SECONDS."""
+    last = time.monotonic()
+    current = state
+
+    def on_written(end: int, crc: int) -> None:
+        nonlocal last, current
+        now = time.monotonic()
+        if now - last >= CHECKPOINT_SECONDS:
+            current = record.checkpoint(current, end, crc)
+            last = now
+
+    return on_written
 
 
 async def deliver(
@@ -291,9 +565,13 @@ async def deliver(
     on_result: Callable[[DeliveryResult], None],
     *,
     sftp: SftpPool | None = None,
+    on_delivered: Callable[[DeliveryResult], Awaitable[None]] | None = None,
+    on_excluded: Callable[[str, str], None] | None = None,
 ) -> None:
     """Deliver every object of ``source`` into ``target``, ``files_in_flight`` at once,
-    under one memory budget; each result is handed to ``on_result`` as it is known."""
+    under one memory budget; each result is handed to ``on_result`` as it is known
+    (``on_delivered``: see :func:`deliver_object`; ``on_excluded``: ``(key, why)`` of each
+    object the filter leaves out)."""
     buffers = BufferPool(options.memory_budget)
     async with open_client(s3_endpoint) as s3, sftp or SftpPool() as pool:
         slots = asyncio.Semaphore(max(1, options.files_in_flight))
@@ -302,7 +580,13 @@ async def deliver(
             try:
                 on_result(
                     await deliver_object(
-                        job, s3=s3, sftp=pool, target=target, buffers=buffers, options=options
+                        job,
+                        s3=s3,
+                        sftp=pool,
+                        target=target,
+                        buffers=buffers,
+                        options=options,
+                        on_delivered=on_delivered,
                     )
                 )
             finally:
@@ -310,7 +594,14 @@ async def deliver(
 
         try:
             async with asyncio.TaskGroup() as group:
-                async for job in planned(s3, source, target, on_result):
+                async for job in planned(
+                    s3,
+                    source,
+                    target,
+                    on_result,
+                    file_filter=options.file_filter,
+                    on_excluded=on_excluded,
+                ):
                     await slots.acquire()
                     group.create_task(one(job))
         except BaseExceptionGroup as group_error:
@@ -322,9 +613,14 @@ async def planned(
     source: S3Location,
     target: DeliveryTarget,
     on_refused: Callable[[DeliveryResult], None],
+    *,
+    file_filter: FileFilter | None = None,
+    on_excluded: Callable[[str, str], None] | None = None,
 ) -> AsyncIterator[DeliveryJob]:
     """The plan's jobs; a refused key becomes a failed result naming it."""
-    async for item in plan_delivery(s3, source, target):
+    async for item in plan_delivery(
+        s3, source, target, file_filter=file_filter, on_excluded=on_excluded
+    ):
         if isinstance(item, RefusedKey):
             on_refused(DeliveryResult(item.bucket, item.key, "", "failed", message=str(item.error)))
         else:

@@ -232,6 +232,10 @@ async def _honours_if_match(client: S3Client, bucket: str, key: str) -> bool:
     return False
 
 
+#: The probe, for the delivery's conditional delete of its source.
+honours_if_match = _honours_if_match
+
+
 async def tag_ours(
     client: S3Client,
     bucket: str,

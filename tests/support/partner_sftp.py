@@ -1,0 +1,87 @@
+"""Partner SFTP servers that behave like the ones deliveries meet in the field, over real
+SFTP (asyncssh, files on disk under ``base/root``):
+
+* ``no-posix-rename``: offers no ``posix-rename@openssh.com`` (appliances, older servers);
+  its plain rename refuses an existing target, as SFTP v3 says;
+* ``no-rename``: refuses every rename (drop boxes that only let files be written).
+
+asyncssh advertises its SFTP extensions from a class attribute of its server handler, so the
+``no-posix-rename`` server hides the extension by patching that attribute for as long as it
+runs (``monkeypatch``, this test process only: the CLI under test runs in another process).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Literal
+
+import asyncssh
+import pytest
+from asyncssh.sftp import SFTPServerHandler
+
+from tests.support.nightly import _KeyAuth
+from tests.support.servers import SftpServerInfo
+
+Behaviour = Literal["no-posix-rename", "no-rename"]
+
+
+class _Partner(asyncssh.SFTPServer):
+    """The stock asyncssh SFTP server, chrooted, with ``behaviour``'s refusals."""
+
+    def __init__(self, chan: asyncssh.SSHServerChannel, root: bytes, behaviour: Behaviour) -> None:
+        super().__init__(chan, chroot=root)
+        self._behaviour = behaviour
+
+    def rename(self, oldpath: bytes, newpath: bytes) -> None:
+        if self._behaviour == "no-rename":
+            raise asyncssh.SFTPOpUnsupported("rename not supported")
+        super().rename(oldpath, newpath)
+
+    def posix_rename(self, oldpath: bytes, newpath: bytes) -> None:
+        raise asyncssh.SFTPOpUnsupported("posix-rename not supported")
+
+
+@contextlib.asynccontextmanager
+async def partner_sftp(
+    base: Path, behaviour: Behaviour, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[SftpServerInfo]:
+    """Run a partner server over ``base / "root"`` on the running loop."""
+    monkeypatch.setattr(
+        SFTPServerHandler,
+        "_extensions",
+        [e for e in SFTPServerHandler._extensions if e[0] != b"posix-rename@openssh.com"],
+    )
+    root = base / "root"
+    root.mkdir(parents=True)
+    client_key = asyncssh.generate_private_key("ssh-ed25519")
+    identity = base / "id_ed25519"
+    client_key.write_private_key(identity)
+    identity.chmod(0o600)
+    host_key = asyncssh.generate_private_key("ssh-ed25519")
+    acceptor = await asyncssh.listen(
+        "127.0.0.1",
+        0,
+        server_host_keys=[host_key],
+        server_factory=lambda: _KeyAuth(client_key.convert_to_public()),
+        sftp_factory=lambda chan: _Partner(chan, str(root).encode(), behaviour),
+        allow_scp=False,
+    )
+    port = acceptor.get_port()
+    known = base / "known_hosts"
+    known.write_text(f"[127.0.0.1]:{port} {host_key.export_public_key().decode().strip()}\n")
+    try:
+        yield SftpServerInfo(
+            kind="asyncssh",
+            host="127.0.0.1",
+            port=port,
+            username="partner",
+            identity_file=identity,
+            known_hosts=known,
+            root=root,
+            remote_root="/",
+        )
+    finally:
+        acceptor.close()
+        await acceptor.wait_closed()
