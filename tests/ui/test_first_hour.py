@@ -99,6 +99,19 @@ async def test_the_transfers_screen_at_80x24_keeps_the_rate_the_parts_and_help(
         assert "? Help" in lines[-1]
 
 
+async def test_the_browse_footer_at_80x24_keeps_help_and_the_main_keys(tmp_path: Path) -> None:
+    """The default terminal: the footer of the browse screen is one line of 80 columns, and
+    every key it shows must fit (the transfer keys, whose list is on its own screen at this
+    width, give their room; f5 and ^d are in ? and the palette)."""
+    app = demo_app(tmp_path)
+    async with app.run_test(size=SMALL) as pilot:
+        await browsing(pilot)
+        footer = screen_text(app).splitlines()[-1]
+        for key in ("? Help", "c Copy", "C Plan…", "t Transfers", "^q Quit", "^p palette"):
+            assert key in footer, footer
+        assert "space Select" in footer and "/ Filter" in footer, footer
+
+
 async def test_the_connection_details_at_80x24_show_the_link_first(tmp_path: Path) -> None:
     app = _error_app(tmp_path)
     async with app.run_test(size=SMALL) as pilot:

@@ -44,7 +44,7 @@ async def test_narrow_terminal_palette_help_and_theme(
         everywhere = [what for _, what, _ in groups["Everywhere"]]
         assert "Quit" in everywhere and "Help" in everywhere
         browse_keys = [what for _, what, _ in groups[PANES["BrowseScreen"]]]
-        assert "Copy here" in browse_keys and "Pause/resume" in browse_keys
+        assert "Copy" in browse_keys and "Pause" in browse_keys
         sftp_keys = {what: more for _, what, more in groups[PANES["RemoteTree"]]}
         assert "select the files matching a glob" in sftp_keys["Select by glob"]
         assert "Filter" in sftp_keys

@@ -109,7 +109,7 @@ CTRL_Q = "\x11"
 def test_quitting_the_real_tui_mid_copy_leaves_no_http_session_open(demo: Terminal) -> None:
     """The issue: ``ERROR asyncio: Unclosed client session`` printed after quitting while a
     transfer ran. Every client and connection is closed before the loop ends."""
-    demo.wait_for(lambda text: "Copy here" in text and "customers_2026.csv" in text, "browse")
+    demo.wait_for(lambda text: "Plan…" in text and "customers_2026.csv" in text, "browse")
     demo.send(DOWN + DOWN)  # .. → logs/ → customers_2026.csv (300 MiB)
     demo.wait_for(lambda text: text.count("customers_2026.csv") > 1, "the cursor's move")
     mark = len(demo.text)

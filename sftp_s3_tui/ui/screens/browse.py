@@ -7,7 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import ClassVar
 
-from textual import on, work
+from textual import events, on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal
@@ -36,8 +36,12 @@ from .plan import POLICY_LABELS, PlanScreen, found_at_keys
 from .transfers import TRANSFER_BINDINGS, TransferActions, TransfersScreen
 from .watch import WatchDialog, WatchesScreen
 
+#: The transfer keys' actions (they need the transfer list on this screen).
+TRANSFER_ACTIONS = frozenset(str(b.action) for b in TRANSFER_BINDINGS)
 #: Below this width the transfers get a screen of their own (key t).
 WIDE = 110
+#: From this width the footer has room for its keys with the usual spacing.
+ROOMY = 140
 #: A copy this large (or of this many files) shows its plan first, as does one that would
 #: overwrite anything.
 LARGE_COPY_BYTES = 1 << 30
@@ -58,20 +62,26 @@ class BrowseScreen(TransferActions, Screen[None]):
         Binding(
             "c",
             "copy",
-            "Copy here",
+            "Copy",
             tooltip="queue the selected files (or the one under the cursor) to the S3 destination",
         ),
         Binding(
             "C",
             "copy(True)",
-            "Plan copy…",
+            "Plan…",
             key_display="C",
             tooltip="show what each file would do (new, skip, overwrite) before copying",
         ),
         Binding("t", "transfers", "Transfers", tooltip="the queue, chunk map and live figures"),
         Binding("s", "focus_s3", "S3 side", show=False, tooltip="move to the bucket tree"),
         Binding("f", "focus_sftp", "SFTP side", show=False, tooltip="move to the SFTP list"),
-        Binding("f5", "reload", "Reload", tooltip="list the SFTP folder and the buckets again"),
+        Binding(
+            "f5",
+            "reload",
+            "Reload",
+            show=False,
+            tooltip="list the SFTP folder and the buckets again",
+        ),
         Binding(
             "H",
             "history",
@@ -107,6 +117,7 @@ class BrowseScreen(TransferActions, Screen[None]):
             "disconnect",
             "Profiles",
             key_display="^d",
+            show=False,
             tooltip="disconnect and go back to the profiles",
         ),
         *TRANSFER_BINDINGS,
@@ -140,6 +151,18 @@ class BrowseScreen(TransferActions, Screen[None]):
             )
         yield TransferPanel(id="main-transfers")
         yield Footer()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """The transfer keys act on the list beside the files: hidden (and off) while the
+        terminal is too narrow to show it, so the footer keeps its room for the keys that
+        work here (80 columns: ? Help, c, C, t, ^d, ^q)."""
+        if action in TRANSFER_ACTIONS:
+            return self.wide
+        return True
+
+    def on_resize(self, event: events.Resize) -> None:
+        self.query_one(Footer).compact = event.size.width < ROOMY
+        self.refresh_bindings()
 
     def on_mount(self) -> None:
         session = self.session

@@ -17,7 +17,7 @@ from .detail import TransferDetailScreen
 from .help import HELP_KEY
 
 TRANSFER_BINDINGS = [
-    Binding("p", "pause", "Pause/resume", tooltip="pause or resume the transfer under the cursor"),
+    Binding("p", "pause", "Pause", tooltip="pause or resume the transfer under the cursor"),
     Binding("x", "cancel", "Cancel", tooltip="cancel it (its upload is aborted)"),
     Binding("r", "retry", "Retry", tooltip="queue a failed or cancelled transfer again"),
     Binding(
