@@ -110,6 +110,14 @@ async def test_the_browse_footer_at_80x24_keeps_help_and_the_main_keys(tmp_path:
         for key in ("? Help", "c Copy", "C Plan…", "t Transfers", "^q Quit", "^p palette"):
             assert key in footer, footer
         assert "space Select" in footer and "/ Filter" in footer, footer
+        await pilot.press("s")  # the S3 side: its own key (d) first, the main keys still there
+
+        def s3_footer() -> str:
+            return screen_text(app).splitlines()[-1]
+
+        await wait_for(pilot, lambda: "d Deliver" in s3_footer(), what="the S3 side's footer")
+        for key in ("? Help", "c Copy", "C Plan…", "t Transfers", "^q Quit", "^p palette"):
+            assert key in s3_footer(), s3_footer()
 
 
 async def test_the_connection_details_at_80x24_show_the_link_first(tmp_path: Path) -> None:

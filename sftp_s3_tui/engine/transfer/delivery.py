@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import time
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from ..addresses import S3Location
@@ -24,6 +25,7 @@ from ..aio import run_to_end
 from ..config import ConflictPolicy, MiB, S3Endpoint
 from ..digest import b64, crc64nvme
 from ..errors import TransferError, VerificationFailed
+from ..events import EventBus, PartChanged, PartState, TransferStarted
 from ..plan.delivery import DeliveryJob, DeliveryTarget, RefusedKey, plan_delivery
 from ..s3.operations import S3Client, delete_object, open_client
 from ..s3.reader import ObjectInfo, describe_object, read_range_into
@@ -138,6 +140,7 @@ async def _stream(
     writer: RemoteWriter,
     buffers: BufferPool,
     options: DeliveryOptions,
+    progress: _Progress | None = None,
 ) -> _Digest:
     """Ranged GETs into pool buffers → writes at offsets; the digest fed in byte order.
 
@@ -150,11 +153,16 @@ async def _stream(
     slots = asyncio.Semaphore(max(1, options.parts_in_flight))
 
     async def part(offset: int, length: int, before: asyncio.Event, hashed: asyncio.Event) -> None:
+        number = offset // part_size + 1
         try:
             buffer = await buffers.acquire(length)
             try:
                 view = memoryview(buffer)
+                if progress is not None:
+                    progress.part(number, PartState.READING, length)
                 await read_range_into(s3, info, offset, view)
+                if progress is not None:
+                    progress.part(number, PartState.UPLOADING, length)
                 await before.wait()
                 if length >= _HASH_OFF_LOOP:
                     await run_to_end(asyncio.to_thread(digest.update, view))
@@ -162,6 +170,8 @@ async def _stream(
                     digest.update(view)
                 hashed.set()
                 await writer.write_at(offset, view)
+                if progress is not None:
+                    progress.part(number, PartState.DONE, length)
             finally:
                 buffers.release(buffer)
         finally:
@@ -180,6 +190,45 @@ async def _stream(
     except BaseExceptionGroup as group_error:
         raise _first_error(group_error) from None
     return digest
+
+
+@dataclass
+class _Progress:
+    """One delivery's events on a bus (a front showing it as a row: chunk map, rates)."""
+
+    bus: EventBus
+    transfer_id: int
+    _since: dict[int, float] = field(default_factory=dict)
+
+    def started(self, size: int, part_size: int) -> None:
+        parts = -(-size // part_size)
+        self.bus.emit(
+            TransferStarted(
+                transfer_id=self.transfer_id,
+                size=size,
+                part_size=part_size,
+                part_count=parts,
+                multipart=parts > 1,
+            )
+        )
+
+    def part(self, number: int, state: PartState, size: int) -> None:
+        """READING: its GET began; UPLOADING: read, on its way to the SFTP write; DONE:
+        written (each step's seconds, as the upload's events carry them)."""
+        now = time.monotonic()
+        seconds = now - self._since.get(number, now)
+        self._since[number] = now
+        if state is PartState.DONE:
+            del self._since[number]
+        self.bus.emit(
+            PartChanged(
+                transfer_id=self.transfer_id,
+                part_number=number,
+                state=state,
+                size=size,
+                seconds=seconds,
+            )
+        )
 
 
 async def _conflict(
@@ -215,9 +264,13 @@ async def deliver_object(
     target: DeliveryTarget,
     buffers: BufferPool,
     options: DeliveryOptions,
+    bus: EventBus | None = None,
+    transfer_id: int = 0,
 ) -> DeliveryResult:
     """Deliver one object (see the module's story); a failure is a result, never raised
-    (a cancel is raised, after the temporary file is removed)."""
+    (a cancel is raised, after the temporary file is removed). With a ``bus``, its start
+    and its parts are told there as transfer ``transfer_id``'s (the TUI's rows)."""
+    progress = _Progress(bus, transfer_id) if bus is not None else None
     info: ObjectInfo | None = None
     writer = RemoteWriter(
         sftp,
@@ -235,7 +288,9 @@ async def deliver_object(
                 job.bucket, job.key, job.remote_path, "skipped", info.size, message=skipped
             )
         await writer.open()
-        digest = await _stream(s3, info, writer, buffers, options)
+        if progress is not None:
+            progress.started(info.size, max(1, options.part_size))
+        digest = await _stream(s3, info, writer, buffers, options, progress)
         checked = digest.check(info)
         written = await writer.finish(mtime=info.last_modified)
         if written != info.size:

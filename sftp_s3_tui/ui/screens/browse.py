@@ -22,6 +22,7 @@ from ...engine.errors import TransferError, UsageError
 from ...engine.events import EngineEvent, TransferFinished, TransferState
 from ...engine.plan.conflicts import Action
 from ...engine.plan.preview import CopyPlan
+from ...requests import DeliveryRequest, folder_delivery_request
 from ..formatting import format_size
 from ..messages import DisconnectRequested, ErrorRaised
 from ..session import Session
@@ -341,6 +342,41 @@ class BrowseScreen(TransferActions, Screen[None]):
             dest = None
         source = f"{self.session.target.sftp.display}{folder}"
         self._start_watch(WatchDialog(folder, source, dest))
+
+    @on(BucketPicker.DeliverRequested)
+    def _deliver_requested(self, message: BucketPicker.DeliverRequested) -> None:
+        """``d`` on the S3 side: deliver into the SFTP folder shown (the other way)."""
+        message.stop()
+        target = self.session.target
+        folder = self.query_one(RemoteTree).path
+        try:
+            request = folder_delivery_request(
+                message.source, folder, target.sftp, target.s3, target.options
+            )
+        except TransferError as exc:
+            self.post_message(ErrorRaised(exc))
+            return
+        self._deliver(request)
+
+    @work(group="deliver", exit_on_error=False)
+    async def _deliver(self, request: DeliveryRequest) -> None:
+        where = request.target.display
+        self.notify(f"Listing {request.source} to deliver into {where}…", timeout=2)
+        try:
+            started = await self.session.deliveries.start(request)
+        except TransferError as exc:
+            self.post_message(ErrorRaised(exc))
+            return
+        if not started:
+            self.notify(f"Nothing to deliver under {request.source}.", severity="warning")
+            return
+        noun = "object" if len(started) == 1 else "objects"
+        self.notify(f"Delivering {len(started)} {noun} → {where} (t shows them)")
+        tasks = [d.task for d in started if d.task is not None]
+        await asyncio.gather(*tasks, return_exceptions=True)
+        tree = self.query_one(RemoteTree)
+        if tree.path.rstrip("/") == request.target.path.rstrip("/"):
+            tree.load_folder(tree.path)  # the delivered files show
 
     @work(group="watch", exit_on_error=False)
     async def _start_watch(self, dialog: WatchDialog) -> None:

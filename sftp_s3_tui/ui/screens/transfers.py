@@ -47,9 +47,17 @@ class TransferActions:
             self.notify("No transfer selected.", severity="warning")  # type: ignore[attr-defined]
         return focused
 
+    def _delivery(self, transfer_id: int, what: str) -> bool:
+        """True when ``transfer_id`` is an S3 → SFTP delivery (said so for what it lacks)."""
+        if transfer_id not in self.session.deliveries.items:
+            return False
+        if what:
+            self.notify(f"A delivery cannot be {what} yet: cancel it (x) and deliver again.")  # type: ignore[attr-defined]
+        return True
+
     def action_pause(self) -> None:
         transfer_id = self._focused()
-        if transfer_id is None:
+        if transfer_id is None or self._delivery(transfer_id, "paused"):
             return
         queue = self.session.queue
         if queue.transfers[transfer_id].state is TransferState.PAUSED:
@@ -59,12 +67,12 @@ class TransferActions:
 
     def action_cancel(self) -> None:
         transfer_id = self._focused()
-        if transfer_id is not None:
+        if transfer_id is not None and not self.session.deliveries.cancel(transfer_id):
             self.session.queue.cancel(transfer_id)
 
     def action_retry(self) -> None:
         transfer_id = self._focused()
-        if transfer_id is None:
+        if transfer_id is None or self._delivery(transfer_id, "retried"):
             return
         transfer = self.session.queue.transfers[transfer_id]
         if transfer.state in (TransferState.FAILED, TransferState.CANCELLED):

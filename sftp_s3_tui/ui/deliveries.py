@@ -1,0 +1,185 @@
+"""S3 → SFTP deliveries started from the TUI (the bucket pane's ``d``): each object a row in
+the transfer list, beside the queue's uploads, from the same events (chunk map, rates,
+totals). The engine does the work (``deliver_object``: temporary name, checks, rename);
+this keeps the rows, runs ``files_in_flight`` objects at once on the session's SSH
+connections, S3 client and buffer pool, and cancels what is unfinished when the session
+closes (each object's temporary file is removed before the connection goes). Nothing here
+imports Textual."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+
+from ..engine.events import (
+    EventBus,
+    TransferFinished,
+    TransferQueued,
+    TransferResult,
+    TransferState,
+    TransferStateChanged,
+)
+from ..engine.plan.delivery import DeliveryJob, RefusedKey, plan_delivery
+from ..engine.transfer.delivery import DeliveryResult, deliver_object
+from ..engine.transfer.queue import TransferQueue
+from ..requests import DeliveryRequest
+
+log = logging.getLogger(__name__)
+
+_STATES = {
+    "done": TransferState.DONE,
+    "skipped": TransferState.SKIPPED,
+    "failed": TransferState.FAILED,
+}
+
+
+@dataclass
+class Delivery:
+    """One object on its way to the SFTP side, and what became of it."""
+
+    transfer_id: int
+    job: DeliveryJob
+    request: DeliveryRequest
+    task: asyncio.Task[None] | None = None
+    state: TransferState = TransferState.QUEUED
+
+    @property
+    def label(self) -> str:
+        """``s3://bucket/key → sftp://host/path`` (what quitting would abort)."""
+        endpoint = self.request.target.endpoint
+        return f"s3://{self.job.bucket}/{self.job.key} → {endpoint.display}{self.job.remote_path}"
+
+
+class Deliveries:
+    """The session's deliveries, by transfer id (ids taken from the queue: one list)."""
+
+    def __init__(self, queue: TransferQueue, bus: EventBus) -> None:
+        self.queue = queue
+        self.bus = bus
+        self.items: dict[int, Delivery] = {}
+        self._runs: set[asyncio.Task[None]] = set()
+
+    def unfinished(self) -> list[Delivery]:
+        return [d for d in self.items.values() if not d.state.finished]
+
+    async def start(self, request: DeliveryRequest) -> list[Delivery]:
+        """List what ``request.source`` names, show each object as a queued row, then
+        deliver them in the background; a key that cannot be a path fails by name."""
+        deliveries: list[Delivery] = []
+        async for item in plan_delivery(self.queue.s3, request.source, request.target):
+            transfer_id = self.queue.new_transfer_id()
+            if isinstance(item, RefusedKey):
+                job = DeliveryJob(item.bucket, item.key, "")
+                self._queued(transfer_id, job)
+                result = DeliveryResult(
+                    item.bucket, item.key, "", "failed", message=str(item.error)
+                )
+                self._finished(transfer_id, result, 0.0)
+                continue
+            delivery = Delivery(transfer_id, item, request)
+            self.items[transfer_id] = delivery
+            self._queued(transfer_id, item)
+            deliveries.append(delivery)
+        if deliveries:
+            run = asyncio.create_task(self._run(request, deliveries))
+            self._runs.add(run)
+            run.add_done_callback(self._runs.discard)
+        return deliveries
+
+    async def _run(self, request: DeliveryRequest, deliveries: list[Delivery]) -> None:
+        slots = asyncio.Semaphore(max(1, request.options.files_in_flight))
+
+        async def one(delivery: Delivery) -> None:
+            started = time.monotonic()
+            try:
+                async with slots:
+                    self._state(delivery, TransferState.RUNNING)
+                    started = time.monotonic()
+                    result = await deliver_object(
+                        delivery.job,
+                        s3=self.queue.s3,
+                        sftp=self.queue.sftp,
+                        target=request.target,
+                        buffers=self.queue.pool,
+                        options=request.options,
+                        bus=self.bus,
+                        transfer_id=delivery.transfer_id,
+                    )
+            except asyncio.CancelledError:  # the temporary file is already removed
+                job = delivery.job
+                cancelled = DeliveryResult(job.bucket, job.key, job.remote_path, "cancelled")
+                self._finished(delivery.transfer_id, cancelled, time.monotonic() - started)
+                delivery.state = TransferState.CANCELLED
+                return
+            self._finished(delivery.transfer_id, result, time.monotonic() - started)
+            delivery.state = _STATES.get(result.status, TransferState.FAILED)
+
+        for delivery in deliveries:
+            delivery.task = asyncio.create_task(one(delivery))
+        outcomes = await asyncio.gather(
+            *(d.task for d in deliveries if d.task is not None), return_exceptions=True
+        )
+        for outcome in outcomes:
+            if isinstance(outcome, Exception):  # a bug: said in the log, not lost
+                log.error("a delivery failed", exc_info=outcome)
+
+    def cancel(self, transfer_id: int) -> bool:
+        """Cancel one delivery (its temporary file is removed); False: not a delivery."""
+        delivery = self.items.get(transfer_id)
+        if delivery is None:
+            return False
+        if delivery.task is not None and not delivery.task.done():
+            delivery.task.cancel()
+        return True
+
+    async def close(self) -> None:
+        """Cancel what is unfinished and wait until each temporary file is removed."""
+        tasks = [d.task for d in self.items.values() if d.task is not None and not d.task.done()]
+        for task in tasks:
+            task.cancel()
+        for run in list(self._runs):
+            run.cancel()
+        await asyncio.gather(*tasks, *self._runs, return_exceptions=True)
+
+    # events: the rows ---------------------------------------------------------------------
+    def _queued(self, transfer_id: int, job: DeliveryJob) -> None:
+        self.bus.emit(
+            TransferQueued(
+                transfer_id=transfer_id,
+                source=f"s3://{job.bucket}/{job.key}",
+                bucket=job.bucket,
+                key=job.key,
+                size=0,
+            )
+        )
+
+    def _state(self, delivery: Delivery, state: TransferState) -> None:
+        delivery.state = state
+        self.bus.emit(TransferStateChanged(transfer_id=delivery.transfer_id, state=state))
+
+    def _finished(self, transfer_id: int, result: DeliveryResult, seconds: float) -> None:
+        status = _STATES.get(result.status, TransferState.CANCELLED)
+        message = result.message
+        if status is TransferState.DONE:
+            message = f"→ {result.remote_path} (verified by {result.verified_by})"
+        elif status is TransferState.SKIPPED:
+            message = f"{result.remote_path}: {result.message}"
+        self.bus.emit(
+            TransferFinished(
+                transfer_id=transfer_id,
+                result=TransferResult(
+                    source=result.source,
+                    bucket=result.bucket,
+                    key=result.key,
+                    bytes=result.bytes,
+                    seconds=seconds,
+                    parts=0,
+                    sha256=None,
+                    status=status,
+                    message=message,
+                    verified_by=result.verified_by,
+                ),
+            )
+        )
