@@ -123,3 +123,14 @@ def test_quitting_the_real_tui_mid_copy_leaves_no_http_session_open(demo: Termin
     after = demo.text[mark:]
     assert "Aborted 1 unfinished transfer(s)" in after, after[-3000:]
     assert "Unclosed" not in after and "Traceback" not in after, after[-3000:]
+
+
+def test_quitting_while_the_demo_starts_prints_nothing_but_the_end(demo: Terminal) -> None:
+    """ctrl+q while the demo writes its sample tree (a grandchild process): the writer is
+    stopped and its pipe closed on the loop, not left to the collector after the loop
+    closed ("Exception ignored … RuntimeError: Event loop is closed")."""
+    demo.wait_for(lambda text: "Starting the demo" in text, "the demo starting")
+    demo.send(CTRL_Q)
+    assert demo.wait_for_exit() == 0, demo.text[-3000:]
+    for bad in ("Traceback", "Exception ignored", "Event loop is closed", "Unclosed"):
+        assert bad not in demo.text, demo.text[-3000:]
