@@ -36,6 +36,7 @@ from sftp_s3_tui.profiles import (
 from sftp_s3_tui.ui.app import AppOptions, SftpS3App
 from sftp_s3_tui.ui.screens.detail import TransferDetailScreen
 from sftp_s3_tui.ui.screens.dialogs import ConfirmScreen, ErrorScreen
+from sftp_s3_tui.ui.screens.help import HelpScreen
 from sftp_s3_tui.ui.screens.host_key import HostKeyScreen
 from sftp_s3_tui.ui.screens.plan import PlanScreen
 from sftp_s3_tui.ui.screens.transfers import TransfersScreen
@@ -101,7 +102,24 @@ async def browsing(pilot: Any) -> None:
         return len(nodes) == 2 and bool(nodes[1].children)
 
     await wait_for(pilot, landing_listed, what="buckets")
-    await pilot.pause(0.2)
+    await wait_for(pilot, lambda: idle(app), what="the listings and the destination marks")
+
+
+def watches_listed(app: Any) -> bool:
+    """The watches list has its rows."""
+    tables = app.screen.query("#watches-table")
+    return bool(tables) and tables.first().row_count > 0
+
+
+def idle(app: Any) -> bool:
+    """No worker of the app (listings, the destination marks) is still running."""
+    return all(worker.is_finished for worker in app.workers)
+
+
+def frozen(panel: TransferPanel) -> bool:
+    """The fixed rows are in the list (what :func:`freeze_panel` put there)."""
+    shown = panel.transfer_list.rows_by_id
+    return all(row.transfer_id in shown for row in fixed_rows())
 
 
 def freeze_panel(panel: TransferPanel) -> None:
@@ -158,8 +176,9 @@ def test_browse_screen_narrow(snap_compare: Any, tmp_path: Path, small: bool) ->
 def test_browse_and_transfers_wide(snap_compare: Any, tmp_path: Path, small: bool) -> None:
     async def run_before(pilot: Any) -> None:
         await browsing(pilot)
-        freeze_panel(pilot.app.screen.query_one(TransferPanel))
-        await pilot.pause(0.2)
+        panel = pilot.app.screen.query_one(TransferPanel)
+        freeze_panel(panel)
+        await wait_for(pilot, lambda: frozen(panel), what="the fixed rows")
 
     assert snap_compare(
         demo_app(tmp_path), terminal_size=SMALL if small else WIDE, run_before=run_before
@@ -172,9 +191,10 @@ def test_transfers_screen(snap_compare: Any, tmp_path: Path, small: bool) -> Non
         await browsing(pilot)
         app = pilot.app
         await app.push_screen(TransfersScreen(app.session))
-        await pilot.pause(0.2)
-        freeze_panel(app.screen.query_one(TransferPanel))
-        await pilot.pause(0.2)
+        await wait_for(pilot, lambda: app.screen.query(TransferPanel), what="the transfers")
+        panel = app.screen.query_one(TransferPanel)
+        freeze_panel(panel)
+        await wait_for(pilot, lambda: frozen(panel), what="the fixed rows")
 
     assert snap_compare(
         demo_app(tmp_path), terminal_size=SMALL if small else NARROW, run_before=run_before
@@ -186,7 +206,7 @@ def test_help_screen(snap_compare: Any, tmp_path: Path, small: bool) -> None:
     async def run_before(pilot: Any) -> None:
         await browsing(pilot)
         await pilot.press("question_mark")
-        await pilot.pause(0.2)
+        await wait_for(pilot, lambda: isinstance(pilot.app.screen, HelpScreen), what="help")
 
     assert snap_compare(
         demo_app(tmp_path), terminal_size=SMALL if small else NARROW, run_before=run_before
@@ -295,7 +315,7 @@ def _plan_screen() -> PlanScreen:
 def test_plan_dialog(snap_compare: Any, tmp_path: Path, small: bool) -> None:
     async def run_before(pilot: Any) -> None:
         await pilot.app.push_screen(_plan_screen())
-        await pilot.pause(0.2)
+        await wait_for(pilot, lambda: pilot.app.screen.query("#plan-table"), what="the plan")
 
     assert snap_compare(
         _error_app(tmp_path), terminal_size=SMALL if small else WIDE, run_before=run_before
@@ -327,7 +347,7 @@ def test_transfer_detail_dialog(snap_compare: Any, tmp_path: Path, small: bool) 
 
     async def run_before(pilot: Any) -> None:
         await pilot.app.push_screen(TransferDetailScreen(transfer))
-        await pilot.pause(0.2)
+        await wait_for(pilot, lambda: isinstance(pilot.app.screen, TransferDetailScreen))
 
     assert snap_compare(
         _error_app(tmp_path), terminal_size=SMALL if small else WIDE, run_before=run_before
@@ -346,7 +366,7 @@ def test_quit_mid_run_dialog(snap_compare: Any, tmp_path: Path, small: bool) -> 
             safe_is_no=True,
         )
         await pilot.app.push_screen(dialog)
-        await pilot.pause(0.2)
+        await wait_for(pilot, lambda: getattr(pilot.app.focused, "id", None) == "no", what="focus")
 
     assert snap_compare(
         _error_app(tmp_path), terminal_size=SMALL if small else NARROW, run_before=run_before
@@ -364,7 +384,7 @@ def test_watch_dialog(snap_compare: Any, tmp_path: Path, small: bool) -> None:
         dialog.query_one("#watch-expect", Input).value = "3 invoice_*.csv by weekdays 06:00"
         for field in dialog.query(Input):
             field.cursor_blink = False  # a blinking cursor makes the snapshot flaky
-        await pilot.pause(0.2)
+        await wait_for(pilot, lambda: pilot.app.screen is dialog, what="the watch dialog")
 
     assert snap_compare(
         _error_app(tmp_path), terminal_size=SMALL if small else WIDE, run_before=run_before
@@ -429,7 +449,7 @@ def test_watches_list(snap_compare: Any, tmp_path: Path, small: bool) -> None:
 
     async def run_before(pilot: Any) -> None:
         await pilot.app.push_screen(WatchesScreen(_watch_statuses, stop, live=False))
-        await pilot.pause(0.2)
+        await wait_for(pilot, lambda: watches_listed(pilot.app), what="the watches")
 
     assert snap_compare(
         _error_app(tmp_path), terminal_size=SMALL if small else WIDE, run_before=run_before
