@@ -44,6 +44,8 @@ class Delivery:
     request: DeliveryRequest
     task: asyncio.Task[None] | None = None
     state: TransferState = TransferState.QUEUED
+    #: What became of it, as the rows' event carried it (None until it ends).
+    result: TransferResult | None = None
 
     @property
     def label(self) -> str:
@@ -160,26 +162,29 @@ class Deliveries:
         self.bus.emit(TransferStateChanged(transfer_id=delivery.transfer_id, state=state))
 
     def _finished(self, transfer_id: int, result: DeliveryResult, seconds: float) -> None:
+        shown = self._result(result, seconds)
+        delivery = self.items.get(transfer_id)
+        if delivery is not None:
+            delivery.result = shown
+        self.bus.emit(TransferFinished(transfer_id=transfer_id, result=shown))
+
+    @staticmethod
+    def _result(result: DeliveryResult, seconds: float) -> TransferResult:
         status = _STATES.get(result.status, TransferState.CANCELLED)
         message = result.message
         if status is TransferState.DONE:
             message = f"→ {result.remote_path} (verified by {result.verified_by})"
         elif status is TransferState.SKIPPED:
             message = f"{result.remote_path}: {result.message}"
-        self.bus.emit(
-            TransferFinished(
-                transfer_id=transfer_id,
-                result=TransferResult(
-                    source=result.source,
-                    bucket=result.bucket,
-                    key=result.key,
-                    bytes=result.bytes,
-                    seconds=seconds,
-                    parts=0,
-                    sha256=None,
-                    status=status,
-                    message=message,
-                    verified_by=result.verified_by,
-                ),
-            )
+        return TransferResult(
+            source=result.source,
+            bucket=result.bucket,
+            key=result.key,
+            bytes=result.bytes,
+            seconds=seconds,
+            parts=0,
+            sha256=None,
+            status=status,
+            message=message,
+            verified_by=result.verified_by,
         )

@@ -10,11 +10,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from textual.widgets import Tree
+from textual.widgets import TextArea, Tree
 
 from sftp_s3_tui.engine.config import MiB, S3Endpoint
 from sftp_s3_tui.engine.events import TransferState
 from sftp_s3_tui.ui.screens.browse import BrowseScreen
+from sftp_s3_tui.ui.screens.detail import TransferDetailScreen
 from sftp_s3_tui.ui.screens.dialogs import ConfirmScreen
 from sftp_s3_tui.ui.screens.help import HelpScreen, key_groups
 from sftp_s3_tui.ui.widgets.bucket_picker import BucketPicker
@@ -90,6 +91,24 @@ async def test_d_on_a_prefix_delivers_its_objects_into_the_sftp_folder_shown(
             (rows[i].key, rows[i].state, rows[i].message) for i in deliveries
         ]
         assert rows[max(deliveries, key=lambda i: rows[i].size)].size == len(big)
+
+        # enter on a delivery row: the same details dialog, its destination the SFTP path
+        big_row = max(deliveries, key=lambda i: rows[i].size)
+        table = app.screen.query_one(TransferPanel).transfer_list
+        await pilot.press("t")  # wide: the transfer list beside the files takes the focus
+        await wait_for(pilot, lambda: table.has_focus, what="the transfer list")
+        index = table.index_of(big_row)
+        assert index is not None
+        table.move_cursor(row=index)
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, TransferDetailScreen), what="details")
+        details = app.screen.query_one("#detail-text", TextArea).text
+        destination = f"{openssh_sftp.endpoint().display}{openssh_sftp.remote_path('inbox')}/"
+        assert f"Destination  {destination}report.csv" in details, details
+        assert f"Source       s3://{bucket}/out/report.csv" in details, details
+        assert "Verified by  crc64nvme+size" in details or "Verified by  md5+size" in details
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: isinstance(app.screen, BrowseScreen), what="browse again")
 
         await pilot.press("question_mark")  # the key is in the help, under the S3 side
         await wait_for(pilot, lambda: isinstance(app.screen, HelpScreen), what="help")

@@ -10,6 +10,8 @@ from textual.screen import Screen
 from textual.widgets import Footer
 
 from ...engine.events import TransferState
+from ...engine.transfer.queue import Transfer
+from ..deliveries import Delivery
 from ..session import Session
 from ..widgets.title_header import TitleHeader
 from ..widgets.transfer_panel import TransferPanel
@@ -84,7 +86,9 @@ class TransferActions:
 
     def on_transfer_panel_detail_requested(self, message: TransferPanel.DetailRequested) -> None:
         """Enter on a transfer: everything about it, in a dialog."""
-        transfer = self.session.queue.transfers.get(message.transfer_id)
+        transfer: Transfer | Delivery | None = self.session.queue.transfers.get(
+            message.transfer_id
+        ) or self.session.deliveries.items.get(message.transfer_id)
         if transfer is not None:
             screen = TransferDetailScreen(
                 transfer, message.stats, self.session.sampler, self.session.span
