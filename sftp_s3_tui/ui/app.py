@@ -338,10 +338,11 @@ class SftpS3App(App[int]):
             name = result.key.rsplit("/", 1)[-1]
             self.notify(result.message, title=f"✗ {name} failed", severity="error", timeout=10)
         if not self.session.unfinished:  # O(1): no walk over every transfer per finish
-            queue = self.session.queue
-            done = queue.outcomes[TransferState.DONE]
+            queue, deliveries = self.session.queue, self.session.deliveries
+            done = queue.outcomes[TransferState.DONE] + deliveries.count(TransferState.DONE)
+            total = len(queue.transfers) + len(deliveries.items)
             self.notify(
-                f"All transfers finished: {done} of {len(queue.transfers)} copied.",
+                f"All transfers finished: {done} of {total} copied.",
                 title="Done",
                 timeout=6,
             )

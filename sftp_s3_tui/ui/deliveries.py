@@ -66,6 +66,9 @@ class Deliveries:
     def unfinished(self) -> list[Delivery]:
         return [d for d in self.items.values() if not d.state.finished]
 
+    def count(self, state: TransferState) -> int:
+        return sum(d.state is state for d in self.items.values())
+
     async def start(self, request: DeliveryRequest) -> list[Delivery]:
         """List what ``request.source`` names, show each object as a queued row, then
         deliver them in the background; a key that cannot be a path fails by name."""
@@ -113,10 +116,8 @@ class Deliveries:
                 job = delivery.job
                 cancelled = DeliveryResult(job.bucket, job.key, job.remote_path, "cancelled")
                 self._finished(delivery.transfer_id, cancelled, time.monotonic() - started)
-                delivery.state = TransferState.CANCELLED
                 return
             self._finished(delivery.transfer_id, result, time.monotonic() - started)
-            delivery.state = _STATES.get(result.status, TransferState.FAILED)
 
         for delivery in deliveries:
             delivery.task = asyncio.create_task(one(delivery))
@@ -162,10 +163,13 @@ class Deliveries:
         self.bus.emit(TransferStateChanged(transfer_id=delivery.transfer_id, state=state))
 
     def _finished(self, transfer_id: int, result: DeliveryResult, seconds: float) -> None:
+        """The row's end, as the queue tells its own: the final state, then the result."""
         shown = self._result(result, seconds)
         delivery = self.items.get(transfer_id)
         if delivery is not None:
             delivery.result = shown
+            delivery.state = shown.status
+        self.bus.emit(TransferStateChanged(transfer_id=transfer_id, state=shown.status))
         self.bus.emit(TransferFinished(transfer_id=transfer_id, result=shown))
 
     @staticmethod

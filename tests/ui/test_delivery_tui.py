@@ -85,6 +85,12 @@ async def test_d_on_a_prefix_delivers_its_objects_into_the_sftp_folder_shown(
             timeout=60,
             what="the deliveries' end",
         )
+
+        def told(text: str) -> bool:
+            return any(text in n.message for n in app._notifications)
+
+        await wait_for(pilot, lambda: told("All transfers finished: 2 of 2 copied"), what="done")
+        assert session.unfinished == set()
         rows = app.screen.query_one(TransferPanel).transfer_list.rows_by_id
         assert {rows[i].key for i in deliveries} == {"out/report.csv", "out/small.txt"}
         assert all(rows[i].state is TransferState.DONE for i in deliveries), [
