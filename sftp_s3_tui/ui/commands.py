@@ -93,6 +93,12 @@ class MainCommands(Provider):
                     on_s3_side("deliver"),
                 ),
                 Command(
+                    "Plan delivery",
+                    "Each S3 object's SFTP path and what is there already, then deliver",
+                    "D",
+                    on_s3_side("deliver(True)"),
+                ),
+                Command(
                     "Select by glob",
                     "Select the SFTP files matching a glob (*.csv)",
                     "+",

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import posixpath
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from ..engine.errors import TransferError
 from ..engine.events import (
     EventBus,
     TransferFinished,
@@ -54,6 +56,17 @@ class Delivery:
         return f"s3://{self.job.bucket}/{self.job.key} → {endpoint.display}{self.job.remote_path}"
 
 
+@dataclass
+class DeliveryPlan:
+    """What a delivery would do, before it starts: each object's path, the paths where a
+    file is already (skip-existing keeps it), and the keys refused by name."""
+
+    request: DeliveryRequest
+    jobs: list[DeliveryJob] = field(default_factory=list)
+    refused: list[RefusedKey] = field(default_factory=list)
+    existing: set[str] = field(default_factory=set)
+
+
 class Deliveries:
     """The session's deliveries, by transfer id (ids taken from the queue: one list)."""
 
@@ -69,23 +82,43 @@ class Deliveries:
     def count(self, state: TransferState) -> int:
         return sum(d.state is state for d in self.items.values())
 
-    async def start(self, request: DeliveryRequest) -> list[Delivery]:
-        """List what ``request.source`` names, show each object as a queued row, then
-        deliver them in the background; a key that cannot be a path fails by name."""
-        deliveries: list[Delivery] = []
+    async def plan(self, request: DeliveryRequest) -> DeliveryPlan:
+        """The objects ``request.source`` names and their paths, and which paths hold a
+        file already (each destination folder listed once; a missing one holds nothing)."""
+        plan = DeliveryPlan(request)
         async for item in plan_delivery(self.queue.s3, request.source, request.target):
-            transfer_id = self.queue.new_transfer_id()
             if isinstance(item, RefusedKey):
-                job = DeliveryJob(item.bucket, item.key, "")
-                self._queued(transfer_id, job)
-                result = DeliveryResult(
-                    item.bucket, item.key, "", "failed", message=str(item.error)
-                )
-                self._finished(transfer_id, result, 0.0)
-                continue
-            delivery = Delivery(transfer_id, item, request)
+                plan.refused.append(item)
+            else:
+                plan.jobs.append(item)
+        endpoint = request.target.endpoint
+        for folder in sorted({posixpath.dirname(job.remote_path) for job in plan.jobs}):
+            try:
+                entries = await self.queue.sftp.listdir(endpoint, folder)
+            except TransferError:
+                continue  # not there yet: everything in it is new
+            plan.existing.update(posixpath.join(folder, entry.name) for entry in entries)
+        return plan
+
+    async def start(
+        self, request: DeliveryRequest, plan: DeliveryPlan | None = None
+    ) -> list[Delivery]:
+        """Show each planned object as a queued row, then deliver them in the background;
+        a key that cannot be a path fails by name."""
+        if plan is None:
+            plan = await self.plan(request)
+        for refused in plan.refused:
+            transfer_id = self.queue.new_transfer_id()
+            self._queued(transfer_id, DeliveryJob(refused.bucket, refused.key, ""))
+            message = str(refused.error)
+            result = DeliveryResult(refused.bucket, refused.key, "", "failed", message=message)
+            self._finished(transfer_id, result, 0.0)
+        deliveries: list[Delivery] = []
+        for job in plan.jobs:
+            transfer_id = self.queue.new_transfer_id()
+            delivery = Delivery(transfer_id, job, request)
             self.items[transfer_id] = delivery
-            self._queued(transfer_id, item)
+            self._queued(transfer_id, job)
             deliveries.append(delivery)
         if deliveries:
             run = asyncio.create_task(self._run(request, deliveries))

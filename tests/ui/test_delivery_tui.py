@@ -169,3 +169,53 @@ async def test_quitting_mid_delivery_asks_then_leaves_no_temporary_file(
     assert [d.state for d in session.deliveries.items.values()] == [TransferState.CANCELLED]
     assert not (root / "big.bin").exists()
     assert not [name for name in os.listdir(root) if name.startswith(".big.bin")]
+
+
+async def test_a_delivery_onto_files_already_there_shows_its_plan_first(
+    openssh_sftp: SftpServerInfo, s3_endpoint: S3Endpoint, bucket: str, s3: Any, tmp_path: Path
+) -> None:
+    """A file at a final name is kept (skip-existing: a partner may be reading it): the plan
+    says so before anything is sent; D always shows it, and its Esc sends nothing."""
+    s3.put_object(Bucket=bucket, Key="out/report.csv", Body=b"new report\n")
+    s3.put_object(Bucket=bucket, Key="out/extra.csv", Body=b"extra\n")
+    openssh_sftp.write_file("report.csv", b"the partner's copy\n")
+    profile = server_profile(openssh_sftp, s3_endpoint, bucket=bucket, prefix="out/")
+    app = make_app(tmp_path, initial=profile)
+    root = openssh_sftp.root
+    async with app.run_test(size=(150, 45)) as pilot:
+        await wait_for(pilot, lambda: browse_ready(app), what="browse")
+        session = app.session
+        assert session is not None
+
+        await _cursor_on(pilot, "out/extra.csv")
+        await pilot.press("D")  # always the plan; esc: nothing is sent
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="the plan")
+        assert "+ new   s3://" in screen_text(app) and "extra.csv" in screen_text(app)
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: isinstance(app.screen, BrowseScreen), what="browse")
+        assert session.deliveries.items == {} and not (root / "extra.csv").exists()
+
+        await _cursor_on(pilot, "out/")
+        await pilot.press("d")  # report.csv is there: the plan comes first
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="the plan")
+        text = screen_text(app)
+        assert f"– kept  s3://{bucket}/out/report.csv" in text, text
+        assert f"+ new   s3://{bucket}/out/extra.csv" in text, text
+        assert "1 new · 1 kept" in text, text
+        await pilot.press("y")
+        deliveries = session.deliveries.items
+        await wait_for(
+            pilot,
+            lambda: len(deliveries) == 2 and all(d.state.finished for d in deliveries.values()),
+            timeout=60,
+            what="the deliveries' end",
+        )
+        states = {d.job.key: d.state for d in deliveries.values()}
+        assert states == {
+            "out/report.csv": TransferState.SKIPPED,
+            "out/extra.csv": TransferState.DONE,
+        }
+        await app.close_all()
+    assert (root / "report.csv").read_bytes() == b"the partner's copy\n"
+    assert (root / "extra.csv").read_bytes() == b"extra\n"
+    assert _left_over(root) == []

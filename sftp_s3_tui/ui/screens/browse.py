@@ -7,6 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import ClassVar
 
+from rich.text import Text
 from textual import events, on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
@@ -23,6 +24,7 @@ from ...engine.events import EngineEvent, TransferFinished, TransferState
 from ...engine.plan.conflicts import Action
 from ...engine.plan.preview import CopyPlan
 from ...requests import DeliveryRequest, folder_delivery_request
+from ..deliveries import DeliveryPlan
 from ..formatting import format_size
 from ..messages import DisconnectRequested, ErrorRaised
 from ..session import Session
@@ -30,7 +32,7 @@ from ..widgets.bucket_picker import BucketPicker
 from ..widgets.remote_tree import RemoteTree
 from ..widgets.title_header import TitleHeader
 from ..widgets.transfer_panel import TransferPanel
-from .dialogs import PromptScreen
+from .dialogs import ConfirmScreen, PromptScreen
 from .help import HELP_KEY
 from .history import HistoryScreen
 from .plan import POLICY_LABELS, PlanScreen, found_at_keys
@@ -51,6 +53,29 @@ LARGE_COPY_FILES = 100
 LANDED_REFRESH_SECONDS = 0.5
 MARKS_DELAY_SECONDS = 0.3
 LANDED = (TransferState.DONE, TransferState.SKIPPED)
+
+
+def delivery_plan_text(plan: DeliveryPlan, shown: int = 12) -> Text:
+    """Each object → its path and what it will do (new; kept: a file is there, skip-existing;
+    refused by name), the first ``shown`` of each, then the counts."""
+    text = Text()
+    there = [job for job in plan.jobs if job.remote_path in plan.existing]
+    new = [job for job in plan.jobs if job.remote_path not in plan.existing]
+    for mark, style, jobs in (("+ new ", "green", new), ("– kept", "dim", there)):
+        for job in jobs[:shown]:
+            text.append(f"{mark}  ", style=style)
+            text.append(f"s3://{job.bucket}/{job.key} → {job.remote_path}\n")
+        if len(jobs) > shown:
+            text.append(f"        … and {len(jobs) - shown} more\n", style="dim")
+    for refused in plan.refused[:shown]:
+        text.append("✗ refused  ", style="bold red")
+        text.append(f"{refused.error.message}\n")
+    text.append(
+        f"\n{len(new)} new · {len(there)} kept (a file is there: skip existing, a partner may "
+        f"be reading it) · {len(plan.refused)} refused. Each file is written to a temporary "
+        "name, checked, then renamed into place."
+    )
+    return text
 
 
 class BrowseScreen(TransferActions, Screen[None]):
@@ -356,19 +381,33 @@ class BrowseScreen(TransferActions, Screen[None]):
         except TransferError as exc:
             self.post_message(ErrorRaised(exc))
             return
-        self._deliver(request)
+        self._deliver(request, message.always_plan)
 
     @work(group="deliver", exit_on_error=False)
-    async def _deliver(self, request: DeliveryRequest) -> None:
+    async def _deliver(self, request: DeliveryRequest, always_plan: bool = False) -> None:
+        """Plan (list the objects and what the folder holds), show the plan when asked, when
+        files are there already or when it is large, then deliver."""
         where = request.target.display
         self.notify(f"Listing {request.source} to deliver into {where}…", timeout=2)
+        deliveries = self.session.deliveries
         try:
-            started = await self.session.deliveries.start(request)
+            plan = await deliveries.plan(request)
         except TransferError as exc:
             self.post_message(ErrorRaised(exc))
             return
-        if not started:
+        if not plan.jobs and not plan.refused:
             self.notify(f"Nothing to deliver under {request.source}.", severity="warning")
+            return
+        there = [job for job in plan.jobs if job.remote_path in plan.existing]
+        if always_plan or there or plan.refused or len(plan.jobs) > LARGE_COPY_FILES:
+            dialog = ConfirmScreen(
+                f"Deliver {len(plan.jobs)} object(s) to {where}?", delivery_plan_text(plan)
+            )
+            if not await self.app.push_screen_wait(dialog):
+                self.notify("Delivery cancelled; nothing was sent.", severity="warning")
+                return
+        started = await deliveries.start(request, plan)
+        if not started:
             return
         noun = "object" if len(started) == 1 else "objects"
         self.notify(f"Delivering {len(started)} {noun} → {where} (t shows them)")

@@ -73,6 +73,14 @@ class BucketPicker(Vertical):
             tooltip="copy the object (or prefix, or bucket) under the cursor into the SFTP "
             "folder shown: a temporary name, checked, then renamed into place",
         ),
+        Binding(
+            "D",
+            "deliver(True)",
+            "Plan delivery…",
+            key_display="D",
+            show=False,
+            tooltip="show each object's path and what is there already, then deliver",
+        ),
     ]
 
     destination: reactive[str] = reactive("", init=False)
@@ -87,9 +95,10 @@ class BucketPicker(Vertical):
     class DeliverRequested(Message):
         """Deliver ``source`` (an object, or every object under a prefix) to the SFTP side."""
 
-        def __init__(self, source: S3Location) -> None:
+        def __init__(self, source: S3Location, always_plan: bool = False) -> None:
             super().__init__()
             self.source = source
+            self.always_plan = always_plan
 
     class ListingFailed(Message):
         def __init__(self, error: TransferError) -> None:
@@ -212,12 +221,12 @@ class BucketPicker(Vertical):
             return None
         return S3Location(bucket=data.bucket, key=data.prefix)
 
-    def action_deliver(self) -> None:
+    def action_deliver(self, always_plan: bool = False) -> None:
         source = self.cursor_location()
         if source is None:
             self.notify("Put the cursor on an object, a prefix or a bucket first.")
             return
-        self.post_message(self.DeliverRequested(source))
+        self.post_message(self.DeliverRequested(source, always_plan))
 
     @on(Input.Changed, "#s3-destination")
     def _typed(self, event: Input.Changed) -> None:
