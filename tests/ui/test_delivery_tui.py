@@ -219,3 +219,45 @@ async def test_a_delivery_onto_files_already_there_shows_its_plan_first(
     assert (root / "report.csv").read_bytes() == b"the partner's copy\n"
     assert (root / "extra.csv").read_bytes() == b"extra\n"
     assert _left_over(root) == []
+
+
+async def test_x_on_a_delivery_row_cancels_it_and_removes_its_temporary_file(
+    slow_upstream: SftpServerInfo, s3_endpoint: S3Endpoint, bucket: str, s3: Any, tmp_path: Path
+) -> None:
+    s3.put_object(Bucket=bucket, Key="out/big.bin", Body=os.urandom(64 * MiB))
+    slow_upstream.write_file("README.txt", b"the partner's folder\n")
+    profile = server_profile(slow_upstream, s3_endpoint, bucket=bucket, prefix="out/")
+    app = make_app(tmp_path, initial=profile)
+    root = slow_upstream.root
+    async with app.run_test(size=(150, 45)) as pilot:
+        await wait_for(pilot, lambda: browse_ready(app), what="browse")
+        await _cursor_on(pilot, "out/big.bin")
+        await pilot.press("d")
+        session = app.session
+        assert session is not None
+        items = session.deliveries.items
+
+        def running() -> bool:
+            return any(d.state is TransferState.RUNNING for d in items.values())
+
+        await wait_for(pilot, running, timeout=60, what="a running delivery")
+        table = app.screen.query_one(TransferPanel).transfer_list
+        await pilot.press("t")
+        await wait_for(pilot, lambda: table.has_focus, what="the transfer list")
+        (transfer_id,) = items
+        index = table.index_of(transfer_id)
+        assert index is not None
+        table.move_cursor(row=index)
+        await pilot.press("p")  # not for a delivery: said, nothing paused
+        assert items[transfer_id].state is TransferState.RUNNING
+        await pilot.press("x")
+        await wait_for(
+            pilot,
+            lambda: items[transfer_id].state is TransferState.CANCELLED,
+            timeout=60,
+            what="the cancel",
+        )
+        assert table.rows_by_id[transfer_id].state is TransferState.CANCELLED
+        assert not (root / "big.bin").exists()
+        assert not [name for name in os.listdir(root) if name.startswith(".big.bin")]
+        await app.close_all()
