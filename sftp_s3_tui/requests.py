@@ -900,6 +900,39 @@ def task_delivery_request(
     )
 
 
+def folder_delivery_request(
+    source: S3Location,
+    folder: str,
+    sftp: SftpEndpoint,
+    s3: S3Endpoint,
+    options: TransferOptions,
+    *,
+    conflict: ConflictPolicy = ConflictPolicy.SKIP_EXISTING,
+) -> DeliveryRequest:
+    """The TUI's delivery: an object or a prefix of the bucket pane into the SFTP folder
+    shown, with the session's endpoints and tunables (as ``copy s3://… sftp://…/folder/``
+    resolves them; skip-existing unless asked: a partner may be reading the file)."""
+    from .engine.plan.delivery import DeliveryTarget, check_addresses
+    from .engine.transfer.delivery import DeliveryOptions
+
+    target = DeliveryTarget(endpoint=sftp, path=folder.rstrip("/") + "/", is_folder=True)
+    check_addresses(source, target)
+    return DeliveryRequest(
+        source=source,
+        target=target,
+        s3=s3,
+        options=DeliveryOptions(
+            part_size=options.part_size,
+            parts_in_flight=options.parts_in_flight,
+            files_in_flight=DeliveryOptions.files_in_flight,
+            memory_budget=options.memory_budget,
+            conflict=conflict,
+            sftp_block_size=options.sftp_block_size,
+            sftp_requests=options.sftp_requests,
+        ),
+    )
+
+
 def parse_every(text: str, name: str = "--every") -> float:
     """A watch's poll interval in seconds (``30s``, ``1m``), checked to be positive."""
     from .engine.plan.filters import parse_duration

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import random
+import signal
 import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -174,6 +176,9 @@ async def make_sample_tree_in_subprocess(root: Path, *, large: bool = True) -> N
     Linux adds a child's I/O counters to its parent's when the parent reaps it, so a plain child
     would put the tree's hundreds of MB into *our* write_bytes. ``sh -c '… &'`` exits at once and
     the grandchild, reaped by init, is awaited through the pipe it holds open until it ends.
+    Cancelled (the user quit while the demo started), the grandchild is killed and its pipe
+    read to its end: no writer goes on filling a folder being removed, and no subprocess
+    transport is left for the collector to close on a closed loop ("Event loop is closed").
     """
     command = [sys.executable, "-m", "sftp_s3_tui.demo", "make-tree", str(root)]
     if not large:
@@ -181,7 +186,7 @@ async def make_sample_tree_in_subprocess(root: Path, *, large: bool = True) -> N
     process = await asyncio.create_subprocess_exec(
         "/bin/sh",
         "-c",
-        '"$@" &',
+        '"$@" & echo "pid $!"',
         "sh",
         *command,
         stdin=asyncio.subprocess.DEVNULL,
@@ -189,7 +194,16 @@ async def make_sample_tree_in_subprocess(root: Path, *, large: bool = True) -> N
         stderr=asyncio.subprocess.STDOUT,
     )
     assert process.stdout is not None
-    output = await process.stdout.read()  # EOF when the grandchild exits
+    first = await process.stdout.readline()  # "pid N": the grandchild, to stop on a cancel
+    try:
+        output = first + await process.stdout.read()  # EOF when the grandchild exits
+    except BaseException:
+        with contextlib.suppress(ValueError, ProcessLookupError):
+            os.kill(int(first.split()[-1]), signal.SIGKILL)
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(process.stdout.read(), 10)  # the pipe's EOF
+            await asyncio.wait_for(process.wait(), 10)
+        raise
     await process.wait()
     if _TREE_READY not in output:
         raise RuntimeError(f"writing the sample tree failed: {output.decode(errors='replace')}")

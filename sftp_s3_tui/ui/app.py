@@ -338,10 +338,11 @@ class SftpS3App(App[int]):
             name = result.key.rsplit("/", 1)[-1]
             self.notify(result.message, title=f"✗ {name} failed", severity="error", timeout=10)
         if not self.session.unfinished:  # O(1): no walk over every transfer per finish
-            queue = self.session.queue
-            done = queue.outcomes[TransferState.DONE]
+            queue, deliveries = self.session.queue, self.session.deliveries
+            done = queue.outcomes[TransferState.DONE] + deliveries.count(TransferState.DONE)
+            total = len(queue.transfers) + len(deliveries.items)
             self.notify(
-                f"All transfers finished: {done} of {len(queue.transfers)} copied.",
+                f"All transfers finished: {done} of {total} copied.",
                 title="Done",
                 timeout=6,
             )
@@ -381,19 +382,23 @@ class SftpS3App(App[int]):
         if session is None:
             return []
         running = [t for t in session.queue.transfers.values() if not t.state.finished]
-        if not running:
+        delivering = session.deliveries.unfinished()
+        if not running and not delivering:
             return []
         dialog = ConfirmScreen(
             title,
-            f"{len(running)} transfer(s) have not finished. If you go on, their uploads are "
-            "aborted (nothing partial is left in S3); they can be queued again later.",
+            f"{len(running) + len(delivering)} transfer(s) have not finished. If you go on, "
+            "their uploads are aborted (nothing partial is left in S3, no temporary file on "
+            "the SFTP side); they can be queued again later.",
             yes="Abort them",
             no="Keep running",
             safe_is_no=True,
         )
         if not await self.push_screen_wait(dialog):
             return None
-        return [f"{t.job.source} → s3://{t.job.bucket}/{t.job.key}" for t in running]
+        return [f"{t.job.source} → s3://{t.job.bucket}/{t.job.key}" for t in running] + [
+            d.label for d in delivering
+        ]
 
     async def _close_session(self) -> None:
         session, self.session = self.session, None

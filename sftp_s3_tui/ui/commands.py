@@ -11,6 +11,7 @@ from textual.markup import escape
 
 from .messages import DisconnectRequested
 from .screens.connect import ConnectScreen
+from .widgets.bucket_picker import BucketPicker
 from .widgets.remote_tree import RemoteTree
 
 
@@ -52,6 +53,16 @@ class MainCommands(Provider):
 
             return call
 
+        def on_s3_side(action: str) -> Callable[[], object]:
+            def call() -> None:
+                try:
+                    picker = screen.query_one(BucketPicker)
+                except NoMatches:
+                    return
+                app.call_later(picker.run_action, action)
+
+            return call
+
         commands = [
             Command("Help", "The keys, grouped by where they work", "?", run("app.help")),
             Command(
@@ -74,6 +85,18 @@ class MainCommands(Provider):
                     "What each file would do (new, skip, overwrite), then copy",
                     "C",
                     run("copy(True)"),
+                ),
+                Command(
+                    "Deliver to the SFTP folder",
+                    "Copy the S3 object or prefix under the cursor into the SFTP folder shown",
+                    "d",
+                    on_s3_side("deliver"),
+                ),
+                Command(
+                    "Plan delivery",
+                    "Each S3 object's SFTP path and what is there already, then deliver",
+                    "D",
+                    on_s3_side("deliver(True)"),
                 ),
                 Command(
                     "Select by glob",

@@ -43,6 +43,7 @@ from ..observe.expectations import Expectation
 from ..observe.options import ObserveOptions
 from ..observe.session import ObservedRun, Observers
 from ..paths import state_dir
+from .deliveries import Deliveries
 from .watches import RunningWatch, Watches, WatchSpec
 
 log = logging.getLogger(__name__)
@@ -201,6 +202,8 @@ class Session:
             )
         #: Watches started from the TUI; their files are transfers on this queue.
         self.watches = Watches(self.queue, state_dir() / "watch", observers=self.observers)
+        #: S3 → SFTP deliveries from the bucket pane: rows on the same bus and list.
+        self.deliveries = Deliveries(self.queue, self.bus)
         self._stack = contextlib.AsyncExitStack()
         self._closed = False
 
@@ -242,6 +245,7 @@ class Session:
             return
         self._closed = True
         await self.watches.stop_all()  # each cancels its own poll's uploads first
+        await self.deliveries.close()  # temporary files removed while SSH is still open
         await self._stack.aclose()  # the queue cancels what is unfinished: each copy ends
         if self._copies:  # its FAIL event and hook go out (bounded: a dead endpoint waits)
             await asyncio.wait(set(self._copies), timeout=OBSERVE_CLOSE_SECONDS)

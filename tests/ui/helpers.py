@@ -182,42 +182,6 @@ def _fixed_info() -> ConnectionInfo:
     )
 
 
-def demo_app(tmp_path: Path) -> SftpS3App:
-    return SftpS3App(
-        AppOptions(
-            demo=True,
-            demo_large=False,
-            subtitle=SUBTITLE,
-            journal_dir=None,
-            read_user_config=False,
-            profiles_path=tmp_path / "profiles.toml",
-        )
-    )
-
-
-async def browsing(pilot: Any) -> None:
-    """Wait until the demo is connected and both sides are listed."""
-    app = pilot.app
-    await wait_for(pilot, lambda: browse_ready(app), 60, "browse")
-    screen = app.screen
-    picker = screen.query_one(BucketPicker)
-
-    def landing_listed() -> bool:
-        nodes = list(picker.s3_tree.root.children)
-        return len(nodes) == 2 and bool(nodes[1].children)
-
-    await wait_for(pilot, landing_listed, what="buckets")
-    await pilot.pause(0.2)
-
-
-def freeze_panel(panel: TransferPanel) -> None:
-    """Replace the live figures with fixed ones."""
-    panel.on_unmount()  # stop following the live sampler
-    for row in fixed_rows():
-        panel.transfer_list.add_transfer(row)
-    panel.snapshot = fixed_snapshot()
-
-
 def _error_app(tmp_path: Path) -> SftpS3App:
     return SftpS3App(
         AppOptions(
@@ -261,3 +225,56 @@ def _plan_screen() -> PlanScreen:
 
     policy = ConflictPolicy.SKIP_EXISTING
     return PlanScreen(plan_for(policy), dest, policy, replan)
+
+
+def demo_app(tmp_path: Path) -> SftpS3App:
+    return SftpS3App(
+        AppOptions(
+            demo=True,
+            demo_large=False,
+            subtitle=SUBTITLE,
+            journal_dir=None,
+            read_user_config=False,
+            profiles_path=tmp_path / "profiles.toml",
+        )
+    )
+
+
+async def browsing(pilot: Any) -> None:
+    """Wait until the demo is connected and both sides are listed."""
+    app = pilot.app
+    await wait_for(pilot, lambda: browse_ready(app), 60, "browse")
+    screen = app.screen
+    picker = screen.query_one(BucketPicker)
+
+    def landing_listed() -> bool:
+        nodes = list(picker.s3_tree.root.children)
+        return len(nodes) == 2 and bool(nodes[1].children)
+
+    await wait_for(pilot, landing_listed, what="buckets")
+    await wait_for(pilot, lambda: idle(app), what="the listings and the destination marks")
+
+
+def watches_listed(app: Any) -> bool:
+    """The watches list has its rows."""
+    tables = app.screen.query("#watches-table")
+    return bool(tables) and tables.first().row_count > 0
+
+
+def idle(app: Any) -> bool:
+    """No worker of the app (listings, the destination marks) is still running."""
+    return all(worker.is_finished for worker in app.workers)
+
+
+def frozen(panel: TransferPanel) -> bool:
+    """The fixed rows are in the list (what :func:`freeze_panel` put there)."""
+    shown = panel.transfer_list.rows_by_id
+    return all(row.transfer_id in shown for row in fixed_rows())
+
+
+def freeze_panel(panel: TransferPanel) -> None:
+    """Replace the live figures with fixed ones."""
+    panel.on_unmount()  # stop following the live sampler
+    for row in fixed_rows():
+        panel.transfer_list.add_transfer(row)
+    panel.snapshot = fixed_snapshot()

@@ -166,7 +166,7 @@ async def test_a_far_hosts_rtt_and_ceiling_are_shown_with_the_knobs(
 def test_connection_details_snapshot(snap_compare: Any, tmp_path: Path) -> None:
     async def run_before(pilot: Any) -> None:
         await pilot.app.push_screen(ConnectionDetailsScreen(None, _fixed_info()))
-        await pilot.pause(0.2)
+        await wait_for(pilot, lambda: isinstance(pilot.app.screen, ConnectionDetailsScreen))
 
     app = make_app(tmp_path, journal_dir=None)
     assert snap_compare(app, terminal_size=(150, 62), run_before=run_before)

@@ -54,7 +54,7 @@ async def test_the_plan_dialog_at_80x24_shows_every_policy_and_the_file_rows(
     app = _error_app(tmp_path)
     async with app.run_test(size=SMALL) as pilot:
         await app.push_screen(_plan_screen())
-        await pilot.pause(0.3)
+        await wait_for(pilot, lambda: "why customers_2026.csv" in screen_text(app), what="rows")
         text = screen_text(app)
         for policy in ("1 Overwrite", "2 Skip existing", "3 If newer", "4 If different"):
             assert policy in text, text
@@ -63,15 +63,15 @@ async def test_the_plan_dialog_at_80x24_shows_every_policy_and_the_file_rows(
         assert "why customers_2026.csv: new" in text  # the cursor row's reason
         app.screen.query_one("#plan-table").focus()
         await pilot.press("down")
-        await pilot.pause(0.1)
-        assert "why orders 2026-11.csv: the key already exists" in screen_text(app)
+        why = "why orders 2026-11.csv: the key already exists"
+        await wait_for(pilot, lambda: why in screen_text(app), what="the second row's reason")
 
 
 async def test_the_plan_dialog_at_160x48_is_not_cut_on_the_right(tmp_path: Path) -> None:
     app = _error_app(tmp_path)
     async with app.run_test(size=(160, 48)) as pilot:
         await app.push_screen(_plan_screen())
-        await pilot.pause(0.3)
+        await wait_for(pilot, lambda: "the key already exists" in screen_text(app), what="rows")
         text = screen_text(app)
         assert "4 If different" in text
         assert "Why" in text and "the key already exists" in text
@@ -106,11 +106,32 @@ async def test_the_transfers_screen_at_80x24_keeps_the_rate_the_parts_and_help(
         assert "? Help" in lines[-1]
 
 
+async def test_the_browse_footer_at_80x24_keeps_help_and_the_main_keys(tmp_path: Path) -> None:
+    """The default terminal: the footer of the browse screen is one line of 80 columns, and
+    every key it shows must fit (the transfer keys, whose list is on its own screen at this
+    width, give their room; f5 and ^d are in ? and the palette)."""
+    app = demo_app(tmp_path)
+    async with app.run_test(size=SMALL) as pilot:
+        await browsing(pilot)
+        footer = screen_text(app).splitlines()[-1]
+        for key in ("? Help", "c Copy", "C Plan…", "t Transfers", "^q Quit", "^p palette"):
+            assert key in footer, footer
+        assert "space Select" in footer and "/ Filter" in footer, footer
+        await pilot.press("s")  # the S3 side: its own key (d) first, the main keys still there
+
+        def s3_footer() -> str:
+            return screen_text(app).splitlines()[-1]
+
+        await wait_for(pilot, lambda: "d Deliver" in s3_footer(), what="the S3 side's footer")
+        for key in ("? Help", "c Copy", "C Plan…", "t Transfers", "^q Quit", "^p palette"):
+            assert key in s3_footer(), s3_footer()
+
+
 async def test_the_connection_details_at_80x24_show_the_link_first(tmp_path: Path) -> None:
     app = _error_app(tmp_path)
     async with app.run_test(size=SMALL) as pilot:
         await app.push_screen(ConnectionDetailsScreen(None, _fixed_info()))
-        await pilot.pause(0.3)
+        await wait_for(pilot, lambda: "Round trip" in screen_text(app), what="the details")
         text = screen_text(app)
         assert "Round trip" in text and "Read ceiling" in text
 
@@ -193,7 +214,7 @@ async def test_the_watches_list_counts_files_already_there(tmp_path: Path) -> No
     app = _error_app(tmp_path)
     async with app.run_test(size=(140, 24)) as pilot:
         await app.push_screen(WatchesScreen(lambda: [status], stop, live=False))
-        await pilot.pause(0.2)
+        await wait_for(pilot, lambda: "There" in screen_text(app), what="the watches list")
         text = screen_text(app)
         assert "There" in text
         assert re.search(r"│?\s0\s+21\s", text) or " 21 " in text
@@ -217,15 +238,18 @@ async def test_arrow_keys_move_between_a_dialogs_buttons(tmp_path: Path) -> None
     async with app.run_test(size=SMALL) as pilot:
         dialog = ConfirmScreen("Quit?", "2 running", "Abort them", "Keep running", safe_is_no=True)
         await app.push_screen(dialog, answers.append)
-        await pilot.pause(0.1)
+
+        def no_focused() -> bool:
+            return isinstance(app.focused, Button) and app.focused.id == "no"
+
+        await wait_for(pilot, no_focused, what="the safe button's focus")
         assert isinstance(app.focused, Button) and app.focused.id == "no"
         await pilot.press("left")
         assert isinstance(app.focused, Button) and app.focused.id == "yes"
         await pilot.press("right")
         assert isinstance(app.focused, Button) and app.focused.id == "no"
         await pilot.press("enter")
-        await pilot.pause(0.1)
-    assert answers == [False]
+        await wait_for(pilot, lambda: answers == [False], what="the answer")
 
 
 async def test_the_palette_offers_glob_selection_with_its_key(tmp_path: Path) -> None:
@@ -233,20 +257,17 @@ async def test_the_palette_offers_glob_selection_with_its_key(tmp_path: Path) ->
         app = pilot.app
         await browsing(pilot)
         await pilot.press("ctrl+p")
-        await pilot.pause(0.2)
+        await wait_for(pilot, lambda: isinstance(app.screen, CommandPalette), what="palette")
         await pilot.press(*"glob")
-        await pilot.pause(0.5)
-        assert isinstance(app.screen, CommandPalette)
+        await wait_for(pilot, lambda: "key +" in screen_text(app), what="the glob command")
         text = screen_text(app)
         assert "Select by glob" in text and "key +" in text
         await pilot.press("enter")
-        await pilot.pause(0.5)
-        assert app.screen.query(Input)  # the glob prompt
+        await wait_for(pilot, lambda: app.screen.query(Input), what="the glob prompt")
         for name in ("Watch this folder", "Show watches", "Plan copy"):
             await pilot.press("escape")
-            await pilot.pause(0.1)
+            await wait_for(pilot, lambda: type(app.screen).__name__ == "BrowseScreen")
             await pilot.press("ctrl+p")
-            await pilot.pause(0.2)
+            await wait_for(pilot, lambda: isinstance(app.screen, CommandPalette), what="palette")
             await pilot.press(*name.lower())
-            await pilot.pause(0.5)
-            assert name in screen_text(app)
+            await wait_for(pilot, lambda: name in screen_text(app), what=name)  # noqa: B023

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -11,6 +12,10 @@ from sftp_s3_tui.ui.screens.browse import BrowseScreen
 from sftp_s3_tui.ui.screens.host_key import HostKeyScreen
 from tests.support.servers import SftpServerInfo
 from tests.ui.helpers import make_app, server_profile, wait_for
+
+
+def _login_ended(app: Any) -> bool:
+    return not any(w.group == "connect" and not w.is_finished for w in app.workers)
 
 
 def dialog_text(screen: object) -> str:
@@ -37,9 +42,10 @@ async def test_unknown_host_key_asks_trust_once_always_or_refuse(
         assert dialog.error.fingerprint in text
         await pilot.press(answer)
         if answer == "escape":
-            await pilot.pause(0.3)
+            connect = "ConnectScreen"
+            await wait_for(pilot, lambda: type(app.screen).__name__ == connect, what="connect")
+            await wait_for(pilot, lambda: _login_ended(app), what="the login's end")
             assert app.session is None
-            assert type(app.screen).__name__ == "ConnectScreen"
         else:
             await wait_for(pilot, lambda: isinstance(app.screen, BrowseScreen), what="browse")
         remembered = known_hosts.read_text() if known_hosts.exists() else ""
@@ -69,6 +75,7 @@ async def test_changed_host_key_is_refused_showing_both_fingerprints(
         await pilot.press("o")  # no way to trust it
         assert app.screen is dialog
         await pilot.press("escape")
-        await pilot.pause(0.3)
+        await wait_for(pilot, lambda: app.screen is not dialog, what="the dialog closed")
+        await wait_for(pilot, lambda: _login_ended(app), what="the login's end")
         assert app.session is None
         await app.close_all()

@@ -32,9 +32,11 @@ async def test_the_filter_takes_globs_and_down_or_space_go_back_to_the_list(
         assert box.has_focus and box.value == "*.csv"
         await wait_for(pilot, lambda: tree.ready and tree.table.row_count == 2)
         assert _names(tree) == ["customers.CSV", "orders.csv"]  # a glob, not a substring
-        # the footer keeps the way out and the screen's non-typing keys
+        # the footer keeps the way out and quitting (f5 and ^d work here too, from ? and the
+        # palette: the 80-column footer has no room for them)
         shown = {b.binding.action for b in screen.active_bindings.values() if b.binding.show}
-        assert {"leave", "reload", "quit"} <= shown
+        assert {"leave", "quit"} <= shown
+        assert "reload" in {b.binding.action for b in screen.active_bindings.values()}
         await pilot.press("down")
         assert tree.table.has_focus and box.value == "*.csv"  # moved, not typed
         await pilot.press("space")  # selects the row under the cursor

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from textual.command import CommandPalette
+
 from sftp_s3_tui.engine.config import S3Endpoint
 from sftp_s3_tui.ui.screens.browse import BrowseScreen
 from sftp_s3_tui.ui.screens.help import PANES, HelpScreen, key_groups
 from sftp_s3_tui.ui.screens.transfers import TransfersScreen
 from sftp_s3_tui.ui.widgets.transfer_panel import TransferPanel
 from tests.support.servers import SftpServerInfo
-from tests.ui.helpers import browse_ready, make_app, server_profile, wait_for
+from tests.ui.helpers import browse_ready, make_app, screen_text, server_profile, wait_for
 
 
 async def test_narrow_terminal_palette_help_and_theme(
@@ -30,9 +32,9 @@ async def test_narrow_terminal_palette_help_and_theme(
         await wait_for(pilot, lambda: app.screen is browse)
 
         await pilot.press("ctrl+p")
-        await pilot.pause(0.2)
+        await wait_for(pilot, lambda: isinstance(app.screen, CommandPalette), what="palette")
         await pilot.press(*"show transfers")
-        await pilot.pause(0.5)
+        await wait_for(pilot, lambda: "Show transfers" in screen_text(app), what="the command")
         await pilot.press("enter")
         await wait_for(pilot, lambda: isinstance(app.screen, TransfersScreen), what="palette")
         await pilot.press("escape")
@@ -44,7 +46,7 @@ async def test_narrow_terminal_palette_help_and_theme(
         everywhere = [what for _, what, _ in groups["Everywhere"]]
         assert "Quit" in everywhere and "Help" in everywhere
         browse_keys = [what for _, what, _ in groups[PANES["BrowseScreen"]]]
-        assert "Copy here" in browse_keys and "Pause/resume" in browse_keys
+        assert "Copy" in browse_keys and "Pause" in browse_keys
         sftp_keys = {what: more for _, what, more in groups[PANES["RemoteTree"]]}
         assert "select the files matching a glob" in sftp_keys["Select by glob"]
         assert "Filter" in sftp_keys

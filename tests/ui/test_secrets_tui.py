@@ -50,11 +50,13 @@ SCRIPT = textwrap.dedent(
             await pilot.pause()
             screen.query_one("#f-passphrase", Input).focus()
             app.post_message(events.Paste(passphrase))  # a terminal's bracketed paste
-            await pilot.pause(0.2)
+            while screen.query_one("#f-passphrase", Input).value != passphrase:
+                await pilot.pause(0.05)
             screen.query_one("#f-secret-key", Input).focus()
             await pilot.press(*secret)
             await pilot.press("enter")  # Input.Submitted (connect: an error, no host)
-            await pilot.pause(0.3)
+            while not app._notifications:  # "Enter a host (or pick a profile) first."
+                await pilot.pause(0.05)
             values = [screen.query_one(f"#{i}", Input).value
                       for i in ("f-password", "f-passphrase", "f-secret-key")]
             print("typed:", values == [password, passphrase, secret])
@@ -113,7 +115,7 @@ async def test_a_secret_is_in_no_screenshot_notification_or_error(
         secret_key = form.query_one("#f-secret-key", Input)
         secret_key.focus()
         app.post_message(events.Paste(SECRET_KEY))
-        await pilot.pause(0.2)
+        await wait_for(pilot, lambda: secret_key.value == SECRET_KEY, what="the pasted key")
         form.query_one("#f-access-key", Input).value = "AKIDEXAMPLE"
         assert field.value == PASSWORD
         seen: list[str] = [app.export_screenshot()]

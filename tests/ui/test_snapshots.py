@@ -34,6 +34,7 @@ from sftp_s3_tui.profiles import (
 from sftp_s3_tui.ui.app import AppOptions, SftpS3App
 from sftp_s3_tui.ui.screens.detail import TransferDetailScreen
 from sftp_s3_tui.ui.screens.dialogs import ConfirmScreen, ErrorScreen
+from sftp_s3_tui.ui.screens.help import HelpScreen
 from sftp_s3_tui.ui.screens.host_key import HostKeyScreen
 from sftp_s3_tui.ui.screens.transfers import TransfersScreen
 from sftp_s3_tui.ui.screens.watch import WatchDialog, WatchesScreen
@@ -45,6 +46,9 @@ from tests.ui.helpers import (
     browsing,
     demo_app,
     freeze_panel,
+    frozen,
+    wait_for,
+    watches_listed,
 )
 
 NARROW = (100, 32)
@@ -122,8 +126,9 @@ def test_browse_screen_narrow(snap_compare: Any, tmp_path: Path, small: bool) ->
 def test_browse_and_transfers_wide(snap_compare: Any, tmp_path: Path, small: bool) -> None:
     async def run_before(pilot: Any) -> None:
         await browsing(pilot)
-        freeze_panel(pilot.app.screen.query_one(TransferPanel))
-        await pilot.pause(0.2)
+        panel = pilot.app.screen.query_one(TransferPanel)
+        freeze_panel(panel)
+        await wait_for(pilot, lambda: frozen(panel), what="the fixed rows")
 
     assert snap_compare(
         demo_app(tmp_path), terminal_size=SMALL if small else WIDE, run_before=run_before
@@ -136,9 +141,10 @@ def test_transfers_screen(snap_compare: Any, tmp_path: Path, small: bool) -> Non
         await browsing(pilot)
         app = pilot.app
         await app.push_screen(TransfersScreen(app.session))
-        await pilot.pause(0.2)
-        freeze_panel(app.screen.query_one(TransferPanel))
-        await pilot.pause(0.2)
+        await wait_for(pilot, lambda: app.screen.query(TransferPanel), what="the transfers")
+        panel = app.screen.query_one(TransferPanel)
+        freeze_panel(panel)
+        await wait_for(pilot, lambda: frozen(panel), what="the fixed rows")
 
     assert snap_compare(
         demo_app(tmp_path), terminal_size=SMALL if small else NARROW, run_before=run_before
@@ -150,7 +156,7 @@ def test_help_screen(snap_compare: Any, tmp_path: Path, small: bool) -> None:
     async def run_before(pilot: Any) -> None:
         await browsing(pilot)
         await pilot.press("question_mark")
-        await pilot.pause(0.2)
+        await wait_for(pilot, lambda: isinstance(pilot.app.screen, HelpScreen), what="help")
 
     assert snap_compare(
         demo_app(tmp_path), terminal_size=SMALL if small else NARROW, run_before=run_before
@@ -214,7 +220,7 @@ def test_error_dialog(snap_compare: Any, tmp_path: Path, small: bool) -> None:
 def test_plan_dialog(snap_compare: Any, tmp_path: Path, small: bool) -> None:
     async def run_before(pilot: Any) -> None:
         await pilot.app.push_screen(_plan_screen())
-        await pilot.pause(0.2)
+        await wait_for(pilot, lambda: pilot.app.screen.query("#plan-table"), what="the plan")
 
     assert snap_compare(
         _error_app(tmp_path), terminal_size=SMALL if small else WIDE, run_before=run_before
@@ -246,7 +252,7 @@ def test_transfer_detail_dialog(snap_compare: Any, tmp_path: Path, small: bool) 
 
     async def run_before(pilot: Any) -> None:
         await pilot.app.push_screen(TransferDetailScreen(transfer))
-        await pilot.pause(0.2)
+        await wait_for(pilot, lambda: isinstance(pilot.app.screen, TransferDetailScreen))
 
     assert snap_compare(
         _error_app(tmp_path), terminal_size=SMALL if small else WIDE, run_before=run_before
@@ -265,7 +271,7 @@ def test_quit_mid_run_dialog(snap_compare: Any, tmp_path: Path, small: bool) -> 
             safe_is_no=True,
         )
         await pilot.app.push_screen(dialog)
-        await pilot.pause(0.2)
+        await wait_for(pilot, lambda: getattr(pilot.app.focused, "id", None) == "no", what="focus")
 
     assert snap_compare(
         _error_app(tmp_path), terminal_size=SMALL if small else NARROW, run_before=run_before
@@ -283,7 +289,7 @@ def test_watch_dialog(snap_compare: Any, tmp_path: Path, small: bool) -> None:
         dialog.query_one("#watch-expect", Input).value = "3 invoice_*.csv by weekdays 06:00"
         for field in dialog.query(Input):
             field.cursor_blink = False  # a blinking cursor makes the snapshot flaky
-        await pilot.pause(0.2)
+        await wait_for(pilot, lambda: pilot.app.screen is dialog, what="the watch dialog")
 
     assert snap_compare(
         _error_app(tmp_path), terminal_size=SMALL if small else WIDE, run_before=run_before
@@ -348,7 +354,7 @@ def test_watches_list(snap_compare: Any, tmp_path: Path, small: bool) -> None:
 
     async def run_before(pilot: Any) -> None:
         await pilot.app.push_screen(WatchesScreen(_watch_statuses, stop, live=False))
-        await pilot.pause(0.2)
+        await wait_for(pilot, lambda: watches_listed(pilot.app), what="the watches")
 
     assert snap_compare(
         _error_app(tmp_path), terminal_size=SMALL if small else WIDE, run_before=run_before

@@ -21,7 +21,7 @@ import asyncio
 import hashlib
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from dataclasses import replace as replace_result
 from pathlib import Path
 from typing import Any
@@ -31,6 +31,7 @@ from ..aio import run_to_end
 from ..config import ConflictPolicy, MiB, S3Endpoint
 from ..digest import b64, crc64nvme
 from ..errors import DestinationRefused, TransferError, VerificationFailed
+from ..events import EventBus, PartChanged, PartState, TransferStarted
 from ..plan.delivery import DeliveryJob, DeliveryTarget, RefusedKey, plan_delivery
 from ..plan.filters import FileFilter
 from ..resume.delivery_record import DeliveryRecord, DeliveryState
@@ -194,6 +195,7 @@ async def _stream(
     digest: _Digest | None = None,
     start: int = 0,
     on_written: Callable[[int, int], None] | None = None,
+    progress: _Progress | None = None,
 ) -> _Digest:
     """Ranged GETs into pool buffers → writes at offsets; the digest fed in byte order.
 
@@ -208,11 +210,16 @@ async def _stream(
     slots = asyncio.Semaphore(max(1, options.parts_in_flight))
 
     async def part(offset: int, length: int, before: asyncio.Event, hashed: asyncio.Event) -> None:
+        number = offset // part_size + 1
         try:
             buffer = await buffers.acquire(length)
             try:
                 view = memoryview(buffer)
+                if progress is not None:
+                    progress.part(number, PartState.READING, length)
                 await read_range_into(s3, info, offset, view)
+                if progress is not None:
+                    progress.part(number, PartState.UPLOADING, length)
                 await before.wait()
                 if length >= _HASH_OFF_LOOP:
                     await run_to_end(asyncio.to_thread(digest.update, view))
@@ -223,6 +230,8 @@ async def _stream(
                 await writer.write_at(offset, view)
                 if frontier.finished(offset, offset + length, crc) and on_written is not None:
                     on_written(frontier.end, frontier.crc)
+                if progress is not None:
+                    progress.part(number, PartState.DONE, length)
             finally:
                 buffers.release(buffer)
         finally:
@@ -262,6 +271,45 @@ async def _verified_prefix(
     if offset != left.written or digest.crc != left.crc64nvme:
         return None
     return digest
+
+
+@dataclass
+class _Progress:
+    """One delivery's events on a bus (a front showing it as a row: chunk map, rates)."""
+
+    bus: EventBus
+    transfer_id: int
+    _since: dict[int, float] = field(default_factory=dict)
+
+    def started(self, size: int, part_size: int) -> None:
+        parts = -(-size // part_size)
+        self.bus.emit(
+            TransferStarted(
+                transfer_id=self.transfer_id,
+                size=size,
+                part_size=part_size,
+                part_count=parts,
+                multipart=parts > 1,
+            )
+        )
+
+    def part(self, number: int, state: PartState, size: int) -> None:
+        """READING: its GET began; UPLOADING: read, on its way to the SFTP write; DONE:
+        written (each step's seconds, as the upload's events carry them)."""
+        now = time.monotonic()
+        seconds = now - self._since.get(number, now)
+        self._since[number] = now
+        if state is PartState.DONE:
+            del self._since[number]
+        self.bus.emit(
+            PartChanged(
+                transfer_id=self.transfer_id,
+                part_number=number,
+                state=state,
+                size=size,
+                seconds=seconds,
+            )
+        )
 
 
 async def _conflict(
@@ -359,10 +407,15 @@ async def deliver_object(
     buffers: BufferPool,
     options: DeliveryOptions,
     on_delivered: Callable[[DeliveryResult], Awaitable[None]] | None = None,
+    bus: EventBus | None = None,
+    transfer_id: int = 0,
 ) -> DeliveryResult:
     """Deliver one object (see the module's story); a failure is a result, never raised
     (a cancel is raised, after the temporary file is removed). ``on_delivered`` runs once
-    the file is in place, before the source is deleted (a manifest row made durable)."""
+    the file is in place, before the source is deleted (a manifest row made durable). With
+    a ``bus``, its start and its parts are told there as transfer ``transfer_id``'s (the
+    TUI's rows)."""
+    progress = _Progress(bus, transfer_id) if bus is not None else None
     info: ObjectInfo | None = None
     writer = RemoteWriter(
         sftp,
@@ -432,8 +485,18 @@ async def deliver_object(
             await writer.reopen(left.temp_path)
         else:
             await writer.open(truncate=options.inplace and replace)
+        if progress is not None:
+            progress.started(info.size, max(1, options.part_size))
         digest = await _stream(
-            s3, info, writer, buffers, options, digest=resumed, start=start, on_written=on_written
+            s3,
+            info,
+            writer,
+            buffers,
+            options,
+            digest=resumed,
+            start=start,
+            on_written=on_written,
+            progress=progress,
         )
         checked = digest.check(info)
         written = await writer.finish(mtime=info.last_modified)

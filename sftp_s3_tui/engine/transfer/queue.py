@@ -105,6 +105,11 @@ class TransferQueue:
         #: The journal's records of this queue's store (set once the client is open).
         self.records: EndpointJournal | None = None
 
+    def new_transfer_id(self) -> int:
+        """An id no transfer of this queue has: for work shown beside the queue's own
+        (an S3 → SFTP delivery's rows in the same list)."""
+        return next(self._ids)
+
     @property
     def s3(self) -> S3Client:
         assert self._ctx is not None, "use the queue as an async context manager"

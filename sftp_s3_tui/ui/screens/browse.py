@@ -7,7 +7,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import ClassVar
 
-from textual import on, work
+from rich.text import Text
+from textual import events, on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal
@@ -22,6 +23,8 @@ from ...engine.errors import TransferError, UsageError
 from ...engine.events import EngineEvent, TransferFinished, TransferState
 from ...engine.plan.conflicts import Action
 from ...engine.plan.preview import CopyPlan
+from ...requests import DeliveryRequest, folder_delivery_request
+from ..deliveries import DeliveryPlan
 from ..formatting import format_size
 from ..messages import DisconnectRequested, ErrorRaised
 from ..session import Session
@@ -29,15 +32,19 @@ from ..widgets.bucket_picker import BucketPicker
 from ..widgets.remote_tree import RemoteTree
 from ..widgets.title_header import TitleHeader
 from ..widgets.transfer_panel import TransferPanel
-from .dialogs import PromptScreen
+from .dialogs import ConfirmScreen, PromptScreen
 from .help import HELP_KEY
 from .history import HistoryScreen
 from .plan import POLICY_LABELS, PlanScreen, found_at_keys
 from .transfers import TRANSFER_BINDINGS, TransferActions, TransfersScreen
 from .watch import WatchDialog, WatchesScreen
 
+#: The transfer keys' actions (they need the transfer list on this screen).
+TRANSFER_ACTIONS = frozenset(str(b.action) for b in TRANSFER_BINDINGS)
 #: Below this width the transfers get a screen of their own (key t).
 WIDE = 110
+#: From this width the footer has room for its keys with the usual spacing.
+ROOMY = 140
 #: A copy this large (or of this many files) shows its plan first, as does one that would
 #: overwrite anything.
 LARGE_COPY_BYTES = 1 << 30
@@ -46,6 +53,29 @@ LARGE_COPY_FILES = 100
 LANDED_REFRESH_SECONDS = 0.5
 MARKS_DELAY_SECONDS = 0.3
 LANDED = (TransferState.DONE, TransferState.SKIPPED)
+
+
+def delivery_plan_text(plan: DeliveryPlan, shown: int = 12) -> Text:
+    """Each object → its path and what it will do (new; kept: a file is there, skip-existing;
+    refused by name), the first ``shown`` of each, then the counts."""
+    text = Text()
+    there = [job for job in plan.jobs if job.remote_path in plan.existing]
+    new = [job for job in plan.jobs if job.remote_path not in plan.existing]
+    for mark, style, jobs in (("+ new ", "green", new), ("– kept", "dim", there)):
+        for job in jobs[:shown]:
+            text.append(f"{mark}  ", style=style)
+            text.append(f"s3://{job.bucket}/{job.key} → {job.remote_path}\n")
+        if len(jobs) > shown:
+            text.append(f"        … and {len(jobs) - shown} more\n", style="dim")
+    for refused in plan.refused[:shown]:
+        text.append("✗ refused  ", style="bold red")
+        text.append(f"{refused.error.message}\n")
+    text.append(
+        f"\n{len(new)} new · {len(there)} kept (a file is there: skip existing, a partner may "
+        f"be reading it) · {len(plan.refused)} refused. Each file is written to a temporary "
+        "name, checked, then renamed into place."
+    )
+    return text
 
 
 class BrowseScreen(TransferActions, Screen[None]):
@@ -58,20 +88,26 @@ class BrowseScreen(TransferActions, Screen[None]):
         Binding(
             "c",
             "copy",
-            "Copy here",
+            "Copy",
             tooltip="queue the selected files (or the one under the cursor) to the S3 destination",
         ),
         Binding(
             "C",
             "copy(True)",
-            "Plan copy…",
+            "Plan…",
             key_display="C",
             tooltip="show what each file would do (new, skip, overwrite) before copying",
         ),
         Binding("t", "transfers", "Transfers", tooltip="the queue, chunk map and live figures"),
         Binding("s", "focus_s3", "S3 side", show=False, tooltip="move to the bucket tree"),
         Binding("f", "focus_sftp", "SFTP side", show=False, tooltip="move to the SFTP list"),
-        Binding("f5", "reload", "Reload", tooltip="list the SFTP folder and the buckets again"),
+        Binding(
+            "f5",
+            "reload",
+            "Reload",
+            show=False,
+            tooltip="list the SFTP folder and the buckets again",
+        ),
         Binding(
             "H",
             "history",
@@ -107,6 +143,7 @@ class BrowseScreen(TransferActions, Screen[None]):
             "disconnect",
             "Profiles",
             key_display="^d",
+            show=False,
             tooltip="disconnect and go back to the profiles",
         ),
         *TRANSFER_BINDINGS,
@@ -140,6 +177,18 @@ class BrowseScreen(TransferActions, Screen[None]):
             )
         yield TransferPanel(id="main-transfers")
         yield Footer()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """The transfer keys act on the list beside the files: hidden (and off) while the
+        terminal is too narrow to show it, so the footer keeps its room for the keys that
+        work here (80 columns: ? Help, c, C, t, ^d, ^q)."""
+        if action in TRANSFER_ACTIONS:
+            return self.wide
+        return True
+
+    def on_resize(self, event: events.Resize) -> None:
+        self.query_one(Footer).compact = event.size.width < ROOMY
+        self.refresh_bindings()
 
     def on_mount(self) -> None:
         session = self.session
@@ -318,6 +367,55 @@ class BrowseScreen(TransferActions, Screen[None]):
             dest = None
         source = f"{self.session.target.sftp.display}{folder}"
         self._start_watch(WatchDialog(folder, source, dest))
+
+    @on(BucketPicker.DeliverRequested)
+    def _deliver_requested(self, message: BucketPicker.DeliverRequested) -> None:
+        """``d`` on the S3 side: deliver into the SFTP folder shown (the other way)."""
+        message.stop()
+        target = self.session.target
+        folder = self.query_one(RemoteTree).path
+        try:
+            request = folder_delivery_request(
+                message.source, folder, target.sftp, target.s3, target.options
+            )
+        except TransferError as exc:
+            self.post_message(ErrorRaised(exc))
+            return
+        self._deliver(request, message.always_plan)
+
+    @work(group="deliver", exit_on_error=False)
+    async def _deliver(self, request: DeliveryRequest, always_plan: bool = False) -> None:
+        """Plan (list the objects and what the folder holds), show the plan when asked, when
+        files are there already or when it is large, then deliver."""
+        where = request.target.display
+        self.notify(f"Listing {request.source} to deliver into {where}…", timeout=2)
+        deliveries = self.session.deliveries
+        try:
+            plan = await deliveries.plan(request)
+        except TransferError as exc:
+            self.post_message(ErrorRaised(exc))
+            return
+        if not plan.jobs and not plan.refused:
+            self.notify(f"Nothing to deliver under {request.source}.", severity="warning")
+            return
+        there = [job for job in plan.jobs if job.remote_path in plan.existing]
+        if always_plan or there or plan.refused or len(plan.jobs) > LARGE_COPY_FILES:
+            dialog = ConfirmScreen(
+                f"Deliver {len(plan.jobs)} object(s) to {where}?", delivery_plan_text(plan)
+            )
+            if not await self.app.push_screen_wait(dialog):
+                self.notify("Delivery cancelled; nothing was sent.", severity="warning")
+                return
+        started = await deliveries.start(request, plan)
+        if not started:
+            return
+        noun = "object" if len(started) == 1 else "objects"
+        self.notify(f"Delivering {len(started)} {noun} → {where} (t shows them)")
+        tasks = [d.task for d in started if d.task is not None]
+        await asyncio.gather(*tasks, return_exceptions=True)
+        tree = self.query_one(RemoteTree)
+        if tree.path.rstrip("/") == request.target.path.rstrip("/"):
+            tree.load_folder(tree.path)  # the delivered files show
 
     @work(group="watch", exit_on_error=False)
     async def _start_watch(self, dialog: WatchDialog) -> None:

@@ -4,6 +4,7 @@ sha256, the full error and its hint — as text the user can select and copy."""
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import dataclass
 from typing import ClassVar
 
 from rich.text import Text
@@ -13,9 +14,10 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Static, TextArea
 
-from ...engine.events import TransferState
+from ...engine.events import TransferResult, TransferState
 from ...engine.transfer.queue import Transfer
 from ...metrics import PART_STATES, Sampler, TransferStats
+from ..deliveries import Delivery
 from ..formatting import format_duration, format_rate, format_size
 from ..session import TransferSpan
 from ..widgets.chunk_map import ChunkMap
@@ -26,17 +28,55 @@ from .dialogs import ARROW_FOCUS
 REFRESH_SECONDS = 0.5
 
 
+@dataclass(frozen=True)
+class Subject:
+    """What the details speak of, from a queue's transfer (SFTP → S3) or a delivery
+    (S3 → SFTP): one shape, so both rows open the same dialog."""
+
+    id: int
+    state: TransferState
+    source: str
+    destination: str
+    size: int
+    result: TransferResult | None
+
+    @property
+    def name(self) -> str:
+        return self.source.rstrip("/").rsplit("/", 1)[-1]
+
+
+def subject_of(item: Transfer | Delivery) -> Subject:
+    """``item`` as it is now (its state moves on: taken again at each refresh)."""
+    if isinstance(item, Delivery):
+        job = item.job
+        endpoint = item.request.target.endpoint
+        result = item.result
+        return Subject(
+            item.transfer_id,
+            item.state,
+            f"s3://{job.bucket}/{job.key}",
+            f"{endpoint.display}{job.remote_path}",
+            result.bytes if result is not None else 0,
+            result,
+        )
+    upload = item.job
+    destination = f"s3://{upload.bucket}/{upload.key}"
+    return Subject(item.id, item.state, upload.source, destination, upload.size, item.result)
+
+
 def detail_lines(
-    transfer: Transfer, stats: TransferStats | None, span: TransferSpan | None = None
+    item: Transfer | Delivery, stats: TransferStats | None, span: TransferSpan | None = None
 ) -> list[tuple[str, str]]:
-    """(label, value) rows describing ``transfer`` as of ``stats`` (the sampler's latest);
+    """(label, value) rows describing ``item`` as of ``stats`` (the sampler's latest);
     its running time from ``span``, the clock of the overall ``running`` line."""
-    job, result = transfer.job, transfer.result
+    transfer = subject_of(item)
+    result = transfer.result
+    size = transfer.size or (stats.size if stats is not None else 0)
     rows: list[tuple[str, str]] = [
         ("State", transfer.state.value),
-        ("Source", job.source),
-        ("Destination", f"s3://{job.bucket}/{job.key}"),
-        ("Size", f"{format_size(job.size)} ({job.size:,} bytes)"),
+        ("Source", transfer.source),
+        ("Destination", transfer.destination),
+        ("Size", f"{format_size(size)} ({size:,} bytes)"),
     ]
     if stats is not None:
         done = f"{format_size(stats.bytes_done)} ({stats.fraction_done:.0%})"
@@ -65,7 +105,8 @@ def detail_lines(
             rows.append(("Parts uploaded", f"{result.parts}{resumed}"))
         if result.verified_by:
             rows.append(("Verified by", result.verified_by))
-        rows.append(("sha256", result.sha256 or "—"))
+        if not isinstance(item, Delivery):  # a delivery has no sha256 of its own
+            rows.append(("sha256", result.sha256 or "—"))
         if result.message:
             message, _, hint = result.message.partition(" — ")
             label = "Error" if result.status is TransferState.FAILED else "Note"
@@ -76,7 +117,7 @@ def detail_lines(
 
 
 def detail_text(
-    transfer: Transfer, stats: TransferStats | None, span: TransferSpan | None = None
+    transfer: Transfer | Delivery, stats: TransferStats | None, span: TransferSpan | None = None
 ) -> str:
     """The details as plain text (what the copy key puts on the clipboard)."""
     rows = detail_lines(transfer, stats, span)
@@ -120,7 +161,7 @@ class TransferDetailScreen(CopyableTextScreen):
 
     def __init__(
         self,
-        transfer: Transfer,
+        transfer: Transfer | Delivery,
         stats: TransferStats | None = None,
         sampler: Sampler | None = None,
         span: TransferSpan | None = None,
@@ -132,9 +173,10 @@ class TransferDetailScreen(CopyableTextScreen):
         self.span = span
 
     def compose(self) -> ComposeResult:
-        name = self.transfer.job.key.rsplit("/", 1)[-1] or self.transfer.job.key
-        glyph, style = STATE_STYLE[self.transfer.state]
-        danger = " danger" if self.transfer.state is TransferState.FAILED else ""
+        subject = subject_of(self.transfer)
+        name = subject.name or subject.source
+        glyph, style = STATE_STYLE[subject.state]
+        danger = " danger" if subject.state is TransferState.FAILED else ""
         with Vertical(classes="dialog detail" + danger):
             yield Static(Text.assemble((glyph + " ", style), (name, "bold")), classes="title")
             yield TextArea(
@@ -151,21 +193,21 @@ class TransferDetailScreen(CopyableTextScreen):
     def on_mount(self) -> None:
         self._show()
         self.query_one("#close", Button).focus()
-        if not self.transfer.state.finished:
+        if not subject_of(self.transfer).state.finished:
             self.set_interval(REFRESH_SECONDS, self._refresh_from_sampler)
         else:
             self._refresh_from_sampler()
 
     def _show(self) -> None:
         chunk_map = self.query_one(ChunkMap)
-        chunk_map.cancelled = self.transfer.state is TransferState.CANCELLED
+        chunk_map.cancelled = subject_of(self.transfer).state is TransferState.CANCELLED
         chunk_map.part_codes = self.stats.part_codes if self.stats else b""
 
     def _refresh_from_sampler(self) -> None:
         latest = self.sampler.latest if self.sampler is not None else None
         if latest is not None:
             for stats in latest.transfers:
-                if stats.transfer_id == self.transfer.id:
+                if stats.transfer_id == subject_of(self.transfer).id:
                     self.stats = stats
         text = detail_text(self.transfer, self.stats, self.span)
         area = self.query_one(TextArea)

@@ -10,6 +10,8 @@ from textual.screen import Screen
 from textual.widgets import Footer
 
 from ...engine.events import TransferState
+from ...engine.transfer.queue import Transfer
+from ..deliveries import Delivery
 from ..session import Session
 from ..widgets.title_header import TitleHeader
 from ..widgets.transfer_panel import TransferPanel
@@ -17,7 +19,7 @@ from .detail import TransferDetailScreen
 from .help import HELP_KEY
 
 TRANSFER_BINDINGS = [
-    Binding("p", "pause", "Pause/resume", tooltip="pause or resume the transfer under the cursor"),
+    Binding("p", "pause", "Pause", tooltip="pause or resume the transfer under the cursor"),
     Binding("x", "cancel", "Cancel", tooltip="cancel it (its upload is aborted)"),
     Binding("r", "retry", "Retry", tooltip="queue a failed or cancelled transfer again"),
     Binding(
@@ -47,9 +49,17 @@ class TransferActions:
             self.notify("No transfer selected.", severity="warning")  # type: ignore[attr-defined]
         return focused
 
+    def _delivery(self, transfer_id: int, what: str) -> bool:
+        """True when ``transfer_id`` is an S3 → SFTP delivery (said so for what it lacks)."""
+        if transfer_id not in self.session.deliveries.items:
+            return False
+        if what:
+            self.notify(f"A delivery cannot be {what} yet: cancel it (x) and deliver again.")  # type: ignore[attr-defined]
+        return True
+
     def action_pause(self) -> None:
         transfer_id = self._focused()
-        if transfer_id is None:
+        if transfer_id is None or self._delivery(transfer_id, "paused"):
             return
         queue = self.session.queue
         if queue.transfers[transfer_id].state is TransferState.PAUSED:
@@ -59,12 +69,12 @@ class TransferActions:
 
     def action_cancel(self) -> None:
         transfer_id = self._focused()
-        if transfer_id is not None:
+        if transfer_id is not None and not self.session.deliveries.cancel(transfer_id):
             self.session.queue.cancel(transfer_id)
 
     def action_retry(self) -> None:
         transfer_id = self._focused()
-        if transfer_id is None:
+        if transfer_id is None or self._delivery(transfer_id, "retried"):
             return
         transfer = self.session.queue.transfers[transfer_id]
         if transfer.state in (TransferState.FAILED, TransferState.CANCELLED):
@@ -76,7 +86,9 @@ class TransferActions:
 
     def on_transfer_panel_detail_requested(self, message: TransferPanel.DetailRequested) -> None:
         """Enter on a transfer: everything about it, in a dialog."""
-        transfer = self.session.queue.transfers.get(message.transfer_id)
+        transfer: Transfer | Delivery | None = self.session.queue.transfers.get(
+            message.transfer_id
+        ) or self.session.deliveries.items.get(message.transfer_id)
         if transfer is not None:
             screen = TransferDetailScreen(
                 transfer, message.stats, self.session.sampler, self.session.span

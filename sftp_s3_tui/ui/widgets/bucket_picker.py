@@ -65,6 +65,24 @@ class BucketPicker(Vertical):
     BucketPicker > #s3-destination { height: 3; }
     """
 
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding(
+            "d",
+            "deliver",
+            "Deliver",
+            tooltip="copy the object (or prefix, or bucket) under the cursor into the SFTP "
+            "folder shown: a temporary name, checked, then renamed into place",
+        ),
+        Binding(
+            "D",
+            "deliver(True)",
+            "Plan delivery…",
+            key_display="D",
+            show=False,
+            tooltip="show each object's path and what is there already, then deliver",
+        ),
+    ]
+
     destination: reactive[str] = reactive("", init=False)
 
     class DestinationChanged(Message):
@@ -73,6 +91,14 @@ class BucketPicker(Vertical):
         def __init__(self, picker: BucketPicker) -> None:
             super().__init__()
             self.picker = picker
+
+    class DeliverRequested(Message):
+        """Deliver ``source`` (an object, or every object under a prefix) to the SFTP side."""
+
+        def __init__(self, source: S3Location, always_plan: bool = False) -> None:
+            super().__init__()
+            self.source = source
+            self.always_plan = always_plan
 
     class ListingFailed(Message):
         def __init__(self, error: TransferError) -> None:
@@ -186,6 +212,21 @@ class BucketPicker(Vertical):
         if data.is_object:
             prefix = prefix.rsplit("/", 1)[0] + "/" if "/" in prefix else ""
         self.query_one("#s3-destination", Input).value = f"{data.bucket}/{prefix}"
+
+    def cursor_location(self) -> S3Location | None:
+        """What the tree's cursor names: an object, a prefix or a whole bucket."""
+        node = self.s3_tree.cursor_node
+        data = node.data if node is not None else None
+        if data is None:
+            return None
+        return S3Location(bucket=data.bucket, key=data.prefix)
+
+    def action_deliver(self, always_plan: bool = False) -> None:
+        source = self.cursor_location()
+        if source is None:
+            self.notify("Put the cursor on an object, a prefix or a bucket first.")
+            return
+        self.post_message(self.DeliverRequested(source, always_plan))
 
     @on(Input.Changed, "#s3-destination")
     def _typed(self, event: Input.Changed) -> None:

@@ -336,6 +336,10 @@ class TransferList(ScrollView, can_focus=True):
             return False
         if row.restarting or stats.state is TransferState.QUEUED:
             return True  # nothing sent yet this run (a retry's old figures are not its progress)
+        if stats.size and not row.size:  # queued before its size was known (a delivery)
+            self.totals.add(row, -1)
+            row.size = stats.size
+            self.totals.add(row)
         state = stats.state if not row.state.finished else row.state
         # A done row is whole, whatever a sampler tick taken before the end still says.
         done = state is TransferState.DONE
