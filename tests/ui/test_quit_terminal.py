@@ -25,7 +25,7 @@ ESCAPES = re.compile(
 #: HTTP session, a connection) says so now rather than at the interpreter's exit, where the
 #: warning may or may not be printed.
 COLLECT_AFTER_MAIN = (
-    "import gc, sys; from sftp_s3_tui.cli import main; code = main(sys.argv[1:]); "
+    "import gc, sys; from sftp_s3_tui.cli.main import main; code = main(sys.argv[1:]); "
     "gc.unfreeze(); gc.collect(); sys.exit(code)"
 )
 
