@@ -11,11 +11,7 @@ from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import Any
-
-from rich.console import Console, ConsoleOptions, RenderResult
-from rich.live import Live
-from rich.text import Text
+from typing import TYPE_CHECKING, Any
 
 from .engine.config import ConflictPolicy
 from .engine.errors import S3Error
@@ -55,6 +51,10 @@ from .redaction import register_secret
 from .requests import EXIT_FAILED, EXIT_OK, CleanupRequest, CopyRequest
 from .tally import FileCounts
 
+if TYPE_CHECKING:  # rich is imported only when a live block is shown (~0.1 s of start-up)
+    from rich.console import Console, ConsoleOptions, RenderResult
+    from rich.live import Live
+
 _MARKS = {"done": "✓", "skipped": "→", "failed": "✗", "cancelled": "✗"}
 
 
@@ -90,14 +90,20 @@ class ConsoleProgress:
 
     def __init__(self, bus: EventBus, *, enabled: bool, console: Console | None = None) -> None:
         self.enabled = enabled
-        self.console = console or Console(stderr=True)
-        self.live = Live(
-            _Rendered(self),
-            console=self.console,
-            auto_refresh=enabled,
-            refresh_per_second=4,
-            transient=True,  # the summary line says where it ended
-        )  # stdout and stderr written meanwhile go above the block (rich redirects them)
+        self.console: Console | None = None
+        self.live: Live | None = None
+        if enabled:  # rich only for a live block: --json and pipes start without it
+            from rich.console import Console
+            from rich.live import Live
+
+            self.console = console or Console(stderr=True)
+            self.live = Live(
+                _Rendered(self),
+                console=self.console,
+                auto_refresh=True,
+                refresh_per_second=4,
+                transient=True,  # the summary line says where it ended
+            )  # stdout and stderr written meanwhile go above the block (rich redirects them)
         self.started: float | None = None
         self.stopped: float | None = None
         self._names: dict[int, str] = {}
@@ -110,13 +116,13 @@ class ConsoleProgress:
 
     def __enter__(self) -> ConsoleProgress:
         self.started = time.monotonic()
-        if self.enabled:
+        if self.live is not None:
             self.live.__enter__()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.stopped = time.monotonic()
-        if self.enabled:
+        if self.live is not None:
             self.live.__exit__(None, None, None)
 
     @property
@@ -128,7 +134,7 @@ class ConsoleProgress:
 
     def print(self, text: str) -> None:
         """A line above the live block (or plain stderr when there is none)."""
-        if self.enabled:
+        if self.console is not None:
             self.console.print(text, highlight=False, markup=False, soft_wrap=True)
         else:
             print(text, file=sys.stderr, flush=True)
@@ -164,7 +170,7 @@ class ConsoleProgress:
         return lines
 
     def _refresh(self) -> None:
-        if self.enabled and self.live.is_started:
+        if self.live is not None and self.live.is_started:
             self.live.refresh()
 
     def _on_event(self, event: EngineEvent) -> None:
@@ -228,6 +234,8 @@ class _Rendered:
         self.display = display
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        from rich.text import Text
+
         width = options.max_width
         for line in self.display.lines():
             text = Text(line, no_wrap=True, overflow="ellipsis")
