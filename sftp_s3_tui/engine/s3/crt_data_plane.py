@@ -36,7 +36,8 @@ The body is read from the pool's buffer by the CRT through ``readinto`` on a mem
 Python copy. (The CRT keeps its own copy of a DEFAULT request's body for its retries: one
 memcpy in C per request.)
 
-Selected with ``SFTP_S3_CRT_DATA_PLANE`` (``1``/``0``); the default is :data:`DEFAULT_ON`.
+Selected with ``SFTP_S3_CRT_DATA_PLANE`` (``all``/``1``, ``put``, ``off``/``0``); the default
+is :data:`DEFAULT_MODE`.
 """
 
 from __future__ import annotations
@@ -55,20 +56,29 @@ from ..config import S3Endpoint
 from ..errors import S3Error
 
 ENV = "SFTP_S3_CRT_DATA_PLANE"
-#: On unless ``SFTP_S3_CRT_DATA_PLANE=0`` (see the module's docstring and bench/NOTES.md).
-DEFAULT_ON = False
+#: What goes through the CRT unless the environment says otherwise (``0``/``off``: nothing;
+#: ``put``: PutObject, i.e. every file of one part; ``1``/``all``: PutObject and UploadPart).
+DEFAULT_MODE = "off"
 
 _OPERATIONS = ("PutObject", "UploadPart")
+_MODES = {
+    "0": (),
+    "off": (),
+    "false": (),
+    "no": (),
+    "put": ("PutObject",),
+    "1": _OPERATIONS,
+    "all": _OPERATIONS,
+    "on": _OPERATIONS,
+    "true": _OPERATIONS,
+    "yes": _OPERATIONS,
+}
 
 
-def enabled() -> bool:
-    """Whether uploads go through the CRT (the environment, else :data:`DEFAULT_ON`)."""
-    value = os.environ.get(ENV, "").strip().lower()
-    if value in ("1", "true", "yes", "on"):
-        return True
-    if value in ("0", "false", "no", "off"):
-        return False
-    return DEFAULT_ON
+def selected() -> frozenset[str]:
+    """The operations sent through the CRT (the environment, else :data:`DEFAULT_MODE`)."""
+    value = os.environ.get(ENV, "").strip().lower() or DEFAULT_MODE
+    return frozenset(_MODES.get(value, _MODES[DEFAULT_MODE]))
 
 
 @dataclass(frozen=True)
@@ -157,8 +167,11 @@ def _shared_bootstrap() -> Any:
 class CrtDataPlane:
     """PutObject and UploadPart of in-memory bodies through one ``awscrt.s3.S3Client``."""
 
-    def __init__(self, client: Any, endpoint: S3Endpoint, connections: int) -> None:
+    def __init__(
+        self, client: Any, endpoint: S3Endpoint, connections: int, operations: frozenset[str]
+    ) -> None:
         self._client = client
+        self._operations = operations
         self._endpoint = endpoint
         self._connections = connections
         model = client.meta.service_model
@@ -262,6 +275,8 @@ class CrtDataPlane:
     ) -> dict[str, Any] | None:
         """One PutObject/UploadPart; its answer as botocore gives it, or None when this
         request is botocore's to send (a parameter or an endpoint the CRT path does not take)."""
+        if operation not in self._operations:
+            return None
         shape = self._shapes[operation]
         headers: list[tuple[str, str]] = []
         for name, value in params.items():
@@ -455,10 +470,11 @@ def _error_fields(body: bytes | None) -> tuple[str, str]:
 
 
 def open_plane(client: Any, endpoint: S3Endpoint, connections: int) -> CrtDataPlane | None:
-    """The CRT data plane for ``client`` when selected (:func:`enabled`), else None."""
-    if not enabled():
+    """The CRT data plane for ``client`` when selected (:func:`selected`), else None."""
+    operations = selected()
+    if not operations:
         return None
     try:
-        return CrtDataPlane(client, endpoint, connections)
+        return CrtDataPlane(client, endpoint, connections, operations)
     except Exception:  # botocore's internals differ: stay on botocore
         return None
