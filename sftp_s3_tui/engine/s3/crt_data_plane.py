@@ -58,7 +58,7 @@ from ..errors import S3Error
 ENV = "SFTP_S3_CRT_DATA_PLANE"
 #: What goes through the CRT unless the environment says otherwise (``0``/``off``: nothing;
 #: ``put``: PutObject, i.e. every file of one part; ``1``/``all``: PutObject and UploadPart).
-DEFAULT_MODE = "off"
+DEFAULT_MODE = "put"
 
 _OPERATIONS = ("PutObject", "UploadPart")
 _MODES = {
