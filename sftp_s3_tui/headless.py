@@ -73,6 +73,29 @@ def status_text(result: TransferResult) -> str:
     return f"{status} ({message})" if message else status
 
 
+class JsonLines:
+    """``--json`` records of a copy, one line per file, flushed at most every
+    :attr:`FLUSH_SECONDS` (and before any other output: everything goes through stdout's
+    one buffer, in order). A flush per file was a write(2) per file on the event loop, and
+    a reader slow to drain the pipe held the whole copy at every line."""
+
+    FLUSH_SECONDS = 0.1
+
+    def __init__(self) -> None:
+        self._pending: asyncio.TimerHandle | None = None
+
+    def write(self, line: str) -> None:
+        sys.stdout.write(line + "\n")
+        if self._pending is None:
+            self._pending = asyncio.get_running_loop().call_later(self.FLUSH_SECONDS, self.flush)
+
+    def flush(self) -> None:
+        if self._pending is not None:
+            self._pending.cancel()
+            self._pending = None
+        sys.stdout.flush()
+
+
 class ConsoleProgress:
     """The live progress block on stderr, driven by engine events, and its one clock.
 
@@ -579,12 +602,14 @@ async def _copy(
                 await queue.destination.preload(request.dest.bucket, keys)
         manifest = await _open_manifest(request, queue)
 
+        json_lines = JsonLines()
+
         def on_file(job: FileJob, result: TransferResult) -> None:
             tally.add(result)
             tally.most_held = max(tally.most_held, len(queue.transfers))
             if request.json:
                 server = queue.sftp.server_profile(job.endpoint)
-                print(json.dumps(result_record(result, server), ensure_ascii=False), flush=True)
+                json_lines.write(json.dumps(result_record(result, server), ensure_ascii=False))
 
         copy = CopyRun(
             queue,
@@ -612,6 +637,7 @@ async def _copy(
                     report.results = []  # counted in the tally already
             seconds = display.elapsed
         finally:
+            json_lines.flush()
             if manifest is not None:
                 await manifest.close()
                 if manifest.upload_error:
