@@ -5,7 +5,12 @@ set, the SigV4 signature, the user agent, the event hooks, aiohttp's request mac
 2.3–2.6 CPU ms per request on the event loop, and on a small file that is most of what the
 product spends (issue 29). awscrt's ``S3Client`` (already a dependency: botocore signs with
 it) does the same request in C — the HTTP/1.1 connection pool, SigV4, the retry strategy —
-for 0.7–0.9 CPU ms, and off the event loop. Measured figures: ``bench/NOTES.md`` (issue 29).
+for 0.7–0.9 CPU ms, and off the event loop. Measured here (``python -m bench.ab``, paired
+runs, CPU from rusage, start-up included; bench/NOTES.md, issue 29): 2,000 × 64 KiB into moto
+3.4–3.6 → 2.1–2.3 CPU ms per file (rclone 1.8–2.0), 1,000 into SeaweedFS 2.7 → 1.7 (rclone
+1.1); that is PutObject, hence the default ``put``. UploadPart through the CRT saved nothing
+per GiB (256 MiB into moto: 7.2 CPU s/GiB against 6.5–6.8 on botocore) and its copy of each
+part in flight added 40–60 MiB of peak RSS, so multipart parts stay on botocore by default.
 
 What stays as it was:
 
