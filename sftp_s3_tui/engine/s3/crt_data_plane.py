@@ -300,9 +300,19 @@ class CrtDataPlane:
             return None
         provider = await self._credentials()
         crt = self._s3_client(route)
-        return await self._exchange(
-            crt, route, provider, operation, key, body, payload_sha256, headers, query, what
-        )
+        from botocore.exceptions import ClientError
+
+        try:
+            return await self._exchange(
+                crt, route, provider, operation, key, body, payload_sha256, headers, query, what
+            )
+        except ClientError as exc:
+            if not _elsewhere(exc):
+                raise
+            # The bucket is in another region than the rules assumed: botocore follows the
+            # redirect (and remembers the region); this bucket's requests stay with botocore.
+            self._routes[bucket] = None
+            return None
 
     async def _exchange(
         self,
@@ -461,6 +471,16 @@ _CRT_CODES = {
     "AWS_ERROR_S3_REQUEST_TIME_TOO_SKEWED": "RequestTimeTooSkewed",
     "AWS_ERROR_S3_INVALID_RESPONSE_STATUS": "",
 }
+
+
+def _elsewhere(exc: Any) -> bool:
+    """Whether the store answered that the bucket lives in another region."""
+    error = exc.response.get("Error", {})
+    status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+    return status in (301, 307) or error.get("Code") in _REDIRECT_CODES
+
+
+_REDIRECT_CODES = {"PermanentRedirect", "TemporaryRedirect", "AuthorizationHeaderMalformed"}
 
 
 def _error_fields(body: bytes | None) -> tuple[str, str]:
