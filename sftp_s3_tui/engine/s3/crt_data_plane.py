@@ -7,10 +7,10 @@ product spends (issue 29). awscrt's ``S3Client`` (already a dependency: botocore
 it) does the same request in C — the HTTP/1.1 connection pool, SigV4, the retry strategy —
 for 0.7–0.9 CPU ms, and off the event loop. Measured here (``python -m bench.ab``, paired
 runs, CPU from rusage, start-up included; bench/NOTES.md, issue 29): 2,000 × 64 KiB into moto
-3.4–3.6 → 2.1–2.3 CPU ms per file (rclone 1.8–2.0), 1,000 into SeaweedFS 2.7 → 1.7 (rclone
-1.1); that is PutObject, hence the default ``put``. UploadPart through the CRT saved nothing
-per GiB (256 MiB into moto: 7.2 CPU s/GiB against 6.5–6.8 on botocore) and its copy of each
-part in flight added 40–60 MiB of peak RSS, so multipart parts stay on botocore by default.
+2.7–3.5 → 1.9–2.3 CPU ms per file (rclone 1.6–2.0), 1,000 into SeaweedFS 2.7–3.3 → 1.7–2.2
+(rclone 1.1–1.6); that is PutObject, hence the default ``put``. UploadPart through the CRT
+saved nothing per GiB (256 MiB into moto: 7.2 CPU s/GiB against 6.5–6.8 on botocore) and its
+copy of each part in flight added 40–60 MiB of peak RSS, so parts stay on botocore by default.
 
 What stays as it was:
 
@@ -24,7 +24,9 @@ What stays as it was:
   does there); over https the body is ``UNSIGNED-PAYLOAD`` with its checksum header, as
   botocore sends it.
 - The endpoint (custom URL, path-style or virtual-hosted, region) is the one botocore's
-  endpoint rules resolve for the bucket, once per bucket. Credentials are botocore's
+  endpoint rules resolve for the bucket, once per bucket; a bucket the store says is in
+  another region (301, PermanentRedirect, AuthorizationHeaderMalformed) goes back to
+  botocore, which follows the redirect. Credentials are botocore's
   resolved ones (whatever the chain: keys, profile, SSO, IMDS, web identity), frozen before
   each request (so a refresh is seen) and handed to the CRT as static credentials.
 - TLS: ``--no-verify-tls`` turns peer verification off, ``AWS_CA_BUNDLE`` replaces the trust
