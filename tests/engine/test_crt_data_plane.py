@@ -149,3 +149,18 @@ async def test_an_unreachable_endpoint_is_the_botocore_path_s_message(bucket: st
         with pytest.raises(S3Error) as failed:
             await operations.put_object(client, bucket, "k", bytearray(b"x"))
     assert "cannot reach the S3 endpoint" in str(failed.value)
+
+
+async def test_behind_an_http_proxy_every_request_stays_on_botocore(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """botocore honours HTTPS_PROXY; the CRT's S3 client here takes no proxy."""
+    endpoint = S3Endpoint(
+        endpoint_url="http://127.0.0.1:9", access_key_id="k", secret_access_key="s"
+    )
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.example:3128")
+    async with open_client(endpoint) as client:
+        assert operations._plane(client) is None
+    monkeypatch.delenv("HTTPS_PROXY")
+    async with open_client(endpoint) as client:
+        assert operations._plane(client) is not None

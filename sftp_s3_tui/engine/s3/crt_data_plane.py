@@ -29,6 +29,8 @@ What stays as it was:
   botocore, which follows the redirect. Credentials are botocore's
   resolved ones (whatever the chain: keys, profile, SSO, IMDS, web identity), frozen before
   each request (so a refresh is seen) and handed to the CRT as static credentials.
+- Behind an HTTP proxy (``HTTPS_PROXY``/``HTTP_PROXY``/``ALL_PROXY`` or botocore's
+  ``proxies``) every request stays on botocore, which honours it.
 - TLS: ``--no-verify-tls`` turns peer verification off, ``AWS_CA_BUNDLE`` replaces the trust
   store; a plain-http endpoint uses ``S3RequestTlsMode.DISABLED``.
 - Errors become the botocore path's errors (a ``ClientError`` from the store's XML error, then
@@ -496,10 +498,21 @@ def _error_fields(body: bytes | None) -> tuple[str, str]:
     return root.findtext("Code") or "", root.findtext("Message") or ""
 
 
+#: botocore sends through these; the CRT's S3 client here takes no proxy: stay on botocore.
+_PROXY_VARIABLES = ("https_proxy", "http_proxy", "all_proxy")
+
+
+def _proxied(client: Any) -> bool:
+    """Whether botocore would go through an HTTP proxy (environment or ``proxies`` config)."""
+    if any(os.environ.get(name) or os.environ.get(name.upper()) for name in _PROXY_VARIABLES):
+        return True
+    return bool(getattr(client.meta.config, "proxies", None))
+
+
 def open_plane(client: Any, endpoint: S3Endpoint, connections: int) -> CrtDataPlane | None:
     """The CRT data plane for ``client`` when selected (:func:`selected`), else None."""
     operations = selected()
-    if not operations:
+    if not operations or _proxied(client):
         return None
     try:
         return CrtDataPlane(client, endpoint, connections, operations)
