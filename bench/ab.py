@@ -102,7 +102,10 @@ def main() -> None:
                     dest = f"s3://{BUCKET}/ab-{round_}-{len(variant)}-{variant[-8:]}-{name}"
                     target = dest + "/" if small else dest
                     argv, env = _argv_env(setup, store, variant, source, target, small)
-                    measured = run_measured(argv, env=env)
+                    # ``python -m`` puts the working folder first on sys.path, before
+                    # PYTHONPATH: another checkout runs from its own folder.
+                    cwd = Path(env["PYTHONPATH"]) if "PYTHONPATH" in env else None
+                    measured = run_measured(argv, env=env, cwd=cwd)
                     if measured.returncode:
                         print(f"{variant} {name} FAILED: {measured.stderr[-1000:]}")
                         continue
