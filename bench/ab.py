@@ -6,8 +6,9 @@ each as its own process measured from outside (wall, peak RSS, CPU from rusage),
 variants of one round share the same background load. A variant is a value of
 ``SFTP_S3_CRT_DATA_PLANE`` (``off``, ``put``, ``all``), ``rclone`` (``copy``/``copyto
 --sftp-disable-hashcheck``), or ``checkout=PATH`` (another checkout of the product, e.g. the
-commit before a change: ``git archive <commit> | tar -x -C PATH``), which runs with the
-current default.
+commit before a change: ``git archive <commit> | tar -x -C PATH``, then ``python -m
+compileall -q PATH``, as the bench's environment writes no bytecode), which runs from PATH
+with its own defaults.
 
     uv run python -m bench.ab --variants checkout=/tmp/base,put,off,rclone --small 2000
     uv run python -m bench.ab --store seaweedfs --small 1000 --large-mib 256 --rounds 1
