@@ -6,11 +6,12 @@ set, the SigV4 signature, the user agent, the event hooks, aiohttp's request mac
 product spends (issue 29). awscrt's ``S3Client`` (already a dependency: botocore signs with
 it) does the same request in C — the HTTP/1.1 connection pool, SigV4, the retry strategy —
 for 0.7–0.9 CPU ms, and off the event loop. Measured here (``python -m bench.ab``, paired
-runs, CPU from rusage, start-up included; bench/NOTES.md, issue 29): 2,000 × 64 KiB into moto
-2.7–3.5 → 1.9–2.3 CPU ms per file (rclone 1.6–2.0), 1,000 into SeaweedFS 2.7–3.3 → 1.7–2.2
-(rclone 1.1–1.6); that is PutObject, hence the default ``put``. UploadPart through the CRT
-saved nothing per GiB (256 MiB into moto: 7.2 CPU s/GiB against 6.5–6.8 on botocore) and its
-copy of each part in flight added 40–60 MiB of peak RSS, so parts stay on botocore by default.
+runs, CPU from rusage, start-up included; bench/NOTES.md, issue 29), the same code with this
+off → on: 2,000 × 64 KiB into moto 2.84 → 2.24 and 2.39 → 1.78 CPU ms per file (rclone
+1.35–1.40), 1,000 into SeaweedFS 2.25 → 1.72 (rclone 0.95). That is PutObject, hence the
+default ``put``. UploadPart through the CRT saved nothing per GiB (256 MiB into moto:
+6.4–7.3 CPU s/GiB either way) and its copy of each part in flight added 30–40 MiB of peak
+RSS, so parts stay on botocore by default.
 
 What stays as it was:
 
