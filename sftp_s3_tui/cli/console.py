@@ -8,16 +8,14 @@ lines are JSON objects too (:func:`log_as_json`).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sys
 import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
-
-from rich.console import Console, ConsoleOptions, RenderResult
-from rich.live import Live
-from rich.text import Text
+from typing import TYPE_CHECKING
 
 from ..engine.events import (
     EngineEvent,
@@ -45,6 +43,10 @@ from ..observe.session import Observers
 from ..requests import CopyRequest
 from ..tally import FileCounts
 
+if TYPE_CHECKING:  # rich is imported only when a live block is shown (~0.1 s of start-up)
+    from rich.console import Console, ConsoleOptions, RenderResult
+    from rich.live import Live
+
 _MARKS = {"done": "✓", "skipped": "→", "failed": "✗", "cancelled": "✗"}
 
 
@@ -61,6 +63,29 @@ def status_text(result: TransferResult) -> str:
             return f"{status}{rest}"  # "cancelled before it started"
         message = rest.lstrip(" ;:")
     return f"{status} ({message})" if message else status
+
+
+class JsonLines:
+    """``--json`` records of a copy, one line per file, flushed at most every
+    :attr:`FLUSH_SECONDS` (and before any other output: everything goes through stdout's
+    one buffer, in order). A flush per file was a write(2) per file on the event loop, and
+    a reader slow to drain the pipe held the whole copy at every line."""
+
+    FLUSH_SECONDS = 0.1
+
+    def __init__(self) -> None:
+        self._pending: asyncio.TimerHandle | None = None
+
+    def write(self, line: str) -> None:
+        sys.stdout.write(line + "\n")
+        if self._pending is None:
+            self._pending = asyncio.get_running_loop().call_later(self.FLUSH_SECONDS, self.flush)
+
+    def flush(self) -> None:
+        if self._pending is not None:
+            self._pending.cancel()
+            self._pending = None
+        sys.stdout.flush()
 
 
 class ConsoleProgress:
@@ -80,14 +105,20 @@ class ConsoleProgress:
 
     def __init__(self, bus: EventBus, *, enabled: bool, console: Console | None = None) -> None:
         self.enabled = enabled
-        self.console = console or Console(stderr=True)
-        self.live = Live(
-            _Rendered(self),
-            console=self.console,
-            auto_refresh=enabled,
-            refresh_per_second=4,
-            transient=True,  # the summary line says where it ended
-        )  # stdout and stderr written meanwhile go above the block (rich redirects them)
+        self.console: Console | None = None
+        self.live: Live | None = None
+        if enabled:  # rich only for a live block: --json and pipes start without it
+            from rich.console import Console
+            from rich.live import Live
+
+            self.console = console or Console(stderr=True)
+            self.live = Live(
+                _Rendered(self),
+                console=self.console,
+                auto_refresh=True,
+                refresh_per_second=4,
+                transient=True,  # the summary line says where it ended
+            )  # stdout and stderr written meanwhile go above the block (rich redirects them)
         self.started: float | None = None
         self.stopped: float | None = None
         self._names: dict[int, str] = {}
@@ -110,7 +141,7 @@ class ConsoleProgress:
         if self.started is not None:
             return
         self.started = time.monotonic()
-        if self.enabled:
+        if self.live is not None:
             self.live.__enter__()
 
     def stop(self) -> None:
@@ -118,7 +149,7 @@ class ConsoleProgress:
         if self.started is None or self.stopped is not None:
             return
         self.stopped = time.monotonic()
-        if self.enabled:
+        if self.live is not None:
             self.live.__exit__(None, None, None)
 
     @property
@@ -130,7 +161,7 @@ class ConsoleProgress:
 
     def print(self, text: str) -> None:
         """A line above the live block (or plain stderr when there is none)."""
-        if self.enabled:
+        if self.console is not None:
             self.console.print(text, highlight=False, markup=False, soft_wrap=True)
         else:
             print(text, file=sys.stderr, flush=True)
@@ -166,7 +197,7 @@ class ConsoleProgress:
         return lines
 
     def _refresh(self) -> None:
-        if self.enabled and self.live.is_started:
+        if self.live is not None and self.live.is_started:
             self.live.refresh()
 
     def _on_event(self, event: EngineEvent) -> None:
@@ -230,6 +261,8 @@ class _Rendered:
         self.display = display
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        from rich.text import Text
+
         width = options.max_width
         for line in self.display.lines():
             text = Text(line, no_wrap=True, overflow="ellipsis")

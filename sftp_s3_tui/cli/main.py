@@ -61,7 +61,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             return _run(run_delivery(delivery_request_of(args, env)))
         if args.command == "copy":
-            from ..engine.sftp.pool import SftpPool  # asyncssh only, imported before the loop runs
+            from ..engine.sftp.libraries import quick_library_lookups
+
+            with quick_library_lookups():  # asyncssh only, imported before the loop runs
+                from ..engine.sftp.pool import SftpPool
 
             return _run(_copy(copy_request_of(args, env), SftpPool()))
         if args.command == "watch":

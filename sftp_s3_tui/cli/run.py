@@ -35,6 +35,7 @@ from ..redaction import register_secret
 from ..requests import EXIT_FAILED, EXIT_OK, CleanupRequest, CopyRequest
 from .console import (
     ConsoleProgress,
+    JsonLines,
     NoticePrinter,
     RunTally,
     log_as_json,
@@ -209,24 +210,28 @@ async def _copy(
             # a rerun's files (rclone's way), a HEAD each only beyond its page budget.
             await queue.destination.preload_prefix(request.dest.bucket, _listing_prefix(request))
         async with opened_manifest(run, queue, _spool_dir()) as manifest:
+            json_lines = JsonLines()
             copy = CopyRun(
                 queue,
                 manifest=manifest,
                 source_action=run.source_action,
                 on_outcome=outcome_printer(request),
-                on_file=_file_printer(request, queue, tally),
+                on_file=_file_printer(request, queue, tally, json_lines),
                 observer=_row_observer(observers, request),
             )
-            with display:  # the one clock of the progress and of the summary
-                roots = [(s.endpoint.display, source_root(s.path)) for s in request.sources]
-                listed = stream_plan(
-                    queue.sftp, request.sources, request.dest, exact_key_hint=_EXACT_KEY_HINT
-                )
-                report = await copy.run_stream(
-                    _filtered(listed, request, roots, tally),
-                    root_of=lambda job: root_of(job, roots),
-                    lookahead=LOOKAHEAD,
-                )
+            try:
+                with display:  # the one clock of the progress and of the summary
+                    roots = [(s.endpoint.display, source_root(s.path)) for s in request.sources]
+                    listed = stream_plan(
+                        queue.sftp, request.sources, request.dest, exact_key_hint=_EXACT_KEY_HINT
+                    )
+                    report = await copy.run_stream(
+                        _filtered(listed, request, roots, tally),
+                        root_of=lambda job: root_of(job, roots),
+                        lookahead=LOOKAHEAD,
+                    )
+            finally:
+                json_lines.flush()
             seconds = display.elapsed
     code = print_report(request, tally, report, seconds)
     if manifest is not None and manifest.upload_error:
@@ -251,6 +256,7 @@ async def _copy_selected(
             display.start()  # the clock of the progress and of the summary
 
     queue.bus.subscribe(copy_starts)
+    json_lines = JsonLines()
     try:
         report = await run_nightly(
             queue,
@@ -259,11 +265,12 @@ async def _copy_selected(
             request.run,
             rules=PlanRules(exact_key_hint=_EXACT_KEY_HINT),
             spool_dir=_spool_dir(),
-            on_file=_file_printer(request, queue, tally),
+            on_file=_file_printer(request, queue, tally, json_lines),
             on_outcome=outcome_printer(request),
             observer=_row_observer(observers, request),
         )
     finally:
+        json_lines.flush()
         display.stop()
     if report.plan is not None:
         print_plan_totals(report.plan, request.json)
@@ -277,16 +284,17 @@ async def _copy_selected(
 
 
 def _file_printer(
-    request: CopyRequest, queue: TransferQueue, tally: RunTally
+    request: CopyRequest, queue: TransferQueue, tally: RunTally, json_lines: JsonLines
 ) -> Callable[[FileJob, TransferResult], None]:
-    """Counts each file's result as it arrives, and with ``--json`` prints its record."""
+    """Counts each file's result as it arrives, and with ``--json`` prints its record
+    (flushed by ``json_lines`` in batches; the caller flushes it before the summary)."""
 
     def on_file(job: FileJob, result: TransferResult) -> None:
         tally.add(result)
         tally.most_held = max(tally.most_held, len(queue.transfers))
         if request.json:
             server = queue.sftp.server_profile(job.endpoint)
-            print(json.dumps(result_record(result, server), ensure_ascii=False), flush=True)
+            json_lines.write(json.dumps(result_record(result, server), ensure_ascii=False))
 
     return on_file
 

@@ -14,11 +14,7 @@ import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NamedTuple
-
-import tomlkit
-from tomlkit.items import Table
-from tomlkit.toml_document import TOMLDocument
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from .. import paths
 from ..engine.durable import atomic_write
@@ -32,6 +28,11 @@ from .mapping import (
     _salvage,
 )
 from .model import Profile, _check_name
+
+if TYPE_CHECKING:  # tomlkit (~0.1 s to import) only when the file is written
+    from tomlkit.items import Table
+    from tomlkit.toml_document import TOMLDocument
+
 from .secrets import (
     KEYRING_SERVICE,
     SECRET_FIELDS,
@@ -116,7 +117,7 @@ class _FileState:
     """The profile file as read: raw tables (kept for writing back) and their meaning."""
 
     tables: dict[str, Any] = field(default_factory=dict)
-    document: TOMLDocument | None = None  # the file as tomlkit read it (None: no file yet)
+    text: str | None = None  # the file as read, for tomlkit to edit (None: no file yet)
     extra: dict[str, Any] = field(default_factory=dict)
     profiles: dict[str, Profile] = field(default_factory=dict)
     problems: list[ProfileError] = field(default_factory=list)
@@ -292,7 +293,7 @@ class ProfileStore:
             return state
         try:
             document = tomllib.loads(text)
-            state.document = tomlkit.parse(text)
+            state.text = text
         except tomllib.TOMLDecodeError as exc:
             message = str(exc)
             line: int | None = getattr(exc, "lineno", None)  # Python 3.14+
@@ -368,7 +369,9 @@ class ProfileStore:
                 )
 
     def _write(self, state: _FileState, change: _Change) -> None:
-        document = state.document if state.document is not None else _new_document()
+        import tomlkit
+
+        document = tomlkit.parse(state.text) if state.text is not None else _new_document()
         _apply(document, change)
         data = tomlkit.dumps(document).encode("utf-8")
         target = Path(os.path.realpath(self.path))  # keep a symlinked file a symlink
@@ -395,6 +398,8 @@ class _Change(NamedTuple):
 
 def _new_document() -> TOMLDocument:
     """A new file: the header comments, the format version, then the profiles."""
+    import tomlkit
+
     document = tomlkit.document()
     for line in _FILE_HEADER.strip().splitlines():
         document.add(tomlkit.comment(line.removeprefix("# ")))
@@ -405,6 +410,8 @@ def _new_document() -> TOMLDocument:
 
 def _apply(document: TOMLDocument, change: _Change) -> None:
     """Change the tomlkit document in place, so comments and layout elsewhere stay."""
+    import tomlkit
+
     if "profiles" not in document:
         document["profiles"] = tomlkit.table(is_super_table=True)
     profiles = document["profiles"]
@@ -420,6 +427,8 @@ def _apply(document: TOMLDocument, change: _Change) -> None:
 
 def _new_profile_table(table: dict[str, Any]) -> Table:
     """A profile's table written as ``[profiles.NAME.section]`` headers only."""
+    import tomlkit
+
     item = tomlkit.table(is_super_table=True)
     for section, values in table.items():
         item[section] = values
@@ -448,6 +457,8 @@ def _update_profile(item: Any, table: dict[str, Any], before: Profile | None) ->
 
 def _forget_headers(item: Any) -> None:
     """Let tomlkit spell the headers of a moved table from its new place."""
+    from tomlkit.items import Table
+
     if isinstance(item, Table):
         item.display_name = None
         for child in item.values():

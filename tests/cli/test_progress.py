@@ -73,6 +73,7 @@ def test_at_80_columns_every_line_fits_in_one_unit_and_names_the_files_in_flight
     screen = io.StringIO()  # the block as an 80-column terminal shows it
     with display:
         display.started = time.monotonic() - 6.5  # 6.5 s into the run
+        assert display.live is not None
         Console(file=screen, width=80, color_system=None).print(display.live.renderable)
     shown = screen.getvalue().splitlines()
     assert all(len(line) <= 80 for line in shown), shown

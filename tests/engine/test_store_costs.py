@@ -12,6 +12,7 @@ import pytest
 from sftp_s3_tui.engine.addresses import parse_s3_url
 from sftp_s3_tui.engine.config import S3Endpoint, TransferOptions
 from sftp_s3_tui.engine.events import TransferState
+from sftp_s3_tui.engine.s3 import crt_data_plane
 from sftp_s3_tui.engine.s3.operations import KNOWN_PAYLOAD_SIGNER
 from sftp_s3_tui.engine.transfer.queue import TransferQueue
 from tests.support.servers import S3Store, SftpServerInfo
@@ -22,13 +23,20 @@ PART = 5 * MiB
 
 @pytest.mark.all_stores
 async def test_content_md5_is_left_out_only_where_the_store_checks_crc64nvme(
-    openssh_sftp: SftpServerInfo, s3_store: S3Store, s3_endpoint: S3Endpoint, s3: Any, bucket: str
+    openssh_sftp: SftpServerInfo,
+    s3_store: S3Store,
+    s3_endpoint: S3Endpoint,
+    s3: Any,
+    bucket: str,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """SeaweedFS refused a wrong CRC64NVME in the store check, so its parts and PutObjects go
     without Content-MD5 (the CRC it checks replaces it); moto checks nothing, so there MD5
     stays on every request and the ETag stays the proof. On this http:// endpoint every body's
     SigV4 payload hash is the engine's own SHA-256 of it, and the store's signature check
-    accepts it."""
+    accepts it. (What is sent is read from botocore's hooks: the PutObject goes through
+    botocore here; the CRT data plane sends the same fields, test_crt_data_plane.)"""
+    monkeypatch.setenv(crt_data_plane.ENV, "0")
     small = openssh_sftp.write_file("in/small.csv", size=70_000, seed=4)
     big = openssh_sftp.write_file("in/big.bin", size=2 * PART + 7, seed=5)
     sent: list[tuple[str, dict[str, str], bytes]] = []

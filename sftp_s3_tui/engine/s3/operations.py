@@ -16,7 +16,7 @@ import re
 from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import aioboto3
 import aiobotocore.session
@@ -35,6 +35,7 @@ from botocore.handlers import set_operation_specific_signer
 
 from ..config import S3Endpoint
 from ..errors import BucketNotFound, S3AccessDenied, S3Error, TransferError
+from .crt_data_plane import CrtDataPlane, open_plane
 
 S3Client = Any  # aiobotocore's client is generated at run time
 
@@ -330,7 +331,14 @@ async def open_client(endpoint: S3Endpoint, *, connections: int = 32) -> AsyncIt
                 f"choose-signer.s3.{operation}", _choose_known_payload_signer
             )
             client.meta.events.register(f"before-sign.s3.{operation}", _no_expect_continue)
+        client._sftp_s3_crt_plane = open_plane(client, endpoint, connections)
         yield client
+
+
+def _plane(client: S3Client) -> CrtDataPlane | None:
+    """The client's CRT data plane for PutObject/UploadPart, when selected (crt_data_plane)."""
+    plane: CrtDataPlane | None = getattr(client, "_sftp_s3_crt_plane", None)
+    return plane
 
 
 def _verify(endpoint: S3Endpoint) -> bool | None:
@@ -508,7 +516,14 @@ async def put_object(
     """PutObject of one in-memory body; ``params`` are the request's other fields.
     ``payload_sha256``: the body's hex SHA-256, if already computed (SigV4 on http)."""
     what = f"Writing s3://{bucket}/{key}"
+    plane = _plane(client)
     try:
+        if plane is not None:
+            crt_answer = await plane.send(
+                "PutObject", bucket, key, body, payload_sha256, what, **params
+            )
+            if crt_answer is not None:
+                return crt_answer
         with _sending(body, payload_sha256):
             response: dict[str, Any] = await client.put_object(
                 Bucket=bucket, Key=key, Body=BufferBody(body), ContentLength=len(body), **params
@@ -541,7 +556,15 @@ async def upload_part(
     """UploadPart straight from ``body`` (a pool buffer sized exactly, so no copy).
     ``payload_sha256``: the body's hex SHA-256, if already computed (SigV4 on http)."""
     what = f"Uploading part {number} of s3://{bucket}/{key}"
+    plane = _plane(client)
     try:
+        if plane is not None:
+            query = f"?partNumber={number}&uploadId={quote(upload_id, safe='')}"
+            crt_answer = await plane.send(
+                "UploadPart", bucket, key, body, payload_sha256, what, query, **params
+            )
+            if crt_answer is not None:
+                return crt_answer
         with _sending(body, payload_sha256):
             response: dict[str, Any] = await client.upload_part(
                 Bucket=bucket,

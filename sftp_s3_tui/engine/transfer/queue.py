@@ -134,7 +134,7 @@ class TransferQueue:
         self._stack.push_async_callback(self.sftp.close)
         if self.journal is not None:
             endpoint = endpoint_identity(client.meta.endpoint_url)
-            account = "" if endpoint.startswith(AWS) else await self._account()
+            account = "" if endpoint.startswith(AWS) else await self._account(client)
             self.records = self.journal.for_endpoint(endpoint, account)
         self._ctx = EngineContext(
             sftp=self.sftp,
@@ -152,14 +152,18 @@ class TransferQueue:
         )
         return self
 
-    async def _account(self) -> str:
+    async def _account(self, client: S3Client) -> str:
         """Who the credentials are, for stores other than AWS: there, bucket names may be
-        scoped per account (Ceph tenants), so the account is part of a record's key."""
+        scoped per account (Ceph tenants), so the account is part of a record's key. The
+        client's own credentials (resolved as it was made), else a session's."""
         endpoint = self.s3_endpoint
         if endpoint.access_key_id:
             return account_identity(endpoint.access_key_id)
         try:
-            credentials = await session_for(endpoint).get_credentials()
+            signer = getattr(client, "_request_signer", None)
+            credentials = getattr(signer, "_credentials", None)
+            if credentials is None:
+                credentials = await session_for(endpoint).get_credentials()
             frozen = await credentials.get_frozen_credentials() if credentials else None
         except Exception:  # unknown credentials: the first request reports that properly
             frozen = None
