@@ -1,0 +1,153 @@
+"""Watching an S3 prefix and delivering each new object version to a partner's SFTP folder,
+as a user runs it: ``sftp-s3-tui watch s3://bucket/prefix/ sftp://host/folder/`` against
+real sshd + S3, read line by line (--json)."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from sftp_s3_tui.engine.config import S3Endpoint
+from tests.support.cli import key_args, run_cli
+from tests.support.delivery import files_under, target_url
+from tests.support.servers import SftpServerInfo
+from tests.support.watcher import Watcher, wait_for
+
+
+def watch(server: SftpServerInfo, s3_endpoint: S3Endpoint, bucket: str, *flags: str) -> Watcher:
+    return Watcher(
+        [
+            sys.executable,
+            "-m",
+            "sftp_s3_tui",
+            "watch",
+            f"s3://{bucket}/out/",
+            target_url(server, "partner/"),
+            *key_args(server, s3_endpoint),
+            "--every",
+            "0.3s",
+            "--json",
+            *flags,
+        ]
+    )
+
+
+def results(watcher: Watcher, status: str | None = None) -> list[dict[str, Any]]:
+    """The watch's per-object records so far (of ``status`` only, when given)."""
+    return [
+        line
+        for line in list(watcher.lines)
+        if "source" in line and (status is None or line["status"] == status)
+    ]
+
+
+def delivered(watcher: Watcher, name: str) -> int:
+    return sum(r["source"].endswith(f"/out/{name}") for r in results(watcher, "done"))
+
+
+def test_each_new_version_is_delivered_once_and_a_restart_delivers_nothing_twice(
+    openssh_sftp: SftpServerInfo, s3_endpoint: S3Endpoint, s3: Any, bucket: str
+) -> None:
+    s3.put_object(Bucket=bucket, Key="out/a.csv", Body=b"a,1\n")
+    s3.put_object(Bucket=bucket, Key="out/2026/b.csv", Body=b"b,2\n")
+    s3.put_object(Bucket=bucket, Key="elsewhere.csv", Body=b"not under the prefix")
+    folder = openssh_sftp.root / "partner"
+    flags = ("--conflict", "overwrite", "--done-file", ".done")
+
+    watcher = watch(openssh_sftp, s3_endpoint, bucket, *flags)
+    try:
+        wait_for(lambda: len(results(watcher, "done")) == 2)
+        s3.put_object(Bucket=bucket, Key="out/c.csv", Body=b"c,3\n")  # uploaded while it runs
+        wait_for(lambda: delivered(watcher, "c.csv") == 1)
+        s3.put_object(Bucket=bucket, Key="out/a.csv", Body=b"a,1\na,11\n")  # new bytes
+        wait_for(lambda: delivered(watcher, "a.csv") == 2)
+        polls = watcher.polls()
+        wait_for(lambda: watcher.polls() >= polls + 2)  # two more polls: nothing new
+    finally:
+        code, err = watcher.stop()
+
+    assert code == 0, err
+    assert "Traceback" not in err
+    assert [delivered(watcher, n) for n in ("a.csv", "2026/b.csv", "c.csv")] == [2, 1, 1]
+    assert len(results(watcher)) == 4  # nothing skipped, nothing failed
+    assert all(r["verified_by"] == "md5+size" for r in results(watcher))
+    assert files_under(folder) == {  # the new bytes replaced a.csv; no temporary file
+        "a.csv": b"a,1\na,11\n",
+        "a.csv.done": b"",
+        "2026/b.csv": b"b,2\n",
+        "2026/b.csv.done": b"",
+        "c.csv": b"c,3\n",
+        "c.csv.done": b"",
+    }
+
+    # restarted, it remembers: two polls later nothing was delivered again, not even the
+    # file the partner picked up (and removed) meanwhile
+    (folder / "c.csv").unlink()
+    again = watch(openssh_sftp, s3_endpoint, bucket, *flags)
+    try:
+        wait_for(lambda: again.polls() >= 2)
+    finally:
+        code, err = again.stop()
+    assert code == 0, err
+    assert results(again) == []
+    assert not (folder / "c.csv").exists()
+
+
+def test_a_new_version_replaces_the_partners_file_only_under_a_replacing_policy(
+    openssh_sftp: SftpServerInfo, s3_endpoint: S3Endpoint, s3: Any, bucket: str
+) -> None:
+    s3.put_object(Bucket=bucket, Key="out/a.csv", Body=b"first\n")
+    folder = openssh_sftp.root / "partner"
+
+    watcher = watch(openssh_sftp, s3_endpoint, bucket)  # the default: skip-existing
+    try:
+        wait_for(lambda: delivered(watcher, "a.csv") == 1)
+        s3.put_object(Bucket=bucket, Key="out/a.csv", Body=b"second, longer\n")
+        wait_for(lambda: len(results(watcher, "skipped")) == 1)
+        polls = watcher.polls()
+        wait_for(lambda: watcher.polls() >= polls + 2)  # said once, not at every poll
+    finally:
+        code, err = watcher.stop()
+
+    assert code == 0, err
+    (skipped,) = results(watcher, "skipped")
+    assert skipped["message"] == "exists"
+    assert len(results(watcher)) == 2
+    assert files_under(folder) == {"a.csv": b"first\n"}  # the partner's file was kept
+
+
+def test_delete_source_deletes_each_object_once_it_is_delivered(
+    openssh_sftp: SftpServerInfo, s3_endpoint: S3Endpoint, s3: Any, bucket: str
+) -> None:
+    s3.put_object(Bucket=bucket, Key="out/a.csv", Body=b"a\n")
+
+    watcher = watch(openssh_sftp, s3_endpoint, bucket, "--delete-source")
+    try:
+        wait_for(lambda: delivered(watcher, "a.csv") == 1)
+        s3.put_object(Bucket=bucket, Key="out/b.csv", Body=b"b\n")
+        wait_for(lambda: delivered(watcher, "b.csv") == 1)
+    finally:
+        code, err = watcher.stop()
+
+    assert code == 0, err
+    assert all(r["source_deleted"] for r in results(watcher))
+    assert s3.list_objects_v2(Bucket=bucket).get("KeyCount") == 0
+    assert files_under(openssh_sftp.root / "partner") == {"a.csv": b"a\n", "b.csv": b"b\n"}
+
+
+def test_bad_input_is_one_line(
+    openssh_sftp: SftpServerInfo, s3_endpoint: S3Endpoint, bucket: str
+) -> None:
+    base = [*key_args(openssh_sftp, s3_endpoint), "--every", "1s"]
+    cases = {
+        # a prefix into a file path
+        (f"s3://{bucket}/out/", target_url(openssh_sftp, "partner")): "is not a folder",
+        (f"s3://{bucket}/out/", target_url(openssh_sftp, "p/"), "--every", "0"): "positive",
+        (f"s3://{bucket}/out/", target_url(openssh_sftp, "p/"), "--move-to", "/x"): "--move-to",
+        ("s3://no-such-bucket-here/out/", target_url(openssh_sftp, "p/")): "does not exist",
+    }
+    for args, said in cases.items():
+        done = run_cli("watch", *base, *args, timeout=60)  # the last --every wins
+        assert done.returncode != 0, done.stderr
+        lines = done.stderr.strip().splitlines()
+        assert len(lines) == 1 and said in lines[0], done.stderr
