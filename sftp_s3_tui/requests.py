@@ -674,6 +674,8 @@ def copy_request(
     run = run or RunFlags()
     options = replace(options, object_options=object_options(run, options.object_options))
     every = parse_every(watch_every) if watch_every is not None else None
+    if observe is not None and observe.expect is not None:
+        raise UsageError("--expect is not supported for S3 → SFTP delivery yet", "")
     if len(locations) > 1 and not dest.is_prefix:
         raise exact_key_error(len(locations), dest, "end DEST with / to copy into a prefix")
     sources = tuple(
@@ -810,6 +812,8 @@ def delivery_request(
             f"{command} s3://bucket/key|prefix/ sftp://[user@]host[:port]/path[/]",
         )
     every = parse_every(watch_every) if watch_every is not None else None
+    if observe is not None and observe.expect is not None:
+        raise UsageError("--expect is not supported for S3 → SFTP delivery yet", "")
     profile = load_profile(flags.profile, store)
     sftp_base = profile.sftp_endpoint(password=env_value(env, "SFTP_PASSWORD")) if profile else None
     source = parse_s3_source(paths[0])

@@ -5,11 +5,16 @@ real sshd + S3, read line by line (--json)."""
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import Any
+
+import pytest
 
 from sftp_s3_tui.engine.config import S3Endpoint
 from tests.support.cli import key_args, run_cli
 from tests.support.delivery import files_under, target_url
+from tests.support.observe import json_lines
+from tests.support.receiver import http_receiver
 from tests.support.servers import SftpServerInfo
 from tests.support.watcher import Watcher, wait_for
 
@@ -144,6 +149,7 @@ def test_bad_input_is_one_line(
         (f"s3://{bucket}/out/", target_url(openssh_sftp, "partner")): "is not a folder",
         (f"s3://{bucket}/out/", target_url(openssh_sftp, "p/"), "--every", "0"): "positive",
         (f"s3://{bucket}/out/", target_url(openssh_sftp, "p/"), "--move-to", "/x"): "--move-to",
+        (f"s3://{bucket}/out/", target_url(openssh_sftp, "p/"), "--expect", "*.csv"): "--expect",
         ("s3://no-such-bucket-here/out/", target_url(openssh_sftp, "p/")): "does not exist",
     }
     for args, said in cases.items():
@@ -151,3 +157,55 @@ def test_bad_input_is_one_line(
         assert done.returncode != 0, done.stderr
         lines = done.stderr.strip().splitlines()
         assert len(lines) == 1 and said in lines[0], done.stderr
+
+
+def test_each_poll_is_a_run_heard_of_as_a_delivery_is(
+    openssh_sftp: SftpServerInfo,
+    s3_endpoint: S3Endpoint,
+    s3: Any,
+    bucket: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    s3.put_object(Bucket=bucket, Key="out/orders.csv", Body=b"id\n1\n")
+    manifest = tmp_path / "manifest.jsonl"
+    with http_receiver() as receiver:
+        monkeypatch.setenv("OPENLINEAGE_URL", receiver.url)
+        watcher = watch(
+            openssh_sftp,
+            s3_endpoint,
+            bucket,
+            "--hook-url",
+            f"{receiver.url}/ping/abc",
+            "--log-format",
+            "json",
+            "--manifest",
+            str(manifest),
+        )
+        try:
+            wait_for(lambda: delivered(watcher, "orders.csv") == 1)
+            polls = watcher.polls()
+            wait_for(lambda: watcher.polls() >= polls + 1)
+        finally:
+            code, err = watcher.stop()
+        events = [r.json() for r in receiver.at("/api/v1/lineage")]
+        starts, successes = receiver.at("/ping/abc/start"), receiver.at("/ping/abc")
+
+    assert code == 0, err
+    # one lineage run per poll; the one that delivered names the object in, the file out
+    completes = [e for e in events if e["eventType"] == "COMPLETE"]
+    assert len(completes) >= 2 and len(starts) >= 2 and len(successes) >= 2
+    (delivering,) = [e for e in completes if e["inputs"]]
+    assert delivering["job"]["facets"]["jobType"]["jobType"] == "DELIVERY"
+    assert [(d["namespace"], d["name"]) for d in delivering["inputs"]] == [
+        (f"s3://{bucket}", "out/orders.csv")
+    ]
+    assert [d["name"] for d in delivering["outputs"]] == [
+        openssh_sftp.remote_path("partner/orders.csv")
+    ]
+    # --log-format json: the object's line is a JSON record with its key
+    logged = [line for line in json_lines(err) if line.get("event") == "file.done"]
+    assert [line["key"] for line in logged] == [f"s3://{bucket}/out/orders.csv"]
+    # --manifest: its row, durable
+    (row,) = json_lines(manifest.read_text())
+    assert row["status"] == "done" and row["key"] == "out/orders.csv"
