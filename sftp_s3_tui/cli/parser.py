@@ -396,10 +396,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     watch = commands.add_parser(
         "watch",
-        help="poll SFTP folders and ship each new or changed file once",
+        help="poll SFTP folders (or an s3:// prefix) and ship each new or changed file once",
         description="Every --every, list SOURCE… with the same filters and readiness gate as "
         "copy, and copy each new or changed file to DEST once (state in the user state dir, "
-        "so a restart ships nothing twice). Stops cleanly on SIGTERM or Ctrl-C.",
+        "so a restart ships nothing twice). watch s3://bucket/prefix/ sftp://host/path/ "
+        "delivers each new object version (its ETag) to the SFTP folder once. Stops cleanly "
+        "on SIGTERM or Ctrl-C.",
         epilog=EXIT_CODES_HELP,
         parents=[common],
     )

@@ -1,5 +1,6 @@
 """A delivery watch (S3 → SFTP) interrupted mid-delivery: Ctrl-C stops it cleanly, nothing
-is left at a final or temporary name, and the next watch delivers the object whole, once."""
+is left at a final or temporary name, and the next watch delivers the object whole, once;
+after a kill -9 the next watch resumes the delivery from its verified prefix."""
 
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ from tests.support.delivery import files_under, pattern, target_url
 from tests.support.fault_proxy import FaultProxy
 from tests.support.servers import SftpServerInfo, default_sigint
 from tests.support.watcher import Watcher, wait_for
+
+from .test_delivery_faults import _killed_mid_delivery
 
 MiB = 1 << 20
 
@@ -81,3 +84,41 @@ def test_ctrl_c_mid_delivery_stops_the_watch_and_leaves_no_file(
     (row,) = [line for line in again.lines if "source" in line]
     assert row["status"] == "done" and row["bytes"] == len(data)
     assert files_under(via_proxy.root) == {"partner/slow.bin": data}
+
+
+def test_after_kill_9_the_next_watch_resumes_the_delivery_and_delivers_it_once(
+    via_proxy: SftpServerInfo,
+    sshd_proxy: FaultProxy,
+    s3_endpoint: S3Endpoint,
+    s3: Any,
+    bucket: str,
+) -> None:
+    data = pattern(16 * MiB, seed=29)
+    s3.put_object(Bucket=bucket, Key="out/resume.bin", Body=data)
+    sshd_proxy.throttle(2 * MiB, "up")
+    command = [
+        "watch",
+        f"s3://{bucket}/out/",
+        target_url(via_proxy, "partner/"),
+        *key_args(via_proxy, s3_endpoint),
+        "--part-size",
+        "1MiB",
+        "--every",
+        "0.3s",
+        "--json",
+    ]
+    record = _killed_mid_delivery(command, via_proxy.remote_path("partner"), sshd_proxy, 2 * MiB)
+    assert not (via_proxy.root / "partner" / "resume.bin").exists()
+
+    again = Watcher([sys.executable, "-m", "sftp_s3_tui", *command])  # the lock died with it
+    try:
+        wait_for(lambda: any("source" in line for line in again.lines))
+        polls = again.polls()
+        wait_for(lambda: again.polls() >= polls + 2)
+    finally:
+        code, err = again.stop()
+    assert code == 0, err
+    (row,) = [line for line in again.lines if "source" in line]
+    assert row["status"] == "done" and row["verified_by"] == "md5+size"
+    assert f"resumed {record['temp_path']} from byte {record['written']} " in row["message"]
+    assert files_under(via_proxy.root) == {"partner/resume.bin": data}
