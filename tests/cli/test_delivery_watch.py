@@ -50,6 +50,8 @@ def delivered(watcher: Watcher, name: str) -> int:
     return sum(r["source"].endswith(f"/out/{name}") for r in results(watcher, "done"))
 
 
+@pytest.mark.all_stores
+@pytest.mark.sftp_families
 def test_each_new_version_is_delivered_once_and_a_restart_delivers_nothing_twice(
     openssh_sftp: SftpServerInfo, s3_endpoint: S3Endpoint, s3: Any, bucket: str
 ) -> None:
