@@ -162,7 +162,7 @@ class DeliveryWatcher:
             [j for j in fresh if f"s3://{j.bucket}/{j.key}" not in seen], report
         ) + [j for j in fresh if f"s3://{j.bucket}/{j.key}" in seen]
         if fresh and not stop.is_set():
-            await self._deliver(fresh, report)
+            await self._deliver(fresh, report, stop)
         return report
 
     def _known(self, job: DeliveryJob) -> bool:
@@ -229,10 +229,13 @@ class DeliveryWatcher:
                 todo.append(job)
         return todo
 
-    async def _deliver(self, jobs: list[DeliveryJob], report: DeliveryPollReport) -> None:
-        """Deliver ``jobs``, ``files_in_flight`` at once; each noted once in place."""
+    async def _deliver(
+        self, jobs: list[DeliveryJob], report: DeliveryPollReport, stop: asyncio.Event
+    ) -> None:
+        """Deliver ``jobs``, ``files_in_flight`` at once (a task only for those under way,
+        however many objects a first poll finds); each noted once in place. A stop starts
+        no more of them (:meth:`run` cancels those under way)."""
         slots = asyncio.Semaphore(max(1, self.options.files_in_flight))
-
         front_delivered = self.hooks.on_delivered
 
         async def delivered(result: DeliveryResult) -> None:
@@ -242,7 +245,7 @@ class DeliveryWatcher:
                 await front_delivered(result)
 
         async def one(job: DeliveryJob) -> None:
-            async with slots:
+            try:
                 result = await deliver_object(
                     job,
                     s3=self.s3,
@@ -252,21 +255,41 @@ class DeliveryWatcher:
                     options=self.options,
                     on_delivered=delivered,
                 )
+            finally:
+                slots.release()
             if result.status in ("done", "skipped"):
                 # the version read (its ETag may be newer than the listing's), else the listed
                 self.state.add(delivered_key(job.bucket, job.key, result.etag or job.etag))
             self._result(report, result)
 
-        tasks = [asyncio.ensure_future(one(job)) for job in jobs]
-        self._deliveries.update(tasks)
-        try:
-            await asyncio.gather(*tasks, return_exceptions=True)
-        finally:
-            self._deliveries.difference_update(tasks)
-        for task in tasks:
+        running: set[asyncio.Task[None]] = set()
+        errors: list[BaseException] = []
+
+        def ended(task: asyncio.Task[None]) -> None:
+            running.discard(task)
+            self._deliveries.discard(task)
             error = None if task.cancelled() else task.exception()
             if error is not None:
-                raise error  # a defect: a delivery's failures are results
+                errors.append(error)
+
+        try:
+            for job in jobs:
+                await slots.acquire()
+                if stop.is_set() or errors:
+                    break
+                task = asyncio.ensure_future(one(job))
+                running.add(task)
+                self._deliveries.add(task)
+                task.add_done_callback(ended)
+        except BaseException:  # this poll cancelled: so are its deliveries (each cleans up)
+            for task in running:
+                task.cancel()
+            raise
+        finally:
+            while running:
+                await asyncio.wait(set(running))
+        if errors:
+            raise errors[0]  # a defect: a delivery's failures are results
 
     def _result(self, report: DeliveryPollReport, result: DeliveryResult) -> None:
         report.count(result)
