@@ -211,3 +211,31 @@ def test_each_poll_is_a_run_heard_of_as_a_delivery_is(
     # --manifest: its row, durable
     (row,) = json_lines(manifest.read_text())
     assert row["status"] == "done" and row["key"] == "out/orders.csv"
+
+
+def test_objects_a_copy_delivered_already_are_noted_not_sent_again(
+    openssh_sftp: SftpServerInfo, s3_endpoint: S3Endpoint, s3: Any, bucket: str
+) -> None:
+    s3.put_object(Bucket=bucket, Key="out/a.csv", Body=b"a\n")
+    s3.put_object(Bucket=bucket, Key="out/b.csv", Body=b"b\n")
+    copied = run_cli(
+        "copy",
+        f"s3://{bucket}/out/",
+        target_url(openssh_sftp, "partner/"),
+        *key_args(openssh_sftp, s3_endpoint),
+    )
+    assert copied.returncode == 0, copied.stderr
+    folder = openssh_sftp.root / "partner"
+    before = {p.name: p.stat().st_ino for p in folder.iterdir()}
+
+    watcher = watch(openssh_sftp, s3_endpoint, bucket, "--conflict", "overwrite")
+    try:
+        wait_for(lambda: watcher.polls() >= 2)
+    finally:
+        code, err = watcher.stop()
+
+    assert code == 0, err
+    assert results(watcher) == []  # not replaced, though the policy would replace them
+    first = next(line for line in watcher.lines if line.get("poll") == 1)
+    assert first["already_there"] == 2 and first["copied"] == 0
+    assert {p.name: p.stat().st_ino for p in folder.iterdir()} == before
