@@ -674,6 +674,8 @@ def copy_request(
     run = run or RunFlags()
     options = replace(options, object_options=object_options(run, options.object_options))
     every = parse_every(watch_every) if watch_every is not None else None
+    if observe is not None and observe.expect is not None:
+        raise UsageError("--expect is not supported for S3 → SFTP delivery yet", "")
     if len(locations) > 1 and not dest.is_prefix:
         raise exact_key_error(len(locations), dest, "end DEST with / to copy into a prefix")
     sources = tuple(
@@ -711,6 +713,7 @@ class DeliveryRequest:
     dry_run: bool = False
     observe: ObserveOptions = field(default_factory=ObserveOptions)  # hooks, JSON logs
     manifest: str | None = None  # --manifest PATH|s3://B/K: a JSON-lines row per object
+    watch_every_seconds: float | None = None  # ``watch s3://… sftp://…``: poll this often
 
 
 def _delivery_record_dir() -> Path:
@@ -787,8 +790,10 @@ def delivery_request(
     run: RunFlags | None = None,
     store: ProfileStore | None = None,
     observe: ObserveFlags | None = None,
+    watch_every: str | None = None,
 ) -> DeliveryRequest:
-    """``copy s3://bucket/key|prefix/ sftp://[user@]host[:port]/path[/]``, resolved.
+    """``copy s3://bucket/key|prefix/ sftp://[user@]host[:port]/path[/]``, resolved (or
+    ``watch`` with ``watch_every``, its ``--every``).
 
     The conflict policy defaults to ``skip-existing`` here (not the upload default,
     ``overwrite``): a partner may already be reading the file at the final name.
@@ -800,11 +805,15 @@ def delivery_request(
     for name, flag in _NOT_YET_FOR_DELIVERY.items():
         if getattr(run, name) not in (None, (), False):
             raise UsageError(f"{flag} is not supported for S3 → SFTP delivery yet", "")
+    command = "copy" if watch_every is None else "watch"
     if len(paths) != 2:
         raise UsageError(
             "Deliver one s3:// source at a time",
-            "copy s3://bucket/key|prefix/ sftp://[user@]host[:port]/path[/]",
+            f"{command} s3://bucket/key|prefix/ sftp://[user@]host[:port]/path[/]",
         )
+    every = parse_every(watch_every) if watch_every is not None else None
+    if observe is not None and observe.expect is not None:
+        raise UsageError("--expect is not supported for S3 → SFTP delivery yet", "")
     profile = load_profile(flags.profile, store)
     sftp_base = profile.sftp_endpoint(password=env_value(env, "SFTP_PASSWORD")) if profile else None
     source = parse_s3_source(paths[0])
@@ -833,6 +842,7 @@ def delivery_request(
         dry_run=run.dry_run,
         manifest=run.manifest,
         observe=observe_options(observe or ObserveFlags(), env, profile),
+        watch_every_seconds=every,
     )
 
 

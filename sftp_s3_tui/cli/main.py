@@ -67,6 +67,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 from ..engine.sftp.pool import SftpPool
 
             return _run(_copy(copy_request_of(args, env), SftpPool()))
+        if args.command == "watch" and is_delivery(args.paths):  # S3 → SFTP
+            from .delivery_watch import run_delivery_watch
+
+            return _run_watch(run_delivery_watch, delivery_request_of(args, env))
         if args.command == "watch":
             from .run import run_watch
 

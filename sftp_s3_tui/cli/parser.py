@@ -122,13 +122,12 @@ def _add_run_options(parser: argparse.ArgumentParser, *, watch: bool) -> None:
     after.add_argument(
         "--manifest", metavar="PATH|s3://B/K", help="append a JSON-lines record of every file"
     )
-    if not watch:
-        after.add_argument(
-            "--inplace",
-            action="store_true",
-            help="s3:// → sftp:// only: write to the final name, for servers that forbid "
-            "rename (a partner may see a partial file)",
-        )
+    after.add_argument(
+        "--inplace",
+        action="store_true",
+        help="s3:// → sftp:// only: write to the final name, for servers that forbid "
+        "rename (a partner may see a partial file)",
+    )
     obj = parser.add_argument_group("objects")
     obj.add_argument("--storage-class", metavar="CLASS", help="e.g. STANDARD_IA, GLACIER_IR")
     obj.add_argument("--sse", metavar="AES256|aws:kms", help="server-side encryption")
@@ -397,10 +396,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     watch = commands.add_parser(
         "watch",
-        help="poll SFTP folders and ship each new or changed file once",
+        help="poll SFTP folders (or an s3:// prefix) and ship each new or changed file once",
         description="Every --every, list SOURCE… with the same filters and readiness gate as "
         "copy, and copy each new or changed file to DEST once (state in the user state dir, "
-        "so a restart ships nothing twice). Stops cleanly on SIGTERM or Ctrl-C.",
+        "so a restart ships nothing twice). watch s3://bucket/prefix/ sftp://host/path/ "
+        "delivers each new object version (its ETag) to the SFTP folder once. Stops cleanly "
+        "on SIGTERM or Ctrl-C.",
         epilog=EXIT_CODES_HELP,
         parents=[common],
     )
@@ -508,7 +509,8 @@ def copy_request_of(args: argparse.Namespace, env: Mapping[str, str]) -> CopyReq
 
 
 def delivery_request_of(args: argparse.Namespace, env: Mapping[str, str]) -> DeliveryRequest:
-    """The typed request of ``copy s3://… sftp://…`` (delivery to a partner's SFTP)."""
+    """The typed request of ``copy s3://… sftp://…`` (delivery to a partner's SFTP), or of
+    ``watch s3://… sftp://…`` (its ``--every``)."""
     from ..requests import delivery_request
 
     return delivery_request(
@@ -520,4 +522,5 @@ def delivery_request_of(args: argparse.Namespace, env: Mapping[str, str]) -> Del
         quiet=args.quiet,
         run=run_flags(args),
         observe=observe_flags(args),
+        watch_every=getattr(args, "every", None),
     )

@@ -66,9 +66,10 @@ class WatchState:
         self._torn_tail = False  # the last line was cut by a crash: the next record starts anew
 
     @classmethod
-    def for_watch(cls, folder: Path, sources: Sequence[str], dest: S3Location) -> WatchState:
-        """The state of the watch of ``sources`` into ``dest`` (one file per such watch),
-        locked for this watch: :class:`WatchStateBusy` when another watch holds it,
+    def for_watch(cls, folder: Path, sources: Sequence[str], dest: S3Location | str) -> WatchState:
+        """The state of the watch of ``sources`` into ``dest`` (one file per such watch;
+        ``dest`` an S3 location, or a delivery's ``sftp://`` target as text), locked for
+        this watch: :class:`WatchStateBusy` when another watch holds it,
         :class:`WatchStateUnreadable` when the file is not a state."""
         name = hashlib.sha256("\0".join([*sorted(sources), str(dest)]).encode()).hexdigest()
         state = cls(folder / f"{name[:24]}.jsonl")
@@ -143,9 +144,20 @@ class WatchState:
     def shipped(self, job: FileJob) -> bool:
         return shipped_key(job) in self._shipped
 
+    def has(self, key: str) -> bool:
+        """Whether the version ``key`` names (see :func:`shipped_key`) was shipped."""
+        return key in self._shipped
+
+    def versions(self) -> frozenset[str]:
+        """Every version noted (a snapshot: what a poll compares its listing with)."""
+        return frozenset(self._shipped)
+
     def record(self, job: FileJob) -> None:
         """Remember that this version of ``job`` landed (appended and fsync'd)."""
-        key = shipped_key(job)
+        self.add(shipped_key(job))
+
+    def add(self, key: str) -> None:
+        """Remember the version ``key`` names as shipped (appended and fsync'd)."""
         if key in self._shipped:
             return
         self._shipped.add(key)
@@ -165,7 +177,10 @@ class WatchState:
 
     def prune(self, listed: Sequence[FileJob]) -> None:
         """Forget versions no longer listed (moved, deleted or replaced by a newer one)."""
-        present = {shipped_key(j) for j in listed}
+        self.keep_only({shipped_key(j) for j in listed})
+
+    def keep_only(self, present: set[str]) -> None:
+        """Forget the versions not in ``present`` (what the last full listing found)."""
         gone = self._shipped - present
         if not gone:
             return

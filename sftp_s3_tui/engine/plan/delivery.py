@@ -37,11 +37,16 @@ class DeliveryTarget:
 
 @dataclass(frozen=True, slots=True)
 class DeliveryJob:
-    """One object to deliver and the path it will have on the destination."""
+    """One object to deliver and the path it will have on the destination; a prefix's
+    listing also says which version it saw (``etag``, ``size``, ``mtime``: what a watch
+    remembers it by; empty for an exact key, which is described when delivered)."""
 
     bucket: str
     key: str
     remote_path: str
+    etag: str = ""
+    size: int = 0
+    mtime: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,7 +153,7 @@ async def plan_delivery(
         except UnsafeKey as exc:
             yield RefusedKey(source.bucket, key, exc)
             continue
-        yield DeliveryJob(source.bucket, key, path)
+        yield DeliveryJob(source.bucket, key, path, entry.etag, entry.size, entry.mtime)
 
 
 async def _one(key: str) -> AsyncIterator[ListedObject]:

@@ -93,6 +93,7 @@ class ListedObject:
     key: str
     size: int
     mtime: float  # LastModified, seconds since the epoch
+    etag: str = ""  # what a watch tells one version of the key from another by
 
 
 async def list_object_entries(
@@ -107,6 +108,7 @@ async def list_object_entries(
                     str(entry["Key"]),
                     int(entry.get("Size", 0)),
                     entry["LastModified"].timestamp() if "LastModified" in entry else 0.0,
+                    str(entry.get("ETag", "")),
                 )
     except (ClientError, BotoCoreError) as exc:
         raise map_s3_error(exc, f"Listing s3://{bucket}/{prefix}") from exc
