@@ -95,7 +95,7 @@ class RemoteWriter:
         self.endpoint = endpoint
         self.final_path = final_path
         self.temp_path = temporary_name(final_path)
-        self.block_size = block_size or -1  # -1: the size the server's limits allow
+        self.block_size = block_size  # 0: the server profile's write size
         self.requests = requests or -1
         self._lease: Lease | None = None
         self._file: asyncssh.SFTPClientFile | None = None
@@ -115,11 +115,19 @@ class RemoteWriter:
             async with asyncio.timeout(self.endpoint.request_timeout_seconds):
                 await client.makedirs(folder, exist_ok=True)
                 self._file = await client.open(
-                    self.temp_path, "xb", block_size=self.block_size, max_requests=self.requests
+                    self.temp_path, "xb", block_size=self.write_bytes(), max_requests=self.requests
                 )
         except (OSError, asyncssh.Error, TimeoutError) as exc:
             raise await self._failed(exc, self.temp_path) from exc
         self.created = True
+
+    def write_bytes(self) -> int:
+        """The block size of each write: as pinned, else the server profile's (asyncssh's
+        own, -1, trusts only ``limits@openssh.com`` and writes 16 KiB blocks elsewhere)."""
+        if self.block_size > 0:
+            return self.block_size
+        profile = self.sftp.server_profile(self.endpoint)
+        return profile.write_bytes if profile is not None else -1
 
     @property
     def client(self) -> asyncssh.SFTPClient:

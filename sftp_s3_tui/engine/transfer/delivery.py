@@ -22,17 +22,22 @@ from typing import Any
 from ..addresses import S3Location
 from ..aio import run_to_end
 from ..config import ConflictPolicy, MiB, S3Endpoint
-from ..digest import b64, crc64nvme
+from ..digest import b64, crc64nvme, crc64nvme_combine
 from ..errors import TransferError, VerificationFailed
 from ..plan.delivery import DeliveryJob, DeliveryTarget, RefusedKey, plan_delivery
 from ..s3.operations import S3Client, delete_object, open_client
-from ..s3.reader import ObjectInfo, describe_object, read_range_into
+from ..s3.reader import ObjectInfo, describe_object, open_range
 from ..sftp.pool import SftpPool
 from ..sftp.writer import RemoteWriter, supports_posix_rename
 from .buffers import BufferPool
 
 #: Parts at least this big are hashed in a thread (the loop keeps serving the writes).
 _HASH_OFF_LOOP = 1 * MiB
+#: Each GET stream of one object covers at least this much (a GET costs a round trip and,
+#: in moto, a copy of the whole object), and one object is read by at most
+#: ``_MAX_STREAMS`` GETs at once.
+_STREAM_MIN = 64 * MiB
+_MAX_STREAMS = 4
 
 
 @dataclass(frozen=True)
@@ -91,17 +96,33 @@ class DeliveryResult:
 
 
 class _Digest:
-    """The checks of the bytes read, fed in byte order: CRC64NVME always, MD5 when the
-    object's ETag is one (only then can it be compared)."""
+    """The checks of the bytes read: CRC64NVME always, MD5 when the object's ETag is one
+    (only then can it be compared).
 
-    def __init__(self, info: ObjectInfo) -> None:
-        self.crc = 0
+    The object may be read as several consecutive segments at once: each segment's bytes
+    are fed in order to its own CRC, and the CRCs are combined at the end. MD5 cannot be
+    combined, so an object checked by MD5 is read as one segment.
+    """
+
+    def __init__(self, info: ObjectInfo, segments: list[tuple[int, int]]) -> None:
+        self.segments = segments
+        self.crcs = [0] * len(segments)
         self.md5 = hashlib.md5(usedforsecurity=False) if info.single_part_md5 else None
+        assert self.md5 is None or len(segments) <= 1, "MD5 needs the bytes in one order"
 
-    def update(self, data: memoryview) -> None:
-        self.crc = crc64nvme(data, self.crc)
+    def update(self, segment: int, data: memoryview) -> None:
+        self.crcs[segment] = crc64nvme(data, self.crcs[segment])
         if self.md5 is not None:
             self.md5.update(data)
+
+    @property
+    def crc(self) -> int:
+        if not self.crcs:
+            return 0  # an empty object
+        crc = self.crcs[0]
+        for (start, end), more in zip(self.segments[1:], self.crcs[1:], strict=True):
+            crc = crc64nvme_combine(crc, more, end - start)
+        return crc
 
     def check(self, info: ObjectInfo) -> str:
         """What the bytes were verified by; :class:`VerificationFailed` on a mismatch."""
@@ -132,6 +153,26 @@ def _first_error(group: BaseExceptionGroup[BaseException]) -> BaseException:
     return first
 
 
+def _segments(info: ObjectInfo, part_size: int) -> list[tuple[int, int]]:
+    """The object's byte ranges ``[start, end)`` read by one GET each, at once.
+
+    One GET for most objects (its parts are read one after another from the same body, so
+    only the first byte waits a round trip); a big object whose check is the CRC64NVME (or
+    none) gets up to ``_MAX_STREAMS`` GETs of at least ``_STREAM_MIN`` each, on part
+    boundaries, for a store that sends each connection at a capped rate.
+    """
+    if info.size == 0:
+        return []
+    count = 1
+    if info.single_part_md5 is None or info.crc64nvme:
+        count = max(1, min(_MAX_STREAMS, info.size // _STREAM_MIN))
+    parts = -(-info.size // part_size)
+    per_stream = -(-parts // count) * part_size
+    return [
+        (start, min(info.size, start + per_stream)) for start in range(0, info.size, per_stream)
+    ]
+
+
 async def _stream(
     s3: S3Client,
     info: ObjectInfo,
@@ -139,47 +180,74 @@ async def _stream(
     buffers: BufferPool,
     options: DeliveryOptions,
 ) -> _Digest:
-    """Ranged GETs into pool buffers → writes at offsets; the digest fed in byte order.
+    """Ranged GETs fill pool buffers part by part → writes at offsets; each segment's digest
+    fed in byte order.
 
-    Parts start in order, at most ``parts_in_flight`` at once; each waits for the part
-    before it to be hashed (never for its write), so reads and writes overlap freely while
-    the digest sees the bytes in order.
+    Each segment (see :func:`_segments`) is one GET whose body fills part after part, at
+    most ``parts_in_flight`` parts of the object held at once. A filled part is written at
+    its offset at once (the write never waits for the digest; the temporary file is only
+    renamed once the digest matched) while it is hashed after the part before it; its
+    buffer goes back to the pool when both are done. So reading, hashing and writing
+    overlap freely.
     """
-    digest = _Digest(info)
     part_size = max(1, options.part_size)
+    segments = _segments(info, part_size)
+    checks = _Digest(info, segments)
     slots = asyncio.Semaphore(max(1, options.parts_in_flight))
 
-    async def part(offset: int, length: int, before: asyncio.Event, hashed: asyncio.Event) -> None:
+    async def digest(segment: int, view: memoryview, before: asyncio.Event) -> None:
+        await before.wait()
+        if len(view) >= _HASH_OFF_LOOP:
+            await run_to_end(asyncio.to_thread(checks.update, segment, view))
+        else:
+            checks.update(segment, view)
+
+    async def part(
+        segment: int,
+        offset: int,
+        buffer: bytearray,
+        before: asyncio.Event,
+        hashed: asyncio.Event,
+    ) -> None:
         try:
-            buffer = await buffers.acquire(length)
-            try:
-                view = memoryview(buffer)
-                await read_range_into(s3, info, offset, view)
-                await before.wait()
-                if length >= _HASH_OFF_LOOP:
-                    await run_to_end(asyncio.to_thread(digest.update, view))
-                else:
-                    digest.update(view)
+            view = memoryview(buffer)
+            async with asyncio.TaskGroup() as both:
+                both.create_task(writer.write_at(offset, view))
+                await digest(segment, view, before)
                 hashed.set()
-                await writer.write_at(offset, view)
-            finally:
-                buffers.release(buffer)
         finally:
+            buffers.release(buffer)
             slots.release()
+
+    async def read(segment: int, start: int, end: int, group: asyncio.TaskGroup) -> None:
+        before = asyncio.Event()
+        before.set()
+        async with open_range(s3, info, start, end - start) as body:
+            for offset in range(start, end, part_size):
+                length = min(part_size, end - offset)
+                await slots.acquire()
+                try:
+                    buffer = await buffers.acquire(length)
+                except BaseException:
+                    slots.release()
+                    raise
+                try:
+                    await body.fill(memoryview(buffer))
+                except BaseException:
+                    buffers.release(buffer)
+                    slots.release()
+                    raise
+                hashed = asyncio.Event()
+                group.create_task(part(segment, offset, buffer, before, hashed))
+                before = hashed
 
     try:
         async with asyncio.TaskGroup() as group:
-            before = asyncio.Event()
-            before.set()
-            for offset in range(0, info.size, part_size):
-                await slots.acquire()
-                hashed = asyncio.Event()
-                length = min(part_size, info.size - offset)
-                group.create_task(part(offset, length, before, hashed))
-                before = hashed
+            for segment, (start, end) in enumerate(segments):
+                group.create_task(read(segment, start, end, group))
     except BaseExceptionGroup as group_error:
         raise _first_error(group_error) from None
-    return digest
+    return checks
 
 
 async def _conflict(
