@@ -250,6 +250,15 @@ async def _stream(
     return checks
 
 
+async def _spread(writer: RemoteWriter, info: ObjectInfo, options: DeliveryOptions) -> None:
+    """Write a big object's parts over several connections to a far host (one connection
+    moves at most its window per round trip); their logins run meanwhile."""
+    parts = -(-info.size // max(1, options.part_size))
+    wanted = min(writer.endpoint.connections, parts, max(1, options.parts_in_flight))
+    if wanted >= 2 and await writer.sftp.settled_far(writer.endpoint):
+        writer.spread(wanted)
+
+
 async def _conflict(
     writer: RemoteWriter, info: ObjectInfo, policy: ConflictPolicy
 ) -> tuple[bool, str]:
@@ -302,6 +311,7 @@ async def deliver_object(
             return DeliveryResult(
                 job.bucket, job.key, job.remote_path, "skipped", info.size, message=skipped
             )
+        await _spread(writer, info, options)
         await writer.open()
         digest = await _stream(s3, info, writer, buffers, options)
         checked = digest.check(info)
