@@ -183,7 +183,8 @@ async def _stream(
     """Ranged GETs fill pool buffers part by part → writes at offsets; each segment's digest
     fed in byte order.
 
-    Each segment (see :func:`_segments`) is one GET whose body fills part after part, at
+    The temporary file is created while the first part is read. Each segment (see
+    :func:`_segments`) is one GET whose body fills part after part, at
     most ``parts_in_flight`` parts of the object held at once. A filled part is written at
     its offset at once (the write never waits for the digest; the temporary file is only
     renamed once the digest matched) while it is hashed after the part before it; its
@@ -194,6 +195,17 @@ async def _stream(
     segments = _segments(info, part_size)
     checks = _Digest(info, segments)
     slots = asyncio.Semaphore(max(1, options.parts_in_flight))
+    opened = asyncio.Event()
+
+    async def open_file() -> None:
+        # to its end even when a failed GET cancels the rest: a file the server created
+        # must be known (``writer.created``) to be removed
+        await run_to_end(writer.open())
+        opened.set()
+
+    async def write(offset: int, view: memoryview) -> None:
+        await opened.wait()
+        await writer.write_at(offset, view)
 
     async def digest(segment: int, view: memoryview, before: asyncio.Event) -> None:
         await before.wait()
@@ -212,7 +224,7 @@ async def _stream(
         try:
             view = memoryview(buffer)
             async with asyncio.TaskGroup() as both:
-                both.create_task(writer.write_at(offset, view))
+                both.create_task(write(offset, view))
                 await digest(segment, view, before)
                 hashed.set()
         finally:
@@ -243,6 +255,7 @@ async def _stream(
 
     try:
         async with asyncio.TaskGroup() as group:
+            group.create_task(open_file())  # while the first part is read
             for segment, (start, end) in enumerate(segments):
                 group.create_task(read(segment, start, end, group))
     except BaseExceptionGroup as group_error:
@@ -259,11 +272,28 @@ async def _spread(writer: RemoteWriter, info: ObjectInfo, options: DeliveryOptio
         writer.spread(wanted)
 
 
-async def _conflict(
-    writer: RemoteWriter, info: ObjectInfo, policy: ConflictPolicy
+async def _look(s3: S3Client, job: DeliveryJob, writer: RemoteWriter) -> tuple[ObjectInfo, Any]:
+    """The object's description and what is at the final name (None: nothing), asked at
+    once: two round trips in one for every file."""
+
+    async def final_name() -> Any:
+        await writer.connect()
+        return await writer.exists(writer.final_path)
+
+    try:
+        async with asyncio.TaskGroup() as both:
+            described = both.create_task(describe_object(s3, job.bucket, job.key))
+            found = both.create_task(final_name())
+    except BaseExceptionGroup as group_error:
+        raise _first_error(group_error) from None
+    return described.result(), found.result()
+
+
+def _conflict(
+    writer: RemoteWriter, existing: Any, info: ObjectInfo, policy: ConflictPolicy
 ) -> tuple[bool, str]:
-    """(replace?, why skipped) for the final name under ``policy``; ``""``: go ahead."""
-    existing = await writer.exists(writer.final_path)
+    """(replace?, why skipped) for the final name under ``policy``, given what is there
+    (``existing``: its SFTP attributes, None when nothing); ``""``: go ahead."""
     if existing is None:
         # Nothing there: a plain rename, which refuses a file that appears meanwhile —
         # unless the policy allows replacing and the server can do so atomically.
@@ -304,15 +334,13 @@ async def deliver_object(
         requests=options.sftp_requests,
     )
     try:
-        info = await describe_object(s3, job.bucket, job.key)
-        await writer.connect()
-        replace, skipped = await _conflict(writer, info, options.conflict)
+        info, existing = await _look(s3, job, writer)
+        replace, skipped = _conflict(writer, existing, info, options.conflict)
         if skipped:
             return DeliveryResult(
                 job.bucket, job.key, job.remote_path, "skipped", info.size, message=skipped
             )
         await _spread(writer, info, options)
-        await writer.open()
         digest = await _stream(s3, info, writer, buffers, options)
         checked = digest.check(info)
         written = await writer.finish(mtime=info.last_modified)
