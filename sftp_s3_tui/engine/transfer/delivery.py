@@ -52,7 +52,7 @@ class DeliveryOptions:
 
     part_size: int = 8 * MiB
     parts_in_flight: int = 8  # per object: buffers held at once (ranged GETs + writes)
-    files_in_flight: int = 4
+    files_in_flight: int = 16  # small objects are round trips: many at once (4: -30%)
     memory_budget: int = 512 * MiB
     conflict: ConflictPolicy = ConflictPolicy.SKIP_EXISTING
     delete_source: bool = False
