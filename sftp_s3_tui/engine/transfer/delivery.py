@@ -401,26 +401,63 @@ async def deliver(
     """Deliver every object of ``source`` into ``target``, ``files_in_flight`` at once,
     under one memory budget; each result is handed to ``on_result`` as it is known."""
     buffers = BufferPool(options.memory_budget)
-    async with open_client(s3_endpoint) as s3, sftp or SftpPool() as pool:
-        slots = asyncio.Semaphore(max(1, options.files_in_flight))
-
-        async def one(job: DeliveryJob) -> None:
-            try:
-                on_result(
-                    await deliver_object(
-                        job, s3=s3, sftp=pool, target=target, buffers=buffers, options=options
-                    )
-                )
-            finally:
-                slots.release()
-
+    async with sftp or SftpPool() as pool:
+        warming = asyncio.ensure_future(_warm_lanes(pool, target))
         try:
-            async with asyncio.TaskGroup() as group:
-                async for job in planned(s3, source, target, on_result):
-                    await slots.acquire()
-                    group.create_task(one(job))
-        except BaseExceptionGroup as group_error:
-            raise _first_error(group_error) from None
+            async with open_client(s3_endpoint) as s3:
+                await _deliver_all(source, target, options, on_result, s3, pool, buffers)
+        finally:
+            warming.cancel()
+            await asyncio.gather(warming, return_exceptions=True)
+
+
+async def _warm_lanes(pool: SftpPool, target: DeliveryTarget) -> None:
+    """Log in the connections a far host's big objects are written over (a login is about
+    ten round trips) while the S3 client is made and the first objects are described.
+    Best effort, in the background: a login that fails here is tried again when needed."""
+    endpoint = target.endpoint
+    if endpoint.connections < 2 or not await pool.settled_far(endpoint):
+        return
+
+    async def one(slot: int) -> None:
+        try:
+            lease = await pool.lease(endpoint, slot=slot)
+        except Exception:  # a warm-up never fails the run
+            return
+        pool.release(endpoint, lease)
+
+    await asyncio.gather(*(one(slot) for slot in range(1, endpoint.connections)))
+
+
+async def _deliver_all(
+    source: S3Location,
+    target: DeliveryTarget,
+    options: DeliveryOptions,
+    on_result: Callable[[DeliveryResult], None],
+    s3: S3Client,
+    pool: SftpPool,
+    buffers: BufferPool,
+) -> None:
+    """The body of :func:`deliver`: ``files_in_flight`` objects at once."""
+    slots = asyncio.Semaphore(max(1, options.files_in_flight))
+
+    async def one(job: DeliveryJob) -> None:
+        try:
+            on_result(
+                await deliver_object(
+                    job, s3=s3, sftp=pool, target=target, buffers=buffers, options=options
+                )
+            )
+        finally:
+            slots.release()
+
+    try:
+        async with asyncio.TaskGroup() as group:
+            async for job in planned(s3, source, target, on_result):
+                await slots.acquire()
+                group.create_task(one(job))
+    except BaseExceptionGroup as group_error:
+        raise _first_error(group_error) from None
 
 
 async def planned(
