@@ -16,7 +16,6 @@ import weakref
 
 import asyncssh
 
-from ..aio import run_to_end
 from ..config import SftpEndpoint
 from ..errors import DestinationRefused, DestinationWriteFailed, TransferError
 from .errors import is_connection_error
@@ -210,11 +209,12 @@ class RemoteWriter:
         async def lane(step: int) -> None:
             try:
                 lease = await self.sftp.lease(self.endpoint, slot=first + step)
-            except TransferError:
+            except Exception:  # a lane is best effort: no login, no lane
+                return
+            if lease.slot == first:  # fewer connections allowed than asked
+                self.sftp.release(self.endpoint, lease)
                 return
             try:
-                if lease.slot == first:
-                    return
                 await self._opened.wait()
                 async with asyncio.timeout(self.endpoint.request_timeout_seconds):
                     file = await lease.client.open(
@@ -266,11 +266,9 @@ class RemoteWriter:
     async def _close_lanes(self) -> None:
         """Close the extra handles (their writes are done) and give their connections back."""
         spreading, self._spreading = self._spreading, None
-        if spreading is not None and not spreading.done():
-            spreading.cancel()
         if spreading is not None:
-            with contextlib.suppress(asyncio.CancelledError):
-                await run_to_end(spreading)
+            spreading.cancel()  # lanes still logging in are not waited for
+            await asyncio.wait([spreading])  # a cancel of this task still propagates
         lanes, self._lanes = self._lanes, []
         try:
             async with asyncio.timeout(self.endpoint.request_timeout_seconds):
