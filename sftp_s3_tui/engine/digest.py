@@ -45,6 +45,11 @@ def crc64nvme(data: memoryview | bytes, previous: int = 0) -> int:
     return checksums.crc64nvme(data, previous)
 
 
+def crc64nvme_combine(first: int, second: int, second_length: int) -> int:
+    """The CRC64NVME of two blocks end to end, from each block's own CRC (no re-read)."""
+    return checksums.combine_crc64nvme(first, second, second_length)
+
+
 @dataclass(frozen=True)
 class DigestState:
     """A saved point in the stream: bytes hashed so far and the digests' states."""

@@ -7,6 +7,7 @@ delivered fails the delivery (412) instead of mixing the bytes of two versions.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -117,29 +118,65 @@ async def list_object_entries(
 async def read_range_into(
     client: S3Client, info: ObjectInfo, offset: int, view: memoryview
 ) -> None:
-    """Fill ``view`` with the object's bytes from ``offset`` (one ranged GET, If-Match).
+    """Fill ``view`` with the object's bytes from ``offset`` (one ranged GET, If-Match)."""
+    async with open_range(client, info, offset, len(view)) as body:
+        await body.fill(view)
 
-    The body is copied into the buffer chunk by chunk as it arrives, so nothing beyond the
-    buffer and one network chunk is held; a short body is an error, never padding.
+
+class RangeBody:
+    """The body of one ranged GET, read into buffers one after another.
+
+    One GET can fill many part buffers: a store answers each GET's first byte only after a
+    round trip (and moto copies the whole object for every ranged GET), so a stream reads
+    a long range once and hands out its parts as they arrive.
     """
+
+    def __init__(self, info: ObjectInfo, offset: int, length: int, body: Any) -> None:
+        self.info = info
+        self.position = offset  # the object offset of the next byte
+        self.end = offset + length
+        self._body = body  # aiobotocore's StreamingBody: read(n) gives at most n
+
+    async def fill(self, view: memoryview) -> None:
+        """The next ``len(view)`` bytes of the range into ``view``; a short body is an
+        error, never padding. The body is copied as it arrives, one network chunk held."""
+        what = f"Reading {self.info.url}"
+        filled = 0
+        try:
+            while filled < len(view):
+                chunk = await self._body.read(min(_READ_CHUNK, len(view) - filled))
+                if not chunk:
+                    break
+                view[filled : filled + len(chunk)] = chunk
+                filled += len(chunk)
+        except aiohttp.ClientPayloadError as exc:  # the body cut short (a reset, a proxy)
+            raise S3Error(
+                f"{what}: the connection to the store dropped at offset {self.position + filled}",
+                "nothing was left at the final name; run the copy again",
+            ) from exc
+        except (BotoCoreError, OSError, aiohttp.ClientError) as exc:
+            raise map_s3_error(exc, what) from exc
+        if filled != len(view):
+            raise S3Error(
+                f"{what}: the store sent {filled} of {len(view)} bytes at offset {self.position}",
+                "the connection may have dropped; run the copy again",
+            )
+        self.position += filled
+
+
+@contextlib.asynccontextmanager
+async def open_range(
+    client: S3Client, info: ObjectInfo, offset: int, length: int
+) -> AsyncIterator[RangeBody]:
+    """One ranged GET (If-Match the ETag, the version if known) of ``length`` bytes from
+    ``offset``; its body is closed on leaving, read to the end or not."""
     what = f"Reading {info.url}"
-    end = offset + len(view) - 1
+    end = offset + length - 1
     params: dict[str, Any] = {"Range": f"bytes={offset}-{end}", "IfMatch": info.etag}
     if info.version_id:
         params["VersionId"] = info.version_id
     try:
         response = await client.get_object(Bucket=info.bucket, Key=info.key, **params)
-        filled = 0
-        body = response["Body"]  # aiobotocore's StreamingBody: read(n) gives at most n
-        try:
-            while filled < len(view):
-                chunk = await body.read(min(_READ_CHUNK, len(view) - filled))
-                if not chunk:
-                    break
-                view[filled : filled + len(chunk)] = chunk
-                filled += len(chunk)
-        finally:
-            body.close()
     except ClientError as exc:
         if error_code(exc) in ("PreconditionFailed", "412"):
             raise SourceChanged(
@@ -147,15 +184,10 @@ async def read_range_into(
                 "nothing was left at the final name; run the copy again",
             ) from exc
         raise map_s3_error(exc, what) from exc
-    except aiohttp.ClientPayloadError as exc:  # the body cut short (a reset, a proxy)
-        raise S3Error(
-            f"{what}: the connection to the store dropped at offset {offset + filled}",
-            "nothing was left at the final name; run the copy again",
-        ) from exc
     except (BotoCoreError, OSError, aiohttp.ClientError) as exc:
         raise map_s3_error(exc, what) from exc
-    if filled != len(view):
-        raise S3Error(
-            f"{what}: the store sent {filled} of {len(view)} bytes at offset {offset}",
-            "the connection may have dropped; run the copy again",
-        )
+    body = response["Body"]
+    try:
+        yield RangeBody(info, offset, length, body)
+    finally:
+        body.close()

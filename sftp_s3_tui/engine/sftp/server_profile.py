@@ -36,6 +36,16 @@ KiB = 1024
 PROBE_READ_SIZES = (32 * KiB, 64 * KiB, 128 * KiB, 256 * KiB)
 #: asyncssh's read size when a server advertises no limits (SAFE_SFTP_READ_LEN).
 FALLBACK_READ_BYTES = 16 * KiB
+#: The write size where no limit is advertised: the SFTP RFC's minimum (a server must take
+#: 32 KiB of data in one write; asyncssh's own fallback is 16 KiB) …
+RFC_WRITE_BYTES = 32 * KiB
+#: … or OpenSSH's (255 KiB: a 256 KiB message less its header) for the servers known to
+#: take whole 256 KiB messages without advertising it (ProFTPD's mod_sftp, OpenSSH before
+#: limits@openssh.com, Dropbear's sftp-server or gesftpserver), or whose reads of
+#: 256 KiB were seen answered in full. Writes are not probed: a server may drop the
+#: connection on a message it finds too long.
+WIDE_WRITE_BYTES = 255 * KiB
+WIDE_WRITE_BANNERS = ("SSH-2.0-mod_sftp", "SSH-2.0-OpenSSH", "SSH-2.0-dropbear")
 #: A short answer below this is not taken as the server's read size (a file's tail, a
 #: hiccup): the fallback stays.
 MIN_READ_BYTES = 4 * KiB
@@ -82,6 +92,8 @@ class ServerProfile:
     #: ``limits@openssh.com``'s read size and open handles (0: not advertised).
     advertised_read_bytes: int = 0
     advertised_open_handles: int = 0
+    #: ``limits@openssh.com``'s write size (0: not advertised).
+    advertised_write_bytes: int = 0
     #: The block size reads use, and where it came from: ``limits@openssh.com``,
     #: ``probed``, ``pinned`` or ``default`` (nothing learned yet: asyncssh's 16 KiB).
     read_bytes: int = FALLBACK_READ_BYTES
@@ -90,6 +102,18 @@ class ServerProfile:
     #: (0: none seen), e.g. 102,400 from a server that cuts reads above 100 KiB.
     largest_full_read_bytes: int = 0
     short_read_bytes: int = 0
+
+    @property
+    def write_bytes(self) -> int:
+        """The block size writes use (see ``WIDE_WRITE_BYTES``): 16 KiB writes cost ProFTPD
+        deliveries half their speed."""
+        if self.advertised_write_bytes:
+            return self.advertised_write_bytes
+        if self.banner.startswith(WIDE_WRITE_BANNERS) or self.largest_full_read_bytes >= (
+            256 * KiB
+        ):
+            return WIDE_WRITE_BYTES
+        return RFC_WRITE_BYTES
 
     @property
     def posix_rename(self) -> bool:
@@ -155,6 +179,7 @@ def handshake_profile(
         extensions=tuple(ordered),
         advertised_read_bytes=int(limits.max_read_len) if advertised else 0,
         advertised_open_handles=int(limits.max_open_handles) if advertised else 0,
+        advertised_write_bytes=int(limits.max_write_len) if advertised else 0,
     )
     if pinned_read_bytes > 0:
         return replace(profile, read_bytes=pinned_read_bytes, read_source="pinned")

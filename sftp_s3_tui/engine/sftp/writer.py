@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import posixpath
 import secrets
+import weakref
 from collections.abc import AsyncIterator
 
 import asyncssh
@@ -20,6 +21,16 @@ from ..config import SftpEndpoint
 from ..errors import DestinationRefused, DestinationWriteFailed, TransferError
 from .errors import is_connection_error
 from .pool import Lease, SftpPool
+
+#: Folders known to exist on each pool's hosts: (host, port, user, folder). A delivery of
+#: many files into one folder makes sure of it once, not with two round trips per path
+#: component for every file (asyncssh's makedirs: mkdir, then stat when it fails).
+_FOLDERS: weakref.WeakKeyDictionary[SftpPool, set[tuple[str, int, str | None, str]]] = (
+    weakref.WeakKeyDictionary()
+)
+
+#: The bytes one write over a lane carries when a file is spread over several connections.
+_LANE_SLICE = 2 * 1024 * 1024
 
 #: The extension that renames over an existing file atomically (POSIX rename(2)).
 POSIX_RENAME = "posix-rename@openssh.com"
@@ -96,6 +107,33 @@ def read_only(folder: str, endpoint: SftpEndpoint) -> DestinationRefused:
 _ST_RDONLY = 1
 
 
+async def _make_folder(client: asyncssh.SFTPClient, folder: str) -> None:
+    """``folder`` and any missing parents, walking up only as far as needed: one stat when
+    it is there (the usual case), a stat and a mkdir when only it is missing (asyncssh's
+    makedirs costs two round trips per path component from the root)."""
+    if await client.isdir(folder):
+        return
+    try:
+        await client.mkdir(folder)
+    except (asyncssh.SFTPNoSuchFile, asyncssh.SFTPNoSuchPath):
+        parent = posixpath.dirname(folder)
+        if parent == folder:
+            raise
+        await _make_folder(client, parent)
+        await _mkdir_or_found(client, folder)
+    except (asyncssh.SFTPFailure, asyncssh.SFTPFileAlreadyExists):
+        if not await client.isdir(folder):  # made meanwhile by another file, or refused
+            raise
+
+
+async def _mkdir_or_found(client: asyncssh.SFTPClient, folder: str) -> None:
+    try:
+        await client.mkdir(folder)
+    except (asyncssh.SFTPFailure, asyncssh.SFTPFileAlreadyExists):
+        if not await client.isdir(folder):
+            raise
+
+
 class RemoteWriter:
     """One temporary file on the destination, written at offsets by many requests at once.
 
@@ -120,10 +158,15 @@ class RemoteWriter:
         self.inplace = inplace
         # --inplace: no temporary name, the bytes go to the final name itself.
         self.temp_path = final_path if inplace else temporary_name(final_path)
-        self.block_size = block_size or -1  # -1: the size the server's limits allow
+        self.block_size = block_size  # 0: the server profile's write size
         self.requests = requests or -1
         self._lease: Lease | None = None
         self._file: asyncssh.SFTPClientFile | None = None
+        #: More handles on the same temporary file over other connections (see spread).
+        self._lanes: list[tuple[Lease, asyncssh.SFTPClientFile]] = []
+        self._spreading: asyncio.Future[None] | None = None
+        self._opened = asyncio.Event()  # the temporary file exists: lanes may open it
+        self._in_flight: dict[int, int] = {}  # lane → bytes being written over it
         self.created = False  # the temporary file exists on the server (remove it on failure)
 
     async def connect(self) -> None:
@@ -132,7 +175,8 @@ class RemoteWriter:
             self._lease = await self.sftp.lease(self.endpoint)
 
     async def open(self, *, truncate: bool = False) -> None:
-        """Create the folders up to the target and the temporary file (exclusively).
+        """Create the folders up to the target (once per session) and the temporary file
+        (exclusively).
 
         ``truncate`` (``--inplace`` replacing a file): open the final name over what is there.
         """
@@ -140,30 +184,131 @@ class RemoteWriter:
         client = self.client
         folder = posixpath.dirname(self.final_path) or "/"
         mode = "wb" if truncate else "xb"
+        known = _FOLDERS.setdefault(self.sftp, set())
+        key = (self.endpoint.host, self.endpoint.port, self.endpoint.username, folder)
+        block_size = self.write_bytes()
         try:
             async with asyncio.timeout(self.endpoint.request_timeout_seconds):
-                await client.makedirs(folder, exist_ok=True)
-                self._file = await client.open(
-                    self.temp_path, mode, block_size=self.block_size, max_requests=self.requests
-                )
+                if key not in known:
+                    await _make_folder(client, folder)
+                    known.add(key)
+                try:
+                    self._file = await client.open(
+                        self.temp_path, mode, block_size=block_size, max_requests=self.requests
+                    )
+                except (asyncssh.SFTPNoSuchFile, asyncssh.SFTPNoSuchPath):
+                    known.discard(key)  # removed meanwhile: make it again, once
+                    await _make_folder(client, folder)
+                    known.add(key)
+                    self._file = await client.open(
+                        self.temp_path, mode, block_size=block_size, max_requests=self.requests
+                    )
         except (OSError, asyncssh.Error, TimeoutError) as exc:
             raise await self._failed(exc, self.temp_path) from exc
         self.created = True
+        self._opened.set()
+
+    def write_bytes(self) -> int:
+        """The block size of each write: as pinned, else the server profile's (asyncssh's
+        own, -1, trusts only ``limits@openssh.com`` and writes 16 KiB blocks elsewhere)."""
+        if self.block_size > 0:
+            return self.block_size
+        profile = self.sftp.server_profile(self.endpoint)
+        return profile.write_bytes if profile is not None else -1
 
     @property
     def client(self) -> asyncssh.SFTPClient:
         assert self._lease is not None, "open() first"
         return self._lease.client
 
+    def spread(self, connections: int) -> None:
+        """Open the temporary file on up to ``connections - 1`` more connections, in the
+        background, so parts written at once share their windows (a far host moves one
+        window per round trip per connection). Call it before :meth:`open` to overlap the
+        logins with it; each lane is used by :meth:`write_at` as soon as it is ready. Best
+        effort: a lane that cannot be opened is left out, never an error."""
+        assert self._lease is not None, "connect() first"
+        if connections > 1 and self._spreading is None:
+            self._spreading = asyncio.ensure_future(self._open_lanes(connections))
+
+    async def _open_lanes(self, connections: int) -> None:
+        assert self._lease is not None
+        first = self._lease.slot
+
+        async def lane(step: int) -> None:
+            try:
+                lease = await self.sftp.lease(self.endpoint, slot=first + step)
+            except Exception:  # a lane is best effort: no login, no lane
+                return
+            if lease.slot == first:  # fewer connections allowed than asked
+                self.sftp.release(self.endpoint, lease)
+                return
+            try:
+                await self._opened.wait()
+                async with asyncio.timeout(self.endpoint.request_timeout_seconds):
+                    file = await lease.client.open(
+                        self.temp_path,
+                        "r+b",
+                        block_size=self.write_bytes(),
+                        max_requests=self.requests,
+                    )
+            except (OSError, asyncssh.Error, TimeoutError):
+                self.sftp.release(self.endpoint, lease)
+                return
+            except BaseException:
+                self.sftp.release(self.endpoint, lease)
+                raise
+            self._lanes.append((lease, file))
+
+        await asyncio.gather(*(lane(step) for step in range(1, connections)))
+
     async def write_at(self, offset: int, data: memoryview) -> None:
-        """Write ``data`` at ``offset`` of the temporary file (pipelined by asyncssh)."""
+        """Write ``data`` at ``offset`` of the temporary file (pipelined by asyncssh).
+
+        Once :meth:`spread` was asked, the data goes in slices of ``_LANE_SLICE``, each over
+        the lane with the fewest bytes in flight when it starts, so lanes that finish their
+        logins late still take their share of a part already being written."""
         assert self._file is not None, "open() first"
+        if self._spreading is None:
+            await self._write_lane(0, offset, data)
+            return
+        for start in range(0, len(data), _LANE_SLICE):
+            piece = data[start : start + _LANE_SLICE]
+            lanes = 1 + len(self._lanes)
+            index = min(range(lanes), key=lambda i: self._in_flight.get(i, 0))
+            self._in_flight[index] = self._in_flight.get(index, 0) + len(piece)
+            try:
+                await self._write_lane(index, offset + start, piece)
+            finally:
+                self._in_flight[index] -= len(piece)
+
+    async def _write_lane(self, index: int, offset: int, data: memoryview) -> None:
+        lease, file = (self._lease, self._file) if index == 0 else self._lanes[index - 1]
+        assert file is not None
         try:
             # No overall timeout: a big part over a slow link takes long; a stalled
             # connection is caught by the SSH keepalive, which closes it.
-            await self._file.write(data, offset)  # type: ignore[type-var]  # any buffer
+            await file.write(data, offset)  # type: ignore[type-var]  # any buffer
         except (OSError, asyncssh.Error) as exc:
-            raise await self._failed(exc, self.temp_path) from exc
+            raise await self._failed(exc, self.temp_path, lease) from exc
+
+    async def _close_lanes(self) -> None:
+        """Close the extra handles (their writes are done) and give their connections back."""
+        spreading, self._spreading = self._spreading, None
+        if spreading is not None:
+            spreading.cancel()  # lanes still logging in are not waited for
+            await asyncio.wait([spreading])  # a cancel of this task still propagates
+        lanes, self._lanes = self._lanes, []
+        try:
+            async with asyncio.timeout(self.endpoint.request_timeout_seconds):
+                await asyncio.gather(*(file.close() for _, file in lanes))
+        except (OSError, asyncssh.Error, TimeoutError) as exc:
+            for lease, _ in lanes:
+                await self._failed(exc, self.temp_path, lease)
+            raise map_write_error(exc, self.temp_path, self.endpoint) from exc
+        finally:
+            for lease, _ in lanes:
+                self.sftp.release(self.endpoint, lease)
 
     async def finish(self, mtime: float | None) -> int:
         """Set the file's mtime, fstat it and close it; the size the server holds."""
@@ -171,9 +316,15 @@ class RemoteWriter:
         file = self._file
         try:
             async with asyncio.timeout(self.endpoint.request_timeout_seconds):
+                # One round trip for all: every write was answered, so the size is final
+                # and the other lanes close meanwhile (only the fstat's size is used, so
+                # its order against the fsetstat does not matter).
+                stat = asyncio.ensure_future(file.stat())
                 if mtime is not None:
-                    await file.utime((mtime, mtime))
-                attrs = await file.stat()
+                    await asyncio.gather(file.utime((mtime, mtime)), stat, self._close_lanes())
+                else:
+                    await asyncio.gather(stat, self._close_lanes())
+                attrs = stat.result()
                 self._file = None
                 await file.close()
         except (OSError, asyncssh.Error, TimeoutError) as exc:
@@ -259,7 +410,7 @@ class RemoteWriter:
         (pipelined reads; stops early when the file is shorter)."""
         try:
             async with asyncio.timeout(self.endpoint.request_timeout_seconds):
-                file = await self.client.open(path, "rb", block_size=self.block_size)
+                file = await self.client.open(path, "rb", block_size=self.block_size or -1)
             try:
                 offset = 0
                 while offset < length:
@@ -281,7 +432,7 @@ class RemoteWriter:
         try:
             async with asyncio.timeout(self.endpoint.request_timeout_seconds):
                 self._file = await self.client.open(
-                    temp_path, "r+b", block_size=self.block_size, max_requests=self.requests
+                    temp_path, "r+b", block_size=self.write_bytes(), max_requests=self.requests
                 )
         except (OSError, asyncssh.Error, TimeoutError) as exc:
             raise await self._failed(exc, temp_path) from exc
@@ -302,6 +453,8 @@ class RemoteWriter:
 
         True when nothing is left; never raises (it runs while another error is reported).
         """
+        with contextlib.suppress(TransferError):
+            await self._close_lanes()
         file, self._file = self._file, None
         if file is not None:
             with contextlib.suppress(OSError, asyncssh.Error, TimeoutError):
@@ -327,15 +480,25 @@ class RemoteWriter:
         return True
 
     def release(self) -> None:
-        """Give the connection back to the pool."""
+        """Give the connections back to the pool (:meth:`finish` or :meth:`discard` ran, or
+        :meth:`open` never did)."""
+        if self._spreading is not None:
+            self._spreading.cancel()  # lanes still logging in wait for open(): never
+            self._spreading = None
+        for lease, _ in self._lanes:
+            self.sftp.release(self.endpoint, lease)
+        self._lanes = []
         if self._lease is not None:
             self.sftp.release(self.endpoint, self._lease)
             self._lease = None
 
-    async def _failed(self, exc: BaseException, path: str) -> TransferError:
+    async def _failed(
+        self, exc: BaseException, path: str, lease: Lease | None = None
+    ) -> TransferError:
         """The error to raise; a dead connection is reset so the cleanup reconnects."""
-        if self._lease is not None:
-            await self.sftp.forget_if_dead(self.endpoint, self._lease, exc)
+        lease = lease or self._lease
+        if lease is not None:
+            await self.sftp.forget_if_dead(self.endpoint, lease, exc)
             if type(exc) is asyncssh.SFTPFailure:
                 diagnosed = await self._diagnose(path)
                 if diagnosed is not None:

@@ -29,14 +29,14 @@ from typing import Any
 from ..addresses import S3Location
 from ..aio import run_to_end
 from ..config import ConflictPolicy, MiB, S3Endpoint
-from ..digest import b64, crc64nvme
+from ..digest import b64, crc64nvme, crc64nvme_combine
 from ..errors import DestinationRefused, TransferError, VerificationFailed
 from ..events import EventBus, PartChanged, PartState, TransferStarted
 from ..plan.delivery import DeliveryJob, DeliveryTarget, RefusedKey, plan_delivery
 from ..plan.filters import FileFilter
 from ..resume.delivery_record import DeliveryRecord, DeliveryState
 from ..s3.operations import PreconditionFailed, S3Client, delete_object, open_client
-from ..s3.reader import ObjectInfo, describe_object, read_range_into
+from ..s3.reader import ObjectInfo, describe_object, open_range
 from ..sftp.pool import SftpPool
 from ..sftp.writer import RemoteWriter
 from .buffers import BufferPool
@@ -44,6 +44,11 @@ from .verify import GONE, honours_if_match
 
 #: Parts at least this big are hashed in a thread (the loop keeps serving the writes).
 _HASH_OFF_LOOP = 1 * MiB
+#: Each GET stream of one object covers at least this much (a GET costs a round trip and,
+#: in moto, a copy of the whole object), and one object is read by at most
+#: ``_MAX_STREAMS`` GETs at once.
+_STREAM_MIN = 64 * MiB
+_MAX_STREAMS = 4
 
 
 @dataclass(frozen=True)
@@ -125,17 +130,55 @@ class DeliveryResult:
 
 
 class _Digest:
-    """The checks of the bytes read, fed in byte order: CRC64NVME always, MD5 when the
-    object's ETag is one (only then can it be compared)."""
+    """The checks of the bytes read: CRC64NVME always, MD5 when the object's ETag is one
+    (only then can it be compared).
 
-    def __init__(self, info: ObjectInfo) -> None:
-        self.crc = 0
-        self.md5 = hashlib.md5(usedforsecurity=False) if info.single_part_md5 else None
+    The object (or what a resume has left of it, after a verified ``prefix``) may be read as
+    several consecutive segments at once: each segment's bytes are fed in order to its own
+    CRC, and the CRCs are combined at the end. MD5 cannot be combined, so an object checked
+    by MD5 is read as one segment.
+    """
 
-    def update(self, data: memoryview) -> None:
-        self.crc = crc64nvme(data, self.crc)
+    def __init__(
+        self,
+        info: ObjectInfo,
+        segments: list[tuple[int, int]],
+        prefix: _Digest | None = None,
+    ) -> None:
+        self.segments = segments
+        self.crcs = [0] * len(segments)
+        self.base_crc = prefix.crc if prefix is not None else 0
+        self.base_length = segments[0][0] if segments else 0
+        if prefix is not None and prefix.md5 is not None:
+            self.md5: Any = prefix.md5.copy()
+        else:
+            # MD5 only where it is the check: a CRC64NVME, when the store holds one, is
+            # checked instead (and lets a big object be read in several segments)
+            needed = info.single_part_md5 is not None and not info.crc64nvme
+            self.md5 = hashlib.md5(usedforsecurity=False) if needed else None
+        assert self.md5 is None or len(segments) <= 1, "MD5 needs the bytes in one order"
+
+    def update(self, segment: int, data: memoryview) -> None:
+        self.crcs[segment] = crc64nvme(data, self.crcs[segment])
         if self.md5 is not None:
             self.md5.update(data)
+
+    def first_through(self, end: int) -> int:
+        """The CRC of the bytes ``[0, end)`` while the first segment is fed up to ``end``."""
+        if not self.segments:
+            return self.base_crc
+        if self.base_length == 0:
+            return self.crcs[0]
+        return crc64nvme_combine(self.base_crc, self.crcs[0], end - self.segments[0][0])
+
+    @property
+    def crc(self) -> int:
+        if not self.crcs:
+            return self.base_crc  # an empty object, or nothing left after the prefix
+        crc = self.first_through(self.segments[0][1])
+        for (start, end), more in zip(self.segments[1:], self.crcs[1:], strict=True):
+            crc = crc64nvme_combine(crc, more, end - start)
+        return crc
 
     def check(self, info: ObjectInfo) -> str:
         """What the bytes were verified by; :class:`VerificationFailed` on a mismatch."""
@@ -185,6 +228,28 @@ class _Frontier:
         return moved
 
 
+def _segments(info: ObjectInfo, part_size: int, start: int = 0) -> list[tuple[int, int]]:
+    """The object's byte ranges ``[begin, end)`` from ``start`` on, read by one GET each, at
+    once.
+
+    One GET for most objects (its parts are read one after another from the same body, so
+    only the first byte waits a round trip); a big object whose check is the CRC64NVME (or
+    none) gets up to ``_MAX_STREAMS`` GETs of at least ``_STREAM_MIN`` each, on part
+    boundaries, for a store that sends each connection at a capped rate.
+    """
+    left = info.size - start
+    if left <= 0:
+        return []
+    count = 1
+    if info.single_part_md5 is None or info.crc64nvme:
+        count = max(1, min(_MAX_STREAMS, left // _STREAM_MIN))
+    parts = -(-left // part_size)
+    per_stream = -(-parts // count) * part_size
+    return [
+        (begin, min(info.size, begin + per_stream)) for begin in range(start, info.size, per_stream)
+    ]
+
+
 async def _stream(
     s3: S3Client,
     info: ObjectInfo,
@@ -192,64 +257,96 @@ async def _stream(
     buffers: BufferPool,
     options: DeliveryOptions,
     *,
-    digest: _Digest | None = None,
+    prefix: _Digest | None = None,
     start: int = 0,
     on_written: Callable[[int, int], None] | None = None,
     progress: _Progress | None = None,
 ) -> _Digest:
-    """Ranged GETs into pool buffers → writes at offsets; the digest fed in byte order.
+    """Ranged GETs fill pool buffers part by part → writes at offsets; each segment's digest
+    fed in byte order.
 
-    Parts start in order, at most ``parts_in_flight`` at once; each waits for the part
-    before it to be hashed (never for its write), so reads and writes overlap freely while
-    the digest sees the bytes in order. A resume starts at ``start`` with ``digest`` fed
-    the verified prefix; ``on_written(end, crc)`` hears each move of the written frontier.
+    Each segment (see :func:`_segments`) is one GET whose body fills part after part, at
+    most ``parts_in_flight`` parts of the object held at once (one GET per part made moto
+    copy the whole object for every range: 64 copies of a 512 MiB object). A filled part is
+    written at its offset at once (the write never waits for the digest; the temporary file
+    is only renamed once the digest matched) while it is hashed after the part before it;
+    its buffer goes back to the pool when both are done. So reading, hashing and writing
+    overlap freely. A resume starts at ``start`` after the verified ``prefix``;
+    ``on_written(end, crc)`` hears each move of the written frontier of the first segment
+    (what a checkpoint records: a resume continues from there).
     """
-    digest = digest or _Digest(info)
-    frontier = _Frontier(start, digest.crc)
     part_size = max(1, options.part_size)
+    segments = _segments(info, part_size, start)
+    checks = _Digest(info, segments, prefix)
+    frontier = _Frontier(start, checks.base_crc)
     slots = asyncio.Semaphore(max(1, options.parts_in_flight))
 
-    async def part(offset: int, length: int, before: asyncio.Event, hashed: asyncio.Event) -> None:
+    async def digest(segment: int, view: memoryview, before: asyncio.Event) -> None:
+        await before.wait()
+        if len(view) >= _HASH_OFF_LOOP:
+            await run_to_end(asyncio.to_thread(checks.update, segment, view))
+        else:
+            checks.update(segment, view)
+
+    async def part(
+        segment: int,
+        offset: int,
+        buffer: bytearray,
+        before: asyncio.Event,
+        hashed: asyncio.Event,
+    ) -> None:
         number = offset // part_size + 1
         try:
-            buffer = await buffers.acquire(length)
-            try:
-                view = memoryview(buffer)
-                if progress is not None:
-                    progress.part(number, PartState.READING, length)
-                await read_range_into(s3, info, offset, view)
+            view = memoryview(buffer)
+            async with asyncio.TaskGroup() as both:
+                written = both.create_task(writer.write_at(offset, view))
+                await digest(segment, view, before)
+                crc = checks.first_through(offset + len(view)) if segment == 0 else 0
+                hashed.set()
+                await written
+            if progress is not None:
+                progress.part(number, PartState.DONE, len(view))
+            moved = segment == 0 and frontier.finished(offset, offset + len(view), crc)
+            if moved and on_written is not None:
+                on_written(frontier.end, frontier.crc)
+        finally:
+            buffers.release(buffer)
+            slots.release()
+
+    async def read(segment: int, begin: int, end: int, group: asyncio.TaskGroup) -> None:
+        before = asyncio.Event()
+        before.set()
+        async with open_range(s3, info, begin, end - begin) as body:
+            for offset in range(begin, end, part_size):
+                length = min(part_size, end - offset)
+                number = offset // part_size + 1
+                await slots.acquire()
+                try:
+                    buffer = await buffers.acquire(length)
+                except BaseException:
+                    slots.release()
+                    raise
+                try:
+                    if progress is not None:
+                        progress.part(number, PartState.READING, length)
+                    await body.fill(memoryview(buffer))
+                except BaseException:
+                    buffers.release(buffer)
+                    slots.release()
+                    raise
                 if progress is not None:
                     progress.part(number, PartState.UPLOADING, length)
-                await before.wait()
-                if length >= _HASH_OFF_LOOP:
-                    await run_to_end(asyncio.to_thread(digest.update, view))
-                else:
-                    digest.update(view)
-                crc = digest.crc
-                hashed.set()
-                await writer.write_at(offset, view)
-                if frontier.finished(offset, offset + length, crc) and on_written is not None:
-                    on_written(frontier.end, frontier.crc)
-                if progress is not None:
-                    progress.part(number, PartState.DONE, length)
-            finally:
-                buffers.release(buffer)
-        finally:
-            slots.release()
+                hashed = asyncio.Event()
+                group.create_task(part(segment, offset, buffer, before, hashed))
+                before = hashed
 
     try:
         async with asyncio.TaskGroup() as group:
-            before = asyncio.Event()
-            before.set()
-            for offset in range(start, info.size, part_size):
-                await slots.acquire()
-                hashed = asyncio.Event()
-                length = min(part_size, info.size - offset)
-                group.create_task(part(offset, length, before, hashed))
-                before = hashed
+            for segment, (begin, end) in enumerate(segments):
+                group.create_task(read(segment, begin, end, group))
     except BaseExceptionGroup as group_error:
         raise _first_error(group_error) from None
-    return digest
+    return checks
 
 
 async def _verified_prefix(
@@ -258,13 +355,13 @@ async def _verified_prefix(
     """The digest of the left temporary file's first ``left.written`` bytes, read back over
     SFTP, when they hash to the CRC64NVME the record holds; None when they do not (or the
     file is shorter): then the delivery starts over."""
-    digest = _Digest(info)
+    digest = _Digest(info, [(0, left.written)])
     chunk = min(8 * MiB, max(1, left.written))
     offset = 0
     buffer = await buffers.acquire(chunk)  # the budget counts the chunk read back
     try:
         async for data in writer.read_back(left.temp_path, left.written, chunk):
-            digest.update(memoryview(data))
+            digest.update(0, memoryview(data))
             offset += len(data)
     finally:
         buffers.release(buffer)
@@ -312,6 +409,15 @@ class _Progress:
         )
 
 
+async def _spread(writer: RemoteWriter, info: ObjectInfo, options: DeliveryOptions) -> None:
+    """Write a big object's parts over several connections to a far host (one connection
+    moves at most its window per round trip); their logins run meanwhile."""
+    parts = -(-info.size // max(1, options.part_size))
+    wanted = min(writer.endpoint.connections, parts, max(1, options.parts_in_flight))
+    if wanted >= 2 and await writer.sftp.settled_far(writer.endpoint):
+        writer.spread(wanted)
+
+
 async def _conflict(
     writer: RemoteWriter, info: ObjectInfo, policy: ConflictPolicy
 ) -> tuple[bool, str]:
@@ -343,11 +449,11 @@ async def _same_bytes(writer: RemoteWriter, info: ObjectInfo) -> bool:
     checksum to compare with, or the file cannot be read."""
     if not info.crc64nvme and info.single_part_md5 is None:
         return False
-    digest = _Digest(info)
+    digest = _Digest(info, [(0, info.size)])
     read = 0
     try:
         async for data in writer.read_back(writer.final_path, info.size, MiB):
-            digest.update(memoryview(data))
+            digest.update(0, memoryview(data))
             read += len(data)
     except TransferError:
         return False
@@ -487,13 +593,14 @@ async def deliver_object(
             await writer.open(truncate=options.inplace and replace)
         if progress is not None:
             progress.started(info.size, max(1, options.part_size))
+        await _spread(writer, info, options)
         digest = await _stream(
             s3,
             info,
             writer,
             buffers,
             options,
-            digest=resumed,
+            prefix=resumed,
             start=start,
             on_written=on_written,
             progress=progress,
@@ -636,39 +743,80 @@ async def deliver(
     (``on_delivered``: see :func:`deliver_object`; ``on_excluded``: ``(key, why)`` of each
     object the filter leaves out)."""
     buffers = BufferPool(options.memory_budget)
-    async with open_client(s3_endpoint) as s3, sftp or SftpPool() as pool:
-        slots = asyncio.Semaphore(max(1, options.files_in_flight))
-
-        async def one(job: DeliveryJob) -> None:
-            try:
-                on_result(
-                    await deliver_object(
-                        job,
-                        s3=s3,
-                        sftp=pool,
-                        target=target,
-                        buffers=buffers,
-                        options=options,
-                        on_delivered=on_delivered,
-                    )
-                )
-            finally:
-                slots.release()
-
+    async with sftp or SftpPool() as pool:
+        warming = asyncio.ensure_future(_warm_lanes(pool, target))
         try:
-            async with asyncio.TaskGroup() as group:
-                async for job in planned(
-                    s3,
-                    source,
-                    target,
-                    on_result,
-                    file_filter=options.file_filter,
-                    on_excluded=on_excluded,
-                ):
-                    await slots.acquire()
-                    group.create_task(one(job))
-        except BaseExceptionGroup as group_error:
-            raise _first_error(group_error) from None
+            async with open_client(s3_endpoint) as s3:
+                await _deliver_all(
+                    source, target, options, on_result, s3, pool, buffers, on_delivered, on_excluded
+                )
+        finally:
+            warming.cancel()
+            await asyncio.gather(warming, return_exceptions=True)
+
+
+async def _warm_lanes(pool: SftpPool, target: DeliveryTarget) -> None:
+    """Log in the connections a far host's big objects are written over (a login is about
+    ten round trips) while the S3 client is made and the first objects are described.
+    Best effort, in the background: a login that fails here is tried again when needed."""
+    endpoint = target.endpoint
+    if endpoint.connections < 2 or not await pool.settled_far(endpoint):
+        return
+
+    async def one(slot: int) -> None:
+        try:
+            lease = await pool.lease(endpoint, slot=slot)
+        except Exception:  # a warm-up never fails the run
+            return
+        pool.release(endpoint, lease)
+
+    await asyncio.gather(*(one(slot) for slot in range(1, endpoint.connections)))
+
+
+async def _deliver_all(
+    source: S3Location,
+    target: DeliveryTarget,
+    options: DeliveryOptions,
+    on_result: Callable[[DeliveryResult], None],
+    s3: S3Client,
+    pool: SftpPool,
+    buffers: BufferPool,
+    on_delivered: Callable[[DeliveryResult], Awaitable[None]] | None,
+    on_excluded: Callable[[str, str], None] | None,
+) -> None:
+    """The body of :func:`deliver`: ``files_in_flight`` objects at once."""
+    slots = asyncio.Semaphore(max(1, options.files_in_flight))
+
+    async def one(job: DeliveryJob) -> None:
+        try:
+            on_result(
+                await deliver_object(
+                    job,
+                    s3=s3,
+                    sftp=pool,
+                    target=target,
+                    buffers=buffers,
+                    options=options,
+                    on_delivered=on_delivered,
+                )
+            )
+        finally:
+            slots.release()
+
+    try:
+        async with asyncio.TaskGroup() as group:
+            async for job in planned(
+                s3,
+                source,
+                target,
+                on_result,
+                file_filter=options.file_filter,
+                on_excluded=on_excluded,
+            ):
+                await slots.acquire()
+                group.create_task(one(job))
+    except BaseExceptionGroup as group_error:
+        raise _first_error(group_error) from None
 
 
 async def planned(
