@@ -674,8 +674,6 @@ def copy_request(
     run = run or RunFlags()
     options = replace(options, object_options=object_options(run, options.object_options))
     every = parse_every(watch_every) if watch_every is not None else None
-    if observe is not None and observe.expect is not None:
-        raise UsageError("--expect is not supported for S3 → SFTP delivery yet", "")
     if len(locations) > 1 and not dest.is_prefix:
         raise exact_key_error(len(locations), dest, "end DEST with / to copy into a prefix")
     sources = tuple(
