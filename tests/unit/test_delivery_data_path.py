@@ -15,7 +15,8 @@ from sftp_s3_tui.engine.sftp.server_profile import (
     WIDE_WRITE_BYTES,
     ServerProfile,
 )
-from sftp_s3_tui.engine.transfer.delivery import _Digest, _segments
+from sftp_s3_tui.engine.transfer.delivery_stream import Digest as _Digest
+from sftp_s3_tui.engine.transfer.delivery_stream import segments_of as _segments
 
 
 def _info(size: int, *, md5: bytes | None = None, crc: str | None = None) -> ObjectInfo:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from sftp_s3_tui.engine.resume.delivery_record import DeliveryBusy, DeliveryRecord, DeliveryState
-from sftp_s3_tui.engine.transfer.delivery import _Frontier
+from sftp_s3_tui.engine.transfer.delivery_stream import Frontier as _Frontier
 
 STATE = DeliveryState(
     temp_path="/in/.a.csv.0011aabb.partial",

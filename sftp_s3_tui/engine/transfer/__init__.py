@@ -8,4 +8,8 @@ object, and the queue of many files. Imports levels 0–2.
 - :mod:`.multipart` — one multipart upload: start or resume, parts, complete or abort
 - :mod:`.verify` — what S3 holds against what was read
 - :mod:`.buffers`, :mod:`.context`, :mod:`.source_file` — what the transfers share
+- :mod:`.delivery` — the other direction, S3 → SFTP: one object's story
+  (``ObjectDelivery.run``) and a run of many (first to open for deliveries)
+- :mod:`.delivery_stream` — its data path: ranged GETs → writes at offsets, checks in order
+- :mod:`.delivery_resume` — continuing what a killed delivery left, once its prefix checks
 """

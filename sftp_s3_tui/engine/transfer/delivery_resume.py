@@ -1,0 +1,97 @@
+"""Continuing a delivery a killed run left: its record says which temporary file and how far
+it was written (with the CRC64NVME of that prefix); the prefix is read back and checked before
+it is trusted, else the file is removed and the delivery starts over, saying why.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from ..config import MiB
+from ..errors import DestinationRefused, TransferError
+from ..resume.delivery_record import DeliveryRecord, DeliveryState
+from ..s3.reader import ObjectInfo
+from ..sftp.writer import RemoteWriter
+from .buffers import BufferPool
+from .delivery_stream import Digest
+
+
+async def verified_prefix(
+    writer: RemoteWriter, info: ObjectInfo, left: DeliveryState, buffers: BufferPool
+) -> Digest | None:
+    """The digest of the left temporary file's first ``left.written`` bytes, read back over
+    SFTP, when they hash to the CRC64NVME the record holds; None when they do not (or the
+    file is shorter): then the delivery starts over."""
+    digest = Digest(info, [(0, left.written)])
+    chunk = min(8 * MiB, max(1, left.written))
+    offset = 0
+    buffer = await buffers.acquire(chunk)  # the budget counts the chunk read back
+    try:
+        async for data in writer.read_back(left.temp_path, left.written, chunk):
+            digest.update(0, memoryview(data))
+            offset += len(data)
+    finally:
+        buffers.release(buffer)
+    if offset != left.written or digest.crc != left.crc64nvme:
+        return None
+    return digest
+
+
+async def clear_left(
+    writer: RemoteWriter, record: DeliveryRecord, left: DeliveryState, why: str = ""
+) -> str:
+    """Remove the temporary file a killed run left (its record says which); what was done."""
+    if not await writer.remove_left(left.temp_path):
+        raise DestinationRefused(
+            f"{left.temp_path}, left by an interrupted run, could not be removed",
+            "remove it by hand; nothing new was written",
+        )
+    record.forget()
+    said = f"the temporary file {left.temp_path} of an interrupted run was removed"
+    return f"{said} ({why}; started over)" if why else said
+
+
+async def resumable(
+    writer: RemoteWriter,
+    info: ObjectInfo,
+    left: DeliveryState,
+    buffers: BufferPool,
+    inplace: bool,
+) -> tuple[Digest | None, str]:
+    """(the digest of the left file's verified prefix, "") when the delivery can continue
+    from it; (None, why not) when it must start over."""
+    if inplace or left.inplace:
+        return None, "--inplace does not resume"
+    if (left.etag, left.version_id, left.size) != (info.etag, info.version_id, info.size):
+        now = info.version_id or info.etag
+        return None, f"the object changed since (it was {left.version_id or left.etag}, now {now})"
+    if left.written <= 0:
+        return None, "none of it was recorded as written"
+    try:
+        digest = await verified_prefix(writer, info, left, buffers)
+    except TransferError as exc:
+        return None, f"it could not be read back: {exc.message}"
+    if digest is None:
+        return None, f"its first {left.written} bytes did not match the record"
+    return digest, ""
+
+
+#: A delivery in progress records how far it got at most this often (a few hundred bytes of
+#: local disk, fsync'd, whatever the speed).
+CHECKPOINT_SECONDS = 1.0
+
+
+def checkpoints(record: DeliveryRecord, state: DeliveryState) -> Callable[[int, int], None]:
+    """The frontier's listener: records ``(written, crc)`` at most every CHECKPOINT_SECONDS."""
+    last = time.monotonic()
+    current = state
+
+    def on_written(end: int, crc: int) -> None:
+        nonlocal last, current
+        now = time.monotonic()
+        if now - last >= CHECKPOINT_SECONDS:
+            current = record.checkpoint(current, end, crc)
+            last = now
+
+    return on_written

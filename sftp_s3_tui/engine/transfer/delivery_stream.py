@@ -1,0 +1,296 @@
+"""One object's bytes on their way S3 → SFTP: ranged GETs into pool buffers, written at their
+offsets while they are checked in order (CRC64NVME segments combined, or MD5), the written
+frontier told to a checkpoint, and each part told to a front as events.
+
+:mod:`.delivery` tells the object's story; this is its data path, kept apart so the story
+reads top to bottom and the path can be measured on its own (``bench/delivery.py``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..aio import run_to_end
+from ..config import MiB
+from ..digest import b64, crc64nvme, crc64nvme_combine
+from ..errors import VerificationFailed
+from ..events import EventBus, PartChanged, PartState, TransferStarted
+from ..s3.operations import S3Client
+from ..s3.reader import ObjectInfo, open_range
+from ..sftp.writer import RemoteWriter
+from .buffers import BufferPool
+
+#: Parts at least this big are hashed in a thread (the loop keeps serving the writes).
+HASH_OFF_LOOP = 1 * MiB
+
+#: Each GET stream of one object covers at least this much (a GET costs a round trip and,
+#: in moto, a copy of the whole object), and one object is read by at most
+#: ``MAX_STREAMS`` GETs at once.
+STREAM_MIN = 64 * MiB
+
+MAX_STREAMS = 4
+
+
+class Digest:
+    """The checks of the bytes read: CRC64NVME always, MD5 when the object's ETag is one
+    (only then can it be compared).
+
+    The object (or what a resume has left of it, after a verified ``prefix``) may be read as
+    several consecutive segments at once: each segment's bytes are fed in order to its own
+    CRC, and the CRCs are combined at the end. MD5 cannot be combined, so an object checked
+    by MD5 is read as one segment.
+    """
+
+    def __init__(
+        self,
+        info: ObjectInfo,
+        segments: list[tuple[int, int]],
+        prefix: Digest | None = None,
+    ) -> None:
+        self.segments = segments
+        self.crcs = [0] * len(segments)
+        self.base_crc = prefix.crc if prefix is not None else 0
+        self.base_length = segments[0][0] if segments else 0
+        if prefix is not None and prefix.md5 is not None:
+            self.md5: Any = prefix.md5.copy()
+        else:
+            # MD5 only where it is the check: a CRC64NVME, when the store holds one, is
+            # checked instead (and lets a big object be read in several segments)
+            needed = info.single_part_md5 is not None and not info.crc64nvme
+            self.md5 = hashlib.md5(usedforsecurity=False) if needed else None
+        assert self.md5 is None or len(segments) <= 1, "MD5 needs the bytes in one order"
+
+    def update(self, segment: int, data: memoryview) -> None:
+        self.crcs[segment] = crc64nvme(data, self.crcs[segment])
+        if self.md5 is not None:
+            self.md5.update(data)
+
+    def first_through(self, end: int) -> int:
+        """The CRC of the bytes ``[0, end)`` while the first segment is fed up to ``end``."""
+        if not self.segments:
+            return self.base_crc
+        if self.base_length == 0:
+            return self.crcs[0]
+        return crc64nvme_combine(self.base_crc, self.crcs[0], end - self.segments[0][0])
+
+    @property
+    def crc(self) -> int:
+        if not self.crcs:
+            return self.base_crc  # an empty object, or nothing left after the prefix
+        crc = self.first_through(self.segments[0][1])
+        for (start, end), more in zip(self.segments[1:], self.crcs[1:], strict=True):
+            crc = crc64nvme_combine(crc, more, end - start)
+        return crc
+
+    def check(self, info: ObjectInfo) -> str:
+        """What the bytes were verified by; :class:`VerificationFailed` on a mismatch."""
+        if info.crc64nvme:
+            read = b64(self.crc, 8)
+            if read != info.crc64nvme:
+                raise VerificationFailed(
+                    f"The bytes read have CRC64NVME {read}, the store holds {info.crc64nvme}",
+                    "nothing was left at the final name; run the copy again",
+                )
+            return "crc64nvme"
+        if info.single_part_md5 is not None and self.md5 is not None:
+            if self.md5.digest() != info.single_part_md5:
+                raise VerificationFailed(
+                    f"The bytes read do not match the ETag's MD5 {info.etag}",
+                    "nothing was left at the final name; run the copy again",
+                )
+            return "md5"
+        return ""  # a multipart object without a full-object checksum: size only
+
+
+def first_error(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    """The error to report from a task group (a real error before cancels)."""
+    errors = [e for e in group.exceptions if not isinstance(e, asyncio.CancelledError)]
+    first = errors[0] if errors else group.exceptions[0]
+    if isinstance(first, BaseExceptionGroup):
+        return first_error(first)
+    return first
+
+
+class Frontier:
+    """The bytes ``[0, end)`` written in order, with their CRC64NVME: what a checkpoint
+    records (parts finish out of order; the frontier moves only over finished ones)."""
+
+    def __init__(self, start: int, crc: int) -> None:
+        self.end = start
+        self.crc = crc
+        self._finished: dict[int, tuple[int, int]] = {}  # offset → (end, crc at end)
+
+    def finished(self, offset: int, end: int, crc: int) -> bool:
+        """A part is on the server; True when the frontier moved."""
+        self._finished[offset] = (end, crc)
+        moved = False
+        while self.end in self._finished:
+            self.end, self.crc = self._finished.pop(self.end)
+            moved = True
+        return moved
+
+
+def segments_of(info: ObjectInfo, part_size: int, start: int = 0) -> list[tuple[int, int]]:
+    """The object's byte ranges ``[begin, end)`` from ``start`` on, read by one GET each, at
+    once.
+
+    One GET for most objects (its parts are read one after another from the same body, so
+    only the first byte waits a round trip); a big object whose check is the CRC64NVME (or
+    none) gets up to ``MAX_STREAMS`` GETs of at least ``STREAM_MIN`` each, on part
+    boundaries, for a store that sends each connection at a capped rate.
+    """
+    left = info.size - start
+    if left <= 0:
+        return []
+    count = 1
+    if info.single_part_md5 is None or info.crc64nvme:
+        count = max(1, min(MAX_STREAMS, left // STREAM_MIN))
+    parts = -(-left // part_size)
+    per_stream = -(-parts // count) * part_size
+    return [
+        (begin, min(info.size, begin + per_stream)) for begin in range(start, info.size, per_stream)
+    ]
+
+
+async def stream(
+    s3: S3Client,
+    info: ObjectInfo,
+    writer: RemoteWriter,
+    buffers: BufferPool,
+    part_size: int,
+    parts_in_flight: int,
+    *,
+    prefix: Digest | None = None,
+    start: int = 0,
+    on_written: Callable[[int, int], None] | None = None,
+    progress: Progress | None = None,
+) -> Digest:
+    """Ranged GETs fill pool buffers part by part → writes at offsets; each segment's digest
+    fed in byte order.
+
+    Each segment (see :func:`segments_of`) is one GET whose body fills part after part, at
+    most ``parts_in_flight`` parts of the object held at once (one GET per part made moto
+    copy the whole object for every range: 64 copies of a 512 MiB object). A filled part is
+    written at its offset at once (the write never waits for the digest; the temporary file
+    is only renamed once the digest matched) while it is hashed after the part before it;
+    its buffer goes back to the pool when both are done. So reading, hashing and writing
+    overlap freely. A resume starts at ``start`` after the verified ``prefix``;
+    ``on_written(end, crc)`` hears each move of the written frontier of the first segment
+    (what a checkpoint records: a resume continues from there).
+    """
+    part_size = max(1, part_size)
+    segments = segments_of(info, part_size, start)
+    checks = Digest(info, segments, prefix)
+    frontier = Frontier(start, checks.base_crc)
+    slots = asyncio.Semaphore(max(1, parts_in_flight))
+
+    async def digest(segment: int, view: memoryview, before: asyncio.Event) -> None:
+        await before.wait()
+        if len(view) >= HASH_OFF_LOOP:
+            await run_to_end(asyncio.to_thread(checks.update, segment, view))
+        else:
+            checks.update(segment, view)
+
+    async def part(
+        segment: int,
+        offset: int,
+        buffer: bytearray,
+        before: asyncio.Event,
+        hashed: asyncio.Event,
+    ) -> None:
+        number = offset // part_size + 1
+        try:
+            view = memoryview(buffer)
+            async with asyncio.TaskGroup() as both:
+                written = both.create_task(writer.write_at(offset, view))
+                await digest(segment, view, before)
+                crc = checks.first_through(offset + len(view)) if segment == 0 else 0
+                hashed.set()
+                await written
+            if progress is not None:
+                progress.part(number, PartState.DONE, len(view))
+            moved = segment == 0 and frontier.finished(offset, offset + len(view), crc)
+            if moved and on_written is not None:
+                on_written(frontier.end, frontier.crc)
+        finally:
+            buffers.release(buffer)
+            slots.release()
+
+    async def read(segment: int, begin: int, end: int, group: asyncio.TaskGroup) -> None:
+        before = asyncio.Event()
+        before.set()
+        async with open_range(s3, info, begin, end - begin) as body:
+            for offset in range(begin, end, part_size):
+                length = min(part_size, end - offset)
+                number = offset // part_size + 1
+                await slots.acquire()
+                try:
+                    buffer = await buffers.acquire(length)
+                except BaseException:
+                    slots.release()
+                    raise
+                try:
+                    if progress is not None:
+                        progress.part(number, PartState.READING, length)
+                    await body.fill(memoryview(buffer))
+                except BaseException:
+                    buffers.release(buffer)
+                    slots.release()
+                    raise
+                if progress is not None:
+                    progress.part(number, PartState.UPLOADING, length)
+                hashed = asyncio.Event()
+                group.create_task(part(segment, offset, buffer, before, hashed))
+                before = hashed
+
+    try:
+        async with asyncio.TaskGroup() as group:
+            for segment, (begin, end) in enumerate(segments):
+                group.create_task(read(segment, begin, end, group))
+    except BaseExceptionGroup as group_error:
+        raise first_error(group_error) from None
+    return checks
+
+
+@dataclass
+class Progress:
+    """One delivery's events on a bus (a front showing it as a row: chunk map, rates)."""
+
+    bus: EventBus
+    transfer_id: int
+    _since: dict[int, float] = field(default_factory=dict)
+
+    def started(self, size: int, part_size: int) -> None:
+        parts = -(-size // part_size)
+        self.bus.emit(
+            TransferStarted(
+                transfer_id=self.transfer_id,
+                size=size,
+                part_size=part_size,
+                part_count=parts,
+                multipart=parts > 1,
+            )
+        )
+
+    def part(self, number: int, state: PartState, size: int) -> None:
+        """READING: its GET began; UPLOADING: read, on its way to the SFTP write; DONE:
+        written (each step's seconds, as the upload's events carry them)."""
+        now = time.monotonic()
+        seconds = now - self._since.get(number, now)
+        self._since[number] = now
+        if state is PartState.DONE:
+            del self._since[number]
+        self.bus.emit(
+            PartChanged(
+                transfer_id=self.transfer_id,
+                part_number=number,
+                state=state,
+                size=size,
+                seconds=seconds,
+            )
+        )
