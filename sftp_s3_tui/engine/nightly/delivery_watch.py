@@ -14,7 +14,6 @@ cancels the deliveries under way (each removes its temporary file) and returns.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -27,7 +26,7 @@ from ..s3.reader import describe_object
 from ..sftp.pool import SftpPool
 from ..transfer.buffers import BufferPool
 from ..transfer.delivery import DeliveryOptions, DeliveryResult, deliver_object
-from .watch import WatchState
+from .watch import WatchState, poll_until_stopped, polled
 
 #: Destination stats at once when a poll checks which new versions are there already.
 _STATS_IN_FLIGHT = 16
@@ -115,24 +114,18 @@ class DeliveryWatcher:
 
         A stop mid-poll cancels the deliveries under way (each removes its temporary file;
         none is noted as delivered) and lets the poll finish."""
-        while not stop.is_set() and (max_polls is None or self.polls < max_polls):
-            self.polls += 1
-            poll = asyncio.ensure_future(self.poll(self.polls, stop))
-            stopper = asyncio.ensure_future(stop.wait())
-            await asyncio.wait({poll, stopper}, return_when=asyncio.FIRST_COMPLETED)
-            stopper.cancel()
-            while not poll.done():
-                for task in self._deliveries:
-                    task.cancel()
-                await asyncio.wait({poll}, timeout=1.0)
-            report = poll.result()
+
+        def cancel_deliveries() -> None:
+            for task in self._deliveries:
+                task.cancel()
+
+        async def one_poll(number: int) -> None:
+            self.polls = number
+            report = await polled(self.poll(number, stop), stop, cancel_deliveries)
             if self.hooks.on_poll is not None:
                 self.hooks.on_poll(report)
-            if stop.is_set() or (max_polls is not None and self.polls >= max_polls):
-                break
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self.every_seconds):
-                    await stop.wait()
+
+        await poll_until_stopped(one_poll, stop, self.every_seconds, max_polls, self.polls)
         return self.polls
 
     async def poll(self, number: int, stop: asyncio.Event) -> DeliveryPollReport:

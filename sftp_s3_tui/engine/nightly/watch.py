@@ -22,10 +22,11 @@ import json
 import logging
 import os
 import socket
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TypeVar
 
 from ..addresses import S3Location
 from ..config import ConflictPolicy, SftpEndpoint
@@ -41,6 +42,8 @@ from .manifest import Manifest
 from .options import RunOptions
 from .run import CopyRun, RunObserver, RunReport
 from .source_actions import SourceOutcome
+
+T = TypeVar("T")
 
 log = logging.getLogger(__name__)
 
@@ -221,6 +224,40 @@ class WatchHooks:
     observe_poll: Callable[[int], RunObserver | None] | None = None
 
 
+async def polled(poll: Awaitable[T], stop: asyncio.Event, cancel: Callable[[], None]) -> T:
+    """Run one poll; when ``stop`` is set meanwhile, ``cancel()`` its transfers (every second
+    until it ends) but let the poll finish, so what did land gets its row and state entry."""
+    task = asyncio.ensure_future(poll)
+    stopper = asyncio.ensure_future(stop.wait())
+    await asyncio.wait({task, stopper}, return_when=asyncio.FIRST_COMPLETED)
+    stopper.cancel()
+    while not task.done():
+        cancel()
+        await asyncio.wait({task}, timeout=1.0)
+    return task.result()
+
+
+async def poll_until_stopped(
+    one_poll: Callable[[int], Awaitable[None]],
+    stop: asyncio.Event,
+    every_seconds: float,
+    max_polls: int | None = None,
+    done: int = 0,
+) -> int:
+    """Call ``one_poll(n)`` every ``every_seconds`` until ``stop`` is set (or ``max_polls``
+    polls); the number of polls. The one loop of both watches (SFTP → S3 and deliveries)."""
+    polls = done
+    while not stop.is_set() and (max_polls is None or polls < max_polls):
+        polls += 1
+        await one_poll(polls)
+        if stop.is_set() or (max_polls is not None and polls >= max_polls):
+            break
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(every_seconds):
+                await stop.wait()
+    return polls
+
+
 class Watcher:
     """A watch of ``sources`` into ``dest``: what it holds between polls, and one method
     per step (:meth:`run` polls until stopped, :meth:`poll` lists, selects and copies what
@@ -267,25 +304,21 @@ class Watcher:
 
         A stop mid-poll cancels the poll's transfers (uploads aborted, sources untouched)
         but lets the poll finish, so the files that did land get their row and state entry."""
-        while not stop.is_set() and (max_polls is None or self.polls < max_polls):
-            self.polls += 1
-            poll = asyncio.ensure_future(self.poll(self.polls, stop))
-            stopper = asyncio.ensure_future(stop.wait())
-            await asyncio.wait({poll, stopper}, return_when=asyncio.FIRST_COMPLETED)
-            stopper.cancel()
-            while not poll.done():
-                for copy in self._runs:
-                    copy.cancel()
-                await asyncio.wait({poll}, timeout=1.0)
-            self._runs.clear()
-            report = poll.result()
+
+        def cancel_copies() -> None:
+            for copy in self._runs:
+                copy.cancel()
+
+        async def one_poll(number: int) -> None:
+            self.polls = number
+            try:
+                report = await polled(self.poll(number, stop), stop, cancel_copies)
+            finally:
+                self._runs.clear()
             if self.hooks.on_poll is not None:
                 self.hooks.on_poll(report)
-            if stop.is_set() or (max_polls is not None and self.polls >= max_polls):
-                break
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self.every_seconds):
-                    await stop.wait()
+
+        await poll_until_stopped(one_poll, stop, self.every_seconds, max_polls, self.polls)
         return self.polls
 
     async def poll(self, number: int, stop: asyncio.Event) -> PollReport:
