@@ -54,6 +54,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+import inspect
 import io
 import os
 import threading
@@ -86,9 +88,31 @@ _MODES = {
 
 
 def selected() -> frozenset[str]:
-    """The operations sent through the CRT (the environment, else :data:`DEFAULT_MODE`)."""
+    """The operations sent through the CRT (the environment, else :data:`DEFAULT_MODE`);
+    none where the installed awscrt lacks what the plane uses (see :func:`crt_supported`)."""
     value = os.environ.get(ENV, "").strip().lower() or DEFAULT_MODE
-    return frozenset(_MODES.get(value, _MODES[DEFAULT_MODE]))
+    chosen = frozenset(_MODES.get(value, _MODES[DEFAULT_MODE]))
+    return chosen if chosen and crt_supported() else frozenset()
+
+
+@functools.cache
+def crt_supported() -> bool:
+    """True when awscrt's S3 client takes what the plane gives it (a retry config, a
+    connect timeout, a cap on connections). The declared floor (awscrt 0.31, what the
+    checksums need) predates them, and an Airflow worker may pin an older awscrt through
+    botocore[crt]: there every request stays on botocore instead of failing."""
+    try:
+        import awscrt.s3
+    except ImportError:
+        return False
+    if not hasattr(awscrt.s3, "S3RetryConfig"):
+        return False
+    wanted = {"retry_config", "connect_timeout_ms", "max_active_connections_override"}
+    try:
+        accepted = set(inspect.signature(awscrt.s3.S3Client).parameters)
+    except (TypeError, ValueError):
+        return False
+    return wanted <= accepted
 
 
 @dataclass(frozen=True)
