@@ -223,7 +223,9 @@ async def test_a_server_refusing_concurrent_opens_of_a_file_is_copied_exact(
     """A big file on a far host is opened once per connection; this server refuses a
     second open of a file that is open: the parts are read over the handle it granted."""
     monkeypatch.setattr(engine_sftp, "FAR_RTT_SECONDS", 0.0)
-    quirks = Quirks(exclusive_opens=True)
+    # Reads wait (at most 30 s) for the refusal: on a quiet machine the 12 MiB were read
+    # before the second connection had logged in, so no second open ever came.
+    quirks = Quirks(exclusive_opens=True, hold_reads_until_refused_open=30.0)
     big = SyntheticTree(1, min_size=12 * MiB, max_size=12 * MiB)
     async with SyntheticSftpServer(big, quirks, users={USER: PASSWORD}) as server:
         results = await copy_tree(server, big, tmp_path, s3_endpoint, bucket, connections=4)

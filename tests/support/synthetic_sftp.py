@@ -13,10 +13,12 @@ refusing a second open of a file. (A server with no rename at all is
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
 import posixpath
 import weakref
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass, field
 
 import asyncssh
@@ -93,6 +95,8 @@ class Quirks:
     max_connections: int = 0
     #: Refuse to open a file that is already open (some Windows and MFT servers).
     exclusive_opens: bool = False
+    #: Hold every read until a second open was refused, at most this many seconds (0: no).
+    hold_reads_until_refused_open: float = 0.0
     #: Grant one SFTP session per SSH connection, closing any further one at once (MFT
     #: suites and appliances that map one session to one licensed login).
     one_session_per_connection: bool = False
@@ -107,6 +111,7 @@ class QuirkStats:
     refused_opens: int = 0
     sessions: int = 0
     refused_sessions: int = 0
+    open_refused: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 def _attrs(kind: int, size: int, mtime: int) -> asyncssh.SFTPAttrs:
@@ -187,17 +192,29 @@ class _TreeSFTPServer(asyncssh.SFTPServer):
         if self.quirks.exclusive_opens:
             if index in self.open_files:
                 self.stats.refused_opens += 1
+                self.stats.open_refused.set()
                 raise asyncssh.SFTPFailure("The process cannot access the file: it is in use")
             self.open_files.add(index)
         return _Open(index)
 
-    def read(self, file_obj: object, offset: int, size: int) -> bytes:
+    def read(self, file_obj: object, offset: int, size: int) -> bytes | Awaitable[bytes]:
         assert isinstance(file_obj, _Open)
         self.stats.read_sizes.append(size)
         cut = self.quirks.cut_reads_above
         if cut and size > cut:
             size = cut
+        if self.quirks.hold_reads_until_refused_open:
+            return self._read_once_refused(file_obj.index, offset, size)
         return self.tree.content(file_obj.index, offset, size)
+
+    async def _read_once_refused(self, index: int, offset: int, size: int) -> bytes:
+        """Answer once a second open was refused (or after a while): the client's further
+        connections then always try their open while the file is open, however fast the
+        machine reads, instead of only when the read happens to be slower than a login."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(self.quirks.hold_reads_until_refused_open):
+                await self.stats.open_refused.wait()
+        return self.tree.content(index, offset, size)
 
     def fstat(self, file_obj: object) -> asyncssh.SFTPAttrs:
         assert isinstance(file_obj, _Open)
