@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -84,8 +84,11 @@ class _KeyAuth(asyncssh.SSHServer):
 
 
 @contextlib.asynccontextmanager
-async def stubborn_sftp(base: Path) -> AsyncIterator[SftpServerInfo]:
-    """A real SFTP server (asyncssh) over ``base/root`` without rename and delete."""
+async def key_login_sftp(
+    base: Path, sftp_factory: Callable[[asyncssh.SSHServerChannel, bytes], asyncssh.SFTPServer]
+) -> AsyncIterator[SftpServerInfo]:
+    """A real SFTP server (asyncssh) over ``base/root`` whose sessions ``sftp_factory(chan,
+    root)`` makes, reached as ``partner`` with a fresh key and a known host key."""
     root = base / "root"
     root.mkdir(parents=True)
     client_key = asyncssh.generate_private_key("ssh-ed25519")
@@ -99,7 +102,7 @@ async def stubborn_sftp(base: Path) -> AsyncIterator[SftpServerInfo]:
         0,
         server_host_keys=[host_key],
         server_factory=lambda: _KeyAuth(public),
-        sftp_factory=lambda chan: _Stubborn(chan, str(root).encode()),
+        sftp_factory=lambda chan: sftp_factory(chan, str(root).encode()),
         allow_scp=False,
     )
     port = acceptor.get_port()
@@ -119,3 +122,10 @@ async def stubborn_sftp(base: Path) -> AsyncIterator[SftpServerInfo]:
     finally:
         acceptor.close()
         await acceptor.wait_closed()
+
+
+@contextlib.asynccontextmanager
+async def stubborn_sftp(base: Path) -> AsyncIterator[SftpServerInfo]:
+    """A real SFTP server (asyncssh) over ``base/root`` without rename and delete."""
+    async with key_login_sftp(base, _Stubborn) as info:
+        yield info

@@ -21,7 +21,7 @@ import asyncssh
 import pytest
 from asyncssh.sftp import SFTPServerHandler
 
-from tests.support.nightly import _KeyAuth
+from tests.support.nightly import key_login_sftp
 from tests.support.servers import SftpServerInfo
 
 Behaviour = Literal["no-posix-rename", "no-rename"]
@@ -53,35 +53,5 @@ async def partner_sftp(
         "_extensions",
         [e for e in SFTPServerHandler._extensions if e[0] != b"posix-rename@openssh.com"],
     )
-    root = base / "root"
-    root.mkdir(parents=True)
-    client_key = asyncssh.generate_private_key("ssh-ed25519")
-    identity = base / "id_ed25519"
-    client_key.write_private_key(identity)
-    identity.chmod(0o600)
-    host_key = asyncssh.generate_private_key("ssh-ed25519")
-    acceptor = await asyncssh.listen(
-        "127.0.0.1",
-        0,
-        server_host_keys=[host_key],
-        server_factory=lambda: _KeyAuth(client_key.convert_to_public()),
-        sftp_factory=lambda chan: _Partner(chan, str(root).encode(), behaviour),
-        allow_scp=False,
-    )
-    port = acceptor.get_port()
-    known = base / "known_hosts"
-    known.write_text(f"[127.0.0.1]:{port} {host_key.export_public_key().decode().strip()}\n")
-    try:
-        yield SftpServerInfo(
-            kind="asyncssh",
-            host="127.0.0.1",
-            port=port,
-            username="partner",
-            identity_file=identity,
-            known_hosts=known,
-            root=root,
-            remote_root="/",
-        )
-    finally:
-        acceptor.close()
-        await acceptor.wait_closed()
+    async with key_login_sftp(base, lambda chan, root: _Partner(chan, root, behaviour)) as info:
+        yield info
