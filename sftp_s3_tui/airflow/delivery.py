@@ -14,7 +14,7 @@ from typing import Any
 from ..engine.sftp.pool import SftpPool
 from ..engine.transfer.delivery import DeliveryResult, deliver
 from ..engine.units import format_size
-from ..observe.lineage import DELIVERY
+from ..observe.lineage import delivery_row
 from ..requests import DeliveryRequest
 
 log = logging.getLogger(__name__)
@@ -51,21 +51,7 @@ class DeliveryRun:
 
     def row(self, result: DeliveryResult) -> dict[str, Any]:
         """The result as a lineage row (reversed datasets: the object in, the file out)."""
-        endpoint = self.request.target.endpoint
-        return {
-            "kind": "file",
-            "direction": DELIVERY,
-            "status": result.status,
-            "bucket": result.bucket,
-            "key": result.key,
-            "size": result.bytes,
-            "target": {"host": endpoint.host, "port": endpoint.port, "path": result.remote_path},
-            "verified_by": result.verified_by or None,
-            "etag": result.etag or None,
-            "version_id": result.version_id,
-            "host_key": self.host_key,
-            "source_action": "delete" if result.source_deleted else None,
-        }
+        return delivery_row(result, self.request.target.endpoint, self.host_key)
 
     def count(self, status: str) -> int:
         return sum(r.status == status for r in self.results)

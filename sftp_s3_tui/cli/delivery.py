@@ -26,7 +26,7 @@ from ..engine.sftp.pool import SftpPool
 from ..engine.transfer.delivery import INPLACE_RISK, DeliveryResult, deliver
 from ..engine.units import format_size
 from ..observe.json_log import JsonLog
-from ..observe.lineage import DELIVERY
+from ..observe.lineage import DELIVERY, delivery_row
 from ..observe.session import ObservedRun, Observers
 from ..paths import state_dir
 from ..redaction import register_secret
@@ -126,21 +126,7 @@ class DeliveryTally(FileCounts):
 
     def row(self, result: DeliveryResult) -> dict[str, Any]:
         """The result as the observers' row (what lineage's per-file facet is built from)."""
-        endpoint = self.request.target.endpoint
-        return {
-            "kind": "file",
-            "direction": DELIVERY,
-            "status": result.status,
-            "bucket": result.bucket,
-            "key": result.key,
-            "size": result.bytes,
-            "target": {"host": endpoint.host, "port": endpoint.port, "path": result.remote_path},
-            "verified_by": result.verified_by or None,
-            "etag": result.etag or None,
-            "version_id": result.version_id,
-            "host_key": self.host_key,
-            "source_action": "delete" if result.source_deleted else None,
-        }
+        return delivery_row(result, self.request.target.endpoint, self.host_key)
 
 
 def _line(result: DeliveryResult) -> str:

@@ -15,10 +15,14 @@ import os
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..redaction import redact
 from .dispatch import Dispatcher
+
+if TYPE_CHECKING:
+    from ..engine.config import SftpEndpoint
+    from ..engine.transfer.delivery import DeliveryResult
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +31,27 @@ DEFAULT_NAMESPACE = "sftp-s3-tui"
 #: A row's ``direction`` for an S3 → SFTP delivery (its SFTP side under ``target``): its
 #: datasets are the reverse of a copy's (copies' rows have no direction).
 DELIVERY = "s3-to-sftp"
+
+
+def delivery_row(
+    result: DeliveryResult, endpoint: SftpEndpoint, host_key: str | None
+) -> dict[str, Any]:
+    """A delivered object as the observers' row (lineage's per-file facet is built from it;
+    the datasets reversed: the object in, the file out). Every front's deliveries use it."""
+    return {
+        "kind": "file",
+        "direction": DELIVERY,
+        "status": result.status,
+        "bucket": result.bucket,
+        "key": result.key,
+        "size": result.bytes,
+        "target": {"host": endpoint.host, "port": endpoint.port, "path": result.remote_path},
+        "verified_by": result.verified_by or None,
+        "etag": result.etag or None,
+        "version_id": result.version_id,
+        "host_key": host_key,
+        "source_action": "delete" if result.source_deleted else None,
+    }
 
 
 def lineage_configured(env: Mapping[str, str] | None = None, cwd: Path | None = None) -> bool:

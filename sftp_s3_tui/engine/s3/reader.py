@@ -115,14 +115,6 @@ async def list_object_entries(
         raise map_s3_error(exc, f"Listing s3://{bucket}/{prefix}") from exc
 
 
-async def read_range_into(
-    client: S3Client, info: ObjectInfo, offset: int, view: memoryview
-) -> None:
-    """Fill ``view`` with the object's bytes from ``offset`` (one ranged GET, If-Match)."""
-    async with open_range(client, info, offset, len(view)) as body:
-        await body.fill(view)
-
-
 class RangeBody:
     """The body of one ranged GET, read into buffers one after another.
 

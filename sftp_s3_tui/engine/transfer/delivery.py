@@ -38,7 +38,8 @@ from ..sftp.pool import SftpPool
 from ..sftp.writer import RemoteWriter
 from .buffers import BufferPool
 from .delivery_resume import checkpoints, clear_left, resumable
-from .delivery_stream import Digest, Progress, first_error, stream
+from .delivery_stream import Digest, Progress, stream
+from .parts import first_error
 from .verify import GONE, honours_if_match
 
 

@@ -19,11 +19,12 @@ from ..aio import run_to_end
 from ..config import MiB
 from ..digest import b64, crc64nvme, crc64nvme_combine
 from ..errors import VerificationFailed
-from ..events import EventBus, PartChanged, PartState, TransferStarted
+from ..events import EventBus, PartState, TransferStarted
 from ..s3.operations import S3Client
 from ..s3.reader import ObjectInfo, open_range
 from ..sftp.writer import RemoteWriter
 from .buffers import BufferPool
+from .parts import PartEvents, first_error
 
 #: Parts at least this big are hashed in a thread (the loop keeps serving the writes).
 HASH_OFF_LOOP = 1 * MiB
@@ -105,15 +106,6 @@ class Digest:
                 )
             return "md5"
         return ""  # a multipart object without a full-object checksum: size only
-
-
-def first_error(group: BaseExceptionGroup[BaseException]) -> BaseException:
-    """The error to report from a task group (a real error before cancels)."""
-    errors = [e for e in group.exceptions if not isinstance(e, asyncio.CancelledError)]
-    first = errors[0] if errors else group.exceptions[0]
-    if isinstance(first, BaseExceptionGroup):
-        return first_error(first)
-    return first
 
 
 class Frontier:
@@ -285,12 +277,4 @@ class Progress:
         self._since[number] = now
         if state is PartState.DONE:
             del self._since[number]
-        self.bus.emit(
-            PartChanged(
-                transfer_id=self.transfer_id,
-                part_number=number,
-                state=state,
-                size=size,
-                seconds=seconds,
-            )
-        )
+        PartEvents(self.bus, self.transfer_id).changed(number, state, size, seconds)
