@@ -231,7 +231,9 @@ async def test_pausing_a_queued_file_keeps_it_waiting_and_resume_lands_it(
                 embedded_sftp.endpoint(), remote.remote_path, parse_s3_url(f"s3://{bucket}/q/")
             )
         big, small = queue.submit(jobs)
-        await asyncio.sleep(0.2)  # the second waits for the one file slot
+        # The second waits for the one file slot the first holds: pause it there, at once
+        # (after a fixed sleep a quick first file could already have freed the slot).
+        assert small.state is TransferState.QUEUED
         queue.pause(small.id)
         assert small.state is TransferState.PAUSED
         while big.id not in finished:
