@@ -10,7 +10,7 @@ import pytest
 
 from sftp_s3_tui.engine.config import S3Endpoint
 from tests.support.cli import key_args, run_cli
-from tests.support.delivery import files_under, pattern, records, target_url
+from tests.support.delivery import files_under, past_second_of, pattern, records, target_url
 from tests.support.servers import SftpServerInfo, unavailable
 
 MiB = 1 << 20
@@ -24,6 +24,7 @@ def test_one_object_lands_whole_verified_with_its_mtime(
     data = pattern(3 * MiB + 5, seed=1)
     s3.put_object(Bucket=bucket, Key="exports/report 2026-11.csv", Body=data)
     modified = s3.head_object(Bucket=bucket, Key="exports/report 2026-11.csv")["LastModified"]
+    past_second_of(modified)
 
     done = run_cli(
         "copy",

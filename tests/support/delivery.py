@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -32,3 +34,15 @@ def files_under(folder: Path) -> dict[str, bytes]:
 def records(stdout: str) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     *rows, summary = [json.loads(line) for line in stdout.splitlines()]
     return rows, summary
+
+
+def past_second_of(modified: datetime) -> None:
+    """Wait until the clock has left ``modified``'s whole second.
+
+    SFTP v3 carries whole seconds, and ProFTPD's FSETSTAT skips a time that already equals
+    the file's (compared in whole seconds): a file written within the second its object was
+    uploaded kept its sub-second write time. Writing it a second later makes the test see
+    whether the mtime was set at all.
+    """
+    while time.time() < int(modified.timestamp()) + 1:
+        time.sleep(0.05)
