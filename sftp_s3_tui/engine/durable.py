@@ -25,9 +25,12 @@ def fsync_dir(folder: Path) -> None:
             os.close(dir_fd)
 
 
-def atomic_write(path: Path, data: bytes, *, mode: int = 0o600) -> None:
+def atomic_write(path: Path, data: bytes, *, mode: int = 0o600, sync: bool = True) -> None:
     """Write ``data`` to ``path`` all or nothing: a private temp file, fsync, ``os.replace``,
-    then fsync of the folder. The folder must exist; a failure leaves ``path`` as it was."""
+    then fsync of the folder. The folder must exist; a failure leaves ``path`` as it was.
+
+    ``sync=False`` skips both fsyncs: still all or nothing for a killed process (the page
+    cache keeps what was written), only a power loss may lose the write."""
     temp = path.with_name(f".{path.name}.{token_hex(6)}.tmp")
     fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), mode)
     try:
@@ -35,7 +38,8 @@ def atomic_write(path: Path, data: bytes, *, mode: int = 0o600) -> None:
             if hasattr(os, "fchmod"):
                 os.fchmod(fd, mode)  # exactly this mode whatever the umask
             _write_all(fd, data)
-            os.fsync(fd)
+            if sync:
+                os.fsync(fd)
         finally:
             os.close(fd)
         os.replace(temp, path)
@@ -43,4 +47,5 @@ def atomic_write(path: Path, data: bytes, *, mode: int = 0o600) -> None:
         with suppress(FileNotFoundError):
             os.unlink(temp)
         raise
-    fsync_dir(path.parent)
+    if sync:
+        fsync_dir(path.parent)

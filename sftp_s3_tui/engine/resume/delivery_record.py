@@ -94,10 +94,11 @@ class DeliveryRecord:
         except (OSError, ValueError, TypeError):
             return None
 
-    def write(self, state: DeliveryState) -> None:
-        """Record ``state`` all or nothing (fsync'd before anything else happens)."""
+    def write(self, state: DeliveryState, *, sync: bool = True) -> None:
+        """Record ``state`` all or nothing (fsync'd before anything else happens, unless
+        ``sync`` is False: see :func:`atomic_write`)."""
         try:
-            atomic_write(self.path, json.dumps(asdict(state)).encode())
+            atomic_write(self.path, json.dumps(asdict(state)).encode(), sync=sync)
         except OSError as exc:
             raise TransferError(
                 f"The delivery record {self.path} cannot be written: {exc.strerror}",
