@@ -316,3 +316,49 @@ def test_a_checksum_that_disagrees_with_the_bytes_fails_and_leaves_nothing(
     assert f"✗ s3://{bucket}/odd.bin: The bytes read have CRC64NVME" in (done.stderr)
     assert files_under(openssh_sftp.root / "out") == {}
     assert s3.head_object(Bucket=bucket, Key="odd.bin")["ContentLength"] == len(data)
+
+
+@pytest.mark.all_stores
+def test_a_listed_multipart_object_is_checked_by_the_crc64nvme_its_get_answers(
+    openssh_sftp: SftpServerInfo, s3_endpoint: S3Endpoint, s3: Any, bucket: str
+) -> None:
+    data = pattern(10 * MiB + 7, seed=4)
+    key = "drop/big.bin"
+    upload = s3.create_multipart_upload(
+        Bucket=bucket, Key=key, ChecksumAlgorithm="CRC64NVME", ChecksumType="FULL_OBJECT"
+    )
+    parts = []
+    for number, start in enumerate(range(0, len(data), 5 * MiB), start=1):
+        answer = s3.upload_part(
+            Bucket=bucket,
+            Key=key,
+            UploadId=upload["UploadId"],
+            PartNumber=number,
+            Body=data[start : start + 5 * MiB],
+            ChecksumAlgorithm="CRC64NVME",
+        )
+        parts.append(
+            {
+                "PartNumber": number,
+                "ETag": answer["ETag"],
+                "ChecksumCRC64NVME": answer["ChecksumCRC64NVME"],
+            }
+        )
+    s3.complete_multipart_upload(
+        Bucket=bucket, Key=key, UploadId=upload["UploadId"], MultipartUpload={"Parts": parts}
+    )
+
+    done = run_cli(
+        "copy",
+        f"s3://{bucket}/drop/",  # a prefix: the listing describes it, no HEAD
+        target_url(openssh_sftp, "in/"),
+        *key_args(openssh_sftp, s3_endpoint),
+        "--part-size",
+        "4MiB",
+        "--json",
+    )
+
+    assert done.returncode == 0, done.stderr
+    (row,), _ = records(done.stdout)
+    assert row["verified_by"] == "crc64nvme+size"
+    assert files_under(openssh_sftp.root / "in") == {"big.bin": data}

@@ -412,3 +412,63 @@ def test_after_kill_9_of_an_inplace_delivery_its_partial_file_is_removed_and_red
     assert row["status"] == "done" and row["published_by"] == "in place"
     assert "it was written in place; started over" in row["message"]
     assert files_under(via_proxy.root / "partner") == {"inplace.bin": data}
+
+
+def test_a_listed_small_object_costs_one_get_and_is_checked_by_its_answer(
+    openssh_sftp: SftpServerInfo,
+    s3_faults: FaultyS3Server,
+    faulty_endpoint: S3Endpoint,
+    s3: Any,
+    bucket: str,
+) -> None:
+    small = {f"drop/{n}.csv": pattern(64 * 1024 + n, seed=n) for n in range(3)}
+    for key, data in small.items():
+        s3.put_object(Bucket=bucket, Key=key, Body=data)
+    s3_faults.app.requests.clear()
+
+    done = run_cli(
+        "copy",
+        f"s3://{bucket}/drop/",
+        target_url(openssh_sftp, "in/"),
+        *key_args(openssh_sftp, faulty_endpoint),
+        "--json",
+    )
+
+    assert done.returncode == 0, done.stderr
+    rows, _ = records(done.stdout)
+    assert sorted(row["verified_by"] for row in rows) == ["md5+size"] * 3
+    assert files_under(openssh_sftp.root / "in") == {
+        key.removeprefix("drop/"): data for key, data in small.items()
+    }
+    asked = s3_faults.app.requests
+    assert "HeadObject" not in asked  # the listing and the GET's answer describe each object
+    assert asked.count("GET object") == 3
+
+
+def test_an_object_replaced_after_the_listing_is_not_delivered(
+    openssh_sftp: SftpServerInfo,
+    s3_faults: FaultyS3Server,
+    faulty_endpoint: S3Endpoint,
+    s3: Any,
+    bucket: str,
+) -> None:
+    s3.put_object(Bucket=bucket, Key="drop/feed.csv", Body=b"first\n")
+
+    def replaced() -> None:  # another writer, between our listing and our GET
+        s3.put_object(Bucket=bucket, Key="drop/feed.csv", Body=b"second, longer\n")
+
+    s3_faults.fail("GET bucket", THEN, then=replaced)
+
+    done = run_cli(
+        "copy",
+        f"s3://{bucket}/drop/",
+        target_url(openssh_sftp, "in/"),
+        *key_args(openssh_sftp, faulty_endpoint),
+    )
+
+    assert done.returncode == 1
+    errors = [line for line in done.stderr.splitlines() if "✗" in line]
+    assert len(errors) == 1, done.stderr
+    assert "changed while it was being delivered" in errors[0]
+    assert "Traceback" not in done.stderr
+    assert files_under(openssh_sftp.root) == {}  # no .partial, nothing at in/feed.csv

@@ -62,6 +62,13 @@ def object_info(bucket: str, key: str, head: dict[str, Any]) -> ObjectInfo:
     )
 
 
+def listed_info(bucket: str, key: str, etag: str, size: int, mtime: float) -> ObjectInfo:
+    """What a listing already says of an object (no HEAD): its checksum and encryption are
+    not known yet, so the ETag's MD5 stands in until :func:`open_object`'s answer tells
+    (an SSE-KMS ETag looks like an MD5 too; the answer then withdraws it)."""
+    return ObjectInfo(bucket, key, size, etag, mtime, single_part_md5=etag_md5(etag))
+
+
 async def describe_object(client: S3Client, bucket: str, key: str) -> ObjectInfo:
     """HEAD one object with its checksum; :class:`SourceNotFound` when it is not there."""
     what = f"Reading s3://{bucket}/{key}"
@@ -123,8 +130,17 @@ class RangeBody:
     a long range once and hands out its parts as they arrive.
     """
 
-    def __init__(self, info: ObjectInfo, offset: int, length: int, body: Any) -> None:
+    def __init__(
+        self,
+        info: ObjectInfo,
+        offset: int,
+        length: int,
+        body: Any,
+        described: ObjectInfo | None = None,
+    ) -> None:
         self.info = info
+        #: What a whole-object GET's answer says the object is (see :func:`open_object`).
+        self.described = described
         self.position = offset  # the object offset of the next byte
         self.end = offset + length
         self._body = body  # aiobotocore's StreamingBody: read(n) gives at most n
@@ -157,14 +173,41 @@ class RangeBody:
 
 
 @contextlib.asynccontextmanager
+async def open_object(client: S3Client, info: ObjectInfo) -> AsyncIterator[RangeBody]:
+    """The whole object in one GET (If-Match the listed ETag, with its checksum): its
+    answer describes the object as a HEAD would, so a one-part object costs one request.
+
+    S3 returns a stored checksum only for a GET of the whole object, never of a range;
+    the answer's headers are those of HEAD, so :func:`object_info` reads them alike."""
+    async with _get(client, info, {"IfMatch": info.etag, "ChecksumMode": "ENABLED"}) as answer:
+        described = object_info(info.bucket, info.key, answer)
+        if described.size != info.size:  # the same ETag: never, unless the store errs
+            raise SourceChanged(
+                f"{info.url} has {described.size} bytes, its listing said {info.size}",
+                "nothing was left at the final name; run the copy again",
+            )
+        yield RangeBody(info, 0, described.size, answer["Body"], described)
+
+
+@contextlib.asynccontextmanager
 async def open_range(
     client: S3Client, info: ObjectInfo, offset: int, length: int
 ) -> AsyncIterator[RangeBody]:
     """One ranged GET (If-Match the ETag, the version if known) of ``length`` bytes from
     ``offset``; its body is closed on leaving, read to the end or not."""
-    what = f"Reading {info.url}"
     end = offset + length - 1
     params: dict[str, Any] = {"Range": f"bytes={offset}-{end}", "IfMatch": info.etag}
+    async with _get(client, info, params) as answer:
+        yield RangeBody(info, offset, length, answer["Body"])
+
+
+@contextlib.asynccontextmanager
+async def _get(
+    client: S3Client, info: ObjectInfo, params: dict[str, Any]
+) -> AsyncIterator[dict[str, Any]]:
+    """One GET's answer (the version if known); its body is closed on leaving, read to the
+    end or not. A changed ETag is :class:`SourceChanged`."""
+    what = f"Reading {info.url}"
     if info.version_id:
         params["VersionId"] = info.version_id
     try:
@@ -178,8 +221,7 @@ async def open_range(
         raise map_s3_error(exc, what) from exc
     except (BotoCoreError, OSError, aiohttp.ClientError) as exc:
         raise map_s3_error(exc, what) from exc
-    body = response["Body"]
     try:
-        yield RangeBody(info, offset, length, body)
+        yield response
     finally:
-        body.close()
+        response["Body"].close()

@@ -21,7 +21,7 @@ from ..digest import b64, crc64nvme, crc64nvme_combine
 from ..errors import VerificationFailed
 from ..events import EventBus, PartState, TransferStarted
 from ..s3.operations import S3Client
-from ..s3.reader import ObjectInfo, open_range
+from ..s3.reader import ObjectInfo, open_object, open_range
 from ..sftp.writer import RemoteWriter
 from .buffers import BufferPool
 from .parts import PartEvents, first_error
@@ -54,6 +54,8 @@ class Digest:
         prefix: Digest | None = None,
     ) -> None:
         self.segments = segments
+        #: What a whole-object GET said the object is (stream's ``whole``), to check against.
+        self.described: ObjectInfo | None = None
         self.crcs = [0] * len(segments)
         self.base_crc = prefix.crc if prefix is not None else 0
         self.base_length = segments[0][0] if segments else 0
@@ -161,6 +163,7 @@ async def stream(
     start: int = 0,
     on_written: Callable[[int, int], None] | None = None,
     progress: Progress | None = None,
+    whole: bool = False,
 ) -> Digest:
     """Ranged GETs fill pool buffers part by part → writes at offsets; each segment's digest
     fed in byte order.
@@ -173,7 +176,9 @@ async def stream(
     its buffer goes back to the pool when both are done. So reading, hashing and writing
     overlap freely. A resume starts at ``start`` after the verified ``prefix``;
     ``on_written(end, crc)`` hears each move of the written frontier of the first segment
-    (what a checkpoint records: a resume continues from there).
+    (what a checkpoint records: a resume continues from there). ``whole``: ``info`` comes
+    from a listing and the object is read in one GET of all of it, whose answer describes it
+    (the returned digest's ``described``; no HEAD was made).
     """
     part_size = max(1, part_size)
     segments = segments_of(info, part_size, start)
@@ -216,7 +221,11 @@ async def stream(
     async def read(segment: int, begin: int, end: int, group: asyncio.TaskGroup) -> None:
         before = asyncio.Event()
         before.set()
-        async with open_range(s3, info, begin, end - begin) as body:
+        async with (
+            open_object(s3, info) if whole else open_range(s3, info, begin, end - begin)
+        ) as body:
+            if body.described is not None:
+                checks.described = body.described
             for offset in range(begin, end, part_size):
                 length = min(part_size, end - offset)
                 number = offset // part_size + 1
