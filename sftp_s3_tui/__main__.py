@@ -34,7 +34,15 @@ def entry() -> None:
     except KeyboardInterrupt:  # Ctrl-C while starting: one line, never a traceback
         sys.stderr.write("sftp-s3-tui: interrupted\n")
         sys.exit(130)
-    _exit_now(main())
+    try:
+        code = main()
+    except BrokenPipeError:
+        # stdout's reader left (`... --json | head -1`): end quietly, as `cat` does; the
+        # engine's cleanups already ran while the error unwound the run
+        with contextlib.suppress(OSError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        code = 141  # 128 + SIGPIPE, what a shell reports for a writer killed by it
+    _exit_now(code)
 
 
 if __name__ == "__main__":

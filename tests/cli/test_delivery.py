@@ -3,7 +3,10 @@
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
 from typing import Any
 
 import pytest
@@ -362,3 +365,41 @@ def test_a_listed_multipart_object_is_checked_by_the_crc64nvme_its_get_answers(
     (row,), _ = records(done.stdout)
     assert row["verified_by"] == "crc64nvme+size"
     assert files_under(openssh_sftp.root / "in") == {"big.bin": data}
+
+
+def test_a_reader_that_stops_reading_ends_the_run_quietly_and_cleanly(
+    openssh_sftp: SftpServerInfo, s3_endpoint: S3Endpoint, s3: Any, bucket: str
+) -> None:
+    """`copy ... --json | head -1`: the pipe closes after the first row; the run ends
+    with SIGPIPE's status, no traceback, and no temporary file left behind."""
+    # more rows than a pipe holds (200 x ~400 bytes > 64 KiB): the run must meet the closed
+    # pipe whatever the machine's load, however fast it delivers
+    long = "x" * 120
+    for n in range(200):
+        s3.put_object(Bucket=bucket, Key=f"rows/{n:03d}-{long}.csv", Body=pattern(512, seed=n))
+    child = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "sftp_s3_tui",
+            "copy",
+            f"s3://{bucket}/rows/",
+            target_url(openssh_sftp, "in/"),
+            *key_args(openssh_sftp, s3_endpoint),
+            "--json",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert child.stdout is not None and child.stderr is not None
+    first = json.loads(child.stdout.readline())
+    child.stdout.close()  # what `head -1` does once it has its line
+    stderr = child.stderr.read().decode()
+    code = child.wait(timeout=120)
+
+    assert first["status"] == "done"
+    assert code == 141, stderr
+    assert "Traceback" not in stderr
+    landed = files_under(openssh_sftp.root / "in")
+    assert all(not name.startswith(".") for name in landed)  # no .partial left
+    assert all(data == pattern(512, seed=int(name[:3])) for name, data in landed.items())

@@ -424,6 +424,7 @@ def test_a_listed_small_object_costs_one_get_and_is_checked_by_its_answer(
     small = {f"drop/{n}.csv": pattern(64 * 1024 + n, seed=n) for n in range(3)}
     for key, data in small.items():
         s3.put_object(Bucket=bucket, Key=key, Body=data)
+    assert s3_faults.app is not None
     s3_faults.app.requests.clear()
 
     done = run_cli(

@@ -203,7 +203,15 @@ class RemoteWriter:
                     self._file = await client.open(
                         self.temp_path, mode, block_size=block_size, max_requests=self.requests
                     )
-        except (OSError, asyncssh.Error, TimeoutError) as exc:
+        except (asyncio.CancelledError, TimeoutError) as exc:
+            # The OPEN may have reached the server, which then creates the file after all:
+            # a temporary name (its random token) is ours alone, so discard() tries to
+            # remove it; never the final name of --inplace, which may be the partner's
+            self.created = not self.inplace
+            if isinstance(exc, TimeoutError):
+                raise await self._failed(exc, self.temp_path) from exc
+            raise
+        except (OSError, asyncssh.Error) as exc:
             raise await self._failed(exc, self.temp_path) from exc
         self.created = True
         self._opened.set()
