@@ -1,10 +1,12 @@
-"""PutObject and UploadPart through awscrt's S3 client (``crt_data_plane``), on real stores:
-what lands, what the store checks, and the errors the engine reads, as on the botocore path."""
+"""PutObject, UploadPart and small GetObjects through awscrt's S3 client
+(``crt_data_plane``), on real stores: what lands or is read, what the store checks, and the
+errors the engine reads, as on the botocore path."""
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import dataclasses
 import hashlib
 import os
 from typing import Any
@@ -12,10 +14,11 @@ from typing import Any
 import pytest
 
 from sftp_s3_tui.engine.config import S3Endpoint
-from sftp_s3_tui.engine.errors import S3Error
+from sftp_s3_tui.engine.errors import S3Error, SourceChanged
 from sftp_s3_tui.engine.s3 import crt_data_plane, operations
 from sftp_s3_tui.engine.s3.checksums import ChecksumChoice, part_sums, request_fields
 from sftp_s3_tui.engine.s3.operations import PreconditionFailed, open_client
+from sftp_s3_tui.engine.s3.reader import listed_info, object_info, open_object
 from tests.support.servers import S3Store
 from tests.support.transfers import MiB
 
@@ -36,8 +39,10 @@ def test_the_mode_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) ->
         ("0", set()),
         ("off", set()),
         ("put", {"PutObject"}),
-        ("1", {"PutObject", "UploadPart"}),
-        ("all", {"PutObject", "UploadPart"}),
+        ("single", {"PutObject", "GetObject"}),
+        ("", {"PutObject", "GetObject"}),  # the default: the objects of one request
+        ("1", {"PutObject", "UploadPart", "GetObject"}),
+        ("all", {"PutObject", "UploadPart", "GetObject"}),
     ):
         monkeypatch.setenv(crt_data_plane.ENV, value)
         assert crt_data_plane.selected() == expected, value
@@ -163,3 +168,60 @@ async def test_behind_an_http_proxy_every_request_stays_on_botocore(
     monkeypatch.delenv("HTTPS_PROXY")
     async with open_client(endpoint) as client:
         assert operations._plane(client) is not None
+
+
+@pytest.mark.all_stores
+async def test_a_small_object_is_read_by_the_crt_into_its_buffer_and_described(
+    s3_endpoint: S3Endpoint, s3: Any, bucket: str
+) -> None:
+    data = os.urandom(70_001)
+    s3.put_object(Bucket=bucket, Key="in/a b+c.csv", Body=data, ChecksumAlgorithm="CRC64NVME")
+    listed = s3.list_objects_v2(Bucket=bucket, Prefix="in/")["Contents"][0]
+    info = listed_info(
+        bucket, listed["Key"], listed["ETag"], listed["Size"], listed["LastModified"].timestamp()
+    )
+    buffer = bytearray(len(data))
+    async with (
+        open_client(s3_endpoint) as client,
+        open_object(client, info, one_buffer=True) as body,
+    ):
+        await body.fill(memoryview(buffer))
+        assert _plane(client)._crt is not None  # the CRT fetched it, not botocore
+    assert bytes(buffer) == data
+    head = s3.head_object(Bucket=bucket, Key="in/a b+c.csv", ChecksumMode="ENABLED")
+    assert body.described == object_info(bucket, "in/a b+c.csv", head)
+    assert body.described is not None and body.described.crc64nvme  # the GET answered it
+
+
+@pytest.mark.all_stores
+async def test_a_small_object_replaced_since_its_listing_is_a_source_change(
+    s3_endpoint: S3Endpoint, s3: Any, bucket: str
+) -> None:
+    s3.put_object(Bucket=bucket, Key="feed.csv", Body=b"first\n")
+    listed = s3.list_objects_v2(Bucket=bucket)["Contents"][0]
+    s3.put_object(Bucket=bucket, Key="feed.csv", Body=b"second\n")
+    info = listed_info(bucket, "feed.csv", listed["ETag"], 6, 0.0)
+    async with (
+        open_client(s3_endpoint) as client,
+        open_object(client, info, one_buffer=True) as body,
+    ):
+        with pytest.raises(SourceChanged):
+            await body.fill(memoryview(bytearray(6)))
+        assert _plane(client)._crt is not None
+
+
+async def test_a_version_is_read_as_asked(s3_endpoint: S3Endpoint, s3: Any, bucket: str) -> None:
+    s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    first = s3.put_object(Bucket=bucket, Key="v.csv", Body=b"one\n")
+    s3.put_object(Bucket=bucket, Key="v.csv", Body=b"two\n")
+    info = dataclasses.replace(
+        listed_info(bucket, "v.csv", first["ETag"], 4, 0.0), version_id=first["VersionId"]
+    )
+    buffer = bytearray(4)
+    async with (
+        open_client(s3_endpoint) as client,
+        open_object(client, info, one_buffer=True) as body,
+    ):
+        await body.fill(memoryview(buffer))
+    assert bytes(buffer) == b"one\n"
+    assert body.described is not None and body.described.version_id == first["VersionId"]

@@ -15,9 +15,9 @@ from typing import Any
 import aiohttp
 from botocore.exceptions import BotoCoreError, ClientError
 
-from ..errors import S3Error, SourceChanged, SourceNotFound
+from ..errors import S3Error, SourceChanged, SourceNotFound, TransferError
 from .checksums import etag_md5
-from .operations import S3Client, error_code, map_s3_error
+from .operations import S3Client, _plane, error_code, map_s3_error
 
 #: Bytes asked of the response stream at a time while filling a buffer.
 _READ_CHUNK = 1 << 20
@@ -172,13 +172,47 @@ class RangeBody:
         self.position += filled
 
 
+class WholeBody(RangeBody):
+    """A whole object of one buffer, fetched by the CRT data plane straight into the buffer
+    :meth:`fill` is given; ``described`` is known once it is filled."""
+
+    def __init__(self, client: S3Client, info: ObjectInfo) -> None:
+        super().__init__(info, 0, info.size, None)
+        self._client = client
+
+    async def fill(self, view: memoryview) -> None:
+        info, plane = self.info, _plane(self._client)
+        assert plane is not None and len(view) == info.size
+        what = f"Reading {info.url}"
+        params = _get_params(info, {"IfMatch": info.etag, "ChecksumMode": "ENABLED"})
+        try:
+            answer = await plane.get_into(info.bucket, info.key, view, what, **params)
+        except ClientError as exc:
+            raise _get_error(exc, info) from exc
+        except BotoCoreError as exc:
+            raise map_s3_error(exc, what) from exc
+        if answer is None:  # the bucket's route is botocore's after all
+            async with _get(self._client, info, params) as answer:
+                await RangeBody(info, 0, info.size, answer["Body"]).fill(view)
+        self.described = object_info(info.bucket, info.key, answer)
+        self.position = self.end
+
+
 @contextlib.asynccontextmanager
-async def open_object(client: S3Client, info: ObjectInfo) -> AsyncIterator[RangeBody]:
+async def open_object(
+    client: S3Client, info: ObjectInfo, *, one_buffer: bool = False
+) -> AsyncIterator[RangeBody]:
     """The whole object in one GET (If-Match the listed ETag, with its checksum): its
     answer describes the object as a HEAD would, so a one-part object costs one request.
 
     S3 returns a stored checksum only for a GET of the whole object, never of a range;
-    the answer's headers are those of HEAD, so :func:`object_info` reads them alike."""
+    the answer's headers are those of HEAD, so :func:`object_info` reads them alike.
+    ``one_buffer``: the object is read into one buffer, so the CRT data plane (when it takes
+    GetObject) can fetch it at :meth:`RangeBody.fill`; ``described`` is set then."""
+    plane = _plane(client)
+    if one_buffer and plane is not None and plane.takes("GetObject"):
+        yield WholeBody(client, info)
+        return
     async with _get(client, info, {"IfMatch": info.etag, "ChecksumMode": "ENABLED"}) as answer:
         described = object_info(info.bucket, info.key, answer)
         if described.size != info.size:  # the same ETag: never, unless the store errs
@@ -208,20 +242,30 @@ async def _get(
     """One GET's answer (the version if known); its body is closed on leaving, read to the
     end or not. A changed ETag is :class:`SourceChanged`."""
     what = f"Reading {info.url}"
-    if info.version_id:
-        params["VersionId"] = info.version_id
     try:
-        response = await client.get_object(Bucket=info.bucket, Key=info.key, **params)
+        response = await client.get_object(
+            Bucket=info.bucket, Key=info.key, **_get_params(info, params)
+        )
     except ClientError as exc:
-        if error_code(exc) in ("PreconditionFailed", "412"):
-            raise SourceChanged(
-                f"{info.url} changed while it was being delivered",
-                "nothing was left at the final name; run the copy again",
-            ) from exc
-        raise map_s3_error(exc, what) from exc
+        raise _get_error(exc, info) from exc
     except (BotoCoreError, OSError, aiohttp.ClientError) as exc:
         raise map_s3_error(exc, what) from exc
     try:
         yield response
     finally:
         response["Body"].close()
+
+
+def _get_params(info: ObjectInfo, params: dict[str, Any]) -> dict[str, Any]:
+    """A GET's parameters with the version read, when known."""
+    return {**params, "VersionId": info.version_id} if info.version_id else params
+
+
+def _get_error(exc: ClientError, info: ObjectInfo) -> TransferError:
+    """A GET's error: a changed ETag (412) is :class:`SourceChanged`."""
+    if error_code(exc) in ("PreconditionFailed", "412"):
+        return SourceChanged(
+            f"{info.url} changed while it was being delivered",
+            "nothing was left at the final name; run the copy again",
+        )
+    return map_s3_error(exc, f"Reading {info.url}")

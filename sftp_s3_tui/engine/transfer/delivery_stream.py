@@ -221,11 +221,12 @@ async def stream(
     async def read(segment: int, begin: int, end: int, group: asyncio.TaskGroup) -> None:
         before = asyncio.Event()
         before.set()
+        one_buffer = end - begin <= part_size
         async with (
-            open_object(s3, info) if whole else open_range(s3, info, begin, end - begin)
+            open_object(s3, info, one_buffer=one_buffer)
+            if whole
+            else open_range(s3, info, begin, end - begin)
         ) as body:
-            if body.described is not None:
-                checks.described = body.described
             for offset in range(begin, end, part_size):
                 length = min(part_size, end - offset)
                 number = offset // part_size + 1
@@ -239,6 +240,8 @@ async def stream(
                     if progress is not None:
                         progress.part(number, PartState.READING, length)
                     await body.fill(memoryview(buffer))
+                    if body.described is not None:  # known at the open, or once filled
+                        checks.described = body.described
                 except BaseException:
                     buffers.release(buffer)
                     slots.release()
