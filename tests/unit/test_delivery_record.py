@@ -3,6 +3,7 @@ written frontier a checkpoint records (parts finish out of order)."""
 
 from __future__ import annotations
 
+import fcntl
 from pathlib import Path
 
 import pytest
@@ -40,6 +41,45 @@ def test_a_crashed_runs_record_is_found_and_a_live_one_is_busy(tmp_path: Path) -
     second.forget()
     second.release()
     assert DeliveryRecord(tmp_path, "sftp://u@h:22/in/a.csv").claim() is None
+
+
+def test_a_finished_delivery_leaves_no_file_in_the_record_folder(tmp_path: Path) -> None:
+    for name in ("a.csv", "b.csv", "c.csv"):
+        record = DeliveryRecord(tmp_path, f"sftp://u@h:22/in/{name}")
+        assert record.claim() is None
+        record.write(STATE, sync=False)
+        record.forget()
+        record.release()
+    assert list(tmp_path.iterdir()) == []  # neither records nor lock files pile up
+
+
+def test_a_lock_taken_on_a_removed_lock_file_is_taken_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run that opened the lock file just before its holder finished (and removed it) must
+    not believe it holds the destination: a third run would make a new lock file and get it
+    too. The holder finishes exactly between the late run's open and its flock."""
+    holder = DeliveryRecord(tmp_path, "sftp://u@h:22/in/a.csv")
+    holder.claim()
+    real_flock = fcntl.flock
+    finished: list[bool] = []
+
+    def flock_after_the_holder_finished(fd: int, operation: int) -> None:
+        if not finished:
+            finished.append(True)
+            holder.forget()
+            holder.release()
+        real_flock(fd, operation)
+
+    monkeypatch.setattr(fcntl, "flock", flock_after_the_holder_finished)
+    late = DeliveryRecord(tmp_path, "sftp://u@h:22/in/a.csv")
+    assert late.claim() is None
+    monkeypatch.setattr(fcntl, "flock", real_flock)
+
+    assert late._lock_path.exists()  # it holds the lock file that is there now
+    with pytest.raises(DeliveryBusy):
+        DeliveryRecord(tmp_path, "sftp://u@h:22/in/a.csv").claim()
+    late.release()
 
 
 def test_the_frontier_moves_only_over_parts_written_in_order() -> None:

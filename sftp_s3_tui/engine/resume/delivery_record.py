@@ -6,7 +6,9 @@ One small JSON file per destination file (keyed by host, port, user and final pa
 atomically *before* the temporary file is created and removed once the file is in place or
 its temporary file is gone. While a run delivers the file it holds an exclusive ``flock`` on
 the record's lock file, so two overlapping runs never remove each other's temporary file:
-the second one fails with :class:`DeliveryBusy`. A record found without a live lock is a
+the second one fails with :class:`DeliveryBusy`. The lock file goes with the record (so a
+watch delivering new names every day does not leave a lock file per name behind); whoever
+takes a lock checks that it still names the file there. A record found without a live lock is a
 crashed run's: its temporary file is removed (or, when the object is unchanged, resumed)
 by the next delivery of the same file.
 
@@ -84,8 +86,19 @@ class DeliveryRecord:
                     f"Another run is delivering {self.destination} right now",
                     "wait for it to finish",
                 ) from None
+            if not self._still_there(fd):
+                # its holder removed it (forget) between our open and our lock: a lock on
+                # a file nobody else can open means nothing; take the one there now
+                os.close(fd)
+                return self.claim()
         self._lock_fd = fd
         return self.read()
+
+    def _still_there(self, fd: int) -> bool:
+        try:
+            return os.stat(self._lock_path).st_ino == os.fstat(fd).st_ino
+        except FileNotFoundError:
+            return False
 
     def read(self) -> DeliveryState | None:
         try:
@@ -112,9 +125,13 @@ class DeliveryRecord:
         return updated
 
     def forget(self) -> None:
-        """The temporary file is gone (published or removed): nothing to find any more."""
+        """The temporary file is gone (published or removed): nothing to find any more. The
+        lock file goes too, while still held (see :meth:`claim`)."""
         with contextlib.suppress(FileNotFoundError):
             self.path.unlink()
+        if self._lock_fd is not None:
+            with contextlib.suppress(FileNotFoundError):
+                self._lock_path.unlink()
 
     def release(self) -> None:
         if self._lock_fd is not None:
