@@ -352,19 +352,24 @@ def test_prometheus_metrics_follow_snapshots(bus, engine, clock):
     sampler.sample_now()
 
     value = metrics.registry.get_sample_value
-    assert value("sftp_s3_bytes_transferred_total") == 3 * MiB
-    assert value("sftp_s3_parts_completed_total") == 3
+    up = {"direction": "sftp_to_s3"}
+    assert value("sftp_s3_bytes_transferred_total", up) == 3 * MiB
+    assert value("sftp_s3_parts_completed_total", up) == 3
     assert value("sftp_s3_parts_retried_total", {"side": "sftp"}) == 1
     assert value("sftp_s3_parts_retried_total", {"side": "s3"}) == 0
-    assert value("sftp_s3_files_total", {"outcome": "done"}) == 1
-    assert value("sftp_s3_files_total", {"outcome": "skipped"}) == 1
-    assert value("sftp_s3_files_total", {"outcome": "failed"}) == 0
+    assert value("sftp_s3_files_total", {"outcome": "done", **up}) == 1
+    assert value("sftp_s3_files_total", {"outcome": "skipped", **up}) == 1
+    assert value("sftp_s3_files_total", {"outcome": "failed", **up}) == 0
+    # the other direction's series exist, at 0 (the TUI can run both)
+    down = {"direction": "s3_to_sftp"}
+    assert value("sftp_s3_bytes_transferred_total", down) == 0
+    assert value("sftp_s3_files_total", {"outcome": "done", **down}) == 0
     assert value("sftp_s3_sftp_read_seconds_count") == 3
     assert value("sftp_s3_s3_upload_seconds_count") == 3
     assert value("sftp_s3_s3_upload_seconds_bucket", {"le": "0.25"}) == 1
     assert value("sftp_s3_s3_upload_seconds_sum") == pytest.approx(3.5)
     assert value("sftp_s3_buffer_pool_budget_bytes") == 8 * MiB
-    assert value("sftp_s3_throughput_bytes_per_second") == sampler.latest.bytes_per_second
+    assert value("sftp_s3_throughput_bytes_per_second", up) == sampler.latest.bytes_per_second
     assert value("sftp_s3_process_resident_memory_bytes") == sampler.latest.rss_bytes
     assert value("sftp_s3_parts_in_flight") == 0
 
@@ -375,13 +380,16 @@ def test_prometheus_metrics_follow_snapshots(bus, engine, clock):
 
 
 def _gateway_value(url: str, name: str, instance: str) -> float | None:
+    """The sum of a metric's series the gateway holds for ``instance`` (None: none)."""
     with urllib.request.urlopen(f"{url}/metrics", timeout=5) as response:
         text = response.read().decode()
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            if sample.name == name and sample.labels.get("instance") == instance:
-                return float(sample.value)
-    return None
+    values = [
+        float(sample.value)
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == name and sample.labels.get("instance") == instance
+    ]
+    return sum(values) if values else None
 
 
 async def test_exporter_pushes_to_a_real_gateway_and_serves_metrics(
@@ -407,8 +415,11 @@ async def test_exporter_pushes_to_a_real_gateway_and_serves_metrics(
             f"http://127.0.0.1:{exporter.metrics_port}/metrics", timeout=5
         ) as response:
             families = {f.name: f for f in text_string_to_metric_families(response.read().decode())}
-        served = families["sftp_s3_bytes_transferred"].samples[0].value
-        assert served == fed
+        served = {
+            sample.labels["direction"]: sample.value
+            for sample in families["sftp_s3_bytes_transferred"].samples
+        }
+        assert served == {"sftp_to_s3": fed, "s3_to_sftp": 0}
         for _ in range(100):  # the push loop runs on its own
             if exporter.pushes_ok:
                 break
@@ -477,7 +488,9 @@ async def test_exporter_stop_takes_a_final_sample(bus, engine):
     exporter = MetricsExporter(sampler)
     async with exporter:
         engine.move_part(1, 1, 4321, 0.1, 0.2)
-    value = exporter.registry.get_sample_value("sftp_s3_bytes_transferred_total")
+    value = exporter.registry.get_sample_value(
+        "sftp_s3_bytes_transferred_total", {"direction": "sftp_to_s3"}
+    )
     assert value == 4321
     assert sampler.latest.bytes_transferred == 4321
 
