@@ -251,3 +251,33 @@ def test_a_delivery_on_a_terminal_shows_the_progress_block_once_per_object(
     assert "2.0 MiB" in stderr
     assert stderr.count("a.csv → ") == 1, stderr  # the object's line, not twice
     assert "2 delivered, 0 skipped, 0 failed" in stderr
+
+
+async def test_the_airflow_delivery_task_pushes_its_metrics_grouped_by_the_task(
+    openssh_sftp: SftpServerInfo,
+    s3_endpoint: S3Endpoint,
+    s3: Any,
+    bucket: str,
+    fresh_pushgateway: Any,
+) -> None:
+    """What ``StreamingS3ToSFTPOperator(push_gateway=…)`` runs, without Airflow: the task's
+    delivery pushed under its task instance's labels, as the upload task's copy is."""
+    from sftp_s3_tui.airflow.delivery import DeliveryRun, deliver_for_task
+    from sftp_s3_tui.engine.plan.delivery import DeliveryTarget
+    from sftp_s3_tui.requests import TransferFlags, task_delivery_request
+
+    s3.put_object(Bucket=bucket, Key="out/a.csv", Body=b"a,1\n")
+    target = DeliveryTarget(openssh_sftp.endpoint(), openssh_sftp.remote_path("inbox/"), True)
+    request = task_delivery_request(bucket, "out/", target, s3_endpoint, TransferFlags())
+    labels = {"dag_id": "deliver", "task_id": "to_partner", "map_index": "-1"}
+
+    run = await deliver_for_task(
+        DeliveryRun(request), push_gateway=fresh_pushgateway.url, metric_labels=labels
+    )
+
+    assert [r.status for r in run.results] == ["done"]
+    text = fresh_pushgateway.metrics_text()
+    [(pushed, value)] = series(text, "sftp_s3_bytes_transferred_total", {"dag_id": "deliver"})
+    assert pushed["direction"] == "s3_to_sftp" and value == 4
+    assert pushed["task_id"] == "to_partner" and pushed["instance"] == "airflow"
+    assert labelled_value(text, "sftp_s3_files_total", outcome="done", dag_id="deliver") == 1
