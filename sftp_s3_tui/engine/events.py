@@ -110,6 +110,7 @@ class TransferQueued(EngineEvent):
     bucket: str
     key: str
     size: int
+    #: Which way its bytes go (the sampler splits its totals by it).
     direction: Direction = Direction.SFTP_TO_S3
 
 
@@ -122,6 +123,7 @@ class TransferStarted(EngineEvent):
     part_count: int
     multipart: bool
     resumed_parts: tuple[int, ...] = ()
+    #: Which way its bytes go (told again: a late subscriber may not have seen it queued).
     direction: Direction = Direction.SFTP_TO_S3
 
 
