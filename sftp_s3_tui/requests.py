@@ -712,6 +712,8 @@ class DeliveryRequest:
     observe: ObserveOptions = field(default_factory=ObserveOptions)  # hooks, JSON logs
     manifest: str | None = None  # --manifest PATH|s3://B/K: a JSON-lines row per object
     watch_every_seconds: float | None = None  # ``watch s3://… sftp://…``: poll this often
+    push_gateway: str | None = None  # --push-gateway / PUSH_GATEWAY
+    metrics_port: int | None = None  # --metrics-port: serve /metrics while it runs
 
 
 def _delivery_record_dir() -> Path:
@@ -841,6 +843,8 @@ def delivery_request(
         manifest=run.manifest,
         observe=observe_options(observe or ObserveFlags(), env, profile),
         watch_every_seconds=every,
+        push_gateway=None if run.dry_run else push_gateway(flags, env),
+        metrics_port=None if run.dry_run else flags.metrics_port,
     )
 
 

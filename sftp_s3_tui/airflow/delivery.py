@@ -7,13 +7,16 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..engine.events import Direction, EventBus
 from ..engine.sftp.pool import SftpPool
+from ..engine.transfer.buffers import BufferPool
 from ..engine.transfer.delivery import DeliveryResult, deliver
 from ..engine.units import format_size
+from ..metrics import exporting
 from ..observe.lineage import delivery_row
 from ..requests import DeliveryRequest
 
@@ -78,12 +81,42 @@ class DeliveryRun:
         return f"{len(failed)} of {len(self.results)} object(s) failed: " + "; ".join(lines)
 
 
-async def deliver_for_task(run: DeliveryRun) -> DeliveryRun:
+async def deliver_for_task(
+    run: DeliveryRun,
+    *,
+    push_gateway: str | None = None,
+    metric_labels: Mapping[str, str] | None = None,
+) -> DeliveryRun:
     """Deliver ``run.request``'s objects; raises the engine's error for what stops the whole
-    task (a refused login, a missing bucket), leaves per-object failures in the results."""
+    task (a refused login, a missing bucket), leaves per-object failures in the results.
+    With ``push_gateway``, the sampler the CLI and TUI use pushes the delivery's metrics
+    (``direction="s3_to_sftp"``) during the run and once at its end, grouped by
+    ``metric_labels``, as the upload task does (an unreachable gateway only warns)."""
     request = run.request
-    async with SftpPool() as sftp:
+    bus = EventBus()
+    buffers = BufferPool(request.options.memory_budget)
+    async with (
+        SftpPool() as sftp,
+        exporting(
+            bus,
+            buffers,
+            push_gateway_url=push_gateway,
+            instance="airflow",
+            labels=metric_labels,
+            on_warning=lambda text: log.warning("metrics: %s", text),
+            direction=Direction.S3_TO_SFTP,
+        ),
+    ):
         await sftp.client(request.target.endpoint)  # a refused login: one line, before S3
         run.host_key = await sftp.host_key_fingerprint(request.target.endpoint)
-        await deliver(request.source, request.target, request.s3, request.options, run, sftp=sftp)
+        await deliver(
+            request.source,
+            request.target,
+            request.s3,
+            request.options,
+            run,
+            sftp=sftp,
+            bus=bus,
+            buffers=buffers,
+        )
     return run

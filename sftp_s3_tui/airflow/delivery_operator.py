@@ -23,7 +23,7 @@ from ..observe.session import Observers
 from ..requests import ObserveFlags, TransferFlags, observe_options, task_delivery_request
 from .connections import with_link
 from .delivery import DeliveryRun, deliver_for_task
-from .operators import SUMMARY_XCOM_KEY, s3_endpoint, sftp_endpoint
+from .operators import SUMMARY_XCOM_KEY, s3_endpoint, sftp_endpoint, task_labels
 from .transfer import run_sync, task_message
 
 
@@ -47,7 +47,9 @@ class StreamingS3ToSFTPOperator(BaseOperator):
     ``overwrite``; ``delete_source`` deletes each object once its file is in place;
     ``part_size``, ``parts_in_flight``, ``files_in_flight``, ``memory_budget``;
     ``connections``, ``window``, ``bwlimit``, ``jump`` override the SFTP connection's extras.
-    ``hook_url`` / ``notify_on`` send healthchecks-style pings. OpenLineage comes through the
+    ``hook_url`` / ``notify_on`` send healthchecks-style pings; ``push_gateway`` pushes the
+    delivery's metrics (``direction="s3_to_sftp"``, grouped by the task instance) as the
+    upload operator's. OpenLineage comes through the
     provider: each delivered object is an input ``s3://bucket`` + key and an output
     ``sftp://host:port`` + path with the ``sftpS3File`` facet.
 
@@ -56,7 +58,13 @@ class StreamingS3ToSFTPOperator(BaseOperator):
     ``transfer_summary`` then).
     """
 
-    template_fields: Sequence[str] = ("s3_bucket", "s3_key", "sftp_path", "hook_url")
+    template_fields: Sequence[str] = (
+        "s3_bucket",
+        "s3_key",
+        "sftp_path",
+        "hook_url",
+        "push_gateway",
+    )
     ui_color = "#e8e4f0"
 
     def __init__(
@@ -80,6 +88,7 @@ class StreamingS3ToSFTPOperator(BaseOperator):
         jump: str | None = None,
         hook_url: str | None = None,
         notify_on: str | None = None,
+        push_gateway: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -91,6 +100,7 @@ class StreamingS3ToSFTPOperator(BaseOperator):
         self.files_in_flight, self.memory_budget = files_in_flight, memory_budget
         self.connections, self.window, self.bwlimit, self.jump = connections, window, bwlimit, jump
         self.hook_url, self.notify_on = hook_url, notify_on
+        self.push_gateway = push_gateway
         self._rows: list[dict[str, Any]] = []  # this run's lineage rows
 
     def transfer_flags(self) -> TransferFlags:
@@ -161,7 +171,9 @@ class StreamingS3ToSFTPOperator(BaseOperator):
         run = DeliveryRun(request, on_row=observed.row)
         try:
             try:
-                await deliver_for_task(run)
+                await deliver_for_task(
+                    run, push_gateway=self.push_gateway, metric_labels=task_labels(context)
+                )
             except TransferError as exc:
                 observers.end(observed, about, ok=False, error=str(exc))
                 raise

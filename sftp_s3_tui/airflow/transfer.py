@@ -18,6 +18,7 @@ from ..engine.addresses import S3Location, parse_s3_url
 from ..engine.config import ConflictPolicy, S3Endpoint, SftpEndpoint, TransferOptions
 from ..engine.errors import HostKeyError, SftpAuthError, SourceNotFound, TransferError, UsageError
 from ..engine.events import (
+    Direction,
     EngineEvent,
     EventBus,
     ManifestKept,
@@ -186,6 +187,7 @@ async def nightly_to_s3(
             instance="airflow",
             labels=metric_labels,
             on_warning=lambda text: log.warning("metrics: %s", text),
+            direction=Direction.SFTP_TO_S3,
         ),
     ):
         return await run_nightly(

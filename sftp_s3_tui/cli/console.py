@@ -103,8 +103,17 @@ class ConsoleProgress:
     SHOWN_IN_FLIGHT = 4
     BAR_WIDTH = 20
 
-    def __init__(self, bus: EventBus, *, enabled: bool, console: Console | None = None) -> None:
+    def __init__(
+        self,
+        bus: EventBus,
+        *,
+        enabled: bool,
+        console: Console | None = None,
+        file_lines: bool = True,
+    ) -> None:
         self.enabled = enabled
+        #: A line per finished file (False: the front prints its own, e.g. a delivery's).
+        self.file_lines = file_lines
         self.console: Console | None = None
         self.live: Live | None = None
         if enabled:  # rich only for a live block: --json and pipes start without it
@@ -122,6 +131,9 @@ class ConsoleProgress:
         self.started: float | None = None
         self.stopped: float | None = None
         self._names: dict[int, str] = {}
+        #: Bytes each unfinished file added to the total (its queued size, or its size once
+        #: started when the queue did not know it: an exact key's delivery).
+        self._counted: dict[int, int] = {}
         #: Files whose parts are moving: name, size and bytes sent so far, by transfer id.
         self.in_flight: dict[int, _FileProgress] = {}
         self.files = self.done = self.errors = self.retries = 0
@@ -205,6 +217,7 @@ class ConsoleProgress:
             self._names[event.transfer_id] = event.key.rsplit("/", 1)[-1]
             self.files += 1
             self.total_bytes += event.size
+            self._counted[event.transfer_id] = event.size
         elif isinstance(event, PartChanged):
             item = self.in_flight.get(event.transfer_id)
             if item is None:
@@ -221,6 +234,10 @@ class ConsoleProgress:
                 _FileProgress(self._names.get(event.transfer_id, str(event.transfer_id))),
             )
             item.size = event.size
+            counted = self._counted.get(event.transfer_id, 0)
+            if counted != event.size:
+                self.total_bytes += event.size - counted
+                self._counted[event.transfer_id] = event.size
         elif isinstance(event, TransferFinished):
             self._finished(event)
         else:
@@ -232,16 +249,18 @@ class ConsoleProgress:
         self.done += 1
         item = self.in_flight.pop(event.transfer_id, None)
         sent = item.sent if item is not None else 0
+        counted = self._counted.pop(event.transfer_id, result.bytes)
         if result.status is TransferState.DONE:
             # Parts a resume found already uploaded count once the file is verified, so the
             # bar ends where the summary's bytes do.
             self.sent_bytes += max(0, result.bytes - sent)
         else:
             # A skipped or failed file leaves the total: the bar measures what is sent.
-            self.total_bytes -= result.bytes
+            self.total_bytes -= counted
             self.errors += result.status is not TransferState.SKIPPED
         name = self._names.pop(event.transfer_id, result.key)
-        self.print(f"{_MARKS[result.status]} {name} {status_text(result)}")
+        if self.file_lines:
+            self.print(f"{_MARKS[result.status]} {name} {status_text(result)}")
 
 
 @dataclass

@@ -4,7 +4,9 @@ Kept apart from :mod:`.run` (the SFTP → S3 front) while delivery has its own, 
 engine surface; they share the exit codes, the ``--json`` shape (one record a file, then
 a summary) and the observers (:mod:`.observe`): one OpenLineage run per delivery with the
 reversed datasets (``s3://bucket`` + key in, ``sftp://host:port`` + path out), the hooks
-and ``--log-format json``.
+and ``--log-format json``. The engine tells each object on an event bus as an upload's
+file: the same live progress block on stderr and the same metrics (``--push-gateway``,
+``--metrics-port``; ``direction="s3_to_sftp"``).
 """
 
 from __future__ import annotations
@@ -19,12 +21,15 @@ from dataclasses import replace
 from typing import Any
 
 from ..engine.errors import SourceNotFound
+from ..engine.events import Direction, EventBus
 from ..engine.nightly.manifest import Manifest, iso
 from ..engine.plan.delivery import RefusedKey, plan_delivery
 from ..engine.s3.operations import open_client
 from ..engine.sftp.pool import SftpPool
+from ..engine.transfer.buffers import BufferPool
 from ..engine.transfer.delivery import INPLACE_RISK, DeliveryResult, deliver
 from ..engine.units import format_size
+from ..metrics import SnapshotMetrics, exporting
 from ..observe.json_log import JsonLog
 from ..observe.lineage import DELIVERY, delivery_row
 from ..observe.session import ObservedRun, Observers
@@ -32,6 +37,7 @@ from ..paths import state_dir
 from ..redaction import register_secret
 from ..requests import EXIT_FAILED, EXIT_OK, DeliveryRequest
 from ..tally import FileCounts
+from .console import ConsoleProgress
 
 _MARKS = {"done": "✓", "skipped": "→", "failed": "✗"}
 
@@ -49,7 +55,32 @@ class DeliveryTally(FileCounts):
         self.manifest: Manifest | None = None
         self.excluded_count = 0
         self.pending: list[asyncio.Future[None]] = []  # manifest rows of skips and failures
+        #: The engine's events of the run (the progress block and the metrics read them).
+        self.bus = EventBus()
+        #: The run's metrics (exported with --push-gateway / --metrics-port).
+        self.metrics = SnapshotMetrics(directions=(Direction.S3_TO_SFTP,))
         super().__init__()
+
+    def exporting(self, buffers: BufferPool) -> contextlib.AbstractAsyncContextManager[object]:
+        """The metrics around the run, fed by the engine's events (nothing without
+        ``--push-gateway`` / ``--metrics-port``)."""
+        return exporting(
+            self.bus,
+            buffers,
+            push_gateway_url=self.request.push_gateway,
+            metrics_port=self.request.metrics_port,
+            on_warning=self.warn,
+            metrics=self.metrics,
+        )
+
+    def progress(self) -> ConsoleProgress:
+        """The live progress block on stderr (a terminal only; none with --json, -q or
+        --log-format json); each object's line is this tally's own."""
+        show = (
+            not (self.request.quiet or self.request.json or self.json_log is not None)
+            and sys.stderr.isatty()
+        )
+        return ConsoleProgress(self.bus, enabled=show, file_lines=False)
 
     def manifest_row(self, result: DeliveryResult) -> dict[str, Any]:
         """The ``--manifest`` row of one object (the observers' row, and when)."""
@@ -182,6 +213,7 @@ async def run_delivery(request: DeliveryRequest) -> int:
     observers = _observers(request)
     tally = DeliveryTally(request, observers)
     tally.observed = observers.begin(_run_summary(request))
+    tally.metrics.drops.run(tally.observed.run_id, "copy")
     code = EXIT_FAILED
     error: str | None = None
     try:
@@ -211,21 +243,30 @@ async def _deliver(request: DeliveryRequest, tally: DeliveryTally) -> int:
     else:
         if request.options.inplace and not request.quiet:
             tally.warn(INPLACE_RISK)
-        async with SftpPool() as sftp, _manifest(request) as manifest:
+        buffers = BufferPool(request.options.memory_budget)
+        display = tally.progress()
+        async with (
+            SftpPool() as sftp,
+            _manifest(request) as manifest,
+            tally.exporting(buffers),
+        ):
             tally.manifest = manifest
             await sftp.client(request.target.endpoint)  # a refused login: one line, exit 4
             tally.host_key = await sftp.host_key_fingerprint(request.target.endpoint)
             try:
-                await deliver(
-                    request.source,
-                    request.target,
-                    request.s3,
-                    request.options,
-                    tally,
-                    sftp=sftp,
-                    on_delivered=tally.delivered,
-                    on_excluded=tally.excluded,
-                )
+                with display:
+                    await deliver(
+                        request.source,
+                        request.target,
+                        request.s3,
+                        request.options,
+                        tally,
+                        sftp=sftp,
+                        on_delivered=tally.delivered,
+                        on_excluded=tally.excluded,
+                        bus=tally.bus,
+                        buffers=buffers,
+                    )
             finally:
                 if tally.pending:
                     await asyncio.gather(*tally.pending)

@@ -3,8 +3,8 @@ and delivers each new object version once (see :mod:`..engine.nightly.delivery_w
 
 It reports as ``copy s3://… sftp://…`` does (:class:`.delivery.DeliveryTally`: a line or a
 ``--json`` record per object, ``--manifest`` rows, lineage rows, hooks, ``--log-format
-json``), with one observed run per poll as the SFTP → S3 watch has, and a ``--json``
-heartbeat per poll so a supervisor sees it alive.
+json``, the metrics), with one observed run per poll as the SFTP → S3 watch has, and a
+``--json`` heartbeat per poll so a supervisor sees it alive.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from ..engine.nightly.delivery_watch import (
 from ..engine.nightly.watch import WatchState
 from ..engine.s3.operations import check_bucket, open_client
 from ..engine.sftp.pool import SftpPool
+from ..engine.transfer.buffers import BufferPool
 from ..engine.transfer.delivery import INPLACE_RISK
 from ..paths import state_dir
 from ..redaction import register_secret
@@ -53,6 +54,7 @@ async def run_delivery_watch(
     def poll_start(number: int) -> None:
         poll_started[0] = time.monotonic()
         tally.observed = observers.begin({**summary, "poll": number})
+        tally.metrics.drops.run(tally.observed.run_id, "watch")
 
     def on_poll(poll: DeliveryPollReport) -> None:
         for error in poll.errors:
@@ -94,11 +96,13 @@ async def run_delivery_watch(
     state = WatchState.for_watch(
         state_dir() / "watch", [str(request.source)], request.target.display
     )
+    buffers = BufferPool(request.options.memory_budget)  # one budget for the whole watch
     try:
         async with (
             SftpPool() as sftp,
             open_client(request.s3) as s3,
             _manifest(request) as manifest,
+            tally.exporting(buffers),
         ):
             tally.manifest = manifest
             await check_bucket(s3, request.source.bucket)  # a wrong bucket: one line
@@ -125,6 +129,8 @@ async def run_delivery_watch(
                     on_excluded=tally.excluded,
                     on_poll=on_poll,
                 ),
+                bus=tally.bus,
+                buffers=buffers,
             )
             try:
                 polls = await watcher.run(stop, max_polls=max_polls)

@@ -15,7 +15,14 @@ from pathlib import Path
 
 from ..engine.config import ConflictPolicy
 from ..engine.errors import S3Error
-from ..engine.events import EngineEvent, EventBus, RunSelected, TransferResult, TransferState
+from ..engine.events import (
+    Direction,
+    EngineEvent,
+    EventBus,
+    RunSelected,
+    TransferResult,
+    TransferState,
+)
 from ..engine.nightly.manifest import Manifest
 from ..engine.nightly.run import CopyRun, PlanRules, opened_manifest, run_nightly
 from ..engine.nightly.watch import PollReport, Watcher, WatchHooks, WatchSource, WatchState
@@ -149,7 +156,7 @@ async def run_copy(
         warn(note)
     started = time.monotonic()
     observed = observers.begin(_run_summary(request, "copy"))
-    metrics = SnapshotMetrics()
+    metrics = SnapshotMetrics(directions=(Direction.SFTP_TO_S3,))
     metrics.drops.run(observed.run_id, "copy")
     code = EXIT_FAILED
     error: str | None = None
@@ -376,7 +383,7 @@ async def run_watch(
     elif not request.quiet:
         bus.subscribe(NoticePrinter(ConsoleProgress(bus, enabled=False)))
     bus.subscribe(say_kept_rows)
-    metrics = SnapshotMetrics()
+    metrics = SnapshotMetrics(directions=(Direction.SFTP_TO_S3,))
     observers.start_drops()
     metrics.drops.show(observers.check_drops())
     poll_started = [time.monotonic()]

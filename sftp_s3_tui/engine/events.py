@@ -35,6 +35,13 @@ class TransferState(StrEnum):
         return self in _FINISHED
 
 
+class Direction(StrEnum):
+    """Which way a transfer moves bytes: the metrics' ``direction`` label."""
+
+    SFTP_TO_S3 = "sftp_to_s3"
+    S3_TO_SFTP = "s3_to_sftp"
+
+
 _FINISHED = frozenset(
     {TransferState.DONE, TransferState.FAILED, TransferState.SKIPPED, TransferState.CANCELLED}
 )
@@ -103,6 +110,8 @@ class TransferQueued(EngineEvent):
     bucket: str
     key: str
     size: int
+    #: Which way its bytes go (the sampler splits its totals by it).
+    direction: Direction = Direction.SFTP_TO_S3
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -114,6 +123,8 @@ class TransferStarted(EngineEvent):
     part_count: int
     multipart: bool
     resumed_parts: tuple[int, ...] = ()
+    #: Which way its bytes go (told again: a late subscriber may not have seen it queued).
+    direction: Direction = Direction.SFTP_TO_S3
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -140,7 +151,9 @@ class PartChanged(EngineEvent):
     """A part moved to ``state``; ``size`` is its byte count, ``seconds`` the step's duration.
 
     READING: the part's SFTP read began. UPLOADING: it was read (``seconds`` = read time) and
-    waits for or is in its upload. DONE: S3 accepted it (``seconds`` = upload time).
+    waits for or is in its upload. DONE: S3 accepted it (``seconds`` = upload time). A
+    delivery (S3 → SFTP) tells the same steps the other way: READING its ranged GET,
+    UPLOADING read from S3, DONE written to the SFTP server.
     RETRIED: a read or upload attempt failed and will be tried again (``side`` says which).
     """
 

@@ -2,8 +2,9 @@
 
 Every number comes from a :class:`~sftp_s3_tui.metrics.sampler.Snapshot`: counters advance by the
 difference between two snapshots, gauges take the snapshot's value and histograms observe the
-part latencies the snapshot carries. Labels are bounded (``side``, ``outcome``, and ``host``
-for the SFTP link figures: hosts only); there is no per-transfer label.
+part latencies the snapshot carries. Labels are bounded (``side``, ``outcome``, ``direction``
+— ``sftp_to_s3`` or ``s3_to_sftp`` on the byte, part, file and throughput figures — and
+``host`` for the SFTP link figures: hosts only); there is no per-transfer label.
 """
 
 from __future__ import annotations
@@ -14,16 +15,16 @@ import logging
 import os
 import socket
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from types import TracebackType
 from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
 from prometheus_client.exposition import push_to_gateway, start_http_server
 
-from sftp_s3_tui.engine.events import EventBus
+from sftp_s3_tui.engine.events import Direction, EventBus
 from sftp_s3_tui.metrics.drops import DropGauges
-from sftp_s3_tui.metrics.sampler import BufferPoolStats, Sampler, Snapshot
+from sftp_s3_tui.metrics.sampler import BufferPoolStats, DirectionStats, Sampler, Snapshot
 
 __all__ = [
     "DEFAULT_JOB",
@@ -81,18 +82,32 @@ def default_instance() -> str:
 
 
 class SnapshotMetrics:
-    """The app's metrics in their own :class:`CollectorRegistry`, updated from snapshots."""
+    """The app's metrics in their own :class:`CollectorRegistry`, updated from snapshots.
 
-    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+    ``directions``: the directions whose labelled series exist (at 0) from the first push —
+    a CLI run's one, the TUI's two; a direction seen later gets its series then.
+    """
+
+    def __init__(
+        self,
+        registry: CollectorRegistry | None = None,
+        *,
+        directions: Iterable[Direction] = tuple(Direction),
+    ) -> None:
         self.registry = registry if registry is not None else CollectorRegistry()
         r = self.registry
         self.bytes_transferred = Counter(
             "sftp_s3_bytes_transferred_total",
-            "Bytes of parts S3 has accepted (resumed parts from an earlier run excluded).",
+            "Bytes of parts written to their destination: accepted by S3 (direction "
+            "sftp_to_s3) or written to the SFTP server (s3_to_sftp); resumed parts excluded.",
+            ["direction"],
             registry=r,
         )
         self.parts_completed = Counter(
-            "sftp_s3_parts_completed_total", "Parts S3 has accepted.", registry=r
+            "sftp_s3_parts_completed_total",
+            "Parts written to their destination, by direction.",
+            ["direction"],
+            registry=r,
         )
         self.parts_retried = Counter(
             "sftp_s3_parts_retried_total",
@@ -105,8 +120,8 @@ class SnapshotMetrics:
         )
         self.files = Counter(
             "sftp_s3_files_total",
-            "Files that finished, by outcome (done, failed, skipped, cancelled).",
-            ["outcome"],
+            "Files that finished, by outcome (done, failed, skipped, cancelled) and direction.",
+            ["outcome", "direction"],
             registry=r,
         )
         self.cpu_seconds = Counter(
@@ -116,7 +131,8 @@ class SnapshotMetrics:
         )
         self.throughput = Gauge(
             "sftp_s3_throughput_bytes_per_second",
-            "Bytes transferred per second over the sampler's sliding window.",
+            "Bytes transferred per second over the sampler's sliding window, by direction.",
+            ["direction"],
             registry=r,
         )
         self.rss = Gauge(
@@ -166,6 +182,18 @@ class SnapshotMetrics:
             buckets=LATENCY_BUCKETS,
             registry=r,
         )
+        self.s3_read_seconds = Histogram(
+            "sftp_s3_s3_read_seconds",
+            "Time to read one part from S3 (a delivery's ranged GET, S3 → SFTP).",
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.sftp_write_seconds = Histogram(
+            "sftp_s3_sftp_write_seconds",
+            "Time to write one part to the SFTP server (a delivery, S3 → SFTP).",
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
         self.sftp_rtt = Gauge(
             "sftp_s3_sftp_rtt_seconds",
             "An SFTP host's last measured round trip time.",
@@ -202,10 +230,24 @@ class SnapshotMetrics:
         # Create every label child now, so each series exists (at 0) from the first push.
         for side in ("sftp", "s3"):
             self.parts_retried.labels(side=side)
-        for outcome in _OUTCOMES:
-            self.files.labels(outcome=outcome)
+        #: The directions whose series exist (those asked for, then those seen).
+        self.directions: list[Direction] = []
+        for direction in directions:
+            self._ensure(Direction(direction))
         self.drops = DropGauges(r)  # set by the watch (expectations) and the fronts
         self._last: Snapshot | None = None
+
+    def _ensure(self, direction: Direction) -> None:
+        """Every series of ``direction``, at 0 until it moves."""
+        if direction in self.directions:
+            return
+        self.directions.append(direction)
+        label = direction.value
+        self.bytes_transferred.labels(direction=label)
+        self.parts_completed.labels(direction=label)
+        self.throughput.labels(direction=label)
+        for outcome in _OUTCOMES:
+            self.files.labels(outcome=outcome, direction=label)
 
     def metric_names(self) -> dict[str, str]:
         """Each exported metric's name (counters with ``_total``) and its Prometheus type."""
@@ -230,8 +272,34 @@ class SnapshotMetrics:
         def prev(name: str) -> float | None:
             return None if last is None else getattr(last, name)
 
-        advance(self.bytes_transferred, snapshot.bytes_transferred, prev("bytes_transferred"))
-        advance(self.parts_completed, snapshot.parts_done, prev("parts_done"))
+        before = {d.direction: d for d in _directions(last)} if last is not None else {}
+        for now_dir in _directions(snapshot):
+            direction = now_dir.direction
+            self._ensure(direction)
+            then = before.get(direction)
+            label = direction.value
+
+            def earlier(name: str, then: DirectionStats | None = then) -> float | None:
+                return None if then is None else getattr(then, name)
+
+            advance(
+                self.bytes_transferred.labels(direction=label),
+                now_dir.bytes_transferred,
+                earlier("bytes_transferred"),
+            )
+            advance(
+                self.parts_completed.labels(direction=label),
+                now_dir.parts_done,
+                earlier("parts_done"),
+            )
+            for outcome in _OUTCOMES:
+                field = f"files_{outcome}"
+                advance(
+                    self.files.labels(outcome=outcome, direction=label),
+                    getattr(now_dir, field),
+                    earlier(field),
+                )
+            self.throughput.labels(direction=label).set(now_dir.bytes_per_second)
         advance(self.parts_failed, snapshot.parts_failed, prev("parts_failed"))
         advance(
             self.parts_retried.labels(side="sftp"),
@@ -243,19 +311,11 @@ class SnapshotMetrics:
             snapshot.parts_retried_s3,
             prev("parts_retried_s3"),
         )
-        for outcome in _OUTCOMES:
-            field = f"files_{outcome}"
-            advance(
-                self.files.labels(outcome=outcome),
-                getattr(snapshot, field),
-                prev(field),
-            )
         advance(self.cpu_seconds, snapshot.cpu_seconds, prev("cpu_seconds"))
         advance(self.disk_write, snapshot.disk_write_bytes, prev("disk_write_bytes"))
         advance(self.disk_read, snapshot.disk_read_bytes, prev("disk_read_bytes"))
         self.last_sample.set(time.time())
 
-        self.throughput.set(snapshot.bytes_per_second)
         self.parts_in_flight.set(snapshot.parts_in_flight)
         self.files_queued.set(snapshot.files_queued)
         self.files_running.set(snapshot.files_running)
@@ -284,13 +344,18 @@ class SnapshotMetrics:
             self.sftp_read_seconds.observe(seconds)
         for seconds in snapshot.s3_upload_seconds:
             self.s3_upload_seconds.observe(seconds)
+        for seconds in snapshot.s3_read_seconds:
+            self.s3_read_seconds.observe(seconds)
+        for seconds in snapshot.sftp_write_seconds:
+            self.sftp_write_seconds.observe(seconds)
 
     def finish(self) -> None:
         """The run is over: what it is doing now is nothing. The live gauges go to zero (the
         counters keep the run's totals), so the group a gateway keeps after the run never
         shows its last throughput, parts or files in flight as if it were still going."""
+        for direction in self.directions:
+            self.throughput.labels(direction=direction.value).set(0)
         for gauge in (
-            self.throughput,
             self.parts_in_flight,
             self.pool_in_use,
             self.files_queued,
@@ -300,6 +365,27 @@ class SnapshotMetrics:
             gauge.set(0)
         # The SFTP link figures (RTT, connections, ceiling) stay: what the run measured; the
         # dashboard shows them for live runs only (sftp_s3_last_sample_timestamp_seconds).
+
+
+def _directions(snapshot: Snapshot) -> tuple[DirectionStats, ...]:
+    """A snapshot's totals by direction; one made by hand without them (a test's, an older
+    sampler's) is all SFTP → S3, as every transfer was before deliveries."""
+    if snapshot.directions:
+        return snapshot.directions
+    if not (snapshot.bytes_transferred or snapshot.parts_done or snapshot.files_finished):
+        return ()  # nothing moved yet: no direction to tell
+    return (
+        DirectionStats(
+            direction=Direction.SFTP_TO_S3,
+            bytes_transferred=snapshot.bytes_transferred,
+            bytes_per_second=snapshot.bytes_per_second,
+            parts_done=snapshot.parts_done,
+            files_done=snapshot.files_done,
+            files_failed=snapshot.files_failed,
+            files_skipped=snapshot.files_skipped,
+            files_cancelled=snapshot.files_cancelled,
+        ),
+    )
 
 
 class MetricsExporter:
@@ -477,8 +563,11 @@ async def exporting(
     labels: Mapping[str, str] | None = None,
     on_warning: Callable[[str], None] | None = None,
     metrics: SnapshotMetrics | None = None,
+    direction: Direction | None = None,
 ) -> AsyncIterator[Sampler | None]:
     """A sampler and its exporter around a run, when a push gateway or a port is asked for.
+    ``direction``: the run's one direction (its series at 0 from the first push), when
+    ``metrics`` are not given.
 
     Yields the sampler (``None`` when neither is given); leaving takes a final sample and
     pushes it once more.
@@ -487,6 +576,8 @@ async def exporting(
         yield None
         return
     sampler = Sampler(bus, interval=1.0, buffers=buffers)
+    if metrics is None and direction is not None:
+        metrics = SnapshotMetrics(directions=(direction,))
     exporter = MetricsExporter(
         sampler,
         push_gateway_url=push_gateway_url,

@@ -22,6 +22,7 @@ from typing import Protocol
 import psutil
 
 from sftp_s3_tui.engine.events import (
+    Direction,
     EngineEvent,
     EventBus,
     PartChanged,
@@ -38,6 +39,7 @@ from sftp_s3_tui.engine.sftp.server_profile import ServerProfile
 __all__ = [
     "PART_STATES",
     "BufferPoolStats",
+    "DirectionStats",
     "Sampler",
     "SftpLinkStats",
     "Snapshot",
@@ -129,13 +131,30 @@ class SftpLinkStats:
 
 
 @dataclass(frozen=True, slots=True)
+class DirectionStats:
+    """One direction's share of a snapshot's totals (SFTP → S3 uploads, S3 → SFTP
+    deliveries): what a dashboard splits throughput and files by."""
+
+    direction: Direction
+    bytes_transferred: int
+    bytes_per_second: float
+    parts_done: int
+    files_done: int
+    files_failed: int
+    files_skipped: int
+    files_cancelled: int
+
+
+@dataclass(frozen=True, slots=True)
 class Snapshot:
     """Every number the UI and Prometheus show, at one instant.
 
     Byte and part counts are totals since the sampler started. ``sftp_read_seconds`` and
     ``s3_upload_seconds`` hold the part latencies observed since the previous snapshot (each
-    observation appears in exactly one snapshot). Process figures are None where the platform
-    does not provide them; pool figures are None without a pool.
+    observation appears in exactly one snapshot); a delivery's parts (S3 → SFTP) go to
+    ``s3_read_seconds`` and ``sftp_write_seconds`` instead. ``directions`` splits the byte,
+    part and file totals by direction, for each direction seen so far. Process figures are
+    None where the platform does not provide them; pool figures are None without a pool.
     """
 
     at: float
@@ -168,6 +187,15 @@ class Snapshot:
     s3_upload_seconds: tuple[float, ...]
     #: Each SFTP host's latest measured link (RTT, connections, read ceiling), by host.
     sftp_links: tuple[SftpLinkStats, ...] = ()
+    #: The totals by direction, for each direction a transfer of has been seen.
+    directions: tuple[DirectionStats, ...] = ()
+    #: Deliveries' part latencies since the previous snapshot: ranged GET, SFTP write.
+    s3_read_seconds: tuple[float, ...] = ()
+    sftp_write_seconds: tuple[float, ...] = ()
+
+    def direction(self, direction: Direction) -> DirectionStats | None:
+        """The totals of one direction (None: no transfer of it seen)."""
+        return next((d for d in self.directions if d.direction is direction), None)
 
     @property
     def parts_retried(self) -> int:
@@ -184,18 +212,24 @@ class Snapshot:
 
 SnapshotCallback = Callable[[Snapshot], None]
 
+_SFTP_TO_S3 = Direction.SFTP_TO_S3
+_S3_TO_SFTP = Direction.S3_TO_SFTP
+
 
 class _Queued:
     """A transfer that waits in the queue: just what its row shows (a queue of 100k files
     costs ~200 bytes a file here; full counters are made when it starts)."""
 
-    __slots__ = ("bucket", "key", "size", "source")
+    __slots__ = ("bucket", "direction", "key", "size", "source")
 
-    def __init__(self, source: str, bucket: str, key: str, size: int) -> None:
+    def __init__(
+        self, source: str, bucket: str, key: str, size: int, direction: Direction = _SFTP_TO_S3
+    ) -> None:
         self.source = source
         self.bucket = bucket
         self.key = key
         self.size = size
+        self.direction = direction
 
 
 class _Transfer:
@@ -206,6 +240,7 @@ class _Transfer:
         "bucket",
         "bytes_done",
         "bytes_transferred",
+        "direction",
         "finished_at",
         "in_flight",
         "key",
@@ -246,12 +281,26 @@ class _Transfer:
         self.finished_at: float | None = None
         self.message = ""
         self.rate_samples: deque[tuple[float, int]] = deque(maxlen=64)
+        self.direction = _SFTP_TO_S3
 
     @classmethod
     def from_queued(cls, transfer_id: int, queued: _Queued) -> _Transfer:
         transfer = cls(transfer_id, queued.source, queued.bucket, queued.key)
         transfer.size = queued.size
+        transfer.direction = queued.direction
         return transfer
+
+
+class _DirectionCounters:
+    """One direction's running totals (what :class:`DirectionStats` is taken from)."""
+
+    __slots__ = ("bytes_transferred", "outcomes", "parts_done", "rate_samples")
+
+    def __init__(self) -> None:
+        self.bytes_transferred = 0
+        self.parts_done = 0
+        self.outcomes: dict[TransferState, int] = dict.fromkeys(TransferState, 0)
+        self.rate_samples: deque[tuple[float, int]] = deque(maxlen=1024)
 
 
 def _window_rate(samples: deque[tuple[float, int]], now: float, value: int, window: float) -> float:
@@ -311,6 +360,10 @@ class Sampler:
         self._outcomes: dict[TransferState, int] = dict.fromkeys(TransferState, 0)
         self._read_seconds: list[float] = []
         self._upload_seconds: list[float] = []
+        self._s3_read_seconds: list[float] = []
+        self._sftp_write_seconds: list[float] = []
+        #: Totals by direction, for each direction seen (in the order first seen).
+        self._directions: dict[Direction, _DirectionCounters] = {}
         # Insertion-ordered views by life stage, so a snapshot never scans every transfer.
         # Queued ones are small records; ``_transfers`` holds the counters of the active and
         # the recently finished ones (bounded by ``keep_finished``), never every transfer.
@@ -430,10 +483,18 @@ class Sampler:
         if handler is not None:
             handler(event)
 
+    def _direction(self, direction: Direction) -> _DirectionCounters:
+        counters = self._directions.get(direction)
+        if counters is None:
+            counters = self._directions[direction] = _DirectionCounters()
+            counters.rate_samples.append((self._clock(), 0))  # its window opens now
+        return counters
+
     def _on_part(self, event: PartChanged) -> None:
         code = _PART_CODE[event.state]
         prev = -1
         transfer = self._transfers.get(event.transfer_id)
+        direction = transfer.direction if transfer is not None else _SFTP_TO_S3
         if transfer is not None and event.part_number > 0:
             index = event.part_number - 1
             codes = transfer.part_codes
@@ -450,15 +511,20 @@ class Sampler:
                 size = event.size
                 self._bytes_transferred += size
                 self._parts_done += 1
+                counters = self._direction(direction)
+                counters.bytes_transferred += size
+                counters.parts_done += 1
                 if transfer is not None:
                     transfer.bytes_done += size
                     transfer.bytes_transferred += size
                     transfer.parts_done += 1
-            if event.seconds > 0 and len(self._upload_seconds) < MAX_OBSERVATIONS_PER_SNAPSHOT:
-                self._upload_seconds.append(event.seconds)
+            written = self._upload_seconds if direction is _SFTP_TO_S3 else self._sftp_write_seconds
+            if event.seconds > 0 and len(written) < MAX_OBSERVATIONS_PER_SNAPSHOT:
+                written.append(event.seconds)
         elif code == _UPLOADING:
-            if event.seconds > 0 and len(self._read_seconds) < MAX_OBSERVATIONS_PER_SNAPSHOT:
-                self._read_seconds.append(event.seconds)
+            read = self._read_seconds if direction is _SFTP_TO_S3 else self._s3_read_seconds
+            if event.seconds > 0 and len(read) < MAX_OBSERVATIONS_PER_SNAPSHOT:
+                read.append(event.seconds)
         elif code == _RETRIED:
             side = event.side or ("sftp" if prev in (_WAITING, _READING) else "s3")
             if side == "sftp":
@@ -492,7 +558,10 @@ class Sampler:
                 self._forget(tid)
             else:
                 self._set_state(transfer, TransferState.QUEUED, self._clock())
-        self._queued[tid] = _Queued(event.source, event.bucket, event.key, event.size)
+        self._queued[tid] = _Queued(
+            event.source, event.bucket, event.key, event.size, event.direction
+        )
+        self._direction(event.direction)
 
     def _on_started(self, event: TransferStarted) -> None:
         transfer = self._transfer(event.transfer_id)
@@ -505,6 +574,8 @@ class Sampler:
         transfer.size = event.size
         transfer.part_size = event.part_size
         transfer.parts_total = event.part_count
+        transfer.direction = event.direction
+        self._direction(event.direction)
         codes = transfer.part_codes
         if len(codes) < event.part_count:
             codes.extend(bytes(event.part_count - len(codes)))
@@ -559,6 +630,7 @@ class Sampler:
         if transfer.outcome is None:  # not yet counted (StateChanged, then Finished, count once)
             transfer.outcome = state
             self._outcomes[state] += 1
+            self._direction(transfer.direction).outcomes[state] += 1
 
     def _set_state(self, transfer: _Transfer, state: TransferState, at: float) -> None:
         old = transfer.state
@@ -582,7 +654,7 @@ class Sampler:
         if state is TransferState.QUEUED:  # back in line (a paused queued file resumed)
             self._forget(tid)
             self._queued[tid] = _Queued(
-                transfer.source, transfer.bucket, transfer.key, transfer.size
+                transfer.source, transfer.bucket, transfer.key, transfer.size, transfer.direction
             )
         else:
             if tid not in self._active:
@@ -636,6 +708,23 @@ class Sampler:
 
         read_seconds, self._read_seconds = self._read_seconds, []
         upload_seconds, self._upload_seconds = self._upload_seconds, []
+        s3_read_seconds, self._s3_read_seconds = self._s3_read_seconds, []
+        sftp_write_seconds, self._sftp_write_seconds = self._sftp_write_seconds, []
+        directions = tuple(
+            DirectionStats(
+                direction=direction,
+                bytes_transferred=counters.bytes_transferred,
+                bytes_per_second=_window_rate(
+                    counters.rate_samples, now, counters.bytes_transferred, window
+                ),
+                parts_done=counters.parts_done,
+                files_done=counters.outcomes[TransferState.DONE],
+                files_failed=counters.outcomes[TransferState.FAILED],
+                files_skipped=counters.outcomes[TransferState.SKIPPED],
+                files_cancelled=counters.outcomes[TransferState.CANCELLED],
+            )
+            for direction, counters in self._directions.items()
+        )
 
         self._evict_finished(now)
         outcomes = self._outcomes
@@ -670,6 +759,9 @@ class Sampler:
             sftp_read_seconds=tuple(read_seconds),
             s3_upload_seconds=tuple(upload_seconds),
             sftp_links=tuple(sorted(self._links.values(), key=lambda link: link.host)),
+            directions=directions,
+            s3_read_seconds=tuple(s3_read_seconds),
+            sftp_write_seconds=tuple(sftp_write_seconds),
         )
 
     def _evict_finished(self, now: float) -> None:

@@ -16,25 +16,19 @@ from dataclasses import dataclass, field
 
 from ..engine.errors import TransferError
 from ..engine.events import (
+    EngineEvent,
     EventBus,
     TransferFinished,
-    TransferQueued,
     TransferResult,
     TransferState,
     TransferStateChanged,
 )
 from ..engine.plan.delivery import DeliveryJob, RefusedKey, plan_delivery
-from ..engine.transfer.delivery import DeliveryResult, deliver_object
+from ..engine.transfer.delivery import DeliveryEvents, DeliveryResult, deliver_object
 from ..engine.transfer.queue import TransferQueue
 from ..requests import DeliveryRequest
 
 log = logging.getLogger(__name__)
-
-_STATES = {
-    "done": TransferState.DONE,
-    "skipped": TransferState.SKIPPED,
-    "failed": TransferState.FAILED,
-}
 
 
 @dataclass
@@ -73,8 +67,24 @@ class Deliveries:
     def __init__(self, queue: TransferQueue, bus: EventBus) -> None:
         self.queue = queue
         self.bus = bus
+        #: The rows' events, told by the engine (ids from the queue's: one list).
+        self.events = DeliveryEvents(bus, queue.new_transfer_id)
         self.items: dict[int, Delivery] = {}
         self._runs: set[asyncio.Task[None]] = set()
+        bus.subscribe(self._follow)
+
+    def _follow(self, event: EngineEvent) -> None:
+        """Each delivery's state and result as the engine tells them (before the app's
+        handlers hear the same event: subscribed first)."""
+        if isinstance(event, TransferStateChanged | TransferFinished):
+            delivery = self.items.get(event.transfer_id)
+            if delivery is None:
+                return
+            if isinstance(event, TransferFinished):
+                delivery.result = event.result
+                delivery.state = event.result.status
+            else:
+                delivery.state = event.state
 
     def unfinished(self) -> list[Delivery]:
         return [d for d in self.items.values() if not d.state.finished]
@@ -108,17 +118,14 @@ class Deliveries:
         if plan is None:
             plan = await self.plan(request)
         for refused in plan.refused:
-            transfer_id = self.queue.new_transfer_id()
-            self._queued(transfer_id, DeliveryJob(refused.bucket, refused.key, ""))
             message = str(refused.error)
             result = DeliveryResult(refused.bucket, refused.key, "", "failed", message=message)
-            self._finished(transfer_id, result, 0.0)
+            self.events.refused(result)
         deliveries: list[Delivery] = []
         for job in plan.jobs:
-            transfer_id = self.queue.new_transfer_id()
+            transfer_id = self.events.queued(job)
             delivery = Delivery(transfer_id, job, request)
             self.items[transfer_id] = delivery
-            self._queued(transfer_id, job)
             deliveries.append(delivery)
         if deliveries:
             run = asyncio.create_task(self._run(request, deliveries))
@@ -131,10 +138,12 @@ class Deliveries:
 
         async def one(delivery: Delivery) -> None:
             started = time.monotonic()
+            begun = False  # from deliver_object on, the engine tells the row's end
             try:
                 async with slots:
-                    self._state(delivery, TransferState.RUNNING)
+                    delivery.state = TransferState.RUNNING
                     started = time.monotonic()
+                    begun = True
                     result = await deliver_object(
                         delivery.job,
                         s3=self.queue.s3,
@@ -148,9 +157,9 @@ class Deliveries:
             except asyncio.CancelledError:  # the temporary file is already removed
                 job = delivery.job
                 cancelled = DeliveryResult(job.bucket, job.key, job.remote_path, "cancelled")
-                self._finished(delivery.transfer_id, cancelled, time.monotonic() - started)
+                self._finished(delivery, cancelled, time.monotonic() - started, told=begun)
                 return
-            self._finished(delivery.transfer_id, result, time.monotonic() - started)
+            self._finished(delivery, result, time.monotonic() - started, told=True)
 
         for delivery in deliveries:
             delivery.task = asyncio.create_task(one(delivery))
@@ -179,49 +188,10 @@ class Deliveries:
             run.cancel()
         await asyncio.gather(*tasks, *self._runs, return_exceptions=True)
 
-    # events: the rows ---------------------------------------------------------------------
-    def _queued(self, transfer_id: int, job: DeliveryJob) -> None:
-        self.bus.emit(
-            TransferQueued(
-                transfer_id=transfer_id,
-                source=f"s3://{job.bucket}/{job.key}",
-                bucket=job.bucket,
-                key=job.key,
-                size=0,
-            )
-        )
-
-    def _state(self, delivery: Delivery, state: TransferState) -> None:
-        delivery.state = state
-        self.bus.emit(TransferStateChanged(transfer_id=delivery.transfer_id, state=state))
-
-    def _finished(self, transfer_id: int, result: DeliveryResult, seconds: float) -> None:
-        """The row's end, as the queue tells its own: the final state, then the result."""
-        shown = self._result(result, seconds)
-        delivery = self.items.get(transfer_id)
-        if delivery is not None:
-            delivery.result = shown
-            delivery.state = shown.status
-        self.bus.emit(TransferStateChanged(transfer_id=transfer_id, state=shown.status))
-        self.bus.emit(TransferFinished(transfer_id=transfer_id, result=shown))
-
-    @staticmethod
-    def _result(result: DeliveryResult, seconds: float) -> TransferResult:
-        status = _STATES.get(result.status, TransferState.CANCELLED)
-        message = result.message
-        if status is TransferState.DONE:
-            message = f"→ {result.remote_path} (verified by {result.verified_by})"
-        elif status is TransferState.SKIPPED:
-            message = f"{result.remote_path}: {result.message}"
-        return TransferResult(
-            source=result.source,
-            bucket=result.bucket,
-            key=result.key,
-            bytes=result.bytes,
-            seconds=seconds,
-            parts=0,
-            sha256=None,
-            status=status,
-            message=message,
-            verified_by=result.verified_by,
-        )
+    def _finished(
+        self, delivery: Delivery, result: DeliveryResult, seconds: float, *, told: bool
+    ) -> None:
+        """The row's end, told on the bus unless the engine told it already (a delivery
+        cancelled while it waited for its slot never reached the engine)."""
+        if not told:
+            self.events.progress(delivery.transfer_id).finished(result.transfer_result(seconds))

@@ -97,6 +97,8 @@ def test_every_dashboard_expression_uses_only_exported_metrics():
         "sftp_s3_sftp_rtt_seconds",
         "sftp_s3_sftp_connections",
         "sftp_s3_sftp_read_ceiling_bytes_per_second",
+        "sftp_s3_s3_read_seconds",  # a delivery's parts (S3 → SFTP)
+        "sftp_s3_sftp_write_seconds",
     ):
         assert required in used, f"the dashboard does not show {required}"
 
@@ -131,6 +133,7 @@ def test_dashboard_uses_the_datasource_variable_everywhere():
     assert units["Resident memory (RSS)"] == "bytes"
     assert units["Disk writes and reads"] == "Bps"  # rate() of the _total counters
     assert units["Part latency: SFTP read vs S3 upload"] == "s"
+    assert units["Delivery part latency: S3 read vs SFTP write"] == "s"
     assert units["SFTP read ceiling vs throughput"] == "Bps"
     assert units["SFTP round trip"] == "s"
 
@@ -189,3 +192,41 @@ def test_the_monitoring_readme_lists_every_exported_metric_and_one_metrics_port(
     top = (MONITORING.parent / "README.md").read_text(encoding="utf-8")
     ports |= set(re.findall(r"--metrics-port (\d+)", top))
     assert ports == {"9091", "9300"}, ports  # the gateway, and the one /metrics port
+
+
+def test_the_direction_variable_filters_every_panel_of_a_directed_metric():
+    """Issue 28: uploads and deliveries are told apart by ``direction``; every expression on
+    a metric that carries the label filters by the ``$direction`` drop-down (or names one
+    direction), and the throughput and files panels draw one line per direction."""
+    dashboard = load_dashboard()
+    exported = SnapshotMetrics()
+    directed = {
+        family.name + ("_total" if family.type == "counter" else "")
+        for family in exported.registry.collect()
+        if any("direction" in sample.labels for sample in family.samples)
+    }
+    assert directed == {
+        "sftp_s3_bytes_transferred_total",
+        "sftp_s3_parts_completed_total",
+        "sftp_s3_files_total",
+        "sftp_s3_throughput_bytes_per_second",
+    }
+    variables = {v["name"]: v for v in dashboard["templating"]["list"]}
+    direction = variables["direction"]
+    assert direction["type"] == "query" and direction["includeAll"] and direction["multi"]
+    assert direction["query"]["query"] == "label_values(sftp_s3_bytes_transferred_total, direction)"
+    assert direction["allValue"] == ".*"  # also matches series pushed before the label
+    selector = re.compile(r"\b(sftp_s3_\w+)\{([^}]*)\}")
+    for where, expr in expressions(dashboard):
+        for name, labels in selector.findall(expr):
+            if name in directed:
+                assert 'direction=~"$direction"' in labels or "direction!=" in labels, (
+                    f"{where}: {name} is not filtered by direction"
+                )
+    split = {
+        panel["title"]: [t["expr"] for t in panel["targets"]]
+        for panel in all_panels(dashboard["panels"])
+        if panel["type"] in ("timeseries", "bargauge")
+    }
+    for title in ("Throughput", "Bytes transferred", "Parts completed", "Files by outcome"):
+        assert all(re.search(r"sum by \([^)]*\bdirection\b", e) for e in split[title]), title

@@ -352,19 +352,24 @@ def test_prometheus_metrics_follow_snapshots(bus, engine, clock):
     sampler.sample_now()
 
     value = metrics.registry.get_sample_value
-    assert value("sftp_s3_bytes_transferred_total") == 3 * MiB
-    assert value("sftp_s3_parts_completed_total") == 3
+    up = {"direction": "sftp_to_s3"}
+    assert value("sftp_s3_bytes_transferred_total", up) == 3 * MiB
+    assert value("sftp_s3_parts_completed_total", up) == 3
     assert value("sftp_s3_parts_retried_total", {"side": "sftp"}) == 1
     assert value("sftp_s3_parts_retried_total", {"side": "s3"}) == 0
-    assert value("sftp_s3_files_total", {"outcome": "done"}) == 1
-    assert value("sftp_s3_files_total", {"outcome": "skipped"}) == 1
-    assert value("sftp_s3_files_total", {"outcome": "failed"}) == 0
+    assert value("sftp_s3_files_total", {"outcome": "done", **up}) == 1
+    assert value("sftp_s3_files_total", {"outcome": "skipped", **up}) == 1
+    assert value("sftp_s3_files_total", {"outcome": "failed", **up}) == 0
+    # the other direction's series exist, at 0 (the TUI can run both)
+    down = {"direction": "s3_to_sftp"}
+    assert value("sftp_s3_bytes_transferred_total", down) == 0
+    assert value("sftp_s3_files_total", {"outcome": "done", **down}) == 0
     assert value("sftp_s3_sftp_read_seconds_count") == 3
     assert value("sftp_s3_s3_upload_seconds_count") == 3
     assert value("sftp_s3_s3_upload_seconds_bucket", {"le": "0.25"}) == 1
     assert value("sftp_s3_s3_upload_seconds_sum") == pytest.approx(3.5)
     assert value("sftp_s3_buffer_pool_budget_bytes") == 8 * MiB
-    assert value("sftp_s3_throughput_bytes_per_second") == sampler.latest.bytes_per_second
+    assert value("sftp_s3_throughput_bytes_per_second", up) == sampler.latest.bytes_per_second
     assert value("sftp_s3_process_resident_memory_bytes") == sampler.latest.rss_bytes
     assert value("sftp_s3_parts_in_flight") == 0
 
@@ -375,13 +380,16 @@ def test_prometheus_metrics_follow_snapshots(bus, engine, clock):
 
 
 def _gateway_value(url: str, name: str, instance: str) -> float | None:
+    """The sum of a metric's series the gateway holds for ``instance`` (None: none)."""
     with urllib.request.urlopen(f"{url}/metrics", timeout=5) as response:
         text = response.read().decode()
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            if sample.name == name and sample.labels.get("instance") == instance:
-                return float(sample.value)
-    return None
+    values = [
+        float(sample.value)
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == name and sample.labels.get("instance") == instance
+    ]
+    return sum(values) if values else None
 
 
 async def test_exporter_pushes_to_a_real_gateway_and_serves_metrics(
@@ -407,8 +415,11 @@ async def test_exporter_pushes_to_a_real_gateway_and_serves_metrics(
             f"http://127.0.0.1:{exporter.metrics_port}/metrics", timeout=5
         ) as response:
             families = {f.name: f for f in text_string_to_metric_families(response.read().decode())}
-        served = families["sftp_s3_bytes_transferred"].samples[0].value
-        assert served == fed
+        served = {
+            sample.labels["direction"]: sample.value
+            for sample in families["sftp_s3_bytes_transferred"].samples
+        }
+        assert served == {"sftp_to_s3": fed, "s3_to_sftp": 0}
         for _ in range(100):  # the push loop runs on its own
             if exporter.pushes_ok:
                 break
@@ -477,7 +488,9 @@ async def test_exporter_stop_takes_a_final_sample(bus, engine):
     exporter = MetricsExporter(sampler)
     async with exporter:
         engine.move_part(1, 1, 4321, 0.1, 0.2)
-    value = exporter.registry.get_sample_value("sftp_s3_bytes_transferred_total")
+    value = exporter.registry.get_sample_value(
+        "sftp_s3_bytes_transferred_total", {"direction": "sftp_to_s3"}
+    )
     assert value == 4321
     assert sampler.latest.bytes_transferred == 4321
 
@@ -508,3 +521,88 @@ def test_a_queue_of_many_files_costs_the_sampler_a_small_record_each(bus, engine
     assert left < 128 * 1024  # 20 finished transfers, not 5,000
     assert snapshot.files_done == count and snapshot.bytes_transferred == count * 1000
     assert len(snapshot.transfers) == 20
+
+
+def test_deliveries_and_uploads_are_counted_apart_by_direction(bus, engine, clock):
+    """One process can upload and deliver at once (the TUI): the totals split by the
+    direction the engine's queued and started events carry, a delivery's part latencies go
+    to the S3-read / SFTP-write histograms, and the labelled series follow."""
+    from sftp_s3_tui.engine.events import Direction
+    from sftp_s3_tui.engine.plan.delivery import DeliveryJob
+    from sftp_s3_tui.engine.transfer.delivery import DeliveryEvents, DeliveryResult
+
+    sampler = Sampler(bus, clock=clock)
+    metrics = SnapshotMetrics()
+    sampler.subscribe(metrics.update)
+    engine.queue(1, 2 * MiB)  # an upload
+    engine.start(1, 2 * MiB, MiB)
+    events = DeliveryEvents(bus, new_id=iter(range(10, 20)).__next__)  # the engine's events
+    delivery = events.queued(DeliveryJob("b", "out/x.bin", "/inbox/x.bin", size=3 * MiB))
+    skipped = events.queued(DeliveryJob("b", "out/kept.csv", "/inbox/kept.csv", size=5))
+    events.refused(DeliveryResult("b", "../evil", "", "failed", message="refused"))
+    progress = events.progress(delivery)
+    progress.running()
+    progress.started(3 * MiB, MiB)
+    snapshot = sampler.sample_now()
+    assert snapshot.files_queued == 1 and snapshot.files_running == 2
+    for number in (1, 2, 3):
+        engine.part(delivery, number, PartState.READING, MiB)
+        engine.part(delivery, number, PartState.UPLOADING, MiB, seconds=0.5)  # its GET
+        engine.part(delivery, number, PartState.DONE, MiB, seconds=0.02)  # its SFTP write
+    engine.move_part(1, 1, MiB, 0.3, 0.04)
+    clock.advance(1.0)
+    snapshot = sampler.sample_now()
+    down = snapshot.direction(Direction.S3_TO_SFTP)
+    up = snapshot.direction(Direction.SFTP_TO_S3)
+    assert down is not None and up is not None
+    assert (down.bytes_transferred, down.parts_done) == (3 * MiB, 3)
+    assert (up.bytes_transferred, up.parts_done) == (MiB, 1)
+    assert down.bytes_per_second == 3 * MiB and up.bytes_per_second == MiB
+    assert snapshot.bytes_transferred == 4 * MiB  # the totals stay both together
+    assert snapshot.s3_read_seconds == (0.5, 0.5, 0.5)
+    assert snapshot.sftp_write_seconds == (0.02, 0.02, 0.02)
+    assert snapshot.sftp_read_seconds == (0.3,) and snapshot.s3_upload_seconds == (0.04,)
+    assert down.files_failed == 1  # the refused key
+
+    progress.finished(
+        DeliveryResult("b", "out/x.bin", "/inbox/x.bin", "done", 3 * MiB).transfer_result(1.0)
+    )
+    events.progress(skipped).finished(
+        DeliveryResult("b", "out/kept.csv", "/inbox/kept.csv", "skipped", 5).transfer_result(0.0)
+    )
+    engine.finish(1, TransferState.DONE, 2 * MiB)
+    clock.advance(1.0)
+    snapshot = sampler.sample_now()
+    down = snapshot.direction(Direction.S3_TO_SFTP)
+    assert down is not None
+    assert (down.files_done, down.files_skipped, down.files_failed) == (1, 1, 1)
+    assert snapshot.files_done == 2 and snapshot.files_queued == 0
+
+    value = metrics.registry.get_sample_value
+    d, u = {"direction": "s3_to_sftp"}, {"direction": "sftp_to_s3"}
+    assert value("sftp_s3_bytes_transferred_total", d) == 3 * MiB
+    assert value("sftp_s3_bytes_transferred_total", u) == MiB
+    assert value("sftp_s3_parts_completed_total", d) == 3
+    assert value("sftp_s3_files_total", {"outcome": "done", **d}) == 1
+    assert value("sftp_s3_files_total", {"outcome": "skipped", **d}) == 1
+    assert value("sftp_s3_files_total", {"outcome": "failed", **d}) == 1
+    assert value("sftp_s3_files_total", {"outcome": "done", **u}) == 1
+    assert value("sftp_s3_s3_read_seconds_count") == 3
+    assert value("sftp_s3_sftp_write_seconds_count") == 3
+    assert value("sftp_s3_sftp_read_seconds_count") == 1
+    assert value("sftp_s3_throughput_bytes_per_second", d) > 0
+    metrics.finish()  # the run is over: no speed left in either direction
+    assert value("sftp_s3_throughput_bytes_per_second", d) == 0
+    assert value("sftp_s3_throughput_bytes_per_second", u) == 0
+
+
+def test_a_run_of_one_direction_exports_only_its_series():
+    """A CLI run names its direction: the gateway group of a delivery holds no upload series
+    (and the other way round); a direction seen later still gets its series."""
+    from sftp_s3_tui.engine.events import Direction
+
+    metrics = SnapshotMetrics(directions=(Direction.S3_TO_SFTP,))
+    value = metrics.registry.get_sample_value
+    assert value("sftp_s3_bytes_transferred_total", {"direction": "s3_to_sftp"}) == 0
+    assert value("sftp_s3_bytes_transferred_total", {"direction": "sftp_to_s3"}) is None
+    assert value("sftp_s3_files_total", {"outcome": "done", "direction": "sftp_to_s3"}) is None

@@ -13,7 +13,7 @@ import pytest
 from textual.widgets import TextArea, Tree
 
 from sftp_s3_tui.engine.config import MiB, S3Endpoint
-from sftp_s3_tui.engine.events import TransferState
+from sftp_s3_tui.engine.events import Direction, TransferState
 from sftp_s3_tui.ui.screens.browse import BrowseScreen
 from sftp_s3_tui.ui.screens.detail import TransferDetailScreen
 from sftp_s3_tui.ui.screens.dialogs import ConfirmScreen
@@ -91,6 +91,13 @@ async def test_d_on_a_prefix_delivers_its_objects_into_the_sftp_folder_shown(
 
         await wait_for(pilot, lambda: told("All transfers finished: 2 of 2 copied"), what="done")
         assert session.unfinished == set()
+        # the engine told each object's life once: the sampler (the metrics) counts them
+        # as deliveries, apart from uploads
+        snapshot = session.sampler.sample_now()
+        down = snapshot.direction(Direction.S3_TO_SFTP)
+        assert down is not None and (down.files_done, down.files_failed) == (2, 0)
+        assert down.bytes_transferred == len(big) + len(b"id\n1\n")
+        assert snapshot.direction(Direction.SFTP_TO_S3) is None
         rows = app.screen.query_one(TransferPanel).transfer_list.rows_by_id
         assert {rows[i].key for i in deliveries} == {"out/report.csv", "out/small.txt"}
         assert all(rows[i].state is TransferState.DONE for i in deliveries), [
@@ -258,6 +265,8 @@ async def test_x_on_a_delivery_row_cancels_it_and_removes_its_temporary_file(
             what="the cancel",
         )
         assert table.rows_by_id[transfer_id].state is TransferState.CANCELLED
+        down = session.sampler.sample_now().direction(Direction.S3_TO_SFTP)
+        assert down is not None and (down.files_cancelled, down.files_done) == (1, 0)
         assert not (root / "big.bin").exists()
         assert not [name for name in os.listdir(root) if name.startswith(".big.bin")]
         await app.close_all()

@@ -12,6 +12,7 @@ from sftp_s3_tui.engine.resume.journal import Journal, account_identity, endpoin
 from sftp_s3_tui.ui.screens.browse import BrowseScreen
 from sftp_s3_tui.ui.screens.dialogs import ConfirmScreen
 from sftp_s3_tui.ui.widgets.remote_tree import RemoteTree
+from tests.support.metrics import labelled_value
 from tests.support.servers import PushGateway, SftpServerInfo
 from tests.ui.helpers import make_app, server_profile, wait_for
 
@@ -95,7 +96,7 @@ async def test_metrics_are_pushed_while_the_tui_copies(
         )
         await app.close_all()  # the exporter pushes a last time on the way out
     text = fresh_pushgateway.metrics_text()
-    line = next(
-        line for line in text.splitlines() if line.startswith("sftp_s3_bytes_transferred_total")
-    )
-    assert float(line.rsplit(" ", 1)[1]) == 6 * MiB
+    name = "sftp_s3_bytes_transferred_total"
+    assert labelled_value(text, name, direction="sftp_to_s3") == 6 * MiB
+    # the TUI can deliver too: that direction's series is there, at 0
+    assert labelled_value(text, name, direction="s3_to_sftp") == 0

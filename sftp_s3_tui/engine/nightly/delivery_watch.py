@@ -20,12 +20,13 @@ from dataclasses import dataclass, field
 
 from ..addresses import S3Location
 from ..errors import SourceNotFound, TransferError
+from ..events import EventBus
 from ..plan.delivery import DeliveryJob, DeliveryTarget, RefusedKey, plan_delivery
 from ..s3.operations import S3Client
 from ..s3.reader import describe_object
 from ..sftp.pool import SftpPool
 from ..transfer.buffers import BufferPool
-from ..transfer.delivery import DeliveryOptions, DeliveryResult, deliver_object
+from ..transfer.delivery import DeliveryEvents, DeliveryOptions, DeliveryResult, deliver_object
 from .watch import WatchState, poll_until_stopped, polled
 
 #: Destination stats at once when a poll checks which new versions are there already.
@@ -92,6 +93,8 @@ class DeliveryWatcher:
         state: WatchState,
         every_seconds: float,
         hooks: DeliveryWatchHooks = DeliveryWatchHooks(),
+        bus: EventBus | None = None,
+        buffers: BufferPool | None = None,
     ) -> None:
         self.source = source
         self.target = target
@@ -102,8 +105,11 @@ class DeliveryWatcher:
         self.state = state
         self.every_seconds = every_seconds
         self.hooks = hooks
-        #: One memory budget for the whole watch, as for one ``copy``.
-        self.buffers = BufferPool(options.memory_budget)
+        #: One memory budget for the whole watch, as for one ``copy`` (the front's pool,
+        #: when it watches its fill).
+        self.buffers = buffers if buffers is not None else BufferPool(options.memory_budget)
+        #: Each object told on the front's bus as a transfer (the metrics), when given.
+        self.events = DeliveryEvents(bus) if bus is not None else None
         self.polls = 0
         #: Keys refused by name, said once (not at every poll) while they stay listed.
         self._refused: set[str] = set()
@@ -138,10 +144,12 @@ class DeliveryWatcher:
         report.listed = len(jobs) + len(refused)
         for item in refused:
             if item.key not in self._refused:
-                self._result(
-                    report,
-                    DeliveryResult(item.bucket, item.key, "", "failed", message=str(item.error)),
+                failed = DeliveryResult(
+                    item.bucket, item.key, "", "failed", message=str(item.error)
                 )
+                if self.events is not None:
+                    self.events.refused(failed)
+                self._result(report, failed)
         # the keys of which some version was delivered: a new version of one is never
         # taken for "there already" by size and time (a same-size re-upload within the
         # second would look like it)
@@ -237,7 +245,9 @@ class DeliveryWatcher:
             if front_delivered is not None:
                 await front_delivered(result)
 
-        async def one(job: DeliveryJob) -> None:
+        events = self.events
+
+        async def one(job: DeliveryJob, transfer_id: int) -> None:
             try:
                 result = await deliver_object(
                     job,
@@ -247,6 +257,8 @@ class DeliveryWatcher:
                     buffers=self.buffers,
                     options=self.options,
                     on_delivered=delivered,
+                    bus=events.bus if events is not None else None,
+                    transfer_id=transfer_id,
                 )
             finally:
                 slots.release()
@@ -270,7 +282,8 @@ class DeliveryWatcher:
                 await slots.acquire()
                 if stop.is_set() or errors:
                     break
-                task = asyncio.ensure_future(one(job))
+                transfer_id = events.queued(job) if events is not None else 0
+                task = asyncio.ensure_future(one(job, transfer_id))
                 running.add(task)
                 self._deliveries.add(task)
                 task.add_done_callback(ended)

@@ -18,6 +18,8 @@ Nothing touches local disk but the record.
 from __future__ import annotations
 
 import asyncio
+import itertools
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from dataclasses import replace as replace_result
@@ -28,7 +30,7 @@ from ..addresses import S3Location
 from ..aio import run_to_end
 from ..config import ConflictPolicy, MiB, S3Endpoint
 from ..errors import DestinationRefused, TransferError, VerificationFailed
-from ..events import EventBus
+from ..events import Direction, EventBus, TransferQueued, TransferResult, TransferState
 from ..plan.delivery import DeliveryJob, DeliveryTarget, RefusedKey, plan_delivery
 from ..plan.filters import FileFilter
 from ..resume.delivery_record import DeliveryRecord, DeliveryState
@@ -73,6 +75,13 @@ class DeliveryOptions:
     record_dir: Path | None = None
 
 
+_STATES = {
+    "done": TransferState.DONE,
+    "skipped": TransferState.SKIPPED,
+    "failed": TransferState.FAILED,
+}
+
+
 #: What --inplace risks, said once per run by the fronts.
 INPLACE_RISK = (
     "--inplace writes straight to the final name: a partner polling the folder may pick up "
@@ -101,6 +110,28 @@ class DeliveryResult:
     def source(self) -> str:
         return f"s3://{self.bucket}/{self.key}"
 
+    def transfer_result(self, seconds: float) -> TransferResult:
+        """The result as an upload's (what a front's row, the sampler and the progress
+        block read from :class:`TransferFinished`)."""
+        status = _STATES.get(self.status, TransferState.CANCELLED)
+        message = self.message
+        if status is TransferState.DONE:
+            message = f"→ {self.remote_path} (verified by {self.verified_by})"
+        elif status is TransferState.SKIPPED:
+            message = f"{self.remote_path}: {self.message}"
+        return TransferResult(
+            source=self.source,
+            bucket=self.bucket,
+            key=self.key,
+            bytes=self.bytes,
+            seconds=seconds,
+            parts=0,
+            sha256=None,
+            status=status,
+            message=message,
+            verified_by=self.verified_by,
+        )
+
     def as_json(self) -> dict[str, Any]:
         record: dict[str, Any] = {
             "source": self.source,
@@ -119,6 +150,42 @@ class DeliveryResult:
         if self.done_file:
             record["done_file"] = self.done_file
         return record
+
+
+class DeliveryEvents:
+    """A delivery run's objects told on a bus as an upload queue tells its files: each one
+    queued under a transfer id of its own (``new_id``: the TUI shares the queue's ids), then
+    its :class:`Progress` (running, plan, parts, end). The metrics and the CLI's progress
+    block read them (``direction`` ``s3_to_sftp``)."""
+
+    def __init__(self, bus: EventBus, new_id: Callable[[], int] | None = None) -> None:
+        self.bus = bus
+        self._ids = itertools.count(1)
+        self.new_id: Callable[[], int] = new_id or (lambda: next(self._ids))
+
+    def queued(self, job: DeliveryJob) -> int:
+        """A row for ``job`` (its listed size; an exact key's is known once described)."""
+        transfer_id = self.new_id()
+        self.bus.emit(
+            TransferQueued(
+                transfer_id=transfer_id,
+                source=f"s3://{job.bucket}/{job.key}",
+                bucket=job.bucket,
+                key=job.key,
+                size=job.size,
+                direction=Direction.S3_TO_SFTP,
+            )
+        )
+        return transfer_id
+
+    def progress(self, transfer_id: int) -> Progress:
+        return Progress(self.bus, transfer_id)
+
+    def refused(self, result: DeliveryResult) -> None:
+        """A key refused by name (or otherwise failed before it could start): queued and
+        failed at once, so it counts as the other failures do."""
+        transfer_id = self.queued(DeliveryJob(result.bucket, result.key, ""))
+        self.progress(transfer_id).finished(result.transfer_result(0.0))
 
 
 async def _spread(writer: RemoteWriter, info: ObjectInfo, options: DeliveryOptions) -> None:
@@ -231,8 +298,8 @@ async def deliver_object(
     """Deliver one object (see the module's story); a failure is a result, never raised
     (a cancel is raised, after the temporary file is removed). ``on_delivered`` runs once
     the file is in place, before the source is deleted (a manifest row made durable). With
-    a ``bus``, its start and its parts are told there as transfer ``transfer_id``'s (the
-    TUI's rows)."""
+    a ``bus``, its start, its parts and its end are told there as transfer ``transfer_id``'s
+    (the TUI's rows, the metrics, the CLI's progress block)."""
     delivery = ObjectDelivery(
         job, s3=s3, sftp=sftp, target=target, buffers=buffers, options=options
     )
@@ -292,6 +359,23 @@ class ObjectDelivery:
         )
 
     async def run(self) -> DeliveryResult:
+        """The story (:meth:`_run`), told to :attr:`progress` from its start to its end (a
+        cancel ends it ``cancelled``)."""
+        progress = self.progress
+        if progress is None:
+            return await self._run()
+        began = time.monotonic()
+        progress.running()
+        try:
+            result = await self._run()
+        except BaseException:
+            ended = self._result("cancelled")
+            progress.finished(ended.transfer_result(time.monotonic() - began))
+            raise
+        progress.finished(result.transfer_result(time.monotonic() - began))
+        return result
+
+    async def _run(self) -> DeliveryResult:
         """Describe → claim the record → conflict check → resume or start → stream →
         check → publish → after it is in place; a failure removes the temporary file."""
         try:
@@ -499,18 +583,32 @@ async def deliver(
     sftp: SftpPool | None = None,
     on_delivered: Callable[[DeliveryResult], Awaitable[None]] | None = None,
     on_excluded: Callable[[str, str], None] | None = None,
+    bus: EventBus | None = None,
+    buffers: BufferPool | None = None,
 ) -> None:
     """Deliver every object of ``source`` into ``target``, ``files_in_flight`` at once,
     under one memory budget; each result is handed to ``on_result`` as it is known
     (``on_delivered``: see :func:`deliver_object`; ``on_excluded``: ``(key, why)`` of each
-    object the filter leaves out)."""
-    buffers = BufferPool(options.memory_budget)
+    object the filter leaves out). With a ``bus``, every object is told there as a
+    transfer (:class:`DeliveryEvents`); ``buffers``: the pool to take parts from (the
+    caller's, to watch its fill), else one of ``options.memory_budget``."""
+    buffers = buffers if buffers is not None else BufferPool(options.memory_budget)
+    events = DeliveryEvents(bus) if bus is not None else None
     async with sftp or SftpPool() as pool:
         warming = asyncio.ensure_future(_warm_lanes(pool, target))
         try:
             async with open_client(s3_endpoint) as s3:
                 await _deliver_all(
-                    source, target, options, on_result, s3, pool, buffers, on_delivered, on_excluded
+                    source,
+                    target,
+                    options,
+                    on_result,
+                    s3,
+                    pool,
+                    buffers,
+                    on_delivered,
+                    on_excluded,
+                    events,
                 )
         finally:
             warming.cancel()
@@ -545,11 +643,12 @@ async def _deliver_all(
     buffers: BufferPool,
     on_delivered: Callable[[DeliveryResult], Awaitable[None]] | None,
     on_excluded: Callable[[str, str], None] | None,
+    events: DeliveryEvents | None = None,
 ) -> None:
     """The body of :func:`deliver`: ``files_in_flight`` objects at once."""
     slots = asyncio.Semaphore(max(1, options.files_in_flight))
 
-    async def one(job: DeliveryJob) -> None:
+    async def one(job: DeliveryJob, transfer_id: int) -> None:
         try:
             on_result(
                 await deliver_object(
@@ -560,10 +659,17 @@ async def _deliver_all(
                     buffers=buffers,
                     options=options,
                     on_delivered=on_delivered,
+                    bus=events.bus if events is not None else None,
+                    transfer_id=transfer_id,
                 )
             )
         finally:
             slots.release()
+
+    def refused(result: DeliveryResult) -> None:
+        if events is not None:
+            events.refused(result)
+        on_result(result)
 
     try:
         async with asyncio.TaskGroup() as group:
@@ -571,12 +677,13 @@ async def _deliver_all(
                 s3,
                 source,
                 target,
-                on_result,
+                refused,
                 file_filter=options.file_filter,
                 on_excluded=on_excluded,
             ):
+                transfer_id = events.queued(job) if events is not None else 0
                 await slots.acquire()
-                group.create_task(one(job))
+                group.create_task(one(job, transfer_id))
     except BaseExceptionGroup as group_error:
         raise first_error(group_error) from None
 

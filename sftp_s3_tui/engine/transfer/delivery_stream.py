@@ -19,7 +19,16 @@ from ..aio import run_to_end
 from ..config import MiB
 from ..digest import b64, crc64nvme, crc64nvme_combine
 from ..errors import VerificationFailed
-from ..events import EventBus, PartState, TransferStarted
+from ..events import (
+    Direction,
+    EventBus,
+    PartState,
+    TransferFinished,
+    TransferResult,
+    TransferStarted,
+    TransferState,
+    TransferStateChanged,
+)
 from ..s3.operations import S3Client
 from ..s3.reader import ObjectInfo, open_object, open_range
 from ..sftp.writer import RemoteWriter
@@ -263,11 +272,23 @@ async def stream(
 
 @dataclass
 class Progress:
-    """One delivery's events on a bus (a front showing it as a row: chunk map, rates)."""
+    """One delivery's events on a bus, as an upload tells its own (a front's row, the
+    metrics sampler, the CLI's progress block): running, its plan, each part, its end."""
 
     bus: EventBus
     transfer_id: int
     _since: dict[int, float] = field(default_factory=dict)
+
+    def running(self) -> None:
+        """It has its slot and starts (it may still be skipped before any byte moves)."""
+        self.bus.emit(
+            TransferStateChanged(transfer_id=self.transfer_id, state=TransferState.RUNNING)
+        )
+
+    def finished(self, result: TransferResult) -> None:
+        """Its end, as the queue tells an upload's: the final state, then the result."""
+        self.bus.emit(TransferStateChanged(transfer_id=self.transfer_id, state=result.status))
+        self.bus.emit(TransferFinished(transfer_id=self.transfer_id, result=result))
 
     def started(self, size: int, part_size: int) -> None:
         parts = -(-size // part_size)
@@ -278,6 +299,7 @@ class Progress:
                 part_size=part_size,
                 part_count=parts,
                 multipart=parts > 1,
+                direction=Direction.S3_TO_SFTP,
             )
         )
 
