@@ -45,6 +45,8 @@ class StreamingS3ToSFTPOperator(BaseOperator):
     name is the partner's; ``overwrite``, ``if-newer``, ``if-different`` replace it
     atomically where the server offers ``posix-rename@openssh.com``), ``replace=True`` for
     ``overwrite``; ``delete_source`` deletes each object once its file is in place;
+    ``verify_readback`` reads each file back over SFTP before it is renamed into place and
+    compares its SHA-256 with the bytes read from S3 (a second pass over the link);
     ``part_size``, ``parts_in_flight``, ``files_in_flight``, ``memory_budget``;
     ``connections``, ``window``, ``bwlimit``, ``jump`` override the SFTP connection's extras.
     ``hook_url`` / ``notify_on`` send healthchecks-style pings. OpenLineage comes through the
@@ -70,6 +72,7 @@ class StreamingS3ToSFTPOperator(BaseOperator):
         replace: bool = False,
         conflict_policy: str | ConflictPolicy | None = None,
         delete_source: bool = False,
+        verify_readback: bool = False,
         part_size: int | str | None = None,
         parts_in_flight: int | None = None,
         files_in_flight: int | None = None,
@@ -86,7 +89,7 @@ class StreamingS3ToSFTPOperator(BaseOperator):
         self.s3_bucket, self.s3_key, self.sftp_path = s3_bucket, s3_key, sftp_path
         self.sftp_conn_id, self.aws_conn_id = sftp_conn_id, aws_conn_id
         self.replace, self.conflict_policy = replace, conflict_policy
-        self.delete_source = delete_source
+        self.delete_source, self.verify_readback = delete_source, verify_readback
         self.part_size, self.parts_in_flight = part_size, parts_in_flight
         self.files_in_flight, self.memory_budget = files_in_flight, memory_budget
         self.connections, self.window, self.bwlimit, self.jump = connections, window, bwlimit, jump
@@ -128,6 +131,7 @@ class StreamingS3ToSFTPOperator(BaseOperator):
                 s3_endpoint(self.aws_conn_id),
                 flags,
                 delete_source=self.delete_source,
+                verify_readback=self.verify_readback,
                 observe=observe_options(
                     ObserveFlags(hook_url=self.hook_url, notify_on=self.notify_on), os.environ
                 ),

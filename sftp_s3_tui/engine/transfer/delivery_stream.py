@@ -39,12 +39,15 @@ MAX_STREAMS = 4
 
 class Digest:
     """The checks of the bytes read: CRC64NVME always, MD5 when the object's ETag is one
-    (only then can it be compared).
+    (only then can it be compared), and with ``sha256`` (``--verify-readback``) a SHA-256
+    of each segment, which the file read back is compared with.
 
     The object (or what a resume has left of it, after a verified ``prefix``) may be read as
     several consecutive segments at once: each segment's bytes are fed in order to its own
     CRC, and the CRCs are combined at the end. MD5 cannot be combined, so an object checked
-    by MD5 is read as one segment.
+    by MD5 is read as one segment. A SHA-256 cannot be combined either, but it is only
+    compared with the file read back, range by range, so each segment keeps its own (the
+    parallel GETs stay) and a resumed prefix's ranges come first.
     """
 
     def __init__(
@@ -52,8 +55,15 @@ class Digest:
         info: ObjectInfo,
         segments: list[tuple[int, int]],
         prefix: Digest | None = None,
+        *,
+        sha256: bool = False,
     ) -> None:
         self.segments = segments
+        self.sha256s = [hashlib.sha256() for _ in segments] if sha256 else None
+        #: (begin, end, SHA-256) of the ranges before the first segment: a resumed prefix's.
+        self.before: list[tuple[int, int, bytes]] = []
+        if sha256 and prefix is not None:
+            self.before = prefix.sha256_ranges()
         self.crcs = [0] * len(segments)
         self.base_crc = prefix.crc if prefix is not None else 0
         self.base_length = segments[0][0] if segments else 0
@@ -70,6 +80,15 @@ class Digest:
         self.crcs[segment] = crc64nvme(data, self.crcs[segment])
         if self.md5 is not None:
             self.md5.update(data)
+        if self.sha256s is not None:
+            self.sha256s[segment].update(data)
+
+    def sha256_ranges(self) -> list[tuple[int, int, bytes]]:
+        """``(begin, end, SHA-256)`` of the bytes read, range by range in byte order (a
+        resumed prefix's first, then each segment's); empty for an empty object."""
+        assert self.sha256s is not None, "built without sha256"
+        mine = zip(self.segments, self.sha256s, strict=True)
+        return [*self.before, *((begin, end, h.digest()) for (begin, end), h in mine)]
 
     def first_through(self, end: int) -> int:
         """The CRC of the bytes ``[0, end)`` while the first segment is fed up to ``end``."""
@@ -161,6 +180,7 @@ async def stream(
     start: int = 0,
     on_written: Callable[[int, int], None] | None = None,
     progress: Progress | None = None,
+    sha256: bool = False,
 ) -> Digest:
     """Ranged GETs fill pool buffers part by part → writes at offsets; each segment's digest
     fed in byte order.
@@ -173,11 +193,12 @@ async def stream(
     its buffer goes back to the pool when both are done. So reading, hashing and writing
     overlap freely. A resume starts at ``start`` after the verified ``prefix``;
     ``on_written(end, crc)`` hears each move of the written frontier of the first segment
-    (what a checkpoint records: a resume continues from there).
+    (what a checkpoint records: a resume continues from there). ``sha256``: each segment's
+    SHA-256 too (``--verify-readback``; the prefix's comes with ``prefix``).
     """
     part_size = max(1, part_size)
     segments = segments_of(info, part_size, start)
-    checks = Digest(info, segments, prefix)
+    checks = Digest(info, segments, prefix, sha256=sha256)
     frontier = Frontier(start, checks.base_crc)
     slots = asyncio.Semaphore(max(1, parts_in_flight))
 

@@ -1,0 +1,89 @@
+"""``--verify-readback``: the temporary file read back over SFTP before it is published, its
+SHA-256 compared with that of the bytes read from S3.
+
+The other checks compare what was *read from S3* with the store's checksum and the size the
+server reports; neither sees a byte the server or its disk changed on the way in. This is a
+second pass over the link (the whole file comes back), so it is asked for, never implied.
+
+The bytes read from S3 may come from several GETs at once, and a SHA-256 cannot be combined,
+so :class:`~.delivery_stream.Digest` keeps one per GET's range (a resumed prefix's range
+first); the file is read back once, in order, and each range's SHA-256 compared with its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+
+from ..config import MiB
+from ..errors import VerificationFailed
+from ..s3.reader import ObjectInfo
+from ..sftp.writer import RemoteWriter
+from .buffers import BufferPool
+from .delivery_stream import HASH_OFF_LOOP
+
+#: The read back's chunk at most (two are held at once: one read ahead while one is hashed).
+READ_BACK_CHUNK = 8 * MiB
+
+#: The hint of every read-back failure.
+HINT = "nothing was left at the final name; run the copy again"
+
+
+async def check_read_back(
+    writer: RemoteWriter,
+    info: ObjectInfo,
+    ranges: list[tuple[int, int, bytes]],
+    buffers: BufferPool,
+    part_size: int,
+) -> None:
+    """Read ``writer.temp_path`` back and compare each ``(begin, end, sha256)`` range of
+    the bytes read from S3 with it; :class:`VerificationFailed` naming the first range that
+    differs (or where the file ended early)."""
+    path = writer.temp_path
+    chunk = max(64 * 1024, min(READ_BACK_CHUNK, part_size // 2))
+    held = await buffers.acquire(2 * chunk)  # the budget counts the chunks read back
+    try:
+        offset = await _compare(writer, path, info.size, ranges, chunk)
+    finally:
+        buffers.release(held)
+    if offset < info.size:
+        raise VerificationFailed(
+            f"Read back over SFTP, {path} ends at byte {offset:,}; {info.url} has "
+            f"{info.size:,} bytes",
+            HINT,
+        )
+
+
+async def _compare(
+    writer: RemoteWriter,
+    path: str,
+    size: int,
+    ranges: list[tuple[int, int, bytes]],
+    chunk: int,
+) -> int:
+    """Feed the file's bytes to each range's SHA-256 in order, comparing each as it ends;
+    how many bytes were read back."""
+    index = 0
+    hasher = hashlib.sha256()
+    offset = 0
+    async for data in writer.read_back(path, size, chunk, ahead=True):
+        view = memoryview(data)
+        while view:
+            begin, end, expected = ranges[index]
+            piece, view = view[: end - offset], view[end - offset :]
+            if len(piece) >= HASH_OFF_LOOP:
+                await asyncio.to_thread(hasher.update, piece)
+            else:
+                hasher.update(piece)
+            offset += len(piece)
+            if offset == end:
+                if hasher.digest() != expected:
+                    raise VerificationFailed(
+                        f"Read back over SFTP, bytes {begin:,}–{end:,} of {path} differ from "
+                        f"the bytes read from S3 (SHA-256 {hasher.hexdigest()[:16]}…, "
+                        f"expected {expected.hex()[:16]}…)",
+                        HINT,
+                    )
+                index += 1
+                hasher = hashlib.sha256()
+    return offset
