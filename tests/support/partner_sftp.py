@@ -15,7 +15,7 @@ runs (``monkeypatch``, this test process only: the CLI under test runs in anothe
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from pathlib import Path
 from typing import Literal
 
@@ -44,10 +44,10 @@ class _Partner(asyncssh.SFTPServer):
     def posix_rename(self, oldpath: bytes, newpath: bytes) -> None:
         raise asyncssh.SFTPOpUnsupported("posix-rename not supported")
 
-    def write(self, file_obj: object, offset: int, data: bytes) -> int:
+    def write(self, file_obj: object, offset: int, data: bytes) -> int | Awaitable[int]:
         if self._behaviour == "flips-a-byte" and offset == 0 and data:
             data = bytes([data[0] ^ 0xFF]) + data[1:]
-        return super().write(file_obj, offset, data)  # type: ignore[no-any-return]
+        return super().write(file_obj, offset, data)
 
 
 @contextlib.asynccontextmanager
