@@ -47,6 +47,7 @@ class StreamingS3ToSFTPOperator(BaseOperator):
     ``overwrite``; ``delete_source`` deletes each object once its file is in place;
     ``verify_readback`` reads each file back over SFTP before it is renamed into place and
     compares its SHA-256 with the bytes read from S3 (a second pass over the link);
+    ``verify_server_hash`` asks the server for that SHA-256 instead (ProFTPD's check-file);
     ``part_size``, ``parts_in_flight``, ``files_in_flight``, ``memory_budget``;
     ``connections``, ``window``, ``bwlimit``, ``jump`` override the SFTP connection's extras.
     ``hook_url`` / ``notify_on`` send healthchecks-style pings. OpenLineage comes through the
@@ -73,6 +74,7 @@ class StreamingS3ToSFTPOperator(BaseOperator):
         conflict_policy: str | ConflictPolicy | None = None,
         delete_source: bool = False,
         verify_readback: bool = False,
+        verify_server_hash: bool = False,
         part_size: int | str | None = None,
         parts_in_flight: int | None = None,
         files_in_flight: int | None = None,
@@ -90,6 +92,7 @@ class StreamingS3ToSFTPOperator(BaseOperator):
         self.sftp_conn_id, self.aws_conn_id = sftp_conn_id, aws_conn_id
         self.replace, self.conflict_policy = replace, conflict_policy
         self.delete_source, self.verify_readback = delete_source, verify_readback
+        self.verify_server_hash = verify_server_hash
         self.part_size, self.parts_in_flight = part_size, parts_in_flight
         self.files_in_flight, self.memory_budget = files_in_flight, memory_budget
         self.connections, self.window, self.bwlimit, self.jump = connections, window, bwlimit, jump
@@ -132,6 +135,7 @@ class StreamingS3ToSFTPOperator(BaseOperator):
                 flags,
                 delete_source=self.delete_source,
                 verify_readback=self.verify_readback,
+                verify_server_hash=self.verify_server_hash,
                 observe=observe_options(
                     ObserveFlags(hook_url=self.hook_url, notify_on=self.notify_on), os.environ
                 ),

@@ -5,6 +5,8 @@ stores other bytes than it was sent, where every size and status says all is wel
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import os
 from pathlib import Path
 from typing import Any
 
@@ -12,9 +14,13 @@ import pytest
 
 from sftp_s3_tui.engine.addresses import S3Location
 from sftp_s3_tui.engine.config import MiB, S3Endpoint
+from sftp_s3_tui.engine.errors import VerificationFailed
 from sftp_s3_tui.engine.plan.delivery import DeliveryTarget
+from sftp_s3_tui.engine.sftp.pool import SftpPool
+from sftp_s3_tui.engine.sftp.writer import RemoteWriter
 from sftp_s3_tui.engine.transfer import delivery_stream
 from sftp_s3_tui.engine.transfer.delivery import DeliveryOptions, DeliveryResult, deliver
+from sftp_s3_tui.engine.transfer.delivery_readback import check_server_hash
 from tests.support.cli import key_args, run_cli
 from tests.support.delivery import files_under, pattern, records, target_url
 from tests.support.partner_sftp import partner_sftp
@@ -44,6 +50,38 @@ def test_a_delivery_read_back_lands_and_says_so(
     assert row["status"] == "done" and row["verified_by"] == "md5+size+readback-sha256"
     assert summary["exit_code"] == 0
     assert files_under(openssh_sftp.root / "outbound") == {"daily.csv": data}
+
+
+@pytest.mark.sftp_families
+def test_the_servers_own_hash_is_asked_where_it_can_hash(
+    openssh_sftp: SftpServerInfo, sftp_family: str, s3_endpoint: S3Endpoint, s3: Any, bucket: str
+) -> None:
+    """ProFTPD hashes the file itself (check-file-handle, unannounced under SFTP v3); OpenSSH
+    and gesftpserver cannot, which the result says, and the delivery goes on."""
+    data = pattern(2 * MiB + 9, seed=36)
+    s3.put_object(Bucket=bucket, Key="exports/hashed.csv", Body=data)
+
+    done = run_cli(
+        "copy",
+        f"s3://{bucket}/exports/hashed.csv",
+        target_url(openssh_sftp, "outbound/"),
+        *key_args(openssh_sftp, s3_endpoint),
+        "--verify-server-hash",
+        "--json",
+    )
+
+    assert done.returncode == 0, done.stderr
+    (row,), _ = records(done.stdout)
+    assert row["status"] == "done"
+    if sftp_family == "proftpd":
+        assert row["verified_by"] == "md5+size+server-sha256"
+    else:
+        assert row["verified_by"] == "md5+size"
+        assert (
+            "not checked by the server's hash (the server offers no check-file-handle)"
+            in (row["message"])
+        )
+    assert files_under(openssh_sftp.root / "outbound") == {"hashed.csv": data}
 
 
 @pytest.mark.sftp_families
@@ -155,3 +193,32 @@ def test_verify_readback_the_other_way_is_one_usage_line(
     assert done.returncode == 2
     assert "--verify-readback is for S3 → SFTP delivery" in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.sftp_families
+async def test_the_servers_own_hash_of_a_file_that_differs_is_one_line(
+    openssh_sftp: SftpServerInfo, sftp_family: str
+) -> None:
+    """The server's SHA-256 of the whole file against the one of the bytes read: a
+    difference names the file (only ProFTPD can hash; the others say they cannot)."""
+    data = os.urandom(5 * MiB + 7)
+    folder = openssh_sftp.root / "h"
+    folder.mkdir()
+    (folder / "f.bin").write_bytes(data)
+    async with SftpPool() as pool:
+        writer = RemoteWriter(pool, openssh_sftp.endpoint(), openssh_sftp.remote_path("h/f.bin"))
+        await writer.connect()
+        writer.temp_path = writer.final_path  # the file to hash
+        try:
+            matched = await check_server_hash(writer, len(data), hashlib.sha256(data))
+            if sftp_family == "proftpd":
+                other = hashlib.sha256(data[:-1] + b"?")
+                with pytest.raises(VerificationFailed, match=r"The server's SHA-256 of .*f\.bin"):
+                    await check_server_hash(writer, len(data), other)
+        finally:
+            writer.release()
+
+    if sftp_family == "proftpd":
+        assert matched == (True, "")
+    else:
+        assert matched == (False, "the server offers no check-file-handle")

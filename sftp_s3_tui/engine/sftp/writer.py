@@ -17,6 +17,8 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncssh
+from asyncssh.constants import FXP_EXTENDED_REPLY
+from asyncssh.packet import String, UInt32, UInt64
 
 from ..config import SftpEndpoint
 from ..errors import DestinationRefused, DestinationWriteFailed, TransferError
@@ -32,6 +34,10 @@ _FOLDERS: weakref.WeakKeyDictionary[SftpPool, set[tuple[str, int, str | None, st
 
 #: The bytes one write over a lane carries when a file is spread over several connections.
 _LANE_SLICE = 2 * 1024 * 1024
+
+#: The slowest a server is expected to hash a file it holds (the wait for its answer grows
+#: with the file's size at this rate).
+_SERVER_HASH_BYTES_PER_SECOND = 16 * 1024 * 1024
 
 #: The extension that renames over an existing file atomically (POSIX rename(2)).
 POSIX_RENAME = "posix-rename@openssh.com"
@@ -454,6 +460,49 @@ class RemoteWriter:
                     await file.close()
         except (OSError, asyncssh.Error, TimeoutError) as exc:
             raise await self._failed(exc, path) from exc
+
+    async def server_sha256(self, path: str, size: int) -> tuple[bytes, str]:
+        """The server's own SHA-256 of the whole of ``path`` (``check-file-handle``, offset
+        0, length 0: to the end, one block); ``(b"", why not)`` when it cannot hash it.
+
+        asyncssh has no call for this extension (its request table knows only the replies it
+        decodes), so the request goes through its handler's ``_send_request`` and the reply
+        is decoded here: a string naming the hash, then the hash. ProFTPD's
+        mod_sftp answers it under SFTP v3 without announcing it (it lists ``check-file``
+        only in v5's ``supported2``), on a handle opened for reading. The server reads the
+        whole file before it answers, so the wait grows with ``size`` (its bytes)."""
+        handler: Any = self.client._handler
+        wait = self.endpoint.request_timeout_seconds + size / _SERVER_HASH_BYTES_PER_SECOND
+        try:
+            async with asyncio.timeout(wait):
+                async with await self.client.open(path, "rb") as file:
+                    handle: bytes = file._handle  # type: ignore[assignment]
+                    waiter = asyncio.get_running_loop().create_future()
+                    handler._send_request(
+                        b"check-file-handle",
+                        [
+                            String(handle),
+                            String(b"sha256"),
+                            UInt64(0),
+                            UInt64(0),
+                            UInt32(0),
+                        ],
+                        waiter,
+                    )
+                    kind, reply = await waiter
+                    if kind != FXP_EXTENDED_REPLY:
+                        handler._process_status(reply)  # raises the server's error
+                        return b"", "the server gave no hash"
+                    name = reply.get_string()
+                    hashes = reply.get_remaining_payload()
+        except asyncssh.SFTPOpUnsupported:
+            return b"", "the server offers no check-file-handle"
+        except (OSError, asyncssh.Error, TimeoutError) as exc:
+            reason = getattr(exc, "reason", None) or str(exc) or type(exc).__name__
+            return b"", f"the server did not hash it: {reason}"
+        if name != b"sha256" or len(hashes) != 32:
+            return b"", f"the server answered with {name.decode(errors='replace')!r}"
+        return bytes(hashes), ""
 
     async def reopen(self, temp_path: str) -> None:
         """Continue writing an existing temporary file (a resume): no create, no truncate."""

@@ -39,7 +39,7 @@ from ..s3.reader import ObjectInfo, describe_object
 from ..sftp.pool import SftpPool
 from ..sftp.writer import RemoteWriter
 from .buffers import BufferPool
-from .delivery_readback import check_read_back
+from .delivery_readback import check_read_back, check_server_hash
 from .delivery_resume import checkpoints, clear_left, resumable
 from .delivery_stream import Digest, Progress, stream
 from .parts import first_error
@@ -77,6 +77,10 @@ class DeliveryOptions:
     #: --verify-readback: read the temporary file back over SFTP before it is published
     #: and compare its SHA-256 with the bytes read from S3 (a second pass over the link).
     verify_readback: bool = False
+    #: --verify-server-hash: ask the server for the SHA-256 of the temporary file
+    #: (check-file-handle: ProFTPD) before it is published; where it cannot, the result
+    #: says so and the delivery goes on.
+    verify_server_hash: bool = False
 
 
 #: What --inplace risks, said once per run by the fronts.
@@ -362,6 +366,7 @@ class ObjectDelivery:
             self.buffers,
             self.options.inplace,
             sha256=self.options.verify_readback,
+            whole_sha256=self.options.verify_server_hash,
         )
         if resumed is None:
             self.notes.append(await clear_left(self.writer, record, left, why))
@@ -419,6 +424,7 @@ class ObjectDelivery:
             on_written=on_written,
             progress=self.progress,
             sha256=options.verify_readback,
+            whole_sha256=options.verify_server_hash,
         )
         checked = digest.check(info)
         written = await self.writer.finish(mtime=info.last_modified)
@@ -432,6 +438,12 @@ class ObjectDelivery:
             ranges = digest.sha256_ranges()
             await check_read_back(self.writer, info, ranges, self.buffers, options.part_size)
             checked += "+readback-sha256"
+        if options.verify_server_hash:
+            hashed, why = await check_server_hash(self.writer, info.size, digest.whole)
+            if hashed:
+                checked += "+server-sha256"
+            elif why:
+                self.notes.append(f"not checked by the server's hash ({why})")
         return checked
 
     async def _publish(self, replace: bool) -> str | None:

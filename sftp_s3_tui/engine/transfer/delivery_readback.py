@@ -1,5 +1,6 @@
 """``--verify-readback``: the temporary file read back over SFTP before it is published, its
-SHA-256 compared with that of the bytes read from S3.
+SHA-256 compared with that of the bytes read from S3; ``--verify-server-hash``: the same
+comparison with the SHA-256 the server computes itself (``check-file-handle``).
 
 The other checks compare what was *read from S3* with the store's checksum and the size the
 server reports; neither sees a byte the server or its disk changed on the way in. This is a
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+from typing import Any
 
 from ..config import MiB
 from ..errors import VerificationFailed
@@ -87,3 +89,29 @@ async def _compare(
                 index += 1
                 hasher = hashlib.sha256()
     return offset
+
+
+async def check_server_hash(writer: RemoteWriter, size: int, whole: Any) -> tuple[bool, str]:
+    """``--verify-server-hash``: the server hashes the temporary file itself (SHA-256 by
+    ``check-file-handle``), compared with ``whole``, the SHA-256 of the bytes read from S3 in
+    order; ``(True, "")`` when it matched, ``(False, why not)`` when the server could not
+    hash it, :class:`VerificationFailed` when it differs. Nothing crosses the link but the
+    hash (``size``: the file's, for how long the server may take).
+
+    Only the whole file is asked for (offset 0, length 0: to the end). ProFTPD 1.3.8 hashes
+    other bytes than asked for a range with a length that ends inside the file (seen here
+    for a range of 1 MiB + 3 bytes; whole files and ranges to the end come back right)."""
+    if size == 0:
+        return False, ""  # an empty file: nothing to hash (ProFTPD refuses offset 0 of 0)
+    path = writer.temp_path
+    theirs, why = await writer.server_sha256(path, size)
+    if why:
+        return False, why
+    expected: bytes = whole.digest()
+    if theirs != expected:
+        raise VerificationFailed(
+            f"The server's SHA-256 of {path} differs from the bytes read from S3 "
+            f"({theirs.hex()[:16]}…, expected {expected.hex()[:16]}…)",
+            HINT,
+        )
+    return True, ""
