@@ -25,6 +25,9 @@ from tests.support.cli import key_args, run_cli
 from tests.support.delivery import files_under, pattern, records, target_url
 from tests.support.partner_sftp import partner_sftp
 from tests.support.servers import SftpServerInfo
+from tests.support.watcher import wait_for
+
+from .test_delivery_watch import delivered, results, watch
 
 
 @pytest.mark.sftp_families
@@ -177,6 +180,23 @@ async def test_a_server_that_stores_other_bytes_fails_the_read_back_and_leaves_n
     (row,), _ = records(unchecked.stdout)
     assert row["verified_by"] == "md5+size"
     assert files_under(server.root / "box")["feed.bin"] != data
+
+
+def test_a_watch_reads_each_delivery_back(
+    openssh_sftp: SftpServerInfo, s3_endpoint: S3Endpoint, s3: Any, bucket: str
+) -> None:
+    s3.put_object(Bucket=bucket, Key="out/a.csv", Body=b"a,1\n")
+
+    watcher = watch(openssh_sftp, s3_endpoint, bucket, "--verify-readback")
+    try:
+        wait_for(lambda: delivered(watcher, "a.csv") == 1)
+    finally:
+        code, err = watcher.stop()
+
+    assert code == 0, err
+    (row,) = results(watcher)
+    assert row["verified_by"] == "md5+size+readback-sha256"
+    assert files_under(openssh_sftp.root / "partner") == {"a.csv": b"a,1\n"}
 
 
 def test_verify_readback_the_other_way_is_one_usage_line(
