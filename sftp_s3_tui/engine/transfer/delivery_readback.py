@@ -9,6 +9,8 @@ second pass over the link (the whole file comes back), so it is asked for, never
 The bytes read from S3 may come from several GETs at once, and a SHA-256 cannot be combined,
 so :class:`~.delivery_stream.Digest` keeps one per GET's range (a resumed prefix's range
 first); the file is read back once, in order, and each range's SHA-256 compared with its own.
+The server's hash is asked of the whole file only (see :func:`check_server_hash`), so for it
+the digest keeps one SHA-256 in byte order instead, the object read by one GET.
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ async def check_read_back(
     the bytes read from S3 with it; :class:`VerificationFailed` naming the first range that
     differs (or where the file ended early)."""
     path = writer.temp_path
-    chunk = max(64 * 1024, min(READ_BACK_CHUNK, part_size // 2))
+    chunk = min(READ_BACK_CHUNK, max(1, part_size // 2))  # two fit where a part does
     held = await buffers.acquire(2 * chunk)  # the budget counts the chunks read back
     try:
         offset = await _compare(writer, path, info.size, ranges, chunk)
