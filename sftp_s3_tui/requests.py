@@ -213,6 +213,8 @@ class RunFlags:
     content_type: str | None = None
     metadata: tuple[str, ...] = ()
     inplace: bool = False  # S3 → SFTP delivery only: write to the final name
+    verify_readback: bool = False  # S3 → SFTP delivery only: read the file back, SHA-256
+    verify_server_hash: bool = False  # S3 → SFTP delivery only: the server's SHA-256
 
 
 def _run_options_class() -> type[RunOptions]:
@@ -234,6 +236,16 @@ def run_options(flags: RunFlags, source_paths: Sequence[str] = ()) -> RunOptions
         raise UsageError(f"--done-file {done!r} is not a suffix", "e.g. --done-file .done")
     if flags.inplace:
         raise UsageError("--inplace is for S3 → SFTP delivery", "copy s3://… sftp://… --inplace")
+    if flags.verify_readback:
+        raise UsageError(
+            "--verify-readback is for S3 → SFTP delivery",
+            "copy s3://… sftp://… --verify-readback (S3 objects are verified by HEAD)",
+        )
+    if flags.verify_server_hash:
+        raise UsageError(
+            "--verify-server-hash is for S3 → SFTP delivery",
+            "copy s3://… sftp://… --verify-server-hash (S3 objects are verified by HEAD)",
+        )
     options = RunOptions(
         file_filter=FileFilter.build(
             rules=flags.rules,
@@ -833,6 +845,8 @@ def delivery_request(
             run.delete_source,
             profile.transfer_options() if profile else None,
             inplace=run.inplace,
+            verify_readback=run.verify_readback,
+            verify_server_hash=run.verify_server_hash,
             done_suffix=delivery_done_suffix(run.done_file),
             record_dir=_delivery_record_dir(),
             file_filter=delivery_filter(run),
@@ -857,7 +871,8 @@ def delivery_options(
 ) -> DeliveryOptions:
     """A delivery's tunables from the transfer flags, checked as every front's are; the
     conflict policy is ``skip-existing`` unless one is given. ``delivery``: the
-    delivery-only fields (``inplace``, ``done_suffix``, ``record_dir``, ``file_filter``)."""
+    delivery-only fields (``inplace``, ``verify_readback``, ``verify_server_hash``,
+    ``done_suffix``, ``record_dir``, ``file_filter``)."""
     from .engine.transfer.delivery import DeliveryOptions
 
     options = transfer_options(transfer, base, names)
@@ -882,11 +897,15 @@ def task_delivery_request(
     transfer: TransferFlags,
     *,
     delete_source: bool = False,
+    verify_readback: bool = False,
+    verify_server_hash: bool = False,
     observe: ObserveOptions | None = None,
 ) -> DeliveryRequest:
     """A delivery for a task front (the Airflow operator): ``s3_bucket`` + ``s3_key`` (a key,
     or a prefix ending in ``/``; or ``s3_key`` as ``s3://bucket/key``), endpoints from its
-    connections, checked by the same rules as ``copy s3://… sftp://…``."""
+    connections, checked by the same rules as ``copy s3://… sftp://…``
+    (``verify_readback``, ``verify_server_hash``: as ``--verify-readback``,
+    ``--verify-server-hash``)."""
     from .engine.plan.delivery import check_addresses
 
     if s3_key.startswith("s3://"):
@@ -907,7 +926,13 @@ def task_delivery_request(
         source=source,
         target=target,
         s3=s3,
-        options=delivery_options(transfer, delete_source, names={}),
+        options=delivery_options(
+            transfer,
+            delete_source,
+            names={},
+            verify_readback=verify_readback,
+            verify_server_hash=verify_server_hash,
+        ),
         observe=observe or ObserveOptions(),
     )
 

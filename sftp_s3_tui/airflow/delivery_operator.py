@@ -45,6 +45,9 @@ class StreamingS3ToSFTPOperator(BaseOperator):
     name is the partner's; ``overwrite``, ``if-newer``, ``if-different`` replace it
     atomically where the server offers ``posix-rename@openssh.com``), ``replace=True`` for
     ``overwrite``; ``delete_source`` deletes each object once its file is in place;
+    ``verify_readback`` reads each file back over SFTP before it is renamed into place and
+    compares its SHA-256 with the bytes read from S3 (a second pass over the link);
+    ``verify_server_hash`` asks the server for that SHA-256 instead (ProFTPD's check-file);
     ``part_size``, ``parts_in_flight``, ``files_in_flight``, ``memory_budget``;
     ``connections``, ``window``, ``bwlimit``, ``jump`` override the SFTP connection's extras.
     ``hook_url`` / ``notify_on`` send healthchecks-style pings; ``push_gateway`` pushes the
@@ -78,6 +81,8 @@ class StreamingS3ToSFTPOperator(BaseOperator):
         replace: bool = False,
         conflict_policy: str | ConflictPolicy | None = None,
         delete_source: bool = False,
+        verify_readback: bool = False,
+        verify_server_hash: bool = False,
         part_size: int | str | None = None,
         parts_in_flight: int | None = None,
         files_in_flight: int | None = None,
@@ -95,7 +100,8 @@ class StreamingS3ToSFTPOperator(BaseOperator):
         self.s3_bucket, self.s3_key, self.sftp_path = s3_bucket, s3_key, sftp_path
         self.sftp_conn_id, self.aws_conn_id = sftp_conn_id, aws_conn_id
         self.replace, self.conflict_policy = replace, conflict_policy
-        self.delete_source = delete_source
+        self.delete_source, self.verify_readback = delete_source, verify_readback
+        self.verify_server_hash = verify_server_hash
         self.part_size, self.parts_in_flight = part_size, parts_in_flight
         self.files_in_flight, self.memory_budget = files_in_flight, memory_budget
         self.connections, self.window, self.bwlimit, self.jump = connections, window, bwlimit, jump
@@ -138,6 +144,8 @@ class StreamingS3ToSFTPOperator(BaseOperator):
                 s3_endpoint(self.aws_conn_id),
                 flags,
                 delete_source=self.delete_source,
+                verify_readback=self.verify_readback,
+                verify_server_hash=self.verify_server_hash,
                 observe=observe_options(
                     ObserveFlags(hook_url=self.hook_url, notify_on=self.notify_on), os.environ
                 ),

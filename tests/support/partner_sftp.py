@@ -3,7 +3,9 @@ SFTP (asyncssh, files on disk under ``base/root``):
 
 * ``no-posix-rename``: offers no ``posix-rename@openssh.com`` (appliances, older servers);
   its plain rename refuses an existing target, as SFTP v3 says;
-* ``no-rename``: refuses every rename (drop boxes that only let files be written).
+* ``no-rename``: refuses every rename (drop boxes that only let files be written);
+* ``flips-a-byte``: stores the first byte of each file inverted (a disk or a server that
+  changes what it was sent: every size and status still says all is well).
 
 asyncssh advertises its SFTP extensions from a class attribute of its server handler, so the
 ``no-posix-rename`` server hides the extension by patching that attribute for as long as it
@@ -13,7 +15,7 @@ runs (``monkeypatch``, this test process only: the CLI under test runs in anothe
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from pathlib import Path
 from typing import Literal
 
@@ -24,7 +26,7 @@ from asyncssh.sftp import SFTPServerHandler
 from tests.support.nightly import key_login_sftp
 from tests.support.servers import SftpServerInfo
 
-Behaviour = Literal["no-posix-rename", "no-rename"]
+Behaviour = Literal["no-posix-rename", "no-rename", "flips-a-byte"]
 
 
 class _Partner(asyncssh.SFTPServer):
@@ -41,6 +43,11 @@ class _Partner(asyncssh.SFTPServer):
 
     def posix_rename(self, oldpath: bytes, newpath: bytes) -> None:
         raise asyncssh.SFTPOpUnsupported("posix-rename not supported")
+
+    def write(self, file_obj: object, offset: int, data: bytes) -> int | Awaitable[int]:
+        if self._behaviour == "flips-a-byte" and offset == 0 and data:
+            data = bytes([data[0] ^ 0xFF]) + data[1:]
+        return super().write(file_obj, offset, data)
 
 
 @contextlib.asynccontextmanager

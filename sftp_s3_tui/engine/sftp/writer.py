@@ -14,8 +14,11 @@ import posixpath
 import secrets
 import weakref
 from collections.abc import AsyncIterator
+from typing import Any
 
 import asyncssh
+from asyncssh.constants import FXP_EXTENDED_REPLY
+from asyncssh.packet import String, UInt32, UInt64
 
 from ..config import SftpEndpoint
 from ..errors import DestinationRefused, DestinationWriteFailed, TransferError
@@ -31,6 +34,10 @@ _FOLDERS: weakref.WeakKeyDictionary[SftpPool, set[tuple[str, int, str | None, st
 
 #: The bytes one write over a lane carries when a file is spread over several connections.
 _LANE_SLICE = 2 * 1024 * 1024
+
+#: The slowest a server is expected to hash a file it holds (the wait for its answer grows
+#: with the file's size at this rate).
+_SERVER_HASH_BYTES_PER_SECOND = 16 * 1024 * 1024
 
 #: The extension that renames over an existing file atomically (POSIX rename(2)).
 POSIX_RENAME = "posix-rename@openssh.com"
@@ -224,6 +231,17 @@ class RemoteWriter:
         profile = self.sftp.server_profile(self.endpoint)
         return profile.write_bytes if profile is not None else -1
 
+    def read_bytes(self) -> int:
+        """The block size of a read back: as pinned, else what the server profile learned
+        of its reads, else the write size (a server that takes writes of a size answers
+        reads of it; asyncssh's own -1 reads 16 KiB blocks from ProFTPD and Dropbear)."""
+        if self.block_size > 0:
+            return self.block_size
+        profile = self.sftp.server_profile(self.endpoint)
+        if profile is not None and profile.read_source != "default":
+            return profile.read_bytes
+        return self.write_bytes()
+
     @property
     def client(self) -> asyncssh.SFTPClient:
         assert self._lease is not None, "open() first"
@@ -413,26 +431,86 @@ class RemoteWriter:
             return f"rename aside (the old file {aside} could not be removed: {exc})"
         return "rename aside"
 
-    async def read_back(self, path: str, length: int, chunk: int) -> AsyncIterator[bytes]:
+    async def read_back(
+        self, path: str, length: int, chunk: int, *, ahead: bool = False
+    ) -> AsyncIterator[bytes]:
         """The first ``length`` bytes of ``path`` on the server, ``chunk`` at a time
-        (pipelined reads; stops early when the file is shorter)."""
+        (pipelined reads; stops early when the file is shorter). ``ahead``: the next chunk
+        is asked for before this one is handed over, so the link stays busy while the
+        caller hashes (two chunks held at once)."""
         try:
             async with asyncio.timeout(self.endpoint.request_timeout_seconds):
-                file = await self.client.open(path, "rb", block_size=self.block_size or -1)
+                file = await self.client.open(path, "rb", block_size=self.read_bytes())
+            pending: asyncio.Future[Any] | None = None  # asyncssh types reads as str
             try:
                 offset = 0
                 while offset < length:
-                    data = await file.read(min(chunk, length - offset), offset)
+                    if pending is None:
+                        pending = asyncio.ensure_future(
+                            file.read(min(chunk, length - offset), offset)
+                        )
+                    data = await pending
+                    pending = None
                     assert isinstance(data, bytes)  # a binary-mode file
                     if not data:
                         return
                     offset += len(data)
+                    if ahead and offset < length:
+                        pending = asyncio.ensure_future(
+                            file.read(min(chunk, length - offset), offset)
+                        )
                     yield data
             finally:
+                if pending is not None:
+                    pending.cancel()
+                    await asyncio.gather(pending, return_exceptions=True)
                 with contextlib.suppress(OSError, asyncssh.Error):
                     await file.close()
         except (OSError, asyncssh.Error, TimeoutError) as exc:
             raise await self._failed(exc, path) from exc
+
+    async def server_sha256(self, path: str, size: int) -> tuple[bytes, str]:
+        """The server's own SHA-256 of the whole of ``path`` (``check-file-handle``, offset
+        0, length 0: to the end, one block); ``(b"", why not)`` when it cannot hash it.
+
+        asyncssh has no call for this extension (its request table knows only the replies it
+        decodes), so the request goes through its handler's ``_send_request`` and the reply
+        is decoded here: a string naming the hash, then the hash. ProFTPD's
+        mod_sftp answers it under SFTP v3 without announcing it (it lists ``check-file``
+        only in v5's ``supported2``), on a handle opened for reading. The server reads the
+        whole file before it answers, so the wait grows with ``size`` (its bytes)."""
+        handler: Any = self.client._handler
+        wait = self.endpoint.request_timeout_seconds + size / _SERVER_HASH_BYTES_PER_SECOND
+        try:
+            async with asyncio.timeout(wait):
+                async with await self.client.open(path, "rb") as file:
+                    handle: bytes = file._handle  # type: ignore[assignment]
+                    waiter = asyncio.get_running_loop().create_future()
+                    handler._send_request(
+                        b"check-file-handle",
+                        [
+                            String(handle),
+                            String(b"sha256"),
+                            UInt64(0),
+                            UInt64(0),
+                            UInt32(0),
+                        ],
+                        waiter,
+                    )
+                    kind, reply = await waiter
+                    if kind != FXP_EXTENDED_REPLY:
+                        handler._process_status(reply)  # raises the server's error
+                        return b"", "the server gave no hash"
+                    name = reply.get_string()
+                    hashes = reply.get_remaining_payload()
+        except asyncssh.SFTPOpUnsupported:
+            return b"", "the server offers no check-file-handle"
+        except (OSError, asyncssh.Error, TimeoutError) as exc:
+            reason = getattr(exc, "reason", None) or str(exc) or type(exc).__name__
+            return b"", f"the server did not hash it: {reason}"
+        if name != b"sha256" or len(hashes) != 32:
+            return b"", f"the server answered with {name.decode(errors='replace')!r}"
+        return bytes(hashes), ""
 
     async def reopen(self, temp_path: str) -> None:
         """Continue writing an existing temporary file (a resume): no create, no truncate."""

@@ -7,9 +7,11 @@ policy to the final name → record, then create ``.NAME.<token>.partial`` besid
 GETs (If-Match the ETag) fill pool buffers that go straight into pipelined SFTP writes at
 their offsets, several parts at once, the written frontier checkpointed → the bytes read
 checked against the object's checksum (CRC64NVME, else the ETag's MD5), the written size
-against a final fstat, the mtime set to LastModified → rename into place (posix-rename, or
-old aside / new in / old removed where the server has no posix-rename) → ``--done-file``'s
-marker → only then, if asked, the object deleted (only if it is still the one delivered).
+against a final fstat, the mtime set to LastModified → with ``--verify-readback``, the
+temporary file read back and its SHA-256 compared (:mod:`.delivery_readback`) → rename into
+place (posix-rename, or old aside / new in / old removed where the server has no
+posix-rename) → ``--done-file``'s marker → only then, if asked, the object deleted (only if
+it is still the one delivered).
 Any failure, cancel or Ctrl-C removes the temporary file; nothing is ever written under the
 final name but a whole, checked file — except with ``--inplace`` (see :data:`INPLACE_RISK`).
 Nothing touches local disk but the record.
@@ -39,6 +41,7 @@ from ..s3.reader import ObjectInfo, describe_object, listed_info
 from ..sftp.pool import SftpPool
 from ..sftp.writer import RemoteWriter
 from .buffers import BufferPool
+from .delivery_readback import check_read_back, check_server_hash
 from .delivery_resume import checkpoints, clear_left, resumable
 from .delivery_stream import STREAM_MIN, Digest, Progress, stream
 from .parts import first_error
@@ -73,6 +76,13 @@ class DeliveryOptions:
     #: Where each delivery in progress is recorded (its temporary file, for the next run
     #: after a kill -9); None: not recorded.
     record_dir: Path | None = None
+    #: --verify-readback: read the temporary file back over SFTP before it is published
+    #: and compare its SHA-256 with the bytes read from S3 (a second pass over the link).
+    verify_readback: bool = False
+    #: --verify-server-hash: ask the server for the SHA-256 of the temporary file
+    #: (check-file-handle: ProFTPD) before it is published; where it cannot, the result
+    #: says so and the delivery goes on.
+    verify_server_hash: bool = False
 
 
 _STATES = {
@@ -452,7 +462,15 @@ class ObjectDelivery:
         if self.listed:  # a resume reads ranges, which carry no checksum: HEAD first
             self.info = info = await describe_object(self.s3, info.bucket, info.key)
             self.listed = False
-        resumed, why = await resumable(self.writer, info, left, self.buffers, self.options.inplace)
+        resumed, why = await resumable(
+            self.writer,
+            info,
+            left,
+            self.buffers,
+            self.options.inplace,
+            sha256=self.options.verify_readback,
+            whole_sha256=self.options.verify_server_hash,
+        )
         if resumed is None:
             self.notes.append(await clear_left(self.writer, record, left, why))
             self.left = None
@@ -491,7 +509,8 @@ class ObjectDelivery:
             await self.writer.open(truncate=self.options.inplace and replace)
 
     async def _transfer(self, resumed: Digest | None, start: int) -> str:
-        """The bytes from ``start`` on, checked; what they were verified by."""
+        """The bytes from ``start`` on, checked (and read back, when asked); what they were
+        verified by."""
         info, options = self.info, self.options
         assert info is not None
         on_written = None
@@ -512,6 +531,8 @@ class ObjectDelivery:
             on_written=on_written,
             progress=self.progress,
             whole=self.listed,
+            sha256=options.verify_readback,
+            whole_sha256=options.verify_server_hash,
         )
         if digest.described is not None:
             self.info = info = digest.described
@@ -522,6 +543,17 @@ class ObjectDelivery:
                 f"{self.writer.temp_path} holds {written} bytes, {info.url} has {info.size}",
                 "nothing was left at the final name; run the copy again",
             )
+        checked = f"{checked}+size" if checked else "size"
+        if options.verify_readback:
+            ranges = digest.sha256_ranges()
+            await check_read_back(self.writer, info, ranges, self.buffers, options.part_size)
+            checked += "+readback-sha256"
+        if options.verify_server_hash:
+            hashed, why = await check_server_hash(self.writer, info.size, digest.whole)
+            if hashed:
+                checked += "+server-sha256"
+            elif why:
+                self.notes.append(f"not checked by the server's hash ({why})")
         return checked
 
     async def _publish(self, replace: bool) -> str | None:
@@ -544,7 +576,7 @@ class ObjectDelivery:
         assert info is not None
         result = self._result(
             "done",
-            verified_by=f"{checked}+size" if checked else "size",
+            verified_by=checked,
             etag=info.etag,
             version_id=info.version_id,
             published_by=published_by,

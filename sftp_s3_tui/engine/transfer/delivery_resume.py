@@ -18,12 +18,26 @@ from .delivery_stream import Digest
 
 
 async def verified_prefix(
-    writer: RemoteWriter, info: ObjectInfo, left: DeliveryState, buffers: BufferPool
+    writer: RemoteWriter,
+    info: ObjectInfo,
+    left: DeliveryState,
+    buffers: BufferPool,
+    *,
+    sha256: bool = False,
+    whole_sha256: bool = False,
 ) -> Digest | None:
     """The digest of the left temporary file's first ``left.written`` bytes, read back over
     SFTP, when they hash to the CRC64NVME the record holds; None when they do not (or the
-    file is shorter): then the delivery starts over."""
-    digest = Digest(info, [(0, left.written)])
+    file is shorter): then the delivery starts over.
+
+    ``sha256`` (``--verify-readback``): the prefix's SHA-256 too, taken from these bytes read
+    back, since a resume does not read the prefix from S3 again. It stands for the bytes
+    read from S3 only because the same bytes matched the CRC64NVME the killed run recorded
+    of what it read from S3 (and the whole object's CRC64NVME, prefix included, is checked
+    against the store's at the end); the final read back then shows the prefix is still
+    those bytes once the rest is written. ``whole_sha256``: the same, as the start of the
+    whole file's SHA-256 (``--verify-server-hash``)."""
+    digest = Digest(info, [(0, left.written)], sha256=sha256, whole_sha256=whole_sha256)
     chunk = min(8 * MiB, max(1, left.written))
     offset = 0
     buffer = await buffers.acquire(chunk)  # the budget counts the chunk read back
@@ -58,6 +72,9 @@ async def resumable(
     left: DeliveryState,
     buffers: BufferPool,
     inplace: bool,
+    *,
+    sha256: bool = False,
+    whole_sha256: bool = False,
 ) -> tuple[Digest | None, str]:
     """(the digest of the left file's verified prefix, "") when the delivery can continue
     from it; (None, why not) when it must start over."""
@@ -69,7 +86,9 @@ async def resumable(
     if left.written <= 0:
         return None, "none of it was recorded as written"
     try:
-        digest = await verified_prefix(writer, info, left, buffers)
+        digest = await verified_prefix(
+            writer, info, left, buffers, sha256=sha256, whole_sha256=whole_sha256
+        )
     except TransferError as exc:
         return None, f"it could not be read back: {exc.message}"
     if digest is None:

@@ -48,12 +48,17 @@ MAX_STREAMS = 4
 
 class Digest:
     """The checks of the bytes read: CRC64NVME always, MD5 when the object's ETag is one
-    (only then can it be compared).
+    (only then can it be compared), and with ``sha256`` (``--verify-readback``) a SHA-256
+    of each segment, which the file read back is compared with.
 
     The object (or what a resume has left of it, after a verified ``prefix``) may be read as
     several consecutive segments at once: each segment's bytes are fed in order to its own
     CRC, and the CRCs are combined at the end. MD5 cannot be combined, so an object checked
-    by MD5 is read as one segment.
+    by MD5 is read as one segment. A SHA-256 cannot be combined either, but it is only
+    compared with the file read back, range by range, so each segment keeps its own (the
+    parallel GETs stay) and a resumed prefix's ranges come first. ``whole_sha256``
+    (``--verify-server-hash``) keeps one SHA-256 of the whole file in byte order, going on
+    from a resumed prefix's, so such an object is read as one segment too.
     """
 
     def __init__(
@@ -61,10 +66,22 @@ class Digest:
         info: ObjectInfo,
         segments: list[tuple[int, int]],
         prefix: Digest | None = None,
+        *,
+        sha256: bool = False,
+        whole_sha256: bool = False,
     ) -> None:
         self.segments = segments
         #: What a whole-object GET said the object is (stream's ``whole``), to check against.
         self.described: ObjectInfo | None = None
+        self.whole: Any = None
+        if whole_sha256:
+            assert len(segments) <= 1, "a whole SHA-256 needs the bytes in one order"
+            self.whole = prefix.whole.copy() if prefix is not None else hashlib.sha256()
+        self.sha256s = [hashlib.sha256() for _ in segments] if sha256 else None
+        #: (begin, end, SHA-256) of the ranges before the first segment: a resumed prefix's.
+        self.before: list[tuple[int, int, bytes]] = []
+        if sha256 and prefix is not None:
+            self.before = prefix.sha256_ranges()
         self.crcs = [0] * len(segments)
         self.base_crc = prefix.crc if prefix is not None else 0
         self.base_length = segments[0][0] if segments else 0
@@ -81,6 +98,17 @@ class Digest:
         self.crcs[segment] = crc64nvme(data, self.crcs[segment])
         if self.md5 is not None:
             self.md5.update(data)
+        if self.sha256s is not None:
+            self.sha256s[segment].update(data)
+        if self.whole is not None:
+            self.whole.update(data)
+
+    def sha256_ranges(self) -> list[tuple[int, int, bytes]]:
+        """``(begin, end, SHA-256)`` of the bytes read, range by range in byte order (a
+        resumed prefix's first, then each segment's); empty for an empty object."""
+        assert self.sha256s is not None, "built without sha256"
+        mine = zip(self.segments, self.sha256s, strict=True)
+        return [*self.before, *((begin, end, h.digest()) for (begin, end), h in mine)]
 
     def first_through(self, end: int) -> int:
         """The CRC of the bytes ``[0, end)`` while the first segment is fed up to ``end``."""
@@ -138,20 +166,23 @@ class Frontier:
         return moved
 
 
-def segments_of(info: ObjectInfo, part_size: int, start: int = 0) -> list[tuple[int, int]]:
+def segments_of(
+    info: ObjectInfo, part_size: int, start: int = 0, *, in_order: bool = False
+) -> list[tuple[int, int]]:
     """The object's byte ranges ``[begin, end)`` from ``start`` on, read by one GET each, at
     once.
 
     One GET for most objects (its parts are read one after another from the same body, so
     only the first byte waits a round trip); a big object whose check is the CRC64NVME (or
     none) gets up to ``MAX_STREAMS`` GETs of at least ``STREAM_MIN`` each, on part
-    boundaries, for a store that sends each connection at a capped rate.
+    boundaries, for a store that sends each connection at a capped rate (``in_order``: one
+    GET, for a hash that needs every byte in order).
     """
     left = info.size - start
     if left <= 0:
         return []
     count = 1
-    if info.single_part_md5 is None or info.crc64nvme:
+    if (info.single_part_md5 is None or info.crc64nvme) and not in_order:
         count = max(1, min(MAX_STREAMS, left // STREAM_MIN))
     parts = -(-left // part_size)
     per_stream = -(-parts // count) * part_size
@@ -173,6 +204,8 @@ async def stream(
     on_written: Callable[[int, int], None] | None = None,
     progress: Progress | None = None,
     whole: bool = False,
+    sha256: bool = False,
+    whole_sha256: bool = False,
 ) -> Digest:
     """Ranged GETs fill pool buffers part by part → writes at offsets; each segment's digest
     fed in byte order.
@@ -187,11 +220,13 @@ async def stream(
     ``on_written(end, crc)`` hears each move of the written frontier of the first segment
     (what a checkpoint records: a resume continues from there). ``whole``: ``info`` comes
     from a listing and the object is read in one GET of all of it, whose answer describes it
-    (the returned digest's ``described``; no HEAD was made).
+    (the returned digest's ``described``; no HEAD was made). ``sha256``: each segment's
+    SHA-256 too (``--verify-readback``; the prefix's comes with ``prefix``); ``whole_sha256``:
+    one SHA-256 of the whole file, the object read by one GET (``--verify-server-hash``).
     """
     part_size = max(1, part_size)
-    segments = segments_of(info, part_size, start)
-    checks = Digest(info, segments, prefix)
+    segments = segments_of(info, part_size, start, in_order=whole_sha256)
+    checks = Digest(info, segments, prefix, sha256=sha256, whole_sha256=whole_sha256)
     frontier = Frontier(start, checks.base_crc)
     slots = asyncio.Semaphore(max(1, parts_in_flight))
 
