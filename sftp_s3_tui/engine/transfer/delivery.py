@@ -40,10 +40,11 @@ from ..s3.operations import PreconditionFailed, S3Client, delete_object, open_cl
 from ..s3.reader import ObjectInfo, describe_object, listed_info
 from ..sftp.pool import SftpPool
 from ..sftp.writer import RemoteWriter
+from . import delivery_stream
 from .buffers import BufferPool
 from .delivery_readback import check_read_back, check_server_hash
 from .delivery_resume import checkpoints, clear_left, resumable
-from .delivery_stream import STREAM_MIN, Digest, Progress, stream
+from .delivery_stream import Digest, Progress, segments_of, stream
 from .parts import first_error
 from .verify import GONE, honours_if_match
 
@@ -418,14 +419,17 @@ class ObjectDelivery:
         """What the object is: HEAD, or — for a listed object read in one GET — what the
         listing says, completed by that GET's answer (one request per small object instead
         of two; ``if-different`` compares stored checksums up front, so it HEADs)."""
-        job = self.job
+        job, options = self.job, self.options
         if (
             job.etag
-            and 0 < job.size < 2 * STREAM_MIN  # read as one segment whatever its check
-            and self.options.conflict is not ConflictPolicy.IF_DIFFERENT
+            and 0 < job.size < 2 * delivery_stream.STREAM_MIN  # one segment whatever its check
+            and options.conflict is not ConflictPolicy.IF_DIFFERENT
         ):
-            self.listed = True
-            return listed_info(job.bucket, job.key, job.etag, job.size, job.mtime)
+            listed = listed_info(job.bucket, job.key, job.etag, job.size, job.mtime)
+            ordered = options.verify_server_hash
+            if len(segments_of(listed, max(1, options.part_size), 0, in_order=ordered)) == 1:
+                self.listed = True
+                return listed
         return await describe_object(self.s3, job.bucket, job.key)
 
     async def _claim_record(self) -> None:
