@@ -45,6 +45,14 @@ def crc64nvme(data: memoryview | bytes, previous: int = 0) -> int:
     return checksums.crc64nvme(data, previous)
 
 
+def crc32(data: memoryview | bytes, previous: int = 0) -> int:
+    return checksums.crc32(data, previous)
+
+
+def crc32c(data: memoryview | bytes, previous: int = 0) -> int:
+    return checksums.crc32c(data, previous)
+
+
 def crc64nvme_combine(first: int, second: int, second_length: int) -> int:
     """The CRC64NVME of two blocks end to end, from each block's own CRC (no re-read)."""
     return checksums.combine_crc64nvme(first, second, second_length)

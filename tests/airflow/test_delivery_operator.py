@@ -73,7 +73,7 @@ def test_the_example_dag_delivers_a_prefix_whole_and_tells_lineage(
     (summary,) = outcome.xcom_values("deliver")
     assert (summary["delivered"], summary["failed"], summary["bytes"]) == (2, 0, len(report) + 5)
     records = {o["path"]: o for o in summary["objects"]}
-    assert records[f"{inbox}/report.csv"]["verified_by"] == "md5+size"
+    assert records[f"{inbox}/report.csv"]["verified_by"] == "crc32+size"
     assert f"delivered s3://{bucket}/partner-a/2026-11-25/report.csv" in outcome.output
 
     complete = [
@@ -87,7 +87,7 @@ def test_the_example_dag_delivers_a_prefix_whole_and_tells_lineage(
     outputs = {(d["namespace"], d["name"]): d for d in complete[-1]["outputs"]}
     namespace = f"sftp://{openssh_sftp.host}:{openssh_sftp.port}"
     facet = outputs[(namespace, f"{inbox}/report.csv")]["facets"]["sftpS3File"]
-    assert facet["size"] == len(report) and facet["verifiedBy"] == "md5+size"
+    assert facet["size"] == len(report) and facet["verifiedBy"] == "crc32+size"
     assert facet["hostKeyFingerprint"]
 
 

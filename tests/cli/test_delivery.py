@@ -9,7 +9,9 @@ import subprocess
 import sys
 from typing import Any
 
+import boto3
 import pytest
+from botocore.config import Config
 
 from sftp_s3_tui.engine.config import S3Endpoint
 from tests.support.cli import key_args, run_cli
@@ -42,7 +44,7 @@ def test_one_object_lands_whole_verified_with_its_mtime(
     assert done.returncode == 0, done.stderr
     (row,), summary = records(done.stdout)
     assert row["status"] == "done" and row["bytes"] == len(data)
-    assert row["verified_by"] == "md5+size"  # a single-part object: its ETag is the MD5
+    assert row["verified_by"] == "crc32+size"  # the CRC32 boto3 stored with it (not the MD5)
     assert summary["copied"] == 1 and summary["exit_code"] == 0
     landed = openssh_sftp.root / "outbound"
     assert files_under(landed) == {"report 2026-11.csv": data}  # no .partial left beside it
@@ -257,7 +259,7 @@ def test_delete_source_removes_the_object_only_after_a_verified_delivery(
 
     assert done.returncode == 0, done.stderr
     (row,), _ = records(done.stdout)
-    assert row["source_deleted"] is True and row["verified_by"] == "md5+size"
+    assert row["source_deleted"] is True and row["verified_by"] == "crc32+size"
     assert files_under(openssh_sftp.root / "in") == {"once.csv": b"ship me\n"}
     assert "Contents" not in s3.list_objects_v2(Bucket=bucket, Prefix="send/")
 
@@ -403,3 +405,45 @@ def test_a_reader_that_stops_reading_ends_the_run_quietly_and_cleanly(
     landed = files_under(openssh_sftp.root / "in")
     assert all(not name.startswith(".") for name in landed)  # no .partial left
     assert all(data == pattern(512, seed=int(name[:3])) for name, data in landed.items())
+
+
+@pytest.mark.all_stores
+def test_the_check_is_the_stored_checksum_else_the_etags_md5(
+    openssh_sftp: SftpServerInfo, s3_endpoint: S3Endpoint, s3: Any, bucket: str
+) -> None:
+    """CRC32C or CRC32 when the store holds one (C, several GB/s), the ETag's MD5 for an
+    object stored with no checksum (~0.6 GB/s): each delivered byte for byte."""
+    plain = boto3.client(
+        "s3",
+        endpoint_url=s3_endpoint.endpoint_url,
+        region_name=s3_endpoint.region or "us-east-1",
+        aws_access_key_id=s3_endpoint.access_key_id,
+        aws_secret_access_key=s3_endpoint.secret_access_key,
+        config=Config(request_checksum_calculation="when_required"),
+    )
+    objects = {
+        "drop/c.bin": ("CRC32C", pattern(70_000, seed=7)),
+        "drop/d.bin": ("CRC32", pattern(70_001, seed=8)),
+    }
+    for key, (algorithm, data) in objects.items():
+        s3.put_object(Bucket=bucket, Key=key, Body=data, ChecksumAlgorithm=algorithm)
+    bare = pattern(70_002, seed=9)
+    plain.put_object(Bucket=bucket, Key="drop/e.bin", Body=bare)  # stored with no checksum
+
+    done = run_cli(
+        "copy",
+        f"s3://{bucket}/drop/",
+        target_url(openssh_sftp, "in/"),
+        *key_args(openssh_sftp, s3_endpoint),
+        "--json",
+    )
+
+    assert done.returncode == 0, done.stderr
+    rows, _ = records(done.stdout)
+    by = {row["source"].rsplit("/", 1)[1]: row["verified_by"] for row in rows}
+    assert by == {"c.bin": "crc32c+size", "d.bin": "crc32+size", "e.bin": "md5+size"}
+    assert files_under(openssh_sftp.root / "in") == {
+        "c.bin": objects["drop/c.bin"][1],
+        "d.bin": objects["drop/d.bin"][1],
+        "e.bin": bare,
+    }

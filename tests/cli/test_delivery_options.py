@@ -153,7 +153,7 @@ def test_manifest_has_a_row_per_object_and_conflict_policies_skip_unchanged(
     ]
     rows = runs[0]
     assert rows[0]["target"]["path"] == openssh_sftp.remote_path("in/one.csv")
-    assert rows[0]["verified_by"] == "md5+size" and rows[0]["etag"]
+    assert rows[0]["verified_by"] == "crc32+size" and rows[0]["etag"]
 
 
 async def test_a_server_without_posix_rename_gets_the_old_file_renamed_aside(
@@ -217,7 +217,7 @@ async def test_a_server_that_refuses_rename_is_one_line_and_inplace_delivers(
     assert s3.head_object(Bucket=bucket, Key="drop.bin")["ContentLength"] == len(data)
     assert inplace.returncode == 0, inplace.stderr
     (row,), _ = records(inplace.stdout)
-    assert row["published_by"] == "in place" and row["verified_by"] == "md5+size"
+    assert row["published_by"] == "in place" and row["verified_by"] == "crc32+size"
     assert files_under(server.root / "box") == {"drop.bin": data}
 
 

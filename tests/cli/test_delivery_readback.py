@@ -50,7 +50,7 @@ def test_a_delivery_read_back_lands_and_says_so(
 
     assert done.returncode == 0, done.stderr
     (row,), summary = records(done.stdout)
-    assert row["status"] == "done" and row["verified_by"] == "md5+size+readback-sha256"
+    assert row["status"] == "done" and row["verified_by"] == "crc32+size+readback-sha256"
     assert summary["exit_code"] == 0
     assert files_under(openssh_sftp.root / "outbound") == {"daily.csv": data}
 
@@ -77,9 +77,9 @@ def test_the_servers_own_hash_is_asked_where_it_can_hash(
     (row,), _ = records(done.stdout)
     assert row["status"] == "done"
     if sftp_family == "proftpd":
-        assert row["verified_by"] == "md5+size+server-sha256"
+        assert row["verified_by"] == "crc32+size+server-sha256"
     else:
-        assert row["verified_by"] == "md5+size"
+        assert row["verified_by"] == "crc32+size"
         assert (
             "not checked by the server's hash (the server offers no check-file-handle)"
             in (row["message"])
@@ -178,7 +178,7 @@ async def test_a_server_that_stores_other_bytes_fails_the_read_back_and_leaves_n
     # bytes read from S3 both match, and the flipped byte lands.
     assert unchecked.returncode == 0, unchecked.stderr
     (row,), _ = records(unchecked.stdout)
-    assert row["verified_by"] == "md5+size"
+    assert row["verified_by"] == "crc32+size"
     assert files_under(server.root / "box")["feed.bin"] != data
 
 
@@ -195,7 +195,7 @@ def test_a_watch_reads_each_delivery_back(
 
     assert code == 0, err
     (row,) = results(watcher)
-    assert row["verified_by"] == "md5+size+readback-sha256"
+    assert row["verified_by"] == "crc32+size+readback-sha256"
     assert files_under(openssh_sftp.root / "partner") == {"a.csv": b"a,1\n"}
 
 

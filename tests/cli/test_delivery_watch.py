@@ -77,7 +77,7 @@ def test_each_new_version_is_delivered_once_and_a_restart_delivers_nothing_twice
     assert "Traceback" not in err
     assert [delivered(watcher, n) for n in ("a.csv", "2026/b.csv", "c.csv")] == [2, 1, 1]
     assert len(results(watcher)) == 4  # nothing skipped, nothing failed
-    assert all(r["verified_by"] == "md5+size" for r in results(watcher))
+    assert all(r["verified_by"] == "crc32+size" for r in results(watcher))
     assert files_under(folder) == {  # the new bytes replaced a.csv; no temporary file
         "a.csv": b"a,1\na,11\n",
         "a.csv.done": b"",

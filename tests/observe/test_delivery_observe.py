@@ -72,7 +72,7 @@ def test_a_delivery_is_one_lineage_run_from_the_objects_to_the_partners_files(
         assert facet["size"] == len(bodies[key])
         assert facet["etag"] == etags[key]
         assert facet["etag"].strip('"') == hashlib.md5(bodies[key]).hexdigest()
-        assert facet["verifiedBy"] == "md5+size"
+        assert facet["verifiedBy"] == "crc32+size"
         assert facet["hostKeyFingerprint"] == shown_host_key
         assert facet["sourceAction"] == "delete"
         assert facet["status"] == "done"

@@ -368,7 +368,7 @@ def test_after_kill_9_the_next_run_resumes_from_the_verified_prefix_or_starts_ov
 
     assert again.returncode == 0, again.stderr
     (row,), _ = records(again.stdout)
-    assert row["status"] == "done" and row["verified_by"] == "md5+size"
+    assert row["status"] == "done" and row["verified_by"] == "crc32+size"
     if changed:
         assert "the object changed since" in row["message"]
         assert "started over" in row["message"]
@@ -437,7 +437,7 @@ def test_a_listed_small_object_costs_one_get_and_is_checked_by_its_answer(
 
     assert done.returncode == 0, done.stderr
     rows, _ = records(done.stdout)
-    assert sorted(row["verified_by"] for row in rows) == ["md5+size"] * 3
+    assert sorted(row["verified_by"] for row in rows) == ["crc32+size"] * 3
     assert files_under(openssh_sftp.root / "in") == {
         key.removeprefix("drop/"): data for key, data in small.items()
     }
@@ -473,3 +473,28 @@ def test_an_object_replaced_after_the_listing_is_not_delivered(
     assert "changed while it was being delivered" in errors[0]
     assert "Traceback" not in done.stderr
     assert files_under(openssh_sftp.root) == {}  # no .partial, nothing at in/feed.csv
+
+
+def test_bytes_that_do_not_match_the_stored_crc32_are_not_delivered(
+    openssh_sftp: SftpServerInfo,
+    s3_faults: FaultyS3Server,
+    faulty_endpoint: S3Endpoint,
+    s3: Any,
+    bucket: str,
+) -> None:
+    s3.put_object(Bucket=bucket, Key="drop/feed.csv", Body=pattern(9000, seed=3))
+    s3_faults.checksums("disagree", algorithms={"crc32"})  # the store answers another CRC32
+
+    done = run_cli(
+        "copy",
+        f"s3://{bucket}/drop/",
+        target_url(openssh_sftp, "in/"),
+        *key_args(openssh_sftp, faulty_endpoint),
+    )
+
+    assert done.returncode == 1
+    errors = [line for line in done.stderr.splitlines() if "✗" in line]
+    assert len(errors) == 1, done.stderr
+    assert "The bytes read have CRC32" in errors[0] and "the store holds" in errors[0]
+    assert "Traceback" not in done.stderr
+    assert files_under(openssh_sftp.root) == {}  # nothing at in/feed.csv, no .partial

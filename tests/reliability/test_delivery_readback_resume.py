@@ -51,6 +51,6 @@ def test_a_resumed_delivery_is_read_back_whole(
     assert f"resumed {record['temp_path']} from byte {record['written']} " in row["message"]
     by_server = "+server-sha256" if sftp_family == "proftpd" else ""  # only it can hash
     assert row["status"] == "done"
-    assert row["verified_by"] == "md5+size+readback-sha256" + by_server
+    assert row["verified_by"] == "crc32+size+readback-sha256" + by_server
     assert files_under(via_proxy.root / "partner") == {"resume.bin": data}
     assert _record_of(via_proxy.remote_path("partner")) is None

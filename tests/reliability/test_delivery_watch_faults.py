@@ -119,6 +119,6 @@ def test_after_kill_9_the_next_watch_resumes_the_delivery_and_delivers_it_once(
         code, err = again.stop()
     assert code == 0, err
     (row,) = [line for line in again.lines if "source" in line]
-    assert row["status"] == "done" and row["verified_by"] == "md5+size"
+    assert row["status"] == "done" and row["verified_by"] == "crc32+size"
     assert f"resumed {record['temp_path']} from byte {record['written']} " in row["message"]
     assert files_under(via_proxy.root) == {"partner/resume.bin": data}

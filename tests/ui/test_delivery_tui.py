@@ -119,7 +119,7 @@ async def test_d_on_a_prefix_delivers_its_objects_into_the_sftp_folder_shown(
         destination = f"{openssh_sftp.endpoint().display}{openssh_sftp.remote_path('inbox')}/"
         assert f"Destination  {destination}report.csv" in details, details
         assert f"Source       s3://{bucket}/out/report.csv" in details, details
-        assert "Verified by  crc64nvme+size" in details or "Verified by  md5+size" in details
+        assert "Verified by  crc64nvme+size" in details or "Verified by  crc32+size" in details
         await pilot.press("escape")
         await wait_for(pilot, lambda: isinstance(app.screen, BrowseScreen), what="browse again")
 

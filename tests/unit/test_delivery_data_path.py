@@ -1,15 +1,22 @@
-"""The delivery data path's pure decisions: write block size, GET segments, combined CRC."""
+"""The delivery data path's pure decisions: write block size, GET segments, combined CRC,
+which stored checksum is the check."""
 
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 import itertools
 import os
+import zlib
+from datetime import UTC, datetime
+
+import pytest
 
 from sftp_s3_tui.engine.config import MiB
 from sftp_s3_tui.engine.digest import crc64nvme
-from sftp_s3_tui.engine.s3.reader import ObjectInfo
+from sftp_s3_tui.engine.errors import VerificationFailed
+from sftp_s3_tui.engine.s3.reader import ObjectInfo, object_info
 from sftp_s3_tui.engine.sftp.server_profile import (
     RFC_WRITE_BYTES,
     WIDE_WRITE_BYTES,
@@ -60,3 +67,42 @@ def test_one_segment_also_checks_the_etags_md5() -> None:
     checks = _Digest(info, [(0, len(data))])
     checks.update(0, memoryview(data))
     assert checks.check(info) == "md5"
+
+
+def test_a_stored_crc32c_or_crc32_is_the_check_instead_of_the_md5() -> None:
+    data = b"delivered bytes" * 1000
+    md5 = hashlib.md5(data).digest()
+    crc32 = base64.b64encode(zlib.crc32(data).to_bytes(4, "big")).decode()
+    stored = dataclasses.replace(_info(len(data), md5=md5), crc32=crc32)
+    checks = _Digest(stored, [(0, len(data))])
+    checks.update(0, memoryview(data[:100]))
+    checks.update(0, memoryview(data[100:]))
+    assert checks.md5 is None  # the CRC32 stands for it: no MD5 of every byte
+    assert checks.check(stored) == "crc32"
+    wrong = dataclasses.replace(stored, crc32="AAAAAA==")
+    with pytest.raises(VerificationFailed, match="CRC32"):
+        checks.check(wrong)
+
+
+def test_a_composite_checksum_is_not_taken_for_the_objects() -> None:
+    head = {
+        "ETag": '"0123456789abcdef0123456789abcdef-3"',
+        "ContentLength": 10,
+        "LastModified": datetime.now(UTC),
+        "ChecksumCRC32": "AAAAAA==-3",  # a checksum of the parts' checksums
+    }
+    info = object_info("b", "k", head)
+    assert info.crc32 is None and info.ordered_check == ""
+
+
+def test_a_listed_object_takes_its_check_from_the_get_answer() -> None:
+    """No HEAD: the listing's ETag suggests MD5, the GET's answer (``described``, known
+    before the first bytes are hashed) says the store holds a CRC32: no MD5 is computed."""
+    data = os.urandom(5000)
+    listed = _info(len(data), md5=hashlib.md5(data).digest())
+    crc32 = base64.b64encode(zlib.crc32(data).to_bytes(4, "big")).decode()
+    checks = _Digest(listed, [(0, len(data))])
+    checks.described = dataclasses.replace(listed, crc32=crc32)
+    checks.update(0, memoryview(data))
+    assert checks.md5 is None
+    assert checks.check(checks.described) == "crc32"

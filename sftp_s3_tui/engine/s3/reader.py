@@ -35,6 +35,23 @@ class ObjectInfo:
     version_id: str | None = None
     crc64nvme: str | None = None  # base64, the full-object CRC64NVME the store holds
     single_part_md5: bytes | None = None  # the ETag's MD5, when the ETag is one
+    #: base64 full-object CRC32C / CRC32 the store holds (a composite one, ``…-N``, is not
+    #: kept: it is a checksum of the parts' checksums)
+    crc32c: str | None = None
+    crc32: str | None = None
+
+    @property
+    def ordered_check(self) -> str:
+        """The check that needs the bytes in one order, when no CRC64NVME (which combines
+        over segments) is stored: the fastest the store holds — ``crc32c``, ``crc32`` (C,
+        several GB/s), else the ETag's ``md5`` — or ``""`` (no CRC64NVME check needed)."""
+        if self.crc64nvme:
+            return ""
+        if self.crc32c:
+            return "crc32c"
+        if self.crc32:
+            return "crc32"
+        return "md5" if self.single_part_md5 is not None else ""
 
     @property
     def url(self) -> str:
@@ -59,7 +76,15 @@ def object_info(bucket: str, key: str, head: dict[str, Any]) -> ObjectInfo:
         version_id=head.get("VersionId") or None,
         crc64nvme=head.get("ChecksumCRC64NVME") or None,
         single_part_md5=md5,
+        crc32c=_full_object(head.get("ChecksumCRC32C")),
+        crc32=_full_object(head.get("ChecksumCRC32")),
     )
+
+
+def _full_object(value: Any) -> str | None:
+    """A stored checksum of the whole object's bytes; None for none or a composite one."""
+    text = str(value or "")
+    return text if text and "-" not in text else None
 
 
 def listed_info(bucket: str, key: str, etag: str, size: int, mtime: float) -> ObjectInfo:

@@ -234,10 +234,11 @@ async def _conflict(
 
 async def _same_bytes(writer: RemoteWriter, info: ObjectInfo) -> bool:
     """Whether the file at the final name holds the object's bytes, by reading it back and
-    checking it against the object's stored checksum (CRC64NVME, else the ETag's MD5) — as
+    checking it against the object's stored checksum (CRC64NVME, CRC32C, CRC32, else the
+    ETag's MD5) — as
     the other direction compares sha256 when the times differ. False when the object has no
     checksum to compare with, or the file cannot be read."""
-    if not info.crc64nvme and info.single_part_md5 is None:
+    if not info.crc64nvme and not info.ordered_check:
         return False
     digest = Digest(info, [(0, info.size)])
     read = 0

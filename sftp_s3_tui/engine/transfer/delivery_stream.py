@@ -17,7 +17,7 @@ from typing import Any
 
 from ..aio import run_to_end
 from ..config import MiB
-from ..digest import b64, crc64nvme, crc64nvme_combine
+from ..digest import b64, crc32, crc32c, crc64nvme, crc64nvme_combine
 from ..errors import VerificationFailed
 from ..events import (
     Direction,
@@ -47,18 +47,21 @@ MAX_STREAMS = 4
 
 
 class Digest:
-    """The checks of the bytes read: CRC64NVME always, MD5 when the object's ETag is one
-    (only then can it be compared), and with ``sha256`` (``--verify-readback``) a SHA-256
-    of each segment, which the file read back is compared with.
+    """The checks of the bytes read: CRC64NVME always; when the store holds no CRC64NVME,
+    the fastest other check it allows in byte order (a stored full-object CRC32C or CRC32,
+    else the ETag's MD5: :attr:`ObjectInfo.ordered_check`); and with ``sha256``
+    (``--verify-readback``) a SHA-256 of each segment, which the file read back is compared
+    with.
 
     The object (or what a resume has left of it, after a verified ``prefix``) may be read as
     several consecutive segments at once: each segment's bytes are fed in order to its own
-    CRC, and the CRCs are combined at the end. MD5 cannot be combined, so an object checked
-    by MD5 is read as one segment. A SHA-256 cannot be combined either, but it is only
-    compared with the file read back, range by range, so each segment keeps its own (the
-    parallel GETs stay) and a resumed prefix's ranges come first. ``whole_sha256``
-    (``--verify-server-hash``) keeps one SHA-256 of the whole file in byte order, going on
-    from a resumed prefix's, so such an object is read as one segment too.
+    CRC, and the CRCs are combined at the end. The ordered checks are not combined here,
+    so an object checked by one is read as one segment. A SHA-256 cannot be combined
+    either, but it is only compared with the file read back, range by range, so each
+    segment keeps its own (the parallel GETs stay) and a resumed prefix's ranges come
+    first. ``whole_sha256`` (``--verify-server-hash``) keeps one SHA-256 of the whole file
+    in byte order, going on from a resumed prefix's, so such an object is read as one
+    segment too.
     """
 
     def __init__(
@@ -85,19 +88,41 @@ class Digest:
         self.crcs = [0] * len(segments)
         self.base_crc = prefix.crc if prefix is not None else 0
         self.base_length = segments[0][0] if segments else 0
-        if prefix is not None and prefix.md5 is not None:
-            self.md5: Any = prefix.md5.copy()
-        else:
-            # MD5 only where it is the check: a CRC64NVME, when the store holds one, is
-            # checked instead (and lets a big object be read in several segments)
-            needed = info.single_part_md5 is not None and not info.crc64nvme
-            self.md5 = hashlib.md5(usedforsecurity=False) if needed else None
-        assert self.md5 is None or len(segments) <= 1, "MD5 needs the bytes in one order"
+        self._info = info
+        self._prefix = prefix
+        #: The ordered check's kind and state (see :meth:`_choose`), once chosen.
+        self.ordered = ""
+        self.md5: Any = None
+        self.ordered_crc = 0
+        self._chosen = False
+
+    def _choose(self) -> None:
+        """Pick the ordered check at the first bytes: a HEAD-less object's GET answer
+        (``described``) says by then which checksums the store holds, so an object with a
+        stored CRC32 is not MD5-hashed (MD5 runs at ~0.6 GB/s here, CRC32 in C at several)."""
+        self._chosen = True
+        prefix = self._prefix
+        if prefix is not None:
+            if not prefix._chosen:
+                prefix._choose()
+            self.ordered, self.ordered_crc = prefix.ordered, prefix.ordered_crc
+            self.md5 = prefix.md5.copy() if prefix.md5 is not None else None
+            return
+        self.ordered = (self.described or self._info).ordered_check
+        if self.ordered == "md5":
+            self.md5 = hashlib.md5(usedforsecurity=False)
+        assert not self.ordered or len(self.segments) <= 1, "needs the bytes in one order"
 
     def update(self, segment: int, data: memoryview) -> None:
+        if not self._chosen:
+            self._choose()
         self.crcs[segment] = crc64nvme(data, self.crcs[segment])
         if self.md5 is not None:
             self.md5.update(data)
+        elif self.ordered == "crc32c":
+            self.ordered_crc = crc32c(data, self.ordered_crc)
+        elif self.ordered == "crc32":
+            self.ordered_crc = crc32(data, self.ordered_crc)
         if self.sha256s is not None:
             self.sha256s[segment].update(data)
         if self.whole is not None:
@@ -137,6 +162,17 @@ class Digest:
                     "nothing was left at the final name; run the copy again",
                 )
             return "crc64nvme"
+        if not self._chosen:
+            self._choose()  # nothing was read: an empty object, or all of it resumed
+        for kind, stored in (("crc32c", info.crc32c), ("crc32", info.crc32)):
+            if stored and self.ordered == kind:
+                read = b64(self.ordered_crc, 4)
+                if read != stored:
+                    raise VerificationFailed(
+                        f"The bytes read have {kind.upper()} {read}, the store holds {stored}",
+                        "nothing was left at the final name; run the copy again",
+                    )
+                return kind
         if info.single_part_md5 is not None and self.md5 is not None:
             if self.md5.digest() != info.single_part_md5:
                 raise VerificationFailed(
@@ -182,7 +218,7 @@ def segments_of(
     if left <= 0:
         return []
     count = 1
-    if (info.single_part_md5 is None or info.crc64nvme) and not in_order:
+    if not info.ordered_check and not in_order:
         count = max(1, min(MAX_STREAMS, left // STREAM_MIN))
     parts = -(-left // part_size)
     per_stream = -(-parts // count) * part_size
