@@ -290,6 +290,47 @@ async def test_a_near_host_uses_one_connection(
     assert sshd_proxy.connections == 1
 
 
+async def test_a_far_handshake_starts_the_other_logins_before_the_first_ends(
+    via_proxy: SftpServerInfo, sshd_proxy: FaultProxy
+) -> None:
+    """300 ms of round trip: the first login's key exchange and authentication are each far
+    beyond 50 ms per round trip, so the other connections' logins are under way when the
+    first login returns (they used to wait for it and its RTT samples); a file that then
+    leases them finds them, with no further connection."""
+    sshd_proxy.set_rtt(0.3)
+    endpoint = via_proxy.endpoint(connections=3, login_stagger_seconds=0.05)
+
+    async with SftpPool() as pool:
+        await pool.client(endpoint)
+        begun_with_the_first = pool.connections_begun(endpoint)
+        leases = [await pool.lease(endpoint, slot=slot) for slot in (1, 2)]
+        for lease in leases:
+            pool.release(endpoint, lease)
+
+    assert begun_with_the_first == 3
+    assert sshd_proxy.connections == 3
+
+
+async def test_a_near_host_logs_in_once_for_a_small_file(openssh_sftp: SftpServerInfo) -> None:
+    """Loopback, no proxy, four connections allowed: the handshake never says far, so a small
+    file (a stat, then its bytes read over a leased connection) costs one login."""
+    remote = openssh_sftp.write_file("in/small.csv", size=64 * 1024, seed=3)
+    endpoint = openssh_sftp.endpoint(connections=4)
+
+    async with SftpPool() as pool:
+        entry = await pool.stat(endpoint, remote.remote_path)
+        lease = await pool.lease(endpoint)
+        try:
+            async with lease.client.open(remote.remote_path, "rb") as file:
+                data = await file.read()
+        finally:
+            pool.release(endpoint, lease)
+        begun = pool.connections_begun(endpoint)
+
+    assert entry.size == len(data) and data == remote.read_bytes()
+    assert begun == 1
+
+
 async def test_one_slow_round_trip_at_login_does_not_make_a_near_host_far(
     via_proxy: SftpServerInfo,
     sshd_proxy: FaultProxy,

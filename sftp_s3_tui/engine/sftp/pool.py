@@ -23,7 +23,7 @@ import asyncssh
 from ..config import SftpEndpoint
 from ..errors import SftpConnectError
 from ..events import SftpLinkMeasured
-from .connect import open_connection
+from .connect import LoginClock, open_connection
 from .entries import RemoteEntry, listdir, realpath, scandir, stat_entry
 from .errors import is_connection_error, map_sftp_error, quiet_read_teardown
 from .host_keys import fingerprint
@@ -85,6 +85,9 @@ class _Host:
     server: HostProfile = field(default_factory=HostProfile)
     #: Set once the first connection's RTT samples are all in: only then is a host far.
     measured: asyncio.Event = field(default_factory=asyncio.Event)
+    #: The first login's handshake was far enough that the other connections' logins began
+    #: before it ended (:meth:`SftpPool._log_in_early`).
+    early_logins: bool = False
 
 
 def _with_trusted_keys(endpoint: SftpEndpoint, lines: tuple[str, ...]) -> SftpEndpoint:
@@ -282,6 +285,13 @@ class SftpPool:
         hosts = {self._key(e): e for e in endpoints}
         return Logins([asyncio.ensure_future(self.client(e)) for e in hosts.values()])
 
+    def connections_begun(self, endpoint: SftpEndpoint) -> int:
+        """How many of ``endpoint``'s connections are open or logging in now."""
+        host = self._hosts.get(self._key(endpoint))
+        if host is None:
+            return 0
+        return sum(1 for slot in host.slots if slot.alive or slot.lock.locked())
+
     async def host_key_fingerprint(self, endpoint: SftpEndpoint) -> str | None:
         """The fingerprint of the host key ``endpoint``'s server showed (e.g. for a manifest)."""
         await self.client(endpoint)
@@ -313,7 +323,7 @@ class SftpPool:
             )
             if wait > 0:
                 await asyncio.sleep(wait)
-            conn = await open_connection(endpoint)
+            conn = await open_connection(endpoint, clock=self._login_clock(host, slot))
             quiet_read_teardown(loop)
             if (host_key := conn.get_server_host_key()) is not None:
                 host.host_keys.add(fingerprint(host_key))
@@ -334,6 +344,9 @@ class SftpPool:
                     f"{endpoint.display} has no SFTP subsystem: {exc}",
                     "check that the server allows SFTP for this user",
                 ) from exc
+            except BaseException:  # cancelled (e.g. a background login as the pool closes)
+                conn.close()
+                raise
             slot.conn, slot.client = conn, client
             slot.generation += 1
             if host.server.profile is None:
@@ -341,6 +354,36 @@ class SftpPool:
             self._in_background(self._measure(host, client))
             await asyncio.sleep(0)  # its first request is sent before the caller's
             return client, slot.generation
+
+    def _login_clock(self, host: _Host, slot: _Slot) -> LoginClock | None:
+        """A clock for the host's first login when more connections are allowed: a far
+        handshake starts their logins before this one ends (:meth:`_log_in_early`)."""
+        if slot.index != 0 or len(host.slots) < 2 or host.early_logins:
+            return None
+        if host.rtt_seconds is not None:  # a reconnect: the RTT samples know better
+            return None
+        return LoginClock(SURELY_FAR * FAR_RTT_SECONDS, lambda: self._log_in_early(host))
+
+    def _log_in_early(self, host: _Host) -> None:
+        """Begin the logins of the host's other connections now, in the background.
+
+        A login is about ten round trips; waiting for the first one to end and for its RTT
+        samples left a far host's big transfer on one connection for most of a second (at
+        100 ms). Best effort: a login that fails here is tried again when a file needs it."""
+        if host.early_logins:
+            return
+        host.early_logins = True
+        log.info(
+            "%s is far: logging in %d more connections", host.endpoint.display, len(host.slots) - 1
+        )
+        for slot in host.slots[1:]:
+            self._in_background(self._log_in_quietly(host, slot))
+
+    async def _log_in_quietly(self, host: _Host, slot: _Slot) -> None:
+        try:
+            await self._ensure(host, slot)
+        except Exception as exc:  # a warm-up never fails the run
+            log.debug("%s: an early login failed: %s", host.endpoint.display, exc)
 
     async def _measure(self, host: _Host, client: asyncssh.SFTPClient) -> None:
         """RTT samples of a new connection, taken while the first requests go out (not
