@@ -44,15 +44,16 @@ class LoginClock:
     """Times a login's handshake to tell a far host about four round trips before the login
     (and the first RTT sample, which waits for the SFTP session) is done.
 
-    From the TCP connection to the user-auth service being accepted is at least two
-    lock-step round trips (the key exchange's reply, the service request's), and asyncssh's
-    authentication at least two more (``none``, then a key or a password; three with a
-    key). ``on_far`` is called once both spans are at least ``surely_far_seconds`` per round
-    trip: two sums of several round trips each, so one busy moment of a loaded loopback (a
-    slow sshd start, a stalled event loop) does not make a near host far. On loopback under
-    load 6 the spans were 10-36 ms and 25-33 ms against 100 ms each (50 ms × 2); at 100 ms
-    through the latency proxy 310 and 325 ms. Nothing is decided otherwise: the pool's RTT
-    samples decide later, as before.
+    From the TCP connection to the user-auth service being accepted is three lock-step
+    round trips (the server's version, the key exchange's reply, the service request's);
+    asyncssh's key authentication three more (``none``, the key offered, its signature; a
+    password two). ``on_far`` is called once both spans are at least
+    ``surely_far_seconds`` per round trip × 3: two sums of several round trips each, so
+    one busy moment of a loaded loopback (a slow sshd start, an event loop sharing the GIL
+    with the S3 stack's import) does not make a near host far. Measured: loopback spans
+    10-65 ms and 24-45 ms (load 4-6, imports alongside) against 150 ms each; 310 and 325 ms
+    at 100 ms through the latency proxy, 170 ms each at 50 ms. Nothing is decided
+    otherwise: the pool's RTT samples decide later, as before.
     """
 
     def __init__(self, surely_far_seconds: float, on_far: Callable[[], None]) -> None:
@@ -69,7 +70,7 @@ class LoginClock:
             return
         exchange, login = auth - connected, now - auth
         log.debug("handshake %.3f s, authentication %.3f s", exchange, login)
-        if min(exchange, login) >= 2 * self._surely_far:
+        if min(exchange, login) >= 3 * self._surely_far:
             self.far = True
             self._on_far()
 

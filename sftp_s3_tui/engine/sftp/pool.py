@@ -41,6 +41,9 @@ T = TypeVar("T")
 FAR_RTT_SECONDS = 0.005  # beyond this round trip, more connections per host pay off
 RTT_SAMPLES = 4  # a host is far when the minimum of this many round trips is
 SURELY_FAR = 10  # ... or as soon as one is this many times the threshold (50 ms)
+#: Logins a far handshake starts together, unstaggered (OpenSSH's MaxStartups drops
+#: unauthenticated connections from 10 on); further ones keep the host's stagger.
+EARLY_AT_ONCE = 3
 
 
 @dataclass
@@ -308,8 +311,11 @@ class SftpPool:
             await self.client(endpoint)
         return ", ".join(sorted(host.host_keys)), ", ".join(sorted(host.login_users))
 
-    async def _ensure(self, host: _Host, slot: _Slot) -> tuple[asyncssh.SFTPClient, int]:
-        """``slot``'s client, logging in (again) when needed, staggered per host."""
+    async def _ensure(
+        self, host: _Host, slot: _Slot, *, staggered: bool = True
+    ) -> tuple[asyncssh.SFTPClient, int]:
+        """``slot``'s client, logging in (again) when needed, staggered per host (unless
+        ``staggered`` is false: one of the few logins a far handshake starts at once)."""
         endpoint = host.endpoint
         async with slot.lock:
             if slot.alive:
@@ -317,12 +323,13 @@ class SftpPool:
                 return slot.client, slot.generation
             await self._drop(slot)
             loop = asyncio.get_running_loop()
-            wait = host.next_login_at - loop.time()
-            host.next_login_at = (
-                max(host.next_login_at, loop.time()) + endpoint.login_stagger_seconds
-            )
-            if wait > 0:
-                await asyncio.sleep(wait)
+            if staggered:
+                wait = host.next_login_at - loop.time()
+                host.next_login_at = (
+                    max(host.next_login_at, loop.time()) + endpoint.login_stagger_seconds
+                )
+                if wait > 0:
+                    await asyncio.sleep(wait)
             conn = await open_connection(endpoint, clock=self._login_clock(host, slot))
             quiet_read_teardown(loop)
             if (host_key := conn.get_server_host_key()) is not None:
@@ -369,7 +376,9 @@ class SftpPool:
 
         A login is about ten round trips; waiting for the first one to end and for its RTT
         samples left a far host's big transfer on one connection for most of a second (at
-        100 ms). Best effort: a login that fails here is tried again when a file needs it."""
+        100 ms). The first EARLY_AT_ONCE go at once (staggered, the last of three lanes was
+        ready 0.5 s after the first); best effort: a login that fails here is tried again
+        when a file needs it."""
         if host.early_logins:
             return
         host.early_logins = True
@@ -377,11 +386,11 @@ class SftpPool:
             "%s is far: logging in %d more connections", host.endpoint.display, len(host.slots) - 1
         )
         for slot in host.slots[1:]:
-            self._in_background(self._log_in_quietly(host, slot))
+            self._in_background(self._log_in_quietly(host, slot, slot.index <= EARLY_AT_ONCE))
 
-    async def _log_in_quietly(self, host: _Host, slot: _Slot) -> None:
+    async def _log_in_quietly(self, host: _Host, slot: _Slot, at_once: bool) -> None:
         try:
-            await self._ensure(host, slot)
+            await self._ensure(host, slot, staggered=not at_once)
         except Exception as exc:  # a warm-up never fails the run
             log.debug("%s: an early login failed: %s", host.endpoint.display, exc)
 
