@@ -57,16 +57,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             register_secret(env.get(name))
         flags = connection_flags(args)
         if args.command == "copy" and is_delivery(args.paths):  # S3 → SFTP
+            from ..engine.sftp.libraries import quick_library_lookups
+
+            with quick_library_lookups():  # asyncssh (the request needs it too), not S3
+                from ..engine.sftp.pool import SftpPool
+
             delivery = delivery_request_of(args, env)
             if delivery.dry_run:  # no login: the plan only
                 from .delivery import run_delivery
 
                 return _run(run_delivery(delivery))
-            from ..engine.sftp.libraries import quick_library_lookups
-
-            with quick_library_lookups():  # asyncssh only, imported before the loop runs
-                from ..engine.sftp.pool import SftpPool
-
             return _run(_deliver(delivery, SftpPool()))
         if args.command == "copy":
             from ..engine.sftp.libraries import quick_library_lookups

@@ -41,36 +41,54 @@ def encryption_algs() -> list[str]:
 
 
 class LoginClock:
-    """Times a login's handshake to tell a far host about four round trips before the login
+    """Times a login's handshake to tell a far host several round trips before the login
     (and the first RTT sample, which waits for the SFTP session) is done.
 
     From the TCP connection to the user-auth service being accepted is three lock-step
     round trips (the server's version, the key exchange's reply, the service request's);
     asyncssh's key authentication three more (``none``, the key offered, its signature; a
-    password two). ``on_far`` is called once both spans are at least
-    ``surely_far_seconds`` per round trip × 3: two sums of several round trips each, so
-    one busy moment of a loaded loopback (a slow sshd start, an event loop sharing the GIL
-    with the S3 stack's import) does not make a near host far. Measured: loopback spans
-    10-65 ms and 24-45 ms (load 4-6, imports alongside) against 150 ms each; 310 and 325 ms
-    at 100 ms through the latency proxy, 170 ms each at 50 ms. Nothing is decided
-    otherwise: the pool's RTT samples decide later, as before.
+    password two). With ``surely_far_seconds`` as the bar per round trip (the pool's
+    single-sample "surely far", 50 ms), ``on_far`` is called
+
+    * as authentication begins, when the key exchange alone took 4 bars for its three
+      round trips (200 ms: hosts from ~70 ms away; seven round trips before the login ends);
+    * else once authenticated, when both spans took 3 bars each (150 ms: hosts from ~50 ms).
+
+    Sums of three round trips, so one busy moment of a loaded loopback (a slow sshd start,
+    an event loop sharing the GIL with the S3 stack's import) does not make a near host far;
+    the pool's own rule takes one 50 ms round trip as far. Measured: loopback spans 10-65 ms
+    and 24-45 ms (load 4-6, imports alongside); 310 and 325 ms at 100 ms through the latency
+    proxy, 170 ms each at 50 ms. Nothing is decided otherwise: the pool's RTT samples decide
+    later, as before.
     """
 
-    def __init__(self, surely_far_seconds: float, on_far: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        surely_far_seconds: float,
+        on_far: Callable[[], None],
+        now: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._surely_far = surely_far_seconds
         self._on_far = on_far
+        self._now = now
         self._stamps: dict[str, float] = {}
         self.far = False
 
     def phase(self, name: str) -> None:
         """``name`` ("connected", "auth", "authenticated") was reached now."""
-        self._stamps[name] = now = time.monotonic()
+        self._stamps[name] = now = self._now()
         connected, auth = self._stamps.get("connected"), self._stamps.get("auth")
-        if name != "authenticated" or connected is None or auth is None:
+        if self.far or connected is None or auth is None:
             return
-        exchange, login = auth - connected, now - auth
-        log.debug("handshake %.3f s, authentication %.3f s", exchange, login)
-        if min(exchange, login) >= 3 * self._surely_far:
+        exchange = auth - connected
+        if name == "auth":
+            far = exchange >= 4 * self._surely_far
+        elif name == "authenticated":
+            log.debug("handshake %.3f s, authentication %.3f s", exchange, now - auth)
+            far = min(exchange, now - auth) >= 3 * self._surely_far
+        else:
+            return
+        if far:
             self.far = True
             self._on_far()
 
