@@ -311,6 +311,37 @@ async def test_a_far_handshake_starts_the_other_logins_before_the_first_ends(
     assert sshd_proxy.connections == 3
 
 
+async def test_a_refused_far_login_is_not_tried_again_by_the_early_logins(
+    via_proxy: SftpServerInfo, sshd_proxy: FaultProxy, openssh_sftp: SftpServerInfo, tmp_path: Path
+) -> None:
+    """The far handshake starts the other logins as authentication begins; when the first
+    login is then refused, they stop before authenticating: the server sees one failed
+    login, not four (fail2ban and MaxAuthTries count them)."""
+    import asyncssh
+
+    from sftp_s3_tui.engine.errors import SftpAuthError
+
+    stranger = tmp_path / "id_stranger"
+    asyncssh.generate_private_key("ssh-ed25519").write_private_key(stranger)
+    stranger.chmod(0o600)
+    sshd_proxy.set_rtt(0.3)
+    endpoint = via_proxy.endpoint(connections=4, identity_files=(str(stranger),))
+    log_before = len(openssh_sftp.log_file.read_text())
+
+    async with SftpPool() as pool:
+        with pytest.raises(SftpAuthError):
+            await pool.client(endpoint)
+        begun_when_refused = pool.connections_begun(endpoint)  # cancelled, still holding
+        deadline = asyncio.get_running_loop().time() + 30
+        while pool.connections_begun(endpoint) and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.005)  # the early logins end (cancelled, or refused)
+        assert pool.connections_begun(endpoint) == 0
+
+    assert begun_when_refused == 3  # the early logins had begun
+    failed = openssh_sftp.log_file.read_text()[log_before:].count("Failed publickey")
+    assert failed == 1
+
+
 async def test_a_near_host_logs_in_once_for_a_small_file(openssh_sftp: SftpServerInfo) -> None:
     """Loopback, no proxy, four connections allowed: the handshake never says far, so a small
     file (a stat, then its bytes read over a leased connection) costs one login."""

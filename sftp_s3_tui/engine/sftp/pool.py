@@ -91,6 +91,7 @@ class _Host:
     #: The first login's handshake was far enough that the other connections' logins began
     #: before it ended (:meth:`SftpPool._log_in_early`).
     early_logins: bool = False
+    early_tasks: list[asyncio.Future[None]] = field(default_factory=list)
 
 
 def _with_trusted_keys(endpoint: SftpEndpoint, lines: tuple[str, ...]) -> SftpEndpoint:
@@ -330,7 +331,14 @@ class SftpPool:
                 )
                 if wait > 0:
                     await asyncio.sleep(wait)
-            conn = await open_connection(endpoint, clock=self._login_clock(host, slot))
+            clock = self._login_clock(host, slot)
+            try:
+                conn = await open_connection(endpoint, clock=clock)
+            except BaseException:
+                if clock is not None and clock.far:  # as authentication began: a refused
+                    for task in host.early_tasks:  # login is not tried three times more
+                        task.cancel()
+                raise
             quiet_read_teardown(loop)
             if (host_key := conn.get_server_host_key()) is not None:
                 host.host_keys.add(fingerprint(host_key))
@@ -385,8 +393,10 @@ class SftpPool:
         log.info(
             "%s is far: logging in %d more connections", host.endpoint.display, len(host.slots) - 1
         )
-        for slot in host.slots[1:]:
+        host.early_tasks = [
             self._in_background(self._log_in_quietly(host, slot, slot.index <= EARLY_AT_ONCE))
+            for slot in host.slots[1:]
+        ]
 
     async def _log_in_quietly(self, host: _Host, slot: _Slot, at_once: bool) -> None:
         try:
