@@ -326,7 +326,9 @@ async def test_a_refused_far_login_is_not_tried_again_by_the_early_logins(
     stranger.chmod(0o600)
     sshd_proxy.set_rtt(0.3)
     endpoint = via_proxy.endpoint(connections=4, identity_files=(str(stranger),))
-    log_before = len(openssh_sftp.log_file.read_text())
+    sshd_log = openssh_sftp.log_file
+    assert sshd_log is not None
+    log_before = len(sshd_log.read_text())
 
     async with SftpPool() as pool:
         with pytest.raises(SftpAuthError):
@@ -338,7 +340,7 @@ async def test_a_refused_far_login_is_not_tried_again_by_the_early_logins(
         assert pool.connections_begun(endpoint) == 0
 
     assert begun_when_refused == 3  # the early logins had begun
-    failed = openssh_sftp.log_file.read_text()[log_before:].count("Failed publickey")
+    failed = sshd_log.read_text()[log_before:].count("Failed publickey")
     assert failed == 1
 
 
