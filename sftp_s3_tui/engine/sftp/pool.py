@@ -155,8 +155,11 @@ class SftpPool:
     reset once per failure (the lease's generation), never for a file's own error.
     """
 
-    def __init__(self, on_link: LinkHandler | None = None) -> None:
+    def __init__(self, on_link: LinkHandler | None = None, *, early_logins: bool = True) -> None:
         self._hosts: dict[tuple[str, int, str | None], _Host] = {}
+        #: Whether a far handshake starts the host's other logins (:meth:`_log_in_early`):
+        #: runs want them; a browsing session opens more only when a transfer needs them.
+        self.early_logins = early_logins
         self._closing: set[asyncio.Future[None]] = set()  # background work: closes, RTTs
         #: Called with each host's measured RTT and implied ceiling (the queue emits it).
         self.on_link = on_link
@@ -373,7 +376,7 @@ class SftpPool:
     def _login_clock(self, host: _Host, slot: _Slot) -> LoginClock | None:
         """A clock for the host's first login when more connections are allowed: a far
         handshake starts their logins before this one ends (:meth:`_log_in_early`)."""
-        if slot.index != 0 or len(host.slots) < 2 or host.early_logins:
+        if not self.early_logins or slot.index != 0 or len(host.slots) < 2 or host.early_logins:
             return None
         if host.rtt_seconds is not None:  # a reconnect: the RTT samples know better
             return None
