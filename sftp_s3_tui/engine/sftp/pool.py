@@ -5,7 +5,9 @@ Latency, not bandwidth, limits SFTP over a far link: one channel moves at most i
 per round trip. So each connection gets a window sized for bandwidth × RTT, reads keep many
 requests in flight, and a host gets up to ``SftpEndpoint.connections`` connections (opened on
 demand, logins staggered) so a big file is read over several at once and small files spread
-across them. The pool measures each host's RTT and reports the ceiling it implies.
+across them. The pool measures each host's RTT and reports the ceiling it implies. A first
+login whose handshake is clearly far (:class:`.connect.LoginClock`) starts the others' logins
+before it ends, so a big transfer does not begin on one connection.
 """
 
 from __future__ import annotations
