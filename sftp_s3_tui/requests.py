@@ -54,7 +54,7 @@ if TYPE_CHECKING:  # the plan pulls in asyncssh: not needed to parse flags or pr
     from .engine.plan.delivery import DeliveryTarget
     from .engine.plan.filters import FileFilter
     from .engine.plan.sources import PlanSource
-    from .engine.transfer.delivery import DeliveryOptions
+    from .engine.transfer.delivery_options import DeliveryOptions
 
 #: ``copy``'s conflict policy unless --conflict or the profile says otherwise: a rerun skips
 #: what is already there and unchanged, as rclone users expect (same size, and the source not
@@ -873,7 +873,7 @@ def delivery_options(
     conflict policy is ``skip-existing`` unless one is given. ``delivery``: the
     delivery-only fields (``inplace``, ``verify_readback``, ``verify_server_hash``,
     ``done_suffix``, ``record_dir``, ``file_filter``)."""
-    from .engine.transfer.delivery import DeliveryOptions
+    from .engine.transfer.delivery_options import DeliveryOptions
 
     options = transfer_options(transfer, base, names)
     return DeliveryOptions(
@@ -950,7 +950,7 @@ def folder_delivery_request(
     shown, with the session's endpoints and tunables (as ``copy s3://… sftp://…/folder/``
     resolves them; skip-existing unless asked: a partner may be reading the file)."""
     from .engine.plan.delivery import DeliveryTarget, check_addresses
-    from .engine.transfer.delivery import DeliveryOptions
+    from .engine.transfer.delivery_options import DeliveryOptions
 
     target = DeliveryTarget(endpoint=sftp, path=folder.rstrip("/") + "/", is_folder=True)
     check_addresses(source, target)

@@ -25,7 +25,7 @@ from ..engine.events import Direction, EventBus
 from ..engine.nightly.manifest import Manifest, iso
 from ..engine.plan.delivery import RefusedKey, plan_delivery
 from ..engine.s3.operations import open_client
-from ..engine.sftp.pool import SftpPool
+from ..engine.sftp.pool import Logins, SftpPool
 from ..engine.transfer.buffers import BufferPool
 from ..engine.transfer.delivery import INPLACE_RISK, DeliveryResult, deliver
 from ..engine.units import format_size
@@ -205,9 +205,14 @@ def _observers(request: DeliveryRequest) -> Observers:
     return observers
 
 
-async def run_delivery(request: DeliveryRequest) -> int:
+async def run_delivery(
+    request: DeliveryRequest, *, sftp: SftpPool | None = None, logins: Logins | None = None
+) -> int:
     """Run (or with ``--dry-run`` only plan) a delivery; the exit code. Lineage (START,
-    then COMPLETE or FAIL), the hooks and the JSON log hear of it whatever the outcome."""
+    then COMPLETE or FAIL), the hooks and the JSON log hear of it whatever the outcome.
+
+    ``sftp`` and ``logins``: a pool whose login to the target started before this module
+    was imported (:meth:`SftpPool.start_logins`); its error is the run's, as a login's."""
     register_secret(request.target.endpoint.password)
     register_secret(request.s3.secret_access_key)
     observers = _observers(request)
@@ -217,7 +222,7 @@ async def run_delivery(request: DeliveryRequest) -> int:
     code = EXIT_FAILED
     error: str | None = None
     try:
-        code = await _deliver(request, tally)
+        code = await _deliver(request, tally, sftp, logins)
         return code
     except BaseException as exc:
         error = str(exc) if isinstance(exc, Exception) else "interrupted"
@@ -237,7 +242,12 @@ async def run_delivery(request: DeliveryRequest) -> int:
         await observers.close()
 
 
-async def _deliver(request: DeliveryRequest, tally: DeliveryTally) -> int:
+async def _deliver(
+    request: DeliveryRequest,
+    tally: DeliveryTally,
+    pool: SftpPool | None = None,
+    logins: Logins | None = None,
+) -> int:
     if request.dry_run:
         await _dry_run(request, tally)
     else:
@@ -246,11 +256,13 @@ async def _deliver(request: DeliveryRequest, tally: DeliveryTally) -> int:
         buffers = BufferPool(request.options.memory_budget)
         display = tally.progress()
         async with (
-            SftpPool() as sftp,
+            pool or SftpPool() as sftp,
             _manifest(request) as manifest,
             tally.exporting(buffers),
         ):
             tally.manifest = manifest
+            if logins is not None:
+                await logins.wait()
             await sftp.client(request.target.endpoint)  # a refused login: one line, exit 4
             tally.host_key = await sftp.host_key_fingerprint(request.target.endpoint)
             try:

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from types import ModuleType
 
     from ..engine.sftp.pool import SftpPool
-    from ..requests import CopyRequest
+    from ..requests import CopyRequest, DeliveryRequest
 
 log = logging.getLogger("sftp_s3_tui")
 
@@ -57,9 +57,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             register_secret(env.get(name))
         flags = connection_flags(args)
         if args.command == "copy" and is_delivery(args.paths):  # S3 → SFTP
-            from .delivery import run_delivery
+            from ..engine.sftp.libraries import quick_library_lookups
 
-            return _run(run_delivery(delivery_request_of(args, env)))
+            with quick_library_lookups():  # asyncssh (the request needs it too), not S3
+                from ..engine.sftp.pool import SftpPool
+
+            delivery = delivery_request_of(args, env)
+            if delivery.dry_run:  # no login: the plan only
+                from .delivery import run_delivery
+
+                return _run(run_delivery(delivery))
+            return _run(_deliver(delivery, SftpPool()))
         if args.command == "copy":
             from ..engine.sftp.libraries import quick_library_lookups
 
@@ -173,6 +181,33 @@ async def _copy(request: CopyRequest, sftp: SftpPool) -> int:
             raise
         run_copy: Callable[..., Awaitable[int]] = headless.run_copy
         return await run_copy(request, sftp=sftp, logins=logins)
+
+
+def _load_delivery_front() -> ModuleType:
+    """The delivery front and the S3 stack it needs, and S3's models read (in a thread)."""
+    import importlib
+
+    from ..engine.s3.operations import warm_up
+
+    front = importlib.import_module("sftp_s3_tui.cli.delivery")
+    warm_up()
+    return front
+
+
+async def _deliver(request: DeliveryRequest, sftp: SftpPool) -> int:
+    """``copy s3://… sftp://…``: as for a copy, the login to the partner starts first and
+    the S3 stack is imported in a thread meanwhile; at 100 ms the login is about a second
+    of round trips, and a far handshake starts the lanes' logins before it ends."""
+    import asyncio
+
+    async with sftp:  # closed again by the delivery; a no-op then
+        logins = sftp.start_logins([request.target.endpoint])
+        try:
+            front = await asyncio.to_thread(_load_delivery_front)
+            run_delivery: Callable[..., Awaitable[int]] = front.run_delivery
+            return await run_delivery(request, sftp=sftp, logins=logins)
+        finally:
+            logins.discard()  # a run that stopped early says nothing of them
 
 
 def _run(coro: Awaitable[int]) -> int:

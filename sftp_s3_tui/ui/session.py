@@ -37,6 +37,7 @@ from ..engine.resume.journal import Journal, JournalEntry
 from ..engine.s3.operations import S3Entry, check_bucket, list_buckets, list_prefix
 from ..engine.sftp.entries import RemoteEntry
 from ..engine.sftp.host_keys import remember_host_key
+from ..engine.sftp.pool import SftpPool
 from ..engine.transfer.queue import Transfer, TransferQueue
 from ..metrics import MetricsExporter, Sampler
 from ..observe.expectations import Expectation
@@ -187,7 +188,11 @@ class Session:
         # what comes without one (a watch's files, a resumed upload) runs if-different, so a
         # same-size object is compared by sha256 rather than re-uploaded when identical.
         queue_options = replace(target.options, conflict=ConflictPolicy.IF_DIFFERENT)
-        self.queue = TransferQueue(target.s3, queue_options, bus=self.bus, journal=journal)
+        # Browsing a far host needs one connection; a transfer opens the others it needs.
+        pool = SftpPool(early_logins=False)
+        self.queue = TransferQueue(
+            target.s3, queue_options, bus=self.bus, journal=journal, sftp=pool
+        )
         self.journal = journal
         self.sampler = Sampler(
             self.bus, interval=sampler_interval, buffers=self.queue.buffers, history=240

@@ -281,6 +281,28 @@ def test_a_prefix_into_a_file_path_is_one_usage_line(
     assert len(done.stderr.strip().splitlines()) == 1
 
 
+def test_a_refused_login_is_one_line_and_exit_4(
+    openssh_sftp: SftpServerInfo, s3_endpoint: S3Endpoint, s3: Any, bucket: str, tmp_path: Any
+) -> None:
+    """The login starts while the S3 stack is imported: its refusal is still the run's one
+    line (not a traceback from the import thread's side), and nothing is read or written."""
+    import asyncssh
+
+    stranger = tmp_path / "id_stranger"
+    asyncssh.generate_private_key("ssh-ed25519").write_private_key(stranger)
+    stranger.chmod(0o600)
+    s3.put_object(Bucket=bucket, Key="exports/a.csv", Body=b"a,b\n")
+    args = key_args(openssh_sftp, s3_endpoint)
+    args[args.index("--identity") + 1] = str(stranger)
+
+    done = run_cli("copy", f"s3://{bucket}/exports/a.csv", target_url(openssh_sftp, "in/"), *args)
+
+    assert done.returncode == 4, done.stderr
+    assert "refused the login" in done.stderr and "Traceback" not in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert files_under(openssh_sftp.root) == {}
+
+
 @pytest.mark.parametrize("s3_store", ["moto_without_awscrt"], indirect=True)
 def test_a_checksum_that_disagrees_with_the_bytes_fails_and_leaves_nothing(
     openssh_sftp: SftpServerInfo, s3_endpoint: S3Endpoint, s3: Any, bucket: str

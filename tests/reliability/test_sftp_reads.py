@@ -290,6 +290,80 @@ async def test_a_near_host_uses_one_connection(
     assert sshd_proxy.connections == 1
 
 
+async def test_a_far_handshake_starts_the_other_logins_before_the_first_ends(
+    via_proxy: SftpServerInfo, sshd_proxy: FaultProxy
+) -> None:
+    """300 ms of round trip: the first login's key exchange and authentication are each far
+    beyond 50 ms per round trip, so the other connections' logins are under way when the
+    first login returns (they used to wait for it and its RTT samples); a file that then
+    leases them finds them, with no further connection."""
+    sshd_proxy.set_rtt(0.3)
+    endpoint = via_proxy.endpoint(connections=3, login_stagger_seconds=0.05)
+
+    async with SftpPool() as pool:
+        await pool.client(endpoint)
+        begun_with_the_first = pool.connections_begun(endpoint)
+        leases = [await pool.lease(endpoint, slot=slot) for slot in (1, 2)]
+        for lease in leases:
+            pool.release(endpoint, lease)
+
+    assert begun_with_the_first == 3
+    assert sshd_proxy.connections == 3
+
+
+async def test_a_refused_far_login_is_not_tried_again_by_the_early_logins(
+    via_proxy: SftpServerInfo, sshd_proxy: FaultProxy, openssh_sftp: SftpServerInfo, tmp_path: Path
+) -> None:
+    """The far handshake starts the other logins as authentication begins; when the first
+    login is then refused, they stop before authenticating: the server sees one failed
+    login, not four (fail2ban and MaxAuthTries count them)."""
+    import asyncssh
+
+    from sftp_s3_tui.engine.errors import SftpAuthError
+
+    stranger = tmp_path / "id_stranger"
+    asyncssh.generate_private_key("ssh-ed25519").write_private_key(stranger)
+    stranger.chmod(0o600)
+    sshd_proxy.set_rtt(0.3)
+    endpoint = via_proxy.endpoint(connections=4, identity_files=(str(stranger),))
+    sshd_log = openssh_sftp.log_file
+    assert sshd_log is not None
+    log_before = len(sshd_log.read_text())
+
+    async with SftpPool() as pool:
+        with pytest.raises(SftpAuthError):
+            await pool.client(endpoint)
+        begun_when_refused = pool.connections_begun(endpoint)  # cancelled, still holding
+        deadline = asyncio.get_running_loop().time() + 30
+        while pool.connections_begun(endpoint) and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.005)  # the early logins end (cancelled, or refused)
+        assert pool.connections_begun(endpoint) == 0
+
+    assert begun_when_refused == 3  # the early logins had begun
+    failed = sshd_log.read_text()[log_before:].count("Failed publickey")
+    assert failed == 1
+
+
+async def test_a_near_host_logs_in_once_for_a_small_file(openssh_sftp: SftpServerInfo) -> None:
+    """Loopback, no proxy, four connections allowed: the handshake never says far, so a small
+    file (a stat, then its bytes read over a leased connection) costs one login."""
+    remote = openssh_sftp.write_file("in/small.csv", size=64 * 1024, seed=3)
+    endpoint = openssh_sftp.endpoint(connections=4)
+
+    async with SftpPool() as pool:
+        entry = await pool.stat(endpoint, remote.remote_path)
+        lease = await pool.lease(endpoint)
+        try:
+            async with lease.client.open(remote.remote_path, "rb") as file:
+                data = await file.read()
+        finally:
+            pool.release(endpoint, lease)
+        begun = pool.connections_begun(endpoint)
+
+    assert entry.size == len(data) and data == remote.read_bytes()
+    assert begun == 1
+
+
 async def test_one_slow_round_trip_at_login_does_not_make_a_near_host_far(
     via_proxy: SftpServerInfo,
     sshd_proxy: FaultProxy,

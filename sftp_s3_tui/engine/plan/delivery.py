@@ -13,13 +13,16 @@ import posixpath
 import unicodedata
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from ..addresses import S3Location
 from ..config import SftpEndpoint
 from ..errors import UnsafeKey, UsageError
-from ..s3.operations import S3Client
-from ..s3.reader import ListedObject, list_object_entries
 from .filters import FileFilter
+
+if TYPE_CHECKING:  # the S3 stack is imported when a plan runs, not when a request is made
+    from ..s3.operations import S3Client  # (a delivery's login starts before that: cli.main)
+    from ..s3.reader import ListedObject
 
 
 @dataclass(frozen=True)
@@ -131,6 +134,8 @@ async def plan_delivery(
     a folder's files; an exact key was named, so it is not filtered. ``on_excluded`` hears
     ``(key, why)`` of each object left out.
     """
+    from ..s3.reader import list_object_entries
+
     check_addresses(source, target)
     if not source.is_prefix:
         entries: AsyncIterator[ListedObject] = _one(source.key)
@@ -157,4 +162,6 @@ async def plan_delivery(
 
 
 async def _one(key: str) -> AsyncIterator[ListedObject]:
+    from ..s3.reader import ListedObject
+
     yield ListedObject(key, 0, 0.0)

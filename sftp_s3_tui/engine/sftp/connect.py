@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -36,6 +38,59 @@ def encryption_algs() -> list[str]:
     return [a for a in PREFERRED_CIPHERS if a in defaults] + [
         a for a in defaults if a not in PREFERRED_CIPHERS
     ]
+
+
+class LoginClock:
+    """Times a login's handshake to tell a far host several round trips before the login
+    (and the first RTT sample, which waits for the SFTP session) is done.
+
+    From the TCP connection to the user-auth service being accepted is three lock-step
+    round trips (the server's version, the key exchange's reply, the service request's);
+    asyncssh's key authentication three more (``none``, the key offered, its signature; a
+    password two). With ``surely_far_seconds`` as the bar per round trip (the pool's
+    single-sample "surely far", 50 ms), ``on_far`` is called
+
+    * as authentication begins, when the key exchange alone took 4 bars for its three
+      round trips (200 ms: hosts from ~70 ms away; seven round trips before the login ends);
+    * else once authenticated, when both spans took 3 bars each (150 ms: hosts from ~50 ms).
+
+    Sums of three round trips, so one busy moment of a loaded loopback (a slow sshd start,
+    an event loop sharing the GIL with the S3 stack's import) does not make a near host far;
+    the pool's own rule takes one 50 ms round trip as far. Measured: loopback spans 10-65 ms
+    and 24-45 ms (load 4-6, imports alongside); 310 and 325 ms at 100 ms through the latency
+    proxy, 170 ms each at 50 ms. Nothing is decided otherwise: the pool's RTT samples decide
+    later, as before.
+    """
+
+    def __init__(
+        self,
+        surely_far_seconds: float,
+        on_far: Callable[[], None],
+        now: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._surely_far = surely_far_seconds
+        self._on_far = on_far
+        self._now = now
+        self._stamps: dict[str, float] = {}
+        self.far = False
+
+    def phase(self, name: str) -> None:
+        """``name`` ("connected", "auth", "authenticated") was reached now."""
+        self._stamps[name] = now = self._now()
+        connected, auth = self._stamps.get("connected"), self._stamps.get("auth")
+        if self.far or connected is None or auth is None:
+            return
+        exchange = auth - connected
+        if name == "auth":
+            far = exchange >= 4 * self._surely_far
+        elif name == "authenticated":
+            log.debug("handshake %.3f s, authentication %.3f s", exchange, now - auth)
+            far = min(exchange, now - auth) >= 3 * self._surely_far
+        else:
+            return
+        if far:
+            self.far = True
+            self._on_far()
 
 
 _TUNNEL_CLOSERS: set[asyncio.Future[None]] = set()
@@ -73,18 +128,22 @@ def jump_endpoint(endpoint: SftpEndpoint) -> SftpEndpoint | None:
 
 
 async def open_connection(
-    endpoint: SftpEndpoint, *, tunnel: asyncssh.SSHClientConnection | None = None
+    endpoint: SftpEndpoint,
+    *,
+    tunnel: asyncssh.SSHClientConnection | None = None,
+    clock: LoginClock | None = None,
 ) -> asyncssh.SSHClientConnection:
     """Open and authenticate an SSH connection, verifying the host key; map errors to text.
 
     With ``endpoint.jump`` the connection goes through that bastion (its host key checked
-    against the same known_hosts); the bastion connection closes with this one.
+    against the same known_hosts); the bastion connection closes with this one. ``clock``
+    times the handshake (of the last hop only: see :class:`LoginClock`).
     """
     bastion = jump_endpoint(endpoint) if tunnel is None else None
     if bastion is not None:
         tunnel = await open_connection(bastion)
         try:
-            conn = await open_connection(endpoint, tunnel=tunnel)
+            conn = await open_connection(endpoint, tunnel=tunnel, clock=clock)
         except BaseException:
             tunnel.close()
             raise
@@ -95,7 +154,7 @@ async def open_connection(
         return conn
     path = endpoint.known_hosts_path
     known_hosts = await asyncio.to_thread(read_known_hosts, path)
-    gate = HostKeyGate(endpoint, known_hosts)
+    gate = HostKeyGate(endpoint, known_hosts, clock.phase if clock is not None else None)
     options: dict[str, object] = {
         "port": endpoint.port,
         "known_hosts": gate.match,

@@ -8,7 +8,7 @@ and what known_hosts holds, so the user can tell a re-keyed server from an attac
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import asyncssh
@@ -30,14 +30,34 @@ class HostKeyGate(asyncssh.SSHClient):
     not trust, is refused under every policy.
     """
 
-    def __init__(self, endpoint: SftpEndpoint, known_hosts: bytes) -> None:
+    def __init__(
+        self,
+        endpoint: SftpEndpoint,
+        known_hosts: bytes,
+        on_phase: Callable[[str], None] | None = None,
+    ) -> None:
         self._endpoint = endpoint
         self._known_hosts = known_hosts
+        #: Told "connected", "auth" and "authenticated" as the login gets there (the pool
+        #: times them to tell a far host before the login ends: see connect.LoginClock).
+        self._on_phase = on_phase
         self.presented: asyncssh.SSHKey | None = None
         self.known: tuple[asyncssh.SSHKey, ...] = ()
         self.revoked: tuple[asyncssh.SSHKey, ...] = ()
         self.untrusted_ca: asyncssh.SSHKey | None = None
         self.accepted_new = False
+
+    def connection_made(self, conn: asyncssh.SSHClientConnection) -> None:
+        if self._on_phase is not None:
+            self._on_phase("connected")
+
+    def begin_auth(self, username: str) -> None:
+        if self._on_phase is not None:
+            self._on_phase("auth")
+
+    def auth_completed(self) -> None:
+        if self._on_phase is not None:
+            self._on_phase("authenticated")
 
     def match(self, host: str, addr: str, port: int | None) -> tuple[Sequence[object], ...]:
         """known_hosts matched for asyncssh, with ``@revoked [host]:port`` lines kept.

@@ -5,7 +5,9 @@ Latency, not bandwidth, limits SFTP over a far link: one channel moves at most i
 per round trip. So each connection gets a window sized for bandwidth × RTT, reads keep many
 requests in flight, and a host gets up to ``SftpEndpoint.connections`` connections (opened on
 demand, logins staggered) so a big file is read over several at once and small files spread
-across them. The pool measures each host's RTT and reports the ceiling it implies.
+across them. The pool measures each host's RTT and reports the ceiling it implies. A first
+login whose handshake is clearly far (:class:`.connect.LoginClock`) starts the others' logins
+before it ends, so a big transfer does not begin on one connection.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import asyncssh
 from ..config import SftpEndpoint
 from ..errors import SftpConnectError
 from ..events import SftpLinkMeasured
-from .connect import open_connection
+from .connect import LoginClock, open_connection
 from .entries import RemoteEntry, listdir, realpath, scandir, stat_entry
 from .errors import is_connection_error, map_sftp_error, quiet_read_teardown
 from .host_keys import fingerprint
@@ -41,6 +43,9 @@ T = TypeVar("T")
 FAR_RTT_SECONDS = 0.005  # beyond this round trip, more connections per host pay off
 RTT_SAMPLES = 4  # a host is far when the minimum of this many round trips is
 SURELY_FAR = 10  # ... or as soon as one is this many times the threshold (50 ms)
+#: Logins a far handshake starts together, unstaggered (OpenSSH's MaxStartups drops
+#: unauthenticated connections from 10 on); further ones keep the host's stagger.
+EARLY_AT_ONCE = 3
 
 
 @dataclass
@@ -85,6 +90,10 @@ class _Host:
     server: HostProfile = field(default_factory=HostProfile)
     #: Set once the first connection's RTT samples are all in: only then is a host far.
     measured: asyncio.Event = field(default_factory=asyncio.Event)
+    #: The first login's handshake was far enough that the other connections' logins began
+    #: before it ended (:meth:`SftpPool._log_in_early`).
+    early_logins: bool = False
+    early_tasks: list[asyncio.Future[None]] = field(default_factory=list)
 
 
 def _with_trusted_keys(endpoint: SftpEndpoint, lines: tuple[str, ...]) -> SftpEndpoint:
@@ -148,8 +157,11 @@ class SftpPool:
     reset once per failure (the lease's generation), never for a file's own error.
     """
 
-    def __init__(self, on_link: LinkHandler | None = None) -> None:
+    def __init__(self, on_link: LinkHandler | None = None, *, early_logins: bool = True) -> None:
         self._hosts: dict[tuple[str, int, str | None], _Host] = {}
+        #: Whether a far handshake starts the host's other logins (:meth:`_log_in_early`):
+        #: runs want them; a browsing session opens more only when a transfer needs them.
+        self.early_logins = early_logins
         self._closing: set[asyncio.Future[None]] = set()  # background work: closes, RTTs
         #: Called with each host's measured RTT and implied ceiling (the queue emits it).
         self.on_link = on_link
@@ -282,6 +294,13 @@ class SftpPool:
         hosts = {self._key(e): e for e in endpoints}
         return Logins([asyncio.ensure_future(self.client(e)) for e in hosts.values()])
 
+    def connections_begun(self, endpoint: SftpEndpoint) -> int:
+        """How many of ``endpoint``'s connections are open or logging in now."""
+        host = self._hosts.get(self._key(endpoint))
+        if host is None:
+            return 0
+        return sum(1 for slot in host.slots if slot.alive or slot.lock.locked())
+
     async def host_key_fingerprint(self, endpoint: SftpEndpoint) -> str | None:
         """The fingerprint of the host key ``endpoint``'s server showed (e.g. for a manifest)."""
         await self.client(endpoint)
@@ -298,8 +317,11 @@ class SftpPool:
             await self.client(endpoint)
         return ", ".join(sorted(host.host_keys)), ", ".join(sorted(host.login_users))
 
-    async def _ensure(self, host: _Host, slot: _Slot) -> tuple[asyncssh.SFTPClient, int]:
-        """``slot``'s client, logging in (again) when needed, staggered per host."""
+    async def _ensure(
+        self, host: _Host, slot: _Slot, *, staggered: bool = True
+    ) -> tuple[asyncssh.SFTPClient, int]:
+        """``slot``'s client, logging in (again) when needed, staggered per host (unless
+        ``staggered`` is false: one of the few logins a far handshake starts at once)."""
         endpoint = host.endpoint
         async with slot.lock:
             if slot.alive:
@@ -307,13 +329,21 @@ class SftpPool:
                 return slot.client, slot.generation
             await self._drop(slot)
             loop = asyncio.get_running_loop()
-            wait = host.next_login_at - loop.time()
-            host.next_login_at = (
-                max(host.next_login_at, loop.time()) + endpoint.login_stagger_seconds
-            )
-            if wait > 0:
-                await asyncio.sleep(wait)
-            conn = await open_connection(endpoint)
+            if staggered:
+                wait = host.next_login_at - loop.time()
+                host.next_login_at = (
+                    max(host.next_login_at, loop.time()) + endpoint.login_stagger_seconds
+                )
+                if wait > 0:
+                    await asyncio.sleep(wait)
+            clock = self._login_clock(host, slot)
+            try:
+                conn = await open_connection(endpoint, clock=clock)
+            except BaseException:
+                if clock is not None and clock.far:  # as authentication began: a refused
+                    for task in host.early_tasks:  # login is not tried three times more
+                        task.cancel()
+                raise
             quiet_read_teardown(loop)
             if (host_key := conn.get_server_host_key()) is not None:
                 host.host_keys.add(fingerprint(host_key))
@@ -334,6 +364,9 @@ class SftpPool:
                     f"{endpoint.display} has no SFTP subsystem: {exc}",
                     "check that the server allows SFTP for this user",
                 ) from exc
+            except BaseException:  # cancelled (e.g. a background login as the pool closes)
+                conn.close()
+                raise
             slot.conn, slot.client = conn, client
             slot.generation += 1
             if host.server.profile is None:
@@ -341,6 +374,40 @@ class SftpPool:
             self._in_background(self._measure(host, client))
             await asyncio.sleep(0)  # its first request is sent before the caller's
             return client, slot.generation
+
+    def _login_clock(self, host: _Host, slot: _Slot) -> LoginClock | None:
+        """A clock for the host's first login when more connections are allowed: a far
+        handshake starts their logins before this one ends (:meth:`_log_in_early`)."""
+        if not self.early_logins or slot.index != 0 or len(host.slots) < 2 or host.early_logins:
+            return None
+        if host.rtt_seconds is not None:  # a reconnect: the RTT samples know better
+            return None
+        return LoginClock(SURELY_FAR * FAR_RTT_SECONDS, lambda: self._log_in_early(host))
+
+    def _log_in_early(self, host: _Host) -> None:
+        """Begin the logins of the host's other connections now, in the background.
+
+        A login is about ten round trips; waiting for the first one to end and for its RTT
+        samples left a far host's big transfer on one connection for most of a second (at
+        100 ms). The first EARLY_AT_ONCE go at once (staggered, the last of three lanes was
+        ready 0.5 s after the first); best effort: a login that fails here is tried again
+        when a file needs it."""
+        if host.early_logins:
+            return
+        host.early_logins = True
+        log.info(
+            "%s is far: logging in %d more connections", host.endpoint.display, len(host.slots) - 1
+        )
+        host.early_tasks = [
+            self._in_background(self._log_in_quietly(host, slot, slot.index <= EARLY_AT_ONCE))
+            for slot in host.slots[1:]
+        ]
+
+    async def _log_in_quietly(self, host: _Host, slot: _Slot, at_once: bool) -> None:
+        try:
+            await self._ensure(host, slot, staggered=not at_once)
+        except Exception as exc:  # a warm-up never fails the run
+            log.debug("%s: an early login failed: %s", host.endpoint.display, exc)
 
     async def _measure(self, host: _Host, client: asyncssh.SFTPClient) -> None:
         """RTT samples of a new connection, taken while the first requests go out (not

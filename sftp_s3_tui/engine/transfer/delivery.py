@@ -25,7 +25,6 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from dataclasses import replace as replace_result
-from pathlib import Path
 from typing import Any
 
 from ..addresses import S3Location
@@ -42,49 +41,12 @@ from ..sftp.pool import SftpPool
 from ..sftp.writer import RemoteWriter
 from . import delivery_stream
 from .buffers import BufferPool
+from .delivery_options import DeliveryOptions
 from .delivery_readback import check_read_back, check_server_hash
 from .delivery_resume import checkpoints, clear_left, resumable
 from .delivery_stream import Digest, Progress, segments_of, stream
 from .parts import first_error
 from .verify import GONE, honours_if_match
-
-
-@dataclass(frozen=True)
-class DeliveryOptions:
-    """Tunables of a delivery run.
-
-    The default conflict policy is ``skip-existing``: a partner may already have picked up
-    (or be reading) the file at the final name, so it is never replaced unless asked;
-    ``overwrite`` / ``if-newer`` / ``if-different`` replace it atomically with
-    ``posix-rename@openssh.com``, else by renaming the old file aside first (see
-    :meth:`RemoteWriter.publish`).
-    """
-
-    part_size: int = 8 * MiB
-    parts_in_flight: int = 8  # per object: buffers held at once (ranged GETs + writes)
-    files_in_flight: int = 4
-    memory_budget: int = 512 * MiB
-    conflict: ConflictPolicy = ConflictPolicy.SKIP_EXISTING
-    delete_source: bool = False
-    sftp_block_size: int = 0  # 0: what the server's limits allow
-    sftp_requests: int = 0  # 0: asyncssh's default (128 writes in flight)
-    #: --inplace: write to the final name (servers that forbid rename; see INPLACE_RISK).
-    inplace: bool = False
-    #: --done-file SUFFIX: an empty NAME+SUFFIX written once NAME is in place.
-    done_suffix: str = ""
-    #: --include / --exclude / --filter / sizes / times over a prefix's objects.
-    file_filter: FileFilter | None = None
-    #: Where each delivery in progress is recorded (its temporary file, for the next run
-    #: after a kill -9); None: not recorded.
-    record_dir: Path | None = None
-    #: --verify-readback: read the temporary file back over SFTP before it is published
-    #: and compare its SHA-256 with the bytes read from S3 (a second pass over the link).
-    verify_readback: bool = False
-    #: --verify-server-hash: ask the server for the SHA-256 of the temporary file
-    #: (check-file-handle: ProFTPD) before it is published; where it cannot, the result
-    #: says so and the delivery goes on.
-    verify_server_hash: bool = False
-
 
 _STATES = {
     "done": TransferState.DONE,
