@@ -248,8 +248,6 @@ async def test_x_on_a_delivery_row_cancels_it_and_removes_its_temporary_file(
         index = table.index_of(transfer_id)
         assert index is not None
         table.move_cursor(row=index)
-        await pilot.press("p")  # not for a delivery: said, nothing paused
-        assert items[transfer_id].state is TransferState.RUNNING
         await pilot.press("x")
         await wait_for(
             pilot,
