@@ -371,6 +371,8 @@ class ObjectDelivery:
             with contextlib.suppress(TransferError):
                 self.checkpoints.flush()
         await run_to_end(self.writer.close_kept())  # not closed: the server closes it
+        if self.progress is not None:
+            self.progress.stopped()
         self.control.kept = True
         return True
 

@@ -290,3 +290,11 @@ class Progress:
         if state is PartState.DONE:
             del self._since[number]
         PartEvents(self.bus, self.transfer_id).changed(number, state, size, seconds)
+
+    def stopped(self) -> None:
+        """A pause stopped the parts on their way: each is waiting again (a row that says
+        parts are still draining after the pause would look like one that did not work)."""
+        events = PartEvents(self.bus, self.transfer_id)
+        for number in sorted(self._since):
+            events.changed(number, PartState.WAITING, 0, 0.0)
+        self._since.clear()
