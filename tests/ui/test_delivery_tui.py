@@ -406,10 +406,10 @@ async def test_p_on_a_queued_delivery_keeps_it_from_starting_until_p_again(
 
 
 async def _pause_running(
-    pilot: Any, tmp_path: Path, root: Path, name: str
+    pilot: Any, tmp_path: Path, root: Path, name: str, key: str = "p"
 ) -> tuple[Any, dict[str, Any]]:
-    """Deliver ``out/NAME`` (d), wait until its record says some of it is written, then p
-    on its row: the delivery and the record it kept once its attempt has stopped."""
+    """Deliver ``out/NAME`` (d), wait until its record says some of it is written, then
+    ``key`` (p on its row, or P): the delivery and the record it kept once it stopped."""
     app = pilot.app
     session = app.session
     assert session is not None
@@ -425,7 +425,7 @@ async def _pause_running(
 
     await wait_for(pilot, some_written, timeout=120, what="a checkpoint in the record")
     await _focus_row(pilot, delivery.transfer_id)
-    await pilot.press("p")
+    await pilot.press(key)
     assert delivery.state is TransferState.PAUSED
     task = delivery.task
     await wait_for(pilot, lambda: task is not None and task.done(), timeout=60, what="the stop")
@@ -509,5 +509,47 @@ async def test_quitting_with_a_paused_delivery_says_so_and_removes_its_file(
         await wait_for(pilot, lambda: app._exit, timeout=60, what="the app to exit")
     assert delivery.state is TransferState.CANCELLED
     assert not (root / "big.bin").exists()
+    assert _left_over(root) == []
+    assert _records(tmp_path / "deliveries") == []
+
+
+async def test_pause_all_then_x_on_the_paused_delivery_removes_its_file_and_r_redoes_it(
+    slow_link: tuple[SftpServerInfo, FaultProxy],
+    s3_endpoint: S3Endpoint,
+    bucket: str,
+    s3: Any,
+    tmp_path: Path,
+) -> None:
+    """P pauses deliveries too (their files kept); x on a paused one gives it up: its kept
+    temporary file and record go, the row says cancelled; r delivers it afresh."""
+    server, proxy = slow_link
+    big = os.urandom(64 * MiB)
+    s3.put_object(Bucket=bucket, Key="out/big.bin", Body=big)
+    server.write_file("README.txt", b"the partner's folder\n")
+    profile = server_profile(server, s3_endpoint, bucket=bucket, prefix="out/")
+    app = make_app(tmp_path, initial=profile)
+    root = server.root
+    async with app.run_test(size=(150, 45)) as pilot:
+        await wait_for(pilot, lambda: browse_ready(app), what="browse")
+        delivery, record = await _pause_running(pilot, tmp_path, root, "big.bin", key="P")
+        kept = record["temp_path"].rsplit("/", 1)[-1]
+        await pilot.press("x")
+        await wait_for(
+            pilot,
+            lambda: delivery.state is TransferState.CANCELLED,
+            timeout=60,
+            what="the cancel",
+        )
+        assert _left_over(root) == [] and _records(tmp_path / "deliveries") == []
+
+        proxy.throttle(None, "up")
+        await pilot.press("r")
+        await wait_for(
+            pilot, lambda: delivery.state is TransferState.DONE, timeout=120, what="the retry"
+        )
+        assert delivery.result is not None and "resumed" not in delivery.result.message
+        assert not (root / kept).exists()
+        await app.close_all()
+    assert (root / "big.bin").read_bytes() == big
     assert _left_over(root) == []
     assert _records(tmp_path / "deliveries") == []
