@@ -470,6 +470,16 @@ async def test_p_on_a_running_delivery_keeps_its_file_and_p_resumes_from_it(
         assert f"resumed {record['temp_path']} from byte" in delivery.result.message
         assert sent < len(big)  # the kept prefix was not sent again
 
+        def chunk_map_full() -> bool:  # the kept parts shown done, not sent again
+            session = app.session
+            assert session is not None
+            shown = [
+                t for t in session.sampler.latest.transfers if t.transfer_id == delivery.transfer_id
+            ]
+            return bool(shown) and shown[0].bytes_done == len(big) == shown[0].size
+
+        await wait_for(pilot, chunk_map_full, what="the chunk map full")
+
         await _focus_row(pilot, delivery.transfer_id)
         await pilot.press("enter")
         await wait_for(pilot, lambda: isinstance(app.screen, TransferDetailScreen), what="details")

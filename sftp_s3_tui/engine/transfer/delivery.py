@@ -468,7 +468,7 @@ class ObjectDelivery:
         if self.record is not None and self.state is not None:
             on_written = self.checkpoints = checkpoints(self.record, self.state)
         if self.progress is not None:
-            self.progress.started(info.size, max(1, options.part_size))
+            self.progress.started(info.size, max(1, options.part_size), start)
         await _spread(self.writer, info, options)
         digest = await stream(
             self.s3,

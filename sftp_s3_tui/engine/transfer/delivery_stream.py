@@ -269,7 +269,9 @@ class Progress:
     transfer_id: int
     _since: dict[int, float] = field(default_factory=dict)
 
-    def started(self, size: int, part_size: int) -> None:
+    def started(self, size: int, part_size: int, resumed: int = 0) -> None:
+        """The plan; ``resumed``: the bytes a paused or killed attempt wrote (whole parts,
+        the frontier moves part by part), shown done, not counted as sent."""
         parts = -(-size // part_size)
         self.bus.emit(
             TransferStarted(
@@ -278,6 +280,7 @@ class Progress:
                 part_size=part_size,
                 part_count=parts,
                 multipart=parts > 1,
+                resumed_parts=tuple(range(1, resumed // part_size + 1)),
             )
         )
 
