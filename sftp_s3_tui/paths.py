@@ -30,6 +30,12 @@ def profiles_file() -> Path:
     return config_dir() / "profiles.toml"
 
 
+def delivery_record_dir() -> Path:
+    """Where S3 → SFTP deliveries in progress are recorded (the CLI's and the TUI's: a
+    killed or paused delivery is found again by either)."""
+    return state_dir() / "deliveries"
+
+
 def journal_dir() -> Path:
     """Where the crash-safe resume journal is kept."""
     return state_dir() / "journal"

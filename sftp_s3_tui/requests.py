@@ -730,9 +730,9 @@ class DeliveryRequest:
 
 def _delivery_record_dir() -> Path:
     """Where deliveries in progress are recorded (found again after a kill -9)."""
-    from .paths import state_dir
+    from .paths import delivery_record_dir
 
-    return state_dir() / "deliveries"
+    return delivery_record_dir()
 
 
 def delivery_done_suffix(done: str | None) -> str:
@@ -945,10 +945,13 @@ def folder_delivery_request(
     options: TransferOptions,
     *,
     conflict: ConflictPolicy = ConflictPolicy.SKIP_EXISTING,
+    record_dir: Path | None = None,
 ) -> DeliveryRequest:
     """The TUI's delivery: an object or a prefix of the bucket pane into the SFTP folder
     shown, with the session's endpoints and tunables (as ``copy s3://… sftp://…/folder/``
-    resolves them; skip-existing unless asked: a partner may be reading the file)."""
+    resolves them; skip-existing unless asked: a partner may be reading the file). Each
+    file in progress is recorded under ``record_dir`` (default: the CLI's folder, same
+    format), which lets a paused one resume and a killed one be found again."""
     from .engine.plan.delivery import DeliveryTarget, check_addresses
     from .engine.transfer.delivery_options import DeliveryOptions
 
@@ -966,6 +969,7 @@ def folder_delivery_request(
             conflict=conflict,
             sftp_block_size=options.sftp_block_size,
             sftp_requests=options.sftp_requests,
+            record_dir=record_dir or _delivery_record_dir(),
         ),
     )
 

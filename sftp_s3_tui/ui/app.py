@@ -71,6 +71,8 @@ class AppOptions:
     initial: Profile | None = None
     profiles_path: Path | None = None
     journal_dir: Path | None = field(default_factory=paths.journal_dir)
+    #: Where deliveries in progress are recorded (None: the CLI's folder in the state dir).
+    delivery_record_dir: Path | None = None
     push_gateway: str | None = None
     metrics_port: int | None = None
     sampler_interval: float = 0.5
@@ -242,6 +244,7 @@ class SftpS3App(App[int]):
         session = Session(
             target,
             journal=journal,
+            delivery_record_dir=options.delivery_record_dir,
             sampler_interval=options.sampler_interval,
             push_gateway=None if test_only else options.push_gateway,
             metrics_port=None if test_only else options.metrics_port,
@@ -385,19 +388,26 @@ class SftpS3App(App[int]):
         delivering = session.deliveries.unfinished()
         if not running and not delivering:
             return []
-        dialog = ConfirmScreen(
-            title,
+        body = (
             f"{len(running) + len(delivering)} transfer(s) have not finished. If you go on, "
             "their uploads are aborted (nothing partial is left in S3, no temporary file on "
-            "the SFTP side); they can be queued again later.",
-            yes="Abort them",
-            no="Keep running",
-            safe_is_no=True,
+            "the SFTP side); they can be queued again later."
         )
+        paused = [d for d in delivering if d.state is TransferState.PAUSED]
+        if paused:
+            # Removed, not kept for a next run: a .partial file in a partner's folder that
+            # only a later delivery of the same object would ever clean up is litter.
+            body += (
+                f"\n\n{len(paused)} paused deliver{'y' if len(paused) == 1 else 'ies'} kept "
+                "the part already sent, to resume from; that temporary file is removed too "
+                "(nothing is left behind; a later delivery starts over)."
+            )
+        dialog = ConfirmScreen(title, body, yes="Abort them", no="Keep running", safe_is_no=True)
         if not await self.push_screen_wait(dialog):
             return None
         return [f"{t.job.source} → s3://{t.job.bucket}/{t.job.key}" for t in running] + [
-            d.label for d in delivering
+            f"{d.label} (paused)" if d.state is TransferState.PAUSED else d.label
+            for d in delivering
         ]
 
     async def _close_session(self) -> None:

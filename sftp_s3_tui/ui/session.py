@@ -10,6 +10,7 @@ import posixpath
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from urllib.parse import urlsplit
 
 from botocore.exceptions import HTTPClientError
@@ -158,6 +159,7 @@ class Session:
         target: Target,
         *,
         journal: Journal | None = None,
+        delivery_record_dir: Path | None = None,
         sampler_interval: float = 0.5,
         push_gateway: str | None = None,
         metrics_port: int | None = None,
@@ -208,7 +210,7 @@ class Session:
         #: Watches started from the TUI; their files are transfers on this queue.
         self.watches = Watches(self.queue, state_dir() / "watch", observers=self.observers)
         #: S3 → SFTP deliveries from the bucket pane: rows on the same bus and list.
-        self.deliveries = Deliveries(self.queue, self.bus)
+        self.deliveries = Deliveries(self.queue, self.bus, delivery_record_dir)
         self._stack = contextlib.AsyncExitStack()
         self._closed = False
 

@@ -109,6 +109,7 @@ def make_app(tmp_path: Path, **options: Any) -> SftpS3App:
     """The real app, isolated from the user's profiles, journal and ssh config."""
     options.setdefault("profiles_path", tmp_path / "profiles.toml")
     options.setdefault("journal_dir", tmp_path / "journal")
+    options.setdefault("delivery_record_dir", tmp_path / "deliveries")
     options.setdefault("read_user_config", False)
     options.setdefault("sampler_interval", 0.1)
     return SftpS3App(AppOptions(**options))

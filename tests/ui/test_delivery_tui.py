@@ -3,6 +3,7 @@ cursor into the SFTP folder shown, each object a row of the transfer list (real 
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator
 from dataclasses import replace
@@ -255,8 +256,6 @@ async def test_x_on_a_delivery_row_cancels_it_and_removes_its_temporary_file(
         index = table.index_of(transfer_id)
         assert index is not None
         table.move_cursor(row=index)
-        await pilot.press("p")  # not for a delivery: said, nothing paused
-        assert items[transfer_id].state is TransferState.RUNNING
         await pilot.press("x")
         await wait_for(
             pilot,
@@ -270,3 +269,306 @@ async def test_x_on_a_delivery_row_cancels_it_and_removes_its_temporary_file(
         assert not (root / "big.bin").exists()
         assert not [name for name in os.listdir(root) if name.startswith(".big.bin")]
         await app.close_all()
+
+
+# pause, resume, retry on delivery rows (issue 28) ------------------------------------------
+
+
+@pytest.fixture
+def slow_link(
+    embedded_sftp: SftpServerInfo, tmp_path: Path
+) -> Iterator[tuple[SftpServerInfo, FaultProxy]]:
+    """As ``slow_upstream``, with the proxy at hand: ``proxy.throttle(None, "up")`` lets
+    the deliveries finish at once."""
+    with FaultProxy(embedded_sftp.host, embedded_sftp.port) as proxy:
+        known = tmp_path / "known_hosts-proxy"
+        lines = embedded_sftp.known_hosts.read_text()
+        known.write_text(lines.replace(f"]:{embedded_sftp.port} ", f"]:{proxy.port} "))
+        proxy.throttle(4 * MiB, "up")
+        yield replace(embedded_sftp, port=proxy.port, known_hosts=known), proxy
+
+
+async def _focus_row(pilot: Any, transfer_id: int) -> None:
+    """The transfer list focused, its cursor on ``transfer_id``'s row (as t and the arrows)."""
+    table = pilot.app.screen.query_one(TransferPanel).transfer_list
+    if not table.has_focus:
+        await pilot.press("t")
+        await wait_for(pilot, lambda: table.has_focus, what="the transfer list")
+    await wait_for(pilot, lambda: table.index_of(transfer_id) is not None, what="the row")
+    index = table.index_of(transfer_id)
+    assert index is not None
+    table.move_cursor(row=index)
+
+
+def _records(folder: Path) -> list[dict[str, Any]]:
+    """The delivery records in ``folder`` (what a paused or killed delivery left)."""
+    if not folder.exists():
+        return []
+    return [json.loads(path.read_text()) for path in sorted(folder.glob("*.json"))]
+
+
+async def test_r_on_a_failed_delivery_row_delivers_it_again_on_the_same_row(
+    openssh_sftp: SftpServerInfo, s3_endpoint: S3Endpoint, bucket: str, s3: Any, tmp_path: Path
+) -> None:
+    """The object is deleted between the plan and the delivery (a real 404): the row
+    fails; once it is back, r on the row delivers it (a fresh attempt, the same row)."""
+    body = os.urandom(3 * MiB + 7)
+    s3.put_object(Bucket=bucket, Key="out/report.csv", Body=body)
+    openssh_sftp.write_file("README.txt", b"the partner's folder\n")
+    profile = server_profile(openssh_sftp, s3_endpoint, bucket=bucket, prefix="out/")
+    app = make_app(tmp_path, initial=profile)
+    root = openssh_sftp.root
+    async with app.run_test(size=(150, 45)) as pilot:
+        await wait_for(pilot, lambda: browse_ready(app), what="browse")
+        session = app.session
+        assert session is not None
+        items = session.deliveries.items
+        await _cursor_on(pilot, "out/report.csv")
+        await pilot.press("D")  # the plan first: the object goes meanwhile
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="the plan")
+        s3.delete_object(Bucket=bucket, Key="out/report.csv")
+        await pilot.press("y")
+        await wait_for(pilot, lambda: len(items) == 1, what="the row")
+        (transfer_id,) = items
+        delivery = items[transfer_id]
+        await wait_for(pilot, lambda: delivery.state.finished, timeout=60, what="the failure")
+        assert delivery.state is TransferState.FAILED, delivery.result
+        assert not (root / "report.csv").exists() and _left_over(root) == []
+
+        s3.put_object(Bucket=bucket, Key="out/report.csv", Body=body)
+        await _focus_row(pilot, transfer_id)
+        await pilot.press("r")
+        await wait_for(
+            pilot, lambda: delivery.state is TransferState.DONE, timeout=60, what="the retry"
+        )
+        rows = app.screen.query_one(TransferPanel).transfer_list.rows_by_id
+        assert list(items) == [transfer_id]  # the same row, not a new one
+        assert rows[transfer_id].state is TransferState.DONE
+        assert session.unfinished == set()
+        await pilot.press("r")  # a delivered row: nothing to retry, said
+        assert delivery.state is TransferState.DONE
+        await app.close_all()
+    assert (root / "report.csv").read_bytes() == body
+    assert _left_over(root) == []
+    assert _records(tmp_path / "deliveries") == []
+
+
+async def test_p_on_a_queued_delivery_keeps_it_from_starting_until_p_again(
+    slow_link: tuple[SftpServerInfo, FaultProxy],
+    s3_endpoint: S3Endpoint,
+    bucket: str,
+    s3: Any,
+    tmp_path: Path,
+) -> None:
+    """Four objects take the four files in flight; the fifth, queued, is paused: it does
+    not start when the others end, and p delivers it."""
+    server, proxy = slow_link
+    bodies = {f"out/a{n}.bin": os.urandom(16 * MiB) for n in range(4)}
+    bodies["out/b.bin"] = os.urandom(MiB + 5)
+    for key, data in bodies.items():
+        s3.put_object(Bucket=bucket, Key=key, Body=data)
+    server.write_file("README.txt", b"the partner's folder\n")
+    profile = server_profile(server, s3_endpoint, bucket=bucket, prefix="out/")
+    app = make_app(tmp_path, initial=profile)
+    root = server.root
+    async with app.run_test(size=(150, 45)) as pilot:
+        await wait_for(pilot, lambda: browse_ready(app), what="browse")
+        session = app.session
+        assert session is not None
+        items = session.deliveries.items
+        await _cursor_on(pilot, "out/")
+        await pilot.press("d")
+        await wait_for(pilot, lambda: len(items) == 5, what="the rows")
+        by_key = {d.job.key: d for d in items.values()}
+        last = by_key["out/b.bin"]
+        others = [d for key, d in by_key.items() if key != "out/b.bin"]
+
+        def four_running() -> bool:
+            return all(d.state is TransferState.RUNNING for d in others)
+
+        await wait_for(pilot, four_running, timeout=60, what="four files in flight")
+        assert last.state is TransferState.QUEUED
+        await _focus_row(pilot, last.transfer_id)
+        await pilot.press("p")
+        assert last.state is TransferState.PAUSED
+        proxy.throttle(None, "up")
+        await wait_for(
+            pilot,
+            lambda: all(d.state is TransferState.DONE for d in others),
+            timeout=120,
+            what="the others' end",
+        )
+        assert last.state is TransferState.PAUSED  # a free slot did not start it
+        assert session.unfinished == {last.transfer_id}
+        assert not (root / "b.bin").exists()
+        assert not [n for n in os.listdir(root) if n.startswith(".b.bin")]
+
+        await _focus_row(pilot, last.transfer_id)
+        await pilot.press("p")
+        await wait_for(
+            pilot, lambda: last.state is TransferState.DONE, timeout=60, what="its delivery"
+        )
+        await app.close_all()
+    for key, data in bodies.items():
+        assert (root / key.removeprefix("out/")).read_bytes() == data
+    assert _left_over(root) == []
+
+
+async def _pause_running(
+    pilot: Any, tmp_path: Path, root: Path, name: str, key: str = "p"
+) -> tuple[Any, dict[str, Any]]:
+    """Deliver ``out/NAME`` (d), wait until its record says some of it is written, then
+    ``key`` (p on its row, or P): the delivery and the record it kept once it stopped."""
+    app = pilot.app
+    session = app.session
+    assert session is not None
+    items = session.deliveries.items
+    await _cursor_on(pilot, f"out/{name}")
+    await pilot.press("d")
+    await wait_for(pilot, lambda: len(items) == 1, what="the row")
+    (delivery,) = items.values()
+    records = tmp_path / "deliveries"
+
+    def some_written() -> bool:
+        return any(r["written"] > 0 for r in _records(records))
+
+    await wait_for(pilot, some_written, timeout=120, what="a checkpoint in the record")
+    await _focus_row(pilot, delivery.transfer_id)
+    await pilot.press(key)
+    assert delivery.state is TransferState.PAUSED
+    task = delivery.task
+    await wait_for(pilot, lambda: task is not None and task.done(), timeout=60, what="the stop")
+    assert delivery.state is TransferState.PAUSED and delivery.kept
+    (record,) = _records(records)
+    left = root / record["temp_path"].rsplit("/", 1)[-1]
+    assert left.exists() and left.name.startswith(f".{name}.")  # kept, named by its record
+    assert left.stat().st_size >= record["written"] > 0
+    return delivery, record
+
+
+async def test_p_on_a_running_delivery_keeps_its_file_and_p_resumes_from_it(
+    slow_link: tuple[SftpServerInfo, FaultProxy],
+    s3_endpoint: S3Endpoint,
+    bucket: str,
+    s3: Any,
+    tmp_path: Path,
+) -> None:
+    """A running delivery paused stops at once, its temporary file and record kept; p
+    again goes on from the read-back, verified prefix: the file lands byte-exact, the
+    result says it resumed, and only what was missing went over the link."""
+    server, proxy = slow_link
+    big = os.urandom(64 * MiB)
+    s3.put_object(Bucket=bucket, Key="out/big.bin", Body=big)
+    server.write_file("README.txt", b"the partner's folder\n")
+    profile = server_profile(server, s3_endpoint, bucket=bucket, prefix="out/")
+    app = make_app(tmp_path, initial=profile)
+    root = server.root
+    async with app.run_test(size=(150, 45)) as pilot:
+        await wait_for(pilot, lambda: browse_ready(app), what="browse")
+        delivery, record = await _pause_running(pilot, tmp_path, root, "big.bin")
+        assert not (root / "big.bin").exists()
+
+        proxy.throttle(None, "up")
+        proxy.reset_counters()
+        await pilot.press("p")
+        await wait_for(
+            pilot, lambda: delivery.state is TransferState.DONE, timeout=120, what="the resume"
+        )
+        sent = proxy.bytes_up
+        assert delivery.result is not None
+        assert f"resumed {record['temp_path']} from byte" in delivery.result.message
+        assert sent < len(big)  # the kept prefix was not sent again
+
+        def chunk_map_full() -> bool:  # the kept parts shown done, not sent again
+            session = app.session
+            assert session is not None
+            shown = [
+                t for t in session.sampler.latest.transfers if t.transfer_id == delivery.transfer_id
+            ]
+            return bool(shown) and shown[0].bytes_done == len(big) == shown[0].size
+
+        await wait_for(pilot, chunk_map_full, what="the chunk map full")
+
+        await _focus_row(pilot, delivery.transfer_id)
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, TransferDetailScreen), what="details")
+        details = app.screen.query_one("#detail-text", TextArea).text
+        assert "resumed" in details, details
+        await pilot.press("escape")
+        await app.close_all()
+    assert (root / "big.bin").read_bytes() == big
+    assert _left_over(root) == []
+    assert _records(tmp_path / "deliveries") == []
+    assert list((tmp_path / "deliveries").iterdir()) == []  # no lock file either
+
+
+async def test_quitting_with_a_paused_delivery_says_so_and_removes_its_file(
+    slow_link: tuple[SftpServerInfo, FaultProxy],
+    s3_endpoint: S3Endpoint,
+    bucket: str,
+    s3: Any,
+    tmp_path: Path,
+) -> None:
+    server, _ = slow_link
+    s3.put_object(Bucket=bucket, Key="out/big.bin", Body=os.urandom(64 * MiB))
+    server.write_file("README.txt", b"the partner's folder\n")
+    profile = server_profile(server, s3_endpoint, bucket=bucket, prefix="out/")
+    app = make_app(tmp_path, initial=profile)
+    root = server.root
+    async with app.run_test(size=(150, 45)) as pilot:
+        await wait_for(pilot, lambda: browse_ready(app), what="browse")
+        delivery, _ = await _pause_running(pilot, tmp_path, root, "big.bin")
+        await pilot.press("ctrl+q")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="the question")
+        text = " ".join(screen_text(app).split())
+        assert "1 transfer(s) have not finished" in text, text
+        assert "1 paused delivery kept the part already sent" in text, text
+        assert "temporary file is removed too" in text, text
+        await pilot.press("y")
+        await wait_for(pilot, lambda: app._exit, timeout=60, what="the app to exit")
+    assert delivery.state is TransferState.CANCELLED
+    assert not (root / "big.bin").exists()
+    assert _left_over(root) == []
+    assert _records(tmp_path / "deliveries") == []
+
+
+async def test_pause_all_then_x_on_the_paused_delivery_removes_its_file_and_r_redoes_it(
+    slow_link: tuple[SftpServerInfo, FaultProxy],
+    s3_endpoint: S3Endpoint,
+    bucket: str,
+    s3: Any,
+    tmp_path: Path,
+) -> None:
+    """P pauses deliveries too (their files kept); x on a paused one gives it up: its kept
+    temporary file and record go, the row says cancelled; r delivers it afresh."""
+    server, proxy = slow_link
+    big = os.urandom(64 * MiB)
+    s3.put_object(Bucket=bucket, Key="out/big.bin", Body=big)
+    server.write_file("README.txt", b"the partner's folder\n")
+    profile = server_profile(server, s3_endpoint, bucket=bucket, prefix="out/")
+    app = make_app(tmp_path, initial=profile)
+    root = server.root
+    async with app.run_test(size=(150, 45)) as pilot:
+        await wait_for(pilot, lambda: browse_ready(app), what="browse")
+        delivery, record = await _pause_running(pilot, tmp_path, root, "big.bin", key="P")
+        kept = record["temp_path"].rsplit("/", 1)[-1]
+        await pilot.press("x")
+        await wait_for(
+            pilot,
+            lambda: delivery.state is TransferState.CANCELLED,
+            timeout=60,
+            what="the cancel",
+        )
+        assert _left_over(root) == [] and _records(tmp_path / "deliveries") == []
+
+        proxy.throttle(None, "up")
+        await pilot.press("r")
+        await wait_for(
+            pilot, lambda: delivery.state is TransferState.DONE, timeout=120, what="the retry"
+        )
+        assert delivery.result is not None and "resumed" not in delivery.result.message
+        assert not (root / kept).exists()
+        await app.close_all()
+    assert (root / "big.bin").read_bytes() == big
+    assert _left_over(root) == []
+    assert _records(tmp_path / "deliveries") == []

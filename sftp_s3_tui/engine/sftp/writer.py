@@ -557,6 +557,23 @@ class RemoteWriter:
         self.created = False
         return True
 
+    async def close_kept(self) -> bool:
+        """Close the temporary file and leave it there (a paused delivery, whose record
+        names it: the next attempt resumes it or removes it). True when closed cleanly;
+        never raises (it runs while a cancel is raised)."""
+        with contextlib.suppress(TransferError):
+            await self._close_lanes()
+        file, self._file = self._file, None
+        self.created = False  # kept on purpose: nothing here removes it any more
+        if file is None:
+            return True
+        try:
+            async with asyncio.timeout(self.endpoint.request_timeout_seconds):
+                await file.close()
+        except (OSError, asyncssh.Error, TimeoutError):
+            return False
+        return True
+
     async def remove_left(self, path: str) -> bool:
         """Remove a temporary file an interrupted run left (True: it is gone)."""
         try:

@@ -12,7 +12,8 @@ temporary file read back and its SHA-256 compared (:mod:`.delivery_readback`) �
 place (posix-rename, or old aside / new in / old removed where the server has no
 posix-rename) → ``--done-file``'s marker → only then, if asked, the object deleted (only if
 it is still the one delivered).
-Any failure, cancel or Ctrl-C removes the temporary file; nothing is ever written under the
+Any failure, cancel or Ctrl-C removes the temporary file (a front's pause keeps it with
+its record, to resume: :class:`DeliveryControl`); nothing is ever written under the
 final name but a whole, checked file — except with ``--inplace`` (see :data:`INPLACE_RISK`).
 Nothing touches local disk but the record.
 """
@@ -20,6 +21,7 @@ Nothing touches local disk but the record.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -43,7 +45,7 @@ from . import delivery_stream
 from .buffers import BufferPool
 from .delivery_options import DeliveryOptions
 from .delivery_readback import check_read_back, check_server_hash
-from .delivery_resume import checkpoints, clear_left, resumable
+from .delivery_resume import Checkpoints, checkpoints, clear_left, resumable
 from .delivery_stream import Digest, Progress, segments_of, stream
 from .parts import first_error
 from .verify import GONE, honours_if_match
@@ -53,6 +55,23 @@ _STATES = {
     "skipped": TransferState.SKIPPED,
     "failed": TransferState.FAILED,
 }
+
+
+@dataclass
+class DeliveryControl:
+    """A front's say over one object's delivery while it runs (the TUI's pause).
+
+    ``keep_partial`` set before the delivery's task is cancelled makes the cancel a pause:
+    the temporary file and its record stay (the frontier recorded), so the next
+    :func:`deliver_object` of the same job with the same ``record_dir`` resumes it from its
+    read-back, verified prefix (the kill -9 machinery) instead of starting over. Only with
+    a record: a file nothing names would be an orphan, so without one a pause removes it as
+    a cancel does. ``kept`` says what was done: True once a cancel left the file for later
+    (the front must then resume it, or :func:`discard_kept` it when the user gives up).
+    """
+
+    keep_partial: bool = False
+    kept: bool = False
 
 
 #: What --inplace risks, said once per run by the fronts.
@@ -88,8 +107,9 @@ class DeliveryResult:
         block read from :class:`TransferFinished`)."""
         status = _STATES.get(self.status, TransferState.CANCELLED)
         message = self.message
-        if status is TransferState.DONE:
-            message = f"→ {self.remote_path} (verified by {self.verified_by})"
+        if status is TransferState.DONE:  # with what was resumed or cleaned up on the way
+            said = f"→ {self.remote_path} (verified by {self.verified_by})"
+            message = f"{said}; {self.message}" if self.message else said
         elif status is TransferState.SKIPPED:
             message = f"{self.remote_path}: {self.message}"
         return TransferResult(
@@ -268,16 +288,20 @@ async def deliver_object(
     on_delivered: Callable[[DeliveryResult], Awaitable[None]] | None = None,
     bus: EventBus | None = None,
     transfer_id: int = 0,
+    control: DeliveryControl | None = None,
 ) -> DeliveryResult:
     """Deliver one object (see the module's story); a failure is a result, never raised
-    (a cancel is raised, after the temporary file is removed). ``on_delivered`` runs once
-    the file is in place, before the source is deleted (a manifest row made durable). With
-    a ``bus``, its start, its parts and its end are told there as transfer ``transfer_id``'s
-    (the TUI's rows, the metrics, the CLI's progress block)."""
+    (a cancel is raised, after the temporary file is removed — unless ``control`` asked to
+    keep it: a pause, see :class:`DeliveryControl`). ``on_delivered`` runs once the file is
+    in place, before the source is deleted (a manifest row made durable). With a ``bus``,
+    its start, its parts and its end are told there as transfer ``transfer_id``'s (the
+    TUI's rows, the metrics, the CLI's progress block)."""
     delivery = ObjectDelivery(
         job, s3=s3, sftp=sftp, target=target, buffers=buffers, options=options
     )
     delivery.on_delivered = on_delivered
+    if control is not None:
+        delivery.control = control
     delivery.progress = Progress(bus, transfer_id) if bus is not None else None
     return await delivery.run()
 
@@ -317,8 +341,12 @@ class ObjectDelivery:
             requests=options.sftp_requests,
             inplace=options.inplace,
         )
-        #: This destination file's record (None: no record kept, e.g. the TUI).
+        #: The front's pause (keep the temporary file on a cancel); see DeliveryControl.
+        self.control = DeliveryControl()
+        #: This destination file's record (None: no record_dir, no record kept).
         self.record: DeliveryRecord | None = None
+        #: The frontier's checkpoints into the record (None until the bytes flow).
+        self.checkpoints: Checkpoints | None = None
         #: What a killed run left for this file, per its record.
         self.left: DeliveryState | None = None
         #: What the record says is being written (set when the temporary file is opened).
@@ -334,7 +362,7 @@ class ObjectDelivery:
 
     async def run(self) -> DeliveryResult:
         """The story (:meth:`_run`), told to :attr:`progress` from its start to its end (a
-        cancel ends it ``cancelled``)."""
+        cancel ends it ``cancelled``; a pause that kept the file tells no end)."""
         progress = self.progress
         if progress is None:
             return await self._run()
@@ -343,8 +371,9 @@ class ObjectDelivery:
         try:
             result = await self._run()
         except BaseException:
-            ended = self._result("cancelled")
-            progress.finished(ended.transfer_result(time.monotonic() - began))
+            if not self.control.kept:  # a pause is not an end: the front shows it paused
+                ended = self._result("cancelled")
+                progress.finished(ended.transfer_result(time.monotonic() - began))
             raise
         progress.finished(result.transfer_result(time.monotonic() - began))
         return result
@@ -370,6 +399,8 @@ class ObjectDelivery:
         except TransferError as exc:
             return await self._failed(exc)
         except BaseException:  # cancelled, Ctrl-C: the temporary file must not outlive us
+            if await self._keep_paused():
+                raise
             if await run_to_end(self.writer.discard()) and self.record is not None:
                 self.record.forget()
             raise
@@ -377,6 +408,34 @@ class ObjectDelivery:
             self.writer.release()
             if self.record is not None:
                 self.record.release()
+
+    async def _keep_paused(self) -> bool:
+        """Whether a cancel leaves the temporary file with its record (``control.kept``).
+
+        A pause (the front set ``control.keep_partial`` before cancelling): the file is
+        closed, not removed, and its record kept with the last frontier heard, so the next
+        attempt resumes from the verified prefix instead of sending it all again. Only once
+        the record names the file (``state``): a file no record names would be an orphan
+        nobody removes, so before that a pause is a plain cancel. And whatever the cancel,
+        a file an earlier run left that this one has not taken over yet stays with its
+        record (forgetting the record would orphan it; the next run resumes or removes it).
+        """
+        if self.record is None:
+            return False
+        if self.state is None and self.left is not None:
+            self.control.kept = True
+            return True
+        if not self.control.keep_partial or self.state is None:
+            return False
+        if self.checkpoints is not None:
+            # a record not written: its last checkpoint is still true, only older
+            with contextlib.suppress(TransferError):
+                self.checkpoints.flush()
+        await run_to_end(self.writer.close_kept())  # not closed: the server closes it
+        if self.progress is not None:
+            self.progress.stopped()
+        self.control.kept = True
+        return True
 
     async def _describe(self) -> ObjectInfo:
         """What the object is: HEAD, or — for a listed object read in one GET — what the
@@ -398,11 +457,9 @@ class ObjectDelivery:
     async def _claim_record(self) -> None:
         """Take this file's record (DeliveryBusy: another run holds it; never touched here)
         and learn what a killed run left."""
-        if self.options.record_dir is None:
+        record = record_of(self.job, self.target, self.options)
+        if record is None:
             return
-        record = DeliveryRecord(
-            self.options.record_dir, f"{self.target.endpoint.display}{self.job.remote_path}"
-        )
         left = record.claim()
         self.record = record
         if left is not None and left.temp_path == self.job.remote_path:
@@ -482,9 +539,9 @@ class ObjectDelivery:
         assert info is not None
         on_written = None
         if self.record is not None and self.state is not None:
-            on_written = checkpoints(self.record, self.state)
+            on_written = self.checkpoints = checkpoints(self.record, self.state)
         if self.progress is not None:
-            self.progress.started(info.size, max(1, options.part_size))
+            self.progress.started(info.size, max(1, options.part_size), start)
         await _spread(self.writer, info, options)
         digest = await stream(
             self.s3,
@@ -567,9 +624,44 @@ class ObjectDelivery:
         if not gone:
             message += f" (the temporary file {self.writer.temp_path} could not be removed"
             message += "; the next run removes it)" if self.record is not None else ")"
-        elif self.record is not None:
-            self.record.forget()
+        elif self.record is not None and not (self.state is None and self.left is not None):
+            self.record.forget()  # (a file an earlier run left, not taken over, keeps it)
         return self._result("failed", message=message)
+
+
+def record_of(
+    job: DeliveryJob, target: DeliveryTarget, options: DeliveryOptions
+) -> DeliveryRecord | None:
+    """The record of ``job``'s destination file under ``options.record_dir`` (None: none
+    kept), keyed as every front keys it (the CLI's and the TUI's are the same files)."""
+    if options.record_dir is None:
+        return None
+    return DeliveryRecord(options.record_dir, f"{target.endpoint.display}{job.remote_path}")
+
+
+async def discard_kept(
+    job: DeliveryJob, *, sftp: SftpPool, target: DeliveryTarget, options: DeliveryOptions
+) -> bool:
+    """Remove the temporary file a paused delivery kept (its record says which) and forget
+    the record: the user gave up on it (cancel, quit). True when nothing is left; False when
+    the file could not be removed (or another run holds the record): the record stays, so
+    the next delivery of the same file removes or resumes it — never an orphan."""
+    record = record_of(job, target, options)
+    if record is None:
+        return True
+    try:
+        left = record.claim()
+    except TransferError:
+        return False
+    try:
+        if left is not None:
+            writer = RemoteWriter(sftp, target.endpoint, job.remote_path)
+            if not await writer.remove_left(left.temp_path):
+                return False
+        record.forget()  # the lock file too (claim made it when there was none)
+        return True
+    finally:
+        record.release()
 
 
 async def deliver(

@@ -6,7 +6,6 @@ it is trusted, else the file is removed and the delivery starts over, saying why
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 
 from ..config import MiB
 from ..errors import DestinationRefused, TransferError
@@ -101,16 +100,29 @@ async def resumable(
 CHECKPOINT_SECONDS = 1.0
 
 
-def checkpoints(record: DeliveryRecord, state: DeliveryState) -> Callable[[int, int], None]:
-    """The frontier's listener: records ``(written, crc)`` at most every CHECKPOINT_SECONDS."""
-    last = time.monotonic()
-    current = state
+class Checkpoints:
+    """The frontier's listener: records ``(written, crc)`` at most every CHECKPOINT_SECONDS;
+    :meth:`flush` records the last one heard (a pause: the next attempt goes on from it)."""
 
-    def on_written(end: int, crc: int) -> None:
-        nonlocal last, current
+    def __init__(self, record: DeliveryRecord, state: DeliveryState) -> None:
+        self.record = record
+        self.current = state
+        self._heard = (state.written, state.crc64nvme)
+        self._last = time.monotonic()
+
+    def __call__(self, end: int, crc: int) -> None:
+        self._heard = (end, crc)
         now = time.monotonic()
-        if now - last >= CHECKPOINT_SECONDS:
-            current = record.checkpoint(current, end, crc)
-            last = now
+        if now - self._last >= CHECKPOINT_SECONDS:
+            self.flush()
+            self._last = now
 
-    return on_written
+    def flush(self) -> None:
+        end, crc = self._heard
+        if end > self.current.written:
+            self.current = self.record.checkpoint(self.current, end, crc)
+
+
+def checkpoints(record: DeliveryRecord, state: DeliveryState) -> Checkpoints:
+    """The frontier's listener for ``record`` (see :class:`Checkpoints`)."""
+    return Checkpoints(record, state)

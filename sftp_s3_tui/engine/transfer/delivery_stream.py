@@ -361,7 +361,9 @@ class Progress:
         self.bus.emit(TransferStateChanged(transfer_id=self.transfer_id, state=result.status))
         self.bus.emit(TransferFinished(transfer_id=self.transfer_id, result=result))
 
-    def started(self, size: int, part_size: int) -> None:
+    def started(self, size: int, part_size: int, resumed: int = 0) -> None:
+        """The plan; ``resumed``: the bytes a paused or killed attempt wrote (whole parts,
+        the frontier moves part by part), shown done, not counted as sent."""
         parts = -(-size // part_size)
         self.bus.emit(
             TransferStarted(
@@ -371,6 +373,7 @@ class Progress:
                 part_count=parts,
                 multipart=parts > 1,
                 direction=Direction.S3_TO_SFTP,
+                resumed_parts=tuple(range(1, resumed // part_size + 1)),
             )
         )
 
@@ -383,3 +386,11 @@ class Progress:
         if state is PartState.DONE:
             del self._since[number]
         PartEvents(self.bus, self.transfer_id).changed(number, state, size, seconds)
+
+    def stopped(self) -> None:
+        """A pause stopped the parts on their way: each is waiting again (a row that says
+        parts are still draining after the pause would look like one that did not work)."""
+        events = PartEvents(self.bus, self.transfer_id)
+        for number in sorted(self._since):
+            events.changed(number, PartState.WAITING, 0, 0.0)
+        self._since.clear()

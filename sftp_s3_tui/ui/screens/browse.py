@@ -376,7 +376,12 @@ class BrowseScreen(TransferActions, Screen[None]):
         folder = self.query_one(RemoteTree).path
         try:
             request = folder_delivery_request(
-                message.source, folder, target.sftp, target.s3, target.options
+                message.source,
+                folder,
+                target.sftp,
+                target.s3,
+                target.options,
+                record_dir=self.session.deliveries.record_dir,
             )
         except TransferError as exc:
             self.post_message(ErrorRaised(exc))

@@ -49,17 +49,17 @@ class TransferActions:
             self.notify("No transfer selected.", severity="warning")  # type: ignore[attr-defined]
         return focused
 
-    def _delivery(self, transfer_id: int, what: str) -> bool:
-        """True when ``transfer_id`` is an S3 → SFTP delivery (said so for what it lacks)."""
-        if transfer_id not in self.session.deliveries.items:
-            return False
-        if what:
-            self.notify(f"A delivery cannot be {what} yet: cancel it (x) and deliver again.")  # type: ignore[attr-defined]
-        return True
-
     def action_pause(self) -> None:
         transfer_id = self._focused()
-        if transfer_id is None or self._delivery(transfer_id, "paused"):
+        if transfer_id is None:
+            return
+        deliveries = self.session.deliveries
+        if transfer_id in deliveries.items:  # S3 → SFTP: a paused one resumes its file
+            if not deliveries.pause(transfer_id) and not deliveries.resume(transfer_id):
+                self.notify(  # type: ignore[attr-defined]
+                    "Only a queued, running or paused delivery can be paused or resumed.",
+                    severity="warning",
+                )
             return
         queue = self.session.queue
         if queue.transfers[transfer_id].state is TransferState.PAUSED:
@@ -74,12 +74,19 @@ class TransferActions:
 
     def action_retry(self) -> None:
         transfer_id = self._focused()
-        if transfer_id is None or self._delivery(transfer_id, "retried"):
+        if transfer_id is None:
             return
-        transfer = self.session.queue.transfers[transfer_id]
-        if transfer.state in (TransferState.FAILED, TransferState.CANCELLED):
-            self.session.retry([transfer_id])  # a new run: lineage and hooks hear of it
+        deliveries = self.session.deliveries
+        if transfer_id in deliveries.items:
+            retried = deliveries.retry(transfer_id)  # the same row, a fresh attempt
         else:
+            retried = self.session.queue.transfers[transfer_id].state in (
+                TransferState.FAILED,
+                TransferState.CANCELLED,
+            )
+            if retried:
+                self.session.retry([transfer_id])  # a new run: lineage and hooks hear of it
+        if not retried:
             self.notify(  # type: ignore[attr-defined]
                 "Only failed or cancelled transfers can be retried.", severity="warning"
             )
@@ -96,14 +103,20 @@ class TransferActions:
             self.app.push_screen(screen)  # type: ignore[attr-defined]
 
     def action_pause_all(self) -> None:
-        queue = self.session.queue
-        if any(t.state is TransferState.RUNNING for t in queue.transfers.values()):
+        """Pause every upload and delivery while any runs; else resume them all."""
+        queue, deliveries = self.session.queue, self.session.deliveries
+        if deliveries.running() or any(
+            t.state is TransferState.RUNNING for t in queue.transfers.values()
+        ):
             queue.pause_all()
+            deliveries.pause_all()
         else:
             queue.resume_all()
+            deliveries.resume_all()
 
     def action_cancel_all(self) -> None:
         self.session.queue.cancel_all()
+        self.session.deliveries.cancel_all()
 
 
 class TransfersScreen(TransferActions, Screen[None]):
