@@ -15,7 +15,14 @@ from botocore.config import Config
 
 from sftp_s3_tui.engine.config import S3Endpoint
 from tests.support.cli import key_args, run_cli
-from tests.support.delivery import files_under, past_second_of, pattern, records, target_url
+from tests.support.delivery import (
+    files_under,
+    past_second_of,
+    pattern,
+    put_crc64nvme_multipart,
+    records,
+    target_url,
+)
 from tests.support.servers import SftpServerInfo, unavailable
 
 MiB = 1 << 20
@@ -57,32 +64,7 @@ def test_multipart_object_verified_by_its_full_object_crc64nvme(
     openssh_sftp: SftpServerInfo, s3_endpoint: S3Endpoint, s3: Any, bucket: str
 ) -> None:
     data = pattern(11 * MiB + 3, seed=2)
-    upload = s3.create_multipart_upload(
-        Bucket=bucket, Key="big.bin", ChecksumAlgorithm="CRC64NVME", ChecksumType="FULL_OBJECT"
-    )
-    parts = []
-    for number, start in enumerate(range(0, len(data), 5 * MiB), start=1):
-        answer = s3.upload_part(
-            Bucket=bucket,
-            Key="big.bin",
-            UploadId=upload["UploadId"],
-            PartNumber=number,
-            Body=data[start : start + 5 * MiB],
-            ChecksumAlgorithm="CRC64NVME",
-        )
-        parts.append(
-            {
-                "PartNumber": number,
-                "ETag": answer["ETag"],
-                "ChecksumCRC64NVME": answer["ChecksumCRC64NVME"],
-            }
-        )
-    s3.complete_multipart_upload(
-        Bucket=bucket,
-        Key="big.bin",
-        UploadId=upload["UploadId"],
-        MultipartUpload={"Parts": parts},
-    )
+    put_crc64nvme_multipart(s3, bucket, "big.bin", data, 5 * MiB)
 
     done = run_cli(
         "copy",
@@ -310,23 +292,7 @@ def test_a_checksum_that_disagrees_with_the_bytes_fails_and_leaves_nothing(
     """This store records a wrong full-object CRC64NVME for a multipart object (the CRC32
     value; tests/README.md): the bytes read disagree with it, so nothing is delivered."""
     data = pattern(6 * MiB, seed=7)
-    upload = s3.create_multipart_upload(
-        Bucket=bucket, Key="odd.bin", ChecksumAlgorithm="CRC64NVME", ChecksumType="FULL_OBJECT"
-    )
-    parts = []
-    for number, start in enumerate(range(0, len(data), 5 * MiB), start=1):
-        answer = s3.upload_part(
-            Bucket=bucket,
-            Key="odd.bin",
-            UploadId=upload["UploadId"],
-            PartNumber=number,
-            Body=data[start : start + 5 * MiB],
-            ChecksumAlgorithm="CRC64NVME",
-        )
-        parts.append({"PartNumber": number, "ETag": answer["ETag"]})
-    s3.complete_multipart_upload(
-        Bucket=bucket, Key="odd.bin", UploadId=upload["UploadId"], MultipartUpload={"Parts": parts}
-    )
+    put_crc64nvme_multipart(s3, bucket, "odd.bin", data, 5 * MiB)
     assert s3.head_object(Bucket=bucket, Key="odd.bin", ChecksumMode="ENABLED").get(
         "ChecksumCRC64NVME"
     )
@@ -351,29 +317,7 @@ def test_a_listed_multipart_object_is_checked_by_the_crc64nvme_its_get_answers(
 ) -> None:
     data = pattern(10 * MiB + 7, seed=4)
     key = "drop/big.bin"
-    upload = s3.create_multipart_upload(
-        Bucket=bucket, Key=key, ChecksumAlgorithm="CRC64NVME", ChecksumType="FULL_OBJECT"
-    )
-    parts = []
-    for number, start in enumerate(range(0, len(data), 5 * MiB), start=1):
-        answer = s3.upload_part(
-            Bucket=bucket,
-            Key=key,
-            UploadId=upload["UploadId"],
-            PartNumber=number,
-            Body=data[start : start + 5 * MiB],
-            ChecksumAlgorithm="CRC64NVME",
-        )
-        parts.append(
-            {
-                "PartNumber": number,
-                "ETag": answer["ETag"],
-                "ChecksumCRC64NVME": answer["ChecksumCRC64NVME"],
-            }
-        )
-    s3.complete_multipart_upload(
-        Bucket=bucket, Key=key, UploadId=upload["UploadId"], MultipartUpload={"Parts": parts}
-    )
+    put_crc64nvme_multipart(s3, bucket, key, data, 5 * MiB)
 
     done = run_cli(
         "copy",

@@ -22,7 +22,13 @@ from sftp_s3_tui.engine.transfer import delivery_stream
 from sftp_s3_tui.engine.transfer.delivery import DeliveryOptions, DeliveryResult, deliver
 from sftp_s3_tui.engine.transfer.delivery_readback import check_server_hash
 from tests.support.cli import key_args, run_cli
-from tests.support.delivery import files_under, pattern, records, target_url
+from tests.support.delivery import (
+    files_under,
+    pattern,
+    put_crc64nvme_multipart,
+    records,
+    target_url,
+)
 from tests.support.partner_sftp import partner_sftp
 from tests.support.servers import SftpServerInfo
 from tests.support.watcher import wait_for
@@ -100,32 +106,7 @@ async def test_an_object_read_by_several_gets_is_read_back_range_by_range(
     is compared range by range (an empty object too: nothing to read back)."""
     monkeypatch.setattr(delivery_stream, "STREAM_MIN", 1 * MiB)
     data = pattern(6 * MiB + 5, seed=32)
-    upload = s3.create_multipart_upload(
-        Bucket=bucket, Key="d/big.bin", ChecksumAlgorithm="CRC64NVME", ChecksumType="FULL_OBJECT"
-    )
-    parts = []
-    for number, start in enumerate(range(0, len(data), 5 * MiB), start=1):
-        answer = s3.upload_part(
-            Bucket=bucket,
-            Key="d/big.bin",
-            UploadId=upload["UploadId"],
-            PartNumber=number,
-            Body=data[start : start + 5 * MiB],
-            ChecksumAlgorithm="CRC64NVME",
-        )
-        parts.append(
-            {
-                "PartNumber": number,
-                "ETag": answer["ETag"],
-                "ChecksumCRC64NVME": answer["ChecksumCRC64NVME"],
-            }
-        )
-    s3.complete_multipart_upload(
-        Bucket=bucket,
-        Key="d/big.bin",
-        UploadId=upload["UploadId"],
-        MultipartUpload={"Parts": parts},
-    )
+    put_crc64nvme_multipart(s3, bucket, "d/big.bin", data, 5 * MiB)
     s3.put_object(Bucket=bucket, Key="d/empty.bin", Body=b"")
     info = s3.head_object(Bucket=bucket, Key="d/big.bin", ChecksumMode="ENABLED")
     assert info.get("ChecksumCRC64NVME"), "the store keeps no full-object CRC64NVME"

@@ -46,3 +46,31 @@ def past_second_of(modified: datetime) -> None:
     """
     while time.time() < int(modified.timestamp()) + 1:
         time.sleep(0.05)
+
+
+def put_crc64nvme_multipart(s3: Any, bucket: str, key: str, data: bytes, part: int) -> None:
+    """``data`` at ``key`` as a multipart upload of ``part``-sized parts with a full-object
+    CRC64NVME (what the store then holds for the whole object, whatever the parts)."""
+    upload = s3.create_multipart_upload(
+        Bucket=bucket, Key=key, ChecksumAlgorithm="CRC64NVME", ChecksumType="FULL_OBJECT"
+    )
+    parts = []
+    for number, start in enumerate(range(0, len(data), part), start=1):
+        answer = s3.upload_part(
+            Bucket=bucket,
+            Key=key,
+            UploadId=upload["UploadId"],
+            PartNumber=number,
+            Body=data[start : start + part],
+            ChecksumAlgorithm="CRC64NVME",
+        )
+        parts.append(
+            {
+                "PartNumber": number,
+                "ETag": answer["ETag"],
+                "ChecksumCRC64NVME": answer["ChecksumCRC64NVME"],
+            }
+        )
+    s3.complete_multipart_upload(
+        Bucket=bucket, Key=key, UploadId=upload["UploadId"], MultipartUpload={"Parts": parts}
+    )
