@@ -44,8 +44,19 @@ async def _cursor_on(pilot: Any, key: str) -> None:
     tree = picker.s3_tree
     await wait_for(pilot, lambda: _node(tree, key) is not None, what=f"{key} in the S3 tree")
     tree.focus()
-    tree.move_cursor(_node(tree, key))
-    await wait_for(pilot, lambda: picker.cursor_location() is not None, what="the cursor")
+
+    def on_it() -> bool:
+        """On ``key`` yet? If not, move there (again): the tree may have been refreshed
+        since, its nodes replaced and the cursor back on the bucket, as a user would see."""
+        location = picker.cursor_location()
+        if location is not None and location.key == key:
+            return True
+        node = _node(tree, key)
+        if node is not None:
+            tree.move_cursor(node)
+        return False
+
+    await wait_for(pilot, on_it, what=f"the cursor on {key}")
 
 
 def _left_over(folder: Path) -> list[str]:
@@ -348,6 +359,7 @@ async def test_r_on_a_failed_delivery_row_delivers_it_again_on_the_same_row(
         await pilot.press("r")  # a delivered row: nothing to retry, said
         assert delivery.state is TransferState.DONE
         await app.close_all()
+    assert (root / "report.csv").exists(), (delivery.result, sorted(os.listdir(root)))
     assert (root / "report.csv").read_bytes() == body
     assert _left_over(root) == []
     assert _records(tmp_path / "deliveries") == []
@@ -572,3 +584,36 @@ async def test_pause_all_then_x_on_the_paused_delivery_removes_its_file_and_r_re
     assert (root / "big.bin").read_bytes() == big
     assert _left_over(root) == []
     assert _records(tmp_path / "deliveries") == []
+
+
+async def test_the_cursor_stays_on_its_object_when_the_bucket_tree_is_listed_again(
+    openssh_sftp: SftpServerInfo, s3_endpoint: S3Endpoint, bucket: str, s3: Any, tmp_path: Path
+) -> None:
+    """Objects landing (or F5) list the tree again; the cursor must stay on the object the
+    user chose, not fall back onto the bucket, where d would deliver the whole bucket."""
+    s3.put_object(Bucket=bucket, Key="out/a.csv", Body=b"a\n")
+    openssh_sftp.write_file("README.txt", b"the partner's folder\n")
+    profile = server_profile(openssh_sftp, s3_endpoint, bucket=bucket, prefix="out/")
+    app = make_app(tmp_path, initial=profile)
+    async with app.run_test(size=(150, 45)) as pilot:
+        await wait_for(pilot, lambda: browse_ready(app), what="browse")
+        await _cursor_on(pilot, "out/a.csv")
+        picker = app.screen.query_one(BucketPicker)
+        tree = picker.s3_tree
+
+        s3.put_object(Bucket=bucket, Key="out/b.csv", Body=b"b\n")
+        picker.refresh_prefix(bucket, "out/")  # what the screen does once objects land
+        await wait_for(pilot, lambda: _node(tree, "out/b.csv") is not None, what="b listed")
+        await pilot.pause()  # the cursor is put back once the tree is laid out again
+        location = picker.cursor_location()
+        assert location is not None and location.key == "out/a.csv"
+
+        s3.put_object(Bucket=bucket, Key="out/c.csv", Body=b"c\n")
+        await pilot.press("f5")  # every bucket listed again, from the top
+        await wait_for(pilot, lambda: _node(tree, "out/c.csv") is not None, what="c listed")
+        await wait_for(
+            pilot,
+            lambda: (where := picker.cursor_location()) is not None and where.key == "out/a.csv",
+            what="the cursor back on out/a.csv",
+        )
+        await app.close_all()

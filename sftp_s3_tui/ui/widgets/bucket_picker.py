@@ -116,6 +116,8 @@ class BucketPicker(Vertical):
         self._list_buckets = list_buckets
         self._list_prefix = list_prefix
         self._initial = destination
+        #: Where the cursor goes back to once a reload lists its node again (_keep_cursor).
+        self._cursor_wanted: S3Node | None = None
 
     def compose(self) -> ComposeResult:
         yield Static("S3", id="s3-header")
@@ -141,6 +143,58 @@ class BucketPicker(Vertical):
         """List the buckets again."""
         self._load_buckets()
 
+    def _keep_cursor(self, under: TreeNode[S3Node]) -> None:
+        """Remember what the cursor is on when the nodes below ``under`` are about to be
+        listed again: removing them would drop the cursor onto the bucket, and a ``d``
+        pressed then would deliver the whole bucket instead of the object the user chose."""
+        node = self.s3_tree.cursor_node
+        if node is None or node.data is None or node is under:
+            return
+        data = node.data
+        parent = node.parent
+        while parent is not None and parent is not under:
+            parent = parent.parent
+        if parent is under:
+            self._cursor_wanted = S3Node(data.bucket, data.prefix, data.is_object)
+
+    def _put_cursor_back(self, node: TreeNode[S3Node]) -> None:
+        """After ``node``'s children are listed: the cursor back on the node it was on (or
+        on its way there: the prefix above it is opened). Forgotten once the cursor is
+        there, or when the listing shows the object is gone."""
+        wanted = self._cursor_wanted
+        if wanted is None:
+            return
+        for child in node.children:
+            data = child.data
+            if data is None or data.bucket != wanted.bucket:
+                continue
+            if data.prefix == wanted.prefix:
+                # a new node has its line once the tree is laid out again: move then
+                self.s3_tree.call_after_refresh(self._move_to, wanted)
+                return
+            if not data.is_object and wanted.prefix.startswith(data.prefix):
+                child.expand()  # listed in turn, where the search goes on
+                return
+        if node.data is not None and node.data.bucket == wanted.bucket:
+            self._cursor_wanted = None  # listed where it would be, and not there: gone
+
+    def _move_to(self, wanted: S3Node) -> None:
+        """The cursor onto ``wanted``'s node as the tree holds it now (a later listing may
+        have replaced the one first found; it then puts the cursor back itself)."""
+        if self._cursor_wanted is not wanted:
+            return  # the user moved on, or a newer listing took over
+        tree = self.s3_tree
+        pending = [tree.root]
+        while pending:
+            node = pending.pop()
+            data = node.data
+            if data is not None and (data.bucket, data.prefix) == (wanted.bucket, wanted.prefix):
+                tree.move_cursor(node)
+                if tree.cursor_node is node:
+                    self._cursor_wanted = None
+                return
+            pending.extend(node.children)
+
     @work(exclusive=True, group="s3-buckets", exit_on_error=False)
     async def _load_buckets(self) -> None:
         try:
@@ -149,6 +203,7 @@ class BucketPicker(Vertical):
             self.post_message(self.ListingFailed(exc))
             return
         root = self.s3_tree.root
+        self._keep_cursor(root)
         root.remove_children()
         wanted = self._wanted()
         for bucket in buckets:
@@ -156,6 +211,7 @@ class BucketPicker(Vertical):
             if wanted is not None and wanted.bucket == bucket:
                 node.expand()
         root.expand()
+        self._put_cursor_back(root)
 
     @on(Tree.NodeExpanded, "#s3-tree")
     def _expanded(self, event: Tree.NodeExpanded[S3Node]) -> None:
@@ -173,6 +229,7 @@ class BucketPicker(Vertical):
         except TransferError as exc:
             self.post_message(self.ListingFailed(exc))
             return
+        self._keep_cursor(node)
         node.remove_children()
         wanted = self._wanted()
         for entry in entries:
@@ -184,6 +241,7 @@ class BucketPicker(Vertical):
                 node.add_leaf(object_label(entry), data=S3Node(data.bucket, entry.key, True))
         if not entries:
             node.add_leaf("[dim](empty)[/]")
+        self._put_cursor_back(node)
 
     def refresh_prefix(self, bucket: str, prefix: str) -> None:
         """List again the deepest loaded node above ``bucket/prefix`` (after a copy landed
