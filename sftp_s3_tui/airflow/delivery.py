@@ -1,5 +1,5 @@
 """What one Airflow delivery task does, without Airflow: S3 → SFTP on the engine's delivery
-(:func:`~sftp_s3_tui.engine.transfer.delivery.deliver`), one result and one lineage row per
+(:func:`~sftp_s3_tui.engine.transfer.delivery_run.deliver`), one result and one lineage row per
 object, and the task's summary. The operator (:mod:`.delivery_operator`) is a shell over it.
 """
 
@@ -14,7 +14,8 @@ from typing import Any
 from ..engine.events import Direction, EventBus
 from ..engine.sftp.pool import SftpPool
 from ..engine.transfer.buffers import BufferPool
-from ..engine.transfer.delivery import DeliveryResult, deliver
+from ..engine.transfer.delivery_result import DeliveryResult
+from ..engine.transfer.delivery_run import deliver
 from ..engine.units import format_size
 from ..metrics import exporting
 from ..observe.lineage import delivery_row

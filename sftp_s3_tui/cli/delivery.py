@@ -27,7 +27,8 @@ from ..engine.plan.delivery import RefusedKey, plan_delivery
 from ..engine.s3.operations import open_client
 from ..engine.sftp.pool import Logins, SftpPool
 from ..engine.transfer.buffers import BufferPool
-from ..engine.transfer.delivery import INPLACE_RISK, DeliveryResult, deliver
+from ..engine.transfer.delivery_result import INPLACE_RISK, DeliveryResult
+from ..engine.transfer.delivery_run import deliver
 from ..engine.units import format_size
 from ..metrics import SnapshotMetrics, exporting
 from ..observe.json_log import JsonLog

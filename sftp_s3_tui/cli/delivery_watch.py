@@ -24,7 +24,7 @@ from ..engine.nightly.watch import WatchState
 from ..engine.s3.operations import check_bucket, open_client
 from ..engine.sftp.pool import SftpPool
 from ..engine.transfer.buffers import BufferPool
-from ..engine.transfer.delivery import INPLACE_RISK
+from ..engine.transfer.delivery_result import INPLACE_RISK
 from ..paths import state_dir
 from ..redaction import register_secret
 from ..requests import EXIT_FAILED, EXIT_OK, DeliveryRequest

@@ -22,7 +22,7 @@ from .dispatch import Dispatcher
 
 if TYPE_CHECKING:
     from ..engine.config import SftpEndpoint
-    from ..engine.transfer.delivery import DeliveryResult
+    from ..engine.transfer.delivery_result import DeliveryResult
 
 log = logging.getLogger(__name__)
 

@@ -34,13 +34,8 @@ from ..engine.events import (
     TransferStateChanged,
 )
 from ..engine.plan.delivery import DeliveryJob, RefusedKey, plan_delivery
-from ..engine.transfer.delivery import (
-    DeliveryControl,
-    DeliveryEvents,
-    DeliveryResult,
-    deliver_object,
-    discard_kept,
-)
+from ..engine.transfer.delivery import DeliveryControl, deliver_object, discard_kept
+from ..engine.transfer.delivery_result import DeliveryEvents, DeliveryResult
 from ..engine.transfer.queue import TransferQueue
 from ..requests import DeliveryRequest
 

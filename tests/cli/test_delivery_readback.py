@@ -19,8 +19,10 @@ from sftp_s3_tui.engine.plan.delivery import DeliveryTarget
 from sftp_s3_tui.engine.sftp.pool import SftpPool
 from sftp_s3_tui.engine.sftp.writer import RemoteWriter
 from sftp_s3_tui.engine.transfer import delivery_stream
-from sftp_s3_tui.engine.transfer.delivery import DeliveryOptions, DeliveryResult, deliver
+from sftp_s3_tui.engine.transfer.delivery_options import DeliveryOptions
 from sftp_s3_tui.engine.transfer.delivery_readback import check_server_hash
+from sftp_s3_tui.engine.transfer.delivery_result import DeliveryResult
+from sftp_s3_tui.engine.transfer.delivery_run import deliver
 from tests.support.cli import key_args, run_cli
 from tests.support.delivery import (
     files_under,

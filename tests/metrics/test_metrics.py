@@ -529,7 +529,7 @@ def test_deliveries_and_uploads_are_counted_apart_by_direction(bus, engine, cloc
     to the S3-read / SFTP-write histograms, and the labelled series follow."""
     from sftp_s3_tui.engine.events import Direction
     from sftp_s3_tui.engine.plan.delivery import DeliveryJob
-    from sftp_s3_tui.engine.transfer.delivery import DeliveryEvents, DeliveryResult
+    from sftp_s3_tui.engine.transfer.delivery_result import DeliveryEvents, DeliveryResult
 
     sampler = Sampler(bus, clock=clock)
     metrics = SnapshotMetrics()

@@ -26,7 +26,9 @@ from ..s3.operations import S3Client
 from ..s3.reader import describe_object
 from ..sftp.pool import SftpPool
 from ..transfer.buffers import BufferPool
-from ..transfer.delivery import DeliveryEvents, DeliveryOptions, DeliveryResult, deliver_object
+from ..transfer.delivery import deliver_object
+from ..transfer.delivery_options import DeliveryOptions
+from ..transfer.delivery_result import DeliveryEvents, DeliveryResult
 from .watch import WatchState, poll_until_stopped, polled
 
 #: Destination stats at once when a poll checks which new versions are there already.

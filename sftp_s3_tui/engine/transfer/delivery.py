@@ -20,24 +20,20 @@ Nothing touches local disk but the record.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import itertools
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from dataclasses import replace as replace_result
 from typing import Any
 
-from ..addresses import S3Location
 from ..aio import run_to_end
-from ..config import ConflictPolicy, MiB, S3Endpoint
+from ..config import ConflictPolicy, MiB
 from ..errors import DestinationRefused, TransferError, VerificationFailed
-from ..events import Direction, EventBus, TransferQueued, TransferResult, TransferState
-from ..plan.delivery import DeliveryJob, DeliveryTarget, RefusedKey, plan_delivery
-from ..plan.filters import FileFilter
+from ..events import EventBus
+from ..plan.delivery import DeliveryJob, DeliveryTarget
 from ..resume.delivery_record import DeliveryRecord, DeliveryState
-from ..s3.operations import PreconditionFailed, S3Client, delete_object, open_client
+from ..s3.operations import PreconditionFailed, S3Client, delete_object
 from ..s3.reader import ObjectInfo, describe_object, listed_info
 from ..sftp.pool import SftpPool
 from ..sftp.writer import RemoteWriter
@@ -45,16 +41,10 @@ from . import delivery_stream
 from .buffers import BufferPool
 from .delivery_options import DeliveryOptions
 from .delivery_readback import check_read_back, check_server_hash
+from .delivery_result import DeliveryResult
 from .delivery_resume import Checkpoints, checkpoints, clear_left, resumable
 from .delivery_stream import Digest, Progress, segments_of, stream
-from .parts import first_error
 from .verify import GONE, honours_if_match
-
-_STATES = {
-    "done": TransferState.DONE,
-    "skipped": TransferState.SKIPPED,
-    "failed": TransferState.FAILED,
-}
 
 
 @dataclass
@@ -75,110 +65,6 @@ class DeliveryControl:
 
 
 #: What --inplace risks, said once per run by the fronts.
-INPLACE_RISK = (
-    "--inplace writes straight to the final name: a partner polling the folder may pick up "
-    "a partial file, and a failed delivery removes it (a file it replaced is lost)"
-)
-
-
-@dataclass(frozen=True)
-class DeliveryResult:
-    """What became of one object: ``done``, ``skipped`` or ``failed``, and why."""
-
-    bucket: str
-    key: str
-    remote_path: str
-    status: str
-    bytes: int = 0
-    verified_by: str = ""
-    message: str = ""
-    source_deleted: bool = False
-    etag: str = ""  # of the object read (what lineage and a manifest name it by)
-    version_id: str | None = None
-    published_by: str = ""  # posix-rename, rename, rename aside, in place
-    done_file: str = ""  # the marker written after the file was in place
-
-    @property
-    def source(self) -> str:
-        return f"s3://{self.bucket}/{self.key}"
-
-    def transfer_result(self, seconds: float) -> TransferResult:
-        """The result as an upload's (what a front's row, the sampler and the progress
-        block read from :class:`TransferFinished`)."""
-        status = _STATES.get(self.status, TransferState.CANCELLED)
-        message = self.message
-        if status is TransferState.DONE:  # with what was resumed or cleaned up on the way
-            said = f"→ {self.remote_path} (verified by {self.verified_by})"
-            message = f"{said}; {self.message}" if self.message else said
-        elif status is TransferState.SKIPPED:
-            message = f"{self.remote_path}: {self.message}"
-        return TransferResult(
-            source=self.source,
-            bucket=self.bucket,
-            key=self.key,
-            bytes=self.bytes,
-            seconds=seconds,
-            parts=0,
-            sha256=None,
-            status=status,
-            message=message,
-            verified_by=self.verified_by,
-        )
-
-    def as_json(self) -> dict[str, Any]:
-        record: dict[str, Any] = {
-            "source": self.source,
-            "path": self.remote_path,
-            "status": self.status,
-            "bytes": self.bytes,
-        }
-        if self.verified_by:
-            record["verified_by"] = self.verified_by
-        if self.message:
-            record["message"] = self.message
-        if self.source_deleted:
-            record["source_deleted"] = True
-        if self.published_by:
-            record["published_by"] = self.published_by
-        if self.done_file:
-            record["done_file"] = self.done_file
-        return record
-
-
-class DeliveryEvents:
-    """A delivery run's objects told on a bus as an upload queue tells its files: each one
-    queued under a transfer id of its own (``new_id``: the TUI shares the queue's ids), then
-    its :class:`Progress` (running, plan, parts, end). The metrics and the CLI's progress
-    block read them (``direction`` ``s3_to_sftp``)."""
-
-    def __init__(self, bus: EventBus, new_id: Callable[[], int] | None = None) -> None:
-        self.bus = bus
-        self._ids = itertools.count(1)
-        self.new_id: Callable[[], int] = new_id or (lambda: next(self._ids))
-
-    def queued(self, job: DeliveryJob) -> int:
-        """A row for ``job`` (its listed size; an exact key's is known once described)."""
-        transfer_id = self.new_id()
-        self.bus.emit(
-            TransferQueued(
-                transfer_id=transfer_id,
-                source=f"s3://{job.bucket}/{job.key}",
-                bucket=job.bucket,
-                key=job.key,
-                size=job.size,
-                direction=Direction.S3_TO_SFTP,
-            )
-        )
-        return transfer_id
-
-    def progress(self, transfer_id: int) -> Progress:
-        return Progress(self.bus, transfer_id)
-
-    def refused(self, result: DeliveryResult) -> None:
-        """A key refused by name (or otherwise failed before it could start): queued and
-        failed at once, so it counts as the other failures do."""
-        transfer_id = self.queued(DeliveryJob(result.bucket, result.key, ""))
-        self.progress(transfer_id).finished(result.transfer_result(0.0))
 
 
 async def _spread(writer: RemoteWriter, info: ObjectInfo, options: DeliveryOptions) -> None:
@@ -662,137 +548,3 @@ async def discard_kept(
         return True
     finally:
         record.release()
-
-
-async def deliver(
-    source: S3Location,
-    target: DeliveryTarget,
-    s3_endpoint: S3Endpoint,
-    options: DeliveryOptions,
-    on_result: Callable[[DeliveryResult], None],
-    *,
-    sftp: SftpPool | None = None,
-    on_delivered: Callable[[DeliveryResult], Awaitable[None]] | None = None,
-    on_excluded: Callable[[str, str], None] | None = None,
-    bus: EventBus | None = None,
-    buffers: BufferPool | None = None,
-) -> None:
-    """Deliver every object of ``source`` into ``target``, ``files_in_flight`` at once,
-    under one memory budget; each result is handed to ``on_result`` as it is known
-    (``on_delivered``: see :func:`deliver_object`; ``on_excluded``: ``(key, why)`` of each
-    object the filter leaves out). With a ``bus``, every object is told there as a
-    transfer (:class:`DeliveryEvents`); ``buffers``: the pool to take parts from (the
-    caller's, to watch its fill), else one of ``options.memory_budget``."""
-    buffers = buffers if buffers is not None else BufferPool(options.memory_budget)
-    events = DeliveryEvents(bus) if bus is not None else None
-    async with sftp or SftpPool() as pool:
-        warming = asyncio.ensure_future(_warm_lanes(pool, target))
-        try:
-            async with open_client(s3_endpoint) as s3:
-                await _deliver_all(
-                    source,
-                    target,
-                    options,
-                    on_result,
-                    s3,
-                    pool,
-                    buffers,
-                    on_delivered,
-                    on_excluded,
-                    events,
-                )
-        finally:
-            warming.cancel()
-            await asyncio.gather(warming, return_exceptions=True)
-
-
-async def _warm_lanes(pool: SftpPool, target: DeliveryTarget) -> None:
-    """Log in the connections a far host's big objects are written over (a login is about
-    ten round trips) while the S3 client is made and the first objects are described.
-    Best effort, in the background: a login that fails here is tried again when needed."""
-    endpoint = target.endpoint
-    if endpoint.connections < 2 or not await pool.settled_far(endpoint):
-        return
-
-    async def one(slot: int) -> None:
-        try:
-            lease = await pool.lease(endpoint, slot=slot)
-        except Exception:  # a warm-up never fails the run
-            return
-        pool.release(endpoint, lease)
-
-    await asyncio.gather(*(one(slot) for slot in range(1, endpoint.connections)))
-
-
-async def _deliver_all(
-    source: S3Location,
-    target: DeliveryTarget,
-    options: DeliveryOptions,
-    on_result: Callable[[DeliveryResult], None],
-    s3: S3Client,
-    pool: SftpPool,
-    buffers: BufferPool,
-    on_delivered: Callable[[DeliveryResult], Awaitable[None]] | None,
-    on_excluded: Callable[[str, str], None] | None,
-    events: DeliveryEvents | None = None,
-) -> None:
-    """The body of :func:`deliver`: ``files_in_flight`` objects at once."""
-    slots = asyncio.Semaphore(max(1, options.files_in_flight))
-
-    async def one(job: DeliveryJob, transfer_id: int) -> None:
-        try:
-            on_result(
-                await deliver_object(
-                    job,
-                    s3=s3,
-                    sftp=pool,
-                    target=target,
-                    buffers=buffers,
-                    options=options,
-                    on_delivered=on_delivered,
-                    bus=events.bus if events is not None else None,
-                    transfer_id=transfer_id,
-                )
-            )
-        finally:
-            slots.release()
-
-    def refused(result: DeliveryResult) -> None:
-        if events is not None:
-            events.refused(result)
-        on_result(result)
-
-    try:
-        async with asyncio.TaskGroup() as group:
-            async for job in planned(
-                s3,
-                source,
-                target,
-                refused,
-                file_filter=options.file_filter,
-                on_excluded=on_excluded,
-            ):
-                transfer_id = events.queued(job) if events is not None else 0
-                await slots.acquire()
-                group.create_task(one(job, transfer_id))
-    except BaseExceptionGroup as group_error:
-        raise first_error(group_error) from None
-
-
-async def planned(
-    s3: S3Client,
-    source: S3Location,
-    target: DeliveryTarget,
-    on_refused: Callable[[DeliveryResult], None],
-    *,
-    file_filter: FileFilter | None = None,
-    on_excluded: Callable[[str, str], None] | None = None,
-) -> AsyncIterator[DeliveryJob]:
-    """The plan's jobs; a refused key becomes a failed result naming it."""
-    async for item in plan_delivery(
-        s3, source, target, file_filter=file_filter, on_excluded=on_excluded
-    ):
-        if isinstance(item, RefusedKey):
-            on_refused(DeliveryResult(item.bucket, item.key, "", "failed", message=str(item.error)))
-        else:
-            yield item
