@@ -314,9 +314,9 @@ async def test_a_far_handshake_starts_the_other_logins_before_the_first_ends(
 async def test_a_refused_far_login_is_not_tried_again_by_the_early_logins(
     via_proxy: SftpServerInfo, sshd_proxy: FaultProxy, openssh_sftp: SftpServerInfo, tmp_path: Path
 ) -> None:
-    """The far handshake starts the other logins as authentication begins; when the first
-    login is then refused, they stop before authenticating: the server sees one failed
-    login, not four (fail2ban and MaxAuthTries count them)."""
+    """The other logins of a far host start only once the first is authenticated; when it
+    is refused, none begins: the server sees one failed login, not four (fail2ban and
+    MaxAuthTries count them)."""
     import asyncssh
 
     from sftp_s3_tui.engine.errors import SftpAuthError
@@ -339,7 +339,7 @@ async def test_a_refused_far_login_is_not_tried_again_by_the_early_logins(
             await asyncio.sleep(0.005)  # the early logins end (cancelled, or refused)
         assert pool.connections_begun(endpoint) == 0
 
-    assert begun_when_refused == 3  # the early logins had begun
+    assert begun_when_refused == 0  # no early login before the first one was let in
     failed = sshd_log.read_text()[log_before:].count("Failed publickey")
     assert failed == 1
 

@@ -48,11 +48,13 @@ class LoginClock:
     round trips (the server's version, the key exchange's reply, the service request's);
     asyncssh's key authentication three more (``none``, the key offered, its signature; a
     password two). With ``surely_far_seconds`` as the bar per round trip (the pool's
-    single-sample "surely far", 50 ms), ``on_far`` is called
+    single-sample "surely far", 50 ms), ``on_far`` is called once the login is authenticated
+    (never before: a server that takes one connection per user must have taken this one,
+    not an early login that overtook it), when
 
-    * as authentication begins, when the key exchange alone took 4 bars for its three
-      round trips (200 ms: hosts from ~70 ms away; seven round trips before the login ends);
-    * else once authenticated, when both spans took 3 bars each (150 ms: hosts from ~50 ms).
+    * the key exchange alone took 4 bars for its three round trips (200 ms: hosts from
+      ~70 ms away; the SFTP session's three round trips still to come), or
+    * both spans took 3 bars each (150 ms: hosts from ~50 ms).
 
     Sums of three round trips, so one busy moment of a loaded loopback (a slow sshd start,
     an event loop sharing the GIL with the S3 stack's import) does not make a near host far;
@@ -81,13 +83,11 @@ class LoginClock:
         if self.far or connected is None or auth is None:
             return
         exchange = auth - connected
-        if name == "auth":
-            far = exchange >= 4 * self._surely_far
-        elif name == "authenticated":
-            log.debug("handshake %.3f s, authentication %.3f s", exchange, now - auth)
-            far = min(exchange, now - auth) >= 3 * self._surely_far
-        else:
+        if name != "authenticated":
             return
+        log.debug("handshake %.3f s, authentication %.3f s", exchange, now - auth)
+        bar = self._surely_far
+        far = exchange >= 4 * bar or min(exchange, now - auth) >= 3 * bar
         if far:
             self.far = True
             self._on_far()
