@@ -1,11 +1,12 @@
 """The SFTP server families partners run, side by side (issue 26): ``--servers`` axis.
 
 For each server (OpenSSH ``sshd``, ProFTPD mod_sftp, Dropbear + gesftpserver — the test
-suite's fixtures, on loopback) one file is copied into moto by the product and by rclone 1.75
-with its defaults, and read by raw asyncssh at the size the product's probe finds (256 KiB on
-ProFTPD and Dropbear, OpenSSH's advertised 255 KiB). Each client is its own process, measured
-from outside (``bench/measure.py``); rounds interleave the clients. ``--rtts 100`` puts the
-latency proxy in front of each server and adds rclone ``--multi-thread-streams 8`` / ``16``.
+suite's fixtures, on loopback) one file is copied into moto (or SeaweedFS, ``--store``) by
+the product and by rclone 1.75 with its defaults, and read by raw asyncssh at the size the
+product's probe finds (256 KiB on ProFTPD and Dropbear, OpenSSH's advertised 255 KiB). Each
+client is its own process, measured from outside (``bench/measure.py``); rounds interleave
+the clients. ``--rtt-ms 100`` puts the latency proxy in front of each server and adds rclone
+``--multi-thread-streams 4`` / ``8`` / ``16``.
 
 ```
 uv run python -m bench.families --servers openssh,proftpd,dropbear --size 64MiB --rounds 1
@@ -32,7 +33,7 @@ from typing import Any
 from bench import wan_proxy
 from bench.field import tool
 from bench.measure import run_measured
-from bench.servers import BUCKET, MotoServer, start_moto
+from bench.servers import BUCKET, MotoServer, SeaweedServer, start_moto, start_seaweed
 from sftp_s3_tui.demo import DEMO_REGION
 from sftp_s3_tui.engine.units import parse_size
 from tests.support.servers import OpenSshServer, SftpServerInfo
@@ -155,12 +156,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--out", type=Path, default=HERE)
     parser.add_argument("--rtt-ms", type=float, default=0.0, help="latency proxy in front")
+    parser.add_argument(
+        "--store", choices=("moto", "seaweedfs"), default="moto", help="the S3 sink (moto)"
+    )
     args = parser.parse_args(argv)
     records: list[dict[str, Any]] = []
     started = time.time()
     with tempfile.TemporaryDirectory(prefix="bench-families-") as scratch_dir:
         scratch = Path(scratch_dir)
-        sink = start_moto(scratch / "moto.log")
+        sink: MotoServer | SeaweedServer = (
+            start_seaweed(scratch / "seaweedfs")
+            if args.store == "seaweedfs"
+            else start_moto(scratch / "moto.log")
+        )
         try:
             for kind in args.servers.split(","):
                 base = Path(tempfile.mkdtemp(prefix=f"bench-{kind}-"))
@@ -194,6 +202,7 @@ def main(argv: list[str] | None = None) -> int:
     results = {
         "size": args.size,
         "rtt_ms": args.rtt_ms,
+        "store": args.store,
         "rounds": args.rounds,
         "started": started,
         "seconds": round(time.time() - started),
@@ -202,6 +211,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     args.out.mkdir(parents=True, exist_ok=True)
     suffix = f"-{args.rtt_ms:g}ms" if args.rtt_ms else ""
+    suffix += "-seaweedfs" if args.store == "seaweedfs" else ""
     (args.out / f"families{suffix}.json").write_text(json.dumps(results, indent=1))
     (args.out / f"FAMILIES{suffix}.md").write_text(markdown(results))
     print(markdown(results))
@@ -222,7 +232,8 @@ def markdown(results: dict[str, Any]) -> str:
     size = results["size"] // MiB
     one, five, fifteen = results["load_average"]
     lines = [
-        f"# SFTP server families: one {size} MiB file, loopback, into moto",
+        f"# SFTP server families: one {size} MiB file, loopback, into "
+        f"{results.get('store', 'moto')}",
         "",
         f"{results['rounds']} round(s), {results['seconds']} s, load average at the end "
         f"{one:.1f} / {five:.1f} / {fifteen:.1f} on 2 cores (other sessions' test suites).",
@@ -255,7 +266,7 @@ def far_markdown(results: dict[str, Any]) -> str:
     one, five, fifteen = results["load_average"]
     lines = [
         f"# SFTP server families at {results['rtt_ms']:g} ms: one "
-        f"{results['size'] // MiB} MiB file into moto",
+        f"{results['size'] // MiB} MiB file into {results.get('store', 'moto')}",
         "",
         f"{results['rounds']} round(s), {results['seconds']} s, load average at the end "
         f"{one:.1f} / {five:.1f} / {fifteen:.1f} on 2 cores.",
