@@ -300,6 +300,10 @@ def _mib(value: float | None) -> str:
     return "–" if value is None else f"{value / MiB:.0f} MiB"
 
 
+def _fixed(value: float | None) -> str:
+    return "–" if value is None else f"{value:.2f}"
+
+
 def _bytes(value: float | None) -> str:
     if value is None:
         return "–"
@@ -331,7 +335,7 @@ def table(rows: list[dict[str, Any]]) -> str:
         per_gib = row["cpu_seconds_per_gib"]
         lines.append(
             f"| {row['group']} | {row['name']} | {rate} | {spread} | {_mib(row['peak_rss_bytes'])} "
-            f"| {row['cpu_seconds']:.1f} | {per_gib:.2f} | {_bytes(row['write_bytes_max'])} "
+            f"| {row['cpu_seconds']:.1f} | {_fixed(per_gib)} | {_bytes(row['write_bytes_max'])} "
             f"| {row['ok_rounds']}/{row['rounds']} |"
         )
     return "\n".join(lines)
