@@ -53,6 +53,7 @@ def drop_gauge(metrics: str, which: str) -> tuple[str, float]:
     return invoices[0], metric_value(invoices[0], f"sftp_s3_drop_{which}_files")
 
 
+@pytest.mark.all_stores
 async def test_a_late_delivery_drop_fires_one_alert_and_the_straggler_completes_it(
     openssh_sftp: SftpServerInfo,
     s3_endpoint: S3Endpoint,
@@ -135,7 +136,9 @@ async def test_a_drop_that_appears_in_time_is_arrived_and_never_late(
 ) -> None:
     """Both invoices appear under the prefix before 06:00 (one in a sub-folder: the key's
     base name is matched): ``--json``'s ``drops`` record says they arrived, and no late
-    hook fires when the deadline passes."""
+    hook fires when the deadline passes. The second cannot be delivered (a file stands where
+    its folder would go): it failing again at every poll still counts it once — the drop is
+    what appeared; the delivery's failure is the fail hook's."""
     clock = StepClock(datetime(2026, 12, 7, 5, 0, tzinfo=BERLIN))
     polls: list[DeliveryPollReport] = []
     stop = asyncio.Event()
@@ -164,12 +167,12 @@ async def test_a_drop_that_appears_in_time_is_arrived_and_never_late(
         )
         try:
             await until(lambda: len(polls) >= 1)
+            openssh_sftp.write_file("partner/sub", b"in the way\n")
             s3.put_object(Bucket=bucket, Key="out/invoice_1.csv", Body=b"1\n")
             s3.put_object(Bucket=bucket, Key="out/notes.csv", Body=b"not part of it\n")
             s3.put_object(Bucket=bucket, Key="out/sub/invoice_2.csv", Body=b"2\n")
-            await until(lambda: len(files_under(folder)) == 3)
-            seen = len(polls)
-            await until(lambda: len(polls) >= seen + 2)
+            await until(lambda: sum(p.failed for p in polls) >= 3)  # three tries at least
+            assert set(files_under(folder)) == {"invoice_1.csv", "notes.csv", "sub"}
             on_time = drops_records(capsys.readouterr().out)[-1]
 
             clock.now = datetime(2026, 12, 7, 6, 5, tzinfo=BERLIN)  # past the deadline
@@ -179,8 +182,9 @@ async def test_a_drop_that_appears_in_time_is_arrived_and_never_late(
             stop.set()
             assert await watching == 0
         after = drops_records(capsys.readouterr().out)[-1]
-        late = late_pings(receiver)
+        fails = late_pings(receiver)
         successes = receiver.at("/ping/invoices")
+    late = [ping for ping in fails if ping["event"] == "late"]
 
     assert (on_time["drop"], on_time["expected"], on_time["arrived"]) == ("invoice_*.csv", 2, 2)
     assert on_time["deadline"] == "2026-12-07T06:00:00+01:00"
@@ -188,6 +192,7 @@ async def test_a_drop_that_appears_in_time_is_arrived_and_never_late(
     assert after["deadline"] == "2026-12-07T06:00:00+01:00"  # the drop met, still shown
     assert late == []  # complete on time: nobody is told it is late
     assert successes  # the polls' own pings still go
+    assert fails and all(ping["event"] == "fail" for ping in fails)  # the failed delivery's
 
 
 def drops_records(out: str) -> list[dict[str, Any]]:
