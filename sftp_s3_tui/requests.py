@@ -824,8 +824,6 @@ def delivery_request(
             f"{command} s3://bucket/key|prefix/ sftp://[user@]host[:port]/path[/]",
         )
     every = parse_every(watch_every) if watch_every is not None else None
-    if observe is not None and observe.expect is not None:
-        raise UsageError("--expect is not supported for S3 → SFTP delivery yet", "")
     profile = load_profile(flags.profile, store)
     sftp_base = profile.sftp_endpoint(password=env_value(env, "SFTP_PASSWORD")) if profile else None
     source = parse_s3_source(paths[0])

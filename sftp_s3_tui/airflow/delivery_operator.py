@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from dataclasses import replace as replaced
 from typing import Any
 
 from airflow.exceptions import AirflowException
@@ -23,6 +24,7 @@ from ..observe.session import Observers
 from ..requests import ObserveFlags, TransferFlags, observe_options, task_delivery_request
 from .connections import with_link
 from .delivery import DeliveryRun, deliver_for_task
+from .drops import judge_drops, parse_expect
 from .operators import SUMMARY_XCOM_KEY, s3_endpoint, sftp_endpoint, task_labels
 from .transfer import run_sync, task_message
 
@@ -54,7 +56,12 @@ class StreamingS3ToSFTPOperator(BaseOperator):
     delivery's metrics (``direction="s3_to_sftp"``, grouped by the task instance) as the
     upload operator's. OpenLineage comes through the
     provider: each delivered object is an input ``s3://bucket`` + key and an output
-    ``sftp://host:port`` + path with the ``sftpS3File`` facet.
+    ``sftp://host:port`` + path with the ``sftpS3File`` facet. ``expect`` (a line or a list:
+    ``3 invoice_*.csv by weekdays 06:00 Europe/Berlin``) checks the drop due at the last
+    deadline before the run ends, as the upload operator's does: the objects delivered or
+    already there whose key's base name matches are its arrivals; fewer is a late drop —
+    the ``late`` hook fires once, the summary's ``drops`` say expected / arrived / missing,
+    and the task fails (``expect_fail=False``: warns).
 
     Returns a summary (counts, bytes, one record per object) as XCom; fails with one line
     naming each object that was not delivered (the summary is pushed as
@@ -67,6 +74,7 @@ class StreamingS3ToSFTPOperator(BaseOperator):
         "sftp_path",
         "hook_url",
         "push_gateway",
+        "expect",
     )
     ui_color = "#e8e4f0"
 
@@ -94,6 +102,8 @@ class StreamingS3ToSFTPOperator(BaseOperator):
         hook_url: str | None = None,
         notify_on: str | None = None,
         push_gateway: str | None = None,
+        expect: str | Sequence[str] | None = None,
+        expect_fail: bool = True,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -107,6 +117,7 @@ class StreamingS3ToSFTPOperator(BaseOperator):
         self.connections, self.window, self.bwlimit, self.jump = connections, window, bwlimit, jump
         self.hook_url, self.notify_on = hook_url, notify_on
         self.push_gateway = push_gateway
+        self.expect, self.expect_fail = expect, expect_fail
         self._rows: list[dict[str, Any]] = []  # this run's lineage rows
 
     def transfer_flags(self) -> TransferFlags:
@@ -150,6 +161,10 @@ class StreamingS3ToSFTPOperator(BaseOperator):
                     ObserveFlags(hook_url=self.hook_url, notify_on=self.notify_on), os.environ
                 ),
             )
+            request = replaced(
+                request,
+                observe=replaced(request.observe, expectations=parse_expect(self.expect)),
+            )
             self._rows = []
             summary, message = run_sync(lambda: self._deliver(request, context))
         except TransferError as exc:
@@ -189,10 +204,17 @@ class StreamingS3ToSFTPOperator(BaseOperator):
                 self._rows = observed.rows
             if not run.results:
                 error = f"No object under {request.source}"
+                if observers.drops:  # nothing came: a drop due now is late (its hook fires)
+                    error = judge_drops(observers, [], {}, error, fail=True, log=self.log) or ""
                 observers.end(observed, about, ok=False, error=error)
                 raise UsageError(error, "check s3_bucket and s3_key")
             summary = run.summary()
             message = run.failure_message()
+            if observers.drops:
+                landed = [r.key for r in run.results if r.status in ("done", "skipped")]
+                message = judge_drops(
+                    observers, landed, summary, message, fail=self.expect_fail, log=self.log
+                )
             counts = {k: v for k, v in summary.items() if not isinstance(v, list)}
             observers.end(observed, {**about, **counts}, ok=not message, error=message)
             self.log.info(

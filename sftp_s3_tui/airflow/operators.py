@@ -40,7 +40,7 @@ from .connections import (
     sftp_endpoint_from_connection,
     with_link,
 )
-from .drops import check_run_drops, late_message, parse_expect
+from .drops import judge_drops, parse_expect
 from .transfer import (
     SUCCEEDED,
     batches,
@@ -355,17 +355,7 @@ class StreamingSFTPToS3Operator(BaseOperator):
         summary, the late hook once per late drop, and the task's failure message when
         ``expect_fail`` (else a warning)."""
         landed = [r.source for r in results if r.status in SUCCEEDED]
-        statuses, late = check_run_drops(observers, landed)
-        summary["drops"] = [status.as_json() for status in statuses]
-        for status in statuses:
-            self.log.info("drop %s", status.line())
-        if not late:
-            return message
-        text = late_message(late)
-        if not self.expect_fail:
-            self.log.warning("%s", text)
-            return message
-        return f"{message}; {text}" if message else text
+        return judge_drops(observers, landed, summary, message, fail=self.expect_fail, log=self.log)
 
     def _emit_assets(self, context: Any) -> None:
         """One Asset event per landed object, through the alias (names known only now)."""

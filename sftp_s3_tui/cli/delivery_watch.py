@@ -4,7 +4,11 @@ and delivers each new object version once (see :mod:`..engine.nightly.delivery_w
 It reports as ``copy s3://… sftp://…`` does (:class:`.delivery.DeliveryTally`: a line or a
 ``--json`` record per object, ``--manifest`` rows, lineage rows, hooks, ``--log-format
 json``, the metrics), with one observed run per poll as the SFTP → S3 watch has, and a
-``--json`` heartbeat per poll so a supervisor sees it alive.
+``--json`` heartbeat per poll so a supervisor sees it alive. A drop expectation
+(``--expect``) counts the object versions that appear under the prefix, each once as it is
+first listed (its key's base name against the pattern, as the SFTP → S3 watch matches file
+names), and is checked after each poll as there: a deadline passed unmet fires the late
+hook once.
 """
 
 from __future__ import annotations
@@ -13,18 +17,23 @@ import asyncio
 import json
 import sys
 import time
+from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
+from ..engine.events import Direction
 from ..engine.nightly.delivery_watch import (
     DeliveryPollReport,
     DeliveryWatcher,
     DeliveryWatchHooks,
 )
 from ..engine.nightly.watch import WatchState
+from ..engine.plan.delivery import DeliveryJob
 from ..engine.s3.operations import check_bucket, open_client
 from ..engine.sftp.pool import SftpPool
 from ..engine.transfer.buffers import BufferPool
 from ..engine.transfer.delivery_result import INPLACE_RISK
+from ..observe.expectations import DropStatus
 from ..paths import state_dir
 from ..redaction import register_secret
 from ..requests import EXIT_FAILED, EXIT_OK, DeliveryRequest
@@ -38,15 +47,27 @@ def _say(request: DeliveryRequest, tally: DeliveryTally, text: str) -> None:
 
 
 async def run_delivery_watch(
-    request: DeliveryRequest, stop: asyncio.Event, *, max_polls: int | None = None
+    request: DeliveryRequest,
+    stop: asyncio.Event,
+    *,
+    max_polls: int | None = None,
+    clock: Callable[[], datetime] | None = None,
+    after_poll: Callable[[DeliveryPollReport], None] | None = None,
 ) -> int:
     """Poll ``request.source`` every ``request.watch_every_seconds`` until ``stop``; exit 0
     when stopped (an object's failure is retried at the next poll), 1 when the manifest
-    lacks rows."""
+    lacks rows.
+
+    Drop expectations are checked after each poll against ``clock`` (tests pass theirs);
+    ``after_poll`` is told each poll's report once that is done."""
     register_secret(request.target.endpoint.password)
     register_secret(request.s3.secret_access_key)
     observers = _observers(request)
+    if clock is not None:
+        observers.clock = clock
     tally = DeliveryTally(request, observers)
+    observers.start_drops()
+    tally.metrics.drops.show(observers.check_drops(), Direction.S3_TO_SFTP)
     summary = {**_run_summary(request), "command": "watch"}
     every = request.watch_every_seconds or 60.0
     poll_started = [time.monotonic()]
@@ -55,6 +76,13 @@ async def run_delivery_watch(
         poll_started[0] = time.monotonic()
         tally.observed = observers.begin({**summary, "poll": number})
         tally.metrics.drops.run(tally.observed.run_id, "watch")
+
+    def appeared(job: DeliveryJob) -> None:
+        observers.file_landed(job.key)  # matched by its base name
+
+    def on_late(drop: DropStatus) -> None:
+        if tally.json_log is None:  # the JSON log has its drop.late line already
+            tally.warn(f"drop {drop.line()}")
 
     def on_poll(poll: DeliveryPollReport) -> None:
         for error in poll.errors:
@@ -87,6 +115,12 @@ async def run_delivery_watch(
                 error=failed or ("; ".join(poll.errors) or None),
             )
             tally.observed = None
+        drops = observers.check_drops(on_late)
+        tally.metrics.drops.show(drops, Direction.S3_TO_SFTP)
+        if request.json and drops:
+            print(json.dumps({"drops": [d.as_json() for d in drops]}), flush=True)
+        if after_poll is not None:
+            after_poll(poll)
         if request.json:  # a heartbeat per poll
             print(json.dumps(record), flush=True)
 
@@ -128,6 +162,7 @@ async def run_delivery_watch(
                     on_delivered=tally.delivered,
                     on_excluded=tally.excluded,
                     on_poll=on_poll,
+                    on_appeared=appeared,
                 ),
                 bus=tally.bus,
                 buffers=buffers,

@@ -385,7 +385,7 @@ async def run_watch(
     bus.subscribe(say_kept_rows)
     metrics = SnapshotMetrics(directions=(Direction.SFTP_TO_S3,))
     observers.start_drops()
-    metrics.drops.show(observers.check_drops())
+    metrics.drops.show(observers.check_drops(), Direction.SFTP_TO_S3)
     poll_started = [time.monotonic()]
 
     def observe_poll(number: int) -> ObservedRun:
@@ -439,7 +439,7 @@ async def run_watch(
             }
             observers.end(observers.current, summary, ok=not failed and not poll.errors)
         drops = observers.check_drops(on_late)
-        metrics.drops.show(drops)
+        metrics.drops.show(drops, Direction.SFTP_TO_S3)
         if request.json and drops:
             print(json.dumps({"drops": [d.as_json() for d in drops]}), flush=True)
         if after_poll is not None:

@@ -11,6 +11,8 @@ from typing import Protocol
 
 from prometheus_client import CollectorRegistry, Gauge
 
+from ..engine.events import Direction
+
 
 class DropCounts(Protocol):
     """A drop's counts (the watch's ``DropStatus``)."""
@@ -28,33 +30,37 @@ class DropCounts(Protocol):
 
 
 class DropGauges:
-    """``sftp_s3_drop_{expected,arrived,late,missing}_files{drop=…}`` and
-    ``sftp_s3_run_info{run_id=…,command=…}``."""
+    """``sftp_s3_drop_{expected,arrived,late,missing}_files{drop=…,direction=…}`` and
+    ``sftp_s3_run_info{run_id=…,command=…}``.
+
+    ``direction`` (``sftp_to_s3`` for an upload watch's drop, ``s3_to_sftp`` for a
+    delivery watch's) tells two drops of the same pattern apart; queries by ``drop`` alone
+    (the dashboard's ``max by (drop)``) read them as before."""
 
     def __init__(self, registry: CollectorRegistry) -> None:
         r = registry
         self.expected = Gauge(
             "sftp_s3_drop_expected_files",
             "Files a drop expects by its deadline.",
-            ["drop"],
+            ["drop", "direction"],
             registry=r,
         )
         self.arrived = Gauge(
             "sftp_s3_drop_arrived_files",
             "Files of the tracked drop that landed.",
-            ["drop"],
+            ["drop", "direction"],
             registry=r,
         )
         self.late = Gauge(
             "sftp_s3_drop_late_files",
             "Files of the tracked drop that landed after its deadline.",
-            ["drop"],
+            ["drop", "direction"],
             registry=r,
         )
         self.missing = Gauge(
             "sftp_s3_drop_missing_files",
             "Files still missing once the drop's deadline has passed (0 before it).",
-            ["drop"],
+            ["drop", "direction"],
             registry=r,
         )
         self.run_info = Gauge(
@@ -64,12 +70,16 @@ class DropGauges:
             registry=r,
         )
 
-    def show(self, drops: Iterable[DropCounts]) -> None:
+    def show(
+        self, drops: Iterable[DropCounts], direction: Direction = Direction.SFTP_TO_S3
+    ) -> None:
+        """Each drop's counts, labelled with the watch's direction."""
         for drop in drops:
-            self.expected.labels(drop=drop.name).set(drop.expected)
-            self.arrived.labels(drop=drop.name).set(drop.arrived)
-            self.late.labels(drop=drop.name).set(drop.late)
-            self.missing.labels(drop=drop.name).set(drop.missing)
+            labels = {"drop": drop.name, "direction": direction.value}
+            self.expected.labels(**labels).set(drop.expected)
+            self.arrived.labels(**labels).set(drop.arrived)
+            self.late.labels(**labels).set(drop.late)
+            self.missing.labels(**labels).set(drop.missing)
 
     def run(self, run_id: str, command: str) -> None:
         """The run now under way (the previous one's series goes)."""

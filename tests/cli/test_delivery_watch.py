@@ -151,7 +151,7 @@ def test_bad_input_is_one_line(
         (f"s3://{bucket}/out/", target_url(openssh_sftp, "partner")): "is not a folder",
         (f"s3://{bucket}/out/", target_url(openssh_sftp, "p/"), "--every", "0"): "positive",
         (f"s3://{bucket}/out/", target_url(openssh_sftp, "p/"), "--move-to", "/x"): "--move-to",
-        (f"s3://{bucket}/out/", target_url(openssh_sftp, "p/"), "--expect", "*.csv"): "--expect",
+        (f"s3://{bucket}/out/", target_url(openssh_sftp, "p/"), "--expect", "*.csv"): "--expect-by",
         ("s3://no-such-bucket-here/out/", target_url(openssh_sftp, "p/")): "does not exist",
     }
     for args, said in cases.items():

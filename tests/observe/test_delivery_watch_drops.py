@@ -1,0 +1,223 @@
+"""Our export job must put the partner's two invoices under ``s3://…/out/`` by 06:00 Berlin
+time on weekdays; a delivery watch sends them on to the partner's SFTP. One comes on time;
+at 06:00 on-call is told once that the drop is late (not at every poll after), the gauges
+(labelled ``direction="s3_to_sftp"``) say what is missing, and the straggler still completes
+the drop, as late. The same flags as the SFTP → S3 watch, the same clock the test moves."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import replace
+from datetime import datetime
+from typing import Any
+
+import pytest
+
+from sftp_s3_tui.cli.delivery_watch import run_delivery_watch
+from sftp_s3_tui.engine.config import S3Endpoint
+from sftp_s3_tui.engine.nightly.delivery_watch import DeliveryPollReport
+from sftp_s3_tui.requests import (
+    ConnectionFlags,
+    ObserveFlags,
+    TransferFlags,
+    delivery_request,
+)
+from tests.observe.test_watch_drops import BERLIN, StepClock, late_pings, until
+from tests.support.cli import run_cli
+from tests.support.delivery import files_under, target_url
+from tests.support.metrics import metric_value
+from tests.support.receiver import http_receiver
+from tests.support.servers import PushGateway, SftpServerInfo
+
+
+def flags(server: SftpServerInfo, s3_endpoint: S3Endpoint, **more: Any) -> ConnectionFlags:
+    assert s3_endpoint.endpoint_url
+    return ConnectionFlags(
+        identity=(str(server.identity_file),),
+        known_hosts=str(server.known_hosts),
+        no_agent=True,
+        endpoint_url=s3_endpoint.endpoint_url,
+        **more,
+    )
+
+
+def drop_gauge(metrics: str, which: str) -> tuple[str, float]:
+    """The pushed ``sftp_s3_drop_<which>_files`` of the invoice drop: (the line, its value)."""
+    invoices = [
+        line
+        for line in metrics.splitlines()
+        if line.startswith(f"sftp_s3_drop_{which}_files{{") and 'drop="invoice_*.csv"' in line
+    ]
+    assert len(invoices) == 1, invoices
+    return invoices[0], metric_value(invoices[0], f"sftp_s3_drop_{which}_files")
+
+
+@pytest.mark.all_stores
+async def test_a_late_delivery_drop_fires_one_alert_and_the_straggler_completes_it(
+    openssh_sftp: SftpServerInfo,
+    s3_endpoint: S3Endpoint,
+    s3: Any,
+    bucket: str,
+    fresh_pushgateway: PushGateway,
+) -> None:
+    s3.put_object(Bucket=bucket, Key="out/2026-12-07/invoice_1.csv", Body=b"n,total\n1,10\n")
+    s3.put_object(Bucket=bucket, Key="out/readme.txt", Body=b"not an invoice\n")
+    clock = StepClock(datetime(2026, 12, 7, 5, 0, tzinfo=BERLIN))  # a Monday, 05:00
+    polls: list[DeliveryPollReport] = []
+    stop = asyncio.Event()
+    folder = openssh_sftp.root / "partner"
+
+    with http_receiver() as receiver:
+        request = delivery_request(
+            [f"s3://{bucket}/out/", target_url(openssh_sftp, "partner/")],
+            flags(openssh_sftp, s3_endpoint, push_gateway=fresh_pushgateway.url),
+            TransferFlags(),
+            {},
+            quiet=True,
+            watch_every="1s",
+            observe=ObserveFlags(
+                hook_url=f"{receiver.url}/ping/invoices",
+                notify_on="late",
+                expect="invoice_*.csv",
+                expect_count="2",
+                expect_by="weekdays 06:00",
+                expect_tz="Europe/Berlin",
+            ),
+        )
+        request = replace(request, watch_every_seconds=0.05)
+        watching = asyncio.create_task(
+            run_delivery_watch(request, stop, clock=clock, after_poll=polls.append)
+        )
+        try:
+            await until(
+                lambda: "2026-12-07/invoice_1.csv" in files_under(folder) and len(polls) >= 2
+            )
+            assert late_pings(receiver) == []  # 05:00: not due yet
+
+            clock.now = datetime(2026, 12, 7, 6, 1, tzinfo=BERLIN)  # the deadline has passed
+            seen = len(polls)
+            await until(lambda: len(polls) >= seen + 5)
+            pings = late_pings(receiver)
+            assert len(pings) == 1, pings  # once, not at each of the five polls
+            (ping,) = pings
+            assert ping["event"] == "late" and ping["drop"] == "invoice_*.csv"
+            assert (ping["expected"], ping["arrived"], ping["missing"]) == (2, 1, 1)
+            assert ping["deadline"] == "2026-12-07T06:00:00+01:00"
+
+            # the straggler, at 06:30: it arrives, is delivered and completes the drop
+            s3.put_object(Bucket=bucket, Key="out/invoice_2.csv", Body=b"n,total\n2,20\n")
+            clock.now = datetime(2026, 12, 7, 6, 30, tzinfo=BERLIN)
+            await until(lambda: "invoice_2.csv" in files_under(folder))
+            seen = len(polls)
+            await until(lambda: len(polls) >= seen + 2)
+            assert len(late_pings(receiver)) == 1
+        finally:
+            stop.set()
+            code = await watching
+        # Only late was asked for: no start / success pings.
+        assert {r.path for r in receiver.requests} == {"/ping/invoices/fail"}
+
+    assert code == 0
+    metrics = fresh_pushgateway.metrics_text()
+    expected = {"expected": 2, "arrived": 2, "late": 1, "missing": 0}
+    for which, value in expected.items():
+        line, pushed = drop_gauge(metrics, which)
+        assert pushed == value, line
+        assert 'direction="s3_to_sftp"' in line, line
+
+
+async def test_a_drop_that_appears_in_time_is_arrived_and_never_late(
+    openssh_sftp: SftpServerInfo,
+    s3_endpoint: S3Endpoint,
+    s3: Any,
+    bucket: str,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Both invoices appear under the prefix before 06:00 (one in a sub-folder: the key's
+    base name is matched): ``--json``'s ``drops`` record says they arrived, and no late
+    hook fires when the deadline passes. The second cannot be delivered (a file stands where
+    its folder would go): it failing again at every poll still counts it once — the drop is
+    what appeared; the delivery's failure is the fail hook's."""
+    clock = StepClock(datetime(2026, 12, 7, 5, 0, tzinfo=BERLIN))
+    polls: list[DeliveryPollReport] = []
+    stop = asyncio.Event()
+    folder = openssh_sftp.root / "partner"
+
+    with http_receiver() as receiver:
+        request = delivery_request(
+            [f"s3://{bucket}/out/", target_url(openssh_sftp, "partner/")],
+            flags(openssh_sftp, s3_endpoint),
+            TransferFlags(),
+            {},
+            quiet=True,
+            json=True,
+            watch_every="1s",
+            observe=ObserveFlags(
+                hook_url=f"{receiver.url}/ping/invoices",
+                expect="invoice_*.csv",
+                expect_count="2",
+                expect_by="0 6 * * 1-5",
+                expect_tz="Europe/Berlin",
+            ),
+        )
+        request = replace(request, watch_every_seconds=0.05)
+        watching = asyncio.create_task(
+            run_delivery_watch(request, stop, clock=clock, after_poll=polls.append)
+        )
+        try:
+            await until(lambda: len(polls) >= 1)
+            openssh_sftp.write_file("partner/sub", b"in the way\n")
+            s3.put_object(Bucket=bucket, Key="out/invoice_1.csv", Body=b"1\n")
+            s3.put_object(Bucket=bucket, Key="out/notes.csv", Body=b"not part of it\n")
+            s3.put_object(Bucket=bucket, Key="out/sub/invoice_2.csv", Body=b"2\n")
+            await until(lambda: sum(p.failed for p in polls) >= 3)  # three tries at least
+            assert set(files_under(folder)) == {"invoice_1.csv", "notes.csv", "sub"}
+            on_time = drops_records(capsys.readouterr().out)[-1]
+
+            clock.now = datetime(2026, 12, 7, 6, 5, tzinfo=BERLIN)  # past the deadline
+            seen = len(polls)
+            await until(lambda: len(polls) >= seen + 3)
+        finally:
+            stop.set()
+            assert await watching == 0
+        after = drops_records(capsys.readouterr().out)[-1]
+        fails = late_pings(receiver)
+        successes = receiver.at("/ping/invoices")
+    late = [ping for ping in fails if ping["event"] == "late"]
+
+    assert (on_time["drop"], on_time["expected"], on_time["arrived"]) == ("invoice_*.csv", 2, 2)
+    assert on_time["deadline"] == "2026-12-07T06:00:00+01:00"
+    assert (after["arrived"], after["late"], after["missing"]) == (2, 0, 0)
+    assert after["deadline"] == "2026-12-07T06:00:00+01:00"  # the drop met, still shown
+    assert late == []  # complete on time: nobody is told it is late
+    assert successes  # the polls' own pings still go
+    assert fails and all(ping["event"] == "fail" for ping in fails)  # the failed delivery's
+
+
+def drops_records(out: str) -> list[dict[str, Any]]:
+    """The invoice drop of each ``{"drops": [...]}`` record the watch printed."""
+    records = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+    return [d for r in records for d in r.get("drops", ()) if d["drop"] == "invoice_*.csv"]
+
+
+def test_expect_without_a_deadline_is_one_line_exit_2(
+    openssh_sftp: SftpServerInfo, s3_endpoint: S3Endpoint, bucket: str
+) -> None:
+    assert s3_endpoint.endpoint_url
+    done = run_cli(
+        "watch",
+        f"s3://{bucket}/out/",
+        target_url(openssh_sftp, "partner/"),
+        "--endpoint-url",
+        s3_endpoint.endpoint_url,
+        "--expect",
+        "invoice_*.csv",
+        "--every",
+        "1s",
+        timeout=60,
+    )
+    assert done.returncode == 2, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "--expect needs --expect-by" in lines[0], done.stderr
+    assert "Traceback" not in done.stderr
