@@ -5,10 +5,11 @@ It reports as ``copy s3://… sftp://…`` does (:class:`.delivery.DeliveryTally
 ``--json`` record per object, ``--manifest`` rows, lineage rows, hooks, ``--log-format
 json``, the metrics), with one observed run per poll as the SFTP → S3 watch has, and a
 ``--json`` heartbeat per poll so a supervisor sees it alive. A drop expectation
-(``--expect``) counts the object versions that appear under the prefix, each once as it is
-first listed (its key's base name against the pattern, as the SFTP → S3 watch matches file
-names), and is checked after each poll as there: a deadline passed unmet fires the late
-hook once.
+(``--expect``) counts the objects delivered into the partner's folder (its key's base name
+against the pattern), as the SFTP → S3 watch counts the files that landed in S3: what an
+on-call person is asked is whether the partner has the files by the deadline, so an object
+that appeared but cannot be delivered leaves the drop short. It is checked after each poll
+as there: a deadline passed unmet fires the late hook once.
 """
 
 from __future__ import annotations
@@ -28,11 +29,10 @@ from ..engine.nightly.delivery_watch import (
     DeliveryWatchHooks,
 )
 from ..engine.nightly.watch import WatchState
-from ..engine.plan.delivery import DeliveryJob
 from ..engine.s3.operations import check_bucket, open_client
 from ..engine.sftp.pool import SftpPool
 from ..engine.transfer.buffers import BufferPool
-from ..engine.transfer.delivery_result import INPLACE_RISK
+from ..engine.transfer.delivery_result import INPLACE_RISK, DeliveryResult
 from ..observe.expectations import DropStatus
 from ..paths import state_dir
 from ..redaction import register_secret
@@ -77,8 +77,10 @@ async def run_delivery_watch(
         tally.observed = observers.begin({**summary, "poll": number})
         tally.metrics.drops.run(tally.observed.run_id, "watch")
 
-    def appeared(job: DeliveryJob) -> None:
-        observers.file_landed(job.key)  # matched by its base name
+    def on_result(result: DeliveryResult) -> None:
+        if result.status == "done":  # in the partner's folder: what a drop counts
+            observers.file_landed(result.key)  # matched by its base name
+        tally(result)
 
     def on_late(drop: DropStatus) -> None:
         if tally.json_log is None:  # the JSON log has its drop.late line already
@@ -158,11 +160,10 @@ async def run_delivery_watch(
                 every_seconds=every,
                 hooks=DeliveryWatchHooks(
                     on_poll_start=poll_start,
-                    on_result=tally,
+                    on_result=on_result,
                     on_delivered=tally.delivered,
                     on_excluded=tally.excluded,
                     on_poll=on_poll,
-                    on_appeared=appeared,
                 ),
                 bus=tally.bus,
                 buffers=buffers,

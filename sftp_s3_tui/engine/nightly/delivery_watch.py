@@ -70,16 +70,13 @@ class DeliveryWatchHooks:
     """What a front hears (each optional): ``on_poll_start`` as a poll begins (a run id per
     poll), ``on_result`` each object's result, ``on_delivered`` once a file is in place and
     before its source is deleted (a manifest row made durable), ``on_excluded`` each object
-    the filters leave out, ``on_poll`` each poll's report, ``on_appeared`` each version
-    listed for the first time that is not delivered yet (once, whatever its delivery's
-    outcome: what a drop expectation counts)."""
+    the filters leave out, ``on_poll`` each poll's report."""
 
     on_poll_start: Callable[[int], None] | None = None
     on_result: Callable[[DeliveryResult], None] | None = None
     on_delivered: Callable[[DeliveryResult], Awaitable[None]] | None = None
     on_excluded: Callable[[str, str], None] | None = None
     on_poll: Callable[[DeliveryPollReport], None] | None = None
-    on_appeared: Callable[[DeliveryJob], None] | None = None
 
 
 class DeliveryWatcher:
@@ -118,8 +115,6 @@ class DeliveryWatcher:
         self.polls = 0
         #: Keys refused by name, said once (not at every poll) while they stay listed.
         self._refused: set[str] = set()
-        #: The versions told to ``on_appeared`` that are still listed (told once each).
-        self._appeared: set[str] = set()
         self._deliveries: set[asyncio.Task[None]] = set()
 
     async def run(self, stop: asyncio.Event, *, max_polls: int | None = None) -> int:
@@ -161,13 +156,10 @@ class DeliveryWatcher:
         # taken for "there already" by size and time (a same-size re-upload within the
         # second would look like it)
         seen = {version.rpartition("\0")[0] for version in self.state.versions()}
-        self._tell_appeared(jobs)
         if not report.errors:
             self._refused = {item.key for item in refused}
             # a listing that failed must not make its objects look gone
-            listed = {delivered_key(j.bucket, j.key, j.etag) for j in jobs}
-            self.state.keep_only(listed)
-            self._appeared &= listed
+            self.state.keep_only({delivered_key(j.bucket, j.key, j.etag) for j in jobs})
         fresh = [] if stop.is_set() else [j for j in jobs if not self._known(j)]
         fresh = await self.not_landed(
             [j for j in fresh if f"s3://{j.bucket}/{j.key}" not in seen], report
@@ -175,17 +167,6 @@ class DeliveryWatcher:
         if fresh and not stop.is_set():
             await self._deliver(fresh, report, stop)
         return report
-
-    def _tell_appeared(self, jobs: list[DeliveryJob]) -> None:
-        """Tell ``on_appeared`` of each listed version new to the state, once (a delivery
-        that fails is retried at the next poll, but the object appeared only once)."""
-        if self.hooks.on_appeared is None:
-            return
-        for job in jobs:
-            version = delivered_key(job.bucket, job.key, job.etag)
-            if version not in self._appeared and not self.state.has(version):
-                self._appeared.add(version)
-                self.hooks.on_appeared(job)
 
     def _known(self, job: DeliveryJob) -> bool:
         return self.state.has(delivered_key(job.bucket, job.key, job.etag))
