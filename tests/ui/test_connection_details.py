@@ -160,6 +160,9 @@ async def test_a_far_hosts_rtt_and_ceiling_are_shown_with_the_knobs(
             "SFTP v3 · reads 255 KiB (limits@openssh.com)"
         )
         assert "posix-rename@openssh.com" in _row(text, "Extensions")
+        # One login so far (browsing opens no more); the rename is probed only by --move-to.
+        assert _row(text, "Sessions") == "1 granted of 3 asked"
+        assert _row(text, "Plain rename").startswith("not probed")
         await app.close_all()
 
 
