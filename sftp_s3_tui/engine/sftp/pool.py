@@ -417,9 +417,12 @@ class SftpPool:
         """Count a login or SFTP session the server refused while another connection of the
         host was open or logging in: the server's cap (MaxSessions, MaxClientsPerUser, an
         appliance's licence, AWS Transfer Family's sessions), learned once and kept for the
-        session so the pool stops asking for more. A closed port or a timeout is no refusal:
-        the server said nothing."""
-        refused = isinstance(exc, asyncssh.DisconnectError | asyncssh.ChannelOpenError)
+        session so the pool stops asking for more. A closed port, a connection lost without
+        a word or a timeout is no refusal (a flaky link must not cap the session): the
+        server must say it, with a disconnect message or a refused channel."""
+        refused = isinstance(
+            exc, asyncssh.DisconnectError | asyncssh.ChannelOpenError
+        ) and not isinstance(exc, asyncssh.ConnectionLost)
         others = any(s is not slot and (s.alive or s.lock.locked()) for s in host.slots)
         if not (refused and others):
             return

@@ -319,8 +319,12 @@ async def probe_rename(client: asyncssh.SFTPClient, folder: str) -> str:
         return "unknown"
     finally:
         for name in (first, second):
-            with contextlib.suppress(OSError, asyncssh.Error):
+            try:
                 await client.remove(name)
+            except asyncssh.SFTPNoSuchFile:
+                pass  # renamed away, or never created
+            except (OSError, asyncssh.Error) as exc:  # a server that refuses deletes
+                log.warning("the rename probe could not remove %s: %s", name, exc)
 
 
 def _keep_extension_names() -> None:
