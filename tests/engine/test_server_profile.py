@@ -298,6 +298,8 @@ async def test_a_server_refusing_a_second_connection_shows_a_limit_of_one_in_jso
             "connection_limit": 1,
             "connection_limit_source": "refused at 2",
         }
+    profile = ServerProfile(connections_asked=4, connections_granted=1, connections_refused=3)
+    assert "grants 1 of 4 connections (refused at 2)" in profile.summary()
     for index in range(tree.count):
         assert sha256(object_bytes(s3, bucket, f"in/{tree.name(index)}")) == tree.sha256(index)
 
@@ -349,4 +351,4 @@ async def test_openssh_grants_every_connection_asked(
     assert profile is not None
     assert (profile.connections_asked, profile.connections_granted) == (3, 3)
     assert profile.connection_limit == 0
-    assert "3 of 3 connections" in profile.summary()
+    assert "3 of 3 connections open" in profile.summary()

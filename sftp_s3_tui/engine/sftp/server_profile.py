@@ -164,11 +164,11 @@ class ServerProfile:
         parts.append("posix-rename" if self.posix_rename else "plain rename only")
         if self.connection_limit:
             parts.append(
-                f"{self.connection_limit} of {self.connections_asked} connections "
+                f"grants {self.connection_limit} of {self.connections_asked} connections "
                 f"({self.connection_limit_source})"
             )
         elif self.connections_asked:
-            parts.append(f"{self.connections_granted} of {self.connections_asked} connections")
+            parts.append(f"{self.connections_granted} of {self.connections_asked} connections open")
         if self.rename_overwrites != "unknown":
             parts.append(f"plain rename {self.rename_overwrites} an existing file")
         return " · ".join(parts)

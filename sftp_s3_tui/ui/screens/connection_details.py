@@ -464,10 +464,13 @@ def _sessions(server: ServerProfile) -> str:
     """The "Sessions" row: connections asked and granted, and the cap a refusal showed."""
     if not server.connections_asked:
         return "not known yet"
-    text = f"{server.connections_granted} granted of {server.connections_asked} asked"
+    text = (
+        f"{server.connections_granted} open at most of {server.connections_asked} allowed "
+        "(more open only for a far host)"
+    )
     if server.connection_limit:
-        text += (
-            f"; the server's cap: {server.connection_limit} "
-            f"({server.connection_limit_source}, no more are asked for)"
+        text = (
+            f"the server grants {server.connection_limit} of {server.connections_asked} "
+            f"({server.connection_limit_source}); no more are asked for"
         )
     return text
