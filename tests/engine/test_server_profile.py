@@ -20,6 +20,7 @@ from sftp_s3_tui.engine.sftp import pool as engine_sftp
 from sftp_s3_tui.engine.sftp.server_profile import ServerProfile
 from tests.support.cli import key_args, source_url
 from tests.support.servers import SftpServerInfo
+from tests.support.sftp_families import running
 from tests.support.synthetic_sftp import (
     WINDOWS_READ_CUT,
     Quirks,
@@ -352,3 +353,25 @@ async def test_openssh_grants_every_connection_asked(
     assert (profile.connections_asked, profile.connections_granted) == (3, 3)
     assert profile.connection_limit == 0
     assert "3 of 3 connections open" in profile.summary()
+
+
+async def test_proftpd_taking_one_login_per_user_is_capped_at_one_connection(
+    tmp_path: Path,
+) -> None:
+    """ProFTPD with ``MaxClientsPerUser 1`` (a real server refusing a second connection)
+    lets the second login authenticate, then closes it as its SFTP session opens: the
+    profile says it grants one (``refused at 2``), and a file leasing that lane, or any
+    further one, is lent the first connection instead (no login tried again)."""
+    with running("proftpd", tmp_path / "proftpd", proftpd_config="MaxClientsPerUser 1") as info:
+        endpoint = info.endpoint(connections=4)
+        async with engine_sftp.SftpPool(early_logins=False) as pool:
+            first = await pool.lease(endpoint, slot=0)
+            second = await pool.lease(endpoint, slot=1)  # refused: lent the first instead
+            profile = pool.server_profile(endpoint)
+            third = await pool.lease(endpoint, slot=2)  # no login tried: the cap is known
+
+    assert profile is not None and "mod_sftp" in profile.banner
+    assert (profile.connections_asked, profile.connections_granted) == (4, 1)
+    assert (profile.connection_limit, profile.connection_limit_source) == (1, "refused at 2")
+    assert profile.to_json()["connection_limit"] == 1
+    assert first.slot == second.slot == third.slot == 0

@@ -305,6 +305,11 @@ class SftpPool:
             chosen.files += 1
         try:
             client, generation = await self._ensure(host, chosen)
+        except SftpConnectError:
+            chosen.files -= 1
+            if chosen.index >= self._lanes(host):  # the server capped the lanes below this
+                return await self.lease(endpoint, slot=slot)  # one: lend one it granted
+            raise
         except BaseException:
             chosen.files -= 1
             raise
@@ -395,7 +400,11 @@ class SftpPool:
                 ) from exc
             except (OSError, asyncssh.Error) as exc:
                 conn.close()
-                self._note_refusal(host, slot, exc)
+                if self._note_refusal(host, slot, exc):
+                    raise SftpConnectError(
+                        f"{endpoint.display} refused SFTP session {slot.index + 1}: {exc}",
+                        "the server caps sessions per user; fewer connections are used",
+                    ) from exc
                 raise SftpConnectError(
                     f"{endpoint.display} has no SFTP subsystem: {exc}",
                     "check that the server allows SFTP for this user",
@@ -413,7 +422,7 @@ class SftpPool:
             await asyncio.sleep(0)  # its first request is sent before the caller's
             return client, slot.generation
 
-    def _note_refusal(self, host: _Host, slot: _Slot, exc: BaseException) -> None:
+    def _note_refusal(self, host: _Host, slot: _Slot, exc: BaseException) -> bool:
         """Count a login or SFTP session the server refused while another connection of the
         host was open or logging in: the server's cap (MaxSessions, MaxClientsPerUser, an
         appliance's licence, AWS Transfer Family's sessions), learned once and kept for the
@@ -425,7 +434,7 @@ class SftpPool:
         ) and not isinstance(exc, asyncssh.ConnectionLost)
         others = any(s is not slot and (s.alive or s.lock.locked()) for s in host.slots)
         if not (refused and others):
-            return
+            return False
         host.refused += 1
         self._note_lanes(host)
         if self.on_link is not None and host.rtt_seconds is not None:
@@ -437,6 +446,7 @@ class SftpPool:
             exc,
             max(1, host.granted),
         )
+        return True
 
     @staticmethod
     def _note_lanes(host: _Host) -> None:
