@@ -44,6 +44,8 @@ disable_created_metrics()
 
 DEFAULT_JOB = "sftp_s3_tui"
 PUSH_GATEWAY_ENV = "PUSH_GATEWAY"
+#: ``sftp_s3_sftp_rename_overwrites``' values for the rename probe's findings.
+RENAME_GAUGE = {"replaces": 1, "refuses": 0, "unknown": -1}
 #: Part-level latency buckets (seconds): a 5 MiB part takes ms on a LAN, a 5 GiB one minutes.
 LATENCY_BUCKETS: tuple[float, ...] = (
     0.005,
@@ -227,6 +229,27 @@ class SnapshotMetrics:
             ["host", "banner", "sftp_version", "read_source"],
             registry=r,
         )
+        self.sftp_connections_granted = Gauge(
+            "sftp_s3_sftp_connections_granted",
+            "The most SSH connections (one SFTP session each) an SFTP host held open at once "
+            "for this session.",
+            ["host"],
+            registry=r,
+        )
+        self.sftp_connection_limit = Gauge(
+            "sftp_s3_sftp_connection_limit",
+            "The connections an SFTP host grants at most, as a refused login or session "
+            "showed (0: none refused).",
+            ["host"],
+            registry=r,
+        )
+        self.sftp_rename_overwrites = Gauge(
+            "sftp_s3_sftp_rename_overwrites",
+            "Whether an SFTP host's plain rename replaces an existing target (1), refuses it "
+            "(0), or was not probed (-1; only --move-to probes it).",
+            ["host"],
+            registry=r,
+        )
         # Create every label child now, so each series exists (at 0) from the first push.
         for side in ("sftp", "s3"):
             self.parts_retried.labels(side=side)
@@ -334,6 +357,11 @@ class SnapshotMetrics:
             server = link.server
             if server is not None:
                 self.sftp_read_block.labels(host=link.host).set(server.read_bytes)
+                self.sftp_connections_granted.labels(host=link.host).set(server.connections_granted)
+                self.sftp_connection_limit.labels(host=link.host).set(server.connection_limit)
+                self.sftp_rename_overwrites.labels(host=link.host).set(
+                    RENAME_GAUGE.get(server.rename_overwrites, -1)
+                )
                 self.sftp_server_info.labels(
                     host=link.host,
                     banner=server.banner,

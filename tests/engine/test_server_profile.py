@@ -3,6 +3,8 @@ sessions, extensions) and read at what it honours, and every object lands byte-e
 
 from __future__ import annotations
 
+import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -10,11 +12,15 @@ import asyncssh
 import pytest
 from asyncssh.sftp import SFTPServerHandler
 
+from sftp_s3_tui.cli import run
+from sftp_s3_tui.cli.parser import build_parser, copy_request_of
 from sftp_s3_tui.engine.config import S3Endpoint, SftpEndpoint, TransferOptions
 from sftp_s3_tui.engine.events import EngineEvent, EventBus, SftpLinkMeasured, TransferState
 from sftp_s3_tui.engine.sftp import pool as engine_sftp
 from sftp_s3_tui.engine.sftp.server_profile import ServerProfile
+from tests.support.cli import key_args, source_url
 from tests.support.servers import SftpServerInfo
+from tests.support.sftp_families import running
 from tests.support.synthetic_sftp import (
     WINDOWS_READ_CUT,
     Quirks,
@@ -233,3 +239,139 @@ async def test_a_server_refusing_concurrent_opens_of_a_file_is_copied_exact(
 
     assert_tree_landed(s3, bucket, big, results)
     assert refused >= 1
+
+
+async def copy_json(argv: list[str], capsys: pytest.CaptureFixture[str], **env: str) -> list[Any]:
+    """``sftp-s3-tui copy ARGV --json`` as cli/main.py runs it, on the test's loop (so the
+    test's servers keep serving and a monkeypatched pool applies): its file rows."""
+    args = build_parser().parse_args(["copy", *argv, "--json"])
+    code = await run.run_copy(copy_request_of(args, {**os.environ, **env}))
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert code == 0, rows
+    return [row for row in rows if "key" in row]
+
+
+async def test_a_server_refusing_a_second_connection_shows_a_limit_of_one_in_json(
+    tree: SyntheticTree,
+    tmp_path: Path,
+    s3_endpoint: S3Endpoint,
+    s3: Any,
+    bucket: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """An appliance takes one login per user: a far host's run asks for 4 connections, the
+    server refuses the second, and every file's ``--json`` row says the server granted one
+    (``refused at 2``); the files land over the one it took. (Its reads wait for the
+    refusal, so the rows always come after it, however fast the machine.)"""
+    monkeypatch.setattr(engine_sftp, "FAR_RTT_SECONDS", 0.0)
+    quirks = Quirks(max_connections=1, hold_reads_until_refused_connection=30.0)
+    async with SyntheticSftpServer(tree, quirks, users={USER: PASSWORD}) as server:
+        known_hosts = tmp_path / "known_hosts"
+        known_hosts.write_text(server.known_hosts_line + "\n")
+        assert s3_endpoint.endpoint_url
+        rows = await copy_json(
+            [
+                f"sftp://{USER}@127.0.0.1:{server.port}/many/",
+                f"s3://{bucket}/in/",
+                "--known-hosts",
+                str(known_hosts),
+                "--connections",
+                "4",
+                "--endpoint-url",
+                s3_endpoint.endpoint_url,
+                "--path-style",
+                "--no-agent",
+            ],
+            capsys,
+            SFTP_PASSWORD=PASSWORD,
+        )
+        refused = server.quirk_stats.refused_connections
+
+    assert refused >= 1
+    assert sorted(r["key"] for r in rows) == [f"in/{tree.name(i)}" for i in range(tree.count)]
+    for row in rows:
+        assert row["status"] == "done"
+        lanes = {k: row["server"][k] for k in LANE_FIELDS}
+        assert lanes == {
+            "connections_asked": 4,
+            "granted_connections": 1,
+            "connection_limit": 1,
+            "connection_limit_source": "refused at 2",
+        }
+    profile = ServerProfile(connections_asked=4, connections_granted=1, connections_refused=3)
+    assert "grants 1 of 4 connections (refused at 2)" in profile.summary()
+    for index in range(tree.count):
+        assert sha256(object_bytes(s3, bucket, f"in/{tree.name(index)}")) == tree.sha256(index)
+
+
+LANE_FIELDS = (
+    "connections_asked",
+    "granted_connections",
+    "connection_limit",
+    "connection_limit_source",
+)
+
+
+async def test_openssh_grants_every_connection_asked(
+    openssh_sftp: SftpServerInfo,
+    s3_endpoint: S3Endpoint,
+    bucket: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """sshd (MaxSessions 64) takes every connection a far host's run asks for: no limit in
+    the ``--json`` rows; three lanes leased at once are three granted."""
+    monkeypatch.setattr(engine_sftp, "FAR_RTT_SECONDS", 0.0)
+    for n in range(3):
+        openssh_sftp.write_file(f"drop/f{n}.bin", size=2 * MiB + n, seed=n)
+    rows = await copy_json(
+        [
+            source_url(openssh_sftp, "drop/"),
+            f"s3://{bucket}/in/",
+            *key_args(openssh_sftp, s3_endpoint),
+            "--connections",
+            "3",
+            "--files",
+            "3",
+        ],
+        capsys,
+    )
+    assert len(rows) == 3 and {r["status"] for r in rows} == {"done"}
+    for row in rows:
+        server = row["server"]
+        assert (server["connections_asked"], server["connection_limit"]) == (3, 0)
+        assert server["connection_limit_source"] == ""
+        assert 1 <= server["granted_connections"] <= 3  # the others may still be logging in
+
+    endpoint = openssh_sftp.endpoint(connections=3)
+    async with engine_sftp.SftpPool(early_logins=False) as pool:
+        leases = [await pool.lease(endpoint, slot=n) for n in range(3)]
+        profile = pool.server_profile(endpoint)
+    assert sorted(lease.slot for lease in leases) == [0, 1, 2]
+    assert profile is not None
+    assert (profile.connections_asked, profile.connections_granted) == (3, 3)
+    assert profile.connection_limit == 0
+    assert "3 of 3 connections open" in profile.summary()
+
+
+async def test_proftpd_taking_one_login_per_user_is_capped_at_one_connection(
+    tmp_path: Path,
+) -> None:
+    """ProFTPD with ``MaxClientsPerUser 1`` (a real server refusing a second connection)
+    lets the second login authenticate, then closes it as its SFTP session opens: the
+    profile says it grants one (``refused at 2``), and a file leasing that lane, or any
+    further one, is lent the first connection instead (no login tried again)."""
+    with running("proftpd", tmp_path / "proftpd", proftpd_config="MaxClientsPerUser 1") as info:
+        endpoint = info.endpoint(connections=4)
+        async with engine_sftp.SftpPool(early_logins=False) as pool:
+            first = await pool.lease(endpoint, slot=0)
+            second = await pool.lease(endpoint, slot=1)  # refused: lent the first instead
+            profile = pool.server_profile(endpoint)
+            third = await pool.lease(endpoint, slot=2)  # no login tried: the cap is known
+
+    assert profile is not None and "mod_sftp" in profile.banner
+    assert (profile.connections_asked, profile.connections_granted) == (4, 1)
+    assert (profile.connection_limit, profile.connection_limit_source) == (1, "refused at 2")
+    assert profile.to_json()["connection_limit"] == 1
+    assert first.slot == second.slot == third.slot == 0

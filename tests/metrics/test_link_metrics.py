@@ -115,3 +115,7 @@ async def test_a_real_transfer_s_link_figures_reach_the_registry(
     assert figures.server is not None and figures.server.banner.startswith("SSH-2.0-OpenSSH")
     info = {**labels, "banner": figures.server.banner, "sftp_version": "3"}
     assert value("sftp_s3_sftp_server_info", {**info, "read_source": "limits@openssh.com"}) == 1
+    # sshd took both connections asked and refused none; no --move-to: rename not probed.
+    assert value("sftp_s3_sftp_connections_granted", labels) == 2
+    assert value("sftp_s3_sftp_connection_limit", labels) == 0
+    assert value("sftp_s3_sftp_rename_overwrites", labels) == -1

@@ -52,6 +52,10 @@ async def test_move_to_archive_after_verified_copy(
     assert (archived / "orders.csv").read_bytes() == b"id,total\n1,2\n"
     assert sha256((archived / "2026" / "big.bin").read_bytes()) == big.sha256
     assert {o.action for o in report.outcomes} == {"moved"}
+    # every family's plain rename refuses an existing target (probed at the first move,
+    # its two probe files gone), so the moves rely on it
+    assert {(o.rename_overwrites, o.moved_by) for o in report.outcomes} == {("refuses", "rename")}
+    assert sorted(p.name for p in archived.iterdir()) == ["2026", "orders.csv"]
 
     rows = manifest_rows(manifest)
     files = {r["key"]: r for r in rows if r["kind"] == "file"}
@@ -68,6 +72,8 @@ async def test_move_to_archive_after_verified_copy(
         assert row["host_key"].startswith("ssh-") and "SHA256:" in row["host_key"]
         assert row["server"]["banner"].startswith("SSH-2.0-")  # the server's profile
         assert row["server"]["read_bytes"] >= 16 * 1024
+        assert row["server"]["granted_connections"] >= 1
+        assert row["server"]["rename_overwrites"] in ("unknown", "refuses")  # probed at a move
     # each file's row comes before what was done to its source
     order = [(r["kind"], r.get("key") or r.get("path")) for r in rows]
     for path, key in ((small.remote_path, "in/orders.csv"), (big.remote_path, "in/2026/big.bin")):

@@ -129,3 +129,35 @@ async def stubborn_sftp(base: Path) -> AsyncIterator[SftpServerInfo]:
     """A real SFTP server (asyncssh) over ``base/root`` without rename and delete."""
     async with key_login_sftp(base, _Stubborn) as info:
         yield info
+
+
+class _Replacing(asyncssh.SFTPServer):
+    """The stock asyncssh SFTP server, chrooted, whose plain rename replaces an existing
+    target (as ``posix-rename`` does; SFTP v3 says it must refuse). ``appearing`` names
+    paths another archiver fills right after this client checked them: each one's first
+    lstat says it is not there yet (the race the archive step must survive)."""
+
+    def __init__(self, chan: asyncssh.SSHServerChannel, root: bytes, appearing: set[str]) -> None:
+        super().__init__(chan, chroot=root)
+        self.appearing = appearing
+
+    def rename(self, oldpath: bytes, newpath: bytes) -> None:
+        self.posix_rename(oldpath, newpath)
+
+    def lstat(self, path: bytes) -> asyncssh.SFTPAttrs:
+        name = path.decode()
+        if name in self.appearing:
+            self.appearing.discard(name)
+            raise asyncssh.SFTPNoSuchFile(f"{name} is not there (yet)")
+        return super().lstat(path)  # type: ignore[return-value]
+
+
+@contextlib.asynccontextmanager
+async def replacing_sftp(
+    base: Path, appearing: set[str] | None = None
+) -> AsyncIterator[SftpServerInfo]:
+    """A real SFTP server (asyncssh) over ``base/root`` whose plain rename replaces (see
+    :class:`_Replacing`); it offers ``hardlink@openssh.com`` as asyncssh does."""
+    names = appearing if appearing is not None else set()
+    async with key_login_sftp(base, lambda chan, root: _Replacing(chan, root, names)) as info:
+        yield info

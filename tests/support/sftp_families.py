@@ -90,6 +90,7 @@ SFTPCompression off
 <Directory />
   AllowOverwrite on
 </Directory>
+{extra}
 """
 
 
@@ -203,6 +204,9 @@ class ProFtpdServer(_Family):
 
     kind: Family = "proftpd"
     name = "ProFTPD mod_sftp"
+    #: Further configuration lines (e.g. ``MaxClientsPerUser 1``: a server that takes one
+    #: login per user).
+    extra_config = ""
 
     def _prepare(self, client_key: asyncssh.SSHKey) -> None:
         binary = _executable(PROFTPD, "proftpd-core")
@@ -236,6 +240,7 @@ class ProFtpdServer(_Family):
                 group=user.pw_gid if user.pw_uid else "root",
                 base=self.base,
                 modules=PROFTPD_MODULES,
+                extra=self.extra_config,
             )
         )
         return [self.binary, "-n", "-q", "-c", str(config)]
@@ -315,9 +320,14 @@ def _edit_authorized_keys(*, add: str = "", remove: str = "") -> None:
 
 
 @contextlib.contextmanager
-def running(kind: Literal["proftpd", "dropbear"], base: Path) -> Iterator[SftpServerInfo]:
-    """Start one of the two families under ``base``; stopped (and cleaned) afterwards."""
+def running(
+    kind: Literal["proftpd", "dropbear"], base: Path, *, proftpd_config: str = ""
+) -> Iterator[SftpServerInfo]:
+    """Start one of the two families under ``base``; stopped (and cleaned) afterwards.
+    ``proftpd_config``: further lines for ProFTPD's configuration."""
     server: _Family = ProFtpdServer(base) if kind == "proftpd" else DropbearServer(base)
+    if isinstance(server, ProFtpdServer):
+        server.extra_config = proftpd_config
     try:
         yield server.start()
     finally:

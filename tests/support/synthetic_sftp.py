@@ -97,6 +97,8 @@ class Quirks:
     exclusive_opens: bool = False
     #: Hold every read until a second open was refused, at most this many seconds (0: no).
     hold_reads_until_refused_open: float = 0.0
+    #: Hold every read until a connection was refused, at most this many seconds (0: no).
+    hold_reads_until_refused_connection: float = 0.0
     #: Grant one SFTP session per SSH connection, closing any further one at once (MFT
     #: suites and appliances that map one session to one licensed login).
     one_session_per_connection: bool = False
@@ -112,6 +114,7 @@ class QuirkStats:
     sessions: int = 0
     refused_sessions: int = 0
     open_refused: asyncio.Event = field(default_factory=asyncio.Event)
+    connection_refused: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 def _attrs(kind: int, size: int, mtime: int) -> asyncssh.SFTPAttrs:
@@ -204,16 +207,23 @@ class _TreeSFTPServer(asyncssh.SFTPServer):
         if cut and size > cut:
             size = cut
         if self.quirks.hold_reads_until_refused_open:
-            return self._read_once_refused(file_obj.index, offset, size)
+            hold = self.quirks.hold_reads_until_refused_open, self.stats.open_refused
+            return self._read_once_refused(file_obj.index, offset, size, *hold)
+        if self.quirks.hold_reads_until_refused_connection:
+            hold = self.quirks.hold_reads_until_refused_connection, self.stats.connection_refused
+            return self._read_once_refused(file_obj.index, offset, size, *hold)
         return self.tree.content(file_obj.index, offset, size)
 
-    async def _read_once_refused(self, index: int, offset: int, size: int) -> bytes:
-        """Answer once a second open was refused (or after a while): the client's further
-        connections then always try their open while the file is open, however fast the
-        machine reads, instead of only when the read happens to be slower than a login."""
+    async def _read_once_refused(
+        self, index: int, offset: int, size: int, most_seconds: float, refused: asyncio.Event
+    ) -> bytes:
+        """Answer once a second open (or connection) was refused, or after a while: the
+        client's further connections then always try while the file is being read, however
+        fast the machine reads, instead of only when the read happens to be slower than a
+        login."""
         with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(self.quirks.hold_reads_until_refused_open):
-                await self.stats.open_refused.wait()
+            async with asyncio.timeout(most_seconds):
+                await refused.wait()
         return self.tree.content(index, offset, size)
 
     def fstat(self, file_obj: object) -> asyncssh.SFTPAttrs:
@@ -242,6 +252,7 @@ class _QuirkAuth(_AuthServer):
             self._conn.disconnect(
                 asyncssh.DISC_TOO_MANY_CONNECTIONS, "Too many connections for this user"
             )
+            self.stats.connection_refused.set()
         return True
 
 

@@ -17,9 +17,11 @@ from sftp_s3_tui.engine.addresses import parse_s3_url
 from sftp_s3_tui.engine.config import ChecksumChoice, MiB
 from sftp_s3_tui.engine.events import TransferState
 from sftp_s3_tui.engine.s3.checksums import SESSION_PROBES
+from sftp_s3_tui.engine.sftp.server_profile import ServerProfile
 from sftp_s3_tui.metrics.sampler import SftpLinkStats
 from sftp_s3_tui.ui.screens.connection_details import (
     ConnectionDetailsScreen,
+    details_text,
     format_ceiling,
 )
 from sftp_s3_tui.ui.widgets.resources import LinkLine, link_text
@@ -160,6 +162,9 @@ async def test_a_far_hosts_rtt_and_ceiling_are_shown_with_the_knobs(
             "SFTP v3 · reads 255 KiB (limits@openssh.com)"
         )
         assert "posix-rename@openssh.com" in _row(text, "Extensions")
+        # One login so far (browsing opens no more); the rename is probed only by --move-to.
+        assert _row(text, "Sessions").startswith("1 open at most of 3 allowed")
+        assert _row(text, "Plain rename").startswith("not probed")
         await app.close_all()
 
 
@@ -189,3 +194,23 @@ def test_the_link_line_says_when_the_link_is_the_limit() -> None:
     other = replace(link, host="sftp://b", ceiling_bytes_per_second=5e9, rtt_seconds=0.001)
     assert "(+1 host)" in str(link_text((other, link)))  # the slowest host is shown
     assert "rtt 100 ms" in str(link_text((other, link)))
+
+
+def test_the_sessions_and_rename_rows_say_what_the_profile_learned() -> None:
+    """A server that refused the second of four connections and whose plain rename
+    replaces: the details say its cap and that archive moves do not rely on the rename."""
+    server = ServerProfile(
+        banner="SSH-2.0-Appliance",
+        sftp_version=3,
+        connections_asked=4,
+        connections_granted=1,
+        connections_refused=3,
+        rename_overwrites="replaces",
+    )
+    text = details_text(replace(_fixed_info(), server=server))
+    assert _row(text, "Sessions") == (
+        "the server grants 1 of 4 (refused at 2); no more are asked for"
+    )
+    assert _row(text, "Plain rename").startswith("REPLACES an existing target (probed)")
+    assert "grants 1 of 4 connections (refused at 2)" in _row(text, "Server profile")
+    assert "plain rename replaces an existing file" in _row(text, "Server profile")

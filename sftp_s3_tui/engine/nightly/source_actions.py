@@ -11,12 +11,16 @@ taken the file goes to ``/processed/a.csv.<UTC time of the move, YYYYmmddTHHMMSS
 ``….1``, ``….2`` should that be taken too), as rclone's ``--suffix`` does; the outcome names
 where it went. The move is the plain SFTP rename, which SFTP v3 says fails when the target
 exists (OpenSSH and asyncssh do); ``posix-rename@openssh.com``, which replaces it, is never
-used.
+used. A server whose plain rename replaces anyway (the pool probes it once per host, in the
+archive folder, on the first move) is moved to with ``hardlink@openssh.com`` (which refuses
+an existing name) and the source's removal where it offers it; else the check-then-rename
+stays and the outcome's note says a concurrent archiver could clobber an archived file.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import fnmatch
 import posixpath
 import time
@@ -32,6 +36,12 @@ from ..plan.sources import FileJob
 from ..sftp.pool import SftpPool
 
 UNVERIFIED = frozenset({"", "none", "size-only"})
+HARDLINK = "hardlink@openssh.com"
+#: The note of a move on a server whose plain rename replaces and that has no hard links.
+RENAME_REPLACES = (
+    "this server's plain rename replaces an existing file (its rename probe showed it): "
+    "an archiver running at the same moment could clobber an archived file"
+)
 ARCHIVE_NAMES = 100  # names tried beside a taken archive name before the source is kept
 
 
@@ -110,11 +120,20 @@ class SourceOutcome:
     reason: str = ""
     target: str | None = None
     note: str = ""
+    #: What the server's rename probe found (``refuses``, ``replaces``, ``unknown``): what
+    #: the move relied on ('' when no move was tried).
+    rename_overwrites: str = ""
+    #: How the file was moved: ``rename``, or ``hardlink`` (a server whose rename replaces).
+    moved_by: str = ""
 
     def as_json(self) -> dict[str, object]:
         out: dict[str, object] = {"path": self.path, "source_action": self.action, "ok": self.ok}
         if self.target:
             out["target"] = self.target
+        if self.rename_overwrites:
+            out["rename_overwrites"] = self.rename_overwrites
+        if self.moved_by:
+            out["moved_by"] = self.moved_by
         if self.reason:
             out["reason"] = self.reason
         if self.note:
@@ -205,7 +224,10 @@ async def _act(
                     "give an archive folder outside the drop",
                 )
             await client.makedirs(posixpath.dirname(target), exist_ok=True)
-            placed = await _move_aside_of_archived(client, path, target, stamp)
+            rename = await sftp.rename_behaviour(job.endpoint, posixpath.dirname(target))
+            profile = sftp.server_profile(job.endpoint)
+            link = rename == "replaces" and profile is not None and HARDLINK in profile.extensions
+            placed = await _move_aside_of_archived(client, path, target, stamp, link=link)
             if placed is None:
                 return SourceOutcome(
                     path,
@@ -215,8 +237,18 @@ async def _act(
                     reason=f"{target} and {ARCHIVE_NAMES - 1} names beside it "
                     "already hold archived files",
                 )
-            note = "" if placed == target else f"{target} already held an archived file"
-            return SourceOutcome(path, "moved", ok=True, target=placed, note=note)
+            notes = [] if placed == target else [f"{target} already held an archived file"]
+            if rename == "replaces" and not link:
+                notes.append(RENAME_REPLACES)
+            return SourceOutcome(
+                path,
+                "moved",
+                ok=True,
+                target=placed,
+                note="; ".join(notes),
+                rename_overwrites=rename,
+                moved_by="hardlink" if link else "rename",
+            )
     except asyncssh.SFTPOpUnsupported:
         return SourceOutcome(
             path,
@@ -248,23 +280,40 @@ def archive_names(target: str, stamp: str) -> list[str]:
 
 
 async def _move_aside_of_archived(
-    client: asyncssh.SFTPClient, path: str, target: str, stamp: str
+    client: asyncssh.SFTPClient, path: str, target: str, stamp: str, *, link: bool = False
 ) -> str | None:
     """Rename ``path`` to the first free name of :func:`archive_names`; the name used, or
     None when every one is taken.
 
     The plain rename, never posix-rename: it refuses to replace an existing file, so a name
     taken between the check and the rename (another run archiving too) is not clobbered on
-    the servers that honour it; the next name is tried instead.
+    the servers that honour it; the next name is tried instead. With ``link`` (a server
+    whose plain rename was seen to replace, offering ``hardlink@openssh.com``) the move is
+    a hard link, which refuses an existing name on every server, then the source's removal.
     """
     for name in archive_names(target, stamp):
         if await client.lexists(name):
             continue
         try:
-            await client.rename(path, name)
+            if link:
+                await _link_then_remove(client, path, name)
+            else:
+                await client.rename(path, name)
         except (asyncssh.SFTPFailure, asyncssh.SFTPFileAlreadyExists):
             if await client.lexists(name):  # taken meanwhile: try the next name
                 continue
             raise
         return name
     return None
+
+
+async def _link_then_remove(client: asyncssh.SFTPClient, path: str, name: str) -> None:
+    """Move ``path`` to ``name`` as a hard link and the source's removal; a removal that
+    fails takes the new link away again (the source stays whole where it was)."""
+    await client.link(path, name)
+    try:
+        await client.remove(path)
+    except BaseException:
+        with contextlib.suppress(OSError, asyncssh.Error):
+            await client.remove(name)
+        raise

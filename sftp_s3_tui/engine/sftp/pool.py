@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 import asyncssh
 
 from ..config import SftpEndpoint
-from ..errors import SftpConnectError
+from ..errors import SftpConnectError, TransferError
 from ..events import SftpLinkMeasured
 from .connect import LoginClock, open_connection
 from .entries import RemoteEntry, listdir, realpath, scandir, stat_entry
@@ -35,6 +35,7 @@ from .server_profile import (
     handshake_profile,
     needs_read_probe,
     probe_read_size,
+    probe_rename,
 )
 
 log = logging.getLogger(__name__)
@@ -88,6 +89,10 @@ class _Host:
     login_users: set[str] = field(default_factory=set)
     #: What the server grants (probed once per session: see server_profile).
     server: HostProfile = field(default_factory=HostProfile)
+    #: The most connections open at once, and the logins or sessions the server refused
+    #: while another was open or opening (see :meth:`SftpPool._note_refusal`).
+    granted: int = 0
+    refused: int = 0
     #: Set once the first connection's RTT samples are all in: only then is a host far.
     measured: asyncio.Event = field(default_factory=asyncio.Event)
     #: The first login's handshake was far enough that the other connections' logins began
@@ -251,6 +256,34 @@ class SftpPool:
         assert state.profile is not None
         return state.profile.read_bytes
 
+    async def rename_behaviour(self, endpoint: SftpEndpoint, folder: str) -> str:
+        """How ``endpoint``'s plain rename treats an existing target (``refuses``,
+        ``replaces`` or ``unknown``), probed once per host per session in ``folder`` (which
+        must exist and be writable: the archive folder a ``--move-to`` writes to); moves
+        made meanwhile wait for the probe."""
+        host = self._host(endpoint)
+        state = host.server
+        if state.rename_probing is None:
+            state.rename_probing = asyncio.ensure_future(self._probe_rename(host, folder))
+        try:
+            return await asyncio.shield(state.rename_probing)
+        except (TransferError, OSError, asyncssh.Error, TimeoutError):
+            return "unknown"
+
+    async def _probe_rename(self, host: _Host, folder: str) -> str:
+        client, _generation = await self._ensure(host, host.slots[0])
+        try:
+            async with asyncio.timeout(host.endpoint.request_timeout_seconds * 4):
+                found = await probe_rename(client, folder)
+        except TimeoutError:
+            found = "unknown"
+        if host.server.profile is not None:
+            host.server.profile = replace(host.server.profile, rename_overwrites=found)
+            log.info("%s: %s", host.endpoint.display, host.server.profile.summary())
+        if self.on_link is not None and host.rtt_seconds is not None:
+            self.on_link(self._link_event(host))
+        return found
+
     def throttle(self, endpoint: SftpEndpoint) -> TokenBucket | None:
         """The host's bandwidth limiter (None when unlimited)."""
         return self._host(endpoint).bucket
@@ -264,13 +297,19 @@ class SftpPool:
         host = self._host(endpoint)
         async with host.lock:
             near = host.rtt_seconds is not None and not _is_far(host)
+            lanes = self._lanes(host)
             if slot is not None:
-                chosen = host.slots[slot % len(host.slots)]
+                chosen = host.slots[slot % lanes]
             else:  # near hosts: one connection does (more only cost logins and CPU)
-                chosen = host.slots[0] if near else _pick(host.slots)
+                chosen = host.slots[0] if near else _pick(host.slots[:lanes])
             chosen.files += 1
         try:
             client, generation = await self._ensure(host, chosen)
+        except SftpConnectError:
+            chosen.files -= 1
+            if chosen.index >= self._lanes(host):  # the server capped the lanes below this
+                return await self.lease(endpoint, slot=slot)  # one: lend one it granted
+            raise
         except BaseException:
             chosen.files -= 1
             raise
@@ -339,10 +378,11 @@ class SftpPool:
             clock = self._login_clock(host, slot)
             try:
                 conn = await open_connection(endpoint, clock=clock)
-            except BaseException:
+            except BaseException as exc:
                 if clock is not None and clock.far:  # as authentication began: a refused
                     for task in host.early_tasks:  # login is not tried three times more
                         task.cancel()
+                self._note_refusal(host, slot, exc.__cause__ or exc)
                 raise
             quiet_read_teardown(loop)
             if (host_key := conn.get_server_host_key()) is not None:
@@ -360,6 +400,11 @@ class SftpPool:
                 ) from exc
             except (OSError, asyncssh.Error) as exc:
                 conn.close()
+                if self._note_refusal(host, slot, exc):
+                    raise SftpConnectError(
+                        f"{endpoint.display} refused SFTP session {slot.index + 1}: {exc}",
+                        "the server caps sessions per user; fewer connections are used",
+                    ) from exc
                 raise SftpConnectError(
                     f"{endpoint.display} has no SFTP subsystem: {exc}",
                     "check that the server allows SFTP for this user",
@@ -371,9 +416,55 @@ class SftpPool:
             slot.generation += 1
             if host.server.profile is None:
                 host.server.profile = handshake_profile(conn, client, endpoint.read_block_bytes)
+            host.granted = max(host.granted, sum(1 for s in host.slots if s.alive))
+            self._note_lanes(host)
             self._in_background(self._measure(host, client))
             await asyncio.sleep(0)  # its first request is sent before the caller's
             return client, slot.generation
+
+    def _note_refusal(self, host: _Host, slot: _Slot, exc: BaseException) -> bool:
+        """Count a login or SFTP session the server refused while another connection of the
+        host was open or logging in: the server's cap (MaxSessions, MaxClientsPerUser, an
+        appliance's licence, AWS Transfer Family's sessions), learned once and kept for the
+        session so the pool stops asking for more. A closed port, a connection lost without
+        a word or a timeout is no refusal (a flaky link must not cap the session): the
+        server must say it, with a disconnect message or a refused channel."""
+        refused = isinstance(
+            exc, asyncssh.DisconnectError | asyncssh.ChannelOpenError
+        ) and not isinstance(exc, asyncssh.ConnectionLost)
+        others = any(s is not slot and (s.alive or s.lock.locked()) for s in host.slots)
+        if not (refused and others):
+            return False
+        host.refused += 1
+        self._note_lanes(host)
+        if self.on_link is not None and host.rtt_seconds is not None:
+            self.on_link(self._link_event(host))
+        log.info(
+            "%s refused connection %d (%s): using %d",
+            host.endpoint.display,
+            slot.index + 1,
+            exc,
+            max(1, host.granted),
+        )
+        return True
+
+    @staticmethod
+    def _note_lanes(host: _Host) -> None:
+        """Put what the logins learned (lanes asked, granted, refused) into the profile."""
+        if host.server.profile is not None:
+            host.server.profile = replace(
+                host.server.profile,
+                connections_asked=len(host.slots),
+                connections_granted=host.granted,
+                connections_refused=host.refused,
+            )
+
+    @staticmethod
+    def _lanes(host: _Host) -> int:
+        """The connections the host may use: the cap the server showed, else the slots."""
+        profile = host.server.profile
+        limit = profile.connection_limit if profile is not None else 0
+        return min(limit, len(host.slots)) if limit else len(host.slots)
 
     def _login_clock(self, host: _Host, slot: _Slot) -> LoginClock | None:
         """A clock for the host's first login when more connections are allowed: a far

@@ -23,6 +23,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import posixpath
+import secrets
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -102,6 +104,28 @@ class ServerProfile:
     #: (0: none seen), e.g. 102,400 from a server that cuts reads above 100 KiB.
     largest_full_read_bytes: int = 0
     short_read_bytes: int = 0
+    #: The SSH connections (each one SFTP session: a lane) the pool may open to the host,
+    #: the most it held open at once, and how many logins or SFTP sessions the server refused
+    #: while another connection of the host was open or opening (a cap, not a failure).
+    connections_asked: int = 0
+    connections_granted: int = 0
+    connections_refused: int = 0
+    #: How the server's plain SFTP rename treats an existing target, probed (only for
+    #: ``--move-to``) with two throw-away files in the archive folder: ``refuses`` (SFTP v3,
+    #: OpenSSH), ``replaces`` (a race could clobber an archived file) or ``unknown``
+    #: (not probed, or the probe could not tell).
+    rename_overwrites: str = "unknown"
+
+    @property
+    def connection_limit(self) -> int:
+        """The connections the server grants at most (0: no refusal seen): as many as it held
+        open when it refused one more."""
+        return max(1, self.connections_granted) if self.connections_refused else 0
+
+    @property
+    def connection_limit_source(self) -> str:
+        """Where :attr:`connection_limit` comes from: ``refused at N`` ('' when none)."""
+        return f"refused at {self.connection_limit + 1}" if self.connection_limit else ""
 
     @property
     def write_bytes(self) -> int:
@@ -138,6 +162,15 @@ class ServerProfile:
         if self.advertised_open_handles:
             parts.append(f"{self.advertised_open_handles} handles")
         parts.append("posix-rename" if self.posix_rename else "plain rename only")
+        if self.connection_limit:
+            parts.append(
+                f"grants {self.connection_limit} of {self.connections_asked} connections "
+                f"({self.connection_limit_source})"
+            )
+        elif self.connections_asked:
+            parts.append(f"{self.connections_granted} of {self.connections_asked} connections open")
+        if self.rename_overwrites != "unknown":
+            parts.append(f"plain rename {self.rename_overwrites} an existing file")
         return " · ".join(parts)
 
     def to_json(self) -> dict[str, Any]:
@@ -152,6 +185,11 @@ class ServerProfile:
             "short_read_bytes": self.short_read_bytes,
             "advertised_read_bytes": self.advertised_read_bytes,
             "advertised_open_handles": self.advertised_open_handles,
+            "connections_asked": self.connections_asked,
+            "granted_connections": self.connections_granted,
+            "connection_limit": self.connection_limit,
+            "connection_limit_source": self.connection_limit_source,
+            "rename_overwrites": self.rename_overwrites,
         }
 
 
@@ -247,6 +285,48 @@ async def probe_read_size(
     return found
 
 
+#: The throw-away files of the rename probe start with this (then a random token).
+RENAME_PROBE_PREFIX = ".sftp-s3-rename-probe-"
+
+
+async def probe_rename(client: asyncssh.SFTPClient, folder: str) -> str:
+    """How the server's plain SFTP rename treats an existing target: ``refuses``,
+    ``replaces`` or ``unknown``.
+
+    Two small files with unique names are created in ``folder`` (exclusively: nothing of
+    anyone's is touched), one is renamed onto the other with the plain (v3) rename, and
+    what is left shows the answer; both are removed whatever happens. SFTP v3 says the
+    rename must fail; OpenSSH's does, but a server that replaces would let a race between
+    two archivers clobber an archived file (see ``nightly.source_actions``)."""
+    token = secrets.token_hex(8)
+    first = posixpath.join(folder, f"{RENAME_PROBE_PREFIX}{token}-a")
+    second = posixpath.join(folder, f"{RENAME_PROBE_PREFIX}{token}-b")
+    try:
+        for name, body in ((first, b"a"), (second, b"b")):
+            async with client.open(name, "xb") as file:
+                await file.write(body)
+        try:
+            await client.rename(first, second)
+        except asyncssh.SFTPError:
+            async with client.open(second, "rb") as file:
+                kept = await file.read()
+            return "refuses" if kept == b"b" and await client.exists(first) else "unknown"
+        async with client.open(second, "rb") as file:
+            now = await file.read()
+        return "replaces" if now == b"a" and not await client.exists(first) else "unknown"
+    except (OSError, asyncssh.Error) as exc:
+        log.info("the rename probe in %s could not tell: %s", folder, exc)
+        return "unknown"
+    finally:
+        for name in (first, second):
+            try:
+                await client.remove(name)
+            except asyncssh.SFTPNoSuchFile:
+                pass  # renamed away, or never created
+            except (OSError, asyncssh.Error) as exc:  # a server that refuses deletes
+                log.warning("the rename probe could not remove %s: %s", name, exc)
+
+
 def _keep_extension_names() -> None:
     """Let the SFTP client handler keep the names of the extensions a server announced.
 
@@ -278,3 +358,5 @@ class HostProfile:
 
     profile: ServerProfile | None = None
     probing: asyncio.Future[ServerProfile] | None = field(default=None, repr=False)
+    #: The rename probe (``--move-to`` only), run once; other moves wait for it.
+    rename_probing: asyncio.Future[str] | None = field(default=None, repr=False)

@@ -261,6 +261,8 @@ def detail_rows(info: ConnectionInfo) -> list[tuple[str, str]]:
             ("Banner", server.banner or "(none)"),
             ("Server profile", server.summary()),
             ("Extensions", ", ".join(server.extensions) or "none"),
+            ("Sessions", _sessions(server)),
+            ("Plain rename", _RENAME_ROWS.get(server.rename_overwrites, _RENAME_ROWS["unknown"])),
         ]
     block = format_size(info.block_size) if info.block_size else "the server's read limit"
     requests = str(info.requests_in_flight) if info.requests_in_flight else "automatic"
@@ -447,3 +449,28 @@ class ConnectionDetailsScreen(CopyableTextScreen):
     @property
     def text(self) -> str:
         return details_text(self.info) if self.info else ""
+
+
+#: The "Plain rename" row: what the --move-to probe found about an existing target.
+_RENAME_ROWS = {
+    "refuses": "refuses an existing target (probed in the archive folder; archive moves use it)",
+    "replaces": "REPLACES an existing target (probed): archive moves use hardlink@openssh.com "
+    "where offered, else a concurrent archiver could clobber an archived file",
+    "unknown": "not probed (only --move-to probes it, at its first move)",
+}
+
+
+def _sessions(server: ServerProfile) -> str:
+    """The "Sessions" row: connections asked and granted, and the cap a refusal showed."""
+    if not server.connections_asked:
+        return "not known yet"
+    text = (
+        f"{server.connections_granted} open at most of {server.connections_asked} allowed "
+        "(more open only for a far host)"
+    )
+    if server.connection_limit:
+        text = (
+            f"the server grants {server.connection_limit} of {server.connections_asked} "
+            f"({server.connection_limit_source}); no more are asked for"
+        )
+    return text
