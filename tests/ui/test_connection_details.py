@@ -127,6 +127,18 @@ async def test_a_far_hosts_rtt_and_ceiling_are_shown_with_the_knobs(
         figures = app.screen.query_one(LinkLine)
         await wait_for(pilot, lambda: "sftp rtt" in str(figures.render()), what="figures")
         assert figures.display
+        session = app.session
+        assert session is not None
+        # The login's RTT samples keep coming while the listing runs, each lower one moving
+        # the figures: wait for the last, then for the line to show it (read too early, the
+        # line and the details below disagreed, e.g. 79 ms then 52 ms).
+        await session.queue.sftp.settled_far(session.target.sftp)
+        settled = session.queue.sftp.link(session.target.sftp)
+        assert settled is not None
+        settled_ceiling = format_ceiling(8 * MiB / settled.rtt_seconds)
+        await wait_for(
+            pilot, lambda: f"ceiling {settled_ceiling}" in str(figures.render()), what="settled"
+        )
         line = str(figures.render())
         rtt_ms = int(re.search(r"rtt (\d+) ms", line).group(1))  # type: ignore[union-attr]
         assert rtt_ms >= 50
@@ -138,8 +150,6 @@ async def test_a_far_hosts_rtt_and_ceiling_are_shown_with_the_knobs(
         await pilot.press("enter")
         await wait_for(pilot, lambda: "Read ceiling" in _details(app), what="details")
         text = _details(app)
-        session = app.session
-        assert session is not None
         link = session.queue.sftp.link(session.target.sftp)
         assert link is not None and link.rtt_seconds >= 0.05
         assert _row(text, "Round trip") == f"{link.rtt_seconds * 1000:.1f} ms (measured at login)"
