@@ -21,6 +21,8 @@ from sftp_s3_tui.ui.screens.dialogs import ConfirmScreen
 from sftp_s3_tui.ui.screens.help import HelpScreen, key_groups
 from sftp_s3_tui.ui.widgets.bucket_picker import BucketPicker
 from sftp_s3_tui.ui.widgets.remote_tree import RemoteTree
+from sftp_s3_tui.ui.widgets.resources import LinkLine
+from sftp_s3_tui.ui.widgets.throughput import Throughput
 from sftp_s3_tui.ui.widgets.transfer_panel import TransferPanel
 from tests.support.fault_proxy import FaultProxy
 from tests.support.servers import SftpServerInfo
@@ -279,6 +281,46 @@ async def test_x_on_a_delivery_row_cancels_it_and_removes_its_temporary_file(
         assert down is not None and (down.files_cancelled, down.files_done) == (1, 0)
         assert not (root / "big.bin").exists()
         assert not [name for name in os.listdir(root) if name.startswith(".big.bin")]
+        await app.close_all()
+
+
+async def test_a_delivery_shows_the_sftp_link_it_writes_over(
+    slow_upstream: SftpServerInfo, s3_endpoint: S3Endpoint, bucket: str, s3: Any, tmp_path: Path
+) -> None:
+    """The figures under the transfers speak of the delivery's SFTP side as they do of an
+    upload's: the rate moves, and the link line gives the target host's measured round trip,
+    ceiling and connections (the pool that writes to the partner)."""
+    s3.put_object(Bucket=bucket, Key="out/big.bin", Body=os.urandom(64 * MiB))
+    slow_upstream.write_file("README.txt", b"the partner's folder\n")
+    profile = server_profile(slow_upstream, s3_endpoint, bucket=bucket, prefix="out/")
+    app = make_app(tmp_path, initial=profile)
+    async with app.run_test(size=(150, 45)) as pilot:
+        await wait_for(pilot, lambda: browse_ready(app), what="browse")
+        await _cursor_on(pilot, "out/big.bin")
+        await pilot.press("d")
+        session = app.session
+        assert session is not None
+        panel = app.screen.query_one(TransferPanel)
+        host = session.target.sftp.display
+
+        def link_shown() -> bool:
+            snapshot = session.sampler.latest
+            links = [link for link in snapshot.sftp_links if link.host == host]
+            line = panel.query_one(LinkLine)
+            return (
+                bool(links)
+                and links[0].rtt_seconds > 0
+                and links[0].connections >= 1
+                and bool(line.display)
+                and "rtt" in line.render().plain
+                and panel.query_one(Throughput).bytes_per_second > 0
+                and session.deliveries.running()
+            )
+
+        await wait_for(pilot, link_shown, timeout=60, what="the delivery's link figures")
+        text = " ".join(screen_text(app).split())
+        assert "sftp rtt" in text and "ceiling" in text and "conn" in text, text
+        assert "MiB/s" in text, text
         await app.close_all()
 
 
