@@ -13,8 +13,10 @@ from typing import Any
 import pytest
 from textual.widgets import TextArea, Tree
 
+from sftp_s3_tui.engine.addresses import S3Location
 from sftp_s3_tui.engine.config import MiB, S3Endpoint
 from sftp_s3_tui.engine.events import Direction, TransferState
+from sftp_s3_tui.requests import folder_delivery_request
 from sftp_s3_tui.ui.screens.browse import BrowseScreen
 from sftp_s3_tui.ui.screens.detail import TransferDetailScreen
 from sftp_s3_tui.ui.screens.dialogs import ConfirmScreen
@@ -322,6 +324,69 @@ async def test_a_delivery_shows_the_sftp_link_it_writes_over(
         assert "sftp rtt" in text and "ceiling" in text and "conn" in text, text
         assert "MiB/s" in text, text
         await app.close_all()
+
+
+@pytest.fixture
+def slow_read_back(embedded_sftp: SftpServerInfo, tmp_path: Path) -> Iterator[SftpServerInfo]:
+    """The embedded server behind a proxy answering at 2 MiB/s: writes go at full speed,
+    a read back of 16 MiB takes a while (long enough to be seen)."""
+    with FaultProxy(embedded_sftp.host, embedded_sftp.port) as proxy:
+        known = tmp_path / "known_hosts-proxy"
+        lines = embedded_sftp.known_hosts.read_text()
+        known.write_text(lines.replace(f"]:{embedded_sftp.port} ", f"]:{proxy.port} "))
+        proxy.throttle(2 * MiB, "down")
+        yield replace(embedded_sftp, port=proxy.port, known_hosts=known)
+
+
+async def test_a_delivery_row_says_how_far_its_read_back_is(
+    slow_read_back: SftpServerInfo, s3_endpoint: S3Endpoint, bucket: str, s3: Any, tmp_path: Path
+) -> None:
+    """A delivery read back before its rename (verify_readback) says "reading back N%" in
+    its row's note while it reads, instead of sitting at 100% as if hung; then it lands."""
+    data = os.urandom(16 * MiB)
+    s3.put_object(Bucket=bucket, Key="out/big.bin", Body=data)
+    slow_read_back.write_file("README.txt", b"the partner's folder\n")
+    profile = server_profile(slow_read_back, s3_endpoint, bucket=bucket, prefix="out/")
+    app = make_app(tmp_path, initial=profile)
+    async with app.run_test(size=(150, 45)) as pilot:
+        await wait_for(pilot, lambda: browse_ready(app), what="browse")
+        session = app.session
+        assert session is not None
+        target = session.target
+        request = folder_delivery_request(
+            S3Location(bucket, "out/big.bin"),
+            slow_read_back.remote_path(""),
+            target.sftp,
+            target.s3,
+            target.options,
+            record_dir=session.deliveries.record_dir,
+        )
+        request = replace(request, options=replace(request.options, verify_readback=True))
+        (delivery,) = await session.deliveries.start(request)
+        table = app.screen.query_one(TransferPanel).transfer_list
+        notes: set[str] = set()
+
+        def reading_back() -> bool:
+            cells = (
+                table.cells(delivery.transfer_id)
+                if table.index_of(delivery.transfer_id) is not None
+                else ()
+            )
+            note = cells[-1].plain if cells else ""
+            if note.startswith("reading back "):
+                notes.add(note)
+            return len(notes) >= 2  # seen moving
+
+        await wait_for(pilot, reading_back, timeout=120, what="the read back in the row")
+        await wait_for(
+            pilot, lambda: delivery.state is TransferState.DONE, timeout=120, what="the end"
+        )
+        assert delivery.result is not None and "readback-sha256" in delivery.result.message
+        note = table.cells(delivery.transfer_id)[-1].plain
+        assert "reading back" not in note, note  # the end says what it was verified by
+        await app.close_all()
+    assert (slow_read_back.root / "big.bin").read_bytes() == data
+    assert _left_over(slow_read_back.root) == []
 
 
 # pause, resume, retry on delivery rows (issue 28) ------------------------------------------

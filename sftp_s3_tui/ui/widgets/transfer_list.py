@@ -80,6 +80,9 @@ class TransferRow:
     message: str = ""
     #: Queued again (a retry) and not started yet: the sampler's figures are the old run's.
     restarting: bool = False
+    #: A check after the bytes are sent, and how far it is ("reading back 40%"): a long
+    #: one at 100% would otherwise look like a hang.
+    checking: str = ""
 
 
 @dataclass
@@ -315,12 +318,21 @@ class TransferList(ScrollView, can_focus=True):
             row.parts_done = row.parts_total or row.parts_done
         if state in (TransferState.QUEUED, TransferState.RUNNING):
             row.message = ""
+        row.checking = ""
         if state is TransferState.QUEUED and row.bytes_done:  # a retry: it starts afresh
             row.bytes_done = row.parts_done = row.parts_in_flight = 0
             row.bytes_per_second = 0.0
             row.restarting = True
         self.totals.add(row)
         self.state_version += 1
+        self._row_changed(self._index[transfer_id])
+
+    def checking(self, transfer_id: int, text: str) -> None:
+        """Say ``text`` (``reading back 40%``) in the row's note until its state changes."""
+        row = self.rows_by_id.get(transfer_id)
+        if row is None or row.checking == text or row.state is not TransferState.RUNNING:
+            return
+        row.checking = text
         self._row_changed(self._index[transfer_id])
 
     def started(self, transfer_id: int) -> None:
@@ -565,6 +577,8 @@ def row_cells(row: TransferRow, bar_width: int = 16) -> tuple[Text, ...]:
         )
     elif row.state is TransferState.QUEUED:
         note = Text(f"waiting · {format_size(row.size)}", style="dim")
+    elif running and row.checking:
+        note = Text(row.checking, style="cyan")
     elif row.parts_total:
         extra = f" ({row.parts_in_flight} in flight)" if running and row.parts_in_flight else ""
         note = Text(f"parts {row.parts_done}/{row.parts_total}{extra}")
