@@ -236,6 +236,7 @@ class ConsoleProgress:
                 _FileProgress(self._names.get(event.transfer_id, str(event.transfer_id))),
             )
             item.size = event.size
+            item.checking = ""  # a check before the bytes (a resume's kept part) is over
             counted = self._counted.get(event.transfer_id, 0)
             if counted != event.size:
                 self.total_bytes += event.size - counted

@@ -43,7 +43,7 @@ from .buffers import BufferPool
 from .delivery_options import DeliveryOptions
 from .delivery_readback import READING_BACK, check_read_back, check_server_hash
 from .delivery_result import DeliveryResult
-from .delivery_resume import Checkpoints, checkpoints, clear_left, resumable
+from .delivery_resume import CHECKING_KEPT, Checkpoints, checkpoints, clear_left, resumable
 from .delivery_stream import Digest, Progress, segments_of, stream
 from .verify import GONE, honours_if_match
 
@@ -373,6 +373,9 @@ class ObjectDelivery:
         if self.listed:  # a resume reads ranges, which carry no checksum: HEAD first
             self.info = info = await describe_object(self.s3, info.bucket, info.key)
             self.listed = False
+        told = None  # "checking the kept part N%": a big prefix takes a while
+        if self.progress is not None:
+            told = partial(self.progress.checking, CHECKING_KEPT, size=left.written)
         resumed, why = await resumable(
             self.writer,
             info,
@@ -381,6 +384,7 @@ class ObjectDelivery:
             self.options.inplace,
             sha256=self.options.verify_readback,
             whole_sha256=self.options.verify_server_hash,
+            on_progress=told,
         )
         if resumed is None:
             self.notes.append(await clear_left(self.writer, record, left, why))

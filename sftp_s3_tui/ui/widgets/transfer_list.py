@@ -336,10 +336,14 @@ class TransferList(ScrollView, can_focus=True):
         self._row_changed(self._index[transfer_id])
 
     def started(self, transfer_id: int) -> None:
-        """The transfer's run began: the sampler's figures are this run's from now on."""
+        """The transfer's run began: the sampler's figures are this run's from now on (a
+        check before it, a resumed delivery's kept part, is over)."""
         row = self.rows_by_id.get(transfer_id)
         if row is not None:
             row.restarting = False
+            if row.checking:
+                row.checking = ""
+                self._row_changed(self._index[transfer_id])
 
     def apply(self, stats: TransferStats) -> bool:
         """Update a row from the sampler's figures; False when the list has no such row yet."""
