@@ -27,6 +27,14 @@ from sftp_s3_tui.engine.transfer.delivery_options import DeliveryOptions
 from sftp_s3_tui.engine.transfer.delivery_readback import check_server_hash
 from sftp_s3_tui.engine.transfer.delivery_result import DeliveryResult
 from sftp_s3_tui.engine.transfer.delivery_run import deliver
+from sftp_s3_tui.profiles import (
+    DeliverySettings,
+    Profile,
+    ProfileStore,
+    S3Settings,
+    SftpAuth,
+    SftpSettings,
+)
 from tests.support.cli import key_args, run_cli
 from tests.support.delivery import (
     files_under,
@@ -65,6 +73,48 @@ def test_a_delivery_read_back_lands_and_says_so(
     assert row["status"] == "done" and row["verified_by"] == "crc32+size+readback-sha256"
     assert summary["exit_code"] == 0
     assert files_under(openssh_sftp.root / "outbound") == {"daily.csv": data}
+
+
+def test_a_profile_asking_for_read_back_has_copy_read_back(
+    openssh_sftp: SftpServerInfo, s3_endpoint: S3Endpoint, s3: Any, bucket: str
+) -> None:
+    """``copy --profile P s3://… sftp://…`` with P's ``[delivery] verify_readback = true``
+    reads the file back, no flag needed; ``--verify-server-hash`` adds its check to it."""
+    data = pattern(2 * MiB + 5, seed=37)
+    s3.put_object(Bucket=bucket, Key="exports/ledger.csv", Body=data)
+    assert s3_endpoint.endpoint_url
+    ProfileStore().save(
+        Profile(
+            name="readback partner",
+            sftp=SftpSettings(
+                host=openssh_sftp.host,
+                port=openssh_sftp.port,
+                user=openssh_sftp.username,
+                auth=SftpAuth.KEY,
+                key_file=str(openssh_sftp.identity_file),
+                known_hosts=str(openssh_sftp.known_hosts),
+            ),
+            s3=S3Settings(endpoint_url=s3_endpoint.endpoint_url, path_style=True),
+            delivery=DeliverySettings(verify_readback=True),
+        )
+    )
+    source = f"s3://{bucket}/exports/ledger.csv"
+    args = ("copy", "--profile", "readback partner", source)
+
+    done = run_cli(*args, target_url(openssh_sftp, "outbound/"), "--json")
+
+    assert done.returncode == 0, done.stderr
+    (row,), _ = records(done.stdout)
+    assert row["status"] == "done" and row["verified_by"] == "crc32+size+readback-sha256"
+    assert files_under(openssh_sftp.root / "outbound") == {"ledger.csv": data}
+
+    both = run_cli(*args, target_url(openssh_sftp, "again/"), "--verify-server-hash", "--json")
+
+    assert both.returncode == 0, both.stderr
+    (row,), _ = records(both.stdout)
+    assert row["verified_by"] == "crc32+size+readback-sha256"  # OpenSSH cannot hash: said
+    assert "not checked by the server's hash" in row["message"]
+    assert files_under(openssh_sftp.root / "again") == {"ledger.csv": data}
 
 
 @pytest.mark.sftp_families

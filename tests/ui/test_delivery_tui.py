@@ -5,23 +5,26 @@ from __future__ import annotations
 
 import json
 import os
+import tomllib
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
-from textual.widgets import TextArea, Tree
+from textual.widgets import Checkbox, TextArea, Tree
 
 from sftp_s3_tui.engine.addresses import S3Location
 from sftp_s3_tui.engine.config import MiB, S3Endpoint
 from sftp_s3_tui.engine.events import Direction, TransferState
 from sftp_s3_tui.requests import folder_delivery_request
 from sftp_s3_tui.ui.screens.browse import BrowseScreen
+from sftp_s3_tui.ui.screens.connect import ConnectScreen
 from sftp_s3_tui.ui.screens.detail import TransferDetailScreen
 from sftp_s3_tui.ui.screens.dialogs import ConfirmScreen
 from sftp_s3_tui.ui.screens.help import HelpScreen, key_groups
 from sftp_s3_tui.ui.widgets.bucket_picker import BucketPicker
+from sftp_s3_tui.ui.widgets.profile_form import ProfileForm
 from sftp_s3_tui.ui.widgets.remote_tree import RemoteTree
 from sftp_s3_tui.ui.widgets.resources import LinkLine
 from sftp_s3_tui.ui.widgets.throughput import Throughput
@@ -387,6 +390,68 @@ async def test_a_delivery_row_says_how_far_its_read_back_is(
         await app.close_all()
     assert (slow_read_back.root / "big.bin").read_bytes() == data
     assert _left_over(slow_read_back.root) == []
+
+
+async def test_a_profile_asking_for_read_back_has_the_tuis_deliveries_read_back(
+    openssh_sftp: SftpServerInfo, s3_endpoint: S3Endpoint, bucket: str, s3: Any, tmp_path: Path
+) -> None:
+    """ "Read back" ticked in the profile form is saved with the partner's profile
+    (``[delivery] verify_readback``) and ``d`` then delivers with it: the file is read back
+    over SFTP before its rename, and its row and result say so."""
+    data = os.urandom(3 * MiB + 17)
+    s3.put_object(Bucket=bucket, Key="out/ledger.bin", Body=data)
+    openssh_sftp.write_file("inbox/.keep", b"")
+    app = make_app(tmp_path)
+    inbox = openssh_sftp.root / "inbox"
+    async with app.run_test(size=(150, 45)) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, ConnectScreen), what="the form")
+        form = app.screen.query_one(ProfileForm)
+        profile = server_profile(openssh_sftp, s3_endpoint, bucket=bucket, prefix="out/")
+        form.load(replace(profile, name="flaky"))
+        readback = form.query_one("#f-verify-readback", Checkbox)
+        await wait_for(pilot, lambda: not readback.value, what="the form loaded")
+        readback.value = True  # as a click or space on it would
+        await pilot.press("f2")
+        saved = tmp_path / "profiles.toml"
+        await wait_for(pilot, saved.exists, what="the profile saved")
+        written = tomllib.loads(saved.read_text())["profiles"]["flaky"]
+        assert written["delivery"] == {"verify_readback": True}
+
+        await pilot.press("ctrl+o")
+        await wait_for(pilot, lambda: browse_ready(app), timeout=60, what="browse")
+        session = app.session
+        assert session is not None
+        assert session.target.delivery.verify_readback
+        tree = app.screen.query_one(RemoteTree)
+        tree.load_folder(openssh_sftp.remote_path("inbox"))
+        await wait_for(pilot, lambda: tree.path.endswith("/inbox"), what="the inbox shown")
+        await _cursor_on(pilot, "out/ledger.bin")
+        await pilot.press("d")
+        deliveries = session.deliveries.items
+        await wait_for(
+            pilot,
+            lambda: len(deliveries) == 1 and next(iter(deliveries.values())).state.finished,
+            timeout=120,
+            what="the delivery's end",
+        )
+        (delivery,) = deliveries.values()
+        assert delivery.state is TransferState.DONE, delivery.result
+        assert delivery.request.options.verify_readback
+        assert delivery.result is not None and "readback-sha256" in delivery.result.message
+        # its details (enter on its row) say what it was verified by
+        table = app.screen.query_one(TransferPanel).transfer_list
+        await pilot.press("t")
+        await wait_for(pilot, lambda: table.has_focus, what="the transfer list")
+        index = table.index_of(delivery.transfer_id)
+        assert index is not None
+        table.move_cursor(row=index)
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, TransferDetailScreen), what="details")
+        details = app.screen.query_one("#detail-text", TextArea).text
+        assert "readback-sha256" in details, details
+        await app.close_all()
+    assert (inbox / "ledger.bin").read_bytes() == data
+    assert _left_over(inbox) == [".keep"]
 
 
 # pause, resume, retry on delivery rows (issue 28) ------------------------------------------

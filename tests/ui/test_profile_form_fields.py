@@ -13,7 +13,13 @@ from typing import Any
 from textual.widgets import Checkbox, Input, Select
 
 from sftp_s3_tui.engine.config import MiB, S3Endpoint
-from sftp_s3_tui.profiles import ProfileStore, S3Settings, SftpSettings, TransferDefaults
+from sftp_s3_tui.profiles import (
+    DeliverySettings,
+    ProfileStore,
+    S3Settings,
+    SftpSettings,
+    TransferDefaults,
+)
 from sftp_s3_tui.ui.screens.connect import ConnectScreen
 from sftp_s3_tui.ui.screens.dialogs import ErrorScreen
 from sftp_s3_tui.ui.widgets.profile_form import LABELS, ProfileForm
@@ -30,9 +36,10 @@ async def _type(pilot: Any, widget_id: str, text: str) -> None:
 
 
 def test_every_profile_field_has_a_place_in_the_form() -> None:
-    """Each SftpSettings / S3Settings / TransferDefaults field is edited by the form."""
+    """Each SftpSettings / S3Settings / TransferDefaults / DeliverySettings field is edited
+    by the form."""
     source = (Path(__file__).parents[2] / "sftp_s3_tui/ui/widgets/profile_form.py").read_text()
-    for settings in (SftpSettings, S3Settings, TransferDefaults):
+    for settings in (SftpSettings, S3Settings, TransferDefaults, DeliverySettings):
         for f in fields(settings):
             assert f"{f.name}=" in source or f'"{f.name}"' in source, f.name
 
