@@ -47,7 +47,15 @@ from .exit_codes import (  # re-exported: the fronts import them from here
     EXIT_USAGE,
 )
 from .observe.options import ObserveOptions
-from .profiles import Profile, ProfileStore, S3Settings, Secret, SftpAuth, SftpSettings
+from .profiles import (
+    DeliverySettings,
+    Profile,
+    ProfileStore,
+    S3Settings,
+    Secret,
+    SftpAuth,
+    SftpSettings,
+)
 
 if TYPE_CHECKING:  # the plan pulls in asyncssh: not needed to parse flags or print --help
     from .engine.nightly.options import RunOptions
@@ -826,6 +834,7 @@ def delivery_request(
     every = parse_every(watch_every) if watch_every is not None else None
     profile = load_profile(flags.profile, store)
     sftp_base = profile.sftp_endpoint(password=env_value(env, "SFTP_PASSWORD")) if profile else None
+    checks = profile.delivery if profile else DeliverySettings()
     source = parse_s3_source(paths[0])
     location = parse_sftp_url(paths[-1])
     target = DeliveryTarget(
@@ -843,8 +852,10 @@ def delivery_request(
             run.delete_source,
             profile.transfer_options() if profile else None,
             inplace=run.inplace,
-            verify_readback=run.verify_readback,
-            verify_server_hash=run.verify_server_hash,
+            # A flag adds its check to the profile's [delivery] ones (store_true: it cannot
+            # take one away; a profile asking for a check means the partner needs it).
+            verify_readback=run.verify_readback or checks.verify_readback,
+            verify_server_hash=run.verify_server_hash or checks.verify_server_hash,
             done_suffix=delivery_done_suffix(run.done_file),
             record_dir=_delivery_record_dir(),
             file_filter=delivery_filter(run),
@@ -944,12 +955,16 @@ def folder_delivery_request(
     *,
     conflict: ConflictPolicy = ConflictPolicy.SKIP_EXISTING,
     record_dir: Path | None = None,
+    verify_readback: bool = False,
+    verify_server_hash: bool = False,
 ) -> DeliveryRequest:
     """The TUI's delivery: an object or a prefix of the bucket pane into the SFTP folder
     shown, with the session's endpoints and tunables (as ``copy s3://… sftp://…/folder/``
     resolves them; skip-existing unless asked: a partner may be reading the file). Each
     file in progress is recorded under ``record_dir`` (default: the CLI's folder, same
-    format), which lets a paused one resume and a killed one be found again."""
+    format), which lets a paused one resume and a killed one be found again.
+    ``verify_readback`` / ``verify_server_hash``: the profile's ``[delivery]`` checks, as
+    ``--verify-readback`` / ``--verify-server-hash``."""
     from .engine.plan.delivery import DeliveryTarget, check_addresses
     from .engine.transfer.delivery_options import DeliveryOptions
 
@@ -968,6 +983,8 @@ def folder_delivery_request(
             sftp_block_size=options.sftp_block_size,
             sftp_requests=options.sftp_requests,
             record_dir=record_dir or _delivery_record_dir(),
+            verify_readback=verify_readback,
+            verify_server_hash=verify_server_hash,
         ),
     )
 

@@ -25,6 +25,7 @@ from ..engine.events import (
     PartChanged,
     PartState,
     StoreChecked,
+    TransferChecking,
     TransferFinished,
     TransferNotice,
     TransferQueued,
@@ -203,7 +204,8 @@ class ConsoleProgress:
         moving = list(self.in_flight.values())
         for item in moving[: self.SHOWN_IN_FLIGHT]:
             part = item.sent / item.size if item.size else 0.0
-            lines.append(f"  {part:4.0%} {format_size(item.size):>10}  {item.name}")
+            line = f"  {part:4.0%} {format_size(item.size):>10}  {item.name}"
+            lines.append(f"{line} · {item.checking}" if item.checking else line)
         if len(moving) > self.SHOWN_IN_FLIGHT:
             lines.append(f"  and {len(moving) - self.SHOWN_IN_FLIGHT} more in flight")
         return lines
@@ -234,10 +236,16 @@ class ConsoleProgress:
                 _FileProgress(self._names.get(event.transfer_id, str(event.transfer_id))),
             )
             item.size = event.size
+            item.checking = ""  # a check before the bytes (a resume's kept part) is over
             counted = self._counted.get(event.transfer_id, 0)
             if counted != event.size:
                 self.total_bytes += event.size - counted
                 self._counted[event.transfer_id] = event.size
+        elif isinstance(event, TransferChecking):
+            item = self.in_flight.get(event.transfer_id)
+            if item is None:
+                return
+            item.checking = f"{event.check} {event.fraction:.0%}"
         elif isinstance(event, TransferFinished):
             self._finished(event)
         else:
@@ -270,6 +278,8 @@ class _FileProgress:
     name: str
     size: int = 0
     sent: int = 0
+    #: A check after the bytes are sent, and how far it is ("reading back 40%").
+    checking: str = ""
 
 
 class _Rendered:

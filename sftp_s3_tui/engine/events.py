@@ -165,6 +165,23 @@ class PartChanged(EngineEvent):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class TransferChecking(EngineEvent):
+    """A check after the bytes are written that takes a while, and how far it is, so a
+    long one shows as moving instead of looking like a hang: a delivery's
+    ``--verify-readback`` reads the temporary file back over SFTP (``check`` "reading
+    back"), ``bytes_done`` of ``size`` so far (0 at its start, ``size`` at its end)."""
+
+    check: str
+    bytes_done: int
+    size: int
+
+    @property
+    def fraction(self) -> float:
+        """Share done, 0..1 (1 for an empty file)."""
+        return min(1.0, self.bytes_done / self.size) if self.size > 0 else 1.0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class TransferFinished(EngineEvent):
     result: TransferResult
 

@@ -18,7 +18,15 @@ checks), ``mapping`` (TOML tables), ``store`` (the file), ``imports`` (~/.ssh, ~
 from __future__ import annotations
 
 from .imports import AwsProfile, SshHost, import_aws_profiles, import_ssh_config
-from .model import NotifySettings, Profile, S3Settings, SftpAuth, SftpSettings, TransferDefaults
+from .model import (
+    DeliverySettings,
+    NotifySettings,
+    Profile,
+    S3Settings,
+    SftpAuth,
+    SftpSettings,
+    TransferDefaults,
+)
 from .secrets import KEYRING_SERVICE, SECRET_FIELDS, Secret, SecretKind, keyring_available
 from .store import LoadResult, ProfileError, ProfileStore
 
@@ -26,6 +34,7 @@ __all__ = [
     "KEYRING_SERVICE",
     "SECRET_FIELDS",
     "AwsProfile",
+    "DeliverySettings",
     "LoadResult",
     "NotifySettings",
     "Profile",

@@ -19,6 +19,7 @@ from ..engine.errors import ConfigError, UsageError
 from ..engine.units import format_rate_limit, parse_rate, parse_size
 from ..redaction import register_secret
 from .model import (
+    DeliverySettings,
     NotifySettings,
     Profile,
     S3Settings,
@@ -189,6 +190,10 @@ _SCHEMA: dict[str, tuple[type, dict[str, _Converter]]] = {
         NotifySettings,
         {"hook_url": _text, "notify_on": _text, "expect": _expectations},
     ),
+    "delivery": (
+        DeliverySettings,
+        {"verify_readback": _flag, "verify_server_hash": _flag},
+    ),
 }
 
 _SIZE_FIELDS = {"part_size", "memory_budget", "window"}
@@ -213,7 +218,9 @@ def _profile_from_table(name: str, table: object) -> tuple[Profile | None, list[
         problems.append(("", name_problem))
     for key in table:
         if key not in _SCHEMA:
-            problems.append((key, "unknown section (expected sftp, s3, transfer or notify)"))
+            problems.append(
+                (key, "unknown section (expected sftp, s3, transfer, notify or delivery)")
+            )
     sections: dict[str, Any] = {}
     for section, (cls, converters) in _SCHEMA.items():
         raw = table.get(section, {})

@@ -130,6 +130,18 @@ class NotifySettings:
     expect: tuple[str, ...] = ()
 
 
+@dataclass(frozen=True)
+class DeliverySettings:
+    """How an S3 → SFTP delivery to this profile's server is checked before each file is
+    renamed into place (``[delivery]``, as ``--verify-readback`` / ``--verify-server-hash``).
+
+    Kept with the profile because the choice belongs to the partner: a server known to
+    truncate or corrupt writes gets a read-back, a ProFTPD one can hash the file itself."""
+
+    verify_readback: bool = False  # read the temporary file back, compare its SHA-256
+    verify_server_hash: bool = False  # ask the server for the file's SHA-256
+
+
 #: SftpEndpoint link field → the profile's field name.
 _LINK_NAMES = {"window_bytes": "window", "bwlimit_bytes_per_second": "bwlimit"}
 
@@ -138,13 +150,15 @@ _NAME = re.compile(r"^\w[\w .@+-]*$")
 
 @dataclass(frozen=True)
 class Profile:
-    """A named connection profile: SFTP source, S3 destination, transfer defaults."""
+    """A named connection profile: SFTP source, S3 destination, transfer defaults, hooks,
+    and how deliveries (S3 → SFTP) to the server are checked."""
 
     name: str
     sftp: SftpSettings
     s3: S3Settings = field(default_factory=S3Settings)
     transfer: TransferDefaults = field(default_factory=TransferDefaults)
     notify: NotifySettings = field(default_factory=NotifySettings)
+    delivery: DeliverySettings = field(default_factory=DeliverySettings)
 
     def normalized(self) -> Profile:
         """A copy with text fields stripped and blank ones back at their default (None),

@@ -227,6 +227,7 @@ class SftpS3App(App[int]):
                 start_folder=profile.sftp.remote_folder or "/",
                 bucket=profile.s3.bucket,
                 prefix=profile.s3.prefix,
+                delivery=profile.delivery,
             )
             # The profile's [notify] hooks (or SFTP_S3_HOOK_URL), as copy and watch use them.
             observe = observe_options(ObserveFlags(), os.environ, profile)

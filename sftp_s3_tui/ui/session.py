@@ -45,6 +45,7 @@ from ..observe.expectations import Expectation
 from ..observe.options import ObserveOptions
 from ..observe.session import ObservedRun, Observers
 from ..paths import state_dir
+from ..profiles import DeliverySettings
 from .deliveries import Deliveries
 from .watches import RunningWatch, Watches, WatchSpec
 
@@ -144,6 +145,8 @@ class Target:
     start_folder: str = "/"
     bucket: str | None = None
     prefix: str = ""
+    #: How a delivery (d / D) to this server is checked: the profile's ``[delivery]``.
+    delivery: DeliverySettings = field(default_factory=DeliverySettings)
 
     @property
     def label(self) -> str:

@@ -6,15 +6,19 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import io
 import os
 from pathlib import Path
 from typing import Any
 
 import pytest
+from rich.console import Console
 
+from sftp_s3_tui.cli.console import ConsoleProgress
 from sftp_s3_tui.engine.addresses import S3Location
 from sftp_s3_tui.engine.config import MiB, S3Endpoint
 from sftp_s3_tui.engine.errors import VerificationFailed
+from sftp_s3_tui.engine.events import EngineEvent, EventBus, TransferChecking, TransferFinished
 from sftp_s3_tui.engine.plan.delivery import DeliveryTarget
 from sftp_s3_tui.engine.sftp.pool import SftpPool
 from sftp_s3_tui.engine.sftp.writer import RemoteWriter
@@ -23,6 +27,14 @@ from sftp_s3_tui.engine.transfer.delivery_options import DeliveryOptions
 from sftp_s3_tui.engine.transfer.delivery_readback import check_server_hash
 from sftp_s3_tui.engine.transfer.delivery_result import DeliveryResult
 from sftp_s3_tui.engine.transfer.delivery_run import deliver
+from sftp_s3_tui.profiles import (
+    DeliverySettings,
+    Profile,
+    ProfileStore,
+    S3Settings,
+    SftpAuth,
+    SftpSettings,
+)
 from tests.support.cli import key_args, run_cli
 from tests.support.delivery import (
     files_under,
@@ -61,6 +73,48 @@ def test_a_delivery_read_back_lands_and_says_so(
     assert row["status"] == "done" and row["verified_by"] == "crc32+size+readback-sha256"
     assert summary["exit_code"] == 0
     assert files_under(openssh_sftp.root / "outbound") == {"daily.csv": data}
+
+
+def test_a_profile_asking_for_read_back_has_copy_read_back(
+    openssh_sftp: SftpServerInfo, s3_endpoint: S3Endpoint, s3: Any, bucket: str
+) -> None:
+    """``copy --profile P s3://… sftp://…`` with P's ``[delivery] verify_readback = true``
+    reads the file back, no flag needed; ``--verify-server-hash`` adds its check to it."""
+    data = pattern(2 * MiB + 5, seed=37)
+    s3.put_object(Bucket=bucket, Key="exports/ledger.csv", Body=data)
+    assert s3_endpoint.endpoint_url
+    ProfileStore().save(
+        Profile(
+            name="readback partner",
+            sftp=SftpSettings(
+                host=openssh_sftp.host,
+                port=openssh_sftp.port,
+                user=openssh_sftp.username,
+                auth=SftpAuth.KEY,
+                key_file=str(openssh_sftp.identity_file),
+                known_hosts=str(openssh_sftp.known_hosts),
+            ),
+            s3=S3Settings(endpoint_url=s3_endpoint.endpoint_url, path_style=True),
+            delivery=DeliverySettings(verify_readback=True),
+        )
+    )
+    source = f"s3://{bucket}/exports/ledger.csv"
+    args = ("copy", "--profile", "readback partner", source)
+
+    done = run_cli(*args, target_url(openssh_sftp, "outbound/"), "--json")
+
+    assert done.returncode == 0, done.stderr
+    (row,), _ = records(done.stdout)
+    assert row["status"] == "done" and row["verified_by"] == "crc32+size+readback-sha256"
+    assert files_under(openssh_sftp.root / "outbound") == {"ledger.csv": data}
+
+    both = run_cli(*args, target_url(openssh_sftp, "again/"), "--verify-server-hash", "--json")
+
+    assert both.returncode == 0, both.stderr
+    (row,), _ = records(both.stdout)
+    assert row["verified_by"] == "crc32+size+readback-sha256"  # OpenSSH cannot hash: said
+    assert "not checked by the server's hash" in row["message"]
+    assert files_under(openssh_sftp.root / "again") == {"ledger.csv": data}
 
 
 @pytest.mark.sftp_families
@@ -129,6 +183,50 @@ async def test_an_object_read_by_several_gets_is_read_back_range_by_range(
     assert by_key["d/empty.bin"].status == "done", by_key["d/empty.bin"].message
     assert by_key["d/empty.bin"].verified_by.endswith("+readback-sha256")
     assert files_under(openssh_sftp.root / "in") == {"big.bin": data, "empty.bin": b""}
+
+
+async def test_a_read_back_tells_its_progress_up_to_the_whole_file(
+    openssh_sftp: SftpServerInfo, s3_endpoint: S3Endpoint, s3: Any, bucket: str
+) -> None:
+    """A long read back is no hang: the engine tells how far it is (TransferChecking, from 0
+    to the file's size, before the end), and the CLI's progress block says it on the file's
+    line ("reading back N%")."""
+    data = pattern(5 * MiB + 7, seed=37)
+    s3.put_object(Bucket=bucket, Key="out/long.bin", Body=data)
+    target = DeliveryTarget(openssh_sftp.endpoint(), openssh_sftp.remote_path("in") + "/", True)
+    bus = EventBus()
+    block = ConsoleProgress(bus, enabled=True, console=Console(file=io.StringIO()))
+    told: list[EngineEvent] = []
+    lines: list[str] = []
+
+    def hear(event: EngineEvent) -> None:  # after the block: it has taken the event in
+        if isinstance(event, TransferChecking | TransferFinished):
+            told.append(event)
+        if isinstance(event, TransferChecking):
+            lines.extend(block.lines()[2:])
+
+    bus.subscribe(hear)
+    results: list[DeliveryResult] = []
+    await deliver(
+        S3Location(bucket, "out/long.bin"),
+        target,
+        s3_endpoint,
+        DeliveryOptions(part_size=1 * MiB, verify_readback=True),
+        results.append,
+        bus=bus,
+    )
+
+    (result,) = results
+    assert result.status == "done" and result.verified_by.endswith("+readback-sha256")
+    checking = [e for e in told if isinstance(e, TransferChecking)]
+    assert isinstance(told[-1], TransferFinished)  # every step of it before the end
+    assert {e.check for e in checking} == {"reading back"}
+    done = [e.bytes_done for e in checking]
+    assert done[0] == 0 and done[-1] == len(data) == checking[-1].size
+    assert done == sorted(done) and len(set(done)) > 2  # steps between, in order
+    assert any("long.bin · reading back 0%" in line for line in lines), lines
+    assert any("long.bin · reading back 100%" in line for line in lines), lines
+    assert files_under(openssh_sftp.root / "in") == {"long.bin": data}
 
 
 async def test_a_server_that_stores_other_bytes_fails_the_read_back_and_leaves_nothing(

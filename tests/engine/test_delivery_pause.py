@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from sftp_s3_tui.engine.config import MiB, S3Endpoint
+from sftp_s3_tui.engine.events import EngineEvent, EventBus, TransferChecking, TransferStarted
 from sftp_s3_tui.engine.plan.delivery import DeliveryJob, DeliveryTarget
 from sftp_s3_tui.engine.s3.operations import open_client
 from sftp_s3_tui.engine.sftp.pool import SftpPool
@@ -73,7 +74,7 @@ async def test_a_paused_delivery_keeps_its_file_resumes_from_it_or_is_discarded(
     async with SftpPool() as sftp, open_client(s3_endpoint) as client:
         buffers = BufferPool(options.memory_budget)
 
-        async def attempt(control: DeliveryControl) -> Any:
+        async def attempt(control: DeliveryControl, bus: EventBus | None = None) -> Any:
             return await deliver_object(
                 job,
                 s3=client,
@@ -82,6 +83,8 @@ async def test_a_paused_delivery_keeps_its_file_resumes_from_it_or_is_discarded(
                 buffers=buffers,
                 options=options,
                 control=control,
+                bus=bus,
+                transfer_id=1,
             )
 
         async def pause() -> dict[str, Any]:
@@ -103,9 +106,18 @@ async def test_a_paused_delivery_keeps_its_file_resumes_from_it_or_is_discarded(
         record = await pause()
         proxy.throttle(None, "up")
         proxy.reset_counters()
-        result = await attempt(DeliveryControl())
+        bus, told = EventBus(), list[EngineEvent]()
+        bus.subscribe(told.append)
+        result = await attempt(DeliveryControl(), bus)
         assert result.status == "done", result
         assert f"resumed {record['temp_path']} from byte" in result.message
+        # the kept part's read back told how far it was, before any byte was sent
+        checks = [e for e in told if isinstance(e, TransferChecking)]
+        assert {e.check for e in checks} == {"checking the kept part"}
+        assert [checks[0].bytes_done, checks[-1].bytes_done] == [0, record["written"]]
+        assert checks[-1].size == record["written"]
+        started = next(i for i, e in enumerate(told) if isinstance(e, TransferStarted))
+        assert told.index(checks[-1]) < started
         assert proxy.bytes_up < len(data)
         assert (server.root / "big.bin").read_bytes() == data
         assert _records(records) == [] and list(records.iterdir()) == []

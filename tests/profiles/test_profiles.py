@@ -25,6 +25,7 @@ from sftp_s3_tui.engine.config import (
 )
 from sftp_s3_tui.engine.errors import ConfigError
 from sftp_s3_tui.profiles import (
+    DeliverySettings,
     Profile,
     ProfileStore,
     S3Settings,
@@ -126,6 +127,7 @@ def full_profile(name: str = "partner drop") -> Profile:
             s3_concurrency=12,
             conflict=ConflictPolicy.IF_NEWER,
         ),
+        delivery=DeliverySettings(verify_readback=True, verify_server_hash=True),
     )
 
 
@@ -455,6 +457,56 @@ def test_the_users_comments_survive_save_rename_duplicate_and_delete() -> None:
     assert set(store.load().profiles) == {"partner-eu", "lab", "new one"}
     assert store.get("partner-eu").sftp.port == 2222
     assert stat.S_IMODE(store.path.stat().st_mode) == 0o600
+
+
+FLAKY_PARTNER = """\
+version = 1
+
+[profiles.flaky.sftp]
+host = "sftp.flaky.example"
+
+# Their disk truncated two files in May: read every delivery back.
+[profiles.flaky.delivery]
+verify_readback = true  # agreed with their ops, ticket 4711
+"""
+
+
+def test_a_profiles_delivery_checks_are_kept_and_its_comments_survive() -> None:
+    """``[delivery]`` (how an S3 → SFTP delivery to the partner is checked) loads, saves
+    and loads back; the user's comments beside it stay; a check turned off leaves the file."""
+    store = ProfileStore()
+    store.path.parent.mkdir(parents=True)
+    store.path.write_text(FLAKY_PARTNER)
+    flaky = store.get("flaky")
+    assert flaky.delivery == DeliverySettings(verify_readback=True)
+
+    both = replace(flaky, delivery=replace(flaky.delivery, verify_server_hash=True))
+    store.save(both)
+    text = store.path.read_text()
+    assert "# Their disk truncated two files in May: read every delivery back." in text
+    assert "verify_readback = true  # agreed with their ops, ticket 4711" in text
+    assert "verify_server_hash = true" in text
+    assert ProfileStore().get("flaky") == both
+
+    store.save(replace(both, delivery=DeliverySettings(verify_server_hash=True)))
+    text = store.path.read_text()
+    assert "verify_readback" not in text
+    assert ProfileStore().get("flaky").delivery == DeliverySettings(verify_server_hash=True)
+    assert text.startswith(FLAKY_PARTNER.split("[profiles.flaky.delivery]")[0])
+
+
+def test_a_wrong_delivery_check_names_its_field() -> None:
+    store = ProfileStore()
+    store.path.parent.mkdir(parents=True)
+    store.path.write_text(
+        FLAKY_PARTNER.replace("verify_readback = true", 'verify_readback = "yes"')
+    )
+
+    loaded, [problem] = store.load()
+
+    assert loaded == {}
+    assert (problem.profile, problem.field) == ("flaky", "delivery.verify_readback")
+    assert "must be true or false" in str(problem)
 
 
 GOOD_AND_BAD = """\

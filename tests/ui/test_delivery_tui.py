@@ -5,22 +5,29 @@ from __future__ import annotations
 
 import json
 import os
+import tomllib
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
-from textual.widgets import TextArea, Tree
+from textual.widgets import Checkbox, TextArea, Tree
 
+from sftp_s3_tui.engine.addresses import S3Location
 from sftp_s3_tui.engine.config import MiB, S3Endpoint
 from sftp_s3_tui.engine.events import Direction, TransferState
+from sftp_s3_tui.requests import folder_delivery_request
 from sftp_s3_tui.ui.screens.browse import BrowseScreen
+from sftp_s3_tui.ui.screens.connect import ConnectScreen
 from sftp_s3_tui.ui.screens.detail import TransferDetailScreen
 from sftp_s3_tui.ui.screens.dialogs import ConfirmScreen
 from sftp_s3_tui.ui.screens.help import HelpScreen, key_groups
 from sftp_s3_tui.ui.widgets.bucket_picker import BucketPicker
+from sftp_s3_tui.ui.widgets.profile_form import ProfileForm
 from sftp_s3_tui.ui.widgets.remote_tree import RemoteTree
+from sftp_s3_tui.ui.widgets.resources import LinkLine
+from sftp_s3_tui.ui.widgets.throughput import Throughput
 from sftp_s3_tui.ui.widgets.transfer_panel import TransferPanel
 from tests.support.fault_proxy import FaultProxy
 from tests.support.servers import SftpServerInfo
@@ -280,6 +287,171 @@ async def test_x_on_a_delivery_row_cancels_it_and_removes_its_temporary_file(
         assert not (root / "big.bin").exists()
         assert not [name for name in os.listdir(root) if name.startswith(".big.bin")]
         await app.close_all()
+
+
+async def test_a_delivery_shows_the_sftp_link_it_writes_over(
+    slow_upstream: SftpServerInfo, s3_endpoint: S3Endpoint, bucket: str, s3: Any, tmp_path: Path
+) -> None:
+    """The figures under the transfers speak of the delivery's SFTP side as they do of an
+    upload's: the rate moves, and the link line gives the target host's measured round trip,
+    ceiling and connections (the pool that writes to the partner)."""
+    s3.put_object(Bucket=bucket, Key="out/big.bin", Body=os.urandom(64 * MiB))
+    slow_upstream.write_file("README.txt", b"the partner's folder\n")
+    profile = server_profile(slow_upstream, s3_endpoint, bucket=bucket, prefix="out/")
+    app = make_app(tmp_path, initial=profile)
+    async with app.run_test(size=(150, 45)) as pilot:
+        await wait_for(pilot, lambda: browse_ready(app), what="browse")
+        await _cursor_on(pilot, "out/big.bin")
+        await pilot.press("d")
+        session = app.session
+        assert session is not None
+        panel = app.screen.query_one(TransferPanel)
+        host = session.target.sftp.display
+
+        def link_shown() -> bool:
+            snapshot = session.sampler.latest
+            links = [link for link in snapshot.sftp_links if link.host == host]
+            line = panel.query_one(LinkLine)
+            return (
+                bool(links)
+                and links[0].rtt_seconds > 0
+                and links[0].connections >= 1
+                and bool(line.display)
+                and "rtt" in line.render().plain
+                and panel.query_one(Throughput).bytes_per_second > 0
+                and session.deliveries.running()
+            )
+
+        await wait_for(pilot, link_shown, timeout=60, what="the delivery's link figures")
+        text = " ".join(screen_text(app).split())
+        assert "sftp rtt" in text and "ceiling" in text and "conn" in text, text
+        assert "MiB/s" in text, text
+        await app.close_all()
+
+
+@pytest.fixture
+def slow_read_back(embedded_sftp: SftpServerInfo, tmp_path: Path) -> Iterator[SftpServerInfo]:
+    """The embedded server behind a proxy answering at 2 MiB/s: writes go at full speed,
+    a read back of 16 MiB takes a while (long enough to be seen)."""
+    with FaultProxy(embedded_sftp.host, embedded_sftp.port) as proxy:
+        known = tmp_path / "known_hosts-proxy"
+        lines = embedded_sftp.known_hosts.read_text()
+        known.write_text(lines.replace(f"]:{embedded_sftp.port} ", f"]:{proxy.port} "))
+        proxy.throttle(2 * MiB, "down")
+        yield replace(embedded_sftp, port=proxy.port, known_hosts=known)
+
+
+async def test_a_delivery_row_says_how_far_its_read_back_is(
+    slow_read_back: SftpServerInfo, s3_endpoint: S3Endpoint, bucket: str, s3: Any, tmp_path: Path
+) -> None:
+    """A delivery read back before its rename (verify_readback) says "reading back N%" in
+    its row's note while it reads, instead of sitting at 100% as if hung; then it lands."""
+    data = os.urandom(16 * MiB)
+    s3.put_object(Bucket=bucket, Key="out/big.bin", Body=data)
+    slow_read_back.write_file("README.txt", b"the partner's folder\n")
+    profile = server_profile(slow_read_back, s3_endpoint, bucket=bucket, prefix="out/")
+    app = make_app(tmp_path, initial=profile)
+    async with app.run_test(size=(150, 45)) as pilot:
+        await wait_for(pilot, lambda: browse_ready(app), what="browse")
+        session = app.session
+        assert session is not None
+        target = session.target
+        request = folder_delivery_request(
+            S3Location(bucket, "out/big.bin"),
+            slow_read_back.remote_path(""),
+            target.sftp,
+            target.s3,
+            target.options,
+            record_dir=session.deliveries.record_dir,
+        )
+        request = replace(request, options=replace(request.options, verify_readback=True))
+        (delivery,) = await session.deliveries.start(request)
+        table = app.screen.query_one(TransferPanel).transfer_list
+        notes: set[str] = set()
+
+        def reading_back() -> bool:
+            cells = (
+                table.cells(delivery.transfer_id)
+                if table.index_of(delivery.transfer_id) is not None
+                else ()
+            )
+            note = cells[-1].plain if cells else ""
+            if note.startswith("reading back "):
+                notes.add(note)
+            return len(notes) >= 2  # seen moving
+
+        await wait_for(pilot, reading_back, timeout=120, what="the read back in the row")
+        await wait_for(
+            pilot, lambda: delivery.state is TransferState.DONE, timeout=120, what="the end"
+        )
+        assert delivery.result is not None and "readback-sha256" in delivery.result.message
+        note = table.cells(delivery.transfer_id)[-1].plain
+        assert "reading back" not in note, note  # the end says what it was verified by
+        await app.close_all()
+    assert (slow_read_back.root / "big.bin").read_bytes() == data
+    assert _left_over(slow_read_back.root) == []
+
+
+async def test_a_profile_asking_for_read_back_has_the_tuis_deliveries_read_back(
+    openssh_sftp: SftpServerInfo, s3_endpoint: S3Endpoint, bucket: str, s3: Any, tmp_path: Path
+) -> None:
+    """ "Read back" ticked in the profile form is saved with the partner's profile
+    (``[delivery] verify_readback``) and ``d`` then delivers with it: the file is read back
+    over SFTP before its rename, and its row and result say so."""
+    data = os.urandom(3 * MiB + 17)
+    s3.put_object(Bucket=bucket, Key="out/ledger.bin", Body=data)
+    openssh_sftp.write_file("inbox/.keep", b"")
+    app = make_app(tmp_path)
+    inbox = openssh_sftp.root / "inbox"
+    async with app.run_test(size=(150, 45)) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, ConnectScreen), what="the form")
+        form = app.screen.query_one(ProfileForm)
+        profile = server_profile(openssh_sftp, s3_endpoint, bucket=bucket, prefix="out/")
+        form.load(replace(profile, name="flaky"))
+        readback = form.query_one("#f-verify-readback", Checkbox)
+        await wait_for(pilot, lambda: not readback.value, what="the form loaded")
+        readback.value = True  # as a click or space on it would
+        await pilot.press("f2")
+        saved = tmp_path / "profiles.toml"
+        await wait_for(pilot, saved.exists, what="the profile saved")
+        written = tomllib.loads(saved.read_text())["profiles"]["flaky"]
+        assert written["delivery"] == {"verify_readback": True}
+
+        await pilot.press("ctrl+o")
+        await wait_for(pilot, lambda: browse_ready(app), timeout=60, what="browse")
+        session = app.session
+        assert session is not None
+        assert session.target.delivery.verify_readback
+        tree = app.screen.query_one(RemoteTree)
+        tree.load_folder(openssh_sftp.remote_path("inbox"))
+        await wait_for(pilot, lambda: tree.path.endswith("/inbox"), what="the inbox shown")
+        await _cursor_on(pilot, "out/ledger.bin")
+        await pilot.press("d")
+        deliveries = session.deliveries.items
+        await wait_for(
+            pilot,
+            lambda: len(deliveries) == 1 and next(iter(deliveries.values())).state.finished,
+            timeout=120,
+            what="the delivery's end",
+        )
+        (delivery,) = deliveries.values()
+        assert delivery.state is TransferState.DONE, delivery.result
+        assert delivery.request.options.verify_readback
+        assert delivery.result is not None and "readback-sha256" in delivery.result.message
+        # its details (enter on its row) say what it was verified by
+        table = app.screen.query_one(TransferPanel).transfer_list
+        await pilot.press("t")
+        await wait_for(pilot, lambda: table.has_focus, what="the transfer list")
+        index = table.index_of(delivery.transfer_id)
+        assert index is not None
+        table.move_cursor(row=index)
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, TransferDetailScreen), what="details")
+        details = app.screen.query_one("#detail-text", TextArea).text
+        assert "readback-sha256" in details, details
+        await app.close_all()
+    assert (inbox / "ledger.bin").read_bytes() == data
+    assert _left_over(inbox) == [".keep"]
 
 
 # pause, resume, retry on delivery rows (issue 28) ------------------------------------------

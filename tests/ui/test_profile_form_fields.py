@@ -13,7 +13,15 @@ from typing import Any
 from textual.widgets import Checkbox, Input, Select
 
 from sftp_s3_tui.engine.config import MiB, S3Endpoint
-from sftp_s3_tui.profiles import ProfileStore, S3Settings, SftpSettings, TransferDefaults
+from sftp_s3_tui.profiles import (
+    DeliverySettings,
+    NotifySettings,
+    Profile,
+    ProfileStore,
+    S3Settings,
+    SftpSettings,
+    TransferDefaults,
+)
 from sftp_s3_tui.ui.screens.connect import ConnectScreen
 from sftp_s3_tui.ui.screens.dialogs import ErrorScreen
 from sftp_s3_tui.ui.widgets.profile_form import LABELS, ProfileForm
@@ -30,9 +38,10 @@ async def _type(pilot: Any, widget_id: str, text: str) -> None:
 
 
 def test_every_profile_field_has_a_place_in_the_form() -> None:
-    """Each SftpSettings / S3Settings / TransferDefaults field is edited by the form."""
+    """Each SftpSettings / S3Settings / TransferDefaults / DeliverySettings field is edited
+    by the form."""
     source = (Path(__file__).parents[2] / "sftp_s3_tui/ui/widgets/profile_form.py").read_text()
-    for settings in (SftpSettings, S3Settings, TransferDefaults):
+    for settings in (SftpSettings, S3Settings, TransferDefaults, DeliverySettings):
         for f in fields(settings):
             assert f"{f.name}=" in source or f'"{f.name}"' in source, f.name
 
@@ -186,4 +195,30 @@ async def test_bad_values_get_one_line_each_and_the_profile_file_is_left_alone(
             form.query_one(f"#{widget_id}", Input).value = ""
         assert form.profile().sftp.connections == 2
         assert not form.query_one("#f-connections", Input).has_class("-invalid")
+        await app.close_all()
+
+
+async def test_the_delivery_checks_show_in_the_form_and_notify_is_kept(tmp_path: Path) -> None:
+    """A profile's ``[delivery]`` checks are two boxes of the form, ticked as saved; its
+    ``[notify]`` hooks (not in the form) come out of the form as they went in."""
+    profile = Profile(
+        name="flaky",
+        sftp=SftpSettings(host="sftp.flaky.example"),
+        notify=NotifySettings(hook_url="https://hooks.example/ping", notify_on="fail"),
+        delivery=DeliverySettings(verify_readback=True),
+    )
+    app = make_app(tmp_path)
+    async with app.run_test(size=(140, 70)) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, ConnectScreen))
+        form = app.screen.query_one(ProfileForm)
+        form.load(profile)
+        readback = form.query_one("#f-verify-readback", Checkbox)
+        server_hash = form.query_one("#f-verify-server-hash", Checkbox)
+        await wait_for(pilot, lambda: readback.value, what="the form loaded")
+        assert not server_hash.value
+        assert form.profile() == profile
+        readback.value, server_hash.value = False, True
+        changed = form.profile()
+        assert changed.delivery == DeliverySettings(verify_server_hash=True)
+        assert changed.notify == profile.notify
         await app.close_all()

@@ -25,6 +25,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from dataclasses import replace as replace_result
+from functools import partial
 from typing import Any
 
 from ..aio import run_to_end
@@ -40,9 +41,9 @@ from ..sftp.writer import RemoteWriter
 from . import delivery_stream
 from .buffers import BufferPool
 from .delivery_options import DeliveryOptions
-from .delivery_readback import check_read_back, check_server_hash
+from .delivery_readback import READING_BACK, check_read_back, check_server_hash
 from .delivery_result import DeliveryResult
-from .delivery_resume import Checkpoints, checkpoints, clear_left, resumable
+from .delivery_resume import CHECKING_KEPT, Checkpoints, checkpoints, clear_left, resumable
 from .delivery_stream import Digest, Progress, segments_of, stream
 from .verify import GONE, honours_if_match
 
@@ -372,6 +373,9 @@ class ObjectDelivery:
         if self.listed:  # a resume reads ranges, which carry no checksum: HEAD first
             self.info = info = await describe_object(self.s3, info.bucket, info.key)
             self.listed = False
+        told = None  # "checking the kept part N%": a big prefix takes a while
+        if self.progress is not None:
+            told = partial(self.progress.checking, CHECKING_KEPT, size=left.written)
         resumed, why = await resumable(
             self.writer,
             info,
@@ -380,6 +384,7 @@ class ObjectDelivery:
             self.options.inplace,
             sha256=self.options.verify_readback,
             whole_sha256=self.options.verify_server_hash,
+            on_progress=told,
         )
         if resumed is None:
             self.notes.append(await clear_left(self.writer, record, left, why))
@@ -456,7 +461,12 @@ class ObjectDelivery:
         checked = f"{checked}+size" if checked else "size"
         if options.verify_readback:
             ranges = digest.sha256_ranges()
-            await check_read_back(self.writer, info, ranges, self.buffers, options.part_size)
+            told = None  # the row's "reading back N%": a long read back is no hang
+            if self.progress is not None:
+                told = partial(self.progress.checking, READING_BACK, size=info.size)
+            await check_read_back(
+                self.writer, info, ranges, self.buffers, options.part_size, on_progress=told
+            )
             checked += "+readback-sha256"
         if options.verify_server_hash:
             hashed, why = await check_server_hash(self.writer, info.size, digest.whole)

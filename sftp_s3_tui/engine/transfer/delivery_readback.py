@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+from collections.abc import Callable
 from typing import Any
 
 from ..config import MiB
@@ -29,6 +30,9 @@ from .delivery_stream import HASH_OFF_LOOP
 #: The read back's chunk at most (two are held at once: one read ahead while one is hashed).
 READ_BACK_CHUNK = 8 * MiB
 
+#: The read back as a row and the progress block name it (``TransferChecking.check``).
+READING_BACK = "reading back"
+
 #: The hint of every read-back failure.
 HINT = "nothing was left at the final name; run the copy again"
 
@@ -39,15 +43,19 @@ async def check_read_back(
     ranges: list[tuple[int, int, bytes]],
     buffers: BufferPool,
     part_size: int,
+    on_progress: Callable[[int], None] | None = None,
 ) -> None:
     """Read ``writer.temp_path`` back and compare each ``(begin, end, sha256)`` range of
     the bytes read from S3 with it; :class:`VerificationFailed` naming the first range that
-    differs (or where the file ended early)."""
+    differs (or where the file ended early). ``on_progress`` hears the bytes read back so
+    far: 0 first, then after each chunk (a long read back is seen moving, not hanging)."""
     path = writer.temp_path
     chunk = min(READ_BACK_CHUNK, max(1, part_size // 2))  # two fit where a part does
     held = await buffers.acquire(2 * chunk)  # the budget counts the chunks read back
     try:
-        offset = await _compare(writer, path, info.size, ranges, chunk)
+        if on_progress is not None:
+            on_progress(0)
+        offset = await _compare(writer, path, info.size, ranges, chunk, on_progress)
     finally:
         buffers.release(held)
     if offset < info.size:
@@ -64,9 +72,11 @@ async def _compare(
     size: int,
     ranges: list[tuple[int, int, bytes]],
     chunk: int,
+    on_progress: Callable[[int], None] | None = None,
 ) -> int:
-    """Feed the file's bytes to each range's SHA-256 in order, comparing each as it ends;
-    how many bytes were read back."""
+    """Feed the file's bytes to each range's SHA-256 in order, comparing each as it ends
+    (``on_progress``: the bytes compared so far, after each chunk); how many bytes were
+    read back."""
     index = 0
     hasher = hashlib.sha256()
     offset = 0
@@ -90,6 +100,8 @@ async def _compare(
                     )
                 index += 1
                 hasher = hashlib.sha256()
+        if on_progress is not None:
+            on_progress(offset)
     return offset
 
 

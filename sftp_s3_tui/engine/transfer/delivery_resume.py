@@ -6,6 +6,7 @@ it is trusted, else the file is removed and the delivery starts over, saying why
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 from ..config import MiB
 from ..errors import DestinationRefused, TransferError
@@ -14,6 +15,10 @@ from ..s3.reader import ObjectInfo
 from ..sftp.writer import RemoteWriter
 from .buffers import BufferPool
 from .delivery_stream import Digest
+
+#: The kept prefix's read back as a row and the progress block name it
+#: (``TransferChecking.check``): a big prefix takes a while before any byte is sent.
+CHECKING_KEPT = "checking the kept part"
 
 
 async def verified_prefix(
@@ -24,6 +29,7 @@ async def verified_prefix(
     *,
     sha256: bool = False,
     whole_sha256: bool = False,
+    on_progress: Callable[[int], None] | None = None,
 ) -> Digest | None:
     """The digest of the left temporary file's first ``left.written`` bytes, read back over
     SFTP, when they hash to the CRC64NVME the record holds; None when they do not (or the
@@ -35,15 +41,20 @@ async def verified_prefix(
     of what it read from S3 (and the whole object's CRC64NVME, prefix included, is checked
     against the store's at the end); the final read back then shows the prefix is still
     those bytes once the rest is written. ``whole_sha256``: the same, as the start of the
-    whole file's SHA-256 (``--verify-server-hash``)."""
+    whole file's SHA-256 (``--verify-server-hash``). ``on_progress`` hears the bytes read
+    back so far: 0 first, then after each chunk."""
     digest = Digest(info, [(0, left.written)], sha256=sha256, whole_sha256=whole_sha256)
     chunk = min(8 * MiB, max(1, left.written))
     offset = 0
     buffer = await buffers.acquire(chunk)  # the budget counts the chunk read back
     try:
+        if on_progress is not None:
+            on_progress(0)
         async for data in writer.read_back(left.temp_path, left.written, chunk):
             digest.update(0, memoryview(data))
             offset += len(data)
+            if on_progress is not None:
+                on_progress(offset)
     finally:
         buffers.release(buffer)
     if offset != left.written or digest.crc != left.crc64nvme:
@@ -74,9 +85,11 @@ async def resumable(
     *,
     sha256: bool = False,
     whole_sha256: bool = False,
+    on_progress: Callable[[int], None] | None = None,
 ) -> tuple[Digest | None, str]:
     """(the digest of the left file's verified prefix, "") when the delivery can continue
-    from it; (None, why not) when it must start over."""
+    from it; (None, why not) when it must start over (``on_progress``: as
+    :func:`verified_prefix`'s)."""
     if inplace or left.inplace:
         return None, "--inplace does not resume"
     if (left.etag, left.version_id, left.size) != (info.etag, info.version_id, info.size):
@@ -86,7 +99,13 @@ async def resumable(
         return None, "none of it was recorded as written"
     try:
         digest = await verified_prefix(
-            writer, info, left, buffers, sha256=sha256, whole_sha256=whole_sha256
+            writer,
+            info,
+            left,
+            buffers,
+            sha256=sha256,
+            whole_sha256=whole_sha256,
+            on_progress=on_progress,
         )
     except TransferError as exc:
         return None, f"it could not be read back: {exc.message}"

@@ -23,6 +23,7 @@ from ..events import (
     Direction,
     EventBus,
     PartState,
+    TransferChecking,
     TransferFinished,
     TransferResult,
     TransferStarted,
@@ -386,6 +387,14 @@ class Progress:
         if state is PartState.DONE:
             del self._since[number]
         PartEvents(self.bus, self.transfer_id).changed(number, state, size, seconds)
+
+    def checking(self, check: str, bytes_done: int, size: int) -> None:
+        """A check after the bytes are written (``check``: "reading back") is this far."""
+        self.bus.emit(
+            TransferChecking(
+                transfer_id=self.transfer_id, check=check, bytes_done=bytes_done, size=size
+            )
+        )
 
     def stopped(self) -> None:
         """A pause stopped the parts on their way: each is waiting again (a row that says

@@ -382,6 +382,8 @@ class BrowseScreen(TransferActions, Screen[None]):
                 target.s3,
                 target.options,
                 record_dir=self.session.deliveries.record_dir,
+                verify_readback=target.delivery.verify_readback,
+                verify_server_hash=target.delivery.verify_server_hash,
             )
         except TransferError as exc:
             self.post_message(ErrorRaised(exc))

@@ -26,6 +26,8 @@ from ...engine.errors import ConfigError, TransferError, UsageError
 from ...engine.object_options import ObjectOptions, parse_pairs
 from ...engine.units import format_rate_limit, format_size, parse_rate, parse_size
 from ...profiles import (
+    DeliverySettings,
+    NotifySettings,
     Profile,
     S3Settings,
     Secret,
@@ -243,6 +245,22 @@ class ProfileForm(VerticalScroll):
         yield row("Checksum", checksum)
         for widget_id, _, label, placeholder, _ in TRANSFER_FIELDS:
             yield row(label, field(widget_id, placeholder))
+        # The checks of a delivery (d / D in the bucket pane) are the profile's, not asked at
+        # each start: they belong to the partner's server (a flaky one gets read-back) and
+        # the delivery keys start at once, with no options dialog to put them in.
+        yield Static("Deliveries (S3 → SFTP)", classes="section")
+        yield row(
+            "Read back",
+            OnOffCheckbox(
+                "read each file back, compare SHA-256", id="f-verify-readback", compact=True
+            ),
+        )
+        yield row(
+            "Server hash",
+            OnOffCheckbox(
+                "ask the server for its SHA-256", id="f-verify-server-hash", compact=True
+            ),
+        )
 
     @on(Select.Changed, "#f-auth")
     def _auth_changed(self, event: Select.Changed) -> None:
@@ -315,6 +333,9 @@ class ProfileForm(VerticalScroll):
         self._choose("#f-conflict", transfer.conflict)
         self._choose("#f-checksum", transfer.checksum)
         self.query_one("#f-verify-tls", Checkbox).value = s3.verify_tls
+        delivery = profile.delivery if profile else DeliverySettings()
+        self.query_one("#f-verify-readback", Checkbox).value = delivery.verify_readback
+        self.query_one("#f-verify-server-hash", Checkbox).value = delivery.verify_server_hash
         for widget_id, name, _, _, is_size in TRANSFER_FIELDS:
             value = getattr(transfer, name)
             text = "" if value is None else format_size(value) if is_size else str(value)
@@ -453,8 +474,17 @@ class ProfileForm(VerticalScroll):
             metadata=self._pairs("f-metadata", "Metadata", problems),
         )
         transfer = self._transfer(loaded.transfer if loaded else TransferDefaults(), problems)
+        delivery = DeliverySettings(
+            verify_readback=self.query_one("#f-verify-readback", Checkbox).value,
+            verify_server_hash=self.query_one("#f-verify-server-hash", Checkbox).value,
+        )
         profile = Profile(
-            name=self._get("f-name") or default_name, sftp=sftp, s3=s3, transfer=transfer
+            name=self._get("f-name") or default_name,
+            sftp=sftp,
+            s3=s3,
+            transfer=transfer,
+            notify=loaded.notify if loaded else NotifySettings(),  # not shown: kept
+            delivery=delivery,
         )
         for key, message in field_problems(profile):
             problems.setdefault(key, message)

@@ -80,6 +80,9 @@ class TransferRow:
     message: str = ""
     #: Queued again (a retry) and not started yet: the sampler's figures are the old run's.
     restarting: bool = False
+    #: A check after the bytes are sent, and how far it is ("reading back 40%"): a long
+    #: one at 100% would otherwise look like a hang.
+    checking: str = ""
 
 
 @dataclass
@@ -315,6 +318,7 @@ class TransferList(ScrollView, can_focus=True):
             row.parts_done = row.parts_total or row.parts_done
         if state in (TransferState.QUEUED, TransferState.RUNNING):
             row.message = ""
+        row.checking = ""
         if state is TransferState.QUEUED and row.bytes_done:  # a retry: it starts afresh
             row.bytes_done = row.parts_done = row.parts_in_flight = 0
             row.bytes_per_second = 0.0
@@ -323,11 +327,23 @@ class TransferList(ScrollView, can_focus=True):
         self.state_version += 1
         self._row_changed(self._index[transfer_id])
 
+    def checking(self, transfer_id: int, text: str) -> None:
+        """Say ``text`` (``reading back 40%``) in the row's note until its state changes."""
+        row = self.rows_by_id.get(transfer_id)
+        if row is None or row.checking == text or row.state is not TransferState.RUNNING:
+            return
+        row.checking = text
+        self._row_changed(self._index[transfer_id])
+
     def started(self, transfer_id: int) -> None:
-        """The transfer's run began: the sampler's figures are this run's from now on."""
+        """The transfer's run began: the sampler's figures are this run's from now on (a
+        check before it, a resumed delivery's kept part, is over)."""
         row = self.rows_by_id.get(transfer_id)
         if row is not None:
             row.restarting = False
+            if row.checking:
+                row.checking = ""
+                self._row_changed(self._index[transfer_id])
 
     def apply(self, stats: TransferStats) -> bool:
         """Update a row from the sampler's figures; False when the list has no such row yet."""
@@ -565,6 +581,8 @@ def row_cells(row: TransferRow, bar_width: int = 16) -> tuple[Text, ...]:
         )
     elif row.state is TransferState.QUEUED:
         note = Text(f"waiting · {format_size(row.size)}", style="dim")
+    elif running and row.checking:
+        note = Text(row.checking, style="cyan")
     elif row.parts_total:
         extra = f" ({row.parts_in_flight} in flight)" if running and row.parts_in_flight else ""
         note = Text(f"parts {row.parts_done}/{row.parts_total}{extra}")

@@ -18,6 +18,7 @@ from textual.widgets import Static
 from ...engine.events import (
     EngineEvent,
     EventBus,
+    TransferChecking,
     TransferFinished,
     TransferQueued,
     TransferStarted,
@@ -144,7 +145,12 @@ class TransferPanel(Vertical):
 
         def on_event(event: EngineEvent) -> None:
             if isinstance(
-                event, TransferQueued | TransferStarted | TransferStateChanged | TransferFinished
+                event,
+                TransferQueued
+                | TransferStarted
+                | TransferStateChanged
+                | TransferFinished
+                | TransferChecking,
             ):
                 if not self._pending:
                     self.post_message(self.EngineUpdate())
@@ -199,6 +205,8 @@ class TransferPanel(Vertical):
         elif isinstance(event, TransferFinished):
             result = event.result
             table.set_state(event.transfer_id, result.status, result.message)
+        elif isinstance(event, TransferChecking):
+            table.checking(event.transfer_id, f"{event.check} {event.fraction:.0%}")
 
     # rendering ------------------------------------------------------------------------------
     def watch_snapshot(self, snapshot: Snapshot | None) -> None:
