@@ -6,7 +6,9 @@ the product and by rclone 1.75 with its defaults, and read by raw asyncssh at th
 product's probe finds (256 KiB on ProFTPD and Dropbear, OpenSSH's advertised 255 KiB). Each
 client is its own process, measured from outside (``bench/measure.py``); rounds interleave
 the clients. ``--rtt-ms 100`` puts the latency proxy in front of each server and adds rclone
-``--multi-thread-streams 4`` / ``8`` / ``16``.
+``--multi-thread-streams 4`` / ``8`` / ``16``. ``--files N`` copies a folder of N small
+files (``--file-size``, 64 KiB) instead, against rclone ``copy --sftp-disable-hashcheck`` at
+``--transfers`` 4 (its default), 16 and 32, and reports files/s and client CPU per file.
 
 ```
 uv run python -m bench.families --servers openssh,proftpd,dropbear --size 64MiB --rounds 1
@@ -149,6 +151,35 @@ def clients(
     }
 
 
+#: rclone's ``--transfers`` tried for a folder of small files (4 is its default).
+RCLONE_TRANSFERS = (4, 16, 32)
+
+
+def small_clients(
+    info: SftpServerInfo, sink: MotoServer, folder: str, tag: str
+) -> dict[str, list[str]]:
+    """name → argv of every client of a small-files cell: the product's folder copy at its
+    defaults, and rclone's ``copy`` with its hash check off at each ``--transfers``
+    (ProFTPD and gesftpserver run no ``md5sum``: the check fails there)."""
+    login = ["--identity", str(info.identity_file), "--known-hosts", str(info.known_hosts)]
+    product = [sys.executable, "-m", "sftp_s3_tui", "copy"]
+    product += [f"sftp://{info.username}@{info.host}:{info.port}{folder}/"]
+    product += [f"s3://{BUCKET}/product/{tag}/", *login, "--no-agent"]
+    product += ["--endpoint-url", sink.url, "--path-style", "--quiet"]
+    cell = {"sftp-s3-tui copy": product}
+    for transfers in RCLONE_TRANSFERS:
+        cell[f"rclone copy --transfers {transfers}"] = [
+            tool("rclone"),
+            "copy",
+            f"src:{folder}",
+            f"dst:{BUCKET}/rclone-t{transfers}/{tag}/",
+            "--sftp-disable-hashcheck",
+            "--transfers",
+            str(transfers),
+        ]
+    return cell
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.families", description=__doc__)
     parser.add_argument("--servers", default="openssh,proftpd,dropbear")
@@ -159,6 +190,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--store", choices=("moto", "seaweedfs"), default="moto", help="the S3 sink (moto)"
     )
+    parser.add_argument(
+        "--files", type=int, default=0, help="a folder of N small files instead of one file"
+    )
+    parser.add_argument("--file-size", type=parse_size, default=parse_size("64KiB"))
     args = parser.parse_args(argv)
     records: list[dict[str, Any]] = []
     started = time.time()
@@ -173,27 +208,43 @@ def main(argv: list[str] | None = None) -> int:
             for kind in args.servers.split(","):
                 base = Path(tempfile.mkdtemp(prefix=f"bench-{kind}-"))
                 with server(kind, base) as direct, far(direct, args.rtt_ms) as info:
-                    remote = direct.write_file("big.bin", size=args.size).remote_path
+                    if args.files:
+                        for number in range(args.files):
+                            direct.write_file(
+                                f"small/f{number:05d}.bin", size=args.file_size, seed=number
+                            )
+                        remote = info.remote_path("small")
+                    else:
+                        remote = direct.write_file("big.bin", size=args.size).remote_path
                     env = env_for(info, sink, scratch, kind)
                     for round_number in range(args.rounds):
                         tag = f"{kind}-{round_number}"
-                        cell = clients(kind, info, sink, remote, tag, args.rtt_ms)
+                        cell = (
+                            small_clients(info, sink, remote, tag)
+                            if args.files
+                            else clients(kind, info, sink, remote, tag, args.rtt_ms)
+                        )
                         for name, command in cell.items():
                             measured = run_measured(command, env=env, cwd=HERE.parent)
-                            rate = args.size / measured.seconds / 1e6
+                            if args.files:
+                                rate = args.files / measured.seconds
+                            else:
+                                rate = args.size / measured.seconds / 1e6
                             record = {
                                 "server": kind,
                                 "client": name,
                                 "round": round_number,
                                 "seconds": round(measured.seconds, 2),
-                                "mb_per_s": round(rate, 1),
+                                "mb_per_s": round(rate, 1),  # files/s with --files
+                                "files": args.files,
                                 "cpu_seconds": round(measured.cpu_seconds, 2),
                                 "peak_rss_mib": round(measured.peak_rss_bytes / MiB, 1),
                                 "ok": measured.returncode == 0,
                                 "stderr_tail": measured.stderr[-400:],
                             }
                             records.append(record)
-                            print(f"{kind:9} {name:32} {rate:7.1f} MB/s  ok={record['ok']}")
+                            unit = "files/s" if args.files else "MB/s"
+                            print(f"{kind:9} {name:32} {rate:7.1f} {unit}  ok={record['ok']}")
                             sys.stdout.flush()
                             sink.empty_bucket()
         finally:
@@ -203,6 +254,8 @@ def main(argv: list[str] | None = None) -> int:
         "size": args.size,
         "rtt_ms": args.rtt_ms,
         "store": args.store,
+        "files": args.files,
+        "file_size": args.file_size,
         "rounds": args.rounds,
         "started": started,
         "seconds": round(time.time() - started),
@@ -212,6 +265,7 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     suffix = f"-{args.rtt_ms:g}ms" if args.rtt_ms else ""
     suffix += "-seaweedfs" if args.store == "seaweedfs" else ""
+    suffix = f"-{args.files}files{suffix}" if args.files else suffix
     (args.out / f"families{suffix}.json").write_text(json.dumps(results, indent=1))
     (args.out / f"FAMILIES{suffix}.md").write_text(markdown(results))
     print(markdown(results))
@@ -244,6 +298,8 @@ def markdown(results: dict[str, Any]) -> str:
     ]
     if results.get("rtt_ms"):
         return far_markdown(results)
+    if results.get("files"):
+        return files_markdown(results)
     for server in dict.fromkeys(r["server"] for r in records):
         raw = _median(records, server, "raw")
         ours = _median(records, server, "sftp-s3-tui")
@@ -289,6 +345,50 @@ def far_markdown(results: dict[str, Any]) -> str:
         )
         ratio = f"{ours / best:.2f}" if best else "–"
         lines.append(f"| {server} | {raw:.1f} | {ours:.1f} | {best:.1f} ({best_name}) | {ratio} |")
+    return "\n".join(lines) + "\n"
+
+
+def files_markdown(results: dict[str, Any]) -> str:
+    """The small-files table: files/s and client CPU per file, ours against rclone's best
+    ``--transfers`` (issue 26: ≥ 1.2)."""
+    records = results["records"]
+    one, five, fifteen = results["load_average"]
+    lines = [
+        f"# SFTP server families: {results['files']} × {results['file_size'] // KiB} KiB "
+        f"files, loopback, into {results.get('store', 'moto')}",
+        "",
+        f"{results['rounds']} round(s), {results['seconds']} s, load average at the end "
+        f"{one:.1f} / {five:.1f} / {fifteen:.1f} on 2 cores.",
+        "",
+        "| server | sftp-s3-tui files/s | CPU ms/file | rclone best files/s (--transfers) "
+        "| CPU ms/file | ÷ rclone best (≥ 1.2) |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    files = results["files"]
+
+    def cpu_ms(server: str, client: str) -> float:
+        spent = [
+            r["cpu_seconds"] for r in records if r["server"] == server and r["client"] == client
+        ]
+        return statistics.median(spent) * 1000 / files if spent else 0.0
+
+    for server in dict.fromkeys(r["server"] for r in records):
+        ours = _median(records, server, "sftp-s3-tui")
+        best, best_client = 0.0, ""
+        for transfers in RCLONE_TRANSFERS:
+            client = f"rclone copy --transfers {transfers}"
+            rate = _median(records, server, client)
+            if rate > best:
+                best, best_client = rate, client
+        ratio = f"{ours / best:.2f}" if best else "–"
+        lines.append(
+            f"| {server} | {ours:.1f} | {cpu_ms(server, 'sftp-s3-tui copy'):.2f} "
+            f"| {best:.1f} ({best_client.rpartition(' ')[2]}) | {cpu_ms(server, best_client):.2f} "
+            f"| {ratio} |"
+        )
+    failed = [r for r in records if not r["ok"]]
+    for record in failed:
+        lines.append(f"\nFAILED: {record['server']} {record['client']}: {record['stderr_tail']}")
     return "\n".join(lines) + "\n"
 
 
