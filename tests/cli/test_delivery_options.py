@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from asyncssh.sftp import SFTPServerHandler
 
 from sftp_s3_tui.engine.config import S3Endpoint
 from tests.support.cli import key_args, run_cli
@@ -219,6 +220,63 @@ async def test_a_server_that_refuses_rename_is_one_line_and_inplace_delivers(
     (row,), _ = records(inplace.stdout)
     assert row["published_by"] == "in place" and row["verified_by"] == "crc32+size"
     assert files_under(server.root / "box") == {"drop.bin": data}
+
+
+@pytest.mark.parametrize(
+    ("links", "published_by"),
+    [(True, "hard link"), (False, "rename, checked first (this server's rename replaces)")],
+)
+async def test_a_partner_file_landing_meanwhile_survives_a_server_whose_rename_replaces(
+    s3_endpoint: S3Endpoint,
+    s3: Any,
+    bucket: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    links: bool,
+    published_by: str,
+) -> None:
+    """``--conflict skip-existing`` publishes with the plain rename, which SFTP v3 says
+    refuses a taken name. On a server whose rename replaces instead, the partner's own
+    ``daily.csv``, put there just after the delivery looked (the server hides it from that
+    one look), would be lost; the delivery sees the quirk (the pool's rename probe) and
+    publishes by hard link, which refuses the taken name: the partner's file stays, ours is
+    skipped, and a new file still lands. A server without hard links gets a look just before
+    the rename (which this race, one look earlier, does not fool)."""
+    if not links:
+        extensions = SFTPServerHandler._extensions
+        monkeypatch.setattr(
+            SFTPServerHandler,
+            "_extensions",
+            [e for e in extensions if e[0] != b"hardlink@openssh.com"],
+        )
+    s3.put_object(Bucket=bucket, Key="out/daily.csv", Body=b"ours\n")
+    s3.put_object(Bucket=bucket, Key="out/new.csv", Body=b"new\n")
+    hidden = {"/box/daily.csv"}
+    async with partner_sftp(tmp_path, "replacing-rename", monkeypatch, hidden) as server:
+        server.write_file("box/daily.csv", b"the partner's own\n")
+        done = await asyncio.to_thread(
+            run_cli,
+            "copy",
+            f"s3://{bucket}/out/",
+            target_url(server, "box/"),
+            *key_args(server, s3_endpoint),
+            "--conflict",
+            "skip-existing",
+            "--json",
+        )
+        left = files_under(server.root / "box")
+
+    assert not hidden  # the delivery's look was fooled once, as in the race
+    assert done.returncode == 0, done.stderr
+    rows, _ = records(done.stdout)
+    by_key = {row["source"].rpartition("/")[2]: row for row in rows}
+    assert by_key["daily.csv"]["status"] == "skipped"
+    assert (by_key["new.csv"]["status"], by_key["new.csv"]["published_by"]) == (
+        "done",
+        published_by,
+    )
+    # the partner's file untouched; no temporary file, no rename-probe file left
+    assert left == {"daily.csv": b"the partner's own\n", "new.csv": b"new\n"}
 
 
 @pytest.mark.sftp_families

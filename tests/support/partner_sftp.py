@@ -5,7 +5,12 @@ SFTP (asyncssh, files on disk under ``base/root``):
   its plain rename refuses an existing target, as SFTP v3 says;
 * ``no-rename``: refuses every rename (drop boxes that only let files be written);
 * ``flips-a-byte``: stores the first byte of each file inverted (a disk or a server that
-  changes what it was sent: every size and status still says all is well).
+  changes what it was sent: every size and status still says all is well);
+* ``replacing-rename``: its plain rename replaces an existing target (SFTP v3 says it must
+  refuse; some servers do what ``posix-rename`` does), and it offers hard links.
+
+``hidden_once`` names paths whose first ``stat`` / ``lstat`` says they are not there: a file
+the partner puts at a name just after the client looked (the race a publish must survive).
 
 asyncssh advertises its SFTP extensions from a class attribute of its server handler, so the
 ``no-posix-rename`` server hides the extension by patching that attribute for as long as it
@@ -26,19 +31,43 @@ from asyncssh.sftp import SFTPServerHandler
 from tests.support.nightly import key_login_sftp
 from tests.support.servers import SftpServerInfo
 
-Behaviour = Literal["no-posix-rename", "no-rename", "flips-a-byte"]
+Behaviour = Literal["no-posix-rename", "no-rename", "flips-a-byte", "replacing-rename"]
 
 
 class _Partner(asyncssh.SFTPServer):
     """The stock asyncssh SFTP server, chrooted, with ``behaviour``'s refusals."""
 
-    def __init__(self, chan: asyncssh.SSHServerChannel, root: bytes, behaviour: Behaviour) -> None:
+    def __init__(
+        self,
+        chan: asyncssh.SSHServerChannel,
+        root: bytes,
+        behaviour: Behaviour,
+        hidden_once: set[str],
+    ) -> None:
         super().__init__(chan, chroot=root)
         self._behaviour = behaviour
+        self._hidden_once = hidden_once
+
+    def _hide(self, path: bytes) -> None:
+        name = path.decode()
+        if name in self._hidden_once:
+            self._hidden_once.discard(name)
+            raise asyncssh.SFTPNoSuchFile(f"{name} is not there (yet)")
+
+    def stat(self, path: bytes) -> asyncssh.SFTPAttrs:
+        self._hide(path)
+        return super().stat(path)  # type: ignore[return-value]
+
+    def lstat(self, path: bytes) -> asyncssh.SFTPAttrs:
+        self._hide(path)
+        return super().lstat(path)  # type: ignore[return-value]
 
     def rename(self, oldpath: bytes, newpath: bytes) -> None:
         if self._behaviour == "no-rename":
             raise asyncssh.SFTPOpUnsupported("rename not supported")
+        if self._behaviour == "replacing-rename":
+            super().posix_rename(oldpath, newpath)  # replaces, as posix-rename does
+            return
         super().rename(oldpath, newpath)
 
     def posix_rename(self, oldpath: bytes, newpath: bytes) -> None:
@@ -52,7 +81,10 @@ class _Partner(asyncssh.SFTPServer):
 
 @contextlib.asynccontextmanager
 async def partner_sftp(
-    base: Path, behaviour: Behaviour, monkeypatch: pytest.MonkeyPatch
+    base: Path,
+    behaviour: Behaviour,
+    monkeypatch: pytest.MonkeyPatch,
+    hidden_once: set[str] | None = None,
 ) -> AsyncIterator[SftpServerInfo]:
     """Run a partner server over ``base / "root"`` on the running loop."""
     monkeypatch.setattr(
@@ -60,5 +92,10 @@ async def partner_sftp(
         "_extensions",
         [e for e in SFTPServerHandler._extensions if e[0] != b"posix-rename@openssh.com"],
     )
-    async with key_login_sftp(base, lambda chan, root: _Partner(chan, root, behaviour)) as info:
+    hidden = hidden_once if hidden_once is not None else set()
+
+    def partner(chan: asyncssh.SSHServerChannel, root: bytes) -> _Partner:
+        return _Partner(chan, root, behaviour, hidden)
+
+    async with key_login_sftp(base, partner) as info:
         yield info

@@ -36,7 +36,6 @@ from ..plan.sources import FileJob
 from ..sftp.pool import SftpPool
 
 UNVERIFIED = frozenset({"", "none", "size-only"})
-HARDLINK = "hardlink@openssh.com"
 #: The note of a move on a server whose plain rename replaces and that has no hard links.
 RENAME_REPLACES = (
     "this server's plain rename replaces an existing file (its rename probe showed it): "
@@ -226,7 +225,7 @@ async def _act(
             await client.makedirs(posixpath.dirname(target), exist_ok=True)
             rename = await sftp.rename_behaviour(job.endpoint, posixpath.dirname(target))
             profile = sftp.server_profile(job.endpoint)
-            link = rename == "replaces" and profile is not None and HARDLINK in profile.extensions
+            link = rename == "replaces" and profile is not None and profile.hardlink
             placed = await _move_aside_of_archived(client, path, target, stamp, link=link)
             if placed is None:
                 return SourceOutcome(

@@ -144,6 +144,12 @@ class ServerProfile:
         return "posix-rename@openssh.com" in self.extensions
 
     @property
+    def hardlink(self) -> bool:
+        """``hardlink@openssh.com``: a link refuses a taken name on every server, where some
+        servers' plain rename replaces it (see ``rename_overwrites``)."""
+        return "hardlink@openssh.com" in self.extensions
+
+    @property
     def fsync(self) -> bool:
         return "fsync@openssh.com" in self.extensions
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import posixpath
 import secrets
 import weakref
@@ -24,6 +25,8 @@ from ..config import SftpEndpoint
 from ..errors import DestinationRefused, DestinationWriteFailed, TransferError
 from .errors import is_connection_error
 from .pool import Lease, SftpPool
+
+log = logging.getLogger(__name__)
 
 #: Folders known to exist on each pool's hosts: (host, port, user, folder). A delivery of
 #: many files into one folder makes sure of it once, not with two round trips per path
@@ -169,6 +172,8 @@ class RemoteWriter:
         self.requests = requests or -1
         self._lease: Lease | None = None
         self._file: asyncssh.SFTPClientFile | None = None
+        #: What the server's plain rename does with a taken name (see learn_rename).
+        self._rename_probe: asyncio.Future[str] | None = None
         #: More handles on the same temporary file over other connections (see spread).
         self._lanes: list[tuple[Lease, asyncssh.SFTPClientFile]] = []
         self._spreading: asyncio.Future[None] | None = None
@@ -376,7 +381,8 @@ class RemoteWriter:
         new one renamed in, the old one removed — the final name is missing only between
         two renames, never holds a partial file, and a failed rename-in puts the old file
         back. Without ``replace``: a plain rename, which fails when the final name is taken
-        (SFTP v3), so a file that appeared meanwhile is never overwritten.
+        (SFTP v3), so a file that appeared meanwhile is never overwritten; on a server whose
+        rename was seen to replace, a hard link instead (see :meth:`_publish_new`).
         """
         if self.inplace:
             self.created = False
@@ -391,7 +397,7 @@ class RemoteWriter:
                 elif replace:
                     how = await self._replace_by_renames(client)
                 else:
-                    await client.rename(self.temp_path, self.final_path)
+                    how = await self._publish_new(client)
         except TransferError:
             raise
         except asyncssh.SFTPOpUnsupported as exc:
@@ -404,6 +410,44 @@ class RemoteWriter:
             raise await self._failed(exc, self.final_path) from exc
         self.created = False
         return how
+
+    def learn_rename(self) -> None:
+        """Start finding out, beside the transfer, whether the server's plain rename replaces
+        a taken name (the pool probes it once per host per session, in this folder, which
+        the temporary file shows is writable): a publish that must not replace a file
+        relies on it refusing (SFTP v3), and a server that replaces instead would clobber a
+        file the partner put at the final name meanwhile. Started early so that a far
+        host's dozen round trips overlap the bytes instead of delaying the publish."""
+        if self.inplace or self._rename_probe is not None:
+            return
+        folder = posixpath.dirname(self.final_path) or "/"
+        self._rename_probe = asyncio.ensure_future(
+            self.sftp.rename_behaviour(self.endpoint, folder)
+        )
+
+    async def _publish_new(self, client: asyncssh.SFTPClient) -> str:
+        """Into place without replacing anything: the plain rename, which refuses a taken
+        name — unless the server's rename probe saw it replace one. There, a hard link
+        (``hardlink@openssh.com`` refuses a taken name on every server) and the temporary
+        name's removal; without hard links, a look just before the rename (a file landing
+        between the two would still be replaced: the method says so)."""
+        self.learn_rename()
+        behaviour = await self._rename_probe if self._rename_probe is not None else "unknown"
+        if behaviour != "replaces":
+            await client.rename(self.temp_path, self.final_path)
+            return "rename"
+        profile = self.sftp.server_profile(self.endpoint)
+        if profile is not None and profile.hardlink:
+            await client.link(self.temp_path, self.final_path)
+            try:
+                await client.remove(self.temp_path)
+            except (OSError, asyncssh.Error) as exc:  # in place all the same; a second name
+                log.warning("%s stays beside %s: %s", self.temp_path, self.final_path, exc)
+            return "hard link"
+        if await client.lexists(self.final_path):
+            raise asyncssh.SFTPFailure(f"{self.final_path} exists")
+        await client.rename(self.temp_path, self.final_path)
+        return "rename, checked first (this server's rename replaces)"
 
     async def _replace_by_renames(self, client: asyncssh.SFTPClient) -> str:
         """Old aside, new in, old removed (a server without posix-rename); see publish."""
