@@ -14,6 +14,7 @@ from asyncssh.sftp import SFTPServerHandler
 from sftp_s3_tui.engine.config import S3Endpoint
 from sftp_s3_tui.engine.nightly.source_actions import SourceAction
 from sftp_s3_tui.engine.sftp.pool import SftpPool
+from sftp_s3_tui.engine.sftp.server_profile import RENAME_REFUSING_BANNERS
 from tests.support.nightly import manifest_rows, nightly, replacing_sftp
 from tests.support.servers import SftpServerInfo
 from tests.support.transfers import object_bytes
@@ -33,6 +34,8 @@ async def test_each_server_family_s_plain_rename_is_probed_and_the_probe_leaves_
         again = await pool.rename_behaviour(endpoint, openssh_sftp.remote_path("processed"))
         profile = pool.server_profile(endpoint)
     assert found == again == RENAMES[sftp_family]
+    # a delivery trusts these families' rename without probing it (writer._publish_new)
+    assert profile is not None and profile.banner.startswith(RENAME_REFUSING_BANNERS)
     assert profile is not None and profile.rename_overwrites == found
     assert profile.to_json()["rename_overwrites"] == found
     assert f"plain rename {found} an existing file" in profile.summary()

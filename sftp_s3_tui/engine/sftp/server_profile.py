@@ -48,6 +48,11 @@ RFC_WRITE_BYTES = 32 * KiB
 #: connection on a message it finds too long.
 WIDE_WRITE_BYTES = 255 * KiB
 WIDE_WRITE_BANNERS = ("SSH-2.0-mod_sftp", "SSH-2.0-OpenSSH", "SSH-2.0-dropbear")
+#: The server families whose plain rename was tested to refuse a taken name, as SFTP v3
+#: says (tests/nightly/test_rename_probe.py runs the probe on each): OpenSSH's
+#: sftp-server (it links, or looks, before it renames), ProFTPD's mod_sftp, and Dropbear
+#: with gesftpserver. Publishing that must not replace a file does not probe them.
+RENAME_REFUSING_BANNERS = ("SSH-2.0-OpenSSH", "SSH-2.0-mod_sftp", "SSH-2.0-dropbear")
 #: A short answer below this is not taken as the server's read size (a file's tail, a
 #: hiccup): the fallback stays.
 MIN_READ_BYTES = 4 * KiB

@@ -25,6 +25,7 @@ from ..config import SftpEndpoint
 from ..errors import DestinationRefused, DestinationWriteFailed, TransferError
 from .errors import is_connection_error
 from .pool import Lease, SftpPool
+from .server_profile import RENAME_REFUSING_BANNERS
 
 log = logging.getLogger(__name__)
 
@@ -172,8 +173,6 @@ class RemoteWriter:
         self.requests = requests or -1
         self._lease: Lease | None = None
         self._file: asyncssh.SFTPClientFile | None = None
-        #: What the server's plain rename does with a taken name (see learn_rename).
-        self._rename_probe: asyncio.Future[str] | None = None
         #: More handles on the same temporary file over other connections (see spread).
         self._lanes: list[tuple[Lease, asyncssh.SFTPClientFile]] = []
         self._spreading: asyncio.Future[None] | None = None
@@ -411,29 +410,13 @@ class RemoteWriter:
         self.created = False
         return how
 
-    def learn_rename(self) -> None:
-        """Start finding out, beside the transfer, whether the server's plain rename replaces
-        a taken name (the pool probes it once per host per session, in this folder, which
-        the temporary file shows is writable): a publish that must not replace a file
-        relies on it refusing (SFTP v3), and a server that replaces instead would clobber a
-        file the partner put at the final name meanwhile. Started early so that a far
-        host's dozen round trips overlap the bytes instead of delaying the publish."""
-        if self.inplace or self._rename_probe is not None:
-            return
-        folder = posixpath.dirname(self.final_path) or "/"
-        self._rename_probe = asyncio.ensure_future(
-            self.sftp.rename_behaviour(self.endpoint, folder)
-        )
-
     async def _publish_new(self, client: asyncssh.SFTPClient) -> str:
         """Into place without replacing anything: the plain rename, which refuses a taken
         name — unless the server's rename probe saw it replace one. There, a hard link
         (``hardlink@openssh.com`` refuses a taken name on every server) and the temporary
         name's removal; without hard links, a look just before the rename (a file landing
         between the two would still be replaced: the method says so)."""
-        self.learn_rename()
-        behaviour = await self._rename_probe if self._rename_probe is not None else "unknown"
-        if behaviour != "replaces":
+        if await self._rename_behaviour() != "replaces":
             await client.rename(self.temp_path, self.final_path)
             return "rename"
         profile = self.sftp.server_profile(self.endpoint)
@@ -448,6 +431,19 @@ class RemoteWriter:
             raise asyncssh.SFTPFailure(f"{self.final_path} exists")
         await client.rename(self.temp_path, self.final_path)
         return "rename, checked first (this server's rename replaces)"
+
+    async def _rename_behaviour(self) -> str:
+        """What this server's plain rename does with a taken name. The families tested to
+        refuse (``RENAME_REFUSING_BANNERS``) are not probed; any other server is, once per
+        host per session (the pool's probe: two one-byte dot-files in this folder, which
+        the temporary file shows is writable, removed at once), at its first such publish
+        rather than beside the bytes, so that no probe file is in the partner's folder
+        while a transfer can be cut."""
+        profile = self.sftp.server_profile(self.endpoint)
+        if profile is not None and profile.banner.startswith(RENAME_REFUSING_BANNERS):
+            return "refuses"
+        folder = posixpath.dirname(self.final_path) or "/"
+        return await self.sftp.rename_behaviour(self.endpoint, folder)
 
     async def _replace_by_renames(self, client: asyncssh.SFTPClient) -> str:
         """Old aside, new in, old removed (a server without posix-rename); see publish."""

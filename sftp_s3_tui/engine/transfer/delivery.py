@@ -422,8 +422,6 @@ class ObjectDelivery:
             await self.writer.reopen(left.temp_path)
         else:
             await self.writer.open(truncate=self.options.inplace and replace)
-        if not replace:  # its publish must not replace a file: is the plain rename safe?
-            self.writer.learn_rename()
 
     async def _transfer(self, resumed: Digest | None, start: int) -> str:
         """The bytes from ``start`` on, checked (and read back, when asked); what they were
