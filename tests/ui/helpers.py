@@ -10,6 +10,7 @@ from typing import Any
 
 from rich.console import Console
 from textual.app import App
+from textual.css.query import NoMatches
 from textual.pilot import Pilot
 
 from sftp_s3_tui.engine.addresses import parse_s3_url
@@ -52,13 +53,23 @@ SUBTITLE = "demo: sftp://demo@127.0.0.1:2222 → s3 (http://127.0.0.1:9000)"
 async def wait_for(
     pilot: Pilot[Any], condition: Callable[[], object], timeout: float = 30.0, what: str = ""
 ) -> None:
-    """Let the app run until ``condition()`` is true; fail after ``timeout`` seconds."""
+    """Let the app run until ``condition()`` is true; fail after ``timeout`` seconds.
+
+    A condition that queries a widget of a screen just pushed may run before the screen has
+    composed it: NoMatches there means "not yet", not a failure."""
     deadline = time.monotonic() + timeout
-    while not condition():
+    while not _holds(condition):
         if time.monotonic() > deadline:
             screen = pilot.app.screen
             raise AssertionError(f"timed out waiting for {what or condition} on {screen!r}")
         await pilot.pause(0.05)
+
+
+def _holds(condition: Callable[[], object]) -> bool:
+    try:
+        return bool(condition())
+    except NoMatches:
+        return False
 
 
 def server_profile(

@@ -11,10 +11,9 @@ from sftp_s3_tui.engine.events import TransferState
 from sftp_s3_tui.engine.resume.journal import Journal, account_identity, endpoint_identity
 from sftp_s3_tui.ui.screens.browse import BrowseScreen
 from sftp_s3_tui.ui.screens.dialogs import ConfirmScreen
-from sftp_s3_tui.ui.widgets.remote_tree import RemoteTree
 from tests.support.metrics import labelled_value
 from tests.support.servers import PushGateway, SftpServerInfo
-from tests.ui.helpers import make_app, server_profile, wait_for
+from tests.ui.helpers import browse_ready, make_app, server_profile, wait_for
 
 
 async def test_unfinished_transfers_are_offered_for_resume_on_connect(
@@ -75,14 +74,9 @@ async def test_metrics_are_pushed_while_the_tui_copies(
     profile = server_profile(embedded_sftp, s3_endpoint, bucket=bucket)
     app = make_app(tmp_path, initial=profile, push_gateway=fresh_pushgateway.url)
     async with app.run_test(size=(150, 45)) as pilot:
-        await wait_for(
-            pilot,
-            lambda: (
-                isinstance(app.screen, BrowseScreen)
-                and app.screen.query_one(RemoteTree).ready
-                and bool(app.screen.query_one(RemoteTree).entries)
-            ),
-        )
+        # (browse_ready: a browse screen pushed but not composed yet has no RemoteTree to
+        # query; asking for one there raised NoMatches under load)
+        await wait_for(pilot, lambda: browse_ready(app), what="browse")
         await pilot.press("c")
         session = app.session
         assert session is not None
