@@ -27,7 +27,7 @@ from sftp_s3_tui.engine.transfer.delivery import (
     deliver_object,
     discard_kept,
 )
-from tests.support.fault_proxy import FaultProxy
+from tests.support.fault_proxy import FaultProxy, proxied
 from tests.support.servers import SftpServerInfo
 
 
@@ -36,12 +36,9 @@ async def slow(
     embedded_sftp: SftpServerInfo, tmp_path: Path
 ) -> AsyncIterator[tuple[SftpServerInfo, FaultProxy]]:
     """The embedded server behind a proxy forwarding writes at 4 MiB/s."""
-    with FaultProxy(embedded_sftp.host, embedded_sftp.port) as proxy:
-        known = tmp_path / "known_hosts-proxy"
-        lines = embedded_sftp.known_hosts.read_text()
-        known.write_text(lines.replace(f"]:{embedded_sftp.port} ", f"]:{proxy.port} "))
+    with proxied(embedded_sftp, tmp_path / "known_hosts-proxy") as (server, proxy):
         proxy.throttle(4 * MiB, "up")
-        yield replace(embedded_sftp, port=proxy.port, known_hosts=known), proxy
+        yield server, proxy
 
 
 def _records(folder: Path) -> list[dict[str, Any]]:

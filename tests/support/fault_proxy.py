@@ -28,15 +28,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import socket
 import ssl
 import struct
 import threading
 import time
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import AsyncGenerator, Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import TracebackType
 from typing import Literal, Self, TypeVar
+
+from tests.support.servers import SftpServerInfo
 
 UP: Literal["up"] = "up"  # client → server
 DOWN: Literal["down"] = "down"  # server → client
@@ -537,3 +541,14 @@ def main(argv: list[str] | None = None) -> None:
 
 if __name__ == "__main__":
     main()
+
+
+@contextlib.contextmanager
+def proxied(info: SftpServerInfo, known_hosts: Path) -> Iterator[tuple[SftpServerInfo, FaultProxy]]:
+    """``info``'s server reached through a new :class:`FaultProxy`: the same server at the
+    proxy's port (``known_hosts``, written here, names its key there), and the proxy, to
+    throttle, delay or cut."""
+    with FaultProxy(info.host, info.port) as proxy:
+        lines = info.known_hosts.read_text()
+        known_hosts.write_text(lines.replace(f"]:{info.port} ", f"]:{proxy.port} "))
+        yield dataclasses.replace(info, port=proxy.port, known_hosts=known_hosts), proxy

@@ -25,7 +25,7 @@ from sftp_s3_tui.ui.screens.connection_details import (
     format_ceiling,
 )
 from sftp_s3_tui.ui.widgets.resources import LinkLine, link_text
-from tests.support.fault_proxy import FaultProxy
+from tests.support.fault_proxy import proxied
 from tests.support.servers import S3Store, SftpServerInfo
 from tests.ui.helpers import _fixed_info, browse_ready, make_app, server_profile, wait_for
 
@@ -107,12 +107,9 @@ async def test_the_store_record_is_shown_after_the_first_copy_and_reused(
 @pytest.fixture
 def far_sshd(openssh_sftp: SftpServerInfo, tmp_path: Path) -> Iterator[SftpServerInfo]:
     """The real sshd behind the fault proxy with 50 ms of round trip added."""
-    with FaultProxy(openssh_sftp.host, openssh_sftp.port) as proxy:
+    with proxied(openssh_sftp, tmp_path / "known_hosts-proxy") as (server, proxy):
         proxy.set_rtt(0.05)
-        known = tmp_path / "known_hosts-proxy"
-        lines = openssh_sftp.known_hosts.read_text()
-        known.write_text(lines.replace(f"]:{openssh_sftp.port} ", f"]:{proxy.port} "))
-        yield replace(openssh_sftp, port=proxy.port, known_hosts=known)
+        yield server
 
 
 async def test_a_far_hosts_rtt_and_ceiling_are_shown_with_the_knobs(

@@ -29,7 +29,7 @@ from sftp_s3_tui.ui.widgets.remote_tree import RemoteTree
 from sftp_s3_tui.ui.widgets.resources import LinkLine
 from sftp_s3_tui.ui.widgets.throughput import Throughput
 from sftp_s3_tui.ui.widgets.transfer_panel import TransferPanel
-from tests.support.fault_proxy import FaultProxy
+from tests.support.fault_proxy import FaultProxy, proxied
 from tests.support.servers import SftpServerInfo
 from tests.ui.helpers import browse_ready, make_app, screen_text, server_profile, wait_for
 
@@ -159,12 +159,9 @@ async def test_d_on_a_prefix_delivers_its_objects_into_the_sftp_folder_shown(
 def slow_upstream(embedded_sftp: SftpServerInfo, tmp_path: Path) -> Iterator[SftpServerInfo]:
     """The embedded server behind a proxy forwarding writes at 4 MiB/s: a delivery of
     64 MiB stays running (the quit question cannot be outrun)."""
-    with FaultProxy(embedded_sftp.host, embedded_sftp.port) as proxy:
-        known = tmp_path / "known_hosts-proxy"
-        lines = embedded_sftp.known_hosts.read_text()
-        known.write_text(lines.replace(f"]:{embedded_sftp.port} ", f"]:{proxy.port} "))
+    with proxied(embedded_sftp, tmp_path / "known_hosts-proxy") as (server, proxy):
         proxy.throttle(4 * MiB, "up")
-        yield replace(embedded_sftp, port=proxy.port, known_hosts=known)
+        yield server
 
 
 async def test_quitting_mid_delivery_asks_then_leaves_no_temporary_file(
@@ -333,12 +330,9 @@ async def test_a_delivery_shows_the_sftp_link_it_writes_over(
 def slow_read_back(embedded_sftp: SftpServerInfo, tmp_path: Path) -> Iterator[SftpServerInfo]:
     """The embedded server behind a proxy answering at 2 MiB/s: writes go at full speed,
     a read back of 16 MiB takes a while (long enough to be seen)."""
-    with FaultProxy(embedded_sftp.host, embedded_sftp.port) as proxy:
-        known = tmp_path / "known_hosts-proxy"
-        lines = embedded_sftp.known_hosts.read_text()
-        known.write_text(lines.replace(f"]:{embedded_sftp.port} ", f"]:{proxy.port} "))
+    with proxied(embedded_sftp, tmp_path / "known_hosts-proxy") as (server, proxy):
         proxy.throttle(2 * MiB, "down")
-        yield replace(embedded_sftp, port=proxy.port, known_hosts=known)
+        yield server
 
 
 async def test_a_delivery_row_says_how_far_its_read_back_is(
@@ -463,12 +457,9 @@ def slow_link(
 ) -> Iterator[tuple[SftpServerInfo, FaultProxy]]:
     """As ``slow_upstream``, with the proxy at hand: ``proxy.throttle(None, "up")`` lets
     the deliveries finish at once."""
-    with FaultProxy(embedded_sftp.host, embedded_sftp.port) as proxy:
-        known = tmp_path / "known_hosts-proxy"
-        lines = embedded_sftp.known_hosts.read_text()
-        known.write_text(lines.replace(f"]:{embedded_sftp.port} ", f"]:{proxy.port} "))
+    with proxied(embedded_sftp, tmp_path / "known_hosts-proxy") as (server, proxy):
         proxy.throttle(4 * MiB, "up")
-        yield replace(embedded_sftp, port=proxy.port, known_hosts=known), proxy
+        yield server, proxy
 
 
 async def _focus_row(pilot: Any, transfer_id: int) -> None:

@@ -4,7 +4,6 @@ fresh progress after a retry, and the demo's memory said on screen."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +21,7 @@ from sftp_s3_tui.ui.app import DEMO_MEMORY_NOTE, AppOptions, SftpS3App
 from sftp_s3_tui.ui.session import TransferSpan
 from sftp_s3_tui.ui.widgets.transfer_list import QueueTotals, TransferRow
 from sftp_s3_tui.ui.widgets.transfer_panel import TransferPanel, summary_text
-from tests.support.fault_proxy import FaultProxy
+from tests.support.fault_proxy import proxied
 from tests.support.servers import SftpServerInfo
 from tests.ui.helpers import browse_ready, make_app, server_profile, wait_for
 
@@ -65,12 +64,9 @@ def test_the_average_leaves_out_paused_time_and_resumed_bytes() -> None:
 @pytest.fixture
 def slow_sftp(embedded_sftp: SftpServerInfo, tmp_path: Path) -> Iterator[SftpServerInfo]:
     """The embedded server behind a proxy throttled to 2 MiB/s."""
-    with FaultProxy(embedded_sftp.host, embedded_sftp.port) as proxy:
-        known = tmp_path / "known_hosts-proxy"
-        lines = embedded_sftp.known_hosts.read_text()
-        known.write_text(lines.replace(f"]:{embedded_sftp.port} ", f"]:{proxy.port} "))
+    with proxied(embedded_sftp, tmp_path / "known_hosts-proxy") as (server, proxy):
         proxy.throttle(2 * MiB, "down")
-        yield replace(embedded_sftp, port=proxy.port, known_hosts=known)
+        yield server
 
 
 async def test_retry_after_cancel_starts_from_zero_on_screen_and_overall_counts_files(

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import gc
 from collections.abc import Iterator
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +17,7 @@ from sftp_s3_tui.engine.config import MiB, S3Endpoint
 from sftp_s3_tui.ui.screens.connect import ConnectScreen
 from sftp_s3_tui.ui.screens.dialogs import ConfirmScreen
 from sftp_s3_tui.ui.watches import WatchSpec
-from tests.support.fault_proxy import FaultProxy
+from tests.support.fault_proxy import proxied
 from tests.support.servers import SftpServerInfo
 from tests.ui.helpers import browse_ready, make_app, server_profile, wait_for
 
@@ -26,12 +25,9 @@ from tests.ui.helpers import browse_ready, make_app, server_profile, wait_for
 @pytest.fixture
 def slow_sftp(embedded_sftp: SftpServerInfo, tmp_path: Path) -> Iterator[SftpServerInfo]:
     """The embedded server behind a proxy throttled to 256 KiB/s: a copy stays running."""
-    with FaultProxy(embedded_sftp.host, embedded_sftp.port) as proxy:
-        known = tmp_path / "known_hosts-proxy"
-        lines = embedded_sftp.known_hosts.read_text()
-        known.write_text(lines.replace(f"]:{embedded_sftp.port} ", f"]:{proxy.port} "))
+    with proxied(embedded_sftp, tmp_path / "known_hosts-proxy") as (server, proxy):
         proxy.throttle(256 * 1024, "down")
-        yield replace(embedded_sftp, port=proxy.port, known_hosts=known)
+        yield server
 
 
 def _running(app: Any) -> bool:
