@@ -19,7 +19,7 @@ from ..engine.transfer.delivery_run import deliver
 from ..engine.units import format_size
 from ..metrics import exporting
 from ..observe.lineage import delivery_row
-from ..requests import DeliveryRequest
+from ..requests.delivery import DeliveryRequest
 
 log = logging.getLogger(__name__)
 

@@ -21,7 +21,8 @@ from ..engine.plan.delivery import DeliveryTarget
 from ..engine.units import parse_size
 from ..observe.lineage import DELIVERY
 from ..observe.session import Observers
-from ..requests import ObserveFlags, TransferFlags, observe_options, task_delivery_request
+from ..requests import ObserveFlags, TransferFlags, observe_options
+from ..requests.delivery import task_delivery_request
 from .connections import with_link
 from .delivery import DeliveryRun, deliver_for_task
 from .drops import judge_drops, parse_expect

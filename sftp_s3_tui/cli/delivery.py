@@ -36,7 +36,8 @@ from ..observe.lineage import DELIVERY, delivery_row
 from ..observe.session import ObservedRun, Observers
 from ..paths import state_dir
 from ..redaction import register_secret
-from ..requests import EXIT_FAILED, EXIT_OK, DeliveryRequest
+from ..requests import EXIT_FAILED, EXIT_OK
+from ..requests.delivery import DeliveryRequest
 from ..tally import FileCounts
 from .console import ConsoleProgress
 

@@ -36,7 +36,8 @@ from ..engine.transfer.delivery_result import INPLACE_RISK, DeliveryResult
 from ..observe.expectations import DropStatus
 from ..paths import state_dir
 from ..redaction import register_secret
-from ..requests import EXIT_FAILED, EXIT_OK, DeliveryRequest
+from ..requests import EXIT_FAILED, EXIT_OK
+from ..requests.delivery import DeliveryRequest
 from .delivery import DeliveryTally, _manifest, _observers, _run_summary
 
 

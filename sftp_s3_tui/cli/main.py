@@ -21,7 +21,8 @@ if TYPE_CHECKING:
     from types import ModuleType
 
     from ..engine.sftp.pool import SftpPool
-    from ..requests import CopyRequest, DeliveryRequest
+    from ..requests import CopyRequest
+    from ..requests.delivery import DeliveryRequest
 
 log = logging.getLogger("sftp_s3_tui")
 
@@ -40,7 +41,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     _configure_logging(args.verbose)
     from ..redaction import install_log_redaction, register_secret
-    from ..requests import app_request, cleanup_request, is_delivery, load_env_file
+    from ..requests import app_request, cleanup_request, load_env_file
+    from ..requests.delivery import is_delivery
 
     if getattr(args, "log_format", None) == "json":
         from ..observe.json_log import use_json_logging

@@ -18,7 +18,8 @@ from ..exit_codes import CLEANUP_EXIT_CODES_HELP, EXIT_CODES_HELP, EXIT_USAGE
 from ..observe.flags import add_observe_options, observe_flags
 
 if TYPE_CHECKING:
-    from ..requests import ConnectionFlags, CopyRequest, DeliveryRequest, RunFlags, TransferFlags
+    from ..requests import ConnectionFlags, CopyRequest, RunFlags, TransferFlags
+    from ..requests.delivery import DeliveryRequest
 
 
 class _Parser(argparse.ArgumentParser):
@@ -527,7 +528,7 @@ def copy_request_of(args: argparse.Namespace, env: Mapping[str, str]) -> CopyReq
 def delivery_request_of(args: argparse.Namespace, env: Mapping[str, str]) -> DeliveryRequest:
     """The typed request of ``copy s3://… sftp://…`` (delivery to a partner's SFTP), or of
     ``watch s3://… sftp://…`` (its ``--every``)."""
-    from ..requests import delivery_request
+    from ..requests.delivery import delivery_request
 
     return delivery_request(
         args.paths,

@@ -37,7 +37,7 @@ from ..engine.plan.delivery import DeliveryJob, RefusedKey, plan_delivery
 from ..engine.transfer.delivery import DeliveryControl, deliver_object, discard_kept
 from ..engine.transfer.delivery_result import DeliveryEvents, DeliveryResult
 from ..engine.transfer.queue import TransferQueue
-from ..requests import DeliveryRequest
+from ..requests.delivery import DeliveryRequest
 
 log = logging.getLogger(__name__)
 

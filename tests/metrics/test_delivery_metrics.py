@@ -264,7 +264,8 @@ async def test_the_airflow_delivery_task_pushes_its_metrics_grouped_by_the_task(
     delivery pushed under its task instance's labels, as the upload task's copy is."""
     from sftp_s3_tui.airflow.delivery import DeliveryRun, deliver_for_task
     from sftp_s3_tui.engine.plan.delivery import DeliveryTarget
-    from sftp_s3_tui.requests import TransferFlags, task_delivery_request
+    from sftp_s3_tui.requests import TransferFlags
+    from sftp_s3_tui.requests.delivery import task_delivery_request
 
     s3.put_object(Bucket=bucket, Key="out/a.csv", Body=b"a,1\n")
     target = DeliveryTarget(openssh_sftp.endpoint(), openssh_sftp.remote_path("inbox/"), True)

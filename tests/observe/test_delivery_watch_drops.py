@@ -17,12 +17,8 @@ import pytest
 from sftp_s3_tui.cli.delivery_watch import run_delivery_watch
 from sftp_s3_tui.engine.config import S3Endpoint
 from sftp_s3_tui.engine.nightly.delivery_watch import DeliveryPollReport
-from sftp_s3_tui.requests import (
-    ConnectionFlags,
-    ObserveFlags,
-    TransferFlags,
-    delivery_request,
-)
+from sftp_s3_tui.requests import ConnectionFlags, ObserveFlags, TransferFlags
+from sftp_s3_tui.requests.delivery import delivery_request
 from tests.observe.test_watch_drops import BERLIN, StepClock, late_pings, until
 from tests.support.cli import run_cli
 from tests.support.delivery import files_under, target_url

@@ -17,7 +17,7 @@ from textual.widgets import Checkbox, TextArea, Tree
 from sftp_s3_tui.engine.addresses import S3Location
 from sftp_s3_tui.engine.config import MiB, S3Endpoint
 from sftp_s3_tui.engine.events import Direction, TransferState
-from sftp_s3_tui.requests import folder_delivery_request
+from sftp_s3_tui.requests.delivery import folder_delivery_request
 from sftp_s3_tui.ui.screens.browse import BrowseScreen
 from sftp_s3_tui.ui.screens.connect import ConnectScreen
 from sftp_s3_tui.ui.screens.detail import TransferDetailScreen

@@ -9,7 +9,8 @@ from sftp_s3_tui.engine.config import ConflictPolicy, S3Endpoint, SftpEndpoint
 from sftp_s3_tui.engine.errors import UnsafeKey, UsageError
 from sftp_s3_tui.engine.plan.delivery import DeliveryTarget, check_addresses, remote_path_for
 from sftp_s3_tui.engine.sftp.writer import temporary_name
-from sftp_s3_tui.requests import TransferFlags, task_delivery_request
+from sftp_s3_tui.requests import TransferFlags
+from sftp_s3_tui.requests.delivery import task_delivery_request
 
 PARTNER = SftpEndpoint(host="partner.example")
 FOLDER = DeliveryTarget(PARTNER, "/in/", is_folder=True)

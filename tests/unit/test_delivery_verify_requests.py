@@ -11,10 +11,8 @@ from sftp_s3_tui.engine.addresses import S3Location
 from sftp_s3_tui.engine.config import S3Endpoint, SftpEndpoint, TransferOptions
 from sftp_s3_tui.engine.plan.delivery import DeliveryTarget
 from sftp_s3_tui.profiles import DeliverySettings, Profile, ProfileStore, SftpSettings
-from sftp_s3_tui.requests import (
-    ConnectionFlags,
-    RunFlags,
-    TransferFlags,
+from sftp_s3_tui.requests import ConnectionFlags, RunFlags, TransferFlags
+from sftp_s3_tui.requests.delivery import (
     delivery_request,
     folder_delivery_request,
     task_delivery_request,

@@ -23,7 +23,7 @@ from ...engine.errors import TransferError, UsageError
 from ...engine.events import EngineEvent, TransferFinished, TransferState
 from ...engine.plan.conflicts import Action
 from ...engine.plan.preview import CopyPlan
-from ...requests import DeliveryRequest, folder_delivery_request
+from ...requests.delivery import DeliveryRequest, folder_delivery_request
 from ..deliveries import DeliveryPlan
 from ..formatting import format_size
 from ..messages import DisconnectRequested, ErrorRaised

@@ -1,7 +1,7 @@
 """Watch a folder from the TUI: the dialog that starts a watch, and the list of running ones.
 
 The options are ``sftp-s3-tui watch``'s (``--every``, ``--include`` / ``--exclude``,
-``--min-age``, ``--stable``, ``--done-file``), checked by the same code (``requests.py``).
+``--min-age``, ``--stable``, ``--done-file``), checked by the same code (``requests/``).
 """
 
 from __future__ import annotations
