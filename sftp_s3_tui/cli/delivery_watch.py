@@ -33,12 +33,12 @@ from ..engine.s3.operations import check_bucket, open_client
 from ..engine.sftp.pool import SftpPool
 from ..engine.transfer.buffers import BufferPool
 from ..engine.transfer.delivery_result import INPLACE_RISK, DeliveryResult
-from ..observe.expectations import DropStatus
 from ..paths import state_dir
 from ..redaction import register_secret
 from ..requests import EXIT_FAILED, EXIT_OK
 from ..requests.delivery import DeliveryRequest
 from .delivery import DeliveryTally, _manifest, _observers, _run_summary
+from .drops import WatchDrops
 
 
 def _say(request: DeliveryRequest, tally: DeliveryTally, text: str) -> None:
@@ -67,8 +67,13 @@ async def run_delivery_watch(
     if clock is not None:
         observers.clock = clock
     tally = DeliveryTally(request, observers)
-    observers.start_drops()
-    tally.metrics.drops.show(observers.check_drops(), Direction.S3_TO_SFTP)
+    drops = WatchDrops(
+        observers,
+        tally.metrics.drops,
+        Direction.S3_TO_SFTP,
+        json_records=request.json,
+        warn=tally.warn,
+    )
     summary = {**_run_summary(request), "command": "watch"}
     every = request.watch_every_seconds or 60.0
     poll_started = [time.monotonic()]
@@ -82,10 +87,6 @@ async def run_delivery_watch(
         if result.status == "done":  # in the partner's folder: what a drop counts
             observers.file_landed(result.key)  # matched by its base name
         tally(result)
-
-    def on_late(drop: DropStatus) -> None:
-        if tally.json_log is None:  # the JSON log has its drop.late line already
-            tally.warn(f"drop {drop.line()}")
 
     def on_poll(poll: DeliveryPollReport) -> None:
         for error in poll.errors:
@@ -118,10 +119,7 @@ async def run_delivery_watch(
                 error=failed or ("; ".join(poll.errors) or None),
             )
             tally.observed = None
-        drops = observers.check_drops(on_late)
-        tally.metrics.drops.show(drops, Direction.S3_TO_SFTP)
-        if request.json and drops:
-            print(json.dumps({"drops": [d.as_json() for d in drops]}), flush=True)
+        drops.after_poll()
         if after_poll is not None:
             after_poll(poll)
         if request.json:  # a heartbeat per poll

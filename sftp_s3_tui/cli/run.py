@@ -35,7 +35,6 @@ from ..engine.s3.operations import S3Client, check_bucket, open_client
 from ..engine.sftp.pool import Logins, SftpPool
 from ..engine.transfer.queue import TransferQueue
 from ..metrics import SnapshotMetrics, exporting
-from ..observe.expectations import DropStatus
 from ..observe.session import ObservedRun, Observers
 from ..paths import journal_dir, state_dir
 from ..redaction import register_secret
@@ -56,6 +55,7 @@ from .console import (
     status_text,
     warn,
 )
+from .drops import WatchDrops
 
 #: Done/skipped transfers the queue keeps while a CLI copy runs (results are printed as they
 #: arrive and counted, so the queue need not keep them): memory stays flat in file count.
@@ -384,8 +384,9 @@ async def run_watch(
         bus.subscribe(NoticePrinter(ConsoleProgress(bus, enabled=False)))
     bus.subscribe(say_kept_rows)
     metrics = SnapshotMetrics(directions=(Direction.SFTP_TO_S3,))
-    observers.start_drops()
-    metrics.drops.show(observers.check_drops(), Direction.SFTP_TO_S3)
+    drops = WatchDrops(
+        observers, metrics.drops, Direction.SFTP_TO_S3, json_records=request.json, warn=warn
+    )
     poll_started = [time.monotonic()]
 
     def observe_poll(number: int) -> ObservedRun:
@@ -393,10 +394,6 @@ async def run_watch(
         observed = observers.begin({**_run_summary(request, "watch"), "poll": number})
         metrics.drops.run(observed.run_id, "watch")
         return observed
-
-    def on_late(drop: DropStatus) -> None:
-        if observers.json_log is None:
-            warn(f"drop {drop.line()}")
 
     sources = [WatchSource(s.endpoint, s.path) for s in request.sources]
     state = WatchState.for_watch(
@@ -438,10 +435,7 @@ async def run_watch(
                 "errors": poll.errors,
             }
             observers.end(observers.current, summary, ok=not failed and not poll.errors)
-        drops = observers.check_drops(on_late)
-        metrics.drops.show(drops, Direction.SFTP_TO_S3)
-        if request.json and drops:
-            print(json.dumps({"drops": [d.as_json() for d in drops]}), flush=True)
+        drops.after_poll()
         if after_poll is not None:
             after_poll(poll)
         if request.json:  # a heartbeat per poll, so a supervisor sees the watch alive
