@@ -259,8 +259,8 @@ class SftpPool:
     async def rename_behaviour(self, endpoint: SftpEndpoint, folder: str) -> str:
         """How ``endpoint``'s plain rename treats an existing target (``refuses``,
         ``replaces`` or ``unknown``), probed once per host per session in ``folder`` (which
-        must exist and be writable: the archive folder a ``--move-to`` writes to); moves
-        made meanwhile wait for the probe."""
+        must exist and be writable: the archive folder a ``--move-to`` writes to, or the
+        folder a delivery publishes into); callers meanwhile wait for the probe."""
         host = self._host(endpoint)
         state = host.server
         if state.rename_probing is None:

@@ -115,10 +115,10 @@ class ServerProfile:
     connections_asked: int = 0
     connections_granted: int = 0
     connections_refused: int = 0
-    #: How the server's plain SFTP rename treats an existing target, probed (only for
-    #: ``--move-to``) with two throw-away files in the archive folder: ``refuses`` (SFTP v3,
-    #: OpenSSH), ``replaces`` (a race could clobber an archived file) or ``unknown``
-    #: (not probed, or the probe could not tell).
+    #: How the server's plain SFTP rename treats an existing target, probed with two
+    #: throw-away files in the folder a ``--move-to`` archives into or a skip-existing
+    #: delivery publishes into: ``refuses`` (SFTP v3, OpenSSH), ``replaces`` (a race could
+    #: clobber a file) or ``unknown`` (not probed, or the probe could not tell).
     rename_overwrites: str = "unknown"
 
     @property
@@ -307,8 +307,9 @@ async def probe_rename(client: asyncssh.SFTPClient, folder: str) -> str:
     Two small files with unique names are created in ``folder`` (exclusively: nothing of
     anyone's is touched), one is renamed onto the other with the plain (v3) rename, and
     what is left shows the answer; both are removed whatever happens. SFTP v3 says the
-    rename must fail; OpenSSH's does, but a server that replaces would let a race between
-    two archivers clobber an archived file (see ``nightly.source_actions``)."""
+    rename must fail; OpenSSH's does, but a server that replaces would let a race clobber
+    an archived file (``nightly.source_actions``) or a partner's file at a delivery's final
+    name (``writer.RemoteWriter.publish``)."""
     token = secrets.token_hex(8)
     first = posixpath.join(folder, f"{RENAME_PROBE_PREFIX}{token}-a")
     second = posixpath.join(folder, f"{RENAME_PROBE_PREFIX}{token}-b")
@@ -369,5 +370,5 @@ class HostProfile:
 
     profile: ServerProfile | None = None
     probing: asyncio.Future[ServerProfile] | None = field(default=None, repr=False)
-    #: The rename probe (``--move-to`` only), run once; other moves wait for it.
+    #: The rename probe (``--move-to``, skip-existing deliveries), run once; the others wait.
     rename_probing: asyncio.Future[str] | None = field(default=None, repr=False)
