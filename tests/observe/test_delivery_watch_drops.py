@@ -18,7 +18,7 @@ from sftp_s3_tui.cli.delivery_watch import run_delivery_watch
 from sftp_s3_tui.engine.config import S3Endpoint
 from sftp_s3_tui.engine.nightly.delivery_watch import DeliveryPollReport
 from sftp_s3_tui.requests import ConnectionFlags, ObserveFlags, TransferFlags
-from sftp_s3_tui.requests.delivery import delivery_request
+from sftp_s3_tui.requests.delivery import DeliveryRequest, delivery_request
 from tests.observe.test_watch_drops import BERLIN, StepClock, late_pings, until
 from tests.support.cli import run_cli
 from tests.support.delivery import files_under, target_url
@@ -36,6 +36,38 @@ def flags(server: SftpServerInfo, s3_endpoint: S3Endpoint, **more: Any) -> Conne
         endpoint_url=s3_endpoint.endpoint_url,
         **more,
     )
+
+
+def invoice_watch(
+    server: SftpServerInfo,
+    connection: ConnectionFlags,
+    bucket: str,
+    hook_url: str,
+    *,
+    expect_by: str,
+    notify_on: str | None = None,
+    json: bool = False,
+) -> DeliveryRequest:
+    """``watch s3://bucket/out/ sftp://…/partner/`` expecting two ``invoice_*.csv`` by
+    ``expect_by`` (Berlin time), pinging ``hook_url``; polled every 50 ms."""
+    request = delivery_request(
+        [f"s3://{bucket}/out/", target_url(server, "partner/")],
+        connection,
+        TransferFlags(),
+        {},
+        quiet=True,
+        json=json,
+        watch_every="1s",
+        observe=ObserveFlags(
+            hook_url=hook_url,
+            notify_on=notify_on,
+            expect="invoice_*.csv",
+            expect_count="2",
+            expect_by=expect_by,
+            expect_tz="Europe/Berlin",
+        ),
+    )
+    return replace(request, watch_every_seconds=0.05)
 
 
 def drop_gauge(metrics: str, which: str) -> tuple[str, float]:
@@ -65,23 +97,14 @@ async def test_a_late_delivery_drop_fires_one_alert_and_the_straggler_completes_
     folder = openssh_sftp.root / "partner"
 
     with http_receiver() as receiver:
-        request = delivery_request(
-            [f"s3://{bucket}/out/", target_url(openssh_sftp, "partner/")],
+        request = invoice_watch(
+            openssh_sftp,
             flags(openssh_sftp, s3_endpoint, push_gateway=fresh_pushgateway.url),
-            TransferFlags(),
-            {},
-            quiet=True,
-            watch_every="1s",
-            observe=ObserveFlags(
-                hook_url=f"{receiver.url}/ping/invoices",
-                notify_on="late",
-                expect="invoice_*.csv",
-                expect_count="2",
-                expect_by="weekdays 06:00",
-                expect_tz="Europe/Berlin",
-            ),
+            bucket,
+            f"{receiver.url}/ping/invoices",
+            expect_by="weekdays 06:00",
+            notify_on="late",
         )
-        request = replace(request, watch_every_seconds=0.05)
         watching = asyncio.create_task(
             run_delivery_watch(request, stop, clock=clock, after_poll=polls.append)
         )
@@ -141,23 +164,14 @@ async def test_a_drop_counts_what_reached_the_partner_not_what_appeared(
     folder = openssh_sftp.root / "partner"
 
     with http_receiver() as receiver:
-        request = delivery_request(
-            [f"s3://{bucket}/out/", target_url(openssh_sftp, "partner/")],
+        request = invoice_watch(
+            openssh_sftp,
             flags(openssh_sftp, s3_endpoint),
-            TransferFlags(),
-            {},
-            quiet=True,
+            bucket,
+            f"{receiver.url}/ping/invoices",
+            expect_by="0 6 * * 1-5",
             json=True,
-            watch_every="1s",
-            observe=ObserveFlags(
-                hook_url=f"{receiver.url}/ping/invoices",
-                expect="invoice_*.csv",
-                expect_count="2",
-                expect_by="0 6 * * 1-5",
-                expect_tz="Europe/Berlin",
-            ),
         )
-        request = replace(request, watch_every_seconds=0.05)
         watching = asyncio.create_task(
             run_delivery_watch(request, stop, clock=clock, after_poll=polls.append)
         )
