@@ -129,19 +129,23 @@ def _add_run_options(parser: argparse.ArgumentParser, *, watch: bool) -> None:
         help="s3:// → sftp:// only: write to the final name, for servers that forbid "
         "rename (a partner may see a partial file)",
     )
+    # --no-… forms turn off a check a profile's [delivery] table turns on, for one run.
     after.add_argument(
         "--verify-readback",
-        action="store_true",
+        action=argparse.BooleanOptionalAction,
+        default=None,
         help="s3:// → sftp:// only: read each file back over SFTP before it is renamed "
         "into place and compare its SHA-256 with the bytes read from S3 (a second pass "
-        "over the link)",
+        "over the link); --no-verify-readback: not even if the profile asks",
     )
     after.add_argument(
         "--verify-server-hash",
-        action="store_true",
+        action=argparse.BooleanOptionalAction,
+        default=None,
         help="s3:// → sftp:// only: ask the server for the SHA-256 of each file before it is "
         "renamed into place (check-file-handle: ProFTPD) and compare it with the bytes read "
-        "from S3; a server that cannot is said in the result",
+        "from S3; a server that cannot is said in the result; --no-verify-server-hash: not "
+        "even if the profile asks",
     )
     obj = parser.add_argument_group("objects")
     obj.add_argument("--storage-class", metavar="CLASS", help="e.g. STANDARD_IA, GLACIER_IR")
@@ -188,8 +192,8 @@ def run_flags(args: argparse.Namespace) -> RunFlags:
         manifest=args.manifest,
         dry_run=getattr(args, "dry_run", False),
         inplace=getattr(args, "inplace", False),
-        verify_readback=getattr(args, "verify_readback", False),
-        verify_server_hash=getattr(args, "verify_server_hash", False),
+        verify_readback=getattr(args, "verify_readback", None),
+        verify_server_hash=getattr(args, "verify_server_hash", None),
         storage_class=args.storage_class,
         sse=args.sse,
         sse_kms_key_id=args.sse_kms_key_id,

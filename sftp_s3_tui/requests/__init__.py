@@ -220,8 +220,9 @@ class RunFlags:
     content_type: str | None = None
     metadata: tuple[str, ...] = ()
     inplace: bool = False  # S3 → SFTP delivery only: write to the final name
-    verify_readback: bool = False  # S3 → SFTP delivery only: read the file back, SHA-256
-    verify_server_hash: bool = False  # S3 → SFTP delivery only: the server's SHA-256
+    # S3 → SFTP delivery only; None: as the profile's [delivery] table says
+    verify_readback: bool | None = None  # read the file back, SHA-256
+    verify_server_hash: bool | None = None  # the server's SHA-256
 
 
 def _run_options_class() -> type[RunOptions]:

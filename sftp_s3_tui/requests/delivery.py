@@ -173,10 +173,10 @@ def delivery_request(
             run.delete_source,
             profile.transfer_options() if profile else None,
             inplace=run.inplace,
-            # A flag adds its check to the profile's [delivery] ones (store_true: it cannot
-            # take one away; a profile asking for a check means the partner needs it).
-            verify_readback=run.verify_readback or checks.verify_readback,
-            verify_server_hash=run.verify_server_hash or checks.verify_server_hash,
+            # A flag overrides the profile's [delivery] table for this run, either way
+            # (--verify-readback adds the check, --no-verify-readback drops it).
+            verify_readback=_either(run.verify_readback, checks.verify_readback),
+            verify_server_hash=_either(run.verify_server_hash, checks.verify_server_hash),
             done_suffix=delivery_done_suffix(run.done_file),
             record_dir=_delivery_record_dir(),
             file_filter=delivery_filter(run),
@@ -190,6 +190,11 @@ def delivery_request(
         push_gateway=None if run.dry_run else push_gateway(flags, env),
         metrics_port=None if run.dry_run else flags.metrics_port,
     )
+
+
+def _either(flag: bool | None, profile: bool) -> bool:
+    """A check's setting: the flag when given (``--x`` / ``--no-x``), else the profile's."""
+    return profile if flag is None else flag
 
 
 def delivery_options(

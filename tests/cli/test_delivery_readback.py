@@ -79,7 +79,8 @@ def test_a_profile_asking_for_read_back_has_copy_read_back(
     openssh_sftp: SftpServerInfo, s3_endpoint: S3Endpoint, s3: Any, bucket: str
 ) -> None:
     """``copy --profile P s3://… sftp://…`` with P's ``[delivery] verify_readback = true``
-    reads the file back, no flag needed; ``--verify-server-hash`` adds its check to it."""
+    reads the file back, no flag needed; ``--verify-server-hash`` adds its check to it, and
+    ``--no-verify-readback`` drops the profile's check for one run."""
     data = pattern(2 * MiB + 5, seed=37)
     s3.put_object(Bucket=bucket, Key="exports/ledger.csv", Body=data)
     assert s3_endpoint.endpoint_url
@@ -115,6 +116,13 @@ def test_a_profile_asking_for_read_back_has_copy_read_back(
     assert row["verified_by"] == "crc32+size+readback-sha256"  # OpenSSH cannot hash: said
     assert "not checked by the server's hash" in row["message"]
     assert files_under(openssh_sftp.root / "again") == {"ledger.csv": data}
+
+    without = run_cli(*args, target_url(openssh_sftp, "plain/"), "--no-verify-readback", "--json")
+
+    assert without.returncode == 0, without.stderr
+    (row,), _ = records(without.stdout)
+    assert row["verified_by"] == "crc32+size"  # the stored checksum and the size, no read-back
+    assert files_under(openssh_sftp.root / "plain") == {"ledger.csv": data}
 
 
 @pytest.mark.sftp_families
