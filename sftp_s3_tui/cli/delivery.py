@@ -286,10 +286,13 @@ async def _deliver(
                     await asyncio.gather(*tally.pending)
     if tally.files == 0:
         if tally.excluded_count:
+            hint = "check --include / --exclude / --filter"
+            if request.options.min_age_seconds:
+                hint += f" and --min-age ({request.options.min_age_seconds:g} s)"
             raise SourceNotFound(
                 f"The filters leave out all {tally.excluded_count} object(s) under "
                 f"{request.source}",
-                "check --include / --exclude / --filter",
+                hint,
             )
         raise SourceNotFound(f"No object under {request.source}", "check the bucket and prefix")
     summary = tally.summary(time.monotonic() - tally.started)
@@ -313,6 +316,7 @@ async def _dry_run(request: DeliveryRequest, tally: DeliveryTally) -> None:
             request.target,
             file_filter=request.options.file_filter,
             on_excluded=tally.excluded,
+            min_age_seconds=request.options.min_age_seconds,
         ):
             if isinstance(item, RefusedKey):
                 tally(DeliveryResult(item.bucket, item.key, "", "failed", message=str(item.error)))

@@ -98,7 +98,12 @@ def _add_run_options(parser: argparse.ArgumentParser, *, watch: bool) -> None:
     )
     pick.add_argument("--older-than", metavar="AGE|DATE", help="only files modified before")
     gate = parser.add_argument_group("readiness (files still being written wait)")
-    gate.add_argument("--min-age", metavar="AGE", help="only files unmodified for AGE, e.g. 5m")
+    gate.add_argument(
+        "--min-age",
+        metavar="AGE",
+        help="only files unmodified for AGE, e.g. 5m (s3:// sources: objects whose "
+        "LastModified is AGE ago)",
+    )
     gate.add_argument(
         "--stable", metavar="AGE", help="only files whose size+mtime stay unchanged for AGE"
     )

@@ -99,8 +99,6 @@ def is_delivery(paths: Sequence[str]) -> bool:
 
 #: Run flags that S3 → SFTP delivery does not honour yet: refused, never silently ignored.
 _NOT_YET_FOR_DELIVERY = {
-    "min_age": "--min-age",
-    "stable": "--stable",
     "keep_done_file": "--keep-done-file",
     "move_to": "--move-to",
     "storage_class": "--storage-class",
@@ -146,6 +144,11 @@ def delivery_request(
     for name, flag in _NOT_YET_FOR_DELIVERY.items():
         if getattr(run, name) not in (None, (), False):
             raise UsageError(f"{flag} is not supported for S3 → SFTP delivery yet", "")
+    if run.stable:
+        raise UsageError(
+            "--stable is for SFTP sources: an S3 object never grows, it is whole once listed",
+            "--min-age AGE waits until a drop's objects are AGE old",
+        )
     command = "copy" if watch_every is None else "watch"
     if len(paths) != 2:
         raise UsageError(
@@ -164,6 +167,11 @@ def delivery_request(
         is_folder=paths[-1].endswith("/"),
     )
     check_addresses(source, target)
+    if run.min_age and not source.is_prefix:
+        raise UsageError(
+            f"--min-age applies to a prefix's objects; {paths[0]} names one object",
+            "deliver s3://bucket/prefix/ with --min-age, or the key without it",
+        )
     return DeliveryRequest(
         source=source,
         target=target,
@@ -180,6 +188,7 @@ def delivery_request(
             done_suffix=delivery_done_suffix(run.done_file),
             record_dir=_delivery_record_dir(),
             file_filter=delivery_filter(run),
+            min_age_seconds=_seconds(run.min_age),
         ),
         json=json,
         quiet=quiet,
@@ -190,6 +199,13 @@ def delivery_request(
         push_gateway=None if run.dry_run else push_gateway(flags, env),
         metrics_port=None if run.dry_run else flags.metrics_port,
     )
+
+
+def _seconds(age: str | None) -> float:
+    """``--min-age``'s seconds (0: none)."""
+    from ..engine.plan.filters import parse_duration
+
+    return parse_duration(age) if age else 0.0
 
 
 def _either(flag: bool | None, profile: bool) -> bool:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -115,6 +116,46 @@ def test_filters_pick_objects_by_their_key_under_the_prefix(
 
     assert nothing.returncode == 3
     assert "The filters leave out all 4 object(s)" in nothing.stderr
+
+
+def test_min_age_waits_for_objects_younger_than_it(
+    openssh_sftp: SftpServerInfo, s3_endpoint: S3Endpoint, s3: Any, bucket: str
+) -> None:
+    """``--min-age`` over a prefix: an object whose LastModified is younger waits (named in
+    the plan with its age); once it is old enough it is delivered. An exact key or
+    ``--stable`` is one line."""
+    s3.put_object(Bucket=bucket, Key="drop/a.csv", Body=b"a,1\n")
+    base = [f"s3://{bucket}/drop/", *key_args(openssh_sftp, s3_endpoint)]
+    target = target_url(openssh_sftp, "in/")
+
+    plan = run_cli("copy", *base[:1], target, *base[1:], "--min-age", "1h", "--dry-run", "--json")
+
+    assert plan.returncode == 3, plan.stderr  # nothing to deliver yet, as for the filters
+    (row,) = [json.loads(line) for line in plan.stdout.splitlines()]
+    assert row["status"] == "excluded" and "younger than --min-age 3600 s" in row["reason"]
+
+    young = run_cli("copy", *base[:1], target, *base[1:], "--min-age", "1h")
+
+    assert young.returncode == 3
+    assert "--min-age (3600 s)" in young.stderr and len(young.stderr.strip().splitlines()) == 1
+    assert not (openssh_sftp.root / "in").exists()
+
+    # LastModified has whole seconds: 2 s on our clock make the object at least 1 s old
+    modified = s3.head_object(Bucket=bucket, Key="drop/a.csv")["LastModified"].timestamp()
+    time.sleep(max(0.0, modified + 2 - time.time()))
+    done = run_cli("copy", *base[:1], target, *base[1:], "--min-age", "1s")
+
+    assert done.returncode == 0, done.stderr
+    assert files_under(openssh_sftp.root / "in") == {"a.csv": b"a,1\n"}
+
+    for extra, said in (
+        ((f"s3://{bucket}/drop/a.csv", "--min-age", "1s"), "names one object"),
+        ((f"s3://{bucket}/drop/", "--stable", "5s"), "an S3 object never grows"),
+    ):
+        refused = run_cli("copy", extra[0], target, *base[1:], *extra[1:])
+        assert refused.returncode == 2, refused.stderr
+        lines = refused.stderr.strip().splitlines()
+        assert len(lines) == 1 and said in lines[0], refused.stderr
 
 
 def test_manifest_has_a_row_per_object_and_conflict_policies_skip_unchanged(

@@ -142,6 +142,27 @@ def test_delete_source_deletes_each_object_once_it_is_delivered(
     assert files_under(openssh_sftp.root / "partner") == {"a.csv": b"a\n", "b.csv": b"b\n"}
 
 
+def test_min_age_delivers_an_object_once_it_is_old_enough(
+    openssh_sftp: SftpServerInfo, s3_endpoint: S3Endpoint, s3: Any, bucket: str
+) -> None:
+    """``watch --min-age 3s`` lists again each poll: an object put meanwhile waits until its
+    LastModified is 3 s old, then lands. Bounded from below only (the file's ctime is when
+    it was published), so a slow machine delays it without failing the test."""
+    watcher = watch(openssh_sftp, s3_endpoint, bucket, "--min-age", "3s")
+    try:
+        wait_for(lambda: watcher.polls() >= 1)
+        s3.put_object(Bucket=bucket, Key="out/late.csv", Body=b"l,1\n")
+        modified = s3.head_object(Bucket=bucket, Key="out/late.csv")["LastModified"].timestamp()
+        wait_for(lambda: delivered(watcher, "late.csv") == 1)
+    finally:
+        code, err = watcher.stop()
+
+    assert code == 0, err
+    landed = openssh_sftp.root / "partner" / "late.csv"
+    assert landed.read_bytes() == b"l,1\n"
+    assert landed.stat().st_ctime >= modified + 3  # published no sooner than --min-age allows
+
+
 def test_bad_input_is_one_line(
     openssh_sftp: SftpServerInfo, s3_endpoint: S3Endpoint, bucket: str
 ) -> None:

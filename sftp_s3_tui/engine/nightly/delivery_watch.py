@@ -184,6 +184,7 @@ class DeliveryWatcher:
                 self.target,
                 file_filter=self.options.file_filter,
                 on_excluded=self.hooks.on_excluded,
+                min_age_seconds=self.options.min_age_seconds,
             ):
                 if isinstance(item, RefusedKey):
                     refused.append(item)

@@ -10,6 +10,7 @@ name nobody asked for.
 from __future__ import annotations
 
 import posixpath
+import time
 import unicodedata
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -124,6 +125,7 @@ async def plan_delivery(
     *,
     file_filter: FileFilter | None = None,
     on_excluded: Callable[[str, str], None] | None = None,
+    min_age_seconds: float = 0.0,
 ) -> AsyncIterator[DeliveryJob | RefusedKey]:
     """The objects under ``source`` as jobs, as the listing streams (nothing held per key).
 
@@ -133,6 +135,11 @@ async def plan_delivery(
     a prefix's objects by their path relative to the prefix, as the other direction does to
     a folder's files; an exact key was named, so it is not filtered. ``on_excluded`` hears
     ``(key, why)`` of each object left out.
+
+    ``min_age_seconds`` (``--min-age``) leaves out a prefix's objects whose LastModified is
+    younger than that, as of this listing: an S3 object is whole once listed, so the age is
+    the sender's own settling time (a drop written object by object). A watch lists again
+    each poll, so such an object is delivered once it is old enough.
     """
     from ..s3.reader import list_object_entries
 
@@ -142,9 +149,14 @@ async def plan_delivery(
     else:
         entries = list_object_entries(client, source.bucket, source.key)
     active = file_filter is not None and file_filter.active
+    now = time.time()
     async for entry in entries:
         key = entry.key
         if key.endswith("/"):
+            continue
+        if min_age_seconds and source.is_prefix and now - entry.mtime < min_age_seconds:
+            if on_excluded is not None:
+                on_excluded(key, _too_young(now - entry.mtime, min_age_seconds))
             continue
         if active and source.is_prefix:
             assert file_filter is not None
@@ -165,3 +177,13 @@ async def _one(key: str) -> AsyncIterator[ListedObject]:
     from ..s3.reader import ListedObject
 
     yield ListedObject(key, 0, 0.0)
+
+
+def _too_young(age_seconds: float, min_age_seconds: float) -> str:
+    """Why an object under ``--min-age`` waits (a LastModified ahead of our clock said so)."""
+    if age_seconds < 0:
+        return (
+            f"LastModified is {-age_seconds:.0f} s in the future (the store's clock may be "
+            f"ahead of ours); waiting until it is {min_age_seconds:g} s old (--min-age)"
+        )
+    return f"modified {age_seconds:.0f} s ago, younger than --min-age {min_age_seconds:g} s"

@@ -35,6 +35,8 @@ class DeliveryOptions:
     done_suffix: str = ""
     #: --include / --exclude / --filter / sizes / times over a prefix's objects.
     file_filter: FileFilter | None = None
+    #: --min-age: a prefix's objects younger than this (LastModified, per listing) wait.
+    min_age_seconds: float = 0.0
     #: Where each delivery in progress is recorded (its temporary file, for the next run
     #: after a kill -9); None: not recorded.
     record_dir: Path | None = None

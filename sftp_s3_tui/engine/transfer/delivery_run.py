@@ -128,6 +128,7 @@ async def _deliver_all(
                 refused,
                 file_filter=options.file_filter,
                 on_excluded=on_excluded,
+                min_age_seconds=options.min_age_seconds,
             ):
                 transfer_id = events.queued(job) if events is not None else 0
                 await slots.acquire()
@@ -144,10 +145,16 @@ async def planned(
     *,
     file_filter: FileFilter | None = None,
     on_excluded: Callable[[str, str], None] | None = None,
+    min_age_seconds: float = 0.0,
 ) -> AsyncIterator[DeliveryJob]:
     """The plan's jobs; a refused key becomes a failed result naming it."""
     async for item in plan_delivery(
-        s3, source, target, file_filter=file_filter, on_excluded=on_excluded
+        s3,
+        source,
+        target,
+        file_filter=file_filter,
+        on_excluded=on_excluded,
+        min_age_seconds=min_age_seconds,
     ):
         if isinstance(item, RefusedKey):
             on_refused(DeliveryResult(item.bucket, item.key, "", "failed", message=str(item.error)))
