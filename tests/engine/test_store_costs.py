@@ -4,7 +4,6 @@ HEAD after a PutObject whose answer already proves the object."""
 
 from __future__ import annotations
 
-import hashlib
 from typing import Any
 
 import pytest
@@ -32,10 +31,12 @@ async def test_content_md5_is_left_out_only_where_the_store_checks_crc64nvme(
 ) -> None:
     """SeaweedFS refused a wrong CRC64NVME in the store check, so its parts and PutObjects go
     without Content-MD5 (the CRC it checks replaces it); moto checks nothing, so there MD5
-    stays on every request and the ETag stays the proof. On this http:// endpoint every body's
-    SigV4 payload hash is the engine's own SHA-256 of it, and the store's signature check
-    accepts it. (What is sent is read from botocore's hooks: the PutObject goes through
-    botocore here; the CRT data plane sends the same fields, test_crt_data_plane.)"""
+    stays on every request and the ETag stays the proof. On this http:// endpoint neither
+    store checks a signed body's SHA-256 (the probe sends a wrong one and it is stored), so
+    every body is signed UNSIGNED-PAYLOAD and none is hashed for it (a store that checks it
+    keeps it: test_payload_signing). (What is sent is read from botocore's hooks: the
+    PutObject goes through botocore here; the CRT data plane sends the same fields,
+    test_crt_data_plane.)"""
     monkeypatch.setenv(crt_data_plane.ENV, "0")
     small = openssh_sftp.write_file("in/small.csv", size=70_000, seed=4)
     big = openssh_sftp.write_file("in/big.bin", size=2 * PART + 7, seed=5)
@@ -81,10 +82,10 @@ async def test_content_md5_is_left_out_only_where_the_store_checks_crc64nvme(
     ours = [(url, h, body) for url, h, body in sent if "small.csv" in url or "big.bin" in url]
     bodies = [(h, body) for _url, h, body in ours if len(body) in (70_000, PART, 7)]
     assert len(bodies) == 4  # one PutObject, three parts
-    for headers, body in bodies:
+    for headers, _body in bodies:
         assert headers["x-amz-checksum-crc64nvme"]
         assert ("content-md5" in headers) is not s3_store.validates_checksums
-        assert headers["x-amz-content-sha256"] == hashlib.sha256(body).hexdigest()
+        assert headers["x-amz-content-sha256"] == "UNSIGNED-PAYLOAD"
         assert "expect" not in headers  # sent at once, no 100-continue round trip
     assert signers and set(signers) == {KNOWN_PAYLOAD_SIGNER}
     # the PutObject's answer proved the small file (its checked CRC64NVME, or its ETag): no

@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import hashlib
+import io
 import re
 import socket
 import struct
@@ -167,6 +169,11 @@ class FaultyApp:
     answered: list[str] = field(default_factory=list)  # operations whose answer went out
     lock: threading.Lock = field(default_factory=threading.Lock)
     checksum_mode: ChecksumMode | None = None
+    #: AWS's own check of the signed body hash (moto and SeaweedFS ignore it): None off;
+    #: "check" refuses a wrong ``x-amz-content-sha256``; "strict" refuses UNSIGNED-PAYLOAD too.
+    payload_check: Literal["check", "strict"] | None = None
+    #: each PUT's (operation, path, x-amz-content-sha256), in order
+    payload_sha256s: list[tuple[str, str, str]] = field(default_factory=list)
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         answer = list(self._answer(environ, start_response))
@@ -179,6 +186,11 @@ class FaultyApp:
             self.requests.append(operation(environ))
             rule = next((r for r in self.rules if r.matches(environ)), None)
             mode = self.checksum_mode
+            payload_check = self.payload_check
+        if environ["REQUEST_METHOD"] == "PUT":
+            refused = self._payload_refused(environ, payload_check)
+            if refused is not None:
+                return _error(environ, start_response, 400, *refused)
         if rule is None and mode is not None:
             return self._with_checksum_mode(mode, environ, start_response)
         if rule is None:
@@ -201,6 +213,32 @@ class FaultyApp:
         return _error(
             environ, start_response, rule.status, rule.code or code, rule.message or message
         )
+
+    def _payload_refused(
+        self, environ: dict[str, Any], check: Literal["check", "strict"] | None
+    ) -> tuple[str, str] | None:
+        """Note a PUT's ``x-amz-content-sha256``; under ``check`` compare it with the body's
+        SHA-256, as AWS does (the body is read and handed on to moto unchanged)."""
+        claimed = environ.get("HTTP_X_AMZ_CONTENT_SHA256", "")
+        with self.lock:
+            tagging = "tagging" in environ.get("QUERY_STRING", "")  # operation() says PutObject
+            what = "PutObjectTagging" if tagging else operation(environ)
+            self.payload_sha256s.append((what, environ.get("PATH_INFO", ""), claimed))
+        if check is None:
+            return None
+        if claimed == "UNSIGNED-PAYLOAD":
+            if check == "strict":
+                return "AccessDenied", "UNSIGNED-PAYLOAD is not accepted on this endpoint"
+            return None
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        body = environ["wsgi.input"].read(length) if length else b""
+        environ["wsgi.input"] = io.BytesIO(body)
+        if claimed and hashlib.sha256(body).hexdigest() != claimed:
+            return (
+                "XAmzContentSHA256Mismatch",
+                "The provided 'x-amz-content-sha256' header does not match what was computed.",
+            )
+        return None
 
     def _with_checksum_mode(
         self, mode: ChecksumMode, environ: dict[str, Any], start_response: StartResponse
@@ -433,6 +471,20 @@ class FaultyS3Server:
             self.app.checksum_mode = mode
         return mode
 
+    def payload_hashes(self, check: Literal["check", "strict"] | None) -> None:
+        """Play a store that checks each PUT's signed body SHA-256 (``check``; ``strict``:
+        and refuses UNSIGNED-PAYLOAD) until :meth:`clear`; None: ignore it, as moto does."""
+        assert self.app is not None
+        with self.app.lock:
+            self.app.payload_check = check
+
+    @property
+    def payload_sha256s(self) -> list[tuple[str, str, str]]:
+        """Each PUT's (operation, path, ``x-amz-content-sha256``) so far."""
+        assert self.app is not None
+        with self.app.lock:
+            return list(self.app.payload_sha256s)
+
     def clear(self) -> None:
         assert self.app is not None
         with self.app.lock:
@@ -440,6 +492,8 @@ class FaultyS3Server:
             self.app.requests.clear()
             self.app.answered.clear()
             self.app.checksum_mode = None
+            self.app.payload_check = None
+            self.app.payload_sha256s.clear()
 
     @property
     def answered(self) -> list[str]:

@@ -45,6 +45,8 @@ _PAYLOAD_SHA256: contextvars.ContextVar[tuple[str, str] | None] = contextvars.Co
     "payload_sha256", default=None
 )
 KNOWN_PAYLOAD_SIGNER = "s3v4-sftp-s3-tui-known-payload"
+#: As ``payload_sha256``: SigV4 signs no body hash (a store whose probe showed it ignores it).
+UNSIGNED_PAYLOAD = "UNSIGNED-PAYLOAD"
 
 
 @contextlib.contextmanager
@@ -181,6 +183,16 @@ def signs_payload(client: S3Client) -> bool:
     """Whether SigV4 signs each body's SHA-256 for ``client`` (botocore does on http://; on
     https:// with a checksum header it sends UNSIGNED-PAYLOAD)."""
     return not str(client.meta.endpoint_url).startswith("https:")
+
+
+def payload_signature(client: S3Client, payload_signed: bool) -> tuple[bool, str | None]:
+    """(hash each body, what to send when not hashed) on ``client`` for a store whose probe
+    says ``payload_signed``: on http a body's SHA-256 is computed (in a worker thread) and
+    signed, unless the store ignores it; then ``UNSIGNED-PAYLOAD`` is signed instead, so
+    botocore does not hash the body on the event loop either."""
+    if not signs_payload(client):
+        return False, None
+    return (True, None) if payload_signed else (False, UNSIGNED_PAYLOAD)
 
 
 _ACCESS_CODES = {

@@ -163,6 +163,14 @@ def store_rows(record: StoreCapabilities) -> list[tuple[str, str]]:
         )
     else:
         rows.append(("Verified by", "size only (--checksum none)"))
+    if not record.payload_signed:
+        rows.append(
+            (
+                "Body SHA-256",
+                "not checked by the store: bodies go UNSIGNED-PAYLOAD (the checks above "
+                "prove the bytes; no SHA-256 of each body is computed)",
+            )
+        )
     for number, finding in enumerate(record.findings, 1):
         rows.append((f"Probe {number}", finding))
     return rows
