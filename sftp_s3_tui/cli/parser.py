@@ -359,7 +359,7 @@ def _add_transfer_options(parser: argparse.ArgumentParser) -> None:
         "--sftp-concurrency", type=int, metavar="N", help="parallel SFTP reads (16)"
     )
     tuning.add_argument("--s3-concurrency", type=int, metavar="N", help="parallel S3 uploads (32)")
-    tuning.add_argument("--files", type=int, metavar="N", help="files in flight (32)")
+    tuning.add_argument("--files", type=int, metavar="N", help="files in flight (64)")
     tuning.add_argument(
         "--conflict",
         choices=[p.value for p in ConflictPolicy],
