@@ -98,15 +98,17 @@ def is_delivery(paths: Sequence[str]) -> bool:
 
 
 #: Run flags that S3 → SFTP delivery does not honour yet: refused, never silently ignored.
-_NOT_YET_FOR_DELIVERY = {
-    "keep_done_file": "--keep-done-file",
-    "move_to": "--move-to",
-    "storage_class": "--storage-class",
-    "sse": "--sse",
-    "sse_kms_key_id": "--sse-kms-key-id",
-    "tags": "--tag",
-    "content_type": "--content-type",
-    "metadata": "--metadata",
+_NOT_YET_FOR_DELIVERY = {"move_to": "--move-to"}
+
+#: Run flags that only mean something when S3 is the destination (or SFTP the source).
+_UPLOAD_ONLY = {
+    "keep_done_file": ("--keep-done-file", "it keeps an SFTP source's marker file"),
+    "storage_class": ("--storage-class", "it sets how an S3 object is stored"),
+    "sse": ("--sse", "it sets how an S3 object is encrypted"),
+    "sse_kms_key_id": ("--sse-kms-key-id", "it sets how an S3 object is encrypted"),
+    "tags": ("--tag", "it tags the S3 object written"),
+    "content_type": ("--content-type", "it sets the S3 object's Content-Type"),
+    "metadata": ("--metadata", "it sets the S3 object's metadata"),
 }
 
 
@@ -144,6 +146,12 @@ def delivery_request(
     for name, flag in _NOT_YET_FOR_DELIVERY.items():
         if getattr(run, name) not in (None, (), False):
             raise UsageError(f"{flag} is not supported for S3 → SFTP delivery yet", "")
+    for name, (flag, what) in _UPLOAD_ONLY.items():
+        if getattr(run, name) not in (None, (), False):
+            raise UsageError(
+                f"{flag} is for copies into S3: {what}; this delivery writes to an SFTP server",
+                "leave it out, or swap the addresses for an upload",
+            )
     if run.stable:
         raise UsageError(
             "--stable is for SFTP sources: an S3 object never grows, it is whole once listed",

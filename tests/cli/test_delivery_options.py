@@ -158,6 +158,28 @@ def test_min_age_waits_for_objects_younger_than_it(
         assert len(lines) == 1 and said in lines[0], refused.stderr
 
 
+def test_flags_that_only_mean_something_for_uploads_are_one_line_saying_why(
+    openssh_sftp: SftpServerInfo, s3_endpoint: S3Endpoint, bucket: str
+) -> None:
+    """Object options and ``--keep-done-file`` describe an S3 destination or an SFTP source:
+    a delivery refuses each with one line that says so, before it connects."""
+    base = [f"s3://{bucket}/drop/", target_url(openssh_sftp, "in/")]
+    for flag in (
+        ["--storage-class", "STANDARD_IA"],
+        ["--sse", "AES256"],
+        ["--tag", "team=data"],
+        ["--content-type", "text/csv"],
+        ["--metadata", "k=v"],
+        ["--done-file", ".done", "--keep-done-file"],
+    ):
+        done = run_cli("copy", *base, *key_args(openssh_sftp, s3_endpoint), *flag)
+        assert done.returncode == 2, done.stderr
+        lines = done.stderr.strip().splitlines()
+        assert len(lines) == 1, done.stderr
+        assert "is for copies into S3" in lines[0] and "writes to an SFTP server" in lines[0]
+    assert not (openssh_sftp.root / "in").exists()
+
+
 def test_manifest_has_a_row_per_object_and_conflict_policies_skip_unchanged(
     openssh_sftp: SftpServerInfo,
     s3_endpoint: S3Endpoint,
