@@ -96,6 +96,9 @@ def test_every_dashboard_expression_uses_only_exported_metrics():
         "sftp_s3_buffer_pool_budget_bytes",
         "sftp_s3_sftp_rtt_seconds",
         "sftp_s3_sftp_connections",
+        "sftp_s3_sftp_connections_granted",  # what a server grants (issue 26)
+        "sftp_s3_sftp_connection_limit",
+        "sftp_s3_sftp_rename_overwrites",
         "sftp_s3_sftp_read_ceiling_bytes_per_second",
         "sftp_s3_s3_read_seconds",  # a delivery's parts (S3 → SFTP)
         "sftp_s3_sftp_write_seconds",
