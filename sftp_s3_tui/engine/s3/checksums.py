@@ -422,21 +422,17 @@ async def _parts(
     payload_signed = True
     if s3.signs_payload(client):  # plain http: is the signed body SHA-256 worth its cost?
         good = request_fields(algorithm, sums)
-        ignored = not await _refused(
+        if await _refused(
             client, bucket, key, upload_id, body, good, payload_sha256=WRONG_PAYLOAD_SHA256
-        )
-        payload_signed = not (
-            ignored
-            and not await _refused(
-                client, bucket, key, upload_id, body, good, payload_sha256=s3.UNSIGNED_PAYLOAD
-            )
-        )
-        checked.append(
-            "payload SHA-256 checked"
-            if not ignored
-            else "payload SHA-256 not checked"
-            + ("" if not payload_signed else ", UNSIGNED-PAYLOAD refused")
-        )
+        ):
+            checked.append("payload SHA-256 checked")
+        elif await _refused(
+            client, bucket, key, upload_id, body, good, payload_sha256=s3.UNSIGNED_PAYLOAD
+        ):
+            checked.append("payload SHA-256 not checked, UNSIGNED-PAYLOAD refused")
+        else:
+            payload_signed = False
+            checked.append("payload SHA-256 not checked")
     return _Trial(
         True,
         f"{name}: accepted ({', '.join(checked)})",
