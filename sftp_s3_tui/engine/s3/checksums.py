@@ -78,7 +78,9 @@ class PartSums:
 
     md5: bytes | None  # raw 16 bytes; None when not sent (``none``; a store checking CRC64NVME)
     checksum: bytes | None  # raw digest in the upload's algorithm; None for md5 / none
-    payload_sha256: str | None = None  # hex SHA-256 of the body, for SigV4 on http:// endpoints
+    # what SigV4 signs as the body's hash on http:// endpoints: its hex SHA-256, or
+    # UNSIGNED-PAYLOAD for a store that ignores it (StoreCapabilities.payload_signed)
+    payload_sha256: str | None = None
 
     @property
     def md5_hex(self) -> str:
@@ -97,16 +99,20 @@ def part_sums(
     data: memoryview | bytes,
     *,
     md5: bool = True,
-    payload_sha256: bool = False,
+    payload_sha256: bool | str = False,
 ) -> PartSums:
     """Hash one part for ``algorithm`` (thread-safe; OpenSSL and awscrt release the GIL).
 
     ``md5=False`` leaves Content-MD5 out (a store that checks CRC64NVME, see
-    :data:`REPLACES_MD5`; ``md5`` and ``none`` uploads ignore it). ``payload_sha256`` also
-    computes the body's SHA-256 that SigV4 signs on a plain-http endpoint, here in the
-    caller's worker thread instead of by botocore on the event loop.
+    :data:`REPLACES_MD5`; ``md5`` and ``none`` uploads ignore it). ``payload_sha256``: True
+    also computes the body's SHA-256 that SigV4 signs on a plain-http endpoint, here in the
+    caller's worker thread instead of by botocore on the event loop; a string is signed in
+    its place (``UNSIGNED-PAYLOAD``, see :func:`operations.body_signature`).
     """
-    sha = hashlib.sha256(data).hexdigest() if payload_sha256 else None
+    if payload_sha256 is True:
+        sha: str | None = hashlib.sha256(data).hexdigest()
+    else:
+        sha = payload_sha256 or None
     if algorithm is ChecksumChoice.NONE:
         return PartSums(None, None, sha)
     if algorithm is ChecksumChoice.MD5:

@@ -185,14 +185,15 @@ def signs_payload(client: S3Client) -> bool:
     return not str(client.meta.endpoint_url).startswith("https:")
 
 
-def payload_signature(client: S3Client, payload_signed: bool) -> tuple[bool, str | None]:
-    """(hash each body, what to send when not hashed) on ``client`` for a store whose probe
-    says ``payload_signed``: on http a body's SHA-256 is computed (in a worker thread) and
-    signed, unless the store ignores it; then ``UNSIGNED-PAYLOAD`` is signed instead, so
+def body_signature(client: S3Client, payload_signed: bool) -> bool | str:
+    """What each body is signed with on ``client`` (``part_sums``' ``payload_sha256``) for a
+    store whose probe says ``payload_signed``: over https nothing of ours (False: botocore
+    sends UNSIGNED-PAYLOAD with the checksum header); on http the body's SHA-256, computed
+    in a worker thread (True), unless the store ignores it: then ``UNSIGNED-PAYLOAD``, so
     botocore does not hash the body on the event loop either."""
     if not signs_payload(client):
-        return False, None
-    return (True, None) if payload_signed else (False, UNSIGNED_PAYLOAD)
+        return False
+    return True if payload_signed else UNSIGNED_PAYLOAD
 
 
 _ACCESS_CODES = {

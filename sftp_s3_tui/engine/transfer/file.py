@@ -160,8 +160,8 @@ class FileTransfer:
         view = memoryview(buffer)
         try:
             await read_part(ctx, source, self.part_events, 1, 0, view, asyncio.Semaphore(1))
-            hashed, unsigned = s3.payload_signature(ctx.s3, store.payload_signed)
-            sums = await hash_part(store.algorithm, view, store.sends_md5, hashed)
+            signature = s3.body_signature(ctx.s3, store.payload_signed)
+            sums = await hash_part(store.algorithm, view, store.sends_md5, signature)
             await digest_into(digest, view)
             await self._check_unchanged(source)
             metadata = {META_SHA256: digest.sha256_hex(), META_MTIME: str(job.mtime)}
@@ -176,7 +176,7 @@ class FileTransfer:
                         job.bucket,
                         job.key,
                         buffer,
-                        payload_sha256=sums.payload_sha256 or unsigned,
+                        payload_sha256=sums.payload_sha256,
                         Metadata=ctx.metadata(metadata),
                         **request_fields(store.algorithm, sums),
                         **ctx.object_args(job.key),

@@ -69,8 +69,8 @@ class MultipartUpload:
         self.digest_through = 0
         self.etag_is_md5 = True  # part ETags are compared with our MD5 while this holds
         self.sends_md5 = True  # Content-MD5 on every part (not where the store checks CRC64NVME)
-        # SigV4 signs each body's SHA-256 (plain http), else what is sent instead
-        self.signs_payload, self.unsigned = s3.payload_signature(ctx.s3, True)
+        # what SigV4 signs as each body's hash (part_sums' payload_sha256)
+        self.body_signature: bool | str = s3.body_signature(ctx.s3, True)
         self._writer = writer
 
     @property
@@ -120,7 +120,7 @@ class MultipartUpload:
         upload = cls(ctx, job, upload_id, algorithm, None, claim=claim)
         upload.etag_is_md5 = store.etag_is_md5
         upload.sends_md5 = store.sends_md5
-        upload.signs_payload, upload.unsigned = s3.payload_signature(ctx.s3, store.payload_signed)
+        upload.body_signature = s3.body_signature(ctx.s3, store.payload_signed)
         if claim is not None:
             entry = claim.new_entry(
                 job.source,
@@ -241,7 +241,7 @@ class MultipartUpload:
                 self.upload_id,
                 number,
                 buffer,
-                payload_sha256=sums.payload_sha256 or self.unsigned,
+                payload_sha256=sums.payload_sha256,
                 **request_fields(self.algorithm, sums),
             )
         etag = str(response["ETag"])

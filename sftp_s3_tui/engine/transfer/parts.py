@@ -81,7 +81,7 @@ class PartOrder:
     async def hash(self, number: int, view: memoryview) -> PartSums:
         """The part's own MD5 and checksum, then (in its turn) the stream digest."""
         upload = self.upload
-        sums = await hash_part(upload.algorithm, view, upload.sends_md5, upload.signs_payload)
+        sums = await hash_part(upload.algorithm, view, upload.sends_md5, upload.body_signature)
         await self.turn.wait(number)
         try:
             await digest_into(self.digest, view)
@@ -196,10 +196,10 @@ async def digest_into(digest: StreamDigest, view: memoryview) -> None:
 
 
 async def hash_part(
-    algorithm: ChecksumChoice, view: memoryview, md5: bool, payload_sha256: bool
+    algorithm: ChecksumChoice, view: memoryview, md5: bool, payload_sha256: bool | str
 ) -> PartSums:
-    """The part's own MD5 and checksum (and its SHA-256 for SigV4 on http, else botocore
-    hashes it on the event loop); parts need no order, so several hash at once."""
+    """The part's own MD5 and checksum, and what SigV4 signs as its body's hash
+    (:func:`operations.body_signature`); parts need no order, so several hash at once."""
     return await off_loop(
         lambda: part_sums(algorithm, view, md5=md5, payload_sha256=payload_sha256), len(view)
     )
