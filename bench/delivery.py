@@ -2,17 +2,19 @@
 
 For each SFTP server family (the test suite's OpenSSH ``sshd``, ProFTPD mod_sftp, Dropbear +
 gesftpserver, on loopback; ``--rtt-ms`` puts the latency proxy in front) the same objects in
-moto are delivered by the product (``copy s3://… sftp://…``) and by rclone ``copyto`` / ``copy``
-at its defaults and with its hash check off (ProFTPD and gesftpserver run no ``md5sum``, so
-rclone's defaults fail there). ``--files N`` delivers N small objects of ``--file-size``
-instead of one ``--size`` object and adds rclone's ``--transfers`` settings; ``--rtt-ms``
-adds rclone's ``--multi-thread-streams``. Every client is its own process measured from outside
-(``bench/measure.py``): wall time, peak RSS, CPU (rusage), disk write bytes. Rounds interleave
-the clients; what each delivered is compared with the object and removed after the round.
+moto (or SeaweedFS, ``--store``) are delivered by the product (``copy s3://… sftp://…``) and
+by rclone ``copyto`` / ``copy`` at its defaults and with its hash check off (ProFTPD and
+gesftpserver run no ``md5sum``, so rclone's defaults fail there). ``--files N`` delivers N
+small objects of ``--file-size`` instead of one ``--size`` object and adds rclone's
+``--transfers`` settings; ``--rtt-ms`` adds rclone's ``--multi-thread-streams``. Every client
+is its own process measured from outside (``bench/measure.py``): wall time, peak RSS, CPU
+(rusage), disk write bytes. Rounds interleave the clients; what each delivered is compared
+with the object and removed after the round.
 
 ```
 uv run python -m bench.delivery --servers openssh,proftpd,dropbear --size 64MiB --rounds 1
 uv run python -m bench.delivery --servers openssh --files 500 --file-size 64KiB
+uv run python -m bench.delivery --servers openssh --files 2000 --store seaweedfs
 ```
 
 It prints a table and writes ``bench/DELIVERY*.md`` and ``bench/delivery*.json`` (``--out``).
@@ -35,7 +37,7 @@ from typing import Any
 from bench.families import env_for, far, server
 from bench.field import tool
 from bench.measure import run_measured
-from bench.servers import BUCKET, MotoServer, start_moto
+from bench.servers import BUCKET, MotoServer, SeaweedServer, precompile, start_moto, start_seaweed
 from sftp_s3_tui.engine.units import parse_size
 from tests.support.servers import SftpServerInfo
 
@@ -129,13 +131,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--out", type=Path, default=HERE)
     parser.add_argument("--rtt-ms", type=float, default=0.0, help="latency proxy in front")
+    parser.add_argument(
+        "--store", choices=("moto", "seaweedfs"), default="moto", help="the S3 source (moto)"
+    )
     args = parser.parse_args(argv)
     records: list[dict[str, Any]] = []
     started = time.time()
     total = args.files * args.file_size if args.files else args.size
+    precompile(HERE.parent)
     with tempfile.TemporaryDirectory(prefix="bench-delivery-") as scratch_dir:
         scratch = Path(scratch_dir)
-        sink = start_moto(scratch / "moto.log")
+        sink: MotoServer | SeaweedServer = (
+            start_seaweed(scratch / "seaweedfs")
+            if args.store == "seaweedfs"
+            else start_moto(scratch / "moto.log")
+        )
         try:
             objects = upload_sources(sink, args)
             for kind in args.servers.split(","):
@@ -180,6 +190,7 @@ def main(argv: list[str] | None = None) -> int:
         "total_bytes": total,
         "files": len(objects),
         "rtt_ms": args.rtt_ms,
+        "store": args.store,
         "rounds": args.rounds,
         "started": started,
         "seconds": round(time.time() - started),
@@ -187,8 +198,10 @@ def main(argv: list[str] | None = None) -> int:
         "records": records,
     }
     args.out.mkdir(parents=True, exist_ok=True)
-    suffix = (f"-{args.files}files" if args.files else "") + (
-        f"-{args.rtt_ms:g}ms" if args.rtt_ms else ""
+    suffix = (
+        (f"-{args.files}files" if args.files else "")
+        + (f"-{args.rtt_ms:g}ms" if args.rtt_ms else "")
+        + (f"-{args.store}" if args.store != "moto" else "")
     )
     (args.out / f"delivery{suffix}.json").write_text(json.dumps(results, indent=1))
     (args.out / f"DELIVERY{suffix}.md").write_text(markdown(results))
@@ -215,7 +228,7 @@ def markdown(results: dict[str, Any]) -> str:
     )
     far_line = f" at {results['rtt_ms']:g} ms RTT" if results["rtt_ms"] else " on loopback"
     lines = [
-        f"# Deliveries S3 → SFTP: {what} from moto{far_line}",
+        f"# Deliveries S3 → SFTP: {what} from {results.get('store', 'moto')}{far_line}",
         "",
         f"{results['rounds']} round(s), {results['seconds']} s, load average at the end "
         f"{one:.1f} / {five:.1f} / {fifteen:.1f} on 2 cores. Medians of the rounds; CPU is "

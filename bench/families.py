@@ -35,7 +35,14 @@ from typing import Any
 from bench import wan_proxy
 from bench.field import tool
 from bench.measure import run_measured
-from bench.servers import BUCKET, MotoServer, SeaweedServer, start_moto, start_seaweed
+from bench.servers import (
+    BUCKET,
+    MotoServer,
+    SeaweedServer,
+    precompile,
+    start_moto,
+    start_seaweed,
+)
 from sftp_s3_tui.demo import DEMO_REGION
 from sftp_s3_tui.engine.units import parse_size
 from tests.support.servers import OpenSshServer, SftpServerInfo
@@ -214,6 +221,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     records: list[dict[str, Any]] = []
     started = time.time()
+    precompile(HERE.parent)  # a fresh venv would time compiling its imports, not the copy
     with tempfile.TemporaryDirectory(prefix="bench-families-") as scratch_dir:
         scratch = Path(scratch_dir)
         sink: MotoServer | SeaweedServer = (
