@@ -11,6 +11,9 @@ SFTP (asyncssh, files on disk under ``base/root``):
 
 ``hidden_once`` names paths whose first ``stat`` / ``lstat`` says they are not there: a file
 the partner puts at a name just after the client looked (the race a publish must survive).
+``after_listing`` (path → bytes) puts files just after the client first lists a folder: the
+same race, against a run's folder listing. ``looked`` records the path of every ``stat`` /
+``lstat``.
 
 asyncssh advertises its SFTP extensions from a class attribute of its server handler, so the
 ``no-posix-rename`` server hides the extension by patching that attribute for as long as it
@@ -20,6 +23,7 @@ runs (``monkeypatch``, this test process only: the CLI under test runs in anothe
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import AsyncIterator, Awaitable
 from pathlib import Path
 from typing import Literal
@@ -43,13 +47,18 @@ class _Partner(asyncssh.SFTPServer):
         root: bytes,
         behaviour: Behaviour,
         hidden_once: set[str],
+        after_listing: dict[str, bytes],
+        looked: list[str],
     ) -> None:
         super().__init__(chan, chroot=root)
         self._behaviour = behaviour
         self._hidden_once = hidden_once
+        self._after_listing = after_listing
+        self._looked = looked
 
     def _hide(self, path: bytes) -> None:
         name = path.decode()
+        self._looked.append(name)
         if name in self._hidden_once:
             self._hidden_once.discard(name)
             raise asyncssh.SFTPNoSuchFile(f"{name} is not there (yet)")
@@ -61,6 +70,15 @@ class _Partner(asyncssh.SFTPServer):
     def lstat(self, path: bytes) -> asyncssh.SFTPAttrs:
         self._hide(path)
         return super().lstat(path)  # type: ignore[return-value]
+
+    async def scandir(self, path: bytes) -> AsyncIterator[asyncssh.SFTPName]:
+        async for entry in super().scandir(path):
+            yield entry
+        while self._after_listing:  # the partner's files land just after the listing
+            name, data = self._after_listing.popitem()
+            with open(self.map_path(name.encode()), "wb") as landed:
+                landed.write(data)
+                os.fsync(landed.fileno())
 
     def rename(self, oldpath: bytes, newpath: bytes) -> None:
         if self._behaviour == "no-rename":
@@ -85,6 +103,8 @@ async def partner_sftp(
     behaviour: Behaviour,
     monkeypatch: pytest.MonkeyPatch,
     hidden_once: set[str] | None = None,
+    after_listing: dict[str, bytes] | None = None,
+    looked: list[str] | None = None,
 ) -> AsyncIterator[SftpServerInfo]:
     """Run a partner server over ``base / "root"`` on the running loop."""
     monkeypatch.setattr(
@@ -93,9 +113,11 @@ async def partner_sftp(
         [e for e in SFTPServerHandler._extensions if e[0] != b"posix-rename@openssh.com"],
     )
     hidden = hidden_once if hidden_once is not None else set()
+    landing = after_listing if after_listing is not None else {}
+    seen = looked if looked is not None else []
 
     def partner(chan: asyncssh.SSHServerChannel, root: bytes) -> _Partner:
-        return _Partner(chan, root, behaviour, hidden)
+        return _Partner(chan, root, behaviour, hidden, landing, seen)
 
     async with key_login_sftp(base, partner) as info:
         yield info

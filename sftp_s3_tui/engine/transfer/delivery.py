@@ -21,6 +21,7 @@ Nothing touches local disk but the record.
 from __future__ import annotations
 
 import contextlib
+import posixpath
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -36,6 +37,7 @@ from ..plan.delivery import DeliveryJob, DeliveryTarget
 from ..resume.delivery_record import DeliveryRecord, DeliveryState
 from ..s3.operations import PreconditionFailed, S3Client, delete_object
 from ..s3.reader import ObjectInfo, describe_object, listed_info
+from ..sftp.folder_names import FolderNames
 from ..sftp.pool import SftpPool
 from ..sftp.writer import RemoteWriter
 from . import delivery_stream
@@ -78,9 +80,21 @@ async def _spread(writer: RemoteWriter, info: ObjectInfo, options: DeliveryOptio
 
 
 async def _conflict(
-    writer: RemoteWriter, info: ObjectInfo, policy: ConflictPolicy
+    writer: RemoteWriter,
+    info: ObjectInfo,
+    policy: ConflictPolicy,
+    names: FolderNames | None = None,
 ) -> tuple[bool, str]:
-    """(replace?, why skipped) for the final name under ``policy``; ``""``: go ahead."""
+    """(replace?, why skipped) for the final name under ``policy``; ``""``: go ahead.
+
+    ``names``: the run's folder listings. A name they show absent is not looked at under
+    ``skip-existing`` (its plain rename refuses a file landing meanwhile) and ``overwrite``
+    (which replaces one anyway); the time-comparing policies look just before, as ever."""
+    if names is not None and policy in (ConflictPolicy.SKIP_EXISTING, ConflictPolicy.OVERWRITE):
+        folder, name = posixpath.split(writer.final_path)
+        timeout = writer.endpoint.request_timeout_seconds
+        if await names.absent(writer.client, folder or "/", name, timeout):
+            return policy is not ConflictPolicy.SKIP_EXISTING, ""
     existing = await writer.exists(writer.final_path)
     if existing is None:
         # Nothing there: skip-existing publishes with a plain rename, which refuses a file
@@ -176,16 +190,19 @@ async def deliver_object(
     bus: EventBus | None = None,
     transfer_id: int = 0,
     control: DeliveryControl | None = None,
+    names: FolderNames | None = None,
 ) -> DeliveryResult:
     """Deliver one object (see the module's story); a failure is a result, never raised
     (a cancel is raised, after the temporary file is removed — unless ``control`` asked to
     keep it: a pause, see :class:`DeliveryControl`). ``on_delivered`` runs once the file is
     in place, before the source is deleted (a manifest row made durable). With a ``bus``,
     its start, its parts and its end are told there as transfer ``transfer_id``'s (the
-    TUI's rows, the metrics, the CLI's progress block)."""
+    TUI's rows, the metrics, the CLI's progress block). ``names``: the run's listings of
+    its destination folders (see :class:`FolderNames`)."""
     delivery = ObjectDelivery(
         job, s3=s3, sftp=sftp, target=target, buffers=buffers, options=options
     )
+    delivery.names = names
     delivery.on_delivered = on_delivered
     if control is not None:
         delivery.control = control
@@ -240,6 +257,8 @@ class ObjectDelivery:
         self.state: DeliveryState | None = None
         #: Lines for the result: what was cleaned up or resumed on the way.
         self.notes: list[str] = []
+        #: The run's listings of its destination folders (None: look at the name itself).
+        self.names: FolderNames | None = None
 
     def _result(self, status: str, **fields: Any) -> DeliveryResult:
         size = self.info.size if self.info is not None else 0
@@ -272,7 +291,9 @@ class ObjectDelivery:
             self.info = await self._describe()
             await self.writer.connect()
             await self._claim_record()
-            replace, skipped = await _conflict(self.writer, self.info, self.options.conflict)
+            replace, skipped = await _conflict(
+                self.writer, self.info, self.options.conflict, self.names
+            )
             if skipped:
                 await self._forget_left()
                 return self._result("skipped", message="; ".join([skipped, *self.notes]))

@@ -13,6 +13,7 @@ from ..events import EventBus
 from ..plan.delivery import DeliveryJob, DeliveryTarget, RefusedKey, plan_delivery
 from ..plan.filters import FileFilter
 from ..s3.operations import S3Client, open_client
+from ..sftp.folder_names import FolderNames
 from ..sftp.pool import SftpPool
 from .buffers import BufferPool
 from .delivery import deliver_object
@@ -95,6 +96,7 @@ async def _deliver_all(
 ) -> None:
     """The body of :func:`deliver`: ``files_in_flight`` objects at once."""
     slots = asyncio.Semaphore(max(1, options.files_in_flight))
+    names = FolderNames()  # each destination folder listed once, not a stat per object
 
     async def one(job: DeliveryJob, transfer_id: int) -> None:
         try:
@@ -109,6 +111,7 @@ async def _deliver_all(
                     on_delivered=on_delivered,
                     bus=events.bus if events is not None else None,
                     transfer_id=transfer_id,
+                    names=names,
                 )
             )
         finally:
@@ -135,6 +138,8 @@ async def _deliver_all(
                 group.create_task(one(job, transfer_id))
     except BaseExceptionGroup as group_error:
         raise first_error(group_error) from None
+    finally:
+        names.close()
 
 
 async def planned(
