@@ -327,7 +327,7 @@ def folder_delivery_request(
         options=DeliveryOptions(
             part_size=options.part_size,
             parts_in_flight=options.parts_in_flight,
-            files_in_flight=DeliveryOptions.files_in_flight,
+            files_in_flight=options.files_in_flight or DeliveryOptions.files_in_flight,
             memory_budget=options.memory_budget,
             conflict=conflict,
             sftp_block_size=options.sftp_block_size,

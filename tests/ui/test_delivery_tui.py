@@ -15,7 +15,7 @@ import pytest
 from textual.widgets import Checkbox, TextArea, Tree
 
 from sftp_s3_tui.engine.addresses import S3Location
-from sftp_s3_tui.engine.config import MiB, S3Endpoint
+from sftp_s3_tui.engine.config import MiB, S3Endpoint, TransferOptions
 from sftp_s3_tui.engine.events import Direction, TransferState
 from sftp_s3_tui.requests.delivery import folder_delivery_request
 from sftp_s3_tui.ui.screens.browse import BrowseScreen
@@ -535,8 +535,8 @@ async def test_p_on_a_queued_delivery_keeps_it_from_starting_until_p_again(
     s3: Any,
     tmp_path: Path,
 ) -> None:
-    """Four objects take the four files in flight; the fifth, queued, is paused: it does
-    not start when the others end, and p delivers it."""
+    """Four objects take the four files in flight (``--files 4``); the fifth, queued, is
+    paused: it does not start when the others end, and p delivers it."""
     server, proxy = slow_link
     bodies = {f"out/a{n}.bin": os.urandom(16 * MiB) for n in range(4)}
     bodies["out/b.bin"] = os.urandom(MiB + 5)
@@ -544,7 +544,7 @@ async def test_p_on_a_queued_delivery_keeps_it_from_starting_until_p_again(
         s3.put_object(Bucket=bucket, Key=key, Body=data)
     server.write_file("README.txt", b"the partner's folder\n")
     profile = server_profile(server, s3_endpoint, bucket=bucket, prefix="out/")
-    app = make_app(tmp_path, initial=profile)
+    app = make_app(tmp_path, initial=profile, transfer_options=TransferOptions(files_in_flight=4))
     root = server.root
     async with app.run_test(size=(150, 45)) as pilot:
         await wait_for(pilot, lambda: browse_ready(app), what="browse")
