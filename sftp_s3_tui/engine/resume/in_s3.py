@@ -112,6 +112,10 @@ class SharedRecord:
         self.min_interval_seconds = min_interval_seconds
         self._dirty = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        #: The writer's save under way: shielded from the writer's cancel, and awaited
+        #: before the record is saved or deleted again (a PUT cancelled mid-way may still
+        #: land after a DELETE sent on another connection, and leave the record behind).
+        self._saving: asyncio.Future[None] | None = None
         self._failed = False
 
     async def save(self) -> None:
@@ -142,32 +146,37 @@ class SharedRecord:
         while True:
             await self._dirty.wait()
             self._dirty.clear()
+            self._saving = asyncio.ensure_future(self.save())
             try:
-                await self.save()
+                await asyncio.shield(self._saving)
             except TransferError as exc:  # the local journal still has it all
                 log.warning("the shared resume record %s cannot be written: %s", self.key, exc)
                 self._failed = True
                 return
             await asyncio.sleep(self.min_interval_seconds)
 
-    async def close(self) -> None:
-        """Stop the writer, saving the last state (the upload may still be open)."""
+    async def _stop_writer(self) -> None:
+        """Stop the background writer and wait for a save it has under way."""
         task, self._task = self._task, None
         if task is not None:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        saving, self._saving = self._saving, None
+        if saving is not None:
+            with contextlib.suppress(TransferError, asyncio.CancelledError):
+                await saving
+
+    async def close(self) -> None:
+        """Stop the writer, saving the last state (the upload may still be open)."""
+        await self._stop_writer()
         if not self._failed:
             with contextlib.suppress(TransferError):
                 await self.save()
 
     async def delete(self) -> None:
         """The upload is completed or aborted: nobody needs the record any more."""
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await self._stop_writer()
         try:
             await s3.delete_object(self.client, self.entry.bucket, self.key)
         except TransferError as exc:
