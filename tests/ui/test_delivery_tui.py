@@ -607,8 +607,10 @@ async def _pause_running(
     def some_written() -> bool:
         return any(r["written"] > 0 for r in _records(records))
 
-    await wait_for(pilot, some_written, timeout=120, what="a checkpoint in the record")
+    # the row focused first: on a loaded machine focusing it took long enough for the whole
+    # object to pass the throttle between the checkpoint and the key
     await _focus_row(pilot, delivery.transfer_id)
+    await wait_for(pilot, some_written, timeout=120, what="a checkpoint in the record")
     await pilot.press(key)
     assert delivery.state is TransferState.PAUSED
     task = delivery.task
