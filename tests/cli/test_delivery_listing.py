@@ -14,6 +14,7 @@ from sftp_s3_tui.engine.config import S3Endpoint
 from tests.support.cli import key_args, run_cli
 from tests.support.delivery import files_under, records, target_url
 from tests.support.partner_sftp import partner_sftp
+from tests.support.servers import SftpServerInfo
 
 NAMES = [f"f{index}.csv" for index in range(6)]
 
@@ -23,6 +24,25 @@ def _put_objects(s3: Any, bucket: str) -> None:
         s3.put_object(Bucket=bucket, Key=f"out/{name}", Body=f"ours {name}\n".encode())
 
 
+async def _deliver(
+    server: SftpServerInfo, s3_endpoint: S3Endpoint, bucket: str
+) -> tuple[dict[str, str], dict[str, bytes], Any]:
+    """``copy s3://bucket/out/ …/box/`` (skip-existing): each name's status, what the
+    folder holds after, and the summary line."""
+    done = await asyncio.to_thread(
+        run_cli,
+        "copy",
+        f"s3://{bucket}/out/",
+        target_url(server, "box/"),
+        *key_args(server, s3_endpoint),
+        "--json",
+    )
+    assert done.returncode == 0, done.stderr
+    rows, summary = records(done.stdout)
+    status = {row["source"].rpartition("/")[2]: row["status"] for row in rows}
+    return status, files_under(server.root / "box"), summary
+
+
 async def test_a_run_lists_its_folder_once_instead_of_a_look_per_object(
     s3_endpoint: S3Endpoint, s3: Any, bucket: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -30,19 +50,8 @@ async def test_a_run_lists_its_folder_once_instead_of_a_look_per_object(
     looked: list[str] = []
     async with partner_sftp(tmp_path, "no-posix-rename", monkeypatch, looked=looked) as server:
         server.write_file("box/f3.csv", b"the partner's own\n")
-        done = await asyncio.to_thread(
-            run_cli,
-            "copy",
-            f"s3://{bucket}/out/",
-            target_url(server, "box/"),
-            *key_args(server, s3_endpoint),
-            "--json",
-        )
-        left = files_under(server.root / "box")
+        status, left, summary = await _deliver(server, s3_endpoint, bucket)
 
-    assert done.returncode == 0, done.stderr
-    rows, summary = records(done.stdout)
-    status = {row["source"].rpartition("/")[2]: row["status"] for row in rows}
     assert status == {name: "skipped" if name == "f3.csv" else "done" for name in NAMES}
     assert summary["copied"] == 5 and summary["skipped"] == 1
     assert left == {
@@ -68,20 +77,9 @@ async def test_a_file_landing_after_the_listing_is_not_replaced(
         server
     ):
         (server.root / "box").mkdir(parents=True)
-        done = await asyncio.to_thread(
-            run_cli,
-            "copy",
-            f"s3://{bucket}/out/",
-            target_url(server, "box/"),
-            *key_args(server, s3_endpoint),
-            "--json",
-        )
-        left = files_under(server.root / "box")
+        status, left, _ = await _deliver(server, s3_endpoint, bucket)
 
     assert not landing  # the folder was listed, and the file landed after it
-    assert done.returncode == 0, done.stderr
-    rows, _ = records(done.stdout)
-    status = {row["source"].rpartition("/")[2]: row["status"] for row in rows}
     assert status == {name: "skipped" if name == "f4.csv" else "done" for name in NAMES}
     assert left == {
         name: b"the partner's, just after the listing\n"
