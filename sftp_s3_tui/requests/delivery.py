@@ -140,6 +140,7 @@ def delivery_request(
     ``overwrite``): a partner may already be reading the file at the final name.
     """
     from ..engine.plan.delivery import DeliveryTarget, check_addresses
+    from ..engine.plan.filters import parse_duration
 
     check_connection_flags(flags, env)
     run = run or RunFlags()
@@ -196,7 +197,7 @@ def delivery_request(
             done_suffix=delivery_done_suffix(run.done_file),
             record_dir=_delivery_record_dir(),
             file_filter=delivery_filter(run),
-            min_age_seconds=_seconds(run.min_age),
+            min_age_seconds=parse_duration(run.min_age) if run.min_age else 0.0,
         ),
         json=json,
         quiet=quiet,
@@ -207,13 +208,6 @@ def delivery_request(
         push_gateway=None if run.dry_run else push_gateway(flags, env),
         metrics_port=None if run.dry_run else flags.metrics_port,
     )
-
-
-def _seconds(age: str | None) -> float:
-    """``--min-age``'s seconds (0: none)."""
-    from ..engine.plan.filters import parse_duration
-
-    return parse_duration(age) if age else 0.0
 
 
 def _either(flag: bool | None, profile: bool) -> bool:

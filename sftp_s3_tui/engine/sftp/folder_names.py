@@ -31,7 +31,7 @@ class FolderNames:
 
     def __init__(self, limit: int = LISTING_LIMIT) -> None:
         self.limit = limit
-        self._asked: dict[str, int] = {}
+        self._looked: set[str] = set()  # folders whose first object looked for itself
         self._listings: dict[str, asyncio.Future[frozenset[str] | None]] = {}
 
     async def absent(
@@ -39,8 +39,8 @@ class FolderNames:
     ) -> bool:
         """True when the folder's listing shows ``name`` is not there; False when it is,
         or nothing is known (the caller looks at the name itself)."""
-        asked = self._asked[folder] = self._asked.get(folder, 0) + 1
-        if asked == 1 and folder not in self._listings:
+        if folder not in self._looked:
+            self._looked.add(folder)
             return False  # the folder's first object: one look, no listing
         listing = self._listings.get(folder)
         if listing is None:
