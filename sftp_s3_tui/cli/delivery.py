@@ -40,6 +40,7 @@ from ..requests import EXIT_FAILED, EXIT_OK
 from ..requests.delivery import DeliveryRequest
 from ..tally import FileCounts
 from .console import ConsoleProgress
+from .heap import settle_heap
 
 _MARKS = {"done": "✓", "skipped": "→", "failed": "✗"}
 
@@ -215,6 +216,7 @@ async def run_delivery(
 
     ``sftp`` and ``logins``: a pool whose login to the target started before this module
     was imported (:meth:`SftpPool.start_logins`); its error is the run's, as a login's."""
+    settle_heap()  # what the imports built; again once connected
     register_secret(request.target.endpoint.password)
     register_secret(request.s3.secret_access_key)
     observers = _observers(request)
@@ -267,6 +269,7 @@ async def _deliver(
                 await logins.wait()
             await sftp.client(request.target.endpoint)  # a refused login: one line, exit 4
             tally.host_key = await sftp.host_key_fingerprint(request.target.endpoint)
+            settle_heap()
             try:
                 with display:
                     await deliver(

@@ -39,6 +39,7 @@ from ..requests import EXIT_FAILED, EXIT_OK
 from ..requests.delivery import DeliveryRequest
 from .delivery import DeliveryTally, _manifest, _observers, _run_summary
 from .drops import WatchDrops
+from .heap import settle_heap
 
 
 def _say(request: DeliveryRequest, tally: DeliveryTally, text: str) -> None:
@@ -143,6 +144,7 @@ async def run_delivery_watch(
             await check_bucket(s3, request.source.bucket)  # a wrong bucket: one line
             await sftp.client(request.target.endpoint)  # a refused login: one line
             tally.host_key = await sftp.host_key_fingerprint(request.target.endpoint)
+            settle_heap()  # the imports and the login live as long as the watch
             _say(
                 request,
                 tally,

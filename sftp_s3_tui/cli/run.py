@@ -4,7 +4,6 @@ and ``cleanup``; :mod:`.console` shows them, :mod:`.delivery` runs S3 → SFTP."
 from __future__ import annotations
 
 import asyncio
-import gc
 import json
 import sys
 import time
@@ -56,6 +55,7 @@ from .console import (
     warn,
 )
 from .drops import WatchDrops
+from .heap import settle_heap
 
 #: Done/skipped transfers the queue keeps while a CLI copy runs (results are printed as they
 #: arrive and counted, so the queue need not keep them): memory stays flat in file count.
@@ -140,7 +140,7 @@ async def run_copy(
     (:meth:`SftpPool.start_logins`); they are waited for once the bucket is checked.
     """
     global last_tally
-    _settle_heap()  # what the imports built; again once connected
+    settle_heap()  # what the imports built; again once connected
     run = request.run
     bus = EventBus()
     observers = _observers(request, "copy")
@@ -206,7 +206,7 @@ async def _copy(
         if logins is not None:
             await logins.wait()
             queue.sftp.announce_links()  # measured before the metrics listened
-        _settle_heap()
+        settle_heap()
         streaming = (
             not run.dry_run and not run.gate.active and can_stream(request.sources, request.dest)
         )
@@ -326,16 +326,6 @@ def _listing_prefix(request: CopyRequest) -> str:
     """The destination prefix every key of the copy starts with: DEST's prefix, or for an
     exact key, the key itself (a listing of it finds the one object or nothing)."""
     return request.dest.key
-
-
-def _settle_heap() -> None:
-    """Take what start-up built (botocore's service models, asyncssh, rich: ~100k objects
-    that live as long as the process) out of the garbage collector's reach.
-
-    Otherwise every full collection walks them all, and one took 90-120 ms of the event
-    loop's CPU during a copy of many small files (measured: bench/many_files.py). Frozen
-    objects are never collected; what a copy allocates afterwards still is."""
-    gc.freeze()
 
 
 async def _filtered(
@@ -462,6 +452,7 @@ async def run_watch(
         where = f"state in {state.path}"
         try:
             await check_bucket(queue.s3, request.dest.bucket)
+            settle_heap()  # the imports and the S3 client live as long as the watch
             async with opened_manifest(run, queue, _spool_dir()) as manifest:
                 if not request.quiet:
                     say(f"watching {len(sources)} source(s) every {every:g} s; {where}")
