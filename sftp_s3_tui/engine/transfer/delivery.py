@@ -450,7 +450,9 @@ class ObjectDelivery:
         info, options = self.info, self.options
         assert info is not None
         on_written = None
-        if self.record is not None and self.state is not None:
+        # An object of one part has no prefix worth resuming (see _open): no checkpoints,
+        # whose fsync'd records stalled the loop when many small objects were in flight.
+        if self.record is not None and self.state is not None and info.size > options.part_size:
             on_written = self.checkpoints = checkpoints(self.record, self.state)
         if self.progress is not None:
             self.progress.started(info.size, max(1, options.part_size), start)
