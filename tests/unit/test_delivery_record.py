@@ -53,6 +53,28 @@ def test_a_finished_delivery_leaves_no_file_in_the_record_folder(tmp_path: Path)
     assert list(tmp_path.iterdir()) == []  # neither records nor lock files pile up
 
 
+def test_a_first_record_written_in_place_is_found_after_a_kill(tmp_path: Path) -> None:
+    """A one-part object's record is written in place (no temporary file and rename); a
+    run killed after that finds it as a checkpointed one is found. Its folder, removed
+    while the process lives, is made again."""
+    folder = tmp_path / "records"
+    first = DeliveryRecord(folder, "sftp://u@h:22/in/a.csv")
+    assert first.claim() is None
+    first.write(STATE, sync=False, first=True)
+    assert sorted(p.suffix for p in folder.iterdir()) == [".json", ".lock"]  # nothing else
+    first.release()  # killed: the record stays
+    again = DeliveryRecord(folder, "sftp://u@h:22/in/a.csv")
+    assert again.claim() == STATE
+    again.forget()
+    again.release()
+
+    folder.rmdir()
+    other = DeliveryRecord(folder, "sftp://u@h:22/in/b.csv")
+    assert other.claim() is None and folder.is_dir()
+    other.forget()
+    other.release()
+
+
 def test_a_lock_taken_on_a_removed_lock_file_is_taken_again(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -26,7 +26,7 @@ import os
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
-from ..durable import atomic_write
+from ..durable import atomic_write, write_in_place
 from ..errors import TransferError
 
 try:
@@ -70,8 +70,11 @@ class DeliveryRecord:
         """Lock the record; what a crashed run left (None: nothing). :class:`DeliveryBusy`
         when another live run holds it."""
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+            try:
+                fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+            except FileNotFoundError:  # the folder is made once, not checked per object
+                self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+                fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o600)
         except OSError as exc:
             raise TransferError(
                 f"The delivery record folder {self.path.parent} cannot be written: {exc.strerror}",
@@ -107,11 +110,20 @@ class DeliveryRecord:
         except (OSError, ValueError, TypeError):
             return None
 
-    def write(self, state: DeliveryState, *, sync: bool = True) -> None:
+    def write(self, state: DeliveryState, *, sync: bool = True, first: bool = False) -> None:
         """Record ``state`` all or nothing (fsync'd before anything else happens, unless
-        ``sync`` is False: see :func:`atomic_write`)."""
+        ``sync`` is False: see :func:`atomic_write`).
+
+        ``first`` (with ``sync`` False): ``state`` names a temporary file not created yet,
+        so the record is written in place, not through a temporary file and a rename (a
+        third of the syscalls, ~60 µs of CPU per small object): a kill that tears it
+        leaves no file it should have named."""
+        data = json.dumps(asdict(state)).encode()
         try:
-            atomic_write(self.path, json.dumps(asdict(state)).encode(), sync=sync)
+            if first and not sync:
+                write_in_place(self.path, data)
+            else:
+                atomic_write(self.path, data, sync=sync)
         except OSError as exc:
             raise TransferError(
                 f"The delivery record {self.path} cannot be written: {exc.strerror}",

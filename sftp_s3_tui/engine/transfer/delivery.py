@@ -438,7 +438,8 @@ class ObjectDelivery:
             # temporary file for the next run to remove after a kill -9, which the page cache
             # survives, so it is not fsync'd (two fsyncs were a third of a 64 KiB object's
             # time). A bigger object's record is made durable before the file is created.
-            self.record.write(self.state, sync=info.size > self.options.part_size)
+            one_part = info.size <= self.options.part_size
+            self.record.write(self.state, sync=not one_part, first=one_part and not resuming)
         if resumed is not None and left is not None:
             await self.writer.reopen(left.temp_path)
         else:
