@@ -15,16 +15,6 @@ def _write_all(fd: int, data: bytes) -> None:
         view = view[written:]
 
 
-def write_in_place(path: Path, data: bytes, *, mode: int = 0o600) -> None:
-    """Write ``data`` to ``path`` directly: not all or nothing, so only for a file whose
-    torn or empty state loses nothing (the caller says why); no fsync."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_BINARY", 0), mode)
-    try:
-        _write_all(fd, data)
-    finally:
-        os.close(fd)
-
-
 def fsync_dir(folder: Path) -> None:
     """Make a create, rename or unlink in ``folder`` durable (not possible on every platform)."""
     with suppress(OSError):

@@ -4,6 +4,7 @@ written frontier a checkpoint records (parts finish out of order)."""
 from __future__ import annotations
 
 import fcntl
+import shutil
 from pathlib import Path
 
 import pytest
@@ -53,22 +54,40 @@ def test_a_finished_delivery_leaves_no_file_in_the_record_folder(tmp_path: Path)
     assert list(tmp_path.iterdir()) == []  # neither records nor lock files pile up
 
 
-def test_a_first_record_written_in_place_is_found_after_a_kill(tmp_path: Path) -> None:
-    """A one-part object's record is written in place (no temporary file and rename); a
-    run killed after that finds it as a checkpointed one is found. Its folder, removed
-    while the process lives, is made again."""
+def test_a_first_record_kept_in_the_lock_file_is_found_after_a_kill(tmp_path: Path) -> None:
+    """A one-part object's record is kept in its lock file (one file created per object,
+    not two); a run killed after that finds it as a JSON record is found, and a later
+    durable write moves it to the JSON file. The folder, removed while the process lives,
+    is made again."""
     folder = tmp_path / "records"
     first = DeliveryRecord(folder, "sftp://u@h:22/in/a.csv")
     assert first.claim() is None
     first.write(STATE, sync=False, first=True)
-    assert sorted(p.suffix for p in folder.iterdir()) == [".json", ".lock"]  # nothing else
+    assert [p.suffix for p in folder.iterdir()] == [".lock"]  # nothing else
     first.release()  # killed: the record stays
     again = DeliveryRecord(folder, "sftp://u@h:22/in/a.csv")
     assert again.claim() == STATE
-    again.forget()
+    moved = again.checkpoint(STATE, 10, 99)  # durable: the JSON file, the lock emptied
+    assert sorted(p.suffix for p in folder.iterdir()) == [".json", ".lock"]
     again.release()
+    third = DeliveryRecord(folder, "sftp://u@h:22/in/a.csv")
+    assert third.claim() == moved
+    third.forget()
+    third.release()
+    assert list(folder.iterdir()) == []
 
-    folder.rmdir()
+    # a record forgotten mid-delivery (a left file cleared) and written again is found
+    fourth = DeliveryRecord(folder, "sftp://u@h:22/in/a.csv")
+    assert fourth.claim() is None
+    fourth.forget()
+    fourth.write(STATE, sync=False, first=True)
+    fourth.release()
+    fifth = DeliveryRecord(folder, "sftp://u@h:22/in/a.csv")
+    assert fifth.claim() == STATE
+    fifth.forget()
+    fifth.release()
+
+    shutil.rmtree(folder)
     other = DeliveryRecord(folder, "sftp://u@h:22/in/b.csv")
     assert other.claim() is None and folder.is_dir()
     other.forget()

@@ -26,7 +26,7 @@ import os
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
-from ..durable import atomic_write, write_in_place
+from ..durable import atomic_write
 from ..errors import TransferError
 
 try:
@@ -65,6 +65,10 @@ class DeliveryRecord:
         self.path = folder / f"{stem}.json"
         self._lock_path = folder / f"{stem}.lock"
         self._lock_fd: int | None = None
+        #: The state is in the lock file itself (see :meth:`write`'s ``first``).
+        self._in_lock = False
+        #: :meth:`forget` removed the lock file: a later state goes to the JSON file.
+        self._forgotten = False
 
     def claim(self) -> DeliveryState | None:
         """Lock the record; what a crashed run left (None: nothing). :class:`DeliveryBusy`
@@ -104,9 +108,12 @@ class DeliveryRecord:
             return False
 
     def read(self) -> DeliveryState | None:
+        """What the record says: the held lock file's content when it has any (a one-part
+        object's record), else the JSON file's."""
         try:
-            data = json.loads(self.path.read_bytes())
-            return DeliveryState(**data)
+            data = os.pread(self._lock_fd, 1 << 16, 0) if self._lock_fd is not None else b""
+            self._in_lock = bool(data)
+            return DeliveryState(**json.loads(data or self.path.read_bytes()))
         except (OSError, ValueError, TypeError):
             return None
 
@@ -115,15 +122,23 @@ class DeliveryRecord:
         ``sync`` is False: see :func:`atomic_write`).
 
         ``first`` (with ``sync`` False): ``state`` names a temporary file not created yet,
-        so the record is written in place, not through a temporary file and a rename (a
-        third of the syscalls, ~60 µs of CPU per small object): a kill that tears it
-        leaves no file it should have named."""
+        so it is written into the held lock file instead of a JSON file of its own: a kill
+        that tears it leaves no file it should have named, and a small object costs one
+        file created and removed, not two (ext4 looks through its recently removed inodes
+        at each create: a delivery of 2,000 small objects spent ~1 ms of CPU per object on
+        its records, measured with perf)."""
         data = json.dumps(asdict(state)).encode()
+        fd = self._lock_fd
         try:
-            if first and not sync:
-                write_in_place(self.path, data)
-            else:
-                atomic_write(self.path, data, sync=sync)
+            if first and not sync and fd is not None and not self._forgotten:
+                os.pwrite(fd, data, 0)
+                os.ftruncate(fd, len(data))
+                self._in_lock = True
+                return
+            atomic_write(self.path, data, sync=sync)
+            if self._in_lock and fd is not None:
+                os.ftruncate(fd, 0)  # the JSON file says it now
+                self._in_lock = False
         except OSError as exc:
             raise TransferError(
                 f"The delivery record {self.path} cannot be written: {exc.strerror}",
@@ -144,6 +159,8 @@ class DeliveryRecord:
         if self._lock_fd is not None:
             with contextlib.suppress(FileNotFoundError):
                 self._lock_path.unlink()
+            self._forgotten = True
+            self._in_lock = False
 
     def release(self) -> None:
         if self._lock_fd is not None:
