@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+from datetime import UTC, timedelta
+from typing import Any
+
+import pytest
 
 from sftp_s3_tui.engine.config import S3Endpoint
 from sftp_s3_tui.engine.s3.operations import check_bucket, open_client, session_for, warm_up
@@ -42,3 +46,20 @@ async def test_a_plain_http_endpoint_loads_no_ca_bundle_and_https_still_verifies
     tls = dataclasses.replace(s3_endpoint, endpoint_url="https://s3.example.invalid")
     async with open_client(tls) as client:
         assert client._endpoint.http_session._verify not in (False, None)
+
+
+@pytest.mark.all_stores
+async def test_dates_read_as_botocore_reads_them(
+    s3_endpoint: S3Endpoint, s3: Any, bucket: str
+) -> None:
+    """A listing's ISO dates go through ``datetime``, a HEAD's HTTP date through botocore's
+    parser: the same instants as boto3's own client reads, time zone included."""
+    s3.put_object(Bucket=bucket, Key="a.csv", Body=b"a\n")
+    listed = s3.list_objects_v2(Bucket=bucket)["Contents"][0]["LastModified"]
+    headed = s3.head_object(Bucket=bucket, Key="a.csv")["LastModified"]
+    async with open_client(s3_endpoint) as client:
+        ours_listed = (await client.list_objects_v2(Bucket=bucket))["Contents"][0]["LastModified"]
+        ours_headed = (await client.head_object(Bucket=bucket, Key="a.csv"))["LastModified"]
+    assert (ours_listed, ours_headed) == (listed, headed)
+    assert ours_listed.utcoffset() == ours_headed.utcoffset() == timedelta(0)
+    assert ours_listed.tzinfo is UTC  # read by datetime, not dateutil

@@ -15,6 +15,7 @@ import hashlib
 import re
 from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 from urllib.parse import quote, urlsplit
 
@@ -23,6 +24,7 @@ import aiobotocore.session
 import aiohttp.payload
 import botocore.auth
 import botocore.loaders
+import botocore.utils
 from aiobotocore.config import AioConfig
 from botocore.exceptions import (
     BotoCoreError,
@@ -292,10 +294,23 @@ def session_for(endpoint: S3Endpoint) -> aioboto3.Session:
     botocore_session = aiobotocore.session.get_session()
     loader = _data_loader()
     botocore_session.register_component("data_loader", loader)
+    parsers = botocore_session.get_component("response_parser_factory")
+    parsers.set_parser_defaults(timestamp_parser=_timestamp)
     session = aioboto3.Session(botocore_session=botocore_session, **kwargs)
     # boto3 appends its data folder to the loader's search paths for each new session
     loader.search_paths[:] = list(dict.fromkeys(loader.search_paths))
     return session
+
+
+def _timestamp(value: str) -> datetime:
+    """A response's timestamp: ISO 8601 (a listing's LastModified) by ``datetime``, anything
+    else (HTTP dates in headers, epoch seconds) by botocore's own parser. dateutil, which
+    botocore's parser uses, was ~2 % of a delivery of 2,000 small objects (py-spy), all of
+    it reading the listing's dates."""
+    try:
+        return datetime.fromisoformat(value)
+    except (TypeError, ValueError):
+        return botocore.utils.parse_timestamp(value)
 
 
 @functools.cache
