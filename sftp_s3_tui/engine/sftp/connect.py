@@ -16,7 +16,6 @@ from asyncssh.encryption import get_default_encryption_algs
 
 from ..config import SftpEndpoint
 from ..errors import SftpAuthError, SftpConnectError
-from .coalesce import coalesce_sends
 from .host_keys import (
     HostKeyGate,
     fingerprint,
@@ -218,7 +217,6 @@ async def open_connection(
             gate.presented.export_public_key().decode(),
         )
         log.warning("Added the host key of %s (%s) to %s", where, fingerprint(gate.presented), path)
-    coalesce_sends(conn)
     return conn
 
 
