@@ -12,6 +12,9 @@ takes a lock checks that it still names the file there. A record found without a
 crashed run's: its temporary file is removed (or, when the object is unchanged, resumed)
 by the next delivery of the same file.
 
+An object of one part keeps its record in the lock file itself (written before its
+temporary file is created, so a torn one names nothing): one local file per object, not two.
+
 The record also carries what a resume needs: the object's ETag / VersionId and size, and
 the bytes written so far in order with the CRC64NVME of that prefix (checkpointed every few
 parts: a few hundred bytes of disk a checkpoint, never the data).
