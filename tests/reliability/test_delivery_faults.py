@@ -219,14 +219,18 @@ def test_a_get_reset_mid_body_leaves_nothing_at_the_final_name(
 
 
 @pytest.mark.sftp_families
+@pytest.mark.parametrize("size", [12 * MiB, 3 * MiB], ids=["parts", "one-part"])
 def test_kill_9_mid_delivery_the_next_run_removes_the_temporary_file(
     via_proxy: SftpServerInfo,
     sshd_proxy: FaultProxy,
     s3_endpoint: S3Endpoint,
     s3: Any,
     bucket: str,
+    size: int,
 ) -> None:
-    data = pattern(12 * MiB, seed=23)
+    """A one-part object's record lives in its lock file (no JSON record): found all the
+    same after the kill."""
+    data = pattern(size, seed=23)
     s3.put_object(Bucket=bucket, Key="slow.bin", Body=data)
     sshd_proxy.throttle(512 * 1024, "up")
     folder = via_proxy.root / "partner"
@@ -254,6 +258,10 @@ def test_kill_9_mid_delivery_the_next_run_removes_the_temporary_file(
             child.kill()
     (left,) = folder.iterdir()
     assert left.name.startswith(".slow.bin.") and left.name.endswith(".partial")
+    if size < 8 * MiB:  # one part: the record is the lock file's content, nothing else
+        records_dir = state_dir() / "deliveries"
+        assert list(records_dir.glob("*.json")) == []
+        assert [p for p in records_dir.glob("*.lock") if left.name in p.read_text()]
     sshd_proxy.throttle(None)
 
     again = run_cli(*command, "--json")
