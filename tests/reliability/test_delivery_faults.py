@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from sftp_s3_tui.engine.config import S3Endpoint
+from sftp_s3_tui.engine.transfer.delivery_options import DeliveryOptions
 from sftp_s3_tui.paths import state_dir
 from tests.support.cli import key_args, run_cli
 from tests.support.delivery import files_under, pattern, records, target_url
@@ -258,7 +259,7 @@ def test_kill_9_mid_delivery_the_next_run_removes_the_temporary_file(
             child.kill()
     (left,) = folder.iterdir()
     assert left.name.startswith(".slow.bin.") and left.name.endswith(".partial")
-    if size < 8 * MiB:  # one part: the record is the lock file's content, nothing else
+    if size <= DeliveryOptions.part_size:  # one part: the record is the lock file's, alone
         records_dir = state_dir() / "deliveries"
         assert list(records_dir.glob("*.json")) == []
         assert [p for p in records_dir.glob("*.lock") if left.name in p.read_text()]

@@ -56,9 +56,9 @@ def test_a_finished_delivery_leaves_no_file_in_the_record_folder(tmp_path: Path)
 
 def test_a_first_record_kept_in_the_lock_file_is_found_after_a_kill(tmp_path: Path) -> None:
     """A one-part object's record is kept in its lock file (one file created per object,
-    not two); a run killed after that finds it as a JSON record is found, and a later
-    durable write moves it to the JSON file. The folder, removed while the process lives,
-    is made again."""
+    not two); after a kill the next run finds it there, as it finds a JSON record, and a
+    later durable write moves it to the JSON file. The folder, removed while the process
+    lives, is made again."""
     folder = tmp_path / "records"
     first = DeliveryRecord(folder, "sftp://u@h:22/in/a.csv")
     assert first.claim() is None

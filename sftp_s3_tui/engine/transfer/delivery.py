@@ -260,6 +260,12 @@ class ObjectDelivery:
         #: The run's listings of its destination folders (None: look at the name itself).
         self.names: FolderNames | None = None
 
+    def _one_part(self) -> bool:
+        """Whether the object is one part: no prefix worth resuming, so its record is not
+        fsync'd, lives in its lock file and gets no checkpoints."""
+        assert self.info is not None
+        return self.info.size <= self.options.part_size
+
     def _result(self, status: str, **fields: Any) -> DeliveryResult:
         size = self.info.size if self.info is not None else 0
         return DeliveryResult(
@@ -438,7 +444,7 @@ class ObjectDelivery:
             # temporary file for the next run to remove after a kill -9, which the page cache
             # survives, so it is not fsync'd (two fsyncs were a third of a 64 KiB object's
             # time). A bigger object's record is made durable before the file is created.
-            one_part = info.size <= self.options.part_size
+            one_part = self._one_part()
             self.record.write(self.state, sync=not one_part, first=one_part and not resuming)
         if resumed is not None and left is not None:
             await self.writer.reopen(left.temp_path)
@@ -453,7 +459,7 @@ class ObjectDelivery:
         on_written = None
         # An object of one part has no prefix worth resuming (see _open): no checkpoints,
         # whose fsync'd records stalled the loop when many small objects were in flight.
-        if self.record is not None and self.state is not None and info.size > options.part_size:
+        if self.record is not None and self.state is not None and not self._one_part():
             on_written = self.checkpoints = checkpoints(self.record, self.state)
         if self.progress is not None:
             self.progress.started(info.size, max(1, options.part_size), start)
