@@ -6,9 +6,12 @@ the product and by rclone 1.75 with its defaults, and read by raw asyncssh at th
 product's probe finds (256 KiB on ProFTPD and Dropbear, OpenSSH's advertised 255 KiB). Each
 client is its own process, measured from outside (``bench/measure.py``); rounds interleave
 the clients. ``--rtt-ms 100`` puts the latency proxy in front of each server and adds rclone
-``--multi-thread-streams 4`` / ``8`` / ``16``. ``--files N`` copies a folder of N small
-files (``--file-size``, 64 KiB) instead, against rclone ``copy --sftp-disable-hashcheck`` at
-``--transfers`` 4 (its default), 16 and 32, and reports files/s and client CPU per file.
+``--multi-thread-streams 4`` / ``8`` / ``16``. On loopback a floor client also runs
+(``bench/clients/crt_copy.py``: asyncssh reads handed straight to awscrt, no botocore, no
+product code), to show what any client on the given stack can reach at that size.
+``--files N`` copies a folder of N small files (``--file-size``, 64 KiB) instead, against
+rclone ``copy --sftp-disable-hashcheck`` at ``--transfers`` 4 (its default), 16 and 32 and
+the floor client's ``--folder`` mode, and reports files/s and client CPU per file.
 
 ```
 uv run python -m bench.families --servers openssh,proftpd,dropbear --size 64MiB --rounds 1
@@ -161,9 +164,16 @@ def clients(
         str(local),
         f"s3://{BUCKET}/s5cmd/{tag}",
     ]
+    # The given stack's floor: asyncssh reads handed to one awscrt PUT_OBJECT, nothing else
+    # (no botocore, no journal, no verification): what any client on this stack starts from.
+    floor = [sys.executable, "-m", "bench.clients.crt_copy", "--host", info.host]
+    floor += ["--port", str(info.port), "--user", info.username, *login, "--path", remote]
+    floor += ["--block-size", str(PROBED_READ[kind]), "--endpoint-url", sink.url]
+    floor += ["--bucket", BUCKET, "--key", f"floor/{tag}", "--region", DEMO_REGION]
     return {
         f"raw asyncssh, {PROBED_READ[kind] // KiB} KiB reads": raw,
         "sftp-s3-tui copy": product,
+        "asyncssh + awscrt floor": floor,
         "rclone copyto (defaults)": rclone,
         "rclone copyto --sftp-disable-hashcheck": [
             *rclone[:-1],
@@ -190,7 +200,13 @@ def small_clients(
     product += [f"sftp://{info.username}@{info.host}:{info.port}{folder}/"]
     product += [f"s3://{BUCKET}/product/{tag}/", *login, "--no-agent"]
     product += ["--endpoint-url", sink.url, "--path-style", "--quiet"]
-    cell = {"sftp-s3-tui copy": product}
+    # The given stack's floor per file (bench/clients/crt_copy.py --folder): open, read,
+    # close over asyncssh and one awscrt PUT per file, 64 at once, nothing else.
+    floor = [sys.executable, "-m", "bench.clients.crt_copy", "--folder", "--host", info.host]
+    floor += ["--port", str(info.port), "--user", info.username, *login, "--path", folder]
+    floor += ["--endpoint-url", sink.url, "--bucket", BUCKET, "--key", f"floor/{tag}"]
+    floor += ["--region", DEMO_REGION]
+    cell = {"sftp-s3-tui copy": product, "asyncssh + awscrt floor": floor}
     for transfers in RCLONE_TRANSFERS:
         cell[f"rclone copy --transfers {transfers}"] = [
             tool("rclone"),
@@ -324,8 +340,9 @@ def markdown(results: dict[str, Any]) -> str:
         "| server | raw asyncssh (probed size) MB/s | s5cmd, the sink's limit MB/s "
         "| sftp-s3-tui MB/s | rclone defaults MB/s | rclone no hashcheck MB/s "
         "| ÷ rclone defaults (≥ 1.2) | ÷ raw (≥ 0.8) | ÷ min(raw, s5cmd) "
-        "| 1.2 × rclone defaults ÷ s5cmd |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| 1.2 × rclone defaults ÷ s5cmd | asyncssh + awscrt floor MB/s "
+        "| floor ÷ rclone defaults |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     if results.get("rtt_ms"):
         return far_markdown(results)
@@ -344,9 +361,13 @@ def markdown(results: dict[str, Any]) -> str:
         # Above 1.00 the ≥ 1.2 × rclone target asks for more than the store takes from a
         # local file: no SFTP → S3 client can reach it on this machine.
         target = f"{1.2 * rclone / s5cmd:.2f}" if rclone and s5cmd else "–"
+        # The floor client (bench/clients/crt_copy.py) below 1.2 × rclone: no client built
+        # on the given stack reaches the target at this size on this machine.
+        floor = _median(records, server, "asyncssh + awscrt")
+        vs_floor = f"{floor / rclone:.2f}" if floor and rclone else "–"
         lines.append(
             f"| {server} | {raw:.1f} | {s5cmd:.1f} | {ours:.1f} | {rclone:.1f} | {nohash:.1f} "
-            f"| {vs_rclone} | {vs_raw} | {vs_limit} | {target} |"
+            f"| {vs_rclone} | {vs_raw} | {vs_limit} | {target} | {floor:.1f} | {vs_floor} |"
         )
     failed = [r for r in records if not r["ok"]]
     for record in failed:
@@ -398,8 +419,9 @@ def files_markdown(results: dict[str, Any]) -> str:
         f"{one:.1f} / {five:.1f} / {fifteen:.1f} on 2 cores.",
         "",
         "| server | sftp-s3-tui files/s | CPU ms/file | rclone best files/s (--transfers) "
-        "| CPU ms/file | ÷ rclone best (≥ 1.2) |",
-        "|---|---:|---:|---:|---:|---:|",
+        "| CPU ms/file | ÷ rclone best (≥ 1.2) | asyncssh + awscrt floor files/s "
+        "| CPU ms/file | floor's CPU ÷ rclone's |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     files = results["files"]
 
@@ -418,10 +440,16 @@ def files_markdown(results: dict[str, Any]) -> str:
             if rate > best:
                 best, best_client = rate, client
         ratio = f"{ours / best:.2f}" if best else "–"
+        floor = _median(records, server, "asyncssh + awscrt")
+        floor_cpu, rclone_cpu = (
+            cpu_ms(server, "asyncssh + awscrt floor"),
+            cpu_ms(server, best_client),
+        )
+        floor_ratio = f"{floor_cpu / rclone_cpu:.2f}" if floor_cpu and rclone_cpu else "–"
         lines.append(
             f"| {server} | {ours:.1f} | {cpu_ms(server, 'sftp-s3-tui copy'):.2f} "
-            f"| {best:.1f} ({best_client.rpartition(' ')[2]}) | {cpu_ms(server, best_client):.2f} "
-            f"| {ratio} |"
+            f"| {best:.1f} ({best_client.rpartition(' ')[2]}) | {rclone_cpu:.2f} "
+            f"| {ratio} | {floor:.1f} | {floor_cpu:.2f} | {floor_ratio} |"
         )
     failed = [r for r in records if not r["ok"]]
     for record in failed:
