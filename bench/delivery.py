@@ -4,7 +4,9 @@ For each SFTP server family (the test suite's OpenSSH ``sshd``, ProFTPD mod_sftp
 gesftpserver, on loopback; ``--rtt-ms`` puts the latency proxy in front) the same objects in
 moto (or SeaweedFS, ``--store``) are delivered by the product (``copy s3://… sftp://…``) and
 by rclone ``copyto`` / ``copy`` at its defaults and with its hash check off (ProFTPD and
-gesftpserver run no ``md5sum``, so rclone's defaults fail there). ``--files N`` delivers N
+gesftpserver run no ``md5sum``, so rclone's defaults fail there), and on loopback by the
+floor client (``bench/clients/crt_deliver.py``: awscrt's GETs written by asyncssh, nothing
+else), which shows what any client on the given stack can reach. ``--files N`` delivers N
 small objects of ``--file-size`` instead of one ``--size`` object and adds rclone's
 ``--transfers`` settings; ``--rtt-ms`` adds rclone's ``--multi-thread-streams``. Every client
 is its own process measured from outside (``bench/measure.py``): wall time, peak RSS, CPU
@@ -38,6 +40,7 @@ from bench.families import env_for, far, server
 from bench.field import tool
 from bench.measure import run_measured
 from bench.servers import BUCKET, MotoServer, SeaweedServer, precompile, start_moto, start_seaweed
+from sftp_s3_tui.demo import DEMO_REGION
 from sftp_s3_tui.engine.units import parse_size
 from tests.support.servers import SftpServerInfo
 
@@ -84,6 +87,14 @@ def clients(
     product += [f"sftp://{info.username}@{info.host}:{info.port}{remote}", *login, "--no-agent"]
     product += ["--endpoint-url", sink.url, "--path-style", "--json"]
     cells["sftp-s3-tui copy"] = (product, folder)
+    if not args.rtt_ms:  # the given stack's floor: CRT GETs written by asyncssh, nothing else
+        folder, remote = target("floor")
+        floor = [sys.executable, "-m", "bench.clients.crt_deliver", "--host", info.host]
+        floor += ["--port", str(info.port), "--user", info.username, *login]
+        floor += ["--endpoint-url", sink.url, "--bucket", BUCKET, "--region", DEMO_REGION]
+        floor += ["--prefix", "many/"] if many else ["--key", "big.bin"]
+        floor += ["--target", remote.rstrip("/")]
+        cells["asyncssh + awscrt floor"] = (floor, folder)
     verb = "copy" if many else "copyto"
     rclone_source = f"dst:{BUCKET}/many" if many else f"dst:{BUCKET}/big.bin"
     variants: dict[str, list[str]] = {
@@ -250,7 +261,11 @@ def markdown(results: dict[str, Any]) -> str:
                 f"| {_median(records, kind, client, 'peak_rss_mib'):.0f} "
                 f"| {'yes' if ok else 'NO'} |"
             )
-    lines += ["", "| server | ours ÷ rclone defaults | ours ÷ rclone's best |", "|---|---:|---:|"]
+    lines += [
+        "",
+        "| server | ours ÷ rclone defaults | ours ÷ rclone's best | floor ÷ rclone's best |",
+        "|---|---:|---:|---:|",
+    ]
     for kind in servers:
         ours = _median(records, kind, "sftp-s3-tui copy", "mb_per_s")
         defaults = _median(records, kind, "rclone (defaults)", "mb_per_s")
@@ -264,7 +279,10 @@ def markdown(results: dict[str, Any]) -> str:
         )
         vs_defaults = f"{ours / defaults:.2f}" if defaults else "– (rclone failed)"
         vs_best = f"{ours / best:.2f}" if best else "–"
-        lines.append(f"| {kind} | {vs_defaults} | {vs_best} |")
+        # bench/clients/crt_deliver.py: what any client on the given stack starts from
+        floor = _median(records, kind, "asyncssh + awscrt floor", "mb_per_s")
+        floor_vs_best = f"{floor / best:.2f}" if floor and best else "–"
+        lines.append(f"| {kind} | {vs_defaults} | {vs_best} | {floor_vs_best} |")
     for record in (r for r in records if not r["ok"]):
         lines.append(f"\nNOT OK: {record['server']} {record['client']}: {record['stderr_tail']}")
     return "\n".join(lines) + "\n"

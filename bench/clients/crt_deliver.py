@@ -1,0 +1,188 @@
+"""The given stack's best S3 → SFTP delivery: awscrt's GETs written straight by asyncssh.
+
+The mirror of :mod:`bench.clients.crt_copy` for issue 28: no botocore, no aiohttp, no
+product code. ``--key`` delivers one object: one CRT ``GET_OBJECT`` meta request (ranged
+parts in parallel, C SigV4), each body chunk written at its offset as it arrives
+(``SFTPClientFile.write``, many in flight) into ``TARGET.partial``, then
+``posix-rename@openssh.com`` onto ``TARGET``. ``--prefix`` delivers every object under it
+into the folder ``TARGET``: a ListObjectsV2 through the CRT, then per object a GET, an
+open, one write, a close and a rename, ``--files-in-flight`` at once. It verifies nothing
+beyond the CRT's own checks, keeps no record and handles no fault: a limit, not a client.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+import time
+from typing import Any
+from urllib.parse import quote, urlsplit
+from xml.etree import ElementTree
+
+import asyncssh
+from awscrt import auth, http, s3
+from awscrt import io as crt_io
+
+from .common import add_sftp_arguments, sftp_connect_options
+
+_NS = "{http://s3.amazonaws.com/doc/2006-03-01/}"
+
+
+def _client(args: argparse.Namespace) -> tuple[s3.S3Client, str]:
+    group = crt_io.EventLoopGroup()
+    bootstrap = crt_io.ClientBootstrap(group, crt_io.DefaultHostResolver(group))
+    credentials = auth.AwsCredentialsProvider.new_static(
+        os.environ["AWS_ACCESS_KEY_ID"], os.environ["AWS_SECRET_ACCESS_KEY"]
+    )
+    where = urlsplit(args.endpoint_url)
+    tls = s3.S3RequestTlsMode.DISABLED if where.scheme == "http" else s3.S3RequestTlsMode.ENABLED
+    client = s3.S3Client(
+        bootstrap=bootstrap,
+        region=args.region,
+        credential_provider=credentials,
+        tls_mode=tls,
+        part_size=args.part_size,
+    )
+    return client, where.netloc
+
+
+def _get(
+    client: s3.S3Client,
+    host: str,
+    path: str,
+    loop: asyncio.AbstractEventLoop,
+    on_chunk: Any,
+    kind: s3.S3RequestType = s3.S3RequestType.GET_OBJECT,
+) -> asyncio.Future[None]:
+    """One GET (``on_chunk(data, offset)`` from the CRT's threads); a future on the loop."""
+    done: asyncio.Future[None] = loop.create_future()
+
+    def on_done(error: BaseException | None = None, status_code: int = 0, **_: object) -> None:
+        def settle() -> None:
+            if error is not None:
+                done.set_exception(error)
+            elif status_code >= 300:
+                done.set_exception(OSError(f"GET {path}: HTTP {status_code}"))
+            else:
+                done.set_result(None)
+
+        loop.call_soon_threadsafe(settle)
+
+    request = http.HttpRequest("GET", path, headers=http.HttpHeaders([("Host", host)]))
+    client.make_request(
+        type=kind,
+        request=request,
+        operation_name="ListObjectsV2" if kind == s3.S3RequestType.DEFAULT else None,
+        on_body=lambda chunk, offset, **_: on_chunk(bytes(chunk), offset),
+        on_done=on_done,
+    )
+    return done
+
+
+async def _list(
+    client: s3.S3Client, host: str, args: argparse.Namespace, loop: asyncio.AbstractEventLoop
+) -> list[str]:
+    """Every key under ``--prefix`` (ListObjectsV2 pages through the CRT)."""
+    keys: list[str] = []
+    token = ""
+    while True:
+        query = f"list-type=2&prefix={quote(args.prefix, safe='')}"
+        if token:
+            query += f"&continuation-token={quote(token, safe='')}"
+        body = bytearray()
+        await _get(
+            client,
+            host,
+            f"/{args.bucket}?{query}",
+            loop,
+            lambda data, _offset, body=body: body.extend(data),
+            s3.S3RequestType.DEFAULT,
+        )
+        page = ElementTree.fromstring(bytes(body))
+        keys += [node.findtext(f"{_NS}Key") or "" for node in page.iter(f"{_NS}Contents")]
+        token = page.findtext(f"{_NS}NextContinuationToken") or ""
+        if not token:
+            return keys
+
+
+async def deliver_folder(args: argparse.Namespace) -> int:
+    """List the prefix, then deliver each object (GET, open, write, close, rename)."""
+    client, host = _client(args)
+    loop = asyncio.get_running_loop()
+    async with (
+        asyncssh.connect(**sftp_connect_options(args)) as conn,
+        conn.start_sftp_client() as sftp,
+    ):
+        keys = await _list(client, host, args, loop)
+        await sftp.makedirs(args.target, exist_ok=True)
+        slots = asyncio.Semaphore(args.files_in_flight)
+
+        async def one(key: str) -> None:
+            async with slots:
+                parts: list[bytes] = []
+                await _get(
+                    client,
+                    host,
+                    f"/{args.bucket}/{quote(key)}",
+                    loop,
+                    lambda data, _offset: parts.append(data),
+                )
+                final = f"{args.target}/{key.rsplit('/', 1)[-1]}"
+                async with sftp.open(final + ".partial", "wb") as f:
+                    await f.write(b"".join(parts), 0)
+                await sftp.posix_rename(final + ".partial", final)
+
+        await asyncio.gather(*(one(key) for key in keys))
+    return len(keys)
+
+
+async def deliver(args: argparse.Namespace) -> int:
+    """Stream one object's body chunks into pipelined writes at their offsets."""
+    client, host = _client(args)
+    loop = asyncio.get_running_loop()
+    async with (
+        asyncssh.connect(**sftp_connect_options(args)) as conn,
+        conn.start_sftp_client() as sftp,
+    ):
+        sizes: list[int] = []
+        await sftp.makedirs(args.target.rsplit("/", 1)[0], exist_ok=True)
+        async with sftp.open(args.target + ".partial", "wb") as f:
+            writes: list[asyncio.Future[Any]] = []
+
+            def on_chunk(data: bytes, offset: int) -> None:
+                def write() -> None:
+                    writes.append(asyncio.ensure_future(f.write(data, offset)))
+                    sizes.append(len(data))
+
+                loop.call_soon_threadsafe(write)
+
+            # the CRT calls on_done after the last on_body: its settle() comes after them
+            await _get(client, host, f"/{args.bucket}/{quote(args.key)}", loop, on_chunk)
+            await asyncio.gather(*writes)
+        await sftp.posix_rename(args.target + ".partial", args.target)
+    return sum(sizes)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    add_sftp_arguments(parser)
+    parser.add_argument("--endpoint-url", required=True)
+    parser.add_argument("--bucket", required=True)
+    parser.add_argument("--key", default="", help="one object")
+    parser.add_argument("--prefix", default="", help="every object under it")
+    parser.add_argument("--target", required=True, help="the file (--key) or folder (--prefix)")
+    parser.add_argument("--region", default="us-east-1")
+    parser.add_argument("--part-size", type=int, default=8 * 1024 * 1024)
+    parser.add_argument("--files-in-flight", type=int, default=16)
+    args = parser.parse_args()
+    started = time.perf_counter()
+    total = asyncio.run(deliver(args) if args.key else deliver_folder(args))
+    unit = "bytes" if args.key else "objects"
+    seconds = time.perf_counter() - started
+    print(f"delivered {total} {unit} in {seconds:.2f} s", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
