@@ -74,6 +74,13 @@ def test_lock_files_go_to_a_private_memory_folder_per_records_folder(
     record.release()
     assert _suffixes(records) == []
 
+    shutil.rmtree(mine)  # as systemd's RemoveIPC does at a user's last logout
+    again = DeliveryRecord(records, "sftp://u@h:22/in/b.csv")
+    assert again.claim() is None
+    assert os.stat(mine).st_mode & 0o777 == 0o700  # made again, private
+    again.forget()
+    again.release()
+
 
 def test_lock_files_stay_on_disk_without_a_private_memory_folder(
     tmp_path: Path, memory_root: Path, monkeypatch: pytest.MonkeyPatch

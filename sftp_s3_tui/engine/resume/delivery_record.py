@@ -25,7 +25,8 @@ delivers a file. What moves with it is a one-part object's record, which was nev
 (a kill -9 finds it in memory as it found it on disk); after a reboot that follows a kill,
 that object's temporary file is left on the server as ``.NAME.<token>.partial`` instead of
 being removed by the next run, as a power cut could already leave it. A multipart object's
-record (what a resume needs) stays on disk, fsync'd.
+record (what a resume needs) stays on disk, fsync'd. A folder removed from memory while a
+run goes on (systemd's ``RemoveIPC`` at a user's last logout) is made again at the next claim.
 
 The record also carries what a resume needs: the object's ETag / VersionId and size, and
 the bytes written so far in order with the CRC64NVME of that prefix (checkpointed every few
@@ -130,11 +131,15 @@ class DeliveryRecord:
                 fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o600)
             except FileNotFoundError:  # the folders are made once, not checked per object
                 self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-                self._lock_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+                locks = self._lock_path.parent
+                if locks != self.path.parent:  # in memory: removed since (a reboot, logout)
+                    locks.parent.mkdir(exist_ok=True, mode=0o700)
+                    locks.mkdir(exist_ok=True, mode=0o700)
                 fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o600)
         except OSError as exc:
+            where = os.path.dirname(exc.filename) if exc.filename else self.path.parent
             raise TransferError(
-                f"The delivery record folder {self.path.parent} cannot be written: {exc.strerror}",
+                f"The delivery record folder {where} cannot be written: {exc.strerror}",
                 "free disk space or fix the folder's permissions",
             ) from exc
         if fcntl is not None:
