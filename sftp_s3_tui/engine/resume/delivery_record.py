@@ -15,19 +15,6 @@ by the next delivery of the same file.
 An object of one part keeps its record in the lock file itself (written before its
 temporary file is created, so a torn one names nothing): one local file per object, not two.
 
-The lock files live in memory where the system has a memory file system for them
-(``/dev/shm``, in a private folder per user and per records folder: :func:`lock_folder`),
-the JSON records beside them on disk. Why: ext4 looks through its recently removed inodes
-at every create, so a lock file made and removed per object on disk cost ~0.4 ms of CPU per
-object (2,000 small objects into OpenSSH: 1.84–2.15 → 1.47–1.57 CPU ms per object, files/s
-435–511 → 563–621, same minute). A lock needs no disk: it only says which live process
-delivers a file. What moves with it is a one-part object's record, which was never fsync'd
-(a kill -9 finds it in memory as it found it on disk); after a reboot that follows a kill,
-that object's temporary file is left on the server as ``.NAME.<token>.partial`` instead of
-being removed by the next run, as a power cut could already leave it. A multipart object's
-record (what a resume needs) stays on disk, fsync'd. A folder removed from memory while a
-run goes on (systemd's ``RemoveIPC`` at a user's last logout) is made again at the next claim.
-
 The record also carries what a resume needs: the object's ETag / VersionId and size, and
 the bytes written so far in order with the CRC64NVME of that prefix (checkpointed every few
 parts: a few hundred bytes of disk a checkpoint, never the data).
@@ -36,11 +23,9 @@ parts: a few hundred bytes of disk a checkpoint, never the data).
 from __future__ import annotations
 
 import contextlib
-import functools
 import hashlib
 import json
 import os
-import stat
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
@@ -51,41 +36,6 @@ try:
     import fcntl
 except ImportError:  # pragma: no cover - Windows: no advisory locks, one run at a time
     fcntl = None  # type: ignore[assignment]
-
-
-#: Where a memory file system for the lock files may be (Linux; elsewhere they stay on disk).
-MEMORY_ROOT = Path("/dev/shm")
-
-
-@functools.cache
-def _private_memory_folder() -> Path | None:
-    """This user's folder under :data:`MEMORY_ROOT` (made 0700), or None where there is
-    none or it is not safely ours (another user's, a link, group or world access)."""
-    getuid = getattr(os, "getuid", None)
-    if getuid is None or not MEMORY_ROOT.is_dir():
-        return None
-    folder = MEMORY_ROOT / f"sftp-s3-tui-{getuid()}"
-    try:
-        folder.mkdir(mode=0o700, exist_ok=True)
-        found = os.lstat(folder)
-    except OSError:
-        return None
-    if not stat.S_ISDIR(found.st_mode) or found.st_uid != getuid() or found.st_mode & 0o077:
-        return None
-    return folder
-
-
-@functools.cache
-def lock_folder(records: Path) -> Path:
-    """Where the records under ``records`` keep their lock files: in memory when the system
-    has a private place for them (keyed by the records folder, so every process that
-    records into ``records`` — the CLI, the TUI, a watch — takes the same locks), else
-    ``records`` itself."""
-    memory = _private_memory_folder()
-    if memory is None:
-        return records
-    key = hashlib.sha256(str(records.resolve()).encode()).hexdigest()[:24]
-    return memory / key
 
 
 class DeliveryBusy(TransferError):
@@ -116,7 +66,7 @@ class DeliveryRecord:
         stem = hashlib.sha256(destination.encode()).hexdigest()[:32]
         self.destination = destination
         self.path = folder / f"{stem}.json"
-        self._lock_path = lock_folder(folder) / f"{stem}.lock"
+        self._lock_path = folder / f"{stem}.lock"
         self._lock_fd: int | None = None
         #: The state is in the lock file itself (see :meth:`write`'s ``first``).
         self._in_lock = False
@@ -129,17 +79,12 @@ class DeliveryRecord:
         try:
             try:
                 fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o600)
-            except FileNotFoundError:  # the folders are made once, not checked per object
+            except FileNotFoundError:  # the folder is made once, not checked per object
                 self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-                locks = self._lock_path.parent
-                if locks != self.path.parent:  # in memory: removed since (a reboot, logout)
-                    locks.parent.mkdir(exist_ok=True, mode=0o700)
-                    locks.mkdir(exist_ok=True, mode=0o700)
                 fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o600)
         except OSError as exc:
-            where = os.path.dirname(exc.filename) if exc.filename else self.path.parent
             raise TransferError(
-                f"The delivery record folder {where} cannot be written: {exc.strerror}",
+                f"The delivery record folder {self.path.parent} cannot be written: {exc.strerror}",
                 "free disk space or fix the folder's permissions",
             ) from exc
         if fcntl is not None:
@@ -182,9 +127,10 @@ class DeliveryRecord:
         ``first`` (with ``sync`` False): ``state`` names a temporary file not created yet,
         so it is written into the held lock file instead of a JSON file of its own: a kill
         that tears it leaves no file it should have named, and a small object costs one
-        file created and removed, not two (ext4 looks through its recently removed inodes
-        at each create: a delivery of 2,000 small objects spent ~1 ms of CPU per object on
-        its records, measured with perf)."""
+        file created and removed, not two (an ext4 without a journal, as on the bench
+        machine, looks through its recently removed inodes at each create: a delivery of
+        2,000 small objects spent ~1 ms of CPU per object on its records there, measured
+        with perf; a journaled ext4 skips that look)."""
         data = json.dumps(asdict(state)).encode()
         fd = self._lock_fd
         try:
@@ -193,11 +139,7 @@ class DeliveryRecord:
                 os.ftruncate(fd, len(data))
                 self._in_lock = True
                 return
-            try:
-                atomic_write(self.path, data, sync=sync)
-            except FileNotFoundError:  # removed since the claim (its lock is elsewhere)
-                self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-                atomic_write(self.path, data, sync=sync)
+            atomic_write(self.path, data, sync=sync)
             if self._in_lock and fd is not None:
                 os.ftruncate(fd, 0)  # the JSON file says it now
                 self._in_lock = False
