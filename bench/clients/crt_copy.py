@@ -4,7 +4,7 @@ No botocore, no aiohttp, no product code on the path: one file read with pipelin
 reads (``--block-size``, 128 in flight) and handed in order to one CRT ``PUT_OBJECT`` meta
 request (multipart above ``--part-size``, CRC64NVME of every part, C SigV4 with the keys from
 the environment). Its whole-process time is the floor a Python client built on the given
-stack could reach at a size where start-up matters (issue 26's 64 MiB row); it keeps no
+stack starts from at a size where start-up matters (issue 26's 64 MiB row); it keeps no
 journal, verifies nothing beyond the CRT's checksums and handles no fault, so it is a limit,
 not a client a user would pick.
 
@@ -19,26 +19,22 @@ from __future__ import annotations
 import argparse
 import asyncio
 import io
-import os
-import sys
 import threading
-import time
-from urllib.parse import urlsplit
 
-import asyncssh
-from awscrt import auth, http, s3
-from awscrt import io as crt_io
+from awscrt import http, s3
 
-from .common import add_sftp_arguments, sftp_connect_options
+from .common import add_sftp_arguments
+from .crt_common import add_crt_arguments, crt_client, crt_done, run_timed, sftp_session
 
 
 class _Pipe(io.RawIOBase):
-    """Bytes from the event loop to the CRT's reading thread, in order; ``readinto`` blocks."""
+    """Bytes from the event loop to the CRT's reading thread, in order; ``readinto`` blocks
+    until there are some (or the end)."""
 
-    def __init__(self) -> None:
+    def __init__(self, data: bytes | None = None) -> None:
         super().__init__()
-        self._chunks: list[memoryview] = []
-        self._ended = False
+        self._chunks: list[memoryview] = [memoryview(data)] if data is not None else []
+        self._ended = data is not None
         self._ready = threading.Condition()
 
     def put(self, data: bytes) -> None:
@@ -70,64 +66,14 @@ class _Pipe(io.RawIOBase):
             return n
 
 
-def _client(args: argparse.Namespace) -> tuple[s3.S3Client, str]:
-    group = crt_io.EventLoopGroup()
-    bootstrap = crt_io.ClientBootstrap(group, crt_io.DefaultHostResolver(group))
-    credentials = auth.AwsCredentialsProvider.new_static(
-        os.environ["AWS_ACCESS_KEY_ID"], os.environ["AWS_SECRET_ACCESS_KEY"]
-    )
-    where = urlsplit(args.endpoint_url)
-    client = s3.S3Client(
-        bootstrap=bootstrap,
-        region=args.region,
-        credential_provider=credentials,
-        tls_mode=s3.S3RequestTlsMode.DISABLED
-        if where.scheme == "http"
-        else s3.S3RequestTlsMode.ENABLED,
-        part_size=args.part_size,
-        multipart_upload_threshold=args.part_size,
-    )
-    return client, where.netloc
-
-
-class _Bytes(io.RawIOBase):
-    """A whole small file as the CRT reads it."""
-
-    def __init__(self, data: bytes) -> None:
-        super().__init__()
-        self._view = memoryview(data)
-        self._at = 0
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, into: memoryview) -> int:  # type: ignore[override]
-        n = min(len(into), len(self._view) - self._at)
-        into[:n] = self._view[self._at : self._at + n]
-        self._at += n
-        return n
-
-
-def _put(
-    client: s3.S3Client, host: str, path: str, data: bytes, loop: asyncio.AbstractEventLoop
-) -> asyncio.Future[None]:
-    """One PUT_OBJECT of ``data`` at ``path``; a future settled on the loop."""
-    done: asyncio.Future[None] = loop.create_future()
-
-    def on_done(error: BaseException | None = None, **_: object) -> None:
-        def settle() -> None:
-            if error is not None:
-                done.set_exception(error)
-            else:
-                done.set_result(None)
-
-        loop.call_soon_threadsafe(settle)
-
+def _put(client: s3.S3Client, host: str, path: str, body: _Pipe, size: int) -> asyncio.Future[None]:
+    """One PUT_OBJECT of ``size`` bytes from ``body`` at ``path``; settled on the loop."""
+    done, on_done = crt_done(asyncio.get_running_loop(), f"PUT {path}")
     request = http.HttpRequest(
         "PUT",
         path,
-        headers=http.HttpHeaders([("Host", host), ("Content-Length", str(len(data)))]),
-        body_stream=_Bytes(data),
+        headers=http.HttpHeaders([("Host", host), ("Content-Length", str(size))]),
+        body_stream=body,
     )
     client.make_request(
         type=s3.S3RequestType.PUT_OBJECT,
@@ -142,12 +88,8 @@ def _put(
 
 async def copy_folder(args: argparse.Namespace) -> int:
     """List the folder once, then copy each file (open, read, close, PUT) N at a time."""
-    client, host = _client(args)
-    loop = asyncio.get_running_loop()
-    async with (
-        asyncssh.connect(**sftp_connect_options(args)) as conn,
-        conn.start_sftp_client() as sftp,
-    ):
+    client, host = crt_client(args)
+    async with sftp_session(args) as sftp:
         names = [
             (str(entry.filename), entry.attrs.size or 0)
             for entry in await sftp.readdir(args.path)
@@ -160,7 +102,8 @@ async def copy_folder(args: argparse.Namespace) -> int:
                 async with sftp.open(f"{args.path}/{name}", "rb") as f:
                     data = await f.read(size)
                 assert isinstance(data, bytes)  # opened "rb"
-                await _put(client, host, f"/{args.bucket}/{args.key}/{name}", data, loop)
+                path = f"/{args.bucket}/{args.key}/{name}"
+                await _put(client, host, path, _Pipe(data), len(data))
 
         await asyncio.gather(*(one(name, size) for name, size in names))
     return len(names)
@@ -168,39 +111,11 @@ async def copy_folder(args: argparse.Namespace) -> int:
 
 async def copy(args: argparse.Namespace) -> int:
     """Log in, stat, stream the file's bytes in order into one PUT_OBJECT; its size."""
-    client, host = _client(args)
-    async with (
-        asyncssh.connect(**sftp_connect_options(args)) as conn,
-        conn.start_sftp_client() as sftp,
-    ):
+    client, host = crt_client(args)
+    async with sftp_session(args) as sftp:
         size = (await sftp.stat(args.path)).size or 0
         pipe = _Pipe()
-        request = http.HttpRequest(
-            "PUT",
-            f"/{args.bucket}/{args.key}",
-            headers=http.HttpHeaders([("Host", host), ("Content-Length", str(size))]),
-            body_stream=pipe,
-        )
-        loop = asyncio.get_running_loop()
-        done: asyncio.Future[None] = loop.create_future()
-
-        def on_done(error: BaseException | None = None, **_: object) -> None:
-            def settle() -> None:
-                if error is not None:
-                    done.set_exception(error)
-                else:
-                    done.set_result(None)
-
-            loop.call_soon_threadsafe(settle)
-
-        client.make_request(
-            type=s3.S3RequestType.PUT_OBJECT,
-            request=request,
-            checksum_config=s3.S3ChecksumConfig(
-                algorithm=s3.S3ChecksumAlgorithm.CRC64NVME, location=s3.S3ChecksumLocation.HEADER
-            ),
-            on_done=on_done,
-        )
+        done = _put(client, host, f"/{args.bucket}/{args.key}", pipe, size)
         waiting: dict[int, bytes] = {}
         at = 0
         async with sftp.open(args.path, "rb", block_size=args.block_size, max_requests=128) as f:
@@ -218,21 +133,17 @@ async def copy(args: argparse.Namespace) -> int:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     add_sftp_arguments(parser)
+    add_crt_arguments(parser)
     parser.add_argument("--path", required=True)
-    parser.add_argument("--endpoint-url", required=True)
-    parser.add_argument("--bucket", required=True)
     parser.add_argument("--key", required=True)
-    parser.add_argument("--region", default="us-east-1")
-    parser.add_argument("--part-size", type=int, default=8 * 1024 * 1024)
     parser.add_argument("--block-size", type=int, default=256 * 1024, help="SFTP read size")
     parser.add_argument("--folder", action="store_true", help="--path is a folder of files")
     parser.add_argument("--files-in-flight", type=int, default=64)
     args = parser.parse_args()
-    started = time.perf_counter()
-    total = asyncio.run(copy_folder(args) if args.folder else copy(args))
-    unit = "files" if args.folder else "bytes"
-    seconds = time.perf_counter() - started
-    print(f"copied {total} {unit} in {seconds:.2f} s", file=sys.stderr)
+    if args.folder:
+        run_timed(copy_folder(args), "files")
+    else:
+        run_timed(copy(args), "bytes")
 
 
 if __name__ == "__main__":

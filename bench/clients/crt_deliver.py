@@ -14,62 +14,27 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-import sys
-import time
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 from xml.etree import ElementTree
 
-import asyncssh
-from awscrt import auth, http, s3
-from awscrt import io as crt_io
+from awscrt import http, s3
 
-from .common import add_sftp_arguments, sftp_connect_options
+from .common import add_sftp_arguments
+from .crt_common import add_crt_arguments, crt_client, crt_done, run_timed, sftp_session
 
 _NS = "{http://s3.amazonaws.com/doc/2006-03-01/}"
-
-
-def _client(args: argparse.Namespace) -> tuple[s3.S3Client, str]:
-    group = crt_io.EventLoopGroup()
-    bootstrap = crt_io.ClientBootstrap(group, crt_io.DefaultHostResolver(group))
-    credentials = auth.AwsCredentialsProvider.new_static(
-        os.environ["AWS_ACCESS_KEY_ID"], os.environ["AWS_SECRET_ACCESS_KEY"]
-    )
-    where = urlsplit(args.endpoint_url)
-    tls = s3.S3RequestTlsMode.DISABLED if where.scheme == "http" else s3.S3RequestTlsMode.ENABLED
-    client = s3.S3Client(
-        bootstrap=bootstrap,
-        region=args.region,
-        credential_provider=credentials,
-        tls_mode=tls,
-        part_size=args.part_size,
-    )
-    return client, where.netloc
 
 
 def _get(
     client: s3.S3Client,
     host: str,
     path: str,
-    loop: asyncio.AbstractEventLoop,
     on_chunk: Any,
     kind: s3.S3RequestType = s3.S3RequestType.GET_OBJECT,
 ) -> asyncio.Future[None]:
     """One GET (``on_chunk(data, offset)`` from the CRT's threads); a future on the loop."""
-    done: asyncio.Future[None] = loop.create_future()
-
-    def on_done(error: BaseException | None = None, status_code: int = 0, **_: object) -> None:
-        def settle() -> None:
-            if error is not None:
-                done.set_exception(error)
-            elif status_code >= 300:
-                done.set_exception(OSError(f"GET {path}: HTTP {status_code}"))
-            else:
-                done.set_result(None)
-
-        loop.call_soon_threadsafe(settle)
-
+    done, on_done = crt_done(asyncio.get_running_loop(), f"GET {path}")
     request = http.HttpRequest("GET", path, headers=http.HttpHeaders([("Host", host)]))
     client.make_request(
         type=kind,
@@ -81,9 +46,7 @@ def _get(
     return done
 
 
-async def _list(
-    client: s3.S3Client, host: str, args: argparse.Namespace, loop: asyncio.AbstractEventLoop
-) -> list[str]:
+async def _list(client: s3.S3Client, host: str, args: argparse.Namespace) -> list[str]:
     """Every key under ``--prefix`` (ListObjectsV2 pages through the CRT)."""
     keys: list[str] = []
     token = ""
@@ -96,7 +59,6 @@ async def _list(
             client,
             host,
             f"/{args.bucket}?{query}",
-            loop,
             lambda data, _offset, body=body: body.extend(data),
             s3.S3RequestType.DEFAULT,
         )
@@ -109,26 +71,17 @@ async def _list(
 
 async def deliver_folder(args: argparse.Namespace) -> int:
     """List the prefix, then deliver each object (GET, open, write, close, rename)."""
-    client, host = _client(args)
-    loop = asyncio.get_running_loop()
-    async with (
-        asyncssh.connect(**sftp_connect_options(args)) as conn,
-        conn.start_sftp_client() as sftp,
-    ):
-        keys = await _list(client, host, args, loop)
+    client, host = crt_client(args)
+    async with sftp_session(args) as sftp:
+        keys = await _list(client, host, args)
         await sftp.makedirs(args.target, exist_ok=True)
         slots = asyncio.Semaphore(args.files_in_flight)
 
         async def one(key: str) -> None:
             async with slots:
                 parts: list[bytes] = []
-                await _get(
-                    client,
-                    host,
-                    f"/{args.bucket}/{quote(key)}",
-                    loop,
-                    lambda data, _offset: parts.append(data),
-                )
+                path = f"/{args.bucket}/{quote(key)}"
+                await _get(client, host, path, lambda data, _offset: parts.append(data))
                 final = f"{args.target}/{key.rsplit('/', 1)[-1]}"
                 async with sftp.open(final + ".partial", "wb") as f:
                     await f.write(b"".join(parts), 0)
@@ -140,12 +93,9 @@ async def deliver_folder(args: argparse.Namespace) -> int:
 
 async def deliver(args: argparse.Namespace) -> int:
     """Stream one object's body chunks into pipelined writes at their offsets."""
-    client, host = _client(args)
+    client, host = crt_client(args)
     loop = asyncio.get_running_loop()
-    async with (
-        asyncssh.connect(**sftp_connect_options(args)) as conn,
-        conn.start_sftp_client() as sftp,
-    ):
+    async with sftp_session(args) as sftp:
         sizes: list[int] = []
         await sftp.makedirs(args.target.rsplit("/", 1)[0], exist_ok=True)
         async with sftp.open(args.target + ".partial", "wb") as f:
@@ -159,7 +109,7 @@ async def deliver(args: argparse.Namespace) -> int:
                 loop.call_soon_threadsafe(write)
 
             # the CRT calls on_done after the last on_body: its settle() comes after them
-            await _get(client, host, f"/{args.bucket}/{quote(args.key)}", loop, on_chunk)
+            await _get(client, host, f"/{args.bucket}/{quote(args.key)}", on_chunk)
             await asyncio.gather(*writes)
         await sftp.posix_rename(args.target + ".partial", args.target)
     return sum(sizes)
@@ -168,20 +118,16 @@ async def deliver(args: argparse.Namespace) -> int:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     add_sftp_arguments(parser)
-    parser.add_argument("--endpoint-url", required=True)
-    parser.add_argument("--bucket", required=True)
+    add_crt_arguments(parser)
     parser.add_argument("--key", default="", help="one object")
     parser.add_argument("--prefix", default="", help="every object under it")
     parser.add_argument("--target", required=True, help="the file (--key) or folder (--prefix)")
-    parser.add_argument("--region", default="us-east-1")
-    parser.add_argument("--part-size", type=int, default=8 * 1024 * 1024)
     parser.add_argument("--files-in-flight", type=int, default=16)
     args = parser.parse_args()
-    started = time.perf_counter()
-    total = asyncio.run(deliver(args) if args.key else deliver_folder(args))
-    unit = "bytes" if args.key else "objects"
-    seconds = time.perf_counter() - started
-    print(f"delivered {total} {unit} in {seconds:.2f} s", file=sys.stderr)
+    if args.key:
+        run_timed(deliver(args), "bytes")
+    else:
+        run_timed(deliver_folder(args), "objects")
 
 
 if __name__ == "__main__":
