@@ -6,7 +6,7 @@ moto (or SeaweedFS, ``--store``) are delivered by the product (``copy s3://… s
 by rclone ``copyto`` / ``copy`` at its defaults and with its hash check off (ProFTPD and
 gesftpserver run no ``md5sum``, so rclone's defaults fail there), and on loopback by the
 floor client (``bench/clients/crt_deliver.py``: awscrt's GETs written by asyncssh, nothing
-else), which shows what any client on the given stack can reach. ``--files N`` delivers N
+else): what the given stack alone reaches, beside ours. ``--files N`` delivers N
 small objects of ``--file-size`` instead of one ``--size`` object and adds rclone's
 ``--transfers`` settings; ``--rtt-ms`` adds rclone's ``--multi-thread-streams``. Every client
 is its own process measured from outside (``bench/measure.py``): wall time, peak RSS, CPU
@@ -279,7 +279,7 @@ def markdown(results: dict[str, Any]) -> str:
         )
         vs_defaults = f"{ours / defaults:.2f}" if defaults else "– (rclone failed)"
         vs_best = f"{ours / best:.2f}" if best else "–"
-        # bench/clients/crt_deliver.py: what any client on the given stack starts from
+        # bench/clients/crt_deliver.py: what the given stack alone reaches (not a cap)
         floor = _median(records, kind, "asyncssh + awscrt floor", "mb_per_s")
         floor_vs_best = f"{floor / best:.2f}" if floor and best else "–"
         lines.append(f"| {kind} | {vs_defaults} | {vs_best} | {floor_vs_best} |")
