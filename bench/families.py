@@ -119,6 +119,19 @@ def env_for(info: SftpServerInfo, sink: MotoServer, scratch: Path, kind: str) ->
     return env
 
 
+def floor_client(
+    info: SftpServerInfo, sink: MotoServer, remote: str, tag: str, *extra: str
+) -> list[str]:
+    """argv of the given stack's floor (bench/clients/crt_copy.py): asyncssh reads handed to
+    awscrt PUT_OBJECTs, nothing else (no botocore, no journal, no verification); ``extra``:
+    ``--folder`` for a folder of files, ``--block-size N`` for one file."""
+    floor = [sys.executable, "-m", "bench.clients.crt_copy", "--host", info.host]
+    floor += ["--port", str(info.port), "--user", info.username, "--path", remote]
+    floor += ["--identity", str(info.identity_file), "--known-hosts", str(info.known_hosts)]
+    floor += ["--endpoint-url", sink.url, "--bucket", BUCKET, "--key", f"floor/{tag}"]
+    return [*floor, "--region", DEMO_REGION, *extra]
+
+
 def clients(
     kind: str,
     info: SftpServerInfo,
@@ -164,12 +177,7 @@ def clients(
         str(local),
         f"s3://{BUCKET}/s5cmd/{tag}",
     ]
-    # The given stack's floor: asyncssh reads handed to one awscrt PUT_OBJECT, nothing else
-    # (no botocore, no journal, no verification): what any client on this stack starts from.
-    floor = [sys.executable, "-m", "bench.clients.crt_copy", "--host", info.host]
-    floor += ["--port", str(info.port), "--user", info.username, *login, "--path", remote]
-    floor += ["--block-size", str(PROBED_READ[kind]), "--endpoint-url", sink.url]
-    floor += ["--bucket", BUCKET, "--key", f"floor/{tag}", "--region", DEMO_REGION]
+    floor = floor_client(info, sink, remote, tag, "--block-size", str(PROBED_READ[kind]))
     return {
         f"raw asyncssh, {PROBED_READ[kind] // KiB} KiB reads": raw,
         "sftp-s3-tui copy": product,
@@ -200,13 +208,10 @@ def small_clients(
     product += [f"sftp://{info.username}@{info.host}:{info.port}{folder}/"]
     product += [f"s3://{BUCKET}/product/{tag}/", *login, "--no-agent"]
     product += ["--endpoint-url", sink.url, "--path-style", "--quiet"]
-    # The given stack's floor per file (bench/clients/crt_copy.py --folder): open, read,
-    # close over asyncssh and one awscrt PUT per file, 64 at once, nothing else.
-    floor = [sys.executable, "-m", "bench.clients.crt_copy", "--folder", "--host", info.host]
-    floor += ["--port", str(info.port), "--user", info.username, *login, "--path", folder]
-    floor += ["--endpoint-url", sink.url, "--bucket", BUCKET, "--key", f"floor/{tag}"]
-    floor += ["--region", DEMO_REGION]
-    cell = {"sftp-s3-tui copy": product, "asyncssh + awscrt floor": floor}
+    cell = {
+        "sftp-s3-tui copy": product,
+        "asyncssh + awscrt floor": floor_client(info, sink, folder, tag, "--folder"),
+    }
     for transfers in RCLONE_TRANSFERS:
         cell[f"rclone copy --transfers {transfers}"] = [
             tool("rclone"),

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote
 from xml.etree import ElementTree
@@ -30,7 +31,7 @@ def _get(
     client: s3.S3Client,
     host: str,
     path: str,
-    on_chunk: Any,
+    on_chunk: Callable[[bytes, int], None],
     kind: s3.S3RequestType = s3.S3RequestType.GET_OBJECT,
 ) -> asyncio.Future[None]:
     """One GET (``on_chunk(data, offset)`` from the CRT's threads); a future on the loop."""
@@ -46,6 +47,15 @@ def _get(
     return done
 
 
+async def _body(client: s3.S3Client, host: str, path: str) -> bytes:
+    """The whole answer of one ListObjectsV2 request (a DEFAULT meta request)."""
+    chunks: list[bytes] = []
+    await _get(
+        client, host, path, lambda data, _offset: chunks.append(data), s3.S3RequestType.DEFAULT
+    )
+    return b"".join(chunks)
+
+
 async def _list(client: s3.S3Client, host: str, args: argparse.Namespace) -> list[str]:
     """Every key under ``--prefix`` (ListObjectsV2 pages through the CRT)."""
     keys: list[str] = []
@@ -54,15 +64,7 @@ async def _list(client: s3.S3Client, host: str, args: argparse.Namespace) -> lis
         query = f"list-type=2&prefix={quote(args.prefix, safe='')}"
         if token:
             query += f"&continuation-token={quote(token, safe='')}"
-        body = bytearray()
-        await _get(
-            client,
-            host,
-            f"/{args.bucket}?{query}",
-            lambda data, _offset, body=body: body.extend(data),
-            s3.S3RequestType.DEFAULT,
-        )
-        page = ElementTree.fromstring(bytes(body))
+        page = ElementTree.fromstring(await _body(client, host, f"/{args.bucket}?{query}"))
         keys += [node.findtext(f"{_NS}Key") or "" for node in page.iter(f"{_NS}Contents")]
         token = page.findtext(f"{_NS}NextContinuationToken") or ""
         if not token:

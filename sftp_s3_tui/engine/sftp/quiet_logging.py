@@ -49,8 +49,8 @@ def quiet_asyncssh_logging() -> bool:
     packet_class = getattr(asyncssh.packet, "SSHPacketLogger", None)
     debug1 = getattr(logger_class, "debug1", None)
     log_packet = getattr(packet_class, "_log_packet", None)
-    if debug1 is None or log_packet is None:
-        return False
+    if debug1 is None or log_packet is None or not hasattr(logger_class, "_debug_level"):
+        return False  # the wrapper reads the class's debug level: without it, change nothing
     if getattr(debug1, _PATCHED, False):
         return True
     wrapped_debug1 = _debug1_when_enabled(debug1)
