@@ -1,5 +1,5 @@
-"""asyncio helpers the engine shares: steps that must run to their end, and spreading CPU-heavy
-steps over turns of the event loop.
+"""asyncio helpers the engine shares: steps that must run to their end, spreading CPU-heavy
+steps over turns of the event loop, and waiting for a set of background tasks.
 
 **Run to the end.** Steps that must run to their end even when the transfer is cancelled meanwhile.
 
@@ -136,3 +136,17 @@ async def run_to_end(step: Awaitable[T], *, undo: Callable[[T], Awaitable[Any]] 
         if undo is not None and not task.cancelled() and task.exception() is None:
             await run_to_end(undo(task.result()))
         raise
+
+
+async def wait_all(tasks: set[asyncio.Task[Any]], *, return_exceptions: bool = False) -> None:
+    """Wait until ``tasks`` is empty: a set the tasks leave by their own done callbacks and
+    that may gain tasks meanwhile.
+
+    Each round's tasks are also removed here. From Python 3.12 a gather of tasks that are all
+    done completes without yielding to the loop, so the done callbacks that empty the set
+    never ran and ``while tasks: await gather(*tasks)`` spun at 100 % CPU for ever.
+    """
+    while tasks:
+        batch = list(tasks)
+        await asyncio.gather(*batch, return_exceptions=return_exceptions)
+        tasks.difference_update(batch)

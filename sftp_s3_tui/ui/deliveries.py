@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..engine.aio import run_to_end
+from ..engine.aio import run_to_end, wait_all
 from ..engine.errors import TransferError
 from ..engine.events import (
     EngineEvent,
@@ -323,8 +323,7 @@ class Deliveries:
         """Cancel what is unfinished and wait until each temporary file is removed (a
         paused delivery's kept one too: nothing is left behind)."""
         self.cancel_all()
-        while self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+        await wait_all(self._tasks, return_exceptions=True)
 
     # events: the rows (the engine tells an attempt's; these are the front's own) --------
     def _state(self, delivery: Delivery, state: TransferState) -> None:

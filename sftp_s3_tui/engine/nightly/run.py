@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from ..addresses import S3Location
+from ..aio import wait_all
 from ..config import ConflictPolicy
 from ..errors import ManifestWriteFailed, SourceNotFound
 from ..events import (
@@ -285,8 +286,7 @@ class CopyRun:
         report = self.report
         try:
             await self._all_finished.wait()
-            while self._after:
-                await asyncio.gather(*list(self._after))
+            await wait_all(self._after)
         finally:
             self._unsubscribe()
         report.results = [  # queue order
@@ -314,8 +314,7 @@ class CopyRun:
         try:
             self.queue.submit_stream(jobs, lookahead=lookahead, on_queued=self._note)
             await self.queue.join()
-            while self._after:
-                await asyncio.gather(*list(self._after))
+            await wait_all(self._after)
         finally:
             unsubscribe()
         if self.manifest is not None:
