@@ -8,13 +8,17 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from sftp_s3_tui.engine.config import S3Endpoint, TransferOptions
+from sftp_s3_tui.engine.addresses import parse_s3_url
+from sftp_s3_tui.engine.config import ConflictPolicy, S3Endpoint, TransferOptions
 from sftp_s3_tui.engine.events import TransferState
+from sftp_s3_tui.engine.transfer.queue import TransferQueue
 from tests.support.fault_proxy import DOWN, FaultProxy
 from tests.support.servers import SftpServerInfo
 from tests.support.transfers import MiB, copy
@@ -108,9 +112,12 @@ async def test_source_rewritten_in_place_is_detected_by_its_mtime(
     assert_nothing_written(s3, bucket)
 
 
-async def test_small_file_growing_before_its_put_is_not_published(
+async def test_small_file_growing_during_its_read_lands_as_read_again(
     via_proxy: SftpServerInfo, sshd_proxy: FaultProxy, s3_endpoint: S3Endpoint, s3: Any, bucket: str
 ) -> None:
+    """A one-part file is read by its listed size without a stat first; when it changed, that
+    read is dropped and the file read again from a stat: the object is the grown file, never
+    the read that was torn by the change."""
     remote = via_proxy.write_file("in/small.csv", size=4 * MiB, seed=34)
 
     def grow() -> None:
@@ -121,9 +128,72 @@ async def test_small_file_growing_before_its_put_is_not_published(
         via_proxy, sshd_proxy, s3_endpoint, bucket, remote.remote_path, MiB, grow
     )
 
+    assert result.status is TransferState.DONE, result.message
+    assert result.bytes == 4 * MiB + 4
+    assert_object(s3, bucket, "small.csv", remote.read_bytes())
+
+
+async def test_small_file_still_growing_when_read_again_is_not_published(
+    via_proxy: SftpServerInfo, sshd_proxy: FaultProxy, s3_endpoint: S3Endpoint, s3: Any, bucket: str
+) -> None:
+    """The read again from a stat is checked as every read is: a file still being written
+    fails with why, and nothing is published."""
+    remote = via_proxy.write_file("in/small.csv", size=4 * MiB, seed=38)
+    sshd_proxy.throttle(RATE, DOWN)
+
+    async def grow_twice() -> None:
+        for at_bytes in (MiB, 6 * MiB):  # in the first read, then in the second one
+            await sshd_proxy.wait_for(lambda p, at=at_bytes: p.bytes_down > at)
+            with remote.local_path.open("ab") as f:
+                f.write(b"9,9\n")
+
+    growing = asyncio.create_task(grow_twice())
+    [result] = await copy(
+        via_proxy.endpoint(), [remote.remote_path], f"s3://{bucket}/", s3_endpoint, options=OPTIONS
+    )
+    await asyncio.wait_for(growing, 30)
+
     assert result.status is TransferState.FAILED
     assert "changed while it was read" in result.message
     assert_nothing_written(s3, bucket)
+
+
+async def test_file_changed_after_its_listing_is_copied_as_it_is_now(
+    via_proxy: SftpServerInfo, s3_endpoint: S3Endpoint, s3: Any, bucket: str
+) -> None:
+    """The job's listed size is out of date by the time it runs: the object is the file as
+    it is now (read again from a stat), not the listed length of it."""
+    remote = via_proxy.write_file("in/late.csv", size=100_000, seed=39)
+    async with TransferQueue(s3_endpoint, OPTIONS) as queue:
+        jobs = await queue.expand(
+            via_proxy.endpoint(), remote.remote_path, parse_s3_url(f"s3://{bucket}/")
+        )
+        remote.local_path.write_bytes(b"rewritten after the listing\n" * 5000)
+        [result] = await queue.run(jobs)
+
+    assert result.status is TransferState.DONE, result.message
+    assert_object(s3, bucket, "late.csv", remote.read_bytes())
+
+
+async def test_skip_decided_from_an_old_listing_is_checked_by_a_stat(
+    via_proxy: SftpServerInfo, s3_endpoint: S3Endpoint, s3: Any, bucket: str
+) -> None:
+    """if-different skips a file whose listed size and mtime the object recorded; a file
+    rewritten since that listing (same size, newer mtime) is copied, not skipped."""
+    options = replace(OPTIONS, conflict=ConflictPolicy.IF_DIFFERENT)
+    remote = via_proxy.write_file("in/daily.csv", size=100_000, seed=40, mtime=time.time() - 3600)
+    dest = parse_s3_url(f"s3://{bucket}/")
+    async with TransferQueue(s3_endpoint, options) as queue:
+        listed = await queue.expand(via_proxy.endpoint(), remote.remote_path, dest)
+        [first] = await queue.run(listed)
+    assert first.status is TransferState.DONE, first.message
+    async with TransferQueue(s3_endpoint, options) as queue:
+        listed = await queue.expand(via_proxy.endpoint(), remote.remote_path, dest)
+        remote.local_path.write_bytes(b"X" * 100_000)  # same size, mtime now
+        [again] = await queue.run(listed)
+
+    assert again.status is TransferState.DONE, again.message
+    assert_object(s3, bucket, "daily.csv", b"X" * 100_000)
 
 
 async def test_source_deleted_mid_transfer_lands_whole_from_the_open_handle(

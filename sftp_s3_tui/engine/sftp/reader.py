@@ -97,6 +97,7 @@ class RemoteReader:
         self._lock = asyncio.Lock()
         self._opening: dict[int, asyncio.Future[None]] = {}
         self._closed = False
+        self._settle_read_size = False
 
     @property
     def width(self) -> int:
@@ -133,6 +134,12 @@ class RemoteReader:
                 "without a size the copy cannot be checked; nothing was published",
             )
         return attrs.size, int(attrs.mtime or 0)
+
+    def listed(self, size: int) -> None:
+        """Read by a size known from the listing: no stat and no open yet (the first read
+        opens the file). The read's EOF probe and :meth:`fstat` check the file against it."""
+        self.expected_size = size
+        self._settle_read_size = self.block_size <= 0 and size > 0
 
     async def _use_server_read_size(self, size: int) -> None:
         """Read in the block size the server's profile found (probing it with this file
@@ -221,6 +228,9 @@ class RemoteReader:
         """Fill ``view`` from ``offset``; a short read means the file shrank, bytes beyond
         the expected size that it grew (both :class:`SourceChanged`)."""
         index, lease, file = await self._handle((offset // max(len(view), 1)) % self._width)
+        if self._settle_read_size and self.expected_size is not None:
+            self._settle_read_size = False
+            await self._use_server_read_size(self.expected_size)
         timeout = self.endpoint.request_timeout_seconds
         end = offset + len(view)
         # The read that reaches the expected size also asks for one byte past it, sent

@@ -114,34 +114,51 @@ class FileTransfer:
         if self.job.skipped:
             return self._result(TransferState.SKIPPED, None, 0, self.job.skipped)
         await ctx.ensure_bucket(self.job.bucket)
-        source = SourceFile(ctx, self.job)
+        source = SourceFile(ctx, self.job, listed=True)
         try:
-            size, mtime = await with_retries(
-                ctx.options, source.attributes, lambda a, e: self._notice(f"retrying: {e}")
-            )
-            self.job = replace(self.job, size=size, mtime=mtime)
-            skip = await self._conflict(source, size, mtime)
-            if skip:
-                return self._result(TransferState.SKIPPED, None, 0, skip)
-            self.store = await self._store()
-            part_size = part_size_for(size, ctx.options.part_size)
-            if part_size != ctx.options.part_size and size > ctx.options.part_size:
-                self._notice(
-                    f"part size raised to {part_size // (1 << 20)} MiB to stay within 10,000 parts"
-                )
-            if size <= part_size:
-                return await self._single(source, size, self.store)
-            try:
-                return await self._multipart(source, size, part_size)
-            except StoreChecksumWrong as exc:
-                if ctx.options.checksum is not ChecksumChoice.AUTO:
-                    raise
-                # auto: the store's own value showed it only now; once per store, not per file
-                self.store = SESSION_PROBES.downgrade(self.store, exc.message)
-                self._notice(f"{exc.message}; sending it again with {self.store.algorithm}")
-                return await self._multipart(source, size, part_size)
+            return await self._transfer(source)
+        except SourceChanged as exc:
+            if not source.listed or self.published:
+                raise
+            # Changed since it was listed, not necessarily while it was read: once more,
+            # from a stat (a change while that read runs fails the file as before).
+            log.info("%s: %s; starting it again from a stat", self.job.path, exc.message)
         finally:
             await source.close()
+        source = SourceFile(ctx, self.job)
+        try:
+            return await self._transfer(source)
+        finally:
+            await source.close()
+
+    async def _transfer(self, source: SourceFile) -> TransferResult:
+        ctx = self.ctx
+        size, mtime = await with_retries(
+            ctx.options, source.attributes, lambda a, e: self._notice(f"retrying: {e}")
+        )
+        self.job = replace(self.job, size=size, mtime=mtime)
+        skip = await self._conflict(source, size, mtime)
+        if skip and source.listed and not await source.still_as_listed():
+            raise SourceChanged(f"{self.job.path} changed since it was listed", "")
+        if skip:
+            return self._result(TransferState.SKIPPED, None, 0, skip)
+        self.store = await self._store()
+        part_size = part_size_for(size, ctx.options.part_size)
+        if part_size != ctx.options.part_size and size > ctx.options.part_size:
+            self._notice(
+                f"part size raised to {part_size // (1 << 20)} MiB to stay within 10,000 parts"
+            )
+        if size <= part_size:
+            return await self._single(source, size, self.store)
+        try:
+            return await self._multipart(source, size, part_size)
+        except StoreChecksumWrong as exc:
+            if ctx.options.checksum is not ChecksumChoice.AUTO:
+                raise
+            # auto: the store's own value showed it only now; once per store, not per file
+            self.store = SESSION_PROBES.downgrade(self.store, exc.message)
+            self._notice(f"{exc.message}; sending it again with {self.store.algorithm}")
+            return await self._multipart(source, size, part_size)
 
     # one part: PutObject ----------------------------------------------------------------------
     async def _single(
