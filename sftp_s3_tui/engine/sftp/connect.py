@@ -24,11 +24,13 @@ from .host_keys import (
     read_known_hosts,
     remember_host_key,
 )
+from .ignore_packets import skip_needless_ignore_packets
 from .quiet_logging import quiet_asyncssh_logging
 
 log = logging.getLogger(__name__)
 
 quiet_asyncssh_logging()  # its per-packet log calls cost a quarter of a request's CPU
+skip_needless_ignore_packets()  # half the packets a small file's requests send
 
 # asyncssh runs chacha20-poly1305 in Python, packet by packet, and AES-GCM in one OpenSSL call:
 # preferring AES-GCM cuts client CPU per GiB read by about a quarter (bench/RESULTS.md).
