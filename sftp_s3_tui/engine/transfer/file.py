@@ -181,7 +181,8 @@ class FileTransfer:
             sums = await hash_part(store.algorithm, view, store.sends_md5, signature)
             await digest_into(digest, view)
             await self._check_unchanged(source)
-            metadata = {META_SHA256: digest.sha256_hex(), META_MTIME: str(job.mtime)}
+            sha256 = digest.sha256_hex()  # once: each call finalises a copy of the state
+            metadata = {META_SHA256: sha256, META_MTIME: str(job.mtime)}
             began = time.monotonic()
 
             async def put() -> dict[str, Any]:
@@ -223,7 +224,7 @@ class FileTransfer:
         name = HEADER_NAME.get(store.algorithm)
         expected = Expected(
             size=size,
-            sha256=digest.sha256_hex(),
+            sha256=sha256,
             algorithm=store.algorithm,
             checksum=sums.checksum_b64 if name else None,
             etag=sums.md5_hex or None,
@@ -233,7 +234,7 @@ class FileTransfer:
         verified_by = put_answer_proves(expected, answer, store) if ctx.options.verify else ""
         if not verified_by:
             verified_by = await self._finish().verify(expected, Published.from_answer(answer))
-        return self._result(TransferState.DONE, digest.sha256_hex(), 1, verified_by=verified_by)
+        return self._result(TransferState.DONE, sha256, 1, verified_by=verified_by)
 
     # many parts: a multipart upload ----------------------------------------------------------
     async def _multipart(self, source: SourceFile, size: int, part_size: int) -> TransferResult:
