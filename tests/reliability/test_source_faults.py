@@ -143,7 +143,11 @@ async def test_small_file_still_growing_when_read_again_is_not_published(
 
     async def grow_twice() -> None:
         for at_bytes in (MiB, 6 * MiB):  # in the first read, then in the second one
-            await sshd_proxy.wait_for(lambda p, at=at_bytes: p.bytes_down > at)
+
+            def past(proxy: FaultProxy, at: int = at_bytes) -> bool:
+                return proxy.bytes_down > at
+
+            await sshd_proxy.wait_for(past)
             with remote.local_path.open("ab") as f:
                 f.write(b"9,9\n")
 
