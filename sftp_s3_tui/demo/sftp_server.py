@@ -172,11 +172,14 @@ class EmbeddedSftpServer:
 
     async def stop(self) -> None:
         """Stop listening and close every open client connection."""
-        if self._acceptor is not None:
-            self._acceptor.close()
-            await self._acceptor.wait_closed()
-            self._acceptor = None
+        acceptor, self._acceptor = self._acceptor, None
+        if acceptor is not None:
+            acceptor.close()
         await self.close_connections()
+        if acceptor is not None:
+            # Only once the connections are closed: from Python 3.12 a server's
+            # wait_closed() waits for every connection it accepted (it never returned here).
+            await acceptor.wait_closed()
 
     async def close_connections(self) -> None:
         """Drop every client connection (the listener keeps accepting new ones)."""

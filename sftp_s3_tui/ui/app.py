@@ -154,6 +154,14 @@ class SftpS3App(App[int]):
         self.theme = DARK
 
     # start ----------------------------------------------------------------------------------
+    def on_load(self) -> None:
+        # From Python 3.12 textual runs its loop with asyncio's eager task factory. The
+        # engine and the demo's asyncssh server share this loop, and both are built and
+        # tested with ordinary tasks: run eagerly, asyncssh 2.24's server-side
+        # keyboard-interactive auth never sends its challenge, so the demo's password
+        # login hung until its timeout. Ordinary tasks, as under Python 3.11.
+        asyncio.get_running_loop().set_task_factory(None)
+
     async def on_mount(self) -> None:
         options = self.options
         self.store.load()

@@ -41,6 +41,7 @@ from sftp_s3_tui.ui.screens.connection_details import (
     LinkFigures,
     ServerLimits,
 )
+from sftp_s3_tui.ui.screens.dialogs import ErrorScreen
 from sftp_s3_tui.ui.screens.plan import PlanScreen
 from sftp_s3_tui.ui.widgets.bucket_picker import BucketPicker
 from sftp_s3_tui.ui.widgets.transfer_panel import TransferPanel
@@ -61,7 +62,10 @@ async def wait_for(
     while not _holds(condition):
         if time.monotonic() > deadline:
             screen = pilot.app.screen
-            raise AssertionError(f"timed out waiting for {what or condition} on {screen!r}")
+            shown = ""
+            if isinstance(screen, ErrorScreen):  # say what went wrong, not only where
+                shown = f": {screen.error_title}: {screen.message} {screen.hint}"
+            raise AssertionError(f"timed out waiting for {what or condition} on {screen!r}{shown}")
         await pilot.pause(0.05)
 
 
