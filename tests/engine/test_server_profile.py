@@ -160,6 +160,25 @@ async def test_a_pinned_read_size_is_used_without_probing(
     assert max(sizes) == 64 * KiB
 
 
+async def test_a_one_block_file_answered_short_is_read_to_its_end(
+    tmp_path: Path, s3_endpoint: S3Endpoint, s3: Any, bucket: str
+) -> None:
+    """A file that fits one read is read with one request; a server that answers it with
+    less (a pinned read size above what it honours) is read on from there, never taken for
+    a file that shrank."""
+    small = SyntheticTree(3, min_size=150 * KiB, max_size=250 * KiB)
+    quirks = Quirks(cut_reads_above=WINDOWS_READ_CUT)
+    async with SyntheticSftpServer(small, quirks, users={USER: PASSWORD}) as server:
+        results = await copy_tree(
+            server, small, tmp_path, s3_endpoint, bucket, read_block_bytes=256 * KiB
+        )
+        sizes = server.quirk_stats.read_sizes
+
+    assert_tree_landed(s3, bucket, small, results)
+    asked_whole = sorted(size for size in sizes if size > WINDOWS_READ_CUT)
+    assert asked_whole == sorted(small.size(i) for i in range(small.count))  # one each, cut
+
+
 async def test_a_server_refusing_a_second_connection_is_copied_exact(
     tree: SyntheticTree,
     tmp_path: Path,

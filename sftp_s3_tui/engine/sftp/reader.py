@@ -37,6 +37,19 @@ async def read_into(
     """
     count = 0
     loop = asyncio.get_running_loop()
+    if bucket is None and 0 < len(view) <= file.read_len:
+        # One block (a small file, a short last part): one request, awaited as it is.
+        # asyncssh's parallel reader would spend a task and an asyncio.wait on it.
+        try:
+            async with asyncio.timeout(stall_seconds):
+                data = await _read_block(file, offset, len(view))
+        except asyncssh.SFTPEOFError:
+            return 0
+        count = len(data)
+        view[:count] = data
+        if count == len(view) or not data:
+            return count
+        # A server may answer with less than it honours: read the rest as below.
     step = max(64 * 1024, int(bucket.burst)) if bucket is not None else len(view)
     async with asyncio.timeout(stall_seconds) as deadline:
         while count < len(view):
@@ -57,10 +70,21 @@ async def read_into(
     return count
 
 
+async def _read_block(file: asyncssh.SFTPClientFile, offset: int, length: int) -> bytes:
+    """One SFTP read request of at most the server's read size; raises SFTPEOFError at EOF.
+
+    asyncssh's ``SFTPClientFile`` has no public single-request read once a block size is
+    set (``read`` then goes through its parallel reader), so this calls the request its
+    reader sends, on the file's own handle.
+    """
+    data, _at_eof = await file._handler.read(file._handle, offset, length)
+    return data
+
+
 async def _at_end(file: asyncssh.SFTPClientFile, offset: int) -> bool:
     """True when nothing is left at ``offset`` (a read there returns no byte: EOF)."""
     try:
-        data = await file.read(1, offset)
+        data = await _read_block(file, offset, 1)
     except asyncssh.SFTPEOFError:
         return True
     return not data
