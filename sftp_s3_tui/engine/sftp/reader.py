@@ -77,7 +77,10 @@ async def _read_block(file: asyncssh.SFTPClientFile, offset: int, length: int) -
     set (``read`` then goes through its parallel reader), so this calls the request its
     reader sends, on the file's own handle.
     """
-    data, _at_eof = await file._handler.read(file._handle, offset, length)
+    handle = file._handle
+    if handle is None:
+        raise ValueError("I/O operation on closed file")  # as asyncssh's own read
+    data, _at_eof = await file._handler.read(handle, offset, length)
     return data
 
 
