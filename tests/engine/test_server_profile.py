@@ -145,16 +145,24 @@ async def test_a_windows_server_that_cuts_reads_at_100_kib_is_read_in_100_kib_bl
     assert len(cut) == 2  # the probe's 128 KiB and 256 KiB reads, nothing after them
 
 
+async def copy_pinned(
+    tree: SyntheticTree, read_bytes: int, tmp_path: Path, s3_endpoint: S3Endpoint, bucket: str
+) -> tuple[list[Any], list[int]]:
+    """Copy ``tree`` from a server that cuts reads as Windows OpenSSH does, at a pinned read
+    size; returns the results and the read sizes the server was asked for."""
+    quirks = Quirks(cut_reads_above=WINDOWS_READ_CUT)
+    async with SyntheticSftpServer(tree, quirks, users={USER: PASSWORD}) as server:
+        results = await copy_tree(
+            server, tree, tmp_path, s3_endpoint, bucket, read_block_bytes=read_bytes
+        )
+        return results, server.quirk_stats.read_sizes
+
+
 async def test_a_pinned_read_size_is_used_without_probing(
     tree: SyntheticTree, tmp_path: Path, s3_endpoint: S3Endpoint, s3: Any, bucket: str
 ) -> None:
     """A server that misbehaves under probing: the endpoint pins the read size."""
-    quirks = Quirks(cut_reads_above=WINDOWS_READ_CUT)
-    async with SyntheticSftpServer(tree, quirks, users={USER: PASSWORD}) as server:
-        results = await copy_tree(
-            server, tree, tmp_path, s3_endpoint, bucket, read_block_bytes=64 * KiB
-        )
-        sizes = server.quirk_stats.read_sizes
+    results, sizes = await copy_pinned(tree, 64 * KiB, tmp_path, s3_endpoint, bucket)
 
     assert_tree_landed(s3, bucket, tree, results)
     assert max(sizes) == 64 * KiB
@@ -167,12 +175,7 @@ async def test_a_one_block_file_answered_short_is_read_to_its_end(
     less (a pinned read size above what it honours) is read on from there, never taken for
     a file that shrank."""
     small = SyntheticTree(3, min_size=150 * KiB, max_size=250 * KiB)
-    quirks = Quirks(cut_reads_above=WINDOWS_READ_CUT)
-    async with SyntheticSftpServer(small, quirks, users={USER: PASSWORD}) as server:
-        results = await copy_tree(
-            server, small, tmp_path, s3_endpoint, bucket, read_block_bytes=256 * KiB
-        )
-        sizes = server.quirk_stats.read_sizes
+    results, sizes = await copy_pinned(small, 256 * KiB, tmp_path, s3_endpoint, bucket)
 
     assert_tree_landed(s3, bucket, small, results)
     asked_whole = sorted(size for size in sizes if size > WINDOWS_READ_CUT)
