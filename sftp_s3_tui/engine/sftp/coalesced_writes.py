@@ -2,10 +2,10 @@
 
 asyncssh writes each packet to the transport as it is made, and asyncio's transport sends
 what it is given at once: every SFTP request of every small file was its own ``send``
-system call, and its own wake-up of the server. :func:`coalesce_writes` has a client
-connection gather the packets made during one turn of the event loop and write them
-together at the end of that turn (a ``call_soon``): the same bytes, in the same order,
-sent a loop turn later at most.
+system call, and its own wake-up of the server. :func:`coalesce_writes` has every SSH
+connection in the process (the engine's, and the demo's embedded server's) gather the
+packets made during one turn of the event loop and write them together at the end of that
+turn (a ``call_soon``): the same bytes, in the same order, sent a loop turn later at most.
 """
 
 from __future__ import annotations
