@@ -15,7 +15,8 @@ from typing import Any
 
 import asyncssh.connection
 
-_PATCHED = "_sftp_s3_tui_coalesced"
+from .patching import replace_once
+
 _PENDING = "_sftp_s3_tui_pending"
 
 
@@ -44,12 +45,4 @@ def _send(self: Any, data: bytes) -> None:
 def coalesce_writes() -> bool:
     """Gather each SSH connection's packets per loop turn (once per process); False where
     this asyncssh has no ``_send`` to replace."""
-    connection_class = asyncssh.connection.SSHConnection
-    send = getattr(connection_class, "_send", None)
-    if send is None:
-        return False
-    if getattr(send, _PATCHED, False):
-        return True
-    setattr(_send, _PATCHED, True)
-    connection_class._send = _send  # type: ignore[method-assign]
-    return True
+    return replace_once(asyncssh.connection.SSHConnection, "_send", lambda _own: _send)

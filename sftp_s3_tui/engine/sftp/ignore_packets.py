@@ -19,7 +19,8 @@ from typing import Any
 import asyncssh.connection
 import asyncssh.packet
 
-_PATCHED = "_sftp_s3_tui_no_needless_ignore"
+from .patching import replace_once
+
 _EMPTY = asyncssh.packet.String(b"")
 
 
@@ -49,12 +50,6 @@ def skip_needless_ignore_packets() -> bool:
     """Drop asyncssh's empty ignore packets on non-CBC ciphers (once per process); False
     where this asyncssh has no ``send_packet`` to wrap (then nothing is changed)."""
     connection_class = asyncssh.connection.SSHConnection
-    send_packet = getattr(connection_class, "send_packet", None)
-    if send_packet is None or not hasattr(connection_class, "is_client"):
+    if not hasattr(connection_class, "is_client"):
         return False
-    if getattr(send_packet, _PATCHED, False):
-        return True
-    wrapped = _without_needless_ignore(send_packet)
-    setattr(wrapped, _PATCHED, True)
-    connection_class.send_packet = wrapped  # type: ignore[method-assign]
-    return True
+    return replace_once(connection_class, "send_packet", _without_needless_ignore)

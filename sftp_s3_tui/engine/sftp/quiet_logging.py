@@ -20,7 +20,7 @@ from typing import Any
 import asyncssh.logging
 import asyncssh.packet
 
-_PATCHED = "_sftp_s3_tui_quiet"
+from .patching import replace_once
 
 
 def _debug1_when_enabled(debug1: Callable[..., None]) -> Callable[..., None]:
@@ -51,12 +51,6 @@ def quiet_asyncssh_logging() -> bool:
     log_packet = getattr(packet_class, "_log_packet", None)
     if debug1 is None or log_packet is None or not hasattr(logger_class, "_debug_level"):
         return False  # the wrapper reads the class's debug level: without it, change nothing
-    if getattr(debug1, _PATCHED, False):
-        return True
-    wrapped_debug1 = _debug1_when_enabled(debug1)
-    wrapped_log_packet = _log_packet_when_enabled(log_packet)
-    for wrapped in (wrapped_debug1, wrapped_log_packet):
-        setattr(wrapped, _PATCHED, True)
-    logger_class.debug1 = wrapped_debug1  # type: ignore[union-attr]
-    packet_class._log_packet = wrapped_log_packet  # type: ignore[union-attr]
-    return True
+    return replace_once(logger_class, "debug1", _debug1_when_enabled) and replace_once(
+        packet_class, "_log_packet", _log_packet_when_enabled
+    )

@@ -36,7 +36,6 @@ async def read_into(
     (a bandwidth limit): one bucket's burst in flight at a time.
     """
     count = 0
-    loop = asyncio.get_running_loop()
     if bucket is None and 0 < len(view) <= file.read_len:
         # One block (a small file, a short last part): one request, awaited as it is.
         # asyncssh's parallel reader would spend a task and an asyncio.wait on it.
@@ -50,6 +49,7 @@ async def read_into(
         if count == len(view) or not data:
             return count
         # A server may answer with less than it honours: read the rest as below.
+    loop = asyncio.get_running_loop()
     step = max(64 * 1024, int(bucket.burst)) if bucket is not None else len(view)
     async with asyncio.timeout(stall_seconds) as deadline:
         while count < len(view):
