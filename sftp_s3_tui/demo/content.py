@@ -194,11 +194,15 @@ async def make_sample_tree_in_subprocess(root: Path, *, large: bool = True) -> N
         stderr=asyncio.subprocess.STDOUT,
     )
     assert process.stdout is not None
-    first = await process.stdout.readline()  # "pid N": the grandchild, to stop on a cancel
+    first = b""
     try:
+        first = await process.stdout.readline()  # "pid N": the grandchild, to stop on a cancel
         output = first + await process.stdout.read()  # EOF when the grandchild exits
     except BaseException:
-        with contextlib.suppress(ValueError, ProcessLookupError):
+        if not first:  # cancelled before the pid came (a quit on a loaded machine): read it
+            with contextlib.suppress(Exception):
+                first = await asyncio.wait_for(process.stdout.readline(), 10)
+        with contextlib.suppress(ValueError, IndexError, ProcessLookupError):
             os.kill(int(first.split()[-1]), signal.SIGKILL)
         with contextlib.suppress(Exception):
             await asyncio.wait_for(process.stdout.read(), 10)  # the pipe's EOF
