@@ -17,6 +17,7 @@ from botocore.exceptions import HTTPClientError
 from botocore.parsers import ResponseParserError
 
 from ..engine.addresses import S3Location
+from ..engine.aio import ROUND_BUDGET_SECONDS
 from ..engine.config import ConflictPolicy, S3Endpoint, SftpEndpoint, TransferOptions
 from ..engine.errors import S3Error, TransferError, UsageError
 from ..engine.events import (
@@ -195,8 +196,14 @@ class Session:
         queue_options = replace(target.options, conflict=ConflictPolicy.IF_DIFFERENT)
         # Browsing a far host needs one connection; a transfer opens the others it needs.
         pool = SftpPool(early_logins=False)
+        # The TUI draws and reads keys on the transfers' loop: their heavy steps share it.
         self.queue = TransferQueue(
-            target.s3, queue_options, bus=self.bus, journal=journal, sftp=pool
+            target.s3,
+            queue_options,
+            bus=self.bus,
+            journal=journal,
+            sftp=pool,
+            loop_budget_seconds=ROUND_BUDGET_SECONDS,
         )
         self.journal = journal
         self.sampler = Sampler(

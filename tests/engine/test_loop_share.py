@@ -72,6 +72,16 @@ async def test_without_the_share_the_same_burst_holds_the_loop() -> None:
     assert waited > 0.1  # what the share is for: the whole burst in one turn of the loop
 
 
+async def test_a_share_without_a_budget_admits_every_step_without_waiting() -> None:
+    share = LoopShare(budget_seconds=None)  # a headless run's: nothing else on the loop
+    for _ in range(40):
+        step = share.turn()
+        with pytest.raises(StopIteration):  # returned at once: no future, no loop turn
+            step.send(None)
+        _busy(STEP_SECONDS)
+    assert share.deferred == 0
+
+
 async def test_a_transfer_cancelled_while_it_waits_for_a_round_leaves_the_line() -> None:
     share = LoopShare(budget_seconds=0.0)  # only the first step of a round goes through
     await share.turn()

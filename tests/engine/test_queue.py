@@ -317,3 +317,4 @@ async def test_jobs_are_queued_as_a_listing_yields_them_with_bounded_look_ahead(
     assert most_waiting <= 20
     assert len(keys(s3, bucket)) == 300
     assert failure == "the listing of /s failed"
+    assert queue.loop_share.deferred == 0  # headless: no front shares the loop, no step waits

@@ -7,6 +7,7 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
+from sftp_s3_tui.engine.aio import ROUND_BUDGET_SECONDS
 from sftp_s3_tui.engine.config import MiB, S3Endpoint
 from sftp_s3_tui.engine.errors import BucketNotFound, SftpAuthError
 from sftp_s3_tui.engine.events import TransferState
@@ -51,6 +52,8 @@ async def test_connect_browse_select_two_files_and_copy_them(
         await pilot.press("c")
         session = app.session
         assert session is not None
+        # the app draws on the transfers' loop: their heavy steps share its turns
+        assert session.queue.loop_share.budget_seconds == ROUND_BUDGET_SECONDS
         await wait_for(pilot, lambda: len(session.queue.transfers) == 2, what="queued")
         await wait_for(
             pilot,

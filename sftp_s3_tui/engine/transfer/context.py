@@ -34,7 +34,7 @@ class EngineContext:
     server_side_encryption: str | None = None
     endpoint_name: str = ""  # the S3 endpoint as people know it (its URL, or "aws (region)")
     #: Spreads the transfers' CPU-heavy steps (a request's start) over the loop's turns.
-    loop_share: LoopShare = field(default_factory=LoopShare)
+    loop_share: LoopShare = field(default_factory=lambda: LoopShare(None))
     #: What is at the destination keys (a preloaded listing, else HEADs): a conflict policy
     #: decides from it before a byte is read.
     destination: DestinationIndex = field(init=False)

@@ -58,6 +58,9 @@ class TransferQueue:
 
     Use as an async context manager: it opens the S3 client and the SFTP pool, and on exit
     cancels what still runs (aborting those uploads) and closes the connections.
+
+    A front that draws on the same event loop (the TUI) gives ``loop_budget_seconds``: the
+    transfers' heavy steps then share each turn of the loop with it (:class:`LoopShare`).
     """
 
     def __init__(
@@ -69,6 +72,7 @@ class TransferQueue:
         journal: Journal | None = None,
         sftp: SftpPool | None = None,
         keep_finished: int | None = None,
+        loop_budget_seconds: float | None = None,
     ) -> None:
         self.s3_endpoint = s3_endpoint
         #: With a number, only that many done/skipped transfers stay in ``transfers`` (and in
@@ -85,8 +89,9 @@ class TransferQueue:
         if self.sftp.on_link is None:
             self.sftp.on_link = self.bus.emit  # hosts' RTT and ceiling
         self.buffers = BufferPool(self.options.memory_budget)
-        #: Spreads the transfers' CPU-heavy steps over the event loop's turns.
-        self.loop_share = LoopShare()
+        #: Spreads the transfers' CPU-heavy steps over the event loop's turns when a front
+        #: shares the loop (``loop_budget_seconds``, see :class:`LoopShare`); else a no-op.
+        self.loop_share = LoopShare(loop_budget_seconds)
         self.transfers: dict[int, Transfer] = {}
         self._ids = itertools.count(1)
         self._stack = contextlib.AsyncExitStack()
