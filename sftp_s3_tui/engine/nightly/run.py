@@ -211,9 +211,13 @@ class CopyRun:
         elif isinstance(event, TransferStateChanged) and event.state is TransferState.RUNNING:
             self._started.setdefault(tid, time.time())
         elif isinstance(event, TransferFinished) and tid in self._jobs:
-            task = asyncio.create_task(self._finish(tid, event.result))
-            self._after.add(task)
-            task.add_done_callback(self._after.discard)
+            if self.manifest is None and self.observer is None and not self.source_action.active:
+                # Nothing to write or do after the copy: no task per file for it.
+                self._finished(tid, self._jobs[tid], event.result)
+            else:
+                task = asyncio.create_task(self._finish(tid, event.result))
+                self._after.add(task)
+                task.add_done_callback(self._after.discard)
             self._pending.discard(tid)
             if not self._pending:
                 self._all_finished.set()
@@ -343,13 +347,30 @@ class CopyRun:
         except Exception:  # a bug here must not hide the transfer's own result
             log.exception("after-copy step of %s failed", job.source)
         finally:
-            if result.status in (TransferState.DONE, TransferState.SKIPPED):
-                # Final: forget it (a failed one may be retried and finish again).
-                self._jobs.pop(tid, None)
-                self._part_size.pop(tid, None)
-                self._started.pop(tid, None)
-        if self.on_file is not None:
+            self._forget_final(tid, result)
+        self._tell(job, result)
+
+    def _finished(self, tid: int, job: FileJob, result: TransferResult) -> None:
+        """A file's end when nothing follows its copy (no row, no observer, no action)."""
+        self._forget_final(tid, result)
+        self._tell(job, result)
+
+    def _tell(self, job: FileJob, result: TransferResult) -> None:
+        """``on_file``; its failure is logged and the run goes on (it runs inside the
+        event that reports the file's end, which must reach the other subscribers)."""
+        if self.on_file is None:
+            return
+        try:
             self.on_file(job, result)
+        except Exception:
+            log.exception("reporting the result of %s failed", job.source)
+
+    def _forget_final(self, tid: int, result: TransferResult) -> None:
+        if result.status in (TransferState.DONE, TransferState.SKIPPED):
+            # Final: forget it (a failed one may be retried and finish again).
+            self._jobs.pop(tid, None)
+            self._part_size.pop(tid, None)
+            self._started.pop(tid, None)
 
     async def _record_and_act(
         self, tid: int, job: FileJob, result: TransferResult
