@@ -15,6 +15,7 @@ from sftp_s3_tui.engine.s3.checksums import (
     multipart_etag,
     part_sums,
 )
+from sftp_s3_tui.engine.transfer.parts import hash_whole_file
 
 
 def test_local_multipart_etag_and_composite_match_what_s3_defines() -> None:
@@ -38,3 +39,17 @@ def test_the_whole_objects_crc_is_combined_from_the_parts(choice: ChecksumChoice
         combined_crc(choice, raw, step, len(data))
         == base64.b64encode(checksum_of(choice, data)).decode()
     )
+
+
+@pytest.mark.parametrize("signature", [True, False, "UNSIGNED-PAYLOAD"])
+@pytest.mark.parametrize("size", [0, 65536, (1 << 20) + 3])  # on the loop, and in a thread
+async def test_a_one_part_files_sums_and_sha256_come_from_one_pass(
+    signature: bool | str, size: int
+) -> None:
+    body = bytearray(hashlib.sha256(str(size).encode()).digest() * (size // 32 + 1))[:size]
+    sums, sha256 = await hash_whole_file(
+        ChecksumChoice.CRC64NVME, memoryview(body), True, signature
+    )
+    assert sha256 == hashlib.sha256(body).hexdigest()
+    assert sums == part_sums(ChecksumChoice.CRC64NVME, body, md5=True, payload_sha256=signature)
+    assert sums.payload_sha256 == (sha256 if signature is True else (signature or None))

@@ -52,7 +52,7 @@ from .parts import (
     ReadsLeft,
     digest_into,
     first_error,
-    hash_part,
+    hash_whole_file,
     read_part,
     send_part,
     upload_timeout,
@@ -171,17 +171,14 @@ class FileTransfer:
                 transfer_id=self.id, size=size, part_size=size, part_count=1, multipart=False
             )
         )
-        digest = StreamDigest()
         await self.control.running.wait()
         buffer = await ctx.buffers.acquire(size)
         view = memoryview(buffer)
         try:
             await read_part(ctx, source, self.part_events, 1, 0, view, asyncio.Semaphore(1))
             signature = s3.body_signature(ctx.s3, store.payload_signed)
-            sums = await hash_part(store.algorithm, view, store.sends_md5, signature)
-            await digest_into(digest, view)
+            sums, sha256 = await hash_whole_file(store.algorithm, view, store.sends_md5, signature)
             await self._check_unchanged(source)
-            sha256 = digest.sha256_hex()  # once: each call finalises a copy of the state
             metadata = {META_SHA256: sha256, META_MTIME: str(job.mtime)}
             began = time.monotonic()
 

@@ -10,6 +10,7 @@ it (:func:`send_part` → :meth:`MultipartUpload.upload_part`) and gives it back
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import time
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
@@ -203,6 +204,23 @@ async def hash_part(
     return await off_loop(
         lambda: part_sums(algorithm, view, md5=md5, payload_sha256=payload_sha256), len(view)
     )
+
+
+async def hash_whole_file(
+    algorithm: ChecksumChoice, view: memoryview, md5: bool, payload_sha256: bool | str
+) -> tuple[PartSums, str]:
+    """A one-part file's sums and its SHA-256 in one pass off the loop. The body is the
+    whole file, so a payload SHA-256 computed for SigV4 is the file's too; else hashlib
+    hashes it once (a :class:`StreamDigest` would also keep a CRC and a savable state that
+    a one-part file never needs)."""
+
+    def work() -> tuple[PartSums, str]:
+        sums = part_sums(algorithm, view, md5=md5, payload_sha256=payload_sha256)
+        if payload_sha256 is True and sums.payload_sha256:
+            return sums, sums.payload_sha256
+        return sums, hashlib.sha256(view).hexdigest()
+
+    return await off_loop(work, len(view))
 
 
 async def read_part(
