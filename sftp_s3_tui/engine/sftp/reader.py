@@ -323,9 +323,10 @@ class RemoteReader:
         trip per file on a far link; logging out does not wait for their answers)."""
         self._closed = True
         pending = list(self._opening.values())
-        for task in pending:
-            task.cancel()
-        await asyncio.gather(*pending, return_exceptions=True)
+        if pending:  # most files: none (a gather of nothing still costs a future)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
         for index in list(self._handles):
             file = self._handles[index][1]
             self._forget_handle(index, file)
