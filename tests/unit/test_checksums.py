@@ -51,5 +51,7 @@ async def test_a_one_part_files_sums_and_sha256_come_from_one_pass(
         ChecksumChoice.CRC64NVME, memoryview(body), True, signature
     )
     assert sha256 == hashlib.sha256(body).hexdigest()
-    assert sums == part_sums(ChecksumChoice.CRC64NVME, body, md5=True, payload_sha256=signature)
+    assert sums == part_sums(
+        ChecksumChoice.CRC64NVME, memoryview(body), md5=True, payload_sha256=signature
+    )
     assert sums.payload_sha256 == (sha256 if signature is True else (signature or None))
