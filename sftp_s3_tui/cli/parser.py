@@ -11,7 +11,7 @@ import argparse
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
-from ..engine.config import ChecksumChoice, ConflictPolicy
+from ..engine.config import ChecksumChoice, ConflictPolicy, TransferOptions
 from ..engine.errors import UsageError
 from ..engine.units import parse_size
 from ..exit_codes import CLEANUP_EXIT_CODES_HELP, EXIT_CODES_HELP, EXIT_USAGE
@@ -355,11 +355,22 @@ def _add_transfer_options(parser: argparse.ArgumentParser) -> None:
     tuning.add_argument(
         "--memory", type=_size, metavar="SIZE", help="memory budget for all part buffers (512MiB)"
     )
+    defaults = TransferOptions()
     tuning.add_argument(
-        "--sftp-concurrency", type=int, metavar="N", help="parallel SFTP reads (16)"
+        "--sftp-concurrency",
+        type=int,
+        metavar="N",
+        help=f"parallel SFTP reads ({defaults.sftp_concurrency})",
     )
-    tuning.add_argument("--s3-concurrency", type=int, metavar="N", help="parallel S3 uploads (32)")
-    tuning.add_argument("--files", type=int, metavar="N", help="files in flight (64)")
+    tuning.add_argument(
+        "--s3-concurrency",
+        type=int,
+        metavar="N",
+        help=f"parallel S3 uploads ({defaults.s3_concurrency})",
+    )
+    tuning.add_argument(
+        "--files", type=int, metavar="N", help=f"files in flight ({defaults.files_in_flight})"
+    )
     tuning.add_argument(
         "--conflict",
         choices=[p.value for p in ConflictPolicy],

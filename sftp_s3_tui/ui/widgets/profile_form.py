@@ -19,6 +19,7 @@ from ...engine.config import (
     ConflictPolicy,
     HostKeyPolicy,
     SftpEndpoint,
+    TransferOptions,
     check_endpoint_url,
     check_region,
 )
@@ -81,8 +82,20 @@ TRANSFER_FIELDS = [
     ("f-part-size", "part_size", "Part size", "8MiB (5MiB – 5GiB)", True),
     ("f-memory", "memory_budget", "Memory budget", "512MiB: all part buffers together", True),
     ("f-parts-in-flight", "parts_in_flight", "Parts in flight", "8 per file", False),
-    ("f-sftp-concurrency", "sftp_concurrency", "SFTP requests", "16 at once", False),
-    ("f-s3-concurrency", "s3_concurrency", "S3 uploads", "32 at once", False),
+    (
+        "f-sftp-concurrency",
+        "sftp_concurrency",
+        "SFTP requests",
+        f"{TransferOptions.sftp_concurrency} at once",
+        False,
+    ),
+    (
+        "f-s3-concurrency",
+        "s3_concurrency",
+        "S3 uploads",
+        f"{TransferOptions.s3_concurrency} at once",
+        False,
+    ),
 ]
 #: The SFTP link: input id, SftpSettings field, label, placeholder, kind (int, size, rate).
 LINK_FIELDS = [
