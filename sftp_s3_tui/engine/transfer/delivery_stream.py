@@ -284,12 +284,20 @@ async def stream(
         number = offset // part_size + 1
         try:
             view = memoryview(buffer)
-            async with asyncio.TaskGroup() as both:
-                written = both.create_task(writer.write_at(offset, view))
-                await digest(segment, view, before)
+            if before.is_set() and len(view) < HASH_OFF_LOOP:
+                # Its turn to be hashed and quick to hash (a small object): hash, then
+                # write, in this task; a task for the write cost more than the overlap.
+                checks.update(segment, view)
                 crc = checks.first_through(offset + len(view)) if segment == 0 else 0
                 hashed.set()
-                await written
+                await writer.write_at(offset, view)
+            else:
+                async with asyncio.TaskGroup() as both:
+                    written = both.create_task(writer.write_at(offset, view))
+                    await digest(segment, view, before)
+                    crc = checks.first_through(offset + len(view)) if segment == 0 else 0
+                    hashed.set()
+                    await written
             if progress is not None:
                 progress.part(number, PartState.DONE, len(view))
             moved = segment == 0 and frontier.finished(offset, offset + len(view), crc)
@@ -299,7 +307,9 @@ async def stream(
             buffers.release(buffer)
             slots.release()
 
-    async def read(segment: int, begin: int, end: int, group: asyncio.TaskGroup) -> None:
+    async def read(segment: int, begin: int, end: int, group: asyncio.TaskGroup | None) -> None:
+        """GET ``[begin, end)`` part by part; each part is written by a task of ``group``
+        (None: one part, written here)."""
         before = asyncio.Event()
         before.set()
         one_buffer = end - begin <= part_size
@@ -330,9 +340,16 @@ async def stream(
                 if progress is not None:
                     progress.part(number, PartState.UPLOADING, length)
                 hashed = asyncio.Event()
-                group.create_task(part(segment, offset, buffer, before, hashed))
+                if group is None:
+                    await part(segment, offset, buffer, before, hashed)
+                else:
+                    group.create_task(part(segment, offset, buffer, before, hashed))
                 before = hashed
 
+    if len(segments) == 1 and segments[0][1] - segments[0][0] <= part_size:
+        # One GET of one part (most small objects): no task group, no task per step.
+        await read(0, *segments[0], None)
+        return checks
     try:
         async with asyncio.TaskGroup() as group:
             for segment, (begin, end) in enumerate(segments):
