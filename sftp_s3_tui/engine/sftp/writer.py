@@ -59,6 +59,19 @@ def supports_posix_rename(client: asyncssh.SFTPClient) -> bool:
     return bool(getattr(handler, "_supports_posix_rename", False))
 
 
+async def _write_block(file: asyncssh.SFTPClientFile, offset: int, data: memoryview) -> None:
+    """One SFTP write request of at most the session's write size.
+
+    asyncssh's ``SFTPClientFile.write`` sends even one block through its parallel writer
+    (a task and an ``asyncio.wait``), so this sends the request that writer sends, on the
+    file's own handle (as :func:`.reader._read_block` does for a read).
+    """
+    handle = file._handle
+    if handle is None:
+        raise ValueError("I/O operation on closed file")  # as asyncssh's own write
+    await file._handler.write(handle, offset, data)  # type: ignore[arg-type]  # any buffer
+
+
 def temporary_name(final_path: str, token: str | None = None) -> str:
     """``/out/a/report.csv`` → ``/out/a/.report.csv.<token>.partial`` (same folder, so the
     rename never crosses a file system)."""
@@ -318,7 +331,10 @@ class RemoteWriter:
         try:
             # No overall timeout: a big part over a slow link takes long; a stalled
             # connection is caught by the SSH keepalive, which closes it.
-            await file.write(data, offset)  # type: ignore[type-var]  # any buffer
+            if 0 < len(data) <= file.write_len:
+                await _write_block(file, offset, data)
+            else:
+                await file.write(data, offset)  # type: ignore[type-var]  # any buffer
         except (OSError, asyncssh.Error) as exc:
             raise await self._failed(exc, self.temp_path, lease) from exc
 
@@ -350,10 +366,19 @@ class RemoteWriter:
                 # and the other lanes close meanwhile (only the fstat's size is used, so
                 # its order against the fsetstat does not matter).
                 stat = asyncio.ensure_future(file.stat())
-                if mtime is not None:
-                    await asyncio.gather(file.utime((mtime, mtime)), stat, self._close_lanes())
-                else:
-                    await asyncio.gather(stat, self._close_lanes())
+                try:
+                    if self._spreading is not None or self._lanes:
+                        steps = [stat, self._close_lanes()]
+                        if mtime is not None:
+                            steps.append(file.utime((mtime, mtime)))
+                        await asyncio.gather(*steps)
+                    else:  # one handle (most files): no task but the fstat's
+                        if mtime is not None:
+                            await file.utime((mtime, mtime))
+                        await stat
+                finally:
+                    if not stat.done():
+                        stat.cancel()
                 attrs = stat.result()
                 self._file = None
                 await file.close()
