@@ -9,8 +9,11 @@ import contextlib
 import functools
 import logging
 import posixpath
+from typing import Any
 
 import asyncssh
+from asyncssh.constants import FXP_DATA, FXP_READ, FXP_STATUS
+from asyncssh.packet import String, UInt32, UInt64
 
 from ..config import SftpEndpoint
 from ..errors import SftpConnectError, SftpReadError, SourceChanged, SourceUnsupported
@@ -81,6 +84,35 @@ async def _read_block(file: asyncssh.SFTPClientFile, offset: int, length: int) -
     if handle is None:
         raise ValueError("I/O operation on closed file")  # as asyncssh's own read
     data, _at_eof = await file._handler.read(handle, offset, length)
+    return data
+
+
+def _send_read(file: asyncssh.SFTPClientFile, offset: int, length: int) -> asyncio.Future[Any]:
+    """Send one read request on the file's handle; its raw answer comes to the future.
+
+    This is asyncssh's ``_make_request`` without its coroutine: two requests sent this way
+    are in flight together with no task to carry either (:func:`_read_answer` reads one).
+    """
+    handle = file._handle
+    if handle is None:
+        raise ValueError("I/O operation on closed file")  # as asyncssh's own read
+    waiter: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+    args = [String(handle), UInt64(offset), UInt32(length)]
+    file._handler._send_request(FXP_READ, args, waiter)
+    return waiter
+
+
+def _read_answer(file: asyncssh.SFTPClientFile, answer: tuple[int, Any]) -> bytes:
+    """The data of a read's answer, checked as asyncssh's ``_make_request`` checks it (a
+    status answer raises its error: ``SFTPEOFError`` at the end of the file)."""
+    kind, packet = answer
+    handler = file._handler
+    if kind not in (FXP_STATUS, FXP_DATA):
+        raise asyncssh.SFTPBadMessage(f"Unexpected response type: {kind}")
+    result: Any = handler._packet_handlers[kind](handler, packet)  # (data, at_eof)
+    if result is None:
+        raise asyncssh.SFTPBadMessage("Unexpected FX_OK response")
+    data: bytes = result[0]
     return data
 
 
@@ -260,15 +292,22 @@ class RemoteReader:
             await self._use_server_read_size(self.expected_size)
         timeout = self.endpoint.request_timeout_seconds
         end = offset + len(view)
+        bucket = self.sftp.throttle(self.endpoint)
+        if (
+            bucket is None
+            and self.expected_size is not None
+            and end >= self.expected_size
+            and 0 < len(view) <= file.read_len
+        ):
+            await self._read_block_to_end(index, lease, file, offset, view)
+            return
         # The read that reaches the expected size also asks for one byte past it, sent
         # alongside (no extra round trip): EOF there, or the file is longer than reported.
         probe = None
         if self.expected_size is not None and end >= self.expected_size:
             probe = asyncio.ensure_future(_at_end(file, end))
         try:
-            count = await read_into(
-                file, offset, view, stall_seconds=timeout, bucket=self.sftp.throttle(self.endpoint)
-            )
+            count = await read_into(file, offset, view, stall_seconds=timeout, bucket=bucket)
             at_end = True
             if probe is not None:
                 async with asyncio.timeout(timeout):
@@ -286,7 +325,55 @@ class RemoteReader:
         finally:
             if probe is not None and not probe.done():
                 probe.cancel()
-        if count < len(view):
+        self._check_read(offset, count, len(view), at_end)
+
+    async def _read_block_to_end(
+        self,
+        index: int,
+        lease: Lease,
+        file: asyncssh.SFTPClientFile,
+        offset: int,
+        view: memoryview,
+    ) -> None:
+        """:meth:`read` of one block that reaches the expected size (a small file): the
+        read and the EOF probe after it go out together as two requests, with no task."""
+        limit = self.endpoint.request_timeout_seconds
+        end = offset + len(view)
+        sent: list[asyncio.Future[Any]] = []
+        try:
+            sent.append(_send_read(file, offset, len(view)))
+            sent.append(_send_read(file, end, 1))
+            async with asyncio.timeout(limit):
+                try:
+                    data = _read_answer(file, await sent[0])
+                except asyncssh.SFTPEOFError:
+                    data = b""
+                count = len(data)
+                view[:count] = data
+                if 0 < count < len(view):  # a server may answer with less than it honours
+                    rest = view[count:]
+                    count += await read_into(file, offset + count, rest, stall_seconds=limit)
+                try:
+                    at_end = not _read_answer(file, await sent[1])
+                except asyncssh.SFTPEOFError:
+                    at_end = True
+        except (OSError, asyncssh.Error, TimeoutError) as exc:
+            if is_connection_error(exc):
+                self._forget_handle(index, file)
+            if await self.sftp.forget_if_dead(self.endpoint, lease, exc):
+                self._forget_handle(index, file)
+            raise map_sftp_error(exc, self.path) from exc
+        finally:
+            for waiter in sent:  # a cancel or an error: an answer still due is dropped
+                if not waiter.done():
+                    waiter.cancel()
+                elif not waiter.cancelled():
+                    waiter.exception()  # seen: a lost link's error is not logged as unseen
+        self._check_read(offset, count, len(view), at_end)
+
+    def _check_read(self, offset: int, count: int, length: int, at_end: bool) -> None:
+        """A short read means the file shrank; bytes past the end, that it grew."""
+        if count < length:
             raise SourceChanged(
                 f"{self.path} ended at {offset + count} bytes, expected {self.expected_size}",
                 "the file shrank while it was read; nothing was published",
