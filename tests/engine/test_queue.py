@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from pathlib import Path
 from typing import Any
+
+import psutil
+import pytest
 
 from sftp_s3_tui.engine.addresses import parse_s3_url
 from sftp_s3_tui.engine.config import ConflictPolicy, S3Endpoint, TransferOptions
@@ -318,3 +323,37 @@ async def test_jobs_are_queued_as_a_listing_yields_them_with_bounded_look_ahead(
     assert len(keys(s3, bucket)) == 300
     assert failure == "the listing of /s failed"
     assert queue.loop_share.deferred == 0  # headless: no front shares the loop, no step waits
+
+
+def _files_held_open_under(root: Path) -> list[str]:
+    """The files under ``root`` some process has open (the SFTP server's handles)."""
+    held = []
+    for process in psutil.process_iter():
+        with contextlib.suppress(psutil.Error):
+            held += [f.path for f in process.open_files() if f.path.startswith(str(root))]
+    return held
+
+
+@pytest.mark.sftp_families
+async def test_every_handle_a_copy_opened_is_closed_while_its_session_goes_on(
+    openssh_sftp: SftpServerInfo, s3_endpoint: S3Endpoint, s3: Any, bucket: str
+) -> None:
+    """Each small file's handle is closed without waiting for the answer (no task per file);
+    the server still closes every one: none is left open for the session's end to close."""
+    for n in range(40):
+        openssh_sftp.write_file(f"h/f{n:02}.csv", f"{n}\n".encode())
+    async with TransferQueue(s3_endpoint) as queue:
+        jobs = await queue.expand(
+            openssh_sftp.endpoint(), openssh_sftp.remote_path("h/"), parse_s3_url(f"s3://{bucket}/")
+        )
+        results = await queue.run(jobs)
+        held = _files_held_open_under(openssh_sftp.root)
+        for _ in range(50):  # the closes' answers come after the results
+            if not held:
+                break
+            await asyncio.sleep(0.1)
+            held = _files_held_open_under(openssh_sftp.root)
+        assert queue.sftp._hosts, "the session is still up"
+    assert {r.status for r in results} == {TransferState.DONE}
+    assert held == []
+    assert len(keys(s3, bucket)) == 40
