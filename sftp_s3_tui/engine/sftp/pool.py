@@ -27,6 +27,7 @@ from asyncssh.packet import String
 from ..config import SftpEndpoint
 from ..errors import SftpConnectError, TransferError
 from ..events import SftpLinkMeasured
+from . import pipelined
 from .connect import LoginClock, open_connection
 from .entries import RemoteEntry, listdir, realpath, scandir, stat_entry
 from .errors import is_connection_error, map_sftp_error, quiet_read_teardown
@@ -582,10 +583,8 @@ class SftpPool:
         file._handle = None  # as SFTPClientFile.close: the handle is no longer usable
         if not handler._writer:  # as the handler's own close: the session is gone
             return
-        answer: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        answer.add_done_callback(_dropped)
         with contextlib.suppress(Exception):  # a session closing meanwhile closes it too
-            handler._send_request(FXP_CLOSE, [String(handle)], answer)
+            pipelined.send(handler, FXP_CLOSE, String(handle)).add_done_callback(pipelined.dropped)
 
     def _in_background(self, work: Coroutine[Any, Any, None]) -> asyncio.Future[None]:
         """Run ``work`` on its own; :meth:`close` waits for it."""
@@ -705,9 +704,3 @@ async def _measure_rtt(client: asyncssh.SFTPClient) -> float:
     began = time.monotonic()
     await client.realpath(".")
     return time.monotonic() - began
-
-
-def _dropped(answer: asyncio.Future[Any]) -> None:
-    """An answer nobody waits for, seen (a lost link's error is not logged as unseen)."""
-    if not answer.cancelled():
-        answer.exception()

@@ -12,11 +12,12 @@ import posixpath
 from typing import Any
 
 import asyncssh
-from asyncssh.constants import FXP_DATA, FXP_READ, FXP_STATUS
+from asyncssh.constants import FXP_READ
 from asyncssh.packet import String, UInt32, UInt64
 
 from ..config import SftpEndpoint
 from ..errors import SftpConnectError, SftpReadError, SourceChanged, SourceUnsupported
+from . import pipelined
 from .entries import remote_entry
 from .errors import is_connection_error, map_sftp_error
 from .pool import Lease, SftpPool, TokenBucket
@@ -88,31 +89,16 @@ async def _read_block(file: asyncssh.SFTPClientFile, offset: int, length: int) -
 
 
 def _send_read(file: asyncssh.SFTPClientFile, offset: int, length: int) -> asyncio.Future[Any]:
-    """Send one read request on the file's handle; its raw answer comes to the future.
-
-    This is asyncssh's ``_make_request`` without its coroutine: two requests sent this way
-    are in flight together with no task to carry either (:func:`_read_answer` reads one).
-    """
+    """Send one read request on the file's handle (see :mod:`.pipelined`)."""
     handle = file._handle
     if handle is None:
         raise ValueError("I/O operation on closed file")  # as asyncssh's own read
-    waiter: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-    args = [String(handle), UInt64(offset), UInt32(length)]
-    file._handler._send_request(FXP_READ, args, waiter)
-    return waiter
+    return pipelined.send(file._handler, FXP_READ, String(handle), UInt64(offset), UInt32(length))
 
 
-def _read_answer(file: asyncssh.SFTPClientFile, answer: tuple[int, Any]) -> bytes:
-    """The data of a read's answer, checked as asyncssh's ``_make_request`` checks it (a
-    status answer raises its error: ``SFTPEOFError`` at the end of the file)."""
-    kind, packet = answer
-    handler = file._handler
-    if kind not in (FXP_STATUS, FXP_DATA):
-        raise asyncssh.SFTPBadMessage(f"Unexpected response type: {kind}")
-    result: Any = handler._packet_handlers[kind](handler, packet)  # (data, at_eof)
-    if result is None:
-        raise asyncssh.SFTPBadMessage("Unexpected FX_OK response")
-    data: bytes = result[0]
+def _read_answer(file: asyncssh.SFTPClientFile, reply: tuple[int, Any]) -> bytes:
+    """The data of a read's answer (``SFTPEOFError`` at the end of the file)."""
+    data: bytes = pipelined.answer(file._handler, FXP_READ, reply)[0]
     return data
 
 
@@ -364,11 +350,7 @@ class RemoteReader:
                 self._forget_handle(index, file)
             raise map_sftp_error(exc, self.path) from exc
         finally:
-            for waiter in sent:  # a cancel or an error: an answer still due is dropped
-                if not waiter.done():
-                    waiter.cancel()
-                elif not waiter.cancelled():
-                    waiter.exception()  # seen: a lost link's error is not logged as unseen
+            pipelined.settle(*sent)  # after a cancel or an error: answers still due dropped
         self._check_read(offset, count, len(view), at_end)
 
     def _check_read(self, offset: int, count: int, length: int, at_end: bool) -> None:
