@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
@@ -33,7 +34,9 @@ COLLECT_AFTER_MAIN = (
 class Terminal:
     """A child process on a pseudo-terminal, and everything it has written so far."""
 
-    def __init__(self, *args: str, columns: int = 120, rows: int = 40) -> None:
+    def __init__(
+        self, *args: str, columns: int = 120, rows: int = 40, env: dict[str, str] | None = None
+    ) -> None:
         import fcntl
         import pty
         import struct
@@ -41,7 +44,9 @@ class Terminal:
 
         self.master, slave = pty.openpty()
         fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", rows, columns, 0, 0))
-        env = dict(os.environ, TERM="xterm-256color", COLUMNS=str(columns), LINES=str(rows))
+        env = dict(
+            os.environ, TERM="xterm-256color", COLUMNS=str(columns), LINES=str(rows), **(env or {})
+        )
         self.process = subprocess.Popen(
             [sys.executable, "-c", COLLECT_AFTER_MAIN, *args],
             stdin=slave,
@@ -134,3 +139,52 @@ def test_quitting_while_the_demo_starts_prints_nothing_but_the_end(demo: Termina
     assert demo.wait_for_exit() == 0, demo.text[-3000:]
     for bad in ("Traceback", "Exception ignored", "Event loop is closed", "Unclosed"):
         assert bad not in demo.text, demo.text[-3000:]
+
+
+@pytest.fixture
+def demo_in_tmp(tmp_path: Path) -> Iterator[Terminal]:
+    """The demo with its own temp folder (``TMPDIR``): what it leaves there can be seen."""
+    terminal = Terminal("--demo", env={"TMPDIR": str(tmp_path)})
+    try:
+        yield terminal
+    finally:
+        terminal.close()
+
+
+def _demo_folder(tmp_path: Path) -> Path:
+    [folder] = tmp_path.glob("sftp-s3-demo-*")
+    return folder
+
+
+def test_a_closed_terminal_ends_the_demo_and_leaves_no_files(
+    demo_in_tmp: Terminal, tmp_path: Path
+) -> None:
+    """Closing the terminal window (SIGHUP) ended the process at once: the demo's ~0.6 GB
+    sample tree stayed in the temp folder. It now ends as a quit does (exit 130)."""
+    demo_in_tmp.wait_for(lambda text: "Plan…" in text and "customers_2026.csv" in text, "browse")
+    folder = _demo_folder(tmp_path)
+    assert folder.is_dir()
+    os.killpg(demo_in_tmp.process.pid, signal.SIGHUP)
+    assert demo_in_tmp.process.wait(timeout=60) == 130
+    assert not folder.exists()
+
+
+def test_sigterm_mid_copy_aborts_it_and_says_so(demo_in_tmp: Terminal, tmp_path: Path) -> None:
+    """A kill (SIGTERM) while a copy runs: its upload is aborted as ctrl+q's "Abort them"
+    does, nobody being there to ask, and the process ends with 130 as the CLI does."""
+    demo_in_tmp.wait_for(lambda text: "Plan…" in text and "customers_2026.csv" in text, "browse")
+    folder = _demo_folder(tmp_path)
+    demo_in_tmp.send(DOWN + DOWN)  # .. → logs/ → customers_2026.csv (300 MiB)
+    demo_in_tmp.wait_for(lambda text: text.count("customers_2026.csv") > 1, "the cursor's move")
+    mark = len(demo_in_tmp.text)
+    demo_in_tmp.send("c")
+    demo_in_tmp.wait_for(
+        lambda text: re.search(r"parts \d+/\d+", text[mark:]) is not None, "a copy"
+    )
+    mark = len(demo_in_tmp.text)
+    os.killpg(demo_in_tmp.process.pid, signal.SIGTERM)
+    assert demo_in_tmp.wait_for_exit() == 130, demo_in_tmp.text[-3000:]
+    after = demo_in_tmp.text[mark:]
+    assert "Aborted 1 unfinished transfer(s)" in after, after[-3000:]
+    assert "Traceback" not in after and "Unclosed" not in after, after[-3000:]
+    assert not folder.exists()
