@@ -338,7 +338,7 @@ def _files_held_open_under(root: Path) -> list[str]:
 async def test_every_handle_a_copy_opened_is_closed_while_its_session_goes_on(
     openssh_sftp: SftpServerInfo, s3_endpoint: S3Endpoint, s3: Any, bucket: str
 ) -> None:
-    """Each small file's handle is closed without waiting for the answer (no task per file);
+    """Each small file's handle is closed in the background, without waiting for its answer;
     the server still closes every one: none is left open for the session's end to close."""
     for n in range(40):
         openssh_sftp.write_file(f"h/f{n:02}.csv", f"{n}\n".encode())

@@ -21,13 +21,10 @@ from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
 import asyncssh
-from asyncssh.constants import FXP_CLOSE
-from asyncssh.packet import String
 
 from ..config import SftpEndpoint
 from ..errors import SftpConnectError, TransferError
 from ..events import SftpLinkMeasured
-from . import pipelined
 from .connect import LoginClock, open_connection
 from .entries import RemoteEntry, listdir, realpath, scandir, stat_entry
 from .errors import is_connection_error, map_sftp_error, quiet_read_teardown
@@ -569,22 +566,15 @@ class SftpPool:
                 async with asyncio.timeout(2):  # not wait_for: it can swallow a cancel (3.11)
                     await conn.wait_closed()
 
-    @staticmethod
-    def close_later(file: asyncssh.SFTPClientFile) -> None:
-        """Close a remote file without waiting for the server's answer.
+    def close_later(self, file: asyncssh.SFTPClientFile) -> None:
+        """Close a remote file without waiting for the server's answer."""
 
-        The close request is sent now and its answer dropped when it comes: asyncssh's
-        ``close`` is a coroutine, and a task (and a timeout) per small file to carry it was
-        ~1 % of a copy's CPU. A handle whose session has ended was closed with it.
-        """
-        handle, handler = file._handle, file._handler
-        if handle is None:
-            return
-        file._handle = None  # as SFTPClientFile.close: the handle is no longer usable
-        if not handler._writer:  # as the handler's own close: the session is gone
-            return
-        with contextlib.suppress(Exception):  # a session closing meanwhile closes it too
-            pipelined.send(handler, FXP_CLOSE, String(handle)).add_done_callback(pipelined.dropped)
+        async def close() -> None:
+            with contextlib.suppress(Exception):
+                async with asyncio.timeout(5):  # not wait_for: it can swallow a cancel (3.11)
+                    await file.close()
+
+        self._in_background(close())
 
     def _in_background(self, work: Coroutine[Any, Any, None]) -> asyncio.Future[None]:
         """Run ``work`` on its own; :meth:`close` waits for it."""

@@ -9,15 +9,11 @@ import contextlib
 import functools
 import logging
 import posixpath
-from typing import Any
 
 import asyncssh
-from asyncssh.constants import FXP_READ
-from asyncssh.packet import String, UInt32, UInt64
 
 from ..config import SftpEndpoint
 from ..errors import SftpConnectError, SftpReadError, SourceChanged, SourceUnsupported
-from . import pipelined
 from .entries import remote_entry
 from .errors import is_connection_error, map_sftp_error
 from .pool import Lease, SftpPool, TokenBucket
@@ -85,20 +81,6 @@ async def _read_block(file: asyncssh.SFTPClientFile, offset: int, length: int) -
     if handle is None:
         raise ValueError("I/O operation on closed file")  # as asyncssh's own read
     data, _at_eof = await file._handler.read(handle, offset, length)
-    return data
-
-
-def _send_read(file: asyncssh.SFTPClientFile, offset: int, length: int) -> asyncio.Future[Any]:
-    """Send one read request on the file's handle (see :mod:`.pipelined`)."""
-    handle = file._handle
-    if handle is None:
-        raise ValueError("I/O operation on closed file")  # as asyncssh's own read
-    return pipelined.send(file._handler, FXP_READ, String(handle), UInt64(offset), UInt32(length))
-
-
-def _read_answer(file: asyncssh.SFTPClientFile, reply: tuple[int, Any]) -> bytes:
-    """The data of a read's answer (``SFTPEOFError`` at the end of the file)."""
-    data: bytes = pipelined.answer(file._handler, FXP_READ, reply)[0]
     return data
 
 
@@ -278,22 +260,15 @@ class RemoteReader:
             await self._use_server_read_size(self.expected_size)
         timeout = self.endpoint.request_timeout_seconds
         end = offset + len(view)
-        bucket = self.sftp.throttle(self.endpoint)
-        if (
-            bucket is None
-            and self.expected_size is not None
-            and end >= self.expected_size
-            and 0 < len(view) <= file.read_len
-        ):
-            await self._read_block_to_end(index, lease, file, offset, view)
-            return
         # The read that reaches the expected size also asks for one byte past it, sent
         # alongside (no extra round trip): EOF there, or the file is longer than reported.
         probe = None
         if self.expected_size is not None and end >= self.expected_size:
             probe = asyncio.ensure_future(_at_end(file, end))
         try:
-            count = await read_into(file, offset, view, stall_seconds=timeout, bucket=bucket)
+            count = await read_into(
+                file, offset, view, stall_seconds=timeout, bucket=self.sftp.throttle(self.endpoint)
+            )
             at_end = True
             if probe is not None:
                 async with asyncio.timeout(timeout):
@@ -311,51 +286,7 @@ class RemoteReader:
         finally:
             if probe is not None and not probe.done():
                 probe.cancel()
-        self._check_read(offset, count, len(view), at_end)
-
-    async def _read_block_to_end(
-        self,
-        index: int,
-        lease: Lease,
-        file: asyncssh.SFTPClientFile,
-        offset: int,
-        view: memoryview,
-    ) -> None:
-        """:meth:`read` of one block that reaches the expected size (a small file): the
-        read and the EOF probe after it go out together as two requests, with no task."""
-        limit = self.endpoint.request_timeout_seconds
-        end = offset + len(view)
-        sent: list[asyncio.Future[Any]] = []
-        try:
-            sent.append(_send_read(file, offset, len(view)))
-            sent.append(_send_read(file, end, 1))
-            async with asyncio.timeout(limit):
-                try:
-                    data = _read_answer(file, await sent[0])
-                except asyncssh.SFTPEOFError:
-                    data = b""
-                count = len(data)
-                view[:count] = data
-                if 0 < count < len(view):  # a server may answer with less than it honours
-                    rest = view[count:]
-                    count += await read_into(file, offset + count, rest, stall_seconds=limit)
-                try:
-                    at_end = not _read_answer(file, await sent[1])
-                except asyncssh.SFTPEOFError:
-                    at_end = True
-        except (OSError, asyncssh.Error, TimeoutError) as exc:
-            if is_connection_error(exc):
-                self._forget_handle(index, file)
-            if await self.sftp.forget_if_dead(self.endpoint, lease, exc):
-                self._forget_handle(index, file)
-            raise map_sftp_error(exc, self.path) from exc
-        finally:
-            pipelined.settle(*sent)  # after a cancel or an error: answers still due dropped
-        self._check_read(offset, count, len(view), at_end)
-
-    def _check_read(self, offset: int, count: int, length: int, at_end: bool) -> None:
-        """A short read means the file shrank; bytes past the end, that it grew."""
-        if count < length:
+        if count < len(view):
             raise SourceChanged(
                 f"{self.path} ended at {offset + count} bytes, expected {self.expected_size}",
                 "the file shrank while it was read; nothing was published",
