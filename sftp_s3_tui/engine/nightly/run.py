@@ -213,7 +213,7 @@ class CopyRun:
         elif isinstance(event, TransferFinished) and tid in self._jobs:
             if self.manifest is None and self.observer is None and not self.source_action.active:
                 # Nothing to write or do after the copy: no task per file for it.
-                self._finished(tid, self._jobs[tid], event.result)
+                self._finish_now(tid, self._jobs[tid], event.result)
             else:
                 task = asyncio.create_task(self._finish(tid, event.result))
                 self._after.add(task)
@@ -350,7 +350,7 @@ class CopyRun:
             self._forget_final(tid, result)
         self._tell(job, result)
 
-    def _finished(self, tid: int, job: FileJob, result: TransferResult) -> None:
+    def _finish_now(self, tid: int, job: FileJob, result: TransferResult) -> None:
         """A file's end when nothing follows its copy (no row, no observer, no action)."""
         self._forget_final(tid, result)
         self._tell(job, result)
