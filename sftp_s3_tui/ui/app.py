@@ -402,16 +402,15 @@ class SftpS3App(App[int]):
         session = self.session
         if session is None:
             return []
-        running = [t for t in session.queue.transfers.values() if not t.state.finished]
-        delivering = session.deliveries.unfinished()
-        if not running and not delivering:
+        unfinished = self._unfinished(session)
+        if not unfinished:
             return []
         body = (
-            f"{len(running) + len(delivering)} transfer(s) have not finished. If you go on, "
+            f"{len(unfinished)} transfer(s) have not finished. If you go on, "
             "their uploads are aborted (nothing partial is left in S3, no temporary file on "
             "the SFTP side); they can be queued again later."
         )
-        paused = [d for d in delivering if d.state is TransferState.PAUSED]
+        paused = [d for d in session.deliveries.unfinished() if d.state is TransferState.PAUSED]
         if paused:
             # Removed, not kept for a next run: a .partial file in a partner's folder that
             # only a later delivery of the same object would ever clean up is litter.
@@ -423,7 +422,7 @@ class SftpS3App(App[int]):
         dialog = ConfirmScreen(title, body, yes="Abort them", no="Keep running", safe_is_no=True)
         if not await self.push_screen_wait(dialog):
             return None
-        return self._unfinished(session)
+        return self._unfinished(session)  # again: some may have ended while it asked
 
     @staticmethod
     def _unfinished(session: Session) -> list[str]:
